@@ -1,0 +1,1 @@
+"""pertvae_core package."""
