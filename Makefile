@@ -20,10 +20,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --benchmark-disable
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-enable
+	$(BIN)/python -m pytest benchmarks --benchmark-only
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
