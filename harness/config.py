@@ -1,0 +1,452 @@
+"""One frozen RunConfig from a preset, an optional TOML file and CLI flags (later ones win).
+
+    python -m harness.run --preset demo --config my.toml --latents-vae 2 5 10 --workers 2
+
+A TOML file uses the field names below as flat keys (``max_epochs = 50``, ``latents_vae = [2, 5]``); the
+tables ``[fit]``, ``[slurm]`` and ``[latents]`` (``pertvae = [100]``) are accepted as a convenience.
+``science_key(cfg)`` is the part of the config that changes results; the result store refuses to resume a
+run whose science key (or data) differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from harness.presets import PRESETS
+
+MODELS = ("pertvae", "vae", "pca", "baselines")
+CLUSTERS = ("local", "slurm", "none")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A bad preset, config file, flag or value; the message names it."""
+
+
+def _f(default: Any, help: str, group: str, **kw: Any) -> Any:
+    if isinstance(default, list | dict):
+        raise TypeError("use tuples for defaults")
+    return field(default=default, metadata={"help": help, "group": group, **kw})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs. Field metadata drives the CLI (``--help``) and TOML parsing."""
+
+    # --- what to run --------------------------------------------------------------------------------
+    preset: str = _f("demo", "preset the other defaults come from: demo | paper", "run")
+    data: str | None = _f(None, "cube path (zarr, from datasets.build); default: generate the embedded "
+                          "synthetic cube for the preset into OUT/data.zarr (once, reused on resume)", "run")
+    data_seed: int = _f(0, "seed of the generated synthetic cube (ignored with --data)", "run")
+    out: str | None = _f(None, "output directory (results.zarr, tables, figures); default runs/<preset>",
+                         "run")
+    models: tuple[str, ...] = _f(MODELS, "models to run: pertvae vae pca baselines", "run")
+    drugs: tuple[str, ...] | None = _f(None, "drugs to run (default: all drugs in the cube)", "run")
+    latents_pertvae: tuple[int, ...] = _f((100,), "latent sizes for PertVAE", "run")
+    latents_vae: tuple[int, ...] = _f((2, 5, 10, 20, 50, 100, 200), "latent sizes for the VAE", "run")
+    latents_pca: tuple[int, ...] = _f((2, 5, 10, 20, 50, 100, 200), "latent sizes for PCA", "run")
+    latents_baselines: tuple[int, ...] = _f((100,), "latent sizes for the perturbation baselines "
+                                            "(the PCA latent-shift baseline uses it)", "run")
+    # --- cross-validation -----------------------------------------------------------------------------
+    n_repeats: int = _f(10, "randomized CV repeats", "cv")
+    n_folds: int = _f(5, "CV folds (grouped by cell line)", "cv")
+    val_fraction: float = _f(0.2, "fraction of training cell lines held out for early stopping", "cv")
+    base_seed: int = _f(0, "base seed: splits and every fit's seed derive from it", "cv")
+    include_test_singletons: bool = _f(False, "train on unpaired singleton profiles of test cell lines too "
+                                       "(transductive, as the paper allows)", "cv")
+    splits_per_task: int | None = _f(None, "splits trained together as one batched model per task "
+                                     "(default: 1 on CPU, all of a drug's splits with CUDA or "
+                                     "--gpus-per-job)", "cv")
+    # --- fit settings (pertvae_core.config.FitConfig) -------------------------------------------------
+    hidden: tuple[int, ...] = _f((500, 300), "encoder/decoder hidden layer sizes (two)", "fit")
+    context: int = _f(200, "IAF context size", "fit")
+    iaf_steps: int = _f(2, "IAF steps", "fit")
+    iaf_hidden: int = _f(300, "IAF hidden size", "fit")
+    lr: float = _f(1e-3, "Adam learning rate", "fit")
+    batch_pairs: int = _f(64, "pairs per minibatch", "fit")
+    batch_singletons: int = _f(64, "singletons per minibatch", "fit")
+    max_epochs: int = _f(200, "maximum epochs", "fit")
+    patience: int = _f(20, "early-stopping patience (epochs)", "fit")
+    min_epochs: int = _f(0, "minimum epochs before early stopping", "fit")
+    free_bits: float = _f(0.0, "free bits (nats per example) on the KL terms", "fit")
+    l2_drug: float = _f(1e-3, "L2 penalty on the drug transform W, b", "fit")
+    mc_samples: int = _f(10, "Monte Carlo samples for predicted means at evaluation", "fit")
+    device: str = _f("auto", "torch device inside the workers: auto | cpu | cuda", "fit")
+    compile: bool = _f(False, "torch.compile the model", "fit")
+    # --- execution ------------------------------------------------------------------------------------
+    cluster: str = _f("local", "where tasks run: local (LocalCluster) | slurm (dask-jobqueue) | none "
+                      "(in-process)", "cluster")
+    workers: int | None = _f(None, "local worker processes (default: CPU cores; one per GPU with CUDA)",
+                             "cluster")
+    retries: int = _f(2, "Dask retries per task after an exception", "cluster")
+    performance_report: str | None = _f(None, "save Dask's performance report to this HTML file", "cluster")
+    progress: bool = _f(True, "show a progress bar", "cluster")
+    dashboard_address: str = _f(":8787", "Dask dashboard address (a free port is used if taken)", "cluster")
+    # --- slurm ----------------------------------------------------------------------------------------
+    jobs: int = _f(1, "Slurm: maximum jobs (adapt() between 0 and this)", "slurm")
+    partition: str | None = _f(None, "Slurm: partition", "slurm")
+    account: str | None = _f(None, "Slurm: account", "slurm")
+    walltime: str = _f("01:00:00", "Slurm: job walltime HH:MM:SS (worker lifetime is set below it)", "slurm")
+    memory: str = _f("4GB", "Slurm: memory per job", "slurm")
+    cores_per_job: int = _f(1, "Slurm: cores per job (one worker process per core)", "slurm")
+    gpus_per_job: int = _f(0, "Slurm: GPUs per job (adds --gres=gpu:N and the GPU worker resource)",
+                           "slurm")
+    job_extra: tuple[str, ...] = _f((), "Slurm: extra #SBATCH directives, e.g. --job-extra=--qos=short "
+                                    "(repeatable)", "slurm")
+
+    # ------------------------------------------------------------------------------------------------
+    def latents_for(self, model: str) -> tuple[int, ...]:
+        """Latent sizes of ``model`` in this run."""
+        return getattr(self, f"latents_{model}")
+
+    @property
+    def out_dir(self) -> Path:
+        """The output directory (``out`` or ``runs/<preset>``)."""
+        return Path(self.out) if self.out else Path("runs") / self.preset
+
+    def resolved_splits_per_task(self, cuda: bool | None = None) -> int:
+        """``splits_per_task``, or its default: 1 on CPU, all of a drug's splits with a GPU."""
+        if self.splits_per_task is not None:
+            return self.splits_per_task
+        if cuda is None:
+            cuda = _cuda_available()
+        n = self.n_repeats * self.n_folds
+        return n if (cuda or self.gpus_per_job > 0) else 1
+
+    def resolved_workers(self) -> int:
+        """``workers``, or the number of CPU cores."""
+        return self.workers if self.workers is not None else (os.cpu_count() or 1)
+
+    def fit_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for pertvae_core.config.FitConfig (without ``latent``)."""
+        kw = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("group") == "fit"}
+        kw["hidden"] = tuple(kw["hidden"])
+        if kw["device"] == "auto":
+            kw["device"] = "cuda" if _cuda_available() else "cpu"
+        return kw
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover - torch is a dependency
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------
+# science key
+
+# Execution details that do not change results (device/compile only change float round-off).
+_NOT_SCIENCE = {"preset", "data", "out", "device", "compile", "splits_per_task"}
+
+
+def science_key(cfg: RunConfig) -> dict[str, Any]:
+    """What changes results: models, drugs, latents, CV splits, fit settings, seeds, the data's origin.
+
+    The cube's content is checked separately by its fingerprint; ``data_seed`` only counts for a generated
+    cube, and only the latents of the models that run count.
+    """
+    key: dict[str, Any] = {}
+    for f in fields(cfg):
+        group = f.metadata.get("group")
+        if f.name in _NOT_SCIENCE or group in ("cluster", "slurm"):
+            continue
+        if f.name.startswith("latents_"):
+            continue
+        v = getattr(cfg, f.name)
+        key[f.name] = list(v) if isinstance(v, tuple) else v
+    key["latents"] = {m: list(cfg.latents_for(m)) for m in cfg.models}
+    key["data_source"] = "file" if cfg.data else f"synthetic:{cfg.preset}"
+    if cfg.data:
+        key.pop("data_seed")
+    return key
+
+
+def execution_settings(cfg: RunConfig) -> dict[str, Any]:
+    """The settings that do not change results (cluster, slurm, device, paths)."""
+    sk = set(science_key(cfg))
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        if f.name in sk or f.name.startswith("latents_"):
+            continue
+        v = getattr(cfg, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# parsing and validation
+
+_FIELDS = {f.name: f for f in fields(RunConfig)}
+_TABLES = {"fit", "slurm", "latents", "cluster", "cv", "run"}
+
+
+def _base_type(f: dataclasses.Field) -> str:
+    t = str(f.type)
+    for name in ("tuple[str", "tuple[int", "bool", "int", "float", "str"):
+        if t.startswith(name):
+            return name
+    raise TypeError(f"unsupported field type {t}")  # pragma: no cover
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Convert a TOML/preset/CLI value to the field's type; ConfigError naming source, field and value."""
+    f = _FIELDS[name]
+    kind = _base_type(f)
+    optional = "None" in str(f.type)
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "")):
+        if optional:
+            return None
+        raise ConfigError(f"{source}: field '{name}' must not be empty")
+    try:
+        if kind.startswith("tuple"):
+            items = [value] if isinstance(value, str | int | float) else list(value)
+            flat: list[str] = []
+            for it in items:
+                if isinstance(it, str) and name != "job_extra":
+                    flat.extend(s for s in it.split(",") if s.strip() != "")
+                else:
+                    flat.append(it)
+            if kind == "tuple[int":
+                out = []
+                for it in flat:
+                    if isinstance(it, bool) or (isinstance(it, float) and not float(it).is_integer()):
+                        raise ValueError(it)
+                    out.append(int(it))
+                return tuple(out)
+            if name == "job_extra":
+                return tuple(str(it) for it in flat)
+            return tuple(str(it).strip() for it in flat)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            s = str(value).strip().lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        want = {"tuple[int": "a list of integers", "tuple[str": "a list of strings", "bool": "true/false",
+                "int": "an integer", "float": "a number", "str": "a string"}[kind]
+        raise ConfigError(f"{source}: field '{name}' must be {want}, got {value!r}") from None
+
+
+def _flatten_toml(data: dict[str, Any], path: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            if k not in _TABLES:
+                raise ConfigError(f"{path}: unknown table [{k}] (known: {', '.join(sorted(_TABLES))})")
+            for k2, v2 in v.items():
+                name = f"latents_{k2}" if k == "latents" else k2
+                if name not in _FIELDS:
+                    raise ConfigError(f"{path}: unknown key '{k2}' in [{k}]")
+                out[name] = v2
+        else:
+            if k not in _FIELDS:
+                raise ConfigError(f"{path}: unknown key '{k}' (see python -m harness.run --help)")
+            out[k] = v
+    return out
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into {field: value}; ConfigError if missing, malformed or unknown key."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    return _flatten_toml(data, str(p))
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check values; ConfigError naming the field and value."""
+    def bad(name: str, why: str) -> ConfigError:
+        return ConfigError(f"field '{name}' = {getattr(cfg, name)!r}: {why}")
+
+    if cfg.preset not in PRESETS:
+        raise bad("preset", f"unknown preset (known: {', '.join(PRESETS)})")
+    if not cfg.models:
+        raise bad("models", "give at least one model")
+    for m in cfg.models:
+        if m not in MODELS:
+            raise bad("models", f"unknown model {m!r} (known: {', '.join(MODELS)})")
+    if len(set(cfg.models)) != len(cfg.models):
+        raise bad("models", "duplicate model")
+    for m in cfg.models:
+        lat = cfg.latents_for(m)
+        if not lat:
+            raise bad(f"latents_{m}", f"model {m} is selected but has no latent sizes")
+        if any(x < 1 for x in lat):
+            raise bad(f"latents_{m}", "latent sizes must be >= 1")
+        if len(set(lat)) != len(lat):
+            raise bad(f"latents_{m}", "duplicate latent size")
+    if cfg.drugs is not None:
+        if not cfg.drugs:
+            raise bad("drugs", "give at least one drug (or leave unset for all)")
+        if len(set(cfg.drugs)) != len(cfg.drugs):
+            raise bad("drugs", "duplicate drug")
+    if cfg.n_repeats < 1:
+        raise bad("n_repeats", "must be >= 1")
+    if cfg.n_folds < 2:
+        raise bad("n_folds", "must be >= 2")
+    if not 0.0 < cfg.val_fraction < 1.0:
+        raise bad("val_fraction", "must be in (0, 1)")
+    if cfg.splits_per_task is not None and cfg.splits_per_task < 1:
+        raise bad("splits_per_task", "must be >= 1")
+    if len(cfg.hidden) != 2 or any(h < 1 for h in cfg.hidden):
+        raise bad("hidden", "give two positive layer sizes")
+    for name in ("context", "iaf_hidden", "batch_pairs", "batch_singletons", "max_epochs", "mc_samples"):
+        if getattr(cfg, name) < 1:
+            raise bad(name, "must be >= 1")
+    for name in ("iaf_steps", "patience", "min_epochs", "retries", "gpus_per_job", "data_seed"):
+        if getattr(cfg, name) < 0:
+            raise bad(name, "must be >= 0")
+    if not cfg.lr > 0:
+        raise bad("lr", "must be > 0")
+    for name in ("free_bits", "l2_drug"):
+        if getattr(cfg, name) < 0:
+            raise bad(name, "must be >= 0")
+    if cfg.device not in DEVICES:
+        raise bad("device", f"must be one of {', '.join(DEVICES)}")
+    if cfg.cluster not in CLUSTERS:
+        raise bad("cluster", f"must be one of {', '.join(CLUSTERS)}")
+    if cfg.workers is not None and cfg.workers < 1:
+        raise bad("workers", "must be >= 1")
+    if cfg.jobs < 1:
+        raise bad("jobs", "must be >= 1")
+    if cfg.cores_per_job < 1:
+        raise bad("cores_per_job", "must be >= 1")
+    parts = cfg.walltime.split(":")
+    if not (1 <= len(parts) <= 3 and all(p.isdigit() for p in parts)) and not _is_dhms(cfg.walltime):
+        raise bad("walltime", "use HH:MM:SS (or D-HH:MM:SS)")
+    return cfg
+
+
+def _is_dhms(s: str) -> bool:
+    if "-" not in s:
+        return False
+    d, rest = s.split("-", 1)
+    return d.isdigit() and all(p.isdigit() for p in rest.split(":")) and 1 <= len(rest.split(":")) <= 3
+
+
+def walltime_seconds(walltime: str) -> int:
+    """Seconds in a Slurm walltime string ([D-]HH:MM:SS, MM:SS or MM)."""
+    days = 0
+    if "-" in walltime:
+        d, walltime = walltime.split("-", 1)
+        days = int(d)
+    parts = [int(p) for p in walltime.split(":")]
+    if len(parts) == 1:
+        h, m, s = 0, parts[0], 0
+    elif len(parts) == 2:
+        h, m, s = 0, parts[0], parts[1]
+    else:
+        h, m, s = parts
+    return days * 86400 + h * 3600 + m * 60 + s
+
+
+def make_config(preset: str = "demo", **overrides: Any) -> RunConfig:
+    """Build a validated RunConfig from a preset and field overrides (for tests and scripts)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"field 'preset' = {preset!r}: unknown preset (known: {', '.join(PRESETS)})")
+    values: dict[str, Any] = {"preset": preset}
+    for k, v in PRESETS[preset].items():
+        values[k] = _coerce(k, v, f"preset {preset}")
+    for k, v in overrides.items():
+        if k not in _FIELDS:
+            raise ConfigError(f"unknown field '{k}'")
+        values[k] = _coerce(k, v, "override")
+    return validate(RunConfig(**values))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, tuple):
+        return " ".join(str(x) for x in v) if v else "(none)"
+    return str(v)
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    if f.name == "preset":
+        return "default: demo"
+    per = {name: vals[f.name] for name, vals in PRESETS.items() if f.name in vals}
+    if per:
+        return ", ".join(f"{name}: {_show(v)}" for name, v in per.items())
+    return f"default: {_show(f.default)}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m harness.run`` argument parser; every RunConfig field is a flag."""
+    p = argparse.ArgumentParser(
+        prog="python -m harness.run",
+        description="Run the PertVAE benchmark grid (model x drug x latent x CV split) on a local or Slurm "
+                    "Dask cluster, stream results into OUT/results.zarr (resumable), then write Table 1 and "
+                    "the figures. Precedence: preset < --config TOML < flags.",
+        argument_default=argparse.SUPPRESS,
+    )
+    p.add_argument("--config", metavar="FILE.toml", help="TOML file with field = value overrides")
+    groups = {
+        "run": p.add_argument_group("what to run"),
+        "cv": p.add_argument_group("cross-validation"),
+        "fit": p.add_argument_group("fit settings (pertvae_core FitConfig)"),
+        "cluster": p.add_argument_group("execution"),
+        "slurm": p.add_argument_group("slurm (--cluster slurm)"),
+    }
+    for f in fields(RunConfig):
+        g = groups[f.metadata["group"]]
+        kind = _base_type(f)
+        help_ = f.metadata["help"] + " [" + _default_text(f) + "]"
+        help_ = help_.replace("%", "%%")
+        if kind == "bool":
+            g.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, help=help_)
+        elif f.name == "job_extra":
+            g.add_argument(_flag(f.name), dest=f.name, action="append", metavar="DIRECTIVE", help=help_)
+        elif kind.startswith("tuple"):
+            g.add_argument(_flag(f.name), dest=f.name, nargs="+", metavar="X", help=help_)
+        else:
+            g.add_argument(_flag(f.name), dest=f.name, metavar=f.name.upper(), help=help_)
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
+    """preset (``--preset`` / TOML ``preset`` / demo) < TOML file < CLI flags -> validated RunConfig."""
+    ns = vars(build_parser().parse_args(argv))
+    cfg_file = ns.pop("config", None)
+    file_values = load_toml(cfg_file) if cfg_file else {}
+    preset = ns.get("preset", file_values.get("preset", "demo"))
+    if preset not in PRESETS:
+        raise ConfigError(f"field 'preset' = {preset!r}: unknown preset (known: {', '.join(PRESETS)})")
+    values: dict[str, Any] = {"preset": preset}
+    for k, v in PRESETS[preset].items():
+        values[k] = _coerce(k, v, f"preset {preset}")
+    for k, v in file_values.items():
+        values[k] = _coerce(k, v, str(cfg_file))
+    for k, v in ns.items():
+        values[k] = _coerce(k, v, _flag(k))
+    values["preset"] = preset
+    return validate(RunConfig(**values))
