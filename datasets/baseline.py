@@ -1,0 +1,270 @@
+"""Baseline (unpaired, pre-treatment) expression readers: DepMap CSV, GDSC TSV, CCLE GCT, generic CSV.
+
+Every reader returns a :class:`BaselineTable` (cell lines x genes). Cell line names are matched to L1000
+``cell_id`` values case- and punctuation-insensitively (``A-375`` == ``A375``; CCLE names such as
+``A375_SKIN`` lose their tissue suffix first) after an optional mapping CSV (columns
+``source_name,cell_line``) is applied.
+Genes are matched to L1000 Entrez IDs by Entrez ID where the source has them, else by symbol
+(case-insensitive). Duplicate genes or cell lines within one source: the first occurrence is kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datasets.cube import CubeError
+
+FORMATS = ("auto", "depmap", "gdsc", "ccle", "csv")
+SOURCE_NAMES = {"depmap": "DepMap", "gdsc": "GDSC", "ccle": "CCLE", "csv": "CSV"}
+_DEPMAP_COL = re.compile(r"^\s*(.+?)\s*\((\d+)\)\s*$")
+_ENTREZ = re.compile(r"^(\d+)(?:_at)?$")
+
+
+class BaselineError(CubeError):
+    """Bad baseline expression input; the message names the file/field/value."""
+
+
+@dataclass
+class BaselineTable:
+    """One baseline source: values [n_cells, n_genes] float32, names, Entrez IDs ('' if unknown), symbols."""
+
+    path: Path
+    source: str  # "GDSC", "CCLE", "DepMap", "CSV"
+    cell_lines: list[str]
+    entrez: np.ndarray  # [n_genes] str
+    symbols: np.ndarray  # [n_genes] str
+    values: np.ndarray  # [n_cells, n_genes] float32
+
+
+def normalize_name(name: str) -> str:
+    """Case- and punctuation-insensitive key: 'A-375' -> 'a375', 'Hep G2' -> 'hepg2'."""
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
+def read_cell_map(path: str | Path | None) -> dict[str, str]:
+    """Mapping CSV ``source_name,cell_line`` (or the first two columns) -> {normalized name: cell line}."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.exists():
+        raise BaselineError(f"{path}: cell map file not found")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if df.shape[1] < 2:
+        raise BaselineError(f"{path}: cell map needs two columns (source_name,cell_line), "
+                            f"found {list(df.columns)}")
+    src_col = "source_name" if "source_name" in df.columns else df.columns[0]
+    dst_col = "cell_line" if "cell_line" in df.columns else df.columns[1]
+    return {normalize_name(s): d.strip() for s, d in zip(df[src_col], df[dst_col], strict=True) if s and d}
+
+
+def detect_format(path: Path) -> str:
+    """Guess depmap | gdsc | ccle | csv from the header."""
+    _check_file(path)
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        first = fh.readline()
+    if first.startswith("#1.2") or first.startswith("#1.3"):
+        return "ccle"
+    if "GENE_SYMBOLS" in first:
+        return "gdsc"
+    sep = "\t" if first.count("\t") > first.count(",") else ","
+    cols = next(csv.reader([first], delimiter=sep))
+    if len(cols) > 1 and sum(bool(_DEPMAP_COL.match(c)) for c in cols[1:]) >= 0.5 * (len(cols) - 1):
+        return "depmap"
+    if len(cols) > 1:
+        return "csv"
+    raise BaselineError(f"{path}: cannot tell the baseline format from its header {first[:80]!r}; "
+                        f"pass --baseline-format depmap|gdsc|ccle|csv")
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise BaselineError(f"{path}: baseline file not found")
+    if not path.is_file():
+        raise BaselineError(f"{path}: not a file")
+
+
+def _numeric(df: pd.DataFrame, path: Path) -> np.ndarray:
+    vals = df.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.isnan(vals) & df.notna().to_numpy() & (df.astype(str) != "").to_numpy()
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise BaselineError(f"{path}: non-numeric value {df.iat[i, j]!r} at row {df.index[i]!r}, "
+                            f"column {df.columns[j]!r}")
+    return vals
+
+
+def read_depmap(path: str | Path) -> BaselineTable:
+    """DepMap expression CSV: rows cell lines (first column), columns ``SYMBOL (ENTREZ)``."""
+    path = Path(path)
+    _check_file(path)
+    df = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
+    ent, sym, keep = [], [], []
+    for j, c in enumerate(df.columns):
+        m = _DEPMAP_COL.match(c)
+        if m:
+            sym.append(m.group(1))
+            ent.append(m.group(2))
+            keep.append(j)
+    if not keep:
+        raise BaselineError(f"{path}: no DepMap gene columns of the form 'SYMBOL (ENTREZ)' "
+                            f"(first columns: {list(df.columns[:5])})")
+    sub = df.iloc[:, keep]
+    return BaselineTable(path, "DepMap", [str(i) for i in df.index], np.array(ent, dtype=object),
+                         np.array(sym, dtype=object), _numeric(sub, path).astype(np.float32))
+
+
+def read_gdsc(path: str | Path, cell_map: dict[str, str] | None = None) -> BaselineTable:
+    """GDSC basal expression TSV: ``GENE_SYMBOLS``, ``GENE_title``, ``DATA.<COSMIC id>`` (genes x cells)."""
+    path = Path(path)
+    _check_file(path)
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    if "GENE_SYMBOLS" not in df.columns:
+        raise BaselineError(f"{path}: required column 'GENE_SYMBOLS' missing "
+                            f"(columns: {list(df.columns[:5])})")
+    data_cols = [c for c in df.columns if c.startswith("DATA.")]
+    if not data_cols:
+        raise BaselineError(f"{path}: no 'DATA.<COSMIC id>' columns")
+    cells = []
+    cm = cell_map or {}
+    for c in data_cols:
+        cosmic = c[len("DATA."):].split(".")[0]  # pandas de-duplicates repeated headers as X.1
+        cells.append(cm.get(normalize_name(c), cm.get(normalize_name(cosmic), cosmic)))
+    sym = df["GENE_SYMBOLS"].str.strip().to_numpy(dtype=object)
+    vals = _numeric(df[data_cols], path).T.astype(np.float32)
+    return BaselineTable(path, "GDSC", cells, np.array([""] * len(sym), dtype=object), sym, vals)
+
+
+def read_ccle(path: str | Path) -> BaselineTable:
+    """CCLE GCT (genes x cell lines ``NAME_TISSUE``); Entrez from ``Name`` if it is ``<id>``/``<id>_at``."""
+    from datasets.l1000 import L1000Error, read_gct
+
+    path = Path(path)
+    _check_file(path)
+    try:
+        g = read_gct(path)
+    except L1000Error as e:
+        raise BaselineError(str(e)) from e
+    names = [str(r) for r in g.row_ids]
+    ent = np.array([(m.group(1) if (m := _ENTREZ.match(n)) else "") for n in names], dtype=object)
+    cands = ("pr_gene_symbol", "Description", "pr_gene_title")
+    desc_col = next((c for c in cands if c in g.row_meta.columns), None)
+    sym = (g.row_meta[desc_col].fillna("").astype(str).to_numpy(dtype=object) if desc_col
+           else np.array(names, dtype=object))
+    cells = [str(s).split("_", 1)[0] for s in g.sample_ids]
+    return BaselineTable(path, "CCLE", cells, ent, sym, g._matrix.astype(np.float32))
+
+
+def read_generic_csv(path: str | Path) -> BaselineTable:
+    """Generic genes x cell lines CSV: first column gene (Entrez ID or symbol), optional ``gene_symbol``."""
+    path = Path(path)
+    _check_file(path)
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if df.shape[1] < 2:
+        raise BaselineError(f"{path}: expected a gene column and at least one cell line column")
+    gid = df.iloc[:, 0].str.strip()
+    sym_col = next((c for c in df.columns[1:] if c.lower() in ("gene_symbol", "symbol")), None)
+    is_ent = gid.str.fullmatch(r"\d+").to_numpy()
+    ent = np.where(is_ent, gid, "").astype(object)
+    sym = (df[sym_col].str.strip().to_numpy(dtype=object) if sym_col
+           else np.where(is_ent, "", gid).astype(object))
+    cell_cols = [c for c in df.columns[1:] if c != sym_col]
+    vals = _numeric(df[cell_cols], path).T.astype(np.float32)
+    return BaselineTable(path, "CSV", [str(c) for c in cell_cols], ent, sym, vals)
+
+
+def read_baseline(path: str | Path, fmt: str = "auto",
+                  cell_map: dict[str, str] | None = None) -> BaselineTable:
+    """Read one baseline file in the given (or detected) format, apply the cell map to its names."""
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise BaselineError(f"unknown baseline format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "gdsc":
+        t = read_gdsc(path, cell_map)
+    else:
+        t = {"depmap": read_depmap, "ccle": read_ccle, "csv": read_generic_csv}[fmt](path)
+    cm = cell_map or {}
+    t.cell_lines = [cm.get(normalize_name(c), c) for c in t.cell_lines]
+    if t.values.size and not np.isfinite(t.values[~np.isnan(t.values)]).all():
+        raise BaselineError(f"{path}: infinite expression values")
+    return t
+
+
+@dataclass
+class BaselineMatch:
+    """Baseline profiles aligned to the L1000 genes: per cell line a [n_sources_present, G] array."""
+
+    profiles: dict[str, np.ndarray]  # cube cell line name -> [n_rep, G]
+    gene_mask: np.ndarray  # [G_l1000] bool, genes found in every source
+    matched: dict[str, int]  # source path -> number of its cell lines matched to L1000 cell lines
+    n_cells: dict[str, int]  # source path -> number of its cell lines
+    sources: list[str]
+
+
+def gene_columns(table: BaselineTable, entrez: Sequence[str], symbols: Sequence[str]) -> np.ndarray:
+    """Column index in ``table`` for each L1000 gene (-1 if absent): Entrez first, symbol fallback."""
+    by_ent: dict[str, int] = {}
+    by_sym: dict[str, int] = {}
+    for j, (e, s) in enumerate(zip(table.entrez, table.symbols, strict=True)):
+        if e and e not in by_ent:
+            by_ent[e] = j
+        key = str(s).upper()
+        if s and key not in by_sym:
+            by_sym[key] = j
+    out = np.full(len(entrez), -1, dtype=np.int64)
+    for i, (e, s) in enumerate(zip(entrez, symbols, strict=True)):
+        j = by_ent.get(str(e), -1)
+        if j < 0 and s:
+            j = by_sym.get(str(s).upper(), -1)
+        out[i] = j
+    return out
+
+
+def match_baseline(tables: Sequence[BaselineTable], l1000_cells: Sequence[str], entrez: Sequence[str],
+                   symbols: Sequence[str]) -> BaselineMatch:
+    """Align sources to L1000 genes and cell names. Union of cell lines; one replicate per source holding it.
+
+    Genes kept are those found in every source; cell lines whose normalized name equals an L1000 ``cell_id``
+    take that name, the others keep their (mapped) source name.
+    """
+    l1000_key = {normalize_name(c): c for c in l1000_cells}
+    cols = [gene_columns(t, entrez, symbols) for t in tables]
+    gene_mask = np.all(np.stack([c >= 0 for c in cols]), axis=0) if cols else np.zeros(len(entrez), bool)
+    if not gene_mask.any():
+        names = ", ".join(str(t.path) for t in tables)
+        raise BaselineError(f"no genes in common between the L1000 genes ({len(entrez)}, e.g. "
+                            f"{list(entrez[:3])}) and baseline {names} (matched by Entrez ID, then symbol)")
+    profiles: dict[str, list[np.ndarray]] = {}
+    matched, n_cells = {}, {}
+    display: dict[str, str] = {}
+    for t, c in zip(tables, cols, strict=True):
+        seen: set[str] = set()
+        n_match = 0
+        for i, name in enumerate(t.cell_lines):
+            key = normalize_name(name)
+            if not key or key in seen:
+                continue
+            seen.add(key)
+            if key in l1000_key:
+                n_match += 1
+                display[key] = l1000_key[key]
+            else:
+                display.setdefault(key, str(name))
+            profiles.setdefault(key, []).append(t.values[i, c[gene_mask]])
+            row = profiles[key][-1]
+            if not np.isfinite(row).all():
+                j = int(np.flatnonzero(~np.isfinite(row))[0])
+                raise BaselineError(f"{t.path}: cell line {name!r} has a missing or infinite value "
+                                    f"({row[j]}) for gene {np.asarray(entrez)[gene_mask][j]!r}")
+        matched[str(t.path)] = n_match
+        n_cells[str(t.path)] = len(seen)
+    return BaselineMatch(profiles={display[k]: np.stack(v) for k, v in profiles.items()}, gene_mask=gene_mask,
+                         matched=matched, n_cells=n_cells, sources=[t.source for t in tables])

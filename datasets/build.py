@@ -1,0 +1,205 @@
+"""``python -m datasets.build``: L1000 GCT/GCTX + baseline expression files -> one zarr cube.
+
+Conditions of the cube: ``control`` (vehicle controls, x1), one per drug (x2 at the chosen dose,
+``pert_iname`` as given) and ``baseline`` (unpaired profiles: one replicate per baseline source holding the
+cell line; the cell lines are the union over sources and L1000). Genes: L1000 landmark genes (Entrez IDs)
+present in every
+baseline source. See docs/real_data.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from datasets.baseline import FORMATS, BaselineMatch, match_baseline, read_baseline, read_cell_map
+from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL, CubeError, make_cube, write_cube
+from datasets.l1000 import L1000Profiles, read_l1000
+
+PAIRING_NOTE = "cyclic: drug replicate r pairs with control replicate r mod n_ctrl (datasets.pairs)"
+
+
+def sha256_file(path: str | Path, block: int = 16 * 2**20) -> str:
+    """Streaming sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("pertvae-bench")
+    except Exception:  # not installed (source checkout)
+        return "unknown"
+
+
+@dataclass
+class BuildSummary:
+    drugs: list[str]
+    cells_per_drug: dict[str, int]
+    replicates_per_drug: dict[str, int]
+    controls: int
+    control_cell_lines: int
+    genes_l1000: int
+    genes_kept: int
+    baseline_cells: dict[str, int]
+    baseline_matched: dict[str, int]
+    n_cell_lines: int
+    n_replicates: int
+    doses: dict[str, list[float]]
+    dropped: dict[str, list[str]] = field(default_factory=dict)
+    control_fallback: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [f"drugs: {len(self.drugs)}"]
+        for d in self.drugs:
+            dz = sorted(set(self.doses[d]))
+            lines.append(f"  {d}: {self.cells_per_drug[d]} cell lines, "
+                         f"{self.replicates_per_drug[d]} replicates, "
+                         f"dose {', '.join(f'{x:g}' for x in dz)} uM"
+                         + (f"; dropped (no vehicle controls): {', '.join(self.dropped[d])}"
+                            if d in self.dropped else ""))
+        lines.append(f"controls: {self.controls} vehicle profiles in {self.control_cell_lines} cell lines"
+                     + (f" (other-plate controls for {', '.join(self.control_fallback)})"
+                        if self.control_fallback else ""))
+        lines.append(f"genes kept: {self.genes_kept} of {self.genes_l1000} L1000 genes")
+        for p, n in self.baseline_cells.items():
+            lines.append(f"baseline {p}: {n} cell lines, "
+                         f"{self.baseline_matched[p]} matched to L1000 cell lines")
+        lines.append(f"cube: {self.n_cell_lines} cell lines x {len(self.drugs) + 2} conditions x "
+                     f"{self.n_replicates} replicates x {self.genes_kept} genes")
+        return "\n".join(lines)
+
+
+def assemble(prof: L1000Profiles, base: BaselineMatch, attrs: dict) -> tuple:
+    """L1000 profiles + aligned baseline -> make_cube's arguments (expression [cell, cond, rep, gene]...)."""
+    mask = base.gene_mask
+    genes = prof.genes.entrez[mask]
+    symbols = prof.genes.symbols[mask]
+    drugs = prof.drugs
+    conditions = [CONDITION_CONTROL, *drugs, CONDITION_BASELINE]
+    l_cells = prof.cell_lines
+    cells = l_cells + sorted(c for c in base.profiles if c not in set(l_cells))
+    ci = {c: i for i, c in enumerate(cells)}
+    ki = {k: i for i, k in enumerate(conditions)}
+    n_rep = max([v.shape[0] for v in prof.profiles.values()] + [v.shape[0] for v in base.profiles.values()])
+    expr = np.full((len(cells), len(conditions), n_rep, int(mask.sum())), np.nan, dtype=np.float32)
+    dose = np.full((len(cells), len(conditions)), np.nan)
+    for (c, cond), v in prof.profiles.items():
+        expr[ci[c], ki[cond], : v.shape[0]] = v[:, mask]
+        dose[ci[c], ki[cond]] = prof.doses[(c, cond)]
+    for c, v in base.profiles.items():
+        expr[ci[c], ki[CONDITION_BASELINE], : v.shape[0]] = v
+    source = ["L1000"] * (1 + len(drugs)) + ["+".join(dict.fromkeys(base.sources))]
+    return expr, cells, conditions, list(genes), list(symbols), dose, source, attrs
+
+
+def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | None = None, *,
+          inst_info: str | Path | None = None, gene_info: str | Path | None = None,
+          baseline_format: str = "auto", cell_map: str | Path | None = None,
+          drugs: Sequence[str] | None = None, time: float = 24.0, dose: str | float = "highest",
+          all_genes: bool = False, max_controls: int | None = None, overwrite: bool = False):
+    """Build (and write when ``out`` is given) the cube; returns (dataset, BuildSummary)."""
+    if not baseline:
+        raise CubeError("at least one --baseline file is required")
+    prof = read_l1000(l1000, drugs=drugs, time=time, dose=dose, inst_info=inst_info, gene_info=gene_info,
+                      all_genes=all_genes, max_controls=max_controls)
+    cmap = read_cell_map(cell_map)
+    tables = [read_baseline(b, baseline_format, cmap) for b in baseline]
+    base = match_baseline(tables, prof.cell_lines, prof.genes.entrez, prof.genes.symbols)
+    inputs = [("l1000", l1000), ("inst_info", inst_info), ("gene_info", gene_info), ("cell_map", cell_map)]
+    inputs += [("baseline", b) for b in baseline]
+    provenance = {
+        "inputs": [{"role": r, "path": str(Path(p).resolve()), "sha256": sha256_file(p)}
+                   for r, p in inputs if p is not None],
+        "build_time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "package_version": package_version(),
+        "options": {"drugs": list(prof.drugs), "time_h": float(time), "dose": str(dose),
+                    "all_genes": bool(all_genes), "baseline_format": baseline_format,
+                    "max_controls": max_controls},
+        "builder": "datasets.build",
+    }
+    attrs = {"provenance": json.dumps(provenance, sort_keys=True),
+             "normalization": "L1000 values as in the input file (Level 3 or 4); baseline values as in each "
+                              "source, no cross-platform rescaling",
+             "units": "dose_um: micromolar", "pairing": PAIRING_NOTE}
+    args = assemble(prof, base, attrs)
+    ds = make_cube(*args)
+    sel = prof.selection
+    summary = BuildSummary(
+        drugs=prof.drugs,
+        cells_per_drug={d: len(sel.treatments[d]) for d in prof.drugs},
+        replicates_per_drug={d: int(sum(len(v) for v in sel.treatments[d].values())) for d in prof.drugs},
+        controls=int(sum(len(v) for v in sel.controls.values())),
+        control_cell_lines=len(sel.controls),
+        genes_l1000=len(prof.genes.entrez), genes_kept=int(base.gene_mask.sum()),
+        baseline_cells=base.n_cells, baseline_matched=base.matched,
+        n_cell_lines=len(args[1]), n_replicates=int(args[0].shape[2]),
+        doses={d: list(sel.doses[d].values()) for d in prof.drugs},
+        dropped=sel.dropped, control_fallback=sel.control_fallback)
+    if out is not None:
+        write_cube(ds, out, overwrite=overwrite)
+    return ds, summary
+
+
+def _dose_arg(v: str) -> str | float:
+    if v == "highest":
+        return v
+    try:
+        x = float(v)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--dose must be 'highest' or a number in uM, got {v!r}") from e
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"--dose must be positive, got {v!r}")
+    return x
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m datasets.build", description=__doc__.split("\n")[0])
+    p.add_argument("--l1000", required=True, help="L1000 matrix: GCTX 1.0 or GCT 1.2/1.3")
+    p.add_argument("--inst-info", help="inst_info TSV keyed by inst_id (replaces embedded column metadata)")
+    p.add_argument("--gene-info", help="gene_info TSV keyed by pr_gene_id (landmark flags, symbols)")
+    p.add_argument("--baseline", action="append", required=True, help="baseline expression file (repeatable)")
+    p.add_argument("--baseline-format", default="auto", choices=FORMATS)
+    p.add_argument("--cell-map", help="CSV source_name,cell_line mapping baseline names to L1000 cell_id")
+    p.add_argument("--drugs", help="comma-separated pert_iname values (default: all trt_cp at --time)")
+    p.add_argument("--time", type=float, default=24.0, help="pert_time in hours (default 24)")
+    p.add_argument("--dose", type=_dose_arg, default="highest", help="'highest' (default) or a dose in uM")
+    p.add_argument("--all-genes", action="store_true", help="keep all genes, not only landmarks")
+    p.add_argument("--max-controls", type=int, default=None, help="cap vehicle controls per cell line")
+    p.add_argument("--out", required=True, help="output cube (zarr directory)")
+    p.add_argument("--overwrite", action="store_true", help="replace a different cube at --out")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry: prints the summary; bad input -> 'error: ...' on stderr and exit status 2."""
+    a = parse_args(argv)
+    drugs = [d.strip() for d in a.drugs.split(",") if d.strip()] if a.drugs else None
+    try:
+        _, summary = build(a.l1000, a.baseline, a.out, inst_info=a.inst_info, gene_info=a.gene_info,
+                           baseline_format=a.baseline_format, cell_map=a.cell_map, drugs=drugs, time=a.time,
+                           dose=a.dose, all_genes=a.all_genes, max_controls=a.max_controls,
+                           overwrite=a.overwrite)
+    except CubeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary.render())
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

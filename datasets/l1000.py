@@ -1,0 +1,567 @@
+"""LINCS L1000 readers: GCT 1.2/1.3 text and GCTX 1.0 (HDF5), CMap metadata, drug/control selection.
+
+Conventions (documented in docs/real_data.md):
+- ``-666`` is the CMap null. In metadata it becomes missing (NaN/None). In the expression matrix a value of
+  exactly -666 is also treated as missing (real L1000 values never equal it), and a missing or non-finite
+  value in the *selected* profiles is an error naming the sample and gene.
+- Genes: the gene id is ``pr_gene_id`` (Entrez) when present, else the row id. Only landmark rows
+  (``pr_is_lmark`` / ``is_lm`` / ``pr_is_lm``) are kept unless ``all_genes``; without a landmark column all
+  rows are kept. Several probes of one Entrez ID (``all_genes`` only): the first is kept.
+- Samples: vehicle controls ``pert_type == ctl_vehicle``, treatments ``pert_type == trt_cp`` with the given
+  ``pert_iname`` at ``pert_time`` hours (or ``pert_itime`` such as ``"24 h"``). Dose in uM from
+  ``pert_dose`` + ``pert_dose_unit`` or from ``pert_idose`` (``"10.0 um"``, ``"500 nM"``).
+- Dose rule ``"highest"``: per (drug, cell line) the highest dose measured, all its replicates (the paper's
+  rule).
+  A numeric dose keeps treatments within 1% of it.
+- Controls of a cell line: its vehicle controls at the time point on the plates of its selected treatments
+  (plate = ``rna_plate``, else ``det_plate``, else the inst id up to the first ``:``); if none share a plate,
+  all its vehicle controls at that time. Ordered by (plate, id), optionally capped at ``max_controls``.
+- Big GCTX files are read by HDF5 selection: sorted sample indices in chunks (<= 10,000 samples and a memory
+  budget), the gene axis as the narrowest contiguous slice covering the wanted rows; never the whole matrix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datasets.cube import CubeError
+
+CMAP_NULL = "-666"
+GCTX_MATRIX = "/0/DATA/0/matrix"
+GCTX_ROW_IDS = "/0/META/ROW/id"
+GCTX_COL_IDS = "/0/META/COL/id"
+LANDMARK_COLUMNS = ("pr_is_lmark", "is_lm", "pr_is_lm")
+READ_CHUNK_SAMPLES = 10_000
+READ_BUDGET_BYTES = 256 * 2**20
+
+
+class L1000Error(CubeError):
+    """Bad L1000 input (file, format, metadata or selection); the message names the file/field/value."""
+
+
+# ----------------------------------------------------------------------------------------------- sources
+@dataclass
+class L1000Source:
+    """An opened GCT/GCTX: ids and metadata in memory, the matrix read lazily (GCTX) or held (GCT)."""
+
+    path: Path
+    fmt: str  # "gct" | "gctx"
+    sample_ids: np.ndarray  # [n_samples] str
+    row_ids: np.ndarray  # [n_rows] str
+    row_meta: pd.DataFrame  # index = row id, str/object columns, CMap null -> NaN
+    col_meta: pd.DataFrame  # index = sample id
+    meta_path: Path | None = None  # inst_info file when the column metadata came from one
+    _matrix: np.ndarray | None = field(default=None, repr=False)  # GCT only: [n_samples, n_rows] float32
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.sample_ids)
+
+    def read(self, sample_idx: np.ndarray, row_idx: np.ndarray,
+             chunk_samples: int = READ_CHUNK_SAMPLES) -> np.ndarray:
+        """Profiles [len(sample_idx), len(row_idx)] float32, -666 -> NaN, in the order of ``sample_idx``."""
+        sample_idx = np.asarray(sample_idx, dtype=np.int64)
+        row_idx = np.asarray(row_idx, dtype=np.int64)
+        if self._matrix is not None:
+            out = self._matrix[np.ix_(sample_idx, row_idx)].astype(np.float32)
+        else:
+            out = _read_gctx_selection(self.path, sample_idx, row_idx, chunk_samples)
+        out[out == -666.0] = np.nan
+        return out
+
+
+def _decode(arr: np.ndarray) -> np.ndarray:
+    """HDF5 bytes/str array -> numpy object array of str (utf-8, latin-1 fallback, e.g. b'10 \\xb5M')."""
+    if arr.dtype.kind == "S" or arr.dtype.kind == "O":
+        vals = arr.tolist()
+        out = []
+        for v in vals:
+            if isinstance(v, bytes):
+                try:
+                    v = v.decode("utf-8")
+                except UnicodeDecodeError:
+                    v = v.decode("latin-1")
+            out.append(str(v).strip())
+        return np.array(out, dtype=object)
+    if arr.dtype.kind == "U":
+        return arr.astype(object)
+    return np.array([_num_to_str(v) for v in arr.tolist()], dtype=object)
+
+
+def _num_to_str(v: object) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _clean_meta(df: pd.DataFrame) -> pd.DataFrame:
+    """Strings everywhere, CMap null / empty -> NaN."""
+    df = df.astype(object)
+    return df.where(~df.isin([CMAP_NULL, "-666.0", "", "nan", "NaN"]), np.nan)
+
+
+def _check_unique(ids: np.ndarray, what: str, path: Path) -> None:
+    s = pd.Series(ids)
+    dup = s[s.duplicated()]
+    if len(dup):
+        raise L1000Error(f"{path}: duplicate {what} id {dup.iloc[0]!r} "
+                         f"({dup.nunique()} duplicated {what} ids)")
+
+
+def detect_format(path: Path) -> str:
+    """'gctx' (HDF5 signature) or 'gct' (text starting with #1.2/#1.3), else L1000Error."""
+    if not path.exists():
+        raise L1000Error(f"{path}: file not found")
+    if not path.is_file():
+        raise L1000Error(f"{path}: not a file")
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head == b"\x89HDF\r\n\x1a\n":
+        return "gctx"
+    if head.startswith(b"#1.2") or head.startswith(b"#1.3"):
+        return "gct"
+    raise L1000Error(f"{path}: not a GCT or GCTX file (expected '#1.2'/'#1.3' text header or an HDF5 "
+                     f"signature, found {head[:8]!r})")
+
+
+def read_gct(path: str | Path) -> L1000Source:
+    """Read a GCT 1.2 or 1.3 text file (genes x samples) fully into memory."""
+    path = Path(path)
+    detect_format(path)
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        version = fh.readline().strip()
+        dims_line = fh.readline().rstrip("\n\r").split("\t")
+        try:
+            dims = [int(x) for x in dims_line if x.strip() != ""]
+        except ValueError as e:
+            raise L1000Error(f"{path}: line 2 must hold the dimensions, found {dims_line!r}") from e
+        if version == "#1.2":
+            if len(dims) < 2:
+                raise L1000Error(f"{path}: GCT 1.2 line 2 needs '<rows> <columns>', found {dims_line!r}")
+            n_rows, n_cols, n_rmeta, n_cmeta = dims[0], dims[1], 1, 0
+        else:
+            if len(dims) < 4:
+                raise L1000Error(f"{path}: GCT 1.3 line 2 needs '<rows> <cols> <row-meta> <col-meta>', "
+                                 f"found {dims_line!r}")
+            n_rows, n_cols, n_rmeta, n_cmeta = dims[:4]
+        header = fh.readline().rstrip("\n\r").split("\t")
+        if len(header) != 1 + n_rmeta + n_cols:
+            raise L1000Error(f"{path}: header has {len(header) - 1 - n_rmeta} sample columns but line 2 "
+                             f"declares {n_cols}")
+        lines = fh.read().splitlines()
+    lines = [ln for ln in lines if ln.strip() != ""]
+    if len(lines) != n_cmeta + n_rows:
+        raise L1000Error(f"{path}: found {len(lines) - n_cmeta} data rows but line 2 declares {n_rows} "
+                         f"(truncated or malformed file)")
+    fields = [ln.split("\t") for ln in lines]
+    width = len(header)
+    for i, f in enumerate(fields):
+        if len(f) != width:
+            raise L1000Error(f"{path}: line {i + 4} has {len(f)} fields, expected {width} "
+                             f"(1 id + {n_rmeta} row metadata + {n_cols} samples)")
+    sample_ids = np.array([h.strip() for h in header[1 + n_rmeta:]], dtype=object)
+    cmeta_rows = fields[:n_cmeta]
+    data_rows = fields[n_cmeta:]
+    row_ids = np.array([f[0].strip() for f in data_rows], dtype=object)
+    _check_unique(sample_ids, "sample", path)
+    _check_unique(row_ids, "gene (row)", path)
+    if version == "#1.2":
+        row_meta = pd.DataFrame({"pr_gene_title": [f[1] for f in data_rows]}, index=row_ids)
+    else:
+        row_meta = pd.DataFrame([f[1:1 + n_rmeta] for f in data_rows], index=row_ids,
+                                columns=header[1:1 + n_rmeta])
+    col_meta = pd.DataFrame({r[0].strip(): r[1 + n_rmeta:] for r in cmeta_rows}, index=sample_ids)
+    try:
+        mat = np.array([f[1 + n_rmeta:] for f in data_rows], dtype=np.float64)
+    except ValueError as e:
+        raise L1000Error(f"{path}: non-numeric expression value ({e})") from e
+    return L1000Source(path=path, fmt="gct", sample_ids=sample_ids, row_ids=row_ids,
+                       row_meta=_clean_meta(row_meta), col_meta=_clean_meta(col_meta),
+                       _matrix=np.ascontiguousarray(mat.T.astype(np.float32)))
+
+
+def read_gctx_meta(path: str | Path) -> L1000Source:
+    """Open a GCTX 1.0 file: ids and embedded metadata only (the matrix stays on disk)."""
+    import h5py
+
+    path = Path(path)
+    detect_format(path)
+    try:
+        with h5py.File(path, "r") as f:
+            for key in (GCTX_MATRIX, GCTX_ROW_IDS, GCTX_COL_IDS):
+                if key not in f:
+                    raise L1000Error(f"{path}: not a GCTX 1.0 file, dataset {key} is missing")
+            shape = f[GCTX_MATRIX].shape
+            sample_ids = _decode(f[GCTX_COL_IDS][()])
+            row_ids = _decode(f[GCTX_ROW_IDS][()])
+            if len(shape) != 2 or shape != (len(sample_ids), len(row_ids)):
+                raise L1000Error(f"{path}: {GCTX_MATRIX} has shape {shape} but there are {len(sample_ids)} "
+                                 f"column (sample) ids and {len(row_ids)} row (gene) ids; expected "
+                                 f"({len(sample_ids)}, {len(row_ids)})")
+            metas = []
+            for grp, ids in (("/0/META/ROW", row_ids), ("/0/META/COL", sample_ids)):
+                cols = {}
+                for name, dset in f[grp].items():
+                    if name == "id" or not hasattr(dset, "shape"):
+                        continue
+                    if dset.shape != (len(ids),):
+                        raise L1000Error(f"{path}: metadata {grp}/{name} has shape {dset.shape}, expected "
+                                         f"({len(ids)},) to match the ids")
+                    cols[name] = _decode(dset[()])
+                metas.append(pd.DataFrame(cols, index=ids))
+    except OSError as e:
+        raise L1000Error(f"{path}: cannot read HDF5 (truncated or corrupt GCTX?): {e}") from e
+    _check_unique(sample_ids, "sample", path)
+    _check_unique(row_ids, "gene (row)", path)
+    return L1000Source(path=path, fmt="gctx", sample_ids=sample_ids, row_ids=row_ids,
+                       row_meta=_clean_meta(metas[0]), col_meta=_clean_meta(metas[1]))
+
+
+def read_table_meta(path: Path, key: str, ids: np.ndarray, what: str) -> pd.DataFrame:
+    """A tab-separated metadata file (inst_info / gene_info) keyed by ``key``, reindexed to ``ids``."""
+    if not path.exists():
+        raise L1000Error(f"{path}: file not found")
+    try:
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, low_memory=False)
+    except Exception as e:  # pandas raises many types for malformed text
+        raise L1000Error(f"{path}: cannot parse as a tab-separated {what} file: {e}") from e
+    if key not in df.columns:
+        raise L1000Error(f"{path}: required column {key!r} missing from {what} (columns: "
+                         f"{', '.join(df.columns[:12])})")
+    df[key] = df[key].str.strip()
+    dup = df[key][df[key].duplicated()]
+    if len(dup):
+        raise L1000Error(f"{path}: duplicate {key} {dup.iloc[0]!r} in {what}")
+    df = df.set_index(key)
+    missing = pd.Index(ids).difference(df.index)
+    if len(missing):
+        raise L1000Error(f"{path}: {len(missing)} of {len(ids)} ids of the matrix have no {what} row "
+                         f"(e.g. {missing[0]!r}); metadata does not match the matrix")
+    return _clean_meta(df.reindex(pd.Index(ids)))
+
+
+def open_l1000(path: str | Path, inst_info: str | Path | None = None,
+               gene_info: str | Path | None = None) -> L1000Source:
+    """Open a GCT/GCTX; ``inst_info`` (by inst_id) / ``gene_info`` (by pr_gene_id) replace embedded meta."""
+    path = Path(path)
+    fmt = detect_format(path)
+    src = read_gct(path) if fmt == "gct" else read_gctx_meta(path)
+    if inst_info is not None:
+        src.meta_path = Path(inst_info)
+        src.col_meta = read_table_meta(Path(inst_info), "inst_id", src.sample_ids, "inst_info")
+    if gene_info is not None:
+        gi = read_table_meta(Path(gene_info), "pr_gene_id", src.row_ids, "gene_info")
+        gi["pr_gene_id"] = gi.index
+        src.row_meta = gi
+    return src
+
+
+def _read_gctx_selection(path: Path, sample_idx: np.ndarray, row_idx: np.ndarray,
+                         chunk_samples: int) -> np.ndarray:
+    """HDF5 selection of [samples, rows]: sorted sample chunks x the contiguous row span."""
+    import h5py
+
+    out = np.empty((len(sample_idx), len(row_idx)), dtype=np.float32)
+    if len(sample_idx) == 0 or len(row_idx) == 0:
+        return out
+    order = np.argsort(sample_idx, kind="stable")
+    sorted_idx = sample_idx[order]
+    r_lo, r_hi = int(row_idx.min()), int(row_idx.max()) + 1
+    rel_rows = row_idx - r_lo
+    try:
+        with h5py.File(path, "r") as f:
+            dset = f[GCTX_MATRIX]
+            per_sample = (r_hi - r_lo) * dset.dtype.itemsize
+            step = max(1, min(chunk_samples, READ_BUDGET_BYTES // max(per_sample, 1)))
+            for start in range(0, len(sorted_idx), step):
+                idx = sorted_idx[start:start + step]
+                uniq, inverse = np.unique(idx, return_inverse=True)
+                lo, hi = int(uniq[0]), int(uniq[-1]) + 1
+                if (hi - lo) * per_sample <= max(4 * len(uniq) * per_sample, READ_BUDGET_BYTES // 4):
+                    block = dset[lo:hi, r_lo:r_hi][uniq - lo]  # dense span: one contiguous hyperslab
+                else:
+                    block = dset[uniq.tolist(), r_lo:r_hi]  # sparse: point selection of sorted rows
+                out[order[start:start + step]] = block[inverse][:, rel_rows]
+    except OSError as e:
+        raise L1000Error(f"{path}: cannot read {GCTX_MATRIX} (truncated or corrupt GCTX?): {e}") from e
+    return out
+
+
+# -------------------------------------------------------------------------------------------------- genes
+@dataclass(frozen=True)
+class GeneSelection:
+    row_idx: np.ndarray  # [G] int, rows of the source
+    entrez: np.ndarray  # [G] str
+    symbols: np.ndarray  # [G] str ("" when unknown)
+    landmark_column: str | None  # the column used, None when all rows were kept
+
+
+def _truthy(v: object) -> bool:
+    return str(v).strip().lower() in {"1", "1.0", "true", "t", "y", "yes"}
+
+
+def select_genes(src: L1000Source, all_genes: bool = False) -> GeneSelection:
+    """Landmark rows (or all) with Entrez IDs (``pr_gene_id`` else row id) and symbols."""
+    rm = src.row_meta
+    lm_col = next((c for c in LANDMARK_COLUMNS if c in rm.columns), None)
+    keep = np.ones(len(src.row_ids), dtype=bool)
+    if not all_genes and lm_col is not None:
+        keep = rm[lm_col].map(_truthy).to_numpy(dtype=bool)
+        if not keep.any():
+            raise L1000Error(f"{src.path}: no landmark genes ({lm_col} is never 1); use --all-genes")
+    ent = rm["pr_gene_id"] if "pr_gene_id" in rm.columns else pd.Series(src.row_ids, index=rm.index)
+    ent = ent.map(lambda v: "" if pd.isna(v) else _num_to_str(_maybe_num(v))).to_numpy(dtype=object)
+    sym_col = next((c for c in ("pr_gene_symbol", "gene_symbol", "symbol") if c in rm.columns), None)
+    sym = (rm[sym_col].fillna("").astype(str).to_numpy(dtype=object) if sym_col
+           else np.array([""] * len(ent), dtype=object))
+    idx = np.flatnonzero(keep & (ent != ""))
+    _, first = np.unique(ent[idx], return_index=True)  # first probe per Entrez ID
+    idx = idx[np.sort(first)]
+    return GeneSelection(row_idx=idx, entrez=ent[idx].astype(str), symbols=sym[idx].astype(str),
+                         landmark_column=None if all_genes else lm_col)
+
+
+def _maybe_num(v: object) -> object:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
+
+
+# ----------------------------------------------------------------------------------------- sample choice
+_UNIT_TO_UM = {"um": 1.0, "µm": 1.0, "μm": 1.0, "micromolar": 1.0, "nm": 1e-3, "mm": 1e3, "pm": 1e-6,
+               "m": 1e6}
+_DOSE_RE = re.compile(r"^\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*([^\s\d].*)?$")
+
+
+def _unit_factor(unit: object) -> float:
+    if unit is None or (isinstance(unit, float) and np.isnan(unit)):
+        return 1.0  # L1000 doses default to uM
+    u = str(unit).strip().lower().replace("<b5>", "u").replace("\ufffd", "u")
+    return _UNIT_TO_UM.get(u, np.nan)
+
+
+def dose_um(meta: pd.DataFrame) -> np.ndarray:
+    """Dose in uM per sample from pert_dose(+unit) or pert_idose; NaN where unknown."""
+    n = len(meta)
+    out = np.full(n, np.nan)
+    if "pert_dose" in meta.columns:
+        val = pd.to_numeric(meta["pert_dose"], errors="coerce").to_numpy(dtype=float)
+        unit = meta["pert_dose_unit"] if "pert_dose_unit" in meta.columns else pd.Series([None] * n)
+        out = val * np.array([_unit_factor(u) for u in unit], dtype=float)
+    if "pert_idose" in meta.columns:
+        need = np.isnan(out)
+        for i in np.flatnonzero(need):
+            out[i] = _parse_with_unit(meta["pert_idose"].iat[i], _unit_factor)
+    return out
+
+
+def _parse_with_unit(text: object, factor) -> float:
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return np.nan
+    m = _DOSE_RE.match(str(text))
+    if not m:
+        return np.nan
+    return float(m.group(1)) * factor(m.group(2))
+
+
+def time_h(meta: pd.DataFrame) -> np.ndarray:
+    """Time point in hours from pert_time (+pert_time_unit) or pert_itime ('24 h'); NaN where unknown."""
+    n = len(meta)
+    out = np.full(n, np.nan)
+    hours = {"h": 1.0, "hr": 1.0, "hrs": 1.0, "hour": 1.0, "hours": 1.0, "m": 1 / 60, "min": 1 / 60,
+             "d": 24.0, "day": 24.0, "days": 24.0}
+
+    def hf(u: object) -> float:
+        if u is None or (isinstance(u, float) and np.isnan(u)):
+            return 1.0
+        return hours.get(str(u).strip().lower(), np.nan)
+
+    if "pert_time" in meta.columns:
+        val = pd.to_numeric(meta["pert_time"], errors="coerce").to_numpy(dtype=float)
+        unit = meta["pert_time_unit"] if "pert_time_unit" in meta.columns else pd.Series([None] * n)
+        out = val * np.array([hf(u) for u in unit], dtype=float)
+    if "pert_itime" in meta.columns:
+        for i in np.flatnonzero(np.isnan(out)):
+            out[i] = _parse_with_unit(meta["pert_itime"].iat[i], hf)
+    return out
+
+
+def plates(src: L1000Source) -> np.ndarray:
+    """Plate per sample: rna_plate, else det_plate, else the inst id up to the first ':'."""
+    meta = src.col_meta
+    for col in ("rna_plate", "det_plate"):
+        if col in meta.columns:
+            p = meta[col]
+            fallback = pd.Series([s.split(":", 1)[0] for s in src.sample_ids], index=meta.index)
+            return p.fillna(fallback).astype(str).to_numpy(dtype=object)
+    return np.array([s.split(":", 1)[0] for s in src.sample_ids], dtype=object)
+
+
+@dataclass
+class DrugSelection:
+    """Chosen sample indices: per drug per cell line the treatments, per cell line the controls."""
+
+    treatments: dict[str, dict[str, np.ndarray]]  # drug -> cell line -> sample indices
+    doses: dict[str, dict[str, float]]  # drug -> cell line -> dose uM
+    controls: dict[str, np.ndarray]  # cell line -> sample indices
+    dropped: dict[str, list[str]]  # drug -> cell lines dropped (no vehicle controls)
+    control_fallback: list[str]  # cell lines whose controls came from other plates
+
+
+REQUIRED_COLUMNS = ("pert_type", "pert_iname", "cell_id")
+
+
+def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: float = 24.0,
+                   dose: str | float = "highest", max_controls: int | None = None) -> DrugSelection:
+    """Pick treatments (trt_cp, pert_iname, time, dose rule) and same-plate vehicle controls per cell line."""
+    meta = src.col_meta
+    where = src.meta_path or src.path
+    missing = [c for c in REQUIRED_COLUMNS if c not in meta.columns]
+    if "pert_time" not in meta.columns and "pert_itime" not in meta.columns:
+        missing.append("pert_time (or pert_itime)")
+    if "pert_dose" not in meta.columns and "pert_idose" not in meta.columns:
+        missing.append("pert_dose (or pert_idose)")
+    if missing:
+        raise L1000Error(f"{where}: required column metadata missing: {', '.join(missing)}")
+    ptype = meta["pert_type"].fillna("").astype(str).to_numpy()
+    iname = meta["pert_iname"].fillna("").astype(str).to_numpy()
+    cell = meta["cell_id"].fillna("").astype(str).to_numpy()
+    t = time_h(meta)
+    at_time = np.isclose(t, float(time), rtol=0, atol=1e-6)
+    is_trt = (ptype == "trt_cp") & at_time
+    is_ctl = (ptype == "ctl_vehicle") & at_time
+    available = sorted(set(iname[is_trt]))
+    if drugs is None or len(drugs) == 0:
+        drugs = available
+        if not drugs:
+            times = sorted({float(x) for x in t[(ptype == "trt_cp") & ~np.isnan(t)]})
+            raise L1000Error(f"{where}: no trt_cp treatments at pert_time {time:g} h "
+                             f"(times present: {times})")
+    for d in drugs:
+        if d not in available:
+            anywhere = d in set(iname[ptype == "trt_cp"])
+            hint = difflib.get_close_matches(d, available, n=5, cutoff=0.6)
+            if anywhere:
+                times = sorted({float(x) for x in t[(iname == d) & ~np.isnan(t)]})
+                msg = f"drug {d!r} has no trt_cp treatments at pert_time {time:g} h (its times: {times})"
+            else:
+                msg = f"drug {d!r} not found in pert_iname"
+            if hint:
+                msg += f"; did you mean: {', '.join(hint)}?"
+            raise L1000Error(f"{where}: {msg}")
+    doses_all = dose_um(meta)
+    plate = plates(src)
+    treatments: dict[str, dict[str, np.ndarray]] = {}
+    doses: dict[str, dict[str, float]] = {}
+    for d in drugs:
+        treatments[d], doses[d] = {}, {}
+        sel = np.flatnonzero(is_trt & (iname == d))
+        for c in sorted(set(cell[sel])):
+            idx = sel[cell[sel] == c]
+            dv = doses_all[idx]
+            if np.all(np.isnan(dv)):
+                raise L1000Error(f"{where}: drug {d!r} in cell line {c!r}: no dose known "
+                                 "(pert_dose/pert_idose)")
+            if dose == "highest":
+                target = float(np.nanmax(dv))
+            else:
+                target = float(dose)
+            pick = idx[np.isclose(dv, target, rtol=1e-2, atol=1e-9)]
+            if len(pick):
+                treatments[d][c] = pick[np.lexsort((src.sample_ids[pick].astype(str),
+                                                    plate[pick].astype(str)))]
+                doses[d][c] = target
+        if not treatments[d]:
+            have = sorted({round(float(x), 4) for x in doses_all[sel] if not np.isnan(x)})
+            raise L1000Error(f"{where}: drug {d!r}: no treatments at dose {dose} uM (doses present: {have})")
+    controls: dict[str, np.ndarray] = {}
+    fallback: list[str] = []
+    all_cells = sorted({c for d in drugs for c in treatments[d]})
+    for c in all_cells:
+        trt_plates = {p for d in drugs for p in plate[treatments[d].get(c, np.array([], int))]}
+        cands = np.flatnonzero(is_ctl & (cell == c))
+        same = cands[np.isin(plate[cands], list(trt_plates))]
+        if len(same) == 0 and len(cands):
+            same = cands
+            fallback.append(c)
+        if len(same):
+            same = same[np.lexsort((src.sample_ids[same].astype(str), plate[same].astype(str)))]
+            controls[c] = same[:max_controls] if max_controls else same
+    dropped: dict[str, list[str]] = {}
+    for d in drugs:
+        lost = [c for c in treatments[d] if c not in controls]
+        if lost:
+            dropped[d] = lost
+            for c in lost:
+                del treatments[d][c]
+                del doses[d][c]
+        if not treatments[d]:
+            raise L1000Error(f"{where}: no vehicle controls (pert_type ctl_vehicle at {time:g} h) for the "
+                             f"cell lines of drug {d!r}: {', '.join(lost)}")
+    return DrugSelection(treatments=treatments, doses=doses, controls=controls, dropped=dropped,
+                         control_fallback=fallback)
+
+
+# ------------------------------------------------------------------------------------------- profiles
+@dataclass
+class L1000Profiles:
+    """Profiles per (cell line, condition): condition 'control' or a drug name; values [n_rep, G]."""
+
+    genes: GeneSelection
+    profiles: dict[tuple[str, str], np.ndarray]
+    doses: dict[tuple[str, str], float]
+    sample_ids: dict[tuple[str, str], list[str]]
+    selection: DrugSelection
+
+    @property
+    def drugs(self) -> list[str]:
+        return list(self.selection.treatments)
+
+    @property
+    def cell_lines(self) -> list[str]:
+        return sorted({c for c, _ in self.profiles})
+
+
+def load_profiles(src: L1000Source, selection: DrugSelection, genes: GeneSelection,
+                  chunk_samples: int = READ_CHUNK_SAMPLES) -> L1000Profiles:
+    """Read the selected samples' gene rows once (chunked HDF5 selection), group them; NaN/inf: error."""
+    groups: list[tuple[tuple[str, str], np.ndarray]] = [((c, "control"), idx)
+                                                        for c, idx in selection.controls.items()]
+    for d, per_cell in selection.treatments.items():
+        groups += [((c, d), idx) for c, idx in per_cell.items()]
+    all_idx = np.unique(np.concatenate([g[1] for g in groups])) if groups else np.array([], int)
+    data = src.read(all_idx, genes.row_idx, chunk_samples=chunk_samples)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise L1000Error(f"{src.path}: {int(bad.sum())} missing (-666/NaN) or infinite values in the "
+                         f"selected profiles, e.g. sample {src.sample_ids[all_idx[i]]!r} "
+                         f"gene {genes.entrez[j]!r} = "
+                         f"{data[i, j]}")
+    pos = {int(s): k for k, s in enumerate(all_idx)}
+    profiles, doses, ids = {}, {}, {}
+    for key, idx in groups:
+        profiles[key] = data[[pos[int(s)] for s in idx]]
+        ids[key] = [str(src.sample_ids[s]) for s in idx]
+        c, cond = key
+        doses[key] = np.nan if cond == "control" else selection.doses[cond][c]
+    return L1000Profiles(genes=genes, profiles=profiles, doses=doses, sample_ids=ids, selection=selection)
+
+
+def read_l1000(path: str | Path, drugs: Sequence[str] | None = None, time: float = 24.0,
+               dose: str | float = "highest", inst_info: str | Path | None = None,
+               gene_info: str | Path | None = None, all_genes: bool = False,
+               max_controls: int | None = None) -> L1000Profiles:
+    """Open, select and read in one call (see the module docstring for the rules)."""
+    src = open_l1000(path, inst_info=inst_info, gene_info=gene_info)
+    genes = select_genes(src, all_genes=all_genes)
+    sel = select_samples(src, drugs=drugs, time=time, dose=dose, max_controls=max_controls)
+    return load_profiles(src, sel, genes)
