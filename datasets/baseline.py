@@ -263,7 +263,7 @@ def match_baseline(tables: Sequence[BaselineTable], l1000_cells: Sequence[str], 
             if not np.isfinite(row).all():
                 j = int(np.flatnonzero(~np.isfinite(row))[0])
                 raise BaselineError(f"{t.path}: cell line {name!r} has a missing or infinite value "
-                                    f"({row[j]}) for gene {np.asarray(entrez)[gene_mask][j]!r}")
+                                    f"({row[j]}) for gene {str(np.asarray(entrez)[gene_mask][j])!r}")
         matched[str(t.path)] = n_match
         n_cells[str(t.path)] = len(seen)
     return BaselineMatch(profiles={display[k]: np.stack(v) for k, v in profiles.items()}, gene_mask=gene_mask,

@@ -543,8 +543,8 @@ def load_profiles(src: L1000Source, selection: DrugSelection, genes: GeneSelecti
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise L1000Error(f"{src.path}: {int(bad.sum())} missing (-666/NaN) or infinite values in the "
-                         f"selected profiles, e.g. sample {src.sample_ids[all_idx[i]]!r} "
-                         f"gene {genes.entrez[j]!r} = "
+                         f"selected profiles, e.g. sample {str(src.sample_ids[all_idx[i]])!r} "
+                         f"gene {str(genes.entrez[j])!r} = "
                          f"{data[i, j]}")
     pos = {int(s): k for k, s in enumerate(all_idx)}
     profiles, doses, ids = {}, {}, {}
