@@ -1,0 +1,96 @@
+"""The task grid as plain data: model x drug x latent x block of CV splits, each fit with a fixed seed.
+
+A fit's seed derives from (base_seed, model, drug, latent, repeat, fold) by SHA-256, never from the order of
+execution, so the same config gives the same numbers on 1 worker or many, in any task layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from harness.config import RunConfig
+
+# Models whose evaluation is cheap (closed form): one task takes all of a drug's splits.
+CHEAP_MODELS = frozenset({"pca", "baselines"})
+
+
+@dataclass(frozen=True)
+class FitKey:
+    """One fit: a cell of results[model, drug, latent, split]."""
+
+    model: str
+    drug: str
+    latent: int
+    repeat: int
+    fold: int
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: a (model, drug, latent) and a block of (repeat, fold) splits fitted together."""
+
+    model: str
+    drug: str
+    latent: int
+    splits: tuple[tuple[int, int], ...]
+
+    def fit_keys(self) -> list[FitKey]:
+        """The fits of this task, in split order."""
+        return [FitKey(self.model, self.drug, self.latent, r, k) for r, k in self.splits]
+
+    @property
+    def key(self) -> str:
+        """A readable, unique Dask key, e.g. ``pertvae-drugA-L10-r0f0-r0f1``."""
+        blocks = "-".join(f"r{r}f{k}" for r, k in self.splits)
+        if len(self.splits) > 4:
+            blocks = f"r{self.splits[0][0]}f{self.splits[0][1]}..r{self.splits[-1][0]}f{self.splits[-1][1]}"
+        drug = "".join(c if c.isalnum() or c in "._" else "_" for c in self.drug)
+        return f"{self.model}-{drug}-L{self.latent}-{blocks}"
+
+
+def fit_seed(base_seed: int, key: FitKey) -> int:
+    """A 63-bit seed from SHA-256 of (base_seed, model, drug, latent, repeat, fold)."""
+    text = f"{int(base_seed)}/{key.model}/{key.drug}/{int(key.latent)}/{int(key.repeat)}/{int(key.fold)}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+def all_splits(cfg: RunConfig) -> list[tuple[int, int]]:
+    """Every (repeat, fold) in repeat-major order (split index = repeat * n_folds + fold)."""
+    return [(r, k) for r in range(cfg.n_repeats) for k in range(cfg.n_folds)]
+
+
+def _blocks(splits: Sequence[tuple[int, int]], size: int) -> Iterable[tuple[tuple[int, int], ...]]:
+    for i in range(0, len(splits), size):
+        yield tuple(splits[i:i + size])
+
+
+def build_grid(cfg: RunConfig, drug_names: Sequence[str], splits_per_task: int | None = None) -> list[Task]:
+    """All tasks of the run, model-major (PertVAE first), then drug, latent and split block.
+
+    ``splits_per_task`` defaults to ``cfg.resolved_splits_per_task()``; PCA and the baselines always take
+    a drug's splits in one task.
+    """
+    size = splits_per_task if splits_per_task is not None else cfg.resolved_splits_per_task()
+    if size < 1:
+        raise ValueError(f"splits_per_task must be >= 1, got {size}")
+    splits = all_splits(cfg)
+    tasks: list[Task] = []
+    for model in cfg.models:
+        block = len(splits) if model in CHEAP_MODELS else size
+        for drug in drug_names:
+            for latent in cfg.latents_for(model):
+                for b in _blocks(splits, block):
+                    tasks.append(Task(model, drug, int(latent), b))
+    return tasks
+
+
+def remaining(tasks: Sequence[Task], done: set[FitKey]) -> list[Task]:
+    """Tasks with their done fits removed (tasks left with no fits are dropped)."""
+    out: list[Task] = []
+    for t in tasks:
+        left = tuple(s for s, fk in zip(t.splits, t.fit_keys(), strict=True) if fk not in done)
+        if left:
+            out.append(Task(t.model, t.drug, t.latent, left))
+    return out

@@ -1,0 +1,276 @@
+"""The result store OUT/results.zarr: results[model, drug, latent, split], one zarr v3 group.
+
+Layout (read by harness/report.py with ``xr.open_zarr(path)``):
+
+- dims ``model`` (str), ``drug`` (str), ``latent`` (int), ``split`` (int = repeat * n_folds + fold), with
+  non-index coords ``repeat(split)`` and ``fold(split)``;
+- float64 vars ``rho_rec_pert, rho_pred_pert, rho_rec, rho_identity, rho_meanshift, rho_pca_latent,
+  test_loss, epochs, fit_seconds`` (NaN = not run / not applicable);
+- string vars ``status`` ("" = not run, "done", "failed"), ``reason``, ``worker``, ``slurm_job_id``;
+- bool non-index coord ``planned(model, latent)``: whether the run's grid has that (model, latent) at all
+  (the latent axis is the union over models, so e.g. PertVAE at latent 2 is not planned);
+- attrs (JSON strings): ``config`` ({"science": science key, "execution": cluster settings}),
+  ``n_cell_lines`` {drug: n}, ``n_train_test`` {drug: [n_train, n_test]} (cell lines, averaged over splits;
+  n_train counts every non-test cell line of the drug, validation included), ``fingerprint``
+  (cube fingerprint + science key hash), ``versions``, ``grid`` {model: [latents]}.
+
+The full store is created once (all NaN, status "") in a temporary directory and renamed into place; each
+finished task then writes only its own cells with zarr orthogonal indexing, values first and ``status``
+last, by the driver alone (no concurrent writers). Zarr's local store writes every chunk atomically, so a
+crash never loses or corrupts finished results; a fit counts as finished only once its status is written.
+Chunks: one (model, drug, latent) x all splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from harness.config import RunConfig, execution_settings, science_key
+from harness.grid import FitKey
+
+FLOAT_VARS = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "rho_identity", "rho_meanshift", "rho_pca_latent",
+              "test_loss", "epochs", "fit_seconds")
+STR_VARS = ("status", "reason", "worker", "slurm_job_id")
+STORE_NAME = "results.zarr"
+
+
+class StoreMismatchError(ValueError):
+    """OUT already holds results of a different config or dataset."""
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that produce the numbers."""
+    import importlib.metadata as md
+    import platform
+
+    out = {"python": platform.python_version()}
+    for pkg in ("pertvae-bench", "torch", "numpy", "scipy", "xarray", "zarr", "dask", "distributed"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def science_hash(cfg: RunConfig) -> str:
+    """SHA-256 (16 hex digits) of the canonical JSON of the science key."""
+    return hashlib.sha256(json.dumps(science_key(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _dict_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    out = []
+    for k in sorted(set(old) | set(new)):
+        if old.get(k, "<unset>") != new.get(k, "<unset>"):
+            out.append(f"{k}: {old.get(k, '<unset>')!r} (stored) vs {new.get(k, '<unset>')!r} (now)")
+    return out
+
+
+def _empty_str(shape: tuple[int, ...]) -> np.ndarray:
+    return np.full(shape, "", dtype=object)
+
+
+class ResultStore:
+    """Handle on OUT/results.zarr. Create/validate with :meth:`open`."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            self._group = zarr.open_group(str(self.path), mode="r+")
+        attrs = dict(self._group.attrs)
+        self.attrs = attrs
+        self.models = [str(m) for m in self._group["model"][:]]
+        self.drugs = [str(d) for d in self._group["drug"][:]]
+        self.latents = [int(x) for x in self._group["latent"][:]]
+        self.repeats = np.asarray(self._group["repeat"][:], dtype=int)
+        self.folds = np.asarray(self._group["fold"][:], dtype=int)
+        self.n_folds = int(self.folds.max()) + 1
+        self._planned = np.asarray(self._group["planned"][:], dtype=bool)
+        self._m = {m: i for i, m in enumerate(self.models)}
+        self._d = {d: i for i, d in enumerate(self.drugs)}
+        self._l = {x: i for i, x in enumerate(self.latents)}
+
+    # ------------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, out_dir: str | Path, cfg: RunConfig, fingerprint: str, *, drugs: Sequence[str],
+             n_cell_lines: Mapping[str, int] | None = None,
+             n_train_test: Mapping[str, Sequence[float]] | None = None) -> ResultStore:
+        """Open OUT/results.zarr for ``cfg`` on the cube with ``fingerprint``, creating it if absent.
+
+        Raises StoreMismatchError when the store holds another config (science key) or another dataset.
+        """
+        out = Path(out_dir)
+        path = out / STORE_NAME
+        key_hash = science_hash(cfg)
+        full_fp = f"{fingerprint}+{key_hash}"
+        if path.exists():
+            store = cls(path)
+            stored_fp = store.attrs.get("fingerprint")
+            if stored_fp == full_fp:
+                return store
+            stored_cfg = json.loads(store.attrs.get("config", "{}")).get("science", {})
+            if store.attrs.get("data_fingerprint") != fingerprint:
+                raise StoreMismatchError(
+                    f"{path} holds results for a different dataset (cube fingerprint "
+                    f"{store.attrs.get('data_fingerprint')!r}, this run's cube has {fingerprint!r}). "
+                    f"Use another --out, or delete {out} to start over.")
+            diff = _dict_diff(stored_cfg, science_key(cfg)) or ["(science key hash differs)"]
+            raise StoreMismatchError(
+                f"{path} holds results of a different config; refusing to mix them. Differences: "
+                + "; ".join(diff) + f". Use another --out, or delete {out} to start over.")
+        out.mkdir(parents=True, exist_ok=True)
+        cls._create(path, cfg, fingerprint, full_fp, list(drugs), dict(n_cell_lines or {}),
+                    {k: list(v) for k, v in (n_train_test or {}).items()})
+        return cls(path)
+
+    @staticmethod
+    def _create(path: Path, cfg: RunConfig, data_fp: str, full_fp: str, drugs: list[str],
+                n_cell_lines: dict[str, int], n_train_test: dict[str, list[float]]) -> None:
+        models = list(cfg.models)
+        latents = sorted({int(x) for m in models for x in cfg.latents_for(m)})
+        n_split = cfg.n_repeats * cfg.n_folds
+        shape = (len(models), len(drugs), len(latents), n_split)
+        dims = ("model", "drug", "latent", "split")
+        planned = np.array([[x in cfg.latents_for(m) for x in latents] for m in models], dtype=bool)
+        data_vars: dict[str, Any] = {v: (dims, np.full(shape, np.nan, dtype=np.float64)) for v in FLOAT_VARS}
+        data_vars.update({v: (dims, _empty_str(shape)) for v in STR_VARS})
+        split = np.arange(n_split)
+        ds = xr.Dataset(
+            data_vars,
+            coords={
+                "model": np.array(models, dtype=object),
+                "drug": np.array(drugs, dtype=object),
+                "latent": np.array(latents, dtype=np.int64),
+                "split": split.astype(np.int64),
+                "repeat": ("split", (split // cfg.n_folds).astype(np.int64)),
+                "fold": ("split", (split % cfg.n_folds).astype(np.int64)),
+                "planned": (("model", "latent"), planned),
+            },
+            attrs={
+                "config": json.dumps({"science": science_key(cfg), "execution": execution_settings(cfg)},
+                                     sort_keys=True),
+                "n_cell_lines": json.dumps(n_cell_lines, sort_keys=True),
+                "n_train_test": json.dumps(n_train_test, sort_keys=True),
+                "fingerprint": full_fp,
+                "data_fingerprint": data_fp,
+                "science_key_hash": full_fp.rsplit("+", 1)[-1],
+                "versions": json.dumps(versions(), sort_keys=True),
+                "grid": json.dumps({m: list(cfg.latents_for(m)) for m in models}),
+                "n_folds": cfg.n_folds,
+                "n_repeats": cfg.n_repeats,
+            },
+        )
+        chunks = (1, 1, 1, n_split)
+        encoding = {v: {"chunks": chunks} for v in (*FLOAT_VARS, *STR_VARS)}
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        with warnings.catch_warnings():
+            # zarr warns that consolidated metadata is not in the v3 spec; we keep it so that plain
+            # xr.open_zarr(path) reads the store quietly and fast. Region writes never change metadata.
+            warnings.simplefilter("ignore", UserWarning)
+            ds.to_zarr(str(tmp), zarr_format=3, mode="w", consolidated=True, encoding=encoding)
+        os.rename(tmp, path)
+
+    # ------------------------------------------------------------------------------------------------
+    def _index(self, model: str, drug: str, latent: int, repeat: int, fold: int) -> tuple[int, int, int, int]:
+        try:
+            split = int(repeat) * self.n_folds + int(fold)
+            return (self._m[model], self._d[drug], self._l[int(latent)], split)
+        except KeyError as e:
+            raise KeyError(f"fit ({model}, {drug}, {latent}, r{repeat}, f{fold}) is not in {self.path}: "
+                           f"unknown {e}") from None
+
+    def status(self) -> np.ndarray:
+        """The status array [model, drug, latent, split] (str)."""
+        return np.asarray(self._group["status"][:])
+
+    def done_keys(self) -> set[FitKey]:
+        """Fits whose status is "done"."""
+        st = self.status()
+        out = set()
+        for m, d, l, s in zip(*np.nonzero(st == "done"), strict=True):
+            out.add(FitKey(self.models[m], self.drugs[d], self.latents[l], int(self.repeats[s]),
+                           int(self.folds[s])))
+        return out
+
+    def planned_mask(self) -> np.ndarray:
+        """Bool [model, drug, latent, split]: fits the run's grid contains."""
+        shape = (len(self.models), len(self.drugs), len(self.latents), len(self.repeats))
+        return np.broadcast_to(self._planned[:, None, :, None], shape)
+
+    def counts(self) -> dict[str, int]:
+        """Planned, done, failed and missing (planned, not done) fits."""
+        st = self.status()
+        pm = self.planned_mask()
+        done = int(((st == "done") & pm).sum())
+        failed = int(((st == "failed") & pm).sum())
+        planned = int(pm.sum())
+        return {"planned": planned, "done": done, "failed": failed, "missing": planned - done}
+
+    def n_missing(self) -> int:
+        """Planned fits that are not done (not run or failed)."""
+        return self.counts()["missing"]
+
+    def write(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Write result rows (dicts with model, drug, latent, repeat, fold and result keys) into their cells.
+
+        Rows of one (model, drug, latent) go in one write per variable; ``status`` is written last so a
+        crash mid-write leaves those fits not done (they are rerun). Returns the number of rows written.
+        """
+        groups: dict[tuple[int, int, int], list[tuple[int, Mapping[str, Any]]]] = defaultdict(list)
+        n = 0
+        for row in rows:
+            m, d, l, s = self._index(row["model"], row["drug"], row["latent"], row["repeat"], row["fold"])
+            if row.get("status") not in ("done", "failed"):
+                raise ValueError(f"row status must be 'done' or 'failed', got {row.get('status')!r} in {row}")
+            groups[(m, d, l)].append((s, row))
+            n += 1
+        for (m, d, l), items in groups.items():
+            items.sort(key=lambda t: t[0])
+            sidx = np.array([s for s, _ in items], dtype=np.int64)
+            for v in FLOAT_VARS:
+                vals = np.array([_float(r.get(v)) for _, r in items], dtype=np.float64)
+                self._group[v].set_orthogonal_selection((m, d, l, sidx), vals)
+            for v in (*STR_VARS[1:], "status"):
+                vals = np.array([str(r.get(v, "") or "") for _, r in items], dtype=object)
+                self._group[v].set_orthogonal_selection((m, d, l, sidx), vals)
+        return n
+
+    def open_dataset(self) -> xr.Dataset:
+        """The store as an xarray Dataset (lazy)."""
+        return xr.open_zarr(str(self.path))
+
+    def to_dataframe(self, planned_only: bool = True) -> pd.DataFrame:
+        """One row per fit (model, drug, latent, split, repeat, fold, values, status...)."""
+        ds = self.open_dataset().load()
+        df = ds.drop_vars("planned").to_dataframe().reset_index()
+        if planned_only:
+            pm = self.planned_mask().reshape(-1)
+            df = df[pm].reset_index(drop=True)
+        for v in STR_VARS + ("model", "drug"):
+            df[v] = df[v].astype(str)
+        return df
+
+
+def _float(x: Any) -> float:
+    if x is None:
+        return math.nan
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan

@@ -1,0 +1,147 @@
+"""RunConfig: presets, TOML, CLI precedence, validation messages, science key."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from harness.config import (
+    ConfigError,
+    RunConfig,
+    build_parser,
+    make_config,
+    parse_args,
+    science_key,
+    walltime_seconds,
+)
+from harness.presets import PRESETS
+
+
+def test_demo_is_default_and_paper_preset_matches_the_paper():
+    demo = parse_args([])
+    assert demo.preset == "demo"
+    assert demo.out_dir.as_posix() == "runs/demo"
+    paper = parse_args(["--preset", "paper"])
+    assert paper.latents_pertvae == (100,)
+    assert paper.latents_vae == (2, 5, 10, 20, 50, 100, 200)
+    assert paper.latents_pca == paper.latents_vae
+    assert (paper.n_repeats, paper.n_folds) == (10, 5)
+    assert paper.hidden == (500, 300)
+    assert paper.include_test_singletons is False
+    assert paper.retries == 2
+
+
+def test_precedence_preset_then_toml_then_flags(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('preset = "paper"\nmax_epochs = 7\nlr = 0.01\n[latents]\nvae = [3, 4]\n'
+                 '[slurm]\njob_extra = ["--qos=x"]\n')
+    cfg = parse_args(["--config", str(f), "--lr", "0.5", "--hidden", "8,4"])
+    assert cfg.preset == "paper"
+    assert cfg.max_epochs == 7            # from TOML over the preset's 200
+    assert cfg.lr == 0.5                  # flag over TOML
+    assert cfg.latents_vae == (3, 4)
+    assert cfg.latents_pca == (2, 5, 10, 20, 50, 100, 200)  # untouched preset value
+    assert cfg.hidden == (8, 4)
+    assert cfg.job_extra == ("--qos=x",)
+    assert parse_args(["--config", str(f), "--preset", "demo"]).preset == "demo"
+
+
+def test_every_field_has_a_flag_and_help():
+    text = build_parser().format_help()
+    for f in dataclasses.fields(RunConfig):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in text, flag
+        assert f.metadata["help"]
+
+
+def test_list_flags_and_booleans():
+    cfg = parse_args(["--models", "pca", "vae", "--latents-vae", "2,5", "10", "--drugs", "d1", "d2",
+                      "--no-progress", "--include-test-singletons", "--job-extra=--qos=a",
+                      "--job-extra=--mem=1G", "--splits-per-task", "3", "--workers", "2"])
+    assert cfg.models == ("pca", "vae")
+    assert cfg.latents_vae == (2, 5, 10)
+    assert cfg.drugs == ("d1", "d2")
+    assert cfg.progress is False and cfg.include_test_singletons is True
+    assert cfg.job_extra == ("--qos=a", "--mem=1G")
+    assert cfg.resolved_splits_per_task() == 3
+    assert cfg.resolved_workers() == 2
+    assert cfg.fit_kwargs()["hidden"] == cfg.hidden
+
+
+def test_splits_per_task_default_depends_on_gpu():
+    cfg = make_config("demo", n_repeats=2, n_folds=3)
+    assert cfg.resolved_splits_per_task(cuda=False) == 1
+    assert cfg.resolved_splits_per_task(cuda=True) == 6
+    gpu_jobs = make_config("demo", n_repeats=2, n_folds=3, gpus_per_job=1)
+    assert gpu_jobs.resolved_splits_per_task(cuda=False) == 6
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--models", "pertvae", "bogus"], "models"),
+        (["--n-folds", "1"], "n_folds"),
+        (["--val-fraction", "1.5"], "val_fraction"),
+        (["--lr", "abc"], "--lr"),
+        (["--max-epochs", "2.5"], "--max-epochs"),
+        (["--cluster", "k8s"], "cluster"),
+        (["--latents-vae", "0"], "latents_vae"),
+        (["--hidden", "8"], "hidden"),
+        (["--walltime", "soon"], "walltime"),
+        (["--preset", "huge"], "preset"),
+        (["--workers", "0"], "workers"),
+    ],
+)
+def test_bad_values_name_the_field(argv, needle):
+    with pytest.raises(ConfigError, match=needle):
+        parse_args(argv)
+
+
+def test_bad_toml_names_file_and_key(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text("max_epochz = 3\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml.*max_epochz"):
+        parse_args(["--config", str(f)])
+    f.write_text("max_epochs = [\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        parse_args(["--config", str(f)])
+    f.write_text('max_epochs = "many"\n')
+    with pytest.raises(ConfigError, match="max_epochs"):
+        parse_args(["--config", str(f)])
+    with pytest.raises(ConfigError, match="not found"):
+        parse_args(["--config", str(tmp_path / "missing.toml")])
+
+
+def test_science_key_changes_only_with_results():
+    base = make_config("demo")
+    key = science_key(base)
+    # execution settings do not change the key
+    for change in ({"workers": 7}, {"cluster": "none"}, {"retries": 0}, {"progress": False},
+                   {"out": "elsewhere"}, {"device": "cpu"}, {"splits_per_task": 4}, {"jobs": 9}):
+        assert science_key(dataclasses.replace(base, **change)) == key, change
+    # anything that changes results does
+    for change in ({"lr": 0.1}, {"base_seed": 1}, {"n_repeats": 3}, {"latents_vae": (3,)},
+                   {"models": ("pca",)}, {"drugs": ("x",)}, {"data_seed": 5}, {"max_epochs": 2},
+                   {"include_test_singletons": True}, {"hidden": (9, 9)}):
+        assert science_key(dataclasses.replace(base, **change)) != key, change
+    # latents of models that do not run are irrelevant
+    only_pca = make_config("demo", models=["pca"])
+    assert science_key(dataclasses.replace(only_pca, latents_vae=(77,))) == science_key(only_pca)
+    # with a cube file the data seed is irrelevant (the cube fingerprint identifies the data)
+    with_file = make_config("demo", data="cube.zarr")
+    assert science_key(dataclasses.replace(with_file, data_seed=9)) == science_key(with_file)
+
+
+def test_presets_only_use_known_fields():
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    for preset, values in PRESETS.items():
+        assert set(values) <= names, preset
+        make_config(preset)
+
+
+def test_walltime_seconds():
+    assert walltime_seconds("01:00:00") == 3600
+    assert walltime_seconds("1-00:30:00") == 86400 + 1800
+    assert walltime_seconds("45") == 45 * 60
+    assert walltime_seconds("10:30") == 630

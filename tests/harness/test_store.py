@@ -1,0 +1,110 @@
+"""ResultStore: exact layout read by xr.open_zarr, region writes, resume bookkeeping, refusal."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from harness.config import make_config, science_key
+from harness.grid import FitKey
+from harness.store import FLOAT_VARS, STR_VARS, ResultStore, StoreMismatchError
+
+
+@pytest.fixture
+def cfg():
+    return make_config("demo", models=["pertvae", "pca"], latents_pertvae=[4], latents_pca=[2, 4],
+                       n_repeats=2, n_folds=3)
+
+
+def _open(tmp_path, cfg, fp="cube-fp"):
+    return ResultStore.open(tmp_path / "out", cfg, fp, drugs=["dA", "dB"], n_cell_lines={"dA": 10, "dB": 12},
+                            n_train_test={"dA": [8.0, 2.0], "dB": [9.6, 2.4]})
+
+
+def _row(model, drug, latent, repeat, fold, **kw):
+    row = dict(model=model, drug=drug, latent=latent, repeat=repeat, fold=fold, status="done", reason="",
+               worker="tcp://w1", slurm_job_id="")
+    row.update(kw)
+    return row
+
+
+def test_layout_matches_the_contract(tmp_path, cfg):
+    _open(tmp_path, cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # reading must be quiet (consolidated metadata, stable dtypes)
+        ds = xr.open_zarr(tmp_path / "out" / "results.zarr")
+    assert dict(ds.sizes) == {"model": 2, "drug": 2, "latent": 2, "split": 6}
+    assert list(ds.model.values) == ["pertvae", "pca"]
+    assert list(ds.drug.values) == ["dA", "dB"]
+    assert list(ds.latent.values) == [2, 4] and ds.latent.dtype.kind == "i"
+    assert list(ds.split.values) == list(range(6))
+    assert list(ds.repeat.values) == [0, 0, 0, 1, 1, 1]
+    assert list(ds.fold.values) == [0, 1, 2, 0, 1, 2]
+    for v in FLOAT_VARS:
+        assert ds[v].dims == ("model", "drug", "latent", "split")
+        assert ds[v].dtype == np.float64
+        assert np.isnan(ds[v].values).all()
+    for v in STR_VARS:
+        assert ds[v].dims == ("model", "drug", "latent", "split")
+        assert (ds[v].values == "").all()
+    assert ds.planned.values.tolist() == [[False, True], [True, True]]
+    assert json.loads(ds.attrs["config"])["science"] == science_key(cfg)
+    assert json.loads(ds.attrs["n_cell_lines"]) == {"dA": 10, "dB": 12}
+    assert json.loads(ds.attrs["n_train_test"])["dB"] == [9.6, 2.4]
+    assert ds.attrs["fingerprint"].startswith("cube-fp+")
+    assert "torch" in json.loads(ds.attrs["versions"])
+    assert ds.status.encoding["chunks"] == (1, 1, 1, 6)
+
+
+def test_write_touches_only_its_cells(tmp_path, cfg):
+    st = _open(tmp_path, cfg)
+    c0 = st.counts()
+    assert c0 == {"planned": 2 * 6 * 3, "done": 0, "failed": 0, "missing": 36}
+    st.write([_row("pertvae", "dA", 4, 1, 2, rho_rec_pert=0.25, rho_pred_pert=0.5, epochs=7, fit_seconds=1.5),
+              _row("pertvae", "dA", 4, 0, 0, status="failed", reason="loss diverged (nan)")])
+    st.write([_row("pca", "dB", 2, r, k, rho_rec=0.1 * (r * 3 + k)) for r in range(2) for k in range(3)])
+    ds = xr.open_zarr(st.path).load()
+    cell = ds.sel(model="pertvae", drug="dA", latent=4)
+    assert cell.status.values.tolist() == ["failed", "", "", "", "", "done"]
+    assert cell.reason.values[0] == "loss diverged (nan)"
+    assert cell.rho_pred_pert.values[5] == 0.5 and cell.epochs.values[5] == 7
+    assert np.isnan(cell.rho_pred_pert.values[:5]).all()
+    np.testing.assert_allclose(ds.rho_rec.sel(model="pca", drug="dB", latent=2).values, 0.1 * np.arange(6))
+    # nothing else was touched
+    others = ds.status.values.copy()
+    others[0, 0, 1, :] = ""
+    others[1, 1, 0, :] = ""
+    assert (others == "").all()
+    assert st.counts() == {"planned": 36, "done": 7, "failed": 1, "missing": 29}
+    assert FitKey("pertvae", "dA", 4, 1, 2) in st.done_keys()
+    assert FitKey("pertvae", "dA", 4, 0, 0) not in st.done_keys()   # failed fits are retried on rerun
+    df = st.to_dataframe()
+    assert len(df) == 36 and (df.status == "done").sum() == 7
+
+
+def test_reopen_same_config_keeps_results(tmp_path, cfg):
+    st = _open(tmp_path, cfg)
+    st.write([_row("pca", "dA", 4, 0, 1, rho_rec=0.9)])
+    again = _open(tmp_path, dataclasses.replace(cfg, workers=5, cluster="none"))  # execution-only change
+    assert again.done_keys() == {FitKey("pca", "dA", 4, 0, 1)}
+
+
+def test_refuses_other_config_or_data(tmp_path, cfg):
+    _open(tmp_path, cfg)
+    with pytest.raises(StoreMismatchError, match=r"different config.*lr"):
+        _open(tmp_path, dataclasses.replace(cfg, lr=0.5))
+    with pytest.raises(StoreMismatchError, match="different dataset"):
+        _open(tmp_path, cfg, fp="another-cube")
+
+
+def test_bad_rows_are_rejected(tmp_path, cfg):
+    st = _open(tmp_path, cfg)
+    with pytest.raises(KeyError, match="not in"):
+        st.write([_row("vae", "dA", 4, 0, 0)])
+    with pytest.raises(ValueError, match="status"):
+        st.write([_row("pca", "dA", 4, 0, 0, status="")])
