@@ -1,0 +1,129 @@
+"""What a worker runs for one task: read its drug's slice of the cube, build the splits, fit, evaluate.
+
+One task is one (model, drug, latent) and a block of (repeat, fold) splits; pertvae_core fits the block as
+one batched model. Each fit's seed comes from harness.grid.fit_seed, so results do not depend on which
+worker runs the task or on how splits are grouped into tasks.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.config import RunConfig
+from harness.grid import Task, fit_seed
+
+
+@functools.lru_cache(maxsize=4)
+def _cube(path: str):
+    """The opened cube, cached per worker process."""
+    from datasets.cube import open_cube
+
+    return open_cube(path)
+
+
+@functools.lru_cache(maxsize=64)
+def _drug(path: str, drug: str):
+    """A drug's pairs and singletons, cached per worker process."""
+    from datasets.pairs import drug_data
+
+    return drug_data(_cube(path), drug)
+
+
+def paired_cell_lines(dd: Any) -> list[str]:
+    """Sorted unique cell lines with at least one pair for the drug."""
+    return sorted({str(c) for c in np.asarray(dd.pair_cell_line)})
+
+
+def drug_splits(dd: Any, cfg: RunConfig) -> list:
+    """The drug's CV splits (repeat-major), from datasets.splits.make_splits."""
+    from datasets.splits import make_splits
+
+    return make_splits(paired_cell_lines(dd), dd.drug, n_repeats=cfg.n_repeats, n_folds=cfg.n_folds,
+                       val_fraction=cfg.val_fraction, base_seed=cfg.base_seed)
+
+
+def split_data(dd: Any, split: Any, include_test_singletons: bool = False):
+    """pertvae_core SplitData for one split: pairs of train/val/test cell lines, training singletons."""
+    from datasets.splits import singleton_mask
+    from pertvae_core.data import SplitData
+
+    cl = np.asarray(dd.pair_cell_line).astype(str)
+
+    def rows(names: Sequence[str]) -> np.ndarray:
+        return np.isin(cl, np.asarray(list(names), dtype=str))
+
+    tr, va, te = rows(split.train_cell_lines), rows(split.val_cell_lines), rows(split.test_cell_lines)
+    sm = np.asarray(singleton_mask(dd.singleton_cell_line, split, include_test=include_test_singletons),
+                    dtype=bool)
+    x1, x2, xs = (np.asarray(a, dtype=np.float32) for a in (dd.x1, dd.x2, dd.xs))
+    return SplitData(x1_train=x1[tr], x2_train=x2[tr], x1_val=x1[va], x2_val=x2[va],
+                     x1_test=x1[te], x2_test=x2[te], xs_train=xs[sm])
+
+
+def worker_name() -> str:
+    """The Dask worker address when inside one, plus host and pid."""
+    where = f"host={socket.gethostname()} pid={os.getpid()}"
+    try:
+        from distributed import get_worker
+
+        return f"{get_worker().address} {where}"
+    except (ImportError, ValueError):
+        return where
+
+
+def fit_config(cfg: RunConfig, latent: int):
+    """pertvae_core FitConfig for this run at ``latent``."""
+    from pertvae_core.config import FitConfig
+
+    return FitConfig(latent=int(latent), **cfg.fit_kwargs())
+
+
+def run_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
+    """Fit and evaluate ``task``'s splits; one row per fit with its keys, results, worker and SLURM_JOB_ID."""
+    from pertvae_core import api
+
+    dd = _drug(str(cube_path), task.drug)
+    splits = drug_splits(dd, cfg)
+    by_index = {(s.repeat, s.fold): s for s in splits}
+    missing = [rk for rk in task.splits if rk not in by_index]
+    if missing:
+        raise ValueError(f"task {task.key}: splits {missing} not produced by make_splits "
+                         f"(n_repeats={cfg.n_repeats}, n_folds={cfg.n_folds})")
+    data = [split_data(dd, by_index[rk], cfg.include_test_singletons) for rk in task.splits]
+    keys = task.fit_keys()
+    seeds = [fit_seed(cfg.base_seed, k) for k in keys]
+    if task.model == "pertvae":
+        results = api.fit_evaluate_pertvae(data, fit_config(cfg, task.latent), seeds)
+    elif task.model == "vae":
+        results = api.fit_evaluate_vae(data, fit_config(cfg, task.latent), seeds)
+    elif task.model == "pca":
+        results = api.evaluate_pca(data, task.latent)
+    elif task.model == "baselines":
+        results = api.evaluate_baselines(data, task.latent)
+    else:
+        raise ValueError(f"task {task.key}: unknown model {task.model!r}")
+    if len(results) != len(keys):
+        raise RuntimeError(f"task {task.key}: {len(results)} results for {len(keys)} splits")
+    worker = worker_name()
+    job = os.environ.get("SLURM_JOB_ID", "")
+    rows = []
+    for k, res in zip(keys, results, strict=True):
+        row = dict(res)
+        row.setdefault("status", "done")
+        row.setdefault("reason", "")
+        row.update(model=k.model, drug=k.drug, latent=k.latent, repeat=k.repeat, fold=k.fold,
+                   worker=worker, slurm_job_id=job)
+        rows.append(row)
+    return rows
+
+
+def failed_rows(task: Task, reason: str) -> list[dict]:
+    """Rows marking every fit of ``task`` failed with ``reason`` (a task that raised)."""
+    return [dict(model=k.model, drug=k.drug, latent=k.latent, repeat=k.repeat, fold=k.fold, status="failed",
+                 reason=reason, worker="", slurm_job_id="") for k in task.fit_keys()]
