@@ -1,0 +1,128 @@
+"""``python -m datasets.build`` end to end: real A375 plate and generated GCTX -> zarr cube on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import (
+    GENES,
+    baseline_values,
+    gene_meta,
+    l1000_design,
+    values,
+    write_ccle,
+    write_depmap,
+    write_gctx,
+    write_gdsc,
+    write_inst_info,
+)
+from datasets.cube import open_cube
+
+from datasets.build import main
+from datasets.l1000 import read_gct
+
+ROOT = Path(__file__).resolve().parents[2]
+PLATE = ROOT / "tests" / "data" / "l1000_A375_LJP005_n377x978.gct"
+
+
+@pytest.fixture(scope="module")
+def plate_genes():
+    src = read_gct(PLATE)
+    rm = src.row_meta
+    return list(zip(rm["pr_gene_id"], rm["pr_gene_symbol"], strict=True))
+
+
+def test_cli_real_plate(tmp_path, plate_genes):
+    # a GDSC-like table with 900 of the 978 landmark genes, A375 under its COSMIC id plus 3 other cell lines
+    genes = plate_genes[:900]
+    cells = ["906793", "905946", "905939", "910927"]
+    vals = baseline_values(cells, genes, seed=5)
+    gdsc = write_gdsc(tmp_path / "gdsc.txt", cells, genes, vals)
+    cmap = tmp_path / "map.csv"
+    cmap.write_text("source_name,cell_line\n906793,A-375\n905946,MCF7\n905939,HT-29\n910927,K-562\n")
+    out = tmp_path / "cube.zarr"
+    r = subprocess.run([sys.executable, "-m", "datasets.build", "--l1000", str(PLATE),
+                        "--baseline", str(gdsc), "--cell-map", str(cmap), "--drugs", "NU-7441,vemurafenib",
+                        "--time", "24", "--out", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert "genes kept: 900 of 978" in r.stdout
+    assert "NU-7441: 1 cell lines" in r.stdout and "dose 10 uM" in r.stdout
+    assert "4 cell lines, 1 matched to L1000 cell lines" in r.stdout
+    assert "controls: 26 vehicle profiles in 1 cell lines" in r.stdout
+
+    ds = open_cube(out)
+    assert list(ds.condition.values) == ["control", "NU-7441", "vemurafenib", "baseline"]
+    assert ds.sizes["gene"] == 900 and ds.sizes["replicate"] == 26
+    assert sorted(ds.cell_line.values.tolist()) == ["A375", "HT-29", "K-562", "MCF7"]
+    expr = ds["expression"]
+    ctl = expr.sel(cell_line="A375", condition="control").values
+    assert np.isfinite(ctl).all() and ctl.shape == (26, 900)
+    nu = expr.sel(cell_line="A375", condition="NU-7441").values
+    n_nu = int(np.isfinite(nu[:, 0]).sum())
+    assert n_nu >= 1 and np.isnan(nu[n_nu:]).all()
+    assert float(ds["dose_um"].sel(cell_line="A375", condition="NU-7441")) == pytest.approx(10.0)
+    assert np.isnan(float(ds["dose_um"].sel(cell_line="A375", condition="control")))
+    # baseline: one replicate per source, values as written, in the cube's gene order
+    base = expr.sel(condition="baseline").values
+    assert np.isfinite(base[:, 0]).all() and np.isnan(base[:, 1:]).all()
+    a375 = expr.sel(cell_line="A375", condition="baseline", replicate=0).values
+    np.testing.assert_allclose(a375, vals[0], atol=1e-5)
+    assert ds["gene"].values.tolist() == [str(g) for g, _ in genes]
+    # drugs exist only for L1000 cell lines
+    assert np.isnan(expr.sel(cell_line="MCF7", condition="NU-7441").values).all()
+    assert list(ds["source"].values) == ["L1000", "L1000", "L1000", "GDSC"]
+    prov = json.loads(ds.attrs["provenance"])
+    by_role = {i["role"]: i for i in prov["inputs"]}
+    assert by_role["l1000"]["sha256"] == hashlib.sha256(PLATE.read_bytes()).hexdigest()
+    assert by_role["baseline"]["sha256"] == hashlib.sha256(gdsc.read_bytes()).hexdigest()
+    assert prov["options"]["drugs"] == ["NU-7441", "vemurafenib"] and prov["options"]["dose"] == "highest"
+
+
+def test_main_generated_gctx_inst_info_two_sources(tmp_path, capsys):
+    cols = l1000_design(cells=("A375", "MCF7", "PC3"))
+    rows = gene_meta(8, 2)
+    mat = values(len(cols), len(rows))
+    gctx = write_gctx(tmp_path / "l3.gctx", mat, rows, None, sample_ids=cols["inst_id"])
+    inst = write_inst_info(tmp_path / "inst_info.txt", cols)
+    g1, g2 = GENES[:6], GENES[:5]
+    dm = write_depmap(tmp_path / "dm.csv", ["A375", "PC-3", "K562"], g1, baseline_values("abc", g1, 1))
+    cc = write_ccle(tmp_path / "cc.gct", ["A375_SKIN", "HELA_CERVIX"], g2, baseline_values("ab", g2, 2))
+    out = tmp_path / "c.zarr"
+    rc = main(["--l1000", str(gctx), "--inst-info", str(inst), "--baseline", str(dm), "--baseline", str(cc),
+               "--drugs", "trametinib", "--dose", "0.04", "--out", str(out)])
+    assert rc == 0
+    txt = capsys.readouterr().out
+    assert "trametinib: 3 cell lines, 18 replicates, dose 0.04 uM" in txt
+    assert "genes kept: 5 of 6" in txt
+    ds = open_cube(out)
+    assert ds.sizes["replicate"] == 8  # 4 controls on each of the 2 plates
+    assert set(ds.cell_line.values.tolist()) == {"A375", "MCF7", "PC3", "K562", "HELA"}
+    base = ds["expression"].sel(condition="baseline")
+    assert int(np.isfinite(base.sel(cell_line="A375").values[:, 0]).sum()) == 2  # one per source
+    assert int(np.isfinite(base.sel(cell_line="MCF7").values[:, 0]).sum()) == 0
+    assert ds["source"].values[-1] == "DepMap+CCLE"
+    tr = ds["expression"].sel(cell_line="PC3", condition="trametinib").values[:6]
+    ids = cols.index[(cols.cell_id == "PC3") & (cols.pert_iname == "trametinib") & (cols.pert_dose == "0.04")
+                     & (cols.pert_time == "24")]
+    np.testing.assert_allclose(np.sort(tr[:, 0]), np.sort(mat[ids, 0]))
+
+
+def test_rebuild_same_inputs_with_overwrite(tmp_path, capsys):
+    cols = l1000_design(cells=("A375",))
+    rows = gene_meta()
+    gctx = write_gctx(tmp_path / "x.gctx", values(len(cols), len(rows)), rows, cols)
+    dm = write_depmap(tmp_path / "dm.csv", ["A375"], GENES[:6], baseline_values("a", GENES[:6]))
+    out = tmp_path / "c.zarr"
+    args = ["--l1000", str(gctx), "--baseline", str(dm), "--out", str(out)]
+    assert main(args) == 0
+    assert main([*args, "--drugs", "vorinostat", "--overwrite"]) == 0
+    assert open_cube(out).condition.values.tolist() == ["control", "vorinostat", "baseline"]
