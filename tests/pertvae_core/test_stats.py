@@ -1,0 +1,114 @@
+"""Per-drug tests and BH q-values against scipy and hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from pertvae_core.stats import (
+    benjamini_hochberg,
+    corrected_t_greater,
+    mann_whitney_greater,
+    wilcoxon_greater,
+)
+
+
+@pytest.fixture
+def shifted() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    rec = 0.5 + 0.02 * rng.normal(size=50)
+    pred = rec + 0.03 + 0.01 * rng.normal(size=50)
+    return pred, rec
+
+
+def test_mann_whitney_matches_scipy_and_direction(shifted: tuple[np.ndarray, np.ndarray]) -> None:
+    pred, rec = shifted
+    p = mann_whitney_greater(pred, rec)
+    assert p == stats.mannwhitneyu(pred, rec, alternative="greater").pvalue
+    assert p < 1e-6
+    assert mann_whitney_greater(rec, pred) > 0.99  # wrong direction is not significant
+
+
+def test_mann_whitney_small_known_value() -> None:
+    # pred all above rec, n=m=3: exact P(U >= 9) = 1 / C(6, 3) = 0.05
+    assert mann_whitney_greater([4, 5, 6], [1, 2, 3]) == pytest.approx(0.05)
+
+
+def test_mann_whitney_drops_nan() -> None:
+    p = mann_whitney_greater([4, 5, np.nan, 6], [1, np.nan, 2, 3])
+    assert p == pytest.approx(0.05)
+    assert math.isnan(mann_whitney_greater([np.nan], [1.0]))
+
+
+def test_wilcoxon_matches_scipy(shifted: tuple[np.ndarray, np.ndarray]) -> None:
+    pred, rec = shifted
+    p = wilcoxon_greater(pred, rec)
+    assert p == pytest.approx(stats.wilcoxon(pred - rec, alternative="greater").pvalue)
+    assert p < 1e-6
+    assert wilcoxon_greater(rec, pred) > 0.99
+
+
+def test_wilcoxon_known_value_and_edge_cases() -> None:
+    # 5 positive differences, exact one-sided p = 1/2^5
+    assert wilcoxon_greater([2, 3, 4, 5, 6], [1, 1, 1, 1, 1]) == pytest.approx(1 / 32)
+    assert wilcoxon_greater([1, 2, 3], [1, 2, 3]) == 1.0  # all-zero differences
+    assert math.isnan(wilcoxon_greater([np.nan, 1.0], [1.0, np.nan]))
+    with pytest.raises(ValueError, match="equal lengths"):
+        wilcoxon_greater([1, 2], [1, 2, 3])
+
+
+def test_corrected_t_by_hand() -> None:
+    pred = np.array([0.6, 0.7, 0.65, 0.8, 0.62])
+    rec = np.array([0.55, 0.6, 0.66, 0.7, 0.6])
+    d = pred - rec
+    j, n_train, n_test = 5, 40, 10
+    t = d.mean() / math.sqrt((1 / j + n_test / n_train) * d.var(ddof=1))
+    want = stats.t.sf(t, df=j - 1)
+    assert corrected_t_greater(pred, rec, n_train, n_test) == pytest.approx(want, rel=1e-12)
+    # the correction makes it more conservative than the plain paired t-test
+    plain = stats.ttest_rel(pred, rec, alternative="greater").pvalue
+    assert corrected_t_greater(pred, rec, n_train, n_test) > plain
+    # and with n_test/n_train -> 0 it approaches the plain paired t-test
+    assert corrected_t_greater(pred, rec, 1e12, 1) == pytest.approx(plain, rel=1e-6)
+
+
+def test_corrected_t_edge_cases() -> None:
+    assert corrected_t_greater([2, 2, 2], [1, 1, 1], 8, 2) == 0.0  # zero variance, positive mean
+    assert corrected_t_greater([1, 1, 1], [1, 1, 1], 8, 2) == 1.0
+    assert corrected_t_greater([1, 1, 1], [2, 2, 2], 8, 2) == 1.0
+    assert math.isnan(corrected_t_greater([1.0], [0.0], 8, 2))
+    with pytest.raises(ValueError, match="n_train must be a positive number"):
+        corrected_t_greater([1, 2], [0, 1], 0, 2)
+    with pytest.raises(ValueError, match="n_test"):
+        corrected_t_greater([1, 2], [0, 1], 8, float("nan"))
+
+
+def test_bh_known_values() -> None:
+    p = [0.01, 0.04, 0.03, 0.5]
+    # sorted 0.01,0.03,0.04,0.5 -> 0.04, 0.06, 0.0533.., 0.5 -> monotone: 0.04, 0.0533, 0.0533, 0.5
+    np.testing.assert_allclose(benjamini_hochberg(p), [0.04, 0.16 / 3, 0.16 / 3, 0.5])
+
+
+def test_bh_nan_aware_and_validates() -> None:
+    q = benjamini_hochberg([0.01, np.nan, 0.04])
+    assert math.isnan(q[1])
+    np.testing.assert_allclose(q[[0, 2]], stats.false_discovery_control([0.01, 0.04], method="bh"))
+    assert benjamini_hochberg([]).shape == (0,)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        benjamini_hochberg([0.2, 1.5])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0, allow_nan=False) | st.sampled_from([0.0, 0.05, 1.0]),
+                min_size=1, max_size=40))
+def test_bh_property_matches_scipy(p: list[float]) -> None:
+    q = benjamini_hochberg(p)
+    np.testing.assert_allclose(q, stats.false_discovery_control(p, method="bh"), rtol=1e-12, atol=1e-15)
+    assert np.all(q <= 1.0) and np.all(q >= np.asarray(p) - 1e-15)
+    order = np.argsort(p, kind="stable")
+    assert np.all(np.diff(q[order]) >= -1e-15)
