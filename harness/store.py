@@ -15,14 +15,16 @@ Layout (read by harness/report.py with ``xr.open_zarr(path)``):
   (cube fingerprint + science key hash), ``versions``, ``grid`` {model: [latents]}.
 
 The full store is created once (all NaN, status "") in a temporary directory and renamed into place; each
-finished task then writes only its own cells with zarr orthogonal indexing, values first and ``status``
-last, by the driver alone (no concurrent writers). Zarr's local store writes every chunk atomically, so a
-crash never loses or corrupts finished results; a fit counts as finished only once its status is written.
+finished task then writes only its own cells (read-modify-write of its (model, drug, latent) chunks),
+values first and ``status`` last, by the driver alone (no concurrent writers). Zarr's local store writes
+every chunk atomically (temporary file + rename), so a crash never loses or corrupts finished results;
+a fit counts as finished only once its status is written.
 Chunks: one (model, drug, latent) x all splits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -38,6 +40,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+from zarr.core.sync import sync
 
 from harness.config import RunConfig, execution_settings, science_key
 from harness.grid import FitKey
@@ -103,6 +106,7 @@ class ResultStore:
         self._m = {m: i for i, m in enumerate(self.models)}
         self._d = {d: i for i, d in enumerate(self.drugs)}
         self._l = {x: i for i, x in enumerate(self.latents)}
+        self._arrays = {v: self._group[v].async_array for v in (*FLOAT_VARS, *STR_VARS)}
 
     # ------------------------------------------------------------------------------------------------
     @classmethod
@@ -241,15 +245,25 @@ class ResultStore:
             groups[(m, d, l)].append((s, row))
             n += 1
         for (m, d, l), items in groups.items():
-            items.sort(key=lambda t: t[0])
-            sidx = np.array([s for s, _ in items], dtype=np.int64)
-            for v in FLOAT_VARS:
-                vals = np.array([_float(r.get(v)) for _, r in items], dtype=np.float64)
-                self._group[v].set_orthogonal_selection((m, d, l, sidx), vals)
-            for v in (*STR_VARS[1:], "status"):
-                vals = np.array([str(r.get(v, "") or "") for _, r in items], dtype=object)
-                self._group[v].set_orthogonal_selection((m, d, l, sidx), vals)
+            sync(self._write_cell_rows((m, d, l), items))
         return n
+
+    async def _write_cell_rows(self, cell: tuple[int, int, int],
+                               items: list[tuple[int, Mapping[str, Any]]]) -> None:
+        """Read-modify-write the (model, drug, latent) chunk of every variable: all values concurrently, then
+        ``status`` alone (so a fit is done only once all its values are on disk)."""
+        sel = (*cell, slice(None))
+        names = (*FLOAT_VARS, *STR_VARS)
+        arrays = [self._arrays[v] for v in names]
+        current = await asyncio.gather(*(a.getitem(sel) for a in arrays))
+        new = {}
+        for v, row in zip(names, current, strict=True):
+            row = np.array(row, dtype=np.float64 if v in FLOAT_VARS else object)
+            for s, r in items:
+                row[s] = _float(r.get(v)) if v in FLOAT_VARS else str(r.get(v, "") or "")
+            new[v] = row
+        await asyncio.gather(*(self._arrays[v].setitem(sel, new[v]) for v in names if v != "status"))
+        await self._arrays["status"].setitem(sel, new["status"])
 
     def open_dataset(self) -> xr.Dataset:
         """The store as an xarray Dataset (lazy)."""

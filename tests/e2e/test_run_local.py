@@ -1,0 +1,102 @@
+"""End to end on a real LocalCluster: complete store, report files, 1 vs 2 workers, rerun, refusal."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from harness.run import main
+from tests.e2e import assert_same_numbers, load, planned, reference, tiny_args, tiny_cube
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def cube(tmp_path_factory):
+    return tiny_cube(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory, cube):
+    out = tmp_path_factory.mktemp("two") / "run"
+    perf = out.parent / "perf.html"
+    rc = main(tiny_args(cube, out, "--performance-report", str(perf), workers=2))
+    return rc, out, perf
+
+
+def test_two_workers_complete_store_and_report(two_workers, capsys):
+    rc, out, perf = two_workers
+    assert rc == 0
+    ds = load(out)
+    mask = planned(ds).values
+    # 2 drugs x 6 splits x (pertvae@3, vae@2, vae@3, pca@2, pca@3, baselines@3)
+    assert mask.sum() == 2 * 6 * 6
+    assert (ds.status.values[mask] == "done").all()
+    assert (ds.status.values[~mask] == "").all()
+    pv = ds.sel(model="pertvae", latent=3)
+    assert np.isfinite(pv.rho_pred_pert.values).all() and np.isfinite(pv.rho_rec_pert.values).all()
+    assert np.isfinite(ds.sel(model="vae").rho_rec.values).all()
+    assert np.isfinite(ds.sel(model="pca").rho_rec.values).all()
+    bl = ds.sel(model="baselines", latent=3)
+    assert np.isfinite(bl.rho_identity.values).all() and np.isfinite(bl.rho_meanshift.values).all()
+    workers = set(ds.worker.values[mask])
+    assert all(w.startswith("tcp://") for w in workers)
+    for name in ("table1.csv", "table1.md", "table1.tex", "run.json"):
+        assert (out / name).exists(), name
+    info = json.loads((out / "run.json").read_text())
+    assert info["counts"]["done"] == 72 and info["counts"]["failed"] == 0
+    assert perf.exists() and perf.stat().st_size > 0
+    n_tt = json.loads(ds.attrs["n_train_test"])
+    assert n_tt["drugA"] == [8.0, 4.0]   # 12 paired cell lines, 3 folds
+
+
+def test_one_worker_gives_identical_numbers(two_workers, tmp_path_factory, cube):
+    rc, out, _ = two_workers
+    assert rc == 0
+    assert_same_numbers(reference(tmp_path_factory.getbasetemp(), cube), load(out))
+
+
+def test_rerun_recomputes_nothing(two_workers, cube, capsys):
+    rc, out, _ = two_workers
+    before = load(out)
+    assert main(tiny_args(cube, out, workers=2)) == 0
+    text = capsys.readouterr().out
+    assert "0 to run" in text
+    after = load(out)
+    np.testing.assert_array_equal(before.fit_seconds.values, after.fit_seconds.values)
+    assert (before.worker.values == after.worker.values).all()
+
+
+def test_refuses_a_different_config_or_cube(two_workers, cube, tmp_path, capsys):
+    rc, out, _ = two_workers
+    assert main(tiny_args(cube, out, "--lr", "0.05")) == 2
+    err = capsys.readouterr().err
+    assert "different config" in err and "lr" in err
+    from tests.e2e import make_tiny_cube
+
+    other = make_tiny_cube(tmp_path / "other.zarr", seed=1)
+    assert main(tiny_args(other, out)) == 2
+    assert "different dataset" in capsys.readouterr().err
+
+
+def test_bad_input_is_a_clear_error(cube, tmp_path, capsys):
+    assert main(tiny_args(cube, tmp_path / "o", "--drugs", "drugA", "nosuchdrug")) == 2
+    assert "nosuchdrug" in capsys.readouterr().err
+    assert main(tiny_args(tmp_path / "missing.zarr", tmp_path / "o")) == 2
+    assert "missing.zarr" in capsys.readouterr().err
+    assert main(["--n-folds", "1"]) == 2
+    assert "n_folds" in capsys.readouterr().err
+    assert main(tiny_args(cube, tmp_path / "o2", "--n-folds", "13")) == 2
+    assert "drugA" in capsys.readouterr().err
+
+
+def test_in_process_cluster_none_matches(tmp_path_factory, cube, tmp_path):
+    out = tmp_path / "none"
+    assert main(tiny_args(cube, out, "--models", "pca", "baselines", cluster="none")) == 0
+    ref = reference(tmp_path_factory.getbasetemp(), cube)
+    ds = load(out)
+    for m in ("pca", "baselines"):
+        for v in ("rho_rec", "rho_identity", "rho_meanshift", "rho_pca_latent"):
+            np.testing.assert_array_equal(ds[v].sel(model=m).values, ref[v].sel(model=m).values)
