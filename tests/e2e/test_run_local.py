@@ -100,3 +100,25 @@ def test_in_process_cluster_none_matches(tmp_path_factory, cube, tmp_path):
     for m in ("pca", "baselines"):
         for v in ("rho_rec", "rho_identity", "rho_meanshift", "rho_pca_latent"):
             np.testing.assert_array_equal(ds[v].sel(model=m).values, ref[v].sel(model=m).values)
+
+
+@pytest.mark.slow
+def test_demo_preset_reduced_finds_the_effective_drugs(tmp_path):
+    """The demo preset on 3 of its drugs (2 with a real effect, 1 without): Table 1 separates them."""
+    import pandas as pd
+    from datasets.synthetic import generate
+
+    truth = json.loads(generate(preset="demo", seed=0).attrs["ground_truth"])
+    effective = sorted((d for d, t in truth.items() if t["effective"]), key=lambda d: -truth[d]["strength"])
+    null = [d for d, t in truth.items() if not t["effective"]]
+    assert effective and null, truth
+    drugs = [*effective[:2], null[0]]
+    out = tmp_path / "demo"
+    assert main(["--preset", "demo", "--out", str(out), "--drugs", *drugs, "--no-progress",
+                 "--dashboard-address", ":0"]) == 0
+    table = pd.read_csv(out / "table1.csv")
+    pv = table.dropna(subset=["rho_pred_pert"])
+    p = dict(zip(pv.drug, pv.p_mannwhitney, strict=True))
+    for d in effective[:2]:
+        assert p[d] < 0.05, (d, p)
+    assert p[null[0]] >= 0.05, p
