@@ -3,8 +3,7 @@
 Conditions of the cube: ``control`` (vehicle controls, x1), one per drug (x2 at the chosen dose,
 ``pert_iname`` as given) and ``baseline`` (unpaired profiles: one replicate per baseline source holding the
 cell line; the cell lines are the union over sources and L1000). Genes: L1000 landmark genes (Entrez IDs)
-present in every
-baseline source. See docs/real_data.md.
+present in every baseline source. See docs/real_data.md.
 """
 
 from __future__ import annotations
