@@ -109,7 +109,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
           inst_info: str | Path | None = None, gene_info: str | Path | None = None,
           baseline_format: str = "auto", cell_map: str | Path | None = None,
           drugs: Sequence[str] | None = None, time: float = 24.0, dose: str | float = "highest",
-          all_genes: bool = False, max_controls: int | None = None, overwrite: bool = False):
+          all_genes: bool = False, max_controls: int | str | None = "all", overwrite: bool = False):
     """Build (and write when ``out`` is given) the cube; returns (dataset, BuildSummary)."""
     if not baseline:
         raise CubeError("at least one --baseline file is required")
@@ -165,6 +165,19 @@ def _dose_arg(v: str) -> str | float:
     return x
 
 
+def _max_controls_arg(v: str) -> str | int:
+    if v in ("auto", "all"):
+        return v
+    try:
+        n = int(v)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--max-controls must be 'auto', 'all' or a number, "
+                                         f"got {v!r}") from e
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--max-controls must be at least 1, got {v!r}")
+    return n
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m datasets.build", description=__doc__.split("\n")[0])
     p.add_argument("--l1000", required=True, help="L1000 matrix: GCTX 1.0 or GCT 1.2/1.3")
@@ -177,7 +190,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time", type=float, default=24.0, help="pert_time in hours (default 24)")
     p.add_argument("--dose", type=_dose_arg, default="highest", help="'highest' (default) or a dose in uM")
     p.add_argument("--all-genes", action="store_true", help="keep all genes, not only landmarks")
-    p.add_argument("--max-controls", type=int, default=None, help="cap vehicle controls per cell line")
+    p.add_argument("--max-controls", type=_max_controls_arg, default="all",
+                   help="vehicle controls kept per cell line: 'all' (default), 'auto' (its largest drug "
+                        "replicate count: all that the cyclic pairing uses), or a number")
     p.add_argument("--out", required=True, help="output cube (zarr directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a different cube at --out")
     return p.parse_args(argv)

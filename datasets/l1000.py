@@ -15,7 +15,9 @@ Conventions (documented in docs/real_data.md):
   A numeric dose keeps treatments within 1% of it.
 - Controls of a cell line: its vehicle controls at the time point on the plates of its selected treatments
   (plate = ``rna_plate``, else ``det_plate``, else the inst id up to the first ``:``); if none share a plate,
-  all its vehicle controls at that time. Ordered by (plate, id), optionally capped at ``max_controls``.
+  all its vehicle controls at that time. Ordered round-robin over plates (each plate's by id), then capped:
+  ``max_controls="auto"`` keeps as many as the cell line's largest drug replicate count (all the
+  cyclic pairing uses), an int keeps that many, ``"all"`` (default) or ``None`` keeps all.
 - Big GCTX files are read by HDF5 selection: sorted sample indices in chunks (<= 10,000 samples and a memory
   budget), the gene axis as the narrowest contiguous slice covering the wanted rows; never the whole matrix.
 """
@@ -420,7 +422,8 @@ REQUIRED_COLUMNS = ("pert_type", "pert_iname", "cell_id")
 
 
 def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: float = 24.0,
-                   dose: str | float = "highest", max_controls: int | None = None) -> DrugSelection:
+                   dose: str | float = "highest",
+                   max_controls: int | str | None = "all") -> DrugSelection:
     """Pick treatments (trt_cp, pert_iname, time, dose rule) and same-plate vehicle controls per cell line."""
     meta = src.col_meta
     where = src.meta_path or src.path
@@ -494,7 +497,18 @@ def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: f
             fallback.append(c)
         if len(same):
             same = same[np.lexsort((src.sample_ids[same].astype(str), plate[same].astype(str)))]
-            controls[c] = same[:max_controls] if max_controls else same
+            p = plate[same].astype(str)
+            rank = np.zeros(len(same), dtype=np.int64)  # position within its plate -> round-robin order
+            for u in np.unique(p):
+                rank[p == u] = np.arange(int((p == u).sum()))
+            same = same[np.lexsort((p, rank))]
+            if max_controls == "auto":
+                cap = max(len(treatments[d].get(c, ())) for d in drugs)
+            elif max_controls in (None, "all"):
+                cap = len(same)
+            else:
+                cap = int(max_controls)
+            controls[c] = same[:cap]
     dropped: dict[str, list[str]] = {}
     for d in drugs:
         lost = [c for c in treatments[d] if c not in controls]
@@ -559,7 +573,7 @@ def load_profiles(src: L1000Source, selection: DrugSelection, genes: GeneSelecti
 def read_l1000(path: str | Path, drugs: Sequence[str] | None = None, time: float = 24.0,
                dose: str | float = "highest", inst_info: str | Path | None = None,
                gene_info: str | Path | None = None, all_genes: bool = False,
-               max_controls: int | None = None) -> L1000Profiles:
+               max_controls: int | str | None = "all") -> L1000Profiles:
     """Open, select and read in one call (see the module docstring for the rules)."""
     src = open_l1000(path, inst_info=inst_info, gene_info=gene_info)
     genes = select_genes(src, all_genes=all_genes)

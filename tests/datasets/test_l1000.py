@@ -145,6 +145,20 @@ def test_controls_restricted_to_treatment_plates(tmp_path):
     assert len(select_samples(src, ["vorinostat"], time=24, max_controls=2).controls["A375"]) == 2
 
 
+def test_controls_round_robin_over_plates_and_auto_cap(tmp_path):
+    cols = l1000_design(cells=("A375",), drugs={"vorinostat": (10.0,), "trametinib": (1.0,)}, reps=2,
+                        n_ctrl=4, n_plates=3)
+    rows = gene_meta()
+    src = open_l1000(write_gctx(tmp_path / "p.gctx", values(len(cols), len(rows)), rows, cols))
+    full = select_samples(src, ["vorinostat", "trametinib"], time=24)
+    assert len(full.controls["A375"]) == 12
+    # the first three controls come from three different plates
+    assert len(set(cols.rna_plate.iloc[full.controls["A375"][:3]])) == 3
+    auto = select_samples(src, ["vorinostat", "trametinib"], time=24, max_controls="auto")
+    assert len(auto.controls["A375"]) == 6  # 2 replicates x 3 plates of the drugs
+    np.testing.assert_array_equal(auto.controls["A375"], full.controls["A375"][:6])
+
+
 def test_controls_fall_back_to_other_plates_and_plate_from_inst_id(tmp_path):
     cols = l1000_design(cells=("A375",), drugs={"vorinostat": (10.0,)}, n_plates=1)
     # controls on their own plate; no rna_plate column -> plate is the inst id up to ':'
