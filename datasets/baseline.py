@@ -153,7 +153,7 @@ def read_ccle(path: str | Path) -> BaselineTable:
         raise BaselineError(str(e)) from e
     names = [str(r) for r in g.row_ids]
     ent = np.array([(m.group(1) if (m := _ENTREZ.match(n)) else "") for n in names], dtype=object)
-    cands = ("pr_gene_symbol", "Description", "pr_gene_title")
+    cands = ("pr_gene_symbol", "Description")
     desc_col = next((c for c in cands if c in g.row_meta.columns), None)
     sym = (g.row_meta[desc_col].fillna("").astype(str).to_numpy(dtype=object) if desc_col
            else np.array(names, dtype=object))

@@ -175,7 +175,7 @@ def read_gct(path: str | Path) -> L1000Source:
     _check_unique(sample_ids, "sample", path)
     _check_unique(row_ids, "gene (row)", path)
     if version == "#1.2":
-        row_meta = pd.DataFrame({"pr_gene_title": [f[1] for f in data_rows]}, index=row_ids)
+        row_meta = pd.DataFrame({"Description": [f[1] for f in data_rows]}, index=row_ids)
     else:
         row_meta = pd.DataFrame([f[1:1 + n_rmeta] for f in data_rows], index=row_ids,
                                 columns=header[1:1 + n_rmeta])
