@@ -210,3 +210,21 @@ def test_missing_value_in_matrix_is_reported(tmp_path):
     path = write_gctx(tmp_path / "m.gctx", mat, rows, cols)
     with pytest.raises(L1000Error, match=rf"missing \(-666/NaN\).*{cols.inst_id[bad]}.*'6009'"):
         read_l1000(path, drugs=["vorinostat"])
+
+
+def test_gene_info_file_gives_landmarks_for_entrez_row_ids(tmp_path):
+    # GSE92742 style: row ids are Entrez IDs, landmark flags and symbols in a separate gene_info file
+    cols = l1000_design(cells=("A375",))
+    rows = gene_meta()
+    bare = rows[["pr_gene_id"]].rename(columns={"pr_gene_id": "id"})
+    mat = values(len(cols), len(rows))
+    path = write_gctx(tmp_path / "l3.gctx", mat, bare, cols)
+    gi = rows.drop(columns=["id"]).rename(columns={"pr_is_lmark": "pr_is_lm"})
+    gi.to_csv(tmp_path / "gene_info.txt", sep="\t", index=False)
+    prof = read_l1000(path, drugs=["vorinostat"], gene_info=tmp_path / "gene_info.txt")
+    assert prof.genes.landmark_column == "pr_is_lm"
+    assert prof.genes.entrez.tolist() == rows.pr_gene_id[:6].tolist()
+    assert prof.genes.symbols.tolist() == rows.pr_gene_symbol[:6].tolist()
+    with pytest.raises(L1000Error, match=r"gene_info2.txt: 1 of 8 ids of the matrix have no gene_info row"):
+        gi.iloc[1:].to_csv(tmp_path / "gene_info2.txt", sep="\t", index=False)
+        read_l1000(path, drugs=["vorinostat"], gene_info=tmp_path / "gene_info2.txt")
