@@ -1,0 +1,432 @@
+"""Table 1, Figure 2 and per-drug distributions from OUT/results.zarr; ``python -m harness.report OUT``.
+
+Reads the store written by harness/store.py (``results[model, drug, latent, split]``, see its docstring) and
+writes into OUT:
+
+- ``table1.csv`` / ``table1.md`` / ``table1.tex``: one row per drug and PertVAE latent size: mean
+  rho_rec_pert and rho_pred_pert over the done splits, the paper's one-sided Mann-Whitney p (H1:
+  rho_rec_pert < rho_pred_pert), the paired Wilcoxon p, the Nadeau-Bengio corrected t-test p, BH q-values of
+  the Mann-Whitney p over the drugs of each latent size, and the mean correlations of the perturbation
+  baselines (model "baselines" at the same latent size);
+- ``figure2.png`` / ``.svg``: reconstruction Spearman rho_rec of VAE and PCA by latent size, mean and
+  standard deviation over splits and drugs (the paper's Figure 2);
+- ``drugs.png``: per drug, the distributions over splits of rho_rec_pert and rho_pred_pert (PertVAE);
+- ``run.json``: a ``report`` block (planned/done/failed/not_run/missing counts, files) and ``partial``.
+
+Only fits with status "done" count. A fit is *missing* when it is planned and not done (failed or not run),
+as in ResultStore.counts(); a report with missing fits is marked partial everywhere it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pertvae_core.stats import benjamini_hochberg, corrected_t_greater, mann_whitney_greater, wilcoxon_greater
+
+STORE_NAME = "results.zarr"
+TABLE_COLUMNS = ("drug", "latent", "n_cell_lines", "n_splits", "rho_rec_pert", "rho_pred_pert",
+                 "p_mannwhitney", "p_wilcoxon", "p_corrected_t", "q_bh", "rho_identity", "rho_meanshift",
+                 "rho_pca_latent", "n_failed", "n_missing")
+BASELINE_COLUMNS = ("rho_identity", "rho_meanshift", "rho_pca_latent")
+
+
+class ReportError(ValueError):
+    """OUT has no readable result store."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# reading
+
+
+def open_results(out_dir: str | Path) -> xr.Dataset:
+    """Load OUT/results.zarr into memory, checking the variables the report needs."""
+    out = Path(out_dir)
+    path = out / STORE_NAME
+    if not path.is_dir():
+        raise ReportError(f"{out}: no {STORE_NAME} here; give the --out directory of a run "
+                          f"(python -m harness.run --out {out} creates one)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # consolidated metadata is not in the v3 spec
+            warnings.simplefilter("ignore", RuntimeWarning)  # ... and its absence is only slower
+            ds = xr.open_zarr(str(path)).load()
+    except Exception as e:  # zarr/xarray raise many types for a damaged store
+        raise ReportError(f"{path}: cannot be read as a result store: {type(e).__name__}: {e}") from None
+    need = {"status", "rho_rec_pert", "rho_pred_pert", "rho_rec"}
+    lacking = sorted(need - set(ds.data_vars))
+    if lacking or not {"model", "drug", "latent", "split"} <= set(ds.dims):
+        raise ReportError(f"{path}: not a result store (dims {sorted(ds.dims)}, missing variables {lacking})")
+    return ds
+
+
+def _json_attr(ds: xr.Dataset, name: str) -> dict:
+    raw = ds.attrs.get(name)
+    if raw is None or raw == "":
+        return {}
+    try:
+        val = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as e:
+        raise ReportError(f"results.zarr attrs[{name!r}] is not valid JSON: {e}") from None
+    return dict(val) if isinstance(val, dict) else {}
+
+
+def _as_str(values: Any) -> np.ndarray:
+    """A string array as numpy ``str`` (zarr v3 may hand back StringDType or object arrays)."""
+    return np.asarray(values).astype(object).astype(str)
+
+
+def _status(ds: xr.Dataset) -> np.ndarray:
+    return _as_str(ds["status"].values)
+
+
+def planned_mask(ds: xr.Dataset) -> np.ndarray:
+    """Bool [model, drug, latent, split]: fits the run's grid contains.
+
+    From the ``planned(model, latent)`` coord, else attrs["grid"] {model: [latents]}, else every
+    (model, latent) with at least one non-empty status.
+    """
+    models = [str(m) for m in ds["model"].values]
+    latents = [int(x) for x in ds["latent"].values]
+    if "planned" in ds.variables:
+        ml = np.asarray(ds["planned"].transpose("model", "latent").values, dtype=bool)
+    else:
+        grid = _json_attr(ds, "grid")
+        if grid:
+            ml = np.array([[x in {int(v) for v in grid.get(m, [])} for x in latents] for m in models], bool)
+        else:
+            st = _status(ds.transpose("model", "drug", "latent", "split"))
+            ml = (st != "").any(axis=(1, 3))
+    shape = (len(models), ds.sizes["drug"], len(latents), ds.sizes["split"])
+    return np.broadcast_to(ml[:, None, :, None], shape)
+
+
+def fit_counts(ds: xr.Dataset) -> dict[str, int]:
+    """planned, done, failed, not_run and missing (= planned - done) fit counts."""
+    ds = ds.transpose("model", "drug", "latent", "split")
+    pm = planned_mask(ds)
+    st = _status(ds)
+    planned = int(pm.sum())
+    done = int(((st == "done") & pm).sum())
+    failed = int(((st == "failed") & pm).sum())
+    return {"planned": planned, "done": done, "failed": failed, "not_run": planned - done - failed,
+            "missing": planned - done}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Table 1
+
+
+def _done_values(ds: xr.Dataset, model: str, var: str, drug: str, latent: int) -> np.ndarray:
+    """Values over splits of ``var`` for one (model, drug, latent), NaN where the fit is not done."""
+    if model not in ds["model"].values or var not in ds.data_vars:
+        return np.full(ds.sizes["split"], np.nan)
+    cell = ds.sel(model=model, drug=drug, latent=latent)
+    vals = np.asarray(cell[var].values, dtype=np.float64)
+    done = _as_str(cell["status"].values) == "done"
+    return np.where(done, vals, np.nan)
+
+
+def _nanmean(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else float("nan")
+
+
+def table1(ds: xr.Dataset) -> pd.DataFrame:
+    """One row per drug and PertVAE latent size (see the module docstring for the columns)."""
+    ds = ds.transpose("model", "drug", "latent", "split")
+    drugs = [str(d) for d in ds["drug"].values]
+    models = [str(m) for m in ds["model"].values]
+    n_cells = _json_attr(ds, "n_cell_lines")
+    n_tt = _json_attr(ds, "n_train_test")
+    rows: list[dict[str, Any]] = []
+    if "pertvae" in models:
+        pm = planned_mask(ds)
+        st = _status(ds)
+        mi = models.index("pertvae")
+        lat_all = [int(x) for x in ds["latent"].values]
+        latents = [x for i, x in enumerate(lat_all) if pm[mi, :, i, :].any()]
+        for latent in latents:
+            li = lat_all.index(latent)
+            for di, drug in enumerate(drugs):
+                rec = _done_values(ds, "pertvae", "rho_rec_pert", drug, latent)
+                pred = _done_values(ds, "pertvae", "rho_pred_pert", drug, latent)
+                ok = np.isfinite(rec) & np.isfinite(pred)
+                tt = n_tt.get(drug)
+                p_t = (corrected_t_greater(pred, rec, float(tt[0]), float(tt[1]))
+                       if tt and len(tt) == 2 and min(float(tt[0]), float(tt[1])) > 0 else float("nan"))
+                cell_st = st[mi, di, li, :]
+                row = {
+                    "drug": drug, "latent": latent,
+                    "n_cell_lines": int(n_cells[drug]) if drug in n_cells else -1,
+                    "n_splits": int(ok.sum()),
+                    "rho_rec_pert": _nanmean(rec[ok]), "rho_pred_pert": _nanmean(pred[ok]),
+                    "p_mannwhitney": mann_whitney_greater(pred[ok], rec[ok]),
+                    "p_wilcoxon": wilcoxon_greater(pred, rec),
+                    "p_corrected_t": p_t,
+                    "q_bh": float("nan"),
+                }
+                for col in BASELINE_COLUMNS:
+                    row[col] = (_nanmean(_done_values(ds, "baselines", col, drug, latent))
+                                if latent in ds["latent"].values else float("nan"))
+                row["n_failed"] = int((cell_st == "failed").sum())
+                row["n_missing"] = int((pm[mi, di, li, :] & (cell_st != "done")).sum())
+                rows.append(row)
+    df = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    for idx in df.groupby("latent").groups.values():
+        df.loc[idx, "q_bh"] = benjamini_hochberg(df.loc[idx, "p_mannwhitney"].to_numpy(dtype=float))
+    return df
+
+
+def _fmt(col: str, v: Any) -> str:
+    if isinstance(v, float | np.floating):
+        if math.isnan(v):
+            return "-"
+        if col.startswith(("p_", "q_")):
+            return f"{v:.2e}" if v < 1e-3 else f"{v:.3f}"
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _partial_line(counts: dict[str, int]) -> str:
+    return (f"PARTIAL: {counts['missing']} of {counts['planned']} fits missing "
+            f"({counts['failed']} failed, {counts['not_run']} not run)")
+
+
+def table1_markdown(df: pd.DataFrame, counts: dict[str, int]) -> str:
+    """Markdown Table 1, with a PARTIAL line on top when fits are missing."""
+    lines = []
+    if counts["missing"]:
+        lines += [_partial_line(counts), ""]
+    lines.append(f"Table 1: PertVAE rho_pred_pert vs rho_rec_pert per drug ({counts['done']} of "
+                 f"{counts['planned']} fits done; p one-sided, H1: rho_rec_pert < rho_pred_pert; "
+                 f"q = BH over drugs of p_mannwhitney)")
+    lines.append("")
+    cols = list(df.columns)
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "|".join("---" if c == "drug" else "---:" for c in cols) + "|")
+    for rec in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_fmt(c, v) for c, v in zip(cols, rec, strict=True)) + " |")
+    if df.empty:
+        lines.append("")
+        lines.append("(no PertVAE results in this run)")
+    return "\n".join(lines) + "\n"
+
+
+_TEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def _tex_escape(s: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in s)
+
+
+def table1_latex(df: pd.DataFrame, counts: dict[str, int]) -> str:
+    """A booktabs tabular of Table 1 (a comment line marks a partial report)."""
+    cols = list(df.columns)
+    out = []
+    if counts["missing"]:
+        out.append("% " + _partial_line(counts))
+    out.append(r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}")
+    out.append(r"\toprule")
+    out.append(" & ".join(_tex_escape(c) for c in cols) + r" \\")
+    out.append(r"\midrule")
+    for rec in df.itertuples(index=False):
+        out.append(" & ".join(_tex_escape(_fmt(c, v)) for c, v in zip(cols, rec, strict=True)) + r" \\")
+    out.append(r"\bottomrule")
+    out.append(r"\end{tabular}")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------
+# figures
+
+
+def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    pm = planned_mask(ds)
+    models = [str(m) for m in ds["model"].values]
+    latents = [int(x) for x in ds["latent"].values]
+    st = _status(ds)
+    plotted = False
+    for model, color in (("vae", "tab:blue"), ("pca", "tab:orange")):
+        if model not in models:
+            continue
+        mi = models.index(model)
+        vals = np.asarray(ds["rho_rec"].values[mi], dtype=np.float64)  # [drug, latent, split]
+        vals = np.where(st[mi] == "done", vals, np.nan)
+        xs, mean, sd, n = [], [], [], []
+        for li, lat in enumerate(latents):
+            if not pm[mi, :, li, :].any():
+                continue
+            v = vals[:, li, :]
+            v = v[np.isfinite(v)]
+            if v.size == 0:
+                continue
+            xs.append(lat)
+            mean.append(v.mean())
+            sd.append(v.std(ddof=1) if v.size > 1 else 0.0)
+            n.append(v.size)
+        if not xs:
+            continue
+        x, m, s = np.array(xs), np.array(mean), np.array(sd)
+        nfits = str(min(n)) if min(n) == max(n) else f"{min(n)}-{max(n)}"
+        ax.plot(x, m, "o-", color=color, label=f"{model.upper()} ({nfits} fits per size)")
+        ax.fill_between(x, m - s, m + s, color=color, alpha=0.2)
+        plotted = True
+    ax.set_xscale("log")
+    if plotted:
+        ticks = sorted({int(x) for line in ax.get_lines() for x in line.get_xdata()})
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([str(t) for t in ticks])
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no VAE/PCA reconstruction results", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("latent size")
+    ax.set_ylabel("reconstruction Spearman rho (x1)")
+    ax.set_title("Figure 2: reconstruction, mean +/- s.d. over splits and drugs"
+                 + (" [PARTIAL]" if partial else ""), fontsize=9)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    paths = [out / "figure2.png", out / "figure2.svg"]
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def _drugs_figure(ds: xr.Dataset, table: pd.DataFrame, out: Path, partial: bool) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    latents = sorted(table["latent"].unique().tolist()) if not table.empty else []
+    drugs = [str(d) for d in ds["drug"].values]
+    nrow = max(1, len(latents))
+    fig, axes = plt.subplots(nrow, 1, figsize=(max(6.0, 0.6 * len(drugs) + 2), 3.6 * nrow), squeeze=False)
+    for ax, latent in zip(axes[:, 0], latents or [None], strict=True):
+        if latent is None:
+            ax.text(0.5, 0.5, "no PertVAE results", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+            continue
+        pos = np.arange(len(drugs))
+        for off, var, color, label in ((-0.2, "rho_rec_pert", "tab:gray", "rho_rec_pert (reconstruction)"),
+                                       (0.2, "rho_pred_pert", "tab:red", "rho_pred_pert (prediction)")):
+            data = []
+            for drug in drugs:
+                v = _done_values(ds, "pertvae", var, drug, int(latent))
+                data.append(v[np.isfinite(v)])
+            keep = [i for i, d in enumerate(data) if d.size]
+            if keep:
+                bp = ax.boxplot([data[i] for i in keep], positions=pos[keep] + off, widths=0.35,
+                                patch_artist=True, showfliers=False, manage_ticks=False)
+                for patch in bp["boxes"]:
+                    patch.set_facecolor(color)
+                    patch.set_alpha(0.4)
+                for i in keep:
+                    jitter = np.linspace(-0.08, 0.08, data[i].size) if data[i].size > 1 else np.zeros(1)
+                    ax.plot(pos[i] + off + jitter, data[i], ".", color=color, ms=3, alpha=0.7)
+            ax.plot([], [], "s", color=color, alpha=0.5, label=label)
+        sub = table[table["latent"] == latent].set_index("drug")
+        ymin, ymax = ax.get_ylim()
+        ax.set_ylim(ymin, ymax + 0.08 * (ymax - ymin))  # room for the significance marks
+        for i, drug in enumerate(drugs):
+            q = sub["q_bh"].get(drug, np.nan) if "q_bh" in sub else np.nan
+            if np.isfinite(q):
+                mark = "***" if q < 0.001 else "**" if q < 0.01 else "*" if q < 0.05 else ""
+                if mark:
+                    ax.text(pos[i], ymax, mark, ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(pos)
+        ax.set_xticklabels(drugs, rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("Spearman rho vs observed x2")
+        ax.set_title(f"PertVAE latent {latent}: per-drug rho over splits (* q_bh < 0.05)"
+                     + (" [PARTIAL]" if partial else ""), fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = out / "drugs.png"
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def render_report(out_dir: str | Path) -> Path:
+    """Write table1.csv/.md/.tex, figure2.png/.svg and drugs.png into ``out_dir`` and update run.json.
+
+    Returns the path of table1.md. Prints a PARTIAL line when planned fits are missing.
+    """
+    out = Path(out_dir)
+    ds = open_results(out).transpose("model", "drug", "latent", "split")
+    counts = fit_counts(ds)
+    partial = counts["missing"] > 0
+    df = table1(ds)
+    df.to_csv(out / "table1.csv.tmp", index=False, float_format="%.6g")
+    os.replace(out / "table1.csv.tmp", out / "table1.csv")
+    md = out / "table1.md"
+    _write_text(md, table1_markdown(df, counts))
+    _write_text(out / "table1.tex", table1_latex(df, counts))
+    figs = _figure2(ds, out, partial)
+    figs.append(_drugs_figure(ds, df, out, partial))
+
+    run_json = out / "run.json"
+    info: dict[str, Any] = {}
+    if run_json.exists():
+        try:
+            info = json.loads(run_json.read_text())
+        except json.JSONDecodeError:
+            info = {"previous_run_json_unreadable": True}
+    info["report"] = {**counts, "partial": partial, "rendered": datetime.now(UTC).isoformat(),
+                      "files": sorted(p.name for p in [out / "table1.csv", md, out / "table1.tex", *figs])}
+    info["partial"] = partial
+    _write_text(run_json, json.dumps(info, indent=2, sort_keys=True, default=str))
+    if partial:
+        print(_partial_line(counts), flush=True)
+    return md
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.report OUT``: re-render the report of a finished or partial run, print Table 1."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m harness.report",
+                                 description="Render Table 1, Figure 2, per-drug plots of OUT/results.zarr")
+    ap.add_argument("out", help="the run's --out directory (holds results.zarr)")
+    args = ap.parse_args(argv)
+    try:
+        md = render_report(args.out)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    print(md.read_text(), end="", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""harness.report on real zarr v3 result stores built here from synthetic numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy import stats
+
+from harness.report import ReportError, main, render_report
+
+MODELS = ["pertvae", "vae", "pca", "baselines"]
+DRUGS = ["strong", "inert", "weak"]
+LATENTS = [2, 10, 100]
+N_REPEATS, N_FOLDS = 2, 5
+N_TT = {"strong": [40.0, 10.0], "inert": [24.0, 6.0], "weak": [32.0, 8.0]}
+FLOATS = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "rho_identity", "rho_meanshift", "rho_pca_latent",
+          "test_loss", "epochs", "fit_seconds")
+GRID = {"pertvae": [100], "vae": [2, 10, 100], "pca": [2, 10, 100], "baselines": [100]}
+
+
+def make_store(out: Path, seed: int = 0, with_planned: bool = True) -> xr.Dataset:
+    """A results.zarr in harness/store.py's layout; every planned fit done."""
+    rng = np.random.default_rng(seed)
+    n_split = N_REPEATS * N_FOLDS
+    shape = (len(MODELS), len(DRUGS), len(LATENTS), n_split)
+    planned = np.array([[x in GRID[m] for x in LATENTS] for m in MODELS])
+    data = {v: np.full(shape, np.nan) for v in FLOATS}
+    status = np.full(shape, "", dtype=object)
+    pm = np.broadcast_to(planned[:, None, :, None], shape)
+    status[pm] = "done"
+    mi = {m: i for i, m in enumerate(MODELS)}
+    li = {x: i for i, x in enumerate(LATENTS)}
+    effect = {"strong": 0.06, "inert": 0.0, "weak": 0.01}
+    for di, d in enumerate(DRUGS):
+        rec = 0.55 + 0.02 * rng.normal(size=n_split)
+        pred = rec + effect[d] + 0.02 * rng.normal(size=n_split)
+        data["rho_rec_pert"][mi["pertvae"], di, li[100]] = rec
+        data["rho_pred_pert"][mi["pertvae"], di, li[100]] = pred
+        b = mi["baselines"], di, li[100]
+        data["rho_identity"][b] = 0.5 + 0.01 * rng.normal(size=n_split)
+        data["rho_meanshift"][b] = 0.52 + 0.01 * rng.normal(size=n_split)
+        data["rho_pca_latent"][b] = 0.53 + 0.01 * rng.normal(size=n_split)
+        for m, top in (("vae", 0.9), ("pca", 0.85)):
+            for x in GRID[m]:
+                data["rho_rec"][mi[m], di, li[x]] = top - 0.3 / x + 0.01 * rng.normal(size=n_split)
+    split = np.arange(n_split)
+    coords = {"model": np.array(MODELS, dtype=object), "drug": np.array(DRUGS, dtype=object),
+              "latent": np.array(LATENTS, dtype=np.int64), "split": split,
+              "repeat": ("split", split // N_FOLDS), "fold": ("split", split % N_FOLDS)}
+    if with_planned:
+        coords["planned"] = (("model", "latent"), planned)
+    dims = ("model", "drug", "latent", "split")
+    dvars = {v: (dims, a) for v, a in data.items()}
+    dvars["status"] = (dims, status)
+    for v in ("reason", "worker", "slurm_job_id"):
+        dvars[v] = (dims, np.full(shape, "", dtype=object))
+    ds = xr.Dataset(dvars, coords=coords, attrs={
+        "config": json.dumps({"science": {"models": MODELS}}),
+        "n_cell_lines": json.dumps({"strong": 50, "inert": 30, "weak": 40}),
+        "n_train_test": json.dumps(N_TT),
+        "grid": json.dumps(GRID),
+        "fingerprint": "test",
+    })
+    ds.to_zarr(str(out / "results.zarr"), zarr_format=3, mode="w", consolidated=False)
+    return ds
+
+
+def _corrected_t(pred: np.ndarray, rec: np.ndarray, n_train: float, n_test: float) -> float:
+    d = pred - rec
+    t = d.mean() / math.sqrt((1 / d.size + n_test / n_train) * d.var(ddof=1))
+    return float(stats.t.sf(t, d.size - 1))
+
+
+def test_table1_matches_scipy_and_figures_exist(tmp_path: Path) -> None:
+    ds = make_store(tmp_path)
+    (tmp_path / "run.json").write_text(json.dumps({"timings": {"seconds": 1.5}}))
+    md = render_report(tmp_path)
+    df = pd.read_csv(tmp_path / "table1.csv")
+    assert list(df.columns[:13]) == ["drug", "latent", "n_cell_lines", "n_splits", "rho_rec_pert",
+                                     "rho_pred_pert", "p_mannwhitney", "p_wilcoxon", "p_corrected_t", "q_bh",
+                                     "rho_identity", "rho_meanshift", "rho_pca_latent"]
+    assert "n_missing" in df.columns
+    assert df["drug"].tolist() == DRUGS and set(df["latent"]) == {100}
+    p_mw = []
+    for drug in DRUGS:
+        row = df.set_index("drug").loc[drug]
+        cell = ds.sel(model="pertvae", drug=drug, latent=100)
+        rec, pred = cell["rho_rec_pert"].values, cell["rho_pred_pert"].values
+        assert row["n_splits"] == 10 and row["n_missing"] == 0
+        assert row["rho_rec_pert"] == pytest.approx(rec.mean(), rel=1e-5)
+        assert row["rho_pred_pert"] == pytest.approx(pred.mean(), rel=1e-5)
+        p = stats.mannwhitneyu(pred, rec, alternative="greater").pvalue
+        p_mw.append(p)
+        assert row["p_mannwhitney"] == pytest.approx(p, rel=1e-5)
+        assert row["p_wilcoxon"] == pytest.approx(stats.wilcoxon(pred, rec, alternative="greater").pvalue,
+                                                  rel=1e-5)
+        assert row["p_corrected_t"] == pytest.approx(_corrected_t(pred, rec, *N_TT[drug]), rel=1e-5)
+        base = ds.sel(model="baselines", drug=drug, latent=100)
+        for col in ("rho_identity", "rho_meanshift", "rho_pca_latent"):
+            assert row[col] == pytest.approx(base[col].values.mean(), rel=1e-5)
+    np.testing.assert_allclose(df["q_bh"], stats.false_discovery_control(p_mw, method="bh"), rtol=1e-5)
+    q = df.set_index("drug")["q_bh"]
+    assert q["strong"] < 0.01 and q["inert"] > 0.05
+    assert df.set_index("drug").loc["strong", "n_cell_lines"] == 50
+
+    text = md.read_text()
+    assert md == tmp_path / "table1.md" and "PARTIAL" not in text
+    assert "| drug | latent |" in text and "| strong | 100 | 50 | 10 |" in text
+    tex = (tmp_path / "table1.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"p\_mannwhitney" in tex and "strong & 100" in tex
+    for name in ("figure2.png", "drugs.png"):
+        img = mpimg.imread(tmp_path / name)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+    svg = (tmp_path / "figure2.svg").read_text()
+    assert "<svg" in svg and "VAE" in svg and "PCA" in svg
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["timings"] == {"seconds": 1.5}  # the runner's content is kept
+    assert info["partial"] is False
+    assert info["report"]["planned"] == info["report"]["done"] == 3 * 10 * (1 + 3 + 3 + 1)
+    assert info["report"]["missing"] == info["report"]["failed"] == 0
+
+
+def test_partial_store_is_marked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ds = make_store(tmp_path)
+    store = tmp_path / "results.zarr"
+    st = ds["status"].values.copy()
+    mi, di, li = MODELS.index("pertvae"), DRUGS.index("strong"), LATENTS.index(100)
+    st[mi, di, li, [0, 1]] = ""          # not run yet
+    st[mi, di, li, 2] = "failed"         # diverged
+    st[MODELS.index("vae"), :, 0, :] = ""  # a whole VAE latent size not run
+    ds["status"].values[:] = st
+    ds[["status"]].to_zarr(str(store), mode="r+", consolidated=False)
+    md = render_report(tmp_path)
+    n_missing = 3 + len(DRUGS) * 10
+    want = f"PARTIAL: {n_missing} of 240 fits missing (1 failed, {n_missing - 1} not run)"
+    assert want in capsys.readouterr().out
+    text = md.read_text()
+    assert text.startswith("PARTIAL:")
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["partial"] is True
+    assert info["report"]["missing"] == n_missing and info["report"]["failed"] == 1
+    row = pd.read_csv(tmp_path / "table1.csv").set_index("drug").loc["strong"]
+    assert row["n_splits"] == 7 and row["n_missing"] == 3 and row["n_failed"] == 1
+    cell = ds.sel(model="pertvae", drug="strong", latent=100)
+    rec, pred = cell["rho_rec_pert"].values[3:], cell["rho_pred_pert"].values[3:]
+    assert row["p_mannwhitney"] == pytest.approx(stats.mannwhitneyu(pred, rec, alternative="greater").pvalue,
+                                                 rel=1e-5)
+    assert row["rho_pred_pert"] == pytest.approx(pred.mean(), rel=1e-5)
+    assert (tmp_path / "table1.tex").read_text().startswith("% PARTIAL:")
+    assert (tmp_path / "figure2.png").exists() and (tmp_path / "drugs.png").exists()
+
+
+def test_planned_from_grid_attr_when_no_planned_coord(tmp_path: Path) -> None:
+    make_store(tmp_path, with_planned=False)
+    render_report(tmp_path)
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["report"]["planned"] == 240 and info["partial"] is False
+
+
+def test_store_without_pertvae_still_renders(tmp_path: Path) -> None:
+    ds = make_store(tmp_path)
+    sub = ds.sel(model=["vae", "pca"])
+    sub.to_zarr(str(tmp_path / "results.zarr"), zarr_format=3, mode="w", consolidated=False)
+    md = render_report(tmp_path)
+    assert "no PertVAE results" in md.read_text()
+    assert pd.read_csv(tmp_path / "table1.csv").empty
+    assert (tmp_path / "figure2.png").exists()
+
+
+def test_cli_prints_table_and_errors_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no results.zarr" in err and str(tmp_path) in err
+    with pytest.raises(ReportError, match="no results.zarr"):
+        render_report(tmp_path / "nowhere")
+    make_store(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "harness.report", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert "Table 1" in proc.stdout and "| strong | 100 |" in proc.stdout
+    assert proc.stdout == (tmp_path / "table1.md").read_text()
