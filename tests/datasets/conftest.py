@@ -7,6 +7,7 @@ write baseline tables. Values are drawn from a seeded generator, so every test k
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,10 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+
+# Test modules import these helpers as ``datasets_test_helpers``: pytest imports this conftest under a name
+# that depends on the package layout (``conftest`` or ``tests.datasets.conftest``), this alias does not.
+sys.modules.setdefault("datasets_test_helpers", sys.modules[__name__])
 
 # Real Entrez IDs / symbols of a few L1000 landmark genes (from the fixture plate)
 GENES = [("5720", "PSME1"), ("466", "ATF1"), ("6009", "RHEB"), ("2309", "FOXO3"), ("387", "RHOA"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import GENES, baseline_values, write_ccle, write_csv, write_depmap, write_gdsc
+from datasets_test_helpers import GENES, baseline_values, write_ccle, write_csv, write_depmap, write_gdsc
 
 from datasets.baseline import (
     BaselineError,

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
+from datasets.cube import open_cube
+from datasets_test_helpers import (
     GENES,
     baseline_values,
     gene_meta,
@@ -23,7 +24,6 @@ from conftest import (
     write_gdsc,
     write_inst_info,
 )
-from datasets.cube import open_cube
 
 from datasets.build import main
 from datasets.l1000 import read_gct

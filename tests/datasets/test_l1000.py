@@ -7,7 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import gene_meta, l1000_design, values, write_gct, write_gctx, write_inst_info
+from datasets_test_helpers import gene_meta, l1000_design, values, write_gct, write_gctx, write_inst_info
 
 from datasets.l1000 import (
     L1000Error,
