@@ -7,6 +7,7 @@ per-pair values in one vectorized pass and :func:`rho_mean` the split's value.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -16,13 +17,9 @@ __all__ = ["spearman_rows", "rho_mean"]
 
 
 def _as_float64(x: Any, name: str) -> np.ndarray:
-    try:
-        import torch
-
-        if isinstance(x, torch.Tensor):
-            x = x.detach().to("cpu", dtype=torch.float64).numpy()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    torch = sys.modules.get("torch")  # a tensor implies torch is imported; never import it just to check
+    if torch is not None and isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu", dtype=torch.float64).numpy()
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim == 0:
         raise ValueError(f"spearman_rows: {name} must have a gene axis (last axis), got a scalar")
