@@ -286,7 +286,7 @@ def _read_gctx_selection(path: Path, sample_idx: np.ndarray, row_idx: np.ndarray
                 idx = sorted_idx[start:start + step]
                 uniq, inverse = np.unique(idx, return_inverse=True)
                 lo, hi = int(uniq[0]), int(uniq[-1]) + 1
-                if (hi - lo) * per_sample <= max(4 * len(uniq) * per_sample, READ_BUDGET_BYTES // 4):
+                if (hi - lo) <= 4 * len(uniq) and (hi - lo) * per_sample <= READ_BUDGET_BYTES:
                     block = dset[lo:hi, r_lo:r_hi][uniq - lo]  # dense span: one contiguous hyperslab
                 else:
                     block = dset[uniq.tolist(), r_lo:r_hi]  # sparse: point selection of sorted rows
