@@ -199,6 +199,9 @@ def test_chunked_gctx_read_matches_full_read(tmp_path):
     genes = np.array([1, 3, 4, 9])
     for chunk in (1, 7, 1000):
         np.testing.assert_array_equal(src.read(idx, genes, chunk_samples=chunk), mat[idx][:, genes])
+    # far-apart samples: point selection instead of one contiguous span
+    far = np.array([len(cols) - 1, 0, len(cols) // 2])
+    np.testing.assert_array_equal(src.read(far, genes), mat[far][:, genes])
 
 
 def test_missing_value_in_matrix_is_reported(tmp_path):
