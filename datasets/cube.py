@@ -1,0 +1,215 @@
+"""The data cube: ``expression[cell_line, condition, replicate, gene]``, an xarray Dataset in a zarr v3 store.
+
+Conditions are ``"control"`` (pre-treatment profiles, the x1 of the paper's pairs), one entry per drug
+(post-treatment profiles, x2) and ``"baseline"`` (unpaired singleton profiles from a second platform).
+NaN marks a profile that was not measured. Chunks are ``(cell_block, 1, all replicates, all genes)`` so
+one drug's slice is read without touching the others; all-NaN chunks are never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+CONDITION_CONTROL = "control"
+CONDITION_BASELINE = "baseline"
+DIMS = ("cell_line", "condition", "replicate", "gene")
+PACKAGE_VERSION = "0.1.0"
+
+
+class CubeError(ValueError):
+    """Bad dataset input: every problem with a cube or its source files raises this or a subclass."""
+
+
+def _str_array(values: Sequence[str], field: str) -> np.ndarray:
+    """Variable-length strings as an object array of ``str`` (zarr v3 writes these as its string dtype)."""
+    arr = np.asarray(list(values), dtype=object)
+    if arr.ndim != 1:
+        raise CubeError(f"{field}: expected a 1-d sequence of strings, got shape {arr.shape}")
+    out = np.empty(len(arr), dtype=object)
+    for i, v in enumerate(arr):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            raise CubeError(f"{field}[{i}]: missing value")
+        out[i] = str(v)
+    return out
+
+
+def _jsonable_attrs(attrs: dict) -> dict:
+    """Attrs as zarr-storable JSON values: nested dicts/lists are kept if JSON-serializable."""
+    out: dict[str, Any] = {}
+    for k, v in attrs.items():
+        try:
+            json.dumps(v)
+        except TypeError as e:
+            raise CubeError(f"attrs[{k!r}]: not JSON-serializable ({e})") from None
+        out[str(k)] = v
+    if "provenance" not in out:
+        prov = {"package_version": PACKAGE_VERSION, "created_by": "datasets.cube.make_cube"}
+        out["provenance"] = json.dumps(prov, sort_keys=True)
+    return out
+
+
+def make_cube(expression: np.ndarray, cell_lines: Sequence[str], conditions: Sequence[str],
+              genes: Sequence[str], gene_symbols: Sequence[str], dose_um: np.ndarray, source: Sequence[str],
+              attrs: dict) -> xr.Dataset:
+    """Assemble and check a cube Dataset (float32 expression, NaN = not measured)."""
+    expr = np.asarray(expression, dtype=np.float32)
+    if expr.ndim != 4:
+        raise CubeError(f"expression: expected 4 dims {DIMS}, got shape {expr.shape}")
+    cl = _str_array(cell_lines, "cell_lines")
+    cond = _str_array(conditions, "conditions")
+    g = _str_array(genes, "genes")
+    sym = _str_array(gene_symbols, "gene_symbols")
+    src = _str_array(source, "source")
+    want = (len(cl), len(cond), expr.shape[2], len(g))
+    if expr.shape != want:
+        raise CubeError(f"expression: shape {expr.shape} does not match "
+                        f"(cell_lines, conditions, replicates, genes) = {want}")
+    if len(sym) != len(g):
+        raise CubeError(f"gene_symbols: {len(sym)} values for {len(g)} genes")
+    if len(src) != len(cond):
+        raise CubeError(f"source: {len(src)} values for {len(cond)} conditions")
+    for name, arr in (("cell_lines", cl), ("conditions", cond), ("genes", g)):
+        u, c = np.unique(arr.astype(str), return_counts=True)
+        if (c > 1).any():
+            raise CubeError(f"{name}: duplicate value(s) {list(u[c > 1][:5])}")
+    dose = np.asarray(dose_um, dtype=np.float64)
+    if dose.shape != (len(cl), len(cond)):
+        raise CubeError(f"dose_um: shape {dose.shape}, expected (cell_lines, conditions) = "
+                        f"{(len(cl), len(cond))}")
+    if np.isinf(expr).any():
+        raise CubeError("expression: contains inf")
+    ds = xr.Dataset(
+        {"expression": (DIMS, expr)},
+        coords={
+            "cell_line": ("cell_line", cl),
+            "condition": ("condition", cond),
+            "replicate": ("replicate", np.arange(expr.shape[2], dtype=np.int64)),
+            "gene": ("gene", g),
+            "gene_symbol": ("gene", sym),
+            "dose_um": (("cell_line", "condition"), dose),
+            "source": ("condition", src),
+        },
+        attrs=_jsonable_attrs(attrs),
+    )
+    _validate(ds, "<in memory>")
+    return ds
+
+
+def drugs(ds: xr.Dataset) -> list[str]:
+    """The drug conditions (every condition other than control and baseline), in cube order."""
+    return [str(c) for c in ds["condition"].values if str(c) not in (CONDITION_CONTROL, CONDITION_BASELINE)]
+
+
+def cube_fingerprint(ds: xr.Dataset) -> str:
+    """Stable sha256 of the cube's identity: provenance attrs, shape and coordinates (not the values)."""
+    h = hashlib.sha256()
+    ident = {
+        "provenance": ds.attrs.get("provenance"),
+        "shape": [int(ds.sizes[d]) for d in DIMS],
+        "cell_line": [str(v) for v in ds["cell_line"].values],
+        "condition": [str(v) for v in ds["condition"].values],
+        "gene": [str(v) for v in ds["gene"].values],
+        "source": [str(v) for v in ds["source"].values],
+    }
+    h.update(json.dumps(ident, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _validate(ds: xr.Dataset, where: str, check_values: bool = True) -> None:
+    """Schema, dims, dtypes and content checks with messages naming ``where``."""
+    if "expression" not in ds.data_vars:
+        raise CubeError(f"{where}: no 'expression' variable (not a cube?)")
+    e = ds["expression"]
+    if tuple(e.dims) != DIMS:
+        raise CubeError(f"{where}: expression dims {tuple(e.dims)}, expected {DIMS}")
+    if e.dtype != np.float32:
+        raise CubeError(f"{where}: expression dtype {e.dtype}, expected float32")
+    for c, dims in (("cell_line", ("cell_line",)), ("condition", ("condition",)), ("gene", ("gene",)),
+                    ("gene_symbol", ("gene",)), ("dose_um", ("cell_line", "condition")),
+                    ("source", ("condition",))):
+        if c not in ds.coords:
+            raise CubeError(f"{where}: missing coordinate {c!r}")
+        if tuple(ds[c].dims) != dims:
+            raise CubeError(f"{where}: coordinate {c!r} has dims {tuple(ds[c].dims)}, expected {dims}")
+    for c in ("cell_line", "condition", "gene", "gene_symbol", "source"):
+        if ds[c].dtype.kind not in "OUT":
+            raise CubeError(f"{where}: coordinate {c!r} has dtype {ds[c].dtype}, expected strings")
+    if ds["dose_um"].dtype.kind != "f":
+        raise CubeError(f"{where}: dose_um dtype {ds['dose_um'].dtype}, expected float")
+    conds = [str(c) for c in ds["condition"].values]
+    if CONDITION_CONTROL not in conds:
+        raise CubeError(f"{where}: no {CONDITION_CONTROL!r} condition")
+    if not drugs(ds):
+        raise CubeError(f"{where}: no drug condition (conditions: {conds})")
+    if check_values:
+        dose = np.asarray(ds["dose_um"].values)
+        if np.isinf(dose).any():
+            raise CubeError(f"{where}: dose_um contains inf")
+        data = e.data
+        n_inf = int(np.isinf(data).sum() if isinstance(data, np.ndarray) else np.isinf(e).sum().compute())
+        if n_inf:
+            raise CubeError(f"{where}: expression contains {n_inf} inf value(s)")
+
+
+def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_block: int = 64) -> Path:
+    """Write ``ds`` as a zarr v3 store at ``path`` atomically (temp sibling dir, then rename).
+
+    Refuses an existing ``path`` unless ``overwrite`` (then the old store is replaced only after the new one
+    is complete). All-NaN chunks are not written (fill value NaN).
+    """
+    path = Path(path)
+    if cell_block < 1:
+        raise CubeError(f"cell_block: must be >= 1, got {cell_block}")
+    _validate(ds, str(path))
+    if path.exists() and not overwrite:
+        raise CubeError(f"{path}: already exists; use --overwrite (overwrite=True) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    n_rep, n_gene = int(ds.sizes["replicate"]), int(ds.sizes["gene"])
+    out = ds.copy()
+    out["expression"] = out["expression"].astype(np.float32)
+    for c in ("cell_line", "condition", "gene", "gene_symbol", "source"):
+        out[c] = out[c].copy(data=np.asarray([str(v) for v in out[c].values], dtype=object))
+    for v in out.variables.values():
+        v.encoding = {}
+    encoding = {
+        "expression": {"chunks": (min(cell_block, max(1, int(ds.sizes["cell_line"]))), 1, max(1, n_rep),
+                                  max(1, n_gene)),
+                       "fill_value": np.float32(np.nan)},
+    }
+    try:
+        out.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, encoding=encoding,
+                    write_empty_chunks=False)
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def open_cube(path: str | Path) -> xr.Dataset:
+    """Open and validate a cube written by :func:`write_cube` (lazy, dask-backed per chunk)."""
+    path = Path(path)
+    if not path.exists():
+        raise CubeError(f"{path}: no such cube")
+    try:
+        ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
+    except Exception as e:  # noqa: BLE001 - any reader failure is a bad cube
+        raise CubeError(f"{path}: cannot open as a zarr v3 cube ({type(e).__name__}: {e})") from None
+    _validate(ds, str(path))
+    return ds
