@@ -1,0 +1,142 @@
+"""harness.cluster on real LocalClusters: 1-thread workers with torch threads to match, GPU resource routing
+(forced GPU layout on CPU), the in-process kind, Slurm keyword arguments."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from harness.cluster import (
+    ClusterError,
+    dashboard_address,
+    open_cluster,
+    set_torch_threads,
+    slurm_kwargs,
+    torch_threads,
+    worker_lifetime,
+)
+from harness.config import make_config
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _env() -> dict:
+    return {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")}
+
+
+def _whoami(_i: int) -> str:
+    from distributed import get_worker
+
+    return get_worker().address
+
+
+def test_local_two_workers_one_thread_each_torch_threads_one():
+    cfg = make_config("demo", cluster="local", workers=2, dashboard_address=":0")
+    with open_cluster(cfg, gpus=0) as h:
+        assert h.kind == "local" and h.resources is None
+        info = h.client.scheduler_info()["workers"]
+        assert len(info) == 2
+        assert sorted(w["nthreads"] for w in info.values()) == [1, 1]
+        threads = h.client.run(torch_threads)
+        assert sorted(threads.values()) == [1, 1]
+        envs = h.client.run(_env)
+        assert all(e["OMP_NUM_THREADS"] == "1" and e["MKL_NUM_THREADS"] == "1" for e in envs.values())
+        assert h.dashboard_link and h.dashboard_link.startswith("http")
+        # work runs on both workers' processes, not in the driver
+        pids = set(h.client.run(os.getpid).values())
+        assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_gpu_layout_routes_gpu_tasks_to_gpu_workers_only():
+    from distributed import Nanny
+
+    cfg = make_config("demo", cluster="local", workers=3, dashboard_address=":0")
+    with open_cluster(cfg, gpus=2) as h:
+        assert h.resources == {"GPU": 1}
+        info = h.client.scheduler_info()["workers"]
+        assert len(info) == 2   # one per GPU, not cfg.workers
+        assert all(w["resources"] == {"GPU": 1} and w["nthreads"] == 1 for w in info.values())
+        devices = sorted(e["CUDA_VISIBLE_DEVICES"] for e in h.client.run(_env).values())
+        assert devices == ["0", "1"]
+        gpu_workers = set(info)
+
+        async def _cpu_worker():
+            return await Nanny(h.client.scheduler.address, nthreads=1)
+
+        cpu = h.client.sync(_cpu_worker)
+        try:
+            h.client.wait_for_workers(3, timeout=60)
+            cpu_addr = (set(h.client.scheduler_info()["workers"]) - gpu_workers).pop()
+            futs = h.client.map(_whoami, range(12), resources=h.resources, pure=False)
+            ran = set(h.client.gather(futs))
+            assert ran <= gpu_workers and cpu_addr not in ran
+            # without a resource request the CPU worker takes work too
+            plain = h.client.submit(_whoami, 0, workers=[cpu_addr], pure=False).result()
+            assert plain == cpu_addr
+            # nobody advertises GPU=2: such a task never starts
+            stuck = h.client.submit(_whoami, 0, resources={"GPU": 2}, pure=False)
+            with pytest.raises(TimeoutError):
+                stuck.result(timeout=2)
+            assert stuck.status == "pending"
+            stuck.cancel()
+        finally:
+            h.client.sync(cpu.close)
+
+
+def test_none_kind_has_no_client():
+    cfg = make_config("demo", cluster="none")
+    with open_cluster(cfg) as h:
+        assert h.client is None and h.kind == "none" and h.dashboard_link is None and h.resources is None
+
+
+def test_bad_kind_names_the_field():
+    class Cfg:
+        cluster = "kubernetes"
+
+    with pytest.raises(ClusterError, match="'cluster' = 'kubernetes'"):
+        with open_cluster(Cfg()):
+            pass
+
+
+def test_set_torch_threads_in_process():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        set_torch_threads(1)
+        assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+        with pytest.raises(ClusterError, match="n must be >= 1"):
+            set_torch_threads(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_dashboard_address_falls_back_to_free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        cfg = make_config("demo", dashboard_address=f"127.0.0.1:{port}")
+        assert dashboard_address(cfg) == "127.0.0.1:0"
+    assert dashboard_address(make_config("demo", dashboard_address=":0")) == ":0"
+
+
+def test_slurm_kwargs_gpus_lifetime_and_directives(tmp_path):
+    cfg = make_config("demo", cluster="slurm", jobs=3, partition="gpu", account="lab", walltime="02:00:00",
+                      memory="16GB", cores_per_job=4, gpus_per_job=2, job_extra=("--qos=short",),
+                      out=str(tmp_path))
+    kw = slurm_kwargs(cfg)
+    assert kw["queue"] == "gpu" and kw["account"] == "lab" and kw["memory"] == "16GB"
+    assert kw["cores"] == 4 and kw["processes"] == 1
+    assert kw["job_extra_directives"] == ["--qos=short", "--gres=gpu:2"]
+    args = kw["worker_extra_args"]
+    assert args[args.index("--resources") + 1] == "GPU=2"
+    lifetime = int(args[args.index("--lifetime") + 1].rstrip("s"))
+    assert 0 < lifetime < 7200 and "--lifetime-restart" in args
+    cpu = slurm_kwargs(make_config("demo", cluster="slurm", cores_per_job=3, walltime="00:10:00"))
+    assert cpu["processes"] == 3 and "--resources" not in cpu["worker_extra_args"]
+    assert "--gres" not in " ".join(cpu["job_extra_directives"])
+    assert worker_lifetime(600)[0] == 540 and worker_lifetime(86400)[0] == 86400 - 600
