@@ -1,0 +1,75 @@
+"""Repeated cross-validation grouped by cell line (the paper's 10 x 5-fold evaluation).
+
+A cell line is never in two folds of one repeat, so no test pair shares a cell line with a training pair.
+Each repeat reshuffles the cell lines with a seed derived by sha256 from (base_seed, drug, repeat), never
+Python's ``hash()``, so splits are identical across processes and machines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from datasets.cube import CubeError
+
+
+@dataclass(frozen=True)
+class Split:
+    """One (repeat, fold): disjoint train / validation (early stopping) / test cell lines."""
+
+    repeat: int
+    fold: int
+    train_cell_lines: tuple[str, ...]
+    val_cell_lines: tuple[str, ...]
+    test_cell_lines: tuple[str, ...]
+
+
+def split_seed(drug: str, repeat: int, base_seed: int) -> int:
+    """64-bit seed from sha256 of ``base_seed/drug/repeat``."""
+    h = hashlib.sha256(f"splits/{int(base_seed)}/{drug}/{int(repeat)}".encode()).digest()
+    return int.from_bytes(h[:8], "little")
+
+
+def make_splits(cell_lines: Sequence[str], drug: str, n_repeats: int = 10, n_folds: int = 5,
+                val_fraction: float = 0.2, base_seed: int = 0) -> list[Split]:
+    """``n_repeats`` x ``n_folds`` grouped splits in repeat-major order.
+
+    Per repeat the unique cell lines are shuffled and dealt into ``n_folds`` near-equal test folds; of the
+    remaining (training) cell lines, ``max(1, round(val_fraction * n))`` form the validation set.
+    """
+    cells = sorted({str(c) for c in cell_lines})
+    if n_folds < 2:
+        raise CubeError(f"n_folds: must be >= 2, got {n_folds}")
+    if n_repeats < 1:
+        raise CubeError(f"n_repeats: must be >= 1, got {n_repeats}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise CubeError(f"val_fraction: must be in [0, 1), got {val_fraction}")
+    if len(cells) < n_folds:
+        raise CubeError(f"drug {drug!r}: {len(cells)} cell line(s) with pairs, fewer than n_folds={n_folds}")
+    if len(cells) - -(-len(cells) // n_folds) < 2:
+        raise CubeError(f"drug {drug!r}: {len(cells)} cell lines leave fewer than 2 for training+validation "
+                        f"with n_folds={n_folds}")
+    out: list[Split] = []
+    for rep in range(n_repeats):
+        rng = np.random.default_rng(split_seed(drug, rep, base_seed))
+        perm = [cells[i] for i in rng.permutation(len(cells))]
+        folds = [perm[f::n_folds] for f in range(n_folds)]
+        for f in range(n_folds):
+            test = sorted(folds[f])
+            rest = [c for c in perm if c not in set(test)]
+            n_val = min(len(rest) - 1, max(1, int(round(val_fraction * len(rest)))))
+            val, train = sorted(rest[:n_val]), sorted(rest[n_val:])
+            out.append(Split(rep, f, tuple(train), tuple(val), tuple(test)))
+    return out
+
+
+def singleton_mask(singleton_cell_line: Sequence[str] | np.ndarray, split: Split,
+                   include_test: bool = False) -> np.ndarray:
+    """Which singletons train in ``split``: all but those of test cell lines (unless ``include_test``)."""
+    scl = np.asarray([str(c) for c in np.asarray(singleton_cell_line).ravel()], dtype=object)
+    if include_test or len(scl) == 0:
+        return np.ones(len(scl), dtype=bool)
+    return ~np.isin(scl.astype(str), np.asarray(split.test_cell_lines, dtype=str))
