@@ -61,7 +61,8 @@ def make_cube(expression: np.ndarray, cell_lines: Sequence[str], conditions: Seq
               genes: Sequence[str], gene_symbols: Sequence[str], dose_um: np.ndarray, source: Sequence[str],
               attrs: dict) -> xr.Dataset:
     """Assemble and check a cube Dataset (float32 expression, NaN = not measured)."""
-    expr = np.asarray(expression, dtype=np.float32)
+    lazy = hasattr(expression, "chunks") and hasattr(expression, "dask")
+    expr = expression.astype(np.float32) if lazy else np.asarray(expression, dtype=np.float32)
     if expr.ndim != 4:
         raise CubeError(f"expression: expected 4 dims {DIMS}, got shape {expr.shape}")
     cl = _str_array(cell_lines, "cell_lines")
@@ -85,7 +86,7 @@ def make_cube(expression: np.ndarray, cell_lines: Sequence[str], conditions: Seq
     if dose.shape != (len(cl), len(cond)):
         raise CubeError(f"dose_um: shape {dose.shape}, expected (cell_lines, conditions) = "
                         f"{(len(cl), len(cond))}")
-    if np.isinf(expr).any():
+    if not lazy and np.isinf(expr).any():
         raise CubeError("expression: contains inf")
     ds = xr.Dataset(
         {"expression": (DIMS, expr)},
@@ -100,7 +101,7 @@ def make_cube(expression: np.ndarray, cell_lines: Sequence[str], conditions: Seq
         },
         attrs=_jsonable_attrs(attrs),
     )
-    _validate(ds, "<in memory>")
+    _validate(ds, "<in memory>", check_values=not lazy)  # a lazy cube's values are checked by write_cube
     return ds
 
 
@@ -177,13 +178,16 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
     n_rep, n_gene = int(ds.sizes["replicate"]), int(ds.sizes["gene"])
     out = ds.copy()
     out["expression"] = out["expression"].astype(np.float32)
+    block = min(cell_block, max(1, int(ds.sizes["cell_line"])))
+    if out["expression"].chunks is not None:  # dask-backed: align with the zarr chunks
+        out["expression"] = out["expression"].chunk({"cell_line": block, "condition": 1, "replicate": -1,
+                                                     "gene": -1})
     for c in ("cell_line", "condition", "gene", "gene_symbol", "source"):
         out[c] = out[c].copy(data=np.asarray([str(v) for v in out[c].values], dtype=object))
     for v in out.variables.values():
         v.encoding = {}
     encoding = {
-        "expression": {"chunks": (min(cell_block, max(1, int(ds.sizes["cell_line"]))), 1, max(1, n_rep),
-                                  max(1, n_gene)),
+        "expression": {"chunks": (block, 1, max(1, n_rep), max(1, n_gene)),
                        "fill_value": np.float32(np.nan)},
     }
     try:
