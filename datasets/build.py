@@ -113,6 +113,8 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
     """Build (and write when ``out`` is given) the cube; returns (dataset, BuildSummary)."""
     if not baseline:
         raise CubeError("at least one --baseline file is required")
+    if out is not None and Path(out).exists() and not overwrite:  # refuse before the (long) read
+        raise CubeError(f"{out}: already exists (an earlier cube?); use --overwrite to replace it")
     prof = read_l1000(l1000, drugs=drugs, time=time, dose=dose, inst_info=inst_info, gene_info=gene_info,
                       all_genes=all_genes, max_controls=max_controls)
     cmap = read_cell_map(cell_map)
