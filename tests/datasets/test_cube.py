@@ -74,8 +74,8 @@ def test_string_coords_use_zarr_v3_string_dtype(tmp_path: Path) -> None:
 
 def test_all_nan_chunks_are_not_written(tmp_path: Path) -> None:
     path = write_cube(small_cube(), tmp_path / "c.zarr", cell_block=2)
-    files = {p.relative_to(path / "expression" / "c").parts[:2] for p in (path / "expression" / "c").rglob("*")
-             if p.is_file()}
+    root = path / "expression" / "c"
+    files = {p.relative_to(root).parts[:2] for p in root.rglob("*") if p.is_file()}
     # chunk keys (cell block, condition): controls in all 3 blocks, drugA only in block 0, drugB nowhere,
     # baseline in all 3 blocks
     assert files == {("0", "0"), ("1", "0"), ("2", "0"), ("0", "1"), ("0", "3"), ("1", "3"), ("2", "3")}
@@ -93,7 +93,8 @@ def test_existing_path_refused_unless_overwrite(tmp_path: Path) -> None:
         with pytest.raises(CubeError, match=r"c\.zarr.*already exists.*--overwrite"):
             write_cube(ds, path)
     write_cube(small_cube(seed=1), path, overwrite=True)
-    np.testing.assert_array_equal(open_cube(path)["expression"].values, small_cube(seed=1)["expression"].values)
+    np.testing.assert_array_equal(open_cube(path)["expression"].values,
+                                  small_cube(seed=1)["expression"].values)
     assert [p.name for p in tmp_path.iterdir()] == ["c.zarr"]  # no temp or old dirs left
 
 
@@ -113,7 +114,8 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(xr.Dataset, "to_zarr", half_then_fail)
     with pytest.raises(OSError):
         write_cube(small_cube(seed=1), path, overwrite=True)
-    np.testing.assert_array_equal(open_cube(path)["expression"].values, small_cube(seed=0)["expression"].values)
+    np.testing.assert_array_equal(open_cube(path)["expression"].values,
+                                  small_cube(seed=0)["expression"].values)
     assert [p.name for p in tmp_path.iterdir()] == ["c.zarr"]
 
 
