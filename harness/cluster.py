@@ -39,7 +39,7 @@ class ClusterHandle:
     client: Any | None
     dashboard_link: str | None
     resources: dict | None
-    kind: str
+    kind: str = "local"
     cluster: Any | None = None
     n_workers: int = 0
     info: dict = field(default_factory=dict)
