@@ -215,5 +215,10 @@ def open_cube(path: str | Path) -> xr.Dataset:
         ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad cube
         raise CubeError(f"{path}: cannot open as a zarr v3 cube ({type(e).__name__}: {e})") from None
-    _validate(ds, str(path))
+    try:
+        _validate(ds, str(path))
+    except CubeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a corrupt chunk or codec failure
+        raise CubeError(f"{path}: cannot read the cube's values ({type(e).__name__}: {e})") from None
     return ds

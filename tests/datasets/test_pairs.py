@@ -1,0 +1,94 @@
+"""datasets.pairs: the cyclic pairing rule on a hand-built cube written to a real zarr v3 store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL, CubeError, make_cube, open_cube, write_cube
+from datasets.pairs import drug_data
+
+CONDS = [CONDITION_CONTROL, "vorinostat", "olaparib", "empty", CONDITION_BASELINE]
+G = 4
+
+
+def value(cell: int, cond: int, rep: int) -> np.ndarray:
+    """A profile that encodes where it came from: [cell, cond, rep, 0]."""
+    return np.array([cell, cond, rep, 0], dtype=np.float32)
+
+
+def cube_path(tmp_path: Path) -> Path:
+    """Cell 0: controls at replicates 0,1, vorinostat at 0..4. Cell 1: no control, vorinostat at 0,1.
+    Cell 2: controls at replicates 1,3 (0 and 2 missing), vorinostat at 1,2, olaparib at 0.
+    Cell 3: only baseline (2 replicates). Baseline also for cells 0 and 2 (1 replicate)."""
+    e = np.full((4, len(CONDS), 5, G), np.nan, dtype=np.float32)
+    for r in (0, 1):
+        e[0, 0, r] = value(0, 0, r)
+    for r in range(5):
+        e[0, 1, r] = value(0, 1, r)
+    for r in (0, 1):
+        e[1, 1, r] = value(1, 1, r)
+    for r in (1, 3):
+        e[2, 0, r] = value(2, 0, r)
+    for r in (1, 2):
+        e[2, 1, r] = value(2, 1, r)
+    e[2, 2, 0] = value(2, 2, 0)
+    e[3, 4, 0], e[3, 4, 1] = value(3, 4, 0), value(3, 4, 1)
+    e[0, 4, 0], e[2, 4, 0] = value(0, 4, 0), value(2, 4, 0)
+    e[1, 3, 0, :2] = 1.0  # a partly measured profile (NaN genes) in "empty" does not count
+    ds = make_cube(e, ["A", "B", "C", "D"], CONDS, [str(g) for g in range(G)], [f"g{g}" for g in range(G)],
+                   np.full((4, len(CONDS)), np.nan), ["L1000"] * 4 + ["GDSC"], {})
+    return write_cube(ds, tmp_path / "c.zarr", cell_block=1)
+
+
+def test_cyclic_pairing(tmp_path: Path) -> None:
+    dd = drug_data(open_cube(cube_path(tmp_path)), "vorinostat")
+    assert dd.pairing == "cyclic"
+    assert list(dd.genes) == ["0", "1", "2", "3"]
+    # cell B has no control and is skipped; cell A's 5 replicates cycle over its 2 controls; cell C's
+    # post-treatment replicates 1,2 (0th and 1st measured) pair with its controls at replicates 1 and 3
+    assert list(dd.pair_cell_line) == ["A"] * 5 + ["C"] * 2
+    x1_src = [tuple(int(v) for v in row[:3]) for row in dd.x1]
+    x2_src = [tuple(int(v) for v in row[:3]) for row in dd.x2]
+    assert x1_src == [(0, 0, 0), (0, 0, 1), (0, 0, 0), (0, 0, 1), (0, 0, 0), (2, 0, 1), (2, 0, 3)]
+    assert x2_src == [(0, 1, r) for r in range(5)] + [(2, 1, 1), (2, 1, 2)]
+    assert dd.x1.dtype == np.float32 and dd.x2.dtype == np.float32
+
+
+def test_singletons_are_all_baseline_profiles(tmp_path: Path) -> None:
+    dd = drug_data(open_cube(cube_path(tmp_path)), "olaparib")
+    assert list(dd.pair_cell_line) == ["C"]
+    assert sorted(dd.singleton_cell_line) == ["A", "C", "D", "D"]
+    assert dd.xs.shape == (4, G) and dd.xs.dtype == np.float32
+    assert {tuple(int(v) for v in row[:3]) for row in dd.xs} == {(0, 4, 0), (2, 4, 0), (3, 4, 0), (3, 4, 1)}
+
+
+def test_unknown_drug_suggests_close_matches(tmp_path: Path) -> None:
+    ds = open_cube(cube_path(tmp_path))
+    with pytest.raises(CubeError, match=r"'vorinostatt'.*did you mean vorinostat"):
+        drug_data(ds, "vorinostatt")
+    with pytest.raises(CubeError, match=r"'control'.*not in the cube"):
+        drug_data(ds, "control")
+
+
+def test_drug_without_pairs_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CubeError, match=r"'empty': no cell line has both control and post-treatment"):
+        drug_data(open_cube(cube_path(tmp_path)), "empty")
+
+
+def test_reads_only_the_needed_conditions(tmp_path: Path) -> None:
+    """Corrupt olaparib's only chunk on disk: vorinostat still reads, olaparib fails."""
+    path = cube_path(tmp_path)
+    chunk = path / "expression" / "c" / "2" / "2" / "0" / "0"
+    assert chunk.is_file()
+    chunk.write_bytes(b"\x00garbage")
+    with pytest.raises(CubeError, match=r"c\.zarr: cannot read"):
+        open_cube(path)  # it checks every value
+    ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
+    dd = drug_data(ds, "vorinostat")
+    assert len(dd.x2) == 7
+    with pytest.raises(Exception):  # noqa: B017 - the codec's own error on the corrupted chunk
+        drug_data(ds, "olaparib")
