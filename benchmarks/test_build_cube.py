@@ -24,7 +24,7 @@ from datasets.cube import open_cube
 from datasets.l1000 import load_profiles, open_l1000, select_genes, select_samples
 
 FULL_SAMPLES = 100_000
-SMALL_SAMPLES = 5_000
+SMALL_SAMPLES = 3_000
 N_GENES = 978
 N_CELLS = 30
 N_GROUPS = 5

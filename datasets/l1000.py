@@ -81,7 +81,13 @@ class L1000Source:
 
 def _decode(arr: np.ndarray) -> np.ndarray:
     """HDF5 bytes/str array -> numpy object array of str (utf-8, latin-1 fallback, e.g. b'10 \\xb5M')."""
-    if arr.dtype.kind == "S" or arr.dtype.kind == "O":
+    if arr.dtype.kind == "S":  # vectorized; one non-utf-8 value -> the whole field read as latin-1
+        try:
+            dec = np.char.decode(arr, "utf-8")
+        except UnicodeDecodeError:
+            dec = np.char.decode(arr, "latin-1")
+        return np.char.strip(dec).astype(object)
+    if arr.dtype.kind == "O":
         vals = arr.tolist()
         out = []
         for v in vals:
