@@ -3,7 +3,7 @@
 Generative model: each cell line has a low-dimensional state ``z ~ N(0, I)``; a profile is
 ``x = decode(z + e_z) + e_x`` with a fixed random 2-layer tanh MLP ``decode`` (genes on the output),
 per-replicate latent jitter ``e_z`` and gene noise ``e_x``. A drug acts in the latent space as the paper's
-latent linear map (Eq. 3 without noise): ``z2 = z1 + s (A z1 + b)`` with strength ``s`` (0 for null drugs).
+latent linear map (Eq. 5): ``z2 = z1 + s (A z1 + b)`` with strength ``s`` (0 for null drugs).
 Baseline singletons come from a second "platform": ``x = scale * decode(z) + shift + noisier e_x``.
 Cell lines treated with drugs are drawn from a pool that mostly overlaps the baseline cell lines.
 
@@ -143,7 +143,7 @@ def generate(preset: str = "paper", seed: int = 0, **overrides) -> xr.Dataset:
                     u = z[i] + p["latent_jitter"] * crng.normal(size=(k, d))
                     if 1 <= j <= len(drug_names):
                         a, b = maps[drug_names[j - 1]]
-                        u = u + u @ a.T + b  # z2 = z1 + A z1 + b (latent linear map, Eq. 3)
+                        u = u + u @ a.T + b  # z2 = z1 + A z1 + b (latent linear map, Eq. 5)
                     x = decode(u) + p["noise_sd"] * crng.normal(size=(k, g))
                 out[i - i0, j, :k] = x
         return out
