@@ -196,14 +196,16 @@ def run(cfg: RunConfig) -> int:
 
     interrupted = False
     if tasks:
+        cluster_error: type[Exception] = RunError
         prog = _Progress(total=before["planned"], initial=before["done"], enabled=cfg.progress)
         try:
             if cfg.cluster == "none":
                 _run_in_process(tasks, cube_path, cfg, store, prog)
             else:
-                from harness.cluster import open_cluster
+                import harness.cluster as cluster_mod
 
-                with open_cluster(cfg) as handle:
+                cluster_error = getattr(cluster_mod, "ClusterError", RunError)
+                with cluster_mod.open_cluster(cfg) as handle:
                     _dashboard_hint(cfg, handle.dashboard_link)
                     report_ctx: Any = contextlib.nullcontext()
                     if cfg.performance_report:
@@ -215,6 +217,10 @@ def run(cfg: RunConfig) -> int:
                         _run_on_cluster(tasks, cube_path, cfg, store, prog, handle)
         except KeyboardInterrupt:
             interrupted = True
+        except cluster_error as e:
+            prog.close()
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            return 2
         finally:
             prog.close()
     counts = store.counts()
