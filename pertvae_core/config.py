@@ -1,0 +1,60 @@
+"""Fit settings for PertVAE and the plain VAE (paper Section 4: architecture, Adam, early stopping)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FitConfig"]
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Settings of one (batched) fit. Defaults are the paper's sizes (Section 4, Table 1 at latent 100).
+
+    ``free_bits`` is a budget in nats per example for each KL term, split evenly over the latent dimensions
+    (see :mod:`pertvae_core.elbo`). ``l2_drug`` multiplies ||W||^2 + ||b||^2 of the drug effect (Eq. 5).
+    ``mc_samples`` is the number of (z1, z2) samples averaged for the predicted means at evaluation.
+    ``device`` "cuda" falls back to the CPU when CUDA is unavailable.
+    """
+
+    latent: int = 100
+    hidden: tuple[int, int] = (500, 300)
+    context: int = 200
+    iaf_steps: int = 2
+    iaf_hidden: int = 300
+    lr: float = 1e-3
+    batch_pairs: int = 64
+    batch_singletons: int = 64
+    max_epochs: int = 200
+    patience: int = 20
+    min_epochs: int = 0
+    free_bits: float = 0.0
+    l2_drug: float = 1e-3
+    mc_samples: int = 10
+    device: str = "cpu"
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        def bad(field: str, why: str) -> ValueError:
+            return ValueError(f"FitConfig.{field} = {getattr(self, field)!r}: {why}")
+
+        for f in ("latent", "context", "iaf_hidden", "batch_pairs", "max_epochs", "patience", "mc_samples"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise bad(f, "must be a positive int")
+        for f in ("iaf_steps", "batch_singletons", "min_epochs"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise bad(f, "must be a non-negative int")
+        h = tuple(self.hidden)
+        if len(h) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in h):
+            raise bad("hidden", "must be two positive ints (first and second hidden layer of the encoder)")
+        object.__setattr__(self, "hidden", h)
+        if not (self.lr > 0):
+            raise bad("lr", "must be > 0")
+        if not (self.free_bits >= 0):
+            raise bad("free_bits", "must be >= 0")
+        if not (self.l2_drug >= 0):
+            raise bad("l2_drug", "must be >= 0")
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+            raise bad("device", "must be 'cpu', 'cuda' or 'cuda:N'")
