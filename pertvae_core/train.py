@@ -1,0 +1,333 @@
+"""Fit S splits at once as one batched model: Adam, minibatches, early stopping per split, best-state restore.
+
+Design (paper Section 2 "Fitting", Section 4):
+- Inputs are standardized per gene with the statistics of each split's own training profiles
+  (x1_train, x2_train, xs_train); genes constant in training get scale 1.
+- Data sit on the device as padded tensors [S, N_max, G]; minibatches are gathered by index (no DataLoader).
+  Each split draws its own minibatches from its own training set: an index stream of concatenated random
+  permutations of its own length (every example once per pass, batches always full).
+- An epoch of split s is ceil(n_s / batch) steps, n_s its training pairs (PertVAE) or profiles (VAE). At the
+  end of each of its epochs, split s is validated (fixed noise) and may improve its best state, stop
+  (``patience`` epochs without improvement and at least ``min_epochs``) or finish (``max_epochs``). A split
+  that stopped, finished or failed is frozen: its loss is masked out of the backward pass and after every
+  optimizer step its parameters are reset to its best state, so it no longer changes.
+- Validation loss: PertVAE, the perturbation-prediction loss -log p(x2|z2) with z1 ~ q(z1|x1), z2 ~ p(z2|z1)
+  (mean over validation pairs); VAE, the reconstruction loss -log p(x|z) of the validation profiles x1, x2.
+  Without validation rows a split trains ``max_epochs`` and keeps its final state.
+- Randomness: every split's seed gives independent streams (numpy SeedSequence) for initialization,
+  minibatch indices, training noise, validation noise and evaluation noise, each a CPU ``torch.Generator``.
+  Nothing depends on the other splits of the batch, so S batched fits equal S separate fits to float
+  tolerance.
+- A non-finite training or validation loss marks that split "failed" (with the reason) and freezes it; the
+  other splits go on (all layers are per split, so NaN cannot cross between them).
+- No host synchronization inside a step (the only syncs are at epoch boundaries); fused Adam (foreach as a
+  fallback); ``cfg.compile`` wraps the loss in ``torch.compile``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from pertvae_core.config import FitConfig
+from pertvae_core.data import SplitData
+from pertvae_core.elbo import batch_terms, prediction_nll, reconstruction_nll, training_loss
+from pertvae_core.model import PertVAE
+
+__all__ = ["FitState", "fit", "resolve_device", "seed_streams", "make_optimizer", "Standardizer"]
+
+STREAMS = ("init", "index", "noise", "val", "eval")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``torch.device(name)``, falling back to the CPU (with a warning) when CUDA is asked for but absent."""
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        warnings.warn(f"FitConfig.device={name!r} but CUDA is unavailable: using the CPU", stacklevel=3)
+        return torch.device("cpu")
+    return dev
+
+
+def seed_streams(seed: int) -> dict[str, torch.Generator]:
+    """Independent CPU generators (init, index, noise, val, eval) derived from one fit seed."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    states = np.random.SeedSequence(int(seed) % (2**128)).generate_state(len(STREAMS), dtype=np.uint64)
+    return {k: torch.Generator().manual_seed(int(v) & (2**63 - 1))
+            for k, v in zip(STREAMS, states, strict=True)}
+
+
+def make_optimizer(params: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """Adam, fused where this torch/device supports it, else foreach."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+@dataclass
+class Standardizer:
+    """Per-split, per-gene training mean and scale [S, 1, G] (float32, on the device)."""
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+
+    @classmethod
+    def from_splits(cls, splits: Sequence[SplitData], device: torch.device) -> Standardizer:
+        means, scales = [], []
+        for sp in splits:
+            x = np.concatenate([sp.x1_train, sp.x2_train, sp.xs_train], axis=0).astype(np.float64)
+            sd = x.std(axis=0)
+            means.append(x.mean(axis=0))
+            scales.append(np.where(sd > 0, sd, 1.0))
+        return cls(torch.tensor(np.stack(means)[:, None, :], dtype=torch.float32, device=device),
+                   torch.tensor(np.stack(scales)[:, None, :], dtype=torch.float32, device=device))
+
+    def forward(self, arrays: Sequence[np.ndarray], min_rows: int = 1) -> tuple[torch.Tensor, list[int]]:
+        """Standardize and zero-pad per-split arrays into [S, N_max, G]; returns the tensor and row counts."""
+        dev = self.mean.device
+        n = [int(a.shape[0]) for a in arrays]
+        out = torch.zeros(len(arrays), max(max(n), min_rows), self.mean.shape[-1], device=dev)
+        for s, a in enumerate(arrays):
+            if n[s]:
+                x = torch.as_tensor(a, dtype=torch.float32).to(dev)
+                out[s, : n[s]] = (x - self.mean[s, 0]) / self.scale[s, 0]
+        return out, n
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        """Back to the original gene space; x [S, ..., G]."""
+        shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+        return x * self.scale.reshape(shape) + self.mean.reshape(shape)
+
+
+@dataclass
+class FitState:
+    """A trained batched model (best states restored) and what happened to each split."""
+
+    model: PertVAE
+    std: Standardizer
+    gens: list[dict[str, torch.Generator]]
+    epochs: list[int]
+    best_epoch: list[int]
+    status: list[str]
+    reason: list[str]
+    fit_seconds: float
+    device: torch.device
+    history: list[list[float]] = field(default_factory=list)  # validation loss per epoch per split
+
+
+class _IndexStream:
+    """Concatenated random permutations of range(n) from one generator; n = 0 gives zeros."""
+
+    def __init__(self, n: int, gen: torch.Generator) -> None:
+        self.n, self.gen = n, gen
+        self.buf = torch.empty(0, dtype=torch.long)
+
+    def take(self, k: int) -> torch.Tensor:
+        if self.n == 0:
+            return torch.zeros(k, dtype=torch.long)
+        while self.buf.numel() < k:
+            self.buf = torch.cat([self.buf, torch.randperm(self.n, generator=self.gen)])
+        out, self.buf = self.buf[:k], self.buf[k:]
+        return out
+
+
+def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x [S, N, G], idx [S, B] -> [S, B, G]."""
+    return torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[-1]))
+
+
+def _masked_mean(v: torch.Tensor, n: Sequence[int]) -> torch.Tensor:
+    """Mean over the first n[s] entries of each row of v [S, N] (NaN where n[s] = 0)."""
+    mask = torch.arange(v.shape[1], device=v.device)[None, :] < torch.tensor(n, device=v.device)[:, None]
+    cnt = mask.sum(1)
+    tot = torch.where(mask, v, torch.zeros((), device=v.device)).sum(1)
+    return torch.where(cnt > 0, tot / cnt.clamp_min(1), torch.full_like(tot, float("nan")))
+
+
+def _noise(gens: Sequence[torch.Generator], shape_per: Callable[[int], tuple[int, ...]], n_max: int,
+           latent: int, device: torch.device) -> torch.Tensor:
+    """Per-split CPU noise of shape_per(s) + (latent,) padded on axis -2 to n_max, stacked on the device."""
+    out = []
+    for s, g in enumerate(gens):
+        e = torch.randn(shape_per(s) + (latent,), generator=g)
+        pad = n_max - e.shape[-2]
+        if pad:
+            e = torch.cat([e, torch.zeros(e.shape[:-2] + (pad, latent))], dim=-2)
+        out.append(e)
+    return torch.stack(out).to(device)
+
+
+def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs: bool = True,
+        max_steps: int | None = None) -> FitState:
+    """Train one batched PertVAE (``pairs``) or plain VAE over ``splits`` (one model per split).
+
+    The plain VAE trains on single profiles only: xs_train, x1_train and x2_train as singletons, with
+    minibatches of batch_pairs + batch_singletons profiles. ``max_steps`` caps the number of optimizer steps
+    (benchmarks). See the module docstring for the schedule, early stopping and seeding.
+    """
+    splits = list(splits)
+    if not splits:
+        raise ValueError("fit: no splits given")
+    if len(seeds) != len(splits):
+        raise ValueError(f"fit: {len(seeds)} seeds for {len(splits)} splits")
+    genes = {sp.genes for sp in splits}
+    if len(genes) != 1:
+        raise ValueError(f"fit: splits of one batched fit must have the same genes, got {sorted(genes)}")
+    t0 = time.perf_counter()
+    S, G, L = len(splits), genes.pop(), cfg.latent
+    dev = resolve_device(cfg.device)
+    gens = [seed_streams(int(sd)) for sd in seeds]
+    model = PertVAE(G, cfg, [g["init"] for g in gens], pairs=pairs).to(dev)
+    std = Standardizer.from_splits(splits, dev)
+
+    if pairs:
+        P1, n_pairs = std.forward([sp.x1_train for sp in splits])
+        P2, _ = std.forward([sp.x2_train for sp in splits])
+        XS, n_single = std.forward([sp.xs_train for sp in splits])
+        V1, n_val = std.forward([sp.x1_val for sp in splits])
+        V2, _ = std.forward([sp.x2_val for sp in splits])
+        bp, bs = cfg.batch_pairs, cfg.batch_singletons
+        n_items = n_pairs
+        tot = [a + b for a, b in zip(n_pairs, n_single, strict=True)]
+        w_pairs = torch.tensor([a / t for a, t in zip(n_pairs, tot, strict=True)], device=dev)
+        w_single = torch.tensor([b / t for b, t in zip(n_single, tot, strict=True)], device=dev)
+        bs_used = bs if any(n_single) else 0
+    else:
+        P1 = P2 = V2 = None
+        XS, n_single = std.forward([np.concatenate([sp.xs_train, sp.x1_train, sp.x2_train]) for sp in splits])
+        V1, n_val = std.forward([np.concatenate([sp.x1_val, sp.x2_val]) for sp in splits])
+        bp, bs = 0, cfg.batch_pairs + cfg.batch_singletons
+        n_items = n_single
+        w_pairs = torch.zeros(S, device=dev)
+        w_single = torch.ones(S, device=dev)
+        bs_used = bs
+    batch = bp if pairs else bs
+    n_noise = 2 * bp + bs
+    epoch_len = [max(1, math.ceil(n / batch)) for n in n_items]
+
+    # fixed validation noise per split
+    nv_max = V1.shape[1]
+    veps1 = _noise([g["val"] for g in gens], lambda s: (n_val[s],), nv_max, L, dev)
+    veps2 = _noise([g["val"] for g in gens], lambda s: (n_val[s],), nv_max, L, dev) if pairs else None
+
+    params = list(model.parameters())
+    opt = make_optimizer(params, cfg.lr)
+    fb, l2 = float(cfg.free_bits), float(cfg.l2_drug)
+
+    def loss_fn(x1: torch.Tensor, x2: torch.Tensor, xs: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        terms = batch_terms(model, x1, x2, xs, eps)
+        return training_loss(model, terms, w_pairs, w_single, fb, l2)
+
+    step_loss = torch.compile(loss_fn, dynamic=False) if cfg.compile else loss_fn
+
+    @torch.no_grad()
+    def validate() -> np.ndarray:
+        if pairs:
+            nll, _ = prediction_nll(model, V1, V2, veps1, veps2)
+        else:
+            nll, _ = reconstruction_nll(model, V1, veps1)
+        return _masked_mean(nll, n_val).cpu().numpy()
+
+    streams_p = [_IndexStream(n_pairs[s] if pairs else 0, gens[s]["index"]) for s in range(S)]
+    streams_s = [_IndexStream(n_single[s], gens[s]["index"]) for s in range(S)]
+    chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = [None] * S  # type: ignore[list-item]
+
+    def refill(s: int) -> None:
+        e = epoch_len[s]
+        none = torch.zeros(e, 0, dtype=torch.long)
+        ip = torch.stack([streams_p[s].take(bp) for _ in range(e)]) if bp else none
+        is_ = torch.stack([streams_s[s].take(bs) for _ in range(e)]) if bs else none
+        eps = torch.randn((e, n_noise, L), generator=gens[s]["noise"])
+        chunks[s] = (ip.to(dev), is_.to(dev), eps.to(dev))
+
+    for s in range(S):
+        refill(s)
+    chunk_start = np.zeros(S, dtype=np.int64)
+    frozen = np.zeros(S, dtype=bool)
+    epochs = np.zeros(S, dtype=np.int64)
+    best_epoch = np.zeros(S, dtype=np.int64)
+    since_best = np.zeros(S, dtype=np.int64)
+    best_val = np.full(S, np.inf)
+    status, reason = ["done"] * S, [""] * S
+    history: list[list[float]] = [[] for _ in range(S)]
+    best = [p.detach().clone() for p in params]
+    active_t = torch.ones(S, dtype=torch.bool, device=dev)
+    frozen_t = torch.zeros(S, 1, 1, dtype=torch.bool, device=dev)
+    acc = torch.zeros(S, device=dev)
+    zero = torch.zeros((), device=dev)
+    t = 0
+    while not frozen.all():
+        if max_steps is not None and t >= max_steps:
+            break
+        k = [min(t - int(chunk_start[s]), epoch_len[s] - 1) for s in range(S)]
+        ip = torch.stack([chunks[s][0][k[s]] for s in range(S)])
+        is_ = torch.stack([chunks[s][1][k[s]] for s in range(S)])
+        eps = torch.stack([chunks[s][2][k[s]] for s in range(S)])
+        if bp:
+            x1, x2 = _gather(P1, ip), _gather(P2, ip)
+        else:
+            x1 = x2 = XS[:, :0]
+        xs = _gather(XS, is_[:, :bs_used])
+        eps = eps[:, : 2 * bp + bs_used] if bs_used < bs else eps
+        loss_s = step_loss(x1, x2, xs, eps)
+        torch.where(active_t, loss_s, zero).sum().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        acc += loss_s.detach()
+        if frozen.any():
+            with torch.no_grad():
+                for p, b in zip(params, best, strict=True):
+                    p.copy_(torch.where(frozen_t, b, p))
+        t += 1
+        due = np.array([not frozen[s] and t - chunk_start[s] == epoch_len[s] for s in range(S)])
+        if not due.any():
+            continue
+        epochs[due] += 1
+        val = validate()
+        accn = acc.cpu().numpy()
+        improved = np.zeros(S, dtype=bool)
+        for s in np.flatnonzero(due):
+            history[s].append(float(val[s]))
+            if not np.isfinite(accn[s]) or (n_val[s] and not np.isfinite(val[s])):
+                what = "training" if not np.isfinite(accn[s]) else "validation"
+                status[s], reason[s] = "failed", f"non-finite {what} loss in epoch {epochs[s]}"
+                frozen[s] = True
+                continue
+            if n_val[s] == 0 or val[s] < best_val[s]:
+                best_val[s], since_best[s], best_epoch[s] = (val[s] if n_val[s] else np.inf), 0, epochs[s]
+                improved[s] = True
+            else:
+                since_best[s] += 1
+            if since_best[s] >= cfg.patience and epochs[s] >= cfg.min_epochs:
+                frozen[s] = True
+            if epochs[s] >= cfg.max_epochs:
+                frozen[s] = True
+        due_t = torch.as_tensor(due, device=dev)
+        acc = torch.where(due_t, torch.zeros_like(acc), acc)
+        with torch.no_grad():
+            if improved.any():
+                imp = torch.as_tensor(improved, device=dev)[:, None, None]
+                for p, b in zip(params, best, strict=True):
+                    b.copy_(torch.where(imp, p, b))
+            frozen_t = torch.as_tensor(frozen, device=dev)[:, None, None]
+            active_t = ~frozen_t[:, 0, 0]
+        for s in np.flatnonzero(due & ~frozen):
+            refill(s)
+            chunk_start[s] = t
+    with torch.no_grad():
+        if max_steps is None:
+            for p, b in zip(params, best, strict=True):
+                p.copy_(b)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return FitState(model=model, std=std, gens=gens, epochs=[int(e) for e in epochs],
+                    best_epoch=[int(e) for e in best_epoch], status=status, reason=reason,
+                    fit_seconds=time.perf_counter() - t0, device=dev, history=history)
