@@ -33,6 +33,10 @@ class FitConfig:
     mc_samples: int = 10
     device: str = "cpu"
     compile: bool = False
+    stop_on: str = "mse"
+
+    # stop_on: the validation loss for early stopping (see pertvae_core.train): "mse" (squared error of
+    # the predicted mean, -log p(x2|z2) with unit variance) or "nll" (-log p(x2|z2), the decoder's sigma).
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str) -> ValueError:
@@ -58,3 +62,5 @@ class FitConfig:
             raise bad("l2_drug", "must be >= 0")
         if not isinstance(self.device, str) or self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
             raise bad("device", "must be 'cpu', 'cuda' or 'cuda:N'")
+        if self.stop_on not in ("mse", "nll"):
+            raise bad("stop_on", "must be 'mse' or 'nll'")
