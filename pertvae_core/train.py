@@ -170,12 +170,14 @@ def _noise(gens: Sequence[torch.Generator], shape_per: Callable[[int], tuple[int
 
 
 def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs: bool = True,
-        max_steps: int | None = None) -> FitState:
+        max_steps: int | None = None, on_step: Callable[[int, PertVAE], None] | None = None) -> FitState:
     """Train one batched PertVAE (``pairs``) or plain VAE over ``splits`` (one model per split).
 
     The plain VAE trains on single profiles only: xs_train, x1_train and x2_train as singletons, with
     minibatches of batch_pairs + batch_singletons profiles. ``max_steps`` caps the number of optimizer steps
-    (benchmarks). See the module docstring for the schedule, early stopping and seeding.
+    (benchmarks; the final state is then kept, not the best). ``on_step(step, model)`` runs after each
+    optimizer step (diagnostics, fault injection). See the module docstring for the schedule, early stopping
+    and seeding.
     """
     splits = list(splits)
     if not splits:
@@ -287,6 +289,8 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
         torch.where(active_t, loss_s, zero).sum().backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        if on_step is not None:
+            on_step(t, model)
         acc += loss_s.detach()
         if frozen.any():
             with torch.no_grad():
