@@ -1,0 +1,117 @@
+"""Batched layers, PertVAE shapes and initialization, ELBO terms (Eq. 10-12), free bits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pertvae_core.config import FitConfig
+from pertvae_core.elbo import batch_terms, free_bits_kl, normal_log_prob, training_loss
+from pertvae_core.layers import MaskedWNLinear, WNLinear
+from pertvae_core.model import PertVAE
+
+CFG = FitConfig(latent=3, hidden=(12, 8), context=5, iaf_hidden=7)
+
+
+def _gens(n: int, seed: int = 0) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(seed + i) for i in range(n)]
+
+
+def test_weight_norm_columns_have_norm_g_and_bmm_matches_loop() -> None:
+    lin = WNLinear(_gens(3), 6, 4, init_scale=0.7)
+    w = lin.weight()
+    torch.testing.assert_close(w.norm(dim=1), torch.full((3, 4), 0.7))
+    x = torch.randn(3, 5, 6)
+    ref = torch.stack([x[s] @ w[s] + lin.b[s] for s in range(3)])
+    torch.testing.assert_close(lin(x), ref)
+
+
+def test_masked_linear_respects_mask() -> None:
+    mask = (torch.rand(6, 4, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    lin = MaskedWNLinear(_gens(2), mask)
+    assert torch.all(lin.weight()[:, mask == 0] == 0)
+    x = torch.randn(2, 3, 6, requires_grad=True)
+    lin(x)[..., 0].sum().backward()
+    assert torch.all(x.grad[..., mask[:, 0] == 0] == 0)
+
+
+def test_init_is_per_model_generator() -> None:
+    a = PertVAE(10, CFG, _gens(3, seed=5))
+    b = PertVAE(10, CFG, [torch.Generator().manual_seed(6)])
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        torch.testing.assert_close(pa[1], pb[0], msg=name)
+
+
+def test_shapes_and_identity_drug_effect_at_init() -> None:
+    S, B, G = 2, 4, 10
+    m = PertVAE(G, CFG, _gens(S))
+    x = torch.randn(S, B, G)
+    z, log_q = m.encode(x, torch.randn(S, B, CFG.latent))
+    assert z.shape == log_q.shape == (S, B, CFG.latent)
+    mean, ls = m.decode(z)
+    assert mean.shape == ls.shape == (S, B, G)
+    m2, ls2 = m.drug_effect(z)
+    torch.testing.assert_close(m2, z)  # Eq. 5 starts as the identity
+    assert torch.all(ls2 == 0)
+    assert torch.all(m.drug_l2() == 0)
+    vae = PertVAE(G, CFG, _gens(S), pairs=False)
+    with pytest.raises(RuntimeError, match="drug effect"):
+        vae.drug_effect(z)
+
+
+def test_normal_log_prob_matches_torch_distributions() -> None:
+    x, mu, ls = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4) * 0.3
+    ref = torch.distributions.Normal(mu, ls.exp()).log_prob(x)
+    torch.testing.assert_close(normal_log_prob(x, mu, ls), ref)
+
+
+def test_monte_carlo_kl_is_unbiased_without_iaf() -> None:
+    """With no IAF steps q is a diagonal Gaussian: the MC KL of singletons averages to the closed form."""
+    cfg = FitConfig(latent=3, hidden=(12, 8), context=5, iaf_hidden=7, iaf_steps=0)
+    m = PertVAE(6, cfg, _gens(1))
+    with torch.no_grad():
+        m.enc_head.g.mul_(10.0)  # a posterior far from the prior
+        x = torch.randn(1, 1, 6).expand(1, 20000, 6)
+        terms = batch_terms(m, x[:, :0], x[:, :0], x, torch.randn(1, 20000, 3))
+        head = m.enc_head(torch.nn.functional.elu(m.enc2(torch.nn.functional.elu(m.enc1(x[:, :1])))))
+        mu, ls = head[..., :3], head[..., 3:6]
+        closed = (0.5 * (mu.square() + (2 * ls).exp() - 1) - ls).sum()
+    mc = terms["kl_s"].sum(-1).mean()
+    assert closed > 0.5
+    assert abs(mc - closed) < 0.05 * closed + 0.02
+
+
+def test_pair_terms_and_loss_weights() -> None:
+    S, G = 2, 8
+    m = PertVAE(G, CFG, _gens(S))
+    x1, x2, xs = torch.randn(S, 4, G), torch.randn(S, 4, G), torch.randn(S, 3, G)
+    t = batch_terms(m, x1, x2, xs, torch.randn(S, 11, CFG.latent))
+    assert t["rec1"].shape == t["rec2"].shape == (S, 4) and t["rec_s"].shape == (S, 3)
+    assert t["kl1"].shape == t["kl2"].shape == (S, 4, CFG.latent)
+    only_pairs = training_loss(m, t, torch.ones(S), torch.zeros(S), 0.0, 0.0)
+    lp = t["rec1"].mean(1) + t["rec2"].mean(1) - t["kl1"].sum(-1).mean(1) - t["kl2"].sum(-1).mean(1)
+    torch.testing.assert_close(only_pairs, -lp)
+    with torch.no_grad():
+        m.drug.w.fill_(0.1)
+    more = training_loss(m, t, torch.ones(S), torch.zeros(S), 0.0, 2.0)
+    torch.testing.assert_close(more - only_pairs, torch.full((S,), 2.0 * 0.01 * 9))  # only W's mean part
+
+
+def test_free_bits_clamp_per_dimension() -> None:
+    kl = torch.tensor([[[0.01, 2.0], [0.03, 4.0]]], requires_grad=True)  # [S=1, B=2, L=2]
+    out = free_bits_kl(kl, free_bits=1.0)  # budget 0.5 nats per dimension
+    assert math.isclose(out.item(), 0.5 + 3.0, rel_tol=1e-6)
+    out.sum().backward()
+    torch.testing.assert_close(kl.grad, torch.tensor([[[0.0, 0.5], [0.0, 0.5]]]))
+    assert math.isclose(free_bits_kl(kl, 0.0).item(), 0.02 + 3.0, rel_tol=1e-6)
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="latent"):
+        FitConfig(latent=0)
+    with pytest.raises(ValueError, match="hidden"):
+        FitConfig(hidden=(10,))
+    with pytest.raises(ValueError, match="device"):
+        FitConfig(device="tpu")
