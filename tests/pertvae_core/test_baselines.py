@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -130,15 +132,20 @@ def test_no_validation_pairs_uses_default_ridge() -> None:
 
 
 def test_bad_input_names_the_field() -> None:
+    """baselines validate their input themselves (SplitData does too; SimpleNamespace bypasses it)."""
     split, _ = _latent_linear(seed=8, genes=10, n=(10, 3, 4), n_s=0)
     bad = np.array(split.x1_test)
     bad[0, 0] = np.nan
     args = {f: getattr(split, f) for f in ("x1_train", "x2_train", "x1_val", "x2_val", "x2_test", "xs_train")}
     with pytest.raises(ValueError, match="x1_test contains NaN"):
-        perturbation_baselines(SplitData(x1_test=bad, **args), 3)
+        perturbation_baselines(SimpleNamespace(x1_test=bad, **args), 3)
     with pytest.raises(ValueError, match="xs_train has 9 genes, expected 10"):
-        pca_reconstruction_rho(SplitData(x1_test=split.x1_test, **{**args, "xs_train": np.zeros((2, 9))}), 3)
+        narrow = {**args, "xs_train": np.zeros((2, 9))}
+        pca_reconstruction_rho(SimpleNamespace(x1_test=split.x1_test, **narrow), 3)
     with pytest.raises(ValueError, match="latent must be a positive int"):
         pca_reconstruction_rho(split, 0)
     with pytest.raises(ValueError, match="x1_test .* must pair"):
-        perturbation_baselines(SplitData(x1_test=split.x1_test[:2], **args), 3)
+        perturbation_baselines(SimpleNamespace(x1_test=split.x1_test[:2], **args), 3)
+    with pytest.raises(ValueError, match="lacks field 'xs_train'"):
+        perturbation_baselines(SimpleNamespace(**{k: v for k, v in args.items() if k != "xs_train"},
+                                               x1_test=split.x1_test), 3)
