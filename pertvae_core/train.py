@@ -44,7 +44,8 @@ from pertvae_core.data import SplitData
 from pertvae_core.elbo import batch_terms, prediction_nll, reconstruction_nll, training_loss
 from pertvae_core.model import PertVAE
 
-__all__ = ["FitState", "fit", "resolve_device", "seed_streams", "make_optimizer", "Standardizer"]
+__all__ = ["FitState", "fit", "resolve_device", "seed_streams", "make_optimizer", "make_train_step",
+           "Standardizer"]
 
 STREAMS = ("init", "index", "noise", "val", "eval")
 
@@ -74,6 +75,35 @@ def make_optimizer(params: Sequence[torch.nn.Parameter], lr: float) -> torch.opt
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, ValueError, TypeError):
         return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+def make_train_step(model: PertVAE, cfg: FitConfig, w_pairs: torch.Tensor, w_single: torch.Tensor
+                    ) -> tuple[Callable[..., torch.Tensor], torch.optim.Optimizer]:
+    """One optimizer step for all S models: ``step(x1, x2, xs, eps, active) -> per-model loss [S]``.
+
+    Forward (optionally ``torch.compile``d), backward of the sum of the active models' losses (inactive ones
+    are masked with ``torch.where``, so NaN there cannot reach the others), Adam step, gradients set to None.
+    No host synchronization. Returns the step function and its optimizer.
+    """
+    opt = make_optimizer(model.parameters(), cfg.lr)
+    fb, l2 = float(cfg.free_bits), float(cfg.l2_drug)
+    zero = torch.zeros((), device=w_pairs.device)
+
+    def loss_fn(x1: torch.Tensor, x2: torch.Tensor, xs: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        terms = batch_terms(model, x1, x2, xs, eps)
+        return training_loss(model, terms, w_pairs, w_single, fb, l2)
+
+    step_loss = torch.compile(loss_fn, dynamic=False) if cfg.compile else loss_fn
+
+    def step(x1: torch.Tensor, x2: torch.Tensor, xs: torch.Tensor, eps: torch.Tensor,
+             active: torch.Tensor) -> torch.Tensor:
+        loss_s = step_loss(x1, x2, xs, eps)
+        torch.where(active, loss_s, zero).sum().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss_s.detach()
+
+    return step, opt
 
 
 @dataclass
@@ -225,14 +255,7 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
     veps2 = _noise([g["val"] for g in gens], lambda s: (n_val[s],), nv_max, L, dev) if pairs else None
 
     params = list(model.parameters())
-    opt = make_optimizer(params, cfg.lr)
-    fb, l2 = float(cfg.free_bits), float(cfg.l2_drug)
-
-    def loss_fn(x1: torch.Tensor, x2: torch.Tensor, xs: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        terms = batch_terms(model, x1, x2, xs, eps)
-        return training_loss(model, terms, w_pairs, w_single, fb, l2)
-
-    step_loss = torch.compile(loss_fn, dynamic=False) if cfg.compile else loss_fn
+    train_step, opt = make_train_step(model, cfg, w_pairs, w_single)
 
     @torch.no_grad()
     def validate() -> np.ndarray:
@@ -270,7 +293,6 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
     active_t = torch.ones(S, dtype=torch.bool, device=dev)
     frozen_t = torch.zeros(S, 1, 1, dtype=torch.bool, device=dev)
     acc = torch.zeros(S, device=dev)
-    zero = torch.zeros((), device=dev)
     t = 0
     while not frozen.all():
         if max_steps is not None and t >= max_steps:
@@ -285,13 +307,10 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
             x1 = x2 = XS[:, :0]
         xs = _gather(XS, is_[:, :bs_used])
         eps = eps[:, : 2 * bp + bs_used] if bs_used < bs else eps
-        loss_s = step_loss(x1, x2, xs, eps)
-        torch.where(active_t, loss_s, zero).sum().backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        loss_s = train_step(x1, x2, xs, eps, active_t)
         if on_step is not None:
             on_step(t, model)
-        acc += loss_s.detach()
+        acc += loss_s
         if frozen.any():
             with torch.no_grad():
                 for p, b in zip(params, best, strict=True):
