@@ -8,7 +8,8 @@ Design (paper Section 2 "Fitting", Section 4):
   permutations of its own length (every example once per pass, batches always full).
 - An epoch of split s is ceil(n_s / batch) steps, n_s its training pairs (PertVAE) or profiles (VAE). At the
   end of each of its epochs, split s is validated (fixed noise) and may improve its best state, stop
-  (``patience`` epochs without improvement and at least ``min_epochs``) or finish (``max_epochs``). A split
+  (``patience`` epochs without improvement and at least ``min_epochs``) or finish (``max_epochs``).
+  Epochs before ``min_epochs`` are a burn-in: never selected as best and never stopped in. A split
   that stopped, finished or failed is frozen: its loss is masked out of the backward pass and after every
   optimizer step its parameters are reset to its best state, so it no longer changes.
 - Validation loss: PertVAE, the perturbation-prediction loss -log p(x2|z2) with z1 ~ q(z1|x1), z2 ~ p(z2|z1)
@@ -330,7 +331,7 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
                 status[s], reason[s] = "failed", f"non-finite {what} loss in epoch {epochs[s]}"
                 frozen[s] = True
                 continue
-            if n_val[s] == 0 or val[s] < best_val[s]:
+            if n_val[s] == 0 or (val[s] < best_val[s] and epochs[s] >= cfg.min_epochs):
                 best_val[s], since_best[s], best_epoch[s] = (val[s] if n_val[s] else np.inf), 0, epochs[s]
                 improved[s] = True
             else:

@@ -115,3 +115,12 @@ def test_config_rejects_bad_values() -> None:
         FitConfig(hidden=(10,))
     with pytest.raises(ValueError, match="device"):
         FitConfig(device="tpu")
+
+
+def test_weight_norm_backward_matches_gradcheck() -> None:
+    from pertvae_core.layers import _WNLinearFn
+
+    g = torch.Generator().manual_seed(0)
+    args = [torch.randn(shape, generator=g, dtype=torch.float64, requires_grad=True)
+            for shape in ((2, 5, 4), (2, 3, 4), (2, 1, 3), (2, 1, 3))]
+    assert torch.autograd.gradcheck(_WNLinearFn.apply, args)

@@ -1,0 +1,91 @@
+"""One PertVAE training step at the paper's sizes, as a fraction of this machine's matmul rate.
+
+Batch 128 = 64 pairs + 64 singletons, i.e. 192 profiles through encoder, IAF and decoder and 64 through the
+drug effect; 978 genes, latent 100, hidden (500, 300), context 200, IAF hidden 300, S = 1. In the same run
+torch.mm is timed at every matmul shape of the step (forward, grad-input, grad-weight). extra_info:
+``gflops`` = the step's matmul FLOPs (forward + 2x backward) / step time, ``mm_gflops`` = the same FLOPs / the
+summed torch.mm times, ``gemm_fraction`` = gflops / mm_gflops. With --benchmark-disable a small model is used
+so the run stays quick. Nothing here asserts a wall-clock time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+import torch
+
+from pertvae_core.config import FitConfig
+from pertvae_core.model import PertVAE
+from pertvae_core.train import make_train_step
+
+PAPER = FitConfig(latent=100, hidden=(500, 300), context=200, iaf_hidden=300, iaf_steps=2)
+SMALL = FitConfig(latent=8, hidden=(32, 16), context=8, iaf_hidden=16, iaf_steps=2)
+
+
+def matmul_shapes(cfg: FitConfig, genes: int, pairs: int, singles: int) -> list[tuple[int, int, int]]:
+    """(rows, in, out) of every matmul in the forward pass of one step."""
+    n = 2 * pairs + singles
+    h0, h1 = cfg.hidden
+    L, C = cfg.latent, cfg.context
+    enc = [(n, genes, h0), (n, h0, h1), (n, h1, 2 * L + C)]
+    iaf = [(n, L + C, cfg.iaf_hidden), (n, cfg.iaf_hidden, 2 * L)] * cfg.iaf_steps
+    dec = [(n, L, h1), (n, h1, h0), (n, h0, 2 * genes)]
+    return enc + iaf + dec + [(pairs, L, 2 * L)]
+
+
+def _time(fn, reps: int) -> float:
+    fn()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def mm_seconds(shapes: list[tuple[int, int, int]], reps: int) -> float:
+    """Summed median torch.mm time over forward, grad-input and grad-weight products of each shape."""
+    total = 0.0
+    for m, k, n in shapes:
+        for a, b in (((m, k), (k, n)), ((m, n), (n, k)), ((k, m), (m, n))):
+            x, y = torch.randn(a), torch.randn(b)
+            total += _time(lambda x=x, y=y: torch.mm(x, y), reps)
+    return total
+
+
+@pytest.fixture
+def step_setup(request):
+    disabled = request.config.getoption("benchmark_disable")
+    cfg = SMALL if disabled else PAPER
+    genes, pairs, singles = (50, 8, 8) if disabled else (978, 64, 64)
+    torch.set_flush_denormal(True)
+    model = PertVAE(genes, cfg, [torch.Generator().manual_seed(0)])
+    g = torch.Generator().manual_seed(1)
+    x1, x2, xs = (torch.randn(1, b, genes, generator=g) for b in (pairs, pairs, singles))
+    eps = torch.randn(1, 2 * pairs + singles, cfg.latent, generator=g)
+    w = torch.tensor([pairs / (pairs + singles)])
+    step, _ = make_train_step(model, cfg, w, 1 - w)
+    active = torch.ones(1, dtype=torch.bool)
+    return {"cfg": cfg, "genes": genes, "pairs": pairs, "singles": singles, "disabled": disabled,
+            "run": lambda: step(x1, x2, xs, eps, active)}
+
+
+def test_train_step(benchmark, step_setup) -> None:
+    st = step_setup
+    loss = benchmark(st["run"])
+    assert loss.shape == (1,) and torch.isfinite(loss).all()
+    reps = 3 if st["disabled"] else 20
+    shapes = matmul_shapes(st["cfg"], st["genes"], st["pairs"], st["singles"])
+    flops = 3 * sum(2 * m * k * n for m, k, n in shapes)
+    t_step = _time(st["run"], reps)
+    t_mm = mm_seconds(shapes, reps)
+    gflops, mm_gflops = flops / t_step / 1e9, flops / t_mm / 1e9
+    benchmark.extra_info.update({
+        "genes": st["genes"], "batch_pairs": st["pairs"], "batch_singletons": st["singles"],
+        "latent": st["cfg"].latent, "step_flops": flops, "step_s": t_step, "mm_s": t_mm,
+        "gflops": gflops, "mm_gflops": mm_gflops, "gemm_fraction": gflops / mm_gflops,
+        "threads": torch.get_num_threads(),
+    })
+    assert gflops > 0 and mm_gflops > 0
