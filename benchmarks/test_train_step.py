@@ -4,8 +4,10 @@ Batch 128 = 64 pairs + 64 singletons, i.e. 192 profiles through encoder, IAF and
 drug effect; 978 genes, latent 100, hidden (500, 300), context 200, IAF hidden 300, S = 1. In the same run
 torch.mm is timed at every matmul shape of the step (forward, grad-input, grad-weight). extra_info:
 ``gflops`` = the step's matmul FLOPs (forward + 2x backward) / step time, ``mm_gflops`` = the same FLOPs / the
-summed torch.mm times, ``gemm_fraction`` = gflops / mm_gflops. With --benchmark-disable a small model is used
-so the run stays quick. Nothing here asserts a wall-clock time.
+summed torch.mm times, ``gemm_fraction`` = gflops / mm_gflops. Two variants: ``eager`` and ``compiled``
+(FitConfig.compile, torch.compile of the forward; compiling takes tens of seconds, so it runs only with the
+benchmark enabled). With --benchmark-disable a small model is used so the run stays quick. Nothing here
+asserts a wall-clock time.
 """
 
 from __future__ import annotations
@@ -55,10 +57,13 @@ def mm_seconds(shapes: list[tuple[int, int, int]], reps: int) -> float:
     return total
 
 
-@pytest.fixture
+@pytest.fixture(params=["eager", "compiled"])
 def step_setup(request):
     disabled = request.config.getoption("benchmark_disable")
+    if request.param == "compiled" and disabled:
+        pytest.skip("torch.compile takes tens of seconds: compiled variant only with the benchmark enabled")
     cfg = SMALL if disabled else PAPER
+    cfg = FitConfig(**{**cfg.__dict__, "compile": request.param == "compiled"})
     genes, pairs, singles = (50, 8, 8) if disabled else (978, 64, 64)
     torch.set_flush_denormal(True)
     model = PertVAE(genes, cfg, [torch.Generator().manual_seed(0)])
@@ -69,11 +74,13 @@ def step_setup(request):
     step, _ = make_train_step(model, cfg, w, 1 - w)
     active = torch.ones(1, dtype=torch.bool)
     return {"cfg": cfg, "genes": genes, "pairs": pairs, "singles": singles, "disabled": disabled,
+            "variant": request.param,
             "run": lambda: step(x1, x2, xs, eps, active)}
 
 
 def test_train_step(benchmark, step_setup) -> None:
     st = step_setup
+    st["run"]()  # warm-up (compiles the compiled variant)
     loss = benchmark(st["run"])
     assert loss.shape == (1,) and torch.isfinite(loss).all()
     reps = 3 if st["disabled"] else 20
@@ -83,7 +90,8 @@ def test_train_step(benchmark, step_setup) -> None:
     t_mm = mm_seconds(shapes, reps)
     gflops, mm_gflops = flops / t_step / 1e9, flops / t_mm / 1e9
     benchmark.extra_info.update({
-        "genes": st["genes"], "batch_pairs": st["pairs"], "batch_singletons": st["singles"],
+        "variant": st["variant"], "genes": st["genes"], "batch_pairs": st["pairs"],
+        "batch_singletons": st["singles"],
         "latent": st["cfg"].latent, "step_flops": flops, "step_s": t_step, "mm_s": t_mm,
         "gflops": gflops, "mm_gflops": mm_gflops, "gemm_fraction": gflops / mm_gflops,
         "threads": torch.get_num_threads(),
