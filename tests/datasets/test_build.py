@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from datasets.cube import open_cube
 from datasets_test_helpers import (
     GENES,
     baseline_values,
@@ -26,6 +25,7 @@ from datasets_test_helpers import (
 )
 
 from datasets.build import main
+from datasets.cube import open_cube
 from datasets.l1000 import read_gct
 
 ROOT = Path(__file__).resolve().parents[2]

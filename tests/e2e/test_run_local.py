@@ -106,6 +106,7 @@ def test_in_process_cluster_none_matches(tmp_path_factory, cube, tmp_path):
 def test_demo_preset_reduced_finds_the_effective_drugs(tmp_path):
     """The demo preset on 3 of its drugs (2 with a real effect, 1 without): Table 1 separates them."""
     import pandas as pd
+
     from datasets.synthetic import generate
 
     truth = json.loads(generate(preset="demo", seed=0).attrs["ground_truth"])
