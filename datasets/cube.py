@@ -111,17 +111,37 @@ def drugs(ds: xr.Dataset) -> list[str]:
 
 
 def cube_fingerprint(ds: xr.Dataset) -> str:
-    """Stable sha256 of the cube's identity: provenance attrs, shape and coordinates (not the values)."""
-    h = hashlib.sha256()
+    """Stable sha256 of the cube's identity and content.
+
+    Hashes the attrs (the provenance's ``build_time`` left out, so rebuilding the same inputs gives the same
+    fingerprint), shape, coordinates, doses and a content digest: per condition, the count, sum and sum of
+    squares of the measured expression values (one lazy pass over the chunks).
+    """
+    attrs = dict(ds.attrs)
+    try:
+        prov = json.loads(attrs.get("provenance", "{}"))
+        if isinstance(prov, dict):
+            prov.pop("build_time", None)
+            attrs["provenance"] = prov
+    except (TypeError, ValueError):
+        pass
+    e = ds["expression"].astype(np.float64)
+    over = ("cell_line", "replicate", "gene")
+    count, total, squares = (np.asarray(v.values) for v in
+                             xr.Dataset({"n": e.count(over), "s": e.sum(over), "q": (e * e).sum(over)})
+                             .compute().data_vars.values())
     ident = {
-        "provenance": ds.attrs.get("provenance"),
+        "attrs": attrs,
         "shape": [int(ds.sizes[d]) for d in DIMS],
         "cell_line": [str(v) for v in ds["cell_line"].values],
         "condition": [str(v) for v in ds["condition"].values],
         "gene": [str(v) for v in ds["gene"].values],
+        "gene_symbol": [str(v) for v in ds["gene_symbol"].values],
         "source": [str(v) for v in ds["source"].values],
+        "dose_um": [f"{v:.9g}" for v in np.asarray(ds["dose_um"].values, dtype=np.float64).ravel()],
+        "content": [[int(n), f"{s:.9g}", f"{q:.9g}"] for n, s, q in zip(count, total, squares, strict=True)],
     }
-    h.update(json.dumps(ident, sort_keys=True, default=str).encode())
+    h = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 

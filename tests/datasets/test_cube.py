@@ -124,6 +124,12 @@ def test_fingerprint_changes_with_identity() -> None:
     assert cube_fingerprint(a) == cube_fingerprint(small_cube())
     assert cube_fingerprint(a) != cube_fingerprint(small_cube(attrs={"provenance": "other"}))
     assert cube_fingerprint(a) != cube_fingerprint(small_cube(n_genes=7))
+    assert cube_fingerprint(a) == cube_fingerprint(small_cube(lazy=True))
+    same_attrs = {"provenance": json.dumps({"inputs": [], "seed": 0})}
+    assert cube_fingerprint(a) != cube_fingerprint(small_cube(seed=1, attrs=same_attrs)), "values count"
+    b = small_cube()
+    b["expression"][0, 0, 0, 0] += 1e-3
+    assert cube_fingerprint(a) != cube_fingerprint(b)
 
 
 def test_make_cube_rejects_bad_input() -> None:
