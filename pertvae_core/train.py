@@ -6,9 +6,11 @@ Design (paper Section 2 "Fitting", Section 4):
 - Data sit on the device as padded tensors [S, N_max, G]; minibatches are gathered by index (no DataLoader).
   Each split draws its own minibatches from its own training set: an index stream of concatenated random
   permutations of its own length (every example once per pass, batches always full).
-- An epoch of split s is ceil(n_s / batch) steps, n_s its training pairs (PertVAE) or profiles (VAE). At the
-  end of each of its epochs, split s is validated (fixed noise) and may improve its best state, stop
-  (``patience`` epochs without improvement and at least ``min_epochs``) or finish (``max_epochs``).
+- An epoch of split s is one pass over its training data: max(ceil(n_P / batch_pairs), ceil(n_S /
+  batch_singletons)) steps for PertVAE (n_P pairs, n_S singletons; the smaller set is cycled), ceil(n / batch)
+  for the VAE (n profiles, batch = batch_pairs + batch_singletons). At the end of each of its epochs, split
+  s is validated (fixed noise) and may improve its best state, stop (``patience`` epochs without improvement
+  and at least ``min_epochs``) or finish (``max_epochs``).
   Epochs before ``min_epochs`` are a burn-in: never selected as best and never stopped in. A split
   that stopped, finished or failed is frozen: its loss is masked out of the backward pass and after every
   optimizer step its parameters are reset to its best state, so it no longer changes.
@@ -232,7 +234,8 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
         V1, n_val = std.forward([sp.x1_val for sp in splits])
         V2, _ = std.forward([sp.x2_val for sp in splits])
         bp, bs = cfg.batch_pairs, cfg.batch_singletons
-        n_items = n_pairs
+        epoch_len = [max(1, math.ceil(a / bp), math.ceil(b / bs) if bs else 0)
+                     for a, b in zip(n_pairs, n_single, strict=True)]
         tot = [a + b for a, b in zip(n_pairs, n_single, strict=True)]
         w_pairs = torch.tensor([a / t for a, t in zip(n_pairs, tot, strict=True)], device=dev)
         w_single = torch.tensor([b / t for b, t in zip(n_single, tot, strict=True)], device=dev)
@@ -242,13 +245,11 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
         XS, n_single = std.forward([np.concatenate([sp.xs_train, sp.x1_train, sp.x2_train]) for sp in splits])
         V1, n_val = std.forward([np.concatenate([sp.x1_val, sp.x2_val]) for sp in splits])
         bp, bs = 0, cfg.batch_pairs + cfg.batch_singletons
-        n_items = n_single
+        epoch_len = [max(1, math.ceil(n / bs)) for n in n_single]
         w_pairs = torch.zeros(S, device=dev)
         w_single = torch.ones(S, device=dev)
         bs_used = bs
-    batch = bp if pairs else bs
     n_noise = 2 * bp + bs
-    epoch_len = [max(1, math.ceil(n / batch)) for n in n_items]
 
     # fixed validation noise per split
     nv_max = V1.shape[1]
