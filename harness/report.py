@@ -295,6 +295,7 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
         ticks = sorted({int(x) for line in ax.get_lines() for x in line.get_xdata()})
         ax.set_xticks(ticks)
         ax.set_xticklabels([str(t) for t in ticks])
+        ax.set_xticks([], minor=True)
         ax.legend(loc="lower right", fontsize=8)
     else:
         ax.text(0.5, 0.5, "no VAE/PCA reconstruction results", ha="center", va="center",

@@ -70,11 +70,12 @@ def test_list_flags_and_booleans():
 
 
 def test_splits_per_task_default_depends_on_gpu():
-    cfg = make_config("demo", n_repeats=2, n_folds=3)
+    cfg = make_config("paper", n_repeats=2, n_folds=3)
     assert cfg.resolved_splits_per_task(cuda=False) == 1
     assert cfg.resolved_splits_per_task(cuda=True) == 6
-    gpu_jobs = make_config("demo", n_repeats=2, n_folds=3, gpus_per_job=1)
+    gpu_jobs = make_config("paper", n_repeats=2, n_folds=3, gpus_per_job=1)
     assert gpu_jobs.resolved_splits_per_task(cuda=False) == 6
+    assert make_config("demo").resolved_splits_per_task(cuda=False) == 10   # the demo batches a drug's splits
 
 
 @pytest.mark.parametrize(
