@@ -84,6 +84,20 @@ def test_min_epochs_and_no_validation_rows(splits: list[SplitData]) -> None:
     assert st.epochs[2] == 7 and st.best_epoch[2] == 7  # no validation pairs: trains to max_epochs
 
 
+@pytest.mark.parametrize(("n_pairs", "n_single", "pairs", "steps"), [
+    (20, 40, True, 7),    # singletons dominate: ceil(40 / 6) = 7 > ceil(20 / 8) = 3
+    (20, 5, True, 3),     # pairs dominate: ceil(20 / 8) = 3
+    (20, 0, True, 3),     # no singletons
+    (20, 40, False, 6),   # VAE: 40 + 2 * 20 profiles in batches of 8 + 6 -> ceil(80 / 14) = 6
+])
+def test_an_epoch_is_one_pass_over_pairs_and_singletons(n_pairs, n_single, pairs, steps) -> None:
+    cfg = FitConfig(**{**CFG.__dict__, "max_epochs": 1})
+    seen: list[int] = []
+    st = fit([_split(np.random.default_rng(5), n_pairs, n_single)], cfg, [4], pairs=pairs,
+             on_step=lambda t, _m: seen.append(t))
+    assert st.epochs == [1] and len(seen) == steps
+
+
 def test_failed_split_is_isolated(splits: list[SplitData]) -> None:
     seeds = [11, 22, 33]
 
