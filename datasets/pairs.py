@@ -6,6 +6,10 @@ with control replicate ``r mod n_ctrl``. So every post-treatment profile gives e
 x2), and the controls are reused round-robin when there are fewer of them than post-treatment replicates.
 Cell lines with post-treatment profiles but no control are skipped. Singletons (the paper's unpaired x)
 are all measured replicates of the ``"baseline"`` condition.
+
+For scoring, every measured control replicate of a paired cell line is kept (``xc``, ``control_cell_line``),
+and ``pair_control[i]`` is the row of ``xc`` that pair ``i`` uses as x1 (pertvae_core.evaluation splits a
+cell line's controls into model inputs and an independent reference for the observed change).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ class DrugData:
     xs: np.ndarray
     singleton_cell_line: np.ndarray
     pairing: str
+    xc: np.ndarray
+    control_cell_line: np.ndarray
+    pair_control: np.ndarray
 
 
 def _measured(block: np.ndarray) -> np.ndarray:
@@ -57,15 +64,19 @@ def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
     conds = [str(c) for c in ds["condition"].values]
     ctrl, post = _condition(ds, CONDITION_CONTROL), _condition(ds, drug)
     m_ctrl, m_post = _measured(ctrl), _measured(post)
-    x1, x2, pcl = [], [], []
+    x1, x2, pcl, xc, ccl, pc = [], [], [], [], [], []
     for i in np.flatnonzero(m_post.any(axis=1)):
         c_idx = np.flatnonzero(m_ctrl[i])
         if len(c_idx) == 0:
             continue
+        first = len(xc)
+        xc.extend(ctrl[i, c_idx])
+        ccl.extend([cells[i]] * len(c_idx))
         for r, p in enumerate(np.flatnonzero(m_post[i])):
             x1.append(ctrl[i, c_idx[r % len(c_idx)]])
             x2.append(post[i, p])
             pcl.append(cells[i])
+            pc.append(first + r % len(c_idx))
     if not x2:
         raise CubeError(f"drug {drug!r}: no cell line has both control and post-treatment profiles")
     g = len(genes)
@@ -78,4 +89,6 @@ def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
     return DrugData(drug=drug, genes=genes, x1=np.stack(x1).astype(np.float32),
                     x2=np.stack(x2).astype(np.float32),
                     pair_cell_line=np.asarray(pcl, dtype=object), xs=np.asarray(xs, dtype=np.float32),
-                    singleton_cell_line=np.asarray(scl, dtype=object), pairing=PAIRING)
+                    singleton_cell_line=np.asarray(scl, dtype=object), pairing=PAIRING,
+                    xc=np.stack(xc).astype(np.float32), control_cell_line=np.asarray(ccl, dtype=object),
+                    pair_control=np.asarray(pc, dtype=np.int64))

@@ -92,3 +92,12 @@ def test_reads_only_the_needed_conditions(tmp_path: Path) -> None:
     assert len(dd.x2) == 7
     with pytest.raises(Exception):  # noqa: B017 - the codec's own error on the corrupted chunk
         drug_data(ds, "olaparib")
+
+
+def test_all_controls_kept_and_pairs_point_at_them(tmp_path: Path) -> None:
+    dd = drug_data(open_cube(cube_path(tmp_path)), "vorinostat")
+    # cell A: controls 0, 1; cell C: controls 1, 3 (cell B has none and is skipped)
+    assert [tuple(r[:3]) for r in dd.xc] == [(0, 0, 0), (0, 0, 1), (2, 0, 1), (2, 0, 3)]
+    assert list(dd.control_cell_line) == ["A", "A", "C", "C"]
+    np.testing.assert_array_equal(dd.xc[dd.pair_control], dd.x1)
+    assert (dd.control_cell_line[dd.pair_control] == dd.pair_cell_line).all()
