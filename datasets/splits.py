@@ -2,7 +2,10 @@
 
 A cell line is never in two folds of one repeat, so no test pair shares a cell line with a training pair.
 Each repeat reshuffles the cell lines with a seed derived by sha256 from (base_seed, drug, repeat), never
-Python's ``hash()``, so splits are identical across processes and machines.
+Python's ``hash()``, so splits are identical across processes and machines. Each fold draws its validation
+cell lines from its own training cell lines with a seed derived from (base_seed, drug, repeat, fold),
+preferring those validated least often in the repeat's earlier folds: validation rotates over the cell
+lines, so each is trained on in nearly all folds where it is not tested.
 """
 
 from __future__ import annotations
@@ -33,12 +36,19 @@ def split_seed(drug: str, repeat: int, base_seed: int) -> int:
     return int.from_bytes(h[:8], "little")
 
 
+def val_seed(drug: str, repeat: int, fold: int, base_seed: int) -> int:
+    """64-bit seed of a fold's validation draw from sha256 of ``base_seed/drug/repeat/fold``."""
+    h = hashlib.sha256(f"val/{int(base_seed)}/{drug}/{int(repeat)}/{int(fold)}".encode()).digest()
+    return int.from_bytes(h[:8], "little")
+
+
 def make_splits(cell_lines: Sequence[str], drug: str, n_repeats: int = 10, n_folds: int = 5,
                 val_fraction: float = 0.2, base_seed: int = 0) -> list[Split]:
     """``n_repeats`` x ``n_folds`` grouped splits in repeat-major order.
 
-    Per repeat the unique cell lines are shuffled and dealt into ``n_folds`` near-equal test folds; of the
-    remaining (training) cell lines, ``max(1, round(val_fraction * n))`` form the validation set.
+    Per repeat the unique cell lines are shuffled and dealt into ``n_folds`` near-equal test folds; of a
+    fold's remaining n (training) cell lines, ``max(1, round(val_fraction * n))`` form its validation set:
+    those validated least often in the repeat's earlier folds, ties broken at random (seed ``val_seed``).
     """
     cells = sorted({str(c) for c in cell_lines})
     if n_folds < 2:
@@ -57,12 +67,21 @@ def make_splits(cell_lines: Sequence[str], drug: str, n_repeats: int = 10, n_fol
         rng = np.random.default_rng(split_seed(drug, rep, base_seed))
         perm = [cells[i] for i in rng.permutation(len(cells))]
         folds = [perm[f::n_folds] for f in range(n_folds)]
+        n_validated = dict.fromkeys(cells, 0)
+        test_fold = {c: f for f in range(n_folds) for c in folds[f]}
         for f in range(n_folds):
-            test = sorted(folds[f])
-            rest = [c for c in perm if c not in set(test)]
+            test = set(folds[f])
+            rest = [c for c in cells if c not in test]
             n_val = min(len(rest) - 1, max(1, int(round(val_fraction * len(rest)))))
-            val, train = sorted(rest[:n_val]), sorted(rest[n_val:])
-            out.append(Split(rep, f, tuple(train), tuple(val), tuple(test)))
+            tie = np.random.default_rng(val_seed(drug, rep, f, base_seed)).random(len(rest))
+            # least validated first; then those with fewer later chances (their test fold is still ahead)
+            order = sorted(range(len(rest)),
+                           key=lambda i: (n_validated[rest[i]], test_fold[rest[i]] < f, tie[i]))
+            val = {rest[i] for i in order[:n_val]}
+            for c in val:
+                n_validated[c] += 1
+            train = [c for c in rest if c not in val]
+            out.append(Split(rep, f, tuple(train), tuple(sorted(val)), tuple(sorted(test))))
     return out
 
 

@@ -10,13 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from datasets.cube import CubeError
-from datasets.splits import Split, make_splits, singleton_mask, split_seed
+from datasets.splits import Split, make_splits, singleton_mask, split_seed, val_seed
 
 CELLS = [f"CL{i:02d}" for i in range(23)]
 
 
 def check_structure(splits: list[Split], cells: list[str], n_repeats: int, n_folds: int) -> None:
-    """Repeat-major order; per split disjoint and complete; per repeat every cell line tested exactly once."""
+    """Repeat-major order; per split disjoint and complete; per repeat every cell line tested exactly once
+    and validation spread evenly: no cell line validated more than ceil(validation slots / cell lines)
+    times."""
     assert [(s.repeat, s.fold) for s in splits] == [(r, f) for r in range(n_repeats) for f in range(n_folds)]
     for s in splits:
         tr, va, te = set(s.train_cell_lines), set(s.val_cell_lines), set(s.test_cell_lines)
@@ -28,6 +30,8 @@ def check_structure(splits: list[Split], cells: list[str], n_repeats: int, n_fol
         assert sorted(tested) == sorted(cells)
         sizes = [len(s.test_cell_lines) for s in splits if s.repeat == r]
         assert max(sizes) - min(sizes) <= 1
+        validated = [c for s in splits if s.repeat == r for c in s.val_cell_lines]
+        assert max(validated.count(c) for c in cells) <= -(-len(validated) // len(cells))
 
 
 def test_grouping_coverage_and_validation_subset() -> None:
@@ -36,6 +40,22 @@ def test_grouping_coverage_and_validation_subset() -> None:
     for s in splits:
         n_rest = len(s.train_cell_lines) + len(s.val_cell_lines)
         assert len(s.val_cell_lines) == round(0.2 * n_rest)
+
+
+def test_each_fold_draws_its_own_validation_cell_lines() -> None:
+    """Issue 9: validation rotates over the training cell lines (not one fixed ~20% held out in 4 of 5 folds);
+    test folds are the repeat's shuffled cell lines dealt round-robin, as before."""
+    cells = [f"CL{i:02d}" for i in range(56)]
+    splits = make_splits(cells, "vorinostat", n_repeats=3, n_folds=5, base_seed=7)
+    check_structure(splits, cells, 3, 5)
+    for r in range(3):
+        rep = [s for s in splits if s.repeat == r]
+        trained = [c for s in rep for c in s.train_cell_lines]
+        assert min(trained.count(c) for c in cells) >= 5 - 2
+        perm = [cells[i] for i in np.random.default_rng(split_seed("vorinostat", r, 7)).permutation(56)]
+        assert [s.test_cell_lines for s in rep] == [tuple(sorted(perm[f::5])) for f in range(5)]
+    assert splits == make_splits(cells, "vorinostat", n_repeats=3, n_folds=5, base_seed=7)
+    assert val_seed("d", 1, 2, 0) == int.from_bytes(hashlib.sha256(b"val/0/d/1/2").digest()[:8], "little")
 
 
 def test_duplicates_in_input_are_one_group() -> None:
