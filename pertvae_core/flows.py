@@ -26,14 +26,12 @@ S_BIAS = 2.0
 def made_masks(latent: int, context: int, hidden: int) -> tuple[torch.Tensor, torch.Tensor]:
     """MADE masks for inputs (z [latent] then h [context]) -> hidden -> (m, s) [2 * latent].
 
-    z_i has degree i (1..L); hidden unit k has degree 1 + k mod (L - 1) (0 when L = 1: context only);
-    hidden k sees z_i iff deg_k >= i and h always; output i (of m and of s) sees hidden k iff i > deg_k.
+    z_i has degree i (1..L); hidden unit k has degree k mod L (0..L-1); hidden k sees z_i iff deg_k >= i and h
+    always; output i (of m and of s) sees hidden k iff i > deg_k. Degree-0 units see the context only, so
+    every output, the first included, depends on h, and output i still depends on z_<i only.
     """
     deg_in = torch.arange(1, latent + 1)
-    if latent > 1:
-        deg_h = torch.arange(hidden) % (latent - 1) + 1
-    else:
-        deg_h = torch.zeros(hidden, dtype=torch.long)
+    deg_h = torch.arange(hidden) % latent
     m_in = torch.cat([(deg_h[None, :] >= deg_in[:, None]), torch.ones(context, hidden, dtype=torch.bool)])
     m_out = deg_in[None, :] > deg_h[:, None]  # [hidden, latent]
     return m_in.float(), torch.cat([m_out, m_out], dim=1).float()

@@ -32,10 +32,26 @@ def test_made_masks_are_autoregressive(latent: int, hidden: int) -> None:
     conn = (m_in[:latent] @ m_out[:, :latent]) > 0  # conn[j, i]: z_j reaches output i via some hidden unit
     assert not torch.tril(conn, diagonal=0).any()
     # output i reaches every z_j with j < i when there are enough hidden units
-    if hidden >= latent - 1:
+    if hidden >= latent:
         assert torch.equal(conn, torch.triu(torch.ones(latent, latent, dtype=torch.bool), diagonal=1))
     assert torch.equal(m_out[:, :latent], m_out[:, latent:])  # m and s share the structure
     assert m_in[latent:].all()  # context feeds every hidden unit
+    assert (m_in[latent:] @ m_out[:, :latent] > 0).all()  # every output, the first included, sees h
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_first_output_depends_on_context(reverse: bool) -> None:
+    """Issue 9: the first dimension of each step (in its order) is updated as a function of h."""
+    L, C = 4, 3
+    step = IAFStep(_gens(1), L, C, 8, reverse=reverse).double()
+    _randomize(step)
+    z = torch.randn(1, 1, L, dtype=torch.float64)
+    h = torch.randn(C, dtype=torch.float64)
+    first = L - 1 if reverse else 0
+    J = _jacobian(lambda v: step(z, v.view(1, 1, C))[0].view(L)[first], h)
+    assert torch.any(J != 0)
+    Js = _jacobian(lambda v: step(z, v.view(1, 1, C))[1].view(L)[first], h)  # its sigma too
+    assert torch.any(Js != 0)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
