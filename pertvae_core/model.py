@@ -7,7 +7,8 @@
 - Drug effect p(z2|z1) (Eq. 3, 5): mean z1 + W z1 + b, log-sigma = W_s z1 + b_s; all four start at zero,
   so the map starts as the identity with unit variance. Prior p(z1) = N(0, I) (Eq. 2).
 
-Log-sigmas of the decoder and of the drug effect are clamped to [LOG_SIGMA_MIN, LOG_SIGMA_MAX] for stability.
+Log-sigmas of the encoder, the decoder and the drug effect are clamped to [LOG_SIGMA_MIN, LOG_SIGMA_MAX] for
+stability.
 The plain VAE (Section 4.1) is the same module with ``pairs=False`` (no drug effect).
 """
 
@@ -59,7 +60,8 @@ class PertVAE(nn.Module):
         """
         L = self.latent
         head = self.enc_head(elu(self.enc2(elu(self.enc1(x)))))
-        mu, log_sigma, h = head[..., :L], head[..., L:2 * L], elu(head[..., 2 * L:])
+        mu, h = head[..., :L], elu(head[..., 2 * L:])
+        log_sigma = head[..., L:2 * L].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
         z = torch.addcmul(mu, torch.exp(log_sigma), eps)
         log_q = -0.5 * eps.square() - log_sigma - HALF_LOG_2PI
         z, logdet = self.iaf(z, h)

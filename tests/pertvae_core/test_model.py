@@ -10,7 +10,7 @@ import torch
 from pertvae_core.config import FitConfig
 from pertvae_core.elbo import batch_terms, free_bits_kl, normal_log_prob, training_loss
 from pertvae_core.layers import MaskedWNLinear, WNLinear
-from pertvae_core.model import PertVAE
+from pertvae_core.model import HALF_LOG_2PI, LOG_SIGMA_MAX, LOG_SIGMA_MIN, PertVAE
 
 CFG = FitConfig(latent=3, hidden=(12, 8), context=5, iaf_hidden=7)
 
@@ -59,6 +59,19 @@ def test_shapes_and_identity_drug_effect_at_init() -> None:
     vae = PertVAE(G, CFG, _gens(S), pairs=False)
     with pytest.raises(RuntimeError, match="drug effect"):
         vae.drug_effect(z)
+
+
+@pytest.mark.parametrize("bias", [-50.0, 50.0])
+def test_encoder_log_sigma_is_clamped(bias: float) -> None:
+    """Issue 9: like the decoder's and the drug effect's, the encoder's log-sigma stays in the clamp range."""
+    cfg = FitConfig(latent=3, hidden=(12, 8), context=5, iaf_hidden=7, iaf_steps=0)
+    m = PertVAE(6, cfg, _gens(1))
+    with torch.no_grad():
+        m.enc_head.b[..., 3:6] = bias
+        eps = torch.randn(1, 4, 3)
+        _, log_q = m.encode(torch.randn(1, 4, 6), eps)
+    ls = LOG_SIGMA_MIN if bias < 0 else LOG_SIGMA_MAX
+    torch.testing.assert_close(log_q, -0.5 * eps.square() - ls - HALF_LOG_2PI)
 
 
 def test_normal_log_prob_matches_torch_distributions() -> None:
