@@ -4,6 +4,9 @@ Conditions are ``"control"`` (pre-treatment profiles, the x1 of the paper's pair
 (post-treatment profiles, x2) and ``"baseline"`` (unpaired singleton profiles from a second platform).
 NaN marks a profile that was not measured. Chunks are ``(cell_block, 1, all replicates, all genes)`` so
 one drug's slice is read without touching the others; all-NaN chunks are never written.
+Optional ``plate[cell_line, condition, replicate]``: the plate (batch) id of each profile, ``""`` where
+unknown or not measured (cubes written before it existed have no such variable; datasets.pairs then pairs
+by the cyclic rule).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import xarray as xr
 CONDITION_CONTROL = "control"
 CONDITION_BASELINE = "baseline"
 DIMS = ("cell_line", "condition", "replicate", "gene")
+PLATE_DIMS = DIMS[:3]
 PACKAGE_VERSION = "0.1.0"
 
 
@@ -42,6 +46,12 @@ def _str_array(values: Sequence[str], field: str) -> np.ndarray:
     return out
 
 
+def _plate_strings(values: np.ndarray) -> np.ndarray:
+    """Plate ids as an object array of ``str`` of the same shape (None -> "")."""
+    arr = np.asarray(values, dtype=object)
+    return np.asarray(["" if v is None else str(v) for v in arr.ravel()], dtype=object).reshape(arr.shape)
+
+
 def _jsonable_attrs(attrs: dict) -> dict:
     """Attrs as zarr-storable JSON values: nested dicts/lists are kept if JSON-serializable."""
     out: dict[str, Any] = {}
@@ -59,8 +69,8 @@ def _jsonable_attrs(attrs: dict) -> dict:
 
 def make_cube(expression: np.ndarray, cell_lines: Sequence[str], conditions: Sequence[str],
               genes: Sequence[str], gene_symbols: Sequence[str], dose_um: np.ndarray, source: Sequence[str],
-              attrs: dict) -> xr.Dataset:
-    """Assemble and check a cube Dataset (float32 expression, NaN = not measured)."""
+              attrs: dict, plate: np.ndarray | None = None) -> xr.Dataset:
+    """Assemble and check a cube Dataset (float32 expression, NaN = not measured; ``plate`` optional)."""
     lazy = hasattr(expression, "chunks") and hasattr(expression, "dask")
     expr = expression.astype(np.float32) if lazy else np.asarray(expression, dtype=np.float32)
     if expr.ndim != 4:
@@ -101,6 +111,12 @@ def make_cube(expression: np.ndarray, cell_lines: Sequence[str], conditions: Seq
         },
         attrs=_jsonable_attrs(attrs),
     )
+    if plate is not None:
+        pl = np.asarray(plate, dtype=object)
+        if pl.shape != expr.shape[:3]:
+            raise CubeError(f"plate: shape {pl.shape}, expected (cell_lines, conditions, replicates) = "
+                            f"{expr.shape[:3]}")
+        ds["plate"] = (PLATE_DIMS, _plate_strings(pl))
     _validate(ds, "<in memory>", check_values=not lazy)  # a lazy cube's values are checked by write_cube
     return ds
 
@@ -115,7 +131,8 @@ def cube_fingerprint(ds: xr.Dataset) -> str:
 
     Hashes the attrs (the provenance's ``build_time`` left out, so rebuilding the same inputs gives the same
     fingerprint), shape, coordinates, doses and a content digest: per condition, the count, sum and sum of
-    squares of the measured expression values (one lazy pass over the chunks).
+    squares of the measured expression values (one lazy pass over the chunks), and, when the cube has
+    ``plate``, a sha256 of each condition's plate ids (cubes without plates keep their old fingerprint).
     """
     attrs = dict(ds.attrs)
     try:
@@ -141,6 +158,10 @@ def cube_fingerprint(ds: xr.Dataset) -> str:
         "dose_um": [f"{v:.9g}" for v in np.asarray(ds["dose_um"].values, dtype=np.float64).ravel()],
         "content": [[int(n), f"{s:.9g}", f"{q:.9g}"] for n, s, q in zip(count, total, squares, strict=True)],
     }
+    if "plate" in ds.data_vars:
+        plates = (_plate_strings(ds["plate"].isel(condition=k).values).ravel()
+                  for k in range(int(ds.sizes["condition"])))
+        ident["plate"] = [hashlib.sha256("\x1f".join(p).encode()).hexdigest() for p in plates]
     h = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
@@ -164,6 +185,11 @@ def _validate(ds: xr.Dataset, where: str, check_values: bool = True) -> None:
     for c in ("cell_line", "condition", "gene", "gene_symbol", "source"):
         if ds[c].dtype.kind not in "OUT":
             raise CubeError(f"{where}: coordinate {c!r} has dtype {ds[c].dtype}, expected strings")
+    if "plate" in ds.data_vars:
+        if tuple(ds["plate"].dims) != PLATE_DIMS:
+            raise CubeError(f"{where}: plate has dims {tuple(ds['plate'].dims)}, expected {PLATE_DIMS}")
+        if ds["plate"].dtype.kind not in "OUT":
+            raise CubeError(f"{where}: plate has dtype {ds['plate'].dtype}, expected strings")
     if ds["dose_um"].dtype.kind != "f":
         raise CubeError(f"{where}: dose_um dtype {ds['dose_um'].dtype}, expected float")
     conds = [str(c) for c in ds["condition"].values]
@@ -210,6 +236,9 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
         "expression": {"chunks": (block, 1, max(1, n_rep), max(1, n_gene)),
                        "fill_value": np.float32(np.nan)},
     }
+    if "plate" in out.data_vars:
+        out["plate"] = out["plate"].copy(data=_plate_strings(out["plate"].values))
+        encoding["plate"] = {"chunks": (block, 1, max(1, n_rep)), "fill_value": ""}
     try:
         out.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, encoding=encoding,
                     write_empty_chunks=False)

@@ -189,3 +189,36 @@ def test_open_cube_is_lazy(tmp_path: Path) -> None:
     path = write_cube(small_cube(), tmp_path / "c.zarr")
     ds = open_cube(path)
     assert dask.is_dask_collection(ds["expression"].data)
+
+
+def with_plates(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` rebuilt with a plate per measured profile ("" elsewhere)."""
+    measured = ~np.isnan(ds["expression"].values).all(axis=-1)
+    plate = np.where(measured, np.array([f"P{r}" for r in range(ds.sizes["replicate"])]), "")
+    return make_cube(ds["expression"].values, ds["cell_line"].values, ds["condition"].values,
+                     ds["gene"].values, ds["gene_symbol"].values, ds["dose_um"].values, ds["source"].values,
+                     dict(ds.attrs), plate=plate)
+
+
+def test_plate_roundtrip_and_fingerprint(tmp_path: Path) -> None:
+    plain = small_cube()
+    ds = with_plates(plain)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = open_cube(write_cube(ds, tmp_path / "c.zarr", cell_block=2))
+        plates = back["plate"].values
+    assert back["plate"].dims == ("cell_line", "condition", "replicate")
+    assert list(plates[0, 0]) == ["P0", "P1", "P2"] and list(plates[0, 2]) == ["", "", ""]
+    meta = json.loads((tmp_path / "c.zarr" / "plate" / "zarr.json").read_text())
+    assert meta["data_type"] == "string" and meta["chunk_grid"]["configuration"]["chunk_shape"] == [2, 1, 3]
+    chunks = tmp_path / "c.zarr" / "plate" / "c" / "0"
+    assert (chunks / "0" / "0").is_file() and not (chunks / "2").exists()  # all-"" chunks not written
+    assert cube_fingerprint(back) == cube_fingerprint(ds) != cube_fingerprint(plain)
+    other = ds.copy(deep=True)
+    other["plate"][0, 0, 0] = "P9"
+    assert cube_fingerprint(other) != cube_fingerprint(ds)
+    assert "plate" not in open_cube(write_cube(plain, tmp_path / "old.zarr"))  # cubes without plates work
+    with pytest.raises(CubeError, match=r"plate: shape \(1, 4, 3\)"):
+        make_cube(plain["expression"].values, plain["cell_line"].values, CONDS, plain["gene"].values,
+                  plain["gene_symbol"].values, plain["dose_um"].values, plain["source"].values, {},
+                  plate=np.full((1, 4, 3), ""))
