@@ -46,7 +46,7 @@ def _str_array(values: Sequence[str], field: str) -> np.ndarray:
     return out
 
 
-def _plate_strings(values: np.ndarray) -> np.ndarray:
+def plate_ids(values: np.ndarray) -> np.ndarray:
     """Plate ids as an object array of ``str`` of the same shape (None -> "")."""
     arr = np.asarray(values, dtype=object)
     return np.asarray(["" if v is None else str(v) for v in arr.ravel()], dtype=object).reshape(arr.shape)
@@ -116,7 +116,7 @@ def make_cube(expression: np.ndarray, cell_lines: Sequence[str], conditions: Seq
         if pl.shape != expr.shape[:3]:
             raise CubeError(f"plate: shape {pl.shape}, expected (cell_lines, conditions, replicates) = "
                             f"{expr.shape[:3]}")
-        ds["plate"] = (PLATE_DIMS, _plate_strings(pl))
+        ds["plate"] = (PLATE_DIMS, plate_ids(pl))
     _validate(ds, "<in memory>", check_values=not lazy)  # a lazy cube's values are checked by write_cube
     return ds
 
@@ -159,7 +159,7 @@ def cube_fingerprint(ds: xr.Dataset) -> str:
         "content": [[int(n), f"{s:.9g}", f"{q:.9g}"] for n, s, q in zip(count, total, squares, strict=True)],
     }
     if "plate" in ds.data_vars:
-        plates = (_plate_strings(ds["plate"].isel(condition=k).values).ravel()
+        plates = (plate_ids(ds["plate"].isel(condition=k).values).ravel()
                   for k in range(int(ds.sizes["condition"])))
         ident["plate"] = [hashlib.sha256("\x1f".join(p).encode()).hexdigest() for p in plates]
     h = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode())
@@ -237,7 +237,7 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
                        "fill_value": np.float32(np.nan)},
     }
     if "plate" in out.data_vars:
-        out["plate"] = out["plate"].copy(data=_plate_strings(out["plate"].values))
+        out["plate"] = out["plate"].copy(data=plate_ids(out["plate"].values))
         encoding["plate"] = {"chunks": (block, 1, max(1, n_rep)), "fill_value": ""}
     try:
         out.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, encoding=encoding,

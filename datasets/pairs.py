@@ -1,11 +1,19 @@
 """One drug's (x1, x2) pairs and the unpaired singletons, read from the cube.
 
-Pairing rule ``"cyclic"``: for each cell line, the measured post-treatment replicates (in replicate order) and
-the measured control replicates (in replicate order) are listed; post-treatment replicate ``r`` is paired
-with control replicate ``r mod n_ctrl``. So every post-treatment profile gives exactly one pair (the paper's
-x2), and the controls are reused round-robin when there are fewer of them than post-treatment replicates.
-Cell lines with post-treatment profiles but no control are skipped. Singletons (the paper's unpaired x)
-are all measured replicates of the ``"baseline"`` condition.
+Every measured post-treatment profile gives exactly one pair (the paper's x2); its x1 is a measured control
+replicate of the same cell line, chosen per cell line as follows (replicates in replicate order):
+
+- rule ``"plate"``: a post-treatment replicate whose plate (the cube's ``plate`` variable) is known and holds
+  controls of the cell line is paired with a control of its own plate; the post-treatment replicates of a
+  plate cycle over that plate's controls (the k-th with control ``k mod n_plate_ctrl``);
+- rule ``"cyclic"`` (fallback, and the whole rule for cubes without plates): the remaining post-treatment
+  replicates (plate unknown or without controls), the k-th of them with the cell line's control
+  ``k mod n_ctrl``.
+
+``DrugData.pairing`` records what was used for the drug: ``"plate"``, ``"cyclic"`` or
+``"plate+cyclic fallback for N of M treated replicates"``. Controls are reused when there are fewer of them
+than post-treatment replicates. Cell lines with post-treatment profiles but no control are skipped.
+Singletons (the paper's unpaired x) are all measured replicates of the ``"baseline"`` condition.
 
 For scoring, every measured control replicate of a paired cell line is kept (``xc``, ``control_cell_line``),
 and ``pair_control[i]`` is the row of ``xc`` that pair ``i`` uses as x1 (pertvae_core.evaluation splits a
@@ -15,14 +23,17 @@ cell line's controls into model inputs and an independent reference for the obse
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
 
-from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL, CubeError, drugs
+from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL, CubeError, drugs, plate_ids
 
-PAIRING = "cyclic"
+PAIRING_NOTE = ("plate: a drug replicate pairs with a control of its own plate (a plate's drug replicates "
+                "cycle over its controls); cyclic fallback (the k-th remaining replicate with control "
+                "k mod n_ctrl) where the plate is unknown or has no control (datasets.pairs)")
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class DrugData:
     xc: np.ndarray
     control_cell_line: np.ndarray
     pair_control: np.ndarray
+    control_plate: np.ndarray  # [n_controls] plate of each xc row ("" unknown)
 
 
 def _measured(block: np.ndarray) -> np.ndarray:
@@ -52,8 +64,24 @@ def _condition(ds: xr.Dataset, cond: str) -> np.ndarray:
     return np.asarray(ds["expression"].sel(condition=cond).values, dtype=np.float32)
 
 
+def _plates(ds: xr.Dataset, cond: str, shape: tuple[int, ...]) -> np.ndarray:
+    """str [cell, replicate] plate ids of one condition ("" unknown; all "" without a plate variable)."""
+    if "plate" not in ds.data_vars:
+        return np.full(shape, "", dtype=object)
+    return plate_ids(ds["plate"].sel(condition=cond).values)
+
+
+def _rule(n_plate: int, n_cyclic: int) -> str:
+    """The pairing rule actually used, from the counts of treated replicates paired each way."""
+    if n_cyclic == 0:
+        return "plate"
+    if n_plate == 0:
+        return "cyclic"
+    return f"plate+cyclic fallback for {n_cyclic} of {n_plate + n_cyclic} treated replicates"
+
+
 def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
-    """Pairs (control x1, post-treatment x2) of ``drug`` and the baseline singletons, by the cyclic rule."""
+    """Pairs (control x1, post-treatment x2) of ``drug`` and the baseline singletons (module docstring)."""
     available = drugs(ds)
     if drug not in available:
         close = difflib.get_close_matches(drug, available, n=3, cutoff=0.5)
@@ -64,7 +92,9 @@ def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
     conds = [str(c) for c in ds["condition"].values]
     ctrl, post = _condition(ds, CONDITION_CONTROL), _condition(ds, drug)
     m_ctrl, m_post = _measured(ctrl), _measured(post)
-    x1, x2, pcl, xc, ccl, pc = [], [], [], [], [], []
+    pl_ctrl, pl_post = _plates(ds, CONDITION_CONTROL, m_ctrl.shape), _plates(ds, drug, m_post.shape)
+    x1, x2, pcl, xc, ccl, cpl, pc = [], [], [], [], [], [], []
+    n_plate = n_cyclic = 0
     for i in np.flatnonzero(m_post.any(axis=1)):
         c_idx = np.flatnonzero(m_ctrl[i])
         if len(c_idx) == 0:
@@ -72,11 +102,26 @@ def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
         first = len(xc)
         xc.extend(ctrl[i, c_idx])
         ccl.extend([cells[i]] * len(c_idx))
-        for r, p in enumerate(np.flatnonzero(m_post[i])):
-            x1.append(ctrl[i, c_idx[r % len(c_idx)]])
+        cpl.extend(pl_ctrl[i, c_idx])
+        on_plate: dict[str, list[int]] = {}  # plate -> its controls' positions in c_idx
+        for k, plate in enumerate(pl_ctrl[i, c_idx]):
+            if plate:
+                on_plate.setdefault(plate, []).append(k)
+        seen: Counter[str] = Counter()
+        fallback = 0
+        for p in np.flatnonzero(m_post[i]):
+            own = on_plate.get(pl_post[i, p], []) if pl_post[i, p] else []
+            if own:
+                k = own[seen[pl_post[i, p]] % len(own)]
+                seen[pl_post[i, p]] += 1
+            else:
+                k = fallback % len(c_idx)
+                fallback += 1
+            x1.append(ctrl[i, c_idx[k]])
             x2.append(post[i, p])
             pcl.append(cells[i])
-            pc.append(first + r % len(c_idx))
+            pc.append(first + k)
+        n_plate, n_cyclic = n_plate + sum(seen.values()), n_cyclic + fallback
     if not x2:
         raise CubeError(f"drug {drug!r}: no cell line has both control and post-treatment profiles")
     g = len(genes)
@@ -89,6 +134,7 @@ def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
     return DrugData(drug=drug, genes=genes, x1=np.stack(x1).astype(np.float32),
                     x2=np.stack(x2).astype(np.float32),
                     pair_cell_line=np.asarray(pcl, dtype=object), xs=np.asarray(xs, dtype=np.float32),
-                    singleton_cell_line=np.asarray(scl, dtype=object), pairing=PAIRING,
+                    singleton_cell_line=np.asarray(scl, dtype=object), pairing=_rule(n_plate, n_cyclic),
                     xc=np.stack(xc).astype(np.float32), control_cell_line=np.asarray(ccl, dtype=object),
-                    pair_control=np.asarray(pc, dtype=np.int64))
+                    pair_control=np.asarray(pc, dtype=np.int64),
+                    control_plate=np.asarray(cpl, dtype=object))

@@ -1,4 +1,4 @@
-"""datasets.pairs: the cyclic pairing rule on a hand-built cube written to a real zarr v3 store."""
+"""datasets.pairs: the plate and cyclic pairing rules on hand-built cubes written to real zarr v3 stores."""
 
 from __future__ import annotations
 
@@ -101,3 +101,59 @@ def test_all_controls_kept_and_pairs_point_at_them(tmp_path: Path) -> None:
     assert list(dd.control_cell_line) == ["A", "A", "C", "C"]
     np.testing.assert_array_equal(dd.xc[dd.pair_control], dd.x1)
     assert (dd.control_cell_line[dd.pair_control] == dd.pair_cell_line).all()
+
+
+PLATED = [CONDITION_CONTROL, "mixed", "same_plate", "no_plates"]
+
+
+def plated_cube_path(tmp_path: Path) -> Path:
+    """Cell A: controls 0,1,2 on plates P1,P1,P2; "mixed" replicates 0..4 on P1,P2,P1,P3,"" (P3 has no
+    control, "" is unknown). Cell B: control 0 on P5, "mixed" 0 on P5. "same_plate": A's 0,1 on P2,P1.
+    "no_plates": A's 0..2 with unknown plates."""
+    e = np.full((2, len(PLATED), 5, G), np.nan, dtype=np.float32)
+    plate = np.full(e.shape[:3], "", dtype=object)
+
+    def put(cell: int, cond: int, plates: list[str]) -> None:
+        for r, p in enumerate(plates):
+            e[cell, cond, r], plate[cell, cond, r] = value(cell, cond, r), p
+
+    put(0, 0, ["P1", "P1", "P2"])
+    put(0, 1, ["P1", "P2", "P1", "P3", ""])
+    put(1, 0, ["P5"])
+    put(1, 1, ["P5"])
+    put(0, 2, ["P2", "P1"])
+    put(0, 3, ["", "", ""])
+    ds = make_cube(e, ["A", "B"], PLATED, [str(g) for g in range(G)], [f"g{g}" for g in range(G)],
+                   np.full((2, len(PLATED)), np.nan), ["L1000"] * len(PLATED), {}, plate=plate)
+    return write_cube(ds, tmp_path / "plated.zarr", cell_block=1)
+
+
+def sources(rows: np.ndarray) -> list[tuple[int, ...]]:
+    return [tuple(int(v) for v in row[:3]) for row in rows]
+
+
+def test_plate_pairing_with_cyclic_fallback(tmp_path: Path) -> None:
+    ds = open_cube(plated_cube_path(tmp_path))
+    dd = drug_data(ds, "mixed")
+    assert dd.pairing == "plate+cyclic fallback for 2 of 6 treated replicates"
+    assert sources(dd.x2) == [(0, 1, r) for r in range(5)] + [(1, 1, 0)]
+    # A: P1's two replicates cycle over P1's controls 0,1; P2's over control 2; P3 (no control) and "" fall
+    # back to the cyclic rule over all of A's controls (the 1st and 2nd fallback: controls 0, 1)
+    assert sources(dd.x1) == [(0, 0, 0), (0, 0, 2), (0, 0, 1), (0, 0, 0), (0, 0, 1), (1, 0, 0)]
+    assert list(dd.control_plate) == ["P1", "P1", "P2", "P5"]
+    assert list(dd.control_cell_line) == ["A", "A", "A", "B"]
+    np.testing.assert_array_equal(dd.xc[dd.pair_control], dd.x1)
+    assert (dd.control_cell_line[dd.pair_control] == dd.pair_cell_line).all()
+    same = drug_data(ds, "same_plate")
+    assert same.pairing == "plate"
+    assert sources(same.x1) == [(0, 0, 2), (0, 0, 0)]
+    none = drug_data(ds, "no_plates")
+    assert none.pairing == "cyclic"
+    assert sources(none.x1) == [(0, 0, 0), (0, 0, 1), (0, 0, 2)]
+
+
+def test_cube_without_plates_pairs_cyclically(tmp_path: Path) -> None:
+    ds = open_cube(cube_path(tmp_path))
+    assert "plate" not in ds
+    dd = drug_data(ds, "vorinostat")
+    assert dd.pairing == "cyclic" and list(dd.control_plate) == [""] * 4
