@@ -3,7 +3,8 @@
 Conditions of the cube: ``control`` (vehicle controls, x1), one per drug (x2 at the chosen dose,
 ``pert_iname`` as given) and ``baseline`` (unpaired profiles: one replicate per baseline source holding the
 cell line; the cell lines are the union over sources and L1000). Genes: L1000 landmark genes (Entrez IDs)
-present in every baseline source. See docs/real_data.md.
+present in every baseline source. ``plate``: each L1000 profile's plate (``rna_plate``, else ``det_plate``,
+else the inst id before ``:``), ``""`` for baseline profiles. See docs/real_data.md.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ import numpy as np
 from datasets.baseline import FORMATS, BaselineMatch, match_baseline, read_baseline, read_cell_map
 from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL, CubeError, make_cube, write_cube
 from datasets.l1000 import L1000Profiles, read_l1000
-
-PAIRING_NOTE = "cyclic: drug replicate r pairs with control replicate r mod n_ctrl (datasets.pairs)"
+from datasets.pairs import PAIRING_NOTE
 
 
 def sha256_file(path: str | Path, block: int = 16 * 2**20) -> str:
@@ -83,7 +83,8 @@ class BuildSummary:
 
 
 def assemble(prof: L1000Profiles, base: BaselineMatch, attrs: dict) -> tuple:
-    """L1000 profiles + aligned baseline -> make_cube's arguments (expression [cell, cond, rep, gene]...)."""
+    """L1000 profiles + aligned baseline -> make_cube's arguments (expression [cell, cond, rep, gene], ...,
+    attrs, plate [cell, cond, rep])."""
     mask = base.gene_mask
     genes = prof.genes.entrez[mask]
     symbols = prof.genes.symbols[mask]
@@ -96,13 +97,15 @@ def assemble(prof: L1000Profiles, base: BaselineMatch, attrs: dict) -> tuple:
     n_rep = max([v.shape[0] for v in prof.profiles.values()] + [v.shape[0] for v in base.profiles.values()])
     expr = np.full((len(cells), len(conditions), n_rep, int(mask.sum())), np.nan, dtype=np.float32)
     dose = np.full((len(cells), len(conditions)), np.nan)
+    plate = np.full(expr.shape[:3], "", dtype=object)
     for (c, cond), v in prof.profiles.items():
         expr[ci[c], ki[cond], : v.shape[0]] = v[:, mask]
+        plate[ci[c], ki[cond], : v.shape[0]] = prof.plates[(c, cond)]
         dose[ci[c], ki[cond]] = prof.doses[(c, cond)]
     for c, v in base.profiles.items():
         expr[ci[c], ki[CONDITION_BASELINE], : v.shape[0]] = v
     source = ["L1000"] * (1 + len(drugs)) + ["+".join(dict.fromkeys(base.sources))]
-    return expr, cells, conditions, list(genes), list(symbols), dose, source, attrs
+    return expr, cells, conditions, list(genes), list(symbols), dose, source, attrs, plate
 
 
 def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | None = None, *,
@@ -194,7 +197,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--all-genes", action="store_true", help="keep all genes, not only landmarks")
     p.add_argument("--max-controls", type=_max_controls_arg, default="all",
                    help="vehicle controls kept per cell line: 'all' (default), 'auto' (its largest drug "
-                        "replicate count: all that the cyclic pairing uses), or a number")
+                        "replicate count, round-robin over plates), or a number")
     p.add_argument("--out", required=True, help="output cube (zarr directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a different cube at --out")
     return p.parse_args(argv)

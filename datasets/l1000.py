@@ -16,8 +16,9 @@ Conventions (documented in docs/real_data.md):
 - Controls of a cell line: its vehicle controls at the time point on the plates of its selected treatments
   (plate = ``rna_plate``, else ``det_plate``, else the inst id up to the first ``:``); if none share a plate,
   all its vehicle controls at that time. Ordered round-robin over plates (each plate's by id), then capped:
-  ``max_controls="auto"`` keeps as many as the cell line's largest drug replicate count (all the
-  cyclic pairing uses), an int keeps that many, ``"all"`` (default) or ``None`` keeps all.
+  ``max_controls="auto"`` keeps as many as the cell line's largest drug replicate count, an int keeps that
+  many, ``"all"`` (default) or ``None`` keeps all. Each selected profile's plate is kept
+  (``L1000Profiles.plates``) for datasets.pairs' same-plate pairing.
 - Big GCTX files are read by HDF5 selection: sorted sample indices in chunks (<= 10,000 samples and a memory
   budget), the gene axis as the narrowest contiguous slice covering the wanted rows; never the whole matrix.
 """
@@ -539,6 +540,7 @@ class L1000Profiles:
     profiles: dict[tuple[str, str], np.ndarray]
     doses: dict[tuple[str, str], float]
     sample_ids: dict[tuple[str, str], list[str]]
+    plates: dict[tuple[str, str], list[str]]  # plate per profile (see plates())
     selection: DrugSelection
 
     @property
@@ -567,13 +569,16 @@ def load_profiles(src: L1000Source, selection: DrugSelection, genes: GeneSelecti
                          f"gene {str(genes.entrez[j])!r} = "
                          f"{data[i, j]}")
     pos = {int(s): k for k, s in enumerate(all_idx)}
-    profiles, doses, ids = {}, {}, {}
+    plate = plates(src)
+    profiles, doses, ids, pl = {}, {}, {}, {}
     for key, idx in groups:
         profiles[key] = data[[pos[int(s)] for s in idx]]
         ids[key] = [str(src.sample_ids[s]) for s in idx]
+        pl[key] = [str(plate[s]) for s in idx]
         c, cond = key
         doses[key] = np.nan if cond == "control" else selection.doses[cond][c]
-    return L1000Profiles(genes=genes, profiles=profiles, doses=doses, sample_ids=ids, selection=selection)
+    return L1000Profiles(genes=genes, profiles=profiles, doses=doses, sample_ids=ids, plates=pl,
+                         selection=selection)
 
 
 def read_l1000(path: str | Path, drugs: Sequence[str] | None = None, time: float = 24.0,

@@ -27,6 +27,7 @@ from datasets_test_helpers import (
 from datasets.build import main
 from datasets.cube import open_cube
 from datasets.l1000 import read_gct
+from datasets.pairs import drug_data
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATE = ROOT / "tests" / "data" / "l1000_A375_LJP005_n377x978.gct"
@@ -114,6 +115,16 @@ def test_main_generated_gctx_inst_info_two_sources(tmp_path, capsys):
     ids = cols.index[(cols.cell_id == "PC3") & (cols.pert_iname == "trametinib") & (cols.pert_dose == "0.04")
                      & (cols.pert_time == "24")]
     np.testing.assert_allclose(np.sort(tr[:, 0]), np.sort(mat[ids, 0]))
+    # plates from inst_info's rna_plate: controls round-robin over the 2 plates, treatments by plate
+    plate = ds["plate"].sel(cell_line="PC3")
+    pc3 = [f"TST00{p}_PC3_24H_X{p + 1}" for p in range(2)]
+    assert list(plate.sel(condition="control").values) == pc3 * 4
+    assert list(plate.sel(condition="trametinib").values) == [pc3[0]] * 3 + [pc3[1]] * 3 + ["", ""]
+    assert set(ds["plate"].sel(condition="baseline").values.ravel()) == {""}
+    dd = drug_data(ds, "trametinib")
+    assert dd.pairing == "plate"
+    x2_plate = plate.sel(condition="trametinib").values[:6]
+    assert list(dd.control_plate[dd.pair_control][dd.pair_cell_line == "PC3"]) == list(x2_plate)
 
 
 def test_rebuild_same_inputs_with_overwrite(tmp_path, capsys):
