@@ -7,8 +7,9 @@ replicate of the same cell line, chosen per cell line as follows (replicates in 
   controls of the cell line is paired with a control of its own plate; the post-treatment replicates of a
   plate cycle over that plate's controls (the k-th with control ``k mod n_plate_ctrl``);
 - rule ``"cyclic"`` (fallback, and the whole rule for cubes without plates): the remaining post-treatment
-  replicates (plate unknown or without controls), the k-th of them with the cell line's control
-  ``k mod n_ctrl``.
+  replicates (plate unknown or without controls) cycle over the cell line's controls, those not used by the
+  plate rule first (the k-th with control ``k mod n_ctrl`` of that order; without plates, control
+  ``k mod n_ctrl``).
 
 ``DrugData.pairing`` records what was used for the drug: ``"plate"``, ``"cyclic"`` or
 ``"plate+cyclic fallback for N of M treated replicates"``. Controls are reused when there are fewer of them
@@ -32,8 +33,9 @@ import xarray as xr
 from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL, CubeError, drugs, plate_ids
 
 PAIRING_NOTE = ("plate: a drug replicate pairs with a control of its own plate (a plate's drug replicates "
-                "cycle over its controls); cyclic fallback (the k-th remaining replicate with control "
-                "k mod n_ctrl) where the plate is unknown or has no control (datasets.pairs)")
+                "cycle over its controls); cyclic fallback (the remaining replicates cycle over the cell "
+                "line's controls, unused ones first) where the plate is unknown or has no control "
+                "(datasets.pairs)")
 
 
 @dataclass(frozen=True)
@@ -107,21 +109,23 @@ def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
         for k, plate in enumerate(pl_ctrl[i, c_idx]):
             if plate:
                 on_plate.setdefault(plate, []).append(k)
+        p_idx = np.flatnonzero(m_post[i])
         seen: Counter[str] = Counter()
-        fallback = 0
-        for p in np.flatnonzero(m_post[i]):
-            own = on_plate.get(pl_post[i, p], []) if pl_post[i, p] else []
+        pick = np.full(len(p_idx), -1)  # position in c_idx of each post-treatment replicate's control
+        for r, plate in enumerate(pl_post[i, p_idx]):
+            own = on_plate.get(plate, []) if plate else []
             if own:
-                k = own[seen[pl_post[i, p]] % len(own)]
-                seen[pl_post[i, p]] += 1
-            else:
-                k = fallback % len(c_idx)
-                fallback += 1
-            x1.append(ctrl[i, c_idx[k]])
-            x2.append(post[i, p])
-            pcl.append(cells[i])
-            pc.append(first + k)
-        n_plate, n_cyclic = n_plate + sum(seen.values()), n_cyclic + fallback
+                pick[r] = own[seen[plate] % len(own)]
+                seen[plate] += 1
+        rest = np.flatnonzero(pick < 0)
+        used = np.isin(np.arange(len(c_idx)), pick)
+        order = np.concatenate([np.flatnonzero(~used), np.flatnonzero(used)])  # unused controls first
+        pick[rest] = order[np.arange(len(rest)) % len(c_idx)]
+        x1.extend(ctrl[i, c_idx[pick]])
+        x2.extend(post[i, p_idx])
+        pcl.extend([cells[i]] * len(p_idx))
+        pc.extend(first + pick)
+        n_plate, n_cyclic = n_plate + len(p_idx) - len(rest), n_cyclic + len(rest)
     if not x2:
         raise CubeError(f"drug {drug!r}: no cell line has both control and post-treatment profiles")
     g = len(genes)

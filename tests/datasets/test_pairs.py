@@ -108,7 +108,7 @@ PLATED = [CONDITION_CONTROL, "mixed", "same_plate", "no_plates"]
 
 def plated_cube_path(tmp_path: Path) -> Path:
     """Cell A: controls 0,1,2 on plates P1,P1,P2; "mixed" replicates 0..4 on P1,P2,P1,P3,"" (P3 has no
-    control, "" is unknown). Cell B: control 0 on P5, "mixed" 0 on P5. "same_plate": A's 0,1 on P2,P1.
+    control, "" is unknown). Cell B: controls 0,1 on P5,P6, "mixed" 0,1 on P5,"". "same_plate": A's 0,1 on P2,P1.
     "no_plates": A's 0..2 with unknown plates."""
     e = np.full((2, len(PLATED), 5, G), np.nan, dtype=np.float32)
     plate = np.full(e.shape[:3], "", dtype=object)
@@ -119,8 +119,8 @@ def plated_cube_path(tmp_path: Path) -> Path:
 
     put(0, 0, ["P1", "P1", "P2"])
     put(0, 1, ["P1", "P2", "P1", "P3", ""])
-    put(1, 0, ["P5"])
-    put(1, 1, ["P5"])
+    put(1, 0, ["P5", "P6"])
+    put(1, 1, ["P5", ""])
     put(0, 2, ["P2", "P1"])
     put(0, 3, ["", "", ""])
     ds = make_cube(e, ["A", "B"], PLATED, [str(g) for g in range(G)], [f"g{g}" for g in range(G)],
@@ -135,13 +135,14 @@ def sources(rows: np.ndarray) -> list[tuple[int, ...]]:
 def test_plate_pairing_with_cyclic_fallback(tmp_path: Path) -> None:
     ds = open_cube(plated_cube_path(tmp_path))
     dd = drug_data(ds, "mixed")
-    assert dd.pairing == "plate+cyclic fallback for 2 of 6 treated replicates"
-    assert sources(dd.x2) == [(0, 1, r) for r in range(5)] + [(1, 1, 0)]
+    assert dd.pairing == "plate+cyclic fallback for 3 of 7 treated replicates"
+    assert sources(dd.x2) == [(0, 1, r) for r in range(5)] + [(1, 1, 0), (1, 1, 1)]
     # A: P1's two replicates cycle over P1's controls 0,1; P2's over control 2; P3 (no control) and "" fall
-    # back to the cyclic rule over all of A's controls (the 1st and 2nd fallback: controls 0, 1)
-    assert sources(dd.x1) == [(0, 0, 0), (0, 0, 2), (0, 0, 1), (0, 0, 0), (0, 0, 1), (1, 0, 0)]
-    assert list(dd.control_plate) == ["P1", "P1", "P2", "P5"]
-    assert list(dd.control_cell_line) == ["A", "A", "A", "B"]
+    # back to the cyclic rule over all of A's controls (all used by the plate rule: controls 0, 1). B's ""
+    # replicate falls back to the control the plate rule left unused (1), not to control 0
+    assert sources(dd.x1) == [(0, 0, 0), (0, 0, 2), (0, 0, 1), (0, 0, 0), (0, 0, 1), (1, 0, 0), (1, 0, 1)]
+    assert list(dd.control_plate) == ["P1", "P1", "P2", "P5", "P6"]
+    assert list(dd.control_cell_line) == ["A", "A", "A", "B", "B"]
     np.testing.assert_array_equal(dd.xc[dd.pair_control], dd.x1)
     assert (dd.control_cell_line[dd.pair_control] == dd.pair_cell_line).all()
     same = drug_data(ds, "same_plate")
