@@ -108,8 +108,8 @@ PLATED = [CONDITION_CONTROL, "mixed", "same_plate", "no_plates"]
 
 def plated_cube_path(tmp_path: Path) -> Path:
     """Cell A: controls 0,1,2 on plates P1,P1,P2; "mixed" replicates 0..4 on P1,P2,P1,P3,"" (P3 has no
-    control, "" is unknown). Cell B: controls 0,1 on P5,P6, "mixed" 0,1 on P5,"". "same_plate": A's 0,1 on P2,P1.
-    "no_plates": A's 0..2 with unknown plates."""
+    control, "" is unknown). Cell B: controls 0,1 on P5,P6, "mixed" 0,1 on P5,"".
+    "same_plate": A's 0,1 on P2,P1. "no_plates": A's 0..2 with unknown plates."""
     e = np.full((2, len(PLATED), 5, G), np.nan, dtype=np.float32)
     plate = np.full(e.shape[:3], "", dtype=object)
 
