@@ -2,10 +2,29 @@
 
 Generative model: each cell line has a low-dimensional state ``z ~ N(0, I)``; a profile is
 ``x = decode(z + e_z) + e_x`` with a fixed random 2-layer tanh MLP ``decode`` (genes on the output),
-per-replicate latent jitter ``e_z`` and gene noise ``e_x``. A drug acts in the latent space as the paper's
-latent linear map (Eq. 5): ``z2 = z1 + s (A z1 + b)`` with strength ``s`` (0 for null drugs).
+per-replicate latent jitter ``e_z`` and gene noise ``e_x``. A drug's effect has one of four kinds (random
+``A``, ``b`` and gene direction ``u`` per drug, strength ``s``):
+
+- ``latent_linear``: the paper's latent linear map (Eq. 5), ``z2 = z1 + s (A z1 + b)`` (PertVAE's own model
+  class);
+- ``latent_nonlinear``: ``z2 = z1 + s c (A z1) * tanh(A z1 + b)`` (elementwise; depends on the cell line's
+  state, far from affine in z), ``c`` set so its latent displacement has the RMS (over the cell lines) of
+  the linear map with the same ``A``, ``b``;
+- ``gene_additive``: ``x2 = decode(z1) + delta``, the same gene-space change for every cell line (a
+  mean-shift predictor's best case), ``delta`` along ``u`` with the RMS gene change the linear map would
+  cause;
+- ``none``: no effect.
+
+Defaults: the paper's significant drugs (``EFFECTIVE_DRUGS``) act by ``latent_linear``, the others not at all.
+The ``demo`` preset mixes kinds among the effective drugs (``DEMO_EFFECTS``: temsirolimus gene_additive,
+bortezomib latent_nonlinear, the other four latent_linear) and its latent_dim (8) differs from the demo
+PertVAE's latent size (10), so the contest is not rigged for PertVAE; the ``paper`` preset keeps the
+defaults. ``attrs["ground_truth"]``: per drug ``strength``, ``effective`` and ``kind``.
 Baseline singletons come from a second "platform": ``x = scale * decode(z) + shift + noisier e_x``.
 Cell lines treated with drugs are drawn from a pool that mostly overlaps the baseline cell lines.
+Plates (``plate`` variable, no batch effect in the values): cell line ``i`` has ``plates_per_cell`` plates;
+control replicate ``r`` sits on its plate ``r mod plates_per_cell``, each drug replicate on a random one,
+so some drug replicates have same-plate controls and others fall back (datasets.pairs); baseline: ``""``.
 
 ``python -m datasets.synthetic --out cube.zarr [--preset paper|demo] [--seed N] [--overwrite]``
 """
@@ -28,6 +47,7 @@ from datasets.cube import (
     make_cube,
     write_cube,
 )
+from datasets.pairs import PAIRING_NOTE
 
 # The paper's Table 1: drug -> number of cell lines with pairs.
 TABLE1_DRUGS: dict[str, int] = {
@@ -38,16 +58,19 @@ TABLE1_DRUGS: dict[str, int] = {
 }
 # Significant in the paper's Table 1 (p < 0.05): effective in the ground truth, all others null.
 EFFECTIVE_DRUGS = ("selumetinib", "vorinostat", "bortezomib", "SN-38", "temsirolimus", "doxorubicin")
+KINDS = ("latent_linear", "latent_nonlinear", "gene_additive", "none")
+# Effect kinds differing from the default (latent_linear for EFFECTIVE_DRUGS, none for the others).
+DEMO_EFFECTS = {"temsirolimus": "gene_additive", "bortezomib": "latent_nonlinear"}
 
 PRESETS: dict[str, dict] = {
     "paper": dict(n_genes=978, latent_dim=10, hidden=64, max_replicates=15, max_cells=None, min_cells=6,
                   pool_size=80, n_baseline=1300, baseline_overlap=0.75, strength=1.0, latent_jitter=0.15,
                   noise_sd=0.25, baseline_scale=1.3, baseline_shift=0.5, baseline_noise_sd=0.5,
-                  dose_um=10.0),
-    "demo": dict(n_genes=200, latent_dim=10, hidden=64, max_replicates=4, max_cells=20, min_cells=6,
+                  dose_um=10.0, effects={}, plates_per_cell=3),
+    "demo": dict(n_genes=200, latent_dim=8, hidden=64, max_replicates=4, max_cells=20, min_cells=6,
                  pool_size=30, n_baseline=200, baseline_overlap=0.75, strength=1.5, latent_jitter=0.15,
                  noise_sd=0.25, baseline_scale=1.3, baseline_shift=0.5, baseline_noise_sd=0.5,
-                 dose_um=10.0),
+                 dose_um=10.0, effects=DEMO_EFFECTS, plates_per_cell=3),
 }
 _DENSE_LIMIT = 64_000_000  # expression elements above which the cube is built lazily (dask) per cell block
 _BLOCK = 64
@@ -61,12 +84,29 @@ def _params(preset: str, overrides: dict) -> dict:
     if unknown:
         raise CubeError(f"generate(): unknown override(s) {unknown}; known: {sorted(p)}")
     p.update(overrides)
-    for k in ("n_genes", "latent_dim", "hidden", "max_replicates", "pool_size", "min_cells"):
+    for k in ("n_genes", "latent_dim", "hidden", "max_replicates", "pool_size", "min_cells",
+              "plates_per_cell"):
         if int(p[k]) < 1:
             raise CubeError(f"generate(): {k} must be >= 1, got {p[k]}")
     if p["n_baseline"] < 0:
         raise CubeError(f"generate(): n_baseline must be >= 0, got {p['n_baseline']}")
+    for d, k in dict(p["effects"]).items():
+        if d not in TABLE1_DRUGS or k not in KINDS:
+            raise CubeError(f"generate(): effects[{d!r}] = {k!r}: expected a drug of TABLE1_DRUGS and a kind "
+                            f"in {KINDS}")
     return p
+
+
+def latent_shift(kind: str, z: np.ndarray, a: np.ndarray, b: np.ndarray, strength: float,
+                 scale: float = 1.0) -> np.ndarray:
+    """Post-treatment latent states of states ``z`` [n, d] (module docstring; unchanged for gene_additive and
+    none)."""
+    if kind == "latent_linear":
+        return z + strength * (z @ a.T + b)
+    if kind == "latent_nonlinear":
+        v = z @ a.T
+        return z + strength * scale * v * np.tanh(v + b)
+    return z
 
 
 def _counts(p: dict) -> dict[str, int]:
@@ -83,7 +123,8 @@ def generate(preset: str = "paper", seed: int = 0, **overrides) -> xr.Dataset:
     """A synthetic cube (see the module docstring) with ``attrs["ground_truth"]`` as a JSON string.
 
     Overrides (keyword): any key of ``PRESETS[preset]``, e.g. ``n_genes``, ``n_baseline``, ``max_replicates``,
-    ``max_cells``, ``pool_size``, ``strength``, ``noise_sd``.
+    ``max_cells``, ``pool_size``, ``strength``, ``noise_sd``, ``plates_per_cell``, ``effects`` (drug -> kind
+    for the drugs whose kind differs from the default; replaces the preset's mapping).
     """
     p = _params(preset, overrides)
     rng = np.random.default_rng([int(seed), 0])
@@ -94,22 +135,38 @@ def generate(preset: str = "paper", seed: int = 0, **overrides) -> xr.Dataset:
     c2 = rng.normal(size=g) * 2.0 + 6.0  # L1000-like log-expression levels
 
     drug_names = list(TABLE1_DRUGS)
-    maps = {}
+    pool = int(p["pool_size"])
+    n_base = min(int(round(p["baseline_overlap"] * pool)), int(p["n_baseline"]))  # pool cells with a baseline
+    n_cells = pool + int(p["n_baseline"]) - n_base
+    z = rng.normal(size=(n_cells, d))
+
+    def decode(u: np.ndarray) -> np.ndarray:
+        return np.tanh(u @ w1 + c1) @ w2 + c2
+
+    def rms(v: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(v ** 2)))
+
+    effects = {}  # drug -> (kind, strength, a, b, scale, gene-space delta)
     truth = {}
     for name in drug_names:
-        s = float(p["strength"]) if name in EFFECTIVE_DRUGS else 0.0
+        kind = dict(p["effects"]).get(name, "latent_linear" if name in EFFECTIVE_DRUGS else "none")
+        s = 0.0 if kind == "none" else float(p["strength"])
+        kind = kind if s > 0 else "none"
         a = rng.normal(size=(d, d)) / np.sqrt(d)
         b = rng.normal(size=d)
-        maps[name] = (s * a, s * b)
-        truth[name] = {"strength": s, "effective": s > 0}
+        u = rng.normal(size=g)
+        zp, scale, delta = z[:pool], 1.0, np.zeros(g)
+        linear = latent_shift("latent_linear", zp, a, b, s) - zp
+        if kind == "latent_nonlinear":
+            scale = rms(linear) / max(rms(latent_shift(kind, zp, a, b, s) - zp), 1e-12)
+        elif kind == "gene_additive":
+            delta = u * rms(decode(zp + linear) - decode(zp)) / rms(u)
+        effects[name] = (kind, s, a, b, scale, delta)
+        truth[name] = {"strength": s, "effective": s > 0, "kind": kind}
 
-    pool = int(p["pool_size"])
     counts = _counts(p)
     treated = {name: np.sort(rng.choice(pool, size=counts[name], replace=False)) for name in drug_names}
-    n_overlap = int(round(p["baseline_overlap"] * pool))
-    base_pool = np.sort(rng.choice(pool, size=min(n_overlap, int(p["n_baseline"])), replace=False))
-    n_extra = max(0, int(p["n_baseline"]) - len(base_pool))
-    n_cells = pool + n_extra
+    base_pool = np.sort(rng.choice(pool, size=n_base, replace=False))
     baseline_cells = np.concatenate([base_pool, np.arange(pool, n_cells)]).astype(int)
     conditions = [CONDITION_CONTROL, *drug_names, CONDITION_BASELINE]
     n_cond, r_max = len(conditions), int(p["max_replicates"])
@@ -123,10 +180,13 @@ def generate(preset: str = "paper", seed: int = 0, **overrides) -> xr.Dataset:
     dose = np.where(nrep > 0, float(p["dose_um"]), np.nan)
     dose[:, 0] = np.nan
     dose[:, -1] = np.nan
-    z = rng.normal(size=(n_cells, d))
-
-    def decode(u: np.ndarray) -> np.ndarray:
-        return np.tanh(u @ w1 + c1) @ w2 + c2
+    n_plates = int(p["plates_per_cell"])
+    plate_of = np.random.default_rng([int(seed), 2]).integers(n_plates, size=(n_cells, n_cond, r_max))
+    plate_of[:, 0] = np.arange(r_max) % n_plates
+    names = np.array([[f"SYN{i + 1:04d}_X{k + 1}" for k in range(n_plates)] for i in range(n_cells)])
+    measured = np.arange(r_max) < nrep[..., None]
+    plate = np.where(measured, names[np.arange(n_cells)[:, None, None], plate_of], "")
+    plate[:, -1] = ""
 
     def block(i0: int, i1: int) -> np.ndarray:
         out = np.full((i1 - i0, n_cond, r_max, g), np.nan, dtype=np.float32)
@@ -141,10 +201,11 @@ def generate(preset: str = "paper", seed: int = 0, **overrides) -> xr.Dataset:
                     x = x + p["baseline_noise_sd"] * crng.normal(size=(k, g))
                 else:
                     u = z[i] + p["latent_jitter"] * crng.normal(size=(k, d))
+                    delta = 0.0
                     if 1 <= j <= len(drug_names):
-                        a, b = maps[drug_names[j - 1]]
-                        u = u + u @ a.T + b  # z2 = z1 + A z1 + b (latent linear map, Eq. 5)
-                    x = decode(u) + p["noise_sd"] * crng.normal(size=(k, g))
+                        kind, s, a, b, scale, delta = effects[drug_names[j - 1]]
+                        u = latent_shift(kind, u, a, b, s, scale)
+                    x = decode(u) + delta + p["noise_sd"] * crng.normal(size=(k, g))
                 out[i - i0, j, :k] = x
         return out
 
@@ -162,10 +223,11 @@ def generate(preset: str = "paper", seed: int = 0, **overrides) -> xr.Dataset:
                   "options": {k: v for k, v in p.items()}, "package_version": PACKAGE_VERSION, "inputs": []}
     attrs = {"provenance": json.dumps(provenance, sort_keys=True), "ground_truth": json.dumps(truth),
              "units": "dose_um: micromolar", "normalization": "synthetic log-expression",
-             "pairing": "cyclic: drug replicate r pairs with control replicate r mod n_ctrl (datasets.pairs)"}
+             "pairing": PAIRING_NOTE}
     src = ["synthetic-L1000"] * (n_cond - 1) + ["synthetic-baseline"]
     return make_cube(expr, [f"CL{i + 1:04d}" for i in range(n_cells)], conditions,
-                     [str(10000 + k) for k in range(g)], [f"SYN{k + 1}" for k in range(g)], dose, src, attrs)
+                     [str(10000 + k) for k in range(g)], [f"SYN{k + 1}" for k in range(g)], dose, src, attrs,
+                     plate=plate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,16 @@ import pytest
 
 from datasets.cube import CubeError, drugs, open_cube
 from datasets.pairs import drug_data
-from datasets.synthetic import EFFECTIVE_DRUGS, TABLE1_DRUGS, generate, main
+from datasets.synthetic import (
+    DEMO_EFFECTS,
+    EFFECTIVE_DRUGS,
+    KINDS,
+    PRESETS,
+    TABLE1_DRUGS,
+    generate,
+    latent_shift,
+    main,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE1_CSV = Path("/work/shared/paper/table1.csv")
@@ -69,6 +78,7 @@ def test_deterministic_by_seed(demo) -> None:
     again = generate("demo", seed=0)
     assert again["expression"].values.tobytes() == demo["expression"].values.tobytes()
     assert again.attrs == demo.attrs
+    assert (again["plate"].values == demo["plate"].values).all()
     other = generate("demo", seed=1)
     assert other["expression"].values.tobytes() != demo["expression"].values.tobytes()
 
@@ -77,11 +87,70 @@ def test_ground_truth_and_visible_effects(demo) -> None:
     truth = json.loads(demo.attrs["ground_truth"])
     assert set(truth) == set(TABLE1_DRUGS)
     assert {d for d, t in truth.items() if t["effective"]} == set(EFFECTIVE_DRUGS)
-    assert all((t["strength"] > 0) == t["effective"] for t in truth.values())
+    assert all(set(t) == {"strength", "effective", "kind"} for t in truth.values())
+    assert all((t["strength"] > 0) == t["effective"] == (t["kind"] != "none") for t in truth.values())
+    kinds = {d: t["kind"] for d, t in truth.items() if t["effective"]}
+    assert kinds == {d: DEMO_EFFECTS.get(d, "latent_linear") for d in EFFECTIVE_DRUGS}
+    assert set(kinds.values()) == set(KINDS) - {"none"}
+    assert list(kinds.values()).count("latent_linear") == 4  # Table 1's pattern stays PertVAE's model class
+    assert PRESETS["demo"]["latent_dim"] != 10  # not the demo PertVAE's latent size
     shift = {d: float(np.abs(drug_data(demo, d).x2 - drug_data(demo, d).x1).mean()) for d in truth}
     null = [shift[d] for d in truth if not truth[d]["effective"]]
     eff = [shift[d] for d in truth if truth[d]["effective"]]
     assert min(eff) > 2 * max(null)  # effects well above replicate noise (null drugs: replicate-only diffs)
+    assert max(eff) < 1.5 * min(eff)  # the kinds' effects are of comparable size in gene space
+
+
+def test_effect_kinds_without_noise() -> None:
+    """Noise-free cube: none leaves x unchanged, gene_additive adds one vector to every cell line, the latent
+    kinds change each cell line differently."""
+    effects = {"olaparib": "gene_additive", "navitoclax": "latent_nonlinear", "selumetinib": "latent_linear",
+               "vorinostat": "none"}
+    ds = generate("demo", seed=3, n_genes=30, n_baseline=10, noise_sd=0.0, latent_jitter=0.0, effects=effects)
+    truth = json.loads(ds.attrs["ground_truth"])
+    assert {d: truth[d]["kind"] for d in effects} == effects
+    assert truth["bortezomib"]["kind"] == "latent_linear" and truth["tipifarnib"]["kind"] == "none"
+    change = {d: (drug_data(ds, d).x2 - drug_data(ds, d).x1).astype(np.float64) for d in effects}
+    assert np.abs(change["vorinostat"]).max() == 0
+    additive = change["olaparib"]
+    np.testing.assert_allclose(additive, np.broadcast_to(additive[0], additive.shape), atol=1e-4)
+    assert np.sqrt((additive[0] ** 2).mean()) > 0.5
+    for d in ("navitoclax", "selumetinib"):
+        spread = np.sqrt(((change[d] - change[d].mean(axis=0)) ** 2).mean())
+        assert spread > 0.3 * np.sqrt((change[d] ** 2).mean()), d  # depends on the cell line
+
+
+def test_latent_nonlinear_is_not_affine_in_z() -> None:
+    rng = np.random.default_rng(0)
+    d = 8
+    a, b, z = rng.normal(size=(d, d)) / np.sqrt(d), rng.normal(size=d), rng.normal(size=(2000, d))
+    design = np.c_[z, np.ones(len(z))]
+
+    def unexplained(kind: str) -> float:
+        dz = latent_shift(kind, z, a, b, 1.5) - z
+        fit = design @ np.linalg.lstsq(design, dz, rcond=None)[0]
+        return float(((dz - fit) ** 2).sum() / ((dz - dz.mean(axis=0)) ** 2).sum())
+
+    assert unexplained("latent_linear") < 1e-20
+    assert unexplained("latent_nonlinear") > 0.3
+    for kind in ("gene_additive", "none"):
+        np.testing.assert_array_equal(latent_shift(kind, z, a, b, 1.5), z)
+
+
+def test_effects_override_is_checked() -> None:
+    with pytest.raises(CubeError, match=r"effects\['olaparib'\] = 'bogus'"):
+        generate("demo", n_genes=8, n_baseline=5, effects={"olaparib": "bogus"})
+    with pytest.raises(CubeError, match=r"effects\['aspirin'\]"):
+        generate("demo", n_genes=8, n_baseline=5, effects={"aspirin": "none"})
+
+
+def test_plates_exercise_same_plate_and_fallback_pairing(demo) -> None:
+    plate = demo["plate"].values
+    measured = ~np.isnan(demo["expression"].values).all(axis=-1)
+    assert ((plate != "") == measured)[:, :-1].all() and (plate[:, -1] == "").all()  # baseline: no plate
+    assert plate[0, 0, 0] == "SYN0001_X1"
+    rules = [drug_data(demo, d).pairing for d in drugs(demo)]
+    assert all(r.startswith("plate+cyclic fallback for ") for r in rules), rules
     prov = json.loads(demo.attrs["provenance"])
     assert prov["generator"] == "datasets.synthetic.generate" and prov["seed"] == 0
 
