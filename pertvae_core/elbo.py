@@ -6,11 +6,13 @@ log q(z|x) - log p(z) at the reparameterized sample (kept per latent dimension):
   L_S = log p(x1|z1) - [log q(z1|x1) - log p(z1)]
 with z1 ~ q(z1|x1), z2 ~ q(z2|x2) (Eq. 6).
 
-Free bits (Kingma et al. 2016), used in the training loss only: a budget of ``free_bits`` nats per example
-for each KL term (KL(z1) of pairs, KL(z2) of pairs, KL of singletons) is split evenly over the L latent
-dimensions. For each dimension the Monte Carlo KL is first averaged over the minibatch of that model, then
-clamped from below at free_bits / L; the clamped values are summed over dimensions. Below the budget a
-dimension's KL gets no gradient. Reported bounds and losses (validation, test) never use the clamp.
+Free bits (Kingma et al. 2016), used in the training loss only: ``free_bits`` is a budget in nats per latent
+dimension for KL(z1) of pairs and KL of singletons. For each dimension the Monte Carlo KL is first averaged
+over the minibatch of that model, then clamped from below at free_bits; the clamped values are summed over
+dimensions. Below the budget a dimension's KL gets no gradient. The conditional KL of z2,
+log q(z2|x2) - log p(z2|z1), is exempt: it is the only training term through which W, b (Eq. 5) learn the
+drug effect, and a clamp there would switch that gradient off. Reported bounds and losses (validation, test)
+never use the clamp.
 
 The training objective of a model is the negative minibatch estimate of ELBO / N (Eq. 10):
   -(n_P / N) mean_batch L_P - (n_S / N) mean_batch L_S + l2_drug (||W||^2 + ||b||^2),  N = n_P + n_S
@@ -61,10 +63,13 @@ def batch_terms(model: PertVAE, x1: torch.Tensor, x2: torch.Tensor, xs: torch.Te
 
 
 def free_bits_kl(kl: torch.Tensor, free_bits: float) -> torch.Tensor:
-    """sum_i max(free_bits / L, mean_batch KL_i) per model [S] from per-dimension KL [S, B, L]."""
+    """sum_i max(free_bits, mean_batch KL_i) per model [S] from per-dimension KL [S, B, L].
+
+    ``free_bits`` is in nats per latent dimension (a budget of free_bits * L nats per example).
+    """
     m = kl.mean(dim=1)
     if free_bits > 0:
-        m = m.clamp_min(free_bits / kl.shape[-1])
+        m = m.clamp_min(free_bits)
     return m.sum(-1)
 
 
@@ -74,7 +79,7 @@ def training_loss(model: PertVAE, terms: dict[str, torch.Tensor], w_pairs: torch
     loss = torch.zeros_like(w_pairs)
     if "rec1" in terms:
         lp = (terms["rec1"].mean(1) + terms["rec2"].mean(1) - free_bits_kl(terms["kl1"], free_bits)
-              - free_bits_kl(terms["kl2"], free_bits))
+              - terms["kl2"].sum(-1).mean(1))  # KL(z2 | z1) exempt from free bits (module docstring)
         loss = loss - w_pairs * lp
     if terms["rec_s"].shape[1]:
         ls = terms["rec_s"].mean(1) - free_bits_kl(terms["kl_s"], free_bits)
