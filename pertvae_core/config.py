@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FitConfig"]
+__all__ = ["FitConfig", "STANDARDIZE"]
+
+STANDARDIZE = ("per_source", "pooled")
 
 
 @dataclass(frozen=True)
 class FitConfig:
     """Settings of one (batched) fit. Defaults are the paper's sizes (Section 4, Table 1 at latent 100).
 
-    ``free_bits`` is a budget in nats per example for each KL term, split evenly over the latent dimensions
-    (see :mod:`pertvae_core.elbo`). ``l2_drug`` multiplies ||W||^2 + ||b||^2 of the drug effect (Eq. 5).
-    ``mc_samples`` is the number of (z1, z2) samples averaged for the predicted means at evaluation.
-    ``device`` "cuda" falls back to the CPU when CUDA is unavailable.
+    ``free_bits`` is a budget in nats per latent dimension (Kingma et al. 2016) for KL(z1) of pairs and of
+    singletons; the conditional KL of z2 (Eq. 11) is exempt (see :mod:`pertvae_core.elbo`). ``l2_drug``
+    multiplies ||W||^2 + ||b||^2 of the drug effect (Eq. 5). ``mc_samples`` is the number of (z1, z2) samples
+    averaged for the predicted means at evaluation. ``stop_on`` is the validation loss for early stopping
+    (:mod:`pertvae_core.train`): "mse" (half the squared error of the predicted mean, i.e. -log p(x2|z2) with
+    unit variance) or "nll" (-log p(x2|z2) with the decoder's sigma); ``val_samples`` fixed draws are
+    averaged for it. ``standardize`` chooses the per-gene statistics: "per_source" (L1000 pairs, validation
+    and test data with those of x1_train + x2_train; the singletons of another platform with their own) or
+    "pooled" (one set from all training profiles). ``device`` "cuda" falls back to the CPU when CUDA is
+    unavailable.
     """
 
     latent: int = 100
@@ -34,15 +42,15 @@ class FitConfig:
     device: str = "cpu"
     compile: bool = False
     stop_on: str = "mse"
-
-    # stop_on: the validation loss for early stopping (see pertvae_core.train): "mse" (squared error of
-    # the predicted mean, -log p(x2|z2) with unit variance) or "nll" (-log p(x2|z2), the decoder's sigma).
+    val_samples: int = 3
+    standardize: str = "per_source"
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str) -> ValueError:
             return ValueError(f"FitConfig.{field} = {getattr(self, field)!r}: {why}")
 
-        for f in ("latent", "context", "iaf_hidden", "batch_pairs", "max_epochs", "patience", "mc_samples"):
+        for f in ("latent", "context", "iaf_hidden", "batch_pairs", "max_epochs", "patience", "mc_samples",
+                  "val_samples"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise bad(f, "must be a positive int")
@@ -64,3 +72,5 @@ class FitConfig:
             raise bad("device", "must be 'cpu', 'cuda' or 'cuda:N'")
         if self.stop_on not in ("mse", "nll"):
             raise bad("stop_on", "must be 'mse' or 'nll'")
+        if self.standardize not in STANDARDIZE:
+            raise bad("standardize", f"must be one of {', '.join(STANDARDIZE)}")

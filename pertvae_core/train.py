@@ -1,8 +1,11 @@
 """Fit S splits at once as one batched model: Adam, minibatches, early stopping per split, best-state restore.
 
 Design (paper Section 2 "Fitting", Section 4):
-- Inputs are standardized per gene with the statistics of each split's own training profiles
-  (x1_train, x2_train, xs_train); genes constant in training get scale 1.
+- Inputs are standardized per gene with statistics of each split's own training profiles; genes constant in
+  training get scale 1. ``cfg.standardize="per_source"`` (the default): L1000 pairs and the validation and
+  test pairs with the statistics of x1_train + x2_train, the unpaired singletons xs_train (another platform:
+  GDSC/CCLE arrays) with those of xs_train alone, so a platform offset does not shift the L1000 data;
+  "pooled": one set of statistics from x1_train, x2_train and xs_train together.
 - Data sit on the device as padded tensors [S, N_max, G]; minibatches are gathered by index (no DataLoader).
   Each split draws its own minibatches from its own training set: an index stream of concatenated random
   permutations of its own length (every example once per pass, batches always full).
@@ -15,11 +18,13 @@ Design (paper Section 2 "Fitting", Section 4):
   that stopped, finished or failed is frozen: its loss is masked out of the backward pass and after every
   optimizer step its parameters are reset to its best state, so it no longer changes.
 - Validation loss: PertVAE, the perturbation-prediction loss -log p(x2|z2) with z1 ~ q(z1|x1), z2 ~ p(z2|z1)
-  (one draw with fixed noise, mean over validation pairs); VAE, the reconstruction loss -log p(x|z) of the
-  validation profiles x1, x2. With ``cfg.stop_on="mse"`` (the default) p(x2|z2) is taken with unit variance,
-  i.e. the loss is half the squared error of the predicted mean (standardized genes): with the decoder's own
-  sigma ("nll") the loss is dominated by the decoder's overconfident variance off the training manifold and
-  on small data selected nearly untrained states (the initial epochs), though the predictions kept improving.
+  (Eq. 3, 7; mean over validation pairs); VAE, the reconstruction loss -log p(x|z) of the validation profiles
+  x1, x2. Each split draws ``cfg.val_samples`` fixed noise draws once from its own "val" generator. With
+  ``cfg.stop_on="mse"`` (the default) the loss is half the squared error of the predicted mean averaged over
+  those draws (as the test's Monte Carlo mean; standardized genes), i.e. -log p(x2|z2) with unit variance:
+  with the decoder's own sigma ("nll", averaged over the draws) the loss is dominated by the decoder's
+  overconfident variance off the training manifold and on small data selected nearly untrained states (the
+  initial epochs), though the predictions kept improving.
   Without validation rows a split trains ``max_epochs`` and keeps its final state.
 - Randomness: every split's seed gives independent streams (numpy SeedSequence) for initialization,
   minibatch indices, training noise, validation noise and evaluation noise, each a CPU ``torch.Generator``.
@@ -42,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from pertvae_core.config import FitConfig
+from pertvae_core.config import STANDARDIZE, FitConfig
 from pertvae_core.data import SplitData
 from pertvae_core.elbo import batch_terms, prediction_nll, reconstruction_nll, training_loss
 from pertvae_core.model import PertVAE
@@ -111,35 +116,75 @@ def make_train_step(model: PertVAE, cfg: FitConfig, w_pairs: torch.Tensor, w_sin
 
 @dataclass
 class Standardizer:
-    """Per-split, per-gene training mean and scale [S, 1, G] (float32, on the device)."""
+    """Per-split, per-gene training mean and scale [S, 1, G] (float32, on the device).
+
+    ``mean``/``scale`` standardize the L1000 pairs (training, validation, test) and map predictions back;
+    ``single_mean``/``single_scale`` standardize the singletons xs_train (equal to ``mean``/``scale`` when
+    pooled, or for a split without singletons).
+    """
 
     mean: torch.Tensor
     scale: torch.Tensor
+    single_mean: torch.Tensor
+    single_scale: torch.Tensor
 
     @classmethod
-    def from_splits(cls, splits: Sequence[SplitData], device: torch.device) -> Standardizer:
-        means, scales = [], []
-        for sp in splits:
-            x = np.concatenate([sp.x1_train, sp.x2_train, sp.xs_train], axis=0).astype(np.float64)
-            sd = x.std(axis=0)
-            means.append(x.mean(axis=0))
-            scales.append(np.where(sd > 0, sd, 1.0))
-        return cls(torch.tensor(np.stack(means)[:, None, :], dtype=torch.float32, device=device),
-                   torch.tensor(np.stack(scales)[:, None, :], dtype=torch.float32, device=device))
+    def from_splits(cls, splits: Sequence[SplitData], device: torch.device,
+                    rule: str = "per_source") -> Standardizer:
+        """Each split's training statistics by ``rule``: "per_source" | "pooled" (module docstring)."""
+        if rule not in STANDARDIZE:
+            raise ValueError(f"standardize: must be one of {', '.join(STANDARDIZE)}, got {rule!r}")
 
-    def forward(self, arrays: Sequence[np.ndarray], min_rows: int = 1) -> tuple[torch.Tensor, list[int]]:
-        """Standardize and zero-pad per-split arrays into [S, N_max, G]; returns the tensor and row counts."""
-        dev = self.mean.device
-        n = [int(a.shape[0]) for a in arrays]
-        out = torch.zeros(len(arrays), max(max(n), min_rows), self.mean.shape[-1], device=dev)
-        for s, a in enumerate(arrays):
-            if n[s]:
-                x = torch.as_tensor(a, dtype=torch.float32).to(dev)
-                out[s, : n[s]] = (x - self.mean[s, 0]) / self.scale[s, 0]
+        def stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            x = x.astype(np.float64)
+            sd = x.std(axis=0)
+            return x.mean(axis=0), np.where(sd > 0, sd, 1.0)
+
+        pair, single = [], []
+        for sp in splits:
+            if rule == "pooled":
+                pair.append(stats(np.concatenate([sp.x1_train, sp.x2_train, sp.xs_train], axis=0)))
+                single.append(pair[-1])
+            else:
+                pair.append(stats(np.concatenate([sp.x1_train, sp.x2_train], axis=0)))
+                single.append(stats(sp.xs_train) if len(sp.xs_train) else pair[-1])
+
+        def t(rows: list[tuple[np.ndarray, np.ndarray]], k: int) -> torch.Tensor:
+            v = np.stack([r[k] for r in rows])[:, None, :]
+            return torch.tensor(v, dtype=torch.float32, device=device)
+
+        return cls(t(pair, 0), t(pair, 1), t(single, 0), t(single, 1))
+
+    def _pad(self, rows: Sequence[torch.Tensor], min_rows: int) -> tuple[torch.Tensor, list[int]]:
+        """Zero-pad standardized per-split rows into [S, N_max, G]; returns the tensor and row counts."""
+        n = [int(r.shape[0]) for r in rows]
+        out = torch.zeros(len(rows), max(max(n), min_rows), self.mean.shape[-1], device=self.mean.device)
+        for s, r in enumerate(rows):
+            out[s, : n[s]] = r
         return out, n
 
+    def _rows(self, s: int, a: np.ndarray, single: bool = False) -> torch.Tensor:
+        x = torch.as_tensor(a, dtype=torch.float32).to(self.mean.device)
+        if single:
+            return (x - self.single_mean[s, 0]) / self.single_scale[s, 0]
+        return (x - self.mean[s, 0]) / self.scale[s, 0]
+
+    def forward(self, arrays: Sequence[np.ndarray], min_rows: int = 1) -> tuple[torch.Tensor, list[int]]:
+        """Standardize L1000 arrays (one per split), zero-padded into [S, N_max, G]; and the row counts."""
+        return self._pad([self._rows(s, a) for s, a in enumerate(arrays)], min_rows)
+
+    def forward_singletons(self, arrays: Sequence[np.ndarray], pairs: Sequence[np.ndarray] | None = None,
+                           min_rows: int = 1) -> tuple[torch.Tensor, list[int]]:
+        """Like :meth:`forward` for the singletons xs_train, with their statistics; rows of ``pairs`` (L1000
+        profiles, standardized as such) follow each split's singletons (the plain VAE's training set)."""
+        rows = []
+        for s, a in enumerate(arrays):
+            r = self._rows(s, a, single=True)
+            rows.append(torch.cat([r, self._rows(s, pairs[s])]) if pairs is not None else r)
+        return self._pad(rows, min_rows)
+
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
-        """Back to the original gene space; x [S, ..., G]."""
+        """Back to the original (L1000) gene space; x [S, ..., G]."""
         shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
         return x * self.scale.reshape(shape) + self.mean.reshape(shape)
 
@@ -225,12 +270,12 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
     dev = resolve_device(cfg.device)
     gens = [seed_streams(int(sd)) for sd in seeds]
     model = PertVAE(G, cfg, [g["init"] for g in gens], pairs=pairs).to(dev)
-    std = Standardizer.from_splits(splits, dev)
+    std = Standardizer.from_splits(splits, dev, cfg.standardize)
 
     if pairs:
         P1, n_pairs = std.forward([sp.x1_train for sp in splits])
         P2, _ = std.forward([sp.x2_train for sp in splits])
-        XS, n_single = std.forward([sp.xs_train for sp in splits])
+        XS, n_single = std.forward_singletons([sp.xs_train for sp in splits])
         V1, n_val = std.forward([sp.x1_val for sp in splits])
         V2, _ = std.forward([sp.x2_val for sp in splits])
         bp, bs = cfg.batch_pairs, cfg.batch_singletons
@@ -242,7 +287,8 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
         bs_used = bs if any(n_single) else 0
     else:
         P1 = P2 = V2 = None
-        XS, n_single = std.forward([np.concatenate([sp.xs_train, sp.x1_train, sp.x2_train]) for sp in splits])
+        XS, n_single = std.forward_singletons([sp.xs_train for sp in splits],
+                                              [np.concatenate([sp.x1_train, sp.x2_train]) for sp in splits])
         V1, n_val = std.forward([np.concatenate([sp.x1_val, sp.x2_val]) for sp in splits])
         bp, bs = 0, cfg.batch_pairs + cfg.batch_singletons
         epoch_len = [max(1, math.ceil(n / bs)) for n in n_single]
@@ -251,20 +297,26 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
         bs_used = bs
     n_noise = 2 * bp + bs
 
-    # fixed validation noise per split
-    nv_max = V1.shape[1]
-    veps1 = _noise([g["val"] for g in gens], lambda s: (n_val[s],), nv_max, L, dev)
-    veps2 = _noise([g["val"] for g in gens], lambda s: (n_val[s],), nv_max, L, dev) if pairs else None
+    # fixed validation noise per split: val_samples draws [S, K, N_val, L] from its own "val" generator
+    nv_max, K = V1.shape[1], cfg.val_samples
+    veps1 = _noise([g["val"] for g in gens], lambda s: (K, n_val[s]), nv_max, L, dev)
+    veps2 = _noise([g["val"] for g in gens], lambda s: (K, n_val[s]), nv_max, L, dev) if pairs else None
 
     params = list(model.parameters())
     train_step, opt = make_train_step(model, cfg, w_pairs, w_single)
 
     @torch.no_grad()
     def validate() -> np.ndarray:
-        if pairs:
-            nll, mean = prediction_nll(model, V1, V2, veps1, veps2)
-        else:
-            nll, mean = reconstruction_nll(model, V1, veps1)
+        """Per-split validation loss: MSE of the mean prediction over K draws, or the mean NLL over them."""
+        nll = torch.zeros(V1.shape[:2], device=dev)
+        mean = torch.zeros_like(V1)
+        for k in range(K):
+            if pairs:
+                nll_k, mean_k = prediction_nll(model, V1, V2, veps1[:, k], veps2[:, k])
+            else:
+                nll_k, mean_k = reconstruction_nll(model, V1, veps1[:, k])
+            nll += nll_k / K
+            mean += mean_k / K
         if cfg.stop_on == "mse":
             nll = 0.5 * (mean - (V2 if pairs else V1)).square().sum(-1)
         return _masked_mean(nll, n_val).cpu().numpy()

@@ -115,11 +115,29 @@ def test_pair_terms_and_loss_weights() -> None:
 
 def test_free_bits_clamp_per_dimension() -> None:
     kl = torch.tensor([[[0.01, 2.0], [0.03, 4.0]]], requires_grad=True)  # [S=1, B=2, L=2]
-    out = free_bits_kl(kl, free_bits=1.0)  # budget 0.5 nats per dimension
+    out = free_bits_kl(kl, free_bits=0.5)  # budget 0.5 nats per dimension
     assert math.isclose(out.item(), 0.5 + 3.0, rel_tol=1e-6)
     out.sum().backward()
     torch.testing.assert_close(kl.grad, torch.tensor([[[0.0, 0.5], [0.0, 0.5]]]))
     assert math.isclose(free_bits_kl(kl, 0.0).item(), 0.02 + 3.0, rel_tol=1e-6)
+
+
+def test_free_bits_spare_the_drug_effect_kl() -> None:
+    """Issue 9: with every KL(z1) below a large budget, KL(z2 | z1) still trains W, b (Eq. 5, 11)."""
+    S, G = 1, 8
+    m = PertVAE(G, CFG, _gens(S))
+    with torch.no_grad():
+        m.drug.w.normal_(0.0, 0.1)
+    x1, x2, xs = torch.randn(S, 4, G), torch.randn(S, 4, G) + 1.0, torch.randn(S, 3, G)
+    t = batch_terms(m, x1, x2, xs, torch.randn(S, 11, CFG.latent))
+    assert (t["kl1"].mean(1) < 50.0).all() and (t["kl_s"].mean(1) < 50.0).all()
+    loss = training_loss(m, t, torch.full((S,), 0.6), torch.full((S,), 0.4), 50.0, 0.0)
+    w_grad, b_grad = torch.autograd.grad(loss.sum(), [m.drug.w, m.drug.b])
+    assert w_grad[..., : CFG.latent].abs().sum() > 0 and b_grad[..., : CFG.latent].abs().sum() > 0
+    # the z1 terms are clamped: the loss is the clamped budget plus the unclamped pair terms
+    lp = t["rec1"].mean(1) + t["rec2"].mean(1) - 50.0 * CFG.latent - t["kl2"].sum(-1).mean(1)
+    ls = t["rec_s"].mean(1) - 50.0 * CFG.latent
+    torch.testing.assert_close(loss, -(0.6 * lp + 0.4 * ls))
 
 
 def test_config_rejects_bad_values() -> None:
@@ -129,6 +147,10 @@ def test_config_rejects_bad_values() -> None:
         FitConfig(hidden=(10,))
     with pytest.raises(ValueError, match="device"):
         FitConfig(device="tpu")
+    with pytest.raises(ValueError, match="val_samples"):
+        FitConfig(val_samples=0)
+    with pytest.raises(ValueError, match="standardize"):
+        FitConfig(standardize="global")
 
 
 def test_weight_norm_backward_matches_gradcheck() -> None:

@@ -11,7 +11,8 @@ import torch
 from pertvae_core import api
 from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
-from pertvae_core.train import Standardizer, fit
+from pertvae_core.elbo import prediction_nll
+from pertvae_core.train import Standardizer, fit, seed_streams
 
 CFG = FitConfig(latent=3, hidden=(16, 8), context=4, iaf_hidden=8, batch_pairs=8, batch_singletons=6,
                 max_epochs=6, patience=2, lr=3e-3, mc_samples=3)
@@ -132,14 +133,65 @@ def test_api_rows_and_vae(splits: list[SplitData]) -> None:
 def test_standardization_uses_training_rows_only(splits: list[SplitData]) -> None:
     sp = splits[0]
     std = Standardizer.from_splits([sp], torch.device("cpu"))
-    train = np.concatenate([sp.x1_train, sp.x2_train, sp.xs_train]).astype(np.float64)
-    np.testing.assert_allclose(std.mean[0, 0].numpy(), train.mean(0), rtol=1e-5)
-    np.testing.assert_allclose(std.scale[0, 0].numpy(), train.std(0), rtol=1e-5)
+    pairs = np.concatenate([sp.x1_train, sp.x2_train]).astype(np.float64)
+    np.testing.assert_allclose(std.mean[0, 0].numpy(), pairs.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(std.scale[0, 0].numpy(), pairs.std(0), rtol=1e-5)
     other = SplitData(sp.x1_train, sp.x2_train, sp.x1_val + 100, sp.x2_val, sp.x1_test * 5, sp.x2_test,
                       sp.xs_train)
     torch.testing.assert_close(Standardizer.from_splits([other], torch.device("cpu")).mean, std.mean)
     x, n = std.forward([sp.x1_test])
     np.testing.assert_allclose(std.inverse(x)[0, : n[0]].numpy(), sp.x1_test, rtol=1e-4, atol=1e-4)
+
+
+def test_per_source_standardizes_singletons_with_their_own_statistics(splits: list[SplitData]) -> None:
+    """Issue 9: singletons of another platform (here offset by 3 and scaled by 2) get their own statistics;
+    "pooled" reproduces the old rule (one set from x1_train, x2_train and xs_train for everything)."""
+    sp0 = splits[0]
+    xs = sp0.xs_train * 2.0 + 3.0
+    sp = SplitData(sp0.x1_train, sp0.x2_train, sp0.x1_val, sp0.x2_val, sp0.x1_test, sp0.x2_test, xs)
+    cpu = torch.device("cpu")
+    std = Standardizer.from_splits([sp, splits[1]], cpu, "per_source")
+    np.testing.assert_allclose(std.single_mean[0, 0].numpy(), xs.astype(np.float64).mean(0), rtol=1e-5)
+    np.testing.assert_allclose(std.single_scale[0, 0].numpy(), xs.astype(np.float64).std(0), rtol=1e-5)
+    XS, n = std.forward_singletons([xs, splits[1].xs_train])
+    assert n == [len(xs), 0]
+    np.testing.assert_allclose(XS[0].mean(0).numpy(), 0.0, atol=1e-5)
+    np.testing.assert_allclose(XS[0].std(0, unbiased=False).numpy(), 1.0, rtol=1e-4)
+    torch.testing.assert_close(std.single_mean[1], std.mean[1])  # no singletons: the pairs' statistics
+    # the plain VAE: singletons by their statistics, then the split's L1000 profiles by theirs
+    both, nb = std.forward_singletons([xs], [sp.x1_train])
+    torch.testing.assert_close(both[0, : len(xs)], XS[0, : len(xs)])
+    torch.testing.assert_close(both[0, len(xs): nb[0]], std.forward([sp.x1_train])[0][0])
+
+    pooled = Standardizer.from_splits([sp], cpu, "pooled")
+    allrows = np.concatenate([sp.x1_train, sp.x2_train, xs]).astype(np.float64)
+    for m, sc in ((pooled.mean, pooled.scale), (pooled.single_mean, pooled.single_scale)):
+        np.testing.assert_allclose(m[0, 0].numpy(), allrows.mean(0), rtol=1e-5)
+        np.testing.assert_allclose(sc[0, 0].numpy(), allrows.std(0), rtol=1e-5)
+    torch.testing.assert_close(pooled.forward_singletons([xs])[0], pooled.forward([xs])[0])
+    with pytest.raises(ValueError, match="standardize"):
+        Standardizer.from_splits([sp], cpu, "global")
+
+
+def test_validation_averages_val_samples_fixed_draws(splits: list[SplitData]) -> None:
+    """Issue 9: early stopping scores the mean prediction of val_samples fixed draws from the "val" stream;
+    training itself does not depend on val_samples."""
+    sp = splits[0]
+    cfg = FitConfig(**{**CFG.__dict__, "max_epochs": 1, "val_samples": 4})
+    st = fit([sp], cfg, [7])
+    one = fit([sp], FitConfig(**{**cfg.__dict__, "val_samples": 1}), [7])
+    for k, v in _params(st, 0).items():
+        torch.testing.assert_close(v, _params(one, 0)[k], msg=k)
+    g = seed_streams(7)["val"]
+    n, L = len(sp.x1_val), cfg.latent
+    e1, e2 = torch.randn(4, n, L, generator=g), torch.randn(4, n, L, generator=g)
+    V1, _ = st.std.forward([sp.x1_val])
+    V2, _ = st.std.forward([sp.x2_val])
+    with torch.no_grad():
+        means = [prediction_nll(st.model, V1, V2, e1[None, k], e2[None, k])[1] for k in range(4)]
+        want = 0.5 * (torch.stack(means).mean(0) - V2).square().sum(-1).mean()
+    assert math.isclose(st.history[0][0], float(want), rel_tol=1e-5)
+    assert not math.isclose(st.history[0][0], one.history[0][0], rel_tol=1e-5)
 
 
 def test_cuda_falls_back_to_cpu(splits: list[SplitData]) -> None:
