@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.presets import PRESETS
+from pertvae_core.config import STANDARDIZE
 
 MODELS = ("pertvae", "vae", "pca", "baselines")
 CLUSTERS = ("local", "slurm", "none")
 DEVICES = ("auto", "cpu", "cuda")
+STOP_ON = ("mse", "nll")
 
 
 class ConfigError(ValueError):
@@ -75,9 +77,15 @@ class RunConfig:
     max_epochs: int = _f(200, "maximum epochs", "fit")
     patience: int = _f(20, "early-stopping patience (epochs)", "fit")
     min_epochs: int = _f(0, "minimum epochs before early stopping", "fit")
-    free_bits: float = _f(0.0, "free bits (nats per example) on the KL terms", "fit")
+    free_bits: float = _f(0.0, "free bits: KL budget in nats per latent dimension on KL(z1) of pairs and "
+                          "singletons (Kingma et al. 2016); the drug effect's KL(z2|z1) is exempt", "fit")
     l2_drug: float = _f(1e-3, "L2 penalty on the drug transform W, b", "fit")
     mc_samples: int = _f(10, "Monte Carlo samples for predicted means at evaluation", "fit")
+    stop_on: str = _f("mse", "early-stopping loss on the validation pairs: mse (squared error of the mean "
+                      "prediction) | nll (-log p(x2|z2) with the decoder's sigma)", "fit")
+    val_samples: int = _f(3, "fixed Monte Carlo draws averaged for the validation loss", "fit")
+    standardize: str = _f("per_source", "per-gene standardization: per_source (L1000 pairs and singletons "
+                          "each with their own training statistics) | pooled (one set from all)", "fit")
     device: str = _f("auto", "torch device inside the workers: auto | cpu | cuda", "fit")
     compile: bool = _f(False, "torch.compile the model", "fit")
     # --- execution ------------------------------------------------------------------------------------
@@ -317,7 +325,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise bad("splits_per_task", "must be >= 1")
     if len(cfg.hidden) != 2 or any(h < 1 for h in cfg.hidden):
         raise bad("hidden", "give two positive layer sizes")
-    for name in ("context", "iaf_hidden", "batch_pairs", "batch_singletons", "max_epochs", "mc_samples"):
+    for name in ("context", "iaf_hidden", "batch_pairs", "batch_singletons", "max_epochs", "mc_samples",
+                 "val_samples"):
         if getattr(cfg, name) < 1:
             raise bad(name, "must be >= 1")
     for name in ("iaf_steps", "patience", "min_epochs", "retries", "gpus_per_job", "data_seed"):
@@ -328,6 +337,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     for name in ("free_bits", "l2_drug"):
         if getattr(cfg, name) < 0:
             raise bad(name, "must be >= 0")
+    if cfg.stop_on not in STOP_ON:
+        raise bad("stop_on", f"must be one of {', '.join(STOP_ON)}")
+    if cfg.standardize not in STANDARDIZE:
+        raise bad("standardize", f"must be one of {', '.join(STANDARDIZE)}")
     if cfg.device not in DEVICES:
         raise bad("device", f"must be one of {', '.join(DEVICES)}")
     if cfg.cluster not in CLUSTERS:

@@ -146,3 +146,26 @@ def test_walltime_seconds():
     assert walltime_seconds("1-00:30:00") == 86400 + 1800
     assert walltime_seconds("45") == 45 * 60
     assert walltime_seconds("10:30") == 630
+
+
+def test_issue9_fit_settings_reach_fitconfig_and_science_key():
+    """stop_on, val_samples and standardize are flags, reach FitConfig and change the science key; the paper
+    preset sets a free-bits budget (nats per latent dimension), the demo keeps none."""
+    from pertvae_core.config import FitConfig
+
+    cfg = parse_args(["--stop-on", "nll", "--val-samples", "5", "--standardize", "pooled"])
+    fc = FitConfig(latent=4, **cfg.fit_kwargs())
+    assert (fc.stop_on, fc.val_samples, fc.standardize) == ("nll", 5, "pooled")
+    default = parse_args([])
+    assert (default.stop_on, default.val_samples, default.standardize) == ("mse", 3, "per_source")
+    for k in ("stop_on", "val_samples", "standardize"):
+        assert science_key(cfg)[k] != science_key(default)[k]
+    assert make_config("paper").free_bits > 0 and make_config("demo").free_bits == 0
+    text = build_parser().format_help()
+    assert "nats per latent dimension" in " ".join(text.split())
+    with pytest.raises(ConfigError, match="stop_on"):
+        parse_args(["--stop-on", "elbo"])
+    with pytest.raises(ConfigError, match="standardize"):
+        make_config("demo", standardize="global")
+    with pytest.raises(ConfigError, match="val_samples"):
+        make_config("demo", val_samples=0)
