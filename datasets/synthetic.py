@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     truth = json.loads(ds.attrs["ground_truth"])
-    eff = [k for k, v in truth.items() if v["effective"]]
+    eff = [f"{k} ({v['kind']})" for k, v in truth.items() if v["effective"]]
     print(f"wrote {path}: {ds.sizes['cell_line']} cell lines, {ds.sizes['condition'] - 2} drugs, "
           f"{ds.sizes['replicate']} max replicates, {ds.sizes['gene']} genes (preset {args.preset}, "
           f"seed {args.seed}); effective drugs: {', '.join(eff)}")
