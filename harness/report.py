@@ -3,14 +3,15 @@
 Reads the store written by harness/store.py (``results[model, drug, latent, split]``, see its docstring) and
 writes into OUT:
 
-- ``table1.csv`` / ``table1.md`` / ``table1.tex``: one row per drug and PertVAE latent size: mean
-  rho_rec_pert and rho_pred_pert over the done splits, the paper's one-sided Mann-Whitney p (H1:
-  rho_rec_pert < rho_pred_pert), the paired Wilcoxon p, the Nadeau-Bengio corrected t-test p, BH q-values of
-  the Mann-Whitney p over the drugs of each latent size, and the mean correlations of the perturbation
-  baselines (model "baselines" at the same latent size);
+- ``table1.csv`` / ``table1.md`` / ``table1.tex``: the paper's Table 1, one row per drug and PertVAE latent
+  size: mean rho_rec_pert and rho_pred_pert over the done splits (the paper's metrics: Spearman in the raw
+  gene space), the paper's one-sided Mann-Whitney p (H1: rho_rec_pert < rho_pred_pert), the paired Wilcoxon
+  p, the Nadeau-Bengio corrected t-test p, BH q-values of the Mann-Whitney p over the drugs of each latent
+  size; PertVAE's rho_pred_pert_z and delta_pearson (pertvae_core.evaluation); and the baselines' raw
+  rho_pred_pert (identity, mean_shift, pca_latent_linear at the same latent size);
+- ``scores.csv``, ``comparisons.csv``, ``benchmark.md``, ``drugs.png``: the benchmark (harness/benchmark.py);
 - ``figure2.png`` / ``.svg``: reconstruction Spearman rho_rec of VAE and PCA by latent size, mean and
   standard deviation over splits and drugs (the paper's Figure 2);
-- ``drugs.png``: per drug, the distributions over splits of rho_rec_pert and rho_pred_pert (PertVAE);
 - ``run.json``: a ``report`` block (planned/done/failed/not_run/missing counts, files) and ``partial``.
 
 Only fits with status "done" count. A fit is *missing* when it is planned and not done (failed or not run),
@@ -33,13 +34,19 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from harness import benchmark as bench
 from pertvae_core.stats import benjamini_hochberg, corrected_t_greater, mann_whitney_greater, wilcoxon_greater
 
 STORE_NAME = "results.zarr"
 TABLE_COLUMNS = ("drug", "latent", "n_cell_lines", "n_splits", "rho_rec_pert", "rho_pred_pert",
-                 "p_mannwhitney", "p_wilcoxon", "p_corrected_t", "q_bh", "rho_identity", "rho_meanshift",
-                 "rho_pca_latent", "n_failed", "n_missing")
-BASELINE_COLUMNS = ("rho_identity", "rho_meanshift", "rho_pca_latent")
+                 "p_mannwhitney", "p_wilcoxon", "p_corrected_t", "q_bh", "rho_pred_pert_z", "delta_pearson",
+                 "rho_identity", "rho_meanshift", "rho_pca_latent", "n_failed", "n_missing")
+# Table 1 column -> (method, metric) in the score variable.
+SCORE_COLUMNS = {"rho_pred_pert_z": ("pertvae", "rho_pred_pert_z"),
+                 "delta_pearson": ("pertvae", "delta_pearson"),
+                 "rho_identity": ("identity", "rho_pred_pert"),
+                 "rho_meanshift": ("mean_shift", "rho_pred_pert"),
+                 "rho_pca_latent": ("pca_latent_linear", "rho_pred_pert")}
 
 
 class ReportError(ValueError):
@@ -106,7 +113,7 @@ def planned_mask(ds: xr.Dataset) -> np.ndarray:
         if grid:
             ml = np.array([[x in {int(v) for v in grid.get(m, [])} for x in latents] for m in models], bool)
         else:
-            st = _status(ds.transpose("model", "drug", "latent", "split"))
+            st = _status(ds.transpose("model", "drug", "latent", "split", ...))
             ml = (st != "").any(axis=(1, 3))
     shape = (len(models), ds.sizes["drug"], len(latents), ds.sizes["split"])
     return np.broadcast_to(ml[:, None, :, None], shape)
@@ -114,7 +121,7 @@ def planned_mask(ds: xr.Dataset) -> np.ndarray:
 
 def fit_counts(ds: xr.Dataset) -> dict[str, int]:
     """planned, done, failed, not_run and missing (= planned - done) fit counts."""
-    ds = ds.transpose("model", "drug", "latent", "split")
+    ds = ds.transpose("model", "drug", "latent", "split", ...)
     pm = planned_mask(ds)
     st = _status(ds)
     planned = int(pm.sum())
@@ -138,6 +145,19 @@ def _done_values(ds: xr.Dataset, model: str, var: str, drug: str, latent: int) -
     return np.where(done, vals, np.nan)
 
 
+def _score_values(ds: xr.Dataset, method: str, metric: str, drug: str, latent: int) -> np.ndarray:
+    """Scores over splits of ``method`` on ``metric`` (from the model producing it), NaN where not done."""
+    from pertvae_core.methods import MODEL_METHODS
+
+    model = next((m for m, ms in MODEL_METHODS.items() if method in ms), None)
+    if ("score" not in ds.data_vars or model not in ds["model"].values or method not in ds["method"].values
+            or metric not in ds["metric"].values):
+        return np.full(ds.sizes["split"], np.nan)
+    cell = ds.sel({"model": model, "drug": drug, "latent": latent, "method": method, "metric": metric})
+    done = _as_str(cell["status"].values) == "done"
+    return np.where(done, np.asarray(cell["score"].values, dtype=np.float64), np.nan)
+
+
 def _nanmean(x: np.ndarray) -> float:
     x = x[np.isfinite(x)]
     return float(x.mean()) if x.size else float("nan")
@@ -145,7 +165,7 @@ def _nanmean(x: np.ndarray) -> float:
 
 def table1(ds: xr.Dataset) -> pd.DataFrame:
     """One row per drug and PertVAE latent size (see the module docstring for the columns)."""
-    ds = ds.transpose("model", "drug", "latent", "split")
+    ds = ds.transpose("model", "drug", "latent", "split", ...)
     drugs = [str(d) for d in ds["drug"].values]
     models = [str(m) for m in ds["model"].values]
     n_cells = _json_attr(ds, "n_cell_lines")
@@ -177,9 +197,8 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
                     "p_corrected_t": p_t,
                     "q_bh": float("nan"),
                 }
-                for col in BASELINE_COLUMNS:
-                    row[col] = (_nanmean(_done_values(ds, "baselines", col, drug, latent))
-                                if latent in ds["latent"].values else float("nan"))
+                for col, (method, metric) in SCORE_COLUMNS.items():
+                    row[col] = _nanmean(_score_values(ds, method, metric, drug, latent))
                 row["n_failed"] = int((cell_st == "failed").sum())
                 row["n_missing"] = int((pm[mi, di, li, :] & (cell_st != "done")).sum())
                 rows.append(row)
@@ -209,9 +228,14 @@ def table1_markdown(df: pd.DataFrame, counts: dict[str, int]) -> str:
     lines = []
     if counts["missing"]:
         lines += [_partial_line(counts), ""]
-    lines.append(f"Table 1: PertVAE rho_pred_pert vs rho_rec_pert per drug ({counts['done']} of "
-                 f"{counts['planned']} fits done; p one-sided, H1: rho_rec_pert < rho_pred_pert; "
-                 f"q = BH over drugs of p_mannwhitney)")
+    lines.append(f"Table 1 (the paper's): PertVAE rho_pred_pert vs rho_rec_pert per drug "
+                 f"({counts['done']} of {counts['planned']} fits done; p one-sided, "
+                 f"H1: rho_rec_pert < rho_pred_pert; "
+                 f"q = BH over drugs of p_mannwhitney). rho_* are the paper's whole-profile Spearman "
+                 f"correlations in the raw gene space, which mostly measure the genes' baseline levels (the "
+                 f"baselines' columns show how high they are without any model of the drug); "
+                 f"rho_pred_pert_z and delta_pearson (PertVAE) are in the per-gene standardized space, and "
+                 f"delta_pearson (the change) is the benchmark's primary metric: see benchmark.md")
     lines.append("")
     cols = list(df.columns)
     lines.append("| " + " | ".join(cols) + " |")
@@ -313,62 +337,6 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
     return paths
 
 
-def _drugs_figure(ds: xr.Dataset, table: pd.DataFrame, out: Path, partial: bool) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    latents = sorted(table["latent"].unique().tolist()) if not table.empty else []
-    drugs = [str(d) for d in ds["drug"].values]
-    nrow = max(1, len(latents))
-    fig, axes = plt.subplots(nrow, 1, figsize=(max(6.0, 0.6 * len(drugs) + 2), 3.6 * nrow), squeeze=False)
-    for ax, latent in zip(axes[:, 0], latents or [None], strict=True):
-        if latent is None:
-            ax.text(0.5, 0.5, "no PertVAE results", ha="center", va="center", transform=ax.transAxes)
-            ax.set_axis_off()
-            continue
-        pos = np.arange(len(drugs))
-        for off, var, color, label in ((-0.2, "rho_rec_pert", "tab:gray", "rho_rec_pert (reconstruction)"),
-                                       (0.2, "rho_pred_pert", "tab:red", "rho_pred_pert (prediction)")):
-            data = []
-            for drug in drugs:
-                v = _done_values(ds, "pertvae", var, drug, int(latent))
-                data.append(v[np.isfinite(v)])
-            keep = [i for i, d in enumerate(data) if d.size]
-            if keep:
-                bp = ax.boxplot([data[i] for i in keep], positions=pos[keep] + off, widths=0.35,
-                                patch_artist=True, showfliers=False, manage_ticks=False)
-                for patch in bp["boxes"]:
-                    patch.set_facecolor(color)
-                    patch.set_alpha(0.4)
-                for i in keep:
-                    jitter = np.linspace(-0.08, 0.08, data[i].size) if data[i].size > 1 else np.zeros(1)
-                    ax.plot(pos[i] + off + jitter, data[i], ".", color=color, ms=3, alpha=0.7)
-            ax.plot([], [], "s", color=color, alpha=0.5, label=label)
-        sub = table[table["latent"] == latent].set_index("drug")
-        ymin, ymax = ax.get_ylim()
-        ax.set_ylim(ymin, ymax + 0.08 * (ymax - ymin))  # room for the significance marks
-        for i, drug in enumerate(drugs):
-            q = sub["q_bh"].get(drug, np.nan) if "q_bh" in sub else np.nan
-            if np.isfinite(q):
-                mark = "***" if q < 0.001 else "**" if q < 0.01 else "*" if q < 0.05 else ""
-                if mark:
-                    ax.text(pos[i], ymax, mark, ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(pos)
-        ax.set_xticklabels(drugs, rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel("Spearman rho vs observed x2")
-        ax.set_title(f"PertVAE latent {latent}: per-drug rho over splits (* q_bh < 0.05)"
-                     + (" [PARTIAL]" if partial else ""), fontsize=9)
-        ax.legend(fontsize=7, loc="lower left")
-        ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = out / "drugs.png"
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
-
-
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -379,12 +347,13 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def render_report(out_dir: str | Path) -> Path:
-    """Write table1.csv/.md/.tex, figure2.png/.svg and drugs.png into ``out_dir`` and update run.json.
+    """Write table1.csv/.md/.tex, figure2.png/.svg, scores.csv, comparisons.csv, benchmark.md and drugs.png
+    into ``out_dir`` and update run.json.
 
     Returns the path of table1.md. Prints a PARTIAL line when planned fits are missing.
     """
     out = Path(out_dir)
-    ds = open_results(out).transpose("model", "drug", "latent", "split")
+    ds = open_results(out).transpose("model", "drug", "latent", "split", ...)
     counts = fit_counts(ds)
     partial = counts["missing"] > 0
     df = table1(ds)
@@ -394,7 +363,15 @@ def render_report(out_dir: str | Path) -> Path:
     _write_text(md, table1_markdown(df, counts))
     _write_text(out / "table1.tex", table1_latex(df, counts))
     figs = _figure2(ds, out, partial)
-    figs.append(_drugs_figure(ds, df, out, partial))
+    scores = bench.scores_table(ds)
+    comp = bench.comparisons(scores, _json_attr(ds, "n_train_test"))
+    for name, frame in (("scores.csv", scores), ("comparisons.csv", comp)):
+        frame = frame.assign(partial=partial)
+        frame.to_csv(out / f".{name}.tmp", index=False, float_format="%.6g")
+        os.replace(out / f".{name}.tmp", out / name)
+    _write_text(out / "benchmark.md",
+                bench.benchmark_markdown(ds, scores, comp, _partial_line(counts) if partial else ""))
+    figs.append(bench.drugs_figure(ds, scores, comp, out, partial))
 
     run_json = out / "run.json"
     info: dict[str, Any] = {}
@@ -404,7 +381,9 @@ def render_report(out_dir: str | Path) -> Path:
         except json.JSONDecodeError:
             info = {"previous_run_json_unreadable": True}
     info["report"] = {**counts, "partial": partial, "rendered": datetime.now(UTC).isoformat(),
-                      "files": sorted(p.name for p in [out / "table1.csv", md, out / "table1.tex", *figs])}
+                      "files": sorted(p.name for p in [out / "table1.csv", md, out / "table1.tex", *figs,
+                                                       out / "scores.csv", out / "comparisons.csv",
+                                                       out / "benchmark.md"])}
     info["partial"] = partial
     _write_text(run_json, json.dumps(info, indent=2, sort_keys=True, default=str))
     if partial:
@@ -426,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
     print(md.read_text(), end="", flush=True)
+    print(flush=True)
+    print((Path(args.out) / "benchmark.md").read_text(), end="", flush=True)
     return 0
 
 

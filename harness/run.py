@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
 from harness.grid import Task, build_grid, remaining
 from harness.store import ResultStore, StoreMismatchError, versions
@@ -73,14 +75,19 @@ def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> l
     return list(cfg.drugs)
 
 
-def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]) -> tuple[dict, dict]:
-    """Per drug: number of paired cell lines, and [n_train, n_test] cell lines averaged over the splits.
+def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]) -> tuple[dict, dict, dict, dict]:
+    """Per drug: paired cell lines; [n_train, n_test] cell lines averaged over the splits; the noise ceiling
+    (pertvae_core.evaluation.noise_ceiling, from all of the drug's replicates); the pairing rule.
 
-    n_train counts every non-test cell line (training + validation), as the corrected resampled t-test
-    (Nadeau & Bengio) takes the sizes of the outer train/test partition.
+    n_train counts the cell lines actually trained on (validation cell lines excluded): the corrected
+    resampled t-test (Nadeau & Bengio) takes the sizes of the data a model is fitted on and tested on.
     """
+    from pertvae_core.evaluation import noise_ceiling
+
     n_cell: dict[str, int] = {}
     n_tt: dict[str, list[float]] = {}
+    ceiling: dict[str, dict] = {}
+    pairing: dict[str, str] = {}
     for d in drug_names:
         dd = _drug(str(cube_path), d)
         n = len(paired_cell_lines(dd))
@@ -90,8 +97,35 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]) -> tup
             raise RunError(f"drug {d!r} in {cube_path}: {e} (drop it with --drugs or lower --n-folds)") from e
         n_cell[d] = n
         n_test = sum(len(s.test_cell_lines) for s in splits) / len(splits)
-        n_tt[d] = [float(n - n_test), float(n_test)]
-    return n_cell, n_tt
+        n_train = sum(len(s.train_cell_lines) for s in splits) / len(splits)
+        n_tt[d] = [float(n_train), float(n_test)]
+        x2_cell = np.asarray(dd.pair_cell_line).astype(str)
+        value, n_used, why = noise_ceiling(dd.xc, _distinct_post(dd), dd.control_cell_line,
+                                           x2_cell[_first_rows(dd.x2)])
+        ceiling[d] = {"ceiling_delta_pearson": value, "n_cell_lines": n_used, "reason": why}
+        pairing[d] = str(dd.pairing)
+    return n_cell, n_tt, ceiling, pairing
+
+
+def _first_rows(x: np.ndarray) -> np.ndarray:
+    """Indices of the distinct rows of ``x`` (first occurrences, in order)."""
+    _, first = np.unique(np.asarray(x), axis=0, return_index=True)
+    return np.sort(first)
+
+
+def _distinct_post(dd: Any) -> np.ndarray:
+    """The drug's post-treatment replicates (each once, though a pairing rule may use one twice)."""
+    return np.asarray(dd.x2)[_first_rows(dd.x2)]
+
+
+def _ground_truth(cube: Any, drug_names: Sequence[str]) -> dict:
+    """The synthetic cube's ground truth {drug: {...}} for the run's drugs ({} for real data)."""
+    raw = cube.attrs.get("ground_truth")
+    try:
+        truth = json.loads(raw) if isinstance(raw, str) else {}
+    except json.JSONDecodeError:
+        return {}
+    return {d: truth[d] for d in drug_names if isinstance(truth, dict) and d in truth}
 
 
 def _reason(exc: BaseException) -> str:
@@ -179,9 +213,11 @@ def run(cfg: RunConfig) -> int:
         cube_path = prepare_cube(cfg, out)
         cube = open_cube(cube_path)
         drug_names = select_drugs(cfg, drugs(cube), cube_path)
-        n_cell, n_tt = drug_meta(cfg, cube_path, drug_names)
+        n_cell, n_tt, ceiling, pairing = drug_meta(cfg, cube_path, drug_names)
         store = ResultStore.open(out, cfg, cube_fingerprint(cube), drugs=drug_names, n_cell_lines=n_cell,
-                                 n_train_test=n_tt)
+                                 n_train_test=n_tt,
+                                 extra_attrs={"ceiling": ceiling, "pairing": pairing,
+                                              "ground_truth": _ground_truth(cube, drug_names)})
     except (RunError, StoreMismatchError, ConfigError, CubeError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
@@ -253,9 +289,9 @@ def run(cfg: RunConfig) -> int:
         print(f"error: the report failed: {_reason(e)} (results are safe in {store.path}; "
               f"retry with python -m harness.report {out})", file=sys.stderr, flush=True)
         return 1
-    table = out / "table1.md"
-    if table.exists():
-        _say(table.read_text())
+    for name in ("table1.md", "benchmark.md"):
+        if (out / name).exists():
+            _say((out / name).read_text())
     return 0
 
 

@@ -4,15 +4,21 @@ Layout (read by harness/report.py with ``xr.open_zarr(path)``):
 
 - dims ``model`` (str), ``drug`` (str), ``latent`` (int), ``split`` (int = repeat * n_folds + fold), with
   non-index coords ``repeat(split)`` and ``fold(split)``;
-- float64 vars ``rho_rec_pert, rho_pred_pert, rho_rec, rho_identity, rho_meanshift, rho_pca_latent,
-  test_loss, epochs, fit_seconds`` (NaN = not run / not applicable);
+- float64 vars ``rho_rec_pert, rho_pred_pert, rho_rec, test_loss, epochs, best_epoch, fit_seconds``
+  (NaN = not run / not applicable);
+- float64 ``score[model, drug, latent, split, method, metric]``: every method's score on every metric
+  (pertvae_core.evaluation; methods and metrics are coords, so a new one does not change the schema); a
+  model fills the methods it produces (pertvae: pertvae, pertvae_rec; baselines: identity, train_mean,
+  mean_shift, pca_latent_linear, ridge_delta), NaN elsewhere;
 - string vars ``status`` ("" = not run, "done", "failed"), ``reason``, ``worker``, ``slurm_job_id``;
 - bool non-index coord ``planned(model, latent)``: whether the run's grid has that (model, latent) at all
   (the latent axis is the union over models, so e.g. PertVAE at latent 2 is not planned);
 - attrs (JSON strings): ``config`` ({"science": science key, "execution": cluster settings}),
   ``n_cell_lines`` {drug: n}, ``n_train_test`` {drug: [n_train, n_test]} (cell lines, averaged over splits;
   n_train counts every non-test cell line of the drug, validation included), ``fingerprint``
-  (cube fingerprint + science key hash), ``versions``, ``grid`` {model: [latents]}.
+  (cube fingerprint + science key hash), ``versions``, ``grid`` {model: [latents]}, ``ceiling`` {drug:
+  {"ceiling_delta_pearson", "n_cell_lines", "reason"}}, ``pairing`` {drug: rule}, ``ground_truth`` (the
+  synthetic cube's, JSON, "" for real data).
 
 The full store is created once (all NaN, status "") in a temporary directory and renamed into place; each
 finished task then writes only its own cells (read-modify-write of its (model, drug, latent) chunks),
@@ -44,9 +50,11 @@ from zarr.core.sync import sync
 
 from harness.config import RunConfig, execution_settings, science_key
 from harness.grid import FitKey
+from pertvae_core.evaluation import METRICS
+from pertvae_core.methods import METHODS
 
-FLOAT_VARS = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "rho_identity", "rho_meanshift", "rho_pca_latent",
-              "test_loss", "epochs", "fit_seconds")
+FLOAT_VARS = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "test_loss", "epochs", "best_epoch", "fit_seconds")
+SCORE_VAR = "score"
 STR_VARS = ("status", "reason", "worker", "slurm_job_id")
 STORE_NAME = "results.zarr"
 
@@ -106,16 +114,20 @@ class ResultStore:
         self._m = {m: i for i, m in enumerate(self.models)}
         self._d = {d: i for i, d in enumerate(self.drugs)}
         self._l = {x: i for i, x in enumerate(self.latents)}
-        self._arrays = {v: self._group[v].async_array for v in (*FLOAT_VARS, *STR_VARS)}
+        self.methods = [str(m) for m in self._group["method"][:]]
+        self.metrics = [str(m) for m in self._group["metric"][:]]
+        self._arrays = {v: self._group[v].async_array for v in (*FLOAT_VARS, SCORE_VAR, *STR_VARS)}
 
     # ------------------------------------------------------------------------------------------------
     @classmethod
     def open(cls, out_dir: str | Path, cfg: RunConfig, fingerprint: str, *, drugs: Sequence[str],
              n_cell_lines: Mapping[str, int] | None = None,
-             n_train_test: Mapping[str, Sequence[float]] | None = None) -> ResultStore:
+             n_train_test: Mapping[str, Sequence[float]] | None = None,
+             extra_attrs: Mapping[str, Any] | None = None) -> ResultStore:
         """Open OUT/results.zarr for ``cfg`` on the cube with ``fingerprint``, creating it if absent.
 
         Raises StoreMismatchError when the store holds another config (science key) or another dataset.
+        ``extra_attrs`` (JSON-able values: ceiling, pairing, ground_truth) are stored as JSON strings.
         """
         out = Path(out_dir)
         path = out / STORE_NAME
@@ -138,12 +150,13 @@ class ResultStore:
                 + "; ".join(diff) + f". Use another --out, or delete {out} to start over.")
         out.mkdir(parents=True, exist_ok=True)
         cls._create(path, cfg, fingerprint, full_fp, list(drugs), dict(n_cell_lines or {}),
-                    {k: list(v) for k, v in (n_train_test or {}).items()})
+                    {k: list(v) for k, v in (n_train_test or {}).items()}, dict(extra_attrs or {}))
         return cls(path)
 
     @staticmethod
     def _create(path: Path, cfg: RunConfig, data_fp: str, full_fp: str, drugs: list[str],
-                n_cell_lines: dict[str, int], n_train_test: dict[str, list[float]]) -> None:
+                n_cell_lines: dict[str, int], n_train_test: dict[str, list[float]],
+                extra_attrs: dict[str, Any]) -> None:
         models = list(cfg.models)
         latents = sorted({int(x) for m in models for x in cfg.latents_for(m)})
         n_split = cfg.n_repeats * cfg.n_folds
@@ -152,6 +165,8 @@ class ResultStore:
         planned = np.array([[x in cfg.latents_for(m) for x in latents] for m in models], dtype=bool)
         data_vars: dict[str, Any] = {v: (dims, np.full(shape, np.nan, dtype=np.float64)) for v in FLOAT_VARS}
         data_vars.update({v: (dims, _empty_str(shape)) for v in STR_VARS})
+        data_vars[SCORE_VAR] = ((*dims, "method", "metric"),
+                                np.full((*shape, len(METHODS), len(METRICS)), np.nan, dtype=np.float64))
         split = np.arange(n_split)
         ds = xr.Dataset(
             data_vars,
@@ -162,6 +177,8 @@ class ResultStore:
                 "split": split.astype(np.int64),
                 "repeat": ("split", (split // cfg.n_folds).astype(np.int64)),
                 "fold": ("split", (split % cfg.n_folds).astype(np.int64)),
+                "method": np.array(METHODS, dtype=object),
+                "metric": np.array(METRICS, dtype=object),
                 "planned": (("model", "latent"), planned),
             },
             attrs={
@@ -176,10 +193,12 @@ class ResultStore:
                 "grid": json.dumps({m: list(cfg.latents_for(m)) for m in models}),
                 "n_folds": cfg.n_folds,
                 "n_repeats": cfg.n_repeats,
+                **{k: json.dumps(v, sort_keys=True) for k, v in extra_attrs.items()},
             },
         )
         chunks = (1, 1, 1, n_split)
         encoding = {v: {"chunks": chunks} for v in (*FLOAT_VARS, *STR_VARS)}
+        encoding[SCORE_VAR] = {"chunks": (*chunks, len(METHODS), len(METRICS))}
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -253,17 +272,33 @@ class ResultStore:
         """Read-modify-write the (model, drug, latent) chunk of every variable: all values concurrently, then
         ``status`` alone (so a fit is done only once all its values are on disk)."""
         sel = (*cell, slice(None))
-        names = (*FLOAT_VARS, *STR_VARS)
+        names = (*FLOAT_VARS, SCORE_VAR, *STR_VARS)
         arrays = [self._arrays[v] for v in names]
         current = await asyncio.gather(*(a.getitem(sel) for a in arrays))
         new = {}
         for v, row in zip(names, current, strict=True):
-            row = np.array(row, dtype=np.float64 if v in FLOAT_VARS else object)
+            row = np.array(row, dtype=object if v in STR_VARS else np.float64)
             for s, r in items:
-                row[s] = _float(r.get(v)) if v in FLOAT_VARS else str(r.get(v, "") or "")
+                if v == SCORE_VAR:
+                    row[s] = self._score_block(r.get("scores") or {})
+                elif v in FLOAT_VARS:
+                    row[s] = _float(r.get(v))
+                else:
+                    row[s] = str(r.get(v, "") or "")
             new[v] = row
         await asyncio.gather(*(self._arrays[v].setitem(sel, new[v]) for v in names if v != "status"))
         await self._arrays["status"].setitem(sel, new["status"])
+
+    def _score_block(self, scores: Mapping[str, Mapping[str, Any]]) -> np.ndarray:
+        """[method, metric] float block of a row's ``scores`` {method: {metric: value}} (NaN where absent)."""
+        unknown = sorted(set(scores) - set(self.methods))
+        if unknown:
+            raise ValueError(f"scores for unknown method(s) {unknown}; {self.path} has {self.methods}")
+        out = np.full((len(self.methods), len(self.metrics)), np.nan)
+        for i, m in enumerate(self.methods):
+            for j, k in enumerate(self.metrics):
+                out[i, j] = _float(scores.get(m, {}).get(k))
+        return out
 
     def open_dataset(self) -> xr.Dataset:
         """The store as an xarray Dataset (lazy)."""
@@ -272,7 +307,7 @@ class ResultStore:
     def to_dataframe(self, planned_only: bool = True) -> pd.DataFrame:
         """One row per fit (model, drug, latent, split, repeat, fold, values, status...)."""
         ds = self.open_dataset().load()
-        df = ds.drop_vars("planned").to_dataframe().reset_index()
+        df = ds.drop_vars(["planned", SCORE_VAR, "method", "metric"]).to_dataframe().reset_index()
         if planned_only:
             pm = self.planned_mask().reshape(-1)
             df = df[pm].reset_index(drop=True)

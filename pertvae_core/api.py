@@ -9,16 +9,21 @@ and the float keys that apply:
   un-standardized). test_loss = mean over test pairs and draws of -log p(x2|z2), z2 ~ p(z2|z1), z1 ~ q(z1|x1)
   (nats per pair, in the standardized gene space). epochs = epochs trained, best_epoch = restored epoch,
   fit_seconds = the batched fit's wall time divided by the number of splits.
+  ``scores`` = {"pertvae": {metric: value}, "pertvae_rec": {...}}: PertVAE's predicted mean and its
+  reconstruction of x1, each scored as a prediction of x2 by :func:`pertvae_core.evaluation.score`.
 - ``fit_evaluate_vae``: the same encoder/decoder trained on single profiles (Section 4.1): rho_rec,
   rho_rec_pert; test_loss = -log p(x1|z1) of the test x1.
-- ``evaluate_pca`` / ``evaluate_baselines``: :mod:`pertvae_core.baselines`.
+- ``evaluate_pca``: :func:`pertvae_core.baselines.pca_reconstruction_rho`.
+- ``evaluate_baselines`` / ``evaluate_methods``: ``scores`` {method: {metric: value}} of the perturbation
+  baselines (or any :class:`pertvae_core.methods.Method`), scored like PertVAE.
 A failed split (non-finite loss) has NaN values and its reason; the others are unaffected.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,10 +31,12 @@ import torch
 from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
 from pertvae_core.elbo import normal_log_prob
+from pertvae_core.evaluation import TestCells, score, score_method
 from pertvae_core.metrics import rho_mean
-from pertvae_core.train import FitState, _noise, fit
+from pertvae_core.train import FitState, fit
 
-__all__ = ["fit_evaluate_pertvae", "fit_evaluate_vae", "evaluate_pca", "evaluate_baselines", "predict"]
+__all__ = ["fit_evaluate_pertvae", "fit_evaluate_vae", "evaluate_pca", "evaluate_baselines", "predict",
+           "PertVAEMethod", "fit_pertvae_methods", "evaluate_methods"]
 
 NAN = float("nan")
 
@@ -47,21 +54,40 @@ def _check(splits: Sequence[SplitData], seeds: Sequence[int] | None = None) -> l
 
 
 @torch.no_grad()
-def predict(state: FitState, splits: Sequence[SplitData], mc_samples: int) -> dict[str, list[np.ndarray]]:
-    """Monte Carlo means in the original gene space for each split's test x1 (per split [n_test, G]).
+def predict(state: FitState, x1: Sequence[np.ndarray], mc_samples: int,
+            targets: Sequence[np.ndarray] | None = None, only: int | None = None
+            ) -> dict[str, list[np.ndarray]]:
+    """Monte Carlo means in the original gene space for each split's rows ``x1[s]`` (per split [n_s, G]).
 
-    Keys: ``rec`` (reconstruction mean of x1), ``nll`` (per-pair -log p(target|z) averaged over draws) and,
-    for PertVAE, ``pred`` (predicted mean of x2). Draws come from each split's own evaluation generator.
+    Keys: ``rec`` (reconstruction mean of x1) and, for PertVAE, ``pred`` (predicted mean of x2: z1 ~ q(z1|x1),
+    z2 ~ p(z2|z1) (Eq. 5), mean of p(x2|z2)); with ``targets`` also ``nll`` (per row -log p(target|z)
+    averaged over draws, standardized space). Draws come from each split's own evaluation generator, so a
+    split's numbers do not depend on the others; ``only=s`` predicts split s alone (other entries ignored).
     """
     model, std, dev = state.model, state.std, state.device
     model.eval()
-    X1, n = std.forward([sp.x1_test for sp in splits])
-    X2, _ = std.forward([sp.x2_test for sp in splits])
-    target = X2 if model.pairs else X1
+    S = len(state.gens)
+    if len(x1) != S:
+        raise ValueError(f"predict: {len(x1)} arrays for {S} splits")
+    G = model_genes(state)
+    use = [s == only or only is None for s in range(S)]
+    x1 = [a if u else np.zeros((0, G), np.float32) for a, u in zip(x1, use, strict=True)]
+    X1, n = std.forward(x1)
     L, nmax = model.latent, X1.shape[1]
-    eval_gens = [g["eval"] for g in state.gens]
-    eps1 = _noise(eval_gens, lambda s: (mc_samples, n[s]), nmax, L, dev)   # [S, mc, N, L]
-    eps2 = _noise(eval_gens, lambda s: (mc_samples, n[s]), nmax, L, dev) if model.pairs else None
+    gens = [g["eval"] for g in state.gens]
+
+    def noise() -> torch.Tensor:
+        out = torch.zeros(S, mc_samples, nmax, L)
+        for s in range(S):
+            if use[s] and n[s]:
+                out[s, :, : n[s]] = torch.randn((mc_samples, n[s], L), generator=gens[s])
+        return out.to(dev)
+
+    eps1 = noise()
+    eps2 = noise() if model.pairs else None
+    if targets is not None:
+        T, _ = std.forward([t if u else np.zeros((0, G), np.float32)
+                            for t, u in zip(targets, use, strict=True)])
     rec = torch.zeros_like(X1)
     pred = torch.zeros_like(X1)
     nll = torch.zeros(X1.shape[:2], device=dev)
@@ -75,15 +101,62 @@ def predict(state: FitState, splits: Sequence[SplitData], mc_samples: int) -> di
             pred += mean2
         else:
             mean2, ls = mean1, ls1
-        nll -= normal_log_prob(target, mean2, ls).sum(-1)
-    out = {"rec": std.inverse(rec / mc_samples), "nll": nll / mc_samples}
+        if targets is not None:
+            nll -= normal_log_prob(T, mean2, ls).sum(-1)
+    out = {"rec": std.inverse(rec / mc_samples)}
+    if targets is not None:
+        out["nll"] = nll / mc_samples
     if model.pairs:
         out["pred"] = std.inverse(pred / mc_samples)
-    return {k: [v[s, : n[s]].cpu().numpy() for s in range(len(splits))] for k, v in out.items()}
+    return {k: [v[s, : n[s]].cpu().numpy().astype(np.float64) for s in range(S)] for k, v in out.items()}
+
+
+def model_genes(state: FitState) -> int:
+    """Number of genes of a fitted state."""
+    return int(state.std.mean.shape[-1])
+
+
+class PertVAEMethod:
+    """PertVAE (or its reconstruction, ``reconstruction=True``) as a :class:`pertvae_core.methods.Method`.
+
+    ``PertVAEMethod(cfg, seed).fit(split)`` trains one model; :func:`fit_pertvae_methods` trains S splits as
+    one batched model and returns one fitted method per split. ``predict(x1)`` is the Monte Carlo predicted
+    mean of x2 (``cfg.mc_samples`` draws from the split's evaluation generator).
+    """
+
+    def __init__(self, cfg: FitConfig, seed: int = 0, reconstruction: bool = False) -> None:
+        self.cfg, self.seed, self.reconstruction = cfg, seed, reconstruction
+        self.name = "pertvae_rec" if reconstruction else "pertvae"
+
+    def fit(self, split: SplitData) -> PertVAEMethod:
+        self.state_, self.index_ = fit(_check([split]), self.cfg, [self.seed], pairs=True), 0
+        return self
+
+    def predict(self, x1: np.ndarray) -> np.ndarray:
+        S = len(self.state_.gens)
+        arrays = [np.asarray(x1, np.float32) if s == self.index_ else None for s in range(S)]
+        out = predict(self.state_, arrays, self.cfg.mc_samples, only=self.index_)
+        return out["rec" if self.reconstruction else "pred"][self.index_]
+
+
+def fit_pertvae_methods(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int],
+                        reconstruction: bool = False) -> list[PertVAEMethod]:
+    """Fit PertVAE on S splits as one batched model; one fitted :class:`PertVAEMethod` per split."""
+    splits = _check(splits, seeds)
+    state = fit(splits, cfg, seeds, pairs=True)
+    out = []
+    for s, seed in enumerate(seeds):
+        m = PertVAEMethod(cfg, seed, reconstruction)
+        m.state_, m.index_ = state, s
+        out.append(m)
+    return out
 
 
 def _evaluate(state: FitState, splits: list[SplitData], cfg: FitConfig) -> list[dict]:
-    pr = predict(state, splits, cfg.mc_samples)
+    pr = predict(state, [sp.x1_test for sp in splits], cfg.mc_samples,
+                 targets=[sp.x2_test if state.model.pairs else sp.x1_test for sp in splits])
+    cells = [TestCells.from_split(sp) for sp in splits] if state.model.pairs else []
+    pc = predict(state, [c.x1 for c in cells], cfg.mc_samples) if state.model.pairs else {}
     per_fit = state.fit_seconds / len(splits)
     rows = []
     for s, sp in enumerate(splits):
@@ -98,6 +171,10 @@ def _evaluate(state: FitState, splits: list[SplitData], cfg: FitConfig) -> list[
                        test_loss=float(np.mean(pr["nll"][s])))
             if state.model.pairs:
                 row["rho_pred_pert"] = rho_mean(pr["pred"][s], sp.x2_test)
+                row["scores"] = {
+                    "pertvae": score(sp, pr["pred"][s], pc["pred"][s], cells[s]),
+                    "pertvae_rec": score(sp, rec, pc["rec"][s], cells[s]),
+                }
             if not all(np.isfinite(row[k]) for k in ("test_loss",)):
                 row.update(status="failed", reason="non-finite test loss")
         rows.append(row)
@@ -116,24 +193,44 @@ def fit_evaluate_vae(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequenc
     return _evaluate(fit(splits, cfg, seeds, pairs=False), splits, cfg)
 
 
-def _baseline_rows(splits: Sequence[SplitData], latent: int, fn_name: str) -> list[dict]:
-    from pertvae_core import baselines
+def evaluate_pca(splits: Sequence[SplitData], latent: int) -> list[dict]:
+    """PCA reconstruction at ``latent`` components (Figure 2): rho_rec, rho_rec_pert per split."""
+    from pertvae_core.baselines import pca_reconstruction_rho
 
-    fn = getattr(baselines, fn_name)
     rows = []
     for sp in _check(splits):
         t0 = time.perf_counter()
-        row = dict(fn(sp, latent))
+        row = dict(pca_reconstruction_rho(sp, latent))
         row.update(fit_seconds=time.perf_counter() - t0, status="done", reason="")
         rows.append(row)
     return rows
 
 
-def evaluate_pca(splits: Sequence[SplitData], latent: int) -> list[dict]:
-    """PCA reconstruction at ``latent`` components (Figure 2): rho_rec, rho_rec_pert per split."""
-    return _baseline_rows(splits, latent, "pca_reconstruction_rho")
+def evaluate_methods(splits: Sequence[SplitData], factories: Mapping[str, Callable[[], Any]]) -> list[dict]:
+    """Fit and score every method of ``factories`` (name -> a new unfitted method) on each split.
+
+    One row per split: ``scores`` {method: {metric: value}} (:func:`pertvae_core.evaluation.score_method`),
+    ``fit_seconds`` (all methods), ``status``/``reason``: a method that raises or predicts non-finite values
+    fails the split's row with its reason; its scores are NaN.
+    """
+    rows = []
+    for sp in _check(splits):
+        t0 = time.perf_counter()
+        cells = TestCells.from_split(sp)
+        scores: dict[str, dict[str, float]] = {}
+        reasons = []
+        for name, make in factories.items():
+            try:
+                scores[name] = score_method(sp, make().fit(sp).predict, cells)
+            except (ValueError, np.linalg.LinAlgError, FloatingPointError) as e:
+                reasons.append(f"{name}: {type(e).__name__}: {e}")
+        rows.append({"scores": scores, "fit_seconds": time.perf_counter() - t0,
+                     "status": "failed" if reasons else "done", "reason": "; ".join(reasons)})
+    return rows
 
 
 def evaluate_baselines(splits: Sequence[SplitData], latent: int) -> list[dict]:
-    """Identity, mean-shift and PCA latent-linear perturbation baselines per split."""
-    return _baseline_rows(splits, latent, "perturbation_baselines")
+    """The perturbation baselines (:data:`pertvae_core.baselines.BASELINES`) at ``latent``, per split."""
+    from pertvae_core.baselines import BASELINES
+
+    return evaluate_methods(splits, {name: (lambda f=f: f(latent)) for name, f in BASELINES.items()})

@@ -1,37 +1,43 @@
-"""Non-VAE baselines: PCA reconstruction (paper Figure 2) and perturbation-prediction baselines.
+"""Non-VAE baselines: PCA reconstruction (paper Figure 2) and the perturbation-prediction baselines.
 
-All fitted on the training split only (profiles ``xs_train``, ``x1_train``, ``x2_train`` stacked), with genes
-standardized by training statistics; correlations are computed in the original gene space on the test pairs.
+Everything is fitted on the training split only; the test cell lines are never seen, and a ridge penalty is
+chosen on the validation pairs (the data PertVAE uses for early stopping). Pure numpy, float64.
 
-- PCA reconstruction at latent size L, the linear counterpart of the VAE's reconstruction: ``rho_rec``
-  (reconstruction of x1 vs x1) and ``rho_rec_pert`` (reconstruction of x1 vs x2), as in Section 4.2.
-- identity: x2 predicted as x1.
-- mean shift: x2 predicted as x1 + mean over training pairs of (x2 - x1).
-- PCA latent linear model, the linear twin of PertVAE's drug effect (Eq. 3, 5): z = PCA code,
-  z2 = z1 + W z1 + b fitted by ridge-regularized least squares on the training pairs, x2 = decode(z2);
-  the ridge strength is chosen from RIDGE_GRID by the validation pairs' rho (the data PertVAE uses for
-  early stopping), or DEFAULT_RIDGE when there are no validation pairs.
-
-Each value is :func:`pertvae_core.metrics.rho_mean`: the mean over test pairs of the per-pair Spearman.
-Pure numpy, float64.
+- PCA reconstruction at latent size L (profiles ``xs_train``, ``x1_train``, ``x2_train`` stacked, genes
+  standardized by their training statistics), the linear counterpart of the VAE's reconstruction:
+  ``rho_rec`` (reconstruction of x1 vs x1) and ``rho_rec_pert`` (reconstruction of x1 vs x2), Section 4.2.
+- Perturbation baselines, each a :class:`pertvae_core.methods.Method` (``fit(split)``, ``predict(x1)``):
+  ``identity`` (x2_hat = x1), ``train_mean`` (the mean training x2, whatever x1 is), ``mean_shift``
+  (x1 + the mean training change x2 - x1), ``pca_latent_linear`` (the linear twin of PertVAE's drug effect,
+  Eq. 3, 5: z = PCA code of the stacked training profiles, z2 = z1 + W z1 + b by ridge least squares on the
+  training pairs, x2_hat = decode(z2)) and ``ridge_delta`` (the linear model of Ahlmann-Eltze et al. 2025
+  on our task: PCA of the standardized training x1, ridge regression of the standardized change x2 - x1 on
+  those components, x2_hat = x1 + the predicted change; a large penalty gives mean_shift).
+  Ridge penalties are chosen from a grid by the validation pairs' mean squared error in the standardized
+  space (:class:`pertvae_core.evaluation.ZSpace`), or a default without validation pairs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pertvae_core.evaluation import ZSpace
 from pertvae_core.metrics import rho_mean
 
 if TYPE_CHECKING:
     from pertvae_core.data import SplitData
 
-__all__ = ["PCA", "fit_pca", "fit_latent_shift", "pca_reconstruction_rho", "perturbation_baselines"]
+__all__ = ["PCA", "fit_pca", "fit_latent_shift", "pca_reconstruction_rho", "Identity", "TrainMean",
+           "MeanShift", "PCALatentLinear", "RidgeDelta", "BASELINES"]
 
 RIDGE_GRID = (1e-6, 1e-4, 1e-2, 1e-1, 1.0, 10.0)
 DEFAULT_RIDGE = 1e-2
+DELTA_RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
+DEFAULT_DELTA_RIDGE = 1.0
 _FIELDS = ("x1_train", "x2_train", "x1_val", "x2_val", "x1_test", "x2_test", "xs_train")
 
 
@@ -142,30 +148,142 @@ def pca_reconstruction_rho(split: SplitData, latent: int) -> dict:
             "latent_used": pca.k, "note": pca.note}
 
 
-def perturbation_baselines(split: SplitData, latent: int, ridge: float | None = None) -> dict:
-    """Identity, mean-shift and PCA-latent-linear predictions of the test x2, scored against observed x2.
+def _val_mse(split: SplitData, predict: Callable[[np.ndarray], np.ndarray]) -> float:
+    """Validation pairs' mean squared error of x2_hat in the training z space (inf if not finite)."""
+    zs = ZSpace.from_training(split)
+    v = float(np.mean((zs(predict(split.x1_val)) - zs(split.x2_val)) ** 2))
+    return v if np.isfinite(v) else np.inf
 
-    ``ridge`` None selects the latent model's ridge strength on the validation pairs (see module docstring).
-    Returns {"rho_identity", "rho_meanshift", "rho_pca_latent", "ridge", "latent_used", "note"}.
-    """
-    x = _arrays(split)
-    x1, x2 = x["x1_test"], x["x2_test"]
-    shift = (x["x2_train"] - x["x1_train"]).mean(axis=0)
-    pca = _training_pca(x, latent)
-    z1_train, z2_train = pca.encode(x["x1_train"]), pca.encode(x["x2_train"])
 
-    def predict(x1_: np.ndarray, lam: float) -> np.ndarray:
-        w, b = fit_latent_shift(z1_train, z2_train, ridge=lam)
-        z1 = pca.encode(x1_)
-        return pca.decode(z1 + z1 @ w.T + b)
+def _choose(split: SplitData, grid: Sequence[float], default: float,
+            make: Callable[[float], Callable[[np.ndarray], np.ndarray]]) -> float:
+    if split.x1_val.shape[0] == 0:
+        return default
+    losses = [_val_mse(split, make(lam)) for lam in grid]
+    return float(grid[int(np.argmin(losses))])
 
-    if ridge is None:
-        if x["x1_val"].shape[0] > 0:
-            scores = [rho_mean(predict(x["x1_val"], lam), x["x2_val"]) for lam in RIDGE_GRID]
-            scores = [s if np.isfinite(s) else -np.inf for s in scores]
-            ridge = RIDGE_GRID[int(np.argmax(scores))]
-        else:
-            ridge = DEFAULT_RIDGE
-    return {"rho_identity": rho_mean(x1, x2), "rho_meanshift": rho_mean(x1 + shift, x2),
-            "rho_pca_latent": rho_mean(predict(x1, ridge), x2), "ridge": float(ridge),
-            "latent_used": pca.k, "note": pca.note}
+
+class Identity:
+    """x2_hat = x1: no drug effect."""
+
+    name = "identity"
+
+    def fit(self, split: SplitData) -> Identity:
+        _arrays(split)
+        return self
+
+    def predict(self, x1: np.ndarray) -> np.ndarray:
+        return np.asarray(x1, dtype=np.float64).copy()
+
+
+class TrainMean:
+    """x2_hat = the mean of the training x2, the same for every cell line (ignores x1)."""
+
+    name = "train_mean"
+
+    def fit(self, split: SplitData) -> TrainMean:
+        self.mean_ = _arrays(split)["x2_train"].mean(axis=0)
+        return self
+
+    def predict(self, x1: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.mean_, np.shape(x1)).copy()
+
+
+class MeanShift:
+    """x2_hat = x1 + mean over training pairs of (x2 - x1): the drug's average change."""
+
+    name = "mean_shift"
+
+    def fit(self, split: SplitData) -> MeanShift:
+        x = _arrays(split)
+        self.shift_ = (x["x2_train"] - x["x1_train"]).mean(axis=0)
+        return self
+
+    def predict(self, x1: np.ndarray) -> np.ndarray:
+        return np.asarray(x1, dtype=np.float64) + self.shift_
+
+
+class PCALatentLinear:
+    """z2 = z1 + W z1 + b in the PCA code of the training profiles (Eq. 3, 5 without noise), ridge on W
+    chosen on the validation pairs from RIDGE_GRID (``ridge`` fixes it)."""
+
+    name = "pca_latent_linear"
+
+    def __init__(self, latent: int, ridge: float | None = None) -> None:
+        self.latent, self.ridge = latent, ridge
+
+    def fit(self, split: SplitData) -> PCALatentLinear:
+        x = _arrays(split)
+        self.pca_ = _training_pca(x, self.latent)
+        z1, z2 = self.pca_.encode(x["x1_train"]), self.pca_.encode(x["x2_train"])
+
+        def make(lam: float) -> Callable[[np.ndarray], np.ndarray]:
+            w, b = fit_latent_shift(z1, z2, ridge=lam)
+            return lambda x1: self._decode(x1, w, b)
+
+        self.ridge_ = (self.ridge if self.ridge is not None
+                       else _choose(split, RIDGE_GRID, DEFAULT_RIDGE, make))
+        self.w_, self.b_ = fit_latent_shift(z1, z2, ridge=self.ridge_)
+        return self
+
+    def _decode(self, x1: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        z1 = self.pca_.encode(x1)
+        return self.pca_.decode(z1 + z1 @ w.T + b)
+
+    def predict(self, x1: np.ndarray) -> np.ndarray:
+        return self._decode(x1, self.w_, self.b_)
+
+
+class RidgeDelta:
+    """x2_hat = x1 + ridge regression of the standardized change on the top ``latent`` principal components
+    of the standardized training x1 (module docstring); penalty ``ridge * trace(P^T P) / k`` chosen on the
+    validation pairs from DELTA_RIDGE_GRID."""
+
+    name = "ridge_delta"
+
+    def __init__(self, latent: int, ridge: float | None = None) -> None:
+        self.latent, self.ridge = latent, ridge
+
+    def fit(self, split: SplitData) -> RidgeDelta:
+        x = _arrays(split)
+        self.zs_ = ZSpace.from_training(split)
+        z1 = self.zs_(x["x1_train"])
+        d = self.zs_(x["x2_train"]) - z1
+        self.mu_ = z1.mean(axis=0)
+        k = min(int(self.latent), *z1.shape)
+        _, _, vt = np.linalg.svd(z1 - self.mu_, full_matrices=False)
+        self.v_ = vt[:k]
+        p = (z1 - self.mu_) @ self.v_.T
+        self.dmean_ = d.mean(axis=0)
+        gram, rhs = p.T @ p, p.T @ (d - self.dmean_)
+        scale = max(float(np.trace(gram)) / max(k, 1), np.finfo(float).tiny)
+
+        def coef(lam: float) -> np.ndarray:
+            return np.linalg.solve(gram + lam * scale * np.eye(k), rhs)
+
+        def make(lam: float) -> Callable[[np.ndarray], np.ndarray]:
+            c = coef(lam)
+            return lambda x1: self._predict(x1, c)
+
+        self.ridge_ = (self.ridge if self.ridge is not None
+                       else _choose(split, DELTA_RIDGE_GRID, DEFAULT_DELTA_RIDGE, make))
+        self.coef_ = coef(self.ridge_)
+        return self
+
+    def _predict(self, x1: np.ndarray, coef: np.ndarray) -> np.ndarray:
+        x1 = np.asarray(x1, dtype=np.float64)
+        change = ((self.zs_(x1) - self.mu_) @ self.v_.T) @ coef + self.dmean_
+        return x1 + change * self.zs_.scale
+
+    def predict(self, x1: np.ndarray) -> np.ndarray:
+        return self._predict(x1, self.coef_)
+
+
+# name -> constructor(latent): the perturbation baselines of a "baselines" task, in report order.
+BASELINES: dict[str, Callable[[int], Any]] = {
+    "identity": lambda latent: Identity(),
+    "train_mean": lambda latent: TrainMean(),
+    "mean_shift": lambda latent: MeanShift(),
+    "pca_latent_linear": lambda latent: PCALatentLinear(latent),
+    "ridge_delta": lambda latent: RidgeDelta(latent),
+}

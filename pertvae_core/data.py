@@ -15,7 +15,12 @@ FIELDS = ("x1_train", "x2_train", "x1_val", "x2_val", "x1_test", "x2_test", "xs_
 class SplitData:
     """Raw float32 arrays [rows, genes]: training/validation/test pairs (x1 pre-, x2 post-treatment) and
     unpaired training singletons ``xs_train`` (may have 0 rows). Validation pairs may have 0 rows (then no
-    early stopping). Validated on construction: 2-D, equal gene counts, finite, pairs aligned row by row."""
+    early stopping). Validated on construction: 2-D, equal gene counts, finite, pairs aligned row by row.
+
+    Optional, for scoring per test cell line (:mod:`pertvae_core.evaluation`): ``test_cell_line`` [n_test]
+    labels each test pair; ``xc_test`` [n_c, G] holds every control replicate of the test cell lines, with
+    ``xc_test_cell_line`` [n_c]. Without labels every test pair counts as its own cell line; without
+    ``xc_test`` a cell line's controls are the distinct x1 rows of its pairs."""
 
     x1_train: np.ndarray
     x2_train: np.ndarray
@@ -24,6 +29,9 @@ class SplitData:
     x1_test: np.ndarray
     x2_test: np.ndarray
     xs_train: np.ndarray
+    test_cell_line: np.ndarray | None = None
+    xc_test: np.ndarray | None = None
+    xc_test_cell_line: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         genes = None
@@ -47,6 +55,33 @@ class SplitData:
         for f in ("x1_train", "x1_test"):
             if getattr(self, f).shape[0] == 0:
                 raise ValueError(f"SplitData.{f} has no rows")
+        self._check_test_labels()
+
+    def _check_test_labels(self) -> None:
+        if self.test_cell_line is not None:
+            lab = np.asarray(self.test_cell_line).astype(str)
+            if lab.shape != (self.x1_test.shape[0],):
+                raise ValueError(f"SplitData.test_cell_line has shape {lab.shape}, expected "
+                                 f"({self.x1_test.shape[0]},): one label per test pair")
+            object.__setattr__(self, "test_cell_line", lab)
+        if (self.xc_test is None) != (self.xc_test_cell_line is None):
+            raise ValueError("SplitData.xc_test and xc_test_cell_line go together: give both or neither")
+        if self.xc_test is None:
+            return
+        if self.test_cell_line is None:
+            raise ValueError("SplitData.xc_test needs test_cell_line (which cell line each test pair is)")
+        xc = np.asarray(self.xc_test, dtype=np.float32)
+        lab = np.asarray(self.xc_test_cell_line).astype(str)
+        if xc.ndim != 2 or xc.shape[1] != self.genes or lab.shape != (xc.shape[0],):
+            raise ValueError(f"SplitData.xc_test must be [rows, {self.genes}] with one xc_test_cell_line per "
+                             f"row, got {xc.shape} and {lab.shape}")
+        if not np.isfinite(xc).all():
+            raise ValueError("SplitData.xc_test contains NaN or inf")
+        lacking = sorted(set(self.test_cell_line) - set(lab))
+        if lacking:
+            raise ValueError(f"SplitData.xc_test has no control for test cell line(s) {lacking[:5]}")
+        object.__setattr__(self, "xc_test", xc)
+        object.__setattr__(self, "xc_test_cell_line", lab)
 
     @property
     def genes(self) -> int:

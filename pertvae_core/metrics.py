@@ -1,8 +1,12 @@
-"""Per-sample Spearman correlation across genes (paper Section 4.2).
+"""Row-wise metrics across genes: the paper's Spearman (Section 4.2) and the change-based metrics.
 
 rho_rec_pert and rho_pred_pert are both "the Spearman correlation between a predicted and an observed
 profile of one test pair, averaged over the test pairs of a split"; :func:`spearman_rows` computes the
 per-pair values in one vectorized pass and :func:`rho_mean` the split's value.
+
+The change-based metrics (:func:`change_pearson_rows`, :func:`sign_agreement_top_rows`,
+:func:`mse_rows`) take one row per test cell line; :mod:`pertvae_core.evaluation` builds the rows (which
+space, which profiles) and averages them over cell lines.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["spearman_rows", "rho_mean"]
+__all__ = ["spearman_rows", "rho_mean", "pearson_rows", "change_pearson_rows", "sign_agreement_top_rows",
+           "mse_rows"]
 
 
 def _as_float64(x: Any, name: str) -> np.ndarray:
@@ -59,3 +64,77 @@ def rho_mean(pred: Any, obs: Any) -> float:
     rho = np.atleast_1d(rho).ravel()
     finite = rho[np.isfinite(rho)]
     return float(finite.mean()) if finite.size else float("nan")
+
+
+def pearson_rows(a: Any, b: Any) -> np.ndarray:
+    """Pearson correlation of each row of ``a`` with the same row of ``b`` across the last axis.
+
+    A row that is constant in either input, or that contains NaN, gives NaN (as ``scipy.stats.pearsonr``
+    refuses constant input). Returns float64 of shape ``a.shape[:-1]``.
+    """
+    x = _as_float64(a, "a")
+    y = _as_float64(b, "b")
+    if x.shape != y.shape:
+        raise ValueError(f"pearson_rows: shapes differ: a {x.shape} vs b {y.shape}")
+    if x.shape[-1] < 2:
+        raise ValueError(f"pearson_rows: need at least 2 genes on the last axis, got {x.shape[-1]}")
+    xc = x - x.mean(axis=-1, keepdims=True)
+    yc = y - y.mean(axis=-1, keepdims=True)
+    num = np.einsum("...g,...g->...", xc, yc)
+    den = np.sqrt(np.einsum("...g,...g->...", xc, xc) * np.einsum("...g,...g->...", yc, yc))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return np.clip(r, -1.0, 1.0)
+
+
+# A predicted change whose spread across genes is below this fraction of its scale counts as "no change"
+# (float32 round-off of a method that returns x1 + constant is ~1e-6 of the scale).
+NO_CHANGE_RTOL = 1e-5
+
+
+def _no_change(pred_change: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Rows of ``pred_change`` that are constant across genes up to float round-off of ``scale``."""
+    spread = pred_change.std(axis=-1)
+    return spread <= NO_CHANGE_RTOL * np.maximum(scale, 1.0)
+
+
+def change_pearson_rows(pred_change: Any, obs_change: Any, scale: Any = None) -> np.ndarray:
+    """Pearson across genes of a predicted change with an observed change, per row.
+
+    A prediction of no change (a row constant across genes, e.g. the identity x2_hat = x1, or the mean-shift
+    prediction after centering on the mean change) has an undefined correlation: it is defined as 0, since
+    it predicts nothing about which genes move. "Constant" allows float round-off relative to ``scale`` (per
+    row, e.g. the RMS of the uncentered prediction; default the row's own RMS). NaN in an input gives NaN.
+    """
+    p = _as_float64(pred_change, "pred_change")
+    o = _as_float64(obs_change, "obs_change")
+    r = pearson_rows(p, o)
+    ref = np.sqrt(np.mean(p * p, axis=-1)) if scale is None else _as_float64(scale, "scale")
+    flat = _no_change(p, ref) & np.isfinite(p).all(axis=-1) & np.isfinite(o).all(axis=-1)
+    return np.where(flat, 0.0, r)
+
+
+def sign_agreement_top_rows(pred_change: Any, obs_change: Any, k: int = 50) -> np.ndarray:
+    """Fraction of the ``k`` genes with the largest observed |change| whose predicted change has the same
+    sign (strictly: a predicted change of exactly 0 is not a direction and counts as wrong). Per row;
+    ``k`` is capped at the number of genes; NaN in a row gives NaN."""
+    p = _as_float64(pred_change, "pred_change")
+    o = _as_float64(obs_change, "obs_change")
+    if p.shape != o.shape:
+        raise ValueError(f"sign_agreement_top_rows: shapes differ: {p.shape} vs {o.shape}")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"sign_agreement_top_rows: k must be a positive int, got {k!r}")
+    k = min(int(k), p.shape[-1])
+    top = np.argsort(-np.abs(o), axis=-1, kind="stable")[..., :k]
+    agree = np.take_along_axis(p, top, -1) * np.take_along_axis(o, top, -1) > 0
+    bad = ~(np.isfinite(p).all(axis=-1) & np.isfinite(o).all(axis=-1))
+    return np.where(bad, np.nan, agree.mean(axis=-1))
+
+
+def mse_rows(pred: Any, obs: Any) -> np.ndarray:
+    """Mean squared error across genes, per row."""
+    p = _as_float64(pred, "pred")
+    o = _as_float64(obs, "obs")
+    if p.shape != o.shape:
+        raise ValueError(f"mse_rows: shapes differ: {p.shape} vs {o.shape}")
+    return np.mean((p - o) ** 2, axis=-1)

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as _st
 
-__all__ = ["mann_whitney_greater", "wilcoxon_greater", "corrected_t_greater", "benjamini_hochberg"]
+__all__ = ["mann_whitney_greater", "wilcoxon_greater", "corrected_t_greater", "corrected_t_interval",
+           "paired_comparison", "benjamini_hochberg"]
 
 
 def _vec(x: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
@@ -85,6 +86,51 @@ def corrected_t_greater(rho_pred: Sequence[float], rho_rec: Sequence[float],
         return 0.0 if mean > 0 else 1.0
     t = mean / math.sqrt((1.0 / j + float(n_test) / float(n_train)) * var)
     return float(_st.t.sf(t, df=j - 1))
+
+
+def _check_sizes(n_train: float, n_test: float) -> None:
+    for name, v in (("n_train", n_train), ("n_test", n_test)):
+        if not (isinstance(v, int | float | np.integer | np.floating) and math.isfinite(v) and v > 0):
+            raise ValueError(f"corrected_t: {name} must be a positive number, got {v!r}")
+
+
+def corrected_t_interval(a: Sequence[float], b: Sequence[float], n_train: float, n_test: float,
+                         level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of d = a - b over the paired splits and its two-sided ``level`` interval from the Nadeau-Bengio
+    corrected resampled t: mean +/- t_{(1+level)/2, J-1} * sqrt((1/J + n_test/n_train) * var(d, ddof=1)).
+
+    Returns (mean, low, high); fewer than 2 pairs give NaN bounds (and a NaN mean with none).
+    """
+    _check_sizes(n_train, n_test)
+    d = _paired(a, b)
+    j = d.size
+    if j == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(d.mean())
+    if j < 2:
+        return mean, float("nan"), float("nan")
+    half = float(_st.t.ppf(0.5 + level / 2, df=j - 1)) * math.sqrt(
+        (1.0 / j + float(n_test) / float(n_train)) * float(d.var(ddof=1)))
+    return mean, mean - half, mean + half
+
+
+def paired_comparison(a: Sequence[float], b: Sequence[float], n_train: float, n_test: float,
+                      higher_is_better: bool = True) -> dict[str, float]:
+    """Method A against method B over the same splits (one value each per split, NaN = missing).
+
+    ``mean_diff`` = mean(a - b) with its 95% corrected-t interval ``ci_low``/``ci_high`` (the sign is a - b
+    whatever the metric's direction); one-sided p-values that A is better (``p_wilcoxon``,
+    ``p_corrected_t``: H1 a > b, or a < b when lower is better) and that A is worse (``p_wilcoxon_worse``,
+    ``p_corrected_t_worse``); ``n_splits`` pairs used.
+    """
+    mean, lo, hi = corrected_t_interval(a, b, n_train, n_test)
+    better, worse = (a, b) if higher_is_better else (b, a)
+    return {"mean_diff": mean, "ci_low": lo, "ci_high": hi,
+            "p_wilcoxon": wilcoxon_greater(better, worse),
+            "p_corrected_t": corrected_t_greater(better, worse, n_train, n_test),
+            "p_wilcoxon_worse": wilcoxon_greater(worse, better),
+            "p_corrected_t_worse": corrected_t_greater(worse, better, n_train, n_test),
+            "n_splits": int(_paired(a, b).size)}
 
 
 def benjamini_hochberg(p: Sequence[float]) -> np.ndarray:

@@ -1,0 +1,267 @@
+"""The benchmark tables: every method's scores, PertVAE against every other method, and the plain verdict.
+
+Reads the ``score[model, drug, latent, split, method, metric]`` variable of OUT/results.zarr (see
+harness/store.py) and writes, through harness/report.py:
+
+- ``scores.csv``: tidy, one row per (drug, latent, repeat, fold, method, metric) of a done fit, ``value``;
+- ``comparisons.csv``: per drug, latent, metric and method, PertVAE minus the method over the splits:
+  ``mean_diff`` with its 95% interval from the corrected resampled t (Nadeau-Bengio), one-sided paired
+  Wilcoxon and corrected-t p-values that PertVAE is better, ``q_bh`` = Benjamini-Hochberg over the drugs of
+  ``p_corrected_t`` within each (latent, method, metric); and the same for "PertVAE is worse"
+  (``p_corrected_t_worse``, ``q_bh_worse``). Sign: mean_diff > 0 means PertVAE scored higher, which is
+  better for every metric but ``mse_z`` (lower is better: there mean_diff < 0 means PertVAE is better; the
+  p-values always test "better" in the metric's own direction);
+- ``benchmark.md``: per drug, every method's mean primary metric (delta_pearson) with the noise ceiling,
+  the best method in bold, and one sentence saying whom PertVAE beats and loses to (q < 0.05); with a
+  synthetic cube, how those calls match the cube's ground truth;
+- ``drugs.png``: per drug, the primary metric of every method over splits, the ceiling as a dashed line,
+  marks only for PertVAE-vs-method comparisons with q < 0.05, above the method they refer to.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from pertvae_core.evaluation import HIGHER_IS_BETTER, PRIMARY
+from pertvae_core.methods import MODEL_METHODS, REFERENCE
+from pertvae_core.stats import benjamini_hochberg, paired_comparison
+
+__all__ = ["scores_table", "comparisons", "verdict", "benchmark_markdown", "drugs_figure"]
+
+ALPHA = 0.05
+SCORE_COLUMNS = ("drug", "latent", "repeat", "fold", "method", "metric", "value")
+COMPARISON_COLUMNS = ("drug", "latent", "metric", "method", "mean_diff", "ci_low", "ci_high", "p_wilcoxon",
+                      "p_corrected_t", "q_bh", "p_wilcoxon_worse", "p_corrected_t_worse", "q_bh_worse",
+                      "n_splits")
+
+
+def _json(ds: xr.Dataset, name: str) -> dict:
+    raw = ds.attrs.get(name)
+    try:
+        val = json.loads(raw) if isinstance(raw, str) and raw else {}
+    except json.JSONDecodeError:
+        return {}
+    return val if isinstance(val, dict) else {}
+
+
+def _str(values: Any) -> np.ndarray:
+    """A string array as numpy ``str`` (zarr v3 may hand back StringDType or object arrays)."""
+    return np.asarray(values).astype(object).astype(str)
+
+
+def scores_table(ds: xr.Dataset) -> pd.DataFrame:
+    """Tidy scores of the done fits (see the module docstring); empty when the store has no scores."""
+    if "score" not in ds.data_vars:
+        return pd.DataFrame(columns=list(SCORE_COLUMNS))
+    ds = ds.transpose("model", "drug", "latent", "split", "method", "metric")
+    status = _str(ds["status"].values)
+    vals = np.asarray(ds["score"].values, dtype=np.float64)
+    models = [str(m) for m in ds["model"].values]
+    drugs = _str(ds["drug"].values)
+    methods = [str(m) for m in ds["method"].values]
+    metrics = [str(m) for m in ds["metric"].values]
+    frames = []
+    for mi, model in enumerate(models):
+        for name in MODEL_METHODS.get(model, ()):
+            if name not in methods:
+                continue
+            k = methods.index(name)
+            block = np.where((status[mi] == "done")[..., None], vals[mi, :, :, :, k, :], np.nan)
+            d, li, s, j = np.nonzero(np.isfinite(block))
+            if d.size == 0:
+                continue
+            frames.append(pd.DataFrame({
+                "drug": drugs[d],
+                "latent": np.asarray(ds["latent"].values, dtype=np.int64)[li],
+                "repeat": np.asarray(ds["repeat"].values, dtype=np.int64)[s],
+                "fold": np.asarray(ds["fold"].values, dtype=np.int64)[s],
+                "method": name, "metric": np.asarray(metrics)[j], "value": block[d, li, s, j]}))
+    if not frames:
+        return pd.DataFrame(columns=list(SCORE_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(SCORE_COLUMNS)]
+
+
+def comparisons(scores: pd.DataFrame, n_train_test: dict[str, Any]) -> pd.DataFrame:
+    """PertVAE against every other method per (drug, latent, metric), with BH q-values over the drugs."""
+    rows = []
+    if scores.empty or REFERENCE not in set(scores["method"]):
+        return pd.DataFrame(columns=list(COMPARISON_COLUMNS))
+    wide = scores.pivot_table(index=["drug", "latent", "metric", "repeat", "fold"], columns="method",
+                              values="value", aggfunc="first")
+    for (drug, latent, metric), block in wide.groupby(level=["drug", "latent", "metric"], sort=False):
+        if REFERENCE not in block:
+            continue
+        tt = n_train_test.get(drug) or [float("nan"), float("nan")]
+        n_train, n_test = float(tt[0]), float(tt[1])
+        ref = block[REFERENCE].to_numpy(dtype=float)
+        for method in block.columns:
+            if method == REFERENCE:
+                continue
+            other = block[method].to_numpy(dtype=float)
+            if not (np.isfinite(ref) & np.isfinite(other)).any() or not min(n_train, n_test) > 0:
+                continue
+            res = paired_comparison(ref, other, n_train, n_test, HIGHER_IS_BETTER.get(metric, True))
+            rows.append({"drug": drug, "latent": int(latent), "metric": metric, "method": method, **res})
+    df = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("q_bh", "q_bh_worse")])
+    df["q_bh"] = np.nan
+    df["q_bh_worse"] = np.nan
+    for _, idx in df.groupby(["latent", "method", "metric"]).groups.items():
+        df.loc[idx, "q_bh"] = benjamini_hochberg(df.loc[idx, "p_corrected_t"].to_numpy(dtype=float))
+        df.loc[idx, "q_bh_worse"] = benjamini_hochberg(df.loc[idx, "p_corrected_t_worse"].to_numpy(float))
+    return df[list(COMPARISON_COLUMNS)]
+
+
+def _methods_in(scores: pd.DataFrame) -> list[str]:
+    order = [m for ms in MODEL_METHODS.values() for m in ms]
+    present = set(scores["method"])
+    return [m for m in order if m in present] + sorted(present - set(order))
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def verdict(comp: pd.DataFrame, drug: str, latent: int, metric: str = PRIMARY) -> str:
+    """One plain sentence: whom PertVAE beats and loses to on ``metric`` (q < 0.05)."""
+    sub = comp[(comp["drug"] == drug) & (comp["latent"] == latent) & (comp["metric"] == metric)]
+    if sub.empty:
+        return "no comparison (PertVAE or the other methods have no finished fits)"
+    beats = sub.loc[sub["q_bh"] < ALPHA, "method"].tolist()
+    loses = sub.loc[sub["q_bh_worse"] < ALPHA, "method"].tolist()
+    parts = []
+    parts.append(f"PertVAE beats {_join(beats)}" if beats else "PertVAE beats no method")
+    parts.append(f"loses to {_join(loses)}" if loses else "no method beats it")
+    return "; ".join(parts) + " (q < 0.05)."
+
+
+def _truth_line(ds: xr.Dataset, comp: pd.DataFrame, latent: int) -> str:
+    """How the report's calls match a synthetic cube's ground truth ('' for real data)."""
+    truth = _json(ds, "ground_truth")
+    if not truth:
+        return ""
+    eff = [d for d, t in truth.items() if t.get("effective")]
+    null = [d for d, t in truth.items() if not t.get("effective")]
+    sub = comp[(comp["latent"] == latent) & (comp["metric"] == PRIMARY) & (comp["method"] == "identity")]
+    called = set(sub.loc[sub["q_bh"] < ALPHA, "drug"])
+    found = [d for d in eff if d in called]
+    false = [d for d in null if d in called]
+    kinds = {d: t.get("kind", "latent_linear") for d, t in truth.items()}
+    missed = [f"{d} ({kinds[d]})" for d in eff if d not in called]
+    line = (f"Ground truth (synthetic cube): PertVAE predicts the change (delta_pearson above identity's 0, "
+            f"q < 0.05) for {len(found)} of {len(eff)} drugs with a real effect and {len(false)} of "
+            f"{len(null)} null drugs")
+    if missed:
+        line += f"; missed: {', '.join(missed)}"
+    if false:
+        line += f"; false calls: {', '.join(false)}"
+    return line + "."
+
+
+def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, partial_line: str) -> str:
+    """benchmark.md (see the module docstring)."""
+    ceiling = _json(ds, "ceiling")
+    lines = [partial_line, ""] if partial_line else []
+    lines += [f"Benchmark: the primary metric is {PRIMARY}, the Pearson correlation across genes of the "
+              "predicted change (x2_hat - x1) with the observed change (x2 - x1), per-gene standardized with "
+              "the training split's L1000 statistics, per test cell line, mean over cell lines and splits. "
+              "identity predicts no change and scores 0 by definition. ceiling = replicate agreement of the "
+              "observed change (split halves). Bold = best method. q = BH over drugs of the corrected "
+              "resampled t-test (PertVAE vs that method, paired over splits).", ""]
+    if scores.empty:
+        return "\n".join(lines + ["(no scores in this run)"]) + "\n"
+    prim = scores[scores["metric"] == PRIMARY]
+    methods = _methods_in(scores)
+    for latent in sorted(prim["latent"].unique().tolist()):
+        sub = prim[prim["latent"] == latent]
+        means = sub.groupby(["drug", "method"])["value"].mean()
+        lines.append(f"### latent {latent}")
+        lines.append("")
+        lines.append("| drug | ceiling | " + " | ".join(methods) + " | verdict |")
+        lines.append("|---|---:|" + "---:|" * len(methods) + "---|")
+        for drug in [str(d) for d in ds["drug"].values]:
+            vals = {m: means.get((drug, m), np.nan) for m in methods}
+            finite = {m: v for m, v in vals.items() if np.isfinite(v)}
+            best = max(finite, key=finite.get) if finite else None
+            cells = [("**{:.3f}**" if m == best else "{:.3f}").format(v) if np.isfinite(v) else "-"
+                     for m, v in vals.items()]
+            c = (ceiling.get(drug) or {}).get("ceiling_delta_pearson", np.nan)
+            c_txt = f"{c:.3f}" if isinstance(c, int | float) and np.isfinite(c) else "n/a"
+            lines.append(f"| {drug} | {c_txt} | " + " | ".join(cells) + f" | {verdict(comp, drug, latent)} |")
+        lines.append("")
+        truth = _truth_line(ds, comp, latent)
+        if truth:
+            lines += [truth, ""]
+    reasons = sorted({(d, v.get("reason", "")) for d, v in ceiling.items() if (v or {}).get("reason")})
+    if reasons:
+        lines.append("Ceiling n/a: " + "; ".join(f"{d}: {r}" for d, r in reasons) + ".")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def drugs_figure(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, out: Path, partial: bool) -> Path:
+    """drugs.png (see the module docstring)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drugs = [str(d) for d in ds["drug"].values]
+    prim = scores[scores["metric"] == PRIMARY] if not scores.empty else scores
+    latents = sorted(prim["latent"].unique().tolist()) if not prim.empty else []
+    latent = latents[0] if latents else None
+    methods = _methods_in(prim) if not prim.empty else []
+    ceiling = _json(ds, "ceiling")
+    ncol = min(4, max(1, len(drugs)))
+    nrow = max(1, -(-len(drugs) // ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 2.9 * nrow), squeeze=False, sharey=True)
+    colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)}
+    for ax in axes.ravel()[len(drugs):]:
+        ax.set_axis_off()
+    for ax, drug in zip(axes.ravel(), drugs, strict=False):
+        ax.set_title(drug, fontsize=9)
+        ax.axhline(0.0, color="0.6", lw=0.6)
+        if latent is None:
+            ax.text(0.5, 0.5, "no scores", ha="center", va="center", transform=ax.transAxes)
+            continue
+        sub = prim[(prim["drug"] == drug) & (prim["latent"] == latent)]
+        data = [sub.loc[sub["method"] == m, "value"].to_numpy(dtype=float) for m in methods]
+        keep = [i for i, d in enumerate(data) if d.size]
+        if keep:
+            bp = ax.boxplot([data[i] for i in keep], positions=keep, widths=0.6, patch_artist=True,
+                            showfliers=False, manage_ticks=False)
+            for patch, i in zip(bp["boxes"], keep, strict=True):
+                patch.set_facecolor(colors[methods[i]])
+                patch.set_alpha(0.5)
+        c = (ceiling.get(drug) or {}).get("ceiling_delta_pearson", np.nan)
+        if isinstance(c, int | float) and np.isfinite(c):
+            ax.axhline(c, color="k", ls="--", lw=0.8)
+        cmp = comp[(comp["drug"] == drug) & (comp["latent"] == latent) & (comp["metric"] == PRIMARY)]
+        for _, r in cmp.iterrows():
+            if r["method"] not in methods:
+                continue
+            i = methods.index(r["method"])
+            top = np.nanmax(data[i]) if data[i].size else 0.0
+            if r["q_bh"] < ALPHA:
+                ax.text(i, top + 0.03, "*", ha="center", va="bottom", fontsize=11, color="tab:green")
+            elif r["q_bh_worse"] < ALPHA:
+                ax.text(i, top + 0.03, "v", ha="center", va="bottom", fontsize=9, color="tab:red")
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels(methods, rotation=60, ha="right", fontsize=6)
+        ax.grid(True, axis="y", alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"{PRIMARY} (z space)", fontsize=8)
+    title = (f"{PRIMARY} per method over splits (latent {latent}); dashed: noise ceiling\n"
+             f"* over a method: PertVAE better than it, v: PertVAE worse (q < {ALPHA})"
+             + (" [PARTIAL]" if partial else ""))
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.93 if nrow == 1 else 0.97))
+    path = out / "drugs.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
