@@ -39,8 +39,8 @@ from pertvae_core.stats import benjamini_hochberg, corrected_t_greater, mann_whi
 
 STORE_NAME = "results.zarr"
 TABLE_COLUMNS = ("drug", "latent", "n_cell_lines", "n_splits", "rho_rec_pert", "rho_pred_pert",
-                 "p_mannwhitney", "p_wilcoxon", "p_corrected_t", "q_bh", "rho_pred_pert_z", "delta_pearson",
-                 "rho_identity", "rho_meanshift", "rho_pca_latent", "n_failed", "n_missing")
+                 "p_mannwhitney", "p_wilcoxon", "p_corrected_t", "q_bh", "rho_identity", "rho_meanshift",
+                 "rho_pca_latent", "rho_pred_pert_z", "delta_pearson", "n_failed", "n_missing")
 # Table 1 column -> (method, metric) in the score variable.
 SCORE_COLUMNS = {"rho_pred_pert_z": ("pertvae", "rho_pred_pert_z"),
                  "delta_pearson": ("pertvae", "delta_pearson"),

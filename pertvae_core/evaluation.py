@@ -80,6 +80,8 @@ class ZSpace:
 class TestCells:
     """A split's test cell lines for scoring (see the module docstring)."""
 
+    __test__ = False  # not a pytest class
+
     cell_lines: tuple[str, ...]
     x1: np.ndarray             # [n_in, G] evaluation inputs: the input controls I_c of every cell line
     x1_cell: np.ndarray        # [n_in] index into cell_lines

@@ -22,8 +22,19 @@ DRUGS = ["strong", "inert", "weak"]
 LATENTS = [2, 10, 100]
 N_REPEATS, N_FOLDS = 2, 5
 N_TT = {"strong": [40.0, 10.0], "inert": [24.0, 6.0], "weak": [32.0, 8.0]}
-FLOATS = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "rho_identity", "rho_meanshift", "rho_pca_latent",
-          "test_loss", "epochs", "fit_seconds")
+FLOATS = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "test_loss", "epochs", "fit_seconds")
+METHODS = ("pertvae", "pertvae_rec", "identity", "train_mean", "mean_shift", "pca_latent_linear", "ridge_delta")
+METRICS = ("rho_pred_pert", "rho_pred_pert_z", "delta_pearson", "delta_pearson_centered", "mse_z",
+           "de_sign_top50")
+# Mean delta_pearson per (drug, method): PertVAE beats identity/train_mean on "strong", loses to ridge_delta.
+DELTA = {"strong": {"pertvae": 0.5, "pertvae_rec": 0.1, "identity": 0.0, "train_mean": 0.2, "mean_shift": 0.5,
+                    "pca_latent_linear": 0.5, "ridge_delta": 0.7},
+         "inert": dict.fromkeys(METHODS, 0.0), "weak": {**dict.fromkeys(METHODS, 0.05), "identity": 0.0}}
+CEILING = {"strong": {"ceiling_delta_pearson": 0.8, "n_cell_lines": 9, "reason": ""},
+           "inert": {"ceiling_delta_pearson": 0.01, "n_cell_lines": 5, "reason": ""},
+           "weak": {"ceiling_delta_pearson": float("nan"), "n_cell_lines": 0, "reason": "too few replicates"}}
+TRUTH = {"strong": {"effective": True, "kind": "latent_linear"}, "inert": {"effective": False, "kind": "none"},
+         "weak": {"effective": True, "kind": "gene_additive"}}
 GRID = {"pertvae": [100], "vae": [2, 10, 100], "pca": [2, 10, 100], "baselines": [100]}
 
 
@@ -34,6 +45,7 @@ def make_store(out: Path, seed: int = 0, with_planned: bool = True) -> xr.Datase
     shape = (len(MODELS), len(DRUGS), len(LATENTS), n_split)
     planned = np.array([[x in GRID[m] for x in LATENTS] for m in MODELS])
     data = {v: np.full(shape, np.nan) for v in FLOATS}
+    score = np.full((*shape, len(METHODS), len(METRICS)), np.nan)
     status = np.full(shape, "", dtype=object)
     pm = np.broadcast_to(planned[:, None, :, None], shape)
     status[pm] = "done"
@@ -45,22 +57,28 @@ def make_store(out: Path, seed: int = 0, with_planned: bool = True) -> xr.Datase
         pred = rec + effect[d] + 0.02 * rng.normal(size=n_split)
         data["rho_rec_pert"][mi["pertvae"], di, li[100]] = rec
         data["rho_pred_pert"][mi["pertvae"], di, li[100]] = pred
-        b = mi["baselines"], di, li[100]
-        data["rho_identity"][b] = 0.5 + 0.01 * rng.normal(size=n_split)
-        data["rho_meanshift"][b] = 0.52 + 0.01 * rng.normal(size=n_split)
-        data["rho_pca_latent"][b] = 0.53 + 0.01 * rng.normal(size=n_split)
+        for k, method in enumerate(METHODS):
+            model = "pertvae" if method.startswith("pertvae") else "baselines"
+            cell = score[mi[model], di, li[100], :, k]
+            for j, metric in enumerate(METRICS):
+                noise = 0.0 if method == "identity" and "delta" in metric else 0.02 * rng.normal(size=n_split)
+                cell[:, j] = DELTA[d][method] + (0.0 if metric == "delta_pearson" else 0.1 * j) + noise
+            if method == "pertvae":
+                cell[:, 0] = pred
         for m, top in (("vae", 0.9), ("pca", 0.85)):
             for x in GRID[m]:
                 data["rho_rec"][mi[m], di, li[x]] = top - 0.3 / x + 0.01 * rng.normal(size=n_split)
     split = np.arange(n_split)
     coords = {"model": np.array(MODELS, dtype=object), "drug": np.array(DRUGS, dtype=object),
               "latent": np.array(LATENTS, dtype=np.int64), "split": split,
-              "repeat": ("split", split // N_FOLDS), "fold": ("split", split % N_FOLDS)}
+              "repeat": ("split", split // N_FOLDS), "fold": ("split", split % N_FOLDS),
+              "method": np.array(METHODS, dtype=object), "metric": np.array(METRICS, dtype=object)}
     if with_planned:
         coords["planned"] = (("model", "latent"), planned)
     dims = ("model", "drug", "latent", "split")
     dvars = {v: (dims, a) for v, a in data.items()}
     dvars["status"] = (dims, status)
+    dvars["score"] = ((*dims, "method", "metric"), score)
     for v in ("reason", "worker", "slurm_job_id"):
         dvars[v] = (dims, np.full(shape, "", dtype=object))
     ds = xr.Dataset(dvars, coords=coords, attrs={
@@ -69,6 +87,8 @@ def make_store(out: Path, seed: int = 0, with_planned: bool = True) -> xr.Datase
         "n_train_test": json.dumps(N_TT),
         "grid": json.dumps(GRID),
         "fingerprint": "test",
+        "ceiling": json.dumps(CEILING),
+        "ground_truth": json.dumps(TRUTH),
     })
     ds.to_zarr(str(out / "results.zarr"), zarr_format=3, mode="w", consolidated=False)
     return ds
@@ -105,8 +125,13 @@ def test_table1_matches_scipy_and_figures_exist(tmp_path: Path) -> None:
                                                   rel=1e-5)
         assert row["p_corrected_t"] == pytest.approx(_corrected_t(pred, rec, *N_TT[drug]), rel=1e-5)
         base = ds.sel(model="baselines", drug=drug, latent=100)
-        for col in ("rho_identity", "rho_meanshift", "rho_pca_latent"):
-            assert row[col] == pytest.approx(base[col].values.mean(), rel=1e-5)
+        for col, method in (("rho_identity", "identity"), ("rho_meanshift", "mean_shift"),
+                            ("rho_pca_latent", "pca_latent_linear")):
+            want = base["score"].sel({"method": method, "metric": "rho_pred_pert"}).values.mean()
+            assert row[col] == pytest.approx(want, rel=1e-5)
+        pv = cell["score"].sel({"method": "pertvae"})
+        assert row["delta_pearson"] == pytest.approx(pv.sel(metric="delta_pearson").values.mean(), rel=1e-5)
+        assert row["rho_pred_pert_z"] == pytest.approx(pv.sel(metric="rho_pred_pert_z").values.mean(), rel=1e-5)
     np.testing.assert_allclose(df["q_bh"], stats.false_discovery_control(p_mw, method="bh"), rtol=1e-5)
     q = df.set_index("drug")["q_bh"]
     assert q["strong"] < 0.01 and q["inert"] > 0.05
@@ -187,4 +212,76 @@ def test_cli_prints_table_and_errors_clearly(tmp_path: Path, capsys: pytest.Capt
                           text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stderr
     assert "Table 1" in proc.stdout and "| strong | 100 |" in proc.stdout
-    assert proc.stdout == (tmp_path / "table1.md").read_text()
+    assert proc.stdout == ((tmp_path / "table1.md").read_text() + "\n"
+                           + (tmp_path / "benchmark.md").read_text())
+
+
+def _score(ds: xr.Dataset, drug: str, method: str, metric: str) -> np.ndarray:
+    model = "pertvae" if method.startswith("pertvae") else "baselines"
+    return ds["score"].sel({"model": model, "drug": drug, "latent": 100, "method": method,
+                            "metric": metric}).values
+
+
+def test_scores_and_comparisons_match_direct_computation(tmp_path: Path) -> None:
+    ds = make_store(tmp_path)
+    render_report(tmp_path)
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert list(scores.columns[:7]) == ["drug", "latent", "repeat", "fold", "method", "metric", "value"]
+    assert len(scores) == len(DRUGS) * 10 * len(METHODS) * len(METRICS) and not scores["partial"].any()
+    one = scores.query("drug == 'weak' and method == 'ridge_delta' and metric == 'mse_z' and repeat == 1 "
+                       "and fold == 3")
+    assert one["value"].item() == pytest.approx(_score(ds, "weak", "ridge_delta", "mse_z")[8])
+
+    comp = pd.read_csv(tmp_path / "comparisons.csv")
+    assert list(comp.columns[:10]) == ["drug", "latent", "metric", "method", "mean_diff", "ci_low", "ci_high",
+                                       "p_wilcoxon", "p_corrected_t", "q_bh"]
+    assert set(comp["method"]) == set(METHODS) - {"pertvae"}
+    for metric, higher in (("delta_pearson", True), ("mse_z", False)):
+        for method in ("ridge_delta", "train_mean"):
+            p_t = []
+            for drug in DRUGS:
+                a, b = _score(ds, drug, "pertvae", metric), _score(ds, drug, method, metric)
+                n_train, n_test = N_TT[drug]
+                d = a - b
+                se = math.sqrt((1 / d.size + n_test / n_train) * d.var(ddof=1))
+                row = comp.query("drug == @drug and metric == @metric and method == @method").iloc[0]
+                assert row["mean_diff"] == pytest.approx(d.mean(), rel=1e-5, abs=1e-9)
+                half = stats.t.ppf(0.975, d.size - 1) * se
+                assert row["ci_low"] == pytest.approx(d.mean() - half, rel=1e-5, abs=1e-9)
+                assert row["ci_high"] == pytest.approx(d.mean() + half, rel=1e-5, abs=1e-9)
+                better, worse = (a, b) if higher else (b, a)
+                assert row["p_wilcoxon"] == pytest.approx(
+                    stats.wilcoxon(better, worse, alternative="greater").pvalue, rel=1e-5)
+                t = (better - worse).mean() / se
+                p_t.append(stats.t.sf(t, d.size - 1))
+                assert row["p_corrected_t"] == pytest.approx(p_t[-1], rel=1e-5)
+                assert row["p_corrected_t_worse"] == pytest.approx(stats.t.sf(-t, d.size - 1), rel=1e-5)
+            q = comp.query("metric == @metric and method == @method").set_index("drug").loc[DRUGS, "q_bh"]
+            np.testing.assert_allclose(q, stats.false_discovery_control(p_t, method="bh"), rtol=1e-5)
+
+    bench = (tmp_path / "benchmark.md").read_text()
+    strong = next(line for line in bench.splitlines() if line.startswith("| strong |"))
+    assert "| 0.800 |" in strong and strong.count("**") == 2  # the ceiling; one best method, in bold
+    assert strong.split("|")[9].strip().startswith("**")  # ridge_delta
+    assert "PertVAE beats identity, pertvae_rec and train_mean" in strong
+    assert "loses to ridge_delta (q < 0.05)" in strong
+    inert = next(line for line in bench.splitlines() if line.startswith("| inert |"))
+    assert "PertVAE beats no method; no method beats it" in inert
+    weak = next(line for line in bench.splitlines() if line.startswith("| weak |"))
+    assert "| n/a |" in weak and "Ceiling n/a: weak: too few replicates" in bench
+    assert ("Ground truth (synthetic cube): PertVAE predicts the change (delta_pearson above identity's 0, "
+            "q < 0.05) for 2 of 2 drugs with a real effect and 0 of 1 null drugs.") in bench
+
+
+def test_benchmark_of_a_partial_run_is_marked(tmp_path: Path) -> None:
+    ds = make_store(tmp_path)
+    st = ds["status"].values.copy()
+    st[MODELS.index("baselines"), DRUGS.index("strong"), LATENTS.index(100), :4] = ""
+    ds["status"].values[:] = st
+    ds[["status"]].to_zarr(str(tmp_path / "results.zarr"), mode="r+", consolidated=False)
+    render_report(tmp_path)
+    assert (tmp_path / "benchmark.md").read_text().startswith("PARTIAL:")
+    for name in ("scores.csv", "comparisons.csv"):
+        assert pd.read_csv(tmp_path / name)["partial"].all()
+    comp = pd.read_csv(tmp_path / "comparisons.csv")
+    assert (comp.query("drug == 'strong' and method == 'identity'")["n_splits"] == 6).all()

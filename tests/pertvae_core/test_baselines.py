@@ -8,14 +8,34 @@ import numpy as np
 import pytest
 
 from pertvae_core.baselines import (
+    BASELINES,
+    DEFAULT_DELTA_RIDGE,
     DEFAULT_RIDGE,
+    DELTA_RIDGE_GRID,
     RIDGE_GRID,
+    Identity,
+    MeanShift,
+    PCALatentLinear,
+    RidgeDelta,
+    TrainMean,
     fit_latent_shift,
     fit_pca,
     pca_reconstruction_rho,
-    perturbation_baselines,
 )
 from pertvae_core.data import SplitData
+from pertvae_core.evaluation import ZSpace
+from pertvae_core.metrics import rho_mean
+from pertvae_core.methods import Method
+
+
+def perturbation_baselines(split, latent: int) -> dict:
+    """Each baseline's raw rho_pred_pert on the test pairs (the old summary, through the Method interface)."""
+    out = {}
+    for name, make in BASELINES.items():
+        m = make(latent).fit(split)
+        out[name] = rho_mean(m.predict(split.x1_test), split.x2_test)
+        out[f"{name}_model"] = m
+    return out
 
 
 def _latent_linear(seed: int = 0, genes: int = 40, k: int = 4, n=(80, 20, 30), n_s: int = 40,
@@ -92,8 +112,9 @@ def test_meanshift_beats_identity_on_constant_shift() -> None:
     split = _split_from(x1_train=a, x2_train=b, x1_val=c, x2_val=d, x1_test=e, x2_test=f,
                         xs_train=rng.normal(size=(0, g)))
     res = perturbation_baselines(split, 5)
-    assert res["rho_meanshift"] > 0.95
-    assert res["rho_meanshift"] > res["rho_identity"] + 0.3
+    assert res["mean_shift"] > 0.95
+    assert res["mean_shift"] > res["identity"] + 0.3
+    assert res["ridge_delta"] > 0.95  # a strong penalty gives mean_shift back
 
 
 def test_fit_latent_shift_recovers_known_map() -> None:
@@ -110,25 +131,57 @@ def test_fit_latent_shift_recovers_known_map() -> None:
     assert np.isfinite(w_few).all() and np.isfinite(b_few).all()
 
 
-def test_pca_latent_recovers_latent_linear_drug_effect() -> None:
+def test_pca_latent_and_ridge_delta_recover_latent_linear_drug_effect() -> None:
     split, _ = _latent_linear(seed=6)
     res = perturbation_baselines(split, 4)
-    assert res["rho_pca_latent"] > 0.98
-    assert res["rho_pca_latent"] > res["rho_meanshift"] + 0.02
-    assert res["rho_pca_latent"] > res["rho_identity"] + 0.05
-    assert res["ridge"] in RIDGE_GRID
-    # identity and mean shift follow their definitions directly
-    from pertvae_core.metrics import rho_mean
+    assert res["pca_latent_linear"] > 0.98
+    assert res["pca_latent_linear"] > res["mean_shift"] + 0.02
+    assert res["pca_latent_linear"] > res["identity"] + 0.05
+    assert res["ridge_delta"] > res["mean_shift"] + 0.02  # the change depends linearly on x1 here
+    assert res["pca_latent_linear_model"].ridge_ in RIDGE_GRID
+    assert res["ridge_delta_model"].ridge_ in DELTA_RIDGE_GRID
 
-    x1, x2 = split.x1_test.astype(float), split.x2_test.astype(float)
-    assert res["rho_identity"] == pytest.approx(rho_mean(x1, x2))
+
+def test_simple_baselines_follow_their_definitions() -> None:
+    split, _ = _latent_linear(seed=6)
+    x1 = split.x1_test.astype(float)
+    np.testing.assert_array_equal(Identity().fit(split).predict(x1), x1)
     shift = (split.x2_train.astype(float) - split.x1_train.astype(float)).mean(0)
-    assert res["rho_meanshift"] == pytest.approx(rho_mean(x1 + shift, x2))
+    np.testing.assert_allclose(MeanShift().fit(split).predict(x1), x1 + shift, rtol=1e-12)
+    tm = TrainMean().fit(split).predict(x1)
+    np.testing.assert_allclose(tm, np.broadcast_to(split.x2_train.astype(float).mean(0), x1.shape))
+    for make in BASELINES.values():
+        assert isinstance(make(4), Method)
 
 
-def test_no_validation_pairs_uses_default_ridge() -> None:
-    split, _ = _latent_linear(seed=7, n=(60, 0, 10))
-    assert perturbation_baselines(split, 4)["ridge"] == DEFAULT_RIDGE
+def test_ridge_delta_is_the_direct_ridge_solution() -> None:
+    """RidgeDelta at a fixed penalty equals the closed form computed here with numpy."""
+    split, _ = _latent_linear(seed=9, genes=20, n=(50, 10, 15))
+    lam, k = 0.3, 5
+    got = RidgeDelta(k, ridge=lam).fit(split).predict(split.x1_test)
+    zs = ZSpace.from_training(split)
+    z1 = zs(split.x1_train)
+    d = zs(split.x2_train) - z1
+    mu = z1.mean(0)
+    _, _, vt = np.linalg.svd(z1 - mu, full_matrices=False)
+    p = (z1 - mu) @ vt[:k].T
+    gram = p.T @ p
+    coef = np.linalg.solve(gram + lam * np.trace(gram) / k * np.eye(k), p.T @ (d - d.mean(0)))
+    want = split.x1_test + (((zs(split.x1_test) - mu) @ vt[:k].T) @ coef + d.mean(0)) * zs.scale
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_penalties_are_chosen_on_validation_only() -> None:
+    """Changing the test pairs never changes the chosen penalty; no validation pairs: the defaults."""
+    split, _ = _latent_linear(seed=7, n=(60, 15, 10))
+    other = SplitData(**{**{f: getattr(split, f) for f in ("x1_train", "x2_train", "x1_val", "x2_val",
+                                                           "xs_train")},
+                         "x1_test": split.x1_test[::-1] * 3, "x2_test": split.x2_test * 0})
+    for cls in (PCALatentLinear, RidgeDelta):
+        assert cls(4).fit(split).ridge_ == cls(4).fit(other).ridge_
+    none, _ = _latent_linear(seed=7, n=(60, 0, 10))
+    assert PCALatentLinear(4).fit(none).ridge_ == DEFAULT_RIDGE
+    assert RidgeDelta(4).fit(none).ridge_ == DEFAULT_DELTA_RIDGE
 
 
 def test_bad_input_names_the_field() -> None:
@@ -138,14 +191,14 @@ def test_bad_input_names_the_field() -> None:
     bad[0, 0] = np.nan
     args = {f: getattr(split, f) for f in ("x1_train", "x2_train", "x1_val", "x2_val", "x2_test", "xs_train")}
     with pytest.raises(ValueError, match="x1_test contains NaN"):
-        perturbation_baselines(SimpleNamespace(x1_test=bad, **args), 3)
+        MeanShift().fit(SimpleNamespace(x1_test=bad, **args))
     with pytest.raises(ValueError, match="xs_train has 9 genes, expected 10"):
         narrow = {**args, "xs_train": np.zeros((2, 9))}
         pca_reconstruction_rho(SimpleNamespace(x1_test=split.x1_test, **narrow), 3)
     with pytest.raises(ValueError, match="latent must be a positive int"):
         pca_reconstruction_rho(split, 0)
     with pytest.raises(ValueError, match="x1_test .* must pair"):
-        perturbation_baselines(SimpleNamespace(x1_test=split.x1_test[:2], **args), 3)
+        Identity().fit(SimpleNamespace(x1_test=split.x1_test[:2], **args))
     with pytest.raises(ValueError, match="lacks field 'xs_train'"):
-        perturbation_baselines(SimpleNamespace(**{k: v for k, v in args.items() if k != "xs_train"},
-                                               x1_test=split.x1_test), 3)
+        TrainMean().fit(SimpleNamespace(**{k: v for k, v in args.items() if k != "xs_train"},
+                                        x1_test=split.x1_test))
