@@ -19,7 +19,7 @@ import xarray as xr
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 DRUGS = ("drugA", "drugB")
-NUMERIC = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "rho_identity", "rho_meanshift", "rho_pca_latent",
+NUMERIC = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "score",
            "test_loss", "epochs")
 
 

@@ -40,16 +40,21 @@ def test_two_workers_complete_store_and_report(two_workers, capsys):
     assert np.isfinite(ds.sel(model="vae").rho_rec.values).all()
     assert np.isfinite(ds.sel(model="pca").rho_rec.values).all()
     bl = ds.sel(model="baselines", latent=3)
-    assert np.isfinite(bl.rho_identity.values).all() and np.isfinite(bl.rho_meanshift.values).all()
+    for method in ("identity", "train_mean", "mean_shift", "pca_latent_linear", "ridge_delta"):
+        sc = bl.score.sel({"method": method})
+        assert np.isfinite(sc.sel(metric=["rho_pred_pert", "rho_pred_pert_z", "mse_z"]).values).all(), method
+    assert np.isfinite(pv.score.sel({"method": ["pertvae", "pertvae_rec"], "metric": "mse_z"}).values).all()
     workers = set(ds.worker.values[mask])
     assert all(w.startswith("tcp://") for w in workers)
-    for name in ("table1.csv", "table1.md", "table1.tex", "run.json"):
+    for name in ("table1.csv", "table1.md", "table1.tex", "run.json", "scores.csv", "comparisons.csv",
+                 "benchmark.md", "drugs.png"):
         assert (out / name).exists(), name
     info = json.loads((out / "run.json").read_text())
     assert info["counts"]["done"] == 72 and info["counts"]["failed"] == 0
     assert perf.exists() and perf.stat().st_size > 0
     n_tt = json.loads(ds.attrs["n_train_test"])
-    assert n_tt["drugA"] == [8.0, 4.0]   # 12 paired cell lines, 3 folds
+    assert n_tt["drugA"] == [6.0, 4.0]   # 12 paired cell lines, 3 folds: 4 test, 2 validation, 6 trained on
+    assert set(json.loads(ds.attrs["ceiling"])) == {"drugA", "drugB"}
 
 
 def test_one_worker_gives_identical_numbers(two_workers, tmp_path_factory, cube):
@@ -98,7 +103,7 @@ def test_in_process_cluster_none_matches(tmp_path_factory, cube, tmp_path):
     ref = reference(tmp_path_factory.getbasetemp(), cube)
     ds = load(out)
     for m in ("pca", "baselines"):
-        for v in ("rho_rec", "rho_identity", "rho_meanshift", "rho_pca_latent"):
+        for v in ("rho_rec", "score"):
             np.testing.assert_array_equal(ds[v].sel(model=m).values, ref[v].sel(model=m).values)
 
 
@@ -123,3 +128,9 @@ def test_demo_preset_reduced_finds_the_effective_drugs(tmp_path):
     for d in effective[:2]:
         assert p[d] < 0.05, (d, p)
     assert p[null[0]] >= 0.05, p
+    comp = pd.read_csv(out / "comparisons.csv").query("metric == 'delta_pearson' and method == 'identity'")
+    q = dict(zip(comp.drug, comp.q_bh, strict=True))
+    for d in effective[:2]:
+        assert q[d] < 0.05, (d, q)  # PertVAE predicts the change
+    assert q[null[0]] >= 0.05, q
+    assert "Ground truth (synthetic cube)" in (out / "benchmark.md").read_text()

@@ -11,9 +11,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import mannwhitneyu, wilcoxon
 
+import functools
+
 from pertvae_core import api
 from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
+from pertvae_core.stats import paired_comparison
 
 CFG = FitConfig(latent=4, hidden=(48, 24), context=16, iaf_hidden=32, batch_pairs=32, batch_singletons=32,
                 lr=3e-3, max_epochs=250, patience=30, min_epochs=100, mc_samples=5)
@@ -46,13 +49,25 @@ def make_splits(x1, x2, cell, xs, n_splits: int = 10, seed: int = 1000) -> list[
         p = rng.permutation(lines)
         k = len(lines) // 5
         te, va, tr = p[:k], p[k:2 * k], p[2 * k:]
+        t = np.isin(cell, te)
         out.append(SplitData(x1[np.isin(cell, tr)], x2[np.isin(cell, tr)], x1[np.isin(cell, va)],
-                             x2[np.isin(cell, va)], x1[np.isin(cell, te)], x2[np.isin(cell, te)], xs))
+                             x2[np.isin(cell, va)], x1[t], x2[t], xs, test_cell_line=cell[t].astype(str)))
     return out
 
 
+@functools.lru_cache(maxsize=2)
+def _fits(strength: float) -> tuple[list[dict], list[dict]]:
+    """PertVAE and the baselines on the same 10 splits (each cell line's 3 controls: 2 inputs, 1 reference)."""
+    splits = make_splits(*make_drug(0, strength))
+    return api.fit_evaluate_pertvae(splits, CFG, list(range(10))), api.evaluate_baselines(splits, CFG.latent)
+
+
+def _scores(rows: list[dict], method: str, metric: str) -> np.ndarray:
+    return np.array([r["scores"][method][metric] for r in rows])
+
+
 def _rhos(strength: float) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    rows = api.fit_evaluate_pertvae(make_splits(*make_drug(0, strength)), CFG, list(range(10)))
+    rows = _fits(strength)[0]
     assert all(r["status"] == "done" for r in rows)
     return (np.array([r["rho_pred_pert"] for r in rows]), np.array([r["rho_rec_pert"] for r in rows]), rows)
 
@@ -68,3 +83,22 @@ def test_null_drug_is_not_significant() -> None:
     pred, rec, _ = _rhos(0.0)
     assert mannwhitneyu(pred, rec, alternative="greater").pvalue > 0.05
     assert np.isfinite(pred).all() and np.isfinite(rec).all()
+
+
+def test_effective_drug_change_beats_identity_and_train_mean() -> None:
+    rows, base = _fits(1.5)
+    ours = _scores(rows, "pertvae", "delta_pearson")
+    assert ours.mean() > 0.5
+    for method in ("identity", "train_mean"):
+        other = _scores(base, method, "delta_pearson")
+        res = paired_comparison(ours, other, n_train=24, n_test=8)
+        assert res["mean_diff"] > 0 and res["p_wilcoxon"] < 0.01 and res["p_corrected_t"] < 0.05, (method, res)
+
+
+def test_null_drug_change_scores_are_zero_for_every_method() -> None:
+    rows, base = _fits(0.0)
+    for metric in ("delta_pearson", "delta_pearson_centered"):
+        for method in ("pertvae", "pertvae_rec"):
+            assert abs(_scores(rows, method, metric).mean()) < 0.05, (method, metric)
+        for method in base[0]["scores"]:
+            assert abs(_scores(base, method, metric).mean()) < 0.05, (method, metric)
