@@ -23,7 +23,8 @@ LATENTS = [2, 10, 100]
 N_REPEATS, N_FOLDS = 2, 5
 N_TT = {"strong": [40.0, 10.0], "inert": [24.0, 6.0], "weak": [32.0, 8.0]}
 FLOATS = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "test_loss", "epochs", "fit_seconds")
-METHODS = ("pertvae", "pertvae_rec", "identity", "train_mean", "mean_shift", "pca_latent_linear", "ridge_delta")
+METHODS = ("pertvae", "pertvae_rec", "identity", "train_mean", "mean_shift", "pca_latent_linear",
+           "ridge_delta")
 METRICS = ("rho_pred_pert", "rho_pred_pert_z", "delta_pearson", "delta_pearson_centered", "mse_z",
            "de_sign_top50")
 # Mean delta_pearson per (drug, method): PertVAE beats identity/train_mean on "strong", loses to ridge_delta.
@@ -33,7 +34,8 @@ DELTA = {"strong": {"pertvae": 0.5, "pertvae_rec": 0.1, "identity": 0.0, "train_
 CEILING = {"strong": {"ceiling_delta_pearson": 0.8, "n_cell_lines": 9, "reason": ""},
            "inert": {"ceiling_delta_pearson": 0.01, "n_cell_lines": 5, "reason": ""},
            "weak": {"ceiling_delta_pearson": float("nan"), "n_cell_lines": 0, "reason": "too few replicates"}}
-TRUTH = {"strong": {"effective": True, "kind": "latent_linear"}, "inert": {"effective": False, "kind": "none"},
+TRUTH = {"strong": {"effective": True, "kind": "latent_linear"},
+         "inert": {"effective": False, "kind": "none"},
          "weak": {"effective": True, "kind": "gene_additive"}}
 GRID = {"pertvae": [100], "vae": [2, 10, 100], "pca": [2, 10, 100], "baselines": [100]}
 
@@ -131,7 +133,8 @@ def test_table1_matches_scipy_and_figures_exist(tmp_path: Path) -> None:
             assert row[col] == pytest.approx(want, rel=1e-5)
         pv = cell["score"].sel({"method": "pertvae"})
         assert row["delta_pearson"] == pytest.approx(pv.sel(metric="delta_pearson").values.mean(), rel=1e-5)
-        assert row["rho_pred_pert_z"] == pytest.approx(pv.sel(metric="rho_pred_pert_z").values.mean(), rel=1e-5)
+        want_z = pv.sel(metric="rho_pred_pert_z").values.mean()
+        assert row["rho_pred_pert_z"] == pytest.approx(want_z, rel=1e-5)
     np.testing.assert_allclose(df["q_bh"], stats.false_discovery_control(p_mw, method="bh"), rtol=1e-5)
     q = df.set_index("drug")["q_bh"]
     assert q["strong"] < 0.01 and q["inert"] > 0.05

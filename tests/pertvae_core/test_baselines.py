@@ -24,8 +24,8 @@ from pertvae_core.baselines import (
 )
 from pertvae_core.data import SplitData
 from pertvae_core.evaluation import ZSpace
-from pertvae_core.metrics import rho_mean
 from pertvae_core.methods import Method
+from pertvae_core.metrics import rho_mean
 
 
 def perturbation_baselines(split, latent: int) -> dict:

@@ -53,7 +53,8 @@ def _cell_split(seed: int = 0, genes: int = 40, effect: float = 1.0, n_cells: in
     out: dict[str, list] = {k: [] for k in ("x1", "x2", "cl", "xc", "xccl")}
     for c in range(n_cells):
         ctrl = base[c] + noise * rng.normal(size=(n_ctrl, genes))
-        post = base[c] + effect * (v + (base[c] - base.mean(0)) @ w.T) + noise * rng.normal(size=(n_post, genes))
+        change = effect * (v + (base[c] - base.mean(0)) @ w.T)
+        post = base[c] + change + noise * rng.normal(size=(n_post, genes))
         out["xc"] += list(ctrl)
         out["xccl"] += [f"c{c}"] * n_ctrl
         for r in range(n_post):

@@ -8,10 +8,10 @@ are trained as one batched model (S = 10).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.stats import mannwhitneyu, wilcoxon
-
-import functools
 
 from pertvae_core import api
 from pertvae_core.config import FitConfig
@@ -57,7 +57,7 @@ def make_splits(x1, x2, cell, xs, n_splits: int = 10, seed: int = 1000) -> list[
 
 @functools.lru_cache(maxsize=2)
 def _fits(strength: float) -> tuple[list[dict], list[dict]]:
-    """PertVAE and the baselines on the same 10 splits (each cell line's 3 controls: 2 inputs, 1 reference)."""
+    """PertVAE and the baselines on the same 10 splits (a cell line's 3 controls: 2 inputs, 1 reference)."""
     splits = make_splits(*make_drug(0, strength))
     return api.fit_evaluate_pertvae(splits, CFG, list(range(10))), api.evaluate_baselines(splits, CFG.latent)
 
@@ -92,7 +92,8 @@ def test_effective_drug_change_beats_identity_and_train_mean() -> None:
     for method in ("identity", "train_mean"):
         other = _scores(base, method, "delta_pearson")
         res = paired_comparison(ours, other, n_train=24, n_test=8)
-        assert res["mean_diff"] > 0 and res["p_wilcoxon"] < 0.01 and res["p_corrected_t"] < 0.05, (method, res)
+        assert res["mean_diff"] > 0 and res["p_wilcoxon"] < 0.01, (method, res)
+        assert res["p_corrected_t"] < 0.05, (method, res)
 
 
 def test_null_drug_change_scores_are_zero_for_every_method() -> None:
