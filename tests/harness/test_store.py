@@ -13,6 +13,8 @@ import xarray as xr
 from harness.config import make_config, science_key
 from harness.grid import FitKey
 from harness.store import FLOAT_VARS, STR_VARS, ResultStore, StoreMismatchError
+from pertvae_core.evaluation import METRICS
+from pertvae_core.methods import METHODS
 
 
 @pytest.fixture
@@ -38,7 +40,11 @@ def test_layout_matches_the_contract(tmp_path, cfg):
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # reading must be quiet (consolidated metadata, stable dtypes)
         ds = xr.open_zarr(tmp_path / "out" / "results.zarr")
-    assert dict(ds.sizes) == {"model": 2, "drug": 2, "latent": 2, "split": 6}
+    assert dict(ds.sizes) == {"model": 2, "drug": 2, "latent": 2, "split": 6, "method": len(METHODS),
+                              "metric": len(METRICS)}
+    assert tuple(ds.method.values) == METHODS and tuple(ds.metric.values) == METRICS
+    assert ds.score.dims == ("model", "drug", "latent", "split", "method", "metric")
+    assert np.isnan(ds.score.values).all() and ds.score.encoding["chunks"] == (1, 1, 1, 6, 7, 6)
     assert list(ds.model.values) == ["pertvae", "pca"]
     assert list(ds.drug.values) == ["dA", "dB"]
     assert list(ds.latent.values) == [2, 4] and ds.latent.dtype.kind == "i"
@@ -59,6 +65,20 @@ def test_layout_matches_the_contract(tmp_path, cfg):
     assert ds.attrs["fingerprint"].startswith("cube-fp+")
     assert "torch" in json.loads(ds.attrs["versions"])
     assert ds.status.encoding["chunks"] == (1, 1, 1, 6)
+
+
+def test_scores_land_in_their_method_and_metric(tmp_path, cfg):
+    st = _open(tmp_path, cfg)
+    scores = {"pertvae": {"delta_pearson": 0.4, "mse_z": 0.9}, "pertvae_rec": {"delta_pearson": 0.1}}
+    st.write([_row("pertvae", "dB", 4, 1, 0, rho_pred_pert=0.5, scores=scores)])
+    ds = xr.open_zarr(tmp_path / "out" / "results.zarr").load()
+    cell = ds.score.sel({"model": "pertvae", "drug": "dB", "latent": 4, "split": 3})
+    assert cell.sel({"method": "pertvae", "metric": "delta_pearson"}).item() == 0.4
+    assert cell.sel({"method": "pertvae", "metric": "mse_z"}).item() == 0.9
+    assert cell.sel({"method": "pertvae_rec", "metric": "delta_pearson"}).item() == 0.1
+    assert int(np.isfinite(ds.score.values).sum()) == 3
+    with pytest.raises(ValueError, match="unknown method"):
+        st.write([_row("pertvae", "dB", 4, 1, 1, scores={"mystery": {"delta_pearson": 1.0}})])
 
 
 def test_write_touches_only_its_cells(tmp_path, cfg):
