@@ -197,6 +197,11 @@ def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame,
         truth = _truth_line(ds, comp, latent)
         if truth:
             lines += [truth, ""]
+    pairing = _json(ds, "pairing")
+    if pairing:
+        lines.append("Pairing of x1 (control) with x2 (treated) replicates (datasets.pairs): "
+                     + "; ".join(f"{d}: {r}" for d, r in pairing.items()) + ".")
+        lines.append("")
     reasons = sorted({(d, v.get("reason", "")) for d, v in ceiling.items() if (v or {}).get("reason")})
     if reasons:
         lines.append("Ceiling n/a: " + "; ".join(f"{d}: {r}" for d, r in reasons) + ".")

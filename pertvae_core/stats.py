@@ -70,7 +70,9 @@ def corrected_t_greater(rho_pred: Sequence[float], rho_rec: Sequence[float],
     """Nadeau-Bengio corrected resampled t-test, one-sided (H1: mean(rho_pred - rho_rec) > 0).
 
     t = mean(d) / sqrt((1/J + n_test/n_train) * var(d, ddof=1)) over the J paired splits, with J - 1 degrees
-    of freedom. ``n_train``/``n_test`` are the training and test set sizes (cell lines). With zero variance
+    of freedom. ``n_train``/``n_test`` are the sizes (cell lines) of the data the model is fitted on and
+    tested on: n_train counts only the cell lines actually trained on, not the validation cell lines held
+    out for early stopping (harness.run.drug_meta passes them so). With zero variance
     the p-value is 0 for a positive mean difference and 1 otherwise; fewer than 2 pairs give NaN.
     """
     for name, v in (("n_train", n_train), ("n_test", n_test)):

@@ -91,6 +91,7 @@ def make_store(out: Path, seed: int = 0, with_planned: bool = True) -> xr.Datase
         "fingerprint": "test",
         "ceiling": json.dumps(CEILING),
         "ground_truth": json.dumps(TRUTH),
+        "pairing": json.dumps({"strong": "plate", "inert": "cyclic", "weak": "plate"}),
     })
     ds.to_zarr(str(out / "results.zarr"), zarr_format=3, mode="w", consolidated=False)
     return ds
@@ -272,6 +273,7 @@ def test_scores_and_comparisons_match_direct_computation(tmp_path: Path) -> None
     assert "PertVAE beats no method; no method beats it" in inert
     weak = next(line for line in bench.splitlines() if line.startswith("| weak |"))
     assert "| n/a |" in weak and "Ceiling n/a: weak: too few replicates" in bench
+    assert "(datasets.pairs): strong: plate; inert: cyclic; weak: plate." in bench
     assert ("Ground truth (synthetic cube): PertVAE predicts the change (delta_pearson above identity's 0, "
             "q < 0.05) for 2 of 2 drugs with a real effect and 0 of 1 null drugs.") in bench
 
