@@ -19,20 +19,31 @@ from harness.config import RunConfig
 from harness.grid import Task, fit_seed
 
 
+def _synchronous() -> Any:
+    """Compute lazy (dask-backed) cube reads in this thread. Inside a Dask worker, xarray would otherwise
+    compute through the worker's own client: every read becomes hidden tasks on the same one-thread workers,
+    whose chunks are shipped between them, and a fit runs at half speed beside the worker's busy event loop."""
+    import dask
+
+    return dask.config.set(scheduler="synchronous")
+
+
 @functools.lru_cache(maxsize=4)
 def _cube(path: str):
     """The opened cube, cached per worker process."""
     from datasets.cube import open_cube
 
-    return open_cube(path)
+    with _synchronous():
+        return open_cube(path)
 
 
 @functools.lru_cache(maxsize=64)
 def _drug(path: str, drug: str):
-    """A drug's pairs and singletons, cached per worker process."""
+    """A drug's pairs and singletons (read with the synchronous scheduler), cached per worker process."""
     from datasets.pairs import drug_data
 
-    return drug_data(_cube(path), drug)
+    with _synchronous():
+        return drug_data(_cube(path), drug)
 
 
 def paired_cell_lines(dd: Any) -> list[str]:
