@@ -61,6 +61,9 @@ def open_results(out_dir: str | Path) -> xr.Dataset:
     """Load OUT/results.zarr into memory, checking the variables the report needs."""
     out = Path(out_dir)
     path = out / STORE_NAME
+    if path.exists() and not path.is_dir():
+        raise ReportError(f"{path}: is a file, not a result store (a directory); move it away and rerun "
+                          f"python -m harness.run --out {out} to compute the results")
     if not path.is_dir():
         raise ReportError(f"{out}: no {STORE_NAME} here; give the --out directory of a run "
                           f"(python -m harness.run --out {out} creates one)")
@@ -70,12 +73,34 @@ def open_results(out_dir: str | Path) -> xr.Dataset:
             warnings.simplefilter("ignore", RuntimeWarning)  # ... and its absence is only slower
             ds = xr.open_zarr(str(path)).load()
     except Exception as e:  # zarr/xarray raise many types for a damaged store
-        raise ReportError(f"{path}: cannot be read as a result store: {type(e).__name__}: {e}") from None
+        raise ReportError(_damage(out) or f"{path}: cannot be read as a result store: "
+                                          f"{type(e).__name__}: {e}") from None
+    if "data_fingerprint" in ds.attrs:  # written by harness.store: check its cells' integrity
+        msg = _damage(out)
+        if msg:
+            raise ReportError(msg)
     need = {"status", "rho_rec_pert", "rho_pred_pert", "rho_rec"}
     lacking = sorted(need - set(ds.data_vars))
     if lacking or not {"model", "drug", "latent", "split"} <= set(ds.dims):
         raise ReportError(f"{path}: not a result store (dims {sorted(ds.dims)}, missing variables {lacking})")
     return ds
+
+
+def _damage(out: Path) -> str | None:
+    """What is damaged in OUT/results.zarr and how to recompute it (harness.store's check), or None."""
+    from harness.store import ResultStore, StoreDamagedError
+
+    try:
+        damage = ResultStore(out / STORE_NAME).find_damage()
+    except StoreDamagedError as e:
+        return str(e)
+    except Exception:  # not a store harness.run wrote: the caller's message stands
+        return None
+    if not damage.cells:
+        return None
+    return (f"{out / STORE_NAME} is damaged: {len(damage.cells)} cell(s) with unreadable or missing values, "
+            f"{damage.n_fits} done fit(s) lost: {damage.describe()}; run python -m harness.run again with "
+            f"the same settings and --out {out}: it recomputes them")
 
 
 def _json_attr(ds: xr.Dataset, name: str) -> dict:

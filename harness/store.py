@@ -24,7 +24,11 @@ The full store is created once (all NaN, status "") in a temporary directory and
 finished task then writes only its own cells (read-modify-write of its (model, drug, latent) chunks),
 values first and ``status`` last, by the driver alone (no concurrent writers). Zarr's local store writes
 every chunk atomically (temporary file + rename), so a crash never loses or corrupts finished results;
-a fit counts as finished only once its status is written.
+a fit counts as finished only once its status is written. Every write stores all of its cell's chunks
+(empty ones included), so on resume :meth:`ResultStore.repair` can check that a cell with a status has
+every chunk on disk, readable, a known status and a fit time for each done fit; a damaged cell (a deleted
+or garbage chunk) is reset and its fits are recomputed. Damage that cannot be repaired (no readable group
+metadata or coordinates, results.zarr not a directory) raises StoreDamagedError saying what to move away.
 Chunks: one (model, drug, latent) x all splits.
 """
 
@@ -39,6 +43,7 @@ import shutil
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +66,55 @@ STORE_NAME = "results.zarr"
 
 class StoreMismatchError(ValueError):
     """OUT already holds results of a different config or dataset."""
+
+
+class StoreDamagedError(ValueError):
+    """OUT/results.zarr is damaged beyond repair; the message says what to move away."""
+
+
+def _beyond_repair(path: Path, why: str) -> StoreDamagedError:
+    return StoreDamagedError(
+        f"{path} {why}, so its results cannot be trusted or repaired; move it aside (mv {path} "
+        f"{path}.damaged) and run the same command again to recompute every fit, or restore it from a backup")
+
+
+@dataclass(frozen=True)
+class Repair:
+    """Damaged (model, drug, latent) cells found and reset by :meth:`ResultStore.repair`."""
+
+    cells: dict[tuple[str, str, int], list[str]]  # cell -> what is wrong with it
+    n_fits: int  # done fits whose results were lost (every planned fit of a cell whose status is unreadable)
+
+    def describe(self, limit: int = 5) -> str:
+        """``model/drug/latent N (what)`` for the first ``limit`` cells."""
+        items = [f"{m}/{d}/latent {x} ({', '.join(why)})" for (m, d, x), why in self.cells.items()]
+        more = f" and {len(items) - limit} more" if len(items) > limit else ""
+        return "; ".join(items[:limit]) + more
+
+
+def clean_stale_tmp(out_dir: str | Path) -> list[Path]:
+    """Remove ``results.zarr.tmp-<pid>`` left in OUT by a run that is no longer alive; returns them."""
+    removed = []
+    for tmp in Path(out_dir).glob(f"{STORE_NAME}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def versions() -> dict[str, str]:
@@ -98,25 +152,35 @@ class ResultStore:
     """Handle on OUT/results.zarr. Create/validate with :meth:`open`."""
 
     def __init__(self, path: Path):
+        """Open the group and read its coordinates; StoreDamagedError if that fails."""
         self.path = Path(path)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            self._group = zarr.open_group(str(self.path), mode="r+")
-        attrs = dict(self._group.attrs)
-        self.attrs = attrs
-        self.models = [str(m) for m in self._group["model"][:]]
-        self.drugs = [str(d) for d in self._group["drug"][:]]
-        self.latents = [int(x) for x in self._group["latent"][:]]
-        self.repeats = np.asarray(self._group["repeat"][:], dtype=int)
-        self.folds = np.asarray(self._group["fold"][:], dtype=int)
-        self.n_folds = int(self.folds.max()) + 1
-        self._planned = np.asarray(self._group["planned"][:], dtype=bool)
+        if not self.path.is_dir():
+            raise _beyond_repair(self.path, "is not a directory (a result store is one)")
+        if not (self.path / "zarr.json").is_file():
+            raise _beyond_repair(self.path, "has no zarr.json (its metadata: config, data fingerprint)")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                # every write stores all chunks of its cell, empty ones too: repair() relies on it
+                with zarr.config.set({"array.write_empty_chunks": True}):
+                    self._group = zarr.open_group(str(self.path), mode="r+")
+                    self._arrays = {v: self._group[v].async_array
+                                    for v in (*FLOAT_VARS, SCORE_VAR, *STR_VARS)}
+            self.attrs = dict(self._group.attrs)
+            self.models = [str(m) for m in self._group["model"][:]]
+            self.drugs = [str(d) for d in self._group["drug"][:]]
+            self.latents = [int(x) for x in self._group["latent"][:]]
+            self.repeats = np.asarray(self._group["repeat"][:], dtype=int)
+            self.folds = np.asarray(self._group["fold"][:], dtype=int)
+            self.n_folds = int(self.folds.max()) + 1
+            self._planned = np.asarray(self._group["planned"][:], dtype=bool)
+            self.methods = [str(m) for m in self._group["method"][:]]
+            self.metrics = [str(m) for m in self._group["metric"][:]]
+        except Exception as e:  # zarr raises many types for damaged metadata or coordinates
+            raise _beyond_repair(self.path, f"cannot be read ({type(e).__name__}: {e})") from None
         self._m = {m: i for i, m in enumerate(self.models)}
         self._d = {d: i for i, d in enumerate(self.drugs)}
         self._l = {x: i for i, x in enumerate(self.latents)}
-        self.methods = [str(m) for m in self._group["method"][:]]
-        self.metrics = [str(m) for m in self._group["metric"][:]]
-        self._arrays = {v: self._group[v].async_array for v in (*FLOAT_VARS, SCORE_VAR, *STR_VARS)}
 
     # ------------------------------------------------------------------------------------------------
     @classmethod
@@ -133,10 +197,12 @@ class ResultStore:
         path = out / STORE_NAME
         key_hash = science_hash(cfg)
         full_fp = f"{fingerprint}+{key_hash}"
-        if path.exists():
+        clean_stale_tmp(out)
+        if path.exists() or path.is_symlink():
             store = cls(path)
             stored_fp = store.attrs.get("fingerprint")
             if stored_fp == full_fp:
+                store._check_coords(cfg, list(drugs))
                 return store
             stored_cfg = json.loads(store.attrs.get("config", "{}")).get("science", {})
             if store.attrs.get("data_fingerprint") != fingerprint:
@@ -202,12 +268,25 @@ class ResultStore:
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)
-        with warnings.catch_warnings():
-            # zarr warns that consolidated metadata is not in the v3 spec; we keep it so that plain
-            # xr.open_zarr(path) reads the store quietly and fast. Region writes never change metadata.
-            warnings.simplefilter("ignore", UserWarning)
-            ds.to_zarr(str(tmp), zarr_format=3, mode="w", consolidated=True, encoding=encoding)
-        os.rename(tmp, path)
+        try:
+            with warnings.catch_warnings():
+                # zarr warns that consolidated metadata is not in the v3 spec; we keep it so that plain
+                # xr.open_zarr(path) reads the store quietly and fast. Region writes never change metadata.
+                warnings.simplefilter("ignore", UserWarning)
+                ds.to_zarr(str(tmp), zarr_format=3, mode="w", consolidated=True, encoding=encoding)
+            os.rename(tmp, path)
+        except BaseException:  # Ctrl-C, SIGTERM or a full disk: leave no partial store behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _check_coords(self, cfg: RunConfig, drugs: list[str]) -> None:
+        """StoreDamagedError unless the stored coordinates are those this config creates."""
+        latents = sorted({int(x) for m in cfg.models for x in cfg.latents_for(m)})
+        want = (list(cfg.models), drugs, latents, cfg.n_repeats * cfg.n_folds, list(METHODS), list(METRICS))
+        have = (self.models, self.drugs, self.latents, len(self.repeats), self.methods, self.metrics)
+        if have != want:
+            raise _beyond_repair(self.path, "has coordinates (model, drug, latent, split, method, metric) "
+                                            "that do not match its own config")
 
     # ------------------------------------------------------------------------------------------------
     def _index(self, model: str, drug: str, latent: int, repeat: int, fold: int) -> tuple[int, int, int, int]:
@@ -221,6 +300,80 @@ class ResultStore:
     def status(self) -> np.ndarray:
         """The status array [model, drug, latent, split] (str)."""
         return np.asarray(self._group["status"][:])
+
+    def _cell_name(self, cell: tuple[int, int, int]) -> tuple[str, str, int]:
+        return (self.models[cell[0]], self.drugs[cell[1]], self.latents[cell[2]])
+
+    def _read_checked(self, var: str, bad: dict[tuple[int, int, int], list[str]]) -> np.ndarray:
+        """``var`` in full; cells whose chunk cannot be decoded go into ``bad`` and read as fill values."""
+        arr = self._group[var]
+        try:
+            return np.asarray(arr[:]).astype(object if var in STR_VARS else float)
+        except Exception:  # a garbage or truncated chunk: find which cells
+            pass
+        cells = list(np.ndindex(*arr.shape[:3]))
+        a = self._arrays[var]
+
+        async def read_all() -> list[Any]:
+            reads = (a.getitem((*c, slice(None))) for c in cells)
+            return await asyncio.gather(*reads, return_exceptions=True)
+
+        got = sync(read_all())
+        text = var in STR_VARS
+        out = np.full(arr.shape, "" if text else np.nan, dtype=object if text else float)
+        for c, value in zip(cells, got, strict=True):
+            if isinstance(value, Exception):
+                bad[c].append(f"{var}: unreadable chunk")
+            else:
+                out[c] = np.asarray(value).astype(out.dtype)
+        return out
+
+    def find_damage(self) -> Repair:
+        """The damaged (model, drug, latent) cells, what is wrong with each, and the done fits they hold.
+
+        A cell that has any status must have every variable's chunk on disk and decodable, only known
+        status values, and a finite fit time for each done fit; a cell whose status chunk is unreadable
+        counts all its planned fits.
+        """
+        bad: dict[tuple[int, int, int], list[str]] = defaultdict(list)
+        st = self._read_checked("status", bad).astype(str)
+        status_lost = set(bad)
+        seconds = self._read_checked("fit_seconds", bad).astype(float)
+        for v in (*FLOAT_VARS, SCORE_VAR, *STR_VARS):
+            if v not in ("status", "fit_seconds"):
+                self._read_checked(v, bad)
+        known = np.isin(st, ("", "done", "failed"))
+        for c in zip(*np.nonzero(~known.all(axis=3)), strict=True):
+            bad[c].append("status: unknown value")
+        started = (st != "").any(axis=3)
+        for c in zip(*np.nonzero(started), strict=True):
+            c = tuple(int(i) for i in c)
+            for v in (*FLOAT_VARS, SCORE_VAR, *STR_VARS):
+                key = self._group[v].metadata.encode_chunk_key((*c, *[0] * (self._group[v].ndim - 3)))
+                if not (self.path / v / key).is_file():
+                    bad[c].append(f"{v}: chunk missing")
+        no_time = (st == "done") & ~np.isfinite(seconds)
+        for c in zip(*np.nonzero(no_time.any(axis=3)), strict=True):
+            if not bad.get(c):
+                bad[c].append("fit_seconds: missing for a done fit")
+        pm = self.planned_mask()
+        n_fits = 0
+        for c in bad:
+            n_fits += int(pm[c].sum()) if c in status_lost else int(((st[c] == "done") & pm[c]).sum())
+        return Repair({self._cell_name(c): sorted(set(why)) for c, why in bad.items()}, n_fits)
+
+    def repair(self) -> Repair:
+        """Reset every damaged cell (status first, so a crash leaves it not done) for its fits to be rerun."""
+        damage = self.find_damage()
+        n_split = len(self.repeats)
+        for m, d, x in damage.cells:
+            sel = (self._m[m], self._d[d], self._l[x], slice(None))
+            sync(self._arrays["status"].setitem(sel, _empty_str((n_split,))))
+            for v in (*FLOAT_VARS, SCORE_VAR, *STR_VARS):
+                shape = self._group[v].shape[3:]
+                fill = _empty_str(shape) if v in STR_VARS else np.full(shape, np.nan)
+                sync(self._arrays[v].setitem(sel, fill))
+        return damage
 
     def done_keys(self) -> set[FitKey]:
         """Fits whose status is "done"."""
