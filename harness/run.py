@@ -5,17 +5,24 @@
     python -m harness.run --help                            # every setting
 
 Rerunning the same command resumes: fits already "done" in OUT/results.zarr are not recomputed, failed ones
-are retried; a different config or dataset in the same OUT is refused (exit 2).
-Exit status: 0 = grid finished (failed fits, if any, are recorded with their reason), 1 = report failed,
-2 = bad input (config, data, store mismatch), 130 = interrupted (rerun to resume).
+are retried, and fits whose stored values are damaged (a deleted or garbage chunk) are recomputed.
+Exit status: 0 = every fit done and the report written, 1 = report failed, 2 = bad input (config, data,
+paths, store mismatch or damage beyond repair), 3 = grid finished but some fits failed (reasons listed at
+the end and in OUT/failures.csv; rerun to retry them), 130 = interrupted by Ctrl-C, 143 = terminated by
+SIGTERM (rerun to resume).
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
+import os
+import signal
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,12 +32,52 @@ import numpy as np
 
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
 from harness.grid import Task, build_grid, remaining
-from harness.store import ResultStore, StoreMismatchError, versions
+from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, versions
 from harness.tasks import _drug, drug_splits, failed_rows, paired_cell_lines, run_task
 
 
 class RunError(ValueError):
     """Bad input found while preparing the run (message says what to do)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what Slurm and schedulers send): handled like Ctrl-C, exit 143."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _interrupt_code(e: KeyboardInterrupt) -> int:
+    return 143 if isinstance(e, Terminated) else 130
+
+
+def _existing_file_at_or_above(path: Path) -> Path | None:
+    """The first existing path from ``path`` upwards, if it is not a directory."""
+    for p in (path, *path.parents):
+        if p.exists() or p.is_symlink():
+            return None if p.is_dir() else p
+    return None
+
+
+def check_paths(cfg: RunConfig) -> None:
+    """RunError unless ``--out`` can be a directory and ``--performance-report`` a file (checked before any
+    work, so that a typo does not cost a cluster start or a finished grid)."""
+    out = cfg.out_dir
+    blocker = _existing_file_at_or_above(out)
+    if blocker == out:
+        raise RunError(f"--out {out}: is a file, not a directory; give a directory (created if absent)")
+    if blocker is not None:
+        raise RunError(f"--out {out}: {blocker} is a file, so no directory can be created under it; "
+                       f"give another --out")
+    if cfg.performance_report:
+        rep = Path(cfg.performance_report)
+        if rep.is_dir():
+            raise RunError(f"--performance-report {rep}: is a directory; give an HTML file name")
+        blocker = _existing_file_at_or_above(rep.parent)
+        if blocker is not None:
+            raise RunError(f"--performance-report {rep}: {blocker} is a file, so the report cannot be "
+                           f"written under it; give another path")
 
 
 def _say(msg: str) -> None:
@@ -133,6 +180,52 @@ def _reason(exc: BaseException) -> str:
     return text[:2000]
 
 
+def _failed(task: Task, exc: BaseException) -> list[dict]:
+    """failed_rows of a task that raised, each with the exception's traceback (for OUT/failures.csv)."""
+    tb = "".join(traceback.format_exception(exc)).strip()
+    return [dict(r, traceback=tb) for r in failed_rows(task, _reason(exc))]
+
+
+FAILURE_COLUMNS = ("model", "drug", "latent", "repeat", "fold", "reason", "traceback")
+
+
+def write_failures(store: ResultStore, out: Path, tracebacks: dict[tuple, str]) -> list[dict]:
+    """Write OUT/failures.csv (one row per failed planned fit: key, reason, traceback if known) and return its
+    rows; remove a stale one when no fit failed."""
+    path = out / "failures.csv"
+    df = store.to_dataframe()
+    df = df[df["status"] == "failed"]
+    rows = [{"model": r.model, "drug": r.drug, "latent": int(r.latent), "repeat": int(r.repeat),
+             "fold": int(r.fold), "reason": r.reason,
+             "traceback": tracebacks.get((r.model, r.drug, int(r.latent), int(r.repeat), int(r.fold)), "")}
+            for r in df.itertuples()]
+    if not rows:
+        path.unlink(missing_ok=True)
+        return rows
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FAILURE_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+    return rows
+
+
+def _failure_summary(rows: list[dict], out: Path) -> None:
+    """The failed fits grouped by reason, on stderr."""
+    by_reason: dict[str, list[dict]] = {}
+    for r in rows:
+        by_reason.setdefault(r["reason"] or "(no reason recorded)", []).append(r)
+    lines = [f"{len(rows)} fit(s) failed; reasons:"]
+    for reason, rs in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        e = rs[0]
+        lines.append(f"  {len(rs)} x {reason.splitlines()[0][:300]} (e.g. {e['model']} {e['drug']} latent "
+                     f"{e['latent']} repeat {e['repeat']} fold {e['fold']})")
+    lines.append(f"every failed fit with its reason and traceback: {out / 'failures.csv'}; "
+                 f"run the same command again to retry them")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
 class _Progress:
     """tqdm bar over fits: done / total, failed count, ETA."""
 
@@ -140,11 +233,16 @@ class _Progress:
         from tqdm import tqdm
 
         self.failed = 0
+        self.tracebacks: dict[tuple, str] = {}
         self.bar = tqdm(total=total, initial=initial, unit="fit", disable=not enabled, dynamic_ncols=True,
                         desc="fits", smoothing=0.1)
 
     def update(self, rows: list[dict]) -> None:
         nf = sum(r["status"] == "failed" for r in rows)
+        for r in rows:
+            if r.get("traceback"):
+                key = (r["model"], r["drug"], int(r["latent"]), int(r["repeat"]), int(r["fold"]))
+                self.tracebacks[key] = r["traceback"]
         self.failed += nf
         self.bar.set_postfix(failed=self.failed, refresh=False)
         self.bar.update(len(rows))
@@ -159,15 +257,13 @@ def _run_in_process(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
         try:
             rows = run_task(t, str(cube_path), cfg)
         except Exception as e:  # a task that raises fails its fits; the grid goes on
-            rows = failed_rows(t, _reason(e))
+            rows = _failed(t, e)
         store.write(rows)
         prog.update(rows)
 
 
 def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, store: ResultStore,
                     prog: _Progress, handle: Any) -> None:
-    from distributed import as_completed
-
     client = handle.client
     token = datetime.now(UTC).strftime("%H%M%S%f")
     futures = {}
@@ -175,12 +271,12 @@ def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
         fut = client.submit(run_task, t, str(cube_path), cfg, resources=handle.resources,
                             retries=cfg.retries, pure=False, key=f"{t.key}-{token}")
         futures[fut] = t
-    for fut in as_completed(list(futures)):
+    for fut in handle.as_completed(list(futures)):   # stops on a rejected Slurm job or no workers
         t = futures.pop(fut)
         try:
             rows = fut.result()
         except Exception as e:  # raised in the task after all retries, KilledWorker, cancelled
-            rows = failed_rows(t, _reason(e))
+            rows = _failed(t, e)
         store.write(rows)
         prog.update(rows)
         fut.release()
@@ -200,7 +296,22 @@ def _dashboard_hint(cfg: RunConfig, link: str | None) -> None:
 
 
 def run(cfg: RunConfig) -> int:
-    """Run the grid for ``cfg``; see the module docstring for exit codes."""
+    """Run the grid for ``cfg``; see the module docstring for exit codes. SIGTERM is handled like Ctrl-C."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
+    try:
+        return _run(cfg)
+    except KeyboardInterrupt as e:  # outside the grid: while preparing, opening the store or reporting
+        _say(f"interrupted: finished fits are safe in {cfg.out_dir / 'results.zarr'} (if it exists); run the "
+             f"same command again to resume")
+        return _interrupt_code(e)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(cfg: RunConfig) -> int:
+    """Prepare, run the grid, write run.json, failures.csv and the report."""
     out = cfg.out_dir
     started = datetime.now(UTC)
     t0 = time.perf_counter()
@@ -210,6 +321,7 @@ def run(cfg: RunConfig) -> int:
         _say(f"error: cannot import datasets: {e}")
         return 2
     try:
+        check_paths(cfg)
         cube_path = prepare_cube(cfg, out)
         cube = open_cube(cube_path)
         drug_names = select_drugs(cfg, drugs(cube), cube_path)
@@ -218,9 +330,13 @@ def run(cfg: RunConfig) -> int:
                                  n_train_test=n_tt,
                                  extra_attrs={"ceiling": ceiling, "pairing": pairing,
                                               "ground_truth": _ground_truth(cube, drug_names)})
-    except (RunError, StoreMismatchError, ConfigError, CubeError) as e:
+    except (RunError, StoreMismatchError, StoreDamagedError, ConfigError, CubeError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
+    repair = store.repair()
+    if repair.cells:
+        _say(f"repairing {store.path}: {len(repair.cells)} damaged cell(s), {repair.n_fits} done fit(s) lost "
+             f"and recomputed now: {repair.describe()}")
 
     spt = cfg.resolved_splits_per_task()
     full = build_grid(cfg, drug_names, splits_per_task=spt)
@@ -230,29 +346,31 @@ def run(cfg: RunConfig) -> int:
     _say(f"{out}: {before['planned']} fits planned, {before['done']} already done, {n_fits} to run in "
          f"{len(tasks)} tasks ({spt} split(s) per task) on cluster '{cfg.cluster}'")
 
-    interrupted = False
+    interrupted = 0  # the exit code of an interrupt
     if tasks:
         cluster_error: type[Exception] = RunError
         prog = _Progress(total=before["planned"], initial=before["done"], enabled=cfg.progress)
         try:
-            if cfg.cluster == "none":
-                _run_in_process(tasks, cube_path, cfg, store, prog)
-            else:
-                import harness.cluster as cluster_mod
+            import harness.cluster as cluster_mod
 
-                cluster_error = getattr(cluster_mod, "ClusterError", RunError)
-                with cluster_mod.open_cluster(cfg) as handle:
-                    _dashboard_hint(cfg, handle.dashboard_link)
-                    report_ctx: Any = contextlib.nullcontext()
-                    if cfg.performance_report:
-                        from distributed import performance_report
+            cluster_error = cluster_mod.ClusterError
+            # library logging, warnings and failed fits' tracebacks go to OUT/run.log, not the terminal
+            with cluster_mod.run_log(out / "run.log") as log_path:
+                if cfg.cluster == "none":
+                    _run_in_process(tasks, cube_path, cfg, store, prog)
+                else:
+                    with cluster_mod.open_cluster(cfg, log_path=log_path) as handle:
+                        _dashboard_hint(cfg, handle.dashboard_link)
+                        report_ctx: Any = contextlib.nullcontext()
+                        if cfg.performance_report:
+                            from distributed import performance_report
 
-                        Path(cfg.performance_report).parent.mkdir(parents=True, exist_ok=True)
-                        report_ctx = performance_report(filename=str(cfg.performance_report))
-                    with report_ctx:
-                        _run_on_cluster(tasks, cube_path, cfg, store, prog, handle)
-        except KeyboardInterrupt:
-            interrupted = True
+                            Path(cfg.performance_report).parent.mkdir(parents=True, exist_ok=True)
+                            report_ctx = performance_report(filename=str(cfg.performance_report))
+                        with report_ctx:
+                            _run_on_cluster(tasks, cube_path, cfg, store, prog, handle)
+        except KeyboardInterrupt as e:
+            interrupted = _interrupt_code(e)
         except cluster_error as e:
             prog.close()
             print(f"error: {e}", file=sys.stderr, flush=True)
@@ -260,6 +378,7 @@ def run(cfg: RunConfig) -> int:
         finally:
             prog.close()
     counts = store.counts()
+    failures = write_failures(store, out, prog.tracebacks if tasks else {})
     seconds = time.perf_counter() - t0
     run_info = {
         "config": {"science": science_key(cfg), "execution": execution_settings(cfg)},
@@ -269,22 +388,27 @@ def run(cfg: RunConfig) -> int:
         "timings": {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
                     "seconds": round(seconds, 3), "fits_run": n_fits, "tasks_run": len(tasks)},
         "counts": counts,
-        "interrupted": interrupted,
+        "repaired_fits": repair.n_fits,
+        "interrupted": bool(interrupted),
+        "signal": {130: "SIGINT", 143: "SIGTERM"}.get(interrupted),
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True))
     if interrupted:
         _say(f"interrupted: {counts['done']} of {counts['planned']} fits are saved in {store.path}; "
              f"run the same command again to resume")
-        return 130
+        return interrupted
     _say(f"done: {counts['done']} fits done, {counts['failed']} failed, {counts['missing']} missing "
          f"({seconds:.1f} s)")
-    if counts["failed"]:
-        _say("failed fits keep their reason in results.zarr (status/reason); rerun to retry them")
-    try:
-        from harness.report import render_report
+    if repair.n_fits:
+        _say(f"repaired: {repair.n_fits} fit(s) of damaged cells recomputed")
+    from harness.report import ReportError, render_report
 
+    try:
         render_report(out)
+    except ReportError as e:
+        print(f"error: the report failed: {e}", file=sys.stderr, flush=True)
+        return 1
     except Exception as e:
         print(f"error: the report failed: {_reason(e)} (results are safe in {store.path}; "
               f"retry with python -m harness.report {out})", file=sys.stderr, flush=True)
@@ -292,6 +416,9 @@ def run(cfg: RunConfig) -> int:
     for name in ("table1.md", "benchmark.md"):
         if (out / name).exists():
             _say((out / name).read_text())
+    if failures:
+        _failure_summary(failures, out)
+        return 3
     return 0
 
 
