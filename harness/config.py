@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Sequence
@@ -97,6 +98,9 @@ class RunConfig:
     performance_report: str | None = _f(None, "save Dask's performance report to this HTML file", "cluster")
     progress: bool = _f(True, "show a progress bar", "cluster")
     dashboard_address: str = _f(":8787", "Dask dashboard address (a free port is used if taken)", "cluster")
+    worker_timeout: float = _f(300.0, "seconds to wait for a Dask worker (the first, or a new one when none "
+                               "is left, e.g. Slurm jobs still pending) before stopping with exit 2; 0 waits "
+                               "forever", "cluster")
     # --- slurm ----------------------------------------------------------------------------------------
     jobs: int = _f(1, "Slurm: maximum jobs (adapt() between 0 and this)", "slurm")
     partition: str | None = _f(None, "Slurm: partition", "slurm")
@@ -211,7 +215,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     f = _FIELDS[name]
     kind = _base_type(f)
     optional = "None" in str(f.type)
-    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "")):
+    empty = ("none",) if kind.startswith("tuple") else ("none", "")  # an empty list is not "unset"
+    if value is None or (optional and isinstance(value, str) and value.strip().lower() in empty):
         if optional:
             return None
         raise ConfigError(f"{source}: field '{name}' must not be empty")
@@ -224,6 +229,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                     flat.extend(s for s in it.split(",") if s.strip() != "")
                 else:
                     flat.append(it)
+            if not flat and name != "job_extra":
+                raise ConfigError(f"{source}: {value!r} names no {name}; give at least one, separated by "
+                                  f"commas or spaces (e.g. a,b c)")
             if kind == "tuple[int":
                 out = []
                 for it in flat:
@@ -252,6 +260,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise ValueError(value)
             return float(value)
         return str(value)
+    except ConfigError:
+        raise
     except (TypeError, ValueError):
         want = {"tuple[int": "a list of integers", "tuple[str": "a list of strings", "bool": "true/false",
                 "int": "an integer", "float": "a number", "str": "a string"}[kind]
@@ -332,11 +342,19 @@ def validate(cfg: RunConfig) -> RunConfig:
     for name in ("iaf_steps", "patience", "min_epochs", "retries", "gpus_per_job", "data_seed"):
         if getattr(cfg, name) < 0:
             raise bad(name, "must be >= 0")
+    for name in ("lr", "free_bits", "l2_drug", "val_fraction"):
+        if not math.isfinite(getattr(cfg, name)):
+            raise bad(name, "must be a finite number")
     if not cfg.lr > 0:
         raise bad("lr", "must be > 0")
     for name in ("free_bits", "l2_drug"):
         if getattr(cfg, name) < 0:
             raise bad(name, "must be >= 0")
+    if cfg.min_epochs > cfg.max_epochs:
+        raise bad("min_epochs", f"must be <= max_epochs ({cfg.max_epochs})")
+    for name in ("base_seed", "data_seed"):
+        if not 0 <= getattr(cfg, name) < 2**63:
+            raise bad(name, "must be in [0, 2**63)")
     if cfg.stop_on not in STOP_ON:
         raise bad("stop_on", f"must be one of {', '.join(STOP_ON)}")
     if cfg.standardize not in STANDARDIZE:
