@@ -255,8 +255,12 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
     return path
 
 
-def open_cube(path: str | Path) -> xr.Dataset:
-    """Open and validate a cube written by :func:`write_cube` (lazy, dask-backed per chunk)."""
+def open_cube(path: str | Path, check: bool = True) -> xr.Dataset:
+    """Open and validate a cube written by :func:`write_cube` (lazy, dask-backed per chunk).
+
+    ``check=False`` skips the scan of every value (the inf check) and keeps the schema checks: for a cube
+    already checked once, e.g. by the driver before its workers open it.
+    """
     path = Path(path)
     if not path.exists():
         raise CubeError(f"{path}: no such cube")
@@ -265,7 +269,7 @@ def open_cube(path: str | Path) -> xr.Dataset:
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad cube
         raise CubeError(f"{path}: cannot open as a zarr v3 cube ({type(e).__name__}: {e})") from None
     try:
-        _validate(ds, str(path))
+        _validate(ds, str(path), check_values=check)
     except CubeError:
         raise
     except Exception as e:  # noqa: BLE001 - a corrupt chunk or codec failure

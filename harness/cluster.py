@@ -14,16 +14,28 @@ default ``MALLOC_TRIM_THRESHOLD_=65536`` (:func:`worker_spawn_environ`): that de
 threshold at 128 KiB, so every tensor of a training step above that size is mmap'ed and unmapped again; a
 PertVAE fit ran 1.7x slower in a Dask worker than in a plain process because of it (17.4 s vs 10.4 s for
 one demo drug's 10 splits, 1 thread each; 9.3 s with these settings).
+
+Library noise stays out of the terminal: :func:`run_log` sends this process's Dask/tornado/bokeh logging and
+Python warnings to OUT/run.log (timestamped), and the :class:`RunLog` worker plugin sends a local worker's
+stderr there too. A Slurm worker job is checked with ``sbatch --test-only`` before anything is queued, and
+:meth:`ClusterHandle.as_completed` stops the run (:class:`ClusterError`) when a worker job is rejected or no
+worker has joined for ``--worker-timeout`` seconds.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import shutil
 import socket
+import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -32,6 +44,13 @@ THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # Environment variable naming the network interface Slurm workers use to reach the scheduler ("lo" on a
 # single-node test cluster, e.g. "ib0" on a real one); RunConfig has no field for it.
 SLURM_INTERFACE_ENV = "HARNESS_SLURM_INTERFACE"
+LIBRARY_LOGGERS = ("distributed", "dask", "dask_jobqueue", "tornado", "bokeh", "asyncio", "py.warnings",
+                   "harness")
+LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"
+SLURM_HINT = ("check --partition, --account, --memory, --walltime, --cores-per-job, --gpus-per-job and "
+              "--job-extra against what sinfo shows; the job script is in OUT/run.log")
+
+log = logging.getLogger(__name__)
 
 
 class ClusterError(ValueError):
@@ -40,7 +59,11 @@ class ClusterError(ValueError):
 
 @dataclass
 class ClusterHandle:
-    """An open cluster: the client (None for ``none``), dashboard link, task resources and kind."""
+    """An open cluster: the client (None for ``none``), dashboard link, task resources and kind.
+
+    ``failures`` collects the errors of rejected Slurm job submissions; ``worker_timeout`` (seconds, 0 =
+    forever) bounds how long :meth:`as_completed` waits with no worker connected.
+    """
 
     client: Any | None
     dashboard_link: str | None
@@ -49,6 +72,138 @@ class ClusterHandle:
     cluster: Any | None = None
     n_workers: int = 0
     info: dict = field(default_factory=dict)
+    worker_timeout: float = 0.0
+    failures: list[str] = field(default_factory=list)
+    _alone_since: float | None = field(default=None, init=False, repr=False)
+
+    def check(self) -> None:
+        """Raise ClusterError when a worker job was rejected, or no worker has been connected for
+        ``worker_timeout`` seconds."""
+        if self.failures:
+            raise ClusterError(f"Slurm rejected a worker job: {self.failures[0]} ({SLURM_HINT})")
+        if self.cluster is None or self.worker_timeout <= 0:
+            return
+        now = time.monotonic()
+        if self.cluster.scheduler_info.get("workers"):
+            self._alone_since = None
+        elif self._alone_since is None:
+            self._alone_since = now
+        elif now - self._alone_since > self.worker_timeout:
+            raise ClusterError(self._no_worker_message())
+
+    def as_completed(self, futures: Sequence[Any], poll: float = 0.1) -> Iterator[Any]:
+        """Yield ``futures`` as they finish (distributed.as_completed), calling :meth:`check` meanwhile."""
+        from distributed import as_completed
+
+        ac = as_completed(futures)
+        while not ac.is_empty():
+            if ac.has_ready():
+                yield from ac.next_batch(block=False)
+            else:
+                self.check()
+                time.sleep(poll)
+
+    def _no_worker_message(self) -> str:
+        t = f"no Dask worker joined in {self.worker_timeout:g} s (--worker-timeout; 0 waits forever)"
+        if self.kind != "slurm":
+            return f"{t}: the worker processes failed to start or died; see OUT/run.log"
+        ids = [str(j) for j in (getattr(w, "job_id", None) for w in self.cluster.workers.values()) if j]
+        jobs = _squeue(ids) if ids else "no job was submitted"
+        where = getattr(self.cluster.scheduler, "address", None) or "the scheduler"
+        return (f"{t}; Slurm jobs: {jobs}. Check why they wait (squeue -j JOBID -o %r) or failed (their logs "
+                f"in OUT/slurm-logs), and that the compute nodes can reach {where} (set "
+                f"{SLURM_INTERFACE_ENV} to their network interface, e.g. ib0); raise --worker-timeout if "
+                f"jobs queue for long")
+
+
+def _squeue(ids: Sequence[str]) -> str:
+    """``ID STATE (REASON)`` of Slurm jobs ``ids``, or the ids alone when squeue cannot tell."""
+    try:
+        r = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i %T (%r)"], capture_output=True,
+                           text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return ", ".join(ids)
+    states = [line.strip() for line in r.stdout.splitlines() if line.strip()]
+    return ", ".join(states) if r.returncode == 0 and states else f"{', '.join(ids)} (not in squeue)"
+
+
+def _command_error(text: str) -> str:
+    """The stderr part of a failed sbatch call (dask_jobqueue's message or sbatch's own), on one line."""
+    _, sep, err = text.partition("stderr:")
+    lines = [x.strip() for x in (err if sep else text).splitlines() if x.strip()]
+    return "; ".join(lines) or text.strip()
+
+
+class _AppendHandler(logging.Handler):
+    """Appends formatted records to a file. Not a StreamHandler on purpose: while a cluster is open,
+    distributed's ``silence_logs`` lowers every StreamHandler of its loggers to ERROR."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self._file = path.open("a", encoding="utf-8")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._file.write(self.format(record) + "\n")
+            self._file.flush()
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@contextmanager
+def run_log(path: Path) -> Iterator[Path]:
+    """Send this process's library logging (:data:`LIBRARY_LOGGERS`) and Python warnings to ``path``
+    (appended, timestamped) instead of the terminal; the loggers are restored on exit."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = _AppendHandler(path)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    saved = []
+    for name in LIBRARY_LOGGERS:
+        lg = logging.getLogger(name)
+        saved.append((lg, list(lg.handlers), lg.propagate, lg.level))
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
+        lg.addHandler(handler)
+        lg.propagate = False
+        if name == "harness":
+            lg.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    logging.getLogger("harness").info("run log of process %d: library logs, warnings, failed fits' "
+                                      "tracebacks", os.getpid())
+    try:
+        yield path
+    finally:
+        logging.captureWarnings(False)
+        for lg, handlers, propagate, level in saved:
+            lg.removeHandler(handler)
+            for h in handlers:
+                lg.addHandler(h)
+            lg.propagate, lg.level = propagate, level
+        handler.close()
+
+
+class RunLog(WorkerPlugin):
+    """Worker plugin: the worker process's stderr (Dask's logging, warnings, tracebacks of failed tasks)
+    goes to the run's log file ``path`` instead of the driver's terminal."""
+
+    name = "harness-run-log"
+
+    def __init__(self, path: str):
+        self.path = str(path)
+
+    def setup(self, worker: Any) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        logging.getLogger().addHandler(handler)
+        logging.captureWarnings(True)
 
 
 def set_torch_threads(n: int) -> None:
@@ -120,7 +275,7 @@ def dashboard_address(cfg: Any) -> str:
     return addr if _port_free(addr) else f"{addr.rpartition(':')[0]}:0"
 
 
-def _local(cfg: Any, gpus: int | None) -> ClusterHandle:
+def _local(cfg: Any, gpus: int | None, timeout: float) -> ClusterHandle:
     from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster
 
     n_gpu = cuda_device_count() if gpus is None else gpus
@@ -151,12 +306,16 @@ def _local(cfg: Any, gpus: int | None) -> ClusterHandle:
     try:
         client = Client(cluster)
         client.register_plugin(TorchThreads())
-        client.wait_for_workers(n, timeout=120)
+        try:
+            client.wait_for_workers(n, timeout=timeout or None)
+        except TimeoutError:
+            raise ClusterError(f"{n} local Dask worker(s) did not start in {timeout:g} s (--worker-timeout); "
+                               f"see OUT/run.log") from None
     except BaseException:
         cluster.close()
         raise
     return ClusterHandle(client, client.dashboard_link, resources, "local", cluster, n,
-                         {"gpus": n_gpu})
+                         {"gpus": n_gpu}, worker_timeout=timeout)
 
 
 def worker_lifetime(walltime_s: int) -> tuple[int, int]:
@@ -208,7 +367,42 @@ def slurm_kwargs(cfg: Any) -> dict[str, Any]:
     return kw
 
 
-def _slurm(cfg: Any) -> ClusterHandle:
+def sbatch_test(script: str) -> None:
+    """Check a job script with ``sbatch --test-only`` (nothing is queued); ClusterError with sbatch's own
+    error when Slurm would reject it (no such partition, bad --gres, too much memory...)."""
+    sbatch = shutil.which("sbatch")
+    if sbatch is None:
+        raise ClusterError("field 'cluster' = 'slurm': sbatch is not on PATH (run on a Slurm login node, or "
+                           "use --cluster local)")
+    try:
+        r = subprocess.run([sbatch, "--test-only"], input=script, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        log.warning("sbatch --test-only did not answer in 60 s; submitting without that check")
+        return
+    if r.returncode != 0:
+        why = _command_error(r.stderr or r.stdout)
+        raise ClusterError(f"Slurm rejects the worker job: {why} ({SLURM_HINT})")
+
+
+def _job_class(failures: list[str]) -> type:
+    """dask_jobqueue's SLURMJob that records a rejected submission in ``failures`` (seen by
+    ClusterHandle.check) and marks itself failed so that closing the cluster does not trip over it."""
+    from dask_jobqueue.slurm import SLURMJob
+    from distributed.core import Status
+
+    class Job(SLURMJob):
+        async def start(self) -> None:
+            try:
+                await super().start()
+            except Exception as e:
+                self.status = Status.failed
+                failures.append(_command_error(str(e)))
+                raise
+
+    return Job
+
+
+def _slurm(cfg: Any, timeout: float) -> ClusterHandle:
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError as e:  # pragma: no cover - dependency
@@ -217,8 +411,15 @@ def _slurm(cfg: Any) -> ClusterHandle:
 
     if int(cfg.jobs) < 1:
         raise ClusterError(f"field 'jobs' = {cfg.jobs!r}: must be >= 1")
-    cluster = SLURMCluster(**slurm_kwargs(cfg))
+    failures: list[str] = []
     try:
+        cluster = SLURMCluster(job_cls=_job_class(failures), **slurm_kwargs(cfg))
+    except ValueError as e:   # e.g. a memory or walltime dask_jobqueue cannot parse
+        raise ClusterError(f"Slurm settings: {e}") from None
+    try:
+        script = cluster.job_script()
+        log.info("Slurm worker job script:\n%s", script)
+        sbatch_test(script)
         cluster.adapt(minimum_jobs=0, maximum_jobs=int(cfg.jobs))
         client = Client(cluster)
         client.register_plugin(TorchThreads())
@@ -227,17 +428,22 @@ def _slurm(cfg: Any) -> ClusterHandle:
         raise
     gpus = int(getattr(cfg, "gpus_per_job", 0) or 0)
     return ClusterHandle(client, client.dashboard_link, {"GPU": 1} if gpus > 0 else None, "slurm", cluster,
-                         0, {"job_script": cluster.job_script()})
+                         0, {"job_script": script}, worker_timeout=timeout, failures=failures)
 
 
 @contextmanager
-def open_cluster(cfg: Any, gpus: int | None = None) -> Iterator[ClusterHandle]:
+def open_cluster(cfg: Any, gpus: int | None = None, log_path: Path | None = None) -> Iterator[ClusterHandle]:
     """Open the cluster ``cfg.cluster`` names (local | slurm | none); close it on exit.
 
     ``gpus`` overrides the local GPU count (default: torch.cuda.device_count()); ``gpus=2`` on a CPU
     machine builds the GPU layout (2 workers advertising GPU=1) so resource routing can be tested.
+    ``log_path``: local workers send their stderr there (:class:`RunLog`).
     """
     kind = getattr(cfg, "cluster", None)
+    timeout = float(getattr(cfg, "worker_timeout", 0.0) or 0.0)
+    if not math.isfinite(timeout) or timeout < 0:
+        raise ClusterError(f"field 'worker_timeout' = {timeout!r}: must be a number of seconds >= 0 "
+                           f"(0 waits forever)")
     if kind == "none":
         yield ClusterHandle(None, None, None, "none")
         return
@@ -245,9 +451,11 @@ def open_cluster(cfg: Any, gpus: int | None = None) -> Iterator[ClusterHandle]:
         import dask
 
         with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_spawn_environ()}):
-            handle = _local(cfg, gpus)
+            handle = _local(cfg, gpus, timeout)
+        if log_path is not None:
+            handle.client.register_plugin(RunLog(str(log_path)))
     elif kind == "slurm":
-        handle = _slurm(cfg)
+        handle = _slurm(cfg, timeout)
     else:
         raise ClusterError(f"field 'cluster' = {kind!r}: must be one of local, slurm, none")
     try:
@@ -256,4 +464,7 @@ def open_cluster(cfg: Any, gpus: int | None = None) -> Iterator[ClusterHandle]:
         try:
             handle.client.close()
         finally:
-            handle.cluster.close()
+            try:
+                handle.cluster.close()
+            except Exception:  # a library's teardown error must not hide the run's own outcome
+                log.exception("closing the Dask cluster failed")

@@ -8,6 +8,7 @@ worker runs the task or on how splits are grouped into tasks.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import socket
 from collections.abc import Sequence
@@ -18,11 +19,14 @@ import numpy as np
 from harness.config import RunConfig
 from harness.grid import Task, fit_seed
 
+log = logging.getLogger(__name__)
+
 
 def _synchronous() -> Any:
     """Compute lazy (dask-backed) cube reads in this thread. Inside a Dask worker, xarray would otherwise
-    compute through the worker's own client: every read becomes hidden tasks on the same one-thread workers,
-    whose chunks are shipped between them, and a fit runs at half speed beside the worker's busy event loop."""
+    compute through the worker's own client: every read becomes hidden tasks on the same one-thread
+    workers, whose chunks are shipped between them, and a fit runs at half speed beside the worker's busy
+    event loop."""
     import dask
 
     return dask.config.set(scheduler="synchronous")
@@ -30,11 +34,12 @@ def _synchronous() -> Any:
 
 @functools.lru_cache(maxsize=4)
 def _cube(path: str):
-    """The opened cube, cached per worker process."""
+    """The opened cube, cached per worker process; its values were checked once by the driver
+    (harness.run), so workers skip that full-cube scan."""
     from datasets.cube import open_cube
 
     with _synchronous():
-        return open_cube(path)
+        return open_cube(path, check=False)
 
 
 @functools.lru_cache(maxsize=64)
@@ -100,7 +105,24 @@ def fit_config(cfg: RunConfig, latent: int):
 
 
 def run_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
-    """Fit and evaluate ``task``'s splits; one row per fit with its keys, results, worker and SLURM_JOB_ID."""
+    """Fit and evaluate ``task``'s splits; one row per fit with its keys, results, worker and SLURM_JOB_ID.
+
+    A task that raises, and every fit that failed, is logged with its traceback or reason (to OUT/run.log,
+    see harness.cluster.RunLog).
+    """
+    try:
+        rows = _fit_task(task, cube_path, cfg)
+    except Exception:
+        log.exception("task %s failed (%s)", task.key, worker_name())
+        raise
+    for r in rows:
+        if r["status"] == "failed":
+            log.warning("fit %s/%s/latent=%s/repeat=%s/fold=%s failed (%s): %s", r["model"], r["drug"],
+                        r["latent"], r["repeat"], r["fold"], r["worker"], r["reason"])
+    return rows
+
+
+def _fit_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
     from pertvae_core import api
 
     dd = _drug(str(cube_path), task.drug)
