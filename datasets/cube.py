@@ -11,9 +11,13 @@ by the cyclic rule).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
+import re
 import shutil
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -207,20 +211,138 @@ def _validate(ds: xr.Dataset, where: str, check_values: bool = True) -> None:
             raise CubeError(f"{where}: expression contains {n_inf} inf value(s)")
 
 
+def is_cube_store(path: str | Path) -> bool:
+    """Whether ``path`` is a store :func:`write_cube` wrote: a zarr v3 group with the cube's ``provenance``
+    attribute and an ``expression`` array, holding nothing but zarr nodes (what ``--overwrite`` may
+    replace)."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+        expr = json.loads((path / "expression" / "zarr.json").read_text())
+        children = list(path.iterdir())
+    except (OSError, ValueError):
+        return False
+    if not (isinstance(meta, dict) and meta.get("zarr_format") == 3 and meta.get("node_type") == "group"
+            and "provenance" in (meta.get("attributes") or {})):
+        return False
+    if not (isinstance(expr, dict) and expr.get("node_type") == "array"):
+        return False
+    return all(c.name == "zarr.json" or (c.is_dir() and (c / "zarr.json").is_file()) for c in children)
+
+
+def check_out_path(path: str | Path, overwrite: bool = False, flag: str = "--out") -> Path:
+    """Refuse an output path that cannot be written or must not be replaced, before any work is done.
+
+    ``path`` must not exist unless ``overwrite`` and it is a cube store (:func:`is_cube_store`); its nearest
+    existing ancestor must be a writable directory.
+    """
+    path = Path(path)
+    if path.is_symlink() or path.exists():
+        if not overwrite:
+            raise CubeError(f"{path}: already exists (an earlier cube?); use --overwrite to replace it")
+        if not path.is_dir() or path.is_symlink():
+            raise CubeError(f"{path}: {flag} is an existing file, not a cube; --overwrite replaces only a "
+                            f"cube written by this project: move or delete it yourself, or choose another "
+                            f"{flag}")
+        if not is_cube_store(path):
+            raise CubeError(f"{path}: {flag} is an existing directory that is not a cube written by this "
+                            f"project (no cube zarr.json with provenance, or other files inside); "
+                            f"--overwrite refuses to delete it: move it yourself, or choose another {flag}")
+    anc = path.absolute().parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise CubeError(f"{path}: cannot create {flag} because {anc} is a file, not a directory; "
+                        f"choose another {flag}")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise CubeError(f"{path}: cannot create {flag}: directory {anc} is not writable; "
+                        f"choose another {flag}")
+    return path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Delete ``.NAME.tmp-<pid>-<hex>`` stores next to ``path`` that :func:`write_cube` left behind when
+    its process was killed (pid no longer running; older ``.NAME.tmp-<hex>`` names too). Returns them."""
+    path = Path(path)
+    gone = []
+    if not path.parent.is_dir():
+        return gone
+    for p in path.parent.glob(f".{path.name}.tmp-*"):
+        m = re.fullmatch(r"(\d+)-[0-9a-f]{8}|[0-9a-f]{8}", p.name[len(path.name) + 6:])
+        if m is None or (m.group(1) and _pid_alive(int(m.group(1)))):
+            continue
+        _rmtree(p)
+        gone.append(p)
+    return gone
+
+
+def _rmtree(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
+def _stop_zarr_io(timeout: float = 10.0) -> None:
+    """Cancel zarr's pending writes: an interrupt stops only the waiting thread, zarr's event loop thread
+    would go on writing chunks into the temp store after it is deleted."""
+    try:
+        from zarr.core.sync import _get_loop
+
+        loop = _get_loop()
+
+        async def cancel_others() -> None:
+            me = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not me]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel_others(), loop).result(timeout)
+    except Exception:  # noqa: BLE001 - best effort: the removal below retries
+        pass
+
+
+def _remove_partial(tmp: Path, interrupted: bool) -> None:
+    """Delete a partial temp store; after an interrupt, stop zarr's writes first and make sure it is gone."""
+    if interrupted:
+        _stop_zarr_io()
+    deadline = time.monotonic() + (5.0 if interrupted else 0.0)
+    while True:
+        _rmtree(tmp)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+        if not tmp.exists():
+            break
+
+
 def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_block: int = 64) -> Path:
     """Write ``ds`` as a zarr v3 store at ``path`` atomically (temp sibling dir, then rename).
 
-    Refuses an existing ``path`` unless ``overwrite`` (then the old store is replaced only after the new one
-    is complete). All-NaN chunks are not written (fill value NaN).
+    Refuses an existing ``path`` unless ``overwrite`` and it is a cube store (then the old store is
+    replaced only after the new one is complete); refuses a path that cannot be created. All-NaN chunks are
+    not written (fill value NaN). A failed or interrupted write removes its temp store; temp stores of
+    killed writers are removed first (:func:`remove_stale_temps`).
     """
     path = Path(path)
     if cell_block < 1:
         raise CubeError(f"cell_block: must be >= 1, got {cell_block}")
     _validate(ds, str(path))
-    if path.exists() and not overwrite:
-        raise CubeError(f"{path}: already exists; use --overwrite (overwrite=True) to replace it")
+    check_out_path(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    remove_stale_temps(path)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     n_rep, n_gene = int(ds.sizes["replicate"]), int(ds.sizes["gene"])
     out = ds.copy()
     out["expression"] = out["expression"].astype(np.float32)
@@ -249,8 +371,8 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as e:
+        _remove_partial(tmp, interrupted=not isinstance(e, Exception))
         raise
     return path
 
