@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,8 +22,22 @@ from pathlib import Path
 import numpy as np
 
 from datasets.baseline import FORMATS, BaselineMatch, match_baseline, read_baseline, read_cell_map
-from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL, CubeError, make_cube, write_cube
-from datasets.l1000 import L1000Profiles, read_l1000
+from datasets.cube import (
+    CONDITION_BASELINE,
+    CONDITION_CONTROL,
+    CubeError,
+    check_out_path,
+    make_cube,
+    write_cube,
+)
+from datasets.l1000 import (
+    DrugSelection,
+    L1000Profiles,
+    load_profiles,
+    open_l1000,
+    select_genes,
+    select_samples,
+)
 from datasets.pairs import PAIRING_NOTE
 
 
@@ -108,21 +123,88 @@ def assemble(prof: L1000Profiles, base: BaselineMatch, attrs: dict) -> tuple:
     return expr, cells, conditions, list(genes), list(symbols), dose, source, attrs, plate
 
 
+def available_memory() -> int:
+    """Bytes of memory available to this process (Linux MemAvailable, else physical memory)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_cube_size(sel: DrugSelection, n_cells: int, n_rep: int, n_genes: int, all_genes: bool,
+                    max_controls: int | str | None) -> None:
+    """Refuse a cube that cannot fit in memory, with the estimate and the options that shrink it.
+
+    Needed: the dense float32 cube twice (assembled, then copied for the write) plus the selected profiles.
+    """
+    n_cond = len(sel.treatments) + 2
+    cube = n_cells * n_cond * n_rep * n_genes * 4
+    n_read = sum(len(v) for v in sel.controls.values()) + sum(
+        len(v) for per_cell in sel.treatments.values() for v in per_cell.values())
+    need = 2 * cube + n_read * n_genes * 4
+    memory = available_memory()
+    if need <= memory:
+        return
+    ctl = max((len(v) for v in sel.controls.values()), default=0)
+    trt = max(((len(v), d, c) for d, per_cell in sel.treatments.items() for c, v in per_cell.items()),
+              default=(0, "", ""))
+    shrink = []
+    if ctl > trt[0]:
+        shrink.append(f"--max-controls auto or a number (vehicle controls per cell line, now up to {ctl}; "
+                      f"--max-controls is {max_controls})")
+    shrink.append(f"fewer --drugs (now {n_cond - 2}; the most replicates, {trt[0]}, are {trt[1]} in "
+                  f"{trt[2]})")
+    shrink.append("a numeric --dose")
+    if all_genes:
+        shrink.append("no --all-genes (landmark genes only)")
+    raise CubeError(f"the cube would need about {need / 2**30:.1f} GiB of memory ({n_cells} cell lines x "
+                    f"{n_cond} conditions x {n_rep} replicates x {n_genes} genes, float32), more than the "
+                    f"{memory / 2**30:.1f} GiB available; shrink it with {'; '.join(shrink)}")
+
+
+def _check_inputs_outside(out: Path, inputs: Sequence[str | Path | None]) -> None:
+    """Refuse an --out that is one of the inputs or a directory holding one (--overwrite would delete it)."""
+    o = out.resolve()
+    for p in inputs:
+        if p is None:
+            continue
+        q = Path(p).resolve()
+        if q == o or o in q.parents:
+            raise CubeError(f"{out}: --out {'is' if q == o else 'contains'} the input file {p}; "
+                            f"choose another --out")
+
+
 def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | None = None, *,
           inst_info: str | Path | None = None, gene_info: str | Path | None = None,
           baseline_format: str = "auto", cell_map: str | Path | None = None,
           drugs: Sequence[str] | None = None, time: float = 24.0, dose: str | float = "highest",
-          all_genes: bool = False, max_controls: int | str | None = "all", overwrite: bool = False):
-    """Build (and write when ``out`` is given) the cube; returns (dataset, BuildSummary)."""
+          all_genes: bool = False, max_controls: int | str | None = "auto", overwrite: bool = False):
+    """Build (and write when ``out`` is given) the cube; returns (dataset, BuildSummary).
+
+    Refuses, before reading, an --out that cannot be written or replaced, and a cube too big for the
+    memory available (:func:`check_cube_size`).
+    """
     if not baseline:
         raise CubeError("at least one --baseline file is required")
-    if out is not None and Path(out).exists() and not overwrite:  # refuse before the (long) read
-        raise CubeError(f"{out}: already exists (an earlier cube?); use --overwrite to replace it")
-    prof = read_l1000(l1000, drugs=drugs, time=time, dose=dose, inst_info=inst_info, gene_info=gene_info,
-                      all_genes=all_genes, max_controls=max_controls)
+    if out is not None:  # refuse before the (long) read
+        _check_inputs_outside(Path(out), [l1000, inst_info, gene_info, cell_map, *baseline])
+        check_out_path(out, overwrite)
+    src = open_l1000(l1000, inst_info=inst_info, gene_info=gene_info)
+    genes = select_genes(src, all_genes=all_genes)
+    sel = select_samples(src, drugs=drugs, time=time, dose=dose, max_controls=max_controls)
+    n_rep = max(len(v) for per_cell in [sel.controls, *sel.treatments.values()] for v in per_cell.values())
+    l_cells = set(sel.controls).union(*sel.treatments.values())
+    check_cube_size(sel, len(l_cells), n_rep, len(genes.row_idx), all_genes, max_controls)
+    prof = load_profiles(src, sel, genes)
     cmap = read_cell_map(cell_map)
     tables = [read_baseline(b, baseline_format, cmap) for b in baseline]
     base = match_baseline(tables, prof.cell_lines, prof.genes.entrez, prof.genes.symbols)
+    n_cells = len(set(prof.cell_lines) | set(base.profiles))
+    n_rep = max([n_rep] + [v.shape[0] for v in base.profiles.values()])
+    check_cube_size(sel, n_cells, n_rep, int(base.gene_mask.sum()), all_genes, max_controls)
     inputs = [("l1000", l1000), ("inst_info", inst_info), ("gene_info", gene_info), ("cell_map", cell_map)]
     inputs += [("baseline", b) for b in baseline]
     provenance = {
@@ -141,7 +223,6 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
              "units": "dose_um: micromolar", "pairing": PAIRING_NOTE}
     args = assemble(prof, base, attrs)
     ds = make_cube(*args)
-    sel = prof.selection
     summary = BuildSummary(
         drugs=prof.drugs,
         cells_per_drug={d: len(sel.treatments[d]) for d in prof.drugs},
@@ -191,22 +272,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--baseline", action="append", required=True, help="baseline expression file (repeatable)")
     p.add_argument("--baseline-format", default="auto", choices=FORMATS)
     p.add_argument("--cell-map", help="CSV source_name,cell_line mapping baseline names to L1000 cell_id")
-    p.add_argument("--drugs", help="comma-separated pert_iname values (default: all trt_cp at --time)")
+    p.add_argument("--drugs", nargs="*", action="extend",
+                   help="pert_iname values, comma- or space-separated (default: all trt_cp at --time)")
     p.add_argument("--time", type=float, default=24.0, help="pert_time in hours (default 24)")
     p.add_argument("--dose", type=_dose_arg, default="highest", help="'highest' (default) or a dose in uM")
     p.add_argument("--all-genes", action="store_true", help="keep all genes, not only landmarks")
-    p.add_argument("--max-controls", type=_max_controls_arg, default="all",
-                   help="vehicle controls kept per cell line: 'all' (default), 'auto' (its largest drug "
-                        "replicate count, round-robin over plates), or a number")
+    p.add_argument("--max-controls", type=_max_controls_arg, default="auto",
+                   help="vehicle controls kept per cell line: 'auto' (default: its largest drug replicate "
+                        "count, round-robin over plates), 'all', or a number")
     p.add_argument("--out", required=True, help="output cube (zarr directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a different cube at --out")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry: prints the summary; bad input -> 'error: ...' on stderr and exit status 2."""
+    """CLI entry: prints the summary; bad input -> 'error: ...' on stderr and exit status 2; Ctrl-C -> exit
+    status 130, nothing written."""
     a = parse_args(argv)
-    drugs = [d.strip() for d in a.drugs.split(",") if d.strip()] if a.drugs else None
+    drugs = None
+    if a.drugs is not None:
+        drugs = [d.strip() for arg in a.drugs for d in arg.split(",") if d.strip()]
+        if not drugs:
+            given = " ".join(repr(d) for d in a.drugs) or "nothing"
+            print(f"error: --drugs: no drug name given (got {given}); name drugs (comma- or space-separated) "
+                  f"or leave --drugs out to take every trt_cp drug", file=sys.stderr)
+            return 2
     try:
         _, summary = build(a.l1000, a.baseline, a.out, inst_info=a.inst_info, gene_info=a.gene_info,
                            baseline_format=a.baseline_format, cell_map=a.cell_map, drugs=drugs, time=a.time,
@@ -215,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CubeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: no cube written at {a.out} (an existing one is unchanged)", file=sys.stderr)
+        return 130
     print(summary.render())
     print(f"wrote {a.out}")
     return 0

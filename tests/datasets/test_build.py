@@ -51,7 +51,7 @@ def test_cli_real_plate(tmp_path, plate_genes):
     out = tmp_path / "cube.zarr"
     r = subprocess.run([sys.executable, "-m", "datasets.build", "--l1000", str(PLATE),
                         "--baseline", str(gdsc), "--cell-map", str(cmap), "--drugs", "NU-7441,vemurafenib",
-                        "--time", "24", "--out", str(out)], cwd=ROOT,
+                        "--time", "24", "--max-controls", "all", "--out", str(out)], cwd=ROOT,
                        capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr
@@ -99,7 +99,7 @@ def test_main_generated_gctx_inst_info_two_sources(tmp_path, capsys):
     cc = write_ccle(tmp_path / "cc.gct", ["A375_SKIN", "HELA_CERVIX"], g2, baseline_values("ab", g2, 2))
     out = tmp_path / "c.zarr"
     rc = main(["--l1000", str(gctx), "--inst-info", str(inst), "--baseline", str(dm), "--baseline", str(cc),
-               "--drugs", "trametinib", "--dose", "0.04", "--out", str(out)])
+               "--drugs", "trametinib", "--dose", "0.04", "--max-controls", "all", "--out", str(out)])
     assert rc == 0
     txt = capsys.readouterr().out
     assert "trametinib: 3 cell lines, 18 replicates, dose 0.04 uM" in txt
