@@ -1,9 +1,13 @@
 """LINCS L1000 readers: GCT 1.2/1.3 text and GCTX 1.0 (HDF5), CMap metadata, drug/control selection.
 
 Conventions (documented in docs/real_data.md):
-- ``-666`` is the CMap null. In metadata it becomes missing (NaN/None). In the expression matrix a value of
-  exactly -666 is also treated as missing (real L1000 values never equal it), and a missing or non-finite
-  value in the *selected* profiles is an error naming the sample and gene.
+- ``-666`` is the CMap null. In metadata it and the tokens of :data:`NA_TOKENS` (``NA``, ``na``, ``NULL``,
+  ``None``, ``#N/A``, ``NaN``, empty, ...; cmapPy's list) become missing (NaN/None); metadata values are
+  stripped of surrounding blanks. In the expression matrix a value of exactly -666 and those tokens are
+  also missing (real L1000 values never equal -666), and a missing or non-finite value in the *selected*
+  profiles is an error naming the sample and gene.
+- GCT text is tab-separated with optional double quotes (removed, a quoted field may hold a tab), as cmapPy
+  reads it; GCT 1.2's ``Description`` column gives the gene symbols.
 - Genes: the gene id is ``pr_gene_id`` (Entrez) when present, else the row id. Only landmark rows
   (``pr_is_lmark`` / ``is_lm`` / ``pr_is_lm``) are kept unless ``all_genes``; without a landmark column all
   rows are kept. Several probes of one Entrez ID (``all_genes`` only): the first is kept.
@@ -25,6 +29,7 @@ Conventions (documented in docs/real_data.md):
 
 from __future__ import annotations
 
+import csv
 import difflib
 import re
 from collections.abc import Sequence
@@ -37,6 +42,8 @@ import pandas as pd
 from datasets.cube import CubeError
 
 CMAP_NULL = "-666"
+NA_TOKENS = frozenset({"", CMAP_NULL, "-666.0", "#N/A", "N/A", "NA", "#NA", "NULL", "NaN", "-NaN", "nan",
+                       "-nan", "#N/A!", "na", "None", "#VALUE!"})  # cmapPy's nan_values, -666 and empty
 GCTX_MATRIX = "/0/DATA/0/matrix"
 GCTX_ROW_IDS = "/0/META/ROW/id"
 GCTX_COL_IDS = "/0/META/COL/id"
@@ -111,9 +118,9 @@ def _num_to_str(v: object) -> str:
 
 
 def _clean_meta(df: pd.DataFrame) -> pd.DataFrame:
-    """Strings everywhere, CMap null / empty -> NaN."""
-    df = df.astype(object)
-    return df.where(~df.isin([CMAP_NULL, "-666.0", "", "nan", "NaN"]), np.nan)
+    """Strings stripped of surrounding blanks, :data:`NA_TOKENS` (CMap null, NA, empty, ...) -> NaN."""
+    df = df.astype(object).map(lambda v: v.strip() if isinstance(v, str) else v)
+    return df.where(~df.isin(NA_TOKENS), np.nan)
 
 
 def _check_unique(ids: np.ndarray, what: str, path: Path) -> None:
@@ -144,7 +151,7 @@ def read_gct(path: str | Path) -> L1000Source:
     """Read a GCT 1.2 or 1.3 text file (genes x samples) fully into memory."""
     path = Path(path)
     detect_format(path)
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
         version = fh.readline().strip()
         dims_line = fh.readline().rstrip("\n\r").split("\t")
         try:
@@ -160,16 +167,19 @@ def read_gct(path: str | Path) -> L1000Source:
                 raise L1000Error(f"{path}: GCT 1.3 line 2 needs '<rows> <cols> <row-meta> <col-meta>', "
                                  f"found {dims_line!r}")
             n_rows, n_cols, n_rmeta, n_cmeta = dims[:4]
-        header = fh.readline().rstrip("\n\r").split("\t")
-        if len(header) != 1 + n_rmeta + n_cols:
-            raise L1000Error(f"{path}: header has {len(header) - 1 - n_rmeta} sample columns but line 2 "
-                             f"declares {n_cols}")
-        lines = fh.read().splitlines()
-    lines = [ln for ln in lines if ln.strip() != ""]
-    if len(lines) != n_cmeta + n_rows:
-        raise L1000Error(f"{path}: found {len(lines) - n_cmeta} data rows but line 2 declares {n_rows} "
+        try:
+            rows = [r for r in csv.reader(fh, delimiter="\t", quotechar='"') if any(x.strip() for x in r)]
+        except csv.Error as e:
+            raise L1000Error(f"{path}: cannot parse as tab-separated GCT text ({e})") from e
+    if not rows:
+        raise L1000Error(f"{path}: no header line after the dimensions (truncated file)")
+    header, fields = [h.strip() for h in rows[0]], rows[1:]
+    if len(header) != 1 + n_rmeta + n_cols:
+        raise L1000Error(f"{path}: header has {len(header) - 1 - n_rmeta} sample columns but line 2 "
+                         f"declares {n_cols}")
+    if len(fields) != n_cmeta + n_rows:
+        raise L1000Error(f"{path}: found {len(fields) - n_cmeta} data rows but line 2 declares {n_rows} "
                          f"(truncated or malformed file)")
-    fields = [ln.split("\t") for ln in lines]
     width = len(header)
     for i, f in enumerate(fields):
         if len(f) != width:
@@ -187,13 +197,28 @@ def read_gct(path: str | Path) -> L1000Source:
         row_meta = pd.DataFrame([f[1:1 + n_rmeta] for f in data_rows], index=row_ids,
                                 columns=header[1:1 + n_rmeta])
     col_meta = pd.DataFrame({r[0].strip(): r[1 + n_rmeta:] for r in cmeta_rows}, index=sample_ids)
-    try:
-        mat = np.array([f[1 + n_rmeta:] for f in data_rows], dtype=np.float64)
-    except ValueError as e:
-        raise L1000Error(f"{path}: non-numeric expression value ({e})") from e
+    mat = _gct_values([f[1 + n_rmeta:] for f in data_rows], path, row_ids, sample_ids)
     return L1000Source(path=path, fmt="gct", sample_ids=sample_ids, row_ids=row_ids,
                        row_meta=_clean_meta(row_meta), col_meta=_clean_meta(col_meta),
                        _matrix=np.ascontiguousarray(mat.T.astype(np.float32)))
+
+
+def _gct_values(rows: list[list[str]], path: Path, row_ids: np.ndarray, sample_ids: np.ndarray) -> np.ndarray:
+    """GCT matrix fields -> float64 [rows, samples], :data:`NA_TOKENS` -> NaN; other text is an error."""
+    try:
+        return np.array(rows, dtype=np.float64).reshape(len(rows), len(sample_ids))
+    except ValueError:
+        pass
+    out = np.empty((len(rows), len(sample_ids)))
+    for i, r in enumerate(rows):
+        for j, v in enumerate(r):
+            try:
+                out[i, j] = np.nan if v.strip() in NA_TOKENS else float(v)
+            except ValueError:
+                raise L1000Error(f"{path}: non-numeric expression value {v!r} for gene {row_ids[i]!r}, "
+                                 f"sample {sample_ids[j]!r} (write a missing value as empty, NA, NaN or "
+                                 f"-666)") from None
+    return out
 
 
 def read_gctx_meta(path: str | Path) -> L1000Source:
@@ -207,6 +232,9 @@ def read_gctx_meta(path: str | Path) -> L1000Source:
             for key in (GCTX_MATRIX, GCTX_ROW_IDS, GCTX_COL_IDS):
                 if key not in f:
                     raise L1000Error(f"{path}: not a GCTX 1.0 file, dataset {key} is missing")
+                if not isinstance(f[key], h5py.Dataset):
+                    raise L1000Error(f"{path}: not a GCTX 1.0 file, {key} is an HDF5 "
+                                     f"{type(f[key]).__name__.lower()}, not a dataset")
             shape = f[GCTX_MATRIX].shape
             sample_ids = _decode(f[GCTX_COL_IDS][()])
             row_ids = _decode(f[GCTX_ROW_IDS][()])
@@ -327,7 +355,8 @@ def select_genes(src: L1000Source, all_genes: bool = False) -> GeneSelection:
             raise L1000Error(f"{src.path}: no landmark genes ({lm_col} is never 1); use --all-genes")
     ent = rm["pr_gene_id"] if "pr_gene_id" in rm.columns else pd.Series(src.row_ids, index=rm.index)
     ent = ent.map(lambda v: "" if pd.isna(v) else _num_to_str(_maybe_num(v))).to_numpy(dtype=object)
-    sym_col = next((c for c in ("pr_gene_symbol", "gene_symbol", "symbol") if c in rm.columns), None)
+    sym_col = next((c for c in ("pr_gene_symbol", "gene_symbol", "symbol", "Description") if c in rm.columns),
+                   None)
     sym = (rm[sym_col].fillna("").astype(str).to_numpy(dtype=object) if sym_col
            else np.array([""] * len(ent), dtype=object))
     idx = np.flatnonzero(keep & (ent != ""))
