@@ -5,7 +5,9 @@ Every reader returns a :class:`BaselineTable` (cell lines x genes). Cell line na
 ``A375_SKIN`` lose their tissue suffix first) after an optional mapping CSV (columns
 ``source_name,cell_line``) is applied.
 Genes are matched to L1000 Entrez IDs by Entrez ID where the source has them, else by symbol
-(case-insensitive). Duplicate genes or cell lines within one source: the first occurrence is kept.
+(case-insensitive). Duplicate genes within one source: the first occurrence is kept; a cell line named twice
+in one file's header (or DepMap rows) is an error, names that differ only in case or punctuation: the first is
+kept. Unreadable tables (binary, compressed, ragged, empty) are errors naming the file and line.
 """
 
 from __future__ import annotations
@@ -48,6 +50,51 @@ def normalize_name(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", str(name).lower())
 
 
+_PARSER_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _check_text(path: Path, what: str) -> None:
+    """Refuse a compressed or binary file before pandas reads it."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    if head.startswith(b"\x1f\x8b"):
+        raise BaselineError(f"{path}: gzip-compressed; gunzip the {what} first")
+    if b"\0" in head:
+        raise BaselineError(f"{path}: binary data, not a text {what} (CSV/TSV)")
+
+
+def _read_table(path: Path, what: str, **kw) -> tuple[pd.DataFrame, list[str]]:
+    """A CSV/TSV as strings (``pd.read_csv`` keywords ``kw``) and its raw header (pandas renames repeated
+    names ``x`` to ``x.1``); any parse failure -> BaselineError naming the file (and line)."""
+    _check_text(path, what)
+    sep = kw.get("sep", ",")
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            header = [h.strip() for h in next(csv.reader(fh, delimiter=sep), [])]
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, **kw)
+    except pd.errors.EmptyDataError:
+        raise BaselineError(f"{path}: empty {what} (no header line)") from None
+    except pd.errors.ParserError as e:
+        m = _PARSER_LINE.search(str(e))
+        detail = (f"line {m.group(2)} has {m.group(3)} fields, the lines before it {m.group(1)}" if m
+                  else str(e).strip().splitlines()[-1])
+        raise BaselineError(f"{path}: malformed {what}: {detail} (ragged table?)") from None
+    except (UnicodeDecodeError, csv.Error, ValueError) as e:
+        raise BaselineError(f"{path}: cannot read as a text {what}: {e}") from None
+    return df, header
+
+
+def _refuse_duplicates(names: Sequence[str], path: Path, what: str) -> None:
+    seen, dup = set(), []
+    for n in names:
+        if n in seen and n not in dup:
+            dup.append(n)
+        seen.add(n)
+    if dup:
+        raise BaselineError(f"{path}: {what} named more than once: {', '.join(map(repr, dup[:5]))}"
+                            f"{f' (and {len(dup) - 5} more)' if len(dup) > 5 else ''}; keep one of each")
+
+
 def read_cell_map(path: str | Path | None) -> dict[str, str]:
     """Mapping CSV ``source_name,cell_line`` (or the first two columns) -> {normalized name: cell line}."""
     if path is None:
@@ -55,7 +102,9 @@ def read_cell_map(path: str | Path | None) -> dict[str, str]:
     path = Path(path)
     if not path.exists():
         raise BaselineError(f"{path}: cell map file not found")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if not path.is_file():
+        raise BaselineError(f"{path}: cell map is not a file")
+    df, _ = _read_table(path, "cell map")
     if df.shape[1] < 2:
         raise BaselineError(f"{path}: cell map needs two columns (source_name,cell_line), "
                             f"found {list(df.columns)}")
@@ -67,6 +116,7 @@ def read_cell_map(path: str | Path | None) -> dict[str, str]:
 def detect_format(path: Path) -> str:
     """Guess depmap | gdsc | ccle | csv from the header."""
     _check_file(path)
+    _check_text(path, "baseline file")
     with open(path, encoding="utf-8", errors="replace") as fh:
         first = fh.readline()
     if first.startswith("#1.2") or first.startswith("#1.3"):
@@ -104,7 +154,8 @@ def read_depmap(path: str | Path) -> BaselineTable:
     """DepMap expression CSV: rows cell lines (first column), columns ``SYMBOL (ENTREZ)``."""
     path = Path(path)
     _check_file(path)
-    df = pd.read_csv(path, index_col=0, dtype=str, keep_default_na=False)
+    df, _ = _read_table(path, "DepMap baseline file", index_col=0)
+    _refuse_duplicates([str(i).strip() for i in df.index], path, "cell line (row)")
     ent, sym, keep = [], [], []
     for j, c in enumerate(df.columns):
         m = _DEPMAP_COL.match(c)
@@ -124,7 +175,8 @@ def read_gdsc(path: str | Path, cell_map: dict[str, str] | None = None) -> Basel
     """GDSC basal expression TSV: ``GENE_SYMBOLS``, ``GENE_title``, ``DATA.<COSMIC id>`` (genes x cells)."""
     path = Path(path)
     _check_file(path)
-    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    df, header = _read_table(path, "GDSC baseline file", sep="\t")
+    _refuse_duplicates([h for h in header if h.startswith("DATA.")], path, "cell line column")
     if "GENE_SYMBOLS" not in df.columns:
         raise BaselineError(f"{path}: required column 'GENE_SYMBOLS' missing "
                             f"(columns: {list(df.columns[:5])})")
@@ -134,7 +186,7 @@ def read_gdsc(path: str | Path, cell_map: dict[str, str] | None = None) -> Basel
     cells = []
     cm = cell_map or {}
     for c in data_cols:
-        cosmic = c[len("DATA."):].split(".")[0]  # pandas de-duplicates repeated headers as X.1
+        cosmic = c[len("DATA."):]
         cells.append(cm.get(normalize_name(c), cm.get(normalize_name(cosmic), cosmic)))
     sym = df["GENE_SYMBOLS"].str.strip().to_numpy(dtype=object)
     vals = _numeric(df[data_cols], path).T.astype(np.float32)
@@ -165,9 +217,10 @@ def read_generic_csv(path: str | Path) -> BaselineTable:
     """Generic genes x cell lines CSV: first column gene (Entrez ID or symbol), optional ``gene_symbol``."""
     path = Path(path)
     _check_file(path)
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df, header = _read_table(path, "baseline CSV")
     if df.shape[1] < 2:
         raise BaselineError(f"{path}: expected a gene column and at least one cell line column")
+    _refuse_duplicates(header[1:], path, "cell line column")
     gid = df.iloc[:, 0].str.strip()
     sym_col = next((c for c in df.columns[1:] if c.lower() in ("gene_symbol", "symbol")), None)
     is_ent = gid.str.fullmatch(r"\d+").to_numpy()
