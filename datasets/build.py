@@ -138,13 +138,13 @@ def check_cube_size(sel: DrugSelection, n_cells: int, n_rep: int, n_genes: int, 
                     max_controls: int | str | None) -> None:
     """Refuse a cube that cannot fit in memory, with the estimate and the options that shrink it.
 
-    Needed: the dense float32 cube twice (assembled, then copied for the write) plus the selected profiles.
+    Needed: the dense float32 cube and its plate ids (8-byte references) plus the selected profiles.
     """
     n_cond = len(sel.treatments) + 2
-    cube = n_cells * n_cond * n_rep * n_genes * 4
+    cube = n_cells * n_cond * n_rep * (n_genes * 4 + 8)
     n_read = sum(len(v) for v in sel.controls.values()) + sum(
         len(v) for per_cell in sel.treatments.values() for v in per_cell.values())
-    need = 2 * cube + n_read * n_genes * 4
+    need = cube + n_read * n_genes * 4
     memory = available_memory()
     if need <= memory:
         return

@@ -345,7 +345,7 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     n_rep, n_gene = int(ds.sizes["replicate"]), int(ds.sizes["gene"])
     out = ds.copy()
-    out["expression"] = out["expression"].astype(np.float32)
+    out["expression"] = out["expression"].astype(np.float32, copy=False)  # no second copy of a big cube
     block = min(cell_block, max(1, int(ds.sizes["cell_line"])))
     if out["expression"].chunks is not None:  # dask-backed: align with the zarr chunks
         out["expression"] = out["expression"].chunk({"cell_line": block, "condition": 1, "replicate": -1,
