@@ -6,8 +6,10 @@ Every reader returns a :class:`BaselineTable` (cell lines x genes). Cell line na
 ``source_name,cell_line``) is applied.
 Genes are matched to L1000 Entrez IDs by Entrez ID where the source has them, else by symbol
 (case-insensitive). Duplicate genes within one source: the first occurrence is kept; a cell line named twice
-in one file's header (or DepMap rows) is an error, names that differ only in case or punctuation: the first is
-kept. Unreadable tables (binary, compressed, ragged, empty) are errors naming the file and line.
+in a CSV header or DepMap's rows is an error; a GDSC COSMIC column repeated (the official RMA file repeats
+four) and names that differ only in case or punctuation: the first is kept (GDSC's reported in
+``BaselineTable.repeated``). Unreadable tables (binary, compressed, ragged, empty) are errors naming the
+file and line.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class BaselineTable:
     entrez: np.ndarray  # [n_genes] str
     symbols: np.ndarray  # [n_genes] str
     values: np.ndarray  # [n_cells, n_genes] float32
+    repeated: tuple[str, ...] = ()  # cell-line columns named more than once (GDSC; the first is used)
 
 
 def normalize_name(name: str) -> str:
@@ -176,7 +179,6 @@ def read_gdsc(path: str | Path, cell_map: dict[str, str] | None = None) -> Basel
     path = Path(path)
     _check_file(path)
     df, header = _read_table(path, "GDSC baseline file", sep="\t")
-    _refuse_duplicates([h for h in header if h.startswith("DATA.")], path, "cell line column")
     if "GENE_SYMBOLS" not in df.columns:
         raise BaselineError(f"{path}: required column 'GENE_SYMBOLS' missing "
                             f"(columns: {list(df.columns[:5])})")
@@ -186,11 +188,13 @@ def read_gdsc(path: str | Path, cell_map: dict[str, str] | None = None) -> Basel
     cells = []
     cm = cell_map or {}
     for c in data_cols:
-        cosmic = c[len("DATA."):]
+        cosmic = c[len("DATA."):].split(".")[0]  # pandas renames a repeated X as X.1
         cells.append(cm.get(normalize_name(c), cm.get(normalize_name(cosmic), cosmic)))
     sym = df["GENE_SYMBOLS"].str.strip().to_numpy(dtype=object)
     vals = _numeric(df[data_cols], path).T.astype(np.float32)
-    return BaselineTable(path, "GDSC", cells, np.array([""] * len(sym), dtype=object), sym, vals)
+    data = [h for h in header if h.startswith("DATA.")]
+    repeated = tuple(dict.fromkeys(h for i, h in enumerate(data) if h in data[:i]))
+    return BaselineTable(path, "GDSC", cells, np.array([""] * len(sym), dtype=object), sym, vals, repeated)
 
 
 def read_ccle(path: str | Path) -> BaselineTable:

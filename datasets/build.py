@@ -70,6 +70,7 @@ class BuildSummary:
     genes_kept: int
     baseline_cells: dict[str, int]
     baseline_matched: dict[str, int]
+    baseline_repeated: dict[str, tuple[str, ...]]
     n_cell_lines: int
     n_replicates: int
     doses: dict[str, list[float]]
@@ -91,7 +92,9 @@ class BuildSummary:
         lines.append(f"genes kept: {self.genes_kept} of {self.genes_l1000} L1000 genes")
         for p, n in self.baseline_cells.items():
             lines.append(f"baseline {p}: {n} cell lines, "
-                         f"{self.baseline_matched[p]} matched to L1000 cell lines")
+                         f"{self.baseline_matched[p]} matched to L1000 cell lines"
+                         + (f"; repeated columns, first kept: {', '.join(self.baseline_repeated[p])}"
+                            if self.baseline_repeated.get(p) else ""))
         lines.append(f"cube: {self.n_cell_lines} cell lines x {len(self.drugs) + 2} conditions x "
                      f"{self.n_replicates} replicates x {self.genes_kept} genes")
         return "\n".join(lines)
@@ -231,6 +234,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         control_cell_lines=len(sel.controls),
         genes_l1000=len(prof.genes.entrez), genes_kept=int(base.gene_mask.sum()),
         baseline_cells=base.n_cells, baseline_matched=base.matched,
+        baseline_repeated={str(t.path): t.repeated for t in tables},
         n_cell_lines=len(args[1]), n_replicates=int(args[0].shape[2]),
         doses={d: list(sel.doses[d].values()) for d in prof.drugs},
         dropped=sel.dropped, control_fallback=sel.control_fallback)

@@ -243,12 +243,20 @@ def test_depmap_repeated_cell_line_row(f):
     assert f"{base}: cell line (row) named more than once: 'A375'" in build_err(f, base=base)
 
 
-def test_gdsc_repeated_cell_line_column(f):
+def test_gdsc_repeated_cell_line_column_first_kept(f, capsys):
+    # the official GDSC RMA file repeats four COSMIC columns: the first is used and the summary says so
     base = write_gdsc(f["dir"] / "g.txt", ["906793", "905946"], GENES[:6], baseline_values("ab", GENES[:6]))
     lines = base.read_text().splitlines()
-    lines = [ln + "\t" + ln.split("\t")[2] for ln in lines]  # DATA.906793 again
+    lines = [ln + "\t" + (ln.split("\t")[2] if i == 0 else "99") for i, ln in enumerate(lines)]
     base.write_text("\n".join(lines) + "\n")
-    assert f"{base}: cell line column named more than once: 'DATA.906793'" in build_err(f, base=base)
+    cmap = f["dir"] / "map.csv"
+    cmap.write_text("source_name,cell_line\n906793,A375\n")
+    r = cli("--l1000", f["gctx"], "--baseline", base, "--cell-map", cmap, "--out", f["out"], rc=0,
+            capsys=capsys)
+    assert ("2 cell lines, 1 matched to L1000 cell lines; repeated columns, first kept: DATA.906793"
+            in r.stdout)
+    got = open_cube(f["out"])["expression"].sel(cell_line="A375", condition="baseline").values[0]
+    np.testing.assert_allclose(got, baseline_values("ab", GENES[:6])[0], rtol=1e-5)
 
 
 # --------------------------------------------------------------------------- 10: messages, not tracebacks
