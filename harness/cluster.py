@@ -275,7 +275,7 @@ def dashboard_address(cfg: Any) -> str:
     return addr if _port_free(addr) else f"{addr.rpartition(':')[0]}:0"
 
 
-def _local(cfg: Any, gpus: int | None, timeout: float) -> ClusterHandle:
+def _local(cfg: Any, gpus: int | None, timeout: float, log_path: Path | None) -> ClusterHandle:
     from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster
 
     n_gpu = cuda_device_count() if gpus is None else gpus
@@ -305,6 +305,8 @@ def _local(cfg: Any, gpus: int | None, timeout: float) -> ClusterHandle:
         resources = None
     try:
         client = Client(cluster)
+        if log_path is not None:
+            client.register_plugin(RunLog(str(log_path)))
         client.register_plugin(TorchThreads())
         try:
             client.wait_for_workers(n, timeout=timeout or None)
@@ -451,9 +453,7 @@ def open_cluster(cfg: Any, gpus: int | None = None, log_path: Path | None = None
         import dask
 
         with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_spawn_environ()}):
-            handle = _local(cfg, gpus, timeout)
-        if log_path is not None:
-            handle.client.register_plugin(RunLog(str(log_path)))
+            handle = _local(cfg, gpus, timeout, log_path)
     elif kind == "slurm":
         handle = _slurm(cfg, timeout)
     else:

@@ -8,6 +8,7 @@ otherwise. Slurm is stopped afterwards.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -70,3 +71,45 @@ def test_slurm_run_completes_and_records_slurm_jobs(slurm, tmp_path_factory, tmp
 def _queue() -> set[str]:
     q = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, timeout=30)
     return set(q.stdout.split())
+
+
+def _run_slurm(tmp_path, cube, *extra: str) -> subprocess.CompletedProcess:
+    args = tiny_args(cube, tmp_path / "run", "--cluster", "slurm", "--jobs", "1", "--walltime", "00:10:00",
+                     "--memory", "1GB", "--models", "pca", "--latents-pca", "2", "--n-repeats", "1", *extra)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HARNESS_SLURM_INTERFACE="lo")
+    return subprocess.run([PYTHON, "-m", "harness.run", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=240)
+
+
+def _one_error_line(r: subprocess.CompletedProcess) -> str:
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(("flags", "sbatch_says"), [
+    (("--partition", "nosuch"), "invalid partition specified: nosuch"),
+    (("--partition", "debug", "--gpus-per-job", "1"), "Invalid generic resource (gres) specification"),
+])
+def test_rejected_slurm_job_stops_with_sbatchs_error(slurm, tmp_path_factory, tmp_path, flags, sbatch_says):
+    """issue 10 #16: sbatch's own error, exit 2, at once (no hang), nothing queued, the script in run.log."""
+    before = _queue()
+    r = _run_slurm(tmp_path, tiny_cube(tmp_path_factory), *flags)
+    line = _one_error_line(r)
+    assert "Slurm rejects the worker job" in line and sbatch_says in line and "--partition" in line, line
+    assert _queue() <= before
+    assert "#SBATCH" in (tmp_path / "run" / "run.log").read_text()
+
+
+def test_no_worker_within_worker_timeout_stops_with_exit_2(slurm, tmp_path_factory, tmp_path):
+    """issue 10 #16: a job that stays pending (--begin in an hour): after --worker-timeout, exit 2 naming the
+    pending job and what to check; the job is cancelled."""
+    r = _run_slurm(tmp_path, tiny_cube(tmp_path_factory), "--partition", slurm, "--worker-timeout", "3",
+                   "--job-extra=--begin=now+3600")
+    line = _one_error_line(r)
+    assert "no Dask worker joined in 3 s (--worker-timeout" in line and "PENDING (BeginTime)" in line, line
+    assert "squeue" in line and "slurm-logs" in line and "HARNESS_SLURM_INTERFACE" in line, line
+    job = re.search(r"Slurm jobs: (\d+) PENDING", line).group(1)
+    assert wait_for(lambda: job not in _queue(), timeout=30), _queue()

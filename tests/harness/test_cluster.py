@@ -167,3 +167,72 @@ def test_slurm_job_script_exports_the_malloc_settings():
     assert len(lines) == 1
     value = ast.literal_eval(ast.literal_eval(lines[0].split("=", 1)[1]))
     assert {k: value[k] for k in MALLOC_ENV} == MALLOC_ENV
+
+
+class _NoWorkers:
+    """A cluster stand-in that never gets a worker (no LocalCluster, no Slurm)."""
+
+    scheduler_info: dict = {"workers": {}}
+    workers: dict = {}
+
+
+def test_check_stops_after_worker_timeout_with_no_worker():
+    import time
+
+    from harness.cluster import ClusterHandle
+
+    h = ClusterHandle(None, None, None, "local", _NoWorkers(), worker_timeout=0.2)
+    h.check()   # starts the clock
+    time.sleep(0.3)
+    with pytest.raises(ClusterError, match=r"no Dask worker joined in 0.2 s \(--worker-timeout"):
+        h.check()
+    never = ClusterHandle(None, None, None, "local", _NoWorkers(), worker_timeout=0)
+    never.check()
+    time.sleep(0.05)
+    never.check()   # 0 waits forever
+
+
+def test_check_reports_a_rejected_slurm_submission():
+    from harness.cluster import ClusterHandle, _command_error
+
+    # the message dask_jobqueue raises when sbatch fails
+    raised = ("Command exited with non-zero exit code.\nExit code: 1\nCommand:\nsbatch /tmp/x.sh\nstdout:\n\n"
+              "stderr:\nsbatch: error: invalid partition specified: nosuch\n"
+              "sbatch: error: Batch job submission failed: Invalid partition name specified\n\n")
+    why = _command_error(raised)
+    assert why == ("sbatch: error: invalid partition specified: nosuch; sbatch: error: Batch job submission "
+                   "failed: Invalid partition name specified")
+    h = ClusterHandle(None, None, None, "slurm", _NoWorkers(), worker_timeout=60, failures=[why])
+    with pytest.raises(ClusterError, match="Slurm rejected a worker job: sbatch: error: invalid partition"):
+        h.check()
+
+
+def test_worker_timeout_must_be_finite_and_not_negative():
+    class Cfg:
+        cluster = "none"
+        worker_timeout = -1.0
+
+    with pytest.raises(ClusterError, match="'worker_timeout' = -1.0"):
+        with open_cluster(Cfg()):
+            pass
+
+
+def test_run_log_takes_library_logs_and_warnings_with_timestamps(tmp_path, capfd):
+    import logging
+    import re
+    import warnings
+
+    from harness.cluster import run_log
+
+    dist = logging.getLogger("distributed.sizeof")
+    before = list(logging.getLogger("distributed").handlers)
+    with run_log(tmp_path / "run.log"):
+        dist.warning("sizeof noise")
+        warnings.warn("library warning", UserWarning, stacklevel=1)
+    assert logging.getLogger("distributed").handlers == before   # restored
+    err = capfd.readouterr().err
+    assert "sizeof noise" not in err and "library warning" not in err
+    text = (tmp_path / "run.log").read_text()
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ distributed.sizeof WARNING: sizeof noise$",
+                     text, re.M), text
+    assert "UserWarning: library warning" in text
