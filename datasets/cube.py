@@ -361,17 +361,19 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
     if "plate" in out.data_vars:
         out["plate"] = out["plate"].copy(data=plate_ids(out["plate"].values))
         encoding["plate"] = {"chunks": (block, 1, max(1, n_rep)), "fill_value": ""}
+    old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
     try:
         out.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, encoding=encoding,
                     write_empty_chunks=False)
         if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
             path.rename(old)
             tmp.rename(path)
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(path)
     except BaseException as e:
+        if old.exists() and not path.exists():  # interrupted between the two renames: put the old cube back
+            old.rename(path)
         _remove_partial(tmp, interrupted=not isinstance(e, Exception))
         raise
     return path

@@ -397,3 +397,21 @@ def test_stale_temp_stores_are_removed_by_the_next_build(f, capsys):
         (d / "zarr.json").write_text("{}")
     cli("--l1000", f["gctx"], "--baseline", f["base"], "--out", f["out"], rc=0, capsys=capsys)
     assert hidden(f["out"]) == [live.name] and other.exists()
+
+
+def test_interrupt_between_the_renames_keeps_the_old_cube(f, capsys, monkeypatch):
+    args = ["--l1000", str(f["gctx"]), "--baseline", str(f["base"]), "--out", str(f["out"])]
+    assert main(args) == 0
+    orig = Path.rename
+
+    def rename(self: Path, target: Path) -> Path:
+        if self.name.startswith(".cube.zarr.tmp-"):  # the old cube is already moved aside
+            raise KeyboardInterrupt
+        return orig(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    assert main([*args, "--drugs", "trametinib", "--overwrite"]) == 130
+    monkeypatch.undo()
+    conditions = open_cube(f["out"]).condition.values.tolist()
+    assert conditions == ["control", "trametinib", "vorinostat", "baseline"]  # the first build's cube
+    assert hidden(f["out"]) == []
