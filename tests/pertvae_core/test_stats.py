@@ -112,3 +112,12 @@ def test_bh_property_matches_scipy(p: list[float]) -> None:
     assert np.all(q <= 1.0) and np.all(q >= np.asarray(p) - 1e-15)
     order = np.argsort(p, kind="stable")
     assert np.all(np.diff(q[order]) >= -1e-15)
+
+
+def test_wilcoxon_with_ties_or_zeros_uses_the_normal_approximation() -> None:
+    a = np.array([0.1, 0.2, 0.2, 0.3, 0.0, 0.5, 0.4, 0.4, 0.6, 0.7])
+    b = np.zeros(10)
+    want = stats.wilcoxon(a - b, alternative="greater", method="approx").pvalue
+    assert wilcoxon_greater(a, b) == pytest.approx(want)
+    exact = np.arange(1, 11) / 10.0
+    assert wilcoxon_greater(exact, b) == pytest.approx(stats.wilcoxon(exact, alternative="greater").pvalue)
