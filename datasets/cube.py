@@ -260,7 +260,8 @@ def check_out_path(path: str | Path, overwrite: bool = False, flag: str = "--out
     return path
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (owned by us or not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -279,7 +280,7 @@ def remove_stale_temps(path: str | Path) -> list[Path]:
         return gone
     for p in path.parent.glob(f".{path.name}.tmp-*"):
         m = re.fullmatch(r"(\d+)-[0-9a-f]{8}|[0-9a-f]{8}", p.name[len(path.name) + 6:])
-        if m is None or (m.group(1) and _pid_alive(int(m.group(1)))):
+        if m is None or (m.group(1) and pid_alive(int(m.group(1)))):
             continue
         _rmtree(p)
         gone.append(p)

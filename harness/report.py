@@ -35,6 +35,7 @@ import pandas as pd
 import xarray as xr
 
 from harness import benchmark as bench
+from pertvae_core.methods import MODEL_METHODS
 from pertvae_core.stats import benjamini_hochberg, corrected_t_greater, mann_whitney_greater, wilcoxon_greater
 
 STORE_NAME = "results.zarr"
@@ -172,8 +173,6 @@ def _done_values(ds: xr.Dataset, model: str, var: str, drug: str, latent: int) -
 
 def _score_values(ds: xr.Dataset, method: str, metric: str, drug: str, latent: int) -> np.ndarray:
     """Scores over splits of ``method`` on ``metric`` (from the model producing it), NaN where not done."""
-    from pertvae_core.methods import MODEL_METHODS
-
     model = next((m for m, ms in MODEL_METHODS.items() if method in ms), None)
     if ("score" not in ds.data_vars or model not in ds["model"].values or method not in ds["method"].values
             or metric not in ds["metric"].values):

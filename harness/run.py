@@ -28,8 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
 from harness.grid import Task, build_grid, remaining
 from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, versions
@@ -146,23 +144,10 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]) -> tup
         n_test = sum(len(s.test_cell_lines) for s in splits) / len(splits)
         n_train = sum(len(s.train_cell_lines) for s in splits) / len(splits)
         n_tt[d] = [float(n_train), float(n_test)]
-        x2_cell = np.asarray(dd.pair_cell_line).astype(str)
-        value, n_used, why = noise_ceiling(dd.xc, _distinct_post(dd), dd.control_cell_line,
-                                           x2_cell[_first_rows(dd.x2)])
+        value, n_used, why = noise_ceiling(dd.xc, dd.x2, dd.control_cell_line, dd.pair_cell_line)
         ceiling[d] = {"ceiling_delta_pearson": value, "n_cell_lines": n_used, "reason": why}
         pairing[d] = str(dd.pairing)
     return n_cell, n_tt, ceiling, pairing
-
-
-def _first_rows(x: np.ndarray) -> np.ndarray:
-    """Indices of the distinct rows of ``x`` (first occurrences, in order)."""
-    _, first = np.unique(np.asarray(x), axis=0, return_index=True)
-    return np.sort(first)
-
-
-def _distinct_post(dd: Any) -> np.ndarray:
-    """The drug's post-treatment replicates (each once, though a pairing rule may use one twice)."""
-    return np.asarray(dd.x2)[_first_rows(dd.x2)]
 
 
 def _ground_truth(cube: Any, drug_names: Sequence[str]) -> dict:

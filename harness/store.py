@@ -53,6 +53,7 @@ import xarray as xr
 import zarr
 from zarr.core.sync import sync
 
+from datasets.cube import pid_alive
 from harness.config import RunConfig, execution_settings, science_key
 from harness.grid import FitKey
 from pertvae_core.evaluation import METRICS
@@ -97,7 +98,7 @@ def clean_stale_tmp(out_dir: str | Path) -> list[Path]:
     removed = []
     for tmp in Path(out_dir).glob(f"{STORE_NAME}.tmp-*"):
         pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
             continue
         if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -105,16 +106,6 @@ def clean_stale_tmp(out_dir: str | Path) -> list[Path]:
             tmp.unlink(missing_ok=True)
         removed.append(tmp)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def versions() -> dict[str, str]:

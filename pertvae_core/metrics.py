@@ -44,15 +44,8 @@ def spearman_rows(a: Any, b: Any) -> np.ndarray:
         raise ValueError(f"spearman_rows: shapes differ: a {x.shape} vs b {y.shape}")
     if x.shape[-1] < 2:
         raise ValueError(f"spearman_rows: need at least 2 genes on the last axis, got {x.shape[-1]}")
-    rx = rankdata(x, axis=-1)  # NaN anywhere in a row -> the row's ranks are NaN
-    ry = rankdata(y, axis=-1)
-    rx -= rx.mean(axis=-1, keepdims=True)
-    ry -= ry.mean(axis=-1, keepdims=True)
-    num = np.einsum("...g,...g->...", rx, ry)
-    den = np.sqrt(np.einsum("...g,...g->...", rx, rx) * np.einsum("...g,...g->...", ry, ry))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-    return np.clip(rho, -1.0, 1.0)
+    # NaN anywhere in a row -> the row's ranks are NaN
+    return _row_pearson(rankdata(x, axis=-1), rankdata(y, axis=-1))
 
 
 def rho_mean(pred: Any, obs: Any) -> float:
@@ -78,6 +71,11 @@ def pearson_rows(a: Any, b: Any) -> np.ndarray:
         raise ValueError(f"pearson_rows: shapes differ: a {x.shape} vs b {y.shape}")
     if x.shape[-1] < 2:
         raise ValueError(f"pearson_rows: need at least 2 genes on the last axis, got {x.shape[-1]}")
+    return _row_pearson(x, y)
+
+
+def _row_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson per row across the last axis (float64, equal shapes); NaN for a constant or NaN row."""
     xc = x - x.mean(axis=-1, keepdims=True)
     yc = y - y.mean(axis=-1, keepdims=True)
     num = np.einsum("...g,...g->...", xc, yc)
