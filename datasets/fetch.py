@@ -1,0 +1,561 @@
+"""``python -m datasets.fetch``: download the public releases the cube is built from, resumable and verified.
+
+``fetch lincs-gse92742 depmap --dir data/`` downloads every file of the named catalog resources
+(:data:`CATALOG`); ``fetch --url URL [--sha256 HEX] --dir data/`` any other file. For each file:
+
+- resumable: bytes go to ``NAME.part``; a rerun, or a dropped connection (retried), continues it with an HTTP
+  ``Range`` request; a server that ignores the range restarts it from zero;
+- progress on stderr (bytes, rate, ETA);
+- verified: the size against the publisher's (or the server's ``Content-Length``), the sha256 against the
+  publisher's or ``--sha256``; ``DIR/MANIFEST.json`` records URL, size, sha256 and date of every file and is
+  checked when a file is reused (trust on first use where the publisher gives no checksum);
+- ``.gz`` / ``.zip`` files are decompressed streaming to disk after a disk-space check (the archive is then
+  removed unless ``--keep-compressed``; the manifest records both);
+- proxies: the standard ``http_proxy`` / ``https_proxy`` / ``no_proxy`` variables (urllib's default
+  handler); ``--base-url`` replaces a resource's scheme and host for a mirror.
+
+A 404, a wrong size or checksum, a file that stays truncated, too little disk space: one ``error:`` line,
+exit status 2; a bad file is renamed ``NAME.bad-<UTC time>`` (never used), a partial one stays ``NAME.part``
+for the next run. Ctrl-C: exit status 130, the partial file kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import struct
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+MANIFEST = "MANIFEST.json"
+CHUNK = 1 << 20
+USER_AGENT = "pertvae-bench-fetch/0.1 (+https://github.com/; python urllib)"
+
+
+class FetchError(Exception):
+    """A download or verification failure; the message names the file/URL and what to do."""
+
+
+# ------------------------------------------------------------------------------------------------ catalog
+@dataclass(frozen=True)
+class RemoteFile:
+    """One published file: its name as published, URL, and what the publisher states about it."""
+
+    name: str
+    url: str
+    role: str  # l1000 | l1000_level4 | inst_info | gene_info | cell_info | pert_info | baseline | model
+    size: int | None = None  # bytes, where the publisher states it
+    sha256: str | None = None  # where the publisher gives it
+    min_unpacked: int | None = None  # a lower bound of the decompressed size (disk-space check)
+
+    @property
+    def unpacked_name(self) -> str:
+        return unpacked_name(self.name)
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    description: str
+    page: str
+    files: tuple[RemoteFile, ...]
+
+
+def _geo(series: str, name: str) -> str:
+    return f"https://ftp.ncbi.nlm.nih.gov/geo/series/{series[:-3]}nnn/{series}/suppl/{name}"
+
+
+def _gctx_bytes(n_samples: int, n_genes: int) -> int:
+    return n_samples * n_genes * 4  # float32 matrix alone: a lower bound of the GCTX's size
+
+
+_P1, _P2 = "GSE92742_Broad_LINCS", "GSE70138_Broad_LINCS"
+CATALOG: dict[str, Resource] = {r.name: r for r in [
+    Resource("lincs-gse92742", "LINCS L1000 phase I (GEO GSE92742): Level 3 matrix + metadata",
+             "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE92742", (
+                 RemoteFile(f"{_P1}_Level3_INF_mlr12k_n1319138x12328.gctx.gz",
+                            _geo("GSE92742", f"{_P1}_Level3_INF_mlr12k_n1319138x12328.gctx.gz"), "l1000",
+                            min_unpacked=_gctx_bytes(1319138, 12328)),
+                 *(RemoteFile(f"{_P1}_{k}.txt.gz", _geo("GSE92742", f"{_P1}_{k}.txt.gz"), k)
+                   for k in ("inst_info", "gene_info", "cell_info", "pert_info")))),
+    Resource("lincs-gse92742-level4", "LINCS L1000 phase I (GEO GSE92742): Level 4 z-scores (ZSPCINF)",
+             "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE92742", (
+                 RemoteFile(f"{_P1}_Level4_ZSPCINF_mlr12k_n1319138x12328.gctx.gz",
+                            _geo("GSE92742", f"{_P1}_Level4_ZSPCINF_mlr12k_n1319138x12328.gctx.gz"),
+                            "l1000_level4", min_unpacked=_gctx_bytes(1319138, 12328)),)),
+    Resource("lincs-gse70138", "LINCS L1000 phase II (GEO GSE70138): Level 3 matrix + metadata",
+             "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE70138", (
+                 RemoteFile(f"{_P2}_Level3_INF_mlr12k_n345976x12328_2017-03-06.gctx.gz",
+                            _geo("GSE70138", f"{_P2}_Level3_INF_mlr12k_n345976x12328_2017-03-06.gctx.gz"),
+                            "l1000", min_unpacked=_gctx_bytes(345976, 12328)),
+                 *(RemoteFile(f"{_P2}_{k}_{d}.txt.gz", _geo("GSE70138", f"{_P2}_{k}_{d}.txt.gz"), k)
+                   for k, d in (("inst_info", "2017-03-06"), ("gene_info", "2017-03-06"),
+                                ("cell_info", "2017-04-28"), ("pert_info", "2017-03-06"))))),
+    Resource("lincs-gse70138-level4", "LINCS L1000 phase II (GEO GSE70138): Level 4 z-scores (ZSPCINF)",
+             "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE70138", (
+                 RemoteFile(f"{_P2}_Level4_ZSPCINF_mlr12k_n345976x12328_2017-03-06.gctx.gz",
+                            _geo("GSE70138", f"{_P2}_Level4_ZSPCINF_mlr12k_n345976x12328_2017-03-06.gctx.gz"),
+                            "l1000_level4", min_unpacked=_gctx_bytes(345976, 12328)),)),
+    Resource("depmap", "DepMap Public 24Q4 (figshare+): expression log2(TPM+1) and Model.csv",
+             "https://doi.org/10.25452/figshare.plus.27993248.v1", (
+                 RemoteFile("OmicsExpressionProteinCodingGenesTPMLogp1.csv",
+                            "https://ndownloader.figshare.com/files/51065489", "baseline"),
+                 RemoteFile("Model.csv", "https://ndownloader.figshare.com/files/51065297", "model"))),
+    Resource("gdsc", "GDSC1000 basal expression (RMA, Affymetrix), cell lines by COSMIC id",
+             "https://www.cancerrxgene.org/gdsc1000/GDSC1000_WebResources/Home.html", (
+                 RemoteFile("Cell_line_RMA_proc_basalExp.txt.zip",
+                            "https://www.cancerrxgene.org/gdsc1000/GDSC1000_WebResources/Data/preprocessed/"
+                            "Cell_line_RMA_proc_basalExp.txt.zip", "baseline"),)),
+    Resource("ccle", "CCLE RNA-seq gene RPKM (CCLE 2019, legacy portal)",
+             "https://portals.broadinstitute.org/ccle/data", (
+                 RemoteFile("CCLE_RNAseq_genes_rpkm_20180929.gct.gz",
+                            "https://data.broadinstitute.org/ccle/CCLE_RNAseq_genes_rpkm_20180929.gct.gz",
+                            "baseline"),)),
+]}
+
+
+def unpacked_name(name: str) -> str:
+    """The file name after decompression (``x.gz`` / ``x.zip`` -> ``x``); others unchanged."""
+    for ext in (".gz", ".zip"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def with_base_url(url: str, base: str | None) -> str:
+    """``url`` with its scheme and host replaced by ``base`` (``base``'s path is prefixed to the URL's)."""
+    if not base:
+        return url
+    b = urllib.parse.urlsplit(base)
+    if not b.scheme or not b.netloc:
+        raise FetchError(f"--base-url {base!r}: not a URL (expected e.g. https://mirror.example.org/geo)")
+    u = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((b.scheme, b.netloc, b.path.rstrip("/") + u.path, u.query, ""))
+
+
+# ----------------------------------------------------------------------------------------------- progress
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _duration(s: float) -> str:
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
+
+
+class Progress:
+    """Bytes, rate and ETA of one download on ``stream`` (``\\r`` on a terminal, a line every 10 s else)."""
+
+    def __init__(self, name: str, total: int | None, start: int = 0, stream: IO[str] | None = None,
+                 clock: Callable[[], float] = time.monotonic, every: float | None = None) -> None:
+        self.name, self.total, self.done_bytes, self.start_bytes = name, total, start, start
+        self.stream = stream or sys.stderr
+        self.clock = clock
+        self.t0 = self.last = clock()
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every = every if every is not None else (0.5 if self.tty else 10.0)
+
+    def line(self) -> str:
+        dt = self.clock() - self.t0
+        rate = (self.done_bytes - self.start_bytes) / dt if dt > 0 else 0.0
+        s = f"{self.name}: {_human(self.done_bytes)}"
+        if self.total:
+            s += f" of {_human(self.total)} ({100 * self.done_bytes / self.total:.1f}%)"
+        s += f", {_human(rate)}/s"
+        if self.total and rate > 0:
+            s += f", ETA {_duration((self.total - self.done_bytes) / rate)}"
+        return s
+
+    def update(self, n: int) -> None:
+        self.done_bytes += n
+        now = self.clock()
+        if now - self.last >= self.every:
+            self.last = now
+            self.stream.write(("\r" + self.line()) if self.tty else self.line() + "\n")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        dt = self.clock() - self.t0
+        got = self.done_bytes - self.start_bytes
+        msg = (f"{self.name}: {_human(self.done_bytes)} ({_human(got)} in {dt:.1f} s, "
+               f"{_human(got / dt if dt > 0 else 0)}/s)")
+        self.stream.write(("\r" + msg + "\n") if self.tty else msg + "\n")
+        self.stream.flush()
+
+
+# ---------------------------------------------------------------------------------------------- manifest
+def read_manifest(d: Path) -> dict:
+    p = d / MANIFEST
+    if not p.exists():
+        return {"files": {}}
+    try:
+        m = json.loads(p.read_text())
+        if not isinstance(m, dict) or not isinstance(m.get("files"), dict):
+            raise ValueError("no 'files' object")
+        return m
+    except (ValueError, OSError) as e:
+        raise FetchError(f"{p}: unreadable manifest ({e}); move it away to fetch again") from e
+
+
+def write_manifest(d: Path, m: dict) -> None:
+    tmp = d / f".{MANIFEST}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(m, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, d / MANIFEST)
+
+
+def sha256_file(path: Path, block: int = 16 * CHUNK) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def keep_aside(path: Path) -> Path:
+    """Rename a bad file to ``NAME.bad-<UTC time>`` (never deleted, never used)."""
+    bad = path.with_name(f"{path.name}.bad-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}")
+    os.replace(path, bad)
+    return bad
+
+
+# ---------------------------------------------------------------------------------------------- download
+def _content_total(resp: http.client.HTTPResponse, offset: int) -> int | None:
+    cr = resp.headers.get("Content-Range")
+    if cr and "/" in cr and not cr.endswith("/*"):
+        try:
+            return int(cr.rsplit("/", 1)[1])
+        except ValueError:
+            return None
+    cl = resp.headers.get("Content-Length")
+    return offset + int(cl) if cl and cl.isdigit() else None
+
+
+def _check_space(d: Path, need: int, what: str) -> None:
+    free = shutil.disk_usage(d).free
+    if need > free:
+        raise FetchError(f"{d}: not enough disk space for {what}: needs {_human(need)}, {_human(free)} free; "
+                         f"free some space or choose another --dir")
+
+
+def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5, timeout: float = 60.0,
+             stream: IO[str] | None = None, backoff: float = 1.0) -> tuple[int, str]:
+    """Download ``url`` to ``dest`` through ``dest.part`` (resumed by HTTP Range); returns (size, sha256).
+
+    A dropped connection is retried ``retries`` times, each continuing the partial file. A 404 or other
+    client error fails at once. On failure the partial file stays for the next run.
+    """
+    part = dest.with_name(dest.name + ".part")
+    opener = urllib.request.build_opener()  # includes ProxyHandler: http(s)_proxy / no_proxy honoured
+    h = hashlib.sha256()
+    offset = part.stat().st_size if part.exists() else 0
+    if offset:
+        with open(part, "rb") as fh:
+            while chunk := fh.read(16 * CHUNK):
+                h.update(chunk)
+    total: int | None = size
+    failures = 0
+    last_error = ""
+    checked_space = False
+    while True:
+        req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+        if offset:
+            req.add_header("Range", f"bytes={offset}-")
+        try:
+            resp = opener.open(req, timeout=timeout)
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and offset and total is not None and offset == total:
+                break  # the partial file is already complete
+            if e.code == 416 and offset:  # the part is longer than the file: start again
+                os.replace(part, part.with_name(part.name + f".bad-{int(time.time())}"))
+                offset, h = 0, hashlib.sha256()
+                continue
+            if 400 <= e.code < 500:
+                raise FetchError(f"{url}: HTTP {e.code} {e.reason}; check the URL (or --base-url)") from e
+            last_error = f"HTTP {e.code} {e.reason}"
+            resp = None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            reason = getattr(e, "reason", e)
+            last_error = f"{type(reason).__name__}: {reason}"
+            resp = None
+        if resp is not None:
+            with resp:
+                if offset and resp.status == 200:  # Range ignored: restart from zero
+                    offset, h = 0, hashlib.sha256()
+                    part.unlink(missing_ok=True)
+                total = _content_total(resp, offset) or total
+                if size is not None and total is not None and total != size:
+                    raise FetchError(f"{url}: the server reports {total} bytes, the publisher states {size}; "
+                                     f"the file on the server differs from the catalog's (nothing kept)")
+                if not checked_space and total is not None:
+                    _check_space(dest.parent, total - offset, f"downloading {dest.name}")
+                    checked_space = True
+                prog = Progress(dest.name, total, offset, stream)
+                try:
+                    with open(part, "ab") as out:
+                        while chunk := resp.read(CHUNK):
+                            out.write(chunk)
+                            h.update(chunk)
+                            offset += len(chunk)
+                            prog.update(len(chunk))
+                except (OSError, http.client.HTTPException) as e:
+                    last_error = f"connection dropped at {offset} bytes ({type(e).__name__})"
+                else:
+                    if total is None or offset >= total:
+                        prog.finish()
+                        break
+                    last_error = f"connection closed at {offset} of {total} bytes"
+        failures += 1
+        if failures > retries:
+            raise FetchError(f"{url}: download failed after {failures} attempts ({last_error}); "
+                             f"{offset} bytes kept in {part}, rerun to resume")
+        print(f"{dest.name}: {last_error}; retrying ({failures}/{retries}) from byte {offset}",
+              file=stream or sys.stderr)
+        time.sleep(backoff * failures)
+    n = part.stat().st_size
+    if total is not None and n != total:
+        bad = keep_aside(part)
+        raise FetchError(f"{url}: got {n} bytes, expected {total}; the file was kept aside as {bad}; "
+                         f"rerun to fetch again")
+    os.replace(part, dest)
+    return n, h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------- unpack
+def gzip_size_hint(path: Path) -> int:
+    """A lower bound of a .gz's decompressed size: its ISIZE trailer (size mod 2**32) raised by whole
+    2**32 steps to at least the compressed size."""
+    n = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(max(n - 4, 0))
+        isize = struct.unpack("<I", fh.read(4).rjust(4, b"\0"))[0]
+    while isize < n:
+        isize += 2**32
+    return isize
+
+
+def unpack(path: Path, min_size: int | None = None) -> tuple[Path, int, str]:
+    """Decompress ``x.gz`` / ``x.zip`` (one member) to ``x`` streaming, after a disk-space check; returns
+    (path, size, sha256). Written to ``.x.tmp-<pid>`` and renamed when complete."""
+    out = path.with_name(unpacked_name(path.name))
+    tmp = path.with_name(f".{out.name}.tmp-{os.getpid()}")
+    h = hashlib.sha256()
+    try:
+        if path.name.endswith(".zip"):
+            with zipfile.ZipFile(path) as z:
+                members = [i for i in z.infolist()
+                           if not i.is_dir() and not i.filename.startswith("__MACOSX")]
+                pick = [i for i in members if Path(i.filename).name == out.name] or members
+                if len(pick) != 1:
+                    raise FetchError(f"{path}: expected one file in the zip, found "
+                                     f"{', '.join(i.filename for i in members) or 'none'}")
+                _check_space(path.parent, pick[0].file_size, f"unpacking {path.name}")
+                with z.open(pick[0]) as src, open(tmp, "wb") as dst:
+                    while chunk := src.read(CHUNK):
+                        dst.write(chunk)
+                        h.update(chunk)
+        else:
+            need = max(gzip_size_hint(path), min_size or 0)
+            _check_space(path.parent, need, f"unpacking {path.name} (at least {_human(need)})")
+            with gzip.open(path, "rb") as src, open(tmp, "wb") as dst:
+                while chunk := src.read(CHUNK):
+                    dst.write(chunk)
+                    h.update(chunk)
+    except (OSError, EOFError, zipfile.BadZipFile, gzip.BadGzipFile) as e:
+        tmp.unlink(missing_ok=True)
+        raise FetchError(f"{path}: cannot decompress ({e}); the download may be damaged") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out)
+    return out, out.stat().st_size, h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------- fetch
+@dataclass
+class Fetched:
+    name: str  # the file as downloaded
+    path: Path  # the usable file (decompressed when it was an archive)
+    reused: bool
+
+
+def _verify_existing(path: Path, rec: dict, key: str) -> None:
+    size, sha = path.stat().st_size, None
+    if size != rec.get("size") or (sha := sha256_file(path)) != rec.get("sha256"):
+        bad = keep_aside(path)
+        got = f"{size} bytes" if size != rec.get("size") else f"sha256 {sha}"
+        raise FetchError(f"{path}: does not match {MANIFEST} ({key}: {rec.get('size')} bytes, sha256 "
+                         f"{rec.get('sha256')}, fetched {rec.get('date', '?')}; found {got}); kept aside as "
+                         f"{bad}, rerun to fetch it again")
+
+
+def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size: int | None = None,
+               min_unpacked: int | None = None, unpack_archive: bool = True, keep_compressed: bool = False,
+               retries: int = 5, stream: IO[str] | None = None, backoff: float = 1.0) -> Fetched:
+    """Fetch one file into ``d`` (or reuse it, verified against the manifest), unpack it, record it."""
+    log = stream or sys.stderr
+    d.mkdir(parents=True, exist_ok=True)
+    m = read_manifest(d)
+    rec = m["files"].get(name)
+    dest = d / name
+    archive = unpack_archive and unpacked_name(name) != name
+    usable = d / unpacked_name(name) if archive else dest
+    expected = sha256.lower() if sha256 else None
+    if rec and expected and rec.get("sha256") != expected:
+        raise FetchError(f"{dest}: {MANIFEST} records sha256 {rec.get('sha256')}, the expected one is "
+                         f"{expected}; move {dest} and its {MANIFEST} entry away to fetch it again")
+    if rec and dest.exists():
+        _verify_existing(dest, rec, name)
+        if not archive or (usable.exists() and rec.get("unpacked")):
+            if archive:
+                _verify_existing(usable, rec["unpacked"], f"{name} unpacked")
+            print(f"{name}: present, verified against {MANIFEST}", file=log)
+            return Fetched(name, usable, True)
+    elif rec and archive and usable.exists() and rec.get("unpacked"):
+        _verify_existing(usable, rec["unpacked"], f"{name} unpacked")
+        print(f"{usable.name}: present, verified against {MANIFEST}", file=log)
+        return Fetched(name, usable, True)
+    elif dest.exists() and not rec:  # a file put there by hand: check it, trust it on first use
+        n, got = dest.stat().st_size, sha256_file(dest)
+        if (expected and got != expected) or (size is not None and n != size):
+            bad = keep_aside(dest)
+            raise FetchError(f"{dest}: existing file does not match the expected "
+                             f"{'sha256 ' + expected if expected and got != expected else f'{size} bytes'}; "
+                             f"kept aside as {bad}, rerun to fetch it again")
+        rec = _record(url, n, got, "publisher" if expected else "trust on first use (file found in --dir)")
+    if not dest.exists():
+        pinned = expected or (rec or {}).get("sha256")  # trust on first use: later downloads must match
+        n, got = download(url, dest, size=size, retries=retries, stream=stream, backoff=backoff)
+        if pinned and got != pinned:
+            bad = keep_aside(dest)
+            what = "the expected" if expected else f"the one {MANIFEST} recorded on first use"
+            raise FetchError(f"{url}: sha256 {got} differs from {what} ({pinned}); the download was kept "
+                             f"aside as {bad} (not used); rerun to fetch it again")
+        rec = _record(url, n, got, "publisher or --sha256" if expected
+                      else (rec or {}).get("checksum", "trust on first use"))
+        print(f"{name}: {n} bytes, sha256 {got} ({rec['checksum']})", file=log)
+    m["files"][name] = rec
+    write_manifest(d, m)
+    if archive:
+        out, n, got = unpack(dest, min_unpacked)
+        rec["unpacked"] = {"file": out.name, "size": n, "sha256": got, "date": _now()}
+        if not keep_compressed:
+            dest.unlink()
+            rec["archive_removed"] = True
+        m["files"][name] = rec
+        write_manifest(d, m)
+        print(f"{name}: unpacked to {out.name} ({_human(n)})", file=log)
+    return Fetched(name, usable, False)
+
+
+def _record(url: str, size: int, sha: str, checksum: str) -> dict:
+    return {"url": url, "size": size, "sha256": sha, "date": _now(), "checksum": checksum}
+
+
+def name_from_url(url: str) -> str:
+    name = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    if not name or name in (".", ".."):
+        raise FetchError(f"--url {url}: no file name in the URL path; pass --name NAME")
+    return name
+
+
+# ----------------------------------------------------------------------------------------------------- CLI
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="pertvae-bench fetch", description=__doc__.split("\n")[0],
+                                epilog="resources: " + ", ".join(CATALOG) + " (--list describes them)")
+    p.add_argument("resources", nargs="*", metavar="RESOURCE", help="catalog names (see --list)")
+    p.add_argument("--dir", default="data", help="download directory (default data/)")
+    p.add_argument("--url", help="fetch this URL instead of (or besides) catalog resources")
+    p.add_argument("--sha256", help="expected sha256 of --url's file (hex)")
+    p.add_argument("--name", help="file name for --url (default: the URL's last path part)")
+    p.add_argument("--base-url", help="replace the catalog URLs' scheme and host (a mirror)")
+    p.add_argument("--keep-compressed", action="store_true", help="keep .gz/.zip files after unpacking")
+    p.add_argument("--no-unpack", action="store_true", help="leave .gz/.zip files compressed")
+    p.add_argument("--retries", type=int, default=5, help="retries after a dropped connection (default 5)")
+    p.add_argument("--retry-wait", type=float, default=2.0,
+                   help="seconds before the first retry, growing linearly (default 2)")
+    p.add_argument("--list", action="store_true", help="list the catalog and exit")
+    return p.parse_args(argv)
+
+
+def render_catalog() -> str:
+    lines = []
+    for r in CATALOG.values():
+        lines.append(f"{r.name}: {r.description}\n  {r.page}")
+        lines += [f"  {f.name}  ({f.role})" for f in r.files]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI entry: exit 0 when every file is present and verified; bad input, a network failure or a failed
+    verification -> one 'error: ...' line and exit status 2; Ctrl-C -> 130 (partial files kept)."""
+    a = parse_args(argv)
+    if a.list:
+        print(render_catalog())
+        return 0
+    try:
+        unknown = [r for r in a.resources if r not in CATALOG]
+        if unknown:
+            raise FetchError(f"unknown resource {', '.join(map(repr, unknown))}; choose from "
+                             f"{', '.join(CATALOG)}")
+        if not a.resources and not a.url:
+            raise FetchError("nothing to fetch: name catalog resources (--list) or pass --url URL")
+        if a.sha256 and not a.url:
+            raise FetchError("--sha256 applies to --url only (catalog files carry their own checksums)")
+        if a.sha256 and (len(a.sha256) != 64 or any(c not in "0123456789abcdefABCDEF" for c in a.sha256)):
+            raise FetchError(f"--sha256 {a.sha256!r}: expected 64 hex digits")
+        if a.retries < 0:
+            raise FetchError(f"--retries {a.retries}: must be 0 or more")
+        d = Path(a.dir)
+        if d.exists() and not d.is_dir():
+            raise FetchError(f"--dir {d}: exists and is not a directory")
+        if a.retry_wait < 0:
+            raise FetchError(f"--retry-wait {a.retry_wait}: must be 0 or more")
+        kw = dict(unpack_archive=not a.no_unpack, keep_compressed=a.keep_compressed, retries=a.retries,
+                  backoff=a.retry_wait)
+        done: list[Fetched] = []
+        for rname in dict.fromkeys(a.resources):
+            for f in CATALOG[rname].files:
+                done.append(fetch_file(with_base_url(f.url, a.base_url), f.name, d, sha256=f.sha256,
+                                       size=f.size, min_unpacked=f.min_unpacked, **kw))
+        if a.url:
+            done.append(fetch_file(a.url, a.name or name_from_url(a.url), d, sha256=a.sha256, **kw))
+    except FetchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {getattr(e, 'filename', None) or a.dir}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: partial downloads kept as NAME.part; rerun to resume", file=sys.stderr)
+        return 130
+    print(f"{len(done)} files in {a.dir} ({sum(f.reused for f in done)} reused), recorded in "
+          f"{Path(a.dir) / MANIFEST}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

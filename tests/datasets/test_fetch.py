@@ -1,0 +1,263 @@
+"""datasets.fetch against a real HTTP server on 127.0.0.1: resume, progress, verification, manifest,
+unpacking, proxies, mirrors and the bad-network failures (404, wrong checksum, a connection that keeps
+dropping)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from datasets import fetch
+from datasets.fetch import CATALOG, Progress, main, with_base_url
+from tests.datasets.local_http import LocalServer
+
+ROOT = Path(__file__).resolve().parents[2]
+PROXY_VARS = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
+              "NO_PROXY")
+BODY = bytes(range(256)) * 400  # 102,400 bytes
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_env(monkeypatch):
+    for v in PROXY_VARS:
+        monkeypatch.delenv(v, raising=False)
+
+
+@pytest.fixture
+def server():
+    with LocalServer(files={"/files/data.bin": BODY}) as s:
+        yield s
+
+
+def sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def run_fetch(*args: str) -> int:
+    return main([*args, "--retry-wait", "0"])
+
+
+def manifest(d: Path) -> dict:
+    return json.loads((d / "MANIFEST.json").read_text())["files"]
+
+
+def test_url_download_verified_and_recorded(tmp_path, server, capsys):
+    d = tmp_path / "data"
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--sha256", sha(BODY), "--dir", str(d)) == 0
+    assert (d / "data.bin").read_bytes() == BODY
+    rec = manifest(d)["data.bin"]
+    assert rec["url"] == f"{server.url}/files/data.bin" and rec["size"] == len(BODY)
+    assert rec["sha256"] == sha(BODY) and rec["date"].startswith("20")
+    err = capsys.readouterr().err
+    assert "data.bin: 102.4 KB" in err and "/s)" in err  # final progress line: bytes, rate
+    assert not list(d.glob("*.part"))
+
+
+def test_dropped_connection_resumes_with_range(tmp_path, server, capsys):
+    server.drop_once.add("/files/data.bin")
+    d = tmp_path / "data"
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--dir", str(d)) == 0
+    assert (d / "data.bin").read_bytes() == BODY
+    gets = server.gets("/files/data.bin")
+    assert [g.range for g in gets] == [None, f"bytes={len(BODY) // 2}-"]
+    assert "retrying (1/5) from byte 51200" in capsys.readouterr().err
+    assert manifest(d)["data.bin"]["sha256"] == sha(BODY)  # the hash covers both halves
+
+
+def test_rerun_continues_a_partial_file(tmp_path, server):
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "data.bin.part").write_bytes(BODY[:30000])
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--sha256", sha(BODY), "--dir", str(d)) == 0
+    assert [g.range for g in server.gets("/files/data.bin")] == ["bytes=30000-"]
+    assert (d / "data.bin").read_bytes() == BODY
+
+
+def test_server_ignoring_range_restarts_from_zero(tmp_path, server):
+    server.no_range.add("/files/data.bin")
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "data.bin.part").write_bytes(b"x" * 500)  # would corrupt the file if appended to
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--dir", str(d)) == 0
+    assert (d / "data.bin").read_bytes() == BODY
+
+
+def test_404_is_one_error_line_exit_2(tmp_path, server, capsys):
+    d = tmp_path / "data"
+    assert run_fetch("--url", f"{server.url}/files/missing.bin", "--dir", str(d)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {server.url}/files/missing.bin: HTTP 404 Not Found; "
+                   f"check the URL (or --base-url)"]
+    assert not (d / "missing.bin").exists() and not (d / "missing.bin.part").exists()
+
+
+def test_wrong_checksum_kept_aside_never_used(tmp_path, server, capsys):
+    d = tmp_path / "data"
+    wrong = "0" * 64
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--sha256", wrong, "--dir", str(d)) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and f"differs from the expected ({wrong})" in err and "kept aside" in err
+    assert not (d / "data.bin").exists()
+    (bad,) = d.glob("data.bin.bad-*")
+    assert bad.read_bytes() == BODY
+    assert "data.bin" not in (manifest(d) if (d / "MANIFEST.json").exists() else {})
+
+
+def test_connection_that_keeps_dropping_fails_then_resumes(tmp_path, server, capsys):
+    server.drop_always.add("/files/data.bin")
+    d = tmp_path / "data"
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--retries", "2", "--dir", str(d)) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and "after 3 attempts" in err and "rerun to resume" in err
+    assert not (d / "data.bin").exists()  # the truncated file is never used
+    assert (d / "data.bin.part").stat().st_size == len(BODY) // 2
+    server.drop_always.clear()
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--dir", str(d)) == 0
+    assert server.gets("/files/data.bin")[-1].range == f"bytes={len(BODY) // 2}-"
+    assert (d / "data.bin").read_bytes() == BODY
+
+
+def test_short_file_against_stated_size_is_refused(tmp_path, server, capsys):
+    d = tmp_path / "data"
+    with pytest.raises(fetch.FetchError, match="server reports 102400 bytes, the publisher states 200000"):
+        fetch.fetch_file(f"{server.url}/files/data.bin", "data.bin", d, size=200_000, backoff=0)
+    assert not (d / "data.bin").exists()
+
+
+def test_reuse_is_verified_and_a_changed_file_is_refused(tmp_path, server, capsys):
+    d = tmp_path / "data"
+    url = f"{server.url}/files/data.bin"
+    assert run_fetch("--url", url, "--dir", str(d)) == 0
+    assert manifest(d)["data.bin"]["checksum"] == "trust on first use"
+    capsys.readouterr()
+    assert run_fetch("--url", url, "--dir", str(d)) == 0
+    assert "present, verified against MANIFEST.json" in capsys.readouterr().err
+    assert len(server.gets("/files/data.bin")) == 1  # reused, not downloaded again
+    b = bytearray(BODY)
+    b[10] ^= 1
+    (d / "data.bin").write_bytes(bytes(b))  # same size, one bit changed
+    assert run_fetch("--url", url, "--dir", str(d)) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {d / 'data.bin'}: does not match MANIFEST.json") and "kept aside" in err
+    assert len(list(d.glob("data.bin.bad-*"))) == 1 and not (d / "data.bin").exists()
+
+
+def test_trust_on_first_use_refuses_a_different_download(tmp_path, server, capsys):
+    d = tmp_path / "data"
+    url = f"{server.url}/files/data.bin"
+    assert run_fetch("--url", url, "--dir", str(d)) == 0
+    (d / "data.bin").unlink()
+    server.files["/files/data.bin"] = BODY[::-1]  # the publisher's file changed under the same URL
+    assert run_fetch("--url", url, "--dir", str(d)) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "differs from the one MANIFEST.json recorded on first use" in err
+    assert not (d / "data.bin").exists()
+
+
+def test_gz_is_unpacked_streaming_and_recorded(tmp_path, server):
+    raw = b"id\tpert_iname\n" + b"row\tvorinostat\n" * 5000
+    gz = gzip.compress(raw)
+    server.files["/x/table.txt.gz"] = gz
+    d = tmp_path / "data"
+    assert run_fetch("--url", f"{server.url}/x/table.txt.gz", "--dir", str(d)) == 0
+    assert (d / "table.txt").read_bytes() == raw and not (d / "table.txt.gz").exists()
+    rec = manifest(d)["table.txt.gz"]
+    assert rec["sha256"] == sha(gz) and rec["unpacked"] == {**rec["unpacked"], "file": "table.txt",
+                                                              "size": len(raw), "sha256": sha(raw)}
+    assert run_fetch("--url", f"{server.url}/x/table.txt.gz", "--dir", str(d)) == 0  # reuse the unpacked file
+    assert len(server.gets("/x/table.txt.gz")) == 1
+
+
+def test_disk_space_is_checked_before_unpacking(tmp_path, server, monkeypatch, capsys):
+    raw = b"0123456789" * 10000
+    server.files["/x/big.txt.gz"] = gzip.compress(raw)
+    d = tmp_path / "data"
+    real = fetch.shutil.disk_usage
+
+    def small_disk(path):
+        u = real(path)
+        return type(u)(u.total, u.used, 50_000)  # room for the download, not for 100 KB unpacked
+
+    monkeypatch.setattr(fetch.shutil, "disk_usage", small_disk)
+    assert run_fetch("--url", f"{server.url}/x/big.txt.gz", "--dir", str(d)) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {d}: not enough disk space for unpacking big.txt.gz")
+    assert "needs 100.0 KB, 50.0 KB free" in err
+    assert not (d / "big.txt").exists() and not list(d.glob(".big.txt.tmp-*"))
+
+
+def test_gzip_size_hint_is_exact_for_small_files(tmp_path):
+    p = tmp_path / "a.gz"
+    p.write_bytes(gzip.compress(b"a" * 123_456))
+    assert fetch.gzip_size_hint(p) == 123_456
+
+
+def test_proxy_environment_is_honoured(tmp_path, server, monkeypatch):
+    # the local server acts as the proxy: it receives the absolute URL of a host that does not exist
+    server.files["/pub/file.txt"] = b"through the proxy\n"
+    monkeypatch.setenv("http_proxy", server.url)
+    d = tmp_path / "data"
+    assert run_fetch("--url", "http://data.example.invalid/pub/file.txt", "--dir", str(d)) == 0
+    assert (d / "file.txt").read_bytes() == b"through the proxy\n"
+    assert server.gets("/pub/file.txt")[0].proxied_host == "data.example.invalid"
+    handlers = [type(h) for h in urllib.request.build_opener().handlers]
+    assert urllib.request.ProxyHandler in handlers
+
+
+def test_base_url_replaces_the_host():
+    url = CATALOG["lincs-gse92742"].files[1].url
+    assert url == ("https://ftp.ncbi.nlm.nih.gov/geo/series/GSE92nnn/GSE92742/suppl/"
+                   "GSE92742_Broad_LINCS_inst_info.txt.gz")
+    assert with_base_url(url, "http://mirror.local:8080/m/") == (
+        "http://mirror.local:8080/m/geo/series/GSE92nnn/GSE92742/suppl/GSE92742_Broad_LINCS_inst_info.txt.gz")
+    with pytest.raises(fetch.FetchError, match="not a URL"):
+        with_base_url(url, "mirror.local")
+
+
+def test_progress_reports_bytes_rate_and_eta():
+    t = [0.0]
+    out = io.StringIO()
+    p = Progress("x.gctx.gz", total=10_000_000, start=2_000_000, stream=out, clock=lambda: t[0], every=1.0)
+    t[0] = 2.0
+    p.update(4_000_000)
+    assert out.getvalue() == "x.gctx.gz: 6.0 MB of 10.0 MB (60.0%), 2.0 MB/s, ETA 2s\n"
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["nosuch"], "unknown resource 'nosuch'; choose from lincs-gse92742"),
+    ([], "nothing to fetch"),
+    (["--url", "http://127.0.0.1:9/x", "--sha256", "abc"], "--sha256 'abc': expected 64 hex digits"),
+    (["lincs-gse92742", "--sha256", "0" * 64], "--sha256 applies to --url only"),
+    (["--url", "http://127.0.0.1:9/"], "no file name in the URL path"),
+])
+def test_bad_arguments(tmp_path, capsys, args, msg):
+    assert run_fetch(*args, "--dir", str(tmp_path / "d")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and msg in err[0]
+
+
+def test_cli_subprocess_with_base_url(tmp_path, server):
+    # a catalog resource from a mirror: the GDSC zip, unpacked to the published file name
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("Cell_line_RMA_proc_basalExp.txt", "GENE_SYMBOLS\tGENE_title\tDATA.906793\nTP53\tt\t5.1\n")
+    server.files["/gdsc1000/GDSC1000_WebResources/Data/preprocessed/Cell_line_RMA_proc_basalExp.txt.zip"] = \
+        buf.getvalue()
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
+    r = subprocess.run([sys.executable, "-m", "datasets.fetch", "gdsc", "--base-url", server.url, "--dir",
+                        str(tmp_path / "data")], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       env={**env, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "data" / "Cell_line_RMA_proc_basalExp.txt").read_text().startswith("GENE_SYMBOLS")
+    assert "1 files in" in r.stdout
