@@ -1,8 +1,10 @@
 """``python -m datasets.build``: L1000 GCT/GCTX + baseline expression files -> one zarr cube.
 
-Conditions of the cube: ``control`` (vehicle controls, x1), one per drug (x2 at the chosen dose,
-``pert_iname`` as given) and ``baseline`` (unpaired profiles: one replicate per baseline source holding the
-cell line; the cell lines are the union over sources and L1000). Genes: L1000 landmark genes (Entrez IDs)
+``--study rampasek2017 --dir data/`` builds the paper's selection from the files ``datasets.fetch`` left in
+``data/`` (see datasets.studies). Conditions of the cube: ``control`` (vehicle controls, x1), one per drug
+(x2 at the chosen dose, named by its ``pert_iname``, or by the paper's name with ``--study``) and
+``baseline`` (unpaired profiles: one replicate per baseline source holding the cell line; the cell lines
+are the union over sources and L1000). Genes: L1000 landmark genes (Entrez IDs)
 present in every baseline source. ``plate``: each L1000 profile's plate (``rna_plate``, else ``det_plate``,
 else the inst id before ``:``), ``""`` for baseline profiles. See docs/real_data.md.
 """
@@ -39,6 +41,14 @@ from datasets.l1000 import (
     select_samples,
 )
 from datasets.pairs import PAIRING_NOTE
+from datasets.studies import (
+    STUDIES,
+    DrugMatch,
+    find_inputs,
+    model_cell_names,
+    resolve_drugs,
+    study_table,
+)
 
 
 def sha256_file(path: str | Path, block: int = 16 * 2**20) -> str:
@@ -76,9 +86,11 @@ class BuildSummary:
     doses: dict[str, list[float]]
     dropped: dict[str, list[str]] = field(default_factory=dict)
     control_fallback: list[str] = field(default_factory=list)
+    matches: list[DrugMatch] = field(default_factory=list)
 
     def render(self) -> str:
-        lines = [f"drugs: {len(self.drugs)}"]
+        lines = [m.render() for m in self.matches if m.via != "pert_iname"]
+        lines.append(f"drugs: {len(self.drugs)}")
         for d in self.drugs:
             dz = sorted(set(self.doses[d]))
             lines.append(f"  {d}: {self.cells_per_drug[d]} cell lines, "
@@ -180,35 +192,56 @@ def _check_inputs_outside(out: Path, inputs: Sequence[str | Path | None]) -> Non
                             f"choose another --out")
 
 
+def _relabel(sel: DrugSelection, names: dict[str, str]) -> None:
+    """Rename the selection's drugs (pert_iname -> label) in place."""
+    sel.treatments = {names.get(d, d): v for d, v in sel.treatments.items()}
+    sel.doses = {names.get(d, d): v for d, v in sel.doses.items()}
+    sel.dropped = {names.get(d, d): v for d, v in sel.dropped.items()}
+
+
 def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | None = None, *,
           inst_info: str | Path | None = None, gene_info: str | Path | None = None,
           baseline_format: str = "auto", cell_map: str | Path | None = None,
           drugs: Sequence[str] | None = None, time: float = 24.0, dose: str | float = "highest",
-          all_genes: bool = False, max_controls: int | str | None = "auto", overwrite: bool = False):
+          all_genes: bool = False, max_controls: int | str | None = "auto", overwrite: bool = False,
+          pert_info: str | Path | None = None, model: str | Path | None = None,
+          label: str = "pert_iname", study: str | None = None):
     """Build (and write when ``out`` is given) the cube; returns (dataset, BuildSummary).
 
-    Refuses, before reading, an --out that cannot be written or replaced, and a cube too big for the
-    memory available (:func:`check_cube_size`).
+    ``drugs`` may be synonyms (:func:`datasets.studies.resolve_drugs`, with ``pert_info``); the drug
+    conditions are named by their ``pert_iname`` (``label="pert_iname"``) or as requested
+    (``label="requested"``, e.g. the paper's names). ``model``: DepMap Model.csv, mapping COSMIC and ACH- ids
+    to cell line names (``cell_map`` entries win). Refuses, before reading, an --out that cannot be written
+    or replaced, and a cube too big for the memory available (:func:`check_cube_size`).
     """
     if not baseline:
         raise CubeError("at least one --baseline file is required")
     if out is not None:  # refuse before the (long) read
-        _check_inputs_outside(Path(out), [l1000, inst_info, gene_info, cell_map, *baseline])
+        _check_inputs_outside(Path(out), [l1000, inst_info, gene_info, cell_map, pert_info, model, *baseline])
         check_out_path(out, overwrite)
     src = open_l1000(l1000, inst_info=inst_info, gene_info=gene_info)
     genes = select_genes(src, all_genes=all_genes)
+    matches: list[DrugMatch] = []
+    if drugs and {"pert_type", "pert_iname"} <= set(src.col_meta.columns):
+        meta = src.col_meta
+        inames = meta.loc[meta["pert_type"] == "trt_cp", "pert_iname"].dropna().astype(str).unique()
+        matches = resolve_drugs(drugs, list(inames), pert_info)
+        drugs = [m.pert_iname for m in matches]
     sel = select_samples(src, drugs=drugs, time=time, dose=dose, max_controls=max_controls)
+    if label == "requested" and matches:
+        _relabel(sel, {m.pert_iname: m.requested for m in matches})
     n_rep = max(len(v) for per_cell in [sel.controls, *sel.treatments.values()] for v in per_cell.values())
     l_cells = set(sel.controls).union(*sel.treatments.values())
     check_cube_size(sel, len(l_cells), n_rep, len(genes.row_idx), all_genes, max_controls)
     prof = load_profiles(src, sel, genes)
-    cmap = read_cell_map(cell_map)
+    cmap = {**(model_cell_names(model) if model is not None else {}), **read_cell_map(cell_map)}
     tables = [read_baseline(b, baseline_format, cmap) for b in baseline]
     base = match_baseline(tables, prof.cell_lines, prof.genes.entrez, prof.genes.symbols)
     n_cells = len(set(prof.cell_lines) | set(base.profiles))
     n_rep = max([n_rep] + [v.shape[0] for v in base.profiles.values()])
     check_cube_size(sel, n_cells, n_rep, int(base.gene_mask.sum()), all_genes, max_controls)
-    inputs = [("l1000", l1000), ("inst_info", inst_info), ("gene_info", gene_info), ("cell_map", cell_map)]
+    inputs = [("l1000", l1000), ("inst_info", inst_info), ("gene_info", gene_info), ("cell_map", cell_map),
+              ("pert_info", pert_info), ("model", model)]
     inputs += [("baseline", b) for b in baseline]
     provenance = {
         "inputs": [{"role": r, "path": str(Path(p).resolve()), "sha256": sha256_file(p)}
@@ -217,7 +250,9 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         "package_version": package_version(),
         "options": {"drugs": list(prof.drugs), "time_h": float(time), "dose": str(dose),
                     "all_genes": bool(all_genes), "baseline_format": baseline_format,
-                    "max_controls": max_controls},
+                    "max_controls": max_controls, "study": study,
+                    "lincs_pert_iname": {m.requested if label == "requested" else m.pert_iname: m.pert_iname
+                                         for m in matches}},
         "builder": "datasets.build",
     }
     attrs = {"provenance": json.dumps(provenance, sort_keys=True),
@@ -237,7 +272,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         baseline_repeated={str(t.path): t.repeated for t in tables},
         n_cell_lines=len(args[1]), n_replicates=int(args[0].shape[2]),
         doses={d: list(sel.doses[d].values()) for d in prof.drugs},
-        dropped=sel.dropped, control_fallback=sel.control_fallback)
+        dropped=sel.dropped, control_fallback=sel.control_fallback, matches=matches)
     if out is not None:
         write_cube(ds, out, overwrite=overwrite)
     return ds, summary
@@ -269,16 +304,24 @@ def _max_controls_arg(v: str) -> str | int:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m datasets.build", description=__doc__.split("\n")[0])
-    p.add_argument("--l1000", required=True, help="L1000 matrix: GCTX 1.0 or GCT 1.2/1.3")
+    p = argparse.ArgumentParser(prog="pertvae-bench build", description=__doc__.split("\n")[0])
+    p.add_argument("--study", choices=sorted(STUDIES),
+                   help="a paper's selection, inputs found in --dir under their published names "
+                        "(as 'pertvae-bench fetch' leaves them)")
+    p.add_argument("--dir", default="data", help="with --study: the download directory (default data/)")
+    p.add_argument("--l1000", help="L1000 matrix: GCTX 1.0 or GCT 1.2/1.3 (required without --study)")
     p.add_argument("--inst-info", help="inst_info TSV keyed by inst_id (replaces embedded column metadata)")
     p.add_argument("--gene-info", help="gene_info TSV keyed by pr_gene_id (landmark flags, symbols)")
-    p.add_argument("--baseline", action="append", required=True, help="baseline expression file (repeatable)")
+    p.add_argument("--pert-info", help="pert_info TSV: pert_id and alias columns resolve --drugs names")
+    p.add_argument("--model", help="DepMap Model.csv: maps COSMIC and ACH- ids to cell line names")
+    p.add_argument("--baseline", action="append",
+                   help="baseline expression file (repeatable; required without --study)")
     p.add_argument("--baseline-format", default="auto", choices=FORMATS)
     p.add_argument("--cell-map", help="CSV source_name,cell_line mapping baseline names to L1000 cell_id")
     p.add_argument("--drugs", nargs="*", action="extend",
-                   help="pert_iname values, comma- or space-separated (default: all trt_cp at --time)")
-    p.add_argument("--time", type=float, default=24.0, help="pert_time in hours (default 24)")
+                   help="drug names, comma- or space-separated: pert_iname values or synonyms (case and "
+                        "punctuation ignored; default: all trt_cp at --time)")
+    p.add_argument("--time", type=float, help="pert_time in hours (default 24, a study's own)")
     p.add_argument("--dose", type=_dose_arg, default="highest", help="'highest' (default) or a dose in uM")
     p.add_argument("--all-genes", action="store_true", help="keep all genes, not only landmarks")
     p.add_argument("--max-controls", type=_max_controls_arg, default="auto",
@@ -286,7 +329,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "count, round-robin over plates), 'all', or a number")
     p.add_argument("--out", required=True, help="output cube (zarr directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a different cube at --out")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    if a.study:
+        flags = (("--l1000", a.l1000), ("--inst-info", a.inst_info), ("--gene-info", a.gene_info),
+                 ("--baseline", a.baseline), ("--drugs", a.drugs))
+        given = [f for f, v in flags if v is not None]
+        if given:
+            p.error(f"--study takes its files and drugs from --dir; leave out {', '.join(given)} (or leave "
+                    f"out --study)")
+    else:
+        missing = [f for f, v in (("--l1000", a.l1000), ("--baseline", a.baseline)) if v is None]
+        if missing:
+            p.error(f"the following arguments are required: {', '.join(missing)} (or --study)")
+    return a
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -301,11 +356,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: --drugs: no drug name given (got {given}); name drugs (comma- or space-separated) "
                   f"or leave --drugs out to take every trt_cp drug", file=sys.stderr)
             return 2
+    study = STUDIES[a.study] if a.study else None
+    time = a.time if a.time is not None else (study.time_h if study else 24.0)
     try:
-        _, summary = build(a.l1000, a.baseline, a.out, inst_info=a.inst_info, gene_info=a.gene_info,
-                           baseline_format=a.baseline_format, cell_map=a.cell_map, drugs=drugs, time=a.time,
-                           dose=a.dose, all_genes=a.all_genes, max_controls=a.max_controls,
-                           overwrite=a.overwrite)
+        kw = dict(inst_info=a.inst_info, gene_info=a.gene_info, pert_info=a.pert_info, model=a.model)
+        l1000, baseline = a.l1000, a.baseline
+        if study:
+            found = find_inputs(a.dir, cell_map_given=a.cell_map is not None)
+            l1000, baseline, drugs = found.l1000, found.baseline, list(study.drugs)
+            kw = dict(inst_info=found.inst_info, gene_info=found.gene_info,
+                      pert_info=a.pert_info or found.pert_info, model=a.model or found.model)
+            print(f"study {study.name}: {study.notes}")
+            for line in [f"L1000: {l1000.name} ({found.series})", *found.notes]:
+                print(f"  {line}")
+        _, summary = build(l1000, baseline, a.out, baseline_format=a.baseline_format, cell_map=a.cell_map,
+                           drugs=drugs, time=time, dose=a.dose, all_genes=a.all_genes,
+                           max_controls=a.max_controls, overwrite=a.overwrite,
+                           label="requested" if study else "pert_iname", study=a.study, **kw)
     except CubeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -313,6 +380,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"interrupted: no cube written at {a.out} (an existing one is unchanged)", file=sys.stderr)
         return 130
     print(summary.render())
+    if study:
+        print(study_table(study, summary.matches, summary.cells_per_drug, summary.replicates_per_drug,
+                          summary.doses, time, summary.genes_kept))
     print(f"wrote {a.out}")
     return 0
 
