@@ -75,8 +75,8 @@ STUDIES: dict[str, Study] = {
         paper_cell_lines={d: n for d, n, _ in RAMPASEK2017_DRUGS},
         time_h=24.0, paper_genes=903,
         notes="highest concentration per drug and cell line, all replicates; 24 h (the paper gives no time "
-              "point; 24 h is the L1000 time with the most cell lines); GDSC+CCLE union (else DepMap) as "
-              "singletons; genes: L1000 landmarks found in every baseline source"),
+              "point; --time overrides); GDSC+CCLE union (else DepMap) as singletons; genes: L1000 landmarks "
+              "found in every baseline source"),
 }
 
 
