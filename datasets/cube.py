@@ -380,9 +380,21 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
     return path
 
 
+def _plain_strings(ds: xr.Dataset) -> xr.Dataset:
+    """String variables as object arrays of ``str``: zarr v3 reads variable-length strings as numpy's
+    StringDType, which ``.astype(str)`` refuses. Dask-backed ones (``plate``) stay lazy."""
+    names = [n for n, v in ds.variables.items() if v.dtype.kind == "T"]
+    ds = ds.assign_coords({n: ds[n].astype(object) for n in names if n in ds.coords})
+    for n in names:
+        if n in ds.data_vars:
+            ds[n] = ds[n].astype(object)
+    return ds
+
+
 def open_cube(path: str | Path, check: bool = True) -> xr.Dataset:
     """Open and validate a cube written by :func:`write_cube` (lazy, dask-backed per chunk).
 
+    String coordinates and ``plate`` come back as object arrays of ``str`` (``.astype(str)`` works).
     ``check=False`` skips the scan of every value (the inf check) and keeps the schema checks: for a cube
     already checked once, e.g. by the driver before its workers open it.
     """
@@ -390,7 +402,7 @@ def open_cube(path: str | Path, check: bool = True) -> xr.Dataset:
     if not path.exists():
         raise CubeError(f"{path}: no such cube")
     try:
-        ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
+        ds = _plain_strings(xr.open_zarr(path, consolidated=False, zarr_format=3))
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad cube
         raise CubeError(f"{path}: cannot open as a zarr v3 cube ({type(e).__name__}: {e})") from None
     try:
@@ -400,3 +412,13 @@ def open_cube(path: str | Path, check: bool = True) -> xr.Dataset:
     except Exception as e:  # noqa: BLE001 - a corrupt chunk or codec failure
         raise CubeError(f"{path}: cannot read the cube's values ({type(e).__name__}: {e})") from None
     return ds
+
+
+def __getattr__(name: str) -> Any:
+    """``to_anndata`` / ``from_anndata`` live in datasets.anndata_io (imported on first use: it imports this
+    module, and workers reading cubes need not load anndata)."""
+    if name in ("to_anndata", "from_anndata"):
+        from datasets import anndata_io
+
+        return getattr(anndata_io, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

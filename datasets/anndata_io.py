@@ -1,0 +1,484 @@
+"""AnnData in and out: the cube as one row per profile, cubes built from .h5ad files, predictions as .h5ad.
+
+The AnnData layout (what :func:`to_anndata` writes and :func:`from_anndata` reads; ``obs_keys`` maps the
+field names to other obs columns, e.g. ``{"cell_line": "cell_id", "condition": "pert_iname"}``):
+
+=========  ========  =========================================================================================
+obs        required  meaning
+=========  ========  =========================================================================================
+cell_line  yes       cell line name
+condition  yes       ``"control"`` (vehicle, the x1 state; another label via ``control=``, e.g. ``"DMSO"``),
+                     a drug name (post-treatment, x2) or ``"baseline"`` (unpaired singletons)
+replicate  no        label unique within (cell line, condition); the profiles fill the cube's replicate slots
+                     0, 1, ... in the sort order of these labels (in row order when the column is absent)
+dose_um    no        dose in micromolar, one value per (cell line, condition); NaN or absent: none
+plate      no        plate (batch) id, ``""`` or missing where unknown; absent: the cube has no ``plate``
+source     no        platform, one value per condition; absent: ``"L1000"`` (``"baseline"`` for baseline)
+=========  ========  =========================================================================================
+
+var_names are the gene ids (Entrez ids as strings; ``gene_key`` takes them from a var column instead),
+unique; var ``gene_symbol`` is optional (missing symbols: the id). X (or ``layers[layer]``, dense or sparse)
+must be numeric and finite; NaN only with ``allow_nan=True`` (genes not measured: datasets.pairs then skips
+the profile). The cube's cell line and condition order is that of categorical columns' categories (unused
+ones dropped), else of first appearance; cell lines and conditions without profiles are not carried.
+``uns["cube_attrs"]`` (JSON, written by :func:`to_anndata`) restores the cube's attrs, so cube -> AnnData ->
+cube keeps values, labels, doses, plates, sources, attrs and the fingerprint (replicate slots are compacted:
+a cube with gaps between measured replicates comes back without them).
+
+Predictions (:func:`predictions_anndata`, :func:`write_h5ad`): obs ``cell_line``, ``split``, optional
+``repeat``, ``fold``, ``kind`` (``prediction`` | ``reconstruction``) and ``condition`` (the drug); var: genes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from datasets.cube import (
+    CONDITION_BASELINE,
+    CONDITION_CONTROL,
+    CubeError,
+    check_out_path,
+    make_cube,
+    plate_ids,
+    remove_stale_temps,
+    write_cube,
+)
+from datasets.pairs import PAIRING_NOTE
+
+OBS_FIELDS = ("cell_line", "condition", "replicate", "dose_um", "plate", "source")
+REQUIRED_OBS = ("cell_line", "condition")
+ATTRS_KEY = "cube_attrs"
+PREDICTION_KINDS = ("prediction", "reconstruction")
+_BLOCK_VALUES = 2**24  # X values converted per block (64 MiB as float32)
+
+
+def to_anndata(ds: xr.Dataset, conditions: Sequence[str] | None = None) -> ad.AnnData:
+    """The cube's measured profiles (at least one non-NaN gene) as AnnData, one row per profile.
+
+    Rows in cube order (condition, then cell line, then replicate); obs as in the module docstring
+    (``plate`` only when the cube has one), var_names the gene ids with var ``gene_symbol``, X float32,
+    ``uns["cube_attrs"]`` the cube's attrs as JSON. ``conditions``: only these (default: all).
+    """
+    all_conds = [str(c) for c in ds["condition"].values]
+    conds = all_conds if conditions is None else [str(c) for c in conditions]
+    unknown = [c for c in conds if c not in all_conds]
+    if unknown:
+        raise CubeError(f"conditions: {unknown} not in the cube (conditions: {', '.join(all_conds[:30])})")
+    cells = np.asarray([str(c) for c in ds["cell_line"].values], dtype=object)
+    source = dict(zip(all_conds, (str(s) for s in ds["source"].values), strict=True))
+    has_plate = "plate" in ds.data_vars
+    dose = np.asarray(ds["dose_um"].values, dtype=np.float64)
+    x, cols = [], {f: [] for f in OBS_FIELDS}
+    for k in conds:
+        sub = ds[["expression", "plate"] if has_plate else ["expression"]].reset_coords(drop=True)
+        sub = sub.sel(condition=k).compute()  # one read of the condition's chunks
+        block = np.asarray(sub["expression"].values, dtype=np.float32)  # [cell, rep, gene]
+        ci, ri = np.nonzero(~np.isnan(block).all(axis=-1))
+        x.append(block[ci, ri])
+        cols["cell_line"].append(cells[ci])
+        cols["condition"].append(np.full(len(ci), k, dtype=object))
+        cols["replicate"].append(ri.astype(np.int64))
+        cols["dose_um"].append(dose[ci, all_conds.index(k)])
+        cols["source"].append(np.full(len(ci), source[k], dtype=object))
+        if has_plate:
+            cols["plate"].append(plate_ids(sub["plate"].values)[ci, ri])
+    obs = pd.DataFrame({
+        "cell_line": pd.Categorical(np.concatenate(cols["cell_line"]), categories=list(cells)),
+        "condition": pd.Categorical(np.concatenate(cols["condition"]), categories=conds),
+        "replicate": np.concatenate(cols["replicate"]),
+        "dose_um": np.concatenate(cols["dose_um"]),
+        "source": pd.Categorical(np.concatenate(cols["source"])),
+    })
+    if has_plate:
+        obs["plate"] = np.concatenate(cols["plate"]).astype(str)
+    obs.index = pd.Index([f"{c}|{k}|{r}" for c, k, r in zip(obs["cell_line"], obs["condition"],
+                                                              obs["replicate"], strict=True)])
+    genes = [str(g) for g in ds["gene"].values]
+    var = pd.DataFrame({"gene_symbol": [str(s) for s in ds["gene_symbol"].values]}, index=pd.Index(genes))
+    adata = ad.AnnData(X=np.concatenate(x, axis=0), obs=obs, var=var,
+                       uns={ATTRS_KEY: json.dumps(dict(ds.attrs), sort_keys=True)})
+    if not adata.obs_names.is_unique:  # only when labels contain "|"
+        adata.obs_names_make_unique()
+    return adata
+
+
+def _obs_keys(obs_keys: Mapping[str, str] | None) -> dict[str, str]:
+    keys = {f: f for f in OBS_FIELDS}
+    for f, col in dict(obs_keys or {}).items():
+        if f not in keys:
+            raise CubeError(f"obs_keys: unknown field {f!r}; fields: {', '.join(OBS_FIELDS)}")
+        keys[f] = str(col)
+    return keys
+
+
+def _labels(values: pd.Series | pd.Index, where: str, what: str) -> np.ndarray:
+    """Non-empty string labels as an object array; a missing or empty one is an error naming its row."""
+    arr = np.asarray(values.astype(object), dtype=object)
+    bad = np.flatnonzero(pd.isna(arr) | (arr.astype(str) == ""))
+    if len(bad):
+        row = values.index[bad[0]] if isinstance(values, pd.Series) else bad[0]
+        raise CubeError(f"{where}: {len(bad)} missing or empty value(s) (first at row {row!r}); every "
+                        f"{what} needs one: fill them in or drop those rows")
+    return np.asarray([str(v) for v in arr], dtype=object)
+
+
+def _order(col: pd.Series, labels: np.ndarray) -> list[str]:
+    """Axis order: a categorical column's categories (unused dropped), else order of first appearance."""
+    seen = set(labels)
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = [str(c) for c in col.cat.categories]
+        return [c for c in cats if c in seen]
+    return list(dict.fromkeys(labels))
+
+
+def _per_group(values: np.ndarray, group: np.ndarray) -> np.ndarray | None:
+    """First row index of a group whose values differ (NaN equal to NaN), else None."""
+    df = pd.DataFrame({"g": group, "v": values})
+    n = df.groupby("g", sort=False)["v"].nunique(dropna=False)
+    bad = n.index[n > 1]
+    return None if len(bad) == 0 else int(np.flatnonzero(group == bad[0])[0])
+
+
+def _replicate_slots(obs: pd.DataFrame, col: str | None, group: np.ndarray,
+                     where: str) -> np.ndarray:
+    """Replicate slot of each row: rank of its label within its (cell line, condition) group."""
+    n = len(group)
+    if col is None:
+        code = np.arange(n)
+    else:
+        s = obs[col]
+        if s.isna().any():
+            row = s.index[np.flatnonzero(s.isna().to_numpy())[0]]
+            raise CubeError(f"{where}: missing value at row {row!r}; give every profile a replicate label "
+                            f"or drop the column (replicates then follow the row order)")
+        if pd.api.types.is_numeric_dtype(s) and not isinstance(s.dtype, pd.CategoricalDtype):
+            vals = s.to_numpy()
+        else:
+            vals = np.asarray([str(v) for v in s.to_numpy()], dtype=object)
+        code = pd.Index(np.unique(vals)).get_indexer(vals)
+    order = np.lexsort((code, group))
+    g, c = group[order], code[order]
+    first = np.r_[True, g[1:] != g[:-1]]
+    dup = np.flatnonzero(~first & np.r_[False, c[1:] == c[:-1]])
+    if len(dup):
+        i = order[dup[0]]
+        raise CubeError(f"{where}: two profiles of the same cell line and condition share replicate label "
+                        f"{obs[col].iloc[i]!r} (row {obs.index[i]!r}); make the labels unique within each "
+                        f"(cell line, condition) or drop the column")
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    slot = np.empty(n, dtype=np.int64)
+    slot[order] = np.arange(n) - start
+    return slot
+
+
+def _matrix(adata: ad.AnnData, layer: str | None) -> Any:
+    if layer is not None:
+        if layer not in adata.layers:
+            raise CubeError(f"layers[{layer!r}]: no such layer (layers: {list(adata.layers) or 'none'}); "
+                            f"name one of them or leave layer out to read X")
+        return adata.layers[layer]
+    if adata.X is None:
+        raise CubeError("X: the AnnData has no X; give the values in X or name a layer")
+    return adata.X
+
+
+def _check_memory(shape: tuple[int, int, int, int]) -> None:
+    from datasets.build import available_memory  # at call time: datasets.build may import this module
+
+    need = int(np.prod(shape, dtype=np.float64)) * 4 + int(np.prod(shape[:3], dtype=np.float64)) * 8
+    memory = available_memory()
+    if need > memory:
+        raise CubeError(f"the cube would need about {need / 2**30:.1f} GiB of memory ({shape[0]} cell lines "
+                        f"x {shape[1]} conditions x {shape[2]} replicates x {shape[3]} genes, float32), "
+                        f"more than the {memory / 2**30:.1f} GiB available; subset the AnnData first (fewer "
+                        f"drugs, one dose, fewer control replicates per cell line)")
+
+
+def from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None = None, gene_key: str | None = None,
+                 symbol_key: str = "gene_symbol", layer: str | None = None, control: str = CONDITION_CONTROL,
+                 allow_nan: bool = False, attrs: Mapping[str, Any] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
+    """A cube from AnnData profiles laid out as in the module docstring (backed AnnData is read in blocks).
+
+    ``attrs`` are merged over ``uns["cube_attrs"]``; ``progress(rows_done, rows_total)`` is called after
+    each block of X. Bad input raises :class:`CubeError` naming the field and what to do.
+    """
+    keys = _obs_keys(obs_keys)
+    obs, n = adata.obs, int(adata.n_obs)
+    if n == 0 or adata.n_vars == 0:
+        raise CubeError(f"AnnData: {n} profiles x {adata.n_vars} genes; the cube needs at least one of each")
+    for f in REQUIRED_OBS:
+        if keys[f] not in obs.columns:
+            raise CubeError(f"obs[{keys[f]!r}]: missing column (the {f} of each profile); add it, or map "
+                            f"another column with obs_keys={{{f!r}: 'COLUMN'}} (obs columns: "
+                            f"{', '.join(map(str, obs.columns[:20])) or 'none'})")
+    ck, kk = keys["cell_line"], keys["condition"]
+    cell = _labels(obs[ck], f"obs[{ck!r}]", "profile's cell line")
+    raw = _labels(obs[kk], f"obs[{kk!r}]", "profile's condition")
+    if control != CONDITION_CONTROL and (raw == CONDITION_CONTROL).any():
+        raise CubeError(f"obs[{kk!r}]: has both {control!r} (control=) and {CONDITION_CONTROL!r}; the cube's "
+                        f"control condition is {CONDITION_CONTROL!r}: rename one of them")
+    cond = np.where(raw == control, CONDITION_CONTROL, raw).astype(object)
+    cells = _order(obs[ck], cell)
+    conds = [CONDITION_CONTROL if c == control else c for c in _order(obs[kk], raw)]
+    if CONDITION_CONTROL not in conds:
+        raise CubeError(f"obs[{kk!r}]: no control profile (no row with condition {control!r}); name the "
+                        f"vehicle label with control='LABEL' (e.g. 'DMSO')")
+    if not [c for c in conds if c not in (CONDITION_CONTROL, CONDITION_BASELINE)]:
+        raise CubeError(f"obs[{kk!r}]: no drug condition (values: {', '.join(conds)}); the cube needs "
+                        f"controls and profiles of at least one drug")
+    ci = pd.Index(cells).get_indexer(cell)
+    ki = pd.Index(conds).get_indexer(cond)
+    group = ci.astype(np.int64) * len(conds) + ki
+    rk = keys["replicate"] if keys["replicate"] in obs.columns else None
+    slot = _replicate_slots(obs, rk, group, f"obs[{rk!r}]")
+
+    dose = np.full((len(cells), len(conds)), np.nan)
+    dk = keys["dose_um"]
+    if dk in obs.columns:
+        d = pd.to_numeric(obs[dk].astype(object), errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero((np.isnan(d) & obs[dk].notna().to_numpy()) | np.isinf(d) | (d < 0))
+        if len(bad):
+            v = obs[dk].iloc[bad[0]]
+            raise CubeError(f"obs[{dk!r}]: value {v.item() if isinstance(v, np.generic) else v!r} at row "
+                            f"{obs.index[bad[0]]!r} is "
+                            f"not a finite dose >= 0 in micromolar; fix it or leave it empty (NaN: no dose)")
+        row = _per_group(d, group)
+        if row is not None:
+            both = sorted({f"{v:g}" for v in d[group == group[row]]})
+            raise CubeError(f"obs[{dk!r}]: cell line {cell[row]!r}, condition {cond[row]!r} has several "
+                            f"doses ({', '.join(both)}); the cube holds one dose per cell line and "
+                            f"condition: subset the AnnData to one dose first")
+        dose[ci, ki] = d
+    sk = keys["source"]
+    source = {c: "baseline" if c == CONDITION_BASELINE else "L1000" for c in conds}
+    if sk in obs.columns:
+        src = _labels(obs[sk], f"obs[{sk!r}]", "profile's source (or no source column)")
+        row = _per_group(src, ki)
+        if row is not None:
+            raise CubeError(f"obs[{sk!r}]: condition {cond[row]!r} has several sources "
+                            f"({', '.join(sorted(set(src[ki == ki[row]])))}); give one source per condition")
+        source.update(zip(cond, src, strict=True))
+    plate = None
+    pk = keys["plate"]
+    if pk in obs.columns:
+        p = obs[pk].astype(object).to_numpy()
+        plate = np.full((len(cells), len(conds), int(slot.max()) + 1), "", dtype=object)
+        plate[ci, ki, slot] = ["" if pd.isna(v) else str(v) for v in p]
+
+    where = f"var[{gene_key!r}]" if gene_key is not None else "var_names"
+    if gene_key is not None and gene_key not in adata.var.columns:
+        raise CubeError(f"{where}: no such var column (var columns: "
+                        f"{', '.join(map(str, adata.var.columns[:20])) or 'none'})")
+    genes = _labels(adata.var[gene_key] if gene_key is not None else adata.var_names, where, "gene's id")
+    u, c = np.unique(genes.astype(str), return_counts=True)
+    if (c > 1).any():
+        raise CubeError(f"{where}: duplicate gene id(s) {[str(v) for v in u[c > 1][:5]]}; the cube needs one "
+                        f"column per gene: drop or merge the duplicate columns first")
+    if symbol_key in adata.var.columns:
+        sym = adata.var[symbol_key].astype(object).to_numpy()
+        symbols = [g if pd.isna(s) or str(s) == "" else str(s) for g, s in zip(genes, sym, strict=True)]
+    else:
+        symbols = list(genes)
+
+    mat = _matrix(adata, layer)
+    xname = f"layers[{layer!r}]" if layer is not None else "X"
+    if np.dtype(mat.dtype).kind not in "iuf":
+        raise CubeError(f"{xname}: dtype {mat.dtype} is not numeric; the cube holds expression values: "
+                        f"convert them to floats first")
+    shape = (len(cells), len(conds), int(slot.max()) + 1, len(genes))
+    _check_memory(shape)
+    expr = np.full(shape, np.nan, dtype=np.float32)
+    step = max(1, _BLOCK_VALUES // len(genes))
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        x = mat[a:b]
+        with np.errstate(over="ignore"):  # out of float32 range -> inf, reported below
+            x = np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float32)
+        bad = np.isinf(x) if allow_nan else ~np.isfinite(x)
+        if bad.any():
+            r, g = np.argwhere(bad)[0]
+            what = "inf" if allow_nan else "non-finite"
+            hint = "" if allow_nan else " (NaN with allow_nan=True, where a gene was not measured)"
+            raise CubeError(f"{xname}: {int(bad.sum())} {what} value(s) in rows {a}..{b - 1} (first: row "
+                            f"{obs.index[a + r]!r}, gene {genes[g]!r}, value {x[r, g]}, as float32); the "
+                            f"cube takes finite values{hint}: impute or drop those profiles or genes")
+        expr[ci[a:b], ki[a:b], slot[a:b]] = x
+        if progress is not None:
+            progress(b, n)
+
+    base: dict[str, Any] = {}
+    if ATTRS_KEY in adata.uns:
+        try:
+            base = json.loads(str(adata.uns[ATTRS_KEY]))
+            if not isinstance(base, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as e:
+            raise CubeError(f"uns[{ATTRS_KEY!r}]: not a JSON object of cube attrs ({e}); delete it "
+                            f"(del adata.uns[{ATTRS_KEY!r}])") from None
+    base.update(attrs or {})
+    return make_cube(expr, cells, conds, genes, symbols, dose, [source[c] for c in conds], base, plate=plate)
+
+
+def describe(ds: xr.Dataset) -> str:
+    """A few lines on an in-memory cube: per drug its cell lines, profiles and doses; controls; baseline."""
+    e = np.asarray(ds["expression"].values)
+    measured = ~np.isnan(e).all(axis=-1)  # [cell, condition, replicate]
+    conds = [str(c) for c in ds["condition"].values]
+    dose = np.asarray(ds["dose_um"].values, dtype=np.float64)
+    drugs = [c for c in conds if c not in (CONDITION_CONTROL, CONDITION_BASELINE)]
+    lines = [f"{c}: {int(measured[:, conds.index(c)].sum())} profiles in "
+             f"{int(measured[:, conds.index(c)].any(axis=1).sum())} cell lines"
+             for c in (CONDITION_CONTROL, CONDITION_BASELINE) if c in conds]
+    lines.append(f"drugs: {len(drugs)}")
+    for c in drugs:
+        k = conds.index(c)
+        m = measured[:, k]
+        have = m.any(axis=1)
+        dz = [f"{v:g}" for v in sorted(set(dose[have, k][~np.isnan(dose[have, k])]))]
+        lines.append(f"  {c}: {int(have.sum())} cell lines, {int(m.sum())} profiles"
+                     + (f", dose {', '.join(dz)} uM" if dz else ""))
+    lines.append(f"cube: {ds.sizes['cell_line']} cell lines x {len(conds)} conditions x "
+                 f"{ds.sizes['replicate']} replicates x {ds.sizes['gene']} genes")
+    return "\n".join(lines)
+
+
+def build_from_h5ad(path: str | Path, out: str | Path, *, overwrite: bool = False,
+                    obs_keys: Mapping[str, str] | None = None, gene_key: str | None = None,
+                    symbol_key: str = "gene_symbol", layer: str | None = None,
+                    control: str = CONDITION_CONTROL, allow_nan: bool = False,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[xr.Dataset, str]:
+    """Read an .h5ad of profiles (layout: module docstring), write the cube at ``out`` with
+    :func:`datasets.cube.write_cube` (atomic); returns (cube, :func:`describe` summary).
+
+    Refuses, before reading, an ``out`` that cannot be written or replaced (``overwrite`` replaces only a
+    cube store) or that is the input; X is read in blocks from the file (backed mode). The provenance
+    records the input's path and sha256, the options, and the provenance of the cube it came from, if any.
+    """
+    # at call time: datasets.build imports this module
+    from datasets.build import _check_inputs_outside, package_version, sha256_file
+
+    path, out = Path(path), Path(out)
+    if not path.is_file():
+        raise CubeError(f"{path}: no such .h5ad file")
+    _check_inputs_outside(out, [path])
+    check_out_path(out, overwrite)
+    try:
+        adata = ad.read_h5ad(path, backed="r")
+    except Exception as e:  # noqa: BLE001 - any reader failure is a bad input file
+        raise CubeError(f"{path}: cannot read as .h5ad ({type(e).__name__}: {e}); write it with "
+                        f"anndata's AnnData.write_h5ad") from None
+    options = {"obs_keys": dict(obs_keys or {}), "gene_key": gene_key, "symbol_key": symbol_key,
+               "layer": layer, "control": control, "allow_nan": allow_nan}
+    try:
+        upstream = json.loads(str(adata.uns[ATTRS_KEY])).get("provenance") if ATTRS_KEY in adata.uns else None
+    except (ValueError, AttributeError):
+        upstream = None  # from_anndata reports a bad uns entry
+    provenance = {"inputs": [{"role": "h5ad", "path": str(path.resolve()), "sha256": sha256_file(path)}],
+                  "build_time": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "package_version": package_version(), "options": options,
+                  "builder": "datasets.anndata_io.build_from_h5ad"}
+    if upstream is not None:
+        provenance["upstream"] = upstream
+    attrs = {"provenance": json.dumps(provenance, sort_keys=True), "units": "dose_um: micromolar",
+             "pairing": PAIRING_NOTE}
+    if ATTRS_KEY not in adata.uns:
+        attrs["normalization"] = f"values as in the .h5ad's {f'layers[{layer!r}]' if layer else 'X'}"
+    try:
+        ds = from_anndata(adata, obs_keys=obs_keys, gene_key=gene_key, symbol_key=symbol_key, layer=layer,
+                          control=control, allow_nan=allow_nan, attrs=attrs, progress=progress)
+    finally:
+        adata.file.close()
+    write_cube(ds, out, overwrite=overwrite)
+    return ds, describe(ds)
+
+
+def _column(value: Any, n: int, name: str) -> np.ndarray:
+    """A scalar broadcast to ``n`` rows, or a sequence of ``n`` values."""
+    if value is None or np.isscalar(value):
+        return np.full(n, value, dtype=object)
+    arr = np.asarray(value, dtype=object)
+    if arr.shape != (n,):
+        raise CubeError(f"{name}: {arr.shape} values for {n} rows of x2_hat; give one value or one per row")
+    return arr
+
+
+def predictions_anndata(x2_hat: np.ndarray, cell_line: Sequence[str], split: str | Sequence[str],
+                        genes: Sequence[str], *, repeat: int | Sequence[int] | None = None,
+                        fold: int | Sequence[int] | None = None,
+                        kind: str | Sequence[str] = "prediction", drug: str | None = None,
+                        method: str | None = None, gene_symbols: Sequence[str] | None = None) -> ad.AnnData:
+    """Predicted (or reconstructed) profiles as AnnData: X float32 [rows, genes] as given (raw gene space).
+
+    obs: ``cell_line``, ``split`` (e.g. ``"test"``), ``kind`` (``prediction`` | ``reconstruction``), and
+    ``repeat``, ``fold`` (int) and ``condition`` (= ``drug``) when given; scalars apply to every row.
+    var_names: ``genes`` (var ``gene_symbol`` when given); uns: ``drug``, ``method`` when given.
+    """
+    x = np.asarray(x2_hat)
+    if x.ndim != 2 or x.dtype.kind not in "iuf":
+        raise CubeError(f"x2_hat: expected a numeric [rows, genes] array, got shape {x.shape}, "
+                        f"dtype {x.dtype}")
+    n = x.shape[0]
+    g = np.asarray([str(v) for v in genes], dtype=object)
+    if len(g) != x.shape[1]:
+        raise CubeError(f"genes: {len(g)} ids for {x.shape[1]} columns of x2_hat")
+    if len(set(g)) != len(g):
+        raise CubeError("genes: duplicate gene ids; give one id per column of x2_hat")
+    obs = pd.DataFrame(index=pd.Index([str(i) for i in range(n)]))
+    obs["cell_line"] = pd.Categorical([str(v) for v in _column(list(cell_line), n, "cell_line")])
+    obs["split"] = pd.Categorical([str(v) for v in _column(split, n, "split")])
+    kinds = [str(v) for v in _column(kind, n, "kind")]
+    if set(kinds) - set(PREDICTION_KINDS):
+        raise CubeError(f"kind: {sorted(set(kinds) - set(PREDICTION_KINDS))}; expected one of "
+                        f"{PREDICTION_KINDS}")
+    obs["kind"] = pd.Categorical(kinds, categories=list(PREDICTION_KINDS))
+    for name, v in (("repeat", repeat), ("fold", fold)):
+        if v is not None:
+            try:
+                obs[name] = _column(v, n, name).astype(np.int64)
+            except (TypeError, ValueError):
+                raise CubeError(f"{name}: expected integers, got {v!r}") from None
+    if drug is not None:
+        obs["condition"] = pd.Categorical([str(drug)] * n)
+    var = pd.DataFrame(index=pd.Index(list(g)))
+    if gene_symbols is not None:
+        sym = [str(s) for s in gene_symbols]
+        if len(sym) != len(g):
+            raise CubeError(f"gene_symbols: {len(sym)} values for {len(g)} genes")
+        var["gene_symbol"] = sym
+    uns = {k: str(v) for k, v in (("drug", drug), ("method", method)) if v is not None}
+    return ad.AnnData(X=x.astype(np.float32), obs=obs, var=var, uns=uns)
+
+
+def write_h5ad(adata: ad.AnnData, path: str | Path) -> Path:
+    """Write ``adata`` to ``path`` atomically (temp sibling file, then ``os.replace``; an existing file is
+    replaced, a failed write leaves nothing behind). Readable by ``anndata.read_h5ad`` (scanpy, pertpy)."""
+    path = Path(path)
+    if path.is_dir():
+        raise CubeError(f"{path}: is a directory; give a file path ending in .h5ad")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CubeError(f"{path}: cannot create its directory ({e.strerror}); choose another path") from None
+    remove_stale_temps(path)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        adata.write_h5ad(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise CubeError(f"{path}: cannot write ({e.strerror or e}); choose another path") from None
+        raise
+    return path
