@@ -387,3 +387,13 @@ def test_cube_without_plates_roundtrip() -> None:
     np.testing.assert_array_equal(back["expression"].values, e)
     np.testing.assert_array_equal(back["dose_um"].values, dose)
     assert back.attrs == ds.attrs and cube_fingerprint(back) == cube_fingerprint(ds)
+
+
+def test_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    text = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    section = text.split("## AnnData in and out", 1)[1].split("\n## ", 1)[0]
+    code = section.split("Example (run by tests/datasets/test_anndata_io.py):", 1)[1]
+    code = code.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "docs/api.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "control" in out and "{'cell_line': 2, 'condition': 2, 'replicate': 1, 'gene': 3}" in out
