@@ -81,6 +81,24 @@ class PertVAE(nn.Module):
         out = self.drug(z1)
         return z1 + out[..., : self.latent], out[..., self.latent:].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
 
+    @torch.no_grad()
+    def select_(self, idx: torch.Tensor) -> None:
+        """Keep only models ``idx`` (in that order): every parameter's leading model dimension is indexed in
+        place (the Parameter objects stay, so an optimizer holding them keeps working)."""
+        for p in self.parameters():
+            p.data = p.data.index_select(0, idx)
+        self.n_models = int(idx.numel())
+
+    @torch.no_grad()
+    def set_stacked_(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Replace every parameter (in ``parameters()`` order) by ``tensors`` [S, ...] (any S)."""
+        params = list(self.parameters())
+        if len(tensors) != len(params):
+            raise ValueError(f"set_stacked_: {len(tensors)} tensors for {len(params)} parameters")
+        for p, t in zip(params, tensors, strict=True):
+            p.data = t
+        self.n_models = int(tensors[0].shape[0])
+
     def drug_l2(self) -> torch.Tensor:
         """||W||^2 + ||b||^2 of the drug effect's mean (Eq. 5) per model [S]."""
         if self.drug is None:

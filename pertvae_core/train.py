@@ -15,8 +15,13 @@ Design (paper Section 2 "Fitting", Section 4):
   s is validated (fixed noise) and may improve its best state, stop (``patience`` epochs without improvement
   and at least ``min_epochs``) or finish (``max_epochs``).
   Epochs before ``min_epochs`` are a burn-in: never selected as best and never stopped in. A split
-  that stopped, finished or failed is frozen: its loss is masked out of the backward pass and after every
-  optimizer step its parameters are reset to its best state, so it no longer changes.
+  that stopped, finished or failed is frozen: its best state is kept aside and, by compaction, it is dropped
+  from the computation at that epoch boundary: the parameters, Adam moments, best states, data and noise
+  tensors of the splits still training are repacked along the model dimension, so later steps compute only
+  them (with ``torch.compile`` only once a quarter of the packed splits stopped, so that few batch sizes get
+  compiled). Until dropped (or with ``compact=False``) a frozen split's loss is masked out of the backward
+  pass and after every optimizer step its parameters are reset to its best state. The result holds all S
+  splits in their original order.
 - Validation loss: PertVAE, the perturbation-prediction loss -log p(x2|z2) with z1 ~ q(z1|x1), z2 ~ p(z2|z1)
   (Eq. 3, 7; mean over validation pairs); VAE, the reconstruction loss -log p(x|z) of the validation profiles
   x1, x2. Each split draws ``cfg.val_samples`` fixed noise draws once from its own "val" generator. With
@@ -247,15 +252,41 @@ def _noise(gens: Sequence[torch.Generator], shape_per: Callable[[int], tuple[int
     return torch.stack(out).to(device)
 
 
+def _repack_due(n_packed: int, n_stopped: int, compiled: bool) -> bool:
+    """Whether to drop the stopped splits now: at once in eager mode; with ``torch.compile`` (a new batch
+    size recompiles) only once a quarter of the packed splits stopped, so there are a few sizes only."""
+    if n_stopped == 0 or n_stopped == n_packed:
+        return False
+    return not compiled or 4 * n_stopped >= n_packed
+
+
+@torch.no_grad()
+def _repack_(model: PertVAE, opt: torch.optim.Optimizer, keep: torch.Tensor,
+             tensors: Sequence[torch.Tensor]) -> None:
+    """Keep models ``keep`` (packed positions) in the model's parameters, their Adam moments and
+    ``tensors`` (per-split tensors other code holds, e.g. the loss weights of the train step), in place."""
+    n = model.n_models
+    model.select_(keep)
+    for p in model.parameters():
+        for key, v in opt.state.get(p, {}).items():
+            if torch.is_tensor(v) and v.dim() and v.shape[0] == n:  # exp_avg, exp_avg_sq (not the step)
+                opt.state[p][key] = v.index_select(0, keep)
+    for x in tensors:
+        x.data = x.data.index_select(0, keep)
+
+
 def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs: bool = True,
-        max_steps: int | None = None, on_step: Callable[[int, PertVAE], None] | None = None) -> FitState:
+        max_steps: int | None = None, on_step: Callable[[int, PertVAE], None] | None = None,
+        compact: bool = True) -> FitState:
     """Train one batched PertVAE (``pairs``) or plain VAE over ``splits`` (one model per split).
 
     The plain VAE trains on single profiles only: xs_train, x1_train and x2_train as singletons, with
     minibatches of batch_pairs + batch_singletons profiles. ``max_steps`` caps the number of optimizer steps
     (benchmarks; the final state is then kept, not the best). ``on_step(step, model)`` runs after each
-    optimizer step (diagnostics, fault injection). See the module docstring for the schedule, early stopping
-    and seeding.
+    optimizer step (diagnostics, fault injection); the model then holds the splits still computing, in
+    their original order. ``compact`` (default) drops stopped and failed splits from the computation (module
+    docstring); ``compact=False`` keeps them, frozen and masked, to the end (for comparison). See the module
+    docstring for the schedule, early stopping and seeding.
     """
     splits = list(splits)
     if not splits:
@@ -319,7 +350,7 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
             mean += mean_k / K
         if cfg.stop_on == "mse":
             nll = 0.5 * (mean - (V2 if pairs else V1)).square().sum(-1)
-        return _masked_mean(nll, n_val).cpu().numpy()
+        return _masked_mean(nll, n_val_p).cpu().numpy()
 
     streams_p = [_IndexStream(n_pairs[s] if pairs else 0, gens[s]["index"]) for s in range(S)]
     streams_s = [_IndexStream(n_single[s], gens[s]["index"]) for s in range(S)]
@@ -343,7 +374,12 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
     best_val = np.full(S, np.inf)
     status, reason = ["done"] * S, [""] * S
     history: list[list[float]] = [[] for _ in range(S)]
+    # Packed layout: position j of every per-split tensor (parameters, Adam state, best state, data, noise)
+    # holds split act[j]. Compaction drops stopped splits from it; their best states wait in `dropped`.
+    act = np.arange(S)
+    n_val_p = list(n_val)
     best = [p.detach().clone() for p in params]
+    dropped: dict[int, list[torch.Tensor]] = {}
     active_t = torch.ones(S, dtype=torch.bool, device=dev)
     frozen_t = torch.zeros(S, 1, 1, dtype=torch.bool, device=dev)
     acc = torch.zeros(S, device=dev)
@@ -351,10 +387,10 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
     while not frozen.all():
         if max_steps is not None and t >= max_steps:
             break
-        k = [min(t - int(chunk_start[s]), epoch_len[s] - 1) for s in range(S)]
-        ip = torch.stack([chunks[s][0][k[s]] for s in range(S)])
-        is_ = torch.stack([chunks[s][1][k[s]] for s in range(S)])
-        eps = torch.stack([chunks[s][2][k[s]] for s in range(S)])
+        k = [min(t - int(chunk_start[s]), epoch_len[s] - 1) for s in act]
+        ip = torch.stack([chunks[s][0][kj] for s, kj in zip(act, k, strict=True)])
+        is_ = torch.stack([chunks[s][1][kj] for s, kj in zip(act, k, strict=True)])
+        eps = torch.stack([chunks[s][2][kj] for s, kj in zip(act, k, strict=True)])
         if bp:
             x1, x2 = _gather(P1, ip), _gather(P2, ip)
         else:
@@ -365,28 +401,30 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
         if on_step is not None:
             on_step(t, model)
         acc += loss_s
-        if frozen.any():
+        frz = frozen[act]
+        if frz.any():
             with torch.no_grad():
                 for p, b in zip(params, best, strict=True):
                     p.copy_(torch.where(frozen_t, b, p))
         t += 1
-        due = np.array([not frozen[s] and t - chunk_start[s] == epoch_len[s] for s in range(S)])
+        due = np.array([not frozen[s] and t - chunk_start[s] == epoch_len[s] for s in act])
         if not due.any():
             continue
-        epochs[due] += 1
         val = validate()
         accn = acc.cpu().numpy()
-        improved = np.zeros(S, dtype=bool)
-        for s in np.flatnonzero(due):
-            history[s].append(float(val[s]))
-            if not np.isfinite(accn[s]) or (n_val[s] and not np.isfinite(val[s])):
-                what = "training" if not np.isfinite(accn[s]) else "validation"
+        improved = np.zeros(len(act), dtype=bool)
+        for j in np.flatnonzero(due):
+            s = act[j]
+            epochs[s] += 1
+            history[s].append(float(val[j]))
+            if not np.isfinite(accn[j]) or (n_val[s] and not np.isfinite(val[j])):
+                what = "training" if not np.isfinite(accn[j]) else "validation"
                 status[s], reason[s] = "failed", f"non-finite {what} loss in epoch {epochs[s]}"
                 frozen[s] = True
                 continue
-            if n_val[s] == 0 or (val[s] < best_val[s] and epochs[s] >= cfg.min_epochs):
-                best_val[s], since_best[s], best_epoch[s] = (val[s] if n_val[s] else np.inf), 0, epochs[s]
-                improved[s] = True
+            if n_val[s] == 0 or (val[j] < best_val[s] and epochs[s] >= cfg.min_epochs):
+                best_val[s], since_best[s], best_epoch[s] = (val[j] if n_val[s] else np.inf), 0, epochs[s]
+                improved[j] = True
             else:
                 since_best[s] += 1
             if since_best[s] >= cfg.patience and epochs[s] >= cfg.min_epochs:
@@ -395,20 +433,42 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
                 frozen[s] = True
         due_t = torch.as_tensor(due, device=dev)
         acc = torch.where(due_t, torch.zeros_like(acc), acc)
+        frz = frozen[act]
         with torch.no_grad():
             if improved.any():
                 imp = torch.as_tensor(improved, device=dev)[:, None, None]
                 for p, b in zip(params, best, strict=True):
                     b.copy_(torch.where(imp, p, b))
-            frozen_t = torch.as_tensor(frozen, device=dev)[:, None, None]
-            active_t = ~frozen_t[:, 0, 0]
-        for s in np.flatnonzero(due & ~frozen):
-            refill(s)
-            chunk_start[s] = t
+        for j in np.flatnonzero(due & ~frz):
+            refill(act[j])
+            chunk_start[act[j]] = t
+        if compact and _repack_due(len(act), int(frz.sum()), cfg.compile):
+            for j in np.flatnonzero(frz):
+                dropped[int(act[j])] = [b[j].clone() for b in best]
+                chunks[act[j]] = None  # type: ignore[call-overload]
+            keep_np = np.flatnonzero(~frz)
+            keep = torch.as_tensor(keep_np, device=dev)
+            _repack_(model, opt, keep, [w_pairs, w_single])
+            best = [b.index_select(0, keep) for b in best]
+            P1, P2, XS, V1, V2, veps1, veps2, acc = (
+                None if x is None else x.index_select(0, keep)
+                for x in (P1, P2, XS, V1, V2, veps1, veps2, acc))
+            act = act[keep_np]
+            n_val_p = [n_val[s] for s in act]
+            frz = frozen[act]
+        frozen_t = torch.as_tensor(frz, device=dev)[:, None, None]
+        active_t = ~frozen_t[:, 0, 0]
     with torch.no_grad():
-        if max_steps is None:
-            for p, b in zip(params, best, strict=True):
-                p.copy_(b)
+        cur = best if max_steps is None else [p.detach() for p in params]
+        act_t = torch.as_tensor(act, device=dev)
+        full = []
+        for i, c in enumerate(cur):
+            f = torch.empty((S,) + tuple(c.shape[1:]), dtype=c.dtype, device=dev)
+            f.index_copy_(0, act_t, c)
+            for s, ts in dropped.items():
+                f[s] = ts[i]
+            full.append(f)
+        model.set_stacked_(full)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     return FitState(model=model, std=std, gens=gens, epochs=[int(e) for e in epochs],

@@ -1,0 +1,127 @@
+"""Compaction (issue 13): splits that stop or fail leave the batched computation; results are unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pertvae_core.config import FitConfig
+from pertvae_core.data import SplitData
+from pertvae_core.model import PertVAE
+from pertvae_core.train import _repack_, _repack_due, fit, make_optimizer
+
+CFG = FitConfig(latent=3, hidden=(16, 8), context=4, iaf_hidden=8, batch_pairs=8, batch_singletons=6,
+                max_epochs=12, patience=1, lr=1e-2, mc_samples=3)
+
+
+def _split(rng: np.random.Generator, n_train: int, n_single: int, n_val: int = 6, genes: int = 12,
+           shift: float = 0.5) -> SplitData:
+    base = rng.normal(size=genes)
+
+    def f(n: int) -> np.ndarray:
+        return (base + rng.normal(size=(n, genes))).astype(np.float32)
+
+    x1 = f(n_train)
+    return SplitData(x1, x1 + shift, f(n_val), f(n_val), f(5), f(5), f(n_single))
+
+
+@pytest.fixture(scope="module")
+def splits() -> list[SplitData]:
+    rng = np.random.default_rng(3)
+    return [_split(rng, 20, 10), _split(rng, 13, 0), _split(rng, 30, 7, n_val=0), _split(rng, 9, 12, n_val=3),
+            _split(rng, 16, 4, shift=2.0)]
+
+
+def _params(state, s: int) -> dict[str, torch.Tensor]:
+    return {k: v[s].detach() for k, v in state.model.named_parameters()}
+
+
+def _same(a, sa: int, b, sb: int) -> None:
+    assert a.epochs[sa] == b.epochs[sb] and a.best_epoch[sa] == b.best_epoch[sb]
+    assert a.status[sa] == b.status[sb]
+    np.testing.assert_allclose(a.history[sa], b.history[sb], rtol=1e-4)
+    pb = _params(b, sb)
+    for k, v in _params(a, sa).items():
+        torch.testing.assert_close(v, pb[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_compacted_fit_equals_separate_fits_when_splits_stop_at_different_epochs(splits) -> None:
+    seeds = [5, 6, 7, 8, 9]
+    packed: list[int] = []
+    st = fit(splits, CFG, seeds, on_step=lambda t, m: packed.append(m.n_models))
+    # splits stopped at several epochs, and each stop shrank the computation
+    assert len(set(st.epochs)) >= 3
+    assert packed[0] == 5 and packed[-1] == 1 and packed == sorted(packed, reverse=True)
+    assert len(set(packed)) == len(set(st.epochs))
+    assert st.model.n_models == 5 and st.model.enc1.v.shape[0] == 5
+    for s in range(5):
+        _same(fit([splits[s]], CFG, [seeds[s]]), 0, st, s)
+    off = fit(splits, CFG, seeds, compact=False)
+    for s in range(5):
+        _same(off, s, st, s)
+
+
+def test_a_split_does_not_depend_on_its_neighbours(splits) -> None:
+    """The same split and seed give the same fit beside different other splits (its streams are its own)."""
+    a = fit([splits[0], splits[4]], CFG, [5, 9])
+    b = fit([splits[3], splits[4], splits[1]], CFG, [8, 9, 6])
+    _same(a, 1, b, 1)
+
+
+def test_failed_split_is_dropped_and_the_others_unaffected(splits) -> None:
+    seeds = [5, 6, 7]
+    sizes: list[int] = []
+
+    def poison(step: int, model: PertVAE) -> None:
+        sizes.append(model.n_models)
+        if step == 1:
+            with torch.no_grad():
+                model.enc1.v[1].fill_(float("nan"))
+
+    st = fit(splits[:3], CFG, seeds, on_step=poison)
+    assert st.status[1] == "failed" and "non-finite" in st.reason[1]
+    assert st.epochs[1] == 1 and sizes[-1] < 3
+    for s in (0, 2):
+        _same(fit([splits[s]], CFG, [seeds[s]]), 0, st, s)
+
+
+def test_max_steps_keeps_the_final_state_of_running_splits(splits) -> None:
+    seeds = [5, 6, 7, 8, 9]
+    full = fit(splits, CFG, seeds)
+    steps = 40  # some splits stopped (and were dropped) before, others still run
+    st = fit(splits, CFG, seeds, max_steps=steps)
+    off = fit(splits, CFG, seeds, max_steps=steps, compact=False)
+    stopped = [s for s in range(5) if st.epochs[s] == full.epochs[s]]
+    assert stopped and len(stopped) < 5
+    for s in range(5):
+        _same(off, s, st, s)
+    for s in stopped:
+        _same(full, s, st, s)
+
+
+def test_repack_keeps_parameters_and_adam_moments_of_kept_models() -> None:
+    cfg = FitConfig(latent=2, hidden=(6, 4), context=2, iaf_hidden=4, iaf_steps=1)
+    model = PertVAE(5, cfg, [torch.Generator().manual_seed(i) for i in range(4)])
+    opt = make_optimizer(model.parameters(), 1e-2)
+    sum(p.square().sum() for p in model.parameters()).backward()
+    opt.step()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    moments = {n: opt.state[p]["exp_avg_sq"].clone() for n, p in model.named_parameters()}
+    w = torch.arange(4.0)
+    keep = torch.tensor([0, 2, 3])
+    _repack_(model, opt, keep, [w])
+    assert model.n_models == 3 and w.tolist() == [0.0, 2.0, 3.0]
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), before[n][keep])
+        torch.testing.assert_close(opt.state[p]["exp_avg_sq"], moments[n][keep])
+        assert opt.state[p]["step"].dim() == 0
+    opt.step()  # the optimizer still steps the repacked parameters
+
+
+@pytest.mark.parametrize(("packed", "stopped", "compiled", "due"), [
+    (10, 0, False, False), (10, 1, False, True), (10, 10, False, False),
+    (10, 2, True, False), (10, 3, True, True), (2, 1, True, True),
+])
+def test_repack_rule(packed: int, stopped: int, compiled: bool, due: bool) -> None:
+    assert _repack_due(packed, stopped, compiled) is due
