@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,3 +143,43 @@ def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
                     xc=np.stack(xc).astype(np.float32), control_cell_line=np.asarray(ccl, dtype=object),
                     pair_control=np.asarray(pc, dtype=np.int64),
                     control_plate=np.asarray(cpl, dtype=object))
+
+
+def pool(datas: Sequence[DrugData], name: str) -> DrugData:
+    """Several drugs' pairs as one DrugData named ``name`` (Figure 2's pooled scope): every drug's pairs in
+    the given order (a control appears once per post-treatment replicate it is paired with, as in each
+    drug's own data), the singletons (the same for every drug of a cube), and each cell line's controls once.
+    """
+    if not datas:
+        raise ValueError("pool: no drugs given")
+    genes = datas[0].genes
+    for d in datas[1:]:
+        if list(d.genes) != list(genes):
+            raise ValueError(f"pool: drug {d.drug!r} has other genes than {datas[0].drug!r}")
+    xc: list[np.ndarray] = []
+    ccl: list[np.ndarray] = []
+    cpl: list[np.ndarray] = []
+    first: dict[str, int] = {}  # cell line -> its first control row in the pooled xc
+    pc: list[np.ndarray] = []
+    for d in datas:
+        own_first: dict[str, int] = {}
+        for i, c in enumerate(np.asarray(d.control_cell_line).astype(str)):
+            own_first.setdefault(c, i)
+        for c in own_first:
+            if c not in first:
+                rows = np.flatnonzero(np.asarray(d.control_cell_line).astype(str) == c)
+                first[c] = sum(len(a) for a in xc)
+                xc.append(d.xc[rows])
+                ccl.append(d.control_cell_line[rows])
+                cpl.append(d.control_plate[rows])
+        pcl = np.asarray(d.pair_cell_line).astype(str)
+        pc.append(np.asarray([first[c] + int(p) - own_first[c] for c, p in zip(pcl, d.pair_control,
+                                                                               strict=True)], dtype=np.int64))
+    rules = sorted({d.pairing for d in datas})
+    return DrugData(drug=name, genes=genes, x1=np.concatenate([d.x1 for d in datas]),
+                    x2=np.concatenate([d.x2 for d in datas]),
+                    pair_cell_line=np.concatenate([d.pair_cell_line for d in datas]), xs=datas[0].xs,
+                    singleton_cell_line=datas[0].singleton_cell_line,
+                    pairing=rules[0] if len(rules) == 1 else "; ".join(rules),
+                    xc=np.concatenate(xc), control_cell_line=np.concatenate(ccl),
+                    pair_control=np.concatenate(pc), control_plate=np.concatenate(cpl))

@@ -28,11 +28,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from harness.grid import POOLED
 from pertvae_core.evaluation import HIGHER_IS_BETTER, PRIMARY
 from pertvae_core.methods import MODEL_METHODS, REFERENCE
 from pertvae_core.stats import benjamini_hochberg, paired_comparison
 
-__all__ = ["scores_table", "comparisons", "verdict", "benchmark_markdown", "drugs_figure"]
+__all__ = ["study_drugs", "scores_table", "comparisons", "verdict", "benchmark_markdown", "drugs_figure"]
 
 ALPHA = 0.05
 SCORE_COLUMNS = ("drug", "latent", "repeat", "fold", "method", "metric", "value")
@@ -53,6 +54,11 @@ def _json(ds: xr.Dataset, name: str) -> dict:
 def _str(values: Any) -> np.ndarray:
     """A string array as numpy ``str`` (zarr v3 may hand back StringDType or object arrays)."""
     return np.asarray(values).astype(object).astype(str)
+
+
+def study_drugs(ds: xr.Dataset) -> list[str]:
+    """The store's drugs without Figure 2's pooled pseudo-drug (harness.grid.POOLED)."""
+    return [str(d) for d in ds["drug"].values if str(d) != POOLED]
 
 
 def scores_table(ds: xr.Dataset) -> pd.DataFrame:
@@ -184,7 +190,7 @@ def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame,
         lines.append("")
         lines.append("| drug | ceiling | " + " | ".join(methods) + " | verdict |")
         lines.append("|---|---:|" + "---:|" * len(methods) + "---|")
-        for drug in [str(d) for d in ds["drug"].values]:
+        for drug in study_drugs(ds):
             vals = {m: means.get((drug, m), np.nan) for m in methods}
             finite = {m: v for m, v in vals.items() if np.isfinite(v)}
             best = max(finite, key=finite.get) if finite else None
@@ -200,7 +206,7 @@ def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame,
     pairing = _json(ds, "pairing")
     if pairing:
         lines.append("Pairing of x1 (control) with x2 (treated) replicates (datasets.pairs): "
-                     + "; ".join(f"{d}: {r}" for d, r in pairing.items()) + ".")
+                     + "; ".join(f"{d}: {r}" for d, r in pairing.items() if d != POOLED) + ".")
         lines.append("")
     reasons = sorted({(d, v.get("reason", "")) for d, v in ceiling.items() if (v or {}).get("reason")})
     if reasons:
@@ -215,7 +221,7 @@ def drugs_figure(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, out: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    drugs = [str(d) for d in ds["drug"].values]
+    drugs = study_drugs(ds)
     prim = scores[scores["metric"] == PRIMARY] if not scores.empty else scores
     latents = sorted(prim["latent"].unique().tolist()) if not prim.empty else []
     latent = latents[0] if latents else None

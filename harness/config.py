@@ -27,6 +27,7 @@ MODELS = ("pertvae", "vae", "pca", "baselines")
 CLUSTERS = ("local", "slurm", "none")
 DEVICES = ("auto", "cpu", "cuda")
 STOP_ON = ("mse", "nll")
+FIGURE2_SCOPES = ("pooled", "per-drug")
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,10 @@ class RunConfig:
     latents_pca: tuple[int, ...] = _f((2, 5, 10, 20, 50, 100, 200), "latent sizes for PCA", "run")
     latents_baselines: tuple[int, ...] = _f((100,), "latent sizes for the perturbation baselines "
                                             "(the PCA latent-shift baseline uses it)", "run")
+    figure2_scope: str = _f("pooled", "Figure 2's VAE and PCA fits: pooled (one per split and latent size, "
+                            "on every selected drug's pairs and the singletons, split by cell line; "
+                            "harness.grid.POOLED) | per-drug (one per drug, split and latent size, 19x the "
+                            "cost)", "run")
     # --- cross-validation -----------------------------------------------------------------------------
     n_repeats: int = _f(10, "randomized CV repeats", "cv")
     n_folds: int = _f(5, "CV folds (grouped by cell line)", "cv")
@@ -355,6 +360,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     for name in ("base_seed", "data_seed"):
         if not 0 <= getattr(cfg, name) < 2**63:
             raise bad(name, "must be in [0, 2**63)")
+    if cfg.figure2_scope not in FIGURE2_SCOPES:
+        raise bad("figure2_scope", f"must be one of {', '.join(FIGURE2_SCOPES)}")
     if cfg.stop_on not in STOP_ON:
         raise bad("stop_on", f"must be one of {', '.join(STOP_ON)}")
     if cfg.standardize not in STANDARDIZE:

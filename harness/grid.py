@@ -14,6 +14,10 @@ from harness.config import RunConfig
 
 # Models whose evaluation is cheap (closed form): one task takes all of a drug's splits.
 CHEAP_MODELS = frozenset({"pca", "baselines"})
+# Figure 2's reconstruction models, and the pseudo-drug they run on with ``figure2_scope = "pooled"``: the
+# pairs of every selected drug together with the singletons, split by cell line (harness.tasks.pooled_data).
+FIGURE2_MODELS = frozenset({"vae", "pca"})
+POOLED = "(pooled)"
 
 
 @dataclass(frozen=True)
@@ -66,11 +70,26 @@ def _blocks(splits: Sequence[tuple[int, int]], size: int) -> Iterable[tuple[tupl
         yield tuple(splits[i:i + size])
 
 
+def pooled(cfg: RunConfig, model: str) -> bool:
+    """Whether ``model`` runs once on the POOLED pseudo-drug rather than per drug."""
+    return cfg.figure2_scope == "pooled" and model in FIGURE2_MODELS
+
+
+def model_drugs(cfg: RunConfig, model: str, drug_names: Sequence[str]) -> list[str]:
+    """The drugs (store coordinate values) ``model`` runs on: [POOLED] or the run's drugs."""
+    return [POOLED] if pooled(cfg, model) else list(drug_names)
+
+
+def store_drugs(cfg: RunConfig, drug_names: Sequence[str]) -> list[str]:
+    """The store's drug coordinate: the run's drugs, then POOLED when a model runs pooled."""
+    return list(drug_names) + ([POOLED] if any(pooled(cfg, m) for m in cfg.models) else [])
+
+
 def build_grid(cfg: RunConfig, drug_names: Sequence[str], splits_per_task: int | None = None) -> list[Task]:
     """All tasks of the run, model-major (PertVAE first), then drug, latent and split block.
 
     ``splits_per_task`` defaults to ``cfg.resolved_splits_per_task()``; PCA and the baselines always take
-    a drug's splits in one task.
+    a drug's splits in one task. Figure 2's models run on POOLED alone in the pooled scope.
     """
     size = splits_per_task if splits_per_task is not None else cfg.resolved_splits_per_task()
     if size < 1:
@@ -79,7 +98,7 @@ def build_grid(cfg: RunConfig, drug_names: Sequence[str], splits_per_task: int |
     tasks: list[Task] = []
     for model in cfg.models:
         block = len(splits) if model in CHEAP_MODELS else size
-        for drug in drug_names:
+        for drug in model_drugs(cfg, model, drug_names):
             for latent in cfg.latents_for(model):
                 for b in _blocks(splits, block):
                     tasks.append(Task(model, drug, int(latent), b))

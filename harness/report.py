@@ -11,7 +11,9 @@ writes into OUT:
   rho_pred_pert (identity, mean_shift, pca_latent_linear at the same latent size);
 - ``scores.csv``, ``comparisons.csv``, ``benchmark.md``, ``drugs.png``: the benchmark (harness/benchmark.py);
 - ``figure2.png`` / ``.svg``: reconstruction Spearman rho_rec of VAE and PCA by latent size, mean and
-  standard deviation over splits and drugs (the paper's Figure 2);
+  standard deviation over splits (and drugs, in the per-drug scope), the paper's Figure 2; its title says
+  which ``figure2_scope`` produced it (pooled: one fit per split on every drug's pairs and the singletons,
+  on the pseudo-drug harness.grid.POOLED; per-drug: one fit per drug and split);
 - ``run.json``: a ``report`` block (planned/done/failed/not_run/missing counts, files) and ``partial``.
 
 Only fits with status "done" count. A fit is *missing* when it is planned and not done (failed or not run),
@@ -127,11 +129,15 @@ def _status(ds: xr.Dataset) -> np.ndarray:
 def planned_mask(ds: xr.Dataset) -> np.ndarray:
     """Bool [model, drug, latent, split]: fits the run's grid contains.
 
-    From the ``planned(model, latent)`` coord, else attrs["grid"] {model: [latents]}, else every
-    (model, latent) with at least one non-empty status.
+    From the ``planned(model, drug, latent)`` coord (older stores: ``planned(model, latent)``), else
+    attrs["grid"] {model: [latents]}, else every (model, latent) with at least one non-empty status.
     """
     models = [str(m) for m in ds["model"].values]
     latents = [int(x) for x in ds["latent"].values]
+    shape = (len(models), ds.sizes["drug"], len(latents), ds.sizes["split"])
+    if "planned" in ds.variables and "drug" in ds["planned"].dims:
+        return np.broadcast_to(np.asarray(ds["planned"].transpose("model", "drug", "latent").values,
+                                          dtype=bool)[..., None], shape)
     if "planned" in ds.variables:
         ml = np.asarray(ds["planned"].transpose("model", "latent").values, dtype=bool)
     else:
@@ -141,8 +147,13 @@ def planned_mask(ds: xr.Dataset) -> np.ndarray:
         else:
             st = _status(ds.transpose("model", "drug", "latent", "split", ...))
             ml = (st != "").any(axis=(1, 3))
-    shape = (len(models), ds.sizes["drug"], len(latents), ds.sizes["split"])
     return np.broadcast_to(ml[:, None, :, None], shape)
+
+
+def figure2_scope(ds: xr.Dataset) -> str:
+    """The run's ``figure2_scope`` ("per-drug" for stores written before the setting existed)."""
+    science = _json_attr(ds, "config").get("science", {})
+    return str(science.get("figure2_scope", "per-drug"))
 
 
 def fit_counts(ds: xr.Dataset) -> dict[str, int]:
@@ -191,6 +202,7 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
     """One row per drug and PertVAE latent size (see the module docstring for the columns)."""
     ds = ds.transpose("model", "drug", "latent", "split", ...)
     drugs = [str(d) for d in ds["drug"].values]
+    study = set(bench.study_drugs(ds))
     models = [str(m) for m in ds["model"].values]
     n_cells = _json_attr(ds, "n_cell_lines")
     n_tt = _json_attr(ds, "n_train_test")
@@ -204,6 +216,8 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
         for latent in latents:
             li = lat_all.index(latent)
             for di, drug in enumerate(drugs):
+                if drug not in study:
+                    continue
                 rec = _done_values(ds, "pertvae", "rho_rec_pert", drug, latent)
                 pred = _done_values(ds, "pertvae", "rho_pred_pert", drug, latent)
                 ok = np.isfinite(rec) & np.isfinite(pred)
@@ -350,7 +364,9 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
                 transform=ax.transAxes)
     ax.set_xlabel("latent size")
     ax.set_ylabel("reconstruction Spearman rho (x1)")
-    ax.set_title("Figure 2: reconstruction, mean +/- s.d. over splits and drugs"
+    scope = ("pooled: one fit per split on all drugs' pairs + singletons" if figure2_scope(ds) == "pooled"
+             else "per drug: mean +/- s.d. over splits and drugs")
+    ax.set_title(f"Figure 2: reconstruction of held-out cell lines\n({scope})"
                  + (" [PARTIAL]" if partial else ""), fontsize=9)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()

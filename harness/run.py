@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
-from harness.grid import Task, build_grid, remaining
+from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
 from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, versions
-from harness.tasks import _drug, drug_splits, failed_rows, paired_cell_lines, run_task
+from harness.tasks import drug_data, drug_splits, failed_rows, paired_cell_lines, run_task
 
 
 class RunError(ValueError):
@@ -111,6 +111,9 @@ def prepare_cube(cfg: RunConfig, out: Path) -> Path:
 
 def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> list[str]:
     """``cfg.drugs`` checked against the cube (in the given order), or all of the cube's drugs."""
+    if POOLED in available and cfg.figure2_scope == "pooled":
+        raise RunError(f"cube {cube_path} has a drug named {POOLED!r}, the name of Figure 2's pooled fits; "
+                       f"rename it in the cube or run with --figure2-scope per-drug")
     if cfg.drugs is None:
         return list(available)
     unknown = [d for d in cfg.drugs if d not in available]
@@ -121,8 +124,9 @@ def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> l
 
 
 def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]) -> tuple[dict, dict, dict, dict]:
-    """Per drug: paired cell lines; [n_train, n_test] cell lines averaged over the splits; the noise ceiling
-    (pertvae_core.evaluation.noise_ceiling, from all of the drug's replicates); the pairing rule.
+    """Per drug (and POOLED, without a ceiling): paired cell lines; [n_train, n_test] cell lines averaged
+    over the splits; the noise ceiling (pertvae_core.evaluation.noise_ceiling, from all of the drug's
+    replicates); the pairing rule.
 
     n_train counts the cell lines actually trained on (validation cell lines excluded): the corrected
     resampled t-test (Nadeau & Bengio) takes the sizes of the data a model is fitted on and tested on.
@@ -133,8 +137,8 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]) -> tup
     n_tt: dict[str, list[float]] = {}
     ceiling: dict[str, dict] = {}
     pairing: dict[str, str] = {}
-    for d in drug_names:
-        dd = _drug(str(cube_path), d)
+    for d in store_drugs(cfg, drug_names):
+        dd = drug_data(str(cube_path), d, cfg)
         n = len(paired_cell_lines(dd))
         try:
             splits = drug_splits(dd, cfg)
@@ -144,9 +148,11 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]) -> tup
         n_test = sum(len(s.test_cell_lines) for s in splits) / len(splits)
         n_train = sum(len(s.train_cell_lines) for s in splits) / len(splits)
         n_tt[d] = [float(n_train), float(n_test)]
+        pairing[d] = str(dd.pairing)
+        if d == POOLED:  # reconstruction only: no drug effect to bound
+            continue
         value, n_used, why = noise_ceiling(dd.xc, dd.x2, dd.control_cell_line, dd.pair_cell_line)
         ceiling[d] = {"ceiling_delta_pearson": value, "n_cell_lines": n_used, "reason": why}
-        pairing[d] = str(dd.pairing)
     return n_cell, n_tt, ceiling, pairing
 
 
@@ -311,7 +317,8 @@ def _run(cfg: RunConfig) -> int:
         cube = open_cube(cube_path)
         drug_names = select_drugs(cfg, drugs(cube), cube_path)
         n_cell, n_tt, ceiling, pairing = drug_meta(cfg, cube_path, drug_names)
-        store = ResultStore.open(out, cfg, cube_fingerprint(cube), drugs=drug_names, n_cell_lines=n_cell,
+        store = ResultStore.open(out, cfg, cube_fingerprint(cube), drugs=store_drugs(cfg, drug_names),
+                                 n_cell_lines=n_cell,
                                  n_train_test=n_tt,
                                  extra_attrs={"ceiling": ceiling, "pairing": pairing,
                                               "ground_truth": _ground_truth(cube, drug_names)})

@@ -11,8 +11,10 @@ Layout (read by harness/report.py with ``xr.open_zarr(path)``):
   model fills the methods it produces (pertvae: pertvae, pertvae_rec; baselines: identity, train_mean,
   mean_shift, pca_latent_linear, ridge_delta), NaN elsewhere;
 - string vars ``status`` ("" = not run, "done", "failed"), ``reason``, ``worker``, ``slurm_job_id``;
-- bool non-index coord ``planned(model, latent)``: whether the run's grid has that (model, latent) at all
-  (the latent axis is the union over models, so e.g. PertVAE at latent 2 is not planned);
+- bool non-index coord ``planned(model, drug, latent)``: whether the run's grid has that cell at all (the
+  latent axis is the union over models, so e.g. PertVAE at latent 2 is not planned; with
+  ``figure2_scope = "pooled"`` the drug axis ends with the pseudo-drug harness.grid.POOLED, on which only
+  Figure 2's VAE and PCA run, and they run on no other drug);
 - attrs (JSON strings): ``config`` ({"science": science key, "execution": cluster settings}),
   ``n_cell_lines`` {drug: n}, ``n_train_test`` {drug: [n_train, n_test]} (cell lines, averaged over splits;
   n_train counts every non-test cell line of the drug, validation included), ``fingerprint``
@@ -55,7 +57,7 @@ from zarr.core.sync import sync
 
 from datasets.cube import pid_alive
 from harness.config import RunConfig, execution_settings, science_key
-from harness.grid import FitKey
+from harness.grid import POOLED, FitKey, model_drugs
 from pertvae_core.evaluation import METRICS
 from pertvae_core.methods import METHODS
 
@@ -219,7 +221,9 @@ class ResultStore:
         n_split = cfg.n_repeats * cfg.n_folds
         shape = (len(models), len(drugs), len(latents), n_split)
         dims = ("model", "drug", "latent", "split")
-        planned = np.array([[x in cfg.latents_for(m) for x in latents] for m in models], dtype=bool)
+        study = [d for d in drugs if d != POOLED]
+        planned = np.array([[[x in cfg.latents_for(m) and d in model_drugs(cfg, m, study) for x in latents]
+                             for d in drugs] for m in models], dtype=bool)
         data_vars: dict[str, Any] = {v: (dims, np.full(shape, np.nan, dtype=np.float64)) for v in FLOAT_VARS}
         data_vars.update({v: (dims, _empty_str(shape)) for v in STR_VARS})
         data_vars[SCORE_VAR] = ((*dims, "method", "metric"),
@@ -236,7 +240,7 @@ class ResultStore:
                 "fold": ("split", (split % cfg.n_folds).astype(np.int64)),
                 "method": np.array(METHODS, dtype=object),
                 "metric": np.array(METRICS, dtype=object),
-                "planned": (("model", "latent"), planned),
+                "planned": (("model", "drug", "latent"), planned),
             },
             attrs={
                 "config": json.dumps({"science": science_key(cfg), "execution": execution_settings(cfg)},
@@ -378,7 +382,7 @@ class ResultStore:
     def planned_mask(self) -> np.ndarray:
         """Bool [model, drug, latent, split]: fits the run's grid contains."""
         shape = (len(self.models), len(self.drugs), len(self.latents), len(self.repeats))
-        return np.broadcast_to(self._planned[:, None, :, None], shape)
+        return np.broadcast_to(self._planned[..., None], shape)
 
     def counts(self) -> dict[str, int]:
         """Planned, done, failed and missing (planned, not done) fits."""

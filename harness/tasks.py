@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.config import RunConfig
-from harness.grid import Task, fit_seed
+from harness.grid import POOLED, Task, fit_seed
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,28 @@ def _drug(path: str, drug: str):
 
     with _synchronous():
         return drug_data(_cube(path), drug)
+
+
+@functools.lru_cache(maxsize=4)
+def _pooled(path: str, drug_names: tuple[str, ...]):
+    """The POOLED pseudo-drug: the pairs of ``drug_names`` and the singletons (datasets.pairs.pool)."""
+    from datasets.pairs import pool
+
+    return pool([_drug(path, d) for d in drug_names], POOLED)
+
+
+def drug_data(path: str, drug: str, cfg: RunConfig):
+    """``drug``'s DrugData, or the pooled one of the run's drugs (``cfg.drugs`` or all of the cube's) for
+    POOLED."""
+    if drug != POOLED:
+        return _drug(path, drug)
+    if cfg.drugs is not None:
+        names = tuple(cfg.drugs)
+    else:
+        from datasets.cube import drugs
+
+        names = tuple(drugs(_cube(path)))
+    return _pooled(path, names)
 
 
 def paired_cell_lines(dd: Any) -> list[str]:
@@ -125,7 +147,7 @@ def run_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
 def _fit_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
     from pertvae_core import api
 
-    dd = _drug(str(cube_path), task.drug)
+    dd = drug_data(str(cube_path), task.drug, cfg)
     splits = drug_splits(dd, cfg)
     by_index = {(s.repeat, s.fold): s for s in splits}
     missing = [rk for rk in task.splits if rk not in by_index]

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL, CubeError, make_cube, open_cube, write_cube
-from datasets.pairs import drug_data
+from datasets.pairs import drug_data, pool
 
 CONDS = [CONDITION_CONTROL, "vorinostat", "olaparib", "empty", CONDITION_BASELINE]
 G = 4
@@ -158,3 +158,19 @@ def test_cube_without_plates_pairs_cyclically(tmp_path: Path) -> None:
     assert "plate" not in ds
     dd = drug_data(ds, "vorinostat")
     assert dd.pairing == "cyclic" and list(dd.control_plate) == [""] * 4
+
+
+def test_pool_concatenates_pairs_and_keeps_each_control_once(tmp_path: Path) -> None:
+    ds = open_cube(cube_path(tmp_path))
+    vor, ola = drug_data(ds, "vorinostat"), drug_data(ds, "olaparib")
+    p = pool([vor, ola], "(pooled)")
+    assert p.drug == "(pooled)"
+    np.testing.assert_array_equal(p.x1, np.concatenate([vor.x1, ola.x1]))
+    np.testing.assert_array_equal(p.x2, np.concatenate([vor.x2, ola.x2]))
+    assert list(p.pair_cell_line) == ["A"] * 5 + ["C"] * 2 + ["C"]
+    np.testing.assert_array_equal(p.xs, vor.xs)
+    # cell C's controls (in both drugs) appear once; every pair's control row is its x1
+    assert list(p.control_cell_line) == ["A", "A", "C", "C"]
+    np.testing.assert_array_equal(p.xc[p.pair_control], p.x1)
+    with pytest.raises(ValueError, match="no drugs"):
+        pool([], "(pooled)")

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from harness.config import parse_args
+from harness.grid import POOLED
 from harness.run import main
 from tests.e2e import assert_same_numbers, load, planned, reference, tiny_args, tiny_cube
 
@@ -26,20 +28,32 @@ def two_workers(tmp_path_factory, cube):
     return rc, out, perf
 
 
-def test_two_workers_complete_store_and_report(two_workers, capsys):
+def test_two_workers_complete_store_and_report(two_workers, cube, capsys):
     rc, out, perf = two_workers
     assert rc == 0
     ds = load(out)
     mask = planned(ds).values
-    # 2 drugs x 6 splits x (pertvae@3, vae@2, vae@3, pca@2, pca@3, baselines@3)
-    assert mask.sum() == 2 * 6 * 6
+    # 2 drugs x 6 splits x (pertvae@3, baselines@3) + Figure 2 pooled: 6 splits x (vae@2, vae@3, pca@2, pca@3)
+    assert list(ds.drug.values) == ["drugA", "drugB", POOLED]
+    assert mask.sum() == 2 * 6 * 2 + 6 * 4
     assert (ds.status.values[mask] == "done").all()
     assert (ds.status.values[~mask] == "").all()
-    pv = ds.sel(model="pertvae", latent=3)
+    pv = ds.sel(model="pertvae", latent=3, drug=["drugA", "drugB"])
     assert np.isfinite(pv.rho_pred_pert.values).all() and np.isfinite(pv.rho_rec_pert.values).all()
-    assert np.isfinite(ds.sel(model="vae").rho_rec.values).all()
-    assert np.isfinite(ds.sel(model="pca").rho_rec.values).all()
-    bl = ds.sel(model="baselines", latent=3)
+    assert np.isfinite(ds.sel(model="vae", drug=POOLED).rho_rec.values).all()
+    assert np.isfinite(ds.sel(model="pca", drug=POOLED).rho_rec.values).all()
+    # the pooled PCA is the direct computation on both drugs' pairs, split by cell line
+    from harness.tasks import drug_data, drug_splits, split_data
+    from pertvae_core.api import evaluate_pca
+
+    cfg = parse_args(tiny_args(cube, out))
+    dd = drug_data(str(cube), POOLED, cfg)
+    assert len(dd.x1) == sum(len(drug_data(str(cube), d, cfg).x1) for d in ("drugA", "drugB"))
+    sp = drug_splits(dd, cfg)[4]
+    want = evaluate_pca([split_data(dd, sp)], 2)[0]["rho_rec"]
+    assert ds.rho_rec.sel(model="pca", drug=POOLED, latent=2, split=4).item() == want
+    assert "pooled" in json.loads(ds.attrs["config"])["science"]["figure2_scope"]
+    bl = ds.sel(model="baselines", latent=3, drug=["drugA", "drugB"])
     for method in ("identity", "train_mean", "mean_shift", "pca_latent_linear", "ridge_delta"):
         sc = bl.score.sel({"method": method})
         assert np.isfinite(sc.sel(metric=["rho_pred_pert", "rho_pred_pert_z", "mse_z"]).values).all(), method
@@ -50,7 +64,7 @@ def test_two_workers_complete_store_and_report(two_workers, capsys):
                  "benchmark.md", "drugs.png"):
         assert (out / name).exists(), name
     info = json.loads((out / "run.json").read_text())
-    assert info["counts"]["done"] == 72 and info["counts"]["failed"] == 0
+    assert info["counts"]["done"] == 48 and info["counts"]["failed"] == 0
     assert perf.exists() and perf.stat().st_size > 0
     n_tt = json.loads(ds.attrs["n_train_test"])
     assert n_tt["drugA"] == [6.0, 4.0]   # 12 paired cell lines, 3 folds: 4 test, 2 validation, 6 trained on

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from harness.config import make_config
-from harness.grid import FitKey, Task, build_grid, fit_seed, remaining
+from harness.grid import POOLED, FitKey, Task, build_grid, fit_seed, remaining, store_drugs
 
 
 def _cfg(**kw):
@@ -16,7 +16,7 @@ def _cfg(**kw):
 
 
 def test_grid_covers_every_fit_exactly_once():
-    cfg = _cfg()
+    cfg = _cfg(figure2_scope="per-drug")
     for spt in (1, 2, 4, 6, 10):
         tasks = build_grid(cfg, ["d1", "d2"], splits_per_task=spt)
         keys = [fk for t in tasks for fk in t.fit_keys()]
@@ -32,8 +32,23 @@ def test_grid_covers_every_fit_exactly_once():
         assert len({t.key for t in tasks}) == len(tasks)
 
 
+def test_pooled_scope_runs_figure2_once_per_split_and_latent():
+    cfg = _cfg()  # figure2_scope="pooled" is the default
+    tasks = build_grid(cfg, ["d1", "d2", "d3"], splits_per_task=6)
+    by_model = Counter((t.model, t.drug) for t in tasks)
+    assert {d for m, d in by_model if m in ("vae", "pca")} == {POOLED}
+    assert {d for m, d in by_model if m in ("pertvae", "baselines")} == {"d1", "d2", "d3"}
+    # vae and pca: 2 latents x 6 splits on POOLED alone; pertvae + baselines: 3 drugs x 6 splits each
+    keys = [fk for t in tasks for fk in t.fit_keys()]
+    assert len(keys) == (2 + 2) * 6 + 2 * 3 * 6
+    assert store_drugs(cfg, ["d1", "d2", "d3"]) == ["d1", "d2", "d3", POOLED]
+    assert store_drugs(_cfg(models=["pertvae"]), ["d1"]) == ["d1"]
+    assert store_drugs(_cfg(figure2_scope="per-drug"), ["d1"]) == ["d1"]
+
+
 def test_splits_are_repeat_major():
-    tasks = build_grid(_cfg(models=["vae"], latents_vae=[2]), ["d"], splits_per_task=6)
+    tasks = build_grid(_cfg(models=["vae"], latents_vae=[2], figure2_scope="per-drug"), ["d"],
+                       splits_per_task=6)
     assert tasks == [Task("vae", "d", 2, ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)))]
 
 

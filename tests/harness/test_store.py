@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from harness.config import make_config, science_key
-from harness.grid import FitKey
+from harness.grid import POOLED, FitKey, store_drugs
 from harness.store import FLOAT_VARS, STR_VARS, ResultStore, StoreMismatchError
 from pertvae_core.evaluation import METRICS
 from pertvae_core.methods import METHODS
@@ -20,7 +20,7 @@ from pertvae_core.methods import METHODS
 @pytest.fixture
 def cfg():
     return make_config("demo", models=["pertvae", "pca"], latents_pertvae=[4], latents_pca=[2, 4],
-                       n_repeats=2, n_folds=3)
+                       n_repeats=2, n_folds=3, figure2_scope="per-drug")
 
 
 def _open(tmp_path, cfg, fp="cube-fp"):
@@ -58,13 +58,27 @@ def test_layout_matches_the_contract(tmp_path, cfg):
     for v in STR_VARS:
         assert ds[v].dims == ("model", "drug", "latent", "split")
         assert (ds[v].values == "").all()
-    assert ds.planned.values.tolist() == [[False, True], [True, True]]
+    assert ds.planned.dims == ("model", "drug", "latent")
+    assert ds.planned.values.tolist() == [[[False, True]] * 2, [[True, True]] * 2]
     assert json.loads(ds.attrs["config"])["science"] == science_key(cfg)
     assert json.loads(ds.attrs["n_cell_lines"]) == {"dA": 10, "dB": 12}
     assert json.loads(ds.attrs["n_train_test"])["dB"] == [9.6, 2.4]
     assert ds.attrs["fingerprint"].startswith("cube-fp+")
     assert "torch" in json.loads(ds.attrs["versions"])
     assert ds.status.encoding["chunks"] == (1, 1, 1, 6)
+
+
+def test_pooled_scope_plans_figure2_on_the_pooled_drug_alone(tmp_path, cfg):
+    pooled = dataclasses.replace(cfg, figure2_scope="pooled")
+    st = ResultStore.open(tmp_path / "out", pooled, "cube-fp", drugs=store_drugs(pooled, ["dA", "dB"]))
+    ds = xr.open_zarr(st.path)
+    assert list(ds.drug.values) == ["dA", "dB", POOLED]
+    # pertvae at latent 4 on the two drugs; pca at latents 2 and 4 on POOLED alone
+    assert ds.planned.values.tolist() == [[[False, True], [False, True], [False, False]],
+                                          [[False, False], [False, False], [True, True]]]
+    assert st.counts()["planned"] == (2 + 2) * 6
+    with pytest.raises(StoreMismatchError, match="figure2_scope"):
+        _open(tmp_path, cfg)
 
 
 def test_scores_land_in_their_method_and_metric(tmp_path, cfg):
