@@ -175,8 +175,8 @@ def test_no_vehicle_controls(files, capsys):
 
 def test_drug_not_found_suggests_cli(files):
     gctx = write_gctx(files["dir"] / "x.gctx", files["mat"], files["rows"], files["cols"])
-    err = run_cli(files, "--l1000", str(gctx), "--baseline", str(files["base"]), "--drugs", "Trametinib")
-    assert "drug 'Trametinib' not found in pert_iname; did you mean: trametinib?" in err
+    err = run_cli(files, "--l1000", str(gctx), "--baseline", str(files["base"]), "--drugs", "Trametinibb")
+    assert "drug 'Trametinibb' not found in pert_iname; did you mean: trametinib?" in err
 
 
 def test_no_genes_in_common(files, capsys):
