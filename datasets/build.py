@@ -16,7 +16,8 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+import time as _time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,6 +181,33 @@ def check_cube_size(sel: DrugSelection, n_cells: int, n_rep: int, n_genes: int, 
                     f"{memory / 2**30:.1f} GiB available; shrink it with {'; '.join(shrink)}")
 
 
+class ReadProgress:
+    """``what: done / total unit (pct), rate, ETA`` on stderr: redrawn in place on a terminal, else a line
+    every ``every`` seconds and at the end (so that logs of long builds show where they are)."""
+
+    def __init__(self, what: str, unit: str, every: float = 10.0, stream=None):
+        self.what, self.unit, self.every = what, unit, every
+        self.stream = stream if stream is not None else sys.stderr
+        self.t0 = _time.monotonic()
+        self.last = -float("inf")
+
+    def __call__(self, done: int, total: int) -> None:
+        now = _time.monotonic()
+        end = done >= total
+        tty = getattr(self.stream, "isatty", lambda: False)()
+        if not end and now - self.last < (0.5 if tty else self.every):
+            return
+        self.last = now
+        dt = max(now - self.t0, 1e-9)
+        rate = done / dt
+        eta = (total - done) / rate if rate > 0 else float("nan")
+        eta_txt = f", ETA {eta:.0f} s" if not end and eta == eta else f", {dt:.1f} s"
+        line = (f"{self.what}: {done:,} / {total:,} {self.unit} ({100 * done / max(total, 1):.0f}%), "
+                f"{rate:,.0f} {self.unit}/s{eta_txt}")
+        self.stream.write(("\r" + line + ("\n" if end else "")) if tty else line + "\n")
+        self.stream.flush()
+
+
 def _check_inputs_outside(out: Path, inputs: Sequence[str | Path | None]) -> None:
     """Refuse an --out that is one of the inputs or a directory holding one (--overwrite would delete it)."""
     o = out.resolve()
@@ -205,7 +233,8 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
           drugs: Sequence[str] | None = None, time: float = 24.0, dose: str | float = "highest",
           all_genes: bool = False, max_controls: int | str | None = "auto", overwrite: bool = False,
           pert_info: str | Path | None = None, model: str | Path | None = None,
-          label: str = "pert_iname", study: str | None = None):
+          label: str = "pert_iname", study: str | None = None,
+          progress: Callable[[int, int], None] | None = None):
     """Build (and write when ``out`` is given) the cube; returns (dataset, BuildSummary).
 
     ``drugs`` may be synonyms (:func:`datasets.studies.resolve_drugs`, with ``pert_info``); the drug
@@ -213,6 +242,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
     (``label="requested"``, e.g. the paper's names). ``model``: DepMap Model.csv, mapping COSMIC and ACH- ids
     to cell line names (``cell_map`` entries win). Refuses, before reading, an --out that cannot be written
     or replaced, and a cube too big for the memory available (:func:`check_cube_size`).
+    ``progress(samples_read, total)`` follows the L1000 read.
     """
     if not baseline:
         raise CubeError("at least one --baseline file is required")
@@ -233,7 +263,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
     n_rep = max(len(v) for per_cell in [sel.controls, *sel.treatments.values()] for v in per_cell.values())
     l_cells = set(sel.controls).union(*sel.treatments.values())
     check_cube_size(sel, len(l_cells), n_rep, len(genes.row_idx), all_genes, max_controls)
-    prof = load_profiles(src, sel, genes)
+    prof = load_profiles(src, sel, genes, progress=progress)
     cmap = {**(model_cell_names(model) if model is not None else {}), **read_cell_map(cell_map)}
     tables = [read_baseline(b, baseline_format, cmap) for b in baseline]
     base = match_baseline(tables, prof.cell_lines, prof.genes.entrez, prof.genes.symbols)
@@ -309,7 +339,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="a paper's selection, inputs found in --dir under their published names "
                         "(as 'pertvae-bench fetch' leaves them)")
     p.add_argument("--dir", default="data", help="with --study: the download directory (default data/)")
-    p.add_argument("--l1000", help="L1000 matrix: GCTX 1.0 or GCT 1.2/1.3 (required without --study)")
+    p.add_argument("--l1000", help="L1000 matrix: GCTX 1.0 or GCT 1.2/1.3 (required without --study or "
+                                   "--h5ad)")
+    p.add_argument("--h5ad", help="build the cube from an AnnData .h5ad of profiles instead (obs: cell_line, "
+                                  "condition, optional replicate, dose_um, plate, source; docs/api.md)")
+    p.add_argument("--control", default="control", help="with --h5ad: the condition label of the controls")
+    p.add_argument("--obs-key", action="append", default=[], metavar="FIELD=COLUMN",
+                   help="with --h5ad: read FIELD (cell_line, condition, replicate, dose_um, plate, source) "
+                        "from obs COLUMN (repeatable)")
+    p.add_argument("--gene-key", help="with --h5ad: var column holding the gene ids (default: var_names)")
+    p.add_argument("--layer", help="with --h5ad: take values from this layer instead of X")
+    p.add_argument("--allow-nan", action="store_true", help="with --h5ad: NaN values mark unmeasured genes")
     p.add_argument("--inst-info", help="inst_info TSV keyed by inst_id (replaces embedded column metadata)")
     p.add_argument("--gene-info", help="gene_info TSV keyed by pr_gene_id (landmark flags, symbols)")
     p.add_argument("--pert-info", help="pert_info TSV: pert_id and alias columns resolve --drugs names")
@@ -330,7 +370,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="output cube (zarr directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a different cube at --out")
     a = p.parse_args(argv)
-    if a.study:
+    if a.h5ad:
+        flags = (("--study", a.study), ("--l1000", a.l1000), ("--inst-info", a.inst_info),
+                 ("--gene-info", a.gene_info), ("--baseline", a.baseline), ("--drugs", a.drugs))
+        given = [f for f, v in flags if v is not None]
+        if given:
+            p.error(f"--h5ad holds the whole dataset; leave out {', '.join(given)} (or leave out --h5ad)")
+        for kv in a.obs_key:
+            if "=" not in kv or not all(kv.split("=", 1)):
+                p.error(f"--obs-key {kv!r}: use FIELD=COLUMN, e.g. --obs-key cell_line=cell_id")
+    elif a.study:
         flags = (("--l1000", a.l1000), ("--inst-info", a.inst_info), ("--gene-info", a.gene_info),
                  ("--baseline", a.baseline), ("--drugs", a.drugs))
         given = [f for f, v in flags if v is not None]
@@ -356,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: --drugs: no drug name given (got {given}); name drugs (comma- or space-separated) "
                   f"or leave --drugs out to take every trt_cp drug", file=sys.stderr)
             return 2
+    if a.h5ad:
+        return _main_h5ad(a)
     study = STUDIES[a.study] if a.study else None
     time = a.time if a.time is not None else (study.time_h if study else 24.0)
     try:
@@ -372,7 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _, summary = build(l1000, baseline, a.out, baseline_format=a.baseline_format, cell_map=a.cell_map,
                            drugs=drugs, time=time, dose=a.dose, all_genes=a.all_genes,
                            max_controls=a.max_controls, overwrite=a.overwrite,
-                           label="requested" if study else "pert_iname", study=a.study, **kw)
+                           label="requested" if study else "pert_iname", study=a.study,
+                           progress=ReadProgress("reading L1000", "samples"), **kw)
     except CubeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -383,6 +435,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if study:
         print(study_table(study, summary.matches, summary.cells_per_drug, summary.replicates_per_drug,
                           summary.doses, time, summary.genes_kept))
+    print(f"wrote {a.out}")
+    return 0
+
+
+def _main_h5ad(a: argparse.Namespace) -> int:
+    """``--h5ad FILE``: datasets.anndata_io.build_from_h5ad, the same exit codes as :func:`main`."""
+    from datasets.anndata_io import build_from_h5ad
+
+    obs_keys = dict(kv.split("=", 1) for kv in a.obs_key)
+    try:
+        _, summary = build_from_h5ad(a.h5ad, a.out, overwrite=a.overwrite, obs_keys=obs_keys,
+                                     gene_key=a.gene_key, layer=a.layer, control=a.control,
+                                     allow_nan=a.allow_nan, progress=ReadProgress("reading h5ad", "profiles"))
+    except CubeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: no cube written at {a.out} (an existing one is unchanged)", file=sys.stderr)
+        return 130
+    print(summary)
     print(f"wrote {a.out}")
     return 0
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import csv
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,15 +74,18 @@ class L1000Source:
     def n_samples(self) -> int:
         return len(self.sample_ids)
 
-    def read(self, sample_idx: np.ndarray, row_idx: np.ndarray,
-             chunk_samples: int = READ_CHUNK_SAMPLES) -> np.ndarray:
-        """Profiles [len(sample_idx), len(row_idx)] float32, -666 -> NaN, in the order of ``sample_idx``."""
+    def read(self, sample_idx: np.ndarray, row_idx: np.ndarray, chunk_samples: int = READ_CHUNK_SAMPLES,
+             progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Profiles [len(sample_idx), len(row_idx)] float32, -666 -> NaN, in the order of ``sample_idx``;
+        ``progress(samples_read, total)`` after each block read."""
         sample_idx = np.asarray(sample_idx, dtype=np.int64)
         row_idx = np.asarray(row_idx, dtype=np.int64)
         if self._matrix is not None:
             out = self._matrix[np.ix_(sample_idx, row_idx)].astype(np.float32)
+            if progress is not None:
+                progress(len(sample_idx), len(sample_idx))
         else:
-            out = _read_gctx_selection(self.path, sample_idx, row_idx, chunk_samples)
+            out = _read_gctx_selection(self.path, sample_idx, row_idx, chunk_samples, progress)
         out[out == -666.0] = np.nan
         return out
 
@@ -300,8 +303,8 @@ def open_l1000(path: str | Path, inst_info: str | Path | None = None,
     return src
 
 
-def _read_gctx_selection(path: Path, sample_idx: np.ndarray, row_idx: np.ndarray,
-                         chunk_samples: int) -> np.ndarray:
+def _read_gctx_selection(path: Path, sample_idx: np.ndarray, row_idx: np.ndarray, chunk_samples: int,
+                         progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """HDF5 selection of [samples, rows]: sorted sample chunks x the contiguous row span."""
     import h5py
 
@@ -326,6 +329,8 @@ def _read_gctx_selection(path: Path, sample_idx: np.ndarray, row_idx: np.ndarray
                 else:
                     block = dset[uniq.tolist(), r_lo:r_hi]  # sparse: point selection of sorted rows
                 out[order[start:start + step]] = block[inverse][:, rel_rows]
+                if progress is not None:
+                    progress(min(start + step, len(sorted_idx)), len(sorted_idx))
     except OSError as e:
         raise L1000Error(f"{path}: cannot read {GCTX_MATRIX} (truncated or corrupt GCTX?): {e}") from e
     return out
@@ -582,14 +587,16 @@ class L1000Profiles:
 
 
 def load_profiles(src: L1000Source, selection: DrugSelection, genes: GeneSelection,
-                  chunk_samples: int = READ_CHUNK_SAMPLES) -> L1000Profiles:
-    """Read the selected samples' gene rows once (chunked HDF5 selection), group them; NaN/inf: error."""
+                  chunk_samples: int = READ_CHUNK_SAMPLES,
+                  progress: Callable[[int, int], None] | None = None) -> L1000Profiles:
+    """Read the selected samples' gene rows once (chunked HDF5 selection), group them; NaN/inf: error.
+    ``progress(samples_read, total)`` is called after each block."""
     groups: list[tuple[tuple[str, str], np.ndarray]] = [((c, "control"), idx)
                                                         for c, idx in selection.controls.items()]
     for d, per_cell in selection.treatments.items():
         groups += [((c, d), idx) for c, idx in per_cell.items()]
     all_idx = np.unique(np.concatenate([g[1] for g in groups])) if groups else np.array([], int)
-    data = src.read(all_idx, genes.row_idx, chunk_samples=chunk_samples)
+    data = src.read(all_idx, genes.row_idx, chunk_samples=chunk_samples, progress=progress)
     bad = ~np.isfinite(data)
     if bad.any():
         i, j = np.argwhere(bad)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,7 +102,10 @@ def test_main_generated_gctx_inst_info_two_sources(tmp_path, capsys):
     rc = main(["--l1000", str(gctx), "--inst-info", str(inst), "--baseline", str(dm), "--baseline", str(cc),
                "--drugs", "trametinib", "--dose", "0.04", "--max-controls", "all", "--out", str(out)])
     assert rc == 0
-    txt = capsys.readouterr().out
+    cap = capsys.readouterr()
+    txt = cap.out
+    # progress of the L1000 read on stderr (a line per block off a terminal, and the final count)
+    assert re.search(r"reading L1000: (\d+) / \1 samples \(100%\)", cap.err), cap.err
     assert "trametinib: 3 cell lines, 18 replicates, dose 0.04 uM" in txt
     assert "genes kept: 5 of 6" in txt
     ds = open_cube(out)
@@ -137,3 +141,34 @@ def test_rebuild_same_inputs_with_overwrite(tmp_path, capsys):
     assert main(args) == 0
     assert main([*args, "--drugs", "vorinostat", "--overwrite"]) == 0
     assert open_cube(out).condition.values.tolist() == ["control", "vorinostat", "baseline"]
+
+
+def test_cli_h5ad_builds_the_same_cube(tmp_path):
+    """``datasets.build --h5ad``: a cube written as AnnData and built back has the same values and labels."""
+    from datasets.anndata_io import to_anndata, write_h5ad
+    from datasets.cube import write_cube
+    from datasets.synthetic import generate
+
+    src = write_cube(generate(preset="demo", seed=0).isel(cell_line=slice(0, 12)), tmp_path / "src.zarr")
+    h5 = write_h5ad(to_anndata(open_cube(src)), tmp_path / "p.h5ad")
+    out = tmp_path / "c.zarr"
+    cmd = [sys.executable, "-m", "datasets.build", "--h5ad", str(h5), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "reading h5ad:" in r.stderr and f"wrote {out}" in r.stdout
+    a, b = open_cube(src), open_cube(out)
+    for d in ("selumetinib", "vorinostat"):
+        np.testing.assert_array_equal(drug_data(a, d).x2, drug_data(b, d).x2)
+    # mixing --h5ad with another input, or a bad --obs-key: one error line, exit 2, nothing written
+    for extra in (["--l1000", str(h5)], ["--obs-key", "cell_line"]):
+        bad = tmp_path / "bad.zarr"
+        r = subprocess.run([*cmd[:-1], str(bad), *extra], cwd=ROOT, capture_output=True, text=True,
+                           timeout=60, env=env)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and not bad.exists(), r.stderr
+        assert "--h5ad" in r.stderr or "--obs-key" in r.stderr
+    garbage = tmp_path / "g.h5ad"
+    garbage.write_bytes(b"not hdf5")
+    r = subprocess.run([*cmd[:3], "--h5ad", str(garbage), "--out", str(tmp_path / "g.zarr")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "g.h5ad" in r.stderr, r.stderr
