@@ -1,0 +1,255 @@
+"""PertVAE as a notebook estimator: ``PertVAE(**settings).fit(x1, x2).predict(x1)``.
+
+This is the package-level ``pertvae_core.PertVAE``; the batched ``nn.Module`` it trains is
+:class:`pertvae_core.model.PertVAE`. One fit is :func:`pertvae_core.train.fit` on one split; predictions are
+:func:`pertvae_core.api.predict`'s Monte Carlo means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pertvae_core import model as _model
+from pertvae_core.api import predict as _predict
+from pertvae_core.config import FitConfig
+from pertvae_core.data import SplitData
+from pertvae_core.train import FitState, Standardizer, fit, resolve_device, seed_streams
+
+__all__ = ["PertVAE", "FORMAT"]
+
+FORMAT = "pertvae-estimator/1"  # the "format" entry of a saved file
+SETTINGS = tuple(f.name for f in dataclasses.fields(FitConfig))
+_STD = ("mean", "scale", "single_mean", "single_scale")
+
+
+def _check_settings(settings: dict[str, Any]) -> None:
+    for name in settings:
+        if name not in SETTINGS:
+            close = difflib.get_close_matches(name, SETTINGS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"valid settings: {', '.join(SETTINGS)}"
+            raise ValueError(f"PertVAE: unknown setting {name!r}; {hint}")
+
+
+def _table(x: Any, what: str) -> tuple[np.ndarray, pd.Index | None, list[str] | None]:
+    """(float32 values [rows, genes], row labels or None, gene names or None) of an array, DataFrame or
+    AnnData; checked 2-D, numeric and finite."""
+    index = genes = None
+    if isinstance(x, pd.DataFrame):
+        bad = [str(c) for c, t in x.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
+        if bad:
+            raise ValueError(f"{what}: column(s) {bad[:5]} are not numeric; genes go in the columns, labels "
+                             "(cell line, ...) in the index")
+        index, genes, values = x.index, [str(c) for c in x.columns], x.to_numpy(dtype=np.float32)
+    elif all(hasattr(x, a) for a in ("X", "obs_names", "var_names")):  # AnnData
+        values = x.X.toarray() if hasattr(x.X, "toarray") else x.X
+        index, genes = pd.Index(x.obs_names), [str(g) for g in x.var_names]
+    else:
+        values = x
+    try:
+        values = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what}: expected numbers [samples, genes], got {type(x).__name__} ({e})") from None
+    if values.ndim != 2:
+        raise ValueError(f"{what}: expected a 2-D table [samples, genes], got shape {values.shape}")
+    bad_rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    if bad_rows.size:
+        where = [str(index[i]) for i in bad_rows[:5]] if index is not None else bad_rows[:5].tolist()
+        raise ValueError(f"{what}: NaN or inf in {bad_rows.size} row(s), e.g. {where}")
+    if genes is not None and len(set(genes)) != len(genes):
+        dup = sorted({g for g in genes if genes.count(g) > 1})
+        raise ValueError(f"{what}: gene(s) {dup[:5]} appear more than once")
+    return values, index, genes
+
+
+def _align(values: np.ndarray, genes: list[str] | None, want: list[str] | None, n_genes: int,
+           what: str) -> np.ndarray:
+    """Columns of ``values`` in the order of the genes ``want`` (by name when both are labelled, else by
+    count); extra labelled genes are dropped."""
+    if genes is not None and want is not None:
+        pos = {g: i for i, g in enumerate(genes)}
+        missing = [g for g in want if g not in pos]
+        if missing:
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise ValueError(f"{what} lacks {len(missing)} of the model's {len(want)} genes: "
+                             f"{', '.join(missing[:10])}{more}")
+        return values[:, [pos[g] for g in want]]
+    if values.shape[1] != n_genes:
+        raise ValueError(f"{what} has {values.shape[1]} genes (columns), the model has {n_genes}")
+    return values
+
+
+class PertVAE:
+    """PertVAE as an estimator: predicts a drug's post-treatment profile x2 from the control profile x1.
+
+    ``PertVAE(**settings)``: settings are :class:`pertvae_core.config.FitConfig`'s fields (the paper's sizes
+    by default). Inputs are numpy arrays, pandas DataFrames or AnnData objects [samples, genes] in the raw
+    gene space; labelled inputs give labelled outputs (DataFrames: the input's index, the model's genes).
+    Predictions are Monte Carlo means over ``mc_samples`` draws from the fit seed's evaluation stream, so
+    the same rows give the same numbers, also after :meth:`save` / :meth:`load`.
+
+    Also a :class:`pertvae_core.methods.Method`: ``fit(split)`` trains on a SplitData's training pairs,
+    singletons and validation pairs. (Not the batched ``nn.Module`` :class:`pertvae_core.model.PertVAE`.)
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        _check_settings(settings)
+        self.config = FitConfig(**settings)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """All settings (FitConfig's fields) as a dict."""
+        return dataclasses.asdict(self.config)
+
+    def __repr__(self) -> str:
+        default = FitConfig()
+        changed = [f"{k}={v!r}" for k, v in self.settings.items() if getattr(default, k) != v]
+        return f"PertVAE({', '.join(changed)})"
+
+    # --- fitting --------------------------------------------------------------------------------------------
+    def fit(self, x1: Any, x2: Any = None, singletons: Any = None,
+            validation: tuple[Any, Any] | None = None, seed: int = 0) -> PertVAE:
+        """Train on pairs (x1 [n, G] controls, x2 [n, G] post-treatment, row by row), optional unpaired
+        profiles ``singletons`` [n_s, G] and validation pairs ``validation=(x1_val, x2_val)`` (early stopping;
+        without them ``max_epochs`` are trained). Labelled inputs are matched to x1's genes by name. ``x1``
+        may instead be a :class:`SplitData` (then nothing else but ``seed``). Returns self.
+        """
+        if isinstance(x1, SplitData):
+            if x2 is not None or singletons is not None or validation is not None:
+                raise ValueError("PertVAE.fit(split): x2, singletons and validation come from the SplitData")
+            split, genes = x1, None
+        else:
+            if x2 is None:
+                raise ValueError("PertVAE.fit: x2 (the post-treatment profiles paired with x1) is missing")
+            a1, _, genes = _table(x1, "x1")
+            G = a1.shape[1]
+
+            def arr(x: Any, what: str) -> np.ndarray:
+                a, _, g = _table(x, what)
+                return _align(a, g, genes, G, what)
+
+            a2 = arr(x2, "x2")
+            if a2.shape[0] != a1.shape[0]:
+                raise ValueError(f"x1 has {a1.shape[0]} rows but x2 has {a2.shape[0]}: pairs align row by "
+                                 "row")
+            xs = arr(singletons, "singletons") if singletons is not None else np.zeros((0, G), np.float32)
+            if validation is None:
+                v1 = v2 = np.zeros((0, G), np.float32)
+            elif isinstance(validation, tuple | list) and len(validation) == 2:
+                v1, v2 = arr(validation[0], "validation x1"), arr(validation[1], "validation x2")
+            else:
+                raise ValueError("PertVAE.fit: validation must be a (x1_val, x2_val) pair")
+            # fit() never reads test rows; SplitData requires some, so the first training pair stands in
+            split = SplitData(a1, a2, v1, v2, a1[:1], a2[:1], xs)
+        state = fit([split], self.config, [seed], pairs=True)
+        if state.status[0] != "done":
+            raise FloatingPointError(f"PertVAE.fit: {state.reason[0]} (try a smaller lr)")
+        self._fitted(state, genes, seed)
+        return self
+
+    def _fitted(self, state: FitState, genes: list[str] | None, seed: int) -> None:
+        self.state_, self.genes_, self.seed_ = state, genes, int(seed)
+        self.n_genes_ = int(state.std.mean.shape[-1])
+        self.epochs_, self.best_epoch_ = state.epochs[0], state.best_epoch[0]
+        self.history_ = list(state.history[0]) if state.history else []
+        self.fit_seconds_ = state.fit_seconds
+
+    # --- prediction -----------------------------------------------------------------------------------------
+    def _input(self, x1: Any) -> tuple[np.ndarray, pd.Index | None, list[str] | None]:
+        if not hasattr(self, "state_"):
+            raise RuntimeError("PertVAE is not fitted: call fit(x1, x2) or PertVAE.load(path) first")
+        a, index, genes = _table(x1, "x1")
+        return _align(a, genes, self.genes_, self.n_genes_, "x1"), index, genes
+
+    def _state(self) -> FitState:
+        """The fitted state with a fresh copy of the fit seed's generators (draws start over each call)."""
+        return dataclasses.replace(self.state_, gens=[seed_streams(self.seed_)])
+
+    def _out(self, values: np.ndarray, index: pd.Index | None, columns: Sequence[str] | None
+             ) -> np.ndarray | pd.DataFrame:
+        return values if index is None else pd.DataFrame(values, index=index, columns=list(columns))
+
+    def _means(self, x1: Any, key: str) -> np.ndarray | pd.DataFrame:
+        a, index, genes = self._input(x1)
+        values = _predict(self._state(), [a], self.config.mc_samples)[key][0]
+        return self._out(values, index, self.genes_ or genes)
+
+    def predict(self, x1: Any) -> np.ndarray | pd.DataFrame:
+        """Predicted mean of x2 for each row of x1 (z1 ~ q(z1|x1), z2 ~ p(z2|z1), mean of p(x2|z2))."""
+        return self._means(x1, "pred")
+
+    def reconstruct(self, x1: Any) -> np.ndarray | pd.DataFrame:
+        """Reconstruction mean of x1 (z1 ~ q(z1|x1), mean of p(x1|z1)): the no-drug comparator."""
+        return self._means(x1, "rec")
+
+    @torch.no_grad()
+    def embed(self, x1: Any) -> np.ndarray | pd.DataFrame:
+        """z1 [rows, latent]: the posterior mean E_q(z1|x1)[z1] (Monte Carlo, the draws :meth:`predict` uses);
+        labelled input gives columns z1_0, z1_1, ..."""
+        a, index, _ = self._input(x1)
+        state = self._state()
+        net, L, mc = state.model, self.config.latent, self.config.mc_samples
+        net.eval()
+        n = a.shape[0]
+        X1, _ = state.std.forward([a])
+        eps = torch.randn((mc, n, L), generator=state.gens[0]["eval"]).to(state.device)
+        z1 = torch.zeros(n, L, device=state.device)
+        for k in range(mc):
+            z1 += net.encode(X1[:, :n], eps[None, k])[0][0]
+        values = (z1 / mc).cpu().numpy().astype(np.float64)
+        return self._out(values, index, [f"z1_{i}" for i in range(L)])
+
+    # --- persistence ----------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted model (weights, settings, standardizer, genes, seed) to one file; returns its
+        path. Written to a temporary file first, so an interrupted save leaves any old file intact."""
+        if not hasattr(self, "state_"):
+            raise RuntimeError("PertVAE is not fitted: nothing to save")
+        st = self.state_
+        payload = {
+            "format": FORMAT, "settings": self.settings, "seed": self.seed_, "genes": self.genes_,
+            "n_genes": self.n_genes_, "epochs": self.epochs_, "best_epoch": self.best_epoch_,
+            "history": self.history_, "fit_seconds": self.fit_seconds_,
+            "model": {k: v.detach().cpu() for k, v in st.model.state_dict().items()},
+            "standardizer": {k: getattr(st.std, k).detach().cpu() for k in _STD},
+        }
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PertVAE:
+        """A fitted estimator from :meth:`save`'s file (on its settings' device, or the CPU without CUDA)."""
+        try:
+            p = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # torch raises several types for a file it cannot read
+            raise ValueError(f"{path}: not a saved PertVAE estimator ({type(e).__name__}: {e})") from None
+        if not isinstance(p, dict) or p.get("format") != FORMAT:
+            found = p.get("format") if isinstance(p, dict) else type(p).__name__
+            raise ValueError(f"{path}: not a saved PertVAE estimator (format {found!r}, expected {FORMAT!r})")
+        est = cls(**p["settings"])
+        dev = resolve_device(est.config.device)
+        gens = seed_streams(p["seed"])
+        net = _model.PertVAE(p["n_genes"], est.config, [gens["init"]], pairs=True)
+        net.load_state_dict(p["model"])
+        std = Standardizer(**{k: p["standardizer"][k].to(dev) for k in _STD})
+        state = FitState(model=net.to(dev), std=std, gens=[gens], epochs=[p["epochs"]],
+                         best_epoch=[p["best_epoch"]], status=["done"], reason=[""],
+                         fit_seconds=p["fit_seconds"], device=dev, history=[list(p["history"])])
+        est._fitted(state, p["genes"], p["seed"])
+        return est

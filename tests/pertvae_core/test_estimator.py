@@ -1,0 +1,155 @@
+"""The notebook estimator pertvae_core.PertVAE: labels in and out, save/load, errors, api's numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pertvae_core import PertVAE
+from pertvae_core.api import PertVAEMethod, predict
+from pertvae_core.config import FitConfig
+from pertvae_core.data import SplitData
+from pertvae_core.methods import Method
+from pertvae_core.train import fit
+
+SMALL = dict(latent=3, hidden=(16, 8), context=8, iaf_steps=1, iaf_hidden=8, batch_pairs=8,
+             batch_singletons=8, max_epochs=6, patience=2, mc_samples=4)
+GENES = [f"g{i}" for i in range(10)]
+
+
+def _frames(seed: int, n: int, cells: str = "abcdef") -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=(n, len(GENES))) + 5
+    x2 = x1 + 0.5 * np.sin(x1) + 0.1 * rng.normal(size=x1.shape)
+    index = pd.Index([cells[i % len(cells)] for i in range(n)], name="cell_line")
+    return (pd.DataFrame(x1, index=index, columns=GENES, dtype=np.float32),
+            pd.DataFrame(x2, index=index, columns=GENES, dtype=np.float32))
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[PertVAE, dict]:
+    x1, x2 = _frames(0, 24)
+    v1, v2 = _frames(1, 6, "gh")
+    xs, _ = _frames(2, 10, "s")
+    t1, _ = _frames(3, 5, "tuvwx")
+    est = PertVAE(**SMALL).fit(x1, x2, singletons=xs, validation=(v1, v2), seed=7)
+    return est, dict(x1=x1, x2=x2, v1=v1, v2=v2, xs=xs, t1=t1)
+
+
+def test_fit_predict_keep_labels_and_gene_order(fitted: tuple[PertVAE, dict]) -> None:
+    est, d = fitted
+    t1 = d["t1"]
+    got = est.predict(t1)
+    assert isinstance(got, pd.DataFrame) and list(got.columns) == GENES and got.index.equals(t1.index)
+    assert np.isfinite(got.to_numpy()).all() and got.dtypes.eq(np.float64).all()
+    np.testing.assert_array_equal(est.predict(t1), got)  # draws start over each call
+    shuffled = t1[GENES[::-1]].assign(extra=1.0)          # columns matched by name, extra ones dropped
+    pd.testing.assert_frame_equal(est.predict(shuffled), got)
+    plain = est.predict(t1.to_numpy())
+    assert isinstance(plain, np.ndarray) and np.array_equal(plain, got.to_numpy())
+    rec = est.reconstruct(t1)
+    assert rec.shape == t1.shape and list(rec.columns) == GENES and not np.allclose(rec, got)
+    assert 1 <= est.best_epoch_ <= est.epochs_ <= SMALL["max_epochs"] and len(est.history_) == est.epochs_
+    assert est.genes_ == GENES and est.n_genes_ == len(GENES) and est.seed_ == 7
+
+
+def test_embed_is_the_posterior_mean_of_z1(fitted: tuple[PertVAE, dict]) -> None:
+    est, d = fitted
+    z1 = est.embed(d["t1"])
+    assert list(z1.columns) == ["z1_0", "z1_1", "z1_2"] and z1.index.equals(d["t1"].index)
+    np.testing.assert_array_equal(est.embed(d["t1"].to_numpy()), z1.to_numpy())
+    # the Monte Carlo mean of z1 ~ q(z1|x1): with 500 draws (training does not depend on mc_samples) it
+    # matches an independent 4000-draw mean of the same fitted encoder
+    est500 = PertVAE(**{**SMALL, "mc_samples": 500}).fit(d["x1"], d["x2"], singletons=d["xs"],
+                                                         validation=(d["v1"], d["v2"]), seed=7)
+    x = d["t1"].to_numpy()
+    state, gen = est500.state_, torch.Generator().manual_seed(123)
+    X1, _ = state.std.forward([x])
+    K = 4000
+    with torch.no_grad():
+        z = state.model.encode(X1.repeat(1, K, 1), torch.randn(1, K * len(x), 3, generator=gen))[0]
+    draws = z[0].reshape(K, len(x), 3)
+    assert draws.std(0).min() > 0.05  # a real posterior spread, not a point
+    np.testing.assert_allclose(est500.embed(x), draws.mean(0).numpy(), atol=0.15)
+
+
+def test_same_numbers_as_train_fit_and_api_predict(fitted: tuple[PertVAE, dict]) -> None:
+    est, d = fitted
+    a = {k: v.to_numpy() for k, v in d.items()}
+    split = SplitData(a["x1"], a["x2"], a["v1"], a["v2"], a["t1"], a["t1"], a["xs"])
+    state = fit([split], FitConfig(**SMALL), [7], pairs=True)
+    want = predict(state, [a["t1"]], SMALL["mc_samples"])
+    np.testing.assert_allclose(est.predict(a["t1"]), want["pred"][0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(est.reconstruct(a["t1"]), want["rec"][0], rtol=1e-5, atol=1e-5)
+    # fit(split) makes the estimator a Method, with PertVAEMethod's numbers
+    m = PertVAE(**SMALL).fit(split, seed=7)
+    assert isinstance(m, Method)
+    np.testing.assert_allclose(m.predict(a["t1"]), PertVAEMethod(FitConfig(**SMALL), seed=7).fit(split)
+                               .predict(a["t1"]), rtol=1e-5, atol=1e-5)
+
+
+def test_save_load_round_trip_is_identical(fitted: tuple[PertVAE, dict], tmp_path: Path) -> None:
+    est, d = fitted
+    path = est.save(tmp_path / "model.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    back = PertVAE.load(path)
+    assert back.settings == est.settings and back.genes_ == GENES and back.seed_ == 7
+    assert (back.epochs_, back.best_epoch_, back.history_) == (est.epochs_, est.best_epoch_, est.history_)
+    for f in ("predict", "reconstruct", "embed"):
+        pd.testing.assert_frame_equal(getattr(back, f)(d["t1"]), getattr(est, f)(d["t1"]))
+    est.save(path)  # overwriting works too
+    pd.testing.assert_frame_equal(PertVAE.load(path).predict(d["t1"]), est.predict(d["t1"]))
+
+
+def test_anndata_in_dataframe_out(fitted: tuple[PertVAE, dict]) -> None:
+    est, d = fitted
+    t1 = d["t1"]
+    ad = anndata.AnnData(X=t1.to_numpy(), obs=pd.DataFrame(index=[f"s{i}" for i in range(len(t1))]),
+                         var=pd.DataFrame(index=GENES))
+    got = est.predict(ad)
+    assert list(got.index) == list(ad.obs_names) and list(got.columns) == GENES
+    np.testing.assert_array_equal(got.to_numpy(), est.predict(t1).to_numpy())
+
+
+def test_unknown_and_bad_settings() -> None:
+    with pytest.raises(ValueError, match="unknown setting 'laten'; did you mean 'latent'"):
+        PertVAE(laten=3)
+    with pytest.raises(ValueError, match="unknown setting 'zzz'; valid settings: latent, hidden"):
+        PertVAE(zzz=1)
+    with pytest.raises(ValueError, match="FitConfig.latent = 0: must be a positive int"):
+        PertVAE(latent=0)
+    assert repr(PertVAE(latent=4, lr=0.01)) == "PertVAE(latent=4, lr=0.01)"
+
+
+def test_gene_mismatch_and_bad_input(fitted: tuple[PertVAE, dict], tmp_path: Path) -> None:
+    est, d = fitted
+    t1 = d["t1"]
+    with pytest.raises(ValueError, match="x1 lacks 2 of the model's 10 genes: g3, g7"):
+        est.predict(t1.drop(columns=["g3", "g7"]))
+    with pytest.raises(ValueError, match="x1 has 9 genes \\(columns\\), the model has 10"):
+        est.embed(t1.to_numpy()[:, :9])
+    with pytest.raises(ValueError, match=r"x1: NaN or inf in 1 row\(s\), e.g. \['v'\]"):
+        est.predict(t1.mask((t1.index == "v")[:, None] & (t1.columns == "g4")[None, :]))
+    with pytest.raises(ValueError, match=r"x1: column\(s\) \['cell'\] are not numeric"):
+        est.predict(t1.assign(cell="a"))
+    x1, x2 = d["x1"], d["x2"]
+    with pytest.raises(ValueError, match="x2 lacks 1 of the model's 10 genes: g9"):
+        PertVAE(**SMALL).fit(x1, x2.drop(columns="g9"))
+    with pytest.raises(ValueError, match="x1 has 24 rows but x2 has 23"):
+        PertVAE(**SMALL).fit(x1, x2.iloc[1:])
+    with pytest.raises(ValueError, match="validation must be a \\(x1_val, x2_val\\) pair"):
+        PertVAE(**SMALL).fit(x1, x2, validation=x1)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        PertVAE().predict(t1)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="junk.pt: not a saved PertVAE estimator"):
+        PertVAE.load(junk)
+    torch.save({"format": "other"}, junk)
+    with pytest.raises(ValueError, match="format 'other', expected 'pertvae-estimator/1'"):
+        PertVAE.load(junk)
