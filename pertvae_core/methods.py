@@ -10,18 +10,32 @@ the test cell lines) and then predicts x2 for any x1:
 cell lines. PertVAE keeps its batched fit over S splits behind this interface
 (:func:`pertvae_core.api.fit_pertvae_methods`); ``pertvae_rec`` is PertVAE's reconstruction of x1 used as a
 prediction of x2 (the paper's comparator).
+
+A user's own method is loaded by :func:`load_method` from an import path ``"pkg.module:ClassName"`` or from
+a name registered under the entry point group ``pertvae_bench.methods`` (``[project.entry-points.
+"pertvae_bench.methods"]`` in its package's pyproject.toml). Optional hooks: a ``name`` attribute (the
+method's name in results; else the entry point's name or the class's name), and constructor keywords
+``latent`` and/or ``seed``, passed when the constructor names them.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import difflib
+import importlib
+import importlib.metadata
+import inspect
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from pertvae_core.baselines import BASELINES
 from pertvae_core.data import SplitData
 
-__all__ = ["Method", "METHODS", "REFERENCE", "MODEL_METHODS"]
+__all__ = ["Method", "METHODS", "REFERENCE", "MODEL_METHODS", "ENTRY_POINT_GROUP", "MethodLoadError",
+           "MethodFactory", "load_method", "registered_methods"]
+
+ENTRY_POINT_GROUP = "pertvae_bench.methods"
 
 
 @runtime_checkable
@@ -40,3 +54,111 @@ MODEL_METHODS: dict[str, tuple[str, ...]] = {
     "baselines": tuple(BASELINES),
 }
 METHODS: tuple[str, ...] = tuple(m for ms in MODEL_METHODS.values() for m in ms)
+
+
+class MethodLoadError(ValueError):
+    """A method spec that does not resolve to a method; the message names the spec."""
+
+
+class MethodFactory:
+    """Makes new unfitted instances of a loaded method: ``factory(latent=..., seed=...)``.
+
+    ``name``: the method's name in results; ``spec``: what was loaded. ``latent`` and ``seed`` reach the
+    constructor only where it names them as parameters.
+    """
+
+    def __init__(self, target: Callable[..., Any], name: str, spec: str) -> None:
+        self.target, self.name, self.spec = target, name, spec
+        try:
+            params = inspect.signature(target).parameters
+        except (TypeError, ValueError):
+            params = {}
+        self.accepts = tuple(k for k in ("latent", "seed") if k in params)
+
+    def __call__(self, latent: int | None = None, seed: int | None = None) -> Method:
+        given = {"latent": latent, "seed": seed}
+        kwargs = {k: given[k] for k in self.accepts if given[k] is not None}
+        obj = self.target(**kwargs)
+        _check_method(obj, self.spec)
+        return obj
+
+    def __repr__(self) -> str:
+        return f"MethodFactory({self.spec!r}, name={self.name!r})"
+
+
+def _check_method(obj: Any, spec: str) -> None:
+    lacking = [f"{m}()" for m in ("fit", "predict") if not callable(getattr(obj, m, None))]
+    if lacking:
+        what = obj.__name__ if inspect.isclass(obj) else type(obj).__name__
+        raise MethodLoadError(f"method {spec!r}: {what} lacks {' and '.join(lacking)}; a method needs "
+                              "fit(split) -> self and predict(x1) -> x2_hat")
+
+
+def registered_methods() -> dict[str, str]:
+    """Entry point name -> its import path, for every method registered under ``pertvae_bench.methods``."""
+    return {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _import(spec: str, path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise MethodLoadError(f"method {spec!r}: expected 'package.module:ClassName'")
+    try:
+        obj = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
+            raise MethodLoadError(f"method {spec!r}: no module named {e.name!r} (is its package installed, "
+                                  "or its folder on PYTHONPATH?)") from None
+        raise MethodLoadError(f"method {spec!r}: importing {module_name!r} failed: {e}") from None
+    except Exception as e:
+        raise MethodLoadError(f"method {spec!r}: importing {module_name!r} failed: "
+                              f"{type(e).__name__}: {e}") from None
+    where = module_name
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            close = difflib.get_close_matches(part, [n for n in dir(obj) if not n.startswith("_")], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise MethodLoadError(f"method {spec!r}: {where!r} has no attribute {part!r}{hint}")
+        obj, where = getattr(obj, part), f"{where}.{part}"
+    return obj
+
+
+def load_method(spec: str) -> MethodFactory:
+    """The factory of a method given as ``"package.module:ClassName"`` (a class, or a function returning
+    a method) or as a name registered under the entry point group ``pertvae_bench.methods``.
+
+    Raises :class:`MethodLoadError` (a ValueError naming the spec) when the module or attribute is missing,
+    the import fails, or the object is not a method (no ``fit``/``predict``).
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise MethodLoadError(f"method {spec!r}: expected 'package.module:ClassName' or a registered name")
+    spec = spec.strip()
+    if ":" in spec:
+        obj, name = _import(spec, spec), None
+    else:
+        eps = {(ep.value, ep.dist.name if ep.dist else "?")
+               for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == spec}
+        if not eps:
+            known = sorted(registered_methods())
+            close = difflib.get_close_matches(spec, known, n=1)
+            if close:
+                hint = f"did you mean {close[0]!r}?"
+            elif "." in spec:
+                mod, _, cls = spec.rpartition(".")
+                hint = f"an import path needs a colon: {mod}:{cls}"
+            else:
+                hint = f"registered: {', '.join(known)}" if known else "no methods are registered"
+            raise MethodLoadError(f"method {spec!r}: not 'package.module:ClassName' nor a name in the entry "
+                                  f"point group {ENTRY_POINT_GROUP!r}; {hint}")
+        if len(eps) > 1:
+            raise MethodLoadError(f"method {spec!r}: registered more than once in {ENTRY_POINT_GROUP!r} "
+                                  f"({', '.join(f'{v} by {d}' for v, d in sorted(eps))}); uninstall one")
+        obj, name = _import(spec, eps.pop()[0]), spec
+    if inspect.isclass(obj):
+        _check_method(obj, spec)
+    elif not callable(obj):
+        raise MethodLoadError(f"method {spec!r}: {type(obj).__name__} object is neither a class nor a "
+                              "function returning a method")
+    own = getattr(obj, "name", None)
+    own = own if isinstance(own, str) and own else None
+    return MethodFactory(obj, own or name or getattr(obj, "__name__", spec), spec)

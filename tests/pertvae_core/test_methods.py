@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-import numpy as np
+import importlib
+import sys
+from pathlib import Path
 
+import numpy as np
+import pytest
+
+from pertvae_core import PertVAE
 from pertvae_core.api import PertVAEMethod, evaluate_methods, fit_pertvae_methods
 from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
-from pertvae_core.methods import METHODS, MODEL_METHODS, Method
+from pertvae_core.methods import (
+    ENTRY_POINT_GROUP,
+    METHODS,
+    MODEL_METHODS,
+    Method,
+    MethodLoadError,
+    load_method,
+    registered_methods,
+)
+from tests.pertvae_core.my_method import KnnShift
+
+MY = "tests.pertvae_core.my_method"
 
 CFG = FitConfig(latent=3, hidden=(16, 8), context=8, iaf_steps=1, iaf_hidden=8, batch_pairs=8,
                 batch_singletons=8, max_epochs=4, patience=2, mc_samples=3)
@@ -45,3 +62,81 @@ def test_evaluate_methods_scores_pertvae_like_any_method() -> None:
     rows = evaluate_methods([sp], {"pertvae": lambda: PertVAEMethod(CFG, seed=3)})
     assert rows[0]["status"] == "done"
     assert np.isfinite(rows[0]["scores"]["pertvae"]["mse_z"])
+
+
+def _install(root: Path, dist: str, entries: dict[str, str]) -> None:
+    """What installing a package with these entry points leaves on sys.path: a .dist-info folder."""
+    info = root / f"{dist}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    lines = "".join(f"{k} = {v}\n" for k, v in entries.items())
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\n{lines}")
+
+
+def test_load_method_by_import_path_fits_and_scores_like_a_baseline() -> None:
+    make = load_method(f"{MY}:KnnShift")
+    assert make.name == "knn_shift" and make.spec == f"{MY}:KnnShift" and make.accepts == ("seed",)
+    m = make(latent=8, seed=5)
+    assert isinstance(m, KnnShift) and isinstance(m, Method) and m.seed == 5 and m.k == 3
+    sp = _split(4)
+    want = KnnShift().fit(sp).predict(sp.x1_test)
+    np.testing.assert_array_equal(make().fit(sp).predict(sp.x1_test), want)
+    rows = evaluate_methods([sp], {make.name: make})
+    assert rows[0]["status"] == "done" and np.isfinite(rows[0]["scores"]["knn_shift"]["delta_pearson"])
+
+
+def test_load_method_function_factory_and_the_estimator() -> None:
+    make = load_method(f"{MY}:make_knn")
+    assert make.name == "make_knn" and make.accepts == ("latent",)
+    assert make(latent=6, seed=1).k == 3
+    est = load_method("pertvae_core:PertVAE")
+    assert est.name == "PertVAE" and est.accepts == () and isinstance(est(latent=4), PertVAE)
+
+
+def test_load_method_by_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _install(tmp_path, "mymethods", {"knn": f"{MY}:KnnShift", "knn_fn": f"{MY}:make_knn"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert registered_methods()["knn"] == f"{MY}:KnnShift"
+    make = load_method("knn")
+    assert make.name == "knn_shift" and isinstance(make(), KnnShift)  # the class's own name wins
+    assert load_method("knn_fn").name == "knn_fn"                     # else the entry point's name
+    with pytest.raises(MethodLoadError, match="'kn': .*did you mean 'knn'"):
+        load_method("kn")
+    _install(tmp_path / "other", "othermethods", {"knn": f"{MY}:make_knn"})
+    monkeypatch.syspath_prepend(str(tmp_path / "other"))
+    twice = "'knn': registered more than once .*KnnShift by mymethods, .*make_knn by othermethods"
+    with pytest.raises(MethodLoadError, match=twice):
+        load_method("knn")
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("no_such_pkg_xyz.mod:Cls", r"'no_such_pkg_xyz.mod:Cls': no module named 'no_such_pkg_xyz'"),
+    (f"{MY}:KnnShfit", r"has no attribute 'KnnShfit'; did you mean 'KnnShift'"),
+    (f"{MY}:NoPredict", r"NoPredict lacks predict\(\)"),
+    (f"{MY}:ANSWER", r"int object is neither a class nor a function"),
+    (f"{MY}:", r"expected 'package.module:ClassName'"),
+    (f"{MY}.KnnShift", r"an import path needs a colon: tests.pertvae_core.my_method:KnnShift"),
+    ("", r"expected 'package.module:ClassName' or a registered name"),
+])
+def test_load_method_errors_name_the_spec(spec: str, message: str) -> None:
+    with pytest.raises(MethodLoadError, match=message):
+        load_method(spec)
+
+
+def test_load_method_errors_at_import_and_construction(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "needs_dep_xyz.py").write_text("import missing_dependency_xyz\n")
+    (tmp_path / "raises_xyz.py").write_text("raise RuntimeError('boom')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    try:
+        with pytest.raises(MethodLoadError, match="'needs_dep_xyz' failed: .*'missing_dependency_xyz'"):
+            load_method("needs_dep_xyz:M")
+        with pytest.raises(MethodLoadError, match="importing 'raises_xyz' failed: RuntimeError: boom"):
+            load_method("raises_xyz:M")
+    finally:
+        for mod in ("needs_dep_xyz", "raises_xyz"):
+            sys.modules.pop(mod, None)
+    make = load_method(f"{MY}:not_a_method")  # a function: checked on what it returns
+    with pytest.raises(MethodLoadError, match="not_a_method.*object lacks fit\\(\\) and predict\\(\\)"):
+        make()
