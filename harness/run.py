@@ -123,10 +123,11 @@ def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> l
     return list(cfg.drugs)
 
 
-def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]) -> tuple[dict, dict, dict, dict]:
+def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
+              ) -> tuple[dict, dict, dict, dict, list[str]]:
     """Per drug (and POOLED, without a ceiling): paired cell lines; [n_train, n_test] cell lines averaged
     over the splits; the noise ceiling (pertvae_core.evaluation.noise_ceiling, from all of the drug's
-    replicates); the pairing rule.
+    replicates); the pairing rule. Last, the sorted paired cell lines of all drugs.
 
     n_train counts the cell lines actually trained on (validation cell lines excluded): the corrected
     resampled t-test (Nadeau & Bengio) takes the sizes of the data a model is fitted on and tested on.
@@ -137,9 +138,12 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]) -> tup
     n_tt: dict[str, list[float]] = {}
     ceiling: dict[str, dict] = {}
     pairing: dict[str, str] = {}
+    all_cells: set[str] = set()
     for d in store_drugs(cfg, drug_names):
         dd = drug_data(str(cube_path), d, cfg)
-        n = len(paired_cell_lines(dd))
+        cells = paired_cell_lines(dd)
+        all_cells.update(cells)
+        n = len(cells)
         try:
             splits = drug_splits(dd, cfg)
         except ValueError as e:
@@ -153,7 +157,7 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]) -> tup
             continue
         value, n_used, why = noise_ceiling(dd.xc, dd.x2, dd.control_cell_line, dd.pair_cell_line)
         ceiling[d] = {"ceiling_delta_pearson": value, "n_cell_lines": n_used, "reason": why}
-    return n_cell, n_tt, ceiling, pairing
+    return n_cell, n_tt, ceiling, pairing, sorted(all_cells)
 
 
 def _ground_truth(cube: Any, drug_names: Sequence[str]) -> dict:
@@ -316,12 +320,13 @@ def _run(cfg: RunConfig) -> int:
         cube_path = prepare_cube(cfg, out)
         cube = open_cube(cube_path)
         drug_names = select_drugs(cfg, drugs(cube), cube_path)
-        n_cell, n_tt, ceiling, pairing = drug_meta(cfg, cube_path, drug_names)
+        n_cell, n_tt, ceiling, pairing, cell_lines = drug_meta(cfg, cube_path, drug_names)
         store = ResultStore.open(out, cfg, cube_fingerprint(cube), drugs=store_drugs(cfg, drug_names),
                                  n_cell_lines=n_cell,
                                  n_train_test=n_tt,
                                  extra_attrs={"ceiling": ceiling, "pairing": pairing,
-                                              "ground_truth": _ground_truth(cube, drug_names)})
+                                              "ground_truth": _ground_truth(cube, drug_names)},
+                                 cell_lines=cell_lines, genes=[str(g) for g in cube["gene"].values])
     except (RunError, StoreMismatchError, StoreDamagedError, ConfigError, CubeError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -10,6 +10,11 @@ Layout (read by harness/report.py with ``xr.open_zarr(path)``):
   (pertvae_core.evaluation; methods and metrics are coords, so a new one does not change the schema); a
   model fills the methods it produces (pertvae: pertvae, pertvae_rec; baselines: identity, train_mean,
   mean_shift, pca_latent_linear, ridge_delta), NaN elsewhere;
+- float64 ``cell_score[model, drug, latent, split, method, metric, cell_line]``: the per-test-cell-line values
+  behind ``score`` (NaN where the cell line is not in the split's test set), and ``gene_score[model, drug,
+  latent, split, method, gene_metric, gene]``: per gene, the mean observed and predicted change over the
+  split's independent test cell lines and their correlation across them (pertvae_core.evaluation
+  .score_detail); ``cell_line`` holds the run's paired cell lines, ``gene`` the cube's gene ids;
 - string vars ``status`` ("" = not run, "done", "failed"), ``reason``, ``worker``, ``slurm_job_id``;
 - bool non-index coord ``planned(model, drug, latent)``: whether the run's grid has that cell at all (the
   latent axis is the union over models, so e.g. PertVAE at latent 2 is not planned; with
@@ -58,11 +63,14 @@ from zarr.core.sync import sync
 from datasets.cube import pid_alive
 from harness.config import RunConfig, execution_settings, science_key
 from harness.grid import POOLED, FitKey, model_drugs
-from pertvae_core.evaluation import METRICS
+from pertvae_core.evaluation import GENE_METRICS, METRICS
 from pertvae_core.methods import METHODS
 
 FLOAT_VARS = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "test_loss", "epochs", "best_epoch", "fit_seconds")
 SCORE_VAR = "score"
+CELL_VAR = "cell_score"
+GENE_VAR = "gene_score"
+DETAIL_VARS = (CELL_VAR, GENE_VAR)
 STR_VARS = ("status", "reason", "worker", "slurm_job_id")
 STORE_NAME = "results.zarr"
 
@@ -137,6 +145,13 @@ def _dict_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _nan_lazy(shape: tuple[int, ...]) -> Any:
+    """An all-NaN dask array chunked like the store (one (model, drug, latent) cell per chunk)."""
+    import dask.array as da
+
+    return da.full(shape, np.nan, dtype=np.float64, chunks=(1, 1, 1, *shape[3:]))
+
+
 def _empty_str(shape: tuple[int, ...]) -> np.ndarray:
     return np.full(shape, "", dtype=object)
 
@@ -158,7 +173,7 @@ class ResultStore:
                 with zarr.config.set({"array.write_empty_chunks": True}):
                     self._group = zarr.open_group(str(self.path), mode="r+")
                     self._arrays = {v: self._group[v].async_array
-                                    for v in (*FLOAT_VARS, SCORE_VAR, *STR_VARS)}
+                                    for v in (*FLOAT_VARS, SCORE_VAR, *DETAIL_VARS, *STR_VARS)}
             self.attrs = dict(self._group.attrs)
             self.models = [str(m) for m in self._group["model"][:]]
             self.drugs = [str(d) for d in self._group["drug"][:]]
@@ -169,6 +184,8 @@ class ResultStore:
             self._planned = np.asarray(self._group["planned"][:], dtype=bool)
             self.methods = [str(m) for m in self._group["method"][:]]
             self.metrics = [str(m) for m in self._group["metric"][:]]
+            self.cell_lines = [str(c) for c in self._group["cell_line"][:]]
+            self.genes = [str(g) for g in self._group["gene"][:]]
         except Exception as e:  # zarr raises many types for damaged metadata or coordinates
             raise _beyond_repair(self.path, f"cannot be read ({type(e).__name__}: {e})") from None
         self._m = {m: i for i, m in enumerate(self.models)}
@@ -180,11 +197,14 @@ class ResultStore:
     def open(cls, out_dir: str | Path, cfg: RunConfig, fingerprint: str, *, drugs: Sequence[str],
              n_cell_lines: Mapping[str, int] | None = None,
              n_train_test: Mapping[str, Sequence[float]] | None = None,
-             extra_attrs: Mapping[str, Any] | None = None) -> ResultStore:
+             extra_attrs: Mapping[str, Any] | None = None, cell_lines: Sequence[str] = (),
+             genes: Sequence[str] = ()) -> ResultStore:
         """Open OUT/results.zarr for ``cfg`` on the cube with ``fingerprint``, creating it if absent.
 
         Raises StoreMismatchError when the store holds another config (science key) or another dataset.
         ``extra_attrs`` (JSON-able values: ceiling, pairing, ground_truth) are stored as JSON strings.
+        ``cell_lines`` (the run's paired cell lines) and ``genes`` (the cube's gene ids) are the coordinates
+        of the per-cell-line and per-gene scores.
         """
         out = Path(out_dir)
         path = out / STORE_NAME
@@ -195,7 +215,7 @@ class ResultStore:
             store = cls(path)
             stored_fp = store.attrs.get("fingerprint")
             if stored_fp == full_fp:
-                store._check_coords(cfg, list(drugs))
+                store._check_coords(cfg, list(drugs), [str(c) for c in cell_lines], [str(g) for g in genes])
                 return store
             stored_cfg = json.loads(store.attrs.get("config", "{}")).get("science", {})
             if store.attrs.get("data_fingerprint") != fingerprint:
@@ -209,13 +229,14 @@ class ResultStore:
                 + "; ".join(diff) + f". Use another --out, or delete {out} to start over.")
         out.mkdir(parents=True, exist_ok=True)
         cls._create(path, cfg, fingerprint, full_fp, list(drugs), dict(n_cell_lines or {}),
-                    {k: list(v) for k, v in (n_train_test or {}).items()}, dict(extra_attrs or {}))
+                    {k: list(v) for k, v in (n_train_test or {}).items()}, dict(extra_attrs or {}),
+                    [str(c) for c in cell_lines], [str(g) for g in genes])
         return cls(path)
 
     @staticmethod
     def _create(path: Path, cfg: RunConfig, data_fp: str, full_fp: str, drugs: list[str],
                 n_cell_lines: dict[str, int], n_train_test: dict[str, list[float]],
-                extra_attrs: dict[str, Any]) -> None:
+                extra_attrs: dict[str, Any], cell_lines: list[str], genes: list[str]) -> None:
         models = list(cfg.models)
         latents = sorted({int(x) for m in models for x in cfg.latents_for(m)})
         n_split = cfg.n_repeats * cfg.n_folds
@@ -228,6 +249,11 @@ class ResultStore:
         data_vars.update({v: (dims, _empty_str(shape)) for v in STR_VARS})
         data_vars[SCORE_VAR] = ((*dims, "method", "metric"),
                                 np.full((*shape, len(METHODS), len(METRICS)), np.nan, dtype=np.float64))
+        # lazily allocated (dask): never written in full, only cell by cell
+        data_vars[CELL_VAR] = ((*dims, "method", "metric", "cell_line"),
+                               _nan_lazy((*shape, len(METHODS), len(METRICS), len(cell_lines))))
+        data_vars[GENE_VAR] = ((*dims, "method", "gene_metric", "gene"),
+                               _nan_lazy((*shape, len(METHODS), len(GENE_METRICS), len(genes))))
         split = np.arange(n_split)
         ds = xr.Dataset(
             data_vars,
@@ -240,6 +266,9 @@ class ResultStore:
                 "fold": ("split", (split % cfg.n_folds).astype(np.int64)),
                 "method": np.array(METHODS, dtype=object),
                 "metric": np.array(METRICS, dtype=object),
+                "cell_line": np.array(cell_lines, dtype=object),
+                "gene_metric": np.array(GENE_METRICS, dtype=object),
+                "gene": np.array(genes, dtype=object),
                 "planned": (("model", "drug", "latent"), planned),
             },
             attrs={
@@ -260,6 +289,8 @@ class ResultStore:
         chunks = (1, 1, 1, n_split)
         encoding = {v: {"chunks": chunks} for v in (*FLOAT_VARS, *STR_VARS)}
         encoding[SCORE_VAR] = {"chunks": (*chunks, len(METHODS), len(METRICS))}
+        encoding[CELL_VAR] = {"chunks": (*chunks, len(METHODS), len(METRICS), max(1, len(cell_lines)))}
+        encoding[GENE_VAR] = {"chunks": (*chunks, len(METHODS), len(GENE_METRICS), max(1, len(genes)))}
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -268,20 +299,25 @@ class ResultStore:
                 # zarr warns that consolidated metadata is not in the v3 spec; we keep it so that plain
                 # xr.open_zarr(path) reads the store quietly and fast. Region writes never change metadata.
                 warnings.simplefilter("ignore", UserWarning)
-                ds.to_zarr(str(tmp), zarr_format=3, mode="w", consolidated=True, encoding=encoding)
+                # compute=False: the lazy per-cell-line and per-gene arrays get their metadata only
+                ds.to_zarr(str(tmp), zarr_format=3, mode="w", consolidated=True, encoding=encoding,
+                           compute=False)
             os.rename(tmp, path)
         except BaseException:  # Ctrl-C, SIGTERM or a full disk: leave no partial store behind
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def _check_coords(self, cfg: RunConfig, drugs: list[str]) -> None:
-        """StoreDamagedError unless the stored coordinates are those this config creates."""
+    def _check_coords(self, cfg: RunConfig, drugs: list[str], cell_lines: list[str],
+                      genes: list[str]) -> None:
+        """StoreDamagedError unless the stored coordinates are those this config and cube create."""
         latents = sorted({int(x) for m in cfg.models for x in cfg.latents_for(m)})
-        want = (list(cfg.models), drugs, latents, cfg.n_repeats * cfg.n_folds, list(METHODS), list(METRICS))
-        have = (self.models, self.drugs, self.latents, len(self.repeats), self.methods, self.metrics)
+        want = (list(cfg.models), drugs, latents, cfg.n_repeats * cfg.n_folds, list(METHODS), list(METRICS),
+                cell_lines, genes)
+        have = (self.models, self.drugs, self.latents, len(self.repeats), self.methods, self.metrics,
+                self.cell_lines, self.genes)
         if have != want:
-            raise _beyond_repair(self.path, "has coordinates (model, drug, latent, split, method, metric) "
-                                            "that do not match its own config")
+            raise _beyond_repair(self.path, "has coordinates (model, drug, latent, split, method, metric, "
+                                            "cell_line, gene) that do not match its own config and cube")
 
     # ------------------------------------------------------------------------------------------------
     def _index(self, model: str, drug: str, latent: int, repeat: int, fold: int) -> tuple[int, int, int, int]:
@@ -323,6 +359,20 @@ class ResultStore:
                 out[c] = np.asarray(value).astype(out.dtype)
         return out
 
+    def _check_decodable(self, var: str, cells: list[tuple[int, ...]],
+                         bad: dict[tuple[int, int, int], list[str]], batch: int = 16) -> None:
+        """Add to ``bad`` the ``cells`` whose chunk of ``var`` cannot be decoded (``batch`` at a time)."""
+        a = self._arrays[var]
+
+        async def read(part: list[tuple[int, ...]]) -> list[Any]:
+            return await asyncio.gather(*(a.getitem((*c, slice(None))) for c in part), return_exceptions=True)
+
+        for i in range(0, len(cells), batch):
+            part = cells[i:i + batch]
+            for c, value in zip(part, sync(read(part)), strict=True):
+                if isinstance(value, Exception):
+                    bad[c].append(f"{var}: unreadable chunk")
+
     def find_damage(self) -> Repair:
         """The damaged (model, drug, latent) cells, what is wrong with each, and the done fits they hold.
 
@@ -341,9 +391,11 @@ class ResultStore:
         for c in zip(*np.nonzero(~known.all(axis=3)), strict=True):
             bad[c].append("status: unknown value")
         started = (st != "").any(axis=3)
-        for c in zip(*np.nonzero(started), strict=True):
-            c = tuple(int(i) for i in c)
-            for v in (*FLOAT_VARS, SCORE_VAR, *STR_VARS):
+        started_cells = [tuple(int(i) for i in c) for c in zip(*np.nonzero(started), strict=True)]
+        for v in DETAIL_VARS:  # large: checked cell by cell, only where written
+            self._check_decodable(v, started_cells, bad)
+        for c in started_cells:
+            for v in (*FLOAT_VARS, SCORE_VAR, *DETAIL_VARS, *STR_VARS):
                 key = self._group[v].metadata.encode_chunk_key((*c, *[0] * (self._group[v].ndim - 3)))
                 if not (self.path / v / key).is_file():
                     bad[c].append(f"{v}: chunk missing")
@@ -364,7 +416,7 @@ class ResultStore:
         for m, d, x in damage.cells:
             sel = (self._m[m], self._d[d], self._l[x], slice(None))
             sync(self._arrays["status"].setitem(sel, _empty_str((n_split,))))
-            for v in (*FLOAT_VARS, SCORE_VAR, *STR_VARS):
+            for v in (*FLOAT_VARS, SCORE_VAR, *DETAIL_VARS, *STR_VARS):
                 shape = self._group[v].shape[3:]
                 fill = _empty_str(shape) if v in STR_VARS else np.full(shape, np.nan)
                 sync(self._arrays[v].setitem(sel, fill))
@@ -420,7 +472,7 @@ class ResultStore:
         """Read-modify-write the (model, drug, latent) chunk of every variable: all values concurrently, then
         ``status`` alone (so a fit is done only once all its values are on disk)."""
         sel = (*cell, slice(None))
-        names = (*FLOAT_VARS, SCORE_VAR, *STR_VARS)
+        names = (*FLOAT_VARS, SCORE_VAR, *DETAIL_VARS, *STR_VARS)
         arrays = [self._arrays[v] for v in names]
         current = await asyncio.gather(*(a.getitem(sel) for a in arrays))
         new = {}
@@ -429,6 +481,10 @@ class ResultStore:
             for s, r in items:
                 if v == SCORE_VAR:
                     row[s] = self._score_block(r.get("scores") or {})
+                elif v == CELL_VAR:
+                    row[s] = self._cell_block(r.get("detail") or {})
+                elif v == GENE_VAR:
+                    row[s] = self._gene_block(r.get("detail") or {})
                 elif v in FLOAT_VARS:
                     row[s] = _float(r.get(v))
                 else:
@@ -448,14 +504,47 @@ class ResultStore:
                 out[i, j] = _float(scores.get(m, {}).get(k))
         return out
 
+    def _cell_block(self, detail: Mapping[str, Any]) -> np.ndarray:
+        """[method, metric, cell_line] block of a row's ``detail`` {method: evaluation.Scores}."""
+        out = np.full((len(self.methods), len(self.metrics), len(self.cell_lines)), np.nan)
+        pos = {c: i for i, c in enumerate(self.cell_lines)}
+        for i, m in enumerate(self.methods):
+            d = detail.get(m)
+            if d is None:
+                continue
+            unknown = [c for c in d.cell_lines if c not in pos]
+            if unknown:
+                raise ValueError(f"per-cell-line scores for cell line(s) {unknown[:5]} that {self.path} "
+                                 f"lacks")
+            cols = [pos[c] for c in d.cell_lines]
+            for j, k in enumerate(self.metrics):
+                if k in d.per_cell:
+                    out[i, j, cols] = d.per_cell[k]
+        return out
+
+    def _gene_block(self, detail: Mapping[str, Any]) -> np.ndarray:
+        """[method, gene_metric, gene] block of a row's ``detail`` {method: evaluation.Scores}."""
+        out = np.full((len(self.methods), len(GENE_METRICS), len(self.genes)), np.nan)
+        for i, m in enumerate(self.methods):
+            d = detail.get(m)
+            if d is None:
+                continue
+            for j, k in enumerate(GENE_METRICS):
+                v = np.asarray(d.per_gene[k], dtype=np.float64)
+                if v.shape != (len(self.genes),):
+                    raise ValueError(f"per-gene scores of {m} have {v.shape[0]} genes, {self.path} has "
+                                     f"{len(self.genes)}")
+                out[i, j] = v
+        return out
+
     def open_dataset(self) -> xr.Dataset:
         """The store as an xarray Dataset (lazy)."""
         return xr.open_zarr(str(self.path))
 
     def to_dataframe(self, planned_only: bool = True) -> pd.DataFrame:
         """One row per fit (model, drug, latent, split, repeat, fold, values, status...)."""
-        ds = self.open_dataset().load()
-        df = ds.drop_vars(["planned", SCORE_VAR, "method", "metric"]).to_dataframe().reset_index()
+        ds = self.open_dataset()[[*FLOAT_VARS, *STR_VARS]].drop_vars(["planned"]).load()
+        df = ds.to_dataframe().reset_index()
         if planned_only:
             pm = self.planned_mask().reshape(-1)
             df = df[pm].reset_index(drop=True)

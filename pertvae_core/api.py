@@ -10,12 +10,15 @@ and the float keys that apply:
   (nats per pair, in the standardized gene space). epochs = epochs trained, best_epoch = restored epoch,
   fit_seconds = the batched fit's wall time divided by the number of splits.
   ``scores`` = {"pertvae": {metric: value}, "pertvae_rec": {...}}: PertVAE's predicted mean and its
-  reconstruction of x1, each scored as a prediction of x2 by :func:`pertvae_core.evaluation.score`.
+  reconstruction of x1, each scored as a prediction of x2 by :func:`pertvae_core.evaluation.score`;
+  ``detail`` = {method: :class:`pertvae_core.evaluation.Scores`} (per test cell line and per gene); with
+  ``keep_predictions``, ``predictions`` = {method: x2_hat [n_test, G] at the split's x1_test}.
 - ``fit_evaluate_vae``: the same encoder/decoder trained on single profiles (Section 4.1): rho_rec,
   rho_rec_pert; test_loss = -log p(x1|z1) of the test x1.
 - ``evaluate_pca``: :func:`pertvae_core.baselines.pca_reconstruction_rho`.
-- ``evaluate_baselines`` / ``evaluate_methods``: ``scores`` {method: {metric: value}} of the perturbation
-  baselines (or any :class:`pertvae_core.methods.Method`), scored like PertVAE.
+- ``evaluate_baselines`` / ``evaluate_methods``: ``scores`` {method: {metric: value}}, ``detail`` and
+  (optionally) ``predictions`` of the perturbation baselines (or any :class:`pertvae_core.methods.Method`),
+  scored like PertVAE.
 A failed split (non-finite loss) has NaN values and its reason; the others are unaffected.
 """
 
@@ -31,7 +34,7 @@ import torch
 from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
 from pertvae_core.elbo import normal_log_prob
-from pertvae_core.evaluation import TestCells, score, score_method
+from pertvae_core.evaluation import TestCells, score_detail
 from pertvae_core.metrics import rho_mean
 from pertvae_core.train import FitState, fit
 
@@ -152,7 +155,8 @@ def fit_pertvae_methods(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequ
     return out
 
 
-def _evaluate(state: FitState, splits: list[SplitData], cfg: FitConfig) -> list[dict]:
+def _evaluate(state: FitState, splits: list[SplitData], cfg: FitConfig, keep_predictions: bool = False
+              ) -> list[dict]:
     pr = predict(state, [sp.x1_test for sp in splits], cfg.mc_samples,
                  targets=[sp.x2_test if state.model.pairs else sp.x1_test for sp in splits])
     cells = [TestCells.from_split(sp) for sp in splits] if state.model.pairs else []
@@ -171,20 +175,24 @@ def _evaluate(state: FitState, splits: list[SplitData], cfg: FitConfig) -> list[
                        test_loss=float(np.mean(pr["nll"][s])))
             if state.model.pairs:
                 row["rho_pred_pert"] = rho_mean(pr["pred"][s], sp.x2_test)
-                row["scores"] = {
-                    "pertvae": score(sp, pr["pred"][s], pc["pred"][s], cells[s]),
-                    "pertvae_rec": score(sp, rec, pc["rec"][s], cells[s]),
+                row["detail"] = {
+                    "pertvae": score_detail(sp, pr["pred"][s], pc["pred"][s], cells[s]),
+                    "pertvae_rec": score_detail(sp, rec, pc["rec"][s], cells[s]),
                 }
+                row["scores"] = {m: d.summary for m, d in row["detail"].items()}
+                if keep_predictions:
+                    row["predictions"] = {"pertvae": pr["pred"][s], "pertvae_rec": rec}
             if not all(np.isfinite(row[k]) for k in ("test_loss",)):
                 row.update(status="failed", reason="non-finite test loss")
         rows.append(row)
     return rows
 
 
-def fit_evaluate_pertvae(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int]) -> list[dict]:
+def fit_evaluate_pertvae(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int],
+                         keep_predictions: bool = False) -> list[dict]:
     """Fit PertVAE on each split (one batched model) and evaluate on its test pairs (module docstring)."""
     splits = _check(splits, seeds)
-    return _evaluate(fit(splits, cfg, seeds, pairs=True), splits, cfg)
+    return _evaluate(fit(splits, cfg, seeds, pairs=True), splits, cfg, keep_predictions)
 
 
 def fit_evaluate_vae(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int]) -> list[dict]:
@@ -206,7 +214,8 @@ def evaluate_pca(splits: Sequence[SplitData], latent: int) -> list[dict]:
     return rows
 
 
-def evaluate_methods(splits: Sequence[SplitData], factories: Mapping[str, Callable[[], Any]]) -> list[dict]:
+def evaluate_methods(splits: Sequence[SplitData], factories: Mapping[str, Callable[[], Any]],
+                     keep_predictions: bool = False) -> list[dict]:
     """Fit and score every method of ``factories`` (name -> a new unfitted method) on each split.
 
     One row per split: ``scores`` {method: {metric: value}} (:func:`pertvae_core.evaluation.score_method`),
@@ -217,20 +226,31 @@ def evaluate_methods(splits: Sequence[SplitData], factories: Mapping[str, Callab
     for sp in _check(splits):
         t0 = time.perf_counter()
         cells = TestCells.from_split(sp)
-        scores: dict[str, dict[str, float]] = {}
+        detail, predictions = {}, {}
         reasons = []
         for name, make in factories.items():
             try:
-                scores[name] = score_method(sp, make().fit(sp).predict, cells)
+                fitted = make().fit(sp)
+                # the order of score_method_detail: test pairs first, then the evaluation inputs
+                pred_pairs = np.asarray(fitted.predict(sp.x1_test), dtype=np.float64)
+                detail[name] = score_detail(sp, pred_pairs, fitted.predict(cells.x1), cells)
+                if keep_predictions:
+                    predictions[name] = pred_pairs
             except (ValueError, np.linalg.LinAlgError, FloatingPointError) as e:
                 reasons.append(f"{name}: {type(e).__name__}: {e}")
-        rows.append({"scores": scores, "fit_seconds": time.perf_counter() - t0,
-                     "status": "failed" if reasons else "done", "reason": "; ".join(reasons)})
+        row = {"scores": {m: d.summary for m, d in detail.items()}, "detail": detail,
+               "fit_seconds": time.perf_counter() - t0, "status": "failed" if reasons else "done",
+               "reason": "; ".join(reasons)}
+        if keep_predictions:
+            row["predictions"] = predictions
+        rows.append(row)
     return rows
 
 
-def evaluate_baselines(splits: Sequence[SplitData], latent: int) -> list[dict]:
+def evaluate_baselines(splits: Sequence[SplitData], latent: int, keep_predictions: bool = False
+                       ) -> list[dict]:
     """The perturbation baselines (:data:`pertvae_core.baselines.BASELINES`) at ``latent``, per split."""
     from pertvae_core.baselines import BASELINES
 
-    return evaluate_methods(splits, {name: (lambda f=f: f(latent)) for name, f in BASELINES.items()})
+    return evaluate_methods(splits, {name: (lambda f=f: f(latent)) for name, f in BASELINES.items()},
+                            keep_predictions)

@@ -29,6 +29,11 @@ Metrics (names are column values of the results):
 - ``de_sign_top50``: fraction of the 50 genes with the largest |d_c| where d_hat_c has the same sign,
   independent cell lines only.
 A prediction of no change has correlation 0 (:func:`pertvae_core.metrics.change_pearson_rows`).
+
+:func:`score_detail` also keeps the per-cell-line values behind each mean (``rho_pred_pert`` per cell line
+is the mean over its test pairs) and, per gene over the independent test cell lines (:data:`GENE_METRICS`):
+the mean observed change d, the mean predicted change d_hat, and ``gene_pearson``, the Pearson correlation
+across those cell lines of d_hat[:, g] with d[:, g] (NaN with fewer than 3 cell lines or a constant side).
 """
 
 from __future__ import annotations
@@ -49,14 +54,16 @@ from pertvae_core.metrics import (
     spearman_rows,
 )
 
-__all__ = ["METRICS", "PRIMARY", "HIGHER_IS_BETTER", "ZSpace", "TestCells", "score", "score_method",
-           "noise_ceiling"]
+__all__ = ["METRICS", "GENE_METRICS", "PRIMARY", "HIGHER_IS_BETTER", "ZSpace", "TestCells", "Scores",
+           "score", "score_detail", "score_method", "score_method_detail", "noise_ceiling"]
 
 METRICS = ("rho_pred_pert", "rho_pred_pert_z", "delta_pearson", "delta_pearson_centered", "mse_z",
            "de_sign_top50")
 PRIMARY = "delta_pearson"
 HIGHER_IS_BETTER = {m: m != "mse_z" for m in METRICS}
+GENE_METRICS = ("observed_change", "predicted_change", "gene_pearson")
 TOP_GENES = 50
+MIN_CELLS_GENE_PEARSON = 3
 
 
 @dataclass(frozen=True)
@@ -133,14 +140,47 @@ def _nanmean(v: np.ndarray) -> float:
     return float(v.mean()) if v.size else float("nan")
 
 
+@dataclass(frozen=True)
+class Scores:
+    """One method's scores on one split: the split's values (:data:`METRICS`), the per-test-cell-line
+    values behind them ([n_cells] per metric, NaN where undefined) and the per-gene values
+    (:data:`GENE_METRICS`, [G] each)."""
+
+    summary: dict[str, float]
+    cell_lines: tuple[str, ...]
+    per_cell: dict[str, np.ndarray]
+    per_gene: dict[str, np.ndarray]
+
+
 def score(split: SplitData, pred_pairs: np.ndarray, pred_cells: np.ndarray,
           cells: TestCells | None = None) -> dict[str, float]:
-    """Every metric of :data:`METRICS` for one method on one split.
+    """Every metric of :data:`METRICS` for one method on one split (:func:`score_detail`'s summary).
 
     ``pred_pairs`` [n_test, G]: x2_hat for ``split.x1_test`` (the paper's pairs); ``pred_cells`` [n_in, G]:
     x2_hat for ``cells.x1``. Raw gene space in, as the method predicts. The change metrics are NaN when no
     test cell line has two or more control replicates.
     """
+    return score_detail(split, pred_pairs, pred_cells, cells).summary
+
+
+def _per_cell_of_pairs(split: SplitData, cells: TestCells, per_pair: np.ndarray) -> np.ndarray:
+    """[n_cells]: the mean over each test cell line's pairs of ``per_pair`` (NaN values ignored)."""
+    n = split.x1_test.shape[0]
+    labels = (np.asarray(split.test_cell_line).astype(str) if split.test_cell_line is not None
+              else np.array([f"pair{i}" for i in range(n)]))
+    return np.array([_nanmean(per_pair[labels == c]) for c in cells.cell_lines])
+
+
+def _gene_pearson(d_hat: np.ndarray, d_obs: np.ndarray) -> np.ndarray:
+    """[G]: Pearson across cell lines (rows) of each gene's predicted and observed change."""
+    if d_obs.shape[0] < MIN_CELLS_GENE_PEARSON:
+        return np.full(d_obs.shape[1], np.nan)
+    return pearson_rows(d_hat.T, d_obs.T)
+
+
+def score_detail(split: SplitData, pred_pairs: np.ndarray, pred_cells: np.ndarray,
+                 cells: TestCells | None = None) -> Scores:
+    """:func:`score` with the per-cell-line and per-gene values (:class:`Scores`)."""
     cells = cells if cells is not None else TestCells.from_split(split)
     pred_pairs = np.asarray(pred_pairs, dtype=np.float64)
     pred_cells = np.asarray(pred_cells, dtype=np.float64)
@@ -156,24 +196,39 @@ def score(split: SplitData, pred_pairs: np.ndarray, pred_cells: np.ndarray,
     rms = np.sqrt(np.mean(zhat**2, axis=-1)) + np.sqrt(np.mean(m**2))
     ind = cells.independent
     d_obs_centered = d_obs - (d_obs[ind].mean(axis=0) if ind.any() else 0.0)
+    nan = np.full(len(cells.cell_lines), np.nan)
     with np.errstate(invalid="ignore"):
-        out = {
-            "rho_pred_pert": rho_mean(pred_pairs, split.x2_test),
-            "rho_pred_pert_z": _nanmean(spearman_rows(zhat, zx2)),
-            "delta_pearson": _nanmean(change_pearson_rows(d_hat, d_obs, rms)[ind]),
-            "delta_pearson_centered": _nanmean(change_pearson_rows(d_hat - m, d_obs_centered, rms)[ind]),
-            "mse_z": _nanmean(mse_rows(zhat, zx2)),
-            "de_sign_top50": _nanmean(sign_agreement_top_rows(d_hat, d_obs, TOP_GENES)[ind]),
+        per_cell = {
+            "rho_pred_pert": _per_cell_of_pairs(split, cells, spearman_rows(pred_pairs, split.x2_test)),
+            "rho_pred_pert_z": spearman_rows(zhat, zx2),
+            "delta_pearson": np.where(ind, change_pearson_rows(d_hat, d_obs, rms), nan),
+            "delta_pearson_centered": np.where(ind, change_pearson_rows(d_hat - m, d_obs_centered, rms), nan),
+            "mse_z": mse_rows(zhat, zx2),
+            "de_sign_top50": np.where(ind, sign_agreement_top_rows(d_hat, d_obs, TOP_GENES), nan),
         }
-    return out
+        none = np.full(zx2.shape[1], np.nan)
+        per_gene = {"observed_change": d_obs[ind].mean(axis=0) if ind.any() else none,
+                    "predicted_change": d_hat[ind].mean(axis=0) if ind.any() else none,
+                    "gene_pearson": _gene_pearson(d_hat[ind], d_obs[ind])}
+    summary = {k: _nanmean(v) for k, v in per_cell.items()}
+    summary["rho_pred_pert"] = rho_mean(pred_pairs, split.x2_test)  # the paper's: a mean over test pairs
+    return Scores(summary={k: summary[k] for k in METRICS}, cell_lines=cells.cell_lines,
+                  per_cell={k: np.asarray(v, dtype=np.float64) for k, v in per_cell.items()},
+                  per_gene={k: np.asarray(v, dtype=np.float64) for k, v in per_gene.items()})
 
 
 def score_method(split: SplitData, predict: Callable[[np.ndarray], np.ndarray],
                  cells: TestCells | None = None) -> dict[str, float]:
-    """:func:`score` of a fitted method's ``predict(x1) -> x2_hat``, called on the test pairs, then on the
-    evaluation inputs (always in this order, so a stochastic predictor's draws are reproducible)."""
+    """:func:`score` of a fitted method's ``predict(x1) -> x2_hat`` (:func:`score_method_detail`)."""
+    return score_method_detail(split, predict, cells).summary
+
+
+def score_method_detail(split: SplitData, predict: Callable[[np.ndarray], np.ndarray],
+                        cells: TestCells | None = None) -> Scores:
+    """:func:`score_detail` of a fitted method's ``predict(x1) -> x2_hat``, called on the test pairs, then on
+    the evaluation inputs (always in this order, so a stochastic predictor's draws are reproducible)."""
     cells = cells if cells is not None else TestCells.from_split(split)
-    return score(split, predict(split.x1_test), predict(cells.x1), cells)
+    return score_detail(split, predict(split.x1_test), predict(cells.x1), cells)
 
 
 def noise_ceiling(x1: np.ndarray, x2: np.ndarray, x1_cell: np.ndarray, x2_cell: np.ndarray

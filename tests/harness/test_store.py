@@ -41,7 +41,7 @@ def test_layout_matches_the_contract(tmp_path, cfg):
         warnings.simplefilter("error")   # reading must be quiet (consolidated metadata, stable dtypes)
         ds = xr.open_zarr(tmp_path / "out" / "results.zarr")
     assert dict(ds.sizes) == {"model": 2, "drug": 2, "latent": 2, "split": 6, "method": len(METHODS),
-                              "metric": len(METRICS)}
+                              "metric": len(METRICS), "cell_line": 0, "gene_metric": 3, "gene": 0}
     assert tuple(ds.method.values) == METHODS and tuple(ds.metric.values) == METRICS
     assert ds.score.dims == ("model", "drug", "latent", "split", "method", "metric")
     assert np.isnan(ds.score.values).all() and ds.score.encoding["chunks"] == (1, 1, 1, 6, 7, 6)
@@ -142,3 +142,36 @@ def test_bad_rows_are_rejected(tmp_path, cfg):
         st.write([_row("vae", "dA", 4, 0, 0)])
     with pytest.raises(ValueError, match="status"):
         st.write([_row("pca", "dA", 4, 0, 0, status="")])
+
+
+def test_per_cell_line_and_per_gene_scores_land_in_their_cells(tmp_path, cfg):
+    from pertvae_core.evaluation import GENE_METRICS, Scores
+
+    st = ResultStore.open(tmp_path / "out", cfg, "fp", drugs=["dA", "dB"], cell_lines=["c1", "c2", "c3"],
+                          genes=["g1", "g2"])
+    det = Scores(summary={}, cell_lines=("c3", "c1"),
+                 per_cell={"delta_pearson": np.array([0.3, 0.1]), "mse_z": np.array([2.0, 1.0])},
+                 per_gene={"observed_change": np.array([1.0, -1.0]),
+                           "predicted_change": np.array([0.5, -0.2]),
+                           "gene_pearson": np.array([0.9, np.nan])})
+    st.write([_row("pertvae", "dB", 4, 0, 2, scores={"pertvae": {"delta_pearson": 0.2}},
+                   detail={"pertvae": det})])
+    ds = xr.open_zarr(st.path)
+    assert ds.cell_score.dims[-3:] == ("method", "metric", "cell_line")
+    assert list(ds.gene_metric.values) == list(GENE_METRICS) and list(ds.gene.values) == ["g1", "g2"]
+    cell = ds.cell_score.sel({"model": "pertvae", "drug": "dB", "latent": 4, "split": 2, "method": "pertvae"})
+    np.testing.assert_array_equal(cell.sel(metric="delta_pearson").values, [0.1, np.nan, 0.3])
+    np.testing.assert_array_equal(cell.sel(metric="mse_z").values, [1.0, np.nan, 2.0])
+    gene = ds.gene_score.sel({"model": "pertvae", "drug": "dB", "latent": 4, "split": 2, "method": "pertvae"})
+    np.testing.assert_array_equal(gene.sel(gene_metric="predicted_change").values, [0.5, -0.2])
+    assert int(np.isfinite(ds.cell_score.values).sum()) == 4
+    # a damaged per-gene chunk is found and its cell recomputed
+    chunk = next(p for p in (st.path / "gene_score").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.write_bytes(b"garbage")
+    rep = ResultStore(st.path).repair()
+    assert rep.cells == {("pertvae", "dB", 4): ["gene_score: unreadable chunk"]} and rep.n_fits == 1
+    assert not ResultStore(st.path).done_keys()
+    with pytest.raises(ValueError, match="cell line"):
+        bad = Scores(summary={}, cell_lines=("zz",), per_cell={"mse_z": np.array([1.0])},
+                     per_gene=det.per_gene)
+        st.write([_row("pertvae", "dA", 4, 0, 0, detail={"pertvae": bad})])

@@ -11,7 +11,15 @@ from scipy import stats
 from pertvae_core.api import evaluate_baselines, evaluate_methods
 from pertvae_core.baselines import Identity, MeanShift, TrainMean
 from pertvae_core.data import SplitData
-from pertvae_core.evaluation import METRICS, TestCells, ZSpace, noise_ceiling, score, score_method
+from pertvae_core.evaluation import (
+    METRICS,
+    TestCells,
+    ZSpace,
+    noise_ceiling,
+    score,
+    score_method,
+    score_method_detail,
+)
 from pertvae_core.metrics import change_pearson_rows, mse_rows, pearson_rows, sign_agreement_top_rows
 
 
@@ -209,3 +217,36 @@ def test_score_checks_prediction_shapes() -> None:
     cells = TestCells.from_split(sp)
     with pytest.raises(ValueError, match="predictions of shape"):
         score(sp, sp.x2_test[:1], cells.x1, cells)
+
+
+def test_score_detail_per_cell_line_and_per_gene_match_direct_computations() -> None:
+    sp = _cell_split(seed=5)
+    rng = np.random.default_rng(6)
+    f = rng.normal(size=(sp.genes, sp.genes)) * 0.1
+
+    def predict(x1: np.ndarray) -> np.ndarray:
+        return x1 @ (np.eye(sp.genes) + f) + 0.2
+
+    det = score_method_detail(sp, predict)
+    assert det.summary == score_method(sp, predict)
+    assert det.cell_lines == tuple(f"c{c}" for c in range(6))
+    for k in METRICS:
+        assert det.per_cell[k].shape == (6,)
+        if k != "rho_pred_pert":  # the paper's is a mean over pairs, the others over cell lines
+            assert det.summary[k] == pytest.approx(np.nanmean(det.per_cell[k]))
+    # per cell line, the paper's rho is the mean over that cell line's pairs
+    c2 = sp.test_cell_line == "c2"
+    want = np.mean([stats.spearmanr(a, b).statistic for a, b in zip(predict(sp.x1_test[c2]), sp.x2_test[c2],
+                                                                       strict=True)])
+    assert det.per_cell["rho_pred_pert"][2] == pytest.approx(want)
+    # per gene: the observed and predicted changes of every independent cell line, directly
+    zs, cells = ZSpace.from_training(sp), TestCells.from_split(sp)
+    d_obs = zs(cells.x2) - zs(cells.x1_ref)
+    d_hat = zs(cells.cell_means(predict(cells.x1))) - zs(cells.cell_means(cells.x1))
+    np.testing.assert_allclose(det.per_gene["observed_change"], d_obs.mean(0))
+    np.testing.assert_allclose(det.per_gene["predicted_change"], d_hat.mean(0))
+    r = stats.pearsonr(d_hat[:, 7], d_obs[:, 7]).statistic
+    assert det.per_gene["gene_pearson"][7] == pytest.approx(r)
+    # fewer than 3 independent cell lines: no per-gene correlation
+    few = score_method_detail(_cell_split(seed=5, n_ctrl=1), predict)
+    assert np.isnan(few.per_gene["gene_pearson"]).all() and np.isnan(few.per_cell["delta_pearson"]).all()
