@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import math
 import os
 import tomllib
@@ -32,6 +33,12 @@ FIGURE2_SCOPES = ("pooled", "per-drug")
 
 class ConfigError(ValueError):
     """A bad preset, config file, flag or value; the message names it."""
+
+
+def did_you_mean(word: str, options: Sequence[str]) -> str:
+    """``"; did you mean X?"`` for the closest of ``options`` (difflib), or ``""``."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def _f(default: Any, help: str, group: str, **kw: Any) -> Any:
@@ -106,6 +113,9 @@ class RunConfig:
     worker_timeout: float = _f(300.0, "seconds to wait for a Dask worker (the first, or a new one when none "
                                "is left, e.g. Slurm jobs still pending) before stopping with exit 2; 0 waits "
                                "forever", "cluster")
+    dry_run: bool = _f(False, "print the grid (tasks, fits per model and latent size) and an estimate of its "
+                       "CPU-hours and wall time from a short calibration on this machine (harness.cost), "
+                       "then exit without starting a cluster or writing results", "cluster")
     # --- slurm ----------------------------------------------------------------------------------------
     jobs: int = _f(1, "Slurm: maximum jobs (adapt() between 0 and this)", "slurm")
     partition: str | None = _f(None, "Slurm: partition", "slurm")
@@ -278,15 +288,18 @@ def _flatten_toml(data: dict[str, Any], path: str) -> dict[str, Any]:
     for k, v in data.items():
         if isinstance(v, dict):
             if k not in _TABLES:
-                raise ConfigError(f"{path}: unknown table [{k}] (known: {', '.join(sorted(_TABLES))})")
+                raise ConfigError(f"{path}: unknown table [{k}]{did_you_mean(k, sorted(_TABLES))} "
+                                  f"(known: {', '.join(sorted(_TABLES))})")
             for k2, v2 in v.items():
                 name = f"latents_{k2}" if k == "latents" else k2
                 if name not in _FIELDS:
-                    raise ConfigError(f"{path}: unknown key '{k2}' in [{k}]")
+                    known = MODELS if k == "latents" else list(_FIELDS)
+                    raise ConfigError(f"{path}: unknown key '{k2}' in [{k}]{did_you_mean(k2, known)}")
                 out[name] = v2
         else:
             if k not in _FIELDS:
-                raise ConfigError(f"{path}: unknown key '{k}' (see python -m harness.run --help)")
+                raise ConfigError(f"{path}: unknown key '{k}'{did_you_mean(k, list(_FIELDS))} "
+                                  f"(keys are the flags' names with _, see python -m harness.run --help)")
             out[k] = v
     return out
 
@@ -314,7 +327,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise bad("models", "give at least one model")
     for m in cfg.models:
         if m not in MODELS:
-            raise bad("models", f"unknown model {m!r} (known: {', '.join(MODELS)})")
+            raise bad("models", f"unknown model {m!r}{did_you_mean(m, MODELS)} (known: {', '.join(MODELS)})")
     if len(set(cfg.models)) != len(cfg.models):
         raise bad("models", "duplicate model")
     for m in cfg.models:
@@ -414,13 +427,59 @@ def make_config(preset: str = "demo", **overrides: Any) -> RunConfig:
         values[k] = _coerce(k, v, f"preset {preset}")
     for k, v in overrides.items():
         if k not in _FIELDS:
-            raise ConfigError(f"unknown field '{k}'")
+            raise ConfigError(f"unknown field '{k}'{did_you_mean(k, list(_FIELDS))}")
         values[k] = _coerce(k, v, "override")
     return validate(RunConfig(**values))
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+# Fields whose values come from a fixed set: argparse choices, each value checked with a suggestion.
+ENUMS: dict[str, tuple[str, ...]] = {"preset": tuple(PRESETS), "models": MODELS, "cluster": CLUSTERS,
+                                     "device": DEVICES, "stop_on": STOP_ON, "standardize": tuple(STANDARDIZE),
+                                     "figure2_scope": FIGURE2_SCOPES}
+
+
+class _Choices(tuple):
+    """argparse choices that also accept a comma-separated list of them (``--models pca,vae``)."""
+
+    def __contains__(self, value: object) -> bool:
+        parts = [p.strip() for p in str(value).split(",") if p.strip()]
+        return bool(parts) and all(tuple.__contains__(self, p) for p in parts)
+
+
+def _choice(options: tuple[str, ...]) -> Any:
+    """argparse ``type`` for an enumerated flag: every (comma-separated) value is one of ``options``."""
+    def check(value: str) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            if part and part not in options:
+                hint = did_you_mean(part, options)
+                raise argparse.ArgumentTypeError(
+                    f"invalid choice {part!r}{hint} (choose from {', '.join(options)})")
+        return value
+    return check
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors raise ConfigError (one ``error:`` line, exit 2 in harness.run.main) and
+    whose unknown flags get the closest known flag suggested."""
+
+    def error(self, message: str) -> Any:
+        raise ConfigError(message)
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            flags = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+            unknown = next((e for e in extra if e.startswith("-")), None)
+            if unknown is None:
+                raise ConfigError(f"unexpected argument {extra[0]!r} (every setting is a flag, e.g. "
+                                  f"--drugs {extra[0]}; see --help)")
+            name = unknown.split("=", 1)[0]
+            raise ConfigError(f"unknown flag {name}{did_you_mean(name, flags)} (see --help for all flags)")
+        return ns
 
 
 def _show(v: Any) -> str:
@@ -440,8 +499,9 @@ def _default_text(f: dataclasses.Field) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m harness.run`` argument parser; every RunConfig field is a flag."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m harness.run",
+        allow_abbrev=False,
         description="Run the PertVAE benchmark grid (model x drug x latent x CV split) on a local or Slurm "
                     "Dask cluster, stream results into OUT/results.zarr (resumable), then write Table 1 and "
                     "the figures. Precedence: preset < --config TOML < flags.",
@@ -464,6 +524,12 @@ def build_parser() -> argparse.ArgumentParser:
             g.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, help=help_)
         elif f.name == "job_extra":
             g.add_argument(_flag(f.name), dest=f.name, action="append", metavar="DIRECTIVE", help=help_)
+        elif f.name in ENUMS:
+            options = ENUMS[f.name]
+            many = kind.startswith("tuple")
+            g.add_argument(_flag(f.name), dest=f.name, nargs="+" if many else None, choices=_Choices(options),
+                           type=_choice(options), metavar=f.name.upper().rstrip("S") if many else None,
+                           help=help_)
         elif kind.startswith("tuple"):
             g.add_argument(_flag(f.name), dest=f.name, nargs="+", metavar="X", help=help_)
         else:

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from harness.config import (
+    ENUMS,
     ConfigError,
     RunConfig,
     build_parser,
@@ -163,9 +164,66 @@ def test_issue9_fit_settings_reach_fitconfig_and_science_key():
     assert make_config("paper").free_bits > 0 and make_config("demo").free_bits == 0
     text = build_parser().format_help()
     assert "nats per latent dimension" in " ".join(text.split())
-    with pytest.raises(ConfigError, match="stop_on"):
+    with pytest.raises(ConfigError, match="--stop-on"):
         parse_args(["--stop-on", "elbo"])
     with pytest.raises(ConfigError, match="standardize"):
         make_config("demo", standardize="global")
     with pytest.raises(ConfigError, match="val_samples"):
         make_config("demo", val_samples=0)
+
+
+def test_unknown_flags_suggest_the_closest_and_prefixes_are_not_taken():
+    """issue 11: ``--n-repeat 1`` was silently taken as --n-repeats."""
+    with pytest.raises(ConfigError, match=r"^unknown flag --n-repeat; did you mean --n-repeats\?"):
+        parse_args(["--n-repeat", "1"])
+    with pytest.raises(ConfigError, match=r"unknown flag --max-epoch; did you mean --max-epochs\?"):
+        parse_args(["--max-epoch=3"])
+    with pytest.raises(ConfigError, match=r"unknown flag --zzzz \(see --help"):
+        parse_args(["--zzzz"])
+    with pytest.raises(ConfigError, match="unexpected argument 'olaparib'"):
+        parse_args(["olaparib"])
+    assert parse_args(["--n-repeats", "1"]).n_repeats == 1
+
+
+@pytest.mark.parametrize("name", sorted(ENUMS))
+def test_enumerated_flags_use_choices_and_suggest(name):
+    options = ENUMS[name]
+    flag = "--" + name.replace("_", "-")
+    action = next(a for a in build_parser()._actions if flag in a.option_strings)
+    assert list(action.choices) == list(options)
+    typo = options[0][:-1] + "x"   # one letter off the first choice
+    with pytest.raises(ConfigError, match=rf"argument {flag}: invalid choice '{typo}'; did you mean "
+                                          rf"{options[0]}\? \(choose from {', '.join(options)}\)"):
+        parse_args([flag, typo])
+    assert getattr(parse_args([flag, options[-1]]), name) in (options[-1], (options[-1],))
+
+
+def test_models_take_commas_and_spaces_and_are_checked_one_by_one():
+    assert parse_args(["--models", "pca,vae", "pertvae"]).models == ("pca", "vae", "pertvae")
+    with pytest.raises(ConfigError, match="invalid choice 'pcaa'; did you mean pca"):
+        parse_args(["--models", "vae,pcaa"])
+
+
+def test_unknown_toml_keys_suggest_the_closest(tmp_path):
+    f = tmp_path / "typo.toml"
+    f.write_text("max_epochz = 3\n")
+    with pytest.raises(ConfigError, match=r"typo\.toml: unknown key 'max_epochz'; did you mean max_epochs\?"):
+        parse_args(["--config", str(f)])
+    f.write_text("[latents]\nvea = [2]\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'vea' in \[latents\]; did you mean vae\?"):
+        parse_args(["--config", str(f)])
+    f.write_text("[slurm]\npartiton = 'x'\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'partiton' in \[slurm\]; did you mean partition\?"):
+        parse_args(["--config", str(f)])
+    f.write_text("[slrum]\njobs = 2\n")
+    with pytest.raises(ConfigError, match=r"unknown table \[slrum\]; did you mean slurm\?"):
+        parse_args(["--config", str(f)])
+    f.write_text('models = ["pertvae", "vea"]\n')
+    with pytest.raises(ConfigError, match="unknown model 'vea'; did you mean vae"):
+        parse_args(["--config", str(f)])
+
+
+def test_dry_run_is_an_execution_setting():
+    cfg = parse_args(["--dry-run"])
+    assert cfg.dry_run is True and parse_args([]).dry_run is False
+    assert science_key(cfg) == science_key(parse_args([]))
