@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench bench-gpu clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-only
+
+# GPU benchmarks (benchmarks/test_gpu.py); without CUDA they skip with the reason, and
+# PERTVAE_BENCH_GPU_ON_CPU=1 runs them on the CPU at tiny sizes
+bench-gpu: $(STAMP)
+	$(BIN)/python -m pytest benchmarks -m gpu --benchmark-only -rs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -90,13 +90,15 @@ def make_optimizer(params: Sequence[torch.nn.Parameter], lr: float) -> torch.opt
         return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
-def make_train_step(model: PertVAE, cfg: FitConfig, w_pairs: torch.Tensor, w_single: torch.Tensor
+def make_train_step(model: PertVAE, cfg: FitConfig, w_pairs: torch.Tensor, w_single: torch.Tensor,
+                    compile_mode: str | None = None
                     ) -> tuple[Callable[..., torch.Tensor], torch.optim.Optimizer]:
     """One optimizer step for all S models: ``step(x1, x2, xs, eps, active) -> per-model loss [S]``.
 
-    Forward (optionally ``torch.compile``d), backward of the sum of the active models' losses (inactive ones
-    are masked with ``torch.where``, so NaN there cannot reach the others), Adam step, gradients set to None.
-    No host synchronization. Returns the step function and its optimizer.
+    Forward (``torch.compile``d with ``compile_mode`` when ``cfg.compile``, e.g. "reduce-overhead" for CUDA
+    graphs), backward of the sum of the active models' losses (inactive ones are masked with ``torch.where``,
+    so NaN there cannot reach the others), Adam step, gradients set to None. No host synchronization.
+    Returns the step function and its optimizer.
     """
     opt = make_optimizer(model.parameters(), cfg.lr)
     fb, l2 = float(cfg.free_bits), float(cfg.l2_drug)
@@ -106,7 +108,7 @@ def make_train_step(model: PertVAE, cfg: FitConfig, w_pairs: torch.Tensor, w_sin
         terms = batch_terms(model, x1, x2, xs, eps)
         return training_loss(model, terms, w_pairs, w_single, fb, l2)
 
-    step_loss = torch.compile(loss_fn, dynamic=False) if cfg.compile else loss_fn
+    step_loss = torch.compile(loss_fn, dynamic=False, mode=compile_mode) if cfg.compile else loss_fn
 
     def step(x1: torch.Tensor, x2: torch.Tensor, xs: torch.Tensor, eps: torch.Tensor,
              active: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,56 @@
+"""Shared by the benchmarks: the ``gpu`` marker and, at the end of the run, each benchmark's headline figures
+(extra_info entries such as gemm_fraction, speedups, ratios, savings, rates) printed in the terminal.
+
+A benchmark may name its headline entries in ``extra_info["headline"]`` (a list of keys); otherwise the
+numeric entries whose names contain one of ``HEADLINE_WORDS`` are shown.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import pytest
+
+HEADLINE_WORDS = ("fraction", "speedup", "ratio", "saved", "per_s", "per_epoch", "efficiency", "epochs")
+_RESULTS = pytest.StashKey[list]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "gpu: GPU benchmarks (make bench-gpu); without CUDA they skip, unless "
+        "PERTVAE_BENCH_GPU_ON_CPU=1 or --benchmark-disable runs them on the CPU at tiny sizes")
+    config.stash[_RESULTS] = []
+
+
+@pytest.fixture(autouse=True)
+def _record_extra_info(request: pytest.FixtureRequest):
+    """Keep each benchmark fixture's extra_info for the terminal summary."""
+    bm = request.getfixturevalue("benchmark") if "benchmark" in request.fixturenames else None
+    yield
+    if bm is not None and bm.extra_info:
+        request.config.stash[_RESULTS].append((request.node.nodeid, dict(bm.extra_info)))
+
+
+def headline(extra_info: dict) -> dict:
+    """The headline entries of one benchmark's extra_info (module docstring)."""
+    keys = extra_info.get("headline")
+    if keys is None:
+        keys = [k for k, v in extra_info.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)
+                and any(w in k for w in HEADLINE_WORDS)]
+    return {k: extra_info[k] for k in keys if k in extra_info}
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    results = config.stash.get(_RESULTS, [])
+    rows = [(nid, headline(info)) for nid, info in results]
+    rows = [(nid, h) for nid, h in rows if h]
+    if not rows:
+        return
+    terminalreporter.write_sep("-", "benchmark headline figures (all: extra_info, --benchmark-json)")
+    for nid, h in rows:
+        terminalreporter.write_line(f"{nid.split('::', 1)[-1]} [{nid.split('::', 1)[0]}]")
+        terminalreporter.write_line("    " + ", ".join(f"{k}={_fmt(v)}" for k, v in h.items()))
