@@ -2,7 +2,8 @@
 (extra_info entries such as gemm_fraction, speedups, ratios, savings, rates) printed in the terminal.
 
 A benchmark may name its headline entries in ``extra_info["headline"]`` (a list of keys); otherwise the
-numeric entries whose names contain one of ``HEADLINE_WORDS`` are shown.
+numeric entries whose names contain one of ``HEADLINE_WORDS`` are shown, or failing those its timings (names
+ending in ``_s``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import numbers
 
 import pytest
 
-HEADLINE_WORDS = ("fraction", "speedup", "ratio", "saved", "per_s", "per_epoch", "efficiency", "epochs")
+HEADLINE_WORDS = ("fraction", "speedup", "ratio", "saved", "per_s", "per_epoch", "efficiency", "epochs",
+                  "_over_")
 _RESULTS = pytest.StashKey[list]()
 
 
@@ -23,7 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _record_extra_info(request: pytest.FixtureRequest):
+def record_benchmark_extra_info(request: pytest.FixtureRequest):
     """Keep each benchmark fixture's extra_info for the terminal summary."""
     bm = request.getfixturevalue("benchmark") if "benchmark" in request.fixturenames else None
     yield
@@ -35,8 +37,8 @@ def headline(extra_info: dict) -> dict:
     """The headline entries of one benchmark's extra_info (module docstring)."""
     keys = extra_info.get("headline")
     if keys is None:
-        keys = [k for k, v in extra_info.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)
-                and any(w in k for w in HEADLINE_WORDS)]
+        num = [k for k, v in extra_info.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)]
+        keys = [k for k in num if any(w in k for w in HEADLINE_WORDS)] or [k for k in num if k.endswith("_s")]
     return {k: extra_info[k] for k in keys if k in extra_info}
 
 
