@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import anndata
@@ -20,6 +21,15 @@ from pertvae_core.train import fit
 SMALL = dict(latent=3, hidden=(16, 8), context=8, iaf_steps=1, iaf_hidden=8, batch_pairs=8,
              batch_singletons=8, max_epochs=6, patience=2, mc_samples=4)
 GENES = [f"g{i}" for i in range(10)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models: one thread is as fast, and two oversubscribe a loaded 2-core machine (10x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _frames(seed: int, n: int, cells: str = "abcdef") -> tuple[pd.DataFrame, pd.DataFrame]:

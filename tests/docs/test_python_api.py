@@ -1,0 +1,70 @@
+"""docs/python_api.md: every code block runs, in order, in one namespace, in a temporary folder."""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "python_api.md"
+BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)
+FILE = re.compile(r"# file: (\S+)\n")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models: one thread is as fast, and two oversubscribe a loaded 2-core machine (10x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _install(site: Path, pyproject: dict) -> None:
+    """What `pip install` of that pyproject leaves for importlib.metadata: a .dist-info with its entry
+    points."""
+    groups = pyproject["project"]["entry-points"]
+    info = site / "docs_example-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: docs-example\nVersion: 0.1\n")
+    text = "".join(f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) for g, eps in groups.items())
+    (info / "entry_points.txt").write_text(text)
+
+
+def test_sections_and_blocks_are_there() -> None:
+    text = DOC.read_text()
+    assert "\n## Python API\n" in text and "\n## Your own method\n" in text
+    langs = [m.group(1) for m in BLOCK.finditer(text)]
+    assert langs.count("python") >= 8 and langs.count("toml") == 1
+    assert text.count("```") == 2 * len(langs)  # no block the pattern misses
+
+
+def test_python_api_doc_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ns: dict = {"__name__": "__docs__"}
+    try:
+        for i, m in enumerate(BLOCK.finditer(DOC.read_text())):
+            lang, code = m.group(1), m.group(2)
+            line = DOC.read_text()[: m.start()].count("\n") + 2
+            if lang == "python" and (f := FILE.match(code)):
+                (tmp_path / f.group(1)).parent.mkdir(parents=True, exist_ok=True)
+                (tmp_path / f.group(1)).write_text(code)
+            elif lang == "python":
+                exec(compile("\n" * (line - 1) + code, str(DOC), "exec"), ns)
+            elif lang == "toml":
+                site = tmp_path / "site"
+                _install(site, tomllib.loads(code))
+                monkeypatch.syspath_prepend(str(site))
+            else:
+                pytest.fail(f"block {i} (line {line}) is {lang!r}: only python and toml blocks can be run")
+        assert (tmp_path / "selumetinib.pt").is_file()
+        assert ns["make"].name == "shrunk_shift" and ns["mine"].s_ in (0.0, 0.25, 0.5, 0.75, 1.0)
+    finally:
+        for mod in [k for k in sys.modules if k == "mypkg" or k.startswith("mypkg.")]:
+            del sys.modules[mod]
