@@ -222,28 +222,51 @@ def _failure_summary(rows: list[dict], out: Path) -> None:
 
 
 class _Progress:
-    """tqdm bar over fits: done / total, failed count, ETA."""
+    """tqdm bar over fits: done / total, failed count, ETA; its clock and ETA are redrawn every second by a
+    background thread, so they move during long fits. Started with :meth:`start` (after the dashboard link
+    is printed, so that the link is not drawn into the bar)."""
 
     def __init__(self, total: int, initial: int, enabled: bool):
-        from tqdm import tqdm
-
         self.failed = 0
         self.tracebacks: dict[tuple, str] = {}
-        self.bar = tqdm(total=total, initial=initial, unit="fit", disable=not enabled, dynamic_ncols=True,
-                        desc="fits", smoothing=0.1)
+        self.total, self.initial, self.enabled = total, initial, enabled
+        self.bar: Any = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        from tqdm import tqdm
+
+        if self.bar is not None:
+            return
+        self.bar = tqdm(total=self.total, initial=self.initial, unit="fit", disable=not self.enabled,
+                        dynamic_ncols=True, desc="fits", smoothing=0.1)
+        if self.enabled:
+            threading.Thread(target=self._tick, name="progress-clock", daemon=True).start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                if self.bar is not None:
+                    self.bar.refresh()
 
     def update(self, rows: list[dict]) -> None:
+        self.start()
         nf = sum(r["status"] == "failed" for r in rows)
         for r in rows:
             if r.get("traceback"):
                 key = (r["model"], r["drug"], int(r["latent"]), int(r["repeat"]), int(r["fold"]))
                 self.tracebacks[key] = r["traceback"]
         self.failed += nf
-        self.bar.set_postfix(failed=self.failed, refresh=False)
-        self.bar.update(len(rows))
+        with self._lock:
+            self.bar.set_postfix(failed=self.failed, refresh=False)
+            self.bar.update(len(rows))
 
     def close(self) -> None:
-        self.bar.close()
+        self._stop.set()
+        with self._lock:
+            if self.bar is not None:
+                self.bar.close()
 
 
 def _run_in_process(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, store: ResultStore,
@@ -264,17 +287,25 @@ def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
     futures = {}
     for t in tasks:
         fut = client.submit(run_task, t, str(cube_path), cfg, resources=handle.resources,
-                            retries=cfg.retries, pure=False, key=f"{t.key}-{token}")
+                            retries=cfg.retries, pure=False, key=dask_key(t, token))
         futures[fut] = t
+    # finished futures are held until the grid ends (their rows are small), so that the dashboard's
+    # Progress panel counts them as done instead of forgetting them
     for fut in handle.as_completed(list(futures)):   # stops on a rejected Slurm job or no workers
-        t = futures.pop(fut)
+        t = futures[fut]
         try:
             rows = fut.result()
         except Exception as e:  # raised in the task after all retries, KilledWorker, cancelled
             rows = _failed(t, e)
         store.write(rows)
         prog.update(rows)
-        fut.release()
+
+
+def dask_key(task: Task, token: str) -> str:
+    """The task's Dask key: ``<model>-L<latent>-<drug>-<splits>-<token>``. Dask groups keys by their leading
+    alphabetic words (dask.utils.key_split), so every key groups under its model, whatever the drug's
+    name (``SN-38`` or ``GDC-0941`` would otherwise end the group early, ``selumetinib`` would split it)."""
+    return f"{task.model}-L{task.latent}-{task.key.split('-', 1)[1]}-{token}"
 
 
 def _dashboard_hint(cfg: RunConfig, link: str | None) -> None:
@@ -354,16 +385,20 @@ def _run(cfg: RunConfig) -> int:
             # library logging, warnings and failed fits' tracebacks go to OUT/run.log, not the terminal
             with cluster_mod.run_log(out / "run.log") as log_path:
                 if cfg.cluster == "none":
+                    prog.start()
                     _run_in_process(tasks, cube_path, cfg, store, prog)
                 else:
                     with cluster_mod.open_cluster(cfg, log_path=log_path) as handle:
                         _dashboard_hint(cfg, handle.dashboard_link)
+                        prog.start()
                         report_ctx: Any = contextlib.nullcontext()
                         if cfg.performance_report:
                             from distributed import performance_report
 
                             Path(cfg.performance_report).parent.mkdir(parents=True, exist_ok=True)
-                            report_ctx = performance_report(filename=str(cfg.performance_report))
+                            # inline: BokehJS embedded, so the report opens offline
+                            report_ctx = performance_report(filename=str(cfg.performance_report),
+                                                            mode="inline")
                         with report_ctx:
                             _run_on_cluster(tasks, cube_path, cfg, store, prog, handle)
         except KeyboardInterrupt as e:

@@ -66,6 +66,8 @@ def test_two_workers_complete_store_and_report(two_workers, cube, capsys):
     info = json.loads((out / "run.json").read_text())
     assert info["counts"]["done"] == 48 and info["counts"]["failed"] == 0
     assert perf.exists() and perf.stat().st_size > 0
+    html = perf.read_text()
+    assert "cdn.bokeh.org" not in html and "Bokeh" in html  # BokehJS inline: the report opens offline
     n_tt = json.loads(ds.attrs["n_train_test"])
     assert n_tt["drugA"] == [6.0, 4.0]   # 12 paired cell lines, 3 folds: 4 test, 2 validation, 6 trained on
     assert set(json.loads(ds.attrs["ceiling"])) == {"drugA", "drugB"}

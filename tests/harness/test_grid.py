@@ -77,3 +77,14 @@ def test_remaining_drops_done_fits_only():
     assert remaining(tasks, set()) == tasks
     all_keys = {fk for t in tasks for fk in t.fit_keys()}
     assert remaining(tasks, all_keys) == []
+
+
+def test_dask_keys_group_per_model_whatever_the_drug_name():
+    from dask.utils import key_split
+
+    from harness.run import dask_key
+
+    for drug in ("SN-38", "GDC-0941", "selumetinib", "5-FU", "(pooled)"):
+        for model in ("pertvae", "vae", "pca", "baselines"):
+            t = Task(model, drug, 10, ((0, 0), (0, 1)))
+            assert key_split(dask_key(t, "181500123456")) == model, (drug, model)
