@@ -65,6 +65,12 @@ class RunConfig:
     latents_pca: tuple[int, ...] = _f((2, 5, 10, 20, 50, 100, 200), "latent sizes for PCA", "run")
     latents_baselines: tuple[int, ...] = _f((100,), "latent sizes for the perturbation baselines "
                                             "(the PCA latent-shift baseline uses it)", "run")
+    method: tuple[str, ...] = _f((), "your own method(s), run beside the baselines (model 'baselines') on "
+                                 "the same splits with the same seeds, metrics and comparisons: an import "
+                                 "path pkg.module:Class or a name registered under the "
+                                 "'pertvae_bench.methods' entry point group (docs/python_api.md)", "run")
+    save_predictions: bool = _f(False, "write every fit's predicted x2 for its test pairs to "
+                                "OUT/predictions/<method>/<drug>.h5ad (AnnData)", "run")
     figure2_scope: str = _f("pooled", "Figure 2's VAE and PCA fits: pooled (one per split and latent size, "
                             "on every selected drug's pairs and the singletons, split by cell line; "
                             "harness.grid.POOLED) | per-drug (one per drug, split and latent size, 19x the "
@@ -173,7 +179,7 @@ def _cuda_available() -> bool:
 # science key
 
 # Execution details that do not change results (device/compile only change float round-off).
-_NOT_SCIENCE = {"preset", "data", "out", "device", "compile", "splits_per_task"}
+_NOT_SCIENCE = {"preset", "data", "out", "device", "compile", "splits_per_task", "save_predictions"}
 
 
 def science_key(cfg: RunConfig) -> dict[str, Any]:
@@ -328,6 +334,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     for m in cfg.models:
         if m not in MODELS:
             raise bad("models", f"unknown model {m!r}{did_you_mean(m, MODELS)} (known: {', '.join(MODELS)})")
+    if cfg.method and "baselines" not in cfg.models:
+        raise bad("method", "your own methods run in the 'baselines' model's tasks; add baselines to "
+                            "--models")
+    if len(set(cfg.method)) != len(cfg.method):
+        raise bad("method", "duplicate method")
     if len(set(cfg.models)) != len(cfg.models):
         raise bad("models", "duplicate model")
     for m in cfg.models:
