@@ -14,7 +14,13 @@ writes into OUT:
   standard deviation over splits (and drugs, in the per-drug scope), the paper's Figure 2; its title says
   which ``figure2_scope`` produced it (pooled: one fit per split on every drug's pairs and the singletons,
   on the pseudo-drug harness.grid.POOLED; per-drug: one fit per drug and split);
+- ``cell_lines.csv`` / ``genes.csv``: per-test-cell-line and per-gene scores (harness/benchmark.py), when the
+  store has them;
 - ``run.json``: a ``report`` block (planned/done/failed/not_run/missing counts, files) and ``partial``.
+
+Table 1 and benchmark.md end with a legend in plain words and warn where a p-value rests on fewer than
+five splits; table1.tex is a captioned table without the bookkeeping columns (n_failed, n_missing).
+``load(OUT)`` returns the same tables as pandas DataFrames, read from the store (no csv needed).
 
 Only fits with status "done" count. A fit is *missing* when it is planned and not done (failed or not run),
 as in ResultStore.counts(); a report with missing fits is marked partial everywhere it is written.
@@ -28,6 +34,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +51,36 @@ STORE_NAME = "results.zarr"
 TABLE_COLUMNS = ("drug", "latent", "n_cell_lines", "n_splits", "rho_rec_pert", "rho_pred_pert",
                  "p_mannwhitney", "p_wilcoxon", "p_corrected_t", "q_bh", "rho_identity", "rho_meanshift",
                  "rho_pca_latent", "rho_pred_pert_z", "delta_pearson", "n_failed", "n_missing")
+BOOKKEEPING = ("n_failed", "n_missing")  # in table1.csv/.md, not in the paper's table1.tex
+# What each Table 1 column means, in plain words (table1.md's legend).
+TABLE1_LEGEND = {
+    "drug": "the compound",
+    "latent": "PertVAE's latent size (how many hidden features summarize a profile)",
+    "n_cell_lines": "cell lines with both untreated and treated profiles for the drug",
+    "n_splits": "cross-validation splits (each holds out a different set of cell lines) with a finished "
+                "PertVAE fit; every mean and p-value of the row rests on them",
+    "rho_rec_pert": "how similar PertVAE's reconstruction of the untreated profile is to the treated "
+                    "profile (Spearman over all genes, raw expression): the score of ignoring the drug",
+    "rho_pred_pert": "the same for PertVAE's prediction of the treated profile; above rho_rec_pert means "
+                     "the learned drug effect helps",
+    "p_mannwhitney": "the paper's test that rho_pred_pert beats rho_rec_pert (one-sided Mann-Whitney over "
+                     "the splits, as if they were independent)",
+    "p_wilcoxon": "the same test paired by split (one-sided Wilcoxon signed-rank)",
+    "p_corrected_t": "the same with the corrected resampled t-test (Nadeau-Bengio), which allows for the "
+                     "splits sharing training cell lines; the most cautious of the three",
+    "q_bh": "p_mannwhitney corrected for testing many drugs (Benjamini-Hochberg false discovery rate)",
+    "rho_identity": "rho_pred_pert of predicting no change at all (treated = untreated): whole-profile "
+                    "correlations are high even then, because they mostly reflect each gene's usual level",
+    "rho_meanshift": "rho_pred_pert of adding the drug's average change in the training cell lines",
+    "rho_pca_latent": "rho_pred_pert of PertVAE's linear twin (a linear drug effect in a PCA code)",
+    "rho_pred_pert_z": "PertVAE's rho_pred_pert after standardizing each gene, so that highly expressed "
+                       "genes do not dominate",
+    "delta_pearson": "does PertVAE predict how the drug changes each gene? Correlation across genes of the "
+                     "predicted with the measured change (standardized genes; 0 = no better than predicting "
+                     "no change): the benchmark's primary metric, see benchmark.md",
+    "n_failed": "PertVAE fits that failed (e.g. diverged)",
+    "n_missing": "planned PertVAE fits without a result (failed or not run yet)",
+}
 # Table 1 column -> (method, metric) in the score variable.
 SCORE_COLUMNS = {"rho_pred_pert_z": ("pertvae", "rho_pred_pert_z"),
                  "delta_pearson": ("pertvae", "delta_pearson"),
@@ -54,6 +91,25 @@ SCORE_COLUMNS = {"rho_pred_pert_z": ("pertvae", "rho_pred_pert_z"),
 
 class ReportError(ValueError):
     """OUT has no readable result store."""
+
+
+@dataclass(frozen=True)
+class Results:
+    """A run's tidy tables (:func:`load`): Table 1, every method's scores, PertVAE's comparisons, the
+    per-cell-line and per-gene scores (empty for stores without them) and one row per planned fit."""
+
+    table1: pd.DataFrame
+    scores: pd.DataFrame
+    comparisons: pd.DataFrame
+    cell_lines: pd.DataFrame
+    genes: pd.DataFrame
+    fits: pd.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        """Whether planned fits are missing (failed or not run)."""
+        return self.counts.get("missing", 0) > 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -74,7 +130,11 @@ def open_results(out_dir: str | Path) -> xr.Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # consolidated metadata is not in the v3 spec
             warnings.simplefilter("ignore", RuntimeWarning)  # ... and its absence is only slower
-            ds = xr.open_zarr(str(path)).load()
+            lazy = xr.open_zarr(str(path))
+            detail = [v for v in (bench.CELL_VAR, bench.GENE_VAR) if v in lazy.data_vars]
+            ds = lazy.drop_vars(detail).load()
+            for v in detail:  # large: stays lazy, read one (model, drug, latent) chunk at a time
+                ds[v] = lazy[v]
     except Exception as e:  # zarr/xarray raise many types for a damaged store
         raise ReportError(_damage(out) or f"{path}: cannot be read as a result store: "
                                           f"{type(e).__name__}: {e}") from None
@@ -261,19 +321,25 @@ def _partial_line(counts: dict[str, int]) -> str:
             f"({counts['failed']} failed, {counts['not_run']} not run)")
 
 
+def _few_splits(df: pd.DataFrame) -> dict[str, int]:
+    """drug -> the fewest splits behind a Table 1 row with a finite p-value."""
+    ps = df[["p_mannwhitney", "p_wilcoxon", "p_corrected_t"]].to_numpy(dtype=float)
+    sub = df[np.isfinite(ps).any(axis=1)]
+    return {str(d): int(n) for d, n in sub.groupby("drug", sort=False)["n_splits"].min().items()}
+
+
 def table1_markdown(df: pd.DataFrame, counts: dict[str, int]) -> str:
-    """Markdown Table 1, with a PARTIAL line on top when fits are missing."""
+    """Markdown Table 1 with its legend; a PARTIAL line on top when fits are missing, a WARNING line when
+    p-values rest on fewer than bench.MIN_SPLITS splits."""
     lines = []
     if counts["missing"]:
         lines += [_partial_line(counts), ""]
-    lines.append(f"Table 1 (the paper's): PertVAE rho_pred_pert vs rho_rec_pert per drug "
-                 f"({counts['done']} of {counts['planned']} fits done; p one-sided, "
-                 f"H1: rho_rec_pert < rho_pred_pert; "
-                 f"q = BH over drugs of p_mannwhitney). rho_* are the paper's whole-profile Spearman "
-                 f"correlations in the raw gene space, which mostly measure the genes' baseline levels (the "
-                 f"baselines' columns show how high they are without any model of the drug); "
-                 f"rho_pred_pert_z and delta_pearson (PertVAE) are in the per-gene standardized space, and "
-                 f"delta_pearson (the change) is the benchmark's primary metric: see benchmark.md")
+    warn = bench.few_splits_line(_few_splits(df))
+    if warn:
+        lines += [warn, ""]
+    lines.append(f"Table 1 (the paper's): does PertVAE's prediction of the treated profile beat its "
+                 f"reconstruction of the untreated one, per drug? ({counts['done']} of {counts['planned']} "
+                 f"fits done; the columns are explained below the table)")
     lines.append("")
     cols = list(df.columns)
     lines.append("| " + " | ".join(cols) + " |")
@@ -283,6 +349,10 @@ def table1_markdown(df: pd.DataFrame, counts: dict[str, int]) -> str:
     if df.empty:
         lines.append("")
         lines.append("(no PertVAE results in this run)")
+    lines += ["", "Columns (means over the splits; '-' = not available):"]
+    lines += [f"- {c}: {TABLE1_LEGEND[c]}" for c in cols if c in TABLE1_LEGEND]
+    lines += ["", "The rho_* columns are the paper's whole-profile Spearman correlations in the raw gene "
+              "space, which mostly measure the genes' usual levels; delta_pearson measures the change."]
     return "\n".join(lines) + "\n"
 
 
@@ -294,20 +364,42 @@ def _tex_escape(s: str) -> str:
     return "".join(_TEX.get(ch, ch) for ch in s)
 
 
+def table1_caption(df: pd.DataFrame, counts: dict[str, int]) -> str:
+    """table1.tex's caption, in plain words."""
+    n = sorted({int(x) for x in df["n_splits"]}) if not df.empty else []
+    splits = (f"{n[0]}" if len(n) == 1 else f"{n[0]}-{n[-1]}") if n else "no"
+    text = (f"PertVAE's prediction of drug-treated expression profiles of held-out cell lines. Per drug and "
+            f"latent size, means over {splits} cross-validation splits of the Spearman correlation with the "
+            f"treated profile of PertVAE's reconstruction of the untreated profile (rho_rec_pert) and of its "
+            f"prediction of the treated profile (rho_pred_pert); one-sided p-values that the prediction is "
+            f"better (Mann-Whitney as in the paper, paired Wilcoxon, corrected resampled t-test) and "
+            f"Benjamini-Hochberg q-values over drugs of the Mann-Whitney p. rho_identity, rho_meanshift and "
+            f"rho_pca_latent: the same correlation for predicting no change, the average change and a linear "
+            f"latent model; rho_pred_pert_z and delta_pearson: PertVAE on standardized genes and on the "
+            f"change itself (correlation of the predicted with the measured change).")
+    if counts["missing"]:
+        text += f" Partial: {counts['missing']} of {counts['planned']} fits missing."
+    return text
+
+
 def table1_latex(df: pd.DataFrame, counts: dict[str, int]) -> str:
-    """A booktabs tabular of Table 1 (a comment line marks a partial report)."""
-    cols = list(df.columns)
+    """A captioned booktabs table of Table 1 without the bookkeeping columns (a comment line marks a partial
+    report)."""
+    cols = [c for c in df.columns if c not in BOOKKEEPING]
     out = []
     if counts["missing"]:
         out.append("% " + _partial_line(counts))
+    out += [r"\begin{table}[htbp]", r"\centering",
+            r"\caption{" + _tex_escape(table1_caption(df, counts)) + "}", r"\label{tab:table1}"]
     out.append(r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}")
     out.append(r"\toprule")
     out.append(" & ".join(_tex_escape(c) for c in cols) + r" \\")
     out.append(r"\midrule")
-    for rec in df.itertuples(index=False):
+    for rec in df[cols].itertuples(index=False):
         out.append(" & ".join(_tex_escape(_fmt(c, v)) for c, v in zip(cols, rec, strict=True)) + r" \\")
     out.append(r"\bottomrule")
     out.append(r"\end{tabular}")
+    out.append(r"\end{table}")
     return "\n".join(out) + "\n"
 
 
@@ -386,32 +478,78 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+FIT_COLUMNS = ("model", "drug", "latent", "split", "repeat", "fold", "status", "reason", "epochs",
+               "best_epoch", "fit_seconds", "test_loss", "worker")
+
+
+def fits_table(ds: xr.Dataset) -> pd.DataFrame:
+    """One row per planned fit: its status ("done", "failed", "not_run"), reason, epochs, best_epoch,
+    fit_seconds, test_loss and worker (NaN/"" where the store has no value)."""
+    ds = ds.transpose("model", "drug", "latent", "split", ...)
+    m, d, li, s = np.nonzero(planned_mask(ds))
+    status = _status(ds)[m, d, li, s]
+    df = pd.DataFrame({
+        "model": _as_str(ds["model"].values)[m], "drug": _as_str(ds["drug"].values)[d],
+        "latent": np.asarray(ds["latent"].values, dtype=np.int64)[li], "split": s,
+        "repeat": np.asarray(ds["repeat"].values, dtype=np.int64)[s],
+        "fold": np.asarray(ds["fold"].values, dtype=np.int64)[s],
+        "status": np.where(status == "", "not_run", status)})
+    for col in ("reason", "worker"):
+        df[col] = _as_str(ds[col].values)[m, d, li, s] if col in ds.data_vars else ""
+    for col in ("epochs", "best_epoch", "fit_seconds", "test_loss"):
+        df[col] = (np.asarray(ds[col].values, dtype=np.float64)[m, d, li, s] if col in ds.data_vars
+                   else np.nan)
+    return df[list(FIT_COLUMNS)]
+
+
+def _tables(ds: xr.Dataset) -> Results:
+    scores = bench.scores_table(ds)
+    return Results(table1=table1(ds), scores=scores,
+                   comparisons=bench.comparisons(scores, _json_attr(ds, "n_train_test")),
+                   cell_lines=bench.cell_line_table(ds), genes=bench.gene_table(ds), fits=fits_table(ds),
+                   counts=fit_counts(ds))
+
+
+def load(out_dir: str | Path) -> Results:
+    """The tidy tables of the run in ``out_dir`` as pandas DataFrames, read from OUT/results.zarr.
+
+    Raises ReportError (naming ``out_dir``) when there is no readable result store.
+    """
+    return _tables(open_results(out_dir).transpose("model", "drug", "latent", "split", ...))
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    frame.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, path)
+
+
 def render_report(out_dir: str | Path) -> Path:
-    """Write table1.csv/.md/.tex, figure2.png/.svg, scores.csv, comparisons.csv, benchmark.md and drugs.png
-    into ``out_dir`` and update run.json.
+    """Write table1.csv/.md/.tex, figure2.png/.svg, scores.csv, comparisons.csv, benchmark.md, drugs.png and
+    (when the store has them) cell_lines.csv and genes.csv into ``out_dir`` and update run.json.
 
     Returns the path of table1.md. Prints a PARTIAL line when planned fits are missing.
     """
     out = Path(out_dir)
     ds = open_results(out).transpose("model", "drug", "latent", "split", ...)
-    counts = fit_counts(ds)
-    partial = counts["missing"] > 0
-    df = table1(ds)
-    df.to_csv(out / "table1.csv.tmp", index=False, float_format="%.6g")
-    os.replace(out / "table1.csv.tmp", out / "table1.csv")
-    md = out / "table1.md"
-    _write_text(md, table1_markdown(df, counts))
-    _write_text(out / "table1.tex", table1_latex(df, counts))
-    figs = _figure2(ds, out, partial)
-    scores = bench.scores_table(ds)
-    comp = bench.comparisons(scores, _json_attr(ds, "n_train_test"))
-    for name, frame in (("scores.csv", scores), ("comparisons.csv", comp)):
-        frame = frame.assign(partial=partial)
-        frame.to_csv(out / f".{name}.tmp", index=False, float_format="%.6g")
-        os.replace(out / f".{name}.tmp", out / name)
-    _write_text(out / "benchmark.md",
-                bench.benchmark_markdown(ds, scores, comp, _partial_line(counts) if partial else ""))
-    figs.append(bench.drugs_figure(ds, scores, comp, out, partial))
+    res = _tables(ds)
+    counts, partial = res.counts, res.partial
+    written = [out / "table1.csv", out / "table1.md", out / "table1.tex"]
+    _write_csv(out / "table1.csv", res.table1)
+    _write_text(out / "table1.md", table1_markdown(res.table1, counts))
+    _write_text(out / "table1.tex", table1_latex(res.table1, counts))
+    written += _figure2(ds, out, partial)
+    tidy = {"scores.csv": res.scores, "comparisons.csv": res.comparisons}
+    if bench.CELL_VAR in ds.data_vars:
+        tidy["cell_lines.csv"] = res.cell_lines
+    if bench.GENE_VAR in ds.data_vars:
+        tidy["genes.csv"] = res.genes
+    for name, frame in tidy.items():
+        _write_csv(out / name, frame.assign(partial=partial))
+        written.append(out / name)
+    _write_text(out / "benchmark.md", bench.benchmark_markdown(ds, res.scores, res.comparisons,
+                                                              _partial_line(counts) if partial else ""))
+    written += [out / "benchmark.md", bench.drugs_figure(ds, res.scores, res.comparisons, out, partial)]
 
     run_json = out / "run.json"
     info: dict[str, Any] = {}
@@ -421,14 +559,12 @@ def render_report(out_dir: str | Path) -> Path:
         except json.JSONDecodeError:
             info = {"previous_run_json_unreadable": True}
     info["report"] = {**counts, "partial": partial, "rendered": datetime.now(UTC).isoformat(),
-                      "files": sorted(p.name for p in [out / "table1.csv", md, out / "table1.tex", *figs,
-                                                       out / "scores.csv", out / "comparisons.csv",
-                                                       out / "benchmark.md"])}
+                      "files": sorted(p.name for p in written)}
     info["partial"] = partial
     _write_text(run_json, json.dumps(info, indent=2, sort_keys=True, default=str))
     if partial:
         print(_partial_line(counts), flush=True)
-    return md
+    return out / "table1.md"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
