@@ -31,7 +31,7 @@ from typing import Any
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
 from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, versions
-from harness.tasks import drug_data, drug_splits, failed_rows, paired_cell_lines, run_task
+from harness.tasks import drug_data, drug_splits, failed_rows, paired_cell_lines, run_task, user_method
 
 
 class RunError(ValueError):
@@ -160,6 +160,25 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
     return n_cell, n_tt, ceiling, pairing, sorted(all_cells)
 
 
+def resolve_methods(cfg: RunConfig) -> list[str]:
+    """The store's methods: the built-in ones, then the run's own (``--method``), each loaded once here so
+    that a bad spec or a clashing name is a RunError before any work."""
+    from pertvae_core.methods import METHODS, MethodLoadError
+
+    names = list(METHODS)
+    for spec in cfg.method:
+        try:
+            f = user_method(spec)
+        except MethodLoadError as e:
+            raise RunError(f"--method {spec}: {e}") from None
+        if f.name in names:
+            raise RunError(f"--method {spec}: its name {f.name!r} is already taken by "
+                           f"{'a built-in method' if f.name in METHODS else 'another --method'}; give the "
+                           f"class a distinct `name` attribute")
+        names.append(f.name)
+    return names
+
+
 def _ground_truth(cube: Any, drug_names: Sequence[str]) -> dict:
     """The synthetic cube's ground truth {drug: {...}} for the run's drugs ({} for real data)."""
     raw = cube.attrs.get("ground_truth")
@@ -269,6 +288,16 @@ class _Progress:
                 self.bar.close()
 
 
+def _write(store: ResultStore, cfg: RunConfig, rows: list[dict]) -> None:
+    """A task's rows into the store, after its predictions (``--save-predictions``, harness.predictions):
+    a fit counts as done only once both are on disk."""
+    if cfg.save_predictions:
+        from harness import predictions
+
+        predictions.save(cfg.out_dir, rows, store.genes, store.n_folds)
+    store.write(rows)
+
+
 def _run_in_process(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, store: ResultStore,
                     prog: _Progress) -> None:
     for t in tasks:
@@ -276,7 +305,7 @@ def _run_in_process(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
             rows = run_task(t, str(cube_path), cfg)
         except Exception as e:  # a task that raises fails its fits; the grid goes on
             rows = _failed(t, e)
-        store.write(rows)
+        _write(store, cfg, rows)
         prog.update(rows)
 
 
@@ -297,7 +326,7 @@ def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
             rows = fut.result()
         except Exception as e:  # raised in the task after all retries, KilledWorker, cancelled
             rows = _failed(t, e)
-        store.write(rows)
+        _write(store, cfg, rows)
         prog.update(rows)
 
 
@@ -357,7 +386,8 @@ def _run(cfg: RunConfig) -> int:
                                  n_train_test=n_tt,
                                  extra_attrs={"ceiling": ceiling, "pairing": pairing,
                                               "ground_truth": _ground_truth(cube, drug_names)},
-                                 cell_lines=cell_lines, genes=[str(g) for g in cube["gene"].values])
+                                 cell_lines=cell_lines, genes=[str(g) for g in cube["gene"].values],
+                                 methods=resolve_methods(cfg))
     except (RunError, StoreMismatchError, StoreDamagedError, ConfigError, CubeError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -198,13 +198,14 @@ class ResultStore:
              n_cell_lines: Mapping[str, int] | None = None,
              n_train_test: Mapping[str, Sequence[float]] | None = None,
              extra_attrs: Mapping[str, Any] | None = None, cell_lines: Sequence[str] = (),
-             genes: Sequence[str] = ()) -> ResultStore:
+             genes: Sequence[str] = (), methods: Sequence[str] = METHODS) -> ResultStore:
         """Open OUT/results.zarr for ``cfg`` on the cube with ``fingerprint``, creating it if absent.
 
         Raises StoreMismatchError when the store holds another config (science key) or another dataset.
         ``extra_attrs`` (JSON-able values: ceiling, pairing, ground_truth) are stored as JSON strings.
         ``cell_lines`` (the run's paired cell lines) and ``genes`` (the cube's gene ids) are the coordinates
-        of the per-cell-line and per-gene scores.
+        of the per-cell-line and per-gene scores; ``methods`` those of the scores (the built-in ones and the
+        run's own, harness.config ``method``).
         """
         out = Path(out_dir)
         path = out / STORE_NAME
@@ -215,7 +216,8 @@ class ResultStore:
             store = cls(path)
             stored_fp = store.attrs.get("fingerprint")
             if stored_fp == full_fp:
-                store._check_coords(cfg, list(drugs), [str(c) for c in cell_lines], [str(g) for g in genes])
+                store._check_coords(cfg, list(drugs), [str(c) for c in cell_lines], [str(g) for g in genes],
+                                    [str(m) for m in methods])
                 return store
             stored_cfg = json.loads(store.attrs.get("config", "{}")).get("science", {})
             if store.attrs.get("data_fingerprint") != fingerprint:
@@ -230,13 +232,14 @@ class ResultStore:
         out.mkdir(parents=True, exist_ok=True)
         cls._create(path, cfg, fingerprint, full_fp, list(drugs), dict(n_cell_lines or {}),
                     {k: list(v) for k, v in (n_train_test or {}).items()}, dict(extra_attrs or {}),
-                    [str(c) for c in cell_lines], [str(g) for g in genes])
+                    [str(c) for c in cell_lines], [str(g) for g in genes], [str(m) for m in methods])
         return cls(path)
 
     @staticmethod
     def _create(path: Path, cfg: RunConfig, data_fp: str, full_fp: str, drugs: list[str],
                 n_cell_lines: dict[str, int], n_train_test: dict[str, list[float]],
-                extra_attrs: dict[str, Any], cell_lines: list[str], genes: list[str]) -> None:
+                extra_attrs: dict[str, Any], cell_lines: list[str], genes: list[str],
+                methods: list[str]) -> None:
         models = list(cfg.models)
         latents = sorted({int(x) for m in models for x in cfg.latents_for(m)})
         n_split = cfg.n_repeats * cfg.n_folds
@@ -248,12 +251,12 @@ class ResultStore:
         data_vars: dict[str, Any] = {v: (dims, np.full(shape, np.nan, dtype=np.float64)) for v in FLOAT_VARS}
         data_vars.update({v: (dims, _empty_str(shape)) for v in STR_VARS})
         data_vars[SCORE_VAR] = ((*dims, "method", "metric"),
-                                np.full((*shape, len(METHODS), len(METRICS)), np.nan, dtype=np.float64))
+                                np.full((*shape, len(methods), len(METRICS)), np.nan, dtype=np.float64))
         # lazily allocated (dask): never written in full, only cell by cell
         data_vars[CELL_VAR] = ((*dims, "method", "metric", "cell_line"),
-                               _nan_lazy((*shape, len(METHODS), len(METRICS), len(cell_lines))))
+                               _nan_lazy((*shape, len(methods), len(METRICS), len(cell_lines))))
         data_vars[GENE_VAR] = ((*dims, "method", "gene_metric", "gene"),
-                               _nan_lazy((*shape, len(METHODS), len(GENE_METRICS), len(genes))))
+                               _nan_lazy((*shape, len(methods), len(GENE_METRICS), len(genes))))
         split = np.arange(n_split)
         ds = xr.Dataset(
             data_vars,
@@ -264,7 +267,7 @@ class ResultStore:
                 "split": split.astype(np.int64),
                 "repeat": ("split", (split // cfg.n_folds).astype(np.int64)),
                 "fold": ("split", (split % cfg.n_folds).astype(np.int64)),
-                "method": np.array(METHODS, dtype=object),
+                "method": np.array(methods, dtype=object),
                 "metric": np.array(METRICS, dtype=object),
                 "cell_line": np.array(cell_lines, dtype=object),
                 "gene_metric": np.array(GENE_METRICS, dtype=object),
@@ -288,9 +291,9 @@ class ResultStore:
         )
         chunks = (1, 1, 1, n_split)
         encoding = {v: {"chunks": chunks} for v in (*FLOAT_VARS, *STR_VARS)}
-        encoding[SCORE_VAR] = {"chunks": (*chunks, len(METHODS), len(METRICS))}
-        encoding[CELL_VAR] = {"chunks": (*chunks, len(METHODS), len(METRICS), max(1, len(cell_lines)))}
-        encoding[GENE_VAR] = {"chunks": (*chunks, len(METHODS), len(GENE_METRICS), max(1, len(genes)))}
+        encoding[SCORE_VAR] = {"chunks": (*chunks, len(methods), len(METRICS))}
+        encoding[CELL_VAR] = {"chunks": (*chunks, len(methods), len(METRICS), max(1, len(cell_lines)))}
+        encoding[GENE_VAR] = {"chunks": (*chunks, len(methods), len(GENE_METRICS), max(1, len(genes)))}
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -308,10 +311,10 @@ class ResultStore:
             raise
 
     def _check_coords(self, cfg: RunConfig, drugs: list[str], cell_lines: list[str],
-                      genes: list[str]) -> None:
+                      genes: list[str], methods: list[str]) -> None:
         """StoreDamagedError unless the stored coordinates are those this config and cube create."""
         latents = sorted({int(x) for m in cfg.models for x in cfg.latents_for(m)})
-        want = (list(cfg.models), drugs, latents, cfg.n_repeats * cfg.n_folds, list(METHODS), list(METRICS),
+        want = (list(cfg.models), drugs, latents, cfg.n_repeats * cfg.n_folds, methods, list(METRICS),
                 cell_lines, genes)
         have = (self.models, self.drugs, self.latents, len(self.repeats), self.methods, self.metrics,
                 self.cell_lines, self.genes)

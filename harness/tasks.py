@@ -126,6 +126,26 @@ def fit_config(cfg: RunConfig, latent: int):
     return FitConfig(latent=int(latent), **cfg.fit_kwargs())
 
 
+@functools.lru_cache(maxsize=16)
+def user_method(spec: str):
+    """pertvae_core.methods.load_method(spec), cached per process."""
+    from pertvae_core.methods import load_method
+
+    return load_method(spec)
+
+
+def method_factories(cfg: RunConfig, latent: int, seed: int) -> dict:
+    """Name -> a maker of a new unfitted method, for the baselines (pertvae_core.baselines.BASELINES) at
+    ``latent`` and the run's own methods (``cfg.method``), each given ``latent`` and the fit's ``seed``."""
+    from pertvae_core.baselines import BASELINES
+
+    out = {name: functools.partial(make, latent) for name, make in BASELINES.items()}
+    for spec in cfg.method:
+        f = user_method(spec)
+        out[f.name] = functools.partial(f, latent=latent, seed=seed)
+    return out
+
+
 def run_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
     """Fit and evaluate ``task``'s splits; one row per fit with its keys, results, worker and SLURM_JOB_ID.
 
@@ -157,14 +177,16 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
     data = [split_data(dd, by_index[rk], cfg.include_test_singletons) for rk in task.splits]
     keys = task.fit_keys()
     seeds = [fit_seed(cfg.base_seed, k) for k in keys]
+    keep = cfg.save_predictions
     if task.model == "pertvae":
-        results = api.fit_evaluate_pertvae(data, fit_config(cfg, task.latent), seeds)
+        results = api.fit_evaluate_pertvae(data, fit_config(cfg, task.latent), seeds, keep_predictions=keep)
     elif task.model == "vae":
         results = api.fit_evaluate_vae(data, fit_config(cfg, task.latent), seeds)
     elif task.model == "pca":
         results = api.evaluate_pca(data, task.latent)
     elif task.model == "baselines":
-        results = api.evaluate_baselines(data, task.latent)
+        results = [api.evaluate_methods([sp], method_factories(cfg, task.latent, seed), keep)[0]
+                   for sp, seed in zip(data, seeds, strict=True)]
     else:
         raise ValueError(f"task {task.key}: unknown model {task.model!r}")
     if len(results) != len(keys):
@@ -172,8 +194,10 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
     worker = worker_name()
     job = os.environ.get("SLURM_JOB_ID", "")
     rows = []
-    for k, res in zip(keys, results, strict=True):
+    for k, res, sp in zip(keys, results, data, strict=True):
         row = dict(res)
+        if keep:
+            row["test_cell_line"] = sp.test_cell_line
         row.setdefault("status", "done")
         row.setdefault("reason", "")
         row.update(model=k.model, drug=k.drug, latent=k.latent, repeat=k.repeat, fold=k.fold,

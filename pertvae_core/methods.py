@@ -24,7 +24,7 @@ import difflib
 import importlib
 import importlib.metadata
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -54,6 +54,13 @@ MODEL_METHODS: dict[str, tuple[str, ...]] = {
     "baselines": tuple(BASELINES),
 }
 METHODS: tuple[str, ...] = tuple(m for ms in MODEL_METHODS.values() for m in ms)
+
+
+def model_methods(methods: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """:data:`MODEL_METHODS` for a run whose scores have ``methods``: a user's own methods (any name not
+    built in) run in the ``baselines`` model's tasks, after the built-in baselines."""
+    own = tuple(m for m in methods if m not in METHODS)
+    return {model: ms + (own if model == "baselines" else ()) for model, ms in MODEL_METHODS.items()}
 
 
 class MethodLoadError(ValueError):
