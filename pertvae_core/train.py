@@ -369,6 +369,7 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
     for s in range(S):
         refill(s)
     chunk_start = np.zeros(S, dtype=np.int64)
+    epoch_len_np = np.asarray(epoch_len, dtype=np.int64)
     frozen = np.zeros(S, dtype=bool)
     epochs = np.zeros(S, dtype=np.int64)
     best_epoch = np.zeros(S, dtype=np.int64)
@@ -389,7 +390,7 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
     while not frozen.all():
         if max_steps is not None and t >= max_steps:
             break
-        k = [min(t - int(chunk_start[s]), epoch_len[s] - 1) for s in act]
+        k = np.minimum(t - chunk_start[act], epoch_len_np[act] - 1).tolist()
         ip = torch.stack([chunks[s][0][kj] for s, kj in zip(act, k, strict=True)])
         is_ = torch.stack([chunks[s][1][kj] for s, kj in zip(act, k, strict=True)])
         eps = torch.stack([chunks[s][2][kj] for s, kj in zip(act, k, strict=True)])
@@ -409,7 +410,7 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
                 for p, b in zip(params, best, strict=True):
                     p.copy_(torch.where(frozen_t, b, p))
         t += 1
-        due = np.array([not frozen[s] and t - chunk_start[s] == epoch_len[s] for s in act])
+        due = ~frozen[act] & (t - chunk_start[act] == epoch_len_np[act])
         if not due.any():
             continue
         val = validate()
