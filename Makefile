@@ -25,10 +25,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-only
 
-# GPU benchmarks (benchmarks/test_gpu.py); without CUDA they skip with the reason, and
-# PERTVAE_BENCH_GPU_ON_CPU=1 runs them on the CPU at tiny sizes
-bench-gpu: $(STAMP)
-	$(BIN)/python -m pytest benchmarks -m gpu --benchmark-only -rs
+# GPU benchmarks (benchmarks/test_gpu.py) with the environment as it is (no install step: a GPU machine may
+# be offline; VENV=... selects one with a CUDA build of torch). Without CUDA they skip with the reason;
+# PERTVAE_BENCH_GPU_ON_CPU=1 runs them on the CPU at tiny sizes.
+bench-gpu:
+	$(BIN)/python -m pytest benchmarks -m gpu --benchmark-only -rs -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
