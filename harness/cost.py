@@ -1,0 +1,547 @@
+"""The grid of a run and an estimate of its time on this machine, without running it (``run --dry-run``).
+
+    python -m harness.run --preset paper --workers 2 --dry-run    # or: pertvae-bench run ... --dry-run
+    python -m harness.cost --preset paper --workers 2             # the same
+
+How the estimate is made:
+
+- **Shapes.** For every drug of the run (and the pooled pseudo-drug of Figure 2, harness.grid.POOLED), the
+  rows of each CV split: training, validation and test pairs, training singletons, the test cell lines'
+  controls. They come from the cube's measured profiles by datasets.pairs' rule (one pair per measured
+  post-treatment replicate of a cell line with a control) and datasets.splits.make_splits; without
+  ``--data``, from the preset's synthetic cube generated in memory (nothing is written).
+- **Calibration** (a few seconds, with the workers' torch threads and device): for PertVAE and the VAE at
+  their smallest and largest latent sizes (linear in between), :func:`pertvae_core.train.fit` runs a few
+  dozen optimizer steps (``max_steps``) on random data shaped like the median drug's first S splits (S =
+  splits per task), timing each step: seconds per batched step, per validation and for the setup; then the
+  evaluation (:func:`pertvae_core.api.predict`, ``mc_samples`` draws) of that state. PCA and the baselines:
+  one evaluation (pertvae_core.api.evaluate_pca / evaluate_baselines) of one split.
+- **A fit** takes ``E x (steps per epoch x step / S + validation / S) + (setup + evaluation) / S`` seconds,
+  its steps per epoch from its split's rows as pertvae_core.train counts them. ``E``, the epochs to early
+  stopping, is an assumption (:data:`EPOCH_FRACTION`): a fraction of ``max_epochs``, at least
+  ``patience + 1`` and ``min_epochs``, at most ``max_epochs``. On the paper preset PertVAE stopped after ~95
+  of 200 epochs and VAEs at latent 50-200 often ran all 200 (issue 13); the true count varies with drug and
+  latent size, so the estimate is good to about +-50%.
+- **A task** takes the sum of its fits; the **wall time** places the tasks in grid order, each on the first
+  free worker slot (local workers, Slurm jobs x cores, or GPUs). Not counted: starting the cluster, the
+  workers' reads of the cube, the report.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.config import ConfigError, RunConfig, parse_args
+from harness.grid import CHEAP_MODELS, POOLED, FitKey, Task, build_grid, model_drugs
+
+# Assumed epochs to early stopping, as a fraction of max_epochs (module docstring).
+EPOCH_FRACTION: dict[str, float] = {"pertvae": 0.5, "vae": 0.75}
+WARMUP_STEPS = 2      # first step intervals left out of the step time (allocation, dispatch caches)
+MIN_STEPS = 10        # step intervals timed at least
+MAX_STEPS = 300       # calibration cap: an epoch longer than this has its validation left uncounted
+
+
+@dataclass(frozen=True)
+class DrugShape:
+    """Measured profiles of one drug (or POOLED) per cell line: pairs, controls, singletons."""
+
+    drug: str
+    genes: int
+    pairs: Mapping[str, int]        # cell line -> pairs (= measured post-treatment replicates)
+    controls: Mapping[str, int]     # cell line -> measured controls (paired cell lines only)
+    singletons: Mapping[str, int]   # cell line -> measured baseline profiles
+
+
+@dataclass(frozen=True)
+class SplitShape:
+    """Rows of one CV split of one drug, as harness.tasks.split_data would give them."""
+
+    n_train: int
+    n_val: int
+    n_test: int
+    n_single: int
+    test_pairs: tuple[int, ...]      # per test cell line
+    test_controls: tuple[int, ...]   # per test cell line
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Measured seconds of one model at one latent size, for a batch of ``splits`` splits.
+
+    ``step``, ``validation`` and ``setup`` are for the whole batched model; ``evaluation`` for the batch's
+    evaluation (PCA, baselines: one split's evaluation, the rest 0)."""
+
+    model: str
+    latent: int
+    splits: int
+    step: float
+    validation: float
+    setup: float
+    evaluation: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The grid and its estimated seconds (module docstring).
+
+    ``fit_cost[key] = (seconds per epoch, fixed seconds)`` of one fit; :meth:`fit_seconds` adds them up with
+    the assumed ``epochs[model]`` (0 epochs for PCA and the baselines)."""
+
+    tasks: tuple[Task, ...]
+    fit_cost: Mapping[FitKey, tuple[float, float]]
+    epochs: Mapping[str, int]
+    slots: int
+    threads: int
+    device: str
+    where: str
+    calibrations: tuple[Calibration, ...]
+    calibration_seconds: float
+    load: float   # the 1-minute load average when calibrated
+
+    def fit_seconds(self, key: FitKey, epochs: Mapping[str, float] | None = None) -> float:
+        """Estimated seconds of one fit (``epochs`` overrides the assumed epochs per model)."""
+        per_epoch, fixed = self.fit_cost[key]
+        e = (epochs or {}).get(key.model, self.epochs.get(key.model, 0))
+        return e * per_epoch + fixed
+
+    def per_fit(self, model: str, latent: int) -> float:
+        """Mean estimated seconds of a fit of ``model`` at ``latent`` (e.g. to weight a progress bar)."""
+        s = [self.fit_seconds(k) for k in self.fit_cost if k.model == model and k.latent == latent]
+        return sum(s) / len(s) if s else 0.0
+
+    def task_seconds(self, task: Task) -> float:
+        """Estimated seconds of a task: the sum of its fits."""
+        return sum(self.fit_seconds(k) for k in task.fit_keys())
+
+    @property
+    def total_seconds(self) -> float:
+        """Worker-slot seconds of the whole grid."""
+        return sum(self.task_seconds(t) for t in self.tasks)
+
+    @property
+    def cpu_hours(self) -> float:
+        """Core-hours (slot seconds x torch threads per slot); GPU-hours with a GPU."""
+        return self.total_seconds * (self.threads if self.device == "cpu" else 1) / 3600
+
+    @property
+    def wall_seconds(self) -> float:
+        """Tasks in grid order, each on the first free of ``slots`` worker slots."""
+        free = [0.0] * self.slots
+        for t in self.tasks:
+            i = min(range(self.slots), key=free.__getitem__)
+            free[i] += self.task_seconds(t)
+        return max(free) if free else 0.0
+
+    def fits(self) -> dict[str, int]:
+        """Fits per model."""
+        out: dict[str, int] = {}
+        for t in self.tasks:
+            out[t.model] = out.get(t.model, 0) + len(t.splits)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# shapes
+
+
+def drug_shapes(ds: Any, drug_names: Sequence[str]) -> dict[str, DrugShape]:
+    """DrugShape of each drug of ``ds`` (a cube) from its measured profiles (no NaN gene); one pass over the
+    control, drug and baseline conditions."""
+    from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL
+
+    conds = [str(c) for c in ds["condition"].values]
+    want = [CONDITION_CONTROL, *drug_names] + ([CONDITION_BASELINE] if CONDITION_BASELINE in conds else [])
+    measured = ds["expression"].sel(condition=want).notnull().all("gene").sum("replicate")
+    counts = np.asarray(measured.transpose("cell_line", "condition").values, dtype=np.int64)
+    cells = [str(c) for c in ds["cell_line"].values]
+    genes = int(ds.sizes["gene"])
+    ctrl = counts[:, 0]
+    single = ({c: int(n) for c, n in zip(cells, counts[:, -1], strict=True) if n}
+              if CONDITION_BASELINE in conds else {})
+    out = {}
+    for j, d in enumerate(drug_names, start=1):
+        paired = np.flatnonzero((counts[:, j] > 0) & (ctrl > 0))
+        out[d] = DrugShape(d, genes, {cells[i]: int(counts[i, j]) for i in paired},
+                           {cells[i]: int(ctrl[i]) for i in paired}, single)
+    return out
+
+
+def pooled_shape(shapes: Sequence[DrugShape]) -> DrugShape:
+    """The POOLED pseudo-drug: every drug's pairs, each cell line's controls once, the singletons."""
+    pairs: dict[str, int] = {}
+    controls: dict[str, int] = {}
+    for s in shapes:
+        for c, n in s.pairs.items():
+            pairs[c] = pairs.get(c, 0) + n
+            controls[c] = s.controls[c]
+    return DrugShape(POOLED, shapes[0].genes, pairs, controls, shapes[0].singletons)
+
+
+def split_shapes(shape: DrugShape, cfg: RunConfig) -> dict[tuple[int, int], SplitShape]:
+    """(repeat, fold) -> SplitShape, with the run's splits (datasets.splits.make_splits, as harness.tasks)."""
+    from datasets.splits import make_splits
+
+    cells = sorted(shape.pairs)
+    splits = make_splits(cells, shape.drug, n_repeats=cfg.n_repeats, n_folds=cfg.n_folds,
+                         val_fraction=cfg.val_fraction, base_seed=cfg.base_seed)
+    out = {}
+    for sp in splits:
+        test = set(sp.test_cell_lines)
+        n_single = sum(n for c, n in shape.singletons.items() if cfg.include_test_singletons or c not in test)
+        out[(sp.repeat, sp.fold)] = SplitShape(
+            n_train=sum(shape.pairs[c] for c in sp.train_cell_lines),
+            n_val=sum(shape.pairs[c] for c in sp.val_cell_lines),
+            n_test=sum(shape.pairs[c] for c in sp.test_cell_lines), n_single=n_single,
+            test_pairs=tuple(shape.pairs[c] for c in sp.test_cell_lines),
+            test_controls=tuple(shape.controls[c] for c in sp.test_cell_lines))
+    return out
+
+
+def steps_per_epoch(model: str, sp: SplitShape, cfg: RunConfig) -> int:
+    """Optimizer steps of one epoch of a split, as pertvae_core.train.fit counts them."""
+    bp, bs = cfg.batch_pairs, cfg.batch_singletons
+    if model == "pertvae":
+        return max(1, math.ceil(sp.n_train / bp), math.ceil(sp.n_single / bs) if bs else 0)
+    return max(1, math.ceil((sp.n_single + 2 * sp.n_train) / (bp + bs)))
+
+
+def expected_epochs(cfg: RunConfig, model: str) -> int:
+    """Assumed epochs to early stopping (EPOCH_FRACTION of max_epochs, within [patience + 1, max_epochs])."""
+    if model not in EPOCH_FRACTION:
+        return 0
+    e = max(round(EPOCH_FRACTION[model] * cfg.max_epochs), cfg.patience + 1, cfg.min_epochs)
+    return int(min(cfg.max_epochs, e))
+
+
+def random_split(sp: SplitShape, genes: int, rng: np.random.Generator) -> Any:
+    """A pertvae_core SplitData of random profiles with the rows of ``sp``."""
+    from pertvae_core.data import SplitData
+
+    def r(n: int) -> np.ndarray:
+        return rng.standard_normal((n, genes), dtype=np.float32)
+
+    names = [f"cell{i}" for i in range(len(sp.test_pairs))]
+    return SplitData(x1_train=r(sp.n_train), x2_train=r(sp.n_train), x1_val=r(sp.n_val), x2_val=r(sp.n_val),
+                     x1_test=r(sp.n_test), x2_test=r(sp.n_test), xs_train=r(sp.n_single),
+                     test_cell_line=np.repeat(names, sp.test_pairs).astype(str),
+                     xc_test=r(sum(sp.test_controls)),
+                     xc_test_cell_line=np.repeat(names, sp.test_controls).astype(str))
+
+
+# ---------------------------------------------------------------------------------------------------
+# calibration
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def calibrate_fit(model: str, latent: int, shapes: Sequence[SplitShape], genes: int, cfg: RunConfig
+                  ) -> Calibration:
+    """Time a short pertvae_core.train.fit of ``model`` on random data shaped like ``shapes`` (one split
+    each, fitted as one batched model), then its evaluation (module docstring)."""
+    from pertvae_core.api import predict
+    from pertvae_core.config import FitConfig
+    from pertvae_core.evaluation import TestCells
+    from pertvae_core.train import fit
+
+    rng = np.random.default_rng(0)
+    data = [random_split(sp, genes, rng) for sp in shapes]
+    fc = FitConfig(latent=int(latent), **cfg.fit_kwargs())
+    lens = [steps_per_epoch(model, sp, cfg) for sp in shapes]
+    n = min(MAX_STEPS, max(min(lens) + 2, WARMUP_STEPS + MIN_STEPS + 1))
+    stamps: list[float] = []
+
+    def stamp(step: int, _model: Any) -> None:
+        _sync(fc.device)
+        stamps.append(time.perf_counter())
+
+    pairs = model == "pertvae"
+    t0 = time.perf_counter()
+    state = fit(data, fc, list(range(len(data))), pairs=pairs, max_steps=n, on_step=stamp)
+    d = np.diff(stamps)
+    # interval i ends with step i + 2 and holds the validation after step i + 1 when an epoch ended there
+    with_val = np.array([any((i + 1) % k == 0 for k in lens) for i in range(len(d))], dtype=bool)
+    plain = d[WARMUP_STEPS:][~with_val[WARMUP_STEPS:]]
+    step = float(np.median(plain if plain.size else d)) if d.size else stamps[0] - t0
+    validation = float(max(0.0, np.mean(d[with_val]) - step)) if with_val.any() else 0.0
+    setup = max(0.0, stamps[0] - t0 - step)
+    t1 = time.perf_counter()
+    x1 = [sp.x1_test for sp in data]
+    predict(state, x1, fc.mc_samples, targets=[sp.x2_test if pairs else sp.x1_test for sp in data])
+    if pairs:
+        predict(state, [TestCells.from_split(sp).x1 for sp in data], fc.mc_samples)
+    _sync(fc.device)
+    return Calibration(model, int(latent), len(shapes), step, validation, setup, time.perf_counter() - t1)
+
+
+def warm_up(genes: int, cfg: RunConfig) -> None:
+    """Two steps of a tiny PertVAE and VAE fit: the process's one-time costs (torch's lazy initialization),
+    which a worker pays once, not per fit, stay out of the calibration."""
+    from pertvae_core.config import FitConfig
+    from pertvae_core.train import fit
+
+    sp = SplitShape(n_train=8, n_val=4, n_test=4, n_single=8, test_pairs=(4,), test_controls=(2,))
+    data = [random_split(sp, genes, np.random.default_rng(0))]
+    fc = FitConfig(**dict(cfg.fit_kwargs(), latent=2, hidden=(8, 8), context=4, iaf_hidden=8, batch_pairs=4,
+                          batch_singletons=4))
+    for pairs in (True, False):
+        fit(data, fc, [0], pairs=pairs, max_steps=2)
+
+
+def calibrate_eval(model: str, latent: int, sp: SplitShape, genes: int) -> Calibration:
+    """Time one evaluation of PCA or the baselines on a random split shaped like ``sp``."""
+    from pertvae_core import api
+
+    data = [random_split(sp, genes, np.random.default_rng(0))]
+    t0 = time.perf_counter()
+    if model == "pca":
+        api.evaluate_pca(data, int(latent))
+    else:
+        api.evaluate_baselines(data, int(latent))
+    return Calibration(model, int(latent), 1, 0.0, 0.0, 0.0, time.perf_counter() - t0)
+
+
+def _between(lo: Calibration, hi: Calibration, latent: int) -> Calibration:
+    """Linear interpolation of two calibrations in the latent size."""
+    w = 0.0 if hi.latent == lo.latent else (latent - lo.latent) / (hi.latent - lo.latent)
+
+    def f(name: str) -> float:
+        return (1 - w) * getattr(lo, name) + w * getattr(hi, name)
+
+    return Calibration(lo.model, latent, lo.splits, f("step"), f("validation"), f("setup"), f("evaluation"))
+
+
+def worker_slots(cfg: RunConfig) -> tuple[int, int, str, str]:
+    """(task slots, torch threads per slot, device, description) of the run's workers (harness.cluster)."""
+    import torch
+
+    device = cfg.fit_kwargs()["device"]
+    if cfg.cluster == "none":
+        n = torch.get_num_threads()
+        return 1, n, device, f"in-process ({n} torch thread(s))"
+    if cfg.cluster == "slurm":
+        if cfg.gpus_per_job > 0:
+            return (cfg.jobs * cfg.gpus_per_job, 1, "cuda",
+                    f"{cfg.jobs} Slurm job(s) x {cfg.gpus_per_job} GPU(s)")
+        return (cfg.jobs * cfg.cores_per_job, 1, device,
+                f"{cfg.jobs} Slurm job(s) x {cfg.cores_per_job} core(s), 1 thread each")
+    if device == "cuda":
+        n = max(1, torch.cuda.device_count())
+        return n, 1, device, f"{n} local GPU worker(s)"
+    n = cfg.resolved_workers()
+    return n, 1, device, f"{n} local worker(s), 1 thread each"
+
+
+# ---------------------------------------------------------------------------------------------------
+# the estimate
+
+
+def _cube(cfg: RunConfig, cube_path: str | Path | None) -> Any:
+    from datasets.cube import open_cube
+    from datasets.synthetic import generate
+
+    if cube_path is not None:
+        return open_cube(cube_path, check=False)
+    return generate(preset=cfg.preset, seed=cfg.data_seed)
+
+
+def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[str] | None = None
+             ) -> Estimate:
+    """The grid of ``cfg`` on the cube at ``cube_path`` (None: the preset's synthetic cube, in memory) and
+    its estimated seconds from a calibration on this machine (module docstring).
+
+    ``drug_names``: the run's drugs (default: all of the cube's). ValueError when a drug cannot be split
+    (too few cell lines for the folds)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from datasets.cube import drugs
+
+    ds = _cube(cfg, cube_path)
+    names = list(drug_names) if drug_names is not None else drugs(ds)
+    shapes = drug_shapes(ds, names)
+    if any(m in cfg.models and model_drugs(cfg, m, names) == [POOLED] for m in ("vae", "pca")):
+        shapes[POOLED] = pooled_shape([shapes[d] for d in names])
+    splits: dict[str, dict[tuple[int, int], SplitShape]] = {}
+    for d, s in shapes.items():
+        try:
+            splits[d] = split_shapes(s, cfg)
+        except ValueError as e:
+            raise ValueError(f"drug {d!r}: {e} (drop it with --drugs or lower --n-folds)") from e
+    slots, threads, device, where = worker_slots(cfg)
+    spt = cfg.resolved_splits_per_task(cuda=device == "cuda")
+    tasks = build_grid(cfg, names, splits_per_task=spt)
+    genes = next(iter(shapes.values())).genes
+
+    def typical(model: str) -> str:
+        ds_ = model_drugs(cfg, model, names)
+        return sorted(ds_, key=lambda d: sum(shapes[d].pairs.values()))[len(ds_) // 2]
+
+    t0 = time.perf_counter()
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    cal: dict[tuple[str, int], Calibration] = {}
+    measured: list[Calibration] = []
+    try:
+        with threadpool_limits(limits=threads):   # the workers' BLAS threads (harness.cluster.THREAD_ENV)
+            if any(m not in CHEAP_MODELS for m in cfg.models):
+                warm_up(genes, cfg)
+            for model in cfg.models:
+                lats = sorted(cfg.latents_for(model))
+                ordered = list(splits[typical(model)].values())
+                ends = dict.fromkeys((lats[0], lats[-1]))
+                if model in CHEAP_MODELS:   # a full SVD or least squares: about the same at any latent size
+                    pts = [calibrate_eval(model, lats[-1], ordered[0], genes)]
+                else:
+                    batch = ordered[:max(1, min(spt, len(ordered)))]
+                    pts = [calibrate_fit(model, lat, batch, genes, cfg) for lat in ends]
+                measured += pts
+                for lat in lats:
+                    cal[(model, lat)] = _between(pts[0], pts[-1], lat)
+    finally:
+        torch.set_num_threads(old_threads)
+    cost: dict[FitKey, tuple[float, float]] = {}
+    for t in tasks:
+        c = cal[(t.model, t.latent)]
+        for k in t.fit_keys():
+            if t.model in CHEAP_MODELS:
+                cost[k] = (0.0, c.evaluation)
+            else:
+                sp = splits[k.drug][(k.repeat, k.fold)]
+                per_epoch = (steps_per_epoch(k.model, sp, cfg) * c.step + c.validation) / c.splits
+                cost[k] = (per_epoch, (c.setup + c.evaluation) / c.splits)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return Estimate(tuple(tasks), cost, {m: expected_epochs(cfg, m) for m in cfg.models}, slots, threads,
+                    device, where, tuple(measured), time.perf_counter() - t0, load)
+
+
+def paper_estimate(workers: int = 2) -> Estimate:
+    """The ``--preset paper`` grid (all 19 drugs, 10 x 5 CV) on the paper-shaped synthetic cube, on
+    ``workers`` local CPU workers."""
+    from harness.config import make_config
+
+    return estimate(make_config("paper", workers=workers, cluster="local", device="cpu"), None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# output
+
+
+def duration(seconds: float) -> str:
+    """``45 s``, ``12.5 min`` or ``3.4 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def render(cfg: RunConfig, est: Estimate, source: str) -> str:
+    """The dry run's text: the grid per (model, latent), totals, the estimate and its assumptions."""
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for t in est.tasks:
+        r = rows.setdefault((t.model, t.latent), {"drugs": set(), "fits": 0, "tasks": 0, "seconds": 0.0})
+        r["drugs"].add(t.drug)
+        r["fits"] += len(t.splits)
+        r["tasks"] += 1
+        r["seconds"] += est.task_seconds(t)
+    drugs_ = sorted({t.drug for t in est.tasks if t.drug != POOLED})
+    n_splits = cfg.n_repeats * cfg.n_folds
+    lines = [f"dry run: preset {cfg.preset}; {source}; {len(drugs_)} drug(s); {cfg.n_repeats} x "
+             f"{cfg.n_folds} CV = {n_splits} splits; Figure 2 scope {cfg.figure2_scope}", "",
+             f"{'model':<10}{'latent':>7}{'drugs':>7}{'fits':>7}{'tasks':>7}{'s/fit':>9}{'total':>11}"]
+    for (m, lat), r in rows.items():
+        drug_col = "pooled" if r["drugs"] == {POOLED} else str(len(r["drugs"]))
+        lines.append(f"{m:<10}{lat:>7}{drug_col:>7}{r['fits']:>7}{r['tasks']:>7}"
+                     f"{r['seconds'] / r['fits']:>9.2f}{duration(r['seconds']):>11}")
+    fits = est.fits()
+    lines += ["", f"grid: {len(est.tasks)} tasks, {sum(fits.values())} fits ("
+              + ", ".join(f"{m} {n}" for m, n in fits.items()) + ")"]
+    unit = "CPU-hours" if est.device == "cpu" else "GPU-hours"
+    lines.append(f"estimate: {est.cpu_hours:.2f} {unit}; wall time {duration(est.wall_seconds)} on "
+                 f"{est.where}")
+    assumed = [f"{m} after {e} of {cfg.max_epochs} epochs ({EPOCH_FRACTION[m]:g} x max_epochs)"
+               for m, e in est.epochs.items() if m in EPOCH_FRACTION]
+    if assumed:
+        lines.append("  assumes early stopping of " + "; ".join(assumed) + " (at least patience + 1); the "
+                     "epochs to stop vary with drug and latent size, so read it as +-50%")
+    steps = ", ".join(f"{c.model} latent {c.latent}: {c.step * 1000:.1f} ms/step ({c.splits} split(s))"
+                      for c in est.calibrations if c.model not in CHEAP_MODELS)
+    lines.append(f"  calibrated in {est.calibration_seconds:.1f} s on this machine ({est.device}, "
+                 f"{est.threads} thread(s) per worker)" + (f": {steps}" if steps else ""))
+    cores = os.cpu_count() or 1
+    if est.device == "cpu" and est.load > cores:
+        lines.append(f"  this machine was busy while calibrating (load average {est.load:.1f} on {cores} "
+                     f"cores): the times are longer than on an idle machine")
+    lines.append("  not counted: starting the cluster, the workers' reads of the cube, the report")
+    lines.append("nothing was run or written; drop --dry-run to run the grid")
+    return "\n".join(lines)
+
+
+def _source(cfg: RunConfig) -> tuple[Path | None, str]:
+    """The cube the run would use: --data, OUT/data.zarr generated by an earlier run, or None (in memory)."""
+    import json
+
+    if cfg.data:
+        return Path(cfg.data), f"cube {cfg.data}"
+    out = cfg.out_dir
+    marker = out / "data.json"
+    want = {"generator": "datasets.synthetic.generate", "preset": cfg.preset, "seed": cfg.data_seed}
+    if (out / "data.zarr").exists() and marker.exists() and json.loads(marker.read_text()) == want:
+        return out / "data.zarr", f"cube {out / 'data.zarr'} (generated by an earlier run)"
+    return None, f"synthetic '{cfg.preset}' cube, seed {cfg.data_seed} (shapes generated in memory)"
+
+
+def dry_run(cfg: RunConfig) -> int:
+    """Print the grid of ``cfg`` and its estimate (:func:`render`); 0, or 2 with one ``error:`` line on bad
+    input (missing cube, unknown drug, a drug too small for the folds). Starts no cluster, writes nothing."""
+    from datasets.cube import CubeError, drugs
+    from harness.run import RunError, select_drugs
+
+    path, source = _source(cfg)
+    try:
+        if path is not None and not path.exists():
+            raise RunError(f"--data {path}: no such cube (build one with python -m datasets.build, or leave "
+                           f"--data unset to use the embedded synthetic cube)")
+        names = None
+        if path is not None:
+            from datasets.cube import open_cube
+
+            names = select_drugs(cfg, drugs(open_cube(path, check=False)), path)
+        elif cfg.drugs is not None:
+            from datasets.synthetic import TABLE1_DRUGS
+
+            names = select_drugs(cfg, list(TABLE1_DRUGS), Path(f"<synthetic {cfg.preset}>"))
+        est = estimate(cfg, path, names)
+    except (RunError, CubeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    print(render(cfg, est, source), flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.cost [run flags]``: the dry run of ``python -m harness.run [run flags]``."""
+    try:
+        cfg = parse_args(argv)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    return dry_run(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""harness.cost: split shapes equal what the tasks fit, the step counts equal what fit runs, the grid and the
+estimate's arithmetic, worker slots, and the dry run (grid printed, nothing written, bad input exit 2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from datasets.cube import write_cube
+from datasets.synthetic import generate
+from harness import cost
+from harness.config import make_config
+from harness.grid import POOLED, FitKey, Task, build_grid
+
+DRUGS = ("selumetinib", "linsitinib")   # 20 and 6 cell lines in the demo cube
+
+
+@pytest.fixture(scope="module")
+def cube(tmp_path_factory):
+    return write_cube(generate("demo", 0), tmp_path_factory.mktemp("cost") / "demo.zarr")
+
+
+def small(cube, **kw):
+    return make_config("demo", data=str(cube), drugs=DRUGS, n_repeats=1, n_folds=3, cluster="local",
+                       workers=2, **kw)
+
+
+@pytest.mark.parametrize("include_test_singletons", [False, True])
+def test_split_shapes_are_the_rows_a_task_fits(cube, include_test_singletons):
+    from harness.tasks import drug_data, drug_splits, split_data
+
+    cfg = small(cube, include_test_singletons=include_test_singletons)
+    shapes = cost.drug_shapes(generate("demo", 0), DRUGS)
+    shapes[POOLED] = cost.pooled_shape([shapes[d] for d in DRUGS])
+    for drug, shape in shapes.items():
+        dd = drug_data(str(cube), drug, cfg)
+        predicted = cost.split_shapes(shape, cfg)
+        for sp in drug_splits(dd, cfg):
+            sd = split_data(dd, sp, include_test_singletons)
+            got = predicted[(sp.repeat, sp.fold)]
+            assert (got.n_train, got.n_val, got.n_test, got.n_single) == (
+                len(sd.x1_train), len(sd.x1_val), len(sd.x1_test), len(sd.xs_train)), (drug, sp)
+            assert sum(got.test_pairs) == len(sd.x1_test) and sum(got.test_controls) == len(sd.xc_test)
+            assert len(got.test_pairs) == len(sp.test_cell_lines)
+
+
+@pytest.mark.parametrize("model", ["pertvae", "vae"])
+def test_steps_per_epoch_is_what_fit_runs(cube, model):
+    from harness.tasks import drug_data, drug_splits, split_data
+    from pertvae_core.config import FitConfig
+    from pertvae_core.train import fit
+
+    cfg = small(cube, batch_pairs=16, batch_singletons=24)
+    dd = drug_data(str(cube), DRUGS[0], cfg)
+    sp = drug_splits(dd, cfg)[0]
+    shape = cost.split_shapes(cost.drug_shapes(generate("demo", 0), DRUGS[:1])[DRUGS[0]], cfg)[(0, 0)]
+    steps: list[int] = []
+    fc = FitConfig(**dict(cfg.fit_kwargs(), latent=2, hidden=(8, 8), context=4, iaf_hidden=8, max_epochs=1,
+                          device="cpu"))
+    fit([split_data(dd, sp)], fc, [0], pairs=model == "pertvae", on_step=lambda t, m: steps.append(t))
+    assert len(steps) == cost.steps_per_epoch(model, shape, cfg) > 1
+
+
+def test_estimate_counts_the_grid_and_adds_up(cube):
+    cfg = small(cube, latents_vae=(2, 5, 10))
+    est = cost.estimate(cfg, cube, list(DRUGS))
+    assert list(est.tasks) == build_grid(cfg, list(DRUGS), splits_per_task=cfg.resolved_splits_per_task())
+    assert est.fits() == {"pertvae": 6, "vae": 9, "pca": 12, "baselines": 6}   # vae, pca: pooled
+    assert {t.drug for t in est.tasks if t.model in ("vae", "pca")} == {POOLED}
+    assert {(c.model, c.latent) for c in est.calibrations} == {("pertvae", 10), ("vae", 2), ("vae", 10),
+                                                               ("pca", 20), ("baselines", 10)}
+    assert (est.slots, est.threads, est.device) == (2, 1, "cpu")
+    keys = [k for t in est.tasks for k in t.fit_keys()]
+    assert set(est.fit_cost) == set(keys)
+    for k in keys:
+        per_epoch, fixed = est.fit_cost[k]
+        assert fixed > 0 and (per_epoch > 0) == (k.model in ("pertvae", "vae"))
+        assert est.fit_seconds(k) == pytest.approx(est.epochs.get(k.model, 0) * per_epoch + fixed)
+        assert est.fit_seconds(k, epochs={k.model: 1}) == pytest.approx(per_epoch + fixed)
+    assert est.epochs == {"pertvae": 75, "vae": 112, "pca": 0, "baselines": 0}
+    # a fit of latent 5 costs between its calibrated neighbours (linear in the latent size)
+    lo, mid, hi = (est.fit_cost[FitKey("vae", POOLED, lat, 0, 0)][0] for lat in (2, 5, 10))
+    assert min(lo, hi) <= mid <= max(lo, hi)
+    assert est.per_fit("pertvae", 10) > est.per_fit("baselines", 10) > 0
+    total = sum(est.task_seconds(t) for t in est.tasks)
+    assert est.total_seconds == pytest.approx(total)
+    assert total / 2 <= est.wall_seconds <= total
+    assert est.cpu_hours == pytest.approx(total / 3600)
+    text = cost.render(cfg, est, "cube x")
+    assert f"grid: {len(est.tasks)} tasks, 33 fits (pertvae 6, vae 9, pca 12, baselines 6)" in text
+    assert "pertvae after 75 of 150 epochs (0.5 x max_epochs)" in text
+    assert "on 2 local worker(s), 1 thread each" in text
+
+
+def test_wall_time_puts_each_task_on_the_first_free_slot():
+    tasks = tuple(Task("pca", f"d{i}", 2, ((0, 0),)) for i in range(4))
+    seconds = (3.0, 1.0, 1.0, 1.0)
+    fit_cost = {t.fit_keys()[0]: (0.0, s) for t, s in zip(tasks, seconds, strict=True)}
+
+    def est(slots):
+        return cost.Estimate(tasks, fit_cost, {}, slots, 1, "cpu", "", (), 0.0, 0.0)
+
+    assert est(1).wall_seconds == 6.0
+    assert est(2).wall_seconds == 3.0    # 3 | 1 + 1 + 1
+    assert est(3).wall_seconds == 3.0
+    assert est(2).cpu_hours == pytest.approx(6.0 / 3600)
+
+
+def test_expected_epochs_and_worker_slots():
+    paper = make_config("paper")
+    assert (cost.expected_epochs(paper, "pertvae"), cost.expected_epochs(paper, "vae")) == (100, 150)
+    assert cost.expected_epochs(paper, "pca") == 0
+    assert cost.expected_epochs(make_config("demo", max_epochs=10, patience=20), "pertvae") == 10
+    assert cost.expected_epochs(make_config("demo", max_epochs=100, patience=5, min_epochs=80), "vae") == 80
+    assert cost.worker_slots(make_config("demo", workers=3, device="cpu"))[:3] == (3, 1, "cpu")
+    assert cost.worker_slots(make_config("demo", cluster="slurm", jobs=4, cores_per_job=2,
+                                         device="cpu"))[:3] == (8, 1, "cpu")
+    gpus = make_config("demo", cluster="slurm", jobs=3, gpus_per_job=2)
+    assert cost.worker_slots(gpus)[:3] == (6, 1, "cuda")
+    assert cost.worker_slots(make_config("demo", cluster="none", device="cpu"))[:3] == (
+        1, torch.get_num_threads(), "cpu")
+
+
+def test_dry_run_prints_the_grid_and_writes_nothing(cube, tmp_path, capsys):
+    out = tmp_path / "out"
+    cfg = make_config("demo", data=str(cube), drugs=DRUGS[:1], n_repeats=1, n_folds=3, out=str(out),
+                      models=("pertvae", "baselines"), dry_run=True)
+    assert cost.dry_run(cfg) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"dry run: preset demo; cube {cube}; 1 drug(s); 1 x 3 CV = 3 splits")
+    assert "grid: 2 tasks, 6 fits (pertvae 3, baselines 3)" in text
+    assert "CPU-hours; wall time" in text and "nothing was run or written" in text
+    assert not out.exists()
+    bad = make_config("demo", data=str(cube), drugs=("selumetinb",), out=str(out))
+    assert cost.dry_run(bad) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --drugs: selumetinb not in cube") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_cost_cli_bad_data_is_one_error_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "harness.cost", "--data", str(tmp_path / "none.zarr"), "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr.splitlines() == [f"error: --data {tmp_path / 'none.zarr'}: no such cube (build one with "
+                                     f"python -m datasets.build, or leave --data unset to use the embedded "
+                                     f"synthetic cube)"]
+    assert not (tmp_path / "out").exists()
