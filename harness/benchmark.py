@@ -13,7 +13,8 @@ harness/store.py) and writes, through harness/report.py:
   p-values always test "better" in the metric's own direction);
 - ``benchmark.md``: per drug, every method's mean primary metric (delta_pearson) with the noise ceiling,
   the best method in bold, and one sentence saying whom PertVAE beats and loses to (q < 0.05); with a
-  synthetic cube, how those calls match the cube's ground truth;
+  synthetic cube, how those calls match the cube's ground truth; a legend in plain words, and a WARNING line
+  naming the drugs whose p-values rest on fewer than MIN_SPLITS splits;
 - ``drugs.png``: per drug, the primary metric of every method over splits, the ceiling as a dashed line,
   marks only for PertVAE-vs-method comparisons with q < 0.05, above the method they refer to; one legend
   below the panels;
@@ -24,7 +25,9 @@ harness/store.py) and writes, through harness/report.py:
   ``gene_pearson`` (their correlation across test cell lines), ``sign_agreement`` (both means non-zero and
   of the same sign) and ``n_splits``.
 
-Stores written before ``cell_score``/``gene_score`` existed give empty cell-line and gene tables.
+A user's own methods (``--method``) are scored in the baselines model's fits
+(pertvae_core.methods.model_methods). Stores written before ``cell_score``/``gene_score`` existed give empty
+cell-line and gene tables.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import xarray as xr
 
 from harness.grid import POOLED
 from pertvae_core.evaluation import HIGHER_IS_BETTER, PRIMARY
-from pertvae_core.methods import MODEL_METHODS, REFERENCE
+from pertvae_core.methods import MODEL_METHODS, REFERENCE, model_methods
 from pertvae_core.stats import benjamini_hochberg, paired_comparison
 
 if TYPE_CHECKING:
@@ -106,8 +109,9 @@ def scores_table(ds: xr.Dataset) -> pd.DataFrame:
     methods = [str(m) for m in ds["method"].values]
     metrics = [str(m) for m in ds["metric"].values]
     frames = []
+    owned = model_methods(methods)
     for mi, model in enumerate(models):
-        for name in MODEL_METHODS.get(model, ()):
+        for name in owned.get(model, ()):
             if name not in methods:
                 continue
             k = methods.index(name)
@@ -133,8 +137,9 @@ def _detail_blocks(ds: xr.Dataset, var: str, kind_dim: str, item_dim: str):
     methods = [str(m) for m in ds["method"].values]
     latents = np.asarray(ds["latent"].values, dtype=np.int64)
     study = set(study_drugs(ds))
+    owned = model_methods(methods)
     for mi, model in enumerate(str(m) for m in ds["model"].values):
-        names = [n for n in MODEL_METHODS.get(model, ()) if n in methods]
+        names = [n for n in owned.get(model, ()) if n in methods]
         for di, drug in enumerate(str(d) for d in ds["drug"].values):
             if not names or drug not in study:
                 continue
@@ -302,7 +307,7 @@ def _legend(methods: list[str]) -> list[str]:
              "- ceiling: how well two halves of the drug's own replicate measurements agree on that change, "
              "i.e. roughly the best score the data's noise allows (n/a: too few replicates).",
              ]
-    lines += [f"- {m}: {METHOD_LEGEND.get(m, 'a method added to this run (see its own documentation)')}."
+    lines += [f"- {m}: {METHOD_LEGEND.get(m, 'your own method, added to this run with --method')}."
               for m in methods]
     lines.append(f"- verdict: which methods PertVAE predicts significantly better or worse than "
                  f"(q < {ALPHA}: corrected resampled t-test paired over splits, Benjamini-Hochberg over "

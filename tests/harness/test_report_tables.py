@@ -211,3 +211,90 @@ def test_drugs_legend_is_below_the_panels(tmp_path: Path) -> None:
                 assert not ax.get_tightbbox(renderer).overlaps(box), ax.get_title()
     finally:
         plt.close(fig)
+
+
+def test_real_result_store_round_trip(tmp_path: Path) -> None:
+    """harness.store.ResultStore writes the per-cell-line and per-gene scores; load and the csv files agree
+    with the numbers written (done fits only, the pooled pseudo-drug left out, a user's own method in)."""
+    from harness.config import make_config
+    from harness.grid import POOLED, store_drugs
+    from harness.store import ResultStore
+    from pertvae_core.evaluation import Scores
+    from pertvae_core.methods import METHODS as BUILT_IN
+
+    cfg = make_config("demo", models=["pertvae", "pca", "baselines"], latents_pertvae=[4], latents_pca=[2, 4],
+                      latents_baselines=[4], n_repeats=2, n_folds=3, figure2_scope="pooled")
+    lines, genes = ["c1", "c2", "c3", "c4"], ["g1", "g2", "g3"]
+    st = ResultStore.open(tmp_path, cfg, "fp", drugs=store_drugs(cfg, ["dA", "dB"]),
+                          n_train_test={"dA": [3.0, 1.0], "dB": [3.0, 1.0]}, cell_lines=lines, genes=genes,
+                          methods=(*BUILT_IN, "mine"))
+    rng = np.random.default_rng(3)
+    want_cell: dict[tuple[str, str, str], list[float]] = {}
+    want_gene: dict[tuple[str, str], list[np.ndarray]] = {}
+    rows = []
+    own = {"pertvae": ("pertvae", "pertvae_rec"), "baselines": ("identity", "ridge_delta", "mine")}
+    for model, methods in own.items():
+        for drug in ("dA", "dB"):
+            for split in range(6):
+                test = (lines[split % 4], lines[(split + 1) % 4])
+                detail, scores = {}, {}
+                for m in methods:
+                    dp = rng.normal(size=2)
+                    per_gene = {"observed_change": rng.normal(size=3), "predicted_change": rng.normal(size=3),
+                                "gene_pearson": rng.uniform(-1, 1, size=3)}
+                    detail[m] = Scores(summary={}, cell_lines=test, per_cell={"delta_pearson": dp},
+                                       per_gene=per_gene)
+                    scores[m] = {"delta_pearson": float(dp.mean())}
+                    if (model, drug, split) != ("pertvae", "dA", 5):
+                        for c, v in zip(test, dp, strict=True):
+                            want_cell.setdefault((drug, m, c), []).append(float(v))
+                        want_gene.setdefault((drug, m), []).append(np.stack(list(per_gene.values())))
+                status = "failed" if (model, drug, split) == ("pertvae", "dA", 5) else "done"
+                rows.append({"model": model, "drug": drug, "latent": 4, "repeat": split // 3,
+                             "fold": split % 3, "status": status, "scores": scores, "detail": detail,
+                             "best_epoch": 3.0, "fit_seconds": 1.0})
+    rows += [{"model": "pca", "drug": POOLED, "latent": x, "repeat": s // 3, "fold": s % 3, "status": "done",
+              "rho_rec": 0.5, "fit_seconds": 0.1} for x in (2, 4) for s in range(6)]
+    st.write(rows)
+
+    res = load(tmp_path)
+    assert res.counts["failed"] == 1 and len(res.fits) == 2 * 2 * 6 + 2 * 6
+    assert set(res.fits.query("model != 'pca'")["best_epoch"]) == {3.0}
+    assert POOLED not in set(res.cell_lines["drug"]) | set(res.genes["drug"]) | set(res.scores["drug"])
+    cells = res.cell_lines.set_index(["drug", "method", "cell_line"]).sort_index()
+    assert set(res.cell_lines["metric"]) == {"delta_pearson"} and len(cells) == len(want_cell)
+    for key, vals in want_cell.items():
+        assert cells.loc[key, "mean"] == pytest.approx(np.mean(vals))
+        assert cells.loc[key, "n_splits"] == len(vals)
+    # c2 is tested in splits 0, 1, 4 and 5; PertVAE's split 5 failed
+    assert cells.loc[("dA", "pertvae", "c2"), "n_splits"] == 3
+    assert cells.loc[("dA", "identity", "c2"), "n_splits"] == 4
+    gene_rows = res.genes.set_index(["drug", "method", "gene"]).sort_index()
+    for (drug, m), blocks in want_gene.items():
+        mean = np.mean(blocks, axis=0)  # [gene_metric, gene]
+        sub = gene_rows.loc[(drug, m)].loc[genes]
+        np.testing.assert_allclose(sub[["observed_change", "predicted_change", "gene_pearson"]].T, mean)
+        assert (sub["n_splits"] == len(blocks)).all()
+        np.testing.assert_array_equal(sub["sign_agreement"], np.sign(mean[0]) == np.sign(mean[1]))
+
+    render_report(tmp_path)
+    on_disk = pd.read_csv(tmp_path / "genes.csv", dtype={"gene": str})
+    assert len(on_disk) == len(res.genes) == 2 * 5 * 3 and on_disk["partial"].all()
+    assert len(pd.read_csv(tmp_path / "cell_lines.csv")) == len(want_cell)
+    assert set(pd.read_csv(tmp_path / "scores.csv")["method"]) == {m for ms in own.values() for m in ms}
+    bm = (tmp_path / "benchmark.md").read_text()
+    assert "| mine |" in bm and "\n- mine: your own method, added to this run with --method." in bm
+
+
+def test_docs_report_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/report.md's code block runs on a store with per-cell-line and per-gene scores."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "report.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    assert blocks
+    (tmp_path / "runs" / "demo").mkdir(parents=True)
+    make_detail_store(tmp_path / "runs" / "demo")
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/report.md", "exec"), ns)
+    assert len(ns["best_lines"]) == 10 and set(ns["agreement"].index) == set(DRUGS)
