@@ -13,14 +13,19 @@ How the estimate is made:
 - **Calibration** (a few seconds, with the workers' torch threads and device): for PertVAE and the VAE at
   their smallest and largest latent sizes (linear in between), :func:`pertvae_core.train.fit` runs a few
   dozen optimizer steps (``max_steps``) on random data shaped like the median drug's first S splits (S =
-  splits per task), timing each step: seconds per batched step, per validation and for the setup; then the
+  splits per task), and on the first alone, timing each step: seconds per batched step, per validation and
+  for the setup; then the
   evaluation (:func:`pertvae_core.api.predict`, ``mc_samples`` draws) of that state. PCA and the baselines:
   one evaluation (pertvae_core.api.evaluate_pca / evaluate_baselines) of one split.
-- **A fit** takes ``E x (steps per epoch x step / S + validation / S) + (setup + evaluation) / S`` seconds,
-  its steps per epoch from its split's rows as pertvae_core.train counts them. ``E``, the epochs to early
-  stopping, is an assumption (:data:`EPOCH_FRACTION`): a fraction of ``max_epochs``, at least
-  ``patience + 1`` and ``min_epochs``, at most ``max_epochs``. On the paper preset PertVAE stopped after ~95
-  of 200 epochs and VAEs at latent 50-200 often ran all 200 (issue 13); the true count varies with drug and
+- **A fit** in a task of n splits: a batched step of S splits costs ``a + b S`` (a: shared, b: per split;
+  from the steps of S splits and of 1 split), likewise a validation. Its split trains ``E`` epochs of ``k``
+  steps (k from its rows, as pertvae_core.train counts them); the shared part runs while any split of the
+  task trains, ``E_max = E + (max_epochs - E)(1 - 1/n)`` epochs (compaction drops stopped splits, not the
+  per-step overhead), split n ways. So a fit takes ``E (k b + v_b) + E_max (k a + v_a) / n + (setup +
+  evaluation) / S`` seconds. ``E``, the epochs to early stopping, is an assumption
+  (:data:`EPOCH_FRACTION`): a fraction of ``max_epochs``, at least ``patience + 1`` and ``min_epochs``, at
+  most ``max_epochs``. On the paper preset PertVAE stopped after ~95 of 200 epochs and VAEs at latent 50-200
+  often ran all 200 (issue 13), on the demo after 81 and 90-130 of 150; the true count varies with drug and
   latent size, so the estimate is good to about +-50%.
 - **A task** takes the sum of its fits; the **wall time** places the tasks in grid order, each on the first
   free worker slot (local workers, Slurm jobs x cores, or GPUs). Not counted: starting the cluster, the
@@ -77,8 +82,9 @@ class SplitShape:
 class Calibration:
     """Measured seconds of one model at one latent size, for a batch of ``splits`` splits.
 
-    ``step``, ``validation`` and ``setup`` are for the whole batched model; ``evaluation`` for the batch's
-    evaluation (PCA, baselines: one split's evaluation, the rest 0)."""
+    ``step``, ``validation`` and ``setup`` are for the whole batched model, ``step_one`` and
+    ``validation_one`` for a single split; ``evaluation`` for the batch's evaluation (PCA, baselines: one
+    split's evaluation, the rest 0)."""
 
     model: str
     latent: int
@@ -87,18 +93,30 @@ class Calibration:
     validation: float
     setup: float
     evaluation: float
+    step_one: float = 0.0
+    validation_one: float = 0.0
+
+    def shared_and_per_split(self) -> tuple[float, float, float, float]:
+        """(a, b, v_a, v_b): step = a + b x splits, validation = v_a + v_b x splits (module docstring)."""
+        if self.splits <= 1:
+            return 0.0, self.step, 0.0, self.validation
+        b = max(0.0, (self.step - self.step_one) / (self.splits - 1))
+        vb = max(0.0, (self.validation - self.validation_one) / (self.splits - 1))
+        return (max(0.0, self.step - b * self.splits), b, max(0.0, self.validation - vb * self.splits), vb)
 
 
 @dataclass(frozen=True)
 class Estimate:
     """The grid and its estimated seconds (module docstring).
 
-    ``fit_cost[key] = (seconds per epoch, fixed seconds)`` of one fit; :meth:`fit_seconds` adds them up with
-    the assumed ``epochs[model]`` (0 epochs for PCA and the baselines)."""
+    ``fit_cost[key] = (own seconds per epoch, shared seconds per epoch, fixed seconds, splits in its task)``
+    of one fit; :meth:`fit_seconds` adds them up with the assumed ``epochs[model]`` (0 for PCA and the
+    baselines)."""
 
     tasks: tuple[Task, ...]
-    fit_cost: Mapping[FitKey, tuple[float, float]]
+    fit_cost: Mapping[FitKey, tuple[float, float, float, int]]
     epochs: Mapping[str, int]
+    max_epochs: int
     slots: int
     threads: int
     device: str
@@ -109,9 +127,10 @@ class Estimate:
 
     def fit_seconds(self, key: FitKey, epochs: Mapping[str, float] | None = None) -> float:
         """Estimated seconds of one fit (``epochs`` overrides the assumed epochs per model)."""
-        per_epoch, fixed = self.fit_cost[key]
+        own, shared, fixed, n = self.fit_cost[key]
         e = (epochs or {}).get(key.model, self.epochs.get(key.model, 0))
-        return e * per_epoch + fixed
+        e_max = e + (self.max_epochs - e) * (1 - 1 / n) if e else 0.0
+        return e * own + e_max * shared + fixed
 
     def per_fit(self, model: str, latent: int) -> float:
         """Mean estimated seconds of a fit of ``model`` at ``latent`` (e.g. to weight a progress bar)."""
@@ -248,19 +267,10 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def calibrate_fit(model: str, latent: int, shapes: Sequence[SplitShape], genes: int, cfg: RunConfig
-                  ) -> Calibration:
-    """Time a short pertvae_core.train.fit of ``model`` on random data shaped like ``shapes`` (one split
-    each, fitted as one batched model), then its evaluation (module docstring)."""
-    from pertvae_core.api import predict
-    from pertvae_core.config import FitConfig
-    from pertvae_core.evaluation import TestCells
+def _time_fit(model: str, data: list, lens: list[int], fc: Any) -> tuple[float, float, float, Any]:
+    """(seconds per step, per validation, setup, state) of a short fit of ``data`` as one batched model."""
     from pertvae_core.train import fit
 
-    rng = np.random.default_rng(0)
-    data = [random_split(sp, genes, rng) for sp in shapes]
-    fc = FitConfig(latent=int(latent), **cfg.fit_kwargs())
-    lens = [steps_per_epoch(model, sp, cfg) for sp in shapes]
     n = min(MAX_STEPS, max(min(lens) + 2, WARMUP_STEPS + MIN_STEPS + 1))
     stamps: list[float] = []
 
@@ -268,23 +278,43 @@ def calibrate_fit(model: str, latent: int, shapes: Sequence[SplitShape], genes: 
         _sync(fc.device)
         stamps.append(time.perf_counter())
 
-    pairs = model == "pertvae"
     t0 = time.perf_counter()
-    state = fit(data, fc, list(range(len(data))), pairs=pairs, max_steps=n, on_step=stamp)
+    state = fit(data, fc, list(range(len(data))), pairs=model == "pertvae", max_steps=n, on_step=stamp)
     d = np.diff(stamps)
     # interval i ends with step i + 2 and holds the validation after step i + 1 when an epoch ended there
     with_val = np.array([any((i + 1) % k == 0 for k in lens) for i in range(len(d))], dtype=bool)
     plain = d[WARMUP_STEPS:][~with_val[WARMUP_STEPS:]]
-    step = float(np.median(plain if plain.size else d)) if d.size else stamps[0] - t0
+    step = float(np.mean(plain if plain.size else d)) if d.size else stamps[0] - t0
     validation = float(max(0.0, np.mean(d[with_val]) - step)) if with_val.any() else 0.0
-    setup = max(0.0, stamps[0] - t0 - step)
+    return step, validation, max(0.0, stamps[0] - t0 - step), state
+
+
+def calibrate_fit(model: str, latent: int, shapes: Sequence[SplitShape], genes: int, cfg: RunConfig
+                  ) -> Calibration:
+    """Time a short pertvae_core.train.fit of ``model`` on random data shaped like ``shapes`` (one split
+    each, fitted as one batched model; with several, also the first alone), then its evaluation (module
+    docstring)."""
+    from pertvae_core.api import predict
+    from pertvae_core.config import FitConfig
+    from pertvae_core.evaluation import TestCells
+
+    rng = np.random.default_rng(0)
+    data = [random_split(sp, genes, rng) for sp in shapes]
+    fc = FitConfig(latent=int(latent), **cfg.fit_kwargs())
+    lens = [steps_per_epoch(model, sp, cfg) for sp in shapes]
+    pairs = model == "pertvae"
+    step_one, validation_one = _time_fit(model, data[:1], lens[:1], fc)[:2] if len(data) > 1 else (0.0, 0.0)
+    step, validation, setup, state = _time_fit(model, data, lens, fc)
+    if len(data) == 1:
+        step_one, validation_one = step, validation
     t1 = time.perf_counter()
     x1 = [sp.x1_test for sp in data]
     predict(state, x1, fc.mc_samples, targets=[sp.x2_test if pairs else sp.x1_test for sp in data])
     if pairs:
         predict(state, [TestCells.from_split(sp).x1 for sp in data], fc.mc_samples)
     _sync(fc.device)
-    return Calibration(model, int(latent), len(shapes), step, validation, setup, time.perf_counter() - t1)
+    return Calibration(model, int(latent), len(shapes), step, validation, setup, time.perf_counter() - t1,
+                       step_one, validation_one)
 
 
 def warm_up(genes: int, cfg: RunConfig) -> None:
@@ -321,7 +351,8 @@ def _between(lo: Calibration, hi: Calibration, latent: int) -> Calibration:
     def f(name: str) -> float:
         return (1 - w) * getattr(lo, name) + w * getattr(hi, name)
 
-    return Calibration(lo.model, latent, lo.splits, f("step"), f("validation"), f("setup"), f("evaluation"))
+    return Calibration(lo.model, latent, lo.splits, f("step"), f("validation"), f("setup"), f("evaluation"),
+                       f("step_one"), f("validation_one"))
 
 
 def worker_slots(cfg: RunConfig) -> tuple[int, int, str, str]:
@@ -413,19 +444,20 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                     cal[(model, lat)] = _between(pts[0], pts[-1], lat)
     finally:
         torch.set_num_threads(old_threads)
-    cost: dict[FitKey, tuple[float, float]] = {}
+    cost: dict[FitKey, tuple[float, float, float, int]] = {}
     for t in tasks:
         c = cal[(t.model, t.latent)]
+        a, b, va, vb = c.shared_and_per_split()
+        n = len(t.splits)
         for k in t.fit_keys():
             if t.model in CHEAP_MODELS:
-                cost[k] = (0.0, c.evaluation)
+                cost[k] = (0.0, 0.0, c.evaluation, n)
             else:
-                sp = splits[k.drug][(k.repeat, k.fold)]
-                per_epoch = (steps_per_epoch(k.model, sp, cfg) * c.step + c.validation) / c.splits
-                cost[k] = (per_epoch, (c.setup + c.evaluation) / c.splits)
+                steps = steps_per_epoch(k.model, splits[k.drug][(k.repeat, k.fold)], cfg)
+                cost[k] = (steps * b + vb, (steps * a + va) / n, (c.setup + c.evaluation) / c.splits, n)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return Estimate(tuple(tasks), cost, {m: expected_epochs(cfg, m) for m in cfg.models}, slots, threads,
-                    device, where, tuple(measured), time.perf_counter() - t0, load)
+    return Estimate(tuple(tasks), cost, {m: expected_epochs(cfg, m) for m in cfg.models}, cfg.max_epochs,
+                    slots, threads, device, where, tuple(measured), time.perf_counter() - t0, load)
 
 
 def paper_estimate(workers: int = 2) -> Estimate:
@@ -478,7 +510,8 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     if assumed:
         lines.append("  assumes early stopping of " + "; ".join(assumed) + " (at least patience + 1); the "
                      "epochs to stop vary with drug and latent size, so read it as +-50%")
-    steps = ", ".join(f"{c.model} latent {c.latent}: {c.step * 1000:.1f} ms/step ({c.splits} split(s))"
+    steps = ", ".join(f"{c.model} latent {c.latent}: {c.step * 1000:.1f} ms/step of {c.splits} split(s)"
+                      + (f" ({c.step_one * 1000:.1f} of 1)" if c.splits > 1 else "")
                       for c in est.calibrations if c.model not in CHEAP_MODELS)
     lines.append(f"  calibrated in {est.calibration_seconds:.1f} s on this machine ({est.device}, "
                  f"{est.threads} thread(s) per worker)" + (f": {steps}" if steps else ""))

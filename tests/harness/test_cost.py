@@ -76,13 +76,16 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
     keys = [k for t in est.tasks for k in t.fit_keys()]
     assert set(est.fit_cost) == set(keys)
     for k in keys:
-        per_epoch, fixed = est.fit_cost[k]
-        assert fixed > 0 and (per_epoch > 0) == (k.model in ("pertvae", "vae"))
-        assert est.fit_seconds(k) == pytest.approx(est.epochs.get(k.model, 0) * per_epoch + fixed)
-        assert est.fit_seconds(k, epochs={k.model: 1}) == pytest.approx(per_epoch + fixed)
+        own, shared, fixed, n = est.fit_cost[k]
+        assert fixed > 0 and (own + shared > 0) == (k.model in ("pertvae", "vae"))
+        e = est.epochs.get(k.model, 0)
+        e_max = e + (150 - e) * (1 - 1 / n) if e else 0   # the slowest of the task's n splits
+        assert est.fit_seconds(k) == pytest.approx(e * own + e_max * shared + fixed)
+        assert est.fit_seconds(k, epochs={k.model: 150}) == pytest.approx(150 * (own + shared) + fixed)
     assert est.epochs == {"pertvae": 75, "vae": 112, "pca": 0, "baselines": 0}
+    assert {len(t.splits) for t in est.tasks} == {3}   # the demo's 10 splits per task, of 3 in all
     # a fit of latent 5 costs between its calibrated neighbours (linear in the latent size)
-    lo, mid, hi = (est.fit_cost[FitKey("vae", POOLED, lat, 0, 0)][0] for lat in (2, 5, 10))
+    lo, mid, hi = (est.fit_seconds(FitKey("vae", POOLED, lat, 0, 0)) for lat in (2, 5, 10))
     assert min(lo, hi) <= mid <= max(lo, hi)
     assert est.per_fit("pertvae", 10) > est.per_fit("baselines", 10) > 0
     total = sum(est.task_seconds(t) for t in est.tasks)
@@ -98,10 +101,10 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
 def test_wall_time_puts_each_task_on_the_first_free_slot():
     tasks = tuple(Task("pca", f"d{i}", 2, ((0, 0),)) for i in range(4))
     seconds = (3.0, 1.0, 1.0, 1.0)
-    fit_cost = {t.fit_keys()[0]: (0.0, s) for t, s in zip(tasks, seconds, strict=True)}
+    fit_cost = {t.fit_keys()[0]: (0.0, 0.0, s, 1) for t, s in zip(tasks, seconds, strict=True)}
 
     def est(slots):
-        return cost.Estimate(tasks, fit_cost, {}, slots, 1, "cpu", "", (), 0.0, 0.0)
+        return cost.Estimate(tasks, fit_cost, {}, 10, slots, 1, "cpu", "", (), 0.0, 0.0)
 
     assert est(1).wall_seconds == 6.0
     assert est(2).wall_seconds == 3.0    # 3 | 1 + 1 + 1
@@ -149,3 +152,13 @@ def test_cost_cli_bad_data_is_one_error_line(tmp_path):
                                      f"python -m datasets.build, or leave --data unset to use the embedded "
                                      f"synthetic cube)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_batched_step_splits_into_shared_and_per_split_parts():
+    c = cost.Calibration("pertvae", 10, 4, step=0.10, validation=0.05, setup=0.0, evaluation=0.0,
+                         step_one=0.04, validation_one=0.02)
+    a, b, va, vb = c.shared_and_per_split()
+    assert (a + 4 * b, a + b) == pytest.approx((0.10, 0.04))
+    assert (va + 4 * vb, va + vb) == pytest.approx((0.05, 0.02))
+    one = cost.Calibration("vae", 2, 1, step=0.03, validation=0.01, setup=0.0, evaluation=0.0)
+    assert one.shared_and_per_split() == (0.0, 0.03, 0.0, 0.01)
