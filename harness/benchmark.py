@@ -424,8 +424,7 @@ def plot_drugs(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, partial
                        label=f"PertVAE worse than it (q < {ALPHA})")]
     legend = fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4 if ncol == 1 else 5),
                         fontsize=7, frameon=False, bbox_to_anchor=(0.5, 0.0))
-    fig.canvas.draw()
-    bottom = legend.get_window_extent().height / fig.bbox.height + 0.01
+    bottom = legend.get_window_extent(fig.canvas.get_renderer()).height / fig.bbox.height + 0.01
     fig.tight_layout(rect=(0, bottom, 1, 1))
     return fig
 

@@ -34,7 +34,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -104,12 +104,12 @@ class Results:
     cell_lines: pd.DataFrame
     genes: pd.DataFrame
     fits: pd.DataFrame
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int]  # fit_counts: planned, done, failed, not_run, missing
 
     @property
     def partial(self) -> bool:
         """Whether planned fits are missing (failed or not run)."""
-        return self.counts.get("missing", 0) > 0
+        return self.counts["missing"] > 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -130,7 +130,7 @@ def open_results(out_dir: str | Path) -> xr.Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # consolidated metadata is not in the v3 spec
             warnings.simplefilter("ignore", RuntimeWarning)  # ... and its absence is only slower
-            lazy = xr.open_zarr(str(path))
+            lazy = xr.open_zarr(str(path), chunks=None)  # no dask: one read per variable, not per chunk
             detail = [v for v in (bench.CELL_VAR, bench.GENE_VAR) if v in lazy.data_vars]
             ds = lazy.drop_vars(detail).load()
             for v in detail:  # large: stays lazy, read one (model, drug, latent) chunk at a time
