@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
+from harness.progress import Progress, WorkModel
 from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, versions
 from harness.tasks import drug_data, drug_splits, failed_rows, paired_cell_lines, run_task, user_method
 
@@ -240,52 +242,14 @@ def _failure_summary(rows: list[dict], out: Path) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
-class _Progress:
-    """tqdm bar over fits: done / total, failed count, ETA; its clock and ETA are redrawn every second by a
-    background thread, so they move during long fits. Started with :meth:`start` (after the dashboard link
-    is printed, so that the link is not drawn into the bar)."""
-
-    def __init__(self, total: int, initial: int, enabled: bool):
-        self.failed = 0
-        self.tracebacks: dict[tuple, str] = {}
-        self.total, self.initial, self.enabled = total, initial, enabled
-        self.bar: Any = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        from tqdm import tqdm
-
-        if self.bar is not None:
-            return
-        self.bar = tqdm(total=self.total, initial=self.initial, unit="fit", disable=not self.enabled,
-                        dynamic_ncols=True, desc="fits", smoothing=0.1)
-        if self.enabled:
-            threading.Thread(target=self._tick, name="progress-clock", daemon=True).start()
-
-    def _tick(self) -> None:
-        while not self._stop.wait(1.0):
-            with self._lock:
-                if self.bar is not None:
-                    self.bar.refresh()
-
-    def update(self, rows: list[dict]) -> None:
-        self.start()
-        nf = sum(r["status"] == "failed" for r in rows)
-        for r in rows:
-            if r.get("traceback"):
-                key = (r["model"], r["drug"], int(r["latent"]), int(r["repeat"]), int(r["fold"]))
-                self.tracebacks[key] = r["traceback"]
-        self.failed += nf
-        with self._lock:
-            self.bar.set_postfix(failed=self.failed, refresh=False)
-            self.bar.update(len(rows))
-
-    def close(self) -> None:
-        self._stop.set()
-        with self._lock:
-            if self.bar is not None:
-                self.bar.close()
+def _progress(cfg: RunConfig, store: ResultStore, tasks: Sequence[Task], counts: dict[str, int]) -> Progress:
+    """The cost-weighted progress bar (harness.progress) of ``tasks``, primed with the done fits' times."""
+    df = store.to_dataframe()
+    done = df[df["status"] == "done"]
+    work = WorkModel(zip(done["model"], done["latent"].astype(int), done["fit_seconds"].astype(float),
+                         strict=True))
+    remaining = Counter((t.model, t.latent) for t in tasks for _ in t.splits)
+    return Progress(remaining, counts["done"], counts["planned"], work, cfg.progress)
 
 
 def _write(store: ResultStore, cfg: RunConfig, rows: list[dict]) -> None:
@@ -299,7 +263,7 @@ def _write(store: ResultStore, cfg: RunConfig, rows: list[dict]) -> None:
 
 
 def _run_in_process(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, store: ResultStore,
-                    prog: _Progress) -> None:
+                    prog: Progress) -> None:
     for t in tasks:
         try:
             rows = run_task(t, str(cube_path), cfg)
@@ -310,7 +274,7 @@ def _run_in_process(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
 
 
 def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, store: ResultStore,
-                    prog: _Progress, handle: Any) -> None:
+                    prog: Progress, handle: Any) -> None:
     client = handle.client
     token = datetime.now(UTC).strftime("%H%M%S%f")
     futures = {}
@@ -407,7 +371,7 @@ def _run(cfg: RunConfig) -> int:
     interrupted = 0  # the exit code of an interrupt
     if tasks:
         cluster_error: type[Exception] = RunError
-        prog = _Progress(total=before["planned"], initial=before["done"], enabled=cfg.progress)
+        prog = _progress(cfg, store, tasks, before)
         try:
             import harness.cluster as cluster_mod
 
@@ -491,6 +455,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
+    if cfg.dry_run:
+        from harness import cost
+
+        return cost.dry_run(cfg)
     return run(cfg)
 
 
