@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -112,17 +113,29 @@ def prepare_cube(cfg: RunConfig, out: Path) -> Path:
 
 
 def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> list[str]:
-    """``cfg.drugs`` checked against the cube (in the given order), or all of the cube's drugs."""
+    """``cfg.drugs`` resolved against the cube's drug names (in the given order; case, punctuation and the
+    synonyms of datasets.studies are accepted, and each non-exact match is reported), or all of the cube's
+    drugs."""
     if POOLED in available and cfg.figure2_scope == "pooled":
         raise RunError(f"cube {cube_path} has a drug named {POOLED!r}, the name of Figure 2's pooled fits; "
                        f"rename it in the cube or run with --figure2-scope per-drug")
     if cfg.drugs is None:
         return list(available)
-    unknown = [d for d in cfg.drugs if d not in available]
+    from datasets.studies import StudyError, resolve_drugs
+
+    try:
+        matches = resolve_drugs(cfg.drugs, available)
+    except StudyError as e:
+        raise RunError(f"--drugs: {e}") from None
+    unknown = [m.requested for m in matches if m.via == "not resolved"]
     if unknown:
         raise RunError(f"--drugs: {', '.join(unknown)} not in cube {cube_path} "
                        f"(it has: {', '.join(available)})")
-    return list(cfg.drugs)
+    for m in matches:
+        if m.via != "pert_iname":
+            via = m.via.replace("pert_iname", "name")
+            _say(f"--drugs: {m.requested!r} is the cube's {m.pert_iname!r} ({via})")
+    return [m.pert_iname for m in matches]
 
 
 def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
@@ -344,6 +357,8 @@ def _run(cfg: RunConfig) -> int:
         cube_path = prepare_cube(cfg, out)
         cube = open_cube(cube_path)
         drug_names = select_drugs(cfg, drugs(cube), cube_path)
+        if cfg.drugs is not None:  # the cube's names from here on: workers, science key, store
+            cfg = dataclasses.replace(cfg, drugs=tuple(drug_names))
         n_cell, n_tt, ceiling, pairing, cell_lines = drug_meta(cfg, cube_path, drug_names)
         store = ResultStore.open(out, cfg, cube_fingerprint(cube), drugs=store_drugs(cfg, drug_names),
                                  n_cell_lines=n_cell,

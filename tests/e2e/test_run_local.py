@@ -150,3 +150,15 @@ def test_demo_preset_reduced_finds_the_effective_drugs(tmp_path):
         assert q[d] < 0.05, (d, q)  # PertVAE predicts the change
     assert q[null[0]] >= 0.05, q
     assert "Ground truth (synthetic cube)" in (out / "benchmark.md").read_text()
+
+
+def test_drugs_accept_case_punctuation_and_synonyms(cube, tmp_path, capsys):
+    out = tmp_path / "syn"
+    assert main(tiny_args(cube, out, "--models", "baselines", "--drugs", "DRUG-a", cluster="none")) == 0
+    said = capsys.readouterr().out
+    assert "--drugs: 'DRUG-a' is the cube's 'drugA' (name, ignoring case and punctuation)" in said
+    ds = load(out)
+    assert list(ds.drug.values) == ["drugA"]
+    assert json.loads(ds.attrs["config"])["science"]["drugs"] == ["drugA"]   # resumes under either spelling
+    assert main(tiny_args(cube, out, "--models", "baselines", "--drugs", "drugA", cluster="none")) == 0
+    assert "0 to run" in capsys.readouterr().out
