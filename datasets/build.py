@@ -181,17 +181,24 @@ def check_cube_size(sel: DrugSelection, n_cells: int, n_rep: int, n_genes: int, 
                     f"{memory / 2**30:.1f} GiB available; shrink it with {'; '.join(shrink)}")
 
 
-class ReadProgress:
-    """``what: done / total unit (pct), rate, ETA`` on stderr: redrawn in place on a terminal, else a line
-    every ``every`` seconds and at the end (so that logs of long builds show where they are)."""
+PROGRESS_MIN_TOTAL = 20_000  # reads smaller than this finish in seconds: no progress lines
 
-    def __init__(self, what: str, unit: str, every: float = 10.0, stream=None):
+
+class ReadProgress:
+    """``what: done / total unit (pct), rate, ETA`` on stderr for reads of at least ``min_total`` items
+    (default :data:`PROGRESS_MIN_TOTAL`): redrawn in place on a terminal, else a line every ``every`` seconds
+    and at the end (so that logs of long builds show where they are)."""
+
+    def __init__(self, what: str, unit: str, every: float = 10.0, stream=None, min_total: int | None = None):
         self.what, self.unit, self.every = what, unit, every
         self.stream = stream if stream is not None else sys.stderr
+        self.min_total = PROGRESS_MIN_TOTAL if min_total is None else min_total
         self.t0 = _time.monotonic()
         self.last = -float("inf")
 
     def __call__(self, done: int, total: int) -> None:
+        if total < self.min_total:
+            return
         now = _time.monotonic()
         end = done >= total
         tty = getattr(self.stream, "isatty", lambda: False)()
