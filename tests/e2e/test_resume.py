@@ -29,7 +29,7 @@ def test_resume_after_killed_driver(tmp_path_factory, tmp_path):
     args = tiny_args(cube, out, workers=2)
     proc = start_driver(args, tmp_path / "first.log")
     try:
-        # wait until some, but not all, of the 72 fits are done
+        # wait until some, but not all, of the 48 fits are done
         started = wait_for(lambda: n_status(out) >= 10, timeout=300, proc=proc)
         assert started, (tmp_path / "first.log").read_text()
         os.killpg(proc.pid, signal.SIGKILL)
@@ -39,7 +39,7 @@ def test_resume_after_killed_driver(tmp_path_factory, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     partial = load(out)
     done = partial.status.values == "done"
-    assert 10 <= done.sum() < 72, f"kill came too late: {done.sum()} fits done"
+    assert 10 <= done.sum() < 48, f"kill came too late: {done.sum()} fits done"
 
     assert main(args) == 0
     final = load(out)

@@ -51,13 +51,13 @@ def test_slurm_run_completes_and_records_slurm_jobs(slurm, tmp_path_factory, tmp
 
     ds = load(out)
     mask = planned(ds).values
-    assert mask.sum() == 2 * 6 * 3   # 2 drugs x 6 splits x (pertvae@3, pca@2, pca@3)
+    assert mask.sum() == 2 * 6 + 6 * 2   # 2 drugs x 6 splits x pertvae@3 + 6 splits x pooled (pca@2, pca@3)
     assert (ds.status.values[mask] == "done").all(), log
     job_ids = ds.slurm_job_id.values[mask]
     workers = ds.worker.values[mask]
     assert all(str(j).isdigit() for j in job_ids), set(job_ids)
     assert all(str(w).startswith("tcp://") for w in workers), set(workers)
-    pv = ds.sel(model="pertvae", latent=3)
+    pv = ds.sel(model="pertvae", latent=3, drug=["drugA", "drugB"])
     assert np.isfinite(pv.rho_pred_pert.values).all()
 
     # the ids are real Slurm jobs submitted by this run: each wrote its dask-jobqueue log file
