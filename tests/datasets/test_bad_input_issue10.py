@@ -359,11 +359,13 @@ def test_cube_too_big_refused_before_reading(f):
 
 # ------------------------------------------------------------------------------- 13: interrupted write
 SLOW_WRITE = """
-import asyncio, runpy, sys
+import runpy, signal, sys, time
 import zarr.storage
+# Ctrl-C as in a terminal, even when the test runner was started in the background (SIGINT ignored there)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 orig = zarr.storage.LocalStore.set
 async def slow(self, key, value):
-    await asyncio.sleep(0.3)
+    time.sleep(0.3)  # blocks zarr's event loop: its concurrent chunk writes take 0.3 s each, one by one
     return await orig(self, key, value)
 zarr.storage.LocalStore.set = slow
 sys.argv = ["datasets.build", *sys.argv[1:]]
