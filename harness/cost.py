@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import ConfigError, RunConfig, parse_args
+from harness.config import RunConfig
 from harness.grid import CHEAP_MODELS, POOLED, FitKey, Task, build_grid, model_drugs
 
 # Assumed epochs to early stopping, as a fraction of max_epochs (module docstring).
@@ -567,13 +567,10 @@ def dry_run(cfg: RunConfig) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.cost [run flags]``: the dry run of ``python -m harness.run [run flags]``."""
-    try:
-        cfg = parse_args(argv)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2
-    return dry_run(cfg)
+    """``python -m harness.cost [run flags]``: ``python -m harness.run [run flags] --dry-run``."""
+    from harness.run import main as run_main
+
+    return run_main([*(sys.argv[1:] if argv is None else argv), "--dry-run"])
 
 
 if __name__ == "__main__":
