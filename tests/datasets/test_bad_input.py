@@ -3,20 +3,14 @@ no traceback, and no cube left at --out."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 from datasets_test_helpers import (
-    GENES,
     baseline_values,
-    gene_meta,
-    l1000_design,
-    values,
     write_depmap,
     write_gct,
     write_gctx,
@@ -24,54 +18,28 @@ from datasets_test_helpers import (
 )
 
 from datasets.build import main
-
-ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+from tests.datasets.build_cli import ENV, ROOT, build_err, build_inputs
 
 
 @pytest.fixture
 def files(tmp_path):
-    cols = l1000_design(cells=("A375", "MCF7"))
-    rows = gene_meta()
-    mat = values(len(cols), len(rows))
-    base = write_depmap(tmp_path / "dm.csv", ["A-375", "MCF7"], GENES[:6], baseline_values("ab", GENES[:6]))
-    return {"cols": cols, "rows": rows, "mat": mat, "base": base, "dir": tmp_path,
-            "out": tmp_path / "cube.zarr"}
-
-
-def run_main(capsys, l1000, f, *extra):
-    rc = main(["--l1000", str(l1000), "--baseline", str(f["base"]), "--out", str(f["out"]), *extra])
-    err = capsys.readouterr().err
-    assert rc == 2
-    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
-    assert not f["out"].exists()  # a failed build leaves no cube behind
-    return err
-
-
-def run_cli(f, *args):
-    r = subprocess.run([sys.executable, "-m", "datasets.build", *args, "--out", str(f["out"])], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120, env=ENV)
-    assert r.returncode == 2, r.stderr
-    assert r.stderr.startswith("error: ") and "Traceback" not in r.stderr
-    assert not f["out"].exists()
-    return r.stderr
+    return build_inputs(tmp_path)
 
 
 def test_missing_file_cli(files):
-    err = run_cli(files, "--l1000", str(files["dir"] / "nope.gctx"), "--baseline", str(files["base"]))
+    err = build_err(files, l1000=files["dir"] / "nope.gctx")
     assert "nope.gctx: file not found" in err
 
 
 def test_missing_baseline_file_cli(files):
-    gctx = write_gctx(files["dir"] / "x.gctx", files["mat"], files["rows"], files["cols"])
-    err = run_cli(files, "--l1000", str(gctx), "--baseline", str(files["dir"] / "gone.csv"))
+    err = build_err(files, base=files["dir"] / "gone.csv")
     assert "gone.csv: baseline file not found" in err
 
 
 def test_not_gct_or_gctx(files, capsys):
     bad = files["dir"] / "matrix.csv"
     bad.write_text("a,b,c\n1,2,3\n")
-    err = run_main(capsys, bad, files)
+    err = build_err(files, l1000=bad, capsys=capsys)
     assert "matrix.csv: not a GCT or GCTX file" in err
 
 
@@ -79,7 +47,7 @@ def test_truncated_hdf5(files, capsys):
     gctx = write_gctx(files["dir"] / "t.gctx", files["mat"], files["rows"], files["cols"])
     data = gctx.read_bytes()
     gctx.write_bytes(data[: len(data) // 2])
-    err = run_main(capsys, gctx, files)
+    err = build_err(files, l1000=gctx, capsys=capsys)
     assert "t.gctx: cannot read" in err and "truncated or corrupt" in err
 
 
@@ -90,7 +58,7 @@ def test_gctx_matrix_shape_disagrees_with_ids(files, capsys):
     with h5py.File(gctx, "a") as f:  # one id too many
         del f["/0/META/COL/id"]
         f["/0/META/COL/id"] = np.array(list(c.inst_id), dtype="S")
-    err = run_main(capsys, gctx, files)
+    err = build_err(files, l1000=gctx, capsys=capsys)
     n, g = len(c) - 1, len(files["rows"])
     assert f"/0/DATA/0/matrix has shape ({n}, {g}) but there are {n + 1} column (sample) ids" in err
 
@@ -100,7 +68,7 @@ def test_gctx_metadata_length_disagrees(files, capsys):
     with h5py.File(gctx, "a") as f:
         del f["/0/META/COL/cell_id"]
         f["/0/META/COL/cell_id"] = np.array(["A375"] * 3, dtype="S")
-    err = run_main(capsys, gctx, files)
+    err = build_err(files, l1000=gctx, capsys=capsys)
     assert "metadata /0/META/COL/cell_id has shape (3,)" in err
 
 
@@ -108,7 +76,7 @@ def test_gct_truncated_rows(files, capsys):
     gct = write_gct(files["dir"] / "x.gct", files["mat"], files["rows"], files["cols"])
     lines = gct.read_text().splitlines()
     gct.write_text("\n".join(lines[:-2]) + "\n")
-    err = run_main(capsys, gct, files)
+    err = build_err(files, l1000=gct, capsys=capsys)
     assert "x.gct: found 6 data rows but line 2 declares 8" in err
 
 
@@ -116,7 +84,7 @@ def test_inst_info_missing_samples(files, capsys):
     c = files["cols"]
     gctx = write_gctx(files["dir"] / "x.gctx", files["mat"], files["rows"], None, sample_ids=c.inst_id)
     inst = write_inst_info(files["dir"] / "inst_info.txt", c.iloc[5:])
-    err = run_main(capsys, gctx, files, "--inst-info", str(inst))
+    err = build_err(files, "--inst-info", inst, l1000=gctx, capsys=capsys)
     assert "inst_info.txt: 5 of" in err and "have no inst_info row" in err and repr(c.inst_id[0]) in err
 
 
@@ -124,7 +92,7 @@ def test_duplicate_sample_ids(files, capsys):
     c = files["cols"].copy()
     c.loc[3, "inst_id"] = c.loc[2, "inst_id"]
     gctx = write_gctx(files["dir"] / "d.gctx", files["mat"], files["rows"], c)
-    err = run_main(capsys, gctx, files)
+    err = build_err(files, l1000=gctx, capsys=capsys)
     assert f"d.gctx: duplicate sample id {c.loc[2, 'inst_id']!r}" in err
 
 
@@ -132,7 +100,7 @@ def test_duplicate_gene_ids(files, capsys):
     r = files["rows"].copy()
     r.loc[4, "id"] = r.loc[1, "id"]
     gct = write_gct(files["dir"] / "d.gct", files["mat"], r, files["cols"])
-    err = run_main(capsys, gct, files)
+    err = build_err(files, l1000=gct, capsys=capsys)
     assert "d.gct: duplicate gene (row) id '466_at'" in err
 
 
@@ -143,7 +111,7 @@ def test_nan_or_inf_in_selected_data(files, capsys, bad):
     k = int(np.flatnonzero((c.pert_type == "ctl_vehicle") & (c.cell_id == "MCF7") & (c.pert_time == "24"))[0])
     mat[k, 3] = bad
     gctx = write_gctx(files["dir"] / "n.gctx", mat, files["rows"], c)
-    err = run_main(capsys, gctx, files)
+    err = build_err(files, l1000=gctx, capsys=capsys)
     assert f"e.g. sample {c.inst_id[k]!r} gene '2309' = {bad}" in err
 
 
@@ -159,7 +127,7 @@ def test_nan_outside_selection_is_fine(files, capsys):
 def test_required_metadata_missing(files, capsys):
     gctx = write_gctx(files["dir"] / "r.gctx", files["mat"], files["rows"],
                       files["cols"].drop(columns=["pert_type", "pert_time"]))
-    err = run_main(capsys, gctx, files)
+    err = build_err(files, l1000=gctx, capsys=capsys)
     assert "r.gctx: required column metadata missing: pert_type, pert_time (or pert_itime)" in err
 
 
@@ -167,37 +135,34 @@ def test_no_vehicle_controls(files, capsys):
     c = files["cols"]
     keep = ~((c.pert_type == "ctl_vehicle") & (c.pert_time == "24"))
     gctx = write_gctx(files["dir"] / "v.gctx", files["mat"][keep.to_numpy()], files["rows"], c[keep])
-    err = run_main(capsys, gctx, files, "--drugs", "trametinib")
+    err = build_err(files, "--drugs", "trametinib", l1000=gctx, capsys=capsys)
     assert ("no vehicle controls (pert_type ctl_vehicle at 24 h) for the cell lines of drug 'trametinib'"
             in err)
     assert "A375, MCF7" in err
 
 
 def test_drug_not_found_suggests_cli(files):
-    gctx = write_gctx(files["dir"] / "x.gctx", files["mat"], files["rows"], files["cols"])
-    err = run_cli(files, "--l1000", str(gctx), "--baseline", str(files["base"]), "--drugs", "Trametinibb")
+    err = build_err(files, "--drugs", "Trametinibb")
     assert "drug 'Trametinibb' not found in pert_iname; did you mean: trametinib?" in err
 
 
 def test_no_genes_in_common(files, capsys):
-    gctx = write_gctx(files["dir"] / "x.gctx", files["mat"], files["rows"], files["cols"])
     other = [("999999", "NOTAGENE"), ("999998", "NOTAGENE2")]
-    files["base"] = write_depmap(files["dir"] / "other.csv", ["A375"], other, baseline_values("a", other))
-    err = run_main(capsys, gctx, files)
+    base = write_depmap(files["dir"] / "other.csv", ["A375"], other, baseline_values("a", other))
+    err = build_err(files, base=base, capsys=capsys)
     assert "no genes in common between the L1000 genes (6" in err and "other.csv" in err
 
 
 def test_bad_dose_value_cli(files):
-    gctx = write_gctx(files["dir"] / "x.gctx", files["mat"], files["rows"], files["cols"])
-    r = subprocess.run([sys.executable, "-m", "datasets.build", "--l1000", str(gctx), "--baseline",
+    # an argparse error (usage + "...: error: ..."), so not build_err's one-line check
+    r = subprocess.run([sys.executable, "-m", "datasets.build", "--l1000", str(files["gctx"]), "--baseline",
                         str(files["base"]), "--dose", "lots", "--out", str(files["out"])], cwd=ROOT,
                        capture_output=True, text=True, timeout=120, env=ENV)
     assert r.returncode == 2 and "--dose must be 'highest' or a number in uM, got 'lots'" in r.stderr
 
 
 def test_output_holds_a_different_cube(files, capsys):
-    gctx = write_gctx(files["dir"] / "x.gctx", files["mat"], files["rows"], files["cols"])
-    base = ["--l1000", str(gctx), "--baseline", str(files["base"]), "--out", str(files["out"])]
+    base = ["--l1000", str(files["gctx"]), "--baseline", str(files["base"]), "--out", str(files["out"])]
     assert main([*base, "--drugs", "vorinostat"]) == 0
     capsys.readouterr()
     rc = main([*base, "--drugs", "trametinib"])

@@ -20,9 +20,6 @@ import pytest
 from datasets_test_helpers import (
     GENES,
     baseline_values,
-    gene_meta,
-    l1000_design,
-    values,
     write_csv,
     write_depmap,
     write_gct,
@@ -33,52 +30,12 @@ from datasets_test_helpers import (
 
 from datasets.build import main
 from datasets.cube import open_cube
-
-ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+from tests.datasets.build_cli import ENV, ROOT, build_err, build_inputs, cli, hidden
 
 
 @pytest.fixture
 def f(tmp_path):
-    cols = l1000_design(cells=("A375", "MCF7"))
-    rows = gene_meta()
-    mat = values(len(cols), len(rows))
-    base = write_depmap(tmp_path / "dm.csv", ["A-375", "MCF7"], GENES[:6], baseline_values("ab", GENES[:6]))
-    gctx = write_gctx(tmp_path / "x.gctx", mat, rows, cols)
-    return {"cols": cols, "rows": rows, "mat": mat, "base": base, "gctx": gctx, "dir": tmp_path,
-            "out": tmp_path / "cube.zarr"}
-
-
-def cli(*args: str | Path, rc: int = 2, capsys: pytest.CaptureFixture | None = None
-        ) -> subprocess.CompletedProcess:
-    """The real CLI as a subprocess; with ``capsys``, its ``main`` in this process (parametrized variants of
-    a case one subprocess already covers: each CLI start costs seconds)."""
-    if capsys is None:
-        r = subprocess.run([sys.executable, "-m", "datasets.build", *map(str, args)], cwd=ROOT,
-                           capture_output=True, text=True, timeout=120, env=ENV)
-    else:
-        code = main(list(map(str, args)))
-        cap = capsys.readouterr()
-        r = subprocess.CompletedProcess(args, code, cap.out, cap.err)
-    assert r.returncode == rc, r.stderr
-    assert "Traceback" not in r.stderr
-    if rc == 2:
-        assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
-    return r
-
-
-def build_err(f: dict, *extra: str | Path, l1000: Path | None = None, base: Path | None = None,
-              capsys: pytest.CaptureFixture | None = None) -> str:
-    """A failing build: its error line; no cube at --out and no hidden store beside it."""
-    r = cli("--l1000", l1000 or f["gctx"], "--baseline", base or f["base"], "--out", f["out"], *extra,
-            capsys=capsys)
-    assert not f["out"].exists()
-    assert not hidden(f["out"])
-    return r.stderr
-
-
-def hidden(out: Path) -> list[str]:
-    return sorted(p.name for p in out.parent.glob(f".{out.name}.*"))
+    return build_inputs(tmp_path)
 
 
 def snapshot(d: Path) -> dict[str, bytes]:
