@@ -204,22 +204,17 @@ def test_models_take_commas_and_spaces_and_are_checked_one_by_one():
         parse_args(["--models", "vae,pcaa"])
 
 
-def test_unknown_toml_keys_suggest_the_closest(tmp_path):
+@pytest.mark.parametrize("toml,message", [
+    ("max_epochz = 3\n", r"typo\.toml: unknown key 'max_epochz'; did you mean max_epochs\?"),
+    ("[latents]\nvea = [2]\n", r"unknown key 'vea' in \[latents\]; did you mean vae\?"),
+    ("[slurm]\npartiton = 'x'\n", r"unknown key 'partiton' in \[slurm\]; did you mean partition\?"),
+    ("[slrum]\njobs = 2\n", r"unknown table \[slrum\]; did you mean slurm\?"),
+    ('models = ["pertvae", "vea"]\n', "unknown model 'vea'; did you mean vae"),
+])
+def test_unknown_toml_keys_suggest_the_closest(tmp_path, toml: str, message: str):
     f = tmp_path / "typo.toml"
-    f.write_text("max_epochz = 3\n")
-    with pytest.raises(ConfigError, match=r"typo\.toml: unknown key 'max_epochz'; did you mean max_epochs\?"):
-        parse_args(["--config", str(f)])
-    f.write_text("[latents]\nvea = [2]\n")
-    with pytest.raises(ConfigError, match=r"unknown key 'vea' in \[latents\]; did you mean vae\?"):
-        parse_args(["--config", str(f)])
-    f.write_text("[slurm]\npartiton = 'x'\n")
-    with pytest.raises(ConfigError, match=r"unknown key 'partiton' in \[slurm\]; did you mean partition\?"):
-        parse_args(["--config", str(f)])
-    f.write_text("[slrum]\njobs = 2\n")
-    with pytest.raises(ConfigError, match=r"unknown table \[slrum\]; did you mean slurm\?"):
-        parse_args(["--config", str(f)])
-    f.write_text('models = ["pertvae", "vea"]\n')
-    with pytest.raises(ConfigError, match="unknown model 'vea'; did you mean vae"):
+    f.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
         parse_args(["--config", str(f)])
 
 
