@@ -30,6 +30,12 @@ How the estimate is made:
 - **A task** takes the sum of its fits; the **wall time** places the tasks in grid order, each on the first
   free worker slot (local workers, Slurm jobs x cores, or GPUs). Not counted: starting the cluster, the
   workers' reads of the cube, the report.
+- **The arithmetic floor**: what no implementation of this grid can beat on this machine at the same
+  epochs. ``torch.utils.flop_counter`` counts the floating-point operations of one training step of one
+  split (the matrix products, forward and backward; each model's smallest and largest latent size, linear
+  in between), and a fit needs ``E x k`` such steps. At this machine's best matrix-product rate
+  (:func:`gemm_peak`, with the workers' threads) that is a lower bound on the fit's seconds; validation,
+  evaluation, PCA and the baselines are left out of it (they only add).
 """
 
 from __future__ import annotations
@@ -38,8 +44,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +56,7 @@ from harness.grid import CHEAP_MODELS, POOLED, FitKey, Task, build_grid, model_d
 
 # Assumed epochs to early stopping, as a fraction of max_epochs (module docstring).
 EPOCH_FRACTION: dict[str, float] = {"pertvae": 0.5, "vae": 0.75}
+PEAK_SIZE = {"cpu": 1024, "cuda": 4096}   # n of the n x n x n float32 product timed by gemm_peak
 WARMUP_STEPS = 2      # first step intervals left out of the step time (allocation, dispatch caches)
 MIN_STEPS = 10        # step intervals timed at least
 MAX_STEPS = 300       # calibration cap: an epoch longer than this has its validation left uncounted
@@ -84,7 +91,8 @@ class Calibration:
 
     ``step``, ``validation`` and ``setup`` are for the whole batched model, ``step_one`` and
     ``validation_one`` for a single split; ``evaluation`` for the batch's evaluation (PCA, baselines: one
-    split's evaluation, the rest 0)."""
+    split's evaluation, the rest 0). ``flops_step``: floating-point operations of one training step of one
+    split (0 for PCA and the baselines)."""
 
     model: str
     latent: int
@@ -95,6 +103,7 @@ class Calibration:
     evaluation: float
     step_one: float = 0.0
     validation_one: float = 0.0
+    flops_step: float = 0.0
 
     def shared_and_per_split(self) -> tuple[float, float, float, float]:
         """(a, b, v_a, v_b): step = a + b x splits, validation = v_a + v_b x splits (module docstring)."""
@@ -111,7 +120,8 @@ class Estimate:
 
     ``fit_cost[key] = (own seconds per epoch, shared seconds per epoch, fixed seconds, splits in its task)``
     of one fit; :meth:`fit_seconds` adds them up with the assumed ``epochs[model]`` (0 for PCA and the
-    baselines)."""
+    baselines). ``fit_flops[key]``: floating-point operations of one epoch of that fit's training steps;
+    ``peak``: this machine's best matrix-product rate per worker slot (FLOP/s), for the floor."""
 
     tasks: tuple[Task, ...]
     fit_cost: Mapping[FitKey, tuple[float, float, float, int]]
@@ -124,6 +134,8 @@ class Estimate:
     calibrations: tuple[Calibration, ...]
     calibration_seconds: float
     load: float   # the 1-minute load average when calibrated
+    fit_flops: Mapping[FitKey, float] = field(default_factory=dict)
+    peak: float = 0.0
 
     def fit_seconds(self, key: FitKey, epochs: Mapping[str, float] | None = None) -> float:
         """Estimated seconds of one fit (``epochs`` overrides the assumed epochs per model)."""
@@ -154,11 +166,42 @@ class Estimate:
     @property
     def wall_seconds(self) -> float:
         """Tasks in grid order, each on the first free of ``slots`` worker slots."""
+        return self._placed(self.task_seconds)
+
+    def _placed(self, seconds: Callable[[Task], float]) -> float:
         free = [0.0] * self.slots
         for t in self.tasks:
             i = min(range(self.slots), key=free.__getitem__)
-            free[i] += self.task_seconds(t)
+            free[i] += seconds(t)
         return max(free) if free else 0.0
+
+    def floor_fit_seconds(self, key: FitKey) -> float:
+        """The fit's training steps at the assumed epochs and this machine's peak rate (module docstring)."""
+        flops = self.fit_flops.get(key, 0.0)
+        return self.epochs.get(key.model, 0) * flops / self.peak if flops and self.peak > 0 else 0.0
+
+    def _floor_task(self, task: Task) -> float:
+        return sum(self.floor_fit_seconds(k) for k in task.fit_keys())
+
+    @property
+    def floor_flops(self) -> float:
+        """Floating-point operations of every fit's training steps at the assumed epochs."""
+        return sum(self.epochs.get(k.model, 0) * f for k, f in self.fit_flops.items())
+
+    @property
+    def floor_seconds(self) -> float:
+        """Worker-slot seconds of the arithmetic floor (like :attr:`total_seconds`)."""
+        return sum(self._floor_task(t) for t in self.tasks)
+
+    @property
+    def floor_cpu_hours(self) -> float:
+        """The arithmetic floor in core-hours (GPU-hours with a GPU), like :attr:`cpu_hours`."""
+        return self.floor_seconds * (self.threads if self.device == "cpu" else 1) / 3600
+
+    @property
+    def floor_wall_seconds(self) -> float:
+        """The arithmetic floor's wall time, tasks placed as in :attr:`wall_seconds`."""
+        return self._placed(self._floor_task)
 
     def fits(self) -> dict[str, int]:
         """Fits per model."""
@@ -314,7 +357,42 @@ def calibrate_fit(model: str, latent: int, shapes: Sequence[SplitShape], genes: 
         predict(state, [TestCells.from_split(sp).x1 for sp in data], fc.mc_samples)
     _sync(fc.device)
     return Calibration(model, int(latent), len(shapes), step, validation, setup, time.perf_counter() - t1,
-                       step_one, validation_one)
+                       step_one, validation_one, step_flops(model, int(latent), shapes[0], genes, cfg))
+
+
+def step_flops(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConfig) -> float:
+    """Floating-point operations of one training step of one split shaped like ``sp``, counted by
+    ``torch.utils.flop_counter`` (matrix products, forward and backward) on the CPU; without validation
+    rows, so no validation is counted."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pertvae_core.config import FitConfig
+    from pertvae_core.train import fit
+
+    data = [random_split(replace(sp, n_val=0), genes, np.random.default_rng(0))]
+    fc = FitConfig(**dict(cfg.fit_kwargs(), latent=int(latent), device="cpu", compile=False))
+    with FlopCounterMode(display=False) as counter:
+        fit(data, fc, [0], pairs=model == "pertvae", max_steps=1)
+    return float(counter.get_total_flops())
+
+
+def gemm_peak(device: str, repeats: int = 5) -> float:
+    """This machine's matrix-product rate in FLOP/s with the current torch threads: the best of
+    ``repeats`` float32 n x n x n products (n = PEAK_SIZE[device type])."""
+    import torch
+
+    kind = torch.device(device).type
+    n = PEAK_SIZE.get(kind, PEAK_SIZE["cpu"])
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    _sync(kind)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        _sync(kind)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best
 
 
 def warm_up(genes: int, cfg: RunConfig) -> None:
@@ -352,7 +430,7 @@ def _between(lo: Calibration, hi: Calibration, latent: int) -> Calibration:
         return (1 - w) * getattr(lo, name) + w * getattr(hi, name)
 
     return Calibration(lo.model, latent, lo.splits, f("step"), f("validation"), f("setup"), f("evaluation"),
-                       f("step_one"), f("validation_one"))
+                       f("step_one"), f("validation_one"), f("flops_step"))
 
 
 def worker_slots(cfg: RunConfig) -> tuple[int, int, str, str]:
@@ -442,9 +520,11 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                 measured += pts
                 for lat in lats:
                     cal[(model, lat)] = _between(pts[0], pts[-1], lat)
+            peak = gemm_peak(device)
     finally:
         torch.set_num_threads(old_threads)
     cost: dict[FitKey, tuple[float, float, float, int]] = {}
+    flops: dict[FitKey, float] = {}
     for t in tasks:
         c = cal[(t.model, t.latent)]
         a, b, va, vb = c.shared_and_per_split()
@@ -455,9 +535,11 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
             else:
                 steps = steps_per_epoch(k.model, splits[k.drug][(k.repeat, k.fold)], cfg)
                 cost[k] = (steps * b + vb, (steps * a + va) / n, (c.setup + c.evaluation) / c.splits, n)
+                flops[k] = steps * c.flops_step
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     return Estimate(tuple(tasks), cost, {m: expected_epochs(cfg, m) for m in cfg.models}, cfg.max_epochs,
-                    slots, threads, device, where, tuple(measured), time.perf_counter() - t0, load)
+                    slots, threads, device, where, tuple(measured), time.perf_counter() - t0, load,
+                    fit_flops=flops, peak=peak)
 
 
 def paper_estimate(workers: int = 2) -> Estimate:
@@ -505,6 +587,12 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     unit = "CPU-hours" if est.device == "cpu" else "GPU-hours"
     lines.append(f"estimate: {est.cpu_hours:.2f} {unit}; wall time {duration(est.wall_seconds)} on "
                  f"{est.where}")
+    if est.floor_seconds > 0:
+        lines.append(f"arithmetic floor: {est.floor_cpu_hours:.2f} {unit}; wall time "
+                     f"{duration(est.floor_wall_seconds)}: the training steps' matrix products alone "
+                     f"({est.floor_flops / 1e15:.3g} PFLOP at the assumed epochs) at this machine's best "
+                     f"matrix-product rate, {est.peak / 1e9:.1f} GFLOP/s per worker; the estimate is "
+                     f"{est.total_seconds / est.floor_seconds:.1f} x the floor")
     assumed = [f"{m} after {e} of {cfg.max_epochs} epochs ({EPOCH_FRACTION[m]:g} x max_epochs)"
                for m, e in est.epochs.items() if m in EPOCH_FRACTION]
     if assumed:

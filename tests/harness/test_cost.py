@@ -92,8 +92,20 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
     assert est.total_seconds == pytest.approx(total)
     assert total / 2 <= est.wall_seconds <= total
     assert est.cpu_hours == pytest.approx(total / 3600)
+    # the arithmetic floor: every trained fit's steps, at the assumed epochs; below the estimate
+    assert set(est.fit_flops) == {k for k in keys if k.model in ("pertvae", "vae")}
+    shapes = cost.drug_shapes(generate("demo", 0), DRUGS)
+    per_step = next(c.flops_step for c in est.calibrations if c.model == "pertvae")
+    for k, f in est.fit_flops.items():
+        if k.model == "pertvae":   # calibrated at its one latent size
+            sp = cost.split_shapes(shapes[k.drug], cfg)[(k.repeat, k.fold)]
+            assert f == pytest.approx(cost.steps_per_epoch(k.model, sp, cfg) * per_step)
+        assert est.floor_fit_seconds(k) == pytest.approx(est.epochs[k.model] * f / est.peak)
+    assert est.peak > 1e8
+    assert 0 < est.floor_seconds < est.total_seconds and est.floor_wall_seconds < est.wall_seconds
     text = cost.render(cfg, est, "cube x")
     assert f"grid: {len(est.tasks)} tasks, 33 fits (pertvae 6, vae 9, pca 12, baselines 6)" in text
+    assert f"arithmetic floor: {est.floor_cpu_hours:.2f} CPU-hours" in text
     assert "pertvae after 75 of 150 epochs (0.5 x max_epochs)" in text
     assert "on 2 local worker(s), 1 thread each" in text
 
@@ -110,6 +122,42 @@ def test_wall_time_puts_each_task_on_the_first_free_slot():
     assert est(2).wall_seconds == 3.0    # 3 | 1 + 1 + 1
     assert est(3).wall_seconds == 3.0
     assert est(2).cpu_hours == pytest.approx(6.0 / 3600)
+
+
+def test_floor_adds_the_fits_steps_at_the_peak_rate():
+    tasks = (Task("pertvae", "d0", 10, ((0, 0), (0, 1))), Task("pca", "d0", 2, ((0, 0),)))
+    keys = [k for t in tasks for k in t.fit_keys()]
+    fit_cost = dict.fromkeys(keys, (1.0, 0.0, 0.0, 2))
+    flops = {keys[0]: 4e9, keys[1]: 2e9}    # FLOP per epoch; PCA has none
+    est = cost.Estimate(tasks, fit_cost, {"pertvae": 10, "pca": 0}, 20, 2, 2, "cpu", "", (), 0.0, 0.0,
+                        fit_flops=flops, peak=1e9)
+    assert [est.floor_fit_seconds(k) for k in keys] == [40.0, 20.0, 0.0]
+    assert est.floor_flops == 6e10 and est.floor_seconds == 60.0
+    assert est.floor_cpu_hours == pytest.approx(2 * 60.0 / 3600)   # 2 threads per slot
+    assert est.floor_wall_seconds == 60.0    # the PCA task (no floor) on the other slot
+
+
+@pytest.mark.parametrize("model", ["pertvae", "vae"])
+def test_step_flops_are_the_layers_products(model):
+    """One step's counted FLOPs equal the matrix products of its layers, forward and backward: a weight-
+    normalized layer of n_in x n_out on B rows costs 2 B n_in n_out forward, as much for dL/dv and (when
+    its input needs a gradient: all but the first layer, whose input is data) for dL/dx; the drug effect
+    (Eq. 5, L -> 2L) runs on the pairs' z1 only."""
+    from pertvae_core.config import FitConfig
+    from pertvae_core.layers import WNLinear
+    from pertvae_core.model import PertVAE
+
+    cfg = make_config("demo", batch_pairs=6, batch_singletons=4, hidden=(16, 8), context=4, iaf_hidden=8)
+    sp = cost.SplitShape(n_train=20, n_val=3, n_test=2, n_single=30, test_pairs=(2,), test_controls=(1,))
+    got = cost.step_flops(model, 3, sp, 50, cfg)
+    pairs = model == "pertvae"
+    net = PertVAE(50, FitConfig(**dict(cfg.fit_kwargs(), latent=3)), [torch.Generator()], pairs=pairs)
+    rows = 2 * 6 + 4 if pairs else 6 + 4
+    want = sum(rows * m.n_in * m.n_out * (4 if m is net.enc1 else 6)
+               for m in net.modules() if isinstance(m, WNLinear))
+    if pairs:
+        want += 6 * 6 * 3 * (2 * 3)
+    assert got == want
 
 
 def test_expected_epochs_and_worker_slots():
