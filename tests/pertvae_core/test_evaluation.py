@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -91,14 +92,19 @@ def test_test_cells_split_controls_into_inputs_and_reference() -> None:
     assert not single.independent.any()
 
 
-def test_score_matches_a_direct_per_cell_line_computation() -> None:
-    sp = _cell_split(seed=3)
-    rng = np.random.default_rng(4)
-    f = rng.normal(size=(sp.genes, sp.genes)) * 0.1
+def _linear_predictor(genes: int, seed: int, shift: float) -> Callable[[np.ndarray], np.ndarray]:
+    """x1 -> x1 (I + F) + shift, F a small seeded random matrix: a fixed, non-trivial prediction."""
+    f = np.random.default_rng(seed).normal(size=(genes, genes)) * 0.1
 
     def predict(x1: np.ndarray) -> np.ndarray:
-        return x1 @ (np.eye(sp.genes) + f) + 0.3
+        return x1 @ (np.eye(genes) + f) + shift
 
+    return predict
+
+
+def test_score_matches_a_direct_per_cell_line_computation() -> None:
+    sp = _cell_split(seed=3)
+    predict = _linear_predictor(sp.genes, seed=4, shift=0.3)
     got = score_method(sp, predict)
     assert set(got) == set(METRICS)
     x = np.concatenate([sp.x1_train, sp.x2_train]).astype(float)
@@ -221,12 +227,7 @@ def test_score_checks_prediction_shapes() -> None:
 
 def test_score_detail_per_cell_line_and_per_gene_match_direct_computations() -> None:
     sp = _cell_split(seed=5)
-    rng = np.random.default_rng(6)
-    f = rng.normal(size=(sp.genes, sp.genes)) * 0.1
-
-    def predict(x1: np.ndarray) -> np.ndarray:
-        return x1 @ (np.eye(sp.genes) + f) + 0.2
-
+    predict = _linear_predictor(sp.genes, seed=6, shift=0.2)
     det = score_method_detail(sp, predict)
     assert det.summary == score_method(sp, predict)
     assert det.cell_lines == tuple(f"c{c}" for c in range(6))
