@@ -20,6 +20,13 @@ def _randomize(module: torch.nn.Module, seed: int = 1) -> None:
             p.copy_(torch.randn(p.shape, generator=g))
 
 
+def _random_step(latent: int, context: int, hidden: int, reverse: bool) -> IAFStep:
+    """A float64 IAF step with non-trivial weights (:func:`_randomize`)."""
+    step = IAFStep(_gens(1), latent, context, hidden, reverse=reverse).double()
+    _randomize(step)
+    return step
+
+
 def _jacobian(fn, z: torch.Tensor) -> torch.Tensor:
     return torch.autograd.functional.jacobian(fn, z)
 
@@ -43,8 +50,7 @@ def test_made_masks_are_autoregressive(latent: int, hidden: int) -> None:
 def test_first_output_depends_on_context(reverse: bool) -> None:
     """Issue 9: the first dimension of each step (in its order) is updated as a function of h."""
     L, C = 4, 3
-    step = IAFStep(_gens(1), L, C, 8, reverse=reverse).double()
-    _randomize(step)
+    step = _random_step(L, C, 8, reverse)
     z = torch.randn(1, 1, L, dtype=torch.float64)
     h = torch.randn(C, dtype=torch.float64)
     first = L - 1 if reverse else 0
@@ -57,8 +63,7 @@ def test_first_output_depends_on_context(reverse: bool) -> None:
 @pytest.mark.parametrize("reverse", [False, True])
 def test_iaf_step_jacobian_is_triangular(reverse: bool) -> None:
     L, C = 6, 4
-    step = IAFStep(_gens(1), L, C, 16, reverse=reverse).double()
-    _randomize(step)
+    step = _random_step(L, C, 16, reverse)
     h = torch.randn(1, 1, C, dtype=torch.float64)
     z = torch.randn(L, dtype=torch.float64)
     J = _jacobian(lambda v: step(v.view(1, 1, L), h)[0].view(L), z)  # J[i, j] = d out_i / d in_j
