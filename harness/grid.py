@@ -46,11 +46,15 @@ class Task:
 
     @property
     def key(self) -> str:
-        """A readable, unique Dask key, e.g. ``pertvae-drugA-L10-r0f0-r0f1``."""
+        """A readable, unique Dask key, e.g. ``pertvae-drugA-L10-r0f0-r0f1``. In a drug name, characters
+        other than letters, digits, '.' and '_' become '_' and a short hash of the name is appended, so
+        ``SN-38`` and ``SN_38`` get different keys."""
         blocks = "-".join(f"r{r}f{k}" for r, k in self.splits)
         if len(self.splits) > 4:
             blocks = f"r{self.splits[0][0]}f{self.splits[0][1]}..r{self.splits[-1][0]}f{self.splits[-1][1]}"
         drug = "".join(c if c.isalnum() or c in "._" else "_" for c in self.drug)
+        if drug != self.drug:
+            drug += "_" + hashlib.sha256(self.drug.encode()).hexdigest()[:6]
         return f"{self.model}-{drug}-L{self.latent}-{blocks}"
 
 

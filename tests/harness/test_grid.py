@@ -32,6 +32,14 @@ def test_grid_covers_every_fit_exactly_once():
         assert len({t.key for t in tasks}) == len(tasks)
 
 
+def test_task_keys_stay_unique_when_drug_names_need_escaping():
+    names = ["SN-38", "SN_38", "SN 38", "selumetinib", POOLED]
+    keys = {Task("pertvae", d, 10, ((0, 0),)).key for d in names}
+    assert len(keys) == len(names)
+    assert Task("pertvae", "selumetinib", 10, ((0, 0),)).key == "pertvae-selumetinib-L10-r0f0"
+    assert all(k.isascii() and " " not in k for k in keys)
+
+
 def test_pooled_scope_runs_figure2_once_per_split_and_latent():
     cfg = _cfg()  # figure2_scope="pooled" is the default
     tasks = build_grid(cfg, ["d1", "d2", "d3"], splits_per_task=6)
