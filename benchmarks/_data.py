@@ -1,8 +1,12 @@
-"""Real split data for the benchmarks: one drug of a synthetic cube, cut by the harness's CV splits."""
+"""Real split data for the benchmarks (one drug of a synthetic cube, cut by the harness's CV splits) and the
+median wall time of a call."""
 
 from __future__ import annotations
 
 import functools
+import statistics
+import time
+from collections.abc import Callable
 
 from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
@@ -55,3 +59,15 @@ def timed_fit(data: list[SplitData], cfg: FitConfig) -> dict:
     return {"splits": len(data), "fit_s": round(st.fit_seconds, 3), "seconds_per_epoch": st.fit_seconds / ep,
             "epochs": ep, "best_epoch": max(st.best_epoch), "stopped_early": ep < cfg.max_epochs,
             "max_epochs": cfg.max_epochs, "status": ",".join(sorted(set(st.status)))}
+
+
+def median_seconds(fn: Callable[[], object], reps: int, warmup: int = 0) -> float:
+    """Median wall time of ``reps`` calls of ``fn``, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)

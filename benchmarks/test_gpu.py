@@ -18,13 +18,11 @@ the test suite) runs them on the CPU at tiny sizes, so the path stays tested. No
 from __future__ import annotations
 
 import os
-import statistics
-import time
 
 import pytest
 import torch
 
-from benchmarks._data import drug_splits, fit_config, timed_fit
+from benchmarks._data import drug_splits, fit_config, median_seconds, timed_fit
 from pertvae_core.config import FitConfig
 from pertvae_core.model import PertVAE
 from pertvae_core.train import _gather, make_train_step
@@ -87,15 +85,6 @@ def step_runner(cfg: FitConfig, n_models: int, genes: int, pairs: int, singles: 
     return run
 
 
-def _median_s(fn, reps: int) -> float:
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_batched_step_throughput(benchmark, request, target, variant: str) -> None:
     compiled, mode = _variant(request, target, variant)
@@ -111,7 +100,7 @@ def test_batched_step_throughput(benchmark, request, target, variant: str) -> No
         runs[s] = step_runner(cfg, s, genes, pairs, singles, steps, dev, mode)
         runs[s]()  # warm-up (compiles)
         runs[s]()
-        t = _median_s(runs[s], reps)
+        t = median_seconds(runs[s], reps)
         info[f"step_ms_S{s}"] = round(t / steps * 1e3, 3)
         info[f"fit_steps_per_s_S{s}"] = round(s * steps / t, 2)
     loss = benchmark.pedantic(runs[SIZES[-1]], rounds=3, iterations=1)

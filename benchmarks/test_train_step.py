@@ -12,12 +12,10 @@ asserts a wall-clock time.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import pytest
 import torch
 
+from benchmarks._data import median_seconds
 from pertvae_core.config import FitConfig
 from pertvae_core.model import PertVAE
 from pertvae_core.train import make_train_step
@@ -37,23 +35,13 @@ def matmul_shapes(cfg: FitConfig, genes: int, pairs: int, singles: int) -> list[
     return enc + iaf + dec + [(pairs, L, 2 * L)]
 
 
-def _time(fn, reps: int) -> float:
-    fn()
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
 def mm_seconds(shapes: list[tuple[int, int, int]], reps: int) -> float:
     """Summed median torch.mm time over forward, grad-input and grad-weight products of each shape."""
     total = 0.0
     for m, k, n in shapes:
         for a, b in (((m, k), (k, n)), ((m, n), (n, k)), ((k, m), (m, n))):
             x, y = torch.randn(a), torch.randn(b)
-            total += _time(lambda x=x, y=y: torch.mm(x, y), reps)
+            total += median_seconds(lambda x=x, y=y: torch.mm(x, y), reps, warmup=1)
     return total
 
 
@@ -86,7 +74,7 @@ def test_train_step(benchmark, step_setup) -> None:
     reps = 3 if st["disabled"] else 20
     shapes = matmul_shapes(st["cfg"], st["genes"], st["pairs"], st["singles"])
     flops = 3 * sum(2 * m * k * n for m, k, n in shapes)
-    t_step = _time(st["run"], reps)
+    t_step = median_seconds(st["run"], reps, warmup=1)
     t_mm = mm_seconds(shapes, reps)
     gflops, mm_gflops = flops / t_step / 1e9, flops / t_mm / 1e9
     benchmark.extra_info.update({
