@@ -45,6 +45,7 @@ from datasets.pairs import PAIRING_NOTE
 from datasets.studies import (
     STUDIES,
     DrugMatch,
+    Study,
     find_inputs,
     model_cell_names,
     resolve_drugs,
@@ -412,58 +413,57 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: --drugs: no drug name given (got {given}); name drugs (comma- or space-separated) "
                   f"or leave --drugs out to take every trt_cp drug", file=sys.stderr)
             return 2
-    if a.h5ad:
-        return _main_h5ad(a)
-    study = STUDIES[a.study] if a.study else None
+    study = STUDIES[a.study] if a.study else None  # parse_args refuses --study with --h5ad
     time = a.time if a.time is not None else (study.time_h if study else 24.0)
     try:
-        kw = dict(inst_info=a.inst_info, gene_info=a.gene_info, pert_info=a.pert_info, model=a.model)
-        l1000, baseline = a.l1000, a.baseline
-        if study:
-            found = find_inputs(a.dir, cell_map_given=a.cell_map is not None)
-            l1000, baseline, drugs = found.l1000, found.baseline, list(study.drugs)
-            kw = dict(inst_info=found.inst_info, gene_info=found.gene_info,
-                      pert_info=a.pert_info or found.pert_info, model=a.model or found.model)
-            print(f"study {study.name}: {study.notes}")
-            for line in [f"L1000: {l1000.name} ({found.series})", *found.notes]:
-                print(f"  {line}")
-        _, summary = build(l1000, baseline, a.out, baseline_format=a.baseline_format, cell_map=a.cell_map,
-                           drugs=drugs, time=time, dose=a.dose, all_genes=a.all_genes,
-                           max_controls=a.max_controls, overwrite=a.overwrite,
-                           label="requested" if study else "pert_iname", study=a.study,
-                           progress=ReadProgress("reading L1000", "samples"), **kw)
+        summary: BuildSummary | str = _build_h5ad(a) if a.h5ad else _build_l1000(a, study, drugs, time)
     except CubeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"interrupted: no cube written at {a.out} (an existing one is unchanged)", file=sys.stderr)
         return 130
-    print(summary.render())
-    if study:
-        print(study_table(study, summary.matches, summary.cells_per_drug, summary.replicates_per_drug,
-                          summary.doses, time, summary.genes_kept))
+    if isinstance(summary, str):  # --h5ad
+        print(summary)
+    else:
+        print(summary.render())
+        if study:
+            print(study_table(study, summary.matches, summary.cells_per_drug, summary.replicates_per_drug,
+                              summary.doses, time, summary.genes_kept))
     print(f"wrote {a.out}")
     return 0
 
 
-def _main_h5ad(a: argparse.Namespace) -> int:
-    """``--h5ad FILE``: datasets.anndata_io.build_from_h5ad, the same exit codes as :func:`main`."""
+def _build_l1000(a: argparse.Namespace, study: Study | None, drugs: list[str] | None,
+                 time: float) -> BuildSummary:
+    """The cube from ``--l1000``/``--baseline`` or ``--study``'s files in ``--dir``: its summary."""
+    kw = dict(inst_info=a.inst_info, gene_info=a.gene_info, pert_info=a.pert_info, model=a.model)
+    l1000, baseline = a.l1000, a.baseline
+    if study:
+        found = find_inputs(a.dir, cell_map_given=a.cell_map is not None)
+        l1000, baseline, drugs = found.l1000, found.baseline, list(study.drugs)
+        kw = dict(inst_info=found.inst_info, gene_info=found.gene_info,
+                  pert_info=a.pert_info or found.pert_info, model=a.model or found.model)
+        print(f"study {study.name}: {study.notes}")
+        for line in [f"L1000: {l1000.name} ({found.series})", *found.notes]:
+            print(f"  {line}")
+    _, summary = build(l1000, baseline, a.out, baseline_format=a.baseline_format, cell_map=a.cell_map,
+                       drugs=drugs, time=time, dose=a.dose, all_genes=a.all_genes,
+                       max_controls=a.max_controls, overwrite=a.overwrite,
+                       label="requested" if study else "pert_iname", study=a.study,
+                       progress=ReadProgress("reading L1000", "samples"), **kw)
+    return summary
+
+
+def _build_h5ad(a: argparse.Namespace) -> str:
+    """``--h5ad FILE``: the cube from datasets.anndata_io.build_from_h5ad; its summary."""
     from datasets.anndata_io import build_from_h5ad
 
     obs_keys = dict(kv.split("=", 1) for kv in a.obs_key)
-    try:
-        _, summary = build_from_h5ad(a.h5ad, a.out, overwrite=a.overwrite, obs_keys=obs_keys,
-                                     gene_key=a.gene_key, layer=a.layer, control=a.control,
-                                     allow_nan=a.allow_nan, progress=ReadProgress("reading h5ad", "profiles"))
-    except CubeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: no cube written at {a.out} (an existing one is unchanged)", file=sys.stderr)
-        return 130
-    print(summary)
-    print(f"wrote {a.out}")
-    return 0
+    _, summary = build_from_h5ad(a.h5ad, a.out, overwrite=a.overwrite, obs_keys=obs_keys,
+                                 gene_key=a.gene_key, layer=a.layer, control=a.control,
+                                 allow_nan=a.allow_nan, progress=ReadProgress("reading h5ad", "profiles"))
+    return summary
 
 
 if __name__ == "__main__":
