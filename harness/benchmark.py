@@ -58,8 +58,8 @@ COMPARISON_COLUMNS = ("drug", "latent", "metric", "method", "mean_diff", "ci_low
                       "p_corrected_t", "q_bh", "p_wilcoxon_worse", "p_corrected_t_worse", "q_bh_worse",
                       "n_splits")
 CELL_LINE_COLUMNS = ("drug", "latent", "method", "metric", "cell_line", "mean", "n_splits")
-GENE_COLUMNS = ("drug", "latent", "method", "gene", "observed_change", "predicted_change", "gene_pearson",
-                "sign_agreement", "n_splits")
+GENE_COLUMNS = ("drug", "latent", "method", "gene", "gene_symbol", "observed_change", "predicted_change",
+                "gene_pearson", "sign_agreement", "n_splits")
 CELL_VAR, GENE_VAR = "cell_score", "gene_score"  # harness/store.py's per-cell-line and per-gene scores
 # What each method predicts, in plain words (benchmark.md's legend).
 METHOD_LEGEND = {
@@ -186,6 +186,7 @@ def gene_table(ds: xr.Dataset) -> pd.DataFrame:
         return pd.DataFrame(columns=list(GENE_COLUMNS))
     kinds = list(_str(ds["gene_metric"].values))
     genes = _str(ds["gene"].values)
+    symbols = _str(ds["gene_symbol"].values) if "gene_symbol" in ds.coords else genes   # older stores: ids
     frames = []
     for drug, latent, method, block in _detail_blocks(ds, GENE_VAR, "gene_metric", "gene"):
         obs, n = _mean_over_splits(block[:, kinds.index("observed_change")])
@@ -194,7 +195,7 @@ def gene_table(ds: xr.Dataset) -> pd.DataFrame:
         g = np.flatnonzero(n > 0)
         if g.size:
             frames.append(pd.DataFrame({
-                "drug": drug, "latent": latent, "method": method, "gene": genes[g],
+                "drug": drug, "latent": latent, "method": method, "gene": genes[g], "gene_symbol": symbols[g],
                 "observed_change": obs[g], "predicted_change": pred[g], "gene_pearson": rho[g],
                 "sign_agreement": (obs[g] != 0) & (np.sign(obs[g]) == np.sign(pred[g])), "n_splits": n[g]}))
     if not frames:

@@ -366,7 +366,8 @@ def _run(cfg: RunConfig) -> int:
                                  extra_attrs={"ceiling": ceiling, "pairing": pairing,
                                               "ground_truth": _ground_truth(cube, drug_names)},
                                  cell_lines=cell_lines, genes=[str(g) for g in cube["gene"].values],
-                                 methods=resolve_methods(cfg))
+                                 methods=resolve_methods(cfg),
+                                 gene_symbols=[str(g) for g in cube["gene_symbol"].values])
     except (RunError, StoreMismatchError, StoreDamagedError, ConfigError, CubeError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

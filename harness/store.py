@@ -198,14 +198,16 @@ class ResultStore:
              n_cell_lines: Mapping[str, int] | None = None,
              n_train_test: Mapping[str, Sequence[float]] | None = None,
              extra_attrs: Mapping[str, Any] | None = None, cell_lines: Sequence[str] = (),
-             genes: Sequence[str] = (), methods: Sequence[str] = METHODS) -> ResultStore:
+             genes: Sequence[str] = (), methods: Sequence[str] = METHODS,
+             gene_symbols: Sequence[str] | None = None) -> ResultStore:
         """Open OUT/results.zarr for ``cfg`` on the cube with ``fingerprint``, creating it if absent.
 
         Raises StoreMismatchError when the store holds another config (science key) or another dataset.
         ``extra_attrs`` (JSON-able values: ceiling, pairing, ground_truth) are stored as JSON strings.
         ``cell_lines`` (the run's paired cell lines) and ``genes`` (the cube's gene ids) are the coordinates
         of the per-cell-line and per-gene scores; ``methods`` those of the scores (the built-in ones and the
-        run's own, harness.config ``method``).
+        run's own, harness.config ``method``). ``gene_symbols`` (one per gene id, e.g. the cube's
+        ``gene_symbol``) become the ``gene_symbol`` coordinate of a new store, for the report's genes.csv.
         """
         out = Path(out_dir)
         path = out / STORE_NAME
@@ -232,14 +234,15 @@ class ResultStore:
         out.mkdir(parents=True, exist_ok=True)
         cls._create(path, cfg, fingerprint, full_fp, list(drugs), dict(n_cell_lines or {}),
                     {k: list(v) for k, v in (n_train_test or {}).items()}, dict(extra_attrs or {}),
-                    [str(c) for c in cell_lines], [str(g) for g in genes], [str(m) for m in methods])
+                    [str(c) for c in cell_lines], [str(g) for g in genes], [str(m) for m in methods],
+                    None if gene_symbols is None else [str(g) for g in gene_symbols])
         return cls(path)
 
     @staticmethod
     def _create(path: Path, cfg: RunConfig, data_fp: str, full_fp: str, drugs: list[str],
                 n_cell_lines: dict[str, int], n_train_test: dict[str, list[float]],
                 extra_attrs: dict[str, Any], cell_lines: list[str], genes: list[str],
-                methods: list[str]) -> None:
+                methods: list[str], gene_symbols: list[str] | None = None) -> None:
         models = list(cfg.models)
         latents = sorted({int(x) for m in models for x in cfg.latents_for(m)})
         n_split = cfg.n_repeats * cfg.n_folds
@@ -273,6 +276,7 @@ class ResultStore:
                 "gene_metric": np.array(GENE_METRICS, dtype=object),
                 "gene": np.array(genes, dtype=object),
                 "planned": (("model", "drug", "latent"), planned),
+                **({} if gene_symbols is None else {"gene_symbol": ("gene", np.array(gene_symbols, object))}),
             },
             attrs={
                 "config": json.dumps({"science": science_key(cfg), "execution": execution_settings(cfg)},

@@ -71,6 +71,14 @@ def test_two_workers_complete_store_and_report(two_workers, cube, capsys):
     n_tt = json.loads(ds.attrs["n_train_test"])
     assert n_tt["drugA"] == [6.0, 4.0]   # 12 paired cell lines, 3 folds: 4 test, 2 validation, 6 trained on
     assert set(json.loads(ds.attrs["ceiling"])) == {"drugA", "drugB"}
+    # genes.csv names each gene by the cube's id and symbol
+    from datasets.cube import open_cube
+    from harness.report import load as load_tables
+
+    c = open_cube(cube)
+    symbol = dict(zip(map(str, c["gene"].values), map(str, c["gene_symbol"].values), strict=True))
+    genes = load_tables(out).genes
+    assert len(genes) and (genes["gene_symbol"] == genes["gene"].map(symbol)).all()
 
 
 def test_one_worker_gives_identical_numbers(two_workers, tmp_path_factory, cube):

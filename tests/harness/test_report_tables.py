@@ -227,7 +227,7 @@ def test_real_result_store_round_trip(tmp_path: Path) -> None:
     lines, genes = ["c1", "c2", "c3", "c4"], ["g1", "g2", "g3"]
     st = ResultStore.open(tmp_path, cfg, "fp", drugs=store_drugs(cfg, ["dA", "dB"]),
                           n_train_test={"dA": [3.0, 1.0], "dB": [3.0, 1.0]}, cell_lines=lines, genes=genes,
-                          methods=(*BUILT_IN, "mine"))
+                          methods=(*BUILT_IN, "mine"), gene_symbols=["TP53", "MYC", "EGFR"])
     rng = np.random.default_rng(3)
     want_cell: dict[tuple[str, str, str], list[float]] = {}
     want_gene: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -274,12 +274,14 @@ def test_real_result_store_round_trip(tmp_path: Path) -> None:
         mean = np.mean(blocks, axis=0)  # [gene_metric, gene]
         sub = gene_rows.loc[(drug, m)].loc[genes]
         np.testing.assert_allclose(sub[["observed_change", "predicted_change", "gene_pearson"]].T, mean)
-        assert (sub["n_splits"] == len(blocks)).all()
+        assert (sub["n_splits"] == len(blocks)).all() and list(sub["gene_symbol"]) == ["TP53", "MYC", "EGFR"]
         np.testing.assert_array_equal(sub["sign_agreement"], np.sign(mean[0]) == np.sign(mean[1]))
 
     render_report(tmp_path)
     on_disk = pd.read_csv(tmp_path / "genes.csv", dtype={"gene": str})
     assert len(on_disk) == len(res.genes) == 2 * 5 * 3 and on_disk["partial"].all()
+    assert dict(zip(on_disk["gene"], on_disk["gene_symbol"], strict=True)) == {"g1": "TP53", "g2": "MYC",
+                                                                              "g3": "EGFR"}
     assert len(pd.read_csv(tmp_path / "cell_lines.csv")) == len(want_cell)
     assert set(pd.read_csv(tmp_path / "scores.csv")["method"]) == {m for ms in own.values() for m in ms}
     bm = (tmp_path / "benchmark.md").read_text()
