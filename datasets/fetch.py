@@ -75,8 +75,10 @@ class Resource:
     files: tuple[RemoteFile, ...]
 
 
-def _geo(series: str, name: str) -> str:
-    return f"https://ftp.ncbi.nlm.nih.gov/geo/series/{series[:-3]}nnn/{series}/suppl/{name}"
+def _geo(series: str, name: str, role: str, **kw) -> RemoteFile:
+    """``name`` in the supplementary files of GEO ``series``."""
+    return RemoteFile(name, f"https://ftp.ncbi.nlm.nih.gov/geo/series/{series[:-3]}nnn/{series}/suppl/{name}",
+                      role, **kw)
 
 
 def _gctx_bytes(n_samples: int, n_genes: int) -> int:
@@ -87,29 +89,25 @@ _P1, _P2 = "GSE92742_Broad_LINCS", "GSE70138_Broad_LINCS"
 CATALOG: dict[str, Resource] = {r.name: r for r in [
     Resource("lincs-gse92742", "LINCS L1000 phase I (GEO GSE92742): Level 3 matrix + metadata",
              "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE92742", (
-                 RemoteFile(f"{_P1}_Level3_INF_mlr12k_n1319138x12328.gctx.gz",
-                            _geo("GSE92742", f"{_P1}_Level3_INF_mlr12k_n1319138x12328.gctx.gz"), "l1000",
-                            min_unpacked=_gctx_bytes(1319138, 12328)),
-                 *(RemoteFile(f"{_P1}_{k}.txt.gz", _geo("GSE92742", f"{_P1}_{k}.txt.gz"), k)
+                 _geo("GSE92742", f"{_P1}_Level3_INF_mlr12k_n1319138x12328.gctx.gz", "l1000",
+                      min_unpacked=_gctx_bytes(1319138, 12328)),
+                 *(_geo("GSE92742", f"{_P1}_{k}.txt.gz", k)
                    for k in ("inst_info", "gene_info", "cell_info", "pert_info")))),
     Resource("lincs-gse92742-level4", "LINCS L1000 phase I (GEO GSE92742): Level 4 z-scores (ZSPCINF)",
              "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE92742", (
-                 RemoteFile(f"{_P1}_Level4_ZSPCINF_mlr12k_n1319138x12328.gctx.gz",
-                            _geo("GSE92742", f"{_P1}_Level4_ZSPCINF_mlr12k_n1319138x12328.gctx.gz"),
-                            "l1000_level4", min_unpacked=_gctx_bytes(1319138, 12328)),)),
+                 _geo("GSE92742", f"{_P1}_Level4_ZSPCINF_mlr12k_n1319138x12328.gctx.gz", "l1000_level4",
+                      min_unpacked=_gctx_bytes(1319138, 12328)),)),
     Resource("lincs-gse70138", "LINCS L1000 phase II (GEO GSE70138): Level 3 matrix + metadata",
              "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE70138", (
-                 RemoteFile(f"{_P2}_Level3_INF_mlr12k_n345976x12328_2017-03-06.gctx.gz",
-                            _geo("GSE70138", f"{_P2}_Level3_INF_mlr12k_n345976x12328_2017-03-06.gctx.gz"),
-                            "l1000", min_unpacked=_gctx_bytes(345976, 12328)),
-                 *(RemoteFile(f"{_P2}_{k}_{d}.txt.gz", _geo("GSE70138", f"{_P2}_{k}_{d}.txt.gz"), k)
+                 _geo("GSE70138", f"{_P2}_Level3_INF_mlr12k_n345976x12328_2017-03-06.gctx.gz", "l1000",
+                      min_unpacked=_gctx_bytes(345976, 12328)),
+                 *(_geo("GSE70138", f"{_P2}_{k}_{d}.txt.gz", k)
                    for k, d in (("inst_info", "2017-03-06"), ("gene_info", "2017-03-06"),
                                 ("cell_info", "2017-04-28"), ("pert_info", "2017-03-06"))))),
     Resource("lincs-gse70138-level4", "LINCS L1000 phase II (GEO GSE70138): Level 4 z-scores (ZSPCINF)",
              "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE70138", (
-                 RemoteFile(f"{_P2}_Level4_ZSPCINF_mlr12k_n345976x12328_2017-03-06.gctx.gz",
-                            _geo("GSE70138", f"{_P2}_Level4_ZSPCINF_mlr12k_n345976x12328_2017-03-06.gctx.gz"),
-                            "l1000_level4", min_unpacked=_gctx_bytes(345976, 12328)),)),
+                 _geo("GSE70138", f"{_P2}_Level4_ZSPCINF_mlr12k_n345976x12328_2017-03-06.gctx.gz",
+                      "l1000_level4", min_unpacked=_gctx_bytes(345976, 12328)),)),
     Resource("depmap", "DepMap Public 24Q4 (figshare+): expression log2(TPM+1) and Model.csv",
              "https://doi.org/10.25452/figshare.plus.27993248.v1", (
                  RemoteFile("OmicsExpressionProteinCodingGenesTPMLogp1.csv",
