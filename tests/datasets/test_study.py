@@ -3,6 +3,7 @@ server with ``datasets.fetch``, then built; and drug-name resolution (synonyms, 
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import subprocess
@@ -137,10 +138,9 @@ def test_study_refuses_explicit_files(tmp_path, capsys):
 
 def test_study_matches_the_papers_table1():
     st = STUDIES["rampasek2017"]
-    table = ROOT.parent / "shared" / "paper" / "table1.csv"
-    if table.exists():  # the paper's Table 1 as shipped beside the repository
-        rows = [ln.split(",") for ln in table.read_text().splitlines()[1:] if ln.strip()]
-        assert {r[0]: int(r[1]) for r in rows} == st.paper_cell_lines
+    with (ROOT / "tests" / "data" / "paper_table1.csv").open() as f:   # the paper's Table 1
+        rows = list(csv.DictReader(f))
+    assert {r["drug"]: int(r["n_cell_lines"]) for r in rows} == st.paper_cell_lines
     assert len(st.drugs) == 19 and st.paper_genes == 903 and st.time_h == 24
 
 

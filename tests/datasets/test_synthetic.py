@@ -26,7 +26,7 @@ from datasets.synthetic import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLE1_CSV = Path("/work/shared/paper/table1.csv")
+TABLE1_CSV = ROOT / "tests" / "data" / "paper_table1.csv"   # the paper's Table 1
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +37,10 @@ def demo():
 def test_table1_drugs_match_the_paper() -> None:
     assert len(TABLE1_DRUGS) == 19 and sum(TABLE1_DRUGS.values()) == 577
     assert set(EFFECTIVE_DRUGS) <= set(TABLE1_DRUGS)
-    if TABLE1_CSV.exists():
-        with TABLE1_CSV.open() as f:
-            rows = list(csv.DictReader(f))
-        assert TABLE1_DRUGS == {r["drug"]: int(r["n_cell_lines"]) for r in rows}
-        assert set(EFFECTIVE_DRUGS) == {r["drug"] for r in rows if float(r["p_value"]) < 0.05}
+    with TABLE1_CSV.open() as f:
+        rows = list(csv.DictReader(f))
+    assert TABLE1_DRUGS == {r["drug"]: int(r["n_cell_lines"]) for r in rows}
+    assert set(EFFECTIVE_DRUGS) == {r["drug"] for r in rows if float(r["p_value"]) < 0.05}
 
 
 def test_paper_preset_cell_line_counts() -> None:
