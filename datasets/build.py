@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datasets.argparsing import OneLineParser
 from datasets.baseline import FORMATS, BaselineMatch, match_baseline, read_baseline, read_cell_map
 from datasets.cube import (
     CONDITION_BASELINE,
@@ -342,7 +343,7 @@ def _max_controls_arg(v: str) -> str | int:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="pertvae-bench build", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="pertvae-bench build", description=__doc__.split("\n")[0])
     p.add_argument("--study", choices=sorted(STUDIES),
                    help="a paper's selection, inputs found in --dir under their published names "
                         "(as 'pertvae-bench fetch' leaves them)")

@@ -41,6 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from datasets.argparsing import OneLineParser
+
 MANIFEST = "MANIFEST.json"
 CHUNK = 1 << 20
 USER_AGENT = "pertvae-bench-fetch/0.1 (+https://github.com/; python urllib)"
@@ -482,8 +484,8 @@ def name_from_url(url: str) -> str:
 
 # ----------------------------------------------------------------------------------------------------- CLI
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="pertvae-bench fetch", description=__doc__.split("\n")[0],
-                                epilog="resources: " + ", ".join(CATALOG) + " (--list describes them)")
+    p = OneLineParser(prog="pertvae-bench fetch", description=__doc__.split("\n")[0],
+                      epilog="resources: " + ", ".join(CATALOG) + " (--list describes them)")
     p.add_argument("resources", nargs="*", metavar="RESOURCE", help="catalog names (see --list)")
     p.add_argument("--dir", default="data", help="download directory (default data/)")
     p.add_argument("--url", help="fetch this URL instead of (or besides) catalog resources")

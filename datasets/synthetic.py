@@ -31,7 +31,6 @@ so some drug replicates have same-plate controls and others fall back (datasets.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -39,6 +38,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from datasets.argparsing import OneLineParser
 from datasets.cube import (
     CONDITION_BASELINE,
     CONDITION_CONTROL,
@@ -232,7 +232,7 @@ def generate(preset: str = "paper", seed: int = 0, **overrides) -> xr.Dataset:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: generate a synthetic cube and write it."""
-    ap = argparse.ArgumentParser(prog="python -m datasets.synthetic", description=__doc__.split("\n")[0])
+    ap = OneLineParser(prog="python -m datasets.synthetic", description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="output zarr v3 store")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="paper")
     ap.add_argument("--seed", type=int, default=0)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import math
 import os
 import tomllib
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from datasets.argparsing import did_you_mean
 from harness.presets import PRESETS
 from pertvae_core.config import STANDARDIZE
 
@@ -33,12 +33,6 @@ FIGURE2_SCOPES = ("pooled", "per-drug")
 
 class ConfigError(ValueError):
     """A bad preset, config file, flag or value; the message names it."""
-
-
-def did_you_mean(word: str, options: Sequence[str]) -> str:
-    """``"; did you mean X?"`` for the closest of ``options`` (difflib), or ``""``."""
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
 
 
 def _f(default: Any, help: str, group: str, **kw: Any) -> Any:

@@ -569,10 +569,10 @@ def render_report(out_dir: str | Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.report OUT``: re-render the report of a finished or partial run, print Table 1."""
-    import argparse
+    from datasets.argparsing import OneLineParser
 
-    ap = argparse.ArgumentParser(prog="python -m harness.report",
-                                 description="Render Table 1, Figure 2, per-drug plots of OUT/results.zarr")
+    ap = OneLineParser(prog="python -m harness.report",
+                       description="Render Table 1, Figure 2, per-drug plots of OUT/results.zarr")
     ap.add_argument("out", help="the run's --out directory (holds results.zarr)")
     args = ap.parse_args(argv)
     try:
