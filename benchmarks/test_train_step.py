@@ -2,8 +2,9 @@
 
 Batch 128 = 64 pairs + 64 singletons, i.e. 192 profiles through encoder, IAF and decoder and 64 through the
 drug effect; 978 genes, latent 100, hidden (500, 300), context 200, IAF hidden 300, S = 1. In the same run
-torch.mm is timed at every matmul shape of the step (forward, grad-input, grad-weight). extra_info:
-``gflops`` = the step's matmul FLOPs (forward + 2x backward) / step time, ``mm_gflops`` = the same FLOPs / the
+torch.mm is timed at every matrix product of the step (forward, grad-weight and grad-input, less the first
+layer's grad-input: the data needs no gradient); their FLOPs are checked against torch's FlopCounterMode on an
+eager step. extra_info: ``gflops`` = the step's matmul FLOPs / step time, ``mm_gflops`` = the same FLOPs / the
 summed torch.mm times, ``gemm_fraction`` = gflops / mm_gflops. Two variants: ``eager`` and ``compiled``
 (FitConfig.compile, torch.compile of the forward; compiling takes tens of seconds, so it runs only with the
 benchmark enabled). With --benchmark-disable a small model is used so the run stays quick. Nothing here
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks._data import median_seconds
 from pertvae_core.config import FitConfig
@@ -35,14 +37,42 @@ def matmul_shapes(cfg: FitConfig, genes: int, pairs: int, singles: int) -> list[
     return enc + iaf + dec + [(pairs, L, 2 * L)]
 
 
-def mm_seconds(shapes: list[tuple[int, int, int]], reps: int) -> float:
-    """Summed median torch.mm time over forward, grad-input and grad-weight products of each shape."""
+def step_products(cfg: FitConfig, genes: int, pairs: int, singles: int) -> list[tuple[int, int, int]]:
+    """(m, k, n) of every matrix product (m x k) @ (k x n) of one step: each forward product, its grad-weight
+    and its grad-input, except the first layer's grad-input (the input data needs no gradient)."""
+    out = []
+    for i, (m, k, n) in enumerate(matmul_shapes(cfg, genes, pairs, singles)):
+        out += [(m, k, n), (k, m, n)] + ([(m, n, k)] if i > 0 else [])
+    return out
+
+
+def mm_seconds(products: list[tuple[int, int, int]], reps: int) -> float:
+    """Summed median torch.mm time over the products."""
     total = 0.0
-    for m, k, n in shapes:
-        for a, b in (((m, k), (k, n)), ((m, n), (n, k)), ((k, m), (m, n))):
-            x, y = torch.randn(a), torch.randn(b)
-            total += median_seconds(lambda x=x, y=y: torch.mm(x, y), reps, warmup=1)
+    for m, k, n in products:
+        x, y = torch.randn(m, k), torch.randn(k, n)
+        total += median_seconds(lambda x=x, y=y: torch.mm(x, y), reps, warmup=1)
     return total
+
+
+def _step(cfg: FitConfig, genes: int, pairs: int, singles: int):
+    """One S = 1 train step on fixed random data, as a callable."""
+    model = PertVAE(genes, cfg, [torch.Generator().manual_seed(0)])
+    g = torch.Generator().manual_seed(1)
+    x1, x2, xs = (torch.randn(1, b, genes, generator=g) for b in (pairs, pairs, singles))
+    eps = torch.randn(1, 2 * pairs + singles, cfg.latent, generator=g)
+    w = torch.tensor([pairs / (pairs + singles)])
+    step, _ = make_train_step(model, cfg, w, 1 - w)
+    active = torch.ones(1, dtype=torch.bool)
+    return lambda: step(x1, x2, xs, eps, active)
+
+
+def counted_flops(cfg: FitConfig, genes: int, pairs: int, singles: int) -> int:
+    """The matmul FLOPs torch's FlopCounterMode counts in one eager step."""
+    run = _step(FitConfig(**{**cfg.__dict__, "compile": False}), genes, pairs, singles)
+    with FlopCounterMode(display=False) as fc:
+        run()
+    return fc.get_total_flops()
 
 
 @pytest.fixture(params=["eager", "compiled"])
@@ -54,16 +84,8 @@ def step_setup(request):
     cfg = FitConfig(**{**cfg.__dict__, "compile": request.param == "compiled"})
     genes, pairs, singles = (50, 8, 8) if disabled else (978, 64, 64)
     torch.set_flush_denormal(True)
-    model = PertVAE(genes, cfg, [torch.Generator().manual_seed(0)])
-    g = torch.Generator().manual_seed(1)
-    x1, x2, xs = (torch.randn(1, b, genes, generator=g) for b in (pairs, pairs, singles))
-    eps = torch.randn(1, 2 * pairs + singles, cfg.latent, generator=g)
-    w = torch.tensor([pairs / (pairs + singles)])
-    step, _ = make_train_step(model, cfg, w, 1 - w)
-    active = torch.ones(1, dtype=torch.bool)
     return {"cfg": cfg, "genes": genes, "pairs": pairs, "singles": singles, "disabled": disabled,
-            "variant": request.param,
-            "run": lambda: step(x1, x2, xs, eps, active)}
+            "variant": request.param, "run": _step(cfg, genes, pairs, singles)}
 
 
 def test_train_step(benchmark, step_setup) -> None:
@@ -72,10 +94,12 @@ def test_train_step(benchmark, step_setup) -> None:
     loss = benchmark(st["run"])
     assert loss.shape == (1,) and torch.isfinite(loss).all()
     reps = 3 if st["disabled"] else 20
-    shapes = matmul_shapes(st["cfg"], st["genes"], st["pairs"], st["singles"])
-    flops = 3 * sum(2 * m * k * n for m, k, n in shapes)
+    sizes = (st["cfg"], st["genes"], st["pairs"], st["singles"])
+    products = step_products(*sizes)
+    flops = sum(2 * m * k * n for m, k, n in products)
+    assert flops == counted_flops(*sizes)  # the products timed below are those the step computes
     t_step = median_seconds(st["run"], reps, warmup=1)
-    t_mm = mm_seconds(shapes, reps)
+    t_mm = mm_seconds(products, reps)
     gflops, mm_gflops = flops / t_step / 1e9, flops / t_mm / 1e9
     benchmark.extra_info.update({
         "variant": st["variant"], "genes": st["genes"], "batch_pairs": st["pairs"],
@@ -84,4 +108,3 @@ def test_train_step(benchmark, step_setup) -> None:
         "gflops": gflops, "mm_gflops": mm_gflops, "gemm_fraction": gflops / mm_gflops,
         "threads": torch.get_num_threads(),
     })
-    assert gflops > 0 and mm_gflops > 0
