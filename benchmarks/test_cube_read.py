@@ -30,8 +30,10 @@ def bench_cube(request, tmp_path_factory) -> dict:
     preset = "demo" if request.config.getoption("benchmark_disable") else "paper"
     path = tmp_path_factory.mktemp("cube_read") / f"{preset}.zarr"
     t0 = time.perf_counter()
-    write_cube(generate(preset, seed=0), path)
-    return {"path": path, "preset": preset, "generate_write_s": time.perf_counter() - t0}
+    ds = generate(preset, seed=0)
+    write_cube(ds, path)
+    return {"path": path, "preset": preset, "generate_write_s": time.perf_counter() - t0,
+            "sizes": dict(ds.sizes), "conditions": [str(c) for c in ds["condition"].values]}
 
 
 def test_read_one_drug(benchmark, bench_cube) -> None:
@@ -55,4 +57,6 @@ def test_read_one_drug(benchmark, bench_cube) -> None:
 def test_open_cube(benchmark, bench_cube) -> None:
     """open_cube validates the whole cube (schema and a pass over every value for inf)."""
     ds = benchmark(open_cube, bench_cube["path"])
+    assert dict(ds.sizes) == bench_cube["sizes"]
+    assert [str(c) for c in ds["condition"].values] == bench_cube["conditions"]
     benchmark.extra_info.update({"preset": bench_cube["preset"], "cells": int(ds.sizes["cell_line"])})
