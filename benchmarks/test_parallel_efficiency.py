@@ -88,9 +88,10 @@ def test_parallel_efficiency_two_workers_vs_one(benchmark, request):
     t2, rho2 = benchmark.pedantic(_on_workers, args=(2, small), rounds=1, iterations=1)
     t1, rho1 = _on_workers(1, small)
     tp, rhop = _in_process(small)
-    # the same fits give the same numbers wherever they run
-    np.testing.assert_allclose(rho1, rho2, rtol=0, atol=1e-6)
-    assert len(rhop) == N_TASKS and np.isfinite(rhop).all()
+    # the same fits give the same numbers wherever they run (2 workers, 1 worker, in process)
+    assert len(rho1) == N_TASKS and np.isfinite(rho1).all()
+    np.testing.assert_allclose(rho2, rho1, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(rhop, rho1, rtol=0, atol=1e-3)  # 2 torch threads may round differently
     benchmark.extra_info.update({
         "n_tasks": N_TASKS,
         "two_workers_s": t2,
