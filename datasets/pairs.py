@@ -67,11 +67,34 @@ def _condition(ds: xr.Dataset, cond: str) -> np.ndarray:
     return np.asarray(ds["expression"].sel(condition=cond).values, dtype=np.float32)
 
 
-def _plates(ds: xr.Dataset, cond: str, shape: tuple[int, ...]) -> np.ndarray:
+def condition_plates(ds: xr.Dataset, cond: str, shape: tuple[int, ...]) -> np.ndarray:
     """str [cell, replicate] plate ids of one condition ("" unknown; all "" without a plate variable)."""
     if "plate" not in ds.data_vars:
         return np.full(shape, "", dtype=object)
     return plate_ids(ds["plate"].sel(condition=cond).values)
+
+
+def pick_controls(ctrl_plates: Sequence[str], post_plates: Sequence[str]) -> tuple[np.ndarray, int]:
+    """One cell line's pairing (module docstring): given the plates of its measured controls and of its
+    measured post-treatment replicates ("" unknown), the position among the controls of each replicate's
+    x1, and how many replicates were paired by the cyclic rule."""
+    on_plate: dict[str, list[int]] = {}  # plate -> its controls' positions
+    for k, plate in enumerate(ctrl_plates):
+        if plate:
+            on_plate.setdefault(plate, []).append(k)
+    seen: Counter[str] = Counter()
+    pick = np.full(len(post_plates), -1)
+    for r, plate in enumerate(post_plates):
+        own = on_plate.get(plate, []) if plate else []
+        if own:
+            pick[r] = own[seen[plate] % len(own)]
+            seen[plate] += 1
+    rest = np.flatnonzero(pick < 0)
+    n = len(ctrl_plates)
+    used = np.isin(np.arange(n), pick)
+    order = np.concatenate([np.flatnonzero(~used), np.flatnonzero(used)])  # unused controls first
+    pick[rest] = order[np.arange(len(rest)) % n]
+    return pick, len(rest)
 
 
 def _rule(n_plate: int, n_cyclic: int) -> str:
@@ -95,7 +118,8 @@ def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
     conds = [str(c) for c in ds["condition"].values]
     ctrl, post = _condition(ds, CONDITION_CONTROL), _condition(ds, drug)
     m_ctrl, m_post = _measured(ctrl), _measured(post)
-    pl_ctrl, pl_post = _plates(ds, CONDITION_CONTROL, m_ctrl.shape), _plates(ds, drug, m_post.shape)
+    pl_ctrl = condition_plates(ds, CONDITION_CONTROL, m_ctrl.shape)
+    pl_post = condition_plates(ds, drug, m_post.shape)
     x1, x2, pcl, xc, ccl, cpl, pc = [], [], [], [], [], [], []
     n_plate = n_cyclic = 0
     for i in np.flatnonzero(m_post.any(axis=1)):
@@ -106,27 +130,13 @@ def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
         xc.extend(ctrl[i, c_idx])
         ccl.extend([cells[i]] * len(c_idx))
         cpl.extend(pl_ctrl[i, c_idx])
-        on_plate: dict[str, list[int]] = {}  # plate -> its controls' positions in c_idx
-        for k, plate in enumerate(pl_ctrl[i, c_idx]):
-            if plate:
-                on_plate.setdefault(plate, []).append(k)
         p_idx = np.flatnonzero(m_post[i])
-        seen: Counter[str] = Counter()
-        pick = np.full(len(p_idx), -1)  # position in c_idx of each post-treatment replicate's control
-        for r, plate in enumerate(pl_post[i, p_idx]):
-            own = on_plate.get(plate, []) if plate else []
-            if own:
-                pick[r] = own[seen[plate] % len(own)]
-                seen[plate] += 1
-        rest = np.flatnonzero(pick < 0)
-        used = np.isin(np.arange(len(c_idx)), pick)
-        order = np.concatenate([np.flatnonzero(~used), np.flatnonzero(used)])  # unused controls first
-        pick[rest] = order[np.arange(len(rest)) % len(c_idx)]
+        pick, n_rest = pick_controls(pl_ctrl[i, c_idx], pl_post[i, p_idx])  # positions in c_idx
         x1.extend(ctrl[i, c_idx[pick]])
         x2.extend(post[i, p_idx])
         pcl.extend([cells[i]] * len(p_idx))
         pc.extend(first + pick)
-        n_plate, n_cyclic = n_plate + len(p_idx) - len(rest), n_cyclic + len(rest)
+        n_plate, n_cyclic = n_plate + len(p_idx) - n_rest, n_cyclic + n_rest
     if not x2:
         raise CubeError(f"drug {drug!r}: no cell line has both control and post-treatment profiles")
     g = len(genes)

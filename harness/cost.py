@@ -71,6 +71,7 @@ class DrugShape:
     pairs: Mapping[str, int]        # cell line -> pairs (= measured post-treatment replicates)
     controls: Mapping[str, int]     # cell line -> measured controls (paired cell lines only)
     singletons: Mapping[str, int]   # cell line -> measured baseline profiles
+    x1_controls: Mapping[str, frozenset[int]]   # cell line -> the control replicates its pairs use as x1
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class SplitShape:
     n_single: int
     test_pairs: tuple[int, ...]      # per test cell line
     test_controls: tuple[int, ...]   # per test cell line
+    n_train_x1: int = -1             # distinct controls among x1_train (-1: n_train, all distinct)
 
 
 @dataclass(frozen=True)
@@ -216,24 +218,33 @@ class Estimate:
 
 
 def drug_shapes(ds: Any, drug_names: Sequence[str]) -> dict[str, DrugShape]:
-    """DrugShape of each drug of ``ds`` (a cube) from its measured profiles (no NaN gene); one pass over the
-    control, drug and baseline conditions."""
+    """DrugShape of each drug of ``ds`` (a cube) from its measured profiles (no NaN gene) and plates; one
+    pass over the control, drug and baseline conditions."""
     from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL
+    from datasets.pairs import condition_plates, pick_controls
 
     conds = [str(c) for c in ds["condition"].values]
     want = [CONDITION_CONTROL, *drug_names] + ([CONDITION_BASELINE] if CONDITION_BASELINE in conds else [])
-    measured = ds["expression"].sel(condition=want).notnull().all("gene").sum("replicate")
-    counts = np.asarray(measured.transpose("cell_line", "condition").values, dtype=np.int64)
+    m = ds["expression"].sel(condition=want).notnull().all("gene")
+    measured = np.asarray(m.transpose("cell_line", "condition", "replicate").values, dtype=bool)
+    counts = measured.sum(axis=2)
     cells = [str(c) for c in ds["cell_line"].values]
     genes = int(ds.sizes["gene"])
     ctrl = counts[:, 0]
+    pl_ctrl = condition_plates(ds, CONDITION_CONTROL, measured[:, 0].shape)
     single = ({c: int(n) for c, n in zip(cells, counts[:, -1], strict=True) if n}
               if CONDITION_BASELINE in conds else {})
     out = {}
     for j, d in enumerate(drug_names, start=1):
         paired = np.flatnonzero((counts[:, j] > 0) & (ctrl > 0))
+        pl_post = condition_plates(ds, d, measured[:, j].shape)
+        x1 = {}
+        for i in paired:
+            c_idx, p_idx = np.flatnonzero(measured[i, 0]), np.flatnonzero(measured[i, j])
+            pick = pick_controls(pl_ctrl[i, c_idx], pl_post[i, p_idx])[0]
+            x1[cells[i]] = frozenset(int(c) for c in c_idx[pick])
         out[d] = DrugShape(d, genes, {cells[i]: int(counts[i, j]) for i in paired},
-                           {cells[i]: int(ctrl[i]) for i in paired}, single)
+                           {cells[i]: int(ctrl[i]) for i in paired}, single, x1)
     return out
 
 
@@ -241,11 +252,13 @@ def pooled_shape(shapes: Sequence[DrugShape]) -> DrugShape:
     """The POOLED pseudo-drug: every drug's pairs, each cell line's controls once, the singletons."""
     pairs: dict[str, int] = {}
     controls: dict[str, int] = {}
+    x1: dict[str, frozenset[int]] = {}
     for s in shapes:
         for c, n in s.pairs.items():
             pairs[c] = pairs.get(c, 0) + n
             controls[c] = s.controls[c]
-    return DrugShape(POOLED, shapes[0].genes, pairs, controls, shapes[0].singletons)
+            x1[c] = x1.get(c, frozenset()) | s.x1_controls[c]
+    return DrugShape(POOLED, shapes[0].genes, pairs, controls, shapes[0].singletons, x1)
 
 
 def split_shapes(shape: DrugShape, cfg: RunConfig) -> dict[tuple[int, int], SplitShape]:
@@ -264,7 +277,8 @@ def split_shapes(shape: DrugShape, cfg: RunConfig) -> dict[tuple[int, int], Spli
             n_val=sum(shape.pairs[c] for c in sp.val_cell_lines),
             n_test=sum(shape.pairs[c] for c in sp.test_cell_lines), n_single=n_single,
             test_pairs=tuple(shape.pairs[c] for c in sp.test_cell_lines),
-            test_controls=tuple(shape.controls[c] for c in sp.test_cell_lines))
+            test_controls=tuple(shape.controls[c] for c in sp.test_cell_lines),
+            n_train_x1=sum(len(shape.x1_controls[c]) for c in sp.train_cell_lines))
     return out
 
 
@@ -273,7 +287,8 @@ def steps_per_epoch(model: str, sp: SplitShape, cfg: RunConfig) -> int:
     bp, bs = cfg.batch_pairs, cfg.batch_singletons
     if model == "pertvae":
         return max(1, math.ceil(sp.n_train / bp), math.ceil(sp.n_single / bs) if bs else 0)
-    return max(1, math.ceil((sp.n_single + 2 * sp.n_train) / (bp + bs)))
+    x1 = sp.n_train if sp.n_train_x1 < 0 else sp.n_train_x1
+    return max(1, math.ceil((sp.n_single + x1 + sp.n_train) / (bp + bs)))
 
 
 def expected_epochs(cfg: RunConfig, model: str) -> int:
@@ -285,14 +300,17 @@ def expected_epochs(cfg: RunConfig, model: str) -> int:
 
 
 def random_split(sp: SplitShape, genes: int, rng: np.random.Generator) -> Any:
-    """A pertvae_core SplitData of random profiles with the rows of ``sp``."""
+    """A pertvae_core SplitData of random profiles with the rows of ``sp`` (x1_train cycling over
+    ``n_train_x1`` distinct controls)."""
     from pertvae_core.data import SplitData
 
     def r(n: int) -> np.ndarray:
         return rng.standard_normal((n, genes), dtype=np.float32)
 
     names = [f"cell{i}" for i in range(len(sp.test_pairs))]
-    return SplitData(x1_train=r(sp.n_train), x2_train=r(sp.n_train), x1_val=r(sp.n_val), x2_val=r(sp.n_val),
+    n_x1 = sp.n_train if sp.n_train_x1 < 0 else max(1, sp.n_train_x1)
+    x1_train = r(n_x1)[np.arange(sp.n_train) % n_x1]
+    return SplitData(x1_train=x1_train, x2_train=r(sp.n_train), x1_val=r(sp.n_val), x2_val=r(sp.n_val),
                      x1_test=r(sp.n_test), x2_test=r(sp.n_test), xs_train=r(sp.n_single),
                      test_cell_line=np.repeat(names, sp.test_pairs).astype(str),
                      xc_test=r(sum(sp.test_controls)),

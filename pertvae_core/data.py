@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SplitData", "FIELDS"]
+__all__ = ["SplitData", "FIELDS", "distinct_rows"]
 
 FIELDS = ("x1_train", "x2_train", "x1_val", "x2_val", "x1_test", "x2_test", "xs_train")
 
@@ -86,3 +86,12 @@ class SplitData:
     @property
     def genes(self) -> int:
         return int(self.x1_train.shape[1])
+
+
+def distinct_rows(x: np.ndarray) -> np.ndarray:
+    """The rows of ``x`` [n, G] without repeats, in order of first occurrence (a control profile paired with
+    several post-treatment replicates is one measured profile)."""
+    if len(x) < 2:
+        return x
+    _, first = np.unique(x, axis=0, return_index=True)
+    return x[np.sort(first)]

@@ -14,6 +14,7 @@ from datasets.synthetic import generate
 from harness import cost
 from harness.config import make_config
 from harness.grid import POOLED, FitKey, Task, build_grid
+from pertvae_core.data import distinct_rows
 
 DRUGS = ("selumetinib", "linsitinib")   # 20 and 6 cell lines in the demo cube
 
@@ -35,6 +36,7 @@ def test_split_shapes_are_the_rows_a_task_fits(cube, include_test_singletons):
     cfg = small(cube, include_test_singletons=include_test_singletons)
     shapes = cost.drug_shapes(generate("demo", 0), DRUGS)
     shapes[POOLED] = cost.pooled_shape([shapes[d] for d in DRUGS])
+    repeats = 0
     for drug, shape in shapes.items():
         dd = drug_data(str(cube), drug, cfg)
         predicted = cost.split_shapes(shape, cfg)
@@ -44,7 +46,10 @@ def test_split_shapes_are_the_rows_a_task_fits(cube, include_test_singletons):
             assert (got.n_train, got.n_val, got.n_test, got.n_single) == (
                 len(sd.x1_train), len(sd.x1_val), len(sd.x1_test), len(sd.xs_train)), (drug, sp)
             assert sum(got.test_pairs) == len(sd.x1_test) and sum(got.test_controls) == len(sd.xc_test)
+            assert got.n_train_x1 == len(distinct_rows(sd.x1_train)), (drug, sp)   # the VAE's x1 profiles
+            repeats += got.n_train_x1 < got.n_train
             assert len(got.test_pairs) == len(sp.test_cell_lines)
+    assert repeats > 0   # some splits pair a control with several replicates
 
 
 @pytest.mark.parametrize("model", ["pertvae", "vae"])

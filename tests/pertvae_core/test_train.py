@@ -10,7 +10,7 @@ import torch
 
 from pertvae_core import api
 from pertvae_core.config import FitConfig
-from pertvae_core.data import SplitData
+from pertvae_core.data import SplitData, distinct_rows
 from pertvae_core.elbo import prediction_nll
 from pertvae_core.train import Standardizer, fit, seed_streams
 
@@ -97,6 +97,23 @@ def test_an_epoch_is_one_pass_over_pairs_and_singletons(n_pairs, n_single, pairs
     st = fit([_split(np.random.default_rng(5), n_pairs, n_single)], cfg, [4], pairs=pairs,
              on_step=lambda t, _m: seen.append(t))
     assert st.epochs == [1] and len(seen) == steps
+
+
+def test_the_vae_trains_on_each_measured_control_once() -> None:
+    """20 pairs whose x1 are 3 controls (each paired with several post-treatment replicates): the plain VAE's
+    epoch is 40 singletons + 3 controls + 20 x2 = 63 profiles, ceil(63 / 14) = 5 steps (not 80 -> 6); PertVAE
+    keeps every pair (ceil(40 / 6) = 7 steps either way)."""
+    sp = _split(np.random.default_rng(5), 20, 40)
+    x1 = sp.x1_train[np.arange(20) % 3]
+    dup = SplitData(x1, sp.x2_train, sp.x1_val, sp.x2_val, sp.x1_test, sp.x2_test, sp.xs_train)
+    np.testing.assert_array_equal(distinct_rows(x1), sp.x1_train[:3])   # first occurrences, in order
+    np.testing.assert_array_equal(distinct_rows(x1[::-1]), sp.x1_train[[1, 0, 2]])
+    assert distinct_rows(x1[:1]).shape == (1, 12) and distinct_rows(x1[:0]).shape == (0, 12)
+    cfg = FitConfig(**{**CFG.__dict__, "max_epochs": 1})
+    for pairs, steps in ((False, 5), (True, 7)):
+        seen: list[int] = []
+        fit([dup], cfg, [4], pairs=pairs, on_step=lambda t, _m, seen=seen: seen.append(t))
+        assert len(seen) == steps, pairs
 
 
 def test_failed_split_is_isolated(splits: list[SplitData]) -> None:
