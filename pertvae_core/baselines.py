@@ -3,7 +3,8 @@
 Everything is fitted on the training split only; the test cell lines are never seen, and a ridge penalty is
 chosen on the validation pairs (the data PertVAE uses for early stopping). Pure numpy, float64.
 
-- PCA reconstruction at latent size L (profiles ``xs_train``, ``x1_train``, ``x2_train`` stacked, genes
+- PCA reconstruction at latent size L (profiles ``xs_train``, the distinct ``x1_train`` and ``x2_train``
+  stacked, as the plain VAE trains on them: :func:`pertvae_core.data.measured_profiles`; genes
   standardized by their training statistics), the linear counterpart of the VAE's reconstruction:
   ``rho_rec`` (reconstruction of x1 vs x1) and ``rho_rec_pert`` (reconstruction of x1 vs x2), Section 4.2.
 - Perturbation baselines, each a :class:`pertvae_core.methods.Method` (``fit(split)``, ``predict(x1)``):
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pertvae_core.data import measured_profiles
 from pertvae_core.evaluation import ZSpace
 from pertvae_core.metrics import rho_mean
 
@@ -133,7 +135,7 @@ def _arrays(split: SplitData) -> dict[str, np.ndarray]:
 
 
 def _training_pca(x: dict[str, np.ndarray], latent: int) -> PCA:
-    return fit_pca(np.concatenate([x["xs_train"], x["x1_train"], x["x2_train"]], axis=0), latent)
+    return fit_pca(np.concatenate([x["xs_train"], measured_profiles(x["x1_train"], x["x2_train"])]), latent)
 
 
 def pca_reconstruction_rho(split: SplitData, latent: int) -> dict:

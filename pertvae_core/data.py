@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SplitData", "FIELDS", "distinct_rows"]
+__all__ = ["SplitData", "FIELDS", "distinct_rows", "measured_profiles"]
 
 FIELDS = ("x1_train", "x2_train", "x1_val", "x2_val", "x1_test", "x2_test", "xs_train")
 
@@ -95,3 +95,11 @@ def distinct_rows(x: np.ndarray) -> np.ndarray:
         return x
     _, first = np.unique(x, axis=0, return_index=True)
     return x[np.sort(first)]
+
+
+def measured_profiles(x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+    """The single profiles of pairs (x1, x2), each measured profile once: the distinct controls of x1 (a
+    control paired with several post-treatment replicates, or in Figure 2's pooled scope with several drugs,
+    is one profile, not one per pair), then x2. What the plain VAE and Figure 2's PCA train on, with the
+    singletons."""
+    return np.concatenate([distinct_rows(x1), x2])

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pertvae_core.data import SplitData
+from pertvae_core.data import SplitData, distinct_rows
 from pertvae_core.metrics import (
     change_pearson_rows,
     mse_rows,
@@ -108,13 +108,13 @@ class TestCells:
             if split.xc_test is not None:
                 ctrl = split.xc_test[split.xc_test_cell_line == name]
             else:
-                ctrl = _distinct_rows(split.x1_test[rows])
+                ctrl = distinct_rows(split.x1_test[rows])
             k = math.ceil(len(ctrl) / 2)
             inp, rest = ctrl[:k], ctrl[k:]
             inputs.append(inp)
             in_cell.extend([c] * len(inp))
             ref.append((rest if len(rest) else inp).mean(axis=0))
-            post.append(_distinct_rows(split.x2_test[rows]).mean(axis=0))
+            post.append(distinct_rows(split.x2_test[rows]).mean(axis=0))
             indep.append(len(rest) > 0)
         return cls(cell_lines=names, x1=np.concatenate(inputs).astype(np.float32),
                    x1_cell=np.asarray(in_cell, dtype=np.int64), x1_ref=np.stack(ref).astype(np.float64),
@@ -126,12 +126,6 @@ class TestCells:
         out = np.zeros((len(self.cell_lines), per_input.shape[1]))
         np.add.at(out, self.x1_cell, per_input)
         return out / np.bincount(self.x1_cell, minlength=len(self.cell_lines))[:, None]
-
-
-def _distinct_rows(x: np.ndarray) -> np.ndarray:
-    """The distinct rows of ``x`` in order of first appearance (a control reused by several pairs)."""
-    _, first = np.unique(x, axis=0, return_index=True)
-    return x[np.sort(first)]
 
 
 def _nanmean(v: np.ndarray) -> float:

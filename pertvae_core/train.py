@@ -24,12 +24,12 @@ Design (paper Section 2 "Fitting", Section 4):
   splits in their original order.
 - Validation loss: PertVAE, the perturbation-prediction loss -log p(x2|z2) with z1 ~ q(z1|x1), z2 ~ p(z2|z1)
   (Eq. 3, 7; mean over validation pairs); VAE, the reconstruction loss -log p(x|z) of the validation profiles
-  (distinct x1, and x2: :func:`vae_profiles`). Each split draws ``cfg.val_samples`` fixed noise draws once
-  from its own "val" generator. With ``cfg.stop_on="mse"`` (the default) the loss is half the squared error of
-  the predicted mean averaged over those draws (as the test's Monte Carlo mean; standardized genes), i.e. -log
-  p(x2|z2) with unit variance: with the decoder's own sigma ("nll", averaged over the draws) the loss is
-  dominated by the decoder's overconfident variance off the training manifold and on small data selected
-  nearly untrained states (the initial epochs), though the predictions kept improving.
+  (distinct x1, and x2: :func:`pertvae_core.data.measured_profiles`). Each split draws ``cfg.val_samples``
+  fixed noise draws once from its own "val" generator. With ``cfg.stop_on="mse"`` (the default) the loss is
+  half the squared error of the predicted mean averaged over those draws (as the test's Monte Carlo mean;
+  standardized genes), i.e. -log p(x2|z2) with unit variance: with the decoder's own sigma ("nll", averaged
+  over the draws) the loss is dominated by the decoder's overconfident variance off the training manifold and
+  on small data selected nearly untrained states (the initial epochs), though the predictions kept improving.
   Without validation rows a split trains ``max_epochs`` and keeps its final state.
 - Randomness: every split's seed gives independent streams (numpy SeedSequence) for initialization,
   minibatch indices, training noise, validation noise and evaluation noise, each a CPU ``torch.Generator``.
@@ -53,12 +53,12 @@ import numpy as np
 import torch
 
 from pertvae_core.config import STANDARDIZE, FitConfig
-from pertvae_core.data import SplitData, distinct_rows
+from pertvae_core.data import SplitData, measured_profiles
 from pertvae_core.elbo import batch_terms, prediction_nll, reconstruction_nll, training_loss
 from pertvae_core.model import PertVAE
 
 __all__ = ["FitState", "fit", "resolve_device", "seed_streams", "make_optimizer", "make_train_step",
-           "Standardizer", "vae_profiles"]
+           "Standardizer"]
 
 STREAMS = ("init", "index", "noise", "val", "eval")
 
@@ -277,26 +277,19 @@ def _repack_(model: PertVAE, opt: torch.optim.Optimizer, keep: torch.Tensor,
         x.data = x.data.index_select(0, keep)
 
 
-def vae_profiles(x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
-    """The plain VAE's profiles of pairs (x1, x2): each measured profile once, i.e. the distinct controls of
-    x1 (a control paired with several post-treatment replicates, or in Figure 2's pooled scope with several
-    drugs, is one profile, not one per pair), then x2."""
-    return np.concatenate([distinct_rows(x1), x2])
-
-
 def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs: bool = True,
         max_steps: int | None = None, on_step: Callable[[int, PertVAE], None] | None = None,
         compact: bool = True) -> FitState:
     """Train one batched PertVAE (``pairs``) or plain VAE over ``splits`` (one model per split).
 
     The plain VAE trains on single profiles only: xs_train and the measured profiles of the training pairs
-    (:func:`vae_profiles`) as singletons, with minibatches of batch_pairs + batch_singletons profiles; it is
-    validated on those of the validation pairs. ``max_steps`` caps the number of optimizer steps (benchmarks;
-    the final state is then kept, not the best). ``on_step(step, model)`` runs after each optimizer step
-    (diagnostics, fault injection); the model then holds the splits still computing, in their original
-    order. ``compact`` (default) drops stopped and failed splits from the computation (module
-    docstring); ``compact=False`` keeps them, frozen and masked, to the end (for comparison). See the module
-    docstring for the schedule, early stopping and seeding.
+    (:func:`pertvae_core.data.measured_profiles`) as singletons, with minibatches of batch_pairs +
+    batch_singletons profiles; it is validated on those of the validation pairs. ``max_steps`` caps the number
+    of optimizer steps (benchmarks; the final state is then kept, not the best). ``on_step(step, model)`` runs
+    after each optimizer step (diagnostics, fault injection); the model then holds the splits still computing,
+    in their original order. ``compact`` (default) drops stopped and failed splits from the computation
+    (module docstring); ``compact=False`` keeps them, frozen and masked, to the end (for comparison). See the
+    module docstring for the schedule, early stopping and seeding.
     """
     splits = list(splits)
     if not splits:
@@ -329,8 +322,8 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
     else:
         P1 = P2 = V2 = None
         XS, n_single = std.forward_singletons([sp.xs_train for sp in splits],
-                                              [vae_profiles(sp.x1_train, sp.x2_train) for sp in splits])
-        V1, n_val = std.forward([vae_profiles(sp.x1_val, sp.x2_val) for sp in splits])
+                                              [measured_profiles(sp.x1_train, sp.x2_train) for sp in splits])
+        V1, n_val = std.forward([measured_profiles(sp.x1_val, sp.x2_val) for sp in splits])
         bp, bs = 0, cfg.batch_pairs + cfg.batch_singletons
         epoch_len = [max(1, math.ceil(n / bs)) for n in n_single]
         w_pairs = torch.zeros(S, device=dev)

@@ -91,6 +91,26 @@ def test_pca_matches_sklearn_on_standardized_data() -> None:
     np.testing.assert_allclose(fit_pca(x, 4).reconstruct(y), want, atol=1e-8)
 
 
+def test_figure2_pca_fits_each_measured_control_once() -> None:
+    """30 pairs whose x1 are 6 controls: Figure 2's PCA is fitted on the singletons, the 6 distinct controls
+    and the 30 x2 (as the plain VAE trains on them), not on 30 copies of x1 (direct sklearn reference)."""
+    rng = np.random.default_rng(7)
+    g = 15
+    mix = rng.normal(size=(g, g))
+    ctrl, x2, xs, y = (rng.normal(size=(n, g)) @ mix for n in (6, 30, 20, 5))
+    x1 = ctrl[np.arange(30) % 6]
+    split = _split_from(x1_train=x1, x2_train=x2, xs_train=xs, x1_val=y[:0], x2_val=y[:0], x1_test=y,
+                        x2_test=y[::-1])
+    train = np.concatenate([xs, ctrl, x2]).astype(np.float32).astype(np.float64)
+    mean, sd = train.mean(0), train.std(0)
+    ref = PCA(n_components=3, svd_solver="full").fit((train - mean) / sd)
+    y32 = y.astype(np.float32).astype(np.float64)
+    rec = ref.inverse_transform(ref.transform((y32 - mean) / sd)) * sd + mean
+    assert pca_reconstruction_rho(split, 3)["rho_rec"] == pytest.approx(rho_mean(rec, y32), abs=1e-9)
+    with_copies = np.concatenate([xs, x1, x2]).astype(np.float32).astype(np.float64)
+    assert not np.allclose(with_copies.mean(0), mean)   # the copies would have weighted the controls
+
+
 def test_pca_reconstruction_improves_with_latent_size() -> None:
     split, _ = _latent_linear(seed=3)
     rho = [pca_reconstruction_rho(split, k)["rho_rec"] for k in (1, 2, 4)]
