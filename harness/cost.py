@@ -22,11 +22,12 @@ How the estimate is made:
   steps (k from its rows, as pertvae_core.train counts them); the shared part runs while any split of the
   task trains, ``E_max = E + (max_epochs - E)(1 - 1/n)`` epochs (compaction drops stopped splits, not the
   per-step overhead), split n ways. So a fit takes ``E (k b + v_b) + E_max (k a + v_a) / n + (setup +
-  evaluation) / S`` seconds. ``E``, the epochs to early stopping, is an assumption
-  (:data:`EPOCH_FRACTION`): a fraction of ``max_epochs``, at least ``patience + 1`` and ``min_epochs``, at
-  most ``max_epochs``. On the paper preset PertVAE stopped after ~95 of 200 epochs and VAEs at latent 50-200
-  often ran all 200 (issue 13), on the demo after 81 and 90-130 of 150; the true count varies with drug and
-  latent size, so the estimate is good to about +-50%.
+  evaluation) / S`` seconds. ``E``, the epochs to early stopping per model, comes from, in this order: the
+  done fits of the run's own store (``--dry-run`` of a run started before, same config: its mean epochs per
+  model); :data:`MEASURED_EPOCHS`, measured on a preset's synthetic cube, when the run keeps that preset's
+  schedule (max_epochs, patience, min_epochs, stop_on); else :data:`EPOCH_FRACTION` of ``max_epochs`` (at
+  least ``patience + 1`` and ``min_epochs``). The true count varies with drug and latent size, so read the
+  estimate as +-50%.
 - **A task** takes the sum of its fits; the **wall time** places the tasks in grid order, each on the first
   free worker slot (local workers, Slurm jobs x cores, or GPUs). Not counted: starting the cluster, the
   workers' reads of the cube, the report.
@@ -56,6 +57,16 @@ from harness.grid import CHEAP_MODELS, POOLED, FitKey, Task, build_grid, model_d
 
 # Assumed epochs to early stopping, as a fraction of max_epochs (module docstring).
 EPOCH_FRACTION: dict[str, float] = {"pertvae": 0.5, "vae": 0.75}
+# Mean epochs to early stopping per model, measured on each preset's synthetic cube (seed 0) at the preset's
+# schedule, 2026-11-27. paper: PertVAE at latent 100 on olaparib, SN-38, GDC-0941 and doxorubicin, splits
+# (0, 0) and (3, 2): 24-50 epochs, mean 36.2; the pooled VAE on split (0, 0) stopped after 21 epochs at latent
+# 2 and ran 200, 200, 177 and 200 at latents 5, 20, 50 and 200: about 170 over the 7 latent sizes of Figure 2
+# (10 and 100 taken as their neighbours). demo: every fit of the whole demo grid (make demo): PertVAE 80.8,
+# the VAE 126.6 (70 at latent 2, 137 at 5, all 150 at 10 and 20).
+MEASURED_EPOCHS: dict[str, dict[str, float]] = {
+    "paper": {"pertvae": 36.2, "vae": 170.0},
+    "demo": {"pertvae": 80.8, "vae": 126.6},
+}
 PEAK_SIZE = {"cpu": 1024, "cuda": 4096}   # n of the n x n x n float32 product timed by gemm_peak
 WARMUP_STEPS = 2      # first step intervals left out of the step time (allocation, dispatch caches)
 MIN_STEPS = 10        # step intervals timed at least
@@ -138,6 +149,7 @@ class Estimate:
     load: float   # the 1-minute load average when calibrated
     fit_flops: Mapping[FitKey, float] = field(default_factory=dict)
     peak: float = 0.0
+    epoch_basis: Mapping[str, str] = field(default_factory=dict)   # model -> where its epochs come from
 
     def fit_seconds(self, key: FitKey, epochs: Mapping[str, float] | None = None) -> float:
         """Estimated seconds of one fit (``epochs`` overrides the assumed epochs per model)."""
@@ -291,12 +303,52 @@ def steps_per_epoch(model: str, sp: SplitShape, cfg: RunConfig) -> int:
     return max(1, math.ceil((sp.n_single + x1 + sp.n_train) / (bp + bs)))
 
 
+def _preset_schedule(cfg: RunConfig) -> bool:
+    """Whether ``cfg`` keeps its preset's early-stopping schedule (so MEASURED_EPOCHS applies)."""
+    from harness.presets import PRESETS
+
+    p = PRESETS.get(cfg.preset)
+    return (cfg.preset in MEASURED_EPOCHS and p is not None and cfg.max_epochs == p["max_epochs"]
+            and cfg.patience == p["patience"] and cfg.min_epochs == p.get("min_epochs", 0)
+            and cfg.stop_on == p.get("stop_on", "mse"))
+
+
 def expected_epochs(cfg: RunConfig, model: str) -> int:
-    """Assumed epochs to early stopping (EPOCH_FRACTION of max_epochs, within [patience + 1, max_epochs])."""
+    """Assumed epochs to early stopping (module docstring): MEASURED_EPOCHS at the preset's schedule, else
+    EPOCH_FRACTION of max_epochs; within [patience + 1, max_epochs] and at least min_epochs; 0 for PCA and
+    the baselines."""
     if model not in EPOCH_FRACTION:
         return 0
-    e = max(round(EPOCH_FRACTION[model] * cfg.max_epochs), cfg.patience + 1, cfg.min_epochs)
+    guess = (MEASURED_EPOCHS[cfg.preset][model] if _preset_schedule(cfg)
+             else EPOCH_FRACTION[model] * cfg.max_epochs)
+    e = max(round(guess), cfg.patience + 1, cfg.min_epochs)
     return int(min(cfg.max_epochs, e))
+
+
+def epoch_basis(cfg: RunConfig, model: str) -> str:
+    """Where :func:`expected_epochs` comes from, in words."""
+    if _preset_schedule(cfg):
+        return f"as measured on the {cfg.preset} preset's synthetic cube"
+    return f"assumed: {EPOCH_FRACTION[model]:g} x max_epochs"
+
+
+def stored_epochs(cfg: RunConfig) -> dict[str, tuple[float, int]]:
+    """Model -> (mean epochs, fits) of the done fits in ``cfg``'s OUT/results.zarr when it holds this
+    config's results; {} without one (or when it cannot be read: the run itself will say why)."""
+    from harness.store import STORE_NAME, ResultStore, science_hash
+
+    path = cfg.out_dir / STORE_NAME
+    if not path.is_dir():
+        return {}
+    try:
+        store = ResultStore(path)
+        if store.attrs.get("science_key_hash") != science_hash(cfg):
+            return {}
+        df = store.to_dataframe()
+    except Exception:  # a damaged or foreign store: the run reports it; the estimate falls back
+        return {}
+    done = df[(df["status"] == "done") & df["model"].isin(list(EPOCH_FRACTION)) & df["epochs"].notna()]
+    return {str(m): (float(g["epochs"].mean()), len(g)) for m, g in done.groupby("model")}
 
 
 def random_split(sp: SplitShape, genes: int, rng: np.random.Generator) -> Any:
@@ -557,7 +609,8 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     return Estimate(tuple(tasks), cost, {m: expected_epochs(cfg, m) for m in cfg.models}, cfg.max_epochs,
                     slots, threads, device, where, tuple(measured), time.perf_counter() - t0, load,
-                    fit_flops=flops, peak=peak)
+                    fit_flops=flops, peak=peak,
+                    epoch_basis={m: epoch_basis(cfg, m) for m in cfg.models if m in EPOCH_FRACTION})
 
 
 def paper_estimate(workers: int = 2) -> Estimate:
@@ -611,11 +664,11 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                      f"({est.floor_flops / 1e15:.3g} PFLOP at the assumed epochs) at this machine's best "
                      f"matrix-product rate, {est.peak / 1e9:.1f} GFLOP/s per worker; the estimate is "
                      f"{est.total_seconds / est.floor_seconds:.1f} x the floor")
-    assumed = [f"{m} after {e} of {cfg.max_epochs} epochs ({EPOCH_FRACTION[m]:g} x max_epochs)"
+    assumed = [f"{m} after {e:g} of {cfg.max_epochs} epochs ({est.epoch_basis.get(m, 'assumed')})"
                for m, e in est.epochs.items() if m in EPOCH_FRACTION]
     if assumed:
-        lines.append("  assumes early stopping of " + "; ".join(assumed) + " (at least patience + 1); the "
-                     "epochs to stop vary with drug and latent size, so read it as +-50%")
+        lines.append("  early stopping of " + "; ".join(assumed) + "; the epochs to stop vary with drug and "
+                     "latent size, so read it as +-50%")
     steps = ", ".join(f"{c.model} latent {c.latent}: {c.step * 1000:.1f} ms/step of {c.splits} split(s)"
                       + (f" ({c.step_one * 1000:.1f} of 1)" if c.splits > 1 else "")
                       for c in est.calibrations if c.model not in CHEAP_MODELS)
@@ -668,8 +721,18 @@ def dry_run(cfg: RunConfig) -> int:
     except (RunError, CubeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
-    print(render(cfg, est, source), flush=True)
+    print(render(cfg, with_stored_epochs(cfg, est), source), flush=True)
     return 0
+
+
+def with_stored_epochs(cfg: RunConfig, est: Estimate) -> Estimate:
+    """``est`` with the mean epochs of the done fits in the run's store (:func:`stored_epochs`), if any."""
+    done = stored_epochs(cfg)
+    if not done:
+        return est
+    return replace(est, epochs={**est.epochs, **{m: round(e, 1) for m, (e, _) in done.items()}},
+                   epoch_basis={**est.epoch_basis, **{m: f"mean of {n} done fit(s) in {cfg.out_dir}"
+                                                      for m, (_, n) in done.items()}})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -87,7 +87,9 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
         e_max = e + (150 - e) * (1 - 1 / n) if e else 0   # the slowest of the task's n splits
         assert est.fit_seconds(k) == pytest.approx(e * own + e_max * shared + fixed)
         assert est.fit_seconds(k, epochs={k.model: 150}) == pytest.approx(150 * (own + shared) + fixed)
-    assert est.epochs == {"pertvae": 75, "vae": 112, "pca": 0, "baselines": 0}
+    demo = cost.MEASURED_EPOCHS["demo"]   # the demo preset's schedule: its measured epochs
+    assert est.epochs == {"pertvae": round(demo["pertvae"]), "vae": round(demo["vae"]), "pca": 0,
+                          "baselines": 0}
     assert {len(t.splits) for t in est.tasks} == {3}   # the demo's 10 splits per task, of 3 in all
     # a fit of latent 5 costs between its calibrated neighbours (linear in the latent size)
     lo, mid, hi = (est.fit_seconds(FitKey("vae", POOLED, lat, 0, 0)) for lat in (2, 5, 10))
@@ -111,7 +113,8 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
     text = cost.render(cfg, est, "cube x")
     assert f"grid: {len(est.tasks)} tasks, 33 fits (pertvae 6, vae 9, pca 12, baselines 6)" in text
     assert f"arithmetic floor: {est.floor_cpu_hours:.2f} CPU-hours" in text
-    assert "pertvae after 75 of 150 epochs (0.5 x max_epochs)" in text
+    assert (f"pertvae after {round(demo['pertvae'])} of 150 epochs (as measured on the demo preset's "
+            f"synthetic cube)") in text
     assert "on 2 local worker(s), 1 thread each" in text
 
 
@@ -167,8 +170,16 @@ def test_step_flops_are_the_layers_products(model):
 
 def test_expected_epochs_and_worker_slots():
     paper = make_config("paper")
-    assert (cost.expected_epochs(paper, "pertvae"), cost.expected_epochs(paper, "vae")) == (100, 150)
+    measured = cost.MEASURED_EPOCHS["paper"]
+    assert (cost.expected_epochs(paper, "pertvae"), cost.expected_epochs(paper, "vae")) == (
+        round(measured["pertvae"]), round(measured["vae"]))
     assert cost.expected_epochs(paper, "pca") == 0
+    # another schedule than the preset's: a fraction of max_epochs
+    for changed in (make_config("paper", max_epochs=100), make_config("paper", patience=10),
+                    make_config("paper", stop_on="nll")):
+        assert (cost.expected_epochs(changed, "pertvae"), cost.expected_epochs(changed, "vae")) == (
+            round(0.5 * changed.max_epochs), round(0.75 * changed.max_epochs))
+        assert cost.epoch_basis(changed, "vae") == "assumed: 0.75 x max_epochs"
     assert cost.expected_epochs(make_config("demo", max_epochs=10, patience=20), "pertvae") == 10
     assert cost.expected_epochs(make_config("demo", max_epochs=100, patience=5, min_epochs=80), "vae") == 80
     assert cost.worker_slots(make_config("demo", workers=3, device="cpu"))[:3] == (3, 1, "cpu")
@@ -195,6 +206,28 @@ def test_dry_run_prints_the_grid_and_writes_nothing(cube, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --drugs: selumetinb not in cube") and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_dry_run_takes_the_epochs_of_the_runs_done_fits(cube, tmp_path, capsys):
+    from harness.grid import store_drugs
+    from harness.store import ResultStore
+
+    out = tmp_path / "out"
+
+    def cfg(**kw):
+        return make_config("demo", data=str(cube), drugs=DRUGS[:1], n_repeats=1, n_folds=3, out=str(out),
+                           models=("pertvae", "baselines"), dry_run=True, **kw)
+
+    st = ResultStore.open(out, cfg(), "fp", drugs=store_drugs(cfg(), list(DRUGS[:1])))
+    st.write([{"model": "pertvae", "drug": DRUGS[0], "latent": 10, "repeat": 0, "fold": k, "status": "done",
+               "epochs": e} for k, e in ((0, 30), (1, 41))])
+    assert cost.stored_epochs(cfg()) == {"pertvae": (35.5, 2)}
+    assert cost.dry_run(cfg()) == 0
+    assert f"pertvae after 35.5 of 150 epochs (mean of 2 done fit(s) in {out})" in capsys.readouterr().out
+    # a store of another config does not count
+    assert cost.stored_epochs(cfg(max_epochs=100)) == {}
+    assert cost.dry_run(cfg(max_epochs=100)) == 0
+    assert "pertvae after 50 of 100 epochs (assumed: 0.5 x max_epochs)" in capsys.readouterr().out
 
 
 def test_cost_cli_bad_data_is_one_error_line(tmp_path):
