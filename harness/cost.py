@@ -634,6 +634,14 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def flop_count(n: float) -> str:
+    """``812 GFLOP``, ``3.97 TFLOP`` or ``5.08 PFLOP``."""
+    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n / 1e9:.3g} GFLOP"
+
+
 def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     """The dry run's text: the grid per (model, latent), totals, the estimate and its assumptions."""
     rows: dict[tuple[str, int], dict[str, Any]] = {}
@@ -661,7 +669,7 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     if est.floor_seconds > 0:
         lines.append(f"arithmetic floor: {est.floor_cpu_hours:.2f} {unit}; wall time "
                      f"{duration(est.floor_wall_seconds)}: the training steps' matrix products alone "
-                     f"({est.floor_flops / 1e15:.3g} PFLOP at the assumed epochs) at this machine's best "
+                     f"({flop_count(est.floor_flops)} at the assumed epochs) at this machine's best "
                      f"matrix-product rate, {est.peak / 1e9:.1f} GFLOP/s per worker; the estimate is "
                      f"{est.total_seconds / est.floor_seconds:.1f} x the floor")
     assumed = [f"{m} after {e:g} of {cfg.max_epochs} epochs ({est.epoch_basis.get(m, 'assumed')})"

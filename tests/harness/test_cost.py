@@ -143,6 +143,8 @@ def test_floor_adds_the_fits_steps_at_the_peak_rate():
     assert est.floor_flops == 6e10 and est.floor_seconds == 60.0
     assert est.floor_cpu_hours == pytest.approx(2 * 60.0 / 3600)   # 2 threads per slot
     assert est.floor_wall_seconds == 60.0    # the PCA task (no floor) on the other slot
+    assert [cost.flop_count(n) for n in (8.12e11, 3.971e12, 5.08e15)] == ["812 GFLOP", "3.97 TFLOP",
+                                                                         "5.08 PFLOP"]
 
 
 @pytest.mark.parametrize("model", ["pertvae", "vae"])
