@@ -97,6 +97,11 @@ class SplitShape:
     test_controls: tuple[int, ...]   # per test cell line
     n_train_x1: int = -1             # distinct controls among x1_train (-1: n_train, all distinct)
 
+    @property
+    def distinct_x1(self) -> int:
+        """Distinct controls among x1_train (the plain VAE trains on each once)."""
+        return self.n_train if self.n_train_x1 < 0 else self.n_train_x1
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -175,7 +180,10 @@ class Estimate:
     @property
     def cpu_hours(self) -> float:
         """Core-hours (slot seconds x torch threads per slot); GPU-hours with a GPU."""
-        return self.total_seconds * (self.threads if self.device == "cpu" else 1) / 3600
+        return self._hours(self.total_seconds)
+
+    def _hours(self, slot_seconds: float) -> float:
+        return slot_seconds * (self.threads if self.device == "cpu" else 1) / 3600
 
     @property
     def wall_seconds(self) -> float:
@@ -210,7 +218,7 @@ class Estimate:
     @property
     def floor_cpu_hours(self) -> float:
         """The arithmetic floor in core-hours (GPU-hours with a GPU), like :attr:`cpu_hours`."""
-        return self.floor_seconds * (self.threads if self.device == "cpu" else 1) / 3600
+        return self._hours(self.floor_seconds)
 
     @property
     def floor_wall_seconds(self) -> float:
@@ -299,8 +307,7 @@ def steps_per_epoch(model: str, sp: SplitShape, cfg: RunConfig) -> int:
     bp, bs = cfg.batch_pairs, cfg.batch_singletons
     if model == "pertvae":
         return max(1, math.ceil(sp.n_train / bp), math.ceil(sp.n_single / bs) if bs else 0)
-    x1 = sp.n_train if sp.n_train_x1 < 0 else sp.n_train_x1
-    return max(1, math.ceil((sp.n_single + x1 + sp.n_train) / (bp + bs)))
+    return max(1, math.ceil((sp.n_single + sp.distinct_x1 + sp.n_train) / (bp + bs)))
 
 
 def _preset_schedule(cfg: RunConfig) -> bool:
@@ -360,7 +367,7 @@ def random_split(sp: SplitShape, genes: int, rng: np.random.Generator) -> Any:
         return rng.standard_normal((n, genes), dtype=np.float32)
 
     names = [f"cell{i}" for i in range(len(sp.test_pairs))]
-    n_x1 = sp.n_train if sp.n_train_x1 < 0 else max(1, sp.n_train_x1)
+    n_x1 = max(1, sp.distinct_x1)
     x1_train = r(n_x1)[np.arange(sp.n_train) % n_x1]
     return SplitData(x1_train=x1_train, x2_train=r(sp.n_train), x1_val=r(sp.n_val), x2_val=r(sp.n_val),
                      x1_test=r(sp.n_test), x2_test=r(sp.n_test), xs_train=r(sp.n_single),
