@@ -23,6 +23,7 @@ from typing import Any
 from datasets.argparsing import did_you_mean
 from harness.presets import PRESETS
 from pertvae_core.config import STANDARDIZE
+from pertvae_core.evaluation import SCORING
 
 MODELS = ("pertvae", "vae", "pca", "baselines")
 CLUSTERS = ("local", "slurm", "none")
@@ -180,7 +181,8 @@ def science_key(cfg: RunConfig) -> dict[str, Any]:
     """What changes results: models, drugs, latents, CV splits, fit settings, seeds, the data's origin.
 
     The cube's content is checked separately by its fingerprint; ``data_seed`` only counts for a generated
-    cube, and only the latents of the models that run count.
+    cube, and only the latents of the models that run count. ``scoring`` is the version of how fits are
+    trained and scored (pertvae_core.evaluation.SCORING), so a store from older code is not resumed into.
     """
     key: dict[str, Any] = {}
     for f in fields(cfg):
@@ -193,6 +195,7 @@ def science_key(cfg: RunConfig) -> dict[str, Any]:
         key[f.name] = list(v) if isinstance(v, tuple) else v
     key["latents"] = {m: list(cfg.latents_for(m)) for m in cfg.models}
     key["data_source"] = "file" if cfg.data else f"synthetic:{cfg.preset}"
+    key["scoring"] = SCORING
     if cfg.data:
         key.pop("data_seed")
     return key

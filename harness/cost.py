@@ -96,6 +96,7 @@ class SplitShape:
     test_pairs: tuple[int, ...]      # per test cell line
     test_controls: tuple[int, ...]   # per test cell line
     n_train_x1: int = -1             # distinct controls among x1_train (-1: n_train, all distinct)
+    n_unused: int = 0                # controls of the training cell lines no pair uses (xu_train)
 
     @property
     def distinct_x1(self) -> int:
@@ -298,16 +299,18 @@ def split_shapes(shape: DrugShape, cfg: RunConfig) -> dict[tuple[int, int], Spli
             n_test=sum(shape.pairs[c] for c in sp.test_cell_lines), n_single=n_single,
             test_pairs=tuple(shape.pairs[c] for c in sp.test_cell_lines),
             test_controls=tuple(shape.controls[c] for c in sp.test_cell_lines),
-            n_train_x1=sum(len(shape.x1_controls[c]) for c in sp.train_cell_lines))
+            n_train_x1=sum(len(shape.x1_controls[c]) for c in sp.train_cell_lines),
+            n_unused=sum(shape.controls[c] - len(shape.x1_controls[c]) for c in sp.train_cell_lines))
     return out
 
 
 def steps_per_epoch(model: str, sp: SplitShape, cfg: RunConfig) -> int:
     """Optimizer steps of one epoch of a split, as pertvae_core.train.fit counts them."""
     bp, bs = cfg.batch_pairs, cfg.batch_singletons
+    singles = sp.n_single + sp.n_unused
     if model == "pertvae":
-        return max(1, math.ceil(sp.n_train / bp), math.ceil(sp.n_single / bs) if bs else 0)
-    return max(1, math.ceil((sp.n_single + sp.distinct_x1 + sp.n_train) / (bp + bs)))
+        return max(1, math.ceil(sp.n_train / bp), math.ceil(singles / bs) if bs else 0)
+    return max(1, math.ceil((singles + sp.distinct_x1 + sp.n_train) / (bp + bs)))
 
 
 def _preset_schedule(cfg: RunConfig) -> bool:
@@ -371,6 +374,7 @@ def random_split(sp: SplitShape, genes: int, rng: np.random.Generator) -> Any:
     x1_train = r(n_x1)[np.arange(sp.n_train) % n_x1]
     return SplitData(x1_train=x1_train, x2_train=r(sp.n_train), x1_val=r(sp.n_val), x2_val=r(sp.n_val),
                      x1_test=r(sp.n_test), x2_test=r(sp.n_test), xs_train=r(sp.n_single),
+                     xu_train=r(sp.n_unused),
                      test_cell_line=np.repeat(names, sp.test_pairs).astype(str),
                      xc_test=r(sum(sp.test_controls)),
                      xc_test_cell_line=np.repeat(names, sp.test_controls).astype(str))

@@ -6,10 +6,11 @@ writes into OUT:
 - ``table1.csv`` / ``table1.md`` / ``table1.tex``: the paper's Table 1, one row per drug and PertVAE latent
   size: mean rho_rec_pert and rho_pred_pert over the done splits (the paper's metrics: Spearman in the raw
   gene space), the paper's one-sided Mann-Whitney p (H1: rho_rec_pert < rho_pred_pert), the paired Wilcoxon
-  p, the Nadeau-Bengio corrected t-test p, BH q-values of the Mann-Whitney p over the drugs of each latent
+  p, the Nadeau-Bengio corrected t-test p, BH q-values of the corrected-t p over the drugs of each latent
   size; PertVAE's rho_pred_pert_z and delta_pearson (pertvae_core.evaluation); and the baselines' raw
   rho_pred_pert (identity, mean_shift, pca_latent_linear at the same latent size);
-- ``scores.csv``, ``comparisons.csv``, ``benchmark.md``, ``drugs.png``: the benchmark (harness/benchmark.py);
+- ``scores.csv``, ``comparisons.csv``, ``metric_agreement.csv`` (harness/benchmark.py), ``benchmark.md``
+  (harness/verdicts.py), ``drugs.png`` and ``forest.png`` (harness/figures.py): the benchmark;
 - ``figure2.png`` / ``.svg``: reconstruction Spearman rho_rec of VAE and PCA by latent size, mean and
   standard deviation over splits (and drugs, in the per-drug scope), the paper's Figure 2; its title says
   which ``figure2_scope`` produced it (pooled: one fit per split on every drug's pairs and the singletons,
@@ -44,6 +45,7 @@ import pandas as pd
 import xarray as xr
 
 from harness import benchmark as bench
+from harness import figures, verdicts
 from pertvae_core.methods import MODEL_METHODS
 from pertvae_core.stats import benjamini_hochberg, corrected_t_greater, mann_whitney_greater, wilcoxon_greater
 
@@ -64,11 +66,15 @@ TABLE1_LEGEND = {
     "rho_pred_pert": "the same for PertVAE's prediction of the treated profile; above rho_rec_pert means "
                      "the learned drug effect helps",
     "p_mannwhitney": "the paper's test that rho_pred_pert beats rho_rec_pert (one-sided Mann-Whitney over "
-                     "the splits, as if they were independent)",
+                     "the splits, as if they were independent samples, which they are not: kept to compare "
+                     "with the paper, not valid as a p-value here)",
     "p_wilcoxon": "the same test paired by split (one-sided Wilcoxon signed-rank)",
     "p_corrected_t": "the same with the corrected resampled t-test (Nadeau-Bengio), which allows for the "
-                     "splits sharing training cell lines; the most cautious of the three",
-    "q_bh": "p_mannwhitney corrected for testing many drugs (Benjamini-Hochberg false discovery rate)",
+                     "splits sharing training cell lines (the other two treat them as independent "
+                     "samples); it weighs the size of the differences, not only their ranks, so its p can "
+                     "be smaller or larger than theirs",
+    "q_bh": "p_corrected_t corrected for testing many drugs (Benjamini-Hochberg false discovery rate over "
+            "the drugs of the latent size); the column to read for significance",
     "rho_identity": "rho_pred_pert of predicting no change at all (treated = untreated): whole-profile "
                     "correlations are high even then, because they mostly reflect each gene's usual level",
     "rho_meanshift": "rho_pred_pert of adding the drug's average change in the training cell lines",
@@ -95,14 +101,16 @@ class ReportError(ValueError):
 
 @dataclass(frozen=True)
 class Results:
-    """A run's tidy tables (:func:`load`): Table 1, every method's scores, PertVAE's comparisons, the
-    per-cell-line and per-gene scores (empty for stores without them) and one row per planned fit."""
+    """A run's tidy tables (:func:`load`): Table 1, every method's scores, PertVAE's comparisons and the
+    methods' cell-specificity gains, the per-cell-line and per-gene scores (empty for stores without them),
+    the metrics' agreement and one row per planned fit."""
 
     table1: pd.DataFrame
     scores: pd.DataFrame
     comparisons: pd.DataFrame
     cell_lines: pd.DataFrame
     genes: pd.DataFrame
+    agreement: pd.DataFrame
     fits: pd.DataFrame
     counts: dict[str, int]  # fit_counts: planned, done, failed, not_run, missing
 
@@ -302,7 +310,7 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
                 rows.append(row)
     df = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     for idx in df.groupby("latent").groups.values():
-        df.loc[idx, "q_bh"] = benjamini_hochberg(df.loc[idx, "p_mannwhitney"].to_numpy(dtype=float))
+        df.loc[idx, "q_bh"] = benjamini_hochberg(df.loc[idx, "p_corrected_t"].to_numpy(dtype=float))
     return df
 
 
@@ -330,11 +338,11 @@ def _few_splits(df: pd.DataFrame) -> dict[str, int]:
 
 def table1_markdown(df: pd.DataFrame, counts: dict[str, int]) -> str:
     """Markdown Table 1 with its legend; a PARTIAL line on top when fits are missing, a WARNING line when
-    p-values rest on fewer than bench.MIN_SPLITS splits."""
+    p-values rest on fewer than verdicts.MIN_SPLITS splits."""
     lines = []
     if counts["missing"]:
         lines += [_partial_line(counts), ""]
-    warn = bench.few_splits_line(_few_splits(df))
+    warn = verdicts.few_splits_line(_few_splits(df))
     if warn:
         lines += [warn, ""]
     lines.append(f"Table 1 (the paper's): does PertVAE's prediction of the treated profile beat its "
@@ -373,7 +381,7 @@ def table1_caption(df: pd.DataFrame, counts: dict[str, int]) -> str:
             f"treated profile of PertVAE's reconstruction of the untreated profile (rho_rec_pert) and of its "
             f"prediction of the treated profile (rho_pred_pert); one-sided p-values that the prediction is "
             f"better (Mann-Whitney as in the paper, paired Wilcoxon, corrected resampled t-test) and "
-            f"Benjamini-Hochberg q-values over drugs of the Mann-Whitney p. rho_identity, rho_meanshift and "
+            f"Benjamini-Hochberg q-values over drugs of the corrected-t p. rho_identity, rho_meanshift and "
             f"rho_pca_latent: the same correlation for predicting no change, the average change and a linear "
             f"latent model; rho_pred_pert_z and delta_pearson: PertVAE on standardized genes and on the "
             f"change itself (correlation of the predicted with the measured change).")
@@ -506,7 +514,8 @@ def _tables(ds: xr.Dataset) -> Results:
     scores = bench.scores_table(ds)
     return Results(table1=table1(ds), scores=scores,
                    comparisons=bench.comparisons(scores, _json_attr(ds, "n_train_test")),
-                   cell_lines=bench.cell_line_table(ds), genes=bench.gene_table(ds), fits=fits_table(ds),
+                   cell_lines=bench.cell_line_table(ds), genes=bench.gene_table(ds),
+                   agreement=bench.metric_agreement(scores), fits=fits_table(ds),
                    counts=fit_counts(ds))
 
 
@@ -524,9 +533,36 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
     os.replace(tmp, path)
 
 
+# What each output is, in the end-of-run summary (file -> words), in this order.
+FILE_WORDS = {
+    "benchmark.md": "the benchmark: every method per drug, the best one, PertVAE's verdicts and losses, "
+                    "whether each method uses the cell line",
+    "drugs.png": "each method's score per drug over the splits, with the noise ceiling",
+    "forest.png": "PertVAE minus each method per drug, with 95% intervals",
+    "table1.md": "the paper's Table 1 (also .csv, .tex)",
+    "figure2.png": "the paper's Figure 2: VAE vs PCA reconstruction by latent size (also .svg)",
+    "scores.csv": "tidy tables, also as DataFrames from harness.report.load: scores.csv, comparisons.csv, "
+                  "cell_lines.csv, genes.csv, metric_agreement.csv",
+    "results.zarr": "every fit's values and status (the resumable store)",
+}
+
+
+def summary_text(out: Path, ds: xr.Dataset, res: Results) -> str:
+    """The end of a run in a few lines: the headline (harness.verdicts.headline) and where every output is."""
+    lines = ["Result:"] + [f"  {s}" for s in verdicts.headline(ds, res.scores, res.comparisons)]
+    if res.partial:
+        lines.insert(0, _partial_line(res.counts))
+    width = max(len(k) for k in FILE_WORDS)
+    lines.append(f"Files in {out}:")
+    lines += [f"  {name.ljust(width)}  {words}" for name, words in FILE_WORDS.items()
+              if (out / name).exists()]
+    return "\n".join(lines) + "\n"
+
+
 def render_report(out_dir: str | Path) -> Path:
-    """Write table1.csv/.md/.tex, figure2.png/.svg, scores.csv, comparisons.csv, benchmark.md, drugs.png and
-    (when the store has them) cell_lines.csv and genes.csv into ``out_dir`` and update run.json.
+    """Write table1.csv/.md/.tex, figure2.png/.svg, scores.csv, comparisons.csv, metric_agreement.csv,
+    benchmark.md, drugs.png, forest.png, (when the store has them) cell_lines.csv and genes.csv, and
+    summary.txt (:func:`summary_text`) into ``out_dir`` and update run.json.
 
     Returns the path of table1.md. Prints a PARTIAL line when planned fits are missing.
     """
@@ -539,7 +575,8 @@ def render_report(out_dir: str | Path) -> Path:
     _write_text(out / "table1.md", table1_markdown(res.table1, counts))
     _write_text(out / "table1.tex", table1_latex(res.table1, counts))
     written += _figure2(ds, out, partial)
-    tidy = {"scores.csv": res.scores, "comparisons.csv": res.comparisons}
+    tidy = {"scores.csv": res.scores, "comparisons.csv": res.comparisons,
+            "metric_agreement.csv": res.agreement}
     if bench.CELL_VAR in ds.data_vars:
         tidy["cell_lines.csv"] = res.cell_lines
     if bench.GENE_VAR in ds.data_vars:
@@ -547,10 +584,13 @@ def render_report(out_dir: str | Path) -> Path:
     for name, frame in tidy.items():
         _write_csv(out / name, frame.assign(partial=partial))
         written.append(out / name)
-    _write_text(out / "benchmark.md", bench.benchmark_markdown(ds, res.scores, res.comparisons,
+    _write_text(out / "benchmark.md", verdicts.benchmark_markdown(ds, res.scores, res.comparisons,
                                                               _partial_line(counts) if partial else ""))
-    written += [out / "benchmark.md", bench.drugs_figure(ds, res.scores, res.comparisons, out, partial)]
+    written += [out / "benchmark.md", figures.drugs_figure(ds, res.scores, res.comparisons, out, partial),
+                figures.forest_figure(ds, res.comparisons, out, partial)]
 
+    _write_text(out / "summary.txt", summary_text(out, ds, res))
+    written.append(out / "summary.txt")
     run_json = out / "run.json"
     info: dict[str, Any] = {}
     if run_json.exists():
@@ -568,7 +608,8 @@ def render_report(out_dir: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m harness.report OUT``: re-render the report of a finished or partial run, print Table 1."""
+    """``python -m harness.report OUT``: re-render the report of a finished or partial run and print its
+    summary (the wide tables stay in files)."""
     from datasets.argparsing import OneLineParser
 
     ap = OneLineParser(prog="python -m harness.report",
@@ -580,9 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
-    print(md.read_text(), end="", flush=True)
-    print(flush=True)
-    print((Path(args.out) / "benchmark.md").read_text(), end="", flush=True)
+    print((md.parent / "summary.txt").read_text(), end="", flush=True)
     return 0
 
 

@@ -34,7 +34,15 @@ from harness.config import ConfigError, RunConfig, execution_settings, parse_arg
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
 from harness.progress import Progress, WorkModel
 from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, versions
-from harness.tasks import drug_data, drug_splits, failed_rows, paired_cell_lines, run_task, user_method
+from harness.tasks import (
+    drug_data,
+    drug_splits,
+    failed_rows,
+    paired_cell_lines,
+    run_task,
+    split_data,
+    user_method,
+)
 
 
 class RunError(ValueError):
@@ -141,14 +149,12 @@ def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> l
 def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
               ) -> tuple[dict, dict, dict, dict, list[str]]:
     """Per drug (and POOLED, without a ceiling): paired cell lines; [n_train, n_test] cell lines averaged
-    over the splits; the noise ceiling (pertvae_core.evaluation.noise_ceiling, from all of the drug's
-    replicates); the pairing rule. Last, the sorted paired cell lines of all drugs.
+    over the splits; the noise ceiling of delta_pearson (:func:`drug_ceiling`); the pairing rule. Last, the
+    sorted paired cell lines of all drugs.
 
     n_train counts the cell lines actually trained on (validation cell lines excluded): the corrected
     resampled t-test (Nadeau & Bengio) takes the sizes of the data a model is fitted on and tested on.
     """
-    from pertvae_core.evaluation import noise_ceiling
-
     n_cell: dict[str, int] = {}
     n_tt: dict[str, list[float]] = {}
     ceiling: dict[str, dict] = {}
@@ -170,9 +176,21 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
         pairing[d] = str(dd.pairing)
         if d == POOLED:  # reconstruction only: no drug effect to bound
             continue
-        value, n_used, why = noise_ceiling(dd.xc, dd.x2, dd.control_cell_line, dd.pair_cell_line)
-        ceiling[d] = {"ceiling_delta_pearson": value, "n_cell_lines": n_used, "reason": why}
+        ceiling[d] = drug_ceiling(dd, splits, cfg)
     return n_cell, n_tt, ceiling, pairing, sorted(all_cells)
+
+
+def drug_ceiling(dd: Any, splits: Sequence[Any], cfg: RunConfig) -> dict:
+    """The drug's noise ceiling of delta_pearson (pertvae_core.ceiling): each split's, from its own test cell
+    lines' replicates in its own z space, as the metric scores them; their mean ``ceiling_delta_pearson``,
+    its standard error ``se``, the per-split values and the cell lines behind them (or a reason)."""
+    from pertvae_core.ceiling import change_ceiling, combine
+
+    per_split = [change_ceiling(split_data(dd, s, cfg.include_test_singletons)) for s in splits]
+    both = combine(per_split, cfg.n_folds)
+    return {"ceiling_delta_pearson": both["value"], "se": both["se"], "n_cell_lines": both["n_cells"],
+            "n_splits": both["n_splits"], "reason": both["reason"], "signal_z": both["signal_z"],
+            "per_split": [c.value for c in per_split]}
 
 
 def resolve_methods(cfg: RunConfig) -> list[str]:
@@ -455,9 +473,8 @@ def _run(cfg: RunConfig) -> int:
         print(f"error: the report failed: {_reason(e)} (results are safe in {store.path}; "
               f"retry with python -m harness.report {out})", file=sys.stderr, flush=True)
         return 1
-    for name in ("table1.md", "benchmark.md"):
-        if (out / name).exists():
-            _say((out / name).read_text())
+    if (out / "summary.txt").exists():
+        _say((out / "summary.txt").read_text().rstrip())
     if failures:
         _failure_summary(failures, out)
         return 3

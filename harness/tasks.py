@@ -87,8 +87,10 @@ def drug_splits(dd: Any, cfg: RunConfig) -> list:
 
 
 def split_data(dd: Any, split: Any, include_test_singletons: bool = False):
-    """pertvae_core SplitData for one split: pairs of train/val/test cell lines, training singletons, and the
-    test cell lines' labels and control replicates (for scoring per cell line)."""
+    """pertvae_core SplitData for one split: pairs of train/val/test cell lines, training singletons, the
+    training cell lines' unpaired controls (``xu_train``: measured controls that no pair of the drug uses,
+    which would otherwise never be trained on), and the test cell lines' labels and control replicates (for
+    scoring per cell line)."""
     from datasets.splits import singleton_mask
     from pertvae_core.data import SplitData
 
@@ -103,9 +105,12 @@ def split_data(dd: Any, split: Any, include_test_singletons: bool = False):
     x1, x2, xs = (np.asarray(a, dtype=np.float32) for a in (dd.x1, dd.x2, dd.xs))
     ccl = np.asarray(dd.control_cell_line).astype(str)
     ct = np.isin(ccl, np.asarray(list(split.test_cell_lines), dtype=str))
+    xc = np.asarray(dd.xc, dtype=np.float32)
+    unused = ~np.isin(np.arange(len(xc)), np.asarray(dd.pair_control))
+    cu = unused & np.isin(ccl, np.asarray(list(split.train_cell_lines), dtype=str))
     return SplitData(x1_train=x1[tr], x2_train=x2[tr], x1_val=x1[va], x2_val=x2[va],
                      x1_test=x1[te], x2_test=x2[te], xs_train=xs[sm], test_cell_line=cl[te],
-                     xc_test=np.asarray(dd.xc, dtype=np.float32)[ct], xc_test_cell_line=ccl[ct])
+                     xc_test=xc[ct], xc_test_cell_line=ccl[ct], xu_train=xc[cu])
 
 
 def worker_name() -> str:

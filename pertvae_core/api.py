@@ -4,8 +4,9 @@ Every result dict (one per split, in order) has ``status`` ("done" | "failed") a
 and the float keys that apply:
 - ``fit_evaluate_pertvae``: rho_rec_pert = mean over test pairs of Spearman(E_q(z1|x1)[mean of p(x1|z1)], x2);
   rho_pred_pert = the same with the predicted mean E_q(z1|x1)p(z2|z1)[mean of p(x2|z2)] (Section 4.2);
-  rho_rec = Spearman(reconstruction mean of x1, x1); each expectation is a Monte Carlo average over
-  ``cfg.mc_samples`` draws. Correlations are computed in the original gene space (predictions are
+  rho_rec = Spearman(reconstruction mean of x1, x1) per distinct control of the test cell lines, averaged
+  per cell line (:func:`pertvae_core.evaluation.reconstruction_rho`); each expectation is a Monte Carlo
+  average over ``cfg.mc_samples`` draws. Correlations are computed in the original gene space (predictions are
   un-standardized). test_loss = mean over test pairs and draws of -log p(x2|z2), z2 ~ p(z2|z1), z1 ~ q(z1|x1)
   (nats per pair, in the standardized gene space). epochs = epochs trained, best_epoch = restored epoch,
   fit_seconds = the batched fit's wall time divided by the number of splits.
@@ -34,7 +35,7 @@ import torch
 from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
 from pertvae_core.elbo import normal_log_prob
-from pertvae_core.evaluation import TestCells, score_detail
+from pertvae_core.evaluation import TestCells, control_rows, reconstruction_rho, score_detail
 from pertvae_core.metrics import rho_mean
 from pertvae_core.train import FitState, fit
 
@@ -161,6 +162,8 @@ def _evaluate(state: FitState, splits: list[SplitData], cfg: FitConfig, keep_pre
                  targets=[sp.x2_test if state.model.pairs else sp.x1_test for sp in splits])
     cells = [TestCells.from_split(sp) for sp in splits] if state.model.pairs else []
     pc = predict(state, [c.x1 for c in cells], cfg.mc_samples) if state.model.pairs else {}
+    controls = [control_rows(sp) for sp in splits]
+    rec_c = predict(state, [c for c, _ in controls], cfg.mc_samples)["rec"]
     per_fit = state.fit_seconds / len(splits)
     rows = []
     for s, sp in enumerate(splits):
@@ -171,8 +174,8 @@ def _evaluate(state: FitState, splits: list[SplitData], cfg: FitConfig, keep_pre
             row.update(dict.fromkeys(keys, NAN))
         else:
             rec = pr["rec"][s]
-            row.update(rho_rec=rho_mean(rec, sp.x1_test), rho_rec_pert=rho_mean(rec, sp.x2_test),
-                       test_loss=float(np.mean(pr["nll"][s])))
+            row.update(rho_rec=reconstruction_rho(*controls[s], rec_c[s]),
+                       rho_rec_pert=rho_mean(rec, sp.x2_test), test_loss=float(np.mean(pr["nll"][s])))
             if state.model.pairs:
                 row["rho_pred_pert"] = rho_mean(pr["pred"][s], sp.x2_test)
                 row["detail"] = {

@@ -3,8 +3,9 @@
 Everything is fitted on the training split only; the test cell lines are never seen, and a ridge penalty is
 chosen on the validation pairs (the data PertVAE uses for early stopping). Pure numpy, float64.
 
-- PCA reconstruction at latent size L (profiles ``xs_train``, the distinct ``x1_train`` and ``x2_train``
-  stacked, as the plain VAE trains on them: :func:`pertvae_core.data.measured_profiles`; genes
+- PCA reconstruction at latent size L (profiles ``xs_train``, the distinct ``x1_train``, ``x2_train`` and
+  the unpaired training controls ``xu_train`` stacked, as the plain VAE trains on them:
+  :func:`pertvae_core.data.measured_profiles`; genes
   standardized by their training statistics), the linear counterpart of the VAE's reconstruction:
   ``rho_rec`` (reconstruction of x1 vs x1) and ``rho_rec_pert`` (reconstruction of x1 vs x2), Section 4.2.
 - Perturbation baselines, each a :class:`pertvae_core.methods.Method` (``fit(split)``, ``predict(x1)``):
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pertvae_core.data import measured_profiles
-from pertvae_core.evaluation import ZSpace
+from pertvae_core.evaluation import ZSpace, control_rows, reconstruction_rho
 from pertvae_core.metrics import rho_mean
 
 if TYPE_CHECKING:
@@ -126,6 +127,8 @@ def _arrays(split: SplitData) -> dict[str, np.ndarray]:
         if not np.isfinite(a).all():
             raise ValueError(f"SplitData.{f} contains NaN or inf")
         out[f] = a
+    xu = getattr(split, "xu_train", None)
+    out["xu_train"] = np.asarray(np.zeros((0, genes or 0)) if xu is None else xu, dtype=np.float64)
     for a, b in (("x1_train", "x2_train"), ("x1_val", "x2_val"), ("x1_test", "x2_test")):
         if out[a].shape != out[b].shape:
             raise ValueError(f"SplitData.{a} {out[a].shape} and {b} {out[b].shape} must pair row by row")
@@ -135,18 +138,22 @@ def _arrays(split: SplitData) -> dict[str, np.ndarray]:
 
 
 def _training_pca(x: dict[str, np.ndarray], latent: int) -> PCA:
-    return fit_pca(np.concatenate([x["xs_train"], measured_profiles(x["x1_train"], x["x2_train"])]), latent)
+    return fit_pca(np.concatenate([x["xs_train"], measured_profiles(x["x1_train"], x["x2_train"],
+                                                                    x["xu_train"])]), latent)
 
 
 def pca_reconstruction_rho(split: SplitData, latent: int) -> dict:
     """PCA reconstruction of the test x1 at ``latent`` components (Figure 2's PCA curve).
 
-    Returns {"rho_rec": rho(recon x1, x1), "rho_rec_pert": rho(recon x1, x2), "latent_used": k, "note": str}.
+    Returns {"rho_rec": rho(recon x1, x1) per distinct test control, averaged per cell line
+    (:func:`pertvae_core.evaluation.reconstruction_rho`), "rho_rec_pert": rho(recon x1, x2) per test pair,
+    "latent_used": k, "note": str}.
     """
     x = _arrays(split)
     pca = _training_pca(x, latent)
-    rec = pca.reconstruct(x["x1_test"])
-    return {"rho_rec": rho_mean(rec, x["x1_test"]), "rho_rec_pert": rho_mean(rec, x["x2_test"]),
+    controls, labels = control_rows(split)
+    return {"rho_rec": reconstruction_rho(controls, labels, pca.reconstruct(controls)),
+            "rho_rec_pert": rho_mean(pca.reconstruct(x["x1_test"]), x["x2_test"]),
             "latent_used": pca.k, "note": pca.note}
 
 

@@ -17,6 +17,10 @@ class SplitData:
     unpaired training singletons ``xs_train`` (may have 0 rows). Validation pairs may have 0 rows (then no
     early stopping). Validated on construction: 2-D, equal gene counts, finite, pairs aligned row by row.
 
+    ``xu_train`` (optional, default 0 rows): unpaired L1000 profiles of the training cell lines, the
+    measured controls that no training pair uses. They train the embedding like the singletons but are
+    L1000 profiles, so they are standardized, and counted in the training L1000 statistics, as such.
+
     Optional, for scoring per test cell line (:mod:`pertvae_core.evaluation`): ``test_cell_line`` [n_test]
     labels each test pair; ``xc_test`` [n_c, G] holds every control replicate of the test cell lines, with
     ``xc_test_cell_line`` [n_c]. Without labels every test pair counts as its own cell line; without
@@ -32,6 +36,7 @@ class SplitData:
     test_cell_line: np.ndarray | None = None
     xc_test: np.ndarray | None = None
     xc_test_cell_line: np.ndarray | None = None
+    xu_train: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         genes = None
@@ -48,6 +53,7 @@ class SplitData:
             object.__setattr__(self, f, a)
         if genes is not None and genes < 2:
             raise ValueError(f"SplitData needs at least 2 genes, got {genes}")
+        self._check_unpaired()
         for a, b in (("x1_train", "x2_train"), ("x1_val", "x2_val"), ("x1_test", "x2_test")):
             if getattr(self, a).shape[0] != getattr(self, b).shape[0]:
                 raise ValueError(f"SplitData.{a} has {getattr(self, a).shape[0]} rows but {b} has "
@@ -56,6 +62,15 @@ class SplitData:
             if getattr(self, f).shape[0] == 0:
                 raise ValueError(f"SplitData.{f} has no rows")
         self._check_test_labels()
+
+    def _check_unpaired(self) -> None:
+        xu = np.zeros((0, self.genes), np.float32) if self.xu_train is None else np.asarray(self.xu_train,
+                                                                                             np.float32)
+        if xu.ndim != 2 or xu.shape[1] != self.genes:
+            raise ValueError(f"SplitData.xu_train must be [rows, {self.genes}], got shape {xu.shape}")
+        if not np.isfinite(xu).all():
+            raise ValueError("SplitData.xu_train contains NaN or inf")
+        object.__setattr__(self, "xu_train", xu)
 
     def _check_test_labels(self) -> None:
         if self.test_cell_line is not None:
@@ -97,9 +112,11 @@ def distinct_rows(x: np.ndarray) -> np.ndarray:
     return x[np.sort(first)]
 
 
-def measured_profiles(x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
-    """The single profiles of pairs (x1, x2), each measured profile once: the distinct controls of x1 (a
-    control paired with several post-treatment replicates, or in Figure 2's pooled scope with several drugs,
-    is one profile, not one per pair), then x2. What the plain VAE and Figure 2's PCA train on, with the
-    singletons."""
-    return np.concatenate([distinct_rows(x1), x2])
+def measured_profiles(x1: np.ndarray, x2: np.ndarray, xu: np.ndarray | None = None) -> np.ndarray:
+    """The single L1000 profiles of pairs (x1, x2), each measured profile once: the distinct controls of x1
+    (a control paired with several post-treatment replicates, or in Figure 2's pooled scope with several
+    drugs, is one profile, not one per pair), then x2, then the unpaired controls ``xu`` (if given). What the
+    plain VAE and Figure 2's PCA train on, with the singletons, and what the training L1000 statistics are
+    computed from."""
+    parts = [distinct_rows(x1), x2] + ([xu] if xu is not None and len(xu) else [])
+    return np.concatenate(parts)

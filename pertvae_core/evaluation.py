@@ -1,11 +1,12 @@
-"""Scoring any method's predictions on a split's test cell lines, and the per-drug noise ceiling.
+"""Scoring any method's predictions on a split's test cell lines.
 
 One scoring function for every method (PertVAE, its reconstruction, the baselines, a user's method): a
 method is fitted on the split's training data and asked for x2_hat at two sets of test inputs, the paper's
 test pairs (``split.x1_test``) and the evaluation inputs of :class:`TestCells`.
 
 Spaces. ``raw``: the data as given (the paper's). ``z``: per gene, (x - mean) / sd with the mean and sd of
-the split's training L1000 profiles (x1_train and x2_train; never the test, validation or baseline rows).
+the split's training L1000 profiles, each measured profile once (the distinct x1_train, x2_train and the
+unpaired training controls xu_train; never the test, validation or baseline rows).
 
 Per test cell line c (each cell line weighs the same; the split's value is the mean over its cell lines):
 - its control replicates C_c are split into model inputs I_c (the first ceil(n/2)) and a reference R_c (the
@@ -15,55 +16,78 @@ Per test cell line c (each cell line weighs the same; the split's value is the m
   Using R_c, not I_c, in the observed change keeps the input's replicate noise out of it: otherwise any
   predictor of the form f(x1) - x1 correlates with -noise(x1) for free.
 
-Metrics (names are column values of the results):
+Metrics (names are column values of the results; :data:`CHANCE` gives each change metric's chance level,
+the score of a prediction of no change and, on average, of any prediction unrelated to the drug's change):
 - ``rho_pred_pert``: the paper's, Spearman(x2_hat, x2) in raw space per test pair, mean over test pairs;
 - ``rho_pred_pert_z``: Spearman(z(x2_hat_c), z(x2_c)), per cell line;
-- ``delta_pearson`` (primary): Pearson(d_hat_c, d_c) over genes, independent cell lines only;
-- ``delta_pearson_centered``: Pearson(d_hat_c - m, d_c - mean_c' d_c'): what a method predicts beyond the
-  drug's average effect. The predicted side is centered on the training mean change m (mean over training
-  pairs of z(x2) - z(x1)), so mean_shift scores 0 by construction; the observed side on the mean observed
-  change of the split's scored test cell lines. Centering both on m would put -m into both vectors and
-  reward any method that does not predict the average effect (identity would score ~0.15 on a null drug);
-  the two centering vectors here share no data;
-- ``mse_z``: mean over genes of (z(x2_hat_c) - z(x2_c))^2 (lower is better);
-- ``de_sign_top50``: fraction of the 50 genes with the largest |d_c| where d_hat_c has the same sign,
-  independent cell lines only.
+- ``delta_pearson`` (primary, chance 0): Pearson(d_hat_c, d_c) over genes, independent cell lines only;
+- ``delta_pearson_centered`` (chance 0): Pearson(d_hat_c - m, d_c - mean_c' d_c'): what a method predicts
+  beyond the drug's average effect. The predicted side is centered on the training mean change m (mean over
+  training pairs of z(x2) - z(x1)), so mean_shift scores 0 by construction; the observed side on the mean
+  observed change of the split's scored test cell lines. Centering both on m would put -m into both vectors
+  and reward any method that does not predict the average effect (identity would score ~0.15 on a null
+  drug); the two centering vectors here share no data;
+- ``mse_z``: mean over genes of (z(x2_hat_c) - z(x2_c))^2 (lower is better; a metric of the absolute
+  profile, no chance level: on a null drug identity is right and train_mean truly wrong);
+- ``de_sign_top50`` (chance 0.5): fraction of the 50 genes with the largest |d_c| where d_hat_c has the
+  same sign, a predicted change of 0 counting half, independent cell lines only;
+- ``retrieval`` (chance 0.5): the normalized rank of c's own observed change among the split's independent
+  test cell lines' observed changes by correlation with d_hat_c (:func:`pertvae_core.metrics.retrieval_rows`):
+  does the prediction single out its own cell line? A method predicting one change for all scores 0.5;
+- ``delta_pearson_ablated`` (chance 0): the input-ablation control, delta_pearson of d_hat_pi(c), the same
+  fitted method's predicted change for another test cell line pi(c), scored against c's observed change
+  (pi a fixed derangement of the split's test cell lines, seeded by their names, the same for every
+  method). delta_pearson minus it is the method's cell-specificity gain: ~0 for a method that predicts one
+  change for every cell line (mean_shift: exactly 0 up to float round-off).
 A prediction of no change has correlation 0 (:func:`pertvae_core.metrics.change_pearson_rows`).
 
 :func:`score_detail` also keeps the per-cell-line values behind each mean (``rho_pred_pert`` per cell line
-is the mean over its test pairs) and, per gene over the independent test cell lines (:data:`GENE_METRICS`):
-the mean observed change d, the mean predicted change d_hat, and ``gene_pearson``, the Pearson correlation
-across those cell lines of d_hat[:, g] with d[:, g] (NaN with fewer than 3 cell lines or a constant side).
+is the mean over its test pairs) and, per gene over the independent test cell lines, the sufficient
+statistics :data:`GENE_METRICS` (count, sums, sums of squares and cross-products of d_hat[:, g] and
+d[:, g]), so that a report can pool a repeat's folds and test each cell line once. The noise ceiling is
+:mod:`pertvae_core.ceiling`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from pertvae_core.data import SplitData, distinct_rows
+from pertvae_core.data import SplitData, distinct_rows, measured_profiles
 from pertvae_core.metrics import (
     change_pearson_rows,
     mse_rows,
-    pearson_rows,
+    retrieval_rows,
     rho_mean,
     sign_agreement_top_rows,
     spearman_rows,
 )
 
-__all__ = ["METRICS", "GENE_METRICS", "PRIMARY", "HIGHER_IS_BETTER", "ZSpace", "TestCells", "Scores",
-           "score", "score_detail", "score_method", "score_method_detail", "noise_ceiling"]
+__all__ = ["SCORING", "METRICS", "GENE_METRICS", "PRIMARY", "ABLATED", "CHANCE", "CHANGE_METRICS",
+           "HIGHER_IS_BETTER", "ZSpace", "TestCells", "Scores", "cell_replicates", "score", "score_detail",
+           "score_method", "score_method_detail", "per_cell_mean", "control_rows", "reconstruction_rho"]
 
+# The version of what a fit's numbers mean (training statistics, metrics, evaluation inputs): 2 = each
+# measured profile once in the training statistics, unpaired controls trained on, retrieval, the ablation
+# and de_sign_top50's half for no change. A result store records it and is not resumed by other versions.
+SCORING = "2"
 METRICS = ("rho_pred_pert", "rho_pred_pert_z", "delta_pearson", "delta_pearson_centered", "mse_z",
-           "de_sign_top50")
+           "de_sign_top50", "retrieval", "delta_pearson_ablated")
 PRIMARY = "delta_pearson"
+ABLATED = {PRIMARY: "delta_pearson_ablated"}  # metric -> its input-ablation control
+# The score of a prediction of no change, and the expected score of any prediction unrelated to the drug's
+# change; metrics of the absolute profile (the raw and z Spearman, mse_z) have none.
+CHANCE = {"delta_pearson": 0.0, "delta_pearson_centered": 0.0, "de_sign_top50": 0.5, "retrieval": 0.5,
+          "delta_pearson_ablated": 0.0}
+CHANGE_METRICS = tuple(CHANCE)
 HIGHER_IS_BETTER = {m: m != "mse_z" for m in METRICS}
-GENE_METRICS = ("observed_change", "predicted_change", "gene_pearson")
+# Per gene over a split's independent test cell lines: n, sums of d_hat and d, of their squares and products.
+GENE_METRICS = ("n_cells", "sum_predicted", "sum_observed", "sum_predicted2", "sum_observed2", "sum_cross")
 TOP_GENES = 50
-MIN_CELLS_GENE_PEARSON = 3
 
 
 @dataclass(frozen=True)
@@ -75,12 +99,61 @@ class ZSpace:
 
     @classmethod
     def from_training(cls, split: SplitData) -> ZSpace:
-        x = np.concatenate([split.x1_train, split.x2_train]).astype(np.float64)
+        """From each training L1000 profile once: the distinct controls x1_train (a control paired with
+        several replicates is one measurement), x2_train and the unpaired training controls xu_train."""
+        x = measured_profiles(split.x1_train, split.x2_train, split.xu_train).astype(np.float64)
         sd = x.std(axis=0)
         return cls(mean=x.mean(axis=0), scale=np.where(sd > 0, sd, 1.0))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
+
+
+def _test_labels(split: SplitData) -> np.ndarray:
+    n = split.x1_test.shape[0]
+    return (np.asarray(split.test_cell_line).astype(str) if split.test_cell_line is not None
+            else np.array([f"pair{i}" for i in range(n)]))
+
+
+def cell_replicates(split: SplitData) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(cell line, its control replicates [n_c, G], its distinct post-treatment replicates [n2, G]) for each
+    test cell line in order of first appearance. Controls: ``split.xc_test`` when given, else the distinct
+    x1 rows of the cell line's test pairs."""
+    labels = _test_labels(split)
+    for name in dict.fromkeys(labels.tolist()):
+        rows = labels == name
+        if split.xc_test is not None:
+            ctrl = split.xc_test[split.xc_test_cell_line == name]
+        else:
+            ctrl = distinct_rows(split.x1_test[rows])
+        yield name, ctrl, distinct_rows(split.x2_test[rows])
+
+
+def control_rows(split: SplitData) -> tuple[np.ndarray, np.ndarray]:
+    """Every control replicate of the split's test cell lines [n, G] (each measured profile once) and the
+    cell line of each row: what a reconstruction metric scores, per cell line."""
+    parts = [(ctrl, np.full(len(ctrl), name, dtype=object)) for name, ctrl, _ in cell_replicates(split)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(str)
+
+
+def reconstruction_rho(controls: np.ndarray, labels: np.ndarray, reconstruction: np.ndarray) -> float:
+    """Figure 2's rho_rec: Spearman(reconstruction, control) per distinct test control, averaged per cell
+    line, then over cell lines (a control shared by many pairs, or drugs in the pooled scope, counts once,
+    and each cell line weighs the same)."""
+    return per_cell_mean(spearman_rows(reconstruction, controls), labels)
+
+
+def _derangement(names: tuple[str, ...]) -> np.ndarray:
+    """A permutation of range(n) without fixed points, seeded by the names (-1s when n < 2)."""
+    n = len(names)
+    if n < 2:
+        return np.full(n, -1, dtype=np.int64)
+    seed = int.from_bytes(hashlib.sha256("\x1f".join(names).encode()).digest()[:8], "little")
+    shift = np.random.default_rng(seed).permutation(n)
+    # a random cyclic order: each cell line maps to the next in it, so no cell line maps to itself
+    perm = np.empty(n, dtype=np.int64)
+    perm[shift] = np.roll(shift, -1)
+    return perm
 
 
 @dataclass(frozen=True)
@@ -95,30 +168,24 @@ class TestCells:
     x1_ref: np.ndarray         # [n_cells, G] mean of the reference controls R_c
     x2: np.ndarray             # [n_cells, G] mean of the post-treatment replicates
     independent: np.ndarray    # [n_cells] bool: R_c and I_c are disjoint (>= 2 controls)
+    other: np.ndarray          # [n_cells] the ablation's partner pi(c) (-1 with a single cell line)
 
     @classmethod
     def from_split(cls, split: SplitData) -> TestCells:
-        n = split.x1_test.shape[0]
-        labels = (np.asarray(split.test_cell_line).astype(str) if split.test_cell_line is not None
-                  else np.array([f"pair{i}" for i in range(n)]))
-        names = tuple(dict.fromkeys(labels.tolist()))
-        inputs, in_cell, ref, post, indep = [], [], [], [], []
-        for c, name in enumerate(names):
-            rows = labels == name
-            if split.xc_test is not None:
-                ctrl = split.xc_test[split.xc_test_cell_line == name]
-            else:
-                ctrl = distinct_rows(split.x1_test[rows])
+        names, inputs, in_cell, ref, post, indep = [], [], [], [], [], []
+        for c, (name, ctrl, x2) in enumerate(cell_replicates(split)):
             k = math.ceil(len(ctrl) / 2)
             inp, rest = ctrl[:k], ctrl[k:]
+            names.append(name)
             inputs.append(inp)
             in_cell.extend([c] * len(inp))
             ref.append((rest if len(rest) else inp).mean(axis=0))
-            post.append(distinct_rows(split.x2_test[rows]).mean(axis=0))
+            post.append(x2.mean(axis=0))
             indep.append(len(rest) > 0)
-        return cls(cell_lines=names, x1=np.concatenate(inputs).astype(np.float32),
+        return cls(cell_lines=tuple(names), x1=np.concatenate(inputs).astype(np.float32),
                    x1_cell=np.asarray(in_cell, dtype=np.int64), x1_ref=np.stack(ref).astype(np.float64),
-                   x2=np.stack(post).astype(np.float64), independent=np.asarray(indep, dtype=bool))
+                   x2=np.stack(post).astype(np.float64), independent=np.asarray(indep, dtype=bool),
+                   other=_derangement(tuple(names)))
 
     def cell_means(self, per_input: np.ndarray) -> np.ndarray:
         """[n_cells, G]: the mean over each cell line's input rows of ``per_input`` [n_in, G]."""
@@ -134,10 +201,17 @@ def _nanmean(v: np.ndarray) -> float:
     return float(v.mean()) if v.size else float("nan")
 
 
+def per_cell_mean(values: np.ndarray, labels: np.ndarray) -> float:
+    """The mean over cell lines of each cell line's mean of ``values`` (NaN ignored): every cell line weighs
+    the same, however many rows (replicates, pairs) it has."""
+    values, labels = np.asarray(values, dtype=np.float64), np.asarray(labels).astype(str)
+    return _nanmean(np.array([_nanmean(values[labels == c]) for c in dict.fromkeys(labels.tolist())]))
+
+
 @dataclass(frozen=True)
 class Scores:
     """One method's scores on one split: the split's values (:data:`METRICS`), the per-test-cell-line
-    values behind them ([n_cells] per metric, NaN where undefined) and the per-gene values
+    values behind them ([n_cells] per metric, NaN where undefined) and the per-gene sufficient statistics
     (:data:`GENE_METRICS`, [G] each)."""
 
     summary: dict[str, float]
@@ -159,17 +233,37 @@ def score(split: SplitData, pred_pairs: np.ndarray, pred_cells: np.ndarray,
 
 def _per_cell_of_pairs(split: SplitData, cells: TestCells, per_pair: np.ndarray) -> np.ndarray:
     """[n_cells]: the mean over each test cell line's pairs of ``per_pair`` (NaN values ignored)."""
-    n = split.x1_test.shape[0]
-    labels = (np.asarray(split.test_cell_line).astype(str) if split.test_cell_line is not None
-              else np.array([f"pair{i}" for i in range(n)]))
+    labels = _test_labels(split)
     return np.array([_nanmean(per_pair[labels == c]) for c in cells.cell_lines])
 
 
-def _gene_pearson(d_hat: np.ndarray, d_obs: np.ndarray) -> np.ndarray:
-    """[G]: Pearson across cell lines (rows) of each gene's predicted and observed change."""
-    if d_obs.shape[0] < MIN_CELLS_GENE_PEARSON:
-        return np.full(d_obs.shape[1], np.nan)
-    return pearson_rows(d_hat.T, d_obs.T)
+def _gene_sums(d_hat: np.ndarray, d_obs: np.ndarray) -> dict[str, np.ndarray]:
+    """[G] each: :data:`GENE_METRICS` over the rows (cell lines) of d_hat and d_obs."""
+    n = np.full(d_obs.shape[1], float(d_obs.shape[0]))
+    return dict(zip(GENE_METRICS, (n, d_hat.sum(0), d_obs.sum(0), (d_hat**2).sum(0), (d_obs**2).sum(0),
+                                   (d_hat * d_obs).sum(0)), strict=True))
+
+
+def _where(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return np.where(mask, values, np.nan)
+
+
+def _change_scores(d_hat: np.ndarray, d_obs: np.ndarray, m: np.ndarray, rms: np.ndarray,
+                   cells: TestCells) -> dict[str, np.ndarray]:
+    """The change metrics per test cell line (NaN where the cell line is not independent)."""
+    ind = cells.independent
+    d_obs_centered = d_obs - (d_obs[ind].mean(axis=0) if ind.any() else 0.0)
+    retrieval = np.full(len(ind), np.nan)
+    retrieval[ind] = retrieval_rows(d_hat[ind], d_obs[ind], rms[ind])
+    ablated = np.full(len(ind), np.nan)
+    if (cells.other >= 0).all():
+        o = cells.other
+        ablated = change_pearson_rows(d_hat[o], d_obs, rms[o])
+    return {"delta_pearson": _where(ind, change_pearson_rows(d_hat, d_obs, rms)),
+            "delta_pearson_centered": _where(ind, change_pearson_rows(d_hat - m, d_obs_centered, rms)),
+            "de_sign_top50": _where(ind, sign_agreement_top_rows(d_hat, d_obs, TOP_GENES, rms)),
+            "retrieval": retrieval,
+            "delta_pearson_ablated": _where(ind, ablated)}
 
 
 def score_detail(split: SplitData, pred_pairs: np.ndarray, pred_cells: np.ndarray,
@@ -189,25 +283,18 @@ def score_detail(split: SplitData, pred_pairs: np.ndarray, pred_cells: np.ndarra
     d_obs = zx2 - zs(cells.x1_ref)
     rms = np.sqrt(np.mean(zhat**2, axis=-1)) + np.sqrt(np.mean(m**2))
     ind = cells.independent
-    d_obs_centered = d_obs - (d_obs[ind].mean(axis=0) if ind.any() else 0.0)
-    nan = np.full(len(cells.cell_lines), np.nan)
     with np.errstate(invalid="ignore"):
         per_cell = {
             "rho_pred_pert": _per_cell_of_pairs(split, cells, spearman_rows(pred_pairs, split.x2_test)),
             "rho_pred_pert_z": spearman_rows(zhat, zx2),
-            "delta_pearson": np.where(ind, change_pearson_rows(d_hat, d_obs, rms), nan),
-            "delta_pearson_centered": np.where(ind, change_pearson_rows(d_hat - m, d_obs_centered, rms), nan),
             "mse_z": mse_rows(zhat, zx2),
-            "de_sign_top50": np.where(ind, sign_agreement_top_rows(d_hat, d_obs, TOP_GENES), nan),
+            **_change_scores(d_hat, d_obs, m, rms, cells),
         }
-        none = np.full(zx2.shape[1], np.nan)
-        per_gene = {"observed_change": d_obs[ind].mean(axis=0) if ind.any() else none,
-                    "predicted_change": d_hat[ind].mean(axis=0) if ind.any() else none,
-                    "gene_pearson": _gene_pearson(d_hat[ind], d_obs[ind])}
+        per_gene = _gene_sums(d_hat[ind], d_obs[ind])
     summary = {k: _nanmean(v) for k, v in per_cell.items()}
     summary["rho_pred_pert"] = rho_mean(pred_pairs, split.x2_test)  # the paper's: a mean over test pairs
     return Scores(summary={k: summary[k] for k in METRICS}, cell_lines=cells.cell_lines,
-                  per_cell={k: np.asarray(v, dtype=np.float64) for k, v in per_cell.items()},
+                  per_cell={k: np.asarray(per_cell[k], dtype=np.float64) for k in METRICS},
                   per_gene={k: np.asarray(v, dtype=np.float64) for k, v in per_gene.items()})
 
 
@@ -223,33 +310,3 @@ def score_method_detail(split: SplitData, predict: Callable[[np.ndarray], np.nda
     the evaluation inputs (always in this order, so a stochastic predictor's draws are reproducible)."""
     cells = cells if cells is not None else TestCells.from_split(split)
     return score_detail(split, predict(split.x1_test), predict(cells.x1), cells)
-
-
-def noise_ceiling(x1: np.ndarray, x2: np.ndarray, x1_cell: np.ndarray, x2_cell: np.ndarray
-                  ) -> tuple[float, int, str]:
-    """Per-drug replicate agreement of the observed change: ``ceiling_delta_pearson``.
-
-    For each cell line with >= 2 post-treatment and >= 2 control replicates, its replicates are split into
-    two halves (even and odd positions) of both conditions, giving two independent observed changes
-    z(mean x2_A) - z(mean x1_A) and z(mean x2_B) - z(mean x1_B) (z: standardized with the drug's L1000
-    profiles); their Pearson correlation across genes is averaged over those cell lines. It is the
-    agreement of two half-replicate measurements of the change: what a perfect predictor would reach
-    against one noisy half, a reference level rather than a hard bound. Returns (value, n cell lines,
-    reason); NaN with the reason when no cell line has enough replicates.
-    """
-    x1, x2 = np.asarray(x1, np.float64), np.asarray(x2, np.float64)
-    c1, c2 = np.asarray(x1_cell).astype(str), np.asarray(x2_cell).astype(str)
-    allx = np.concatenate([x1, x2])
-    sd = allx.std(axis=0)
-    zs = ZSpace(mean=allx.mean(axis=0), scale=np.where(sd > 0, sd, 1.0))
-    a, b = [], []
-    for name in dict.fromkeys(c2.tolist()):
-        ctrl, post = x1[c1 == name], x2[c2 == name]
-        if len(ctrl) < 2 or len(post) < 2:
-            continue
-        a.append(zs(post[0::2].mean(0)) - zs(ctrl[0::2].mean(0)))
-        b.append(zs(post[1::2].mean(0)) - zs(ctrl[1::2].mean(0)))
-    if not a:
-        return float("nan"), 0, "no cell line has >= 2 post-treatment and >= 2 control replicates"
-    r = pearson_rows(np.stack(a), np.stack(b))
-    return _nanmean(r), len(a), ""

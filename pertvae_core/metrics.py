@@ -18,7 +18,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 __all__ = ["spearman_rows", "rho_mean", "pearson_rows", "change_pearson_rows", "sign_agreement_top_rows",
-           "mse_rows"]
+           "mse_rows", "retrieval_rows"]
 
 
 def _as_float64(x: Any, name: str) -> np.ndarray:
@@ -112,10 +112,12 @@ def change_pearson_rows(pred_change: Any, obs_change: Any, scale: Any = None) ->
     return np.where(flat, 0.0, r)
 
 
-def sign_agreement_top_rows(pred_change: Any, obs_change: Any, k: int = 50) -> np.ndarray:
+def sign_agreement_top_rows(pred_change: Any, obs_change: Any, k: int = 50, scale: Any = None) -> np.ndarray:
     """Fraction of the ``k`` genes with the largest observed |change| whose predicted change has the same
-    sign (strictly: a predicted change of exactly 0 is not a direction and counts as wrong). Per row;
-    ``k`` is capped at the number of genes; NaN in a row gives NaN."""
+    sign, per row. A predicted change of 0 (within float round-off of ``scale``, per row; default exactly 0)
+    names no direction and counts half, so a prediction of no change scores the metric's chance level 0.5,
+    as any predictor unrelated to the observed change does on average. ``k`` is capped at the number of
+    genes; NaN in a row gives NaN."""
     p = _as_float64(pred_change, "pred_change")
     o = _as_float64(obs_change, "obs_change")
     if p.shape != o.shape:
@@ -124,9 +126,37 @@ def sign_agreement_top_rows(pred_change: Any, obs_change: Any, k: int = 50) -> n
         raise ValueError(f"sign_agreement_top_rows: k must be a positive int, got {k!r}")
     k = min(int(k), p.shape[-1])
     top = np.argsort(-np.abs(o), axis=-1, kind="stable")[..., :k]
-    agree = np.take_along_axis(p, top, -1) * np.take_along_axis(o, top, -1) > 0
+    pt, ot = np.take_along_axis(p, top, -1), np.take_along_axis(o, top, -1)
+    tol = 0.0 if scale is None else NO_CHANGE_RTOL * np.maximum(_as_float64(scale, "scale"), 1.0)[..., None]
+    none = np.abs(pt) <= tol
+    agree = np.where(none, 0.5, (pt * ot > 0).astype(np.float64))
     bad = ~(np.isfinite(p).all(axis=-1) & np.isfinite(o).all(axis=-1))
     return np.where(bad, np.nan, agree.mean(axis=-1))
+
+
+def retrieval_rows(pred_change: Any, obs_change: Any, scale: Any = None) -> np.ndarray:
+    """Per row c: the normalized rank of its own observed change among all rows' observed changes, ranked
+    by Pearson correlation (:func:`change_pearson_rows`) with its predicted change: the fraction of the other
+    rows whose observed change correlates less with row c's prediction than row c's own does (ties count
+    half). 1 = each prediction is closest to its own cell line's change, 0.5 = chance. A method that
+    predicts one change for every row ranks its own row at random and averages exactly 0.5 over the rows;
+    so does a prediction of no change (every correlation 0, all ties). Fewer than 2 rows give NaN."""
+    p = _as_float64(pred_change, "pred_change")
+    o = _as_float64(obs_change, "obs_change")
+    if p.ndim != 2 or p.shape != o.shape:
+        raise ValueError(f"retrieval_rows: need equal 2-D [rows, genes] arrays, got {p.shape} and {o.shape}")
+    n = p.shape[0]
+    if n < 2:
+        return np.full(n, np.nan)
+    ref = np.sqrt(np.mean(p * p, axis=-1)) if scale is None else _as_float64(scale, "scale")
+    # corr[c, c'] = Pearson(pred_c, obs_c'), with "no change" rows defined as 0 like change_pearson_rows
+    corr = change_pearson_rows(np.repeat(p, n, axis=0), np.tile(o, (n, 1)), np.repeat(ref, n)).reshape(n, n)
+    own = np.diag(corr)[:, None]
+    other = ~np.eye(n, dtype=bool)
+    below = ((corr < own) & other).sum(axis=1)
+    ties = ((corr == own) & other).sum(axis=1)
+    out = (below + 0.5 * ties) / (n - 1)
+    return np.where(np.isfinite(corr).all(axis=1), out, np.nan)
 
 
 def mse_rows(pred: Any, obs: Any) -> np.ndarray:

@@ -1,11 +1,14 @@
 """Fit S splits at once as one batched model: Adam, minibatches, early stopping per split, best-state restore.
 
 Design (paper Section 2 "Fitting", Section 4):
-- Inputs are standardized per gene with statistics of each split's own training profiles; genes constant in
-  training get scale 1. ``cfg.standardize="per_source"`` (the default): L1000 pairs and the validation and
-  test pairs with the statistics of x1_train + x2_train, the unpaired singletons xs_train (another platform:
-  GDSC/CCLE arrays) with those of xs_train alone, so a platform offset does not shift the L1000 data;
-  "pooled": one set of statistics from x1_train, x2_train and xs_train together.
+- Inputs are standardized per gene with statistics of each split's own training profiles, each measured
+  profile once (:func:`pertvae_core.data.measured_profiles`: the distinct controls of x1_train, x2_train
+  and the unpaired training controls xu_train); genes constant in training get scale 1.
+  ``cfg.standardize="per_source"`` (the default): L1000 profiles (pairs, xu_train, validation and test)
+  with those L1000 statistics, the unpaired singletons xs_train (another platform: GDSC/CCLE arrays) with
+  those of xs_train alone, so a platform offset does not shift the L1000 data; "pooled": one set of
+  statistics from the L1000 profiles and xs_train together. PertVAE's singletons are xs_train followed by
+  xu_train (L1000 controls no training pair uses), each standardized by its own source's statistics.
 - Data sit on the device as padded tensors [S, N_max, G]; minibatches are gathered by index (no DataLoader).
   Each split draws its own minibatches from its own training set: an index stream of concatenated random
   permutations of its own length (every example once per pass, batches always full).
@@ -149,11 +152,12 @@ class Standardizer:
 
         pair, single = [], []
         for sp in splits:
+            l1000 = measured_profiles(sp.x1_train, sp.x2_train, sp.xu_train)  # each profile once
             if rule == "pooled":
-                pair.append(stats(np.concatenate([sp.x1_train, sp.x2_train, sp.xs_train], axis=0)))
+                pair.append(stats(np.concatenate([l1000, sp.xs_train], axis=0)))
                 single.append(pair[-1])
             else:
-                pair.append(stats(np.concatenate([sp.x1_train, sp.x2_train], axis=0)))
+                pair.append(stats(l1000))
                 single.append(stats(sp.xs_train) if len(sp.xs_train) else pair[-1])
 
         def t(rows: list[tuple[np.ndarray, np.ndarray]], k: int) -> torch.Tensor:
@@ -309,7 +313,7 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
     if pairs:
         P1, n_pairs = std.forward([sp.x1_train for sp in splits])
         P2, _ = std.forward([sp.x2_train for sp in splits])
-        XS, n_single = std.forward_singletons([sp.xs_train for sp in splits])
+        XS, n_single = std.forward_singletons([sp.xs_train for sp in splits], [sp.xu_train for sp in splits])
         V1, n_val = std.forward([sp.x1_val for sp in splits])
         V2, _ = std.forward([sp.x2_val for sp in splits])
         bp, bs = cfg.batch_pairs, cfg.batch_singletons
@@ -322,7 +326,8 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
     else:
         P1 = P2 = V2 = None
         XS, n_single = std.forward_singletons([sp.xs_train for sp in splits],
-                                              [measured_profiles(sp.x1_train, sp.x2_train) for sp in splits])
+                                              [measured_profiles(sp.x1_train, sp.x2_train, sp.xu_train)
+                                               for sp in splits])
         V1, n_val = std.forward([measured_profiles(sp.x1_val, sp.x2_val) for sp in splits])
         bp, bs = 0, cfg.batch_pairs + cfg.batch_singletons
         epoch_len = [max(1, math.ceil(n / bs)) for n in n_single]

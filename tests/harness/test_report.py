@@ -26,7 +26,7 @@ FLOATS = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "test_loss", "epochs", "fi
 METHODS = ("pertvae", "pertvae_rec", "identity", "train_mean", "mean_shift", "pca_latent_linear",
            "ridge_delta")
 METRICS = ("rho_pred_pert", "rho_pred_pert_z", "delta_pearson", "delta_pearson_centered", "mse_z",
-           "de_sign_top50")
+           "de_sign_top50", "retrieval", "delta_pearson_ablated")
 # Mean delta_pearson per (drug, method): PertVAE beats identity/train_mean on "strong", loses to ridge_delta.
 DELTA = {"strong": {"pertvae": 0.5, "pertvae_rec": 0.1, "identity": 0.0, "train_mean": 0.2, "mean_shift": 0.5,
                     "pca_latent_linear": 0.5, "ridge_delta": 0.7},
@@ -136,7 +136,10 @@ def test_table1_matches_scipy_and_figures_exist(tmp_path: Path) -> None:
         assert row["delta_pearson"] == pytest.approx(pv.sel(metric="delta_pearson").values.mean(), rel=1e-5)
         want_z = pv.sel(metric="rho_pred_pert_z").values.mean()
         assert row["rho_pred_pert_z"] == pytest.approx(want_z, rel=1e-5)
-    np.testing.assert_allclose(df["q_bh"], stats.false_discovery_control(p_mw, method="bh"), rtol=1e-5)
+    cells = [ds.sel(model="pertvae", drug=d, latent=100) for d in DRUGS]
+    p_t = [_corrected_t(c["rho_pred_pert"].values, c["rho_rec_pert"].values, *N_TT[d])
+           for c, d in zip(cells, DRUGS, strict=True)]
+    np.testing.assert_allclose(df["q_bh"], stats.false_discovery_control(p_t, method="bh"), rtol=1e-5)
     q = df.set_index("drug")["q_bh"]
     assert q["strong"] < 0.01 and q["inert"] > 0.05
     assert df.set_index("drug").loc["strong", "n_cell_lines"] == 50
@@ -215,9 +218,9 @@ def test_cli_prints_table_and_errors_clearly(tmp_path: Path, capsys: pytest.Capt
     proc = subprocess.run([sys.executable, "-m", "harness.report", str(tmp_path)], capture_output=True,
                           text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stderr
-    assert "Table 1" in proc.stdout and "| strong | 100 |" in proc.stdout
-    assert proc.stdout == ((tmp_path / "table1.md").read_text() + "\n"
-                           + (tmp_path / "benchmark.md").read_text())
+    assert proc.stdout.startswith("Result:\n") and "benchmark.md" in proc.stdout  # the headline, the files
+    assert proc.stdout == (tmp_path / "summary.txt").read_text()
+    assert "| drug |" not in proc.stdout  # the wide tables stay in their files
 
 
 def _score(ds: xr.Dataset, drug: str, method: str, metric: str) -> np.ndarray:
@@ -236,13 +239,15 @@ def test_scores_and_comparisons_match_direct_computation(tmp_path: Path) -> None
                        "and fold == 3")
     assert one["value"].item() == pytest.approx(_score(ds, "weak", "ridge_delta", "mse_z")[8])
 
-    comp = pd.read_csv(tmp_path / "comparisons.csv")
-    assert list(comp.columns[:10]) == ["drug", "latent", "metric", "method", "mean_diff", "ci_low", "ci_high",
-                                       "p_wilcoxon", "p_corrected_t", "q_bh"]
+    allcomp = pd.read_csv(tmp_path / "comparisons.csv")
+    assert list(allcomp.columns[:12]) == ["drug", "latent", "metric", "kind", "reference", "method",
+                                          "mean_diff", "ci_low", "ci_high", "p_wilcoxon", "p_corrected_t",
+                                          "q_bh"]
+    comp = allcomp[allcomp["kind"] == "versus"]
     assert set(comp["method"]) == set(METHODS) - {"pertvae"}
+    assert "delta_pearson_ablated" not in set(allcomp["metric"])
     for metric, higher in (("delta_pearson", True), ("mse_z", False)):
         for method in ("ridge_delta", "train_mean"):
-            p_t = []
             for drug in DRUGS:
                 a, b = _score(ds, drug, "pertvae", metric), _score(ds, drug, method, metric)
                 n_train, n_test = N_TT[drug]
@@ -257,25 +262,44 @@ def test_scores_and_comparisons_match_direct_computation(tmp_path: Path) -> None
                 assert row["p_wilcoxon"] == pytest.approx(
                     stats.wilcoxon(better, worse, alternative="greater").pvalue, rel=1e-5)
                 t = (better - worse).mean() / se
-                p_t.append(stats.t.sf(t, d.size - 1))
-                assert row["p_corrected_t"] == pytest.approx(p_t[-1], rel=1e-5)
+                assert row["p_corrected_t"] == pytest.approx(stats.t.sf(t, d.size - 1), rel=1e-5)
                 assert row["p_corrected_t_worse"] == pytest.approx(stats.t.sf(-t, d.size - 1), rel=1e-5)
-            q = comp.query("metric == @metric and method == @method").set_index("drug").loc[DRUGS, "q_bh"]
-            np.testing.assert_allclose(q, stats.false_discovery_control(p_t, method="bh"), rtol=1e-5)
+                assert row["n_better"] + row["n_worse"] == 10
+                assert row["n_better"] == int(((better - worse) > 0).sum())
+        # one family per metric: every drug x method x direction, better and worse together
+        fam = comp[comp["metric"] == metric]
+        q = stats.false_discovery_control(np.concatenate([fam["p_corrected_t"], fam["p_corrected_t_worse"]]),
+                                          method="bh")
+        np.testing.assert_allclose(fam["q_bh"], q[: len(fam)], rtol=1e-5)
+        np.testing.assert_allclose(fam["q_bh_worse"], q[len(fam):], rtol=1e-5)
+    gains = allcomp[allcomp["kind"] == "cell_gain"]  # each method against its own ablation
+    assert set(gains["metric"]) == {"delta_pearson"} and set(gains["reference"]) == set(METHODS)
+    g = gains.query("drug == 'strong' and reference == 'ridge_delta'").iloc[0]
+    want = (_score(ds, "strong", "ridge_delta", "delta_pearson")
+            - _score(ds, "strong", "ridge_delta", "delta_pearson_ablated")).mean()
+    assert g["method"] == "ridge_delta (ablated)" and g["mean_diff"] == pytest.approx(want, rel=1e-5)
 
     bench = (tmp_path / "benchmark.md").read_text()
     strong = next(line for line in bench.splitlines() if line.startswith("| strong |"))
     assert "| 0.800 |" in strong and strong.count("**") == 2  # the ceiling; one best method, in bold
-    assert strong.split("|")[9].strip().startswith("**")  # ridge_delta
-    assert "PertVAE beats identity, pertvae_rec and train_mean" in strong
-    assert "loses to ridge_delta (q < 0.05)" in strong
+    assert strong.split("|")[10].strip().startswith("**")  # ridge_delta
+    cells = [c.strip() for c in strong.split("|")]
+    r = comp.query("drug == 'strong' and metric == 'delta_pearson' and method == 'ridge_delta'").iloc[0]
+    assert cells[11] == "ridge_delta"  # the best, and PertVAE's distance to it with its interval
+    assert cells[12] == f"{r['mean_diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+    assert r["mean_diff"] < 0
+    assert ("PertVAE beats pertvae_rec, identity and train_mean; loses to ridge_delta; not distinguishable "
+            "from mean_shift and pca_latent_linear (10 splits).") in strong
     inert = next(line for line in bench.splitlines() if line.startswith("| inert |"))
-    assert "PertVAE beats no method; no method beats it" in inert
+    assert "PertVAE not distinguishable from pertvae_rec, identity" in inert and "beats" not in inert
     weak = next(line for line in bench.splitlines() if line.startswith("| weak |"))
     assert "| n/a |" in weak and "Ceiling n/a: weak: too few replicates" in bench
     assert "(datasets.pairs): strong: plate; inert: cyclic; weak: plate." in bench
-    assert ("Ground truth (synthetic cube): PertVAE predicts the change (delta_pearson above identity's 0, "
-            "q < 0.05) for 2 of 2 drugs with a real effect and 0 of 1 null drugs.") in bench
+    assert ("Ground truth (synthetic cube): PertVAE predicts the change better than 'no change' (q < 0.05) "
+            "for 2 of 2 drugs with a real effect and 0 of 1 null drugs.") in bench
+    loss = next(line for line in bench.splitlines() if line.startswith("- strong: "))  # the losses, listed
+    assert f"; delta_pearson: ridge_delta {r['mean_diff']:+.3f}" in loss and "mse_z: pertvae_rec" in loss
+    assert "no method beats it" not in bench
 
 
 def test_benchmark_of_a_partial_run_is_marked(tmp_path: Path) -> None:

@@ -16,31 +16,44 @@ from tests.harness.test_report import DRUGS, LATENTS, METHODS, METRICS, MODELS, 
 
 CELL_LINES = ["A549", "MCF7", "PC3", "HT29", "VCAP", "HA1E"]
 GENES = [str(g) for g in (5290, 7157, 1956, 3845, 4193, 672, 675, 2064)]
-GENE_METRICS = ("observed_change", "predicted_change", "gene_pearson")
+GENE_METRICS = ("n_cells", "sum_predicted", "sum_observed", "sum_predicted2", "sum_observed2", "sum_cross")
 MODEL_OF = {m: ("pertvae" if m.startswith("pertvae") else "baselines") for m in METHODS}
 
 
-def make_detail_store(out: Path, seed: int = 1) -> xr.Dataset:
-    """test_report's store plus cell_score and gene_score in harness/store.py's layout.
+def _tested(split: int) -> list[int]:
+    """The cell lines split (repeat r, fold f) tests: those with (c + r) % 5 == f, so every repeat tests
+    each cell line once (fold (r % 5) holds two)."""
+    r, f = divmod(split, 5)
+    return [c for c in range(len(CELL_LINES)) if (c + r) % 5 == f]
 
-    Split s tests cell lines s % 6 and (s + 1) % 6; every method of every model gets values (the report
-    must keep only each model's own methods); identity predicts no change; pertvae on "strong" split 0 failed
-    (its values must not count) and de_sign_top50 is undefined for HA1E.
+
+def make_detail_store(out: Path, seed: int = 1) -> tuple[xr.Dataset, np.ndarray, np.ndarray]:
+    """test_report's store plus cell_score and gene_score in harness/store.py's layout, and the per-cell
+    changes behind gene_score: d_hat, d_obs [model, drug, latent, split, method, cell, gene] (NaN where the
+    cell line is not tested).
+
+    Every method of every model gets values (the report must keep only each model's own methods); identity
+    predicts no change; pertvae on "strong" split 0 failed (its values must not count) and de_sign_top50 is
+    undefined for HA1E.
     """
     ds = make_store(out)
     rng = np.random.default_rng(seed)
     n_split = ds.sizes["split"]
     shape = (len(MODELS), len(DRUGS), len(LATENTS), n_split, len(METHODS))
-    cell = rng.normal(size=(*shape, len(METRICS), len(CELL_LINES)))
     tested = np.zeros((n_split, len(CELL_LINES)), bool)
     for s in range(n_split):
-        tested[s, [s % 6, (s + 1) % 6]] = True
+        tested[s, _tested(s)] = True
+    cell = rng.normal(size=(*shape, len(METRICS), len(CELL_LINES)))
     cell = np.where(tested[:, None, None, :], cell, np.nan)
     cell[..., METRICS.index("de_sign_top50"), CELL_LINES.index("HA1E")] = np.nan
-    gene = rng.normal(size=(*shape, len(GENE_METRICS), len(GENES)))
-    ident = METHODS.index("identity")
-    gene[..., ident, 1, :] = 0.0
-    gene[..., ident, 2, :] = np.nan
+    d_obs = rng.normal(size=(*shape, len(CELL_LINES), len(GENES)))
+    d_hat = 0.5 * d_obs + rng.normal(size=d_obs.shape)
+    d_hat[..., METHODS.index("identity"), :, :] = 0.0
+    mask = tested[:, None, :, None]
+    d_obs, d_hat = np.where(mask, d_obs, np.nan), np.where(mask, d_hat, np.nan)
+    n = np.broadcast_to(tested.sum(1)[:, None, None].astype(float), (*shape[3:], len(GENES)))
+    gene = np.stack([np.broadcast_to(n, shape + (len(GENES),)), np.nansum(d_hat, -2), np.nansum(d_obs, -2),
+                     np.nansum(d_hat**2, -2), np.nansum(d_obs**2, -2), np.nansum(d_hat * d_obs, -2)], axis=-2)
     status = ds["status"].values.copy()
     status[MODELS.index("pertvae"), DRUGS.index("strong"), LATENTS.index(100), 0] = "failed"
     dims = ("model", "drug", "latent", "split", "method")
@@ -50,7 +63,7 @@ def make_detail_store(out: Path, seed: int = 1) -> xr.Dataset:
     ds = ds.assign_coords(cell_line=np.array(CELL_LINES, dtype=object), gene=np.array(GENES, dtype=object),
                           gene_metric=np.array(GENE_METRICS, dtype=object))
     ds.to_zarr(str(out / "results.zarr"), zarr_format=3, mode="w", consolidated=False)
-    return ds
+    return ds, d_hat, d_obs
 
 
 def _done(ds: xr.Dataset, var: str, drug: str, method: str) -> xr.DataArray:
@@ -60,7 +73,9 @@ def _done(ds: xr.Dataset, var: str, drug: str, method: str) -> xr.DataArray:
 
 
 def test_cell_lines_and_genes_match_direct_computation(tmp_path: Path) -> None:
-    ds = make_detail_store(tmp_path)
+    from scipy import stats
+
+    ds, d_hat, d_obs = make_detail_store(tmp_path)
     render_report(tmp_path)
     info = json.loads((tmp_path / "run.json").read_text())
     assert {"cell_lines.csv", "genes.csv"} <= set(info["report"]["files"])
@@ -76,28 +91,47 @@ def test_cell_lines_and_genes_match_direct_computation(tmp_path: Path) -> None:
     for drug, method, metric, line in (("strong", "pertvae", "delta_pearson", "A549"),
                                        ("strong", "ridge_delta", "mse_z", "MCF7"),
                                        ("weak", "identity", "rho_pred_pert", "HA1E")):
-        want = _done(ds, "cell_score", drug, method).sel(metric=metric, cell_line=line)
+        want = _done(ds, "cell_score", drug, method).sel(metric=metric, cell_line=line).values
+        per_repeat = want[np.isfinite(want)]  # each repeat tests each cell line once
         row = cells.query("drug == @drug and method == @method and metric == @metric and cell_line == @line")
-        assert row["mean"].item() == pytest.approx(float(want.mean(skipna=True)), rel=1e-5)
-        assert row["n_splits"].item() == int(want.notnull().sum())
-    # A549 is tested in splits 0, 5 and 9 (s % 6 == 0 or (s + 1) % 6 == 0); split 0 failed for pertvae
+        assert row["mean"].item() == pytest.approx(per_repeat.mean(), rel=1e-5)
+        assert row["n_repeats"].item() == per_repeat.size
+        if per_repeat.size > 1:
+            lo, hi = stats.t.interval(0.95, per_repeat.size - 1, per_repeat.mean(), stats.sem(per_repeat))
+            assert (row["ci_low"].item(), row["ci_high"].item()) == pytest.approx((lo, hi), rel=1e-5)
+        else:
+            assert np.isnan(row["ci_low"].item()) and np.isnan(row["ci_high"].item())
+    # A549 (cell 0) is tested in split 0 (repeat 0) and 9 (repeat 1); split 0 failed for pertvae
     a549 = cells.query("drug == 'strong' and metric == 'mse_z' and cell_line == 'A549'").set_index("method")
-    assert a549.loc["pertvae", "n_splits"] == 2 and a549.loc["identity", "n_splits"] == 3
+    assert a549.loc["pertvae", "n_repeats"] == 1 and a549.loc["identity", "n_repeats"] == 2
+    assert np.isnan(a549.loc["pertvae", "ci_low"])
 
     genes = pd.read_csv(tmp_path / "genes.csv", dtype={"gene": str})
     assert list(genes.columns) == [*bench.GENE_COLUMNS, "partial"]
     assert len(genes) == len(DRUGS) * len(METHODS) * len(GENES)
-    for drug, method in (("strong", "pertvae"), ("inert", "mean_shift"), ("weak", "identity")):
+    for drug, method in (("inert", "mean_shift"), ("weak", "pertvae")):
         sub = genes.query("drug == @drug and method == @method").set_index("gene").loc[GENES]
-        vals = _done(ds, "gene_score", drug, method)
-        obs = vals.sel(gene_metric="observed_change").mean("split", skipna=True).values
-        pred = vals.sel(gene_metric="predicted_change").mean("split", skipna=True).values
-        np.testing.assert_allclose(sub["observed_change"], obs, rtol=1e-5)
-        np.testing.assert_allclose(sub["predicted_change"], pred, rtol=1e-5, atol=1e-12)
-        rho = vals.sel(gene_metric="gene_pearson").mean("split", skipna=True).values
-        np.testing.assert_allclose(sub["gene_pearson"], rho, rtol=1e-5)
-        np.testing.assert_array_equal(sub["sign_agreement"], (np.sign(obs) == np.sign(pred)) & (pred != 0))
-        assert (sub["n_splits"] == (9 if (drug, method) == ("strong", "pertvae") else 10)).all()
+        idx = (MODELS.index(MODEL_OF[method]), DRUGS.index(drug), LATENTS.index(100))
+        hat, obs = d_hat[idx][:, METHODS.index(method)], d_obs[idx][:, METHODS.index(method)]
+        per_rep = {k: [] for k in ("obs", "pred", "r", "lo", "hi")}
+        for r in range(2):  # pool the repeat's folds: every cell line once
+            h = np.nanmean(hat[r * 5:(r + 1) * 5], axis=0)   # [cell, gene]: each cell in one fold only
+            o = np.nanmean(obs[r * 5:(r + 1) * 5], axis=0)
+            per_rep["obs"].append(o.mean(0))
+            per_rep["pred"].append(h.mean(0))
+            rs = np.array([stats.pearsonr(h[:, g], o[:, g]).statistic for g in range(len(GENES))])
+            ci = [stats.pearsonr(h[:, g], o[:, g]).confidence_interval() for g in range(len(GENES))]
+            per_rep["r"].append(rs)
+            per_rep["lo"].append([c.low for c in ci])
+            per_rep["hi"].append([c.high for c in ci])
+        mean = {k: np.mean(v, axis=0) for k, v in per_rep.items()}
+        np.testing.assert_allclose(sub["observed_change"], mean["obs"], rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(sub["predicted_change"], mean["pred"], rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(sub["gene_pearson"], mean["r"], rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(sub["pearson_ci_low"], mean["lo"], rtol=1e-4)
+        np.testing.assert_allclose(sub["pearson_ci_high"], mean["hi"], rtol=1e-4)
+        np.testing.assert_array_equal(sub["sign_agreement"], np.sign(mean["obs"]) == np.sign(mean["pred"]))
+        assert (sub["n_cell_lines"] == 6).all() and (sub["n_repeats"] == 2).all()
     ident = genes[genes["method"] == "identity"]
     assert not ident["sign_agreement"].any() and ident["gene_pearson"].isna().all()
 
@@ -109,7 +143,7 @@ def test_load_reads_the_store_without_csv_files(tmp_path: Path) -> None:
     assert res.counts["planned"] == 240 and res.counts["failed"] == 1 and res.partial
     assert list(res.table1["drug"]) == DRUGS and res.table1.set_index("drug").loc["strong", "n_splits"] == 9
     assert set(res.scores.columns) == set(bench.SCORE_COLUMNS) and len(res.scores) > 0
-    assert set(res.comparisons["method"]) == set(METHODS) - {"pertvae"}
+    assert set(res.comparisons.query("kind == 'versus'")["method"]) == set(METHODS) - {"pertvae"}
     assert list(res.cell_lines.columns) == list(bench.CELL_LINE_COLUMNS) and len(res.cell_lines) > 0
     assert list(res.genes.columns) == list(bench.GENE_COLUMNS) and set(res.genes["gene"]) == set(GENES)
 
@@ -159,7 +193,7 @@ def test_legends_caption_and_few_splits_warning(tmp_path: Path) -> None:
     lines = t1.splitlines()
     assert lines[0].startswith("PARTIAL:")
     warn = [x for x in lines if x.startswith("WARNING:")]
-    assert warn == ["WARNING: p-values rest on fewer than 5 splits for strong (3 splits); too few for a "
+    assert warn == ["WARNING: p-values rest on fewer than 10 splits for strong (3 splits); too few for a "
                     "reliable test: run more repeats (--n-repeats) or folds (--n-folds)."]
     header = next(x for x in lines if x.startswith("| drug |"))
     for col in header.strip("| ").split(" | "):  # every column explained
@@ -169,9 +203,12 @@ def test_legends_caption_and_few_splits_warning(tmp_path: Path) -> None:
     warn = [x for x in bm.splitlines() if x.startswith("WARNING:")]
     assert len(warn) == 1 and "strong (3 splits)" in warn[0] and "weak (4 splits)" in warn[0]
     assert "inert" not in warn[0]
+    assert "cannot go below p = 1/2^3 = 0.125" in warn[0]
+    assert "not distinguishable' here means too few" in warn[0]
     for method in METHODS:
         assert f"\n- {method}: " in bm
     assert "\n- ceiling: " in bm and "\n- verdict: " in bm and "\n- delta_pearson: " in bm
+    assert "\n- best: " in bm and "\n- cell-specificity gain: " in bm and "\n- chance levels: " in bm
 
     tex = (tmp_path / "table1.tex").read_text()
     assert r"\caption{" in tex and r"\begin{table}" in tex and tex.rstrip().endswith(r"\end{table}")
@@ -189,26 +226,64 @@ def test_full_runs_have_no_warning(tmp_path: Path) -> None:
         assert "WARNING" not in (tmp_path / name).read_text()
 
 
-def test_drugs_legend_is_below_the_panels(tmp_path: Path) -> None:
+@pytest.mark.parametrize("n_drugs", [1, 3])
+def test_drugs_figure_reads_without_the_code(tmp_path: Path, n_drugs: int) -> None:
+    """drugs.png: plain words, one legend below the panels, nothing overlapping; the drug without a
+    measured change in the compact last panel; PertVAE's loss marked like its wins."""
     import matplotlib.pyplot as plt
 
+    from harness import figures
+
     ds = make_store(tmp_path)
+    ceiling = json.loads(ds.attrs["ceiling"])
+    ceiling["inert"]["signal_z"] = 0.4   # no measured change
+    ds.attrs["ceiling"] = json.dumps(ceiling)
+    ds = ds.sel(drug=DRUGS[:n_drugs])
     scores = bench.scores_table(ds)
     comp = bench.comparisons(scores, json.loads(ds.attrs["n_train_test"]))
-    fig = bench.plot_drugs(ds, scores, comp, partial=False)
+    fig = figures.plot_drugs(ds, scores, comp, partial=False)
     try:
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
         assert len(fig.legends) == 1
         legend = fig.legends[0]
         labels = [t.get_text() for t in legend.get_texts()]
-        assert labels[:len(METHODS)] == list(METHODS) and "noise ceiling" in labels
+        assert labels[:len(METHODS)] == [figures.LABELS[m] for m in METHODS]
+        assert any(x.startswith("noise ceiling") for x in labels) and any("worse" in x for x in labels)
         box = legend.get_window_extent(renderer)
         assert box.y0 >= 0 and box.x0 >= 0 and box.x1 <= fig.bbox.width
-        for ax in fig.axes:
-            assert ax.get_legend() is None
-            if ax.axison:  # the panel with its tick labels stays clear of the legend
-                assert not ax.get_tightbbox(renderer).overlaps(box), ax.get_title()
+        titles = [ax.get_title() for ax in fig.axes]
+        assert titles[0] == "strong (10 splits)" and "_" not in " ".join(titles)
+        boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
+        for i, ax in enumerate(fig.axes):
+            assert ax.get_legend() is None and not boxes[i].overlaps(box), ax.get_title()
+            for j in range(i + 1, len(boxes)):
+                assert not boxes[i].overlaps(boxes[j]), (ax.get_title(), fig.axes[j].get_title())
+        if n_drugs == 3:
+            assert any("no change" in t for t in titles)   # inert, in the compact panel
+            strong = fig.axes[0]
+            worse = [line for line in strong.get_lines() if line.get_marker() == "v"]
+            assert len(worse) == 1   # the loss to ridge_delta is marked
+    finally:
+        plt.close(fig)
+
+
+def test_forest_figure_has_a_panel_per_method(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from harness import figures
+
+    ds = make_store(tmp_path)
+    scores = bench.scores_table(ds)
+    comp = bench.comparisons(scores, json.loads(ds.attrs["n_train_test"]))
+    fig = figures.plot_forest(ds, comp, partial=False)
+    try:
+        titles = [ax.get_title() for ax in fig.axes]
+        assert titles == [f"PertVAE minus\n{figures.LABELS[m]}" for m in METHODS if m != "pertvae"]
+        ridge = fig.axes[titles.index("PertVAE minus\nridge on change")]
+        colors = {tuple(c.get_color()) if not isinstance(c.get_color(), str) else c.get_color()
+                  for c in ridge.get_lines()}
+        assert "tab:red" in colors   # PertVAE significantly worse than ridge_delta on "strong"
     finally:
         plt.close(fig)
 
@@ -240,8 +315,8 @@ def test_real_result_store_round_trip(tmp_path: Path) -> None:
                 detail, scores = {}, {}
                 for m in methods:
                     dp = rng.normal(size=2)
-                    per_gene = {"observed_change": rng.normal(size=3), "predicted_change": rng.normal(size=3),
-                                "gene_pearson": rng.uniform(-1, 1, size=3)}
+                    stats_ = [np.full(3, 2.0), *rng.normal(size=(5, 3))]
+                    per_gene = dict(zip(GENE_METRICS, stats_, strict=True))
                     detail[m] = Scores(summary={}, cell_lines=test, per_cell={"delta_pearson": dp},
                                        per_gene=per_gene)
                     scores[m] = {"delta_pearson": float(dp.mean())}
@@ -263,19 +338,23 @@ def test_real_result_store_round_trip(tmp_path: Path) -> None:
     assert POOLED not in set(res.cell_lines["drug"]) | set(res.genes["drug"]) | set(res.scores["drug"])
     cells = res.cell_lines.set_index(["drug", "method", "cell_line"]).sort_index()
     assert set(res.cell_lines["metric"]) == {"delta_pearson"} and len(cells) == len(want_cell)
-    for key, vals in want_cell.items():
-        assert cells.loc[key, "mean"] == pytest.approx(np.mean(vals))
-        assert cells.loc[key, "n_splits"] == len(vals)
-    # c2 is tested in splits 0, 1, 4 and 5; PertVAE's split 5 failed
-    assert cells.loc[("dA", "pertvae", "c2"), "n_splits"] == 3
-    assert cells.loc[("dA", "identity", "c2"), "n_splits"] == 4
+    # c2 is tested in splits 0, 1 (repeat 0) and 4, 5 (repeat 1); PertVAE's split 5 failed
+    c2 = want_cell[("dA", "identity", "c2")]
+    assert cells.loc[("dA", "identity", "c2"), "mean"] == pytest.approx(np.mean([np.mean(c2[:2]),
+                                                                                np.mean(c2[2:])]))
+    assert cells.loc[("dA", "identity", "c2"), "n_repeats"] == 2
+    assert cells.loc[("dA", "pertvae", "c2"), "n_repeats"] == 2   # split 4 still tests it in repeat 1
     gene_rows = res.genes.set_index(["drug", "method", "gene"]).sort_index()
     for (drug, m), blocks in want_gene.items():
-        mean = np.mean(blocks, axis=0)  # [gene_metric, gene]
+        sums = np.sum(blocks[:3], axis=0) if (drug, m) != ("dA", "pertvae") else None  # repeat 0's folds
         sub = gene_rows.loc[(drug, m)].loc[genes]
-        np.testing.assert_allclose(sub[["observed_change", "predicted_change", "gene_pearson"]].T, mean)
-        assert (sub["n_splits"] == len(blocks)).all() and list(sub["gene_symbol"]) == ["TP53", "MYC", "EGFR"]
-        np.testing.assert_array_equal(sub["sign_agreement"], np.sign(mean[0]) == np.sign(mean[1]))
+        assert list(sub["gene_symbol"]) == ["TP53", "MYC", "EGFR"]
+        if sums is not None:
+            n, sp, so = sums[0], sums[1], sums[2]
+            first = np.asarray(sub["observed_change"])
+            later = np.sum(blocks[3:], axis=0)
+            np.testing.assert_allclose(first, (so / n + later[2] / later[0]) / 2)
+            np.testing.assert_allclose(sub["predicted_change"], (sp / n + later[1] / later[0]) / 2)
 
     render_report(tmp_path)
     on_disk = pd.read_csv(tmp_path / "genes.csv", dtype={"gene": str})

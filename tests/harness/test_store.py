@@ -41,10 +41,10 @@ def test_layout_matches_the_contract(tmp_path, cfg):
         warnings.simplefilter("error")   # reading must be quiet (consolidated metadata, stable dtypes)
         ds = xr.open_zarr(tmp_path / "out" / "results.zarr")
     assert dict(ds.sizes) == {"model": 2, "drug": 2, "latent": 2, "split": 6, "method": len(METHODS),
-                              "metric": len(METRICS), "cell_line": 0, "gene_metric": 3, "gene": 0}
+                              "metric": len(METRICS), "cell_line": 0, "gene_metric": 6, "gene": 0}
     assert tuple(ds.method.values) == METHODS and tuple(ds.metric.values) == METRICS
     assert ds.score.dims == ("model", "drug", "latent", "split", "method", "metric")
-    assert np.isnan(ds.score.values).all() and ds.score.encoding["chunks"] == (1, 1, 1, 6, 7, 6)
+    assert np.isnan(ds.score.values).all() and ds.score.encoding["chunks"] == (1, 1, 1, 6, 7, len(METRICS))
     assert list(ds.model.values) == ["pertvae", "pca"]
     assert list(ds.drug.values) == ["dA", "dB"]
     assert list(ds.latent.values) == [2, 4] and ds.latent.dtype.kind == "i"
@@ -151,9 +151,9 @@ def test_per_cell_line_and_per_gene_scores_land_in_their_cells(tmp_path, cfg):
                           genes=["g1", "g2"])
     det = Scores(summary={}, cell_lines=("c3", "c1"),
                  per_cell={"delta_pearson": np.array([0.3, 0.1]), "mse_z": np.array([2.0, 1.0])},
-                 per_gene={"observed_change": np.array([1.0, -1.0]),
-                           "predicted_change": np.array([0.5, -0.2]),
-                           "gene_pearson": np.array([0.9, np.nan])})
+                 per_gene={"n_cells": np.array([2.0, 2.0]), "sum_predicted": np.array([0.5, -0.2]),
+                           "sum_observed": np.array([1.0, -1.0]), "sum_predicted2": np.array([0.3, 0.1]),
+                           "sum_observed2": np.array([1.0, 1.0]), "sum_cross": np.array([0.9, np.nan])})
     st.write([_row("pertvae", "dB", 4, 0, 2, scores={"pertvae": {"delta_pearson": 0.2}},
                    detail={"pertvae": det})])
     ds = xr.open_zarr(st.path)
@@ -163,7 +163,8 @@ def test_per_cell_line_and_per_gene_scores_land_in_their_cells(tmp_path, cfg):
     np.testing.assert_array_equal(cell.sel(metric="delta_pearson").values, [0.1, np.nan, 0.3])
     np.testing.assert_array_equal(cell.sel(metric="mse_z").values, [1.0, np.nan, 2.0])
     gene = ds.gene_score.sel({"model": "pertvae", "drug": "dB", "latent": 4, "split": 2, "method": "pertvae"})
-    np.testing.assert_array_equal(gene.sel(gene_metric="predicted_change").values, [0.5, -0.2])
+    np.testing.assert_array_equal(gene.sel(gene_metric="sum_predicted").values, [0.5, -0.2])
+    np.testing.assert_array_equal(gene.sel(gene_metric="sum_cross").values, [0.9, np.nan])
     assert int(np.isfinite(ds.cell_score.values).sum()) == 4
     # a damaged per-gene chunk is found and its cell recomputed
     chunk = next(p for p in (st.path / "gene_score").rglob("*") if p.is_file() and p.name != "zarr.json")

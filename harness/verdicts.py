@@ -1,0 +1,409 @@
+"""The benchmark in words: benchmark.md, each drug's verdict, and the end-of-run summary.
+
+Every sentence is computed from harness/benchmark.py's tables and says what they say, including losses:
+
+- a verdict names, for one drug, whom PertVAE **beats**, **loses to** and is **not distinguishable from**
+  on the primary metric (q < 0.05 in the verdict family: every drug x method x direction of one latent
+  size, Benjamini-Hochberg), with the number of splits behind it;
+- each row names the best method by mean and PertVAE's difference to it with its 95% interval (or, where
+  PertVAE is best, its lead over the runner-up);
+- drugs come in two groups: those whose replicates measure a change (the noise ceiling's reliability
+  z > 3, pertvae_core.ceiling) and those that do not, where every method should sit at chance;
+- a WARNING says when the number of splits leaves the tests little power, and where the smallest p and q
+  lie (harness.benchmark.power_floor);
+- every metric on which PertVAE is significantly worse than another method is listed per drug, and
+  ``mse_z`` (the absolute profile) gets its own table;
+- each method's cell-specificity gain (its score minus the same fit predicting from another cell line's
+  input) and retrieval score show whether it uses the cell line at all;
+- the metrics' agreement (Kendall's tau with the primary metric) shows when the metric picks the winner.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from harness.benchmark import (
+    ALPHA,
+    method_order,
+    metric_agreement,
+    power_floor,
+    study_drugs,
+)
+from pertvae_core.evaluation import CHANCE, HIGHER_IS_BETTER, PRIMARY
+from pertvae_core.methods import REFERENCE
+
+__all__ = ["json_attr", "METHOD_LEGEND", "MIN_SPLITS", "SIGNAL_Z", "verdict", "verdict_parts", "best_line",
+           "has_change", "headline", "power_warning", "benchmark_markdown", "few_splits_line"]
+
+MIN_SPLITS = 10  # fewer splits behind a drug's comparisons get the power warning
+SIGNAL_Z = 3.0   # the ceiling's reliability z above which a drug's replicates measure a change
+# What each method predicts, in plain words (benchmark.md's legend).
+METHOD_LEGEND = {
+    "pertvae": "PertVAE's prediction: the untreated profile encoded, shifted by the drug's learned effect in "
+               "the latent space, decoded",
+    "pertvae_rec": "PertVAE's reconstruction of the untreated profile, taken as the prediction (the paper's "
+                   "comparator: the model without the drug's effect)",
+    "identity": "'the drug changes nothing': the treated profile predicted to equal the untreated one "
+                "(scores each metric's chance level by definition)",
+    "train_mean": "the average treated profile of the training cell lines, the same for every cell line",
+    "mean_shift": "the untreated profile plus the drug's average change in the training cell lines (one "
+                  "change for all cell lines)",
+    "pca_latent_linear": "PertVAE's linear twin: a linear drug effect in a PCA code instead of a VAE",
+    "ridge_delta": "a linear regression of the change on the untreated profile's principal components "
+                   "(Ahlmann-Eltze et al. 2025)",
+}
+METRIC_WORDS = {
+    "delta_pearson": "correlation of predicted and measured change",
+    "delta_pearson_centered": "the same beyond the drug's average change",
+    "de_sign_top50": "direction of the 50 most changed genes",
+    "retrieval": "does the prediction single out its own cell line",
+    "mse_z": "squared error of the treated profile",
+    "rho_pred_pert": "the paper's whole-profile Spearman",
+    "rho_pred_pert_z": "whole-profile Spearman on standardized genes",
+}
+
+
+def json_attr(ds: xr.Dataset, name: str) -> dict:
+    raw = ds.attrs.get(name)
+    try:
+        val = json.loads(raw) if isinstance(raw, str) and raw else {}
+    except json.JSONDecodeError:
+        return {}
+    return val if isinstance(val, dict) else {}
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _vs(comp: pd.DataFrame, drug: str, latent: int, metric: str = PRIMARY) -> pd.DataFrame:
+    return comp[(comp["drug"] == drug) & (comp["latent"] == latent) & (comp["metric"] == metric)
+                & (comp["kind"] == "versus")]
+
+
+def verdict_parts(comp: pd.DataFrame, drug: str, latent: int, metric: str = PRIMARY) -> dict[str, list[str]]:
+    """{"beats": [...], "loses to": [...], "not distinguishable from": [...]}: PertVAE against each method."""
+    sub = _vs(comp, drug, latent, metric)
+    beats = sub["q_bh"] < ALPHA
+    loses = sub["q_bh_worse"] < ALPHA
+    return {"beats": sub.loc[beats, "method"].tolist(), "loses to": sub.loc[loses, "method"].tolist(),
+            "not distinguishable from": sub.loc[~beats & ~loses, "method"].tolist()}
+
+
+def verdict(comp: pd.DataFrame, drug: str, latent: int, metric: str = PRIMARY) -> str:
+    """PertVAE's verdict on one drug in words: whom it beats, loses to and cannot be told from (q < 0.05 in
+    the verdict family), and on how many splits."""
+    sub = _vs(comp, drug, latent, metric)
+    if sub.empty:
+        return "no comparison (PertVAE or the other methods have no finished fits)"
+    n = int(sub["n_splits"].min())
+    parts = [f"{word} {_join(names)}" for word, names in verdict_parts(comp, drug, latent, metric).items()
+             if names]
+    return "PertVAE " + "; ".join(parts) + f" ({n} split{'s' if n != 1 else ''})."
+
+
+def _mean_scores(scores: pd.DataFrame, drug: str, latent: int, metric: str) -> pd.Series:
+    sub = scores[(scores["drug"] == drug) & (scores["latent"] == latent) & (scores["metric"] == metric)]
+    return sub.groupby("method")["value"].mean()
+
+
+def best_line(scores: pd.DataFrame, comp: pd.DataFrame, drug: str, latent: int,
+              metric: str = PRIMARY) -> tuple[str, str]:
+    """(the best method by mean, PertVAE's difference to it with its 95% interval; or, where PertVAE is
+    best, its lead over the runner-up)."""
+    means = _mean_scores(scores, drug, latent, metric).dropna()
+    if means.empty:
+        return "-", "-"
+    up = HIGHER_IS_BETTER.get(metric, True)
+    order = means.sort_values(ascending=not up)
+    best = str(order.index[0])
+    other = best if best != REFERENCE else (str(order.index[1]) if len(order) > 1 else None)
+    row = _vs(comp, drug, latent, metric)
+    row = row[row["method"] == other] if other else row.iloc[:0]
+    if row.empty:
+        return best, "-"
+    r = row.iloc[0]
+    text = f"{r['mean_diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+    return best, (f"leads {other} by {text}" if best == REFERENCE else text)
+
+
+def has_change(ceiling: dict[str, Any], drug: str) -> bool:
+    """Whether the drug's replicates measure a change (reliability z > SIGNAL_Z; True without the figure,
+    e.g. for stores written before it)."""
+    z = (ceiling.get(drug) or {}).get("signal_z")
+    return not isinstance(z, int | float) or not np.isfinite(z) or z > SIGNAL_Z
+
+
+def _primary_latents(scores: pd.DataFrame) -> list[int]:
+    prim = scores[(scores["metric"] == PRIMARY) & (scores["method"] == REFERENCE)]
+    if prim.empty:
+        prim = scores[scores["metric"] == PRIMARY]
+    return sorted(int(x) for x in prim["latent"].unique())
+
+
+def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[str]:
+    """Two or three plain sentences: who is best where, where PertVAE wins and loses (primary metric, the
+    first PertVAE latent size), and what happens on drugs without a measured change."""
+    latents = _primary_latents(scores)
+    if scores.empty or not latents:
+        return ["No scores in this run."]
+    latent = latents[0]
+    ceiling = json_attr(ds, "ceiling")
+    drugs = [d for d in study_drugs(ds) if not _mean_scores(scores, d, latent, PRIMARY).empty]
+    real = [d for d in drugs if has_change(ceiling, d)]
+    null = [d for d in drugs if d not in real]
+    first = _vs(comp, drugs[0], latent) if drugs else comp.iloc[:0]
+    n = int(first["n_splits"].min()) if not first.empty else 0
+    best: dict[str, list[str]] = {}
+    for d in real:
+        best.setdefault(best_line(scores, comp, d, latent)[0], []).append(d)
+    tally = ", ".join(f"{m} on {len(ds_)}" for m, ds_ in sorted(best.items(), key=lambda kv: -len(kv[1])))
+    lines = [f"Best mean {PRIMARY} (latent {latent}, {n} splits per drug) on the {len(real)} drug(s) whose "
+             f"replicates measure a change: {tally or 'none'}"
+             + ("" if REFERENCE in best else "; PertVAE on none") + "."]
+    wins = [d for d in real if "identity" in verdict_parts(comp, d, latent)["beats"]]
+    losses = {d: verdict_parts(comp, d, latent)["loses to"] for d in drugs}
+    lost = [f"{d} (to {_join(m)})" for d, m in losses.items() if m]
+    lines.append(f"PertVAE predicts the change better than 'no change' on {len(wins)} of {len(real)} and "
+                 f"loses significantly on {len(lost)} of {len(drugs)} drugs" + (f": {'; '.join(lost)}" if lost
+                                                                               else "") + ".")
+    if null:
+        called = [d for d in null if any(verdict_parts(comp, d, latent)[k] for k in ("beats", "loses to"))]
+        lines.append(f"{len(null)} drug(s) show no measured change"
+                     + (f"; {PRIMARY} comparisons called on {_join(called)}" if called
+                        else f"; no {PRIMARY} comparison is called on them") + ".")
+    return lines
+
+
+def _n_splits(comp: pd.DataFrame) -> dict[str, int]:
+    """drug -> the fewest splits behind a finite p-value of a primary-metric PertVAE comparison."""
+    sub = comp[(comp["metric"] == PRIMARY) & (comp["kind"] == "versus")
+               & np.isfinite(comp["p_corrected_t"].to_numpy(dtype=float))]
+    return {str(d): int(n) for d, n in sub.groupby("drug", sort=False)["n_splits"].min().items()}
+
+
+def few_splits_line(n_splits: dict[str, int]) -> str:
+    """A WARNING line naming the drugs whose p-values rest on fewer than MIN_SPLITS splits ('' if none)."""
+    few = {d: n for d, n in n_splits.items() if n < MIN_SPLITS}
+    if not few:
+        return ""
+    return (f"WARNING: p-values rest on fewer than {MIN_SPLITS} splits for "
+            + ", ".join(f"{d} ({n} split{'s' if n != 1 else ''})" for d, n in few.items())
+            + "; too few for a reliable test: run more repeats (--n-repeats) or folds (--n-folds).")
+
+
+def power_warning(comp: pd.DataFrame, n_train_test: dict[str, Any]) -> str:
+    """A WARNING when the splits behind PertVAE's comparisons leave the tests little power: where the
+    smallest achievable p and q lie ('' when every drug has MIN_SPLITS splits or more)."""
+    counts = _n_splits(comp)
+    few = {d: n for d, n in counts.items() if n < MIN_SPLITS}
+    if not few:
+        return ""
+    j = min(few.values())
+    tt = n_train_test.get(min(few, key=few.get)) or [float("nan")] * 2
+    p_min, k = power_floor(j, float(tt[0]), float(tt[1]))
+    family = int(((comp["metric"] == PRIMARY) & (comp["kind"] == "versus")).sum()) * 2
+    return (few_splits_line(counts) + f" With {j} splits the paired Wilcoxon test cannot go below "
+            f"p = 1/2^{j} = {p_min:.3g} even for a method better in every split; the corrected t-test behind "
+            f"the verdicts needs a mean difference of at least {k:.2f} standard deviations of the per-split "
+            f"differences for p < 0.05, and after Benjamini-Hochberg over the {family} comparisons of the "
+            f"verdict family a lone call needs p < {ALPHA / max(family, 1):.2g}. So 'not distinguishable' "
+            f"here means too few splits to tell, not equal.")
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3f}" if np.isfinite(v) else "-"
+
+
+def _ceiling_text(ceiling: dict[str, Any], drug: str) -> str:
+    c = ceiling.get(drug) or {}
+    v, se = c.get("ceiling_delta_pearson", np.nan), c.get("se", np.nan)
+    if not isinstance(v, int | float) or not np.isfinite(v):
+        return "n/a"
+    return f"{v:.3f} +/- {1.96 * se:.3f}" if isinstance(se, int | float) and np.isfinite(se) else f"{v:.3f}"
+
+
+def _primary_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, latent: int,
+                   methods: list[str]) -> list[str]:
+    ceiling = json_attr(ds, "ceiling")
+    lines = [f"| drug | measured change | ceiling | {' | '.join(methods)} | best | PertVAE - best [95% CI] "
+             "| verdict |", "|---|---|---:|" + "---:|" * len(methods) + "---|---|---|"]
+    drugs = study_drugs(ds)
+    for drug in sorted(drugs, key=lambda d: not has_change(ceiling, d)):  # measured changes first
+        means = _mean_scores(scores, drug, latent, PRIMARY)
+        best, diff = best_line(scores, comp, drug, latent)
+        cells = [("**{}**" if m == best else "{}").format(_fmt(means.get(m, np.nan))) for m in methods]
+        lines.append(f"| {drug} | {'yes' if has_change(ceiling, drug) else 'no'} | "
+                     f"{_ceiling_text(ceiling, drug)} | " + " | ".join(cells)
+                     + f" | {best} | {diff} | {verdict(comp, drug, latent)} |")
+    return lines
+
+
+def _losses(ds: xr.Dataset, comp: pd.DataFrame, latent: int) -> list[str]:
+    sub = comp[(comp["latent"] == latent) & (comp["kind"] == "versus") & (comp["q_bh_worse"] < ALPHA)]
+    if sub.empty:
+        return [f"PertVAE is not significantly worse than any method on any metric (q < {ALPHA})."]
+    lines = [f"Where PertVAE is significantly worse (q < {ALPHA}; on {PRIMARY}: PertVAE minus the method "
+             "[95% CI]):"]
+    for drug in study_drugs(ds):
+        part = sub[sub["drug"] == drug]
+        if part.empty:
+            continue
+        prim = part[part["metric"] == PRIMARY]
+        diffs = [f"{r.method} {r.mean_diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+                 for r in prim.itertuples()]
+        items = [f"{PRIMARY}: " + ", ".join(diffs)] if diffs else []
+        items += [f"{metric} ({', '.join(rows['method'])})"
+                  for metric, rows in part[part["metric"] != PRIMARY].groupby("metric", sort=False)]
+        lines.append(f"- {drug}: " + "; ".join(items))
+    return lines
+
+
+def _metric_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, latent: int, metric: str,
+                  methods: list[str]) -> list[str]:
+    lines = [f"| drug | {' | '.join(methods)} |", "|---|" + "---:|" * len(methods)]
+    for drug in study_drugs(ds):
+        means = _mean_scores(scores, drug, latent, metric)
+        worse = set(_vs(comp, drug, latent, metric).query("q_bh_worse < @ALPHA")["method"])
+        better = set(_vs(comp, drug, latent, metric).query("q_bh < @ALPHA")["method"])
+        cells = [_fmt(means.get(m, np.nan)) + (" (PertVAE worse)" if m in worse else "")
+                 + (" (PertVAE better)" if m in better else "") for m in methods]
+        lines.append(f"| {drug} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _gain_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, latent: int,
+                methods: list[str]) -> list[str]:
+    gains = comp[(comp["latent"] == latent) & (comp["kind"] == "cell_gain")]
+    if gains.empty:
+        return []
+    lines = [f"| drug | {' | '.join(methods)} |", "|---|" + "---:|" * len(methods)]
+    ceiling = json_attr(ds, "ceiling")
+    for drug in sorted(study_drugs(ds), key=lambda d: not has_change(ceiling, d)):
+        g = gains[gains["drug"] == drug].set_index("reference")
+        ret = _mean_scores(scores, drug, latent, "retrieval")
+        cells = []
+        for m in methods:
+            if m not in g.index:
+                cells.append("-")
+                continue
+            r = g.loc[m]
+            star = "*" if r["q_bh"] < ALPHA else ""
+            cells.append(f"{r['mean_diff']:+.3f}{star} / {_fmt(ret.get(m, np.nan))}")
+        lines.append(f"| {drug} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _agreement(scores: pd.DataFrame, latent: int) -> list[str]:
+    agree = metric_agreement(scores)
+    agree = agree[agree["latent"] == latent]
+    if agree.empty:
+        return []
+    lines = [f"| metric | Kendall tau with {PRIMARY} | drugs where it names another best method |",
+             "|---|---:|---|"]
+    lines += [f"| {r.metric} | {r.kendall_tau:.2f} (over {r.n_drugs} drugs) | "
+              f"{r.drugs_with_another_best or '-'} |" for r in agree.itertuples()]
+    return lines
+
+
+def _truth_line(ds: xr.Dataset, comp: pd.DataFrame, latent: int) -> str:
+    """How the report's calls match a synthetic cube's ground truth ('' for real data)."""
+    truth = json_attr(ds, "ground_truth")
+    if not truth:
+        return ""
+    eff = [d for d, t in truth.items() if t.get("effective")]
+    null = [d for d, t in truth.items() if not t.get("effective")]
+    called = {d for d in truth if "identity" in verdict_parts(comp, d, latent)["beats"]}
+    found = [d for d in eff if d in called]
+    false = [d for d in null if d in called]
+    kinds = {d: t.get("kind", "latent_linear") for d, t in truth.items()}
+    missed = [f"{d} ({kinds[d]})" for d in eff if d not in called]
+    line = (f"Ground truth (synthetic cube): PertVAE predicts the change better than 'no change' "
+            f"(q < {ALPHA}) for {len(found)} of {len(eff)} drugs with a real effect and {len(false)} of "
+            f"{len(null)} null drugs")
+    if missed:
+        line += f"; missed: {', '.join(missed)}"
+    if false:
+        line += f"; false calls: {', '.join(false)}"
+    return line + "."
+
+
+def _legend(methods: list[str]) -> list[str]:
+    """benchmark.md's legend: what each column means, in plain words."""
+    lines = [
+        "How to read the tables (numbers are means over the test cell lines of all splits; '-' = no "
+        "finished fit):",
+        f"- {PRIMARY}: does the method predict how the drug changes each gene? The Pearson correlation "
+        "across genes of the predicted change (x2_hat - x1) with the measured change (x2 - x1) in one test "
+        "cell line: 1 = the predicted change goes up and down across the genes like the measured one, 0 = "
+        "chance (the score of predicting no change), below 0 = the opposite direction. Genes are "
+        "standardized first (the training split's L1000 statistics), so every gene counts alike, whatever "
+        "its expression level.",
+        "- measured change: whether the drug's replicates measure a reproducible change at all (the signal's "
+        f"share of the measured change's variance is above 0 at z > {SIGNAL_Z:g}); on drugs without one, "
+        "every method should sit at chance.",
+        f"- ceiling: the expected {PRIMARY} of a predictor that knows each test cell line's true change, "
+        "estimated from the replicate scatter for the measured change exactly as the metric builds it (the "
+        "same reference controls and replicate counts); +/- its 95% uncertainty. No method can exceed it on "
+        "average; a method above it by more than that means the replicate noise is not independent across "
+        "genes (n/a: too few replicates).",
+    ]
+    lines += [f"- {m}: {METHOD_LEGEND.get(m, 'your own method, added to this run with --method')}."
+              for m in methods]
+    lines += [
+        "- best: the method with the highest mean; PertVAE - best: PertVAE's mean minus the best's, with the "
+        "95% interval of the corrected resampled t (where PertVAE is best, its lead over the runner-up).",
+        f"- verdict: PertVAE beats / loses to / is not distinguishable from each method (q < {ALPHA}: "
+        "corrected resampled t-test paired over splits; Benjamini-Hochberg over one family per latent size "
+        "and metric: every drug x method x direction, better and worse together). Bold = the best mean.",
+        "- chance levels: " + ", ".join(f"{m} {v:g}" for m, v in CHANCE.items()) + "; mse_z and the Spearman "
+        "metrics describe the whole profile and have none.",
+        "- cell-specificity gain: the method's delta_pearson minus that of the same fit predicting from "
+        "another test cell line's untreated profile (a fixed derangement per split); ~0 for a method that "
+        f"predicts one change for every cell line. * = gain > 0 at q < {ALPHA}. retrieval: how often the "
+        "prediction is closer to its own cell line's measured change than to the others' (0.5 = chance).",
+    ]
+    return lines
+
+
+def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, partial_line: str) -> str:
+    """benchmark.md (see the module docstring)."""
+    lines = [partial_line, ""] if partial_line else []
+    warn = power_warning(comp, json_attr(ds, "n_train_test"))
+    if warn:
+        lines += [warn, ""]
+    lines += ["# Benchmark: how well each method predicts the drug's change in cell lines it never saw", ""]
+    if scores.empty:
+        return "\n".join(lines + ["(no scores in this run)"]) + "\n"
+    lines += ["In short: " + " ".join(headline(ds, scores, comp)), ""]
+    methods = method_order(scores["method"].unique())
+    for latent in sorted(scores.loc[scores["metric"] == PRIMARY, "latent"].unique().tolist()):
+        lines += [f"## latent {latent}", "", f"### {PRIMARY} (primary; higher is better; chance 0)", ""]
+        lines += _primary_table(ds, scores, comp, latent, methods) + [""]
+        truth = _truth_line(ds, comp, latent)
+        lines += [truth, ""] if truth else []
+        lines += _losses(ds, comp, latent) + [""]
+        lines += ["### mse_z (squared error of the standardized treated profile; lower is better)", ""]
+        lines += _metric_table(ds, scores, comp, latent, "mse_z", methods) + [""]
+        gain = _gain_table(ds, scores, comp, latent, methods)
+        if gain:
+            lines += ["### Does each method use the cell line? (cell-specificity gain / retrieval)", ""]
+            lines += gain + [""]
+        agree = _agreement(scores, latent)
+        if agree:
+            lines += ["### Do the metrics agree on the ranking of the methods?", ""] + agree + [""]
+    lines += [*_legend(methods), ""]
+    pairing = json_attr(ds, "pairing")
+    if pairing:
+        lines += ["Pairing of x1 (control) with x2 (treated) replicates (datasets.pairs): "
+                  + "; ".join(f"{d}: {r}" for d, r in pairing.items() if d in study_drugs(ds)) + ".", ""]
+    reasons = sorted({(d, v.get("reason", "")) for d, v in json_attr(ds, "ceiling").items()
+                      if (v or {}).get("reason")})
+    if reasons:
+        lines.append("Ceiling n/a: " + "; ".join(f"{d}: {r}" for d, r in reasons) + ".")
+    return "\n".join(lines).rstrip() + "\n"

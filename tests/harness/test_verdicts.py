@@ -1,0 +1,106 @@
+"""harness.verdicts: a drug where PertVAE loses on every split is never reported as "no method beats it";
+every word is checked against p- and q-values computed here with scipy."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from harness.report import load, render_report
+
+DRUGS = ("temsirolimus", "d1", "d2", "d3", "d4")
+N_TT = (30.0, 8.0)
+METHODS = ("pertvae", "pertvae_rec", "identity", "train_mean", "mean_shift", "pca_latent_linear",
+           "ridge_delta")
+
+
+def _means(drug: str) -> dict[str, float]:
+    if drug == "temsirolimus":  # the review's case: mean_shift 0.966 vs PertVAE 0.814
+        return {"pertvae": 0.814, "pertvae_rec": 0.09, "identity": 0.0, "train_mean": 0.67,
+                "mean_shift": 0.966, "pca_latent_linear": 0.91, "ridge_delta": 0.94}
+    return dict.fromkeys(METHODS, 0.0)
+
+
+def _store(out: Path, n_folds: int, seed: int = 0) -> dict[tuple[str, str], np.ndarray]:
+    """A real result store (harness.store) of one repeat of ``n_folds`` folds; returns the primary scores."""
+    from harness.config import make_config
+    from harness.store import ResultStore
+    from pertvae_core.methods import METHODS as BUILT_IN
+
+    cfg = make_config("demo", models=["pertvae", "baselines"], latents_pertvae=[10], latents_baselines=[10],
+                      n_repeats=1, n_folds=n_folds)
+    ceiling = {d: {"ceiling_delta_pearson": 0.97 if d == "temsirolimus" else 0.05, "se": 0.01,
+                   "signal_z": 40.0 if d == "temsirolimus" else 0.3, "reason": ""} for d in DRUGS}
+    st = ResultStore.open(out, cfg, "fp", drugs=list(DRUGS), n_train_test=dict.fromkeys(DRUGS, list(N_TT)),
+                          methods=BUILT_IN, extra_attrs={"ceiling": ceiling}, cell_lines=["c1"],
+                          genes=["g1", "g2"])
+    rng = np.random.default_rng(seed)
+    values, rows = {}, []
+    for drug in DRUGS:
+        for m, mean in _means(drug).items():
+            sd = 0.0 if m == "identity" else (0.06 if m == "pertvae" else 0.01)
+            values[(drug, m)] = mean + sd * rng.normal(size=n_folds) if sd else np.zeros(n_folds)
+        for model, own in (("pertvae", METHODS[:2]), ("baselines", METHODS[2:])):
+            for f in range(n_folds):
+                scores = {m: {"delta_pearson": float(values[(drug, m)][f])} for m in own}
+                rows.append({"model": model, "drug": drug, "latent": 10, "repeat": 0, "fold": f,
+                             "status": "done", "scores": scores, "fit_seconds": 1.0})
+    st.write(rows)
+    return values
+
+
+def _expected(values: dict[tuple[str, str], np.ndarray], n: int) -> pd.DataFrame:
+    """Corrected resampled t p-values (better, worse) of PertVAE against each method, and BH over the
+    family of every drug x method x direction, with scipy."""
+    rows = []
+    for drug in DRUGS:
+        for m in METHODS[1:]:
+            d = values[(drug, "pertvae")] - values[(drug, m)]
+            se = math.sqrt((1 / n + N_TT[1] / N_TT[0]) * d.var(ddof=1))
+            t = d.mean() / se
+            rows.append({"drug": drug, "method": m, "p": stats.t.sf(t, n - 1),
+                         "p_worse": stats.t.sf(-t, n - 1), "mean": d.mean(),
+                         "half": stats.t.ppf(0.975, n - 1) * se})
+    df = pd.DataFrame(rows)
+    q = stats.false_discovery_control(np.concatenate([df["p"], df["p_worse"]]), method="bh")
+    df["q"], df["q_worse"] = q[: len(df)], q[len(df):]
+    return df
+
+
+@pytest.mark.parametrize("n_folds", [5, 10])
+def test_a_drug_lost_on_every_split_is_never_called_unbeaten(tmp_path: Path, n_folds: int) -> None:
+    values = _store(tmp_path, n_folds)
+    d = values[("temsirolimus", "pertvae")] - values[("temsirolimus", "mean_shift")]
+    assert (d < 0).all()  # PertVAE loses to mean_shift on every split
+    render_report(tmp_path)
+    want = _expected(values, n_folds).set_index(["drug", "method"])
+    bench = (tmp_path / "benchmark.md").read_text()
+    row = next(line for line in bench.splitlines() if line.startswith("| temsirolimus |"))
+    ms = want.loc[("temsirolimus", "mean_shift")]
+    word = "loses to" if ms["q_worse"] < 0.05 else "not distinguishable from"
+    cells = [c.strip() for c in row.split("|")]
+    verdict = cells[-2]
+    assert "no method beats it" not in bench
+    assert f"{word} " in verdict and "mean_shift" in verdict.split(word)[1].split(";")[0]
+    assert verdict.endswith(f"({n_folds} splits).")
+    best = max(METHODS, key=lambda m: values[("temsirolimus", m)].mean())
+    assert cells[-4] == best == "mean_shift"
+    b = want.loc[("temsirolimus", best)]
+    assert cells[-3] == f"{b['mean']:+.3f} [{b['mean'] - b['half']:+.3f}, {b['mean'] + b['half']:+.3f}]"
+    comp = load(tmp_path).comparisons.query("kind == 'versus' and metric == 'delta_pearson'")
+    got = comp.set_index(["drug", "method"]).loc[want.index]
+    np.testing.assert_allclose(got["q_bh"], want["q"], rtol=1e-9)
+    np.testing.assert_allclose(got["q_bh_worse"], want["q_worse"], rtol=1e-9)
+    assert got.loc[("temsirolimus", "mean_shift"), "n_worse"] == n_folds
+    if n_folds < 10:  # the power warning says where the floor lies
+        assert f"cannot go below p = 1/2^{n_folds}" in bench.splitlines()[0]
+    else:
+        assert "WARNING" not in bench
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "on the 1 drug(s) whose replicates measure a change: mean_shift on 1; PertVAE on none." in summary
+    assert "4 drug(s) show no measured change; no delta_pearson comparison is called on them." in summary
