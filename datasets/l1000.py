@@ -326,6 +326,8 @@ def _read_gctx_selection(path: Path, sample_idx: np.ndarray, row_idx: np.ndarray
             same = np.array_equal(samples, sample_idx) and np.array_equal(genes, row_idx)
             held = out if same else np.empty((len(samples), len(genes)), dtype=np.float32)
             done = 0
+            if progress is not None:
+                progress(0, plan.nbytes)
             for r in plan.reads:
                 block = dset[r.rows, r.genes]
                 if isinstance(r.rows, slice):  # whole chunks: keep the wanted samples

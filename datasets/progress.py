@@ -1,8 +1,9 @@
 """Progress of a long build phase by bytes on stderr: ``reading L1000 matrix: 1.2 GB of 3.4 GB (35%), 80 MB/s,
 ETA 27s``.
 
-A phase stays silent for its first :data:`DELAY_S` seconds, so a short phase, or a small bad input that fails
-at once, prints nothing but its outcome; after that a line every 10 s off a terminal (logs of long builds show
+A phase stays silent for its first :data:`DELAY_S` seconds, and always when it is known to handle less than
+:data:`MIN_BYTES`, so a short phase, or a small bad input that fails at once, prints nothing but its outcome
+(however busy the machine); after that a line every 10 s off a terminal (logs of long builds show
 where they are) or one redrawn in place every 0.5 s on a terminal, and a closing line with the time taken.
 Bytes done come from the phase's own reports (:meth:`Phase.update`) or, for code that cannot report (pandas,
 HDF5 metadata, zarr writes), from a counter polled by the phase: the bytes this process read or wrote
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 DELAY_S = 2.0  # a phase shorter than this prints nothing
+MIN_BYTES = 8 * 10**6  # nor one known to handle fewer bytes
 TICK_S = 0.25
 
 
@@ -97,7 +99,7 @@ class Phase:
             self._thread.join()
         if self.stream is None:
             return
-        if exc_type is None and (self.shown or self.clock() - self.t0 >= self.delay):
+        if exc_type is None and (self.shown or self._due(self.clock())):
             self._poll()
             dt = self.clock() - self.t0
             rate = f" ({human_bytes(self.done / dt if dt > 0 else 0)}/s)" if self.done else ""
@@ -111,14 +113,23 @@ class Phase:
         if self.counter is not None:
             self.done = self.counter() - self._base
 
+    def _due(self, now: float) -> bool:
+        """Long enough (and not known to be small) to show."""
+        return now - self.t0 >= self.delay and not 0 < self.total < MIN_BYTES
+
+    def tick(self) -> None:
+        """Draw the line if the phase is due and the last line is ``every`` seconds old (the ticker thread
+        calls this every :data:`TICK_S` seconds)."""
+        now = self.clock()
+        if not self._due(now) or (self.shown and now - self._last < self.every):
+            return
+        self._last = now
+        self._poll()
+        self._write(self.line(now))
+
     def _run(self) -> None:
         while not self._stop.wait(TICK_S):
-            now = self.clock()
-            if now - self.t0 < self.delay or (self.shown and now - self._last < self.every):
-                continue
-            self._last = now
-            self._poll()
-            self._write(self.line(now))
+            self.tick()
 
     def line(self, now: float | None = None) -> str:
         """``what: done of total (pct), rate, ETA`` (``finishing`` once the bytes are all done)."""

@@ -91,6 +91,7 @@ def test_cli_real_plate(tmp_path, plate_genes):
 
 def test_main_generated_gctx_inst_info_two_sources(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("datasets.progress.DELAY_S", 0.0)  # show every phase's progress on a small input
+    monkeypatch.setattr("datasets.progress.MIN_BYTES", 0)
     cols = l1000_design(cells=("A375", "MCF7", "PC3"))
     rows = gene_meta(8, 2)
     mat = values(len(cols), len(rows))
