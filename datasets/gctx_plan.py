@@ -122,26 +122,32 @@ def plan_reads(layout: Layout, samples: np.ndarray, genes: np.ndarray, max_rows:
     ids, starts, counts = np.unique(samples // layout.chunks[0], return_index=True, return_counts=True)
     whole = np.full(len(ids), True) if layout.filtered else block_cost < counts * row_cost
     reads: list[Read] = []
-    for k, end in _batches(layout, ids, counts, whole, width, max_rows, budget_bytes):
+    costs = (width * layout.itemsize, row_cost, block_cost)
+    for k, end in _batches(layout, ids, counts, whole, costs, max_rows, budget_bytes):
         reads += _batch_reads(layout, samples, genes, runs, ids[k:end], int(starts[k]),
                               int(starts[end - 1] + counts[end - 1]), bool(whole[k]))
     return Plan(samples, genes, reads, needed, len(ids) * n_gchunks, int(whole.sum()))
 
 
-def _batches(layout: Layout, ids: np.ndarray, counts: np.ndarray, whole: np.ndarray, width: int,
-             max_rows: int, budget_bytes: int) -> list[tuple[int, int]]:
-    """Consecutive touched sample chunks ``ids[k:end]`` read the same way, within the row and memory
-    bounds; chunks read as blocks must also be adjacent in the file (a slice covers them)."""
+def _batches(layout: Layout, ids: np.ndarray, counts: np.ndarray, whole: np.ndarray,
+             costs: tuple[int, int, int], max_rows: int, budget_bytes: int) -> list[tuple[int, int]]:
+    """Consecutive touched sample chunks ``ids[k:end]`` read the same way, within the row bound and, in
+    memory held and in bytes pulled, the budget (so progress moves); chunks read as blocks must also be
+    adjacent in the file (a slice covers them). ``costs``: bytes held per row, bytes pulled per wanted
+    row (by rows) and per sample chunk (whole)."""
+    held, row_cost, block_cost = costs
     out, k = [], 0
     while k < len(ids):
         block = bool(whole[k]) and not layout.filtered
-        rows, end = 0, k
+        rows = pulled = 0
+        end = k
         while end < len(ids) and whole[end] == whole[k]:
             add = layout.chunks[0] if block else int(counts[end])
-            over = rows + add > max_rows or (rows + add) * width * layout.itemsize > budget_bytes
+            more = block_cost if whole[end] else add * row_cost
+            over = rows + add > max_rows or max((rows + add) * held, pulled + more) > budget_bytes
             if end > k and (over or (block and ids[end] != ids[end - 1] + 1)):
                 break
-            rows, end = rows + add, end + 1
+            rows, pulled, end = rows + add, pulled + more, end + 1
         out.append((k, end))
         k = end
     return out

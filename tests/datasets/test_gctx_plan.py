@@ -59,7 +59,9 @@ def test_plan_bounds_rows_and_memory():
     assert max(x.s1 - x.s0 for x in plan.reads) <= 700
     assert [x.s0 for x in plan.reads] == sorted({x.s0 for x in plan.reads})  # file order, no overlap
     plan = plan_reads(lay, samples, np.arange(978), budget_bytes=400 * 978 * 4)
-    assert max(x.s1 - x.s0 for x in plan.reads) <= 400
+    assert max(x.s1 - x.s0 for x in plan.reads) <= 400  # memory held
+    plan = plan_reads(lay, samples, np.arange(978), budget_bytes=5 * 10**6)  # bytes pulled: a chunk's 100
+    assert max(x.nbytes for x in plan.reads) <= 5 * 10**6 and len(plan.reads) == 25  # rows pull ~2.03 MB
     assert plan_reads(lay, np.array([], int), np.arange(5)).reads == []
 
 
