@@ -252,7 +252,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
     if out is not None:  # refuse before the (long) read
         _check_inputs_outside(Path(out), [l1000, inst_info, gene_info, cell_map, pert_info, model, *baseline])
         check_out_path(out, overwrite)
-    with _reading("reading metadata", _metadata_bytes(l1000, inst_info, gene_info, pert_info), progress):
+    with _io_phase("reading metadata", _metadata_bytes(l1000, inst_info, gene_info, pert_info), progress):
         src = open_l1000(l1000, inst_info=inst_info, gene_info=gene_info)
         genes = select_genes(src, all_genes=all_genes)
         matches: list[DrugMatch] = []
@@ -269,7 +269,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
     check_cube_size(sel, len(l_cells), n_rep, len(genes.row_idx), all_genes, max_controls)
     with Phase("reading L1000 matrix", 0, progress) as phase:
         prof = load_profiles(src, sel, genes, progress=phase.update)
-    with _reading("reading baseline", _file_bytes(model, cell_map, *baseline), progress):
+    with _io_phase("reading baseline", _file_bytes(model, cell_map, *baseline), progress):
         cmap = {**(model_cell_names(model) if model is not None else {}), **read_cell_map(cell_map)}
         tables = [read_baseline(b, baseline_format, cmap) for b in baseline]
         base = match_baseline(tables, prof.cell_lines, prof.genes.entrez, prof.genes.symbols)
@@ -309,12 +309,12 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         doses={d: list(sel.doses[d].values()) for d in prof.drugs},
         dropped=sel.dropped, control_fallback=sel.control_fallback, matches=matches)
     if out is not None:
-        with _reading("writing cube", int(ds.nbytes), progress, field="wchar"):
+        with _io_phase("writing cube", int(ds.nbytes), progress, field="wchar"):
             write_cube(ds, out, overwrite=overwrite)
     return ds, summary
 
 
-def _reading(what: str, total: int, stream: IO[str] | None, field: str = "rchar") -> Phase:
+def _io_phase(what: str, total: int, stream: IO[str] | None, field: str = "rchar") -> Phase:
     """A phase whose bytes are the bytes this process reads (``rchar``) or writes (``wchar``) meanwhile,
     against ``total``; where that count is unavailable, the phase shows its elapsed time only."""
     counter = io_counter(field)
