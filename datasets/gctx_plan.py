@@ -106,8 +106,8 @@ def plan_reads(layout: Layout, samples: np.ndarray, genes: np.ndarray, max_rows:
                budget_bytes: int = 64 * 2**20) -> Plan:
     """Reads of ``samples`` x ``genes`` (sorted unique indices) from a matrix stored as ``layout``.
 
-    A read returns at most ``max_rows`` samples and holds at most about ``budget_bytes`` in memory (at
-    least one sample chunk), so memory stays bounded and progress moves.
+    A read returns at most ``max_rows`` samples, and holds in memory and pulls from the file at most about
+    ``budget_bytes`` (at least one sample chunk), so memory stays bounded and progress moves.
     """
     samples = np.asarray(samples, dtype=np.int64)
     genes = np.asarray(genes, dtype=np.int64)
