@@ -146,6 +146,12 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def n_profiles(sel: DrugSelection) -> int:
+    """L1000 profiles the selection reads (controls and treatments)."""
+    return sum(len(v) for v in sel.controls.values()) + sum(
+        len(v) for per_cell in sel.treatments.values() for v in per_cell.values())
+
+
 def check_cube_size(sel: DrugSelection, n_cells: int, n_rep: int, n_genes: int, all_genes: bool,
                     max_controls: int | str | None) -> None:
     """Refuse a cube that cannot fit in memory, with the estimate and the options that shrink it.
@@ -154,9 +160,7 @@ def check_cube_size(sel: DrugSelection, n_cells: int, n_rep: int, n_genes: int, 
     """
     n_cond = len(sel.treatments) + 2
     cube = n_cells * n_cond * n_rep * (n_genes * 4 + 8)
-    n_read = sum(len(v) for v in sel.controls.values()) + sum(
-        len(v) for per_cell in sel.treatments.values() for v in per_cell.values())
-    need = cube + n_read * n_genes * 4
+    need = cube + n_profiles(sel) * n_genes * 4
     memory = available_memory()
     if need <= memory:
         return
@@ -267,7 +271,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
     n_rep = max(len(v) for per_cell in [sel.controls, *sel.treatments.values()] for v in per_cell.values())
     l_cells = set(sel.controls).union(*sel.treatments.values())
     check_cube_size(sel, len(l_cells), n_rep, len(genes.row_idx), all_genes, max_controls)
-    with Phase("reading L1000 matrix", 0, progress) as phase:
+    with Phase("reading L1000 matrix", n_profiles(sel) * len(genes.row_idx) * 4, progress) as phase:
         prof = load_profiles(src, sel, genes, progress=phase.update)
     with _io_phase("reading baseline", _file_bytes(model, cell_map, *baseline), progress):
         cmap = {**(model_cell_names(model) if model is not None else {}), **read_cell_map(cell_map)}
