@@ -142,11 +142,10 @@ class Phase:
         if self.total:
             s += f" of {human_bytes(self.total)} ({100 * done / self.total:.0f}%)"
         s += f", {human_bytes(rate)}/s"
-        eta = (self.total - done) / rate if self.total and rate > 0 else None
-        if eta is not None and eta >= 0.5:
-            s += f", ETA {duration(eta)}"
-        elif self.total and (eta is not None or done >= self.total):  # the bytes are done, the work is not
+        if self.total and done >= 0.999 * self.total:  # the bytes are done, the work is not
             s += f", finishing ({duration(dt)})"
+        elif self.total and rate > 0:
+            s += f", ETA {duration((self.total - done) / rate)}"
         return s
 
     def _write(self, text: str, final: bool = False) -> None:
