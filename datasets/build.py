@@ -12,15 +12,15 @@ else the inst id before ``:``), ``""`` for baseline profiles. See docs/real_data
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
 import time as _time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from datasets.l1000 import (
     select_samples,
 )
 from datasets.pairs import PAIRING_NOTE
+from datasets.progress import Phase, io_counter
+from datasets.provenance import hash_inputs
+from datasets.provenance import sha256_file as sha256_file  # re-exported: datasets.anndata_io uses it
 from datasets.studies import (
     STUDIES,
     DrugMatch,
@@ -52,15 +55,6 @@ from datasets.studies import (
     resolve_drugs,
     study_table,
 )
-
-
-def sha256_file(path: str | Path, block: int = 16 * 2**20) -> str:
-    """Streaming sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def package_version() -> str:
@@ -152,6 +146,12 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def n_profiles(sel: DrugSelection) -> int:
+    """L1000 profiles the selection reads (controls and treatments)."""
+    return sum(len(v) for v in sel.controls.values()) + sum(
+        len(v) for per_cell in sel.treatments.values() for v in per_cell.values())
+
+
 def check_cube_size(sel: DrugSelection, n_cells: int, n_rep: int, n_genes: int, all_genes: bool,
                     max_controls: int | str | None) -> None:
     """Refuse a cube that cannot fit in memory, with the estimate and the options that shrink it.
@@ -160,9 +160,7 @@ def check_cube_size(sel: DrugSelection, n_cells: int, n_rep: int, n_genes: int, 
     """
     n_cond = len(sel.treatments) + 2
     cube = n_cells * n_cond * n_rep * (n_genes * 4 + 8)
-    n_read = sum(len(v) for v in sel.controls.values()) + sum(
-        len(v) for per_cell in sel.treatments.values() for v in per_cell.values())
-    need = cube + n_read * n_genes * 4
+    need = cube + n_profiles(sel) * n_genes * 4
     memory = available_memory()
     if need <= memory:
         return
@@ -242,8 +240,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
           drugs: Sequence[str] | None = None, time: float = 24.0, dose: str | float = "highest",
           all_genes: bool = False, max_controls: int | str | None = "auto", overwrite: bool = False,
           pert_info: str | Path | None = None, model: str | Path | None = None,
-          label: str = "pert_iname", study: str | None = None,
-          progress: Callable[[int, int], None] | None = None):
+          label: str = "pert_iname", study: str | None = None, progress: IO[str] | None = None):
     """Build (and write when ``out`` is given) the cube; returns (dataset, BuildSummary).
 
     ``drugs`` may be synonyms (:func:`datasets.studies.resolve_drugs`, with ``pert_info``); the drug
@@ -251,31 +248,35 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
     (``label="requested"``, e.g. the paper's names). ``model``: DepMap Model.csv, mapping COSMIC and ACH- ids
     to cell line names (``cell_map`` entries win). Refuses, before reading, an --out that cannot be written
     or replaced, and a cube too big for the memory available (:func:`check_cube_size`).
-    ``progress(samples_read, total)`` follows the L1000 read.
+    ``progress``: a stream (stderr) for the progress of each long phase by bytes (reading metadata, the
+    L1000 matrix and the baseline, hashing inputs, writing the cube; :mod:`datasets.progress`); None: silent.
     """
     if not baseline:
         raise CubeError("at least one --baseline file is required")
     if out is not None:  # refuse before the (long) read
         _check_inputs_outside(Path(out), [l1000, inst_info, gene_info, cell_map, pert_info, model, *baseline])
         check_out_path(out, overwrite)
-    src = open_l1000(l1000, inst_info=inst_info, gene_info=gene_info)
-    genes = select_genes(src, all_genes=all_genes)
-    matches: list[DrugMatch] = []
-    if drugs and {"pert_type", "pert_iname"} <= set(src.col_meta.columns):
-        meta = src.col_meta
-        inames = meta.loc[meta["pert_type"] == "trt_cp", "pert_iname"].dropna().astype(str).unique()
-        matches = resolve_drugs(drugs, list(inames), pert_info)
-        drugs = [m.pert_iname for m in matches]
-    sel = select_samples(src, drugs=drugs, time=time, dose=dose, max_controls=max_controls)
+    with _io_phase("reading metadata", _metadata_bytes(l1000, inst_info, gene_info, pert_info), progress):
+        src = open_l1000(l1000, inst_info=inst_info, gene_info=gene_info)
+        genes = select_genes(src, all_genes=all_genes)
+        matches: list[DrugMatch] = []
+        if drugs and {"pert_type", "pert_iname"} <= set(src.col_meta.columns):
+            meta = src.col_meta
+            inames = meta.loc[meta["pert_type"] == "trt_cp", "pert_iname"].dropna().astype(str).unique()
+            matches = resolve_drugs(drugs, list(inames), pert_info)
+            drugs = [m.pert_iname for m in matches]
+        sel = select_samples(src, drugs=drugs, time=time, dose=dose, max_controls=max_controls)
     if label == "requested" and matches:
         _relabel(sel, {m.pert_iname: m.requested for m in matches})
     n_rep = max(len(v) for per_cell in [sel.controls, *sel.treatments.values()] for v in per_cell.values())
     l_cells = set(sel.controls).union(*sel.treatments.values())
     check_cube_size(sel, len(l_cells), n_rep, len(genes.row_idx), all_genes, max_controls)
-    prof = load_profiles(src, sel, genes, progress=progress)
-    cmap = {**(model_cell_names(model) if model is not None else {}), **read_cell_map(cell_map)}
-    tables = [read_baseline(b, baseline_format, cmap) for b in baseline]
-    base = match_baseline(tables, prof.cell_lines, prof.genes.entrez, prof.genes.symbols)
+    with Phase("reading L1000 matrix", n_profiles(sel) * len(genes.row_idx) * 4, progress) as phase:
+        prof = load_profiles(src, sel, genes, progress=phase.update)
+    with _io_phase("reading baseline", _file_bytes(model, cell_map, *baseline), progress):
+        cmap = {**(model_cell_names(model) if model is not None else {}), **read_cell_map(cell_map)}
+        tables = [read_baseline(b, baseline_format, cmap) for b in baseline]
+        base = match_baseline(tables, prof.cell_lines, prof.genes.entrez, prof.genes.symbols)
     n_cells = len(set(prof.cell_lines) | set(base.profiles))
     n_rep = max([n_rep] + [v.shape[0] for v in base.profiles.values()])
     check_cube_size(sel, n_cells, n_rep, int(base.gene_mask.sum()), all_genes, max_controls)
@@ -283,8 +284,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
               ("pert_info", pert_info), ("model", model)]
     inputs += [("baseline", b) for b in baseline]
     provenance = {
-        "inputs": [{"role": r, "path": str(Path(p).resolve()), "sha256": sha256_file(p)}
-                   for r, p in inputs if p is not None],
+        "inputs": [h.record() for h in hash_inputs([(r, p) for r, p in inputs if p is not None], progress)],
         "build_time": datetime.now(UTC).isoformat(timespec="seconds"),
         "package_version": package_version(),
         "options": {"drugs": list(prof.drugs), "time_h": float(time), "dose": str(dose),
@@ -313,8 +313,36 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         doses={d: list(sel.doses[d].values()) for d in prof.drugs},
         dropped=sel.dropped, control_fallback=sel.control_fallback, matches=matches)
     if out is not None:
-        write_cube(ds, out, overwrite=overwrite)
+        with _io_phase("writing cube", int(ds.nbytes), progress, field="wchar"):
+            write_cube(ds, out, overwrite=overwrite)
     return ds, summary
+
+
+def _io_phase(what: str, total: int, stream: IO[str] | None, field: str = "rchar") -> Phase:
+    """A phase whose bytes are the bytes this process reads (``rchar``) or writes (``wchar``) meanwhile,
+    against ``total``; where that count is unavailable, the phase shows its elapsed time only."""
+    counter = io_counter(field)
+    return Phase(what, total if counter is not None else 0, stream, counter=counter)
+
+
+def _file_bytes(*paths: str | Path | None) -> int:
+    return sum(os.path.getsize(p) for p in paths if p is not None and os.path.isfile(p))
+
+
+def _metadata_bytes(l1000: str | Path, *tables: str | Path | None) -> int:
+    """Bytes the metadata phase reads: a GCTX's /0/META datasets (a GCT text file: all of it) and the
+    metadata tables."""
+    import h5py
+
+    n = _file_bytes(*tables)
+    try:
+        with h5py.File(l1000, "r") as f:
+            sizes: list[int] = []
+            f["/0/META"].visititems(lambda _, obj: sizes.append(obj.id.get_storage_size())
+                                    if isinstance(obj, h5py.Dataset) else None)
+            return n + sum(sizes)
+    except (OSError, KeyError, TypeError):  # text (GCT) or not a GCTX: open_l1000 says what is wrong
+        return n + _file_bytes(l1000)
 
 
 def _dose_arg(v: str) -> str | float:
@@ -452,7 +480,7 @@ def _build_l1000(a: argparse.Namespace, study: Study | None, drugs: list[str] | 
                        drugs=drugs, time=time, dose=a.dose, all_genes=a.all_genes,
                        max_controls=a.max_controls, overwrite=a.overwrite,
                        label="requested" if study else "pert_iname", study=a.study,
-                       progress=ReadProgress("reading L1000", "samples"), **kw)
+                       progress=sys.stderr, **kw)
     return summary
 
 

@@ -7,8 +7,8 @@
   ``Range`` request; a server that ignores the range restarts it from zero;
 - progress on stderr (bytes, rate, ETA);
 - verified: the size against the publisher's (or the server's ``Content-Length``), the sha256 against the
-  publisher's or ``--sha256``; ``DIR/MANIFEST.json`` records URL, size, sha256 and date of every file and is
-  checked when a file is reused (trust on first use where the publisher gives no checksum);
+  publisher's or ``--sha256``; ``DIR/MANIFEST.json`` records URL, size, sha256, date and mtime of every file
+  and is checked when a file is reused (trust on first use where the publisher gives no checksum);
 - ``.gz`` / ``.zip`` files are decompressed streaming to disk after a disk-space check (the archive is then
   removed unless ``--keep-compressed``; the manifest records both);
 - proxies: the standard ``http_proxy`` / ``https_proxy`` / ``no_proxy`` variables (urllib's default
@@ -410,6 +410,7 @@ def _verify_existing(path: Path, rec: dict, key: str) -> None:
         raise FetchError(f"{path}: does not match {MANIFEST} ({key}: {rec.get('size')} bytes, sha256 "
                          f"{rec.get('sha256')}, fetched {rec.get('date', '?')}; found {got}); kept aside as "
                          f"{bad}, rerun to fetch it again")
+    rec["mtime_ns"] = path.stat().st_mtime_ns  # verified: a build may reuse its sha256 (datasets.provenance)
 
 
 def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size: int | None = None,
@@ -433,10 +434,12 @@ def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size:
             if archive:
                 _verify_existing(usable, rec["unpacked"], f"{name} unpacked")
             print(f"{name}: present, verified against {MANIFEST}", file=log)
+            write_manifest(d, m)
             return Fetched(name, usable, True)
     elif rec and archive and usable.exists() and rec.get("unpacked"):
         _verify_existing(usable, rec["unpacked"], f"{name} unpacked")
         print(f"{usable.name}: present, verified against {MANIFEST}", file=log)
+        write_manifest(d, m)
         return Fetched(name, usable, True)
     elif dest.exists() and not rec:  # a file put there by hand: check it, trust it on first use
         n, got = dest.stat().st_size, sha256_file(dest)
@@ -457,11 +460,13 @@ def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size:
         rec = _record(url, n, got, "publisher or --sha256" if expected
                       else (rec or {}).get("checksum", "trust on first use"))
         print(f"{name}: {n} bytes, sha256 {got} ({rec['checksum']})", file=log)
+    rec["mtime_ns"] = dest.stat().st_mtime_ns  # size + mtime: a build reuses the sha256 (datasets.provenance)
     m["files"][name] = rec
     write_manifest(d, m)
     if archive:
         out, n, got = unpack(dest, min_unpacked)
-        rec["unpacked"] = {"file": out.name, "size": n, "sha256": got, "date": _now()}
+        rec["unpacked"] = {"file": out.name, "size": n, "sha256": got, "date": _now(),
+                           "mtime_ns": out.stat().st_mtime_ns}
         if not keep_compressed:
             dest.unlink()
             rec["archive_removed"] = True

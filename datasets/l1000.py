@@ -23,8 +23,9 @@ Conventions (documented in docs/real_data.md):
   ``max_controls="auto"`` keeps as many as the cell line's largest drug replicate count, an int keeps that
   many, ``"all"`` (default) or ``None`` keeps all. Each selected profile's plate is kept
   (``L1000Profiles.plates``) for datasets.pairs' same-plate pairing.
-- Big GCTX files are read by HDF5 selection: sorted sample indices in chunks (<= 10,000 samples and a memory
-  budget), the gene axis as the narrowest contiguous slice covering the wanted rows; never the whole matrix.
+- Big GCTX files are read by the chunk plan of :mod:`datasets.gctx_plan`: only the HDF5 chunks holding wanted
+  (sample, gene) cells, each sample chunk by its wanted rows or whole, whichever pulls fewer bytes (reads of
+  <= 10,000 samples and a memory budget); never the whole matrix.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from datasets.cube import CubeError
+from datasets.gctx_plan import Layout, plan_reads
 
 CMAP_NULL = "-666"
 NA_TOKENS = frozenset({"", CMAP_NULL, "-666.0", "#N/A", "N/A", "NA", "#NA", "NULL", "NaN", "-NaN", "nan",
@@ -49,7 +51,7 @@ GCTX_ROW_IDS = "/0/META/ROW/id"
 GCTX_COL_IDS = "/0/META/COL/id"
 LANDMARK_COLUMNS = ("pr_is_lmark", "is_lm", "pr_is_lm")
 READ_CHUNK_SAMPLES = 10_000
-READ_BUDGET_BYTES = 256 * 2**20
+READ_BUDGET_BYTES = 64 * 2**20  # memory held by one read; progress moves after each
 
 
 class L1000Error(CubeError):
@@ -77,13 +79,13 @@ class L1000Source:
     def read(self, sample_idx: np.ndarray, row_idx: np.ndarray, chunk_samples: int = READ_CHUNK_SAMPLES,
              progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Profiles [len(sample_idx), len(row_idx)] float32, -666 -> NaN, in the order of ``sample_idx``;
-        ``progress(samples_read, total)`` after each block read."""
+        ``progress(bytes_read, bytes_total)`` after each read (bytes pulled from the file, as planned)."""
         sample_idx = np.asarray(sample_idx, dtype=np.int64)
         row_idx = np.asarray(row_idx, dtype=np.int64)
         if self._matrix is not None:
             out = self._matrix[np.ix_(sample_idx, row_idx)].astype(np.float32)
             if progress is not None:
-                progress(len(sample_idx), len(sample_idx))
+                progress(out.nbytes, out.nbytes)
         else:
             out = _read_gctx_selection(self.path, sample_idx, row_idx, chunk_samples, progress)
         out[out == -666.0] = np.nan
@@ -305,34 +307,39 @@ def open_l1000(path: str | Path, inst_info: str | Path | None = None,
 
 def _read_gctx_selection(path: Path, sample_idx: np.ndarray, row_idx: np.ndarray, chunk_samples: int,
                          progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """HDF5 selection of [samples, rows]: sorted sample chunks x the contiguous row span."""
+    """[samples, rows] by the chunk plan of :mod:`datasets.gctx_plan`: only the chunks holding wanted cells,
+    each sample chunk by rows or whole, whichever pulls fewer bytes. The file is opened without a chunk
+    cache, so HDF5 reads an unfiltered chunk's selected rows only (a filtered one is inflated once per
+    read; no two reads share a chunk)."""
     import h5py
 
     out = np.empty((len(sample_idx), len(row_idx)), dtype=np.float32)
     if len(sample_idx) == 0 or len(row_idx) == 0:
         return out
-    order = np.argsort(sample_idx, kind="stable")
-    sorted_idx = sample_idx[order]
-    r_lo, r_hi = int(row_idx.min()), int(row_idx.max()) + 1
-    rel_rows = row_idx - r_lo
+    samples, s_inv = np.unique(sample_idx, return_inverse=True)
+    genes, g_inv = np.unique(row_idx, return_inverse=True)
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(path, "r", rdcc_nbytes=0) as f:
             dset = f[GCTX_MATRIX]
-            per_sample = (r_hi - r_lo) * dset.dtype.itemsize
-            step = max(1, min(chunk_samples, READ_BUDGET_BYTES // max(per_sample, 1)))
-            for start in range(0, len(sorted_idx), step):
-                idx = sorted_idx[start:start + step]
-                uniq, inverse = np.unique(idx, return_inverse=True)
-                lo, hi = int(uniq[0]), int(uniq[-1]) + 1
-                if (hi - lo) <= 4 * len(uniq) and (hi - lo) * per_sample <= READ_BUDGET_BYTES:
-                    block = dset[lo:hi, r_lo:r_hi][uniq - lo]  # dense span: one contiguous hyperslab
-                else:
-                    block = dset[uniq.tolist(), r_lo:r_hi]  # sparse: point selection of sorted rows
-                out[order[start:start + step]] = block[inverse][:, rel_rows]
+            plan = plan_reads(Layout.of(dset), samples, genes, max_rows=chunk_samples,
+                              budget_bytes=READ_BUDGET_BYTES)
+            same = np.array_equal(samples, sample_idx) and np.array_equal(genes, row_idx)
+            held = out if same else np.empty((len(samples), len(genes)), dtype=np.float32)
+            done = 0
+            if progress is not None:
+                progress(0, plan.nbytes)
+            for r in plan.reads:
+                block = dset[r.rows, r.genes]
+                if isinstance(r.rows, slice):  # whole chunks: keep the wanted samples
+                    block = block[samples[r.s0:r.s1] - r.rows.start]
+                held[r.s0:r.s1, r.g0:r.g1] = block[:, genes[r.g0:r.g1] - r.genes.start]
+                done += r.nbytes
                 if progress is not None:
-                    progress(min(start + step, len(sorted_idx)), len(sorted_idx))
+                    progress(done, plan.nbytes)
     except OSError as e:
         raise L1000Error(f"{path}: cannot read {GCTX_MATRIX} (truncated or corrupt GCTX?): {e}") from e
+    if held is not out:
+        out[:] = held[s_inv][:, g_inv]
     return out
 
 
@@ -589,8 +596,8 @@ class L1000Profiles:
 def load_profiles(src: L1000Source, selection: DrugSelection, genes: GeneSelection,
                   chunk_samples: int = READ_CHUNK_SAMPLES,
                   progress: Callable[[int, int], None] | None = None) -> L1000Profiles:
-    """Read the selected samples' gene rows once (chunked HDF5 selection), group them; NaN/inf: error.
-    ``progress(samples_read, total)`` is called after each block."""
+    """Read the selected samples' gene rows once (chunk-planned HDF5 selection), group them; NaN/inf: error.
+    ``progress(bytes_read, bytes_total)`` is called after each read."""
     groups: list[tuple[tuple[str, str], np.ndarray]] = [((c, "control"), idx)
                                                         for c, idx in selection.controls.items()]
     for d, per_cell in selection.treatments.items():
