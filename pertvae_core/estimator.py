@@ -282,8 +282,8 @@ def _check_payload(p: dict, path: str | os.PathLike) -> None:
     """Every entry :meth:`PertVAE.save` writes, of its type, with genes and standardizer of ``n_genes``."""
     missing = [k for k in _PAYLOAD if k not in p]
     if missing:
-        raise ValueError(f"{path}: saved PertVAE estimator lacks {', '.join(missing)} (damaged, or written by "
-                         f"other code); fit and save the model again")
+        raise ValueError(f"{path}: saved PertVAE estimator lacks {', '.join(missing)} (damaged, or written "
+                         f"by other code); fit and save the model again")
     for k, types in _PAYLOAD.items():
         if isinstance(p[k], bool) or not isinstance(p[k], types):
             raise ValueError(f"{path}: entry {k!r} is a {type(p[k]).__name__}, expected "
@@ -306,10 +306,11 @@ def _check_weights(net: torch.nn.Module, p: dict, path: str | os.PathLike) -> No
     have = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else None for k, v in p["model"].items()}
     problems = [f"{k} missing" for k in want if k not in have]
     problems += [f"unexpected {k}" for k in have if k not in want]
-    problems += [f"{k} has shape {have[k]}, expected {want[k]}" for k in want if k in have and have[k] != want[k]]
+    problems += [f"{k} has shape {have[k]}, expected {want[k]}" for k in want
+                 if k in have and have[k] != want[k]]
     if problems:
         cfg = p["settings"]
         raise ValueError(f"{path}: its weights do not fit its settings (n_genes {p['n_genes']}, latent "
                          f"{cfg.get('latent')}, hidden {cfg.get('hidden')}): {'; '.join(problems[:3])}"
-                         f"{f' and {len(problems) - 3} more' if len(problems) > 3 else ''} (damaged or edited "
-                         f"file?)")
+                         f"{f' and {len(problems) - 3} more' if len(problems) > 3 else ''} (damaged or "
+                         f"edited file?)")

@@ -187,8 +187,8 @@ def test_issue19_load_of_a_damaged_file_is_a_value_error_naming_it(fitted: tuple
         "no_std": (dict(standardizer=None, seed=None), r"no_std\.pt: .* lacks seed, standardizer"),
         "genes": (dict(n_genes=11), r"genes\.pt: 10 gene names for n_genes = 11"),
         "latent": (dict(settings=lambda s: {**s, "latent": 4}),
-                   r"latent\.pt: its weights do not fit its settings \(n_genes 10, latent 4, hidden \(16, 8\)\): "
-                   r".* has shape .*, expected"),
+                   r"latent\.pt: its weights do not fit its settings \(n_genes 10, latent 4, hidden "
+                   r"\(16, 8\)\): .* has shape .*, expected"),
         "weights": (dict(model=lambda m: {k: v[..., :-1] if v.ndim > 1 else v for k, v in m.items()}),
                     r"weights\.pt: its weights do not fit its settings"),
         "key": (dict(model=lambda m: {("x" + k if i == 0 else k): v for i, (k, v) in enumerate(m.items())}),
