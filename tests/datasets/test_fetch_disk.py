@@ -56,7 +56,7 @@ class FailingFile:
 
 def fail_writes(monkeypatch: pytest.MonkeyPatch, name: str, limit: int, err: int = errno.ENOSPC,
                 at_open: bool = False) -> None:
-    """Writes to files whose name starts with ``name`` fail with ``err`` after ``limit`` bytes (or at open)."""
+    """Writes to files named ``name...`` fail with ``err`` after ``limit`` bytes (or at open)."""
     real = open
 
     def fake(path, mode="r", *args, **kw):
@@ -79,9 +79,9 @@ def test_full_disk_is_said_not_retried_and_the_partial_file_resumes(tmp_path, se
     fail_writes(monkeypatch, "data.bin.part", 40_000)
     assert run("--url", url, "--dir", str(d)) == 2
     err = capsys.readouterr().err
-    assert err.splitlines() == [f"error: no space left on device writing {d}/data.bin.part: free at least 62.4 KB "
-                                f"or use --dir elsewhere; the 40.0 KB written stay in data.bin.part: rerun to "
-                                f"resume"]
+    assert err.splitlines() == [f"error: no space left on device writing {d}/data.bin.part: free at least "
+                                f"62.4 KB or use --dir elsewhere; the 40.0 KB written stay in data.bin.part: "
+                                f"rerun to resume"]
     assert len(server.gets("/files/data.bin")) == 1  # not retried as a dropped connection
     assert (d / "data.bin.part").read_bytes() == BODY[:40_000]
     monkeypatch.undo()  # space freed: the rerun continues the partial file
@@ -111,8 +111,8 @@ def test_full_disk_while_unpacking_is_not_a_damaged_download(tmp_path, server, m
     fail_writes(monkeypatch, ".table.txt.tmp-", 30_000)
     assert run("--url", f"{server.url}/x/table.txt.gz", "--dir", str(d)) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == (f"error: no space left on device writing {d}/table.txt: free at least 45.0 KB or use --dir "
-                   f"elsewhere; the partial file was removed, table.txt.gz is kept: rerun to unpack it")
+    assert err == (f"error: no space left on device writing {d}/table.txt: free at least 45.0 KB or use "
+                   f"--dir elsewhere; the partial file was removed, table.txt.gz is kept: rerun to unpack it")
     assert "damaged" not in err and not list(d.glob(".table.txt.tmp-*")) and (d / "table.txt.gz").is_file()
     monkeypatch.undo()
     assert run("--url", f"{server.url}/x/table.txt.gz", "--dir", str(d)) == 0
