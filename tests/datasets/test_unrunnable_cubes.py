@@ -49,7 +49,8 @@ def test_a_drug_no_cell_line_pairs_is_refused_at_build_time(tmp_path: Path,
     err = _refused(tmp_path, h5, capsys)
     assert err == (f"error: {h5}: the cube: no cell line has both a fully measured control and a fully "
                    f"measured profile of drug(s) 'trametinib' (a profile with a NaN gene is not used), so a "
-                   f"benchmark run could not pair them; add controls of their cell lines, or leave them out\n")
+                   f"benchmark run could not pair them; add controls of their cell lines, or leave them "
+                   f"out\n")
     # with --allow-nan a drug whose every profile misses a gene pairs nowhere either (datasets.pairs' rule)
     h5 = _h5ad(tmp_path / "nan.h5ad", 5, nan_gene_of="vorinostat")
     assert "of drug(s) 'vorinostat'" in _refused(tmp_path, h5, capsys, "--allow-nan")
