@@ -8,11 +8,10 @@ line takes the L1000 spelling, so it is one cell line of the cube, never two.
 Genes are matched to L1000 Entrez IDs by Entrez ID where the source has them, else by symbol
 (case-insensitive). Duplicate genes within one source: the first occurrence is kept; a cell line named twice
 in a CSV header or DepMap's rows is an error; a GDSC COSMIC column repeated (the official RMA file repeats
-four) and names that differ only in case or punctuation: the first is kept, reported (GDSC's repeated
-columns in ``BaselineTable.repeated``, other names of one key in ``BaselineMatch.collapsed``; CCLE's
-``KMH2_THYROID`` and ``KMH2_HAEMATOPOIETIC...`` are two cell lines with one key: name them apart with a cell
-map). Unreadable tables (binary, compressed, ragged, empty) are errors naming the
-file and line.
+four), a CCLE name repeated once its tissue suffix is gone (``KMH2_THYROID`` and ``KMH2_HAEMATOPOIETIC...``
+are two cell lines) and names that differ only in case or punctuation: the first is kept and the others are
+reported (``BaselineTable.repeated``; ``BaselineMatch.collapsed``). Unreadable tables (binary, compressed,
+ragged, empty) are errors naming the file and line.
 """
 
 from __future__ import annotations
@@ -49,7 +48,8 @@ class BaselineTable:
     entrez: np.ndarray  # [n_genes] str
     symbols: np.ndarray  # [n_genes] str
     values: np.ndarray  # [n_cells, n_genes] float32
-    repeated: tuple[str, ...] = ()  # cell-line columns named more than once (GDSC; the first is used)
+    repeated: tuple[str, ...] = ()  # cell-line columns named more than once (GDSC; CCLE names without their
+    #                                  tissue suffix, e.g. KMH2 of KMH2_THYROID and KMH2_HAEMATOPOIETIC...)
 
 
 def normalize_name(name: str) -> str:
@@ -218,7 +218,11 @@ def read_ccle(path: str | Path) -> BaselineTable:
     sym = (g.row_meta[desc_col].fillna("").astype(str).to_numpy(dtype=object) if desc_col
            else np.array(names, dtype=object))
     cells = [str(s).split("_", 1)[0] for s in g.sample_ids]
-    return BaselineTable(path, "CCLE", cells, ent, sym, g._matrix.astype(np.float32))
+    full: dict[str, list[str]] = {}
+    for c, s in zip(cells, g.sample_ids, strict=True):
+        full.setdefault(c, []).append(str(s))
+    repeated = tuple(f"{c} ({' = '.join(v)})" for c, v in full.items() if len(v) > 1)  # e.g. KMH2_THYROID
+    return BaselineTable(path, "CCLE", cells, ent, sym, g._matrix.astype(np.float32), repeated)
 
 
 def read_generic_csv(path: str | Path) -> BaselineTable:

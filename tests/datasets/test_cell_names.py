@@ -11,7 +11,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from datasets_test_helpers import GENES, baseline_values, write_depmap, write_gctx
+from datasets_test_helpers import GENES, baseline_values, write_ccle, write_depmap, write_gctx
 
 from datasets.anndata_io import from_anndata
 from datasets.baseline import BaselineTable, match_baseline
@@ -142,3 +142,13 @@ def test_baseline_names_match_l1000_by_the_same_key_and_collapsed_names_are_repo
     assert sorted(m.profiles) == ["A375", "HT29", "MCF7"]  # mcf-7 is the L1000 MCF7, one cell line
     np.testing.assert_array_equal(m.profiles["MCF7"][0], vals[0])  # the first of the two names
     assert m.collapsed == {str(path): [("mcf-7", "MCF.7")]} and m.matched[str(path)] == 2
+
+
+def test_ccle_names_repeated_without_their_tissue_are_reported(tmp_path: Path) -> None:
+    """CCLE's KMH2_THYROID and KMH2_HAEMATOPOIETIC... are two cell lines named KMH2 once the suffix is gone:
+    the first is kept, the summary lists both (was silent)."""
+    from datasets.baseline import read_ccle
+
+    cells = ["KMH2_HAEMATOPOIETIC_AND_LYMPHOID_TISSUE", "A375_SKIN", "KMH2_THYROID"]
+    t = read_ccle(write_ccle(tmp_path / "c.gct", cells, GENES[:3], baseline_values(cells, GENES[:3])))
+    assert t.repeated == ("KMH2 (KMH2_HAEMATOPOIETIC_AND_LYMPHOID_TISSUE = KMH2_THYROID)",)
