@@ -307,9 +307,10 @@ def match_baseline(tables: Sequence[BaselineTable], l1000_cells: Sequence[str], 
     gene_mask = np.all(np.stack([c >= 0 for c in cols]), axis=0) if cols else np.zeros(len(entrez), bool)
     if gene_mask.sum() < 2:  # the benchmark's scores are correlations across genes
         names = ", ".join(str(t.path) for t in tables)
+        some = [str(e) for e in entrez[:3]]
         raise BaselineError(f"{'no genes' if not gene_mask.any() else 'only 1 gene'} in common between the "
-                            f"L1000 genes ({len(entrez)}, e.g. {list(entrez[:3])}) and baseline {names} "
-                            f"(matched by Entrez ID, then symbol); the cube needs at least 2")
+                            f"L1000 genes ({len(entrez)}, e.g. {some}) and baseline {names} (matched by Entrez "
+                            f"ID, then symbol); the cube needs at least 2")
     profiles: dict[str, list[np.ndarray]] = {}
     matched, n_cells = {}, {}
     display: dict[str, str] = {}
