@@ -309,8 +309,8 @@ def match_baseline(tables: Sequence[BaselineTable], l1000_cells: Sequence[str], 
         names = ", ".join(str(t.path) for t in tables)
         some = [str(e) for e in entrez[:3]]
         raise BaselineError(f"{'no genes' if not gene_mask.any() else 'only 1 gene'} in common between the "
-                            f"L1000 genes ({len(entrez)}, e.g. {some}) and baseline {names} (matched by Entrez "
-                            f"ID, then symbol); the cube needs at least 2")
+                            f"L1000 genes ({len(entrez)}, e.g. {some}) and baseline {names} (matched by "
+                            f"Entrez ID, then symbol); the cube needs at least 2")
     profiles: dict[str, list[np.ndarray]] = {}
     matched, n_cells = {}, {}
     display: dict[str, str] = {}
