@@ -13,7 +13,13 @@ Conventions (documented in docs/real_data.md):
   rows are kept. Several probes of one Entrez ID (``all_genes`` only): the first is kept.
 - Samples: vehicle controls ``pert_type == ctl_vehicle``, treatments ``pert_type == trt_cp`` with the given
   ``pert_iname`` at ``pert_time`` hours (or ``pert_itime`` such as ``"24 h"``). Dose in uM from
-  ``pert_dose`` + ``pert_dose_unit`` or from ``pert_idose`` (``"10.0 um"``, ``"500 nM"``).
+  ``pert_dose`` + ``pert_dose_unit`` or from ``pert_idose`` (``"10.0 um"``, ``"500 nM"``). A unit is never
+  assumed: a selected sample whose dose or time has no unit (column absent, value empty, ``"10"``) or an
+  unknown one is an error naming the file and the column or sample, unless ``dose_unit`` / ``time_unit``
+  states the unit of values written without one (``build --dose-unit uM``).
+- Names: a selected sample without ``cell_id`` (or, taking every drug, a ``trt_cp`` without ``pert_iname``)
+  is an error; ``cell_id`` spellings of one cell line (``mcf7``, ``MCF7``) are refused, or merged with
+  ``merge_cell_spellings`` (datasets.cell_names).
 - Dose rule ``"highest"``: per (drug, cell line) the highest dose measured, all its replicates (the paper's
   rule).
   A numeric dose keeps treatments within 1% of it.
