@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from datasets.disk import human_bytes, write_failure
+
 CONDITION_CONTROL = "control"
 CONDITION_BASELINE = "baseline"
 DIMS = ("cell_line", "condition", "replicate", "gene")
@@ -376,7 +378,8 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
     """Write ``ds`` as a zarr v3 store at ``path`` atomically (temp sibling dir, then rename).
 
     Refuses an existing ``path`` unless ``overwrite`` and it is a cube store (then the old store is
-    replaced only after the new one is complete); refuses a path that cannot be created. All-NaN chunks are
+    replaced only after the new one is complete); refuses a path that cannot be created; a write that fails
+    (disk full, quota, read-only) is a CubeError saying so (datasets.disk). All-NaN chunks are
     not written (fill value NaN). A failed or interrupted write removes its temp store; temp stores of
     killed writers are removed first (:func:`remove_stale_temps`).
     """
@@ -419,7 +422,13 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
     except BaseException as e:
         if old.exists() and not path.exists():  # interrupted between the two renames: put the old cube back
             old.rename(path)
-        _remove_partial(tmp, interrupted=not isinstance(e, Exception))
+        # zarr's other writes may still be running (a full disk fails one of many): stop them first
+        _remove_partial(tmp, interrupted=not isinstance(e, Exception) or isinstance(e, OSError))
+        if isinstance(e, OSError):  # a full disk is no traceback: say it, and what to do
+            size = human_bytes(int(ds["expression"].size) * 4)
+            raise CubeError(f"{write_failure(e, path, None, '--out')} (the cube takes up to {size} "
+                            f"uncompressed); nothing was written"
+                            f"{', the cube there is unchanged' if path.exists() else ''}") from None
         raise
     return path
 

@@ -25,7 +25,6 @@ Ctrl-C: exit status 130, the partial file kept.
 from __future__ import annotations
 
 import argparse
-import errno
 import gzip
 import hashlib
 import http.client
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import IO
 
 from datasets.argparsing import OneLineParser
+from datasets.disk import human_bytes, write_failure
 
 MANIFEST = "MANIFEST.json"
 CHUNK = 1 << 20
@@ -158,12 +158,7 @@ def with_base_url(url: str, base: str | None) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- progress
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
+_human = human_bytes
 
 
 def _duration(s: float) -> str:
@@ -269,31 +264,18 @@ def _content_total(resp: http.client.HTTPResponse, offset: int) -> int | None:
     return offset + int(cl) if cl and cl.isdigit() else None
 
 
-DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-               errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
-               errno.EPERM: "permission denied"}
-
-
 @contextmanager
 def disk_errors(path: Path, total: int | None, kept: Callable[[int], str],
                 written: Path | None = None) -> Iterator[None]:
     """Turn an OSError of writing ``path`` (``total`` bytes when complete; written so far to ``written``,
-    default ``path``) into one FetchError saying what it is (disk full, quota, read-only, permission), how
-    much space is still needed and what was kept (``kept(bytes written)``)."""
+    default ``path``) into one FetchError saying what it is (datasets.disk: disk full, quota, read-only,
+    permission), how much space is still needed and what was kept (``kept(bytes written)``)."""
     try:
         yield
     except OSError as e:
         have = (written or path).stat().st_size if (written or path).is_file() else 0
-        what = DISK_ERRORS.get(e.errno, f"cannot write ({e.strerror or e})")
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            need = f"free at least {_human(total - have)}" if total is not None and total > have else \
-                "free some space"
-            todo = f"{need} or use --dir elsewhere"
-        elif e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            todo = "use --dir on a disk you can write to"
-        else:
-            todo = "check the disk or use --dir elsewhere"
-        raise FetchError(f"{what} writing {path}: {todo}; {kept(have)}") from None
+        need = total - have if total is not None else None
+        raise FetchError(f"{write_failure(e, path, need, '--dir')}; {kept(have)}") from None
 
 
 def _read(resp: http.client.HTTPResponse) -> bytes:

@@ -2,7 +2,7 @@
 what it is, never retried as a network failure, and leaves the partial download for the next run to resume.
 
 A real HTTP server on 127.0.0.1; the full disk is simulated by a file whose writes fail with the errno after
-a given number of bytes (and, where root may mount one, by a real 64 KiB tmpfs)."""
+a given number of bytes, and, where root may mount one, is a real 64 KiB tmpfs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ import errno
 import gzip
 import hashlib
 import os
-import shutil
-import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +17,7 @@ import pytest
 from datasets import fetch
 from datasets.fetch import main
 from tests.datasets.local_http import LocalServer
+from tests.datasets.tmpfs import tiny_tmpfs  # noqa: F401 (a fixture)
 
 BODY = bytes(range(256)) * 400  # 102,400 bytes
 
@@ -137,47 +134,21 @@ def test_full_disk_writing_the_manifest_leaves_no_temp_file(tmp_path, server, mo
     assert sorted(p.name for p in d.iterdir()) == ["data.bin"]
 
 
-@pytest.fixture
-def tiny_tmpfs(tmp_path):
-    """A real 64 KiB tmpfs (root only; skipped where mounting is not allowed)."""
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+def test_real_full_tmpfs(tiny_tmpfs, server, monkeypatch, capsys):  # noqa: F811 (the fixture)
+    """Another process fills the disk right after the space check: the write fails with a real ENOSPC."""
+    server.files["/f.bin"] = BODY[:48_000]
+    real_check = fetch._check_space
 
+    def check_then_fill(d, need, what):
+        real_check(d, need, what)
+        (tiny_tmpfs / "other-process.bin").write_bytes(b"x" * 32_768)
 
-def test_real_full_tmpfs(tiny_tmpfs, capsys):
-    """Another process fills the disk after the space check: the write fails with a real ENOSPC."""
-    filler = tiny_tmpfs / "other-process.bin"
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Length", str(48_000))
-            self.end_headers()
-            filler.write_bytes(b"x" * 32_768)  # the disk fills up meanwhile
-            self.wfile.write(BODY[:48_000])
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        d = tiny_tmpfs / "data"
-        assert run("--url", f"http://127.0.0.1:{srv.server_address[1]}/f.bin", "--dir", str(d)) == 2
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    monkeypatch.setattr(fetch, "_check_space", check_then_fill)
+    d = tiny_tmpfs / "data"
+    assert run("--url", f"{server.url}/f.bin", "--dir", str(d)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: no space left on device writing {d}/f.bin.part: "
                                                f"free at least ")
+    assert len(server.gets("/f.bin")) == 1
     part = (d / "f.bin.part").read_bytes()
     assert 0 < len(part) < 48_000 and part == BODY[: len(part)]  # a clean prefix, ready to resume
