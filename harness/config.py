@@ -405,6 +405,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise bad("walltime", "must be longer than 0 (e.g. 01:00:00)")
     if _memory_bytes(cfg.memory) is None:
         raise bad("memory", "use a size such as 4GB, 500MB or 16GiB")
+    _, colon, port = cfg.dashboard_address.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:  # was refused only when the cluster started
+        raise bad("dashboard_address", "use HOST:PORT or :PORT (port 0 to 65535; 0 picks a free one)")
     return cfg
 
 

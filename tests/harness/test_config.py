@@ -234,6 +234,8 @@ def test_dry_run_is_an_execution_setting():
     (["--walltime", "0-00:00:00"], r"'walltime' = '0-00:00:00': must be longer than 0"),
     (["--memory", "lots"], r"'memory' = 'lots': use a size such as 4GB"),
     (["--memory", "0GB"], r"'memory' = '0GB': use a size"),
+    (["--dashboard-address", "nope"], r"'dashboard_address' = 'nope': use HOST:PORT or :PORT"),
+    (["--dashboard-address", ":99999"], r"'dashboard_address' = ':99999': use HOST:PORT"),
 ])
 def test_issue19_meaningless_numbers_are_refused_at_parse_time(argv, message):
     """issue 19: --worker-timeout -5 / nan was accepted (and meant "wait forever"); patience 0 failed inside
@@ -247,6 +249,7 @@ def test_issue19_worker_timeout_zero_still_waits_forever_and_the_cli_says_one_li
 
     assert parse_args(["--worker-timeout", "0"]).worker_timeout == 0.0
     assert parse_args(["--memory", "16GiB", "--walltime", "00:10:00"]).memory == "16GiB"
+    assert parse_args(["--dashboard-address", "127.0.0.1:0"]).dashboard_address == "127.0.0.1:0"
     assert main(["--worker-timeout", "-5"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: field 'worker_timeout' = -5.0") and err.count("\n") == 1
