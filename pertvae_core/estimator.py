@@ -228,6 +228,8 @@ class PertVAE:
             "standardizer": {k: getattr(st.std, k).detach().cpu() for k in _STD},
         }
         path = Path(path)
+        if not path.parent.is_dir():  # torch says so with a RuntimeError
+            raise FileNotFoundError(f"{path}: directory {path.parent} does not exist; create it first")
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
             torch.save(payload, tmp)

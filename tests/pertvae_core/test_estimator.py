@@ -205,6 +205,8 @@ def test_issue19_load_of_a_damaged_file_is_a_value_error_naming_it(fitted: tuple
         PertVAE.load(no_genes)
     with pytest.raises(FileNotFoundError):
         PertVAE.load(tmp_path / "absent.pt")
+    with pytest.raises(FileNotFoundError, match=r"nope/m\.pt: directory .*nope does not exist"):
+        est.save(tmp_path / "nope" / "m.pt")  # was torch's RuntimeError
 
 
 @pytest.mark.parametrize(("setting", "message"), [
