@@ -29,8 +29,8 @@ Cell line names that differ only in case or punctuation (datasets.cell_names' ke
 ``MCF7`` are one) would be separate cell lines, and one cell line could sit in a training and a test fold:
 they are refused with one error naming every clash, or merged under the spelling with the most profiles
 with ``merge_cell_spellings=True`` (``build --merge-cell-spellings``; a warning line lists every merge and
-the provenance records them). A condition that differs from the control label only in case or punctuation
-(``dmso`` beside ``DMSO``) would be a drug made of controls: refused.
+the cube's ``merged_cell_spellings`` attribute records them). A condition that differs from the control
+label only in case or punctuation (``dmso`` beside ``DMSO``) would be a drug made of controls: refused.
 
 Predictions (:func:`predictions_anndata`, :func:`write_h5ad`): obs ``cell_line``, ``split``, optional
 ``repeat``, ``fold``, ``kind`` (``prediction`` | ``reconstruction``) and ``condition`` (the drug); var: genes.

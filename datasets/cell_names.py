@@ -12,7 +12,8 @@ every clash and its profile counts): the key also joins different cell lines (CC
 ``KMH-2``, ``T.T`` and ``TT``), so only the user can say that two spellings are one cell line. With
 ``merge=True`` (``build --merge-cell-spellings``) they are merged under one spelling, the one with the most
 profiles (on a tie, the one already written as its key, as LINCS and CCLE write names; then the first in
-sort order), and one warning line on stderr lists every merge; the cube's provenance records them.
+sort order), and one warning line on stderr lists every merge; the cube's ``merged_cell_spellings``
+attribute records them.
 """
 
 from __future__ import annotations
