@@ -22,7 +22,7 @@ def human_bytes(n: float) -> str:
 def write_failure(e: OSError, path: object, need: int | None, flag: str) -> str:
     """``<what> writing <path>: <what to do>`` for a write of ``path`` that failed with ``e``; ``need``: the
     bytes still to write (None: unknown); ``flag``: the option that puts the output elsewhere."""
-    what = DISK_ERRORS.get(e.errno, f"cannot write ({e.strerror or e})")
+    what = DISK_ERRORS.get(e.errno, e.strerror or str(e))
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         free = f"free at least {human_bytes(need)}" if need is not None and need > 0 else "free some space"
         return f"{what} writing {path}: {free} or use {flag} elsewhere"
