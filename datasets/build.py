@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time as _time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,16 +31,21 @@ from datasets.cube import (
     CONDITION_CONTROL,
     CubeError,
     check_out_path,
+    check_pairs,
     make_cube,
     write_cube,
 )
 from datasets.l1000 import (
+    DOSE,
+    TIME,
     DrugSelection,
     L1000Profiles,
+    Quantity,
     load_profiles,
     open_l1000,
     select_genes,
     select_samples,
+    unit_key,
 )
 from datasets.pairs import PAIRING_NOTE
 from datasets.progress import Phase, io_counter
@@ -84,6 +89,8 @@ class BuildSummary:
     dropped: dict[str, list[str]] = field(default_factory=dict)
     control_fallback: list[str] = field(default_factory=list)
     matches: list[DrugMatch] = field(default_factory=list)
+    baseline_collapsed: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    merged_spellings: dict[str, str] = field(default_factory=dict)
 
     def render(self) -> str:
         lines = [m.render() for m in self.matches if m.via != "pert_iname"]
@@ -103,7 +110,13 @@ class BuildSummary:
             lines.append(f"baseline {p}: {n} cell lines, "
                          f"{self.baseline_matched[p]} matched to L1000 cell lines"
                          + (f"; repeated columns, first kept: {', '.join(self.baseline_repeated[p])}"
-                            if self.baseline_repeated.get(p) else ""))
+                            if self.baseline_repeated.get(p) else "")
+                         + (f"; names of one cell line key, first kept: "
+                            f"{', '.join(f'{a!r} (not {b!r})' for a, b in self.baseline_collapsed[p])}"
+                            if self.baseline_collapsed.get(p) else ""))
+        if self.merged_spellings:
+            lines.append("cell_id spellings merged (--merge-cell-spellings): "
+                         + ", ".join(f"{a!r} -> {b!r}" for a, b in self.merged_spellings.items()))
         lines.append(f"cube: {self.n_cell_lines} cell lines x {len(self.drugs) + 2} conditions x "
                      f"{self.n_replicates} replicates x {self.genes_kept} genes")
         return "\n".join(lines)
@@ -240,14 +253,18 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
           drugs: Sequence[str] | None = None, time: float = 24.0, dose: str | float = "highest",
           all_genes: bool = False, max_controls: int | str | None = "auto", overwrite: bool = False,
           pert_info: str | Path | None = None, model: str | Path | None = None,
-          label: str = "pert_iname", study: str | None = None, progress: IO[str] | None = None):
+          label: str = "pert_iname", study: str | None = None, dose_unit: str | None = None,
+          time_unit: str | None = None, merge_cell_spellings: bool = False, progress: IO[str] | None = None):
     """Build (and write when ``out`` is given) the cube; returns (dataset, BuildSummary).
 
     ``drugs`` may be synonyms (:func:`datasets.studies.resolve_drugs`, with ``pert_info``); the drug
     conditions are named by their ``pert_iname`` (``label="pert_iname"``) or as requested
     (``label="requested"``, e.g. the paper's names). ``model``: DepMap Model.csv, mapping COSMIC and ACH- ids
-    to cell line names (``cell_map`` entries win). Refuses, before reading, an --out that cannot be written
-    or replaced, and a cube too big for the memory available (:func:`check_cube_size`).
+    to cell line names (``cell_map`` entries win). ``dose_unit`` / ``time_unit``: the unit of L1000 doses /
+    times written without one (never assumed: without it such a sample is an error);
+    ``merge_cell_spellings``: merge cell_id spellings of one cell line (datasets.cell_names) instead of
+    refusing them. Refuses, before reading, an --out that cannot be written or replaced, and a cube too big
+    for the memory available (:func:`check_cube_size`).
     ``progress``: a stream (stderr) for the progress of each long phase by bytes (reading metadata, the
     L1000 matrix and the baseline, hashing inputs, writing the cube; :mod:`datasets.progress`); None: silent.
     """
@@ -265,7 +282,9 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
             inames = meta.loc[meta["pert_type"] == "trt_cp", "pert_iname"].dropna().astype(str).unique()
             matches = resolve_drugs(drugs, list(inames), pert_info)
             drugs = [m.pert_iname for m in matches]
-        sel = select_samples(src, drugs=drugs, time=time, dose=dose, max_controls=max_controls)
+        sel = select_samples(src, drugs=drugs, time=time, dose=dose, max_controls=max_controls,
+                             dose_unit=dose_unit, time_unit=time_unit,
+                             merge_cell_spellings=merge_cell_spellings)
     if label == "requested" and matches:
         _relabel(sel, {m.pert_iname: m.requested for m in matches})
     n_rep = max(len(v) for per_cell in [sel.controls, *sel.treatments.values()] for v in per_cell.values())
@@ -289,7 +308,8 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         "package_version": package_version(),
         "options": {"drugs": list(prof.drugs), "time_h": float(time), "dose": str(dose),
                     "all_genes": bool(all_genes), "baseline_format": baseline_format,
-                    "max_controls": max_controls, "study": study,
+                    "max_controls": max_controls, "study": study, "dose_unit": dose_unit,
+                    "time_unit": time_unit, "merge_cell_spellings": bool(merge_cell_spellings),
                     "lincs_pert_iname": {m.requested if label == "requested" else m.pert_iname: m.pert_iname
                                          for m in matches}},
         "builder": "datasets.build",
@@ -298,8 +318,11 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
              "normalization": "L1000 values as in the input file (Level 3 or 4); baseline values as in each "
                               "source, no cross-platform rescaling",
              "units": "dose_um: micromolar", "pairing": PAIRING_NOTE}
+    if sel.merged_spellings:  # as datasets.anndata_io records them
+        attrs["merged_cell_spellings"] = json.dumps(sel.merged_spellings, sort_keys=True)
     args = assemble(prof, base, attrs)
     ds = make_cube(*args)
+    check_pairs(ds, "the cube")  # select_samples drops cell lines without controls: a safeguard
     summary = BuildSummary(
         drugs=prof.drugs,
         cells_per_drug={d: len(sel.treatments[d]) for d in prof.drugs},
@@ -308,7 +331,8 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         control_cell_lines=len(sel.controls),
         genes_l1000=len(prof.genes.entrez), genes_kept=int(base.gene_mask.sum()),
         baseline_cells=base.n_cells, baseline_matched=base.matched,
-        baseline_repeated={str(t.path): t.repeated for t in tables},
+        baseline_repeated={str(t.path): t.repeated for t in tables}, baseline_collapsed=base.collapsed,
+        merged_spellings=sel.merged_spellings,
         n_cell_lines=len(args[1]), n_replicates=int(args[0].shape[2]),
         doses={d: list(sel.doses[d].values()) for d in prof.drugs},
         dropped=sel.dropped, control_fallback=sel.control_fallback, matches=matches)
@@ -355,6 +379,15 @@ def _dose_arg(v: str) -> str | float:
     if not x > 0:
         raise argparse.ArgumentTypeError(f"--dose must be positive, got {v!r}")
     return x
+
+
+def _unit_arg(q: Quantity) -> Callable[[str], str]:
+    """argparse type of ``q.flag``: a unit of ``q`` (e.g. uM, nM for doses; h, min, d for times)."""
+    def check(v: str) -> str:
+        if unit_key(v) not in q.units:
+            raise argparse.ArgumentTypeError(f"{v!r} is not a unit of {q.name} ({q.spelled})")
+        return v
+    return check
 
 
 def _max_controls_arg(v: str) -> str | int:
@@ -404,12 +437,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-controls", type=_max_controls_arg, default="auto",
                    help="vehicle controls kept per cell line: 'auto' (default: its largest drug replicate "
                         "count, round-robin over plates), 'all', or a number")
+    p.add_argument("--dose-unit", type=_unit_arg(DOSE),
+                   help="unit of L1000 doses written without one (pert_dose_unit absent or empty, pert_idose "
+                        "without unit): uM, nM, mM, ...; never assumed, such a dose is an error without it")
+    p.add_argument("--time-unit", type=_unit_arg(TIME),
+                   help="unit of L1000 time points written without one (pert_time_unit absent or empty): h, "
+                        "min, d; never assumed")
+    p.add_argument("--merge-cell-spellings", action="store_true",
+                   help="merge cell line names that differ only in case or punctuation (mcf7, MCF-7, MCF7) "
+                        "under the spelling with the most profiles, with a warning listing each merge "
+                        "(default: refuse them; they would be separate cell lines)")
     p.add_argument("--out", required=True, help="output cube (zarr directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a different cube at --out")
     a = p.parse_args(argv)
     if a.h5ad:
         flags = (("--study", a.study), ("--l1000", a.l1000), ("--inst-info", a.inst_info),
-                 ("--gene-info", a.gene_info), ("--baseline", a.baseline), ("--drugs", a.drugs))
+                 ("--gene-info", a.gene_info), ("--baseline", a.baseline), ("--drugs", a.drugs),
+                 ("--dose-unit", a.dose_unit), ("--time-unit", a.time_unit))
         given = [f for f, v in flags if v is not None]
         if given:
             p.error(f"--h5ad holds the whole dataset; leave out {', '.join(given)} (or leave out --h5ad)")
@@ -479,7 +523,8 @@ def _build_l1000(a: argparse.Namespace, study: Study | None, drugs: list[str] | 
     _, summary = build(l1000, baseline, a.out, baseline_format=a.baseline_format, cell_map=a.cell_map,
                        drugs=drugs, time=time, dose=a.dose, all_genes=a.all_genes,
                        max_controls=a.max_controls, overwrite=a.overwrite,
-                       label="requested" if study else "pert_iname", study=a.study,
+                       label="requested" if study else "pert_iname", study=a.study, dose_unit=a.dose_unit,
+                       time_unit=a.time_unit, merge_cell_spellings=a.merge_cell_spellings,
                        progress=sys.stderr, **kw)
     return summary
 
@@ -491,7 +536,8 @@ def _build_h5ad(a: argparse.Namespace) -> str:
     obs_keys = dict(kv.split("=", 1) for kv in a.obs_key)
     _, summary = build_from_h5ad(a.h5ad, a.out, overwrite=a.overwrite, obs_keys=obs_keys,
                                  gene_key=a.gene_key, layer=a.layer, control=a.control,
-                                 allow_nan=a.allow_nan, progress=ReadProgress("reading h5ad", "profiles"))
+                                 allow_nan=a.allow_nan, merge_cell_spellings=a.merge_cell_spellings,
+                                 progress=ReadProgress("reading h5ad", "profiles"))
     return summary
 
 
