@@ -6,7 +6,7 @@ field names to other obs columns, e.g. ``{"cell_line": "cell_id", "condition": "
 =========  ========  =========================================================================================
 obs        required  meaning
 =========  ========  =========================================================================================
-cell_line  yes       cell line name
+cell_line  yes       cell line name (spellings of one name, ``mcf7`` / ``MCF-7`` / ``MCF7``: see below)
 condition  yes       ``"control"`` (vehicle, the x1 state; another label via ``control=``, e.g. ``"DMSO"``),
                      a drug name (post-treatment, x2) or ``"baseline"`` (unpaired singletons)
 replicate  no        label unique within (cell line, condition); the profiles fill the cube's replicate slots
@@ -24,6 +24,13 @@ ones dropped), else of first appearance; cell lines and conditions without profi
 ``uns["cube_attrs"]`` (JSON, written by :func:`to_anndata`) restores the cube's attrs, so cube -> AnnData ->
 cube keeps values, labels, doses, plates, sources, attrs and the fingerprint (replicate slots are compacted:
 a cube with gaps between measured replicates comes back without them).
+
+Cell line names that differ only in case or punctuation (datasets.cell_names' key: ``mcf7``, ``MCF-7`` and
+``MCF7`` are one) would be separate cell lines, and one cell line could sit in a training and a test fold:
+they are refused with one error naming every clash, or merged under the spelling with the most profiles
+with ``merge_cell_spellings=True`` (``build --merge-cell-spellings``; a warning line lists every merge and
+the cube's ``merged_cell_spellings`` attribute records them). A condition that differs from the control
+label only in case or punctuation (``dmso`` beside ``DMSO``) would be a drug made of controls: refused.
 
 Predictions (:func:`predictions_anndata`, :func:`write_h5ad`): obs ``cell_line``, ``split``, optional
 ``repeat``, ``fold``, ``kind`` (``prediction`` | ``reconstruction``) and ``condition`` (the drug); var: genes.
@@ -44,11 +51,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from datasets.cell_names import cell_line_key, resolve_spellings
 from datasets.cube import (
     CONDITION_BASELINE,
     CONDITION_CONTROL,
     CubeError,
     check_out_path,
+    check_pairs,
     make_cube,
     plate_ids,
     remove_stale_temps,
@@ -133,6 +142,16 @@ def _labels(values: pd.Series | pd.Index, where: str, what: str) -> np.ndarray:
     return np.asarray([str(v) for v in arr], dtype=object)
 
 
+def _refuse_control_spellings(conds: np.ndarray, control: str, where: str) -> None:
+    """A condition spelled like the control label but not equal to it would be a drug made of controls."""
+    key = cell_line_key(control)
+    alike = sorted({str(c) for c in set(conds) if c != control and cell_line_key(c) == key})
+    if alike:
+        raise CubeError(f"{where}: condition(s) {', '.join(map(repr, alike))} differ from the control label "
+                        f"{control!r} only in case or punctuation and would be drugs made of controls; make "
+                        f"the labels agree (or name the control label with control=)")
+
+
 def _order(col: pd.Series, labels: np.ndarray) -> list[str]:
     """Axis order: a categorical column's categories (unused dropped), else order of first appearance."""
     seen = set(labels)
@@ -208,16 +227,19 @@ def _check_memory(shape: tuple[int, int, int, int]) -> None:
 def from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None = None, gene_key: str | None = None,
                  symbol_key: str = "gene_symbol", layer: str | None = None, control: str = CONDITION_CONTROL,
                  allow_nan: bool = False, attrs: Mapping[str, Any] | None = None,
+                 merge_cell_spellings: bool = False,
                  progress: Callable[[int, int], None] | None = None) -> xr.Dataset:
     """A cube from AnnData profiles laid out as in the module docstring (backed AnnData is read in blocks).
 
-    ``attrs`` are merged over ``uns["cube_attrs"]``; ``progress(rows_done, rows_total)`` is called after
-    each block of X. Bad input raises :class:`CubeError` naming the field and what to do.
+    ``attrs`` are merged over ``uns["cube_attrs"]``; ``merge_cell_spellings`` merges cell line spellings of
+    one name instead of refusing them (module docstring); ``progress(rows_done, rows_total)`` is called
+    after each block of X. Bad input raises :class:`CubeError` naming the field and what to do.
     """
     keys = _obs_keys(obs_keys)
     obs, n = adata.obs, int(adata.n_obs)
-    if n == 0 or adata.n_vars == 0:
-        raise CubeError(f"AnnData: {n} profiles x {adata.n_vars} genes; the cube needs at least one of each")
+    if n == 0 or adata.n_vars < 2:
+        raise CubeError(f"AnnData: {n} profiles x {adata.n_vars} genes; the cube needs profiles and at least "
+                        f"2 genes (the benchmark's scores are correlations across genes)")
     for f in REQUIRED_OBS:
         if keys[f] not in obs.columns:
             raise CubeError(f"obs[{keys[f]!r}]: missing column (the {f} of each profile); add it, or map "
@@ -225,7 +247,9 @@ def from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None = None
                             f"{', '.join(map(str, obs.columns[:20])) or 'none'})")
     ck, kk = keys["cell_line"], keys["condition"]
     cell = _labels(obs[ck], f"obs[{ck!r}]", "profile's cell line")
+    cell, merged = resolve_spellings(cell, f"obs[{ck!r}]", merge_cell_spellings)
     raw = _labels(obs[kk], f"obs[{kk!r}]", "profile's condition")
+    _refuse_control_spellings(raw, control, f"obs[{kk!r}]")
     if control != CONDITION_CONTROL and (raw == CONDITION_CONTROL).any():
         raise CubeError(f"obs[{kk!r}]: has both {control!r} (control=) and {CONDITION_CONTROL!r}; the cube's "
                         f"control condition is {CONDITION_CONTROL!r}: rename one of them")
@@ -328,6 +352,8 @@ def from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None = None
             raise CubeError(f"uns[{ATTRS_KEY!r}]: not a JSON object of cube attrs ({e}); delete it "
                             f"(del adata.uns[{ATTRS_KEY!r}])") from None
     base.update(attrs or {})
+    if merged:
+        base["merged_cell_spellings"] = json.dumps(merged, sort_keys=True)
     return make_cube(expr, cells, conds, genes, symbols, dose, [source[c] for c in conds], base, plate=plate)
 
 
@@ -358,6 +384,7 @@ def build_from_h5ad(path: str | Path, out: str | Path, *, overwrite: bool = Fals
                     obs_keys: Mapping[str, str] | None = None, gene_key: str | None = None,
                     symbol_key: str = "gene_symbol", layer: str | None = None,
                     control: str = CONDITION_CONTROL, allow_nan: bool = False,
+                    merge_cell_spellings: bool = False,
                     progress: Callable[[int, int], None] | None = None) -> tuple[xr.Dataset, str]:
     """Read an .h5ad of profiles (layout: module docstring), write the cube at ``out`` with
     :func:`datasets.cube.write_cube` (atomic); returns (cube, :func:`describe` summary).
@@ -380,7 +407,8 @@ def build_from_h5ad(path: str | Path, out: str | Path, *, overwrite: bool = Fals
         raise CubeError(f"{path}: cannot read as .h5ad ({type(e).__name__}: {e}); write it with "
                         f"anndata's AnnData.write_h5ad") from None
     options = {"obs_keys": dict(obs_keys or {}), "gene_key": gene_key, "symbol_key": symbol_key,
-               "layer": layer, "control": control, "allow_nan": allow_nan}
+               "layer": layer, "control": control, "allow_nan": allow_nan,
+               "merge_cell_spellings": bool(merge_cell_spellings)}
     try:
         upstream = json.loads(str(adata.uns[ATTRS_KEY])).get("provenance") if ATTRS_KEY in adata.uns else None
     except (ValueError, AttributeError):
@@ -397,7 +425,11 @@ def build_from_h5ad(path: str | Path, out: str | Path, *, overwrite: bool = Fals
         attrs["normalization"] = f"values as in the .h5ad's {f'layers[{layer!r}]' if layer else 'X'}"
     try:
         ds = from_anndata(adata, obs_keys=obs_keys, gene_key=gene_key, symbol_key=symbol_key, layer=layer,
-                          control=control, allow_nan=allow_nan, attrs=attrs, progress=progress)
+                          control=control, allow_nan=allow_nan, attrs=attrs,
+                          merge_cell_spellings=merge_cell_spellings, progress=progress)
+        check_pairs(ds, "the cube")  # before the write, so that the error names the input
+    except CubeError as e:
+        raise CubeError(f"{path}: {e}") from None
     finally:
         adata.file.close()
     write_cube(ds, out, overwrite=overwrite)

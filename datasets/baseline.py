@@ -1,15 +1,17 @@
 """Baseline (unpaired, pre-treatment) expression readers: DepMap CSV, GDSC TSV, CCLE GCT, generic CSV.
 
 Every reader returns a :class:`BaselineTable` (cell lines x genes). Cell line names are matched to L1000
-``cell_id`` values case- and punctuation-insensitively (``A-375`` == ``A375``; CCLE names such as
-``A375_SKIN`` lose their tissue suffix first) after an optional mapping CSV (columns
-``source_name,cell_line``) is applied.
+``cell_id`` values by the key L1000 and AnnData names are checked with (datasets.cell_names.cell_line_key:
+case and punctuation ignored, ``A-375`` == ``A375``; CCLE names such as ``A375_SKIN`` lose their tissue
+suffix first) after an optional mapping CSV (columns ``source_name,cell_line``) is applied; a matched cell
+line takes the L1000 spelling, so it is one cell line of the cube, never two.
 Genes are matched to L1000 Entrez IDs by Entrez ID where the source has them, else by symbol
 (case-insensitive). Duplicate genes within one source: the first occurrence is kept; a cell line named twice
 in a CSV header or DepMap's rows is an error; a GDSC COSMIC column repeated (the official RMA file repeats
-four) and names that differ only in case or punctuation: the first is kept (GDSC's reported in
-``BaselineTable.repeated``). Unreadable tables (binary, compressed, ragged, empty) are errors naming the
-file and line.
+four), a CCLE name repeated once its tissue suffix is gone (``KMH2_THYROID`` and ``KMH2_HAEMATOPOIETIC...``
+are two cell lines) and names that differ only in case or punctuation: the first is kept and the others are
+reported (``BaselineTable.repeated``; ``BaselineMatch.collapsed``). Unreadable tables (binary, compressed,
+ragged, empty) are errors naming the file and line.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from datasets.cell_names import cell_line_key
 from datasets.cube import CubeError
 
 FORMATS = ("auto", "depmap", "gdsc", "ccle", "csv")
@@ -45,7 +48,8 @@ class BaselineTable:
     entrez: np.ndarray  # [n_genes] str
     symbols: np.ndarray  # [n_genes] str
     values: np.ndarray  # [n_cells, n_genes] float32
-    repeated: tuple[str, ...] = ()  # cell-line columns named more than once (GDSC; the first is used)
+    repeated: tuple[str, ...] = ()  # cell-line columns named more than once (GDSC; CCLE names without their
+    #                                  tissue suffix, e.g. KMH2 of KMH2_THYROID and KMH2_HAEMATOPOIETIC...)
 
 
 def normalize_name(name: str) -> str:
@@ -214,7 +218,11 @@ def read_ccle(path: str | Path) -> BaselineTable:
     sym = (g.row_meta[desc_col].fillna("").astype(str).to_numpy(dtype=object) if desc_col
            else np.array(names, dtype=object))
     cells = [str(s).split("_", 1)[0] for s in g.sample_ids]
-    return BaselineTable(path, "CCLE", cells, ent, sym, g._matrix.astype(np.float32))
+    full: dict[str, list[str]] = {}
+    for c, s in zip(cells, g.sample_ids, strict=True):
+        full.setdefault(c, []).append(str(s))
+    repeated = tuple(f"{c} ({' = '.join(v)})" for c, v in full.items() if len(v) > 1)  # e.g. KMH2_THYROID
+    return BaselineTable(path, "CCLE", cells, ent, sym, g._matrix.astype(np.float32), repeated)
 
 
 def read_generic_csv(path: str | Path) -> BaselineTable:
@@ -264,6 +272,7 @@ class BaselineMatch:
     matched: dict[str, int]  # source path -> number of its cell lines matched to L1000 cell lines
     n_cells: dict[str, int]  # source path -> number of its cell lines
     sources: list[str]
+    collapsed: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # path -> (kept, dropped) names
 
 
 def gene_columns(table: BaselineTable, entrez: Sequence[str], symbols: Sequence[str]) -> np.ndarray:
@@ -289,27 +298,33 @@ def match_baseline(tables: Sequence[BaselineTable], l1000_cells: Sequence[str], 
                    symbols: Sequence[str]) -> BaselineMatch:
     """Align sources to L1000 genes and cell names. Union of cell lines; one replicate per source holding it.
 
-    Genes kept are those found in every source; cell lines whose normalized name equals an L1000 ``cell_id``
-    take that name, the others keep their (mapped) source name.
+    Genes kept are those found in every source; cell lines whose :func:`cell_line_key` equals an L1000
+    ``cell_id``'s take that name, the others keep their (mapped) source name. Of the names of one key in one
+    source the first is kept and the others are reported in ``collapsed``.
     """
-    l1000_key = {normalize_name(c): c for c in l1000_cells}
+    l1000_key = {cell_line_key(c): c for c in l1000_cells}
     cols = [gene_columns(t, entrez, symbols) for t in tables]
     gene_mask = np.all(np.stack([c >= 0 for c in cols]), axis=0) if cols else np.zeros(len(entrez), bool)
-    if not gene_mask.any():
+    if gene_mask.sum() < 2:  # the benchmark's scores are correlations across genes
         names = ", ".join(str(t.path) for t in tables)
-        raise BaselineError(f"no genes in common between the L1000 genes ({len(entrez)}, e.g. "
-                            f"{list(entrez[:3])}) and baseline {names} (matched by Entrez ID, then symbol)")
+        some = [str(e) for e in entrez[:3]]
+        raise BaselineError(f"{'no genes' if not gene_mask.any() else 'only 1 gene'} in common between the "
+                            f"L1000 genes ({len(entrez)}, e.g. {some}) and baseline {names} (matched by "
+                            f"Entrez ID, then symbol); the cube needs at least 2")
     profiles: dict[str, list[np.ndarray]] = {}
     matched, n_cells = {}, {}
     display: dict[str, str] = {}
+    collapsed: dict[str, list[tuple[str, str]]] = {}
     for t, c in zip(tables, cols, strict=True):
-        seen: set[str] = set()
+        seen: dict[str, str] = {}
         n_match = 0
         for i, name in enumerate(t.cell_lines):
-            key = normalize_name(name)
+            key = cell_line_key(name)
+            if key in seen and seen[key] != str(name):
+                collapsed.setdefault(str(t.path), []).append((seen[key], str(name)))
             if not key or key in seen:
                 continue
-            seen.add(key)
+            seen[key] = str(name)
             if key in l1000_key:
                 n_match += 1
                 display[key] = l1000_key[key]
@@ -324,4 +339,5 @@ def match_baseline(tables: Sequence[BaselineTable], l1000_cells: Sequence[str], 
         matched[str(t.path)] = n_match
         n_cells[str(t.path)] = len(seen)
     return BaselineMatch(profiles={display[k]: np.stack(v) for k, v in profiles.items()}, gene_mask=gene_mask,
-                         matched=matched, n_cells=n_cells, sources=[t.source for t in tables])
+                         matched=matched, n_cells=n_cells, sources=[t.source for t in tables],
+                         collapsed=collapsed)

@@ -12,7 +12,6 @@ else the inst id before ``:``), ``""`` for baseline profiles. See docs/real_data
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -21,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -31,18 +31,26 @@ from datasets.cube import (
     CONDITION_CONTROL,
     CubeError,
     check_out_path,
+    check_pairs,
     make_cube,
     write_cube,
 )
 from datasets.l1000 import (
+    DOSE,
+    TIME,
     DrugSelection,
     L1000Profiles,
+    Quantity,
     load_profiles,
     open_l1000,
     select_genes,
     select_samples,
+    unit_key,
 )
 from datasets.pairs import PAIRING_NOTE
+from datasets.progress import Phase, io_counter
+from datasets.provenance import hash_inputs
+from datasets.provenance import sha256_file as sha256_file  # re-exported: datasets.anndata_io uses it
 from datasets.studies import (
     STUDIES,
     DrugMatch,
@@ -52,15 +60,6 @@ from datasets.studies import (
     resolve_drugs,
     study_table,
 )
-
-
-def sha256_file(path: str | Path, block: int = 16 * 2**20) -> str:
-    """Streaming sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def package_version() -> str:
@@ -90,6 +89,8 @@ class BuildSummary:
     dropped: dict[str, list[str]] = field(default_factory=dict)
     control_fallback: list[str] = field(default_factory=list)
     matches: list[DrugMatch] = field(default_factory=list)
+    baseline_collapsed: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    merged_spellings: dict[str, str] = field(default_factory=dict)
 
     def render(self) -> str:
         lines = [m.render() for m in self.matches if m.via != "pert_iname"]
@@ -109,7 +110,13 @@ class BuildSummary:
             lines.append(f"baseline {p}: {n} cell lines, "
                          f"{self.baseline_matched[p]} matched to L1000 cell lines"
                          + (f"; repeated columns, first kept: {', '.join(self.baseline_repeated[p])}"
-                            if self.baseline_repeated.get(p) else ""))
+                            if self.baseline_repeated.get(p) else "")
+                         + (f"; names of one cell line key, first kept: "
+                            f"{', '.join(f'{a!r} (not {b!r})' for a, b in self.baseline_collapsed[p])}"
+                            if self.baseline_collapsed.get(p) else ""))
+        if self.merged_spellings:
+            lines.append("cell_id spellings merged (--merge-cell-spellings): "
+                         + ", ".join(f"{a!r} -> {b!r}" for a, b in self.merged_spellings.items()))
         lines.append(f"cube: {self.n_cell_lines} cell lines x {len(self.drugs) + 2} conditions x "
                      f"{self.n_replicates} replicates x {self.genes_kept} genes")
         return "\n".join(lines)
@@ -152,6 +159,12 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def n_profiles(sel: DrugSelection) -> int:
+    """L1000 profiles the selection reads (controls and treatments)."""
+    return sum(len(v) for v in sel.controls.values()) + sum(
+        len(v) for per_cell in sel.treatments.values() for v in per_cell.values())
+
+
 def check_cube_size(sel: DrugSelection, n_cells: int, n_rep: int, n_genes: int, all_genes: bool,
                     max_controls: int | str | None) -> None:
     """Refuse a cube that cannot fit in memory, with the estimate and the options that shrink it.
@@ -160,9 +173,7 @@ def check_cube_size(sel: DrugSelection, n_cells: int, n_rep: int, n_genes: int, 
     """
     n_cond = len(sel.treatments) + 2
     cube = n_cells * n_cond * n_rep * (n_genes * 4 + 8)
-    n_read = sum(len(v) for v in sel.controls.values()) + sum(
-        len(v) for per_cell in sel.treatments.values() for v in per_cell.values())
-    need = cube + n_read * n_genes * 4
+    need = cube + n_profiles(sel) * n_genes * 4
     memory = available_memory()
     if need <= memory:
         return
@@ -242,40 +253,49 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
           drugs: Sequence[str] | None = None, time: float = 24.0, dose: str | float = "highest",
           all_genes: bool = False, max_controls: int | str | None = "auto", overwrite: bool = False,
           pert_info: str | Path | None = None, model: str | Path | None = None,
-          label: str = "pert_iname", study: str | None = None,
-          progress: Callable[[int, int], None] | None = None):
+          label: str = "pert_iname", study: str | None = None, dose_unit: str | None = None,
+          time_unit: str | None = None, merge_cell_spellings: bool = False, progress: IO[str] | None = None):
     """Build (and write when ``out`` is given) the cube; returns (dataset, BuildSummary).
 
     ``drugs`` may be synonyms (:func:`datasets.studies.resolve_drugs`, with ``pert_info``); the drug
     conditions are named by their ``pert_iname`` (``label="pert_iname"``) or as requested
     (``label="requested"``, e.g. the paper's names). ``model``: DepMap Model.csv, mapping COSMIC and ACH- ids
-    to cell line names (``cell_map`` entries win). Refuses, before reading, an --out that cannot be written
-    or replaced, and a cube too big for the memory available (:func:`check_cube_size`).
-    ``progress(samples_read, total)`` follows the L1000 read.
+    to cell line names (``cell_map`` entries win). ``dose_unit`` / ``time_unit``: the unit of L1000 doses /
+    times written without one (never assumed: without it such a sample is an error);
+    ``merge_cell_spellings``: merge cell_id spellings of one cell line (datasets.cell_names) instead of
+    refusing them. Refuses, before reading, an --out that cannot be written or replaced, and a cube too big
+    for the memory available (:func:`check_cube_size`).
+    ``progress``: a stream (stderr) for the progress of each long phase by bytes (reading metadata, the
+    L1000 matrix and the baseline, hashing inputs, writing the cube; :mod:`datasets.progress`); None: silent.
     """
     if not baseline:
         raise CubeError("at least one --baseline file is required")
     if out is not None:  # refuse before the (long) read
         _check_inputs_outside(Path(out), [l1000, inst_info, gene_info, cell_map, pert_info, model, *baseline])
         check_out_path(out, overwrite)
-    src = open_l1000(l1000, inst_info=inst_info, gene_info=gene_info)
-    genes = select_genes(src, all_genes=all_genes)
-    matches: list[DrugMatch] = []
-    if drugs and {"pert_type", "pert_iname"} <= set(src.col_meta.columns):
-        meta = src.col_meta
-        inames = meta.loc[meta["pert_type"] == "trt_cp", "pert_iname"].dropna().astype(str).unique()
-        matches = resolve_drugs(drugs, list(inames), pert_info)
-        drugs = [m.pert_iname for m in matches]
-    sel = select_samples(src, drugs=drugs, time=time, dose=dose, max_controls=max_controls)
+    with _io_phase("reading metadata", _metadata_bytes(l1000, inst_info, gene_info, pert_info), progress):
+        src = open_l1000(l1000, inst_info=inst_info, gene_info=gene_info)
+        genes = select_genes(src, all_genes=all_genes)
+        matches: list[DrugMatch] = []
+        if drugs and {"pert_type", "pert_iname"} <= set(src.col_meta.columns):
+            meta = src.col_meta
+            inames = meta.loc[meta["pert_type"] == "trt_cp", "pert_iname"].dropna().astype(str).unique()
+            matches = resolve_drugs(drugs, list(inames), pert_info)
+            drugs = [m.pert_iname for m in matches]
+        sel = select_samples(src, drugs=drugs, time=time, dose=dose, max_controls=max_controls,
+                             dose_unit=dose_unit, time_unit=time_unit,
+                             merge_cell_spellings=merge_cell_spellings)
     if label == "requested" and matches:
         _relabel(sel, {m.pert_iname: m.requested for m in matches})
     n_rep = max(len(v) for per_cell in [sel.controls, *sel.treatments.values()] for v in per_cell.values())
     l_cells = set(sel.controls).union(*sel.treatments.values())
     check_cube_size(sel, len(l_cells), n_rep, len(genes.row_idx), all_genes, max_controls)
-    prof = load_profiles(src, sel, genes, progress=progress)
-    cmap = {**(model_cell_names(model) if model is not None else {}), **read_cell_map(cell_map)}
-    tables = [read_baseline(b, baseline_format, cmap) for b in baseline]
-    base = match_baseline(tables, prof.cell_lines, prof.genes.entrez, prof.genes.symbols)
+    with Phase("reading L1000 matrix", n_profiles(sel) * len(genes.row_idx) * 4, progress) as phase:
+        prof = load_profiles(src, sel, genes, progress=phase.update)
+    with _io_phase("reading baseline", _file_bytes(model, cell_map, *baseline), progress):
+        cmap = {**(model_cell_names(model) if model is not None else {}), **read_cell_map(cell_map)}
+        tables = [read_baseline(b, baseline_format, cmap) for b in baseline]
+        base = match_baseline(tables, prof.cell_lines, prof.genes.entrez, prof.genes.symbols)
     n_cells = len(set(prof.cell_lines) | set(base.profiles))
     n_rep = max([n_rep] + [v.shape[0] for v in base.profiles.values()])
     check_cube_size(sel, n_cells, n_rep, int(base.gene_mask.sum()), all_genes, max_controls)
@@ -283,13 +303,13 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
               ("pert_info", pert_info), ("model", model)]
     inputs += [("baseline", b) for b in baseline]
     provenance = {
-        "inputs": [{"role": r, "path": str(Path(p).resolve()), "sha256": sha256_file(p)}
-                   for r, p in inputs if p is not None],
+        "inputs": [h.record() for h in hash_inputs([(r, p) for r, p in inputs if p is not None], progress)],
         "build_time": datetime.now(UTC).isoformat(timespec="seconds"),
         "package_version": package_version(),
         "options": {"drugs": list(prof.drugs), "time_h": float(time), "dose": str(dose),
                     "all_genes": bool(all_genes), "baseline_format": baseline_format,
-                    "max_controls": max_controls, "study": study,
+                    "max_controls": max_controls, "study": study, "dose_unit": dose_unit,
+                    "time_unit": time_unit, "merge_cell_spellings": bool(merge_cell_spellings),
                     "lincs_pert_iname": {m.requested if label == "requested" else m.pert_iname: m.pert_iname
                                          for m in matches}},
         "builder": "datasets.build",
@@ -298,8 +318,11 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
              "normalization": "L1000 values as in the input file (Level 3 or 4); baseline values as in each "
                               "source, no cross-platform rescaling",
              "units": "dose_um: micromolar", "pairing": PAIRING_NOTE}
+    if sel.merged_spellings:  # as datasets.anndata_io records them
+        attrs["merged_cell_spellings"] = json.dumps(sel.merged_spellings, sort_keys=True)
     args = assemble(prof, base, attrs)
     ds = make_cube(*args)
+    check_pairs(ds, "the cube")  # select_samples drops cell lines without controls: a safeguard
     summary = BuildSummary(
         drugs=prof.drugs,
         cells_per_drug={d: len(sel.treatments[d]) for d in prof.drugs},
@@ -308,13 +331,42 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         control_cell_lines=len(sel.controls),
         genes_l1000=len(prof.genes.entrez), genes_kept=int(base.gene_mask.sum()),
         baseline_cells=base.n_cells, baseline_matched=base.matched,
-        baseline_repeated={str(t.path): t.repeated for t in tables},
+        baseline_repeated={str(t.path): t.repeated for t in tables}, baseline_collapsed=base.collapsed,
+        merged_spellings=sel.merged_spellings,
         n_cell_lines=len(args[1]), n_replicates=int(args[0].shape[2]),
         doses={d: list(sel.doses[d].values()) for d in prof.drugs},
         dropped=sel.dropped, control_fallback=sel.control_fallback, matches=matches)
     if out is not None:
-        write_cube(ds, out, overwrite=overwrite)
+        with _io_phase("writing cube", int(ds.nbytes), progress, field="wchar"):
+            write_cube(ds, out, overwrite=overwrite)
     return ds, summary
+
+
+def _io_phase(what: str, total: int, stream: IO[str] | None, field: str = "rchar") -> Phase:
+    """A phase whose bytes are the bytes this process reads (``rchar``) or writes (``wchar``) meanwhile,
+    against ``total``; where that count is unavailable, the phase shows its elapsed time only."""
+    counter = io_counter(field)
+    return Phase(what, total if counter is not None else 0, stream, counter=counter)
+
+
+def _file_bytes(*paths: str | Path | None) -> int:
+    return sum(os.path.getsize(p) for p in paths if p is not None and os.path.isfile(p))
+
+
+def _metadata_bytes(l1000: str | Path, *tables: str | Path | None) -> int:
+    """Bytes the metadata phase reads: a GCTX's /0/META datasets (a GCT text file: all of it) and the
+    metadata tables."""
+    import h5py
+
+    n = _file_bytes(*tables)
+    try:
+        with h5py.File(l1000, "r") as f:
+            sizes: list[int] = []
+            f["/0/META"].visititems(lambda _, obj: sizes.append(obj.id.get_storage_size())
+                                    if isinstance(obj, h5py.Dataset) else None)
+            return n + sum(sizes)
+    except (OSError, KeyError, TypeError):  # text (GCT) or not a GCTX: open_l1000 says what is wrong
+        return n + _file_bytes(l1000)
 
 
 def _dose_arg(v: str) -> str | float:
@@ -327,6 +379,15 @@ def _dose_arg(v: str) -> str | float:
     if not x > 0:
         raise argparse.ArgumentTypeError(f"--dose must be positive, got {v!r}")
     return x
+
+
+def _unit_arg(q: Quantity) -> Callable[[str], str]:
+    """argparse type of ``q.flag``: a unit of ``q`` (e.g. uM, nM for doses; h, min, d for times)."""
+    def check(v: str) -> str:
+        if unit_key(v) not in q.units:
+            raise argparse.ArgumentTypeError(f"{v!r} is not a unit of {q.name} ({q.spelled})")
+        return v
+    return check
 
 
 def _max_controls_arg(v: str) -> str | int:
@@ -376,12 +437,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-controls", type=_max_controls_arg, default="auto",
                    help="vehicle controls kept per cell line: 'auto' (default: its largest drug replicate "
                         "count, round-robin over plates), 'all', or a number")
+    p.add_argument("--dose-unit", type=_unit_arg(DOSE),
+                   help="unit of L1000 doses written without one (pert_dose_unit absent or empty, pert_idose "
+                        "without unit): uM, nM, mM, ...; never assumed, such a dose is an error without it")
+    p.add_argument("--time-unit", type=_unit_arg(TIME),
+                   help="unit of L1000 time points written without one (pert_time_unit absent or empty): h, "
+                        "min, d; never assumed")
+    p.add_argument("--merge-cell-spellings", action="store_true",
+                   help="merge cell line names that differ only in case or punctuation (mcf7, MCF-7, MCF7) "
+                        "under the spelling with the most profiles, with a warning listing each merge "
+                        "(default: refuse them; they would be separate cell lines)")
     p.add_argument("--out", required=True, help="output cube (zarr directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a different cube at --out")
     a = p.parse_args(argv)
     if a.h5ad:
         flags = (("--study", a.study), ("--l1000", a.l1000), ("--inst-info", a.inst_info),
-                 ("--gene-info", a.gene_info), ("--baseline", a.baseline), ("--drugs", a.drugs))
+                 ("--gene-info", a.gene_info), ("--baseline", a.baseline), ("--drugs", a.drugs),
+                 ("--dose-unit", a.dose_unit), ("--time-unit", a.time_unit))
         given = [f for f, v in flags if v is not None]
         if given:
             p.error(f"--h5ad holds the whole dataset; leave out {', '.join(given)} (or leave out --h5ad)")
@@ -451,8 +523,9 @@ def _build_l1000(a: argparse.Namespace, study: Study | None, drugs: list[str] | 
     _, summary = build(l1000, baseline, a.out, baseline_format=a.baseline_format, cell_map=a.cell_map,
                        drugs=drugs, time=time, dose=a.dose, all_genes=a.all_genes,
                        max_controls=a.max_controls, overwrite=a.overwrite,
-                       label="requested" if study else "pert_iname", study=a.study,
-                       progress=ReadProgress("reading L1000", "samples"), **kw)
+                       label="requested" if study else "pert_iname", study=a.study, dose_unit=a.dose_unit,
+                       time_unit=a.time_unit, merge_cell_spellings=a.merge_cell_spellings,
+                       progress=sys.stderr, **kw)
     return summary
 
 
@@ -463,7 +536,8 @@ def _build_h5ad(a: argparse.Namespace) -> str:
     obs_keys = dict(kv.split("=", 1) for kv in a.obs_key)
     _, summary = build_from_h5ad(a.h5ad, a.out, overwrite=a.overwrite, obs_keys=obs_keys,
                                  gene_key=a.gene_key, layer=a.layer, control=a.control,
-                                 allow_nan=a.allow_nan, progress=ReadProgress("reading h5ad", "profiles"))
+                                 allow_nan=a.allow_nan, merge_cell_spellings=a.merge_cell_spellings,
+                                 progress=ReadProgress("reading h5ad", "profiles"))
     return summary
 
 

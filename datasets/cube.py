@@ -4,6 +4,12 @@ Conditions are ``"control"`` (pre-treatment profiles, the x1 of the paper's pair
 (post-treatment profiles, x2) and ``"baseline"`` (unpaired singleton profiles from a second platform).
 NaN marks a profile that was not measured. Chunks are ``(cell_block, 1, all replicates, all genes)`` so
 one drug's slice is read without touching the others; all-NaN chunks are never written.
+
+Every cube (made, written or opened) has at least 2 genes, a control condition, a drug, and cell line names
+that are distinct by datasets.cell_names' key (``mcf7`` and ``MCF7`` would be one cell line under two names).
+The builders (datasets.build, its ``--h5ad``) also refuse a drug that no cell line pairs
+(:func:`check_pairs`), so that a benchmark run never meets a cube it could only reject then; a cube made
+here may hold such a condition (all its chunks unwritten).
 Optional ``plate[cell_line, condition, replicate]``: the plate (batch) id of each profile, ``""`` where
 unknown or not measured (cubes written before it existed have no such variable; datasets.pairs then pairs
 by the cyclic rule).
@@ -25,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from datasets.disk import human_bytes, write_failure
 
 CONDITION_CONTROL = "control"
 CONDITION_BASELINE = "baseline"
@@ -201,6 +209,10 @@ def _validate(ds: xr.Dataset, where: str, check_values: bool = True) -> None:
         raise CubeError(f"{where}: no {CONDITION_CONTROL!r} condition")
     if not drugs(ds):
         raise CubeError(f"{where}: no drug condition (conditions: {conds})")
+    if ds.sizes["gene"] < 2:
+        raise CubeError(f"{where}: {ds.sizes['gene']} gene(s); the benchmark needs at least 2 (its scores "
+                        f"are correlations across genes): keep more genes")
+    _refuse_cell_spellings(ds, where)
     if check_values:
         dose = np.asarray(ds["dose_um"].values)
         if np.isinf(dose).any():
@@ -209,6 +221,40 @@ def _validate(ds: xr.Dataset, where: str, check_values: bool = True) -> None:
         n_inf = int(np.isinf(data).sum() if isinstance(data, np.ndarray) else np.isinf(e).sum().compute())
         if n_inf:
             raise CubeError(f"{where}: expression contains {n_inf} inf value(s)")
+
+
+def _refuse_cell_spellings(ds: xr.Dataset, where: str) -> None:
+    """Cell lines whose names differ only in case or punctuation are one cell line under two names: a
+    training and a test fold could share it."""
+    from datasets.cell_names import spelling_clashes  # it imports this module
+
+    clashes = spelling_clashes(str(c) for c in ds["cell_line"].values)
+    if clashes:
+        named = "; ".join(" and ".join(repr(s) for s, _ in v) for v in clashes.values())
+        raise CubeError(f"{where}: cell lines {named} differ only in case or punctuation (one cell line "
+                        f"under two names could sit in a training and a test fold); rebuild the cube with "
+                        f"the spellings made to agree, or with --merge-cell-spellings")
+
+
+def unpaired_drugs(ds: xr.Dataset) -> list[str]:
+    """The drugs no cell line pairs: none has both a fully measured control and a fully measured profile of
+    the drug (datasets.pairs' rule: a profile with a NaN gene is not used). Reads one condition at a time."""
+    def measured(cond: str) -> np.ndarray:  # [cell_line] any fully measured replicate
+        block = np.asarray(ds["expression"].sel(condition=cond).values)
+        return (~np.isnan(block).any(axis=-1)).any(axis=-1)
+
+    ctrl = measured(CONDITION_CONTROL)
+    return [d for d in drugs(ds) if not (ctrl & measured(d)).any()]
+
+
+def check_pairs(ds: xr.Dataset, where: str) -> None:
+    """Refuse a cube with a drug no cell line pairs (:func:`unpaired_drugs`), naming the drugs."""
+    lost = unpaired_drugs(ds)
+    if lost:
+        raise CubeError(f"{where}: no cell line has both a fully measured control and a fully measured "
+                        f"profile of drug(s) {', '.join(map(repr, lost))} (a profile with a NaN gene is not "
+                        f"used), so a benchmark run could not pair them; add controls of their cell lines, "
+                        f"or leave them out")
 
 
 def is_cube_store(path: str | Path) -> bool:
@@ -332,7 +378,8 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
     """Write ``ds`` as a zarr v3 store at ``path`` atomically (temp sibling dir, then rename).
 
     Refuses an existing ``path`` unless ``overwrite`` and it is a cube store (then the old store is
-    replaced only after the new one is complete); refuses a path that cannot be created. All-NaN chunks are
+    replaced only after the new one is complete); refuses a path that cannot be created; a write that fails
+    (disk full, quota, read-only) is a CubeError saying so (datasets.disk). All-NaN chunks are
     not written (fill value NaN). A failed or interrupted write removes its temp store; temp stores of
     killed writers are removed first (:func:`remove_stale_temps`).
     """
@@ -375,7 +422,13 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
     except BaseException as e:
         if old.exists() and not path.exists():  # interrupted between the two renames: put the old cube back
             old.rename(path)
-        _remove_partial(tmp, interrupted=not isinstance(e, Exception))
+        # zarr's other writes may still be running (a full disk fails one of many): stop them first
+        _remove_partial(tmp, interrupted=not isinstance(e, Exception) or isinstance(e, OSError))
+        if isinstance(e, OSError):  # a full disk is no traceback: say it, and what to do
+            size = human_bytes(int(ds["expression"].size) * 4)
+            raise CubeError(f"{write_failure(e, path, None, '--out')} (the cube takes up to {size} "
+                            f"uncompressed); nothing was written"
+                            f"{', the cube there is unchanged' if path.exists() else ''}") from None
         raise
     return path
 

@@ -7,8 +7,8 @@
   ``Range`` request; a server that ignores the range restarts it from zero;
 - progress on stderr (bytes, rate, ETA);
 - verified: the size against the publisher's (or the server's ``Content-Length``), the sha256 against the
-  publisher's or ``--sha256``; ``DIR/MANIFEST.json`` records URL, size, sha256 and date of every file and is
-  checked when a file is reused (trust on first use where the publisher gives no checksum);
+  publisher's or ``--sha256``; ``DIR/MANIFEST.json`` records URL, size, sha256, date and mtime of every file
+  and is checked when a file is reused (trust on first use where the publisher gives no checksum);
 - ``.gz`` / ``.zip`` files are decompressed streaming to disk after a disk-space check (the archive is then
   removed unless ``--keep-compressed``; the manifest records both);
 - proxies: the standard ``http_proxy`` / ``https_proxy`` / ``no_proxy`` variables (urllib's default
@@ -16,7 +16,10 @@
 
 A 404, a wrong size or checksum, a file that stays truncated, too little disk space: one ``error:`` line,
 exit status 2; a bad file is renamed ``NAME.bad-<UTC time>`` (never used), a partial one stays ``NAME.part``
-for the next run. Ctrl-C: exit status 130, the partial file kept.
+for the next run. A write that fails (disk full, quota exceeded, read-only or not writable ``--dir``) is
+reported as that, with the space still needed, and never retried as a network error: the ``NAME.part``
+written so far is kept for the next run to resume (a partial unpacked file is removed, the archive kept).
+Ctrl-C: exit status 130, the partial file kept.
 """
 
 from __future__ import annotations
@@ -35,13 +38,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 from datasets.argparsing import OneLineParser
+from datasets.disk import human_bytes, write_failure
 
 MANIFEST = "MANIFEST.json"
 CHUNK = 1 << 20
@@ -50,6 +56,10 @@ USER_AGENT = "pertvae-bench-fetch/0.1 (+https://github.com/; python urllib)"
 
 class FetchError(Exception):
     """A download or verification failure; the message names the file/URL and what to do."""
+
+
+class _Dropped(Exception):  # noqa: N818 - not an error of its own: wraps a network failure (not an OSError)
+    """A read from the server failed: retried, unlike a failed write to the disk."""
 
 
 # ------------------------------------------------------------------------------------------------ catalog
@@ -148,12 +158,7 @@ def with_base_url(url: str, base: str | None) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- progress
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
+_human = human_bytes
 
 
 def _duration(s: float) -> str:
@@ -219,8 +224,13 @@ def read_manifest(d: Path) -> dict:
 
 def write_manifest(d: Path, m: dict) -> None:
     tmp = d / f".{MANIFEST}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(m, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, d / MANIFEST)
+    text = json.dumps(m, indent=1, sort_keys=True) + "\n"
+    try:
+        with disk_errors(d / MANIFEST, len(text), lambda _: f"the old {MANIFEST} is unchanged", tmp):
+            tmp.write_text(text)
+            os.replace(tmp, d / MANIFEST)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def sha256_file(path: Path, block: int = 16 * CHUNK) -> str:
@@ -254,6 +264,28 @@ def _content_total(resp: http.client.HTTPResponse, offset: int) -> int | None:
     return offset + int(cl) if cl and cl.isdigit() else None
 
 
+@contextmanager
+def disk_errors(path: Path, total: int | None, kept: Callable[[int], str],
+                written: Path | None = None) -> Iterator[None]:
+    """Turn an OSError of writing ``path`` (``total`` bytes when complete; written so far to ``written``,
+    default ``path``) into one FetchError saying what it is (datasets.disk: disk full, quota, read-only,
+    permission), how much space is still needed and what was kept (``kept(bytes written)``)."""
+    try:
+        yield
+    except OSError as e:
+        have = (written or path).stat().st_size if (written or path).is_file() else 0
+        need = total - have if total is not None else None
+        raise FetchError(f"{write_failure(e, path, need, '--dir')}; {kept(have)}") from None
+
+
+def _read(resp: http.client.HTTPResponse) -> bytes:
+    """The next chunk of the response; a failed read is :class:`_Dropped` (a network failure)."""
+    try:
+        return resp.read(CHUNK)
+    except (OSError, http.client.HTTPException) as e:
+        raise _Dropped(type(e).__name__) from e
+
+
 def _check_space(d: Path, need: int, what: str) -> None:
     free = shutil.disk_usage(d).free
     if need > free:
@@ -266,7 +298,8 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
     """Download ``url`` to ``dest`` through ``dest.part`` (resumed by HTTP Range); returns (size, sha256).
 
     A dropped connection is retried ``retries`` times, each continuing the partial file. A 404 or other
-    client error fails at once. On failure the partial file stays for the next run.
+    client error fails at once, and so does a failed write (:func:`disk_errors`: a full disk is no network
+    failure). On failure the partial file stays for the next run.
     """
     part = dest.with_name(dest.name + ".part")
     opener = urllib.request.build_opener()  # includes ProxyHandler: http(s)_proxy / no_proxy honoured
@@ -278,6 +311,10 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
                 h.update(chunk)
     total: int | None = size
     failures = 0
+
+    def kept(have: int) -> str:
+        return f"the {_human(have)} written stay in {part.name}: rerun to resume" if have else "none written"
+
     last_error = ""
     checked_space = False
     while True:
@@ -315,14 +352,14 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
                     checked_space = True
                 prog = Progress(dest.name, total, offset, stream)
                 try:
-                    with open(part, "ab") as out:
-                        while chunk := resp.read(CHUNK):
+                    with disk_errors(part, total, kept), open(part, "ab") as out:
+                        while chunk := _read(resp):
                             out.write(chunk)
                             h.update(chunk)
                             offset += len(chunk)
                             prog.update(len(chunk))
-                except (OSError, http.client.HTTPException) as e:
-                    last_error = f"connection dropped at {offset} bytes ({type(e).__name__})"
+                except _Dropped as e:
+                    last_error = f"connection dropped at {offset} bytes ({e})"
                 else:
                     if total is None or offset >= total:
                         prog.finish()
@@ -357,12 +394,26 @@ def gzip_size_hint(path: Path) -> int:
     return isize
 
 
+class _Damaged(Exception):  # noqa: N818 - wraps a decompression failure (not an OSError)
+    """Reading the archive failed: a damaged download, unlike a failed write of the unpacked file."""
+
+
+def _unpacked(src: IO[bytes]) -> bytes:
+    try:
+        return src.read(CHUNK)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise _Damaged() from e
+
+
 def unpack(path: Path, min_size: int | None = None) -> tuple[Path, int, str]:
     """Decompress ``x.gz`` / ``x.zip`` (one member) to ``x`` streaming, after a disk-space check; returns
     (path, size, sha256). Written to ``.x.tmp-<pid>`` and renamed when complete."""
     out = path.with_name(unpacked_name(path.name))
     tmp = path.with_name(f".{out.name}.tmp-{os.getpid()}")
     h = hashlib.sha256()
+    def kept(_: int) -> str:
+        return f"the partial file was removed, {path.name} is kept: rerun to unpack it"
+
     try:
         if path.name.endswith(".zip"):
             with zipfile.ZipFile(path) as z:
@@ -373,20 +424,22 @@ def unpack(path: Path, min_size: int | None = None) -> tuple[Path, int, str]:
                     raise FetchError(f"{path}: expected one file in the zip, found "
                                      f"{', '.join(i.filename for i in members) or 'none'}")
                 _check_space(path.parent, pick[0].file_size, f"unpacking {path.name}")
-                with z.open(pick[0]) as src, open(tmp, "wb") as dst:
-                    while chunk := src.read(CHUNK):
+                size = pick[0].file_size
+                with z.open(pick[0]) as src, disk_errors(out, size, kept, tmp), open(tmp, "wb") as dst:
+                    while chunk := _unpacked(src):
                         dst.write(chunk)
                         h.update(chunk)
         else:
             need = max(gzip_size_hint(path), min_size or 0)
             _check_space(path.parent, need, f"unpacking {path.name} (at least {_human(need)})")
-            with gzip.open(path, "rb") as src, open(tmp, "wb") as dst:
-                while chunk := src.read(CHUNK):
+            with gzip.open(path, "rb") as src, disk_errors(out, need, kept, tmp), open(tmp, "wb") as dst:
+                while chunk := _unpacked(src):
                     dst.write(chunk)
                     h.update(chunk)
-    except (OSError, EOFError, zipfile.BadZipFile, gzip.BadGzipFile) as e:
+    except (_Damaged, OSError, EOFError, zipfile.BadZipFile) as e:
         tmp.unlink(missing_ok=True)
-        raise FetchError(f"{path}: cannot decompress ({e}); the download may be damaged") from e
+        cause = e.__cause__ if isinstance(e, _Damaged) else e
+        raise FetchError(f"{path}: cannot decompress ({cause}); the download may be damaged") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -410,6 +463,7 @@ def _verify_existing(path: Path, rec: dict, key: str) -> None:
         raise FetchError(f"{path}: does not match {MANIFEST} ({key}: {rec.get('size')} bytes, sha256 "
                          f"{rec.get('sha256')}, fetched {rec.get('date', '?')}; found {got}); kept aside as "
                          f"{bad}, rerun to fetch it again")
+    rec["mtime_ns"] = path.stat().st_mtime_ns  # verified: a build may reuse its sha256 (datasets.provenance)
 
 
 def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size: int | None = None,
@@ -433,10 +487,12 @@ def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size:
             if archive:
                 _verify_existing(usable, rec["unpacked"], f"{name} unpacked")
             print(f"{name}: present, verified against {MANIFEST}", file=log)
+            write_manifest(d, m)
             return Fetched(name, usable, True)
     elif rec and archive and usable.exists() and rec.get("unpacked"):
         _verify_existing(usable, rec["unpacked"], f"{name} unpacked")
         print(f"{usable.name}: present, verified against {MANIFEST}", file=log)
+        write_manifest(d, m)
         return Fetched(name, usable, True)
     elif dest.exists() and not rec:  # a file put there by hand: check it, trust it on first use
         n, got = dest.stat().st_size, sha256_file(dest)
@@ -457,11 +513,13 @@ def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size:
         rec = _record(url, n, got, "publisher or --sha256" if expected
                       else (rec or {}).get("checksum", "trust on first use"))
         print(f"{name}: {n} bytes, sha256 {got} ({rec['checksum']})", file=log)
+    rec["mtime_ns"] = dest.stat().st_mtime_ns  # size + mtime: a build reuses the sha256 (datasets.provenance)
     m["files"][name] = rec
     write_manifest(d, m)
     if archive:
         out, n, got = unpack(dest, min_unpacked)
-        rec["unpacked"] = {"file": out.name, "size": n, "sha256": got, "date": _now()}
+        rec["unpacked"] = {"file": out.name, "size": n, "sha256": got, "date": _now(),
+                           "mtime_ns": out.stat().st_mtime_ns}
         if not keep_compressed:
             dest.unlink()
             rec["archive_removed"] = True

@@ -13,7 +13,13 @@ Conventions (documented in docs/real_data.md):
   rows are kept. Several probes of one Entrez ID (``all_genes`` only): the first is kept.
 - Samples: vehicle controls ``pert_type == ctl_vehicle``, treatments ``pert_type == trt_cp`` with the given
   ``pert_iname`` at ``pert_time`` hours (or ``pert_itime`` such as ``"24 h"``). Dose in uM from
-  ``pert_dose`` + ``pert_dose_unit`` or from ``pert_idose`` (``"10.0 um"``, ``"500 nM"``).
+  ``pert_dose`` + ``pert_dose_unit`` or from ``pert_idose`` (``"10.0 um"``, ``"500 nM"``). A unit is never
+  assumed: a selected sample whose dose or time has no unit (column absent, value empty, ``"10"``) or an
+  unknown one is an error naming the file and the column or sample, unless ``dose_unit`` / ``time_unit``
+  states the unit of values written without one (``build --dose-unit uM``).
+- Names: a selected sample without ``cell_id`` (or, taking every drug, a ``trt_cp`` without ``pert_iname``)
+  is an error; ``cell_id`` spellings of one cell line (``mcf7``, ``MCF7``) are refused, or merged with
+  ``merge_cell_spellings`` (datasets.cell_names).
 - Dose rule ``"highest"``: per (drug, cell line) the highest dose measured, all its replicates (the paper's
   rule).
   A numeric dose keeps treatments within 1% of it.
@@ -23,8 +29,9 @@ Conventions (documented in docs/real_data.md):
   ``max_controls="auto"`` keeps as many as the cell line's largest drug replicate count, an int keeps that
   many, ``"all"`` (default) or ``None`` keeps all. Each selected profile's plate is kept
   (``L1000Profiles.plates``) for datasets.pairs' same-plate pairing.
-- Big GCTX files are read by HDF5 selection: sorted sample indices in chunks (<= 10,000 samples and a memory
-  budget), the gene axis as the narrowest contiguous slice covering the wanted rows; never the whole matrix.
+- Big GCTX files are read by the chunk plan of :mod:`datasets.gctx_plan`: only the HDF5 chunks holding wanted
+  (sample, gene) cells, each sample chunk by its wanted rows or whole, whichever pulls fewer bytes (reads of
+  <= 10,000 samples and a memory budget); never the whole matrix.
 """
 
 from __future__ import annotations
@@ -39,7 +46,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from datasets.cell_names import resolve_spellings
 from datasets.cube import CubeError
+from datasets.gctx_plan import Layout, plan_reads
 
 CMAP_NULL = "-666"
 NA_TOKENS = frozenset({"", CMAP_NULL, "-666.0", "#N/A", "N/A", "NA", "#NA", "NULL", "NaN", "-NaN", "nan",
@@ -49,7 +58,7 @@ GCTX_ROW_IDS = "/0/META/ROW/id"
 GCTX_COL_IDS = "/0/META/COL/id"
 LANDMARK_COLUMNS = ("pr_is_lmark", "is_lm", "pr_is_lm")
 READ_CHUNK_SAMPLES = 10_000
-READ_BUDGET_BYTES = 256 * 2**20
+READ_BUDGET_BYTES = 64 * 2**20  # memory held by one read; progress moves after each
 
 
 class L1000Error(CubeError):
@@ -77,13 +86,13 @@ class L1000Source:
     def read(self, sample_idx: np.ndarray, row_idx: np.ndarray, chunk_samples: int = READ_CHUNK_SAMPLES,
              progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Profiles [len(sample_idx), len(row_idx)] float32, -666 -> NaN, in the order of ``sample_idx``;
-        ``progress(samples_read, total)`` after each block read."""
+        ``progress(bytes_read, bytes_total)`` after each read (bytes pulled from the file, as planned)."""
         sample_idx = np.asarray(sample_idx, dtype=np.int64)
         row_idx = np.asarray(row_idx, dtype=np.int64)
         if self._matrix is not None:
             out = self._matrix[np.ix_(sample_idx, row_idx)].astype(np.float32)
             if progress is not None:
-                progress(len(sample_idx), len(sample_idx))
+                progress(out.nbytes, out.nbytes)
         else:
             out = _read_gctx_selection(self.path, sample_idx, row_idx, chunk_samples, progress)
         out[out == -666.0] = np.nan
@@ -305,34 +314,39 @@ def open_l1000(path: str | Path, inst_info: str | Path | None = None,
 
 def _read_gctx_selection(path: Path, sample_idx: np.ndarray, row_idx: np.ndarray, chunk_samples: int,
                          progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """HDF5 selection of [samples, rows]: sorted sample chunks x the contiguous row span."""
+    """[samples, rows] by the chunk plan of :mod:`datasets.gctx_plan`: only the chunks holding wanted cells,
+    each sample chunk by rows or whole, whichever pulls fewer bytes. The file is opened without a chunk
+    cache, so HDF5 reads an unfiltered chunk's selected rows only (a filtered one is inflated once per
+    read; no two reads share a chunk)."""
     import h5py
 
     out = np.empty((len(sample_idx), len(row_idx)), dtype=np.float32)
     if len(sample_idx) == 0 or len(row_idx) == 0:
         return out
-    order = np.argsort(sample_idx, kind="stable")
-    sorted_idx = sample_idx[order]
-    r_lo, r_hi = int(row_idx.min()), int(row_idx.max()) + 1
-    rel_rows = row_idx - r_lo
+    samples, s_inv = np.unique(sample_idx, return_inverse=True)
+    genes, g_inv = np.unique(row_idx, return_inverse=True)
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(path, "r", rdcc_nbytes=0) as f:
             dset = f[GCTX_MATRIX]
-            per_sample = (r_hi - r_lo) * dset.dtype.itemsize
-            step = max(1, min(chunk_samples, READ_BUDGET_BYTES // max(per_sample, 1)))
-            for start in range(0, len(sorted_idx), step):
-                idx = sorted_idx[start:start + step]
-                uniq, inverse = np.unique(idx, return_inverse=True)
-                lo, hi = int(uniq[0]), int(uniq[-1]) + 1
-                if (hi - lo) <= 4 * len(uniq) and (hi - lo) * per_sample <= READ_BUDGET_BYTES:
-                    block = dset[lo:hi, r_lo:r_hi][uniq - lo]  # dense span: one contiguous hyperslab
-                else:
-                    block = dset[uniq.tolist(), r_lo:r_hi]  # sparse: point selection of sorted rows
-                out[order[start:start + step]] = block[inverse][:, rel_rows]
+            plan = plan_reads(Layout.of(dset), samples, genes, max_rows=chunk_samples,
+                              budget_bytes=READ_BUDGET_BYTES)
+            same = np.array_equal(samples, sample_idx) and np.array_equal(genes, row_idx)
+            held = out if same else np.empty((len(samples), len(genes)), dtype=np.float32)
+            done = 0
+            if progress is not None:
+                progress(0, plan.nbytes)
+            for r in plan.reads:
+                block = dset[r.rows, r.genes]
+                if isinstance(r.rows, slice):  # whole chunks: keep the wanted samples
+                    block = block[samples[r.s0:r.s1] - r.rows.start]
+                held[r.s0:r.s1, r.g0:r.g1] = block[:, genes[r.g0:r.g1] - r.genes.start]
+                done += r.nbytes
                 if progress is not None:
-                    progress(min(start + step, len(sorted_idx)), len(sorted_idx))
+                    progress(done, plan.nbytes)
     except OSError as e:
         raise L1000Error(f"{path}: cannot read {GCTX_MATRIX} (truncated or corrupt GCTX?): {e}") from e
+    if held is not out:
+        out[:] = held[s_inv][:, g_inv]
     return out
 
 
@@ -381,60 +395,105 @@ def _maybe_num(v: object) -> object:
 # ----------------------------------------------------------------------------------------- sample choice
 _UNIT_TO_UM = {"um": 1.0, "µm": 1.0, "μm": 1.0, "micromolar": 1.0, "nm": 1e-3, "mm": 1e3, "pm": 1e-6,
                "m": 1e6}
+_UNIT_TO_H = {"h": 1.0, "hr": 1.0, "hrs": 1.0, "hour": 1.0, "hours": 1.0, "m": 1 / 60, "min": 1 / 60,
+              "d": 24.0, "day": 24.0, "days": 24.0}
 _DOSE_RE = re.compile(r"^\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)\s*([^\s\d].*)?$")
 
 
-def _unit_factor(unit: object) -> float:
-    if unit is None or (isinstance(unit, float) and np.isnan(unit)):
-        return 1.0  # L1000 doses default to uM
-    u = str(unit).strip().lower().replace("<b5>", "u").replace("\ufffd", "u")
-    return _UNIT_TO_UM.get(u, np.nan)
+@dataclass(frozen=True)
+class Quantity:
+    """A CMap quantity: a value column with its unit column, or one text column holding both."""
+
+    name: str  # "dose" | "time"
+    value: str  # e.g. pert_dose
+    unit: str  # e.g. pert_dose_unit
+    text: str  # e.g. pert_idose ("10 uM")
+    units: dict[str, float]  # unit (lower case) -> factor to the cube's unit
+    flag: str  # the build flag that states the unit of values written without one
+    example: str
+    spelled: str  # the units, as a user writes them
 
 
-def dose_um(meta: pd.DataFrame) -> np.ndarray:
-    """Dose in uM per sample from pert_dose(+unit) or pert_idose; NaN where unknown."""
+DOSE = Quantity("dose", "pert_dose", "pert_dose_unit", "pert_idose", _UNIT_TO_UM, "--dose-unit", "uM",
+                "uM (µM, micromolar), nM, mM, pM, M")
+TIME = Quantity("time", "pert_time", "pert_time_unit", "pert_itime", _UNIT_TO_H, "--time-unit", "h",
+                "h (hr, hours), min (m), d (days)")
+
+
+def unit_key(unit: object) -> str:
+    """A unit as the unit tables spell it (lower case; a latin-1 or mangled µ read as u)."""
+    return str(unit).strip().lower().replace("<b5>", "u").replace("\ufffd", "u")
+
+
+def _factors(units: pd.Series, table: dict[str, float]) -> np.ndarray:
+    """Factor per row; NaN where the unit is missing or unknown (a unit is never guessed)."""
+    codes, uniq = pd.factorize(units.astype(object), use_na_sentinel=True)
+    per = np.array([table.get(unit_key(u), np.nan) for u in uniq] + [np.nan], dtype=float)
+    return per[codes]  # code -1 (missing) -> the NaN appended last
+
+
+def read_quantity(meta: pd.DataFrame, q: Quantity, unit: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(values in the cube's unit, why) per sample from ``q.value`` + ``q.unit``, else ``q.text``.
+
+    ``unit`` is the unit of values written without one (the unit column absent or empty, a text without
+    unit); without it such a value is unknown (NaN), never assumed. ``why`` [n] says, where a value is known
+    but its unit is missing or not one of ``q.units``, what is wrong ("" elsewhere).
+    """
     n = len(meta)
-    out = np.full(n, np.nan)
-    if "pert_dose" in meta.columns:
-        val = pd.to_numeric(meta["pert_dose"], errors="coerce").to_numpy(dtype=float)
-        unit = meta["pert_dose_unit"] if "pert_dose_unit" in meta.columns else pd.Series([None] * n)
-        out = val * np.array([_unit_factor(u) for u in unit], dtype=float)
-    if "pert_idose" in meta.columns:
-        need = np.isnan(out)
-        for i in np.flatnonzero(need):
-            out[i] = _parse_with_unit(meta["pert_idose"].iat[i], _unit_factor)
-    return out
+    out, why = np.full(n, np.nan), np.full(n, "", dtype=object)
+    if q.value in meta.columns:
+        val = pd.to_numeric(meta[q.value], errors="coerce").to_numpy(dtype=float)
+        has_col = q.unit in meta.columns
+        u = meta[q.unit].astype(object) if has_col else pd.Series(np.nan, index=meta.index, dtype=object)
+        missing = u.isna().to_numpy()
+        out = val * _factors(u.where(~missing, unit) if unit else u, q.units)
+        for i in np.flatnonzero(~np.isnan(val) & np.isnan(out)):
+            if not has_col:
+                why[i] = f"column {q.unit!r} missing, so the unit of {q.value} ({val[i]:g}) is unknown"
+            elif missing[i]:
+                why[i] = f"{q.value} {val[i]:g} has no {q.unit}"
+            else:
+                why[i] = f"{q.unit} {u.iat[i]!r} is not a unit of {q.name} ({q.spelled})"
+    if q.text in meta.columns:
+        need = np.flatnonzero(np.isnan(out) & meta[q.text].notna().to_numpy())
+        parts = meta[q.text].iloc[need].astype(str).str.extract(_DOSE_RE)
+        num = pd.to_numeric(parts[0], errors="coerce").to_numpy(dtype=float)
+        tu = parts[1].str.strip().replace("", np.nan)
+        got = num * _factors(tu.fillna(unit) if unit else tu, q.units)
+        out[need] = got
+        for k in np.flatnonzero(~np.isnan(num) & np.isnan(got)):
+            text = meta[q.text].iat[need[k]]
+            why[need[k]] = (f"{q.text} {text!r} has no unit" if pd.isna(tu.iat[k])
+                            else f"{q.text} {text!r}: {tu.iat[k]!r} is not a unit of {q.name} "
+                                 f"({q.spelled})")
+        why[need[~np.isnan(got)]] = ""
+    return out, why
 
 
-def _parse_with_unit(text: object, factor) -> float:
-    if text is None or (isinstance(text, float) and np.isnan(text)):
-        return np.nan
-    m = _DOSE_RE.match(str(text))
-    if not m:
-        return np.nan
-    return float(m.group(1)) * factor(m.group(2))
+def dose_um(meta: pd.DataFrame, unit: str | None = None) -> np.ndarray:
+    """Dose in uM per sample from pert_dose(+unit) or pert_idose; NaN where unknown (read_quantity)."""
+    return read_quantity(meta, DOSE, unit)[0]
 
 
-def time_h(meta: pd.DataFrame) -> np.ndarray:
+def time_h(meta: pd.DataFrame, unit: str | None = None) -> np.ndarray:
     """Time point in hours from pert_time (+pert_time_unit) or pert_itime ('24 h'); NaN where unknown."""
-    n = len(meta)
-    out = np.full(n, np.nan)
-    hours = {"h": 1.0, "hr": 1.0, "hrs": 1.0, "hour": 1.0, "hours": 1.0, "m": 1 / 60, "min": 1 / 60,
-             "d": 24.0, "day": 24.0, "days": 24.0}
+    return read_quantity(meta, TIME, unit)[0]
 
-    def hf(u: object) -> float:
-        if u is None or (isinstance(u, float) and np.isnan(u)):
-            return 1.0
-        return hours.get(str(u).strip().lower(), np.nan)
 
-    if "pert_time" in meta.columns:
-        val = pd.to_numeric(meta["pert_time"], errors="coerce").to_numpy(dtype=float)
-        unit = meta["pert_time_unit"] if "pert_time_unit" in meta.columns else pd.Series([None] * n)
-        out = val * np.array([hf(u) for u in unit], dtype=float)
-    if "pert_itime" in meta.columns:
-        for i in np.flatnonzero(np.isnan(out)):
-            out[i] = _parse_with_unit(meta["pert_itime"].iat[i], hf)
-    return out
+def _refuse_unknown_units(why: np.ndarray, rows: np.ndarray, q: Quantity, src: L1000Source,
+                          where: Path) -> None:
+    """One error for the first of ``rows`` whose ``q`` has a value but no usable unit."""
+    bad = rows[why[rows] != ""]
+    if not len(bad):
+        return
+    first = str(why[bad[0]])
+    more = f" (and {len(bad) - 1} more samples)" if len(bad) > 1 else ""
+    if first.startswith("column "):
+        raise L1000Error(f"{where}: {first} for sample {src.sample_ids[bad[0]]!r}{more}; add the column, or "
+                         f"state the unit with {q.flag} {q.example}")
+    fix = (f"fill in the unit, or state the unit of {q.name}s written without one with {q.flag} {q.example}"
+           if " has no " in first else f"convert those {q.name}s to one of {q.spelled}")
+    raise L1000Error(f"{where}: sample {src.sample_ids[bad[0]]!r}: {first}{more}; {fix}")
 
 
 def plates(src: L1000Source) -> np.ndarray:
@@ -457,15 +516,36 @@ class DrugSelection:
     controls: dict[str, np.ndarray]  # cell line -> sample indices
     dropped: dict[str, list[str]]  # drug -> cell lines dropped (no vehicle controls)
     control_fallback: list[str]  # cell lines whose controls came from other plates
+    merged_spellings: dict[str, str] = field(default_factory=dict)  # cell_id spelling -> the one kept
 
 
 REQUIRED_COLUMNS = ("pert_type", "pert_iname", "cell_id")
 
 
+def _cell_ids(src: L1000Source, rows: np.ndarray, where: Path, merge: bool) -> tuple[np.ndarray, dict]:
+    """cell_id per sample, spellings of one cell line among ``rows`` (the selected samples) refused or
+    merged (datasets.cell_names); a selected sample without a cell_id is an error."""
+    cell = src.col_meta["cell_id"].astype(object).to_numpy().copy()
+    empty = rows[pd.isna(cell[rows])]
+    if len(empty):
+        raise L1000Error(f"{where}: {len(empty)} selected samples have no cell_id (e.g. "
+                         f"{src.sample_ids[empty[0]]!r}); fill it in or drop those samples")
+    cell[pd.isna(cell)] = ""
+    cell = cell.astype(str).astype(object)
+    cell[rows], merged = resolve_spellings(cell[rows], f"{where}: cell_id", merge)
+    return cell, merged
+
+
 def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: float = 24.0,
-                   dose: str | float = "highest",
-                   max_controls: int | str | None = "all") -> DrugSelection:
-    """Pick treatments (trt_cp, pert_iname, time, dose rule) and same-plate vehicle controls per cell line."""
+                   dose: str | float = "highest", max_controls: int | str | None = "all", *,
+                   dose_unit: str | None = None, time_unit: str | None = None,
+                   merge_cell_spellings: bool = False) -> DrugSelection:
+    """Pick treatments (trt_cp, pert_iname, time, dose rule) and same-plate vehicle controls per cell line.
+
+    ``dose_unit`` / ``time_unit``: the unit of doses / times written without one (otherwise such a selected
+    sample is an error, never a guess); ``merge_cell_spellings``: merge cell_id spellings of one cell line
+    (datasets.cell_names) instead of refusing them.
+    """
     meta = src.col_meta
     where = src.meta_path or src.path
     missing = [c for c in REQUIRED_COLUMNS if c not in meta.columns]
@@ -477,13 +557,20 @@ def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: f
         raise L1000Error(f"{where}: required column metadata missing: {', '.join(missing)}")
     ptype = meta["pert_type"].fillna("").astype(str).to_numpy()
     iname = meta["pert_iname"].fillna("").astype(str).to_numpy()
-    cell = meta["cell_id"].fillna("").astype(str).to_numpy()
-    t = time_h(meta)
+    t, t_why = read_quantity(meta, TIME, time_unit)
+    of_drugs = np.isin(iname, list(drugs)) if drugs else np.ones(len(iname), dtype=bool)
+    wanted = (ptype == "ctl_vehicle") | ((ptype == "trt_cp") & of_drugs)
+    _refuse_unknown_units(t_why, np.flatnonzero(wanted), TIME, src, where)
     at_time = np.isclose(t, float(time), rtol=0, atol=1e-6)
     is_trt = (ptype == "trt_cp") & at_time
     is_ctl = (ptype == "ctl_vehicle") & at_time
-    available = sorted(set(iname[is_trt]))
+    available = sorted(set(iname[is_trt]) - {""})
     if drugs is None or len(drugs) == 0:
+        unnamed = np.flatnonzero(is_trt & (iname == ""))
+        if len(unnamed):
+            raise L1000Error(f"{where}: {len(unnamed)} trt_cp samples at {time:g} h have no pert_iname (e.g. "
+                             f"{src.sample_ids[unnamed[0]]!r}): name them, drop them, or choose drugs with "
+                             f"--drugs")
         drugs = available
         if not drugs:
             times = sorted({float(x) for x in t[(ptype == "trt_cp") & ~np.isnan(t)]})
@@ -501,7 +588,10 @@ def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: f
             if hint:
                 msg += f"; did you mean: {', '.join(hint)}?"
             raise L1000Error(f"{where}: {msg}")
-    doses_all = dose_um(meta)
+    cell, merged = _cell_ids(src, np.flatnonzero(is_ctl | (is_trt & np.isin(iname, list(drugs)))), where,
+                             merge_cell_spellings)
+    doses_all, d_why = read_quantity(meta, DOSE, dose_unit)
+    _refuse_unknown_units(d_why, np.flatnonzero(is_trt & np.isin(iname, list(drugs))), DOSE, src, where)
     plate = plates(src)
     treatments: dict[str, dict[str, np.ndarray]] = {}
     doses: dict[str, dict[str, float]] = {}
@@ -562,7 +652,7 @@ def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: f
             raise L1000Error(f"{where}: no vehicle controls (pert_type ctl_vehicle at {time:g} h) for the "
                              f"cell lines of drug {d!r}: {', '.join(lost)}")
     return DrugSelection(treatments=treatments, doses=doses, controls=controls, dropped=dropped,
-                         control_fallback=fallback)
+                         control_fallback=fallback, merged_spellings=merged)
 
 
 # ------------------------------------------------------------------------------------------- profiles
@@ -589,8 +679,8 @@ class L1000Profiles:
 def load_profiles(src: L1000Source, selection: DrugSelection, genes: GeneSelection,
                   chunk_samples: int = READ_CHUNK_SAMPLES,
                   progress: Callable[[int, int], None] | None = None) -> L1000Profiles:
-    """Read the selected samples' gene rows once (chunked HDF5 selection), group them; NaN/inf: error.
-    ``progress(samples_read, total)`` is called after each block."""
+    """Read the selected samples' gene rows once (chunk-planned HDF5 selection), group them; NaN/inf: error.
+    ``progress(bytes_read, bytes_total)`` is called after each read."""
     groups: list[tuple[tuple[str, str], np.ndarray]] = [((c, "control"), idx)
                                                         for c, idx in selection.controls.items()]
     for d, per_cell in selection.treatments.items():
@@ -620,9 +710,11 @@ def load_profiles(src: L1000Source, selection: DrugSelection, genes: GeneSelecti
 def read_l1000(path: str | Path, drugs: Sequence[str] | None = None, time: float = 24.0,
                dose: str | float = "highest", inst_info: str | Path | None = None,
                gene_info: str | Path | None = None, all_genes: bool = False,
-               max_controls: int | str | None = "all") -> L1000Profiles:
-    """Open, select and read in one call (see the module docstring for the rules)."""
+               max_controls: int | str | None = "all", **units_and_names: object) -> L1000Profiles:
+    """Open, select and read in one call (see the module docstring for the rules); ``units_and_names``:
+    :func:`select_samples`' ``dose_unit``, ``time_unit`` and ``merge_cell_spellings``."""
     src = open_l1000(path, inst_info=inst_info, gene_info=gene_info)
     genes = select_genes(src, all_genes=all_genes)
-    sel = select_samples(src, drugs=drugs, time=time, dose=dose, max_controls=max_controls)
+    sel = select_samples(src, drugs=drugs, time=time, dose=dose, max_controls=max_controls,
+                         **units_and_names)  # type: ignore[arg-type]
     return load_profiles(src, sel, genes)

@@ -88,6 +88,8 @@ def _params(preset: str, overrides: dict) -> dict:
               "plates_per_cell"):
         if int(p[k]) < 1:
             raise CubeError(f"generate(): {k} must be >= 1, got {p[k]}")
+    if int(p["n_genes"]) < 2:  # datasets.cube refuses it: the benchmark's scores are correlations over genes
+        raise CubeError(f"generate(): n_genes must be >= 2, got {p['n_genes']}")
     if p["n_baseline"] < 0:
         raise CubeError(f"generate(): n_baseline must be >= 0, got {p['n_baseline']}")
     for d, k in dict(p["effects"]).items():

@@ -365,12 +365,16 @@ def validate(cfg: RunConfig) -> RunConfig:
                  "val_samples"):
         if getattr(cfg, name) < 1:
             raise bad(name, "must be >= 1")
-    for name in ("iaf_steps", "patience", "min_epochs", "retries", "gpus_per_job", "data_seed"):
+    if cfg.patience < 1:  # FitConfig's bound: 0 would only fail inside every fit
+        raise bad("patience", "must be >= 1 (epochs without improvement before early stopping)")
+    for name in ("iaf_steps", "min_epochs", "retries", "gpus_per_job", "data_seed"):
         if getattr(cfg, name) < 0:
             raise bad(name, "must be >= 0")
     for name in ("lr", "free_bits", "l2_drug", "val_fraction"):
         if not math.isfinite(getattr(cfg, name)):
             raise bad(name, "must be a finite number")
+    if not (math.isfinite(cfg.worker_timeout) and cfg.worker_timeout >= 0):
+        raise bad("worker_timeout", "must be a finite number of seconds >= 0 (0 waits forever)")
     if not cfg.lr > 0:
         raise bad("lr", "must be > 0")
     for name in ("free_bits", "l2_drug"):
@@ -400,7 +404,26 @@ def validate(cfg: RunConfig) -> RunConfig:
     parts = cfg.walltime.split(":")
     if not (1 <= len(parts) <= 3 and all(p.isdigit() for p in parts)) and not _is_dhms(cfg.walltime):
         raise bad("walltime", "use HH:MM:SS (or D-HH:MM:SS)")
+    if walltime_seconds(cfg.walltime) <= 0:  # workers would retire every 30 s (harness.cluster)
+        raise bad("walltime", "must be longer than 0 (e.g. 01:00:00)")
+    if _memory_bytes(cfg.memory) is None:
+        raise bad("memory", "use a size such as 4GB, 500MB or 16GiB")
+    _, colon, port = cfg.dashboard_address.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:  # was refused only when the cluster started
+        raise bad("dashboard_address", "use HOST:PORT or :PORT (port 0 to 65535; 0 picks a free one)")
     return cfg
+
+
+def _memory_bytes(memory: str) -> int | None:
+    """Bytes of a Slurm ``--memory`` value as dask-jobqueue parses it, None when it cannot or it is not
+    positive (dask-jobqueue would refuse it only when the cluster starts)."""
+    from dask.utils import parse_bytes
+
+    try:
+        n = parse_bytes(memory)
+    except (ValueError, TypeError):
+        return None
+    return n if n > 0 else None
 
 
 def _is_dhms(s: str) -> bool:

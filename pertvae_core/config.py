@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+import re
 from dataclasses import dataclass
 
 __all__ = ["FitConfig", "STANDARDIZE"]
@@ -62,14 +65,18 @@ class FitConfig:
         if len(h) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in h):
             raise bad("hidden", "must be two positive ints (first and second hidden layer of the encoder)")
         object.__setattr__(self, "hidden", h)
-        if not (self.lr > 0):
-            raise bad("lr", "must be > 0")
-        if not (self.free_bits >= 0):
-            raise bad("free_bits", "must be >= 0")
-        if not (self.l2_drug >= 0):
-            raise bad("l2_drug", "must be >= 0")
-        if not isinstance(self.device, str) or self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
-            raise bad("device", "must be 'cpu', 'cuda' or 'cuda:N'")
+        if self.min_epochs > self.max_epochs:
+            raise bad("min_epochs", f"must be <= max_epochs ({self.max_epochs})")
+        for f, low in (("lr", "> 0"), ("free_bits", ">= 0"), ("l2_drug", ">= 0")):
+            v = getattr(self, f)  # inf passed "> 0" and failed as a non-finite loss in the first epochs
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) \
+                    or not (v > 0 if low == "> 0" else v >= 0):
+                raise bad(f, f"must be a finite number {low}")
+            object.__setattr__(self, f, float(v))  # a numpy float would not load with weights_only
+        if not isinstance(self.compile, bool):
+            raise bad("compile", "must be True or False")
+        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|mps|cuda(:\d+)?", self.device):
+            raise bad("device", "must be 'cpu', 'cuda', 'cuda:N' or 'mps'")
         if self.stop_on not in ("mse", "nll"):
             raise bad("stop_on", "must be 'mse' or 'nll'")
         if self.standardize not in STANDARDIZE:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,7 +103,10 @@ class PertVAE:
 
     def __init__(self, **settings: Any) -> None:
         _check_settings(settings)
-        self.config = FitConfig(**settings)
+        try:  # every setting checked now, not when fit() reaches it (lr=inf was a non-finite loss later)
+            self.config = FitConfig(**settings)
+        except ValueError as e:
+            raise ValueError(f"PertVAE: {e}") from None
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -122,6 +126,8 @@ class PertVAE:
         without them ``max_epochs`` are trained). Labelled inputs are matched to x1's genes by name. ``x1``
         may instead be a :class:`SplitData` (then nothing else but ``seed``). Returns self.
         """
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ValueError(f"PertVAE.fit: seed must be an int, got {seed!r}")
         if isinstance(x1, SplitData):
             if x2 is not None or singletons is not None or validation is not None:
                 raise ValueError("PertVAE.fit(split): x2, singletons and validation come from the SplitData")
@@ -222,6 +228,8 @@ class PertVAE:
             "standardizer": {k: getattr(st.std, k).detach().cpu() for k in _STD},
         }
         path = Path(path)
+        if not path.parent.is_dir():  # torch says so with a RuntimeError
+            raise FileNotFoundError(f"{path}: directory {path.parent} does not exist; create it first")
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
             torch.save(payload, tmp)
@@ -232,7 +240,12 @@ class PertVAE:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PertVAE:
-        """A fitted estimator from :meth:`save`'s file (on its settings' device, or the CPU without CUDA)."""
+        """A fitted estimator from :meth:`save`'s file (on its settings' device, or the CPU without CUDA).
+
+        A missing file raises FileNotFoundError; any other file that is not a complete saved estimator whose
+        weights fit its settings (another format, a missing entry, another gene count or latent size than its
+        settings say) raises ValueError naming the file and what is wrong.
+        """
         try:
             p = torch.load(path, map_location="cpu", weights_only=True)
         except FileNotFoundError:
@@ -242,10 +255,15 @@ class PertVAE:
         if not isinstance(p, dict) or p.get("format") != FORMAT:
             found = p.get("format") if isinstance(p, dict) else type(p).__name__
             raise ValueError(f"{path}: not a saved PertVAE estimator (format {found!r}, expected {FORMAT!r})")
-        est = cls(**p["settings"])
+        _check_payload(p, path)
+        try:
+            est = cls(**p["settings"])
+        except ValueError as e:
+            raise ValueError(f"{path}: the saved settings are invalid ({e})") from None
         dev = resolve_device(est.config.device)
         gens = seed_streams(p["seed"])
         net = _model.PertVAE(p["n_genes"], est.config, [gens["init"]], pairs=True)
+        _check_weights(net, p, path)
         net.load_state_dict(p["model"])
         std = Standardizer(**{k: p["standardizer"][k].to(dev) for k in _STD})
         state = FitState(model=net.to(dev), std=std, gens=[gens], epochs=[p["epochs"]],
@@ -253,3 +271,48 @@ class PertVAE:
                          fit_seconds=p["fit_seconds"], device=dev, history=[list(p["history"])])
         est._fitted(state, p["genes"], p["seed"])
         return est
+
+
+# what save() writes besides "format": entry -> the types it may have
+_PAYLOAD: dict[str, tuple[type, ...]] = {
+    "settings": (dict,), "seed": (int,), "genes": (list, type(None)), "n_genes": (int,), "epochs": (int,),
+    "best_epoch": (int,), "history": (list,), "fit_seconds": (int, float), "model": (dict,),
+    "standardizer": (dict,)}
+
+
+def _check_payload(p: dict, path: str | os.PathLike) -> None:
+    """Every entry :meth:`PertVAE.save` writes, of its type, with genes and standardizer of ``n_genes``."""
+    missing = [k for k in _PAYLOAD if k not in p]
+    if missing:
+        raise ValueError(f"{path}: saved PertVAE estimator lacks {', '.join(missing)} (damaged, or written "
+                         f"by other code); fit and save the model again")
+    for k, types in _PAYLOAD.items():
+        if isinstance(p[k], bool) or not isinstance(p[k], types):
+            raise ValueError(f"{path}: entry {k!r} is a {type(p[k]).__name__}, expected "
+                             f"{' or '.join(t.__name__ for t in types)} (damaged file?)")
+    g = p["n_genes"]
+    if p["genes"] is not None and len(p["genes"]) != g:
+        raise ValueError(f"{path}: {len(p['genes'])} gene names for n_genes = {g} (damaged file?)")
+    std = p["standardizer"]
+    for k in _STD:
+        t = std.get(k)
+        if not isinstance(t, torch.Tensor) or t.ndim == 0 or t.shape[-1] != g:
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{path}: standardizer {k!r} is {shape}, expected a tensor over n_genes = {g} "
+                             f"genes (damaged file?)")
+
+
+def _check_weights(net: torch.nn.Module, p: dict, path: str | os.PathLike) -> None:
+    """The saved weights have exactly the names and shapes the network of the saved settings has."""
+    want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    have = {k: tuple(v.shape) if isinstance(v, torch.Tensor) else None for k, v in p["model"].items()}
+    problems = [f"{k} missing" for k in want if k not in have]
+    problems += [f"unexpected {k}" for k in have if k not in want]
+    problems += [f"{k} has shape {have[k]}, expected {want[k]}" for k in want
+                 if k in have and have[k] != want[k]]
+    if problems:
+        cfg = p["settings"]
+        raise ValueError(f"{path}: its weights do not fit its settings (n_genes {p['n_genes']}, latent "
+                         f"{cfg.get('latent')}, hidden {cfg.get('hidden')}): {'; '.join(problems[:3])}"
+                         f"{f' and {len(problems) - 3} more' if len(problems) > 3 else ''} (damaged or "
+                         f"edited file?)")

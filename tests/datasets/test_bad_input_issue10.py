@@ -296,7 +296,8 @@ def test_cube_too_big_refused_before_reading(f):
         recs += [(f"c{c}:d{d}", f"CL{c}", "trt_cp", f"drug{d}") for d in range(10)]
     recs += [(f"big:{k}", "CL0", "trt_cp", "drug0") for k in range(20_000)]
     cols = pd.DataFrame(recs, columns=["inst_id", "cell_id", "pert_type", "pert_iname"])
-    cols["pert_dose"], cols["pert_time"] = "10", "24"
+    cols["pert_dose"], cols["pert_dose_unit"] = "10", "uM"
+    cols["pert_time"], cols["pert_time_unit"] = "24", "h"
     gctx = f["dir"] / "huge.gctx"
     with h5py.File(gctx, "w") as h:  # the matrix is never written: a tiny file that declares 25,500 x 978
         h.create_dataset("/0/DATA/0/matrix", shape=(len(cols), 978), dtype="f4", chunks=(1000, 978))

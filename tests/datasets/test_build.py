@@ -90,7 +90,8 @@ def test_cli_real_plate(tmp_path, plate_genes):
 
 
 def test_main_generated_gctx_inst_info_two_sources(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("datasets.build.PROGRESS_MIN_TOTAL", 1)  # show the read's progress on a small input
+    monkeypatch.setattr("datasets.progress.DELAY_S", 0.0)  # show every phase's progress on a small input
+    monkeypatch.setattr("datasets.progress.MIN_BYTES", 0)
     cols = l1000_design(cells=("A375", "MCF7", "PC3"))
     rows = gene_meta(8, 2)
     mat = values(len(cols), len(rows))
@@ -105,8 +106,10 @@ def test_main_generated_gctx_inst_info_two_sources(tmp_path, capsys, monkeypatch
     assert rc == 0
     cap = capsys.readouterr()
     txt = cap.out
-    # progress of the L1000 read on stderr (a line per block off a terminal, and the final count)
-    assert re.search(r"reading L1000: (\d+) / \1 samples \(100%\)", cap.err), cap.err
+    # progress of each phase on stderr, by bytes (here: each one's closing line)
+    for what in ("reading metadata", "reading L1000 matrix", "reading baseline", "hashing inputs",
+                 "writing cube"):
+        assert re.search(rf"^{what}: (\d+(\.\d)? [KMG]?B in \d+\.\d s|done in)", cap.err, re.M), cap.err
     assert "trametinib: 3 cell lines, 18 replicates, dose 0.04 uM" in txt
     assert "genes kept: 5 of 6" in txt
     ds = open_cube(out)

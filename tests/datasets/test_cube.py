@@ -106,13 +106,13 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
         raise OSError("disk full")
 
     monkeypatch.setattr(xr.Dataset, "to_zarr", half_then_fail)
-    with pytest.raises(OSError, match="disk full"):
-        write_cube(small_cube(), tmp_path / "new.zarr")
+    with pytest.raises(CubeError, match=r"disk full writing .*new\.zarr: check the disk or use --out"):
+        write_cube(small_cube(), tmp_path / "new.zarr")  # issue 19: a CubeError (one error line), not OSError
     assert list(tmp_path.iterdir()) == []
     monkeypatch.undo()
     path = write_cube(small_cube(seed=0), tmp_path / "c.zarr")
     monkeypatch.setattr(xr.Dataset, "to_zarr", half_then_fail)
-    with pytest.raises(OSError):
+    with pytest.raises(CubeError, match="nothing was written, the cube there is unchanged"):
         write_cube(small_cube(seed=1), path, overwrite=True)
     np.testing.assert_array_equal(open_cube(path)["expression"].values,
                                   small_cube(seed=0)["expression"].values)

@@ -143,6 +143,12 @@ def test_effects_override_is_checked() -> None:
         generate("demo", n_genes=8, n_baseline=5, effects={"aspirin": "none"})
 
 
+def test_one_gene_is_refused() -> None:
+    """issue 19: scores are correlations across genes; a one-gene cube would fail only at run time."""
+    with pytest.raises(CubeError, match=r"generate\(\): n_genes must be >= 2, got 1"):
+        generate("demo", n_genes=1, n_baseline=5)
+
+
 def test_plates_exercise_same_plate_and_fallback_pairing(demo) -> None:
     plate = demo["plate"].values
     measured = ~np.isnan(demo["expression"].values).all(axis=-1)

@@ -222,3 +222,58 @@ def test_dry_run_is_an_execution_setting():
     cfg = parse_args(["--dry-run"])
     assert cfg.dry_run is True and parse_args([]).dry_run is False
     assert science_key(cfg) == science_key(parse_args([]))
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--worker-timeout", "-5"], r"'worker_timeout' = -5\.0: must be a finite number of seconds >= 0 "
+                                 r"\(0 waits forever\)"),
+    (["--worker-timeout", "nan"], r"'worker_timeout' = nan: must be a finite number of seconds"),
+    (["--worker-timeout", "inf"], r"'worker_timeout' = inf: must be a finite number of seconds"),
+    (["--patience", "0"], r"'patience' = 0: must be >= 1"),
+    (["--walltime", "0"], r"'walltime' = '0': must be longer than 0"),
+    (["--walltime", "0-00:00:00"], r"'walltime' = '0-00:00:00': must be longer than 0"),
+    (["--memory", "lots"], r"'memory' = 'lots': use a size such as 4GB"),
+    (["--memory", "0GB"], r"'memory' = '0GB': use a size"),
+    (["--dashboard-address", "nope"], r"'dashboard_address' = 'nope': use HOST:PORT or :PORT"),
+    (["--dashboard-address", ":99999"], r"'dashboard_address' = ':99999': use HOST:PORT"),
+])
+def test_issue19_meaningless_numbers_are_refused_at_parse_time(argv, message):
+    """issue 19: --worker-timeout -5 / nan was accepted (and meant "wait forever"); patience 0 failed inside
+    every fit (FitConfig), walltime 0 retired workers every 30 s, --memory lots failed at cluster start."""
+    with pytest.raises(ConfigError, match=message):
+        parse_args(argv)
+
+
+def test_issue19_worker_timeout_zero_still_waits_forever_and_the_cli_says_one_line(capsys):
+    from harness.run import main
+
+    assert parse_args(["--worker-timeout", "0"]).worker_timeout == 0.0
+    assert parse_args(["--memory", "16GiB", "--walltime", "00:10:00"]).memory == "16GiB"
+    assert parse_args(["--dashboard-address", "127.0.0.1:0"]).dashboard_address == "127.0.0.1:0"
+    assert main(["--worker-timeout", "-5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: field 'worker_timeout' = -5.0") and err.count("\n") == 1
+
+
+def test_issue19_every_fit_value_the_config_accepts_fitconfig_accepts():
+    """The run refuses at parse time what FitConfig would refuse inside every fit: the lowest value each
+    numeric fit field may take is accepted by both."""
+    from pertvae_core.config import FitConfig
+
+    checked = []
+    for f in dataclasses.fields(RunConfig):
+        if f.metadata.get("group") != "fit" or f.type not in ("int", "float"):
+            continue
+        low = next(v for v in ((-1, 0, 1) if f.type == "int" else (-1.0, 0.0, 1e-9))
+                   if _accepted(**{f.name: v}))
+        FitConfig(latent=2, **make_config("demo", device="cpu", **{f.name: low}).fit_kwargs())
+        checked.append(f.name)
+    assert {"patience", "lr", "min_epochs", "iaf_steps", "batch_singletons", "free_bits"} <= set(checked)
+
+
+def _accepted(**change) -> bool:
+    try:
+        make_config("demo", **change)
+    except ConfigError:
+        return False
+    return True

@@ -163,3 +163,79 @@ def test_gene_mismatch_and_bad_input(fitted: tuple[PertVAE, dict], tmp_path: Pat
     torch.save({"format": "other"}, junk)
     with pytest.raises(ValueError, match="format 'other', expected 'pertvae-estimator/1'"):
         PertVAE.load(junk)
+
+
+def _edited(path: Path, out: Path, **change) -> Path:
+    p = torch.load(path, weights_only=True)
+    for k, v in change.items():
+        if v is None:
+            del p[k]
+        else:
+            p[k] = v(p[k]) if callable(v) else v
+    torch.save(p, out)
+    return out
+
+
+def test_issue19_load_of_a_damaged_file_is_a_value_error_naming_it(fitted: tuple[PertVAE, dict],
+                                                                   tmp_path: Path) -> None:
+    """The right format tag with a missing entry was a KeyError; another gene count or latent size than the
+    settings say was torch's size-mismatch RuntimeError; settings that are not a dict a TypeError."""
+    est, _ = fitted
+    good = est.save(tmp_path / "m.pt")
+    cases = {
+        "no_model": (dict(model=None), r"no_model\.pt: saved PertVAE estimator lacks model \(damaged"),
+        "no_std": (dict(standardizer=None, seed=None), r"no_std\.pt: .* lacks seed, standardizer"),
+        "genes": (dict(n_genes=11), r"genes\.pt: 10 gene names for n_genes = 11"),
+        "latent": (dict(settings=lambda s: {**s, "latent": 4}),
+                   r"latent\.pt: its weights do not fit its settings \(n_genes 10, latent 4, hidden "
+                   r"\(16, 8\)\): .* has shape .*, expected"),
+        "weights": (dict(model=lambda m: {k: v[..., :-1] if v.ndim > 1 else v for k, v in m.items()}),
+                    r"weights\.pt: its weights do not fit its settings"),
+        "key": (dict(model=lambda m: {("x" + k if i == 0 else k): v for i, (k, v) in enumerate(m.items())}),
+                r"key\.pt: its weights do not fit .*missing; unexpected x"),
+        "settings": (dict(settings="latent=3"), r"settings\.pt: entry 'settings' is a str, expected dict"),
+        "bad_setting": (dict(settings=lambda s: {**s, "lr": float("inf")}),
+                        r"bad_setting\.pt: the saved settings are invalid .*lr = inf"),
+    }
+    for name, (change, message) in cases.items():
+        with pytest.raises(ValueError, match=message):
+            PertVAE.load(_edited(good, tmp_path / f"{name}.pt", **change))
+    no_genes = _edited(good, tmp_path / "ng.pt", genes=None)
+    with pytest.raises(ValueError, match="lacks genes"):
+        PertVAE.load(no_genes)
+    with pytest.raises(FileNotFoundError):
+        PertVAE.load(tmp_path / "absent.pt")
+    with pytest.raises(FileNotFoundError, match=r"nope/m\.pt: directory .*nope does not exist"):
+        est.save(tmp_path / "nope" / "m.pt")  # was torch's RuntimeError
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    (dict(lr=float("inf")), r"lr = inf: must be a finite number > 0"),
+    (dict(lr=float("nan")), r"lr = nan: must be a finite number > 0"),
+    (dict(lr=-1e-3), r"lr = -0\.001: must be a finite number > 0"),
+    (dict(lr="1e-3"), r"lr = '1e-3': must be a finite number"),
+    (dict(lr=True), r"lr = True: must be a finite number"),
+    (dict(free_bits=float("inf")), r"free_bits = inf: must be a finite number >= 0"),
+    (dict(l2_drug=float("inf")), r"l2_drug = inf: must be a finite number >= 0"),
+    (dict(l2_drug=-1.0), r"l2_drug = -1\.0: must be a finite number >= 0"),
+    (dict(compile="yes"), r"compile = 'yes': must be True or False"),
+    (dict(min_epochs=9, max_epochs=5), r"min_epochs = 9: must be <= max_epochs \(5\)"),
+    (dict(device="cuda:x"), r"device = 'cuda:x': must be 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    (dict(patience=0), r"patience = 0: must be a positive int"),
+    (dict(hidden=(8,)), r"hidden = \(8,\): must be two positive ints"),
+])
+def test_issue19_bad_settings_are_refused_at_construction(setting: dict, message: str) -> None:
+    """PertVAE(lr=inf) was accepted and failed in the first epochs as a non-finite loss ("try a smaller lr",
+    also for free_bits=inf); lr='1e-3' was a TypeError, compile='yes' and min_epochs > max_epochs passed."""
+    with pytest.raises(ValueError, match=r"^PertVAE: FitConfig\." + message):
+        PertVAE(**setting)
+
+
+def test_issue19_numbers_of_any_real_type_are_kept_as_floats(fitted: tuple[PertVAE, dict]) -> None:
+    cfg = PertVAE(lr=np.float32(0.5), l2_drug=0, free_bits=np.float64(0.25)).config
+    assert (cfg.lr, cfg.l2_drug, cfg.free_bits) == (0.5, 0.0, 0.25)
+    assert all(type(v) is float for v in (cfg.lr, cfg.l2_drug, cfg.free_bits))
+    x1, x2 = fitted[1]["x1"], fitted[1]["x2"]
+    for seed in (1.5, "0", True):
+        with pytest.raises(ValueError, match=rf"PertVAE.fit: seed must be an int, got {seed!r}"):
+            PertVAE(**SMALL).fit(x1, x2, seed=seed)
