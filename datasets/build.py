@@ -426,7 +426,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", help="DepMap Model.csv: maps COSMIC and ACH- ids to cell line names")
     p.add_argument("--baseline", action="append",
                    help="baseline expression file (repeatable; required without --study)")
-    p.add_argument("--baseline-format", default="auto", choices=FORMATS)
+    p.add_argument("--baseline-format", default="auto", choices=FORMATS,
+                   help="layout of the --baseline files: auto (detected from each file), depmap (DepMap "
+                        "expression CSV), gdsc (GDSC RMA TSV), ccle (CCLE GCT) or csv (cell lines x genes, "
+                        "genes by Entrez id or symbol) [default: auto]")
     p.add_argument("--cell-map", help="CSV source_name,cell_line mapping baseline names to L1000 cell_id")
     p.add_argument("--drugs", nargs="*", action="extend",
                    help="drug names, comma- or space-separated: pert_iname values or synonyms (case and "

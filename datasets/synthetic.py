@@ -234,10 +234,14 @@ def generate(preset: str = "paper", seed: int = 0, **overrides) -> xr.Dataset:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: generate a synthetic cube and write it."""
-    ap = OneLineParser(prog="python -m datasets.synthetic", description=__doc__.split("\n")[0])
+    ap = OneLineParser(prog="pertvae-bench synth", description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="output zarr v3 store")
-    ap.add_argument("--preset", choices=sorted(PRESETS), default="paper")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="paper",
+                    help="the cube's shape: paper (978 genes, the 19 drugs with Table 1's cell-line counts, "
+                         "up to 15 replicates) or demo (200 genes, up to 20 cell lines per drug, mixed "
+                         "effect kinds) [default: paper]")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the generator: the same seed gives the same cube [default: 0]")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing store")
     args = ap.parse_args(argv)
     try:

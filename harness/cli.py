@@ -5,6 +5,7 @@
     pertvae-bench fetch [flags]      # python -m datasets.fetch: download the public L1000, DepMap, GDSC files
     pertvae-bench build [flags]      # python -m datasets.build: build a cube from L1000 + baseline files
     pertvae-bench synth --out CUBE   # python -m datasets.synthetic: a cube with known ground truth
+    pertvae-bench info PATH          # python -m harness.info: what a cube or a run holds
     pertvae-bench --version
 
 Each subcommand takes the flags of its module (``pertvae-bench run --help``) and exits with its exit status
@@ -28,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("datasets.fetch", "download the public LINCS L1000, DepMap, GDSC and CCLE files (resumable)"),
     "build": ("datasets.build", "build a data cube (zarr) from L1000 and baseline files, or an AnnData"),
     "synth": ("datasets.synthetic", "write a synthetic cube with known ground truth (demo or paper shape)"),
+    "info": ("harness.info", "describe a cube (sizes, drugs, provenance) or a run (fits done and failed by "
+                             "model and drug, config, versions)"),
 }
 
 

@@ -531,7 +531,7 @@ def _default_text(f: dataclasses.Field) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m harness.run`` argument parser; every RunConfig field is a flag."""
     p = _Parser(
-        prog="python -m harness.run",
+        prog="pertvae-bench run",
         allow_abbrev=False,
         description="Run the PertVAE benchmark grid (model x drug x latent x CV split) on a local or Slurm "
                     "Dask cluster, stream results into OUT/results.zarr (resumable), then write Table 1 and "

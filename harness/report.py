@@ -29,6 +29,7 @@ as in ResultStore.counts(); a report with missing fits is marked partial everywh
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -118,6 +119,18 @@ class Results:
     def partial(self) -> bool:
         """Whether planned fits are missing (failed or not run)."""
         return self.counts["missing"] > 0
+
+    def __repr__(self) -> str:
+        """A few lines (the tables' sizes and columns), not every table in full."""
+        c = self.counts
+        lines = [f"Results: {c['done']} of {c['planned']} fits done, {c['failed']} failed"
+                 + (" (PARTIAL)" if self.partial else "")]
+        for f in dataclasses.fields(self):
+            table = getattr(self, f.name)
+            if isinstance(table, pd.DataFrame):
+                cols = ", ".join(map(str, table.columns[:6])) + (", ..." if table.shape[1] > 6 else "")
+                lines.append(f"  .{f.name}: {len(table):,} rows [{cols}]")
+        return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -559,12 +572,13 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_report(out_dir: str | Path) -> Path:
+def render_report(out_dir: str | Path, with_figures: bool = True) -> Path:
     """Write table1.csv/.md/.tex, figure2.png/.svg, scores.csv, comparisons.csv, metric_agreement.csv,
     benchmark.md, drugs.png, forest.png, (when the store has them) cell_lines.csv and genes.csv, and
     summary.txt (:func:`summary_text`) into ``out_dir`` and update run.json.
 
-    Returns the path of table1.md. Prints a PARTIAL line when planned fits are missing.
+    ``with_figures=False`` skips the figures. Returns the path of table1.md. Prints a PARTIAL line when
+    planned fits are missing.
     """
     out = Path(out_dir)
     ds = open_results(out).transpose("model", "drug", "latent", "split", ...)
@@ -574,7 +588,8 @@ def render_report(out_dir: str | Path) -> Path:
     _write_csv(out / "table1.csv", res.table1)
     _write_text(out / "table1.md", table1_markdown(res.table1, counts))
     _write_text(out / "table1.tex", table1_latex(res.table1, counts))
-    written += _figure2(ds, out, partial)
+    if with_figures:
+        written += _figure2(ds, out, partial)
     tidy = {"scores.csv": res.scores, "comparisons.csv": res.comparisons,
             "metric_agreement.csv": res.agreement}
     if bench.CELL_VAR in ds.data_vars:
@@ -586,8 +601,10 @@ def render_report(out_dir: str | Path) -> Path:
         written.append(out / name)
     _write_text(out / "benchmark.md", verdicts.benchmark_markdown(ds, res.scores, res.comparisons,
                                                               _partial_line(counts) if partial else ""))
-    written += [out / "benchmark.md", figures.drugs_figure(ds, res.scores, res.comparisons, out, partial),
-                figures.forest_figure(ds, res.comparisons, out, partial)]
+    written.append(out / "benchmark.md")
+    if with_figures:
+        written += [figures.drugs_figure(ds, res.scores, res.comparisons, out, partial),
+                    figures.forest_figure(ds, res.comparisons, out, partial)]
 
     _write_text(out / "summary.txt", summary_text(out, ds, res))
     written.append(out / "summary.txt")
@@ -612,16 +629,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary (the wide tables stay in files)."""
     from datasets.argparsing import OneLineParser
 
-    ap = OneLineParser(prog="python -m harness.report",
-                       description="Render Table 1, Figure 2, per-drug plots of OUT/results.zarr")
+    ap = OneLineParser(prog="pertvae-bench report",
+                       description="Re-render a run's tables and figures from OUT/results.zarr (finished or "
+                                   "partial) and print its summary; the files are listed in docs/report.md.")
     ap.add_argument("out", help="the run's --out directory (holds results.zarr)")
+    ap.add_argument("--no-figures", action="store_true",
+                    help="write the tables only (faster on a large run; the figures already in OUT stay)")
+    ap.add_argument("--quiet", action="store_true",
+                    help="print nothing on success (errors still go to stderr)")
     args = ap.parse_args(argv)
     try:
-        md = render_report(args.out)
+        md = render_report(args.out, with_figures=not args.no_figures)
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
-    print((md.parent / "summary.txt").read_text(), end="", flush=True)
+    if not args.quiet:
+        print((md.parent / "summary.txt").read_text(), end="", flush=True)
     return 0
 
 

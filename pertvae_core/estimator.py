@@ -11,6 +11,9 @@ import dataclasses
 import difflib
 import numbers
 import os
+import sys
+import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,28 @@ def _check_settings(settings: dict[str, Any]) -> None:
             raise ValueError(f"PertVAE: unknown setting {name!r}; {hint}")
 
 
+def _is_anndata(x: Any) -> bool:
+    return all(hasattr(x, a) for a in ("X", "obs", "var", "obs_names", "var_names"))
+
+
+class _Ticker:
+    """fit's ``on_step``: a progress line on ``stream`` at most every ``every`` seconds, and a closing one."""
+
+    def __init__(self, stream: Any, every: float = 5.0) -> None:
+        self.stream, self.every, self.start = stream, every, time.perf_counter()
+        self.last = self.start
+
+    def __call__(self, step: int, model: Any) -> None:
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            print(f"PertVAE.fit: {step + 1:,} steps, {now - self.start:.0f} s", file=self.stream, flush=True)
+
+    def done(self, epochs: int, best: int, seconds: float) -> None:
+        print(f"PertVAE.fit: done after {epochs} epochs (best {best}) in {seconds:.1f} s", file=self.stream,
+              flush=True)
+
+
 def _table(x: Any, what: str) -> tuple[np.ndarray, pd.Index | None, list[str] | None]:
     """(float32 values [rows, genes], row labels or None, gene names or None) of an array, DataFrame or
     AnnData; checked 2-D, numeric and finite."""
@@ -50,7 +75,7 @@ def _table(x: Any, what: str) -> tuple[np.ndarray, pd.Index | None, list[str] | 
             raise ValueError(f"{what}: column(s) {bad[:5]} are not numeric; genes go in the columns, labels "
                              "(cell line, ...) in the index")
         index, genes, values = x.index, [str(c) for c in x.columns], x.to_numpy(dtype=np.float32)
-    elif all(hasattr(x, a) for a in ("X", "obs_names", "var_names")):  # AnnData
+    elif _is_anndata(x):
         values = x.X.toarray() if hasattr(x.X, "toarray") else x.X
         index, genes = pd.Index(x.obs_names), [str(g) for g in x.var_names]
     else:
@@ -92,8 +117,11 @@ class PertVAE:
     """PertVAE as an estimator: predicts a drug's post-treatment profile x2 from the control profile x1.
 
     ``PertVAE(**settings)``: settings are :class:`pertvae_core.config.FitConfig`'s fields (the paper's sizes
-    by default). Inputs are numpy arrays, pandas DataFrames or AnnData objects [samples, genes] in the raw
-    gene space; labelled inputs give labelled outputs (DataFrames: the input's index, the model's genes).
+    by default); :meth:`get_params` / :meth:`set_params` follow scikit-learn's conventions, so
+    ``sklearn.base.clone`` works. Inputs are numpy arrays, pandas DataFrames or AnnData objects [samples,
+    genes] in the raw gene space; labelled inputs give labelled outputs: a DataFrame gives a DataFrame (the
+    input's index, the model's genes), an AnnData gives an AnnData (the input's obs, the model's genes as var
+    with the input's var columns).
     Predictions are Monte Carlo means over ``mc_samples`` draws from the fit seed's evaluation stream, so
     the same rows give the same numbers, also after :meth:`save` / :meth:`load`.
 
@@ -113,6 +141,21 @@ class PertVAE:
         """All settings (FitConfig's fields) as a dict."""
         return dataclasses.asdict(self.config)
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The settings as scikit-learn's ``get_params`` gives them (no nested estimators: ``deep`` is
+        accepted and ignored)."""
+        return {f.name: getattr(self.config, f.name) for f in dataclasses.fields(FitConfig)}
+
+    def set_params(self, **params: Any) -> PertVAE:
+        """Change settings (checked as at construction); a fitted model keeps its weights until the next
+        :meth:`fit`. Returns self."""
+        _check_settings(params)
+        try:
+            self.config = FitConfig(**{**self.get_params(), **params})
+        except ValueError as e:
+            raise ValueError(f"PertVAE: {e}") from None
+        return self
+
     def __repr__(self) -> str:
         default = FitConfig()
         changed = [f"{k}={v!r}" for k, v in self.settings.items() if getattr(default, k) != v]
@@ -120,11 +163,13 @@ class PertVAE:
 
     # --- fitting --------------------------------------------------------------------------------------------
     def fit(self, x1: Any, x2: Any = None, singletons: Any = None,
-            validation: tuple[Any, Any] | None = None, seed: int = 0) -> PertVAE:
+            validation: tuple[Any, Any] | None = None, seed: int = 0, verbose: bool = True) -> PertVAE:
         """Train on pairs (x1 [n, G] controls, x2 [n, G] post-treatment, row by row), optional unpaired
         profiles ``singletons`` [n_s, G] and validation pairs ``validation=(x1_val, x2_val)`` (early stopping;
         without them ``max_epochs`` are trained). Labelled inputs are matched to x1's genes by name. ``x1``
-        may instead be a :class:`SplitData` (then nothing else but ``seed``). Returns self.
+        may instead be a :class:`SplitData` (then nothing else but ``seed``). ``verbose``: a progress line on
+        stderr every few seconds and one when done. A fit that reaches ``max_epochs`` while its validation
+        loss is still improving warns (``sklearn.exceptions.ConvergenceWarning``). Returns self.
         """
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ValueError(f"PertVAE.fit: seed must be an int, got {seed!r}")
@@ -155,11 +200,25 @@ class PertVAE:
                 raise ValueError("PertVAE.fit: validation must be a (x1_val, x2_val) pair")
             # fit() never reads test rows; SplitData requires some, so the first training pair stands in
             split = SplitData(a1, a2, v1, v2, a1[:1], a2[:1], xs)
-        state = fit([split], self.config, [seed], pairs=True)
+        ticker = _Ticker(sys.stderr) if verbose else None
+        state = fit([split], self.config, [seed], pairs=True, on_step=ticker)
         if state.status[0] != "done":
             raise FloatingPointError(f"PertVAE.fit: {state.reason[0]} (try a smaller lr)")
         self._fitted(state, genes, seed)
+        if ticker is not None:
+            ticker.done(self.epochs_, self.best_epoch_, state.fit_seconds)
+        self._warn_unconverged(split.x1_val.shape[0] > 0)
         return self
+
+    def _warn_unconverged(self, validated: bool) -> None:
+        """ConvergenceWarning when the fit ran out of epochs while the validation loss still improved."""
+        cfg = self.config
+        if validated and self.epochs_ >= cfg.max_epochs and self.best_epoch_ > self.epochs_ - cfg.patience:
+            from sklearn.exceptions import ConvergenceWarning
+
+            warnings.warn(f"PertVAE.fit stopped at max_epochs={cfg.max_epochs} with the validation loss "
+                          f"still improving (best epoch {self.best_epoch_}); raise max_epochs for a "
+                          "converged fit", ConvergenceWarning, stacklevel=3)
 
     def _fitted(self, state: FitState, genes: list[str] | None, seed: int) -> None:
         self.state_, self.genes_, self.seed_ = state, genes, int(seed)
@@ -179,27 +238,37 @@ class PertVAE:
         """The fitted state with a fresh copy of the fit seed's generators (draws start over each call)."""
         return dataclasses.replace(self.state_, gens=[seed_streams(self.seed_)])
 
-    def _out(self, values: np.ndarray, index: pd.Index | None, columns: Sequence[str] | None
-             ) -> np.ndarray | pd.DataFrame:
-        return values if index is None else pd.DataFrame(values, index=index, columns=list(columns))
+    def _out(self, values: np.ndarray, like: Any, index: pd.Index | None,
+             columns: Sequence[str] | None) -> Any:
+        """``values`` shaped like the input ``like``: an array, a DataFrame, or an AnnData with like's obs."""
+        if index is None:
+            return values
+        if _is_anndata(like):
+            import anndata as ad
 
-    def _means(self, x1: Any, key: str) -> np.ndarray | pd.DataFrame:
+            var = pd.DataFrame(index=pd.Index([str(c) for c in columns]))
+            shared = like.var.reindex(var.index) if var.index.isin(like.var_names).all() else None
+            return ad.AnnData(X=values.astype(np.float32), obs=like.obs.copy(),
+                              var=shared if shared is not None else var)
+        return pd.DataFrame(values, index=index, columns=list(columns))
+
+    def _means(self, x1: Any, key: str) -> Any:
         a, index, genes = self._input(x1)
         values = _predict(self._state(), [a], self.config.mc_samples)[key][0]
-        return self._out(values, index, self.genes_ or genes)
+        return self._out(values, x1, index, self.genes_ or genes)
 
-    def predict(self, x1: Any) -> np.ndarray | pd.DataFrame:
+    def predict(self, x1: Any) -> Any:
         """Predicted mean of x2 for each row of x1 (z1 ~ q(z1|x1), z2 ~ p(z2|z1), mean of p(x2|z2))."""
         return self._means(x1, "pred")
 
-    def reconstruct(self, x1: Any) -> np.ndarray | pd.DataFrame:
+    def reconstruct(self, x1: Any) -> Any:
         """Reconstruction mean of x1 (z1 ~ q(z1|x1), mean of p(x1|z1)): the no-drug comparator."""
         return self._means(x1, "rec")
 
     @torch.no_grad()
-    def embed(self, x1: Any) -> np.ndarray | pd.DataFrame:
+    def embed(self, x1: Any) -> Any:
         """z1 [rows, latent]: the posterior mean E_q(z1|x1)[z1] (Monte Carlo, the draws :meth:`predict` uses);
-        labelled input gives columns z1_0, z1_1, ..."""
+        labelled input gives columns (AnnData: var) z1_0, z1_1, ..."""
         a, index, _ = self._input(x1)
         state = self._state()
         net, L, mc = state.model, self.config.latent, self.config.mc_samples
@@ -211,7 +280,7 @@ class PertVAE:
         for k in range(mc):
             z1 += net.encode(X1[:, :n], eps[None, k])[0][0]
         values = (z1 / mc).cpu().numpy().astype(np.float64)
-        return self._out(values, index, [f"z1_{i}" for i in range(L)])
+        return self._out(values, x1, index, [f"z1_{i}" for i in range(L)])
 
     # --- persistence ----------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from importlib.metadata import version
@@ -85,3 +86,52 @@ def test_a_missing_module_is_a_clear_error(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err == ("error: pertvae-bench fetch: module datasets.no_such_module is not part of this "
                    "installation (reinstall the package, or update it: pip install -e .)\n")
+
+
+def _parser_of(command: str, monkeypatch) -> argparse.ArgumentParser:
+    """The argparse parser a subcommand builds (caught as it parses ``--help``)."""
+    seen: list[argparse.ArgumentParser] = []
+    original = argparse.ArgumentParser.parse_known_args
+
+    def spy(self, args=None, namespace=None):
+        seen.append(self)
+        return original(self, args, namespace)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_known_args", spy)
+    try:
+        cli.main([command, "--help"])
+    except SystemExit as e:
+        assert e.code == 0
+    return seen[0]
+
+
+def test_one_cli_voice_every_flag_explained(monkeypatch, capsys):
+    """Every subcommand says `pertvae-bench <command>` in its usage line and explains every flag."""
+    for command in cli.COMMANDS:
+        parser = _parser_of(command, monkeypatch)
+        assert parser.prog == f"pertvae-bench {command}", command
+        assert capsys.readouterr().out.startswith(f"usage: pertvae-bench {command}"), command
+        bare = [a.option_strings or [a.dest] for a in parser._actions
+                if not a.help and not isinstance(a, argparse._HelpAction)]
+        assert not bare, (command, bare)
+
+
+def test_info_describes_a_run_and_a_cube_and_refuses_anything_else(tmp_path, capsys):
+    from tests.e2e import make_tiny_cube
+    from tests.harness.test_report import make_store
+
+    make_store(tmp_path / "run")
+    assert cli.main(["info", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"run {tmp_path / 'run'}: 240 of 240 fits done, 0 failed, 0 not run")
+    assert "  strong: pertvae 10/10, vae 30/30, pca 30/30, baselines 10/10" in out
+    assert "config: models pertvae, vae, pca, baselines; scoring version 1" in out
+    make_tiny_cube(tmp_path / "cube.zarr")
+    assert cli.main(["info", str(tmp_path / "cube.zarr")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"cube {tmp_path / 'cube.zarr'}: 20 cell lines x 4 conditions x 3 replicates")
+    assert "  drugA: 12 paired cell lines, 36 treated profiles" in out
+    assert "baseline singletons: 20 profiles of 20 cell lines" in out
+    assert cli.main(["info", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path}: neither a run directory") and len(err.splitlines()) == 1

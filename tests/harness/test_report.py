@@ -298,7 +298,8 @@ def test_scores_and_comparisons_match_direct_computation(tmp_path: Path) -> None
     assert ("Ground truth (synthetic cube): PertVAE predicts the change better than 'no change' (q < 0.05) "
             "for 2 of 2 drugs with a real effect and 0 of 1 null drugs.") in bench
     loss = next(line for line in bench.splitlines() if line.startswith("- strong: "))  # the losses, listed
-    assert loss.startswith(f"- strong: delta_pearson: ridge_delta {r['mean_diff']:+.3f} [{r['ci_low']:+.3f}, ")
+    want = f"- strong: delta_pearson: ridge_delta {r['mean_diff']:+.3f} [{r['ci_low']:+.3f}, "
+    assert loss.startswith(want)
     assert "; mse_z (pertvae_rec, identity, train_mean)" in loss
     assert "no method beats it" not in bench
 

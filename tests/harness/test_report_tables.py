@@ -147,6 +147,10 @@ def test_load_reads_the_store_without_csv_files(tmp_path: Path) -> None:
     assert list(res.cell_lines.columns) == list(bench.CELL_LINE_COLUMNS) and len(res.cell_lines) > 0
     assert list(res.genes.columns) == list(bench.GENE_COLUMNS) and set(res.genes["gene"]) == set(GENES)
 
+    text = repr(res)   # a few lines, not the tables in full
+    assert text.startswith("Results: 239 of 240 fits done, 1 failed (PARTIAL)")
+    assert len(text.splitlines()) == 8
+    assert "  .genes: " in text and "rows [drug, latent, method, gene, gene_symbol" in text
     fits = res.fits
     assert len(fits) == 240 and set(fits["status"]) == {"done", "failed"}
     assert set(fits.columns) >= {"model", "drug", "latent", "split", "status", "epochs", "best_epoch",

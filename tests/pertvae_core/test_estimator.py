@@ -116,14 +116,48 @@ def test_save_load_round_trip_is_identical(fitted: tuple[PertVAE, dict], tmp_pat
     pd.testing.assert_frame_equal(PertVAE.load(path).predict(d["t1"]), est.predict(d["t1"]))
 
 
-def test_anndata_in_dataframe_out(fitted: tuple[PertVAE, dict]) -> None:
+def test_anndata_in_anndata_out(fitted: tuple[PertVAE, dict]) -> None:
     est, d = fitted
     t1 = d["t1"]
-    ad = anndata.AnnData(X=t1.to_numpy(), obs=pd.DataFrame(index=[f"s{i}" for i in range(len(t1))]),
-                         var=pd.DataFrame(index=GENES))
-    got = est.predict(ad)
-    assert list(got.index) == list(ad.obs_names) and list(got.columns) == GENES
-    np.testing.assert_array_equal(got.to_numpy(), est.predict(t1).to_numpy())
+    obs = pd.DataFrame({"cell_line": list(t1.index), "dose": 1.0}, index=[f"s{i}" for i in range(len(t1))])
+    var = pd.DataFrame({"gene_symbol": [g.upper() for g in GENES]}, index=GENES)
+    ad = anndata.AnnData(X=t1.to_numpy(), obs=obs, var=var)
+    for call in (est.predict, est.reconstruct):
+        got = call(ad)
+        assert isinstance(got, anndata.AnnData) and got.shape == ad.shape
+        pd.testing.assert_frame_equal(got.obs, ad.obs)       # the input's obs, rows in order
+        pd.testing.assert_frame_equal(got.var, ad.var)       # the model's genes, with the input's symbols
+        np.testing.assert_allclose(got.X, call(t1).to_numpy(), rtol=1e-6)
+    z = est.embed(ad)
+    assert list(z.var_names) == [f"z1_{i}" for i in range(SMALL["latent"])] and z.obs.equals(ad.obs)
+
+
+def test_sklearn_clone_and_params(fitted: tuple[PertVAE, dict]) -> None:
+    from sklearn.base import clone
+
+    est, _ = fitted
+    params = est.get_params()
+    assert params["latent"] == SMALL["latent"] and set(params) == set(est.settings)
+    copy = clone(est)
+    assert copy.get_params() == params and not hasattr(copy, "state_")   # unfitted, same settings
+    assert copy.set_params(latent=5, lr=1e-4) is copy and copy.config.latent == 5 and copy.config.lr == 1e-4
+    with pytest.raises(ValueError, match="unknown setting 'laten'"):
+        copy.set_params(laten=5)
+    with pytest.raises(ValueError, match="lr"):
+        copy.set_params(lr=float("inf"))
+    assert copy.config.latent == 5   # a refused change leaves the settings as they were
+
+
+def test_fit_says_how_it_goes_and_warns_when_unconverged(capsys: pytest.CaptureFixture[str]) -> None:
+    from sklearn.exceptions import ConvergenceWarning
+
+    x1, x2 = _frames(0, 24)
+    v1, v2 = _frames(1, 6, "gh")
+    with pytest.warns(ConvergenceWarning, match="max_epochs=2 with the validation loss still improving"):
+        PertVAE(**{**SMALL, "max_epochs": 2, "patience": 5, "lr": 1e-3}).fit(x1, x2, validation=(v1, v2))
+    assert "PertVAE.fit: done after 2 epochs" in capsys.readouterr().err
+    PertVAE(**{**SMALL, "max_epochs": 2}).fit(x1, x2, validation=(v1, v2), verbose=False)
+    assert capsys.readouterr().err == ""
 
 
 def test_unknown_and_bad_settings() -> None:
