@@ -230,21 +230,31 @@ def test_full_runs_have_no_warning(tmp_path: Path) -> None:
         assert "WARNING" not in (tmp_path / name).read_text()
 
 
-@pytest.mark.parametrize("n_drugs", [1, 3])
-def test_drugs_figure_reads_without_the_code(tmp_path: Path, n_drugs: int) -> None:
-    """drugs.png: plain words, one legend below the panels, nothing overlapping; the drug without a
-    measured change in the compact last panel; PertVAE's loss marked like its wins."""
+def _scores_of(n_drugs: int, seed: int = 0) -> tuple[xr.Dataset, pd.DataFrame]:
+    """A bare store (drug coordinate, ceiling attrs) and tidy primary scores of ``n_drugs`` drugs, every
+    other one without a measured change; 10 splits each."""
+    rng = np.random.default_rng(seed)
+    drugs = [f"drug-{i:02d}" for i in range(n_drugs)]
+    ceiling = {d: {"ceiling_delta_pearson": 0.9, "se": 0.01, "signal_z": 20.0 if i % 2 == 0 else 0.5}
+               for i, d in enumerate(drugs)}
+    ds = xr.Dataset(coords={"drug": np.array(drugs, dtype=object)},
+                    attrs={"ceiling": json.dumps(ceiling), "n_train_test": json.dumps({})})
+    rows = [{"drug": d, "latent": 10, "repeat": s // 5, "fold": s % 5, "method": m, "metric": "delta_pearson",
+             "value": (0.5 if i % 2 == 0 and m != "identity" else 0.0) + 0.05 * rng.normal()}
+            for i, d in enumerate(drugs) for m in METHODS for s in range(10)]
+    return ds, pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("n_drugs", [1, 4, 19])
+def test_drugs_figure_reads_without_the_code(n_drugs: int) -> None:
+    """drugs.png at 1, 4 and 19 drugs: plain words, one legend below the panels, no two boxes overlapping;
+    the drugs without a measured change share the compact last panel."""
     import matplotlib.pyplot as plt
 
     from harness import figures
 
-    ds = make_store(tmp_path)
-    ceiling = json.loads(ds.attrs["ceiling"])
-    ceiling["inert"]["signal_z"] = 0.4   # no measured change
-    ds.attrs["ceiling"] = json.dumps(ceiling)
-    ds = ds.sel(drug=DRUGS[:n_drugs])
-    scores = bench.scores_table(ds)
-    comp = bench.comparisons(scores, json.loads(ds.attrs["n_train_test"]))
+    ds, scores = _scores_of(n_drugs)
+    comp = bench.comparisons(scores, dict.fromkeys(ds["drug"].values.tolist(), [30.0, 8.0]))
     fig = figures.plot_drugs(ds, scores, comp, partial=False)
     try:
         fig.canvas.draw()
@@ -257,17 +267,38 @@ def test_drugs_figure_reads_without_the_code(tmp_path: Path, n_drugs: int) -> No
         box = legend.get_window_extent(renderer)
         assert box.y0 >= 0 and box.x0 >= 0 and box.x1 <= fig.bbox.width
         titles = [ax.get_title() for ax in fig.axes]
-        assert titles[0] == "strong (10 splits)" and "_" not in " ".join(titles)
-        boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
+        assert titles[0] == "drug-00 (10 splits)"
+        boxes = [ax.get_tightbbox(renderer) for ax in fig.axes] + [fig._suptitle.get_window_extent(renderer)]
         for i, ax in enumerate(fig.axes):
             assert ax.get_legend() is None and not boxes[i].overlaps(box), ax.get_title()
             for j in range(i + 1, len(boxes)):
-                assert not boxes[i].overlaps(boxes[j]), (ax.get_title(), fig.axes[j].get_title())
-        if n_drugs == 3:
-            assert any("no change" in t for t in titles)   # inert, in the compact panel
-            strong = fig.axes[0]
-            worse = [line for line in strong.get_lines() if line.get_marker() == "v"]
-            assert len(worse) == 1   # the loss to ridge_delta is marked
+                assert not boxes[i].overlaps(boxes[j]), (titles[i], j)
+        n_null = n_drugs // 2
+        assert len(fig.axes) == n_drugs - n_null + (1 if n_null else 0)
+        if n_null:
+            assert "measure no change" in titles[-1]
+            null_ticks = [t.get_text() for t in fig.axes[-1].get_xticklabels()]
+            assert null_ticks == [f"drug-{i:02d}" for i in range(1, n_drugs, 2)]
+        assert fig.bbox.width < 2000 and fig.bbox.height < 3000   # still a figure one can read on a screen
+    finally:
+        plt.close(fig)
+
+
+def test_drugs_figure_marks_losses_like_wins(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from harness import figures
+
+    ds = make_store(tmp_path)
+    scores = bench.scores_table(ds)
+    comp = bench.comparisons(scores, json.loads(ds.attrs["n_train_test"]))
+    fig = figures.plot_drugs(ds, scores, comp, partial=False)
+    try:
+        strong = fig.axes[0]
+        worse = [line for line in strong.get_lines() if line.get_marker() == "v"]
+        better = [line for line in strong.get_lines() if line.get_marker() == "^"]
+        assert len(worse) == 1 and len(better) == 3   # loses to ridge_delta; beats rec, identity, train_mean
+        assert worse[0].get_color() == "tab:red" and better[0].get_color() == "tab:green"
     finally:
         plt.close(fig)
 
