@@ -63,6 +63,7 @@ from datasets.cube import (
     remove_stale_temps,
     write_cube,
 )
+from datasets.files import available_memory, check_inputs_outside, package_version, sha256_file
 from datasets.pairs import PAIRING_NOTE
 
 OBS_FIELDS = ("cell_line", "condition", "replicate", "dose_um", "plate", "source")
@@ -213,8 +214,6 @@ def _matrix(adata: ad.AnnData, layer: str | None) -> Any:
 
 
 def _check_memory(shape: tuple[int, int, int, int]) -> None:
-    from datasets.build import available_memory  # at call time: datasets.build may import this module
-
     need = int(np.prod(shape, dtype=np.float64)) * 4 + int(np.prod(shape[:3], dtype=np.float64)) * 8
     memory = available_memory()
     if need > memory:
@@ -394,12 +393,10 @@ def build_from_h5ad(path: str | Path, out: str | Path, *, overwrite: bool = Fals
     records the input's path and sha256, the options, and the provenance of the cube it came from, if any.
     """
     # at call time: datasets.build imports this module
-    from datasets.build import _check_inputs_outside, package_version, sha256_file
-
     path, out = Path(path), Path(out)
     if not path.is_file():
         raise CubeError(f"{path}: no such .h5ad file")
-    _check_inputs_outside(out, [path])
+    check_inputs_outside(out, [path])
     check_out_path(out, overwrite)
     try:
         adata = ad.read_h5ad(path, backed="r")

@@ -27,6 +27,7 @@ import pandas as pd
 
 from datasets.cell_names import cell_line_key
 from datasets.cube import CubeError
+from datasets.l1000 import L1000Error, read_gct
 
 FORMATS = ("auto", "depmap", "gdsc", "ccle", "csv")
 SOURCE_NAMES = {"depmap": "DepMap", "gdsc": "GDSC", "ccle": "CCLE", "csv": "CSV"}
@@ -203,7 +204,6 @@ def read_gdsc(path: str | Path, cell_map: dict[str, str] | None = None) -> Basel
 
 def read_ccle(path: str | Path) -> BaselineTable:
     """CCLE GCT (genes x cell lines ``NAME_TISSUE``); Entrez from ``Name`` if it is ``<id>``/``<id>_at``."""
-    from datasets.l1000 import L1000Error, read_gct
 
     path = Path(path)
     _check_file(path)

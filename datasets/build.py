@@ -35,6 +35,7 @@ from datasets.cube import (
     make_cube,
     write_cube,
 )
+from datasets.files import available_memory, check_inputs_outside, package_version
 from datasets.l1000 import (
     DOSE,
     TIME,
@@ -50,7 +51,6 @@ from datasets.l1000 import (
 from datasets.pairs import PAIRING_NOTE
 from datasets.progress import Phase, io_counter
 from datasets.provenance import hash_inputs
-from datasets.provenance import sha256_file as sha256_file  # re-exported: datasets.anndata_io uses it
 from datasets.studies import (
     STUDIES,
     DrugMatch,
@@ -60,15 +60,6 @@ from datasets.studies import (
     resolve_drugs,
     study_table,
 )
-
-
-def package_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("pertvae-bench")
-    except Exception:  # not installed (source checkout)
-        return "unknown"
 
 
 @dataclass
@@ -148,17 +139,6 @@ def assemble(prof: L1000Profiles, base: BaselineMatch, attrs: dict) -> tuple:
     return expr, cells, conditions, list(genes), list(symbols), dose, source, attrs, plate
 
 
-def available_memory() -> int:
-    """Bytes of memory available to this process (Linux MemAvailable, else physical memory)."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def n_profiles(sel: DrugSelection) -> int:
     """L1000 profiles the selection reads (controls and treatments)."""
     return sum(len(v) for v in sel.controls.values()) + sum(
@@ -228,18 +208,6 @@ class ReadProgress:
         self.stream.flush()
 
 
-def _check_inputs_outside(out: Path, inputs: Sequence[str | Path | None]) -> None:
-    """Refuse an --out that is one of the inputs or a directory holding one (--overwrite would delete it)."""
-    o = out.resolve()
-    for p in inputs:
-        if p is None:
-            continue
-        q = Path(p).resolve()
-        if q == o or o in q.parents:
-            raise CubeError(f"{out}: --out {'is' if q == o else 'contains'} the input file {p}; "
-                            f"choose another --out")
-
-
 def _relabel(sel: DrugSelection, names: dict[str, str]) -> None:
     """Rename the selection's drugs (pert_iname -> label) in place."""
     sel.treatments = {names.get(d, d): v for d, v in sel.treatments.items()}
@@ -271,7 +239,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
     if not baseline:
         raise CubeError("at least one --baseline file is required")
     if out is not None:  # refuse before the (long) read
-        _check_inputs_outside(Path(out), [l1000, inst_info, gene_info, cell_map, pert_info, model, *baseline])
+        check_inputs_outside(Path(out), [l1000, inst_info, gene_info, cell_map, pert_info, model, *baseline])
         check_out_path(out, overwrite)
     with _io_phase("reading metadata", _metadata_bytes(l1000, inst_info, gene_info, pert_info), progress):
         src = open_l1000(l1000, inst_info=inst_info, gene_info=gene_info)
@@ -534,7 +502,7 @@ def _build_l1000(a: argparse.Namespace, study: Study | None, drugs: list[str] | 
 
 def _build_h5ad(a: argparse.Namespace) -> str:
     """``--h5ad FILE``: the cube from datasets.anndata_io.build_from_h5ad; its summary."""
-    from datasets.anndata_io import build_from_h5ad
+    from datasets.anndata_io import build_from_h5ad  # here: only an h5ad build needs anndata (slow to import)
 
     obs_keys = dict(kv.split("=", 1) for kv in a.obs_key)
     _, summary = build_from_h5ad(a.h5ad, a.out, overwrite=a.overwrite, obs_keys=obs_keys,

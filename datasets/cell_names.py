@@ -26,7 +26,7 @@ from typing import IO
 
 import numpy as np
 
-from datasets.cube import CubeError
+from datasets.errors import CubeError
 
 MERGE_FLAG = "--merge-cell-spellings"
 

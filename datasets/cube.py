@@ -32,17 +32,16 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from datasets.disk import human_bytes, write_failure
+from datasets.cell_names import spelling_clashes
+from datasets.disk import write_failure
+from datasets.errors import CubeError
+from datasets.files import human_bytes
 
 CONDITION_CONTROL = "control"
 CONDITION_BASELINE = "baseline"
 DIMS = ("cell_line", "condition", "replicate", "gene")
 PLATE_DIMS = DIMS[:3]
 PACKAGE_VERSION = "0.1.0"
-
-
-class CubeError(ValueError):
-    """Bad dataset input: every problem with a cube or its source files raises this or a subclass."""
 
 
 def _str_array(values: Sequence[str], field: str) -> np.ndarray:
@@ -226,8 +225,6 @@ def _validate(ds: xr.Dataset, where: str, check_values: bool = True) -> None:
 def _refuse_cell_spellings(ds: xr.Dataset, where: str) -> None:
     """Cell lines whose names differ only in case or punctuation are one cell line under two names: a
     training and a test fold could share it."""
-    from datasets.cell_names import spelling_clashes  # it imports this module
-
     clashes = spelling_clashes(str(c) for c in ds["cell_line"].values)
     if clashes:
         named = "; ".join(" and ".join(repr(s) for s, _ in v) for v in clashes.values())
@@ -465,13 +462,3 @@ def open_cube(path: str | Path, check: bool = True) -> xr.Dataset:
     except Exception as e:  # noqa: BLE001 - a corrupt chunk or codec failure
         raise CubeError(f"{path}: cannot read the cube's values ({type(e).__name__}: {e})") from None
     return ds
-
-
-def __getattr__(name: str) -> Any:
-    """``to_anndata`` / ``from_anndata`` live in datasets.anndata_io (imported on first use: it imports this
-    module, and workers reading cubes need not load anndata)."""
-    if name in ("to_anndata", "from_anndata"):
-        from datasets import anndata_io
-
-        return getattr(anndata_io, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

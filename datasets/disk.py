@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import errno
 
+from datasets.files import human_bytes
+
 DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
                errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
                errno.EPERM: "permission denied"}
-
-
-def human_bytes(n: float) -> str:
-    """``n`` bytes in B, KB, MB, GB or TB (powers of 1000), one decimal."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 def write_failure(e: OSError, path: object, need: int | None, flag: str) -> str:

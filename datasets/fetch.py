@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import IO
 
 from datasets.argparsing import OneLineParser
-from datasets.disk import human_bytes, write_failure
+from datasets.disk import write_failure
+from datasets.files import duration, human_bytes, sha256_file
 
 MANIFEST = "MANIFEST.json"
 CHUNK = 1 << 20
@@ -158,16 +159,6 @@ def with_base_url(url: str, base: str | None) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- progress
-_human = human_bytes
-
-
-def _duration(s: float) -> str:
-    s = int(round(s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
-
-
 class Progress:
     """Bytes, rate and ETA of one download on ``stream`` (``\\r`` on a terminal, a line every 10 s else)."""
 
@@ -183,12 +174,12 @@ class Progress:
     def line(self) -> str:
         dt = self.clock() - self.t0
         rate = (self.done_bytes - self.start_bytes) / dt if dt > 0 else 0.0
-        s = f"{self.name}: {_human(self.done_bytes)}"
+        s = f"{self.name}: {human_bytes(self.done_bytes)}"
         if self.total:
-            s += f" of {_human(self.total)} ({100 * self.done_bytes / self.total:.1f}%)"
-        s += f", {_human(rate)}/s"
+            s += f" of {human_bytes(self.total)} ({100 * self.done_bytes / self.total:.1f}%)"
+        s += f", {human_bytes(rate)}/s"
         if self.total and rate > 0:
-            s += f", ETA {_duration((self.total - self.done_bytes) / rate)}"
+            s += f", ETA {duration((self.total - self.done_bytes) / rate)}"
         return s
 
     def update(self, n: int) -> None:
@@ -202,8 +193,8 @@ class Progress:
     def finish(self) -> None:
         dt = self.clock() - self.t0
         got = self.done_bytes - self.start_bytes
-        msg = (f"{self.name}: {_human(self.done_bytes)} ({_human(got)} in {dt:.1f} s, "
-               f"{_human(got / dt if dt > 0 else 0)}/s)")
+        msg = (f"{self.name}: {human_bytes(self.done_bytes)} ({human_bytes(got)} in {dt:.1f} s, "
+               f"{human_bytes(got / dt if dt > 0 else 0)}/s)")
         self.stream.write(("\r" + msg + "\n") if self.tty else msg + "\n")
         self.stream.flush()
 
@@ -231,14 +222,6 @@ def write_manifest(d: Path, m: dict) -> None:
             os.replace(tmp, d / MANIFEST)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def sha256_file(path: Path, block: int = 16 * CHUNK) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _now() -> str:
@@ -289,8 +272,8 @@ def _read(resp: http.client.HTTPResponse) -> bytes:
 def _check_space(d: Path, need: int, what: str) -> None:
     free = shutil.disk_usage(d).free
     if need > free:
-        raise FetchError(f"{d}: not enough disk space for {what}: needs {_human(need)}, {_human(free)} free; "
-                         f"free some space or choose another --dir")
+        raise FetchError(f"{d}: not enough disk space for {what}: needs {human_bytes(need)}, "
+                         f"{human_bytes(free)} free; free some space or choose another --dir")
 
 
 def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5, timeout: float = 60.0,
@@ -313,7 +296,8 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
     failures = 0
 
     def kept(have: int) -> str:
-        return f"the {_human(have)} written stay in {part.name}: rerun to resume" if have else "none written"
+        return (f"the {human_bytes(have)} written stay in {part.name}: rerun to resume" if have
+                else "none written")
 
     last_error = ""
     checked_space = False
@@ -431,7 +415,7 @@ def unpack(path: Path, min_size: int | None = None) -> tuple[Path, int, str]:
                         h.update(chunk)
         else:
             need = max(gzip_size_hint(path), min_size or 0)
-            _check_space(path.parent, need, f"unpacking {path.name} (at least {_human(need)})")
+            _check_space(path.parent, need, f"unpacking {path.name} (at least {human_bytes(need)})")
             with gzip.open(path, "rb") as src, disk_errors(out, need, kept, tmp), open(tmp, "wb") as dst:
                 while chunk := _unpacked(src):
                     dst.write(chunk)
@@ -525,7 +509,7 @@ def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size:
             rec["archive_removed"] = True
         m["files"][name] = rec
         write_manifest(d, m)
-        print(f"{name}: unpacked to {out.name} ({_human(n)})", file=log)
+        print(f"{name}: unpacked to {out.name} ({human_bytes(n)})", file=log)
     return Fetched(name, usable, False)
 
 

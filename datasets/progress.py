@@ -18,24 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from datasets.files import duration, human_bytes
+
 DELAY_S = 2.0  # a phase shorter than this prints nothing
 MIN_BYTES = 8 * 10**6  # nor one known to handle fewer bytes
 TICK_S = 0.25
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def duration(s: float) -> str:
-    s = int(round(s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
 
 
 def io_counter(field: str) -> Callable[[], int] | None:

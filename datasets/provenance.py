@@ -11,28 +11,22 @@ restored would keep its old hash, the same trust ``make`` places in mtimes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from datasets import files
 from datasets.fetch import FetchError, read_manifest
 from datasets.progress import Phase
 
 BLOCK = 16 * 2**20
 
 
-def sha256_file(path: str | Path, block: int = BLOCK, phase: Phase | None = None) -> str:
-    """Streaming sha256 of a file; ``phase`` (if given) advances by the bytes hashed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-            if phase is not None:
-                phase.update(phase.done + len(chunk))
-    return h.hexdigest()
+def sha256_file(path: str | Path, phase: Phase | None = None) -> str:
+    """:func:`datasets.files.sha256_file`, advancing ``phase`` (if given) by the bytes hashed."""
+    return files.sha256_file(path, on_bytes=None if phase is None else lambda n: phase.update(phase.done + n))
 
 
 def manifest_sha256(path: str | Path) -> str | None:

@@ -19,6 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from datasets.argparsing import OneLineParser
+from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL, CubeError, drugs, is_cube_store, open_cube
+from harness.report import ReportError, fit_counts, fits_table, open_results
+
 __all__ = ["describe", "describe_cube", "describe_run", "main"]
 
 
@@ -31,8 +35,6 @@ def _json(raw: Any) -> Any:
 
 def describe_cube(path: Path) -> str:
     """A few lines on the cube at ``path`` (module docstring)."""
-    from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL, drugs, open_cube
-
     ds = open_cube(path, check=False)
     measured = np.asarray(ds["expression"].notnull().all("gene").transpose("cell_line", "condition",
                                                                            "replicate").values)
@@ -87,8 +89,6 @@ def _cell(fits: Any) -> str:
 
 def describe_run(out: Path) -> str:
     """A few lines on the run in ``out`` (module docstring)."""
-    from harness.report import fit_counts, fits_table, open_results
-
     ds = open_results(out)
     fits = fits_table(ds)
     counts = fit_counts(ds)
@@ -119,8 +119,6 @@ def describe_run(out: Path) -> str:
 
 def describe(path: str | Path) -> str:
     """:func:`describe_run` for a run directory, :func:`describe_cube` for a cube; ValueError otherwise."""
-    from datasets.cube import CubeError, is_cube_store
-
     p = Path(path)
     if not p.exists():
         raise ValueError(f"{p}: no such file or directory")
@@ -137,9 +135,6 @@ def describe(path: str | Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: print what PATH holds; exit 2 with one error line when it is neither a cube nor a run."""
-    from datasets.argparsing import OneLineParser
-    from harness.report import ReportError
-
     ap = OneLineParser(prog="pertvae-bench info",
                        description="Describe a cube (sizes, drugs with their cell lines, provenance) or a "
                                    "run (fits done, failed and missing by model and drug, config, versions).")

@@ -17,7 +17,6 @@ import pytest
 import scipy.sparse as sp
 import xarray as xr
 
-import datasets.cube
 from datasets import anndata_io
 from datasets.anndata_io import (
     build_from_h5ad,
@@ -91,8 +90,6 @@ def test_demo_cube_roundtrip_through_anndata_and_h5ad(demo_cube: tuple[xr.Datase
     assert o.dose_um == 10.0 and o.source == "synthetic-L1000"
     assert o.plate == ds["plate"].sel(cell_line=o.cell_line, condition="SN-38", replicate=o.replicate).item()
     assert_same_cube(from_anndata(adata), ds)
-    # the re-exports in datasets.cube are the same functions
-    assert (datasets.cube.from_anndata, datasets.cube.to_anndata) == (from_anndata, to_anndata)
     path = write_h5ad(adata, tmp_path / "profiles.h5ad")
     read = ad.read_h5ad(path)
     assert_same_cube(from_anndata(read), ds)
@@ -255,9 +252,9 @@ def test_bad_anndata_names_the_field(case: str) -> None:
 
 
 def test_memory_estimate_refuses_a_huge_cube(monkeypatch: pytest.MonkeyPatch) -> None:
-    import datasets.build
+    import datasets.anndata_io
 
-    monkeypatch.setattr(datasets.build, "available_memory", lambda: 600)
+    monkeypatch.setattr(datasets.anndata_io, "available_memory", lambda: 600)
     with pytest.raises(CubeError, match=r"the cube would need about 0\.0 GiB .*3 cell lines x 4 conditions x "
                                          r"2 replicates x 5 genes.*subset the AnnData"):
         from_anndata(hand_made(), obs_keys=KEYS, gene_key="entrez", control="DMSO")
