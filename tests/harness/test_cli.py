@@ -24,7 +24,7 @@ def test_version_and_help():
     assert r.returncode == 0 and r.stdout.strip() == f"pertvae-bench {version('pertvae-bench')}"
     r = bench("--help")
     assert r.returncode == 0
-    for name in ("run", "report", "fetch", "build", "synth"):
+    for name in ("run", "report", "fetch", "build", "synth", "info"):
         assert f"\n  {name} " in r.stdout
     r = bench()
     assert r.returncode == 2 and "usage: pertvae-bench COMMAND" in r.stderr
@@ -34,7 +34,7 @@ def test_unknown_command_suggests_the_closest():
     r = bench("rnu")
     assert r.returncode == 2
     assert r.stderr.splitlines() == ["error: unknown command 'rnu'; did you mean run? (commands: run, "
-                                     "report, fetch, build, synth; see pertvae-bench --help)"]
+                                     "report, fetch, build, synth, info; see pertvae-bench --help)"]
 
 
 def test_synth_writes_a_cube_and_its_exit_status_passes_through(tmp_path):
