@@ -211,3 +211,11 @@ def test_drug_response_for_the_harness(gdsc) -> None:
         drug_response(ds, "selumetnib")
     with pytest.raises(CubeError, match=r"the cube has no drug response"):
         drug_response(ds.drop_vars(RESPONSE), "selumetinib")
+
+
+def test_docs_example_runs(capsys) -> None:
+    text = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    code = text.split("Example (run by\ntests/datasets/test_response.py):", 1)[1]
+    code = code.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "docs/api.md", "exec"), {})
+    assert "synthetic sensitivity - " in capsys.readouterr().out
