@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from datasets.baseline import normalize_name
@@ -65,12 +66,16 @@ class ResponseMatch:
 
 
 def file_cell_names(table: ResponseTable, cell_map: dict[str, str]) -> np.ndarray:
-    """Each row's cell line name: its id through the cell map, else its name (through the cell map)."""
-    out = np.empty(len(table.cell_name), dtype=object)
-    for i, (cid, name) in enumerate(zip(table.cell_id, table.cell_name, strict=True)):
+    """Each row's cell line name: its id through the cell map, else its name (through the cell map). Computed
+    once per distinct (id, name): a PRISM file has hundreds of thousands of rows."""
+    pairs = pd.MultiIndex.from_arrays([table.cell_id.astype(str), table.cell_name.astype(str)])
+    codes, uniq = pd.factorize(pairs)
+
+    def name_of(cid: str, name: str) -> str:
         mapped = cell_map.get(normalize_name(cid)) if cid else None
-        out[i] = mapped or cell_map.get(normalize_name(name), name) or cid
-    return out
+        return mapped or cell_map.get(normalize_name(name), name) or cid
+
+    return np.asarray([name_of(c, n) for c, n in uniq], dtype=object)[codes]
 
 
 def resolve_response_drugs(table: ResponseTable, cube_drugs: Sequence[str],
@@ -118,7 +123,8 @@ def match_response(table: ResponseTable, cells: Sequence[str], conditions: Seque
     matches = check_drugs(table, cube_drugs, pert_info, partial)
     names = file_cell_names(table, cell_map or {})
     key_to_cell = {cell_line_key(c): i for i, c in enumerate(cells)}
-    row_cell = np.asarray([key_to_cell.get(cell_line_key(n), -1) for n in names], dtype=np.int64)
+    codes, uniq = pd.factorize(names)
+    row_cell = np.asarray([key_to_cell.get(cell_line_key(n), -1) for n in uniq], dtype=np.int64)[codes]
     matched = {str(n): cells[i] for n, i in zip(names, row_cell, strict=True) if i >= 0}
     if not matched:
         some = ", ".join(sorted(set(names.astype(str)))[:5])
@@ -176,6 +182,7 @@ def render(match: ResponseMatch, ds: xr.Dataset) -> str:
     singletons), cell lines matched and not, repeated measurements."""
     t = match.table
     conds = [str(c) for c in ds["condition"].values]
+    control, single = _has_profile(ds, CONDITION_CONTROL), _has_profile(ds, CONDITION_BASELINE)
     lines = [f"response: {SOURCE_NAMES[t.fmt]} {t.measure.column} stored as {t.measure.stored} "
              f"({RESPONSE_DIRECTION}) from {t.files[0].name} ({len(t.value)} measurements"
              f"{f', {t.n_missing} rows without a value dropped' if t.n_missing else ''})"]
@@ -184,13 +191,13 @@ def render(match: ResponseMatch, ds: xr.Dataset) -> str:
         if m.via == "not resolved":
             lines.append(f"  {m.requested}: not in the file: no response ({PARTIAL_FLAG})")
             continue
-        r = drug_response(ds, m.requested) if RESPONSE in ds.data_vars else None
         k = conds.index(m.requested)
+        has = ~np.isnan(match.values[:, k])
+        paired = has & control & _has_profile(ds, m.requested)
         how = "" if m.via == m.target else f" ({m.via})"
-        extra = (f" ({int(r.paired.sum())} with pairs, {int(r.singleton.sum())} with a baseline singleton)"
-                 if r is not None else "")
-        lines.append(f"  {m.requested} = {m.pert_iname!r}{how}: {match.drug_cells(k)} cell lines with a "
-                     f"response{extra}")
+        lines.append(f"  {m.requested} = {m.pert_iname!r}{how}: {int(has.sum())} cell lines with a response "
+                     f"({int(paired.sum())} with pairs, {int((has & single).sum())} with a baseline "
+                     f"singleton)")
     n_file = len(match.cell_lines) + len(match.unmatched_cells)
     lines.append(f"  cell lines: {len(match.cell_lines)} of the file's {n_file} matched to cube cell lines"
                  + (f"; not in the cube: {', '.join(match.unmatched_cells[:5])}"
