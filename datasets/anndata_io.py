@@ -23,7 +23,9 @@ the profile). The cube's cell line and condition order is that of categorical co
 ones dropped), else of first appearance; cell lines and conditions without profiles are not carried.
 ``uns["cube_attrs"]`` (JSON, written by :func:`to_anndata`) restores the cube's attrs, so cube -> AnnData ->
 cube keeps values, labels, doses, plates, sources, attrs and the fingerprint (replicate slots are compacted:
-a cube with gaps between measured replicates comes back without them).
+a cube with gaps between measured replicates comes back without them). ``uns["cube_response"]`` (JSON) carries
+the cube's drug response (datasets.cube ``response``): its attrs and every measured (cell line, condition,
+value); :func:`from_anndata` restores it on the cube's axes.
 
 Cell line names that differ only in case or punctuation (datasets.cell_names' key: ``mcf7``, ``MCF-7`` and
 ``MCF7`` are one) would be separate cell lines, and one cell line could sit in a training and a test fold:
@@ -55,6 +57,7 @@ from datasets.cell_names import cell_line_key, resolve_spellings
 from datasets.cube import (
     CONDITION_BASELINE,
     CONDITION_CONTROL,
+    RESPONSE,
     CubeError,
     check_out_path,
     check_pairs,
@@ -69,6 +72,7 @@ from datasets.pairs import PAIRING_NOTE
 OBS_FIELDS = ("cell_line", "condition", "replicate", "dose_um", "plate", "source")
 REQUIRED_OBS = ("cell_line", "condition")
 ATTRS_KEY = "cube_attrs"
+RESPONSE_KEY = "cube_response"
 PREDICTION_KINDS = ("prediction", "reconstruction")
 _BLOCK_VALUES = 2**24  # X values converted per block (64 MiB as float32)
 
@@ -116,11 +120,49 @@ def to_anndata(ds: xr.Dataset, conditions: Sequence[str] | None = None) -> ad.An
                                                               obs["replicate"], strict=True)])
     genes = [str(g) for g in ds["gene"].values]
     var = pd.DataFrame({"gene_symbol": [str(s) for s in ds["gene_symbol"].values]}, index=pd.Index(genes))
-    adata = ad.AnnData(X=np.concatenate(x, axis=0), obs=obs, var=var,
-                       uns={ATTRS_KEY: json.dumps(dict(ds.attrs), sort_keys=True)})
+    uns = {ATTRS_KEY: json.dumps(dict(ds.attrs), sort_keys=True)}
+    if RESPONSE in ds.data_vars:
+        uns[RESPONSE_KEY] = _response_json(ds, conds)
+    adata = ad.AnnData(X=np.concatenate(x, axis=0), obs=obs, var=var, uns=uns)
     if not adata.obs_names.is_unique:  # only when labels contain "|"
         adata.obs_names_make_unique()
     return adata
+
+
+def _response_json(ds: xr.Dataset, conds: Sequence[str]) -> str:
+    """The response's attrs and measured (cell line, condition, value) triples of ``conds``, as JSON."""
+    r = ds[RESPONSE].sel(condition=list(conds)).transpose("cell_line", "condition")
+    v = np.asarray(r.values, dtype=np.float64)
+    ci, ki = np.nonzero(~np.isnan(v))
+    cells = [str(c) for c in ds["cell_line"].values]
+    return json.dumps({"attrs": dict(r.attrs), "cell_line": [cells[i] for i in ci],
+                       "condition": [str(conds[k]) for k in ki], "value": [float(x) for x in v[ci, ki]]})
+
+
+def _response_from_uns(uns: Mapping, cells: Sequence[str], conds: Sequence[str],
+                       merged: Mapping[str, str]) -> tuple[np.ndarray | None, dict | None]:
+    """``uns["cube_response"]`` on the new cube's axes (cell lines renamed by ``merged``; entries of cell
+    lines or conditions the AnnData does not hold are dropped); (None, None) without one."""
+    if RESPONSE_KEY not in uns:
+        return None, None
+    try:
+        raw = json.loads(str(uns[RESPONSE_KEY]))
+        triples = list(zip(raw["cell_line"], raw["condition"], raw["value"], strict=True))
+        attrs = dict(raw["attrs"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise CubeError(f"uns[{RESPONSE_KEY!r}]: not the JSON to_anndata writes (attrs, cell_line, "
+                        f"condition, value; {e}); delete it (del adata.uns[{RESPONSE_KEY!r}])") from None
+    ci = {c: i for i, c in enumerate(cells)}
+    ki = {c: k for k, c in enumerate(conds)}
+    out = np.full((len(cells), len(conds)), np.nan)
+    for c, k, val in triples:
+        c = merged.get(str(c), str(c))
+        if c in ci and k in ki:
+            if not np.isnan(out[ci[c], ki[k]]) and out[ci[c], ki[k]] != float(val):
+                raise CubeError(f"uns[{RESPONSE_KEY!r}]: cell line {c!r} (merged spellings) has two "
+                                f"responses to {k!r}; keep one")
+            out[ci[c], ki[k]] = float(val)
+    return out, attrs
 
 
 def _obs_keys(obs_keys: Mapping[str, str] | None) -> dict[str, str]:
@@ -353,7 +395,9 @@ def from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None = None
     base.update(attrs or {})
     if merged:
         base["merged_cell_spellings"] = json.dumps(merged, sort_keys=True)
-    return make_cube(expr, cells, conds, genes, symbols, dose, [source[c] for c in conds], base, plate=plate)
+    response, response_attrs = _response_from_uns(adata.uns, cells, conds, merged)
+    return make_cube(expr, cells, conds, genes, symbols, dose, [source[c] for c in conds], base, plate=plate,
+                     response=response, response_attrs=response_attrs)
 
 
 def describe(ds: xr.Dataset) -> str:

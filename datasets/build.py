@@ -6,7 +6,9 @@
 ``baseline`` (unpaired profiles: one replicate per baseline source holding the cell line; the cell lines
 are the union over sources and L1000). Genes: L1000 landmark genes (Entrez IDs)
 present in every baseline source. ``plate``: each L1000 profile's plate (``rna_plate``, else ``det_plate``,
-else the inst id before ``:``), ``""`` for baseline profiles. See docs/real_data.md.
+else the inst id before ``:``), ``""`` for baseline profiles. ``--response FILE`` adds the drugs' measured
+sensitivity (``response[cell_line, condition]``, higher = more sensitive) from a GDSC, CTRPv2 or PRISM table
+(datasets.response). See docs/real_data.md.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ from datasets.l1000 import (
 from datasets.pairs import PAIRING_NOTE
 from datasets.progress import Phase, io_counter
 from datasets.provenance import hash_inputs
+from datasets.response import attach_response, check_drugs, match_response
+from datasets.response import render as render_response
+from datasets.response_tables import FORMATS as RESPONSE_FORMATS
+from datasets.response_tables import MEASURES, ResponseTable, read_response
 from datasets.studies import (
     STUDIES,
     DrugMatch,
@@ -82,6 +88,7 @@ class BuildSummary:
     matches: list[DrugMatch] = field(default_factory=list)
     baseline_collapsed: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     merged_spellings: dict[str, str] = field(default_factory=dict)
+    response: str = ""  # datasets.response.render's lines, "" without --response
 
     def render(self) -> str:
         lines = [m.render() for m in self.matches if m.via != "pert_iname"]
@@ -108,9 +115,29 @@ class BuildSummary:
         if self.merged_spellings:
             lines.append("cell_id spellings merged (--merge-cell-spellings): "
                          + ", ".join(f"{a!r} -> {b!r}" for a, b in self.merged_spellings.items()))
+        if self.response:
+            lines.append(self.response)
         lines.append(f"cube: {self.n_cell_lines} cell lines x {len(self.drugs) + 2} conditions x "
                      f"{self.n_replicates} replicates x {self.genes_kept} genes")
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ResponseOptions:
+    """``--response FILE`` and its options (datasets.response, datasets.response_tables)."""
+
+    path: Path
+    fmt: str = "auto"  # auto | gdsc | ctrp | prism
+    measure: str | None = None  # auc (default) | ln_ic50 | z_score, as the format has them
+    partial: bool = False  # drugs without a response get none instead of an error
+
+
+def _read_response(opts: ResponseOptions | None, progress: IO[str] | None) -> ResponseTable | None:
+    """The response table, read before the long L1000 read so that a bad file fails fast."""
+    if opts is None:
+        return None
+    with _io_phase("reading response", _file_bytes(opts.path), progress):
+        return read_response(opts.path, opts.fmt, opts.measure)
 
 
 def assemble(prof: L1000Profiles, base: BaselineMatch, attrs: dict) -> tuple:
@@ -222,7 +249,8 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
           all_genes: bool = False, max_controls: int | str | None = "auto", overwrite: bool = False,
           pert_info: str | Path | None = None, model: str | Path | None = None,
           label: str = "pert_iname", study: str | None = None, dose_unit: str | None = None,
-          time_unit: str | None = None, merge_cell_spellings: bool = False, progress: IO[str] | None = None):
+          time_unit: str | None = None, merge_cell_spellings: bool = False, progress: IO[str] | None = None,
+          response: ResponseOptions | None = None):
     """Build (and write when ``out`` is given) the cube; returns (dataset, BuildSummary).
 
     ``drugs`` may be synonyms (:func:`datasets.studies.resolve_drugs`, with ``pert_info``); the drug
@@ -235,12 +263,17 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
     for the memory available (:func:`check_cube_size`).
     ``progress``: a stream (stderr) for the progress of each long phase by bytes (reading metadata, the
     L1000 matrix and the baseline, hashing inputs, writing the cube; :mod:`datasets.progress`); None: silent.
+    ``response``: add the drugs' responses from this table (datasets.response: drug names resolved like
+    ``drugs``, cell lines through ``model`` and ``cell_map``); its file, columns and drug names are checked
+    before the L1000 matrix is read.
     """
     if not baseline:
         raise CubeError("at least one --baseline file is required")
     if out is not None:  # refuse before the (long) read
-        check_inputs_outside(Path(out), [l1000, inst_info, gene_info, cell_map, pert_info, model, *baseline])
+        check_inputs_outside(Path(out), [l1000, inst_info, gene_info, cell_map, pert_info, model, *baseline,
+                                         response.path if response else None])
         check_out_path(out, overwrite)
+    table = _read_response(response, progress)
     with _io_phase("reading metadata", _metadata_bytes(l1000, inst_info, gene_info, pert_info), progress):
         src = open_l1000(l1000, inst_info=inst_info, gene_info=gene_info)
         genes = select_genes(src, all_genes=all_genes)
@@ -255,6 +288,8 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
                              merge_cell_spellings=merge_cell_spellings)
     if label == "requested" and matches:
         _relabel(sel, {m.pert_iname: m.requested for m in matches})
+    response_names = (check_drugs(table, list(sel.treatments), pert_info, response.partial)
+                      if table is not None else [])
     n_rep = max(len(v) for per_cell in [sel.controls, *sel.treatments.values()] for v in per_cell.values())
     l_cells = set(sel.controls).union(*sel.treatments.values())
     check_cube_size(sel, len(l_cells), n_rep, len(genes.row_idx), all_genes, max_controls)
@@ -270,6 +305,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
     inputs = [("l1000", l1000), ("inst_info", inst_info), ("gene_info", gene_info), ("cell_map", cell_map),
               ("pert_info", pert_info), ("model", model)]
     inputs += [("baseline", b) for b in baseline]
+    inputs += [("response", f) for f in (table.files if table is not None else ())]
     provenance = {
         "inputs": [h.record() for h in hash_inputs([(r, p) for r, p in inputs if p is not None], progress)],
         "build_time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -279,7 +315,8 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
                     "max_controls": max_controls, "study": study, "dose_unit": dose_unit,
                     "time_unit": time_unit, "merge_cell_spellings": bool(merge_cell_spellings),
                     "lincs_pert_iname": {m.requested if label == "requested" else m.pert_iname: m.pert_iname
-                                         for m in matches}},
+                                         for m in matches},
+                    **_response_options(table, response, response_names)},
         "builder": "datasets.build",
     }
     attrs = {"provenance": json.dumps(provenance, sort_keys=True),
@@ -290,6 +327,11 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         attrs["merged_cell_spellings"] = json.dumps(sel.merged_spellings, sort_keys=True)
     args = assemble(prof, base, attrs)
     ds = make_cube(*args)
+    response_text = ""
+    if table is not None:
+        match = match_response(table, args[1], args[2], cmap, pert_info, response.partial)
+        ds = attach_response(ds, match)
+        response_text = render_response(match, ds)
     check_pairs(ds, "the cube")  # select_samples drops cell lines without controls: a safeguard
     summary = BuildSummary(
         drugs=prof.drugs,
@@ -303,11 +345,21 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         merged_spellings=sel.merged_spellings,
         n_cell_lines=len(args[1]), n_replicates=int(args[0].shape[2]),
         doses={d: list(sel.doses[d].values()) for d in prof.drugs},
-        dropped=sel.dropped, control_fallback=sel.control_fallback, matches=matches)
+        dropped=sel.dropped, control_fallback=sel.control_fallback, matches=matches, response=response_text)
     if out is not None:
         with _io_phase("writing cube", int(ds.nbytes), progress, field="wchar"):
             write_cube(ds, out, overwrite=overwrite)
     return ds, summary
+
+
+def _response_options(table: ResponseTable | None, opts: ResponseOptions | None,
+                      names: Sequence[DrugMatch]) -> dict:
+    """The provenance options of ``--response`` ({} without it)."""
+    if table is None or opts is None:
+        return {}
+    return {"response_format": table.fmt, "response_measure": table.measure.name,
+            "response_partial": bool(opts.partial),
+            "response_drug_names": {m.requested: m.pert_iname for m in names if m.via != "not resolved"}}
 
 
 def _io_phase(what: str, total: int, stream: IO[str] | None, field: str = "rchar") -> Phase:
@@ -418,9 +470,34 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="merge cell line names that differ only in case or punctuation (mcf7, MCF-7, MCF7) "
                         "under the spelling with the most profiles, with a warning listing each merge "
                         "(default: refuse them; they would be separate cell lines)")
+    p.add_argument("--response", metavar="FILE",
+                   help="add the drugs' measured sensitivity (response per cell line and drug, higher = more "
+                        "sensitive) from a GDSC fitted dose response CSV, a CTRPv2 "
+                        "v20.data.curves_post_qc.txt (its v20.meta.* files beside it) or a PRISM "
+                        "secondary-screen-dose-response-curve-parameters.csv; drug names resolved like "
+                        "--drugs, cell lines through --model and --cell-map")
+    p.add_argument("--response-format", choices=RESPONSE_FORMATS, default="auto",
+                   help="layout of --response: auto (from its header), gdsc, ctrp or prism [default: auto]")
+    p.add_argument("--response-measure", choices=sorted({m for f in MEASURES.values() for m in f}),
+                   help="what --response holds: auc (GDSC 1 - AUC, CTRPv2 -area_under_curve, PRISM 1 - auc), "
+                        "ln_ic50 (-ln IC50 in uM; GDSC, PRISM) or z_score (-Z_SCORE; GDSC) [default: auc]")
+    p.add_argument("--response-partial", action="store_true",
+                   help="keep drugs the --response file has no response for (they get none) instead of "
+                        "refusing them")
     p.add_argument("--out", required=True, help="output cube (zarr directory)")
     p.add_argument("--overwrite", action="store_true", help="replace a different cube at --out")
     a = p.parse_args(argv)
+    if a.response is None:
+        given = [f for f, v in (("--response-format", a.response_format != "auto"),
+                                ("--response-measure", a.response_measure is not None),
+                                ("--response-partial", a.response_partial)) if v]
+        if given:
+            many = len(given) > 1
+            p.error(f"{', '.join(given)} {'apply' if many else 'applies'} only with --response FILE; add it "
+                    f"or leave {'them' if many else 'it'} out")
+    if a.h5ad and a.response is not None:
+        p.error("--response does not combine with --h5ad yet; build from --l1000/--baseline (or --study) to "
+                "add drug responses")
     if a.h5ad:
         flags = (("--study", a.study), ("--l1000", a.l1000), ("--inst-info", a.inst_info),
                  ("--gene-info", a.gene_info), ("--baseline", a.baseline), ("--drugs", a.drugs),
@@ -491,12 +568,14 @@ def _build_l1000(a: argparse.Namespace, study: Study | None, drugs: list[str] | 
         print(f"study {study.name}: {study.notes}")
         for line in [f"L1000: {l1000.name} ({found.series})", *found.notes]:
             print(f"  {line}")
+    response = (ResponseOptions(Path(a.response), a.response_format, a.response_measure, a.response_partial)
+                if a.response is not None else None)
     _, summary = build(l1000, baseline, a.out, baseline_format=a.baseline_format, cell_map=a.cell_map,
                        drugs=drugs, time=time, dose=a.dose, all_genes=a.all_genes,
                        max_controls=a.max_controls, overwrite=a.overwrite,
                        label="requested" if study else "pert_iname", study=a.study, dose_unit=a.dose_unit,
                        time_unit=a.time_unit, merge_cell_spellings=a.merge_cell_spellings,
-                       progress=sys.stderr, **kw)
+                       progress=sys.stderr, response=response, **kw)
     return summary
 
 

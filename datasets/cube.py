@@ -13,6 +13,12 @@ here may hold such a condition (all its chunks unwritten).
 Optional ``plate[cell_line, condition, replicate]``: the plate (batch) id of each profile, ``""`` where
 unknown or not measured (cubes written before it existed have no such variable; datasets.pairs then pairs
 by the cyclic rule).
+Optional ``response[cell_line, condition]`` (float64): each cell line's measured sensitivity to each drug
+(drug response), NaN where not measured and always NaN for ``control`` and ``baseline``. Its direction is
+normalized: higher = more sensitive (:data:`RESPONSE_DIRECTION`; each source's conversion is in
+datasets.response_tables). Its attrs name at least :data:`RESPONSE_ATTRS`: ``measure`` (what was measured,
+after the conversion, e.g. ``"1 - AUC"``), ``units``, ``direction`` and ``source`` (file(s) or generator).
+A cube without it is valid and keeps its fingerprint.
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ CONDITION_CONTROL = "control"
 CONDITION_BASELINE = "baseline"
 DIMS = ("cell_line", "condition", "replicate", "gene")
 PLATE_DIMS = DIMS[:3]
+RESPONSE = "response"
+RESPONSE_DIMS = DIMS[:2]
+RESPONSE_ATTRS = ("measure", "units", "direction", "source")
+RESPONSE_DIRECTION = "higher = more sensitive"
 PACKAGE_VERSION = "0.1.0"
 
 
@@ -63,8 +73,9 @@ def plate_ids(values: np.ndarray) -> np.ndarray:
     return np.asarray(["" if v is None else str(v) for v in arr.ravel()], dtype=object).reshape(arr.shape)
 
 
-def _jsonable_attrs(attrs: dict) -> dict:
-    """Attrs as zarr-storable JSON values: nested dicts/lists are kept if JSON-serializable."""
+def _jsonable_attrs(attrs: dict, provenance: bool = True) -> dict:
+    """Attrs as zarr-storable JSON values: nested dicts/lists are kept if JSON-serializable; a cube's attrs
+    (``provenance``) get a minimal provenance where they have none."""
     out: dict[str, Any] = {}
     for k, v in attrs.items():
         try:
@@ -72,7 +83,7 @@ def _jsonable_attrs(attrs: dict) -> dict:
         except TypeError as e:
             raise CubeError(f"attrs[{k!r}]: not JSON-serializable ({e})") from None
         out[str(k)] = v
-    if "provenance" not in out:
+    if provenance and "provenance" not in out:
         prov = {"package_version": PACKAGE_VERSION, "created_by": "datasets.cube.make_cube"}
         out["provenance"] = json.dumps(prov, sort_keys=True)
     return out
@@ -80,8 +91,10 @@ def _jsonable_attrs(attrs: dict) -> dict:
 
 def make_cube(expression: np.ndarray, cell_lines: Sequence[str], conditions: Sequence[str],
               genes: Sequence[str], gene_symbols: Sequence[str], dose_um: np.ndarray, source: Sequence[str],
-              attrs: dict, plate: np.ndarray | None = None) -> xr.Dataset:
-    """Assemble and check a cube Dataset (float32 expression, NaN = not measured; ``plate`` optional)."""
+              attrs: dict, plate: np.ndarray | None = None, response: np.ndarray | None = None,
+              response_attrs: dict | None = None) -> xr.Dataset:
+    """Assemble and check a cube Dataset (float32 expression, NaN = not measured; ``plate`` optional;
+    ``response`` [cell_line, condition] optional, with its ``response_attrs``: :func:`add_response`)."""
     lazy = hasattr(expression, "chunks") and hasattr(expression, "dask")
     expr = expression.astype(np.float32) if lazy else np.asarray(expression, dtype=np.float32)
     if expr.ndim != 4:
@@ -128,8 +141,24 @@ def make_cube(expression: np.ndarray, cell_lines: Sequence[str], conditions: Seq
             raise CubeError(f"plate: shape {pl.shape}, expected (cell_lines, conditions, replicates) = "
                             f"{expr.shape[:3]}")
         ds["plate"] = (PLATE_DIMS, plate_ids(pl))
+    if response is not None:
+        ds = add_response(ds, response, response_attrs or {})
     _validate(ds, "<in memory>", check_values=not lazy)  # a lazy cube's values are checked by write_cube
     return ds
+
+
+def add_response(ds: xr.Dataset, values: np.ndarray, attrs: dict) -> xr.Dataset:
+    """``ds`` with the ``response[cell_line, condition]`` variable (module docstring) set to ``values``
+    (float64, NaN = not measured) and ``attrs`` (at least :data:`RESPONSE_ATTRS`, JSON-serializable);
+    a response already there is replaced. Checked as :func:`open_cube` checks it."""
+    v = np.asarray(values, dtype=np.float64)
+    want = (int(ds.sizes["cell_line"]), int(ds.sizes["condition"]))
+    if v.shape != want:
+        raise CubeError(f"response: shape {v.shape}, expected (cell_lines, conditions) = {want}")
+    out = ds.copy()
+    out[RESPONSE] = xr.Variable(RESPONSE_DIMS, v, attrs=_jsonable_attrs(dict(attrs), provenance=False))
+    _validate_response(out, "<in memory>", check_values=True)
+    return out
 
 
 def drugs(ds: xr.Dataset) -> list[str]:
@@ -143,7 +172,8 @@ def cube_fingerprint(ds: xr.Dataset) -> str:
     Hashes the attrs (the provenance's ``build_time`` left out, so rebuilding the same inputs gives the same
     fingerprint), shape, coordinates, doses and a content digest: per condition, the count, sum and sum of
     squares of the measured expression values (one lazy pass over the chunks), and, when the cube has
-    ``plate``, a sha256 of each condition's plate ids (cubes without plates keep their old fingerprint).
+    ``plate``, a sha256 of each condition's plate ids, when it has ``response``, its attrs and a sha256 of
+    its values (cubes without them keep their old fingerprint).
     """
     attrs = dict(ds.attrs)
     try:
@@ -173,6 +203,10 @@ def cube_fingerprint(ds: xr.Dataset) -> str:
         plates = (plate_ids(ds["plate"].isel(condition=k).values).ravel()
                   for k in range(int(ds.sizes["condition"])))
         ident["plate"] = [hashlib.sha256("\x1f".join(p).encode()).hexdigest() for p in plates]
+    if RESPONSE in ds.data_vars:
+        values = np.asarray(ds[RESPONSE].transpose(*RESPONSE_DIMS).values, dtype=np.float64).ravel()
+        ident["response"] = {"attrs": dict(ds[RESPONSE].attrs), "values": hashlib.sha256(
+            "\x1f".join(f"{v:.12g}" for v in values).encode()).hexdigest()}
     h = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
@@ -201,6 +235,7 @@ def _validate(ds: xr.Dataset, where: str, check_values: bool = True) -> None:
             raise CubeError(f"{where}: plate has dims {tuple(ds['plate'].dims)}, expected {PLATE_DIMS}")
         if ds["plate"].dtype.kind not in "OUT":
             raise CubeError(f"{where}: plate has dtype {ds['plate'].dtype}, expected strings")
+    _validate_response(ds, where, check_values)
     if ds["dose_um"].dtype.kind != "f":
         raise CubeError(f"{where}: dose_um dtype {ds['dose_um'].dtype}, expected float")
     conds = [str(c) for c in ds["condition"].values]
@@ -220,6 +255,35 @@ def _validate(ds: xr.Dataset, where: str, check_values: bool = True) -> None:
         n_inf = int(np.isinf(data).sum() if isinstance(data, np.ndarray) else np.isinf(e).sum().compute())
         if n_inf:
             raise CubeError(f"{where}: expression contains {n_inf} inf value(s)")
+
+
+def _validate_response(ds: xr.Dataset, where: str, check_values: bool) -> None:
+    """The optional response variable: dims, dtype, attrs, direction; with ``check_values``, no inf and
+    nothing measured for the control and baseline conditions."""
+    if RESPONSE not in ds.data_vars:
+        return
+    r = ds[RESPONSE]
+    if tuple(r.dims) != RESPONSE_DIMS:
+        raise CubeError(f"{where}: response has dims {tuple(r.dims)}, expected {RESPONSE_DIMS}")
+    if r.dtype.kind != "f":
+        raise CubeError(f"{where}: response has dtype {r.dtype}, expected float (NaN = not measured)")
+    missing = [k for k in RESPONSE_ATTRS if not isinstance(r.attrs.get(k), str) or not r.attrs[k].strip()]
+    if missing:
+        raise CubeError(f"{where}: response attrs {missing} missing or empty; a response states its "
+                        f"{', '.join(RESPONSE_ATTRS)}")
+    if r.attrs["direction"] != RESPONSE_DIRECTION:
+        raise CubeError(f"{where}: response direction {r.attrs['direction']!r}; the cube stores responses "
+                        f"with {RESPONSE_DIRECTION!r}: convert the values (e.g. 1 - AUC, -LN_IC50) first")
+    if not check_values:
+        return
+    v = np.asarray(r.transpose(*RESPONSE_DIMS).values, dtype=np.float64)
+    if np.isinf(v).any():
+        raise CubeError(f"{where}: response contains {int(np.isinf(v).sum())} inf value(s)")
+    conds = [str(c) for c in ds["condition"].values]
+    for c in (CONDITION_CONTROL, CONDITION_BASELINE):
+        if c in conds and not np.isnan(v[:, conds.index(c)]).all():
+            raise CubeError(f"{where}: response has values for condition {c!r}; responses are per drug "
+                            f"(NaN for control and baseline)")
 
 
 def _refuse_cell_spellings(ds: xr.Dataset, where: str) -> None:
@@ -406,6 +470,10 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
     if "plate" in out.data_vars:
         out["plate"] = out["plate"].copy(data=plate_ids(out["plate"].values))
         encoding["plate"] = {"chunks": (block, 1, max(1, n_rep)), "fill_value": ""}
+    if RESPONSE in out.data_vars:  # small: one chunk
+        out[RESPONSE] = out[RESPONSE].transpose(*RESPONSE_DIMS).astype(np.float64)
+        encoding[RESPONSE] = {"chunks": tuple(max(1, int(ds.sizes[d])) for d in RESPONSE_DIMS),
+                              "fill_value": np.nan}
     old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
     try:
         out.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, encoding=encoding,

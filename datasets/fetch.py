@@ -10,7 +10,9 @@
   publisher's or ``--sha256``; ``DIR/MANIFEST.json`` records URL, size, sha256, date and mtime of every file
   and is checked when a file is reused (trust on first use where the publisher gives no checksum);
 - ``.gz`` / ``.zip`` files are decompressed streaming to disk after a disk-space check (the archive is then
-  removed unless ``--keep-compressed``; the manifest records both);
+  removed unless ``--keep-compressed``; the manifest records both); from a zip of many files (CTRPv2) the
+  catalog's named ``members`` are extracted into ``--dir`` under their own names, each recorded
+  (``members`` in the manifest);
 - proxies: the standard ``http_proxy`` / ``https_proxy`` / ``no_proxy`` variables (urllib's default
   handler); ``--base-url`` replaces a resource's scheme and host for a mirror.
 
@@ -70,14 +72,16 @@ class RemoteFile:
 
     name: str
     url: str
-    role: str  # l1000 | l1000_level4 | inst_info | gene_info | cell_info | pert_info | baseline | model
+    role: str  # l1000 | l1000_level4 | inst_info | gene_info | cell_info | pert_info | baseline | model |
+    #            response
     size: int | None = None  # bytes, where the publisher states it
     sha256: str | None = None  # where the publisher gives it
     min_unpacked: int | None = None  # a lower bound of the decompressed size (disk-space check)
+    members: tuple[str, ...] = ()  # a zip of many files: the ones to extract (by file name)
 
     @property
     def unpacked_name(self) -> str:
-        return unpacked_name(self.name)
+        return self.members[0] if self.members else unpacked_name(self.name)
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ def _gctx_bytes(n_samples: int, n_genes: int) -> int:
 
 
 _P1, _P2 = "GSE92742_Broad_LINCS", "GSE70138_Broad_LINCS"
+_GDSC85 = "https://cog.sanger.ac.uk/cancerrxgene/GDSC_release8.5/"
 CATALOG: dict[str, Resource] = {r.name: r for r in [
     Resource("lincs-gse92742", "LINCS L1000 phase I (GEO GSE92742): Level 3 matrix + metadata",
              "https://www.ncbi.nlm.nih.gov/geo/query/acc.cgi?acc=GSE92742", (
@@ -136,6 +141,33 @@ CATALOG: dict[str, Resource] = {r.name: r for r in [
                  RemoteFile("CCLE_RNAseq_genes_rpkm_20180929.gct.gz",
                             "https://data.broadinstitute.org/ccle/CCLE_RNAseq_genes_rpkm_20180929.gct.gz",
                             "baseline"),)),
+    # Drug response (build --response). Sizes and checksums are not pinned: the publishers state none, and
+    # the figures third-party manifests give (GDSC1 CSV 54,084,519 B, GDSC2 CSV 39,830,840 B, PRISM ~252 MB)
+    # could not be checked offline; the manifest pins each file on first use.
+    Resource("gdsc1-response", "GDSC1 fitted dose response, release 8.5 (27Oct23): LN_IC50, AUC, Z_SCORE per "
+             "COSMIC cell line and drug (about 54 MB, unverified)",
+             "https://www.cancerrxgene.org/downloads/bulk_download", (
+                 RemoteFile("GDSC1_fitted_dose_response_27Oct23.csv",
+                            f"{_GDSC85}GDSC1_fitted_dose_response_27Oct23.csv", "response"),)),
+    Resource("gdsc2-response", "GDSC2 fitted dose response, release 8.5 (27Oct23): LN_IC50, AUC, Z_SCORE per "
+             "COSMIC cell line and drug (about 40 MB, unverified)",
+             "https://www.cancerrxgene.org/downloads/bulk_download", (
+                 RemoteFile("GDSC2_fitted_dose_response_27Oct23.csv",
+                            f"{_GDSC85}GDSC2_fitted_dose_response_27Oct23.csv", "response"),)),
+    Resource("ctrpv2", "CTRPv2.0 (CTD2 portal, CTRPv2.0_2015_ctd2_ExpandedDataset.zip): area under the curve "
+             "per experiment and compound with its cell-line and compound metadata",
+             "https://ctd2-data.nci.nih.gov/Public/Broad/CTRPv2.0_2015_ctd2_ExpandedDataset/", (
+                 RemoteFile("CTRPv2.0_2015_ctd2_ExpandedDataset.zip",
+                            "https://ctd2-data.nci.nih.gov/Public/Broad/CTRPv2.0_2015_ctd2_ExpandedDataset/"
+                            "CTRPv2.0_2015_ctd2_ExpandedDataset.zip", "response",
+                            members=("v20.data.curves_post_qc.txt", "v20.meta.per_experiment.txt",
+                                     "v20.meta.per_cell_line.txt", "v20.meta.per_compound.txt")),)),
+    Resource("prism-secondary", "DepMap PRISM Repurposing 19Q4 secondary screen: dose-response curve "
+             "parameters (auc, ic50) per DepMap id and drug (figshare article 9393293; about 250 MB, "
+             "unverified)",
+             "https://depmap.org/repurposing/", (
+                 RemoteFile("secondary-screen-dose-response-curve-parameters.csv",
+                            "https://ndownloader.figshare.com/files/20237739", "response"),)),
 ]}
 
 
@@ -389,46 +421,78 @@ def _unpacked(src: IO[bytes]) -> bytes:
         raise _Damaged() from e
 
 
-def unpack(path: Path, min_size: int | None = None) -> tuple[Path, int, str]:
-    """Decompress ``x.gz`` / ``x.zip`` (one member) to ``x`` streaming, after a disk-space check; returns
-    (path, size, sha256). Written to ``.x.tmp-<pid>`` and renamed when complete."""
-    out = path.with_name(unpacked_name(path.name))
-    tmp = path.with_name(f".{out.name}.tmp-{os.getpid()}")
+def _extract(src: IO[bytes], out: Path, need: int, archive: Path) -> tuple[Path, int, str]:
+    """Stream ``src`` to ``out`` through ``.out.tmp-<pid>`` (removed on any failure); (path, size, sha256)."""
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     h = hashlib.sha256()
+
     def kept(_: int) -> str:
-        return f"the partial file was removed, {path.name} is kept: rerun to unpack it"
+        return f"the partial file was removed, {archive.name} is kept: rerun to unpack it"
 
     try:
-        if path.name.endswith(".zip"):
-            with zipfile.ZipFile(path) as z:
-                members = [i for i in z.infolist()
-                           if not i.is_dir() and not i.filename.startswith("__MACOSX")]
-                pick = [i for i in members if Path(i.filename).name == out.name] or members
-                if len(pick) != 1:
-                    raise FetchError(f"{path}: expected one file in the zip, found "
-                                     f"{', '.join(i.filename for i in members) or 'none'}")
-                _check_space(path.parent, pick[0].file_size, f"unpacking {path.name}")
-                size = pick[0].file_size
-                with z.open(pick[0]) as src, disk_errors(out, size, kept, tmp), open(tmp, "wb") as dst:
-                    while chunk := _unpacked(src):
-                        dst.write(chunk)
-                        h.update(chunk)
-        else:
-            need = max(gzip_size_hint(path), min_size or 0)
-            _check_space(path.parent, need, f"unpacking {path.name} (at least {human_bytes(need)})")
-            with gzip.open(path, "rb") as src, disk_errors(out, need, kept, tmp), open(tmp, "wb") as dst:
-                while chunk := _unpacked(src):
-                    dst.write(chunk)
-                    h.update(chunk)
-    except (_Damaged, OSError, EOFError, zipfile.BadZipFile) as e:
-        tmp.unlink(missing_ok=True)
-        cause = e.__cause__ if isinstance(e, _Damaged) else e
-        raise FetchError(f"{path}: cannot decompress ({cause}); the download may be damaged") from None
+        with disk_errors(out, need, kept, tmp), open(tmp, "wb") as dst:
+            while chunk := _unpacked(src):
+                dst.write(chunk)
+                h.update(chunk)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, out)
     return out, out.stat().st_size, h.hexdigest()
+
+
+def _damaged(path: Path, e: BaseException) -> FetchError:
+    cause = e.__cause__ if isinstance(e, _Damaged) else e
+    return FetchError(f"{path}: cannot decompress ({cause}); the download may be damaged")
+
+
+def _zip_files(z: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    return [i for i in z.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX")]
+
+
+def unpack(path: Path, min_size: int | None = None) -> tuple[Path, int, str]:
+    """Decompress ``x.gz`` / ``x.zip`` (one member) to ``x`` streaming, after a disk-space check; returns
+    (path, size, sha256). Written to ``.x.tmp-<pid>`` and renamed when complete."""
+    out = path.with_name(unpacked_name(path.name))
+    try:
+        if path.name.endswith(".zip"):
+            with zipfile.ZipFile(path) as z:
+                members = _zip_files(z)
+                pick = [i for i in members if Path(i.filename).name == out.name] or members
+                if len(pick) != 1:
+                    raise FetchError(f"{path}: expected one file in the zip, found "
+                                     f"{', '.join(i.filename for i in members) or 'none'}")
+                _check_space(path.parent, pick[0].file_size, f"unpacking {path.name}")
+                with z.open(pick[0]) as src:
+                    return _extract(src, out, pick[0].file_size, path)
+        need = max(gzip_size_hint(path), min_size or 0)
+        _check_space(path.parent, need, f"unpacking {path.name} (at least {human_bytes(need)})")
+        with gzip.open(path, "rb") as src:
+            return _extract(src, out, need, path)
+    except (_Damaged, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise _damaged(path, e) from None
+
+
+def unpack_members(path: Path, members: Sequence[str]) -> list[tuple[Path, int, str]]:
+    """Extract the files named ``members`` (by file name, wherever they sit in the zip) into the zip's
+    directory under those names, streaming, after one disk-space check; (path, size, sha256) of each."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            by_name: dict[str, list[zipfile.ZipInfo]] = {}
+            for i in _zip_files(z):
+                by_name.setdefault(Path(i.filename).name, []).append(i)
+            bad = [m for m in members if len(by_name.get(m, [])) != 1]
+            if bad:
+                raise FetchError(f"{path}: expected one {' and one '.join(bad)} in the zip, found "
+                                 f"{', '.join(sorted(by_name)[:12]) or 'no files'}")
+            _check_space(path.parent, sum(by_name[m][0].file_size for m in members), f"unpacking {path.name}")
+            out = []
+            for m in members:
+                with z.open(by_name[m][0]) as src:
+                    out.append(_extract(src, path.with_name(m), by_name[m][0].file_size, path))
+            return out
+    except (_Damaged, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise _damaged(path, e) from None
 
 
 # ------------------------------------------------------------------------------------------------- fetch
@@ -450,32 +514,52 @@ def _verify_existing(path: Path, rec: dict, key: str) -> None:
     rec["mtime_ns"] = path.stat().st_mtime_ns  # verified: a build may reuse its sha256 (datasets.provenance)
 
 
+def _unpacked_records(rec: dict, members: Sequence[str]) -> list[dict] | None:
+    """The manifest records of an archive's unpacked file(s) (``unpacked``, or ``members`` by name); None when
+    one is missing."""
+    if members:
+        got = rec.get("members") or {}
+        return [got[m] for m in members] if all(m in got for m in members) else None
+    return [rec["unpacked"]] if rec.get("unpacked") else None
+
+
+def _reuse_unpacked(outs: Sequence[Path], rec: dict, members: Sequence[str], name: str) -> bool:
+    """Verify the unpacked files against their records when all are there and recorded (else False)."""
+    recs = _unpacked_records(rec, members)
+    if recs is None or not all(o.exists() for o in outs):
+        return False
+    for o, r in zip(outs, recs, strict=True):
+        _verify_existing(o, r, f"{name} unpacked" if not members else f"{name} member {o.name}")
+    return True
+
+
 def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size: int | None = None,
                min_unpacked: int | None = None, unpack_archive: bool = True, keep_compressed: bool = False,
-               retries: int = 5, stream: IO[str] | None = None, backoff: float = 1.0) -> Fetched:
-    """Fetch one file into ``d`` (or reuse it, verified against the manifest), unpack it, record it."""
+               retries: int = 5, stream: IO[str] | None = None, backoff: float = 1.0,
+               members: Sequence[str] = ()) -> Fetched:
+    """Fetch one file into ``d`` (or reuse it, verified against the manifest), unpack it (a zip's
+    ``members`` only, when named), record it."""
     log = stream or sys.stderr
     d.mkdir(parents=True, exist_ok=True)
     m = read_manifest(d)
     rec = m["files"].get(name)
     dest = d / name
     archive = unpack_archive and unpacked_name(name) != name
-    usable = d / unpacked_name(name) if archive else dest
+    members = tuple(members) if archive and name.endswith(".zip") else ()
+    usable = d / (members[0] if members else unpacked_name(name)) if archive else dest
+    outs = [d / f for f in members] or [usable]
     expected = sha256.lower() if sha256 else None
     if rec and expected and rec.get("sha256") != expected:
         raise FetchError(f"{dest}: {MANIFEST} records sha256 {rec.get('sha256')}, the expected one is "
                          f"{expected}; move {dest} and its {MANIFEST} entry away to fetch it again")
     if rec and dest.exists():
         _verify_existing(dest, rec, name)
-        if not archive or (usable.exists() and rec.get("unpacked")):
-            if archive:
-                _verify_existing(usable, rec["unpacked"], f"{name} unpacked")
+        if not archive or _reuse_unpacked(outs, rec, members, name):
             print(f"{name}: present, verified against {MANIFEST}", file=log)
             write_manifest(d, m)
             return Fetched(name, usable, True)
-    elif rec and archive and usable.exists() and rec.get("unpacked"):
-        _verify_existing(usable, rec["unpacked"], f"{name} unpacked")
-        print(f"{usable.name}: present, verified against {MANIFEST}", file=log)
+    elif rec and archive and _reuse_unpacked(outs, rec, members, name):
+        print(f"{', '.join(o.name for o in outs)}: present, verified against {MANIFEST}", file=log)
         write_manifest(d, m)
         return Fetched(name, usable, True)
     elif dest.exists() and not rec:  # a file put there by hand: check it, trust it on first use
@@ -501,15 +585,19 @@ def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size:
     m["files"][name] = rec
     write_manifest(d, m)
     if archive:
-        out, n, got = unpack(dest, min_unpacked)
-        rec["unpacked"] = {"file": out.name, "size": n, "sha256": got, "date": _now(),
-                           "mtime_ns": out.stat().st_mtime_ns}
+        done = unpack_members(dest, members) if members else [unpack(dest, min_unpacked)]
+        recs = {out.name: {"file": out.name, "size": n, "sha256": got, "date": _now(),
+                           "mtime_ns": out.stat().st_mtime_ns} for out, n, got in done}
+        if members:
+            rec["members"] = recs
+        else:
+            rec["unpacked"] = next(iter(recs.values()))
         if not keep_compressed:
             dest.unlink()
             rec["archive_removed"] = True
         m["files"][name] = rec
         write_manifest(d, m)
-        print(f"{name}: unpacked to {out.name} ({human_bytes(n)})", file=log)
+        print(f"{name}: unpacked to {', '.join(recs)} ({human_bytes(sum(n for _, n, _ in done))})", file=log)
     return Fetched(name, usable, False)
 
 
@@ -547,7 +635,8 @@ def render_catalog() -> str:
     lines = []
     for r in CATALOG.values():
         lines.append(f"{r.name}: {r.description}\n  {r.page}")
-        lines += [f"  {f.name}  ({f.role})" for f in r.files]
+        lines += [f"  {f.name}  ({f.role}{'; ' + ', '.join(f.members) if f.members else ''})"
+                  for f in r.files]
     return "\n".join(lines)
 
 
@@ -582,7 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rname in dict.fromkeys(a.resources):
             for f in CATALOG[rname].files:
                 done.append(fetch_file(with_base_url(f.url, a.base_url), f.name, d, sha256=f.sha256,
-                                       size=f.size, min_unpacked=f.min_unpacked, **kw))
+                                       size=f.size, min_unpacked=f.min_unpacked, members=f.members, **kw))
         if a.url:
             done.append(fetch_file(a.url, a.name or name_from_url(a.url), d, sha256=a.sha256, **kw))
     except FetchError as e:

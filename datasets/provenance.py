@@ -45,9 +45,10 @@ def manifest_sha256(path: str | Path) -> str | None:
         for name, rec in files.items():
             if not isinstance(rec, dict):
                 continue
-            unpacked = rec.get("unpacked")
-            if isinstance(unpacked, dict) and unpacked.get("file") == cand.name:
-                rec = unpacked
+            unpacked = [rec.get("unpacked"), *(rec.get("members") or {}).values()]  # one archive's files
+            mine = [u for u in unpacked if isinstance(u, dict) and u.get("file") == cand.name]
+            if mine:
+                rec = mine[0]
             elif name != cand.name:
                 continue
             if rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns and rec.get("sha256"):

@@ -84,11 +84,12 @@ STUDIES: dict[str, Study] = {
 @dataclass(frozen=True)
 class DrugMatch:
     requested: str
-    pert_iname: str
+    pert_iname: str  # the name found (a response file's drug name when ``target`` says so)
     via: str  # how it was found
+    target: str = "pert_iname"  # what kind of name was looked for
 
     def render(self) -> str:
-        return f"drug {self.requested!r} -> pert_iname {self.pert_iname!r} ({self.via})"
+        return f"drug {self.requested!r} -> {self.target} {self.pert_iname!r} ({self.via})"
 
 
 def _split_aliases(v: object) -> list[str]:
@@ -123,8 +124,13 @@ def pert_info_names(path: str | Path | None) -> dict[str, tuple[set[str], str]]:
 
 
 def resolve_drugs(requested: Sequence[str], inames: Sequence[str], pert_info: str | Path | None = None,
-                  synonyms: dict[str, tuple[str, ...]] | None = None) -> list[DrugMatch]:
-    """Resolve each requested name to a ``pert_iname`` among ``inames`` (see the module docstring)."""
+                  synonyms: dict[str, tuple[str, ...]] | None = None, target: str = "pert_iname",
+                  ambiguous_hint: str = "give one of them") -> list[DrugMatch]:
+    """Resolve each requested name to a ``pert_iname`` among ``inames`` (see the module docstring).
+
+    ``target`` names what ``inames`` are in the matches and messages, ``ambiguous_hint`` what to do about a
+    name that finds two: the same rules resolve the cube's drugs among a response file's drug names
+    (datasets.response) with ``target="GDSC drug name"``."""
     synonyms = SYNONYMS if synonyms is None else synonyms
     present = set(inames)
     by_norm: dict[str, set[str]] = {}
@@ -136,25 +142,25 @@ def resolve_drugs(requested: Sequence[str], inames: Sequence[str], pert_info: st
     for r in requested:
         key = normalize_name(r)
         rules: list[tuple[str, set[str]]] = [
-            ("pert_iname", {r} & present),
-            ("pert_iname, ignoring case and punctuation", by_norm.get(key, set())),
+            (target, {r} & present),
+            (f"{target}, ignoring case and punctuation", by_norm.get(key, set())),
             (f"pert_info {info[key][1]}" if key in info else "pert_info",
              {n for x in info.get(key, (set(), ""))[0] for n in by_norm.get(normalize_name(x), set())}),
             ("synonym table", {n for g in groups if key in g for k in g for n in by_norm.get(k, set())}),
         ]
         for via, found in rules:
             if len(found) > 1:
-                raise StudyError(f"drug {r!r} is ambiguous ({via}): it names pert_iname "
-                                 f"{', '.join(sorted(found))}; give one of them")
+                raise StudyError(f"drug {r!r} is ambiguous ({via}): it names {target} "
+                                 f"{', '.join(sorted(found))}; {ambiguous_hint}")
             if found:
-                out.append(DrugMatch(r, found.pop(), via))
+                out.append(DrugMatch(r, found.pop(), via, target))
                 break
         else:
-            out.append(DrugMatch(r, r, "not resolved"))
+            out.append(DrugMatch(r, r, "not resolved", target))
     seen: dict[str, str] = {}
     for m in out:
         if m.pert_iname in seen and seen[m.pert_iname] != m.requested:
-            raise StudyError(f"drugs {seen[m.pert_iname]!r} and {m.requested!r} both name pert_iname "
+            raise StudyError(f"drugs {seen[m.pert_iname]!r} and {m.requested!r} both name {target} "
                              f"{m.pert_iname!r}; give it once")
         seen[m.pert_iname] = m.requested
     return out

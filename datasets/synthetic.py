@@ -19,7 +19,27 @@ Defaults: the paper's significant drugs (``EFFECTIVE_DRUGS``) act by ``latent_li
 The ``demo`` preset mixes kinds among the effective drugs (``DEMO_EFFECTS``: temsirolimus gene_additive,
 bortezomib latent_nonlinear, the other four latent_linear) and its latent_dim (8) differs from the demo
 PertVAE's latent size (10), so the contest is not rigged for PertVAE; the ``paper`` preset keeps the
-defaults. ``attrs["ground_truth"]``: per drug ``strength``, ``effective`` and ``kind``.
+defaults. ``attrs["ground_truth"]``: per drug ``strength``, ``effective``, ``kind`` and ``response``.
+Drug response (``response[cell_line, condition]``, higher = more sensitive), for every cell line (paired and
+baseline-only alike), of one of three kinds per drug (``RESPONSES``; unlisted drugs: ``none``), each from its
+own random stream (``[seed, 3, drug index]``: the expression of a seed is the same with or without them):
+
+- ``perturbation``: driven by the drug's effect in latent space, ``y = std(w' (z2 - z1)) + n e``, ``z2`` the
+  drug's post-treatment state of the cell line (:func:`latent_shift`), ``w`` the direction in which the
+  drug's latent change varies most over the cell lines (top eigenvector of its covariance): modelling the
+  perturbation should help. Needs a latent effect kind (latent_linear or latent_nonlinear): asked for
+  (``responses=``) on another it is an error; a preset's perturbation drug whose effect an ``effects=``
+  override made non-latent gets ``baseline`` instead (the ground truth says so);
+- ``baseline``: driven by the untreated state alone, ``y = std(v' z1) + n e``, ``v`` the direction the drug
+  moves least (last eigenvector of the second moment of ``z2 - z1``; a random direction for a drug with no
+  latent effect): modelling the perturbation should not help (``moved`` in the ground truth: the drug's RMS
+  change along ``v`` relative to its RMS change per latent direction, 0 = not moved at all);
+- ``none``: pure noise, ``y = sqrt(1 + n^2) e``.
+
+``std`` standardizes over all cell lines, ``e ~ N(0, 1)``, ``n = response_noise``; every kind has variance
+``1 + n^2``. A fraction ``response_missing`` of each drug's cell lines, drawn at random, has no response
+(NaN).
+``attrs["ground_truth"][drug]["response"]``: ``kind``, ``noise_sd``, ``direction`` (w or v), ``moved``.
 Baseline singletons come from a second "platform": ``x = scale * decode(z) + shift + noisier e_x``.
 Cell lines treated with drugs are drawn from a pool that mostly overlaps the baseline cell lines.
 Plates (``plate`` variable, no batch effect in the values): cell line ``i`` has ``plates_per_cell`` plates;
@@ -43,6 +63,7 @@ from datasets.cube import (
     CONDITION_BASELINE,
     CONDITION_CONTROL,
     PACKAGE_VERSION,
+    RESPONSE_DIRECTION,
     CubeError,
     make_cube,
     write_cube,
@@ -61,16 +82,26 @@ EFFECTIVE_DRUGS = ("selumetinib", "vorinostat", "bortezomib", "SN-38", "temsirol
 KINDS = ("latent_linear", "latent_nonlinear", "gene_additive", "none")
 # Effect kinds differing from the default (latent_linear for EFFECTIVE_DRUGS, none for the others).
 DEMO_EFFECTS = {"temsirolimus": "gene_additive", "bortezomib": "latent_nonlinear"}
+RESPONSE_KINDS = ("perturbation", "baseline", "none")
+# Response kinds of both presets (unlisted: none): perturbation on four effective drugs (bortezomib is
+# latent_nonlinear in the demo), baseline on two effective drugs (doxorubicin, latent_linear: a drug that
+# moves the cells can still have a response its perturbation does not explain; temsirolimus, gene_additive in
+# the demo) and three null ones; none on the other ten.
+RESPONSES = {"selumetinib": "perturbation", "vorinostat": "perturbation", "bortezomib": "perturbation",
+             "SN-38": "perturbation", "doxorubicin": "baseline", "temsirolimus": "baseline",
+             "olaparib": "baseline", "navitoclax": "baseline", "GDC-0941": "baseline"}
 
 PRESETS: dict[str, dict] = {
     "paper": dict(n_genes=978, latent_dim=10, hidden=64, max_replicates=15, max_cells=None, min_cells=6,
                   pool_size=80, n_baseline=1300, baseline_overlap=0.75, strength=1.0, latent_jitter=0.15,
                   noise_sd=0.25, baseline_scale=1.3, baseline_shift=0.5, baseline_noise_sd=0.5,
-                  dose_um=10.0, effects={}, plates_per_cell=3),
+                  dose_um=10.0, effects={}, plates_per_cell=3, responses=RESPONSES, response_noise=0.5,
+                  response_missing=0.1),
     "demo": dict(n_genes=200, latent_dim=8, hidden=64, max_replicates=4, max_cells=20, min_cells=6,
                  pool_size=30, n_baseline=200, baseline_overlap=0.75, strength=1.5, latent_jitter=0.15,
                  noise_sd=0.25, baseline_scale=1.3, baseline_shift=0.5, baseline_noise_sd=0.5,
-                 dose_um=10.0, effects=DEMO_EFFECTS, plates_per_cell=3),
+                 dose_um=10.0, effects=DEMO_EFFECTS, plates_per_cell=3, responses=RESPONSES,
+                 response_noise=0.5, response_missing=0.1),
 }
 _DENSE_LIMIT = 64_000_000  # expression elements above which the cube is built lazily (dask) per cell block
 _BLOCK = 64
@@ -96,6 +127,13 @@ def _params(preset: str, overrides: dict) -> dict:
         if d not in TABLE1_DRUGS or k not in KINDS:
             raise CubeError(f"generate(): effects[{d!r}] = {k!r}: expected a drug of TABLE1_DRUGS and a kind "
                             f"in {KINDS}")
+    for d, k in dict(p["responses"] or {}).items():
+        if d not in TABLE1_DRUGS or k not in RESPONSE_KINDS:
+            raise CubeError(f"generate(): responses[{d!r}] = {k!r}: expected a drug of TABLE1_DRUGS and a "
+                            f"kind in {RESPONSE_KINDS}")
+    if not (p["response_noise"] >= 0 and 0 <= p["response_missing"] < 1):
+        raise CubeError(f"generate(): response_noise must be >= 0 and response_missing in [0, 1), got "
+                        f"{p['response_noise']} and {p['response_missing']}")
     return p
 
 
@@ -109,6 +147,69 @@ def latent_shift(kind: str, z: np.ndarray, a: np.ndarray, b: np.ndarray, strengt
         v = z @ a.T
         return z + strength * scale * v * np.tanh(v + b)
     return z
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    """``v`` scaled to length 1, signed so that its largest component is positive (eigenvectors' sign is
+    arbitrary)."""
+    v = v / np.linalg.norm(v)
+    return v if v[np.argmax(np.abs(v))] > 0 else -v
+
+
+def synthetic_response(kind: str, z: np.ndarray, dz: np.ndarray, rng: np.random.Generator, noise: float,
+                       missing: float) -> tuple[np.ndarray, dict]:
+    """One drug's responses [n_cells] (NaN: not measured) of ``kind`` and its ground truth (module
+    docstring), from the cell lines' states ``z`` [n, d] and the drug's latent changes ``dz = z2 - z1``."""
+    n, d = z.shape
+    truth: dict = {"kind": kind, "noise_sd": float(noise), "direction": None, "moved": None}
+    if kind == "perturbation":
+        w = _unit(np.linalg.eigh(np.cov(dz, rowvar=False))[1][:, -1])
+        signal = dz @ w
+        truth["direction"] = w
+    elif kind == "baseline":
+        second = dz.T @ dz / n
+        if np.trace(second) > 0:
+            evals, evecs = np.linalg.eigh(second)
+            v = _unit(evecs[:, 0])
+            truth["moved"] = float(np.sqrt(max(evals[0], 0.0) / (np.trace(second) / d)))
+        else:  # the drug does not move the latent state: any direction is one it does not move
+            v = _unit(rng.normal(size=d))
+            truth["moved"] = 0.0
+        signal = z @ v
+        truth["direction"] = v
+    if kind == "none":
+        y = np.sqrt(1 + noise ** 2) * rng.normal(size=n)
+    else:
+        sd = float(signal.std())
+        if not sd > 1e-12:
+            raise CubeError(f"generate(): a {kind} response needs a signal that varies over the cell lines")
+        y = (signal - signal.mean()) / sd + noise * rng.normal(size=n)
+    y[rng.random(n) < missing] = np.nan
+    if truth["direction"] is not None:
+        truth["direction"] = [round(float(x), 6) for x in truth["direction"]]
+        truth["moved"] = None if truth["moved"] is None else round(truth["moved"], 6)
+    return y, truth
+
+
+def _responses(p: dict, seed: int, names: list[str], z: np.ndarray, effects: dict, truth: dict,
+               n_cond: int, explicit: bool) -> np.ndarray:
+    """[cell_line, condition] responses of every drug (condition ``j + 1`` is drug ``j``), each from its own
+    stream ``[seed, 3, j]``; their ground truth added to ``truth``. ``explicit``: the kinds were asked for
+    (a perturbation response without a latent effect is then an error, else baseline)."""
+    out = np.full((len(z), n_cond), np.nan)
+    for j, name in enumerate(names):
+        kind = dict(p["responses"]).get(name, "none")
+        effect, s, a, b, scale, _ = effects[name]
+        if kind == "perturbation" and effect not in ("latent_linear", "latent_nonlinear"):
+            if explicit:
+                raise CubeError(f"generate(): responses[{name!r}] = 'perturbation' needs a latent effect "
+                                f"(latent_linear or latent_nonlinear); its effect is {effect}")
+            kind = "baseline"
+        dz = latent_shift(effect, z, a, b, s, scale) - z
+        rng = np.random.default_rng([int(seed), 3, j])
+        out[:, j + 1], truth[name]["response"] = synthetic_response(
+            kind, z, dz, rng, float(p["response_noise"]), float(p["response_missing"]))
+    return out
 
 
 def _counts(p: dict) -> dict[str, int]:
@@ -126,7 +227,9 @@ def generate(preset: str = "paper", seed: int = 0, **overrides) -> xr.Dataset:
 
     Overrides (keyword): any key of ``PRESETS[preset]``, e.g. ``n_genes``, ``n_baseline``, ``max_replicates``,
     ``max_cells``, ``pool_size``, ``strength``, ``noise_sd``, ``plates_per_cell``, ``effects`` (drug -> kind
-    for the drugs whose kind differs from the default; replaces the preset's mapping).
+    for the drugs whose kind differs from the default; replaces the preset's mapping), ``responses`` (drug ->
+    response kind, unlisted drugs ``none``; ``None``: no response variable), ``response_noise``,
+    ``response_missing``.
     """
     p = _params(preset, overrides)
     rng = np.random.default_rng([int(seed), 0])
@@ -223,13 +326,20 @@ def generate(preset: str = "paper", seed: int = 0, **overrides) -> xr.Dataset:
                                                dtype=np.float32) for a, b in bounds], axis=0)
     provenance = {"generator": "datasets.synthetic.generate", "preset": preset, "seed": int(seed),
                   "options": {k: v for k, v in p.items()}, "package_version": PACKAGE_VERSION, "inputs": []}
+    response, response_attrs = None, None
+    if p["responses"] is not None:
+        response = _responses(p, seed, drug_names, z, effects, truth, n_cond, "responses" in overrides)
+        response_attrs = {"measure": "synthetic sensitivity", "direction": RESPONSE_DIRECTION,
+                          "units": f"synthetic units (signal standardized to sd 1, noise sd "
+                                   f"{float(p['response_noise']):g})",
+                          "source": f"datasets.synthetic.generate (preset {preset}, seed {int(seed)})"}
     attrs = {"provenance": json.dumps(provenance, sort_keys=True), "ground_truth": json.dumps(truth),
              "units": "dose_um: micromolar", "normalization": "synthetic log-expression",
              "pairing": PAIRING_NOTE}
     src = ["synthetic-L1000"] * (n_cond - 1) + ["synthetic-baseline"]
     return make_cube(expr, [f"CL{i + 1:04d}" for i in range(n_cells)], conditions,
                      [str(10000 + k) for k in range(g)], [f"SYN{k + 1}" for k in range(g)], dose, src, attrs,
-                     plate=plate)
+                     plate=plate, response=response, response_attrs=response_attrs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -252,9 +362,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     truth = json.loads(ds.attrs["ground_truth"])
     eff = [f"{k} ({v['kind']})" for k, v in truth.items() if v["effective"]]
+    kinds = [v["response"]["kind"] for v in truth.values() if "response" in v]
     print(f"wrote {path}: {ds.sizes['cell_line']} cell lines, {ds.sizes['condition'] - 2} drugs, "
           f"{ds.sizes['replicate']} max replicates, {ds.sizes['gene']} genes (preset {args.preset}, "
-          f"seed {args.seed}); effective drugs: {', '.join(eff)}")
+          f"seed {args.seed}); effective drugs: {', '.join(eff)}; drug responses: "
+          + ", ".join(f"{kinds.count(k)} {k}" for k in RESPONSE_KINDS))
     return 0
 
 

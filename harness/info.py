@@ -1,8 +1,10 @@
 """``pertvae-bench info PATH``: what a cube or a run holds, without running anything.
 
 - a cube (a zarr store with an ``expression`` variable): its sizes, each drug with its paired cell lines and
-  treated profiles, the baseline singletons, the units and where it came from (provenance: inputs with their
-  sha256, build time and options), and a synthetic cube's ground truth;
+  treated profiles (and, when the cube has a drug response, its cell lines with a response: how many have
+  pairs and a baseline singleton), the baseline singletons, the response's measure, units and source, the
+  units and where it came from (provenance: inputs with their sha256, build time and options), and a
+  synthetic cube's ground truth (with each drug's response kind);
 - a run (a directory holding ``results.zarr``): its config in brief, the fits done / failed / not run by model
   and drug, the package versions, its timings and the report files present.
 
@@ -20,7 +22,15 @@ from typing import Any
 import numpy as np
 
 from datasets.argparsing import OneLineParser
-from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL, CubeError, drugs, is_cube_store, open_cube
+from datasets.cube import (
+    CONDITION_BASELINE,
+    CONDITION_CONTROL,
+    RESPONSE,
+    CubeError,
+    drugs,
+    is_cube_store,
+    open_cube,
+)
 from harness.report import ReportError, fit_counts, fits_table, open_results
 
 __all__ = ["describe", "describe_cube", "describe_run", "main"]
@@ -44,14 +54,28 @@ def describe_cube(path: Path) -> str:
     lines = [f"cube {path}: {ds.sizes['cell_line']} cell lines x {ds.sizes['condition']} conditions x "
              f"{ds.sizes['replicate']} replicates x {ds.sizes['gene']} genes"]
     names = drugs(ds)
-    lines.append(f"drugs ({len(names)}; paired cell lines, treated profiles):")
+    has_response = RESPONSE in ds.data_vars
+    resp = np.asarray(ds[RESPONSE].transpose("cell_line", "condition").values) if has_response else None
+    single = (per_cond[:, conds.index(CONDITION_BASELINE)] > 0 if CONDITION_BASELINE in conds
+              else np.zeros(len(per_cond), dtype=bool))
+    lines.append(f"drugs ({len(names)}; paired cell lines, treated profiles"
+                 f"{'; cell lines with a response' if has_response else ''}):")
     for d in names:
         n = per_cond[:, conds.index(d)]
-        lines.append(f"  {d}: {int(((n > 0) & ctrl).sum())} paired cell lines, {int(n.sum())} treated "
-                     "profiles")
+        paired = (n > 0) & ctrl
+        line = f"  {d}: {int(paired.sum())} paired cell lines, {int(n.sum())} treated profiles"
+        if resp is not None:
+            r = ~np.isnan(resp[:, conds.index(d)])
+            line += (f"; {int(r.sum())} with a response ({int((r & paired).sum())} paired, "
+                     f"{int((r & single).sum())} with a singleton)")
+        lines.append(line)
     if CONDITION_BASELINE in conds:
         b = per_cond[:, conds.index(CONDITION_BASELINE)]
         lines.append(f"baseline singletons: {int(b.sum())} profiles of {int((b > 0).sum())} cell lines")
+    if has_response:
+        a = ds[RESPONSE].attrs
+        lines.append(f"response: {a.get('measure')} ({a.get('units')}; {a.get('direction')}) from "
+                     f"{a.get('source')}")
     for key in ("units", "normalization"):
         if ds.attrs.get(key):
             lines.append(f"{key}: {ds.attrs[key]}")
@@ -60,6 +84,13 @@ def describe_cube(path: Path) -> str:
     if truth:
         eff = [f"{d} ({t.get('kind', '?')})" for d, t in truth.items() if t.get("effective")]
         lines.append(f"synthetic ground truth: effective {', '.join(eff) or 'none'}; the others null")
+        kinds: dict[str, list[str]] = {}
+        for d, t in truth.items():
+            if isinstance(t.get("response"), dict):
+                kinds.setdefault(str(t["response"].get("kind")), []).append(d)
+        if kinds:
+            lines.append("synthetic response kinds: " + "; ".join(f"{k}: {', '.join(v)}"
+                                                                  for k, v in kinds.items()))
     return "\n".join(lines)
 
 

@@ -86,7 +86,7 @@ def test_ground_truth_and_visible_effects(demo) -> None:
     truth = json.loads(demo.attrs["ground_truth"])
     assert set(truth) == set(TABLE1_DRUGS)
     assert {d for d, t in truth.items() if t["effective"]} == set(EFFECTIVE_DRUGS)
-    assert all(set(t) == {"strength", "effective", "kind"} for t in truth.values())
+    assert all(set(t) == {"strength", "effective", "kind", "response"} for t in truth.values())
     assert all((t["strength"] > 0) == t["effective"] == (t["kind"] != "none") for t in truth.values())
     kinds = {d: t["kind"] for d, t in truth.items() if t["effective"]}
     assert kinds == {d: DEMO_EFFECTS.get(d, "latent_linear") for d in EFFECTIVE_DRUGS}
