@@ -23,6 +23,7 @@ from torch import nn
 from pertvae_core.config import FitConfig
 from pertvae_core.flows import IAF
 from pertvae_core.layers import BatchedLinear, WNLinear, elu
+from pertvae_core.precision import resolve_precision
 
 __all__ = ["PertVAE", "LOG_SIGMA_MIN", "LOG_SIGMA_MAX", "HALF_LOG_2PI"]
 
@@ -31,10 +32,14 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class PertVAE(nn.Module):
-    """S independent PertVAEs (or VAEs when ``pairs`` is False); parameters of model s from ``gens[s]``."""
+    """S independent PertVAEs (or VAEs when ``pairs`` is False); parameters of model s from ``gens[s]``.
+
+    ``precision`` ("fp32" or "bf16", default: ``cfg.precision`` resolved for ``cfg.device``) is that of the
+    weight-normalized layers' matrix products (:mod:`pertvae_core.precision`); :meth:`set_precision` changes it.
+    """
 
     def __init__(self, genes: int, cfg: FitConfig, gens: Sequence[torch.Generator],
-                 pairs: bool = True) -> None:
+                 pairs: bool = True, precision: str | None = None) -> None:
         super().__init__()
         self.n_models, self.genes, self.latent, self.context = len(gens), genes, cfg.latent, cfg.context
         self.pairs = pairs
@@ -51,6 +56,16 @@ class PertVAE(nn.Module):
         self.dec_head = WNLinear(gens, h0, 2 * genes)
         # drug effect: [W | W_s], [b | b_s]
         self.drug = BatchedLinear(self.n_models, L, 2 * L) if pairs else None
+        self.set_precision(precision or resolve_precision(cfg.precision, cfg.device))
+
+    def set_precision(self, precision: str) -> None:
+        """Products of the weight-normalized layers in "fp32" or "bf16" (the drug effect stays float32)."""
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        self.precision = precision
+        for m in self.modules():
+            if isinstance(m, WNLinear):
+                m.low_precision = precision == "bf16"
 
     # --- q(z|x) ------------------------------------------------------------------------------------------
     def encode(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
