@@ -35,7 +35,8 @@ class PertVAE(nn.Module):
     """S independent PertVAEs (or VAEs when ``pairs`` is False); parameters of model s from ``gens[s]``.
 
     ``precision`` ("fp32" or "bf16", default: ``cfg.precision`` resolved for ``cfg.device``) is that of the
-    weight-normalized layers' matrix products (:mod:`pertvae_core.precision`); :meth:`set_precision` changes it.
+    weight-normalized layers' matrix products (:mod:`pertvae_core.precision`); :meth:`set_precision`
+    changes it.
     """
 
     def __init__(self, genes: int, cfg: FitConfig, gens: Sequence[torch.Generator],
