@@ -22,23 +22,28 @@ import torch
 
 from pertvae_core.config import PRECISIONS
 
-__all__ = ["PRECISIONS", "resolve_precision", "cpu_has_native_bf16", "native_bf16"]
+__all__ = ["PRECISIONS", "resolve_precision", "cpu_has_native_bf16", "cpuinfo_has_bf16", "native_bf16"]
 
 CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})   # x86 AVX512-BF16 / AMX, ARMv8.6 BF16
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has bfloat16 matrix instructions (flags of /proc/cpuinfo; False where unreadable)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    for line in text.splitlines():
+def cpuinfo_has_bf16(cpuinfo: str) -> bool:
+    """Whether a /proc/cpuinfo text lists a bfloat16 matrix instruction set (``flags`` on x86, ``Features``
+    on ARM)."""
+    for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("flags", "Features") and CPU_BF16_FLAGS & set(value.split()):
             return True
     return False
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bfloat16 matrix instructions (/proc/cpuinfo; False where it is unreadable)."""
+    try:
+        return cpuinfo_has_bf16(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return False
 
 
 def native_bf16(device: torch.device | str) -> bool:
