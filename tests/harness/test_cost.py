@@ -11,7 +11,7 @@ import torch
 
 from datasets.cube import write_cube
 from datasets.synthetic import generate
-from harness import cost
+from harness import calibrate, cost
 from harness.config import make_config
 from harness.grid import POOLED, FitKey, Task, build_grid
 from pertvae_core.data import distinct_rows
@@ -159,7 +159,7 @@ def test_step_flops_are_the_layers_products(model):
 
     cfg = make_config("demo", batch_pairs=6, batch_singletons=4, hidden=(16, 8), context=4, iaf_hidden=8)
     sp = cost.SplitShape(n_train=20, n_val=3, n_test=2, n_single=30, test_pairs=(2,), test_controls=(1,))
-    got = cost.step_flops(model, 3, sp, 50, cfg)
+    got, products = calibrate.step_flops(model, 3, sp, 50, cfg)
     pairs = model == "pertvae"
     net = PertVAE(50, FitConfig(**dict(cfg.fit_kwargs(), latent=3)), [torch.Generator()], pairs=pairs)
     rows = 2 * 6 + 4 if pairs else 6 + 4
@@ -168,6 +168,11 @@ def test_step_flops_are_the_layers_products(model):
     if pairs:
         want += 6 * 6 * 3 * (2 * 3)
     assert got == want
+    # the products it records (for the GEMM peak at the step's shapes): each layer's forward among them
+    for m in net.modules():
+        if isinstance(m, WNLinear):
+            assert ((1, rows, m.n_in), (1, m.n_in, m.n_out)) in products
+    assert sum(2 * a[-2] * a[-1] * b[-1] for a, b in products) <= got
 
 
 def test_expected_epochs_and_worker_slots():
