@@ -69,15 +69,22 @@ class PertVAE(nn.Module):
                 m.low_precision = precision == "bf16"
 
     # --- q(z|x) ------------------------------------------------------------------------------------------
-    def encode(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample z ~ q(z|x) by reparameterization with noise eps [S, B, L]; returns (z, log q(z|x) per dim).
-
-        log q = log N(z0; mu, sigma) - sum_t log sigma_t (IAF), per latent dimension [S, B, L].
-        """
+    def encoder_head(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The deterministic part of q(z|x) (Eq. 8): mean, clamped log-sigma [S, B, L] and IAF context h."""
         L = self.latent
         head = self.enc_head(elu(self.enc2(elu(self.enc1(x)))))
         mu, h = head[..., :L], elu(head[..., 2 * L:])
-        log_sigma = head[..., L:2 * L].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+        return mu, head[..., L:2 * L].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX), h
+
+    def encode(self, x: torch.Tensor, eps: torch.Tensor,
+               head: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample z ~ q(z|x) by reparameterization with noise eps [S, B, L]; returns (z, log q(z|x) per dim).
+
+        log q = log N(z0; mu, sigma) - sum_t log sigma_t (IAF), per latent dimension [S, B, L]. ``head``:
+        :meth:`encoder_head` of x when already computed (several draws for the same x).
+        """
+        mu, log_sigma, h = self.encoder_head(x) if head is None else head
         z = torch.addcmul(mu, torch.exp(log_sigma), eps)
         log_q = -0.5 * eps.square() - log_sigma - HALF_LOG_2PI
         z, logdet = self.iaf(z, h)

@@ -377,11 +377,12 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
         """Per-split validation loss: MSE of the mean prediction over K draws, or the mean NLL over them."""
         nll = torch.zeros(V1.shape[:2], device=dev)
         mean = torch.zeros_like(V1)
+        head = model.encoder_head(V1)   # the same for every draw: computed once
         for k in range(K):
             if pairs:
-                nll_k, mean_k = prediction_nll(model, V1, V2, veps1[:, k], veps2[:, k])
+                nll_k, mean_k = prediction_nll(model, V1, V2, veps1[:, k], veps2[:, k], head)
             else:
-                nll_k, mean_k = reconstruction_nll(model, V1, veps1[:, k])
+                nll_k, mean_k = reconstruction_nll(model, V1, veps1[:, k], head=head)
             nll += nll_k / K
             mean += mean_k / K
         if cfg.stop_on == "mse":
