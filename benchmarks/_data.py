@@ -69,6 +69,21 @@ def cpu_seconds(children: bool = False) -> float:
     return t
 
 
+def family_cpu_seconds() -> float:
+    """CPU time of this process and every live process below it (e.g. a LocalCluster's workers)."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:   # exited meanwhile
+            continue
+        total += t.user + t.system
+    return total
+
+
 def timed_fit(data: list[SplitData], cfg: FitConfig) -> dict:
     """One batched fit of ``data`` (after a 2-step warm-up): its seconds (``fit_s``: CPU time on the CPU, wall
     time on a GPU; ``fit_wall_s``: wall), seconds per epoch (of the batched model, i.e. the longest split's
