@@ -39,9 +39,9 @@ def test_auto_is_resolved_when_the_config_is_made(monkeypatch: pytest.MonkeyPatc
 
 
 def test_auto_asks_the_device_the_run_trains_on(asked: list[str]) -> None:
-    make_config("demo", device="cpu")
-    make_config("demo", device="cuda")
-    make_config("demo", device="cpu", cluster="slurm", gpus_per_job=1)
+    make_config("paper", device="cpu")
+    make_config("paper", device="cuda")
+    make_config("paper", device="cpu", cluster="slurm", gpus_per_job=1)
     assert asked == ["cpu", "cuda", "cuda"]
 
 
