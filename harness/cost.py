@@ -456,12 +456,13 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                     precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run)
 
 
-def paper_estimate(workers: int = 2) -> Estimate:
+def paper_estimate(workers: int = 2, precision: str = "auto") -> Estimate:
     """The ``--preset paper`` grid (all 19 drugs, 10 x 5 CV) on the paper-shaped synthetic cube, on
-    ``workers`` local CPU workers."""
+    ``workers`` local CPU workers, with ``precision`` matrix products."""
     from harness.config import make_config
 
-    return estimate(make_config("paper", workers=workers, cluster="local", device="cpu"), None)
+    return estimate(make_config("paper", workers=workers, cluster="local", device="cpu", precision=precision),
+                    None)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def test_auto_is_resolved_when_the_config_is_made(monkeypatch: pytest.MonkeyPatc
             assert cfg.precision == want
             assert science_key(cfg)["precision"] == want
             assert FitConfig(latent=3, **cfg.fit_kwargs()).precision == want
-        # an explicit choice is kept whatever the hardware; the demo preset's is fp32 (bf16 does not pay there)
+        # an explicit choice is kept whatever the hardware; the demo preset's is fp32 (bf16 pays not there)
         assert make_config("demo").precision == parse_args([]).precision == "fp32"
         assert parse_args(["--precision", "bf16"]).precision == "bf16"
     # a config already resolved stays as it is when copied
