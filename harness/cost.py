@@ -10,13 +10,16 @@ How the estimate is made:
   controls. They come from the cube's measured profiles by datasets.pairs' rule (one pair per measured
   post-treatment replicate of a cell line with a control) and datasets.splits.make_splits; without
   ``--data``, from the preset's synthetic cube generated in memory (nothing is written).
-- **Calibration** (a few seconds, with the workers' torch threads and device): for PertVAE and the VAE at
-  their smallest and largest latent sizes (linear in between), :func:`pertvae_core.train.fit` runs a few
-  dozen optimizer steps (``max_steps``) on random data shaped like the median drug's first S splits (S =
-  splits per task), and on the first alone, timing each step: seconds per batched step, per validation and
-  for the setup; then the
-  evaluation (:func:`pertvae_core.api.predict`, ``mc_samples`` draws) of that state. PCA and the baselines:
-  one evaluation (pertvae_core.api.evaluate_pca / evaluate_baselines) of one split.
+- **Calibration** (harness.calibrate; tens of seconds at paper sizes, with the workers' torch threads,
+  device and precision): for PertVAE and the VAE at their smallest and largest latent sizes (linear in
+  between), :func:`pertvae_core.train.fit` runs a few dozen optimizer steps (``max_steps``) on random data
+  shaped like the median drug's first S splits (S = splits per task), and on the first alone, timing each
+  step: seconds per batched step, per validation and for the setup; then the evaluation
+  (:func:`pertvae_core.api.predict`, ``mc_samples`` draws) of that state. PCA and the baselines: one
+  evaluation (pertvae_core.api.evaluate_pca / evaluate_baselines) of one split. Every time is this process's
+  CPU time (a busy machine cannot inflate it as it inflates wall time), each the median of alternating
+  repetitions after a warm-up; when the repetitions disagree by more than harness.calibrate.MAX_SPREAD even
+  after recalibrating, the calibration is disturbed and the dry run prints no estimate (exit 4).
 - **A fit** in a task of n splits: a batched step of S splits costs ``a + b S`` (a: shared, b: per split;
   from the steps of S splits and of 1 split), likewise a validation. Its split trains ``E`` epochs of ``k``
   steps (k from its rows, as pertvae_core.train counts them); the shared part runs while any split of the
@@ -34,9 +37,12 @@ How the estimate is made:
 - **The arithmetic floor**: what no implementation of this grid can beat on this machine at the same
   epochs. ``torch.utils.flop_counter`` counts the floating-point operations of one training step of one
   split (the matrix products, forward and backward; each model's smallest and largest latent size, linear
-  in between), and a fit needs ``E x k`` such steps. At this machine's best matrix-product rate
-  (:func:`gemm_peak`, with the workers' threads) that is a lower bound on the fit's seconds; validation,
-  evaluation, PCA and the baselines are left out of it (they only add).
+  in between), and a fit needs ``E x k`` such steps. At this machine's best float32 matrix-product rate
+  (harness.calibrate.gemm_peak: the best of a large square product and of every product of a step at the
+  run's shapes, by CPU time, with the workers' threads, measured in the same calibration) that is a lower
+  bound on the fit's seconds in fp32; validation, evaluation, PCA and the baselines are left out of it (they
+  only add). bf16 products (``--precision``) run faster than float32's peak, so a bf16 run can come close to
+  or beat this floor.
 """
 
 from __future__ import annotations
