@@ -98,7 +98,8 @@ def test_compile_per_fit(benchmark, request, tmp_path, model: str) -> None:
     saved_per_fit = (per_epoch["eager"][1] - compiled_rate) * eager[1]["epochs"]
     info = {
         "model": model, "precision": eager[0]["precision"],
-        "fits": {k: [{x: f[x] for x in ("cpu_s", "epochs", "best_epoch")} for f in v] for k, v in runs.items()},
+        "fits": {k: [{x: f[x] for x in ("cpu_s", "epochs", "best_epoch")} for f in v]
+                 for k, v in runs.items()},
         "compiled_over_eager_per_epoch": round(compiled_rate / per_epoch["eager"][1], 3),
         "compile_cpu_s_cold": round(compile_cold, 1), "compile_cpu_s_warm": round(compile_warm, 1),
         "saved_cpu_s_per_fit": round(saved_per_fit, 2),

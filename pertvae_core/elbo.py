@@ -28,7 +28,7 @@ from pertvae_core.model import HALF_LOG_2PI, PertVAE
 Head = tuple[torch.Tensor, torch.Tensor, torch.Tensor]   # PertVAE.encoder_head: mean, log-sigma, context
 
 __all__ = ["normal_log_prob", "std_normal_log_prob", "batch_terms", "free_bits_kl", "training_loss",
-           "prediction_nll", "reconstruction_nll"]
+           "prediction_nll", "reconstruction_nll", "prediction_mean", "reconstruction_mean"]
 
 
 def normal_log_prob(x: torch.Tensor, mean: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
@@ -98,11 +98,22 @@ def prediction_nll(model: PertVAE, x1: torch.Tensor, x2: torch.Tensor, eps1: tor
     Also returns the predicted mean of p(x2|z2) [S, B, G] for this sample. ``head``: the encoder head of x1
     (PertVAE.encoder_head) when already computed, for several draws.
     """
+    mean, log_sigma = model.decode(_predicted_z2(model, x1, eps1, eps2, head))
+    return -normal_log_prob(x2, mean, log_sigma).sum(-1), mean
+
+
+def _predicted_z2(model: PertVAE, x1: torch.Tensor, eps1: torch.Tensor, eps2: torch.Tensor,
+                  head: Head | None) -> torch.Tensor:
+    """z2 ~ p(z2|z1), z1 ~ q(z1|x1) (Eq. 3, 7) with noise eps1, eps2."""
     z1, _ = model.encode(x1, eps1, head)
     m2, ls2 = model.drug_effect(z1)
-    z2 = torch.addcmul(m2, torch.exp(ls2), eps2)
-    mean, log_sigma = model.decode(z2)
-    return -normal_log_prob(x2, mean, log_sigma).sum(-1), mean
+    return torch.addcmul(m2, torch.exp(ls2), eps2)
+
+
+def prediction_mean(model: PertVAE, x1: torch.Tensor, eps1: torch.Tensor, eps2: torch.Tensor,
+                    head: Head | None = None) -> torch.Tensor:
+    """The predicted mean of p(x2|z2) [S, B, G] of :func:`prediction_nll` alone (no decoder sigma)."""
+    return model.decode_mean(_predicted_z2(model, x1, eps1, eps2, head))
 
 
 def reconstruction_nll(model: PertVAE, x: torch.Tensor, eps: torch.Tensor,
@@ -114,3 +125,9 @@ def reconstruction_nll(model: PertVAE, x: torch.Tensor, eps: torch.Tensor,
     mean, log_sigma = model.decode(z)
     t = x if target is None else target
     return -normal_log_prob(t, mean, log_sigma).sum(-1), mean
+
+
+def reconstruction_mean(model: PertVAE, x: torch.Tensor, eps: torch.Tensor,
+                        head: Head | None = None) -> torch.Tensor:
+    """The decoder mean [S, B, G] of :func:`reconstruction_nll` alone (no decoder sigma)."""
+    return model.decode_mean(model.encode(x, eps, head)[0])

@@ -93,8 +93,12 @@ class WNLinear(nn.Module):
     def weight_dir(self) -> torch.Tensor:
         return self.v
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _WNLinearFn.apply(x, self.weight_dir(), self.g, self.b, self.low_precision)
+    def forward(self, x: torch.Tensor, outputs: slice | None = None) -> torch.Tensor:
+        """y [S, B, out]; ``outputs``: only these output units (each computed as in the whole layer)."""
+        v, g, b = self.weight_dir(), self.g, self.b
+        if outputs is not None:
+            v, g, b = v[:, outputs], g[..., outputs], b[..., outputs]
+        return _WNLinearFn.apply(x, v, g, b, self.low_precision)
 
     def weight(self) -> torch.Tensor:
         """The effective weight W [S, in, out] (for tests and inspection)."""

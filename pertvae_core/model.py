@@ -96,6 +96,11 @@ class PertVAE(nn.Module):
         out = self.dec_head(elu(self.dec2(elu(self.dec1(z)))))
         return out[..., : self.genes], out[..., self.genes:].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
 
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean [S, B, genes] of p(x|z) alone: the head's log-sigma half is not computed (validation by
+        squared error needs no sigma)."""
+        return self.dec_head(elu(self.dec2(elu(self.dec1(z)))), outputs=slice(0, self.genes))
+
     # --- p(z2|z1) ----------------------------------------------------------------------------------------
     def drug_effect(self, z1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean z1 + W z1 + b (Eq. 5) and log-sigma of p(z2|z1) (Eq. 3), each [S, B, L]."""

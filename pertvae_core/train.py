@@ -63,7 +63,14 @@ import torch
 
 from pertvae_core.config import STANDARDIZE, FitConfig
 from pertvae_core.data import SplitData, measured_profiles
-from pertvae_core.elbo import batch_terms, prediction_nll, reconstruction_nll, training_loss
+from pertvae_core.elbo import (
+    batch_terms,
+    prediction_mean,
+    prediction_nll,
+    reconstruction_mean,
+    reconstruction_nll,
+    training_loss,
+)
 from pertvae_core.model import PertVAE
 from pertvae_core.precision import resolve_precision
 
@@ -379,11 +386,13 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
         mean = torch.zeros_like(V1)
         head = model.encoder_head(V1)   # the same for every draw: computed once
         for k in range(K):
-            if pairs:
-                nll_k, mean_k = prediction_nll(model, V1, V2, veps1[:, k], veps2[:, k], head)
+            if cfg.stop_on == "mse":   # the mean prediction alone: the decoder's sigma is not needed
+                mean_k = (prediction_mean(model, V1, veps1[:, k], veps2[:, k], head) if pairs
+                          else reconstruction_mean(model, V1, veps1[:, k], head))
             else:
-                nll_k, mean_k = reconstruction_nll(model, V1, veps1[:, k], head=head)
-            nll += nll_k / K
+                nll_k, mean_k = (prediction_nll(model, V1, V2, veps1[:, k], veps2[:, k], head) if pairs
+                                 else reconstruction_nll(model, V1, veps1[:, k], head=head))
+                nll += nll_k / K
             mean += mean_k / K
         if cfg.stop_on == "mse":
             nll = 0.5 * (mean - (V2 if pairs else V1)).square().sum(-1)
