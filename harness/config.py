@@ -106,15 +106,6 @@ class RunConfig:
                         "hardware has bfloat16 instructions) | auto (bf16 where the run's device computes "
                         "bfloat16 natively, else fp32; resolved once when the run's config is made, and "
                         "recorded resolved in the store and run.json)", "fit")
-
-    def __post_init__(self) -> None:
-        # ``precision`` changes results: "auto" is resolved here, on the machine that makes the config, so the
-        # science key, the store and every worker (which receive this config) hold what actually runs.
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"field 'precision' = {self.precision!r}: must be one of "
-                              f"{', '.join(PRECISIONS)}{did_you_mean(str(self.precision), PRECISIONS)}")
-        if self.precision == "auto":
-            object.__setattr__(self, "precision", _auto_precision(self))
     # --- execution ------------------------------------------------------------------------------------
     cluster: str = _f("local", "where tasks run: local (LocalCluster) | slurm (dask-jobqueue) | none "
                       "(in-process)", "cluster")
@@ -143,6 +134,15 @@ class RunConfig:
                                     "(repeatable)", "slurm")
 
     # ------------------------------------------------------------------------------------------------
+    def __post_init__(self) -> None:
+        # ``precision`` changes results: "auto" is resolved here, on the machine that makes the config, so the
+        # science key, the store and every worker (which receive this config) hold what actually runs.
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"field 'precision' = {self.precision!r}: must be one of "
+                              f"{', '.join(PRECISIONS)}{did_you_mean(str(self.precision), PRECISIONS)}")
+        if self.precision == "auto":
+            object.__setattr__(self, "precision", _auto_precision(self))
+
     def latents_for(self, model: str) -> tuple[int, ...]:
         """Latent sizes of ``model`` in this run."""
         return getattr(self, f"latents_{model}")
