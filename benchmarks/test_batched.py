@@ -1,20 +1,20 @@
 """S = 10 fits trained as one batched model vs 10 sequential S = 1 fits, the same fixed number of steps.
 
 Each fit is a PertVAE at the paper's sizes (978 genes, latent 100, batch 64 pairs + 64 singletons) doing
-``STEPS`` optimizer steps (forward, backward, fused Adam) on device-resident minibatches. extra_info:
-``batched_s`` (S = 10 at once), ``sequential_s`` (10 fits one after another) and ``batched_speedup`` =
-sequential_s / batched_s, the per-fit ratio. Both ways must give the same losses (fit i: seed i, data i).
+``STEPS`` optimizer steps (forward, backward, fused Adam) on device-resident minibatches. extra_info (CPU
+time, the two ways alternating, medians; with the load average): ``batched_s`` (S = 10 at once),
+``sequential_s`` (10 fits one after another) and ``batched_speedup`` = sequential_s / batched_s, the per-fit
+ratio. Both ways must give the same losses (fit i: seed i, data i).
 On a 2-core CPU the speedup is not expected to exceed 1; on a GPU batching is the main lever.
 --benchmark-disable uses a small model and 2 steps so the run stays quick.
 """
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
+from benchmarks._data import alternate, load_average
 from pertvae_core.config import FitConfig
 from pertvae_core.model import PertVAE
 from pertvae_core.train import make_train_step
@@ -65,14 +65,11 @@ def test_batched_vs_sequential(benchmark, sizes) -> None:
     torch.testing.assert_close(batched(), torch.cat([r() for r in singles]), rtol=1e-4, atol=1e-4)
     loss = benchmark.pedantic(batched, rounds=3, iterations=1)
     assert loss.shape == (S,) and torch.isfinite(loss).all()
-    t0 = time.perf_counter()
-    batched()
-    t_batched = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for r in singles:
-        r()
-    t_seq = time.perf_counter() - t0
+    load = load_average()
+    med = alternate({"batched": batched, "sequential": lambda: [r() for r in singles]}, reps=3, warmup=0)
+    t_batched, t_seq = med["batched"], med["sequential"]
     benchmark.extra_info.update({
+        "load_average": [load, load_average()], "clock": "process CPU time, median of alternating runs",
         "fits": S, "steps": sizes["steps"], "genes": sizes["genes"], "latent": sizes["cfg"].latent,
         "batched_s": t_batched, "sequential_s": t_seq, "batched_speedup": t_seq / t_batched,
         "threads": torch.get_num_threads(),

@@ -10,13 +10,16 @@ How the estimate is made:
   controls. They come from the cube's measured profiles by datasets.pairs' rule (one pair per measured
   post-treatment replicate of a cell line with a control) and datasets.splits.make_splits; without
   ``--data``, from the preset's synthetic cube generated in memory (nothing is written).
-- **Calibration** (a few seconds, with the workers' torch threads and device): for PertVAE and the VAE at
-  their smallest and largest latent sizes (linear in between), :func:`pertvae_core.train.fit` runs a few
-  dozen optimizer steps (``max_steps``) on random data shaped like the median drug's first S splits (S =
-  splits per task), and on the first alone, timing each step: seconds per batched step, per validation and
-  for the setup; then the
-  evaluation (:func:`pertvae_core.api.predict`, ``mc_samples`` draws) of that state. PCA and the baselines:
-  one evaluation (pertvae_core.api.evaluate_pca / evaluate_baselines) of one split.
+- **Calibration** (harness.calibrate; tens of seconds at paper sizes, with the workers' torch threads,
+  device and precision): for PertVAE and the VAE at their smallest and largest latent sizes (linear in
+  between), :func:`pertvae_core.train.fit` runs a few dozen optimizer steps (``max_steps``) on random data
+  shaped like the median drug's first S splits (S = splits per task), and on the first alone, timing each
+  step: seconds per batched step, per validation and for the setup; then the evaluation
+  (:func:`pertvae_core.api.predict`, ``mc_samples`` draws) of that state. PCA and the baselines: one
+  evaluation (pertvae_core.api.evaluate_pca / evaluate_baselines) of one split. Every time is this process's
+  CPU time (a busy machine cannot inflate it as it inflates wall time), each the median of alternating
+  repetitions after a warm-up; when the repetitions disagree by more than harness.calibrate.MAX_SPREAD even
+  after recalibrating, the calibration is disturbed and the dry run prints no estimate (exit 4).
 - **A fit** in a task of n splits: a batched step of S splits costs ``a + b S`` (a: shared, b: per split;
   from the steps of S splits and of 1 split), likewise a validation. Its split trains ``E`` epochs of ``k``
   steps (k from its rows, as pertvae_core.train counts them); the shared part runs while any split of the
@@ -34,9 +37,12 @@ How the estimate is made:
 - **The arithmetic floor**: what no implementation of this grid can beat on this machine at the same
   epochs. ``torch.utils.flop_counter`` counts the floating-point operations of one training step of one
   split (the matrix products, forward and backward; each model's smallest and largest latent size, linear
-  in between), and a fit needs ``E x k`` such steps. At this machine's best matrix-product rate
-  (:func:`gemm_peak`, with the workers' threads) that is a lower bound on the fit's seconds; validation,
-  evaluation, PCA and the baselines are left out of it (they only add).
+  in between), and a fit needs ``E x k`` such steps. At this machine's best float32 matrix-product rate
+  (harness.calibrate.gemm_peak: the best of a large square product and of every product of a step at the
+  run's shapes, by CPU time, with the workers' threads, measured in the same calibration) that is a lower
+  bound on the fit's seconds in fp32; validation, evaluation, PCA and the baselines are left out of it (they
+  only add). bf16 products (``--precision``) run faster than float32's peak, so a bf16 run can come close to
+  or beat this floor.
 """
 
 from __future__ import annotations
@@ -52,25 +58,34 @@ from typing import Any
 
 import numpy as np
 
+from harness.calibrate import (
+    CAL_ROUNDS,
+    MAX_SPREAD,
+    Calibration,
+    CalibrationRun,
+    Point,
+    SplitShape,
+    calibrate,
+    step_flops,
+    warm_up,
+)
 from harness.config import RunConfig
 from harness.grid import CHEAP_MODELS, POOLED, FitKey, Task, build_grid, model_drugs
 
 # Assumed epochs to early stopping, as a fraction of max_epochs (module docstring).
 EPOCH_FRACTION: dict[str, float] = {"pertvae": 0.5, "vae": 0.75}
 # Mean epochs to early stopping per model, measured on each preset's synthetic cube (seed 0) at the preset's
-# schedule, 2026-11-27. paper: PertVAE at latent 100 on olaparib, SN-38, GDC-0941 and doxorubicin, splits
-# (0, 0) and (3, 2): 24-50 epochs, mean 36.2; the pooled VAE on split (0, 0) stopped after 63 epochs at latent
-# 2 and ran 200, 200, 177 and 200 at latents 5, 20, 50 and 200: about 176 over the 7 latent sizes of Figure 2
-# (10 and 100 taken as their neighbours). demo: every fit of the whole demo grid (make demo): PertVAE 80.8,
-# the VAE 126.6 (70 at latent 2, 137 at 5, all 150 at 10 and 20).
+# schedule. paper (2026-11-27, fp32): PertVAE at latent 100 on olaparib, SN-38, GDC-0941 and doxorubicin,
+# splits (0, 0) and (3, 2): 24-50 epochs, mean 36.2 (bf16: olaparib's first two splits stopped at the same
+# epochs as fp32, 31 and 48). paper VAE (2026-12-02, bf16, max_epochs 400, i.e. patience alone): the pooled
+# VAE on split (0, 0) stopped after 68, 56, 264, 221, 172, 158 and 215 epochs at latents 2, 5, 10, 20, 50,
+# 100 and 200: mean 165 (with the former cap of 200, 3 of the 7 ran into it). demo: every fit of the whole
+# demo grid (make demo): PertVAE 80.8, the VAE 126.6 (70 at latent 2, 137 at 5, all 150 at 10 and 20).
 MEASURED_EPOCHS: dict[str, dict[str, float]] = {
-    "paper": {"pertvae": 36.2, "vae": 176.0},
+    "paper": {"pertvae": 36.2, "vae": 165.0},
     "demo": {"pertvae": 80.8, "vae": 126.6},
 }
-PEAK_SIZE = {"cpu": 1024, "cuda": 4096}   # n of the n x n x n float32 product timed by gemm_peak
-WARMUP_STEPS = 2      # first step intervals left out of the step time (allocation, dispatch caches)
-MIN_STEPS = 10        # step intervals timed at least
-MAX_STEPS = 300       # calibration cap: an epoch longer than this has its validation left uncounted
+DISTURBED_EXIT = 4    # the dry run's exit status when the calibration was disturbed (no estimate printed)
 
 
 @dataclass(frozen=True)
@@ -86,61 +101,15 @@ class DrugShape:
 
 
 @dataclass(frozen=True)
-class SplitShape:
-    """Rows of one CV split of one drug, as harness.tasks.split_data would give them."""
-
-    n_train: int
-    n_val: int
-    n_test: int
-    n_single: int
-    test_pairs: tuple[int, ...]      # per test cell line
-    test_controls: tuple[int, ...]   # per test cell line
-    n_train_x1: int = -1             # distinct controls among x1_train (-1: n_train, all distinct)
-    n_unused: int = 0                # controls of the training cell lines no pair uses (xu_train)
-
-    @property
-    def distinct_x1(self) -> int:
-        """Distinct controls among x1_train (the plain VAE trains on each once)."""
-        return self.n_train if self.n_train_x1 < 0 else self.n_train_x1
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Measured seconds of one model at one latent size, for a batch of ``splits`` splits.
-
-    ``step``, ``validation`` and ``setup`` are for the whole batched model, ``step_one`` and
-    ``validation_one`` for a single split; ``evaluation`` for the batch's evaluation (PCA, baselines: one
-    split's evaluation, the rest 0). ``flops_step``: floating-point operations of one training step of one
-    split (0 for PCA and the baselines)."""
-
-    model: str
-    latent: int
-    splits: int
-    step: float
-    validation: float
-    setup: float
-    evaluation: float
-    step_one: float = 0.0
-    validation_one: float = 0.0
-    flops_step: float = 0.0
-
-    def shared_and_per_split(self) -> tuple[float, float, float, float]:
-        """(a, b, v_a, v_b): step = a + b x splits, validation = v_a + v_b x splits (module docstring)."""
-        if self.splits <= 1:
-            return 0.0, self.step, 0.0, self.validation
-        b = max(0.0, (self.step - self.step_one) / (self.splits - 1))
-        vb = max(0.0, (self.validation - self.validation_one) / (self.splits - 1))
-        return (max(0.0, self.step - b * self.splits), b, max(0.0, self.validation - vb * self.splits), vb)
-
-
-@dataclass(frozen=True)
 class Estimate:
     """The grid and its estimated seconds (module docstring).
 
     ``fit_cost[key] = (own seconds per epoch, shared seconds per epoch, fixed seconds, splits in its task)``
     of one fit; :meth:`fit_seconds` adds them up with the assumed ``epochs[model]`` (0 for PCA and the
     baselines). ``fit_flops[key]``: floating-point operations of one epoch of that fit's training steps;
-    ``peak``: this machine's best matrix-product rate per worker slot (FLOP/s), for the floor."""
+    ``peak``: this machine's best float32 matrix-product rate per worker slot (FLOP/s), for the floor,
+    reached at the product ``peak_at``; ``precision``: that of the run's products; ``calibration``: how the
+    times were measured (rounds, their spread, the load; harness.calibrate)."""
 
     tasks: tuple[Task, ...]
     fit_cost: Mapping[FitKey, tuple[float, float, float, int]]
@@ -156,6 +125,15 @@ class Estimate:
     fit_flops: Mapping[FitKey, float] = field(default_factory=dict)
     peak: float = 0.0
     epoch_basis: Mapping[str, str] = field(default_factory=dict)   # model -> where its epochs come from
+    precision: str = "fp32"
+    peak_at: str = ""
+    calibration: CalibrationRun | None = None
+
+    @property
+    def disturbed(self) -> bool:
+        """Whether the calibration's repetitions disagreed (harness.calibrate): its times are not to be
+        used."""
+        return self.calibration is not None and self.calibration.disturbed
 
     def fit_seconds(self, key: FitKey, epochs: Mapping[str, float] | None = None) -> float:
         """Estimated seconds of one fit (``epochs`` overrides the assumed epochs per model)."""
@@ -361,148 +339,6 @@ def stored_epochs(cfg: RunConfig) -> dict[str, tuple[float, int]]:
     return {str(m): (float(g["epochs"].mean()), len(g)) for m, g in done.groupby("model")}
 
 
-def random_split(sp: SplitShape, genes: int, rng: np.random.Generator) -> Any:
-    """A pertvae_core SplitData of random profiles with the rows of ``sp`` (x1_train cycling over
-    ``n_train_x1`` distinct controls)."""
-    from pertvae_core.data import SplitData
-
-    def r(n: int) -> np.ndarray:
-        return rng.standard_normal((n, genes), dtype=np.float32)
-
-    names = [f"cell{i}" for i in range(len(sp.test_pairs))]
-    n_x1 = max(1, sp.distinct_x1)
-    x1_train = r(n_x1)[np.arange(sp.n_train) % n_x1]
-    return SplitData(x1_train=x1_train, x2_train=r(sp.n_train), x1_val=r(sp.n_val), x2_val=r(sp.n_val),
-                     x1_test=r(sp.n_test), x2_test=r(sp.n_test), xs_train=r(sp.n_single),
-                     xu_train=r(sp.n_unused),
-                     test_cell_line=np.repeat(names, sp.test_pairs).astype(str),
-                     xc_test=r(sum(sp.test_controls)),
-                     xc_test_cell_line=np.repeat(names, sp.test_controls).astype(str))
-
-
-# ---------------------------------------------------------------------------------------------------
-# calibration
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        import torch
-
-        torch.cuda.synchronize()
-
-
-def _time_fit(model: str, data: list, lens: list[int], fc: Any) -> tuple[float, float, float, Any]:
-    """(seconds per step, per validation, setup, state) of a short fit of ``data`` as one batched model."""
-    from pertvae_core.train import fit
-
-    n = min(MAX_STEPS, max(min(lens) + 2, WARMUP_STEPS + MIN_STEPS + 1))
-    stamps: list[float] = []
-
-    def stamp(step: int, _model: Any) -> None:
-        _sync(fc.device)
-        stamps.append(time.perf_counter())
-
-    t0 = time.perf_counter()
-    state = fit(data, fc, list(range(len(data))), pairs=model == "pertvae", max_steps=n, on_step=stamp)
-    d = np.diff(stamps)
-    # interval i ends with step i + 2 and holds the validation after step i + 1 when an epoch ended there
-    with_val = np.array([any((i + 1) % k == 0 for k in lens) for i in range(len(d))], dtype=bool)
-    plain = d[WARMUP_STEPS:][~with_val[WARMUP_STEPS:]]
-    step = float(np.mean(plain if plain.size else d)) if d.size else stamps[0] - t0
-    validation = float(max(0.0, np.mean(d[with_val]) - step)) if with_val.any() else 0.0
-    return step, validation, max(0.0, stamps[0] - t0 - step), state
-
-
-def calibrate_fit(model: str, latent: int, shapes: Sequence[SplitShape], genes: int, cfg: RunConfig
-                  ) -> Calibration:
-    """Time a short pertvae_core.train.fit of ``model`` on random data shaped like ``shapes`` (one split
-    each, fitted as one batched model; with several, also the first alone), then its evaluation (module
-    docstring)."""
-    from pertvae_core.api import predict
-    from pertvae_core.config import FitConfig
-    from pertvae_core.evaluation import TestCells
-
-    rng = np.random.default_rng(0)
-    data = [random_split(sp, genes, rng) for sp in shapes]
-    fc = FitConfig(latent=int(latent), **cfg.fit_kwargs())
-    lens = [steps_per_epoch(model, sp, cfg) for sp in shapes]
-    pairs = model == "pertvae"
-    step_one, validation_one = _time_fit(model, data[:1], lens[:1], fc)[:2] if len(data) > 1 else (0.0, 0.0)
-    step, validation, setup, state = _time_fit(model, data, lens, fc)
-    if len(data) == 1:
-        step_one, validation_one = step, validation
-    t1 = time.perf_counter()
-    x1 = [sp.x1_test for sp in data]
-    predict(state, x1, fc.mc_samples, targets=[sp.x2_test if pairs else sp.x1_test for sp in data])
-    if pairs:
-        predict(state, [TestCells.from_split(sp).x1 for sp in data], fc.mc_samples)
-    _sync(fc.device)
-    return Calibration(model, int(latent), len(shapes), step, validation, setup, time.perf_counter() - t1,
-                       step_one, validation_one, step_flops(model, int(latent), shapes[0], genes, cfg))
-
-
-def step_flops(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConfig) -> float:
-    """Floating-point operations of one training step of one split shaped like ``sp``, counted by
-    ``torch.utils.flop_counter`` (matrix products, forward and backward) on the CPU; without validation
-    rows, so no validation is counted."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from pertvae_core.config import FitConfig
-    from pertvae_core.train import fit
-
-    data = [random_split(replace(sp, n_val=0), genes, np.random.default_rng(0))]
-    fc = FitConfig(**dict(cfg.fit_kwargs(), latent=int(latent), device="cpu", compile=False))
-    with FlopCounterMode(display=False) as counter:
-        fit(data, fc, [0], pairs=model == "pertvae", max_steps=1)
-    return float(counter.get_total_flops())
-
-
-def gemm_peak(device: str, repeats: int = 5) -> float:
-    """This machine's matrix-product rate in FLOP/s with the current torch threads: the best of
-    ``repeats`` float32 n x n x n products (n = PEAK_SIZE[device type])."""
-    import torch
-
-    kind = torch.device(device).type
-    n = PEAK_SIZE.get(kind, PEAK_SIZE["cpu"])
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b
-    _sync(kind)
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        _sync(kind)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n**3 / best
-
-
-def warm_up(genes: int, cfg: RunConfig) -> None:
-    """Two steps of a tiny PertVAE and VAE fit: the process's one-time costs (torch's lazy initialization),
-    which a worker pays once, not per fit, stay out of the calibration."""
-    from pertvae_core.config import FitConfig
-    from pertvae_core.train import fit
-
-    sp = SplitShape(n_train=8, n_val=4, n_test=4, n_single=8, test_pairs=(4,), test_controls=(2,))
-    data = [random_split(sp, genes, np.random.default_rng(0))]
-    fc = FitConfig(**dict(cfg.fit_kwargs(), latent=2, hidden=(8, 8), context=4, iaf_hidden=8, batch_pairs=4,
-                          batch_singletons=4))
-    for pairs in (True, False):
-        fit(data, fc, [0], pairs=pairs, max_steps=2)
-
-
-def calibrate_eval(model: str, latent: int, sp: SplitShape, genes: int) -> Calibration:
-    """Time one evaluation of PCA or the baselines on a random split shaped like ``sp``."""
-    from pertvae_core import api
-
-    data = [random_split(sp, genes, np.random.default_rng(0))]
-    t0 = time.perf_counter()
-    if model == "pca":
-        api.evaluate_pca(data, int(latent))
-    else:
-        api.evaluate_baselines(data, int(latent))
-    return Calibration(model, int(latent), 1, 0.0, 0.0, 0.0, time.perf_counter() - t0)
-
-
 def _between(lo: Calibration, hi: Calibration, latent: int) -> Calibration:
     """Linear interpolation of two calibrations in the latent size."""
     w = 0.0 if hi.latent == lo.latent else (latent - lo.latent) / (hi.latent - lo.latent)
@@ -580,30 +416,35 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
         ds_ = model_drugs(cfg, model, names)
         return sorted(ds_, key=lambda d: sum(shapes[d].pairs.values()))[len(ds_) // 2]
 
+    points: list[Point] = []
+    for model in cfg.models:
+        lats = sorted(cfg.latents_for(model))
+        ordered = list(splits[typical(model)].values())
+        if model in CHEAP_MODELS:   # a full SVD or least squares: about the same at any latent size
+            points.append(Point(model, lats[-1], (ordered[0],)))
+        else:
+            batch = tuple(ordered[:max(1, min(spt, len(ordered)))])
+            points += [Point(model, lat, batch, tuple(steps_per_epoch(model, sp, cfg) for sp in batch))
+                       for lat in dict.fromkeys((lats[0], lats[-1]))]
     t0 = time.perf_counter()
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    cal: dict[tuple[str, int], Calibration] = {}
-    measured: list[Calibration] = []
     try:
         with threadpool_limits(limits=threads):   # the workers' BLAS threads (harness.cluster.THREAD_ENV)
-            if any(m not in CHEAP_MODELS for m in cfg.models):
+            counted = {p: step_flops(p.model, p.latent, p.shapes[0], genes, cfg) for p in points if p.lens}
+            if counted:
                 warm_up(genes, cfg)
-            for model in cfg.models:
-                lats = sorted(cfg.latents_for(model))
-                ordered = list(splits[typical(model)].values())
-                ends = dict.fromkeys((lats[0], lats[-1]))
-                if model in CHEAP_MODELS:   # a full SVD or least squares: about the same at any latent size
-                    pts = [calibrate_eval(model, lats[-1], ordered[0], genes)]
-                else:
-                    batch = ordered[:max(1, min(spt, len(ordered)))]
-                    pts = [calibrate_fit(model, lat, batch, genes, cfg) for lat in ends]
-                measured += pts
-                for lat in lats:
-                    cal[(model, lat)] = _between(pts[0], pts[-1], lat)
-            peak = gemm_peak(device)
+            run = calibrate(points, genes, cfg, device, threads,
+                            sorted({sh for _, products in counted.values() for sh in products}))
     finally:
         torch.set_num_threads(old_threads)
+    measured = [replace(c, flops_step=counted[p][0]) if p in counted else c
+                for p, c in zip(points, run.calibrations, strict=True)]
+    cal: dict[tuple[str, int], Calibration] = {}
+    for model in cfg.models:
+        pts = [c for c in measured if c.model == model]
+        for lat in cfg.latents_for(model):
+            cal[(model, lat)] = _between(pts[0], pts[-1], lat)
     cost: dict[FitKey, tuple[float, float, float, int]] = {}
     flops: dict[FitKey, float] = {}
     for t in tasks:
@@ -617,19 +458,20 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                 steps = steps_per_epoch(k.model, splits[k.drug][(k.repeat, k.fold)], cfg)
                 cost[k] = (steps * b + vb, (steps * a + va) / n, (c.setup + c.evaluation) / c.splits, n)
                 flops[k] = steps * c.flops_step
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     return Estimate(tuple(tasks), cost, {m: expected_epochs(cfg, m) for m in cfg.models}, cfg.max_epochs,
-                    slots, threads, device, where, tuple(measured), time.perf_counter() - t0, load,
-                    fit_flops=flops, peak=peak,
-                    epoch_basis={m: epoch_basis(cfg, m) for m in cfg.models if m in EPOCH_FRACTION})
+                    slots, threads, device, where, tuple(measured), time.perf_counter() - t0, max(run.load),
+                    fit_flops=flops, peak=run.peak,
+                    epoch_basis={m: epoch_basis(cfg, m) for m in cfg.models if m in EPOCH_FRACTION},
+                    precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run)
 
 
-def paper_estimate(workers: int = 2) -> Estimate:
+def paper_estimate(workers: int = 2, precision: str = "auto") -> Estimate:
     """The ``--preset paper`` grid (all 19 drugs, 10 x 5 CV) on the paper-shaped synthetic cube, on
-    ``workers`` local CPU workers."""
+    ``workers`` local CPU workers, with ``precision`` matrix products."""
     from harness.config import make_config
 
-    return estimate(make_config("paper", workers=workers, cluster="local", device="cpu"), None)
+    return estimate(make_config("paper", workers=workers, cluster="local", device="cpu", precision=precision),
+                    None)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -676,13 +518,15 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
               + ", ".join(f"{m} {n}" for m, n in fits.items()) + ")"]
     unit = "CPU-hours" if est.device == "cpu" else "GPU-hours"
     lines.append(f"estimate: {est.cpu_hours:.2f} {unit}; wall time {duration(est.wall_seconds)} on "
-                 f"{est.where}")
+                 f"{est.where}; {est.precision} matrix products")
     if est.floor_seconds > 0:
+        at = f" (at a {est.peak_at} product)" if est.peak_at else ""
         lines.append(f"arithmetic floor: {est.floor_cpu_hours:.2f} {unit}; wall time "
                      f"{duration(est.floor_wall_seconds)}: the training steps' matrix products alone "
-                     f"({flop_count(est.floor_flops)} at the assumed epochs) at this machine's best "
-                     f"matrix-product rate, {est.peak / 1e9:.1f} GFLOP/s per worker; the estimate is "
-                     f"{est.total_seconds / est.floor_seconds:.1f} x the floor")
+                     f"({flop_count(est.floor_flops)} at the assumed epochs) at this machine's best float32 "
+                     f"matrix-product rate, {est.peak / 1e9:.1f} GFLOP/s per worker{at}; the estimate is "
+                     f"{est.total_seconds / est.floor_seconds:.2f} x the floor"
+                     + (" (bf16 products can beat it)" if est.precision == "bf16" else ""))
     assumed = [f"{m} after {e:g} of {cfg.max_epochs} epochs ({est.epoch_basis.get(m, 'assumed')})"
                for m, e in est.epochs.items() if m in EPOCH_FRACTION]
     if assumed:
@@ -693,13 +537,23 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                       for c in est.calibrations if c.model not in CHEAP_MODELS)
     lines.append(f"  calibrated in {est.calibration_seconds:.1f} s on this machine ({est.device}, "
                  f"{est.threads} thread(s) per worker)" + (f": {steps}" if steps else ""))
-    cores = os.cpu_count() or 1
-    if est.device == "cpu" and est.load > cores:
-        lines.append(f"  this machine was busy while calibrating (load average {est.load:.1f} on {cores} "
-                     f"cores): the times are longer than on an idle machine")
+    lines.append("  " + measured_how(est))
     lines.append("  not counted: starting the cluster, the workers' reads of the cube, the report")
     lines.append("nothing was run or written; drop --dry-run to run the grid")
     return "\n".join(lines)
+
+
+def measured_how(est: Estimate) -> str:
+    """How the calibration's times were measured, and how steady they were (harness.calibrate)."""
+    c = est.calibration
+    if c is None:
+        return "times: not measured here"
+    clock = ("wall time after synchronizing the GPU" if est.device == "cuda" else
+             "this process's CPU time" + (" per thread" if est.threads > 1 else "")
+             + f" (it had {c.cpu_share:.0%} of a core per thread)")
+    return (f"times: {clock}, the median of {min(c.rounds, CAL_ROUNDS)} alternating repetitions ({c.rounds} "
+            f"taken); the slowest repetition of {c.worst} took {c.spread:.2f} x the fastest; load average "
+            f"{c.load[0]:.1f} before, {c.load[1]:.1f} after, on {os.cpu_count() or 1} cores")
 
 
 def _source(cfg: RunConfig) -> tuple[Path | None, str]:
@@ -718,7 +572,9 @@ def _source(cfg: RunConfig) -> tuple[Path | None, str]:
 
 def dry_run(cfg: RunConfig) -> int:
     """Print the grid of ``cfg`` and its estimate (:func:`render`); 0, or 2 with one ``error:`` line on bad
-    input (missing cube, unknown drug, a drug too small for the folds). Starts no cluster, writes nothing."""
+    input (missing cube, unknown drug, a drug too small for the folds), or DISTURBED_EXIT (4) with one
+    ``error:`` line when the calibration's repetitions disagreed even after recalibrating
+    (harness.calibrate): a wrong estimate is not printed. Starts no cluster, writes nothing."""
     from datasets.cube import CubeError, drugs
     from harness.run import RunError, select_drugs
 
@@ -740,6 +596,11 @@ def dry_run(cfg: RunConfig) -> int:
     except (RunError, CubeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
+    if est.disturbed:
+        print(f"error: the calibration was disturbed: {measured_how(est)[len('times: '):]} (more than "
+              f"{MAX_SPREAD:g} x), so its estimate would be wrong and none is printed; rerun the dry run "
+              f"when the machine is quieter", file=sys.stderr, flush=True)
+        return DISTURBED_EXIT
     print(render(cfg, with_stored_epochs(cfg, est), source), flush=True)
     return 0
 

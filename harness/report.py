@@ -14,10 +14,12 @@ writes into OUT:
 - ``figure2.png`` / ``.svg``: reconstruction Spearman rho_rec of VAE and PCA by latent size, mean and
   standard deviation over splits (and drugs, in the per-drug scope), the paper's Figure 2; its title says
   which ``figure2_scope`` produced it (pooled: one fit per split on every drug's pairs and the singletons,
-  on the pseudo-drug harness.grid.POOLED; per-drug: one fit per drug and split);
+  on the pseudo-drug harness.grid.POOLED; per-drug: one fit per drug and split); the VAE's legend gives the
+  share of its fits that ran to ``max_epochs`` instead of stopping early (:func:`figure2_stops`);
 - ``cell_lines.csv`` / ``genes.csv``: per-test-cell-line and per-gene scores (harness/benchmark.py), when the
   store has them;
-- ``run.json``: a ``report`` block (planned/done/failed/not_run/missing counts, files) and ``partial``.
+- ``run.json``: a ``report`` block (planned/done/failed/not_run/missing counts, files, and
+  ``figure2_vae_stops``: the VAE fits that ran to max_epochs, overall and per latent size) and ``partial``.
 
 Table 1 and benchmark.md end with a legend in plain words and warn where a p-value rests on fewer than
 five splits; table1.tex is a captioned table without the bookkeeping columns (n_failed, n_missing).
@@ -428,6 +430,32 @@ def table1_latex(df: pd.DataFrame, counts: dict[str, int]) -> str:
 # figures
 
 
+def figure2_stops(ds: xr.Dataset) -> dict[str, Any]:
+    """How Figure 2's VAE fits ended: of the done fits, how many trained until ``max_epochs`` (the cap) rather
+    than stopping early (``patience`` epochs without improvement), overall and per latent size. Fits that hit
+    the cap might have improved further; if most do, raise max_epochs. {} without done VAE fits."""
+    if "vae" not in [str(m) for m in ds["model"].values] or "epochs" not in ds.data_vars:
+        return {}
+    science = _json_attr(ds, "config").get("science", {})
+    cap = science.get("max_epochs")
+    vae = ds.sel(model="vae")
+    st = _as_str(vae["status"].values)
+    epochs = np.asarray(vae["epochs"].values, dtype=np.float64)
+    done = (st == "done") & np.isfinite(epochs) & planned_mask(ds)[list(ds["model"].values).index("vae")]
+    if cap is None or not done.any():
+        return {}
+    at_cap = done & (epochs >= int(cap))
+    lat_axis = list(vae["status"].dims).index("latent")
+    per = {}
+    for li, lat in enumerate(int(x) for x in ds["latent"].values):
+        d, c = np.take(done, li, axis=lat_axis), np.take(at_cap, li, axis=lat_axis)
+        if d.any():
+            per[str(lat)] = {"fits": int(d.sum()), "at_max_epochs": int(c.sum()),
+                             "mean_epochs": round(float(np.take(epochs, li, axis=lat_axis)[d].mean()), 1)}
+    return {"max_epochs": int(cap), "fits": int(done.sum()), "at_max_epochs": int(at_cap.sum()),
+            "share_at_max_epochs": round(float(at_cap.sum() / done.sum()), 4), "per_latent": per}
+
+
 def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
     import matplotlib
 
@@ -462,7 +490,11 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
             continue
         x, m, s = np.array(xs), np.array(mean), np.array(sd)
         nfits = str(min(n)) if min(n) == max(n) else f"{min(n)}-{max(n)}"
-        ax.plot(x, m, "o-", color=color, label=f"{model.upper()} ({nfits} fits per size)")
+        capped = ""
+        if model == "vae" and (stops := figure2_stops(ds)):
+            capped = (f"; {stops['share_at_max_epochs']:.0%} ran to max_epochs {stops['max_epochs']} without "
+                      f"stopping early")
+        ax.plot(x, m, "o-", color=color, label=f"{model.upper()} ({nfits} fits per size{capped})")
         ax.fill_between(x, m - s, m + s, color=color, alpha=0.2)
         plotted = True
     ax.set_xscale("log")
@@ -617,6 +649,8 @@ def render_report(out_dir: str | Path, with_figures: bool = True) -> Path:
             info = {"previous_run_json_unreadable": True}
     info["report"] = {**counts, "partial": partial, "rendered": datetime.now(UTC).isoformat(),
                       "files": sorted(p.name for p in written)}
+    if stops := figure2_stops(ds):
+        info["report"]["figure2_vae_stops"] = stops
     info["partial"] = partial
     _write_text(run_json, json.dumps(info, indent=2, sort_keys=True, default=str))
     if partial:

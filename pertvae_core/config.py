@@ -7,9 +7,10 @@ import numbers
 import re
 from dataclasses import dataclass
 
-__all__ = ["FitConfig", "STANDARDIZE"]
+__all__ = ["FitConfig", "STANDARDIZE", "PRECISIONS"]
 
 STANDARDIZE = ("per_source", "pooled")
+PRECISIONS = ("auto", "fp32", "bf16")   # FitConfig.precision (pertvae_core.precision)
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,10 @@ class FitConfig:
     averaged for it. ``standardize`` chooses the per-gene statistics: "per_source" (L1000 pairs, validation
     and test data with those of x1_train + x2_train; the singletons of another platform with their own) or
     "pooled" (one set from all training profiles). ``device`` "cuda" falls back to the CPU when CUDA is
-    unavailable.
+    unavailable. ``precision`` is that of the matrix products (:mod:`pertvae_core.precision`): "fp32", "bf16"
+    (bfloat16 operands, float32 weights, Adam state and elementwise work) or "auto" (bf16 where the device has
+    native bfloat16 products); the default is fp32, so that a fit's numbers do not depend on the hardware
+    (the harness resolves its own default, auto, once per run and records it).
     """
 
     latent: int = 100
@@ -44,6 +48,7 @@ class FitConfig:
     mc_samples: int = 10
     device: str = "cpu"
     compile: bool = False
+    precision: str = "fp32"
     stop_on: str = "mse"
     val_samples: int = 3
     standardize: str = "per_source"
@@ -79,5 +84,7 @@ class FitConfig:
             raise bad("device", "must be 'cpu', 'cuda', 'cuda:N' or 'mps'")
         if self.stop_on not in ("mse", "nll"):
             raise bad("stop_on", "must be 'mse' or 'nll'")
+        if self.precision not in PRECISIONS:
+            raise bad("precision", f"must be one of {', '.join(PRECISIONS)}")
         if self.standardize not in STANDARDIZE:
             raise bad("standardize", f"must be one of {', '.join(STANDARDIZE)}")

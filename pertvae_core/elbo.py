@@ -25,8 +25,10 @@ import torch
 
 from pertvae_core.model import HALF_LOG_2PI, PertVAE
 
+Head = tuple[torch.Tensor, torch.Tensor, torch.Tensor]   # PertVAE.encoder_head: mean, log-sigma, context
+
 __all__ = ["normal_log_prob", "std_normal_log_prob", "batch_terms", "free_bits_kl", "training_loss",
-           "prediction_nll", "reconstruction_nll"]
+           "prediction_nll", "reconstruction_nll", "prediction_mean", "reconstruction_mean"]
 
 
 def normal_log_prob(x: torch.Tensor, mean: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
@@ -90,22 +92,42 @@ def training_loss(model: PertVAE, terms: dict[str, torch.Tensor], w_pairs: torch
 
 
 def prediction_nll(model: PertVAE, x1: torch.Tensor, x2: torch.Tensor, eps1: torch.Tensor,
-                   eps2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                   eps2: torch.Tensor, head: Head | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Perturbation-prediction loss -log p(x2|z2), z1 ~ q(z1|x1), z2 ~ p(z2|z1) (Eq. 3, 7), per pair [S, B].
 
-    Also returns the predicted mean of p(x2|z2) [S, B, G] for this sample.
+    Also returns the predicted mean of p(x2|z2) [S, B, G] for this sample. ``head``: the encoder head of x1
+    (PertVAE.encoder_head) when already computed, for several draws.
     """
-    z1, _ = model.encode(x1, eps1)
-    m2, ls2 = model.drug_effect(z1)
-    z2 = torch.addcmul(m2, torch.exp(ls2), eps2)
-    mean, log_sigma = model.decode(z2)
+    mean, log_sigma = model.decode(_predicted_z2(model, x1, eps1, eps2, head))
     return -normal_log_prob(x2, mean, log_sigma).sum(-1), mean
 
 
+def _predicted_z2(model: PertVAE, x1: torch.Tensor, eps1: torch.Tensor, eps2: torch.Tensor,
+                  head: Head | None) -> torch.Tensor:
+    """z2 ~ p(z2|z1), z1 ~ q(z1|x1) (Eq. 3, 7) with noise eps1, eps2."""
+    z1, _ = model.encode(x1, eps1, head)
+    m2, ls2 = model.drug_effect(z1)
+    return torch.addcmul(m2, torch.exp(ls2), eps2)
+
+
+def prediction_mean(model: PertVAE, x1: torch.Tensor, eps1: torch.Tensor, eps2: torch.Tensor,
+                    head: Head | None = None) -> torch.Tensor:
+    """The predicted mean of p(x2|z2) [S, B, G] of :func:`prediction_nll` alone (no decoder sigma)."""
+    return model.decode_mean(_predicted_z2(model, x1, eps1, eps2, head))
+
+
 def reconstruction_nll(model: PertVAE, x: torch.Tensor, eps: torch.Tensor,
-                       target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """-log p(target|z), z ~ q(z|x) (target defaults to x), per row [S, B]; and the decoder mean [S, B, G]."""
-    z, _ = model.encode(x, eps)
+                       target: torch.Tensor | None = None, head: Head | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """-log p(target|z), z ~ q(z|x) (target defaults to x), per row [S, B]; and the decoder mean [S, B, G].
+    ``head``: the encoder head of x when already computed."""
+    z, _ = model.encode(x, eps, head)
     mean, log_sigma = model.decode(z)
     t = x if target is None else target
     return -normal_log_prob(t, mean, log_sigma).sum(-1), mean
+
+
+def reconstruction_mean(model: PertVAE, x: torch.Tensor, eps: torch.Tensor,
+                        head: Head | None = None) -> torch.Tensor:
+    """The decoder mean [S, B, G] of :func:`reconstruction_nll` alone (no decoder sigma)."""
+    return model.decode_mean(model.encode(x, eps, head)[0])

@@ -8,6 +8,8 @@ its own ``torch.Generator`` (``gens[s]``), so a batched fit equals S separate fi
   W[:, j] = g_j v[:, j] / ||v[:, j]||. The per-column scale is applied to the bmm output (cheaper than
   scaling the [in, out] weight when B < in), and a hand-written backward (:class:`_WNLinearFn`) touches the
   weight only twice (the norm, and one addcmul_ into the grad-weight) instead of autograd's ~8 passes.
+  With ``low_precision`` its products take bfloat16 operands (FitConfig.precision "bf16",
+  :mod:`pertvae_core.precision`); parameters, gradients and everything elementwise stay float32.
 - :class:`MaskedWNLinear`: the same with a fixed 0/1 connectivity mask (MADE, Germain et al. 2015), used by
   the IAF (:mod:`pertvae_core.flows`).
 - :class:`BatchedLinear`: plain affine map, initialized to zero (the drug effect W, b of Eq. 5).
@@ -24,6 +26,7 @@ __all__ = ["WNLinear", "MaskedWNLinear", "BatchedLinear", "elu"]
 
 elu = nn.functional.elu
 NORM_MIN = 1e-6  # floor on ||v||: a MADE output unit with no allowed inputs has v = 0 and outputs its bias
+LOW = torch.bfloat16  # the operands' type of the products with ``low_precision`` (pertvae_core.precision)
 
 
 def _normal(gens: Sequence[torch.Generator], shape: tuple[int, ...], std: float) -> torch.Tensor:
@@ -32,29 +35,39 @@ def _normal(gens: Sequence[torch.Generator], shape: tuple[int, ...], std: float)
 
 
 class _WNLinearFn(torch.autograd.Function):
-    """y = (x @ v^T) * s + b, s = g / ||v|| (row norms of v [S, out, in], a contiguous reduction)."""
+    """y = (x @ v^T) * s + b, s = g / ||v|| (row norms of v [S, out, in], a contiguous reduction).
+
+    With ``low`` the three matrix products (y, dL/dx, dL/dv) take bfloat16 operands and accumulate in float32;
+    their bfloat16 outputs are widened to float32 first (one pass; mixed-type elementwise operations measured
+    ~1.5x slower than a widening pass and the same operation in float32); the norms, scales, bias, the
+    correction term of dL/dv and every gradient are float32 (pertvae_core.precision).
+    """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, v: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, v: torch.Tensor, g: torch.Tensor, b: torch.Tensor,
+                low: bool = False) -> torch.Tensor:
         inv = torch.linalg.vector_norm(v, dim=2).clamp_min(NORM_MIN).reciprocal().unsqueeze(1)  # [S, 1, out]
         scale = g * inv
-        u = torch.bmm(x, v.transpose(1, 2))
-        ctx.save_for_backward(x, v, u, scale, inv)
+        xm, vm = (x.to(LOW), v.to(LOW)) if low else (x, v)   # the products' operands
+        u = torch.bmm(xm, vm.transpose(1, 2)).to(v.dtype)
+        ctx.low = low
+        ctx.save_for_backward(xm, vm, v, u, scale, inv)
         return torch.addcmul(b, u, scale)
 
     @staticmethod
     def backward(ctx, gy: torch.Tensor):
-        x, v, u, scale, inv = ctx.saved_tensors
+        xm, vm, v, u, scale, inv = ctx.saved_tensors
         gys = gy * scale
+        gysm = gys.to(LOW) if ctx.low else gys
         dscale = (gy * u).sum(dim=1, keepdim=True)  # dL/ds [S, 1, out]
-        gx = torch.bmm(gys, v) if ctx.needs_input_grad[0] else None
+        gx = torch.bmm(gysm, vm).to(v.dtype) if ctx.needs_input_grad[0] else None
         gv = None
         if ctx.needs_input_grad[1]:  # dL/dv = (gy s)^T x - v * dL/ds * s / ||v||^2
             c = (dscale * scale * inv.square()).transpose(1, 2)  # [S, out, 1]
-            gv = torch.bmm(gys.transpose(1, 2), x).addcmul_(v, c, value=-1.0)
+            gv = torch.bmm(gysm.transpose(1, 2), xm).to(v.dtype).addcmul_(v, c, value=-1.0)
         gg = dscale * inv if ctx.needs_input_grad[2] else None
         gb = gy.sum(dim=1, keepdim=True) if ctx.needs_input_grad[3] else None
-        return gx, gv, gg, gb
+        return gx, gv, gg, gb, None
 
 
 class WNLinear(nn.Module):
@@ -74,12 +87,17 @@ class WNLinear(nn.Module):
         self.g = nn.Parameter(torch.full((s, 1, n_out), float(init_scale)))
         b = torch.zeros(s, 1, n_out) + torch.as_tensor(bias_init, dtype=torch.float32)
         self.b = nn.Parameter(b)
+        self.low_precision = False   # bfloat16 operands in the products (pertvae_core.precision)
 
     def weight_dir(self) -> torch.Tensor:
         return self.v
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _WNLinearFn.apply(x, self.weight_dir(), self.g, self.b)
+    def forward(self, x: torch.Tensor, outputs: slice | None = None) -> torch.Tensor:
+        """y [S, B, out]; ``outputs``: only these output units (each computed as in the whole layer)."""
+        v, g, b = self.weight_dir(), self.g, self.b
+        if outputs is not None:
+            v, g, b = v[:, outputs], g[..., outputs], b[..., outputs]
+        return _WNLinearFn.apply(x, v, g, b, self.low_precision)
 
     def weight(self) -> torch.Tensor:
         """The effective weight W [S, in, out] (for tests and inspection)."""

@@ -23,6 +23,7 @@ from torch import nn
 from pertvae_core.config import FitConfig
 from pertvae_core.flows import IAF
 from pertvae_core.layers import BatchedLinear, WNLinear, elu
+from pertvae_core.precision import resolve_precision
 
 __all__ = ["PertVAE", "LOG_SIGMA_MIN", "LOG_SIGMA_MAX", "HALF_LOG_2PI"]
 
@@ -31,10 +32,15 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class PertVAE(nn.Module):
-    """S independent PertVAEs (or VAEs when ``pairs`` is False); parameters of model s from ``gens[s]``."""
+    """S independent PertVAEs (or VAEs when ``pairs`` is False); parameters of model s from ``gens[s]``.
+
+    ``precision`` ("fp32" or "bf16", default: ``cfg.precision`` resolved for ``cfg.device``) is that of the
+    weight-normalized layers' matrix products (:mod:`pertvae_core.precision`); :meth:`set_precision`
+    changes it.
+    """
 
     def __init__(self, genes: int, cfg: FitConfig, gens: Sequence[torch.Generator],
-                 pairs: bool = True) -> None:
+                 pairs: bool = True, precision: str | None = None) -> None:
         super().__init__()
         self.n_models, self.genes, self.latent, self.context = len(gens), genes, cfg.latent, cfg.context
         self.pairs = pairs
@@ -51,17 +57,34 @@ class PertVAE(nn.Module):
         self.dec_head = WNLinear(gens, h0, 2 * genes)
         # drug effect: [W | W_s], [b | b_s]
         self.drug = BatchedLinear(self.n_models, L, 2 * L) if pairs else None
+        self.set_precision(precision or resolve_precision(cfg.precision, cfg.device))
+
+    def set_precision(self, precision: str) -> None:
+        """Products of the weight-normalized layers in "fp32" or "bf16" (the drug effect stays float32)."""
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        self.precision = precision
+        for m in self.modules():
+            if isinstance(m, WNLinear):
+                m.low_precision = precision == "bf16"
 
     # --- q(z|x) ------------------------------------------------------------------------------------------
-    def encode(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample z ~ q(z|x) by reparameterization with noise eps [S, B, L]; returns (z, log q(z|x) per dim).
-
-        log q = log N(z0; mu, sigma) - sum_t log sigma_t (IAF), per latent dimension [S, B, L].
-        """
+    def encoder_head(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The deterministic part of q(z|x) (Eq. 8): mean, clamped log-sigma [S, B, L] and IAF context h."""
         L = self.latent
         head = self.enc_head(elu(self.enc2(elu(self.enc1(x)))))
         mu, h = head[..., :L], elu(head[..., 2 * L:])
-        log_sigma = head[..., L:2 * L].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+        return mu, head[..., L:2 * L].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX), h
+
+    def encode(self, x: torch.Tensor, eps: torch.Tensor,
+               head: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample z ~ q(z|x) by reparameterization with noise eps [S, B, L]; returns (z, log q(z|x) per dim).
+
+        log q = log N(z0; mu, sigma) - sum_t log sigma_t (IAF), per latent dimension [S, B, L]. ``head``:
+        :meth:`encoder_head` of x when already computed (several draws for the same x).
+        """
+        mu, log_sigma, h = self.encoder_head(x) if head is None else head
         z = torch.addcmul(mu, torch.exp(log_sigma), eps)
         log_q = -0.5 * eps.square() - log_sigma - HALF_LOG_2PI
         z, logdet = self.iaf(z, h)
@@ -72,6 +95,11 @@ class PertVAE(nn.Module):
         """Mean and log-sigma [S, B, genes] of p(x|z) (Eq. 4)."""
         out = self.dec_head(elu(self.dec2(elu(self.dec1(z)))))
         return out[..., : self.genes], out[..., self.genes:].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """The mean [S, B, genes] of p(x|z) alone: the head's log-sigma half is not computed (validation by
+        squared error needs no sigma)."""
+        return self.dec_head(elu(self.dec2(elu(self.dec1(z)))), outputs=slice(0, self.genes))
 
     # --- p(z2|z1) ----------------------------------------------------------------------------------------
     def drug_effect(self, z1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -65,6 +65,9 @@ def test_run_dry_run_starts_nothing_and_writes_nothing(tmp_path):
     root = Path(__file__).resolve().parents[2]
     cmd = [sys.executable, "-m", "harness.run", "--dry-run", "--out", str(out), "--models", "pca",
            "baselines", "--n-repeats", "1"]
-    r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+    for _ in range(3):  # a busy machine may disturb the calibration: the documented exit 4, taken again
+        r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+        if r.returncode != 4:
+            break
     assert r.returncode == 0, r.stderr
     assert "fits" in r.stdout and not out.exists()

@@ -160,3 +160,19 @@ def test_weight_norm_backward_matches_gradcheck() -> None:
     args = [torch.randn(shape, generator=g, dtype=torch.float64, requires_grad=True)
             for shape in ((2, 5, 4), (2, 3, 4), (2, 1, 3), (2, 1, 3))]
     assert torch.autograd.gradcheck(_WNLinearFn.apply, args)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_decode_mean_is_the_decoders_mean_alone(precision: str) -> None:
+    """The validation's decoder mean (the head's first ``genes`` units only) equals decode()'s mean, and a
+    layer's selected outputs equal the same outputs of the whole layer."""
+    from pertvae_core.model import PertVAE
+
+    cfg = FitConfig(latent=5, hidden=(64, 32), context=8, iaf_hidden=16, precision=precision)
+    net = PertVAE(200, cfg, [torch.Generator().manual_seed(s) for s in range(2)])
+    z = torch.randn(2, 37, 5, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        torch.testing.assert_close(net.decode_mean(z), net.decode(z)[0], rtol=1e-6, atol=1e-6)
+        x = torch.randn(2, 37, 32)   # dec2: hidden[1] -> hidden[0]
+        torch.testing.assert_close(net.dec2(x, outputs=slice(3, 20)), net.dec2(x)[..., 3:20], rtol=1e-6,
+                                   atol=1e-6)

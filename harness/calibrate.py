@@ -1,0 +1,358 @@
+"""Timing on this machine for the cost model (harness.cost, ``run --dry-run``), by CPU time.
+
+Wall-clock time lies on a shared machine: with ~3 runnable tasks per core every wall-clock figure is ~3x too
+slow. So every time here is this process's CPU time (``time.process_time``; divided by the torch threads of a
+worker when it has several), which counts only the time the process ran; on a GPU, the wall time after a
+device synchronization (the kernels' time is not the host's).
+
+- **Calibration points**: per model, a short :func:`pertvae_core.train.fit` (``max_steps``) on random data
+  shaped like a typical drug's first splits (:func:`calibrate_fit`: seconds per step, per validation, setup,
+  evaluation), or one evaluation of PCA or the baselines (:func:`calibrate_eval`).
+- **Alternating repetitions** (:func:`calibrate`): every point and the GEMM peak are measured in
+  ``CAL_ROUNDS`` rounds, round after round (so a burst of load hits one round of every point, not every round
+  of one), and each point keeps the median of its rounds. A first round is a warm-up and is not kept: a
+  process's first fit at new shapes was up to 1.5x slower than the next ones (the heap grows, kernels are set
+  up per product shape), a cost a worker pays once, not per fit. When a point's step time varies between its
+  rounds by more than ``MAX_SPREAD`` the calibration takes another round (up to ``MAX_ROUNDS``, judged on the
+  last ``CAL_ROUNDS``); if it still varies, it is **disturbed** and the dry run prints no estimate.
+- **The GEMM peak** (:func:`gemm_peak`): the best float32 matrix-product rate this machine reaches, over a
+  large square product and every product of a training step at the run's own shapes (recorded by
+  :func:`step_products`), best of several repetitions in every round.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+from harness.config import RunConfig
+
+PEAK_SIZE = {"cpu": 1024, "cuda": 4096}   # n of the n x n x n float32 product timed by gemm_peak
+PEAK_REPEATS = 3      # repetitions of each product per round (the best counts)
+WARMUP_STEPS = 2      # first step intervals left out of the step time (allocation, dispatch caches)
+MIN_STEPS = 10        # step intervals timed at least
+MAX_STEPS = 300       # calibration cap: an epoch longer than this has its validation left uncounted
+CAL_ROUNDS = 3        # alternating repetitions of every calibration point; each keeps their median
+MAX_ROUNDS = 6        # at most this many rounds (after the warm-up round) while the last CAL_ROUNDS disagree
+MAX_SPREAD = 1.3      # slowest / fastest of a point's step time over the kept rounds: above it, disturbed
+MIN_JUDGED_S = 0.02   # points shorter than this (CPU seconds per step or evaluation) are not judged
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class SplitShape:
+    """Rows of one CV split of one drug, as harness.tasks.split_data would give them."""
+
+    n_train: int
+    n_val: int
+    n_test: int
+    n_single: int
+    test_pairs: tuple[int, ...]      # per test cell line
+    test_controls: tuple[int, ...]   # per test cell line
+    n_train_x1: int = -1             # distinct controls among x1_train (-1: n_train, all distinct)
+    n_unused: int = 0                # controls of the training cell lines no pair uses (xu_train)
+
+    @property
+    def distinct_x1(self) -> int:
+        """Distinct controls among x1_train (the plain VAE trains on each once)."""
+        return self.n_train if self.n_train_x1 < 0 else self.n_train_x1
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Measured seconds of one model at one latent size, for a batch of ``splits`` splits.
+
+    ``step``, ``validation`` and ``setup`` are for the whole batched model, ``step_one`` and
+    ``validation_one`` for a single split; ``evaluation`` for the batch's evaluation (PCA, baselines: one
+    split's evaluation, the rest 0). ``flops_step``: floating-point operations of one training step of one
+    split (0 for PCA and the baselines)."""
+
+    model: str
+    latent: int
+    splits: int
+    step: float
+    validation: float
+    setup: float
+    evaluation: float
+    step_one: float = 0.0
+    validation_one: float = 0.0
+    flops_step: float = 0.0
+
+    def shared_and_per_split(self) -> tuple[float, float, float, float]:
+        """(a, b, v_a, v_b): step = a + b x splits, validation = v_a + v_b x splits (harness.cost)."""
+        if self.splits <= 1:
+            return 0.0, self.step, 0.0, self.validation
+        b = max(0.0, (self.step - self.step_one) / (self.splits - 1))
+        vb = max(0.0, (self.validation - self.validation_one) / (self.splits - 1))
+        return (max(0.0, self.step - b * self.splits), b, max(0.0, self.validation - vb * self.splits), vb)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One thing to calibrate: ``model`` at ``latent`` on random splits shaped like ``shapes`` (fitted as one
+    batched model), ``lens`` optimizer steps per epoch each."""
+
+    model: str
+    latent: int
+    shapes: tuple[SplitShape, ...]
+    lens: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class CalibrationRun:
+    """The outcome of :func:`calibrate`: one median Calibration per point, the GEMM peak and how steady the
+    rounds were. ``spread``: the largest slowest/fastest ratio of a point's step time over the kept rounds
+    (``worst``: that point); ``disturbed``: above MAX_SPREAD after MAX_ROUNDS. ``cpu_share``: this process's
+    CPU time / wall time over the calibration (1.0 per thread when it had the CPU to itself); ``load``: the
+    1-minute load average before and after."""
+
+    calibrations: tuple[Calibration, ...]
+    peak: float
+    peak_at: str
+    rounds: int
+    spread: float
+    worst: str
+    disturbed: bool
+    cpu_share: float
+    load: tuple[float, float]
+    seconds: float
+
+
+def load_average() -> float:
+    """The 1-minute load average (0.0 where the OS has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
+def make_clock(device: str, threads: int) -> Clock:
+    """Seconds for the calibration (module docstring): this process's CPU time per torch thread on the CPU;
+    on a GPU, wall time after synchronizing it."""
+    if device.split(":")[0] == "cuda":
+        import torch
+
+        def gpu_clock() -> float:
+            torch.cuda.synchronize()
+            return time.perf_counter()
+
+        return gpu_clock
+    n = max(1, int(threads))
+    return lambda: time.process_time() / n
+
+
+def random_split(sp: SplitShape, genes: int, rng: np.random.Generator) -> Any:
+    """A pertvae_core SplitData of random profiles with the rows of ``sp`` (x1_train cycling over
+    ``n_train_x1`` distinct controls)."""
+    from pertvae_core.data import SplitData
+
+    def r(n: int) -> np.ndarray:
+        return rng.standard_normal((n, genes), dtype=np.float32)
+
+    names = [f"cell{i}" for i in range(len(sp.test_pairs))]
+    n_x1 = max(1, sp.distinct_x1)
+    x1_train = r(n_x1)[np.arange(sp.n_train) % n_x1]
+    return SplitData(x1_train=x1_train, x2_train=r(sp.n_train), x1_val=r(sp.n_val), x2_val=r(sp.n_val),
+                     x1_test=r(sp.n_test), x2_test=r(sp.n_test), xs_train=r(sp.n_single),
+                     xu_train=r(sp.n_unused), test_cell_line=np.repeat(names, sp.test_pairs).astype(str),
+                     xc_test=r(sum(sp.test_controls)),
+                     xc_test_cell_line=np.repeat(names, sp.test_controls).astype(str))
+
+
+# ---------------------------------------------------------------------------------------------------
+# one measurement
+
+
+def _time_fit(model: str, data: list, lens: Sequence[int], fc: Any, clock: Clock
+              ) -> tuple[float, float, float, Any]:
+    """(seconds per step, per validation, setup, state) of a short fit of ``data`` as one batched model."""
+    from pertvae_core.train import fit
+
+    n = min(MAX_STEPS, max(min(lens) + 2, WARMUP_STEPS + MIN_STEPS + 1))
+    stamps: list[float] = []
+    t0 = clock()
+    state = fit(data, fc, list(range(len(data))), pairs=model == "pertvae", max_steps=n,
+                on_step=lambda step, _model: stamps.append(clock()))
+    d = np.diff(stamps)
+    # interval i ends with step i + 2 and holds the validation after step i + 1 when an epoch ended there
+    with_val = np.array([any((i + 1) % k == 0 for k in lens) for i in range(len(d))], dtype=bool)
+    plain = d[WARMUP_STEPS:][~with_val[WARMUP_STEPS:]]
+    step = float(np.median(plain if plain.size else d)) if d.size else stamps[0] - t0
+    validation = float(max(0.0, np.median(d[with_val]) - step)) if with_val.any() else 0.0
+    return step, validation, max(0.0, stamps[0] - t0 - step), state
+
+
+def calibrate_fit(p: Point, genes: int, cfg: RunConfig, clock: Clock) -> Calibration:
+    """Time a short pertvae_core.train.fit of ``p.model`` on random data shaped like ``p.shapes`` (one split
+    each, fitted as one batched model; with several, also the first alone), then its evaluation."""
+    from pertvae_core.api import predict
+    from pertvae_core.config import FitConfig
+    from pertvae_core.evaluation import TestCells
+
+    rng = np.random.default_rng(0)
+    data = [random_split(sp, genes, rng) for sp in p.shapes]
+    fc = FitConfig(**dict(cfg.fit_kwargs(), latent=int(p.latent)))
+    pairs = p.model == "pertvae"
+    step_one, validation_one = (_time_fit(p.model, data[:1], p.lens[:1], fc, clock)[:2] if len(data) > 1
+                                else (0.0, 0.0))
+    step, validation, setup, state = _time_fit(p.model, data, p.lens, fc, clock)
+    if len(data) == 1:
+        step_one, validation_one = step, validation
+    t1 = clock()
+    predict(state, [sp.x1_test for sp in data], fc.mc_samples,
+            targets=[sp.x2_test if pairs else sp.x1_test for sp in data])
+    if pairs:
+        predict(state, [TestCells.from_split(sp).x1 for sp in data], fc.mc_samples)
+    return Calibration(p.model, int(p.latent), len(data), step, validation, setup, clock() - t1, step_one,
+                       validation_one)
+
+
+def calibrate_eval(p: Point, genes: int, clock: Clock) -> Calibration:
+    """Time one evaluation of PCA or the baselines on a random split shaped like ``p.shapes[0]``."""
+    from pertvae_core import api
+
+    data = [random_split(p.shapes[0], genes, np.random.default_rng(0))]
+    t0 = clock()
+    if p.model == "pca":
+        api.evaluate_pca(data, int(p.latent))
+    else:
+        api.evaluate_baselines(data, int(p.latent))
+    return Calibration(p.model, int(p.latent), 1, 0.0, 0.0, 0.0, clock() - t0)
+
+
+def warm_up(genes: int, cfg: RunConfig) -> None:
+    """Two steps of a tiny PertVAE and VAE fit: the process's one-time costs (torch's lazy initialization),
+    which a worker pays once, not per fit, stay out of the calibration."""
+    from pertvae_core.config import FitConfig
+    from pertvae_core.train import fit
+
+    sp = SplitShape(n_train=8, n_val=4, n_test=4, n_single=8, test_pairs=(4,), test_controls=(2,))
+    data = [random_split(sp, genes, np.random.default_rng(0))]
+    fc = FitConfig(**dict(cfg.fit_kwargs(), latent=2, hidden=(8, 8), context=4, iaf_hidden=8, batch_pairs=4,
+                          batch_singletons=4))
+    for pairs in (True, False):
+        fit(data, fc, [0], pairs=pairs, max_steps=2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the step's arithmetic and this machine's matrix-product rate
+
+
+def step_flops(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConfig
+               ) -> tuple[float, tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]]:
+    """Floating-point operations of one training step of one split shaped like ``sp``, counted by
+    ``torch.utils.flop_counter`` (matrix products, forward and backward) on the CPU in float32, without
+    validation rows (so no validation is counted); and the operand shapes of its matrix products."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pertvae_core.config import FitConfig
+    from pertvae_core.train import fit
+
+    aten = torch.ops.aten
+    shapes: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
+
+    class Products(TorchDispatchMode):
+        """Records the operand shapes of every matrix product (bmm, mm; baddbmm, addmm)."""
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            op = func.overloadpacket
+            if op in (aten.bmm, aten.mm, aten.baddbmm, aten.addmm):
+                k = 0 if op in (aten.bmm, aten.mm) else 1
+                shapes.add((tuple(args[k].shape), tuple(args[k + 1].shape)))
+            return func(*args, **(kwargs or {}))
+
+    data = [random_split(replace(sp, n_val=0), genes, np.random.default_rng(0))]
+    fc = FitConfig(**dict(cfg.fit_kwargs(), latent=int(latent), device="cpu", compile=False,
+                          precision="fp32"))
+    with FlopCounterMode(display=False) as counter, Products():
+        fit(data, fc, [0], pairs=model == "pertvae", max_steps=1)
+    return float(counter.get_total_flops()), tuple(sorted(shapes))
+
+
+def gemm_peak(device: str, products: Iterable[tuple[tuple[int, ...], tuple[int, ...]]] = (),
+              clock: Clock | None = None, repeats: int = PEAK_REPEATS) -> tuple[float, str]:
+    """This machine's best float32 matrix-product rate in FLOP/s with the current torch threads, and where
+    it was reached: over an n x n x n product (n = PEAK_SIZE[device type]) and ``products`` (operand shapes,
+    as :func:`step_flops` records them), each the best of ``repeats`` timed by ``clock`` (default: CPU time
+    per thread, :func:`make_clock`)."""
+    import torch
+
+    kind = torch.device(device).type
+    clock = clock or make_clock(device, torch.get_num_threads())
+    n = PEAK_SIZE.get(kind, PEAK_SIZE["cpu"])
+    best, at = 0.0, ""
+    for sa, sb in [((n, n), (n, n)), *products]:
+        a, b = torch.randn(sa, device=device), torch.randn(sb, device=device)
+        mm = torch.bmm if a.dim() == 3 else torch.mm
+        flops = 2.0 * math.prod(sa) * sb[-1]
+        mm(a, b)
+        t = math.inf
+        for _ in range(repeats):
+            t0 = clock()
+            mm(a, b)
+            t = min(t, clock() - t0)
+        if t > 0 and flops / t > best:
+            best, at = flops / t, f"{sa[-2]}x{sa[-1]}x{sb[-1]}"
+    return best, at
+
+
+# ---------------------------------------------------------------------------------------------------
+# alternating rounds
+
+
+def _median(cals: Sequence[Calibration]) -> Calibration:
+    """Field-wise median of one point's calibrations."""
+    num = {f.name: statistics.median(getattr(c, f.name) for c in cals) for f in fields(Calibration)
+           if f.name not in ("model", "latent", "splits")}
+    return replace(cals[0], **num)
+
+
+def _spread(cals: Sequence[Calibration]) -> float:
+    """Slowest / fastest of the calibrations' step time (the evaluation's for PCA and the baselines); 1 for a
+    point shorter than MIN_JUDGED_S: a few milliseconds of CPU vary with the scheduler and the caches by more
+    than 1.3x on a quiet machine, and such a point weighs little in any estimate."""
+    steps = [c.step or c.evaluation for c in cals]
+    if statistics.median(steps) < MIN_JUDGED_S:
+        return 1.0
+    return max(steps) / min(steps) if min(steps) > 0 else 1.0
+
+
+def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, threads: int,
+              products: Iterable[tuple[tuple[int, ...], tuple[int, ...]]] = ()) -> CalibrationRun:
+    """Measure every point and the GEMM peak in alternating rounds after a warm-up round (module
+    docstring)."""
+    clock = make_clock(device, threads)
+    products = tuple(products)
+
+    def one_round() -> list[Calibration]:
+        return [calibrate_fit(p, genes, cfg, clock) if p.lens else calibrate_eval(p, genes, clock)
+                for p in points]
+
+    load0, w0, c0 = load_average(), time.perf_counter(), time.process_time()
+    one_round()   # the warm-up round, not kept
+    rounds: list[list[Calibration]] = []
+    peak, peak_at = 0.0, ""
+    while True:
+        rounds.append(one_round())
+        pk, at = gemm_peak(device, products, clock)
+        if pk > peak:
+            peak, peak_at = pk, at
+        kept = rounds[-CAL_ROUNDS:]
+        spreads = [_spread([r[i] for r in kept]) for i in range(len(points))] or [1.0]
+        worst = int(np.argmax(spreads))
+        if len(rounds) >= MAX_ROUNDS or (len(rounds) >= CAL_ROUNDS and spreads[worst] <= MAX_SPREAD):
+            break
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    return CalibrationRun(
+        calibrations=tuple(_median([r[i] for r in kept]) for i in range(len(points))), peak=peak,
+        peak_at=peak_at, rounds=len(rounds), spread=spreads[worst],
+        worst=f"{points[worst].model} latent {points[worst].latent}" if points else "",
+        disturbed=spreads[worst] > MAX_SPREAD, cpu_share=cpu / wall / max(1, threads) if wall > 0 else 1.0,
+        load=(load0, load_average()), seconds=wall)

@@ -1,0 +1,65 @@
+"""The matrix-product precision of a fit (``FitConfig.precision``): fp32, or bf16 operands.
+
+"bf16": the weight-normalized layers (encoder, decoder and its head, the IAF's MADE layers) cast the operands
+of their matrix products, forward and backward, to bfloat16; everything else stays float32: the master
+weights and Adam's moments, the weight norms and scales, the bias, every elementwise operation and reduction,
+the drug effect (Eq. 5) and the loss. The products accumulate in float32 inside the kernel (oneDNN on the
+CPU, cuBLAS on a GPU); their output is rounded to bfloat16 and widened back to float32 (torch's CPU backend
+has no bfloat16 product with a float32 output). On a CPU with native bfloat16 instructions (AVX512-BF16,
+AMX) a training step takes ~0.7x the float32 time (benchmarks/test_train_step.py).
+
+"auto" is bf16 where the hardware computes bfloat16 products natively (a CPU with avx512_bf16 or amx_bf16, an
+ARM CPU with bf16, a GPU that torch says supports bfloat16), else fp32. Elsewhere bf16 still runs, emulated
+and slower, with the same numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+from pertvae_core.config import PRECISIONS
+
+__all__ = ["PRECISIONS", "resolve_precision", "cpu_has_native_bf16", "cpuinfo_has_bf16", "native_bf16"]
+
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})   # x86 AVX512-BF16 / AMX, ARMv8.6 BF16
+
+
+def cpuinfo_has_bf16(cpuinfo: str) -> bool:
+    """Whether a /proc/cpuinfo text lists a bfloat16 matrix instruction set (``flags`` on x86, ``Features``
+    on ARM)."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features") and CPU_BF16_FLAGS & set(value.split()):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bfloat16 matrix instructions (/proc/cpuinfo; False where it is unreadable)."""
+    try:
+        return cpuinfo_has_bf16(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return False
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes bfloat16 matrix products natively (module docstring)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False))
+    if dev.type == "cpu":
+        return cpu_has_native_bf16()
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """"fp32" or "bf16" for ``precision`` ("auto", "fp32" or "bf16") on ``device``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"

@@ -1,0 +1,148 @@
+"""Matrix-product precision (pertvae_core.precision): which products take bfloat16 operands, that weights,
+gradients and Adam state stay float32, that bf16 computes what fp32 does to bfloat16 rounding, and how "auto"
+resolves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from pertvae_core import precision as prec
+from pertvae_core.config import FitConfig
+from pertvae_core.data import SplitData
+from pertvae_core.layers import MaskedWNLinear, WNLinear, _WNLinearFn
+from pertvae_core.model import PertVAE
+from pertvae_core.train import fit, make_train_step
+
+CFG = FitConfig(latent=4, hidden=(48, 24), context=6, iaf_hidden=16, batch_pairs=8, batch_singletons=6,
+                max_epochs=3, patience=2)
+GENES = 40
+
+
+class Products(TorchDispatchMode):
+    """Records (op, operand dtypes) of every matrix product."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, torch.dtype, torch.dtype]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        op = func.overloadpacket
+        aten = torch.ops.aten
+        if op in (aten.bmm, aten.mm):
+            self.seen.append((str(op), args[0].dtype, args[1].dtype))
+        elif op in (aten.baddbmm, aten.addmm):
+            self.seen.append((str(op), args[1].dtype, args[2].dtype))
+        return func(*args, **(kwargs or {}))
+
+
+def model_cfg(precision: str) -> FitConfig:
+    return FitConfig(**{**CFG.__dict__, "precision": precision})
+
+
+def _step(precision: str):
+    """A PertVAE, its optimizer and one train step of it on fixed random data."""
+    cfg = model_cfg(precision)
+    model = PertVAE(GENES, cfg, [torch.Generator().manual_seed(0)])
+    g = torch.Generator().manual_seed(1)
+    x1, x2, xs = (torch.randn(1, b, GENES, generator=g) for b in (8, 8, 6))
+    eps = torch.randn(1, 22, CFG.latent, generator=g)
+    w = torch.tensor([0.5])
+    step, opt = make_train_step(model, cfg, w, 1 - w)
+    return model, opt, lambda: step(x1, x2, xs, eps, torch.ones(1, dtype=torch.bool))
+
+
+def test_bf16_products_take_bfloat16_operands_and_everything_else_stays_float32() -> None:
+    model, opt, run = _step("bf16")
+    assert model.precision == "bf16"
+    assert all(m.low_precision for m in model.modules() if isinstance(m, WNLinear))
+    assert any(isinstance(m, MaskedWNLinear) for m in model.modules())   # the IAF's MADE layers among them
+    with Products() as mode:
+        loss = run()
+    assert torch.isfinite(loss).all() and loss.dtype == torch.float32
+    low = [s for s in mode.seen if s[1] == s[2] == torch.bfloat16]
+    wn = sum(isinstance(m, WNLinear) for m in model.modules())
+    # every weight-normalized layer: forward, dL/dv, and dL/dx except the first layer's (its input is data)
+    assert len(low) == 3 * wn - 1 and {s[0] for s in low} == {"aten.bmm"}
+    # the drug effect (Eq. 5) stays float32: its forward and its two gradients
+    f32 = (torch.float32, torch.float32)
+    assert sorted(s for s in mode.seen if s not in low) == [("aten.baddbmm", *f32), ("aten.bmm", *f32),
+                                                            ("aten.bmm", *f32)]
+    for p in model.parameters():
+        assert p.dtype == torch.float32
+        for v in opt.state[p].values():
+            assert not torch.is_floating_point(v) or v.dtype == torch.float32
+    _, _, run32 = _step("fp32")
+    with Products() as mode32:
+        run32()
+    assert {(a, b) for _, a, b in mode32.seen} == {(torch.float32, torch.float32)}
+
+
+def test_bf16_layer_is_fp32_to_bfloat16_rounding_forward_and_backward() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 32, 300, generator=g)
+    v = torch.randn(2, 200, 300, generator=g) * 0.05
+    gs, b = torch.rand(2, 1, 200, generator=g) + 0.5, torch.randn(2, 1, 200, generator=g)
+    gy = torch.randn(2, 32, 200, generator=g)
+    outs = {}
+    for low in (False, True):
+        args = [t.clone().requires_grad_() for t in (x, v, gs, b)]
+        y = _WNLinearFn.apply(*args, low)
+        y.backward(gy)
+        outs[low] = [y.detach()] + [a.grad for a in args]
+    for name, a, ref in zip(("y", "dx", "dv", "dg", "db"), outs[True], outs[False], strict=True):
+        assert a.dtype == torch.float32, name
+        err = (a - ref).norm() / ref.norm()
+        assert err < 1e-2, (name, float(err))   # bfloat16 operands: 8 bits of mantissa
+        if name != "db":   # the bias gradient has no product in it: exactly fp32's
+            assert err > 1e-6, (name, float(err))   # the products did run in bfloat16
+    torch.testing.assert_close(outs[True][4], outs[False][4])
+
+
+def _splits() -> list[SplitData]:
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=GENES)
+
+    def f(n: int) -> np.ndarray:
+        return (base + rng.normal(size=(n, GENES))).astype(np.float32)
+
+    x1 = f(24)
+    return [SplitData(x1, x1 + 0.5, f(6), f(6), f(5), f(5), f(12))]
+
+
+def test_a_bf16_fit_trains_like_fp32_and_says_so() -> None:
+    data = _splits()
+    a = fit(data, model_cfg("fp32"), [7])
+    b = fit(data, model_cfg("bf16"), [7])
+    assert (a.precision, b.precision) == ("fp32", "bf16") and b.model.precision == "bf16"
+    assert b.status == ["done"]
+    np.testing.assert_allclose(b.history[0], a.history[0], rtol=0.02)
+    assert b.history[0] != a.history[0]
+
+
+def test_auto_resolves_to_bf16_only_with_native_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert prec.resolve_precision("fp32", "cpu") == "fp32" and prec.resolve_precision("bf16", "cpu") == "bf16"
+    for native, want in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(prec, "cpu_has_native_bf16", lambda native=native: native)
+        assert prec.resolve_precision("auto", "cpu") == want
+        assert PertVAE(GENES, model_cfg("auto"), [torch.Generator()]).precision == want
+    assert prec.resolve_precision("auto", "mps") == "fp32"
+    if not torch.cuda.is_available():
+        assert prec.resolve_precision("auto", "cuda") == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, got 'fp16'"):
+        prec.resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match=r"FitConfig.precision = 'fp16': must be one of auto, fp32, bf16"):
+        FitConfig(precision="fp16")
+    with pytest.raises(ValueError, match="precision must be 'fp32' or 'bf16'"):
+        PertVAE(GENES, CFG, [torch.Generator()]).set_precision("auto")
+
+
+def test_cpu_flags_name_the_bfloat16_instructions() -> None:
+    x86 = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n"
+    assert prec.cpuinfo_has_bf16(x86)
+    assert prec.cpuinfo_has_bf16("flags : fpu amx_tile amx_bf16\n")
+    assert prec.cpuinfo_has_bf16("Features\t: fp asimd bf16 i8mm\n")   # ARMv8.6
+    assert not prec.cpuinfo_has_bf16("flags : fpu avx2 avx512f avx512bw\n")   # AVX-512 without BF16
+    assert not prec.cpuinfo_has_bf16("model name : bf16 lookalike\n")
