@@ -462,7 +462,7 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=(6, 4.6), layout="constrained")
     pm = planned_mask(ds)
     models = [str(m) for m in ds["model"].values]
     latents = [int(x) for x in ds["latent"].values]
@@ -494,8 +494,9 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
         if model == "vae" and (stops := figure2_stops(ds)):
             capped = (f"; {stops['share_at_max_epochs']:.0%} ran to max_epochs {stops['max_epochs']} without "
                       f"stopping early")
-        ax.plot(x, m, "o-", color=color, label=f"{model.upper()} ({nfits} fits per size{capped})")
-        ax.fill_between(x, m - s, m + s, color=color, alpha=0.2)
+        ax.plot(x, m, "o-", color=color, label=f"{model.upper()}: mean of {nfits} fits per size{capped}")
+        ax.fill_between(x, m - s, m + s, color=color, alpha=0.2,
+                        label=f"{model.upper()}: +/- 1 s.d. over fits")
         plotted = True
     ax.set_xscale("log")
     if plotted:
@@ -503,18 +504,17 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
         ax.set_xticks(ticks)
         ax.set_xticklabels([str(t) for t in ticks])
         ax.set_xticks([], minor=True)
-        ax.legend(loc="lower right", fontsize=8)
+        fig.legend(loc="outside lower center", fontsize=7, ncol=1, frameon=False)
     else:
         ax.text(0.5, 0.5, "no VAE/PCA reconstruction results", ha="center", va="center",
                 transform=ax.transAxes)
     ax.set_xlabel("latent size")
-    ax.set_ylabel("reconstruction Spearman rho (x1)")
+    ax.set_ylabel("Spearman correlation of the reconstructed\nwith the measured untreated profile")
     scope = ("pooled: one fit per split on all drugs' pairs + singletons" if figure2_scope(ds) == "pooled"
              else "per drug: mean +/- s.d. over splits and drugs")
     ax.set_title(f"Figure 2: reconstruction of held-out cell lines\n({scope})"
                  + (" [PARTIAL]" if partial else ""), fontsize=9)
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
     paths = [out / "figure2.png", out / "figure2.svg"]
     for p in paths:
         fig.savefig(p, dpi=150)

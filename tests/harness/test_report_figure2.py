@@ -58,3 +58,17 @@ def test_no_share_without_the_cap_or_vae_epochs(tmp_path: Path) -> None:
     render_report(tmp_path)
     assert "figure2_vae_stops" not in json.loads((tmp_path / "run.json").read_text())["report"]
     assert "max_epochs" not in (tmp_path / "figure2.svg").read_text()
+
+
+def test_figure2_says_what_its_bands_are(tmp_path):
+    """The shaded bands are labelled (+/- 1 s.d. over fits) and the legend sits below the axes."""
+    import matplotlib.image as mpimg
+
+    from harness.report import render_report
+    from tests.harness.test_report import make_store
+
+    make_store(tmp_path)
+    render_report(tmp_path)
+    svg = (tmp_path / "figure2.svg").read_text()
+    assert "VAE: +/- 1 s.d. over fits" in svg and "PCA: mean of 10 fits per size" in svg
+    assert mpimg.imread(tmp_path / "figure2.png").shape[0] > 500
