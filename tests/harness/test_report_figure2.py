@@ -70,5 +70,5 @@ def test_figure2_says_what_its_bands_are(tmp_path):
     make_store(tmp_path)
     render_report(tmp_path)
     svg = (tmp_path / "figure2.svg").read_text()
-    assert "VAE: +/- 1 s.d. over fits" in svg and "PCA: mean of 10 fits per size" in svg
+    assert "VAE: +/- 1 s.d. over fits" in svg and "PCA: mean of 30 fits per size" in svg
     assert mpimg.imread(tmp_path / "figure2.png").shape[0] > 500
