@@ -190,6 +190,8 @@ class _AppendHandler(logging.Handler):
         try:
             self._file.write(self.format(record) + "\n")
             self._file.flush()
+        except OSError:  # a full or failing disk: the line is lost, the run says why when it writes results
+            pass
         except Exception:  # noqa: BLE001 - logging must never raise
             self.handleError(record)
 

@@ -107,16 +107,24 @@ def acquire(out: str | Path, command: str) -> OutLock:
                 raise
             _check_record(out, path, rec)  # no flock here: the record decides
         rec = _record(fd)  # what the last holder left, now that it cannot change
-        mine = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-                "started": datetime.now(UTC).isoformat(timespec="seconds")}
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, json.dumps(mine).encode())
-        os.fsync(fd)
+        _write_record(fd, {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+                           "started": datetime.now(UTC).isoformat(timespec="seconds")})
     except BaseException:
         os.close(fd)
         raise
     return OutLock(path, fd, rec)
+
+
+def _write_record(fd: int, rec: dict) -> None:
+    """Replace the lock file's record with ``rec``; on a full disk the lock is held without one (it only
+    informs a refused run)."""
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    try:
+        os.write(fd, json.dumps(rec).encode())
+        os.fsync(fd)
+    except OSError:
+        os.ftruncate(fd, 0)
 
 
 def _check_record(out: Path, path: Path, rec: dict) -> None:

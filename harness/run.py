@@ -123,7 +123,7 @@ def open_out(out: Path) -> outlock.OutLock:
         return outlock.acquire(out, "harness.run")
     except OSError as e:
         why = write_failure(e, e.filename or out, None, "--out")
-        raise RunError(f"--out {out}: cannot write there: {why}") from None
+        raise RunError(f"--out {out}: {why}") from None
 
 
 def prepare_cube(cfg: RunConfig, out: Path) -> Path:
@@ -419,8 +419,11 @@ def _run(cfg: RunConfig) -> int:
     except OSError as e:
         if e.errno not in DISK_ERRORS:
             raise
-        print(f"error: {write_failure(e, e.filename or out, None, '--out')}; the finished fits in "
-              f"{out / 'results.zarr'} are kept: run the same command again to resume", file=sys.stderr,
+        store = out / "results.zarr"
+        kept = (f"the finished fits in {store} are kept: run the same command again to resume"
+                if (store / "zarr.json").is_file() else "no result was written yet; run the same command "
+                "again")
+        print(f"error: {write_failure(e, e.filename or out, None, '--out')}; {kept}", file=sys.stderr,
               flush=True)
         return 2
     finally:

@@ -59,11 +59,11 @@ def describe(e: BaseException, phase: str) -> str:
     if isinstance(e, SystemExit):
         return (f"{phase}() called sys.exit({e.code!r}); a method must return or raise, not end the "
                 f"process")
-    text = f"{phase}(): {type(e).__name__}: {e}".strip()
+    hint = ""
     if isinstance(e, ValueError) and any(s in str(e) for s in READ_ONLY):
-        text += (" (the method changed its input in place; its inputs are read-only so that no method can "
-                 "change the data the others are scored on: copy first, e.g. x1 = x1.copy())")
-    return text[:2000]
+        hint = (": the method changed its input in place; its inputs are read-only so that no method can "
+                "change the data the others are scored on: copy first, e.g. x1 = x1.copy()")
+    return f"{type(e).__name__}: {e} (in {phase}(){hint})"[:2000]
 
 
 def check_prediction(out: Any, x1: np.ndarray) -> np.ndarray:

@@ -200,3 +200,21 @@ class Prints(_Shift):
         sys.stdout.write("\x80not a pickle")
         print("and stderr", file=sys.stderr)
         return super().fit(split)
+
+
+class SleepsAndTells(_Shift):
+    """Writes its process id to the file named by $BAD_METHODS_PID_FILE, then never returns from fit."""
+
+    name = "sleeps_and_tells"
+
+    def fit(self, split: SplitData):
+        with open(os.environ["BAD_METHODS_PID_FILE"], "w") as f:
+            f.write(str(os.getpid()))
+        while True:
+            time.sleep(60)
+
+
+class ImportBomb:
+    """Stands for a method whose module cannot be imported where it runs (see the sandbox tests)."""
+
+    name = "import_bomb"
