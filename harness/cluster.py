@@ -140,13 +140,6 @@ class ClusterHandle:
                 except Exception:
                     log.exception("restarting worker %s failed", worker)
 
-
-def _executing(dask_scheduler: Any) -> dict[str, tuple[float, str]]:
-    """On the scheduler: {task key: (seconds it has run, worker address)} of every executing task (as of
-    the workers' last heartbeats)."""
-    return {str(ts.key): (float(seconds), ws.address) for ws in dask_scheduler.workers.values()
-            for ts, seconds in ws.executing.items()}
-
     def _no_worker_message(self) -> str:
         t = f"no Dask worker joined in {self.worker_timeout:g} s (--worker-timeout; 0 waits forever)"
         if self.kind != "slurm":
@@ -158,6 +151,13 @@ def _executing(dask_scheduler: Any) -> dict[str, tuple[float, str]]:
                 f"in OUT/slurm-logs), and that the compute nodes can reach {where} (set "
                 f"{SLURM_INTERFACE_ENV} to their network interface, e.g. ib0); raise --worker-timeout if "
                 f"jobs queue for long")
+
+
+def _executing(dask_scheduler: Any) -> dict[str, tuple[float, str]]:
+    """On the scheduler: {task key: (seconds it has run, worker address)} of every executing task (as of
+    the workers' last heartbeats)."""
+    return {str(ts.key): (float(seconds), ws.address) for ws in dask_scheduler.workers.values()
+            for ts, seconds in ws.executing.items()}
 
 
 def _squeue(ids: Sequence[str]) -> str:

@@ -303,7 +303,10 @@ def _failure_summary(rows: list[dict], out: Path) -> None:
     for r in rows:
         reason = r["reason"] or "(no reason recorded)"
         by_reason.setdefault(f"{r['method']}: {reason}" if r["method"] else reason, []).append(r)
-    lines = [f"{len(rows)} fit(s) failed; reasons:"]
+    n_fits = len({tuple(r[k] for k in FAILURE_COLUMNS[:5]) for r in rows})
+    n_methods = sum(1 for r in rows if r["method"])
+    lines = [f"{n_fits} fit(s) failed" + (f" ({n_methods} failed method fit(s) in them)" if n_methods else "")
+             + "; reasons:"]
     for reason, rs in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
         e = rs[0]
         lines.append(f"  {len(rs)} x {reason.splitlines()[0][:300]} (e.g. {e['model']} {e['drug']} latent "

@@ -44,17 +44,21 @@ STARTUP_SECONDS = 300.0  # limit on starting the process and importing the metho
 READY = b"r"
 
 
-def target_path(target: Any) -> str:
-    """``module:qualname`` of a method class or factory function, importable in another process."""
-    return f"{target.__module__}:{target.__qualname__}"
+def target_path(target: Any, spec: str = "") -> str:
+    """``module:qualname`` of a method class or factory function, importable in another process; else
+    (a callable object, a local class) ``spec``, the import path or entry point name it was loaded by."""
+    module, qualname = getattr(target, "__module__", None), getattr(target, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str) and "<locals>" not in qualname:
+        return f"{module}:{qualname}"
+    return spec
 
 
 class IsolatedMethod:
     """A factory whose method runs in its own process: ``fit_predict(split, inputs)`` returns the
     predictions at ``inputs`` of a new ``target(**kwargs)`` fitted on ``split`` (MethodFailed otherwise).
 
-    ``target``: ``module:qualname`` of the class or function; ``timeout``: seconds for its fit and predict
-    (0 = no limit)."""
+    ``target``: ``module:qualname`` of the class or function (or an entry point name); ``timeout``: seconds
+    for its fit and predict (0 = no limit)."""
 
     def __init__(self, target: str, kwargs: dict[str, Any], timeout: float = 0.0) -> None:
         self.target, self.kwargs, self.timeout = target, dict(kwargs), float(timeout)
@@ -63,7 +67,7 @@ class IsolatedMethod:
     def of(cls, factory: Any, timeout: float, **given: Any) -> IsolatedMethod:
         """From a :class:`pertvae_core.methods.MethodFactory`: ``given`` (latent, seed) passed as it would."""
         kwargs = {k: given[k] for k in factory.accepts if given.get(k) is not None}
-        return cls(target_path(factory.target), kwargs, timeout)
+        return cls(target_path(factory.target, factory.spec), kwargs, timeout)
 
     def __repr__(self) -> str:
         return f"IsolatedMethod({self.target!r}, {self.kwargs!r}, timeout={self.timeout:g})"
@@ -147,6 +151,10 @@ def _write(path: Path, payload: dict) -> None:
 
 
 def _import(target: str) -> Any:
+    if ":" not in target:  # an entry point name
+        from pertvae_core.methods import load_method
+
+        return load_method(target).target
     module, _, qualname = target.partition(":")
     obj = importlib.import_module(module)
     for part in qualname.split("."):

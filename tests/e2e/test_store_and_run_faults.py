@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import zarr
 
-from tests.e2e import PYTHON, ROOT, load, n_status, tiny_cube
+from tests.e2e import PYTHON, ROOT, load, n_status, start_driver, tiny_cube, wait_for
 from tests.e2e.test_bad_input_run import assert_error, cli, fast_args
 
 pytestmark = pytest.mark.timeout(300)
@@ -328,3 +328,24 @@ def test_worker_killed_while_the_cluster_starts(finished, tmp_path):
         return
     assert p.returncode == 2 and "Traceback" not in stdout + stderr, stdout + stderr
     assert len(lines) == 1 and "worker" in lines[0] and "run the same command again" in lines[0]
+
+
+# --- SIGTERM while the store is created --------------------------------------------------------------
+
+
+def test_sigterm_while_the_store_is_created(finished, tmp_path):
+    """Terminated as soon as the store's temporary directory appears: no partial store, OUT released."""
+    cube, _ = finished
+    out = tmp_path / "run"
+    p = start_driver(fast_args(cube, out), tmp_path / "driver.log")
+    try:
+        assert wait_for(lambda: any(out.glob("results.zarr*")), 200, p, poll=0.005)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=120) == 143, (tmp_path / "driver.log").read_text()
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert "Traceback" not in (tmp_path / "driver.log").read_text()
+    assert not list(out.glob("results.zarr.tmp-*"))
+    assert (out / ".lock").read_text() == ""
+    assert cli(*fast_args(cube, out)).returncode == 0

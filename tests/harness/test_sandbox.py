@@ -152,3 +152,27 @@ def test_no_job_files_are_left_behind(split, tmp_path, monkeypatch):
     with pytest.raises(MethodFailed):
         isolated(bad.HardExit).fit_predict(split, [split.x1_test])
     assert list(Path(tmp_path).iterdir()) == []
+
+
+def test_a_method_registered_by_entry_point_name_or_as_an_object_runs_too(split):
+    """target_path falls back to the spec for what has no importable qualified name."""
+    from harness.sandbox import target_path
+
+    class Local:
+        pass
+
+    assert target_path(bad.Stateful) == "tests.pertvae_core.bad_methods:Stateful"
+    assert target_path(Local, "spec:x") == "spec:x" and target_path(object(), "name") == "name"
+    got = IsolatedMethod("tests.pertvae_core.bad_methods:returns_input_instance", {}, 0).fit_predict(
+        split, [split.x1_test])[0]
+    np.testing.assert_array_equal(got, split.x1_test)
+
+
+def test_an_entry_point_name_is_resolved_in_its_process(split, tmp_path, monkeypatch):
+    from tests.pertvae_core.test_methods import _install
+
+    _install(tmp_path, "objmethods", {"ri_obj": "tests.pertvae_core.bad_methods:returns_input_instance"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    method = IsolatedMethod.of(load_method("ri_obj"), 0.0, latent=3, seed=1)
+    assert method.target == "ri_obj"
+    np.testing.assert_array_equal(method.fit_predict(split, [split.x1_test])[0], split.x1_test)

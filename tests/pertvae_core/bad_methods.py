@@ -218,3 +218,7 @@ class ImportBomb:
     """Stands for a method whose module cannot be imported where it runs (see the sandbox tests)."""
 
     name = "import_bomb"
+
+
+returns_input_instance = type("Factory", (), {"__call__": lambda self: ReturnsInput()})()
+"""A callable object (not a class or function) that makes the method: it has no qualified name."""
