@@ -55,9 +55,12 @@ import json
 import math
 import os
 import shutil
+import signal
+import threading
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +163,28 @@ def _dict_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         if old.get(k, "<unset>") != new.get(k, "<unset>"):
             out.append(f"{k}: {old.get(k, '<unset>')!r} (stored) vs {new.get(k, '<unset>')!r} (now)")
     return out
+
+
+@contextmanager
+def _deferred_interrupts() -> Iterator[None]:
+    """Act on a SIGINT or SIGTERM that arrives in the block only after it. zarr writes from a background
+    thread that an interrupt of this one does not stop, so an interrupted store creation could go on
+    writing files into the directory its cleanup has just removed (seen: a results.zarr.tmp-<pid> left
+    behind). Creating the store takes seconds; only the main thread can have signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    saved = {sig: h for sig in (signal.SIGINT, signal.SIGTERM) if (h := signal.getsignal(sig)) is not None}
+    for sig in saved:
+        signal.signal(sig, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        if got:
+            signal.raise_signal(got[0])  # now, with the handler the run had
 
 
 def _nan_lazy(shape: tuple[int, ...]) -> Any:
@@ -325,15 +350,15 @@ class ResultStore:
         if tmp.exists():
             shutil.rmtree(tmp)
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _deferred_interrupts():
                 # zarr warns that consolidated metadata is not in the v3 spec; we keep it so that plain
                 # xr.open_zarr(path) reads the store quietly and fast. Region writes never change metadata.
                 warnings.simplefilter("ignore", UserWarning)
                 # compute=False: the lazy per-cell-line and per-gene arrays get their metadata only
                 ds.to_zarr(str(tmp), zarr_format=3, mode="w", consolidated=True, encoding=encoding,
                            compute=False)
-            os.rename(tmp, path)
-        except BaseException:  # Ctrl-C, SIGTERM or a full disk: leave no partial store behind
+                os.rename(tmp, path)
+        except BaseException:  # a full disk (or an interrupt raised inside): leave no partial store behind
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 

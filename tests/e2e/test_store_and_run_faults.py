@@ -349,3 +349,24 @@ def test_sigterm_while_the_store_is_created(finished, tmp_path):
     assert not list(out.glob("results.zarr.tmp-*"))
     assert (out / ".lock").read_text() == ""
     assert cli(*fast_args(cube, out)).returncode == 0
+
+
+def test_an_interrupt_during_store_creation_is_acted_on_after_it():
+    from harness.store import _deferred_interrupts
+
+    class Stop(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stop(signum)
+
+    saved = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(Stop):
+            with _deferred_interrupts():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.2)  # the handler would run here, mid-creation
+                finished_inside = True
+        assert finished_inside and signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        signal.signal(signal.SIGTERM, saved)
