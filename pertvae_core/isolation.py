@@ -55,7 +55,7 @@ def readonly_split(split: SplitData) -> SplitData:
 
 
 def describe(e: BaseException, phase: str) -> str:
-    """The reason for a method that raised ``e`` during ``phase`` ("fit" or "predict")."""
+    """The reason for a method that raised ``e`` during ``phase`` ("__init__", "fit" or "predict")."""
     if isinstance(e, SystemExit):
         return (f"{phase}() called sys.exit({e.code!r}); a method must return or raise, not end the "
                 f"process")
@@ -105,10 +105,12 @@ def fit_predict(make: Callable[[], Any], split: SplitData, inputs: Sequence[np.n
     predictions at each of ``inputs`` (in order, each a read-only copy); MethodFailed with the reason
     whatever goes wrong, KeyboardInterrupt excepted. numpy's error settings are restored afterwards."""
     mine = readonly_split(split)
-    phase = "fit"
+    phase = "__init__"
     try:
         with np.errstate():
-            fitted = _fitted(make(), mine)
+            method = make()
+            phase = "fit"
+            fitted = _fitted(method, mine)
             phase = "predict"
             outs = [fitted.predict(frozen(x)) for x in inputs]
     except MethodFailed:

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import zarr
 
+from harness import outlock
 from tests.e2e import PYTHON, ROOT, load, n_status, start_driver, tiny_cube, wait_for
 from tests.e2e.test_bad_input_run import assert_error, cli, fast_args
 
@@ -28,9 +29,22 @@ pytestmark = pytest.mark.timeout(300)
 BAD = "tests.pertvae_core.bad_methods"
 
 
-def report(out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "harness.report", str(out)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=240)
+def run_here(capsys, *args: str) -> subprocess.CompletedProcess:
+    """``harness.run`` in this process (its imports paid once), as a CompletedProcess."""
+    from harness.run import main
+
+    code = main(list(args))
+    got = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, got.out, got.err)
+
+
+def report_here(capsys, out: Path) -> subprocess.CompletedProcess:
+    """``harness.report OUT`` in this process, as a CompletedProcess."""
+    from harness.report import main
+
+    code = main([str(out)])
+    got = capsys.readouterr()
+    return subprocess.CompletedProcess([str(out)], code, got.out, got.err)
 
 
 @pytest.fixture(scope="module")
@@ -88,29 +102,29 @@ def test_two_runs_started_together_one_refused(finished, tmp_path):
     assert (out / ".lock").read_text() == ""  # released
 
 
-def test_run_and_report_refused_while_a_run_holds_out(finished, tmp_path):
+def test_run_and_report_refused_while_a_run_holds_out(finished, tmp_path, capsys):
     cube, out = copy_run(finished, tmp_path)
     holder = hold_lock(out)
     try:
-        p = cli(*fast_args(cube, out))
+        p = run_here(capsys, *fast_args(cube, out))
         assert_error(p, 2, f"--out {out} is in use by pid {holder.pid} on host {socket.gethostname()} "
                            "(harness.run, since", "give another --out")
-        r = report(out)
+        r = report_here(capsys, out)
         assert_error(r, 2, f"is being written by pid {holder.pid}", "harness.report.load(")
         assert not p.stdout  # refused before any work
     finally:
         holder.kill()
         holder.wait()
-    assert report(out).returncode == 0  # the lock died with its holder
+    outlock.acquire(out, "test").release()  # the lock died with its holder
 
 
-def test_a_killed_runs_lock_record_is_taken_over(finished, tmp_path):
+def test_a_killed_runs_lock_record_is_taken_over(finished, tmp_path, capsys):
     cube, out = copy_run(finished, tmp_path)
     dead = subprocess.run([PYTHON, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     record = {"pid": int(dead.stdout), "host": socket.gethostname(), "command": "harness.run",
               "started": "2026-01-01T00:00:00+00:00"}
     (out / ".lock").write_text(json.dumps(record))
-    p = cli(*fast_args(cube, out))
+    p = run_here(capsys, *fast_args(cube, out))
     assert p.returncode == 0, p.stderr
     assert f"was locked by pid {record['pid']}" in p.stdout and "taking it over" in p.stdout
 
@@ -166,29 +180,29 @@ def read_only_dir(tmp_path: Path):
 
 
 @pytest.mark.parametrize("where", ["inside", "itself"])
-def test_read_only_out_is_one_error_before_the_cube_is_opened(read_only_dir, tmp_path, where):
+def test_read_only_out_is_one_error_before_the_cube_is_opened(read_only_dir, tmp_path, where, capsys):
     out = read_only_dir / "run" if where == "inside" else read_only_dir
     missing_cube = tmp_path / "no_such_cube.zarr"   # would be an error of its own, later
-    p = cli(*fast_args(missing_cube, out))
+    p = run_here(capsys, *fast_args(missing_cube, out))
     what = "read-only file system" if os.geteuid() == 0 else "permission denied"
     assert_error(p, 2, f"--out {out}", what, "use --out on a disk you can write to")
     assert "no such cube" not in p.stderr and not p.stdout
 
 
-def test_unwritable_out_for_a_user(tmp_path):
+def test_unwritable_out_for_a_user(tmp_path, capsys):
     if os.geteuid() == 0:
         pytest.skip("root writes through chmod 555 (the read-only mount test covers root)")
     d = tmp_path / "locked"
     d.mkdir(mode=0o555)
-    p = cli(*fast_args(tmp_path / "cube.zarr", d / "run"))
+    p = run_here(capsys, *fast_args(tmp_path / "cube.zarr", d / "run"))
     assert_error(p, 2, "permission denied")
 
 
-def test_out_as_a_dangling_symlink(tmp_path):
+def test_out_as_a_dangling_symlink(tmp_path, capsys):
     link = tmp_path / "out"
     link.symlink_to(tmp_path / "gone")
     for out in (link, link / "run"):
-        p = cli(*fast_args(tmp_path / "cube.zarr", out))
+        p = run_here(capsys, *fast_args(tmp_path / "cube.zarr", out))
         assert_error(p, 2, f"{link} is a symbolic link to {tmp_path / 'gone'}, which does not exist")
 
 
@@ -223,22 +237,22 @@ def small_tmpfs(tmp_path: Path):
         subprocess.run(["umount", str(mnt)], check=False)
 
 
-def test_disk_full_while_writing_fits_is_one_error_and_loses_nothing(finished, small_tmpfs):
+def test_disk_full_while_writing_fits_is_one_error_and_loses_nothing(finished, small_tmpfs, capsys):
     """A run whose plug-in failed every fit; its rerun retries them onto a full disk, then onto a free one."""
     cube, _ = finished
     out = small_tmpfs / "run"
     args = fast_args(cube, out, "--method", f"{BAD}:GpuOom")
-    assert cli(*args).returncode == 3
+    assert run_here(capsys, *args).returncode == 3
     before = load(out)
     filler = fill(small_tmpfs)
-    p = cli(*args)
+    p = run_here(capsys, *args)
     assert_error(p, 2, "no space left on device", "are kept: run the same command again to resume")
     after = load(out)
     assert (after.status.values == before.status.values).all()
     for v in ("rho_rec", "score"):
         np.testing.assert_array_equal(after[v].values, before[v].values, err_msg=v)
     filler.unlink()
-    p = cli(*args)
+    p = run_here(capsys, *args)
     assert p.returncode == 3 and "repairing" not in p.stdout, p.stdout + p.stderr
     assert n_status(out) == 4 and n_status(out, "failed") == 4  # pca done; baselines: gpu_oom failed
 
@@ -246,7 +260,7 @@ def test_disk_full_while_writing_fits_is_one_error_and_loses_nothing(finished, s
 # --- damaged store metadata --------------------------------------------------------------------------
 
 
-def test_damaged_variable_metadata_is_named_and_repaired(finished, tmp_path):
+def test_damaged_variable_metadata_is_named_and_repaired(finished, tmp_path, capsys):
     """score/zarr.json deleted, status/zarr.json garbage, method_status/zarr.json empty: zarr would read
     through the root's consolidated copy and never notice."""
     cube, out = copy_run(finished, tmp_path)
@@ -259,10 +273,10 @@ def test_damaged_variable_metadata_is_named_and_repaired(finished, tmp_path):
             meta.unlink()
         else:
             meta.write_bytes(content)
-    r = report(out)
+    r = report_here(capsys, out)
     assert_error(r, 2, "score/zarr.json (missing)", "status/zarr.json (unreadable)",
                  "method_status/zarr.json (unreadable)", "harness.run again")
-    p = cli(*fast_args(cube, out))
+    p = run_here(capsys, *fast_args(cube, out))
     assert p.returncode == 0, p.stderr
     assert f"repairing {out / 'results.zarr'}: rewrote " in p.stdout and "0 to run" in p.stdout
     for var in damage:
@@ -270,13 +284,13 @@ def test_damaged_variable_metadata_is_named_and_repaired(finished, tmp_path):
         assert json.loads(meta.read_bytes()) == json.loads(original[var])
         zarr.open_array(str(meta.parent), mode="r")[:]  # readable on its own again
     same_results(out, finished[1])
-    assert report(out).returncode == 0
+    assert report_here(capsys, out).returncode == 0
 
 
 # --- a store written before per-method statuses -----------------------------------------------------
 
 
-def test_a_store_without_method_statuses_is_read_and_resumed(finished, tmp_path):
+def test_a_store_without_method_statuses_is_read_and_resumed(finished, tmp_path, capsys):
     cube, out = copy_run(finished, tmp_path)
     store = out / "results.zarr"
     for v in ("method_status", "method_reason"):
@@ -286,9 +300,9 @@ def test_a_store_without_method_statuses_is_read_and_resumed(finished, tmp_path)
         del root["consolidated_metadata"]["metadata"][v]
     (store / "zarr.json").write_text(json.dumps(root))
     want = pd.read_csv(finished[1] / "scores.csv")
-    assert report(out).returncode == 0
+    assert report_here(capsys, out).returncode == 0
     pd.testing.assert_frame_equal(pd.read_csv(out / "scores.csv"), want)
-    p = cli(*fast_args(cube, out))
+    p = run_here(capsys, *fast_args(cube, out))
     assert p.returncode == 0 and "0 to run" in p.stdout and "repairing" not in p.stdout, p.stdout + p.stderr
     assert (load(out).method_status.values == "").all()  # added, empty: the fits' statuses stand
     pd.testing.assert_frame_equal(pd.read_csv(out / "scores.csv"), want)
@@ -333,7 +347,7 @@ def test_worker_killed_while_the_cluster_starts(finished, tmp_path):
 # --- SIGTERM while the store is created --------------------------------------------------------------
 
 
-def test_sigterm_while_the_store_is_created(finished, tmp_path):
+def test_sigterm_while_the_store_is_created(finished, tmp_path, capsys):
     """Terminated as soon as the store's temporary directory appears: no partial store, OUT released."""
     cube, _ = finished
     out = tmp_path / "run"
@@ -348,7 +362,7 @@ def test_sigterm_while_the_store_is_created(finished, tmp_path):
     assert "Traceback" not in (tmp_path / "driver.log").read_text()
     assert not list(out.glob("results.zarr.tmp-*"))
     assert (out / ".lock").read_text() == ""
-    assert cli(*fast_args(cube, out)).returncode == 0
+    assert run_here(capsys, *fast_args(cube, out)).returncode == 0
 
 
 def test_an_interrupt_during_store_creation_is_acted_on_after_it():

@@ -222,3 +222,22 @@ class ImportBomb:
 
 returns_input_instance = type("Factory", (), {"__call__": lambda self: ReturnsInput()})()
 """A callable object (not a class or function) that makes the method: it has no qualified name."""
+
+
+class FitReturnsDict(_Shift):
+    """fit returns its parameters instead of the fitted method."""
+
+    name = "fit_returns_dict"
+
+    def fit(self, split: SplitData):
+        super().fit(split)
+        return {"delta": self.delta_}
+
+
+class BadInit(_Shift):
+    """Its constructor raises (e.g. a missing optional dependency)."""
+
+    name = "bad_init"
+
+    def __init__(self) -> None:
+        raise ImportError("No module named 'fancy_dependency'")

@@ -28,6 +28,8 @@ FAILS = {
     bad.WrongRows: ("returned shape", "one row per row of x1"),
     bad.Strings: ("dtype <U",),
     bad.Complex: ("dtype complex128",),
+    bad.FitReturnsDict: ("fit() returned a dict, which has no predict()", "return self"),
+    bad.BadInit: ("ImportError: No module named 'fancy_dependency' (in __init__())",),
 }
 
 
