@@ -46,7 +46,8 @@ from pertvae_core.evaluation import ABLATED, HIGHER_IS_BETTER, PRIMARY
 from pertvae_core.methods import REFERENCE, model_methods
 from pertvae_core.stats import benjamini_hochberg, paired_comparison
 
-__all__ = ["study_drugs", "scores_table", "comparisons", "cell_line_table", "gene_table", "metric_agreement",
+__all__ = ["study_drugs", "method_done", "failed_methods", "scores_table", "comparisons", "cell_line_table",
+           "gene_table", "metric_agreement",
            "method_order", "ablated_name", "ALPHA"]
 
 ALPHA = 0.05
@@ -86,11 +87,43 @@ def method_order(methods: Any) -> list[str]:
     return [m for m in order if m in present] + sorted(present - set(order))
 
 
+def method_done(ds: xr.Dataset) -> np.ndarray:
+    """Bool [model, drug, latent, split, method]: the method's scores of that fit count. Where the store
+    records the method's own status (``method_status``, harness/store.py) it decides: a fit whose other
+    method failed still counts for this one; elsewhere (PertVAE's two methods, stores written before it)
+    the fit's status stands for all its methods."""
+    status = _str(ds["status"].transpose("model", "drug", "latent", "split").values)
+    done = np.broadcast_to((status == "done")[..., None], (*status.shape, ds.sizes["method"]))
+    if "method_status" not in ds.data_vars:
+        return done
+    own = _str(ds["method_status"].transpose("model", "drug", "latent", "split", "method").values)
+    return np.where(own == "", done, own == "done")
+
+
+def failed_methods(ds: xr.Dataset) -> pd.DataFrame:
+    """One row per (model, drug, latent, method) with failed fits of that method alone (``method_status``):
+    ``n_failed`` of ``n_planned`` splits and the first ``reason``; empty for stores without it."""
+    cols = ["model", "drug", "latent", "method", "n_failed", "n_planned", "reason"]
+    if "method_status" not in ds.data_vars:
+        return pd.DataFrame(columns=cols)
+    own = _str(ds["method_status"].transpose("model", "drug", "latent", "split", "method").values)
+    why = _str(ds["method_reason"].transpose("model", "drug", "latent", "split", "method").values)
+    rows = []
+    for mi, di, li, k in zip(*np.nonzero((own == "failed").any(axis=3)), strict=True):
+        failed = own[mi, di, li, :, k] == "failed"
+        rows.append({"model": str(ds["model"].values[mi]), "drug": str(ds["drug"].values[di]),
+                     "latent": int(ds["latent"].values[li]), "method": str(ds["method"].values[k]),
+                     "n_failed": int(failed.sum()), "n_planned": int(failed.size),
+                     "reason": why[mi, di, li, :, k][failed][0]})
+    return pd.DataFrame(rows, columns=cols)
+
+
 def scores_table(ds: xr.Dataset) -> pd.DataFrame:
-    """Tidy scores of the done fits (see the module docstring); empty when the store has no scores."""
+    """Tidy scores of the done fits (see the module docstring; per method, :func:`method_done`); empty
+    when the store has no scores."""
     if "score" not in ds.data_vars:
         return pd.DataFrame(columns=list(SCORE_COLUMNS))
-    status = _str(ds["status"].transpose("model", "drug", "latent", "split").values)
+    done = method_done(ds)
     score = ds["score"].transpose("model", "drug", "latent", "split", "method", "metric", ...)
     vals = np.asarray(score.values, dtype=np.float64)
     models = [str(m) for m in ds["model"].values]
@@ -104,7 +137,7 @@ def scores_table(ds: xr.Dataset) -> pd.DataFrame:
             if name not in methods:
                 continue
             k = methods.index(name)
-            block = np.where((status[mi] == "done")[..., None], vals[mi, :, :, :, k, :], np.nan)
+            block = np.where(done[mi, :, :, :, k, None], vals[mi, :, :, :, k, :], np.nan)
             d, li, s, j = np.nonzero(np.isfinite(block))
             if d.size == 0:
                 continue
@@ -237,7 +270,7 @@ def _detail_blocks(ds: xr.Dataset, var: str, kind_dim: str, item_dim: str
     """(drug, latent, method, repeat of each done split, values [done split, kind, item]) of ``var`` per
     study drug and model method."""
     arr = ds[var].transpose("model", "drug", "latent", "split", "method", kind_dim, item_dim)
-    status = _str(ds["status"].transpose("model", "drug", "latent", "split").values)
+    ok = method_done(ds)
     methods = [str(m) for m in ds["method"].values]
     latents = np.asarray(ds["latent"].values, dtype=np.int64)
     repeats = np.asarray(ds["repeat"].values, dtype=np.int64)
@@ -249,13 +282,14 @@ def _detail_blocks(ds: xr.Dataset, var: str, kind_dim: str, item_dim: str
             if not names or drug not in study:
                 continue
             for li, latent in enumerate(latents):
-                done = status[mi, di, li] == "done"
-                if not done.any():
+                if not ok[mi, di, li].any():
                     continue
                 # one stored chunk (model, drug, latent) at a time: the full variable can be large
-                chunk = np.asarray(arr[mi, di, li].values, dtype=np.float64)[done]
+                chunk = np.asarray(arr[mi, di, li].values, dtype=np.float64)
                 for name in names:
-                    yield drug, int(latent), name, repeats[done], chunk[:, methods.index(name)]
+                    done = ok[mi, di, li, :, methods.index(name)]
+                    if done.any():
+                        yield drug, int(latent), name, repeats[done], chunk[done, methods.index(name)]
 
 
 def _per_repeat(repeats: np.ndarray, block: np.ndarray, how: str) -> np.ndarray:

@@ -19,7 +19,10 @@ Library noise stays out of the terminal: :func:`run_log` sends this process's Da
 Python warnings to OUT/run.log (timestamped), and the :class:`RunLog` worker plugin sends a local worker's
 stderr there too. A Slurm worker job is checked with ``sbatch --test-only`` before anything is queued, and
 :meth:`ClusterHandle.as_completed` stops the run (:class:`ClusterError`) when a worker job is rejected or no
-worker has joined for ``--worker-timeout`` seconds.
+worker has joined for ``--worker-timeout`` seconds. A task that runs longer than its limit
+(``ClusterHandle.limits``, from ``--fit-timeout``) is cancelled and its worker restarted by the nanny: the
+thread of a task cannot be stopped, its process can (:meth:`ClusterHandle.watch`). Worker processes that die
+while the cluster starts are one :class:`ClusterError`, the rest of the cluster closed.
 """
 
 from __future__ import annotations
@@ -62,7 +65,9 @@ class ClusterHandle:
     """An open cluster: the client (None for ``none``), dashboard link, task resources and kind.
 
     ``failures`` collects the errors of rejected Slurm job submissions; ``worker_timeout`` (seconds, 0 =
-    forever) bounds how long :meth:`as_completed` waits with no worker connected.
+    forever) bounds how long :meth:`as_completed` waits with no worker connected. ``limits`` {task key:
+    seconds} bounds how long a task may run (:meth:`watch`); ``timed_out`` {task key: reason} lists those
+    stopped.
     """
 
     client: Any | None
@@ -74,7 +79,11 @@ class ClusterHandle:
     info: dict = field(default_factory=dict)
     worker_timeout: float = 0.0
     failures: list[str] = field(default_factory=list)
+    limits: dict[str, float] = field(default_factory=dict)
+    timed_out: dict[str, str] = field(default_factory=dict)
+    watch_every: float = 5.0
     _alone_since: float | None = field(default=None, init=False, repr=False)
+    _next_watch: float = field(default=0.0, init=False, repr=False)
 
     def check(self) -> None:
         """Raise ClusterError when a worker job was rejected, or no worker has been connected for
@@ -92,16 +101,44 @@ class ClusterHandle:
             raise ClusterError(self._no_worker_message())
 
     def as_completed(self, futures: Sequence[Any], poll: float = 0.1) -> Iterator[Any]:
-        """Yield ``futures`` as they finish (distributed.as_completed), calling :meth:`check` meanwhile."""
+        """Yield ``futures`` as they finish (distributed.as_completed), calling :meth:`check` and
+        :meth:`watch` meanwhile (a future stopped by :meth:`watch` is yielded as cancelled)."""
         from distributed import as_completed
 
         ac = as_completed(futures)
+        by_key = {f.key: f for f in futures}
         while not ac.is_empty():
             if ac.has_ready():
                 yield from ac.next_batch(block=False)
             else:
                 self.check()
+                self.watch(by_key)
                 time.sleep(poll)
+
+    def watch(self, futures: dict[str, Any]) -> None:
+        """Every ``watch_every`` seconds: cancel each of ``futures`` (by key) that has run longer than its
+        limit on a worker, record why in ``timed_out`` and restart that worker (its thread would run on)."""
+        now = time.monotonic()
+        if not self.limits or self.client is None or now < self._next_watch:
+            return
+        self._next_watch = now + self.watch_every
+        try:
+            running = self.client.run_on_scheduler(_executing)
+        except Exception:  # the scheduler is busy or going away: next time
+            log.exception("reading the tasks' run times from the scheduler failed")
+            return
+        for key, (seconds, worker) in running.items():
+            limit = self.limits.get(key, 0.0)
+            if key in futures and key not in self.timed_out and limit > 0 and seconds > limit:
+                self.timed_out[key] = (f"timed out after {limit:g} s (--fit-timeout, for each fit of the "
+                                       f"task); its worker {worker} was restarted")
+                log.warning("task %s ran %.0f s, over its limit of %g s: cancelled, restarting %s", key,
+                            seconds, limit, worker)
+                self.client.cancel([futures[key]])
+                try:
+                    self.client.restart_workers([worker], raise_for_error=False)
+                except Exception:
+                    log.exception("restarting worker %s failed", worker)
 
     def _no_worker_message(self) -> str:
         t = f"no Dask worker joined in {self.worker_timeout:g} s (--worker-timeout; 0 waits forever)"
@@ -114,6 +151,13 @@ class ClusterHandle:
                 f"in OUT/slurm-logs), and that the compute nodes can reach {where} (set "
                 f"{SLURM_INTERFACE_ENV} to their network interface, e.g. ib0); raise --worker-timeout if "
                 f"jobs queue for long")
+
+
+def _executing(dask_scheduler: Any) -> dict[str, tuple[float, str]]:
+    """On the scheduler: {task key: (seconds it has run, worker address)} of every executing task (as of
+    the workers' last heartbeats)."""
+    return {str(ts.key): (float(seconds), ws.address) for ws in dask_scheduler.workers.values()
+            for ts, seconds in ws.executing.items()}
 
 
 def _squeue(ids: Sequence[str]) -> str:
@@ -146,6 +190,8 @@ class _AppendHandler(logging.Handler):
         try:
             self._file.write(self.format(record) + "\n")
             self._file.flush()
+        except OSError:  # a full or failing disk: the line is lost, the run says why when it writes results
+            pass
         except Exception:  # noqa: BLE001 - logging must never raise
             self.handleError(record)
 
@@ -293,15 +339,15 @@ def _local(cfg: Any, gpus: int | None, timeout: float, log_path: Path | None) ->
             for i in range(n_gpu)
         }
         scheduler = {"cls": Scheduler, "options": {"dashboard_address": dash}}
-        cluster: Any = SpecCluster(workers=workers, scheduler=scheduler, name="harness-gpu")
+        cluster: Any = _started(lambda: SpecCluster(workers=workers, scheduler=scheduler, name="harness-gpu"))
         resources: dict | None = {"GPU": 1}
         n = n_gpu
     else:
         n = cfg.workers if getattr(cfg, "workers", None) is not None else (os.cpu_count() or 1)
         if n < 1:
             raise ClusterError(f"field 'workers' = {n!r}: must be >= 1")
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=dash,
-                               env=env)
+        cluster = _started(lambda: LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                                dashboard_address=dash, env=env))
         resources = None
     try:
         client = Client(cluster)
@@ -318,6 +364,23 @@ def _local(cfg: Any, gpus: int | None, timeout: float, log_path: Path | None) ->
         raise
     return ClusterHandle(client, client.dashboard_link, resources, "local", cluster, n,
                          {"gpus": n_gpu}, worker_timeout=timeout)
+
+
+def _started(make: Any) -> Any:
+    """``make()`` (a local cluster, which starts its worker processes), or ClusterError when one of them dies
+    while starting (killed, out of memory): distributed then raises "Nanny failed to start" after closing
+    the cluster; any worker process it left behind is killed, so that nothing keeps this process alive."""
+    import multiprocessing
+
+    try:
+        return make()
+    except Exception as e:
+        for child in multiprocessing.active_children():
+            child.kill()
+        cause = e.__cause__ or e
+        raise ClusterError(f"the local Dask workers failed to start ({type(cause).__name__}: {cause}): a "
+                           f"worker process died while starting (killed, or out of memory?); see OUT/run.log "
+                           f"and run the same command again") from None
 
 
 def worker_lifetime(walltime_s: int) -> tuple[int, int]:

@@ -119,6 +119,10 @@ class RunConfig:
     worker_timeout: float = _f(300.0, "seconds to wait for a Dask worker (the first, or a new one when none "
                                "is left, e.g. Slurm jobs still pending) before stopping with exit 2; 0 waits "
                                "forever", "cluster")
+    fit_timeout: float = _f(3600.0, "seconds one fit may take: a --method plug-in's fit and predict on one "
+                            "split (in its own process, killed after that), and a task's N fits on a cluster "
+                            "(N times it, the worker restarted); the fit fails with 'timed out after ...'. "
+                            "0 = no limit", "cluster")
     dry_run: bool = _f(False, "print the grid (tasks, fits per model and latent size) and an estimate of its "
                        "CPU-hours and wall time from a short calibration on this machine (harness.cost), "
                        "then exit without starting a cluster or writing results", "cluster")
@@ -399,6 +403,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise bad(name, "must be a finite number")
     if not (math.isfinite(cfg.worker_timeout) and cfg.worker_timeout >= 0):
         raise bad("worker_timeout", "must be a finite number of seconds >= 0 (0 waits forever)")
+    if not (math.isfinite(cfg.fit_timeout) and cfg.fit_timeout >= 0):
+        raise bad("fit_timeout", "must be a finite number of seconds >= 0 (0 = no limit)")
     if not cfg.lr > 0:
         raise bad("lr", "must be > 0")
     for name in ("free_bits", "l2_drug"):

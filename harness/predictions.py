@@ -32,8 +32,8 @@ def path_for(out: str | Path, method: str, drug: str) -> Path:
 
 def save(out: str | Path, rows: Iterable[Mapping[str, Any]], genes: Sequence[str], n_folds: int
          ) -> list[Path]:
-    """Write the ``predictions`` of done ``rows`` (harness.tasks rows with ``test_cell_line``); returns the
-    files written."""
+    """Write the ``predictions`` of ``rows`` (harness.tasks rows with ``test_cell_line``: those of the methods
+    that succeeded, also in a fit whose other method failed); returns the files written."""
     import anndata as ad
     import pandas as pd
 
@@ -41,7 +41,7 @@ def save(out: str | Path, rows: Iterable[Mapping[str, Any]], genes: Sequence[str
 
     new: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for r in rows:
-        if r.get("status") != "done" or not r.get("predictions"):
+        if not r.get("predictions"):  # a failed fit has none, except of its methods that succeeded
             continue
         split = int(r["repeat"]) * n_folds + int(r["fold"])
         for method, x2_hat in r["predictions"].items():

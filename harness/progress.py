@@ -111,9 +111,11 @@ class Progress:
             for r in rows:
                 key = (str(r["model"]), int(r["latent"]))
                 self.remaining[key] -= 1
+                fit = (r["model"], r["drug"], int(r["latent"]), int(r["repeat"]), int(r["fold"]))
                 if r.get("traceback"):
-                    fit = (r["model"], r["drug"], int(r["latent"]), int(r["repeat"]), int(r["fold"]))
                     self.tracebacks[fit] = r["traceback"]
+                for method, tb in (r.get("method_traceback") or {}).items():
+                    self.tracebacks[(*fit, method)] = tb
                 if r["status"] == "failed":
                     self.failed += 1
                     continue

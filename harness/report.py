@@ -31,6 +31,7 @@ as in ResultStore.counts(); a report with missing fits is marked partial everywh
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -182,6 +183,10 @@ def _damage(out: Path) -> str | None:
         return str(e)
     except Exception:  # not a store harness.run wrote: the caller's message stands
         return None
+    if damage.metadata:
+        return (f"{out / STORE_NAME} is damaged: {damage.describe_metadata()}; run python -m harness.run "
+                f"again with the same settings and --out {out}: it rewrites that metadata from the store's "
+                f"consolidated copy (no fit is lost)")
     if not damage.cells:
         return None
     return (f"{out / STORE_NAME} is damaged: {len(damage.cells)} cell(s) with unreadable or missing values, "
@@ -265,15 +270,18 @@ def _done_values(ds: xr.Dataset, model: str, var: str, drug: str, latent: int) -
     return np.where(done, vals, np.nan)
 
 
-def _score_values(ds: xr.Dataset, method: str, metric: str, drug: str, latent: int) -> np.ndarray:
-    """Scores over splits of ``method`` on ``metric`` (from the model producing it), NaN where not done."""
+def _score_values(ds: xr.Dataset, method: str, metric: str, drug: str, latent: int,
+                  done: xr.DataArray | None) -> np.ndarray:
+    """Scores over splits of ``method`` on ``metric`` (from the model producing it), NaN where not done
+    (``done``: :func:`harness.benchmark.method_done` as a DataArray)."""
     model = next((m for m, ms in MODEL_METHODS.items() if method in ms), None)
-    if ("score" not in ds.data_vars or model not in ds["model"].values or method not in ds["method"].values
-            or metric not in ds["metric"].values):
+    if (done is None or "score" not in ds.data_vars or model not in ds["model"].values
+            or method not in ds["method"].values or metric not in ds["metric"].values):
         return np.full(ds.sizes["split"], np.nan)
-    cell = ds.sel({"model": model, "drug": drug, "latent": latent, "method": method, "metric": metric})
-    done = _as_str(cell["status"].values) == "done"
-    return np.where(done, np.asarray(cell["score"].values, dtype=np.float64), np.nan)
+    sel = {"model": model, "drug": drug, "latent": latent, "method": method}
+    ok = np.asarray(done.sel(sel).values, dtype=bool)
+    cell = ds.sel({**sel, "metric": metric})
+    return np.where(ok, np.asarray(cell["score"].values, dtype=np.float64), np.nan)
 
 
 def _nanmean(x: np.ndarray) -> float:
@@ -293,6 +301,9 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
     if "pertvae" in models:
         pm = planned_mask(ds)
         st = _status(ds)
+        done = (xr.DataArray(bench.method_done(ds), dims=("model", "drug", "latent", "split", "method"),
+                             coords={d: ds[d] for d in ("model", "drug", "latent", "split", "method")})
+                if "score" in ds.data_vars else None)
         mi = models.index("pertvae")
         lat_all = [int(x) for x in ds["latent"].values]
         latents = [x for i, x in enumerate(lat_all) if pm[mi, :, i, :].any()]
@@ -319,7 +330,7 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
                     "q_bh": float("nan"),
                 }
                 for col, (method, metric) in SCORE_COLUMNS.items():
-                    row[col] = _nanmean(_score_values(ds, method, metric, drug, latent))
+                    row[col] = _nanmean(_score_values(ds, method, metric, drug, latent, done))
                 row["n_failed"] = int((cell_st == "failed").sum())
                 row["n_missing"] = int((pm[mi, di, li, :] & (cell_st != "done")).sum())
                 rows.append(row)
@@ -595,6 +606,7 @@ FILE_WORDS = {
 def summary_text(out: Path, ds: xr.Dataset, res: Results) -> str:
     """The end of a run in a few lines: the headline (harness.verdicts.headline) and where every output is."""
     lines = ["Result:"] + [f"  {s}" for s in verdicts.headline(ds, res.scores, res.comparisons)]
+    lines[:0] = verdicts.failed_method_lines(ds)
     if res.partial:
         lines.insert(0, _partial_line(res.counts))
     width = max(len(k) for k in FILE_WORDS)
@@ -658,6 +670,24 @@ def render_report(out_dir: str | Path, with_figures: bool = True) -> Path:
     return out / "table1.md"
 
 
+def _lock(out: Path) -> Any:
+    """OUT's lock (harness.outlock) for the report's writes. A run that holds it writes its own report when
+    it ends; a report written meanwhile could replace that final report with an older, partial one, so it
+    is refused (ReportError), pointing to :func:`load`, which reads the results so far and writes nothing."""
+    from harness import outlock
+
+    if not out.is_dir():
+        return contextlib.nullcontext()  # render_report says what is wrong with OUT
+    try:
+        return outlock.acquire(out, "harness.report")
+    except outlock.OutBusy as e:
+        raise ReportError(f"{out} is being written by {outlock.describe(e.record)}, which writes this report "
+                          f"when it ends; to see the results so far without writing into {out}: "
+                          f"harness.report.load({str(out)!r}) in Python") from None
+    except OSError as e:
+        raise ReportError(f"cannot write the report into {out}: {e.strerror or e}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.report OUT``: re-render the report of a finished or partial run and print its
     summary (the wide tables stay in files)."""
@@ -673,7 +703,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="print nothing on success (errors still go to stderr)")
     args = ap.parse_args(argv)
     try:
-        md = render_report(args.out, with_figures=not args.no_figures)
+        with _lock(Path(args.out)):
+            md = render_report(args.out, with_figures=not args.no_figures)
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -7,9 +7,13 @@
 Rerunning the same command resumes: fits already "done" in OUT/results.zarr are not recomputed, failed ones
 are retried, and fits whose stored values are damaged (a deleted or garbage chunk) are recomputed.
 Exit status: 0 = every fit done and the report written, 1 = report failed, 2 = bad input (config, data,
-paths, store mismatch or damage beyond repair), 3 = grid finished but some fits failed (reasons listed at
-the end and in OUT/failures.csv; rerun to retry them), 130 = interrupted by Ctrl-C, 143 = terminated by
-SIGTERM (rerun to resume).
+paths, store mismatch or damage beyond repair), an OUT that cannot be written (read-only, no space left:
+finished fits are kept, rerun to resume), an OUT in use by another run, or a cluster that cannot start,
+3 = grid finished but some fits failed (reasons listed at the end and in OUT/failures.csv; rerun to retry
+them), 130 = interrupted by Ctrl-C, 143 = terminated by SIGTERM (rerun to resume).
+
+One run at a time per OUT: a run holds an OS lock on OUT/.lock for its life (harness.outlock); a second one
+exits 2 naming the first's pid and host.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from datasets.disk import DISK_ERRORS, write_failure
+from harness import outlock
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
 from harness.progress import Progress, WorkModel
@@ -41,6 +47,7 @@ from harness.tasks import (
     paired_cell_lines,
     run_task,
     split_data,
+    task_limit,
     user_method,
 )
 
@@ -69,10 +76,25 @@ def _existing_file_at_or_above(path: Path) -> Path | None:
     return None
 
 
+def _dangling_link(path: Path) -> Path | None:
+    """The first symbolic link from ``path`` upwards whose target does not exist, if any."""
+    for p in (path, *path.parents):
+        if p.is_symlink() and not p.exists():
+            return p
+        if p.exists():
+            return None
+    return None
+
+
 def check_paths(cfg: RunConfig) -> None:
     """RunError unless ``--out`` can be a directory and ``--performance-report`` a file (checked before any
     work, so that a typo does not cost a cluster start or a finished grid)."""
     out = cfg.out_dir
+    for flag, path in (("--out", out), ("--performance-report", cfg.performance_report)):
+        link = _dangling_link(Path(path)) if path else None
+        if link is not None:
+            raise RunError(f"{flag} {path}: {link} is a symbolic link to {os.readlink(link)}, which does not "
+                           f"exist; create it, fix the link or give another {flag}")
     blocker = _existing_file_at_or_above(out)
     if blocker == out:
         raise RunError(f"--out {out}: is a file, not a directory; give a directory (created if absent)")
@@ -91,6 +113,17 @@ def check_paths(cfg: RunConfig) -> None:
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
+
+
+def open_out(out: Path) -> outlock.OutLock:
+    """Create ``out`` and lock it for this run (before the cube is opened: a read-only or unwritable OUT,
+    or one in use by another run, costs nothing). RunError or outlock.OutBusy otherwise."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return outlock.acquire(out, "harness.run")
+    except OSError as e:
+        why = write_failure(e, e.filename or out, None, "--out")
+        raise RunError(f"--out {out}: {why}") from None
 
 
 def prepare_cube(cfg: RunConfig, out: Path) -> Path:
@@ -227,25 +260,31 @@ def _reason(exc: BaseException) -> str:
     return text[:2000]
 
 
-def _failed(task: Task, exc: BaseException) -> list[dict]:
-    """failed_rows of a task that raised, each with the exception's traceback (for OUT/failures.csv)."""
-    tb = "".join(traceback.format_exception(exc)).strip()
-    return [dict(r, traceback=tb) for r in failed_rows(task, _reason(exc))]
+def _failed(task: Task, exc: BaseException, reason: str | None = None) -> list[dict]:
+    """failed_rows of a task that raised (or was stopped: ``reason``), each with the exception's traceback
+    (for OUT/failures.csv)."""
+    tb = "" if reason else "".join(traceback.format_exception(exc)).strip()
+    return [dict(r, traceback=tb) for r in failed_rows(task, reason or _reason(exc))]
 
 
-FAILURE_COLUMNS = ("model", "drug", "latent", "repeat", "fold", "reason", "traceback")
+FAILURE_COLUMNS = ("model", "drug", "latent", "repeat", "fold", "method", "reason", "traceback")
 
 
 def write_failures(store: ResultStore, out: Path, tracebacks: dict[tuple, str]) -> list[dict]:
-    """Write OUT/failures.csv (one row per failed planned fit: key, reason, traceback if known) and return its
-    rows; remove a stale one when no fit failed."""
+    """Write OUT/failures.csv (one row per failed planned fit: key, reason, traceback if known; a fit whose
+    methods failed on their own has one row per failed method, naming it) and return its rows; remove a
+    stale one when no fit failed."""
     path = out / "failures.csv"
     df = store.to_dataframe()
     df = df[df["status"] == "failed"]
-    rows = [{"model": r.model, "drug": r.drug, "latent": int(r.latent), "repeat": int(r.repeat),
-             "fold": int(r.fold), "reason": r.reason,
-             "traceback": tracebacks.get((r.model, r.drug, int(r.latent), int(r.repeat), int(r.fold)), "")}
-            for r in df.itertuples()]
+    per_method = store.method_failures()
+    rows = []
+    for r in df.itertuples():
+        key = (r.model, r.drug, int(r.latent), int(r.repeat), int(r.fold))
+        fit = dict(zip(FAILURE_COLUMNS[:5], key, strict=True))
+        for method, reason in per_method.get(key) or [("", r.reason)]:
+            rows.append({**fit, "method": method, "reason": reason,
+                         "traceback": tracebacks.get((*key, method) if method else key, "")})
     if not rows:
         path.unlink(missing_ok=True)
         return rows
@@ -262,8 +301,12 @@ def _failure_summary(rows: list[dict], out: Path) -> None:
     """The failed fits grouped by reason, on stderr."""
     by_reason: dict[str, list[dict]] = {}
     for r in rows:
-        by_reason.setdefault(r["reason"] or "(no reason recorded)", []).append(r)
-    lines = [f"{len(rows)} fit(s) failed; reasons:"]
+        reason = r["reason"] or "(no reason recorded)"
+        by_reason.setdefault(f"{r['method']}: {reason}" if r["method"] else reason, []).append(r)
+    n_fits = len({tuple(r[k] for k in FAILURE_COLUMNS[:5]) for r in rows})
+    n_methods = sum(1 for r in rows if r["method"])
+    lines = [f"{n_fits} fit(s) failed" + (f" ({n_methods} failed method fit(s) in them)" if n_methods else "")
+             + "; reasons:"]
     for reason, rs in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
         e = rs[0]
         lines.append(f"  {len(rs)} x {reason.splitlines()[0][:300]} (e.g. {e['model']} {e['drug']} latent "
@@ -313,14 +356,15 @@ def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
         fut = client.submit(run_task, t, str(cube_path), cfg, resources=handle.resources,
                             retries=cfg.retries, pure=False, key=dask_key(t, token))
         futures[fut] = t
+        handle.limits[fut.key] = task_limit(t, cfg)
     # finished futures are held until the grid ends (their rows are small), so that the dashboard's
     # Progress panel counts them as done instead of forgetting them
     for fut in handle.as_completed(list(futures)):   # stops on a rejected Slurm job or no workers
         t = futures[fut]
         try:
             rows = fut.result()
-        except Exception as e:  # raised in the task after all retries, KilledWorker, cancelled
-            rows = _failed(t, e)
+        except Exception as e:  # raised in the task after all retries, KilledWorker, cancelled (timed out)
+            rows = _failed(t, e, handle.timed_out.get(fut.key))
         _write(store, cfg, rows)
         prog.update(rows)
 
@@ -361,6 +405,35 @@ def run(cfg: RunConfig) -> int:
 
 
 def _run(cfg: RunConfig) -> int:
+    """Check and lock OUT, then :func:`_run_locked`; a write to OUT that fails (no space left, read-only)
+    ends the run with one error line (exit 2), the finished fits kept."""
+    out = cfg.out_dir
+    try:
+        check_paths(cfg)
+        lock = open_out(out)
+    except (RunError, outlock.OutBusy) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        if lock.stale:
+            _say(f"note: {out} was locked by {outlock.describe(lock.stale)}, which ended without releasing "
+                 f"it; taking it over")
+        return _run_locked(cfg)
+    except OSError as e:
+        if e.errno not in DISK_ERRORS:
+            raise
+        store = out / "results.zarr"
+        kept = (f"the finished fits in {store} are kept: run the same command again to resume"
+                if (store / "zarr.json").is_file() else "no result was written yet; run the same command "
+                "again")
+        print(f"error: {write_failure(e, e.filename or out, None, '--out')}; {kept}", file=sys.stderr,
+              flush=True)
+        return 2
+    finally:
+        lock.release()
+
+
+def _run_locked(cfg: RunConfig) -> int:
     """Prepare, run the grid, write run.json, failures.csv and the report."""
     out = cfg.out_dir
     started = datetime.now(UTC)
@@ -371,7 +444,6 @@ def _run(cfg: RunConfig) -> int:
         _say(f"error: cannot import datasets: {e}")
         return 2
     try:
-        check_paths(cfg)
         cube_path = prepare_cube(cfg, out)
         cube = open_cube(cube_path)
         drug_names = select_drugs(cfg, drugs(cube), cube_path)
@@ -390,6 +462,9 @@ def _run(cfg: RunConfig) -> int:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
     repair = store.repair()
+    if repair.metadata:
+        _say(f"repairing {store.path}: rewrote {repair.describe_metadata()} from the store's consolidated "
+             f"metadata (no fit lost)")
     if repair.cells:
         _say(f"repairing {store.path}: {len(repair.cells)} damaged cell(s), {repair.n_fits} done fit(s) lost "
              f"and recomputed now: {repair.describe()}")

@@ -16,6 +16,11 @@ Layout (read by harness/report.py with ``xr.open_zarr(path)``):
   split's independent test cell lines and their correlation across them (pertvae_core.evaluation
   .score_detail); ``cell_line`` holds the run's paired cell lines, ``gene`` the cube's gene ids;
 - string vars ``status`` ("" = not run, "done", "failed"), ``reason``, ``worker``, ``slurm_job_id``;
+- string vars ``method_status[model, drug, latent, split, method]`` ("done", "failed", or "" where the fit's
+  status stands for its methods) and ``method_reason``: a fit of several independently fitted methods (the
+  baselines and the run's own) fails when one of them fails, and these say which one and why, so that the
+  others' scores still count (:func:`harness.benchmark.method_done`). Stores written before them get them
+  (all "") when a run resumes them;
 - bool non-index coord ``planned(model, drug, latent)``: whether the run's grid has that cell at all (the
   latent axis is the union over models, so e.g. PertVAE at latent 2 is not planned; with
   ``figure2_scope = "pooled"`` the drug axis ends with the pseudo-drug harness.grid.POOLED, on which only
@@ -34,8 +39,11 @@ every chunk atomically (temporary file + rename), so a crash never loses or corr
 a fit counts as finished only once its status is written. Every write stores all of its cell's chunks
 (empty ones included), so on resume :meth:`ResultStore.repair` can check that a cell with a status has
 every chunk on disk, readable, a known status and a fit time for each done fit; a damaged cell (a deleted
-or garbage chunk) is reset and its fits are recomputed. Damage that cannot be repaired (no readable group
-metadata or coordinates, results.zarr not a directory) raises StoreDamagedError saying what to move away.
+or garbage chunk) is reset and its fits are recomputed. A variable whose own metadata (``VAR/zarr.json``) is
+missing, unreadable or not the root's consolidated copy of it is rewritten from that copy (zarr reads through
+the consolidated copy, so the damage would otherwise stay unseen). Damage that cannot be repaired (no
+readable group metadata or coordinates, results.zarr not a directory) raises StoreDamagedError saying what to
+move away.
 Chunks: one (model, drug, latent) x all splits.
 """
 
@@ -47,10 +55,13 @@ import json
 import math
 import os
 import shutil
+import signal
+import threading
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +83,10 @@ CELL_VAR = "cell_score"
 GENE_VAR = "gene_score"
 DETAIL_VARS = (CELL_VAR, GENE_VAR)
 STR_VARS = ("status", "reason", "worker", "slurm_job_id")
+# Per method of a fit (the baselines' and the run's own methods, each fitted alone): "done"/"failed" and
+# the failed one's reason; "" = no per-method record, the fit's status stands for all its methods.
+METHOD_VARS = ("method_status", "method_reason")
+TEXT_VARS = (*STR_VARS, *METHOD_VARS)
 STORE_NAME = "results.zarr"
 
 
@@ -95,12 +110,17 @@ class Repair:
 
     cells: dict[tuple[str, str, int], list[str]]  # cell -> what is wrong with it
     n_fits: int  # done fits whose results were lost (every planned fit of a cell whose status is unreadable)
+    metadata: dict[str, str] = field(default_factory=dict)  # variable -> what is wrong with its zarr.json
 
     def describe(self, limit: int = 5) -> str:
         """``model/drug/latent N (what)`` for the first ``limit`` cells."""
         items = [f"{m}/{d}/latent {x} ({', '.join(why)})" for (m, d, x), why in self.cells.items()]
         more = f" and {len(items) - limit} more" if len(items) > limit else ""
         return "; ".join(items[:limit]) + more
+
+    def describe_metadata(self) -> str:
+        """``VAR/zarr.json (what)`` for every variable whose own metadata is damaged."""
+        return "; ".join(f"{v}/zarr.json ({why})" for v, why in self.metadata.items())
 
 
 def clean_stale_tmp(out_dir: str | Path) -> list[Path]:
@@ -145,6 +165,28 @@ def _dict_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return out
 
 
+@contextmanager
+def _deferred_interrupts() -> Iterator[None]:
+    """Act on a SIGINT or SIGTERM that arrives in the block only after it. zarr writes from a background
+    thread that an interrupt of this one does not stop, so an interrupted store creation could go on
+    writing files into the directory its cleanup has just removed (seen: a results.zarr.tmp-<pid> left
+    behind). Creating the store takes seconds; only the main thread can have signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    saved = {sig: h for sig in (signal.SIGINT, signal.SIGTERM) if (h := signal.getsignal(sig)) is not None}
+    for sig in saved:
+        signal.signal(sig, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        if got:
+            signal.raise_signal(got[0])  # now, with the handler the run had
+
+
 def _nan_lazy(shape: tuple[int, ...]) -> Any:
     """An all-NaN dask array chunked like the store (one (model, drug, latent) cell per chunk)."""
     import dask.array as da
@@ -172,8 +214,9 @@ class ResultStore:
                 # every write stores all chunks of its cell, empty ones too: repair() relies on it
                 with zarr.config.set({"array.write_empty_chunks": True}):
                     self._group = zarr.open_group(str(self.path), mode="r+")
-                    self._arrays = {v: self._group[v].async_array
-                                    for v in (*FLOAT_VARS, SCORE_VAR, *DETAIL_VARS, *STR_VARS)}
+                    self.method_vars = tuple(v for v in METHOD_VARS if v in self._group)
+                    self.vars = (*FLOAT_VARS, SCORE_VAR, *DETAIL_VARS, *STR_VARS, *self.method_vars)
+                    self._arrays = {v: self._group[v].async_array for v in self.vars}
             self.attrs = dict(self._group.attrs)
             self.models = [str(m) for m in self._group["model"][:]]
             self.drugs = [str(d) for d in self._group["drug"][:]]
@@ -220,6 +263,9 @@ class ResultStore:
             if stored_fp == full_fp:
                 store._check_coords(cfg, list(drugs), [str(c) for c in cell_lines], [str(g) for g in genes],
                                     [str(m) for m in methods])
+                if len(store.method_vars) < len(METHOD_VARS):
+                    store._add_method_vars()
+                    store = cls(path)
                 return store
             stored_cfg = json.loads(store.attrs.get("config", "{}")).get("science", {})
             if store.attrs.get("data_fingerprint") != fingerprint:
@@ -253,6 +299,7 @@ class ResultStore:
                              for d in drugs] for m in models], dtype=bool)
         data_vars: dict[str, Any] = {v: (dims, np.full(shape, np.nan, dtype=np.float64)) for v in FLOAT_VARS}
         data_vars.update({v: (dims, _empty_str(shape)) for v in STR_VARS})
+        data_vars.update({v: ((*dims, "method"), _empty_str((*shape, len(methods)))) for v in METHOD_VARS})
         data_vars[SCORE_VAR] = ((*dims, "method", "metric"),
                                 np.full((*shape, len(methods), len(METRICS)), np.nan, dtype=np.float64))
         # lazily allocated (dask): never written in full, only cell by cell
@@ -296,21 +343,22 @@ class ResultStore:
         chunks = (1, 1, 1, n_split)
         encoding = {v: {"chunks": chunks} for v in (*FLOAT_VARS, *STR_VARS)}
         encoding[SCORE_VAR] = {"chunks": (*chunks, len(methods), len(METRICS))}
+        encoding.update({v: {"chunks": (*chunks, len(methods))} for v in METHOD_VARS})
         encoding[CELL_VAR] = {"chunks": (*chunks, len(methods), len(METRICS), max(1, len(cell_lines)))}
         encoding[GENE_VAR] = {"chunks": (*chunks, len(methods), len(GENE_METRICS), max(1, len(genes)))}
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _deferred_interrupts():
                 # zarr warns that consolidated metadata is not in the v3 spec; we keep it so that plain
                 # xr.open_zarr(path) reads the store quietly and fast. Region writes never change metadata.
                 warnings.simplefilter("ignore", UserWarning)
                 # compute=False: the lazy per-cell-line and per-gene arrays get their metadata only
                 ds.to_zarr(str(tmp), zarr_format=3, mode="w", consolidated=True, encoding=encoding,
                            compute=False)
-            os.rename(tmp, path)
-        except BaseException:  # Ctrl-C, SIGTERM or a full disk: leave no partial store behind
+                os.rename(tmp, path)
+        except BaseException:  # a full disk (or an interrupt raised inside): leave no partial store behind
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
@@ -325,6 +373,17 @@ class ResultStore:
         if have != want:
             raise _beyond_repair(self.path, "has coordinates (model, drug, latent, split, method, metric, "
                                             "cell_line, gene) that do not match its own config and cube")
+
+    def _add_method_vars(self) -> None:
+        """Give a store written before :data:`METHOD_VARS` existed those variables, all "" (every chunk
+        written, as :meth:`find_damage` expects), and its consolidated metadata their entries."""
+        shape = (len(self.models), len(self.drugs), len(self.latents), len(self.repeats), len(self.methods))
+        dims = ("model", "drug", "latent", "split", "method")
+        ds = xr.Dataset({v: (dims, _empty_str(shape)) for v in METHOD_VARS if v not in self.method_vars})
+        encoding = {v: {"chunks": (1, 1, 1, shape[3], shape[4])} for v in ds.data_vars}
+        with warnings.catch_warnings(), zarr.config.set({"array.write_empty_chunks": True}):
+            warnings.simplefilter("ignore", UserWarning)
+            ds.to_zarr(str(self.path), mode="a", zarr_format=3, consolidated=True, encoding=encoding)
 
     # ------------------------------------------------------------------------------------------------
     def _index(self, model: str, drug: str, latent: int, repeat: int, fold: int) -> tuple[int, int, int, int]:
@@ -346,7 +405,7 @@ class ResultStore:
         """``var`` in full; cells whose chunk cannot be decoded go into ``bad`` and read as fill values."""
         arr = self._group[var]
         try:
-            return np.asarray(arr[:]).astype(object if var in STR_VARS else float)
+            return np.asarray(arr[:]).astype(object if var in TEXT_VARS else float)
         except Exception:  # a garbage or truncated chunk: find which cells
             pass
         cells = list(np.ndindex(*arr.shape[:3]))
@@ -357,7 +416,7 @@ class ResultStore:
             return await asyncio.gather(*reads, return_exceptions=True)
 
         got = sync(read_all())
-        text = var in STR_VARS
+        text = var in TEXT_VARS
         out = np.full(arr.shape, "" if text else np.nan, dtype=object if text else float)
         for c, value in zip(cells, got, strict=True):
             if isinstance(value, Exception):
@@ -391,9 +450,13 @@ class ResultStore:
         st = self._read_checked("status", bad).astype(str)
         status_lost = set(bad)
         seconds = self._read_checked("fit_seconds", bad).astype(float)
-        for v in (*FLOAT_VARS, SCORE_VAR, *STR_VARS):
+        for v in (*FLOAT_VARS, SCORE_VAR, *STR_VARS, *self.method_vars):
             if v not in ("status", "fit_seconds"):
-                self._read_checked(v, bad)
+                values = self._read_checked(v, bad)
+                if v == "method_status":
+                    unknown = ~np.isin(values.astype(str), ("", "done", "failed")).reshape(*st.shape[:3], -1)
+                    for c in zip(*np.nonzero(unknown.any(axis=3)), strict=True):
+                        bad[c].append("method_status: unknown value")
         known = np.isin(st, ("", "done", "failed"))
         for c in zip(*np.nonzero(~known.all(axis=3)), strict=True):
             bad[c].append("status: unknown value")
@@ -402,7 +465,7 @@ class ResultStore:
         for v in DETAIL_VARS:  # large: checked cell by cell, only where written
             self._check_decodable(v, started_cells, bad)
         for c in started_cells:
-            for v in (*FLOAT_VARS, SCORE_VAR, *DETAIL_VARS, *STR_VARS):
+            for v in self.vars:
                 key = self._group[v].metadata.encode_chunk_key((*c, *[0] * (self._group[v].ndim - 3)))
                 if not (self.path / v / key).is_file():
                     bad[c].append(f"{v}: chunk missing")
@@ -414,20 +477,65 @@ class ResultStore:
         n_fits = 0
         for c in bad:
             n_fits += int(pm[c].sum()) if c in status_lost else int(((st[c] == "done") & pm[c]).sum())
-        return Repair({self._cell_name(c): sorted(set(why)) for c, why in bad.items()}, n_fits)
+        return Repair({self._cell_name(c): sorted(set(why)) for c, why in bad.items()}, n_fits,
+                      self._metadata_damage())
+
+    def _consolidated(self) -> dict[str, Any]:
+        """The root's consolidated copy of every variable's and coordinate's metadata ({} when absent)."""
+        root = json.loads((self.path / "zarr.json").read_text())
+        return dict((root.get("consolidated_metadata") or {}).get("metadata") or {})
+
+    def _metadata_damage(self) -> dict[str, str]:
+        """Variable or coordinate -> what is wrong with its own zarr.json: missing, unreadable, or not the
+        consolidated copy (written together at creation and never changed since)."""
+        out = {}
+        for name, meta in self._consolidated().items():
+            f = self.path / name / "zarr.json"
+            try:
+                own = json.loads(f.read_bytes())
+            except FileNotFoundError:
+                out[name] = "missing"
+                continue
+            except (OSError, ValueError):
+                out[name] = "unreadable"
+                continue
+            if own != meta:
+                out[name] = "not the consolidated copy"
+        return out
 
     def repair(self) -> Repair:
-        """Reset every damaged cell (status first, so a crash leaves it not done) for its fits to be rerun."""
+        """Rewrite damaged variable metadata from the consolidated copy; reset every damaged cell (status
+        first, so a crash leaves it not done) for its fits to be rerun."""
         damage = self.find_damage()
+        consolidated = self._consolidated()
+        for name in damage.metadata:
+            f = self.path / name / "zarr.json"
+            f.parent.mkdir(exist_ok=True)
+            tmp = f.with_name(f".zarr.json.tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(consolidated[name], indent=2))
+            os.replace(tmp, f)
         n_split = len(self.repeats)
         for m, d, x in damage.cells:
             sel = (self._m[m], self._d[d], self._l[x], slice(None))
             sync(self._arrays["status"].setitem(sel, _empty_str((n_split,))))
-            for v in (*FLOAT_VARS, SCORE_VAR, *DETAIL_VARS, *STR_VARS):
+            for v in self.vars:
                 shape = self._group[v].shape[3:]
-                fill = _empty_str(shape) if v in STR_VARS else np.full(shape, np.nan)
+                fill = _empty_str(shape) if v in TEXT_VARS else np.full(shape, np.nan)
                 sync(self._arrays[v].setitem(sel, fill))
         return damage
+
+    def method_failures(self) -> dict[tuple[str, str, int, int, int], list[tuple[str, str]]]:
+        """(model, drug, latent, repeat, fold) -> [(method, reason)] of the methods that failed on their own
+        in that fit (``method_status``; {} for a store without it)."""
+        if "method_status" not in self.method_vars:
+            return {}
+        st = np.asarray(self._group["method_status"][:]).astype(object).astype(str)
+        why = np.asarray(self._group["method_reason"][:]).astype(object).astype(str)
+        out: dict[tuple[str, str, int, int, int], list[tuple[str, str]]] = {}
+        for m, d, x, s, k in zip(*np.nonzero(st == "failed"), strict=True):
+            key = (self.models[m], self.drugs[d], self.latents[x], int(self.repeats[s]), int(self.folds[s]))
+            out.setdefault(key, []).append((self.methods[k], str(why[m, d, x, s, k])))
+        return out
 
     def done_keys(self) -> set[FitKey]:
         """Fits whose status is "done"."""
@@ -479,14 +587,17 @@ class ResultStore:
         """Read-modify-write the (model, drug, latent) chunk of every variable: all values concurrently, then
         ``status`` alone (so a fit is done only once all its values are on disk)."""
         sel = (*cell, slice(None))
-        names = (*FLOAT_VARS, SCORE_VAR, *DETAIL_VARS, *STR_VARS)
+        names = self.vars
         arrays = [self._arrays[v] for v in names]
         current = await asyncio.gather(*(a.getitem(sel) for a in arrays))
         new = {}
         for v, row in zip(names, current, strict=True):
-            row = np.array(row, dtype=object if v in STR_VARS else np.float64)
+            row = np.array(row, dtype=object if v in TEXT_VARS else np.float64)
             for s, r in items:
-                if v == SCORE_VAR:
+                if v in METHOD_VARS:
+                    given = r.get(v) or {}
+                    row[s] = [str(given.get(m, "") or "") for m in self.methods]
+                elif v == SCORE_VAR:
                     row[s] = self._score_block(r.get("scores") or {})
                 elif v == CELL_VAR:
                     row[s] = self._cell_block(r.get("detail") or {})

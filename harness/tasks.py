@@ -141,14 +141,31 @@ def user_method(spec: str):
 
 def method_factories(cfg: RunConfig, latent: int, seed: int) -> dict:
     """Name -> a maker of a new unfitted method, for the baselines (pertvae_core.baselines.BASELINES) at
-    ``latent`` and the run's own methods (``cfg.method``), each given ``latent`` and the fit's ``seed``."""
+    ``latent`` and the run's own methods (``cfg.method``), each given ``latent`` and the fit's ``seed``.
+    The run's own methods run each fit in a fresh process under ``cfg.fit_timeout`` (harness.sandbox)."""
+    from harness.sandbox import IsolatedMethod
     from pertvae_core.baselines import BASELINES
 
-    out = {name: functools.partial(make, latent) for name, make in BASELINES.items()}
+    out: dict = {name: functools.partial(make, latent) for name, make in BASELINES.items()}
     for spec in cfg.method:
         f = user_method(spec)
-        out[f.name] = functools.partial(f, latent=latent, seed=seed)
+        out[f.name] = IsolatedMethod.of(f, cfg.fit_timeout, latent=latent, seed=seed)
     return out
+
+
+def task_limit(task: Task, cfg: RunConfig) -> float:
+    """Seconds ``task`` may run on a cluster (harness.cluster.ClusterHandle.watch; 0 = no limit):
+    ``--fit-timeout`` for each of its fits, where each ``--method`` plug-in counts as a fit of its own with
+    its process's start (harness.sandbox.STARTUP_SECONDS), so that a plug-in's own limit always ends it
+    first."""
+    from harness.sandbox import STARTUP_SECONDS
+
+    if not cfg.fit_timeout:
+        return 0.0
+    per_split = cfg.fit_timeout
+    if task.model == "baselines":
+        per_split += len(cfg.method) * (cfg.fit_timeout + STARTUP_SECONDS)
+    return len(task.splits) * per_split
 
 
 def run_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:

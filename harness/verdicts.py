@@ -29,6 +29,7 @@ import xarray as xr
 
 from harness.benchmark import (
     ALPHA,
+    failed_methods,
     method_order,
     metric_agreement,
     power_floor,
@@ -371,9 +372,29 @@ def _legend(methods: list[str]) -> list[str]:
     return lines
 
 
+def failed_method_lines(ds: xr.Dataset) -> list[str]:
+    """One line per method that failed on its own in some fits (:func:`harness.benchmark.failed_methods`):
+    how many, where and the first reason; [] when none did."""
+    failed = failed_methods(ds)
+    if failed.empty:
+        return []
+    lines = ["FAILED methods (their failed fits have no scores; every other method is scored as usual; every "
+             "reason in failures.csv):"]
+    for method, g in failed.groupby("method", sort=False):
+        cells = dict.fromkeys(zip(g["drug"], g["latent"], strict=True))
+        where = ", ".join(f"{d} latent {x}" for d, x in cells)
+        reason = str(g["reason"].iloc[0]).splitlines()[0][:300]
+        lines.append(f"- {method}: {int(g['n_failed'].sum())} of {int(g['n_planned'].sum())} fits failed "
+                     f"({where}): {reason}")
+    return lines
+
+
 def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, partial_line: str) -> str:
     """benchmark.md (see the module docstring)."""
     lines = [partial_line, ""] if partial_line else []
+    failed = failed_method_lines(ds)
+    if failed:
+        lines += [*failed, ""]
     warn = power_warning(comp, json_attr(ds, "n_train_test"))
     if warn:
         lines += [warn, ""]

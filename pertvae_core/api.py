@@ -19,12 +19,14 @@ and the float keys that apply:
 - ``evaluate_pca``: :func:`pertvae_core.baselines.pca_reconstruction_rho`.
 - ``evaluate_baselines`` / ``evaluate_methods``: ``scores`` {method: {metric: value}}, ``detail`` and
   (optionally) ``predictions`` of the perturbation baselines (or any :class:`pertvae_core.methods.Method`),
-  scored like PertVAE.
+  scored like PertVAE; each method in its own failure boundary, with ``method_status`` and
+  ``method_reason`` per method (a failed method fails the split's row but no other method).
 A failed split (non-finite loss) has NaN values and its reason; the others are unaffected.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -33,9 +35,10 @@ import numpy as np
 import torch
 
 from pertvae_core.config import FitConfig
-from pertvae_core.data import SplitData
+from pertvae_core.data import FIELDS, SplitData
 from pertvae_core.elbo import normal_log_prob
 from pertvae_core.evaluation import TestCells, control_rows, reconstruction_rho, score_detail
+from pertvae_core.isolation import MethodFailed, check_prediction, fit_predict
 from pertvae_core.metrics import rho_mean
 from pertvae_core.train import FitState, fit
 
@@ -133,12 +136,15 @@ class PertVAEMethod:
         self.name = "pertvae_rec" if reconstruction else "pertvae"
 
     def fit(self, split: SplitData) -> PertVAEMethod:
-        self.state_, self.index_ = fit(_check([split]), self.cfg, [self.seed], pairs=True), 0
+        # writable copies: torch shares a numpy array's memory and warns about a read-only one
+        # (pertvae_core.isolation hands every method read-only arrays)
+        own = dataclasses.replace(split, **{f: np.array(getattr(split, f)) for f in (*FIELDS, "xu_train")})
+        self.state_, self.index_ = fit(_check([own]), self.cfg, [self.seed], pairs=True), 0
         return self
 
     def predict(self, x1: np.ndarray) -> np.ndarray:
         S = len(self.state_.gens)
-        arrays = [np.asarray(x1, np.float32) if s == self.index_ else None for s in range(S)]
+        arrays = [np.array(x1, np.float32) if s == self.index_ else None for s in range(S)]
         out = predict(self.state_, arrays, self.cfg.mc_samples, only=self.index_)
         return out["rec" if self.reconstruction else "pred"][self.index_]
 
@@ -217,33 +223,51 @@ def evaluate_pca(splits: Sequence[SplitData], latent: int) -> list[dict]:
     return rows
 
 
+def _run_method(make: Any, split: SplitData, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Predictions of the method ``make`` makes at ``inputs`` (:func:`pertvae_core.isolation.fit_predict`),
+    or those of a factory that runs its method elsewhere (``make.fit_predict(split, inputs)``: harness's
+    plug-ins in their own process), checked alike; MethodFailed with the reason otherwise."""
+    elsewhere = getattr(make, "fit_predict", None)
+    if not callable(elsewhere):
+        return fit_predict(make, split, inputs)
+    outs = elsewhere(split, inputs)
+    return [check_prediction(o, x) for o, x in zip(outs, inputs, strict=True)]
+
+
 def evaluate_methods(splits: Sequence[SplitData], factories: Mapping[str, Callable[[], Any]],
                      keep_predictions: bool = False) -> list[dict]:
     """Fit and score every method of ``factories`` (name -> a new unfitted method) on each split.
 
-    One row per split: ``scores`` {method: {metric: value}} (:func:`pertvae_core.evaluation.score_method`),
-    ``fit_seconds`` (all methods), ``status``/``reason``: a method that raises or predicts non-finite values
-    fails the split's row with its reason; its scores are NaN.
+    Each method runs inside its own failure boundary on its own read-only copy of the split
+    (:mod:`pertvae_core.isolation`), so whatever one method does (an exception, sys.exit, an in-place edit,
+    a NaN or misshapen prediction) fails that method alone and changes no other method's scores.
+    One row per split: ``scores`` {method: {metric: value}} of the methods that succeeded
+    (:func:`pertvae_core.evaluation.score_detail`), ``detail``, ``fit_seconds`` (all methods),
+    ``method_status`` {method: "done" | "failed"}, ``method_reason`` {method: reason ("" when done)},
+    ``method_traceback`` {method: the failed method's traceback}; ``status`` is "failed" when any method
+    failed, with ``reason`` "method: reason; ...".
     """
     rows = []
     for sp in _check(splits):
         t0 = time.perf_counter()
         cells = TestCells.from_split(sp)
-        detail, predictions = {}, {}
-        reasons = []
+        detail, predictions, status, reasons, tracebacks = {}, {}, {}, {}, {}
         for name, make in factories.items():
             try:
-                fitted = make().fit(sp)
                 # the order of score_method_detail: test pairs first, then the evaluation inputs
-                pred_pairs = np.asarray(fitted.predict(sp.x1_test), dtype=np.float64)
-                detail[name] = score_detail(sp, pred_pairs, fitted.predict(cells.x1), cells)
-                if keep_predictions:
-                    predictions[name] = pred_pairs
-            except (ValueError, np.linalg.LinAlgError, FloatingPointError) as e:
-                reasons.append(f"{name}: {type(e).__name__}: {e}")
+                pred_pairs, pred_cells = _run_method(make, sp, (sp.x1_test, cells.x1))
+                detail[name] = score_detail(sp, pred_pairs, pred_cells, cells)
+            except MethodFailed as e:
+                status[name], reasons[name], tracebacks[name] = "failed", str(e), e.traceback
+                continue
+            status[name], reasons[name] = "done", ""
+            if keep_predictions:
+                predictions[name] = pred_pairs
+        failed = {n: r for n, r in reasons.items() if r}
         row = {"scores": {m: d.summary for m, d in detail.items()}, "detail": detail,
-               "fit_seconds": time.perf_counter() - t0, "status": "failed" if reasons else "done",
-               "reason": "; ".join(reasons)}
+               "fit_seconds": time.perf_counter() - t0, "status": "failed" if failed else "done",
+               "reason": "; ".join(f"{n}: {r}" for n, r in failed.items()), "method_status": status,
+               "method_reason": reasons, "method_traceback": tracebacks}
         if keep_predictions:
             row["predictions"] = predictions
         rows.append(row)

@@ -183,7 +183,8 @@ def test_item14_failed_fits_exit_3_with_reasons_and_failures_csv(tmp_path_factor
     ds = load(out)
     assert len(rows) == int((ds.status.values == "failed").sum()) > 0
     assert {r["model"] for r in rows} == {"pertvae"} and all(r["reason"] for r in rows)
-    assert set(rows[0]) == {"model", "drug", "latent", "repeat", "fold", "reason", "traceback"}
+    assert set(rows[0]) == {"model", "drug", "latent", "repeat", "fold", "method", "reason", "traceback"}
+    assert all(r["method"] == "" for r in rows)  # whole fits failed, not one method of them
     assert (ds.sel(model="pca", latent=2, drug=POOLED).status.values == "done").all()
     assert (out / "table1.md").exists()
 

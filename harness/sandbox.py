@@ -1,0 +1,205 @@
+"""A user's plug-in method (``--method``) runs each fit in a fresh Python process, under a time limit.
+
+One process per (method, split): the method is imported there, fitted on the split and asked for its
+predictions (:func:`pertvae_core.isolation.fit_predict`, the same failure boundary and checks as in
+process), which come back to the worker. So a plug-in cannot
+
+- change the data or the process of any other method: it has its own copy of the split, its own numpy and
+  torch settings, its own module globals (a class attribute that counts fits sees one fit, whichever worker
+  runs which split, so its numbers do not depend on the layout of the run);
+- end the run: ``sys.exit``, ``os._exit``, a crash or an out-of-memory kill end its process only, and fail
+  its fit with the reason (the exit status or signal);
+- hang the run: its fit and predict must finish within ``timeout`` seconds (``--fit-timeout``), else its
+  process group is killed and the fit fails with "timed out after N s". Starting the process and importing
+  the method are not counted (a torch import on a shared file system can take a minute on a busy node); they
+  have their own limit, :data:`STARTUP_SECONDS`.
+
+The child reads its job from a file, says "ready" on a pipe once the method is imported, and writes its
+result to another file (stdout and stderr stay the user's: a method may print). It exits when the process
+that started it dies. Cost: about 0.2 s and the method's own imports per fit (0.1% of the paper's grid).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pertvae_core.isolation import MethodFailed
+
+STARTUP_SECONDS = 300.0  # limit on starting the process and importing the method
+READY = b"r"
+
+
+def target_path(target: Any, spec: str = "") -> str:
+    """``module:qualname`` of a method class or factory function, importable in another process; else
+    (a callable object, a local class) ``spec``, the import path or entry point name it was loaded by."""
+    module, qualname = getattr(target, "__module__", None), getattr(target, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str) and "<locals>" not in qualname:
+        return f"{module}:{qualname}"
+    return spec
+
+
+class IsolatedMethod:
+    """A factory whose method runs in its own process: ``fit_predict(split, inputs)`` returns the
+    predictions at ``inputs`` of a new ``target(**kwargs)`` fitted on ``split`` (MethodFailed otherwise).
+
+    ``target``: ``module:qualname`` of the class or function (or an entry point name); ``timeout``: seconds
+    for its fit and predict (0 = no limit)."""
+
+    def __init__(self, target: str, kwargs: dict[str, Any], timeout: float = 0.0) -> None:
+        self.target, self.kwargs, self.timeout = target, dict(kwargs), float(timeout)
+
+    @classmethod
+    def of(cls, factory: Any, timeout: float, **given: Any) -> IsolatedMethod:
+        """From a :class:`pertvae_core.methods.MethodFactory`: ``given`` (latent, seed) passed as it would."""
+        kwargs = {k: given[k] for k in factory.accepts if given.get(k) is not None}
+        return cls(target_path(factory.target, factory.spec), kwargs, timeout)
+
+    def __repr__(self) -> str:
+        return f"IsolatedMethod({self.target!r}, {self.kwargs!r}, timeout={self.timeout:g})"
+
+    def fit_predict(self, split: Any, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        with tempfile.TemporaryDirectory(prefix="pertvae-method-") as tmp:
+            job, result = Path(tmp) / "job.pkl", Path(tmp) / "result.pkl"
+            try:
+                with job.open("wb") as f:
+                    pickle.dump({"target": self.target, "kwargs": self.kwargs, "split": split,
+                                 "inputs": [np.asarray(x) for x in inputs], "sys_path": list(sys.path)}, f,
+                                protocol=pickle.HIGHEST_PROTOCOL)
+            except OSError as e:  # e.g. a full temporary directory: this method cannot run, the others can
+                raise MethodFailed(f"cannot hand it its split: writing {job} failed: {e}") from None
+            self._run(job, result)
+            return _result(result)
+
+    def _run(self, job: Path, result: Path) -> None:
+        """Start the child, wait for it (killing its process group on timeout or interrupt)."""
+        r, w = os.pipe()
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "harness.sandbox", str(job), str(result), str(w)],
+                                    pass_fds=(w,), start_new_session=True, stdin=subprocess.DEVNULL)
+        finally:
+            os.close(w)
+        try:
+            ready, _, _ = select.select([r], [], [], STARTUP_SECONDS)
+            if not ready:
+                raise MethodFailed(f"its process did not import {self.target} in {STARTUP_SECONDS:g} s "
+                                   f"(does importing it hang?)")
+            if os.read(r, 1) == READY:
+                try:
+                    proc.wait(timeout=self.timeout or None)
+                except subprocess.TimeoutExpired:
+                    raise MethodFailed(f"timed out after {self.timeout:g} s (--fit-timeout: the limit on one "
+                                       f"fit and its predictions)") from None
+            else:  # it ended before the method was imported: its result file says why, if anything
+                proc.wait()
+            if not result.exists():
+                raise MethodFailed(_death(proc.returncode))
+        finally:
+            os.close(r)
+            if proc.poll() is None:
+                _kill_group(proc)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _death(code: int | None) -> str:
+    """Why a child that left no result ended: its signal or exit status."""
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"its process was killed by {name}{hint} before returning a result"
+    return f"its process exited with status {code} before returning a result (os._exit, or a crash?)"
+
+
+def _result(path: Path) -> list[np.ndarray]:
+    with path.open("rb") as f:
+        res = pickle.load(f)
+    if "failed" in res:
+        raise MethodFailed(res["failed"], res.get("traceback", ""))
+    return res["predictions"]
+
+
+# -------------------------------------------------------------------------------------------------
+# the child
+
+
+def _write(path: Path, payload: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
+def _import(target: str) -> Any:
+    if ":" not in target:  # an entry point name
+        from pertvae_core.methods import load_method
+
+        return load_method(target).target
+    module, _, qualname = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A daemon thread: end this process when the one that started it is gone (a killed worker)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def child(job_path: str, result_path: str, ready_fd: int) -> int:
+    """Run one job (see the module docstring); always leaves a result unless the method ends the process."""
+    _exit_with_parent(os.getppid())
+    result = Path(result_path)
+    with open(job_path, "rb") as f:
+        job = pickle.load(f)
+    sys.path[:] = job["sys_path"]
+    try:
+        target = _import(job["target"])
+    except BaseException as e:  # noqa: BLE001 - whatever the import does, it is the method's failure
+        _write(result, {"failed": f"importing {job['target']} failed: {type(e).__name__}: {e}",
+                        "traceback": traceback.format_exc()})
+        return 0
+    os.write(ready_fd, READY)
+    os.close(ready_fd)
+    from pertvae_core.isolation import fit_predict
+
+    try:
+        preds = fit_predict(lambda: target(**job["kwargs"]), job["split"], job["inputs"])
+    except MethodFailed as e:
+        _write(result, {"failed": str(e), "traceback": e.traceback})
+        return 0
+    _write(result, {"predictions": preds})
+    return 0
+
+
+if __name__ == "__main__":
+    code = child(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # now: threads the method left running must not keep its process alive

@@ -1,0 +1,120 @@
+"""What a method receives and must give back, so that no method can change the benchmark.
+
+A method (built-in or a user's plug-in) is fitted on a private, read-only copy of the split
+(:func:`readonly_split`: every array copied and marked ``writeable=False``, so an in-place edit such as
+``x1 -= x1.mean(0)`` raises instead of changing the data every other method is scored on) and predicts from
+read-only inputs. Whatever it does wrong fails that method alone (:class:`MethodFailed`, whose message is
+the reason stored for its fit): any exception, ``sys.exit``, a fit that does not return a method, and a
+prediction that is not a real-valued array of the input's shape or has NaN/inf (:func:`check_prediction`).
+Predictions are copied, never scored as the method's own object.
+
+Light on purpose (numpy and pertvae_core.data only): harness/sandbox.py runs the same code in a fresh
+process for each plug-in fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from pertvae_core.data import SplitData
+
+__all__ = ["MethodFailed", "readonly_split", "frozen", "check_prediction", "fit_predict", "describe"]
+
+READ_ONLY = ("assignment destination is read-only", "output array is read-only", "is read-only")
+
+
+class MethodFailed(Exception):
+    """A method's fit or predict failed; ``str(e)`` is the reason recorded for its fit, ``traceback`` the
+    method's own traceback (empty when the method did not raise)."""
+
+    def __init__(self, reason: str, tb: str = "") -> None:
+        super().__init__(reason)
+        self.traceback = tb
+
+
+def frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only copy of ``a``."""
+    out = np.array(a, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+def readonly_split(split: SplitData) -> SplitData:
+    """A private copy of ``split`` with every array read-only (SplitData is frozen, so no field can be
+    replaced either; the copy is built without re-validating the already validated arrays)."""
+    new = object.__new__(SplitData)
+    for f in dataclasses.fields(SplitData):
+        v = getattr(split, f.name)
+        object.__setattr__(new, f.name, frozen(v) if isinstance(v, np.ndarray) else v)
+    return new
+
+
+def describe(e: BaseException, phase: str) -> str:
+    """The reason for a method that raised ``e`` during ``phase`` ("__init__", "fit" or "predict")."""
+    if isinstance(e, SystemExit):
+        return (f"{phase}() called sys.exit({e.code!r}); a method must return or raise, not end the "
+                f"process")
+    hint = ""
+    if isinstance(e, ValueError) and any(s in str(e) for s in READ_ONLY):
+        hint = (": the method changed its input in place; its inputs are read-only so that no method can "
+                "change the data the others are scored on: copy first, e.g. x1 = x1.copy()")
+    return f"{type(e).__name__}: {e} (in {phase}(){hint})"[:2000]
+
+
+def check_prediction(out: Any, x1: np.ndarray) -> np.ndarray:
+    """``out`` (a method's ``predict(x1)``) as a new float64 array, or MethodFailed saying what is wrong:
+    not an array of real numbers, not one row per row of x1 and one column per gene, or NaN/inf in it."""
+    what = type(out).__name__
+    if out is None:
+        raise MethodFailed("predict() returned None; it must return x2_hat, one row per row of x1")
+    try:
+        a = np.asarray(out)
+    except Exception as e:  # a ragged list, a CUDA tensor...
+        raise MethodFailed(f"predict() returned a {what} that is not an array of numbers "
+                           f"({type(e).__name__}: {e}); return a numpy array") from None
+    if a.dtype.kind not in "fiu":
+        raise MethodFailed(f"predict() returned values of dtype {a.dtype} ({what}); x2_hat must be real "
+                           f"numbers (a float numpy array)")
+    if a.shape != np.shape(x1):
+        raise MethodFailed(f"predict() returned shape {a.shape} for x1 of shape {np.shape(x1)}; x2_hat needs "
+                           f"one row per row of x1 and one column per gene")
+    a = np.array(a, dtype=np.float64, copy=True)
+    bad = int((~np.isfinite(a)).sum())
+    if bad:
+        raise MethodFailed(f"predict() returned {bad} non-finite value(s) (NaN or inf) of {a.size}")
+    return a
+
+
+def _fitted(method: Any, split: SplitData) -> Any:
+    fitted = method.fit(split)
+    if fitted is None:
+        raise MethodFailed("fit() returned None; it must return the fitted method (end it with return self)")
+    if not callable(getattr(fitted, "predict", None)):
+        raise MethodFailed(f"fit() returned a {type(fitted).__name__}, which has no predict(); it must "
+                           f"return the fitted method (end it with return self)")
+    return fitted
+
+
+def fit_predict(make: Callable[[], Any], split: SplitData, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A new method from ``make()``, fitted on a private read-only copy of ``split``, and its checked
+    predictions at each of ``inputs`` (in order, each a read-only copy); MethodFailed with the reason
+    whatever goes wrong, KeyboardInterrupt excepted. numpy's error settings are restored afterwards."""
+    mine = readonly_split(split)
+    phase = "__init__"
+    try:
+        with np.errstate():
+            method = make()
+            phase = "fit"
+            fitted = _fitted(method, mine)
+            phase = "predict"
+            outs = [fitted.predict(frozen(x)) for x in inputs]
+    except MethodFailed:
+        raise
+    except (Exception, SystemExit) as e:
+        raise MethodFailed(describe(e, phase), traceback.format_exc()) from None
+    return [check_prediction(o, x) for o, x in zip(outs, inputs, strict=True)]

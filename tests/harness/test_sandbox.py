@@ -1,0 +1,179 @@
+"""A --method plug-in's fit runs in a fresh process under a time limit (harness.sandbox, issue 19): a hang,
+sys.exit, os._exit or a crash fails that fit with its reason, the process (group) is gone afterwards, and
+no state survives from one fit to the next."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.sandbox import IsolatedMethod, target_path
+from pertvae_core.api import evaluate_methods
+from pertvae_core.baselines import BASELINES
+from pertvae_core.isolation import MethodFailed
+from pertvae_core.methods import load_method
+from tests.e2e import ROOT
+from tests.pertvae_core import bad_methods as bad
+from tests.pertvae_core.test_evaluation import _cell_split
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def isolated(cls: type, timeout: float = 0.0) -> IsolatedMethod:
+    return IsolatedMethod.of(load_method(target_path(cls)), timeout, latent=3, seed=1)
+
+
+def gone(pid: int, within: float = 30.0) -> bool:
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def split():
+    return _cell_split(seed=4)
+
+
+def test_a_plugin_is_scored_as_in_process(split):
+    """The same numbers through the process boundary as in process (KnnShift: the documented example)."""
+    from tests.pertvae_core.my_method import KnnShift
+
+    here = evaluate_methods([split], {"knn_shift": KnnShift})[0]
+    there = evaluate_methods([split], {"knn_shift": isolated(KnnShift)})[0]
+    assert there["method_status"] == {"knn_shift": "done"}
+    assert there["scores"] == here["scores"]
+
+
+def test_hang_is_a_timed_out_fit_and_its_process_is_killed(split, tmp_path, monkeypatch):
+    pid_file = tmp_path / "pid"
+    monkeypatch.setenv("BAD_METHODS_PID_FILE", str(pid_file))
+    t0 = time.monotonic()
+    row = evaluate_methods([split], {"sleeps_and_tells": isolated(bad.SleepsAndTells, timeout=2),
+                                     **{n: (lambda f=f: f(3)) for n, f in BASELINES.items()}})[0]
+    assert time.monotonic() - t0 < 120  # generous: the limit is 2 s, the point is that it returns
+    assert row["method_status"]["sleeps_and_tells"] == "failed"
+    assert row["method_reason"]["sleeps_and_tells"].startswith("timed out after 2 s (--fit-timeout")
+    assert set(row["scores"]) == set(BASELINES)
+    assert gone(int(pid_file.read_text()))
+
+
+@pytest.mark.parametrize("cls, words", [
+    (bad.Exits, "predict() called sys.exit(3)"),
+    (bad.HardExit, "exited with status 7 before returning a result"),
+    (bad.SlowPredict, "timed out after 2 s"),
+    (bad.NanPredict, "non-finite"),
+])
+def test_a_plugin_that_ends_or_hangs_its_process_fails_alone(cls, words, split):
+    row = evaluate_methods([split], {cls.name: isolated(cls, timeout=2),
+                                     "identity": lambda: BASELINES["identity"](3)})[0]
+    assert row["method_status"] == {cls.name: "failed", "identity": "done"}
+    assert words in row["method_reason"][cls.name], row["method_reason"][cls.name]
+
+
+def test_a_crash_names_the_signal(split, tmp_path, monkeypatch):
+    """SIGKILL from outside (what the out-of-memory killer sends) while it fits."""
+    pid_file = tmp_path / "pid"
+    monkeypatch.setenv("BAD_METHODS_PID_FILE", str(pid_file))
+
+    def kill_when_told() -> None:
+        while not pid_file.exists() or not pid_file.read_text():
+            time.sleep(0.05)
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+    import threading
+
+    threading.Thread(target=kill_when_told, daemon=True).start()
+    with pytest.raises(MethodFailed, match="killed by SIGKILL"):
+        isolated(bad.SleepsAndTells).fit_predict(split, [split.x1_test])
+
+
+def test_state_does_not_carry_from_one_fit_to_the_next(split):
+    """Stateful counts its fits in a class attribute: in one process its second fit predicts x1 + 1."""
+    method = isolated(bad.Stateful)
+    before = bad.Stateful.fits
+    for _ in range(3):
+        got = method.fit_predict(split, [split.x1_test])[0]
+        np.testing.assert_array_equal(got, split.x1_test)
+    assert bad.Stateful.fits == before  # not fitted in this process
+
+
+def test_prints_do_not_disturb_the_result(split, capfd):
+    got = isolated(bad.Prints).fit_predict(split, [split.x1_test])[0]
+    want = bad.Prints().fit(split).predict(split.x1_test)
+    np.testing.assert_array_equal(got, want)
+    assert "hello from fit" in capfd.readouterr().out
+
+
+def test_an_import_that_fails_in_its_process_is_its_reason(split):
+    method = IsolatedMethod("tests.pertvae_core.no_such_module:Nope", {}, 0)
+    with pytest.raises(MethodFailed, match="importing tests.pertvae_core.no_such_module:Nope failed: "
+                                           "ModuleNotFoundError"):
+        method.fit_predict(split, [split.x1_test])
+
+
+def test_its_process_ends_when_the_worker_dies(tmp_path):
+    """A worker SIGKILLed while its plug-in fits: the plug-in's process (in its own session) follows."""
+    pid_file = tmp_path / "pid"
+    code = ("import sys; from tests.harness.test_sandbox import isolated; "
+            "from tests.pertvae_core.test_evaluation import _cell_split; "
+            "from tests.pertvae_core import bad_methods as bad; sp = _cell_split(); "
+            "isolated(bad.SleepsAndTells).fit_predict(sp, [sp.x1_test])")
+    worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
+                              env=dict(os.environ, BAD_METHODS_PID_FILE=str(pid_file)))
+    try:
+        end = time.monotonic() + 120
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < end:
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        worker.kill()
+        worker.wait()
+        assert gone(child), "the plug-in's process outlived its worker"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+
+def test_no_job_files_are_left_behind(split, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    with pytest.raises(MethodFailed):
+        isolated(bad.HardExit).fit_predict(split, [split.x1_test])
+    assert list(Path(tmp_path).iterdir()) == []
+
+
+def test_a_method_registered_by_entry_point_name_or_as_an_object_runs_too(split):
+    """target_path falls back to the spec for what has no importable qualified name."""
+    from harness.sandbox import target_path
+
+    class Local:
+        pass
+
+    assert target_path(bad.Stateful) == "tests.pertvae_core.bad_methods:Stateful"
+    assert target_path(Local, "spec:x") == "spec:x" and target_path(object(), "name") == "name"
+    got = IsolatedMethod("tests.pertvae_core.bad_methods:returns_input_instance", {}, 0).fit_predict(
+        split, [split.x1_test])[0]
+    np.testing.assert_array_equal(got, split.x1_test)
+
+
+def test_an_entry_point_name_is_resolved_in_its_process(split, tmp_path, monkeypatch):
+    from tests.pertvae_core.test_methods import _install
+
+    _install(tmp_path, "objmethods", {"ri_obj": "tests.pertvae_core.bad_methods:returns_input_instance"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    method = IsolatedMethod.of(load_method("ri_obj"), 0.0, latent=3, seed=1)
+    assert method.target == "ri_obj"
+    np.testing.assert_array_equal(method.fit_predict(split, [split.x1_test])[0], split.x1_test)
