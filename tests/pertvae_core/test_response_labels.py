@@ -54,8 +54,10 @@ def test_quantile_and_fixed_rules() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    ({"kind": "otsu"}, "kind"), ({"kind": "quantile"}, "level"), ({"kind": "quantile", "value": 1.0}, "level"),
-    ({"kind": "fixed"}, "finite"), ({"linear_r": 0.0}, "linear_r")])
+    ({"kind": "otsu"}, "kind"), ({"kind": "quantile"}, "level"),
+    ({"kind": "quantile", "value": 1.0}, "level"),
+    ({"kind": "fixed"}, "finite"), ({"linear_r": 0.0}, "linear_r"),
+])
 def test_bad_rules_are_named(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         LabelRule(**kwargs)
