@@ -180,6 +180,96 @@ def _validation_loss(model: DrVAE, d: _Data, veps1: torch.Tensor, veps2: torch.T
         return val.cpu().numpy().astype(np.float64)
 
 
+class _Batches:
+    """Per-split minibatch indices and noise, one epoch at a time, each split from its own generators: its
+    draws never depend on the other splits (noise is drawn for full batches; the singleton part is dropped
+    when no split of the batch has singletons)."""
+
+    def __init__(self, d: _Data, cfg: DrVAEConfig, gens: list[dict[str, torch.Generator]],
+                 dev: torch.device) -> None:
+        self.bp, self.bs, self.L, self.L3, self.gens, self.dev = (cfg.batch_pairs, cfg.batch_singletons,
+                                                                   cfg.latent, cfg.latent_z3, gens, dev)
+        S, bp, bs = len(gens), self.bp, self.bs
+        self.bs_used = bs if any(d.n_single) else 0
+        self.epoch_len = np.array([max(1, math.ceil(a / bp), math.ceil(b / bs) if bs else 0)
+                                   for a, b in zip(d.n_pairs, d.n_single, strict=True)])
+        self.pairs = [_Permutations(d.n_pairs[s], gens[s]["index"]) for s in range(S)]
+        self.single = [_Permutations(d.n_single[s], gens[s]["index"]) for s in range(S)]
+        self.start = np.zeros(S, dtype=np.int64)
+        self.keep = torch.cat([torch.arange(2 * bp), 2 * bp + torch.arange(self.bs_used)]).to(dev)
+        self.keep1 = torch.cat([torch.arange(bp), bp + torch.arange(self.bs_used)]).to(dev)
+        self.chunks: list[tuple[torch.Tensor, ...]] = [self._epoch(s) for s in range(S)]
+
+    def _epoch(self, s: int) -> tuple[torch.Tensor, ...]:
+        """Split s's next epoch: indices [e, Bp], [e, Bs] and the four noise tensors, in a fixed order."""
+        e, g, bp, bs, L = int(self.epoch_len[s]), self.gens[s]["noise"], self.bp, self.bs, self.L
+        ip = torch.stack([self.pairs[s].take(bp) for _ in range(e)])
+        is_ = (torch.stack([self.single[s].take(bs) for _ in range(e)]) if bs
+               else torch.zeros(e, 0, dtype=torch.long))
+        eps = (torch.randn((e, 2 * bp + bs, L), generator=g), torch.randn((e, bp + bs, L), generator=g),
+               torch.randn((e, bp + bs, self.L3), generator=g), torch.randn((e, bp + bs), generator=g))
+        return tuple(x.to(self.dev) for x in (ip, is_, *eps))
+
+    def draw(self, t: int) -> tuple[torch.Tensor, torch.Tensor, BatchNoise]:
+        """Step t's pair indices [S, Bp], singleton indices [S, Bs] and noise (a frozen split repeats its
+        last step; its loss is masked)."""
+        k = np.minimum(t - self.start, self.epoch_len - 1)
+        ip, is_, ex, e2, e3, ey = (torch.stack([c[j][k[s]] for s, c in enumerate(self.chunks)])
+                                   for j in range(6))
+        noise = BatchNoise(ex.index_select(1, self.keep), e2.index_select(1, self.keep1),
+                           e3.index_select(1, self.keep1), ey.index_select(1, self.keep1))
+        return ip, is_[:, : self.bs_used], noise
+
+    def due(self, t: int) -> np.ndarray:
+        """Splits whose epoch ends after step t - 1."""
+        return t - self.start == self.epoch_len
+
+    def next_epoch(self, s: int, t: int) -> None:
+        self.chunks[s], self.start[s] = self._epoch(s), t
+
+
+class _Stopping:
+    """Per-split epochs, validation history, best epoch, patience, status (module docstring)."""
+
+    def __init__(self, cfg: DrVAEConfig, n_val: Sequence[int]) -> None:
+        S = len(n_val)
+        self.cfg, self.n_val = cfg, list(n_val)
+        self.frozen = np.zeros(S, dtype=bool)
+        self.epochs, self.best_epoch, self.since_best = (np.zeros(S, dtype=np.int64) for _ in range(3))
+        self.best_val = np.full(S, np.inf)
+        self.status, self.reason = ["done"] * S, [""] * S
+        self.history: list[list[float]] = [[] for _ in range(S)]
+        self.train_loss: list[list[float]] = [[] for _ in range(S)]
+
+    def end_epoch(self, s: int, val: float, train: float) -> bool:
+        """Record split s's epoch (validation loss, mean training loss); True when it is the new best."""
+        cfg, has_val = self.cfg, self.n_val[s] > 0
+        self.epochs[s] += 1
+        e = int(self.epochs[s])
+        self.history[s].append(val)
+        self.train_loss[s].append(train)
+        if not np.isfinite(train) or (has_val and not np.isfinite(val)):
+            what = "training" if not np.isfinite(train) else "validation"
+            self.status[s], self.reason[s] = "failed", f"non-finite {what} loss in epoch {e}"
+            self.frozen[s] = True
+            return False
+        improved = not has_val or (val < self.best_val[s] and e >= cfg.min_epochs)
+        if improved:
+            self.best_val[s], self.since_best[s], self.best_epoch[s] = (val if has_val else np.inf), 0, e
+        else:
+            self.since_best[s] += 1
+        if (self.since_best[s] >= cfg.patience and e >= cfg.min_epochs) or e >= cfg.max_epochs:
+            self.frozen[s] = True
+        return improved
+
+
+@torch.no_grad()
+def _copy_where(dst: Sequence[torch.Tensor], src: Sequence[torch.Tensor], mask: torch.Tensor) -> None:
+    """dst[s] = src[s] for the models s where mask [S] is True (every tensor [S, ...])."""
+    for a, b in zip(dst, src, strict=True):
+        a.copy_(torch.where(mask.view((-1,) + (1,) * (a.dim() - 1)), b, a))
+
+
 def fit_drvae(splits: Sequence[ResponseSplit], cfg: DrVAEConfig, seeds: Sequence[int],
               max_steps: int | None = None, on_step: Callable[[int, DrVAE], None] | None = None
               ) -> DrVAEState:
@@ -190,7 +280,6 @@ def fit_drvae(splits: Sequence[ResponseSplit], cfg: DrVAEConfig, seeds: Sequence
     """
     splits = _check(splits, seeds)
     t0 = time.perf_counter()
-    S, L, L3 = len(splits), cfg.latent, cfg.latent_z3
     dev = resolve_device(cfg.device)
     gens = [seed_streams(int(sd)) for sd in seeds]
     model = DrVAE(splits[0].genes, cfg, [g["init"] for g in gens]).to(dev)
@@ -198,59 +287,20 @@ def fit_drvae(splits: Sequence[ResponseSplit], cfg: DrVAEConfig, seeds: Sequence
              for sp in splits]
     std = Standardizer.from_splits(views, dev, cfg.standardize)
     d = _Data(splits, cfg, std, dev)
-    bp, bs = cfg.batch_pairs, cfg.batch_singletons
-    bs_used = bs if any(d.n_single) else 0
-    epoch_len = [max(1, math.ceil(a / bp), math.ceil(b / bs) if bs else 0)
-                 for a, b in zip(d.n_pairs, d.n_single, strict=True)]
-    nv_max, K = d.V.shape[1], cfg.val_samples
-    veps1 = _val_noise([g["val"] for g in gens], d.n_val, K, nv_max, L, dev)
-    veps2 = _val_noise([g["val"] for g in gens], d.n_val, K, nv_max, L, dev)
-
+    veps = [_val_noise([g["val"] for g in gens], d.n_val, cfg.val_samples, d.V.shape[1], cfg.latent, dev)
+            for _ in range(2)]
     params = list(model.parameters())
     opt = make_optimizer(params, cfg.lr)
     for group in opt.param_groups:  # Adam's L2 term, as the authors' optimizer (elementwise: per model)
         group["weight_decay"] = cfg.weight_decay
-    streams_p = [_Permutations(d.n_pairs[s], gens[s]["index"]) for s in range(S)]
-    streams_s = [_Permutations(d.n_single[s], gens[s]["index"]) for s in range(S)]
-    chunks: list[tuple[torch.Tensor, ...]] = [()] * S
-
-    def refill(s: int) -> None:
-        """Split s's next epoch of minibatch indices and noise, drawn in a fixed order from its generators."""
-        e, g = epoch_len[s], gens[s]["noise"]
-        ip = torch.stack([streams_p[s].take(bp) for _ in range(e)])
-        is_ = (torch.stack([streams_s[s].take(bs) for _ in range(e)]) if bs
-               else torch.zeros(e, 0, dtype=torch.long))
-        eps = (torch.randn((e, 2 * bp + bs, L), generator=g), torch.randn((e, bp + bs, L), generator=g),
-               torch.randn((e, bp + bs, L3), generator=g), torch.randn((e, bp + bs), generator=g))
-        chunks[s] = tuple(x.to(dev) for x in (ip, is_, *eps))
-
-    # noise is always drawn for full batches (a split's draws must not depend on the others' sizes); the
-    # singleton part is dropped when no split of the batch has singletons
-    keep = torch.cat([torch.arange(2 * bp), 2 * bp + torch.arange(bs_used)]).to(dev)
-    keep1 = torch.cat([torch.arange(bp), bp + torch.arange(bs_used)]).to(dev)
-
-    def step_noise(k: list[int]) -> tuple[torch.Tensor, torch.Tensor, BatchNoise]:
-        ip, is_, ex, e2, e3, ey = (torch.stack([chunks[s][j][k[s]] for s in range(S)]) for j in range(6))
-        noise = BatchNoise(ex.index_select(1, keep), e2.index_select(1, keep1), e3.index_select(1, keep1),
-                           ey.index_select(1, keep1))
-        return ip, is_[:, :bs_used], noise
-
-    for s in range(S):
-        refill(s)
-    chunk_start = np.zeros(S, dtype=np.int64)
-    frozen = np.zeros(S, dtype=bool)
-    epochs, best_epoch, since_best = (np.zeros(S, dtype=np.int64) for _ in range(3))
-    best_val = np.full(S, np.inf)
-    status, reason = ["done"] * S, [""] * S
-    history: list[list[float]] = [[] for _ in range(S)]
-    train_hist: list[list[float]] = [[] for _ in range(S)]
+    batches, stop = _Batches(d, cfg, gens, dev), _Stopping(cfg, d.n_val)
     best = [p.detach().clone() for p in params]
-    frozen_t = torch.zeros(S, dtype=torch.bool, device=dev)
-    acc = torch.zeros(S, device=dev)
+    frozen_t = torch.zeros(len(splits), dtype=torch.bool, device=dev)
+    acc = torch.zeros(len(splits), device=dev)
     zero = torch.zeros((), device=dev)
     t = 0
-    while not frozen.all() and (max_steps is None or t < max_steps):
-        ip, is_, noise = step_noise([min(int(t - chunk_start[s]), epoch_len[s] - 1) for s in range(S)])
+    while not stop.frozen.all() and (max_steps is None or t < max_steps):
+        ip, is_, noise = batches.draw(t)
         terms = batch_terms(model, _gather(d.P1, ip), _gather(d.P2, ip), _gather(d.XS, is_),
                             _gather(d.YP, ip), _gather(d.YS, is_), noise, cfg.y_sigma)
         loss_s = training_loss(terms, d.weights)
@@ -258,50 +308,27 @@ def fit_drvae(splits: Sequence[ResponseSplit], cfg: DrVAEConfig, seeds: Sequence
         opt.step()
         opt.zero_grad(set_to_none=True)
         acc += loss_s.detach()
-        if frozen.any():
-            with torch.no_grad():
-                for p, b in zip(params, best, strict=True):
-                    p.copy_(torch.where(frozen_t.view((S,) + (1,) * (p.dim() - 1)), b, p))
+        if stop.frozen.any():
+            _copy_where(params, best, frozen_t)
         if on_step is not None:
             on_step(t, model)
         t += 1
-        due = ~frozen & (t - chunk_start == np.asarray(epoch_len))
+        due = ~stop.frozen & batches.due(t)
         if not due.any():
             continue
-        val = _validation_loss(model, d, veps1, veps2)
-        accn = acc.cpu().numpy()
-        improved = np.zeros(S, dtype=bool)
+        val, accn = _validation_loss(model, d, *veps), acc.cpu().numpy()
+        improved = np.zeros(len(splits), dtype=bool)
         for s in np.flatnonzero(due):
-            epochs[s] += 1
-            history[s].append(float(val[s]))
-            train_hist[s].append(float(accn[s]) / epoch_len[s])
-            if not np.isfinite(accn[s]) or (d.n_val[s] and not np.isfinite(val[s])):
-                what = "training" if not np.isfinite(accn[s]) else "validation"
-                status[s], reason[s] = "failed", f"non-finite {what} loss in epoch {epochs[s]}"
-                frozen[s] = True
-                continue
-            if d.n_val[s] == 0 or (val[s] < best_val[s] and epochs[s] >= cfg.min_epochs):
-                best_val[s], since_best[s], best_epoch[s] = (val[s] if d.n_val[s] else np.inf), 0, epochs[s]
-                improved[s] = True
-            else:
-                since_best[s] += 1
-            if (since_best[s] >= cfg.patience and epochs[s] >= cfg.min_epochs) or epochs[s] >= cfg.max_epochs:
-                frozen[s] = True
+            improved[s] = stop.end_epoch(s, float(val[s]), float(accn[s]) / batches.epoch_len[s])
         acc = torch.where(torch.as_tensor(due, device=dev), zero, acc)
-        with torch.no_grad():
-            imp = torch.as_tensor(improved, device=dev)
-            for p, b in zip(params, best, strict=True):
-                b.copy_(torch.where(imp.view((S,) + (1,) * (p.dim() - 1)), p, b))
-        for s in np.flatnonzero(due & ~frozen):
-            refill(s)
-            chunk_start[s] = t
-        frozen_t = torch.as_tensor(frozen, device=dev)
+        _copy_where(best, params, torch.as_tensor(improved, device=dev))
+        for s in np.flatnonzero(due & ~stop.frozen):
+            batches.next_epoch(s, t)
+        frozen_t = torch.as_tensor(stop.frozen, device=dev)
     if max_steps is None:
-        with torch.no_grad():
-            for p, b in zip(params, best, strict=True):
-                p.copy_(b)
+        _copy_where(params, best, torch.ones(len(splits), dtype=torch.bool, device=dev))
     return DrVAEState(model=model, cfg=cfg, std=std, y_mean=d.y_mean, y_scale=d.y_scale,
-                      seeds=[int(x) for x in seeds], epochs=[int(e) for e in epochs],
-                      best_epoch=[int(e) for e in best_epoch], status=status, reason=reason,
-                      fit_seconds=time.perf_counter() - t0, device=dev, history=history,
-                      train_loss=train_hist)
+                      seeds=[int(x) for x in seeds], epochs=stop.epochs.tolist(),
+                      best_epoch=stop.best_epoch.tolist(), status=stop.status, reason=stop.reason,
+                      fit_seconds=time.perf_counter() - t0, device=dev, history=stop.history,
+                      train_loss=stop.train_loss)

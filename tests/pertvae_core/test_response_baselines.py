@@ -22,7 +22,7 @@ from pertvae_core.response_baselines import (
     encoder_baselines,
 )
 from pertvae_core.response_features import FeatureMap, pertvae_latents
-from pertvae_core.response_methods import evaluate_response_methods, score_response
+from pertvae_core.response_methods import ResponseMethod, evaluate_response_methods, score_response
 from pertvae_core.train import fit
 from tests.pertvae_core.response_sim import simulate
 
@@ -60,6 +60,7 @@ def test_the_prior_baseline_is_exactly_chance() -> None:
     s = score_response(TrainingPrior().fit(sim.split), sim.split)
     assert s["auroc"] == 0.5 and s["aupr"] == pytest.approx(sim.split.y_test.mean())
     assert TrainingPrior().fit(sim.split).rate_ == sim.split.supervised_train()[1].mean()
+    assert all(isinstance(f(LATENT, 0), ResponseMethod) for f in RESPONSE_BASELINES.values())
 
 
 def test_penalty_is_chosen_by_validation_auroc_on_training_fits() -> None:
