@@ -11,12 +11,14 @@ pi = q(y=1 | z1, z2):
     binary:      U = pi D(1) + (1 - pi) D(0) + H(pi)                       (an exact sum over y in {0, 1})
     continuous:  U = D'(y~) - KL(N(m, y_sigma^2) || N(0, 1)),   y~ ~ q(y|z1,z2) = N(m, y_sigma^2)
 where D' is D without log p(y) (E_q[log p(y)] + H(q) = -KL(q(y|z1,z2) || p(y)), taken in closed form).
-The bound of a pair (x1, x2) and of a singleton x1 (the Dr.VAE model of :mod:`pertvae_core.drvae`, whose
-p(z2|z1) prior is PertVAE's conditional KL, paper Eq. 11-12):
+The bound of a pair (x1, x2) and of a singleton x1 under the Dr.VAE model of :mod:`pertvae_core.drvae`; the
+pair part is PertVAE's (the PertVAE paper's Eq. 11-12, its conditional KL of z2 against p(z2|z1)):
     L_P = log p(x1|z1) + log p(x2|z2) - [log q(z2|x2) - log p(z2|z1)] + (D(y) or U)
     L_S = log p(x1|z1) + (D(y) or U)                       (x2 unobserved: z2 = z~2 enters q(y|z1, z2) only)
 q(y|z1, z2) sees z2 ~ q(z2|x2) for pairs and z~2 ~ p(z2|z1) for singletons (at test time only x1 is known).
 
+The terms are those the authors' code computes (DrVAE._compute_losses: RECL, KLD, PERT, YL); we write them
+from the model's factorization and cite the M2 equations, not the Dr.VAE preprint's own equation numbers.
 Training loss per model (the authors' objective: ELBO + pert_rate * PERT + y_rate * YL, written as the
 minibatch estimate of per-example means; n_P pairs and n_S singletons in training, N = n_P + n_S, N_lab the
 labelled ones among them):
