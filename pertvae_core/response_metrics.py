@@ -1,0 +1,140 @@
+"""Response-prediction metrics, each with its chance level and, when undefined, NaN and the reason why.
+
+Binary head (labels 1 = sensitive): AUROC (chance 0.5) by the Mann-Whitney statistic with average ranks, so
+tied scores count one half (as ``sklearn.metrics.roc_auc_score``); AUPR as average precision,
+sum_k (R_k - R_{k-1}) P_k over the distinct score thresholds in decreasing order (as
+``sklearn.metrics.average_precision_score``; chance = the test prevalence, the AP of a constant score).
+Continuous head: Pearson and Spearman correlation (chance 0), RMSE (chance = the RMSE of predicting the
+training mean response, when it is given).
+A metric is NaN, with a reason, when the test set does not define it (one class only, fewer than two rows, a
+constant prediction for a correlation) or when predictions are not finite (a failed fit); malformed input
+(shapes, labels other than 0/1) raises ValueError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import rankdata
+
+__all__ = ["Metric", "auroc", "aupr", "pearson", "spearman", "rmse", "binary_metrics", "continuous_metrics"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric's value, its chance level and why the value is NaN ("" when it is defined)."""
+
+    value: float
+    chance: float
+    reason: str = ""
+
+
+def _pair(a: np.ndarray, b: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"{what}: {a.size} observed values but {b.size} predictions")
+    return a, b
+
+
+def _labels(y: np.ndarray, score: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, str]:
+    y, s = _pair(y, score, what)
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError(f"{what}: labels must be 0 or 1 (1 = sensitive), got {np.unique(y)[:5]}")
+    if y.size == 0:
+        return y, s, "no test rows"
+    if y.min() == y.max():
+        return y, s, f"all {y.size} test labels are {int(y[0])}: one class only"
+    if not np.isfinite(s).all():
+        return y, s, "non-finite predictions"
+    return y, s, ""
+
+
+def auroc(y: np.ndarray, score: np.ndarray) -> Metric:
+    """Area under the ROC curve of ``score`` for labels ``y``; chance 0.5."""
+    y, s, why = _labels(y, score, "auroc")
+    if why:
+        return Metric(float("nan"), 0.5, why)
+    pos = y == 1
+    n1, n0 = int(pos.sum()), int((~pos).sum())
+    u = rankdata(s)[pos].sum() - n1 * (n1 + 1) / 2.0
+    return Metric(float(u / (n1 * n0)), 0.5)
+
+
+def aupr(y: np.ndarray, score: np.ndarray) -> Metric:
+    """Average precision of ``score`` for labels ``y``; chance = the test prevalence (fraction of 1s)."""
+    y, s, why = _labels(y, score, "aupr")
+    chance = float(y.mean()) if y.size else float("nan")
+    if why:
+        return Metric(float("nan"), chance, why)
+    order = np.argsort(-s, kind="stable")
+    ys, ss = y[order], s[order]
+    last = np.r_[np.flatnonzero(np.diff(ss) != 0), ys.size - 1]  # last row of each block of tied scores
+    tp = np.cumsum(ys)[last]
+    precision = tp / (last + 1)
+    recall = tp / ys.sum()
+    return Metric(float(np.sum(np.diff(np.r_[0.0, recall]) * precision)), chance)
+
+
+def _correlation_input(r: np.ndarray, pred: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, str]:
+    r, p = _pair(r, pred, what)
+    if r.size < 2:
+        return r, p, f"{r.size} test rows: a correlation needs at least 2"
+    if not np.isfinite(p).all():
+        return r, p, "non-finite predictions"
+    if p.min() == p.max():
+        return r, p, "constant predictions"
+    if r.min() == r.max():
+        return r, p, "constant test responses"
+    return r, p, ""
+
+
+def pearson(r: np.ndarray, pred: np.ndarray) -> Metric:
+    """Pearson correlation of predicted and observed responses; chance 0."""
+    r, p, why = _correlation_input(r, pred, "pearson")
+    if why:
+        return Metric(float("nan"), 0.0, why)
+    a, b = r - r.mean(), p - p.mean()
+    return Metric(float(np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b))), 0.0)
+
+
+def spearman(r: np.ndarray, pred: np.ndarray) -> Metric:
+    """Spearman correlation (Pearson of average ranks); chance 0."""
+    r, p, why = _correlation_input(r, pred, "spearman")
+    if why:
+        return Metric(float("nan"), 0.0, why)
+    return pearson(rankdata(r), rankdata(p))
+
+
+def rmse(r: np.ndarray, pred: np.ndarray, train_mean: float | None = None) -> Metric:
+    """Root mean squared error; chance = the RMSE of the constant ``train_mean`` (NaN when not given)."""
+    r, p = _pair(r, pred, "rmse")
+    given = train_mean is not None and r.size
+    chance = float(np.sqrt(np.mean((r - train_mean) ** 2))) if given else float("nan")
+    if r.size == 0:
+        return Metric(float("nan"), chance, "no test rows")
+    if not np.isfinite(p).all():
+        return Metric(float("nan"), chance, "non-finite predictions")
+    return Metric(float(np.sqrt(np.mean((r - p) ** 2))), chance)
+
+
+def _flat(metrics: dict[str, Metric]) -> dict[str, float | str]:
+    out: dict[str, float | str] = {}
+    for k, m in metrics.items():
+        out[k], out[f"{k}_chance"] = m.value, m.chance
+        if m.reason:
+            out[f"{k}_reason"] = m.reason
+    return out
+
+
+def binary_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float | str]:
+    """{auroc, auroc_chance, aupr, aupr_chance} (+ ``*_reason`` where NaN) of P(sensitive) for labels y."""
+    return _flat({"auroc": auroc(y, proba), "aupr": aupr(y, proba)})
+
+
+def continuous_metrics(r: np.ndarray, pred: np.ndarray, train_mean: float | None = None
+                       ) -> dict[str, float | str]:
+    """{pearson, spearman, rmse} with their chance levels (+ ``*_reason`` where NaN)."""
+    return _flat({"pearson": pearson(r, pred), "spearman": spearman(r, pred),
+                  "rmse": rmse(r, pred, train_mean)})

@@ -1,0 +1,81 @@
+"""Response metrics against scikit-learn, scipy and numpy, with chance levels and NaN reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from pertvae_core.response_metrics import (
+    aupr,
+    auroc,
+    binary_metrics,
+    continuous_metrics,
+    pearson,
+    rmse,
+    spearman,
+)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_auroc_and_aupr_match_sklearn_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 60))
+    y = rng.integers(0, 2, n).astype(float)
+    y[:2] = [0, 1]
+    # half the cases: few distinct scores (many ties); else continuous
+    s = rng.integers(0, 4, n).astype(float) if seed % 2 else rng.normal(size=n) + y
+    assert auroc(y, s).value == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert aupr(y, s).value == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    assert auroc(y, s).chance == 0.5 and aupr(y, s).chance == pytest.approx(y.mean())
+
+
+def test_known_values_and_constant_scores() -> None:
+    y = np.array([0, 0, 1, 1.0])
+    assert auroc(y, [0.1, 0.4, 0.35, 0.8]).value == 0.75
+    assert aupr(y, [0.1, 0.4, 0.35, 0.8]).value == pytest.approx((1 + 2 / 3) / 2)
+    const = np.full(4, 0.3)
+    assert auroc(y, const).value == 0.5 and aupr(y, const).value == 0.5  # chance exactly
+
+
+@pytest.mark.parametrize(("y", "s", "why"), [
+    ([1, 1, 1], [0.2, 0.3, 0.4], "one class only"),
+    ([], [], "no test rows"),
+    ([0, 1, 1], [0.2, np.nan, 0.4], "non-finite predictions"),
+])
+def test_undefined_binary_metrics_are_nan_with_a_reason(y, s, why) -> None:
+    for m in (auroc(np.array(y, float), np.array(s, float)), aupr(np.array(y, float), np.array(s, float))):
+        assert np.isnan(m.value) and why in m.reason
+    out = binary_metrics(np.array(y, float), np.array(s, float))
+    assert why in str(out["auroc_reason"]) and out["auroc_chance"] == 0.5
+
+
+def test_bad_binary_input_raises() -> None:
+    with pytest.raises(ValueError, match="labels must be 0 or 1"):
+        auroc(np.array([0, 2.0]), np.array([0.1, 0.2]))
+    with pytest.raises(ValueError, match="3 observed values but 2 predictions"):
+        aupr(np.array([0, 1, 1.0]), np.array([0.1, 0.2]))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_continuous_metrics_match_scipy_and_numpy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    r = rng.normal(size=30)
+    p = np.round(r + rng.normal(size=30), 1)  # ties in the ranks
+    assert pearson(r, p).value == pytest.approx(pearsonr(r, p)[0], abs=1e-12)
+    assert spearman(r, p).value == pytest.approx(spearmanr(r, p)[0], abs=1e-12)
+    assert rmse(r, p).value == pytest.approx(np.sqrt(np.mean((r - p) ** 2)), abs=1e-12)
+    m = rmse(r, p, train_mean=0.5)
+    assert m.chance == pytest.approx(np.sqrt(np.mean((r - 0.5) ** 2)))
+    out = continuous_metrics(r, p, 0.5)
+    assert out["pearson_chance"] == out["spearman_chance"] == 0.0 and "pearson_reason" not in out
+
+
+def test_undefined_continuous_metrics_are_nan_with_a_reason() -> None:
+    r = np.array([0.1, 0.5, 0.9])
+    assert pearson(r, np.full(3, 0.4)).reason == "constant predictions"
+    assert spearman(np.ones(3), r).reason == "constant test responses"
+    assert "at least 2" in pearson(r[:1], r[:1]).reason
+    assert rmse(r, np.array([0.0, np.inf, 1.0])).reason == "non-finite predictions"
+    assert np.isnan(rmse(r, r).chance)  # no training mean given
