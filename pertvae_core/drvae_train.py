@@ -283,7 +283,8 @@ def fit_drvae(splits: Sequence[ResponseSplit], cfg: DrVAEConfig, seeds: Sequence
     dev = resolve_device(cfg.device)
     gens = [seed_streams(int(sd)) for sd in seeds]
     model = DrVAE(splits[0].genes, cfg, [g["init"] for g in gens]).to(dev)
-    views = [SimpleNamespace(x1_train=sp.x1_pairs, x2_train=sp.x2_pairs, xs_train=sp.xs_train)
+    views = [SimpleNamespace(x1_train=sp.x1_pairs, x2_train=sp.x2_pairs, xs_train=sp.xs_train,
+                             xu_train=None)
              for sp in splits]
     std = Standardizer.from_splits(views, dev, cfg.standardize)
     d = _Data(splits, cfg, std, dev)
