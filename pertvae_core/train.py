@@ -48,13 +48,17 @@ Design (paper Section 2 "Fitting", Section 4):
   per paper-sized step, 10-20% of a bfloat16 step on the CPU), so :func:`fit` first raises glibc's mmap and
   trim thresholds once per process (:func:`reuse_freed_memory`): freed memory stays in the heap for the next
   step. Speed only: the numbers are unchanged.
+
+Layout: this module holds the loop (:func:`fit`, the steps and epoch ends) and what it shares with the other
+trainers (seeds, optimizer, train step, :class:`Standardizer`); the data of each model and the minibatch
+schedule are :mod:`pertvae_core.fit_data`, each split's early-stopping record and the best states
+:mod:`pertvae_core.early_stopping`, compaction :mod:`pertvae_core.packing`.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import math
 import platform
 import time
 import warnings
@@ -66,6 +70,7 @@ import torch
 
 from pertvae_core.config import STANDARDIZE, FitConfig
 from pertvae_core.data import SplitData, measured_profiles
+from pertvae_core.early_stopping import EarlyStopping
 from pertvae_core.elbo import (
     batch_terms,
     prediction_mean,
@@ -74,7 +79,10 @@ from pertvae_core.elbo import (
     reconstruction_nll,
     training_loss,
 )
+from pertvae_core.fit_data import FitData, Minibatches, prepare_data
 from pertvae_core.model import PertVAE
+from pertvae_core.packing import repack_ as _repack_
+from pertvae_core.packing import repack_due as _repack_due
 from pertvae_core.precision import resolve_precision
 
 __all__ = ["FitState", "fit", "resolve_device", "seed_streams", "make_optimizer", "make_train_step",
@@ -254,22 +262,6 @@ class FitState:
     precision: str = "fp32"   # of the matrix products, as resolved for the device (pertvae_core.precision)
 
 
-class _IndexStream:
-    """Concatenated random permutations of range(n) from one generator; n = 0 gives zeros."""
-
-    def __init__(self, n: int, gen: torch.Generator) -> None:
-        self.n, self.gen = n, gen
-        self.buf = torch.empty(0, dtype=torch.long)
-
-    def take(self, k: int) -> torch.Tensor:
-        if self.n == 0:
-            return torch.zeros(k, dtype=torch.long)
-        while self.buf.numel() < k:
-            self.buf = torch.cat([self.buf, torch.randperm(self.n, generator=self.gen)])
-        out, self.buf = self.buf[:k], self.buf[k:]
-        return out
-
-
 def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """x [S, N, G], idx [S, B] -> [S, B, G]."""
     return torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[-1]))
@@ -283,40 +275,118 @@ def _masked_mean(v: torch.Tensor, n: Sequence[int]) -> torch.Tensor:
     return torch.where(cnt > 0, tot / cnt.clamp_min(1), torch.full_like(tot, float("nan")))
 
 
-def _noise(gens: Sequence[torch.Generator], shape_per: Callable[[int], tuple[int, ...]], n_max: int,
-           latent: int, device: torch.device) -> torch.Tensor:
-    """Per-split CPU noise of shape_per(s) + (latent,) padded on axis -2 to n_max, stacked on the device."""
-    out = []
-    for s, g in enumerate(gens):
-        e = torch.randn(shape_per(s) + (latent,), generator=g)
-        pad = n_max - e.shape[-2]
-        if pad:
-            e = torch.cat([e, torch.zeros(e.shape[:-2] + (pad, latent))], dim=-2)
-        out.append(e)
-    return torch.stack(out).to(device)
-
-
-def _repack_due(n_packed: int, n_stopped: int, compiled: bool) -> bool:
-    """Whether to drop the stopped splits now: at once in eager mode; with ``torch.compile`` (a new batch
-    size recompiles) only once a quarter of the packed splits stopped, so there are a few sizes only."""
-    if n_stopped == 0 or n_stopped == n_packed:
-        return False
-    return not compiled or 4 * n_stopped >= n_packed
-
-
 @torch.no_grad()
-def _repack_(model: PertVAE, opt: torch.optim.Optimizer, keep: torch.Tensor,
-             tensors: Sequence[torch.Tensor]) -> None:
-    """Keep models ``keep`` (packed positions) in the model's parameters, their Adam moments and
-    ``tensors`` (per-split tensors other code holds, e.g. the loss weights of the train step), in place."""
-    n = model.n_models
-    model.select_(keep)
-    for p in model.parameters():
-        for key, v in opt.state.get(p, {}).items():
-            if torch.is_tensor(v) and v.dim() and v.shape[0] == n:  # exp_avg, exp_avg_sq (not the step)
-                opt.state[p][key] = v.index_select(0, keep)
-    for x in tensors:
-        x.data = x.data.index_select(0, keep)
+def _validation_loss(model: PertVAE, data: FitData, cfg: FitConfig, n_val: Sequence[int]) -> np.ndarray:
+    """Per packed split: MSE of the mean prediction over the fixed draws, or the mean NLL over them."""
+    pairs, v1, v2, K = data.pairs, data.x1_val, data.x2_val, cfg.val_samples
+    eps1, eps2 = data.eps1_val, data.eps2_val
+    nll = torch.zeros(v1.shape[:2], device=v1.device)
+    mean = torch.zeros_like(v1)
+    head = model.encoder_head(v1)   # the same for every draw: computed once
+    for k in range(K):
+        if cfg.stop_on == "mse":   # the mean prediction alone: the decoder's sigma is not needed
+            mean_k = (prediction_mean(model, v1, eps1[:, k], eps2[:, k], head) if pairs
+                      else reconstruction_mean(model, v1, eps1[:, k], head))
+        else:
+            nll_k, mean_k = (prediction_nll(model, v1, v2, eps1[:, k], eps2[:, k], head) if pairs
+                             else reconstruction_nll(model, v1, eps1[:, k], head=head))
+            nll += nll_k / K
+        mean += mean_k / K
+    if cfg.stop_on == "mse":
+        nll = 0.5 * (mean - (v2 if pairs else v1)).square().sum(-1)
+    return _masked_mean(nll, n_val).cpu().numpy()
+
+
+def _batch(data: FitData, ip: torch.Tensor, is_: torch.Tensor, eps: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A step's (x1, x2, xs, eps) of the packed splits from their indices and noise."""
+    if data.bp:
+        x1, x2 = _gather(data.x1, ip), _gather(data.x2, ip)
+    else:
+        x1 = x2 = data.xs[:, :0]
+    xs = _gather(data.xs, is_[:, :data.bs_used])
+    eps = eps[:, : 2 * data.bp + data.bs_used] if data.bs_used < data.bs else eps
+    return x1, x2, xs, eps
+
+
+class _Loop:
+    """The training loop of one batched fit: steps, epoch ends (validation, early stopping, the next
+    epoch's minibatches) and compaction. ``act[j]`` is the split at packed position j
+    (:mod:`pertvae_core.packing`)."""
+
+    def __init__(self, model: PertVAE, cfg: FitConfig, data: FitData, batches: Minibatches,
+                 compact: bool) -> None:
+        self.model, self.cfg, self.data, self.batches, self.compact = model, cfg, data, batches, compact
+        self.train_step, self.opt = make_train_step(model, cfg, data.w_pairs, data.w_single)
+        self.params = list(model.parameters())
+        self.stop = EarlyStopping(data.n_val, self.params, cfg)
+        S, dev = len(data.n_val), data.xs.device
+        self.act = np.arange(S)
+        self.active_t = torch.ones(S, dtype=torch.bool, device=dev)
+        self.frozen_t = torch.zeros(S, 1, 1, dtype=torch.bool, device=dev)
+        self.acc = torch.zeros(S, device=dev)   # training loss summed over the current epoch
+
+    def run(self, max_steps: int | None, on_step: Callable[[int, PertVAE], None] | None) -> None:
+        """Step until every split is frozen (or ``max_steps``); frozen splits keep their best state."""
+        t = 0
+        while not self.stop.all_frozen:
+            if max_steps is not None and t >= max_steps:
+                break
+            loss_s = self.train_step(*_batch(self.data, *self.batches.take(self.act, t)), self.active_t)
+            if on_step is not None:
+                on_step(t, self.model)
+            self.acc += loss_s
+            if self.stop.frozen(self.act).any():
+                self.stop.hold_(self.params, self.frozen_t)
+            t += 1
+            due = ~self.stop.frozen(self.act) & self.batches.epoch_ends(self.act, t)
+            if due.any():
+                self._end_epoch(due, t)
+
+    def _end_epoch(self, due: np.ndarray, t: int) -> None:
+        """The packed splits ``due`` ended an epoch at step t."""
+        act = self.act
+        val = _validation_loss(self.model, self.data, self.cfg, [self.data.n_val[s] for s in act])
+        self.stop.update(act, due, val, self.acc.cpu().numpy(), self.params)
+        self.acc = torch.where(torch.as_tensor(due, device=self.acc.device), torch.zeros_like(self.acc),
+                               self.acc)
+        frz = self.stop.frozen(act)
+        for j in np.flatnonzero(due & ~frz):
+            self.batches.refill(act[j], t)
+        if self.compact and _repack_due(len(act), int(frz.sum()), self.cfg.compile):
+            self._drop(frz)
+            frz = self.stop.frozen(self.act)
+        self.frozen_t = torch.as_tensor(frz, device=self.acc.device)[:, None, None]
+        self.active_t = ~self.frozen_t[:, 0, 0]
+
+    def _drop(self, frz: np.ndarray) -> None:
+        """Compaction: the packed splits ``frz`` leave the computation (best states set aside)."""
+        keep_np = np.flatnonzero(~frz)
+        keep = torch.as_tensor(keep_np, device=self.acc.device)
+        self.stop.drop_(self.act, frz, keep)
+        for s in self.act[frz]:
+            self.batches.drop(s)
+        _repack_(self.model, self.opt, keep, [self.data.w_pairs, self.data.w_single])
+        self.data.select_(keep)
+        self.acc = self.acc.index_select(0, keep)
+        self.act = self.act[keep_np]
+
+    def restore(self, final: bool) -> None:
+        """Every split's best state into the model (the running splits' ``final`` state instead)."""
+        self.stop.restore(self.model, self.act, [p.detach() for p in self.params] if final else None)
+
+
+def _check_splits(splits: Sequence[SplitData], seeds: Sequence[int]) -> tuple[list[SplitData], int]:
+    """The splits as a list and their number of genes; ValueError naming what is wrong."""
+    splits = list(splits)
+    if not splits:
+        raise ValueError("fit: no splits given")
+    if len(seeds) != len(splits):
+        raise ValueError(f"fit: {len(seeds)} seeds for {len(splits)} splits")
+    genes = {sp.genes for sp in splits}
+    if len(genes) != 1:
+        raise ValueError(f"fit: splits of one batched fit must have the same genes, got {sorted(genes)}")
+    return splits, genes.pop()
 
 
 def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs: bool = True,
@@ -333,196 +403,22 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
     (module docstring); ``compact=False`` keeps them, frozen and masked, to the end (for comparison). See the
     module docstring for the schedule, early stopping and seeding.
     """
-    splits = list(splits)
-    if not splits:
-        raise ValueError("fit: no splits given")
-    if len(seeds) != len(splits):
-        raise ValueError(f"fit: {len(seeds)} seeds for {len(splits)} splits")
-    genes = {sp.genes for sp in splits}
-    if len(genes) != 1:
-        raise ValueError(f"fit: splits of one batched fit must have the same genes, got {sorted(genes)}")
+    splits, G = _check_splits(splits, seeds)
     reuse_freed_memory()
     t0 = time.perf_counter()
-    S, G, L = len(splits), genes.pop(), cfg.latent
     dev = resolve_device(cfg.device)
     gens = [seed_streams(int(sd)) for sd in seeds]
     precision = resolve_precision(cfg.precision, dev)
     model = PertVAE(G, cfg, [g["init"] for g in gens], pairs=pairs, precision=precision).to(dev)
     std = Standardizer.from_splits(splits, dev, cfg.standardize)
-
-    if pairs:
-        P1, n_pairs = std.forward([sp.x1_train for sp in splits])
-        P2, _ = std.forward([sp.x2_train for sp in splits])
-        XS, n_single = std.forward_singletons([sp.xs_train for sp in splits], [sp.xu_train for sp in splits])
-        V1, n_val = std.forward([sp.x1_val for sp in splits])
-        V2, _ = std.forward([sp.x2_val for sp in splits])
-        bp, bs = cfg.batch_pairs, cfg.batch_singletons
-        epoch_len = [max(1, math.ceil(a / bp), math.ceil(b / bs) if bs else 0)
-                     for a, b in zip(n_pairs, n_single, strict=True)]
-        tot = [a + b for a, b in zip(n_pairs, n_single, strict=True)]
-        w_pairs = torch.tensor([a / t for a, t in zip(n_pairs, tot, strict=True)], device=dev)
-        w_single = torch.tensor([b / t for b, t in zip(n_single, tot, strict=True)], device=dev)
-        bs_used = bs if any(n_single) else 0
-    else:
-        P1 = P2 = V2 = None
-        XS, n_single = std.forward_singletons([sp.xs_train for sp in splits],
-                                              [measured_profiles(sp.x1_train, sp.x2_train, sp.xu_train)
-                                               for sp in splits])
-        V1, n_val = std.forward([measured_profiles(sp.x1_val, sp.x2_val) for sp in splits])
-        bp, bs = 0, cfg.batch_pairs + cfg.batch_singletons
-        epoch_len = [max(1, math.ceil(n / bs)) for n in n_single]
-        w_pairs = torch.zeros(S, device=dev)
-        w_single = torch.ones(S, device=dev)
-        bs_used = bs
-    n_noise = 2 * bp + bs
-
-    # fixed validation noise per split: val_samples draws [S, K, N_val, L] from its own "val" generator
-    nv_max, K = V1.shape[1], cfg.val_samples
-    veps1 = _noise([g["val"] for g in gens], lambda s: (K, n_val[s]), nv_max, L, dev)
-    veps2 = _noise([g["val"] for g in gens], lambda s: (K, n_val[s]), nv_max, L, dev) if pairs else None
-
-    params = list(model.parameters())
-    train_step, opt = make_train_step(model, cfg, w_pairs, w_single)
-
-    @torch.no_grad()
-    def validate() -> np.ndarray:
-        """Per-split validation loss: MSE of the mean prediction over K draws, or the mean NLL over them."""
-        nll = torch.zeros(V1.shape[:2], device=dev)
-        mean = torch.zeros_like(V1)
-        head = model.encoder_head(V1)   # the same for every draw: computed once
-        for k in range(K):
-            if cfg.stop_on == "mse":   # the mean prediction alone: the decoder's sigma is not needed
-                mean_k = (prediction_mean(model, V1, veps1[:, k], veps2[:, k], head) if pairs
-                          else reconstruction_mean(model, V1, veps1[:, k], head))
-            else:
-                nll_k, mean_k = (prediction_nll(model, V1, V2, veps1[:, k], veps2[:, k], head) if pairs
-                                 else reconstruction_nll(model, V1, veps1[:, k], head=head))
-                nll += nll_k / K
-            mean += mean_k / K
-        if cfg.stop_on == "mse":
-            nll = 0.5 * (mean - (V2 if pairs else V1)).square().sum(-1)
-        return _masked_mean(nll, n_val_p).cpu().numpy()
-
-    streams_p = [_IndexStream(n_pairs[s] if pairs else 0, gens[s]["index"]) for s in range(S)]
-    streams_s = [_IndexStream(n_single[s], gens[s]["index"]) for s in range(S)]
-    chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = [None] * S  # type: ignore[list-item]
-
-    def refill(s: int) -> None:
-        e = epoch_len[s]
-        none = torch.zeros(e, 0, dtype=torch.long)
-        ip = torch.stack([streams_p[s].take(bp) for _ in range(e)]) if bp else none
-        is_ = torch.stack([streams_s[s].take(bs) for _ in range(e)]) if bs else none
-        eps = torch.randn((e, n_noise, L), generator=gens[s]["noise"])
-        chunks[s] = (ip.to(dev), is_.to(dev), eps.to(dev))
-
-    for s in range(S):
-        refill(s)
-    chunk_start = np.zeros(S, dtype=np.int64)
-    epoch_len_np = np.asarray(epoch_len, dtype=np.int64)
-    frozen = np.zeros(S, dtype=bool)
-    epochs = np.zeros(S, dtype=np.int64)
-    best_epoch = np.zeros(S, dtype=np.int64)
-    since_best = np.zeros(S, dtype=np.int64)
-    best_val = np.full(S, np.inf)
-    status, reason = ["done"] * S, [""] * S
-    history: list[list[float]] = [[] for _ in range(S)]
-    # Packed layout: position j of every per-split tensor (parameters, Adam state, best state, data, noise)
-    # holds split act[j]. Compaction drops stopped splits from it; their best states wait in `dropped`.
-    act = np.arange(S)
-    n_val_p = list(n_val)
-    best = [p.detach().clone() for p in params]
-    dropped: dict[int, list[torch.Tensor]] = {}
-    active_t = torch.ones(S, dtype=torch.bool, device=dev)
-    frozen_t = torch.zeros(S, 1, 1, dtype=torch.bool, device=dev)
-    acc = torch.zeros(S, device=dev)
-    t = 0
-    while not frozen.all():
-        if max_steps is not None and t >= max_steps:
-            break
-        k = np.minimum(t - chunk_start[act], epoch_len_np[act] - 1).tolist()
-        ip = torch.stack([chunks[s][0][kj] for s, kj in zip(act, k, strict=True)])
-        is_ = torch.stack([chunks[s][1][kj] for s, kj in zip(act, k, strict=True)])
-        eps = torch.stack([chunks[s][2][kj] for s, kj in zip(act, k, strict=True)])
-        if bp:
-            x1, x2 = _gather(P1, ip), _gather(P2, ip)
-        else:
-            x1 = x2 = XS[:, :0]
-        xs = _gather(XS, is_[:, :bs_used])
-        eps = eps[:, : 2 * bp + bs_used] if bs_used < bs else eps
-        loss_s = train_step(x1, x2, xs, eps, active_t)
-        if on_step is not None:
-            on_step(t, model)
-        acc += loss_s
-        frz = frozen[act]
-        if frz.any():
-            with torch.no_grad():
-                for p, b in zip(params, best, strict=True):
-                    p.copy_(torch.where(frozen_t, b, p))
-        t += 1
-        due = ~frozen[act] & (t - chunk_start[act] == epoch_len_np[act])
-        if not due.any():
-            continue
-        val = validate()
-        accn = acc.cpu().numpy()
-        improved = np.zeros(len(act), dtype=bool)
-        for j in np.flatnonzero(due):
-            s = act[j]
-            epochs[s] += 1
-            history[s].append(float(val[j]))
-            if not np.isfinite(accn[j]) or (n_val[s] and not np.isfinite(val[j])):
-                what = "training" if not np.isfinite(accn[j]) else "validation"
-                status[s], reason[s] = "failed", f"non-finite {what} loss in epoch {epochs[s]}"
-                frozen[s] = True
-                continue
-            if n_val[s] == 0 or (val[j] < best_val[s] and epochs[s] >= cfg.min_epochs):
-                best_val[s], since_best[s], best_epoch[s] = (val[j] if n_val[s] else np.inf), 0, epochs[s]
-                improved[j] = True
-            else:
-                since_best[s] += 1
-            if since_best[s] >= cfg.patience and epochs[s] >= cfg.min_epochs:
-                frozen[s] = True
-            if epochs[s] >= cfg.max_epochs:
-                frozen[s] = True
-        due_t = torch.as_tensor(due, device=dev)
-        acc = torch.where(due_t, torch.zeros_like(acc), acc)
-        frz = frozen[act]
-        with torch.no_grad():
-            if improved.any():
-                imp = torch.as_tensor(improved, device=dev)[:, None, None]
-                for p, b in zip(params, best, strict=True):
-                    b.copy_(torch.where(imp, p, b))
-        for j in np.flatnonzero(due & ~frz):
-            refill(act[j])
-            chunk_start[act[j]] = t
-        if compact and _repack_due(len(act), int(frz.sum()), cfg.compile):
-            for j in np.flatnonzero(frz):
-                dropped[int(act[j])] = [b[j].clone() for b in best]
-                chunks[act[j]] = None  # type: ignore[call-overload]
-            keep_np = np.flatnonzero(~frz)
-            keep = torch.as_tensor(keep_np, device=dev)
-            _repack_(model, opt, keep, [w_pairs, w_single])
-            best = [b.index_select(0, keep) for b in best]
-            P1, P2, XS, V1, V2, veps1, veps2, acc = (
-                None if x is None else x.index_select(0, keep)
-                for x in (P1, P2, XS, V1, V2, veps1, veps2, acc))
-            act = act[keep_np]
-            n_val_p = [n_val[s] for s in act]
-            frz = frozen[act]
-        frozen_t = torch.as_tensor(frz, device=dev)[:, None, None]
-        active_t = ~frozen_t[:, 0, 0]
-    with torch.no_grad():
-        cur = best if max_steps is None else [p.detach() for p in params]
-        act_t = torch.as_tensor(act, device=dev)
-        full = []
-        for i, c in enumerate(cur):
-            f = torch.empty((S,) + tuple(c.shape[1:]), dtype=c.dtype, device=dev)
-            f.index_copy_(0, act_t, c)
-            for s, ts in dropped.items():
-                f[s] = ts[i]
-            full.append(f)
-        model.set_stacked_(full)
+    data = prepare_data(splits, std, cfg, gens, pairs, dev)
+    loop = _Loop(model, cfg, data, Minibatches(data, gens, cfg.latent, dev), compact)
+    loop.run(max_steps, on_step)
+    loop.restore(final=max_steps is not None)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    return FitState(model=model, std=std, gens=gens, epochs=[int(e) for e in epochs],
-                    best_epoch=[int(e) for e in best_epoch], status=status, reason=reason,
-                    fit_seconds=time.perf_counter() - t0, device=dev, history=history, precision=precision)
+    rec = loop.stop.splits
+    return FitState(model=model, std=std, gens=gens, epochs=[r.epochs for r in rec],
+                    best_epoch=[r.best_epoch for r in rec], status=[r.status for r in rec],
+                    reason=[r.reason for r in rec], fit_seconds=time.perf_counter() - t0, device=dev,
+                    history=[r.history for r in rec], precision=precision)
