@@ -17,10 +17,19 @@ chosen on the validation pairs (the data PertVAE uses for early stopping). Pure 
   those components, x2_hat = x1 + the predicted change; a large penalty gives mean_shift).
   Ridge penalties are chosen from a grid by the validation pairs' mean squared error in the standardized
   space (:class:`pertvae_core.evaluation.ZSpace`), or a default without validation pairs.
+
+One decomposition per training matrix: the grid scores each split at several latent sizes, and PCA at
+latent L is the first L right singular vectors of the same matrix whatever L is, so :func:`principal_axes`
+keeps the thin SVD of the last few matrices (an exact fingerprint: shape, dtype and a hash of the bytes;
+:data:`SVD_CACHE_BYTES` at most) and every latent truncates it. The numbers are those of a fresh SVD: the
+same LAPACK call on the same bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,13 +43,16 @@ from pertvae_core.metrics import rho_mean
 if TYPE_CHECKING:
     from pertvae_core.data import SplitData
 
-__all__ = ["PCA", "fit_pca", "fit_latent_shift", "pca_reconstruction_rho", "Identity", "TrainMean",
-           "MeanShift", "PCALatentLinear", "RidgeDelta", "BASELINES"]
+__all__ = ["PCA", "fit_pca", "principal_axes", "fit_latent_shift", "pca_reconstruction_rho", "Identity",
+           "TrainMean", "MeanShift", "PCALatentLinear", "RidgeDelta", "BASELINES"]
 
 RIDGE_GRID = (1e-6, 1e-4, 1e-2, 1e-1, 1.0, 10.0)
 DEFAULT_RIDGE = 1e-2
 DELTA_RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 DEFAULT_DELTA_RIDGE = 1.0
+SVD_CACHE_BYTES = 64 << 20   # ~8 splits of 978 genes: the right singular vectors of each
+_svd_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()   # fingerprint -> vt, least recently used first
+_svd_lock = threading.Lock()   # a Dask worker may run several tasks in threads of one process
 _FIELDS = ("x1_train", "x2_train", "x1_val", "x2_val", "x1_test", "x2_test", "xs_train")
 
 
@@ -67,6 +79,30 @@ class PCA:
         return self.decode(self.encode(x))
 
 
+def _fingerprint(a: np.ndarray) -> tuple:
+    """Shape, dtype and a 256-bit hash of the bytes: equal keys mean equal matrices (a collision aside)."""
+    a = np.ascontiguousarray(a)
+    return a.shape, a.dtype.str, hashlib.blake2b(a, digest_size=32).digest()
+
+
+def principal_axes(a: np.ndarray) -> np.ndarray:
+    """All right singular vectors vt [min(n, G), G] of ``a`` [n, G] (``np.linalg.svd``, thin), read-only;
+    the last few matrices' are cached (module docstring), so that each latent size truncates one SVD."""
+    key = _fingerprint(a)
+    with _svd_lock:
+        vt = _svd_cache.get(key)
+        if vt is not None:
+            _svd_cache.move_to_end(key)
+            return vt
+    _, _, vt = np.linalg.svd(a, full_matrices=False)
+    vt.flags.writeable = False
+    with _svd_lock:
+        _svd_cache[key] = vt
+        while _svd_cache and sum(v.nbytes for v in _svd_cache.values()) > SVD_CACHE_BYTES:
+            _svd_cache.popitem(last=False)
+    return vt
+
+
 def fit_pca(x_train: np.ndarray, latent: int) -> PCA:
     """PCA with ``latent`` components on standardized ``x_train`` [n, G].
 
@@ -84,7 +120,7 @@ def fit_pca(x_train: np.ndarray, latent: int) -> PCA:
     mean = x.mean(axis=0)
     sd = x.std(axis=0)
     scale = np.where(sd > 0, sd, 1.0)
-    _, _, vt = np.linalg.svd((x - mean) / scale, full_matrices=False)
+    vt = principal_axes((x - mean) / scale)
     return PCA(mean=mean, scale=scale, components=vt[:k].copy(), note=note)
 
 
@@ -260,8 +296,7 @@ class RidgeDelta:
         d = self.zs_(x["x2_train"]) - z1
         self.mu_ = z1.mean(axis=0)
         k = min(int(self.latent), *z1.shape)
-        _, _, vt = np.linalg.svd(z1 - self.mu_, full_matrices=False)
-        self.v_ = vt[:k]
+        self.v_ = principal_axes(z1 - self.mu_)[:k].copy()
         p = (z1 - self.mu_) @ self.v_.T
         self.dmean_ = d.mean(axis=0)
         gram, rhs = p.T @ p, p.T @ (d - self.dmean_)
