@@ -322,6 +322,7 @@ class _Loop:
         self.stop = EarlyStopping(data.n_val, self.params, cfg)
         S, dev = len(data.n_val), data.xs.device
         self.act = np.arange(S)
+        self.frz = np.zeros(S, dtype=bool)      # frozen, per packed position (changes at epoch ends only)
         self.active_t = torch.ones(S, dtype=torch.bool, device=dev)
         self.frozen_t = torch.zeros(S, 1, 1, dtype=torch.bool, device=dev)
         self.acc = torch.zeros(S, device=dev)   # training loss summed over the current epoch
@@ -336,10 +337,10 @@ class _Loop:
             if on_step is not None:
                 on_step(t, self.model)
             self.acc += loss_s
-            if self.stop.frozen(self.act).any():
+            if self.frz.any():
                 self.stop.hold_(self.params, self.frozen_t)
             t += 1
-            due = ~self.stop.frozen(self.act) & self.batches.epoch_ends(self.act, t)
+            due = ~self.frz & self.batches.epoch_ends(self.act, t)
             if due.any():
                 self._end_epoch(due, t)
 
@@ -356,6 +357,7 @@ class _Loop:
         if self.compact and _repack_due(len(act), int(frz.sum()), self.cfg.compile):
             self._drop(frz)
             frz = self.stop.frozen(self.act)
+        self.frz = frz
         self.frozen_t = torch.as_tensor(frz, device=self.acc.device)[:, None, None]
         self.active_t = ~self.frozen_t[:, 0, 0]
 
