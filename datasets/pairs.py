@@ -62,9 +62,46 @@ def _measured(block: np.ndarray) -> np.ndarray:
     return ~np.isnan(block).any(axis=-1)
 
 
-def _condition(ds: xr.Dataset, cond: str) -> np.ndarray:
-    """float32 [cell, replicate, gene] of one condition (reads only that condition's chunks)."""
-    return np.asarray(ds["expression"].sel(condition=cond).values, dtype=np.float32)
+def _cell_blocks(ds: xr.Dataset) -> list[tuple[int, int]]:
+    """The cube's chunks along cell_line as (start, stop); blocks of 64 for an in-memory cube."""
+    chunks = ds["expression"].chunks
+    n = int(ds.sizes["cell_line"])
+    sizes = chunks[0] if chunks else [min(64, n - a) for a in range(0, n, 64)]
+    stops = np.cumsum(sizes)
+    return [(int(b - k), int(b)) for k, b in zip(sizes, stops, strict=True)]
+
+
+@dataclass(frozen=True)
+class _Profiles:
+    """The fully measured profiles of one condition, in (cell, replicate) order."""
+
+    cell: np.ndarray  # [n] cell line index
+    replicate: np.ndarray  # [n] replicate index
+    x: np.ndarray  # float32 [n, gene]
+
+
+def _profiles(ds: xr.Dataset, cond: str, cells: np.ndarray | None = None) -> _Profiles:
+    """The measured profiles of ``cond`` (of the sorted cell line indices ``cells`` only, if given), read
+    one chunk of cell lines at a time and only those chunks: a worker holds a task's profiles, never a
+    whole condition (a condition of the paper-shaped cube is 77 MB dense, mostly NaN)."""
+    e = ds["expression"].sel(condition=cond)
+    ci: list[np.ndarray] = []
+    ri: list[np.ndarray] = []
+    xs: list[np.ndarray] = []
+    for a, b in _cell_blocks(ds):
+        want = np.arange(a, b) if cells is None else cells[(cells >= a) & (cells < b)]
+        if len(want) == 0:
+            continue
+        sel = slice(a, b) if cells is None else want
+        block = np.asarray(e.isel(cell_line=sel).values, dtype=np.float32)  # [cell, replicate, gene]
+        c, r = np.nonzero(_measured(block))
+        ci.append(want[c])
+        ri.append(r)
+        xs.append(block[c, r])
+    g = int(ds.sizes["gene"])
+    if not xs:
+        return _Profiles(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, g), np.float32))
+    return _Profiles(np.concatenate(ci), np.concatenate(ri), np.concatenate(xs))
 
 
 def condition_plates(ds: xr.Dataset, cond: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -106,53 +143,61 @@ def _rule(n_plate: int, n_cyclic: int) -> str:
     return f"plate+cyclic fallback for {n_cyclic} of {n_plate + n_cyclic} treated replicates"
 
 
-def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
-    """Pairs (control x1, post-treatment x2) of ``drug`` and the baseline singletons (module docstring)."""
+def _check_drug(ds: xr.Dataset, drug: str) -> None:
     available = drugs(ds)
     if drug not in available:
         close = difflib.get_close_matches(drug, available, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; available: {', '.join(available[:30])}"
         raise CubeError(f"drug {drug!r}: not in the cube{hint}")
+
+
+def _singletons(ds: xr.Dataset, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The baseline's measured profiles (float32 [n, gene]) and their cell lines (none without baseline)."""
+    if CONDITION_BASELINE not in [str(c) for c in ds["condition"].values]:
+        return np.zeros((0, int(ds.sizes["gene"])), dtype=np.float32), np.zeros(0, dtype=object)
+    base = _profiles(ds, CONDITION_BASELINE)
+    return base.x, cells[base.cell]
+
+
+def drug_data(ds: xr.Dataset, drug: str,
+              singletons: tuple[np.ndarray, np.ndarray] | None = None) -> DrugData:
+    """Pairs (control x1, post-treatment x2) of ``drug`` and the baseline singletons (module docstring).
+
+    Reads the drug's measured profiles, the controls of its cell lines only, and the baseline (unless
+    ``singletons``, the cube's (xs, singleton_cell_line), are given), a chunk of cell lines at a time
+    (:func:`_profiles`): the memory it takes is the result's, not the cube's."""
+    _check_drug(ds, drug)
     cells = np.asarray([str(c) for c in ds["cell_line"].values], dtype=object)
     genes = np.asarray([str(g) for g in ds["gene"].values], dtype=object)
-    conds = [str(c) for c in ds["condition"].values]
-    ctrl, post = _condition(ds, CONDITION_CONTROL), _condition(ds, drug)
-    m_ctrl, m_post = _measured(ctrl), _measured(post)
-    pl_ctrl = condition_plates(ds, CONDITION_CONTROL, m_ctrl.shape)
-    pl_post = condition_plates(ds, drug, m_post.shape)
-    x1, x2, pcl, xc, ccl, cpl, pc = [], [], [], [], [], [], []
+    post = _profiles(ds, drug)
+    ctrl = _profiles(ds, CONDITION_CONTROL, np.unique(post.cell))
+    shape = (len(cells), int(ds.sizes["replicate"]))
+    pl_ctrl = condition_plates(ds, CONDITION_CONTROL, shape)
+    pl_post = condition_plates(ds, drug, shape)
+    x1, x2, xc, pc = [], [], [], []  # rows of ctrl.x / post.x, and each pair's row of xc
     n_plate = n_cyclic = 0
-    for i in np.flatnonzero(m_post.any(axis=1)):
-        c_idx = np.flatnonzero(m_ctrl[i])
-        if len(c_idx) == 0:
+    for i in np.unique(post.cell):
+        c_rows = np.flatnonzero(ctrl.cell == i)
+        if len(c_rows) == 0:
             continue
-        first = len(xc)
-        xc.extend(ctrl[i, c_idx])
-        ccl.extend([cells[i]] * len(c_idx))
-        cpl.extend(pl_ctrl[i, c_idx])
-        p_idx = np.flatnonzero(m_post[i])
-        pick, n_rest = pick_controls(pl_ctrl[i, c_idx], pl_post[i, p_idx])  # positions in c_idx
-        x1.extend(ctrl[i, c_idx[pick]])
-        x2.extend(post[i, p_idx])
-        pcl.extend([cells[i]] * len(p_idx))
-        pc.extend(first + pick)
-        n_plate, n_cyclic = n_plate + len(p_idx) - n_rest, n_cyclic + n_rest
+        p_rows = np.flatnonzero(post.cell == i)
+        pick, n_rest = pick_controls(pl_ctrl[i, ctrl.replicate[c_rows]],
+                                     pl_post[i, post.replicate[p_rows]])  # positions in c_rows
+        pc.append(sum(len(r) for r in xc) + pick)
+        xc.append(c_rows)
+        x1.append(c_rows[pick])
+        x2.append(p_rows)
+        n_plate, n_cyclic = n_plate + len(p_rows) - n_rest, n_cyclic + n_rest
     if not x2:
         raise CubeError(f"drug {drug!r}: no cell line has both control and post-treatment profiles")
-    g = len(genes)
-    if CONDITION_BASELINE in conds:
-        base = _condition(ds, CONDITION_BASELINE)
-        ci, ri = np.nonzero(_measured(base))
-        xs, scl = base[ci, ri], cells[ci]
-    else:
-        xs, scl = np.zeros((0, g), dtype=np.float32), np.zeros(0, dtype=object)
-    return DrugData(drug=drug, genes=genes, x1=np.stack(x1).astype(np.float32),
-                    x2=np.stack(x2).astype(np.float32),
-                    pair_cell_line=np.asarray(pcl, dtype=object), xs=np.asarray(xs, dtype=np.float32),
-                    singleton_cell_line=np.asarray(scl, dtype=object), pairing=_rule(n_plate, n_cyclic),
-                    xc=np.stack(xc).astype(np.float32), control_cell_line=np.asarray(ccl, dtype=object),
-                    pair_control=np.asarray(pc, dtype=np.int64),
-                    control_plate=np.asarray(cpl, dtype=object))
+    rows_c, rows_p = np.concatenate(xc), np.concatenate(x2)
+    xs, scl = _singletons(ds, cells) if singletons is None else singletons
+    return DrugData(drug=drug, genes=genes, x1=ctrl.x[np.concatenate(x1)], x2=post.x[rows_p],
+                    pair_cell_line=cells[post.cell[rows_p]], xs=xs, singleton_cell_line=scl,
+                    pairing=_rule(n_plate, n_cyclic), xc=ctrl.x[rows_c],
+                    control_cell_line=cells[ctrl.cell[rows_c]],
+                    pair_control=np.concatenate(pc).astype(np.int64),
+                    control_plate=pl_ctrl[ctrl.cell[rows_c], ctrl.replicate[rows_c]])
 
 
 def pool(datas: Sequence[DrugData], name: str) -> DrugData:
@@ -193,3 +238,13 @@ def pool(datas: Sequence[DrugData], name: str) -> DrugData:
                     pairing=rules[0] if len(rules) == 1 else "; ".join(rules),
                     xc=np.concatenate(xc), control_cell_line=np.concatenate(ccl),
                     pair_control=np.concatenate(pc), control_plate=np.concatenate(cpl))
+
+
+def pooled_data(ds: xr.Dataset, names: Sequence[str], name: str) -> DrugData:
+    """:func:`pool` of the drugs ``names``, with the baseline read once and shared by all of them (the
+    largest task of a run: every drug's pairs)."""
+    if not names:
+        raise ValueError("pool: no drugs given")
+    cells = np.asarray([str(c) for c in ds["cell_line"].values], dtype=object)
+    singletons = _singletons(ds, cells)
+    return pool([drug_data(ds, d, singletons) for d in names], name)

@@ -42,21 +42,23 @@ def _cube(path: str):
         return open_cube(path, check=False)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=4)
 def _drug(path: str, drug: str):
-    """A drug's pairs and singletons (read with the synchronous scheduler), cached per worker process."""
+    """A drug's pairs and singletons (read with the synchronous scheduler), cached per worker process (a
+    few drugs: a worker holds its tasks' data, not the cube's)."""
     from datasets.pairs import drug_data
 
     with _synchronous():
         return drug_data(_cube(path), drug)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=1)
 def _pooled(path: str, drug_names: tuple[str, ...]):
-    """The POOLED pseudo-drug: the pairs of ``drug_names`` and the singletons (datasets.pairs.pool)."""
-    from datasets.pairs import pool
+    """The POOLED pseudo-drug: the pairs of ``drug_names`` and the singletons (datasets.pairs.pooled_data)."""
+    from datasets.pairs import pooled_data
 
-    return pool([_drug(path, d) for d in drug_names], POOLED)
+    with _synchronous():
+        return pooled_data(_cube(path), drug_names, POOLED)
 
 
 def drug_data(path: str, drug: str, cfg: RunConfig):
