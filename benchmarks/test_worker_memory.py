@@ -35,7 +35,7 @@ MIB = 2 ** 20
 SLACK_MIB = 96  # imports done on the first read (zarr codecs, dask.array), allocator arenas
 
 _PROBE = r"""
-import json, os, resource, sys
+import json, os, resource, sys, time
 
 def peak_mib():
     try:
@@ -53,10 +53,12 @@ path, names = sys.argv[1], sys.argv[2:]
 cfg, sizes = RunConfig(), {}  # a worker has its config (and torch, which RunConfig() imports) before a task
 tasks._cube(path)
 opened = peak_mib()
+t0 = time.process_time()
 for name in names:
     dd = tasks.drug_data(path, POOLED if name == "POOLED" else name, cfg)
     sizes[name] = sum(getattr(dd, k).nbytes for k in ("x1", "x2", "xc", "xs")) / 2 ** 20
 print(json.dumps({"opened_mib": opened, "peak_mib": peak_mib(), "arrays_mib": sizes,
+                  "read_cpu_s": time.process_time() - t0,
                   "load_average": os.getloadavg()[0]}))
 """
 
@@ -88,6 +90,7 @@ def _record(benchmark, cube: dict, task: str, r: dict, arrays_mib: float) -> Non
         "opened_mib": round(r["opened_mib"], 1), "peak_mib": round(r["peak_mib"], 1),
         "task_mib": round(r["task_mib"], 1), "task_arrays_mib": round(arrays_mib, 1),
         "task_over_cube_ratio": round(r["task_mib"] / cube["dense_mib"], 3),
+        "read_cpu_s": round(r["read_cpu_s"], 2),
         "load_average": r["load_average"], "load_average_after": load_average(),
         "headline": ["task_mib", "task_arrays_mib", "dense_cube_mib", "task_over_cube_ratio",
                      "load_average"]})
