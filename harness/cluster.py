@@ -200,24 +200,40 @@ class _AppendHandler(logging.Handler):
         super().close()
 
 
+def _library_loggers() -> list[logging.Logger]:
+    """:data:`LIBRARY_LOGGERS` and every existing logger below them that has handlers of its own:
+    distributed's logging config gives ``tornado.application``, ``distributed.client`` and
+    ``distributed.gc`` their own stderr handler with ``propagate=False``, so redirecting their parents
+    alone lets tornado's "Uncaught exception" tracebacks (a dashboard tab closed mid-run) reach the
+    terminal."""
+    names = set(LIBRARY_LOGGERS)
+    for name, lg in list(logging.Logger.manager.loggerDict.items()):
+        if (isinstance(lg, logging.Logger) and lg.handlers
+                and any(name.startswith(f"{top}.") for top in LIBRARY_LOGGERS)):
+            names.add(name)
+    return [logging.getLogger(n) for n in sorted(names)]
+
+
 @contextmanager
 def run_log(path: Path) -> Iterator[Path]:
-    """Send this process's library logging (:data:`LIBRARY_LOGGERS`) and Python warnings to ``path``
+    """Send this process's library logging (:func:`_library_loggers`; the root logger's records too, which
+    would otherwise fall to logging's last-resort stderr handler) and Python warnings to ``path``
     (appended, timestamped) instead of the terminal; the loggers are restored on exit."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = _AppendHandler(path)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     saved = []
-    for name in LIBRARY_LOGGERS:
-        lg = logging.getLogger(name)
+    for lg in _library_loggers():
         saved.append((lg, list(lg.handlers), lg.propagate, lg.level))
         for h in list(lg.handlers):
             lg.removeHandler(h)
         lg.addHandler(handler)
         lg.propagate = False
-        if name == "harness":
+        if lg.name == "harness":
             lg.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
     logging.captureWarnings(True)
     logging.getLogger("harness").info("run log of process %d: library logs, warnings, failed fits' "
                                       "tracebacks", os.getpid())
@@ -225,6 +241,7 @@ def run_log(path: Path) -> Iterator[Path]:
         yield path
     finally:
         logging.captureWarnings(False)
+        root.removeHandler(handler)
         for lg, handlers, propagate, level in saved:
             lg.removeHandler(handler)
             for h in handlers:
