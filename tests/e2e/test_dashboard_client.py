@@ -3,7 +3,8 @@
 the status page's Bokeh websocket as a browser does, reads its updates and drops the connection without a
 close frame (a tab closed), then opens one without Bokeh's subprotocol (bokeh raises inside tornado, which
 logs "Uncaught exception" with a traceback). The CLI's stdout and stderr hold no traceback and no library
-log line; OUT/run.log holds tornado's traceback."""
+log line; OUT/run.log holds tornado's traceback. The progress, piped, is a line at the start, at most one per
+30 s and one at the end, each naming its unit and the task count the dashboard shows."""
 
 from __future__ import annotations
 
@@ -74,8 +75,9 @@ def _pump(stream, sink: list[str], url: list[str], found: threading.Event) -> No
 def test_closing_a_dashboard_client_mid_run_keeps_the_terminal_clean(tmp_path_factory, tmp_path):
     cube = tiny_cube(tmp_path_factory)
     out = tmp_path / "run"
-    args = tiny_args(cube, out, "--max-epochs", "30", "--patience", "30", workers=2)
+    args = tiny_args(cube, out, "--max-epochs", "30", "--patience", "30", "--progress", workers=2)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    started = time.monotonic()
     proc = subprocess.Popen([PYTHON, "-m", "harness.run", *args], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     stdout: list[str] = []
@@ -96,6 +98,7 @@ def test_closing_a_dashboard_client_mid_run_keeps_the_terminal_clean(tmp_path_fa
         asyncio.run(_no_subprotocol(u.hostname, u.port))
         assert proc.poll() is None, "the run ended while the clients were open; make it longer"
         assert proc.wait(timeout=240) == 0, "".join(stdout + stderr)
+        seconds = time.monotonic() - started
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -103,6 +106,9 @@ def test_closing_a_dashboard_client_mid_run_keeps_the_terminal_clean(tmp_path_fa
         for t in pumps:
             t.join(timeout=5)
     assert frames > 0   # the tab did receive the status page's document and updates
+    progress = [x for x in stderr if x.startswith("progress (fits, weighted by expected time): ")]
+    assert 2 <= len(progress) <= 2 + seconds / 30 + 1, stderr
+    assert re.search(r"100% \| \d+/\d+ fits, 0 failed; tasks (\d+)/\1 \|", progress[-1]), progress[-1]
     terminal = "".join(stdout + stderr)
     noise = [x for x in terminal.splitlines() if LIBRARY_LINE.search(x)]
     assert not noise, terminal
