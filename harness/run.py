@@ -491,7 +491,8 @@ def _run_locked(cfg: RunConfig) -> int:
             with cluster_mod.run_log(out / "run.log") as log_path:
                 if cfg.cluster == "none":
                     prog.start()
-                    _run_in_process(tasks, cube_path, cfg, store, prog)
+                    with cluster_mod.in_process_threads(1):   # as in one local worker
+                        _run_in_process(tasks, cube_path, cfg, store, prog)
                 else:
                     with cluster_mod.open_cluster(cfg, log_path=log_path) as handle:
                         _dashboard_hint(cfg, handle.dashboard_link)
