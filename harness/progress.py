@@ -7,7 +7,7 @@ resuming), else of the same model, else of all done fits. The percent shown is t
 work done; the line names its unit and also gives the fits and the tasks done (the dashboard's count), so
 that the two can be compared:
 
-    fits, weighted by expected time:  50%|#####     | 120/260 fits, 0 failed; tasks 43/100 [01:23, ETA 4:56]
+    fits, weighted by expected time:  50%|#####     | [01:23, 120/260 fits, 0 failed; tasks 43/100, ETA 4:56]
 
 On a terminal a bar is redrawn every second; off a terminal (a pipe, a log file) a plain line is written at
 the start, at most every :data:`LINE_EVERY` seconds, and at the end.
@@ -185,7 +185,7 @@ class Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=SCALE, file=self.stream, dynamic_ncols=True, desc=UNIT,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}]")
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]")
         with self._lock:
             self._draw(force=True)
         if self.enabled:

@@ -91,7 +91,8 @@ def test_on_a_terminal_the_bar_names_its_unit_and_the_task_count():
     p.update([_row("pca", 2, 0.2)])
     p.close()
     out = tty.getvalue()
-    assert "fits, weighted by expected time: 100%" in out and "1/1 fits, 0 failed; tasks 1/1" in out
+    assert "fits, weighted by expected time: 100%" in out and ", 1/1 fits, 0 failed; tasks 1/1, ETA" in out
+    assert "| ," not in out   # the counts follow the elapsed time: [00:00, 1/1 fits, ...]
 
 
 def test_disabled_progress_writes_nothing():
