@@ -72,9 +72,11 @@ class Eta:
     finishing time it implies is smoothed exponentially, with a time constant of a fifth of the elapsed time
     (at least :data:`TAU_MIN` s), so one batch of fits finishing together moves it little.
 
-    Work in flight is counted nowhere until its fit ends, so finished work lags the work done by about half
-    a fit's duration (``lag``: half the work-weighted mean duration of the finished fits); the rate is taken
-    over the elapsed time less that lag, and the lag comes off the time left."""
+    Work in flight is counted nowhere until its fit ends, so finished work lags the work done (by up to half
+    a fit's duration on average when all workers are busy); the rate is taken over the elapsed time less a
+    ``lag``, which also comes off the time left: a quarter of the work-weighted mean duration of the
+    finished fits, the value that matched the real finish best in benchmarks/test_eta.py's simulated runs
+    (a half over-corrects where fits of different lengths interleave)."""
 
     def __init__(self, min_fits: int = MIN_FITS, min_work: float = MIN_WORK) -> None:
         self.min_fits, self.min_work = min_fits, min_work
@@ -150,7 +152,7 @@ class Progress:
     def eta_text(self) -> str:
         now = self.clock()
         known = all(self.work.knows(m) for (m, _), n in self.remaining.items() if n > 0)
-        lag = self._sq_now / self.done_now / 2 if self.done_now > 0 else 0.0
+        lag = self._sq_now / self.done_now / 4 if self.done_now > 0 else 0.0
         left = self.eta.update(now, now - self.t0, self.done_now, self.fits_now, self._left(), known, lag)
         return "estimating" if left is None else _hms(left)
 

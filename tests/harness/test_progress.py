@@ -129,8 +129,9 @@ def test_eta_says_estimating_until_the_slow_model_is_timed_then_does_not_swing()
     """The review's case: cheap PCA fits finish first (0.05 s each), then 40 PertVAE fits of 60 s on 4
     workers (10 batches, finishing at 65 s, 125 s, ... 605 s). The old ETA weighed PertVAE's fits by PCA's
     time and swung by orders of magnitude; now: "estimating" until PertVAE's first fits are in, then within
-    a factor 2 of the truth (10 s either side), each reading within 10% of the one a second before, and
-    in the second half within 15% (10 s)."""
+    a factor 2 of the truth (30 s either side), each reading within 10% of the one a second before, and
+    in the second half within 15% plus half a fit (30 s: the saw-tooth of fits that all finish together,
+    which no rate of finished work can see between batches)."""
     events = [(0.05 * (i + 1), [_row("pca", 2, 0.05)]) for i in range(100)]
     events += [(5.0 + 60 * (b + 1), [_row("pertvae", 10, 60.0)] * 4) for b in range(10)]
     end = events[-1][0]
@@ -143,9 +144,9 @@ def test_eta_says_estimating_until_the_slow_model_is_timed_then_does_not_swing()
         assert abs(b - a) <= 0.1 * max(a, 60) + 1, (t0, a, t1, b)
     for t, eta in timed:
         truth = end - t
-        assert truth / 2 - 10 <= eta <= 2 * truth + 10, (t, eta, truth)
+        assert truth / 2 - 30 <= eta <= 2 * truth + 30, (t, eta, truth)
         if t > end / 2:
-            assert abs(eta - truth) <= 0.15 * truth + 10, (t, eta, truth)
+            assert abs(eta - truth) <= 0.15 * truth + 30, (t, eta, truth)
 
 
 def test_eta_waits_for_enough_fits_and_work():
