@@ -85,7 +85,8 @@ def test_eta_error_against_the_real_finish(benchmark, scenario: str) -> None:
     events = _events(n_fits, workers, seed=0)
     res = benchmark.pedantic(_replay, args=(events, n_fits), rounds=1, iterations=1)
     load = os.getloadavg()[0]
-    benchmark.extra_info.update({**res, "run_s": round(events[-1][0], 1), "workers": workers, "load_avg": load,
+    benchmark.extra_info.update({**res, "run_s": round(events[-1][0], 1), "workers": workers,
+                                 "load_avg": load,
                                  "headline": ["new_median_rel_error", "old_median_rel_error",
                                               "new_max_swing_ratio", "old_max_swing_ratio"]})
     print(scenario, res, f"run {events[-1][0]:.0f} s on {workers} workers; load average {load:.2f}")
