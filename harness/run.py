@@ -381,7 +381,8 @@ def dask_key(task: Task, token: str) -> str:
 def _dashboard_hint(cfg: RunConfig, link: str | None) -> None:
     if not link:
         return
-    _say(f"Dask dashboard: {link}")
+    _say(f"Dask dashboard: {link} (it counts Dask tasks; the progress line counts fits weighted by their "
+         f"expected time, and gives the tasks too)")
     if cfg.cluster == "slurm":
         from urllib.parse import urlparse
 

@@ -106,6 +106,7 @@ def test_closing_a_dashboard_client_mid_run_keeps_the_terminal_clean(tmp_path_fa
         for t in pumps:
             t.join(timeout=5)
     assert frames > 0   # the tab did receive the status page's document and updates
+    assert any("(it counts Dask tasks; the progress line counts fits weighted" in x for x in stdout), stdout
     progress = [x for x in stderr if x.startswith("progress (fits, weighted by expected time): ")]
     assert 2 <= len(progress) <= 2 + seconds / 30 + 1, stderr
     assert re.search(r"100% \| \d+/\d+ fits, 0 failed; tasks (\d+)/\1 \|", progress[-1]), progress[-1]
