@@ -50,6 +50,8 @@ THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # Environment variable naming the network interface Slurm workers use to reach the scheduler ("lo" on a
 # single-node test cluster, e.g. "ib0" on a real one); RunConfig has no field for it.
 SLURM_INTERFACE_ENV = "HARNESS_SLURM_INTERFACE"
+# Environment variable naming the run's log file in a local worker process (harness.worker_stderr).
+RUN_LOG_ENV = "HARNESS_RUN_LOG"
 LIBRARY_LOGGERS = ("distributed", "dask", "dask_jobqueue", "tornado", "bokeh", "asyncio", "py.warnings",
                    "harness")
 LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"
@@ -253,9 +255,28 @@ def run_log(path: Path) -> Iterator[Path]:
         handler.close()
 
 
+def stderr_to(path: str) -> None:
+    """Point this process's stderr (file descriptor 2: Python's and C libraries' writes alike) at ``path``,
+    appended."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def worker_preloads(log_path: Path | None) -> list[str]:
+    """The local workers' preload modules: harness.worker_stderr first (their stderr goes to ``log_path``
+    from the moment each worker is created, before its startup messages and the other preloads), then
+    Dask's configured ``distributed.worker.preload`` (an explicit list replaces it)."""
+    import dask
+
+    configured = list(dask.config.get("distributed.worker.preload", default=[]) or [])
+    return (["harness.worker_stderr"] if log_path is not None else []) + configured
+
+
 class RunLog(WorkerPlugin):
     """Worker plugin: the worker process's stderr (Dask's logging, warnings, tracebacks of failed tasks)
-    goes to the run's log file ``path`` instead of the driver's terminal."""
+    goes to the run's log file ``path`` instead of the driver's terminal, its root logger and warnings
+    too."""
 
     name = "harness-run-log"
 
@@ -263,9 +284,7 @@ class RunLog(WorkerPlugin):
         self.path = str(path)
 
     def setup(self, worker: Any) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.dup2(fd, 2)
-        os.close(fd)
+        stderr_to(self.path)
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.getLogger().addHandler(handler)
@@ -379,14 +398,15 @@ def _local(cfg: Any, gpus: int | None, timeout: float, log_path: Path | None) ->
     n_gpu = cuda_device_count() if gpus is None else gpus
     if n_gpu < 0:
         raise ClusterError(f"gpus must be >= 0, got {n_gpu!r}")
-    env = {k: "1" for k in THREAD_ENV}
+    env = {k: "1" for k in THREAD_ENV} | ({RUN_LOG_ENV: str(log_path)} if log_path is not None else {})
+    preload = worker_preloads(log_path)
     dash = dashboard_address(cfg)
     if n_gpu > 0:
         # One worker per GPU, pinned to its device, advertising GPU=1 so tasks submitted with
         # resources={"GPU": 1} run one at a time per GPU.
         workers = {
             f"gpu-{i}": {"cls": Nanny, "options": {
-                "nthreads": 1, "resources": {"GPU": 1},
+                "nthreads": 1, "resources": {"GPU": 1}, "preload": preload,
                 "env": {**env, "CUDA_VISIBLE_DEVICES": str(i)}}}
             for i in range(n_gpu)
         }
@@ -399,7 +419,7 @@ def _local(cfg: Any, gpus: int | None, timeout: float, log_path: Path | None) ->
         if n < 1:
             raise ClusterError(f"field 'workers' = {n!r}: must be >= 1")
         cluster = _started(lambda: LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                dashboard_address=dash, env=env))
+                                                dashboard_address=dash, env=env, preload=preload))
         resources = None
     try:
         client = Client(cluster)
