@@ -19,8 +19,11 @@ one demo drug's 10 splits, 1 thread each; 9.3 s with these settings).
 Library noise stays out of the terminal: :func:`run_log` sends this process's Dask/tornado/bokeh logging
 (every logger of theirs, also those distributed's logging config gives a stderr handler of their own, such
 as ``tornado.application``, which logs a dashboard client's errors), the root logger's records and Python
-warnings to OUT/run.log (timestamped), and the :class:`RunLog` worker plugin sends a local worker's stderr
-there too. A Slurm worker job is checked with ``sbatch --test-only`` before anything is queued, and
+warnings to OUT/run.log (timestamped); a local worker's stderr goes there from the moment the worker is
+created (the preload harness.worker_stderr, :func:`worker_preloads`), and the :class:`RunLog` worker plugin
+adds its logging and warnings.
+
+A Slurm worker job is checked with ``sbatch --test-only`` before anything is queued, and
 :meth:`ClusterHandle.as_completed` stops the run (:class:`ClusterError`) when a worker job is rejected or no
 worker has joined for ``--worker-timeout`` seconds. A task that runs longer than its limit
 (``ClusterHandle.limits``, from ``--fit-timeout``) is cancelled and its worker restarted by the nanny: the
