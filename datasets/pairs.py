@@ -55,6 +55,10 @@ class DrugData:
     control_cell_line: np.ndarray
     pair_control: np.ndarray
     control_plate: np.ndarray  # [n_controls] plate of each xc row ("" unknown)
+    # [n_pairs] the cube's replicate index of each pair's x1 (a control) and x2 (a post-treatment profile):
+    # with pair_cell_line (and the drug), where each pair's profiles are in the cube
+    pair_x1_replicate: np.ndarray | None = None
+    pair_x2_replicate: np.ndarray | None = None
 
 
 def _measured(block: np.ndarray) -> np.ndarray:
@@ -120,7 +124,7 @@ def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
     m_ctrl, m_post = _measured(ctrl), _measured(post)
     pl_ctrl = condition_plates(ds, CONDITION_CONTROL, m_ctrl.shape)
     pl_post = condition_plates(ds, drug, m_post.shape)
-    x1, x2, pcl, xc, ccl, cpl, pc = [], [], [], [], [], [], []
+    x1, x2, pcl, xc, ccl, cpl, pc, r1, r2 = [], [], [], [], [], [], [], [], []
     n_plate = n_cyclic = 0
     for i in np.flatnonzero(m_post.any(axis=1)):
         c_idx = np.flatnonzero(m_ctrl[i])
@@ -136,6 +140,8 @@ def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
         x2.extend(post[i, p_idx])
         pcl.extend([cells[i]] * len(p_idx))
         pc.extend(first + pick)
+        r1.extend(c_idx[pick])
+        r2.extend(p_idx)
         n_plate, n_cyclic = n_plate + len(p_idx) - n_rest, n_cyclic + n_rest
     if not x2:
         raise CubeError(f"drug {drug!r}: no cell line has both control and post-treatment profiles")
@@ -152,7 +158,9 @@ def drug_data(ds: xr.Dataset, drug: str) -> DrugData:
                     singleton_cell_line=np.asarray(scl, dtype=object), pairing=_rule(n_plate, n_cyclic),
                     xc=np.stack(xc).astype(np.float32), control_cell_line=np.asarray(ccl, dtype=object),
                     pair_control=np.asarray(pc, dtype=np.int64),
-                    control_plate=np.asarray(cpl, dtype=object))
+                    control_plate=np.asarray(cpl, dtype=object),
+                    pair_x1_replicate=np.asarray(r1, dtype=np.int64),
+                    pair_x2_replicate=np.asarray(r2, dtype=np.int64))
 
 
 def pool(datas: Sequence[DrugData], name: str) -> DrugData:
@@ -192,4 +200,11 @@ def pool(datas: Sequence[DrugData], name: str) -> DrugData:
                     singleton_cell_line=datas[0].singleton_cell_line,
                     pairing=rules[0] if len(rules) == 1 else "; ".join(rules),
                     xc=np.concatenate(xc), control_cell_line=np.concatenate(ccl),
-                    pair_control=np.concatenate(pc), control_plate=np.concatenate(cpl))
+                    pair_control=np.concatenate(pc), control_plate=np.concatenate(cpl),
+                    pair_x1_replicate=_joined([d.pair_x1_replicate for d in datas]),
+                    pair_x2_replicate=_joined([d.pair_x2_replicate for d in datas]))
+
+
+def _joined(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """The parts concatenated, or None when one is missing."""
+    return None if any(p is None for p in parts) else np.concatenate(parts)
