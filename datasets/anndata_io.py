@@ -35,7 +35,9 @@ the cube's ``merged_cell_spellings`` attribute records them). A condition that d
 label only in case or punctuation (``dmso`` beside ``DMSO``) would be a drug made of controls: refused.
 
 Predictions (:func:`predictions_anndata`, :func:`write_h5ad`): obs ``cell_line``, ``split``, optional
-``repeat``, ``fold``, ``kind`` (``prediction`` | ``reconstruction``) and ``condition`` (the drug); var: genes.
+``repeat``, ``fold``, ``kind`` (``prediction`` | ``reconstruction``), ``condition`` (the drug) and any further
+columns (e.g. the cube's replicate of each row's x1 and x2); var: genes (and symbols); optional layers (e.g.
+the measured x2) and a structured ``uns``.
 """
 
 from __future__ import annotations
@@ -491,12 +493,16 @@ def predictions_anndata(x2_hat: np.ndarray, cell_line: Sequence[str], split: str
                         genes: Sequence[str], *, repeat: int | Sequence[int] | None = None,
                         fold: int | Sequence[int] | None = None,
                         kind: str | Sequence[str] = "prediction", drug: str | None = None,
-                        method: str | None = None, gene_symbols: Sequence[str] | None = None) -> ad.AnnData:
+                        method: str | None = None, gene_symbols: Sequence[str] | None = None,
+                        obs: Mapping[str, Any] | None = None, layers: Mapping[str, np.ndarray] | None = None,
+                        uns: Mapping[str, Any] | None = None) -> ad.AnnData:
     """Predicted (or reconstructed) profiles as AnnData: X float32 [rows, genes] as given (raw gene space).
 
     obs: ``cell_line``, ``split`` (e.g. ``"test"``), ``kind`` (``prediction`` | ``reconstruction``), and
-    ``repeat``, ``fold`` (int) and ``condition`` (= ``drug``) when given; scalars apply to every row.
-    var_names: ``genes`` (var ``gene_symbol`` when given); uns: ``drug``, ``method`` when given.
+    ``repeat``, ``fold`` (int) and ``condition`` (= ``drug``) when given, then the columns of ``obs`` (a
+    scalar or one value per row each); scalars apply to every row. var_names: ``genes`` (var
+    ``gene_symbol`` when given). layers: ``layers`` (float32, X's shape). uns: ``drug``, ``method`` when
+    given, then ``uns`` (nested dicts stay structured in the .h5ad).
     """
     x = np.asarray(x2_hat)
     if x.ndim != 2 or x.dtype.kind not in "iuf":
@@ -508,7 +514,36 @@ def predictions_anndata(x2_hat: np.ndarray, cell_line: Sequence[str], split: str
         raise CubeError(f"genes: {len(g)} ids for {x.shape[1]} columns of x2_hat")
     if len(set(g)) != len(g):
         raise CubeError("genes: duplicate gene ids; give one id per column of x2_hat")
-    obs = pd.DataFrame(index=pd.Index([str(i) for i in range(n)]))
+    table = pd.DataFrame(index=pd.Index([str(i) for i in range(n)]))
+    _base_obs(table, n, cell_line, split, kind, repeat, fold, drug)
+    for name, v in (obs or {}).items():
+        arr = np.asarray(v)
+        arr = np.full(n, v) if arr.ndim == 0 else arr
+        if arr.shape != (n,):
+            raise CubeError(f"obs {name!r}: {arr.shape} values for {n} rows of x2_hat; give one value or one "
+                            f"per row")
+        table[str(name)] = arr if arr.dtype.kind in "iufb" else pd.Categorical([str(x) for x in arr])
+    var = pd.DataFrame(index=pd.Index(list(g)))
+    if gene_symbols is not None:
+        sym = [str(s) for s in gene_symbols]
+        if len(sym) != len(g):
+            raise CubeError(f"gene_symbols: {len(sym)} values for {len(g)} genes")
+        var["gene_symbol"] = sym
+    extra = {}
+    for name, v in (layers or {}).items():
+        arr = np.asarray(v)
+        if arr.shape != x.shape or arr.dtype.kind not in "iuf":
+            raise CubeError(f"layer {name!r}: shape {arr.shape}, dtype {arr.dtype}; expected numbers of "
+                            f"x2_hat's shape {x.shape}")
+        extra[str(name)] = arr.astype(np.float32)
+    meta = {k: str(v) for k, v in (("drug", drug), ("method", method)) if v is not None}
+    return ad.AnnData(X=x.astype(np.float32), obs=table, var=var, uns={**meta, **dict(uns or {})},
+                      layers=extra or None)
+
+
+def _base_obs(obs: pd.DataFrame, n: int, cell_line: Sequence[str], split: str | Sequence[str],
+              kind: str | Sequence[str], repeat: Any, fold: Any, drug: str | None) -> None:
+    """:func:`predictions_anndata`'s own obs columns, checked."""
     obs["cell_line"] = pd.Categorical([str(v) for v in _column(list(cell_line), n, "cell_line")])
     obs["split"] = pd.Categorical([str(v) for v in _column(split, n, "split")])
     kinds = [str(v) for v in _column(kind, n, "kind")]
@@ -524,14 +559,6 @@ def predictions_anndata(x2_hat: np.ndarray, cell_line: Sequence[str], split: str
                 raise CubeError(f"{name}: expected integers, got {v!r}") from None
     if drug is not None:
         obs["condition"] = pd.Categorical([str(drug)] * n)
-    var = pd.DataFrame(index=pd.Index(list(g)))
-    if gene_symbols is not None:
-        sym = [str(s) for s in gene_symbols]
-        if len(sym) != len(g):
-            raise CubeError(f"gene_symbols: {len(sym)} values for {len(g)} genes")
-        var["gene_symbol"] = sym
-    uns = {k: str(v) for k, v in (("drug", drug), ("method", method)) if v is not None}
-    return ad.AnnData(X=x.astype(np.float32), obs=obs, var=var, uns=uns)
 
 
 def write_h5ad(adata: ad.AnnData, path: str | Path) -> Path:

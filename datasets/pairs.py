@@ -55,6 +55,10 @@ class DrugData:
     control_cell_line: np.ndarray
     pair_control: np.ndarray
     control_plate: np.ndarray  # [n_controls] plate of each xc row ("" unknown)
+    # [n_pairs] the cube's replicate index of each pair's x1 (a control) and x2 (a post-treatment profile):
+    # with pair_cell_line (and the drug), where each pair's profiles are in the cube
+    pair_x1_replicate: np.ndarray | None = None
+    pair_x2_replicate: np.ndarray | None = None
 
 
 def _measured(block: np.ndarray) -> np.ndarray:
@@ -190,14 +194,15 @@ def drug_data(ds: xr.Dataset, drug: str,
         n_plate, n_cyclic = n_plate + len(p_rows) - n_rest, n_cyclic + n_rest
     if not x2:
         raise CubeError(f"drug {drug!r}: no cell line has both control and post-treatment profiles")
-    rows_c, rows_p = np.concatenate(xc), np.concatenate(x2)
+    rows_c, rows_x1, rows_p = np.concatenate(xc), np.concatenate(x1), np.concatenate(x2)
     xs, scl = _singletons(ds, cells) if singletons is None else singletons
-    return DrugData(drug=drug, genes=genes, x1=ctrl.x[np.concatenate(x1)], x2=post.x[rows_p],
+    return DrugData(drug=drug, genes=genes, x1=ctrl.x[rows_x1], x2=post.x[rows_p],
                     pair_cell_line=cells[post.cell[rows_p]], xs=xs, singleton_cell_line=scl,
                     pairing=_rule(n_plate, n_cyclic), xc=ctrl.x[rows_c],
                     control_cell_line=cells[ctrl.cell[rows_c]],
                     pair_control=np.concatenate(pc).astype(np.int64),
-                    control_plate=pl_ctrl[ctrl.cell[rows_c], ctrl.replicate[rows_c]])
+                    control_plate=pl_ctrl[ctrl.cell[rows_c], ctrl.replicate[rows_c]],
+                    pair_x1_replicate=ctrl.replicate[rows_x1], pair_x2_replicate=post.replicate[rows_p])
 
 
 def pool(datas: Sequence[DrugData], name: str) -> DrugData:
@@ -237,7 +242,14 @@ def pool(datas: Sequence[DrugData], name: str) -> DrugData:
                     singleton_cell_line=datas[0].singleton_cell_line,
                     pairing=rules[0] if len(rules) == 1 else "; ".join(rules),
                     xc=np.concatenate(xc), control_cell_line=np.concatenate(ccl),
-                    pair_control=np.concatenate(pc), control_plate=np.concatenate(cpl))
+                    pair_control=np.concatenate(pc), control_plate=np.concatenate(cpl),
+                    pair_x1_replicate=_joined([d.pair_x1_replicate for d in datas]),
+                    pair_x2_replicate=_joined([d.pair_x2_replicate for d in datas]))
+
+
+def _joined(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
+    """The parts concatenated, or None when one is missing."""
+    return None if any(p is None for p in parts) else np.concatenate(parts)
 
 
 def pooled_data(ds: xr.Dataset, names: Sequence[str], name: str) -> DrugData:

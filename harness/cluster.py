@@ -7,7 +7,8 @@
 CUDA present one worker per GPU, each with its own CUDA_VISIBLE_DEVICES, advertising the resource
 ``GPU=1`` (``handle.resources == {"GPU": 1}``). ``slurm``: dask_jobqueue.SLURMCluster, ``adapt()`` between 0
 and ``--jobs`` jobs, worker lifetime below the walltime so jobs are replaced before Slurm kills them.
-``none``: no client, the caller runs tasks in-process.
+``none``: no client, the caller runs tasks in-process, with the threads of one local worker
+(:func:`in_process_threads`).
 
 Worker processes start with glibc's trim threshold at 1 GiB and mmap threshold at 32 MiB instead of Dask's
 default ``MALLOC_TRIM_THRESHOLD_=65536`` (:func:`worker_spawn_environ`): that default also pins the mmap
@@ -15,9 +16,14 @@ threshold at 128 KiB, so every tensor of a training step above that size is mmap
 PertVAE fit ran 1.7x slower in a Dask worker than in a plain process because of it (17.4 s vs 10.4 s for
 one demo drug's 10 splits, 1 thread each; 9.3 s with these settings).
 
-Library noise stays out of the terminal: :func:`run_log` sends this process's Dask/tornado/bokeh logging and
-Python warnings to OUT/run.log (timestamped), and the :class:`RunLog` worker plugin sends a local worker's
-stderr there too. A Slurm worker job is checked with ``sbatch --test-only`` before anything is queued, and
+Library noise stays out of the terminal: :func:`run_log` sends this process's Dask/tornado/bokeh logging
+(every logger of theirs, also those distributed's logging config gives a stderr handler of their own, such
+as ``tornado.application``, which logs a dashboard client's errors), the root logger's records and Python
+warnings to OUT/run.log (timestamped); a local worker's stderr goes there from the moment the worker is
+created (the preload harness.worker_stderr, :func:`worker_preloads`), and the :class:`RunLog` worker plugin
+adds its logging and warnings.
+
+A Slurm worker job is checked with ``sbatch --test-only`` before anything is queued, and
 :meth:`ClusterHandle.as_completed` stops the run (:class:`ClusterError`) when a worker job is rejected or no
 worker has joined for ``--worker-timeout`` seconds. A task that runs longer than its limit
 (``ClusterHandle.limits``, from ``--fit-timeout``) is cancelled and its worker restarted by the nanny: the
@@ -36,7 +42,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +53,8 @@ THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # Environment variable naming the network interface Slurm workers use to reach the scheduler ("lo" on a
 # single-node test cluster, e.g. "ib0" on a real one); RunConfig has no field for it.
 SLURM_INTERFACE_ENV = "HARNESS_SLURM_INTERFACE"
+# Environment variable naming the run's log file in a local worker process (harness.worker_stderr).
+RUN_LOG_ENV = "HARNESS_RUN_LOG"
 LIBRARY_LOGGERS = ("distributed", "dask", "dask_jobqueue", "tornado", "bokeh", "asyncio", "py.warnings",
                    "harness")
 LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"
@@ -200,24 +208,40 @@ class _AppendHandler(logging.Handler):
         super().close()
 
 
+def _library_loggers() -> list[logging.Logger]:
+    """:data:`LIBRARY_LOGGERS` and every existing logger below them that has handlers of its own:
+    distributed's logging config gives ``tornado.application``, ``distributed.client`` and
+    ``distributed.gc`` their own stderr handler with ``propagate=False``, so redirecting their parents
+    alone lets tornado's "Uncaught exception" tracebacks (a dashboard tab closed mid-run) reach the
+    terminal."""
+    names = set(LIBRARY_LOGGERS)
+    for name, lg in list(logging.Logger.manager.loggerDict.items()):
+        if (isinstance(lg, logging.Logger) and lg.handlers
+                and any(name.startswith(f"{top}.") for top in LIBRARY_LOGGERS)):
+            names.add(name)
+    return [logging.getLogger(n) for n in sorted(names)]
+
+
 @contextmanager
 def run_log(path: Path) -> Iterator[Path]:
-    """Send this process's library logging (:data:`LIBRARY_LOGGERS`) and Python warnings to ``path``
+    """Send this process's library logging (:func:`_library_loggers`; the root logger's records too, which
+    would otherwise fall to logging's last-resort stderr handler) and Python warnings to ``path``
     (appended, timestamped) instead of the terminal; the loggers are restored on exit."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = _AppendHandler(path)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     saved = []
-    for name in LIBRARY_LOGGERS:
-        lg = logging.getLogger(name)
+    for lg in _library_loggers():
         saved.append((lg, list(lg.handlers), lg.propagate, lg.level))
         for h in list(lg.handlers):
             lg.removeHandler(h)
         lg.addHandler(handler)
         lg.propagate = False
-        if name == "harness":
+        if lg.name == "harness":
             lg.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
     logging.captureWarnings(True)
     logging.getLogger("harness").info("run log of process %d: library logs, warnings, failed fits' "
                                       "tracebacks", os.getpid())
@@ -225,6 +249,7 @@ def run_log(path: Path) -> Iterator[Path]:
         yield path
     finally:
         logging.captureWarnings(False)
+        root.removeHandler(handler)
         for lg, handlers, propagate, level in saved:
             lg.removeHandler(handler)
             for h in handlers:
@@ -233,9 +258,28 @@ def run_log(path: Path) -> Iterator[Path]:
         handler.close()
 
 
+def stderr_to(path: str) -> None:
+    """Point this process's stderr (file descriptor 2: Python's and C libraries' writes alike) at ``path``,
+    appended."""
+    fd = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def worker_preloads(log_path: Path | None) -> list[str]:
+    """The local workers' preload modules: harness.worker_stderr first (their stderr goes to ``log_path``
+    from the moment each worker is created, before its startup messages and the other preloads), then
+    Dask's configured ``distributed.worker.preload`` (an explicit list replaces it)."""
+    import dask
+
+    configured = list(dask.config.get("distributed.worker.preload", default=[]) or [])
+    return (["harness.worker_stderr"] if log_path is not None else []) + configured
+
+
 class RunLog(WorkerPlugin):
     """Worker plugin: the worker process's stderr (Dask's logging, warnings, tracebacks of failed tasks)
-    goes to the run's log file ``path`` instead of the driver's terminal."""
+    goes to the run's log file ``path`` instead of the driver's terminal, its root logger and warnings
+    too."""
 
     name = "harness-run-log"
 
@@ -243,9 +287,7 @@ class RunLog(WorkerPlugin):
         self.path = str(path)
 
     def setup(self, worker: Any) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.dup2(fd, 2)
-        os.close(fd)
+        stderr_to(self.path)
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         logging.getLogger().addHandler(handler)
@@ -261,6 +303,38 @@ def set_torch_threads(n: int) -> None:
     import torch
 
     torch.set_num_threads(n)
+
+
+@contextmanager
+def in_process_threads(n: int = 1) -> Iterator[int]:
+    """``--cluster none``: run the block with torch's intra-op threads and the BLAS pools (threadpoolctl;
+    without it the BLAS env knobs, read by libraries loaded later) at ``n``, the threads of one local worker,
+    then restore them. Left at torch's default (every core) tiny in-process fits took ~50 s instead of the
+    5-9 s they take in a 1-thread worker."""
+    if n < 1:
+        raise ClusterError(f"in_process_threads: n must be >= 1, got {n!r}")
+    import torch
+
+    before, env = torch.get_num_threads(), {k: os.environ.get(k) for k in THREAD_ENV}
+    for k in THREAD_ENV:
+        os.environ[k] = str(n)
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        limits: Any = nullcontext()
+    else:
+        limits = threadpool_limits(limits=n)
+    try:
+        with limits:
+            yield n
+    finally:
+        torch.set_num_threads(before)
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def torch_threads() -> int:
@@ -327,14 +401,15 @@ def _local(cfg: Any, gpus: int | None, timeout: float, log_path: Path | None) ->
     n_gpu = cuda_device_count() if gpus is None else gpus
     if n_gpu < 0:
         raise ClusterError(f"gpus must be >= 0, got {n_gpu!r}")
-    env = {k: "1" for k in THREAD_ENV}
+    env = {k: "1" for k in THREAD_ENV} | ({RUN_LOG_ENV: str(log_path)} if log_path is not None else {})
+    preload = worker_preloads(log_path)
     dash = dashboard_address(cfg)
     if n_gpu > 0:
         # One worker per GPU, pinned to its device, advertising GPU=1 so tasks submitted with
         # resources={"GPU": 1} run one at a time per GPU.
         workers = {
             f"gpu-{i}": {"cls": Nanny, "options": {
-                "nthreads": 1, "resources": {"GPU": 1},
+                "nthreads": 1, "resources": {"GPU": 1}, "preload": preload,
                 "env": {**env, "CUDA_VISIBLE_DEVICES": str(i)}}}
             for i in range(n_gpu)
         }
@@ -347,7 +422,7 @@ def _local(cfg: Any, gpus: int | None, timeout: float, log_path: Path | None) ->
         if n < 1:
             raise ClusterError(f"field 'workers' = {n!r}: must be >= 1")
         cluster = _started(lambda: LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                dashboard_address=dash, env=env))
+                                                dashboard_address=dash, env=env, preload=preload))
         resources = None
     try:
         client = Client(cluster)

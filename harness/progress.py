@@ -1,23 +1,36 @@
-"""The run's progress bar, weighted by what each fit costs.
+"""The run's progress in one unit: fits, each weighted by its expected time.
 
-A PCA fit takes milliseconds and a PertVAE fit minutes, so counting fits says little about how much work is
-left. Each planned fit weighs its expected seconds: the mean ``fit_seconds`` of the done fits of the same
-(model, latent) (from this run, or from the store when resuming), else of the same model, else of all done
-fits. The bar shows the share of the expected work done; the ETA is this run's elapsed time times the
-remaining work over the work done in this run (so it accounts for the number of workers). A background
-thread redraws the bar every second, so its clock moves during long fits.
+A PCA fit takes milliseconds and a PertVAE fit minutes, so counting fits (or Dask tasks, as the dashboard
+does) says little about how much work is left. Each planned fit weighs its expected seconds: the mean
+``fit_seconds`` of the done fits of the same (model, latent) (from this run, or from the store when
+resuming), else of the same model, else of all done fits. The percent shown is the share of that expected
+work done; the line names its unit and also gives the fits and the tasks done (the dashboard's count), so
+that the two can be compared:
+
+    fits, weighted by expected time:  50%|#####     | [01:23, 120/260 fits, 0 failed; tasks 43/100, ETA 4:56]
+
+On a terminal a bar is redrawn every second; off a terminal (a pipe, a log file) a plain line is written at
+the start, at most every :data:`LINE_EVERY` seconds, and at the end.
+
+The ETA (:class:`Eta`) says "estimating" until this run's finished work means something, then smooths.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import IO, Any
 
 SCALE = 1000  # the bar counts thousandths of the expected work
+UNIT = "fits, weighted by expected time"
+LINE_EVERY = 30.0  # seconds between progress lines off a terminal
+MIN_FITS = 5       # the ETA waits for this many fits finished in this run...
+MIN_WORK = 0.02    # ...and this share of this run's expected work
+TAU_MIN = 30.0     # the ETA's smoothing time constant: a fifth of the elapsed time, at least this
 
 
 class WorkModel:
@@ -42,60 +55,141 @@ class WorkModel:
                 return sum(self._sum[k] for k in keys) / n
         return None
 
+    def knows(self, model: str) -> bool:
+        """Whether a fit of ``model`` is done (its expected time is not borrowed from other models)."""
+        return any(k[0] == model for k in self._n)
+
+    def done_seconds(self) -> float:
+        """Seconds of every done fit."""
+        return sum(self._sum.values())
+
+
+class Eta:
+    """Seconds left from the rate of this run's finished work (expected seconds finished per second of
+    wall time, which counts the workers), or None ("estimating") until that rate means something: at least
+    :data:`MIN_FITS` fits and :data:`MIN_WORK` of this run's expected work finished, and every model still to
+    run timed by a fit of its own (early on, a PertVAE fit would otherwise weigh what a PCA fit took). The
+    finishing time it implies is smoothed exponentially, with a time constant of a fifth of the elapsed time
+    (at least :data:`TAU_MIN` s), so one batch of fits finishing together moves it little.
+
+    Work in flight is counted nowhere until its fit ends, so finished work lags the work done (by up to half
+    a fit's duration on average when all workers are busy); the rate is taken over the elapsed time less a
+    ``lag``, which also comes off the time left: a quarter of the work-weighted mean duration of the
+    finished fits, the value that matched the real finish best in benchmarks/test_eta.py's simulated runs
+    (a half over-corrects where fits of different lengths interleave)."""
+
+    def __init__(self, min_fits: int = MIN_FITS, min_work: float = MIN_WORK) -> None:
+        self.min_fits, self.min_work = min_fits, min_work
+        self._finish: float | None = None
+        self._last = 0.0
+
+    def update(self, now: float, elapsed: float, done: float, fits: int, left: float | None,
+               known: bool, lag: float = 0.0) -> float | None:
+        """``done``: expected seconds finished in this run over ``elapsed`` seconds, by ``fits`` fits;
+        ``left``: expected seconds left (None: unknown); ``known``: every model left has a timed fit."""
+        if left is not None and left <= 0:
+            return 0.0
+        if (left is None or not known or fits < self.min_fits or done <= 0 or elapsed <= 0
+                or done / (done + left) < self.min_work):
+            self._finish = None
+            return None
+        lag = min(max(lag, 0.0), elapsed / 2)
+        target = now + max(left * (elapsed - lag) / done - lag, 0.0)
+        if self._finish is None:
+            self._finish = target
+        else:
+            alpha = 1.0 - math.exp(-(now - self._last) / max(TAU_MIN, elapsed / 5))
+            self._finish += alpha * (target - self._finish)
+        self._last = now
+        return max(0.0, self._finish - now)
+
 
 class Progress:
-    """tqdm bar of the expected work (see the module docstring), with fits done / planned and failures."""
+    """The run's progress line (see the module docstring): fits done / planned, failures, tasks, ETA.
+
+    ``stream``: where it is written (default stderr); ``clock``: seconds, for tests; ``tasks``: the tasks of
+    this run (one per Dask task)."""
 
     def __init__(self, remaining: Mapping[tuple[str, int], int], done: int, planned: int, work: WorkModel,
-                 enabled: bool):
+                 enabled: bool, tasks: int = 0, stream: IO[str] | None = None,
+                 clock: Callable[[], float] = time.monotonic, line_every: float = LINE_EVERY):
         self.remaining = Counter(remaining)
         self.work, self.enabled = work, enabled
-        self.done, self.planned = done, planned
-        self.failed = 0
-        self.done_now = 0.0  # expected seconds of the fits finished in this run
+        self.done, self.planned, self.failed = done, planned, 0
+        self.tasks, self.tasks_done = tasks, 0
+        self.fits_now = 0
+        self.done_now = 0.0  # seconds of the fits finished in this run
+        self._sq_now = 0.0   # and the sum of their squares (their work-weighted mean duration)
         self.tracebacks: dict[tuple, str] = {}
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.clock, self.line_every = clock, line_every
+        self.eta = Eta()
         self.bar: Any = None
-        self.t0 = time.monotonic()
+        self.t0 = clock()
+        self._next_line = math.inf
+        self._started = self._closed = False
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
     def _left(self) -> float | None:
         total = 0.0
         for (model, latent), n in self.remaining.items():
-            s = self.work.seconds(model, latent)
+            s = self.work.seconds(model, latent) if n > 0 else 0.0
             if s is None:
                 return None
             total += n * s
         return total
 
-    def _draw(self) -> None:
+    def fraction(self) -> float:
+        """Share of the expected work done (fits done / planned while no fit has a time)."""
         left = self._left()
         if left is None:
-            frac, eta = self.done / max(self.planned, 1), "?"
-        else:
-            frac = 1.0 if left == 0 else min(1.0, self.done_work() / (self.done_work() + left))
-            rate = self.done_now / max(time.monotonic() - self.t0, 1e-9)
-            eta = _hms(left / rate) if rate > 0 else "?"
-        self.bar.n = int(round(SCALE * frac))
-        self.bar.set_postfix_str(f"{self.done}/{self.planned} fits, {self.failed} failed, ETA {eta}",
-                                 refresh=False)
-        self.bar.refresh()
+            return self.done / max(self.planned, 1)
+        done = self.work.done_seconds()
+        return 1.0 if left == 0 else min(1.0, done / (done + left))
 
-    def done_work(self) -> float:
-        """Expected seconds of every done fit (this run and before)."""
-        return sum(self.work._sum.values())
+    def eta_text(self) -> str:
+        now = self.clock()
+        known = all(self.work.knows(m) for (m, _), n in self.remaining.items() if n > 0)
+        lag = self._sq_now / self.done_now / 4 if self.done_now > 0 else 0.0
+        left = self.eta.update(now, now - self.t0, self.done_now, self.fits_now, self._left(), known, lag)
+        return "estimating" if left is None else _hms(left)
+
+    def counts_text(self) -> str:
+        tasks = f"; tasks {self.tasks_done}/{self.tasks}" if self.tasks else ""
+        return f"{self.done}/{self.planned} fits, {self.failed} failed{tasks}"
+
+    def line(self) -> str:
+        """The plain progress line (off a terminal)."""
+        return (f"progress ({UNIT}): {100 * self.fraction():3.0f}% | {self.counts_text()} | elapsed "
+                f"{_hms(self.clock() - self.t0)}, ETA {self.eta_text()}")
+
+    def _draw(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        if self.tty:
+            self.bar.n = int(round(SCALE * self.fraction()))
+            self.bar.set_postfix_str(f"{self.counts_text()}, ETA {self.eta_text()}", refresh=False)
+            self.bar.refresh()
+        elif force or self.clock() >= self._next_line:
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()
+            self._next_line = self.clock() + self.line_every
 
     def start(self) -> None:
-        """Show the bar (after the dashboard link is printed, so that the link is not drawn into it)."""
-        from tqdm import tqdm
-
-        if self.bar is not None:
+        """Show the progress (after the dashboard link is printed, so that the link is not drawn into it)."""
+        if self._started:
             return
-        self.t0 = time.monotonic()
-        self.bar = tqdm(total=SCALE, disable=not self.enabled, dynamic_ncols=True, desc="work",
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]")
+        self._started = True
+        self.t0 = self.clock()
+        if self.enabled and self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=SCALE, file=self.stream, dynamic_ncols=True, desc=UNIT,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]")
         with self._lock:
-            self._draw()
+            self._draw(force=True)
         if self.enabled:
             threading.Thread(target=self._tick, name="progress-clock", daemon=True).start()
 
@@ -108,26 +202,38 @@ class Progress:
         """Count a finished task's rows (done or failed)."""
         self.start()
         with self._lock:
+            self.tasks_done += 1
             for r in rows:
-                key = (str(r["model"]), int(r["latent"]))
-                self.remaining[key] -= 1
-                fit = (r["model"], r["drug"], int(r["latent"]), int(r["repeat"]), int(r["fold"]))
-                if r.get("traceback"):
-                    self.tracebacks[fit] = r["traceback"]
-                for method, tb in (r.get("method_traceback") or {}).items():
-                    self.tracebacks[(*fit, method)] = tb
-                if r["status"] == "failed":
-                    self.failed += 1
-                    continue
-                self.done += 1
-                sec = float(r.get("fit_seconds", math.nan))
-                self.work.add(*key, sec)
-                self.done_now += sec if math.isfinite(sec) else 0.0
+                self._count(r)
             self._draw()
 
+    def _count(self, r: dict) -> None:
+        key = (str(r["model"]), int(r["latent"]))
+        self.remaining[key] -= 1
+        fit = (r["model"], r["drug"], int(r["latent"]), int(r["repeat"]), int(r["fold"]))
+        if r.get("traceback"):
+            self.tracebacks[fit] = r["traceback"]
+        for method, tb in (r.get("method_traceback") or {}).items():
+            self.tracebacks[(*fit, method)] = tb
+        if r["status"] == "failed":
+            self.failed += 1
+            return
+        self.done += 1
+        self.fits_now += 1
+        sec = float(r.get("fit_seconds", math.nan))
+        self.work.add(*key, sec)
+        if math.isfinite(sec) and sec >= 0:
+            self.done_now += sec
+            self._sq_now += sec * sec
+
     def close(self) -> None:
+        """Stop the clock; draw the last state (off a terminal: the closing line). Idempotent."""
         self._stop.set()
         with self._lock:
+            if self._closed or not self._started:
+                return
+            self._closed = True
+            self._draw(force=True)
             if self.bar is not None:
                 self.bar.close()
 

@@ -323,7 +323,7 @@ def _progress(cfg: RunConfig, store: ResultStore, tasks: Sequence[Task], counts:
     work = WorkModel(zip(done["model"], done["latent"].astype(int), done["fit_seconds"].astype(float),
                          strict=True))
     remaining = Counter((t.model, t.latent) for t in tasks for _ in t.splits)
-    return Progress(remaining, counts["done"], counts["planned"], work, cfg.progress)
+    return Progress(remaining, counts["done"], counts["planned"], work, cfg.progress, tasks=len(tasks))
 
 
 def _write(store: ResultStore, cfg: RunConfig, rows: list[dict]) -> None:
@@ -370,16 +370,19 @@ def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
 
 
 def dask_key(task: Task, token: str) -> str:
-    """The task's Dask key: ``<model>-L<latent>-<drug>-<splits>-<token>``. Dask groups keys by their leading
-    alphabetic words (dask.utils.key_split), so every key groups under its model, whatever the drug's
-    name (``SN-38`` or ``GDC-0941`` would otherwise end the group early, ``selumetinib`` would split it)."""
-    return f"{task.model}-L{task.latent}-{task.key.split('-', 1)[1]}-{token}"
+    """The task's Dask key as the dashboard shows it: ``<model>-L<latent>-<drug>-<splits>-<token>``, e.g.
+    ``pertvae-L10-selumetinib-r0f0-r0f1-181500123456``, the drug's name as it is (``(pooled)``, ``SN-38``).
+    Dask groups keys by their leading alphabetic words (dask.utils.key_split), so every key groups under its
+    model, whatever the drug's name."""
+    blocks = task.key.rsplit(f"-L{task.latent}-", 1)[1]
+    return f"{task.model}-L{task.latent}-{task.drug}-{blocks}-{token}"
 
 
 def _dashboard_hint(cfg: RunConfig, link: str | None) -> None:
     if not link:
         return
-    _say(f"Dask dashboard: {link}")
+    _say(f"Dask dashboard: {link} (it counts Dask tasks; the progress line counts fits weighted by their "
+         f"expected time, and gives the tasks too)")
     if cfg.cluster == "slurm":
         from urllib.parse import urlparse
 
@@ -489,7 +492,8 @@ def _run_locked(cfg: RunConfig) -> int:
             with cluster_mod.run_log(out / "run.log") as log_path:
                 if cfg.cluster == "none":
                     prog.start()
-                    _run_in_process(tasks, cube_path, cfg, store, prog)
+                    with cluster_mod.in_process_threads(1):   # as in one local worker
+                        _run_in_process(tasks, cube_path, cfg, store, prog)
                 else:
                     with cluster_mod.open_cluster(cfg, log_path=log_path) as handle:
                         _dashboard_hint(cfg, handle.dashboard_link)

@@ -222,6 +222,10 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
         row = dict(res)
         if keep:
             row["test_cell_line"] = sp.test_cell_line
+        if keep and row.get("predictions"):   # where each test pair is in the cube (harness.predictions)
+            from harness.predictions import pair_samples
+
+            row["test_pairs"] = pair_samples(dd, by_index[(k.repeat, k.fold)], str(cube_path))
         row.setdefault("status", "done")
         row.setdefault("reason", "")
         row.update(model=k.model, drug=k.drug, latent=k.latent, repeat=k.repeat, fold=k.fold,

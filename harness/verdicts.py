@@ -140,6 +140,19 @@ def has_change(ceiling: dict[str, Any], drug: str) -> bool:
     return not isinstance(z, int | float) or not np.isfinite(z) or z > SIGNAL_Z
 
 
+def ran(scores: pd.DataFrame, latent: int | None = None) -> bool:
+    """Whether PertVAE has scores (at ``latent``): sentences about PertVAE appear only then (a ``--models
+    baselines`` run says nothing about it)."""
+    sub = scores[scores["method"] == REFERENCE]
+    return not (sub if latent is None else sub[sub["latent"] == latent]).empty
+
+
+def _n_scored_splits(scores: pd.DataFrame, drug: str, latent: int) -> int:
+    """The splits with a primary score for ``drug`` at ``latent`` (any method)."""
+    sub = scores[(scores["drug"] == drug) & (scores["latent"] == latent) & (scores["metric"] == PRIMARY)]
+    return int(sub[["repeat", "fold"]].drop_duplicates().shape[0]) if not sub.empty else 0
+
+
 def _primary_latents(scores: pd.DataFrame) -> list[int]:
     prim = scores[(scores["metric"] == PRIMARY) & (scores["method"] == REFERENCE)]
     if prim.empty:
@@ -149,35 +162,39 @@ def _primary_latents(scores: pd.DataFrame) -> list[int]:
 
 def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[str]:
     """Two or three plain sentences: who is best where, where PertVAE wins and loses (primary metric, the
-    first PertVAE latent size), and what happens on drugs without a measured change."""
+    first PertVAE latent size; nothing about PertVAE when it did not run), and what happens on drugs without
+    a measured change."""
     latents = _primary_latents(scores)
     if scores.empty or not latents:
         return ["No scores in this run."]
     latent = latents[0]
+    with_pertvae = ran(scores, latent)
     ceiling = json_attr(ds, "ceiling")
     drugs = [d for d in study_drugs(ds) if not _mean_scores(scores, d, latent, PRIMARY).empty]
     real = [d for d in drugs if has_change(ceiling, d)]
     null = [d for d in drugs if d not in real]
     first = _vs(comp, drugs[0], latent) if drugs else comp.iloc[:0]
-    n = int(first["n_splits"].min()) if not first.empty else 0
+    n = (int(first["n_splits"].min()) if not first.empty else 0) if with_pertvae else (
+        _n_scored_splits(scores, drugs[0], latent) if drugs else 0)
     best: dict[str, list[str]] = {}
     for d in real:
         best.setdefault(best_line(scores, comp, d, latent)[0], []).append(d)
     tally = ", ".join(f"{m} on {len(ds_)}" for m, ds_ in sorted(best.items(), key=lambda kv: -len(kv[1])))
     lines = [f"Best mean {PRIMARY} (latent {latent}, {n} splits per drug) on the {len(real)} drug(s) whose "
              f"replicates measure a change: {tally or 'none'}"
-             + ("" if REFERENCE in best else "; PertVAE on none") + "."]
-    wins = [d for d in real if "identity" in verdict_parts(comp, d, latent)["beats"]]
-    losses = {d: verdict_parts(comp, d, latent)["loses to"] for d in drugs}
-    lost = [f"{d} (to {_join(m)})" for d, m in losses.items() if m]
-    lines.append(f"PertVAE predicts the change better than 'no change' on {len(wins)} of {len(real)} and "
-                 f"loses significantly on {len(lost)} of {len(drugs)} drugs" + (f": {'; '.join(lost)}" if lost
-                                                                               else "") + ".")
+             + ("" if REFERENCE in best or not with_pertvae else "; PertVAE on none") + "."]
+    if with_pertvae:
+        wins = [d for d in real if "identity" in verdict_parts(comp, d, latent)["beats"]]
+        losses = {d: verdict_parts(comp, d, latent)["loses to"] for d in drugs}
+        lost = [f"{d} (to {_join(m)})" for d, m in losses.items() if m]
+        lines.append(f"PertVAE predicts the change better than 'no change' on {len(wins)} of {len(real)} and "
+                     f"loses significantly on {len(lost)} of {len(drugs)} drugs"
+                     + (f": {'; '.join(lost)}" if lost else "") + ".")
     if null:
         called = [d for d in null if any(verdict_parts(comp, d, latent)[k] for k in ("beats", "loses to"))]
-        lines.append(f"{len(null)} drug(s) show no measured change"
-                     + (f"; {PRIMARY} comparisons called on {_join(called)}" if called
-                        else f"; no {PRIMARY} comparison is called on them") + ".")
+        tail = ("" if not with_pertvae else f"; {PRIMARY} comparisons called on {_join(called)}" if called
+                else f"; no {PRIMARY} comparison is called on them")
+        lines.append(f"{len(null)} drug(s) show no measured change{tail}.")
     return lines
 
 
@@ -231,17 +248,20 @@ def _ceiling_text(ceiling: dict[str, Any], drug: str) -> str:
 
 def _primary_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, latent: int,
                    methods: list[str]) -> list[str]:
+    """The primary metric's table; PertVAE's difference and verdict columns only where PertVAE ran."""
     ceiling = json_attr(ds, "ceiling")
-    lines = [f"| drug | measured change | ceiling | {' | '.join(methods)} | best | PertVAE - best [95% CI] "
-             "| verdict |", "|---|---|---:|" + "---:|" * len(methods) + "---|---|---|"]
+    with_pertvae = ran(scores, latent)
+    extra = " PertVAE - best [95% CI] | verdict |" if with_pertvae else ""
+    lines = [f"| drug | measured change | ceiling | {' | '.join(methods)} | best |{extra}",
+             "|---|---|---:|" + "---:|" * len(methods) + "---|" + ("---|---|" if with_pertvae else "")]
     drugs = study_drugs(ds)
     for drug in sorted(drugs, key=lambda d: not has_change(ceiling, d)):  # measured changes first
         means = _mean_scores(scores, drug, latent, PRIMARY)
         best, diff = best_line(scores, comp, drug, latent)
         cells = [("**{}**" if m == best else "{}").format(_fmt(means.get(m, np.nan))) for m in methods]
         lines.append(f"| {drug} | {'yes' if has_change(ceiling, drug) else 'no'} | "
-                     f"{_ceiling_text(ceiling, drug)} | " + " | ".join(cells)
-                     + f" | {best} | {diff} | {verdict(comp, drug, latent)} |")
+                     f"{_ceiling_text(ceiling, drug)} | " + " | ".join(cells) + f" | {best} |"
+                     + (f" {diff} | {verdict(comp, drug, latent)} |" if with_pertvae else ""))
     return lines
 
 
@@ -335,7 +355,8 @@ def _truth_line(ds: xr.Dataset, comp: pd.DataFrame, latent: int) -> str:
 
 
 def _legend(methods: list[str]) -> list[str]:
-    """benchmark.md's legend: what each column means, in plain words."""
+    """benchmark.md's legend: what each column means, in plain words (PertVAE's columns only where it
+    ran)."""
     lines = [
         "How to read the tables (numbers are means over the test cell lines of all splits; '-' = no "
         "finished fit):",
@@ -356,12 +377,18 @@ def _legend(methods: list[str]) -> list[str]:
     ]
     lines += [f"- {m}: {METHOD_LEGEND.get(m, 'your own method, added to this run with --method')}."
               for m in methods]
+    if REFERENCE not in methods:
+        lines.append("- best: the method with the highest mean (bold).")
+    else:
+        lines += [
+            "- best: the method with the highest mean; PertVAE - best: PertVAE's mean minus the best's, with "
+            "the 95% interval of the corrected resampled t (where PertVAE is best, its lead over the "
+            "runner-up).",
+            f"- verdict: PertVAE beats / loses to / is not distinguishable from each method (q < {ALPHA}: "
+            "corrected resampled t-test paired over splits; Benjamini-Hochberg over one family per latent "
+            "size and metric: every drug x method x direction, better and worse together). Bold = the best "
+            "mean."]
     lines += [
-        "- best: the method with the highest mean; PertVAE - best: PertVAE's mean minus the best's, with the "
-        "95% interval of the corrected resampled t (where PertVAE is best, its lead over the runner-up).",
-        f"- verdict: PertVAE beats / loses to / is not distinguishable from each method (q < {ALPHA}: "
-        "corrected resampled t-test paired over splits; Benjamini-Hochberg over one family per latent size "
-        "and metric: every drug x method x direction, better and worse together). Bold = the best mean.",
         "- chance levels: " + ", ".join(f"{m} {v:g}" for m, v in CHANCE.items()) + "; mse_z and the Spearman "
         "metrics describe the whole profile and have none.",
         "- cell-specificity gain: the method's delta_pearson minus that of the same fit predicting from "
@@ -406,9 +433,10 @@ def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame,
     for latent in sorted(scores.loc[scores["metric"] == PRIMARY, "latent"].unique().tolist()):
         lines += [f"## latent {latent}", "", f"### {PRIMARY} (primary; higher is better; chance 0)", ""]
         lines += _primary_table(ds, scores, comp, latent, methods) + [""]
-        truth = _truth_line(ds, comp, latent)
-        lines += [truth, ""] if truth else []
-        lines += _losses(ds, comp, latent) + [""]
+        if ran(scores, latent):
+            truth = _truth_line(ds, comp, latent)
+            lines += [truth, ""] if truth else []
+            lines += _losses(ds, comp, latent) + [""]
         lines += ["### mse_z (squared error of the standardized treated profile; lower is better)", ""]
         lines += _metric_table(ds, scores, comp, latent, "mse_z", methods) + [""]
         gain = _gain_table(ds, scores, comp, latent, methods)

@@ -322,6 +322,13 @@ def test_predictions_written_as_h5ad_readable_by_anndata(tmp_path: Path) -> None
     assert list(back.obs["condition"]) == ["SN-38"] * 6
     assert back.uns["drug"] == "SN-38" and back.uns["method"] == "pertvae"
     assert os.listdir(path.parent) == ["SN-38.h5ad"]
+    # further obs columns keep their type, a layer of X's shape, uns stays structured
+    more = predictions_anndata(x2_hat, ["A", "B", "C"] * 2, "test", genes, obs={"x2_replicate": np.arange(6),
+                               "plate": "P1"}, layers={"x2": x2_hat + 1}, uns={"join": {"x2": "sel(...)"}})
+    back = ad.read_h5ad(write_h5ad(more, tmp_path / "more.h5ad"))
+    assert back.obs["x2_replicate"].dtype.kind == "i" and list(back.obs["plate"]) == ["P1"] * 6
+    np.testing.assert_array_equal(back.layers["x2"], (x2_hat + 1).astype(np.float32))
+    assert back.uns["join"] == {"x2": "sel(...)"}
     # replaced atomically: a failed write keeps the old file and leaves no temp file
     smaller = predictions_anndata(x2_hat[:2], ["A", "B"], "test", genes)
     assert "repeat" not in smaller.obs and list(smaller.obs["kind"]) == ["prediction"] * 2
@@ -355,6 +362,10 @@ def test_predictions_written_as_h5ad_readable_by_anndata(tmp_path: Path) -> None
     (lambda: predictions_anndata(np.zeros((2, 2)), ["A", "B"], "test", ["1", "2"], fold="x"),
      "fold: expected integers"),
     (lambda: predictions_anndata(np.zeros(2), ["A", "B"], "test", ["1", "2"]), "x2_hat: expected a numeric"),
+    (lambda: predictions_anndata(np.zeros((2, 2)), ["A", "B"], "test", ["1", "2"], layers={"x": np.zeros(2)}),
+     r"layer 'x': shape \(2,\)"),
+    (lambda: predictions_anndata(np.zeros((2, 2)), ["A", "B"], "test", ["1", "2"], obs={"x2_replicate": [1]}),
+     r"obs 'x2_replicate': \(1,\) values for 2 rows"),
 ])
 def test_bad_predictions_input(call, pattern: str) -> None:
     with pytest.raises(CubeError, match=pattern):

@@ -30,7 +30,7 @@ def dense_reference(ds: xr.Dataset, drug: str) -> DrugData:
     ctrl, post = cond(CONDITION_CONTROL), cond(drug)
     m_ctrl, m_post = measured(ctrl), measured(post)
     pl_ctrl, pl_post = (condition_plates(ds, c, m_ctrl.shape) for c in (CONDITION_CONTROL, drug))
-    x1, x2, pcl, xc, ccl, cpl, pc = [], [], [], [], [], [], []
+    x1, x2, pcl, xc, ccl, cpl, pc, r1, r2 = [], [], [], [], [], [], [], [], []
     n_plate = n_cyclic = 0
     for i in np.flatnonzero(m_post.any(axis=1)):
         c_idx, p_idx = np.flatnonzero(m_ctrl[i]), np.flatnonzero(m_post[i])
@@ -44,6 +44,8 @@ def dense_reference(ds: xr.Dataset, drug: str) -> DrugData:
         x1.extend(ctrl[i, c_idx[pick]])
         x2.extend(post[i, p_idx])
         pcl.extend([cells[i]] * len(p_idx))
+        r1.extend(c_idx[pick])
+        r2.extend(p_idx)
         n_plate, n_cyclic = n_plate + len(p_idx) - n_rest, n_cyclic + n_rest
     base = cond(CONDITION_BASELINE)
     ci, ri = np.nonzero(measured(base))
@@ -51,7 +53,9 @@ def dense_reference(ds: xr.Dataset, drug: str) -> DrugData:
                     x1=np.stack(x1), x2=np.stack(x2), pair_cell_line=np.asarray(pcl, dtype=object),
                     xs=base[ci, ri], singleton_cell_line=cells[ci], pairing=_rule(n_plate, n_cyclic),
                     xc=np.stack(xc), control_cell_line=np.asarray(ccl, dtype=object),
-                    pair_control=np.asarray(pc, dtype=np.int64), control_plate=np.asarray(cpl, dtype=object))
+                    pair_control=np.asarray(pc, dtype=np.int64), control_plate=np.asarray(cpl, dtype=object),
+                    pair_x1_replicate=np.asarray(r1, dtype=np.int64),
+                    pair_x2_replicate=np.asarray(r2, dtype=np.int64))
 
 
 def assert_same(a: DrugData, b: DrugData) -> None:

@@ -236,3 +236,32 @@ def test_run_log_takes_library_logs_and_warnings_with_timestamps(tmp_path, capfd
     assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ distributed.sizeof WARNING: sizeof noise$",
                      text, re.M), text
     assert "UserWarning: library warning" in text
+
+
+def test_run_log_takes_loggers_that_distributed_gave_their_own_stderr_handler(tmp_path, capfd):
+    """distributed's logging config gives tornado.application its own stderr handler (propagate off):
+    tornado's "Uncaught exception" tracebacks of a dashboard client must still land in run.log only; a
+    record of the root logger too (not logging's last-resort stderr handler)."""
+    import logging
+    import sys
+
+    from harness.cluster import run_log
+
+    app = logging.getLogger("tornado.application")
+    saved = list(app.handlers), app.propagate
+    app.addHandler(logging.StreamHandler(sys.stderr))   # what distributed.config does at import
+    app.propagate = False
+    before = list(app.handlers)
+    with run_log(tmp_path / "run.log"):
+        try:
+            raise AssertionError("websocket gone")
+        except AssertionError:
+            app.exception("Uncaught exception GET /status/ws")
+        logging.getLogger("some.other.library").warning("stray warning")
+    assert app.handlers == before and not app.propagate   # restored
+    app.handlers, app.propagate = saved
+    err = capfd.readouterr().err
+    assert "Uncaught exception" not in err and "stray warning" not in err, err
+    text = (tmp_path / "run.log").read_text()
+    assert "tornado.application ERROR: Uncaught exception GET /status/ws" in text
+    assert "AssertionError: websocket gone" in text and "stray warning" in text

@@ -96,3 +96,14 @@ def test_dask_keys_group_per_model_whatever_the_drug_name():
         for model in ("pertvae", "vae", "pca", "baselines"):
             t = Task(model, drug, 10, ((0, 0), (0, 1)))
             assert key_split(dask_key(t, "181500123456")) == model, (drug, model)
+
+
+def test_dask_keys_read_as_the_dashboard_shows_them():
+    """The dashboard's task names: the latent once, the drug's name as it is (not ``_pooled__9fd7ee``)."""
+    from harness.run import dask_key
+
+    t = Task("pertvae", "selumetinib", 10, ((0, 0), (0, 1)))
+    assert dask_key(t, "181500123456") == "pertvae-L10-selumetinib-r0f0-r0f1-181500123456"
+    assert dask_key(Task("vae", POOLED, 5, ((1, 2),)), "7") == "vae-L5-(pooled)-r1f2-7"
+    sn = [dask_key(Task("pca", d, 2, ((0, 0),)), "7") for d in ("SN-38", "SN_38")]
+    assert sn == ["pca-L2-SN-38-r0f0-7", "pca-L2-SN_38-r0f0-7"]

@@ -1,4 +1,6 @@
-"""The cost-weighted progress bar: weights from done fits' times, share of work, ETA, failures."""
+"""The run's progress as a person sees it: one unit (fits weighted by expected time) with the fit and task
+counts, a line per 30 s off a terminal, an ETA that says "estimating" and then does not swing (simulated
+clock)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.progress import SCALE, Progress, WorkModel
+from harness.progress import Progress, WorkModel
 
 
 def _row(model, latent, sec, status="done"):
@@ -23,41 +25,142 @@ def test_work_model_falls_back_from_latent_to_model_to_all():
     assert WorkModel().seconds("pca", 2) is None
 
 
-def test_bar_is_weighted_by_each_fits_expected_seconds():
+class Clock:
+    """A simulated clock (seconds)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _eta_seconds(line: str) -> float | None:
+    m = re.search(r"ETA (?:(\d+):)?(\d+):(\d+)$", line)
+    if m is None:
+        assert line.endswith("ETA estimating"), line
+        return None
+    h, mi, s = (int(x) if x else 0 for x in m.groups())
+    return 3600 * h + 60 * mi + s
+
+
+def test_share_is_weighted_by_each_fits_expected_seconds():
     work = WorkModel([("pertvae", 10, 10.0), ("pca", 10, 0.01)])
-    p = Progress({("pertvae", 10): 2, ("pca", 10): 10}, done=2, planned=14, work=work, enabled=False)
+    p = Progress({("pertvae", 10): 2, ("pca", 10): 10}, done=2, planned=14, work=work, enabled=False, tasks=3)
     p.start()
     p.update([_row("pca", 10, 0.01) for _ in range(10)])
     # 12 of 14 fits done, but two PertVAE fits (20 s of the remaining work) are left
-    assert p.bar.n < 0.55 * SCALE
-    assert "12/14 fits, 0 failed" in p.bar.postfix
+    assert p.fraction() < 0.55
+    assert p.counts_text() == "12/14 fits, 0 failed; tasks 1/3"
     p.update([_row("pertvae", 10, 10.0), _row("pertvae", 10, float("nan"), status="failed")])
-    assert "13/14 fits, 1 failed" in p.bar.postfix
-    assert p.remaining[("pertvae", 10)] == 0 and p.bar.n == SCALE
+    assert p.counts_text() == "13/14 fits, 1 failed; tasks 2/3"
+    assert p.remaining[("pertvae", 10)] == 0 and p.fraction() == 1.0
     p.close()
 
 
-def test_eta_follows_the_work_done_in_this_run():
-    work = WorkModel([("vae", 5, 2.0)])
-    p = Progress({("vae", 5): 4}, done=1, planned=5, work=work, enabled=False)
+def test_off_a_terminal_a_line_at_start_every_30_s_and_at_the_end():
+    """Piped to a log, a 10-minute run of 300 one-fit tasks writes ~22 lines, not one per second; each names
+    the unit of its percent and gives the fits and the tasks (the dashboard's count)."""
+    clock, buf = Clock(), io.StringIO()
+    p = Progress({("vae", 5): 300}, done=0, planned=300, work=WorkModel(), enabled=True, tasks=300,
+                 stream=buf, clock=clock)
     p.start()
-    assert "ETA ?" in p.bar.postfix    # nothing done in this run yet: no rate
-    p.t0 -= 10.0                       # 10 s elapsed, 2 s of work done: 3 fits x 2 s left -> 30 s
-    p.update([_row("vae", 5, 2.0)])
-    eta = re.search(r"ETA (\d+):(\d+)", p.bar.postfix)
-    assert eta and 25 <= int(eta.group(1)) * 60 + int(eta.group(2)) <= 35, p.bar.postfix
+    for i in range(600):
+        clock.t += 1.0
+        if i % 2:
+            p.update([_row("vae", 5, 2.0)])
+        p._draw()   # what the clock thread does every second
     p.close()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 1 + 600 // 30 + 1, lines
+    assert all(x.startswith("progress (fits, weighted by expected time): ") for x in lines)
+    assert "  0% | 0/300 fits, 0 failed; tasks 0/300 | elapsed 0:00, ETA estimating" in lines[0]
+    assert "100% | 300/300 fits, 0 failed; tasks 300/300 | elapsed 10:00, ETA 0:00" in lines[-1]
 
 
-def test_enabled_bar_draws_to_its_stream():
-    from tqdm import tqdm
-
-    buf = io.StringIO()
-    p = Progress({("pca", 2): 1}, done=0, planned=1, work=WorkModel(), enabled=True)
-    p.bar = tqdm(total=SCALE, file=buf, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]")
+def test_on_a_terminal_the_bar_names_its_unit_and_the_task_count():
+    clock, tty = Clock(), Tty()
+    p = Progress({("pca", 2): 1}, done=0, planned=1, work=WorkModel(), enabled=True, tasks=1, stream=tty,
+                 clock=clock)
+    p.start()
     p.update([_row("pca", 2, 0.2)])
     p.close()
-    assert "1/1 fits, 0 failed" in buf.getvalue() and "100%" in buf.getvalue()
+    out = tty.getvalue()
+    assert "fits, weighted by expected time: 100%" in out and ", 1/1 fits, 0 failed; tasks 1/1, ETA" in out
+    assert "| ," not in out   # the counts follow the elapsed time: [00:00, 1/1 fits, ...]
+
+
+def test_disabled_progress_writes_nothing():
+    buf = io.StringIO()
+    p = Progress({("pca", 2): 1}, done=0, planned=1, work=WorkModel(), enabled=False, stream=buf)
+    p.start()
+    p.update([_row("pca", 2, 0.2)])
+    p.close()
+    assert buf.getvalue() == ""
+
+
+def _simulate(events: list[tuple[float, list[dict]]], remaining: dict, planned: int) -> list[tuple[float,
+                                                                                                    str]]:
+    """Run ``events`` [(time, a finished task's rows)] through a Progress drawn every second (one line per
+    second); [(time, line)]."""
+    clock, buf = Clock(), io.StringIO()
+    p = Progress(remaining, done=0, planned=planned, work=WorkModel(), enabled=True, tasks=len(events),
+                 stream=buf, clock=clock, line_every=1.0)
+    p.start()
+    times, i = [0.0], 0
+    while i < len(events):
+        clock.t += 1.0
+        while i < len(events) and events[i][0] <= clock.t:
+            p.update(events[i][1])
+            i += 1
+        p._draw()
+        times.append(clock.t)
+    p.close()
+    lines = buf.getvalue().splitlines()
+    return list(zip(times + [clock.t], lines, strict=True))
+
+
+def test_eta_says_estimating_until_the_slow_model_is_timed_then_does_not_swing():
+    """The review's case: cheap PCA fits finish first (0.05 s each), then 40 PertVAE fits of 60 s on 4
+    workers (10 batches, finishing at 65 s, 125 s, ... 605 s). The old ETA weighed PertVAE's fits by PCA's
+    time and swung by orders of magnitude; now: "estimating" until PertVAE's first fits are in, then within
+    a factor 2 of the truth (30 s either side), each reading within 10% of the one a second before, and
+    in the second half within 15% plus half a fit (30 s: the saw-tooth of fits that all finish together,
+    which no rate of finished work can see between batches)."""
+    events = [(0.05 * (i + 1), [_row("pca", 2, 0.05)]) for i in range(100)]
+    events += [(5.0 + 60 * (b + 1), [_row("pertvae", 10, 60.0)] * 4) for b in range(10)]
+    end = events[-1][0]
+    seen = [(t, _eta_seconds(line)) for t, line in _simulate(events, {("pca", 2): 100, ("pertvae", 10): 40},
+                                                              140)]
+    assert all(eta is None for t, eta in seen if t < 65), seen[:70]
+    timed = [(t, eta) for t, eta in seen if eta is not None and t < end]
+    assert timed and timed[0][0] == 65
+    for (t0, a), (t1, b) in zip(timed, timed[1:], strict=False):
+        assert abs(b - a) <= 0.1 * max(a, 60) + 1, (t0, a, t1, b)
+    for t, eta in timed:
+        truth = end - t
+        assert truth / 2 - 30 <= eta <= 2 * truth + 30, (t, eta, truth)
+        if t > end / 2:
+            assert abs(eta - truth) <= 0.15 * truth + 30, (t, eta, truth)
+
+
+def test_eta_waits_for_enough_fits_and_work():
+    from harness.progress import Eta
+
+    eta = Eta(min_fits=5, min_work=0.02)
+    # 4 fits: estimating, whatever the rate
+    assert eta.update(now=10, elapsed=10, done=40, fits=4, left=100, known=True) is None
+    # 5 fits but 1% of the work
+    assert eta.update(now=11, elapsed=11, done=5, fits=5, left=495, known=True) is None
+    # a model left without a timed fit of its own
+    assert eta.update(now=12, elapsed=12, done=50, fits=5, left=50, known=False) is None
+    assert eta.update(now=12, elapsed=12, done=50, fits=5, left=50, known=True) == 12.0
+    assert eta.update(now=13, elapsed=13, done=50, fits=5, left=0, known=True) == 0.0
 
 
 def test_run_dry_run_starts_nothing_and_writes_nothing(tmp_path):

@@ -104,3 +104,52 @@ def test_a_drug_lost_on_every_split_is_never_called_unbeaten(tmp_path: Path, n_f
     summary = (tmp_path / "summary.txt").read_text()
     assert "on the 1 drug(s) whose replicates measure a change: mean_shift on 1; PertVAE on none." in summary
     assert "4 drug(s) show no measured change; no delta_pearson comparison is called on them." in summary
+
+
+def _store_of(out: Path, models: list[str]) -> None:
+    """A real store of ``models`` on a synthetic cube's drugs (ground truth: selumetinib has an effect,
+    d1 none); mean_shift is best on both."""
+    from harness.config import make_config
+    from harness.store import ResultStore
+    from pertvae_core.methods import METHODS as BUILT_IN
+
+    drugs = ("selumetinib", "d1")
+    cfg = make_config("demo", models=models, latents_pertvae=[10], latents_baselines=[10], n_repeats=1,
+                      n_folds=5)
+    ceiling = {d: {"ceiling_delta_pearson": 0.9, "se": 0.01, "signal_z": 40.0 if d == "selumetinib" else 0.3,
+                   "reason": ""} for d in drugs}
+    truth = {"selumetinib": {"effective": True, "kind": "latent_linear"}, "d1": {"effective": False}}
+    st = ResultStore.open(out, cfg, "fp", drugs=list(drugs), n_train_test=dict.fromkeys(drugs, list(N_TT)),
+                          methods=BUILT_IN, extra_attrs={"ceiling": ceiling, "ground_truth": truth},
+                          cell_lines=["c1"], genes=["g1", "g2"])
+    rng = np.random.default_rng(0)
+    own = {"pertvae": METHODS[:2], "baselines": METHODS[2:]}
+    rows = [{"model": model, "drug": d, "latent": 10, "repeat": 0, "fold": f, "status": "done",
+             "scores": {m: {"delta_pearson": 0.0 if m == "identity" else
+                            float(rng.normal(0.5 if m == "mean_shift" else 0.1, 0.05))} for m in own[model]},
+             "fit_seconds": 1.0}
+            for model in models for d in drugs for f in range(5)]
+    st.write(rows)
+
+
+def test_a_baselines_run_says_nothing_about_pertvae(tmp_path: Path) -> None:
+    """``--models baselines``: no verdict, no "missed", no PertVAE column or sentence (issue 24 #5)."""
+    _store_of(tmp_path, ["baselines"])
+    render_report(tmp_path, with_figures=False)
+    result = (tmp_path / "summary.txt").read_text().split("Files in")[0]
+    bench = (tmp_path / "benchmark.md").read_text()
+    assert "PertVAE" not in result, result
+    assert "mean_shift on 1" in result and "5 splits per drug" in result
+    about = [x for x in bench.splitlines() if "PertVAE" in x and not x.startswith("- pca_latent_linear:")]
+    assert not about, about
+    assert "missed" not in bench and "Ground truth" not in bench
+    assert "| drug | measured change | ceiling | identity |" in bench and "verdict" not in bench
+
+
+def test_a_run_with_pertvae_keeps_its_verdicts_and_ground_truth(tmp_path: Path) -> None:
+    _store_of(tmp_path, ["pertvae", "baselines"])
+    render_report(tmp_path, with_figures=False)
+    result = (tmp_path / "summary.txt").read_text()
+    bench = (tmp_path / "benchmark.md").read_text()
+    assert "PertVAE on none" in result and "PertVAE predicts the change better" in result
+    assert "missed: selumetinib (latent_linear)" in bench and "PertVAE - best [95% CI] | verdict |" in bench
