@@ -27,9 +27,9 @@ How the estimate is made:
   per-step overhead), split n ways. So a fit takes ``E (k b + v_b) + E_max (k a + v_a) / n + (setup +
   evaluation) / S`` seconds. ``E``, the epochs to early stopping per model, comes from, in this order: the
   done fits of the run's own store (``--dry-run`` of a run started before, same config: its mean epochs per
-  model); :data:`MEASURED_EPOCHS`, measured on a preset's synthetic cube, when the run keeps that preset's
-  schedule (max_epochs, patience, min_epochs, stop_on); else :data:`EPOCH_FRACTION` of ``max_epochs`` (at
-  least ``patience + 1`` and ``min_epochs``). The true count varies with drug and latent size, so read the
+  model); the contender's ``measured_epochs``, measured on a preset's synthetic cube, when the run keeps that
+  preset's schedule (max_epochs, patience, min_epochs, stop_on); else its ``epoch_fraction`` of ``max_epochs``
+  (at least ``patience + 1`` and ``min_epochs``). The true count varies with drug and latent size, so read the
   estimate as +-50%.
 - **A task** takes the sum of its fits; the **wall time** places the tasks in grid order, each on the first
   free worker slot (local workers, Slurm jobs x cores, or GPUs). Not counted: starting the cluster, the
@@ -47,7 +47,6 @@ How the estimate is made:
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -70,21 +69,9 @@ from harness.calibrate import (
     warm_up,
 )
 from harness.config import RunConfig
-from harness.grid import CHEAP_MODELS, POOLED, FitKey, Task, build_grid, model_drugs
+from harness.contenders import REGISTRY, contender
+from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled
 
-# Assumed epochs to early stopping, as a fraction of max_epochs (module docstring).
-EPOCH_FRACTION: dict[str, float] = {"pertvae": 0.5, "vae": 0.75}
-# Mean epochs to early stopping per model, measured on each preset's synthetic cube (seed 0) at the preset's
-# schedule. paper (2026-11-27, fp32): PertVAE at latent 100 on olaparib, SN-38, GDC-0941 and doxorubicin,
-# splits (0, 0) and (3, 2): 24-50 epochs, mean 36.2 (bf16: olaparib's first two splits stopped at the same
-# epochs as fp32, 31 and 48). paper VAE (2026-12-02, bf16, max_epochs 400, i.e. patience alone): the pooled
-# VAE on split (0, 0) stopped after 68, 56, 264, 221, 172, 158 and 215 epochs at latents 2, 5, 10, 20, 50,
-# 100 and 200: mean 165 (with the former cap of 200, 3 of the 7 ran into it). demo: every fit of the whole
-# demo grid (make demo): PertVAE 80.8, the VAE 126.6 (70 at latent 2, 137 at 5, all 150 at 10 and 20).
-MEASURED_EPOCHS: dict[str, dict[str, float]] = {
-    "paper": {"pertvae": 36.2, "vae": 165.0},
-    "demo": {"pertvae": 80.8, "vae": 126.6},
-}
 DISTURBED_EXIT = 4    # the dry run's exit status when the calibration was disturbed (no estimate printed)
 
 
@@ -283,41 +270,44 @@ def split_shapes(shape: DrugShape, cfg: RunConfig) -> dict[tuple[int, int], Spli
 
 
 def steps_per_epoch(model: str, sp: SplitShape, cfg: RunConfig) -> int:
-    """Optimizer steps of one epoch of a split, as pertvae_core.train.fit counts them."""
-    bp, bs = cfg.batch_pairs, cfg.batch_singletons
-    singles = sp.n_single + sp.n_unused
-    if model == "pertvae":
-        return max(1, math.ceil(sp.n_train / bp), math.ceil(singles / bs) if bs else 0)
-    return max(1, math.ceil((singles + sp.distinct_x1 + sp.n_train) / (bp + bs)))
+    """Optimizer steps of one epoch of a split, as the contender counts them (0: not trained)."""
+    return contender(model).steps_per_epoch(sp, cfg)
 
 
-def _preset_schedule(cfg: RunConfig) -> bool:
-    """Whether ``cfg`` keeps its preset's early-stopping schedule (so MEASURED_EPOCHS applies)."""
+def _preset_schedule(cfg: RunConfig, model: str) -> bool:
+    """Whether ``cfg`` keeps its preset's early-stopping schedule and ``model`` was measured there (so its
+    contender's ``measured_epochs`` applies)."""
     from harness.presets import PRESETS
 
     p = PRESETS.get(cfg.preset)
-    return (cfg.preset in MEASURED_EPOCHS and p is not None and cfg.max_epochs == p["max_epochs"]
-            and cfg.patience == p["patience"] and cfg.min_epochs == p.get("min_epochs", 0)
-            and cfg.stop_on == p.get("stop_on", "mse"))
+    return (cfg.preset in contender(model).measured_epochs and p is not None
+            and cfg.max_epochs == p["max_epochs"] and cfg.patience == p["patience"]
+            and cfg.min_epochs == p.get("min_epochs", 0) and cfg.stop_on == p.get("stop_on", "mse"))
 
 
 def expected_epochs(cfg: RunConfig, model: str) -> int:
-    """Assumed epochs to early stopping (module docstring): MEASURED_EPOCHS at the preset's schedule, else
-    EPOCH_FRACTION of max_epochs; within [patience + 1, max_epochs] and at least min_epochs; 0 for PCA and
-    the baselines."""
-    if model not in EPOCH_FRACTION:
+    """Assumed epochs to early stopping (module docstring): the contender's ``measured_epochs`` at the
+    preset's schedule, else its ``epoch_fraction`` of max_epochs; within [patience + 1, max_epochs] and at
+    least min_epochs; 0 for a model that is not trained (PCA, the baselines)."""
+    c = contender(model)
+    if not c.trained:
         return 0
-    guess = (MEASURED_EPOCHS[cfg.preset][model] if _preset_schedule(cfg)
-             else EPOCH_FRACTION[model] * cfg.max_epochs)
+    measured = _preset_schedule(cfg, model)
+    guess = c.measured_epochs[cfg.preset] if measured else c.epoch_fraction * cfg.max_epochs
     e = max(round(guess), cfg.patience + 1, cfg.min_epochs)
     return int(min(cfg.max_epochs, e))
 
 
 def epoch_basis(cfg: RunConfig, model: str) -> str:
     """Where :func:`expected_epochs` comes from, in words."""
-    if _preset_schedule(cfg):
+    if _preset_schedule(cfg, model):
         return f"as measured on the {cfg.preset} preset's synthetic cube"
-    return f"assumed: {EPOCH_FRACTION[model]:g} x max_epochs"
+    return f"assumed: {contender(model).epoch_fraction:g} x max_epochs"
+
+
+def _trained(models: Sequence[str]) -> list[str]:
+    """The models of ``models`` that train for epochs."""
+    return [m for m in models if m in REGISTRY and REGISTRY[m].trained]
 
 
 def stored_epochs(cfg: RunConfig) -> dict[str, tuple[float, int]]:
@@ -335,7 +325,7 @@ def stored_epochs(cfg: RunConfig) -> dict[str, tuple[float, int]]:
         df = store.to_dataframe()
     except Exception:  # a damaged or foreign store: the run reports it; the estimate falls back
         return {}
-    done = df[(df["status"] == "done") & df["model"].isin(list(EPOCH_FRACTION)) & df["epochs"].notna()]
+    done = df[(df["status"] == "done") & df["model"].isin(_trained(cfg.models)) & df["epochs"].notna()]
     return {str(m): (float(g["epochs"].mean()), len(g)) for m, g in done.groupby("model")}
 
 
@@ -399,7 +389,7 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
     ds = _cube(cfg, cube_path)
     names = list(drug_names) if drug_names is not None else drugs(ds)
     shapes = drug_shapes(ds, names)
-    if any(m in cfg.models and model_drugs(cfg, m, names) == [POOLED] for m in ("vae", "pca")):
+    if any(pooled(cfg, m) for m in cfg.models):
         shapes[POOLED] = pooled_shape([shapes[d] for d in names])
     splits: dict[str, dict[tuple[int, int], SplitShape]] = {}
     for d, s in shapes.items():
@@ -420,7 +410,7 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
     for model in cfg.models:
         lats = sorted(cfg.latents_for(model))
         ordered = list(splits[typical(model)].values())
-        if model in CHEAP_MODELS:   # a full SVD or least squares: about the same at any latent size
+        if contender(model).cheap:   # a closed form (SVD, least squares): about the same at any latent size
             points.append(Point(model, lats[-1], (ordered[0],)))
         else:
             batch = tuple(ordered[:max(1, min(spt, len(ordered)))])
@@ -452,7 +442,7 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
         a, b, va, vb = c.shared_and_per_split()
         n = len(t.splits)
         for k in t.fit_keys():
-            if t.model in CHEAP_MODELS:
+            if contender(t.model).cheap:
                 cost[k] = (0.0, 0.0, c.evaluation, n)
             else:
                 steps = steps_per_epoch(k.model, splits[k.drug][(k.repeat, k.fold)], cfg)
@@ -461,7 +451,7 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
     return Estimate(tuple(tasks), cost, {m: expected_epochs(cfg, m) for m in cfg.models}, cfg.max_epochs,
                     slots, threads, device, where, tuple(measured), time.perf_counter() - t0, max(run.load),
                     fit_flops=flops, peak=run.peak,
-                    epoch_basis={m: epoch_basis(cfg, m) for m in cfg.models if m in EPOCH_FRACTION},
+                    epoch_basis={m: epoch_basis(cfg, m) for m in _trained(cfg.models)},
                     precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run)
 
 
@@ -528,13 +518,13 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                      f"{est.total_seconds / est.floor_seconds:.2f} x the floor"
                      + (" (bf16 products can beat it)" if est.precision == "bf16" else ""))
     assumed = [f"{m} after {e:g} of {cfg.max_epochs} epochs ({est.epoch_basis.get(m, 'assumed')})"
-               for m, e in est.epochs.items() if m in EPOCH_FRACTION]
+               for m, e in est.epochs.items() if m in _trained(cfg.models)]
     if assumed:
         lines.append("  early stopping of " + "; ".join(assumed) + "; the epochs to stop vary with drug and "
                      "latent size, so read it as +-50%")
     steps = ", ".join(f"{c.model} latent {c.latent}: {c.step * 1000:.1f} ms/step of {c.splits} split(s)"
                       + (f" ({c.step_one * 1000:.1f} of 1)" if c.splits > 1 else "")
-                      for c in est.calibrations if c.model not in CHEAP_MODELS)
+                      for c in est.calibrations if not contender(c.model).cheap)
     lines.append(f"  calibrated in {est.calibration_seconds:.1f} s on this machine ({est.device}, "
                  f"{est.threads} thread(s) per worker)" + (f": {steps}" if steps else ""))
     lines.append("  " + measured_how(est))

@@ -37,6 +37,8 @@ from typing import Any
 from datasets.disk import DISK_ERRORS, write_failure
 from harness import outlock
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
+from harness.contenders import REGISTRY
+from harness.contenders.baselines import user_method
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
 from harness.progress import Progress, WorkModel
 from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, versions
@@ -48,7 +50,6 @@ from harness.tasks import (
     run_task,
     split_data,
     task_limit,
-    user_method,
 )
 
 
@@ -227,11 +228,13 @@ def drug_ceiling(dd: Any, splits: Sequence[Any], cfg: RunConfig) -> dict:
 
 
 def resolve_methods(cfg: RunConfig) -> list[str]:
-    """The store's methods: the built-in ones, then the run's own (``--method``), each loaded once here so
-    that a bad spec or a clashing name is a RunError before any work."""
+    """The store's methods: the built-in ones, those of a registered contender of the run that scores its
+    own, then the run's own (``--method``), each loaded once here so that a bad spec or a clashing name is
+    a RunError before any work."""
     from pertvae_core.methods import METHODS, MethodLoadError
 
-    names = list(METHODS)
+    names = list(dict.fromkeys([*METHODS, *(m for model in cfg.models for m in REGISTRY[model].methods)]))
+    built_in = set(names)
     for spec in cfg.method:
         try:
             f = user_method(spec)
@@ -239,7 +242,7 @@ def resolve_methods(cfg: RunConfig) -> list[str]:
             raise RunError(f"--method {spec}: {e}") from None
         if f.name in names:
             raise RunError(f"--method {spec}: its name {f.name!r} is already taken by "
-                           f"{'a built-in method' if f.name in METHODS else 'another --method'}; give the "
+                           f"{'a built-in method' if f.name in built_in else 'another --method'}; give the "
                            f"class a distinct `name` attribute")
         names.append(f.name)
     return names
@@ -353,7 +356,7 @@ def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
     token = datetime.now(UTC).strftime("%H%M%S%f")
     futures = {}
     for t in tasks:
-        fut = client.submit(run_task, t, str(cube_path), cfg, resources=handle.resources,
+        fut = client.submit(run_task, t, str(cube_path), cfg, REGISTRY[t.model], resources=handle.resources,
                             retries=cfg.retries, pure=False, key=dask_key(t, token))
         futures[fut] = t
         handle.limits[fut.key] = task_limit(t, cfg)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.config import RunConfig
+from harness.contenders import Contender, contender
 from harness.grid import POOLED, Task, fit_seed
 
 log = logging.getLogger(__name__)
@@ -124,35 +125,6 @@ def worker_name() -> str:
         return where
 
 
-def fit_config(cfg: RunConfig, latent: int):
-    """pertvae_core FitConfig for this run at ``latent``."""
-    from pertvae_core.config import FitConfig
-
-    return FitConfig(latent=int(latent), **cfg.fit_kwargs())
-
-
-@functools.lru_cache(maxsize=16)
-def user_method(spec: str):
-    """pertvae_core.methods.load_method(spec), cached per process."""
-    from pertvae_core.methods import load_method
-
-    return load_method(spec)
-
-
-def method_factories(cfg: RunConfig, latent: int, seed: int) -> dict:
-    """Name -> a maker of a new unfitted method, for the baselines (pertvae_core.baselines.BASELINES) at
-    ``latent`` and the run's own methods (``cfg.method``), each given ``latent`` and the fit's ``seed``.
-    The run's own methods run each fit in a fresh process under ``cfg.fit_timeout`` (harness.sandbox)."""
-    from harness.sandbox import IsolatedMethod
-    from pertvae_core.baselines import BASELINES
-
-    out: dict = {name: functools.partial(make, latent) for name, make in BASELINES.items()}
-    for spec in cfg.method:
-        f = user_method(spec)
-        out[f.name] = IsolatedMethod.of(f, cfg.fit_timeout, latent=latent, seed=seed)
-    return out
-
-
 def task_limit(task: Task, cfg: RunConfig) -> float:
     """Seconds ``task`` may run on a cluster (harness.cluster.ClusterHandle.watch; 0 = no limit):
     ``--fit-timeout`` for each of its fits, where each ``--method`` plug-in counts as a fit of its own with
@@ -162,20 +134,21 @@ def task_limit(task: Task, cfg: RunConfig) -> float:
 
     if not cfg.fit_timeout:
         return 0.0
-    per_split = cfg.fit_timeout
-    if task.model == "baselines":
-        per_split += len(cfg.method) * (cfg.fit_timeout + STARTUP_SECONDS)
+    plugins = contender(task.model).user_methods(cfg)
+    per_split = cfg.fit_timeout + plugins * (cfg.fit_timeout + STARTUP_SECONDS)
     return len(task.splits) * per_split
 
 
-def run_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
-    """Fit and evaluate ``task``'s splits; one row per fit with its keys, results, worker and SLURM_JOB_ID.
+def run_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender | None = None) -> list[dict]:
+    """Fit and evaluate ``task``'s splits with its contender (``model``, default: the registered one of
+    ``task.model``; the driver sends it along, so a contender registered in the driver alone runs on any
+    worker); one row per fit with its keys, results, worker and SLURM_JOB_ID.
 
     A task that raises, and every fit that failed, is logged with its traceback or reason (to OUT/run.log,
     see harness.cluster.RunLog).
     """
     try:
-        rows = _fit_task(task, cube_path, cfg)
+        rows = _fit_task(task, cube_path, cfg, model or contender(task.model))
     except Exception:
         log.exception("task %s failed (%s)", task.key, worker_name())
         raise
@@ -186,9 +159,7 @@ def run_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
     return rows
 
 
-def _fit_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
-    from pertvae_core import api
-
+def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> list[dict]:
     dd = drug_data(str(cube_path), task.drug, cfg)
     splits = drug_splits(dd, cfg)
     by_index = {(s.repeat, s.fold): s for s in splits}
@@ -199,18 +170,7 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
     data = [split_data(dd, by_index[rk], cfg.include_test_singletons) for rk in task.splits]
     keys = task.fit_keys()
     seeds = [fit_seed(cfg.base_seed, k) for k in keys]
-    keep = cfg.save_predictions
-    if task.model == "pertvae":
-        results = api.fit_evaluate_pertvae(data, fit_config(cfg, task.latent), seeds, keep_predictions=keep)
-    elif task.model == "vae":
-        results = api.fit_evaluate_vae(data, fit_config(cfg, task.latent), seeds)
-    elif task.model == "pca":
-        results = api.evaluate_pca(data, task.latent)
-    elif task.model == "baselines":
-        results = [api.evaluate_methods([sp], method_factories(cfg, task.latent, seed), keep)[0]
-                   for sp, seed in zip(data, seeds, strict=True)]
-    else:
-        raise ValueError(f"task {task.key}: unknown model {task.model!r}")
+    results = model.run(data, task.latent, seeds, cfg)
     if len(results) != len(keys):
         raise RuntimeError(f"task {task.key}: {len(results)} results for {len(keys)} splits")
     worker = worker_name()
@@ -218,7 +178,7 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
     rows = []
     for k, res, sp in zip(keys, results, data, strict=True):
         row = dict(res)
-        if keep:
+        if cfg.save_predictions:
             row["test_cell_line"] = sp.test_cell_line
         row.setdefault("status", "done")
         row.setdefault("reason", "")
