@@ -16,6 +16,7 @@ from harness.config import (
     science_key,
     walltime_seconds,
 )
+from harness.contenders import REGISTRY
 from harness.presets import PRESETS
 
 
@@ -123,20 +124,21 @@ def test_science_key_changes_only_with_results():
                    {"out": "elsewhere"}, {"device": "cpu"}, {"splits_per_task": 4}, {"jobs": 9}):
         assert science_key(dataclasses.replace(base, **change)) == key, change
     # anything that changes results does
-    for change in ({"lr": 0.1}, {"base_seed": 1}, {"n_repeats": 3}, {"latents_vae": (3,)},
+    for change in ({"lr": 0.1}, {"base_seed": 1}, {"n_repeats": 3}, {"latents": {"vae": (3,)}},
                    {"models": ("pca",)}, {"drugs": ("x",)}, {"data_seed": 5}, {"max_epochs": 2},
                    {"include_test_singletons": True}, {"hidden": (9, 9)}):
         assert science_key(dataclasses.replace(base, **change)) != key, change
     # latents of models that do not run are irrelevant
     only_pca = make_config("demo", models=["pca"])
-    assert science_key(dataclasses.replace(only_pca, latents_vae=(77,))) == science_key(only_pca)
+    other = dataclasses.replace(only_pca, latents={**dict(only_pca.latents), "vae": (77,)})
+    assert other.latents_vae == (77,) and science_key(other) == science_key(only_pca)
     # with a cube file the data seed is irrelevant (the cube fingerprint identifies the data)
     with_file = make_config("demo", data="cube.zarr")
     assert science_key(dataclasses.replace(with_file, data_seed=9)) == science_key(with_file)
 
 
 def test_presets_only_use_known_fields():
-    names = {f.name for f in dataclasses.fields(RunConfig)}
+    names = {f.name for f in dataclasses.fields(RunConfig)} | {f"latents_{m}" for m in REGISTRY}
     for preset, values in PRESETS.items():
         assert set(values) <= names, preset
         make_config(preset)
