@@ -561,12 +561,13 @@ class _Choices(tuple):
         return bool(parts) and all(tuple.__contains__(self, p) for p in parts)
 
 
-def _choice(options: tuple[str, ...]) -> Any:
-    """argparse ``type`` for an enumerated flag: every (comma-separated) value is one of ``options``."""
+def _choice(options: tuple[str, ...], why: dict[str, str] | None = None) -> Any:
+    """argparse ``type`` for an enumerated flag: every (comma-separated) value is one of ``options``
+    (``why``: value -> why it is not, e.g. a contender whose entry point failed to load)."""
     def check(value: str) -> str:
         for part in (p.strip() for p in value.split(",")):
             if part and part not in options:
-                hint = did_you_mean(part, options)
+                hint = f" ({why[part]})" if why and part in why else did_you_mean(part, options)
                 raise argparse.ArgumentTypeError(
                     f"invalid choice {part!r}{hint} (choose from {', '.join(options)})")
         return value
@@ -646,8 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
         elif f.name in enums:
             options = enums[f.name]
             many = kind.startswith("tuple")
+            why = LOAD_ERRORS if f.name == "models" else None
             g.add_argument(_flag(f.name), dest=f.name, nargs="+" if many else None, choices=_Choices(options),
-                           type=_choice(options), metavar=f.name.upper().rstrip("S") if many else None,
+                           type=_choice(options, why), metavar=f.name.upper().rstrip("S") if many else None,
                            help=help_)
         elif kind.startswith("tuple"):
             g.add_argument(_flag(f.name), dest=f.name, nargs="+", metavar="X", help=help_)
