@@ -60,8 +60,8 @@ class RunConfig:
     drugs: tuple[str, ...] | None = _f(None, "drugs to run (default: all drugs in the cube)", "run")
     latents: tuple[tuple[str, tuple[int, ...]], ...] = _f(
         (), "latent sizes per model, set by --latents-MODEL (a model not given takes its default)", "run")
-    method: tuple[str, ...] = _f((), "your own method(s), run beside the baselines (in their model's tasks) on "
-                                 "the same splits with the same seeds, metrics and comparisons: an import "
+    method: tuple[str, ...] = _f((), "your own method(s), run beside the baselines (in their model's tasks) "
+                                 "on the same splits with the same seeds, metrics and comparisons: an import "
                                  "path pkg.module:Class or a name registered under the "
                                  "'pertvae_bench.methods' entry point group (docs/python_api.md)", "run")
     save_predictions: bool = _f(False, "write every fit's predicted x2 for its test pairs to "
