@@ -72,6 +72,7 @@ from harness.config import ConfigError, RunConfig, make_config, parse_args
 from harness.contenders import REGISTRY, contender
 from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled
 from harness.prepare import GENERATED_CUBE, RunError, generated_spec, given_cube, select_drugs, synthetic_spec
+from harness.shapes import run_splits, split_rows
 from harness.store import STORE_NAME, ResultStore, science_hash
 
 DISTURBED_EXIT = 4    # the dry run's exit status when the calibration was disturbed (no estimate printed)
@@ -249,25 +250,34 @@ def pooled_shape(shapes: Sequence[DrugShape]) -> DrugShape:
     return DrugShape(POOLED, shapes[0].genes, pairs, controls, shapes[0].singletons, x1)
 
 
-def split_shapes(shape: DrugShape, cfg: RunConfig) -> dict[tuple[int, int], SplitShape]:
-    """(repeat, fold) -> SplitShape, with the run's splits (datasets.splits.make_splits, as harness.tasks)."""
-    from datasets.splits import make_splits
-
+def _rows(shape: DrugShape) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stand-in row labels of ``shape`` for harness.shapes.split_rows: each pair's and control's and
+    singleton's cell line, and each pair's x1 control (a cell line's pairs share its x1 controls in turn,
+    which keeps their number; the rest of its controls are unused)."""
     cells = sorted(shape.pairs)
-    splits = make_splits(cells, shape.drug, n_repeats=cfg.n_repeats, n_folds=cfg.n_folds,
-                         val_fraction=cfg.val_fraction, base_seed=cfg.base_seed)
+    pair_cl = np.repeat(cells, [shape.pairs[c] for c in cells])
+    control_cl = np.repeat(cells, [shape.controls[c] for c in cells])
+    starts = np.cumsum([0] + [shape.controls[c] for c in cells])
+    blocks = [s + np.arange(shape.pairs[c]) % len(shape.x1_controls[c])
+              for s, c in zip(starts, cells, strict=False)]
+    pair_control = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
+    single_cl = np.repeat(list(shape.singletons), list(shape.singletons.values()))
+    return pair_cl, pair_control, control_cl, single_cl
+
+
+def split_shapes(shape: DrugShape, cfg: RunConfig) -> dict[tuple[int, int], SplitShape]:
+    """(repeat, fold) -> SplitShape: the rows the run's splits (harness.shapes.run_splits) take, by the rule
+    the tasks use (harness.shapes.split_rows)."""
+    pair_cl, pair_control, control_cl, single_cl = _rows(shape)
     out = {}
-    for sp in splits:
-        test = set(sp.test_cell_lines)
-        n_single = sum(n for c, n in shape.singletons.items() if cfg.include_test_singletons or c not in test)
+    for sp in run_splits(sorted(shape.pairs), shape.drug, cfg):
+        r = split_rows(pair_cl, pair_control, control_cl, single_cl, sp, cfg.include_test_singletons)
         out[(sp.repeat, sp.fold)] = SplitShape(
-            n_train=sum(shape.pairs[c] for c in sp.train_cell_lines),
-            n_val=sum(shape.pairs[c] for c in sp.val_cell_lines),
-            n_test=sum(shape.pairs[c] for c in sp.test_cell_lines), n_single=n_single,
-            test_pairs=tuple(shape.pairs[c] for c in sp.test_cell_lines),
-            test_controls=tuple(shape.controls[c] for c in sp.test_cell_lines),
-            n_train_x1=sum(len(shape.x1_controls[c]) for c in sp.train_cell_lines),
-            n_unused=sum(shape.controls[c] - len(shape.x1_controls[c]) for c in sp.train_cell_lines))
+            n_train=int(r.train.sum()), n_val=int(r.val.sum()), n_test=int(r.test.sum()),
+            n_single=int(r.singletons.sum()),
+            test_pairs=tuple(int((pair_cl == c).sum()) for c in sp.test_cell_lines),
+            test_controls=tuple(int((control_cl == c).sum()) for c in sp.test_cell_lines),
+            n_train_x1=len(np.unique(pair_control[r.train])), n_unused=int(r.unused_controls.sum()))
     return out
 
 

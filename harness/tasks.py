@@ -11,7 +11,6 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ import numpy as np
 from harness.config import RunConfig
 from harness.contenders import Contender, contender
 from harness.grid import POOLED, Task, fit_seed
+from harness.shapes import run_splits, split_rows
 
 log = logging.getLogger(__name__)
 
@@ -80,38 +80,26 @@ def paired_cell_lines(dd: Any) -> list[str]:
 
 
 def drug_splits(dd: Any, cfg: RunConfig) -> list:
-    """The drug's CV splits (repeat-major), from datasets.splits.make_splits."""
-    from datasets.splits import make_splits
-
-    return make_splits(paired_cell_lines(dd), dd.drug, n_repeats=cfg.n_repeats, n_folds=cfg.n_folds,
-                       val_fraction=cfg.val_fraction, base_seed=cfg.base_seed)
+    """The drug's CV splits (repeat-major; harness.shapes.run_splits)."""
+    return run_splits(paired_cell_lines(dd), dd.drug, cfg)
 
 
 def split_data(dd: Any, split: Any, include_test_singletons: bool = False):
-    """pertvae_core SplitData for one split: pairs of train/val/test cell lines, training singletons, the
-    training cell lines' unpaired controls (``xu_train``: measured controls that no pair of the drug uses,
-    which would otherwise never be trained on), and the test cell lines' labels and control replicates (for
-    scoring per cell line)."""
-    from datasets.splits import singleton_mask
+    """pertvae_core SplitData for one split (the rows of harness.shapes.split_rows): pairs of train/val/test
+    cell lines, training singletons, the training cell lines' unpaired controls (``xu_train``: measured
+    controls that no pair of the drug uses, which would otherwise never be trained on), and the test cell
+    lines' labels and control replicates (for scoring per cell line)."""
     from pertvae_core.data import SplitData
 
+    r = split_rows(dd.pair_cell_line, dd.pair_control, dd.control_cell_line, dd.singleton_cell_line, split,
+                   include_test_singletons)
     cl = np.asarray(dd.pair_cell_line).astype(str)
-
-    def rows(names: Sequence[str]) -> np.ndarray:
-        return np.isin(cl, np.asarray(list(names), dtype=str))
-
-    tr, va, te = rows(split.train_cell_lines), rows(split.val_cell_lines), rows(split.test_cell_lines)
-    sm = np.asarray(singleton_mask(dd.singleton_cell_line, split, include_test=include_test_singletons),
-                    dtype=bool)
-    x1, x2, xs = (np.asarray(a, dtype=np.float32) for a in (dd.x1, dd.x2, dd.xs))
     ccl = np.asarray(dd.control_cell_line).astype(str)
-    ct = np.isin(ccl, np.asarray(list(split.test_cell_lines), dtype=str))
-    xc = np.asarray(dd.xc, dtype=np.float32)
-    unused = ~np.isin(np.arange(len(xc)), np.asarray(dd.pair_control))
-    cu = unused & np.isin(ccl, np.asarray(list(split.train_cell_lines), dtype=str))
-    return SplitData(x1_train=x1[tr], x2_train=x2[tr], x1_val=x1[va], x2_val=x2[va],
-                     x1_test=x1[te], x2_test=x2[te], xs_train=xs[sm], test_cell_line=cl[te],
-                     xc_test=xc[ct], xc_test_cell_line=ccl[ct], xu_train=xc[cu])
+    x1, x2, xs, xc = (np.asarray(a, dtype=np.float32) for a in (dd.x1, dd.x2, dd.xs, dd.xc))
+    return SplitData(x1_train=x1[r.train], x2_train=x2[r.train], x1_val=x1[r.val], x2_val=x2[r.val],
+                     x1_test=x1[r.test], x2_test=x2[r.test], xs_train=xs[r.singletons],
+                     test_cell_line=cl[r.test], xc_test=xc[r.test_controls],
+                     xc_test_cell_line=ccl[r.test_controls], xu_train=xc[r.unused_controls])
 
 
 def worker_name() -> str:
