@@ -34,6 +34,7 @@ import numpy as np
 
 from harness.config import RunConfig
 from harness.contenders import contender
+from harness.shapes import SplitShape
 
 PEAK_SIZE = {"cpu": 1024, "cuda": 4096}   # n of the n x n x n float32 product timed by gemm_peak
 PEAK_REPEATS = 3      # repetitions of each product per round (the best counts)
@@ -46,25 +47,6 @@ MAX_SPREAD = 1.3      # slowest / fastest of a point's step time over the kept r
 MIN_JUDGED_S = 0.02   # points shorter than this (CPU seconds per step or evaluation) are not judged
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class SplitShape:
-    """Rows of one CV split of one drug, as harness.tasks.split_data would give them."""
-
-    n_train: int
-    n_val: int
-    n_test: int
-    n_single: int
-    test_pairs: tuple[int, ...]      # per test cell line
-    test_controls: tuple[int, ...]   # per test cell line
-    n_train_x1: int = -1             # distinct controls among x1_train (-1: n_train, all distinct)
-    n_unused: int = 0                # controls of the training cell lines no pair uses (xu_train)
-
-    @property
-    def distinct_x1(self) -> int:
-        """Distinct controls among x1_train (the plain VAE trains on each once)."""
-        return self.n_train if self.n_train_x1 < 0 else self.n_train_x1
 
 
 @dataclass(frozen=True)

@@ -55,15 +55,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from harness.calibrate import (
     CAL_ROUNDS,
     MAX_SPREAD,
     Calibration,
     CalibrationRun,
     Point,
-    SplitShape,
     calibrate,
     step_flops,
     warm_up,
@@ -72,22 +69,10 @@ from harness.config import ConfigError, RunConfig, make_config, parse_args
 from harness.contenders import REGISTRY, contender
 from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled
 from harness.prepare import GENERATED_CUBE, RunError, generated_spec, given_cube, select_drugs, synthetic_spec
-from harness.shapes import run_splits, split_rows
+from harness.shapes import DrugShape, SplitShape, drug_shapes, pooled_shape, split_shapes
 from harness.store import STORE_NAME, ResultStore, science_hash
 
 DISTURBED_EXIT = 4    # the dry run's exit status when the calibration was disturbed (no estimate printed)
-
-
-@dataclass(frozen=True)
-class DrugShape:
-    """Measured profiles of one drug (or POOLED) per cell line: pairs, controls, singletons."""
-
-    drug: str
-    genes: int
-    pairs: Mapping[str, int]        # cell line -> pairs (= measured post-treatment replicates)
-    controls: Mapping[str, int]     # cell line -> measured controls (paired cell lines only)
-    singletons: Mapping[str, int]   # cell line -> measured baseline profiles
-    x1_controls: Mapping[str, frozenset[int]]   # cell line -> the control replicates its pairs use as x1
 
 
 @dataclass(frozen=True)
@@ -202,85 +187,6 @@ class Estimate:
         return out
 
 
-# ---------------------------------------------------------------------------------------------------
-# shapes
-
-
-def drug_shapes(ds: Any, drug_names: Sequence[str]) -> dict[str, DrugShape]:
-    """DrugShape of each drug of ``ds`` (a cube) from its measured profiles (no NaN gene) and plates; one
-    pass over the control, drug and baseline conditions."""
-    from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL
-    from datasets.pairs import condition_plates, pick_controls
-
-    conds = [str(c) for c in ds["condition"].values]
-    want = [CONDITION_CONTROL, *drug_names] + ([CONDITION_BASELINE] if CONDITION_BASELINE in conds else [])
-    m = ds["expression"].sel(condition=want).notnull().all("gene")
-    measured = np.asarray(m.transpose("cell_line", "condition", "replicate").values, dtype=bool)
-    counts = measured.sum(axis=2)
-    cells = [str(c) for c in ds["cell_line"].values]
-    genes = int(ds.sizes["gene"])
-    ctrl = counts[:, 0]
-    pl_ctrl = condition_plates(ds, CONDITION_CONTROL, measured[:, 0].shape)
-    single = ({c: int(n) for c, n in zip(cells, counts[:, -1], strict=True) if n}
-              if CONDITION_BASELINE in conds else {})
-    out = {}
-    for j, d in enumerate(drug_names, start=1):
-        paired = np.flatnonzero((counts[:, j] > 0) & (ctrl > 0))
-        pl_post = condition_plates(ds, d, measured[:, j].shape)
-        x1 = {}
-        for i in paired:
-            c_idx, p_idx = np.flatnonzero(measured[i, 0]), np.flatnonzero(measured[i, j])
-            pick = pick_controls(pl_ctrl[i, c_idx], pl_post[i, p_idx])[0]
-            x1[cells[i]] = frozenset(int(c) for c in c_idx[pick])
-        out[d] = DrugShape(d, genes, {cells[i]: int(counts[i, j]) for i in paired},
-                           {cells[i]: int(ctrl[i]) for i in paired}, single, x1)
-    return out
-
-
-def pooled_shape(shapes: Sequence[DrugShape]) -> DrugShape:
-    """The POOLED pseudo-drug: every drug's pairs, each cell line's controls once, the singletons."""
-    pairs: dict[str, int] = {}
-    controls: dict[str, int] = {}
-    x1: dict[str, frozenset[int]] = {}
-    for s in shapes:
-        for c, n in s.pairs.items():
-            pairs[c] = pairs.get(c, 0) + n
-            controls[c] = s.controls[c]
-            x1[c] = x1.get(c, frozenset()) | s.x1_controls[c]
-    return DrugShape(POOLED, shapes[0].genes, pairs, controls, shapes[0].singletons, x1)
-
-
-def _rows(shape: DrugShape) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Stand-in row labels of ``shape`` for harness.shapes.split_rows: each pair's and control's and
-    singleton's cell line, and each pair's x1 control (a cell line's pairs share its x1 controls in turn,
-    which keeps their number; the rest of its controls are unused)."""
-    cells = sorted(shape.pairs)
-    pair_cl = np.repeat(cells, [shape.pairs[c] for c in cells])
-    control_cl = np.repeat(cells, [shape.controls[c] for c in cells])
-    starts = np.cumsum([0] + [shape.controls[c] for c in cells])
-    blocks = [s + np.arange(shape.pairs[c]) % len(shape.x1_controls[c])
-              for s, c in zip(starts, cells, strict=False)]
-    pair_control = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
-    single_cl = np.repeat(list(shape.singletons), list(shape.singletons.values()))
-    return pair_cl, pair_control, control_cl, single_cl
-
-
-def split_shapes(shape: DrugShape, cfg: RunConfig) -> dict[tuple[int, int], SplitShape]:
-    """(repeat, fold) -> SplitShape: the rows the run's splits (harness.shapes.run_splits) take, by the rule
-    the tasks use (harness.shapes.split_rows)."""
-    pair_cl, pair_control, control_cl, single_cl = _rows(shape)
-    out = {}
-    for sp in run_splits(sorted(shape.pairs), shape.drug, cfg):
-        r = split_rows(pair_cl, pair_control, control_cl, single_cl, sp, cfg.include_test_singletons)
-        out[(sp.repeat, sp.fold)] = SplitShape(
-            n_train=int(r.train.sum()), n_val=int(r.val.sum()), n_test=int(r.test.sum()),
-            n_single=int(r.singletons.sum()),
-            test_pairs=tuple(int((pair_cl == c).sum()) for c in sp.test_cell_lines),
-            test_controls=tuple(int((control_cl == c).sum()) for c in sp.test_cell_lines),
-            n_train_x1=len(np.unique(pair_control[r.train])), n_unused=int(r.unused_controls.sum()))
-    return out
-
-
 def steps_per_epoch(model: str, sp: SplitShape, cfg: RunConfig) -> int:
     """Optimizer steps of one epoch of a split, as the contender counts them (0: not trained)."""
     return contender(model).steps_per_epoch(sp, cfg)
@@ -384,20 +290,10 @@ def _cube(cfg: RunConfig, cube_path: str | Path | None) -> Any:
     return generate(preset=cfg.preset, seed=cfg.data_seed)
 
 
-def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[str] | None = None
-             ) -> Estimate:
-    """The grid of ``cfg`` on the cube at ``cube_path`` (None: the preset's synthetic cube, in memory) and
-    its estimated seconds from a calibration on this machine (module docstring).
-
-    ``drug_names``: the run's drugs (default: all of the cube's). ValueError when a drug cannot be split
-    (too few cell lines for the folds)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from datasets.cube import drugs
-
-    ds = _cube(cfg, cube_path)
-    names = list(drug_names) if drug_names is not None else drugs(ds)
+def run_shapes(cfg: RunConfig, ds: Any, names: Sequence[str]
+               ) -> tuple[dict[str, DrugShape], dict[str, dict[tuple[int, int], SplitShape]]]:
+    """Each drug's shape (and POOLED's when a model runs pooled) and its splits' shapes; ValueError naming a
+    drug that cannot be split."""
     shapes = drug_shapes(ds, names)
     if any(pooled(cfg, m) for m in cfg.models):
         shapes[POOLED] = pooled_shape([shapes[d] for d in names])
@@ -407,30 +303,39 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
             splits[d] = split_shapes(s, cfg)
         except ValueError as e:
             raise ValueError(f"drug {d!r}: {e} (drop it with --drugs or lower --n-folds)") from e
-    slots, threads, device, where = worker_slots(cfg)
-    spt = cfg.resolved_splits_per_task(cuda=device == "cuda")
-    tasks = build_grid(cfg, names, splits_per_task=spt)
-    genes = next(iter(shapes.values())).genes
+    return shapes, splits
 
-    def typical(model: str) -> str:
-        ds_ = model_drugs(cfg, model, names)
-        return sorted(ds_, key=lambda d: sum(shapes[d].pairs.values()))[len(ds_) // 2]
 
+def calibration_points(cfg: RunConfig, names: Sequence[str], shapes: Mapping[str, DrugShape],
+                       splits: Mapping[str, Mapping[tuple[int, int], SplitShape]], spt: int) -> list[Point]:
+    """What to time per model, on the splits of its median drug (by pairs): a cheap contender's evaluation at
+    its largest latent size (a closed form costs about the same at any), a trained one's batch of ``spt``
+    splits at its smallest and largest."""
     points: list[Point] = []
     for model in cfg.models:
+        drugs_ = sorted(model_drugs(cfg, model, names), key=lambda d: sum(shapes[d].pairs.values()))
+        ordered = list(splits[drugs_[len(drugs_) // 2]].values())
         lats = sorted(cfg.latents_for(model))
-        ordered = list(splits[typical(model)].values())
-        if contender(model).cheap:   # a closed form (SVD, least squares): about the same at any latent size
+        if contender(model).cheap:
             points.append(Point(model, lats[-1], (ordered[0],)))
         else:
             batch = tuple(ordered[:max(1, min(spt, len(ordered)))])
             points += [Point(model, lat, batch, tuple(steps_per_epoch(model, sp, cfg) for sp in batch))
                        for lat in dict.fromkeys((lats[0], lats[-1]))]
-    t0 = time.perf_counter()
+    return points
+
+
+def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, threads: int
+             ) -> tuple[list[Calibration], CalibrationRun]:
+    """Time ``points`` with the workers' torch and BLAS threads (harness.cluster.THREAD_ENV), each trained
+    one with its step's floating-point operations."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with threadpool_limits(limits=threads):   # the workers' BLAS threads (harness.cluster.THREAD_ENV)
+        with threadpool_limits(limits=threads):
             counted = {p: step_flops(p.model, p.latent, p.shapes[0], genes, cfg) for p in points if p.lens}
             if counted:
                 warm_up(genes, cfg)
@@ -440,6 +345,14 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
         torch.set_num_threads(old_threads)
     measured = [replace(c, flops_step=counted[p][0]) if p in counted else c
                 for p, c in zip(points, run.calibrations, strict=True)]
+    return measured, run
+
+
+def fit_costs(cfg: RunConfig, tasks: Sequence[Task], measured: Sequence[Calibration],
+              splits: Mapping[str, Mapping[tuple[int, int], SplitShape]]
+              ) -> tuple[dict[FitKey, tuple[float, float, float, int]], dict[FitKey, float]]:
+    """Each fit's (own, shared seconds per epoch, fixed seconds, splits in its task) and its epoch's
+    floating-point operations (module docstring), from the calibrations interpolated in the latent size."""
     cal: dict[tuple[str, int], Calibration] = {}
     for model in cfg.models:
         pts = [c for c in measured if c.model == model]
@@ -458,8 +371,31 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                 steps = steps_per_epoch(k.model, splits[k.drug][(k.repeat, k.fold)], cfg)
                 cost[k] = (steps * b + vb, (steps * a + va) / n, (c.setup + c.evaluation) / c.splits, n)
                 flops[k] = steps * c.flops_step
+    return cost, flops
+
+
+def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[str] | None = None
+             ) -> Estimate:
+    """The grid of ``cfg`` on the cube at ``cube_path`` (None: the preset's synthetic cube, in memory) and
+    its estimated seconds from a calibration on this machine (module docstring).
+
+    ``drug_names``: the run's drugs (default: all of the cube's). ValueError when a drug cannot be split
+    (too few cell lines for the folds)."""
+    from datasets.cube import drugs
+
+    ds = _cube(cfg, cube_path)
+    names = list(drug_names) if drug_names is not None else drugs(ds)
+    shapes, splits = run_shapes(cfg, ds, names)
+    slots, threads, device, where = worker_slots(cfg)
+    spt = cfg.resolved_splits_per_task(cuda=device == "cuda")
+    tasks = build_grid(cfg, names, splits_per_task=spt)
+    points = calibration_points(cfg, names, shapes, splits, spt)
+    t0 = time.perf_counter()
+    measured, run = _measure(points, next(iter(shapes.values())).genes, cfg, device, threads)
+    seconds = time.perf_counter() - t0
+    cost, flops = fit_costs(cfg, tasks, measured, splits)
     return Estimate(tuple(tasks), cost, {m: expected_epochs(cfg, m) for m in cfg.models}, cfg.max_epochs,
-                    slots, threads, device, where, tuple(measured), time.perf_counter() - t0, max(run.load),
+                    slots, threads, device, where, tuple(measured), seconds, max(run.load),
                     fit_flops=flops, peak=run.peak,
                     epoch_basis={m: epoch_basis(cfg, m) for m in _trained(cfg.models)},
                     precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run)

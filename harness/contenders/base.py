@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from harness.calibrate import SplitShape
     from harness.config import RunConfig
+    from harness.shapes import SplitShape
     from pertvae_core.config import FitConfig
     from pertvae_core.data import SplitData
 

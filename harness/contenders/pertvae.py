@@ -11,8 +11,8 @@ from harness.contenders.base import Contender, fit_config
 from pertvae_core.methods import PERTVAE_METHODS
 
 if TYPE_CHECKING:
-    from harness.calibrate import SplitShape
     from harness.config import RunConfig
+    from harness.shapes import SplitShape
     from pertvae_core.data import SplitData
 
 

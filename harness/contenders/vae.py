@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from harness.contenders.base import Contender, fit_config
 
 if TYPE_CHECKING:
-    from harness.calibrate import SplitShape
     from harness.config import RunConfig
+    from harness.shapes import SplitShape
     from pertvae_core.data import SplitData
 
 
