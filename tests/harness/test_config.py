@@ -49,6 +49,31 @@ def test_precedence_preset_then_toml_then_flags(tmp_path):
     assert parse_args(["--config", str(f), "--preset", "demo"]).preset == "demo"
 
 
+def test_latents_keep_their_old_spellings(tmp_path):
+    """Latent sizes are one mapping now; a config file of before (flat latents_<model> keys) still reads, each
+    source replaces only the models it names, and a model given nothing takes its contender's default."""
+    f = tmp_path / "old.toml"
+    f.write_text('models = ["pertvae", "vae", "pca", "baselines"]\n'
+                 'latents_pertvae = [7]\nlatents_vae = [2, 3]\n')
+    cfg = parse_args(["--config", str(f), "--latents-vae", "9"])
+    assert dict(cfg.latents) == {"pertvae": (7,), "vae": (9,), "pca": (2, 5, 10, 20), "baselines": (10,)}
+    assert science_key(cfg)["latents"] == {"pertvae": [7], "vae": [9], "pca": [2, 5, 10, 20],
+                                           "baselines": [10]}
+    assert make_config("demo", latents={"pca": [3]}).latents_pca == (3,)
+    bare = dataclasses.replace(make_config("demo"), latents=())
+    assert bare.latents_for("vae") == REGISTRY["vae"].default_latents
+    with pytest.raises(ConfigError, match="unknown model 'vea' in 'latents_vea'; did you mean vae"):
+        parse_args(["--config", str(_toml(tmp_path, "latents_vea = [2]\n"))])
+    with pytest.raises(AttributeError, match="no attribute 'latent_vae'"):
+        _ = make_config("demo").latent_vae
+
+
+def _toml(tmp_path, text: str):
+    f = tmp_path / "t.toml"
+    f.write_text(text)
+    return f
+
+
 def test_every_field_has_a_flag_and_help():
     text = build_parser().format_help()
     for f in dataclasses.fields(RunConfig):
