@@ -308,15 +308,15 @@ def run_shapes(cfg: RunConfig, ds: Any, names: Sequence[str]
 
 def calibration_points(cfg: RunConfig, names: Sequence[str], shapes: Mapping[str, DrugShape],
                        splits: Mapping[str, Mapping[tuple[int, int], SplitShape]], spt: int) -> list[Point]:
-    """What to time per model, on the splits of its median drug (by pairs): a cheap contender's evaluation at
-    its largest latent size (a closed form costs about the same at any), a trained one's batch of ``spt``
-    splits at its smallest and largest."""
+    """What to time per model, on the splits of its median drug (by pairs): a contender trained by
+    pertvae_core.train.fit on a batch of ``spt`` splits at its smallest and largest latent size, any other
+    by one evaluation at its largest (a closed form costs about the same at any)."""
     points: list[Point] = []
     for model in cfg.models:
         drugs_ = sorted(model_drugs(cfg, model, names), key=lambda d: sum(shapes[d].pairs.values()))
         ordered = list(splits[drugs_[len(drugs_) // 2]].values())
         lats = sorted(cfg.latents_for(model))
-        if contender(model).cheap:
+        if not contender(model).timed_by_fit:
             points.append(Point(model, lats[-1], (ordered[0],)))
         else:
             batch = tuple(ordered[:max(1, min(spt, len(ordered)))])
@@ -365,7 +365,7 @@ def fit_costs(cfg: RunConfig, tasks: Sequence[Task], measured: Sequence[Calibrat
         a, b, va, vb = c.shared_and_per_split()
         n = len(t.splits)
         for k in t.fit_keys():
-            if contender(t.model).cheap:
+            if not contender(t.model).timed_by_fit:
                 cost[k] = (0.0, 0.0, c.evaluation, n)
             else:
                 steps = steps_per_epoch(k.model, splits[k.drug][(k.repeat, k.fold)], cfg)
@@ -468,7 +468,7 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                      "latent size, so read it as +-50%")
     steps = ", ".join(f"{c.model} latent {c.latent}: {c.step * 1000:.1f} ms/step of {c.splits} split(s)"
                       + (f" ({c.step_one * 1000:.1f} of 1)" if c.splits > 1 else "")
-                      for c in est.calibrations if not contender(c.model).cheap)
+                      for c in est.calibrations if contender(c.model).timed_by_fit)
     lines.append(f"  calibrated in {est.calibration_seconds:.1f} s on this machine ({est.device}, "
                  f"{est.threads} thread(s) per worker)" + (f": {steps}" if steps else ""))
     lines.append("  " + measured_how(est))

@@ -45,7 +45,7 @@ class Contender:
     - ``fit_pairs``: a model trained by pertvae_core.train.fit on pairs (True) or single profiles (False),
       which the cost model calibrates with short fits; None when it is not trained that way.
     - ``epoch_fraction`` and ``measured_epochs`` (preset -> mean epochs at that preset's schedule): the cost
-      model's prior for the epochs to early stopping of a trained model (harness.cost).
+      model's prior for the epochs to early stopping of a trained model (harness.cost); 0 = not trained.
     - ``legend``: one line saying what it is, for ``--help`` and the report.
     """
 
@@ -68,6 +68,12 @@ class Contender:
         """Whether its fits train for epochs (the cost model assumes epochs to early stopping for them)."""
         return self.epoch_fraction > 0
 
+    @property
+    def timed_by_fit(self) -> bool:
+        """Whether the cost model times it by short pertvae_core.train.fit runs (per step, per epoch); any
+        other contender is timed by one :meth:`calibration_run` per fit."""
+        return not self.cheap and self.fit_pairs is not None
+
     def run(self, data: Sequence[SplitData], latent: int, seeds: Sequence[int], cfg: RunConfig
             ) -> list[dict]:
         """Fit and evaluate ``data`` (a task's splits) at ``latent``, split s with ``seeds[s]``; one result
@@ -88,8 +94,4 @@ class Contender:
 
     def __repr__(self) -> str:
         return f"<contender {self.name}>"
-
-    def __reduce__(self) -> Any:
-        # Pickled (to Dask workers) as its class, which workers import: a contender has no state of its own.
-        return (type(self), ())
 
