@@ -44,7 +44,8 @@ class Baselines(Contender):
     methods = tuple(BASELINES)
     hosts_user_methods = True
     default_latents = (100,)
-    legend = "the perturbation baselines and the run's own --method plug-ins, each fitted alone per split"
+    legend = ("the perturbation baselines (the PCA latent-shift baseline uses the latent size) and the run's "
+              "own --method plug-ins, each fitted alone per split")
 
     def run(self, data: Sequence[SplitData], latent: int, seeds: Sequence[int], cfg: RunConfig
             ) -> list[dict]:
