@@ -18,7 +18,7 @@ import dataclasses
 import math
 import os
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -396,6 +396,13 @@ def validate(cfg: RunConfig) -> RunConfig:
     def bad(name: str, why: str) -> ConfigError:
         return ConfigError(f"field '{name}' = {getattr(cfg, name)!r}: {why}")
 
+    for check in (_check_models, _check_cv_and_fit, _check_execution):
+        check(cfg, bad)
+    return cfg
+
+
+def _check_models(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """The preset, the models (registered contenders), their latent sizes and the run's own methods."""
     if cfg.preset not in PRESETS:
         raise bad("preset", f"unknown preset (known: {', '.join(PRESETS)})")
     if not cfg.models:
@@ -423,6 +430,11 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise bad(f"latents_{m}", "latent sizes must be >= 1")
         if len(set(lat)) != len(lat):
             raise bad(f"latents_{m}", "duplicate latent size")
+
+
+def _check_cv_and_fit(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """The drugs, the cross-validation, the fit settings and the numeric bounds checked beside them (seeds,
+    retries, timeouts)."""
     if cfg.drugs is not None:
         if not cfg.drugs:
             raise bad("drugs", "give at least one drug (or leave unset for all)")
@@ -472,6 +484,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise bad("standardize", f"must be one of {', '.join(STANDARDIZE)}")
     if cfg.device not in DEVICES:
         raise bad("device", f"must be one of {', '.join(DEVICES)}")
+
+
+def _check_execution(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """Where and how the tasks run (cluster, Slurm, dashboard)."""
     if cfg.cluster not in CLUSTERS:
         raise bad("cluster", f"must be one of {', '.join(CLUSTERS)}")
     if cfg.workers is not None and cfg.workers < 1:
@@ -490,8 +506,6 @@ def validate(cfg: RunConfig) -> RunConfig:
     _, colon, port = cfg.dashboard_address.rpartition(":")
     if not colon or not port.isdigit() or int(port) > 65535:  # was refused only when the cluster started
         raise bad("dashboard_address", "use HOST:PORT or :PORT (port 0 to 65535; 0 picks a free one)")
-    return cfg
-
 
 def _memory_bytes(memory: str) -> int | None:
     """Bytes of a Slurm ``--memory`` value as dask-jobqueue parses it, None when it cannot or it is not
