@@ -18,6 +18,7 @@ import numpy as np
 from harness.config import RunConfig
 from harness.contenders import Contender, contender
 from harness.grid import POOLED, Task, fit_seed
+from harness.predictions import pair_samples
 from harness.shapes import run_splits, split_rows
 
 log = logging.getLogger(__name__)
@@ -168,10 +169,8 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> l
         row = dict(res)
         if cfg.save_predictions:
             row["test_cell_line"] = sp.test_cell_line
-        if keep and row.get("predictions"):   # where each test pair is in the cube (harness.predictions)
-            from harness.predictions import pair_samples
-
-            row["test_pairs"] = pair_samples(dd, by_index[(k.repeat, k.fold)], str(cube_path))
+            if row.get("predictions"):   # where each test pair is in the cube (harness.predictions)
+                row["test_pairs"] = pair_samples(dd, by_index[(k.repeat, k.fold)], str(cube_path))
         row.setdefault("status", "done")
         row.setdefault("reason", "")
         row.update(model=k.model, drug=k.drug, latent=k.latent, repeat=k.repeat, fold=k.fold,
