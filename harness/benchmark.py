@@ -41,9 +41,10 @@ import pandas as pd
 import xarray as xr
 from scipy import stats as _st
 
+from harness.contenders import model_methods
 from harness.grid import POOLED
 from pertvae_core.evaluation import ABLATED, HIGHER_IS_BETTER, PRIMARY
-from pertvae_core.methods import REFERENCE, model_methods
+from pertvae_core.methods import REFERENCE
 from pertvae_core.stats import benjamini_hochberg, paired_comparison
 
 __all__ = ["study_drugs", "method_done", "failed_methods", "scores_table", "comparisons", "cell_line_table",

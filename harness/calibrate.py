@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from harness.config import RunConfig
+from harness.contenders import contender
+from harness.shapes import SplitShape
 
 PEAK_SIZE = {"cpu": 1024, "cuda": 4096}   # n of the n x n x n float32 product timed by gemm_peak
 PEAK_REPEATS = 3      # repetitions of each product per round (the best counts)
@@ -45,25 +47,6 @@ MAX_SPREAD = 1.3      # slowest / fastest of a point's step time over the kept r
 MIN_JUDGED_S = 0.02   # points shorter than this (CPU seconds per step or evaluation) are not judged
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class SplitShape:
-    """Rows of one CV split of one drug, as harness.tasks.split_data would give them."""
-
-    n_train: int
-    n_val: int
-    n_test: int
-    n_single: int
-    test_pairs: tuple[int, ...]      # per test cell line
-    test_controls: tuple[int, ...]   # per test cell line
-    n_train_x1: int = -1             # distinct controls among x1_train (-1: n_train, all distinct)
-    n_unused: int = 0                # controls of the training cell lines no pair uses (xu_train)
-
-    @property
-    def distinct_x1(self) -> int:
-        """Distinct controls among x1_train (the plain VAE trains on each once)."""
-        return self.n_train if self.n_train_x1 < 0 else self.n_train_x1
 
 
 @dataclass(frozen=True)
@@ -176,7 +159,7 @@ def _time_fit(model: str, data: list, lens: Sequence[int], fc: Any, clock: Clock
     n = min(MAX_STEPS, max(min(lens) + 2, WARMUP_STEPS + MIN_STEPS + 1))
     stamps: list[float] = []
     t0 = clock()
-    state = fit(data, fc, list(range(len(data))), pairs=model == "pertvae", max_steps=n,
+    state = fit(data, fc, list(range(len(data))), pairs=bool(contender(model).fit_pairs), max_steps=n,
                 on_step=lambda step, _model: stamps.append(clock()))
     d = np.diff(stamps)
     # interval i ends with step i + 2 and holds the validation after step i + 1 when an epoch ended there
@@ -197,7 +180,7 @@ def calibrate_fit(p: Point, genes: int, cfg: RunConfig, clock: Clock) -> Calibra
     rng = np.random.default_rng(0)
     data = [random_split(sp, genes, rng) for sp in p.shapes]
     fc = FitConfig(**dict(cfg.fit_kwargs(), latent=int(p.latent)))
-    pairs = p.model == "pertvae"
+    pairs = bool(contender(p.model).fit_pairs)
     step_one, validation_one = (_time_fit(p.model, data[:1], p.lens[:1], fc, clock)[:2] if len(data) > 1
                                 else (0.0, 0.0))
     step, validation, setup, state = _time_fit(p.model, data, p.lens, fc, clock)
@@ -212,16 +195,12 @@ def calibrate_fit(p: Point, genes: int, cfg: RunConfig, clock: Clock) -> Calibra
                        validation_one)
 
 
-def calibrate_eval(p: Point, genes: int, clock: Clock) -> Calibration:
-    """Time one evaluation of PCA or the baselines on a random split shaped like ``p.shapes[0]``."""
-    from pertvae_core import api
-
+def calibrate_eval(p: Point, genes: int, cfg: RunConfig, clock: Clock) -> Calibration:
+    """Time one evaluation of a cheap contender (PCA, the baselines: its ``calibration_run``) on a random
+    split shaped like ``p.shapes[0]``."""
     data = [random_split(p.shapes[0], genes, np.random.default_rng(0))]
     t0 = clock()
-    if p.model == "pca":
-        api.evaluate_pca(data, int(p.latent))
-    else:
-        api.evaluate_baselines(data, int(p.latent))
+    contender(p.model).calibration_run(data, int(p.latent), cfg)
     return Calibration(p.model, int(p.latent), 1, 0.0, 0.0, 0.0, clock() - t0)
 
 
@@ -272,7 +251,7 @@ def step_flops(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConf
     fc = FitConfig(**dict(cfg.fit_kwargs(), latent=int(latent), device="cpu", compile=False,
                           precision="fp32"))
     with FlopCounterMode(display=False) as counter, Products():
-        fit(data, fc, [0], pairs=model == "pertvae", max_steps=1)
+        fit(data, fc, [0], pairs=bool(contender(model).fit_pairs), max_steps=1)
     return float(counter.get_total_flops()), tuple(sorted(shapes))
 
 
@@ -332,7 +311,7 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
     products = tuple(products)
 
     def one_round() -> list[Calibration]:
-        return [calibrate_fit(p, genes, cfg, clock) if p.lens else calibrate_eval(p, genes, clock)
+        return [calibrate_fit(p, genes, cfg, clock) if p.lens else calibrate_eval(p, genes, cfg, clock)
                 for p in points]
 
     load0, w0, c0 = load_average(), time.perf_counter(), time.process_time()

@@ -4,6 +4,9 @@
 
 A TOML file uses the field names below as flat keys (``max_epochs = 50``, ``latents_vae = [2, 5]``); the
 tables ``[fit]``, ``[slurm]`` and ``[latents]`` (``pertvae = [100]``) are accepted as a convenience.
+Latent sizes are one field, ``latents`` = {model: sizes} over the registered models (harness.contenders);
+``latents_<model>`` (preset key, TOML key, ``--latents-<model>`` flag, make_config keyword) sets one model's
+sizes, and a model given none takes its contender's ``default_latents``.
 ``science_key(cfg)`` is the part of the config that changes results; the result store refuses to resume a
 run whose science key (or data) differs.
 """
@@ -15,17 +18,17 @@ import dataclasses
 import math
 import os
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from datasets.argparsing import did_you_mean
+from harness.contenders import BUILT_IN, LOAD_ERRORS, REGISTRY, user_method_host
 from harness.presets import PRESETS
 from pertvae_core.config import PRECISIONS, STANDARDIZE
 from pertvae_core.evaluation import SCORING
 
-MODELS = ("pertvae", "vae", "pca", "baselines")
 CLUSTERS = ("local", "slurm", "none")
 DEVICES = ("auto", "cpu", "cuda")
 STOP_ON = ("mse", "nll")
@@ -53,15 +56,12 @@ class RunConfig:
     data_seed: int = _f(0, "seed of the generated synthetic cube (ignored with --data)", "run")
     out: str | None = _f(None, "output directory (results.zarr, tables, figures); default runs/<preset>",
                          "run")
-    models: tuple[str, ...] = _f(MODELS, "models to run: pertvae vae pca baselines", "run")
+    models: tuple[str, ...] = _f(BUILT_IN, "models to run (harness.contenders): " + " ".join(BUILT_IN), "run")
     drugs: tuple[str, ...] | None = _f(None, "drugs to run (default: all drugs in the cube)", "run")
-    latents_pertvae: tuple[int, ...] = _f((100,), "latent sizes for PertVAE", "run")
-    latents_vae: tuple[int, ...] = _f((2, 5, 10, 20, 50, 100, 200), "latent sizes for the VAE", "run")
-    latents_pca: tuple[int, ...] = _f((2, 5, 10, 20, 50, 100, 200), "latent sizes for PCA", "run")
-    latents_baselines: tuple[int, ...] = _f((100,), "latent sizes for the perturbation baselines "
-                                            "(the PCA latent-shift baseline uses it)", "run")
-    method: tuple[str, ...] = _f((), "your own method(s), run beside the baselines (model 'baselines') on "
-                                 "the same splits with the same seeds, metrics and comparisons: an import "
+    latents: tuple[tuple[str, tuple[int, ...]], ...] = _f(
+        (), "latent sizes per model, set by --latents-MODEL (a model not given takes its default)", "run")
+    method: tuple[str, ...] = _f((), "your own method(s), run beside the baselines (in their model's tasks) "
+                                 "on the same splits with the same seeds, metrics and comparisons: an import "
                                  "path pkg.module:Class or a name registered under the "
                                  "'pertvae_bench.methods' entry point group (docs/python_api.md)", "run")
     save_predictions: bool = _f(False, "write every fit's predicted x2 for its test pairs to "
@@ -147,10 +147,22 @@ class RunConfig:
                               f"{', '.join(PRECISIONS)}{did_you_mean(str(self.precision), PRECISIONS)}")
         if self.precision == "auto":
             object.__setattr__(self, "precision", _auto_precision(self))
+        # {model: sizes} or (model, sizes) pairs, kept as sorted pairs: hashable, picklable, one spelling.
+        pairs = self.latents.items() if isinstance(self.latents, dict) else self.latents
+        object.__setattr__(self, "latents", tuple(sorted((str(m), tuple(v)) for m, v in pairs)))
 
     def latents_for(self, model: str) -> tuple[int, ...]:
-        """Latent sizes of ``model`` in this run."""
-        return getattr(self, f"latents_{model}")
+        """Latent sizes of ``model`` in this run: given, or its contender's default (harness.contenders)."""
+        given = dict(self.latents)
+        if model in given:
+            return given[model]
+        return REGISTRY[model].default_latents if model in REGISTRY else ()
+
+    def __getattr__(self, name: str) -> Any:
+        # cfg.latents_<model>: one model's sizes, as the flag, the TOML key and the preset key spell it.
+        if name.startswith("latents_"):
+            return self.latents_for(name[len("latents_"):])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def out_dir(self) -> Path:
@@ -217,7 +229,7 @@ def science_key(cfg: RunConfig) -> dict[str, Any]:
         group = f.metadata.get("group")
         if f.name in _NOT_SCIENCE or group in ("cluster", "slurm"):
             continue
-        if f.name.startswith("latents_"):
+        if f.name == "latents":
             continue
         v = getattr(cfg, f.name)
         key[f.name] = list(v) if isinstance(v, tuple) else v
@@ -234,7 +246,7 @@ def execution_settings(cfg: RunConfig) -> dict[str, Any]:
     sk = set(science_key(cfg))
     out: dict[str, Any] = {}
     for f in fields(cfg):
-        if f.name in sk or f.name.startswith("latents_"):
+        if f.name in sk or f.name == "latents":
             continue
         v = getattr(cfg, f.name)
         out[f.name] = list(v) if isinstance(v, tuple) else v
@@ -256,11 +268,12 @@ def _base_type(f: dataclasses.Field) -> str:
     raise TypeError(f"unsupported field type {t}")  # pragma: no cover
 
 
-def _coerce(name: str, value: Any, source: str) -> Any:
-    """Convert a TOML/preset/CLI value to the field's type; ConfigError naming source, field and value."""
-    f = _FIELDS[name]
-    kind = _base_type(f)
-    optional = "None" in str(f.type)
+def _coerce(name: str, value: Any, source: str, kind: str | None = None) -> Any:
+    """Convert a TOML/preset/CLI value to the field's type (or ``kind``); ConfigError naming source, field
+    and value."""
+    f = _FIELDS.get(name)
+    kind = kind or _base_type(f)
+    optional = f is not None and "None" in str(f.type)
     empty = ("none",) if kind.startswith("tuple") else ("none", "")  # an empty list is not "unset"
     if value is None or (optional and isinstance(value, str) and value.strip().lower() in empty):
         if optional:
@@ -314,6 +327,37 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: field '{name}' must be {want}, got {value!r}") from None
 
 
+def _latents_model(key: str, source: str) -> str:
+    """The model of a ``latents_<model>`` key; ConfigError when no contender of that name is registered."""
+    model = key[len("latents_"):]
+    if model not in REGISTRY:
+        why = f" ({LOAD_ERRORS[model]})" if model in LOAD_ERRORS else ""
+        raise ConfigError(f"{source}: unknown model {model!r} in {key!r}{why}"
+                          f"{did_you_mean(model, list(REGISTRY))} (known: {', '.join(REGISTRY)})")
+    return model
+
+
+def _is_key(key: str) -> bool:
+    """Whether ``key`` names a setting: a field or ``latents_<model>``."""
+    return key in _FIELDS or key.startswith("latents_")
+
+
+def _set(values: dict[str, Any], key: str, value: Any, source: str) -> None:
+    """``values[key]`` = ``value`` converted to the field's type; ``latents_<model>`` and ``latents``
+    ({model: sizes}) replace those models' sizes in ``values["latents"]`` and keep the others'."""
+    if key != "latents" and not key.startswith("latents_"):
+        values[key] = _coerce(key, value, source)
+        return
+    if key == "latents" and not isinstance(value, dict):
+        raise ConfigError(f"{source}: field 'latents' must be a table {{model = [sizes]}}, got {value!r}")
+    given = value if key == "latents" else {key[len("latents_"):]: value}
+    merged = dict(values.get("latents", {}))
+    for model, sizes in given.items():
+        name = f"latents_{model}"
+        merged[_latents_model(name, source)] = _coerce(name, sizes, source, kind="tuple[int")
+    values["latents"] = merged
+
+
 def _flatten_toml(data: dict[str, Any], path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in data.items():
@@ -323,12 +367,12 @@ def _flatten_toml(data: dict[str, Any], path: str) -> dict[str, Any]:
                                   f"(known: {', '.join(sorted(_TABLES))})")
             for k2, v2 in v.items():
                 name = f"latents_{k2}" if k == "latents" else k2
-                if name not in _FIELDS:
-                    known = MODELS if k == "latents" else list(_FIELDS)
+                if not _is_key(name) or (k == "latents" and k2 not in REGISTRY):
+                    known = list(REGISTRY) if k == "latents" else list(_FIELDS)
                     raise ConfigError(f"{path}: unknown key '{k2}' in [{k}]{did_you_mean(k2, known)}")
                 out[name] = v2
         else:
-            if k not in _FIELDS:
+            if not _is_key(k):
                 raise ConfigError(f"{path}: unknown key '{k}'{did_you_mean(k, list(_FIELDS))} "
                                   f"(keys are the flags' names with _, see python -m harness.run --help)")
             out[k] = v
@@ -352,16 +396,28 @@ def validate(cfg: RunConfig) -> RunConfig:
     def bad(name: str, why: str) -> ConfigError:
         return ConfigError(f"field '{name}' = {getattr(cfg, name)!r}: {why}")
 
+    for check in (_check_models, _check_cv_and_fit, _check_execution):
+        check(cfg, bad)
+    return cfg
+
+
+def _check_models(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """The preset, the models (registered contenders), their latent sizes and the run's own methods."""
     if cfg.preset not in PRESETS:
         raise bad("preset", f"unknown preset (known: {', '.join(PRESETS)})")
     if not cfg.models:
         raise bad("models", "give at least one model")
+    known = list(REGISTRY)
     for m in cfg.models:
-        if m not in MODELS:
-            raise bad("models", f"unknown model {m!r}{did_you_mean(m, MODELS)} (known: {', '.join(MODELS)})")
-    if cfg.method and "baselines" not in cfg.models:
-        raise bad("method", "your own methods run in the 'baselines' model's tasks; add baselines to "
-                            "--models")
+        if m not in REGISTRY:
+            why = f" ({LOAD_ERRORS[m]})" if m in LOAD_ERRORS else ""
+            raise bad("models", f"unknown model {m!r}{why}{did_you_mean(m, known)} "
+                                f"(known: {', '.join(known)})")
+    host = user_method_host()
+    if cfg.method and (host is None or host.name not in cfg.models):
+        where = (f"the {host.name!r} model's tasks; add {host.name} to --models" if host
+                 else "no model's tasks")
+        raise bad("method", f"your own methods run in {where}")
     if len(set(cfg.method)) != len(cfg.method):
         raise bad("method", "duplicate method")
     if len(set(cfg.models)) != len(cfg.models):
@@ -374,6 +430,11 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise bad(f"latents_{m}", "latent sizes must be >= 1")
         if len(set(lat)) != len(lat):
             raise bad(f"latents_{m}", "duplicate latent size")
+
+
+def _check_cv_and_fit(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """The drugs, the cross-validation, the fit settings and the numeric bounds checked beside them (seeds,
+    retries, timeouts)."""
     if cfg.drugs is not None:
         if not cfg.drugs:
             raise bad("drugs", "give at least one drug (or leave unset for all)")
@@ -423,6 +484,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise bad("standardize", f"must be one of {', '.join(STANDARDIZE)}")
     if cfg.device not in DEVICES:
         raise bad("device", f"must be one of {', '.join(DEVICES)}")
+
+
+def _check_execution(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """Where and how the tasks run (cluster, Slurm, dashboard)."""
     if cfg.cluster not in CLUSTERS:
         raise bad("cluster", f"must be one of {', '.join(CLUSTERS)}")
     if cfg.workers is not None and cfg.workers < 1:
@@ -441,8 +506,6 @@ def validate(cfg: RunConfig) -> RunConfig:
     _, colon, port = cfg.dashboard_address.rpartition(":")
     if not colon or not port.isdigit() or int(port) > 65535:  # was refused only when the cluster started
         raise bad("dashboard_address", "use HOST:PORT or :PORT (port 0 to 65535; 0 picks a free one)")
-    return cfg
-
 
 def _memory_bytes(memory: str) -> int | None:
     """Bytes of a Slurm ``--memory`` value as dask-jobqueue parses it, None when it cannot or it is not
@@ -485,11 +548,11 @@ def make_config(preset: str = "demo", **overrides: Any) -> RunConfig:
         raise ConfigError(f"field 'preset' = {preset!r}: unknown preset (known: {', '.join(PRESETS)})")
     values: dict[str, Any] = {"preset": preset}
     for k, v in PRESETS[preset].items():
-        values[k] = _coerce(k, v, f"preset {preset}")
+        _set(values, k, v, f"preset {preset}")
     for k, v in overrides.items():
-        if k not in _FIELDS:
+        if not _is_key(k):
             raise ConfigError(f"unknown field '{k}'{did_you_mean(k, list(_FIELDS))}")
-        values[k] = _coerce(k, v, "override")
+        _set(values, k, v, "override")
     return validate(RunConfig(**values))
 
 
@@ -497,8 +560,9 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-# Fields whose values come from a fixed set: argparse choices, each value checked with a suggestion.
-ENUMS: dict[str, tuple[str, ...]] = {"preset": tuple(PRESETS), "models": MODELS, "cluster": CLUSTERS,
+# Fields whose values come from a fixed set: argparse choices, each value checked with a suggestion. The
+# models are the registered contenders when the parser is built (:func:`build_parser`).
+ENUMS: dict[str, tuple[str, ...]] = {"preset": tuple(PRESETS), "models": BUILT_IN, "cluster": CLUSTERS,
                                      "device": DEVICES, "stop_on": STOP_ON, "standardize": tuple(STANDARDIZE),
                                      "figure2_scope": FIGURE2_SCOPES, "precision": PRECISIONS}
 
@@ -511,12 +575,13 @@ class _Choices(tuple):
         return bool(parts) and all(tuple.__contains__(self, p) for p in parts)
 
 
-def _choice(options: tuple[str, ...]) -> Any:
-    """argparse ``type`` for an enumerated flag: every (comma-separated) value is one of ``options``."""
+def _choice(options: tuple[str, ...], why: dict[str, str] | None = None) -> Any:
+    """argparse ``type`` for an enumerated flag: every (comma-separated) value is one of ``options``
+    (``why``: value -> why it is not, e.g. a contender whose entry point failed to load)."""
     def check(value: str) -> str:
         for part in (p.strip() for p in value.split(",")):
             if part and part not in options:
-                hint = did_you_mean(part, options)
+                hint = f" ({why[part]})" if why and part in why else did_you_mean(part, options)
                 raise argparse.ArgumentTypeError(
                     f"invalid choice {part!r}{hint} (choose from {', '.join(options)})")
         return value
@@ -549,13 +614,13 @@ def _show(v: Any) -> str:
     return str(v)
 
 
-def _default_text(f: dataclasses.Field) -> str:
-    if f.name == "preset":
+def _default_text(name: str, default: Any) -> str:
+    if name == "preset":
         return "default: demo"
-    per = {name: vals[f.name] for name, vals in PRESETS.items() if f.name in vals}
+    per = {preset: vals[name] for preset, vals in PRESETS.items() if name in vals}
     if per:
-        return ", ".join(f"{name}: {_show(v)}" for name, v in per.items())
-    return f"default: {_show(f.default)}"
+        return ", ".join(f"{preset}: {_show(v)}" for preset, v in per.items())
+    return f"default: {_show(default)}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -576,20 +641,29 @@ def build_parser() -> argparse.ArgumentParser:
         "cluster": p.add_argument_group("execution"),
         "slurm": p.add_argument_group("slurm (--cluster slurm)"),
     }
+    enums = {**ENUMS, "models": tuple(REGISTRY)}
     for f in fields(RunConfig):
+        if f.name == "latents":
+            for c in REGISTRY.values():
+                default = _default_text(f"latents_{c.name}", c.default_latents)
+                help_ = f"latent sizes for {c.legend or c.name} [{default}]"
+                groups["run"].add_argument(_flag(f"latents_{c.name}"), dest=f"latents_{c.name}", nargs="+",
+                                           metavar="X", help=help_.replace("%", "%%"))
+            continue
         g = groups[f.metadata["group"]]
         kind = _base_type(f)
-        help_ = f.metadata["help"] + " [" + _default_text(f) + "]"
+        help_ = f.metadata["help"] + " [" + _default_text(f.name, f.default) + "]"
         help_ = help_.replace("%", "%%")
         if kind == "bool":
             g.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, help=help_)
         elif f.name == "job_extra":
             g.add_argument(_flag(f.name), dest=f.name, action="append", metavar="DIRECTIVE", help=help_)
-        elif f.name in ENUMS:
-            options = ENUMS[f.name]
+        elif f.name in enums:
+            options = enums[f.name]
             many = kind.startswith("tuple")
+            why = LOAD_ERRORS if f.name == "models" else None
             g.add_argument(_flag(f.name), dest=f.name, nargs="+" if many else None, choices=_Choices(options),
-                           type=_choice(options), metavar=f.name.upper().rstrip("S") if many else None,
+                           type=_choice(options, why), metavar=f.name.upper().rstrip("S") if many else None,
                            help=help_)
         elif kind.startswith("tuple"):
             g.add_argument(_flag(f.name), dest=f.name, nargs="+", metavar="X", help=help_)
@@ -608,10 +682,10 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
         raise ConfigError(f"field 'preset' = {preset!r}: unknown preset (known: {', '.join(PRESETS)})")
     values: dict[str, Any] = {"preset": preset}
     for k, v in PRESETS[preset].items():
-        values[k] = _coerce(k, v, f"preset {preset}")
+        _set(values, k, v, f"preset {preset}")
     for k, v in file_values.items():
-        values[k] = _coerce(k, v, str(cfg_file))
+        _set(values, k, v, str(cfg_file))
     for k, v in ns.items():
-        values[k] = _coerce(k, v, _flag(k))
+        _set(values, k, v, _flag(k))
     values["preset"] = preset
     return validate(RunConfig(**values))

@@ -27,9 +27,9 @@ How the estimate is made:
   per-step overhead), split n ways. So a fit takes ``E (k b + v_b) + E_max (k a + v_a) / n + (setup +
   evaluation) / S`` seconds. ``E``, the epochs to early stopping per model, comes from, in this order: the
   done fits of the run's own store (``--dry-run`` of a run started before, same config: its mean epochs per
-  model); :data:`MEASURED_EPOCHS`, measured on a preset's synthetic cube, when the run keeps that preset's
-  schedule (max_epochs, patience, min_epochs, stop_on); else :data:`EPOCH_FRACTION` of ``max_epochs`` (at
-  least ``patience + 1`` and ``min_epochs``). The true count varies with drug and latent size, so read the
+  model); the contender's ``measured_epochs``, measured on a preset's synthetic cube, when the run keeps that
+  preset's schedule (max_epochs, patience, min_epochs, stop_on); else its ``epoch_fraction`` of ``max_epochs``
+  (at least ``patience + 1`` and ``min_epochs``). The true count varies with drug and latent size, so read the
   estimate as +-50%.
 - **A task** takes the sum of its fits; the **wall time** places the tasks in grid order, each on the first
   free worker slot (local workers, Slurm jobs x cores, or GPUs). Not counted: starting the cluster, the
@@ -47,7 +47,6 @@ How the estimate is made:
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -56,48 +55,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from harness.calibrate import (
     CAL_ROUNDS,
     MAX_SPREAD,
     Calibration,
     CalibrationRun,
     Point,
-    SplitShape,
     calibrate,
     step_flops,
     warm_up,
 )
-from harness.config import RunConfig
-from harness.grid import CHEAP_MODELS, POOLED, FitKey, Task, build_grid, model_drugs
+from harness.config import ConfigError, RunConfig, make_config, parse_args
+from harness.contenders import REGISTRY, contender
+from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled
+from harness.prepare import GENERATED_CUBE, RunError, generated_spec, given_cube, select_drugs, synthetic_spec
+from harness.shapes import DrugShape, SplitShape, drug_shapes, pooled_shape, split_shapes
+from harness.store import STORE_NAME, ResultStore, science_hash
 
-# Assumed epochs to early stopping, as a fraction of max_epochs (module docstring).
-EPOCH_FRACTION: dict[str, float] = {"pertvae": 0.5, "vae": 0.75}
-# Mean epochs to early stopping per model, measured on each preset's synthetic cube (seed 0) at the preset's
-# schedule. paper (2026-11-27, fp32): PertVAE at latent 100 on olaparib, SN-38, GDC-0941 and doxorubicin,
-# splits (0, 0) and (3, 2): 24-50 epochs, mean 36.2 (bf16: olaparib's first two splits stopped at the same
-# epochs as fp32, 31 and 48). paper VAE (2026-12-02, bf16, max_epochs 400, i.e. patience alone): the pooled
-# VAE on split (0, 0) stopped after 68, 56, 264, 221, 172, 158 and 215 epochs at latents 2, 5, 10, 20, 50,
-# 100 and 200: mean 165 (with the former cap of 200, 3 of the 7 ran into it). demo: every fit of the whole
-# demo grid (make demo): PertVAE 80.8, the VAE 126.6 (70 at latent 2, 137 at 5, all 150 at 10 and 20).
-MEASURED_EPOCHS: dict[str, dict[str, float]] = {
-    "paper": {"pertvae": 36.2, "vae": 165.0},
-    "demo": {"pertvae": 80.8, "vae": 126.6},
-}
 DISTURBED_EXIT = 4    # the dry run's exit status when the calibration was disturbed (no estimate printed)
-
-
-@dataclass(frozen=True)
-class DrugShape:
-    """Measured profiles of one drug (or POOLED) per cell line: pairs, controls, singletons."""
-
-    drug: str
-    genes: int
-    pairs: Mapping[str, int]        # cell line -> pairs (= measured post-treatment replicates)
-    controls: Mapping[str, int]     # cell line -> measured controls (paired cell lines only)
-    singletons: Mapping[str, int]   # cell line -> measured baseline profiles
-    x1_controls: Mapping[str, frozenset[int]]   # cell line -> the control replicates its pairs use as x1
 
 
 @dataclass(frozen=True)
@@ -212,119 +187,50 @@ class Estimate:
         return out
 
 
-# ---------------------------------------------------------------------------------------------------
-# shapes
-
-
-def drug_shapes(ds: Any, drug_names: Sequence[str]) -> dict[str, DrugShape]:
-    """DrugShape of each drug of ``ds`` (a cube) from its measured profiles (no NaN gene) and plates; one
-    pass over the control, drug and baseline conditions."""
-    from datasets.cube import CONDITION_BASELINE, CONDITION_CONTROL
-    from datasets.pairs import condition_plates, pick_controls
-
-    conds = [str(c) for c in ds["condition"].values]
-    want = [CONDITION_CONTROL, *drug_names] + ([CONDITION_BASELINE] if CONDITION_BASELINE in conds else [])
-    m = ds["expression"].sel(condition=want).notnull().all("gene")
-    measured = np.asarray(m.transpose("cell_line", "condition", "replicate").values, dtype=bool)
-    counts = measured.sum(axis=2)
-    cells = [str(c) for c in ds["cell_line"].values]
-    genes = int(ds.sizes["gene"])
-    ctrl = counts[:, 0]
-    pl_ctrl = condition_plates(ds, CONDITION_CONTROL, measured[:, 0].shape)
-    single = ({c: int(n) for c, n in zip(cells, counts[:, -1], strict=True) if n}
-              if CONDITION_BASELINE in conds else {})
-    out = {}
-    for j, d in enumerate(drug_names, start=1):
-        paired = np.flatnonzero((counts[:, j] > 0) & (ctrl > 0))
-        pl_post = condition_plates(ds, d, measured[:, j].shape)
-        x1 = {}
-        for i in paired:
-            c_idx, p_idx = np.flatnonzero(measured[i, 0]), np.flatnonzero(measured[i, j])
-            pick = pick_controls(pl_ctrl[i, c_idx], pl_post[i, p_idx])[0]
-            x1[cells[i]] = frozenset(int(c) for c in c_idx[pick])
-        out[d] = DrugShape(d, genes, {cells[i]: int(counts[i, j]) for i in paired},
-                           {cells[i]: int(ctrl[i]) for i in paired}, single, x1)
-    return out
-
-
-def pooled_shape(shapes: Sequence[DrugShape]) -> DrugShape:
-    """The POOLED pseudo-drug: every drug's pairs, each cell line's controls once, the singletons."""
-    pairs: dict[str, int] = {}
-    controls: dict[str, int] = {}
-    x1: dict[str, frozenset[int]] = {}
-    for s in shapes:
-        for c, n in s.pairs.items():
-            pairs[c] = pairs.get(c, 0) + n
-            controls[c] = s.controls[c]
-            x1[c] = x1.get(c, frozenset()) | s.x1_controls[c]
-    return DrugShape(POOLED, shapes[0].genes, pairs, controls, shapes[0].singletons, x1)
-
-
-def split_shapes(shape: DrugShape, cfg: RunConfig) -> dict[tuple[int, int], SplitShape]:
-    """(repeat, fold) -> SplitShape, with the run's splits (datasets.splits.make_splits, as harness.tasks)."""
-    from datasets.splits import make_splits
-
-    cells = sorted(shape.pairs)
-    splits = make_splits(cells, shape.drug, n_repeats=cfg.n_repeats, n_folds=cfg.n_folds,
-                         val_fraction=cfg.val_fraction, base_seed=cfg.base_seed)
-    out = {}
-    for sp in splits:
-        test = set(sp.test_cell_lines)
-        n_single = sum(n for c, n in shape.singletons.items() if cfg.include_test_singletons or c not in test)
-        out[(sp.repeat, sp.fold)] = SplitShape(
-            n_train=sum(shape.pairs[c] for c in sp.train_cell_lines),
-            n_val=sum(shape.pairs[c] for c in sp.val_cell_lines),
-            n_test=sum(shape.pairs[c] for c in sp.test_cell_lines), n_single=n_single,
-            test_pairs=tuple(shape.pairs[c] for c in sp.test_cell_lines),
-            test_controls=tuple(shape.controls[c] for c in sp.test_cell_lines),
-            n_train_x1=sum(len(shape.x1_controls[c]) for c in sp.train_cell_lines),
-            n_unused=sum(shape.controls[c] - len(shape.x1_controls[c]) for c in sp.train_cell_lines))
-    return out
-
-
 def steps_per_epoch(model: str, sp: SplitShape, cfg: RunConfig) -> int:
-    """Optimizer steps of one epoch of a split, as pertvae_core.train.fit counts them."""
-    bp, bs = cfg.batch_pairs, cfg.batch_singletons
-    singles = sp.n_single + sp.n_unused
-    if model == "pertvae":
-        return max(1, math.ceil(sp.n_train / bp), math.ceil(singles / bs) if bs else 0)
-    return max(1, math.ceil((singles + sp.distinct_x1 + sp.n_train) / (bp + bs)))
+    """Optimizer steps of one epoch of a split, as the contender counts them (0: not trained)."""
+    return contender(model).steps_per_epoch(sp, cfg)
 
 
-def _preset_schedule(cfg: RunConfig) -> bool:
-    """Whether ``cfg`` keeps its preset's early-stopping schedule (so MEASURED_EPOCHS applies)."""
+def _preset_schedule(cfg: RunConfig, model: str) -> bool:
+    """Whether ``cfg`` keeps its preset's early-stopping schedule and ``model`` was measured there (so its
+    contender's ``measured_epochs`` applies)."""
     from harness.presets import PRESETS
 
     p = PRESETS.get(cfg.preset)
-    return (cfg.preset in MEASURED_EPOCHS and p is not None and cfg.max_epochs == p["max_epochs"]
-            and cfg.patience == p["patience"] and cfg.min_epochs == p.get("min_epochs", 0)
-            and cfg.stop_on == p.get("stop_on", "mse"))
+    return (cfg.preset in contender(model).measured_epochs and p is not None
+            and cfg.max_epochs == p["max_epochs"] and cfg.patience == p["patience"]
+            and cfg.min_epochs == p.get("min_epochs", 0) and cfg.stop_on == p.get("stop_on", "mse"))
 
 
 def expected_epochs(cfg: RunConfig, model: str) -> int:
-    """Assumed epochs to early stopping (module docstring): MEASURED_EPOCHS at the preset's schedule, else
-    EPOCH_FRACTION of max_epochs; within [patience + 1, max_epochs] and at least min_epochs; 0 for PCA and
-    the baselines."""
-    if model not in EPOCH_FRACTION:
+    """Assumed epochs to early stopping (module docstring): the contender's ``measured_epochs`` at the
+    preset's schedule, else its ``epoch_fraction`` of max_epochs; within [patience + 1, max_epochs] and at
+    least min_epochs; 0 for a model that is not trained (PCA, the baselines)."""
+    c = contender(model)
+    if not c.trained:
         return 0
-    guess = (MEASURED_EPOCHS[cfg.preset][model] if _preset_schedule(cfg)
-             else EPOCH_FRACTION[model] * cfg.max_epochs)
+    measured = _preset_schedule(cfg, model)
+    guess = c.measured_epochs[cfg.preset] if measured else c.epoch_fraction * cfg.max_epochs
     e = max(round(guess), cfg.patience + 1, cfg.min_epochs)
     return int(min(cfg.max_epochs, e))
 
 
 def epoch_basis(cfg: RunConfig, model: str) -> str:
     """Where :func:`expected_epochs` comes from, in words."""
-    if _preset_schedule(cfg):
+    if _preset_schedule(cfg, model):
         return f"as measured on the {cfg.preset} preset's synthetic cube"
-    return f"assumed: {EPOCH_FRACTION[model]:g} x max_epochs"
+    return f"assumed: {contender(model).epoch_fraction:g} x max_epochs"
+
+
+def _trained(models: Sequence[str]) -> list[str]:
+    """The models of ``models`` that train for epochs."""
+    return [m for m in models if m in REGISTRY and REGISTRY[m].trained]
 
 
 def stored_epochs(cfg: RunConfig) -> dict[str, tuple[float, int]]:
     """Model -> (mean epochs, fits) of the done fits in ``cfg``'s OUT/results.zarr when it holds this
     config's results; {} without one (or when it cannot be read: the run itself will say why)."""
-    from harness.store import STORE_NAME, ResultStore, science_hash
-
     path = cfg.out_dir / STORE_NAME
     if not path.is_dir():
         return {}
@@ -335,7 +241,7 @@ def stored_epochs(cfg: RunConfig) -> dict[str, tuple[float, int]]:
         df = store.to_dataframe()
     except Exception:  # a damaged or foreign store: the run reports it; the estimate falls back
         return {}
-    done = df[(df["status"] == "done") & df["model"].isin(list(EPOCH_FRACTION)) & df["epochs"].notna()]
+    done = df[(df["status"] == "done") & df["model"].isin(_trained(cfg.models)) & df["epochs"].notna()]
     return {str(m): (float(g["epochs"].mean()), len(g)) for m, g in done.groupby("model")}
 
 
@@ -384,22 +290,12 @@ def _cube(cfg: RunConfig, cube_path: str | Path | None) -> Any:
     return generate(preset=cfg.preset, seed=cfg.data_seed)
 
 
-def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[str] | None = None
-             ) -> Estimate:
-    """The grid of ``cfg`` on the cube at ``cube_path`` (None: the preset's synthetic cube, in memory) and
-    its estimated seconds from a calibration on this machine (module docstring).
-
-    ``drug_names``: the run's drugs (default: all of the cube's). ValueError when a drug cannot be split
-    (too few cell lines for the folds)."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from datasets.cube import drugs
-
-    ds = _cube(cfg, cube_path)
-    names = list(drug_names) if drug_names is not None else drugs(ds)
+def run_shapes(cfg: RunConfig, ds: Any, names: Sequence[str]
+               ) -> tuple[dict[str, DrugShape], dict[str, dict[tuple[int, int], SplitShape]]]:
+    """Each drug's shape (and POOLED's when a model runs pooled) and its splits' shapes; ValueError naming a
+    drug that cannot be split."""
     shapes = drug_shapes(ds, names)
-    if any(m in cfg.models and model_drugs(cfg, m, names) == [POOLED] for m in ("vae", "pca")):
+    if any(pooled(cfg, m) for m in cfg.models):
         shapes[POOLED] = pooled_shape([shapes[d] for d in names])
     splits: dict[str, dict[tuple[int, int], SplitShape]] = {}
     for d, s in shapes.items():
@@ -407,30 +303,39 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
             splits[d] = split_shapes(s, cfg)
         except ValueError as e:
             raise ValueError(f"drug {d!r}: {e} (drop it with --drugs or lower --n-folds)") from e
-    slots, threads, device, where = worker_slots(cfg)
-    spt = cfg.resolved_splits_per_task(cuda=device == "cuda")
-    tasks = build_grid(cfg, names, splits_per_task=spt)
-    genes = next(iter(shapes.values())).genes
+    return shapes, splits
 
-    def typical(model: str) -> str:
-        ds_ = model_drugs(cfg, model, names)
-        return sorted(ds_, key=lambda d: sum(shapes[d].pairs.values()))[len(ds_) // 2]
 
+def calibration_points(cfg: RunConfig, names: Sequence[str], shapes: Mapping[str, DrugShape],
+                       splits: Mapping[str, Mapping[tuple[int, int], SplitShape]], spt: int) -> list[Point]:
+    """What to time per model, on the splits of its median drug (by pairs): a contender trained by
+    pertvae_core.train.fit on a batch of ``spt`` splits at its smallest and largest latent size, any other
+    by one evaluation at its largest (a closed form costs about the same at any)."""
     points: list[Point] = []
     for model in cfg.models:
+        drugs_ = sorted(model_drugs(cfg, model, names), key=lambda d: sum(shapes[d].pairs.values()))
+        ordered = list(splits[drugs_[len(drugs_) // 2]].values())
         lats = sorted(cfg.latents_for(model))
-        ordered = list(splits[typical(model)].values())
-        if model in CHEAP_MODELS:   # a full SVD or least squares: about the same at any latent size
+        if not contender(model).timed_by_fit:
             points.append(Point(model, lats[-1], (ordered[0],)))
         else:
             batch = tuple(ordered[:max(1, min(spt, len(ordered)))])
             points += [Point(model, lat, batch, tuple(steps_per_epoch(model, sp, cfg) for sp in batch))
                        for lat in dict.fromkeys((lats[0], lats[-1]))]
-    t0 = time.perf_counter()
+    return points
+
+
+def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, threads: int
+             ) -> tuple[list[Calibration], CalibrationRun]:
+    """Time ``points`` with the workers' torch and BLAS threads (harness.cluster.THREAD_ENV), each trained
+    one with its step's floating-point operations."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with threadpool_limits(limits=threads):   # the workers' BLAS threads (harness.cluster.THREAD_ENV)
+        with threadpool_limits(limits=threads):
             counted = {p: step_flops(p.model, p.latent, p.shapes[0], genes, cfg) for p in points if p.lens}
             if counted:
                 warm_up(genes, cfg)
@@ -440,6 +345,14 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
         torch.set_num_threads(old_threads)
     measured = [replace(c, flops_step=counted[p][0]) if p in counted else c
                 for p, c in zip(points, run.calibrations, strict=True)]
+    return measured, run
+
+
+def fit_costs(cfg: RunConfig, tasks: Sequence[Task], measured: Sequence[Calibration],
+              splits: Mapping[str, Mapping[tuple[int, int], SplitShape]]
+              ) -> tuple[dict[FitKey, tuple[float, float, float, int]], dict[FitKey, float]]:
+    """Each fit's (own, shared seconds per epoch, fixed seconds, splits in its task) and its epoch's
+    floating-point operations (module docstring), from the calibrations interpolated in the latent size."""
     cal: dict[tuple[str, int], Calibration] = {}
     for model in cfg.models:
         pts = [c for c in measured if c.model == model]
@@ -452,24 +365,45 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
         a, b, va, vb = c.shared_and_per_split()
         n = len(t.splits)
         for k in t.fit_keys():
-            if t.model in CHEAP_MODELS:
+            if not contender(t.model).timed_by_fit:
                 cost[k] = (0.0, 0.0, c.evaluation, n)
             else:
                 steps = steps_per_epoch(k.model, splits[k.drug][(k.repeat, k.fold)], cfg)
                 cost[k] = (steps * b + vb, (steps * a + va) / n, (c.setup + c.evaluation) / c.splits, n)
                 flops[k] = steps * c.flops_step
+    return cost, flops
+
+
+def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[str] | None = None
+             ) -> Estimate:
+    """The grid of ``cfg`` on the cube at ``cube_path`` (None: the preset's synthetic cube, in memory) and
+    its estimated seconds from a calibration on this machine (module docstring).
+
+    ``drug_names``: the run's drugs (default: all of the cube's). ValueError when a drug cannot be split
+    (too few cell lines for the folds)."""
+    from datasets.cube import drugs
+
+    ds = _cube(cfg, cube_path)
+    names = list(drug_names) if drug_names is not None else drugs(ds)
+    shapes, splits = run_shapes(cfg, ds, names)
+    slots, threads, device, where = worker_slots(cfg)
+    spt = cfg.resolved_splits_per_task(cuda=device == "cuda")
+    tasks = build_grid(cfg, names, splits_per_task=spt)
+    points = calibration_points(cfg, names, shapes, splits, spt)
+    t0 = time.perf_counter()
+    measured, run = _measure(points, next(iter(shapes.values())).genes, cfg, device, threads)
+    seconds = time.perf_counter() - t0
+    cost, flops = fit_costs(cfg, tasks, measured, splits)
     return Estimate(tuple(tasks), cost, {m: expected_epochs(cfg, m) for m in cfg.models}, cfg.max_epochs,
-                    slots, threads, device, where, tuple(measured), time.perf_counter() - t0, max(run.load),
+                    slots, threads, device, where, tuple(measured), seconds, max(run.load),
                     fit_flops=flops, peak=run.peak,
-                    epoch_basis={m: epoch_basis(cfg, m) for m in cfg.models if m in EPOCH_FRACTION},
+                    epoch_basis={m: epoch_basis(cfg, m) for m in _trained(cfg.models)},
                     precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run)
 
 
 def paper_estimate(workers: int = 2, precision: str = "auto") -> Estimate:
     """The ``--preset paper`` grid (all 19 drugs, 10 x 5 CV) on the paper-shaped synthetic cube, on
     ``workers`` local CPU workers, with ``precision`` matrix products."""
-    from harness.config import make_config
-
     return estimate(make_config("paper", workers=workers, cluster="local", device="cpu", precision=precision),
                     None)
 
@@ -528,13 +462,13 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                      f"{est.total_seconds / est.floor_seconds:.2f} x the floor"
                      + (" (bf16 products can beat it)" if est.precision == "bf16" else ""))
     assumed = [f"{m} after {e:g} of {cfg.max_epochs} epochs ({est.epoch_basis.get(m, 'assumed')})"
-               for m, e in est.epochs.items() if m in EPOCH_FRACTION]
+               for m, e in est.epochs.items() if m in _trained(cfg.models)]
     if assumed:
         lines.append("  early stopping of " + "; ".join(assumed) + "; the epochs to stop vary with drug and "
                      "latent size, so read it as +-50%")
     steps = ", ".join(f"{c.model} latent {c.latent}: {c.step * 1000:.1f} ms/step of {c.splits} split(s)"
                       + (f" ({c.step_one * 1000:.1f} of 1)" if c.splits > 1 else "")
-                      for c in est.calibrations if c.model not in CHEAP_MODELS)
+                      for c in est.calibrations if contender(c.model).timed_by_fit)
     lines.append(f"  calibrated in {est.calibration_seconds:.1f} s on this machine ({est.device}, "
                  f"{est.threads} thread(s) per worker)" + (f": {steps}" if steps else ""))
     lines.append("  " + measured_how(est))
@@ -557,16 +491,13 @@ def measured_how(est: Estimate) -> str:
 
 
 def _source(cfg: RunConfig) -> tuple[Path | None, str]:
-    """The cube the run would use: --data, OUT/data.zarr generated by an earlier run, or None (in memory)."""
-    import json
-
+    """The cube the run would use: --data, OUT/data.zarr generated by an earlier run (harness.prepare), or
+    None (in memory)."""
     if cfg.data:
         return Path(cfg.data), f"cube {cfg.data}"
     out = cfg.out_dir
-    marker = out / "data.json"
-    want = {"generator": "datasets.synthetic.generate", "preset": cfg.preset, "seed": cfg.data_seed}
-    if (out / "data.zarr").exists() and marker.exists() and json.loads(marker.read_text()) == want:
-        return out / "data.zarr", f"cube {out / 'data.zarr'} (generated by an earlier run)"
+    if (out / GENERATED_CUBE).exists() and generated_spec(out) == synthetic_spec(cfg):
+        return out / GENERATED_CUBE, f"cube {out / GENERATED_CUBE} (generated by an earlier run)"
     return None, f"synthetic '{cfg.preset}' cube, seed {cfg.data_seed} (shapes generated in memory)"
 
 
@@ -576,13 +507,11 @@ def dry_run(cfg: RunConfig) -> int:
     ``error:`` line when the calibration's repetitions disagreed even after recalibrating
     (harness.calibrate): a wrong estimate is not printed. Starts no cluster, writes nothing."""
     from datasets.cube import CubeError, drugs
-    from harness.run import RunError, select_drugs
 
     path, source = _source(cfg)
     try:
-        if path is not None and not path.exists():
-            raise RunError(f"--data {path}: no such cube (build one with python -m datasets.build, or leave "
-                           f"--data unset to use the embedded synthetic cube)")
+        if cfg.data:
+            given_cube(cfg)
         names = None
         if path is not None:
             from datasets.cube import open_cube
@@ -617,9 +546,12 @@ def with_stored_epochs(cfg: RunConfig, est: Estimate) -> Estimate:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.cost [run flags]``: ``python -m harness.run [run flags] --dry-run``."""
-    from harness.run import main as run_main
-
-    return run_main([*(sys.argv[1:] if argv is None else argv), "--dry-run"])
+    try:
+        cfg = parse_args([*(sys.argv[1:] if argv is None else argv), "--dry-run"])
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    return dry_run(cfg)
 
 
 if __name__ == "__main__":

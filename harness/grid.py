@@ -11,12 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from harness.config import RunConfig
+from harness.contenders import contender
 
-# Models whose evaluation is cheap (closed form): one task takes all of a drug's splits.
-CHEAP_MODELS = frozenset({"pca", "baselines"})
-# Figure 2's reconstruction models, and the pseudo-drug they run on with ``figure2_scope = "pooled"``: the
-# pairs of every selected drug together with the singletons, split by cell line (harness.tasks.pooled_data).
-FIGURE2_MODELS = frozenset({"vae", "pca"})
+# The pseudo-drug Figure 2's reconstruction models (harness.contenders: ``figure2``) run on with
+# ``figure2_scope = "pooled"``: the pairs of every selected drug together with the singletons, split by cell
+# line (harness.tasks.drug_data).
 POOLED = "(pooled)"
 
 
@@ -76,7 +75,7 @@ def _blocks(splits: Sequence[tuple[int, int]], size: int) -> Iterable[tuple[tupl
 
 def pooled(cfg: RunConfig, model: str) -> bool:
     """Whether ``model`` runs once on the POOLED pseudo-drug rather than per drug."""
-    return cfg.figure2_scope == "pooled" and model in FIGURE2_MODELS
+    return cfg.figure2_scope == "pooled" and contender(model).figure2
 
 
 def model_drugs(cfg: RunConfig, model: str, drug_names: Sequence[str]) -> list[str]:
@@ -90,10 +89,11 @@ def store_drugs(cfg: RunConfig, drug_names: Sequence[str]) -> list[str]:
 
 
 def build_grid(cfg: RunConfig, drug_names: Sequence[str], splits_per_task: int | None = None) -> list[Task]:
-    """All tasks of the run, model-major (PertVAE first), then drug, latent and split block.
+    """All tasks of the run, model-major (in ``cfg.models``' order), then drug, latent and split block.
 
-    ``splits_per_task`` defaults to ``cfg.resolved_splits_per_task()``; PCA and the baselines always take
-    a drug's splits in one task. Figure 2's models run on POOLED alone in the pooled scope.
+    ``splits_per_task`` defaults to ``cfg.resolved_splits_per_task()``; a cheap contender (closed form: PCA,
+    the baselines) always takes a drug's splits in one task. Figure 2's models run on POOLED alone in the
+    pooled scope.
     """
     size = splits_per_task if splits_per_task is not None else cfg.resolved_splits_per_task()
     if size < 1:
@@ -101,7 +101,7 @@ def build_grid(cfg: RunConfig, drug_names: Sequence[str], splits_per_task: int |
     splits = all_splits(cfg)
     tasks: list[Task] = []
     for model in cfg.models:
-        block = len(splits) if model in CHEAP_MODELS else size
+        block = len(splits) if contender(model).cheap else size
         for drug in model_drugs(cfg, model, drug_names):
             for latent in cfg.latents_for(model):
                 for b in _blocks(splits, block):

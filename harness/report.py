@@ -50,7 +50,8 @@ import xarray as xr
 
 from harness import benchmark as bench
 from harness import figures, verdicts
-from pertvae_core.methods import MODEL_METHODS
+from harness.contenders import figure2_models, model_methods, reference_model
+from pertvae_core.methods import REFERENCE
 from pertvae_core.stats import benjamini_hochberg, corrected_t_greater, mann_whitney_greater, wilcoxon_greater
 
 STORE_NAME = "results.zarr"
@@ -92,8 +93,8 @@ TABLE1_LEGEND = {
     "n_missing": "planned PertVAE fits without a result (failed or not run yet)",
 }
 # Table 1 column -> (method, metric) in the score variable.
-SCORE_COLUMNS = {"rho_pred_pert_z": ("pertvae", "rho_pred_pert_z"),
-                 "delta_pearson": ("pertvae", "delta_pearson"),
+SCORE_COLUMNS = {"rho_pred_pert_z": (REFERENCE, "rho_pred_pert_z"),
+                 "delta_pearson": (REFERENCE, "delta_pearson"),
                  "rho_identity": ("identity", "rho_pred_pert"),
                  "rho_meanshift": ("mean_shift", "rho_pred_pert"),
                  "rho_pca_latent": ("pca_latent_linear", "rho_pred_pert")}
@@ -274,7 +275,7 @@ def _score_values(ds: xr.Dataset, method: str, metric: str, drug: str, latent: i
                   done: xr.DataArray | None) -> np.ndarray:
     """Scores over splits of ``method`` on ``metric`` (from the model producing it), NaN where not done
     (``done``: :func:`harness.benchmark.method_done` as a DataArray)."""
-    model = next((m for m, ms in MODEL_METHODS.items() if method in ms), None)
+    model = next((m for m, ms in model_methods([method]).items() if method in ms), None)
     if (done is None or "score" not in ds.data_vars or model not in ds["model"].values
             or method not in ds["method"].values or metric not in ds["metric"].values):
         return np.full(ds.sizes["split"], np.nan)
@@ -298,13 +299,14 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
     n_cells = _json_attr(ds, "n_cell_lines")
     n_tt = _json_attr(ds, "n_train_test")
     rows: list[dict[str, Any]] = []
-    if "pertvae" in models:
+    ref = reference_model()   # the model of the paper's Table 1 (harness.contenders)
+    if ref in models:
         pm = planned_mask(ds)
         st = _status(ds)
         done = (xr.DataArray(bench.method_done(ds), dims=("model", "drug", "latent", "split", "method"),
                              coords={d: ds[d] for d in ("model", "drug", "latent", "split", "method")})
                 if "score" in ds.data_vars else None)
-        mi = models.index("pertvae")
+        mi = models.index(ref)
         lat_all = [int(x) for x in ds["latent"].values]
         latents = [x for i, x in enumerate(lat_all) if pm[mi, :, i, :].any()]
         for latent in latents:
@@ -312,8 +314,8 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
             for di, drug in enumerate(drugs):
                 if drug not in study:
                     continue
-                rec = _done_values(ds, "pertvae", "rho_rec_pert", drug, latent)
-                pred = _done_values(ds, "pertvae", "rho_pred_pert", drug, latent)
+                rec = _done_values(ds, ref, "rho_rec_pert", drug, latent)
+                pred = _done_values(ds, ref, "rho_pred_pert", drug, latent)
                 ok = np.isfinite(rec) & np.isfinite(pred)
                 tt = n_tt.get(drug)
                 p_t = (corrected_t_greater(pred, rec, float(tt[0]), float(tt[1]))
@@ -445,14 +447,15 @@ def figure2_stops(ds: xr.Dataset) -> dict[str, Any]:
     """How Figure 2's VAE fits ended: of the done fits, how many trained until ``max_epochs`` (the cap) rather
     than stopping early (``patience`` epochs without improvement), overall and per latent size. Fits that hit
     the cap might have improved further; if most do, raise max_epochs. {} without done VAE fits."""
-    if "vae" not in [str(m) for m in ds["model"].values] or "epochs" not in ds.data_vars:
+    model = next((c.name for c in figure2_models() if c.trained), None)   # the VAE (harness.contenders)
+    if model not in [str(m) for m in ds["model"].values] or "epochs" not in ds.data_vars:
         return {}
     science = _json_attr(ds, "config").get("science", {})
     cap = science.get("max_epochs")
-    vae = ds.sel(model="vae")
+    vae = ds.sel(model=model)
     st = _as_str(vae["status"].values)
     epochs = np.asarray(vae["epochs"].values, dtype=np.float64)
-    done = (st == "done") & np.isfinite(epochs) & planned_mask(ds)[list(ds["model"].values).index("vae")]
+    done = (st == "done") & np.isfinite(epochs) & planned_mask(ds)[list(ds["model"].values).index(model)]
     if cap is None or not done.any():
         return {}
     at_cap = done & (epochs >= int(cap))
@@ -479,7 +482,8 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
     latents = [int(x) for x in ds["latent"].values]
     st = _status(ds)
     plotted = False
-    for model, color in (("vae", "tab:blue"), ("pca", "tab:orange")):
+    for c in figure2_models():
+        model, color = c.name, c.figure2_color
         if model not in models:
             continue
         mi = models.index(model)
@@ -502,12 +506,12 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
         x, m, s = np.array(xs), np.array(mean), np.array(sd)
         nfits = str(min(n)) if min(n) == max(n) else f"{min(n)}-{max(n)}"
         capped = ""
-        if model == "vae" and (stops := figure2_stops(ds)):
+        if c.trained and (stops := figure2_stops(ds)):
             capped = (f"; {stops['share_at_max_epochs']:.0%} ran to max_epochs {stops['max_epochs']} without "
                       f"stopping early")
-        ax.plot(x, m, "o-", color=color, label=f"{model.upper()}: mean of {nfits} fits per size{capped}")
+        ax.plot(x, m, "o-", color=color, label=f"{c.figure2_label}: mean of {nfits} fits per size{capped}")
         ax.fill_between(x, m - s, m + s, color=color, alpha=0.2,
-                        label=f"{model.upper()}: +/- 1 s.d. over fits")
+                        label=f"{c.figure2_label}: +/- 1 s.d. over fits")
         plotted = True
     ax.set_xscale("log")
     if plotted:

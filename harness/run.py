@@ -35,9 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from datasets.disk import DISK_ERRORS, write_failure
-from harness import outlock
+from harness import cost, outlock
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
+from harness.contenders import REGISTRY
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
+from harness.prepare import RunError, check_paths, prepare_cube, resolve_methods, select_drugs
 from harness.progress import Progress, WorkModel
 from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, versions
 from harness.tasks import (
@@ -48,12 +50,7 @@ from harness.tasks import (
     run_task,
     split_data,
     task_limit,
-    user_method,
 )
-
-
-class RunError(ValueError):
-    """Bad input found while preparing the run (message says what to do)."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -66,49 +63,6 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 
 def _interrupt_code(e: KeyboardInterrupt) -> int:
     return 143 if isinstance(e, Terminated) else 130
-
-
-def _existing_file_at_or_above(path: Path) -> Path | None:
-    """The first existing path from ``path`` upwards, if it is not a directory."""
-    for p in (path, *path.parents):
-        if p.exists() or p.is_symlink():
-            return None if p.is_dir() else p
-    return None
-
-
-def _dangling_link(path: Path) -> Path | None:
-    """The first symbolic link from ``path`` upwards whose target does not exist, if any."""
-    for p in (path, *path.parents):
-        if p.is_symlink() and not p.exists():
-            return p
-        if p.exists():
-            return None
-    return None
-
-
-def check_paths(cfg: RunConfig) -> None:
-    """RunError unless ``--out`` can be a directory and ``--performance-report`` a file (checked before any
-    work, so that a typo does not cost a cluster start or a finished grid)."""
-    out = cfg.out_dir
-    for flag, path in (("--out", out), ("--performance-report", cfg.performance_report)):
-        link = _dangling_link(Path(path)) if path else None
-        if link is not None:
-            raise RunError(f"{flag} {path}: {link} is a symbolic link to {os.readlink(link)}, which does not "
-                           f"exist; create it, fix the link or give another {flag}")
-    blocker = _existing_file_at_or_above(out)
-    if blocker == out:
-        raise RunError(f"--out {out}: is a file, not a directory; give a directory (created if absent)")
-    if blocker is not None:
-        raise RunError(f"--out {out}: {blocker} is a file, so no directory can be created under it; "
-                       f"give another --out")
-    if cfg.performance_report:
-        rep = Path(cfg.performance_report)
-        if rep.is_dir():
-            raise RunError(f"--performance-report {rep}: is a directory; give an HTML file name")
-        blocker = _existing_file_at_or_above(rep.parent)
-        if blocker is not None:
-            raise RunError(f"--performance-report {rep}: {blocker} is a file, so the report cannot be "
-                           f"written under it; give another path")
 
 
 def _say(msg: str) -> None:
@@ -124,59 +78,6 @@ def open_out(out: Path) -> outlock.OutLock:
     except OSError as e:
         why = write_failure(e, e.filename or out, None, "--out")
         raise RunError(f"--out {out}: {why}") from None
-
-
-def prepare_cube(cfg: RunConfig, out: Path) -> Path:
-    """The cube path: ``cfg.data``, or the preset's synthetic cube generated once into OUT/data.zarr."""
-    if cfg.data:
-        p = Path(cfg.data)
-        if not p.exists():
-            raise RunError(f"--data {p}: no such cube (build one with python -m datasets.build, or leave "
-                           f"--data unset to use the embedded synthetic cube)")
-        return p
-    from datasets.cube import write_cube
-    from datasets.synthetic import generate
-
-    path = out / "data.zarr"
-    marker = out / "data.json"
-    want = {"generator": "datasets.synthetic.generate", "preset": cfg.preset, "seed": cfg.data_seed}
-    if path.exists():
-        have = json.loads(marker.read_text()) if marker.exists() else None
-        if have is not None and have != want:
-            raise RunError(f"{path} was generated with {have}, this run asks for {want}; use another --out "
-                           f"or delete {path}")
-        return path
-    _say(f"generating the synthetic '{cfg.preset}' cube (seed {cfg.data_seed}) into {path}")
-    out.mkdir(parents=True, exist_ok=True)
-    write_cube(generate(preset=cfg.preset, seed=cfg.data_seed), path)
-    marker.write_text(json.dumps(want))
-    return path
-
-
-def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> list[str]:
-    """``cfg.drugs`` resolved against the cube's drug names (in the given order; case, punctuation and the
-    synonyms of datasets.studies are accepted, and each non-exact match is reported), or all of the cube's
-    drugs."""
-    if POOLED in available and cfg.figure2_scope == "pooled":
-        raise RunError(f"cube {cube_path} has a drug named {POOLED!r}, the name of Figure 2's pooled fits; "
-                       f"rename it in the cube or run with --figure2-scope per-drug")
-    if cfg.drugs is None:
-        return list(available)
-    from datasets.studies import StudyError, resolve_drugs
-
-    try:
-        matches = resolve_drugs(cfg.drugs, available)
-    except StudyError as e:
-        raise RunError(f"--drugs: {e}") from None
-    unknown = [m.requested for m in matches if m.via == "not resolved"]
-    if unknown:
-        raise RunError(f"--drugs: {', '.join(unknown)} not in cube {cube_path} "
-                       f"(it has: {', '.join(available)})")
-    for m in matches:
-        if m.via != "pert_iname":
-            via = m.via.replace("pert_iname", "name")
-            _say(f"--drugs: {m.requested!r} is the cube's {m.pert_iname!r} ({via})")
-    return [m.pert_iname for m in matches]
 
 
 def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
@@ -224,25 +125,6 @@ def drug_ceiling(dd: Any, splits: Sequence[Any], cfg: RunConfig) -> dict:
     return {"ceiling_delta_pearson": both["value"], "se": both["se"], "n_cell_lines": both["n_cells"],
             "n_splits": both["n_splits"], "reason": both["reason"], "signal_z": both["signal_z"],
             "per_split": [c.value for c in per_split]}
-
-
-def resolve_methods(cfg: RunConfig) -> list[str]:
-    """The store's methods: the built-in ones, then the run's own (``--method``), each loaded once here so
-    that a bad spec or a clashing name is a RunError before any work."""
-    from pertvae_core.methods import METHODS, MethodLoadError
-
-    names = list(METHODS)
-    for spec in cfg.method:
-        try:
-            f = user_method(spec)
-        except MethodLoadError as e:
-            raise RunError(f"--method {spec}: {e}") from None
-        if f.name in names:
-            raise RunError(f"--method {spec}: its name {f.name!r} is already taken by "
-                           f"{'a built-in method' if f.name in METHODS else 'another --method'}; give the "
-                           f"class a distinct `name` attribute")
-        names.append(f.name)
-    return names
 
 
 def _ground_truth(cube: Any, drug_names: Sequence[str]) -> dict:
@@ -353,7 +235,7 @@ def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
     token = datetime.now(UTC).strftime("%H%M%S%f")
     futures = {}
     for t in tasks:
-        fut = client.submit(run_task, t, str(cube_path), cfg, resources=handle.resources,
+        fut = client.submit(run_task, t, str(cube_path), cfg, REGISTRY[t.model], resources=handle.resources,
                             retries=cfg.retries, pure=False, key=dask_key(t, token))
         futures[fut] = t
         handle.limits[fut.key] = task_limit(t, cfg)
@@ -568,8 +450,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
     if cfg.dry_run:
-        from harness import cost
-
         return cost.dry_run(cfg)
     return run(cfg)
 

@@ -11,13 +11,15 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from harness.config import RunConfig
+from harness.contenders import Contender, contender
 from harness.grid import POOLED, Task, fit_seed
+from harness.predictions import pair_samples
+from harness.shapes import run_splits, split_rows
 
 log = logging.getLogger(__name__)
 
@@ -81,38 +83,26 @@ def paired_cell_lines(dd: Any) -> list[str]:
 
 
 def drug_splits(dd: Any, cfg: RunConfig) -> list:
-    """The drug's CV splits (repeat-major), from datasets.splits.make_splits."""
-    from datasets.splits import make_splits
-
-    return make_splits(paired_cell_lines(dd), dd.drug, n_repeats=cfg.n_repeats, n_folds=cfg.n_folds,
-                       val_fraction=cfg.val_fraction, base_seed=cfg.base_seed)
+    """The drug's CV splits (repeat-major; harness.shapes.run_splits)."""
+    return run_splits(paired_cell_lines(dd), dd.drug, cfg)
 
 
 def split_data(dd: Any, split: Any, include_test_singletons: bool = False):
-    """pertvae_core SplitData for one split: pairs of train/val/test cell lines, training singletons, the
-    training cell lines' unpaired controls (``xu_train``: measured controls that no pair of the drug uses,
-    which would otherwise never be trained on), and the test cell lines' labels and control replicates (for
-    scoring per cell line)."""
-    from datasets.splits import singleton_mask
+    """pertvae_core SplitData for one split (the rows of harness.shapes.split_rows): pairs of train/val/test
+    cell lines, training singletons, the training cell lines' unpaired controls (``xu_train``: measured
+    controls that no pair of the drug uses, which would otherwise never be trained on), and the test cell
+    lines' labels and control replicates (for scoring per cell line)."""
     from pertvae_core.data import SplitData
 
+    r = split_rows(dd.pair_cell_line, dd.pair_control, dd.control_cell_line, dd.singleton_cell_line, split,
+                   include_test_singletons)
     cl = np.asarray(dd.pair_cell_line).astype(str)
-
-    def rows(names: Sequence[str]) -> np.ndarray:
-        return np.isin(cl, np.asarray(list(names), dtype=str))
-
-    tr, va, te = rows(split.train_cell_lines), rows(split.val_cell_lines), rows(split.test_cell_lines)
-    sm = np.asarray(singleton_mask(dd.singleton_cell_line, split, include_test=include_test_singletons),
-                    dtype=bool)
-    x1, x2, xs = (np.asarray(a, dtype=np.float32) for a in (dd.x1, dd.x2, dd.xs))
     ccl = np.asarray(dd.control_cell_line).astype(str)
-    ct = np.isin(ccl, np.asarray(list(split.test_cell_lines), dtype=str))
-    xc = np.asarray(dd.xc, dtype=np.float32)
-    unused = ~np.isin(np.arange(len(xc)), np.asarray(dd.pair_control))
-    cu = unused & np.isin(ccl, np.asarray(list(split.train_cell_lines), dtype=str))
-    return SplitData(x1_train=x1[tr], x2_train=x2[tr], x1_val=x1[va], x2_val=x2[va],
-                     x1_test=x1[te], x2_test=x2[te], xs_train=xs[sm], test_cell_line=cl[te],
-                     xc_test=xc[ct], xc_test_cell_line=ccl[ct], xu_train=xc[cu])
+    x1, x2, xs, xc = (np.asarray(a, dtype=np.float32) for a in (dd.x1, dd.x2, dd.xs, dd.xc))
+    return SplitData(x1_train=x1[r.train], x2_train=x2[r.train], x1_val=x1[r.val], x2_val=x2[r.val],
+                     x1_test=x1[r.test], x2_test=x2[r.test], xs_train=xs[r.singletons],
+                     test_cell_line=cl[r.test], xc_test=xc[r.test_controls],
+                     xc_test_cell_line=ccl[r.test_controls], xu_train=xc[r.unused_controls])
 
 
 def worker_name() -> str:
@@ -126,35 +116,6 @@ def worker_name() -> str:
         return where
 
 
-def fit_config(cfg: RunConfig, latent: int):
-    """pertvae_core FitConfig for this run at ``latent``."""
-    from pertvae_core.config import FitConfig
-
-    return FitConfig(latent=int(latent), **cfg.fit_kwargs())
-
-
-@functools.lru_cache(maxsize=16)
-def user_method(spec: str):
-    """pertvae_core.methods.load_method(spec), cached per process."""
-    from pertvae_core.methods import load_method
-
-    return load_method(spec)
-
-
-def method_factories(cfg: RunConfig, latent: int, seed: int) -> dict:
-    """Name -> a maker of a new unfitted method, for the baselines (pertvae_core.baselines.BASELINES) at
-    ``latent`` and the run's own methods (``cfg.method``), each given ``latent`` and the fit's ``seed``.
-    The run's own methods run each fit in a fresh process under ``cfg.fit_timeout`` (harness.sandbox)."""
-    from harness.sandbox import IsolatedMethod
-    from pertvae_core.baselines import BASELINES
-
-    out: dict = {name: functools.partial(make, latent) for name, make in BASELINES.items()}
-    for spec in cfg.method:
-        f = user_method(spec)
-        out[f.name] = IsolatedMethod.of(f, cfg.fit_timeout, latent=latent, seed=seed)
-    return out
-
-
 def task_limit(task: Task, cfg: RunConfig) -> float:
     """Seconds ``task`` may run on a cluster (harness.cluster.ClusterHandle.watch; 0 = no limit):
     ``--fit-timeout`` for each of its fits, where each ``--method`` plug-in counts as a fit of its own with
@@ -164,20 +125,21 @@ def task_limit(task: Task, cfg: RunConfig) -> float:
 
     if not cfg.fit_timeout:
         return 0.0
-    per_split = cfg.fit_timeout
-    if task.model == "baselines":
-        per_split += len(cfg.method) * (cfg.fit_timeout + STARTUP_SECONDS)
+    plugins = contender(task.model).user_methods(cfg)
+    per_split = cfg.fit_timeout + plugins * (cfg.fit_timeout + STARTUP_SECONDS)
     return len(task.splits) * per_split
 
 
-def run_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
-    """Fit and evaluate ``task``'s splits; one row per fit with its keys, results, worker and SLURM_JOB_ID.
+def run_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender | None = None) -> list[dict]:
+    """Fit and evaluate ``task``'s splits with its contender (``model``, default: the registered one of
+    ``task.model``; the driver sends it along, so a contender registered in the driver alone runs on any
+    worker); one row per fit with its keys, results, worker and SLURM_JOB_ID.
 
     A task that raises, and every fit that failed, is logged with its traceback or reason (to OUT/run.log,
     see harness.cluster.RunLog).
     """
     try:
-        rows = _fit_task(task, cube_path, cfg)
+        rows = _fit_task(task, cube_path, cfg, model or contender(task.model))
     except Exception:
         log.exception("task %s failed (%s)", task.key, worker_name())
         raise
@@ -188,9 +150,7 @@ def run_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
     return rows
 
 
-def _fit_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
-    from pertvae_core import api
-
+def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> list[dict]:
     dd = drug_data(str(cube_path), task.drug, cfg)
     splits = drug_splits(dd, cfg)
     by_index = {(s.repeat, s.fold): s for s in splits}
@@ -201,18 +161,7 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
     data = [split_data(dd, by_index[rk], cfg.include_test_singletons) for rk in task.splits]
     keys = task.fit_keys()
     seeds = [fit_seed(cfg.base_seed, k) for k in keys]
-    keep = cfg.save_predictions
-    if task.model == "pertvae":
-        results = api.fit_evaluate_pertvae(data, fit_config(cfg, task.latent), seeds, keep_predictions=keep)
-    elif task.model == "vae":
-        results = api.fit_evaluate_vae(data, fit_config(cfg, task.latent), seeds)
-    elif task.model == "pca":
-        results = api.evaluate_pca(data, task.latent)
-    elif task.model == "baselines":
-        results = [api.evaluate_methods([sp], method_factories(cfg, task.latent, seed), keep)[0]
-                   for sp, seed in zip(data, seeds, strict=True)]
-    else:
-        raise ValueError(f"task {task.key}: unknown model {task.model!r}")
+    results = model.run(data, task.latent, seeds, cfg)
     if len(results) != len(keys):
         raise RuntimeError(f"task {task.key}: {len(results)} results for {len(keys)} splits")
     worker = worker_name()
@@ -220,12 +169,10 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig) -> list[dict]:
     rows = []
     for k, res, sp in zip(keys, results, data, strict=True):
         row = dict(res)
-        if keep:
+        if cfg.save_predictions:
             row["test_cell_line"] = sp.test_cell_line
-        if keep and row.get("predictions"):   # where each test pair is in the cube (harness.predictions)
-            from harness.predictions import pair_samples
-
-            row["test_pairs"] = pair_samples(dd, by_index[(k.repeat, k.fold)], str(cube_path))
+            if row.get("predictions"):   # where each test pair is in the cube (harness.predictions)
+                row["test_pairs"] = pair_samples(dd, by_index[(k.repeat, k.fold)], str(cube_path))
         row.setdefault("status", "done")
         row.setdefault("reason", "")
         row.update(model=k.model, drug=k.drug, latent=k.latent, repeat=k.repeat, fold=k.fold,

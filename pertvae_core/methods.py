@@ -24,7 +24,7 @@ import difflib
 import importlib
 import importlib.metadata
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -32,8 +32,8 @@ import numpy as np
 from pertvae_core.baselines import BASELINES
 from pertvae_core.data import SplitData
 
-__all__ = ["Method", "METHODS", "REFERENCE", "MODEL_METHODS", "ENTRY_POINT_GROUP", "MethodLoadError",
-           "MethodFactory", "load_method", "registered_methods"]
+__all__ = ["Method", "METHODS", "REFERENCE", "PERTVAE_METHODS", "ENTRY_POINT_GROUP", "MethodLoadError",
+           "MethodFactory", "import_object", "load_method", "registered_methods"]
 
 ENTRY_POINT_GROUP = "pertvae_bench.methods"
 
@@ -47,20 +47,13 @@ class Method(Protocol):
     def predict(self, x1: np.ndarray) -> np.ndarray: ...
 
 
+# PertVAE's prediction: the method every other is compared with (harness.benchmark).
 REFERENCE = "pertvae"
-# The methods each grid model produces, in report order.
-MODEL_METHODS: dict[str, tuple[str, ...]] = {
-    "pertvae": ("pertvae", "pertvae_rec"),
-    "baselines": tuple(BASELINES),
-}
-METHODS: tuple[str, ...] = tuple(m for ms in MODEL_METHODS.values() for m in ms)
-
-
-def model_methods(methods: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """:data:`MODEL_METHODS` for a run whose scores have ``methods``: a user's own methods (any name not
-    built in) run in the ``baselines`` model's tasks, after the built-in baselines."""
-    own = tuple(m for m in methods if m not in METHODS)
-    return {model: ms + (own if model == "baselines" else ()) for model, ms in MODEL_METHODS.items()}
+# PertVAE's two methods: its prediction and its reconstruction of x1 (pertvae_core.api.PertVAEMethod).
+PERTVAE_METHODS: tuple[str, ...] = (REFERENCE, "pertvae_rec")
+# Every built-in method, in report order: PertVAE's, then the perturbation baselines. Which grid model
+# scores which is the harness's business (harness.contenders).
+METHODS: tuple[str, ...] = PERTVAE_METHODS + tuple(BASELINES)
 
 
 class MethodLoadError(ValueError):
@@ -106,26 +99,29 @@ def registered_methods() -> dict[str, str]:
     return {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def _import(spec: str, path: str) -> Any:
+def import_object(spec: str, path: str, kind: str = "method") -> Any:
+    """The object at ``path`` (``"package.module:Attr.sub"``) for the ``kind`` named ``spec``;
+    MethodLoadError (a ValueError naming ``kind`` and ``spec``) when the module or attribute is missing or
+    the import fails."""
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
-        raise MethodLoadError(f"method {spec!r}: expected 'package.module:ClassName'")
+        raise MethodLoadError(f"{kind} {spec!r}: expected 'package.module:ClassName'")
     try:
         obj = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
-            raise MethodLoadError(f"method {spec!r}: no module named {e.name!r} (is its package installed, "
+            raise MethodLoadError(f"{kind} {spec!r}: no module named {e.name!r} (is its package installed, "
                                   "or its folder on PYTHONPATH?)") from None
-        raise MethodLoadError(f"method {spec!r}: importing {module_name!r} failed: {e}") from None
+        raise MethodLoadError(f"{kind} {spec!r}: importing {module_name!r} failed: {e}") from None
     except Exception as e:
-        raise MethodLoadError(f"method {spec!r}: importing {module_name!r} failed: "
+        raise MethodLoadError(f"{kind} {spec!r}: importing {module_name!r} failed: "
                               f"{type(e).__name__}: {e}") from None
     where = module_name
     for part in attr.split("."):
         if not hasattr(obj, part):
             close = difflib.get_close_matches(part, [n for n in dir(obj) if not n.startswith("_")], n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise MethodLoadError(f"method {spec!r}: {where!r} has no attribute {part!r}{hint}")
+            raise MethodLoadError(f"{kind} {spec!r}: {where!r} has no attribute {part!r}{hint}")
         obj, where = getattr(obj, part), f"{where}.{part}"
     return obj
 
@@ -141,7 +137,7 @@ def load_method(spec: str) -> MethodFactory:
         raise MethodLoadError(f"method {spec!r}: expected 'package.module:ClassName' or a registered name")
     spec = spec.strip()
     if ":" in spec:
-        obj, name = _import(spec, spec), None
+        obj, name = import_object(spec, spec), None
     else:
         eps = {(ep.value, ep.dist.name if ep.dist else "?")
                for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == spec}
@@ -160,7 +156,7 @@ def load_method(spec: str) -> MethodFactory:
         if len(eps) > 1:
             raise MethodLoadError(f"method {spec!r}: registered more than once in {ENTRY_POINT_GROUP!r} "
                                   f"({', '.join(f'{v} by {d}' for v, d in sorted(eps))}); uninstall one")
-        obj, name = _import(spec, eps.pop()[0]), spec
+        obj, name = import_object(spec, eps.pop()[0]), spec
     if inspect.isclass(obj):
         _check_method(obj, spec)
     elif not callable(obj):

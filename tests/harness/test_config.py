@@ -16,6 +16,7 @@ from harness.config import (
     science_key,
     walltime_seconds,
 )
+from harness.contenders import REGISTRY
 from harness.presets import PRESETS
 
 
@@ -46,6 +47,31 @@ def test_precedence_preset_then_toml_then_flags(tmp_path):
     assert cfg.hidden == (8, 4)
     assert cfg.job_extra == ("--qos=x",)
     assert parse_args(["--config", str(f), "--preset", "demo"]).preset == "demo"
+
+
+def test_latents_keep_their_old_spellings(tmp_path):
+    """Latent sizes are one mapping now; a config file of before (flat latents_<model> keys) still reads, each
+    source replaces only the models it names, and a model given nothing takes its contender's default."""
+    f = tmp_path / "old.toml"
+    f.write_text('models = ["pertvae", "vae", "pca", "baselines"]\n'
+                 'latents_pertvae = [7]\nlatents_vae = [2, 3]\n')
+    cfg = parse_args(["--config", str(f), "--latents-vae", "9"])
+    assert dict(cfg.latents) == {"pertvae": (7,), "vae": (9,), "pca": (2, 5, 10, 20), "baselines": (10,)}
+    assert science_key(cfg)["latents"] == {"pertvae": [7], "vae": [9], "pca": [2, 5, 10, 20],
+                                           "baselines": [10]}
+    assert make_config("demo", latents={"pca": [3]}).latents_pca == (3,)
+    bare = dataclasses.replace(make_config("demo"), latents=())
+    assert bare.latents_for("vae") == REGISTRY["vae"].default_latents
+    with pytest.raises(ConfigError, match="unknown model 'vea' in 'latents_vea'; did you mean vae"):
+        parse_args(["--config", str(_toml(tmp_path, "latents_vea = [2]\n"))])
+    with pytest.raises(AttributeError, match="no attribute 'latent_vae'"):
+        _ = make_config("demo").latent_vae
+
+
+def _toml(tmp_path, text: str):
+    f = tmp_path / "t.toml"
+    f.write_text(text)
+    return f
 
 
 def test_every_field_has_a_flag_and_help():
@@ -123,20 +149,21 @@ def test_science_key_changes_only_with_results():
                    {"out": "elsewhere"}, {"device": "cpu"}, {"splits_per_task": 4}, {"jobs": 9}):
         assert science_key(dataclasses.replace(base, **change)) == key, change
     # anything that changes results does
-    for change in ({"lr": 0.1}, {"base_seed": 1}, {"n_repeats": 3}, {"latents_vae": (3,)},
+    for change in ({"lr": 0.1}, {"base_seed": 1}, {"n_repeats": 3}, {"latents": {"vae": (3,)}},
                    {"models": ("pca",)}, {"drugs": ("x",)}, {"data_seed": 5}, {"max_epochs": 2},
                    {"include_test_singletons": True}, {"hidden": (9, 9)}):
         assert science_key(dataclasses.replace(base, **change)) != key, change
     # latents of models that do not run are irrelevant
     only_pca = make_config("demo", models=["pca"])
-    assert science_key(dataclasses.replace(only_pca, latents_vae=(77,))) == science_key(only_pca)
+    other = dataclasses.replace(only_pca, latents={**dict(only_pca.latents), "vae": (77,)})
+    assert other.latents_vae == (77,) and science_key(other) == science_key(only_pca)
     # with a cube file the data seed is irrelevant (the cube fingerprint identifies the data)
     with_file = make_config("demo", data="cube.zarr")
     assert science_key(dataclasses.replace(with_file, data_seed=9)) == science_key(with_file)
 
 
 def test_presets_only_use_known_fields():
-    names = {f.name for f in dataclasses.fields(RunConfig)}
+    names = {f.name for f in dataclasses.fields(RunConfig)} | {f"latents_{m}" for m in REGISTRY}
     for preset, values in PRESETS.items():
         assert set(values) <= names, preset
         make_config(preset)

@@ -13,6 +13,7 @@ from datasets.cube import write_cube
 from datasets.synthetic import generate
 from harness import calibrate, cost
 from harness.config import make_config
+from harness.contenders import REGISTRY
 from harness.grid import POOLED, FitKey, Task, build_grid
 from pertvae_core.data import distinct_rows
 
@@ -87,7 +88,8 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
         e_max = e + (150 - e) * (1 - 1 / n) if e else 0   # the slowest of the task's n splits
         assert est.fit_seconds(k) == pytest.approx(e * own + e_max * shared + fixed)
         assert est.fit_seconds(k, epochs={k.model: 150}) == pytest.approx(150 * (own + shared) + fixed)
-    demo = cost.MEASURED_EPOCHS["demo"]   # the demo preset's schedule: its measured epochs
+    # the demo preset's schedule: each trained contender's epochs measured there
+    demo = {m: REGISTRY[m].measured_epochs.get("demo", 0) for m in est.epochs}
     assert est.epochs == {"pertvae": round(demo["pertvae"]), "vae": round(demo["vae"]), "pca": 0,
                           "baselines": 0}
     assert {len(t.splits) for t in est.tasks} == {3}   # the demo's 10 splits per task, of 3 in all
@@ -177,7 +179,7 @@ def test_step_flops_are_the_layers_products(model):
 
 def test_expected_epochs_and_worker_slots():
     paper = make_config("paper")
-    measured = cost.MEASURED_EPOCHS["paper"]
+    measured = {m: REGISTRY[m].measured_epochs["paper"] for m in ("pertvae", "vae")}
     assert (cost.expected_epochs(paper, "pertvae"), cost.expected_epochs(paper, "vae")) == (
         round(measured["pertvae"]), round(measured["vae"]))
     assert cost.expected_epochs(paper, "pca") == 0

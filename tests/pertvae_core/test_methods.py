@@ -16,7 +16,7 @@ from pertvae_core.data import SplitData
 from pertvae_core.methods import (
     ENTRY_POINT_GROUP,
     METHODS,
-    MODEL_METHODS,
+    PERTVAE_METHODS,
     Method,
     MethodLoadError,
     load_method,
@@ -41,7 +41,8 @@ def _split(seed: int, genes: int = 12) -> SplitData:
 
 
 def test_method_names_and_models() -> None:
-    assert METHODS[0] == "pertvae" and set(MODEL_METHODS) == {"pertvae", "baselines"}
+    assert METHODS[0] == "pertvae" and METHODS[:2] == PERTVAE_METHODS
+    assert {PertVAEMethod(CFG).name, PertVAEMethod(CFG, reconstruction=True).name} == set(PERTVAE_METHODS)
     assert isinstance(PertVAEMethod(CFG), Method)
 
 

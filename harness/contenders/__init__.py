@@ -1,0 +1,120 @@
+"""The registry of grid models (contenders): name -> :class:`~harness.contenders.base.Contender`.
+
+The built-in ones are PertVAE, the VAE, PCA and the baselines (one module each here). A user's own model is
+a Contender subclass registered with :func:`register` (in-process, e.g. a script or a test, before the run
+starts) or through the entry point group ``pertvae_bench.contenders`` of its package (``[project.entry-points.
+"pertvae_bench.contenders"]`` ``mymodel = "pkg.module:MyContender"``), loaded when this module is imported,
+as ``--method`` plug-ins are found (pertvae_core.methods). A registered model gets ``--models NAME`` and
+``--latents-NAME``; its tasks, seeds, store slots, cost estimate and report rows follow from its attributes.
+
+Imports flow one way: harness.config, grid, cost, tasks and the report import this package; it imports
+pertvae_core and nothing else of the harness at module level.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Sequence
+
+from harness.contenders.base import Contender, fit_config
+from harness.contenders.baselines import Baselines
+from harness.contenders.pca import PCA
+from harness.contenders.pertvae import PertVAE
+from harness.contenders.vae import VAE
+from pertvae_core.methods import import_object
+
+__all__ = ["Contender", "ContenderError", "ENTRY_POINT_GROUP", "REGISTRY", "BUILT_IN", "LOAD_ERRORS",
+           "register", "contender", "model_methods", "built_in_methods", "figure2_models", "reference_model",
+           "user_method_host", "fit_config"]
+
+ENTRY_POINT_GROUP = "pertvae_bench.contenders"
+REGISTRY: dict[str, Contender] = {}
+# Entry point name -> why it could not be loaded (reported when a run names it; harness.config).
+LOAD_ERRORS: dict[str, str] = {}
+
+
+class ContenderError(ValueError):
+    """A contender that cannot be registered; the message names it and what to change."""
+
+
+def register(contender: Contender | type[Contender]) -> Contender | type[Contender]:
+    """Add ``contender`` (an instance or a Contender subclass) to :data:`REGISTRY` and return it unchanged
+    (so it also works as a class decorator). Registering the same class again is a no-op."""
+    obj = contender() if isinstance(contender, type) else contender
+    if not isinstance(obj, Contender):
+        raise ContenderError(f"contender {contender!r}: not a harness.contenders.base.Contender")
+    name = obj.name
+    if not isinstance(name, str) or not name.isidentifier() or name != name.lower():
+        raise ContenderError(f"contender {type(obj).__name__}: name {name!r} must be a lowercase identifier "
+                             "(it becomes --models NAME and --latents-NAME)")
+    old = REGISTRY.get(name)
+    if old is not None:
+        if type(old) is type(obj):
+            return contender
+        raise ContenderError(f"contender {name!r}: already registered by {type(old).__module__}."
+                             f"{type(old).__name__}")
+    taken = {m: c.name for c in REGISTRY.values() for m in c.methods}
+    clash = sorted(m for m in obj.methods if m in taken)
+    if clash:
+        raise ContenderError(f"contender {name!r}: method(s) {clash} already scored by contender(s) "
+                             f"{sorted({taken[m] for m in clash})}; give its methods distinct names")
+    if obj.hosts_user_methods and user_method_host() is not None:
+        raise ContenderError(f"contender {name!r}: --method plug-ins already run in "
+                             f"{user_method_host().name!r}'s tasks")
+    if not obj.default_latents or any(int(x) < 1 for x in obj.default_latents):
+        raise ContenderError(f"contender {name!r}: default_latents must be positive sizes")
+    REGISTRY[name] = obj
+    return contender
+
+
+def contender(name: str) -> Contender:
+    """The registered contender ``name``; ContenderError naming the known ones otherwise."""
+    if name not in REGISTRY:
+        why = f" ({LOAD_ERRORS[name]})" if name in LOAD_ERRORS else ""
+        raise ContenderError(f"unknown model {name!r}{why}; known: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def user_method_host() -> Contender | None:
+    """The contender whose tasks run the run's own ``--method`` plug-ins."""
+    return next((c for c in REGISTRY.values() if c.hosts_user_methods), None)
+
+
+def reference_model() -> str | None:
+    """The model whose fits hold Table 1 (its methods include pertvae_core.methods.REFERENCE)."""
+    return next((c.name for c in REGISTRY.values() if c.table1), None)
+
+
+def figure2_models() -> list[Contender]:
+    """Figure 2's reconstruction models, in registry order."""
+    return [c for c in REGISTRY.values() if c.figure2]
+
+
+def built_in_methods() -> tuple[str, ...]:
+    """Every method the registered contenders score, in registry (= report) order."""
+    return tuple(m for c in REGISTRY.values() for m in c.methods)
+
+
+def model_methods(methods: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Model -> the methods it produces, for a store whose scores have ``methods``: a name no contender
+    scores is the run's own ``--method``, which runs in :func:`user_method_host`'s tasks."""
+    known = set(built_in_methods())
+    own = tuple(m for m in methods if m not in known)
+    host = user_method_host()
+    return {c.name: c.methods + (own if c is host else ()) for c in REGISTRY.values()}
+
+
+def _load_entry_points() -> None:
+    """Register every contender of the entry point group; one that fails is kept in LOAD_ERRORS."""
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = import_object(ep.name, ep.value, kind="contender")
+            register(obj)
+        except (ValueError, TypeError) as e:
+            LOAD_ERRORS[ep.name] = f"entry point {ep.value!r} of {ENTRY_POINT_GROUP!r}: {e}"
+
+
+for _c in (PertVAE, VAE, PCA, Baselines):
+    register(_c)
+BUILT_IN: tuple[str, ...] = tuple(REGISTRY)
+_load_entry_points()

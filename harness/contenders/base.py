@@ -1,0 +1,97 @@
+"""What a grid model (a *contender*) is to the harness: the one shape every model of the grid has.
+
+A contender is a named way of fitting and scoring one task's splits. The harness never names one: the grid,
+the workers (harness.tasks), the cost model (harness.cost), the config and the report ask a contender for
+its facts and its work. Adding a model is one module with one subclass of :class:`Contender` and one
+:func:`harness.contenders.register` line (or an entry point, see harness.contenders).
+
+This module imports nothing of the harness (the config, grid and cost model import it), so its hooks take
+the run's config (harness.config.RunConfig) and a split's shape (harness.calibrate.SplitShape) as values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from harness.config import RunConfig
+    from harness.shapes import SplitShape
+    from pertvae_core.config import FitConfig
+    from pertvae_core.data import SplitData
+
+__all__ = ["Contender", "fit_config"]
+
+
+def fit_config(cfg: RunConfig, latent: int) -> FitConfig:
+    """pertvae_core FitConfig for the run ``cfg`` at ``latent``."""
+    from pertvae_core.config import FitConfig
+
+    return FitConfig(latent=int(latent), **cfg.fit_kwargs())
+
+
+class Contender:
+    """One grid model. Subclasses set the class attributes and implement :meth:`run`.
+
+    - ``name``: the model's name in the config (``--models``), the store's ``model`` coordinate and the seeds.
+    - ``cheap``: closed form (no training): one task takes all of a drug's splits, and the cost model times
+      one evaluation (:meth:`calibration_run`) instead of optimizer steps.
+    - ``figure2``: one of Figure 2's reconstruction models (with ``figure2_scope = "pooled"`` it runs on the
+      pooled pseudo-drug, harness.grid.POOLED); ``figure2_label`` and ``figure2_color`` draw it there.
+    - ``table1``: its fits hold the paper's Table 1 (rho_rec_pert vs rho_pred_pert of the same fits).
+    - ``methods``: the methods it scores (``score[method, metric]``), in report order.
+    - ``hosts_user_methods``: the run's own ``--method`` plug-ins run in its tasks (one contender does).
+    - ``default_latents``: its latent sizes when neither the preset nor the config gives them.
+    - ``fit_pairs``: a model trained by pertvae_core.train.fit on pairs (True) or single profiles (False),
+      which the cost model calibrates with short fits; None when it is not trained that way.
+    - ``epoch_fraction`` and ``measured_epochs`` (preset -> mean epochs at that preset's schedule): the cost
+      model's prior for the epochs to early stopping of a trained model (harness.cost); 0 = not trained.
+    - ``legend``: one line saying what it is, for ``--help`` and the report.
+    """
+
+    name: ClassVar[str] = ""
+    cheap: ClassVar[bool] = False
+    figure2: ClassVar[bool] = False
+    figure2_label: ClassVar[str] = ""
+    figure2_color: ClassVar[str] = ""
+    table1: ClassVar[bool] = False
+    methods: ClassVar[tuple[str, ...]] = ()
+    hosts_user_methods: ClassVar[bool] = False
+    default_latents: ClassVar[tuple[int, ...]] = (10,)
+    fit_pairs: ClassVar[bool | None] = None
+    epoch_fraction: ClassVar[float] = 0.0
+    measured_epochs: ClassVar[Mapping[str, float]] = {}
+    legend: ClassVar[str] = ""
+
+    @property
+    def trained(self) -> bool:
+        """Whether its fits train for epochs (the cost model assumes epochs to early stopping for them)."""
+        return self.epoch_fraction > 0
+
+    @property
+    def timed_by_fit(self) -> bool:
+        """Whether the cost model times it by short pertvae_core.train.fit runs (per step, per epoch); any
+        other contender is timed by one :meth:`calibration_run` per fit."""
+        return not self.cheap and self.fit_pairs is not None
+
+    def run(self, data: Sequence[SplitData], latent: int, seeds: Sequence[int], cfg: RunConfig
+            ) -> list[dict]:
+        """Fit and evaluate ``data`` (a task's splits) at ``latent``, split s with ``seeds[s]``; one result
+        dict per split (pertvae_core.api's keys: ``status``, ``reason``, its values, ``scores`` ...)."""
+        raise NotImplementedError(f"contender {self.name!r} does not implement run()")
+
+    def steps_per_epoch(self, sp: SplitShape, cfg: RunConfig) -> int:
+        """Optimizer steps of one epoch of a split shaped like ``sp`` (0: not trained)."""
+        return 0
+
+    def calibration_run(self, data: Sequence[SplitData], latent: int, cfg: RunConfig) -> Any:
+        """What the cost model times for a cheap contender: one evaluation of ``data``."""
+        return self.run(data, latent, [0] * len(data), cfg)
+
+    def user_methods(self, cfg: RunConfig) -> int:
+        """How many of the run's own ``--method`` plug-ins each of its fits runs (each in its own process)."""
+        return len(cfg.method) if self.hosts_user_methods else 0
+
+    def __repr__(self) -> str:
+        return f"<contender {self.name}>"
+

@@ -1,0 +1,61 @@
+"""The perturbation baselines (pertvae_core.baselines.BASELINES: no change, the training mean, the mean
+shift, PertVAE's linear twin in a PCA code, ridge on the change) and the run's own ``--method`` plug-ins,
+each fitted alone on every split and scored like PertVAE."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from harness.contenders.base import Contender
+from pertvae_core.baselines import BASELINES
+
+if TYPE_CHECKING:
+    from harness.config import RunConfig
+    from pertvae_core.data import SplitData
+    from pertvae_core.methods import MethodFactory
+
+
+@functools.lru_cache(maxsize=16)
+def user_method(spec: str) -> MethodFactory:
+    """pertvae_core.methods.load_method(spec), cached per process."""
+    from pertvae_core.methods import load_method
+
+    return load_method(spec)
+
+
+def method_factories(cfg: RunConfig, latent: int, seed: int) -> dict:
+    """Name -> a maker of a new unfitted method, for the baselines at ``latent`` and the run's own methods
+    (``cfg.method``), each given ``latent`` and the fit's ``seed``. The run's own methods run each fit in a
+    fresh process under ``cfg.fit_timeout`` (harness.sandbox)."""
+    from harness.sandbox import IsolatedMethod
+
+    out: dict = {name: functools.partial(make, latent) for name, make in BASELINES.items()}
+    for spec in cfg.method:
+        f = user_method(spec)
+        out[f.name] = IsolatedMethod.of(f, cfg.fit_timeout, latent=latent, seed=seed)
+    return out
+
+
+class Baselines(Contender):
+    name = "baselines"
+    cheap = True
+    methods = tuple(BASELINES)
+    hosts_user_methods = True
+    default_latents = (100,)
+    legend = ("the perturbation baselines (the PCA latent-shift baseline uses the latent size) and the run's "
+              "own --method plug-ins, each fitted alone per split")
+
+    def run(self, data: Sequence[SplitData], latent: int, seeds: Sequence[int], cfg: RunConfig
+            ) -> list[dict]:
+        from pertvae_core import api
+
+        return [api.evaluate_methods([sp], method_factories(cfg, latent, seed), cfg.save_predictions)[0]
+                for sp, seed in zip(data, seeds, strict=True)]
+
+    def calibration_run(self, data: Sequence[SplitData], latent: int, cfg: RunConfig) -> Any:
+        """The built-in baselines alone (a plug-in's cost is its own)."""
+        from pertvae_core import api
+
+        return api.evaluate_baselines(data, latent)

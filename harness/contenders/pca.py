@@ -1,0 +1,29 @@
+"""PCA of Figure 2: the linear reconstruction a VAE is compared with, at the same latent sizes (closed
+form: one SVD per split)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from harness.contenders.base import Contender
+
+if TYPE_CHECKING:
+    from harness.config import RunConfig
+    from pertvae_core.data import SplitData
+
+
+class PCA(Contender):
+    name = "pca"
+    cheap = True
+    figure2 = True
+    figure2_label = "PCA"
+    figure2_color = "tab:orange"
+    default_latents = (2, 5, 10, 20, 50, 100, 200)
+    legend = "PCA: the linear reconstruction at the same latent sizes (Figure 2)"
+
+    def run(self, data: Sequence[SplitData], latent: int, seeds: Sequence[int], cfg: RunConfig
+            ) -> list[dict]:
+        from pertvae_core import api
+
+        return api.evaluate_pca(data, latent)

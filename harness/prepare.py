@@ -1,0 +1,159 @@
+"""A run's inputs, checked before any work: the output paths, the cube (given, or the preset's synthetic one
+generated once into OUT), the drugs and the methods. Used by the run (harness.run) and the dry run
+(harness.cost), so neither imports the other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.config import RunConfig
+from harness.contenders import REGISTRY
+from harness.contenders.baselines import user_method
+from harness.grid import POOLED
+
+# The preset's synthetic cube, generated into OUT once (and reused on resume), and the record of how.
+GENERATED_CUBE = "data.zarr"
+GENERATED_MARKER = "data.json"
+
+
+class RunError(ValueError):
+    """Bad input found while preparing the run (message says what to do)."""
+
+
+def _existing_file_at_or_above(path: Path) -> Path | None:
+    """The first existing path from ``path`` upwards, if it is not a directory."""
+    for p in (path, *path.parents):
+        if p.exists() or p.is_symlink():
+            return None if p.is_dir() else p
+    return None
+
+
+def _dangling_link(path: Path) -> Path | None:
+    """The first symbolic link from ``path`` upwards whose target does not exist, if any."""
+    for p in (path, *path.parents):
+        if p.is_symlink() and not p.exists():
+            return p
+        if p.exists():
+            return None
+    return None
+
+
+def check_paths(cfg: RunConfig) -> None:
+    """RunError unless ``--out`` can be a directory and ``--performance-report`` a file (checked before any
+    work, so that a typo does not cost a cluster start or a finished grid)."""
+    out = cfg.out_dir
+    for flag, path in (("--out", out), ("--performance-report", cfg.performance_report)):
+        link = _dangling_link(Path(path)) if path else None
+        if link is not None:
+            raise RunError(f"{flag} {path}: {link} is a symbolic link to {os.readlink(link)}, which does not "
+                           f"exist; create it, fix the link or give another {flag}")
+    blocker = _existing_file_at_or_above(out)
+    if blocker == out:
+        raise RunError(f"--out {out}: is a file, not a directory; give a directory (created if absent)")
+    if blocker is not None:
+        raise RunError(f"--out {out}: {blocker} is a file, so no directory can be created under it; "
+                       f"give another --out")
+    if cfg.performance_report:
+        rep = Path(cfg.performance_report)
+        if rep.is_dir():
+            raise RunError(f"--performance-report {rep}: is a directory; give an HTML file name")
+        blocker = _existing_file_at_or_above(rep.parent)
+        if blocker is not None:
+            raise RunError(f"--performance-report {rep}: {blocker} is a file, so the report cannot be "
+                           f"written under it; give another path")
+
+
+def synthetic_spec(cfg: RunConfig) -> dict[str, Any]:
+    """How the run's synthetic cube is generated (recorded in OUT/data.json beside it)."""
+    return {"generator": "datasets.synthetic.generate", "preset": cfg.preset, "seed": cfg.data_seed}
+
+
+def generated_spec(out: Path) -> dict[str, Any] | None:
+    """How OUT's generated cube was made (OUT/data.json), None without a record."""
+    marker = out / GENERATED_MARKER
+    return json.loads(marker.read_text()) if marker.exists() else None
+
+
+def given_cube(cfg: RunConfig) -> Path:
+    """``--data`` as a path; RunError when there is no such cube."""
+    p = Path(str(cfg.data))
+    if not p.exists():
+        raise RunError(f"--data {p}: no such cube (build one with python -m datasets.build, or leave "
+                       f"--data unset to use the embedded synthetic cube)")
+    return p
+
+
+def prepare_cube(cfg: RunConfig, out: Path) -> Path:
+    """The cube path: ``cfg.data``, or the preset's synthetic cube generated once into OUT/data.zarr."""
+    if cfg.data:
+        return given_cube(cfg)
+    from datasets.cube import write_cube
+    from datasets.synthetic import generate
+
+    path = out / GENERATED_CUBE
+    want = synthetic_spec(cfg)
+    if path.exists():
+        have = generated_spec(out)
+        if have is not None and have != want:
+            raise RunError(f"{path} was generated with {have}, this run asks for {want}; use another --out "
+                           f"or delete {path}")
+        return path
+    print(f"generating the synthetic '{cfg.preset}' cube (seed {cfg.data_seed}) into {path}", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_cube(generate(preset=cfg.preset, seed=cfg.data_seed), path)
+    (out / GENERATED_MARKER).write_text(json.dumps(want))
+    return path
+
+
+def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> list[str]:
+    """``cfg.drugs`` resolved against the cube's drug names (in the given order; case, punctuation and the
+    synonyms of datasets.studies are accepted, and each non-exact match is reported), or all of the cube's
+    drugs."""
+    if POOLED in available and cfg.figure2_scope == "pooled":
+        raise RunError(f"cube {cube_path} has a drug named {POOLED!r}, the name of Figure 2's pooled fits; "
+                       f"rename it in the cube or run with --figure2-scope per-drug")
+    if cfg.drugs is None:
+        return list(available)
+    from datasets.studies import StudyError, resolve_drugs
+
+    try:
+        matches = resolve_drugs(cfg.drugs, available)
+    except StudyError as e:
+        raise RunError(f"--drugs: {e}") from None
+    unknown = [m.requested for m in matches if m.via == "not resolved"]
+    if unknown:
+        raise RunError(f"--drugs: {', '.join(unknown)} not in cube {cube_path} "
+                       f"(it has: {', '.join(available)})")
+    for m in matches:
+        if m.via != "pert_iname":
+            via = m.via.replace("pert_iname", "name")
+            print(f"--drugs: {m.requested!r} is the cube's {m.pert_iname!r} ({via})", flush=True)
+    return [m.pert_iname for m in matches]
+
+
+def resolve_methods(cfg: RunConfig) -> list[str]:
+    """The store's methods: the built-in ones, those of a registered contender of the run that scores its
+    own, then the run's own (``--method``), each loaded once here so that a bad spec or a clashing name is
+    a RunError before any work."""
+    from pertvae_core.methods import METHODS, MethodLoadError
+
+    names = list(dict.fromkeys([*METHODS, *(m for model in cfg.models for m in REGISTRY[model].methods)]))
+    built_in = set(names)
+    for spec in cfg.method:
+        try:
+            f = user_method(spec)
+        except MethodLoadError as e:
+            raise RunError(f"--method {spec}: {e}") from None
+        if f.name in names:
+            raise RunError(f"--method {spec}: its name {f.name!r} is already taken by "
+                           f"{'a built-in method' if f.name in built_in else 'another --method'}; give the "
+                           f"class a distinct `name` attribute")
+        names.append(f.name)
+    return names
+
+
