@@ -33,18 +33,28 @@ Layout (read by harness/report.py with ``xr.open_zarr(path)``):
   synthetic cube's, JSON, "" for real data).
 
 The full store is created once (all NaN, status "") in a temporary directory and renamed into place; each
-finished task then writes only its own cells (read-modify-write of its (model, drug, latent) chunks),
-values first and ``status`` last, by the driver alone (no concurrent writers). Zarr's local store writes
-every chunk atomically (temporary file + rename), so a crash never loses or corrupts finished results;
-a fit counts as finished only once its status is written. Every write stores all of its cell's chunks
-(empty ones included), so on resume :meth:`ResultStore.repair` can check that a cell with a status has
-every chunk on disk, readable, a known status and a fit time for each done fit; a damaged cell (a deleted
-or garbage chunk) is reset and its fits are recomputed. A variable whose own metadata (``VAR/zarr.json``) is
-missing, unreadable or not the root's consolidated copy of it is rewritten from that copy (zarr reads through
-the consolidated copy, so the damage would otherwise stay unseen). Damage that cannot be repaired (no
-readable group metadata or coordinates, results.zarr not a directory) raises StoreDamagedError saying what to
-move away.
-Chunks: one (model, drug, latent) x all splits.
+finished task then writes only its own cells, values first and ``status`` last, by the driver alone (no
+concurrent writers). The small variables (every one but the per-cell-line and per-gene scores) have one chunk
+per (model, drug, latent) x all splits, read, modified and written again by a write; ``cell_score`` and
+``gene_score`` have one chunk per fit (``store_layout`` 2), written whole without a read, so a fit's write
+costs its own bytes, not its cell's (a store of layout 1, written before, has one chunk per cell for them
+too, and is written that way). Zarr's local store writes every chunk atomically (temporary file + rename),
+so a crash never loses or corrupts finished results; a fit counts as finished only once its status is
+written. With ``flush_seconds`` > 0 (harness.run), :meth:`ResultStore.write` keeps the rows that arrive
+within that many seconds of the last write to disk and writes them together at most that much later (one
+read-modify-write of each small chunk for all of them), so a driver receiving hundreds of fits a second is
+not held up; every read of the store writes the kept rows first, and rows kept when the process dies are
+not done and are recomputed on resume.
+
+Every write stores all of its chunks (empty ones included), so on resume :meth:`ResultStore.repair` can check
+that a cell with a status has every small variable's chunk readable, a known status and a fit time for each
+done fit, and that each fit with a status has its per-cell-line and per-gene chunks on disk with a sound
+header (these two are large, so their values are not decoded: the zstd frame's magic number and content size
+are checked); a damaged cell (a deleted or garbage chunk) is reset and its fits are recomputed. A variable
+whose own metadata (``VAR/zarr.json``) is missing, unreadable or not the root's consolidated copy of it is
+rewritten from that copy (zarr reads through the consolidated copy, so the damage would otherwise stay
+unseen). Damage that cannot be repaired (no readable group metadata or coordinates, results.zarr not a
+directory) raises StoreDamagedError saying what to move away.
 """
 
 from __future__ import annotations
@@ -57,6 +67,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -88,6 +99,12 @@ STR_VARS = ("status", "reason", "worker", "slurm_job_id")
 METHOD_VARS = ("method_status", "method_reason")
 TEXT_VARS = (*STR_VARS, *METHOD_VARS)
 STORE_NAME = "results.zarr"
+# 2: cell_score and gene_score chunked per fit; 1 (no ``store_layout`` attr): per (model, drug, latent) cell
+LAYOUT = 2
+# harness.run's ``flush_seconds``: rows arriving within 1 s of the last write to disk are written together
+FLUSH_SECONDS = 1.0
+# rows kept unwritten at most (memory: a PertVAE row's per-gene block is ~0.3 MB)
+MAX_PENDING = 256
 
 
 class StoreMismatchError(ValueError):
@@ -121,6 +138,16 @@ class Repair:
     def describe_metadata(self) -> str:
         """``VAR/zarr.json (what)`` for every variable whose own metadata is damaged."""
         return "; ".join(f"{v}/zarr.json ({why})" for v, why in self.metadata.items())
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One row to write: its (model, drug, latent) cell, split and the value of each variable there (a
+    scalar, or the fit's block of a variable with more dims; None: all NaN)."""
+
+    cell: tuple[int, int, int]
+    split: int
+    values: dict[str, Any]
 
 
 def clean_stale_tmp(out_dir: str | Path) -> list[Path]:
@@ -188,10 +215,10 @@ def _deferred_interrupts() -> Iterator[None]:
 
 
 def _nan_lazy(shape: tuple[int, ...]) -> Any:
-    """An all-NaN dask array chunked like the store (one (model, drug, latent) cell per chunk)."""
+    """An all-NaN dask array chunked like the store's per-fit chunks (never computed: metadata only)."""
     import dask.array as da
 
-    return da.full(shape, np.nan, dtype=np.float64, chunks=(1, 1, 1, *shape[3:]))
+    return da.full(shape, np.nan, dtype=np.float64, chunks=(1, 1, 1, 1, *shape[4:]))
 
 
 def _empty_str(shape: tuple[int, ...]) -> np.ndarray:
@@ -201,9 +228,17 @@ def _empty_str(shape: tuple[int, ...]) -> np.ndarray:
 class ResultStore:
     """Handle on OUT/results.zarr. Create/validate with :meth:`open`."""
 
-    def __init__(self, path: Path):
-        """Open the group and read its coordinates; StoreDamagedError if that fails."""
+    def __init__(self, path: Path, flush_seconds: float = 0.0):
+        """Open the group and read its coordinates; StoreDamagedError if that fails. ``flush_seconds`` > 0
+        keeps rows that arrive within that many seconds of the last write to disk (module docstring)."""
         self.path = Path(path)
+        self.flush_seconds = float(flush_seconds)
+        self._pending: list[_Entry] = []
+        self._lock = threading.Lock()   # guards _pending, _timer and _error
+        self._flushing = threading.Lock()   # one write to disk at a time
+        self._timer: threading.Timer | None = None
+        self._error: BaseException | None = None
+        self._flushed_at = -math.inf
         if not self.path.is_dir():
             raise _beyond_repair(self.path, "is not a directory (a result store is one)")
         if not (self.path / "zarr.json").is_file():
@@ -217,6 +252,9 @@ class ResultStore:
                     self.method_vars = tuple(v for v in METHOD_VARS if v in self._group)
                     self.vars = (*FLOAT_VARS, SCORE_VAR, *DETAIL_VARS, *STR_VARS, *self.method_vars)
                     self._arrays = {v: self._group[v].async_array for v in self.vars}
+                    # chunked per fit (layout 2): written whole, never read back by a write
+                    self._per_fit = tuple(v for v in DETAIL_VARS if self._group[v].chunks[3] == 1)
+                    self._fit_shape = {v: self._group[v].shape[4:] for v in DETAIL_VARS}
             self.attrs = dict(self._group.attrs)
             self.models = [str(m) for m in self._group["model"][:]]
             self.drugs = [str(d) for d in self._group["drug"][:]]
@@ -231,6 +269,7 @@ class ResultStore:
             self.genes = [str(g) for g in self._group["gene"][:]]
         except Exception as e:  # zarr raises many types for damaged metadata or coordinates
             raise _beyond_repair(self.path, f"cannot be read ({type(e).__name__}: {e})") from None
+        self.layout = int(self.attrs.get("store_layout", 1))
         self._m = {m: i for i, m in enumerate(self.models)}
         self._d = {d: i for i, d in enumerate(self.drugs)}
         self._l = {x: i for i, x in enumerate(self.latents)}
@@ -242,7 +281,7 @@ class ResultStore:
              n_train_test: Mapping[str, Sequence[float]] | None = None,
              extra_attrs: Mapping[str, Any] | None = None, cell_lines: Sequence[str] = (),
              genes: Sequence[str] = (), methods: Sequence[str] = METHODS,
-             gene_symbols: Sequence[str] | None = None) -> ResultStore:
+             gene_symbols: Sequence[str] | None = None, flush_seconds: float = 0.0) -> ResultStore:
         """Open OUT/results.zarr for ``cfg`` on the cube with ``fingerprint``, creating it if absent.
 
         Raises StoreMismatchError when the store holds another config (science key) or another dataset.
@@ -251,6 +290,7 @@ class ResultStore:
         of the per-cell-line and per-gene scores; ``methods`` those of the scores (the built-in ones and the
         run's own, harness.config ``method``). ``gene_symbols`` (one per gene id, e.g. the cube's
         ``gene_symbol``) become the ``gene_symbol`` coordinate of a new store, for the report's genes.csv.
+        ``flush_seconds``: see :class:`ResultStore`.
         """
         out = Path(out_dir)
         path = out / STORE_NAME
@@ -258,14 +298,14 @@ class ResultStore:
         full_fp = f"{fingerprint}+{key_hash}"
         clean_stale_tmp(out)
         if path.exists() or path.is_symlink():
-            store = cls(path)
+            store = cls(path, flush_seconds)
             stored_fp = store.attrs.get("fingerprint")
             if stored_fp == full_fp:
                 store._check_coords(cfg, list(drugs), [str(c) for c in cell_lines], [str(g) for g in genes],
                                     [str(m) for m in methods])
                 if len(store.method_vars) < len(METHOD_VARS):
                     store._add_method_vars()
-                    store = cls(path)
+                    store = cls(path, flush_seconds)
                 return store
             stored_cfg = json.loads(store.attrs.get("config", "{}")).get("science", {})
             if store.attrs.get("data_fingerprint") != fingerprint:
@@ -282,7 +322,7 @@ class ResultStore:
                     {k: list(v) for k, v in (n_train_test or {}).items()}, dict(extra_attrs or {}),
                     [str(c) for c in cell_lines], [str(g) for g in genes], [str(m) for m in methods],
                     None if gene_symbols is None else [str(g) for g in gene_symbols])
-        return cls(path)
+        return cls(path, flush_seconds)
 
     @staticmethod
     def _create(path: Path, cfg: RunConfig, data_fp: str, full_fp: str, drugs: list[str],
@@ -337,6 +377,7 @@ class ResultStore:
                 "grid": json.dumps({m: list(cfg.latents_for(m)) for m in models}),
                 "n_folds": cfg.n_folds,
                 "n_repeats": cfg.n_repeats,
+                "store_layout": LAYOUT,
                 **{k: json.dumps(v, sort_keys=True) for k, v in extra_attrs.items()},
             },
         )
@@ -344,8 +385,9 @@ class ResultStore:
         encoding = {v: {"chunks": chunks} for v in (*FLOAT_VARS, *STR_VARS)}
         encoding[SCORE_VAR] = {"chunks": (*chunks, len(methods), len(METRICS))}
         encoding.update({v: {"chunks": (*chunks, len(methods))} for v in METHOD_VARS})
-        encoding[CELL_VAR] = {"chunks": (*chunks, len(methods), len(METRICS), max(1, len(cell_lines)))}
-        encoding[GENE_VAR] = {"chunks": (*chunks, len(methods), len(GENE_METRICS), max(1, len(genes)))}
+        fit = (1, 1, 1, 1)   # one chunk per fit: a fit's write costs its own bytes
+        encoding[CELL_VAR] = {"chunks": (*fit, len(methods), len(METRICS), max(1, len(cell_lines)))}
+        encoding[GENE_VAR] = {"chunks": (*fit, len(methods), len(GENE_METRICS), max(1, len(genes)))}
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -396,6 +438,7 @@ class ResultStore:
 
     def status(self) -> np.ndarray:
         """The status array [model, drug, latent, split] (str)."""
+        self.flush()
         return np.asarray(self._group["status"][:])
 
     def _cell_name(self, cell: tuple[int, int, int]) -> tuple[str, str, int]:
@@ -442,10 +485,12 @@ class ResultStore:
     def find_damage(self) -> Repair:
         """The damaged (model, drug, latent) cells, what is wrong with each, and the done fits they hold.
 
-        A cell that has any status must have every variable's chunk on disk and decodable, only known
-        status values, and a finite fit time for each done fit; a cell whose status chunk is unreadable
-        counts all its planned fits.
+        A cell that has any status must have every small variable's chunk on disk and decodable, only known
+        status values and a finite fit time for each done fit, and each of its fits with a status its
+        per-cell-line and per-gene chunks on disk with a sound header (module docstring); a cell whose
+        status chunk is unreadable counts all its planned fits.
         """
+        self.flush()
         bad: dict[tuple[int, int, int], list[str]] = defaultdict(list)
         st = self._read_checked("status", bad).astype(str)
         status_lost = set(bad)
@@ -460,15 +505,7 @@ class ResultStore:
         known = np.isin(st, ("", "done", "failed"))
         for c in zip(*np.nonzero(~known.all(axis=3)), strict=True):
             bad[c].append("status: unknown value")
-        started = (st != "").any(axis=3)
-        started_cells = [tuple(int(i) for i in c) for c in zip(*np.nonzero(started), strict=True)]
-        for v in DETAIL_VARS:  # large: checked cell by cell, only where written
-            self._check_decodable(v, started_cells, bad)
-        for c in started_cells:
-            for v in self.vars:
-                key = self._group[v].metadata.encode_chunk_key((*c, *[0] * (self._group[v].ndim - 3)))
-                if not (self.path / v / key).is_file():
-                    bad[c].append(f"{v}: chunk missing")
+        self._check_chunks(st, bad)
         no_time = (st == "done") & ~np.isfinite(seconds)
         for c in zip(*np.nonzero(no_time.any(axis=3)), strict=True):
             if not bad.get(c):
@@ -479,6 +516,26 @@ class ResultStore:
             n_fits += int(pm[c].sum()) if c in status_lost else int(((st[c] == "done") & pm[c]).sum())
         return Repair({self._cell_name(c): sorted(set(why)) for c, why in bad.items()}, n_fits,
                       self._metadata_damage())
+
+    def _check_chunks(self, st: np.ndarray, bad: dict[tuple[int, int, int], list[str]]) -> None:
+        """Add to ``bad`` the started cells with a chunk missing, or a per-cell-line or per-gene chunk whose
+        header is not that of its variable's compressed chunk (those are too large to decode here)."""
+        started = [tuple(int(i) for i in c) for c in zip(*np.nonzero((st != "").any(axis=3)), strict=True)]
+        undecodable = []
+        for v in self.vars:
+            arr = self._group[v]
+            raw = _zstd_raw_size(arr) if v in DETAIL_VARS else None
+            if v in DETAIL_VARS and raw is None:
+                undecodable.append(v)   # not zstd: decoded, as small variables are
+            for c in started:
+                splits = np.nonzero(st[c] != "")[0] if v in self._per_fit else [0]
+                for s in splits:
+                    key = arr.metadata.encode_chunk_key((*c, int(s), *[0] * (arr.ndim - 4)))
+                    problem = _chunk_problem(self.path / v / key, raw)
+                    if problem:
+                        bad[c].append(f"{v}: {problem}")
+        for v in undecodable:
+            self._check_decodable(v, started, bad)
 
     def _consolidated(self) -> dict[str, Any]:
         """The root's consolidated copy of every variable's and coordinate's metadata ({} when absent)."""
@@ -529,6 +586,7 @@ class ResultStore:
         in that fit (``method_status``; {} for a store without it)."""
         if "method_status" not in self.method_vars:
             return {}
+        self.flush()
         st = np.asarray(self._group["method_status"][:]).astype(object).astype(str)
         why = np.asarray(self._group["method_reason"][:]).astype(object).astype(str)
         out: dict[tuple[str, str, int, int, int], list[tuple[str, str]]] = {}
@@ -565,51 +623,113 @@ class ResultStore:
         return self.counts()["missing"]
 
     def write(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Write result rows (dicts with model, drug, latent, repeat, fold and result keys) into their cells.
+        """Write result rows (dicts with model, drug, latent, repeat, fold and result keys) into their fits.
 
-        Rows of one (model, drug, latent) go in one write per variable; ``status`` is written last so a
-        crash mid-write leaves those fits not done (they are rerun). Returns the number of rows written.
+        A bad row raises here, before any row is written. ``status`` is written after every value, so a
+        crash mid-write leaves those fits not done (they are rerun). With ``flush_seconds`` > 0 the rows may
+        reach the disk up to that much later (module docstring). Returns the number of rows.
         """
-        groups: dict[tuple[int, int, int], list[tuple[int, Mapping[str, Any]]]] = defaultdict(list)
-        n = 0
-        for row in rows:
-            m, d, l, s = self._index(row["model"], row["drug"], row["latent"], row["repeat"], row["fold"])
-            if row.get("status") not in ("done", "failed"):
-                raise ValueError(f"row status must be 'done' or 'failed', got {row.get('status')!r} in {row}")
-            groups[(m, d, l)].append((s, row))
-            n += 1
-        for (m, d, l), items in groups.items():
-            sync(self._write_cell_rows((m, d, l), items))
-        return n
+        entries = [self._entry(r) for r in rows]
+        with self._lock:
+            self._raise_background_error()
+            self._pending.extend(entries)
+            due = (self.flush_seconds <= 0 or len(self._pending) >= MAX_PENDING
+                   or time.monotonic() - self._flushed_at >= self.flush_seconds)
+            if not due and self._timer is None:
+                delay = max(0.0, self._flushed_at + self.flush_seconds - time.monotonic())
+                self._timer = threading.Timer(delay, self._background_flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if due:
+            self.flush()
+        return len(entries)
 
-    async def _write_cell_rows(self, cell: tuple[int, int, int],
-                               items: list[tuple[int, Mapping[str, Any]]]) -> None:
-        """Read-modify-write the (model, drug, latent) chunk of every variable: all values concurrently, then
-        ``status`` alone (so a fit is done only once all its values are on disk)."""
-        sel = (*cell, slice(None))
-        names = self.vars
-        arrays = [self._arrays[v] for v in names]
-        current = await asyncio.gather(*(a.getitem(sel) for a in arrays))
-        new = {}
-        for v, row in zip(names, current, strict=True):
-            row = np.array(row, dtype=object if v in TEXT_VARS else np.float64)
-            for s, r in items:
-                if v in METHOD_VARS:
-                    given = r.get(v) or {}
-                    row[s] = [str(given.get(m, "") or "") for m in self.methods]
-                elif v == SCORE_VAR:
-                    row[s] = self._score_block(r.get("scores") or {})
-                elif v == CELL_VAR:
-                    row[s] = self._cell_block(r.get("detail") or {})
-                elif v == GENE_VAR:
-                    row[s] = self._gene_block(r.get("detail") or {})
-                elif v in FLOAT_VARS:
-                    row[s] = _float(r.get(v))
-                else:
-                    row[s] = str(r.get(v, "") or "")
-            new[v] = row
-        await asyncio.gather(*(self._arrays[v].setitem(sel, new[v]) for v in names if v != "status"))
-        await self._arrays["status"].setitem(sel, new["status"])
+    def flush(self) -> None:
+        """Write the kept rows to disk now; raises the error of a failed background write (its rows are
+        kept and written again by the next flush)."""
+        with self._flushing:
+            with self._lock:
+                self._raise_background_error()
+                entries, self._pending = self._pending, []
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+            if not entries:
+                return
+            try:
+                sync(self._write_entries(entries))
+            except BaseException:
+                with self._lock:
+                    self._pending[:0] = entries
+                raise
+            self._flushed_at = time.monotonic()
+
+    def close(self) -> None:
+        """Write the kept rows (:meth:`flush`); the store stays usable."""
+        self.flush()
+
+    def _background_flush(self) -> None:
+        try:
+            self.flush()
+        except BaseException as e:  # raised on the driver by its next write or flush
+            with self._lock:
+                self._error = e
+
+    def _raise_background_error(self) -> None:
+        """Raise (once) the error of a failed background flush; call with ``_lock`` held."""
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise e
+
+    def _entry(self, row: Mapping[str, Any]) -> _Entry:
+        """A row's value of every variable at its fit, checked (KeyError, ValueError) before any write."""
+        m, d, l, s = self._index(row["model"], row["drug"], row["latent"], row["repeat"], row["fold"])
+        if row.get("status") not in ("done", "failed"):
+            raise ValueError(f"row status must be 'done' or 'failed', got {row.get('status')!r} in {row}")
+        detail = row.get("detail") or {}
+        values: dict[str, Any] = {}
+        for v in self.vars:
+            if v in METHOD_VARS:
+                given = row.get(v) or {}
+                values[v] = np.array([str(given.get(k, "") or "") for k in self.methods], dtype=object)
+            elif v == SCORE_VAR:
+                values[v] = self._score_block(row.get("scores") or {})
+            elif v == CELL_VAR:
+                values[v] = self._cell_block(detail) if detail else None   # None: all NaN
+            elif v == GENE_VAR:
+                values[v] = self._gene_block(detail) if detail else None
+            elif v in FLOAT_VARS:
+                values[v] = _float(row.get(v))
+            else:
+                values[v] = str(row.get(v, "") or "")
+        return _Entry((m, d, l), s, values)
+
+    def _value(self, var: str, entry: _Entry) -> Any:
+        value = entry.values[var]
+        if value is None:
+            value = np.full(self._fit_shape[var], np.nan)
+        return value
+
+    async def _write_entries(self, entries: list[_Entry]) -> None:
+        """Every value of ``entries``, then their ``status``: a small variable's (model, drug, latent) chunk
+        is read, given all its entries and written once; a per-fit chunk is written whole, unread."""
+        by_cell: dict[tuple[int, int, int], dict[int, _Entry]] = defaultdict(dict)
+        for e in entries:
+            by_cell[e.cell][e.split] = e   # a fit written twice: the later row
+        per_cell = [v for v in self.vars if v not in self._per_fit]
+        cells = list(by_cell)
+        got = iter(await asyncio.gather(*(self._arrays[v].getitem((*c, slice(None)))
+                                          for c in cells for v in per_cell)))
+        values, status = [], []
+        for c in cells:
+            for v in per_cell:
+                block = np.array(next(got), dtype=object if v in TEXT_VARS else np.float64)
+                for s, e in by_cell[c].items():
+                    block[s] = self._value(v, e)
+                (status if v == "status" else values).append((v, (*c, slice(None)), block))
+            values += [(v, (*c, s), self._value(v, e)) for v in self._per_fit for s, e in by_cell[c].items()]
+        await asyncio.gather(*(self._arrays[v].setitem(sel, block) for v, sel, block in values))
+        await asyncio.gather(*(self._arrays[v].setitem(sel, block) for v, sel, block in status))
 
     def _score_block(self, scores: Mapping[str, Mapping[str, Any]]) -> np.ndarray:
         """[method, metric] float block of a row's ``scores`` {method: {metric: value}} (NaN where absent)."""
@@ -657,6 +777,7 @@ class ResultStore:
 
     def open_dataset(self) -> xr.Dataset:
         """The store as an xarray Dataset (lazy)."""
+        self.flush()
         return xr.open_zarr(str(self.path))
 
     def to_dataframe(self, planned_only: bool = True) -> pd.DataFrame:
@@ -678,3 +799,44 @@ def _float(x: Any) -> float:
         return float(x)
     except (TypeError, ValueError):
         return math.nan
+
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _zstd_raw_size(arr: Any) -> int | None:
+    """The decoded bytes of a chunk of the float64 ``arr`` when its codecs are bytes + zstd, else None."""
+    names = [type(c).__name__ for c in arr.metadata.codecs]
+    if names != ["BytesCodec", "ZstdCodec"]:
+        return None
+    return int(np.prod(arr.metadata.chunk_grid.chunk_shape)) * 8
+
+
+def _zstd_content_size(head: bytes) -> int | None:
+    """The content size in a zstd frame header (RFC 8878 3.1.1.1), None if ``head`` does not start one or
+    its header does not give the size."""
+    if len(head) < 6 or head[:4] != ZSTD_MAGIC:
+        return None
+    fhd = head[4]
+    single = (fhd >> 5) & 1
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[fhd & 3]
+    size = (1 if single else 0, 2, 4, 8)[fhd >> 6]
+    if size == 0 or len(head) < pos + size:
+        return None
+    value = int.from_bytes(head[pos:pos + size], "little")
+    return value + 256 if size == 2 else value
+
+
+def _chunk_problem(path: Path, raw_size: int | None) -> str | None:
+    """"chunk missing", "unreadable chunk" (with ``raw_size``: not a zstd frame of that many bytes), or
+    None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(18) if raw_size is not None else b""
+    except FileNotFoundError:
+        return "chunk missing"
+    except OSError:
+        return "unreadable chunk"
+    if raw_size is not None and _zstd_content_size(head) != raw_size:
+        return "unreadable chunk"
+    return None

@@ -1,0 +1,107 @@
+"""A no-op resume of a finished paper grid: where its seconds go (the goal: < 10 s in all).
+
+A paper-sized store (benchmarks/test_store_throughput.py: 2,600 done fits of synthetic rows) is finished
+once; then the steps harness.run takes when it resumes a finished grid are timed one by one, by CPU time
+and wall time: ``open`` (ResultStore.open: metadata, fingerprint and coordinates checked), ``repair``
+(the damage check), ``bookkeeping`` (counts, the remaining tasks, failures.csv's table), ``report_read``
+(harness.report.open_results: the store read and its damage check), ``report`` (render_report, tables and
+figures; its own computing is not the store's) and ``cube_fingerprint`` (datasets.cube on the paper
+synthetic cube written to disk). ``store_s`` sums the store's steps (open, repair, bookkeeping,
+report_read). ``PERTVAE_BENCH_STORE_DIR=DIR`` keeps (or reuses) the finished store in DIR/out.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks._data import load_average
+from benchmarks.test_store_throughput import (
+    open_paper_store,
+    paper_config,
+    paper_inputs,
+    paper_tasks,
+    write_grid,
+)
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    c0, w0 = time.process_time(), time.perf_counter()
+    fn()
+    return round(time.process_time() - c0, 3), round(time.perf_counter() - w0, 3)
+
+
+def finished_store(base: Path) -> Path:
+    """DIR/out holding a finished paper grid (written once)."""
+    out = base / "out"
+    if not (out / "results.zarr").is_dir():
+        store = open_paper_store(out)
+        write_grid(store, paper_tasks())
+        store.close()
+    return out
+
+
+def resume_steps(out: Path) -> dict[str, tuple[float, float]]:
+    """(CPU s, wall s) of each step of a no-op resume of the store in ``out`` (module docstring)."""
+    from harness.grid import build_grid, remaining
+    from harness.report import open_results
+    from harness.store import ResultStore
+
+    cfg = paper_config()
+    names = paper_inputs()[0]
+    got: dict[str, object] = {}
+    steps: dict[str, tuple[float, float]] = {}
+    steps["open"] = _timed(lambda: got.update(store=open_paper_store(out)))
+    store: ResultStore = got["store"]  # type: ignore[assignment]
+    steps["repair"] = _timed(lambda: got.update(repair=store.repair()))
+    assert not got["repair"].cells and not got["repair"].metadata   # type: ignore[attr-defined]
+
+    def bookkeeping() -> None:
+        counts = store.counts()
+        left = remaining(build_grid(cfg, names, splits_per_task=1), store.done_keys())
+        assert counts["missing"] == 0 and not left
+        store.to_dataframe()
+        store.method_failures()
+
+    steps["bookkeeping"] = _timed(bookkeeping)
+    steps["report_read"] = _timed(lambda: open_results(out))
+    return steps
+
+
+def cube_fingerprint_seconds(base: Path) -> tuple[float, float]:
+    """(CPU s, wall s) of datasets.cube.cube_fingerprint on the paper synthetic cube, written to disk."""
+    from benchmarks._data import _cube
+    from datasets.cube import cube_fingerprint, open_cube, write_cube
+
+    path = base / "cube.zarr"
+    if not path.is_dir():
+        write_cube(_cube("paper"), path)
+    return _timed(lambda: cube_fingerprint(open_cube(path, check=False)))
+
+
+def test_noop_resume_of_a_finished_paper_grid(benchmark, tmp_path) -> None:
+    from harness.report import render_report
+
+    base = Path(os.environ.get("PERTVAE_BENCH_STORE_DIR") or tmp_path)
+    out = finished_store(base)
+    load0 = load_average()
+
+    def run() -> dict:
+        steps = resume_steps(out)
+        steps["report"] = _timed(lambda: render_report(out, with_figures=False))
+        steps["cube_fingerprint"] = cube_fingerprint_seconds(base)
+        return steps
+
+    steps = benchmark.pedantic(run, rounds=1, iterations=1)
+    store_keys = ("open", "repair", "bookkeeping", "report_read")
+    info: dict[str, object] = {f"{k}_s": v[0] for k, v in steps.items()}
+    info.update({f"{k}_wall_s": v[1] for k, v in steps.items()})
+    info["store_s"] = round(sum(steps[k][0] for k in store_keys), 3)
+    info["store_wall_s"] = round(sum(steps[k][1] for k in store_keys), 3)
+    info["total_s"] = round(sum(v[0] for v in steps.values()), 3)
+    info.update(load_average_before=load0, load_average=load_average(),
+                headline=["store_s", "store_wall_s", "total_s", *(f"{k}_s" for k in steps), "load_average"])
+    benchmark.extra_info.update(info)
+    print(info)
