@@ -239,6 +239,8 @@ class ResultStore:
         self._timer: threading.Timer | None = None
         self._error: BaseException | None = None
         self._flushed_at = -math.inf
+        self._cache: dict[str, tuple[np.ndarray, set[tuple[int, int, int]]]] = {}   # _read's
+        self._cells: list[tuple[int, int, int]] | None = None
         if not self.path.is_dir():
             raise _beyond_repair(self.path, "is not a directory (a result store is one)")
         if not (self.path / "zarr.json").is_file():
@@ -438,35 +440,49 @@ class ResultStore:
 
     def status(self) -> np.ndarray:
         """The status array [model, drug, latent, split] (str)."""
-        self.flush()
-        return np.asarray(self._group["status"][:])
+        return self._read("status")[0].astype(str)
 
     def _cell_name(self, cell: tuple[int, int, int]) -> tuple[str, str, int]:
         return (self.models[cell[0]], self.drugs[cell[1]], self.latents[cell[2]])
 
+    def _written_cells(self) -> list[tuple[int, int, int]]:
+        """The cells whose status chunk is on disk: a write stores all of its cells' chunks, so the others
+        were never written (or were lost with their status: not done) and read as fill values."""
+        arr = self._group["status"]
+        key = arr.metadata.encode_chunk_key
+        return [c for c in np.ndindex(*arr.shape[:3]) if (self.path / "status" / key((*c, 0))).is_file()]
+
+    def _read(self, var: str) -> tuple[np.ndarray, set[tuple[int, int, int]]]:
+        """``var`` in full (object for text, else float) and the cells whose chunk could not be decoded
+        (read as fill values). Only the written cells are read, and what is read is kept until the next
+        write (rows are written and the store read by one thread, the driver)."""
+        self.flush()
+        if var not in self._cache:
+            if self._cells is None:
+                self._cells = self._written_cells()
+            cells, a = self._cells, self._arrays[var]
+
+            async def read_all() -> list[Any]:
+                return await asyncio.gather(*(a.getitem((*c, slice(None))) for c in cells),
+                                            return_exceptions=True)
+
+            text = var in TEXT_VARS
+            out = np.full(self._group[var].shape, "" if text else np.nan, dtype=object if text else float)
+            lost = set()
+            for c, value in zip(cells, sync(read_all()), strict=True):
+                if isinstance(value, Exception):  # a garbage or truncated chunk
+                    lost.add(c)
+                else:
+                    out[c] = np.asarray(value).astype(out.dtype)
+            self._cache[var] = (out, lost)
+        return self._cache[var]
+
     def _read_checked(self, var: str, bad: dict[tuple[int, int, int], list[str]]) -> np.ndarray:
-        """``var`` in full; cells whose chunk cannot be decoded go into ``bad`` and read as fill values."""
-        arr = self._group[var]
-        try:
-            return np.asarray(arr[:]).astype(object if var in TEXT_VARS else float)
-        except Exception:  # a garbage or truncated chunk: find which cells
-            pass
-        cells = list(np.ndindex(*arr.shape[:3]))
-        a = self._arrays[var]
-
-        async def read_all() -> list[Any]:
-            reads = (a.getitem((*c, slice(None))) for c in cells)
-            return await asyncio.gather(*reads, return_exceptions=True)
-
-        got = sync(read_all())
-        text = var in TEXT_VARS
-        out = np.full(arr.shape, "" if text else np.nan, dtype=object if text else float)
-        for c, value in zip(cells, got, strict=True):
-            if isinstance(value, Exception):
-                bad[c].append(f"{var}: unreadable chunk")
-            else:
-                out[c] = np.asarray(value).astype(out.dtype)
-        return out
+        """``var`` in full (:meth:`_read`); cells whose chunk cannot be decoded go into ``bad``."""
+        values, lost = self._read(var)
+        for c in lost:
+            bad[c].append(f"{var}: unreadable chunk")
+        return values
 
     def _check_decodable(self, var: str, cells: list[tuple[int, ...]],
                          bad: dict[tuple[int, int, int], list[str]], batch: int = 16) -> None:
@@ -572,6 +588,8 @@ class ResultStore:
             tmp.write_text(json.dumps(consolidated[name], indent=2))
             os.replace(tmp, f)
         n_split = len(self.repeats)
+        if damage.cells:
+            self._forget()
         for m, d, x in damage.cells:
             sel = (self._m[m], self._d[d], self._l[x], slice(None))
             sync(self._arrays["status"].setitem(sel, _empty_str((n_split,))))
@@ -586,9 +604,8 @@ class ResultStore:
         in that fit (``method_status``; {} for a store without it)."""
         if "method_status" not in self.method_vars:
             return {}
-        self.flush()
-        st = np.asarray(self._group["method_status"][:]).astype(object).astype(str)
-        why = np.asarray(self._group["method_reason"][:]).astype(object).astype(str)
+        st = self._read("method_status")[0].astype(str)
+        why = self._read("method_reason")[0].astype(str)
         out: dict[tuple[str, str, int, int, int], list[tuple[str, str]]] = {}
         for m, d, x, s, k in zip(*np.nonzero(st == "failed"), strict=True):
             key = (self.models[m], self.drugs[d], self.latents[x], int(self.repeats[s]), int(self.folds[s]))
@@ -656,6 +673,7 @@ class ResultStore:
                     self._timer = None
             if not entries:
                 return
+            self._forget()
             try:
                 sync(self._write_entries(entries))
             except BaseException:
@@ -663,6 +681,11 @@ class ResultStore:
                     self._pending[:0] = entries
                 raise
             self._flushed_at = time.monotonic()
+
+    def _forget(self) -> None:
+        """Drop what :meth:`_read` kept (the store is about to change)."""
+        self._cache.clear()
+        self._cells = None
 
     def close(self) -> None:
         """Write the kept rows (:meth:`flush`); the store stays usable."""
@@ -781,15 +804,39 @@ class ResultStore:
         return xr.open_zarr(str(self.path))
 
     def to_dataframe(self, planned_only: bool = True) -> pd.DataFrame:
-        """One row per fit (model, drug, latent, split, repeat, fold, values, status...)."""
-        ds = self.open_dataset()[[*FLOAT_VARS, *STR_VARS]].drop_vars(["planned"]).load()
-        df = ds.to_dataframe().reset_index()
+        """One row per fit (model, drug, latent, split, values, status..., fold, repeat)."""
+        idx = np.indices((len(self.models), len(self.drugs), len(self.latents), len(self.repeats)))
+        idx = idx.reshape(4, -1)
+        data: dict[str, Any] = {"model": np.array(self.models, dtype=object)[idx[0]],
+                                "drug": np.array(self.drugs, dtype=object)[idx[1]],
+                                "latent": np.array(self.latents, dtype=np.int64)[idx[2]],
+                                "split": idx[3].astype(np.int64)}
+        for v in (*FLOAT_VARS, *STR_VARS):
+            data[v] = self._read(v)[0].reshape(-1)
+        data["fold"] = self.folds[idx[3]].astype(np.int64)
+        data["repeat"] = self.repeats[idx[3]].astype(np.int64)
+        df = pd.DataFrame(data)
         if planned_only:
-            pm = self.planned_mask().reshape(-1)
-            df = df[pm].reset_index(drop=True)
+            df = df[self.planned_mask().reshape(-1)].reset_index(drop=True)
         for v in STR_VARS + ("model", "drug"):
             df[v] = df[v].astype(str)
         return df
+
+    def dataset(self) -> xr.Dataset:
+        """The store in memory as an xarray Dataset (what :meth:`_read` keeps), ``cell_score`` and
+        ``gene_score`` lazy (large: read one chunk at a time)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            lazy = xr.open_zarr(str(self.path), chunks=None)
+        names = list(lazy.data_vars)
+        ds = lazy.drop_vars(names).load()
+        for v in names:
+            if v not in DETAIL_VARS:
+                ds[v] = (lazy[v].dims, self._read(v)[0])
+        for v in names:
+            if v in DETAIL_VARS:
+                ds[v] = lazy[v]
+        return ds
 
 
 def _float(x: Any) -> float:
@@ -840,3 +887,157 @@ def _chunk_problem(path: Path, raw_size: int | None) -> str | None:
     if raw_size is not None and _zstd_content_size(head) != raw_size:
         return "unreadable chunk"
     return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# reading a run's results (harness.report, harness.benchmark and harness.info ask here)
+
+
+class StoreReadError(ValueError):
+    """OUT holds no readable result store; the message says what is wrong and what to do."""
+
+
+def load_results(out_dir: str | Path) -> xr.Dataset:
+    """OUT/results.zarr in memory (``cell_score`` and ``gene_score`` lazy), checked: a store harness.run
+    wrote must be undamaged (:meth:`ResultStore.find_damage`), any store must have the variables a report
+    needs. StoreReadError says what is wrong and how to recompute."""
+    out = Path(out_dir)
+    path = out / STORE_NAME
+    if path.exists() and not path.is_dir():
+        raise StoreReadError(f"{path}: is a file, not a result store (a directory); move it away and rerun "
+                             f"python -m harness.run --out {out} to compute the results")
+    if not path.is_dir():
+        raise StoreReadError(f"{out}: no {STORE_NAME} here; give the --out directory of a run "
+                             f"(python -m harness.run --out {out} creates one)")
+    ds = _load_own(out) if _written_by_run(path) else None
+    if ds is None:
+        ds = _load_any(out)
+    need = {"status", "rho_rec_pert", "rho_pred_pert", "rho_rec"}
+    lacking = sorted(need - set(ds.data_vars))
+    if lacking or not {"model", "drug", "latent", "split"} <= set(ds.dims):
+        raise StoreReadError(f"{path}: not a result store (dims {sorted(ds.dims)}, missing variables "
+                             f"{lacking})")
+    return ds
+
+
+def _written_by_run(path: Path) -> bool:
+    """Whether the group's attributes say harness.run's ResultStore made it (a data fingerprint)."""
+    try:
+        return "data_fingerprint" in json.loads((path / "zarr.json").read_text()).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _load_own(out: Path) -> xr.Dataset:
+    """A store harness.run wrote: its damage check, then its variables as that check read them."""
+    try:
+        store = ResultStore(out / STORE_NAME)
+        damage = store.find_damage()
+    except StoreDamagedError as e:
+        raise StoreReadError(str(e)) from None
+    msg = damage_message(out, damage)
+    if msg:
+        raise StoreReadError(msg)
+    try:
+        return store.dataset()
+    except Exception as e:  # zarr/xarray raise many types for a damaged store
+        raise StoreReadError(f"{out / STORE_NAME}: cannot be read as a result store: "
+                             f"{type(e).__name__}: {e}") from None
+
+
+def _load_any(out: Path) -> xr.Dataset:
+    """A store in the layout but not written by harness.run (tests, older tools): read as it is."""
+    path = out / STORE_NAME
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # consolidated metadata is not in the v3 spec
+            warnings.simplefilter("ignore", RuntimeWarning)  # ... and its absence is only slower
+            lazy = xr.open_zarr(str(path), chunks=None)  # no dask: one read per variable, not per chunk
+            detail = [v for v in DETAIL_VARS if v in lazy.data_vars]
+            ds = lazy.drop_vars(detail).load()
+            for v in detail:  # large: stays lazy, read one (model, drug, latent) chunk at a time
+                ds[v] = lazy[v]
+    except Exception as e:  # zarr/xarray raise many types for a damaged store
+        raise StoreReadError(_damage_text(out) or f"{path}: cannot be read as a result store: "
+                                                  f"{type(e).__name__}: {e}") from None
+    return ds
+
+
+def _damage_text(out: Path) -> str | None:
+    """What is damaged in OUT/results.zarr as harness.run's store sees it, or None (no damage, or not a
+    store harness.run wrote)."""
+    try:
+        return damage_message(out, ResultStore(out / STORE_NAME).find_damage())
+    except StoreDamagedError as e:
+        return str(e)
+    except Exception:  # not a store harness.run wrote: the caller's message stands
+        return None
+
+
+def damage_message(out: Path, damage: Repair) -> str | None:
+    """What ``damage`` in OUT/results.zarr is and how to recompute it, or None when there is none."""
+    path = out / STORE_NAME
+    if damage.metadata:
+        return (f"{path} is damaged: {damage.describe_metadata()}; run python -m harness.run again with the "
+                f"same settings and --out {out}: it rewrites that metadata from the store's consolidated "
+                f"copy (no fit is lost)")
+    if not damage.cells:
+        return None
+    return (f"{path} is damaged: {len(damage.cells)} cell(s) with unreadable or missing values, "
+            f"{damage.n_fits} done fit(s) lost: {damage.describe()}; run python -m harness.run again with "
+            f"the same settings and --out {out}: it recomputes them")
+
+
+def as_str(values: Any) -> np.ndarray:
+    """A string array as numpy ``str`` (zarr v3 may hand back StringDType or object arrays)."""
+    return np.asarray(values).astype(object).astype(str)
+
+
+def json_attr(ds: xr.Dataset, name: str) -> dict:
+    """The store's JSON attribute ``name`` as a dict ({} when absent or not a JSON object); StoreReadError
+    when it is not valid JSON."""
+    raw = ds.attrs.get(name)
+    if raw is None or raw == "":
+        return {}
+    try:
+        val = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as e:
+        raise StoreReadError(f"{STORE_NAME} attrs[{name!r}] is not valid JSON: {e}") from None
+    return dict(val) if isinstance(val, dict) else {}
+
+
+def planned_mask(ds: xr.Dataset) -> np.ndarray:
+    """Bool [model, drug, latent, split]: fits the run's grid contains.
+
+    From the ``planned(model, drug, latent)`` coord (older stores: ``planned(model, latent)``), else
+    attrs["grid"] {model: [latents]}, else every (model, latent) with at least one non-empty status.
+    """
+    models = [str(m) for m in ds["model"].values]
+    latents = [int(x) for x in ds["latent"].values]
+    shape = (len(models), ds.sizes["drug"], len(latents), ds.sizes["split"])
+    if "planned" in ds.variables and "drug" in ds["planned"].dims:
+        return np.broadcast_to(np.asarray(ds["planned"].transpose("model", "drug", "latent").values,
+                                          dtype=bool)[..., None], shape)
+    if "planned" in ds.variables:
+        ml = np.asarray(ds["planned"].transpose("model", "latent").values, dtype=bool)
+    else:
+        grid = json_attr(ds, "grid")
+        if grid:
+            ml = np.array([[x in {int(v) for v in grid.get(m, [])} for x in latents] for m in models], bool)
+        else:
+            st = as_str(ds["status"].transpose("model", "drug", "latent", "split", ...).values)
+            ml = (st != "").any(axis=(1, 3))
+    return np.broadcast_to(ml[:, None, :, None], shape)
+
+
+def method_done(ds: xr.Dataset) -> np.ndarray:
+    """Bool [model, drug, latent, split, method]: the method's scores of that fit count. Where the store
+    records the method's own status (``method_status``) it decides: a fit whose other method failed still
+    counts for this one; elsewhere (PertVAE's two methods, stores written before it) the fit's status
+    stands for all its methods."""
+    status = as_str(ds["status"].transpose("model", "drug", "latent", "split").values)
+    done = np.broadcast_to((status == "done")[..., None], (*status.shape, ds.sizes["method"]))
+    if "method_status" not in ds.data_vars:
+        return done
+    own = as_str(ds["method_status"].transpose("model", "drug", "latent", "split", "method").values)
+    return np.where(own == "", done, own == "done")
