@@ -1,0 +1,177 @@
+"""ResultStore's write path: per-fit chunks of the per-cell-line and per-gene scores (layout 2), stores of
+layout 1 (one chunk per cell) opened, written and repaired as before, rows kept within ``flush_seconds``,
+and the readers harness.report and harness.benchmark use."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from harness.config import make_config
+from harness.store import (
+    DETAIL_VARS,
+    GENE_VAR,
+    LAYOUT,
+    ResultStore,
+    StoreReadError,
+    json_attr,
+    load_results,
+    planned_mask,
+)
+from pertvae_core.evaluation import Scores
+
+CELLS, GENES = ["c1", "c2", "c3"], ["g1", "g2", "g3", "g4"]
+
+
+@pytest.fixture
+def cfg():
+    return make_config("demo", models=["pertvae", "pca"], latents_pertvae=[4], latents_pca=[2, 4],
+                       n_repeats=2, n_folds=3, figure2_scope="per-drug")
+
+
+def _open(out, cfg, **kw) -> ResultStore:
+    return ResultStore.open(out, cfg, "fp", drugs=["dA", "dB"], cell_lines=CELLS, genes=GENES, **kw)
+
+
+def _detail(seed: int) -> Scores:
+    r = np.random.default_rng(seed)
+    return Scores(summary={}, cell_lines=("c3", "c1"), per_cell={"delta_pearson": r.normal(size=2)},
+                  per_gene={k: r.normal(size=len(GENES)) for k in ("n_cells", "sum_predicted", "sum_observed",
+                                                                   "sum_predicted2", "sum_observed2",
+                                                                   "sum_cross")})
+
+
+def _row(drug, repeat, fold, seed=0, model="pertvae", latent=4):
+    return dict(model=model, drug=drug, latent=latent, repeat=repeat, fold=fold, status="done", reason="",
+                worker="w", slurm_job_id="", fit_seconds=1.0, rho_rec=0.1 * seed,
+                scores={"pertvae": {"delta_pearson": 0.1 * seed}}, detail={"pertvae": _detail(seed)})
+
+
+def _to_layout1(path) -> None:
+    """Rewrite a new, empty store as one written before layout 2: every variable one chunk per cell."""
+    ds = xr.open_zarr(path).load()
+    del ds.attrs["store_layout"]
+    enc = {v: {"chunks": (1, 1, 1, ds.sizes["split"], *ds[v].shape[4:])} for v in ds.data_vars}
+    old = path.with_name("old.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # consolidated metadata, as harness.store writes it
+        ds.to_zarr(old, zarr_format=3, mode="w", consolidated=True, encoding=enc)
+    shutil.rmtree(path)
+    os.rename(old, path)
+
+
+def _gene(path, drug, split) -> np.ndarray:
+    ds = xr.open_zarr(path)
+    sel = {"model": "pertvae", "drug": drug, "latent": 4, "split": split, "method": "pertvae"}
+    return ds[GENE_VAR].sel(sel).values
+
+
+def test_new_stores_chunk_the_large_scores_per_fit(tmp_path, cfg):
+    st = _open(tmp_path / "out", cfg)
+    assert st.layout == LAYOUT == 2
+    for v in DETAIL_VARS:
+        assert st._group[v].chunks[:4] == (1, 1, 1, 1)
+    st.write([_row("dB", 1, 2, seed=3)])
+    files = [p for p in (st.path / GENE_VAR).rglob("*") if p.is_file() and p.name != "zarr.json"]
+    assert len(files) == 1   # the fit's own chunk, not its cell's six splits
+    np.testing.assert_array_equal(_gene(st.path, "dB", 5)[1], _detail(3).per_gene["sum_predicted"])
+
+
+def test_a_layout1_store_is_written_resumed_and_repaired_as_before(tmp_path, cfg):
+    out = tmp_path / "out"
+    _to_layout1(_open(out, cfg).path)
+    st = _open(out, cfg)
+    assert st.layout == 1 and st._per_fit == ()
+    st.write([_row("dA", 0, 1, seed=1)])
+    st.write([_row("dA", 1, 0, seed=2), _row("dB", 0, 0, seed=4)])
+    again = _open(out, cfg)
+    assert len(again.done_keys()) == 3 and not again.repair().cells
+    path = out / "results.zarr"
+    np.testing.assert_array_equal(_gene(path, "dA", 1)[5], _detail(1).per_gene["sum_cross"])
+    np.testing.assert_array_equal(_gene(path, "dA", 3)[1], _detail(2).per_gene["sum_predicted"])
+    chunk = out / "results.zarr" / GENE_VAR / "c" / "0" / "0" / "1" / "0" / "0" / "0" / "0"
+    assert chunk.is_file()   # one chunk for the cell's splits, as layout 1 has it
+    chunk.write_bytes(b"garbage")
+    rep = _open(out, cfg).repair()
+    assert rep.cells == {("pertvae", "dA", 4): ["gene_score: unreadable chunk"]} and rep.n_fits == 2
+
+
+def test_a_missing_or_garbage_per_fit_chunk_resets_its_cell(tmp_path, cfg):
+    st = _open(tmp_path / "out", cfg)
+    st.write([_row("dA", 0, s, seed=s) for s in range(3)])
+    chunks = sorted(p for p in (st.path / "cell_score").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunks[1].unlink()
+    gene = sorted(p for p in (st.path / GENE_VAR).rglob("*") if p.is_file() and p.name != "zarr.json")
+    gene[2].write_bytes(os.urandom(64))
+    rep = ResultStore(st.path).repair()
+    assert rep.cells == {("pertvae", "dA", 4): ["cell_score: chunk missing", "gene_score: unreadable chunk"]}
+    assert rep.n_fits == 3 and not ResultStore(st.path).done_keys()
+
+
+def test_rows_within_flush_seconds_are_kept_then_written(tmp_path, cfg):
+    st = _open(tmp_path / "out", cfg, flush_seconds=60)
+    st.write([_row("dA", 0, 0)])   # the first write goes to disk at once
+    st.write([_row("dA", 0, 1), _row("dB", 1, 1)])
+    assert len(ResultStore(st.path).done_keys()) == 1   # kept, not yet on disk
+    assert st.counts()["done"] == 3   # a read writes the kept rows first
+    assert len(ResultStore(st.path).done_keys()) == 3
+    quick = _open(tmp_path / "out", cfg, flush_seconds=0.2)
+    quick.write([_row("dA", 1, 0)])
+    quick.write([_row("dA", 1, 1)])
+    deadline = time.monotonic() + 30
+    while len(ResultStore(st.path).done_keys()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(ResultStore(st.path).done_keys()) == 5   # written by the timer, no call needed
+
+
+def test_a_failed_background_write_is_raised_on_the_driver_and_its_rows_kept(tmp_path, cfg, monkeypatch):
+    st = _open(tmp_path / "out", cfg, flush_seconds=0.1)
+    st.write([_row("dA", 0, 0)])
+    real = ResultStore._write_entries
+
+    async def full(self, entries):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ResultStore, "_write_entries", full)
+    st.write([_row("dA", 0, 1)])
+    deadline = time.monotonic() + 30
+    while st._error is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with pytest.raises(OSError, match="No space"):   # the next write raises it, its own rows not taken
+        st.write([_row("dA", 0, 2)])
+    monkeypatch.setattr(ResultStore, "_write_entries", real)
+    st.flush()   # the row whose background write failed
+    assert ResultStore(st.path).done_keys() == st.done_keys() and len(st.done_keys()) == 2
+
+
+def test_bad_rows_raise_before_anything_is_written(tmp_path, cfg):
+    st = _open(tmp_path / "out", cfg, flush_seconds=60)
+    bad = _row("dA", 0, 1)
+    bad["detail"] = {"pertvae": Scores(summary={}, cell_lines=("zz",), per_cell={}, per_gene={})}
+    with pytest.raises(ValueError, match="cell line"):
+        st.write([_row("dA", 0, 0), bad])
+    assert st.counts()["done"] == 0
+
+
+def test_the_readers_report_and_benchmark_use(tmp_path, cfg):
+    with pytest.raises(StoreReadError, match="no results.zarr"):
+        load_results(tmp_path)
+    st = _open(tmp_path / "out", cfg)
+    st.write([_row("dB", 0, 2, seed=2), _row("dA", 1, 1, model="pca", latent=2)])
+    ds = load_results(tmp_path / "out")
+    plain = xr.open_zarr(st.path).load()
+    for v in ("status", "rho_rec", "score", "method_status"):
+        assert ds[v].dims == plain[v].dims
+        np.testing.assert_array_equal(ds[v].values, plain[v].values)
+    np.testing.assert_array_equal(ds[GENE_VAR].values, plain[GENE_VAR].values)
+    assert planned_mask(ds).sum() == st.counts()["planned"]
+    assert json_attr(ds, "grid") == {"pertvae": [4], "pca": [2, 4]}
+    ds.attrs["grid"] = "{not json"
+    with pytest.raises(StoreReadError, match="not valid JSON"):
+        json_attr(ds, "grid")
