@@ -105,3 +105,46 @@ def test_noop_resume_of_a_finished_paper_grid(benchmark, tmp_path) -> None:
                 headline=["store_s", "store_wall_s", "total_s", *(f"{k}_s" for k in steps), "load_average"])
     benchmark.extra_info.update(info)
     print(info)
+
+
+def _run_args(cube: Path, out: Path) -> list[str]:
+    return ["--preset", "paper", "--data", str(cube), "--out", str(out), "--cluster", "none",
+            "--precision", "fp32", "--device", "cpu"]
+
+
+def test_noop_resume_command(benchmark, tmp_path, monkeypatch) -> None:
+    """The whole ``python -m harness.run`` resuming a finished paper grid (its own process): wall and CPU
+    seconds. The grid is finished first by harness.run itself in this process, its tasks answered by
+    synthetic rows (benchmarks/test_store_throughput.py) instead of fits."""
+    import resource
+    import subprocess
+    import sys
+
+    import harness.run as run_mod
+    from benchmarks.test_store_throughput import task_rows
+
+    base = Path(os.environ.get("PERTVAE_BENCH_STORE_DIR") or tmp_path)
+    cube_fingerprint_seconds(base)   # writes the paper cube
+    out = base / "run"
+    if not (out / "run.json").is_file():
+        templates = paper_inputs()[3]
+        monkeypatch.setattr(run_mod, "run_task", lambda task, cube, cfg: task_rows(task, templates))
+        assert run_mod.main([*_run_args(base / "cube.zarr", out), "--no-progress"]) == 0
+    load0 = load_average()
+
+    def resume() -> dict:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        w0 = time.perf_counter()
+        p = subprocess.run([sys.executable, "-m", "harness.run", *_run_args(base / "cube.zarr", out)],
+                           capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - w0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        assert p.returncode == 0 and "0 to run" in p.stdout, p.stdout + p.stderr
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return {"resume_cpu_s": round(cpu, 3), "resume_wall_s": round(wall, 3)}
+
+    info = benchmark.pedantic(resume, rounds=1, iterations=1)
+    info.update(load_average_before=load0, load_average=load_average(),
+                headline=["resume_cpu_s", "resume_wall_s", "load_average"])
+    benchmark.extra_info.update(info)
+    print(info)

@@ -8,7 +8,9 @@ lines and 978 genes. The rows are real rows: the baselines' and PCA's of one spl
 (pertvae_core.api), PertVAE's and the VAE's built on them with the keys harness.tasks returns for those
 models. Figures: ``fits_per_cpu_s`` (fits / this process's CPU seconds, the goal >= 200 on this machine),
 ``fits_per_wall_s``, ``single_fit_writes_per_cpu_s`` (the one-fit writes alone: a cluster's steady state),
-with the load average before and after. ``PERTVAE_BENCH_STORE_TASKS=N`` writes only the first N tasks of
+with the load average before and after; ``run`` writes as harness.run does (rows arriving within
+``harness.store.FLUSH_SECONDS`` written together), ``write_through`` each task's rows at once (the per-fit
+chunks alone). ``PERTVAE_BENCH_STORE_TASKS=N`` writes only the first N tasks of
 each model (a quick look at a slow write path); with --benchmark-disable, 40 of each.
 """
 
@@ -19,6 +21,8 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import pytest
 
 from benchmarks._data import load_average
 
@@ -60,15 +64,17 @@ def paper_config():
     return make_config("paper", precision="fp32", device="cpu")
 
 
-def open_paper_store(out: Path, fingerprint: str = "bench-cube"):
-    """A new (or the existing) paper-sized store in ``out``, writing as harness.run's does."""
+def open_paper_store(out: Path, fingerprint: str = "bench-cube", flush_seconds: float | None = None):
+    """A new (or the existing) paper-sized store in ``out``, writing as harness.run's does (unless
+    ``flush_seconds`` is given)."""
     from harness.grid import store_drugs
     from harness.store import FLUSH_SECONDS, ResultStore
 
     names, cells, genes, _ = paper_inputs()
     cfg = paper_config()
+    flush = FLUSH_SECONDS if flush_seconds is None else flush_seconds
     return ResultStore.open(out, cfg, fingerprint, drugs=store_drugs(cfg, names), cell_lines=cells,
-                            genes=genes, flush_seconds=FLUSH_SECONDS)
+                            genes=genes, flush_seconds=flush)
 
 
 def paper_tasks(per_model: int | None = None) -> list:
@@ -119,11 +125,12 @@ def write_grid(store, tasks: Sequence) -> dict:
             "load_average_before": load0, "load_average": load_average()}
 
 
-def test_store_write_throughput(benchmark, request, tmp_path) -> None:
+@pytest.mark.parametrize("flush", ["run", "write_through"])
+def test_store_write_throughput(benchmark, request, tmp_path, flush) -> None:
     env = os.environ.get("PERTVAE_BENCH_STORE_TASKS")
     per_model = int(env) if env else (40 if request.config.getoption("benchmark_disable") else None)
     tasks = paper_tasks(per_model)
-    store = open_paper_store(tmp_path / "out")
+    store = open_paper_store(tmp_path / "out", flush_seconds=None if flush == "run" else 0.0)
     out = benchmark.pedantic(lambda: write_grid(store, tasks), rounds=1, iterations=1)
     counts = store.counts()
     assert counts["done"] == out["fits"]   # every row landed as a done fit

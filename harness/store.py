@@ -1,6 +1,10 @@
 """The result store OUT/results.zarr: results[model, drug, latent, split], one zarr v3 group.
 
-Layout (read by harness/report.py with ``xr.open_zarr(path)``):
+This module is the only reader of results.zarr too: harness.report, harness.benchmark and harness.info read
+it through :func:`load_results` (the store in memory, checked for damage), :func:`planned_mask`,
+:func:`json_attr` and :func:`method_done`; any zarr reader (``xr.open_zarr(path)``) can read it as well.
+
+Layout:
 
 - dims ``model`` (str), ``drug`` (str), ``latent`` (int), ``split`` (int = repeat * n_folds + fold), with
   non-index coords ``repeat(split)`` and ``fold(split)``;
@@ -44,17 +48,19 @@ written. With ``flush_seconds`` > 0 (harness.run), :meth:`ResultStore.write` kee
 within that many seconds of the last write to disk and writes them together at most that much later (one
 read-modify-write of each small chunk for all of them), so a driver receiving hundreds of fits a second is
 not held up; every read of the store writes the kept rows first, and rows kept when the process dies are
-not done and are recomputed on resume.
+not done and are recomputed on resume. A background write that fails is raised by the next ``write`` or
+``flush`` on the driver (whose own rows are not taken), its rows kept for the next flush.
 
 Every write stores all of its chunks (empty ones included), so on resume :meth:`ResultStore.repair` can check
 that a cell with a status has every small variable's chunk readable, a known status and a fit time for each
 done fit, and that each fit with a status has its per-cell-line and per-gene chunks on disk with a sound
 header (these two are large, so their values are not decoded: the zstd frame's magic number and content size
-are checked); a damaged cell (a deleted or garbage chunk) is reset and its fits are recomputed. A variable
-whose own metadata (``VAR/zarr.json``) is missing, unreadable or not the root's consolidated copy of it is
-rewritten from that copy (zarr reads through the consolidated copy, so the damage would otherwise stay
-unseen). Damage that cannot be repaired (no readable group metadata or coordinates, results.zarr not a
-directory) raises StoreDamagedError saying what to move away.
+are checked: a chunk damaged past its header is found only when read, e.g. by the report's per-gene table,
+which then fails naming zarr's error); a damaged cell (a deleted or garbage chunk) is reset and its fits
+are recomputed. A variable whose own metadata (``VAR/zarr.json``) is missing, unreadable or not the root's
+consolidated copy of it is rewritten from that copy (zarr reads through the consolidated copy, so the damage
+would otherwise stay unseen). Damage that cannot be repaired (no readable group metadata or coordinates,
+results.zarr not a directory) raises StoreDamagedError saying what to move away.
 """
 
 from __future__ import annotations
@@ -101,8 +107,8 @@ TEXT_VARS = (*STR_VARS, *METHOD_VARS)
 STORE_NAME = "results.zarr"
 # 2: cell_score and gene_score chunked per fit; 1 (no ``store_layout`` attr): per (model, drug, latent) cell
 LAYOUT = 2
-# harness.run's ``flush_seconds``: rows arriving within 1 s of the last write to disk are written together
-FLUSH_SECONDS = 1.0
+# harness.run's ``flush_seconds``: rows arriving within 0.2 s of the last write to disk are written together
+FLUSH_SECONDS = 0.2
 # rows kept unwritten at most (memory: a PertVAE row's per-gene block is ~0.3 MB)
 MAX_PENDING = 256
 
