@@ -8,9 +8,9 @@ lines and 978 genes. The rows are real rows: the baselines' and PCA's of one spl
 (pertvae_core.api), PertVAE's and the VAE's built on them with the keys harness.tasks returns for those
 models. Figures: ``fits_per_cpu_s`` (fits / this process's CPU seconds, the goal >= 200 on this machine),
 ``fits_per_wall_s``, ``single_fit_writes_per_cpu_s`` (the one-fit writes alone: a cluster's steady state),
-with the load average before and after; ``run`` writes as harness.run does (rows arriving within
-``harness.store.FLUSH_SECONDS`` written together), ``write_through`` each task's rows at once (the per-fit
-chunks alone). ``PERTVAE_BENCH_STORE_TASKS=N`` writes only the first N tasks of
+with the load average before and after; ``run`` writes as harness.run does (a writer thread writes the rows
+that arrived while it wrote the previous ones together), ``write_through`` each task's rows at once (the
+per-fit chunks alone). ``PERTVAE_BENCH_STORE_TASKS=N`` writes only the first N tasks of
 each model (a quick look at a slow write path); with --benchmark-disable, 40 of each.
 """
 
@@ -64,17 +64,16 @@ def paper_config():
     return make_config("paper", precision="fp32", device="cpu")
 
 
-def open_paper_store(out: Path, fingerprint: str = "bench-cube", flush_seconds: float | None = None):
-    """A new (or the existing) paper-sized store in ``out``, writing as harness.run's does (unless
-    ``flush_seconds`` is given)."""
+def open_paper_store(out: Path, fingerprint: str = "bench-cube", background: bool = True):
+    """A new (or the existing) paper-sized store in ``out``, writing as harness.run's does (a writer thread)
+    unless ``background`` is False."""
     from harness.grid import store_drugs
-    from harness.store import FLUSH_SECONDS, ResultStore
+    from harness.store import ResultStore
 
     names, cells, genes, _ = paper_inputs()
     cfg = paper_config()
-    flush = FLUSH_SECONDS if flush_seconds is None else flush_seconds
     return ResultStore.open(out, cfg, fingerprint, drugs=store_drugs(cfg, names), cell_lines=cells,
-                            genes=genes, flush_seconds=flush)
+                            genes=genes, background=background)
 
 
 def paper_tasks(per_model: int | None = None) -> list:
@@ -103,8 +102,7 @@ def task_rows(task, templates: dict[str, dict]) -> list[dict]:
 
 def write_grid(store, tasks: Sequence) -> dict:
     """Write ``tasks``' rows through ``store.write`` one task at a time; CPU and wall seconds, overall and
-    for the one-fit writes (with kept rows, a one-fit write's own time only: the flushes it triggers
-    are in it, the background flushes only in the total)."""
+    for the one-fit writes (CPU time of the process while they ran: the writer thread's included)."""
     templates = paper_inputs()[3]
     batches = [task_rows(t, templates) for t in tasks]
     load0 = load_average()
@@ -130,7 +128,7 @@ def test_store_write_throughput(benchmark, request, tmp_path, flush) -> None:
     env = os.environ.get("PERTVAE_BENCH_STORE_TASKS")
     per_model = int(env) if env else (40 if request.config.getoption("benchmark_disable") else None)
     tasks = paper_tasks(per_model)
-    store = open_paper_store(tmp_path / "out", flush_seconds=None if flush == "run" else 0.0)
+    store = open_paper_store(tmp_path / "out", background=flush == "run")
     out = benchmark.pedantic(lambda: write_grid(store, tasks), rounds=1, iterations=1)
     counts = store.counts()
     assert counts["done"] == out["fits"]   # every row landed as a done fit

@@ -39,7 +39,7 @@ from harness import outlock
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
 from harness.progress import Progress, WorkModel
-from harness.store import FLUSH_SECONDS, ResultStore, StoreDamagedError, StoreMismatchError, versions
+from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, versions
 from harness.tasks import (
     drug_data,
     drug_splits,
@@ -458,7 +458,7 @@ def _run_locked(cfg: RunConfig) -> int:
                                  cell_lines=cell_lines, genes=[str(g) for g in cube["gene"].values],
                                  methods=resolve_methods(cfg),
                                  gene_symbols=[str(g) for g in cube["gene_symbol"].values],
-                                 flush_seconds=FLUSH_SECONDS)
+                                 background=True)
     except (RunError, StoreMismatchError, StoreDamagedError, ConfigError, CubeError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -44,12 +44,13 @@ per (model, drug, latent) x all splits, read, modified and written again by a wr
 costs its own bytes, not its cell's (a store of layout 1, written before, has one chunk per cell for them
 too, and is written that way). Zarr's local store writes every chunk atomically (temporary file + rename),
 so a crash never loses or corrupts finished results; a fit counts as finished only once its status is
-written. With ``flush_seconds`` > 0 (harness.run), :meth:`ResultStore.write` keeps the rows that arrive
-within that many seconds of the last write to disk and writes them together at most that much later (one
-read-modify-write of each small chunk for all of them), so a driver receiving hundreds of fits a second is
-not held up; every read of the store writes the kept rows first, and rows kept when the process dies are
-not done and are recomputed on resume. A background write that fails is raised by the next ``write`` or
-``flush`` on the driver (whose own rows are not taken), its rows kept for the next flush.
+written. With ``background=True`` (harness.run), :meth:`ResultStore.write` hands its rows to a writer
+thread and returns: the writer writes every row kept so far together (one read-modify-write of each small
+chunk for all of them), so rows that arrive slowly reach the disk at once, one by one, and rows that arrive
+while it writes go together in its next write, and a driver receiving hundreds of fits a second is not held
+up. Every read of the store writes the kept rows first; rows kept when the process dies are not done and are
+recomputed on resume. A background write that fails is raised by the next ``write`` or ``flush`` on the
+driver (whose own rows are not taken), its rows kept for the next flush.
 
 Every write stores all of its chunks (empty ones included), so on resume :meth:`ResultStore.repair` can check
 that a cell with a status has every small variable's chunk readable, a known status and a fit time for each
@@ -73,7 +74,6 @@ import os
 import shutil
 import signal
 import threading
-import time
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -107,9 +107,8 @@ TEXT_VARS = (*STR_VARS, *METHOD_VARS)
 STORE_NAME = "results.zarr"
 # 2: cell_score and gene_score chunked per fit; 1 (no ``store_layout`` attr): per (model, drug, latent) cell
 LAYOUT = 2
-# harness.run's ``flush_seconds``: rows arriving within 0.2 s of the last write to disk are written together
-FLUSH_SECONDS = 0.2
-# rows kept unwritten at most (memory: a PertVAE row's per-gene block is ~0.3 MB)
+# rows kept unwritten at most, beyond which ``write`` waits to write them (a PertVAE row's per-gene block is
+# ~0.3 MB)
 MAX_PENDING = 256
 
 
@@ -234,17 +233,17 @@ def _empty_str(shape: tuple[int, ...]) -> np.ndarray:
 class ResultStore:
     """Handle on OUT/results.zarr. Create/validate with :meth:`open`."""
 
-    def __init__(self, path: Path, flush_seconds: float = 0.0):
-        """Open the group and read its coordinates; StoreDamagedError if that fails. ``flush_seconds`` > 0
-        keeps rows that arrive within that many seconds of the last write to disk (module docstring)."""
+    def __init__(self, path: Path, background: bool = False):
+        """Open the group and read its coordinates; StoreDamagedError if that fails. ``background``: rows
+        are written by a writer thread (module docstring)."""
         self.path = Path(path)
-        self.flush_seconds = float(flush_seconds)
+        self.background = bool(background)
         self._pending: list[_Entry] = []
-        self._lock = threading.Lock()   # guards _pending, _timer and _error
+        self._lock = threading.Lock()   # guards _pending, _writer and _error
         self._flushing = threading.Lock()   # one write to disk at a time
-        self._timer: threading.Timer | None = None
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
         self._error: BaseException | None = None
-        self._flushed_at = -math.inf
         self._cache: dict[str, tuple[np.ndarray, set[tuple[int, int, int]]]] = {}   # _read's
         self._cells: list[tuple[int, int, int]] | None = None
         if not self.path.is_dir():
@@ -289,7 +288,7 @@ class ResultStore:
              n_train_test: Mapping[str, Sequence[float]] | None = None,
              extra_attrs: Mapping[str, Any] | None = None, cell_lines: Sequence[str] = (),
              genes: Sequence[str] = (), methods: Sequence[str] = METHODS,
-             gene_symbols: Sequence[str] | None = None, flush_seconds: float = 0.0) -> ResultStore:
+             gene_symbols: Sequence[str] | None = None, background: bool = False) -> ResultStore:
         """Open OUT/results.zarr for ``cfg`` on the cube with ``fingerprint``, creating it if absent.
 
         Raises StoreMismatchError when the store holds another config (science key) or another dataset.
@@ -298,7 +297,7 @@ class ResultStore:
         of the per-cell-line and per-gene scores; ``methods`` those of the scores (the built-in ones and the
         run's own, harness.config ``method``). ``gene_symbols`` (one per gene id, e.g. the cube's
         ``gene_symbol``) become the ``gene_symbol`` coordinate of a new store, for the report's genes.csv.
-        ``flush_seconds``: see :class:`ResultStore`.
+        ``background``: see :class:`ResultStore`.
         """
         out = Path(out_dir)
         path = out / STORE_NAME
@@ -306,14 +305,14 @@ class ResultStore:
         full_fp = f"{fingerprint}+{key_hash}"
         clean_stale_tmp(out)
         if path.exists() or path.is_symlink():
-            store = cls(path, flush_seconds)
+            store = cls(path, background)
             stored_fp = store.attrs.get("fingerprint")
             if stored_fp == full_fp:
                 store._check_coords(cfg, list(drugs), [str(c) for c in cell_lines], [str(g) for g in genes],
                                     [str(m) for m in methods])
                 if len(store.method_vars) < len(METHOD_VARS):
                     store._add_method_vars()
-                    store = cls(path, flush_seconds)
+                    store = cls(path, background)
                 return store
             stored_cfg = json.loads(store.attrs.get("config", "{}")).get("science", {})
             if store.attrs.get("data_fingerprint") != fingerprint:
@@ -330,7 +329,7 @@ class ResultStore:
                     {k: list(v) for k, v in (n_train_test or {}).items()}, dict(extra_attrs or {}),
                     [str(c) for c in cell_lines], [str(g) for g in genes], [str(m) for m in methods],
                     None if gene_symbols is None else [str(g) for g in gene_symbols])
-        return cls(path, flush_seconds)
+        return cls(path, background)
 
     @staticmethod
     def _create(path: Path, cfg: RunConfig, data_fp: str, full_fp: str, drugs: list[str],
@@ -649,22 +648,22 @@ class ResultStore:
         """Write result rows (dicts with model, drug, latent, repeat, fold and result keys) into their fits.
 
         A bad row raises here, before any row is written. ``status`` is written after every value, so a
-        crash mid-write leaves those fits not done (they are rerun). With ``flush_seconds`` > 0 the rows may
-        reach the disk up to that much later (module docstring). Returns the number of rows.
+        crash mid-write leaves those fits not done (they are rerun). With ``background`` the rows reach the
+        disk in the writer thread (module docstring). Returns the number of rows.
         """
         entries = [self._entry(r) for r in rows]
         with self._lock:
             self._raise_background_error()
             self._pending.extend(entries)
-            due = (self.flush_seconds <= 0 or len(self._pending) >= MAX_PENDING
-                   or time.monotonic() - self._flushed_at >= self.flush_seconds)
-            if not due and self._timer is None:
-                delay = max(0.0, self._flushed_at + self.flush_seconds - time.monotonic())
-                self._timer = threading.Timer(delay, self._background_flush)
-                self._timer.daemon = True
-                self._timer.start()
-        if due:
+            now = not self.background or len(self._pending) >= MAX_PENDING
+            if not now and self._writer is None:
+                self._writer = threading.Thread(target=self._write_behind, name="results.zarr writer",
+                                                daemon=True)
+                self._writer.start()
+        if now:
             self.flush()
+        else:
+            self._wake.set()
         return len(entries)
 
     def flush(self) -> None:
@@ -674,9 +673,6 @@ class ResultStore:
             with self._lock:
                 self._raise_background_error()
                 entries, self._pending = self._pending, []
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
             if not entries:
                 return
             self._forget()
@@ -686,7 +682,17 @@ class ResultStore:
                 with self._lock:
                     self._pending[:0] = entries
                 raise
-            self._flushed_at = time.monotonic()
+
+    def _write_behind(self) -> None:
+        """The writer thread: write whatever is kept each time a write hands it rows."""
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                self.flush()
+            except BaseException as e:  # raised on the driver by its next write or flush
+                with self._lock:
+                    self._error = e
 
     def _forget(self) -> None:
         """Drop what :meth:`_read` kept (the store is about to change)."""
@@ -696,13 +702,6 @@ class ResultStore:
     def close(self) -> None:
         """Write the kept rows (:meth:`flush`); the store stays usable."""
         self.flush()
-
-    def _background_flush(self) -> None:
-        try:
-            self.flush()
-        except BaseException as e:  # raised on the driver by its next write or flush
-            with self._lock:
-                self._error = e
 
     def _raise_background_error(self) -> None:
         """Raise (once) the error of a failed background flush; call with ``_lock`` held."""

@@ -1,11 +1,12 @@
 """ResultStore's write path: per-fit chunks of the per-cell-line and per-gene scores (layout 2), stores of
-layout 1 (one chunk per cell) opened, written and repaired as before, rows kept within ``flush_seconds``,
+layout 1 (one chunk per cell) opened, written and repaired as before, rows written by a background writer,
 and the readers harness.report and harness.benchmark use."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 import warnings
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+import harness.store as store_mod
 from harness.config import make_config
 from harness.store import (
     DETAIL_VARS,
@@ -114,24 +116,36 @@ def test_a_missing_or_garbage_per_fit_chunk_resets_its_cell(tmp_path, cfg):
     assert rep.n_fits == 3 and not ResultStore(st.path).done_keys()
 
 
-def test_rows_within_flush_seconds_are_kept_then_written(tmp_path, cfg):
-    st = _open(tmp_path / "out", cfg, flush_seconds=60)
-    st.write([_row("dA", 0, 0)])   # the first write goes to disk at once
-    st.write([_row("dA", 0, 1), _row("dB", 1, 1)])
-    assert len(ResultStore(st.path).done_keys()) == 1   # kept, not yet on disk
-    assert st.counts()["done"] == 3   # a read writes the kept rows first
-    assert len(ResultStore(st.path).done_keys()) == 3
-    quick = _open(tmp_path / "out", cfg, flush_seconds=0.2)
-    quick.write([_row("dA", 1, 0)])
-    quick.write([_row("dA", 1, 1)])
-    deadline = time.monotonic() + 30
-    while len(ResultStore(st.path).done_keys()) < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(ResultStore(st.path).done_keys()) == 5   # written by the timer, no call needed
+def _wait(pred, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not pred() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return pred()
+
+
+def test_background_writes_reach_the_disk_without_a_call_and_reads_wait_for_them(tmp_path, cfg, monkeypatch):
+    st = _open(tmp_path / "out", cfg, background=True)
+    st.write([_row("dA", 0, 0)])
+    assert _wait(lambda: len(ResultStore(st.path).done_keys()) == 1)   # the writer thread wrote it
+    go = threading.Event()
+    real_sync = store_mod.sync
+
+    def gated(coro):   # the writer thread waits for ``go`` before it writes
+        if threading.current_thread().name == "results.zarr writer":
+            go.wait(30)
+        return real_sync(coro)
+
+    monkeypatch.setattr(store_mod, "sync", gated)
+    st.write([_row("dA", 0, 1)])            # the writer holds it ...
+    st.write([_row("dA", 0, 2), _row("dB", 1, 1)])   # ... and keeps these meanwhile
+    assert len(ResultStore(st.path).done_keys()) == 1
+    go.set()
+    assert st.counts()["done"] == 4   # a read writes every kept row first
+    assert len(ResultStore(st.path).done_keys()) == 4
 
 
 def test_a_failed_background_write_is_raised_on_the_driver_and_its_rows_kept(tmp_path, cfg, monkeypatch):
-    st = _open(tmp_path / "out", cfg, flush_seconds=0.1)
+    st = _open(tmp_path / "out", cfg, background=True)
     st.write([_row("dA", 0, 0)])
     real = ResultStore._write_entries
 
@@ -140,9 +154,7 @@ def test_a_failed_background_write_is_raised_on_the_driver_and_its_rows_kept(tmp
 
     monkeypatch.setattr(ResultStore, "_write_entries", full)
     st.write([_row("dA", 0, 1)])
-    deadline = time.monotonic() + 30
-    while st._error is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert _wait(lambda: st._error is not None)
     with pytest.raises(OSError, match="No space"):   # the next write raises it, its own rows not taken
         st.write([_row("dA", 0, 2)])
     monkeypatch.setattr(ResultStore, "_write_entries", real)
@@ -151,7 +163,7 @@ def test_a_failed_background_write_is_raised_on_the_driver_and_its_rows_kept(tmp
 
 
 def test_bad_rows_raise_before_anything_is_written(tmp_path, cfg):
-    st = _open(tmp_path / "out", cfg, flush_seconds=60)
+    st = _open(tmp_path / "out", cfg, background=True)
     bad = _row("dA", 0, 1)
     bad["detail"] = {"pertvae": Scores(summary={}, cell_lines=("zz",), per_cell={}, per_gene={})}
     with pytest.raises(ValueError, match="cell line"):
