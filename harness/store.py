@@ -331,6 +331,26 @@ class ResultStore:
                     None if gene_symbols is None else [str(g) for g in gene_symbols])
         return cls(path, background)
 
+    @classmethod
+    def resume(cls, out_dir: str | Path, cfg: RunConfig, fingerprint: str, *, drugs: Sequence[str],
+               genes: Sequence[str], methods: Sequence[str] = METHODS, background: bool = False
+               ) -> ResultStore | None:
+        """OUT/results.zarr when it holds ``cfg``'s results on the cube with ``fingerprint`` (checked as
+        :meth:`open` checks them, but for the cell lines, which the data and config determine), else None:
+        a resume needs none of the per-drug figures :meth:`open` stores when it creates the store."""
+        path = Path(out_dir) / STORE_NAME
+        if not (path / "zarr.json").is_file():
+            return None
+        store = cls(path, background)
+        if store.attrs.get("fingerprint") != f"{fingerprint}+{science_hash(cfg)}":
+            return None
+        store._check_coords(cfg, list(drugs), None, [str(g) for g in genes], [str(m) for m in methods])
+        clean_stale_tmp(out_dir)
+        if len(store.method_vars) < len(METHOD_VARS):
+            store._add_method_vars()
+            store = cls(path, background)
+        return store
+
     @staticmethod
     def _create(path: Path, cfg: RunConfig, data_fp: str, full_fp: str, drugs: list[str],
                 n_cell_lines: dict[str, int], n_train_test: dict[str, list[float]],
@@ -411,12 +431,13 @@ class ResultStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def _check_coords(self, cfg: RunConfig, drugs: list[str], cell_lines: list[str],
+    def _check_coords(self, cfg: RunConfig, drugs: list[str], cell_lines: list[str] | None,
                       genes: list[str], methods: list[str]) -> None:
-        """StoreDamagedError unless the stored coordinates are those this config and cube create."""
+        """StoreDamagedError unless the stored coordinates are those this config and cube create
+        (``cell_lines`` None: not checked)."""
         latents = sorted({int(x) for m in cfg.models for x in cfg.latents_for(m)})
         want = (list(cfg.models), drugs, latents, cfg.n_repeats * cfg.n_folds, methods, list(METRICS),
-                cell_lines, genes)
+                self.cell_lines if cell_lines is None else cell_lines, genes)
         have = (self.models, self.drugs, self.latents, len(self.repeats), self.methods, self.metrics,
                 self.cell_lines, self.genes)
         if have != want:

@@ -187,3 +187,20 @@ def test_the_readers_report_and_benchmark_use(tmp_path, cfg):
     ds.attrs["grid"] = "{not json"
     with pytest.raises(StoreReadError, match="not valid JSON"):
         json_attr(ds, "grid")
+
+
+def test_resume_opens_only_a_store_of_the_same_config_and_data(tmp_path, cfg):
+    import dataclasses
+
+    from harness.store import StoreDamagedError
+
+    out = tmp_path / "out"
+    kw = {"drugs": ["dA", "dB"], "genes": GENES}
+    assert ResultStore.resume(out, cfg, "fp", **kw) is None   # nothing yet: harness.run creates it
+    _open(out, cfg).write([_row("dA", 0, 0)])
+    st = ResultStore.resume(out, cfg, "fp", **kw)
+    assert st is not None and st.cell_lines == CELLS and len(st.done_keys()) == 1
+    assert ResultStore.resume(out, cfg, "another-cube", **kw) is None
+    assert ResultStore.resume(out, dataclasses.replace(cfg, lr=0.5), "fp", **kw) is None
+    with pytest.raises(StoreDamagedError, match="coordinates"):
+        ResultStore.resume(out, cfg, "fp", drugs=["dA", "dB"], genes=GENES[:2])
