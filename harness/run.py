@@ -39,7 +39,7 @@ from harness import outlock
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
 from harness.progress import Progress, WorkModel
-from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, versions
+from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, known_fingerprint, versions
 from harness.tasks import (
     drug_data,
     drug_splits,
@@ -449,7 +449,8 @@ def _run_locked(cfg: RunConfig) -> int:
         drug_names = select_drugs(cfg, drugs(cube), cube_path)
         if cfg.drugs is not None:  # the cube's names from here on: workers, science key, store
             cfg = dataclasses.replace(cfg, drugs=tuple(drug_names))
-        fingerprint, methods = cube_fingerprint(cube), resolve_methods(cfg)
+        fingerprint = known_fingerprint(out, cube_path) or cube_fingerprint(cube)
+        methods = resolve_methods(cfg)
         genes = [str(g) for g in cube["gene"].values]
         store = ResultStore.resume(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names), genes=genes,
                                    methods=methods, background=True)
@@ -462,7 +463,7 @@ def _run_locked(cfg: RunConfig) -> int:
                                                   "ground_truth": _ground_truth(cube, drug_names)},
                                      cell_lines=cell_lines, genes=genes, methods=methods,
                                      gene_symbols=[str(g) for g in cube["gene_symbol"].values],
-                                     background=True)
+                                     background=True, cube_path=cube_path)
     except (RunError, StoreMismatchError, StoreDamagedError, ConfigError, CubeError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -170,6 +170,37 @@ def clean_stale_tmp(out_dir: str | Path) -> list[Path]:
     return removed
 
 
+def files_signature(path: str | Path) -> str:
+    """SHA-256 of the names, sizes and modification times of every file under ``path``: changes whenever a
+    file is written, added or removed (a stat of each, no read)."""
+    root = Path(path)
+    h = hashlib.sha256()
+    if root.is_file():
+        st = root.stat()
+        h.update(f"{st.st_size}\0{st.st_mtime_ns}".encode())
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            f = Path(dirpath) / name
+            st = f.stat()
+            h.update(f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def known_fingerprint(out_dir: str | Path, cube_path: str | Path) -> str | None:
+    """The cube fingerprint OUT/results.zarr was made with, when the cube's files are those recorded then
+    (:func:`files_signature`); None otherwise (no store, an older one, or the cube changed): compute it."""
+    try:
+        attrs = json.loads((Path(out_dir) / STORE_NAME / "zarr.json").read_text()).get("attributes", {})
+        recorded = json.loads(attrs.get("cube_files", '""'))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    fp = attrs.get("data_fingerprint")
+    if not recorded or not isinstance(fp, str) or recorded != files_signature(cube_path):
+        return None
+    return fp
+
+
 def versions() -> dict[str, str]:
     """Versions of the packages that produce the numbers."""
     import importlib.metadata as md
@@ -288,7 +319,8 @@ class ResultStore:
              n_train_test: Mapping[str, Sequence[float]] | None = None,
              extra_attrs: Mapping[str, Any] | None = None, cell_lines: Sequence[str] = (),
              genes: Sequence[str] = (), methods: Sequence[str] = METHODS,
-             gene_symbols: Sequence[str] | None = None, background: bool = False) -> ResultStore:
+             gene_symbols: Sequence[str] | None = None, background: bool = False,
+             cube_path: str | Path | None = None) -> ResultStore:
         """Open OUT/results.zarr for ``cfg`` on the cube with ``fingerprint``, creating it if absent.
 
         Raises StoreMismatchError when the store holds another config (science key) or another dataset.
@@ -297,7 +329,9 @@ class ResultStore:
         of the per-cell-line and per-gene scores; ``methods`` those of the scores (the built-in ones and the
         run's own, harness.config ``method``). ``gene_symbols`` (one per gene id, e.g. the cube's
         ``gene_symbol``) become the ``gene_symbol`` coordinate of a new store, for the report's genes.csv.
-        ``background``: see :class:`ResultStore`.
+        ``background``: see :class:`ResultStore`. ``cube_path``: the cube's files are recorded (names,
+        sizes, modification times) so that a resume can take the stored fingerprint
+        (:func:`known_fingerprint`) instead of reading the cube again.
         """
         out = Path(out_dir)
         path = out / STORE_NAME
@@ -325,8 +359,11 @@ class ResultStore:
                 f"{path} holds results of a different config; refusing to mix them. Differences: "
                 + "; ".join(diff) + f". Use another --out, or delete {out} to start over.")
         out.mkdir(parents=True, exist_ok=True)
+        extra = dict(extra_attrs or {})
+        if cube_path is not None:
+            extra["cube_files"] = files_signature(cube_path)
         cls._create(path, cfg, fingerprint, full_fp, list(drugs), dict(n_cell_lines or {}),
-                    {k: list(v) for k, v in (n_train_test or {}).items()}, dict(extra_attrs or {}),
+                    {k: list(v) for k, v in (n_train_test or {}).items()}, extra,
                     [str(c) for c in cell_lines], [str(g) for g in genes], [str(m) for m in methods],
                     None if gene_symbols is None else [str(g) for g in gene_symbols])
         return cls(path, background)

@@ -204,3 +204,17 @@ def test_resume_opens_only_a_store_of_the_same_config_and_data(tmp_path, cfg):
     assert ResultStore.resume(out, dataclasses.replace(cfg, lr=0.5), "fp", **kw) is None
     with pytest.raises(StoreDamagedError, match="coordinates"):
         ResultStore.resume(out, cfg, "fp", drugs=["dA", "dB"], genes=GENES[:2])
+
+
+def test_the_cube_fingerprint_is_known_until_a_cube_file_changes(tmp_path, cfg):
+    from harness.store import known_fingerprint
+
+    cube = tmp_path / "cube.zarr"
+    (cube / "expression").mkdir(parents=True)
+    (cube / "expression" / "0").write_bytes(b"chunk")
+    out = tmp_path / "out"
+    assert known_fingerprint(out, cube) is None   # no store yet
+    ResultStore.open(out, cfg, "cube-fp", drugs=["dA", "dB"], cube_path=cube)
+    assert known_fingerprint(out, cube) == "cube-fp"
+    (cube / "expression" / "1").write_bytes(b"another chunk")
+    assert known_fingerprint(out, cube) is None   # a file added: the cube is read again
