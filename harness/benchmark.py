@@ -43,6 +43,7 @@ from scipy import stats as _st
 
 from harness.contenders import model_methods
 from harness.grid import POOLED
+from harness.store import CELL_VAR, GENE_VAR, as_str, method_done
 from pertvae_core.evaluation import ABLATED, HIGHER_IS_BETTER, PRIMARY
 from pertvae_core.methods import REFERENCE
 from pertvae_core.stats import benjamini_hochberg, paired_comparison
@@ -62,18 +63,12 @@ GENE_COLUMNS = ("drug", "latent", "method", "gene", "gene_symbol", "observed_cha
                 "observed_ci_high", "predicted_change", "gene_pearson", "pearson_ci_low", "pearson_ci_high",
                 "sign_agreement", "n_cell_lines", "n_repeats")
 AGREEMENT_COLUMNS = ("latent", "metric", "kendall_tau", "n_drugs", "drugs_with_another_best")
-CELL_VAR, GENE_VAR = "cell_score", "gene_score"  # harness/store.py's per-cell-line and per-gene scores
 ABLATED_SUFFIX = " (ablated)"
 
 
 def ablated_name(method: str) -> str:
     """The name of ``method``'s input-ablation control in comparisons.csv."""
     return method + ABLATED_SUFFIX
-
-
-def _str(values: Any) -> np.ndarray:
-    """A string array as numpy ``str`` (zarr v3 may hand back StringDType or object arrays)."""
-    return np.asarray(values).astype(object).astype(str)
 
 
 def study_drugs(ds: xr.Dataset) -> list[str]:
@@ -88,27 +83,14 @@ def method_order(methods: Any) -> list[str]:
     return [m for m in order if m in present] + sorted(present - set(order))
 
 
-def method_done(ds: xr.Dataset) -> np.ndarray:
-    """Bool [model, drug, latent, split, method]: the method's scores of that fit count. Where the store
-    records the method's own status (``method_status``, harness/store.py) it decides: a fit whose other
-    method failed still counts for this one; elsewhere (PertVAE's two methods, stores written before it)
-    the fit's status stands for all its methods."""
-    status = _str(ds["status"].transpose("model", "drug", "latent", "split").values)
-    done = np.broadcast_to((status == "done")[..., None], (*status.shape, ds.sizes["method"]))
-    if "method_status" not in ds.data_vars:
-        return done
-    own = _str(ds["method_status"].transpose("model", "drug", "latent", "split", "method").values)
-    return np.where(own == "", done, own == "done")
-
-
 def failed_methods(ds: xr.Dataset) -> pd.DataFrame:
     """One row per (model, drug, latent, method) with failed fits of that method alone (``method_status``):
     ``n_failed`` of ``n_planned`` splits and the first ``reason``; empty for stores without it."""
     cols = ["model", "drug", "latent", "method", "n_failed", "n_planned", "reason"]
     if "method_status" not in ds.data_vars:
         return pd.DataFrame(columns=cols)
-    own = _str(ds["method_status"].transpose("model", "drug", "latent", "split", "method").values)
-    why = _str(ds["method_reason"].transpose("model", "drug", "latent", "split", "method").values)
+    own = as_str(ds["method_status"].transpose("model", "drug", "latent", "split", "method").values)
+    why = as_str(ds["method_reason"].transpose("model", "drug", "latent", "split", "method").values)
     rows = []
     for mi, di, li, k in zip(*np.nonzero((own == "failed").any(axis=3)), strict=True):
         failed = own[mi, di, li, :, k] == "failed"
@@ -128,7 +110,7 @@ def scores_table(ds: xr.Dataset) -> pd.DataFrame:
     score = ds["score"].transpose("model", "drug", "latent", "split", "method", "metric", ...)
     vals = np.asarray(score.values, dtype=np.float64)
     models = [str(m) for m in ds["model"].values]
-    drugs = _str(ds["drug"].values)
+    drugs = as_str(ds["drug"].values)
     methods = [str(m) for m in ds["method"].values]
     metrics = [str(m) for m in ds["metric"].values]
     frames = []
@@ -323,8 +305,8 @@ def cell_line_table(ds: xr.Dataset) -> pd.DataFrame:
     """Per-test-cell-line scores of the done fits (see the module docstring); empty without ``cell_score``."""
     if CELL_VAR not in ds.data_vars:
         return pd.DataFrame(columns=list(CELL_LINE_COLUMNS))
-    metrics = _str(ds["metric"].values)
-    cells = _str(ds["cell_line"].values)
+    metrics = as_str(ds["metric"].values)
+    cells = as_str(ds["cell_line"].values)
     frames = []
     for drug, latent, method, repeats, block in _detail_blocks(ds, CELL_VAR, "metric", "cell_line"):
         mean, lo, hi, n = _t_interval(_per_repeat(repeats, block, "one"))  # [metric, cell_line]
@@ -364,11 +346,11 @@ def _mean_over_repeats(values: np.ndarray) -> np.ndarray:
 def gene_table(ds: xr.Dataset) -> pd.DataFrame:
     """Per-gene scores of the done fits (see the module docstring); empty without ``gene_score`` or for a
     store written before the per-gene sufficient statistics."""
-    if GENE_VAR not in ds.data_vars or "n_cells" not in set(_str(ds["gene_metric"].values)):
+    if GENE_VAR not in ds.data_vars or "n_cells" not in set(as_str(ds["gene_metric"].values)):
         return pd.DataFrame(columns=list(GENE_COLUMNS))
-    kinds = list(_str(ds["gene_metric"].values))
-    genes = _str(ds["gene"].values)
-    symbols = _str(ds["gene_symbol"].values) if "gene_symbol" in ds.coords else genes   # older stores: ids
+    kinds = list(as_str(ds["gene_metric"].values))
+    genes = as_str(ds["gene"].values)
+    symbols = as_str(ds["gene_symbol"].values) if "gene_symbol" in ds.coords else genes   # older stores: ids
     frames = []
     for drug, latent, method, repeats, block in _detail_blocks(ds, GENE_VAR, "gene_metric", "gene"):
         pooled = _per_repeat(repeats, block, "sum")  # [repeat, kind, gene]

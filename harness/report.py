@@ -37,7 +37,6 @@ import json
 import math
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,10 +50,10 @@ import xarray as xr
 from harness import benchmark as bench
 from harness import figures, verdicts
 from harness.contenders import figure2_models, model_methods, reference_model
+from harness.store import StoreReadError, as_str, json_attr, load_results, planned_mask
 from pertvae_core.methods import REFERENCE
 from pertvae_core.stats import benjamini_hochberg, corrected_t_greater, mann_whitney_greater, wilcoxon_greater
 
-STORE_NAME = "results.zarr"
 TABLE_COLUMNS = ("drug", "latent", "n_cell_lines", "n_splits", "rho_rec_pert", "rho_pred_pert",
                  "p_mannwhitney", "p_wilcoxon", "p_corrected_t", "q_bh", "rho_identity", "rho_meanshift",
                  "rho_pca_latent", "rho_pred_pert_z", "delta_pearson", "n_failed", "n_missing")
@@ -142,101 +141,22 @@ class Results:
 
 
 def open_results(out_dir: str | Path) -> xr.Dataset:
-    """Load OUT/results.zarr into memory, checking the variables the report needs."""
-    out = Path(out_dir)
-    path = out / STORE_NAME
-    if path.exists() and not path.is_dir():
-        raise ReportError(f"{path}: is a file, not a result store (a directory); move it away and rerun "
-                          f"python -m harness.run --out {out} to compute the results")
-    if not path.is_dir():
-        raise ReportError(f"{out}: no {STORE_NAME} here; give the --out directory of a run "
-                          f"(python -m harness.run --out {out} creates one)")
+    """Load OUT/results.zarr into memory, checked (harness.store.load_results); ReportError if it fails."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # consolidated metadata is not in the v3 spec
-            warnings.simplefilter("ignore", RuntimeWarning)  # ... and its absence is only slower
-            lazy = xr.open_zarr(str(path), chunks=None)  # no dask: one read per variable, not per chunk
-            detail = [v for v in (bench.CELL_VAR, bench.GENE_VAR) if v in lazy.data_vars]
-            ds = lazy.drop_vars(detail).load()
-            for v in detail:  # large: stays lazy, read one (model, drug, latent) chunk at a time
-                ds[v] = lazy[v]
-    except Exception as e:  # zarr/xarray raise many types for a damaged store
-        raise ReportError(_damage(out) or f"{path}: cannot be read as a result store: "
-                                          f"{type(e).__name__}: {e}") from None
-    if "data_fingerprint" in ds.attrs:  # written by harness.store: check its cells' integrity
-        msg = _damage(out)
-        if msg:
-            raise ReportError(msg)
-    need = {"status", "rho_rec_pert", "rho_pred_pert", "rho_rec"}
-    lacking = sorted(need - set(ds.data_vars))
-    if lacking or not {"model", "drug", "latent", "split"} <= set(ds.dims):
-        raise ReportError(f"{path}: not a result store (dims {sorted(ds.dims)}, missing variables {lacking})")
-    return ds
-
-
-def _damage(out: Path) -> str | None:
-    """What is damaged in OUT/results.zarr and how to recompute it (harness.store's check), or None."""
-    from harness.store import ResultStore, StoreDamagedError
-
-    try:
-        damage = ResultStore(out / STORE_NAME).find_damage()
-    except StoreDamagedError as e:
-        return str(e)
-    except Exception:  # not a store harness.run wrote: the caller's message stands
-        return None
-    if damage.metadata:
-        return (f"{out / STORE_NAME} is damaged: {damage.describe_metadata()}; run python -m harness.run "
-                f"again with the same settings and --out {out}: it rewrites that metadata from the store's "
-                f"consolidated copy (no fit is lost)")
-    if not damage.cells:
-        return None
-    return (f"{out / STORE_NAME} is damaged: {len(damage.cells)} cell(s) with unreadable or missing values, "
-            f"{damage.n_fits} done fit(s) lost: {damage.describe()}; run python -m harness.run again with "
-            f"the same settings and --out {out}: it recomputes them")
+        return load_results(out_dir)
+    except StoreReadError as e:
+        raise ReportError(str(e)) from None
 
 
 def _json_attr(ds: xr.Dataset, name: str) -> dict:
-    raw = ds.attrs.get(name)
-    if raw is None or raw == "":
-        return {}
     try:
-        val = json.loads(raw) if isinstance(raw, str) else raw
-    except json.JSONDecodeError as e:
-        raise ReportError(f"results.zarr attrs[{name!r}] is not valid JSON: {e}") from None
-    return dict(val) if isinstance(val, dict) else {}
-
-
-def _as_str(values: Any) -> np.ndarray:
-    """A string array as numpy ``str`` (zarr v3 may hand back StringDType or object arrays)."""
-    return np.asarray(values).astype(object).astype(str)
+        return json_attr(ds, name)
+    except StoreReadError as e:
+        raise ReportError(str(e)) from None
 
 
 def _status(ds: xr.Dataset) -> np.ndarray:
-    return _as_str(ds["status"].values)
-
-
-def planned_mask(ds: xr.Dataset) -> np.ndarray:
-    """Bool [model, drug, latent, split]: fits the run's grid contains.
-
-    From the ``planned(model, drug, latent)`` coord (older stores: ``planned(model, latent)``), else
-    attrs["grid"] {model: [latents]}, else every (model, latent) with at least one non-empty status.
-    """
-    models = [str(m) for m in ds["model"].values]
-    latents = [int(x) for x in ds["latent"].values]
-    shape = (len(models), ds.sizes["drug"], len(latents), ds.sizes["split"])
-    if "planned" in ds.variables and "drug" in ds["planned"].dims:
-        return np.broadcast_to(np.asarray(ds["planned"].transpose("model", "drug", "latent").values,
-                                          dtype=bool)[..., None], shape)
-    if "planned" in ds.variables:
-        ml = np.asarray(ds["planned"].transpose("model", "latent").values, dtype=bool)
-    else:
-        grid = _json_attr(ds, "grid")
-        if grid:
-            ml = np.array([[x in {int(v) for v in grid.get(m, [])} for x in latents] for m in models], bool)
-        else:
-            st = _status(ds.transpose("model", "drug", "latent", "split", ...))
-            ml = (st != "").any(axis=(1, 3))
-    return np.broadcast_to(ml[:, None, :, None], shape)
+    return as_str(ds["status"].values)
 
 
 def figure2_scope(ds: xr.Dataset) -> str:
@@ -267,7 +187,7 @@ def _done_values(ds: xr.Dataset, model: str, var: str, drug: str, latent: int) -
         return np.full(ds.sizes["split"], np.nan)
     cell = ds.sel(model=model, drug=drug, latent=latent)
     vals = np.asarray(cell[var].values, dtype=np.float64)
-    done = _as_str(cell["status"].values) == "done"
+    done = as_str(cell["status"].values) == "done"
     return np.where(done, vals, np.nan)
 
 
@@ -453,7 +373,7 @@ def figure2_stops(ds: xr.Dataset) -> dict[str, Any]:
     science = _json_attr(ds, "config").get("science", {})
     cap = science.get("max_epochs")
     vae = ds.sel(model=model)
-    st = _as_str(vae["status"].values)
+    st = as_str(vae["status"].values)
     epochs = np.asarray(vae["epochs"].values, dtype=np.float64)
     done = (st == "done") & np.isfinite(epochs) & planned_mask(ds)[list(ds["model"].values).index(model)]
     if cap is None or not done.any():
@@ -557,13 +477,13 @@ def fits_table(ds: xr.Dataset) -> pd.DataFrame:
     m, d, li, s = np.nonzero(planned_mask(ds))
     status = _status(ds)[m, d, li, s]
     df = pd.DataFrame({
-        "model": _as_str(ds["model"].values)[m], "drug": _as_str(ds["drug"].values)[d],
+        "model": as_str(ds["model"].values)[m], "drug": as_str(ds["drug"].values)[d],
         "latent": np.asarray(ds["latent"].values, dtype=np.int64)[li], "split": s,
         "repeat": np.asarray(ds["repeat"].values, dtype=np.int64)[s],
         "fold": np.asarray(ds["fold"].values, dtype=np.int64)[s],
         "status": np.where(status == "", "not_run", status)})
     for col in ("reason", "worker"):
-        df[col] = _as_str(ds[col].values)[m, d, li, s] if col in ds.data_vars else ""
+        df[col] = as_str(ds[col].values)[m, d, li, s] if col in ds.data_vars else ""
     for col in ("epochs", "best_epoch", "fit_seconds", "test_loss"):
         df[col] = (np.asarray(ds[col].values, dtype=np.float64)[m, d, li, s] if col in ds.data_vars
                    else np.nan)

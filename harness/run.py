@@ -41,7 +41,7 @@ from harness.contenders import REGISTRY
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
 from harness.prepare import RunError, check_paths, prepare_cube, resolve_methods, select_drugs
 from harness.progress import Progress, WorkModel
-from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, versions
+from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, known_fingerprint, versions
 from harness.tasks import (
     drug_data,
     drug_splits,
@@ -334,15 +334,21 @@ def _run_locked(cfg: RunConfig) -> int:
         drug_names = select_drugs(cfg, drugs(cube), cube_path)
         if cfg.drugs is not None:  # the cube's names from here on: workers, science key, store
             cfg = dataclasses.replace(cfg, drugs=tuple(drug_names))
-        n_cell, n_tt, ceiling, pairing, cell_lines = drug_meta(cfg, cube_path, drug_names)
-        store = ResultStore.open(out, cfg, cube_fingerprint(cube), drugs=store_drugs(cfg, drug_names),
-                                 n_cell_lines=n_cell,
-                                 n_train_test=n_tt,
-                                 extra_attrs={"ceiling": ceiling, "pairing": pairing,
-                                              "ground_truth": _ground_truth(cube, drug_names)},
-                                 cell_lines=cell_lines, genes=[str(g) for g in cube["gene"].values],
-                                 methods=resolve_methods(cfg),
-                                 gene_symbols=[str(g) for g in cube["gene_symbol"].values])
+        fingerprint = known_fingerprint(out, cube_path) or cube_fingerprint(cube)
+        methods = resolve_methods(cfg)
+        genes = [str(g) for g in cube["gene"].values]
+        store = ResultStore.resume(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names), genes=genes,
+                                   methods=methods, background=True)
+        if store is None:  # a new store (or a mismatch, which open names): the per-drug figures first
+            n_cell, n_tt, ceiling, pairing, cell_lines = drug_meta(cfg, cube_path, drug_names)
+            store = ResultStore.open(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names),
+                                     n_cell_lines=n_cell,
+                                     n_train_test=n_tt,
+                                     extra_attrs={"ceiling": ceiling, "pairing": pairing,
+                                                  "ground_truth": _ground_truth(cube, drug_names)},
+                                     cell_lines=cell_lines, genes=genes, methods=methods,
+                                     gene_symbols=[str(g) for g in cube["gene_symbol"].values],
+                                     background=True, cube_path=cube_path)
     except (RunError, StoreMismatchError, StoreDamagedError, ConfigError, CubeError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -1,6 +1,10 @@
 """The result store OUT/results.zarr: results[model, drug, latent, split], one zarr v3 group.
 
-Layout (read by harness/report.py with ``xr.open_zarr(path)``):
+This module is the only reader of results.zarr too: harness.report, harness.benchmark and harness.info read
+it through :func:`load_results` (the store in memory, checked for damage), :func:`planned_mask`,
+:func:`json_attr` and :func:`method_done`; any zarr reader (``xr.open_zarr(path)``) can read it as well.
+
+Layout:
 
 - dims ``model`` (str), ``drug`` (str), ``latent`` (int), ``split`` (int = repeat * n_folds + fold), with
   non-index coords ``repeat(split)`` and ``fold(split)``;
@@ -33,18 +37,31 @@ Layout (read by harness/report.py with ``xr.open_zarr(path)``):
   synthetic cube's, JSON, "" for real data).
 
 The full store is created once (all NaN, status "") in a temporary directory and renamed into place; each
-finished task then writes only its own cells (read-modify-write of its (model, drug, latent) chunks),
-values first and ``status`` last, by the driver alone (no concurrent writers). Zarr's local store writes
-every chunk atomically (temporary file + rename), so a crash never loses or corrupts finished results;
-a fit counts as finished only once its status is written. Every write stores all of its cell's chunks
-(empty ones included), so on resume :meth:`ResultStore.repair` can check that a cell with a status has
-every chunk on disk, readable, a known status and a fit time for each done fit; a damaged cell (a deleted
-or garbage chunk) is reset and its fits are recomputed. A variable whose own metadata (``VAR/zarr.json``) is
-missing, unreadable or not the root's consolidated copy of it is rewritten from that copy (zarr reads through
-the consolidated copy, so the damage would otherwise stay unseen). Damage that cannot be repaired (no
-readable group metadata or coordinates, results.zarr not a directory) raises StoreDamagedError saying what to
-move away.
-Chunks: one (model, drug, latent) x all splits.
+finished task then writes only its own cells, values first and ``status`` last, by the driver alone (no
+concurrent writers). The small variables (every one but the per-cell-line and per-gene scores) have one chunk
+per (model, drug, latent) x all splits, read, modified and written again by a write; ``cell_score`` and
+``gene_score`` have one chunk per fit (``store_layout`` 2), written whole without a read, so a fit's write
+costs its own bytes, not its cell's (a store of layout 1, written before, has one chunk per cell for them
+too, and is written that way). Zarr's local store writes every chunk atomically (temporary file + rename),
+so a crash never loses or corrupts finished results; a fit counts as finished only once its status is
+written. With ``background=True`` (harness.run), :meth:`ResultStore.write` hands its rows to a writer
+thread and returns: the writer writes every row kept so far together (one read-modify-write of each small
+chunk for all of them), so rows that arrive slowly reach the disk at once, one by one, and rows that arrive
+while it writes go together in its next write, and a driver receiving hundreds of fits a second is not held
+up. Every read of the store writes the kept rows first; rows kept when the process dies are not done and are
+recomputed on resume. A background write that fails is raised by the next ``write`` or ``flush`` on the
+driver (whose own rows are not taken), its rows kept for the next flush.
+
+Every write stores all of its chunks (empty ones included), so on resume :meth:`ResultStore.repair` can check
+that a cell with a status has every small variable's chunk readable, a known status and a fit time for each
+done fit, and that each fit with a status has its per-cell-line and per-gene chunks on disk with a sound
+header (these two are large, so their values are not decoded: the zstd frame's magic number and content size
+are checked: a chunk damaged past its header is found only when read, e.g. by the report's per-gene table,
+which then fails naming zarr's error); a damaged cell (a deleted or garbage chunk) is reset and its fits
+are recomputed. A variable whose own metadata (``VAR/zarr.json``) is missing, unreadable or not the root's
+consolidated copy of it is rewritten from that copy (zarr reads through the consolidated copy, so the damage
+would otherwise stay unseen). Damage that cannot be repaired (no readable group metadata or coordinates,
+results.zarr not a directory) raises StoreDamagedError saying what to move away.
 """
 
 from __future__ import annotations
@@ -88,6 +105,11 @@ STR_VARS = ("status", "reason", "worker", "slurm_job_id")
 METHOD_VARS = ("method_status", "method_reason")
 TEXT_VARS = (*STR_VARS, *METHOD_VARS)
 STORE_NAME = "results.zarr"
+# 2: cell_score and gene_score chunked per fit; 1 (no ``store_layout`` attr): per (model, drug, latent) cell
+LAYOUT = 2
+# rows kept unwritten at most, beyond which ``write`` waits to write them (a PertVAE row's per-gene block is
+# ~0.3 MB)
+MAX_PENDING = 256
 
 
 class StoreMismatchError(ValueError):
@@ -123,6 +145,16 @@ class Repair:
         return "; ".join(f"{v}/zarr.json ({why})" for v, why in self.metadata.items())
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One row to write: its (model, drug, latent) cell, split and the value of each variable there (a
+    scalar, or the fit's block of a variable with more dims; None: all NaN)."""
+
+    cell: tuple[int, int, int]
+    split: int
+    values: dict[str, Any]
+
+
 def clean_stale_tmp(out_dir: str | Path) -> list[Path]:
     """Remove ``results.zarr.tmp-<pid>`` left in OUT by a run that is no longer alive; returns them."""
     removed = []
@@ -136,6 +168,37 @@ def clean_stale_tmp(out_dir: str | Path) -> list[Path]:
             tmp.unlink(missing_ok=True)
         removed.append(tmp)
     return removed
+
+
+def files_signature(path: str | Path) -> str:
+    """SHA-256 of the names, sizes and modification times of every file under ``path``: changes whenever a
+    file is written, added or removed (a stat of each, no read)."""
+    root = Path(path)
+    h = hashlib.sha256()
+    if root.is_file():
+        st = root.stat()
+        h.update(f"{st.st_size}\0{st.st_mtime_ns}".encode())
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            f = Path(dirpath) / name
+            st = f.stat()
+            h.update(f"{f.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def known_fingerprint(out_dir: str | Path, cube_path: str | Path) -> str | None:
+    """The cube fingerprint OUT/results.zarr was made with, when the cube's files are those recorded then
+    (:func:`files_signature`); None otherwise (no store, an older one, or the cube changed): compute it."""
+    try:
+        attrs = json.loads((Path(out_dir) / STORE_NAME / "zarr.json").read_text()).get("attributes", {})
+        recorded = json.loads(attrs.get("cube_files", '""'))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    fp = attrs.get("data_fingerprint")
+    if not recorded or not isinstance(fp, str) or recorded != files_signature(cube_path):
+        return None
+    return fp
 
 
 def versions() -> dict[str, str]:
@@ -188,10 +251,10 @@ def _deferred_interrupts() -> Iterator[None]:
 
 
 def _nan_lazy(shape: tuple[int, ...]) -> Any:
-    """An all-NaN dask array chunked like the store (one (model, drug, latent) cell per chunk)."""
+    """An all-NaN dask array chunked like the store's per-fit chunks (never computed: metadata only)."""
     import dask.array as da
 
-    return da.full(shape, np.nan, dtype=np.float64, chunks=(1, 1, 1, *shape[3:]))
+    return da.full(shape, np.nan, dtype=np.float64, chunks=(1, 1, 1, 1, *shape[4:]))
 
 
 def _empty_str(shape: tuple[int, ...]) -> np.ndarray:
@@ -201,9 +264,19 @@ def _empty_str(shape: tuple[int, ...]) -> np.ndarray:
 class ResultStore:
     """Handle on OUT/results.zarr. Create/validate with :meth:`open`."""
 
-    def __init__(self, path: Path):
-        """Open the group and read its coordinates; StoreDamagedError if that fails."""
+    def __init__(self, path: Path, background: bool = False):
+        """Open the group and read its coordinates; StoreDamagedError if that fails. ``background``: rows
+        are written by a writer thread (module docstring)."""
         self.path = Path(path)
+        self.background = bool(background)
+        self._pending: list[_Entry] = []
+        self._lock = threading.Lock()   # guards _pending, _writer and _error
+        self._flushing = threading.Lock()   # one write to disk at a time
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._cache: dict[str, tuple[np.ndarray, set[tuple[int, int, int]]]] = {}   # _read's
+        self._cells: list[tuple[int, int, int]] | None = None
         if not self.path.is_dir():
             raise _beyond_repair(self.path, "is not a directory (a result store is one)")
         if not (self.path / "zarr.json").is_file():
@@ -217,6 +290,9 @@ class ResultStore:
                     self.method_vars = tuple(v for v in METHOD_VARS if v in self._group)
                     self.vars = (*FLOAT_VARS, SCORE_VAR, *DETAIL_VARS, *STR_VARS, *self.method_vars)
                     self._arrays = {v: self._group[v].async_array for v in self.vars}
+                    # chunked per fit (layout 2): written whole, never read back by a write
+                    self._per_fit = tuple(v for v in DETAIL_VARS if self._group[v].chunks[3] == 1)
+                    self._fit_shape = {v: self._group[v].shape[4:] for v in DETAIL_VARS}
             self.attrs = dict(self._group.attrs)
             self.models = [str(m) for m in self._group["model"][:]]
             self.drugs = [str(d) for d in self._group["drug"][:]]
@@ -231,6 +307,7 @@ class ResultStore:
             self.genes = [str(g) for g in self._group["gene"][:]]
         except Exception as e:  # zarr raises many types for damaged metadata or coordinates
             raise _beyond_repair(self.path, f"cannot be read ({type(e).__name__}: {e})") from None
+        self.layout = int(self.attrs.get("store_layout", 1))
         self._m = {m: i for i, m in enumerate(self.models)}
         self._d = {d: i for i, d in enumerate(self.drugs)}
         self._l = {x: i for i, x in enumerate(self.latents)}
@@ -242,7 +319,8 @@ class ResultStore:
              n_train_test: Mapping[str, Sequence[float]] | None = None,
              extra_attrs: Mapping[str, Any] | None = None, cell_lines: Sequence[str] = (),
              genes: Sequence[str] = (), methods: Sequence[str] = METHODS,
-             gene_symbols: Sequence[str] | None = None) -> ResultStore:
+             gene_symbols: Sequence[str] | None = None, background: bool = False,
+             cube_path: str | Path | None = None) -> ResultStore:
         """Open OUT/results.zarr for ``cfg`` on the cube with ``fingerprint``, creating it if absent.
 
         Raises StoreMismatchError when the store holds another config (science key) or another dataset.
@@ -251,6 +329,9 @@ class ResultStore:
         of the per-cell-line and per-gene scores; ``methods`` those of the scores (the built-in ones and the
         run's own, harness.config ``method``). ``gene_symbols`` (one per gene id, e.g. the cube's
         ``gene_symbol``) become the ``gene_symbol`` coordinate of a new store, for the report's genes.csv.
+        ``background``: see :class:`ResultStore`. ``cube_path``: the cube's files are recorded (names,
+        sizes, modification times) so that a resume can take the stored fingerprint
+        (:func:`known_fingerprint`) instead of reading the cube again.
         """
         out = Path(out_dir)
         path = out / STORE_NAME
@@ -258,14 +339,14 @@ class ResultStore:
         full_fp = f"{fingerprint}+{key_hash}"
         clean_stale_tmp(out)
         if path.exists() or path.is_symlink():
-            store = cls(path)
+            store = cls(path, background)
             stored_fp = store.attrs.get("fingerprint")
             if stored_fp == full_fp:
                 store._check_coords(cfg, list(drugs), [str(c) for c in cell_lines], [str(g) for g in genes],
                                     [str(m) for m in methods])
                 if len(store.method_vars) < len(METHOD_VARS):
                     store._add_method_vars()
-                    store = cls(path)
+                    store = cls(path, background)
                 return store
             stored_cfg = json.loads(store.attrs.get("config", "{}")).get("science", {})
             if store.attrs.get("data_fingerprint") != fingerprint:
@@ -278,11 +359,34 @@ class ResultStore:
                 f"{path} holds results of a different config; refusing to mix them. Differences: "
                 + "; ".join(diff) + f". Use another --out, or delete {out} to start over.")
         out.mkdir(parents=True, exist_ok=True)
+        extra = dict(extra_attrs or {})
+        if cube_path is not None:
+            extra["cube_files"] = files_signature(cube_path)
         cls._create(path, cfg, fingerprint, full_fp, list(drugs), dict(n_cell_lines or {}),
-                    {k: list(v) for k, v in (n_train_test or {}).items()}, dict(extra_attrs or {}),
+                    {k: list(v) for k, v in (n_train_test or {}).items()}, extra,
                     [str(c) for c in cell_lines], [str(g) for g in genes], [str(m) for m in methods],
                     None if gene_symbols is None else [str(g) for g in gene_symbols])
-        return cls(path)
+        return cls(path, background)
+
+    @classmethod
+    def resume(cls, out_dir: str | Path, cfg: RunConfig, fingerprint: str, *, drugs: Sequence[str],
+               genes: Sequence[str], methods: Sequence[str] = METHODS, background: bool = False
+               ) -> ResultStore | None:
+        """OUT/results.zarr when it holds ``cfg``'s results on the cube with ``fingerprint`` (checked as
+        :meth:`open` checks them, but for the cell lines, which the data and config determine), else None:
+        a resume needs none of the per-drug figures :meth:`open` stores when it creates the store."""
+        path = Path(out_dir) / STORE_NAME
+        if not (path / "zarr.json").is_file():
+            return None
+        store = cls(path, background)
+        if store.attrs.get("fingerprint") != f"{fingerprint}+{science_hash(cfg)}":
+            return None
+        store._check_coords(cfg, list(drugs), None, [str(g) for g in genes], [str(m) for m in methods])
+        clean_stale_tmp(out_dir)
+        if len(store.method_vars) < len(METHOD_VARS):
+            store._add_method_vars()
+            store = cls(path, background)
+        return store
 
     @staticmethod
     def _create(path: Path, cfg: RunConfig, data_fp: str, full_fp: str, drugs: list[str],
@@ -337,6 +441,7 @@ class ResultStore:
                 "grid": json.dumps({m: list(cfg.latents_for(m)) for m in models}),
                 "n_folds": cfg.n_folds,
                 "n_repeats": cfg.n_repeats,
+                "store_layout": LAYOUT,
                 **{k: json.dumps(v, sort_keys=True) for k, v in extra_attrs.items()},
             },
         )
@@ -344,8 +449,9 @@ class ResultStore:
         encoding = {v: {"chunks": chunks} for v in (*FLOAT_VARS, *STR_VARS)}
         encoding[SCORE_VAR] = {"chunks": (*chunks, len(methods), len(METRICS))}
         encoding.update({v: {"chunks": (*chunks, len(methods))} for v in METHOD_VARS})
-        encoding[CELL_VAR] = {"chunks": (*chunks, len(methods), len(METRICS), max(1, len(cell_lines)))}
-        encoding[GENE_VAR] = {"chunks": (*chunks, len(methods), len(GENE_METRICS), max(1, len(genes)))}
+        fit = (1, 1, 1, 1)   # one chunk per fit: a fit's write costs its own bytes
+        encoding[CELL_VAR] = {"chunks": (*fit, len(methods), len(METRICS), max(1, len(cell_lines)))}
+        encoding[GENE_VAR] = {"chunks": (*fit, len(methods), len(GENE_METRICS), max(1, len(genes)))}
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -362,12 +468,13 @@ class ResultStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def _check_coords(self, cfg: RunConfig, drugs: list[str], cell_lines: list[str],
+    def _check_coords(self, cfg: RunConfig, drugs: list[str], cell_lines: list[str] | None,
                       genes: list[str], methods: list[str]) -> None:
-        """StoreDamagedError unless the stored coordinates are those this config and cube create."""
+        """StoreDamagedError unless the stored coordinates are those this config and cube create
+        (``cell_lines`` None: not checked)."""
         latents = sorted({int(x) for m in cfg.models for x in cfg.latents_for(m)})
         want = (list(cfg.models), drugs, latents, cfg.n_repeats * cfg.n_folds, methods, list(METRICS),
-                cell_lines, genes)
+                self.cell_lines if cell_lines is None else cell_lines, genes)
         have = (self.models, self.drugs, self.latents, len(self.repeats), self.methods, self.metrics,
                 self.cell_lines, self.genes)
         if have != want:
@@ -396,34 +503,49 @@ class ResultStore:
 
     def status(self) -> np.ndarray:
         """The status array [model, drug, latent, split] (str)."""
-        return np.asarray(self._group["status"][:])
+        return self._read("status")[0].astype(str)
 
     def _cell_name(self, cell: tuple[int, int, int]) -> tuple[str, str, int]:
         return (self.models[cell[0]], self.drugs[cell[1]], self.latents[cell[2]])
 
+    def _written_cells(self) -> list[tuple[int, int, int]]:
+        """The cells whose status chunk is on disk: a write stores all of its cells' chunks, so the others
+        were never written (or were lost with their status: not done) and read as fill values."""
+        arr = self._group["status"]
+        key = arr.metadata.encode_chunk_key
+        return [c for c in np.ndindex(*arr.shape[:3]) if (self.path / "status" / key((*c, 0))).is_file()]
+
+    def _read(self, var: str) -> tuple[np.ndarray, set[tuple[int, int, int]]]:
+        """``var`` in full (object for text, else float) and the cells whose chunk could not be decoded
+        (read as fill values). Only the written cells are read, and what is read is kept until the next
+        write (rows are written and the store read by one thread, the driver)."""
+        self.flush()
+        if var not in self._cache:
+            if self._cells is None:
+                self._cells = self._written_cells()
+            cells, a = self._cells, self._arrays[var]
+
+            async def read_all() -> list[Any]:
+                return await asyncio.gather(*(a.getitem((*c, slice(None))) for c in cells),
+                                            return_exceptions=True)
+
+            text = var in TEXT_VARS
+            out = np.full(self._group[var].shape, "" if text else np.nan, dtype=object if text else float)
+            lost = set()
+            for c, value in zip(cells, sync(read_all()), strict=True):
+                if isinstance(value, Exception):  # a garbage or truncated chunk
+                    lost.add(c)
+                else:
+                    out[c] = np.asarray(value).astype(out.dtype)
+            self._cache[var] = (out, lost)
+        return self._cache[var]
+
     def _read_checked(self, var: str, bad: dict[tuple[int, int, int], list[str]]) -> np.ndarray:
-        """``var`` in full; cells whose chunk cannot be decoded go into ``bad`` and read as fill values."""
-        arr = self._group[var]
-        try:
-            return np.asarray(arr[:]).astype(object if var in TEXT_VARS else float)
-        except Exception:  # a garbage or truncated chunk: find which cells
-            pass
-        cells = list(np.ndindex(*arr.shape[:3]))
-        a = self._arrays[var]
-
-        async def read_all() -> list[Any]:
-            reads = (a.getitem((*c, slice(None))) for c in cells)
-            return await asyncio.gather(*reads, return_exceptions=True)
-
-        got = sync(read_all())
-        text = var in TEXT_VARS
-        out = np.full(arr.shape, "" if text else np.nan, dtype=object if text else float)
-        for c, value in zip(cells, got, strict=True):
-            if isinstance(value, Exception):
-                bad[c].append(f"{var}: unreadable chunk")
-            else:
-                out[c] = np.asarray(value).astype(out.dtype)
-        return out
+        """``var`` in full (:meth:`_read`); cells whose chunk cannot be decoded go into ``bad``."""
+        values, lost = self._read(var)
+        for c in lost:
+            bad[c].append(f"{var}: unreadable chunk")
+        return values
 
     def _check_decodable(self, var: str, cells: list[tuple[int, ...]],
                          bad: dict[tuple[int, int, int], list[str]], batch: int = 16) -> None:
@@ -442,10 +564,12 @@ class ResultStore:
     def find_damage(self) -> Repair:
         """The damaged (model, drug, latent) cells, what is wrong with each, and the done fits they hold.
 
-        A cell that has any status must have every variable's chunk on disk and decodable, only known
-        status values, and a finite fit time for each done fit; a cell whose status chunk is unreadable
-        counts all its planned fits.
+        A cell that has any status must have every small variable's chunk on disk and decodable, only known
+        status values and a finite fit time for each done fit, and each of its fits with a status its
+        per-cell-line and per-gene chunks on disk with a sound header (module docstring); a cell whose
+        status chunk is unreadable counts all its planned fits.
         """
+        self.flush()
         bad: dict[tuple[int, int, int], list[str]] = defaultdict(list)
         st = self._read_checked("status", bad).astype(str)
         status_lost = set(bad)
@@ -460,15 +584,7 @@ class ResultStore:
         known = np.isin(st, ("", "done", "failed"))
         for c in zip(*np.nonzero(~known.all(axis=3)), strict=True):
             bad[c].append("status: unknown value")
-        started = (st != "").any(axis=3)
-        started_cells = [tuple(int(i) for i in c) for c in zip(*np.nonzero(started), strict=True)]
-        for v in DETAIL_VARS:  # large: checked cell by cell, only where written
-            self._check_decodable(v, started_cells, bad)
-        for c in started_cells:
-            for v in self.vars:
-                key = self._group[v].metadata.encode_chunk_key((*c, *[0] * (self._group[v].ndim - 3)))
-                if not (self.path / v / key).is_file():
-                    bad[c].append(f"{v}: chunk missing")
+        self._check_chunks(st, bad)
         no_time = (st == "done") & ~np.isfinite(seconds)
         for c in zip(*np.nonzero(no_time.any(axis=3)), strict=True):
             if not bad.get(c):
@@ -479,6 +595,26 @@ class ResultStore:
             n_fits += int(pm[c].sum()) if c in status_lost else int(((st[c] == "done") & pm[c]).sum())
         return Repair({self._cell_name(c): sorted(set(why)) for c, why in bad.items()}, n_fits,
                       self._metadata_damage())
+
+    def _check_chunks(self, st: np.ndarray, bad: dict[tuple[int, int, int], list[str]]) -> None:
+        """Add to ``bad`` the started cells with a chunk missing, or a per-cell-line or per-gene chunk whose
+        header is not that of its variable's compressed chunk (those are too large to decode here)."""
+        started = [tuple(int(i) for i in c) for c in zip(*np.nonzero((st != "").any(axis=3)), strict=True)]
+        undecodable = []
+        for v in self.vars:
+            arr = self._group[v]
+            raw = _zstd_raw_size(arr) if v in DETAIL_VARS else None
+            if v in DETAIL_VARS and raw is None:
+                undecodable.append(v)   # not zstd: decoded, as small variables are
+            for c in started:
+                splits = np.nonzero(st[c] != "")[0] if v in self._per_fit else [0]
+                for s in splits:
+                    key = arr.metadata.encode_chunk_key((*c, int(s), *[0] * (arr.ndim - 4)))
+                    problem = _chunk_problem(self.path / v / key, raw)
+                    if problem:
+                        bad[c].append(f"{v}: {problem}")
+        for v in undecodable:
+            self._check_decodable(v, started, bad)
 
     def _consolidated(self) -> dict[str, Any]:
         """The root's consolidated copy of every variable's and coordinate's metadata ({} when absent)."""
@@ -515,6 +651,8 @@ class ResultStore:
             tmp.write_text(json.dumps(consolidated[name], indent=2))
             os.replace(tmp, f)
         n_split = len(self.repeats)
+        if damage.cells:
+            self._forget()
         for m, d, x in damage.cells:
             sel = (self._m[m], self._d[d], self._l[x], slice(None))
             sync(self._arrays["status"].setitem(sel, _empty_str((n_split,))))
@@ -529,8 +667,8 @@ class ResultStore:
         in that fit (``method_status``; {} for a store without it)."""
         if "method_status" not in self.method_vars:
             return {}
-        st = np.asarray(self._group["method_status"][:]).astype(object).astype(str)
-        why = np.asarray(self._group["method_reason"][:]).astype(object).astype(str)
+        st = self._read("method_status")[0].astype(str)
+        why = self._read("method_reason")[0].astype(str)
         out: dict[tuple[str, str, int, int, int], list[tuple[str, str]]] = {}
         for m, d, x, s, k in zip(*np.nonzero(st == "failed"), strict=True):
             key = (self.models[m], self.drugs[d], self.latents[x], int(self.repeats[s]), int(self.folds[s]))
@@ -565,51 +703,119 @@ class ResultStore:
         return self.counts()["missing"]
 
     def write(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Write result rows (dicts with model, drug, latent, repeat, fold and result keys) into their cells.
+        """Write result rows (dicts with model, drug, latent, repeat, fold and result keys) into their fits.
 
-        Rows of one (model, drug, latent) go in one write per variable; ``status`` is written last so a
-        crash mid-write leaves those fits not done (they are rerun). Returns the number of rows written.
+        A bad row raises here, before any row is written. ``status`` is written after every value, so a
+        crash mid-write leaves those fits not done (they are rerun). With ``background`` the rows reach the
+        disk in the writer thread (module docstring). Returns the number of rows.
         """
-        groups: dict[tuple[int, int, int], list[tuple[int, Mapping[str, Any]]]] = defaultdict(list)
-        n = 0
-        for row in rows:
-            m, d, l, s = self._index(row["model"], row["drug"], row["latent"], row["repeat"], row["fold"])
-            if row.get("status") not in ("done", "failed"):
-                raise ValueError(f"row status must be 'done' or 'failed', got {row.get('status')!r} in {row}")
-            groups[(m, d, l)].append((s, row))
-            n += 1
-        for (m, d, l), items in groups.items():
-            sync(self._write_cell_rows((m, d, l), items))
-        return n
+        entries = [self._entry(r) for r in rows]
+        with self._lock:
+            self._raise_background_error()
+            self._pending.extend(entries)
+            now = not self.background or len(self._pending) >= MAX_PENDING
+            if not now and self._writer is None:
+                self._writer = threading.Thread(target=self._write_behind, name="results.zarr writer",
+                                                daemon=True)
+                self._writer.start()
+        if now:
+            self.flush()
+        else:
+            self._wake.set()
+        return len(entries)
 
-    async def _write_cell_rows(self, cell: tuple[int, int, int],
-                               items: list[tuple[int, Mapping[str, Any]]]) -> None:
-        """Read-modify-write the (model, drug, latent) chunk of every variable: all values concurrently, then
-        ``status`` alone (so a fit is done only once all its values are on disk)."""
-        sel = (*cell, slice(None))
-        names = self.vars
-        arrays = [self._arrays[v] for v in names]
-        current = await asyncio.gather(*(a.getitem(sel) for a in arrays))
-        new = {}
-        for v, row in zip(names, current, strict=True):
-            row = np.array(row, dtype=object if v in TEXT_VARS else np.float64)
-            for s, r in items:
-                if v in METHOD_VARS:
-                    given = r.get(v) or {}
-                    row[s] = [str(given.get(m, "") or "") for m in self.methods]
-                elif v == SCORE_VAR:
-                    row[s] = self._score_block(r.get("scores") or {})
-                elif v == CELL_VAR:
-                    row[s] = self._cell_block(r.get("detail") or {})
-                elif v == GENE_VAR:
-                    row[s] = self._gene_block(r.get("detail") or {})
-                elif v in FLOAT_VARS:
-                    row[s] = _float(r.get(v))
-                else:
-                    row[s] = str(r.get(v, "") or "")
-            new[v] = row
-        await asyncio.gather(*(self._arrays[v].setitem(sel, new[v]) for v in names if v != "status"))
-        await self._arrays["status"].setitem(sel, new["status"])
+    def flush(self) -> None:
+        """Write the kept rows to disk now; raises the error of a failed background write (its rows are
+        kept and written again by the next flush)."""
+        with self._flushing:
+            with self._lock:
+                self._raise_background_error()
+                entries, self._pending = self._pending, []
+            if not entries:
+                return
+            self._forget()
+            try:
+                sync(self._write_entries(entries))
+            except BaseException:
+                with self._lock:
+                    self._pending[:0] = entries
+                raise
+
+    def _write_behind(self) -> None:
+        """The writer thread: write whatever is kept each time a write hands it rows."""
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                self.flush()
+            except BaseException as e:  # raised on the driver by its next write or flush
+                with self._lock:
+                    self._error = e
+
+    def _forget(self) -> None:
+        """Drop what :meth:`_read` kept (the store is about to change)."""
+        self._cache.clear()
+        self._cells = None
+
+    def close(self) -> None:
+        """Write the kept rows (:meth:`flush`); the store stays usable."""
+        self.flush()
+
+    def _raise_background_error(self) -> None:
+        """Raise (once) the error of a failed background flush; call with ``_lock`` held."""
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise e
+
+    def _entry(self, row: Mapping[str, Any]) -> _Entry:
+        """A row's value of every variable at its fit, checked (KeyError, ValueError) before any write."""
+        m, d, l, s = self._index(row["model"], row["drug"], row["latent"], row["repeat"], row["fold"])
+        if row.get("status") not in ("done", "failed"):
+            raise ValueError(f"row status must be 'done' or 'failed', got {row.get('status')!r} in {row}")
+        detail = row.get("detail") or {}
+        values: dict[str, Any] = {}
+        for v in self.vars:
+            if v in METHOD_VARS:
+                given = row.get(v) or {}
+                values[v] = np.array([str(given.get(k, "") or "") for k in self.methods], dtype=object)
+            elif v == SCORE_VAR:
+                values[v] = self._score_block(row.get("scores") or {})
+            elif v == CELL_VAR:
+                values[v] = self._cell_block(detail) if detail else None   # None: all NaN
+            elif v == GENE_VAR:
+                values[v] = self._gene_block(detail) if detail else None
+            elif v in FLOAT_VARS:
+                values[v] = _float(row.get(v))
+            else:
+                values[v] = str(row.get(v, "") or "")
+        return _Entry((m, d, l), s, values)
+
+    def _value(self, var: str, entry: _Entry) -> Any:
+        value = entry.values[var]
+        if value is None:
+            value = np.full(self._fit_shape[var], np.nan)
+        return value
+
+    async def _write_entries(self, entries: list[_Entry]) -> None:
+        """Every value of ``entries``, then their ``status``: a small variable's (model, drug, latent) chunk
+        is read, given all its entries and written once; a per-fit chunk is written whole, unread."""
+        by_cell: dict[tuple[int, int, int], dict[int, _Entry]] = defaultdict(dict)
+        for e in entries:
+            by_cell[e.cell][e.split] = e   # a fit written twice: the later row
+        per_cell = [v for v in self.vars if v not in self._per_fit]
+        cells = list(by_cell)
+        got = iter(await asyncio.gather(*(self._arrays[v].getitem((*c, slice(None)))
+                                          for c in cells for v in per_cell)))
+        values, status = [], []
+        for c in cells:
+            for v in per_cell:
+                block = np.array(next(got), dtype=object if v in TEXT_VARS else np.float64)
+                for s, e in by_cell[c].items():
+                    block[s] = self._value(v, e)
+                (status if v == "status" else values).append((v, (*c, slice(None)), block))
+            values += [(v, (*c, s), self._value(v, e)) for v in self._per_fit for s, e in by_cell[c].items()]
+        await asyncio.gather(*(self._arrays[v].setitem(sel, block) for v, sel, block in values))
+        await asyncio.gather(*(self._arrays[v].setitem(sel, block) for v, sel, block in status))
 
     def _score_block(self, scores: Mapping[str, Mapping[str, Any]]) -> np.ndarray:
         """[method, metric] float block of a row's ``scores`` {method: {metric: value}} (NaN where absent)."""
@@ -657,18 +863,43 @@ class ResultStore:
 
     def open_dataset(self) -> xr.Dataset:
         """The store as an xarray Dataset (lazy)."""
+        self.flush()
         return xr.open_zarr(str(self.path))
 
     def to_dataframe(self, planned_only: bool = True) -> pd.DataFrame:
-        """One row per fit (model, drug, latent, split, repeat, fold, values, status...)."""
-        ds = self.open_dataset()[[*FLOAT_VARS, *STR_VARS]].drop_vars(["planned"]).load()
-        df = ds.to_dataframe().reset_index()
+        """One row per fit (model, drug, latent, split, values, status..., fold, repeat)."""
+        idx = np.indices((len(self.models), len(self.drugs), len(self.latents), len(self.repeats)))
+        idx = idx.reshape(4, -1)
+        data: dict[str, Any] = {"model": np.array(self.models, dtype=object)[idx[0]],
+                                "drug": np.array(self.drugs, dtype=object)[idx[1]],
+                                "latent": np.array(self.latents, dtype=np.int64)[idx[2]],
+                                "split": idx[3].astype(np.int64)}
+        for v in (*FLOAT_VARS, *STR_VARS):
+            data[v] = self._read(v)[0].reshape(-1)
+        data["fold"] = self.folds[idx[3]].astype(np.int64)
+        data["repeat"] = self.repeats[idx[3]].astype(np.int64)
+        df = pd.DataFrame(data)
         if planned_only:
-            pm = self.planned_mask().reshape(-1)
-            df = df[pm].reset_index(drop=True)
+            df = df[self.planned_mask().reshape(-1)].reset_index(drop=True)
         for v in STR_VARS + ("model", "drug"):
             df[v] = df[v].astype(str)
         return df
+
+    def dataset(self) -> xr.Dataset:
+        """The store in memory as an xarray Dataset (what :meth:`_read` keeps), ``cell_score`` and
+        ``gene_score`` lazy (large: read one chunk at a time)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            lazy = xr.open_zarr(str(self.path), chunks=None)
+        names = list(lazy.data_vars)
+        ds = lazy.drop_vars(names).load()
+        for v in names:
+            if v not in DETAIL_VARS:
+                ds[v] = (lazy[v].dims, self._read(v)[0])
+        for v in names:
+            if v in DETAIL_VARS:
+                ds[v] = lazy[v]
+        return ds
 
 
 def _float(x: Any) -> float:
@@ -678,3 +909,198 @@ def _float(x: Any) -> float:
         return float(x)
     except (TypeError, ValueError):
         return math.nan
+
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _zstd_raw_size(arr: Any) -> int | None:
+    """The decoded bytes of a chunk of the float64 ``arr`` when its codecs are bytes + zstd, else None."""
+    names = [type(c).__name__ for c in arr.metadata.codecs]
+    if names != ["BytesCodec", "ZstdCodec"]:
+        return None
+    return int(np.prod(arr.metadata.chunk_grid.chunk_shape)) * 8
+
+
+def _zstd_content_size(head: bytes) -> int | None:
+    """The content size in a zstd frame header (RFC 8878 3.1.1.1), None if ``head`` does not start one or
+    its header does not give the size."""
+    if len(head) < 6 or head[:4] != ZSTD_MAGIC:
+        return None
+    fhd = head[4]
+    single = (fhd >> 5) & 1
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[fhd & 3]
+    size = (1 if single else 0, 2, 4, 8)[fhd >> 6]
+    if size == 0 or len(head) < pos + size:
+        return None
+    value = int.from_bytes(head[pos:pos + size], "little")
+    return value + 256 if size == 2 else value
+
+
+def _chunk_problem(path: Path, raw_size: int | None) -> str | None:
+    """"chunk missing", "unreadable chunk" (with ``raw_size``: not a zstd frame of that many bytes), or
+    None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(18) if raw_size is not None else b""
+    except FileNotFoundError:
+        return "chunk missing"
+    except OSError:
+        return "unreadable chunk"
+    if raw_size is not None and _zstd_content_size(head) != raw_size:
+        return "unreadable chunk"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# reading a run's results (harness.report, harness.benchmark and harness.info ask here)
+
+
+class StoreReadError(ValueError):
+    """OUT holds no readable result store; the message says what is wrong and what to do."""
+
+
+def load_results(out_dir: str | Path) -> xr.Dataset:
+    """OUT/results.zarr in memory (``cell_score`` and ``gene_score`` lazy), checked: a store harness.run
+    wrote must be undamaged (:meth:`ResultStore.find_damage`), any store must have the variables a report
+    needs. StoreReadError says what is wrong and how to recompute."""
+    out = Path(out_dir)
+    path = out / STORE_NAME
+    if path.exists() and not path.is_dir():
+        raise StoreReadError(f"{path}: is a file, not a result store (a directory); move it away and rerun "
+                             f"python -m harness.run --out {out} to compute the results")
+    if not path.is_dir():
+        raise StoreReadError(f"{out}: no {STORE_NAME} here; give the --out directory of a run "
+                             f"(python -m harness.run --out {out} creates one)")
+    ds = _load_own(out) if _written_by_run(path) else None
+    if ds is None:
+        ds = _load_any(out)
+    need = {"status", "rho_rec_pert", "rho_pred_pert", "rho_rec"}
+    lacking = sorted(need - set(ds.data_vars))
+    if lacking or not {"model", "drug", "latent", "split"} <= set(ds.dims):
+        raise StoreReadError(f"{path}: not a result store (dims {sorted(ds.dims)}, missing variables "
+                             f"{lacking})")
+    return ds
+
+
+def _written_by_run(path: Path) -> bool:
+    """Whether the group's attributes say harness.run's ResultStore made it (a data fingerprint)."""
+    try:
+        return "data_fingerprint" in json.loads((path / "zarr.json").read_text()).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _load_own(out: Path) -> xr.Dataset:
+    """A store harness.run wrote: its damage check, then its variables as that check read them."""
+    try:
+        store = ResultStore(out / STORE_NAME)
+        damage = store.find_damage()
+    except StoreDamagedError as e:
+        raise StoreReadError(str(e)) from None
+    msg = damage_message(out, damage)
+    if msg:
+        raise StoreReadError(msg)
+    try:
+        return store.dataset()
+    except Exception as e:  # zarr/xarray raise many types for a damaged store
+        raise StoreReadError(f"{out / STORE_NAME}: cannot be read as a result store: "
+                             f"{type(e).__name__}: {e}") from None
+
+
+def _load_any(out: Path) -> xr.Dataset:
+    """A store in the layout but not written by harness.run (tests, older tools): read as it is."""
+    path = out / STORE_NAME
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # consolidated metadata is not in the v3 spec
+            warnings.simplefilter("ignore", RuntimeWarning)  # ... and its absence is only slower
+            lazy = xr.open_zarr(str(path), chunks=None)  # no dask: one read per variable, not per chunk
+            detail = [v for v in DETAIL_VARS if v in lazy.data_vars]
+            ds = lazy.drop_vars(detail).load()
+            for v in detail:  # large: stays lazy, read one (model, drug, latent) chunk at a time
+                ds[v] = lazy[v]
+    except Exception as e:  # zarr/xarray raise many types for a damaged store
+        raise StoreReadError(_damage_text(out) or f"{path}: cannot be read as a result store: "
+                                                  f"{type(e).__name__}: {e}") from None
+    return ds
+
+
+def _damage_text(out: Path) -> str | None:
+    """What is damaged in OUT/results.zarr as harness.run's store sees it, or None (no damage, or not a
+    store harness.run wrote)."""
+    try:
+        return damage_message(out, ResultStore(out / STORE_NAME).find_damage())
+    except StoreDamagedError as e:
+        return str(e)
+    except Exception:  # not a store harness.run wrote: the caller's message stands
+        return None
+
+
+def damage_message(out: Path, damage: Repair) -> str | None:
+    """What ``damage`` in OUT/results.zarr is and how to recompute it, or None when there is none."""
+    path = out / STORE_NAME
+    if damage.metadata:
+        return (f"{path} is damaged: {damage.describe_metadata()}; run python -m harness.run again with the "
+                f"same settings and --out {out}: it rewrites that metadata from the store's consolidated "
+                f"copy (no fit is lost)")
+    if not damage.cells:
+        return None
+    return (f"{path} is damaged: {len(damage.cells)} cell(s) with unreadable or missing values, "
+            f"{damage.n_fits} done fit(s) lost: {damage.describe()}; run python -m harness.run again with "
+            f"the same settings and --out {out}: it recomputes them")
+
+
+def as_str(values: Any) -> np.ndarray:
+    """A string array as numpy ``str`` (zarr v3 may hand back StringDType or object arrays)."""
+    return np.asarray(values).astype(object).astype(str)
+
+
+def json_attr(ds: xr.Dataset, name: str) -> dict:
+    """The store's JSON attribute ``name`` as a dict ({} when absent or not a JSON object); StoreReadError
+    when it is not valid JSON."""
+    raw = ds.attrs.get(name)
+    if raw is None or raw == "":
+        return {}
+    try:
+        val = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as e:
+        raise StoreReadError(f"{STORE_NAME} attrs[{name!r}] is not valid JSON: {e}") from None
+    return dict(val) if isinstance(val, dict) else {}
+
+
+def planned_mask(ds: xr.Dataset) -> np.ndarray:
+    """Bool [model, drug, latent, split]: fits the run's grid contains.
+
+    From the ``planned(model, drug, latent)`` coord (older stores: ``planned(model, latent)``), else
+    attrs["grid"] {model: [latents]}, else every (model, latent) with at least one non-empty status.
+    """
+    models = [str(m) for m in ds["model"].values]
+    latents = [int(x) for x in ds["latent"].values]
+    shape = (len(models), ds.sizes["drug"], len(latents), ds.sizes["split"])
+    if "planned" in ds.variables and "drug" in ds["planned"].dims:
+        return np.broadcast_to(np.asarray(ds["planned"].transpose("model", "drug", "latent").values,
+                                          dtype=bool)[..., None], shape)
+    if "planned" in ds.variables:
+        ml = np.asarray(ds["planned"].transpose("model", "latent").values, dtype=bool)
+    else:
+        grid = json_attr(ds, "grid")
+        if grid:
+            ml = np.array([[x in {int(v) for v in grid.get(m, [])} for x in latents] for m in models], bool)
+        else:
+            st = as_str(ds["status"].transpose("model", "drug", "latent", "split", ...).values)
+            ml = (st != "").any(axis=(1, 3))
+    return np.broadcast_to(ml[:, None, :, None], shape)
+
+
+def method_done(ds: xr.Dataset) -> np.ndarray:
+    """Bool [model, drug, latent, split, method]: the method's scores of that fit count. Where the store
+    records the method's own status (``method_status``) it decides: a fit whose other method failed still
+    counts for this one; elsewhere (PertVAE's two methods, stores written before it) the fit's status
+    stands for all its methods."""
+    status = as_str(ds["status"].transpose("model", "drug", "latent", "split").values)
+    done = np.broadcast_to((status == "done")[..., None], (*status.shape, ds.sizes["method"]))
+    if "method_status" not in ds.data_vars:
+        return done
+    own = as_str(ds["method_status"].transpose("model", "drug", "latent", "split", "method").values)
+    return np.where(own == "", done, own == "done")
