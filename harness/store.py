@@ -73,8 +73,9 @@ from zarr.core.sync import sync
 
 from datasets.cube import pid_alive
 from harness.config import RunConfig, execution_settings, science_key
+from harness.contenders import run_metrics
 from harness.grid import POOLED, FitKey, model_drugs
-from pertvae_core.evaluation import GENE_METRICS, METRICS
+from pertvae_core.evaluation import GENE_METRICS
 from pertvae_core.methods import METHODS
 
 FLOAT_VARS = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "test_loss", "epochs", "best_epoch", "fit_seconds")
@@ -292,6 +293,7 @@ class ResultStore:
         models = list(cfg.models)
         latents = sorted({int(x) for m in models for x in cfg.latents_for(m)})
         n_split = cfg.n_repeats * cfg.n_folds
+        METRICS = run_metrics(models)  # the run's metrics (evaluation's without Dr.VAE)
         shape = (len(models), len(drugs), len(latents), n_split)
         dims = ("model", "drug", "latent", "split")
         study = [d for d in drugs if d != POOLED]
@@ -366,7 +368,8 @@ class ResultStore:
                       genes: list[str], methods: list[str]) -> None:
         """StoreDamagedError unless the stored coordinates are those this config and cube create."""
         latents = sorted({int(x) for m in cfg.models for x in cfg.latents_for(m)})
-        want = (list(cfg.models), drugs, latents, cfg.n_repeats * cfg.n_folds, methods, list(METRICS),
+        want = (list(cfg.models), drugs, latents, cfg.n_repeats * cfg.n_folds, methods,
+                list(run_metrics(cfg.models)),
                 cell_lines, genes)
         have = (self.models, self.drugs, self.latents, len(self.repeats), self.methods, self.metrics,
                 self.cell_lines, self.genes)

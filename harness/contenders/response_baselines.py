@@ -1,0 +1,50 @@
+"""The drug-response baselines of Dr.VAE's paper (pertvae_core.response_baselines): L2 logistic regression,
+random forest and linear SVM on the untreated profile x1 and on PCA(x1) at the latent size, and the training
+prior (the drug's response rate: AUROC 0.5), each fitted alone on every response split and scored with
+Dr.VAE's metrics on the same test cell lines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from harness.contenders.base import Contender
+from harness.contenders.response_splits import RESPONSE_METRICS, calibration_split, response_splits, run_valid
+
+if TYPE_CHECKING:
+    from harness.config import RunConfig
+
+# The binary-head baselines of pertvae_core.response_baselines.RESPONSE_BASELINES, in report order.
+RESPONSE_BASELINE_METHODS = ("logreg_x1", "logreg_pca", "rf_x1", "rf_pca", "svm_x1", "svm_pca", "prior")
+
+
+class ResponseBaselines(Contender):
+    name = "response_baselines"
+    cheap = True
+    methods = RESPONSE_BASELINE_METHODS
+    metrics = RESPONSE_METRICS
+    default_latents = (50,)
+    legend = ("drug-response classifiers (logistic, random forest, linear SVM) on x1 and on PCA(x1) at the "
+              "latent size, and the training prior, each fitted alone per response split")
+
+    def task_data(self, dd: Any, cube_path: str, split_keys: Sequence[tuple[int, int]], cfg: RunConfig
+                  ) -> list:
+        from harness.tasks import cube_of
+
+        return response_splits(dd, cube_of(cube_path), split_keys, cfg)
+
+    def run(self, data: Sequence[Any], latent: int, seeds: Sequence[int], cfg: RunConfig) -> list[dict]:
+        from pertvae_core.response_baselines import RESPONSE_BASELINES
+        from pertvae_core.response_methods import evaluate_response_methods
+
+        def factories(seed: int) -> dict:
+            return {m: (lambda m=m: RESPONSE_BASELINES[m](latent, seed % 2**32)) for m in self.methods}
+
+        def fit(sps: list, at: list[int]) -> list[dict]:
+            return [evaluate_response_methods([sp], factories(seeds[i]))[0]
+                    for sp, i in zip(sps, at, strict=True)]
+
+        return run_valid(data, fit)
+
+    def calibration_run(self, data: Sequence[Any], latent: int, cfg: RunConfig) -> Any:
+        return self.run([calibration_split(sp) for sp in data], latent, [0] * len(data), cfg)
