@@ -49,7 +49,7 @@ import pandas as pd
 import xarray as xr
 
 from harness import benchmark as bench
-from harness import figures, verdicts
+from harness import figures, response_report, verdicts
 from harness.contenders import figure2_models, model_methods, reference_model
 from pertvae_core.methods import REFERENCE
 from pertvae_core.stats import benjamini_hochberg, corrected_t_greater, mann_whitney_greater, wilcoxon_greater
@@ -603,6 +603,7 @@ FILE_WORDS = {
     "figure2.png": "the paper's Figure 2: VAE vs PCA reconstruction by latent size (also .svg)",
     "scores.csv": "tidy tables, also as DataFrames from harness.report.load: scores.csv, comparisons.csv, "
                   "cell_lines.csv, genes.csv, metric_agreement.csv",
+    "response.md": "drug response per drug: AUROC/AUPR of Dr.VAE and its baselines, Dr.VAE's verdicts",
     "results.zarr": "every fit's values and status (the resumable store)",
 }
 
@@ -650,6 +651,7 @@ def render_report(out_dir: str | Path, with_figures: bool = True) -> Path:
     _write_text(out / "benchmark.md", verdicts.benchmark_markdown(ds, res.scores, res.comparisons,
                                                               _partial_line(counts) if partial else ""))
     written.append(out / "benchmark.md")
+    written += response_report.write_response_report(ds, out, _partial_line(counts) if partial else "")
     if with_figures:
         written += [figures.drugs_figure(ds, res.scores, res.comparisons, out, partial),
                     figures.forest_figure(ds, res.comparisons, out, partial)]
