@@ -18,6 +18,21 @@ if TYPE_CHECKING:
 RESPONSE_BASELINE_METHODS = ("logreg_x1", "logreg_pca", "rf_x1", "rf_pca", "svm_x1", "svm_pca", "prior")
 
 
+def evaluate_each(sp: Any, factories: dict) -> dict:
+    """One split's row with every method fitted in its own failure boundary: a method that fails fails the
+    row and is named in ``method_status`` / ``method_reason`` (harness.store), the others' scores count."""
+    from pertvae_core.response_methods import evaluate_response_methods
+
+    row: dict = {"scores": {}, "fit_seconds": 0.0, "method_status": {}, "method_reason": {}}
+    for name, make in factories.items():
+        r = evaluate_response_methods([sp], {name: make})[0]
+        row["scores"].update(r["scores"])
+        row["fit_seconds"] += r["fit_seconds"]
+        row["method_status"][name], row["method_reason"][name] = r["status"], r["reason"]
+    failed = [r for r in row["method_reason"].values() if r]
+    return {**row, "status": "failed" if failed else "done", "reason": "; ".join(failed)}
+
+
 class ResponseBaselines(Contender):
     name = "response_baselines"
     cheap = True
@@ -35,14 +50,11 @@ class ResponseBaselines(Contender):
 
     def run(self, data: Sequence[Any], latent: int, seeds: Sequence[int], cfg: RunConfig) -> list[dict]:
         from pertvae_core.response_baselines import RESPONSE_BASELINES
-        from pertvae_core.response_methods import evaluate_response_methods
-
-        def factories(seed: int) -> dict:
-            return {m: (lambda m=m: RESPONSE_BASELINES[m](latent, seed % 2**32)) for m in self.methods}
 
         def fit(sps: list, at: list[int]) -> list[dict]:
-            return [evaluate_response_methods([sp], factories(seeds[i]))[0]
-                    for sp, i in zip(sps, at, strict=True)]
+            # RandomForest's random_state must fit in 32 bits
+            return [evaluate_each(sp, {m: (lambda m=m, s=seeds[i] % 2**32: RESPONSE_BASELINES[m](latent, s))
+                                       for m in self.methods}) for sp, i in zip(sps, at, strict=True)]
 
         return run_valid(data, fit)
 

@@ -7,18 +7,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from harness.config import parse_args
+from harness.config import make_config, parse_args
 from harness.contenders import BUILT_IN, run_metrics
 from harness.contenders.response_splits import response_splits
+from harness.response_report import _q
 from harness.run import main
 from harness.tasks import cube_of, drug_data
 from pertvae_core.evaluation import METRICS
 from pertvae_core.response_baselines import RESPONSE_BASELINES
 from tests.e2e import load
+from tests.harness.test_cost import _dry
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -31,7 +34,7 @@ def response_cube(tmp_path_factory) -> Path:
     from datasets.synthetic import generate
 
     path = Path(tmp_path_factory.mktemp("drvae")) / "cube.zarr"
-    write_cube(generate("demo", seed=1, n_genes=60, max_cells=15, n_baseline=160,
+    write_cube(generate("demo", seed=0, n_genes=60, max_cells=15, n_baseline=160,
                         responses={BASELINE_DRUG: "baseline"}), path)
     return path
 
@@ -105,3 +108,33 @@ def test_the_response_kinds_are_recovered(run):
     assert stats.ttest_1samp(base, 0.5, alternative="greater").pvalue < 0.01   # driven by the untreated state
     prior = auroc.sel({"method": "prior"}).values
     assert np.allclose(prior, 0.5)
+
+
+def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
+    out, _ = run
+    assert (out / "response.md").exists()
+    table = pd.read_csv(out / "response.csv")
+    au = table[table["metric"] == "auroc"]
+    null = au[au["drug"] == NULL_DRUG]
+    assert len(null) == 9 and not (null["q_chance"] < 0.05).any()        # a null drug: nothing above chance
+    base = au[(au["drug"] == BASELINE_DRUG)].set_index("method")
+    assert base.loc["logreg_x1", "q_chance"] < 0.05 and base.loc["logreg_x1", "mean"] > 0.5
+    assert set(base["verdict"].dropna()) <= {"beats", "loses to", "not distinguishable from"}
+    md = (out / "response.md").read_text()
+    assert f"## {NULL_DRUG} (latent 4, 10 splits)" in md and "Dr.VAE, identity perturbation" in md
+
+
+def test_a_verdict_can_say_loses():
+    df = pd.DataFrame({"latent": [4, 4, 4], "metric": ["auroc"] * 3, "p_chance": [0.5, 0.5, 0.5],
+                       "p_better": [1e-6, 0.5, 0.9999], "p_worse": [0.9999, 0.5, 1e-6]})
+    assert list(_q(df)["verdict"]) == ["beats", "not distinguishable from", "loses to"]
+
+
+def test_the_dry_run_estimates_the_drvae_preset(response_cube, tmp_path, capsys):
+    cfg = make_config("drvae", data=str(response_cube), drugs=(BASELINE_DRUG,), n_repeats=1,
+                      hidden=(16, 8), context=8, iaf_hidden=8, out=str(tmp_path / "dry"), dry_run=True)
+    assert _dry(cfg, capsys) == 0
+    text = capsys.readouterr().out
+    assert "grid: 6 tasks, 10 fits (drvae 5, response_baselines 5)" in text
+    assert "early stopping of drvae after 90 of 300 epochs" in text and "CPU-hours; wall time" in text
+    assert not (tmp_path / "dry").exists()
