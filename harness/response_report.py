@@ -33,11 +33,6 @@ __all__ = ["response_table", "response_markdown", "write_response_report", "has_
 
 METRICS = ("auroc", "aupr")
 REFERENCE = "drvae"
-LABELS = {"drvae": ("Dr.VAE", "x1 (model)"),
-          "drvae_identity": ("Dr.VAE, identity perturbation", "x1 (model)"),
-          "prior": ("training prior", "none")}
-CLASSIFIERS = {"logreg": "logistic L2", "rf": "random forest", "svm": "linear SVM"}
-FEATURES = {"x1": "x1", "pca": "PCA(x1)"}
 COLUMNS = ("drug", "latent", "method", "classifier", "features", "metric", "mean", "ci_low", "ci_high",
            "chance", "n_splits", "p_chance", "q_chance", "diff_vs_drvae", "diff_ci_low", "diff_ci_high",
            "q_better", "q_worse", "verdict")
@@ -54,11 +49,12 @@ def has_response(ds: xr.Dataset) -> bool:
 
 
 def label(method: str) -> tuple[str, str]:
-    """(classifier, feature set) of a response method, for the table."""
-    if method in LABELS:
-        return LABELS[method]
-    clf, _, feat = method.partition("_")
-    return CLASSIFIERS.get(clf, clf), FEATURES.get(feat, feat)
+    """(classifier, feature set) of a response method, for the table: its contender's ``labels``."""
+    for name in RESPONSE_MODELS:
+        labels = getattr(contender(name), "labels", {})
+        if method in labels:
+            return labels[method]
+    return method, ""
 
 
 def _t_ci(v: np.ndarray) -> tuple[float, float, float]:

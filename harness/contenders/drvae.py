@@ -37,6 +37,9 @@ def drvae_config(cfg: RunConfig, latent: int) -> DrVAEConfig:
 class DrVAE(Contender):
     name = "drvae"
     methods = ("drvae", "drvae_identity")
+    # (classifier, feature set) of each method in the response report (harness.response_report)
+    labels = {"drvae": ("Dr.VAE", "x1 (model)"),
+              "drvae_identity": ("Dr.VAE, identity perturbation", "x1 (model)")}
     metrics = RESPONSE_METRICS
     default_latents = (50,)
     # Timed by PertVAE's short fits of the same shapes (its encoder, decoder and drug effect are Dr.VAE's

@@ -37,6 +37,11 @@ class ResponseBaselines(Contender):
     name = "response_baselines"
     cheap = True
     methods = RESPONSE_BASELINE_METHODS
+    # (classifier, feature set) of each method in the response report (harness.response_report)
+    labels = {**{f"{c}_{f}": (cl, fl) for c, cl in (("logreg", "logistic L2"), ("rf", "random forest"),
+                                                  ("svm", "linear SVM")) for f, fl in (("x1", "x1"),
+                                                                                      ("pca", "PCA(x1)"))},
+              "prior": ("training prior", "none")}
     metrics = RESPONSE_METRICS
     default_latents = (50,)
     legend = ("drug-response classifiers (logistic, random forest, linear SVM) on x1 and on PCA(x1) at the "
