@@ -611,6 +611,7 @@ FILE_WORDS = {
 def summary_text(out: Path, ds: xr.Dataset, res: Results) -> str:
     """The end of a run in a few lines: the headline (harness.verdicts.headline) and where every output is."""
     lines = ["Result:"] + [f"  {s}" for s in verdicts.headline(ds, res.scores, res.comparisons)]
+    lines += response_report.summary_lines(ds)
     lines[:0] = verdicts.failed_method_lines(ds)
     if res.partial:
         lines.insert(0, _partial_line(res.counts))

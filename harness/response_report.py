@@ -29,7 +29,8 @@ from scipy import stats as _st
 from harness.benchmark import ALPHA, _family_q, _row, scores_table
 from harness.contenders import RESPONSE_MODELS, contender
 
-__all__ = ["response_table", "response_markdown", "write_response_report", "has_response", "METRICS"]
+__all__ = ["response_table", "response_markdown", "write_response_report", "has_response", "summary_lines",
+           "METRICS"]
 
 METRICS = ("auroc", "aupr")
 REFERENCE = "drvae"
@@ -157,6 +158,17 @@ def verdict_line(au: pd.DataFrame, drug: str) -> str:
     above = list(au.index[au["q_chance"] < ALPHA])
     head = f"{drug}: Dr.VAE " + "; ".join(parts) + " (AUROC)." if parts else f"{drug}: no Dr.VAE comparison."
     return head + f" Above chance (q < {ALPHA}): {', '.join(above) if above else 'no method'}."
+
+
+def summary_lines(ds: xr.Dataset) -> list[str]:
+    """The run summary's drug-response lines: Dr.VAE's AUROC verdict and the methods above chance per drug
+    (the full table is response.md); none without response scores."""
+    table = response_table(ds) if has_response(ds) else pd.DataFrame()
+    if table.empty:
+        return []
+    au = table[table["metric"] == "auroc"]
+    return ["Drug response (response.md):"] + [f"  {verdict_line(sub.set_index('method'), str(d))}"
+                                               for (d, _), sub in au.groupby(["drug", "latent"], sort=False)]
 
 
 def response_markdown(table: pd.DataFrame, partial_line: str = "") -> str:
