@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.contenders.base import Contender
-from harness.contenders.response_splits import RESPONSE_METRICS, calibration_split, response_splits, run_valid
+from harness.contenders.response_splits import RESPONSE_METRICS, response_splits, run_valid
 
 if TYPE_CHECKING:
     from harness.config import RunConfig
@@ -68,6 +68,3 @@ class DrVAE(Contender):
         bp, bs = cfg.batch_pairs, cfg.batch_singletons
         singles = sp.n_single
         return max(1, math.ceil(sp.n_train / bp), math.ceil(singles / bs) if bs else 0)
-
-    def calibration_run(self, data: Sequence[Any], latent: int, cfg: RunConfig) -> Any:
-        return self.run([calibration_split(sp) for sp in data], latent, [0] * len(data), cfg)

@@ -60,11 +60,10 @@ def response_splits(dd: Any, cube: Any, split_keys: Sequence[tuple[int, int]], c
     other_sets = _fold_sets(sorted(set(scl[~np.isnan(r_sing)]) - set(paired)), f"{dd.drug}/response", cfg)
     out: list[ResponseSplit | str] = []
     for key in split_keys:
-        parts = [s for s in (pair_sets.get(key), other_sets.get(key)) if s is not None]
-        train = {c for s in parts[:1] for c in s.train_cell_lines}
+        parts = [pair_sets[key]] + ([other_sets[key]] if key in other_sets else [])
         val = {c for s in parts for c in s.val_cell_lines}
         test = {c for s in parts for c in s.test_cell_lines}
-        out.append(_one_split(dd, pcl, scl, r_pairs, r_sing, train, val, test))
+        out.append(_one_split(dd, pcl, scl, r_pairs, r_sing, set(pair_sets[key].train_cell_lines), val, test))
     return out
 
 
