@@ -287,7 +287,9 @@ def _cube(cfg: RunConfig, cube_path: str | Path | None) -> Any:
 
     if cube_path is not None:
         return open_cube(cube_path, check=False)
-    return generate(preset=cfg.preset, seed=cfg.data_seed)
+    from harness.presets import synthetic_preset
+
+    return generate(preset=synthetic_preset(cfg.preset), seed=cfg.data_seed)
 
 
 def run_shapes(cfg: RunConfig, ds: Any, names: Sequence[str]

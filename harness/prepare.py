@@ -15,6 +15,7 @@ from harness.config import RunConfig
 from harness.contenders import REGISTRY
 from harness.contenders.baselines import user_method
 from harness.grid import POOLED
+from harness.presets import synthetic_preset
 
 # The preset's synthetic cube, generated into OUT once (and reused on resume), and the record of how.
 GENERATED_CUBE = "data.zarr"
@@ -105,7 +106,7 @@ def prepare_cube(cfg: RunConfig, out: Path) -> Path:
         return path
     print(f"generating the synthetic '{cfg.preset}' cube (seed {cfg.data_seed}) into {path}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    write_cube(generate(preset=cfg.preset, seed=cfg.data_seed), path)
+    write_cube(generate(preset=synthetic_preset(cfg.preset), seed=cfg.data_seed), path)
     (out / GENERATED_MARKER).write_text(json.dumps(want))
     return path
 

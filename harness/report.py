@@ -48,7 +48,7 @@ import pandas as pd
 import xarray as xr
 
 from harness import benchmark as bench
-from harness import figures, verdicts
+from harness import figures, response_report, verdicts
 from harness.contenders import figure2_models, model_methods, reference_model
 from harness.store import StoreReadError, as_str, json_attr, load_results, planned_mask
 from pertvae_core.methods import REFERENCE
@@ -523,6 +523,7 @@ FILE_WORDS = {
     "figure2.png": "the paper's Figure 2: VAE vs PCA reconstruction by latent size (also .svg)",
     "scores.csv": "tidy tables, also as DataFrames from harness.report.load: scores.csv, comparisons.csv, "
                   "cell_lines.csv, genes.csv, metric_agreement.csv",
+    "response.md": "drug response per drug: AUROC/AUPR of Dr.VAE and its baselines, Dr.VAE's verdicts",
     "results.zarr": "every fit's values and status (the resumable store)",
 }
 
@@ -530,6 +531,7 @@ FILE_WORDS = {
 def summary_text(out: Path, ds: xr.Dataset, res: Results) -> str:
     """The end of a run in a few lines: the headline (harness.verdicts.headline) and where every output is."""
     lines = ["Result:"] + [f"  {s}" for s in verdicts.headline(ds, res.scores, res.comparisons)]
+    lines += response_report.summary_lines(ds)
     lines[:0] = verdicts.failed_method_lines(ds)
     if res.partial:
         lines.insert(0, _partial_line(res.counts))
@@ -570,6 +572,7 @@ def render_report(out_dir: str | Path, with_figures: bool = True) -> Path:
     _write_text(out / "benchmark.md", verdicts.benchmark_markdown(ds, res.scores, res.comparisons,
                                                               _partial_line(counts) if partial else ""))
     written.append(out / "benchmark.md")
+    written += response_report.write_response_report(ds, out, _partial_line(counts) if partial else "")
     if with_figures:
         written += [figures.drugs_figure(ds, res.scores, res.comparisons, out, partial),
                     figures.forest_figure(ds, res.comparisons, out, partial)]

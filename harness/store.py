@@ -90,8 +90,9 @@ from zarr.core.sync import sync
 
 from datasets.cube import pid_alive
 from harness.config import RunConfig, execution_settings, science_key
+from harness.contenders import run_metrics
 from harness.grid import POOLED, FitKey, model_drugs
-from pertvae_core.evaluation import GENE_METRICS, METRICS
+from pertvae_core.evaluation import GENE_METRICS
 from pertvae_core.methods import METHODS
 
 FLOAT_VARS = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "test_loss", "epochs", "best_epoch", "fit_seconds")
@@ -396,6 +397,7 @@ class ResultStore:
         models = list(cfg.models)
         latents = sorted({int(x) for m in models for x in cfg.latents_for(m)})
         n_split = cfg.n_repeats * cfg.n_folds
+        metrics = run_metrics(models)  # the run's metrics (evaluation's without Dr.VAE)
         shape = (len(models), len(drugs), len(latents), n_split)
         dims = ("model", "drug", "latent", "split")
         study = [d for d in drugs if d != POOLED]
@@ -405,10 +407,10 @@ class ResultStore:
         data_vars.update({v: (dims, _empty_str(shape)) for v in STR_VARS})
         data_vars.update({v: ((*dims, "method"), _empty_str((*shape, len(methods)))) for v in METHOD_VARS})
         data_vars[SCORE_VAR] = ((*dims, "method", "metric"),
-                                np.full((*shape, len(methods), len(METRICS)), np.nan, dtype=np.float64))
+                                np.full((*shape, len(methods), len(metrics)), np.nan, dtype=np.float64))
         # lazily allocated (dask): never written in full, only cell by cell
         data_vars[CELL_VAR] = ((*dims, "method", "metric", "cell_line"),
-                               _nan_lazy((*shape, len(methods), len(METRICS), len(cell_lines))))
+                               _nan_lazy((*shape, len(methods), len(metrics), len(cell_lines))))
         data_vars[GENE_VAR] = ((*dims, "method", "gene_metric", "gene"),
                                _nan_lazy((*shape, len(methods), len(GENE_METRICS), len(genes))))
         split = np.arange(n_split)
@@ -422,7 +424,7 @@ class ResultStore:
                 "repeat": ("split", (split // cfg.n_folds).astype(np.int64)),
                 "fold": ("split", (split % cfg.n_folds).astype(np.int64)),
                 "method": np.array(methods, dtype=object),
-                "metric": np.array(METRICS, dtype=object),
+                "metric": np.array(metrics, dtype=object),
                 "cell_line": np.array(cell_lines, dtype=object),
                 "gene_metric": np.array(GENE_METRICS, dtype=object),
                 "gene": np.array(genes, dtype=object),
@@ -447,10 +449,10 @@ class ResultStore:
         )
         chunks = (1, 1, 1, n_split)
         encoding = {v: {"chunks": chunks} for v in (*FLOAT_VARS, *STR_VARS)}
-        encoding[SCORE_VAR] = {"chunks": (*chunks, len(methods), len(METRICS))}
+        encoding[SCORE_VAR] = {"chunks": (*chunks, len(methods), len(metrics))}
         encoding.update({v: {"chunks": (*chunks, len(methods))} for v in METHOD_VARS})
         fit = (1, 1, 1, 1)   # one chunk per fit: a fit's write costs its own bytes
-        encoding[CELL_VAR] = {"chunks": (*fit, len(methods), len(METRICS), max(1, len(cell_lines)))}
+        encoding[CELL_VAR] = {"chunks": (*fit, len(methods), len(metrics), max(1, len(cell_lines)))}
         encoding[GENE_VAR] = {"chunks": (*fit, len(methods), len(GENE_METRICS), max(1, len(genes)))}
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         if tmp.exists():
@@ -473,8 +475,8 @@ class ResultStore:
         """StoreDamagedError unless the stored coordinates are those this config and cube create
         (``cell_lines`` None: not checked)."""
         latents = sorted({int(x) for m in cfg.models for x in cfg.latents_for(m)})
-        want = (list(cfg.models), drugs, latents, cfg.n_repeats * cfg.n_folds, methods, list(METRICS),
-                self.cell_lines if cell_lines is None else cell_lines, genes)
+        want = (list(cfg.models), drugs, latents, cfg.n_repeats * cfg.n_folds, methods,
+                list(run_metrics(cfg.models)), self.cell_lines if cell_lines is None else cell_lines, genes)
         have = (self.models, self.drugs, self.latents, len(self.repeats), self.methods, self.metrics,
                 self.cell_lines, self.genes)
         if have != want:

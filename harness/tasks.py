@@ -150,15 +150,25 @@ def run_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender | None
     return rows
 
 
+def cube_of(path: str):
+    """The cube at ``path``, opened once per worker process (for a contender's task data)."""
+    return _cube(str(path))
+
+
+def perturbation_data(dd: Any, split_keys: Any, cfg: RunConfig) -> list:
+    """pertvae_core SplitData of ``dd``'s (repeat, fold) splits ``split_keys``: the perturbation models'
+    task data (harness.contenders.base.Contender.task_data)."""
+    by_index = {(s.repeat, s.fold): s for s in drug_splits(dd, cfg)}
+    missing = [rk for rk in split_keys if rk not in by_index]
+    if missing:
+        raise ValueError(f"drug {dd.drug}: splits {missing} not produced by make_splits "
+                         f"(n_repeats={cfg.n_repeats}, n_folds={cfg.n_folds})")
+    return [split_data(dd, by_index[rk], cfg.include_test_singletons) for rk in split_keys]
+
+
 def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> list[dict]:
     dd = drug_data(str(cube_path), task.drug, cfg)
-    splits = drug_splits(dd, cfg)
-    by_index = {(s.repeat, s.fold): s for s in splits}
-    missing = [rk for rk in task.splits if rk not in by_index]
-    if missing:
-        raise ValueError(f"task {task.key}: splits {missing} not produced by make_splits "
-                         f"(n_repeats={cfg.n_repeats}, n_folds={cfg.n_folds})")
-    data = [split_data(dd, by_index[rk], cfg.include_test_singletons) for rk in task.splits]
+    data = model.task_data(dd, str(cube_path), task.splits, cfg)
     keys = task.fit_keys()
     seeds = [fit_seed(cfg.base_seed, k) for k in keys]
     results = model.run(data, task.latent, seeds, cfg)
@@ -169,9 +179,10 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> l
     rows = []
     for k, res, sp in zip(keys, results, data, strict=True):
         row = dict(res)
-        if cfg.save_predictions:
+        if cfg.save_predictions and hasattr(sp, "test_cell_line"):
             row["test_cell_line"] = sp.test_cell_line
             if row.get("predictions"):   # where each test pair is in the cube (harness.predictions)
+                by_index = {(s.repeat, s.fold): s for s in drug_splits(dd, cfg)}
                 row["test_pairs"] = pair_samples(dd, by_index[(k.repeat, k.fold)], str(cube_path))
         row.setdefault("status", "done")
         row.setdefault("reason", "")

@@ -1,11 +1,13 @@
 """The registry of grid models (contenders): name -> :class:`~harness.contenders.base.Contender`.
 
-The built-in ones are PertVAE, the VAE, PCA and the baselines (one module each here). A user's own model is
-a Contender subclass registered with :func:`register` (in-process, e.g. a script or a test, before the run
-starts) or through the entry point group ``pertvae_bench.contenders`` of its package (``[project.entry-points.
-"pertvae_bench.contenders"]`` ``mymodel = "pkg.module:MyContender"``), loaded when this module is imported,
-as ``--method`` plug-ins are found (pertvae_core.methods). A registered model gets ``--models NAME`` and
-``--latents-NAME``; its tasks, seeds, store slots, cost estimate and report rows follow from its attributes.
+The built-in ones are PertVAE, the VAE, PCA and the baselines (one module each here; :data:`BUILT_IN`, the
+default grid), and the drug-response models Dr.VAE and its baselines (:data:`RESPONSE_MODELS`). A user's
+own model is a Contender subclass registered with :func:`register` (in-process, e.g. a script or a test,
+before the run starts) or through the entry point group ``pertvae_bench.contenders`` of its package
+(``[project.entry-points."pertvae_bench.contenders"]`` ``mymodel = "pkg.module:MyContender"``), loaded
+when this module is imported, as ``--method`` plug-ins are found (pertvae_core.methods). A registered model
+gets ``--models NAME`` and ``--latents-NAME``; its tasks, seeds, store slots, cost estimate and report rows
+follow from its attributes.
 
 Imports flow one way: harness.config, grid, cost, tasks and the report import this package; it imports
 pertvae_core and nothing else of the harness at module level.
@@ -18,14 +20,16 @@ from collections.abc import Sequence
 
 from harness.contenders.base import Contender, fit_config
 from harness.contenders.baselines import Baselines
+from harness.contenders.drvae import DrVAE
 from harness.contenders.pca import PCA
 from harness.contenders.pertvae import PertVAE
+from harness.contenders.response_baselines import ResponseBaselines
 from harness.contenders.vae import VAE
 from pertvae_core.methods import import_object
 
 __all__ = ["Contender", "ContenderError", "ENTRY_POINT_GROUP", "REGISTRY", "BUILT_IN", "LOAD_ERRORS",
-           "register", "contender", "model_methods", "built_in_methods", "figure2_models", "reference_model",
-           "user_method_host", "fit_config"]
+           "RESPONSE_MODELS", "register", "contender", "model_methods", "built_in_methods", "figure2_models",
+           "reference_model", "user_method_host", "fit_config", "run_metrics"]
 
 ENTRY_POINT_GROUP = "pertvae_bench.contenders"
 REGISTRY: dict[str, Contender] = {}
@@ -104,6 +108,12 @@ def model_methods(methods: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return {c.name: c.methods + (own if c is host else ()) for c in REGISTRY.values()}
 
 
+def run_metrics(models: Sequence[str]) -> tuple[str, ...]:
+    """The store's ``metric`` coordinate for a run of ``models``: the ordered union of their metrics (a run
+    of the perturbation models alone has exactly pertvae_core.evaluation.METRICS)."""
+    return tuple(dict.fromkeys(m for name in models for m in contender(name).metrics))
+
+
 def _load_entry_points() -> None:
     """Register every contender of the entry point group; one that fails is kept in LOAD_ERRORS."""
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -116,5 +126,10 @@ def _load_entry_points() -> None:
 
 for _c in (PertVAE, VAE, PCA, Baselines):
     register(_c)
+# The default grid (the perturbation study); the drug-response models are built in too but run when asked
+# for (--models, the drvae presets), so a run without them keeps its grid and store coordinates.
 BUILT_IN: tuple[str, ...] = tuple(REGISTRY)
+for _c in (DrVAE, ResponseBaselines):
+    register(_c)
+RESPONSE_MODELS: tuple[str, ...] = tuple(m for m in REGISTRY if m not in BUILT_IN)
 _load_entry_points()

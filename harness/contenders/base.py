@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pertvae_core.evaluation import METRICS
+
 if TYPE_CHECKING:
     from harness.config import RunConfig
     from harness.shapes import SplitShape
@@ -40,6 +42,8 @@ class Contender:
       pooled pseudo-drug, harness.grid.POOLED); ``figure2_label`` and ``figure2_color`` draw it there.
     - ``table1``: its fits hold the paper's Table 1 (rho_rec_pert vs rho_pred_pert of the same fits).
     - ``methods``: the methods it scores (``score[method, metric]``), in report order.
+    - ``metrics``: the metrics its scores have (the store's ``metric`` coordinate is the ordered union over
+      the run's contenders); default the perturbation metrics (pertvae_core.evaluation.METRICS).
     - ``hosts_user_methods``: the run's own ``--method`` plug-ins run in its tasks (one contender does).
     - ``default_latents``: its latent sizes when neither the preset nor the config gives them.
     - ``fit_pairs``: a model trained by pertvae_core.train.fit on pairs (True) or single profiles (False),
@@ -56,6 +60,7 @@ class Contender:
     figure2_color: ClassVar[str] = ""
     table1: ClassVar[bool] = False
     methods: ClassVar[tuple[str, ...]] = ()
+    metrics: ClassVar[tuple[str, ...]] = METRICS
     hosts_user_methods: ClassVar[bool] = False
     default_latents: ClassVar[tuple[int, ...]] = (10,)
     fit_pairs: ClassVar[bool | None] = None
@@ -79,6 +84,15 @@ class Contender:
         """Fit and evaluate ``data`` (a task's splits) at ``latent``, split s with ``seeds[s]``; one result
         dict per split (pertvae_core.api's keys: ``status``, ``reason``, its values, ``scores`` ...)."""
         raise NotImplementedError(f"contender {self.name!r} does not implement run()")
+
+    def task_data(self, dd: Any, cube_path: str, split_keys: Sequence[tuple[int, int]], cfg: RunConfig
+                  ) -> list:
+        """What :meth:`run` gets for a task: one item per (repeat, fold) of ``split_keys`` of the drug's
+        data ``dd`` (datasets.pairs.DrugData) in the cube at ``cube_path``. Default: the perturbation
+        splits (pertvae_core SplitData, harness.tasks.perturbation_data)."""
+        from harness.tasks import perturbation_data
+
+        return perturbation_data(dd, split_keys, cfg)
 
     def steps_per_epoch(self, sp: SplitShape, cfg: RunConfig) -> int:
         """Optimizer steps of one epoch of a split shaped like ``sp`` (0: not trained)."""

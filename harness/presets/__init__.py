@@ -7,11 +7,14 @@ cell line, PertVAE at latent 100, VAE and PCA at latent 2..200 (Figure 2), with 
 batching cuts the VAE's per-fit cost by ~40% on a CPU), with enough epochs (150, patience 25) for the drug
 effect to be learned, and fp32 products (bf16 does not pay at its sizes). ``paper`` takes ``--precision``'s
 default, auto: bf16 products where the CPU or GPU has bfloat16 instructions.
+``drvae`` and ``drvae-demo``: drug response (harness.presets.drvae).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from harness.presets.drvae import DRVAE, DRVAE_DEMO, SYNTHETIC
 
 PAPER: dict[str, Any] = {
     "models": ("pertvae", "vae", "pca", "baselines"),
@@ -68,4 +71,10 @@ DEMO: dict[str, Any] = {
     "precision": "fp32",
 }
 
-PRESETS: dict[str, dict[str, Any]] = {"demo": DEMO, "paper": PAPER}
+PRESETS: dict[str, dict[str, Any]] = {"demo": DEMO, "paper": PAPER, "drvae": DRVAE, "drvae-demo": DRVAE_DEMO}
+
+
+def synthetic_preset(preset: str) -> str:
+    """The datasets.synthetic preset whose cube the run preset ``preset`` generates (its own name, or the
+    one a drug-response preset borrows: harness.presets.drvae.SYNTHETIC)."""
+    return SYNTHETIC.get(preset, preset)

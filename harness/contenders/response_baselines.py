@@ -1,0 +1,67 @@
+"""The drug-response baselines of Dr.VAE's paper (pertvae_core.response_baselines): L2 logistic regression,
+random forest and linear SVM on the untreated profile x1 and on PCA(x1) at the latent size, and the training
+prior (the drug's response rate: AUROC 0.5), each fitted alone on every response split and scored with
+Dr.VAE's metrics on the same test cell lines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from harness.contenders.base import Contender
+from harness.contenders.response_splits import RESPONSE_METRICS, calibration_split, response_splits, run_valid
+
+if TYPE_CHECKING:
+    from harness.config import RunConfig
+
+# The binary-head baselines of pertvae_core.response_baselines.RESPONSE_BASELINES, in report order.
+RESPONSE_BASELINE_METHODS = ("logreg_x1", "logreg_pca", "rf_x1", "rf_pca", "svm_x1", "svm_pca", "prior")
+
+
+def evaluate_each(sp: Any, factories: dict) -> dict:
+    """One split's row with every method fitted in its own failure boundary: a method that fails fails the
+    row and is named in ``method_status`` / ``method_reason`` (harness.store), the others' scores count."""
+    from pertvae_core.response_methods import evaluate_response_methods
+
+    row: dict = {"scores": {}, "fit_seconds": 0.0, "method_status": {}, "method_reason": {}}
+    for name, make in factories.items():
+        r = evaluate_response_methods([sp], {name: make})[0]
+        row["scores"].update(r["scores"])
+        row["fit_seconds"] += r["fit_seconds"]
+        row["method_status"][name], row["method_reason"][name] = r["status"], r["reason"]
+    failed = [r for r in row["method_reason"].values() if r]
+    return {**row, "status": "failed" if failed else "done", "reason": "; ".join(failed)}
+
+
+class ResponseBaselines(Contender):
+    name = "response_baselines"
+    cheap = True
+    methods = RESPONSE_BASELINE_METHODS
+    # (classifier, feature set) of each method in the response report (harness.response_report)
+    labels = {**{f"{c}_{f}": (cl, fl) for c, cl in (("logreg", "logistic L2"), ("rf", "random forest"),
+                                                  ("svm", "linear SVM")) for f, fl in (("x1", "x1"),
+                                                                                      ("pca", "PCA(x1)"))},
+              "prior": ("training prior", "none")}
+    metrics = RESPONSE_METRICS
+    default_latents = (50,)
+    legend = ("drug-response classifiers (logistic, random forest, linear SVM) on x1 and on PCA(x1) at the "
+              "latent size, and the training prior, each fitted alone per response split")
+
+    def task_data(self, dd: Any, cube_path: str, split_keys: Sequence[tuple[int, int]], cfg: RunConfig
+                  ) -> list:
+        from harness.tasks import cube_of
+
+        return response_splits(dd, cube_of(cube_path), split_keys, cfg)
+
+    def run(self, data: Sequence[Any], latent: int, seeds: Sequence[int], cfg: RunConfig) -> list[dict]:
+        from pertvae_core.response_baselines import RESPONSE_BASELINES
+
+        def fit(sps: list, at: list[int]) -> list[dict]:
+            # RandomForest's random_state must fit in 32 bits
+            return [evaluate_each(sp, {m: (lambda m=m, s=seeds[i] % 2**32: RESPONSE_BASELINES[m](latent, s))
+                                       for m in self.methods}) for sp, i in zip(sps, at, strict=True)]
+
+        return run_valid(data, fit)
+
+    def calibration_run(self, data: Sequence[Any], latent: int, cfg: RunConfig) -> Any:
+        return self.run([calibration_split(sp) for sp in data], latent, [0] * len(data), cfg)

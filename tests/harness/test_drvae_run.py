@@ -1,0 +1,140 @@
+"""Dr.VAE and the response baselines through the CLI on a small synthetic cube with known response kinds:
+the store holds every method's AUROC/AUPR, each equal to scikit-learn's on the same fitted method and split;
+the response splits are grouped by cell line; a run without them keeps the perturbation metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from harness.config import make_config, parse_args
+from harness.contenders import BUILT_IN, run_metrics
+from harness.contenders.response_splits import response_splits
+from harness.response_report import _q
+from harness.run import main
+from harness.tasks import cube_of, drug_data
+from pertvae_core.evaluation import METRICS
+from pertvae_core.response_baselines import RESPONSE_BASELINES
+from tests.e2e import load
+from tests.harness.test_cost import _dry
+
+pytestmark = pytest.mark.timeout(400)
+
+BASELINE_DRUG, NULL_DRUG = "olaparib", "tipifarnib"   # response kinds "baseline" and "none"
+
+
+@pytest.fixture(scope="module")
+def response_cube(tmp_path_factory) -> Path:
+    from datasets.cube import write_cube
+    from datasets.synthetic import generate
+
+    path = Path(tmp_path_factory.mktemp("drvae")) / "cube.zarr"
+    write_cube(generate("demo", seed=0, n_genes=60, max_cells=15, n_baseline=160,
+                        responses={BASELINE_DRUG: "baseline"}), path)
+    return path
+
+
+def _args(cube: Path, out: Path) -> list[str]:
+    return ["--data", str(cube), "--out", str(out), "--cluster", "none", "--no-progress",
+            "--models", "drvae", "response_baselines", "--drugs", BASELINE_DRUG, NULL_DRUG,
+            "--latents-drvae", "4", "--latents-response-baselines", "4", "--n-repeats", "2", "--n-folds", "5",
+            "--hidden", "16", "8", "--context", "8", "--iaf-steps", "1", "--iaf-hidden", "8",
+            "--max-epochs", "8", "--patience", "3", "--mc-samples", "2", "--batch-pairs", "16",
+            "--batch-singletons", "32", "--lr", "3e-3"]
+
+
+@pytest.fixture(scope="module")
+def run(response_cube, tmp_path_factory):
+    out = Path(tmp_path_factory.mktemp("drvae_run")) / "out"
+    assert main(_args(response_cube, out)) == 0
+    return out, load(out)
+
+
+def test_a_run_without_response_models_keeps_the_perturbation_metrics():
+    assert run_metrics(BUILT_IN) == METRICS
+    assert run_metrics(["drvae"]) == ("auroc", "auroc_chance", "aupr", "aupr_chance")
+
+
+def test_response_splits_are_grouped_by_cell_line(response_cube, tmp_path):
+    cfg = parse_args(_args(response_cube, tmp_path / "x"))
+    dd = drug_data(str(response_cube), BASELINE_DRUG, cfg)
+    keys = [(r, f) for r in range(cfg.n_repeats) for f in range(cfg.n_folds)]
+    splits = response_splits(dd, cube_of(str(response_cube)), keys, cfg)
+    for r in range(cfg.n_repeats):
+        tested = [set(sp.cl_test) for (rep, _), sp in zip(keys, splits, strict=True) if rep == r]
+        assert sum(len(t) for t in tested) == len(set().union(*tested))   # each cell line tested once
+        for sp in splits[r * cfg.n_folds:(r + 1) * cfg.n_folds]:
+            train = set(sp.cl_pairs) | set(sp.cl_train)
+            assert not (train & set(sp.cl_test)) and not (train & set(sp.cl_val))
+            assert not set(sp.cl_val) & set(sp.cl_test)
+    paired = {str(c) for c in dd.pair_cell_line}
+    tested_paired = [len(set(sp.cl_test) & paired) for sp in splits[:cfg.n_folds]]
+    assert max(tested_paired) - min(tested_paired) <= 3          # pair cell lines spread across folds
+
+
+def test_the_store_holds_every_response_method_scored_as_sklearn_does(run, response_cube):
+    out, ds = run
+    assert list(ds.metric.values) == list(run_metrics(["drvae", "response_baselines"]))
+    assert (ds.status.values == "done").all()
+    for model, methods in (("drvae", ("drvae", "drvae_identity")),
+                           ("response_baselines", tuple(RESPONSE_BASELINES)[:7])):
+        for m in methods:
+            v = ds.score.sel({"model": model, "method": m, "latent": 4, "metric": "auroc"}).values
+            assert np.isfinite(v).all(), (model, m)
+    # logistic regression on x1, split 3 of the baseline-kind drug, refitted and scored by scikit-learn
+    cfg = parse_args(_args(response_cube, out))
+    dd = drug_data(str(response_cube), BASELINE_DRUG, cfg)
+    sp = response_splits(dd, cube_of(str(response_cube)), [(0, 3)], cfg)[0]
+    from harness.grid import FitKey, fit_seed
+
+    seed = fit_seed(cfg.base_seed, FitKey("response_baselines", BASELINE_DRUG, 4, 0, 3)) % 2**32
+    p = RESPONSE_BASELINES["logreg_x1"](4, seed).fit(sp).predict_proba(sp.x_test)
+    got = ds.score.sel({"model": "response_baselines", "method": "logreg_x1", "drug": BASELINE_DRUG,
+                        "latent": 4, "split": 3})
+    assert got.sel(metric="auroc").item() == pytest.approx(roc_auc_score(sp.y_test, p), abs=1e-12)
+    assert got.sel(metric="aupr").item() == pytest.approx(average_precision_score(sp.y_test, p), abs=1e-12)
+    assert got.sel(metric="aupr_chance").item() == pytest.approx(sp.y_test.mean(), abs=1e-12)
+
+
+def test_the_response_kinds_are_recovered(run):
+    _, ds = run
+    auroc = ds.score.sel(model="response_baselines", latent=4, metric="auroc")
+    base = auroc.sel({"drug": BASELINE_DRUG, "method": "logreg_x1"}).values
+    assert stats.ttest_1samp(base, 0.5, alternative="greater").pvalue < 0.01   # driven by the untreated state
+    prior = auroc.sel({"method": "prior"}).values
+    assert np.allclose(prior, 0.5)
+
+
+def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
+    out, _ = run
+    assert (out / "response.md").exists()
+    table = pd.read_csv(out / "response.csv")
+    au = table[table["metric"] == "auroc"]
+    null = au[au["drug"] == NULL_DRUG]
+    assert len(null) == 9 and not (null["q_chance"] < 0.05).any()        # a null drug: nothing above chance
+    base = au[(au["drug"] == BASELINE_DRUG)].set_index("method")
+    assert base.loc["logreg_x1", "q_chance"] < 0.05 and base.loc["logreg_x1", "mean"] > 0.5
+    assert set(base["verdict"].dropna()) <= {"beats", "loses to", "not distinguishable from"}
+    md = (out / "response.md").read_text()
+    assert f"## {NULL_DRUG} (latent 4, 10 splits)" in md and "Dr.VAE, identity perturbation" in md
+
+
+def test_a_verdict_can_say_loses():
+    df = pd.DataFrame({"latent": [4, 4, 4], "metric": ["auroc"] * 3, "p_chance": [0.5, 0.5, 0.5],
+                       "p_better": [1e-6, 0.5, 0.9999], "p_worse": [0.9999, 0.5, 1e-6]})
+    assert list(_q(df)["verdict"]) == ["beats", "not distinguishable from", "loses to"]
+
+
+def test_the_dry_run_estimates_the_drvae_preset(response_cube, tmp_path, capsys):
+    cfg = make_config("drvae", data=str(response_cube), drugs=(BASELINE_DRUG,), n_repeats=1,
+                      hidden=(16, 8), context=8, iaf_hidden=8, out=str(tmp_path / "dry"), dry_run=True)
+    assert _dry(cfg, capsys) == 0
+    text = capsys.readouterr().out
+    assert "grid: 6 tasks, 10 fits (drvae 5, response_baselines 5)" in text
+    assert "early stopping of drvae after 90 of 300 epochs" in text and "CPU-hours; wall time" in text
+    assert not (tmp_path / "dry").exists()
