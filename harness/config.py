@@ -37,17 +37,15 @@ FIGURE2_SCOPES = ("pooled", "per-drug")
 class ConfigError(ValueError):
     """A bad preset, config file, flag or value; the message names it (``setting``: the field, if one)."""
 
-    def __init__(self, message: str, setting: str | None = None, why: str = "") -> None:
+    def __init__(self, message: str, setting: str | None = None, value: Any = None, why: str = "") -> None:
         super().__init__(message)
-        self.setting, self.why = setting, why
+        self.setting, self.value, self.why = setting, value, why
 
     @classmethod
     def bad_value(cls, setting: str, value: Any, why: str, source: str | None = None) -> ConfigError:
         """"field 'setting' = value (source): why"; ``source`` is the flag or file it came from, if known."""
         where = f" ({source})" if source else ""
-        error = cls(f"field '{setting}' = {value!r}{where}: {why}", setting, why)
-        error.value = value
-        return error
+        return cls(f"field '{setting}' = {value!r}{where}: {why}", setting, value, why)
 
 
 def _f(default: Any, help: str, group: str, **kw: Any) -> Any:
