@@ -21,22 +21,31 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from datasets.argparsing import did_you_mean
 from harness.contenders import BUILT_IN, LOAD_ERRORS, REGISTRY, user_method_host
 from harness.presets import PRESETS
-from pertvae_core.config import PRECISIONS, STANDARDIZE
+from pertvae_core.config import FitConfig, FitSettingError, OneOf, fit_settings
 from pertvae_core.evaluation import SCORING
 
 CLUSTERS = ("local", "slurm", "none")
-DEVICES = ("auto", "cpu", "cuda")
-STOP_ON = ("mse", "nll")
+DEVICES = ("auto", "cpu", "cuda")   # the run's --device (FitConfig's device: a worker's resolved one)
 FIGURE2_SCOPES = ("pooled", "per-drug")
 
 
 class ConfigError(ValueError):
-    """A bad preset, config file, flag or value; the message names it."""
+    """A bad preset, config file, flag or value; the message names it (``setting``: the field, if one)."""
+
+    def __init__(self, message: str, setting: str | None = None, value: Any = None, why: str = "") -> None:
+        super().__init__(message)
+        self.setting, self.value, self.why = setting, value, why
+
+    @classmethod
+    def bad_value(cls, setting: str, value: Any, why: str, source: str | None = None) -> ConfigError:
+        """"field 'setting' = value (source): why"; ``source`` is the flag or file it came from, if known."""
+        where = f" ({source})" if source else ""
+        return cls(f"field '{setting}' = {value!r}{where}: {why}", setting, value, why)
 
 
 def _f(default: Any, help: str, group: str, **kw: Any) -> Any:
@@ -45,7 +54,38 @@ def _f(default: Any, help: str, group: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help, "group": group, **kw})
 
 
+# The harness's own defaults and help of two fit settings: "auto", resolved once per run (device: on each
+# worker, cuda where it has a GPU; precision: when the config is made, recorded resolved).
+_RUN_LEVEL: dict[str, tuple[Any, str]] = {
+    "device": ("auto", "torch device inside the workers: auto | cpu | cuda"),
+    "precision": ("auto", "matrix products of the networks' layers: fp32 | bf16 (bfloat16 operands, float32 "
+                  "weights, Adam state and elementwise work; ~0.7x the step time where the hardware has "
+                  "bfloat16 instructions) | auto (bf16 where the run's device computes bfloat16 natively, "
+                  "else fp32; resolved once when the run's config is made, and recorded resolved in the "
+                  "store and run.json)"),
+}
+
+
+def _with_fit_settings(cls: type) -> type:
+    """Put FitConfig's settings in place of the class's ``FIT_SETTINGS`` marker, as fields of group "fit"
+    with FitConfig's names, types, defaults and help (``latent`` excepted: ``latents`` holds it per model;
+    :data:`_RUN_LEVEL` the harness's "auto"), so that RunConfig restates none of them."""
+    annotations: dict[str, Any] = {}
+    for name, kind in cls.__dict__["__annotations__"].items():
+        if name != "FIT_SETTINGS":
+            annotations[name] = kind
+            continue
+        for f in fit_settings():
+            if f.name != "latent":
+                default, help_ = _RUN_LEVEL.get(f.name, (f.default, f.metadata["help"]))
+                annotations[f.name] = f.type
+                setattr(cls, f.name, _f(default, help_, "fit", check=f.metadata["check"]))
+    cls.__annotations__ = annotations
+    return cls
+
+
 @dataclass(frozen=True)
+@_with_fit_settings
 class RunConfig:
     """Everything one run needs. Field metadata drives the CLI (``--help``) and TOML parsing."""
 
@@ -80,33 +120,8 @@ class RunConfig:
     splits_per_task: int | None = _f(None, "splits trained together as one batched model per task "
                                      "(default: 1 on CPU, all of a drug's splits with CUDA or "
                                      "--gpus-per-job)", "cv")
-    # --- fit settings (pertvae_core.config.FitConfig) -------------------------------------------------
-    hidden: tuple[int, ...] = _f((500, 300), "encoder/decoder hidden layer sizes (two)", "fit")
-    context: int = _f(200, "IAF context size", "fit")
-    iaf_steps: int = _f(2, "IAF steps", "fit")
-    iaf_hidden: int = _f(300, "IAF hidden size", "fit")
-    lr: float = _f(1e-3, "Adam learning rate", "fit")
-    batch_pairs: int = _f(64, "pairs per minibatch", "fit")
-    batch_singletons: int = _f(64, "singletons per minibatch", "fit")
-    max_epochs: int = _f(200, "maximum epochs", "fit")
-    patience: int = _f(20, "early-stopping patience (epochs)", "fit")
-    min_epochs: int = _f(0, "minimum epochs before early stopping", "fit")
-    free_bits: float = _f(0.0, "free bits: KL budget in nats per latent dimension on KL(z1) of pairs and "
-                          "singletons (Kingma et al. 2016); the drug effect's KL(z2|z1) is exempt", "fit")
-    l2_drug: float = _f(1e-3, "L2 penalty on the drug transform W, b", "fit")
-    mc_samples: int = _f(10, "Monte Carlo samples for predicted means at evaluation", "fit")
-    stop_on: str = _f("mse", "early-stopping loss on the validation pairs: mse (squared error of the mean "
-                      "prediction) | nll (-log p(x2|z2) with the decoder's sigma)", "fit")
-    val_samples: int = _f(3, "fixed Monte Carlo draws averaged for the validation loss", "fit")
-    standardize: str = _f("per_source", "per-gene standardization: per_source (L1000 pairs and singletons "
-                          "each with their own training statistics) | pooled (one set from all)", "fit")
-    device: str = _f("auto", "torch device inside the workers: auto | cpu | cuda", "fit")
-    compile: bool = _f(False, "torch.compile the model", "fit")
-    precision: str = _f("auto", "matrix products of the networks' layers: fp32 | bf16 (bfloat16 operands, "
-                        "float32 weights, Adam state and elementwise work; ~0.7x the step time where the "
-                        "hardware has bfloat16 instructions) | auto (bf16 where the run's device computes "
-                        "bfloat16 natively, else fp32; resolved once when the run's config is made, and "
-                        "recorded resolved in the store and run.json)", "fit")
+    # --- fit settings: FitConfig's fields (but latent), declared once in pertvae_core.config -------------
+    FIT_SETTINGS: ClassVar[None]
     # --- execution ------------------------------------------------------------------------------------
     cluster: str = _f("local", "where tasks run: local (LocalCluster) | slurm (dask-jobqueue) | none "
                       "(in-process)", "cluster")
@@ -142,9 +157,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         # ``precision`` changes results: "auto" is resolved here, on the machine that makes the config, so the
         # science key, the store and every worker (which receive this config) hold what actually runs.
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"field 'precision' = {self.precision!r}: must be one of "
-                              f"{', '.join(PRECISIONS)}{did_you_mean(str(self.precision), PRECISIONS)}")
+        _check_fit_setting("precision", self.precision)
         if self.precision == "auto":
             object.__setattr__(self, "precision", _auto_precision(self))
         # {model: sizes} or (model, sizes) pairs, kept as sorted pairs: hashable, picklable, one spelling.
@@ -189,6 +202,20 @@ class RunConfig:
         if kw["device"] == "auto":
             kw["device"] = "cuda" if _cuda_available() else "cpu"
         return kw
+
+
+def _check_fit_setting(name: str, value: Any) -> None:
+    """ConfigError when FitConfig's declared check of setting ``name`` refuses ``value``."""
+    check = _FIT_CHECKS[name]
+    try:
+        check(value)
+    except ValueError as e:
+        raise ConfigError.bad_value(name, value, _why_with_hint(check, value, str(e))) from None
+
+
+def _why_with_hint(check: Any, value: Any, why: str) -> str:
+    """``why``, with the closest choice suggested for a setting of a fixed set."""
+    return why + did_you_mean(str(value), check.choices) if isinstance(check, OneOf) else why
 
 
 def _auto_precision(cfg: RunConfig) -> str:
@@ -257,6 +284,7 @@ def execution_settings(cfg: RunConfig) -> dict[str, Any]:
 # parsing and validation
 
 _FIELDS = {f.name: f for f in fields(RunConfig)}
+_FIT_CHECKS = {f.name: f.metadata["check"] for f in fit_settings()}
 _TABLES = {"fit", "slurm", "latents", "cluster", "cv", "run"}
 
 
@@ -394,11 +422,23 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 def validate(cfg: RunConfig) -> RunConfig:
     """Check values; ConfigError naming the field and value."""
     def bad(name: str, why: str) -> ConfigError:
-        return ConfigError(f"field '{name}' = {getattr(cfg, name)!r}: {why}")
+        return ConfigError.bad_value(name, getattr(cfg, name), why)
 
     for check in (_check_models, _check_cv_and_fit, _check_execution):
         check(cfg, bad)
     return cfg
+
+
+def _build(values: dict[str, Any], sources: dict[str, str]) -> RunConfig:
+    """The validated RunConfig of ``values``; a refused setting's error names the flag or file it came from
+    (``sources``: setting -> source)."""
+    try:
+        return validate(RunConfig(**values))
+    except ConfigError as e:
+        source = sources.get(e.setting or "")
+        if source is None:
+            raise
+        raise ConfigError.bad_value(e.setting, e.value, e.why, source) from None
 
 
 def _check_models(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> None:
@@ -448,42 +488,35 @@ def _check_cv_and_fit(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) ->
         raise bad("val_fraction", "must be in (0, 1)")
     if cfg.splits_per_task is not None and cfg.splits_per_task < 1:
         raise bad("splits_per_task", "must be >= 1")
-    if len(cfg.hidden) != 2 or any(h < 1 for h in cfg.hidden):
-        raise bad("hidden", "give two positive layer sizes")
-    for name in ("context", "iaf_hidden", "batch_pairs", "batch_singletons", "max_epochs", "mc_samples",
-                 "val_samples"):
-        if getattr(cfg, name) < 1:
-            raise bad(name, "must be >= 1")
-    if cfg.patience < 1:  # FitConfig's bound: 0 would only fail inside every fit
-        raise bad("patience", "must be >= 1 (epochs without improvement before early stopping)")
-    for name in ("iaf_steps", "min_epochs", "retries", "gpus_per_job", "data_seed"):
+    if cfg.device not in DEVICES:
+        raise bad("device", f"must be one of {', '.join(DEVICES)}")
+    _check_fit(cfg, bad)
+    for name in ("retries", "gpus_per_job", "data_seed"):
         if getattr(cfg, name) < 0:
             raise bad(name, "must be >= 0")
-    for name in ("lr", "free_bits", "l2_drug", "val_fraction"):
-        if not math.isfinite(getattr(cfg, name)):
-            raise bad(name, "must be a finite number")
+    if not math.isfinite(cfg.val_fraction):
+        raise bad("val_fraction", "must be a finite number")
     if not (math.isfinite(cfg.worker_timeout) and cfg.worker_timeout >= 0):
         raise bad("worker_timeout", "must be a finite number of seconds >= 0 (0 waits forever)")
     if not (math.isfinite(cfg.fit_timeout) and cfg.fit_timeout >= 0):
         raise bad("fit_timeout", "must be a finite number of seconds >= 0 (0 = no limit)")
-    if not cfg.lr > 0:
-        raise bad("lr", "must be > 0")
-    for name in ("free_bits", "l2_drug"):
-        if getattr(cfg, name) < 0:
-            raise bad(name, "must be >= 0")
-    if cfg.min_epochs > cfg.max_epochs:
-        raise bad("min_epochs", f"must be <= max_epochs ({cfg.max_epochs})")
     for name in ("base_seed", "data_seed"):
         if not 0 <= getattr(cfg, name) < 2**63:
             raise bad(name, "must be in [0, 2**63)")
     if cfg.figure2_scope not in FIGURE2_SCOPES:
         raise bad("figure2_scope", f"must be one of {', '.join(FIGURE2_SCOPES)}")
-    if cfg.stop_on not in STOP_ON:
-        raise bad("stop_on", f"must be one of {', '.join(STOP_ON)}")
-    if cfg.standardize not in STANDARDIZE:
-        raise bad("standardize", f"must be one of {', '.join(STANDARDIZE)}")
-    if cfg.device not in DEVICES:
-        raise bad("device", f"must be one of {', '.join(DEVICES)}")
+
+
+def _check_fit(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """The fit settings, by FitConfig's own check: what a fit would refuse on the workers is refused here.
+    The run's device "auto" becomes cpu or cuda on each worker, both valid devices."""
+    settings = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.metadata.get("group") == "fit"}
+    if settings["device"] == "auto":
+        settings["device"] = "cpu"
+    try:
+        FitConfig(latent=1, **settings)
+    except FitSettingError as e:
+        raise bad(e.setting, _why_with_hint(_FIT_CHECKS[e.setting], e.value, e.why)) from None
 
 
 def _check_execution(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> None:
@@ -553,7 +586,7 @@ def make_config(preset: str = "demo", **overrides: Any) -> RunConfig:
         if not _is_key(k):
             raise ConfigError(f"unknown field '{k}'{did_you_mean(k, list(_FIELDS))}")
         _set(values, k, v, "override")
-    return validate(RunConfig(**values))
+    return _build(values, {})
 
 
 def _flag(name: str) -> str:
@@ -562,9 +595,11 @@ def _flag(name: str) -> str:
 
 # Fields whose values come from a fixed set: argparse choices, each value checked with a suggestion. The
 # models are the registered contenders when the parser is built (:func:`build_parser`).
-ENUMS: dict[str, tuple[str, ...]] = {"preset": tuple(PRESETS), "models": BUILT_IN, "cluster": CLUSTERS,
-                                     "device": DEVICES, "stop_on": STOP_ON, "standardize": tuple(STANDARDIZE),
-                                     "figure2_scope": FIGURE2_SCOPES, "precision": PRECISIONS}
+# The fit settings' sets are FitConfig's declared choices.
+ENUMS: dict[str, tuple[str, ...]] = {
+    "preset": tuple(PRESETS), "models": BUILT_IN, "cluster": CLUSTERS, "figure2_scope": FIGURE2_SCOPES,
+    **{name: check.choices for name, check in _FIT_CHECKS.items() if isinstance(check, OneOf)},
+    "device": DEVICES}
 
 
 class _Choices(tuple):
@@ -683,9 +718,12 @@ def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
     values: dict[str, Any] = {"preset": preset}
     for k, v in PRESETS[preset].items():
         _set(values, k, v, f"preset {preset}")
+    sources: dict[str, str] = {}
     for k, v in file_values.items():
         _set(values, k, v, str(cfg_file))
+        sources[k] = str(cfg_file)
     for k, v in ns.items():
         _set(values, k, v, _flag(k))
+        sources[k] = _flag(k)
     values["preset"] = preset
-    return validate(RunConfig(**values))
+    return _build(values, sources)

@@ -526,6 +526,12 @@ FILE_WORDS = {
     "response.md": "drug response per drug: AUROC/AUPR of Dr.VAE and its baselines, Dr.VAE's verdicts",
     "results.zarr": "every fit's values and status (the resumable store)",
 }
+# The same without PertVAE in the run: nothing said about it (forest.png then has no comparison to draw).
+FILE_WORDS_WITHOUT_REFERENCE = {
+    **{k: v for k, v in FILE_WORDS.items() if k != "forest.png"},
+    "benchmark.md": "the benchmark: every method per drug, the best one, whether each method uses the cell "
+                    "line",
+}
 
 
 def summary_text(out: Path, ds: xr.Dataset, res: Results) -> str:
@@ -537,8 +543,8 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results) -> str:
         lines.insert(0, _partial_line(res.counts))
     width = max(len(k) for k in FILE_WORDS)
     lines.append(f"Files in {out}:")
-    lines += [f"  {name.ljust(width)}  {words}" for name, words in FILE_WORDS.items()
-              if (out / name).exists()]
+    files = FILE_WORDS if verdicts.ran(res.scores) else FILE_WORDS_WITHOUT_REFERENCE
+    lines += [f"  {name.ljust(width)}  {words}" for name, words in files.items() if (out / name).exists()]
     return "\n".join(lines) + "\n"
 
 

@@ -41,7 +41,14 @@ from harness.contenders import REGISTRY
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
 from harness.prepare import RunError, check_paths, prepare_cube, resolve_methods, select_drugs
 from harness.progress import Progress, WorkModel
-from harness.store import ResultStore, StoreDamagedError, StoreMismatchError, known_fingerprint, versions
+from harness.store import (
+    Repair,
+    ResultStore,
+    StoreDamagedError,
+    StoreMismatchError,
+    known_fingerprint,
+    versions,
+)
 from harness.tasks import (
     drug_data,
     drug_splits,
@@ -324,101 +331,27 @@ def _run_locked(cfg: RunConfig) -> int:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     try:
-        from datasets.cube import CubeError, cube_fingerprint, drugs, open_cube
+        from datasets.cube import CubeError
     except ImportError as e:  # pragma: no cover - package layout problem
         _say(f"error: cannot import datasets: {e}")
         return 2
     try:
-        cube_path = prepare_cube(cfg, out)
-        cube = open_cube(cube_path)
-        drug_names = select_drugs(cfg, drugs(cube), cube_path)
-        if cfg.drugs is not None:  # the cube's names from here on: workers, science key, store
-            cfg = dataclasses.replace(cfg, drugs=tuple(drug_names))
-        fingerprint = known_fingerprint(out, cube_path) or cube_fingerprint(cube)
-        methods = resolve_methods(cfg)
-        genes = [str(g) for g in cube["gene"].values]
-        store = ResultStore.resume(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names), genes=genes,
-                                   methods=methods, background=True)
-        if store is None:  # a new store (or a mismatch, which open names): the per-drug figures first
-            n_cell, n_tt, ceiling, pairing, cell_lines = drug_meta(cfg, cube_path, drug_names)
-            store = ResultStore.open(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names),
-                                     n_cell_lines=n_cell,
-                                     n_train_test=n_tt,
-                                     extra_attrs={"ceiling": ceiling, "pairing": pairing,
-                                                  "ground_truth": _ground_truth(cube, drug_names)},
-                                     cell_lines=cell_lines, genes=genes, methods=methods,
-                                     gene_symbols=[str(g) for g in cube["gene_symbol"].values],
-                                     background=True, cube_path=cube_path)
+        cfg, cube_path, drug_names, store = _open_run(cfg, out)
     except (RunError, StoreMismatchError, StoreDamagedError, ConfigError, CubeError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
-    repair = store.repair()
-    if repair.metadata:
-        _say(f"repairing {store.path}: rewrote {repair.describe_metadata()} from the store's consolidated "
-             f"metadata (no fit lost)")
-    if repair.cells:
-        _say(f"repairing {store.path}: {len(repair.cells)} damaged cell(s), {repair.n_fits} done fit(s) lost "
-             f"and recomputed now: {repair.describe()}")
-
-    spt = cfg.resolved_splits_per_task()
-    full = build_grid(cfg, drug_names, splits_per_task=spt)
-    before = store.counts()
-    tasks = remaining(full, store.done_keys())
-    n_fits = sum(len(t.splits) for t in tasks)
-    _say(f"{out}: {before['planned']} fits planned, {before['done']} already done, {n_fits} to run in "
-         f"{len(tasks)} tasks ({spt} split(s) per task) on cluster '{cfg.cluster}'")
-
-    interrupted = 0  # the exit code of an interrupt
-    if tasks:
-        cluster_error: type[Exception] = RunError
-        prog = _progress(cfg, store, tasks, before)
-        try:
-            import harness.cluster as cluster_mod
-
-            cluster_error = cluster_mod.ClusterError
-            # library logging, warnings and failed fits' tracebacks go to OUT/run.log, not the terminal
-            with cluster_mod.run_log(out / "run.log") as log_path:
-                if cfg.cluster == "none":
-                    prog.start()
-                    with cluster_mod.in_process_threads(1):   # as in one local worker
-                        _run_in_process(tasks, cube_path, cfg, store, prog)
-                else:
-                    with cluster_mod.open_cluster(cfg, log_path=log_path) as handle:
-                        _dashboard_hint(cfg, handle.dashboard_link)
-                        prog.start()
-                        report_ctx: Any = contextlib.nullcontext()
-                        if cfg.performance_report:
-                            from distributed import performance_report
-
-                            Path(cfg.performance_report).parent.mkdir(parents=True, exist_ok=True)
-                            # inline: BokehJS embedded, so the report opens offline
-                            report_ctx = performance_report(filename=str(cfg.performance_report),
-                                                            mode="inline")
-                        with report_ctx:
-                            _run_on_cluster(tasks, cube_path, cfg, store, prog, handle)
-        except KeyboardInterrupt as e:
-            interrupted = _interrupt_code(e)
-        except cluster_error as e:
-            prog.close()
-            print(f"error: {e}", file=sys.stderr, flush=True)
-            return 2
-        finally:
-            prog.close()
+    repair = _repair(store)
+    tasks, before = _plan(cfg, drug_names, store, out)
+    interrupted, tracebacks = _execute(cfg, tasks, cube_path, store, before)
+    if interrupted == 2:  # the cluster failed; said
+        return 2
     counts = store.counts()
-    failures = write_failures(store, out, prog.tracebacks if tasks else {})
+    failures = write_failures(store, out, tracebacks)
     seconds = time.perf_counter() - t0
-    run_info = {
-        "config": {"science": science_key(cfg), "execution": execution_settings(cfg)},
-        "cube": str(cube_path),
-        "fingerprint": store.attrs.get("fingerprint"),
-        "versions": versions(),
-        "timings": {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
-                    "seconds": round(seconds, 3), "fits_run": n_fits, "tasks_run": len(tasks)},
-        "counts": counts,
-        "repaired_fits": repair.n_fits,
-        "interrupted": bool(interrupted),
-        "signal": {130: "SIGINT", 143: "SIGTERM"}.get(interrupted),
-    }
+    run_info = _run_info(cfg, cube_path, store, tasks, counts, repair.n_fits, interrupted)
+    run_info["timings"] = {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
+                           "seconds": round(seconds, 3), "fits_run": sum(len(t.splits) for t in tasks),
+                           "tasks_run": len(tasks)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True))
     if interrupted:
@@ -429,6 +362,126 @@ def _run_locked(cfg: RunConfig) -> int:
          f"({seconds:.1f} s)")
     if repair.n_fits:
         _say(f"repaired: {repair.n_fits} fit(s) of damaged cells recomputed")
+    return _report(out, store, failures)
+
+
+def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, Path, list[str], ResultStore]:
+    """The cube (made for a synthetic run), the drugs to run and the store opened for them; ``cfg`` with
+    the cube's spelling of the drugs. Raises the bad-input errors :func:`_run_locked` reports."""
+    from datasets.cube import cube_fingerprint, drugs, open_cube
+
+    cube_path = prepare_cube(cfg, out)
+    cube = open_cube(cube_path)
+    drug_names = select_drugs(cfg, drugs(cube), cube_path)
+    if cfg.drugs is not None:  # the cube's names from here on: workers, science key, store
+        cfg = dataclasses.replace(cfg, drugs=tuple(drug_names))
+    fingerprint = known_fingerprint(out, cube_path) or cube_fingerprint(cube)
+    methods = resolve_methods(cfg)
+    genes = [str(g) for g in cube["gene"].values]
+    store = ResultStore.resume(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names), genes=genes,
+                               methods=methods, background=True)
+    if store is None:  # a new store (or a mismatch, which open names): the per-drug figures first
+        n_cell, n_tt, ceiling, pairing, cell_lines = drug_meta(cfg, cube_path, drug_names)
+        store = ResultStore.open(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names),
+                                 n_cell_lines=n_cell, n_train_test=n_tt,
+                                 extra_attrs={"ceiling": ceiling, "pairing": pairing,
+                                              "ground_truth": _ground_truth(cube, drug_names)},
+                                 cell_lines=cell_lines, genes=genes, methods=methods,
+                                 gene_symbols=[str(g) for g in cube["gene_symbol"].values],
+                                 background=True, cube_path=cube_path)
+    return cfg, cube_path, drug_names, store
+
+
+def _repair(store: ResultStore) -> Repair:
+    """Repair the store's damaged metadata and cells (their fits rerun), saying what was done."""
+    repair = store.repair()
+    if repair.metadata:
+        _say(f"repairing {store.path}: rewrote {repair.describe_metadata()} from the store's consolidated "
+             f"metadata (no fit lost)")
+    if repair.cells:
+        _say(f"repairing {store.path}: {len(repair.cells)} damaged cell(s), {repair.n_fits} done fit(s) lost "
+             f"and recomputed now: {repair.describe()}")
+    return repair
+
+
+def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Path
+          ) -> tuple[list[Task], dict[str, int]]:
+    """The tasks left to run (the grid less the store's done fits) and the store's counts before them."""
+    spt = cfg.resolved_splits_per_task()
+    full = build_grid(cfg, drug_names, splits_per_task=spt)
+    before = store.counts()
+    tasks = remaining(full, store.done_keys())
+    n_fits = sum(len(t.splits) for t in tasks)
+    _say(f"{out}: {before['planned']} fits planned, {before['done']} already done, {n_fits} to run in "
+         f"{len(tasks)} tasks ({spt} split(s) per task) on cluster '{cfg.cluster}'")
+    return tasks, before
+
+
+def _execute(cfg: RunConfig, tasks: Sequence[Task], cube_path: Path, store: ResultStore,
+             before: dict[str, int]) -> tuple[int, dict[tuple, str]]:
+    """Run ``tasks`` in process or on the cluster, library logs in OUT/run.log: (0, or the exit code of an
+    interrupt, or 2 when the cluster failed (said); the failed fits' tracebacks)."""
+    if not tasks:
+        return 0, {}
+    cluster_error: type[Exception] = RunError
+    prog = _progress(cfg, store, tasks, before)
+    try:
+        import harness.cluster as cluster_mod
+
+        cluster_error = cluster_mod.ClusterError
+        # library logging, warnings and failed fits' tracebacks go to OUT/run.log, not the terminal
+        with cluster_mod.run_log(cfg.out_dir / "run.log") as log_path:
+            if cfg.cluster == "none":
+                prog.start()
+                with cluster_mod.in_process_threads(1):   # as in one local worker
+                    _run_in_process(tasks, cube_path, cfg, store, prog)
+            else:
+                _run_with_cluster(cluster_mod, log_path, tasks, cube_path, cfg, store, prog)
+    except KeyboardInterrupt as e:
+        return _interrupt_code(e), prog.tracebacks
+    except cluster_error as e:
+        prog.close()
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2, {}
+    finally:
+        prog.close()
+    return 0, prog.tracebacks
+
+
+def _run_with_cluster(cluster_mod: Any, log_path: Path, tasks: Sequence[Task], cube_path: Path,
+                      cfg: RunConfig, store: ResultStore, prog: Progress) -> None:
+    """Open the local or Slurm cluster and run ``tasks`` on it, under Dask's performance report if asked."""
+    with cluster_mod.open_cluster(cfg, log_path=log_path) as handle:
+        _dashboard_hint(cfg, handle.dashboard_link)
+        prog.start()
+        report_ctx: Any = contextlib.nullcontext()
+        if cfg.performance_report:
+            from distributed import performance_report
+
+            Path(cfg.performance_report).parent.mkdir(parents=True, exist_ok=True)
+            # inline: BokehJS embedded, so the report opens offline
+            report_ctx = performance_report(filename=str(cfg.performance_report), mode="inline")
+        with report_ctx:
+            _run_on_cluster(tasks, cube_path, cfg, store, prog, handle)
+
+
+def _run_info(cfg: RunConfig, cube_path: Path, store: ResultStore, tasks: Sequence[Task],
+              counts: dict[str, int], repaired: int, interrupted: int) -> dict[str, Any]:
+    """run.json's record of the run (its timings added by the caller)."""
+    return {
+        "config": {"science": science_key(cfg), "execution": execution_settings(cfg)},
+        "cube": str(cube_path),
+        "fingerprint": store.attrs.get("fingerprint"),
+        "versions": versions(),
+        "counts": counts,
+        "repaired_fits": repaired,
+        "interrupted": bool(interrupted),
+        "signal": {130: "SIGINT", 143: "SIGTERM"}.get(interrupted),
+    }
+
+
+def _report(out: Path, store: ResultStore, failures: list[dict]) -> int:
+    """Write the report and print its summary: 0, 1 when the report failed, 3 when some fits failed."""
     from harness.report import ReportError, render_report
 
     try:

@@ -35,29 +35,15 @@ from harness.benchmark import (
     power_floor,
     study_drugs,
 )
+from harness.contenders import REGISTRY
 from pertvae_core.evaluation import CHANCE, HIGHER_IS_BETTER, PRIMARY
 from pertvae_core.methods import REFERENCE
 
-__all__ = ["json_attr", "METHOD_LEGEND", "MIN_SPLITS", "SIGNAL_Z", "verdict", "verdict_parts", "best_line",
+__all__ = ["json_attr", "method_legend", "MIN_SPLITS", "SIGNAL_Z", "verdict", "verdict_parts", "best_line",
            "has_change", "headline", "power_warning", "benchmark_markdown", "few_splits_line"]
 
 MIN_SPLITS = 10  # fewer splits behind a drug's comparisons get the power warning
 SIGNAL_Z = 3.0   # the ceiling's reliability z above which a drug's replicates measure a change
-# What each method predicts, in plain words (benchmark.md's legend).
-METHOD_LEGEND = {
-    "pertvae": "PertVAE's prediction: the untreated profile encoded, shifted by the drug's learned effect in "
-               "the latent space, decoded",
-    "pertvae_rec": "PertVAE's reconstruction of the untreated profile, taken as the prediction (the paper's "
-                   "comparator: the model without the drug's effect)",
-    "identity": "'the drug changes nothing': the treated profile predicted to equal the untreated one "
-                "(scores each metric's chance level by definition)",
-    "train_mean": "the average treated profile of the training cell lines, the same for every cell line",
-    "mean_shift": "the untreated profile plus the drug's average change in the training cell lines (one "
-                  "change for all cell lines)",
-    "pca_latent_linear": "PertVAE's linear twin: a linear drug effect in a PCA code instead of a VAE",
-    "ridge_delta": "a linear regression of the change on the untreated profile's principal components "
-                   "(Ahlmann-Eltze et al. 2025)",
-}
 METRIC_WORDS = {
     "delta_pearson": "correlation of predicted and measured change",
     "delta_pearson_centered": "the same beyond the drug's average change",
@@ -67,6 +53,15 @@ METRIC_WORDS = {
     "rho_pred_pert": "the paper's whole-profile Spearman",
     "rho_pred_pert_z": "whole-profile Spearman on standardized genes",
 }
+
+
+def method_legend(method: str) -> str:
+    """What ``method`` predicts, in plain words (benchmark.md's legend): the line of the registered contender
+    that scores it (harness.contenders), or its ``legend``; a method none scores is the run's own."""
+    for c in REGISTRY.values():
+        if method in c.methods:
+            return c.method_legends.get(method) or f"from the {c.name} model: {c.legend or c.name}"
+    return "your own method, added to this run with --method"
 
 
 def json_attr(ds: xr.Dataset, name: str) -> dict:
@@ -375,8 +370,7 @@ def _legend(methods: list[str]) -> list[str]:
         "average; a method above it by more than that means the replicate noise is not independent across "
         "genes (n/a: too few replicates).",
     ]
-    lines += [f"- {m}: {METHOD_LEGEND.get(m, 'your own method, added to this run with --method')}."
-              for m in methods]
+    lines += [f"- {m}: {method_legend(m)}." for m in methods]
     if REFERENCE not in methods:
         lines.append("- best: the method with the highest mean (bold).")
     else:

@@ -51,6 +51,8 @@ class Contender:
     - ``epoch_fraction`` and ``measured_epochs`` (preset -> mean epochs at that preset's schedule): the cost
       model's prior for the epochs to early stopping of a trained model (harness.cost); 0 = not trained.
     - ``legend``: one line saying what it is, for ``--help`` and the report.
+    - ``method_legends``: method -> what it predicts, in plain words (benchmark.md's legend); a method
+      without a line is described by ``legend``.
     """
 
     name: ClassVar[str] = ""
@@ -67,6 +69,7 @@ class Contender:
     epoch_fraction: ClassVar[float] = 0.0
     measured_epochs: ClassVar[Mapping[str, float]] = {}
     legend: ClassVar[str] = ""
+    method_legends: ClassVar[Mapping[str, str]] = {}
 
     @property
     def trained(self) -> bool:

@@ -44,6 +44,17 @@ class Baselines(Contender):
     methods = tuple(BASELINES)
     hosts_user_methods = True
     default_latents = (100,)
+    method_legends = {
+        "identity": "'the drug changes nothing': the treated profile predicted to equal the untreated one "
+                    "(scores each metric's chance level by definition)",
+        "train_mean": "the average treated profile of the training cell lines, the same for every cell line",
+        "mean_shift": "the untreated profile plus the drug's average change in the training cell lines (one "
+                      "change for all cell lines)",
+        "pca_latent_linear": "a linear drug effect (z2 = z1 + W z1 + b, fitted by ridge) in a PCA code of "
+                             "the training profiles instead of a VAE's latent space",
+        "ridge_delta": "a linear regression of the change on the untreated profile's principal components "
+                       "(Ahlmann-Eltze et al. 2025)",
+    }
     legend = ("the perturbation baselines (the PCA latent-shift baseline uses the latent size) and the run's "
               "own --method plug-ins, each fitted alone per split")
 

@@ -20,6 +20,12 @@ class PertVAE(Contender):
     name = "pertvae"
     table1 = True
     methods = PERTVAE_METHODS
+    method_legends = {
+        "pertvae": "PertVAE's prediction: the untreated profile encoded, shifted by the drug's learned "
+                   "effect in the latent space, decoded",
+        "pertvae_rec": "PertVAE's reconstruction of the untreated profile, taken as the prediction (the "
+                       "paper's comparator: the model without the drug's effect)",
+    }
     default_latents = (100,)
     fit_pairs = True
     # Mean epochs to early stopping at each preset's schedule on its synthetic cube (seed 0). paper

@@ -252,17 +252,17 @@ def test_dry_run_is_an_execution_setting():
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--worker-timeout", "-5"], r"'worker_timeout' = -5\.0: must be a finite number of seconds >= 0 "
-                                 r"\(0 waits forever\)"),
-    (["--worker-timeout", "nan"], r"'worker_timeout' = nan: must be a finite number of seconds"),
-    (["--worker-timeout", "inf"], r"'worker_timeout' = inf: must be a finite number of seconds"),
-    (["--patience", "0"], r"'patience' = 0: must be >= 1"),
-    (["--walltime", "0"], r"'walltime' = '0': must be longer than 0"),
-    (["--walltime", "0-00:00:00"], r"'walltime' = '0-00:00:00': must be longer than 0"),
-    (["--memory", "lots"], r"'memory' = 'lots': use a size such as 4GB"),
-    (["--memory", "0GB"], r"'memory' = '0GB': use a size"),
-    (["--dashboard-address", "nope"], r"'dashboard_address' = 'nope': use HOST:PORT or :PORT"),
-    (["--dashboard-address", ":99999"], r"'dashboard_address' = ':99999': use HOST:PORT"),
+    (["--worker-timeout", "-5"], r"'worker_timeout' = -5\.0 \(--worker-timeout\): must be a finite number of "
+                                 r"seconds >= 0 \(0 waits forever\)"),
+    (["--worker-timeout", "nan"], r"'worker_timeout' = nan \(--worker-timeout\): must be a finite number"),
+    (["--worker-timeout", "inf"], r"'worker_timeout' = inf \(--worker-timeout\): must be a finite number"),
+    (["--patience", "0"], r"'patience' = 0 \(--patience\): must be a positive int"),
+    (["--walltime", "0"], r"'walltime' = '0' \(--walltime\): must be longer than 0"),
+    (["--walltime", "0-00:00:00"], r"'walltime' = '0-00:00:00' \(--walltime\): must be longer than 0"),
+    (["--memory", "lots"], r"'memory' = 'lots' \(--memory\): use a size such as 4GB"),
+    (["--memory", "0GB"], r"'memory' = '0GB' \(--memory\): use a size"),
+    (["--dashboard-address", "nope"], r"'dashboard_address' = 'nope' \(--dashboard-address\): use HOST:PORT"),
+    (["--dashboard-address", ":99999"], r"'dashboard_address' = ':99999' \(--dashboard-address\): use HOST"),
 ])
 def test_issue19_meaningless_numbers_are_refused_at_parse_time(argv, message):
     """issue 19: --worker-timeout -5 / nan was accepted (and meant "wait forever"); patience 0 failed inside
