@@ -50,6 +50,12 @@ class DrVAE(Contender):
     epoch_fraction = 0.3
     legend = ("Dr.VAE: response from the untreated profile through a VAE that models the drug's "
               "perturbation; drvae_identity: the same fits with the perturbation replaced by the identity")
+    method_legends = {
+        "drvae": "Dr.VAE's response probability from the untreated profile and its predicted "
+                 "post-treatment state",
+        "drvae_identity": "the same Dr.VAE fits with the drug's perturbation replaced by the identity "
+                          "(the ablation: does modelling the perturbation help?)",
+    }
 
     def task_data(self, dd: Any, cube_path: str, split_keys: Sequence[tuple[int, int]], cfg: RunConfig
                   ) -> list:

@@ -46,6 +46,10 @@ class ResponseBaselines(Contender):
     default_latents = (50,)
     legend = ("drug-response classifiers (logistic, random forest, linear SVM) on x1 and on PCA(x1) at the "
               "latent size, and the training prior, each fitted alone per response split")
+    method_legends = {m: f"{cl} on {fl}" + ("" if cl == "random forest" else
+                                            ", its penalty chosen on the validation cell lines")
+                      for m, (cl, fl) in labels.items() if m != "prior"} | {
+        "prior": "the drug's response rate in the training cell lines (AUROC 0.5 by construction)"}
 
     def task_data(self, dd: Any, cube_path: str, split_keys: Sequence[tuple[int, int]], cfg: RunConfig
                   ) -> list:
