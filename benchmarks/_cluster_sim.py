@@ -188,14 +188,22 @@ class DriverProbe:
     write_wall: float = 0.0
     eta: EtaRecorder = field(default_factory=EtaRecorder)
     profile: str = ""
+    prog: Any = None
+    stopped: bool = False   # interrupted at the time budget
+
+    @property
+    def finished(self) -> int:
+        """Fits this run finished (done or failed), also when stopped early."""
+        return self.prog.fits_now + self.prog.failed if self.prog is not None else 0
 
 
 @contextlib.contextmanager
-def probe_driver(profile: bool = False) -> Iterator[DriverProbe]:
+def probe_driver(profile: bool = False, budget: float = 0.0) -> Iterator[DriverProbe]:
     """Wrap harness.run's grid loop, its progress and its store write for the block: CPU time of this
     process (driver and, in a LocalCluster, the scheduler) per thread, of the workers, of the writes; the
     progress line drawn every second into an :class:`EtaRecorder`; with ``profile``, cProfile of the main
-    thread by process CPU time (top entries in ``profile``)."""
+    thread by process CPU time (top entries in ``profile``). With ``budget`` > 0 the grid loop is interrupted
+    after that many seconds (as Ctrl-C would: the run keeps its finished fits and exits 130)."""
     import harness.run as hr
 
     p = DriverProbe()
@@ -204,6 +212,7 @@ def probe_driver(profile: bool = False) -> Iterator[DriverProbe]:
     def _progress(*a: Any, **k: Any) -> Any:
         prog = progress(*a, **k)
         prog.stream, prog.tty, prog.line_every, prog.enabled = p.eta, False, 1.0, True
+        p.prog = prog
         return prog
 
     def _write(*a: Any, **k: Any) -> None:
@@ -217,12 +226,17 @@ def probe_driver(profile: bool = False) -> Iterator[DriverProbe]:
         th0, w0, c0 = _thread_cpu(), _workers_cpu(), time.process_time()
         p.t0 = time.monotonic()
         prof = cProfile.Profile(time.process_time) if profile else None
+        timer = threading.Timer(budget, _stop, args=(p,)) if budget > 0 else None
+        if timer is not None:
+            timer.start()
         try:
             if prof is None:
                 loop(tasks, *a)
             else:
                 prof.runcall(loop, tasks, *a)
         finally:
+            if timer is not None:
+                timer.cancel()
             p.t1 = time.monotonic()
             p.cpu = time.process_time() - c0
             p.workers_cpu = _workers_cpu() - w0
@@ -237,6 +251,13 @@ def probe_driver(profile: bool = False) -> Iterator[DriverProbe]:
         yield p
     finally:
         hr._run_on_cluster, hr._progress, hr._write = loop, progress, write
+
+
+def _stop(p: DriverProbe) -> None:
+    import _thread
+
+    p.stopped = True
+    _thread.interrupt_main()
 
 
 def _top(prof: cProfile.Profile, n: int = 12) -> str:
