@@ -536,8 +536,11 @@ FILE_WORDS_WITHOUT_REFERENCE = {
 
 def summary_text(out: Path, ds: xr.Dataset, res: Results) -> str:
     """The end of a run in a few lines: the headline (harness.verdicts.headline) and where every output is."""
-    lines = ["Result:"] + [f"  {s}" for s in verdicts.headline(ds, res.scores, res.comparisons)]
-    lines += response_report.summary_lines(ds)
+    response = response_report.summary_lines(ds)
+    head = verdicts.headline(ds, res.scores, res.comparisons)
+    no_change_scores = head == [verdicts.NO_SCORES]   # a response-only run: its own lines say it
+    lines = [] if response and no_change_scores else ["Result:"] + [f"  {s}" for s in head]
+    lines += response
     lines[:0] = verdicts.failed_method_lines(ds)
     if res.partial:
         lines.insert(0, _partial_line(res.counts))

@@ -155,13 +155,16 @@ def _primary_latents(scores: pd.DataFrame) -> list[int]:
     return sorted(int(x) for x in prim["latent"].unique())
 
 
+NO_SCORES = "No scores in this run."
+
+
 def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[str]:
     """Two or three plain sentences: who is best where, where PertVAE wins and loses (primary metric, the
     first PertVAE latent size; nothing about PertVAE when it did not run), and what happens on drugs without
     a measured change."""
     latents = _primary_latents(scores)
     if scores.empty or not latents:
-        return ["No scores in this run."]
+        return [NO_SCORES]
     latent = latents[0]
     with_pertvae = ran(scores, latent)
     ceiling = json_attr(ds, "ceiling")

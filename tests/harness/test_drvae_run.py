@@ -122,6 +122,9 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
     assert set(base["verdict"].dropna()) <= {"beats", "loses to", "not distinguishable from"}
     md = (out / "response.md").read_text()
     assert f"## {NULL_DRUG} (latent 4, 10 splits)" in md and "Dr.VAE, identity perturbation" in md
+    summary = (out / "summary.txt").read_text()   # a response-only run: its verdicts, no "no scores"
+    assert "No scores in this run" not in summary and summary.startswith("Drug response (response.md):")
+    assert f"  {NULL_DRUG}" in summary and "response.md" in summary.split("Files in")[1]
 
 
 def test_a_verdict_can_say_loses():
