@@ -107,7 +107,8 @@ class ReportError(ValueError):
 class Results:
     """A run's tidy tables (:func:`load`): Table 1, every method's scores, PertVAE's comparisons and the
     methods' cell-specificity gains, the per-cell-line and per-gene scores (empty for stores without them),
-    the metrics' agreement and one row per planned fit."""
+    the metrics' agreement, one row per planned fit and the drug-response table (response.csv; empty without
+    a response model)."""
 
     table1: pd.DataFrame
     scores: pd.DataFrame
@@ -117,6 +118,7 @@ class Results:
     agreement: pd.DataFrame
     fits: pd.DataFrame
     counts: dict[str, int]  # fit_counts: planned, done, failed, not_run, missing
+    response: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     @property
     def partial(self) -> bool:
@@ -496,7 +498,7 @@ def _tables(ds: xr.Dataset) -> Results:
                    comparisons=bench.comparisons(scores, _json_attr(ds, "n_train_test")),
                    cell_lines=bench.cell_line_table(ds), genes=bench.gene_table(ds),
                    agreement=bench.metric_agreement(scores), fits=fits_table(ds),
-                   counts=fit_counts(ds))
+                   counts=fit_counts(ds), response=response_report.response_table(ds))
 
 
 def load(out_dir: str | Path) -> Results:

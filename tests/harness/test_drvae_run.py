@@ -15,6 +15,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from harness.config import make_config, parse_args
 from harness.contenders import BUILT_IN, run_metrics
 from harness.contenders.response_splits import response_splits
+from harness.report import load as report_load
 from harness.response_report import _q
 from harness.run import main
 from harness.tasks import cube_of, drug_data
@@ -122,6 +123,10 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
     assert set(base["verdict"].dropna()) <= {"beats", "loses to", "not distinguishable from"}
     md = (out / "response.md").read_text()
     assert f"## {NULL_DRUG} (latent 4, 10 splits)" in md and "Dr.VAE, identity perturbation" in md
+    loaded = report_load(out).response      # the same table as a DataFrame (harness.report.load)
+    pd.testing.assert_frame_equal(loaded[["drug", "method", "metric"]].reset_index(drop=True),
+                                  table[["drug", "method", "metric"]].reset_index(drop=True))
+    np.testing.assert_allclose(loaded["mean"].to_numpy(float), table["mean"].to_numpy(float), rtol=1e-5)
     summary = (out / "summary.txt").read_text()   # a response-only run: its verdicts, no "no scores"
     assert "No scores in this run" not in summary and summary.startswith("Drug response (response.md):")
     assert f"  {NULL_DRUG}" in summary and "response.md" in summary.split("Files in")[1]
