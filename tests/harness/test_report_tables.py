@@ -149,7 +149,7 @@ def test_load_reads_the_store_without_csv_files(tmp_path: Path) -> None:
 
     text = repr(res)   # a few lines, not the tables in full
     assert text.startswith("Results: 239 of 240 fits done, 1 failed (PARTIAL)")
-    assert len(text.splitlines()) == 8
+    assert len(text.splitlines()) == 9   # the counts, then one line per table
     assert "  .genes: " in text and "rows [drug, latent, method, gene, gene_symbol" in text
     fits = res.fits
     assert len(fits) == 240 and set(fits["status"]) == {"done", "failed"}
