@@ -20,7 +20,8 @@ import pandas as pd
 import xarray as xr
 
 from harness.benchmark import ALPHA, method_order, study_drugs
-from harness.verdicts import has_change, json_attr
+from harness.store import json_attr
+from harness.verdicts import has_change
 from pertvae_core.evaluation import PRIMARY
 from pertvae_core.methods import REFERENCE
 

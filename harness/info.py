@@ -32,11 +32,13 @@ from datasets.cube import (
     open_cube,
 )
 from harness.report import ReportError, fit_counts, fits_table, open_results
+from harness.store import json_attr
 
 __all__ = ["describe", "describe_cube", "describe_run", "main"]
 
 
 def _json(raw: Any) -> Any:
+    """A cube's JSON attribute (a run's are read by harness.store.json_attr)."""
     try:
         return json.loads(raw) if isinstance(raw, str) and raw else (raw or {})
     except json.JSONDecodeError:
@@ -123,7 +125,7 @@ def describe_run(out: Path) -> str:
     ds = open_results(out)
     fits = fits_table(ds)
     counts = fit_counts(ds)
-    science = _json(ds.attrs.get("config")).get("science", {})
+    science = json_attr(ds, "config").get("science", {})
     lines = [f"run {out}: {counts['done']} of {counts['planned']} fits done, {counts['failed']} failed, "
              f"{counts['not_run']} not run" + (" (PARTIAL)" if counts["missing"] else "")]
     parts = [f"models {', '.join(science['models'])}" if science.get("models") else "",
@@ -136,7 +138,7 @@ def describe_run(out: Path) -> str:
     lines.append("fits by drug and model (done of planned; failed, not run where any):")
     lines += [f"  {drug}: " + ", ".join(_cell(g) for _, g in part.groupby("model", sort=False))
               for drug, part in fits.groupby("drug", sort=False)]
-    versions = _json(ds.attrs.get("versions"))
+    versions = json_attr(ds, "versions")
     if versions:
         lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     run = _json((out / "run.json").read_text()) if (out / "run.json").is_file() else {}

@@ -506,7 +506,18 @@ def load(out_dir: str | Path) -> Results:
 
     Raises ReportError (naming ``out_dir``) when there is no readable result store.
     """
-    return _tables(open_results(out_dir).transpose("model", "drug", "latent", "split", ...))
+    with _store_errors():
+        return _tables(open_results(out_dir).transpose("model", "drug", "latent", "split", ...))
+
+
+@contextlib.contextmanager
+def _store_errors() -> Any:
+    """Raise what the store finds unreadable while the report reads it (harness.store.StoreReadError, e.g.
+    a JSON attribute that is not JSON) as ReportError: one ``error:`` line from the CLI and harness.run."""
+    try:
+        yield
+    except StoreReadError as e:
+        raise ReportError(str(e)) from None
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
@@ -561,7 +572,12 @@ def render_report(out_dir: str | Path, with_figures: bool = True) -> Path:
     ``with_figures=False`` skips the figures. Returns the path of table1.md. Prints a PARTIAL line when
     planned fits are missing.
     """
-    out = Path(out_dir)
+    with _store_errors():
+        return _render_report(Path(out_dir), with_figures)
+
+
+def _render_report(out: Path, with_figures: bool) -> Path:
+    """:func:`render_report`'s work."""
     ds = open_results(out).transpose("model", "drug", "latent", "split", ...)
     res = _tables(ds)
     counts, partial = res.counts, res.partial

@@ -20,7 +20,6 @@ Every sentence is computed from harness/benchmark.py's tables and says what they
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -36,10 +35,11 @@ from harness.benchmark import (
     study_drugs,
 )
 from harness.contenders import REGISTRY
+from harness.store import json_attr
 from pertvae_core.evaluation import CHANCE, HIGHER_IS_BETTER, PRIMARY
 from pertvae_core.methods import REFERENCE
 
-__all__ = ["json_attr", "method_legend", "MIN_SPLITS", "SIGNAL_Z", "verdict", "verdict_parts", "best_line",
+__all__ = ["method_legend", "MIN_SPLITS", "SIGNAL_Z", "verdict", "verdict_parts", "best_line",
            "has_change", "headline", "power_warning", "benchmark_markdown", "few_splits_line"]
 
 MIN_SPLITS = 10  # fewer splits behind a drug's comparisons get the power warning
@@ -62,15 +62,6 @@ def method_legend(method: str) -> str:
         if method in c.methods:
             return c.method_legends.get(method) or f"from the {c.name} model: {c.legend or c.name}"
     return "your own method, added to this run with --method"
-
-
-def json_attr(ds: xr.Dataset, name: str) -> dict:
-    raw = ds.attrs.get(name)
-    try:
-        val = json.loads(raw) if isinstance(raw, str) and raw else {}
-    except json.JSONDecodeError:
-        return {}
-    return val if isinstance(val, dict) else {}
 
 
 def _join(names: list[str]) -> str:

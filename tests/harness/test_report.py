@@ -316,3 +316,16 @@ def test_benchmark_of_a_partial_run_is_marked(tmp_path: Path) -> None:
         assert pd.read_csv(tmp_path / name)["partial"].all()
     comp = pd.read_csv(tmp_path / "comparisons.csv")
     assert (comp.query("drug == 'strong' and method == 'identity'")["n_splits"] == 6).all()
+
+
+def test_a_store_attribute_that_is_not_json_is_one_error_line(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmark.md's ceiling is read through harness.store.json_attr, as Table 1's attributes are: a damaged
+    one stops the report with one line naming it, never a report without the ceiling."""
+    import zarr
+
+    make_store(tmp_path)
+    zarr.open_group(str(tmp_path / "results.zarr"), mode="r+").attrs["ceiling"] = "{not json"
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "'ceiling'" in err and "not valid JSON" in err
