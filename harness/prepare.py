@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import RunConfig
-from harness.contenders import REGISTRY
+from harness.contenders import REGISTRY, paper_methods
 from harness.contenders.baselines import user_method
 from harness.grid import POOLED
 from harness.presets import synthetic_preset
@@ -139,12 +139,13 @@ def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> l
 
 def resolve_methods(cfg: RunConfig) -> list[str]:
     """The store's methods: the built-in ones, those of a registered contender of the run that scores its
-    own, then the run's own (``--method``), each loaded once here so that a bad spec or a clashing name is
-    a RunError before any work."""
+    own, then the run's own (``--method``), each loaded once here so that a bad spec or a clashing name
+    (also with Figure 2's store-only methods, harness.contenders.paper_methods, which the store appends)
+    is a RunError before any work."""
     from pertvae_core.methods import METHODS, MethodLoadError
 
     names = list(dict.fromkeys([*METHODS, *(m for model in cfg.models for m in REGISTRY[model].methods)]))
-    built_in = set(names)
+    built_in = set(names) | set(paper_methods(cfg.models))
     for spec in cfg.method:
         try:
             f = user_method(spec)

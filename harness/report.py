@@ -50,7 +50,7 @@ import xarray as xr
 from harness import benchmark as bench
 from harness import figures, response_report, verdicts
 from harness.contenders import figure2_models, model_methods, reference_model
-from harness.store import StoreReadError, as_str, json_attr, load_results, planned_mask
+from harness.store import StoreReadError, as_str, json_attr, load_results, paper_metric, planned_mask
 from pertvae_core.methods import REFERENCE
 from pertvae_core.stats import benjamini_hochberg, corrected_t_greater, mann_whitney_greater, wilcoxon_greater
 
@@ -183,13 +183,13 @@ def fit_counts(ds: xr.Dataset) -> dict[str, int]:
 # Table 1
 
 
-def _done_values(ds: xr.Dataset, model: str, var: str, drug: str, latent: int) -> np.ndarray:
-    """Values over splits of ``var`` for one (model, drug, latent), NaN where the fit is not done."""
-    if model not in ds["model"].values or var not in ds.data_vars:
+def _done_values(ds: xr.Dataset, model: str, key: str, drug: str, latent: int) -> np.ndarray:
+    """Values over splits of the paper's ``key`` (harness.store.paper_metric) for one (model, drug,
+    latent), NaN where the fit is not done."""
+    if model not in ds["model"].values:
         return np.full(ds.sizes["split"], np.nan)
-    cell = ds.sel(model=model, drug=drug, latent=latent)
-    vals = np.asarray(cell[var].values, dtype=np.float64)
-    done = as_str(cell["status"].values) == "done"
+    vals = np.asarray(paper_metric(ds, model, key).sel(drug=drug, latent=latent).values, dtype=np.float64)
+    done = as_str(ds["status"].sel(model=model, drug=drug, latent=latent).values) == "done"
     return np.where(done, vals, np.nan)
 
 
@@ -409,7 +409,7 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
         if model not in models:
             continue
         mi = models.index(model)
-        vals = np.asarray(ds["rho_rec"].values[mi], dtype=np.float64)  # [drug, latent, split]
+        vals = np.asarray(paper_metric(ds, model, "rho_rec").values, dtype=np.float64)  # drug, latent, split
         vals = np.where(st[mi] == "done", vals, np.nan)
         xs, mean, sd, n = [], [], [], []
         for li, lat in enumerate(latents):

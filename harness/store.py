@@ -8,12 +8,17 @@ Layout:
 
 - dims ``model`` (str), ``drug`` (str), ``latent`` (int), ``split`` (int = repeat * n_folds + fold), with
   non-index coords ``repeat(split)`` and ``fold(split)``;
-- float64 vars ``rho_rec_pert, rho_pred_pert, rho_rec, test_loss, epochs, best_epoch, fit_seconds``
-  (NaN = not run / not applicable);
+- float64 vars ``test_loss, epochs, best_epoch, fit_seconds`` (NaN = not run / not applicable);
 - float64 ``score[model, drug, latent, split, method, metric]``: every method's score on every metric
   (pertvae_core.evaluation; methods and metrics are coords, so a new one does not change the schema); a
-  model fills the methods it produces (pertvae: pertvae, pertvae_rec; baselines: identity, train_mean,
-  mean_shift, pca_latent_linear, ridge_delta), NaN elsewhere;
+  model fills the methods it produces (its contender's ``stored_methods``: pertvae: pertvae, pertvae_rec;
+  baselines: identity, train_mean, mean_shift, pca_latent_linear, ridge_delta; Figure 2's vae and pca:
+  their reconstruction), NaN elsewhere. The paper's metrics are there too, where the contender's
+  ``paper_scores`` puts them: rho_pred_pert = score[pertvae, rho_pred_pert], rho_rec_pert = the
+  reconstruction's rho_pred_pert (score[pertvae_rec | vae | pca, rho_pred_pert]) and Figure 2's rho_rec =
+  score[pertvae_rec | vae | pca, rho_rec]. Stores of ``store_layout`` 1 and 2 hold these three as variables
+  ``rho_rec_pert, rho_pred_pert, rho_rec[model, drug, latent, split]``: :func:`load_results` reads them as
+  layout 3 (:func:`paper_into_score`), and a resume converts the store once (:func:`convert_layout`);
 - float64 ``cell_score[model, drug, latent, split, method, metric, cell_line]``: the per-test-cell-line values
   behind ``score`` (NaN where the cell line is not in the split's test set), and ``gene_score[model, drug,
   latent, split, method, gene_metric, gene]``: per gene, the mean observed and predicted change over the
@@ -90,12 +95,17 @@ from zarr.core.sync import sync
 
 from datasets.cube import pid_alive
 from harness.config import RunConfig, execution_settings, science_key
-from harness.contenders import run_metrics
+from harness.contenders import REGISTRY, paper_methods, run_metrics
 from harness.grid import POOLED, FitKey, model_drugs
 from pertvae_core.evaluation import GENE_METRICS
 from pertvae_core.methods import METHODS
 
-FLOAT_VARS = ("rho_rec_pert", "rho_pred_pert", "rho_rec", "test_loss", "epochs", "best_epoch", "fit_seconds")
+FLOAT_VARS = ("test_loss", "epochs", "best_epoch", "fit_seconds")
+# The paper's per-fit values (pertvae_core.api's row keys): a row's are written into ``score`` at the
+# (method, metric) its contender's ``paper_scores`` names; stores of layout 1 and 2 have them as variables of
+# their own, read as layout 3 by :func:`paper_into_score` and converted on resume (:func:`convert_layout`).
+PAPER_VARS = ("rho_rec_pert", "rho_pred_pert", "rho_rec")
+DIMS = ("model", "drug", "latent", "split")
 SCORE_VAR = "score"
 CELL_VAR = "cell_score"
 GENE_VAR = "gene_score"
@@ -106,8 +116,9 @@ STR_VARS = ("status", "reason", "worker", "slurm_job_id")
 METHOD_VARS = ("method_status", "method_reason")
 TEXT_VARS = (*STR_VARS, *METHOD_VARS)
 STORE_NAME = "results.zarr"
-# 2: cell_score and gene_score chunked per fit; 1 (no ``store_layout`` attr): per (model, drug, latent) cell
-LAYOUT = 2
+# 3: the paper's metrics in score[method, metric] (before: PAPER_VARS); 2: cell_score and gene_score chunked
+# per fit; 1 (no ``store_layout`` attr): per (model, drug, latent) cell
+LAYOUT = 3
 # rows kept unwritten at most, beyond which ``write`` waits to write them (a PertVAE row's per-gene block is
 # ~0.3 MB)
 MAX_PENDING = 256
@@ -262,6 +273,114 @@ def _empty_str(shape: tuple[int, ...]) -> np.ndarray:
     return np.full(shape, "", dtype=object)
 
 
+def _store_methods(methods: Sequence[str], cfg: RunConfig) -> list[str]:
+    """The store's ``method`` coordinate: ``methods`` (the benchmark's and the run's own), then the
+    store-only methods of the run's models (Figure 2's reconstructions, harness.contenders.paper_methods):
+    last, so that a store of layout 1 or 2 converts by appending them (:func:`paper_into_score`)."""
+    names = [str(m) for m in methods]
+    return names + [m for m in paper_methods(cfg.models) if m not in names]
+
+
+def _planned(cfg: RunConfig, models: list[str], drugs: list[str], latents: list[int]) -> np.ndarray:
+    """Bool [model, drug, latent]: the cells of the run's grid (a model's latents, on its drugs)."""
+    study = [d for d in drugs if d != POOLED]
+    return np.array([[[x in cfg.latents_for(m) and d in model_drugs(cfg, m, study) for x in latents]
+                      for d in drugs] for m in models], dtype=bool)
+
+
+def _empty_dataset(cfg: RunConfig, drugs: list[str], cell_lines: list[str], genes: list[str],
+                   methods: list[str], gene_symbols: list[str] | None) -> xr.Dataset:
+    """The new store's variables (all NaN / "") and coordinates; the large per-cell-line and per-gene
+    scores lazy (dask), never written in full, only fit by fit."""
+    models = list(cfg.models)
+    latents = sorted({int(x) for m in models for x in cfg.latents_for(m)})
+    metrics = run_metrics(models)  # the run's metrics (evaluation's, the paper's, Dr.VAE's)
+    shape = (len(models), len(drugs), len(latents), cfg.n_repeats * cfg.n_folds)
+    data_vars: dict[str, Any] = {v: (DIMS, np.full(shape, np.nan)) for v in FLOAT_VARS}
+    data_vars.update({v: (DIMS, _empty_str(shape)) for v in STR_VARS})
+    data_vars.update({v: ((*DIMS, "method"), _empty_str((*shape, len(methods)))) for v in METHOD_VARS})
+    data_vars[SCORE_VAR] = ((*DIMS, "method", "metric"),
+                            np.full((*shape, len(methods), len(metrics)), np.nan))
+    data_vars[CELL_VAR] = ((*DIMS, "method", "metric", "cell_line"),
+                           _nan_lazy((*shape, len(methods), len(metrics), len(cell_lines))))
+    data_vars[GENE_VAR] = ((*DIMS, "method", "gene_metric", "gene"),
+                           _nan_lazy((*shape, len(methods), len(GENE_METRICS), len(genes))))
+    split = np.arange(shape[3])
+    coords = {
+        "model": np.array(models, dtype=object), "drug": np.array(drugs, dtype=object),
+        "latent": np.array(latents, dtype=np.int64), "split": split.astype(np.int64),
+        "repeat": ("split", (split // cfg.n_folds).astype(np.int64)),
+        "fold": ("split", (split % cfg.n_folds).astype(np.int64)),
+        "method": np.array(methods, dtype=object), "metric": np.array(metrics, dtype=object),
+        "cell_line": np.array(cell_lines, dtype=object), "gene_metric": np.array(GENE_METRICS, dtype=object),
+        "gene": np.array(genes, dtype=object),
+        "planned": (("model", "drug", "latent"), _planned(cfg, models, drugs, latents)),
+    }
+    if gene_symbols is not None:
+        coords["gene_symbol"] = ("gene", np.array(gene_symbols, dtype=object))
+    return xr.Dataset(data_vars, coords=coords)
+
+
+def _new_attrs(cfg: RunConfig, data_fp: str, full_fp: str, n_cell_lines: dict[str, int],
+               n_train_test: dict[str, list[float]], extra_attrs: dict[str, Any]) -> dict[str, Any]:
+    """The new store's attributes (module docstring), JSON strings where they are not plain values."""
+    return {
+        "config": json.dumps({"science": science_key(cfg), "execution": execution_settings(cfg)},
+                             sort_keys=True),
+        "n_cell_lines": json.dumps(n_cell_lines, sort_keys=True),
+        "n_train_test": json.dumps(n_train_test, sort_keys=True),
+        "fingerprint": full_fp,
+        "data_fingerprint": data_fp,
+        "science_key_hash": full_fp.rsplit("+", 1)[-1],
+        "versions": json.dumps(versions(), sort_keys=True),
+        "grid": json.dumps({m: list(cfg.latents_for(m)) for m in cfg.models}),
+        "n_folds": cfg.n_folds,
+        "n_repeats": cfg.n_repeats,
+        "store_layout": LAYOUT,
+        **{k: json.dumps(v, sort_keys=True) for k, v in extra_attrs.items()},
+    }
+
+
+def _encoding(ds: xr.Dataset) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Chunks of every variable (module docstring): the small ones one chunk per (model, drug, latent)
+    cell and all its splits; the per-cell-line and per-gene scores one chunk per fit (layout 2 on), so a
+    fit's write costs its own bytes."""
+    cell = (1, 1, 1, ds.sizes["split"])
+    out = {v: {"chunks": cell + ds[v].shape[4:]} for v in ds.data_vars if v not in DETAIL_VARS}
+    for v in DETAIL_VARS:
+        out[v] = {"chunks": (1, 1, 1, 1, *(max(1, n) for n in ds[v].shape[4:]))}
+    return out
+
+
+def _write_whole(ds: xr.Dataset, path: Path, encoding: dict, compute: bool, every_chunk: bool = False
+                 ) -> None:
+    """Write ``ds`` as the store at ``path`` through ``path.tmp-<pid>`` and a rename (``compute=False``:
+    the lazy variables get their metadata only). ``every_chunk``: all-NaN chunks too, as a write of a fit
+    stores them (a new store has none: its cells are not written yet). Nothing is left behind when it
+    fails or is interrupted."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        with warnings.catch_warnings(), _deferred_interrupts():
+            # zarr warns that consolidated metadata is not in the v3 spec; we keep it so that plain
+            # xr.open_zarr(path) reads the store quietly and fast. Region writes never change metadata.
+            warnings.simplefilter("ignore", UserWarning)
+            with zarr.config.set({"array.write_empty_chunks": every_chunk}):
+                ds.to_zarr(str(tmp), zarr_format=3, mode="w", consolidated=True, encoding=encoding,
+                           compute=compute)
+            if path.exists():   # a conversion: the old store goes once the new one is complete
+                old = path.with_name(f"{path.name}.before-layout-{LAYOUT}")
+                os.rename(path, old)
+                os.rename(tmp, path)
+                shutil.rmtree(old)
+            else:
+                os.rename(tmp, path)
+    except BaseException:  # a full disk (or an interrupt raised inside): leave no partial store behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 class ResultStore:
     """Handle on OUT/results.zarr. Create/validate with :meth:`open`."""
 
@@ -289,7 +408,10 @@ class ResultStore:
                 with zarr.config.set({"array.write_empty_chunks": True}):
                     self._group = zarr.open_group(str(self.path), mode="r+")
                     self.method_vars = tuple(v for v in METHOD_VARS if v in self._group)
-                    self.vars = (*FLOAT_VARS, SCORE_VAR, *DETAIL_VARS, *STR_VARS, *self.method_vars)
+                    # layout 1 and 2: read (find_damage, dataset), converted before a write (open, resume)
+                    self.paper_vars = tuple(v for v in PAPER_VARS if v in self._group)
+                    self.vars = (*FLOAT_VARS, *self.paper_vars, SCORE_VAR, *DETAIL_VARS, *STR_VARS,
+                                 *self.method_vars)
                     self._arrays = {v: self._group[v].async_array for v in self.vars}
                     # chunked per fit (layout 2): written whole, never read back by a write
                     self._per_fit = tuple(v for v in DETAIL_VARS if self._group[v].chunks[3] == 1)
@@ -336,6 +458,7 @@ class ResultStore:
         """
         out = Path(out_dir)
         path = out / STORE_NAME
+        methods = _store_methods(methods, cfg)
         key_hash = science_hash(cfg)
         full_fp = f"{fingerprint}+{key_hash}"
         clean_stale_tmp(out)
@@ -343,6 +466,7 @@ class ResultStore:
             store = cls(path, background)
             stored_fp = store.attrs.get("fingerprint")
             if stored_fp == full_fp:
+                store = store._converted(background)
                 store._check_coords(cfg, list(drugs), [str(c) for c in cell_lines], [str(g) for g in genes],
                                     [str(m) for m in methods])
                 if len(store.method_vars) < len(METHOD_VARS):
@@ -382,7 +506,8 @@ class ResultStore:
         store = cls(path, background)
         if store.attrs.get("fingerprint") != f"{fingerprint}+{science_hash(cfg)}":
             return None
-        store._check_coords(cfg, list(drugs), None, [str(g) for g in genes], [str(m) for m in methods])
+        store = store._converted(background)
+        store._check_coords(cfg, list(drugs), None, [str(g) for g in genes], _store_methods(methods, cfg))
         clean_stale_tmp(out_dir)
         if len(store.method_vars) < len(METHOD_VARS):
             store._add_method_vars()
@@ -394,81 +519,22 @@ class ResultStore:
                 n_cell_lines: dict[str, int], n_train_test: dict[str, list[float]],
                 extra_attrs: dict[str, Any], cell_lines: list[str], genes: list[str],
                 methods: list[str], gene_symbols: list[str] | None = None) -> None:
-        models = list(cfg.models)
-        latents = sorted({int(x) for m in models for x in cfg.latents_for(m)})
-        n_split = cfg.n_repeats * cfg.n_folds
-        metrics = run_metrics(models)  # the run's metrics (evaluation's without Dr.VAE)
-        shape = (len(models), len(drugs), len(latents), n_split)
-        dims = ("model", "drug", "latent", "split")
-        study = [d for d in drugs if d != POOLED]
-        planned = np.array([[[x in cfg.latents_for(m) and d in model_drugs(cfg, m, study) for x in latents]
-                             for d in drugs] for m in models], dtype=bool)
-        data_vars: dict[str, Any] = {v: (dims, np.full(shape, np.nan, dtype=np.float64)) for v in FLOAT_VARS}
-        data_vars.update({v: (dims, _empty_str(shape)) for v in STR_VARS})
-        data_vars.update({v: ((*dims, "method"), _empty_str((*shape, len(methods)))) for v in METHOD_VARS})
-        data_vars[SCORE_VAR] = ((*dims, "method", "metric"),
-                                np.full((*shape, len(methods), len(metrics)), np.nan, dtype=np.float64))
-        # lazily allocated (dask): never written in full, only cell by cell
-        data_vars[CELL_VAR] = ((*dims, "method", "metric", "cell_line"),
-                               _nan_lazy((*shape, len(methods), len(metrics), len(cell_lines))))
-        data_vars[GENE_VAR] = ((*dims, "method", "gene_metric", "gene"),
-                               _nan_lazy((*shape, len(methods), len(GENE_METRICS), len(genes))))
-        split = np.arange(n_split)
-        ds = xr.Dataset(
-            data_vars,
-            coords={
-                "model": np.array(models, dtype=object),
-                "drug": np.array(drugs, dtype=object),
-                "latent": np.array(latents, dtype=np.int64),
-                "split": split.astype(np.int64),
-                "repeat": ("split", (split // cfg.n_folds).astype(np.int64)),
-                "fold": ("split", (split % cfg.n_folds).astype(np.int64)),
-                "method": np.array(methods, dtype=object),
-                "metric": np.array(metrics, dtype=object),
-                "cell_line": np.array(cell_lines, dtype=object),
-                "gene_metric": np.array(GENE_METRICS, dtype=object),
-                "gene": np.array(genes, dtype=object),
-                "planned": (("model", "drug", "latent"), planned),
-                **({} if gene_symbols is None else {"gene_symbol": ("gene", np.array(gene_symbols, object))}),
-            },
-            attrs={
-                "config": json.dumps({"science": science_key(cfg), "execution": execution_settings(cfg)},
-                                     sort_keys=True),
-                "n_cell_lines": json.dumps(n_cell_lines, sort_keys=True),
-                "n_train_test": json.dumps(n_train_test, sort_keys=True),
-                "fingerprint": full_fp,
-                "data_fingerprint": data_fp,
-                "science_key_hash": full_fp.rsplit("+", 1)[-1],
-                "versions": json.dumps(versions(), sort_keys=True),
-                "grid": json.dumps({m: list(cfg.latents_for(m)) for m in models}),
-                "n_folds": cfg.n_folds,
-                "n_repeats": cfg.n_repeats,
-                "store_layout": LAYOUT,
-                **{k: json.dumps(v, sort_keys=True) for k, v in extra_attrs.items()},
-            },
-        )
-        chunks = (1, 1, 1, n_split)
-        encoding = {v: {"chunks": chunks} for v in (*FLOAT_VARS, *STR_VARS)}
-        encoding[SCORE_VAR] = {"chunks": (*chunks, len(methods), len(metrics))}
-        encoding.update({v: {"chunks": (*chunks, len(methods))} for v in METHOD_VARS})
-        fit = (1, 1, 1, 1)   # one chunk per fit: a fit's write costs its own bytes
-        encoding[CELL_VAR] = {"chunks": (*fit, len(methods), len(metrics), max(1, len(cell_lines)))}
-        encoding[GENE_VAR] = {"chunks": (*fit, len(methods), len(GENE_METRICS), max(1, len(genes)))}
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        try:
-            with warnings.catch_warnings(), _deferred_interrupts():
-                # zarr warns that consolidated metadata is not in the v3 spec; we keep it so that plain
-                # xr.open_zarr(path) reads the store quietly and fast. Region writes never change metadata.
-                warnings.simplefilter("ignore", UserWarning)
-                # compute=False: the lazy per-cell-line and per-gene arrays get their metadata only
-                ds.to_zarr(str(tmp), zarr_format=3, mode="w", consolidated=True, encoding=encoding,
-                           compute=False)
-                os.rename(tmp, path)
-        except BaseException:  # a full disk (or an interrupt raised inside): leave no partial store behind
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        """Write the new, empty store (all NaN, status "") into a temporary directory and rename it into
+        place, so that OUT never holds half a store."""
+        ds = _empty_dataset(cfg, drugs, cell_lines, genes, methods, gene_symbols)
+        ds.attrs.update(_new_attrs(cfg, data_fp, full_fp, n_cell_lines, n_train_test, extra_attrs))
+        _write_whole(ds, path, _encoding(ds), compute=False)
+
+    def _converted(self, background: bool) -> ResultStore:
+        """This store, converted to layout 3 when it holds the paper's metrics as variables of their own
+        (:func:`convert_layout`, saying so); else itself."""
+        if not self.paper_vars:
+            return self
+        print(f"{self.path}: converting the result store from layout {self.layout} (rho_rec_pert, "
+              f"rho_pred_pert and rho_rec as variables of their own) to layout {LAYOUT} (in "
+              f"score[method, metric]); every value is kept, this is done once", flush=True)
+        convert_layout(self.path)
+        return type(self)(self.path, background)
 
     def _check_coords(self, cfg: RunConfig, drugs: list[str], cell_lines: list[str] | None,
                       genes: list[str], methods: list[str]) -> None:
@@ -576,7 +642,7 @@ class ResultStore:
         st = self._read_checked("status", bad).astype(str)
         status_lost = set(bad)
         seconds = self._read_checked("fit_seconds", bad).astype(float)
-        for v in (*FLOAT_VARS, SCORE_VAR, *STR_VARS, *self.method_vars):
+        for v in (*FLOAT_VARS, *self.paper_vars, SCORE_VAR, *STR_VARS, *self.method_vars):
             if v not in ("status", "fit_seconds"):
                 values = self._read_checked(v, bad)
                 if v == "method_status":
@@ -781,12 +847,12 @@ class ResultStore:
                 given = row.get(v) or {}
                 values[v] = np.array([str(given.get(k, "") or "") for k in self.methods], dtype=object)
             elif v == SCORE_VAR:
-                values[v] = self._score_block(row.get("scores") or {})
+                values[v] = self._score_block(row_scores(row))
             elif v == CELL_VAR:
                 values[v] = self._cell_block(detail) if detail else None   # None: all NaN
             elif v == GENE_VAR:
                 values[v] = self._gene_block(detail) if detail else None
-            elif v in FLOAT_VARS:
+            elif v in FLOAT_VARS or v in PAPER_VARS:
                 values[v] = _float(row.get(v))
             else:
                 values[v] = str(row.get(v, "") or "")
@@ -904,6 +970,17 @@ class ResultStore:
         return ds
 
 
+def row_scores(row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A result row's scores {method: {metric: value}} with its paper's values (PAPER_VARS keys) put where
+    its model's contender keeps them (``paper_scores``): one place for every metric of a fit."""
+    scores = {str(m): dict(v) for m, v in (row.get("scores") or {}).items()}
+    c = REGISTRY.get(str(row.get("model")))
+    for key, (method, metric) in (c.paper_scores.items() if c is not None else ()):
+        if key in row:
+            scores.setdefault(method, {})[metric] = row[key]
+    return scores
+
+
 def _float(x: Any) -> float:
     if x is None:
         return math.nan
@@ -977,12 +1054,82 @@ def load_results(out_dir: str | Path) -> xr.Dataset:
     ds = _load_own(out) if _written_by_run(path) else None
     if ds is None:
         ds = _load_any(out)
-    need = {"status", "rho_rec_pert", "rho_pred_pert", "rho_rec"}
-    lacking = sorted(need - set(ds.data_vars))
-    if lacking or not {"model", "drug", "latent", "split"} <= set(ds.dims):
+    lacking = sorted({"status"} - set(ds.data_vars))
+    if lacking or not set(DIMS) <= set(ds.dims):
         raise StoreReadError(f"{path}: not a result store (dims {sorted(ds.dims)}, missing variables "
                              f"{lacking})")
-    return ds
+    return paper_into_score(ds)
+
+
+def _appended(ds: xr.Dataset, dim: str, names: Iterable[str]) -> list[str]:
+    """``ds``'s ``dim`` coordinate (empty when absent) with ``names`` it lacks appended."""
+    have = [str(x) for x in ds[dim].values] if dim in ds.coords else []
+    return list(dict.fromkeys([*have, *names]))
+
+
+def paper_into_score(ds: xr.Dataset) -> xr.Dataset:
+    """A store of layout 1 or 2 (the paper's metrics as variables of their own, PAPER_VARS) as layout 3
+    has it: each model's values in ``score`` at its contender's ``paper_scores`` (method, metric), those
+    variables dropped; ``ds`` itself when it has none of them. The ``method`` and ``metric`` coordinates
+    get the names they lack appended (as a new store orders them: harness.contenders.run_metrics, and
+    harness.prepare.resolve_methods), NaN (or "") elsewhere; the per-cell-line and per-gene scores stay
+    lazy (dask, one chunk per cell)."""
+    old = [v for v in PAPER_VARS if v in ds.data_vars]
+    if not old:
+        return ds
+    models = [str(m) for m in ds["model"].values]
+    where = {m: REGISTRY[m].paper_scores for m in models if m in REGISTRY}
+    methods = _appended(ds, "method", (mt for w in where.values() for mt, _ in w.values()))
+    metrics = _appended(ds, "metric", (k for w in where.values() for _, k in w.values()))
+    if SCORE_VAR not in ds.data_vars:   # a store from before the scores: the paper's metrics alone
+        ds = ds.assign({SCORE_VAR: xr.DataArray(np.full((*ds["status"].shape, 0, 0), np.nan),
+                                                dims=(*ds["status"].dims, "method", "metric"))})
+    for v in DETAIL_VARS:
+        if v in ds.data_vars:
+            ds[v] = ds[v].chunk(dict.fromkeys(("model", "drug", "latent"), 1))
+    ds = ds.reindex({"method": np.array(methods, dtype=object), "metric": np.array(metrics, dtype=object)},
+                    fill_value={v: "" for v in METHOD_VARS if v in ds.data_vars})
+    score = np.array(ds[SCORE_VAR].transpose(*DIMS, "method", "metric").values, dtype=np.float64)
+    for mi, model in enumerate(models):
+        for key, (method, metric) in where.get(model, {}).items():
+            if key in old:
+                vals = np.asarray(ds[key].transpose(*DIMS).values[mi], dtype=np.float64)
+                k, j = methods.index(method), metrics.index(metric)
+                score[mi, ..., k, j] = np.where(np.isfinite(vals), vals, score[mi, ..., k, j])
+    ds[SCORE_VAR] = ((*DIMS, "method", "metric"), score)
+    return ds.drop_vars(old)
+
+
+def paper_metric(ds: xr.Dataset, model: str, key: str) -> xr.DataArray:
+    """The paper's ``key`` (one of PAPER_VARS) of ``model``'s fits, [drug, latent, split]: ``score`` at
+    the (method, metric) its contender's ``paper_scores`` names; NaN where it has none (whatever the
+    fits' status: the caller keeps the done ones)."""
+    where = REGISTRY[model].paper_scores.get(key) if model in REGISTRY else None
+    if where is None or where[0] not in ds["method"].values or where[1] not in ds["metric"].values:
+        return xr.full_like(ds["status"].sel(model=model), np.nan, dtype=np.float64)
+    return ds[SCORE_VAR].sel({"model": model, "method": where[0], "metric": where[1]}).transpose(*DIMS[1:])
+
+
+def convert_layout(path: str | Path) -> None:
+    """Rewrite the result store at ``path`` of layout 1 or 2 as layout 3 (:func:`paper_into_score`),
+    keeping every value, attribute and coordinate: written whole beside it, then renamed into place.
+    harness.run does this once when it resumes such a store."""
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        lazy = xr.open_zarr(str(path), chunks=None)
+    detail = [v for v in DETAIL_VARS if v in lazy.data_vars]
+    ds = lazy.drop_vars(detail).load()
+    for v in detail:
+        ds[v] = lazy[v]
+    ds = paper_into_score(ds)
+    ds.attrs["store_layout"] = LAYOUT
+    encoding = _encoding(ds)
+    for name in ds.variables:
+        ds[name].encoding = {}
+    for v in detail:
+        ds[v] = ds[v].chunk(dict(zip(ds[v].dims, encoding[v]["chunks"], strict=True)))
+    _write_whole(ds, path, encoding, compute=True, every_chunk=True)
 
 
 def _written_by_run(path: Path) -> bool:

@@ -29,7 +29,7 @@ from pertvae_core.methods import import_object
 
 __all__ = ["Contender", "ContenderError", "ENTRY_POINT_GROUP", "REGISTRY", "BUILT_IN", "LOAD_ERRORS",
            "RESPONSE_MODELS", "register", "contender", "model_methods", "built_in_methods", "figure2_models",
-           "reference_model", "user_method_host", "fit_config", "run_metrics"]
+           "reference_model", "user_method_host", "fit_config", "run_metrics", "paper_methods"]
 
 ENTRY_POINT_GROUP = "pertvae_bench.contenders"
 REGISTRY: dict[str, Contender] = {}
@@ -57,8 +57,8 @@ def register(contender: Contender | type[Contender]) -> Contender | type[Contend
             return contender
         raise ContenderError(f"contender {name!r}: already registered by {type(old).__module__}."
                              f"{type(old).__name__}")
-    taken = {m: c.name for c in REGISTRY.values() for m in c.methods}
-    clash = sorted(m for m in obj.methods if m in taken)
+    taken = {m: c.name for c in REGISTRY.values() for m in c.stored_methods}
+    clash = sorted(m for m in obj.stored_methods if m in taken)
     if clash:
         raise ContenderError(f"contender {name!r}: method(s) {clash} already scored by contender(s) "
                              f"{sorted({taken[m] for m in clash})}; give its methods distinct names")
@@ -95,8 +95,9 @@ def figure2_models() -> list[Contender]:
 
 
 def built_in_methods() -> tuple[str, ...]:
-    """Every method the registered contenders score, in registry (= report) order."""
-    return tuple(m for c in REGISTRY.values() for m in c.methods)
+    """Every method the registered contenders score (the benchmark's and the store-only ones of
+    ``paper_scores``), in registry (= report) order."""
+    return tuple(m for c in REGISTRY.values() for m in c.stored_methods)
 
 
 def model_methods(methods: Sequence[str]) -> dict[str, tuple[str, ...]]:
@@ -109,9 +110,20 @@ def model_methods(methods: Sequence[str]) -> dict[str, tuple[str, ...]]:
 
 
 def run_metrics(models: Sequence[str]) -> tuple[str, ...]:
-    """The store's ``metric`` coordinate for a run of ``models``: the ordered union of their metrics (a run
-    of the perturbation models alone has exactly pertvae_core.evaluation.METRICS)."""
-    return tuple(dict.fromkeys(m for name in models for m in contender(name).metrics))
+    """The store's ``metric`` coordinate for a run of ``models``: the ordered union of their metrics, then
+    of the metrics their ``paper_scores`` add (a run of the perturbation models has
+    pertvae_core.evaluation.METRICS and RHO_REC; added last, so that a store of the layout before can be
+    converted by appending them: harness.store)."""
+    own = [m for name in models for m in contender(name).metrics]
+    paper = [k for name in models for _, k in contender(name).paper_scores.values()]
+    return tuple(dict.fromkeys([*own, *paper]))
+
+
+def paper_methods(models: Sequence[str]) -> tuple[str, ...]:
+    """The store-only methods of ``models``' ``paper_scores`` (Figure 2's reconstructions), in model
+    order: the store's ``method`` coordinate ends with them (harness.prepare.resolve_methods)."""
+    return tuple(dict.fromkeys(m for name in models for m in contender(name).stored_methods
+                               if m not in contender(name).methods))
 
 
 def _load_entry_points() -> None:

@@ -41,7 +41,13 @@ class Contender:
     - ``figure2``: one of Figure 2's reconstruction models (with ``figure2_scope = "pooled"`` it runs on the
       pooled pseudo-drug, harness.grid.POOLED); ``figure2_label`` and ``figure2_color`` draw it there.
     - ``table1``: its fits hold the paper's Table 1 (rho_rec_pert vs rho_pred_pert of the same fits).
-    - ``methods``: the methods it scores (``score[method, metric]``), in report order.
+    - ``methods``: the methods it scores (``score[method, metric]``), in report order: the benchmark's.
+    - ``paper_scores``: the paper's per-fit values its :meth:`run` rows give (``rho_rec_pert``,
+      ``rho_pred_pert``, ``rho_rec``: pertvae_core.api's keys) -> the (method, metric) of ``score`` that
+      holds each. A reconstruction of x1 taken as the prediction of x2 is a method of its own (PertVAE's
+      ``pertvae_rec``, Figure 2's ``vae`` and ``pca``), so rho_rec_pert is that method's rho_pred_pert and
+      rho_rec its :data:`pertvae_core.evaluation.RHO_REC`. A method named here but not in ``methods`` is in
+      the store only (Figure 2's), not in the benchmark.
     - ``metrics``: the metrics its scores have (the store's ``metric`` coordinate is the ordered union over
       the run's contenders); default the perturbation metrics (pertvae_core.evaluation.METRICS).
     - ``hosts_user_methods``: the run's own ``--method`` plug-ins run in its tasks (one contender does).
@@ -62,6 +68,7 @@ class Contender:
     figure2_color: ClassVar[str] = ""
     table1: ClassVar[bool] = False
     methods: ClassVar[tuple[str, ...]] = ()
+    paper_scores: ClassVar[Mapping[str, tuple[str, str]]] = {}
     metrics: ClassVar[tuple[str, ...]] = METRICS
     hosts_user_methods: ClassVar[bool] = False
     default_latents: ClassVar[tuple[int, ...]] = (10,)
@@ -75,6 +82,13 @@ class Contender:
     def trained(self) -> bool:
         """Whether its fits train for epochs (the cost model assumes epochs to early stopping for them)."""
         return self.epoch_fraction > 0
+
+    @property
+    def stored_methods(self) -> tuple[str, ...]:
+        """Its methods in the store's ``method`` coordinate: ``methods``, then those only ``paper_scores``
+        names (kept for the paper's figures, not benchmarked)."""
+        extra = (m for m, _ in self.paper_scores.values() if m not in self.methods)
+        return tuple(dict.fromkeys((*self.methods, *extra)))
 
     @property
     def timed_by_fit(self) -> bool:

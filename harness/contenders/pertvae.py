@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from harness.contenders.base import Contender, fit_config
+from pertvae_core.evaluation import RHO_REC
 from pertvae_core.methods import PERTVAE_METHODS
 
 if TYPE_CHECKING:
@@ -26,6 +27,9 @@ class PertVAE(Contender):
         "pertvae_rec": "PertVAE's reconstruction of the untreated profile, taken as the prediction (the "
                        "paper's comparator: the model without the drug's effect)",
     }
+    # the paper's rho_rec_pert is its reconstruction's rho_pred_pert
+    paper_scores = {"rho_pred_pert": ("pertvae", "rho_pred_pert"),
+                    "rho_rec_pert": ("pertvae_rec", "rho_pred_pert"), "rho_rec": ("pertvae_rec", RHO_REC)}
     default_latents = (100,)
     fit_pairs = True
     # Mean epochs to early stopping at each preset's schedule on its synthetic cube (seed 0). paper

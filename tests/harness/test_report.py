@@ -328,4 +328,5 @@ def test_a_store_attribute_that_is_not_json_is_one_error_line(tmp_path: Path,
     zarr.open_group(str(tmp_path / "results.zarr"), mode="r+").attrs["ceiling"] = "{not json"
     assert main([str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1 and "'ceiling'" in err and "not valid JSON" in err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "'ceiling'" in err and "not valid JSON" in err

@@ -12,7 +12,7 @@ import xarray as xr
 
 from harness.config import make_config, science_key
 from harness.grid import POOLED, FitKey, store_drugs
-from harness.store import FLOAT_VARS, STR_VARS, ResultStore, StoreMismatchError
+from harness.store import FLOAT_VARS, PAPER_VARS, STR_VARS, ResultStore, StoreMismatchError, paper_metric
 from pertvae_core.evaluation import METRICS
 from pertvae_core.methods import METHODS
 
@@ -40,11 +40,14 @@ def test_layout_matches_the_contract(tmp_path, cfg):
     with warnings.catch_warnings():
         warnings.simplefilter("error")   # reading must be quiet (consolidated metadata, stable dtypes)
         ds = xr.open_zarr(tmp_path / "out" / "results.zarr")
-    assert dict(ds.sizes) == {"model": 2, "drug": 2, "latent": 2, "split": 6, "method": len(METHODS),
-                              "metric": len(METRICS), "cell_line": 0, "gene_metric": 6, "gene": 0}
-    assert tuple(ds.method.values) == METHODS and tuple(ds.metric.values) == METRICS
+    # the methods: the benchmark's, then PCA's reconstruction (Figure 2's, in the store only); the metrics:
+    # the benchmark's, then the paper's rho_rec (rho_rec_pert is a reconstruction's rho_pred_pert)
+    assert dict(ds.sizes) == {"model": 2, "drug": 2, "latent": 2, "split": 6, "method": len(METHODS) + 1,
+                              "metric": len(METRICS) + 1, "cell_line": 0, "gene_metric": 6, "gene": 0}
+    assert tuple(ds.method.values) == (*METHODS, "pca") and tuple(ds.metric.values) == (*METRICS, "rho_rec")
     assert ds.score.dims == ("model", "drug", "latent", "split", "method", "metric")
-    assert np.isnan(ds.score.values).all() and ds.score.encoding["chunks"] == (1, 1, 1, 6, 7, len(METRICS))
+    assert np.isnan(ds.score.values).all() and ds.score.encoding["chunks"] == (1, 1, 1, 6, 8, 9)
+    assert not set(PAPER_VARS) & set(ds.data_vars) and ds.attrs["store_layout"] == 3
     assert list(ds.model.values) == ["pertvae", "pca"]
     assert list(ds.drug.values) == ["dA", "dB"]
     assert list(ds.latent.values) == [2, 4] and ds.latent.dtype.kind == "i"
@@ -90,7 +93,8 @@ def test_scores_land_in_their_method_and_metric(tmp_path, cfg):
     assert cell.sel({"method": "pertvae", "metric": "delta_pearson"}).item() == 0.4
     assert cell.sel({"method": "pertvae", "metric": "mse_z"}).item() == 0.9
     assert cell.sel({"method": "pertvae_rec", "metric": "delta_pearson"}).item() == 0.1
-    assert int(np.isfinite(ds.score.values).sum()) == 3
+    assert cell.sel({"method": "pertvae", "metric": "rho_pred_pert"}).item() == 0.5   # the paper's, too
+    assert int(np.isfinite(ds.score.values).sum()) == 4
     with pytest.raises(ValueError, match="unknown method"):
         st.write([_row("pertvae", "dB", 4, 1, 1, scores={"mystery": {"delta_pearson": 1.0}})])
 
@@ -106,9 +110,13 @@ def test_write_touches_only_its_cells(tmp_path, cfg):
     cell = ds.sel(model="pertvae", drug="dA", latent=4)
     assert cell.status.values.tolist() == ["failed", "", "", "", "", "done"]
     assert cell.reason.values[0] == "loss diverged (nan)"
-    assert cell.rho_pred_pert.values[5] == 0.5 and cell.epochs.values[5] == 7
-    assert np.isnan(cell.rho_pred_pert.values[:5]).all()
-    np.testing.assert_allclose(ds.rho_rec.sel(model="pca", drug="dB", latent=2).values, 0.1 * np.arange(6))
+    pred = paper_metric(ds, "pertvae", "rho_pred_pert").sel(drug="dA", latent=4).values
+    rec = cell.score.sel({"method": "pertvae_rec", "metric": "rho_pred_pert"}).values   # rho_rec_pert
+    assert pred[5] == 0.5 and rec[5] == 0.25 and cell.epochs.values[5] == 7
+    assert np.isnan(pred[:5]).all() and np.isnan(rec[:5]).all()
+    pca = ds.score.sel({"model": "pca", "drug": "dB", "latent": 2, "method": "pca", "metric": "rho_rec"})
+    np.testing.assert_allclose(pca.values, 0.1 * np.arange(6))
+    np.testing.assert_array_equal(paper_metric(ds, "pca", "rho_rec").sel(drug="dB", latent=2), pca.values)
     # nothing else was touched
     others = ds.status.values.copy()
     others[0, 0, 1, :] = ""

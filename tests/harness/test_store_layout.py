@@ -1,6 +1,7 @@
 """ResultStore's write path: per-fit chunks of the per-cell-line and per-gene scores (layout 2), stores of
-layout 1 (one chunk per cell) opened, written and repaired as before, rows written by a background writer,
-and the readers harness.report and harness.benchmark use."""
+layout 1 (one chunk per cell) opened, written and repaired as before, stores of layout 2 (the paper's
+metrics as variables of their own) read as layout 3 and converted on resume, rows written by a background
+writer, and the readers harness.report and harness.benchmark use."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 
 import harness.store as store_mod
 from harness.config import make_config
@@ -20,10 +22,12 @@ from harness.store import (
     DETAIL_VARS,
     GENE_VAR,
     LAYOUT,
+    PAPER_VARS,
     ResultStore,
     StoreReadError,
     json_attr,
     load_results,
+    paper_metric,
     planned_mask,
 )
 from pertvae_core.evaluation import Scores
@@ -76,7 +80,7 @@ def _gene(path, drug, split) -> np.ndarray:
 
 def test_new_stores_chunk_the_large_scores_per_fit(tmp_path, cfg):
     st = _open(tmp_path / "out", cfg)
-    assert st.layout == LAYOUT == 2
+    assert st.layout == LAYOUT == 3
     for v in DETAIL_VARS:
         assert st._group[v].chunks[:4] == (1, 1, 1, 1)
     st.write([_row("dB", 1, 2, seed=3)])
@@ -178,7 +182,7 @@ def test_the_readers_report_and_benchmark_use(tmp_path, cfg):
     st.write([_row("dB", 0, 2, seed=2), _row("dA", 1, 1, model="pca", latent=2)])
     ds = load_results(tmp_path / "out")
     plain = xr.open_zarr(st.path).load()
-    for v in ("status", "rho_rec", "score", "method_status"):
+    for v in ("status", "score", "method_status"):
         assert ds[v].dims == plain[v].dims
         np.testing.assert_array_equal(ds[v].values, plain[v].values)
     np.testing.assert_array_equal(ds[GENE_VAR].values, plain[GENE_VAR].values)
@@ -218,3 +222,51 @@ def test_the_cube_fingerprint_is_known_until_a_cube_file_changes(tmp_path, cfg):
     assert known_fingerprint(out, cube) == "cube-fp"
     (cube / "expression" / "1").write_bytes(b"another chunk")
     assert known_fingerprint(out, cube) is None   # a file added: the cube is read again
+
+
+def _to_layout2(path) -> xr.Dataset:
+    """Rewrite a store as one written before layout 3: the paper's metrics as variables of their own
+    (PAPER_VARS), without PCA's store-only method and the rho_rec metric; returns the store before."""
+    new = xr.open_zarr(path).load()
+    old = new.drop_sel({"method": ["pca"], "metric": ["rho_rec"]})
+    for key in PAPER_VARS:
+        old[key] = (("model", "drug", "latent", "split"),
+                    np.stack([paper_metric(new, str(m), key).values for m in new.model.values]))
+    old.attrs["store_layout"] = 2
+    enc = {v: {"chunks": (1, 1, 1, old.sizes["split"], *old[v].shape[4:])} for v in old.data_vars
+           if v not in DETAIL_VARS}
+    enc.update({v: {"chunks": (1, 1, 1, 1, *old[v].shape[4:])} for v in DETAIL_VARS})
+    target = path.with_name("old.zarr")
+    with warnings.catch_warnings(), zarr.config.set({"array.write_empty_chunks": True}):  # as a write does
+        warnings.simplefilter("ignore", UserWarning)
+        old.to_zarr(target, zarr_format=3, mode="w", consolidated=True, encoding=enc)
+    shutil.rmtree(path)
+    os.rename(target, path)
+    return new
+
+
+def test_a_layout2_store_is_read_as_layout3_and_converted_once_on_resume(tmp_path, cfg, capsys):
+    out = tmp_path / "out"
+    st = _open(out, cfg)
+    pca = _row("dA", 1, 2, model="pca", latent=2)
+    pca.update(rho_rec=0.75, rho_rec_pert=0.5, scores={}, detail={})
+    st.write([_row("dB", 0, 2, seed=2) | {"rho_pred_pert": 0.3, "rho_rec_pert": 0.2}, pca])
+    new = _to_layout2(st.path)
+    assert {"rho_rec", "rho_rec_pert", "rho_pred_pert"} <= set(xr.open_zarr(st.path).data_vars)
+    read = load_results(out)   # read as layout 3, nothing written
+    assert not set(PAPER_VARS) & set(read.data_vars) and "rho_rec" in set(xr.open_zarr(st.path).data_vars)
+    for v in ("score", "method_status", "cell_score", "gene_score"):
+        np.testing.assert_array_equal(read[v].values, new[v].values, err_msg=v)
+    assert read.score.sel({"model": "pca", "drug": "dA", "latent": 2, "split": 5, "method": "pca",
+                           "metric": "rho_rec"}).item() == 0.75
+    again = ResultStore.resume(out, cfg, "fp", drugs=["dA", "dB"], genes=GENES)
+    assert "converting the result store from layout 2" in capsys.readouterr().out
+    assert again is not None and again.layout == 3 and len(again.done_keys()) == 2
+    disk = xr.open_zarr(st.path).load()
+    assert not set(PAPER_VARS) & set(disk.data_vars) and disk.attrs["data_fingerprint"] == "fp"
+    for v in ("score", "status", "method_status", "fit_seconds", "cell_score", "gene_score"):
+        np.testing.assert_array_equal(disk[v].values, new[v].values, err_msg=v)
+    assert not again.repair().cells and not list(tmp_path.glob("out/results.zarr.*"))
+    again.write([_row("dA", 0, 0, seed=4)])
+    assert len(ResultStore.resume(out, cfg, "fp", drugs=["dA", "dB"], genes=GENES).done_keys()) == 3
+    assert "converting" not in capsys.readouterr().out   # once
