@@ -270,6 +270,22 @@ def _copy_where(dst: Sequence[torch.Tensor], src: Sequence[torch.Tensor], mask: 
         a.copy_(torch.where(mask.view((-1,) + (1,) * (a.dim() - 1)), b, a))
 
 
+def _prepare(splits: Sequence[ResponseSplit], cfg: DrVAEConfig, gens: Sequence[dict], dev: torch.device
+             ) -> tuple[DrVAE, Standardizer, _Data, list]:
+    """The batched model (initialized from each seed's ``init`` stream), the standardizer of the training
+    pairs and singletons, the data on the device and the two validation noise draws (``val`` streams):
+    drawn in this order, so a seed gives the same fit."""
+    model = DrVAE(splits[0].genes, cfg, [g["init"] for g in gens]).to(dev)
+    views = [SimpleNamespace(x1_train=sp.x1_pairs, x2_train=sp.x2_pairs, xs_train=sp.xs_train,
+                             xu_train=None)
+             for sp in splits]
+    std = Standardizer.from_splits(views, dev, cfg.standardize)
+    d = _Data(splits, cfg, std, dev)
+    veps = [_val_noise([g["val"] for g in gens], d.n_val, cfg.val_samples, d.V.shape[1], cfg.latent, dev)
+            for _ in range(2)]
+    return model, std, d, veps
+
+
 def fit_drvae(splits: Sequence[ResponseSplit], cfg: DrVAEConfig, seeds: Sequence[int],
               max_steps: int | None = None, on_step: Callable[[int, DrVAE], None] | None = None
               ) -> DrVAEState:
@@ -282,14 +298,7 @@ def fit_drvae(splits: Sequence[ResponseSplit], cfg: DrVAEConfig, seeds: Sequence
     t0 = time.perf_counter()
     dev = resolve_device(cfg.device)
     gens = [seed_streams(int(sd)) for sd in seeds]
-    model = DrVAE(splits[0].genes, cfg, [g["init"] for g in gens]).to(dev)
-    views = [SimpleNamespace(x1_train=sp.x1_pairs, x2_train=sp.x2_pairs, xs_train=sp.xs_train,
-                             xu_train=None)
-             for sp in splits]
-    std = Standardizer.from_splits(views, dev, cfg.standardize)
-    d = _Data(splits, cfg, std, dev)
-    veps = [_val_noise([g["val"] for g in gens], d.n_val, cfg.val_samples, d.V.shape[1], cfg.latent, dev)
-            for _ in range(2)]
+    model, std, d, veps = _prepare(splits, cfg, gens, dev)
     params = list(model.parameters())
     opt = make_optimizer(params, cfg.lr)
     for group in opt.param_groups:  # Adam's L2 term, as the authors' optimizer (elementwise: per model)
