@@ -45,7 +45,7 @@ def peak_mib():
         unit = 2 ** 20 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / unit
 
-from harness import tasks
+from harness import task_data as tasks
 from harness.config import RunConfig
 from harness.grid import POOLED
 

@@ -12,11 +12,7 @@ from dataclasses import dataclass
 
 from harness.config import RunConfig
 from harness.contenders import contender
-
-# The pseudo-drug Figure 2's reconstruction models (harness.contenders: ``figure2``) run on with
-# ``figure2_scope = "pooled"``: the pairs of every selected drug together with the singletons, split by cell
-# line (harness.tasks.drug_data).
-POOLED = "(pooled)"
+from harness.shapes import POOLED  # the pooled pseudo-drug, defined beside the rows it pools
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Rows per drug and CV split: which of a drug's rows a split uses (:func:`split_rows`, the one rule behind
-the task's data, harness.tasks.split_data, and the cost model's row counts, :func:`split_shapes`), and the
+the task's data, harness.task_data.split_data, and the cost model's row counts, :func:`split_shapes`), and the
 shapes of a cube's drugs counted from its measured profiles without reading them (:func:`drug_shapes`).
 """
 
@@ -7,13 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from datasets.splits import Split, make_splits, singleton_mask
-from harness.config import RunConfig
-from harness.grid import POOLED
+
+if TYPE_CHECKING:
+    from harness.config import RunConfig
+
+# The pseudo-drug Figure 2's reconstruction models (harness.contenders: ``figure2``) run on with
+# ``figure2_scope = "pooled"``: the pairs of every selected drug together with the singletons, split by cell
+# line (harness.task_data.drug_data). Here, below the config, grid and contenders, which all use it.
+POOLED = "(pooled)"
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ def split_rows(pair_cell_line: Any, pair_control: Any, control_cell_line: Any, s
 
 @dataclass(frozen=True)
 class SplitShape:
-    """Rows of one CV split of one drug, as harness.tasks.split_data would give them."""
+    """Rows of one CV split of one drug, as harness.task_data.split_data would give them."""
 
     n_train: int
     n_val: int

@@ -10,7 +10,8 @@ gets ``--models NAME`` and ``--latents-NAME``; its tasks, seeds, store slots, co
 follow from its attributes.
 
 Imports flow one way: harness.config, grid, cost, tasks and the report import this package; it imports
-pertvae_core and nothing else of the harness at module level.
+pertvae_core and, of the harness, only harness.task_data and harness.shapes (a task's data and a split's
+rows, which import neither the config nor this package).
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ the workers (harness.tasks), the cost model (harness.cost), the config and the r
 its facts and its work. Adding a model is one module with one subclass of :class:`Contender` and one
 :func:`harness.contenders.register` line (or an entry point, see harness.contenders).
 
-This module imports nothing of the harness (the config, grid and cost model import it), so its hooks take
-the run's config (harness.config.RunConfig) and a split's shape (harness.calibrate.SplitShape) as values.
+This module imports of the harness only what sits below it (harness.task_data and harness.shapes: the
+config, grid and cost model import it), so its hooks take the run's config (harness.config.RunConfig) and a
+split's shape (harness.shapes.SplitShape) as values.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from harness.task_data import perturbation_data
 from pertvae_core.evaluation import METRICS
 
 if TYPE_CHECKING:
@@ -106,9 +108,7 @@ class Contender:
                   ) -> list:
         """What :meth:`run` gets for a task: one item per (repeat, fold) of ``split_keys`` of the drug's
         data ``dd`` (datasets.pairs.DrugData) in the cube at ``cube_path``. Default: the perturbation
-        splits (pertvae_core SplitData, harness.tasks.perturbation_data)."""
-        from harness.tasks import perturbation_data
-
+        splits (pertvae_core SplitData, harness.task_data.perturbation_data)."""
         return perturbation_data(dd, split_keys, cfg)
 
     def steps_per_epoch(self, sp: SplitShape, cfg: RunConfig) -> int:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.contenders.base import Contender
 from harness.contenders.response_splits import RESPONSE_METRICS, response_splits, run_valid
+from harness.task_data import cube_of
 
 if TYPE_CHECKING:
     from harness.config import RunConfig
@@ -59,8 +60,6 @@ class DrVAE(Contender):
 
     def task_data(self, dd: Any, cube_path: str, split_keys: Sequence[tuple[int, int]], cfg: RunConfig
                   ) -> list:
-        from harness.tasks import cube_of
-
         return response_splits(dd, cube_of(cube_path), split_keys, cfg)
 
     def run(self, data: Sequence[Any], latent: int, seeds: Sequence[int], cfg: RunConfig) -> list[dict]:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.shapes import run_splits
+
 if TYPE_CHECKING:
     from harness.config import RunConfig
     from pertvae_core.data import SplitData
@@ -49,7 +51,6 @@ def response_splits(dd: Any, cube: Any, split_keys: Sequence[tuple[int, int]], c
                     ) -> list[ResponseSplit | str]:
     """The ResponseSplit of each (repeat, fold) of ``split_keys`` for ``dd``'s drug (module docstring)."""
     from datasets.response import drug_response
-    from harness.shapes import run_splits
 
     resp = drug_response(cube, dd.drug)
     pcl = np.asarray(dd.pair_cell_line).astype(str)

@@ -111,7 +111,7 @@ def test_workers_skip_the_full_cube_scan_the_driver_does(tmp_path):
     import zarr
 
     from datasets.cube import CubeError, open_cube
-    from harness.tasks import _cube
+    from harness.task_data import _cube
     from tests.e2e import make_tiny_cube
 
     path = make_tiny_cube(tmp_path / "cube.zarr")
