@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.store import gene_symbols_and_fingerprint
+
 DIR = "predictions"
 JOIN = {"x2": "expression.sel(cell_line=obs.cell_line, condition=obs.condition, replicate=obs.x2_replicate)",
         "x1": "expression.sel(cell_line=obs.cell_line, condition='control', replicate=obs.x1_replicate)"}
@@ -72,12 +74,9 @@ def pair_samples(dd: Any, split: Any, cube_path: str) -> dict[str, np.ndarray]:
 
 @functools.lru_cache(maxsize=8)
 def _store_meta(out: str) -> tuple[tuple[str, ...] | None, str]:
-    """The result store's gene symbols (None without) and cube fingerprint."""
-    import zarr
-
-    group = zarr.open_group(str(Path(out) / "results.zarr"), mode="r")
-    symbols = tuple(str(s) for s in group["gene_symbol"][:]) if "gene_symbol" in group else None
-    return symbols, str(group.attrs.get("fingerprint", ""))
+    """The result store's gene symbols (None without) and fingerprint (harness.store.gene_symbols_and_
+    fingerprint: the store is the one reader of results.zarr), once per process."""
+    return gene_symbols_and_fingerprint(out)
 
 
 def _anndata(r: Mapping[str, Any], method: str, x2_hat: np.ndarray, split: int, genes: Sequence[str],

@@ -1200,6 +1200,14 @@ def damage_message(out: Path, damage: Repair) -> str | None:
             f"the same settings and --out {out}: it recomputes them")
 
 
+def gene_symbols_and_fingerprint(out_dir: str | Path) -> tuple[tuple[str, ...] | None, str]:
+    """OUT/results.zarr's gene symbols (None for a store without them) and fingerprint, read from its
+    metadata and one coordinate, not the store (harness.predictions labels its files with them)."""
+    group = zarr.open_group(str(Path(out_dir) / STORE_NAME), mode="r")
+    symbols = tuple(str(s) for s in group["gene_symbol"][:]) if "gene_symbol" in group else None
+    return symbols, str(group.attrs.get("fingerprint", ""))
+
+
 def as_str(values: Any) -> np.ndarray:
     """A string array as numpy ``str`` (zarr v3 may hand back StringDType or object arrays)."""
     return np.asarray(values).astype(object).astype(str)

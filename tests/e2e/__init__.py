@@ -79,8 +79,15 @@ def tiny_args(cube: Path, out: Path, *extra: str, workers: int = 2, cluster: str
 
 
 def load(out: Path) -> xr.Dataset:
-    """The result store of a run, loaded into memory."""
-    return xr.open_zarr(Path(out) / "results.zarr").load()
+    """The result store of a run, loaded into memory, with the paper's metrics (which the store keeps in
+    ``score``) as variables [model, drug, latent, split] of their own too (harness.store.paper_metric)."""
+    from harness.store import PAPER_VARS, paper_metric
+
+    ds = xr.open_zarr(Path(out) / "results.zarr").load()
+    for key in PAPER_VARS:
+        ds[key] = (("model", "drug", "latent", "split"),
+                   np.stack([paper_metric(ds, str(m), key).values for m in ds["model"].values]))
+    return ds
 
 
 def planned(ds: xr.Dataset) -> xr.DataArray:

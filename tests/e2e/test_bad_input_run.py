@@ -74,10 +74,10 @@ def assert_same(a, b) -> None:
 
 def test_item3_deleted_value_chunk_is_recomputed(finished, tmp_path):
     cube, out = copy_run(finished, tmp_path)
-    chunk(out, "rho_rec", 0, 1, 0).unlink()   # pca / drugB
+    chunk(out, "test_loss", 0, 1, 0).unlink()   # pca / drugB
     p = cli(*fast_args(cube, out))
     assert p.returncode == 0, p.stderr
-    assert "repairing" in p.stdout and "pca/drugB/latent 2 (rho_rec: chunk missing)" in p.stdout
+    assert "repairing" in p.stdout and "pca/drugB/latent 2 (test_loss: chunk missing)" in p.stdout
     assert "repaired: 2 fit(s)" in p.stdout
     assert_same(load(out), load(finished[1]))
 
