@@ -211,7 +211,7 @@ def _progress(cfg: RunConfig, store: ResultStore, tasks: Sequence[Task], counts:
     done = df[df["status"] == "done"]
     work = WorkModel(zip(done["model"], done["latent"].astype(int), done["fit_seconds"].astype(float),
                          strict=True))
-    remaining = Counter((t.model, t.latent) for t in tasks for _ in t.splits)
+    remaining = Counter((k.model, k.latent) for t in tasks for k in t.fit_keys())
     return Progress(remaining, counts["done"], counts["planned"], work, cfg.progress, tasks=len(tasks))
 
 
@@ -263,8 +263,8 @@ def dask_key(task: Task, token: str) -> str:
     ``pertvae-L10-selumetinib-r0f0-r0f1-181500123456``, the drug's name as it is (``(pooled)``, ``SN-38``).
     Dask groups keys by their leading alphabetic words (dask.utils.key_split), so every key groups under its
     model, whatever the drug's name."""
-    blocks = task.key.rsplit(f"-L{task.latent}-", 1)[1]
-    return f"{task.model}-L{task.latent}-{task.drug}-{blocks}-{token}"
+    blocks = task.key.rsplit(f"-L{task.latent_label}-", 1)[1]
+    return f"{task.model}-L{task.latent_label}-{task.drug}-{blocks}-{token}"
 
 
 def _dashboard_hint(cfg: RunConfig, link: str | None) -> None:
@@ -350,7 +350,7 @@ def _run_locked(cfg: RunConfig) -> int:
     seconds = time.perf_counter() - t0
     run_info = _run_info(cfg, cube_path, store, tasks, counts, repair.n_fits, interrupted)
     run_info["timings"] = {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
-                           "seconds": round(seconds, 3), "fits_run": sum(len(t.splits) for t in tasks),
+                           "seconds": round(seconds, 3), "fits_run": sum(t.n_fits for t in tasks),
                            "tasks_run": len(tasks)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True))
@@ -411,7 +411,7 @@ def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Pa
     full = build_grid(cfg, drug_names, splits_per_task=spt)
     before = store.counts()
     tasks = remaining(full, store.done_keys())
-    n_fits = sum(len(t.splits) for t in tasks)
+    n_fits = sum(t.n_fits for t in tasks)
     _say(f"{out}: {before['planned']} fits planned, {before['done']} already done, {n_fits} to run in "
          f"{len(tasks)} tasks ({spt} split(s) per task) on cluster '{cfg.cluster}'")
     return tasks, before
