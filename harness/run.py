@@ -481,11 +481,22 @@ def _run_info(cfg: RunConfig, cube_path: Path, store: ResultStore, tasks: Sequen
 
 
 def _report(out: Path, store: ResultStore, failures: list[dict]) -> int:
-    """Write the report and print its summary: 0, 1 when the report failed, 3 when some fits failed."""
+    """Write the report and print its summary: 0, 1 when the report failed, 3 when some fits failed. The
+    report of a store unchanged since it was rendered is kept (harness.report_stamp)."""
+    from harness import report_stamp
     from harness.report import ReportError, render_report
 
     try:
-        render_report(out)
+        store.close()
+        stamp = report_stamp.fresh(out)
+        if stamp is not None:
+            report_stamp.restore(out, stamp)
+            when = stamp["report"].get("rendered")
+            _say(f"report: the store is unchanged since its report was rendered ({when}); kept")
+        else:
+            report_stamp.forget(out)
+            render_report(out)
+            report_stamp.record(out)
     except ReportError as e:
         print(f"error: the report failed: {e}", file=sys.stderr, flush=True)
         return 1
