@@ -47,7 +47,8 @@ FULL = {"drugs": None, "n_repeats": 10, "workers": int(os.environ.get("PERTVAE_S
 # 16 one-thread workers on 2 shared cores starve this process for seconds at a time; at Dask's default
 # TCP timeout (30 s) the client then lost its scheduler connection in both full runs tried, and the run
 # recorded every fit failed (FutureCancelledError: scheduler-connection-lost). A simulation artefact of
-# oversubscribed cores, so the full size waits longer.
+# oversubscribed cores, so the full size waits longer (the driver now submits such lost tasks again,
+# harness.run.LOST_RESUBMITS, but a reconnection would still distort the figures).
 TCP_TIMEOUT = "300s"
 
 

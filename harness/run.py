@@ -22,6 +22,7 @@ import contextlib
 import csv
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
@@ -58,6 +59,13 @@ from harness.tasks import (
     split_data,
     task_limit,
 )
+
+log = logging.getLogger(__name__)
+
+# The reason distributed's client gives every future it dropped on losing its scheduler connection (it then
+# reconnects); such a task never failed, so the driver submits it again, up to LOST_RESUBMITS times.
+CONNECTION_LOST = "scheduler-connection-lost"
+LOST_RESUBMITS = 3
 
 
 class Terminated(KeyboardInterrupt):
@@ -238,14 +246,20 @@ def _run_in_process(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
 
 def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, store: ResultStore,
                     prog: Progress, handle: Any) -> None:
-    client = handle.client
     token = datetime.now(UTC).strftime("%H%M%S%f")
     futures = {}
-    for t in tasks:
-        fut = client.submit(run_task, t, str(cube_path), cfg, REGISTRY[t.model], resources=handle.resources,
-                            retries=cfg.retries, pure=False, key=dask_key(t, token))
+    lost: Counter[Task] = Counter()
+
+    def submit(t: Task) -> Any:
+        key = dask_key(t, token + (f"-again{lost[t]}" if lost[t] else ""))
+        fut = handle.client.submit(run_task, t, str(cube_path), cfg, REGISTRY[t.model],
+                                   resources=handle.resources, retries=cfg.retries, pure=False, key=key)
         futures[fut] = t
         handle.limits[fut.key] = task_limit(t, cfg)
+        return fut
+
+    for t in tasks:
+        submit(t)
     # finished futures are held until the grid ends (their rows are small), so that the dashboard's
     # Progress panel counts them as done instead of forgetting them
     for fut in handle.as_completed(list(futures)):   # stops on a rejected Slurm job or no workers
@@ -253,6 +267,11 @@ def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
         try:
             rows = fut.result()
         except Exception as e:  # raised in the task after all retries, KilledWorker, cancelled (timed out)
+            if getattr(e, "reason", None) == CONNECTION_LOST and lost[t] < LOST_RESUBMITS:
+                lost[t] += 1   # the client dropped every future when it lost the scheduler: run it again
+                log.warning("task %s lost with the scheduler connection; submitted again", t.key)
+                handle.add(submit(t))
+                continue
             rows = _failed(t, e, handle.timed_out.get(fut.key))
         _write(store, cfg, rows)
         prog.update(rows)
