@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.contenders import REGISTRY
+from harness.contenders import REGISTRY, Contender
 from harness.contenders.baselines import Baselines
 from harness.contenders.pca import PCA
 from harness.contenders.pertvae import PertVAE
@@ -63,7 +63,10 @@ def noop_row(methods: Sequence[str], user_methods: bool, sp: Any, seed: int, sec
 
 
 class _Noop:
-    """``run`` of a no-op contender: sleep for the fits, return rows shaped like the real ones."""
+    """``run`` of a no-op contender: sleep for the fits, return rows shaped like the real ones; a task of
+    several latent sizes (PCA's) runs it at each, as the base contender does (not PCA's real run_latents)."""
+
+    run_latents = Contender.run_latents
 
     def run(self, data: Sequence[Any], latent: int, seeds: Sequence[int], cfg: Any) -> list[dict]:
         seconds = SLEEP[self.name] * float(os.environ.get(SLEEP_SCALE_ENV, "1"))
@@ -222,7 +225,7 @@ def probe_driver(profile: bool = False, budget: float = 0.0) -> Iterator[DriverP
         p.write_wall += time.perf_counter() - t0
 
     def _loop(tasks: Sequence[Any], *a: Any) -> None:
-        p.tasks, p.fits = len(tasks), sum(len(t.splits) for t in tasks)
+        p.tasks, p.fits = len(tasks), sum(t.n_fits for t in tasks)
         th0, w0, c0 = _thread_cpu(), _workers_cpu(), time.process_time()
         p.t0 = time.monotonic()
         prof = cProfile.Profile(time.process_time) if profile else None

@@ -28,12 +28,18 @@ def _cube(preset: str):
 
 def drug_splits(preset: str, drug: str, n_repeats: int, n_folds: int = 5) -> list[SplitData]:
     """``drug``'s n_repeats x n_folds splits of the ``preset`` synthetic cube (repeat-major, as in
-    harness.tasks)."""
-    from datasets.pairs import drug_data
+    harness.tasks); ``drug`` may be harness.grid.POOLED."""
+    from datasets.pairs import drug_data, pooled_data
     from datasets.splits import make_splits
+    from harness.grid import POOLED
     from harness.tasks import paired_cell_lines, split_data
 
-    dd = drug_data(_cube(preset), drug)
+    if drug == POOLED:   # Figure 2's pooled pseudo-drug: every drug's pairs (harness.tasks.drug_data)
+        from datasets.cube import drugs
+
+        dd = pooled_data(_cube(preset), tuple(drugs(_cube(preset))), POOLED)
+    else:
+        dd = drug_data(_cube(preset), drug)
     splits = make_splits(paired_cell_lines(dd), drug, n_repeats=n_repeats, n_folds=n_folds)
     return [split_data(dd, sp) for sp in splits]
 

@@ -77,3 +77,47 @@ def test_pca_latents_one_svd_per_split(benchmark, request: pytest.FixtureRequest
           f"{info['svd_uncached']} SVDs {info['uncached_cpu_s']:.2f} CPU s, {info['svd_cached']} SVD "
           f"{info['cached_cpu_s']:.2f} CPU s, speedup {info['speedup']:.2f}x; load average "
           f"{os.getloadavg()}")
+
+
+def test_pca_grid_work_of_one_split(benchmark, request: pytest.FixtureRequest) -> None:
+    """The grid's PCA work for one split of Figure 2's pooled pseudo-drug (the paper preset's scope), before
+    and after one task took all 7 latent sizes (harness.grid.build_grid): ``per_latent_task`` is
+    api.evaluate_pca at each latent from an empty cache (a task per latent over the drug's 50 splits evicts
+    the split's decomposition before the next latent's task comes, on whichever worker), ``one_task`` the
+    PCA contender's run_latents. The rows must be equal but for fit_seconds. extra_info: CPU seconds of
+    each, the speedup, the matrix and the load average; nothing asserts a time."""
+    from harness.contenders.pca import PCA
+    from harness.grid import POOLED
+    from pertvae_core import api
+
+    quick = request.config.getoption("benchmark_disable")
+    split = drug_splits("demo" if quick else "paper", POOLED, n_repeats=1)[0]
+    n_rows = len(split.xs_train) + len(measured_profiles(split.x1_train, split.x2_train, split.xu_train))
+    got: dict[str, dict] = {}
+
+    def per_latent_task() -> None:
+        rows = {}
+        for latent in PCA_LATENTS:
+            baselines._svd_cache.clear()
+            rows[latent] = api.evaluate_pca([split], latent)
+        got["per_latent_task"] = rows
+
+    def one_task() -> None:
+        baselines._svd_cache.clear()
+        got["one_task"] = PCA().run_latents([split], PCA_LATENTS, {lat: [0] for lat in PCA_LATENTS}, None)
+
+    load0 = load_average()
+    times = alternate({"per_latent_task": per_latent_task, "one_task": one_task}, reps=1 if quick else 3)
+    benchmark.pedantic(one_task, rounds=1, iterations=1)
+    strip = {k: {lat: [{f: v for f, v in r.items() if f != "fit_seconds"} for r in rows]
+                 for lat, rows in got[k].items()} for k in got}
+    assert strip["one_task"] == strip["per_latent_task"]
+    info = {"per_latent_task_cpu_s": round(times["per_latent_task"], 3), "one_task_cpu_s":
+            round(times["one_task"], 3), "speedup": round(times["per_latent_task"] / times["one_task"], 2),
+            "matrix": f"{n_rows}x{split.x1_train.shape[1]}", "load_average": [load0, load_average()],
+            "cpus": os.cpu_count()}
+    info["headline"] = ["per_latent_task_cpu_s", "one_task_cpu_s", "speedup", "load_average"]
+    benchmark.extra_info.update(info)
+    print(f"\nPCA grid work of one pooled split ({info['matrix']}) at {len(PCA_LATENTS)} latents: a task per "
+          f"latent {info['per_latent_task_cpu_s']:.2f} CPU s, one task {info['one_task_cpu_s']:.2f} CPU s, "
+          f"speedup {info['speedup']:.2f}x; load average {os.getloadavg()}")

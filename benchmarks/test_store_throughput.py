@@ -1,17 +1,17 @@
 """The result store's write path at the paper grid's size: fits per second through ``ResultStore.write``.
 
 The paper preset's grid (19 drugs x 50 splits; PertVAE at latent 100, Figure 2's VAE and PCA pooled at 7
-latent sizes, the baselines at latent 100: 2,600 fits in 1,326 tasks on a CPU) is written task by task, as
+latent sizes, the baselines at latent 100: 2,600 fits in 1,320 tasks on a CPU) is written task by task, as
 harness.run's driver writes them (one ``write`` per finished task: one fit for PertVAE and the VAE, a drug's
-50 splits for PCA and the baselines), into a store created for the paper synthetic cube's drugs, paired cell
-lines and 978 genes. The rows are real rows: the baselines' and PCA's of one split of the paper cube
-(pertvae_core.api), PertVAE's and the VAE's built on them with the keys harness.tasks returns for those
+50 splits for the baselines, all 7 x 50 for PCA), into a store created for the paper synthetic cube's drugs,
+paired cell lines and 978 genes. The rows are real rows: the baselines' and PCA's of one split of the paper
+cube (pertvae_core.api), PertVAE's and the VAE's built on them with the keys harness.tasks returns for those
 models. Figures: ``fits_per_cpu_s`` (fits / this process's CPU seconds, the goal >= 200 on this machine),
 ``fits_per_wall_s``, ``single_fit_writes_per_cpu_s`` (the one-fit writes alone: a cluster's steady state),
 with the load average before and after; ``run`` writes as harness.run does (a writer thread writes the rows
 that arrived while it wrote the previous ones together), ``write_through`` each task's rows at once (the
-per-fit chunks alone). ``PERTVAE_BENCH_STORE_TASKS=N`` writes only the first N tasks of
-each model (a quick look at a slow write path); with --benchmark-disable, 40 of each.
+per-fit chunks alone). ``PERTVAE_BENCH_STORE_TASKS=N`` writes only the first N tasks of each model (a quick
+look at a slow write path); with --benchmark-disable, 40 of each.
 """
 
 from __future__ import annotations

@@ -92,6 +92,8 @@ class ClusterHandle:
     watch_every: float = 5.0
     _alone_since: float | None = field(default=None, init=False, repr=False)
     _next_watch: float = field(default=0.0, init=False, repr=False)
+    _waiting: Any = field(default=None, init=False, repr=False)
+    _by_key: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def check(self) -> None:
         """Raise ClusterError when a worker job was rejected, or no worker has been connected for
@@ -110,18 +112,24 @@ class ClusterHandle:
 
     def as_completed(self, futures: Sequence[Any], poll: float = 0.1) -> Iterator[Any]:
         """Yield ``futures`` as they finish (distributed.as_completed), calling :meth:`check` and
-        :meth:`watch` meanwhile (a future stopped by :meth:`watch` is yielded as cancelled)."""
+        :meth:`watch` meanwhile (a future stopped by :meth:`watch` is yielded as cancelled); a future
+        given to :meth:`add` meanwhile is yielded too."""
         from distributed import as_completed
 
-        ac = as_completed(futures)
-        by_key = {f.key: f for f in futures}
+        ac = self._waiting = as_completed(futures)
+        self._by_key = {f.key: f for f in futures}
         while not ac.is_empty():
             if ac.has_ready():
                 yield from ac.next_batch(block=False)
             else:
                 self.check()
-                self.watch(by_key)
+                self.watch(self._by_key)
                 time.sleep(poll)
+
+    def add(self, future: Any) -> None:
+        """Wait for ``future`` too in the running :meth:`as_completed` (a task submitted again)."""
+        self._by_key[future.key] = future
+        self._waiting.add(future)
 
     def watch(self, futures: dict[str, Any]) -> None:
         """Every ``watch_every`` seconds: cancel each of ``futures`` (by key) that has run longer than its

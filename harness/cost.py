@@ -183,7 +183,7 @@ class Estimate:
         """Fits per model."""
         out: dict[str, int] = {}
         for t in self.tasks:
-            out[t.model] = out.get(t.model, 0) + len(t.splits)
+            out[t.model] = out.get(t.model, 0) + t.n_fits
         return out
 
 
@@ -363,10 +363,10 @@ def fit_costs(cfg: RunConfig, tasks: Sequence[Task], measured: Sequence[Calibrat
     cost: dict[FitKey, tuple[float, float, float, int]] = {}
     flops: dict[FitKey, float] = {}
     for t in tasks:
-        c = cal[(t.model, t.latent)]
-        a, b, va, vb = c.shared_and_per_split()
         n = len(t.splits)
         for k in t.fit_keys():
+            c = cal[(k.model, k.latent)]
+            a, b, va, vb = c.shared_and_per_split()
             if not contender(t.model).timed_by_fit:
                 cost[k] = (0.0, 0.0, c.evaluation, n)
             else:
@@ -432,14 +432,16 @@ def flop_count(n: float) -> str:
 
 
 def render(cfg: RunConfig, est: Estimate, source: str) -> str:
-    """The dry run's text: the grid per (model, latent), totals, the estimate and its assumptions."""
+    """The dry run's text: the grid per (model, latent) (a task of several latent sizes counts in the row
+    of each), totals, the estimate and its assumptions."""
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     for t in est.tasks:
-        r = rows.setdefault((t.model, t.latent), {"drugs": set(), "fits": 0, "tasks": 0, "seconds": 0.0})
-        r["drugs"].add(t.drug)
-        r["fits"] += len(t.splits)
-        r["tasks"] += 1
-        r["seconds"] += est.task_seconds(t)
+        for lat in t.latents:
+            r = rows.setdefault((t.model, lat), {"drugs": set(), "fits": 0, "tasks": 0, "seconds": 0.0})
+            r["drugs"].add(t.drug)
+            r["fits"] += len(t.splits)
+            r["tasks"] += 1
+            r["seconds"] += sum(est.fit_seconds(k) for k in t.fit_keys() if k.latent == lat)
     drugs_ = sorted({t.drug for t in est.tasks if t.drug != POOLED})
     n_splits = cfg.n_repeats * cfg.n_folds
     lines = [f"dry run: preset {cfg.preset}; {source}; {len(drugs_)} drug(s); {cfg.n_repeats} x "

@@ -28,16 +28,32 @@ class FitKey:
 
 @dataclass(frozen=True)
 class Task:
-    """One unit of work: a (model, drug, latent) and a block of (repeat, fold) splits fitted together."""
+    """One unit of work: a (model, drug, latent) and a block of (repeat, fold) splits fitted together.
+
+    ``more_latents``: further latent sizes fitted on the same splits in the same task (a cheap contender's,
+    see :func:`build_grid`): PCA's decomposition of a split then serves every latent size, where one task
+    per latent would decompose each split once per latent on whichever worker it lands.
+    """
 
     model: str
     drug: str
     latent: int
     splits: tuple[tuple[int, int], ...]
+    more_latents: tuple[int, ...] = ()
+
+    @property
+    def latents(self) -> tuple[int, ...]:
+        """Every latent size of the task, ``latent`` first."""
+        return (self.latent, *self.more_latents)
+
+    @property
+    def n_fits(self) -> int:
+        """Fits of the task: each latent size on each split."""
+        return len(self.latents) * len(self.splits)
 
     def fit_keys(self) -> list[FitKey]:
-        """The fits of this task, in split order."""
-        return [FitKey(self.model, self.drug, self.latent, r, k) for r, k in self.splits]
+        """The fits of this task, latent-major, then in split order."""
+        return [FitKey(self.model, self.drug, lat, r, k) for lat in self.latents for r, k in self.splits]
 
     @property
     def key(self) -> str:
@@ -50,7 +66,12 @@ class Task:
         drug = "".join(c if c.isalnum() or c in "._" else "_" for c in self.drug)
         if drug != self.drug:
             drug += "_" + hashlib.sha256(self.drug.encode()).hexdigest()[:6]
-        return f"{self.model}-{drug}-L{self.latent}-{blocks}"
+        return f"{self.model}-{drug}-L{self.latent_label}-{blocks}"
+
+    @property
+    def latent_label(self) -> str:
+        """The latent sizes as keys and logs show them: ``10``, or ``2+5+10`` for several."""
+        return "+".join(str(lat) for lat in self.latents)
 
 
 def fit_seed(base_seed: int, key: FitKey) -> int:
@@ -88,8 +109,9 @@ def build_grid(cfg: RunConfig, drug_names: Sequence[str], splits_per_task: int |
     """All tasks of the run, model-major (in ``cfg.models``' order), then drug, latent and split block.
 
     ``splits_per_task`` defaults to ``cfg.resolved_splits_per_task()``; a cheap contender (closed form: PCA,
-    the baselines) always takes a drug's splits in one task. Figure 2's models run on POOLED alone in the
-    pooled scope.
+    the baselines) always takes a drug's splits and all its latent sizes in one task, so that a split's
+    decomposition is computed once for every latent size (pertvae_core.baselines.principal_axes). Figure 2's
+    models run on POOLED alone in the pooled scope.
     """
     size = splits_per_task if splits_per_task is not None else cfg.resolved_splits_per_task()
     if size < 1:
@@ -97,19 +119,27 @@ def build_grid(cfg: RunConfig, drug_names: Sequence[str], splits_per_task: int |
     splits = all_splits(cfg)
     tasks: list[Task] = []
     for model in cfg.models:
-        block = len(splits) if contender(model).cheap else size
+        latents = [int(lat) for lat in cfg.latents_for(model)]
+        if contender(model).cheap:
+            tasks += [Task(model, drug, latents[0], tuple(splits), tuple(latents[1:]))
+                      for drug in model_drugs(cfg, model, drug_names)]
+            continue
         for drug in model_drugs(cfg, model, drug_names):
-            for latent in cfg.latents_for(model):
-                for b in _blocks(splits, block):
-                    tasks.append(Task(model, drug, int(latent), b))
+            for latent in latents:
+                for b in _blocks(splits, size):
+                    tasks.append(Task(model, drug, latent, b))
     return tasks
 
 
 def remaining(tasks: Sequence[Task], done: set[FitKey]) -> list[Task]:
-    """Tasks with their done fits removed (tasks left with no fits are dropped)."""
+    """Tasks with their done fits removed (tasks left with no fits are dropped). The latent sizes of a
+    task that have the same splits left stay in one task."""
     out: list[Task] = []
     for t in tasks:
-        left = tuple(s for s, fk in zip(t.splits, t.fit_keys(), strict=True) if fk not in done)
-        if left:
-            out.append(Task(t.model, t.drug, t.latent, left))
+        by_left: dict[tuple[tuple[int, int], ...], list[int]] = {}
+        for lat in t.latents:
+            left = tuple(s for s in t.splits if FitKey(t.model, t.drug, lat, *s) not in done)
+            if left:
+                by_left.setdefault(left, []).append(lat)
+        out += [Task(t.model, t.drug, lats[0], left, tuple(lats[1:])) for left, lats in by_left.items()]
     return out

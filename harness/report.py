@@ -48,7 +48,7 @@ import pandas as pd
 import xarray as xr
 
 from harness import benchmark as bench
-from harness import figures, response_report, verdicts
+from harness import figures, report_stamp, response_report, verdicts
 from harness.contenders import figure2_models, model_methods, reference_model
 from harness.store import StoreReadError, as_str, json_attr, load_results, paper_metric, planned_mask
 from pertvae_core.methods import REFERENCE
@@ -658,7 +658,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         with _lock(Path(args.out)):
+            report_stamp.forget(Path(args.out))
             md = render_report(args.out, with_figures=not args.no_figures)
+            if not args.no_figures:   # a resume keeps a full report of an unchanged store
+                report_stamp.record(Path(args.out))
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -22,6 +22,7 @@ import contextlib
 import csv
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
@@ -58,6 +59,13 @@ from harness.tasks import (
     split_data,
     task_limit,
 )
+
+log = logging.getLogger(__name__)
+
+# The reason distributed's client gives every future it dropped on losing its scheduler connection (it then
+# reconnects); such a task never failed, so the driver submits it again, up to LOST_RESUBMITS times.
+CONNECTION_LOST = "scheduler-connection-lost"
+LOST_RESUBMITS = 3
 
 
 class Terminated(KeyboardInterrupt):
@@ -211,7 +219,7 @@ def _progress(cfg: RunConfig, store: ResultStore, tasks: Sequence[Task], counts:
     done = df[df["status"] == "done"]
     work = WorkModel(zip(done["model"], done["latent"].astype(int), done["fit_seconds"].astype(float),
                          strict=True))
-    remaining = Counter((t.model, t.latent) for t in tasks for _ in t.splits)
+    remaining = Counter((k.model, k.latent) for t in tasks for k in t.fit_keys())
     return Progress(remaining, counts["done"], counts["planned"], work, cfg.progress, tasks=len(tasks))
 
 
@@ -238,14 +246,20 @@ def _run_in_process(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
 
 def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, store: ResultStore,
                     prog: Progress, handle: Any) -> None:
-    client = handle.client
     token = datetime.now(UTC).strftime("%H%M%S%f")
     futures = {}
-    for t in tasks:
-        fut = client.submit(run_task, t, str(cube_path), cfg, REGISTRY[t.model], resources=handle.resources,
-                            retries=cfg.retries, pure=False, key=dask_key(t, token))
+    lost: Counter[Task] = Counter()
+
+    def submit(t: Task) -> Any:
+        key = dask_key(t, token + (f"-again{lost[t]}" if lost[t] else ""))
+        fut = handle.client.submit(run_task, t, str(cube_path), cfg, REGISTRY[t.model],
+                                   resources=handle.resources, retries=cfg.retries, pure=False, key=key)
         futures[fut] = t
         handle.limits[fut.key] = task_limit(t, cfg)
+        return fut
+
+    for t in tasks:
+        submit(t)
     # finished futures are held until the grid ends (their rows are small), so that the dashboard's
     # Progress panel counts them as done instead of forgetting them
     for fut in handle.as_completed(list(futures)):   # stops on a rejected Slurm job or no workers
@@ -253,6 +267,11 @@ def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
         try:
             rows = fut.result()
         except Exception as e:  # raised in the task after all retries, KilledWorker, cancelled (timed out)
+            if getattr(e, "reason", None) == CONNECTION_LOST and lost[t] < LOST_RESUBMITS:
+                lost[t] += 1   # the client dropped every future when it lost the scheduler: run it again
+                log.warning("task %s lost with the scheduler connection; submitted again", t.key)
+                handle.add(submit(t))
+                continue
             rows = _failed(t, e, handle.timed_out.get(fut.key))
         _write(store, cfg, rows)
         prog.update(rows)
@@ -263,8 +282,8 @@ def dask_key(task: Task, token: str) -> str:
     ``pertvae-L10-selumetinib-r0f0-r0f1-181500123456``, the drug's name as it is (``(pooled)``, ``SN-38``).
     Dask groups keys by their leading alphabetic words (dask.utils.key_split), so every key groups under its
     model, whatever the drug's name."""
-    blocks = task.key.rsplit(f"-L{task.latent}-", 1)[1]
-    return f"{task.model}-L{task.latent}-{task.drug}-{blocks}-{token}"
+    blocks = task.key.rsplit(f"-L{task.latent_label}-", 1)[1]
+    return f"{task.model}-L{task.latent_label}-{task.drug}-{blocks}-{token}"
 
 
 def _dashboard_hint(cfg: RunConfig, link: str | None) -> None:
@@ -350,7 +369,7 @@ def _run_locked(cfg: RunConfig) -> int:
     seconds = time.perf_counter() - t0
     run_info = _run_info(cfg, cube_path, store, tasks, counts, repair.n_fits, interrupted)
     run_info["timings"] = {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
-                           "seconds": round(seconds, 3), "fits_run": sum(len(t.splits) for t in tasks),
+                           "seconds": round(seconds, 3), "fits_run": sum(t.n_fits for t in tasks),
                            "tasks_run": len(tasks)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True))
@@ -411,7 +430,7 @@ def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Pa
     full = build_grid(cfg, drug_names, splits_per_task=spt)
     before = store.counts()
     tasks = remaining(full, store.done_keys())
-    n_fits = sum(len(t.splits) for t in tasks)
+    n_fits = sum(t.n_fits for t in tasks)
     _say(f"{out}: {before['planned']} fits planned, {before['done']} already done, {n_fits} to run in "
          f"{len(tasks)} tasks ({spt} split(s) per task) on cluster '{cfg.cluster}'")
     return tasks, before
@@ -481,11 +500,22 @@ def _run_info(cfg: RunConfig, cube_path: Path, store: ResultStore, tasks: Sequen
 
 
 def _report(out: Path, store: ResultStore, failures: list[dict]) -> int:
-    """Write the report and print its summary: 0, 1 when the report failed, 3 when some fits failed."""
+    """Write the report and print its summary: 0, 1 when the report failed, 3 when some fits failed. The
+    report of a store unchanged since it was rendered is kept (harness.report_stamp)."""
+    from harness import report_stamp
     from harness.report import ReportError, render_report
 
     try:
-        render_report(out)
+        store.close()
+        stamp = report_stamp.fresh(out)
+        if stamp is not None:
+            report_stamp.restore(out, stamp)
+            when = stamp["report"].get("rendered")
+            _say(f"report: the store is unchanged since its report was rendered ({when}); kept")
+        else:
+            report_stamp.forget(out)
+            render_report(out)
+            report_stamp.record(out)
     except ReportError as e:
         print(f"error: the report failed: {e}", file=sys.stderr, flush=True)
         return 1

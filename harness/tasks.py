@@ -1,8 +1,9 @@
 """What a worker runs for one task: read its drug's slice of the cube, build the splits, fit, evaluate.
 
-One task is one (model, drug, latent) and a block of (repeat, fold) splits; pertvae_core fits the block as
-one batched model. Each fit's seed comes from harness.grid.fit_seed, so results do not depend on which
-worker runs the task or on how splits are grouped into tasks.
+One task is one (model, drug, latent) and a block of (repeat, fold) splits (a cheap contender's: all of the
+drug's splits at each of its latent sizes); pertvae_core fits the block as one batched model. Each fit's
+seed comes from harness.grid.fit_seed, so results do not depend on which worker runs the task or on how
+splits are grouped into tasks.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def task_limit(task: Task, cfg: RunConfig) -> float:
         return 0.0
     plugins = contender(task.model).user_methods(cfg)
     per_split = cfg.fit_timeout + plugins * (cfg.fit_timeout + STARTUP_SECONDS)
-    return len(task.splits) * per_split
+    return task.n_fits * per_split
 
 
 def run_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender | None = None) -> list[dict]:
@@ -75,14 +76,16 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> l
     dd = drug_data(str(cube_path), task.drug, cfg)
     data = model.task_data(dd, str(cube_path), task.splits, cfg)
     keys = task.fit_keys()
-    seeds = [fit_seed(cfg.base_seed, k) for k in keys]
-    results = model.run(data, task.latent, seeds, cfg)
-    if len(results) != len(keys):
-        raise RuntimeError(f"task {task.key}: {len(results)} results for {len(keys)} splits")
+    seeds = {lat: [fit_seed(cfg.base_seed, k) for k in keys if k.latent == lat] for lat in task.latents}
+    by_latent = model.run_latents(data, task.latents, seeds, cfg)
+    if any(len(by_latent.get(lat, ())) != len(data) for lat in task.latents):
+        got = {lat: len(by_latent.get(lat, ())) for lat in task.latents}
+        raise RuntimeError(f"task {task.key}: results per latent {got} for {len(data)} splits each")
+    results = [res for lat in task.latents for res in by_latent[lat]]
     worker = worker_name()
     job = os.environ.get("SLURM_JOB_ID", "")
     rows = []
-    for k, res, sp in zip(keys, results, data, strict=True):
+    for k, res, sp in zip(keys, results, data * len(task.latents), strict=True):
         row = dict(res)
         if cfg.save_predictions and hasattr(sp, "test_cell_line"):
             row["test_cell_line"] = sp.test_cell_line

@@ -16,7 +16,8 @@ and the float keys that apply:
   ``keep_predictions``, ``predictions`` = {method: x2_hat [n_test, G] at the split's x1_test}.
 - ``fit_evaluate_vae``: the same encoder/decoder trained on single profiles (Section 4.1): rho_rec,
   rho_rec_pert; test_loss = -log p(x1|z1) of the test x1.
-- ``evaluate_pca``: :func:`pertvae_core.baselines.pca_reconstruction_rho`.
+- ``evaluate_pca``: :func:`pertvae_core.baselines.pca_reconstruction_rho`; ``evaluate_pca_latents`` the
+  same at several latent sizes from one decomposition per split.
 - ``evaluate_baselines`` / ``evaluate_methods``: ``scores`` {method: {metric: value}}, ``detail`` and
   (optionally) ``predictions`` of the perturbation baselines (or any :class:`pertvae_core.methods.Method`),
   scored like PertVAE; each method in its own failure boundary, with ``method_status`` and
@@ -42,8 +43,8 @@ from pertvae_core.isolation import MethodFailed, check_prediction, fit_predict
 from pertvae_core.metrics import rho_mean
 from pertvae_core.train import FitState, fit
 
-__all__ = ["fit_evaluate_pertvae", "fit_evaluate_vae", "evaluate_pca", "evaluate_baselines", "predict",
-           "PertVAEMethod", "fit_pertvae_methods", "evaluate_methods"]
+__all__ = ["fit_evaluate_pertvae", "fit_evaluate_vae", "evaluate_pca", "evaluate_pca_latents",
+           "evaluate_baselines", "predict", "PertVAEMethod", "fit_pertvae_methods", "evaluate_methods"]
 
 NAN = float("nan")
 
@@ -212,15 +213,23 @@ def fit_evaluate_vae(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequenc
 
 def evaluate_pca(splits: Sequence[SplitData], latent: int) -> list[dict]:
     """PCA reconstruction at ``latent`` components (Figure 2): rho_rec, rho_rec_pert per split."""
-    from pertvae_core.baselines import pca_reconstruction_rho
+    return evaluate_pca_latents(splits, [latent])[int(latent)]
 
-    rows = []
+
+def evaluate_pca_latents(splits: Sequence[SplitData], latents: Sequence[int]) -> dict[int, list[dict]]:
+    """:func:`evaluate_pca` at each of ``latents`` (latent -> one row per split), one decomposition per
+    split for all of them (pertvae_core.baselines.pca_reconstruction_rhos); a row's ``fit_seconds`` is its
+    split's time shared equally by the latent sizes."""
+    from pertvae_core.baselines import pca_reconstruction_rhos
+
+    out: dict[int, list[dict]] = {int(lat): [] for lat in latents}
     for sp in _check(splits):
         t0 = time.perf_counter()
-        row = dict(pca_reconstruction_rho(sp, latent))
-        row.update(fit_seconds=time.perf_counter() - t0, status="done", reason="")
-        rows.append(row)
-    return rows
+        per_latent = pca_reconstruction_rhos(sp, latents)
+        share = (time.perf_counter() - t0) / len(per_latent)
+        for lat, res in per_latent.items():
+            out[lat].append({**res, "fit_seconds": share, "status": "done", "reason": ""})
+    return out
 
 
 def _run_method(make: Any, split: SplitData, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:

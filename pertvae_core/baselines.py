@@ -43,8 +43,9 @@ from pertvae_core.metrics import rho_mean
 if TYPE_CHECKING:
     from pertvae_core.data import SplitData
 
-__all__ = ["PCA", "fit_pca", "principal_axes", "fit_latent_shift", "pca_reconstruction_rho", "Identity",
-           "TrainMean", "MeanShift", "PCALatentLinear", "RidgeDelta", "BASELINES"]
+__all__ = ["PCA", "fit_pca", "fit_pcas", "principal_axes", "fit_latent_shift", "pca_reconstruction_rho",
+           "pca_reconstruction_rhos", "Identity", "TrainMean", "MeanShift", "PCALatentLinear", "RidgeDelta",
+           "BASELINES"]
 
 RIDGE_GRID = (1e-6, 1e-4, 1e-2, 1e-1, 1.0, 10.0)
 DEFAULT_RIDGE = 1e-2
@@ -109,19 +110,30 @@ def fit_pca(x_train: np.ndarray, latent: int) -> PCA:
     ``latent`` is capped at min(n, G) (the most components the training matrix has); the cap is reported in
     ``PCA.note``.
     """
-    if isinstance(latent, bool) or not isinstance(latent, int | np.integer) or latent < 1:
-        raise ValueError(f"latent must be a positive int, got {latent!r}")
+    return fit_pcas(x_train, [latent])[int(latent)]
+
+
+def fit_pcas(x_train: np.ndarray, latents: Sequence[int]) -> dict[int, PCA]:
+    """:func:`fit_pca` at each of ``latents`` from one standardization and one decomposition: PCA at latent
+    L is the first L principal axes whatever L is, so every size truncates the same SVD (the grid scores
+    each split at all of Figure 2's latent sizes in one task)."""
+    for latent in latents:
+        if isinstance(latent, bool) or not isinstance(latent, int | np.integer) or latent < 1:
+            raise ValueError(f"latent must be a positive int, got {latent!r}")
     x = np.asarray(x_train, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 1:
         raise ValueError(f"PCA needs a non-empty 2-D training matrix, got shape {x.shape}")
     n, g = x.shape
-    k = min(int(latent), n, g)
-    note = "" if k == latent else f"PCA latent capped at {k} (min of {n} training profiles, {g} genes)"
     mean = x.mean(axis=0)
     sd = x.std(axis=0)
     scale = np.where(sd > 0, sd, 1.0)
     vt = principal_axes((x - mean) / scale)
-    return PCA(mean=mean, scale=scale, components=vt[:k].copy(), note=note)
+    out = {}
+    for latent in latents:
+        k = min(int(latent), n, g)
+        note = "" if k == latent else f"PCA latent capped at {k} (min of {n} training profiles, {g} genes)"
+        out[int(latent)] = PCA(mean=mean, scale=scale, components=vt[:k].copy(), note=note)
+    return out
 
 
 def fit_latent_shift(z1: np.ndarray, z2: np.ndarray, ridge: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
@@ -173,9 +185,13 @@ def _arrays(split: SplitData) -> dict[str, np.ndarray]:
     return out
 
 
+def _training_profiles(x: dict[str, np.ndarray]) -> np.ndarray:
+    """The profiles PCA is fitted on: the singletons and the distinct measured training profiles."""
+    return np.concatenate([x["xs_train"], measured_profiles(x["x1_train"], x["x2_train"], x["xu_train"])])
+
+
 def _training_pca(x: dict[str, np.ndarray], latent: int) -> PCA:
-    return fit_pca(np.concatenate([x["xs_train"], measured_profiles(x["x1_train"], x["x2_train"],
-                                                                    x["xu_train"])]), latent)
+    return fit_pca(_training_profiles(x), latent)
 
 
 def pca_reconstruction_rho(split: SplitData, latent: int) -> dict:
@@ -185,12 +201,21 @@ def pca_reconstruction_rho(split: SplitData, latent: int) -> dict:
     (:func:`pertvae_core.evaluation.reconstruction_rho`), "rho_rec_pert": rho(recon x1, x2) per test pair,
     "latent_used": k, "note": str}.
     """
+    return pca_reconstruction_rhos(split, [latent])[int(latent)]
+
+
+def pca_reconstruction_rhos(split: SplitData, latents: Sequence[int]) -> dict[int, dict]:
+    """:func:`pca_reconstruction_rho` at each of ``latents`` (latent -> its dict) from one decomposition of
+    the split's training profiles (:func:`fit_pcas`)."""
     x = _arrays(split)
-    pca = _training_pca(x, latent)
+    pcas = fit_pcas(_training_profiles(x), latents)
     controls, labels = control_rows(split)
-    return {"rho_rec": reconstruction_rho(controls, labels, pca.reconstruct(controls)),
-            "rho_rec_pert": rho_mean(pca.reconstruct(x["x1_test"]), x["x2_test"]),
-            "latent_used": pca.k, "note": pca.note}
+    out = {}
+    for latent, pca in pcas.items():
+        out[latent] = {"rho_rec": reconstruction_rho(controls, labels, pca.reconstruct(controls)),
+                       "rho_rec_pert": rho_mean(pca.reconstruct(x["x1_test"]), x["x2_test"]),
+                       "latent_used": pca.k, "note": pca.note}
+    return out
 
 
 def _val_mse(split: SplitData, predict: Callable[[np.ndarray], np.ndarray]) -> float:

@@ -104,6 +104,13 @@ class Contender:
         dict per split (pertvae_core.api's keys: ``status``, ``reason``, its values, ``scores`` ...)."""
         raise NotImplementedError(f"contender {self.name!r} does not implement run()")
 
+    def run_latents(self, data: Sequence[SplitData], latents: Sequence[int],
+                    seeds: Mapping[int, Sequence[int]], cfg: RunConfig) -> dict[int, list[dict]]:
+        """:meth:`run` at each of ``latents`` (a task of several latent sizes, harness.grid.build_grid):
+        latent -> one result dict per split of ``data``, split s with ``seeds[latent][s]``. A contender
+        whose fits at different latent sizes share work (PCA: one decomposition per split) overrides it."""
+        return {int(lat): self.run(data, int(lat), seeds[lat], cfg) for lat in latents}
+
     def task_data(self, dd: Any, cube_path: str, split_keys: Sequence[tuple[int, int]], cfg: RunConfig
                   ) -> list:
         """What :meth:`run` gets for a task: one item per (repeat, fold) of ``split_keys`` of the drug's

@@ -1,9 +1,10 @@
 """PCA of Figure 2: the linear reconstruction a VAE is compared with, at the same latent sizes (closed
-form: one SVD per split)."""
+form: one SVD per split, for all of its latent sizes: a cheap contender's task has them all,
+harness.grid.build_grid)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from harness.contenders.base import Contender
@@ -30,3 +31,9 @@ class PCA(Contender):
         from pertvae_core import api
 
         return api.evaluate_pca(data, latent)
+
+    def run_latents(self, data: Sequence[SplitData], latents: Sequence[int],
+                    seeds: Mapping[int, Sequence[int]], cfg: RunConfig) -> dict[int, list[dict]]:
+        from pertvae_core import api
+
+        return api.evaluate_pca_latents(data, latents)

@@ -62,7 +62,8 @@ def test_a_registered_contender_runs_through_the_grid_report_and_dry_run(tmp_pat
     text = capsys.readouterr().out
     rows = [line.split() for line in text.splitlines() if line.startswith("shift ")]
     assert [r[:5] for r in rows] == [["shift", "3", "2", "12", "2"]]   # 2 drugs x 6 splits in 2 tasks
-    assert "grid: 4 tasks, 24 fits (shift 12, pca 12)" in text and not dry.exists()
+    # pca: its 2 latent sizes of the pooled pseudo-drug in one task
+    assert "grid: 3 tasks, 24 fits (shift 12, pca 12)" in text and not dry.exists()
 
 
 def test_registered_contender_gets_flags_and_methods(shift):

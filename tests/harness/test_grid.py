@@ -32,6 +32,27 @@ def test_grid_covers_every_fit_exactly_once():
         assert len({t.key for t in tasks}) == len(tasks)
 
 
+def test_a_cheap_model_takes_all_its_latents_and_splits_in_one_task_per_drug():
+    """PCA's decomposition of a split then serves every latent size (issue 23); trained models keep a task
+    per latent."""
+    tasks = build_grid(_cfg(figure2_scope="per-drug"), ["d1", "d2"], splits_per_task=2)
+    pca = [t for t in tasks if t.model == "pca"]
+    assert [(t.drug, t.latents, len(t.splits), t.n_fits) for t in pca] == [("d1", (2, 4), 6, 12),
+                                                                          ("d2", (2, 4), 6, 12)]
+    assert [k.latent for k in pca[0].fit_keys()] == [2] * 6 + [4] * 6
+    assert pca[0].key == "pca-d1-L2+4-r0f0..r1f2"
+    assert all(len(t.latents) == 1 for t in tasks if t.model in ("pertvae", "vae", "baselines"))
+
+
+def test_remaining_keeps_the_latents_with_the_same_splits_left_together():
+    t = Task("pca", "d", 2, ((0, 0), (0, 1)), (5, 10))
+    done = {FitKey("pca", "d", 5, 0, 0), FitKey("pca", "d", 10, 0, 1), FitKey("pca", "d", 2, 0, 1)}
+    left = remaining([t], done)
+    assert left == [Task("pca", "d", 2, ((0, 0),), (10,)), Task("pca", "d", 5, ((0, 1),))]
+    assert remaining([t], set()) == [t]
+    assert remaining([t], set(t.fit_keys())) == []
+
+
 def test_task_keys_stay_unique_when_drug_names_need_escaping():
     names = ["SN-38", "SN_38", "SN 38", "selumetinib", POOLED]
     keys = {Task("pertvae", d, 10, ((0, 0),)).key for d in names}
@@ -107,3 +128,4 @@ def test_dask_keys_read_as_the_dashboard_shows_them():
     assert dask_key(Task("vae", POOLED, 5, ((1, 2),)), "7") == "vae-L5-(pooled)-r1f2-7"
     sn = [dask_key(Task("pca", d, 2, ((0, 0),)), "7") for d in ("SN-38", "SN_38")]
     assert sn == ["pca-L2-SN-38-r0f0-7", "pca-L2-SN_38-r0f0-7"]
+    assert dask_key(Task("pca", POOLED, 2, ((0, 0),), (5, 10)), "7") == "pca-L2+5+10-(pooled)-r0f0-7"

@@ -96,3 +96,30 @@ def test_the_fingerprint_is_exact_and_the_cache_bounded(svd_calls, monkeypatch: 
     assert len(svd_calls) == 3
     principal_axes(b)
     assert len(svd_calls) == 4
+
+
+def test_all_latents_of_a_split_from_one_decomposition_without_the_cache(svd_calls, monkeypatch) -> None:
+    """pca_reconstruction_rhos (the grid's PCA task, harness.contenders.pca) decomposes a split once for all
+    its latent sizes even with no cache at all, and gives each latent what a fit at that latent alone
+    gives."""
+    from pertvae_core.api import evaluate_pca, evaluate_pca_latents
+    from pertvae_core.baselines import fit_pcas, pca_reconstruction_rhos
+
+    monkeypatch.setattr(baselines, "SVD_CACHE_BYTES", 0)
+    splits = [_split(), _split(seed=1)]
+    together = pca_reconstruction_rhos(splits[0], LATENTS)
+    assert len(svd_calls) == 1 and list(together) == list(LATENTS)
+    alone = {lat: pca_reconstruction_rho(splits[0], lat) for lat in LATENTS}
+    assert len(svd_calls) == 1 + len(LATENTS)
+    assert together == alone
+    rows = evaluate_pca_latents(splits, LATENTS)
+    assert len(svd_calls) == 1 + len(LATENTS) + 2   # one per split
+    for lat in LATENTS:
+        want = evaluate_pca(splits, lat)
+        assert [{k: v for k, v in r.items() if k != "fit_seconds"} for r in rows[lat]] == \
+            [{k: v for k, v in r.items() if k != "fit_seconds"} for r in want]
+    x = np.concatenate([splits[0].xs_train, splits[0].x1_train]).astype(np.float64)
+    pcas = fit_pcas(x, (1, 7, 500))
+    assert pcas[500].k == 60 and "capped at 60" in pcas[500].note and pcas[7].note == ""
+    with pytest.raises(ValueError, match="positive int"):
+        fit_pcas(x, (2, 0))
