@@ -402,7 +402,7 @@ def _flatten_toml(data: dict[str, Any], path: str) -> dict[str, Any]:
         else:
             if not _is_key(k):
                 raise ConfigError(f"{path}: unknown key '{k}'{did_you_mean(k, list(_FIELDS))} "
-                                  f"(keys are the flags' names with _, see python -m harness.run --help)")
+                                  f"(keys are the flags' names with _, see pertvae-bench run --help)")
             out[k] = v
     return out
 
