@@ -341,6 +341,25 @@ def table1_caption(df: pd.DataFrame, counts: dict[str, int]) -> str:
     return text
 
 
+# table1.tex's column heads: the paper's symbols and plain words, not the csv's names.
+TEX_HEADERS = {
+    "drug": "drug", "latent": "latent", "n_cell_lines": "cell lines", "n_splits": "splits",
+    "rho_rec_pert": r"$\rho_{rec,pert}$", "rho_pred_pert": r"$\rho_{pred,pert}$",
+    "p_mannwhitney": r"$p$ Mann-Whitney", "p_wilcoxon": r"$p$ Wilcoxon", "p_corrected_t": r"$p$ corr.\ $t$",
+    "q_bh": r"$q$ (BH)", "rho_identity": r"$\rho$ no change", "rho_meanshift": r"$\rho$ avg.\ change",
+    "rho_pca_latent": r"$\rho$ linear (PCA)", "rho_pred_pert_z": r"$\rho_{pred,pert}$ (z)",
+    "delta_pearson": r"$\Delta$ Pearson",
+}
+
+
+def _tex_caption(df: pd.DataFrame, counts: dict[str, int]) -> str:
+    """:func:`table1_caption` escaped, naming the columns by their heads (:data:`TEX_HEADERS`)."""
+    text = _tex_escape(table1_caption(df, counts))
+    for col in sorted(TEX_HEADERS, key=len, reverse=True):   # rho_pred_pert_z before rho_pred_pert
+        text = text.replace(_tex_escape(col), TEX_HEADERS[col])
+    return text
+
+
 def table1_latex(df: pd.DataFrame, counts: dict[str, int]) -> str:
     """A captioned booktabs table of Table 1 without the bookkeeping columns (a comment line marks a partial
     report)."""
@@ -348,11 +367,11 @@ def table1_latex(df: pd.DataFrame, counts: dict[str, int]) -> str:
     out = []
     if counts["missing"]:
         out.append("% " + _partial_line(counts))
-    out += [r"\begin{table}[htbp]", r"\centering",
-            r"\caption{" + _tex_escape(table1_caption(df, counts)) + "}", r"\label{tab:table1}"]
+    out += [r"\begin{table}[htbp]", r"\centering", r"\caption{" + _tex_caption(df, counts) + "}",
+            r"\label{tab:table1}"]
     out.append(r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}")
     out.append(r"\toprule")
-    out.append(" & ".join(_tex_escape(c) for c in cols) + r" \\")
+    out.append(" & ".join(TEX_HEADERS.get(c, _tex_escape(c)) for c in cols) + r" \\")
     out.append(r"\midrule")
     for rec in df[cols].itertuples(index=False):
         out.append(" & ".join(_tex_escape(_fmt(c, v)) for c, v in zip(cols, rec, strict=True)) + r" \\")

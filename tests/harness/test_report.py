@@ -149,7 +149,12 @@ def test_table1_matches_scipy_and_figures_exist(tmp_path: Path) -> None:
     assert "PARTIAL" not in text
     assert "| drug | latent |" in text and "| strong | 100 | 50 | 10 |" in text
     tex = (tmp_path / "table1.tex").read_text()
-    assert r"\begin{tabular}" in tex and r"p\_mannwhitney" in tex and "strong & 100" in tex
+    assert r"\begin{tabular}" in tex and "strong & 100" in tex
+    head = next(x for x in tex.splitlines() if x.startswith("drug & "))   # the paper's symbols, no csv names
+    assert r"$\rho_{rec,pert}$ & $\rho_{pred,pert}$ & $p$ Mann-Whitney" in head and "_" not in head.replace(
+        "_{", "")
+    caption = next(x for x in tex.splitlines() if x.startswith(r"\caption{"))
+    assert r"($\rho_{rec,pert}$)" in caption and "rho\\_" not in caption
     for name in ("figure2.png", "drugs.png"):
         img = mpimg.imread(tmp_path / name)
         assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
