@@ -308,7 +308,8 @@ def table1_markdown(df: pd.DataFrame, counts: dict[str, int]) -> str:
     if df.empty:
         lines.append("")
         lines.append("(no PertVAE results in this run)")
-    lines += ["", "Columns (means over the splits; '-' = not available):"]
+    lines += ["", "Columns (means over the splits; '-' = not available; p- and q-values with three decimals, "
+                  "below 0.001 in scientific notation, e.g. 2.3e-05):"]
     lines += [f"- {c}: {TABLE1_LEGEND[c]}" for c in cols if c in TABLE1_LEGEND]
     lines += ["", "The rho_* columns are the paper's whole-profile Spearman correlations in the raw gene "
               "space, which mostly measure the genes' usual levels; delta_pearson measures the change."]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +203,14 @@ def test_legends_caption_and_few_splits_warning(tmp_path: Path) -> None:
     header = next(x for x in lines if x.startswith("| drug |"))
     for col in header.strip("| ").split(" | "):  # every column explained
         assert any(x.startswith(f"- {col}: ") for x in lines), col
+    names = header.strip("| ").split(" | ")
+    rows = [x.strip("| ").split(" | ") for x in lines if x.startswith("| ") and not x.startswith("| drug |")]
+    for row in rows:   # one number format for p and q, the one the legend states
+        for name, cell in zip(names, row, strict=True):
+            if name.startswith(("p_", "q_")):
+                assert re.fullmatch(r"-|[01]\.\d{3}|[1-9]\.\d{2}e-\d{2}", cell), (name, cell)
+                assert cell == "-" or float(cell) >= 1e-3 or "e-" in cell, (name, cell)
+    assert "below 0.001 in scientific notation" in t1
 
     bm = (tmp_path / "benchmark.md").read_text()
     warn = [x for x in bm.splitlines() if x.startswith("WARNING:")]
