@@ -346,3 +346,16 @@ def test_benchmark_of_a_partial_run_is_marked(tmp_path: Path) -> None:
         assert pd.read_csv(tmp_path / name)["partial"].all()
     comp = pd.read_csv(tmp_path / "comparisons.csv")
     assert (comp.query("drug == 'strong' and method == 'identity'")["n_splits"] == 6).all()
+
+
+def test_a_report_without_figures_still_lists_those_in_out(tmp_path: Path) -> None:
+    """`report --no-figures` keeps the figures already in OUT, so its summary still points to them, and to
+    none that is not there."""
+    make_store(tmp_path)
+    render_report(tmp_path, with_figures=False)
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "drugs.png" not in summary and "figure2.png" not in summary and "table1.md" in summary
+    render_report(tmp_path)
+    render_report(tmp_path, with_figures=False)
+    summary = (tmp_path / "summary.txt").read_text()
+    assert all(name in summary for name in ("drugs.png", "forest.png", "figure2.png"))
