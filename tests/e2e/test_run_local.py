@@ -128,7 +128,7 @@ def test_in_process_cluster_none_matches(tmp_path_factory, cube, tmp_path):
     ref = reference(tmp_path_factory.getbasetemp(), cube)
     ds = load(out)
     assert tuple(str(x) for x in ds["method"].values) == contender("baselines").methods   # its models' alone
-    ref = ref.sel({"method": [str(x) for x in ds["method"].values]})   # a dict: sel's own `method` is its fill
+    ref = ref.sel({"method": [str(x) for x in ds["method"].values]})   # a dict: sel's method= is its fill
     for m in ("pca", "baselines"):
         for v in ("rho_rec", "score"):
             np.testing.assert_array_equal(ds[v].sel(model=m).values, ref[v].sel(model=m).values)
