@@ -96,7 +96,10 @@ class RunConfig:
     data_seed: int = _f(0, "seed of the generated synthetic cube (ignored with --data)", "run")
     out: str | None = _f(None, "output directory (results.zarr, tables, figures); default runs/<preset>",
                          "run")
-    models: tuple[str, ...] = _f(BUILT_IN, "models to run (harness.contenders): " + " ".join(BUILT_IN), "run")
+    models: tuple[str, ...] = _f(BUILT_IN, "models to run (harness.contenders): " + " ".join(BUILT_IN)
+                                 + " (the perturbation study), "
+                                 + " ".join(m for m in REGISTRY if m not in BUILT_IN)
+                                 + " (drug response and registered contenders)", "run")
     drugs: tuple[str, ...] | None = _f(None, "drugs to run (default: all drugs in the cube)", "run")
     latents: tuple[tuple[str, tuple[int, ...]], ...] = _f(
         (), "latent sizes per model, set by --latents-MODEL (a model not given takes its default)", "run")
@@ -402,7 +405,7 @@ def _flatten_toml(data: dict[str, Any], path: str) -> dict[str, Any]:
         else:
             if not _is_key(k):
                 raise ConfigError(f"{path}: unknown key '{k}'{did_you_mean(k, list(_FIELDS))} "
-                                  f"(keys are the flags' names with _, see python -m harness.run --help)")
+                                  f"(keys are the flags' names with _, see pertvae-bench run --help)")
             out[k] = v
     return out
 

@@ -5,9 +5,10 @@
   (boxes), PertVAE's box highlighted, the noise ceiling as a grey band (its 95% uncertainty), chance as a
   line, and above each method whether PertVAE is significantly better (green triangle up) or worse (red
   triangle down) than it; the drugs without a measured change share one compact last panel (each
-  method's mean per drug, where every method should sit at chance).
+  method's mean per drug, where every method should sit at chance, on a scale of at least +/- 0.1).
 - ``forest.png``: PertVAE minus each method per drug with its 95% interval (corrected resampled t), one
-  panel per method, significant differences coloured (green: PertVAE better, red: worse).
+  panel per method on one shared scale, significant differences coloured (green: PertVAE better, red:
+  worse).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ LABELS = {"pertvae": "PertVAE", "pertvae_rec": "PertVAE, no drug", "identity": "
           "ridge_delta": "ridge on change"}
 Y_LABEL = "correlation of predicted\nand measured change"
 BETTER, WORSE = "tab:green", "tab:red"
+NULL_SPAN = 0.1   # the null panel's y axis spans at least +/- this
 
 
 def _pyplot() -> Any:
@@ -49,9 +51,10 @@ def _pyplot() -> Any:
 
 
 def _colors(methods: list[str]) -> dict[str, Any]:
-    """PertVAE blue; the others from tab10 without blue, green and red (green and red mark the calls)."""
+    """PertVAE blue; the others from tab10 without blue, green and red (green and red mark the calls), grey
+    only for a seventh method (grey is the noise ceiling's band)."""
     plt = _pyplot()
-    palette = [plt.cm.tab10(i) for i in (1, 4, 5, 6, 7, 8, 9)]
+    palette = [plt.cm.tab10(i) for i in (1, 4, 5, 6, 9, 8, 7)]   # grey last: the ceiling band is grey
     others = [m for m in methods if m != REFERENCE]
     out = {m: palette[i % len(palette)] for i, m in enumerate(others)}
     out[REFERENCE] = "tab:blue"
@@ -117,6 +120,9 @@ def _null_panel(ax: Axes, prim: pd.DataFrame, drugs: list[str], latent: int, met
         ax.plot(xs, ys, "o", ms=6 if m == REFERENCE else 4, color=colors[m],
                 mec="k" if m == REFERENCE else "none", zorder=3)
     ax.axhline(0.0, color="0.3", lw=0.6)
+    # At least +/- NULL_SPAN: a scale zoomed to the noise would make chance-level scatter look like effects.
+    span = max(NULL_SPAN, 1.15 * float(np.nanmax(np.abs(means.to_numpy(dtype=float)), initial=0.0)))
+    ax.set_ylim(-span, span)
     ax.set_xticks(range(len(drugs)))
     ax.set_xticklabels(drugs, rotation=50, ha="right", fontsize=7)
     ax.set_title("drugs whose replicates measure no change: mean per method (chance = 0)", fontsize=9)
@@ -184,7 +190,7 @@ def plot_forest(ds: xr.Dataset, comp: pd.DataFrame, partial: bool) -> Figure:
     drugs = sorted(study_drugs(ds), key=lambda d: not has_change(ceiling, d))
     ncol = max(1, len(methods))
     fig, axes = plt.subplots(1, ncol, figsize=(2.3 * ncol + 1.2, 0.28 * len(drugs) + 1.8), sharey=True,
-                             squeeze=False, layout="constrained")
+                             sharex=True, squeeze=False, layout="constrained")
     y = np.arange(len(drugs))[::-1]
     for ax, m in zip(axes[0], methods, strict=False):
         rows = sub[sub["method"] == m].set_index("drug")
@@ -199,17 +205,31 @@ def plot_forest(ds: xr.Dataset, comp: pd.DataFrame, partial: bool) -> Figure:
         ax.set_title(f"PertVAE minus\n{_label(m)}", fontsize=8)
         ax.grid(True, axis="x", alpha=0.3)
         ax.tick_params(labelsize=7)
+    if methods:
+        axes[0, 0].set_xlim(*_forest_span(sub, [d for d in drugs if has_change(ceiling, d)]))
     axes[0, 0].set_yticks(y)
     axes[0, 0].set_yticklabels([d if has_change(ceiling, d) else f"{d} (no change)" for d in drugs],
                                fontsize=7)
     if not methods:
         axes[0, 0].text(0.5, 0.5, "no comparisons in this run", ha="center", va="center",
                         transform=axes[0, 0].transAxes)
-    fig.supxlabel("difference in correlation of predicted and measured change (95% interval; green: PertVAE "
-                  "better, red: worse, q < 0.05)", fontsize=8)
+    fig.supxlabel("difference in correlation of predicted and measured change (95% interval, cut at the "
+                  "axis; green: PertVAE better, red: worse, q < 0.05)", fontsize=8)
     fig.suptitle("PertVAE against each method, per drug" + (f" (latent size {latent})" if latent else "")
                  + (" [PARTIAL]" if partial else ""), fontsize=10)
     return fig
+
+
+def _forest_span(sub: pd.DataFrame, real: list[str]) -> tuple[float, float]:
+    """forest.png's one x range for every panel, so that the panels compare: every difference, and the
+    intervals of the drugs with a measured change (those of drugs without one, on few cell lines, can be
+    wide enough to squeeze the rest into a line; they are cut at the axis)."""
+    intervals = sub.loc[sub["drug"].isin(real), ["ci_low", "ci_high"]].to_numpy(float).ravel()
+    ends = np.concatenate([sub["mean_diff"].to_numpy(float), intervals, [0.0]])
+    ends = ends[np.isfinite(ends)]
+    lo, hi = float(ends.min()), float(ends.max())
+    pad = 0.08 * max(hi - lo, 0.1)
+    return lo - pad, hi + pad
 
 
 def _save(fig: Figure, path: Path) -> Path:

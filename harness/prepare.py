@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import RunConfig
-from harness.contenders import REGISTRY, paper_methods
+from harness.contenders import REGISTRY, built_in_methods
 from harness.contenders.baselines import user_method
 from harness.grid import POOLED
 from harness.presets import synthetic_preset
@@ -84,7 +84,7 @@ def given_cube(cfg: RunConfig) -> Path:
     """``--data`` as a path; RunError when there is no such cube."""
     p = Path(str(cfg.data))
     if not p.exists():
-        raise RunError(f"--data {p}: no such cube (build one with python -m datasets.build, or leave "
+        raise RunError(f"--data {p}: no such cube (build one with pertvae-bench build, or leave "
                        f"--data unset to use the embedded synthetic cube)")
     return p
 
@@ -138,20 +138,20 @@ def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> l
 
 
 def resolve_methods(cfg: RunConfig) -> list[str]:
-    """The store's methods: the built-in ones, those of a registered contender of the run that scores its
-    own, then the run's own (``--method``), each loaded once here so that a bad spec or a clashing name
-    (also with Figure 2's store-only methods, harness.contenders.paper_methods, which the store appends)
-    is a RunError before any work."""
-    from pertvae_core.methods import METHODS, MethodLoadError
+    """The store's methods: those of the run's models in registry (= report) order, then the run's own
+    (``--method``), each loaded once here so that a bad spec or a clashing name is a RunError before any
+    work. A run without a perturbation model (e.g. the drug-response study alone) so carries no
+    perturbation method in its store, and a run without Dr.VAE none of the response methods."""
+    from pertvae_core.methods import MethodLoadError
 
-    names = list(dict.fromkeys([*METHODS, *(m for model in cfg.models for m in REGISTRY[model].methods)]))
-    built_in = set(names) | set(paper_methods(cfg.models))
+    names = [m for name, c in REGISTRY.items() if name in cfg.models for m in c.methods]
+    built_in = set(built_in_methods())
     for spec in cfg.method:
         try:
             f = user_method(spec)
         except MethodLoadError as e:
             raise RunError(f"--method {spec}: {e}") from None
-        if f.name in names:
+        if f.name in names or f.name in built_in:
             raise RunError(f"--method {spec}: its name {f.name!r} is already taken by "
                            f"{'a built-in method' if f.name in built_in else 'another --method'}; give the "
                            f"class a distinct `name` attribute")

@@ -51,6 +51,7 @@ from harness import benchmark as bench
 from harness import figures, report_stamp, response_report, verdicts
 from harness.contenders import figure2_models, model_methods, reference_model
 from harness.store import StoreReadError, as_str, json_attr, load_results, paper_metric, planned_mask
+from pertvae_core.evaluation import PRIMARY
 from pertvae_core.methods import REFERENCE
 from pertvae_core.stats import benjamini_hochberg, corrected_t_greater, mann_whitney_greater, wilcoxon_greater
 
@@ -307,7 +308,8 @@ def table1_markdown(df: pd.DataFrame, counts: dict[str, int]) -> str:
     if df.empty:
         lines.append("")
         lines.append("(no PertVAE results in this run)")
-    lines += ["", "Columns (means over the splits; '-' = not available):"]
+    lines += ["", "Columns (means over the splits; '-' = not available; p- and q-values with three decimals, "
+                  "below 0.001 in scientific notation, e.g. 2.3e-05):"]
     lines += [f"- {c}: {TABLE1_LEGEND[c]}" for c in cols if c in TABLE1_LEGEND]
     lines += ["", "The rho_* columns are the paper's whole-profile Spearman correlations in the raw gene "
               "space, which mostly measure the genes' usual levels; delta_pearson measures the change."]
@@ -340,6 +342,25 @@ def table1_caption(df: pd.DataFrame, counts: dict[str, int]) -> str:
     return text
 
 
+# table1.tex's column heads: the paper's symbols and plain words, not the csv's names.
+TEX_HEADERS = {
+    "drug": "drug", "latent": "latent", "n_cell_lines": "cell lines", "n_splits": "splits",
+    "rho_rec_pert": r"$\rho_{rec,pert}$", "rho_pred_pert": r"$\rho_{pred,pert}$",
+    "p_mannwhitney": r"$p$ Mann-Whitney", "p_wilcoxon": r"$p$ Wilcoxon", "p_corrected_t": r"$p$ corr.\ $t$",
+    "q_bh": r"$q$ (BH)", "rho_identity": r"$\rho$ no change", "rho_meanshift": r"$\rho$ avg.\ change",
+    "rho_pca_latent": r"$\rho$ linear (PCA)", "rho_pred_pert_z": r"$\rho_{pred,pert}$ (z)",
+    "delta_pearson": r"$\Delta$ Pearson",
+}
+
+
+def _tex_caption(df: pd.DataFrame, counts: dict[str, int]) -> str:
+    """:func:`table1_caption` escaped, naming the columns by their heads (:data:`TEX_HEADERS`)."""
+    text = _tex_escape(table1_caption(df, counts))
+    for col in sorted(TEX_HEADERS, key=len, reverse=True):   # rho_pred_pert_z before rho_pred_pert
+        text = text.replace(_tex_escape(col), TEX_HEADERS[col])
+    return text
+
+
 def table1_latex(df: pd.DataFrame, counts: dict[str, int]) -> str:
     """A captioned booktabs table of Table 1 without the bookkeeping columns (a comment line marks a partial
     report)."""
@@ -347,11 +368,11 @@ def table1_latex(df: pd.DataFrame, counts: dict[str, int]) -> str:
     out = []
     if counts["missing"]:
         out.append("% " + _partial_line(counts))
-    out += [r"\begin{table}[htbp]", r"\centering",
-            r"\caption{" + _tex_escape(table1_caption(df, counts)) + "}", r"\label{tab:table1}"]
+    out += [r"\begin{table}[htbp]", r"\centering", r"\caption{" + _tex_caption(df, counts) + "}",
+            r"\label{tab:table1}"]
     out.append(r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}")
     out.append(r"\toprule")
-    out.append(" & ".join(_tex_escape(c) for c in cols) + r" \\")
+    out.append(" & ".join(TEX_HEADERS.get(c, _tex_escape(c)) for c in cols) + r" \\")
     out.append(r"\midrule")
     for rec in df[cols].itertuples(index=False):
         out.append(" & ".join(_tex_escape(_fmt(c, v)) for c, v in zip(cols, rec, strict=True)) + r" \\")
@@ -547,29 +568,103 @@ FILE_WORDS_WITHOUT_REFERENCE = {
 }
 
 
-def summary_text(out: Path, ds: xr.Dataset, res: Results) -> str:
-    """The end of a run in a few lines: the headline (harness.verdicts.headline) and where every output is."""
+def parts(ds: xr.Dataset) -> frozenset[str]:
+    """The parts of the report the run's models give, so that a run writes only what it has: "table1"
+    (the reference model, PertVAE, ran), "figure2" (a reconstruction model ran), "benchmark" (a model
+    scored the change of expression: benchmark.md, drugs.png and the tidy csvs), "forest" (the benchmark
+    with PertVAE to compare against) and "response" (a response model ran: response.md/.csv).
+
+    A baselines-only run thus gets no Table 1 (PertVAE versus its own reconstruction) and no Figure 2,
+    and a response-only run only its response report, instead of empty tables and placeholder figures."""
+    from harness.contenders import REGISTRY
+
+    models = [REGISTRY[m] for m in (str(x) for x in ds["model"].values) if m in REGISTRY]
+    have = set()
+    if any(c.table1 for c in models):
+        have.add("table1")
+    if any(c.figure2 for c in models):
+        have.add("figure2")
+    if any(c.methods and PRIMARY in c.metrics for c in models):
+        have.add("benchmark")
+        if "table1" in have:
+            have.add("forest")
+    if response_report.has_response(ds):
+        have.add("response")
+    return frozenset(have)
+
+
+RESPONSE_ONLY = ("This run is the drug-response study alone (no model of the drug's change in expression): "
+                 "response.md and response.csv are its report; there is no benchmark, Table 1 or figure.")
+
+
+def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str] | None = None) -> str:
+    """The end of a run in a few lines: the headline (harness.verdicts.headline) and where every output is
+    (``written``: the names of the files this report wrote; default: those in ``out``)."""
     response = response_report.summary_lines(ds)
-    head = verdicts.headline(ds, res.scores, res.comparisons)
-    no_change_scores = head == [verdicts.NO_SCORES]   # a response-only run: its own lines say it
-    lines = [] if response and no_change_scores else ["Result:"] + [f"  {s}" for s in head]
+    lines = []
+    if "benchmark" in parts(ds) or not response:
+        lines = ["Result:"] + [f"  {s}" for s in verdicts.headline(ds, res.scores, res.comparisons)]
     lines += response
+    if response and "benchmark" not in parts(ds):
+        lines.append(RESPONSE_ONLY)
     lines[:0] = verdicts.failed_method_lines(ds)
     if res.partial:
         lines.insert(0, _partial_line(res.counts))
     width = max(len(k) for k in FILE_WORDS)
     lines.append(f"Files in {out}:")
     files = FILE_WORDS if verdicts.ran(res.scores) else FILE_WORDS_WITHOUT_REFERENCE
-    lines += [f"  {name.ljust(width)}  {words}" for name, words in files.items() if (out / name).exists()]
+    shown = set(written) if written is not None else {n for n in files if (out / n).exists()}
+    lines += [f"  {name.ljust(width)}  {words}" for name, words in files.items()
+              if name in shown or name == "results.zarr"]
     return "\n".join(lines) + "\n"
 
 
-def render_report(out_dir: str | Path, with_figures: bool = True) -> Path:
-    """Write table1.csv/.md/.tex, figure2.png/.svg, scores.csv, comparisons.csv, metric_agreement.csv,
-    benchmark.md, drugs.png, forest.png, (when the store has them) cell_lines.csv and genes.csv, and
-    summary.txt (:func:`summary_text`) into ``out_dir`` and update run.json.
+def _write_tables(out: Path, ds: xr.Dataset, res: Results, have: frozenset[str]) -> list[Path]:
+    """The tables of the report's ``have`` parts (:func:`parts`)."""
+    partial_line = _partial_line(res.counts) if res.partial else ""
+    written = []
+    if "table1" in have:
+        _write_csv(out / "table1.csv", res.table1)
+        _write_text(out / "table1.md", table1_markdown(res.table1, res.counts))
+        _write_text(out / "table1.tex", table1_latex(res.table1, res.counts))
+        written += [out / "table1.csv", out / "table1.md", out / "table1.tex"]
+    if "benchmark" in have:
+        tidy = {"scores.csv": res.scores, "comparisons.csv": res.comparisons,
+                "metric_agreement.csv": res.agreement}
+        if bench.CELL_VAR in ds.data_vars:
+            tidy["cell_lines.csv"] = res.cell_lines
+        if bench.GENE_VAR in ds.data_vars:
+            tidy["genes.csv"] = res.genes
+        for name, frame in tidy.items():
+            _write_csv(out / name, frame.assign(partial=res.partial))
+            written.append(out / name)
+        _write_text(out / "benchmark.md", verdicts.benchmark_markdown(ds, res.scores, res.comparisons,
+                                                                  partial_line))
+        written.append(out / "benchmark.md")
+    return written + response_report.write_response_report(ds, out, partial_line)
 
-    ``with_figures=False`` skips the figures. Returns the path of table1.md. Prints a PARTIAL line when
+
+# (report part, figure file): a re-render without figures keeps those already in OUT and lists them.
+FIGURES = (("figure2", "figure2.png"), ("benchmark", "drugs.png"), ("forest", "forest.png"))
+
+
+def _write_figures(out: Path, ds: xr.Dataset, res: Results, have: frozenset[str]) -> list[Path]:
+    """The figures of the report's ``have`` parts (:func:`parts`)."""
+    written = _figure2(ds, out, res.partial) if "figure2" in have else []
+    if "benchmark" in have:
+        written.append(figures.drugs_figure(ds, res.scores, res.comparisons, out, res.partial))
+    if "forest" in have:
+        written.append(figures.forest_figure(ds, res.comparisons, out, res.partial))
+    return written
+
+
+def render_report(out_dir: str | Path, with_figures: bool = True) -> Path:
+    """Write the report's parts the run has (:func:`parts`): table1.csv/.md/.tex, figure2.png/.svg,
+    scores.csv, comparisons.csv, metric_agreement.csv, benchmark.md, drugs.png, forest.png, (when the store
+    has them) cell_lines.csv and genes.csv, response.md/.csv; then summary.txt (:func:`summary_text`) into
+    ``out_dir`` and update run.json.
+
+    ``with_figures=False`` skips the figures. Returns the path of summary.txt. Prints a PARTIAL line when
     planned fits are missing.
     """
     with _store_errors():
@@ -581,30 +676,12 @@ def _render_report(out: Path, with_figures: bool) -> Path:
     ds = open_results(out).transpose("model", "drug", "latent", "split", ...)
     res = _tables(ds)
     counts, partial = res.counts, res.partial
-    written = [out / "table1.csv", out / "table1.md", out / "table1.tex"]
-    _write_csv(out / "table1.csv", res.table1)
-    _write_text(out / "table1.md", table1_markdown(res.table1, counts))
-    _write_text(out / "table1.tex", table1_latex(res.table1, counts))
+    have = parts(ds)
+    written = _write_tables(out, ds, res, have)
     if with_figures:
-        written += _figure2(ds, out, partial)
-    tidy = {"scores.csv": res.scores, "comparisons.csv": res.comparisons,
-            "metric_agreement.csv": res.agreement}
-    if bench.CELL_VAR in ds.data_vars:
-        tidy["cell_lines.csv"] = res.cell_lines
-    if bench.GENE_VAR in ds.data_vars:
-        tidy["genes.csv"] = res.genes
-    for name, frame in tidy.items():
-        _write_csv(out / name, frame.assign(partial=partial))
-        written.append(out / name)
-    _write_text(out / "benchmark.md", verdicts.benchmark_markdown(ds, res.scores, res.comparisons,
-                                                              _partial_line(counts) if partial else ""))
-    written.append(out / "benchmark.md")
-    written += response_report.write_response_report(ds, out, _partial_line(counts) if partial else "")
-    if with_figures:
-        written += [figures.drugs_figure(ds, res.scores, res.comparisons, out, partial),
-                    figures.forest_figure(ds, res.comparisons, out, partial)]
-
-    _write_text(out / "summary.txt", summary_text(out, ds, res))
+        written += _write_figures(out, ds, res, have)
+    kept = [] if with_figures else [n for part, n in FIGURES if part in have and (out / n).exists()]
+    _write_text(out / "summary.txt", summary_text(out, ds, res, [p.name for p in written] + kept))
     written.append(out / "summary.txt")
     run_json = out / "run.json"
     info: dict[str, Any] = {}
@@ -621,7 +698,7 @@ def _render_report(out: Path, with_figures: bool) -> Path:
     _write_text(run_json, json.dumps(info, indent=2, sort_keys=True, default=str))
     if partial:
         print(_partial_line(counts), flush=True)
-    return out / "table1.md"
+    return out / "summary.txt"
 
 
 def _lock(out: Path) -> Any:
@@ -659,14 +736,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _lock(Path(args.out)):
             report_stamp.forget(Path(args.out))
-            md = render_report(args.out, with_figures=not args.no_figures)
+            summary = render_report(args.out, with_figures=not args.no_figures)
             if not args.no_figures:   # a resume keeps a full report of an unchanged store
                 report_stamp.record(Path(args.out))
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
     if not args.quiet:
-        print((md.parent / "summary.txt").read_text(), end="", flush=True)
+        print(summary.read_text(), end="", flush=True)
     return 0
 
 

@@ -521,7 +521,7 @@ def _report(out: Path, store: ResultStore, failures: list[dict]) -> int:
         return 1
     except Exception as e:
         print(f"error: the report failed: {_reason(e)} (results are safe in {store.path}; "
-              f"retry with python -m harness.report {out})", file=sys.stderr, flush=True)
+              f"retry with pertvae-bench report {out})", file=sys.stderr, flush=True)
         return 1
     if (out / "summary.txt").exists():
         _say((out / "summary.txt").read_text().rstrip())

@@ -543,7 +543,10 @@ class ResultStore:
         latents = sorted({int(x) for m in cfg.models for x in cfg.latents_for(m)})
         want = (list(cfg.models), drugs, latents, cfg.n_repeats * cfg.n_folds, methods,
                 list(run_metrics(cfg.models)), self.cell_lines if cell_lines is None else cell_lines, genes)
-        have = (self.models, self.drugs, self.latents, len(self.repeats), self.methods, self.metrics,
+        stored = self.methods
+        if set(stored) - set(methods) <= set(METHODS) and [m for m in stored if m in methods] == methods:
+            stored = methods   # written before a store held only its run's methods: every built-in one too
+        have = (self.models, self.drugs, self.latents, len(self.repeats), stored, self.metrics,
                 self.cell_lines, self.genes)
         if have != want:
             raise _beyond_repair(self.path, "has coordinates (model, drug, latent, split, method, metric, "
@@ -1047,10 +1050,10 @@ def load_results(out_dir: str | Path) -> xr.Dataset:
     path = out / STORE_NAME
     if path.exists() and not path.is_dir():
         raise StoreReadError(f"{path}: is a file, not a result store (a directory); move it away and rerun "
-                             f"python -m harness.run --out {out} to compute the results")
+                             f"pertvae-bench run --out {out} to compute the results")
     if not path.is_dir():
         raise StoreReadError(f"{out}: no {STORE_NAME} here; give the --out directory of a run "
-                             f"(python -m harness.run --out {out} creates one)")
+                             f"(pertvae-bench run --out {out} creates one)")
     ds = _load_own(out) if _written_by_run(path) else None
     if ds is None:
         ds = _load_any(out)
@@ -1190,13 +1193,13 @@ def damage_message(out: Path, damage: Repair) -> str | None:
     """What ``damage`` in OUT/results.zarr is and how to recompute it, or None when there is none."""
     path = out / STORE_NAME
     if damage.metadata:
-        return (f"{path} is damaged: {damage.describe_metadata()}; run python -m harness.run again with the "
+        return (f"{path} is damaged: {damage.describe_metadata()}; run pertvae-bench run again with the "
                 f"same settings and --out {out}: it rewrites that metadata from the store's consolidated "
                 f"copy (no fit is lost)")
     if not damage.cells:
         return None
     return (f"{path} is damaged: {len(damage.cells)} cell(s) with unreadable or missing values, "
-            f"{damage.n_fits} done fit(s) lost: {damage.describe()}; run python -m harness.run again with "
+            f"{damage.n_fits} done fit(s) lost: {damage.describe()}; run pertvae-bench run again with "
             f"the same settings and --out {out}: it recomputes them")
 
 

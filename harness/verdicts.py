@@ -168,9 +168,11 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
     best: dict[str, list[str]] = {}
     for d in real:
         best.setdefault(best_line(scores, comp, d, latent)[0], []).append(d)
-    tally = ", ".join(f"{m} on {len(ds_)}" for m, ds_ in sorted(best.items(), key=lambda kv: -len(kv[1])))
-    lines = [f"Best mean {PRIMARY} (latent {latent}, {n} splits per drug) on the {len(real)} drug(s) whose "
-             f"replicates measure a change: {tally or 'none'}"
+    tally = "; ".join(f"{m} on {len(ds_)} ({', '.join(ds_)})"
+                      for m, ds_ in sorted(best.items(), key=lambda kv: -len(kv[1])))
+    lines = [f"Best mean {PRIMARY} (the correlation of the predicted with the measured change; latent "
+             f"{latent}, {n} splits per drug) on the {len(real)} drug(s) whose replicates measure a change: "
+             f"{tally or 'none'}"
              + ("" if REFERENCE in best or not with_pertvae else "; PertVAE on none") + "."]
     if with_pertvae:
         wins = [d for d in real if "identity" in verdict_parts(comp, d, latent)["beats"]]

@@ -87,7 +87,7 @@ def test_item4_garbage_value_chunk_named_by_report_and_recomputed(finished, tmp_
     chunk(out, "score", 1, 0, 1).write_bytes(os.urandom(64))   # baselines / drugA
     r = subprocess.run([PYTHON, "-m", "harness.report", str(out)], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
-    assert_error(r, 2, "baselines/drugA/latent 3 (score: unreadable chunk)", "harness.run again")
+    assert_error(r, 2, "baselines/drugA/latent 3 (score: unreadable chunk)", "pertvae-bench run again")
     p = cli(*fast_args(cube, out))
     assert p.returncode == 0, p.stderr
     assert "repaired: 2 fit(s)" in p.stdout

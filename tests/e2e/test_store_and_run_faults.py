@@ -275,7 +275,7 @@ def test_damaged_variable_metadata_is_named_and_repaired(finished, tmp_path, cap
             meta.write_bytes(content)
     r = report_here(capsys, out)
     assert_error(r, 2, "score/zarr.json (missing)", "status/zarr.json (unreadable)",
-                 "method_status/zarr.json (unreadable)", "harness.run again")
+                 "method_status/zarr.json (unreadable)", "pertvae-bench run again")
     p = run_here(capsys, *fast_args(cube, out))
     assert p.returncode == 0, p.stderr
     assert f"repairing {out / 'results.zarr'}: rewrote " in p.stdout and "0 to run" in p.stdout

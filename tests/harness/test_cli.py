@@ -8,6 +8,8 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
+
 from harness import cli
 
 SCRIPT = Path(sys.executable).parent / "pertvae-bench"
@@ -136,3 +138,16 @@ def test_info_describes_a_run_and_a_cube_and_refuses_anything_else(tmp_path, cap
     assert cli.main(["info", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path}: neither a run directory") and len(err.splitlines()) == 1
+
+
+def test_models_help_names_every_contender(capsys):
+    """`run --help` lists every model --models takes, the drug-response ones too, not only the default."""
+    from harness.contenders import REGISTRY
+
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    line = text[text.index("--models MODEL [MODEL ...] models to run"):][:400]
+    for name in REGISTRY:
+        assert f" {name} " in line, name
+    assert "(the perturbation study)" in line and "(drug response" in line

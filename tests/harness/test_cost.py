@@ -255,7 +255,7 @@ def test_cost_cli_bad_data_is_one_error_line(tmp_path):
                         str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert (r.returncode, r.stdout) == (2, "")
     assert r.stderr.splitlines() == [f"error: --data {tmp_path / 'none.zarr'}: no such cube (build one with "
-                                     f"python -m datasets.build, or leave --data unset to use the embedded "
+                                     f"pertvae-bench build, or leave --data unset to use the embedded "
                                      f"synthetic cube)"]
     assert not (tmp_path / "out").exists()
 

@@ -132,6 +132,23 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
     assert f"  {NULL_DRUG}" in summary and "response.md" in summary.split("Files in")[1]
 
 
+def test_a_response_only_run_writes_and_stores_only_what_it_has(run):
+    """No perturbation method in the store, no perturbation report (benchmark, Table 1, figures, tidy
+    csvs) in OUT, and a summary that says why."""
+    from harness.contenders import contender
+    from harness.report import RESPONSE_ONLY
+
+    out, ds = run
+    want = [*contender("drvae").methods, *contender("response_baselines").methods]
+    assert [str(m) for m in ds["method"].values] == want
+    summary = (out / "summary.txt").read_text()
+    assert RESPONSE_ONLY in summary
+    for name in ("benchmark.md", "drugs.png", "forest.png", "table1.md", "table1.csv", "table1.tex",
+                 "figure2.png", "scores.csv", "comparisons.csv", "genes.csv"):
+        assert not (out / name).exists() and name not in summary, name
+    assert (out / "response.csv").exists() and (out / "response.md").exists()
+
+
 def test_a_verdict_can_say_loses():
     df = pd.DataFrame({"latent": [4, 4, 4], "metric": ["auroc"] * 3, "p_chance": [0.5, 0.5, 0.5],
                        "p_better": [1e-6, 0.5, 0.9999], "p_worse": [0.9999, 0.5, 1e-6]})

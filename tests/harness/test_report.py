@@ -106,7 +106,8 @@ def _corrected_t(pred: np.ndarray, rec: np.ndarray, n_train: float, n_test: floa
 def test_table1_matches_scipy_and_figures_exist(tmp_path: Path) -> None:
     ds = make_store(tmp_path)
     (tmp_path / "run.json").write_text(json.dumps({"timings": {"seconds": 1.5}}))
-    md = render_report(tmp_path)
+    assert render_report(tmp_path) == tmp_path / "summary.txt"
+    md = tmp_path / "table1.md"
     df = pd.read_csv(tmp_path / "table1.csv")
     assert list(df.columns[:13]) == ["drug", "latent", "n_cell_lines", "n_splits", "rho_rec_pert",
                                      "rho_pred_pert", "p_mannwhitney", "p_wilcoxon", "p_corrected_t", "q_bh",
@@ -145,10 +146,15 @@ def test_table1_matches_scipy_and_figures_exist(tmp_path: Path) -> None:
     assert df.set_index("drug").loc["strong", "n_cell_lines"] == 50
 
     text = md.read_text()
-    assert md == tmp_path / "table1.md" and "PARTIAL" not in text
+    assert "PARTIAL" not in text
     assert "| drug | latent |" in text and "| strong | 100 | 50 | 10 |" in text
     tex = (tmp_path / "table1.tex").read_text()
-    assert r"\begin{tabular}" in tex and r"p\_mannwhitney" in tex and "strong & 100" in tex
+    assert r"\begin{tabular}" in tex and "strong & 100" in tex
+    head = next(x for x in tex.splitlines() if x.startswith("drug & "))   # the paper's symbols, no csv names
+    assert r"$\rho_{rec,pert}$ & $\rho_{pred,pert}$ & $p$ Mann-Whitney" in head and "_" not in head.replace(
+        "_{", "")
+    caption = next(x for x in tex.splitlines() if x.startswith(r"\caption{"))
+    assert r"($\rho_{rec,pert}$)" in caption and "rho\\_" not in caption
     for name in ("figure2.png", "drugs.png"):
         img = mpimg.imread(tmp_path / name)
         assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
@@ -171,7 +177,8 @@ def test_partial_store_is_marked(tmp_path: Path, capsys: pytest.CaptureFixture[s
     st[MODELS.index("vae"), :, 0, :] = ""  # a whole VAE latent size not run
     ds["status"].values[:] = st
     ds[["status"]].to_zarr(str(store), mode="r+", consolidated=False)
-    md = render_report(tmp_path)
+    render_report(tmp_path)
+    md = tmp_path / "table1.md"
     n_missing = 3 + len(DRUGS) * 10
     want = f"PARTIAL: {n_missing} of 240 fits missing (1 failed, {n_missing - 1} not run)"
     assert want in capsys.readouterr().out
@@ -199,13 +206,36 @@ def test_planned_from_grid_attr_when_no_planned_coord(tmp_path: Path) -> None:
 
 
 def test_store_without_pertvae_still_renders(tmp_path: Path) -> None:
+    """A run of Figure 2's models alone gets Figure 2 and no empty Table 1, benchmark or forest plot."""
     ds = make_store(tmp_path)
     sub = ds.sel(model=["vae", "pca"])
     sub.to_zarr(str(tmp_path / "results.zarr"), zarr_format=3, mode="w", consolidated=False)
-    md = render_report(tmp_path)
-    assert "no PertVAE results" in md.read_text()
-    assert pd.read_csv(tmp_path / "table1.csv").empty
-    assert (tmp_path / "figure2.png").exists()
+    summary = render_report(tmp_path).read_text()
+    assert (tmp_path / "figure2.png").exists() and "figure2.png" in summary
+    for name in ("table1.md", "table1.csv", "table1.tex", "benchmark.md", "drugs.png", "forest.png"):
+        assert not (tmp_path / name).exists() and name not in summary, name
+
+
+@pytest.mark.parametrize(("models", "files", "absent"), [
+    (["baselines"], ["benchmark.md", "drugs.png", "scores.csv", "comparisons.csv"],
+     ["table1.md", "table1.csv", "table1.tex", "figure2.png", "forest.png"]),
+    (["pertvae", "baselines"], ["table1.md", "benchmark.md", "drugs.png", "forest.png"], ["figure2.png"]),
+])
+def test_a_run_writes_only_what_its_models_give(tmp_path: Path, models: list[str], files: list[str],
+                                                absent: list[str]) -> None:
+    """A --models baselines run has no PertVAE to put in Table 1 (PertVAE against its own reconstruction)
+    and no reconstruction model for Figure 2: neither is written nor listed in the summary, while the
+    benchmark of the methods it ran is."""
+    ds = make_store(tmp_path)
+    ds.sel(model=models).to_zarr(str(tmp_path / "results.zarr"), zarr_format=3, mode="w", consolidated=False)
+    summary = render_report(tmp_path).read_text()
+    for name in files:
+        assert (tmp_path / name).exists(), name
+    for name in absent:
+        assert not (tmp_path / name).exists() and name not in summary, name
+    assert "drugs.png" in summary and summary.startswith("Result:\n")
+    listed = json.loads((tmp_path / "run.json").read_text())["report"]["files"]
+    assert not set(absent) & set(listed) and set(files) <= set(listed)
 
 
 def test_cli_prints_table_and_errors_clearly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -330,3 +360,16 @@ def test_a_store_attribute_that_is_not_json_is_one_error_line(tmp_path: Path,
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "'ceiling'" in err and "not valid JSON" in err
+
+
+def test_a_report_without_figures_still_lists_those_in_out(tmp_path: Path) -> None:
+    """`report --no-figures` keeps the figures already in OUT, so its summary still points to them, and to
+    none that is not there."""
+    make_store(tmp_path)
+    render_report(tmp_path, with_figures=False)
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "drugs.png" not in summary and "figure2.png" not in summary and "table1.md" in summary
+    render_report(tmp_path)
+    render_report(tmp_path, with_figures=False)
+    summary = (tmp_path / "summary.txt").read_text()
+    assert all(name in summary for name in ("drugs.png", "forest.png", "figure2.png"))

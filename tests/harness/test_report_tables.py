@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +203,14 @@ def test_legends_caption_and_few_splits_warning(tmp_path: Path) -> None:
     header = next(x for x in lines if x.startswith("| drug |"))
     for col in header.strip("| ").split(" | "):  # every column explained
         assert any(x.startswith(f"- {col}: ") for x in lines), col
+    names = header.strip("| ").split(" | ")
+    rows = [x.strip("| ").split(" | ") for x in lines if x.startswith("| ") and not x.startswith("| drug |")]
+    for row in rows:   # one number format for p and q, the one the legend states
+        for name, cell in zip(names, row, strict=True):
+            if name.startswith(("p_", "q_")):
+                assert re.fullmatch(r"-|[01]\.\d{3}|[1-9]\.\d{2}e-\d{2}", cell), (name, cell)
+                assert cell == "-" or float(cell) >= 1e-3 or "e-" in cell, (name, cell)
+    assert "below 0.001 in scientific notation" in t1
 
     bm = (tmp_path / "benchmark.md").read_text()
     warn = [x for x in bm.splitlines() if x.startswith("WARNING:")]
@@ -279,6 +288,8 @@ def test_drugs_figure_reads_without_the_code(n_drugs: int) -> None:
             assert "measure no change" in titles[-1]
             null_ticks = [t.get_text() for t in fig.axes[-1].get_xticklabels()]
             assert null_ticks == [f"drug-{i:02d}" for i in range(1, n_drugs, 2)]
+            lo, hi = fig.axes[-1].get_ylim()   # chance-level scatter is not zoomed into looking like effects
+            assert lo <= -figures.NULL_SPAN and hi >= figures.NULL_SPAN
         assert fig.bbox.width < 2000 and fig.bbox.height < 3000   # still a figure one can read on a screen
     finally:
         plt.close(fig)
@@ -319,6 +330,35 @@ def test_forest_figure_has_a_panel_per_method(tmp_path: Path) -> None:
         colors = {tuple(c.get_color()) if not isinstance(c.get_color(), str) else c.get_color()
                   for c in ridge.get_lines()}
         assert "tab:red" in colors   # PertVAE significantly worse than ridge_delta on "strong"
+        spans = {ax.get_xlim() for ax in fig.axes}
+        assert len(spans) == 1          # one scale for every panel, so that the panels compare
+        lo, hi = spans.pop()
+        real = comp[(comp["kind"] == "versus") & (comp["metric"] == "delta_pearson")
+                    & comp["drug"].isin(["strong", "weak"])]
+        assert lo < real["ci_low"].min() and hi > real["ci_high"].max() and lo < 0 < hi
+    finally:
+        plt.close(fig)
+
+
+def test_forest_cuts_a_drug_without_change_not_the_others(tmp_path: Path) -> None:
+    """A drug without a measured change, on few cell lines, can have an interval wide enough to squeeze
+    every other into a line: forest.png's scale follows the drugs with a change and cuts that one."""
+    import matplotlib.pyplot as plt
+
+    from harness import figures
+
+    ds = make_store(tmp_path)
+    scores = bench.scores_table(ds)
+    comp = bench.comparisons(scores, json.loads(ds.attrs["n_train_test"]))
+    inert = comp["drug"] == "inert"
+    comp.loc[inert, "ci_low"], comp.loc[inert, "ci_high"] = -1.8, 1.8
+    ds.attrs["ceiling"] = json.dumps({**json.loads(ds.attrs["ceiling"]), "inert": {"signal_z": 0.1}})
+    fig = figures.plot_forest(ds, comp, partial=False)
+    try:
+        lo, hi = fig.axes[0].get_xlim()
+        assert -1.8 < lo and hi < 1.8
+        assert "cut at the axis" in fig._supxlabel.get_text()
+        assert "inert (no change)" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
     finally:
         plt.close(fig)
 

@@ -102,7 +102,9 @@ def test_a_drug_lost_on_every_split_is_never_called_unbeaten(tmp_path: Path, n_f
     else:
         assert "WARNING" not in bench
     summary = (tmp_path / "summary.txt").read_text()
-    assert "on the 1 drug(s) whose replicates measure a change: mean_shift on 1; PertVAE on none." in summary
+    assert ("on the 1 drug(s) whose replicates measure a change: mean_shift on 1 (temsirolimus); PertVAE on "
+            "none." in summary)
+    assert "Best mean delta_pearson (the correlation of the predicted with the measured change;" in summary
     assert "4 drug(s) show no measured change; no delta_pearson comparison is called on them." in summary
 
 
