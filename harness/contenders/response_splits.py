@@ -11,7 +11,9 @@ Per (repeat, fold), grouped by cell line so that no cell line is in two of train
 - training: the pairs of training cell lines (with their cell line's response, NaN = unlabelled) and every
   singleton of a cell line in neither validation nor test (labelled or not: the model is semi-supervised);
 - validation and test: the labelled singletons of their cell lines (response predicted from the untreated
-  profile alone, as in Dr.VAE). Labels come from the default rule (waterfall) on training cell lines only.
+  profile alone, as in Dr.VAE); the validation cell lines' pairs too, where a PertVAE fitted for the
+  classifiers' features stops early (harness.contenders.response_pertvae). Labels come from the default
+  rule (waterfall) on training cell lines only.
 A split that cannot be built (too few labelled cell lines, one class in training, no test singleton) is its
 reason (a str) in place of the split, and its fit is marked failed with it.
 """
@@ -77,9 +79,11 @@ def _one_split(dd: Any, pcl: np.ndarray, scl: np.ndarray, r_pairs: np.ndarray, r
     labelled = ~np.isnan(r_sing)
     vs = np.isin(scl, sorted(val)) & labelled
     es = np.isin(scl, sorted(test)) & labelled
+    vp = np.isin(pcl, sorted(val))
     try:
         return ResponseSplit(x1[tp], x2[tp], r_pairs[tp], xs[ts], r_sing[ts], xs[vs], r_sing[vs], xs[es],
-                             r_sing[es], cl_pairs=pcl[tp], cl_train=scl[ts], cl_val=scl[vs], cl_test=scl[es])
+                             r_sing[es], cl_pairs=pcl[tp], cl_train=scl[ts], cl_val=scl[vs], cl_test=scl[es],
+                             x1_val_pairs=x1[vp], x2_val_pairs=x2[vp])
     except ValueError as e:
         return f"drug {dd.drug!r}: no response split: {e}"
 

@@ -13,11 +13,12 @@ from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from harness.config import make_config, parse_args
-from harness.contenders import BUILT_IN, run_metrics
+from harness.contenders import BUILT_IN, contender, run_metrics
 from harness.contenders.response_splits import response_splits
 from harness.report import load as report_load
 from harness.response_report import _q
 from harness.run import main
+from harness.shapes import run_splits
 from harness.tasks import cube_of, drug_data
 from pertvae_core.evaluation import METRICS
 from pertvae_core.response_baselines import RESPONSE_BASELINES
@@ -42,8 +43,10 @@ def response_cube(tmp_path_factory) -> Path:
 
 def _args(cube: Path, out: Path) -> list[str]:
     return ["--data", str(cube), "--out", str(out), "--cluster", "none", "--no-progress",
-            "--models", "drvae", "response_baselines", "--drugs", BASELINE_DRUG, NULL_DRUG,
-            "--latents-drvae", "4", "--latents-response-baselines", "4", "--n-repeats", "2", "--n-folds", "5",
+            "--models", "drvae", "response_baselines", "response_pertvae",
+            "--drugs", BASELINE_DRUG, NULL_DRUG,
+            "--latents-drvae", "4", "--latents-response-baselines", "4", "--latents-response-pertvae", "4",
+            "--n-repeats", "2", "--n-folds", "5",
             "--hidden", "16", "8", "--context", "8", "--iaf-steps", "1", "--iaf-hidden", "8",
             "--max-epochs", "8", "--patience", "3", "--mc-samples", "2", "--batch-pairs", "16",
             "--batch-singletons", "32", "--lr", "3e-3"]
@@ -73,6 +76,12 @@ def test_response_splits_are_grouped_by_cell_line(response_cube, tmp_path):
             train = set(sp.cl_pairs) | set(sp.cl_train)
             assert not (train & set(sp.cl_test)) and not (train & set(sp.cl_val))
             assert not set(sp.cl_val) & set(sp.cl_test)
+    pcl = np.asarray(dd.pair_cell_line).astype(str)
+    for key, sp, pairs in zip(keys, splits, run_splits(sorted(set(pcl)), dd.drug, cfg), strict=True):
+        assert key == (pairs.repeat, pairs.fold)      # the pairs' folds are the perturbation benchmark's
+        val_pairs = np.isin(pcl, list(pairs.val_cell_lines))            # what PertVAE's features stop on
+        assert val_pairs.any() and not set(pairs.val_cell_lines) & (set(sp.cl_test) | set(sp.cl_pairs))
+        np.testing.assert_array_equal(sp.x1_val_pairs, np.asarray(dd.x1, np.float32)[val_pairs])
     paired = {str(c) for c in dd.pair_cell_line}
     tested_paired = [len(set(sp.cl_test) & paired) for sp in splits[:cfg.n_folds]]
     assert max(tested_paired) - min(tested_paired) <= 3          # pair cell lines spread across folds
@@ -83,7 +92,8 @@ def test_the_store_holds_every_response_method_scored_as_sklearn_does(run, respo
     assert list(ds.metric.values) == list(run_metrics(["drvae", "response_baselines"]))
     assert (ds.status.values == "done").all()
     for model, methods in (("drvae", ("drvae", "drvae_identity")),
-                           ("response_baselines", tuple(RESPONSE_BASELINES)[:7])):
+                           ("response_baselines", tuple(RESPONSE_BASELINES)[:7]),
+                           ("response_pertvae", contender("response_pertvae").methods)):
         for m in methods:
             v = ds.score.sel({"model": model, "method": m, "latent": 4, "metric": "auroc"}).values
             assert np.isfinite(v).all(), (model, m)
@@ -117,12 +127,13 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
     table = pd.read_csv(out / "response.csv")
     au = table[table["metric"] == "auroc"]
     null = au[au["drug"] == NULL_DRUG]
-    assert len(null) == 9 and not (null["q_chance"] < 0.05).any()        # a null drug: nothing above chance
+    assert len(null) == 18 and not (null["q_chance"] < 0.05).any()       # a null drug: nothing above chance
     base = au[(au["drug"] == BASELINE_DRUG)].set_index("method")
     assert base.loc["logreg_x1", "q_chance"] < 0.05 and base.loc["logreg_x1", "mean"] > 0.5
     assert set(base["verdict"].dropna()) <= {"beats", "loses to", "not distinguishable from"}
     md = (out / "response.md").read_text()
     assert f"## {NULL_DRUG} (latent 4, 10 splits)" in md and "Dr.VAE, identity perturbation" in md
+    assert "| linear SVM | PertVAE [z1, z2 − z1] |" in md
     loaded = report_load(out).response      # the same table as a DataFrame (harness.report.load)
     pd.testing.assert_frame_equal(loaded[["drug", "method", "metric"]].reset_index(drop=True),
                                   table[["drug", "method", "metric"]].reset_index(drop=True))
@@ -143,6 +154,6 @@ def test_the_dry_run_estimates_the_drvae_preset(response_cube, tmp_path, capsys)
                       hidden=(16, 8), context=8, iaf_hidden=8, out=str(tmp_path / "dry"), dry_run=True)
     assert _dry(cfg, capsys) == 0
     text = capsys.readouterr().out
-    assert "grid: 6 tasks, 10 fits (drvae 5, response_baselines 5)" in text
+    assert "grid: 11 tasks, 15 fits (drvae 5, response_baselines 5, response_pertvae 5)" in text
     assert "early stopping of drvae after 90 of 300 epochs" in text and "CPU-hours; wall time" in text
     assert not (tmp_path / "dry").exists()
