@@ -152,6 +152,11 @@ class ResponseSplit:
                                      "cell line")
         return np.asarray(list(by_cl.values()) + rows, dtype=np.float64)
 
+    def train_mean(self) -> float:
+        """The drug's mean training response, one value per training cell line (:meth:`train_responses`):
+        the naive continuous prediction (pertvae_core.response_baselines.DrugMean) and RMSE's chance."""
+        return float(self.train_responses().mean())
+
     @property
     def genes(self) -> int:
         return int(self.x1_pairs.shape[1])

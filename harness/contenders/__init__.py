@@ -21,10 +21,10 @@ from collections.abc import Sequence
 
 from harness.contenders.base import Contender, fit_config
 from harness.contenders.baselines import Baselines
-from harness.contenders.drvae import DrVAE
+from harness.contenders.drvae import DrVAE, DrVAEContinuous
 from harness.contenders.pca import PCA
 from harness.contenders.pertvae import PertVAE
-from harness.contenders.response_baselines import ResponseBaselines
+from harness.contenders.response_baselines import ResponseBaselines, ResponseRegression
 from harness.contenders.response_pertvae import ResponsePertVAE
 from harness.contenders.vae import VAE
 from pertvae_core.methods import import_object
@@ -131,7 +131,7 @@ for _c in (PertVAE, VAE, PCA, Baselines):
 # The default grid (the perturbation study); the drug-response models are built in too but run when asked
 # for (--models, the drvae presets), so a run without them keeps its grid and store coordinates.
 BUILT_IN: tuple[str, ...] = tuple(REGISTRY)
-for _c in (DrVAE, ResponseBaselines, ResponsePertVAE):
+for _c in (DrVAE, ResponseBaselines, ResponsePertVAE, DrVAEContinuous, ResponseRegression):
     register(_c)
 RESPONSE_MODELS: tuple[str, ...] = tuple(m for m in REGISTRY if m not in BUILT_IN)
 _load_entry_points()

@@ -30,10 +30,14 @@ if TYPE_CHECKING:
     from pertvae_core.data import SplitData
     from pertvae_core.response_data import ResponseSplit
 
-__all__ = ["RESPONSE_METRICS", "response_splits", "failed_row", "run_valid", "calibration_split"]
+__all__ = ["RESPONSE_METRICS", "CONTINUOUS_METRICS", "response_splits",
+           "failed_row", "run_valid", "calibration_split"]
 
 # The binary head's metrics and their chance levels (pertvae_core.response_metrics.binary_metrics).
 RESPONSE_METRICS = ("auroc", "auroc_chance", "aupr", "aupr_chance")
+# The continuous head's (pertvae_core.response_metrics.continuous_metrics): RMSE's chance is the RMSE of
+# predicting the training cell lines' mean response.
+CONTINUOUS_METRICS = ("pearson", "pearson_chance", "spearman", "spearman_chance", "rmse", "rmse_chance")
 
 
 def _fold_sets(cells: Sequence[str], drug: str, cfg: RunConfig) -> dict[tuple[int, int], Any]:

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, mean_squared_error, roc_auc_score
 
 from harness.config import make_config, parse_args
 from harness.contenders import BUILT_IN, contender, run_metrics
-from harness.contenders.response_splits import response_splits
+from harness.contenders.response_splits import CONTINUOUS_METRICS, response_splits
 from harness.report import load as report_load
 from harness.response_report import _q
 from harness.run import main
@@ -157,3 +157,59 @@ def test_the_dry_run_estimates_the_drvae_preset(response_cube, tmp_path, capsys)
     assert "grid: 11 tasks, 15 fits (drvae 5, response_baselines 5, response_pertvae 5)" in text
     assert "early stopping of drvae after 90 of 300 epochs" in text and "CPU-hours; wall time" in text
     assert not (tmp_path / "dry").exists()
+
+
+@pytest.fixture(scope="module")
+def continuous_run(response_cube, tmp_path_factory):
+    """A run of the continuous head alone: Dr.VAE's continuous head, ridge on x1 and the drug mean."""
+    out = Path(tmp_path_factory.mktemp("drvae_continuous")) / "out"
+    args = _args(response_cube, out)
+    at = args.index("--models")
+    args[at + 1:at + 4] = ["drvae_continuous", "response_regression"]
+    args += ["--latents-drvae-continuous", "4", "--latents-response-regression", "4"]
+    assert main(args) == 0
+    return out, load(out), args
+
+
+def test_the_continuous_head_is_scored_as_scipy_and_sklearn_do(continuous_run, response_cube):
+    out, ds, args = continuous_run
+    assert list(ds.metric.values) == list(CONTINUOUS_METRICS) and (ds.status.values == "done").all()
+    for model, methods in (("drvae_continuous", ("drvae_continuous", "drvae_continuous_identity")),
+                           ("response_regression", ("ridge_x1",))):
+        for m in methods:
+            v = ds.score.sel({"model": model, "method": m, "latent": 4, "metric": "pearson"}).values
+            assert np.isfinite(v).all(), (model, m)
+    cfg = parse_args(args)
+    sp = response_splits(drug_data(str(response_cube), BASELINE_DRUG, cfg), cube_of(str(response_cube)),
+                         [(0, 3)], cfg)[0]
+    pred = RESPONSE_BASELINES["ridge_x1"](4, 0).fit(sp).predict(sp.x_test)
+    got = ds.score.sel({"model": "response_regression", "drug": BASELINE_DRUG, "latent": 4, "split": 3})
+    ridge = got.sel({"method": "ridge_x1"})     # (method= is sel's own keyword)
+    assert ridge.sel(metric="pearson").item() == pytest.approx(stats.pearsonr(sp.r_test, pred)[0], abs=1e-9)
+    assert ridge.sel(metric="spearman").item() == pytest.approx(stats.spearmanr(sp.r_test, pred)[0], abs=1e-9)
+    assert ridge.sel(metric="rmse").item() == pytest.approx(
+        np.sqrt(mean_squared_error(sp.r_test, pred)), abs=1e-9)
+    train_r = np.concatenate([sp.r_pairs, sp.r_train])    # one response per training cell line
+    train_mean = pd.Series(train_r, index=np.concatenate([sp.cl_pairs, sp.cl_train])).dropna()
+    train_mean = train_mean[~train_mean.index.duplicated()].mean()
+    chance = np.sqrt(mean_squared_error(sp.r_test, np.full(len(sp.r_test), train_mean)))
+    mean_row = got.sel({"method": "drug_mean"})
+    assert ridge.sel(metric="rmse_chance").item() == pytest.approx(chance, abs=1e-9)
+    assert mean_row.sel(metric="rmse").item() == pytest.approx(chance, abs=1e-9)
+    assert np.isnan(mean_row.sel(metric="pearson").item())            # a constant has no correlation
+    assert ridge.sel(metric="pearson_chance").item() == 0.0
+
+
+def test_the_continuous_report_says_what_beats_chance(continuous_run):
+    out, _, _ = continuous_run
+    table = pd.read_csv(out / "response.csv")
+    assert set(table["metric"]) == {"pearson", "spearman", "rmse"}
+    pe = table[table["metric"] == "pearson"].set_index(["drug", "method"])
+    assert pe.loc[(BASELINE_DRUG, "ridge_x1"), "q_chance"] < 0.05          # the untreated direction
+    assert not (pe.loc[NULL_DRUG, "q_chance"] < 0.05).any()               # a null drug: nothing
+    assert pe.loc[(BASELINE_DRUG, "ridge_x1"), "verdict"] in {"beats", "loses to", "not distinguishable from"}
+    rm = table[table["metric"] == "rmse"].set_index(["drug", "method"])
+    assert rm.loc[(BASELINE_DRUG, "ridge_x1"), "mean"] < rm.loc[(BASELINE_DRUG, "ridge_x1"), "chance"]
+    md = (out / "response.md").read_text()
+    assert "| ridge | x1 |" in md and "RMSE mean [95% CI]" in md and "AUROC" not in md.split("Legend")[0]
+    assert "Dr.VAE (continuous head)" in (out / "summary.txt").read_text()
