@@ -31,6 +31,7 @@ from scipy import stats as _st
 
 from harness.benchmark import ALPHA, _family_q, scores_table
 from harness.contenders import RESPONSE_MODELS, contender
+from harness.store import json_attr
 from pertvae_core.stats import paired_comparison
 
 __all__ = ["response_table", "response_markdown", "write_response_report", "has_response", "summary_lines",
@@ -223,9 +224,22 @@ def summary_lines(ds: xr.Dataset) -> list[str]:
     return lines
 
 
-def response_markdown(table: pd.DataFrame, partial_line: str = "") -> str:
-    """response.md: one section per drug and latent (module docstring), then the legend."""
+def label_rule(ds: xr.Dataset) -> str:
+    """The run's response label rule as the store records it ("waterfall", "quantile 0.75", "fixed 0.3"):
+    its config's ``response_label`` and ``response_label_value`` (a store written before they existed:
+    the waterfall rule, then the only one)."""
+    cfg = json_attr(ds, "config")
+    given = {**cfg.get("execution", {}), **cfg.get("science", {})}
+    kind, value = given.get("response_label", "waterfall"), given.get("response_label_value")
+    return kind if value is None else f"{kind} {value:g}"
+
+
+def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "waterfall") -> str:
+    """response.md: one section per drug and latent (module docstring), then the legend; ``rule`` is the
+    label rule the binary head's labels come from (:func:`label_rule`)."""
     lines = ["# Drug response", ""] + ([partial_line, ""] if partial_line else [])
+    lines += [f"Labels (binary head): the {rule} rule (pertvae_core.response_labels), its threshold set per "
+              "drug and split from the training cell lines' responses only.", ""]
     for (drug, latent), sub in table.groupby(["drug", "latent"], sort=False):
         lines += _drug_section(sub, str(drug), int(latent))
     lines += ["Legend: means over the splits with 95% t-intervals; test sets are labelled untreated profiles "
@@ -246,6 +260,8 @@ def write_response_report(ds: xr.Dataset, out: Path, partial_line: str = "") -> 
         return []
     table = response_table(ds)
     out = Path(out)
-    table.assign(partial=bool(partial_line)).to_csv(out / "response.csv", index=False, float_format="%.6g")
-    (out / "response.md").write_text(response_markdown(table, partial_line))
+    rule = label_rule(ds)
+    table.assign(partial=bool(partial_line), label_rule=rule).to_csv(out / "response.csv", index=False,
+                                                                     float_format="%.6g")
+    (out / "response.md").write_text(response_markdown(table, partial_line, rule))
     return [out / "response.csv", out / "response.md"]

@@ -12,16 +12,18 @@ import pytest
 from scipy import stats
 from sklearn.metrics import average_precision_score, mean_squared_error, roc_auc_score
 
-from harness.config import make_config, parse_args
+from harness.config import make_config, parse_args, science_key
 from harness.contenders import BUILT_IN, contender, run_metrics
 from harness.contenders.response_splits import CONTINUOUS_METRICS, response_splits
 from harness.report import load as report_load
 from harness.response_report import _q
 from harness.run import main
 from harness.shapes import run_splits
+from harness.store import json_attr
 from harness.tasks import cube_of, drug_data
 from pertvae_core.evaluation import METRICS
 from pertvae_core.response_baselines import RESPONSE_BASELINES
+from pertvae_core.response_labels import waterfall_threshold
 from tests.e2e import load
 from tests.harness.test_cost import _dry
 
@@ -213,3 +215,48 @@ def test_the_continuous_report_says_what_beats_chance(continuous_run):
     md = (out / "response.md").read_text()
     assert "| ridge | x1 |" in md and "RMSE mean [95% CI]" in md and "AUROC" not in md.split("Legend")[0]
     assert "Dr.VAE (continuous head)" in (out / "summary.txt").read_text()
+
+
+@pytest.mark.parametrize(("flags", "why"), [
+    (["--response-label", "quantile"], "field 'response_label_value' = None: the quantile rule needs a level "
+                                       "in (0, 1)"),
+    (["--response-label", "quantile", "--response-label-value", "1"], "field 'response_label_value' = 1.0 "
+     "(--response-label-value): the quantile rule needs a level in (0, 1)"),
+    (["--response-label-value", "0.3"], "field 'response_label_value' = 0.3 (--response-label-value): the "
+     "waterfall rule takes no value (give --response-label quantile or fixed)"),
+    (["--response-label", "quantil"], "argument --response-label: invalid choice 'quantil'; did you mean "
+                                      "quantile? (choose from waterfall, quantile, fixed)"),
+])
+def test_a_bad_label_rule_is_one_error_line_exit_2(response_cube, tmp_path, capsys, flags, why):
+    assert main(_args(response_cube, tmp_path / "out") + flags) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"error: {why}"] and not (tmp_path / "out").exists()
+
+
+def test_the_label_rule_sets_each_splits_threshold_from_training_cell_lines(response_cube, tmp_path):
+    dd = drug_data(str(response_cube), BASELINE_DRUG, parse_args(_args(response_cube, tmp_path / "x")))
+    keys = [(0, f) for f in range(5)]
+    for flags, expect in ((["--response-label", "quantile", "--response-label-value", "0.75"],
+                           lambda r: np.quantile(r, 0.75)),
+                          (["--response-label", "fixed", "--response-label-value", "0.1"], lambda r: 0.1),
+                          ([], lambda r: waterfall_threshold(r)[0])):
+        cfg = parse_args(_args(response_cube, tmp_path / "x") + flags)
+        for sp in response_splits(dd, cube_of(str(response_cube)), keys, cfg):
+            assert sp.threshold == pytest.approx(expect(sp.train_responses()), abs=1e-12), flags
+            assert np.array_equal(sp.y_test, (sp.r_test >= sp.threshold).astype(float))
+
+
+def test_the_label_rule_is_science_only_for_response_runs_and_recorded(response_cube, tmp_path):
+    quantile = ["--response-label", "quantile", "--response-label-value", "0.6"]
+    perturbation = ["--models", "pca", "--data", str(response_cube)]
+    assert science_key(parse_args(perturbation)) == science_key(parse_args(perturbation + quantile))
+    response = _args(response_cube, tmp_path / "out")
+    assert science_key(parse_args(response))["response_label"] == "waterfall"
+    assert science_key(parse_args(response + quantile))["response_label_value"] == 0.6
+    at = response.index("--models")
+    response[at + 1:at + 4] = ["response_regression"]     # one cheap model: the rule reaches the report
+    response += ["--n-repeats", "1"]
+    assert main(response + quantile) == 0
+    assert json_attr(load(tmp_path / "out"), "config")["science"]["response_label"] == "quantile"
+    assert "Labels (binary head): the quantile 0.6 rule" in (tmp_path / "out" / "response.md").read_text()
+    assert set(pd.read_csv(tmp_path / "out" / "response.csv")["label_rule"]) == {"quantile 0.6"}
