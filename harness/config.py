@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from datasets.argparsing import did_you_mean
-from harness.contenders import BUILT_IN, LOAD_ERRORS, REGISTRY, user_method_host
+from harness.contenders import BUILT_IN, LOAD_ERRORS, REGISTRY, RESPONSE_MODELS, user_method_host
+from harness.contenders.response_splits import label_rule
 from harness.presets import PRESETS
 from pertvae_core.config import FitConfig, FitSettingError, OneOf, fit_settings
 from pertvae_core.evaluation import SCORING
+from pertvae_core.response_labels import RULES as LABEL_RULES
 
 CLUSTERS = ("local", "slurm", "none")
 DEVICES = ("auto", "cpu", "cuda")   # the run's --device (FitConfig's device: a worker's resolved one)
@@ -120,6 +122,14 @@ class RunConfig:
     base_seed: int = _f(0, "base seed: splits and every fit's seed derive from it", "cv")
     include_test_singletons: bool = _f(False, "train on unpaired singleton profiles of test cell lines too "
                                        "(transductive, as the paper allows)", "cv")
+    response_label: str = _f("waterfall", "the drug-response models' binary labels, set per drug and split "
+                             "from the training cell lines' responses only (pertvae_core.response_labels): "
+                             "waterfall (CCLE's knee of the sorted responses) | quantile (sensitive from "
+                             "--response-label-value, a level in (0, 1), of the training responses) | "
+                             "fixed (sensitive from the threshold --response-label-value, in the "
+                             "response's units)", "cv")
+    response_label_value: float | None = _f(None, "the quantile level (quantile) or the threshold (fixed) of "
+                                            "--response-label; none for waterfall", "cv")
     splits_per_task: int | None = _f(None, "splits trained together as one batched model per task "
                                      "(default: 1 on CPU, all of a drug's splits with CUDA or "
                                      "--gpus-per-job)", "cv")
@@ -251,8 +261,10 @@ def science_key(cfg: RunConfig) -> dict[str, Any]:
     """What changes results: models, drugs, latents, CV splits, fit settings, seeds, the data's origin.
 
     The cube's content is checked separately by its fingerprint; ``data_seed`` only counts for a generated
-    cube, and only the latents of the models that run count. ``scoring`` is the version of how fits are
-    trained and scored (pertvae_core.evaluation.SCORING), so a store from older code is not resumed into.
+    cube, and only the latents of the models that run count, and the response label rule only where a
+    response model runs (so stores of the perturbation study made before it existed still resume).
+    ``scoring`` is the version of how fits are trained and scored (pertvae_core.evaluation.SCORING), so a
+    store from older code is not resumed into.
     """
     key: dict[str, Any] = {}
     for f in fields(cfg):
@@ -268,6 +280,8 @@ def science_key(cfg: RunConfig) -> dict[str, Any]:
     key["scoring"] = SCORING
     if cfg.data:
         key.pop("data_seed")
+    if not set(cfg.models) & set(RESPONSE_MODELS):
+        key.pop("response_label"), key.pop("response_label_value")
     return key
 
 
@@ -508,6 +522,20 @@ def _check_cv_and_fit(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) ->
             raise bad(name, "must be in [0, 2**63)")
     if cfg.figure2_scope not in FIGURE2_SCOPES:
         raise bad("figure2_scope", f"must be one of {', '.join(FIGURE2_SCOPES)}")
+    _check_label_rule(cfg, bad)
+
+
+def _check_label_rule(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """The response label rule, by pertvae_core's LabelRule: a value only where the rule takes one."""
+    if cfg.response_label not in LABEL_RULES:
+        raise bad("response_label", f"must be one of {', '.join(LABEL_RULES)}")
+    if cfg.response_label == "waterfall" and cfg.response_label_value is not None:
+        raise bad("response_label_value", "the waterfall rule takes no value (give --response-label "
+                                          "quantile or fixed)")
+    try:
+        label_rule(cfg)
+    except ValueError as e:
+        raise bad("response_label_value", str(e).split(": ", 1)[-1]) from None
 
 
 def _check_fit(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> None:
@@ -601,6 +629,7 @@ def _flag(name: str) -> str:
 # The fit settings' sets are FitConfig's declared choices.
 ENUMS: dict[str, tuple[str, ...]] = {
     "preset": tuple(PRESETS), "models": BUILT_IN, "cluster": CLUSTERS, "figure2_scope": FIGURE2_SCOPES,
+    "response_label": LABEL_RULES,
     **{name: check.choices for name, check in _FIT_CHECKS.items() if isinstance(check, OneOf)},
     "device": DEVICES}
 

@@ -1,9 +1,12 @@
 """The drug-response report: per drug, every response method's AUROC and AUPR (Dr.VAE's results layout:
-classifier x feature set), above chance or not, and Dr.VAE against each method; OUT/response.md and
-OUT/response.csv, written by harness.report when the store has response scores.
+classifier x feature set), and for the continuous head Pearson, Spearman and RMSE, above chance or not, and
+Dr.VAE against each method; OUT/response.md and OUT/response.csv, written by harness.report when the store
+has response scores.
 
 From the store's ``score`` (harness.benchmark.scores_table: done fits only), per (drug, latent, method,
-metric) for metric in auroc and aupr:
+metric) for metric in auroc, aupr (the binary head's methods, against Dr.VAE "drvae") and pearson, spearman,
+rmse (the continuous head's, against Dr.VAE's continuous head "drvae_continuous"; RMSE: lower is better,
+its chance the RMSE of the training mean):
 - ``mean`` over the splits with its 95% t-interval (``ci_low``, ``ci_high``; one value per split), ``chance``
   (the mean of the split's chance level: 0.5 for AUROC, the test prevalence for AUPR) and ``n_splits``;
 - above chance: the method against its chance level on the same splits, by the perturbation benchmark's
@@ -26,14 +29,19 @@ import pandas as pd
 import xarray as xr
 from scipy import stats as _st
 
-from harness.benchmark import ALPHA, _family_q, _row, scores_table
+from harness.benchmark import ALPHA, _family_q, scores_table
 from harness.contenders import RESPONSE_MODELS, contender
+from harness.store import json_attr
+from pertvae_core.stats import paired_comparison
 
 __all__ = ["response_table", "response_markdown", "write_response_report", "has_response", "summary_lines",
            "METRICS"]
 
-METRICS = ("auroc", "aupr")
-REFERENCE = "drvae"
+BINARY, CONTINUOUS = ("auroc", "aupr"), ("pearson", "spearman", "rmse")
+METRICS = BINARY + CONTINUOUS
+# Dr.VAE's method each metric's methods are compared with (the contenders drvae and drvae_continuous).
+REFERENCES = {**dict.fromkeys(BINARY, "drvae"), **dict.fromkeys(CONTINUOUS, "drvae_continuous")}
+LOWER_IS_BETTER = ("rmse",)
 COLUMNS = ("drug", "latent", "method", "classifier", "features", "metric", "mean", "ci_low", "ci_high",
            "chance", "n_splits", "p_chance", "q_chance", "diff_vs_drvae", "diff_ci_low", "diff_ci_high",
            "q_better", "q_worse", "verdict")
@@ -46,7 +54,7 @@ def response_methods() -> list[str]:
 
 def has_response(ds: xr.Dataset) -> bool:
     """Whether the store has a response metric (a run with a response model)."""
-    return "metric" in ds.coords and "auroc" in [str(m) for m in ds["metric"].values]
+    return "metric" in ds.coords and bool(set(METRICS) & {str(m) for m in ds["metric"].values})
 
 
 def label(method: str) -> tuple[str, str]:
@@ -77,16 +85,24 @@ def _wide(ds: xr.Dataset) -> pd.DataFrame:
                           values="value", aggfunc="first")
 
 
+def _compare(a: np.ndarray, b: np.ndarray, metric: str, tt: tuple[float, float]) -> dict:
+    """paired_comparison of ``a`` with ``b`` in the metric's direction ({} without a finite pair)."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    if not ok.any():
+        return {}
+    return paired_comparison(a, b, tt[0], tt[1], metric not in LOWER_IS_BETTER)
+
+
 def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: tuple[float, float]) -> list:
     rows, methods = [], [m for m in response_methods() if (metric, m) in block]
-    ref = block[(metric, REFERENCE)].to_numpy(float) if (metric, REFERENCE) in block else None
+    reference = REFERENCES[metric]
+    ref = block[(metric, reference)].to_numpy(float) if (metric, reference) in block else None
     for m in methods:
         v = block[(metric, m)].to_numpy(float)
         chance = block[(f"{metric}_chance", m)].to_numpy(float)
         mean, lo, hi = _t_ci(v)
-        above = _row(drug, latent, metric, "chance", m, "chance", v, chance, tt) or {}
-        vs = (_row(drug, latent, metric, "versus", REFERENCE, m, ref, v, tt) if ref is not None
-              and m != REFERENCE else None) or {}
+        above = _compare(v, chance, metric, tt)
+        vs = _compare(ref, v, metric, tt) if ref is not None and m != reference else {}
         rows.append({"drug": drug, "latent": int(latent), "method": m, "classifier": label(m)[0],
                      "features": label(m)[1], "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi,
                      "chance": float(np.nanmean(chance)), "n_splits": int(np.isfinite(v).sum()),
@@ -128,52 +144,102 @@ def response_table(ds: xr.Dataset) -> pd.DataFrame:
     return _q(pd.DataFrame(rows))[list(COLUMNS)]
 
 
-def _cell(mean: float, lo: float, hi: float) -> str:
-    return "—" if not np.isfinite(mean) else f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+def _cell_of(r: pd.Series | None) -> str:
+    """A row's mean [95% CI], "—" without one."""
+    if r is None or not np.isfinite(r["mean"]):
+        return "—"
+    return f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
 
-def _drug_section(sub: pd.DataFrame, drug: str, latent: int) -> list[str]:
-    au, ap = (sub[sub["metric"] == m].set_index("method") for m in METRICS)
-    n = int(au["n_splits"].max()) if len(au) else 0
-    lines = [f"## {drug} (latent {latent}, {n} splits)", "",
-             f"Chance: AUROC 0.5, AUPR {ap['chance'].mean():.3f} (the test prevalence).", "",
+def _binary_table(sub: pd.DataFrame) -> list[str]:
+    au, ap = (sub[sub["metric"] == m].set_index("method") for m in BINARY)
+    lines = [f"Chance: AUROC 0.5, AUPR {ap['chance'].mean():.3f} (the test prevalence).", "",
              "| classifier | features | AUROC mean [95% CI] | q above chance | AUPR mean [95% CI] | "
              "Dr.VAE − method (AUROC) [95% CI] | Dr.VAE |",
              "|---|---|---|---|---|---|---|"]
     for m, r in au.iterrows():
         a = ap.loc[m] if m in ap.index else None
-        diff = "" if not np.isfinite(r["diff_vs_drvae"]) else \
-            f"{r['diff_vs_drvae']:+.3f} [{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}]"
-        lines.append(f"| {r['classifier']} | {r['features']} | "
-                     f"{_cell(r['mean'], r['ci_low'], r['ci_high'])} | {r['q_chance']:.3g} | "
-                     f"{_cell(a['mean'], a['ci_low'], a['ci_high']) if a is not None else '—'} | {diff} | "
-                     f"{r['verdict']} |")
-    return lines + ["", verdict_line(au, drug), ""]
+        lines.append(f"| {r['classifier']} | {r['features']} | {_cell_of(r)} | {r['q_chance']:.3g} | "
+                     f"{_cell_of(a)} | {_diff(r)} | {r['verdict']} |")
+    return lines + ["", verdict_line(au, str(sub["drug"].iloc[0])), ""]
 
 
-def verdict_line(au: pd.DataFrame, drug: str) -> str:
-    """Dr.VAE's AUROC verdict on one drug in words (q < 0.05), and which methods beat chance."""
-    parts = [f"{word} {', '.join(au.index[au['verdict'] == word])}"
-             for word in ("beats", "loses to", "not distinguishable from") if (au["verdict"] == word).any()]
-    above = list(au.index[au["q_chance"] < ALPHA])
-    head = f"{drug}: Dr.VAE " + "; ".join(parts) + " (AUROC)." if parts else f"{drug}: no Dr.VAE comparison."
+def _continuous_table(sub: pd.DataFrame) -> list[str]:
+    pe, sp, rm = (sub[sub["metric"] == m].set_index("method") for m in CONTINUOUS)
+    lines = [f"Continuous response: chance Pearson and Spearman 0, RMSE {rm['chance'].mean():.3f} (the "
+             "training mean's).", "",
+             "| method | features | Pearson mean [95% CI] | q above chance | Spearman mean [95% CI] | "
+             "RMSE mean [95% CI] | q below chance | Dr.VAE − method (Pearson) [95% CI] | Dr.VAE |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for m, r in pe.iterrows():
+        s, e = (t.loc[m] if m in t.index else None for t in (sp, rm))
+        q_rmse = e["q_chance"] if e is not None else np.nan
+        lines.append(f"| {r['classifier']} | {r['features']} | {_cell_of(r)} | {r['q_chance']:.3g} | "
+                     f"{_cell_of(s)} | {_cell_of(e)} | {q_rmse:.3g} | {_diff(r)} | {r['verdict']} |")
+    drug = str(sub["drug"].iloc[0])
+    return lines + ["", verdict_line(pe, drug, "Pearson", "Dr.VAE (continuous head)"), ""]
+
+
+def _diff(r: pd.Series) -> str:
+    return "" if not np.isfinite(r["diff_vs_drvae"]) else \
+        f"{r['diff_vs_drvae']:+.3f} [{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}]"
+
+
+def _drug_section(sub: pd.DataFrame, drug: str, latent: int) -> list[str]:
+    """A drug's section: the binary head's table and the continuous head's, for those the run has."""
+    n = int(sub["n_splits"].max()) if len(sub) else 0
+    lines = [f"## {drug} (latent {latent}, {n} splits)", ""]
+    if (sub["metric"] == "auroc").any():
+        lines += _binary_table(sub)
+    if (sub["metric"] == "pearson").any():
+        lines += _continuous_table(sub)
+    return lines
+
+
+def verdict_line(table: pd.DataFrame, drug: str, metric: str = "AUROC", who: str = "Dr.VAE") -> str:
+    """``who``'s verdict on one drug in words (q < 0.05) by ``metric``'s rows ``table`` (one per method),
+    and which methods beat chance."""
+    words = ("beats", "loses to", "not distinguishable from")
+    parts = [f"{w} {', '.join(table.index[table['verdict'] == w])}" for w in words
+             if (table["verdict"] == w).any()]
+    above = list(table.index[table["q_chance"] < ALPHA])
+    head = (f"{drug}: {who} " + "; ".join(parts) + f" ({metric})." if parts
+            else f"{drug}: no {who} comparison ({metric}).")
     return head + f" Above chance (q < {ALPHA}): {', '.join(above) if above else 'no method'}."
 
 
 def summary_lines(ds: xr.Dataset) -> list[str]:
-    """The run summary's drug-response lines: Dr.VAE's AUROC verdict and the methods above chance per drug
-    (the full table is response.md); none without response scores."""
+    """The run summary's drug-response lines: Dr.VAE's AUROC verdict (and its continuous head's Pearson
+    verdict) and the methods above chance per drug (the full table is response.md); none without response
+    scores."""
     table = response_table(ds) if has_response(ds) else pd.DataFrame()
     if table.empty:
         return []
-    au = table[table["metric"] == "auroc"]
-    return ["Drug response (response.md):"] + [f"  {verdict_line(sub.set_index('method'), str(d))}"
-                                               for (d, _), sub in au.groupby(["drug", "latent"], sort=False)]
+    lines = ["Drug response (response.md):"]
+    heads = (("auroc", "AUROC", "Dr.VAE"), ("pearson", "Pearson", "Dr.VAE (continuous head)"))
+    for metric, name, who in heads:
+        rows = table[table["metric"] == metric]
+        lines += [f"  {verdict_line(sub.set_index('method'), str(d), name, who)}"
+                  for (d, _), sub in rows.groupby(["drug", "latent"], sort=False)]
+    return lines
 
 
-def response_markdown(table: pd.DataFrame, partial_line: str = "") -> str:
-    """response.md: one section per drug and latent (module docstring), then the legend."""
+def label_rule(ds: xr.Dataset) -> str:
+    """The run's response label rule as the store records it ("waterfall", "quantile 0.75", "fixed 0.3"):
+    its config's ``response_label`` and ``response_label_value`` (a store written before they existed:
+    the waterfall rule, then the only one)."""
+    cfg = json_attr(ds, "config")
+    given = {**cfg.get("execution", {}), **cfg.get("science", {})}
+    kind, value = given.get("response_label", "waterfall"), given.get("response_label_value")
+    return kind if value is None else f"{kind} {value:g}"
+
+
+def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "waterfall") -> str:
+    """response.md: one section per drug and latent (module docstring), then the legend; ``rule`` is the
+    label rule the binary head's labels come from (:func:`label_rule`)."""
     lines = ["# Drug response", ""] + ([partial_line, ""] if partial_line else [])
+    lines += [f"Labels (binary head): the {rule} rule (pertvae_core.response_labels), its threshold set per "
+              "drug and split from the training cell lines' responses only.", ""]
     for (drug, latent), sub in table.groupby(["drug", "latent"], sort=False):
         lines += _drug_section(sub, str(drug), int(latent))
     lines += ["Legend: means over the splits with 95% t-intervals; test sets are labelled untreated profiles "
@@ -182,7 +248,9 @@ def response_markdown(table: pd.DataFrame, partial_line: str = "") -> str:
               "Dr.VAE − method: paired over the splits with its corrected-t 95% interval; the verdict at "
               "q < 0.05 (Benjamini-Hochberg over drugs, methods and both directions). The "
               "identity-perturbation row is the ablation: Dr.VAE's fits predicting with p(z2|z1) "
-              "replaced by the identity.", ""]
+              "replaced by the identity. Continuous response: Pearson and Spearman against 0, RMSE against "
+              "the training mean's (q below chance: lower RMSE), each method against Dr.VAE's continuous "
+              "head.", ""]
     return "\n".join(lines)
 
 
@@ -192,6 +260,8 @@ def write_response_report(ds: xr.Dataset, out: Path, partial_line: str = "") -> 
         return []
     table = response_table(ds)
     out = Path(out)
-    table.assign(partial=bool(partial_line)).to_csv(out / "response.csv", index=False, float_format="%.6g")
-    (out / "response.md").write_text(response_markdown(table, partial_line))
+    rule = label_rule(ds)
+    table.assign(partial=bool(partial_line), label_rule=rule).to_csv(out / "response.csv", index=False,
+                                                                     float_format="%.6g")
+    (out / "response.md").write_text(response_markdown(table, partial_line, rule))
     return [out / "response.csv", out / "response.md"]

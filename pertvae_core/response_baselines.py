@@ -168,13 +168,14 @@ class RidgeResponse:
 
 
 class DrugMean:
-    """The drug's mean training response for every cell line (the naive continuous baseline)."""
+    """The drug's mean training response for every cell line (the naive continuous baseline): one value per
+    training cell line, so a cell line with several control replicates counts once."""
 
     heads = ("continuous",)
     name = "drug_mean"
 
     def fit(self, split: ResponseSplit) -> DrugMean:
-        self.mean_ = float(split.supervised_train()[2].mean())
+        self.mean_ = split.train_mean()
         return self
 
     def predict(self, x1: np.ndarray) -> np.ndarray:

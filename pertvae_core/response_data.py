@@ -5,7 +5,10 @@ Per split (cell lines grouped into folds by the caller, so no cell line is in tw
   unlabelled: a cell line with a perturbation experiment but no viability screen);
 - training singletons ``xs_train`` (untreated profiles) with ``r_train`` (NaN = unlabelled);
 - validation and test labelled singletons (``x_val``, ``r_val``; ``x_test``, ``r_test``): response is
-  predicted from the untreated profile alone, as in Dr.VAE.
+  predicted from the untreated profile alone, as in Dr.VAE;
+- optional validation pairs (``x1_val_pairs``, ``x2_val_pairs``; default none) of the validation cell lines:
+  what a perturbation model fitted on the split (PertVAE's features, pertvae_core.response_features) stops
+  early on; Dr.VAE stops on the validation labels and does not read them.
 Responses are continuous, higher = more sensitive (:mod:`pertvae_core.response_labels`). On construction the
 binary labels ``y_*`` (1 = sensitive, NaN = unlabelled) are derived by ``rule`` with a threshold computed from
 the training cell lines' responses only, one value per cell line when ``cl_pairs`` / ``cl_train`` name them
@@ -21,9 +24,10 @@ import numpy as np
 from pertvae_core.data import distinct_rows
 from pertvae_core.response_labels import LabelRule, binarize, rule_threshold
 
-__all__ = ["ResponseSplit", "X_FIELDS"]
+__all__ = ["ResponseSplit", "X_FIELDS", "VAL_PAIR_FIELDS"]
 
 X_FIELDS = ("x1_pairs", "x2_pairs", "xs_train", "x_val", "x_test")
+VAL_PAIR_FIELDS = ("x1_val_pairs", "x2_val_pairs")
 _R_OF = {"x1_pairs": "r_pairs", "xs_train": "r_train", "x_val": "r_val", "x_test": "r_test"}
 _CL_OF = {"x1_pairs": "cl_pairs", "xs_train": "cl_train", "x_val": "cl_val", "x_test": "cl_test"}
 
@@ -50,6 +54,8 @@ class ResponseSplit:
     cl_train: np.ndarray | None = None
     cl_val: np.ndarray | None = None
     cl_test: np.ndarray | None = None
+    x1_val_pairs: np.ndarray | None = None
+    x2_val_pairs: np.ndarray | None = None
     threshold: float = field(init=False)
     y_pairs: np.ndarray = field(init=False)
     y_train: np.ndarray = field(init=False)
@@ -76,7 +82,9 @@ class ResponseSplit:
 
     def _check_profiles(self) -> None:
         genes = None
-        for f in X_FIELDS:
+        for f in X_FIELDS + VAL_PAIR_FIELDS:
+            if getattr(self, f) is None:      # no validation pairs: 0 rows of x1_pairs' genes
+                object.__setattr__(self, f, np.zeros((0, self.x1_pairs.shape[-1]), np.float32))
             a = np.asarray(getattr(self, f), dtype=np.float32)
             if a.ndim != 2:
                 raise ValueError(f"ResponseSplit.{f} must be 2-D [rows, genes], got shape {a.shape}")
@@ -88,9 +96,10 @@ class ResponseSplit:
             object.__setattr__(self, f, a)
         if genes < 2:
             raise ValueError(f"ResponseSplit needs at least 2 genes, got {genes}")
-        if self.x1_pairs.shape[0] != self.x2_pairs.shape[0]:
-            raise ValueError(f"ResponseSplit.x1_pairs has {self.x1_pairs.shape[0]} rows but x2_pairs has "
-                             f"{self.x2_pairs.shape[0]}: pairs must align row by row")
+        for a, b in (("x1_pairs", "x2_pairs"), VAL_PAIR_FIELDS):
+            if getattr(self, a).shape[0] != getattr(self, b).shape[0]:
+                raise ValueError(f"ResponseSplit.{a} has {getattr(self, a).shape[0]} rows but {b} has "
+                                 f"{getattr(self, b).shape[0]}: pairs must align row by row")
         if self.x_test.shape[0] == 0:
             raise ValueError("ResponseSplit.x_test has no rows")
 
@@ -142,6 +151,11 @@ class ResponseSplit:
                                      f"({by_cl[c[i]]:g} and {float(r[i]):g}); give one response per "
                                      "cell line")
         return np.asarray(list(by_cl.values()) + rows, dtype=np.float64)
+
+    def train_mean(self) -> float:
+        """The drug's mean training response, one value per training cell line (:meth:`train_responses`):
+        the naive continuous prediction (pertvae_core.response_baselines.DrugMean) and RMSE's chance."""
+        return float(self.train_responses().mean())
 
     @property
     def genes(self) -> int:

@@ -6,20 +6,28 @@
   singletons, labelled or not; :meth:`ResponseSplit.untreated_train`), never on validation or test rows.
 - a callable ``features(x1) -> [n, d]``: any encoder the caller fitted on the same split's training data,
   e.g. :func:`pertvae_latents` of a fitted PertVAE (z1, z2 or [z1, z2 - z1], the Dr.VAE paper's baselines).
+
+:func:`fit_pertvae_features` fits that PertVAE on a response split's training data alone
+(:func:`pertvae_split`), batched over splits, and gives each split's three feature maps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from pertvae_core.baselines import PCA, fit_pca
+from pertvae_core.config import FitConfig
+from pertvae_core.data import SplitData
 from pertvae_core.response_data import ResponseSplit
+from pertvae_core.train import FitState, fit
 
-__all__ = ["FeatureMap", "FeatureSpec", "make_features", "pertvae_latents", "LATENT_KINDS"]
+__all__ = ["FeatureMap", "FeatureSpec", "make_features", "pertvae_latents", "LATENT_KINDS", "pertvae_split",
+           "fit_pertvae_features"]
 
 FeatureSpec = str | Callable[[np.ndarray], Any]
 LATENT_KINDS = ("z1", "z2", "z1_dz")
@@ -87,3 +95,25 @@ def pertvae_latents(state: Any, s: int, kind: str) -> Callable[[np.ndarray], np.
 
     features.__name__ = f"pertvae_{kind}"
     return features
+
+
+def pertvae_split(split: ResponseSplit) -> SplitData:
+    """The data a PertVAE for ``split``'s classifiers trains on: the training cell lines' pairs and untreated
+    singletons, and the validation cell lines' pairs for early stopping (none: it trains ``max_epochs``).
+    No validation or test singleton, and no response, reaches it. SplitData requires test pairs, which
+    :func:`pertvae_core.train.fit` never reads: the first training pair stands in for them."""
+    return SplitData(split.x1_pairs, split.x2_pairs, split.x1_val_pairs, split.x2_val_pairs,
+                     split.x1_pairs[:1], split.x2_pairs[:1], split.xs_train)
+
+
+def fit_pertvae_features(splits: Sequence[ResponseSplit], cfg: FitConfig, seeds: Sequence[int]
+                         ) -> tuple[FitState, list[dict[str, Callable[[np.ndarray], np.ndarray]]]]:
+    """One batched PertVAE over the splits' :func:`pertvae_split` (split s seeded by ``seeds[s]``) and, per
+    split, {"pertvae_z1", "pertvae_z2", "pertvae_z1_dz": features(x1)} (:func:`pertvae_latents`).
+
+    The fit standardizes genes with one pooled set of training statistics (``standardize="pooled"``,
+    whatever ``cfg`` says): the classifiers encode training pair controls and singletons alike and
+    predict singletons, so every profile must be standardized the same way, as the encoder saw it."""
+    state = fit([pertvae_split(sp) for sp in splits], dataclasses.replace(cfg, standardize="pooled"), seeds)
+    return state, [{f"pertvae_{k}": pertvae_latents(state, s, k) for k in LATENT_KINDS}
+                   for s in range(len(splits))]

@@ -91,8 +91,8 @@ def fit_drvae_methods(splits: Sequence[ResponseSplit], cfg: DrVAEConfig, seeds: 
 def score_response(method: Any, split: ResponseSplit) -> dict[str, float | str]:
     """Metrics of a fitted method on the split's test rows, for each head it has (``heads``): AUROC and AUPR
     of ``predict_proba`` against the test labels; Pearson, Spearman and RMSE of ``predict`` against the test
-    responses (RMSE's chance: the training mean). A failed fit (``status`` "failed") gives NaN metrics whose
-    reason is the fit's."""
+    responses (RMSE's chance: the training cell lines' mean response, :meth:`ResponseSplit.train_mean`). A
+    failed fit (``status`` "failed") gives NaN metrics whose reason is the fit's."""
     heads = tuple(getattr(method, "heads", ()))
     if not heads or not set(heads) <= {"binary", "continuous"}:
         raise ValueError(f"method {getattr(method, 'name', type(method).__name__)!r}: heads must name "
@@ -101,7 +101,7 @@ def score_response(method: Any, split: ResponseSplit) -> dict[str, float | str]:
     if "binary" in heads:
         out.update(binary_metrics(split.y_test, np.asarray(method.predict_proba(split.x_test), np.float64)))
     if "continuous" in heads:
-        train_mean = float(split.supervised_train()[2].mean())
+        train_mean = split.train_mean()
         out.update(continuous_metrics(split.r_test, np.asarray(method.predict(split.x_test), np.float64),
                                       train_mean))
     if getattr(method, "status", "done") != "done":

@@ -1,7 +1,8 @@
 """The registry of grid models (contenders): name -> :class:`~harness.contenders.base.Contender`.
 
 The built-in ones are PertVAE, the VAE, PCA and the baselines (one module each here; :data:`BUILT_IN`, the
-default grid), and the drug-response models Dr.VAE and its baselines (:data:`RESPONSE_MODELS`). A user's
+default grid), and the drug-response models Dr.VAE and its baselines (on x1, PCA(x1) and PertVAE's latents;
+:data:`RESPONSE_MODELS`). A user's
 own model is a Contender subclass registered with :func:`register` (in-process, e.g. a script or a test,
 before the run starts) or through the entry point group ``pertvae_bench.contenders`` of its package
 (``[project.entry-points."pertvae_bench.contenders"]`` ``mymodel = "pkg.module:MyContender"``), loaded
@@ -21,10 +22,11 @@ from collections.abc import Sequence
 
 from harness.contenders.base import Contender, fit_config
 from harness.contenders.baselines import Baselines
-from harness.contenders.drvae import DrVAE
+from harness.contenders.drvae import DrVAE, DrVAEContinuous
 from harness.contenders.pca import PCA
 from harness.contenders.pertvae import PertVAE
-from harness.contenders.response_baselines import ResponseBaselines
+from harness.contenders.response_baselines import ResponseBaselines, ResponseRegression
+from harness.contenders.response_pertvae import ResponsePertVAE
 from harness.contenders.vae import VAE
 from pertvae_core.methods import import_object
 
@@ -142,7 +144,7 @@ for _c in (PertVAE, VAE, PCA, Baselines):
 # The default grid (the perturbation study); the drug-response models are built in too but run when asked
 # for (--models, the drvae presets), so a run without them keeps its grid and store coordinates.
 BUILT_IN: tuple[str, ...] = tuple(REGISTRY)
-for _c in (DrVAE, ResponseBaselines):
+for _c in (DrVAE, ResponseBaselines, ResponsePertVAE, DrVAEContinuous, ResponseRegression):
     register(_c)
 RESPONSE_MODELS: tuple[str, ...] = tuple(m for m in REGISTRY if m not in BUILT_IN)
 _load_entry_points()

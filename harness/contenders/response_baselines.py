@@ -9,7 +9,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.contenders.base import Contender
-from harness.contenders.response_splits import RESPONSE_METRICS, calibration_split, response_splits, run_valid
+from harness.contenders.response_splits import (
+    CONTINUOUS_METRICS,
+    RESPONSE_METRICS,
+    calibration_split,
+    response_splits,
+    run_valid,
+)
 from harness.task_data import cube_of
 
 if TYPE_CHECKING:
@@ -68,3 +74,21 @@ class ResponseBaselines(Contender):
 
     def calibration_run(self, data: Sequence[Any], latent: int, cfg: RunConfig) -> Any:
         return self.run([calibration_split(sp) for sp in data], latent, [0] * len(data), cfg)
+
+
+class ResponseRegression(ResponseBaselines):
+    """The continuous head's baselines: ridge regression on x1 (its penalty chosen by validation RMSE) and the
+    drug's mean training response, scored by Pearson, Spearman and RMSE with their chance levels."""
+
+    name = "response_regression"
+    methods = ("ridge_x1", "drug_mean")
+    labels = {"ridge_x1": ("ridge", "x1"), "drug_mean": ("drug mean", "none")}
+    metrics = CONTINUOUS_METRICS
+    legend = ("continuous drug-response baselines: ridge regression on x1 and the drug's mean training "
+              "response, each fitted alone per response split")
+    method_legends = {
+        "ridge_x1": "ridge regression of the response on x1, its penalty chosen by RMSE on the validation "
+                    "cell lines",
+        "drug_mean": "the drug's mean response in the training cell lines (RMSE at its chance level, no "
+                     "correlation)",
+    }

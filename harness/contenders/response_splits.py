@@ -11,7 +11,10 @@ Per (repeat, fold), grouped by cell line so that no cell line is in two of train
 - training: the pairs of training cell lines (with their cell line's response, NaN = unlabelled) and every
   singleton of a cell line in neither validation nor test (labelled or not: the model is semi-supervised);
 - validation and test: the labelled singletons of their cell lines (response predicted from the untreated
-  profile alone, as in Dr.VAE). Labels come from the default rule (waterfall) on training cell lines only.
+  profile alone, as in Dr.VAE); the validation cell lines' pairs too, where a PertVAE fitted for the
+  classifiers' features stops early (harness.contenders.response_pertvae). Labels come from the default
+  run's rule (``response_label``, ``response_label_value``; waterfall by default), computed on each split's
+  training cell lines only.
 A split that cannot be built (too few labelled cell lines, one class in training, no test singleton) is its
 reason (a str) in place of the split, and its fit is marked failed with it.
 """
@@ -29,11 +32,24 @@ if TYPE_CHECKING:
     from harness.config import RunConfig
     from pertvae_core.data import SplitData
     from pertvae_core.response_data import ResponseSplit
+    from pertvae_core.response_labels import LabelRule
 
-__all__ = ["RESPONSE_METRICS", "response_splits", "failed_row", "run_valid", "calibration_split"]
+__all__ = ["RESPONSE_METRICS", "CONTINUOUS_METRICS", "response_splits", "label_rule",
+           "failed_row", "run_valid", "calibration_split"]
 
 # The binary head's metrics and their chance levels (pertvae_core.response_metrics.binary_metrics).
 RESPONSE_METRICS = ("auroc", "auroc_chance", "aupr", "aupr_chance")
+# The continuous head's (pertvae_core.response_metrics.continuous_metrics): RMSE's chance is the RMSE of
+# predicting the training cell lines' mean response.
+CONTINUOUS_METRICS = ("pearson", "pearson_chance", "spearman", "spearman_chance", "rmse", "rmse_chance")
+
+
+def label_rule(cfg: RunConfig) -> LabelRule:
+    """The run's response label rule (pertvae_core.response_labels.LabelRule; ValueError on a bad one)."""
+    from pertvae_core.response_labels import LabelRule
+
+    value = cfg.response_label_value
+    return LabelRule(cfg.response_label, None if value is None else float(value))
 
 
 def _fold_sets(cells: Sequence[str], drug: str, cfg: RunConfig) -> dict[tuple[int, int], Any]:
@@ -64,12 +80,13 @@ def response_splits(dd: Any, cube: Any, split_keys: Sequence[tuple[int, int]], c
         parts = [pair_sets[key]] + ([other_sets[key]] if key in other_sets else [])
         val = {c for s in parts for c in s.val_cell_lines}
         test = {c for s in parts for c in s.test_cell_lines}
-        out.append(_one_split(dd, pcl, scl, r_pairs, r_sing, set(pair_sets[key].train_cell_lines), val, test))
+        out.append(_one_split(dd, pcl, scl, r_pairs, r_sing, set(pair_sets[key].train_cell_lines), val, test,
+                              label_rule(cfg)))
     return out
 
 
 def _one_split(dd: Any, pcl: np.ndarray, scl: np.ndarray, r_pairs: np.ndarray, r_sing: np.ndarray,
-               train: set[str], val: set[str], test: set[str]) -> ResponseSplit | str:
+               train: set[str], val: set[str], test: set[str], rule: LabelRule) -> ResponseSplit | str:
     from pertvae_core.response_data import ResponseSplit
 
     x1, x2, xs = (np.asarray(a, dtype=np.float32) for a in (dd.x1, dd.x2, dd.xs))
@@ -78,9 +95,11 @@ def _one_split(dd: Any, pcl: np.ndarray, scl: np.ndarray, r_pairs: np.ndarray, r
     labelled = ~np.isnan(r_sing)
     vs = np.isin(scl, sorted(val)) & labelled
     es = np.isin(scl, sorted(test)) & labelled
+    vp = np.isin(pcl, sorted(val))
     try:
         return ResponseSplit(x1[tp], x2[tp], r_pairs[tp], xs[ts], r_sing[ts], xs[vs], r_sing[vs], xs[es],
-                             r_sing[es], cl_pairs=pcl[tp], cl_train=scl[ts], cl_val=scl[vs], cl_test=scl[es])
+                             r_sing[es], rule=rule, cl_pairs=pcl[tp], cl_train=scl[ts], cl_val=scl[vs],
+                             cl_test=scl[es], x1_val_pairs=x1[vp], x2_val_pairs=x2[vp])
     except ValueError as e:
         return f"drug {dd.drug!r}: no response split: {e}"
 

@@ -2,8 +2,9 @@
 
 ``drvae`` is Dr.VAE's study as its authors ran it (../shared/paper/drvae.md, from their run_drvae.py and
 submitVAE.sh): latent 50 (z1, z2, z3), hidden layers of 200, Adam lr 5e-4, up to 300 epochs, 5 folds x 20
-seeds (100 runs per drug); PCA(x1) at the latent size for the baselines. Their 26-drug list is not in the
-public record, so it runs every drug of the cube. Its synthetic cube is the paper preset's.
+seeds (100 runs per drug); PCA(x1) and a PertVAE at the latent size for the baselines' features. Their
+26-drug list is not in the public record, so it runs every drug of the cube. Its synthetic cube is the
+paper preset's.
 ``drvae-demo`` is a small grid on the demo preset's synthetic cube that finishes in a few minutes on 2 cores:
 four drugs, one of each response kind plus a second perturbation-driven one (selumetinib and vorinostat:
 perturbation; olaparib: baseline; tipifarnib: none), 2 x 5 folds.
@@ -14,9 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 DRVAE: dict[str, Any] = {
-    "models": ("drvae", "response_baselines"),
+    "models": ("drvae", "response_baselines", "response_pertvae"),
     "latents_drvae": (50,),
     "latents_response_baselines": (50,),
+    "latents_response_pertvae": (50,),
     "n_repeats": 20,
     "n_folds": 5,
     "hidden": (200, 200),
@@ -32,10 +34,11 @@ DRVAE: dict[str, Any] = {
 }
 
 DRVAE_DEMO: dict[str, Any] = {
-    "models": ("drvae", "response_baselines"),
+    "models": ("drvae", "response_baselines", "response_pertvae"),
     "drugs": ("selumetinib", "vorinostat", "olaparib", "tipifarnib"),
     "latents_drvae": (8,),
     "latents_response_baselines": (8,),
+    "latents_response_pertvae": (8,),
     "n_repeats": 2,
     "n_folds": 5,
     "splits_per_task": 10,

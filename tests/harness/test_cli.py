@@ -60,7 +60,8 @@ def test_run_flag_errors_are_one_line_exit_2():
     assert (r.returncode, r.stdout) == (2, "")
     assert r.stderr.splitlines() == ["error: argument --models: invalid choice 'vea'; did you mean vae? "
                                      "(choose from pertvae, vae, pca, baselines, drvae, "
-                                     "response_baselines)"]
+                                     "response_baselines, response_pertvae, drvae_continuous, "
+                                     "response_regression)"]
 
 
 def test_run_exit_status_passes_through(tmp_path):

@@ -10,17 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, mean_squared_error, roc_auc_score
 
-from harness.config import make_config, parse_args
-from harness.contenders import BUILT_IN, run_metrics
-from harness.contenders.response_splits import response_splits
+from harness.config import make_config, parse_args, science_key
+from harness.contenders import BUILT_IN, contender, run_metrics
+from harness.contenders.response_splits import CONTINUOUS_METRICS, response_splits
 from harness.report import load as report_load
 from harness.response_report import _q
 from harness.run import main
+from harness.shapes import run_splits
+from harness.store import json_attr
 from harness.tasks import cube_of, drug_data
 from pertvae_core.evaluation import METRICS, RHO_REC
 from pertvae_core.response_baselines import RESPONSE_BASELINES
+from pertvae_core.response_labels import waterfall_threshold
 from tests.e2e import load
 from tests.harness.test_cost import _dry
 
@@ -42,8 +45,10 @@ def response_cube(tmp_path_factory) -> Path:
 
 def _args(cube: Path, out: Path) -> list[str]:
     return ["--data", str(cube), "--out", str(out), "--cluster", "none", "--no-progress",
-            "--models", "drvae", "response_baselines", "--drugs", BASELINE_DRUG, NULL_DRUG,
-            "--latents-drvae", "4", "--latents-response-baselines", "4", "--n-repeats", "2", "--n-folds", "5",
+            "--models", "drvae", "response_baselines", "response_pertvae",
+            "--drugs", BASELINE_DRUG, NULL_DRUG,
+            "--latents-drvae", "4", "--latents-response-baselines", "4", "--latents-response-pertvae", "4",
+            "--n-repeats", "2", "--n-folds", "5",
             "--hidden", "16", "8", "--context", "8", "--iaf-steps", "1", "--iaf-hidden", "8",
             "--max-epochs", "8", "--patience", "3", "--mc-samples", "2", "--batch-pairs", "16",
             "--batch-singletons", "32", "--lr", "3e-3"]
@@ -73,6 +78,12 @@ def test_response_splits_are_grouped_by_cell_line(response_cube, tmp_path):
             train = set(sp.cl_pairs) | set(sp.cl_train)
             assert not (train & set(sp.cl_test)) and not (train & set(sp.cl_val))
             assert not set(sp.cl_val) & set(sp.cl_test)
+    pcl = np.asarray(dd.pair_cell_line).astype(str)
+    for key, sp, pairs in zip(keys, splits, run_splits(sorted(set(pcl)), dd.drug, cfg), strict=True):
+        assert key == (pairs.repeat, pairs.fold)      # the pairs' folds are the perturbation benchmark's
+        val_pairs = np.isin(pcl, list(pairs.val_cell_lines))            # what PertVAE's features stop on
+        assert val_pairs.any() and not set(pairs.val_cell_lines) & (set(sp.cl_test) | set(sp.cl_pairs))
+        np.testing.assert_array_equal(sp.x1_val_pairs, np.asarray(dd.x1, np.float32)[val_pairs])
     paired = {str(c) for c in dd.pair_cell_line}
     tested_paired = [len(set(sp.cl_test) & paired) for sp in splits[:cfg.n_folds]]
     assert max(tested_paired) - min(tested_paired) <= 3          # pair cell lines spread across folds
@@ -83,7 +94,8 @@ def test_the_store_holds_every_response_method_scored_as_sklearn_does(run, respo
     assert list(ds.metric.values) == list(run_metrics(["drvae", "response_baselines"]))
     assert (ds.status.values == "done").all()
     for model, methods in (("drvae", ("drvae", "drvae_identity")),
-                           ("response_baselines", tuple(RESPONSE_BASELINES)[:7])):
+                           ("response_baselines", tuple(RESPONSE_BASELINES)[:7]),
+                           ("response_pertvae", contender("response_pertvae").methods)):
         for m in methods:
             v = ds.score.sel({"model": model, "method": m, "latent": 4, "metric": "auroc"}).values
             assert np.isfinite(v).all(), (model, m)
@@ -117,12 +129,13 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
     table = pd.read_csv(out / "response.csv")
     au = table[table["metric"] == "auroc"]
     null = au[au["drug"] == NULL_DRUG]
-    assert len(null) == 9 and not (null["q_chance"] < 0.05).any()        # a null drug: nothing above chance
+    assert len(null) == 18 and not (null["q_chance"] < 0.05).any()       # a null drug: nothing above chance
     base = au[(au["drug"] == BASELINE_DRUG)].set_index("method")
     assert base.loc["logreg_x1", "q_chance"] < 0.05 and base.loc["logreg_x1", "mean"] > 0.5
     assert set(base["verdict"].dropna()) <= {"beats", "loses to", "not distinguishable from"}
     md = (out / "response.md").read_text()
     assert f"## {NULL_DRUG} (latent 4, 10 splits)" in md and "Dr.VAE, identity perturbation" in md
+    assert "| linear SVM | PertVAE [z1, z2 − z1] |" in md
     loaded = report_load(out).response      # the same table as a DataFrame (harness.report.load)
     pd.testing.assert_frame_equal(loaded[["drug", "method", "metric"]].reset_index(drop=True),
                                   table[["drug", "method", "metric"]].reset_index(drop=True))
@@ -160,6 +173,107 @@ def test_the_dry_run_estimates_the_drvae_preset(response_cube, tmp_path, capsys)
                       hidden=(16, 8), context=8, iaf_hidden=8, out=str(tmp_path / "dry"), dry_run=True)
     assert _dry(cfg, capsys) == 0
     text = capsys.readouterr().out
-    assert "grid: 6 tasks, 10 fits (drvae 5, response_baselines 5)" in text
+    assert "grid: 11 tasks, 15 fits (drvae 5, response_baselines 5, response_pertvae 5)" in text
     assert "early stopping of drvae after 90 of 300 epochs" in text and "CPU-hours; wall time" in text
     assert not (tmp_path / "dry").exists()
+
+
+@pytest.fixture(scope="module")
+def continuous_run(response_cube, tmp_path_factory):
+    """A run of the continuous head alone: Dr.VAE's continuous head, ridge on x1 and the drug mean."""
+    out = Path(tmp_path_factory.mktemp("drvae_continuous")) / "out"
+    args = _args(response_cube, out)
+    at = args.index("--models")
+    args[at + 1:at + 4] = ["drvae_continuous", "response_regression"]
+    args += ["--latents-drvae-continuous", "4", "--latents-response-regression", "4"]
+    assert main(args) == 0
+    return out, load(out), args
+
+
+def test_the_continuous_head_is_scored_as_scipy_and_sklearn_do(continuous_run, response_cube):
+    out, ds, args = continuous_run
+    assert list(ds.metric.values) == list(CONTINUOUS_METRICS) and (ds.status.values == "done").all()
+    for model, methods in (("drvae_continuous", ("drvae_continuous", "drvae_continuous_identity")),
+                           ("response_regression", ("ridge_x1",))):
+        for m in methods:
+            v = ds.score.sel({"model": model, "method": m, "latent": 4, "metric": "pearson"}).values
+            assert np.isfinite(v).all(), (model, m)
+    cfg = parse_args(args)
+    sp = response_splits(drug_data(str(response_cube), BASELINE_DRUG, cfg), cube_of(str(response_cube)),
+                         [(0, 3)], cfg)[0]
+    pred = RESPONSE_BASELINES["ridge_x1"](4, 0).fit(sp).predict(sp.x_test)
+    got = ds.score.sel({"model": "response_regression", "drug": BASELINE_DRUG, "latent": 4, "split": 3})
+    ridge = got.sel({"method": "ridge_x1"})     # (method= is sel's own keyword)
+    assert ridge.sel(metric="pearson").item() == pytest.approx(stats.pearsonr(sp.r_test, pred)[0], abs=1e-9)
+    assert ridge.sel(metric="spearman").item() == pytest.approx(stats.spearmanr(sp.r_test, pred)[0], abs=1e-9)
+    assert ridge.sel(metric="rmse").item() == pytest.approx(
+        np.sqrt(mean_squared_error(sp.r_test, pred)), abs=1e-9)
+    train_r = np.concatenate([sp.r_pairs, sp.r_train])    # one response per training cell line
+    train_mean = pd.Series(train_r, index=np.concatenate([sp.cl_pairs, sp.cl_train])).dropna()
+    train_mean = train_mean[~train_mean.index.duplicated()].mean()
+    chance = np.sqrt(mean_squared_error(sp.r_test, np.full(len(sp.r_test), train_mean)))
+    mean_row = got.sel({"method": "drug_mean"})
+    assert ridge.sel(metric="rmse_chance").item() == pytest.approx(chance, abs=1e-9)
+    assert mean_row.sel(metric="rmse").item() == pytest.approx(chance, abs=1e-9)
+    assert np.isnan(mean_row.sel(metric="pearson").item())            # a constant has no correlation
+    assert ridge.sel(metric="pearson_chance").item() == 0.0
+
+
+def test_the_continuous_report_says_what_beats_chance(continuous_run):
+    out, _, _ = continuous_run
+    table = pd.read_csv(out / "response.csv")
+    assert set(table["metric"]) == {"pearson", "spearman", "rmse"}
+    pe = table[table["metric"] == "pearson"].set_index(["drug", "method"])
+    assert pe.loc[(BASELINE_DRUG, "ridge_x1"), "q_chance"] < 0.05          # the untreated direction
+    assert not (pe.loc[NULL_DRUG, "q_chance"] < 0.05).any()               # a null drug: nothing
+    assert pe.loc[(BASELINE_DRUG, "ridge_x1"), "verdict"] in {"beats", "loses to", "not distinguishable from"}
+    rm = table[table["metric"] == "rmse"].set_index(["drug", "method"])
+    assert rm.loc[(BASELINE_DRUG, "ridge_x1"), "mean"] < rm.loc[(BASELINE_DRUG, "ridge_x1"), "chance"]
+    md = (out / "response.md").read_text()
+    assert "| ridge | x1 |" in md and "RMSE mean [95% CI]" in md and "AUROC" not in md.split("Legend")[0]
+    assert "Dr.VAE (continuous head)" in (out / "summary.txt").read_text()
+
+
+@pytest.mark.parametrize(("flags", "why"), [
+    (["--response-label", "quantile"], "field 'response_label_value' = None: the quantile rule needs a level "
+                                       "in (0, 1)"),
+    (["--response-label", "quantile", "--response-label-value", "1"], "field 'response_label_value' = 1.0 "
+     "(--response-label-value): the quantile rule needs a level in (0, 1)"),
+    (["--response-label-value", "0.3"], "field 'response_label_value' = 0.3 (--response-label-value): the "
+     "waterfall rule takes no value (give --response-label quantile or fixed)"),
+    (["--response-label", "quantil"], "argument --response-label: invalid choice 'quantil'; did you mean "
+                                      "quantile? (choose from waterfall, quantile, fixed)"),
+])
+def test_a_bad_label_rule_is_one_error_line_exit_2(response_cube, tmp_path, capsys, flags, why):
+    assert main(_args(response_cube, tmp_path / "out") + flags) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"error: {why}"] and not (tmp_path / "out").exists()
+
+
+def test_the_label_rule_sets_each_splits_threshold_from_training_cell_lines(response_cube, tmp_path):
+    dd = drug_data(str(response_cube), BASELINE_DRUG, parse_args(_args(response_cube, tmp_path / "x")))
+    keys = [(0, f) for f in range(5)]
+    for flags, expect in ((["--response-label", "quantile", "--response-label-value", "0.75"],
+                           lambda r: np.quantile(r, 0.75)),
+                          (["--response-label", "fixed", "--response-label-value", "0.1"], lambda r: 0.1),
+                          ([], lambda r: waterfall_threshold(r)[0])):
+        cfg = parse_args(_args(response_cube, tmp_path / "x") + flags)
+        for sp in response_splits(dd, cube_of(str(response_cube)), keys, cfg):
+            assert sp.threshold == pytest.approx(expect(sp.train_responses()), abs=1e-12), flags
+            assert np.array_equal(sp.y_test, (sp.r_test >= sp.threshold).astype(float))
+
+
+def test_the_label_rule_is_science_only_for_response_runs_and_recorded(response_cube, tmp_path):
+    quantile = ["--response-label", "quantile", "--response-label-value", "0.6"]
+    perturbation = ["--models", "pca", "--data", str(response_cube)]
+    assert science_key(parse_args(perturbation)) == science_key(parse_args(perturbation + quantile))
+    response = _args(response_cube, tmp_path / "out")
+    assert science_key(parse_args(response))["response_label"] == "waterfall"
+    assert science_key(parse_args(response + quantile))["response_label_value"] == 0.6
+    at = response.index("--models")
+    response[at + 1:at + 4] = ["response_regression"]     # one cheap model: the rule reaches the report
+    response += ["--n-repeats", "1"]
+    assert main(response + quantile) == 0
+    assert json_attr(load(tmp_path / "out"), "config")["science"]["response_label"] == "quantile"
+    assert "Labels (binary head): the quantile 0.6 rule" in (tmp_path / "out" / "response.md").read_text()
+    assert set(pd.read_csv(tmp_path / "out" / "response.csv")["label_rule"]) == {"quantile 0.6"}
