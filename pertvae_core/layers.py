@@ -64,7 +64,9 @@ class _WNLinearFn(torch.autograd.Function):
         gv = None
         if ctx.needs_input_grad[1]:  # dL/dv = (gy s)^T x - v * dL/ds * s / ||v||^2
             c = (dscale * scale * inv.square()).transpose(1, 2)  # [S, out, 1]
-            gv = torch.bmm(gysm.transpose(1, 2), xm).to(v.dtype).addcmul_(v, c, value=-1.0)
+            gt = gysm.transpose(1, 2)
+            gt = gt.contiguous() if ctx.low else gt   # oneDNN's bf16 product: 10-20% faster, same values
+            gv = torch.bmm(gt, xm).to(v.dtype).addcmul_(v, c, value=-1.0)
         gg = dscale * inv if ctx.needs_input_grad[2] else None
         gb = gy.sum(dim=1, keepdim=True) if ctx.needs_input_grad[3] else None
         return gx, gv, gg, gb, None
