@@ -267,7 +267,7 @@ def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
     One ``index_select`` of whole rows of x seen as [S * N, G] (offsets s * N), not ``torch.gather`` with
     the index expanded over genes: the same values, copied a row at a time instead of an element at a time
-    (2.5-5x less CPU time; 1.6 ms of a ~20 ms pooled VAE step at a load of 5; benchmarks/test_step_overhead.py).
+    (up to 4x less CPU time, more with S splits batched; benchmarks/test_step_overhead.py).
     """
     S, N, G = x.shape
     flat = (idx + torch.arange(S, device=idx.device)[:, None] * N).reshape(-1)

@@ -1,0 +1,164 @@
+"""Where a paper-sized training step's time goes beyond its matrix products, and the cuts made there.
+
+``test_step_breakdown``: torch.profiler over paper-sized steps (S = 1, one torch thread, as a grid worker) of
+PertVAE (64 pairs + 64 singletons: 192 profiles through encoder, IAF and decoder) and the VAE (128
+profiles), in the precision of the paper preset on this machine (bf16 where native) and fp32. Each
+operator's self CPU time goes to one class (:func:`op_class`): GEMM (the products), optimizer (Adam, fused,
+and zero_grad), weight-sized passes (an operator whose first operand has a parameter's shape: the weight
+norms, the bf16 casts of the weights, the widening and correction of dL/dv, the IAF masks), activation casts,
+elementwise and reductions on activations, views and allocation, and Python & autograd engine (the
+custom Function's Python, autograd nodes, the optimizer's Python). The shares are of the profiled self time;
+``*_ms`` scale them to the unprofiled step time (process CPU time, median). ``fixed_ms`` is the same step
+at tiny sizes: the per-step cost that does not scale with the arithmetic (dispatch and Python).
+
+The other tests time each cut side by side with what it replaced, alternating in one process (CPU time,
+medians, load average recorded), and check that both give the same values:
+``test_row_gather`` (minibatch rows by one index_select instead of torch.gather over an expanded index),
+``test_head_split`` (a head's halves by torch.split instead of two slices: one concatenation in the
+backward instead of two zero-filled tensors and their sum), ``test_grad_weight_operand`` (dL/dv's bf16
+product with a contiguous operand). With --benchmark-disable small sizes keep the run quick. Nothing here
+asserts a time.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from benchmarks._data import alternate, load_average
+from benchmarks.test_precision import PAPER, SMALL, train_step
+from pertvae_core.precision import resolve_precision
+from pertvae_core.train import _gather
+
+GEMM = {"aten::bmm", "aten::mm", "aten::baddbmm", "aten::addmm"}
+OPTIMIZER = {"aten::_fused_adam_", "aten::_fused_adamw_"}
+CASTS = {"aten::copy_", "aten::_to_copy", "aten::to"}
+VIEWS = {"aten::empty", "aten::empty_strided", "aten::empty_like", "aten::as_strided", "aten::view",
+         "aten::slice", "aten::transpose", "aten::unsqueeze", "aten::expand", "aten::split_with_sizes",
+         "aten::split", "aten::select", "aten::detach", "aten::t", "aten::reshape", "aten::_unsafe_view",
+         "aten::alias", "aten::squeeze", "aten::flip", "aten::lift_fresh", "aten::resolve_conj",
+         "aten::resolve_neg", "aten::narrow", "aten::zeros_like", "aten::result_type"}
+CLASSES = ("GEMM", "optimizer", "weight-sized passes", "activation casts", "elementwise & reductions",
+           "views & allocation", "Python & autograd engine")
+
+
+def op_class(name: str, first_shape: tuple[int, ...] | None, weight_shapes: set[tuple[int, ...]]) -> str:
+    """The class of one profiled operator (module docstring)."""
+    if name in GEMM:
+        return "GEMM"
+    if name in OPTIMIZER or name.startswith("Optimizer."):
+        return "optimizer"
+    if not name.startswith("aten::"):
+        return "Python & autograd engine"
+    if first_shape in weight_shapes:
+        return "weight-sized passes"
+    if name in CASTS:
+        return "activation casts"
+    return "views & allocation" if name in VIEWS else "elementwise & reductions"
+
+
+def step_breakdown(run, weight_shapes: set[tuple[int, ...]], steps: int) -> dict[str, float]:
+    """Self CPU seconds per class (:data:`CLASSES`) over ``steps`` profiled calls of ``run``."""
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(steps):
+            run()
+    out = dict.fromkeys(CLASSES, 0.0)
+    for ev in prof.events():
+        shapes = ev.input_shapes or []
+        first = tuple(shapes[0]) if shapes and shapes[0] else None
+        out[op_class(ev.name, first, weight_shapes)] += ev.self_cpu_time_total / 1e6
+    return out
+
+
+def median_step(run, reps: int) -> float:
+    """Median CPU seconds of ``run`` after a warm-up call."""
+    return alternate({"step": run}, reps=reps, warmup=2)["step"]
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp32"])
+@pytest.mark.parametrize("model_kind", ["pertvae", "vae"])
+def test_step_breakdown(benchmark, request, one_thread, model_kind: str, precision: str) -> None:
+    small = request.config.getoption("benchmark_disable")
+    sizes, genes = (SMALL, 50) if small else (PAPER, 978)
+    precision = resolve_precision(precision, "cpu")
+    run, model = train_step(model_kind, precision, 1, genes, sizes, with_model=True)
+    tiny = dict(sizes, latent=2, hidden=(4, 4), context=2, iaf_hidden=4)
+    fixed_run = train_step(model_kind, precision, 1, 8, tiny)
+    load = load_average()
+    t_step = median_step(run, 5 if small else 20)
+    t_fixed = median_step(fixed_run, 20 if small else 100)
+    shares = step_breakdown(run, {tuple(p.shape) for p in model.parameters()}, 3 if small else 10)
+    total = sum(shares.values())
+    assert shares["GEMM"] > 0 and shares["optimizer"] > 0 and shares["weight-sized passes"] > 0
+    loss = benchmark.pedantic(run, rounds=1, iterations=1)
+    assert torch.isfinite(loss).all()
+    info = {"model": model_kind, "precision": precision, "genes": genes, "step_ms": round(t_step * 1e3, 2),
+            "fixed_ms": round(t_fixed * 1e3, 2), "load_average": [load, load_average()],
+            "clock": "process CPU time; shares of the profiled self CPU time, scaled to step_ms"}
+    for k in CLASSES:
+        info[f"{k}_fraction"] = round(shares[k] / total, 3)
+        info[f"{k}_ms"] = round(shares[k] / total * t_step * 1e3, 2)
+    info["headline"] = ["step_ms", "fixed_ms"] + [f"{k}_ms" for k in CLASSES]
+    benchmark.extra_info.update(info)
+    print(f"\n{model_kind} {precision} step {info['step_ms']} ms (CPU time, load {load:.1f}); fixed "
+          f"(tiny sizes) {info['fixed_ms']} ms")
+    for k in CLASSES:
+        print(f"  {k:28s} {info[f'{k}_ms']:7.2f} ms  {100 * info[f'{k}_fraction']:5.1f}%")
+
+
+def _old_gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """What pertvae_core.train._gather replaced."""
+    return torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[-1]))
+
+
+@pytest.mark.parametrize("shape", [(1, 4100, 128), (1, 1300, 64), (10, 1300, 64)],
+                         ids=["vae-pooled", "pertvae", "pertvae-S10"])
+def test_row_gather(benchmark, request, one_thread, shape: tuple[int, int, int]) -> None:
+    S, N, B = shape
+    if request.config.getoption("benchmark_disable"):
+        N, B = 64, 8
+    g = torch.Generator().manual_seed(0)
+    x, idx = torch.randn(S, N, 978, generator=g), torch.randint(0, N, (S, B), generator=g)
+    assert torch.equal(_gather(x, idx), _old_gather(x, idx))
+    load = load_average()
+    med = alternate({"gather": lambda: _old_gather(x, idx), "index_select": lambda: _gather(x, idx)},
+                    reps=50, warmup=3)
+    benchmark.pedantic(_gather, args=(x, idx), rounds=1, iterations=1)
+    _record(benchmark, med, "gather", "index_select", load)
+
+
+def _record(benchmark, med: dict[str, float], old: str, new: str, load: float) -> None:
+    info = {f"{old}_us": round(med[old] * 1e6, 1), f"{new}_us": round(med[new] * 1e6, 1),
+            "new_over_old": round(med[new] / med[old], 3), "load_average": [load, load_average()],
+            "clock": "process CPU time, median of alternating calls"}
+    info["headline"] = [f"{old}_us", f"{new}_us", "new_over_old"]
+    benchmark.extra_info.update(info)
+
+
+def _head_step(x: torch.Tensor, split: bool) -> torch.Tensor:
+    """A decoder head's (mean, clamped log-sigma) and a loss of both, forward and backward; dL/dx."""
+    n = x.shape[-1] // 2
+    mean, log_sigma = torch.split(x, [n, n], dim=-1) if split else (x[..., :n], x[..., n:])
+    loss = mean.square().sum() + log_sigma.clamp(-6.0, 4.0).exp().sum()
+    (grad,) = torch.autograd.grad(loss, x)
+    return grad
+
+
+def test_head_split(benchmark, request, one_thread) -> None:
+    rows, genes = (16, 50) if request.config.getoption("benchmark_disable") else (192, 978)
+    x = torch.randn(1, rows, 2 * genes, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    assert torch.equal(_head_step(x, True), _head_step(x, False))
+    load = load_average()
+    med = alternate({"slices": lambda: _head_step(x, False), "split": lambda: _head_step(x, True)}, reps=50,
+                    warmup=3)
+    benchmark.pedantic(_head_step, args=(x, True), rounds=1, iterations=1)
+    _record(benchmark, med, "slices", "split", load)
