@@ -15,8 +15,9 @@ The other tests time each cut side by side with what it replaced, alternating in
 medians, load average recorded), and check that both give the same values: ``test_row_gather`` (minibatch
 rows by one index_select instead of torch.gather over an expanded index), ``test_head_split`` (a head's
 halves by torch.split instead of two slices: one concatenation in the backward instead of two zero-filled
-tensors and their sum). With --benchmark-disable small sizes keep the run quick. Nothing here asserts a
-time.
+tensors and their sum), ``test_bf16_math_against_casts`` (bf16 products as oneDNN's bfloat16 arithmetic on
+float32 operands, against casting the operands and widening the outputs; pertvae_core.layers). With
+--benchmark-disable small sizes keep the run quick. Nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks._data import alternate, load_average
 from benchmarks.test_precision import PAPER, SMALL, train_step
+from pertvae_core import layers
 from pertvae_core.precision import resolve_precision
 from pertvae_core.train import _gather
 
@@ -178,3 +180,31 @@ def test_head_split(benchmark, request, one_thread) -> None:
                     warmup=3)
     benchmark.pedantic(_head_step, args=(x, True), rounds=1, iterations=1)
     _record(benchmark, med, "slices", "split", load)
+
+
+@pytest.mark.parametrize("model_kind", ["pertvae", "vae"])
+def test_bf16_math_against_casts(benchmark, request, one_thread, monkeypatch, model_kind: str) -> None:
+    """A bf16 step with oneDNN's bfloat16 arithmetic on float32 operands (layers.bf16_math) against casting
+    the operands to bfloat16 and widening the outputs, alternating in one process."""
+    if not layers.CPU_BF16_MATH:
+        pytest.skip("this CPU or torch has no oneDNN bfloat16 arithmetic for float32 products")
+    small = request.config.getoption("benchmark_disable")
+    sizes, genes = (SMALL, 50) if small else (PAPER, 978)
+    runs = {k: train_step(model_kind, "bf16", 1, genes, sizes) for k in ("casts", "bf16_math")}
+
+    def variant(name: str):
+        def call():
+            monkeypatch.setattr(layers, "CPU_BF16_MATH", name == "bf16_math")
+            return runs[name]()
+        return call
+
+    load = load_average()
+    med = alternate({k: variant(k) for k in runs}, reps=5 if small else 30, warmup=2)
+    loss = benchmark.pedantic(variant("bf16_math"), rounds=1, iterations=1)
+    assert torch.isfinite(loss).all()
+    info = {"model": model_kind, "casts_ms": round(med["casts"] * 1e3, 2),
+            "bf16_math_ms": round(med["bf16_math"] * 1e3, 2),
+            "new_over_old": round(med["bf16_math"] / med["casts"], 3), "load_average": [load, load_average()],
+            "clock": "process CPU time, median of alternating steps"}
+    info["headline"] = ["casts_ms", "bf16_math_ms", "new_over_old"]
+    benchmark.extra_info.update(info)
