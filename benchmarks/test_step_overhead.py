@@ -12,12 +12,13 @@ activations, views and allocation; "Python & autograd engine" is the rest of the
 is the same step at tiny sizes: the per-step cost that does not scale with the arithmetic.
 
 The other tests time each cut side by side with what it replaced, alternating in one process (CPU time,
-medians, load average recorded), and check that both give the same values: ``test_row_gather`` (minibatch
-rows by one index_select instead of torch.gather over an expanded index), ``test_head_split`` (a head's
-halves by torch.split instead of two slices: one concatenation in the backward instead of two zero-filled
-tensors and their sum), ``test_bf16_math_against_casts`` (bf16 products as oneDNN's bfloat16 arithmetic on
-float32 operands, against casting the operands and widening the outputs; pertvae_core.layers). With
---benchmark-disable small sizes keep the run quick. Nothing here asserts a time.
+medians, load average recorded): ``test_row_gather`` (minibatch rows by one index_select instead of
+torch.gather over an expanded index) and ``test_head_split`` (a head's halves by torch.split instead of two
+slices: one concatenation in the backward instead of two zero-filled tensors and their sum), each checking
+that both give the same values; ``test_bf16_math_against_casts`` (bf16 products as oneDNN's bfloat16
+arithmetic on float32 operands, against casting the operands and widening the outputs; pertvae_core.layers;
+their numbers: tests/pertvae_core/test_precision.py). With --benchmark-disable small sizes keep the run
+quick. Nothing here asserts a time.
 """
 
 from __future__ import annotations
