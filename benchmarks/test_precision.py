@@ -22,8 +22,10 @@ PAPER = {"latent": 100, "hidden": (500, 300), "context": 200, "iaf_hidden": 300,
 SMALL = {"latent": 8, "hidden": (32, 16), "context": 8, "iaf_hidden": 16, "iaf_steps": 2}
 
 
-def train_step(model_kind: str, precision: str, n_models: int, genes: int, sizes: dict):
-    """One train step of ``n_models`` batched PertVAEs (or VAEs) on fixed random data, as a callable."""
+def train_step(model_kind: str, precision: str, n_models: int, genes: int, sizes: dict,
+               with_model: bool = False):
+    """One train step of ``n_models`` batched PertVAEs (or VAEs) on fixed random data, as a callable (and
+    the model, ``with_model``)."""
     pairs = model_kind == "pertvae"
     cfg = FitConfig(precision=precision, **sizes)
     model = PertVAE(genes, cfg, [torch.Generator().manual_seed(i) for i in range(n_models)], pairs=pairs)
@@ -34,7 +36,8 @@ def train_step(model_kind: str, precision: str, n_models: int, genes: int, sizes
     w = torch.full((n_models,), 0.5 if pairs else 0.0)
     step, _ = make_train_step(model, cfg, w, 1 - w)
     active = torch.ones(n_models, dtype=torch.bool)
-    return lambda: step(x1, x2, xs, eps, active)
+    run = lambda: step(x1, x2, xs, eps, active)   # noqa: E731
+    return (run, model) if with_model else run
 
 
 @pytest.fixture

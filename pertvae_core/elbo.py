@@ -54,14 +54,14 @@ def batch_terms(model: PertVAE, x1: torch.Tensor, x2: torch.Tensor, xs: torch.Te
     z, log_q = model.encode(x, eps)
     mean, log_sigma = model.decode(z)
     rec = normal_log_prob(x, mean, log_sigma).sum(-1)
-    out = {"rec_s": rec[:, 2 * bp:], "kl_s": log_q[:, 2 * bp:] - std_normal_log_prob(z[:, 2 * bp:])}
-    if bp:
-        z1, z2 = z[:, :bp], z[:, bp:2 * bp]
-        m2, ls2 = model.drug_effect(z1)
-        out.update(rec1=rec[:, :bp], rec2=rec[:, bp:2 * bp],
-                   kl1=log_q[:, :bp] - std_normal_log_prob(z1),
-                   kl2=log_q[:, bp:2 * bp] - normal_log_prob(z2, m2, ls2))
-    return out
+    if not bp:
+        return {"rec_s": rec, "kl_s": log_q - std_normal_log_prob(z)}
+    # torch.split, not slices: the backward is one concatenation (layers.halves)
+    parts = [bp, bp, xs.shape[1]]
+    (z1, z2, zs), (q1, q2, qs), (rec1, rec2, rec_s) = (torch.split(t, parts, dim=1) for t in (z, log_q, rec))
+    m2, ls2 = model.drug_effect(z1)
+    return {"rec_s": rec_s, "kl_s": qs - std_normal_log_prob(zs), "rec1": rec1, "rec2": rec2,
+            "kl1": q1 - std_normal_log_prob(z1), "kl2": q2 - normal_log_prob(z2, m2, ls2)}
 
 
 def free_bits_kl(kl: torch.Tensor, free_bits: float) -> torch.Tensor:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from pertvae_core.layers import MaskedWNLinear, elu
+from pertvae_core.layers import MaskedWNLinear, elu, halves
 
 __all__ = ["IAFStep", "IAF", "made_masks", "S_BIAS"]
 
@@ -53,8 +53,7 @@ class IAFStep(nn.Module):
         """z [S, B, L], h [S, B, C] -> (new z, log sigma [S, B, L]) in z's original order."""
         if self.reverse:
             z = z.flip(-1)
-        ms = self.out(elu(self.inp(torch.cat([z, h], dim=-1))))
-        m, s = ms[..., : self.latent], ms[..., self.latent:]
+        m, s = halves(self.out(elu(self.inp(torch.cat([z, h], dim=-1)))))
         sigma = torch.sigmoid(s)
         z = sigma * z + (1.0 - sigma) * m
         log_sigma = nn.functional.logsigmoid(s)

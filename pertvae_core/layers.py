@@ -17,16 +17,28 @@ its own ``torch.Generator`` (``gens[s]``), so a batched fit equals S separate fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["WNLinear", "MaskedWNLinear", "BatchedLinear", "elu"]
+from pertvae_core.precision import cpu_has_native_bf16
+
+__all__ = ["WNLinear", "MaskedWNLinear", "BatchedLinear", "elu", "halves"]
 
 elu = nn.functional.elu
 NORM_MIN = 1e-6  # floor on ||v||: a MADE output unit with no allowed inputs has v = 0 and outputs its bias
 LOW = torch.bfloat16  # the operands' type of the products with ``low_precision`` (pertvae_core.precision)
+
+
+def halves(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two halves of t's last dimension (e.g. a head's mean and log-sigma), by ``torch.split``: its
+    backward is one concatenation of the halves' gradients, where two slices' backward fill a zero tensor
+    each and add them (3 passes more over the head's output; the same values; 0.3-0.6 ms of a paper-sized
+    step, benchmarks/test_step_overhead.py)."""
+    n = t.shape[-1] // 2
+    return tuple(torch.split(t, [n, n], dim=-1))  # type: ignore[return-value]
 
 
 def _normal(gens: Sequence[torch.Generator], shape: tuple[int, ...], std: float) -> torch.Tensor:
@@ -34,13 +46,35 @@ def _normal(gens: Sequence[torch.Generator], shape: tuple[int, ...], std: float)
     return torch.stack([torch.randn(shape, generator=g) * std for g in gens])
 
 
+_MKLDNN_MATMUL = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+# oneDNN's float32 products with bfloat16 arithmetic (torch >= 2.7) on a CPU with native bf16 instructions
+CPU_BF16_MATH = hasattr(_MKLDNN_MATMUL, "fp32_precision") and cpu_has_native_bf16()
+
+
+@contextlib.contextmanager
+def bf16_math() -> Iterator[None]:
+    """float32 matrix products on the CPU computed by oneDNN with bfloat16 operands and float32 accumulation
+    and output, within the block (torch's global setting, restored after; set only around the products)."""
+    before = _MKLDNN_MATMUL.fp32_precision
+    _MKLDNN_MATMUL.fp32_precision = "bf16"
+    try:
+        yield
+    finally:
+        _MKLDNN_MATMUL.fp32_precision = before
+
+
 class _WNLinearFn(torch.autograd.Function):
     """y = (x @ v^T) * s + b, s = g / ||v|| (row norms of v [S, out, in], a contiguous reduction).
 
     With ``low`` the three matrix products (y, dL/dx, dL/dv) take bfloat16 operands and accumulate in float32;
-    their bfloat16 outputs are widened to float32 first (one pass; mixed-type elementwise operations measured
-    ~1.5x slower than a widening pass and the same operation in float32); the norms, scales, bias, the
-    correction term of dL/dv and every gradient are float32 (pertvae_core.precision).
+    the norms, scales, bias, the correction term of dL/dv and every gradient are float32
+    (pertvae_core.precision). On a CPU with native bf16 (:data:`CPU_BF16_MATH`) oneDNN rounds the float32
+    operands to bfloat16 inside the product and writes float32 (:func:`bf16_math`): no cast of the weights and
+    activations to bfloat16 and back, each a pass over them (0.90-0.94x the step time of casting,
+    benchmarks/test_step_overhead.py), and the outputs keep float32's precision. Elsewhere (a GPU, an older
+    torch) the operands are cast to bfloat16 and the bfloat16 outputs widened to float32 (one pass;
+    mixed-type elementwise operations measured ~1.5x slower than a widening pass and the same operation in
+    float32).
     """
 
     @staticmethod
@@ -48,9 +82,11 @@ class _WNLinearFn(torch.autograd.Function):
                 low: bool = False) -> torch.Tensor:
         inv = torch.linalg.vector_norm(v, dim=2).clamp_min(NORM_MIN).reciprocal().unsqueeze(1)  # [S, 1, out]
         scale = g * inv
-        xm, vm = (x.to(LOW), v.to(LOW)) if low else (x, v)   # the products' operands
-        u = torch.bmm(xm, vm.transpose(1, 2)).to(v.dtype)
-        ctx.low = low
+        ctx.math = low and CPU_BF16_MATH and x.device.type == "cpu"
+        ctx.cast = low and not ctx.math
+        xm, vm = (x.to(LOW), v.to(LOW)) if ctx.cast else (x, v)   # the products' operands
+        with bf16_math() if ctx.math else contextlib.nullcontext():
+            u = torch.bmm(xm, vm.transpose(1, 2)).to(v.dtype)
         ctx.save_for_backward(xm, vm, v, u, scale, inv)
         return torch.addcmul(b, u, scale)
 
@@ -58,13 +94,15 @@ class _WNLinearFn(torch.autograd.Function):
     def backward(ctx, gy: torch.Tensor):
         xm, vm, v, u, scale, inv = ctx.saved_tensors
         gys = gy * scale
-        gysm = gys.to(LOW) if ctx.low else gys
+        gysm = gys.to(LOW) if ctx.cast else gys
         dscale = (gy * u).sum(dim=1, keepdim=True)  # dL/ds [S, 1, out]
-        gx = torch.bmm(gysm, vm).to(v.dtype) if ctx.needs_input_grad[0] else None
-        gv = None
-        if ctx.needs_input_grad[1]:  # dL/dv = (gy s)^T x - v * dL/ds * s / ||v||^2
-            c = (dscale * scale * inv.square()).transpose(1, 2)  # [S, out, 1]
-            gv = torch.bmm(gysm.transpose(1, 2), xm).to(v.dtype).addcmul_(v, c, value=-1.0)
+        gx = gv = None
+        with bf16_math() if ctx.math else contextlib.nullcontext():
+            if ctx.needs_input_grad[0]:
+                gx = torch.bmm(gysm, vm).to(v.dtype)
+            if ctx.needs_input_grad[1]:  # dL/dv = (gy s)^T x - v * dL/ds * s / ||v||^2
+                c = (dscale * scale * inv.square()).transpose(1, 2)  # [S, out, 1]
+                gv = torch.bmm(gysm.transpose(1, 2), xm).to(v.dtype).addcmul_(v, c, value=-1.0)
         gg = dscale * inv if ctx.needs_input_grad[2] else None
         gb = gy.sum(dim=1, keepdim=True) if ctx.needs_input_grad[3] else None
         return gx, gv, gg, gb, None

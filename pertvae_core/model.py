@@ -22,7 +22,7 @@ from torch import nn
 
 from pertvae_core.config import FitConfig
 from pertvae_core.flows import IAF
-from pertvae_core.layers import BatchedLinear, WNLinear, elu
+from pertvae_core.layers import BatchedLinear, WNLinear, elu, halves
 from pertvae_core.precision import resolve_precision
 
 __all__ = ["PertVAE", "LOG_SIGMA_MIN", "LOG_SIGMA_MAX", "HALF_LOG_2PI"]
@@ -73,8 +73,8 @@ class PertVAE(nn.Module):
         """The deterministic part of q(z|x) (Eq. 8): mean, clamped log-sigma [S, B, L] and IAF context h."""
         L = self.latent
         head = self.enc_head(elu(self.enc2(elu(self.enc1(x)))))
-        mu, h = head[..., :L], elu(head[..., 2 * L:])
-        return mu, head[..., L:2 * L].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX), h
+        mu, log_sigma, h = torch.split(head, [L, L, self.context], dim=-1)   # not slices: layers.halves
+        return mu, log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX), elu(h)
 
     def encode(self, x: torch.Tensor, eps: torch.Tensor,
                head: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
@@ -93,8 +93,8 @@ class PertVAE(nn.Module):
     # --- p(x|z) ------------------------------------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-sigma [S, B, genes] of p(x|z) (Eq. 4)."""
-        out = self.dec_head(elu(self.dec2(elu(self.dec1(z)))))
-        return out[..., : self.genes], out[..., self.genes:].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+        mean, log_sigma = halves(self.dec_head(elu(self.dec2(elu(self.dec1(z))))))
+        return mean, log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
 
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
         """The mean [S, B, genes] of p(x|z) alone: the head's log-sigma half is not computed (validation by
@@ -106,8 +106,8 @@ class PertVAE(nn.Module):
         """Mean z1 + W z1 + b (Eq. 5) and log-sigma of p(z2|z1) (Eq. 3), each [S, B, L]."""
         if self.drug is None:
             raise RuntimeError("this model was built without the drug effect (plain VAE)")
-        out = self.drug(z1)
-        return z1 + out[..., : self.latent], out[..., self.latent:].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+        w_z1, log_sigma = halves(self.drug(z1))
+        return z1 + w_z1, log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
 
     @torch.no_grad()
     def select_(self, idx: torch.Tensor) -> None:

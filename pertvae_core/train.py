@@ -263,8 +263,15 @@ class FitState:
 
 
 def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """x [S, N, G], idx [S, B] -> [S, B, G]."""
-    return torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[-1]))
+    """x [S, N, G], idx [S, B] -> [S, B, G]: rows idx[s] of x[s].
+
+    One ``index_select`` of whole rows of x seen as [S * N, G] (offsets s * N), not ``torch.gather`` with
+    the index expanded over genes: the same values, copied a row at a time instead of an element at a time
+    (up to 4x less CPU time, more with S splits batched; benchmarks/test_step_overhead.py).
+    """
+    S, N, G = x.shape
+    flat = (idx + torch.arange(S, device=idx.device)[:, None] * N).reshape(-1)
+    return x.reshape(S * N, G).index_select(0, flat).view(S, -1, G)
 
 
 def _masked_mean(v: torch.Tensor, n: Sequence[int]) -> torch.Tensor:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from pertvae_core import layers
 from pertvae_core import precision as prec
 from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
@@ -21,8 +22,29 @@ CFG = FitConfig(latent=4, hidden=(48, 24), context=6, iaf_hidden=16, batch_pairs
 GENES = 40
 
 
+def bf16_products_as(mode: str) -> bool:
+    """For a test of the bf16 products done as ``mode``: "math" (oneDNN's bfloat16 arithmetic on float32
+    operands, pertvae_core.layers.bf16_math; skipped where this CPU or torch lacks it) or "casts"."""
+    if mode == "math" and not layers.CPU_BF16_MATH:
+        pytest.skip("no oneDNN bfloat16 arithmetic for float32 products on this CPU or torch")
+    return mode == "math"
+
+
+@pytest.fixture(params=["math", "casts"])
+def bf16_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setattr(layers, "CPU_BF16_MATH", bf16_products_as(request.param))
+    return request.param
+
+
+def _operand_dtype(t: torch.Tensor) -> torch.dtype:
+    """A product operand's type as the product computes it: float32 under bf16_math is bfloat16."""
+    math = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    bf16 = t.dtype == torch.float32 and getattr(math, "fp32_precision", "none") == "bf16"
+    return torch.bfloat16 if bf16 else t.dtype
+
+
 class Products(TorchDispatchMode):
-    """Records (op, operand dtypes) of every matrix product."""
+    """Records (op, operand dtypes as computed) of every matrix product."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -32,9 +54,9 @@ class Products(TorchDispatchMode):
         op = func.overloadpacket
         aten = torch.ops.aten
         if op in (aten.bmm, aten.mm):
-            self.seen.append((str(op), args[0].dtype, args[1].dtype))
+            self.seen.append((str(op), _operand_dtype(args[0]), _operand_dtype(args[1])))
         elif op in (aten.baddbmm, aten.addmm):
-            self.seen.append((str(op), args[1].dtype, args[2].dtype))
+            self.seen.append((str(op), _operand_dtype(args[1]), _operand_dtype(args[2])))
         return func(*args, **(kwargs or {}))
 
 
@@ -54,7 +76,7 @@ def _step(precision: str):
     return model, opt, lambda: step(x1, x2, xs, eps, torch.ones(1, dtype=torch.bool))
 
 
-def test_bf16_products_take_bfloat16_operands_and_everything_else_stays_float32() -> None:
+def test_bf16_products_take_bfloat16_operands_and_everything_else_stays_float32(bf16_mode: str) -> None:
     model, opt, run = _step("bf16")
     assert model.precision == "bf16"
     assert all(m.low_precision for m in model.modules() if isinstance(m, WNLinear))
@@ -80,7 +102,7 @@ def test_bf16_products_take_bfloat16_operands_and_everything_else_stays_float32(
     assert {(a, b) for _, a, b in mode32.seen} == {(torch.float32, torch.float32)}
 
 
-def test_bf16_layer_is_fp32_to_bfloat16_rounding_forward_and_backward() -> None:
+def test_bf16_layer_is_fp32_to_bfloat16_rounding_forward_and_backward(bf16_mode: str) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 32, 300, generator=g)
     v = torch.randn(2, 200, 300, generator=g) * 0.05
@@ -110,6 +132,18 @@ def _splits() -> list[SplitData]:
 
     x1 = f(24)
     return [SplitData(x1, x1 + 0.5, f(6), f(6), f(5), f(5), f(12))]
+
+
+def test_bf16_math_is_set_around_the_products_only() -> None:
+    bf16_products_as("math")
+    matmul = torch.backends.mkldnn.matmul
+    before = matmul.fp32_precision
+    with layers.bf16_math():
+        assert matmul.fp32_precision == "bf16"
+    assert matmul.fp32_precision == before
+    _, _, run = _step("bf16")
+    run()
+    assert matmul.fp32_precision == before   # a bf16 step leaves torch's setting as it found it
 
 
 def test_a_bf16_fit_trains_like_fp32_and_says_so() -> None:

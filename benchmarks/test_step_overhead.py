@@ -1,0 +1,211 @@
+"""Where a paper-sized training step's time goes beyond its matrix products, and the cuts made there.
+
+``test_step_breakdown``: paper-sized steps (S = 1, one torch thread, as a grid worker) of PertVAE (64 pairs +
+64 singletons: 192 profiles through encoder, IAF and decoder) and the VAE (128 profiles), in the paper
+preset's precision on this machine (bf16 where native) and in fp32. Every aten operator is timed by thread
+CPU time (a TorchDispatchMode; torch.profiler times by wall clock, which a busy machine inflates at random)
+and goes to one class (:func:`op_class`): GEMM (the products), optimizer (fused Adam), weight-sized passes
+(an operator whose first operand has a parameter's shape: the weight norms, the bf16 casts of the weights,
+the widening and correction of dL/dv, the IAF masks), activation casts, elementwise and reductions on
+activations, views and allocation; "Python & autograd engine" is the rest of the step's median CPU time
+(the custom Function's Python, autograd nodes, the optimizer's Python, dispatch above aten). ``fixed_ms``
+is the same step at tiny sizes: the per-step cost that does not scale with the arithmetic.
+
+The other tests time each cut side by side with what it replaced, alternating in one process (CPU time,
+medians, load average recorded): ``test_row_gather`` (minibatch rows by one index_select instead of
+torch.gather over an expanded index) and ``test_head_split`` (a head's halves by torch.split instead of two
+slices: one concatenation in the backward instead of two zero-filled tensors and their sum), each checking
+that both give the same values; ``test_bf16_math_against_casts`` (bf16 products as oneDNN's bfloat16
+arithmetic on float32 operands, against casting the operands and widening the outputs; pertvae_core.layers;
+their numbers: tests/pertvae_core/test_precision.py). With --benchmark-disable small sizes keep the run
+quick. Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from benchmarks._data import alternate, load_average
+from benchmarks.test_precision import PAPER, SMALL, train_step
+from pertvae_core import layers
+from pertvae_core.precision import resolve_precision
+from pertvae_core.train import _gather
+
+GEMM = {"aten::bmm", "aten::mm", "aten::baddbmm", "aten::addmm"}
+OPTIMIZER = {"aten::_fused_adam_", "aten::_fused_adamw_"}
+CASTS = {"aten::copy_", "aten::_to_copy", "aten::to"}
+VIEWS = {"aten::empty", "aten::empty_strided", "aten::empty_like", "aten::as_strided", "aten::view",
+         "aten::slice", "aten::transpose", "aten::unsqueeze", "aten::expand", "aten::split_with_sizes",
+         "aten::split", "aten::select", "aten::detach", "aten::t", "aten::reshape", "aten::_unsafe_view",
+         "aten::alias", "aten::squeeze", "aten::flip", "aten::lift_fresh", "aten::resolve_conj",
+         "aten::resolve_neg", "aten::narrow", "aten::zeros_like", "aten::result_type"}
+CLASSES = ("GEMM", "optimizer", "weight-sized passes", "activation casts", "elementwise & reductions",
+           "views & allocation", "Python & autograd engine")
+
+
+def op_class(name: str, first_shape: tuple[int, ...] | None, weight_shapes: set[tuple[int, ...]]) -> str:
+    """The class of one aten operator (module docstring)."""
+    if name in GEMM:
+        return "GEMM"
+    if name in OPTIMIZER:
+        return "optimizer"
+    if first_shape in weight_shapes:
+        return "weight-sized passes"
+    if name in CASTS:
+        return "activation casts"
+    return "views & allocation" if name in VIEWS else "elementwise & reductions"
+
+
+class _OpClock(TorchDispatchMode):
+    """Adds each aten operator's thread CPU time (its kernel and the dispatch below autograd) to its class."""
+
+    def __init__(self, weight_shapes: set[tuple[int, ...]]) -> None:
+        super().__init__()
+        self.weight_shapes, self.seconds = weight_shapes, dict.fromkeys(CLASSES, 0.0)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        first = args[0] if args else None
+        shape = tuple(first.shape) if isinstance(first, torch.Tensor) else None
+        t0 = time.thread_time()
+        out = func(*args, **(kwargs or {}))
+        dt = time.thread_time() - t0
+        self.seconds[op_class(f"aten::{func.overloadpacket.__name__}", shape, self.weight_shapes)] += dt
+        return out
+
+
+def step_breakdown(run, weight_shapes: set[tuple[int, ...]], steps: int, step_s: float) -> dict[str, float]:
+    """CPU seconds per step and class (:data:`CLASSES`): each aten operator timed by thread CPU time over
+    ``steps`` calls of ``run``; "Python & autograd engine" is the rest of the unprofiled step time
+    ``step_s`` (the custom Function's Python, autograd nodes, the optimizer's Python, dispatch above aten)."""
+    clock = _OpClock(weight_shapes)
+    with clock:
+        for _ in range(steps):
+            run()
+    out = {k: v / steps for k, v in clock.seconds.items()}
+    out["Python & autograd engine"] = max(0.0, step_s - sum(out.values()))
+    return out
+
+
+def median_step(run, reps: int) -> float:
+    """Median CPU seconds of ``run`` after a warm-up call."""
+    return alternate({"step": run}, reps=reps, warmup=2)["step"]
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp32"])
+@pytest.mark.parametrize("model_kind", ["pertvae", "vae"])
+def test_step_breakdown(benchmark, request, one_thread, model_kind: str, precision: str) -> None:
+    small = request.config.getoption("benchmark_disable")
+    sizes, genes = (SMALL, 50) if small else (PAPER, 978)
+    precision = resolve_precision(precision, "cpu")
+    run, model = train_step(model_kind, precision, 1, genes, sizes, with_model=True)
+    tiny = dict(sizes, latent=2, hidden=(4, 4), context=2, iaf_hidden=4)
+    fixed_run = train_step(model_kind, precision, 1, 8, tiny)
+    load = load_average()
+    t_step = median_step(run, 5 if small else 20)
+    t_fixed = median_step(fixed_run, 20 if small else 100)
+    shares = step_breakdown(run, {tuple(p.shape) for p in model.parameters()}, 3 if small else 10, t_step)
+    total = sum(shares.values())
+    assert shares["GEMM"] > 0 and shares["optimizer"] > 0 and shares["weight-sized passes"] > 0
+    loss = benchmark.pedantic(run, rounds=1, iterations=1)
+    assert torch.isfinite(loss).all()
+    info = {"model": model_kind, "precision": precision, "genes": genes, "step_ms": round(t_step * 1e3, 2),
+            "fixed_ms": round(t_fixed * 1e3, 2), "load_average": [load, load_average()],
+            "clock": "CPU time: the step's median; each operator's by thread CPU time, the rest Python"}
+    for k in CLASSES:
+        info[f"{k}_fraction"] = round(shares[k] / total, 3)
+        info[f"{k}_ms"] = round(shares[k] / total * t_step * 1e3, 2)
+    info["headline"] = ["step_ms", "fixed_ms"] + [f"{k}_ms" for k in CLASSES]
+    benchmark.extra_info.update(info)
+    print(f"\n{model_kind} {precision} step {info['step_ms']} ms (CPU time, load {load:.1f}); fixed "
+          f"(tiny sizes) {info['fixed_ms']} ms")
+    for k in CLASSES:
+        print(f"  {k:28s} {info[f'{k}_ms']:7.2f} ms  {100 * info[f'{k}_fraction']:5.1f}%")
+
+
+def _old_gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """What pertvae_core.train._gather replaced."""
+    return torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[-1]))
+
+
+@pytest.mark.parametrize("shape", [(1, 4100, 128), (1, 1300, 64), (10, 1300, 64)],
+                         ids=["vae-pooled", "pertvae", "pertvae-S10"])
+def test_row_gather(benchmark, request, one_thread, shape: tuple[int, int, int]) -> None:
+    S, N, B = shape
+    if request.config.getoption("benchmark_disable"):
+        N, B = 64, 8
+    g = torch.Generator().manual_seed(0)
+    x, idx = torch.randn(S, N, 978, generator=g), torch.randint(0, N, (S, B), generator=g)
+    assert torch.equal(_gather(x, idx), _old_gather(x, idx))
+    load = load_average()
+    med = alternate({"gather": lambda: _old_gather(x, idx), "index_select": lambda: _gather(x, idx)},
+                    reps=50, warmup=3)
+    benchmark.pedantic(_gather, args=(x, idx), rounds=1, iterations=1)
+    _record(benchmark, med, "gather", "index_select", load)
+
+
+def _record(benchmark, med: dict[str, float], old: str, new: str, load: float) -> None:
+    info = {f"{old}_us": round(med[old] * 1e6, 1), f"{new}_us": round(med[new] * 1e6, 1),
+            "new_over_old": round(med[new] / med[old], 3), "load_average": [load, load_average()],
+            "clock": "process CPU time, median of alternating calls"}
+    info["headline"] = [f"{old}_us", f"{new}_us", "new_over_old"]
+    benchmark.extra_info.update(info)
+
+
+def _head_step(x: torch.Tensor, split: bool) -> torch.Tensor:
+    """A decoder head's (mean, clamped log-sigma) and a loss of both, forward and backward; dL/dx."""
+    n = x.shape[-1] // 2
+    mean, log_sigma = torch.split(x, [n, n], dim=-1) if split else (x[..., :n], x[..., n:])
+    loss = mean.square().sum() + log_sigma.clamp(-6.0, 4.0).exp().sum()
+    (grad,) = torch.autograd.grad(loss, x)
+    return grad
+
+
+def test_head_split(benchmark, request, one_thread) -> None:
+    rows, genes = (16, 50) if request.config.getoption("benchmark_disable") else (192, 978)
+    x = torch.randn(1, rows, 2 * genes, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    assert torch.equal(_head_step(x, True), _head_step(x, False))
+    load = load_average()
+    med = alternate({"slices": lambda: _head_step(x, False), "split": lambda: _head_step(x, True)}, reps=50,
+                    warmup=3)
+    benchmark.pedantic(_head_step, args=(x, True), rounds=1, iterations=1)
+    _record(benchmark, med, "slices", "split", load)
+
+
+@pytest.mark.parametrize("model_kind", ["pertvae", "vae"])
+def test_bf16_math_against_casts(benchmark, request, one_thread, monkeypatch, model_kind: str) -> None:
+    """A bf16 step with oneDNN's bfloat16 arithmetic on float32 operands (layers.bf16_math) against casting
+    the operands to bfloat16 and widening the outputs, alternating in one process."""
+    if not layers.CPU_BF16_MATH:
+        pytest.skip("this CPU or torch has no oneDNN bfloat16 arithmetic for float32 products")
+    small = request.config.getoption("benchmark_disable")
+    sizes, genes = (SMALL, 50) if small else (PAPER, 978)
+    runs = {k: train_step(model_kind, "bf16", 1, genes, sizes) for k in ("casts", "bf16_math")}
+
+    def variant(name: str):
+        def call():
+            monkeypatch.setattr(layers, "CPU_BF16_MATH", name == "bf16_math")
+            return runs[name]()
+        return call
+
+    load = load_average()
+    med = alternate({k: variant(k) for k in runs}, reps=5 if small else 30, warmup=2)
+    loss = benchmark.pedantic(variant("bf16_math"), rounds=1, iterations=1)
+    assert torch.isfinite(loss).all()
+    info = {"model": model_kind, "casts_ms": round(med["casts"] * 1e3, 2),
+            "bf16_math_ms": round(med["bf16_math"] * 1e3, 2),
+            "new_over_old": round(med["bf16_math"] / med["casts"], 3), "load_average": [load, load_average()],
+            "clock": "process CPU time, median of alternating steps"}
+    info["headline"] = ["casts_ms", "bf16_math_ms", "new_over_old"]
+    benchmark.extra_info.update(info)
