@@ -44,7 +44,7 @@ def _resume(cube: Path, out: Path, capsys: pytest.CaptureFixture) -> bool:
         assert _mtimes(out) == before and info["report"] == report
     else:
         changed = [n for n, t in _mtimes(out).items() if t != before.get(n)]
-        assert "table1.md" in changed and info["report"]["rendered"] != report["rendered"]
+        assert "benchmark.md" in changed and info["report"]["rendered"] != report["rendered"]
     return kept
 
 
@@ -60,9 +60,9 @@ def test_a_noop_resume_keeps_the_report_until_something_changes(tmp_path_factory
     assert not _resume(cube, out, capsys) and (out / "figure2.svg").is_file()
     assert _resume(cube, out, capsys)
 
-    (out / "table1.md").write_text("edited\n")  # a report file changed
+    (out / "benchmark.md").write_text("edited\n")  # a report file changed
     assert not _resume(cube, out, capsys)
-    assert "edited" not in (out / "table1.md").read_text()
+    assert "edited" not in (out / "benchmark.md").read_text()
 
     chunk = next(p for p in sorted((out / "results.zarr").rglob("c/*")) if p.is_file())
     shutil.copy(chunk, tmp_path / "copy")       # a store file replaced (same bytes, another file)

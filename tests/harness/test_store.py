@@ -189,13 +189,14 @@ def test_per_cell_line_and_per_gene_scores_land_in_their_cells(tmp_path, cfg):
 def test_a_store_holds_only_its_runs_methods_and_resumes_an_older_one(tmp_path, cfg):
     """A run's store carries the methods of its models (a pertvae + pca run: PertVAE's two); a store
     written before, with every built-in perturbation method, resumes with its fits; other methods do not."""
+    from harness.contenders import paper_methods
     from harness.prepare import resolve_methods
     from harness.store import StoreDamagedError
     from pertvae_core.methods import PERTVAE_METHODS
 
     assert resolve_methods(cfg) == list(PERTVAE_METHODS)
     old = _open(tmp_path, cfg)   # methods=METHODS: the earlier layout
-    assert old.methods == list(METHODS)
+    assert old.methods == [*METHODS, *(m for m in paper_methods(cfg.models) if m not in METHODS)]
     old.write([_row("pca", "dA", 4, 0, 1, rho_rec=0.9)])
     again = ResultStore.resume(tmp_path / "out", cfg, "cube-fp", drugs=["dA", "dB"], genes=[],
                                methods=resolve_methods(cfg))
