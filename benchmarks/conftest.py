@@ -15,6 +15,7 @@ from __future__ import annotations
 import numbers
 
 import pytest
+import torch
 
 HEADLINE_WORDS = ("fraction", "speedup", "ratio", "saved", "per_s", "per_epoch", "efficiency", "epochs",
                   "_over_")
@@ -68,3 +69,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for nid, h in rows:
         terminalreporter.write_line(f"{nid.split('::', 1)[-1]} [{nid.split('::', 1)[0]}]")
         terminalreporter.write_line("    " + ", ".join(f"{k}={_fmt(v)}" for k, v in h.items()))
+
+
+@pytest.fixture
+def one_thread():
+    """Torch at one thread for a benchmark (a worker's setting), restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

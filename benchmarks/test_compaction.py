@@ -23,14 +23,6 @@ from benchmarks._data import drug_splits, fit_config, load_average, seeds
 from pertvae_core.train import fit
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("n_splits", [10, 50])
 def test_compaction_saving(benchmark, request, one_thread, n_splits: int) -> None:
     small = request.config.getoption("benchmark_disable")

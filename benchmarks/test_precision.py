@@ -40,14 +40,6 @@ def train_step(model_kind: str, precision: str, n_models: int, genes: int, sizes
     return (run, model) if with_model else run
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("n_models", [1, 10])
 @pytest.mark.parametrize("model_kind", ["pertvae", "vae"])
 def test_bf16_over_fp32_step(benchmark, request, one_thread, model_kind: str, n_models: int) -> None:

@@ -95,14 +95,6 @@ def median_step(run, reps: int) -> float:
     return alternate({"step": run}, reps=reps, warmup=2)["step"]
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("precision", ["auto", "fp32"])
 @pytest.mark.parametrize("model_kind", ["pertvae", "vae"])
 def test_step_breakdown(benchmark, request, one_thread, model_kind: str, precision: str) -> None:
