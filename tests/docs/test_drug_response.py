@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from harness.config import parse_args
 from harness.contenders import RESPONSE_MODELS, contender
@@ -20,15 +18,6 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "drug_response.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)
 
 pytestmark = pytest.mark.timeout(400)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models: one thread is as fast, and two oversubscribe a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _blocks(lang: str) -> list[tuple[int, str]]:
