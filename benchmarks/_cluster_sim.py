@@ -193,6 +193,15 @@ class DriverProbe:
     profile: str = ""
     prog: Any = None
     stopped: bool = False   # interrupted at the time budget
+    # (monotonic time, [(model, latent, status, fit_seconds)]) of each finished task, for an offline replay
+    # of the progress line (benchmarks/test_eta.py replays such a trace)
+    updates: list[tuple[float, list[tuple[str, int, str, float]]]] = field(default_factory=list)
+    remaining: dict[str, int] = field(default_factory=dict)   # the fits to run, "model/latent" -> n
+
+    def trace(self) -> dict:
+        """The run's finished tasks as the progress line saw them, with its start and the loop's end."""
+        start = self.prog.t0 if self.prog is not None else self.t0
+        return {"t0": start, "t1": self.t1, "remaining": self.remaining, "updates": self.updates}
 
     @property
     def finished(self) -> int:
@@ -215,7 +224,15 @@ def probe_driver(profile: bool = False, budget: float = 0.0) -> Iterator[DriverP
     def _progress(*a: Any, **k: Any) -> Any:
         prog = progress(*a, **k)
         prog.stream, prog.tty, prog.line_every, prog.enabled = p.eta, False, 1.0, True
-        p.prog = prog
+        p.prog, p.remaining = prog, {f"{m}/{lat}": n for (m, lat), n in prog.remaining.items()}
+        update = prog.update
+
+        def _update(rows: Sequence[dict]) -> None:
+            p.updates.append((time.monotonic(), [(str(r["model"]), int(r["latent"]), str(r["status"]),
+                                                  float(r.get("fit_seconds", math.nan))) for r in rows]))
+            update(rows)
+
+        prog.update = _update
         return prog
 
     def _write(*a: Any, **k: Any) -> None:

@@ -111,23 +111,29 @@ class ClusterHandle:
             raise ClusterError(self._no_worker_message())
 
     def as_completed(self, futures: Sequence[Any], poll: float = 0.1) -> Iterator[Any]:
-        """Yield ``futures`` as they finish (distributed.as_completed), calling :meth:`check` and
-        :meth:`watch` meanwhile (a future stopped by :meth:`watch` is yielded as cancelled); a future
-        given to :meth:`add` meanwhile is yielded too."""
+        """Yield ``futures`` as they finish, one by one (:meth:`batches`)."""
+        for batch in self.batches(futures, poll):
+            yield from batch
+
+    def batches(self, futures: Sequence[Any], poll: float = 0.1) -> Iterator[list[Any]]:
+        """Yield lists of ``futures`` as they finish, each list what finished since the last
+        (distributed.as_completed), so that their results can be fetched together; :meth:`check` and
+        :meth:`watch` are called meanwhile (a future stopped by :meth:`watch` is yielded as cancelled);
+        a future given to :meth:`add` meanwhile is yielded too."""
         from distributed import as_completed
 
         ac = self._waiting = as_completed(futures)
         self._by_key = {f.key: f for f in futures}
         while not ac.is_empty():
             if ac.has_ready():
-                yield from ac.next_batch(block=False)
+                yield ac.next_batch(block=False)
             else:
                 self.check()
                 self.watch(self._by_key)
                 time.sleep(poll)
 
     def add(self, future: Any) -> None:
-        """Wait for ``future`` too in the running :meth:`as_completed` (a task submitted again)."""
+        """Wait for ``future`` too in the running :meth:`batches` (a task submitted again)."""
         self._by_key[future.key] = future
         self._waiting.add(future)
 

@@ -49,6 +49,7 @@ from harness.store import (
     StoreMismatchError,
     known_fingerprint,
     versions,
+    write_detail_at,
 )
 from harness.tasks import (
     drug_data,
@@ -244,37 +245,73 @@ def _run_in_process(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
         prog.update(rows)
 
 
+def run_and_store(task: Task, cube_path: str, cfg: RunConfig, model: Any, store_path: str) -> list[dict]:
+    """A cluster task: :func:`harness.tasks.run_task`, then its fits' per-cell-line and per-gene scores
+    written into the store at ``store_path`` by the worker itself (harness.store.write_detail_at), so that
+    only the small values come back to the driver, which writes them and the status. Without this, that
+    detail (~0.1 MB a fit) crossed the scheduler and was encoded and written on the driver: the most of
+    its time per fit on a cluster (benchmarks/test_cluster_sim.py)."""
+    return write_detail_at(store_path, run_task(task, cube_path, cfg, model))
+
+
 def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, store: ResultStore,
                     prog: Progress, handle: Any) -> None:
     token = datetime.now(UTC).strftime("%H%M%S%f")
     futures = {}
     lost: Counter[Task] = Counter()
+    where = str(store.path.resolve())
 
     def submit(t: Task) -> Any:
         key = dask_key(t, token + (f"-again{lost[t]}" if lost[t] else ""))
-        fut = handle.client.submit(run_task, t, str(cube_path), cfg, REGISTRY[t.model],
+        fut = handle.client.submit(run_and_store, t, str(cube_path), cfg, REGISTRY[t.model], where,
                                    resources=handle.resources, retries=cfg.retries, pure=False, key=key)
         futures[fut] = t
         handle.limits[fut.key] = task_limit(t, cfg)
         return fut
 
-    for t in tasks:
+    for t in timed_first(tasks):
         submit(t)
     # finished futures are held until the grid ends (their rows are small), so that the dashboard's
     # Progress panel counts them as done instead of forgetting them
-    for fut in handle.as_completed(list(futures)):   # stops on a rejected Slurm job or no workers
-        t = futures[fut]
-        try:
-            rows = fut.result()
-        except Exception as e:  # raised in the task after all retries, KilledWorker, cancelled (timed out)
-            if getattr(e, "reason", None) == CONNECTION_LOST and lost[t] < LOST_RESUBMITS:
-                lost[t] += 1   # the client dropped every future when it lost the scheduler: run it again
-                log.warning("task %s lost with the scheduler connection; submitted again", t.key)
-                handle.add(submit(t))
-                continue
-            rows = _failed(t, e, handle.timed_out.get(fut.key))
-        _write(store, cfg, rows)
-        prog.update(rows)
+    for batch in handle.batches(list(futures)):   # stops on a rejected Slurm job or no workers
+        for fut, rows in _outcomes(handle.client, batch):
+            t = futures[fut]
+            if isinstance(rows, BaseException):   # raised after all retries, KilledWorker, cancelled
+                if getattr(rows, "reason", None) == CONNECTION_LOST and lost[t] < LOST_RESUBMITS:
+                    lost[t] += 1   # the client dropped every future when it lost the scheduler: run it again
+                    log.warning("task %s lost with the scheduler connection; submitted again", t.key)
+                    handle.add(submit(t))
+                    continue
+                rows = _failed(t, rows, handle.timed_out.get(fut.key))
+            _write(store, cfg, rows)
+            prog.update(rows)
+
+
+def timed_first(tasks: Sequence[Task]) -> list[Task]:
+    """``tasks`` with the first of each model's moved to the front, the rest in their order: a cluster runs
+    tasks about in the order they are submitted, and the progress line's ETA waits until every model left
+    has a fit timed (harness.progress.Eta); in grid order (model by model) the last model's first fit
+    would end late in the run."""
+    seen: set[str] = set()
+    first = [t for t in tasks if t.model not in seen and not seen.add(t.model)]
+    return first + [t for t in tasks if t not in first]
+
+
+def _outcomes(client: Any, batch: Sequence[Any]) -> list[tuple[Any, Any]]:
+    """(future, its rows or the exception it ended with) of each of ``batch``: the finished ones' rows
+    fetched together (one request, where one per future cost the driver's event loop a round trip each)."""
+    finished = {f.key: f for f in batch if f.status == "finished"}
+    got = client.gather(finished, errors="skip") if finished else {}
+    out = []
+    for f in batch:
+        rows = got.get(f.key)
+        if rows is None:
+            try:
+                rows = f.result()
+            except Exception as e:  # noqa: BLE001 - the task's own exception, recorded with its fits
+                rows = e
+        out.append((f, rows))
+    return out
 
 
 def dask_key(task: Task, token: str) -> str:

@@ -42,8 +42,10 @@ Layout:
   synthetic cube's, JSON, "" for real data).
 
 The full store is created once (all NaN, status "") in a temporary directory and renamed into place; each
-finished task then writes only its own cells, values first and ``status`` last, by the driver alone (no
-concurrent writers). The small variables (every one but the per-cell-line and per-gene scores) have one chunk
+finished task then writes only its own cells, values first and ``status`` last. On a cluster the worker
+writes its fits' per-fit chunks itself (:func:`write_detail_at`: each chunk is one fit's, so no two tasks
+share one) and sends back the rest, which the driver alone writes, status last; in process the driver
+writes everything. The small variables (every one but the per-cell-line and per-gene scores) have one chunk
 per (model, drug, latent) x all splits, read, modified and written again by a write; ``cell_score`` and
 ``gene_score`` have one chunk per fit (``store_layout`` 2), written whole without a read, so a fit's write
 costs its own bytes, not its cell's (a store of layout 1, written before, has one chunk per cell for them
@@ -74,6 +76,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -100,6 +103,8 @@ from harness.grid import POOLED, FitKey, model_drugs
 from pertvae_core.evaluation import GENE_METRICS
 from pertvae_core.methods import METHODS
 
+log = logging.getLogger(__name__)
+
 FLOAT_VARS = ("test_loss", "epochs", "best_epoch", "fit_seconds")
 # The paper's per-fit values (pertvae_core.api's row keys): a row's are written into ``score`` at the
 # (method, metric) its contender's ``paper_scores`` names; stores of layout 1 and 2 have them as variables of
@@ -119,6 +124,8 @@ STORE_NAME = "results.zarr"
 # 3: the paper's metrics in score[method, metric] (before: PAPER_VARS); 2: cell_score and gene_score chunked
 # per fit; 1 (no ``store_layout`` attr): per (model, drug, latent) cell
 LAYOUT = 3
+# A row key set by :meth:`ResultStore.write_detail` in a worker: its per-fit chunks are on disk already.
+DETAIL_STORED = "detail_stored"
 # rows kept unwritten at most, beyond which ``write`` waits to write them (a PertVAE row's per-gene block is
 # ~0.3 MB)
 MAX_PENDING = 256
@@ -838,14 +845,19 @@ class ResultStore:
             e, self._error = self._error, None
             raise e
 
-    def _entry(self, row: Mapping[str, Any]) -> _Entry:
-        """A row's value of every variable at its fit, checked (KeyError, ValueError) before any write."""
+    def _entry(self, row: Mapping[str, Any], only: Sequence[str] | None = None) -> _Entry:
+        """A row's value of every variable at its fit (``only``: of those variables), checked (KeyError,
+        ValueError) before any write. A row whose per-fit detail a worker wrote already
+        (:data:`DETAIL_STORED`) has no value of the per-fit variables: they are not written again."""
         m, d, l, s = self._index(row["model"], row["drug"], row["latent"], row["repeat"], row["fold"])
         if row.get("status") not in ("done", "failed"):
             raise ValueError(f"row status must be 'done' or 'failed', got {row.get('status')!r} in {row}")
         detail = row.get("detail") or {}
+        skip = self._per_fit if row.get(DETAIL_STORED) else ()
         values: dict[str, Any] = {}
-        for v in self.vars:
+        for v in self.vars if only is None else only:
+            if v in skip:
+                continue
             if v in METHOD_VARS:
                 given = row.get(v) or {}
                 values[v] = np.array([str(given.get(k, "") or "") for k in self.methods], dtype=object)
@@ -860,6 +872,35 @@ class ResultStore:
             else:
                 values[v] = str(row.get(v, "") or "")
         return _Entry((m, d, l), s, values)
+
+    def write_detail(self, rows: Sequence[Mapping[str, Any]]) -> list[dict]:
+        """In a worker (harness.run): write ``rows``' per-fit chunks of ``cell_score`` and ``gene_score``
+        now, and return the rows without their ``detail``, marked :data:`DETAIL_STORED`, so that only their
+        small values travel to the driver, which writes them and the status (last, as always: a fit whose
+        status the driver never wrote is not done, whatever chunks it has). Each chunk belongs to one fit,
+        so workers never write the same chunk but for the same fit again (a retried task: the same values,
+        each chunk replaced atomically). The rows come back unchanged, for the driver to write as before,
+        when this store keeps those variables per cell (layout 1), or a row is not one it can store or the
+        write fails (the driver then raises or reports why, as it does for its own writes)."""
+        rows = [dict(r) for r in rows]
+        if set(self._per_fit) != set(DETAIL_VARS):
+            return rows
+        try:
+            entries = [self._entry(r, DETAIL_VARS) for r in rows]
+
+            async def write_all() -> None:
+                await asyncio.gather(*(self._arrays[v].setitem((*e.cell, e.split), self._value(v, e))
+                                       for e in entries for v in DETAIL_VARS))
+
+            sync(write_all())
+        except (KeyError, ValueError, OSError):
+            log.warning("the per-fit detail of %d row(s) is left to the driver to write", len(rows),
+                        exc_info=True)
+            return rows
+        for r in rows:
+            r.pop("detail", None)
+            r[DETAIL_STORED] = True
+        return rows
 
     def _value(self, var: str, entry: _Entry) -> Any:
         value = entry.values[var]
@@ -884,7 +925,8 @@ class ResultStore:
                 for s, e in by_cell[c].items():
                     block[s] = self._value(v, e)
                 (status if v == "status" else values).append((v, (*c, slice(None)), block))
-            values += [(v, (*c, s), self._value(v, e)) for v in self._per_fit for s, e in by_cell[c].items()]
+            values += [(v, (*c, s), self._value(v, e)) for v in self._per_fit for s, e in by_cell[c].items()
+                       if v in e.values]
         await asyncio.gather(*(self._arrays[v].setitem(sel, block) for v, sel, block in values))
         await asyncio.gather(*(self._arrays[v].setitem(sel, block) for v, sel, block in status))
 
@@ -1032,6 +1074,25 @@ def _chunk_problem(path: Path, raw_size: int | None) -> str | None:
     if raw_size is not None and _zstd_content_size(head) != raw_size:
         return "unreadable chunk"
     return None
+
+
+# the store as a worker opens it (harness.run: its tasks write their fits' per-fit chunks themselves)
+_IN_WORKER: dict[str, tuple[int, ResultStore]] = {}
+
+
+def write_detail_at(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """:meth:`ResultStore.write_detail` of the store at ``path``, opened once per process (again when its
+    metadata changed: a store converted or given new variables); ``rows`` unchanged, for the driver to
+    write, when this process cannot open it (e.g. a worker that does not see the driver's disk)."""
+    key = str(path)
+    try:
+        stamp = (Path(path) / "zarr.json").stat().st_mtime_ns
+        if key not in _IN_WORKER or _IN_WORKER[key][0] != stamp:
+            _IN_WORKER[key] = (stamp, ResultStore(Path(path)))
+    except (OSError, StoreDamagedError):
+        log.warning("cannot open %s here: the driver writes these rows' detail", path, exc_info=True)
+        return [dict(r) for r in rows]
+    return _IN_WORKER[key][1].write_detail(rows)
 
 
 # ---------------------------------------------------------------------------------------------------

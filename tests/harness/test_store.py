@@ -204,3 +204,38 @@ def test_a_store_holds_only_its_runs_methods_and_resumes_an_older_one(tmp_path, 
     with pytest.raises(StoreDamagedError, match="do not match"):
         ResultStore.resume(tmp_path / "out", cfg, "cube-fp", drugs=["dA", "dB"], genes=[],
                            methods=[*PERTVAE_METHODS, "mine"])
+
+
+def test_a_worker_writes_its_fits_detail_and_the_driver_the_rest(tmp_path, cfg):
+    """write_detail_at (a worker: harness.run.run_and_store) writes the per-fit chunks and strips the rows
+    of their detail; the driver's write of those rows keeps them, writes the small values and the status.
+    A fit whose status the driver never wrote is not done, whatever chunks it has; a row the store cannot
+    take comes back whole, for the driver to write (and reject) as before."""
+    from harness.store import DETAIL_STORED, write_detail_at
+    from pertvae_core.evaluation import GENE_METRICS, Scores
+
+    st = ResultStore.open(tmp_path / "out", cfg, "fp", drugs=["dA", "dB"], cell_lines=["c1", "c2"],
+                          genes=["g1", "g2"])
+    det = Scores(summary={}, cell_lines=("c2",), per_cell={"mse_z": np.array([2.0])},
+                 per_gene={k: np.array([1.0, 2.0]) for k in GENE_METRICS})
+    rows = [_row("pertvae", "dA", 4, 0, f, scores={"pertvae": {"mse_z": 2.0}}, detail={"pertvae": det},
+                 fit_seconds=1.0) for f in (0, 1)]
+    sent = write_detail_at(st.path, rows)
+    assert all(r[DETAIL_STORED] and "detail" not in r for r in sent) and "detail" in rows[0]
+    assert not ResultStore(st.path).done_keys()   # chunks on disk, no status: not done
+    st.write(sent[:1])
+    st.flush()
+    ds = xr.open_zarr(st.path)
+    at = {"model": "pertvae", "drug": "dA", "latent": 4, "method": "pertvae"}
+    np.testing.assert_array_equal(ds.cell_score.sel({**at, "metric": "mse_z"}).values[:2], [[np.nan, 2]] * 2)
+    gene = ds.gene_score.sel({**at, "gene_metric": "sum_cross"})
+    np.testing.assert_array_equal(gene.values[:2], [[1, 2]] * 2)
+    assert ds.score.sel({**at, "metric": "mse_z"}).values[0] == 2.0
+    assert ResultStore(st.path).done_keys() == {FitKey("pertvae", "dA", 4, 0, 0)}
+    assert not ResultStore(st.path).find_damage().cells
+    bad = [_row("pertvae", "dA", 4, 1, 0, detail={"pertvae": dataclasses.replace(det, cell_lines=("zz",))})]
+    back = write_detail_at(st.path, bad)
+    assert DETAIL_STORED not in back[0] and "detail" in back[0]
+    with pytest.raises(ValueError, match="cell line"):
+        st.write(back)
+    assert write_detail_at(tmp_path / "nowhere", rows)[0]["detail"]["pertvae"] is det   # the driver writes
