@@ -17,6 +17,7 @@ The ETA (:class:`Eta`) says "estimating" until this run's finished work means so
 
 from __future__ import annotations
 
+import bisect
 import math
 import sys
 import threading
@@ -30,7 +31,12 @@ UNIT = "fits, weighted by expected time"
 LINE_EVERY = 30.0  # seconds between progress lines off a terminal
 MIN_FITS = 5       # the ETA waits for this many fits finished in this run...
 MIN_WORK = 0.02    # ...and this share of this run's expected work
-TAU_MIN = 30.0     # the ETA's smoothing time constant: a fifth of the elapsed time, at least this
+TAU_MIN = 5.0      # the ETA's smoothing time constant: TAU_SHARE of the elapsed time, at least this
+TAU_SHARE = 0.05
+WINDOW = 0.25      # the ETA's rate: over this share of the time since the first finish...
+WINDOW_MIN = 10.0  # ...at least this many seconds
+KNOWN_SHARE = 0.8  # the ETA waits until models with a timed fit hold this share of the fits left
+STALL_GAPS = 4.0   # a wait since the last finish this many mean gaps long counts in the rate
 
 
 class WorkModel:
@@ -65,43 +71,73 @@ class WorkModel:
 
 
 class Eta:
-    """Seconds left from the rate of this run's finished work (expected seconds finished per second of
-    wall time, which counts the workers), or None ("estimating") until that rate means something: at least
-    :data:`MIN_FITS` fits and :data:`MIN_WORK` of this run's expected work finished, and every model still to
-    run timed by a fit of its own (early on, a PertVAE fit would otherwise weigh what a PCA fit took). The
-    finishing time it implies is smoothed exponentially, with a time constant of a fifth of the elapsed time
-    (at least :data:`TAU_MIN` s), so one batch of fits finishing together moves it little.
+    """Seconds left from the recent rate of this run's finished work (expected seconds finished per second
+    of wall time, which counts the workers), or None ("estimating") until that rate means something: at
+    least :data:`MIN_FITS` fits and :data:`MIN_WORK` of this run's expected work finished, and the models
+    timed by a fit of their own holding :data:`KNOWN_SHARE` of the fits left (early on, a PertVAE fit would
+    otherwise weigh what a PCA fit took; harness.run submits one task of each model first, so that each is
+    timed early; a model left untimed borrows the mean of all done fits, WorkModel). Waiting for every
+    model kept the paper grid's simulated run "estimating" for 43% of it: PCA's one task of 350 fits ends
+    late.
 
-    Work in flight is counted nowhere until its fit ends, so finished work lags the work done (by up to half
-    a fit's duration on average when all workers are busy); the rate is taken over the elapsed time less a
-    ``lag``, which also comes off the time left: a quarter of the work-weighted mean duration of the
-    finished fits, the value that matched the real finish best in benchmarks/test_eta.py's simulated runs
-    (a half over-corrects where fits of different lengths interleave)."""
+    The rate is taken between finishes, over the last :data:`WINDOW` of the time since the first one (at
+    least :data:`WINDOW_MIN` s), so neither the workers' start (seconds to minutes before anything can
+    finish, a Slurm queue's wait) nor an earlier phase of other fits (the grid runs model by model) weighs
+    on it. The finish it implies is anchored at the last finish, so it does not drift between finishes of
+    fits that end together; once the wait since the last finish is longer than the window's mean gap
+    between finishes times :data:`STALL_GAPS`, the rate counts that wait too (a stalled run's ETA grows).
+    It is smoothed exponentially with a time constant of :data:`TAU_SHARE` of the elapsed time (at least
+    :data:`TAU_MIN` s), so one batch of fits finishing together moves it little.
+
+    Work in flight is counted nowhere until its fit ends, so the work left includes what the workers have
+    half done: a ``lag`` comes off the time left, a quarter of the work-weighted mean duration of the
+    finished fits (benchmarks/test_eta.py: a half over-corrects where fits of different lengths
+    interleave)."""
 
     def __init__(self, min_fits: int = MIN_FITS, min_work: float = MIN_WORK) -> None:
         self.min_fits, self.min_work = min_fits, min_work
         self._finish: float | None = None
         self._last = 0.0
+        self._times: list[float] = []   # when the work done changed...
+        self._work: list[float] = []    # ...and to what
 
     def update(self, now: float, elapsed: float, done: float, fits: int, left: float | None,
                known: bool, lag: float = 0.0) -> float | None:
         """``done``: expected seconds finished in this run over ``elapsed`` seconds, by ``fits`` fits;
-        ``left``: expected seconds left (None: unknown); ``known``: every model left has a timed fit."""
+        ``left``: expected seconds left (None: unknown); ``known``: the models left with a timed fit of their
+        own hold enough of the fits left (:data:`KNOWN_SHARE`)."""
+        if done > 0 and (not self._work or done != self._work[-1]):
+            self._times.append(now)
+            self._work.append(done)
         if left is not None and left <= 0:
             return 0.0
-        if (left is None or not known or fits < self.min_fits or done <= 0 or elapsed <= 0
+        measured = self._rate(now)
+        if (left is None or not known or fits < self.min_fits or measured is None
                 or done / (done + left) < self.min_work):
             self._finish = None
             return None
-        lag = min(max(lag, 0.0), elapsed / 2)
-        target = now + max(left * (elapsed - lag) / done - lag, 0.0)
+        rate, anchor = measured
+        target = anchor + max(left / rate - min(max(lag, 0.0), elapsed / 2), 0.0)
         if self._finish is None:
             self._finish = target
         else:
-            alpha = 1.0 - math.exp(-(now - self._last) / max(TAU_MIN, elapsed / 5))
+            alpha = 1.0 - math.exp(-(now - self._last) / max(TAU_MIN, TAU_SHARE * elapsed))
             self._finish += alpha * (target - self._finish)
         self._last = now
         return max(0.0, self._finish - now)
+
+    def _rate(self, now: float) -> tuple[float, float] | None:
+        """Work finished per second over the window, and the time the finish is counted from: the last
+        finish, or ``now`` in a stall (None before two finishes at different times)."""
+        times, work = self._times, self._work
+        if len(times) < 2 or times[-1] <= times[0]:
+            return None
+        start = times[-1] - max(WINDOW_MIN, WINDOW * (times[-1] - times[0]))
+        a = max(bisect.bisect_right(times, start) - 1, 0)
+        span, anchor = times[-1] - times[a], times[-1]
+        if now - times[-1] > STALL_GAPS * span / (len(times) - 1 - a):
+            span, anchor = now - times[a], now
+        return (work[-1] - work[a]) / span, anchor
 
 
 class Progress:
@@ -151,7 +187,8 @@ class Progress:
 
     def eta_text(self) -> str:
         now = self.clock()
-        known = all(self.work.knows(m) for (m, _), n in self.remaining.items() if n > 0)
+        left = [(m, n) for (m, _), n in self.remaining.items() if n > 0]
+        known = sum(n for m, n in left if self.work.knows(m)) >= KNOWN_SHARE * sum(n for _, n in left)
         lag = self._sq_now / self.done_now / 4 if self.done_now > 0 else 0.0
         left = self.eta.update(now, now - self.t0, self.done_now, self.fits_now, self._left(), known, lag)
         return "estimating" if left is None else _hms(left)

@@ -129,3 +129,16 @@ def test_dask_keys_read_as_the_dashboard_shows_them():
     sn = [dask_key(Task("pca", d, 2, ((0, 0),)), "7") for d in ("SN-38", "SN_38")]
     assert sn == ["pca-L2-SN-38-r0f0-7", "pca-L2-SN_38-r0f0-7"]
     assert dask_key(Task("pca", POOLED, 2, ((0, 0),), (5, 10)), "7") == "pca-L2+5+10-(pooled)-r0f0-7"
+
+
+def test_the_driver_submits_one_task_of_each_model_first():
+    """harness.run.timed_first: each model's first task leads (the ETA waits for a timed fit of every
+    model left), the rest keep the grid's order, and every task is submitted once."""
+    from harness.run import timed_first
+
+    tasks = build_grid(_cfg(figure2_scope="per-drug"), ["d1", "d2"], splits_per_task=1)
+    order = timed_first(tasks)
+    models = ["pertvae", "vae", "pca", "baselines"]
+    assert order[:4] == [next(t for t in tasks if t.model == m) for m in models]
+    assert order[4:] == [t for t in tasks if t not in order[:4]]
+    assert sorted(map(repr, order)) == sorted(map(repr, tasks))

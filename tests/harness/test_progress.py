@@ -155,12 +155,31 @@ def test_eta_waits_for_enough_fits_and_work():
     eta = Eta(min_fits=5, min_work=0.02)
     # 4 fits: estimating, whatever the rate
     assert eta.update(now=10, elapsed=10, done=40, fits=4, left=100, known=True) is None
-    # 5 fits but 1% of the work
-    assert eta.update(now=11, elapsed=11, done=5, fits=5, left=495, known=True) is None
     # a model left without a timed fit of its own
-    assert eta.update(now=12, elapsed=12, done=50, fits=5, left=50, known=False) is None
-    assert eta.update(now=12, elapsed=12, done=50, fits=5, left=50, known=True) == 12.0
-    assert eta.update(now=13, elapsed=13, done=50, fits=5, left=0, known=True) == 0.0
+    assert eta.update(now=20, elapsed=20, done=80, fits=8, left=60, known=False) is None
+    # 80 s of work in the 20 s between the first finish and the last: 4/s; 20 s left -> 5 s after the last
+    assert eta.update(now=30, elapsed=30, done=120, fits=12, left=20, known=True) == 5.0
+    assert eta.update(now=31, elapsed=31, done=120, fits=12, left=20, known=True) == 4.0
+    assert eta.update(now=32, elapsed=32, done=140, fits=13, left=0, known=True) == 0.0
+    # under 2% of the work done
+    few = Eta(min_fits=5, min_work=0.02)
+    assert few.update(now=10, elapsed=10, done=1, fits=5, left=495, known=True) is None
+    assert few.update(now=20, elapsed=20, done=2, fits=6, left=494, known=True) is None
+
+
+def test_eta_counts_a_stall_and_not_the_workers_start():
+    """A minute of starting workers before the first finish does not slow the rate; a wait since the last
+    finish of over 4 mean gaps between finishes does, and the ETA grows instead of reading 0:00."""
+    from harness.progress import Eta
+
+    eta = Eta(min_fits=1, min_work=0.0)
+    for i in range(10):   # one 10-second fit finishing every 10 s after a 60-second start
+        left = eta.update(now=60 + 10 * i, elapsed=60 + 10 * i, done=10 * (i + 1), fits=i + 1,
+                          left=100 - 10 * i, known=True)
+    assert left == 10.0   # at 150 s: the last fit ends at 160 s
+    assert eta.update(now=160, elapsed=160, done=100, fits=10, left=10, known=True) == 0.0   # not a stall yet
+    stalled = [eta.update(now=t, elapsed=t, done=100, fits=10, left=10, known=True) for t in (200, 250, 300)]
+    assert 0 < stalled[0] < stalled[1] < stalled[2], stalled
 
 
 def test_run_dry_run_starts_nothing_and_writes_nothing(tmp_path):
