@@ -403,6 +403,7 @@ class ResultStore:
         self._writer: threading.Thread | None = None
         self._error: BaseException | None = None
         self._cache: dict[str, tuple[np.ndarray, set[tuple[int, int, int]]]] = {}   # _read's
+        self._blocks: dict[tuple[tuple[int, int, int], str], np.ndarray] = {}   # _write_entries'
         self._cells: list[tuple[int, int, int]] | None = None
         if not self.path.is_dir():
             raise _beyond_repair(self.path, "is not a directory (a result store is one)")
@@ -731,6 +732,7 @@ class ResultStore:
         n_split = len(self.repeats)
         if damage.cells:
             self._forget()
+            self._blocks.clear()
         for m, d, x in damage.cells:
             sel = (self._m[m], self._d[d], self._l[x], slice(None))
             sync(self._arrays["status"].setitem(sel, _empty_str((n_split,))))
@@ -910,25 +912,32 @@ class ResultStore:
 
     async def _write_entries(self, entries: list[_Entry]) -> None:
         """Every value of ``entries``, then their ``status``: a small variable's (model, drug, latent) chunk
-        is read, given all its entries and written once; a per-fit chunk is written whole, unread."""
+        is given all its entries and written once; a per-fit chunk is written whole, unread. A small chunk
+        is read the first time only and kept (``_blocks``): this process is its only writer, so what it
+        last wrote is what is on disk; a write that fails drops what is kept, to be read again."""
         by_cell: dict[tuple[int, int, int], dict[int, _Entry]] = defaultdict(dict)
         for e in entries:
             by_cell[e.cell][e.split] = e   # a fit written twice: the later row
         per_cell = [v for v in self.vars if v not in self._per_fit]
-        cells = list(by_cell)
-        got = iter(await asyncio.gather(*(self._arrays[v].getitem((*c, slice(None)))
-                                          for c in cells for v in per_cell)))
+        need = [(c, v) for c in by_cell for v in per_cell if (c, v) not in self._blocks]
+        got = await asyncio.gather(*(self._arrays[v].getitem((*c, slice(None))) for c, v in need))
+        for (c, v), block in zip(need, got, strict=True):
+            self._blocks[(c, v)] = np.array(block, dtype=object if v in TEXT_VARS else np.float64)
         values, status = [], []
-        for c in cells:
+        for c, fits in by_cell.items():
             for v in per_cell:
-                block = np.array(next(got), dtype=object if v in TEXT_VARS else np.float64)
-                for s, e in by_cell[c].items():
+                block = self._blocks[(c, v)]
+                for s, e in fits.items():
                     block[s] = self._value(v, e)
                 (status if v == "status" else values).append((v, (*c, slice(None)), block))
-            values += [(v, (*c, s), self._value(v, e)) for v in self._per_fit for s, e in by_cell[c].items()
+            values += [(v, (*c, s), self._value(v, e)) for v in self._per_fit for s, e in fits.items()
                        if v in e.values]
-        await asyncio.gather(*(self._arrays[v].setitem(sel, block) for v, sel, block in values))
-        await asyncio.gather(*(self._arrays[v].setitem(sel, block) for v, sel, block in status))
+        try:
+            await asyncio.gather(*(self._arrays[v].setitem(sel, block) for v, sel, block in values))
+            await asyncio.gather(*(self._arrays[v].setitem(sel, block) for v, sel, block in status))
+        except BaseException:
+            self._blocks.clear()
+            raise
 
     def _score_block(self, scores: Mapping[str, Mapping[str, Any]]) -> np.ndarray:
         """[method, metric] float block of a row's ``scores`` {method: {metric: value}} (NaN where absent)."""

@@ -239,3 +239,16 @@ def test_a_worker_writes_its_fits_detail_and_the_driver_the_rest(tmp_path, cfg):
     with pytest.raises(ValueError, match="cell line"):
         st.write(back)
     assert write_detail_at(tmp_path / "nowhere", rows)[0]["detail"]["pertvae"] is det   # the driver writes
+
+
+def test_a_cell_reset_by_repair_is_not_written_back_from_what_the_writer_kept(tmp_path, cfg):
+    """The writer keeps each small chunk it wrote (read once); a repair that resets a damaged cell drops
+    them, so the next write to that cell starts from the reset chunk, not from the fits it had before."""
+    st = ResultStore.open(tmp_path / "out", cfg, "fp", drugs=["dA", "dB"], cell_lines=["c1"], genes=["g1"])
+    st.write([_row("pca", "dA", 2, 0, 0, fit_seconds=1.0)])
+    chunk = next(p for p in (st.path / "test_loss").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.write_bytes(b"garbage")
+    assert st.repair().n_fits == 1
+    st.write([_row("pca", "dA", 2, 0, 1, fit_seconds=1.0)])
+    assert ResultStore(st.path).done_keys() == {FitKey("pca", "dA", 2, 0, 1)}
+    assert not ResultStore(st.path).find_damage().cells

@@ -151,6 +151,7 @@ def test_background_writes_reach_the_disk_without_a_call_and_reads_wait_for_them
 def test_a_failed_background_write_is_raised_on_the_driver_and_its_rows_kept(tmp_path, cfg, monkeypatch):
     st = _open(tmp_path / "out", cfg, background=True)
     st.write([_row("dA", 0, 0)])
+    st.flush()   # on disk before the disk "fills" (else the writer thread may meet the full disk with it)
     real = ResultStore._write_entries
 
     async def full(self, entries):
