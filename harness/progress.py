@@ -80,14 +80,15 @@ class Eta:
     model kept the paper grid's simulated run "estimating" for 43% of it: PCA's one task of 350 fits ends
     late.
 
-    The rate is taken between finishes, over the last :data:`WINDOW` of the time since the first one (at
-    least :data:`WINDOW_MIN` s), so neither the workers' start (seconds to minutes before anything can
-    finish, a Slurm queue's wait) nor an earlier phase of other fits (the grid runs model by model) weighs
-    on it. The finish it implies is anchored at the last finish, so it does not drift between finishes of
-    fits that end together; once the wait since the last finish is longer than the window's mean gap
-    between finishes times :data:`STALL_GAPS`, the rate counts that wait too (a stalled run's ETA grows).
-    It is smoothed exponentially with a time constant of :data:`TAU_SHARE` of the elapsed time (at least
-    :data:`TAU_MIN` s), so one batch of fits finishing together moves it little.
+    The rate is taken between finishes, so the workers' start (seconds to minutes before anything can
+    finish, a Slurm queue's wait) does not weigh on it: the faster of the rates over the last
+    :data:`WINDOW` of the time since the first finish (at least :data:`WINDOW_MIN` s), which follows a change
+    of the fits' mix (the grid runs model by model), and over all of it (:meth:`_rate`). The finish it
+    implies is anchored at the last finish, so it does not drift between finishes of fits that end
+    together; once the wait since the last finish is longer than the window's mean gap between finishes
+    times :data:`STALL_GAPS`, the rate counts that wait too (a stalled run's ETA grows). It is smoothed
+    exponentially with a time constant of :data:`TAU_SHARE` of the elapsed time (at least :data:`TAU_MIN`
+    s), so one batch of fits finishing together moves it little.
 
     Work in flight is counted nowhere until its fit ends, so the work left includes what the workers have
     half done: a ``lag`` comes off the time left, a quarter of the work-weighted mean duration of the
@@ -127,17 +128,24 @@ class Eta:
         return max(0.0, self._finish - now)
 
     def _rate(self, now: float) -> tuple[float, float] | None:
-        """Work finished per second over the window, and the time the finish is counted from: the last
-        finish, or ``now`` in a stall (None before two finishes at different times)."""
+        """Work finished per second, and the time the finish is counted from: the last finish, or ``now``
+        in a stall (None before two finishes at different times). The faster of the rates over the recent
+        window and over all the time since the first finish: the recent one follows a change of the fits'
+        mix (the cheap fits' tasks, done early, hold workers longer than their fit times say), the long one
+        is not thrown by a few seconds in which only cheap fits ended (seen on a loaded machine: an ETA
+        of 1 h 47 min with 72 s left)."""
         times, work = self._times, self._work
         if len(times) < 2 or times[-1] <= times[0]:
             return None
-        start = times[-1] - max(WINDOW_MIN, WINDOW * (times[-1] - times[0]))
-        a = max(bisect.bisect_right(times, start) - 1, 0)
-        span, anchor = times[-1] - times[a], times[-1]
-        if now - times[-1] > STALL_GAPS * span / (len(times) - 1 - a):
-            span, anchor = now - times[a], now
-        return (work[-1] - work[a]) / span, anchor
+        best, anchor = 0.0, times[-1]
+        for share, least in ((WINDOW, WINDOW_MIN), (1.0, 0.0)):
+            start = times[-1] - max(least, share * (times[-1] - times[0]))
+            a = max(bisect.bisect_right(times, start) - 1, 0)
+            span = times[-1] - times[a]
+            if now - times[-1] > STALL_GAPS * span / (len(times) - 1 - a):
+                span, anchor = now - times[a], now
+            best = max(best, (work[-1] - work[a]) / span)
+        return best, anchor
 
 
 class Progress:
