@@ -273,8 +273,10 @@ def _detail_blocks(ds: xr.Dataset, var: str, kind_dim: str, item_dim: str
                 chunk = np.asarray(arr[mi, di, li].values, dtype=np.float64)
                 for name in names:
                     done = ok[mi, di, li, :, methods.index(name)]
-                    if done.any():
-                        yield drug, int(latent), name, repeats[done], chunk[done, methods.index(name)]
+                    values = chunk[done, methods.index(name)]
+                    # a plug-in is owned by every model that may host it; it has values where it ran
+                    if done.any() and np.isfinite(values).any():
+                        yield drug, int(latent), name, repeats[done], values
 
 
 def _per_repeat(repeats: np.ndarray, block: np.ndarray, how: str) -> np.ndarray:

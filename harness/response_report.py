@@ -30,7 +30,7 @@ import xarray as xr
 from scipy import stats as _st
 
 from harness.benchmark import ALPHA, _family_q, scores_table
-from harness.contenders import RESPONSE_MODELS, contender
+from harness.contenders import RESPONSE_MODELS, built_in_methods, contender
 from harness.store import json_attr
 from pertvae_core.stats import paired_comparison
 
@@ -42,14 +42,21 @@ METRICS = BINARY + CONTINUOUS
 # Dr.VAE's method each metric's methods are compared with (the contenders drvae and drvae_continuous).
 REFERENCES = {**dict.fromkeys(BINARY, "drvae"), **dict.fromkeys(CONTINUOUS, "drvae_continuous")}
 LOWER_IS_BETTER = ("rmse",)
+# The feature-set column of the run's own --response-method plug-ins (they take what they like).
+OWN_FEATURES = "your method (--response-method)"
 COLUMNS = ("drug", "latent", "method", "classifier", "features", "metric", "mean", "ci_low", "ci_high",
            "chance", "n_splits", "p_chance", "q_chance", "diff_vs_drvae", "diff_ci_low", "diff_ci_high",
            "q_better", "q_worse", "verdict")
 
 
-def response_methods() -> list[str]:
-    """Every method of the registered response models, in report order."""
-    return [m for name in RESPONSE_MODELS for m in contender(name).methods]
+def response_methods(ds: xr.Dataset | None = None) -> list[str]:
+    """Every method of the registered response models, in report order, then the run's own
+    (``--response-method``: a method of ``ds`` that no contender scores; it has response scores only where
+    it ran, harness.contenders.model_methods)."""
+    built_in = [m for name in RESPONSE_MODELS for m in contender(name).methods]
+    known = set(built_in_methods())
+    own = [str(m) for m in ds["method"].values if str(m) not in known] if ds is not None else []
+    return built_in + own
 
 
 def has_response(ds: xr.Dataset) -> bool:
@@ -58,12 +65,13 @@ def has_response(ds: xr.Dataset) -> bool:
 
 
 def label(method: str) -> tuple[str, str]:
-    """(classifier, feature set) of a response method, for the table: its contender's ``labels``."""
+    """(classifier, feature set) of a response method, for the table: its contender's ``labels``; the run's
+    own method by its name."""
     for name in RESPONSE_MODELS:
         labels = getattr(contender(name), "labels", {})
         if method in labels:
             return labels[method]
-    return method, ""
+    return method, OWN_FEATURES
 
 
 def _t_ci(v: np.ndarray) -> tuple[float, float, float]:
@@ -80,7 +88,7 @@ def _t_ci(v: np.ndarray) -> tuple[float, float, float]:
 def _wide(ds: xr.Dataset) -> pd.DataFrame:
     """[drug, latent, repeat, fold] x (metric, method) of the response methods' done scores."""
     sc = scores_table(ds)
-    sc = sc[sc["method"].isin(response_methods())]
+    sc = sc[sc["method"].isin(response_methods(ds))]
     return sc.pivot_table(index=["drug", "latent", "repeat", "fold"], columns=["metric", "method"],
                           values="value", aggfunc="first")
 
@@ -93,8 +101,9 @@ def _compare(a: np.ndarray, b: np.ndarray, metric: str, tt: tuple[float, float])
     return paired_comparison(a, b, tt[0], tt[1], metric not in LOWER_IS_BETTER)
 
 
-def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: tuple[float, float]) -> list:
-    rows, methods = [], [m for m in response_methods() if (metric, m) in block]
+def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: tuple[float, float],
+                 order: list[str]) -> list:
+    rows, methods = [], [m for m in order if (metric, m) in block]
     reference = REFERENCES[metric]
     ref = block[(metric, reference)].to_numpy(float) if (metric, reference) in block else None
     for m in methods:
@@ -135,10 +144,10 @@ def response_table(ds: xr.Dataset) -> pd.DataFrame:
     wide = _wide(ds)
     k = int(ds.attrs.get("n_folds", 5))
     tt = (float(k - 1), 1.0)        # k-fold CV: one fold tested, k - 1 trained (validation included)
-    rows = []
+    rows, order = [], response_methods(ds)
     for (drug, latent), block in wide.groupby(level=["drug", "latent"], sort=False):
         for metric in METRICS:
-            rows += _method_rows(block, str(drug), int(latent), metric, tt)
+            rows += _method_rows(block, str(drug), int(latent), metric, tt, order)
     if not rows:
         return pd.DataFrame(columns=list(COLUMNS))
     return _q(pd.DataFrame(rows))[list(COLUMNS)]
