@@ -488,9 +488,9 @@ def _check_models(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> Non
         raise bad("method", "duplicate method")
     hosts = {c.name: c.response_head for c in REGISTRY.values() if c.response_head}
     if cfg.response_method and not set(hosts) & set(cfg.models):
-        where = " or ".join(f"{name}'s tasks ({head} head)" for name, head in hosts.items())
-        raise bad("response_method", f"your own response methods run in {where}; add the model of its head "
-                                     f"to --models")
+        where = " or ".join(f"{name} ({head} head)" for name, head in hosts.items())
+        raise bad("response_method", f"your own response methods run in the tasks of {where}; add the model "
+                                     f"of its head to --models")
     if len(set(cfg.response_method)) != len(cfg.response_method):
         raise bad("response_method", "duplicate response method")
     if len(set(cfg.models)) != len(cfg.models):

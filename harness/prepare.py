@@ -179,8 +179,8 @@ def _response_plugins(cfg: RunConfig, taken: list[str], built_in: set[str]) -> l
                            f"class a distinct `name` attribute")
         missing = [hosts[h] for h in f.heads if hosts[h] not in cfg.models]
         if len(missing) == len(f.heads):
-            raise RunError(f"--response-method {spec}: its {' and '.join(f.heads)} head is scored in "
-                           f"{' and '.join(missing)}'s tasks; add {missing[0]} to --models")
+            raise RunError(f"--response-method {spec}: its {' and '.join(f.heads)} head is scored in the "
+                           f"tasks of {' and '.join(missing)}; add {missing[0]} to --models")
         names.append(f.name)
     return names
 

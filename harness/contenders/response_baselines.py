@@ -79,8 +79,7 @@ def evaluate_each(sp: Any, factories: dict, plugins: dict | None = None, head: s
         _add(row, name, r, r["reason"])
     for name, iso in (plugins or {}).items():
         r = _evaluate_plugin(sp, iso, head)
-        _add(row, name, {**r, "scores": {name: r["scores"]} if r["scores"] else {}},
-             f"{name}: {r['reason']}" if r["reason"] else "")
+        _add(row, name, {**r, "scores": {name: r["scores"]} if r["scores"] else {}}, r["reason"])
         if r.get("traceback"):
             row["method_traceback"][name] = r["traceback"]
     failed = [r for r in row["method_reason"].values() if r]

@@ -43,6 +43,11 @@ def centroid_binary(seed: int | None = None) -> Centroid:
     return m
 
 
+class CentroidContinuous(Centroid):
+    name = "centroid_continuous"
+    heads = ("continuous",)
+
+
 class Raises(Centroid):
     name = "raises"
     heads = ("binary",)
