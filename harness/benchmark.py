@@ -79,7 +79,8 @@ def study_drugs(ds: xr.Dataset) -> list[str]:
 def method_order(methods: Any) -> list[str]:
     """``methods`` in report order: PertVAE's, the baselines, then a user's own."""
     present = {str(m) for m in methods}
-    order = [m for ms in model_methods(sorted(present)).values() for m in ms]
+    # dict.fromkeys: a plug-in is owned by every model that may host it (harness.contenders.model_methods)
+    order = list(dict.fromkeys(m for ms in model_methods(sorted(present)).values() for m in ms))
     return [m for m in order if m in present] + sorted(present - set(order))
 
 
