@@ -46,7 +46,7 @@ def test_the_table_of_models_is_the_registry() -> None:
     for name, methods in ((r[0].strip(" `"), r[1]) for r in rows):
         named = re.findall(r"`(\w+)`", methods)
         assert set(named) <= set(contender(name).methods) and named[0] == contender(name).methods[0], name
-    assert PRESETS["drvae-demo"]["models"] == PRESETS["drvae"]["models"] == RESPONSE_MODELS[:3]
+    assert PRESETS["drvae-demo"]["models"] == PRESETS["drvae"]["models"] == RESPONSE_MODELS
 
 
 def test_the_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

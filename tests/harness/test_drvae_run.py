@@ -174,7 +174,11 @@ def test_the_dry_run_estimates_the_drvae_preset(response_cube, tmp_path, capsys)
                       hidden=(16, 8), context=8, iaf_hidden=8, out=str(tmp_path / "dry"), dry_run=True)
     assert _dry(cfg, capsys) == 0
     text = capsys.readouterr().out
-    assert "grid: 11 tasks, 15 fits (drvae 5, response_baselines 5, response_pertvae 5)" in text
+    assert ("grid: 17 tasks, 25 fits (drvae 5, response_baselines 5, response_pertvae 5, drvae_continuous 5, "
+            "response_regression 5)") in text      # the preset runs both heads
+    table = text.split("\n\n")[1].splitlines()       # the latent column lines up under the longest name
+    end = table[0].index("latent") + len("latent")
+    assert len(table) == 6 and all(line[:end].endswith(" 50") for line in table[1:]), table
     assert "early stopping of drvae after 90 of 300 epochs" in text and "CPU-hours; wall time" in text
     assert not (tmp_path / "dry").exists()
 
