@@ -35,7 +35,7 @@ from harness.store import json_attr
 from pertvae_core.stats import paired_comparison
 
 __all__ = ["response_table", "response_markdown", "write_response_report", "has_response", "summary_lines",
-           "METRICS"]
+           "METRICS", "plain_name", "model_legend"]
 
 BINARY, CONTINUOUS = ("auroc", "aupr"), ("pearson", "spearman", "rmse")
 METRICS = BINARY + CONTINUOUS
@@ -72,6 +72,29 @@ def label(method: str) -> tuple[str, str]:
         if method in labels:
             return labels[method]
     return method, OWN_FEATURES
+
+
+def plain_name(method: str) -> str:
+    """A response method in words for the verdicts ("logistic L2 on x1", "Dr.VAE, identity perturbation",
+    "training prior"); the run's own method by its name. The tables give the same as classifier and
+    features, the code names (``--models``, response.csv) are in the legend (:func:`model_legend`)."""
+    classifier, features = label(method)
+    plain = features in ("", "none", "x1 (model)", OWN_FEATURES)
+    return classifier if plain else f"{classifier} on {features}"
+
+
+def model_legend(methods: list[str]) -> str:
+    """Which model (``--models``) scores which of ``methods``, with their code names (response.csv's
+    ``method``): one line for response.md."""
+    parts = []
+    for name in RESPONSE_MODELS:
+        mine = [m for m in contender(name).methods if m in methods]
+        if mine:
+            parts.append(f"`{name}` ({', '.join(f'{plain_name(m)}: `{m}`' for m in mine)})")
+    own = [m for m in methods if label(m)[1] == OWN_FEATURES]
+    if own:
+        parts.append(f"`--response-method` ({', '.join(f'`{m}`' for m in own)})")
+    return "Models (`--models`) and their methods' code names (response.csv): " + "; ".join(parts) + "."
 
 
 def _t_ci(v: np.ndarray) -> tuple[float, float, float]:
@@ -180,13 +203,21 @@ def _continuous_table(sub: pd.DataFrame) -> list[str]:
              "| method | features | Pearson mean [95% CI] | q above chance | Spearman mean [95% CI] | "
              "RMSE mean [95% CI] | q below chance | Dr.VAE − method (Pearson) [95% CI] | Dr.VAE |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for m, r in pe.iterrows():
-        s, e = (t.loc[m] if m in t.index else None for t in (sp, rm))
+    # a constant prediction (the drug mean) has no correlation, only an RMSE: its row compares that
+    for m in dict.fromkeys([*pe.index, *rm.index]):
+        r, s, e = (t.loc[m] if m in t.index else None for t in (pe, sp, rm))
         q_rmse = e["q_chance"] if e is not None else np.nan
-        lines.append(f"| {r['classifier']} | {r['features']} | {_cell_of(r)} | {r['q_chance']:.3g} | "
-                     f"{_cell_of(s)} | {_cell_of(e)} | {q_rmse:.3g} | {_diff(r)} | {r['verdict']} |")
+        q_pe, by = (r["q_chance"], r) if r is not None else (np.nan, e)
+        vs, verdict = (_diff(r), r["verdict"]) if r is not None else \
+            (f"{_diff(e)} (RMSE)" if _diff(e) else "", f"{e['verdict']} (RMSE)" if e["verdict"] else "")
+        lines.append(f"| {by['classifier']} | {by['features']} | {_cell_of(r)} | {_q_cell(q_pe)} | "
+                     f"{_cell_of(s)} | {_cell_of(e)} | {_q_cell(q_rmse)} | {vs} | {verdict} |")
     drug = str(sub["drug"].iloc[0])
     return lines + ["", verdict_line(pe, drug, "Pearson", "Dr.VAE (continuous head)"), ""]
+
+
+def _q_cell(q: float) -> str:
+    return f"{q:.3g}" if np.isfinite(q) else "—"
 
 
 def _diff(r: pd.Series) -> str:
@@ -209,12 +240,12 @@ def verdict_line(table: pd.DataFrame, drug: str, metric: str = "AUROC", who: str
     """``who``'s verdict on one drug in words (q < 0.05) by ``metric``'s rows ``table`` (one per method),
     and which methods beat chance."""
     words = ("beats", "loses to", "not distinguishable from")
-    parts = [f"{w} {', '.join(table.index[table['verdict'] == w])}" for w in words
+    parts = [f"{w} {'; '.join(plain_name(m) for m in table.index[table['verdict'] == w])}" for w in words
              if (table["verdict"] == w).any()]
-    above = list(table.index[table["q_chance"] < ALPHA])
+    above = [plain_name(m) for m in table.index[table["q_chance"] < ALPHA]]
     head = (f"{drug}: {who} " + "; ".join(parts) + f" ({metric})." if parts
             else f"{drug}: no {who} comparison ({metric}).")
-    return head + f" Above chance (q < {ALPHA}): {', '.join(above) if above else 'no method'}."
+    return head + f" Above chance (q < {ALPHA}): {'; '.join(above) if above else 'no method'}."
 
 
 def summary_lines(ds: xr.Dataset) -> list[str]:
@@ -259,7 +290,7 @@ def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "
               "identity-perturbation row is the ablation: Dr.VAE's fits predicting with p(z2|z1) "
               "replaced by the identity. Continuous response: Pearson and Spearman against 0, RMSE against "
               "the training mean's (q below chance: lower RMSE), each method against Dr.VAE's continuous "
-              "head.", ""]
+              "head.", "", model_legend(list(dict.fromkeys(table["method"]))), ""]
     return "\n".join(lines)
 
 

@@ -135,6 +135,12 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
     assert set(base["verdict"].dropna()) <= {"beats", "loses to", "not distinguishable from"}
     md = (out / "response.md").read_text()
     assert f"## {NULL_DRUG} (latent 4, 10 splits)" in md and "Dr.VAE, identity perturbation" in md
+    # verdicts in plain words; the code names (for --models and response.csv) in the legend
+    verdicts = [line for line in md.splitlines() if line.startswith(f"{BASELINE_DRUG}: Dr.VAE ")]
+    assert len(verdicts) == 1 and "logistic L2 on x1" in verdicts[0] and "logreg_x1" not in verdicts[0]
+    legend = md.splitlines()[-1]
+    assert legend.startswith("Models (`--models`)") and "logistic L2 on x1: `logreg_x1`" in legend
+    assert "`response_pertvae` (" in legend and "`drvae_continuous`" not in legend   # not in this run
     assert "| linear SVM | PertVAE [z1, z2 − z1] |" in md
     loaded = report_load(out).response      # the same table as a DataFrame (harness.report.load)
     pd.testing.assert_frame_equal(loaded[["drug", "method", "metric"]].reset_index(drop=True),
@@ -236,6 +242,10 @@ def test_the_continuous_report_says_what_beats_chance(continuous_run):
     assert rm.loc[(BASELINE_DRUG, "ridge_x1"), "mean"] < rm.loc[(BASELINE_DRUG, "ridge_x1"), "chance"]
     md = (out / "response.md").read_text()
     assert "| ridge | x1 |" in md and "RMSE mean [95% CI]" in md and "AUROC" not in md.split("Legend")[0]
+    # the drug mean has an RMSE only (no correlation): its row compares that
+    mean_row = next(line for line in md.splitlines() if line.startswith("| drug mean | none |"))
+    assert mean_row.split("|")[3:5] == [" — ", " — "] and mean_row.endswith("(RMSE) |")
+    assert rm.loc[(BASELINE_DRUG, "drug_mean"), "verdict"] + " (RMSE)" in mean_row
     assert "Dr.VAE (continuous head)" in (out / "summary.txt").read_text()
 
 
