@@ -99,8 +99,10 @@ def fit_predict_response(make: Callable[[], Any], split: ResponseSplit, heads: S
             if fitted is None:
                 raise MethodFailed("fit() returned None; it must return the fitted method (end it with "
                                    "return self)")
-            phase = "predict"
-            outs = {h: _call(fitted, HEAD_CALLS[h])(frozen(mine.x_test)) for h in heads}
+            outs = {}
+            for h in heads:
+                phase = HEAD_CALLS[h]
+                outs[h] = _call(fitted, phase)(frozen(mine.x_test))
     except MethodFailed:
         raise
     except (Exception, SystemExit) as e:

@@ -61,7 +61,7 @@ class _Unfitted(Centroid):
     (_Edits, ("binary",), "the method changed its input in place"),
     (_NoHead, ("binary",), "has no predict_proba()"),
     (_ReturnsNone, ("continuous",), "fit() returned None"),
-    (_Unfitted, ("binary",), "AttributeError: '_Unfitted' object has no attribute 'w_' (in predict())"),
+    (_Unfitted, ("binary",), "AttributeError: '_Unfitted' object has no attribute 'w_' (in predict_proba())"),
 ])
 def test_a_bad_method_fails_with_its_reason(split, make, heads, words) -> None:
     with pytest.raises(MethodFailed) as e:
