@@ -171,3 +171,18 @@ def test_a_bad_response_method_is_one_error_line_exit_2(cube, tmp_path, capsys, 
     assert main(_args(cube, tmp_path / "out") + flags) == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [f"error: {why}"]
+
+
+def test_on_a_local_cluster_a_hang_fails_only_its_plugin(cube, tmp_path):
+    """The plug-ins' processes start from Dask worker processes (a real LocalCluster, 2 workers): the
+    honest one is scored, the hanging one stopped by --fit-timeout, and the run ends (exit 3)."""
+    args = _args(cube, tmp_path / "out")
+    args[args.index("--cluster") + 1] = "local"
+    status = main(args + ["--workers", "2", "--response-method", PLUG + "Centroid", PLUG + "Hangs"])
+    assert status == 3
+    ds = load(tmp_path / "out")
+    own = ds.method_status.sel(model="response_baselines", drug=DRUG, latent=4)
+    assert (own.sel({"method": "centroid"}).values == "done").all()
+    assert (own.sel({"method": "hangs"}).values == "failed").all()
+    assert np.isfinite(ds.score.sel({"model": "response_baselines", "method": "centroid", "metric": "auroc"})
+                       .values).all()
