@@ -8,6 +8,7 @@ head (here) and of the continuous head (response_regression), each fit in its ow
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -52,8 +53,6 @@ def plugin_factories(cfg: RunConfig, head: str, latent: int, seed: int) -> dict:
 
 def _evaluate_plugin(sp: Any, iso: Any, head: str) -> dict:
     """A plug-in's fit in its own process, scored on ``head``: evaluate_response_methods' row shape."""
-    import time
-
     from pertvae_core.isolation import MethodFailed
     from pertvae_core.response_methods import score_predictions
 
