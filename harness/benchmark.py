@@ -79,7 +79,8 @@ def study_drugs(ds: xr.Dataset) -> list[str]:
 def method_order(methods: Any) -> list[str]:
     """``methods`` in report order: PertVAE's, the baselines, then a user's own."""
     present = {str(m) for m in methods}
-    order = [m for ms in model_methods(sorted(present)).values() for m in ms]
+    # dict.fromkeys: a plug-in is owned by every model that may host it (harness.contenders.model_methods)
+    order = list(dict.fromkeys(m for ms in model_methods(sorted(present)).values() for m in ms))
     return [m for m in order if m in present] + sorted(present - set(order))
 
 
@@ -273,8 +274,10 @@ def _detail_blocks(ds: xr.Dataset, var: str, kind_dim: str, item_dim: str
                 chunk = np.asarray(arr[mi, di, li].values, dtype=np.float64)
                 for name in names:
                     done = ok[mi, di, li, :, methods.index(name)]
-                    if done.any():
-                        yield drug, int(latent), name, repeats[done], chunk[done, methods.index(name)]
+                    values = chunk[done, methods.index(name)]
+                    # a plug-in is owned by every model that may host it; it has values where it ran
+                    if done.any() and np.isfinite(values).any():
+                        yield drug, int(latent), name, repeats[done], values
 
 
 def _per_repeat(repeats: np.ndarray, block: np.ndarray, how: str) -> np.ndarray:

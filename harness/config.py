@@ -109,6 +109,13 @@ class RunConfig:
                                  "on the same splits with the same seeds, metrics and comparisons: an import "
                                  "path pkg.module:Class or a name registered under the "
                                  "'pertvae_bench.methods' entry point group (docs/python_api.md)", "run")
+    response_method: tuple[str, ...] = _f((), "your own drug-response method(s), run beside the response "
+                                          "baselines on the same response splits with the same seeds, "
+                                          "metrics and comparisons with Dr.VAE: an import path "
+                                          "pkg.module:Class (or a function returning one) or a name "
+                                          "registered under the 'pertvae_bench.response_methods' entry "
+                                          "point group; binary head in response_baselines' tasks, continuous "
+                                          "in response_regression's (docs/drug_response.md)", "run")
     save_predictions: bool = _f(False, "write every fit's predicted x2 for its test pairs to "
                                 "OUT/predictions/<method>/<drug>.h5ad (AnnData)", "run")
     figure2_scope: str = _f("pooled", "Figure 2's VAE and PCA fits: pooled (one per split and latent size, "
@@ -147,10 +154,10 @@ class RunConfig:
     worker_timeout: float = _f(300.0, "seconds to wait for a Dask worker (the first, or a new one when none "
                                "is left, e.g. Slurm jobs still pending) before stopping with exit 2; 0 waits "
                                "forever", "cluster")
-    fit_timeout: float = _f(3600.0, "seconds one fit may take: a --method plug-in's fit and predict on one "
-                            "split (in its own process, killed after that), and a task's N fits on a cluster "
-                            "(N times it, the worker restarted); the fit fails with 'timed out after ...'. "
-                            "0 = no limit", "cluster")
+    fit_timeout: float = _f(3600.0, "seconds one fit may take: a --method or --response-method plug-in's fit "
+                            "and predict on one split (in its own process, killed after that), and a task's "
+                            "N fits on a cluster (N times it, the worker restarted); the fit fails with "
+                            "'timed out after ...'. 0 = no limit", "cluster")
     dry_run: bool = _f(False, "print the grid (tasks, fits per model and latent size) and an estimate of its "
                        "CPU-hours and wall time from a short calibration on this machine (harness.cost), "
                        "then exit without starting a cluster or writing results", "cluster")
@@ -282,6 +289,8 @@ def science_key(cfg: RunConfig) -> dict[str, Any]:
         key.pop("data_seed")
     if not set(cfg.models) & set(RESPONSE_MODELS):
         key.pop("response_label"), key.pop("response_label_value")
+    if not cfg.response_method:   # stores made before --response-method existed still resume
+        key.pop("response_method")
     return key
 
 
@@ -477,6 +486,13 @@ def _check_models(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> Non
         raise bad("method", f"your own methods run in {where}")
     if len(set(cfg.method)) != len(cfg.method):
         raise bad("method", "duplicate method")
+    hosts = {c.name: c.response_head for c in REGISTRY.values() if c.response_head}
+    if cfg.response_method and not set(hosts) & set(cfg.models):
+        where = " or ".join(f"{name} ({head} head)" for name, head in hosts.items())
+        raise bad("response_method", f"your own response methods run in the tasks of {where}; add the model "
+                                     f"of its head to --models")
+    if len(set(cfg.response_method)) != len(cfg.response_method):
+        raise bad("response_method", "duplicate response method")
     if len(set(cfg.models)) != len(cfg.models):
         raise bad("models", "duplicate model")
     for m in cfg.models:

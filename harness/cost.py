@@ -444,12 +444,13 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
             r["seconds"] += sum(est.fit_seconds(k) for k in t.fit_keys() if k.latent == lat)
     drugs_ = sorted({t.drug for t in est.tasks if t.drug != POOLED})
     n_splits = cfg.n_repeats * cfg.n_folds
+    w = max([10, *(len(m) + 1 for m, _ in rows)])   # the model column fits the longest name
     lines = [f"dry run: preset {cfg.preset}; {source}; {len(drugs_)} drug(s); {cfg.n_repeats} x "
              f"{cfg.n_folds} CV = {n_splits} splits; Figure 2 scope {cfg.figure2_scope}", "",
-             f"{'model':<10}{'latent':>7}{'drugs':>7}{'fits':>7}{'tasks':>7}{'s/fit':>9}{'total':>11}"]
+             f"{'model':<{w}}{'latent':>7}{'drugs':>7}{'fits':>7}{'tasks':>7}{'s/fit':>9}{'total':>11}"]
     for (m, lat), r in rows.items():
         drug_col = "pooled" if r["drugs"] == {POOLED} else str(len(r["drugs"]))
-        lines.append(f"{m:<10}{lat:>7}{drug_col:>7}{r['fits']:>7}{r['tasks']:>7}"
+        lines.append(f"{m:<{w}}{lat:>7}{drug_col:>7}{r['fits']:>7}{r['tasks']:>7}"
                      f"{r['seconds'] / r['fits']:>9.2f}{duration(r['seconds']):>11}")
     fits = est.fits()
     lines += ["", f"grid: {len(est.tasks)} tasks, {sum(fits.values())} fits ("

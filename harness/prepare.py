@@ -14,6 +14,7 @@ from typing import Any
 from harness.config import RunConfig
 from harness.contenders import REGISTRY, built_in_methods
 from harness.contenders.baselines import user_method
+from harness.contenders.response_baselines import user_response_method
 from harness.grid import POOLED
 from harness.presets import synthetic_preset
 
@@ -139,9 +140,10 @@ def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> l
 
 def resolve_methods(cfg: RunConfig) -> list[str]:
     """The store's methods: those of the run's models in registry (= report) order, then the run's own
-    (``--method``), each loaded once here so that a bad spec or a clashing name is a RunError before any
-    work. A run without a perturbation model (e.g. the drug-response study alone) so carries no
-    perturbation method in its store, and a run without Dr.VAE none of the response methods."""
+    (``--method``, then ``--response-method``), each loaded once here so that a bad spec or a clashing name
+    is a RunError before any work. A run without a perturbation model (e.g. the drug-response study alone)
+    so carries no perturbation method in its store, and a run without Dr.VAE none of the response
+    methods."""
     from pertvae_core.methods import MethodLoadError
 
     names = [m for name, c in REGISTRY.items() if name in cfg.models for m in c.methods]
@@ -155,6 +157,30 @@ def resolve_methods(cfg: RunConfig) -> list[str]:
             raise RunError(f"--method {spec}: its name {f.name!r} is already taken by "
                            f"{'a built-in method' if f.name in built_in else 'another --method'}; give the "
                            f"class a distinct `name` attribute")
+        names.append(f.name)
+    return names + _response_plugins(cfg, names, built_in)
+
+
+def _response_plugins(cfg: RunConfig, taken: list[str], built_in: set[str]) -> list[str]:
+    """The names of the run's ``--response-method`` plug-ins, each loaded once here; RunError for a spec that
+    does not load, a name already taken, or a head no model of the run hosts."""
+    from pertvae_core.methods import MethodLoadError
+
+    hosts = {c.response_head: name for name, c in REGISTRY.items() if c.response_head}
+    names: list[str] = []
+    for spec in cfg.response_method:
+        try:
+            f = user_response_method(spec)
+        except MethodLoadError as e:
+            raise RunError(f"--response-method {spec}: {e}") from None
+        if f.name in taken or f.name in names or f.name in built_in:
+            raise RunError(f"--response-method {spec}: its name {f.name!r} is already taken by "
+                           f"{'a built-in method' if f.name in built_in else 'another method'}; give the "
+                           f"class a distinct `name` attribute")
+        missing = [hosts[h] for h in f.heads if hosts[h] not in cfg.models]
+        if len(missing) == len(f.heads):
+            raise RunError(f"--response-method {spec}: its {' and '.join(f.heads)} head is scored in the "
+                           f"tasks of {' and '.join(missing)}; add {missing[0]} to --models")
         names.append(f.name)
     return names
 

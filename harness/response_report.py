@@ -30,26 +30,33 @@ import xarray as xr
 from scipy import stats as _st
 
 from harness.benchmark import ALPHA, _family_q, scores_table
-from harness.contenders import RESPONSE_MODELS, contender
+from harness.contenders import RESPONSE_MODELS, built_in_methods, contender
 from harness.store import json_attr
 from pertvae_core.stats import paired_comparison
 
 __all__ = ["response_table", "response_markdown", "write_response_report", "has_response", "summary_lines",
-           "METRICS"]
+           "METRICS", "plain_name", "model_legend"]
 
 BINARY, CONTINUOUS = ("auroc", "aupr"), ("pearson", "spearman", "rmse")
 METRICS = BINARY + CONTINUOUS
 # Dr.VAE's method each metric's methods are compared with (the contenders drvae and drvae_continuous).
 REFERENCES = {**dict.fromkeys(BINARY, "drvae"), **dict.fromkeys(CONTINUOUS, "drvae_continuous")}
 LOWER_IS_BETTER = ("rmse",)
+# The feature-set column of the run's own --response-method plug-ins (they take what they like).
+OWN_FEATURES = "your method (--response-method)"
 COLUMNS = ("drug", "latent", "method", "classifier", "features", "metric", "mean", "ci_low", "ci_high",
            "chance", "n_splits", "p_chance", "q_chance", "diff_vs_drvae", "diff_ci_low", "diff_ci_high",
            "q_better", "q_worse", "verdict")
 
 
-def response_methods() -> list[str]:
-    """Every method of the registered response models, in report order."""
-    return [m for name in RESPONSE_MODELS for m in contender(name).methods]
+def response_methods(ds: xr.Dataset | None = None) -> list[str]:
+    """Every method of the registered response models, in report order, then the run's own
+    (``--response-method``: a method of ``ds`` that no contender scores; it has response scores only where
+    it ran, harness.contenders.model_methods)."""
+    built_in = [m for name in RESPONSE_MODELS for m in contender(name).methods]
+    known = set(built_in_methods())
+    own = [str(m) for m in ds["method"].values if str(m) not in known] if ds is not None else []
+    return built_in + own
 
 
 def has_response(ds: xr.Dataset) -> bool:
@@ -58,12 +65,36 @@ def has_response(ds: xr.Dataset) -> bool:
 
 
 def label(method: str) -> tuple[str, str]:
-    """(classifier, feature set) of a response method, for the table: its contender's ``labels``."""
+    """(classifier, feature set) of a response method, for the table: its contender's ``labels``; the run's
+    own method by its name."""
     for name in RESPONSE_MODELS:
         labels = getattr(contender(name), "labels", {})
         if method in labels:
             return labels[method]
-    return method, ""
+    return method, OWN_FEATURES
+
+
+def plain_name(method: str) -> str:
+    """A response method in words for the verdicts ("logistic L2 on x1", "Dr.VAE, identity perturbation",
+    "training prior"); the run's own method by its name. The tables give the same as classifier and
+    features, the code names (``--models``, response.csv) are in the legend (:func:`model_legend`)."""
+    classifier, features = label(method)
+    plain = features in ("", "none", "x1 (model)", OWN_FEATURES)
+    return classifier if plain else f"{classifier} on {features}"
+
+
+def model_legend(methods: list[str]) -> str:
+    """Which model (``--models``) scores which of ``methods``, with their code names (response.csv's
+    ``method``): one line for response.md."""
+    parts = []
+    for name in RESPONSE_MODELS:
+        mine = [m for m in contender(name).methods if m in methods]
+        if mine:
+            parts.append(f"`{name}` ({', '.join(f'{plain_name(m)}: `{m}`' for m in mine)})")
+    own = [m for m in methods if label(m)[1] == OWN_FEATURES]
+    if own:
+        parts.append(f"`--response-method` ({', '.join(f'`{m}`' for m in own)})")
+    return "Models (`--models`) and their methods' code names (response.csv): " + "; ".join(parts) + "."
 
 
 def _t_ci(v: np.ndarray) -> tuple[float, float, float]:
@@ -80,7 +111,7 @@ def _t_ci(v: np.ndarray) -> tuple[float, float, float]:
 def _wide(ds: xr.Dataset) -> pd.DataFrame:
     """[drug, latent, repeat, fold] x (metric, method) of the response methods' done scores."""
     sc = scores_table(ds)
-    sc = sc[sc["method"].isin(response_methods())]
+    sc = sc[sc["method"].isin(response_methods(ds))]
     return sc.pivot_table(index=["drug", "latent", "repeat", "fold"], columns=["metric", "method"],
                           values="value", aggfunc="first")
 
@@ -93,8 +124,9 @@ def _compare(a: np.ndarray, b: np.ndarray, metric: str, tt: tuple[float, float])
     return paired_comparison(a, b, tt[0], tt[1], metric not in LOWER_IS_BETTER)
 
 
-def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: tuple[float, float]) -> list:
-    rows, methods = [], [m for m in response_methods() if (metric, m) in block]
+def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: tuple[float, float],
+                 order: list[str]) -> list:
+    rows, methods = [], [m for m in order if (metric, m) in block]
     reference = REFERENCES[metric]
     ref = block[(metric, reference)].to_numpy(float) if (metric, reference) in block else None
     for m in methods:
@@ -135,10 +167,10 @@ def response_table(ds: xr.Dataset) -> pd.DataFrame:
     wide = _wide(ds)
     k = int(ds.attrs.get("n_folds", 5))
     tt = (float(k - 1), 1.0)        # k-fold CV: one fold tested, k - 1 trained (validation included)
-    rows = []
+    rows, order = [], response_methods(ds)
     for (drug, latent), block in wide.groupby(level=["drug", "latent"], sort=False):
         for metric in METRICS:
-            rows += _method_rows(block, str(drug), int(latent), metric, tt)
+            rows += _method_rows(block, str(drug), int(latent), metric, tt, order)
     if not rows:
         return pd.DataFrame(columns=list(COLUMNS))
     return _q(pd.DataFrame(rows))[list(COLUMNS)]
@@ -171,13 +203,21 @@ def _continuous_table(sub: pd.DataFrame) -> list[str]:
              "| method | features | Pearson mean [95% CI] | q above chance | Spearman mean [95% CI] | "
              "RMSE mean [95% CI] | q below chance | Dr.VAE − method (Pearson) [95% CI] | Dr.VAE |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for m, r in pe.iterrows():
-        s, e = (t.loc[m] if m in t.index else None for t in (sp, rm))
+    # a constant prediction (the drug mean) has no correlation, only an RMSE: its row compares that
+    for m in dict.fromkeys([*pe.index, *rm.index]):
+        r, s, e = (t.loc[m] if m in t.index else None for t in (pe, sp, rm))
         q_rmse = e["q_chance"] if e is not None else np.nan
-        lines.append(f"| {r['classifier']} | {r['features']} | {_cell_of(r)} | {r['q_chance']:.3g} | "
-                     f"{_cell_of(s)} | {_cell_of(e)} | {q_rmse:.3g} | {_diff(r)} | {r['verdict']} |")
+        q_pe, by = (r["q_chance"], r) if r is not None else (np.nan, e)
+        vs, verdict = (_diff(r), r["verdict"]) if r is not None else \
+            (f"{_diff(e)} (RMSE)" if _diff(e) else "", f"{e['verdict']} (RMSE)" if e["verdict"] else "")
+        lines.append(f"| {by['classifier']} | {by['features']} | {_cell_of(r)} | {_q_cell(q_pe)} | "
+                     f"{_cell_of(s)} | {_cell_of(e)} | {_q_cell(q_rmse)} | {vs} | {verdict} |")
     drug = str(sub["drug"].iloc[0])
     return lines + ["", verdict_line(pe, drug, "Pearson", "Dr.VAE (continuous head)"), ""]
+
+
+def _q_cell(q: float) -> str:
+    return f"{q:.3g}" if np.isfinite(q) else "—"
 
 
 def _diff(r: pd.Series) -> str:
@@ -200,12 +240,12 @@ def verdict_line(table: pd.DataFrame, drug: str, metric: str = "AUROC", who: str
     """``who``'s verdict on one drug in words (q < 0.05) by ``metric``'s rows ``table`` (one per method),
     and which methods beat chance."""
     words = ("beats", "loses to", "not distinguishable from")
-    parts = [f"{w} {', '.join(table.index[table['verdict'] == w])}" for w in words
+    parts = [f"{w} {'; '.join(plain_name(m) for m in table.index[table['verdict'] == w])}" for w in words
              if (table["verdict"] == w).any()]
-    above = list(table.index[table["q_chance"] < ALPHA])
+    above = [plain_name(m) for m in table.index[table["q_chance"] < ALPHA]]
     head = (f"{drug}: {who} " + "; ".join(parts) + f" ({metric})." if parts
             else f"{drug}: no {who} comparison ({metric}).")
-    return head + f" Above chance (q < {ALPHA}): {', '.join(above) if above else 'no method'}."
+    return head + f" Above chance (q < {ALPHA}): {'; '.join(above) if above else 'no method'}."
 
 
 def summary_lines(ds: xr.Dataset) -> list[str]:
@@ -250,7 +290,7 @@ def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "
               "identity-perturbation row is the ablation: Dr.VAE's fits predicting with p(z2|z1) "
               "replaced by the identity. Continuous response: Pearson and Spearman against 0, RMSE against "
               "the training mean's (q below chance: lower RMSE), each method against Dr.VAE's continuous "
-              "head.", ""]
+              "head.", "", model_legend(list(dict.fromkeys(table["method"]))), ""]
     return "\n".join(lines)
 
 

@@ -17,6 +17,10 @@ process), which come back to the worker. So a plug-in cannot
 The child reads its job from a file, says "ready" on a pipe once the method is imported, and writes its
 result to another file (stdout and stderr stay the user's: a method may print). It exits when the process
 that started it dies. Cost: about 0.2 s and the method's own imports per fit (0.1% of the paper's grid).
+
+A user's response method (``--response-method``) runs the same way (:class:`IsolatedResponseMethod`): its
+child fits it on the response split with the test responses hidden and returns its scores of the test
+rows for each head (pertvae_core.response_isolation.fit_predict_response).
 """
 
 from __future__ import annotations
@@ -73,13 +77,16 @@ class IsolatedMethod:
         return f"IsolatedMethod({self.target!r}, {self.kwargs!r}, timeout={self.timeout:g})"
 
     def fit_predict(self, split: Any, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self._job({"split": split, "inputs": [np.asarray(x) for x in inputs]})
+
+    def _job(self, payload: dict[str, Any]) -> Any:
+        """Run the child on ``payload`` (plus the target, its keywords and sys.path); its predictions."""
         with tempfile.TemporaryDirectory(prefix="pertvae-method-") as tmp:
             job, result = Path(tmp) / "job.pkl", Path(tmp) / "result.pkl"
             try:
                 with job.open("wb") as f:
-                    pickle.dump({"target": self.target, "kwargs": self.kwargs, "split": split,
-                                 "inputs": [np.asarray(x) for x in inputs], "sys_path": list(sys.path)}, f,
-                                protocol=pickle.HIGHEST_PROTOCOL)
+                    pickle.dump({"target": self.target, "kwargs": self.kwargs, "sys_path": list(sys.path),
+                                 **payload}, f, protocol=pickle.HIGHEST_PROTOCOL)
             except OSError as e:  # e.g. a full temporary directory: this method cannot run, the others can
                 raise MethodFailed(f"cannot hand it its split: writing {job} failed: {e}") from None
             self._run(job, result)
@@ -114,6 +121,15 @@ class IsolatedMethod:
                 _kill_group(proc)
 
 
+class IsolatedResponseMethod(IsolatedMethod):
+    """A response method's factory whose fits run in their own process: ``fit_predict(split, heads)`` ->
+    head -> the test rows' scores of a new ``target(**kwargs)`` fitted on ``split`` with its test responses
+    hidden (MethodFailed otherwise)."""
+
+    def fit_predict(self, split: Any, heads: Sequence[str]) -> dict[str, np.ndarray]:  # type: ignore[override]
+        return self._job({"split": split, "heads": tuple(heads)})
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -131,7 +147,7 @@ def _death(code: int | None) -> str:
     return f"its process exited with status {code} before returning a result (os._exit, or a crash?)"
 
 
-def _result(path: Path) -> list[np.ndarray]:
+def _result(path: Path) -> Any:
     with path.open("rb") as f:
         res = pickle.load(f)
     if "failed" in res:
@@ -150,8 +166,12 @@ def _write(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def _import(target: str) -> Any:
-    if ":" not in target:  # an entry point name
+def _import(target: str, response: bool = False) -> Any:
+    if ":" not in target and response:  # an entry point name (a callable object, harness.sandbox.target_path)
+        from pertvae_core.response_methods import load_response_method
+
+        return load_response_method(target).target
+    if ":" not in target:
         from pertvae_core.methods import load_method
 
         return load_method(target).target
@@ -180,7 +200,7 @@ def child(job_path: str, result_path: str, ready_fd: int) -> int:
         job = pickle.load(f)
     sys.path[:] = job["sys_path"]
     try:
-        target = _import(job["target"])
+        target = _import(job["target"], "heads" in job)
     except BaseException as e:  # noqa: BLE001 - whatever the import does, it is the method's failure
         _write(result, {"failed": f"importing {job['target']} failed: {type(e).__name__}: {e}",
                         "traceback": traceback.format_exc()})
@@ -188,9 +208,16 @@ def child(job_path: str, result_path: str, ready_fd: int) -> int:
     os.write(ready_fd, READY)
     os.close(ready_fd)
     from pertvae_core.isolation import fit_predict
+    from pertvae_core.response_isolation import fit_predict_response
+
+    def make() -> Any:
+        return target(**job["kwargs"])
 
     try:
-        preds = fit_predict(lambda: target(**job["kwargs"]), job["split"], job["inputs"])
+        if "heads" in job:
+            preds = fit_predict_response(make, job["split"], job["heads"])
+        else:
+            preds = fit_predict(make, job["split"], job["inputs"])
     except MethodFailed as e:
         _write(result, {"failed": str(e), "traceback": e.traceback})
         return 0

@@ -159,9 +159,13 @@ class _Data:
 
 
 def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Rows idx [S, B] of x [S, N, ...] -> [S, B, ...]."""
-    shape = idx.shape + x.shape[2:]
-    return torch.gather(x, 1, idx.reshape(idx.shape + (1,) * (x.dim() - 2)).expand(shape))
+    """Rows idx [S, B] of x [S, N, ...] -> [S, B, ...]: one ``index_select`` of whole rows of x seen as
+    [S * N, ...] (offsets s * N), as pertvae_core.train._gather does, rather than ``torch.gather`` with the
+    index expanded over genes: the same values, copied a row at a time instead of an element at a time
+    (benchmarks/test_step_overhead.py test_row_gather)."""
+    S, N, rest = x.shape[0], x.shape[1], x.shape[2:]
+    flat = (idx + torch.arange(S, device=idx.device)[:, None] * N).reshape(-1)
+    return x.reshape(S * N, *rest).index_select(0, flat).view(S, idx.shape[1], *rest)
 
 
 def _validation_loss(model: DrVAE, d: _Data, veps1: torch.Tensor, veps2: torch.Tensor) -> np.ndarray:

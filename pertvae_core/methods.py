@@ -33,7 +33,7 @@ from pertvae_core.baselines import BASELINES
 from pertvae_core.data import SplitData
 
 __all__ = ["Method", "METHODS", "REFERENCE", "PERTVAE_METHODS", "ENTRY_POINT_GROUP", "MethodLoadError",
-           "MethodFactory", "import_object", "load_method", "registered_methods"]
+           "MethodFactory", "import_object", "load_method", "registered_methods", "resolve_spec"]
 
 ENTRY_POINT_GROUP = "pertvae_bench.methods"
 
@@ -133,35 +133,50 @@ def load_method(spec: str) -> MethodFactory:
     Raises :class:`MethodLoadError` (a ValueError naming the spec) when the module or attribute is missing,
     the import fails, or the object is not a method (no ``fit``/``predict``).
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise MethodLoadError(f"method {spec!r}: expected 'package.module:ClassName' or a registered name")
-    spec = spec.strip()
-    if ":" in spec:
-        obj, name = import_object(spec, spec), None
-    else:
-        eps = {(ep.value, ep.dist.name if ep.dist else "?")
-               for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.name == spec}
-        if not eps:
-            known = sorted(registered_methods())
-            close = difflib.get_close_matches(spec, known, n=1)
-            if close:
-                hint = f"did you mean {close[0]!r}?"
-            elif "." in spec:
-                mod, _, cls = spec.rpartition(".")
-                hint = f"an import path needs a colon: {mod}:{cls}"
-            else:
-                hint = f"registered: {', '.join(known)}" if known else "no methods are registered"
-            raise MethodLoadError(f"method {spec!r}: not 'package.module:ClassName' nor a name in the entry "
-                                  f"point group {ENTRY_POINT_GROUP!r}; {hint}")
-        if len(eps) > 1:
-            raise MethodLoadError(f"method {spec!r}: registered more than once in {ENTRY_POINT_GROUP!r} "
-                                  f"({', '.join(f'{v} by {d}' for v, d in sorted(eps))}); uninstall one")
-        obj, name = import_object(spec, eps.pop()[0]), spec
+    obj, name, spec = resolve_spec(spec, ENTRY_POINT_GROUP, "method")
     if inspect.isclass(obj):
         _check_method(obj, spec)
-    elif not callable(obj):
-        raise MethodLoadError(f"method {spec!r}: {type(obj).__name__} object is neither a class nor a "
-                              "function returning a method")
+    return MethodFactory(obj, name, spec)
+
+
+def resolve_spec(spec: str, group: str, kind: str) -> tuple[Any, str, str]:
+    """(object, its name in results, the stripped spec) of a plug-in ``kind`` ("method", "response
+    method") given as ``"package.module:Attr"`` or as a name of the entry point ``group``. The name: the
+    object's ``name`` attribute, else the entry point's name, else the class's or function's name.
+    MethodLoadError naming the spec when it does not resolve or is neither a class nor a function."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise MethodLoadError(f"{kind} {spec!r}: expected 'package.module:ClassName' or a registered name")
+    spec = spec.strip()
+    if ":" in spec:
+        obj, name = import_object(spec, spec, kind), None
+    else:
+        obj, name = import_object(spec, _entry_point(spec, group, kind), kind), spec
+    if not callable(obj):
+        raise MethodLoadError(f"{kind} {spec!r}: {type(obj).__name__} object is neither a class nor a "
+                              f"function returning a {kind}")
     own = getattr(obj, "name", None)
     own = own if isinstance(own, str) and own else None
-    return MethodFactory(obj, own or name or getattr(obj, "__name__", spec), spec)
+    return obj, own or name or getattr(obj, "__name__", spec), spec
+
+
+def _entry_point(spec: str, group: str, kind: str) -> str:
+    """The import path registered as ``spec`` in the entry point ``group``; MethodLoadError with the
+    closest registered name (or the colon an import path needs) otherwise."""
+    eps = {(ep.value, ep.dist.name if ep.dist else "?")
+           for ep in importlib.metadata.entry_points(group=group) if ep.name == spec}
+    if not eps:
+        known = sorted(ep.name for ep in importlib.metadata.entry_points(group=group))
+        close = difflib.get_close_matches(spec, known, n=1)
+        if close:
+            hint = f"did you mean {close[0]!r}?"
+        elif "." in spec:
+            mod, _, cls = spec.rpartition(".")
+            hint = f"an import path needs a colon: {mod}:{cls}"
+        else:
+            hint = f"registered: {', '.join(known)}" if known else f"no {kind}s are registered"
+        raise MethodLoadError(f"{kind} {spec!r}: not 'package.module:ClassName' nor a name in the entry "
+                              f"point group {group!r}; {hint}")
+    if len(eps) > 1:
+        raise MethodLoadError(f"{kind} {spec!r}: registered more than once in {group!r} "
+                              f"({', '.join(f'{v} by {d}' for v, d in sorted(eps))}); uninstall one")
+    return eps.pop()[0]

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -65,11 +66,15 @@ class _Classifier:
         self.features.fit(split)
         x, y, _ = split.supervised_train()
         f = self.features.transform(x)
-        fitted = [self._make(c).fit(f, y) for c in self.grid]
+        fitted = self._fit_grid(f, y)
         pick = self._pick(split, fitted)
         self.param_, self.model_ = self.grid[pick], fitted[pick]
         self._after_fit(f, y)
         return self
+
+    def _fit_grid(self, f: np.ndarray, y: np.ndarray) -> list[Pipeline]:
+        """A model per grid value, fitted on the training features ``f`` and labels ``y``."""
+        return [self._make(c).fit(f, y) for c in self.grid]
 
     def _pick(self, split: ResponseSplit, fitted: list[Pipeline]) -> int:
         """Index of the grid value with the best validation AUROC (the first, i.e. the strongest penalty,
@@ -104,11 +109,43 @@ class RandomForest(_Classifier):
         return make_pipeline(RandomForestClassifier(n_estimators=100, random_state=self.seed, n_jobs=1))
 
 
+class RowSpace(TransformerMixin, BaseEstimator):
+    """[x, 1] in orthonormal coordinates of the row space of the training rows' [X, 1] (r <= n of them),
+    from the eigenvectors of the n x n Gram matrix (a fifth of an SVD's time at n = 500, p = 978)."""
+
+    def fit(self, x: np.ndarray, y: object = None) -> RowSpace:
+        z = np.column_stack([x, np.ones(len(x))])
+        lam, u = np.linalg.eigh(z @ z.T)
+        keep = lam > lam[-1] * 1e-12
+        self.v_ = z.T @ (u[:, keep] / np.sqrt(lam[keep]))
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return np.column_stack([x, np.ones(len(x))]) @ self.v_
+
+
 class LinearSVM(_Classifier):
     kind, grid = "svm", C_GRID
 
     def _make(self, c: float) -> Pipeline:
         return make_pipeline(StandardScaler(), LinearSVC(C=c, max_iter=20000, random_state=self.seed))
+
+    def _fit_grid(self, f: np.ndarray, y: np.ndarray) -> list[Pipeline]:
+        """With fewer training rows than features (x1: n < p), the SVM of :meth:`_make` fitted in the row
+        space of the training [X, 1]: liblinear penalizes the intercept as the weight of a constant feature,
+        so the solution lies in that span (representer theorem), and its dual coordinate descent (what
+        LinearSVC runs when n < p) sees the same Gram matrix there, in r <= n coordinates instead of p + 1.
+        The same solution (decision values within 1e-4 relative; a test) at 0.5x the CPU time of the C grid
+        where the SVM is slow (a null drug, n = 500, p = 978: 19.8 -> 9.7 s) and 0.75x where it is quick
+        (1.2 -> 0.9 s). Otherwise (n >= p) LinearSVC as it is (primal, as its dual="auto" chooses)."""
+        if f.shape[0] >= f.shape[1]:
+            return super()._fit_grid(f, y)
+        scale = StandardScaler().fit(f)
+        rows = RowSpace().fit(scale.transform(f))
+        g = rows.transform(scale.transform(f))
+        return [Pipeline([("scale", scale), ("rows", rows),
+                          ("svm", LinearSVC(C=c, dual=True, fit_intercept=False, max_iter=20000,
+                                            random_state=self.seed).fit(g, y))]) for c in self.grid]
 
     def _score(self, model: Pipeline, f: np.ndarray) -> np.ndarray:
         return model.decision_function(f)

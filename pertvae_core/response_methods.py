@@ -13,10 +13,18 @@ sees the test cell lines) and then predicts from untreated profiles x1 [n, G] (r
 (:mod:`pertvae_core.response_metrics`); :func:`evaluate_response_methods` fits and scores a set of methods on
 each split. Dr.VAE keeps its batched fit over S splits behind the interface (:func:`fit_drvae_methods`), and
 its identity-perturbation ablation is the same fitted model scored as another method ("drvae_identity").
+
+A user's own response method is loaded by :func:`load_response_method` from an import path
+``"pkg.module:ClassName"`` (a class, or a function returning a method) or a name registered under the entry
+point group ``pertvae_bench.response_methods``, with the same optional hooks as a perturbation plug-in
+(pertvae_core.methods: ``name``, constructor keywords ``latent`` and ``seed``); its heads are its ``heads``
+attribute, else those whose call it has (pertvae_core.response_isolation.method_heads); a function without a
+``heads`` attribute is taken as binary.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -26,13 +34,17 @@ import numpy as np
 from pertvae_core.drvae import DrVAEConfig
 from pertvae_core.drvae_predict import predict_proba, predict_proba_identity, predict_value
 from pertvae_core.drvae_train import DrVAEState, fit_drvae
+from pertvae_core.methods import MethodFactory, MethodLoadError, resolve_spec
 from pertvae_core.response_data import ResponseSplit
+from pertvae_core.response_isolation import HEAD_CALLS, method_heads
 from pertvae_core.response_metrics import binary_metrics, continuous_metrics
 
 __all__ = ["ResponseMethod", "DrVAEMethod", "fit_drvae_methods", "fit_evaluate_drvae", "score_response",
-           "evaluate_response_methods", "DRVAE", "DRVAE_IDENTITY"]
+           "evaluate_response_methods", "score_predictions", "DRVAE", "DRVAE_IDENTITY",
+           "RESPONSE_ENTRY_POINT_GROUP", "ResponseMethodFactory", "load_response_method"]
 
 DRVAE, DRVAE_IDENTITY = "drvae", "drvae_identity"
+RESPONSE_ENTRY_POINT_GROUP = "pertvae_bench.response_methods"
 
 
 @runtime_checkable
@@ -97,16 +109,23 @@ def score_response(method: Any, split: ResponseSplit) -> dict[str, float | str]:
     if not heads or not set(heads) <= {"binary", "continuous"}:
         raise ValueError(f"method {getattr(method, 'name', type(method).__name__)!r}: heads must name "
                          f"'binary' and/or 'continuous', got {heads!r}")
-    out: dict[str, float | str] = {}
-    if "binary" in heads:
-        out.update(binary_metrics(split.y_test, np.asarray(method.predict_proba(split.x_test), np.float64)))
-    if "continuous" in heads:
-        train_mean = split.train_mean()
-        out.update(continuous_metrics(split.r_test, np.asarray(method.predict(split.x_test), np.float64),
-                                      train_mean))
+    out = score_predictions(split, {h: getattr(method, HEAD_CALLS[h])(split.x_test) for h in heads})
     if getattr(method, "status", "done") != "done":
         for k in [k for k in out if k.endswith("_reason")]:
             out[k] = str(getattr(method, "reason", "failed fit"))
+    return out
+
+
+def score_predictions(split: ResponseSplit, scores: Mapping[str, np.ndarray]) -> dict[str, float | str]:
+    """Metrics of the test rows' ``scores`` per head (head -> [n_test]): AUROC and AUPR of the binary head's
+    against the test labels; Pearson, Spearman and RMSE of the continuous head's against the test responses
+    (RMSE's chance: the training cell lines' mean response, :meth:`ResponseSplit.train_mean`)."""
+    out: dict[str, float | str] = {}
+    if "binary" in scores:
+        out.update(binary_metrics(split.y_test, np.asarray(scores["binary"], np.float64)))
+    if "continuous" in scores:
+        out.update(continuous_metrics(split.r_test, np.asarray(scores["continuous"], np.float64),
+                                      split.train_mean()))
     return out
 
 
@@ -146,3 +165,46 @@ def fit_evaluate_drvae(splits: Sequence[ResponseSplit], cfg: DrVAEConfig, seeds:
                      "fit_seconds": state.fit_seconds / len(splits), "status": state.status[s],
                      "reason": state.reason[s]})
     return rows
+
+
+class ResponseMethodFactory(MethodFactory):
+    """Makes new unfitted instances of a loaded response method (``factory(latent=..., seed=...)``, as
+    :class:`pertvae_core.methods.MethodFactory`); ``heads``: the heads it is scored on."""
+
+    def __init__(self, target: Callable[..., Any], name: str, spec: str) -> None:
+        super().__init__(target, name, spec)
+        try:
+            self.heads = (method_heads(target) if inspect.isclass(target) or hasattr(target, "heads")
+                          else ("binary",))
+        except ValueError as e:
+            raise MethodLoadError(f"response method {spec!r}: {e}") from None
+        if inspect.isclass(target):
+            _check_response_method(target, self.heads, spec)
+
+    def __call__(self, latent: int | None = None, seed: int | None = None) -> Any:
+        given = {"latent": latent, "seed": seed}
+        obj = self.target(**{k: given[k] for k in self.accepts if given[k] is not None})
+        _check_response_method(obj, self.heads, self.spec)
+        return obj
+
+    def __repr__(self) -> str:
+        return f"ResponseMethodFactory({self.spec!r}, name={self.name!r}, heads={self.heads!r})"
+
+
+def _check_response_method(obj: Any, heads: Sequence[str], spec: str) -> None:
+    calls = ("fit", *(HEAD_CALLS[h] for h in heads))
+    lacking = [f"{c}()" for c in calls if not callable(getattr(obj, c, None))]
+    if lacking:
+        what = obj.__name__ if inspect.isclass(obj) else type(obj).__name__
+        raise MethodLoadError(f"response method {spec!r}: {what} lacks {' and '.join(lacking)}; a response "
+                              "method needs fit(split) -> self and predict_proba(x1) -> [n] (binary head) "
+                              "and/or predict(x1) -> [n] (continuous head)")
+
+
+def load_response_method(spec: str) -> ResponseMethodFactory:
+    """The factory of a response method given as ``"package.module:ClassName"`` or as a name registered
+    under :data:`RESPONSE_ENTRY_POINT_GROUP` (module docstring). MethodLoadError (a ValueError naming the
+    spec) when the module or attribute is missing, the import fails, the object is neither a class nor a
+    function, or a class lacks ``fit`` or its heads' calls."""
+    obj, name, spec = resolve_spec(spec, RESPONSE_ENTRY_POINT_GROUP, "response method")
+    return ResponseMethodFactory(obj, name, spec)

@@ -104,12 +104,14 @@ def built_in_methods() -> tuple[str, ...]:
 
 
 def model_methods(methods: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """Model -> the methods it produces, for a store whose scores have ``methods``: a name no contender
-    scores is the run's own ``--method``, which runs in :func:`user_method_host`'s tasks."""
+    """Model -> the methods it may produce, for a store whose scores have ``methods``: a name no contender
+    scores is the run's own ``--method`` or ``--response-method``, which run in :func:`user_method_host`'s
+    tasks and in those of the contenders with a ``response_head``. A store's scores tell which: a plug-in
+    has scores only where it ran (the perturbation metrics, or its head's)."""
     known = set(built_in_methods())
     own = tuple(m for m in methods if m not in known)
     host = user_method_host()
-    return {c.name: c.methods + (own if c is host else ()) for c in REGISTRY.values()}
+    return {c.name: c.methods + (own if c is host or c.response_head else ()) for c in REGISTRY.values()}
 
 
 def run_metrics(models: Sequence[str]) -> tuple[str, ...]:

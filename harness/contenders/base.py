@@ -53,6 +53,8 @@ class Contender:
     - ``metrics``: the metrics its scores have (the store's ``metric`` coordinate is the ordered union over
       the run's contenders); default the perturbation metrics (pertvae_core.evaluation.METRICS).
     - ``hosts_user_methods``: the run's own ``--method`` plug-ins run in its tasks (one contender does).
+    - ``response_head``: the head ("binary" / "continuous") whose ``--response-method`` plug-ins run in its
+      tasks, scored on that head's metrics ("": none).
     - ``default_latents``: its latent sizes when neither the preset nor the config gives them.
     - ``fit_pairs``: a model trained by pertvae_core.train.fit on pairs (True) or single profiles (False),
       which the cost model calibrates with short fits; None when it is not trained that way.
@@ -73,6 +75,7 @@ class Contender:
     paper_scores: ClassVar[Mapping[str, tuple[str, str]]] = {}
     metrics: ClassVar[tuple[str, ...]] = METRICS
     hosts_user_methods: ClassVar[bool] = False
+    response_head: ClassVar[str] = ""
     default_latents: ClassVar[tuple[int, ...]] = (10,)
     fit_pairs: ClassVar[bool | None] = None
     epoch_fraction: ClassVar[float] = 0.0
@@ -127,8 +130,10 @@ class Contender:
         return self.run(data, latent, [0] * len(data), cfg)
 
     def user_methods(self, cfg: RunConfig) -> int:
-        """How many of the run's own ``--method`` plug-ins each of its fits runs (each in its own process)."""
-        return len(cfg.method) if self.hosts_user_methods else 0
+        """How many of the run's own ``--method`` (or ``--response-method``) plug-ins each of its fits runs,
+        each in its own process (at most: a response method runs only where its head is hosted)."""
+        return (len(cfg.method) if self.hosts_user_methods else 0) + \
+            (len(cfg.response_method) if self.response_head else 0)
 
     def __repr__(self) -> str:
         return f"<contender {self.name}>"

@@ -1,10 +1,14 @@
 """The drug-response baselines of Dr.VAE's paper (pertvae_core.response_baselines): L2 logistic regression,
 random forest and linear SVM on the untreated profile x1 and on PCA(x1) at the latent size, and the training
 prior (the drug's response rate: AUROC 0.5), each fitted alone on every response split and scored with
-Dr.VAE's metrics on the same test cell lines."""
+Dr.VAE's metrics on the same test cell lines; and the run's own ``--response-method`` plug-ins of the binary
+head (here) and of the continuous head (response_regression), each fit in its own process under
+``--fit-timeout`` (harness.sandbox.IsolatedResponseMethod) with the test responses hidden."""
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,24 +24,71 @@ from harness.task_data import cube_of
 
 if TYPE_CHECKING:
     from harness.config import RunConfig
+    from pertvae_core.response_methods import ResponseMethodFactory
 
 # The binary-head baselines of pertvae_core.response_baselines.RESPONSE_BASELINES, in report order.
 RESPONSE_BASELINE_METHODS = ("logreg_x1", "logreg_pca", "rf_x1", "rf_pca", "svm_x1", "svm_pca", "prior")
 
 
-def evaluate_each(sp: Any, factories: dict) -> dict:
+@functools.lru_cache(maxsize=16)
+def user_response_method(spec: str) -> ResponseMethodFactory:
+    """pertvae_core.response_methods.load_response_method(spec), cached per process."""
+    from pertvae_core.response_methods import load_response_method
+
+    return load_response_method(spec)
+
+
+def plugin_factories(cfg: RunConfig, head: str, latent: int, seed: int) -> dict:
+    """Name -> the sandboxed factory of each of the run's ``--response-method`` plug-ins with ``head``,
+    given ``latent`` and the fit's ``seed`` where its constructor names them."""
+    from harness.sandbox import IsolatedResponseMethod
+
+    out = {}
+    for spec in cfg.response_method:
+        f = user_response_method(spec)
+        if head in f.heads:
+            out[f.name] = IsolatedResponseMethod.of(f, cfg.fit_timeout, latent=latent, seed=seed)
+    return out
+
+
+def _evaluate_plugin(sp: Any, iso: Any, head: str) -> dict:
+    """A plug-in's fit in its own process, scored on ``head``: evaluate_response_methods' row shape."""
+    from pertvae_core.isolation import MethodFailed
+    from pertvae_core.response_methods import score_predictions
+
+    t0 = time.perf_counter()
+    try:
+        scores = score_predictions(sp, iso.fit_predict(sp, (head,)))
+    except MethodFailed as e:
+        return {"scores": {}, "fit_seconds": time.perf_counter() - t0, "status": "failed", "reason": str(e),
+                "traceback": e.traceback}
+    return {"scores": scores, "fit_seconds": time.perf_counter() - t0, "status": "done", "reason": ""}
+
+
+def evaluate_each(sp: Any, factories: dict, plugins: dict | None = None, head: str = "binary") -> dict:
     """One split's row with every method fitted in its own failure boundary: a method that fails fails the
-    row and is named in ``method_status`` / ``method_reason`` (harness.store), the others' scores count."""
+    row and is named in ``method_status`` / ``method_reason`` (harness.store), the others' scores count.
+    ``plugins``: name -> a sandboxed plug-in (:func:`plugin_factories`), scored on ``head``."""
     from pertvae_core.response_methods import evaluate_response_methods
 
-    row: dict = {"scores": {}, "fit_seconds": 0.0, "method_status": {}, "method_reason": {}}
+    row: dict = {"scores": {}, "fit_seconds": 0.0, "method_status": {}, "method_reason": {},
+                 "method_traceback": {}}
     for name, make in factories.items():
         r = evaluate_response_methods([sp], {name: make})[0]
-        row["scores"].update(r["scores"])
-        row["fit_seconds"] += r["fit_seconds"]
-        row["method_status"][name], row["method_reason"][name] = r["status"], r["reason"]
+        _add(row, name, r, r["reason"])
+    for name, iso in (plugins or {}).items():
+        r = _evaluate_plugin(sp, iso, head)
+        _add(row, name, {**r, "scores": {name: r["scores"]} if r["scores"] else {}}, r["reason"])
+        if r.get("traceback"):
+            row["method_traceback"][name] = r["traceback"]
     failed = [r for r in row["method_reason"].values() if r]
     return {**row, "status": "failed" if failed else "done", "reason": "; ".join(failed)}
+
+
+def _add(row: dict, name: str, r: dict, reason: str) -> None:
+    row["scores"].update(r["scores"])
+    row["fit_seconds"] += r["fit_seconds"]
+    row["method_status"][name], row["method_reason"][name] = r["status"], reason
 
 
 class ResponseBaselines(Contender):
@@ -50,6 +101,7 @@ class ResponseBaselines(Contender):
                                                                                       ("pca", "PCA(x1)"))},
               "prior": ("training prior", "none")}
     metrics = RESPONSE_METRICS
+    response_head = "binary"
     default_latents = (50,)
     legend = ("drug-response classifiers (logistic, random forest, linear SVM) on x1 and on PCA(x1) at the "
               "latent size, and the training prior, each fitted alone per response split")
@@ -65,15 +117,23 @@ class ResponseBaselines(Contender):
     def run(self, data: Sequence[Any], latent: int, seeds: Sequence[int], cfg: RunConfig) -> list[dict]:
         from pertvae_core.response_baselines import RESPONSE_BASELINES
 
-        def fit(sps: list, at: list[int]) -> list[dict]:
+        def one(sp: Any, seed: int) -> dict:
             # RandomForest's random_state must fit in 32 bits
-            return [evaluate_each(sp, {m: (lambda m=m, s=seeds[i] % 2**32: RESPONSE_BASELINES[m](latent, s))
-                                       for m in self.methods}) for sp, i in zip(sps, at, strict=True)]
+            built_in = {m: (lambda m=m: RESPONSE_BASELINES[m](latent, seed % 2**32)) for m in self.methods}
+            plugins = plugin_factories(cfg, self.response_head, latent, seed)
+            return evaluate_each(sp, built_in, plugins, self.response_head)
+
+        def fit(sps: list, at: list[int]) -> list[dict]:
+            return [one(sp, seeds[i]) for sp, i in zip(sps, at, strict=True)]
 
         return run_valid(data, fit)
 
     def calibration_run(self, data: Sequence[Any], latent: int, cfg: RunConfig) -> Any:
-        return self.run([calibration_split(sp) for sp in data], latent, [0] * len(data), cfg)
+        """The built-in methods alone (a plug-in's cost is its own)."""
+        from dataclasses import replace
+
+        return self.run([calibration_split(sp) for sp in data], latent, [0] * len(data),
+                        replace(cfg, response_method=()))
 
 
 class ResponseRegression(ResponseBaselines):
@@ -84,6 +144,7 @@ class ResponseRegression(ResponseBaselines):
     methods = ("ridge_x1", "drug_mean")
     labels = {"ridge_x1": ("ridge", "x1"), "drug_mean": ("drug mean", "none")}
     metrics = CONTINUOUS_METRICS
+    response_head = "continuous"
     legend = ("continuous drug-response baselines: ridge regression on x1 and the drug's mean training "
               "response, each fitted alone per response split")
     method_legends = {

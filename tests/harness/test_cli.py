@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli
+from harness.contenders import REGISTRY
 
 SCRIPT = Path(sys.executable).parent / "pertvae-bench"
 
@@ -59,9 +60,7 @@ def test_run_flag_errors_are_one_line_exit_2():
                        capture_output=True, text=True, timeout=120)
     assert (r.returncode, r.stdout) == (2, "")
     assert r.stderr.splitlines() == ["error: argument --models: invalid choice 'vea'; did you mean vae? "
-                                     "(choose from pertvae, vae, pca, baselines, drvae, "
-                                     "response_baselines, response_pertvae, drvae_continuous, "
-                                     "response_regression)"]
+                                     f"(choose from {', '.join(REGISTRY)})"]   # every registered model
 
 
 def test_run_exit_status_passes_through(tmp_path):

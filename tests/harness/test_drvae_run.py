@@ -135,6 +135,12 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
     assert set(base["verdict"].dropna()) <= {"beats", "loses to", "not distinguishable from"}
     md = (out / "response.md").read_text()
     assert f"## {NULL_DRUG} (latent 4, 10 splits)" in md and "Dr.VAE, identity perturbation" in md
+    # verdicts in plain words; the code names (for --models and response.csv) in the legend
+    verdicts = [line for line in md.splitlines() if line.startswith(f"{BASELINE_DRUG}: Dr.VAE ")]
+    assert len(verdicts) == 1 and "logistic L2 on x1" in verdicts[0] and "logreg_x1" not in verdicts[0]
+    legend = md.splitlines()[-1]
+    assert legend.startswith("Models (`--models`)") and "logistic L2 on x1: `logreg_x1`" in legend
+    assert "`response_pertvae` (" in legend and "`drvae_continuous`" not in legend   # not in this run
     assert "| linear SVM | PertVAE [z1, z2 − z1] |" in md
     loaded = report_load(out).response      # the same table as a DataFrame (harness.report.load)
     pd.testing.assert_frame_equal(loaded[["drug", "method", "metric"]].reset_index(drop=True),
@@ -174,7 +180,11 @@ def test_the_dry_run_estimates_the_drvae_preset(response_cube, tmp_path, capsys)
                       hidden=(16, 8), context=8, iaf_hidden=8, out=str(tmp_path / "dry"), dry_run=True)
     assert _dry(cfg, capsys) == 0
     text = capsys.readouterr().out
-    assert "grid: 11 tasks, 15 fits (drvae 5, response_baselines 5, response_pertvae 5)" in text
+    assert ("grid: 17 tasks, 25 fits (drvae 5, response_baselines 5, response_pertvae 5, drvae_continuous 5, "
+            "response_regression 5)") in text      # the preset runs both heads
+    table = text.split("\n\n")[1].splitlines()       # the latent column lines up under the longest name
+    end = table[0].index("latent") + len("latent")
+    assert len(table) == 6 and all(line[:end].endswith(" 50") for line in table[1:]), table
     assert "early stopping of drvae after 90 of 300 epochs" in text and "CPU-hours; wall time" in text
     assert not (tmp_path / "dry").exists()
 
@@ -232,6 +242,10 @@ def test_the_continuous_report_says_what_beats_chance(continuous_run):
     assert rm.loc[(BASELINE_DRUG, "ridge_x1"), "mean"] < rm.loc[(BASELINE_DRUG, "ridge_x1"), "chance"]
     md = (out / "response.md").read_text()
     assert "| ridge | x1 |" in md and "RMSE mean [95% CI]" in md and "AUROC" not in md.split("Legend")[0]
+    # the drug mean has an RMSE only (no correlation): its row compares that
+    mean_row = next(line for line in md.splitlines() if line.startswith("| drug mean | none |"))
+    assert mean_row.split("|")[3:5] == [" — ", " — "] and mean_row.endswith("(RMSE) |")
+    assert rm.loc[(BASELINE_DRUG, "drug_mean"), "verdict"] + " (RMSE)" in mean_row
     assert "Dr.VAE (continuous head)" in (out / "summary.txt").read_text()
 
 

@@ -11,7 +11,7 @@ import torch
 
 from pertvae_core.drvae import DrVAEConfig
 from pertvae_core.drvae_predict import predict_proba, predict_proba_identity, predict_value
-from pertvae_core.drvae_train import fit_drvae
+from pertvae_core.drvae_train import _gather, fit_drvae
 from pertvae_core.response_data import ResponseSplit
 from pertvae_core.response_methods import DrVAEMethod, fit_drvae_methods, fit_evaluate_drvae, score_response
 from pertvae_core.train import seed_streams
@@ -170,3 +170,14 @@ def test_known_answers_null_and_untreated_direction() -> None:
             assert abs(score_response(m, sp)["auroc"] - 0.5) < 0.15, name
     sp = simulate("untreated", seed=0, n_test=200).split
     assert score_response(DrVAEMethod(cfg, seed=0).fit(sp), sp)["auroc"] > 0.8
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 5), (3, 7), (1, 4, 2, 3)])
+def test_minibatch_rows_are_those_torch_gather_takes(shape: tuple[int, ...]) -> None:
+    """_gather's index_select of whole rows equals torch.gather along the rows, for profiles [S, N, G],
+    labels [S, N] and any trailing shape."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=g)
+    idx = torch.randint(0, shape[1], (shape[0], 6), generator=g)
+    want = torch.gather(x, 1, idx.reshape(idx.shape + (1,) * (x.dim() - 2)).expand(idx.shape + x.shape[2:]))
+    assert torch.equal(_gather(x, idx), want)

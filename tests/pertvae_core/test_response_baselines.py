@@ -89,6 +89,25 @@ def test_svm_probabilities_keep_the_svm_ranking() -> None:
     assert roc_auc_score(sim.split.y_test, p) == roc_auc_score(sim.split.y_test, d)
 
 
+@pytest.mark.parametrize("genes", [200, 8])
+def test_the_svm_is_liblinears_own_in_fewer_coordinates(genes: int) -> None:
+    """More genes than training rows: each C's SVM, fitted in the row space of the training [X, 1], gives
+    the decision values of LinearSVC on the standardized profiles (the same objective and dual iterates);
+    fewer genes than rows: LinearSVC itself."""
+    from sklearn.svm import LinearSVC
+
+    sp = simulate("null", seed=5, genes=genes, n_pairs=40, n_single=160).split
+    x, y, _ = sp.supervised_train()
+    assert (x.shape[0] < x.shape[1]) == (genes == 200)
+    svm = LinearSVM("x1", seed=3)
+    for c, model in zip(C_GRID, svm._fit_grid(x, y), strict=True):
+        plain = make_pipeline(StandardScaler(), LinearSVC(C=c, max_iter=20000, random_state=3)).fit(x, y)
+        want = plain.decision_function(sp.x_test)
+        got = model.decision_function(sp.x_test)
+        np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max(), err_msg=f"C={c}")
+        assert ("rows" in model.named_steps) == (genes == 200)
+
+
 def test_pca_features_fit_on_training_profiles_only() -> None:
     sp = simulate("untreated", seed=5).split
     f = FeatureMap("pca", latent=LATENT).fit(sp)
