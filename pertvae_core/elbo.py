@@ -105,8 +105,7 @@ def prediction_nll(model: PertVAE, x1: torch.Tensor, x2: torch.Tensor, eps1: tor
 def _predicted_z2(model: PertVAE, x1: torch.Tensor, eps1: torch.Tensor, eps2: torch.Tensor,
                   head: Head | None) -> torch.Tensor:
     """z2 ~ p(z2|z1), z1 ~ q(z1|x1) (Eq. 3, 7) with noise eps1, eps2."""
-    z1, _ = model.encode(x1, eps1, head)
-    m2, ls2 = model.drug_effect(z1)
+    m2, ls2 = model.drug_effect(model.sample(x1, eps1, head))
     return torch.addcmul(m2, torch.exp(ls2), eps2)
 
 
@@ -121,8 +120,7 @@ def reconstruction_nll(model: PertVAE, x: torch.Tensor, eps: torch.Tensor,
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """-log p(target|z), z ~ q(z|x) (target defaults to x), per row [S, B]; and the decoder mean [S, B, G].
     ``head``: the encoder head of x when already computed."""
-    z, _ = model.encode(x, eps, head)
-    mean, log_sigma = model.decode(z)
+    mean, log_sigma = model.decode(model.sample(x, eps, head))
     t = x if target is None else target
     return -normal_log_prob(t, mean, log_sigma).sum(-1), mean
 
@@ -130,4 +128,4 @@ def reconstruction_nll(model: PertVAE, x: torch.Tensor, eps: torch.Tensor,
 def reconstruction_mean(model: PertVAE, x: torch.Tensor, eps: torch.Tensor,
                         head: Head | None = None) -> torch.Tensor:
     """The decoder mean [S, B, G] of :func:`reconstruction_nll` alone (no decoder sigma)."""
-    return model.decode_mean(model.encode(x, eps, head)[0])
+    return model.decode_mean(model.sample(x, eps, head))

@@ -90,6 +90,13 @@ class PertVAE(nn.Module):
         z, logdet = self.iaf(z, h)
         return z, log_q - logdet
 
+    def sample(self, x: torch.Tensor, eps: torch.Tensor,
+               head: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """The z of :meth:`encode` (the same values) without log q(z|x), which validation and prediction
+        do not use."""
+        mu, log_sigma, h = self.encoder_head(x) if head is None else head
+        return self.iaf.sample(torch.addcmul(mu, torch.exp(log_sigma), eps), h)
+
     # --- p(x|z) ------------------------------------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-sigma [S, B, genes] of p(x|z) (Eq. 4)."""

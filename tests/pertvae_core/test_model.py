@@ -44,6 +44,17 @@ def test_init_is_per_model_generator() -> None:
         torch.testing.assert_close(pa[1], pb[0], msg=name)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_sample_is_encodes_z_without_log_q(precision: str) -> None:
+    """PertVAE.sample (validation, prediction) gives exactly encode's z, with or without a given head."""
+    m = PertVAE(10, FitConfig(latent=3, hidden=(12, 8), context=5, iaf_hidden=7, iaf_steps=3), _gens(2),
+                precision=precision)
+    x, eps = torch.randn(2, 4, 10), torch.randn(2, 4, 3)
+    z, _ = m.encode(x, eps)
+    assert torch.equal(m.sample(x, eps), z)
+    assert torch.equal(m.sample(x, eps, m.encoder_head(x)), z)
+
+
 def test_shapes_and_identity_drug_effect_at_init() -> None:
     S, B, G = 2, 4, 10
     m = PertVAE(G, CFG, _gens(S))
