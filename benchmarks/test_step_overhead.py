@@ -15,7 +15,11 @@ The other tests time each cut side by side with what it replaced, alternating in
 medians, load average recorded): ``test_row_gather`` (minibatch rows by one index_select instead of
 torch.gather over an expanded index) and ``test_head_split`` (a head's halves by torch.split instead of two
 slices: one concatenation in the backward instead of two zero-filled tensors and their sum), each checking
-that both give the same values; ``test_bf16_math_against_casts`` (bf16 products as oneDNN's bfloat16
+that both give the same values; ``test_fused_log_lik`` (log p(x|z) and its gradient by
+elbo.gaussian_log_lik against normal_log_prob of the clamped halves through autograd) and
+``test_validation_sample`` (a paper-sized pooled VAE's and PertVAE's validation loss with z drawn by
+PertVAE.sample against encode, whose log q(z|x) validation never used, and the draws' means summed, not
+each divided); ``test_bf16_math_against_casts`` (bf16 products as oneDNN's bfloat16
 arithmetic on float32 operands, against casting the operands and widening the outputs; pertvae_core.layers;
 their numbers: tests/pertvae_core/test_precision.py). With --benchmark-disable small sizes keep the run
 quick. Nothing here asserts a time.
@@ -25,15 +29,18 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks._data import alternate, load_average
 from benchmarks.test_precision import PAPER, SMALL, train_step
-from pertvae_core import layers
+from pertvae_core import layers, train
+from pertvae_core.elbo import gaussian_log_lik, normal_log_prob
+from pertvae_core.model import LOG_SIGMA_MAX, LOG_SIGMA_MIN
 from pertvae_core.precision import resolve_precision
-from pertvae_core.train import _gather
+from pertvae_core.train import _gather, _masked_mean
 
 GEMM = {"aten::bmm", "aten::mm", "aten::baddbmm", "aten::addmm"}
 OPTIMIZER = {"aten::_fused_adam_", "aten::_fused_adamw_"}
@@ -173,6 +180,69 @@ def test_head_split(benchmark, request, one_thread) -> None:
                     warmup=3)
     benchmark.pedantic(_head_step, args=(x, True), rounds=1, iterations=1)
     _record(benchmark, med, "slices", "split", load)
+
+
+def _log_lik_step(x: torch.Tensor, head: torch.Tensor, fused: bool) -> torch.Tensor:
+    """log p(x|z) from a decoder head [mean | log-sigma] and its gradient, fused or through autograd."""
+    if fused:
+        rec = gaussian_log_lik(x, head)
+    else:
+        mean, log_sigma = layers.halves(head)
+        rec = normal_log_prob(x, mean, log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)).sum(-1)
+    (grad,) = torch.autograd.grad(rec.sum(), head)
+    return grad
+
+
+def test_fused_log_lik(benchmark, request, one_thread) -> None:
+    rows, genes = (16, 50) if request.config.getoption("benchmark_disable") else (192, 978)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, rows, genes, generator=g)
+    head = (torch.randn(1, rows, 2 * genes, generator=g) * 3).requires_grad_()
+    torch.testing.assert_close(_log_lik_step(x, head, True), _log_lik_step(x, head, False))
+    load = load_average()
+    med = alternate({"autograd": lambda: _log_lik_step(x, head, False),
+                     "fused": lambda: _log_lik_step(x, head, True)}, reps=50, warmup=3)
+    benchmark.pedantic(_log_lik_step, args=(x, head, True), rounds=1, iterations=1)
+    _record(benchmark, med, "autograd", "fused", load)
+
+
+@torch.no_grad()
+def _old_validation(model, data, cfg, n_val):
+    """What train._validation_loss (stop_on "mse") replaced: z by encode, each draw's mean divided."""
+    v1, K, pairs = data.x1_val, cfg.val_samples, data.pairs
+    mean, head = torch.zeros_like(v1), model.encoder_head(v1)
+    for k in range(K):
+        z, _ = model.encode(v1, data.eps1_val[:, k], head)
+        if pairs:
+            m2, ls2 = model.drug_effect(z)
+            z = torch.addcmul(m2, torch.exp(ls2), data.eps2_val[:, k])
+        mean += model.decode_mean(z) / K
+    nll = 0.5 * (mean - (data.x2_val if pairs else v1)).square().sum(-1)
+    return _masked_mean(nll, n_val).cpu().numpy()
+
+
+@pytest.mark.parametrize("model_kind", ["pertvae", "vae"])
+def test_validation_sample(benchmark, request, monkeypatch, one_thread, model_kind: str) -> None:
+    from benchmarks._data import drug_splits, fit_config, seeds
+    from harness.grid import POOLED
+
+    small = request.config.getoption("benchmark_disable")
+    pairs = model_kind == "pertvae"
+    data = drug_splits("paper", "olaparib" if pairs else POOLED, n_repeats=1)[:1]
+    cfg = fit_config("paper", precision="auto", **({"hidden": (32, 16), "context": 8, "iaf_hidden": 16}
+                                                   if small else {}))
+    seen = {}
+    new = train._validation_loss
+    monkeypatch.setattr(train, "_validation_loss", lambda *a: seen.setdefault("args", a) and new(*a))
+    train.fit(data, cfg, seeds(1), pairs=pairs, max_steps=40)   # past the first epoch end: validated
+    args = seen["args"]
+    np.testing.assert_allclose(new(*args), _old_validation(*args), rtol=1e-5)
+    load = load_average()
+    med = alternate({"encode": lambda: _old_validation(*args), "sample": lambda: new(*args)},
+                    reps=5 if small else 15, warmup=2)
+    benchmark.pedantic(new, args=args, rounds=1, iterations=1)
+    _record(benchmark, med, "encode", "sample", load)
+    benchmark.extra_info["validation_rows"] = int(args[1].x1_val.shape[1])
 
 
 @pytest.mark.parametrize("model_kind", ["pertvae", "vae"])

@@ -99,8 +99,9 @@ def predict(state: FitState, x1: Sequence[np.ndarray], mc_samples: int,
     rec = torch.zeros_like(X1)
     pred = torch.zeros_like(X1)
     nll = torch.zeros(X1.shape[:2], device=dev)
+    head = model.encoder_head(X1)   # deterministic: once for every draw
     for k in range(mc_samples):
-        z1, _ = model.encode(X1, eps1[:, k])
+        z1 = model.sample(X1, eps1[:, k], head)
         mean1, ls1 = model.decode(z1)
         rec += mean1
         if model.pairs:

@@ -49,16 +49,20 @@ class IAFStep(nn.Module):
         bias = torch.cat([torch.zeros(latent), torch.full((latent,), S_BIAS)])
         self.out = MaskedWNLinear(gens, m_out, init_scale=0.1, bias_init=bias)
 
-    def forward(self, z: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z [S, B, L], h [S, B, C] -> (new z, log sigma [S, B, L]) in z's original order."""
+    def forward(self, z: torch.Tensor, h: torch.Tensor, logdet: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z [S, B, L], h [S, B, C] -> (new z, log sigma [S, B, L]) in z's original order; without
+        ``logdet`` the log sigma is not computed (None): a sample alone needs no log q(z|x)."""
         if self.reverse:
             z = z.flip(-1)
         m, s = halves(self.out(elu(self.inp(torch.cat([z, h], dim=-1)))))
-        sigma = torch.sigmoid(s)
-        z = sigma * z + (1.0 - sigma) * m
-        log_sigma = nn.functional.logsigmoid(s)
+        # sigma z + (1 - sigma) m as m + sigma (z - m): 2 operations and graph nodes instead of 4 (a
+        # paper-sized VAE step 0.97-0.98x, PertVAE's 0.99x by CPU time); equal to float rounding
+        z = torch.addcmul(m, torch.sigmoid(s), z - m)
+        log_sigma = nn.functional.logsigmoid(s) if logdet else None
         if self.reverse:
-            z, log_sigma = z.flip(-1), log_sigma.flip(-1)
+            z = z.flip(-1)
+            log_sigma = log_sigma.flip(-1) if log_sigma is not None else None
         return z, log_sigma
 
 
@@ -77,3 +81,11 @@ class IAF(nn.Module):
             z, ls = step(z, h)
             logdet = logdet + ls
         return z, logdet
+
+    def sample(self, z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """The transformed z alone (the same values as :meth:`forward`'s), without the log-determinant:
+        validation and prediction use the sample, not log q(z|x) (its log-sigmoids and sums were ~5% of a
+        VAE validation)."""
+        for step in self.steps:
+            z = step(z, h, logdet=False)[0]
+        return z

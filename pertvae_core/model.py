@@ -90,11 +90,23 @@ class PertVAE(nn.Module):
         z, logdet = self.iaf(z, h)
         return z, log_q - logdet
 
+    def sample(self, x: torch.Tensor, eps: torch.Tensor,
+               head: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """The z of :meth:`encode` (the same values) without log q(z|x), which validation and prediction
+        do not use."""
+        mu, log_sigma, h = self.encoder_head(x) if head is None else head
+        return self.iaf.sample(torch.addcmul(mu, torch.exp(log_sigma), eps), h)
+
     # --- p(x|z) ------------------------------------------------------------------------------------------
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-sigma [S, B, genes] of p(x|z) (Eq. 4)."""
-        mean, log_sigma = halves(self.dec_head(elu(self.dec2(elu(self.dec1(z))))))
+        mean, log_sigma = halves(self.decode_head(z))
         return mean, log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+
+    def decode_head(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's output [S, B, 2 genes]: the mean, then the log-sigma before its clamp (for
+        pertvae_core.elbo.gaussian_log_lik, which clamps it itself)."""
+        return self.dec_head(elu(self.dec2(elu(self.dec1(z)))))
 
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
         """The mean [S, B, genes] of p(x|z) alone: the head's log-sigma half is not computed (validation by

@@ -288,19 +288,18 @@ def _validation_loss(model: PertVAE, data: FitData, cfg: FitConfig, n_val: Seque
     pairs, v1, v2, K = data.pairs, data.x1_val, data.x2_val, cfg.val_samples
     eps1, eps2 = data.eps1_val, data.eps2_val
     nll = torch.zeros(v1.shape[:2], device=v1.device)
-    mean = torch.zeros_like(v1)
+    total = torch.zeros_like(v1)   # of the draws' means (divided once, not each draw: one pass less each)
     head = model.encoder_head(v1)   # the same for every draw: computed once
     for k in range(K):
         if cfg.stop_on == "mse":   # the mean prediction alone: the decoder's sigma is not needed
-            mean_k = (prediction_mean(model, v1, eps1[:, k], eps2[:, k], head) if pairs
+            total += (prediction_mean(model, v1, eps1[:, k], eps2[:, k], head) if pairs
                       else reconstruction_mean(model, v1, eps1[:, k], head))
         else:
-            nll_k, mean_k = (prediction_nll(model, v1, v2, eps1[:, k], eps2[:, k], head) if pairs
-                             else reconstruction_nll(model, v1, eps1[:, k], head=head))
+            nll_k, _ = (prediction_nll(model, v1, v2, eps1[:, k], eps2[:, k], head) if pairs
+                        else reconstruction_nll(model, v1, eps1[:, k], head=head))
             nll += nll_k / K
-        mean += mean_k / K
     if cfg.stop_on == "mse":
-        nll = 0.5 * (mean - (v2 if pairs else v1)).square().sum(-1)
+        nll = 0.5 * (total / K - (v2 if pairs else v1)).square().sum(-1)
     return _masked_mean(nll, n_val).cpu().numpy()
 
 

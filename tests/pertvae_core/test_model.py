@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pertvae_core.config import FitConfig
-from pertvae_core.elbo import batch_terms, free_bits_kl, normal_log_prob, training_loss
+from pertvae_core.elbo import batch_terms, free_bits_kl, gaussian_log_lik, normal_log_prob, training_loss
 from pertvae_core.layers import MaskedWNLinear, WNLinear
 from pertvae_core.model import HALF_LOG_2PI, LOG_SIGMA_MAX, LOG_SIGMA_MIN, PertVAE
 
@@ -42,6 +42,40 @@ def test_init_is_per_model_generator() -> None:
     b = PertVAE(10, CFG, [torch.Generator().manual_seed(6)])
     for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         torch.testing.assert_close(pa[1], pb[0], msg=name)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_sample_is_encodes_z_without_log_q(precision: str) -> None:
+    """PertVAE.sample (validation, prediction) gives exactly encode's z, with or without a given head."""
+    m = PertVAE(10, FitConfig(latent=3, hidden=(12, 8), context=5, iaf_hidden=7, iaf_steps=3), _gens(2),
+                precision=precision)
+    x, eps = torch.randn(2, 4, 10), torch.randn(2, 4, 3)
+    z, _ = m.encode(x, eps)
+    assert torch.equal(m.sample(x, eps), z)
+    assert torch.equal(m.sample(x, eps, m.encoder_head(x)), z)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gaussian_log_lik_is_normal_log_prob_of_the_clamped_decoder(dtype: torch.dtype) -> None:
+    """The fused log p(x|z): the same values as normal_log_prob of decode's (mean, clamped log-sigma), and
+    the same gradients (in float64 to the last bits; none through a clamped log-sigma, none to a data x)."""
+    g = torch.Generator().manual_seed(3)
+    S, B, G = 2, 5, 7
+    head = torch.randn(S, B, 2 * G, generator=g, dtype=dtype) * 4   # some log-sigmas beyond [-6, 4]
+    head[0, 0, G:G + 3] = torch.tensor([-9.0, 7.0, LOG_SIGMA_MAX], dtype=dtype)
+    x = torch.randn(S, B, G, generator=g, dtype=dtype)
+    w = torch.randn(S, B, generator=g, dtype=dtype)
+    h1, h2, xg = head.clone().requires_grad_(), head.clone().requires_grad_(), x.clone().requires_grad_()
+    ref = normal_log_prob(xg, h1[..., :G], h1[..., G:].clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)).sum(-1)
+    out = gaussian_log_lik(x, h2)
+    assert torch.equal(out, ref.detach())
+    (ref * w).sum().backward()
+    (out * w).sum().backward()
+    torch.testing.assert_close(h2.grad, h1.grad, rtol=1e-12 if dtype == torch.float64 else 1e-5, atol=0)
+    assert h2.grad[0, 0, G] == 0 and h2.grad[0, 0, G + 1] == 0 and h2.grad[0, 0, G + 2] != 0
+    xd = x.clone().requires_grad_()
+    (gaussian_log_lik(xd, head) * w).sum().backward()
+    torch.testing.assert_close(xd.grad, xg.grad, rtol=1e-12 if dtype == torch.float64 else 1e-5, atol=0)
 
 
 def test_shapes_and_identity_drug_effect_at_init() -> None:
