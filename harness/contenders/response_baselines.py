@@ -75,13 +75,13 @@ def evaluate_each(sp: Any, factories: dict, plugins: dict | None = None, head: s
                  "method_traceback": {}}
     for name, make in factories.items():
         r = evaluate_response_methods([sp], {name: make})[0]
-        _add(row, name, r, r["reason"])
+        _add(row, name, r, r["reason"].removeprefix(f"{name}: "))   # the method is named beside it
     for name, iso in (plugins or {}).items():
         r = _evaluate_plugin(sp, iso, head)
         _add(row, name, {**r, "scores": {name: r["scores"]} if r["scores"] else {}}, r["reason"])
         if r.get("traceback"):
             row["method_traceback"][name] = r["traceback"]
-    failed = [r for r in row["method_reason"].values() if r]
+    failed = [f"{n}: {why}" for n, why in row["method_reason"].items() if why]
     return {**row, "status": "failed" if failed else "done", "reason": "; ".join(failed)}
 
 
