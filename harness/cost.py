@@ -492,7 +492,20 @@ def measured_how(est: Estimate) -> str:
              + f" (it had {c.cpu_share:.0%} of a core per thread)")
     return (f"times: {clock}, the median of {min(c.rounds, CAL_ROUNDS)} alternating repetitions ({c.rounds} "
             f"taken); the slowest repetition of {c.worst} took {c.spread:.2f} x the fastest; load average "
-            f"{c.load[0]:.1f} before, {c.load[1]:.1f} after, on {os.cpu_count() or 1} cores")
+            f"{c.load[0]:.1f} before, {c.load[1]:.1f} after, on {os.cpu_count() or 1} cores{cpu_model()}")
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """`` of <model name>`` from ``cpuinfo`` ('' where it is missing): the floor scales with the CPU's
+    float32 rate, so two dry runs' floors compare only on the same kind of CPU (README)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return ""
+    names = [ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")]
+    if not names:
+        return ""
+    return f" of {'an' if names[0][:1].lower() in 'aeiou' else 'a'} {names[0]}"
 
 
 def _source(cfg: RunConfig) -> tuple[Path | None, str]:
