@@ -44,6 +44,7 @@ REFERENCES = {**dict.fromkeys(BINARY, "drvae"), **dict.fromkeys(CONTINUOUS, "drv
 LOWER_IS_BETTER = ("rmse",)
 # The feature-set column of the run's own --response-method plug-ins (they take what they like).
 OWN_FEATURES = "your method (--response-method)"
+LIST_MAX = 4   # a summary line names at most this many methods of one verdict (:func:`listed`)
 COLUMNS = ("drug", "latent", "method", "classifier", "features", "metric", "mean", "ci_low", "ci_high",
            "chance", "n_splits", "p_chance", "q_chance", "diff_vs_drvae", "diff_ci_low", "diff_ci_high",
            "q_better", "q_worse", "verdict")
@@ -236,16 +237,31 @@ def _drug_section(sub: pd.DataFrame, drug: str, latent: int) -> list[str]:
     return lines
 
 
+def listed(names: list[str], among: list[str]) -> str:
+    """``names`` (a subset of ``among``) in words: each name when there are few, else a count with the ones
+    left out, so that a drug's line stays readable with 17 methods (response.md lists them all)."""
+    if len(names) <= LIST_MAX:
+        return "; ".join(names)   # not commas: plain names hold them ("Dr.VAE, identity perturbation")
+    if len(names) == len(among):
+        return f"all {len(names)} methods"
+    rest = [m for m in among if m not in names]
+    if len(rest) <= LIST_MAX:
+        return f"{len(names)} of {len(among)} methods (all but {'; '.join(rest)})"
+    return f"{len(names)} of {len(among)} methods (the table in response.md lists them)"
+
+
 def verdict_line(table: pd.DataFrame, drug: str, metric: str = "AUROC", who: str = "Dr.VAE") -> str:
     """``who``'s verdict on one drug in words (q < 0.05) by ``metric``'s rows ``table`` (one per method),
     and which methods beat chance."""
     words = ("beats", "loses to", "not distinguishable from")
-    parts = [f"{w} {'; '.join(plain_name(m) for m in table.index[table['verdict'] == w])}" for w in words
-             if (table["verdict"] == w).any()]
+    compared = [plain_name(m) for m in table.index[table["verdict"].isin(words)]]
+    parts = [f"{w} {listed([plain_name(m) for m in table.index[table['verdict'] == w]], compared)}"
+             for w in words if (table["verdict"] == w).any()]
+    every = [plain_name(m) for m in table.index]
     above = [plain_name(m) for m in table.index[table["q_chance"] < ALPHA]]
-    head = (f"{drug}: {who} " + "; ".join(parts) + f" ({metric})." if parts
+    head = (f"{drug}: {who} " + " — ".join(parts) + f" ({metric})." if parts
             else f"{drug}: no {who} comparison ({metric}).")
-    return head + f" Above chance (q < {ALPHA}): {'; '.join(above) if above else 'no method'}."
+    return head + f" Above chance (q < {ALPHA}): {listed(above, every) if above else 'no method'}."
 
 
 def summary_lines(ds: xr.Dataset) -> list[str]:

@@ -137,7 +137,9 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
     assert f"## {NULL_DRUG} (latent 4, 10 splits)" in md and "Dr.VAE, identity perturbation" in md
     # verdicts in plain words; the code names (for --models and response.csv) in the legend
     verdicts = [line for line in md.splitlines() if line.startswith(f"{BASELINE_DRUG}: Dr.VAE ")]
-    assert len(verdicts) == 1 and "logistic L2 on x1" in verdicts[0] and "logreg_x1" not in verdicts[0]
+    assert len(verdicts) == 1 and "| logistic L2 | x1 |" in md
+    assert not any(code in verdicts[0] for code in ("logreg_", "rf_", "svm_", "drvae_identity"))
+    assert "methods" in verdicts[0]   # 17 methods compared: counted, not listed (response_report.listed)
     legend = md.splitlines()[-1]
     assert legend.startswith("Models (`--models`)") and "logistic L2 on x1: `logreg_x1`" in legend
     assert "`response_pertvae` (" in legend and "`drvae_continuous`" not in legend   # not in this run
