@@ -23,7 +23,8 @@ import numpy as np
 
 from pertvae_core.data import SplitData
 
-__all__ = ["MethodFailed", "readonly_split", "frozen", "check_prediction", "fit_predict", "describe"]
+__all__ = ["MethodFailed", "readonly_split", "frozen", "check_numbers", "check_prediction", "fit_predict",
+           "describe"]
 
 READ_ONLY = ("assignment destination is read-only", "output array is read-only", "is read-only")
 
@@ -66,28 +67,35 @@ def describe(e: BaseException, phase: str) -> str:
     return f"{type(e).__name__}: {e} (in {phase}(){hint})"[:2000]
 
 
-def check_prediction(out: Any, x1: np.ndarray) -> np.ndarray:
-    """``out`` (a method's ``predict(x1)``) as a new float64 array, or MethodFailed saying what is wrong:
-    not an array of real numbers, not one row per row of x1 and one column per gene, or NaN/inf in it."""
-    what = type(out).__name__
+def check_numbers(out: Any, call: str, need: str, shape: tuple[int, ...], shape_need: str,
+                  kinds: str = "fiu") -> np.ndarray:
+    """``out`` (what a method's ``call()`` returned) as a new float64 array, or MethodFailed saying what is
+    wrong: None or not an array (``need``: what it must return), dtype kind not in ``kinds``, a shape other
+    than ``shape`` (``shape_need``: what the shape must be), or NaN/inf in it."""
     if out is None:
-        raise MethodFailed("predict() returned None; it must return x2_hat, one row per row of x1")
+        raise MethodFailed(f"{call}() returned None; it must return {need}")
     try:
         a = np.asarray(out)
     except Exception as e:  # a ragged list, a CUDA tensor...
-        raise MethodFailed(f"predict() returned a {what} that is not an array of numbers "
+        raise MethodFailed(f"{call}() returned a {type(out).__name__} that is not an array of numbers "
                            f"({type(e).__name__}: {e}); return a numpy array") from None
-    if a.dtype.kind not in "fiu":
-        raise MethodFailed(f"predict() returned values of dtype {a.dtype} ({what}); x2_hat must be real "
-                           f"numbers (a float numpy array)")
-    if a.shape != np.shape(x1):
-        raise MethodFailed(f"predict() returned shape {a.shape} for x1 of shape {np.shape(x1)}; x2_hat needs "
-                           f"one row per row of x1 and one column per gene")
+    if a.dtype.kind not in kinds:
+        raise MethodFailed(f"{call}() returned values of dtype {a.dtype} ({type(out).__name__}); it must "
+                           f"return real numbers (a float numpy array)")
+    if a.shape != shape:
+        raise MethodFailed(f"{call}() returned shape {a.shape}; {shape_need}")
     a = np.array(a, dtype=np.float64, copy=True)
     bad = int((~np.isfinite(a)).sum())
     if bad:
-        raise MethodFailed(f"predict() returned {bad} non-finite value(s) (NaN or inf) of {a.size}")
+        raise MethodFailed(f"{call}() returned {bad} non-finite value(s) (NaN or inf) of {a.size}")
     return a
+
+
+def check_prediction(out: Any, x1: np.ndarray) -> np.ndarray:
+    """``out`` (a method's ``predict(x1)``) as a new float64 array of x1's shape (:func:`check_numbers`)."""
+    return check_numbers(out, "predict", "x2_hat, one row per row of x1", np.shape(x1),
+                         f"x1 has shape {np.shape(x1)}: x2_hat needs one row per row of x1 and one column "
+                         f"per gene")
 
 
 def _fitted(method: Any, split: SplitData) -> Any:

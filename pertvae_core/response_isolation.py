@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pertvae_core.isolation import MethodFailed, describe, frozen
+from pertvae_core.isolation import MethodFailed, check_numbers, describe, frozen
 from pertvae_core.response_data import ResponseSplit
 
 __all__ = ["HEAD_CALLS", "hidden_test", "method_heads", "check_scores", "fit_predict_response"]
@@ -63,25 +63,10 @@ def method_heads(obj: Any) -> tuple[str, ...]:
 
 
 def check_scores(out: Any, x1: np.ndarray, call: str) -> np.ndarray:
-    """``out`` (a method's ``call(x1)``) as a new float64 vector, or MethodFailed saying what is wrong: not
-    real numbers, not one per row of x1, or NaN/inf in it."""
-    if out is None:
-        raise MethodFailed(f"{call}() returned None; it must return one score per row of x1")
-    try:
-        a = np.asarray(out)
-    except Exception as e:  # a ragged list, a CUDA tensor...
-        raise MethodFailed(f"{call}() returned a {type(out).__name__} that is not an array of numbers "
-                           f"({type(e).__name__}: {e}); return a numpy array") from None
-    if a.dtype.kind not in "fiub":
-        raise MethodFailed(f"{call}() returned values of dtype {a.dtype}; scores must be real numbers")
-    if a.shape != (len(x1),):
-        raise MethodFailed(f"{call}() returned shape {a.shape} for {len(x1)} rows of x1; give one score per "
-                           f"row, shape ({len(x1)},)")
-    a = np.array(a, dtype=np.float64, copy=True)
-    bad = int((~np.isfinite(a)).sum())
-    if bad:
-        raise MethodFailed(f"{call}() returned {bad} non-finite value(s) (NaN or inf) of {a.size}")
-    return a
+    """``out`` (a method's ``call(x1)``) as a new float64 vector, one score per row of x1
+    (pertvae_core.isolation.check_numbers; booleans count as numbers)."""
+    return check_numbers(out, call, "one score per row of x1", (len(x1),),
+                         f"{len(x1)} rows of x1 need one score per row, shape ({len(x1)},)", kinds="fiub")
 
 
 def fit_predict_response(make: Callable[[], Any], split: ResponseSplit, heads: Sequence[str]

@@ -32,15 +32,19 @@ pytestmark = pytest.mark.timeout(400)
 BASELINE_DRUG, NULL_DRUG = "olaparib", "tipifarnib"   # response kinds "baseline" and "none"
 
 
-@pytest.fixture(scope="module")
-def response_cube(tmp_path_factory) -> Path:
+def write_response_cube(path: Path, responses: dict[str, str]) -> Path:
+    """A small synthetic cube (60 genes, 160 unpaired cell lines) with these drugs' response kinds."""
     from datasets.cube import write_cube
     from datasets.synthetic import generate
 
-    path = Path(tmp_path_factory.mktemp("drvae")) / "cube.zarr"
-    write_cube(generate("demo", seed=0, n_genes=60, max_cells=15, n_baseline=160,
-                        responses={BASELINE_DRUG: "baseline"}), path)
+    write_cube(generate("demo", seed=0, n_genes=60, max_cells=15, n_baseline=160, responses=responses), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def response_cube(tmp_path_factory) -> Path:
+    return write_response_cube(Path(tmp_path_factory.mktemp("drvae")) / "cube.zarr",
+                               {BASELINE_DRUG: "baseline"})
 
 
 def _args(cube: Path, out: Path) -> list[str]:

@@ -21,6 +21,7 @@ from harness.response_report import OWN_FEATURES
 from harness.run import main
 from harness.tasks import cube_of, drug_data
 from tests.e2e import load
+from tests.harness.test_drvae_run import write_response_cube
 from tests.pertvae_core import response_plugins as rp
 
 pytestmark = pytest.mark.timeout(600)
@@ -36,13 +37,7 @@ BAD = {"raises": "RuntimeError: the user's bug (in fit())",
 
 @pytest.fixture(scope="module")
 def cube(tmp_path_factory) -> Path:
-    from datasets.cube import write_cube
-    from datasets.synthetic import generate
-
-    path = Path(tmp_path_factory.mktemp("plugin")) / "cube.zarr"
-    write_cube(generate("demo", seed=0, n_genes=60, max_cells=15, n_baseline=160,
-                        responses={DRUG: "baseline"}), path)
-    return path
+    return write_response_cube(Path(tmp_path_factory.mktemp("plugin")) / "cube.zarr", {DRUG: "baseline"})
 
 
 def _args(cube: Path, out: Path, models: tuple[str, ...] = ("response_baselines",)) -> list[str]:
