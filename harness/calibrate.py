@@ -15,6 +15,10 @@ device synchronization (the kernels' time is not the host's).
   up per product shape), a cost a worker pays once, not per fit. When a point's step time varies between its
   rounds by more than ``MAX_SPREAD`` the calibration takes another round (up to ``MAX_ROUNDS``, judged on the
   last ``CAL_ROUNDS``); if it still varies, it is **disturbed** and the dry run prints no estimate.
+- **A process's first fit at new shapes**: the warm-up round's time of each point beyond its kept rounds'
+  median (``Calibration.first_fit``), with the CPU time of waited-for child processes. With ``--compile``
+  that is torch.compile's compiling (its C++ compiler runs as such a child: the calibration compiles on one
+  thread, ``compile_threads=1``); a worker pays it once per shape (harness.cost).
 - **The GEMM peak** (:func:`gemm_peak`): the best float32 matrix-product rate this machine reaches, over a
   large square product and every product of a training step at the run's own shapes (recorded by
   :func:`step_products`), best of several repetitions in every round.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -68,6 +73,7 @@ class Calibration:
     step_one: float = 0.0
     validation_one: float = 0.0
     flops_step: float = 0.0
+    first_fit: float = 0.0   # what a process's first fit at these shapes costs more (see calibrate)
 
     def shared_and_per_split(self) -> tuple[float, float, float, float]:
         """(a, b, v_a, v_b): step = a + b x splits, validation = v_a + v_b x splits (harness.cost)."""
@@ -310,12 +316,19 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
     clock = make_clock(device, threads)
     products = tuple(products)
 
+    def spent() -> float:   # the clock and the waited-for children (a C++ compiler) per torch thread
+        return clock() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime / max(1, threads)
+
     def one_round() -> list[Calibration]:
-        return [calibrate_fit(p, genes, cfg, clock) if p.lens else calibrate_eval(p, genes, cfg, clock)
-                for p in points]
+        out = []
+        for p in points:
+            t0 = spent()
+            c = calibrate_fit(p, genes, cfg, clock) if p.lens else calibrate_eval(p, genes, cfg, clock)
+            out.append(replace(c, first_fit=spent() - t0))   # the point's whole time, for now
+        return out
 
     load0, w0, c0 = load_average(), time.perf_counter(), time.process_time()
-    one_round()   # the warm-up round, not kept
+    first = one_round()   # the warm-up round, not kept: a process's first fit at these shapes
     rounds: list[list[Calibration]] = []
     peak, peak_at = 0.0, ""
     while True:
@@ -329,8 +342,10 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
         if len(rounds) >= MAX_ROUNDS or (len(rounds) >= CAL_ROUNDS and spreads[worst] <= MAX_SPREAD):
             break
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    medians = [_median([r[i] for r in kept]) for i in range(len(points))]
     return CalibrationRun(
-        calibrations=tuple(_median([r[i] for r in kept]) for i in range(len(points))), peak=peak,
+        calibrations=tuple(replace(m, first_fit=max(0.0, f.first_fit - m.first_fit))
+                           for m, f in zip(medians, first, strict=True)), peak=peak,
         peak_at=peak_at, rounds=len(rounds), spread=spreads[worst],
         worst=f"{points[worst].model} latent {points[worst].latent}" if points else "",
         disturbed=spreads[worst] > MAX_SPREAD, cpu_share=cpu / wall / max(1, threads) if wall > 0 else 1.0,

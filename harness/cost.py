@@ -47,6 +47,7 @@ How the estimate is made:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -103,6 +104,7 @@ class Estimate:
     precision: str = "fp32"
     peak_at: str = ""
     calibration: CalibrationRun | None = None
+    first_fit: Mapping[tuple[str, int], float] = field(default_factory=dict)   # (model, latent) -> seconds
 
     @property
     def disturbed(self) -> bool:
@@ -126,10 +128,25 @@ class Estimate:
         """Estimated seconds of a task: the sum of its fits."""
         return sum(self.fit_seconds(k) for k in task.fit_keys())
 
+    def _shapes(self) -> dict[tuple[str, int], int]:
+        """Tasks per (model, latent) of the grid."""
+        out: dict[tuple[str, int], int] = {}
+        for t in self.tasks:
+            for lat in t.latents:
+                out[(t.model, lat)] = out.get((t.model, lat), 0) + 1
+        return out
+
+    @property
+    def first_fit_seconds(self) -> float:
+        """Worker-slot seconds of the first fits at each shape (torch.compile's compiling with --compile):
+        every slot that runs a task of the shape pays it once (an upper bound: a worker can find a shape in
+        inductor's disk cache, filled by another worker or an earlier run)."""
+        return sum(self.first_fit.get(k, 0.0) * min(self.slots, n) for k, n in self._shapes().items())
+
     @property
     def total_seconds(self) -> float:
         """Worker-slot seconds of the whole grid."""
-        return sum(self.task_seconds(t) for t in self.tasks)
+        return sum(self.task_seconds(t) for t in self.tasks) + self.first_fit_seconds
 
     @property
     def cpu_hours(self) -> float:
@@ -141,11 +158,12 @@ class Estimate:
 
     @property
     def wall_seconds(self) -> float:
-        """Tasks in grid order, each on the first free of ``slots`` worker slots."""
-        return self._placed(self.task_seconds)
+        """Tasks in grid order, each on the first free of ``slots`` worker slots, after each slot's first fits
+        at every shape (:attr:`first_fit_seconds`, split evenly)."""
+        return self._placed(self.task_seconds, self.first_fit_seconds / max(1, self.slots))
 
-    def _placed(self, seconds: Callable[[Task], float]) -> float:
-        free = [0.0] * self.slots
+    def _placed(self, seconds: Callable[[Task], float], start: float = 0.0) -> float:
+        free = [start] * self.slots
         for t in self.tasks:
             i = min(range(self.slots), key=free.__getitem__)
             free[i] += seconds(t)
@@ -253,7 +271,7 @@ def _between(lo: Calibration, hi: Calibration, latent: int) -> Calibration:
         return (1 - w) * getattr(lo, name) + w * getattr(hi, name)
 
     return Calibration(lo.model, latent, lo.splits, f("step"), f("validation"), f("setup"), f("evaluation"),
-                       f("step_one"), f("validation_one"), f("flops_step"))
+                       f("step_one"), f("validation_one"), f("flops_step"), f("first_fit"))
 
 
 def worker_slots(cfg: RunConfig) -> tuple[int, int, str, str]:
@@ -327,6 +345,16 @@ def calibration_points(cfg: RunConfig, names: Sequence[str], shapes: Mapping[str
     return points
 
 
+def _compiling_in_process(cfg: RunConfig) -> contextlib.AbstractContextManager:
+    """With ``--compile``, inductor compiles on this thread, its C++ compiler a waited-for child process
+    whose CPU time the calibration counts (a pool of compile workers would hide it)."""
+    if not cfg.fit_kwargs()["compile"]:
+        return contextlib.nullcontext()
+    import torch._inductor.config
+
+    return torch._inductor.config.patch(compile_threads=1)
+
+
 def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, threads: int
              ) -> tuple[list[Calibration], CalibrationRun]:
     """Time ``points`` with the workers' torch and BLAS threads (harness.cluster.THREAD_ENV), each trained
@@ -337,7 +365,7 @@ def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, t
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with threadpool_limits(limits=threads):
+        with threadpool_limits(limits=threads), _compiling_in_process(cfg):
             counted = {p: step_flops(p.model, p.latent, p.shapes[0], genes, cfg) for p in points if p.lens}
             if counted:
                 warm_up(genes, cfg)
@@ -350,16 +378,22 @@ def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, t
     return measured, run
 
 
-def fit_costs(cfg: RunConfig, tasks: Sequence[Task], measured: Sequence[Calibration],
-              splits: Mapping[str, Mapping[tuple[int, int], SplitShape]]
-              ) -> tuple[dict[FitKey, tuple[float, float, float, int]], dict[FitKey, float]]:
-    """Each fit's (own, shared seconds per epoch, fixed seconds, splits in its task) and its epoch's
-    floating-point operations (module docstring), from the calibrations interpolated in the latent size."""
+def interpolated(cfg: RunConfig, measured: Sequence[Calibration]) -> dict[tuple[str, int], Calibration]:
+    """A calibration per (model, latent) of the run: its model's two measured ones interpolated."""
     cal: dict[tuple[str, int], Calibration] = {}
     for model in cfg.models:
         pts = [c for c in measured if c.model == model]
         for lat in cfg.latents_for(model):
             cal[(model, lat)] = _between(pts[0], pts[-1], lat)
+    return cal
+
+
+def fit_costs(cfg: RunConfig, tasks: Sequence[Task], measured: Sequence[Calibration],
+              splits: Mapping[str, Mapping[tuple[int, int], SplitShape]]
+              ) -> tuple[dict[FitKey, tuple[float, float, float, int]], dict[FitKey, float]]:
+    """Each fit's (own, shared seconds per epoch, fixed seconds, splits in its task) and its epoch's
+    floating-point operations (module docstring), from the calibrations interpolated in the latent size."""
+    cal = interpolated(cfg, measured)
     cost: dict[FitKey, tuple[float, float, float, int]] = {}
     flops: dict[FitKey, float] = {}
     for t in tasks:
@@ -400,7 +434,8 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                     slots, threads, device, where, tuple(measured), seconds, max(run.load),
                     fit_flops=flops, peak=run.peak,
                     epoch_basis={m: epoch_basis(cfg, m) for m in _trained(cfg.models)},
-                    precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run)
+                    precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run,
+                    first_fit={k: c.first_fit for k, c in interpolated(cfg, measured).items()})
 
 
 def paper_estimate(workers: int = 2, precision: str = "auto") -> Estimate:
@@ -457,7 +492,12 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
               + ", ".join(f"{m} {n}" for m, n in fits.items()) + ")"]
     unit = "CPU-hours" if est.device == "cpu" else "GPU-hours"
     lines.append(f"estimate: {est.cpu_hours:.2f} {unit}; wall time {duration(est.wall_seconds)} on "
-                 f"{est.where}; {est.precision} matrix products")
+                 f"{est.where}; {est.precision} matrix products"
+                 + ("; torch.compile" if cfg.fit_kwargs()["compile"] else ""))
+    if est.first_fit_seconds > 0:
+        what = "torch.compile's compiling" if cfg.fit_kwargs()["compile"] else "set-up"
+        lines.append(f"  of which first fits at each model shape ({what}, once per worker): "
+                     f"{duration(est.first_fit_seconds)} of worker time")
     if est.floor_seconds > 0:
         at = f" (at a {est.peak_at} product)" if est.peak_at else ""
         lines.append(f"arithmetic floor: {est.floor_cpu_hours:.2f} {unit}; wall time "

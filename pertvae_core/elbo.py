@@ -70,7 +70,11 @@ class _GaussianLogLik(torch.autograd.Function):
 def gaussian_log_lik(x: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
     """log p(x|z) summed over genes [S, B] from x [S, B, G] and the decoder's output head [S, B, 2G]
     (:meth:`PertVAE.decode_head`): ``normal_log_prob(x, *decode(z)).sum(-1)`` with a leaner backward
-    (:class:`_GaussianLogLik`)."""
+    (:class:`_GaussianLogLik`). Under ``torch.compile`` the plain expression: inductor fuses it itself, and
+    dynamo cannot trace the Function's writes into slices (the graph would split there)."""
+    if torch.compiler.is_compiling():
+        mean, log_sigma = torch.split(head, [x.shape[-1]] * 2, dim=-1)
+        return normal_log_prob(x, mean, log_sigma.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)).sum(-1)
     return _GaussianLogLik.apply(x, head)
 
 

@@ -137,6 +137,36 @@ def make_optimizer(params: Sequence[torch.nn.Parameter], lr: float) -> torch.opt
         return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
+COMPILED_SHAPES = 64   # graphs dynamo keeps per step function (torch: 8, the paper grid's shapes)
+
+
+def no_cpp_compiler() -> str:
+    """Why torch.compile cannot compile for the CPU here (inductor finds no working C++ compiler), or ''."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        get_cpp_compiler()
+    except Exception as e:   # noqa: BLE001 - any failure to find one means the same: train eagerly
+        return f"{type(e).__name__}: {e}"
+    return ""
+
+
+def _compiled(loss_fn: Callable[..., torch.Tensor], mode: str | None, device: torch.device
+              ) -> Callable[..., torch.Tensor]:
+    """``torch.compile`` of a step's loss, or the loss itself (with a warning) on a CPU without a C++
+    compiler, where compiling would fail every fit. One worker fits many models and shapes (every latent
+    size of the VAE and PertVAE, each batch size compaction leaves): dynamo keeps a graph per shape, reused
+    by later fits of that shape in the process (~0.05 s instead of recompiling), so its cap on graphs per
+    function is raised: past it, dynamo silently runs eager."""
+    why = no_cpp_compiler() if device.type == "cpu" else ""
+    if why:
+        warnings.warn(f"compile: torch.compile needs a C++ compiler on the CPU ({why}); training eagerly "
+                      "(install g++ or clang, or pass --no-compile)", stacklevel=3)
+        return loss_fn
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, COMPILED_SHAPES)
+    return torch.compile(loss_fn, dynamic=False, mode=mode)
+
+
 def make_train_step(model: PertVAE, cfg: FitConfig, w_pairs: torch.Tensor, w_single: torch.Tensor,
                     compile_mode: str | None = None
                     ) -> tuple[Callable[..., torch.Tensor], torch.optim.Optimizer]:
@@ -156,7 +186,7 @@ def make_train_step(model: PertVAE, cfg: FitConfig, w_pairs: torch.Tensor, w_sin
         terms = batch_terms(model, x1, x2, xs, eps)
         return training_loss(model, terms, w_pairs, w_single, fb, l2)
 
-    step_loss = torch.compile(loss_fn, dynamic=False, mode=compile_mode) if cfg.compile else loss_fn
+    step_loss = _compiled(loss_fn, compile_mode, w_pairs.device) if cfg.compile else loss_fn
 
     def step(x1: torch.Tensor, x2: torch.Tensor, xs: torch.Tensor, eps: torch.Tensor,
              active: torch.Tensor) -> torch.Tensor:
@@ -308,8 +338,8 @@ def _batch(data: FitData, ip: torch.Tensor, is_: torch.Tensor, eps: torch.Tensor
     """A step's (x1, x2, xs, eps) of the packed splits from their indices and noise."""
     if data.bp:
         x1, x2 = _gather(data.x1, ip), _gather(data.x2, ip)
-    else:
-        x1 = x2 = data.xs[:, :0]
+    else:   # no pairs: empty, and of fixed strides (a slice of xs has N-dependent ones: torch.compile
+        x1 = x2 = data.xs.new_empty((data.xs.shape[0], 0, data.xs.shape[2]))   # would recompile per split)
     xs = _gather(data.xs, is_[:, :data.bs_used])
     eps = eps[:, : 2 * data.bp + data.bs_used] if data.bs_used < data.bs else eps
     return x1, x2, xs, eps

@@ -1,0 +1,121 @@
+"""``FitConfig.compile`` (torch.compile of the training loss): the whole loss is one graph with bf16 products
+(no split around the global bf16 setting or the fused log-likelihood), its products keep bfloat16 arithmetic
+forward and backward, and a compiled fit trains as the eager one does (float round-off apart)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from functorch.compile import make_boxed_func
+from torch._dynamo.backends.common import aot_autograd
+
+from pertvae_core import layers
+from pertvae_core.config import FitConfig
+from pertvae_core.data import SplitData
+from pertvae_core.elbo import batch_terms, training_loss
+from pertvae_core.model import PertVAE
+from pertvae_core.train import fit
+
+CFG = FitConfig(latent=4, hidden=(24, 16), context=6, iaf_hidden=12, iaf_steps=2, batch_pairs=8,
+                batch_singletons=6, max_epochs=4, patience=3, precision="bf16")
+GENES = 30
+BF16_BMM = torch.ops.pertvae.bf16_math_bmm.default
+needs_math = pytest.mark.skipif(not layers.CPU_BF16_MATH,
+                                reason="no oneDNN bfloat16 arithmetic for float32 products on this CPU")
+
+
+def _loss(pairs: bool):
+    """A step's loss for 2 batched models on fixed random data, as make_train_step builds it; and its
+    inputs."""
+    model = PertVAE(GENES, CFG, [torch.Generator().manual_seed(s) for s in (1, 2)], pairs=pairs)
+    g = torch.Generator().manual_seed(0)
+    bp = 5 if pairs else 0
+    x1, x2, xs = (torch.randn(2, b, GENES, generator=g) for b in (bp, bp, 6))
+    eps = torch.randn(2, 2 * bp + 6, CFG.latent, generator=g)
+    w = torch.full((2,), 0.5)
+
+    def loss(x1, x2, xs, eps):
+        return training_loss(model, batch_terms(model, x1, x2, xs, eps), w, 1 - w, 0.0, 0.01).sum()
+
+    return loss, (x1, x2, xs, eps), model
+
+
+def _graphs(fn, args) -> tuple[int, list[torch.fx.GraphModule], list[torch.fx.GraphModule]]:
+    """Graphs dynamo made of ``fn`` (each split adds one) and the forward and backward graphs of each,
+    compiled by AOTAutograd alone (no inductor, no C++ compiler)."""
+    fw, bw = [], []
+
+    def keep(out: list):
+        def compiler(gm: torch.fx.GraphModule, _inputs):
+            out.append(gm)
+            return make_boxed_func(gm.forward)
+        return compiler
+
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, backend=aot_autograd(fw_compiler=keep(fw), bw_compiler=keep(bw)),
+                             dynamic=False)
+    compiled(*args).backward()
+    torch._dynamo.reset()
+    return len(fw), fw, bw
+
+
+def _count(graphs: list[torch.fx.GraphModule], target) -> int:
+    return sum(1 for gm in graphs for n in gm.graph.nodes if n.op == "call_function" and n.target == target)
+
+
+@needs_math
+@pytest.mark.parametrize("pairs", [True, False], ids=["pertvae", "vae"])
+def test_a_compiled_bf16_loss_is_one_graph_with_bf16_products_forward_and_backward(pairs: bool) -> None:
+    loss, args, model = _loss(pairs)
+    n_graphs, fw, bw = _graphs(loss, args)
+    layers_wn = [m for m in model.modules() if isinstance(m, layers.WNLinear)]
+    assert n_graphs == 1   # a graph break makes one more
+    assert _count(fw, BF16_BMM) == len(layers_wn)              # y = x v^T per layer
+    assert _count(bw, BF16_BMM) == 2 * len(layers_wn) - 1      # dL/dx and dL/dv; no dL/dx of the input layer
+    aten = torch.ops.aten
+    plain = _count(fw + bw, aten.bmm.default) + _count(fw + bw, aten.baddbmm.default)
+    # float32 products left: the drug effect (Eq. 5) and its two gradients, PertVAE only
+    assert plain == (3 if pairs else 0)
+
+
+def test_an_fp32_compiled_loss_is_one_graph_of_float32_products() -> None:
+    loss, args, model = _loss(True)
+    model.set_precision("fp32")
+    n_graphs, fw, bw = _graphs(loss, args)
+    assert n_graphs == 1 and _count(fw + bw, BF16_BMM) == 0
+
+
+def _split(rng: np.random.Generator) -> SplitData:
+    def a(n: int) -> np.ndarray:
+        return rng.normal(size=(n, GENES)).astype(np.float32)
+
+    x1 = a(24)
+    return SplitData(x1_train=x1, x2_train=x1 + 0.5, xs_train=a(16), x1_val=a(6), x2_val=a(6) + 0.5,
+                     x1_test=a(4), x2_test=a(4))
+
+
+@needs_math
+def test_a_compiled_bf16_fit_trains_as_the_eager_one() -> None:
+    """Inductor's real compile (C++): the same epochs and validation losses to float round-off."""
+    data = [_split(np.random.default_rng(0))]
+    eager = fit(data, CFG, [7])
+    torch._dynamo.reset()
+    compiled = fit(data, dataclasses.replace(CFG, compile=True), [7])
+    torch._dynamo.reset()
+    assert compiled.precision == eager.precision == "bf16"
+    assert compiled.epochs == eager.epochs and compiled.status == eager.status
+    np.testing.assert_allclose(compiled.history[0], eager.history[0], rtol=2e-3)
+
+
+def test_without_a_cpp_compiler_a_compiled_fit_trains_eagerly_and_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch._inductor.config as inductor
+
+    monkeypatch.setattr(inductor.cpp, "cxx", ("/nonexistent/g++",))
+    data = [_split(np.random.default_rng(0))]
+    with pytest.warns(UserWarning, match="needs a C.. compiler.*training eagerly"):
+        st = fit(data, dataclasses.replace(CFG, compile=True, max_epochs=2), [7])
+    assert st.status == ["done"] and st.epochs == [2]
