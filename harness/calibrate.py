@@ -219,7 +219,7 @@ def warm_up(genes: int, cfg: RunConfig) -> None:
     sp = SplitShape(n_train=8, n_val=4, n_test=4, n_single=8, test_pairs=(4,), test_controls=(2,))
     data = [random_split(sp, genes, np.random.default_rng(0))]
     fc = FitConfig(**dict(cfg.fit_kwargs(), latent=2, hidden=(8, 8), context=4, iaf_hidden=8, batch_pairs=4,
-                          batch_singletons=4))
+                          batch_singletons=4, compile=False))   # compiling is per shape: the points' own
     for pairs in (True, False):
         fit(data, fc, [0], pairs=pairs, max_steps=2)
 

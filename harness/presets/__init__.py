@@ -6,7 +6,7 @@ cell line, PertVAE at latent 100, VAE and PCA at latent 2..200 (Figure 2), with 
 10 splits train as one batched model per task (on tiny models Python overhead per step dominates, and
 batching cuts the VAE's per-fit cost by ~40% on a CPU), with enough epochs (150, patience 25) for the drug
 effect to be learned, and fp32 products (bf16 does not pay at its sizes). ``paper`` takes ``--precision``'s
-default, auto: bf16 products where the CPU or GPU has bfloat16 instructions.
+default, auto: bf16 products where the CPU or GPU has bfloat16 instructions, and torch.compile.
 ``drvae`` and ``drvae-demo``: drug response (harness.presets.drvae).
 """
 
@@ -43,6 +43,10 @@ PAPER: dict[str, Any] = {
     # on the summed KL), spread per dimension as Kingma et al. do. KL(z2|z1) is exempt (pertvae_core.elbo):
     # it trains the drug effect W, b, and a floor there would stop learning a small effect.
     "free_bits": 0.02,
+    # torch.compile: a paper-sized step 0.85x eager's in bf16 (one graph; pertvae_core.train), for ~30 CPU-s of
+    # compiling per worker and model shape (~1-5 s from inductor's disk cache), paid back after ~10 PertVAE
+    # fits (benchmarks/test_compile.py); a worker runs hundreds. Without a C++ compiler it trains eagerly.
+    "compile": True,
 }
 
 DEMO: dict[str, Any] = {

@@ -97,7 +97,13 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
     lo, mid, hi = (est.fit_seconds(FitKey("vae", POOLED, lat, 0, 0)) for lat in (2, 5, 10))
     assert min(lo, hi) <= mid <= max(lo, hi)
     assert est.per_fit("pertvae", 10) > est.per_fit("baselines", 10) > 0
-    total = sum(est.task_seconds(t) for t in est.tasks)
+    # a worker's first fit at each (model, latent) costs more once: counted per slot that runs the shape
+    assert set(est.first_fit) == {(t.model, lat) for t in est.tasks for lat in t.latents}
+    assert all(v >= 0 for v in est.first_fit.values())
+    tasks_of = {k: sum(k[0] == t.model and k[1] in t.latents for t in est.tasks) for k in est.first_fit}
+    paid = sum(v * min(2, tasks_of[k]) for k, v in est.first_fit.items())   # 2 slots
+    assert est.first_fit_seconds == pytest.approx(paid)
+    total = sum(est.task_seconds(t) for t in est.tasks) + est.first_fit_seconds
     assert est.total_seconds == pytest.approx(total)
     assert total / 2 <= est.wall_seconds <= total
     assert est.cpu_hours == pytest.approx(total / 3600)
@@ -268,3 +274,17 @@ def test_a_batched_step_splits_into_shared_and_per_split_parts():
     assert (va + 4 * vb, va + vb) == pytest.approx((0.05, 0.02))
     one = cost.Calibration("vae", 2, 1, step=0.03, validation=0.01, setup=0.0, evaluation=0.0)
     assert one.shared_and_per_split() == (0.0, 0.03, 0.0, 0.01)
+
+
+def test_with_compile_the_estimate_counts_each_workers_compiling_once(cube, monkeypatch, tmp_path):
+    """--compile: the calibration's first fit at a shape holds torch.compile's compiling (inductor's disk
+    cache empty, as on a new machine); the estimate pays it once per worker and shape, not per fit."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    kw = {"models": ("pertvae",), "precision": "fp32", "splits_per_task": 1}
+    eager, compiled = (cost.estimate(small(cube, compile=c, **kw), cube, list(DRUGS)) for c in (False, True))
+    key = ("pertvae", 10)
+    assert compiled.first_fit[key] > max(1.0, 3 * eager.first_fit[key])   # compiling takes seconds
+    assert compiled.first_fit_seconds == pytest.approx(compiled.first_fit[key] * 2)   # 2 workers, 1 shape
+    assert "torch.compile's compiling" in cost.render(small(cube, compile=True, **kw), compiled, "c")
+    fit = next(iter(compiled.fit_cost))
+    assert compiled.fit_cost[fit][2] < compiled.first_fit[key]   # not in every fit's fixed cost
