@@ -125,15 +125,19 @@ def median_seconds(fn: Callable[[], object], reps: int, warmup: int = 0,
 
 
 def alternate(fns: Mapping[str, Callable[[], object]], reps: int, warmup: int = 1,
-              clock: Callable[[], float] = time.process_time) -> dict[str, float]:
+              clock: Callable[[], float] = time.process_time, settle: int = 0) -> dict[str, float]:
     """Median ``clock`` seconds of each variant, the variants called in turn ``reps`` times (so a burst of
-    load hits every variant alike), after ``warmup`` untimed rounds."""
+    load hits every variant alike), after ``warmup`` untimed rounds. ``settle``: untimed calls at the start
+    of each turn, for variants that a fit calls back to back (a training step: the other variant's turn
+    evicts its weights and Adam state from the caches, ~10-25% on the next step alone)."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     ts: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(reps):
         for k, fn in fns.items():
+            for _ in range(settle):
+                fn()
             t0 = clock()
             fn()
             ts[k].append(clock() - t0)

@@ -32,7 +32,11 @@ How the estimate is made:
   (at least ``patience + 1`` and ``min_epochs``). The true count varies with drug and latent size, so read the
   estimate as +-50%.
 - **A task** takes the sum of its fits; the **wall time** places the tasks in grid order, each on the first
-  free worker slot (local workers, Slurm jobs x cores, or GPUs). Not counted: starting the cluster, the
+  free worker slot (local workers, Slurm jobs x cores, or GPUs). Each slot also pays, once per model shape
+  (model, latent) it runs, what a process's first fit at that shape costs more than later ones (the
+  calibration's warm-up round against its kept rounds): with ``--compile``, torch.compile's compiling,
+  reused by the worker's later fits of that shape (an upper bound: inductor's disk cache, filled by another
+  worker or an earlier run, makes it a few seconds). Not counted: starting the cluster, the
   workers' reads of the cube, the report.
 - **The arithmetic floor**: what no implementation of this grid can beat on this machine at the same
   epochs. ``torch.utils.flop_counter`` counts the floating-point operations of one training step of one

@@ -41,7 +41,8 @@ Design (paper Section 2 "Fitting", Section 4):
 - A non-finite training or validation loss marks that split "failed" (with the reason) and freezes it; the
   other splits go on (all layers are per split, so NaN cannot cross between them).
 - No host synchronization inside a step (the only syncs are at epoch boundaries); fused Adam (foreach as a
-  fallback); ``cfg.compile`` wraps the loss in ``torch.compile``; ``cfg.precision`` "bf16" gives the
+  fallback); ``cfg.compile`` wraps the loss in ``torch.compile`` (one graph, reused by the process's later
+  fits of the same shapes; eager where no C++ compiler is found); ``cfg.precision`` "bf16" gives the
   weight-normalized layers' products bfloat16 operands (:mod:`pertvae_core.precision`).
 - Memory: a step allocates and frees tens of MB of activations. With glibc's default settings much of it is
   returned to the system at each free and page-faulted back on the next allocation (~1,000-3,500 page faults
