@@ -49,7 +49,9 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# A worker's threads: torch's and the BLAS pools, and torch.compile's compile workers (with the default, one
+# per core, every local worker would start a pool of Python processes of its own on the first compile)
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TORCHINDUCTOR_COMPILE_THREADS")
 # Environment variable naming the network interface Slurm workers use to reach the scheduler ("lo" on a
 # single-node test cluster, e.g. "ib0" on a real one); RunConfig has no field for it.
 SLURM_INTERFACE_ENV = "HARNESS_SLURM_INTERFACE"

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def _env() -> dict:
-    return {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES")}
+    return {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
+                                           "TORCHINDUCTOR_COMPILE_THREADS")}
 
 
 def _whoami(_i: int) -> str:
@@ -41,7 +42,8 @@ def test_local_two_workers_one_thread_each_torch_threads_one():
         threads = h.client.run(torch_threads)
         assert sorted(threads.values()) == [1, 1]
         envs = h.client.run(_env)
-        assert all(e["OMP_NUM_THREADS"] == "1" and e["MKL_NUM_THREADS"] == "1" for e in envs.values())
+        assert all(e["OMP_NUM_THREADS"] == e["MKL_NUM_THREADS"] == e["TORCHINDUCTOR_COMPILE_THREADS"] == "1"
+                   for e in envs.values())
         assert h.dashboard_link and h.dashboard_link.startswith("http")
         # work runs on both workers' processes, not in the driver
         pids = set(h.client.run(os.getpid).values())
