@@ -98,16 +98,19 @@ def _split(rng: np.random.Generator) -> SplitData:
 
 
 @needs_math
-def test_a_compiled_bf16_fit_trains_as_the_eager_one() -> None:
-    """Inductor's real compile (C++): the same epochs and validation losses to float round-off."""
+def test_a_compiled_bf16_fit_trains_as_the_eager_one_and_reproducibly() -> None:
+    """Inductor's real compile (C++): the same epochs and validation losses to float round-off; a second
+    fit with the same seed (the process's compiled graph reused, as a worker's later fits) equals the
+    first exactly."""
     data = [_split(np.random.default_rng(0))]
     eager = fit(data, CFG, [7])
     torch._dynamo.reset()
-    compiled = fit(data, dataclasses.replace(CFG, compile=True), [7])
+    compiled, again = (fit(data, dataclasses.replace(CFG, compile=True), [7]) for _ in range(2))
     torch._dynamo.reset()
     assert compiled.precision == eager.precision == "bf16"
     assert compiled.epochs == eager.epochs and compiled.status == eager.status
     np.testing.assert_allclose(compiled.history[0], eager.history[0], rtol=2e-3)
+    assert again.history == compiled.history and again.epochs == compiled.epochs
 
 
 def test_without_a_cpp_compiler_a_compiled_fit_trains_eagerly_and_says_so(
