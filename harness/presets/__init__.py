@@ -43,9 +43,9 @@ PAPER: dict[str, Any] = {
     # on the summed KL), spread per dimension as Kingma et al. do. KL(z2|z1) is exempt (pertvae_core.elbo):
     # it trains the drug effect W, b, and a floor there would stop learning a small effect.
     "free_bits": 0.02,
-    # torch.compile: a paper-sized step 0.83-0.86x eager's in bf16 (one graph; pertvae_core.train), for ~30
-    # CPU-s of compiling per worker and model shape (~1-5 s from inductor's disk cache), paid back after ~10
-    # PertVAE fits (benchmarks/test_compile.py); a worker runs hundreds. Without a C++ compiler: eager.
+    # torch.compile: a paper-sized step 0.75-0.78x eager's in bf16 (one graph; pertvae_core.train), for ~30
+    # CPU-s of compiling per worker and model shape (4-5 s from inductor's disk cache), paid back after 4-17
+    # fits (benchmarks/test_compile.py); a worker runs 25-475 per shape. Without a C++ compiler: eager.
     "compile": True,
 }
 
