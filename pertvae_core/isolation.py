@@ -23,8 +23,8 @@ import numpy as np
 
 from pertvae_core.data import SplitData
 
-__all__ = ["MethodFailed", "readonly_split", "frozen", "check_numbers", "check_prediction", "fit_predict",
-           "describe"]
+__all__ = ["MethodFailed", "readonly_split", "frozen", "check_numbers", "check_prediction", "fitted_method",
+           "fit_predict", "describe"]
 
 READ_ONLY = ("assignment destination is read-only", "output array is read-only", "is read-only")
 
@@ -98,13 +98,16 @@ def check_prediction(out: Any, x1: np.ndarray) -> np.ndarray:
                          f"per gene")
 
 
-def _fitted(method: Any, split: SplitData) -> Any:
+def fitted_method(method: Any, split: Any, calls: Sequence[str] = ("predict",)) -> Any:
+    """``method.fit(split)``, checked to be a fitted method with each of ``calls`` (MethodFailed if not):
+    a user's fit that forgets ``return self`` fails with that advice, here and for response methods."""
     fitted = method.fit(split)
     if fitted is None:
         raise MethodFailed("fit() returned None; it must return the fitted method (end it with return self)")
-    if not callable(getattr(fitted, "predict", None)):
-        raise MethodFailed(f"fit() returned a {type(fitted).__name__}, which has no predict(); it must "
-                           f"return the fitted method (end it with return self)")
+    for call in calls:
+        if not callable(getattr(fitted, call, None)):
+            raise MethodFailed(f"fit() returned a {type(fitted).__name__}, which has no {call}(); it must "
+                               f"return the fitted method (end it with return self)")
     return fitted
 
 
@@ -118,7 +121,7 @@ def fit_predict(make: Callable[[], Any], split: SplitData, inputs: Sequence[np.n
         with np.errstate():
             method = make()
             phase = "fit"
-            fitted = _fitted(method, mine)
+            fitted = fitted_method(method, mine)
             phase = "predict"
             outs = [fitted.predict(frozen(x)) for x in inputs]
     except MethodFailed:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pertvae_core.isolation import MethodFailed, check_numbers, describe, frozen
+from pertvae_core.isolation import MethodFailed, check_numbers, describe, fitted_method, frozen
 from pertvae_core.response_data import ResponseSplit
 
 __all__ = ["HEAD_CALLS", "hidden_test", "method_heads", "check_scores", "fit_predict_response"]
@@ -80,24 +80,13 @@ def fit_predict_response(make: Callable[[], Any], split: ResponseSplit, heads: S
         with np.errstate():
             method = make()
             phase = "fit"
-            fitted = method.fit(mine)
-            if fitted is None:
-                raise MethodFailed("fit() returned None; it must return the fitted method (end it with "
-                                   "return self)")
+            fitted = fitted_method(method, mine, [HEAD_CALLS[h] for h in heads])
             outs = {}
             for h in heads:
                 phase = HEAD_CALLS[h]
-                outs[h] = _call(fitted, phase)(frozen(mine.x_test))
+                outs[h] = getattr(fitted, phase)(frozen(mine.x_test))
     except MethodFailed:
         raise
     except (Exception, SystemExit) as e:
         raise MethodFailed(describe(e, phase), traceback.format_exc()) from None
     return {h: check_scores(o, mine.x_test, HEAD_CALLS[h]) for h, o in outs.items()}
-
-
-def _call(fitted: Any, call: str) -> Callable[[np.ndarray], Any]:
-    f = getattr(fitted, call, None)
-    if not callable(f):
-        raise MethodFailed(f"fit() returned a {type(fitted).__name__}, which has no {call}(); it must return "
-                           f"the fitted method (end it with return self)")
-    return f
