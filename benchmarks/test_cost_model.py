@@ -17,8 +17,10 @@ stop (--benchmark-only). extra_info: ``measured_s``, ``estimated_s``, ``ratio`` 
 ``test_paper_grid_estimate``: ``--preset paper`` (19 drugs, 10 x 5 CV, Figure 2 pooled) on the paper-shaped
 synthetic cube on 2 local workers, estimated with fp32 and with bf16 matrix products, side by side in one
 run: per precision ``cpu_hours``, ``wall_hours_2_workers`` and ``over_floor`` = the estimate / the fp32
-arithmetic floor measured in the same calibration (the training steps' matrix products at this machine's
-best float32 rate; goal <= 1.3, stretch <= 1.0; ``over_floor_per_model``: PertVAE's and the VAE's own),
+arithmetic floor measured in the same calibration (the matrix products of the training steps and of the
+validations at this machine's best float32 rate; goal <= 1.3, stretch <= 1.0; ``over_floor_per_model``:
+PertVAE's and the VAE's own; ``over_steps_floor``: against the training steps' products alone, the floor as
+it was before the validations were counted),
 ``floor_cpu_hours``, ``floor_wall_hours``,
 ``peak_gflops`` per worker, and the calibrations' spread and load. It reads the paper cube's shapes and
 calibrates at paper sizes (minutes), so it runs with --benchmark-only only.
@@ -144,6 +146,7 @@ def _grid_figures(est: cost.Estimate) -> dict:
             "floor_cpu_hours": round(est.floor_cpu_hours, 2),
             "floor_wall_hours": round(est.floor_wall_seconds / 3600, 2),
             "over_floor": round(est.total_seconds / est.floor_seconds, 3),
+            "over_steps_floor": round(est.total_seconds / est.steps_floor_seconds, 3),
             "peak_gflops": round(est.peak / 1e9, 1),
             "peak_at": est.peak_at, "steps_ms": {f"{c.model}@{c.latent}": round(c.step * 1e3, 1)
                                                   for c in est.calibrations if c.step},

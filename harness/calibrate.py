@@ -20,8 +20,8 @@ device synchronization (the kernels' time is not the host's).
   that is torch.compile's compiling (its C++ compiler runs as such a child: the calibration compiles on one
   thread, ``compile_threads=1``); a worker pays it once per shape (harness.cost).
 - **The GEMM peak** (:func:`gemm_peak`): the best float32 matrix-product rate this machine reaches, over a
-  large square product and every product of a training step at the run's own shapes (recorded by
-  :func:`step_products`), best of several repetitions in every round.
+  large square product and every product of a training step and of a validation at the run's own shapes
+  (recorded by :func:`step_flops` and :func:`validation_flops`), best of several repetitions in every round.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ class Calibration:
     ``step``, ``validation`` and ``setup`` are for the whole batched model, ``step_one`` and
     ``validation_one`` for a single split; ``evaluation`` for the batch's evaluation (PCA, baselines: one
     split's evaluation, the rest 0). ``flops_step``: floating-point operations of one training step of one
-    split (0 for PCA and the baselines)."""
+    split; ``flops_val_pair``: of one validation of one split, per validation pair (linear in the pairs; 0
+    for PCA and the baselines)."""
 
     model: str
     latent: int
@@ -73,6 +74,7 @@ class Calibration:
     step_one: float = 0.0
     validation_one: float = 0.0
     flops_step: float = 0.0
+    flops_val_pair: float = 0.0
     first_fit: float = 0.0   # what a process's first fit at these shapes costs more (see calibrate)
 
     def shared_and_per_split(self) -> tuple[float, float, float, float]:
@@ -228,11 +230,14 @@ def warm_up(genes: int, cfg: RunConfig) -> None:
 # the step's arithmetic and this machine's matrix-product rate
 
 
-def step_flops(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConfig
-               ) -> tuple[float, tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]]:
-    """Floating-point operations of one training step of one split shaped like ``sp``, counted by
-    ``torch.utils.flop_counter`` (matrix products, forward and backward) on the CPU in float32, without
-    validation rows (so no validation is counted); and the operand shapes of its matrix products."""
+Products = tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]   # operand shapes of matrix products
+
+
+def _counted_fit(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConfig, max_steps: int
+                 ) -> tuple[float, Products]:
+    """Floating-point operations of the first ``max_steps`` steps (and the epoch ends among them) of a fit
+    of one split shaped like ``sp``, counted by ``torch.utils.flop_counter`` (matrix products, forward and
+    backward) on the CPU in float32; and the operand shapes of its matrix products."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils.flop_counter import FlopCounterMode
@@ -243,7 +248,7 @@ def step_flops(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConf
     aten = torch.ops.aten
     shapes: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
 
-    class Products(TorchDispatchMode):
+    class Recorded(TorchDispatchMode):
         """Records the operand shapes of every matrix product (bmm, mm; baddbmm, addmm)."""
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -253,12 +258,35 @@ def step_flops(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConf
                 shapes.add((tuple(args[k].shape), tuple(args[k + 1].shape)))
             return func(*args, **(kwargs or {}))
 
-    data = [random_split(replace(sp, n_val=0), genes, np.random.default_rng(0))]
+    data = [random_split(sp, genes, np.random.default_rng(0))]
     fc = FitConfig(**dict(cfg.fit_kwargs(), latent=int(latent), device="cpu", compile=False,
                           precision="fp32"))
-    with FlopCounterMode(display=False) as counter, Products():
-        fit(data, fc, [0], pairs=bool(contender(model).fit_pairs), max_steps=1)
+    with FlopCounterMode(display=False) as counter, Recorded():
+        fit(data, fc, [0], pairs=bool(contender(model).fit_pairs), max_steps=max_steps)
     return float(counter.get_total_flops()), tuple(sorted(shapes))
+
+
+def step_flops(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConfig
+               ) -> tuple[float, Products]:
+    """Floating-point operations of one training step of one split shaped like ``sp`` (matrix products,
+    forward and backward, as :func:`_counted_fit` counts them), without validation rows (so no validation
+    is counted); and the operand shapes of its matrix products."""
+    return _counted_fit(model, latent, replace(sp, n_val=0), genes, cfg, 1)
+
+
+def validation_flops(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConfig
+                     ) -> tuple[float, Products]:
+    """Floating-point operations of one validation (an epoch's end: ``val_samples`` draws over the
+    validation rows) per validation pair, and the operand shapes of the matrix products of a validation of
+    a split shaped like ``sp``: an epoch of a split with ``sp``'s validation pairs (at least 2) and a few
+    training rows, less the same with one validation pair (a split without any still validates one padding
+    row), per pair more."""
+    n = max(2, sp.n_val)
+    tiny = replace(sp, n_train=2, n_train_x1=-1, n_single=2, n_unused=0, n_val=n)
+    steps = max(1, contender(model).steps_per_epoch(tiny, cfg))
+    with_n, products = _counted_fit(model, latent, tiny, genes, cfg, steps)
+    with_one = _counted_fit(model, latent, replace(tiny, n_val=1), genes, cfg, steps)[0]
+    return (with_n - with_one) / (n - 1), products
 
 
 def gemm_peak(device: str, products: Iterable[tuple[tuple[int, ...], tuple[int, ...]]] = (),

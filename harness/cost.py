@@ -40,13 +40,16 @@ How the estimate is made:
   workers' reads of the cube, the report.
 - **The arithmetic floor**: what no implementation of this grid can beat on this machine at the same
   epochs. ``torch.utils.flop_counter`` counts the floating-point operations of one training step of one
-  split (the matrix products, forward and backward; each model's smallest and largest latent size, linear
-  in between), and a fit needs ``E x k`` such steps. At this machine's best float32 matrix-product rate
-  (harness.calibrate.gemm_peak: the best of a large square product and of every product of a step at the
-  run's shapes, by CPU time, with the workers' threads, measured in the same calibration) that is a lower
-  bound on the fit's seconds in fp32; validation, evaluation, PCA and the baselines are left out of it (they
-  only add). bf16 products (``--precision``) run faster than float32's peak, so a bf16 run can come close to
-  or beat this floor.
+  split (the matrix products, forward and backward) and of one validation (``val_samples`` draws over the
+  validation rows, forward; per validation pair), each model's at its smallest and largest latent size,
+  linear in between; a fit needs ``E x k`` such steps and ``E`` validations (early stopping validates every
+  epoch: for the pooled VAE, whose 800-odd validation pairs give 1,600-odd profiles, a validation is ~20% of
+  an epoch's arithmetic). At this machine's best float32 matrix-product rate (harness.calibrate.gemm_peak:
+  the best of a large square product and of every product of a step and of a validation at the run's
+  shapes, by CPU time, with the workers' threads, measured in the same calibration) that is a lower bound on
+  the fit's seconds in fp32; evaluation, PCA and the baselines are left out of it (they only add). bf16
+  products (``--precision``) run faster than float32's peak, so a bf16 run can come close to or beat this
+  floor.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ from harness.calibrate import (
     Point,
     calibrate,
     step_flops,
+    validation_flops,
     warm_up,
 )
 from harness.config import ConfigError, RunConfig, make_config, parse_args
@@ -86,7 +90,8 @@ class Estimate:
 
     ``fit_cost[key] = (own seconds per epoch, shared seconds per epoch, fixed seconds, splits in its task)``
     of one fit; :meth:`fit_seconds` adds them up with the assumed ``epochs[model]`` (0 for PCA and the
-    baselines). ``fit_flops[key]``: floating-point operations of one epoch of that fit's training steps;
+    baselines). ``fit_flops[key]``: floating-point operations of one epoch of that fit (its training steps
+    and its validation; ``val_flops[key]``: the validation's);
     ``peak``: this machine's best float32 matrix-product rate per worker slot (FLOP/s), for the floor,
     reached at the product ``peak_at``; ``precision``: that of the run's products; ``calibration``: how the
     times were measured (rounds, their spread, the load; harness.calibrate)."""
@@ -109,6 +114,7 @@ class Estimate:
     peak_at: str = ""
     calibration: CalibrationRun | None = None
     first_fit: Mapping[tuple[str, int], float] = field(default_factory=dict)   # (model, latent) -> seconds
+    val_flops: Mapping[FitKey, float] = field(default_factory=dict)   # of fit_flops, the validation's
 
     @property
     def disturbed(self) -> bool:
@@ -174,7 +180,8 @@ class Estimate:
         return max(free) if free else 0.0
 
     def floor_fit_seconds(self, key: FitKey) -> float:
-        """The fit's training steps at the assumed epochs and this machine's peak rate (module docstring)."""
+        """The fit's training steps and validations at the assumed epochs and this machine's peak rate
+        (module docstring)."""
         flops = self.fit_flops.get(key, 0.0)
         return self.epochs.get(key.model, 0) * flops / self.peak if flops and self.peak > 0 else 0.0
 
@@ -183,13 +190,23 @@ class Estimate:
 
     @property
     def floor_flops(self) -> float:
-        """Floating-point operations of every fit's training steps at the assumed epochs."""
+        """Floating-point operations of every fit's training steps and validations at the assumed epochs."""
         return sum(self.epochs.get(k.model, 0) * f for k, f in self.fit_flops.items())
+
+    @property
+    def floor_val_flops(self) -> float:
+        """Of :attr:`floor_flops`, the validations'."""
+        return sum(self.epochs.get(k.model, 0) * f for k, f in self.val_flops.items())
 
     @property
     def floor_seconds(self) -> float:
         """Worker-slot seconds of the arithmetic floor (like :attr:`total_seconds`)."""
         return sum(self._floor_task(t) for t in self.tasks)
+
+    @property
+    def steps_floor_seconds(self) -> float:
+        """Of :attr:`floor_seconds`, the training steps' (without the validations)."""
+        return self.floor_seconds * (1 - self.floor_val_flops / self.floor_flops) if self.floor_flops else 0.0
 
     @property
     def floor_cpu_hours(self) -> float:
@@ -275,7 +292,8 @@ def _between(lo: Calibration, hi: Calibration, latent: int) -> Calibration:
         return (1 - w) * getattr(lo, name) + w * getattr(hi, name)
 
     return Calibration(lo.model, latent, lo.splits, f("step"), f("validation"), f("setup"), f("evaluation"),
-                       f("step_one"), f("validation_one"), f("flops_step"), f("first_fit"))
+                       f("step_one"), f("validation_one"), f("flops_step"), f("flops_val_pair"),
+                       f("first_fit"))
 
 
 def worker_slots(cfg: RunConfig) -> tuple[int, int, str, str]:
@@ -370,15 +388,18 @@ def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, t
     torch.set_num_threads(threads)
     try:
         with threadpool_limits(limits=threads), _compiling_in_process(cfg):
-            counted = {p: step_flops(p.model, p.latent, p.shapes[0], genes, cfg) for p in points if p.lens}
+            counted = {p: (step_flops(p.model, p.latent, p.shapes[0], genes, cfg),
+                           validation_flops(p.model, p.latent, p.shapes[0], genes, cfg))
+                       for p in points if p.lens}
             if counted:
                 warm_up(genes, cfg)
-            run = calibrate(points, genes, cfg, device, threads,
-                            sorted({sh for _, products in counted.values() for sh in products}))
+            products = {sh for both in counted.values() for _, shapes in both for sh in shapes}
+            run = calibrate(points, genes, cfg, device, threads, sorted(products))
     finally:
         torch.set_num_threads(old_threads)
-    measured = [replace(c, flops_step=counted[p][0]) if p in counted else c
-                for p, c in zip(points, run.calibrations, strict=True)]
+    measured = [replace(c, flops_step=counted[p][0][0],
+                        flops_val_pair=counted[p][1][0]) if p in counted
+                else c for p, c in zip(points, run.calibrations, strict=True)]
     return measured, run
 
 
@@ -394,12 +415,15 @@ def interpolated(cfg: RunConfig, measured: Sequence[Calibration]) -> dict[tuple[
 
 def fit_costs(cfg: RunConfig, tasks: Sequence[Task], measured: Sequence[Calibration],
               splits: Mapping[str, Mapping[tuple[int, int], SplitShape]]
-              ) -> tuple[dict[FitKey, tuple[float, float, float, int]], dict[FitKey, float]]:
-    """Each fit's (own, shared seconds per epoch, fixed seconds, splits in its task) and its epoch's
-    floating-point operations (module docstring), from the calibrations interpolated in the latent size."""
+              ) -> tuple[dict[FitKey, tuple[float, float, float, int]], dict[FitKey, float],
+                         dict[FitKey, float]]:
+    """Each fit's (own, shared seconds per epoch, fixed seconds, splits in its task), its epoch's
+    floating-point operations and of those its validation's (module docstring), from the calibrations
+    interpolated in the latent size."""
     cal = interpolated(cfg, measured)
     cost: dict[FitKey, tuple[float, float, float, int]] = {}
     flops: dict[FitKey, float] = {}
+    val_flops: dict[FitKey, float] = {}
     for t in tasks:
         n = len(t.splits)
         for k in t.fit_keys():
@@ -408,10 +432,12 @@ def fit_costs(cfg: RunConfig, tasks: Sequence[Task], measured: Sequence[Calibrat
             if not contender(t.model).timed_by_fit:
                 cost[k] = (0.0, 0.0, c.evaluation, n)
             else:
-                steps = steps_per_epoch(k.model, splits[k.drug][(k.repeat, k.fold)], cfg)
+                sp = splits[k.drug][(k.repeat, k.fold)]
+                steps = steps_per_epoch(k.model, sp, cfg)
                 cost[k] = (steps * b + vb, (steps * a + va) / n, (c.setup + c.evaluation) / c.splits, n)
-                flops[k] = steps * c.flops_step
-    return cost, flops
+                val_flops[k] = sp.n_val * c.flops_val_pair
+                flops[k] = steps * c.flops_step + val_flops[k]
+    return cost, flops, val_flops
 
 
 def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[str] | None = None
@@ -433,10 +459,10 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
     t0 = time.perf_counter()
     measured, run = _measure(points, next(iter(shapes.values())).genes, cfg, device, threads)
     seconds = time.perf_counter() - t0
-    cost, flops = fit_costs(cfg, tasks, measured, splits)
+    cost, flops, val_flops = fit_costs(cfg, tasks, measured, splits)
     return Estimate(tuple(tasks), cost, {m: expected_epochs(cfg, m) for m in cfg.models}, cfg.max_epochs,
                     slots, threads, device, where, tuple(measured), seconds, max(run.load),
-                    fit_flops=flops, peak=run.peak,
+                    fit_flops=flops, val_flops=val_flops, peak=run.peak,
                     epoch_basis={m: epoch_basis(cfg, m) for m in _trained(cfg.models)},
                     precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run,
                     first_fit={k: c.first_fit for k, c in interpolated(cfg, measured).items()})
@@ -505,11 +531,13 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     if est.floor_seconds > 0:
         at = f" (at a {est.peak_at} product)" if est.peak_at else ""
         lines.append(f"arithmetic floor: {est.floor_cpu_hours:.2f} {unit}; wall time "
-                     f"{duration(est.floor_wall_seconds)}: the training steps' matrix products alone "
-                     f"({flop_count(est.floor_flops)} at the assumed epochs) at this machine's best float32 "
-                     f"matrix-product rate, {est.peak / 1e9:.1f} GFLOP/s per worker{at}; the estimate is "
-                     f"{est.total_seconds / est.floor_seconds:.2f} x the floor"
-                     + (" (bf16 products can beat it)" if est.precision == "bf16" else ""))
+                     f"{duration(est.floor_wall_seconds)}: the matrix products alone of the training steps "
+                     f"and of the validations ({flop_count(est.floor_flops - est.floor_val_flops)} and "
+                     f"{flop_count(est.floor_val_flops)} at the assumed epochs) at this machine's best "
+                     f"float32 matrix-product rate, {est.peak / 1e9:.1f} GFLOP/s per worker{at}; the "
+                     f"estimate is {est.total_seconds / est.floor_seconds:.2f} x the floor ("
+                     f"{est.total_seconds / est.steps_floor_seconds:.2f} x the training steps' alone)"
+                     + ("; bf16 products can beat it" if est.precision == "bf16" else ""))
     assumed = [f"{m} after {e:g} of {cfg.max_epochs} epochs ({est.epoch_basis.get(m, 'assumed')})"
                for m, e in est.epochs.items() if m in _trained(cfg.models)]
     if assumed:

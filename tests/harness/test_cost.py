@@ -110,17 +110,25 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
     # the arithmetic floor: every trained fit's steps, at the assumed epochs; below the estimate
     assert set(est.fit_flops) == {k for k in keys if k.model in ("pertvae", "vae")}
     shapes = cost.drug_shapes(generate("demo", 0), DRUGS)
-    per_step = next(c.flops_step for c in est.calibrations if c.model == "pertvae")
+    pv = next(c for c in est.calibrations if c.model == "pertvae")
+    assert pv.flops_step > 0 and pv.flops_val_pair > 0
     for k, f in est.fit_flops.items():
-        if k.model == "pertvae":   # calibrated at its one latent size
+        if k.model == "pertvae":   # calibrated at its one latent size: an epoch's steps and validation
             sp = cost.split_shapes(shapes[k.drug], cfg)[(k.repeat, k.fold)]
-            assert f == pytest.approx(cost.steps_per_epoch(k.model, sp, cfg) * per_step)
+            assert est.val_flops[k] == pytest.approx(sp.n_val * pv.flops_val_pair)
+            assert f == pytest.approx(cost.steps_per_epoch(k.model, sp, cfg) * pv.flops_step
+                                      + est.val_flops[k])
         assert est.floor_fit_seconds(k) == pytest.approx(est.epochs[k.model] * f / est.peak)
+    assert 0 < est.floor_val_flops < est.floor_flops
     assert est.peak > 1e8
     assert 0 < est.floor_seconds < est.total_seconds and est.floor_wall_seconds < est.wall_seconds
     text = cost.render(cfg, est, "cube x")
     assert f"grid: {len(est.tasks)} tasks, 33 fits (pertvae 6, vae 9, pca 12, baselines 6)" in text
     assert f"arithmetic floor: {est.floor_cpu_hours:.2f} CPU-hours" in text
+    assert "the matrix products alone of the training steps and of the validations (" in text
+    ratio = est.total_seconds / est.steps_floor_seconds
+    assert f"x the floor ({ratio:.2f} x the training steps' alone)" in text
+    assert est.steps_floor_seconds < est.floor_seconds
     assert (f"pertvae after {round(demo['pertvae'])} of 150 epochs (as measured on the demo preset's "
             f"synthetic cube)") in text
     assert "on 2 local worker(s), 1 thread each" in text
@@ -140,19 +148,49 @@ def test_wall_time_puts_each_task_on_the_first_free_slot():
     assert est(2).cpu_hours == pytest.approx(6.0 / 3600)
 
 
-def test_floor_adds_the_fits_steps_at_the_peak_rate():
+def test_floor_adds_the_fits_epochs_at_the_peak_rate():
     tasks = (Task("pertvae", "d0", 10, ((0, 0), (0, 1))), Task("pca", "d0", 2, ((0, 0),)))
     keys = [k for t in tasks for k in t.fit_keys()]
     fit_cost = dict.fromkeys(keys, (1.0, 0.0, 0.0, 2))
     flops = {keys[0]: 4e9, keys[1]: 2e9}    # FLOP per epoch; PCA has none
     est = cost.Estimate(tasks, fit_cost, {"pertvae": 10, "pca": 0}, 20, 2, 2, "cpu", "", (), 0.0, 0.0,
-                        fit_flops=flops, peak=1e9)
+                        fit_flops=flops, val_flops={keys[0]: 1e9, keys[1]: 5e8}, peak=1e9)
     assert [est.floor_fit_seconds(k) for k in keys] == [40.0, 20.0, 0.0]
     assert est.floor_flops == 6e10 and est.floor_seconds == 60.0
+    assert est.floor_val_flops == 1.5e10   # of which the validations
+    assert est.steps_floor_seconds == pytest.approx(45.0)
     assert est.floor_cpu_hours == pytest.approx(2 * 60.0 / 3600)   # 2 threads per slot
     assert est.floor_wall_seconds == 60.0    # the PCA task (no floor) on the other slot
     assert [cost.flop_count(n) for n in (8.12e11, 3.971e12, 5.08e15)] == ["812 GFLOP", "3.97 TFLOP",
                                                                          "5.08 PFLOP"]
+
+
+@pytest.mark.parametrize("stop_on", ["mse", "nll"])
+@pytest.mark.parametrize("model", ["pertvae", "vae"])
+def test_validation_flops_are_the_layers_forward_products(model, stop_on):
+    """One validation's counted FLOPs equal its layers' forward products: the encoder once over the
+    validation rows (PertVAE: the pairs' x1; the VAE: both profiles of each pair), then per draw the IAF, the
+    drug effect (PertVAE) and the decoder, whose head gives only the mean when stopping on the mean's
+    squared error."""
+    from pertvae_core.config import FitConfig
+    from pertvae_core.model import PertVAE
+
+    cfg = make_config("demo", hidden=(16, 8), context=4, iaf_hidden=8, val_samples=3, stop_on=stop_on)
+    sp = cost.SplitShape(n_train=20, n_val=7, n_test=2, n_single=30, test_pairs=(2,), test_controls=(1,))
+    got, products = calibrate.validation_flops(model, 3, sp, 50, cfg)
+    pairs = model == "pertvae"
+    net = PertVAE(50, FitConfig(**dict(cfg.fit_kwargs(), latent=3)), [torch.Generator()], pairs=pairs)
+    rows = 7 if pairs else 14
+
+    def fwd(*layers, n_out=None):
+        return sum(2 * rows * m.n_in * (n_out or m.n_out) for m in layers)
+
+    iaf = [m for step in net.iaf.steps for m in (step.inp, step.out)]
+    head = fwd(net.dec_head, n_out=50 if stop_on == "mse" else None)
+    per_draw = fwd(*iaf) + fwd(net.dec1, net.dec2) + head + (2 * rows * 3 * 6 if pairs else 0)
+    assert 7 * got == fwd(net.enc1, net.enc2, net.enc_head) + 3 * per_draw   # per validation pair
+    assert ((1, rows, 50), (1, 50, net.enc1.n_out)) in products
+    assert calibrate.validation_flops(model, 3, cost.replace(sp, n_val=0), 50, cfg)[0] == got
 
 
 @pytest.mark.parametrize("model", ["pertvae", "vae"])
