@@ -138,17 +138,19 @@ def make_clock(device: str, threads: int) -> Clock:
 
 
 def random_split(sp: SplitShape, genes: int, rng: np.random.Generator) -> Any:
-    """A pertvae_core SplitData of random profiles with the rows of ``sp`` (x1_train cycling over
-    ``n_train_x1`` distinct controls)."""
+    """A pertvae_core SplitData of random profiles with the rows of ``sp`` (x1_train and x1_val cycling
+    over their distinct controls, ``n_train_x1`` and ``n_val_x1``)."""
     from pertvae_core.data import SplitData
 
     def r(n: int) -> np.ndarray:
         return rng.standard_normal((n, genes), dtype=np.float32)
 
+    def x1(n: int, distinct: int) -> np.ndarray:   # n pairs' controls, cycling over ``distinct`` profiles
+        return r(max(1, distinct))[np.arange(n) % max(1, distinct)]
+
     names = [f"cell{i}" for i in range(len(sp.test_pairs))]
-    n_x1 = max(1, sp.distinct_x1)
-    x1_train = r(n_x1)[np.arange(sp.n_train) % n_x1]
-    return SplitData(x1_train=x1_train, x2_train=r(sp.n_train), x1_val=r(sp.n_val), x2_val=r(sp.n_val),
+    return SplitData(x1_train=x1(sp.n_train, sp.distinct_x1), x2_train=r(sp.n_train),
+                     x1_val=x1(sp.n_val, sp.distinct_x1_val), x2_val=r(sp.n_val),
                      x1_test=r(sp.n_test), x2_test=r(sp.n_test), xs_train=r(sp.n_single),
                      xu_train=r(sp.n_unused), test_cell_line=np.repeat(names, sp.test_pairs).astype(str),
                      xc_test=r(sum(sp.test_controls)),
@@ -277,16 +279,18 @@ def step_flops(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConf
 def validation_flops(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConfig
                      ) -> tuple[float, Products]:
     """Floating-point operations of one validation (an epoch's end: ``val_samples`` draws over the
-    validation rows) per validation pair, and the operand shapes of the matrix products of a validation of
-    a split shaped like ``sp``: an epoch of a split with ``sp``'s validation pairs (at least 2) and a few
-    training rows, less the same with one validation pair (a split without any still validates one padding
-    row), per pair more."""
-    n = max(2, sp.n_val)
-    tiny = replace(sp, n_train=2, n_train_x1=-1, n_single=2, n_unused=0, n_val=n)
+    validation rows) of a split shaped like ``sp``, and the operand shapes of its matrix products: an epoch
+    of a split with twice ``sp``'s validation pairs (and distinct controls) and a few training rows, less
+    the same with ``sp``'s. (Not less one without validation pairs: such a split still validates a padding
+    row.)"""
+    if sp.n_val == 0:
+        return 0.0, ()
+    tiny = replace(sp, n_train=2, n_train_x1=-1, n_single=2, n_unused=0)
     steps = max(1, contender(model).steps_per_epoch(tiny, cfg))
-    with_n, products = _counted_fit(model, latent, tiny, genes, cfg, steps)
-    with_one = _counted_fit(model, latent, replace(tiny, n_val=1), genes, cfg, steps)[0]
-    return (with_n - with_one) / (n - 1), products
+    once, products = _counted_fit(model, latent, tiny, genes, cfg, steps)
+    twice = _counted_fit(model, latent, replace(tiny, n_val=2 * sp.n_val, n_val_x1=2 * sp.distinct_x1_val),
+                         genes, cfg, steps)[0]
+    return twice - once, products
 
 
 def gemm_peak(device: str, products: Iterable[tuple[tuple[int, ...], tuple[int, ...]]] = (),

@@ -398,7 +398,7 @@ def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, t
     finally:
         torch.set_num_threads(old_threads)
     measured = [replace(c, flops_step=counted[p][0][0],
-                        flops_val_pair=counted[p][1][0]) if p in counted
+                        flops_val_pair=counted[p][1][0] / max(1, p.shapes[0].n_val)) if p in counted
                 else c for p, c in zip(points, run.calibrations, strict=True)]
     return measured, run
 

@@ -77,11 +77,17 @@ class SplitShape:
     test_controls: tuple[int, ...]   # per test cell line
     n_train_x1: int = -1             # distinct controls among x1_train (-1: n_train, all distinct)
     n_unused: int = 0                # controls of the training cell lines no pair uses (xu_train)
+    n_val_x1: int = -1               # distinct controls among x1_val (-1: n_val, all distinct)
 
     @property
     def distinct_x1(self) -> int:
         """Distinct controls among x1_train (the plain VAE trains on each once)."""
         return self.n_train if self.n_train_x1 < 0 else self.n_train_x1
+
+    @property
+    def distinct_x1_val(self) -> int:
+        """Distinct controls among x1_val (the plain VAE validates on each once)."""
+        return self.n_val if self.n_val_x1 < 0 else self.n_val_x1
 
 
 @dataclass(frozen=True)
@@ -167,5 +173,6 @@ def split_shapes(shape: DrugShape, cfg: RunConfig) -> dict[tuple[int, int], Spli
             n_single=int(r.singletons.sum()),
             test_pairs=tuple(int((pair_cl == c).sum()) for c in sp.test_cell_lines),
             test_controls=tuple(int((control_cl == c).sum()) for c in sp.test_cell_lines),
-            n_train_x1=len(np.unique(pair_control[r.train])), n_unused=int(r.unused_controls.sum()))
+            n_train_x1=len(np.unique(pair_control[r.train])), n_unused=int(r.unused_controls.sum()),
+            n_val_x1=len(np.unique(pair_control[r.val])))
     return out

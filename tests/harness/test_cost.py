@@ -49,6 +49,7 @@ def test_split_shapes_are_the_rows_a_task_fits(cube, include_test_singletons):
             assert sum(got.test_pairs) == len(sd.x1_test) and sum(got.test_controls) == len(sd.xc_test)
             assert got.n_train_x1 == len(distinct_rows(sd.x1_train)), (drug, sp)   # the VAE's x1 profiles
             repeats += got.n_train_x1 < got.n_train
+            assert got.n_val_x1 == len(distinct_rows(sd.x1_val)), (drug, sp)   # the VAE validates on them
             assert len(got.test_pairs) == len(sp.test_cell_lines)
     assert repeats > 0   # some splits pair a control with several replicates
 
@@ -175,22 +176,25 @@ def test_validation_flops_are_the_layers_forward_products(model, stop_on):
     from pertvae_core.config import FitConfig
     from pertvae_core.model import PertVAE
 
-    cfg = make_config("demo", hidden=(16, 8), context=4, iaf_hidden=8, val_samples=3, stop_on=stop_on)
-    sp = cost.SplitShape(n_train=20, n_val=7, n_test=2, n_single=30, test_pairs=(2,), test_controls=(1,))
+    cfg = make_config("demo", hidden=(16, 8), context=4, iaf_hidden=8, iaf_steps=2, val_samples=3,
+                      stop_on=stop_on)
+    sp = cost.SplitShape(n_train=20, n_val=7, n_test=2, n_single=30, test_pairs=(2,), test_controls=(1,),
+                         n_val_x1=3)   # 7 validation pairs of 3 controls
     got, products = calibrate.validation_flops(model, 3, sp, 50, cfg)
     pairs = model == "pertvae"
     net = PertVAE(50, FitConfig(**dict(cfg.fit_kwargs(), latent=3)), [torch.Generator()], pairs=pairs)
-    rows = 7 if pairs else 14
+    rows = 7 if pairs else 3 + 7   # the VAE: each measured profile once (pertvae_core.data)
 
     def fwd(*layers, n_out=None):
         return sum(2 * rows * m.n_in * (n_out or m.n_out) for m in layers)
 
     iaf = [m for step in net.iaf.steps for m in (step.inp, step.out)]
+    assert len(iaf) == 4
     head = fwd(net.dec_head, n_out=50 if stop_on == "mse" else None)
     per_draw = fwd(*iaf) + fwd(net.dec1, net.dec2) + head + (2 * rows * 3 * 6 if pairs else 0)
-    assert 7 * got == fwd(net.enc1, net.enc2, net.enc_head) + 3 * per_draw   # per validation pair
+    assert got == fwd(net.enc1, net.enc2, net.enc_head) + 3 * per_draw
     assert ((1, rows, 50), (1, 50, net.enc1.n_out)) in products
-    assert calibrate.validation_flops(model, 3, cost.replace(sp, n_val=0), 50, cfg)[0] == got
+    assert calibrate.validation_flops(model, 3, cost.replace(sp, n_val=0, n_val_x1=0), 50, cfg)[0] == 0
 
 
 @pytest.mark.parametrize("model", ["pertvae", "vae"])
