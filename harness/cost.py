@@ -43,13 +43,13 @@ How the estimate is made:
   split (the matrix products, forward and backward) and of one validation (``val_samples`` draws over the
   validation rows, forward; per validation pair), each model's at its smallest and largest latent size,
   linear in between; a fit needs ``E x k`` such steps and ``E`` validations (early stopping validates every
-  epoch: for the pooled VAE, whose 800-odd validation pairs give 1,600-odd profiles, a validation is ~20% of
-  an epoch's arithmetic). At this machine's best float32 matrix-product rate (harness.calibrate.gemm_peak:
-  the best of a large square product and of every product of a step and of a validation at the run's
-  shapes, by CPU time, with the workers' threads, measured in the same calibration) that is a lower bound on
-  the fit's seconds in fp32; evaluation, PCA and the baselines are left out of it (they only add). bf16
-  products (``--precision``) run faster than float32's peak, so a bf16 run can come close to or beat this
-  floor.
+  epoch: for the pooled VAE, whose 800-odd validation pairs give 900-odd distinct profiles, a validation is
+  ~10% of an epoch's arithmetic). At this machine's best float32 matrix-product rate
+  (harness.calibrate.gemm_peak: the best of a large square product and of every product of a step and of a
+  validation at the run's shapes, by CPU time, with the workers' threads, measured in the same calibration)
+  that is a lower bound on the fit's seconds in fp32; evaluation, PCA and the baselines are left out of it
+  (they only add). bf16 products (``--precision``) run faster than float32's peak, so a bf16 run can come
+  close to or beat this floor.
 """
 
 from __future__ import annotations
