@@ -76,6 +76,7 @@ from harness.calibrate import (
 )
 from harness.config import ConfigError, RunConfig, make_config, parse_args
 from harness.contenders import REGISTRY, contender
+from harness.corun import corun_factors, scaled
 from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled
 from harness.prepare import GENERATED_CUBE, RunError, generated_spec, given_cube, select_drugs, synthetic_spec
 from harness.shapes import DrugShape, SplitShape, drug_shapes, pooled_shape, split_shapes
@@ -115,6 +116,8 @@ class Estimate:
     calibration: CalibrationRun | None = None
     first_fit: Mapping[tuple[str, int], float] = field(default_factory=dict)   # (model, latent) -> seconds
     val_flops: Mapping[FitKey, float] = field(default_factory=dict)   # of fit_flops, the validation's
+    corun: Mapping[str, float] = field(default_factory=dict)   # model -> its times' factor side by side
+    corun_others: int = 0   # other workers training beside each (harness.corun); 0: timed alone
 
     @property
     def disturbed(self) -> bool:
@@ -377,10 +380,12 @@ def _compiling_in_process(cfg: RunConfig) -> contextlib.AbstractContextManager:
     return torch._inductor.config.patch(compile_threads=1)
 
 
-def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, threads: int
-             ) -> tuple[list[Calibration], CalibrationRun]:
+def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, threads: int, others: int = 0
+             ) -> tuple[list[Calibration], CalibrationRun, dict[str, float]]:
     """Time ``points`` with the workers' torch and BLAS threads (harness.cluster.THREAD_ENV), each trained
-    one with its step's floating-point operations."""
+    one with its step's and validation's floating-point operations; with ``others`` > 0, each trained
+    model's times scaled by how much slower its steps run while that many other workers train beside it
+    (harness.corun; its factors are returned)."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -395,12 +400,22 @@ def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, t
                 warm_up(genes, cfg)
             products = {sh for both in counted.values() for _, shapes in both for sh in shapes}
             run = calibrate(points, genes, cfg, device, threads, sorted(products))
+            factors = corun_factors(points, run.calibrations, genes, cfg, threads, others)
     finally:
         torch.set_num_threads(old_threads)
-    measured = [replace(c, flops_step=counted[p][0][0],
-                        flops_val_pair=counted[p][1][0] / max(1, p.shapes[0].n_val)) if p in counted
-                else c for p, c in zip(points, run.calibrations, strict=True)]
-    return measured, run
+    measured = [scaled(replace(c, flops_step=counted[p][0][0],
+                               flops_val_pair=counted[p][1][0] / max(1, p.shapes[0].n_val)), factors)
+                if p in counted else c for p, c in zip(points, run.calibrations, strict=True)]
+    return measured, run, factors
+
+
+def side_by_side(cfg: RunConfig, slots: int, device: str) -> int:
+    """How many other workers train beside each one on this machine (harness.corun): a local CPU cluster's
+    workers, up to the cores, less one; 0 elsewhere (Slurm jobs run on other machines, a GPU has its own
+    memory)."""
+    if cfg.cluster != "local" or device != "cpu":
+        return 0
+    return max(0, min(slots, os.cpu_count() or 1) - 1)
 
 
 def interpolated(cfg: RunConfig, measured: Sequence[Calibration]) -> dict[tuple[str, int], Calibration]:
@@ -457,7 +472,8 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
     tasks = build_grid(cfg, names, splits_per_task=spt)
     points = calibration_points(cfg, names, shapes, splits, spt)
     t0 = time.perf_counter()
-    measured, run = _measure(points, next(iter(shapes.values())).genes, cfg, device, threads)
+    others = side_by_side(cfg, slots, device)
+    measured, run, factors = _measure(points, next(iter(shapes.values())).genes, cfg, device, threads, others)
     seconds = time.perf_counter() - t0
     cost, flops, val_flops = fit_costs(cfg, tasks, measured, splits)
     return Estimate(tuple(tasks), cost, {m: expected_epochs(cfg, m) for m in cfg.models}, cfg.max_epochs,
@@ -465,7 +481,8 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                     fit_flops=flops, val_flops=val_flops, peak=run.peak,
                     epoch_basis={m: epoch_basis(cfg, m) for m in _trained(cfg.models)},
                     precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run,
-                    first_fit={k: c.first_fit for k, c in interpolated(cfg, measured).items()})
+                    first_fit={k: c.first_fit for k, c in interpolated(cfg, measured).items()},
+                    corun=factors, corun_others=others)
 
 
 def paper_estimate(workers: int = 2, precision: str = "auto") -> Estimate:
@@ -549,6 +566,8 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     lines.append(f"  calibrated in {est.calibration_seconds:.1f} s on this machine ({est.device}, "
                  f"{est.threads} thread(s) per worker)" + (f": {steps}" if steps else ""))
     lines.append("  " + measured_how(est))
+    if est.corun_others:
+        lines.append("  " + side_by_side_how(est))
     lines.append("  not counted: starting the cluster, the workers' reads of the cube, the report")
     lines.append("nothing was run or written; drop --dry-run to run the grid")
     return "\n".join(lines)
@@ -565,6 +584,17 @@ def measured_how(est: Estimate) -> str:
     return (f"times: {clock}, the median of {min(c.rounds, CAL_ROUNDS)} alternating repetitions ({c.rounds} "
             f"taken); the slowest repetition of {c.worst} took {c.spread:.2f} x the fastest; load average "
             f"{c.load[0]:.1f} before, {c.load[1]:.1f} after, on {os.cpu_count() or 1} cores{cpu_model()}")
+
+
+def side_by_side_how(est: Estimate) -> str:
+    """What the workers' sharing of this machine does to the estimate (harness.corun)."""
+    n = est.corun_others
+    if not est.corun:
+        return (f"side by side: not measured (a helper process failed); steps counted as timed alone, though "
+                f"{n} other worker(s) train beside each")
+    each = ", ".join(f"{m} {f:.2f}x" for m, f in est.corun.items())
+    return (f"side by side: a step took {each} its time alone while {n} other worker(s) trained the same "
+            f"(the workers share the memory bus and cache); counted")
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

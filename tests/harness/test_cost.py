@@ -3,6 +3,7 @@ estimate's arithmetic, worker slots, and the dry run (grid printed, nothing writ
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -133,6 +134,10 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
     assert (f"pertvae after {round(demo['pertvae'])} of 150 epochs (as measured on the demo preset's "
             f"synthetic cube)") in text
     assert "on 2 local worker(s), 1 thread each" in text
+    # 2 local workers on this machine: each trained model's times scaled by its steps' factor side by side
+    if (os.cpu_count() or 1) >= 2:
+        assert est.corun_others == 1 and set(est.corun) == {"pertvae", "vae"}
+        assert "  side by side: a step took pertvae " in text
 
 
 def test_wall_time_puts_each_task_on_the_first_free_slot():
