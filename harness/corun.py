@@ -2,7 +2,8 @@
 
 Local one-thread workers on separate cores still share the memory bus and the last-level cache, and a
 training step at the paper's sizes is mostly memory traffic (README): on the development machine a
-compiled bf16 VAE step took 1.05-1.10x its CPU time alone while a second process ran the same steps.
+compiled bf16 VAE step took 1.05-1.10x its CPU time alone while a second process ran the same steps, and
+the dry run's factors were 1.04-1.15x.
 The calibration (harness.calibrate) times every step alone, so for a local cluster of n > 1 workers the cost
 model (harness.cost) scales each trained model's step, validation, setup and evaluation time by the factor
 measured here (:func:`corun_factors`): each trained calibration point is timed again, the median of

@@ -38,6 +38,9 @@ How the estimate is made:
   reused by the worker's later fits of that shape (an upper bound: inductor's disk cache, filled by another
   worker or an earlier run, makes it a few seconds). Not counted: starting the cluster, the
   workers' reads of the cube, the report.
+- **Workers side by side** (harness.corun): with n > 1 local CPU workers, each trained model's calibrated
+  times are scaled by how much slower its steps ran while n - 1 helper processes trained the same points
+  beside the calibration (the workers share the memory bus and cache; 1.04-1.15x at paper sizes here).
 - **The arithmetic floor**: what no implementation of this grid can beat on this machine at the same
   epochs. ``torch.utils.flop_counter`` counts the floating-point operations of one training step of one
   split (the matrix products, forward and backward) and of one validation (``val_samples`` draws over the
