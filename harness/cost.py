@@ -563,8 +563,9 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     if assumed:
         lines.append("  early stopping of " + "; ".join(assumed) + "; the epochs to stop vary with drug and "
                      "latent size, so read it as +-50%")
-    steps = ", ".join(f"{c.model} latent {c.latent}: {c.step * 1000:.1f} ms/step of {c.splits} split(s)"
-                      + (f" ({c.step_one * 1000:.1f} of 1)" if c.splits > 1 else "")
+    alone = {c.model: 1000 / est.corun.get(c.model, 1.0) for c in est.calibrations}   # ms, as timed alone
+    steps = ", ".join(f"{c.model} latent {c.latent}: {c.step * alone[c.model]:.1f} ms/step of {c.splits} "
+                      f"split(s)" + (f" ({c.step_one * alone[c.model]:.1f} of 1)" if c.splits > 1 else "")
                       for c in est.calibrations if contender(c.model).timed_by_fit)
     lines.append(f"  calibrated in {est.calibration_seconds:.1f} s on this machine ({est.device}, "
                  f"{est.threads} thread(s) per worker)" + (f": {steps}" if steps else ""))
@@ -596,8 +597,8 @@ def side_by_side_how(est: Estimate) -> str:
         return (f"side by side: not measured (a helper process failed); steps counted as timed alone, though "
                 f"{n} other worker(s) train beside each")
     each = ", ".join(f"{m} {f:.2f}x" for m, f in est.corun.items())
-    return (f"side by side: a step took {each} its time alone while {n} other worker(s) trained the same "
-            f"(the workers share the memory bus and cache); counted")
+    return (f"side by side: a step took {each} its time alone (above) while {n} other worker(s) trained the "
+            f"same (the workers share the memory bus and cache); the estimate counts it")
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

@@ -72,7 +72,7 @@ def test_the_dry_run_says_what_side_by_side_did():
     base = dict(tasks=(), fit_cost={}, epochs={}, max_epochs=10, slots=2, threads=1, device="cpu", where="",
                 calibrations=(), calibration_seconds=0.0, load=0.0)
     est = cost.Estimate(**base, corun={"vae": 1.06}, corun_others=1)
-    assert cost.side_by_side_how(est).startswith("side by side: a step took vae 1.06x its time alone while 1 "
-                                                "other worker(s) trained")
+    assert cost.side_by_side_how(est).startswith("side by side: a step took vae 1.06x its time alone (above) "
+                                                "while 1 other worker(s) trained")
     failed = cost.Estimate(**base, corun={}, corun_others=1)
     assert "not measured" in cost.side_by_side_how(failed)

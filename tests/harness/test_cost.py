@@ -138,6 +138,9 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
     if (os.cpu_count() or 1) >= 2:
         assert est.corun_others == 1 and set(est.corun) == {"pertvae", "vae"}
         assert "  side by side: a step took pertvae " in text
+        pv = next(c for c in est.calibrations if c.model == "pertvae")   # times counted side by side ...
+        alone = pv.step * 1000 / est.corun["pertvae"]   # ... printed as timed alone
+        assert f"pertvae latent {pv.latent}: {alone:.1f} ms/step of {pv.splits} split(s)" in text
 
 
 def test_wall_time_puts_each_task_on_the_first_free_slot():
