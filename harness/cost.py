@@ -475,7 +475,7 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
     tasks = build_grid(cfg, names, splits_per_task=spt)
     points = calibration_points(cfg, names, shapes, splits, spt)
     t0 = time.perf_counter()
-    others = side_by_side(cfg, slots, device)
+    others = side_by_side(cfg, slots, device) if any(p.lens for p in points) else 0   # nothing to time
     measured, run, factors = _measure(points, next(iter(shapes.values())).genes, cfg, device, threads, others)
     seconds = time.perf_counter() - t0
     cost, flops, val_flops = fit_costs(cfg, tasks, measured, splits)

@@ -76,3 +76,18 @@ def test_the_dry_run_says_what_side_by_side_did():
                                                 "while 1 other worker(s) trained")
     failed = cost.Estimate(**base, corun={}, corun_others=1)
     assert "not measured" in cost.side_by_side_how(failed)
+
+
+def test_nothing_trained_nothing_timed_side_by_side(tmp_path):
+    """PCA and the baselines alone on 2 local workers: no step to time beside another, so the dry run says
+    nothing of it (not that a helper failed)."""
+    from datasets.cube import write_cube
+    from datasets.synthetic import generate
+
+    cube = write_cube(generate("demo", 0), tmp_path / "demo.zarr")
+    cfg = make_config("demo", data=str(cube), drugs=("selumetinib",), models=("pca", "baselines"),
+                      n_repeats=1, n_folds=3, cluster="local", workers=2)
+    est = cost.estimate(cfg, cube, ["selumetinib"])
+    assert est.corun_others == 0 and est.corun == {}
+    assert "side by side" not in cost.render(cfg, est, "cube x")
+    assert multiprocessing.active_children() == []
