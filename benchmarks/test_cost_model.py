@@ -23,7 +23,9 @@ PertVAE's and the VAE's own; ``over_steps_floor``: against the training steps' p
 it was before the validations were counted),
 ``floor_cpu_hours``, ``floor_wall_hours``, ``side_by_side`` (each model's step factor with the other worker
 training beside it, harness.corun, counted in the estimate),
-``peak_gflops`` per worker, and the calibrations' spread and load. It reads the paper cube's shapes and
+``peak_gflops`` per worker, ``memory_gbps`` (one thread's memory rate, harness.calibrate.stream_rate: the
+steps are mostly memory traffic, so the ratios move with it on a shared host), and the calibrations' spread
+and load. It reads the paper cube's shapes and
 calibrates at paper sizes (minutes), so it runs with --benchmark-only only.
 """
 
@@ -150,6 +152,7 @@ def _grid_figures(est: cost.Estimate) -> dict:
             "over_steps_floor": round(est.total_seconds / est.steps_floor_seconds, 3),
             "side_by_side": {m: round(f, 3) for m, f in est.corun.items()},
             "peak_gflops": round(est.peak / 1e9, 1),
+            "memory_gbps": round(est.calibration.stream / 1e9, 1) if est.calibration else 0.0,
             "peak_at": est.peak_at, "steps_ms": {f"{c.model}@{c.latent}": round(c.step * 1e3, 1)
                                                   for c in est.calibrations if c.step},
             "calibration": cost.measured_how(est), "disturbed": est.disturbed}
@@ -188,7 +191,8 @@ def test_paper_grid_estimate(benchmark, request) -> None:
         print(f"\nthe whole paper grid, {p} products (paper preset, paper-shaped synthetic cube, 19 drugs, "
               f"10 x 5 CV, Figure 2 pooled): {e.cpu_hours:.1f} CPU-hours, {e.wall_seconds / 3600:.1f} h wall "
               f"on 2 workers; fp32 arithmetic floor {e.floor_cpu_hours:.1f} CPU-hours "
-              f"({e.floor_wall_seconds / 3600:.1f} h wall) at {e.peak / 1e9:.1f} GFLOP/s per worker: "
-              f"{info[p]['over_floor']} x the floor ({info[p]['over_steps_floor']} x the steps' alone; per "
-              f"model {info[p]['over_floor_per_model']}; side by side {info[p]['side_by_side']}); "
+              f"({e.floor_wall_seconds / 3600:.1f} h wall) at {e.peak / 1e9:.1f} GFLOP/s per worker, memory "
+              f"{info[p]['memory_gbps']} GB/s per thread: {info[p]['over_floor']} x the floor "
+              f"({info[p]['over_steps_floor']} x the steps' alone; per model "
+              f"{info[p]['over_floor_per_model']}; side by side {info[p]['side_by_side']}); "
               f"{cost.measured_how(e)}")

@@ -5,8 +5,11 @@ A PertVAE step (64 pairs + 64 singletons: 192 profiles through encoder, IAF and 
 300), S = 1 and S = 10 models batched, and S = 1 with torch.compile (the paper preset's default), on one
 torch thread (as a grid worker). The fp32 and bf16 steps alternate in one process, a turn's first step
 untimed (a fit's steps run back to back), and each keeps the median of its CPU times (benchmarks/_data.py).
-extra_info: ``fp32_ms``, ``bf16_ms``, ``bf16_over_fp32`` (goal at paper size, S = 1: <= 0.75) and the load
-average.
+extra_info: ``fp32_ms``, ``bf16_ms``, ``bf16_over_fp32`` (goal at paper size, S = 1: <= 0.75), the load
+average and ``memory_gbps`` (one thread's memory rate before and after, harness.calibrate.stream_rate): the
+two steps share the same memory-bound work (Adam, the weight norms), so when the host's memory is busy the
+ratio rises (the VAE's compiled step: 0.752 on one day, 0.834 on a day when every step took ~2x as long at
+the same load average).
 With --benchmark-disable a small model is used so the run stays quick. Nothing here asserts a time.
 """
 
@@ -16,6 +19,7 @@ import pytest
 import torch
 
 from benchmarks._data import alternate, load_average
+from harness.calibrate import stream_rate
 from pertvae_core.config import FitConfig
 from pertvae_core.model import PertVAE
 from pertvae_core.train import make_train_step
@@ -53,7 +57,7 @@ def test_bf16_over_fp32_step(benchmark, request, one_thread, model_kind: str, n_
     sizes, genes = (SMALL, 50) if small else (PAPER, 978)
     runs = {p: train_step(model_kind, p, n_models, genes, sizes, compiled=compiled)
             for p in ("fp32", "bf16")}
-    load = load_average()
+    load, memory = load_average(), stream_rate("cpu")
     med = alternate(runs, reps=3 if small else (15 if n_models == 1 else 5), warmup=2, settle=1)
     loss = benchmark.pedantic(runs["bf16"], rounds=1, iterations=1)
     assert loss.shape == (n_models,) and torch.isfinite(loss).all()
@@ -61,9 +65,11 @@ def test_bf16_over_fp32_step(benchmark, request, one_thread, model_kind: str, n_
             "latent": sizes["latent"],
             "threads": torch.get_num_threads(), "fp32_ms": round(med["fp32"] * 1e3, 2),
             "bf16_ms": round(med["bf16"] * 1e3, 2), "bf16_over_fp32": round(med["bf16"] / med["fp32"], 3),
-            "load_average": [load, load_average()], "clock": "process CPU time, median of alternating steps"}
+            "load_average": [load, load_average()], "clock": "process CPU time, median of alternating steps",
+            "memory_gbps": [round(memory / 1e9, 1), round(stream_rate("cpu") / 1e9, 1)]}
     info["headline"] = ["fp32_ms", "bf16_ms", "bf16_over_fp32"]
     benchmark.extra_info.update(info)
     mode = ", compiled" if compiled else ""
     print(f"\n{model_kind} step, S={n_models}{mode}, {genes} genes: fp32 {info['fp32_ms']} ms, bf16 "
-          f"{info['bf16_ms']} ms (CPU time): bf16/fp32 = {info['bf16_over_fp32']} (load average {load:.1f})")
+          f"{info['bf16_ms']} ms (CPU time): bf16/fp32 = {info['bf16_over_fp32']} (load average {load:.1f}, "
+          f"memory {info['memory_gbps'][0]} GB/s per thread)")

@@ -22,6 +22,15 @@ device synchronization (the kernels' time is not the host's).
 - **The GEMM peak** (:func:`gemm_peak`): the best float32 matrix-product rate this machine reaches, over a
   large square product and every product of a training step and of a validation at the run's own shapes
   (recorded by :func:`step_flops` and :func:`validation_flops`), best of several repetitions in every round.
+- **The memory rate** (:func:`stream_rate`, CPU only): bytes per second of one thread's in-place pass over
+  a ``STREAM_MB`` buffer (a paper-sized step's weights, gradients and Adam state fill 30-40 MiB), the median
+  of the rounds. A step is mostly memory traffic and the floor is arithmetic, so on a shared host (other
+  machines' work on the same memory and caches) the steps' times vary between days more than the GEMM peak,
+  on cached operands, does (here steps ~1.6x slower one day than another, the peak 0.75-0.95x). Within one
+  session a VAE step's time followed this rate (correlation -0.55 over 664 samples) and a random-access
+  gather's time (+0.62), not the peak's (-0.17). Whether it tracks the differences between days is not known
+  (on the slow day calibrations measured 27-31 GB/s; the earlier day's was not measured), so the dry run
+  prints it as context beside the load average, not as a correction.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from harness.shapes import SplitShape
 
 PEAK_SIZE = {"cpu": 1024, "cuda": 4096}   # n of the n x n x n float32 product timed by gemm_peak
 PEAK_REPEATS = 3      # repetitions of each product per round (the best counts)
+STREAM_MB = 64        # MiB, the buffer of stream_rate: of the order of a paper-sized step's working set
 WARMUP_STEPS = 2      # first step intervals left out of the step time (allocation, dispatch caches)
 MIN_STEPS = 10        # step intervals timed at least
 MAX_STEPS = 300       # calibration cap: an epoch longer than this has its validation left uncounted
@@ -100,7 +110,8 @@ class Point:
 @dataclass(frozen=True)
 class CalibrationRun:
     """The outcome of :func:`calibrate`: one median Calibration per point, the GEMM peak and how steady the
-    rounds were. ``spread``: the largest slowest/fastest ratio of a point's step time over the kept rounds
+    rounds were; ``stream``: one thread's memory rate in bytes/s (:func:`stream_rate`; 0 on a GPU).
+    ``spread``: the largest slowest/fastest ratio of a point's step time over the kept rounds
     (``worst``: that point); ``disturbed``: above MAX_SPREAD after MAX_ROUNDS. ``cpu_share``: this process's
     CPU time / wall time over the calibration (1.0 per thread when it had the CPU to itself); ``load``: the
     1-minute load average before and after."""
@@ -115,6 +126,7 @@ class CalibrationRun:
     cpu_share: float
     load: tuple[float, float]
     seconds: float
+    stream: float = 0.0
 
 
 def load_average() -> float:
@@ -320,6 +332,31 @@ def gemm_peak(device: str, products: Iterable[tuple[tuple[int, ...], tuple[int, 
     return best, at
 
 
+def stream_rate(device: str, clock: Clock = time.thread_time, mb: int = STREAM_MB,
+                repeats: int = PEAK_REPEATS) -> float:
+    """Bytes per second of one thread's in-place ``add_`` over an ``mb`` MiB float32 buffer (each element
+    read and written once), the best of ``repeats`` timed by ``clock`` (default: this thread's CPU time; a
+    pass split over several threads measured too noisily by CPU time: 33-129 GB/s on 2 threads here, 19-21 on
+    one); 0.0 on a GPU, whose memory a step does not wait on the same way (module docstring)."""
+    import torch
+
+    if torch.device(device).type != "cpu":
+        return 0.0
+    buf = torch.zeros(mb << 18)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        buf.add_(1.0)   # the pages are touched before any pass is timed
+        t = math.inf
+        for _ in range(repeats):
+            t0 = clock()
+            buf.add_(1.0)
+            t = min(t, clock() - t0)
+    finally:
+        torch.set_num_threads(before)
+    return 2.0 * buf.numel() * buf.element_size() / t if 0 < t < math.inf else 0.0
+
+
 # ---------------------------------------------------------------------------------------------------
 # alternating rounds
 
@@ -362,12 +399,13 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
     load0, w0, c0 = load_average(), time.perf_counter(), time.process_time()
     first = one_round()   # the warm-up round, not kept: a process's first fit at these shapes
     rounds: list[list[Calibration]] = []
-    peak, peak_at = 0.0, ""
+    peak, peak_at, streams = 0.0, "", []
     while True:
         rounds.append(one_round())
         pk, at = gemm_peak(device, products, clock)
         if pk > peak:
             peak, peak_at = pk, at
+        streams.append(stream_rate(device))
         kept = rounds[-CAL_ROUNDS:]
         spreads = [_spread([r[i] for r in kept]) for i in range(len(points))] or [1.0]
         worst = int(np.argmax(spreads))
@@ -381,4 +419,4 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
         peak_at=peak_at, rounds=len(rounds), spread=spreads[worst],
         worst=f"{points[worst].model} latent {points[worst].latent}" if points else "",
         disturbed=spreads[worst] > MAX_SPREAD, cpu_share=cpu / wall / max(1, threads) if wall > 0 else 1.0,
-        load=(load0, load_average()), seconds=wall)
+        load=(load0, load_average()), seconds=wall, stream=statistics.median(streams))

@@ -52,7 +52,9 @@ How the estimate is made:
   validation at the run's shapes, by CPU time, with the workers' threads, measured in the same calibration)
   that is a lower bound on the fit's seconds in fp32; evaluation, PCA and the baselines are left out of it
   (they only add). bf16 products (``--precision``) run faster than float32's peak, so a bf16 run can come
-  close to or beat this floor.
+  close to or beat this floor. The steps themselves are mostly memory traffic, so the dry run prints the
+  memory rate measured beside the peak (harness.calibrate.stream_rate): on a shared host the steps' times
+  vary between days more than the peak does (README).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ from typing import Any
 from harness.calibrate import (
     CAL_ROUNDS,
     MAX_SPREAD,
+    STREAM_MB,
     Calibration,
     CalibrationRun,
     Point,
@@ -558,6 +561,8 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                      f"estimate is {est.total_seconds / est.floor_seconds:.2f} x the floor ("
                      f"{est.total_seconds / est.steps_floor_seconds:.2f} x the training steps' alone)"
                      + ("; bf16 products can beat it" if est.precision == "bf16" else ""))
+    if est.floor_seconds > 0 and est.calibration is not None and est.calibration.stream > 0:
+        lines.append("  " + memory_how(est.calibration.stream))
     assumed = [f"{m} after {e:g} of {cfg.max_epochs} epochs ({est.epoch_basis.get(m, 'assumed')})"
                for m, e in est.epochs.items() if m in _trained(cfg.models)]
     if assumed:
@@ -588,6 +593,15 @@ def measured_how(est: Estimate) -> str:
     return (f"times: {clock}, the median of {min(c.rounds, CAL_ROUNDS)} alternating repetitions ({c.rounds} "
             f"taken); the slowest repetition of {c.worst} took {c.spread:.2f} x the fastest; load average "
             f"{c.load[0]:.1f} before, {c.load[1]:.1f} after, on {os.cpu_count() or 1} cores{cpu_model()}")
+
+
+def memory_how(stream: float) -> str:
+    """The memory rate the calibration measured (harness.calibrate.stream_rate), as context for the ratio to
+    the floor (not a correction of it)."""
+    return (f"memory: {stream / 1e9:.1f} GB/s per thread (a pass over {STREAM_MB} MiB, read and written); "
+            f"the steps are mostly memory traffic (weights, gradients, Adam state), which the arithmetic "
+            f"floor does not count: on a shared host their times, and the estimate's ratio to the floor, "
+            f"vary between days more than the floor does")
 
 
 def side_by_side_how(est: Estimate) -> str:

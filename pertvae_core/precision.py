@@ -8,8 +8,9 @@ CPU, cuBLAS on a GPU). On a CPU with native bfloat16 instructions (AVX512-BF16, 
 oneDNN rounds the float32 operands to bfloat16 inside the product and writes float32
 (pertvae_core.layers.bf16_math): no cast passes, and the outputs keep float32's precision. Elsewhere the
 operands are cast to bfloat16 and the bfloat16 output is widened back to float32 (torch's CPU backend has no
-bfloat16 product with a float32 output). On a CPU with native bfloat16 a training step takes ~0.7x the
-float32 time (benchmarks/test_precision.py, benchmarks/test_step_overhead.py).
+bfloat16 product with a float32 output). On a CPU with native bfloat16 a training step takes 0.6-0.86x the
+float32 time, the more when the host's memory is busy (the memory-bound work is the same in both;
+benchmarks/test_precision.py, benchmarks/test_step_overhead.py).
 
 "auto" is bf16 where the hardware computes bfloat16 products natively (a CPU with avx512_bf16 or amx_bf16, an
 ARM CPU with bf16, a GPU that torch says supports bfloat16), else fp32. Elsewhere bf16 still runs, emulated

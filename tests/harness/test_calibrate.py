@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
+import torch
 
 from harness import calibrate as cal
 from harness import cost
@@ -18,8 +20,11 @@ SP = cal.SplitShape(n_train=20, n_val=4, n_test=4, n_single=10, test_pairs=(4,),
 
 
 def _fake(monkeypatch: pytest.MonkeyPatch, steps: list[float]) -> list[float]:
-    """calibrate_fit returns the given step times one after another (the first is the warm-up round's)."""
+    """calibrate_fit returns the given step times one after another (the first is the warm-up round's);
+    the memory rate is 1, 2, 3, ... GB/s in the kept rounds."""
     left = list(steps)
+    rates = iter(range(1, 100))
+    monkeypatch.setattr(cal, "stream_rate", lambda device: next(rates) * 1e9)
 
     def fit(p, genes, cfg, clock):
         return cal.Calibration(p.model, p.latent, 1, left.pop(0), 0.01, 0.1, 0.2)
@@ -41,6 +46,7 @@ def test_rounds_keep_the_median_and_recalibrate_until_they_agree(monkeypatch, st
     assert run.calibrations[0].step == step and run.worst == "pertvae latent 3"
     assert run.spread == pytest.approx(max(steps[-3:]) / min(steps[-3:]))
     assert run.peak == 1e11 and run.load[0] >= 0 and 0 < run.cpu_share
+    assert run.stream == (rounds + 1) / 2 * 1e9   # the median of the rounds' 1, 2, ..., rounds GB/s
 
 
 def test_a_disturbed_calibration_prints_no_estimate(monkeypatch, tmp_path, capsys):
@@ -63,6 +69,17 @@ def test_gemm_peak_is_the_best_rate_over_the_square_and_the_steps_products():
     assert (peak, at) == (2.0 * 1024**3, "1024x1024x1024")
     real, where = cal.gemm_peak("cpu", products)
     assert real > 1e8 and where in ("1024x1024x1024", "64x300x200", "64x40x30")
+
+
+def test_stream_rate_is_a_read_and_a_write_per_element_on_one_thread():
+    ticks = iter(range(10**6))
+    # a fake clock: each pass takes one tick, so the rate is the bytes a pass moves
+    assert cal.stream_rate("cpu", clock=lambda: float(next(ticks)), mb=1) == 2.0 * 2**20
+    threads = torch.get_num_threads()
+    seen = []
+    real = cal.stream_rate("cpu", clock=lambda: seen.append(torch.get_num_threads()) or time.thread_time())
+    assert real > 1e8 and set(seen) == {1} and torch.get_num_threads() == threads
+    assert cal.stream_rate("cuda") == 0.0   # not measured on a GPU (no CUDA needed to say so)
 
 
 def _burners(n: int) -> list[subprocess.Popen]:

@@ -3,6 +3,7 @@ estimate's arithmetic, worker slots, and the dry run (grid printed, nothing writ
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -134,6 +135,13 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
     assert (f"pertvae after {round(demo['pertvae'])} of 150 epochs (as measured on the demo preset's "
             f"synthetic cube)") in text
     assert "on 2 local worker(s), 1 thread each" in text
+    # the memory rate measured beside the peak, one thread's, printed under the floor
+    assert est.calibration.stream > 1e8
+    assert (f"  memory: {est.calibration.stream / 1e9:.1f} GB/s per thread (a pass over 64 MiB, read and "
+            f"written); the steps are mostly memory traffic") in text
+    assert text.index("arithmetic floor: ") < text.index("  memory: ")
+    nomem = dataclasses.replace(est, calibration=dataclasses.replace(est.calibration, stream=0.0))
+    assert "memory:" not in cost.render(cfg, nomem, "cube x")   # a GPU's: not measured
     # 2 local workers on this machine: each trained model's times scaled by its steps' factor side by side
     if (os.cpu_count() or 1) >= 2:
         assert est.corun_others == 1 and set(est.corun) == {"pertvae", "vae"}
