@@ -68,6 +68,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness import hugepages
 from harness.calibrate import (
     CAL_ROUNDS,
     MAX_SPREAD,
@@ -693,4 +694,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    hugepages.reexec()   # the heap in huge pages, as in the workers (harness.hugepages)
     sys.exit(main())

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets.disk import DISK_ERRORS, write_failure
-from harness import cost, outlock
+from harness import cost, hugepages, outlock
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
 from harness.contenders import REGISTRY
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
@@ -581,4 +581,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    hugepages.reexec()   # the heap in huge pages, as in the workers (harness.hugepages)
     sys.exit(main())

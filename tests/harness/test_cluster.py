@@ -147,16 +147,20 @@ def test_slurm_kwargs_gpus_lifetime_and_directives(tmp_path):
 def _malloc_env() -> dict:
     from harness.cluster import MALLOC_ENV
 
-    return {k: os.environ.get(k) for k in MALLOC_ENV}
+    return {k: os.environ.get(k) for k in (*MALLOC_ENV, "GLIBC_TUNABLES")}
 
 
-def test_local_workers_get_the_malloc_settings():
-    """Workers start with MALLOC_ENV, not Dask's 64 KiB trim threshold (which slowed training 1.7x)."""
+def test_local_workers_get_the_malloc_settings(monkeypatch):
+    """Workers start with MALLOC_ENV, not Dask's 64 KiB trim threshold (which slowed training 1.7x), and with
+    the heap in huge pages (harness.hugepages), a GLIBC_TUNABLES of the user's kept."""
     from harness.cluster import MALLOC_ENV
 
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.check=0")
     with open_cluster(make_config("demo", cluster="local", workers=1, dashboard_address=":0"), gpus=0) as h:
         got = h.client.run(_malloc_env)
-    assert list(got.values()) == [MALLOC_ENV], got
+    tunables = "glibc.malloc.check=0:glibc.malloc.hugetlb=1"
+    assert list(got.values()) == [{**MALLOC_ENV, "GLIBC_TUNABLES": tunables}], got
+    assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.check=0"   # this process's own, restored
 
 
 def test_slurm_job_script_exports_the_malloc_settings():
@@ -169,6 +173,7 @@ def test_slurm_job_script_exports_the_malloc_settings():
     assert len(lines) == 1
     value = ast.literal_eval(ast.literal_eval(lines[0].split("=", 1)[1]))
     assert {k: value[k] for k in MALLOC_ENV} == MALLOC_ENV
+    assert "glibc.malloc.hugetlb=1" in value["GLIBC_TUNABLES"].split(":")
 
 
 class _NoWorkers:
