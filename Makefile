@@ -19,8 +19,9 @@ demo: $(STAMP)
 	$(BIN)/python -m harness.run --preset demo --out runs/demo
 
 # Huge pages for the heap (harness.hugepages) as a run's processes have them; set here (glibc reads it when a
-# process starts), so the suite's CLI subprocesses need not re-execute themselves for it
-HUGEPAGES := GLIBC_TUNABLES=$${GLIBC_TUNABLES:+$$GLIBC_TUNABLES:}glibc.malloc.hugetlb=1
+# process starts), so the suite's CLI subprocesses need not re-execute themselves for it. A GLIBC_TUNABLES of
+# your own is kept, and one that sets glibc.malloc.hugetlb wins (harness.hugepages.tunables)
+HUGEPAGES = GLIBC_TUNABLES="$$($(BIN)/python -c 'import os; from harness.hugepages import tunables; print(tunables(os.environ.get("GLIBC_TUNABLES")))')"
 
 test: $(STAMP)
 	$(BIN)/ruff check .
