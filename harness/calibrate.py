@@ -26,10 +26,11 @@ device synchronization (the kernels' time is not the host's).
   a ``STREAM_MB`` buffer (a paper-sized step's weights, gradients and Adam state fill 30-40 MiB), the median
   of the rounds. A step is mostly memory traffic and the floor is arithmetic, so on a shared host (other
   machines' work on the same memory and caches) the steps' times vary between days more than the GEMM peak,
-  on cached operands, does (here steps ~1.6x slower one day than another, the peak 0.75-0.95x). Within one
+  on cached operands, does (here steps ~1.6x slower one day than another, the peak at 167-197 GFLOP/s
+  against 200-233). Within one
   session a VAE step's time followed this rate (correlation -0.55 over 664 samples) and a random-access
   gather's time (+0.62), not the peak's (-0.17). Whether it tracks the differences between days is not known
-  (on the slow day calibrations measured 27-31 GB/s; the earlier day's was not measured), so the dry run
+  (on the slow day calibrations measured 27-34 GB/s; the earlier day's was not measured), so the dry run
   prints it as context beside the load average, not as a correction.
 """
 
@@ -336,7 +337,7 @@ def stream_rate(device: str, clock: Clock = time.thread_time, mb: int = STREAM_M
                 repeats: int = PEAK_REPEATS) -> float:
     """Bytes per second of one thread's in-place ``add_`` over an ``mb`` MiB float32 buffer (each element
     read and written once), the best of ``repeats`` timed by ``clock`` (default: this thread's CPU time; a
-    pass split over several threads measured too noisily by CPU time: 33-129 GB/s on 2 threads here, 19-21 on
+    pass split over several threads measured too noisily by CPU time: 33-129 GB/s on 2 threads here, 17-27 on
     one); 0.0 on a GPU, whose memory a step does not wait on the same way (module docstring)."""
     import torch
 

@@ -325,38 +325,6 @@ def set_torch_threads(n: int) -> None:
 
 
 @contextmanager
-def in_process_threads(n: int = 1) -> Iterator[int]:
-    """``--cluster none``: run the block with torch's intra-op threads and the BLAS pools (threadpoolctl;
-    without it the BLAS env knobs, read by libraries loaded later) at ``n``, the threads of one local worker,
-    then restore them. Left at torch's default (every core) tiny in-process fits took ~50 s instead of the
-    5-9 s they take in a 1-thread worker."""
-    if n < 1:
-        raise ClusterError(f"in_process_threads: n must be >= 1, got {n!r}")
-    import torch
-
-    before, env = torch.get_num_threads(), {k: os.environ.get(k) for k in THREAD_ENV}
-    for k in THREAD_ENV:
-        os.environ[k] = str(n)
-    torch.set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        limits: Any = nullcontext()
-    else:
-        limits = threadpool_limits(limits=n)
-    try:
-        with limits:
-            yield n
-    finally:
-        torch.set_num_threads(before)
-        for k, v in env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextmanager
 def _environ(values: dict[str, str]) -> Iterator[None]:
     """This process's environment with ``values`` set within the block, restored after."""
     before = {k: os.environ.get(k) for k in values}
@@ -369,6 +337,32 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextmanager
+def in_process_threads(n: int = 1) -> Iterator[int]:
+    """``--cluster none``: run the block with torch's intra-op threads and the BLAS pools (threadpoolctl;
+    without it the BLAS env knobs, read by libraries loaded later) at ``n``, the threads of one local worker,
+    then restore them. Left at torch's default (every core) tiny in-process fits took ~50 s instead of the
+    5-9 s they take in a 1-thread worker."""
+    if n < 1:
+        raise ClusterError(f"in_process_threads: n must be >= 1, got {n!r}")
+    import torch
+
+    before = torch.get_num_threads()
+    with _environ({k: str(n) for k in THREAD_ENV}):
+        torch.set_num_threads(n)
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            limits: Any = nullcontext()
+        else:
+            limits = threadpool_limits(limits=n)
+        try:
+            with limits:
+                yield n
+        finally:
+            torch.set_num_threads(before)
 
 
 def torch_threads() -> int:

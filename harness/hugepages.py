@@ -74,10 +74,9 @@ def reexec() -> None:
     environment, once: a no-op where it is already there (so no loop), where it cannot take effect
     (:func:`supported`) or where the exec fails. Call it first thing in a command's entry point, never from a
     library function (it replaces the running program)."""
-    want = tunables(os.environ.get(ENV))
-    if want == os.environ.get(ENV) or not supported():
+    env = with_tunable(os.environ)
+    if env[ENV] == os.environ.get(ENV) or not supported():
         return
-    env = {**os.environ, ENV: want}
     try:
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
     except OSError:
