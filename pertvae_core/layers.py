@@ -17,8 +17,7 @@ its own ``torch.Generator`` (``gens[s]``), so a batched fit equals S separate fi
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -51,20 +50,18 @@ _MKLDNN_MATMUL = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None
 CPU_BF16_MATH = hasattr(_MKLDNN_MATMUL, "fp32_precision") and cpu_has_native_bf16()
 
 
-@contextlib.contextmanager
-def bf16_math() -> Iterator[None]:
-    """float32 matrix products on the CPU computed by oneDNN with bfloat16 operands and float32 accumulation
-    and output, within the block (torch's global setting, restored after; set only around the products)."""
-    before = _MKLDNN_MATMUL.fp32_precision
-    _MKLDNN_MATMUL.fp32_precision = "bf16"
-    try:
-        yield
-    finally:
-        _MKLDNN_MATMUL.fp32_precision = before
+# Products of fewer FLOPs (2 M N K per model) than this stay float32 under bf16 math: oneDNN's bfloat16
+# kernel costs ~40 us a call at a latent's sizes ([128, 300] x [300, d], d <= 48), where float32 takes 5-30;
+# it pays from d ~ 64 on one model and d ~ 32 on ten (a VAE at latent 2-20 has 6-8 such products a step).
+SMALL_PRODUCT_FLOPS = 3e6
 
 
-def _bf16_math_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``torch.bmm`` under :func:`bf16_math` (without a context manager's cost: this runs per product)."""
+def bf16_math_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``torch.bmm`` of float32 tensors computed by oneDNN with bfloat16 operands and float32 accumulation
+    and output (torch's global setting, set around this product only and restored), or in float32 for a
+    product below :data:`SMALL_PRODUCT_FLOPS`."""
+    if 2 * a.shape[1] * a.shape[2] * b.shape[2] < SMALL_PRODUCT_FLOPS:
+        return torch.bmm(a, b)
     before = _MKLDNN_MATMUL.fp32_precision
     _MKLDNN_MATMUL.fp32_precision = "bf16"
     try:
@@ -79,7 +76,7 @@ def _bf16_math_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # torch.library.custom_op's wrapper took ~12 us (29-41 products a step).
 _LIB = torch.library.Library("pertvae", "FRAGMENT")
 _LIB.define("bf16_math_bmm(Tensor a, Tensor b) -> Tensor")
-_LIB.impl("bf16_math_bmm", _bf16_math_bmm, "CPU")
+_LIB.impl("bf16_math_bmm", bf16_math_bmm, "CPU")
 
 
 @torch.library.register_fake("pertvae::bf16_math_bmm", lib=_LIB)
@@ -87,13 +84,13 @@ def _(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a.new_empty((a.shape[0], a.shape[1], b.shape[2]))
 
 
-def _products(ctx) -> tuple[Callable[..., torch.Tensor], contextlib.AbstractContextManager]:
-    """The product and the block around it of a :class:`_WNLinearFn` call: under ``torch.compile`` with
-    bf16 math, pertvae::bf16_math_bmm (no block); else ``torch.bmm`` in :func:`bf16_math` or in no block (an
-    operator of our own costs eager dispatch ~20 us more per product)."""
-    if ctx.math and torch.compiler.is_compiling():
-        return torch.ops.pertvae.bf16_math_bmm.default, contextlib.nullcontext()
-    return torch.bmm, bf16_math() if ctx.math else contextlib.nullcontext()
+def _product(ctx) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The matrix product of a :class:`_WNLinearFn` call: with bf16 math, pertvae::bf16_math_bmm under
+    ``torch.compile`` and :func:`bf16_math_bmm` eagerly (an operator of our own costs eager dispatch ~20 us
+    more per product); else ``torch.bmm``."""
+    if not ctx.math:
+        return torch.bmm
+    return torch.ops.pertvae.bf16_math_bmm.default if torch.compiler.is_compiling() else bf16_math_bmm
 
 
 class _WNLinearFn(torch.autograd.Function):
@@ -102,12 +99,12 @@ class _WNLinearFn(torch.autograd.Function):
     With ``low`` the three matrix products (y, dL/dx, dL/dv) take bfloat16 operands and accumulate in float32;
     the norms, scales, bias, the correction term of dL/dv and every gradient are float32
     (pertvae_core.precision). On a CPU with native bf16 (:data:`CPU_BF16_MATH`) oneDNN rounds the float32
-    operands to bfloat16 inside the product and writes float32 (:func:`bf16_math`): no cast of the weights and
-    activations to bfloat16 and back, each a pass over them (0.90-0.94x the step time of casting,
-    benchmarks/test_step_overhead.py), and the outputs keep float32's precision. Elsewhere (a GPU, an older
-    torch) the operands are cast to bfloat16 and the bfloat16 outputs widened to float32 (one pass;
-    mixed-type elementwise operations measured ~1.5x slower than a widening pass and the same operation in
-    float32).
+    operands to bfloat16 inside the product and writes float32 (:func:`bf16_math_bmm`; a product below
+    :data:`SMALL_PRODUCT_FLOPS` stays float32): no cast of the weights and activations to bfloat16 and back,
+    each a pass over them (0.90-0.94x the step time of casting, benchmarks/test_step_overhead.py), and the
+    outputs keep float32's precision. Elsewhere (a GPU, an older torch) the operands are cast to bfloat16 and
+    the bfloat16 outputs widened to float32 (one pass; mixed-type elementwise operations measured ~1.5x
+    slower than a widening pass and the same operation in float32).
     """
 
     @staticmethod
@@ -118,9 +115,7 @@ class _WNLinearFn(torch.autograd.Function):
         ctx.math = low and CPU_BF16_MATH and x.device.type == "cpu"
         ctx.cast = low and not ctx.math
         xm, vm = (x.to(LOW), v.to(LOW)) if ctx.cast else (x, v)   # the products' operands
-        bmm, block = _products(ctx)
-        with block:
-            u = bmm(xm, vm.transpose(1, 2)).to(v.dtype)
+        u = _product(ctx)(xm, vm.transpose(1, 2)).to(v.dtype)
         ctx.save_for_backward(xm, vm, v, u, scale, inv)
         return torch.addcmul(b, u, scale)
 
@@ -131,13 +126,12 @@ class _WNLinearFn(torch.autograd.Function):
         gysm = gys.to(LOW) if ctx.cast else gys
         dscale = (gy * u).sum(dim=1, keepdim=True)  # dL/ds [S, 1, out]
         gx = gv = None
-        bmm, block = _products(ctx)
-        with block:
-            if ctx.needs_input_grad[0]:
-                gx = bmm(gysm, vm).to(v.dtype)
-            if ctx.needs_input_grad[1]:  # dL/dv = (gy s)^T x - v * dL/ds * s / ||v||^2
-                c = (dscale * scale * inv.square()).transpose(1, 2)  # [S, out, 1]
-                gv = bmm(gysm.transpose(1, 2), xm).to(v.dtype).addcmul_(v, c, value=-1.0)
+        bmm = _product(ctx)
+        if ctx.needs_input_grad[0]:
+            gx = bmm(gysm, vm).to(v.dtype)
+        if ctx.needs_input_grad[1]:  # dL/dv = (gy s)^T x - v * dL/ds * s / ||v||^2
+            c = (dscale * scale * inv.square()).transpose(1, 2)  # [S, out, 1]
+            gv = bmm(gysm.transpose(1, 2), xm).to(v.dtype).addcmul_(v, c, value=-1.0)
         gg = dscale * inv if ctx.needs_input_grad[2] else None
         gb = gy.sum(dim=1, keepdim=True) if ctx.needs_input_grad[3] else None
         return gx, gv, gg, gb, None

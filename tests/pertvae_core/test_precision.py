@@ -30,8 +30,16 @@ def bf16_products_as(mode: str) -> bool:
     return mode == "math"
 
 
+@pytest.fixture
+def all_products_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every product of these tiny models in bf16 under oneDNN's bf16 math, as a paper-sized model's are:
+    each is below layers.SMALL_PRODUCT_FLOPS, which would keep it float32."""
+    monkeypatch.setattr(layers, "SMALL_PRODUCT_FLOPS", 0)
+
+
 @pytest.fixture(params=["math", "casts"])
-def bf16_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def bf16_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+              all_products_bf16: None) -> str:
     monkeypatch.setattr(layers, "CPU_BF16_MATH", bf16_products_as(request.param))
     return request.param
 
@@ -134,19 +142,43 @@ def _splits() -> list[SplitData]:
     return [SplitData(x1, x1 + 0.5, f(6), f(6), f(5), f(5), f(12))]
 
 
-def test_bf16_math_is_set_around_the_products_only() -> None:
+def test_bf16_math_is_set_around_the_products_only(all_products_bf16: None) -> None:
     bf16_products_as("math")
     matmul = torch.backends.mkldnn.matmul
     before = matmul.fp32_precision
-    with layers.bf16_math():
-        assert matmul.fp32_precision == "bf16"
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(1, 8, 16, generator=g), torch.randn(1, 16, 4, generator=g)
+    with Products() as mode:
+        layers.bf16_math_bmm(a, b)
+    assert mode.seen == [("aten.bmm", torch.bfloat16, torch.bfloat16)]
     assert matmul.fp32_precision == before
     _, _, run = _step("bf16")
     run()
     assert matmul.fp32_precision == before   # a bf16 step leaves torch's setting as it found it
 
 
-def test_a_bf16_fit_trains_like_fp32_and_says_so() -> None:
+@pytest.mark.parametrize("latent", [2, 16, 64])
+def test_a_latent_sized_product_stays_float32_under_bf16_math(latent: int) -> None:
+    """oneDNN's bf16 kernel costs ~40 us a call at a small latent's sizes, float32 5-30 us: a product below
+    layers.SMALL_PRODUCT_FLOPS (2 M N K per model) is torch.bmm's float32 exactly, a larger one bf16."""
+    bf16_products_as("math")
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 128, 300, generator=g), torch.randn(2, 300, latent, generator=g)
+    small = 2 * 128 * 300 * latent < layers.SMALL_PRODUCT_FLOPS
+    assert small == (latent < 64)
+    with Products() as mode:
+        got = layers.bf16_math_bmm(a, b)
+    want = torch.bmm(a, b)
+    if small:
+        assert mode.seen == [("aten.bmm", torch.float32, torch.float32)]
+        assert torch.equal(got, want)
+    else:
+        assert mode.seen == [("aten.bmm", torch.bfloat16, torch.bfloat16)]
+        err = float((got - want).norm() / want.norm())
+        assert 1e-6 < err < 1e-2   # bfloat16 operands: 8 bits of mantissa
+
+
+def test_a_bf16_fit_trains_like_fp32_and_says_so(all_products_bf16: None) -> None:
     data = _splits()
     a = fit(data, model_cfg("fp32"), [7])
     b = fit(data, model_cfg("bf16"), [7])
