@@ -21,8 +21,10 @@ elbo.gaussian_log_lik against normal_log_prob of the clamped halves through auto
 PertVAE.sample against encode, whose log q(z|x) validation never used, and the draws' means summed, not
 each divided); ``test_bf16_math_against_casts`` (bf16 products as oneDNN's bfloat16
 arithmetic on float32 operands, against casting the operands and widening the outputs; pertvae_core.layers;
-their numbers: tests/pertvae_core/test_precision.py). With --benchmark-disable small sizes keep the run
-quick. Nothing here asserts a time.
+their numbers: tests/pertvae_core/test_precision.py); ``test_small_products_in_fp32`` (the VAE's compiled
+bf16 step at small latent sizes with its products below layers.SMALL_PRODUCT_FLOPS in float32, as the code
+does, against every product in bf16). With --benchmark-disable small sizes keep the run quick. Nothing here
+asserts a time.
 """
 
 from __future__ import annotations
@@ -247,8 +249,8 @@ def test_validation_sample(benchmark, request, monkeypatch, one_thread, model_ki
 
 @pytest.mark.parametrize("model_kind", ["pertvae", "vae"])
 def test_bf16_math_against_casts(benchmark, request, one_thread, monkeypatch, model_kind: str) -> None:
-    """A bf16 step with oneDNN's bfloat16 arithmetic on float32 operands (layers.bf16_math) against casting
-    the operands to bfloat16 and widening the outputs, alternating in one process."""
+    """A bf16 step with oneDNN's bfloat16 arithmetic on float32 operands (layers.bf16_math_bmm) against
+    casting the operands to bfloat16 and widening the outputs, alternating in one process."""
     if not layers.CPU_BF16_MATH:
         pytest.skip("this CPU or torch has no oneDNN bfloat16 arithmetic for float32 products")
     small = request.config.getoption("benchmark_disable")
@@ -270,4 +272,36 @@ def test_bf16_math_against_casts(benchmark, request, one_thread, monkeypatch, mo
             "new_over_old": round(med["bf16_math"] / med["casts"], 3), "load_average": [load, load_average()],
             "clock": "process CPU time, median of alternating steps"}
     info["headline"] = ["casts_ms", "bf16_math_ms", "new_over_old"]
+    benchmark.extra_info.update(info)
+
+
+@pytest.mark.parametrize("latent", [2, 10])
+def test_small_products_in_fp32(benchmark, request, one_thread, monkeypatch, latent: int) -> None:
+    """The VAE's bf16 step (compiled, one model, paper sizes) with the products below
+    layers.SMALL_PRODUCT_FLOPS in float32, against every product in bf16 (oneDNN's bf16 kernel costs ~40 us a
+    call at a small latent's sizes), alternating in one process: the threshold is read at each product, so
+    both variants run the same compiled graph."""
+    if not layers.CPU_BF16_MATH:
+        pytest.skip("this CPU or torch has no oneDNN bfloat16 arithmetic for float32 products")
+    small = request.config.getoption("benchmark_disable")
+    sizes, genes = ({**SMALL, "latent": latent}, 50) if small else ({**PAPER, "latent": latent}, 978)
+    run = train_step("vae", "bf16", 1, genes, sizes, compiled=not small)
+    flops = {"all_bf16": 0.0, "small_fp32": layers.SMALL_PRODUCT_FLOPS}
+
+    def variant(name: str):
+        def call():
+            monkeypatch.setattr(layers, "SMALL_PRODUCT_FLOPS", flops[name])
+            return run()
+        return call
+
+    load = load_average()
+    med = alternate({k: variant(k) for k in flops}, reps=5 if small else 40, warmup=3, settle=1,
+                    clock=time.thread_time)
+    loss = benchmark.pedantic(variant("small_fp32"), rounds=1, iterations=1)
+    assert torch.isfinite(loss).all()
+    info = {"model": "vae", "latent": latent, "all_bf16_ms": round(med["all_bf16"] * 1e3, 2),
+            "small_fp32_ms": round(med["small_fp32"] * 1e3, 2),
+            "new_over_old": round(med["small_fp32"] / med["all_bf16"], 3),
+            "load_average": [load, load_average()], "clock": "thread CPU time, median of alternating steps",
+            "headline": ["all_bf16_ms", "small_fp32_ms", "new_over_old"]}
     benchmark.extra_info.update(info)
