@@ -164,8 +164,9 @@ class FitConfig:
     device: str = _s("cpu", Device(), "torch device: cpu | cuda | cuda:N | mps")
     compile: bool = _s(False, Flag(), "torch.compile the model")
     precision: str = _s("fp32", OneOf(PRECISIONS), "matrix products of the networks' layers: fp32 | bf16 "
-                        "(bfloat16 operands, float32 weights, Adam state and elementwise work) | auto (bf16 "
-                        "where the device has native bfloat16 products)")
+                        "(bfloat16 operands, float32 weights, Adam state and elementwise work; on a CPU a "
+                        "product too small to gain stays float32) | auto (bf16 where the device has native "
+                        "bfloat16 products)")
 
     def __post_init__(self) -> None:
         for f in fields(self):
