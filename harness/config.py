@@ -211,7 +211,8 @@ class RunConfig:
         compaction, CPU time per fit against S = 1: PertVAE 0.98x, 0.99x and 1.00x at S = 2, 5, 10 (load
         5.5-6.2); the pooled VAE 0.91x and 0.89x at S = 2, 4, measured while the load fell from 9 to 2 (S = 1
         first), and 0.90-0.96x per split at a fixed number of steps (load 1.5): within the noise of this
-        shared machine, so the default stays 1."""
+        shared machine. Remeasured at load 0.7-1.2 with bf16 and torch.compile: PertVAE 1.02x, 1.07x and
+        1.14x at S = 2, 5, 10, the pooled VAE 1.04x and 1.13x at S = 2, 4. So the default stays 1."""
         if self.splits_per_task is not None:
             return self.splits_per_task
         if cuda is None:
