@@ -8,9 +8,9 @@ CPU, cuBLAS on a GPU). On a CPU with native bfloat16 instructions (AVX512-BF16, 
 oneDNN rounds the float32 operands to bfloat16 inside the product and writes float32
 (pertvae_core.layers.bf16_math_bmm): no cast passes, and the outputs keep float32's precision; there a
 product of fewer than 3 MFLOP per model (one with a small latent size's dimension) stays float32, where
-oneDNN's bfloat16 kernel is slower (layers.SMALL_PRODUCT_FLOPS). Elsewhere the
-operands are cast to bfloat16 and the bfloat16 output is widened back to float32 (torch's CPU backend has no
-bfloat16 product with a float32 output). On a CPU with native bfloat16 a training step takes 0.6-0.86x the
+oneDNN's bfloat16 kernel is slower (layers.SMALL_PRODUCT_FLOPS). Elsewhere the operands are cast to bfloat16
+and the bfloat16 output is widened back to float32 (torch's CPU backend has no bfloat16 product with a
+float32 output). On a CPU with native bfloat16 a training step takes 0.6-0.86x the
 float32 time, the more when the host's memory is busy (the memory-bound work is the same in both;
 benchmarks/test_precision.py, benchmarks/test_step_overhead.py).
 
