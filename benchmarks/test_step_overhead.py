@@ -20,8 +20,9 @@ elbo.gaussian_log_lik against normal_log_prob of the clamped halves through auto
 ``test_validation_sample`` (a paper-sized pooled VAE's and PertVAE's validation loss with z drawn by
 PertVAE.sample against encode, whose log q(z|x) validation never used, and the draws' means summed, not
 each divided); ``test_bf16_math_against_casts`` (bf16 products as oneDNN's bfloat16
-arithmetic on float32 operands, against casting the operands and widening the outputs; pertvae_core.layers;
-their numbers: tests/pertvae_core/test_precision.py); ``test_small_products_in_fp32`` (the VAE's compiled
+arithmetic on float32 operands, against casting the operands and widening the outputs, eager and compiled;
+the code takes the math on AMX only: pertvae_core.layers.CPU_BF16_MATH; their numbers:
+tests/pertvae_core/test_precision.py); ``test_small_products_in_fp32`` (the VAE's compiled
 bf16 step at small latent sizes with its products below layers.SMALL_PRODUCT_FLOPS in float32, as the code
 does, against every product in bf16). With --benchmark-disable small sizes keep the run quick. Nothing here
 asserts a time.
@@ -39,6 +40,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from benchmarks._data import alternate, load_average
 from benchmarks.test_precision import PAPER, SMALL, train_step
 from pertvae_core import layers, train
+from pertvae_core import precision as prec
 from pertvae_core.elbo import gaussian_log_lik, normal_log_prob
 from pertvae_core.model import LOG_SIGMA_MAX, LOG_SIGMA_MIN
 from pertvae_core.precision import resolve_precision
@@ -247,15 +249,26 @@ def test_validation_sample(benchmark, request, monkeypatch, one_thread, model_ki
     benchmark.extra_info["validation_rows"] = int(args[1].x1_val.shape[1])
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("model_kind", ["pertvae", "vae"])
-def test_bf16_math_against_casts(benchmark, request, one_thread, monkeypatch, model_kind: str) -> None:
+def test_bf16_math_against_casts(benchmark, request, one_thread, monkeypatch, model_kind: str,
+                                 compiled: bool) -> None:
     """A bf16 step with oneDNN's bfloat16 arithmetic on float32 operands (layers.bf16_math_bmm) against
-    casting the operands to bfloat16 and widening the outputs, alternating in one process."""
-    if not layers.CPU_BF16_MATH:
-        pytest.skip("this CPU or torch has no oneDNN bfloat16 arithmetic for float32 products")
+    casting the operands to bfloat16 and widening the outputs, alternating in one process; ``chosen`` is the
+    way the code takes on this CPU (layers.CPU_BF16_MATH: the math on AMX, where oneDNN computes it in
+    bfloat16; casts elsewhere, where it computes float32)."""
+    if not layers.BF16_MATH_AVAILABLE:
+        pytest.skip("this torch has no oneDNN bfloat16 arithmetic for float32 products")
     small = request.config.getoption("benchmark_disable")
+    if small and compiled:
+        pytest.skip("torch.compile only with the benchmark enabled")
     sizes, genes = (SMALL, 50) if small else (PAPER, 978)
-    runs = {k: train_step(model_kind, "bf16", 1, genes, sizes) for k in ("casts", "bf16_math")}
+    chosen = "bf16_math" if layers.CPU_BF16_MATH else "casts"
+    runs = {}
+    for name in ("casts", "bf16_math"):   # a compiled step takes the way set when it first runs
+        monkeypatch.setattr(layers, "CPU_BF16_MATH", name == "bf16_math")
+        runs[name] = train_step(model_kind, "bf16", 1, genes, sizes, compiled=compiled)
+        runs[name]()
 
     def variant(name: str):
         def call():
@@ -265,13 +278,14 @@ def test_bf16_math_against_casts(benchmark, request, one_thread, monkeypatch, mo
 
     load = load_average()
     med = alternate({k: variant(k) for k in runs}, reps=5 if small else 30, warmup=2)
-    loss = benchmark.pedantic(variant("bf16_math"), rounds=1, iterations=1)
+    loss = benchmark.pedantic(variant(chosen), rounds=1, iterations=1)
     assert torch.isfinite(loss).all()
-    info = {"model": model_kind, "casts_ms": round(med["casts"] * 1e3, 2),
-            "bf16_math_ms": round(med["bf16_math"] * 1e3, 2),
-            "new_over_old": round(med["bf16_math"] / med["casts"], 3), "load_average": [load, load_average()],
+    info = {"model": model_kind, "compiled": compiled, "chosen": chosen,
+            "casts_ms": round(med["casts"] * 1e3, 2), "bf16_math_ms": round(med["bf16_math"] * 1e3, 2),
+            "math_over_casts": round(med["bf16_math"] / med["casts"], 3),
+            "amx": prec.cpu_has_amx_bf16(), "load_average": [load, load_average()],
             "clock": "process CPU time, median of alternating steps"}
-    info["headline"] = ["casts_ms", "bf16_math_ms", "new_over_old"]
+    info["headline"] = ["chosen", "casts_ms", "bf16_math_ms", "math_over_casts"]
     benchmark.extra_info.update(info)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from pertvae_core.precision import cpu_has_native_bf16
+from pertvae_core.precision import cpu_has_amx_bf16
 
 __all__ = ["WNLinear", "MaskedWNLinear", "BatchedLinear", "elu", "halves"]
 
@@ -46,8 +46,12 @@ def _normal(gens: Sequence[torch.Generator], shape: tuple[int, ...], std: float)
 
 
 _MKLDNN_MATMUL = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
-# oneDNN's float32 products with bfloat16 arithmetic (torch >= 2.7) on a CPU with native bf16 instructions
-CPU_BF16_MATH = hasattr(_MKLDNN_MATMUL, "fp32_precision") and cpu_has_native_bf16()
+# oneDNN's float32 products with bfloat16 arithmetic (torch >= 2.7; bf16_math_bmm) where it has them: on AMX.
+# Without AMX (an AVX512-BF16 CPU such as AMD's Zen 4) oneDNN keeps its float32 kernel under the bf16 setting:
+# float32 results at ~1.15x MKL's float32 rate, where cast operands run its bfloat16 kernel at ~2.2x, and a
+# paper-sized compiled bf16 step took 1.5-2.1x the time of casts (benchmarks/test_step_overhead.py).
+BF16_MATH_AVAILABLE = hasattr(_MKLDNN_MATMUL, "fp32_precision")
+CPU_BF16_MATH = BF16_MATH_AVAILABLE and cpu_has_amx_bf16()
 
 
 # Products of fewer FLOPs (2 M N K per model) than this stay float32 under bf16 math: oneDNN's bfloat16
@@ -98,13 +102,14 @@ class _WNLinearFn(torch.autograd.Function):
 
     With ``low`` the three matrix products (y, dL/dx, dL/dv) take bfloat16 operands and accumulate in float32;
     the norms, scales, bias, the correction term of dL/dv and every gradient are float32
-    (pertvae_core.precision). On a CPU with native bf16 (:data:`CPU_BF16_MATH`) oneDNN rounds the float32
+    (pertvae_core.precision). On a CPU with AMX (:data:`CPU_BF16_MATH`) oneDNN rounds the float32
     operands to bfloat16 inside the product and writes float32 (:func:`bf16_math_bmm`; a product below
     :data:`SMALL_PRODUCT_FLOPS` stays float32): no cast of the weights and activations to bfloat16 and back,
     each a pass over them (0.90-0.94x the step time of casting, benchmarks/test_step_overhead.py), and the
-    outputs keep float32's precision. Elsewhere (a GPU, an older torch) the operands are cast to bfloat16 and
-    the bfloat16 outputs widened to float32 (one pass; mixed-type elementwise operations measured ~1.5x
-    slower than a widening pass and the same operation in float32).
+    outputs keep float32's precision. Elsewhere (a CPU without AMX, a GPU, an older torch) the operands are
+    cast to bfloat16 and the bfloat16 outputs widened to float32 (one pass; mixed-type elementwise operations
+    measured ~1.5x slower than a widening pass and the same operation in float32); under torch.compile the
+    casts fuse into the elementwise work beside them.
     """
 
     @staticmethod

@@ -23,8 +23,16 @@ CFG = FitConfig(latent=4, hidden=(24, 16), context=6, iaf_hidden=12, iaf_steps=2
                 batch_singletons=6, max_epochs=4, patience=3, precision="bf16")
 GENES = 30
 BF16_BMM = torch.ops.pertvae.bf16_math_bmm.default
-needs_math = pytest.mark.skipif(not layers.CPU_BF16_MATH,
-                                reason="no oneDNN bfloat16 arithmetic for float32 products on this CPU")
+
+
+@pytest.fixture(params=["math", "casts"])
+def bf16_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The bf16 products as oneDNN's bf16 math on float32 operands (a CPU with AMX; what the graph holds
+    does not depend on the CPU, so it runs wherever torch has the setting) or as casts (every other CPU)."""
+    if request.param == "math" and not layers.BF16_MATH_AVAILABLE:
+        pytest.skip("this torch has no oneDNN bfloat16 arithmetic for float32 products")
+    monkeypatch.setattr(layers, "CPU_BF16_MATH", request.param == "math")
+    return request.param
 
 
 def _loss(pairs: bool):
@@ -62,21 +70,29 @@ def _graphs(fn, args) -> tuple[int, list[torch.fx.GraphModule], list[torch.fx.Gr
     return len(fw), fw, bw
 
 
-def _count(graphs: list[torch.fx.GraphModule], target) -> int:
-    return sum(1 for gm in graphs for n in gm.graph.nodes if n.op == "call_function" and n.target == target)
+def _count(graphs: list[torch.fx.GraphModule], target, dtype: torch.dtype | None = None) -> int:
+    """Calls of ``target`` (of a first operand of ``dtype``, if given) in ``graphs``."""
+    def first(n: torch.fx.Node) -> torch.dtype | None:
+        val = n.args[0].meta.get("val") if isinstance(n.args[0], torch.fx.Node) else None
+        return getattr(val, "dtype", None)
+
+    return sum(1 for gm in graphs for n in gm.graph.nodes if n.op == "call_function" and n.target == target
+               and (dtype is None or first(n) == dtype))
 
 
-@needs_math
 @pytest.mark.parametrize("pairs", [True, False], ids=["pertvae", "vae"])
-def test_a_compiled_bf16_loss_is_one_graph_with_bf16_products_forward_and_backward(pairs: bool) -> None:
+def test_a_compiled_bf16_loss_is_one_graph_with_bf16_products_forward_and_backward(pairs: bool,
+                                                                                  bf16_path: str) -> None:
     loss, args, model = _loss(pairs)
     n_graphs, fw, bw = _graphs(loss, args)
     layers_wn = [m for m in model.modules() if isinstance(m, layers.WNLinear)]
-    assert n_graphs == 1   # a graph break makes one more
-    assert _count(fw, BF16_BMM) == len(layers_wn)              # y = x v^T per layer
-    assert _count(bw, BF16_BMM) == 2 * len(layers_wn) - 1      # dL/dx and dL/dv; no dL/dx of the input layer
     aten = torch.ops.aten
-    plain = _count(fw + bw, aten.bmm.default) + _count(fw + bw, aten.baddbmm.default)
+    low = (BF16_BMM, None) if bf16_path == "math" else (aten.bmm.default, torch.bfloat16)
+    assert n_graphs == 1   # a graph break makes one more
+    assert _count(fw, *low) == len(layers_wn)              # y = x v^T per layer
+    assert _count(bw, *low) == 2 * len(layers_wn) - 1      # dL/dx and dL/dv; no dL/dx of the input layer
+    f32 = torch.float32
+    plain = _count(fw + bw, aten.bmm.default, f32) + _count(fw + bw, aten.baddbmm.default, f32)
     # float32 products left: the drug effect (Eq. 5) and its two gradients, PertVAE only
     assert plain == (3 if pairs else 0)
 
@@ -97,8 +113,7 @@ def _split(rng: np.random.Generator) -> SplitData:
                      x1_test=a(4), x2_test=a(4))
 
 
-@needs_math
-def test_a_compiled_bf16_fit_trains_as_the_eager_one_and_reproducibly() -> None:
+def test_a_compiled_bf16_fit_trains_as_the_eager_one_and_reproducibly(bf16_path: str) -> None:
     """Inductor's real compile (C++): the same epochs and validation losses to float round-off; a second
     fit with the same seed (the process's compiled graph reused, as a worker's later fits) equals the
     first exactly."""

@@ -212,3 +212,18 @@ def test_cpu_flags_name_the_bfloat16_instructions() -> None:
     assert prec.cpuinfo_has_bf16("Features\t: fp asimd bf16 i8mm\n")   # ARMv8.6
     assert not prec.cpuinfo_has_bf16("flags : fpu avx2 avx512f avx512bw\n")   # AVX-512 without BF16
     assert not prec.cpuinfo_has_bf16("model name : bf16 lookalike\n")
+    # oneDNN's bf16 arithmetic on float32 operands (layers.CPU_BF16_MATH) only where AMX is
+    assert not prec.cpuinfo_has_bf16(x86, prec.CPU_AMX_FLAGS)
+    assert prec.cpuinfo_has_bf16("flags : fpu avx512_bf16 amx_tile amx_bf16\n", prec.CPU_AMX_FLAGS)
+
+
+def test_this_cpus_bf16_products_round_to_bfloat16(all_products_bf16: None) -> None:
+    """Whichever way this CPU takes bf16 products (oneDNN's bf16 math on AMX, else casts), they round to
+    bfloat16: without AMX oneDNN's bf16 setting computed float32 (relative error 4e-7), and a fit said
+    "bf16" of float32 products."""
+    g = torch.Generator().manual_seed(0)
+    x, v = torch.randn(1, 64, 300, generator=g), torch.randn(1, 200, 300, generator=g)
+    gs, b = torch.ones(1, 1, 200), torch.zeros(1, 1, 200)
+    want, got = (_WNLinearFn.apply(x, v, gs, b, low) for low in (False, True))
+    err = float((got - want).norm() / want.norm())
+    assert 1e-4 < err < 1e-2, err
