@@ -296,7 +296,7 @@ def test_small_products_in_fp32(benchmark, request, one_thread, monkeypatch, lat
     call at a small latent's sizes), alternating in one process: the threshold is read at each product, so
     both variants run the same compiled graph."""
     if not layers.CPU_BF16_MATH:
-        pytest.skip("this CPU or torch has no oneDNN bfloat16 arithmetic for float32 products")
+        pytest.skip("the code takes oneDNN's bf16 arithmetic on float32 operands only on AMX (CPU_BF16_MATH)")
     small = request.config.getoption("benchmark_disable")
     sizes, genes = ({**SMALL, "latent": latent}, 50) if small else ({**PAPER, "latent": latent}, 978)
     run = train_step("vae", "bf16", 1, genes, sizes, compiled=not small)
