@@ -547,6 +547,7 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     unit = "CPU-hours" if est.device == "cpu" else "GPU-hours"
     lines.append(f"estimate: {est.cpu_hours:.2f} {unit}; wall time {duration(est.wall_seconds)} on "
                  f"{est.where}; {est.precision} matrix products"
+                 + (f" ({_bf16_way(est.device)})" if est.precision == "bf16" else "")
                  + ("; torch.compile" if cfg.fit_kwargs()["compile"] else ""))
     if est.first_fit_seconds > 0:
         what = "torch.compile's compiling" if cfg.fit_kwargs()["compile"] else "set-up"
@@ -614,6 +615,12 @@ def side_by_side_how(est: Estimate) -> str:
     each = ", ".join(f"{m} {f:.2f}x" for m, f in est.corun.items())
     return (f"side by side: a step took {each} its time alone (above) while {n} other worker(s) trained the "
             f"same (the workers share the memory bus and cache); the estimate counts it")
+
+
+def _bf16_way(device: str) -> str:
+    from pertvae_core.layers import bf16_way  # imports torch, which the dry run has loaded by now
+
+    return bf16_way(device)
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

@@ -221,9 +221,11 @@ def known_fingerprint(out_dir: str | Path, cube_path: str | Path) -> str | None:
 
 
 def versions() -> dict[str, str]:
-    """Versions of the packages that produce the numbers."""
+    """Versions of the packages that produce the numbers, and how this machine computes bf16 products."""
     import importlib.metadata as md
     import platform
+
+    from pertvae_core.layers import bf16_way  # imports torch: not at harness.store's import
 
     out = {"python": platform.python_version()}
     for pkg in ("pertvae-bench", "torch", "numpy", "scipy", "xarray", "zarr", "dask", "distributed"):
@@ -231,6 +233,7 @@ def versions() -> dict[str, str]:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             out[pkg] = "not installed"
+    out["bf16 products on this CPU"] = bf16_way("cpu")   # of the machine that started the run
     return out
 
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from pertvae_core.precision import cpu_has_amx_bf16
 
-__all__ = ["WNLinear", "MaskedWNLinear", "BatchedLinear", "elu", "halves"]
+__all__ = ["WNLinear", "MaskedWNLinear", "BatchedLinear", "elu", "halves", "bf16_way"]
 
 elu = nn.functional.elu
 NORM_MIN = 1e-6  # floor on ||v||: a MADE output unit with no allowed inputs has v = 0 and outputs its bias
@@ -52,6 +52,14 @@ _MKLDNN_MATMUL = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None
 # paper-sized compiled bf16 step took 1.5-2.1x the time of casts (benchmarks/test_step_overhead.py).
 BF16_MATH_AVAILABLE = hasattr(_MKLDNN_MATMUL, "fp32_precision")
 CPU_BF16_MATH = BF16_MATH_AVAILABLE and cpu_has_amx_bf16()
+
+
+def bf16_way(device: str = "cpu") -> str:
+    """How bf16 products are computed on ``device`` here, in words for a record or a dry run: the numbers
+    differ slightly between the two ways (casts round the outputs to bfloat16 too)."""
+    if torch.device(device).type == "cpu" and CPU_BF16_MATH:
+        return "oneDNN's bfloat16 arithmetic on float32 operands (AMX)"
+    return "operands cast to bfloat16"
 
 
 # Products of fewer FLOPs (2 M N K per model) than this stay float32 under bf16 math: oneDNN's bfloat16

@@ -17,6 +17,7 @@ from harness import calibrate, cost
 from harness.config import make_config
 from harness.contenders import REGISTRY
 from harness.grid import POOLED, FitKey, Task, build_grid
+from pertvae_core import layers
 from pertvae_core.data import distinct_rows
 
 DRUGS = ("selumetinib", "linsitinib")   # 20 and 6 cell lines in the demo cube
@@ -129,6 +130,10 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
     assert f"grid: {len(est.tasks)} tasks, 33 fits (pertvae 6, vae 9, pca 12, baselines 6)" in text
     assert f"arithmetic floor: {est.floor_cpu_hours:.2f} CPU-hours" in text
     assert "the matrix products alone of the training steps and of the validations (" in text
+    assert est.precision == "fp32" and "; fp32 matrix products" in text   # the demo's: no bf16 way named
+    assert "matrix products (" not in text
+    bf16 = cost.render(cfg, dataclasses.replace(est, precision="bf16"), "cube x")
+    assert f"; bf16 matrix products ({layers.bf16_way(est.device)})" in bf16
     ratio = est.total_seconds / est.steps_floor_seconds
     assert f"x the floor ({ratio:.2f} x the training steps' alone)" in text
     assert est.steps_floor_seconds < est.floor_seconds
