@@ -97,9 +97,10 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
     assert est.epochs == {"pertvae": round(demo["pertvae"]), "vae": round(demo["vae"]), "pca": 0,
                           "baselines": 0}
     assert {len(t.splits) for t in est.tasks} == {3}   # the demo's 10 splits per task, of 3 in all
-    # a fit of latent 5 costs between its calibrated neighbours (linear in the latent size)
+    # a fit of latent 5 costs between its calibrated neighbours (linear in the latent size, each of its terms
+    # interpolated on its own: where the neighbours' times nearly tie, 1e-3 of round-off; CI once saw 3e-4)
     lo, mid, hi = (est.fit_seconds(FitKey("vae", POOLED, lat, 0, 0)) for lat in (2, 5, 10))
-    assert min(lo, hi) <= mid <= max(lo, hi)
+    assert min(lo, hi) * (1 - 1e-3) <= mid <= max(lo, hi) * (1 + 1e-3)
     assert est.per_fit("pertvae", 10) > est.per_fit("baselines", 10) > 0
     # a worker's first fit at each (model, latent) costs more once: counted per slot that runs the shape
     assert set(est.first_fit) == {(t.model, lat) for t in est.tasks for lat in t.latents}
