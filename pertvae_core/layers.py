@@ -48,8 +48,8 @@ def _normal(gens: Sequence[torch.Generator], shape: tuple[int, ...], std: float)
 _MKLDNN_MATMUL = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
 # oneDNN's float32 products with bfloat16 arithmetic (torch >= 2.7; bf16_math_bmm) where it has them: on AMX.
 # Without AMX (an AVX512-BF16 CPU such as AMD's Zen 4) oneDNN keeps its float32 kernel under the bf16 setting:
-# float32 results at ~1.15x MKL's float32 rate, where cast operands run its bfloat16 kernel at ~2.2x, and a
-# paper-sized compiled bf16 step took 1.5-2.1x the time of casts (benchmarks/test_step_overhead.py).
+# float32 results at 1.1-1.3x MKL's float32 rate, where cast operands run its bfloat16 kernel at 2.1-2.4x, and
+# a paper-sized bf16 step took 1.35-1.58x the time of casts (eager and compiled; test_step_overhead.py).
 BF16_MATH_AVAILABLE = hasattr(_MKLDNN_MATMUL, "fp32_precision")
 CPU_BF16_MATH = BF16_MATH_AVAILABLE and cpu_has_amx_bf16()
 
