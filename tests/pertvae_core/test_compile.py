@@ -17,12 +17,13 @@ from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
 from pertvae_core.elbo import batch_terms, training_loss
 from pertvae_core.model import PertVAE
-from pertvae_core.train import fit
+from pertvae_core.train import fit, make_train_step
 
 CFG = FitConfig(latent=4, hidden=(24, 16), context=6, iaf_hidden=12, iaf_steps=2, batch_pairs=8,
                 batch_singletons=6, max_epochs=4, patience=3, precision="bf16")
 GENES = 30
 BF16_BMM = torch.ops.pertvae.bf16_math_bmm.default
+ALONE_BMM = torch.ops.pertvae.bmm.default
 
 
 @pytest.fixture(params=["math", "casts"])
@@ -87,10 +88,17 @@ def test_a_compiled_bf16_loss_is_one_graph_with_bf16_products_forward_and_backwa
     n_graphs, fw, bw = _graphs(loss, args)
     layers_wn = [m for m in model.modules() if isinstance(m, layers.WNLinear)]
     aten = torch.ops.aten
-    low = (BF16_BMM, None) if bf16_path == "math" else (aten.bmm.default, torch.bfloat16)
+    bf16 = [(BF16_BMM, None)] if bf16_path == "math" else [(aten.bmm.default, torch.bfloat16),
+                                                             (ALONE_BMM, torch.bfloat16)]
+
+    def low(graphs: list[torch.fx.GraphModule]) -> int:
+        return sum(_count(graphs, *op) for op in bf16)
+
     assert n_graphs == 1   # a graph break makes one more
-    assert _count(fw, *low) == len(layers_wn)              # y = x v^T per layer
-    assert _count(bw, *low) == 2 * len(layers_wn) - 1      # dL/dx and dL/dv; no dL/dx of the input layer
+    assert low(fw) == len(layers_wn)              # y = x v^T per layer
+    assert low(bw) == 2 * len(layers_wn) - 1      # dL/dx and dL/dv; no dL/dx of the input layer
+    # the input layer's two products (its cast weight and output gradient have no other use) by pertvae::bmm
+    assert (_count(fw, ALONE_BMM), _count(bw, ALONE_BMM)) == ((1, 1) if bf16_path == "casts" else (0, 0))
     f32 = torch.float32
     plain = _count(fw + bw, aten.bmm.default, f32) + _count(fw + bw, aten.baddbmm.default, f32)
     # float32 products left: the drug effect (Eq. 5) and its two gradients, PertVAE only
@@ -102,6 +110,28 @@ def test_an_fp32_compiled_loss_is_one_graph_of_float32_products() -> None:
     model.set_precision("fp32")
     n_graphs, fw, bw = _graphs(loss, args)
     assert n_graphs == 1 and _count(fw + bw, BF16_BMM) == 0
+
+
+def test_a_compiled_bf16_step_copies_no_operand_of_its_products(bf16_path: str) -> None:
+    """Inductor's real compile of a step of one model (the CPU's batch of one): no product's operand is
+    copied to a contiguous tensor first (torch's bfloat16 bmm does that with an operand laid out with a zero
+    batch stride, as inductor lays out the input layer's; pertvae::bmm)."""
+    cfg = dataclasses.replace(CFG, compile=True)
+    model = PertVAE(GENES, cfg, [torch.Generator().manual_seed(1)], pairs=False)
+    g = torch.Generator().manual_seed(0)
+    x1 = x2 = torch.empty(1, 0, GENES)
+    xs, eps = torch.randn(1, 6, GENES, generator=g), torch.randn(1, 6, CFG.latent, generator=g)
+    w = torch.zeros(1)
+    torch._dynamo.reset()
+    step, _ = make_train_step(model, cfg, w, 1 - w)
+    active = torch.ones(1, dtype=torch.bool)
+    for _ in range(2):
+        step(x1, x2, xs, eps, active)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        step(x1, x2, xs, eps, active)
+    torch._dynamo.reset()
+    names = [e.name for e in prof.events()]
+    assert "aten::bmm" in names and "aten::clone" not in names and "aten::contiguous" not in names
 
 
 def _split(rng: np.random.Generator) -> SplitData:
