@@ -91,9 +91,12 @@ _LIB.define("bf16_math_bmm(Tensor a, Tensor b) -> Tensor")
 _LIB.impl("bf16_math_bmm", bf16_math_bmm, "CPU")
 
 
-@torch.library.register_fake("pertvae::bf16_math_bmm", lib=_LIB)
-def _(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def _product_like(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The output of a batched product of a and b, for torch.compile's tracing of our operators."""
     return a.new_empty((a.shape[0], a.shape[1], b.shape[2]))
+
+
+torch.library.register_fake("pertvae::bf16_math_bmm", _product_like, lib=_LIB)
 
 
 # pertvae::bmm, torch.bmm as one operator that torch.compile calls as it is, for a product of cast operands
@@ -105,11 +108,7 @@ def _(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # 0.974-0.989x the time with the copies, PertVAE 0.986-0.994x (alternating in one process, load 0.8-0.9).
 _LIB.define("bmm(Tensor a, Tensor b) -> Tensor")
 _LIB.impl("bmm", torch.bmm, "CPU")
-
-
-@torch.library.register_fake("pertvae::bmm", lib=_LIB)
-def _(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return a.new_empty((a.shape[0], a.shape[1], b.shape[2]))
+torch.library.register_fake("pertvae::bmm", _product_like, lib=_LIB)
 
 
 def _product(ctx, alone: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
