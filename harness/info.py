@@ -5,8 +5,9 @@
   pairs and a baseline singleton), the baseline singletons, the response's measure, units and source, the
   units and where it came from (provenance: inputs with their sha256, build time and options), and a
   synthetic cube's ground truth (with each drug's response kind);
-- a run (a directory holding ``results.zarr``): its config in brief, the fits done / failed / not run by model
-  and drug, the package versions, its timings and the report files present.
+- a run (a directory holding ``results.zarr``): its config in brief (with its precision), the fits done /
+  failed / not run by model and drug, how the fits computed their matrix products (harness.products), the
+  package versions, its timings and the report files present.
 
 Exit status: 0, or 2 with one ``error:`` line when PATH is neither.
 """
@@ -31,6 +32,7 @@ from datasets.cube import (
     is_cube_store,
     open_cube,
 )
+from harness.products import products_line
 from harness.report import ReportError, fit_counts, fits_table, open_results
 from harness.store import json_attr
 
@@ -133,11 +135,14 @@ def describe_run(out: Path) -> str:
              if science.get("latents") else "",
              f"{science['n_repeats']} x {science['n_folds']}-fold CV" if science.get("n_folds") else "",
              f"data {science['data_source']}" if science.get("data_source") else "",
+             f"precision {science['precision']}" if science.get("precision") else "",
              f"scoring version {science.get('scoring', '1 (before the scoring version was recorded)')}"]
     lines.append("config: " + "; ".join(p for p in parts if p))
     lines.append("fits by drug and model (done of planned; failed, not run where any):")
     lines += [f"  {drug}: " + ", ".join(_cell(g) for _, g in part.groupby("model", sort=False))
               for drug, part in fits.groupby("drug", sort=False)]
+    if products := products_line(ds):
+        lines.append(products)
     versions = json_attr(ds, "versions")
     if versions:
         lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))

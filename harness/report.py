@@ -50,6 +50,7 @@ import xarray as xr
 from harness import benchmark as bench
 from harness import figures, report_stamp, response_report, verdicts
 from harness.contenders import figure2_models, model_methods, reference_model
+from harness.products import products_counts, products_line
 from harness.store import StoreReadError, as_str, json_attr, load_results, paper_metric, planned_mask
 from pertvae_core.evaluation import PRIMARY
 from pertvae_core.methods import REFERENCE
@@ -287,9 +288,10 @@ def _few_splits(df: pd.DataFrame) -> dict[str, int]:
     return {str(d): int(n) for d, n in sub.groupby("drug", sort=False)["n_splits"].min().items()}
 
 
-def table1_markdown(df: pd.DataFrame, counts: dict[str, int]) -> str:
+def table1_markdown(df: pd.DataFrame, counts: dict[str, int], products: str = "") -> str:
     """Markdown Table 1 with its legend; a PARTIAL line on top when fits are missing, a WARNING line when
-    p-values rest on fewer than verdicts.MIN_SPLITS splits."""
+    p-values rest on fewer than verdicts.MIN_SPLITS splits; ``products`` (harness.products.products_line)
+    last."""
     lines = []
     if counts["missing"]:
         lines += [_partial_line(counts), ""]
@@ -313,6 +315,8 @@ def table1_markdown(df: pd.DataFrame, counts: dict[str, int]) -> str:
     lines += [f"- {c}: {TABLE1_LEGEND[c]}" for c in cols if c in TABLE1_LEGEND]
     lines += ["", "The rho_* columns are the paper's whole-profile Spearman correlations in the raw gene "
               "space, which mostly measure the genes' usual levels; delta_pearson measures the change."]
+    if products:
+        lines += ["", products]
     return "\n".join(lines) + "\n"
 
 
@@ -490,12 +494,13 @@ def _write_text(path: Path, text: str) -> None:
 
 
 FIT_COLUMNS = ("model", "drug", "latent", "split", "repeat", "fold", "status", "reason", "epochs",
-               "best_epoch", "fit_seconds", "test_loss", "worker")
+               "best_epoch", "fit_seconds", "test_loss", "worker", "products")
 
 
 def fits_table(ds: xr.Dataset) -> pd.DataFrame:
     """One row per planned fit: its status ("done", "failed", "not_run"), reason, epochs, best_epoch,
-    fit_seconds, test_loss and worker (NaN/"" where the store has no value)."""
+    fit_seconds, test_loss, worker and how its matrix products were computed (NaN/"" where the store has no
+    value)."""
     ds = ds.transpose("model", "drug", "latent", "split", ...)
     m, d, li, s = np.nonzero(planned_mask(ds))
     status = _status(ds)[m, d, li, s]
@@ -505,7 +510,7 @@ def fits_table(ds: xr.Dataset) -> pd.DataFrame:
         "repeat": np.asarray(ds["repeat"].values, dtype=np.int64)[s],
         "fold": np.asarray(ds["fold"].values, dtype=np.int64)[s],
         "status": np.where(status == "", "not_run", status)})
-    for col in ("reason", "worker"):
+    for col in ("reason", "worker", "products"):
         df[col] = as_str(ds[col].values)[m, d, li, s] if col in ds.data_vars else ""
     for col in ("epochs", "best_epoch", "fit_seconds", "test_loss"):
         df[col] = (np.asarray(ds[col].values, dtype=np.float64)[m, d, li, s] if col in ds.data_vars
@@ -625,7 +630,7 @@ def _write_tables(out: Path, ds: xr.Dataset, res: Results, have: frozenset[str])
     written = []
     if "table1" in have:
         _write_csv(out / "table1.csv", res.table1)
-        _write_text(out / "table1.md", table1_markdown(res.table1, res.counts))
+        _write_text(out / "table1.md", table1_markdown(res.table1, res.counts, products_line(ds)))
         _write_text(out / "table1.tex", table1_latex(res.table1, res.counts))
         written += [out / "table1.csv", out / "table1.md", out / "table1.tex"]
     if "benchmark" in have:
@@ -694,6 +699,8 @@ def _render_report(out: Path, with_figures: bool) -> Path:
                       "files": sorted(p.name for p in written)}
     if stops := figure2_stops(ds):
         info["report"]["figure2_vae_stops"] = stops
+    if ways := products_counts(ds):
+        info["report"]["products"] = ways
     info["partial"] = partial
     _write_text(run_json, json.dumps(info, indent=2, sort_keys=True, default=str))
     if partial:

@@ -31,6 +31,7 @@ from scipy import stats as _st
 
 from harness.benchmark import ALPHA, _family_q, scores_table
 from harness.contenders import RESPONSE_MODELS, built_in_methods, contender
+from harness.products import products_line
 from harness.store import json_attr
 from pertvae_core.stats import paired_comparison
 
@@ -290,12 +291,15 @@ def label_rule(ds: xr.Dataset) -> str:
     return kind if value is None else f"{kind} {value:g}"
 
 
-def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "waterfall") -> str:
+def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "waterfall",
+                      products: str = "") -> str:
     """response.md: one section per drug and latent (module docstring), then the legend; ``rule`` is the
-    label rule the binary head's labels come from (:func:`label_rule`)."""
+    label rule the binary head's labels come from (:func:`label_rule`); ``products``
+    (harness.products.products_line) after it."""
     lines = ["# Drug response", ""] + ([partial_line, ""] if partial_line else [])
     lines += [f"Labels (binary head): the {rule} rule (pertvae_core.response_labels), its threshold set per "
               "drug and split from the training cell lines' responses only.", ""]
+    lines += [products, ""] if products else []
     for (drug, latent), sub in table.groupby(["drug", "latent"], sort=False):
         lines += _drug_section(sub, str(drug), int(latent))
     lines += ["Legend: means over the splits with 95% t-intervals; test sets are labelled untreated profiles "
@@ -319,5 +323,5 @@ def write_response_report(ds: xr.Dataset, out: Path, partial_line: str = "") -> 
     rule = label_rule(ds)
     table.assign(partial=bool(partial_line), label_rule=rule).to_csv(out / "response.csv", index=False,
                                                                      float_format="%.6g")
-    (out / "response.md").write_text(response_markdown(table, partial_line, rule))
+    (out / "response.md").write_text(response_markdown(table, partial_line, rule, products_line(ds)))
     return [out / "response.csv", out / "response.md"]

@@ -25,6 +25,10 @@ Layout:
   split's independent test cell lines and their correlation across them (pertvae_core.evaluation
   .score_detail); ``cell_line`` holds the run's paired cell lines, ``gene`` the cube's gene ids;
 - string vars ``status`` ("" = not run, "done", "failed"), ``reason``, ``worker``, ``slurm_job_id``;
+- string var ``products``: how the fit's matrix products were computed on the worker that ran it
+  (pertvae_core.layers.products_way: "fp32", or "bf16: " and how this machine computes bf16 products; "" for
+  a fit that trains no model, PCA and the baselines). A store written before it gets it (all "") when a run
+  resumes it;
 - string vars ``method_status[model, drug, latent, split, method]`` ("done", "failed", or "" where the fit's
   status stands for its methods) and ``method_reason``: a fit of several independently fitted methods (the
   baselines and the run's own) fails when one of them fails, and these say which one and why, so that the
@@ -119,7 +123,8 @@ STR_VARS = ("status", "reason", "worker", "slurm_job_id")
 # Per method of a fit (the baselines' and the run's own methods, each fitted alone): "done"/"failed" and
 # the failed one's reason; "" = no per-method record, the fit's status stands for all its methods.
 METHOD_VARS = ("method_status", "method_reason")
-TEXT_VARS = (*STR_VARS, *METHOD_VARS)
+FIT_TEXT_VARS = ("products",)   # per fit, added to older stores on resume (as METHOD_VARS)
+TEXT_VARS = (*STR_VARS, *METHOD_VARS, *FIT_TEXT_VARS)
 STORE_NAME = "results.zarr"
 # 3: the paper's metrics in score[method, metric] (before: PAPER_VARS); 2: cell_score and gene_score chunked
 # per fit; 1 (no ``store_layout`` attr): per (model, drug, latent) cell
@@ -307,7 +312,7 @@ def _empty_dataset(cfg: RunConfig, drugs: list[str], cell_lines: list[str], gene
     metrics = run_metrics(models)  # the run's metrics (evaluation's, the paper's, Dr.VAE's)
     shape = (len(models), len(drugs), len(latents), cfg.n_repeats * cfg.n_folds)
     data_vars: dict[str, Any] = {v: (DIMS, np.full(shape, np.nan)) for v in FLOAT_VARS}
-    data_vars.update({v: (DIMS, _empty_str(shape)) for v in STR_VARS})
+    data_vars.update({v: (DIMS, _empty_str(shape)) for v in (*STR_VARS, *FIT_TEXT_VARS)})
     data_vars.update({v: ((*DIMS, "method"), _empty_str((*shape, len(methods)))) for v in METHOD_VARS})
     data_vars[SCORE_VAR] = ((*DIMS, "method", "metric"),
                             np.full((*shape, len(methods), len(metrics)), np.nan))
@@ -419,10 +424,11 @@ class ResultStore:
                 with zarr.config.set({"array.write_empty_chunks": True}):
                     self._group = zarr.open_group(str(self.path), mode="r+")
                     self.method_vars = tuple(v for v in METHOD_VARS if v in self._group)
+                    self.fit_text_vars = tuple(v for v in FIT_TEXT_VARS if v in self._group)
                     # layout 1 and 2: read (find_damage, dataset), converted before a write (open, resume)
                     self.paper_vars = tuple(v for v in PAPER_VARS if v in self._group)
                     self.vars = (*FLOAT_VARS, *self.paper_vars, SCORE_VAR, *DETAIL_VARS, *STR_VARS,
-                                 *self.method_vars)
+                                 *self.method_vars, *self.fit_text_vars)
                     self._arrays = {v: self._group[v].async_array for v in self.vars}
                     # chunked per fit (layout 2): written whole, never read back by a write
                     self._per_fit = tuple(v for v in DETAIL_VARS if self._group[v].chunks[3] == 1)
@@ -480,10 +486,7 @@ class ResultStore:
                 store = store._converted(background)
                 store._check_coords(cfg, list(drugs), [str(c) for c in cell_lines], [str(g) for g in genes],
                                     [str(m) for m in methods])
-                if len(store.method_vars) < len(METHOD_VARS):
-                    store._add_method_vars()
-                    store = cls(path, background)
-                return store
+                return store._with_added_vars(background)
             stored_cfg = json.loads(store.attrs.get("config", "{}")).get("science", {})
             if store.attrs.get("data_fingerprint") != fingerprint:
                 raise StoreMismatchError(
@@ -520,10 +523,7 @@ class ResultStore:
         store = store._converted(background)
         store._check_coords(cfg, list(drugs), None, [str(g) for g in genes], _store_methods(methods, cfg))
         clean_stale_tmp(out_dir)
-        if len(store.method_vars) < len(METHOD_VARS):
-            store._add_method_vars()
-            store = cls(path, background)
-        return store
+        return store._with_added_vars(background)
 
     @staticmethod
     def _create(path: Path, cfg: RunConfig, data_fp: str, full_fp: str, drugs: list[str],
@@ -563,16 +563,22 @@ class ResultStore:
             raise _beyond_repair(self.path, "has coordinates (model, drug, latent, split, method, metric, "
                                             "cell_line, gene) that do not match its own config and cube")
 
-    def _add_method_vars(self) -> None:
-        """Give a store written before :data:`METHOD_VARS` existed those variables, all "" (every chunk
-        written, as :meth:`find_damage` expects), and its consolidated metadata their entries."""
-        shape = (len(self.models), len(self.drugs), len(self.latents), len(self.repeats), len(self.methods))
-        dims = ("model", "drug", "latent", "split", "method")
-        ds = xr.Dataset({v: (dims, _empty_str(shape)) for v in METHOD_VARS if v not in self.method_vars})
-        encoding = {v: {"chunks": (1, 1, 1, shape[3], shape[4])} for v in ds.data_vars}
+    def _with_added_vars(self, background: bool) -> ResultStore:
+        """This store, given the variables of :data:`METHOD_VARS` and :data:`FIT_TEXT_VARS` it was written
+        without, all "" (every chunk written, as :meth:`find_damage` expects), and its consolidated metadata
+        their entries, its attributes (config, fingerprints) kept; itself when it has them all."""
+        if self.method_vars == METHOD_VARS and self.fit_text_vars == FIT_TEXT_VARS:
+            return self
+        shape = (len(self.models), len(self.drugs), len(self.latents), len(self.repeats))
+        ds = xr.Dataset({v: ((*DIMS, "method"), _empty_str((*shape, len(self.methods))))
+                         for v in METHOD_VARS if v not in self.method_vars})
+        ds = ds.assign({v: (DIMS, _empty_str(shape)) for v in FIT_TEXT_VARS if v not in self.fit_text_vars})
+        ds.attrs = dict(self.attrs)   # an append writes the dataset's attrs as the group's: keep the store's
+        encoding = {v: {"chunks": (1, 1, 1, *ds[v].shape[3:])} for v in ds.data_vars}
         with warnings.catch_warnings(), zarr.config.set({"array.write_empty_chunks": True}):
             warnings.simplefilter("ignore", UserWarning)
             ds.to_zarr(str(self.path), mode="a", zarr_format=3, consolidated=True, encoding=encoding)
+        return type(self)(self.path, background)
 
     # ------------------------------------------------------------------------------------------------
     def _index(self, model: str, drug: str, latent: int, repeat: int, fold: int) -> tuple[int, int, int, int]:
@@ -656,8 +662,8 @@ class ResultStore:
         st = self._read_checked("status", bad).astype(str)
         status_lost = set(bad)
         seconds = self._read_checked("fit_seconds", bad).astype(float)
-        for v in (*FLOAT_VARS, *self.paper_vars, SCORE_VAR, *STR_VARS, *self.method_vars):
-            if v not in ("status", "fit_seconds"):
+        for v in self.vars:   # the small ones: the per-fit chunks are checked by _check_chunks
+            if v not in ("status", "fit_seconds", *DETAIL_VARS):
                 values = self._read_checked(v, bad)
                 if v == "method_status":
                     unknown = ~np.isin(values.astype(str), ("", "done", "failed")).reshape(*st.shape[:3], -1)

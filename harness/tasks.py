@@ -38,6 +38,23 @@ def worker_name() -> str:
         return where
 
 
+def products_of(cfg: RunConfig, model: Contender) -> str:
+    """How this worker computes the matrix products of ``model``'s fits (the store's ``products``, one per
+    fit: workers of one run may differ, e.g. Slurm nodes with and without AMX); "" for a contender that
+    trains no model."""
+    if not model.trained:
+        return ""
+    import torch
+
+    from pertvae_core.layers import products_way
+    from pertvae_core.precision import resolve_precision
+
+    device = cfg.fit_kwargs()["device"]
+    if device == "cuda" and not torch.cuda.is_available():
+        device = "cpu"   # where pertvae_core.train.resolve_device trains it
+    return products_way(resolve_precision(cfg.precision, device), device)
+
+
 def task_limit(task: Task, cfg: RunConfig) -> float:
     """Seconds ``task`` may run on a cluster (harness.cluster.ClusterHandle.watch; 0 = no limit):
     ``--fit-timeout`` for each of its fits, where each ``--method`` plug-in counts as a fit of its own with
@@ -55,7 +72,7 @@ def task_limit(task: Task, cfg: RunConfig) -> float:
 def run_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender | None = None) -> list[dict]:
     """Fit and evaluate ``task``'s splits with its contender (``model``, default: the registered one of
     ``task.model``; the driver sends it along, so a contender registered in the driver alone runs on any
-    worker); one row per fit with its keys, results, worker and SLURM_JOB_ID.
+    worker); one row per fit with its keys, results, worker, SLURM_JOB_ID and how its products were computed.
 
     A task that raises, and every fit that failed, is logged with its traceback or reason (to OUT/run.log,
     see harness.cluster.RunLog).
@@ -82,7 +99,7 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> l
         got = {lat: len(by_latent.get(lat, ())) for lat in task.latents}
         raise RuntimeError(f"task {task.key}: results per latent {got} for {len(data)} splits each")
     results = [res for lat in task.latents for res in by_latent[lat]]
-    worker = worker_name()
+    worker, products = worker_name(), products_of(cfg, model)
     job = os.environ.get("SLURM_JOB_ID", "")
     rows = []
     for k, res, sp in zip(keys, results, data * len(task.latents), strict=True):
@@ -95,7 +112,7 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> l
         row.setdefault("status", "done")
         row.setdefault("reason", "")
         row.update(model=k.model, drug=k.drug, latent=k.latent, repeat=k.repeat, fold=k.fold,
-                   worker=worker, slurm_job_id=job)
+                   worker=worker, slurm_job_id=job, products=products)
         rows.append(row)
     return rows
 

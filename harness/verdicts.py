@@ -35,6 +35,7 @@ from harness.benchmark import (
     study_drugs,
 )
 from harness.contenders import REGISTRY
+from harness.products import products_line
 from harness.store import json_attr
 from pertvae_core.evaluation import CHANCE, HIGHER_IS_BETTER, PRIMARY
 from pertvae_core.methods import REFERENCE
@@ -441,6 +442,8 @@ def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame,
     if pairing:
         lines += ["Pairing of x1 (control) with x2 (treated) replicates (datasets.pairs): "
                   + "; ".join(f"{d}: {r}" for d, r in pairing.items() if d in study_drugs(ds)) + ".", ""]
+    if products := products_line(ds):
+        lines += [products, ""]
     reasons = sorted({(d, v.get("reason", "")) for d, v in json_attr(ds, "ceiling").items()
                       if (v or {}).get("reason")})
     if reasons:

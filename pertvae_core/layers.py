@@ -24,7 +24,7 @@ from torch import nn
 
 from pertvae_core.precision import cpu_has_amx_bf16
 
-__all__ = ["WNLinear", "MaskedWNLinear", "BatchedLinear", "elu", "halves", "bf16_way"]
+__all__ = ["WNLinear", "MaskedWNLinear", "BatchedLinear", "elu", "halves", "bf16_way", "products_way"]
 
 elu = nn.functional.elu
 NORM_MIN = 1e-6  # floor on ||v||: a MADE output unit with no allowed inputs has v = 0 and outputs its bias
@@ -60,6 +60,14 @@ def bf16_way(device: str = "cpu") -> str:
     if torch.device(device).type == "cpu" and CPU_BF16_MATH:
         return "oneDNN's bfloat16 arithmetic on float32 operands (AMX)"
     return "operands cast to bfloat16"
+
+
+def products_way(precision: str, device: str = "cpu") -> str:
+    """How a fit of ``precision`` ("fp32" | "bf16", FitConfig.precision resolved) computes its matrix
+    products on ``device`` here, for its record: "fp32", or "bf16: " and :func:`bf16_way`."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision: must be fp32 or bf16 (resolved), got {precision!r}")
+    return "fp32" if precision == "fp32" else f"bf16: {bf16_way(device)}"
 
 
 # Products of fewer FLOPs (2 M N K per model) than this stay float32 under bf16 math: oneDNN's bfloat16

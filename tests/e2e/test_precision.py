@@ -1,6 +1,6 @@
 """``--precision bf16`` on a small study: Table 1's numbers, the benchmark's PertVAE scores and Figure 2's VAE
 reconstruction equal fp32's within the run-to-run spread of seeds, and the precision that ran is recorded in
-the store's science key and run.json."""
+the store's science key and run.json, and how each fit computed its products in the store and the report."""
 
 from __future__ import annotations
 
@@ -48,6 +48,10 @@ def test_bf16_numbers_are_fp32_numbers_within_the_spread_of_seeds(tmp_path_facto
         science = json.loads(load(out).attrs["config"])["science"]
         assert science["precision"] == precision
         assert json.loads((out / "run.json").read_text())["config"]["science"]["precision"] == precision
+        way = layers.products_way(precision, "cpu")   # recorded per fit, and counted in the report
+        products = load(out).products.sel(model=["pertvae", "vae"]).values
+        assert set(products[load(out).status.sel(model=["pertvae", "vae"]).values == "done"]) == {way}
+        assert f"Matrix products of the trained models: {way} (" in (out / "table1.md").read_text()
         runs[name] = _numbers(out)
     for k, bf16 in runs["bf16-0"].items():
         fp32 = [runs[f"fp32-{s}"][k] for s in range(3)]

@@ -235,3 +235,8 @@ def test_the_way_of_bf16_products_is_named_for_records(monkeypatch: pytest.Monke
         monkeypatch.setattr(layers, "CPU_BF16_MATH", math)
         assert layers.bf16_way("cpu") == want
         assert layers.bf16_way("cuda") == "operands cast to bfloat16"
+        assert layers.products_way("bf16", "cpu") == f"bf16: {want}"
+        assert layers.products_way("bf16", "cuda") == "bf16: operands cast to bfloat16"
+        assert layers.products_way("fp32", "cpu") == "fp32"
+    with pytest.raises(ValueError, match="resolved"):
+        layers.products_way("auto")

@@ -1,0 +1,63 @@
+"""How a run's matrix products were computed, for the report: the store's per-fit ``products`` (each fit's
+worker records its own way, harness.tasks.products_of), counted over the done fits.
+
+bf16 products give slightly different numbers than fp32 ones, and two machines compute them differently (a
+CPU with AMX rounds float32 operands inside oneDNN's product; others cast the operands to bfloat16), so a
+reader comparing two runs needs to know which ran; run.json's ``versions`` says only how the machine that
+started the run computes them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from harness.contenders import REGISTRY
+from harness.store import as_str, json_attr
+
+UNRECORDED = "not recorded"   # products_counts' key of fits written before fits recorded their products
+BF16_WORDS = ("bf16 = bfloat16 operands, float32 accumulation and outputs; parameters, gradients, Adam "
+              "state and all elementwise work in float32")
+
+
+def _trained(models: np.ndarray) -> np.ndarray:
+    """Whether each model trains a network (a contender this process does not know: assumed to)."""
+    return np.array([REGISTRY[m].trained if m in REGISTRY else True for m in models], dtype=bool)
+
+
+def products_counts(ds: xr.Dataset) -> dict[str, int]:
+    """Each way the done fits of the trained models computed their matrix products -> its number of fits,
+    most fits first (:data:`UNRECORDED`: fits written before the store recorded it, kept by a resume);
+    {} for a store without the record or with no such fit done."""
+    if "products" not in ds.data_vars:
+        return {}
+    ds = ds.transpose("model", "drug", "latent", "split", ...)
+    done = as_str(ds["status"].values) == "done"
+    ways = as_str(ds["products"].values)[done & _trained(as_str(ds["model"].values))[:, None, None, None]]
+    names, counts = np.unique(np.where(ways == "", UNRECORDED, ways), return_counts=True)
+    order = sorted(zip(names.tolist(), counts.tolist(), strict=True), key=lambda t: (-t[1], t[0]))
+    return {str(w): int(n) for w, n in order}
+
+
+def products_line(ds: xr.Dataset) -> str:
+    """One sentence for the report: how the trained models' matrix products were computed, per fit as
+    recorded, the run's precision for fits written before fits recorded it; "" when no trained model's fit
+    is done or the store does not say."""
+    counts = products_counts(ds)
+    recorded = {w: n for w, n in counts.items() if w != UNRECORDED}
+    precision = json_attr(ds, "config").get("science", {}).get("precision")
+    if not recorded:
+        if not precision or ("products" in ds.data_vars and not counts):
+            return ""
+        return (f"Matrix products of the trained models: {precision} (this store, written by an earlier "
+                f"version, does not record how each fit computed them).")
+    ways = [f"{w} ({_fits(n)})" for w, n in recorded.items()]
+    if UNRECORDED in counts:   # a resumed older store: its earlier fits ran at the run's precision
+        ways.append(f"{precision}, the way not recorded ({_fits(counts[UNRECORDED])} from before fits "
+                    f"recorded it)")
+    note = f" ({BF16_WORDS})" if precision == "bf16" or any(w.startswith("bf16") for w in recorded) else ""
+    return f"Matrix products of the trained models: {'; '.join(ways)}{note}."
+
+
+def _fits(n: int) -> str:
+    return f"{n} fit{'' if n == 1 else 's'}"

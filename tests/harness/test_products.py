@@ -1,0 +1,134 @@
+"""Each fit records how its worker computed its matrix products (the store's ``products``,
+harness.tasks.products_of), an older store gets the variable on resume, and the report counts the done fits
+of each way (harness.products: table1.md, benchmark.md, run.json, the fits table)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from harness.config import make_config
+from harness.contenders import contender
+from harness.info import describe_run
+from harness.products import BF16_WORDS, UNRECORDED, products_counts, products_line
+from harness.report import fit_counts, fits_table, table1, table1_markdown
+from harness.store import ResultStore, load_results
+from harness.tasks import products_of
+from pertvae_core import layers
+
+CAST = "bf16: operands cast to bfloat16"
+AMX = "bf16: oneDNN's bfloat16 arithmetic on float32 operands (AMX)"
+
+
+@pytest.fixture
+def cfg():
+    return make_config("demo", models=["pertvae", "pca"], latents_pertvae=[4], latents_pca=[2, 4],
+                       n_repeats=2, n_folds=3, figure2_scope="per-drug", precision="bf16")
+
+
+def _open(out, cfg) -> ResultStore:
+    return ResultStore.open(out, cfg, "fp", drugs=["dA", "dB"], cell_lines=["c1"], genes=["g1"])
+
+
+def _resume(out, cfg) -> ResultStore | None:
+    return ResultStore.resume(out, cfg, "fp", drugs=["dA", "dB"], genes=["g1"])
+
+
+def _row(drug, repeat, fold, products, model="pertvae", latent=4):
+    return dict(model=model, drug=drug, latent=latent, repeat=repeat, fold=fold, status="done", reason="",
+                worker="w", slurm_job_id="", fit_seconds=1.0, products=products)
+
+
+def _without(path, *names: str) -> None:
+    """Make a store one written before it had the variables ``names``: no such arrays, nor their entries in
+    the consolidated metadata."""
+    meta = json.loads((path / "zarr.json").read_text())
+    for name in names:
+        shutil.rmtree(path / name)
+        del meta["consolidated_metadata"]["metadata"][name]
+    (path / "zarr.json").write_text(json.dumps(meta))
+
+
+def test_a_worker_records_how_it_computes_each_models_products(cfg, monkeypatch):
+    for math, way in ((False, CAST), (True, AMX)):
+        monkeypatch.setattr(layers, "CPU_BF16_MATH", math)
+        assert products_of(cfg, contender("pertvae")) == way
+        assert products_of(dataclasses.replace(cfg, precision="fp32"), contender("vae")) == "fp32"
+        assert products_of(cfg, contender("pca")) == ""   # trains no model: no products to record
+        assert products_of(cfg, contender("baselines")) == ""
+
+
+def test_fits_keep_their_products_and_an_older_store_gets_the_variable_on_resume(tmp_path, cfg):
+    out = tmp_path / "out"
+    st = _open(out, cfg)
+    st.write([_row("dA", 0, 1, CAST)])
+    ds = xr.open_zarr(st.path).load()
+    assert ds.products.dims == ("model", "drug", "latent", "split")
+    assert ds.products.sel(model="pertvae", drug="dA", latent=4, split=1).item() == CAST
+    assert (ds.products.values == CAST).sum() == 1
+    _without(st.path, "products")
+    old = ResultStore(st.path)
+    assert old.fit_text_vars == () and old.done_keys() and not old.repair().cells
+    again = _resume(out, cfg)
+    assert again is not None and again.fit_text_vars == ("products",) and len(again.done_keys()) == 1
+    assert not again.repair().cells   # the added variable has every chunk, as a write leaves it
+    again.write([_row("dB", 1, 2, AMX)])
+    ds = xr.open_zarr(st.path).load()
+    assert ds.products.sel(model="pertvae", drug="dA", latent=4, split=1).item() == ""   # before: unknown
+    assert ds.products.sel(model="pertvae", drug="dB", latent=4, split=5).item() == AMX
+    assert len(_open(out, cfg).done_keys()) == 2   # open (not resume) adds nothing twice
+    ds = load_results(out)   # the earlier fit is counted, at the run's precision, as not recorded
+    assert products_counts(ds) == {AMX: 1, UNRECORDED: 1}
+    want = f"Matrix products of the trained models: {AMX} (1 fit); bf16, the way not recorded (1 fit from"
+    assert products_line(ds).startswith(want + " before fits recorded it) (")
+
+
+@pytest.mark.parametrize("added", [("products",), ("method_status", "method_reason")])
+def test_adding_variables_to_an_older_store_keeps_its_attributes(tmp_path, cfg, added):
+    """The variables an older store lacks are appended on resume; the append once wrote the (attribute-less)
+    appended dataset's attrs as the group's: the store lost its config and fingerprints and refused every
+    later run ("holds results for a different dataset")."""
+    out = tmp_path / "out"
+    st = _open(out, cfg)
+    st.write([_row("dA", 0, 1, CAST)])
+    attrs = dict(st.attrs)
+    _without(st.path, *added)
+    again = _resume(out, cfg)
+    assert again is not None and set(added) <= set(again.vars) and again.attrs == attrs
+    assert ResultStore(st.path).attrs == attrs and xr.open_zarr(st.path).attrs == attrs
+    assert _resume(out, cfg).done_keys() == _open(out, cfg).done_keys() == {again.done_keys().pop()}
+
+
+def test_the_report_counts_the_done_fits_of_each_way(tmp_path, cfg):
+    out = tmp_path / "out"
+    st = _open(out, cfg)
+    assert products_line(load_results(out)) == ""   # no fit done
+    st.write([_row("dA", 1, 1, "", model="pca", latent=2)])
+    assert products_line(load_results(out)) == ""   # no trained model's fit done
+    st.write([_row("dA", 0, 0, CAST), _row("dA", 0, 1, CAST), _row("dB", 0, 0, AMX),
+              _row("dB", 0, 1, AMX) | {"status": "failed"}, _row("dB", 1, 0, CAST)])
+    ds = load_results(out)
+    assert products_counts(ds) == {CAST: 3, AMX: 1}   # done fits only, most first
+    line = products_line(ds)
+    assert line == (f"Matrix products of the trained models: {CAST} (3 fits); {AMX} (1 fit) ({BF16_WORDS}).")
+    assert table1_markdown(table1(ds), fit_counts(ds), line).rstrip().endswith("\n\n" + line)
+    about = describe_run(out)   # pertvae-bench info
+    assert "; precision bf16;" in about and f"\n{line}\n" in about
+    fits = fits_table(ds)
+    got = fits.set_index(["model", "drug", "latent", "split"])["products"]
+    assert got[("pertvae", "dB", 4, 0)] == AMX and got[("pca", "dA", 2, 4)] == ""
+    assert got[("pertvae", "dA", 4, 2)] == ""   # not run
+
+
+def test_an_older_store_says_the_precision_alone_and_that_it_does_not_record_the_way(tmp_path, cfg):
+    out = tmp_path / "out"
+    _open(out, cfg).write([_row("dA", 0, 0, CAST)])
+    _without(out / "results.zarr", "products")
+    line = products_line(load_results(out))
+    assert line.startswith("Matrix products of the trained models: bf16 (") and "does not record" in line
+    assert np.all(fits_table(load_results(out))["products"] == "")
