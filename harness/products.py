@@ -15,9 +15,10 @@ import xarray as xr
 from harness.contenders import REGISTRY
 from harness.store import as_str, json_attr
 
+LEAD = "Matrix products of the trained models, as each fit's worker computed them"
 UNRECORDED = "not recorded"   # products_counts' key of fits written before fits recorded their products
-BF16_WORDS = ("bf16 = bfloat16 operands, float32 accumulation and outputs; parameters, gradients, Adam "
-              "state and all elementwise work in float32")
+BF16_WORDS = ("bf16 means bfloat16 operands with float32 accumulation and outputs; parameters, gradients, "
+              "Adam state and all elementwise work stay float32")
 
 
 def _trained(models: np.ndarray) -> np.ndarray:
@@ -46,17 +47,17 @@ def products_line(ds: xr.Dataset) -> str:
     counts = products_counts(ds)
     recorded = {w: n for w, n in counts.items() if w != UNRECORDED}
     precision = json_attr(ds, "config").get("science", {}).get("precision")
+    note = f" {BF16_WORDS}." if precision == "bf16" or any(w.startswith("bf16") for w in recorded) else ""
     if not recorded:
         if not precision or ("products" in ds.data_vars and not counts):
             return ""
         return (f"Matrix products of the trained models: {precision} (this store, written by an earlier "
-                f"version, does not record how each fit computed them).")
-    ways = [f"{w} ({_fits(n)})" for w, n in recorded.items()]
+                f"version, does not record how each fit computed them).{note}")
+    ways = [f"{w} in {_fits(n)}" for w, n in recorded.items()]
     if UNRECORDED in counts:   # a resumed older store: its earlier fits ran at the run's precision
-        ways.append(f"{precision}, the way not recorded ({_fits(counts[UNRECORDED])} from before fits "
-                    f"recorded it)")
-    note = f" ({BF16_WORDS})" if precision == "bf16" or any(w.startswith("bf16") for w in recorded) else ""
-    return f"Matrix products of the trained models: {'; '.join(ways)}{note}."
+        ways.append(f"{precision}, the way not recorded, in {_fits(counts[UNRECORDED])} from before fits "
+                    f"recorded it")
+    return f"{LEAD}: {'; '.join(ways)}.{note}"
 
 
 def _fits(n: int) -> str:

@@ -51,7 +51,7 @@ def test_bf16_numbers_are_fp32_numbers_within_the_spread_of_seeds(tmp_path_facto
         way = layers.products_way(precision, "cpu")   # recorded per fit, and counted in the report
         products = load(out).products.sel(model=["pertvae", "vae"]).values
         assert set(products[load(out).status.sel(model=["pertvae", "vae"]).values == "done"]) == {way}
-        assert f"Matrix products of the trained models: {way} (" in (out / "table1.md").read_text()
+        assert f"as each fit's worker computed them: {way} in " in (out / "table1.md").read_text()
         runs[name] = _numbers(out)
     for k, bf16 in runs["bf16-0"].items():
         fp32 = [runs[f"fp32-{s}"][k] for s in range(3)]

@@ -69,7 +69,7 @@ def test_two_workers_complete_store_and_report(two_workers, cube, capsys):
     # each fit's worker recorded how it computed its products: fp32 (the demo's), none for PCA and baselines
     trained = np.isin(ds.model.values, ["pertvae", "vae"])[:, None, None, None] & mask
     assert (ds.products.values[trained] == "fp32").all() and (ds.products.values[mask & ~trained] == "").all()
-    line = "Matrix products of the trained models: fp32 (24 fits)."
+    line = "Matrix products of the trained models, as each fit's worker computed them: fp32 in 24 fits."
     assert line in (out / "table1.md").read_text() and line in (out / "benchmark.md").read_text()
     assert info["report"]["products"] == {"fp32": 24}
     assert perf.exists() and perf.stat().st_size > 0

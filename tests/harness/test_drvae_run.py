@@ -15,6 +15,7 @@ from sklearn.metrics import average_precision_score, mean_squared_error, roc_auc
 from harness.config import make_config, parse_args, science_key
 from harness.contenders import BUILT_IN, contender, run_metrics
 from harness.contenders.response_splits import CONTINUOUS_METRICS, response_splits
+from harness.products import LEAD
 from harness.report import load as report_load
 from harness.response_report import _q
 from harness.run import main
@@ -139,7 +140,7 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
     assert set(base["verdict"].dropna()) <= {"beats", "loses to", "not distinguishable from"}
     md = (out / "response.md").read_text()
     assert f"## {NULL_DRUG} (latent 4, 10 splits)" in md and "Dr.VAE, identity perturbation" in md
-    assert "\nMatrix products of the trained models: fp32 (" in md   # Dr.VAE's and the response PertVAE's
+    assert f"\n{LEAD}: fp32 in " in md   # Dr.VAE's fits and the response PertVAE's
     # verdicts in plain words; the code names (for --models and response.csv) in the legend
     verdicts = [line for line in md.splitlines() if line.startswith(f"{BASELINE_DRUG}: Dr.VAE ")]
     assert len(verdicts) == 1 and "| logistic L2 | x1 |" in md

@@ -15,7 +15,7 @@ import xarray as xr
 from harness.config import make_config
 from harness.contenders import contender
 from harness.info import describe_run
-from harness.products import BF16_WORDS, UNRECORDED, products_counts, products_line
+from harness.products import BF16_WORDS, LEAD, UNRECORDED, products_counts, products_line
 from harness.report import fit_counts, fits_table, table1, table1_markdown
 from harness.store import ResultStore, load_results
 from harness.tasks import products_of
@@ -84,8 +84,8 @@ def test_fits_keep_their_products_and_an_older_store_gets_the_variable_on_resume
     assert len(_open(out, cfg).done_keys()) == 2   # open (not resume) adds nothing twice
     ds = load_results(out)   # the earlier fit is counted, at the run's precision, as not recorded
     assert products_counts(ds) == {AMX: 1, UNRECORDED: 1}
-    want = f"Matrix products of the trained models: {AMX} (1 fit); bf16, the way not recorded (1 fit from"
-    assert products_line(ds).startswith(want + " before fits recorded it) (")
+    assert products_line(ds) == (f"{LEAD}: {AMX} in 1 fit; bf16, the way not recorded, in 1 fit from before "
+                                 f"fits recorded it. {BF16_WORDS}.")
 
 
 @pytest.mark.parametrize("added", [("products",), ("method_status", "method_reason")])
@@ -115,7 +115,7 @@ def test_the_report_counts_the_done_fits_of_each_way(tmp_path, cfg):
     ds = load_results(out)
     assert products_counts(ds) == {CAST: 3, AMX: 1}   # done fits only, most first
     line = products_line(ds)
-    assert line == (f"Matrix products of the trained models: {CAST} (3 fits); {AMX} (1 fit) ({BF16_WORDS}).")
+    assert line == f"{LEAD}: {CAST} in 3 fits; {AMX} in 1 fit. {BF16_WORDS}."
     assert table1_markdown(table1(ds), fit_counts(ds), line).rstrip().endswith("\n\n" + line)
     about = describe_run(out)   # pertvae-bench info
     assert "; precision bf16;" in about and f"\n{line}\n" in about
