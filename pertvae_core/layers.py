@@ -58,7 +58,8 @@ def bf16_way(device: str = "cpu") -> str:
     """How bf16 products are computed on ``device`` here, in words for a record or a dry run: the numbers
     differ slightly between the two ways (casts round the outputs to bfloat16 too)."""
     if torch.device(device).type == "cpu" and CPU_BF16_MATH:
-        return "oneDNN's bfloat16 arithmetic on float32 operands (AMX)"
+        return (f"oneDNN's bfloat16 arithmetic on float32 operands (AMX; products under "
+                f"{SMALL_PRODUCT_FLOPS / 1e6:g} MFLOP a model in float32)")
     return "operands cast to bfloat16"
 
 

@@ -230,8 +230,8 @@ def test_this_cpus_bf16_products_round_to_bfloat16(all_products_bf16: None) -> N
 
 
 def test_the_way_of_bf16_products_is_named_for_records(monkeypatch: pytest.MonkeyPatch) -> None:
-    for math, want in ((True, "oneDNN's bfloat16 arithmetic on float32 operands (AMX)"),
-                       (False, "operands cast to bfloat16")):
+    amx = "oneDNN's bfloat16 arithmetic on float32 operands (AMX; products under 3 MFLOP a model in float32)"
+    for math, want in ((True, amx), (False, "operands cast to bfloat16")):
         monkeypatch.setattr(layers, "CPU_BF16_MATH", math)
         assert layers.bf16_way("cpu") == want
         assert layers.bf16_way("cuda") == "operands cast to bfloat16"
