@@ -28,13 +28,12 @@ def _trained(models: np.ndarray) -> np.ndarray:
 
 def products_counts(ds: xr.Dataset) -> dict[str, int]:
     """Each way the done fits of the trained models computed their matrix products -> its number of fits,
-    most fits first (:data:`UNRECORDED`: fits written before the store recorded it, kept by a resume);
-    {} for a store without the record or with no such fit done."""
-    if "products" not in ds.data_vars:
-        return {}
+    most fits first (:data:`UNRECORDED`: fits written before stores recorded it: all of an older store's, or
+    a resumed one's earlier fits); {} with no such fit done."""
     ds = ds.transpose("model", "drug", "latent", "split", ...)
-    done = as_str(ds["status"].values) == "done"
-    ways = as_str(ds["products"].values)[done & _trained(as_str(ds["model"].values))[:, None, None, None]]
+    status = as_str(ds["status"].values)
+    ways = as_str(ds["products"].values) if "products" in ds.data_vars else np.full(status.shape, "")
+    ways = ways[(status == "done") & _trained(as_str(ds["model"].values))[:, None, None, None]]
     names, counts = np.unique(np.where(ways == "", UNRECORDED, ways), return_counts=True)
     order = sorted(zip(names.tolist(), counts.tolist(), strict=True), key=lambda t: (-t[1], t[0]))
     return {str(w): int(n) for w, n in order}
@@ -49,7 +48,7 @@ def products_line(ds: xr.Dataset) -> str:
     precision = json_attr(ds, "config").get("science", {}).get("precision")
     note = f" {BF16_WORDS}." if precision == "bf16" or any(w.startswith("bf16") for w in recorded) else ""
     if not recorded:
-        if not precision or ("products" in ds.data_vars and not counts):
+        if not precision or not counts:
             return ""
         return (f"Matrix products of the trained models: {precision} (this store, written by an earlier "
                 f"version, does not record how each fit computed them).{note}")

@@ -128,8 +128,13 @@ def test_the_report_counts_the_done_fits_of_each_way(tmp_path, cfg):
 
 def test_an_older_store_says_the_precision_alone_and_that_it_does_not_record_the_way(tmp_path, cfg):
     out = tmp_path / "out"
-    _open(out, cfg).write([_row("dA", 0, 0, CAST)])
+    st = _open(out, cfg)
+    st.write([_row("dA", 1, 1, "", model="pca", latent=2)])
     _without(out / "results.zarr", "products")
+    assert products_line(load_results(out)) == ""   # no trained model's fit done: nothing to say
+    _open(out, cfg).write([_row("dA", 0, 0, CAST)])   # open() adds the variable; take it away again
+    _without(out / "results.zarr", "products")
+    assert products_counts(load_results(out)) == {UNRECORDED: 1}
     line = products_line(load_results(out))
     assert line.startswith("Matrix products of the trained models: bf16 (") and "does not record" in line
     assert np.all(fits_table(load_results(out))["products"] == "")
