@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import warnings
 
 from harness.config import RunConfig
 from harness.contenders import Contender, contender
@@ -44,15 +45,14 @@ def products_of(cfg: RunConfig, model: Contender) -> str:
     trains no model."""
     if not model.trained:
         return ""
-    import torch
-
     from pertvae_core.layers import products_way
     from pertvae_core.precision import resolve_precision
+    from pertvae_core.train import resolve_device
 
-    device = cfg.fit_kwargs()["device"]
-    if device == "cuda" and not torch.cuda.is_available():
-        device = "cpu"   # where pertvae_core.train.resolve_device trains it
-    return products_way(resolve_precision(cfg.precision, device), device)
+    with warnings.catch_warnings():   # the fit itself warns of a CUDA device without CUDA
+        warnings.simplefilter("ignore")
+        device = resolve_device(cfg.fit_kwargs()["device"])
+    return products_way(resolve_precision(cfg.precision, device), str(device))
 
 
 def task_limit(task: Task, cfg: RunConfig) -> float:
