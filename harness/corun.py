@@ -2,20 +2,26 @@
 
 Local one-thread workers on separate cores still share the memory bus and the last-level cache, and a
 training step at the paper's sizes is mostly memory traffic (README): on the development machine a
-compiled bf16 VAE step took 1.05-1.10x its CPU time alone while a second process ran the same steps, and
-the dry run's factors were 1.04-1.15x.
+compiled bf16 VAE step took 1.02-1.15x its CPU time alone while a second process ran the same steps.
 The calibration (harness.calibrate) times every step alone, so for a local cluster of n > 1 workers the cost
 model (harness.cost) scales each trained model's step, validation, setup and evaluation time by the factor
-measured here (:func:`corun_factors`): each trained calibration point is timed again, the median of
-``CAL_ROUNDS`` fits by this process's CPU time, while n - 1 helper processes (one per other worker, up to the
-cores) fit the same point without pause. A factor below 1 is noise and counts as 1.
+measured here (:func:`corun_factors`): n - 1 helper processes (one per other worker, up to the cores) fit
+each trained calibration point without pause, and this process fits it in ``CAL_ROUNDS`` **paired rounds**,
+each one fit with the helpers stopped (SIGSTOP: alone) and one with them running, in alternating order, timed
+by this process's CPU time. A round's ratio compares two fits a few seconds apart, so a change in the
+machine's speed between rounds (other tenants of a shared host) cancels out; timing the side-by-side fits
+against the calibration's, a minute earlier, gave 1.02x and 1.45x for the same PertVAE step in two dry runs
+two minutes apart. A model's factor is the median of its points' ratios; below 1 it is noise and counts as 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from harness.calibrate import CAL_ROUNDS, Calibration, Point, calibrate_fit, make_clock
@@ -50,11 +56,37 @@ def _helper(points: Sequence[Point], genes: int, cfg: RunConfig, threads: int, c
             i = conn.recv()
 
 
-def _side_by_side(points: Sequence[Point], genes: int, cfg: RunConfig, threads: int, pipes: Sequence[Any]
-                  ) -> list[float]:
-    """Each trained point's median step time while the helpers behind ``pipes`` fit it too."""
+@contextlib.contextmanager
+def _stopped(procs: Sequence[Any]) -> Iterator[None]:
+    """The helper processes stopped (SIGSTOP: they use no CPU, and resume mid-fit) for the block."""
+    for proc in procs:
+        os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGCONT)
+
+
+def _paired_ratios(p: Point, genes: int, cfg: RunConfig, clock: Any, procs: Sequence[Any]) -> list[float]:
+    """``CAL_ROUNDS`` ratios of ``p``'s step time beside the running helpers over alone (helpers stopped),
+    each from one fit of each, alone first in even rounds and second in odd ones (module docstring)."""
+    ratios = []
+    for r in range(CAL_ROUNDS):
+        times = {}
+        for alone in ((True, False) if r % 2 == 0 else (False, True)):
+            with _stopped(procs) if alone else contextlib.nullcontext():
+                times[alone] = calibrate_fit(p, genes, cfg, clock).step
+        ratios.append(times[False] / times[True])
+    return ratios
+
+
+def _side_by_side(points: Sequence[Point], genes: int, cfg: RunConfig, threads: int, pipes: Sequence[Any],
+                  procs: Sequence[Any]) -> list[list[float]]:
+    """Each point's paired ratios (:func:`_paired_ratios`) while the helpers behind ``pipes`` fit it too."""
     clock = make_clock("cpu", threads)
-    steps = []
+    ratios = []
     for i, p in enumerate(points):
         for conn in pipes:
             conn.send(i)
@@ -62,38 +94,38 @@ def _side_by_side(points: Sequence[Point], genes: int, cfg: RunConfig, threads: 
             if not conn.poll(READY_TIMEOUT_S):
                 raise TimeoutError(f"a helper did not fit {p.model} latent {p.latent}")
             conn.recv()
-        steps.append(statistics.median(calibrate_fit(p, genes, cfg, clock).step for _ in range(CAL_ROUNDS)))
-    return steps
+        ratios.append(_paired_ratios(p, genes, cfg, clock, procs))
+    return ratios
 
 
-def corun_factors(points: Sequence[Point], solo: Sequence[Calibration], genes: int, cfg: RunConfig,
-                  threads: int, others: int) -> dict[str, float]:
-    """Per trained model: its step time with ``others`` helper processes fitting the same points beside this
-    one, over its time alone (``solo``: the calibration of each point), the mean over its points, at least 1
-    (module docstring). {} when ``others`` is 0 or a helper fails (the estimate then says so)."""
-    trained = [(p, c) for p, c in zip(points, solo, strict=True) if p.lens and c.step > 0]
-    if others < 1 or not trained:
+def corun_factors(points: Sequence[Point], genes: int, cfg: RunConfig, threads: int, others: int
+                  ) -> dict[str, float]:
+    """Per trained model: how much slower its step runs with ``others`` helper processes fitting the same
+    points beside this one than alone, the median of its points' paired ratios, at least 1 (module
+    docstring). {} when ``others`` is 0, a helper fails or this OS cannot stop a process (the estimate then
+    says so)."""
+    trained = [p for p in points if p.lens]
+    if others < 1 or not trained or not hasattr(signal, "SIGSTOP"):
         return {}
     ctx = multiprocessing.get_context("spawn")
     pipes, procs = [], []
     try:
         for _ in range(others):
             mine, theirs = ctx.Pipe()
-            proc = ctx.Process(target=_helper, args=([p for p, _ in trained], genes, cfg, threads, theirs),
-                               daemon=True)
+            proc = ctx.Process(target=_helper, args=(trained, genes, cfg, threads, theirs), daemon=True)
             proc.start()
             theirs.close()   # the helper's end lives in the helper alone: if it dies, ours reads EOF at once
             pipes.append(mine)
             procs.append(proc)
-        steps = _side_by_side([p for p, _ in trained], genes, cfg, threads, pipes)
+        ratios = _side_by_side(trained, genes, cfg, threads, pipes, procs)
     except (OSError, EOFError, TimeoutError):
         return {}
     finally:
         _stop(pipes, procs)
-    ratios: dict[str, list[float]] = {}
-    for (p, c), s in zip(trained, steps, strict=True):
-        ratios.setdefault(p.model, []).append(s / c.step)
-    return {m: max(1.0, statistics.mean(r)) for m, r in ratios.items()}
+    pooled: dict[str, list[float]] = {}
+    for p, r in zip(trained, ratios, strict=True):
+        pooled.setdefault(p.model, []).extend(r)
+    return {m: max(1.0, statistics.median(r)) for m, r in pooled.items()}
 
 
 def _stop(pipes: Sequence[Any], procs: Sequence[Any]) -> None:

@@ -40,7 +40,8 @@ How the estimate is made:
   workers' reads of the cube, the report.
 - **Workers side by side** (harness.corun): with n > 1 local CPU workers, each trained model's calibrated
   times are scaled by how much slower its steps ran while n - 1 helper processes trained the same points
-  beside the calibration (the workers share the memory bus and cache; 1.04-1.15x at paper sizes here).
+  beside the calibration (the workers share the memory bus and cache; 1.02-1.19x at paper sizes here),
+  measured in rounds that pair a fit beside the helpers with one while they are paused.
 - **The arithmetic floor**: what no implementation of this grid can beat on this machine at the same
   epochs. ``torch.utils.flop_counter`` counts the floating-point operations of one training step of one
   split (the matrix products, forward and backward) and of one validation (``val_samples`` draws over the
@@ -407,7 +408,7 @@ def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, t
                 warm_up(genes, cfg)
             products = {sh for both in counted.values() for _, shapes in both for sh in shapes}
             run = calibrate(points, genes, cfg, device, threads, sorted(products))
-            factors = corun_factors(points, run.calibrations, genes, cfg, threads, others)
+            factors = corun_factors(points, genes, cfg, threads, others)
     finally:
         torch.set_num_threads(old_threads)
     measured = [scaled(replace(c, flops_step=counted[p][0][0],
@@ -610,11 +611,12 @@ def side_by_side_how(est: Estimate) -> str:
     """What the workers' sharing of this machine does to the estimate (harness.corun)."""
     n = est.corun_others
     if not est.corun:
-        return (f"side by side: not measured (a helper process failed); steps counted as timed alone, though "
-                f"{n} other worker(s) train beside each")
+        return (f"side by side: not measured (a helper process failed, or this OS cannot pause one); steps "
+                f"counted as timed alone, though {n} other worker(s) train beside each")
     each = ", ".join(f"{m} {f:.2f}x" for m, f in est.corun.items())
     return (f"side by side: a step took {each} its time alone (above) while {n} other worker(s) trained the "
-            f"same (the workers share the memory bus and cache); the estimate counts it")
+            f"same (the workers share the memory bus and cache; the median of {CAL_ROUNDS} paired rounds a "
+            f"point, each a fit with the others paused and one beside them); the estimate counts it")
 
 
 def _bf16_way(device: str) -> str:

@@ -7,10 +7,11 @@ import math
 import multiprocessing
 import os
 
+import psutil
 import pytest
 
 from harness import corun, cost
-from harness.calibrate import Calibration, Point, calibrate_fit, make_clock
+from harness.calibrate import Calibration, Point
 from harness.config import make_config
 from harness.shapes import SplitShape
 
@@ -18,16 +19,17 @@ SP = SplitShape(n_train=20, n_val=4, n_test=4, n_single=10, test_pairs=(4,), tes
 TINY = {"hidden": (16, 8), "context": 4, "iaf_hidden": 8, "batch_pairs": 8, "batch_singletons": 8}
 
 
-def _solo(points, cfg):
-    clock = make_clock("cpu", 1)
-    return [calibrate_fit(p, 30, cfg, clock) for p in points]
+def _helpers_running() -> bool:
+    """Whether every helper process runs (not stopped); there is at least one."""
+    kids = multiprocessing.active_children()
+    assert kids
+    return all(psutil.Process(k.pid).status() != psutil.STATUS_STOPPED for k in kids)
 
 
 def test_factors_per_trained_model_and_no_helper_left():
     cfg = make_config("demo", **TINY)
     points = [Point("pertvae", 3, (SP,), (3,)), Point("vae", 3, (SP,), (4,)), Point("pca", 3, (SP,))]
-    solo = _solo(points[:2], cfg) + [Calibration("pca", 3, 1, 0.0, 0.0, 0.0, 0.01)]
-    factors = corun.corun_factors(points, solo, 30, cfg, threads=1, others=1)
+    factors = corun.corun_factors(points, 30, cfg, threads=1, others=1)
     assert set(factors) == {"pertvae", "vae"}   # PCA is not trained: no step to time
     assert all(math.isfinite(f) and f >= 1.0 for f in factors.values())
     assert multiprocessing.active_children() == []
@@ -36,7 +38,7 @@ def test_factors_per_trained_model_and_no_helper_left():
 def test_no_other_worker_no_helper():
     cfg = make_config("demo", **TINY)
     points = [Point("vae", 3, (SP,), (4,))]
-    assert corun.corun_factors(points, _solo(points, cfg), 30, cfg, threads=1, others=0) == {}
+    assert corun.corun_factors(points, 30, cfg, threads=1, others=0) == {}
     assert multiprocessing.active_children() == []
 
 
@@ -44,8 +46,27 @@ def test_a_failing_helper_leaves_the_factors_unmeasured():
     cfg = make_config("demo", **TINY)
     broken = SplitShape(n_train=0, n_val=0, n_test=0, n_single=0, test_pairs=(), test_controls=())
     points = [Point("vae", 3, (broken,), (1,))]
-    solo = [Calibration("vae", 3, 1, 0.01, 0.0, 0.0, 0.0)]
-    assert corun.corun_factors(points, solo, 30, cfg, threads=1, others=1) == {}
+    assert corun.corun_factors(points, 30, cfg, threads=1, others=1) == {}
+    assert multiprocessing.active_children() == []
+
+
+def test_a_factor_pairs_each_fit_beside_the_helpers_with_one_while_they_are_paused(monkeypatch):
+    """This process's fits (faked: 1.5x slower while the real helper runs, and the whole machine 2x slower
+    from the third fit on, as when another tenant starts) are timed alone with the helper stopped and beside
+    it in turn: the factor is 1.5, where timing only the side-by-side fits against a calibration made before
+    the slowdown would say 3."""
+    cfg = make_config("demo", **TINY)
+    calls = []
+
+    def fit(p, genes, cfg, clock):
+        calls.append(_helpers_running())
+        step = (2.0 if len(calls) > 2 else 1.0) * (1.5 if calls[-1] else 1.0)
+        return Calibration(p.model, p.latent, 1, step, 0.0, 0.0, 0.0)
+
+    monkeypatch.setattr(corun, "calibrate_fit", fit)
+    factors = corun.corun_factors([Point("vae", 3, (SP,), (4,))], 30, cfg, threads=1, others=1)
+    assert factors == {"vae": pytest.approx(1.5)}
+    assert calls == [False, True, True, False, False, True]   # paired rounds, alternating order
     assert multiprocessing.active_children() == []
 
 
