@@ -38,6 +38,7 @@ import torch
 
 from pertvae_core.drvae import DrVAE, DrVAEConfig
 from pertvae_core.drvae_elbo import BatchNoise, LossWeights, batch_terms, training_loss
+from pertvae_core.fit_data import IndexStream
 from pertvae_core.response_data import ResponseSplit
 from pertvae_core.train import Standardizer, make_optimizer, resolve_device, seed_streams
 
@@ -89,22 +90,6 @@ def response_targets(sp: ResponseSplit, head: str) -> tuple[float, float]:
     r = sp.supervised_train()[2]
     sd = float(r.std())
     return float(r.mean()), sd if sd > 0 else 1.0
-
-
-class _Permutations:
-    """Indices from concatenated random permutations of range(n) drawn from one generator (every row once
-    per pass, batches always full); n = 0 gives zeros without drawing."""
-
-    def __init__(self, n: int, gen: torch.Generator) -> None:
-        self.n, self.gen, self.buf = n, gen, torch.empty(0, dtype=torch.long)
-
-    def take(self, k: int) -> torch.Tensor:
-        if self.n == 0:
-            return torch.zeros(k, dtype=torch.long)
-        while self.buf.numel() < k:
-            self.buf = torch.cat([self.buf, torch.randperm(self.n, generator=self.gen)])
-        out, self.buf = self.buf[:k], self.buf[k:]
-        return out
 
 
 def _pad_y(rows: Sequence[np.ndarray], n_max: int, device: torch.device) -> torch.Tensor:
@@ -197,8 +182,8 @@ class _Batches:
         self.bs_used = bs if any(d.n_single) else 0
         self.epoch_len = np.array([max(1, math.ceil(a / bp), math.ceil(b / bs) if bs else 0)
                                    for a, b in zip(d.n_pairs, d.n_single, strict=True)])
-        self.pairs = [_Permutations(d.n_pairs[s], gens[s]["index"]) for s in range(S)]
-        self.single = [_Permutations(d.n_single[s], gens[s]["index"]) for s in range(S)]
+        self.pairs = [IndexStream(d.n_pairs[s], gens[s]["index"]) for s in range(S)]
+        self.single = [IndexStream(d.n_single[s], gens[s]["index"]) for s in range(S)]
         self.start = np.zeros(S, dtype=np.int64)
         self.keep = torch.cat([torch.arange(2 * bp), 2 * bp + torch.arange(self.bs_used)]).to(dev)
         self.keep1 = torch.cat([torch.arange(bp), bp + torch.arange(self.bs_used)]).to(dev)

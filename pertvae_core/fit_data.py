@@ -121,8 +121,10 @@ def prepare_data(splits: Sequence[SplitData], std: Standardizer, cfg: FitConfig,
     return FitData(eps1_val=eps1, eps2_val=eps2, **d)
 
 
-class _IndexStream:
-    """Concatenated random permutations of range(n) from one generator; n = 0 gives zeros."""
+class IndexStream:
+    """Indices from concatenated random permutations of range(n) drawn from one generator (every row once
+    per pass, batches always full; the training loops of pertvae_core.train and pertvae_core.drvae_train);
+    n = 0 gives zeros without drawing."""
 
     def __init__(self, n: int, gen: torch.Generator) -> None:
         self.n, self.gen = n, gen
@@ -148,8 +150,8 @@ class Minibatches:
         self.gens, self.latent, self.dev = gens, latent, dev
         self.bp, self.bs = data.bp, data.bs
         self.epoch_len = np.asarray(data.epoch_len, dtype=np.int64)
-        self.pair_idx = [_IndexStream(n, g["index"]) for n, g in zip(data.n_pairs, gens, strict=True)]
-        self.single_idx = [_IndexStream(n, g["index"]) for n, g in zip(data.n_single, gens, strict=True)]
+        self.pair_idx = [IndexStream(n, g["index"]) for n, g in zip(data.n_pairs, gens, strict=True)]
+        self.single_idx = [IndexStream(n, g["index"]) for n, g in zip(data.n_single, gens, strict=True)]
         self.chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None] = [None] * len(gens)
         self.start = np.zeros(len(gens), dtype=np.int64)
         for s in range(len(gens)):
