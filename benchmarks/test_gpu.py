@@ -12,9 +12,9 @@
   ``paper`` synthetic cube, capped at ``PERTVAE_BENCH_PAPER_EPOCHS`` epochs (default 3): ``seconds_per_epoch``
   of the batched model and ``split_epochs_per_s``; eager and compiled (compaction on, as in a run), fp32 and
   bf16.
-- ``test_paper_grid_estimate_on_device``: the dry run's estimate of the whole paper grid on this machine's GPUs
-  (harness.cost, calibrated there): ``gpu_hours`` (goal <= 1), ``wall_hours``, ``floor_hours``; its text is
-  printed.
+- ``test_paper_grid_estimate_on_device``: the dry run's estimate of the whole paper grid on this machine's
+  GPUs (harness.cost, calibrated there): ``gpu_hours`` (goal <= 1), ``wall_hours``, ``floor_hours``; its
+  text is printed.
 
 Times on a GPU are wall times after synchronizing it (its kernels' time is not the host's CPU time); on the
 CPU fallback, this process's CPU time (benchmarks/_data.py). Each figure is recorded with the load average.

@@ -43,7 +43,8 @@ from scipy import stats as _st
 
 from harness.contenders import model_methods
 from harness.grid import POOLED
-from harness.store import CELL_VAR, GENE_VAR, as_str, method_done
+from harness.results import as_str, method_done
+from harness.store import CELL_VAR, GENE_VAR
 from pertvae_core.evaluation import ABLATED, HIGHER_IS_BETTER, PRIMARY, RHO_REC
 from pertvae_core.methods import REFERENCE
 from pertvae_core.stats import benjamini_hochberg, paired_comparison

@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from harness.benchmark import ALPHA, method_order, study_drugs
-from harness.store import json_attr
+from harness.results import json_attr
 from harness.verdicts import has_change
 from pertvae_core.evaluation import PRIMARY
 from pertvae_core.methods import REFERENCE

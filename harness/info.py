@@ -34,13 +34,13 @@ from datasets.cube import (
 )
 from harness.products import products_line
 from harness.report import ReportError, fit_counts, fits_table, open_results
-from harness.store import json_attr
+from harness.results import json_attr
 
 __all__ = ["describe", "describe_cube", "describe_run", "main"]
 
 
 def _json(raw: Any) -> Any:
-    """A cube's JSON attribute (a run's are read by harness.store.json_attr)."""
+    """A cube's JSON attribute (a run's are read by harness.results.json_attr)."""
     try:
         return json.loads(raw) if isinstance(raw, str) and raw else (raw or {})
     except json.JSONDecodeError:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.store import gene_symbols_and_fingerprint
+from harness.results import gene_symbols_and_fingerprint
 
 DIR = "predictions"
 JOIN = {"x2": "expression.sel(cell_line=obs.cell_line, condition=obs.condition, replicate=obs.x2_replicate)",
@@ -74,7 +74,7 @@ def pair_samples(dd: Any, split: Any, cube_path: str) -> dict[str, np.ndarray]:
 
 @functools.lru_cache(maxsize=8)
 def _store_meta(out: str) -> tuple[tuple[str, ...] | None, str]:
-    """The result store's gene symbols (None without) and fingerprint (harness.store.gene_symbols_and_
+    """The result store's gene symbols (None without) and fingerprint (harness.results.gene_symbols_and_
     fingerprint: the store is the one reader of results.zarr), once per process."""
     return gene_symbols_and_fingerprint(out)
 

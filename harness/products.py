@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from harness.contenders import REGISTRY
-from harness.store import as_str, json_attr
+from harness.results import as_str, json_attr
 
 LEAD = "Matrix products of the trained models, as each fit's worker computed them"
 UNRECORDED = "not recorded"   # products_counts' key of fits written before fits recorded their products

@@ -51,7 +51,7 @@ from harness import benchmark as bench
 from harness import figures, report_stamp, response_report, verdicts
 from harness.contenders import figure2_models, model_methods, reference_model
 from harness.products import products_counts, products_line
-from harness.store import StoreReadError, as_str, json_attr, load_results, paper_metric, planned_mask
+from harness.results import StoreReadError, as_str, json_attr, load_results, paper_metric, planned_mask
 from pertvae_core.evaluation import PRIMARY
 from pertvae_core.methods import REFERENCE
 from pertvae_core.stats import benjamini_hochberg, corrected_t_greater, mann_whitney_greater, wilcoxon_greater
@@ -145,7 +145,7 @@ class Results:
 
 
 def open_results(out_dir: str | Path) -> xr.Dataset:
-    """Load OUT/results.zarr into memory, checked (harness.store.load_results); ReportError if it fails."""
+    """Load OUT/results.zarr into memory, checked (harness.results.load_results); ReportError if it fails."""
     try:
         return load_results(out_dir)
     except StoreReadError as e:
@@ -186,7 +186,7 @@ def fit_counts(ds: xr.Dataset) -> dict[str, int]:
 
 
 def _done_values(ds: xr.Dataset, model: str, key: str, drug: str, latent: int) -> np.ndarray:
-    """Values over splits of the paper's ``key`` (harness.store.paper_metric) for one (model, drug,
+    """Values over splits of the paper's ``key`` (harness.results.paper_metric) for one (model, drug,
     latent), NaN where the fit is not done."""
     if model not in ds["model"].values:
         return np.full(ds.sizes["split"], np.nan)
@@ -538,7 +538,7 @@ def load(out_dir: str | Path) -> Results:
 
 @contextlib.contextmanager
 def _store_errors() -> Any:
-    """Raise what the store finds unreadable while the report reads it (harness.store.StoreReadError, e.g.
+    """Raise what the store finds unreadable while the report reads it (harness.results.StoreReadError, e.g.
     a JSON attribute that is not JSON) as ReportError: one ``error:`` line from the CLI and harness.run."""
     try:
         yield

@@ -32,7 +32,7 @@ from scipy import stats as _st
 from harness.benchmark import ALPHA, _family_q, scores_table
 from harness.contenders import RESPONSE_MODELS, built_in_methods, contender
 from harness.products import products_line
-from harness.store import json_attr
+from harness.results import json_attr
 from pertvae_core.stats import paired_comparison
 
 __all__ = ["response_table", "response_markdown", "write_response_report", "has_response", "summary_lines",

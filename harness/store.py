@@ -1,8 +1,8 @@
 """The result store OUT/results.zarr: results[model, drug, latent, split], one zarr v3 group.
 
-This module is the only reader of results.zarr too: harness.report, harness.benchmark and harness.info read
-it through :func:`load_results` (the store in memory, checked for damage), :func:`planned_mask`,
-:func:`json_attr` and :func:`method_done`; any zarr reader (``xr.open_zarr(path)``) can read it as well.
+This module writes, checks and repairs it; harness.results reads it for the report and every other reader
+(:func:`harness.results.load_results`: the store in memory, checked for damage); any zarr reader
+(``xr.open_zarr(path)``) can read it as well.
 
 Layout:
 
@@ -17,7 +17,7 @@ Layout:
   ``paper_scores`` puts them: rho_pred_pert = score[pertvae, rho_pred_pert], rho_rec_pert = the
   reconstruction's rho_pred_pert (score[pertvae_rec | vae | pca, rho_pred_pert]) and Figure 2's rho_rec =
   score[pertvae_rec | vae | pca, rho_rec]. Stores of ``store_layout`` 1 and 2 hold these three as variables
-  ``rho_rec_pert, rho_pred_pert, rho_rec[model, drug, latent, split]``: :func:`load_results` reads them as
+  ``rho_rec_pert, rho_pred_pert, rho_rec[model, drug, latent, split]``: harness.results reads them as
   layout 3 (:func:`paper_into_score`), and a resume converts the store once (:func:`convert_layout`);
 - float64 ``cell_score[model, drug, latent, split, method, metric, cell_line]``: the per-test-cell-line values
   behind ``score`` (NaN where the cell line is not in the split's test set), and ``gene_score[model, drug,
@@ -1114,33 +1114,7 @@ def write_detail_at(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> list
 
 
 # ---------------------------------------------------------------------------------------------------
-# reading a run's results (harness.report, harness.benchmark and harness.info ask here)
-
-
-class StoreReadError(ValueError):
-    """OUT holds no readable result store; the message says what is wrong and what to do."""
-
-
-def load_results(out_dir: str | Path) -> xr.Dataset:
-    """OUT/results.zarr in memory (``cell_score`` and ``gene_score`` lazy), checked: a store harness.run
-    wrote must be undamaged (:meth:`ResultStore.find_damage`), any store must have the variables a report
-    needs. StoreReadError says what is wrong and how to recompute."""
-    out = Path(out_dir)
-    path = out / STORE_NAME
-    if path.exists() and not path.is_dir():
-        raise StoreReadError(f"{path}: is a file, not a result store (a directory); move it away and rerun "
-                             f"pertvae-bench run --out {out} to compute the results")
-    if not path.is_dir():
-        raise StoreReadError(f"{out}: no {STORE_NAME} here; give the --out directory of a run "
-                             f"(pertvae-bench run --out {out} creates one)")
-    ds = _load_own(out) if _written_by_run(path) else None
-    if ds is None:
-        ds = _load_any(out)
-    lacking = sorted({"status"} - set(ds.data_vars))
-    if lacking or not set(DIMS) <= set(ds.dims):
-        raise StoreReadError(f"{path}: not a result store (dims {sorted(ds.dims)}, missing variables "
-                             f"{lacking})")
-    return paper_into_score(ds)
+# a store of an older layout as layout 3 (harness.results reads through it; a resume converts the store)
 
 
 def _appended(ds: xr.Dataset, dim: str, names: Iterable[str]) -> list[str]:
@@ -1182,16 +1156,6 @@ def paper_into_score(ds: xr.Dataset) -> xr.Dataset:
     return ds.drop_vars(old)
 
 
-def paper_metric(ds: xr.Dataset, model: str, key: str) -> xr.DataArray:
-    """The paper's ``key`` (one of PAPER_VARS) of ``model``'s fits, [drug, latent, split]: ``score`` at
-    the (method, metric) its contender's ``paper_scores`` names; NaN where it has none (whatever the
-    fits' status: the caller keeps the done ones)."""
-    where = REGISTRY[model].paper_scores.get(key) if model in REGISTRY else None
-    if where is None or where[0] not in ds["method"].values or where[1] not in ds["metric"].values:
-        return xr.full_like(ds["status"].sel(model=model), np.nan, dtype=np.float64)
-    return ds[SCORE_VAR].sel({"model": model, "method": where[0], "metric": where[1]}).transpose(*DIMS[1:])
-
-
 def convert_layout(path: str | Path) -> None:
     """Rewrite the result store at ``path`` of layout 1 or 2 as layout 3 (:func:`paper_into_score`),
     keeping every value, attribute and coordinate: written whole beside it, then renamed into place.
@@ -1212,134 +1176,3 @@ def convert_layout(path: str | Path) -> None:
     for v in detail:
         ds[v] = ds[v].chunk(dict(zip(ds[v].dims, encoding[v]["chunks"], strict=True)))
     _write_whole(ds, path, encoding, compute=True, every_chunk=True)
-
-
-def _written_by_run(path: Path) -> bool:
-    """Whether the group's attributes say harness.run's ResultStore made it (a data fingerprint)."""
-    try:
-        return "data_fingerprint" in json.loads((path / "zarr.json").read_text()).get("attributes", {})
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _load_own(out: Path) -> xr.Dataset:
-    """A store harness.run wrote: its damage check, then its variables as that check read them."""
-    try:
-        store = ResultStore(out / STORE_NAME)
-        damage = store.find_damage()
-    except StoreDamagedError as e:
-        raise StoreReadError(str(e)) from None
-    msg = damage_message(out, damage)
-    if msg:
-        raise StoreReadError(msg)
-    try:
-        return store.dataset()
-    except Exception as e:  # zarr/xarray raise many types for a damaged store
-        raise StoreReadError(f"{out / STORE_NAME}: cannot be read as a result store: "
-                             f"{type(e).__name__}: {e}") from None
-
-
-def _load_any(out: Path) -> xr.Dataset:
-    """A store in the layout but not written by harness.run (tests, older tools): read as it is."""
-    path = out / STORE_NAME
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # consolidated metadata is not in the v3 spec
-            warnings.simplefilter("ignore", RuntimeWarning)  # ... and its absence is only slower
-            lazy = xr.open_zarr(str(path), chunks=None)  # no dask: one read per variable, not per chunk
-            detail = [v for v in DETAIL_VARS if v in lazy.data_vars]
-            ds = lazy.drop_vars(detail).load()
-            for v in detail:  # large: stays lazy, read one (model, drug, latent) chunk at a time
-                ds[v] = lazy[v]
-    except Exception as e:  # zarr/xarray raise many types for a damaged store
-        raise StoreReadError(_damage_text(out) or f"{path}: cannot be read as a result store: "
-                                                  f"{type(e).__name__}: {e}") from None
-    return ds
-
-
-def _damage_text(out: Path) -> str | None:
-    """What is damaged in OUT/results.zarr as harness.run's store sees it, or None (no damage, or not a
-    store harness.run wrote)."""
-    try:
-        return damage_message(out, ResultStore(out / STORE_NAME).find_damage())
-    except StoreDamagedError as e:
-        return str(e)
-    except Exception:  # not a store harness.run wrote: the caller's message stands
-        return None
-
-
-def damage_message(out: Path, damage: Repair) -> str | None:
-    """What ``damage`` in OUT/results.zarr is and how to recompute it, or None when there is none."""
-    path = out / STORE_NAME
-    if damage.metadata:
-        return (f"{path} is damaged: {damage.describe_metadata()}; run pertvae-bench run again with the "
-                f"same settings and --out {out}: it rewrites that metadata from the store's consolidated "
-                f"copy (no fit is lost)")
-    if not damage.cells:
-        return None
-    return (f"{path} is damaged: {len(damage.cells)} cell(s) with unreadable or missing values, "
-            f"{damage.n_fits} done fit(s) lost: {damage.describe()}; run pertvae-bench run again with "
-            f"the same settings and --out {out}: it recomputes them")
-
-
-def gene_symbols_and_fingerprint(out_dir: str | Path) -> tuple[tuple[str, ...] | None, str]:
-    """OUT/results.zarr's gene symbols (None for a store without them) and fingerprint, read from its
-    metadata and one coordinate, not the store (harness.predictions labels its files with them)."""
-    group = zarr.open_group(str(Path(out_dir) / STORE_NAME), mode="r")
-    symbols = tuple(str(s) for s in group["gene_symbol"][:]) if "gene_symbol" in group else None
-    return symbols, str(group.attrs.get("fingerprint", ""))
-
-
-def as_str(values: Any) -> np.ndarray:
-    """A string array as numpy ``str`` (zarr v3 may hand back StringDType or object arrays)."""
-    return np.asarray(values).astype(object).astype(str)
-
-
-def json_attr(ds: xr.Dataset, name: str) -> dict:
-    """The store's JSON attribute ``name`` as a dict ({} when absent or not a JSON object); StoreReadError
-    when it is not valid JSON."""
-    raw = ds.attrs.get(name)
-    if raw is None or raw == "":
-        return {}
-    try:
-        val = json.loads(raw) if isinstance(raw, str) else raw
-    except json.JSONDecodeError as e:
-        raise StoreReadError(f"{STORE_NAME} attrs[{name!r}] is not valid JSON: {e}") from None
-    return dict(val) if isinstance(val, dict) else {}
-
-
-def planned_mask(ds: xr.Dataset) -> np.ndarray:
-    """Bool [model, drug, latent, split]: fits the run's grid contains.
-
-    From the ``planned(model, drug, latent)`` coord (older stores: ``planned(model, latent)``), else
-    attrs["grid"] {model: [latents]}, else every (model, latent) with at least one non-empty status.
-    """
-    models = [str(m) for m in ds["model"].values]
-    latents = [int(x) for x in ds["latent"].values]
-    shape = (len(models), ds.sizes["drug"], len(latents), ds.sizes["split"])
-    if "planned" in ds.variables and "drug" in ds["planned"].dims:
-        return np.broadcast_to(np.asarray(ds["planned"].transpose("model", "drug", "latent").values,
-                                          dtype=bool)[..., None], shape)
-    if "planned" in ds.variables:
-        ml = np.asarray(ds["planned"].transpose("model", "latent").values, dtype=bool)
-    else:
-        grid = json_attr(ds, "grid")
-        if grid:
-            ml = np.array([[x in {int(v) for v in grid.get(m, [])} for x in latents] for m in models], bool)
-        else:
-            st = as_str(ds["status"].transpose("model", "drug", "latent", "split", ...).values)
-            ml = (st != "").any(axis=(1, 3))
-    return np.broadcast_to(ml[:, None, :, None], shape)
-
-
-def method_done(ds: xr.Dataset) -> np.ndarray:
-    """Bool [model, drug, latent, split, method]: the method's scores of that fit count. Where the store
-    records the method's own status (``method_status``) it decides: a fit whose other method failed still
-    counts for this one; elsewhere (PertVAE's two methods, stores written before it) the fit's status
-    stands for all its methods."""
-    status = as_str(ds["status"].transpose("model", "drug", "latent", "split").values)
-    done = np.broadcast_to((status == "done")[..., None], (*status.shape, ds.sizes["method"]))
-    if "method_status" not in ds.data_vars:
-        return done
-    own = as_str(ds["method_status"].transpose("model", "drug", "latent", "split", "method").values)
-    return np.where(own == "", done, own == "done")

@@ -36,7 +36,7 @@ from harness.benchmark import (
 )
 from harness.contenders import REGISTRY
 from harness.products import products_line
-from harness.store import json_attr
+from harness.results import json_attr
 from pertvae_core.evaluation import CHANCE, HIGHER_IS_BETTER, PRIMARY
 from pertvae_core.methods import REFERENCE
 

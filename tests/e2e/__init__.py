@@ -80,8 +80,9 @@ def tiny_args(cube: Path, out: Path, *extra: str, workers: int = 2, cluster: str
 
 def load(out: Path) -> xr.Dataset:
     """The result store of a run, loaded into memory, with the paper's metrics (which the store keeps in
-    ``score``) as variables [model, drug, latent, split] of their own too (harness.store.paper_metric)."""
-    from harness.store import PAPER_VARS, paper_metric
+    ``score``) as variables [model, drug, latent, split] of their own too (harness.results.paper_metric)."""
+    from harness.results import paper_metric
+    from harness.store import PAPER_VARS
 
     ds = xr.open_zarr(Path(out) / "results.zarr").load()
     for key in PAPER_VARS:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from harness.results import load_results
 from harness.run import main
-from harness.store import load_results
 from tests.e2e import tiny_args, tiny_cube
 
 pytestmark = pytest.mark.timeout(300)

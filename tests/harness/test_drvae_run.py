@@ -18,9 +18,9 @@ from harness.contenders.response_splits import CONTINUOUS_METRICS, response_spli
 from harness.products import LEAD
 from harness.report import load as report_load
 from harness.response_report import _q
+from harness.results import json_attr
 from harness.run import main
 from harness.shapes import run_splits
-from harness.store import json_attr
 from harness.tasks import cube_of, drug_data
 from pertvae_core.evaluation import METRICS, RHO_REC
 from pertvae_core.response_baselines import RESPONSE_BASELINES

@@ -17,7 +17,8 @@ from harness.contenders import contender
 from harness.info import describe_run
 from harness.products import BF16_WORDS, LEAD, UNRECORDED, products_counts, products_line
 from harness.report import fit_counts, fits_table, table1, table1_markdown
-from harness.store import ResultStore, load_results
+from harness.results import load_results
+from harness.store import ResultStore
 from harness.tasks import products_of
 from pertvae_core import layers
 

@@ -350,8 +350,8 @@ def test_benchmark_of_a_partial_run_is_marked(tmp_path: Path) -> None:
 
 def test_a_store_attribute_that_is_not_json_is_one_error_line(tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    """benchmark.md's ceiling is read through harness.store.json_attr, as Table 1's attributes are: a damaged
-    one stops the report with one line naming it, never a report without the ceiling."""
+    """benchmark.md's ceiling is read through harness.results.json_attr, as Table 1's attributes are: a
+    damaged one stops the report with one line naming it, never a report without the ceiling."""
     import zarr
 
     make_store(tmp_path)

@@ -12,7 +12,8 @@ import xarray as xr
 
 from harness.config import make_config, science_key
 from harness.grid import POOLED, FitKey, store_drugs
-from harness.store import FLOAT_VARS, PAPER_VARS, STR_VARS, ResultStore, StoreMismatchError, paper_metric
+from harness.results import paper_metric
+from harness.store import FLOAT_VARS, PAPER_VARS, STR_VARS, ResultStore, StoreMismatchError
 from pertvae_core.evaluation import METRICS
 from pertvae_core.methods import METHODS
 

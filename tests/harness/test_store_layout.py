@@ -18,18 +18,8 @@ import zarr
 
 import harness.store as store_mod
 from harness.config import make_config
-from harness.store import (
-    DETAIL_VARS,
-    GENE_VAR,
-    LAYOUT,
-    PAPER_VARS,
-    ResultStore,
-    StoreReadError,
-    json_attr,
-    load_results,
-    paper_metric,
-    planned_mask,
-)
+from harness.results import StoreReadError, json_attr, load_results, paper_metric, planned_mask
+from harness.store import DETAIL_VARS, GENE_VAR, LAYOUT, PAPER_VARS, ResultStore
 from pertvae_core.evaluation import Scores
 
 CELLS, GENES = ["c1", "c2", "c3"], ["g1", "g2", "g3", "g4"]
