@@ -14,7 +14,11 @@ device synchronization (the kernels' time is not the host's).
   process's first fit at new shapes was up to 1.5x slower than the next ones (the heap grows, kernels are set
   up per product shape), a cost a worker pays once, not per fit. When a point's step time varies between its
   rounds by more than ``MAX_SPREAD`` the calibration takes another round (up to ``MAX_ROUNDS``, judged on the
-  last ``CAL_ROUNDS``); if it still varies, it is **disturbed** and the dry run prints no estimate.
+  last ``CAL_ROUNDS``); if it still varies, it is **disturbed** and the dry run prints no estimate. When the
+  run trains a model, only the trained points are judged: an evaluation of PCA or the baselines costs
+  seconds a fit against the hours a grid trains (0.6% of the paper grid's estimate), so its spread cannot
+  move the estimate by more than that share (a 1.36x spread of the baselines' 0.26 s evaluation alone
+  refused a paper-grid estimate).
 - **A process's first fit at new shapes**: the warm-up round's time of each point beyond its kept rounds'
   median (``Calibration.first_fit``), with the CPU time of waited-for child processes. With ``--compile``
   that is torch.compile's compiling (its C++ compiler runs as such a child: the calibration compiles on one
@@ -379,6 +383,13 @@ def _spread(cals: Sequence[Calibration]) -> float:
     return max(steps) / min(steps) if min(steps) > 0 else 1.0
 
 
+def _judged(points: Sequence[Point]) -> list[bool]:
+    """Which points' spread can make a calibration disturbed: the trained ones when there are any (module
+    docstring), else all."""
+    trained = [bool(p.lens) for p in points]
+    return trained if any(trained) else [True] * len(points)
+
+
 def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, threads: int,
               products: Iterable[tuple[tuple[int, ...], tuple[int, ...]]] = ()) -> CalibrationRun:
     """Measure every point and the GEMM peak in alternating rounds after a warm-up round (module
@@ -397,6 +408,7 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
             out.append(replace(c, first_fit=spent() - t0))   # the point's whole time, for now
         return out
 
+    judged = _judged(points)
     load0, w0, c0 = load_average(), time.perf_counter(), time.process_time()
     first = one_round()   # the warm-up round, not kept: a process's first fit at these shapes
     rounds: list[list[Calibration]] = []
@@ -408,7 +420,7 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
             peak, peak_at = pk, at
         streams.append(stream_rate(device))
         kept = rounds[-CAL_ROUNDS:]
-        spreads = [_spread([r[i] for r in kept]) for i in range(len(points))] or [1.0]
+        spreads = [_spread([r[i] for r in kept]) if judged[i] else 1.0 for i in range(len(points))] or [1.0]
         worst = int(np.argmax(spreads))
         if len(rounds) >= MAX_ROUNDS or (len(rounds) >= CAL_ROUNDS and spreads[worst] <= MAX_SPREAD):
             break

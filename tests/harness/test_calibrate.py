@@ -49,6 +49,23 @@ def test_rounds_keep_the_median_and_recalibrate_until_they_agree(monkeypatch, st
     assert run.stream == (rounds + 1) / 2 * 1e9   # the median of the rounds' 1, 2, ..., rounds GB/s
 
 
+@pytest.mark.parametrize(("trained", "disturbed"), [(True, False), (False, True)])
+def test_an_evaluations_spread_disturbs_only_a_calibration_without_a_trained_model(monkeypatch, trained,
+                                                                                   disturbed):
+    """PCA's or the baselines' evaluation (seconds a fit, against the hours a grid trains) swinging 2x
+    between rounds does not refuse an estimate whose trained steps agree; alone, it does."""
+    _fake(monkeypatch, [1.0] * 10)
+    evals = iter([1.0, 1.0, 2.0] * 10)
+    monkeypatch.setattr(cal, "calibrate_eval",
+                        lambda p, genes, cfg, clock: cal.Calibration(p.model, p.latent, 1, 0.0, 0.0, 0.0,
+                                                                     next(evals)))
+    points = [cal.Point("pertvae", 3, (SP,), (2,))] * trained + [cal.Point("baselines", 3, (SP,))]
+    run = cal.calibrate(points, 10, make_config("demo"), "cpu", 1)
+    assert run.disturbed == disturbed
+    assert run.rounds == (cal.MAX_ROUNDS if disturbed else cal.CAL_ROUNDS)
+    assert run.worst == ("baselines latent 3" if disturbed else "pertvae latent 3")
+
+
 def test_a_disturbed_calibration_prints_no_estimate(monkeypatch, tmp_path, capsys):
     _fake(monkeypatch, [1.0, 1.0, 2.0] * 10)
     cfg = make_config("demo", drugs=("selumetinib",), n_repeats=1, n_folds=3, models=("pertvae",),
