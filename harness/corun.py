@@ -1,17 +1,20 @@
 """Workers side by side: how much slower a training step runs while this machine's other local workers train.
 
 Local one-thread workers on separate cores still share the memory bus and the last-level cache, and a
-training step at the paper's sizes is mostly memory traffic (README): on the development machine a
-compiled bf16 VAE step took 1.02-1.15x its CPU time alone while a second process ran the same steps.
+training step at the paper's sizes is mostly memory traffic (README).
 The calibration (harness.calibrate) times every step alone, so for a local cluster of n > 1 workers the cost
 model (harness.cost) scales each trained model's step, validation, setup and evaluation time by the factor
 measured here (:func:`corun_factors`): n - 1 helper processes (one per other worker, up to the cores) fit
-each trained calibration point without pause, and this process fits it in ``CAL_ROUNDS`` **paired rounds**,
-each one fit with the helpers stopped (SIGSTOP: alone) and one with them running, in alternating order, timed
-by this process's CPU time. A round's ratio compares two fits a few seconds apart, so a change in the
-machine's speed between rounds (other tenants of a shared host) cancels out; timing the side-by-side fits
-against the calibration's, a minute earlier, gave 1.02x and 1.45x for the same PertVAE step in two dry runs
-two minutes apart. A model's factor is the median of its points' ratios; below 1 it is noise and counts as 1.
+each trained calibration point without pause, and this process fits it in ``CORUN_ROUNDS`` **paired
+rounds**, each one fit with the helpers stopped (SIGSTOP: alone) and one with them running, in alternating
+order, timed by this process's CPU time. A round's two fits are a second or two apart, so a change in the
+machine's speed between rounds (other tenants of a shared host) cancels out of its ratio. A model's factor is
+the median of its points' ratios; below 1 it is noise and counts as 1.
+
+On the development VM (2 vCPUs under KVM) the interference itself comes in bursts: single rounds of a
+PertVAE fit measured 0.97-1.40x within one minute, on separate vCPUs, with no other thread of the process
+running, and dry runs' PertVAE factors were 1.02-1.07x in most runs and 1.45-1.47x in two (paired or not),
+so the factor, and the estimate with it, can differ by that much between two dry runs there.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ import statistics
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from harness.calibrate import CAL_ROUNDS, Calibration, Point, calibrate_fit, make_clock
+from harness.calibrate import Calibration, Point, calibrate_fit, make_clock
 from harness.config import RunConfig
 
+CORUN_ROUNDS = 5        # paired rounds per trained point: the median resists a burst of one or two
 READY_TIMEOUT_S = 600   # a helper's first fit of a point (torch.compile compiling cold) may take minutes
 SCALED = ("step", "validation", "setup", "evaluation", "step_one", "validation_one")
 
@@ -70,10 +74,10 @@ def _stopped(procs: Sequence[Any]) -> Iterator[None]:
 
 
 def _paired_ratios(p: Point, genes: int, cfg: RunConfig, clock: Any, procs: Sequence[Any]) -> list[float]:
-    """``CAL_ROUNDS`` ratios of ``p``'s step time beside the running helpers over alone (helpers stopped),
+    """``CORUN_ROUNDS`` ratios of ``p``'s step time beside the running helpers over alone (helpers stopped),
     each from one fit of each, alone first in even rounds and second in odd ones (module docstring)."""
     ratios = []
-    for r in range(CAL_ROUNDS):
+    for r in range(CORUN_ROUNDS):
         times = {}
         for alone in ((True, False) if r % 2 == 0 else (False, True)):
             with _stopped(procs) if alone else contextlib.nullcontext():

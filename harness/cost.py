@@ -40,8 +40,9 @@ How the estimate is made:
   workers' reads of the cube, the report.
 - **Workers side by side** (harness.corun): with n > 1 local CPU workers, each trained model's calibrated
   times are scaled by how much slower its steps ran while n - 1 helper processes trained the same points
-  beside the calibration (the workers share the memory bus and cache; 1.02-1.19x at paper sizes here),
-  measured in rounds that pair a fit beside the helpers with one while they are paused.
+  beside the calibration (the workers share the memory bus and cache; 1.02-1.07x at paper sizes here in most
+  dry runs, 1.45-1.47x for PertVAE in two: it comes in bursts), measured in rounds that pair a fit beside
+  the helpers with one while they are paused.
 - **The arithmetic floor**: what no implementation of this grid can beat on this machine at the same
   epochs. ``torch.utils.flop_counter`` counts the floating-point operations of one training step of one
   split (the matrix products, forward and backward) and of one validation (``val_samples`` draws over the
@@ -84,7 +85,7 @@ from harness.calibrate import (
 )
 from harness.config import ConfigError, RunConfig, make_config, parse_args
 from harness.contenders import REGISTRY, contender
-from harness.corun import corun_factors, scaled
+from harness.corun import CORUN_ROUNDS, corun_factors, scaled
 from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled
 from harness.prepare import GENERATED_CUBE, RunError, generated_spec, given_cube, select_drugs, synthetic_spec
 from harness.shapes import DrugShape, SplitShape, drug_shapes, pooled_shape, split_shapes
@@ -615,7 +616,7 @@ def side_by_side_how(est: Estimate) -> str:
                 f"counted as timed alone, though {n} other worker(s) train beside each")
     each = ", ".join(f"{m} {f:.2f}x" for m, f in est.corun.items())
     return (f"side by side: a step took {each} its time alone (above) while {n} other worker(s) trained the "
-            f"same (the workers share the memory bus and cache; the median of {CAL_ROUNDS} paired rounds a "
+            f"same (the workers share the memory bus and cache; the median of {CORUN_ROUNDS} paired rounds a "
             f"point, each a fit with the others paused and one beside them); the estimate counts it")
 
 
