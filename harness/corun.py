@@ -24,13 +24,17 @@ import multiprocessing
 import os
 import signal
 import statistics
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+
+import psutil
 
 from harness.calibrate import Calibration, Point, calibrate_fit, make_clock
 from harness.config import RunConfig
 
 CORUN_ROUNDS = 5        # paired rounds per trained point: the median resists a burst of one or two
+STOP_TIMEOUT_S = 10     # a stopped helper shows as stopped within milliseconds; this only bounds a hang
 READY_TIMEOUT_S = 600   # a helper's first fit of a point (torch.compile compiling cold) may take minutes
 SCALED = ("step", "validation", "setup", "evaluation", "step_one", "validation_one")
 
@@ -60,29 +64,49 @@ def _helper(points: Sequence[Point], genes: int, cfg: RunConfig, threads: int, c
             i = conn.recv()
 
 
+def _settled(pid: int, stopped: bool) -> None:
+    """Return once process ``pid`` is stopped (or no longer): a signal is delivered after ``os.kill``
+    returns, and a helper still running would be timed as alone. TimeoutError after STOP_TIMEOUT_S,
+    ProcessLookupError if it is gone."""
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    try:
+        while (psutil.Process(pid).status() == psutil.STATUS_STOPPED) != stopped:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"helper process {pid} did not {'stop' if stopped else 'continue'}")
+            time.sleep(0.001)
+    except psutil.NoSuchProcess:
+        raise ProcessLookupError(pid) from None
+
+
 @contextlib.contextmanager
 def _stopped(procs: Sequence[Any]) -> Iterator[None]:
     """The helper processes stopped (SIGSTOP: they use no CPU, and resume mid-fit) for the block."""
-    for proc in procs:
-        os.kill(proc.pid, signal.SIGSTOP)
     try:
+        for proc in procs:
+            os.kill(proc.pid, signal.SIGSTOP)
+            _settled(proc.pid, stopped=True)
         yield
     finally:
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGCONT)
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                _settled(proc.pid, stopped=False)
 
 
 def _paired_ratios(p: Point, genes: int, cfg: RunConfig, clock: Any, procs: Sequence[Any]) -> list[float]:
-    """``CORUN_ROUNDS`` ratios of ``p``'s step time beside the running helpers over alone (helpers stopped),
-    each from one fit of each, alone first in even rounds and second in odd ones (module docstring)."""
+    """Up to ``CORUN_ROUNDS`` ratios of ``p``'s step time beside the running helpers over alone (helpers
+    stopped), each from one fit of each, alone first in even rounds and second in odd ones (module
+    docstring)."""
     ratios = []
     for r in range(CORUN_ROUNDS):
         times = {}
         for alone in ((True, False) if r % 2 == 0 else (False, True)):
             with _stopped(procs) if alone else contextlib.nullcontext():
                 times[alone] = calibrate_fit(p, genes, cfg, clock).step
-        ratios.append(times[False] / times[True])
+        if times[True] > 0:   # a fit too short for the clock to see has no ratio
+            ratios.append(times[False] / times[True])
     return ratios
 
 
@@ -129,7 +153,7 @@ def corun_factors(points: Sequence[Point], genes: int, cfg: RunConfig, threads: 
     pooled: dict[str, list[float]] = {}
     for p, r in zip(trained, ratios, strict=True):
         pooled.setdefault(p.model, []).extend(r)
-    return {m: max(1.0, statistics.median(r)) for m, r in pooled.items()}
+    return {m: max(1.0, statistics.median(r)) for m, r in pooled.items() if r}
 
 
 def _stop(pipes: Sequence[Any], procs: Sequence[Any]) -> None:

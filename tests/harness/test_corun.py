@@ -113,3 +113,12 @@ def test_nothing_trained_nothing_timed_side_by_side(tmp_path):
     assert est.corun_others == 0 and est.corun == {}
     assert "side by side" not in cost.render(cfg, est, "cube x")
     assert multiprocessing.active_children() == []
+
+
+def test_a_fit_too_short_to_time_alone_gives_no_factor(monkeypatch):
+    """A step timed at 0 s alone (below the clock's resolution) has no ratio: no factor, not a crash."""
+    cfg = make_config("demo", **TINY)
+    monkeypatch.setattr(corun, "calibrate_fit", lambda p, genes, cfg, clock: Calibration(
+        p.model, p.latent, 1, 1.0 if _helpers_running() else 0.0, 0.0, 0.0, 0.0))
+    assert corun.corun_factors([Point("vae", 3, (SP,), (4,))], 30, cfg, threads=1, others=1) == {}
+    assert multiprocessing.active_children() == []
