@@ -14,6 +14,15 @@ stop (--benchmark-only). extra_info: ``measured_s``, ``estimated_s``, ``ratio`` 
 0.8-1.25), ``epochs_measured`` / ``epochs_assumed`` per model, per-model seconds, ``calibration_s``. With
 --benchmark-disable the demo fits are capped at a few epochs and the paper subset is skipped.
 
+``test_estimate_vs_real_run``: the same check on real workers. A small paper grid (olaparib and doxorubicin,
+1 x 5 CV, PertVAE and the pooled Figure 2 VAE at latent 2) estimated as the dry run does on 2 local workers,
+its side-by-side factor included (harness.corun), then run by ``python -m harness.run`` on a 2-worker
+LocalCluster: ``fits_over_estimate`` = the stored fits' times (each fit's wall time inside its worker,
+beside the other: its CPU time when nothing else runs, hence the load recorded) / the estimate given the
+epochs they ran; ``run_cpu_over_estimate``: the CPU time of the command and of every worker process it
+started (cluster start, reads and the report too, which the estimate leaves out); ``run_wall_over_estimate``.
+The in-process subset above cannot see two workers slowing each other; this can (--benchmark-only, minutes).
+
 ``test_paper_grid_estimate``: ``--preset paper`` (19 drugs, 10 x 5 CV, Figure 2 pooled) on the paper-shaped
 synthetic cube on 2 local workers, estimated with fp32 and with bf16 matrix products, side by side in one
 run: per precision ``cpu_hours``, ``wall_hours_2_workers`` and ``over_floor`` = the estimate / the fp32
@@ -32,7 +41,11 @@ calibrates at paper sizes (minutes), so it runs with --benchmark-only only.
 from __future__ import annotations
 
 import dataclasses
+import resource
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -44,6 +57,7 @@ from datasets.synthetic import generate
 from harness import cost
 from harness.config import make_config
 from harness.grid import Task
+from harness.results import as_str, load_results
 from harness.tasks import run_task
 
 DEMO_DRUGS = ("selumetinib", "vorinostat")
@@ -130,6 +144,85 @@ def test_estimate_vs_measured(benchmark, request, tmp_path, preset: str) -> None
           f"given epochs {info['estimated_s_per_model_given_epochs']}; load average {load:.1f}")
     assert 1 / 3 < info["ratio_given_epochs"] < 3, info
     assert 1 / 4 < info["ratio"] < 4, info
+
+
+def _run_grid(cfg, out: Path) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of ``python -m harness.run`` running ``cfg``'s grid into ``out`` on its
+    local cluster: the CPU time of the command and every worker process it started and reaped."""
+    args = ["--preset", cfg.preset, "--data", str(cfg.data), "--out", str(out), "--drugs", *cfg.drugs,
+            "--n-repeats", str(cfg.n_repeats), "--models", *cfg.models,
+            "--latents-vae", *map(str, cfg.latents_vae), "--workers", str(cfg.workers), "--no-progress"]
+    before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "harness.run", *args], capture_output=True, text=True)
+    wall, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert done.returncode == 0, done.stderr[-2000:]
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return cpu, wall
+
+
+def _store_fits(out: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """Per model, the stored fits' seconds summed (each timed inside its worker) and their mean epochs."""
+    ds = load_results(out)
+    done = as_str(ds["status"].values) == "done"
+    seconds, epochs = {}, {}
+    for i, m in enumerate(map(str, as_str(ds["model"].values))):
+        if done[i].any():
+            seconds[m] = float(ds["fit_seconds"].values[i][done[i]].sum())
+            epochs[m] = float(ds["epochs"].values[i][done[i]].mean())
+    return seconds, epochs
+
+
+def _real_run_figures(est: cost.Estimate, fit_s: dict[str, float], epochs: dict[str, float], cpu_s: float,
+                      wall_s: float) -> dict:
+    """The real run's times against the estimate, at the assumed epochs and given the epochs it ran."""
+    given = dataclasses.replace(est, epochs={**est.epochs, **epochs})
+    fits = sum(fit_s.values())
+    return {
+        "fits": sum(t.n_fits for t in est.tasks), "precision": est.precision, "workers": est.slots,
+        "side_by_side": {m: round(f, 3) for m, f in est.corun.items()},
+        "run_cpu_s": round(cpu_s, 1), "run_wall_s": round(wall_s, 1), "fits_s": round(fits, 1),
+        "estimated_s": round(est.total_seconds, 1), "estimated_s_given_epochs": round(given.total_seconds, 1),
+        "estimated_wall_s_given_epochs": round(given.wall_seconds, 1),
+        "fits_over_estimate": round(fits / given.total_seconds, 3),
+        "run_cpu_over_estimate": round(cpu_s / given.total_seconds, 3),
+        "run_wall_over_estimate": round(wall_s / given.wall_seconds, 3),
+        "fits_s_per_model": {m: round(s, 1) for m, s in fit_s.items()},
+        "estimated_s_per_model_given_epochs": {
+            m: round(sum(given.fit_seconds(k) for t in est.tasks for k in t.fit_keys() if k.model == m), 1)
+            for m in fit_s},
+        "epochs_measured": {m: round(e, 1) for m, e in epochs.items()},
+        "epochs_assumed": {m: est.epochs[m] for m in epochs},
+        "clock": "CPU time of the command and its workers (run_cpu_s); each fit's wall time inside its "
+                 "worker as stored (fits_s); the estimate's calibration by CPU time",
+        "headline": ["fits_over_estimate", "run_cpu_over_estimate", "run_wall_over_estimate"],
+    }
+
+
+def test_estimate_vs_real_run(benchmark, request, tmp_path) -> None:
+    """The dry run's estimate of a small paper grid on 2 local workers (side-by-side factor included)
+    against the same grid run for real by the command line on a 2-worker LocalCluster (module docstring)."""
+    if request.config.getoption("benchmark_disable"):
+        pytest.skip("paper-sized fits on a real 2-worker cluster take minutes: --benchmark-only")
+    cube = str(write_cube(generate("paper", 0), tmp_path / "paper.zarr"))
+    cfg = make_config("paper", data=cube, drugs=PAPER_DRUGS, n_repeats=1, models=("pertvae", "vae"),
+                      latents_vae=(2,), cluster="local", workers=2, device="cpu", progress=False)
+    est = cost.estimate(cfg, cube, list(PAPER_DRUGS))
+    load = load_average()
+    cpu_s, wall_s = benchmark.pedantic(_run_grid, args=(cfg, tmp_path / "run"), rounds=1, iterations=1)
+    info = {**_real_run_figures(est, *_store_fits(tmp_path / "run"), cpu_s, wall_s),
+            "load_average": [load, load_average()]}
+    benchmark.extra_info.update(info)
+    print(f"\ncost model vs a real run ({info['fits']} paper-sized fits on {cfg.workers} local workers, "
+          f"{est.precision}; side by side {info['side_by_side']}): the fits took {info['fits_s']} s, "
+          f"{info['fits_over_estimate']} x the estimate given the epochs run "
+          f"({info['estimated_s_given_epochs']} s; {info['estimated_s']} s at the assumed epochs); "
+          f"the command and its workers {cpu_s:.1f} CPU-s ({info['run_cpu_over_estimate']} x; "
+          f"it counts starting the cluster, reads and the report too), {wall_s:.1f} s wall "
+          f"({info['run_wall_over_estimate']} x the estimated wall time); per model "
+          f"{info['fits_s_per_model']} against {info['estimated_s_per_model_given_epochs']}; "
+          f"epochs {info['epochs_measured']} against {info['epochs_assumed']} assumed; "
+          f"load average {load:.1f}")
+    assert 1 / 3 < info["fits_over_estimate"] < 3, info
 
 
 def over_floor_per_model(est: cost.Estimate) -> dict[str, float]:
