@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pertvae_core.data import measured_profiles
+from pertvae_core.data import checked_fields, measured_profiles
 from pertvae_core.evaluation import ZSpace, control_rows, reconstruction_rho
 from pertvae_core.metrics import rho_mean
 
@@ -54,7 +54,6 @@ DEFAULT_DELTA_RIDGE = 1.0
 SVD_CACHE_BYTES = 64 << 20   # ~8 splits of 978 genes: the right singular vectors of each
 _svd_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()   # fingerprint -> vt, least recently used first
 _svd_lock = threading.Lock()   # a Dask worker may run several tasks in threads of one process
-_FIELDS = ("x1_train", "x2_train", "x1_val", "x2_val", "x1_test", "x2_test", "xs_train")
 
 
 @dataclass(frozen=True)
@@ -160,21 +159,7 @@ def fit_latent_shift(z1: np.ndarray, z2: np.ndarray, ridge: float = 1e-6) -> tup
 
 
 def _arrays(split: SplitData) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    genes = None
-    for f in _FIELDS:
-        if not hasattr(split, f):
-            raise ValueError(f"SplitData lacks field {f!r}")
-        a = np.asarray(getattr(split, f), dtype=np.float64)
-        if a.ndim != 2:
-            raise ValueError(f"SplitData.{f} must be 2-D [rows, genes], got shape {a.shape}")
-        if genes is None:
-            genes = a.shape[1]
-        elif a.shape[1] != genes:
-            raise ValueError(f"SplitData.{f} has {a.shape[1]} genes, expected {genes}")
-        if not np.isfinite(a).all():
-            raise ValueError(f"SplitData.{f} contains NaN or inf")
-        out[f] = a
+    out, genes = checked_fields(split, np.float64)
     xu = getattr(split, "xu_train", None)
     out["xu_train"] = np.asarray(np.zeros((0, genes or 0)) if xu is None else xu, dtype=np.float64)
     for a, b in (("x1_train", "x2_train"), ("x1_val", "x2_val"), ("x1_test", "x2_test")):

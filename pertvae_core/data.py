@@ -6,9 +6,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SplitData", "FIELDS", "distinct_rows", "measured_profiles"]
+__all__ = ["SplitData", "FIELDS", "checked_fields", "distinct_rows", "measured_profiles"]
 
 FIELDS = ("x1_train", "x2_train", "x1_val", "x2_val", "x1_test", "x2_test", "xs_train")
+
+
+def checked_fields(split: object, dtype: type) -> tuple[dict[str, np.ndarray], int | None]:
+    """``split``'s :data:`FIELDS` as ``dtype`` arrays and their number of genes (None without fields), each
+    checked: present, 2-D [rows, genes], the same genes as the first, finite; ValueError naming the field.
+    One check for :class:`SplitData` and for the duck-typed splits the baselines accept."""
+    out: dict[str, np.ndarray] = {}
+    genes = None
+    for f in FIELDS:
+        if not hasattr(split, f):
+            raise ValueError(f"SplitData lacks field {f!r}")
+        a = np.asarray(getattr(split, f), dtype=dtype)
+        if a.ndim != 2:
+            raise ValueError(f"SplitData.{f} must be 2-D [rows, genes], got shape {a.shape}")
+        if genes is None:
+            genes = a.shape[1]
+        elif a.shape[1] != genes:
+            raise ValueError(f"SplitData.{f} has {a.shape[1]} genes, expected {genes} (as x1_train)")
+        if not np.isfinite(a).all():
+            raise ValueError(f"SplitData.{f} contains NaN or inf")
+        out[f] = a
+    return out, genes
 
 
 @dataclass(frozen=True)
@@ -39,17 +61,8 @@ class SplitData:
     xu_train: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        genes = None
-        for f in FIELDS:
-            a = np.asarray(getattr(self, f), dtype=np.float32)
-            if a.ndim != 2:
-                raise ValueError(f"SplitData.{f} must be 2-D [rows, genes], got shape {a.shape}")
-            if genes is None:
-                genes = a.shape[1]
-            elif a.shape[1] != genes:
-                raise ValueError(f"SplitData.{f} has {a.shape[1]} genes, expected {genes} (as x1_train)")
-            if not np.isfinite(a).all():
-                raise ValueError(f"SplitData.{f} contains NaN or inf")
+        arrays, genes = checked_fields(self, np.float32)
+        for f, a in arrays.items():
             object.__setattr__(self, f, a)
         if genes is not None and genes < 2:
             raise ValueError(f"SplitData needs at least 2 genes, got {genes}")
