@@ -161,7 +161,7 @@ def fit_latent_shift(z1: np.ndarray, z2: np.ndarray, ridge: float = 1e-6) -> tup
 def _arrays(split: SplitData) -> dict[str, np.ndarray]:
     out, genes = checked_fields(split, np.float64)
     xu = getattr(split, "xu_train", None)
-    out["xu_train"] = np.asarray(np.zeros((0, genes or 0)) if xu is None else xu, dtype=np.float64)
+    out["xu_train"] = np.asarray(np.zeros((0, genes)) if xu is None else xu, dtype=np.float64)
     for a, b in (("x1_train", "x2_train"), ("x1_val", "x2_val"), ("x1_test", "x2_test")):
         if out[a].shape != out[b].shape:
             raise ValueError(f"SplitData.{a} {out[a].shape} and {b} {out[b].shape} must pair row by row")

@@ -11,26 +11,24 @@ __all__ = ["SplitData", "FIELDS", "checked_fields", "distinct_rows", "measured_p
 FIELDS = ("x1_train", "x2_train", "x1_val", "x2_val", "x1_test", "x2_test", "xs_train")
 
 
-def checked_fields(split: object, dtype: type) -> tuple[dict[str, np.ndarray], int | None]:
-    """``split``'s :data:`FIELDS` as ``dtype`` arrays and their number of genes (None without fields), each
+def checked_fields(split: object, dtype: type) -> tuple[dict[str, np.ndarray], int]:
+    """``split``'s :data:`FIELDS` as ``dtype`` arrays and their number of genes (x1_train's columns), each
     checked: present, 2-D [rows, genes], the same genes as the first, finite; ValueError naming the field.
     One check for :class:`SplitData` and for the duck-typed splits the baselines accept."""
     out: dict[str, np.ndarray] = {}
-    genes = None
     for f in FIELDS:
         if not hasattr(split, f):
             raise ValueError(f"SplitData lacks field {f!r}")
         a = np.asarray(getattr(split, f), dtype=dtype)
         if a.ndim != 2:
             raise ValueError(f"SplitData.{f} must be 2-D [rows, genes], got shape {a.shape}")
-        if genes is None:
-            genes = a.shape[1]
-        elif a.shape[1] != genes:
+        genes = out["x1_train"].shape[1] if out else a.shape[1]
+        if a.shape[1] != genes:
             raise ValueError(f"SplitData.{f} has {a.shape[1]} genes, expected {genes} (as x1_train)")
         if not np.isfinite(a).all():
             raise ValueError(f"SplitData.{f} contains NaN or inf")
         out[f] = a
-    return out, genes
+    return out, out["x1_train"].shape[1]
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ class SplitData:
         arrays, genes = checked_fields(self, np.float32)
         for f, a in arrays.items():
             object.__setattr__(self, f, a)
-        if genes is not None and genes < 2:
+        if genes < 2:
             raise ValueError(f"SplitData needs at least 2 genes, got {genes}")
         self._check_unpaired()
         for a, b in (("x1_train", "x2_train"), ("x1_val", "x2_val"), ("x1_test", "x2_test")):
