@@ -20,9 +20,10 @@ device synchronization (the kernels' time is not the host's).
   move the estimate by more than that share (a 1.36x spread of the baselines' 0.26 s evaluation alone
   refused a paper-grid estimate).
 - **A process's first fit at new shapes**: the warm-up round's time of each point beyond its kept rounds'
-  median (``Calibration.first_fit``), with the CPU time of waited-for child processes. With ``--compile``
-  that is torch.compile's compiling (its C++ compiler runs as such a child: the calibration compiles on one
-  thread, ``compile_threads=1``); a worker pays it once per shape (harness.cost).
+  median (``Calibration.first_fit``), with (on the CPU) the CPU time of waited-for child processes. With
+  ``--compile`` that is torch.compile's compiling (its C++ compiler runs as such a child: the calibration
+  compiles on one thread, ``compile_threads=1``, as a CPU worker does; on a GPU, in wall time, with a GPU
+  worker's compile threads); a worker pays it once per shape (harness.cost).
 - **The GEMM peak** (:func:`gemm_peak`): the best float32 matrix-product rate this machine reaches, over a
   large square product and every product of a training step and of a validation at the run's own shapes
   (recorded by :func:`step_flops` and :func:`validation_flops`), best of several repetitions in every round.
@@ -391,13 +392,18 @@ def _judged(points: Sequence[Point]) -> list[bool]:
 
 
 def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, threads: int,
-              products: Iterable[tuple[tuple[int, ...], tuple[int, ...]]] = ()) -> CalibrationRun:
+              products: Iterable[tuple[tuple[int, ...], tuple[int, ...]]] = (),
+              progress: Callable[[str], None] | None = None) -> CalibrationRun:
     """Measure every point and the GEMM peak in alternating rounds after a warm-up round (module
-    docstring)."""
+    docstring); ``progress`` gets a line per round (a calibration takes minutes)."""
+    say = progress or (lambda _line: None)
     clock = make_clock(device, threads)
+    gpu = device.split(":")[0] == "cuda"
     products = tuple(products)
 
-    def spent() -> float:   # the clock and the waited-for children (a C++ compiler) per torch thread
+    def spent() -> float:   # the clock and, on the CPU, waited-for children (a C++ compiler) per torch thread
+        if gpu:  # wall time already holds the compilers' time
+            return clock()
         return clock() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime / max(1, threads)
 
     def one_round() -> list[Calibration]:
@@ -410,7 +416,9 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
 
     judged = _judged(points)
     load0, w0, c0 = load_average(), time.perf_counter(), time.process_time()
+    say(f"calibrating {len(points)} point(s) on {device}: a warm-up round, then {CAL_ROUNDS} to {MAX_ROUNDS}")
     first = one_round()   # the warm-up round, not kept: a process's first fit at these shapes
+    say(f"calibration: warm-up round done after {time.perf_counter() - w0:.0f} s (wall)")
     rounds: list[list[Calibration]] = []
     peak, peak_at, streams = 0.0, "", []
     while True:
@@ -422,6 +430,8 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
         kept = rounds[-CAL_ROUNDS:]
         spreads = [_spread([r[i] for r in kept]) if judged[i] else 1.0 for i in range(len(points))] or [1.0]
         worst = int(np.argmax(spreads))
+        say(f"calibration round {len(rounds)}: step spread {spreads[worst]:.2f}x "
+            f"({points[worst].model if points else '-'}), {time.perf_counter() - w0:.0f} s (wall)")
         if len(rounds) >= MAX_ROUNDS or (len(rounds) >= CAL_ROUNDS and spreads[worst] <= MAX_SPREAD):
             break
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0

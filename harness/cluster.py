@@ -426,6 +426,13 @@ def dashboard_address(cfg: Any) -> str:
     return addr if _port_free(addr) else f"{addr.rpartition(':')[0]}:0"
 
 
+def gpu_compile_threads(n_gpu: int) -> int:
+    """torch.compile's compile threads for a worker driving one of ``n_gpu`` local GPUs: this machine's cores
+    shared among them. A CPU worker compiles on its one core; a GPU worker's host cores are otherwise idle,
+    and compiling a paper-sized graph's Triton kernels one at a time takes minutes per shape."""
+    return max(1, (os.cpu_count() or 1) // max(1, n_gpu))
+
+
 def _local(cfg: Any, gpus: int | None, timeout: float, log_path: Path | None) -> ClusterHandle:
     from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster
 
@@ -441,7 +448,8 @@ def _local(cfg: Any, gpus: int | None, timeout: float, log_path: Path | None) ->
         workers = {
             f"gpu-{i}": {"cls": Nanny, "options": {
                 "nthreads": 1, "resources": {"GPU": 1}, "preload": preload,
-                "env": {**env, "CUDA_VISIBLE_DEVICES": str(i)}}}
+                "env": {**env, "CUDA_VISIBLE_DEVICES": str(i),
+                        "TORCHINDUCTOR_COMPILE_THREADS": str(gpu_compile_threads(n_gpu))}}}
             for i in range(n_gpu)
         }
         scheduler = {"cls": Scheduler, "options": {"dashboard_address": dash}}

@@ -379,17 +379,24 @@ def calibration_points(cfg: RunConfig, names: Sequence[str], shapes: Mapping[str
     return points
 
 
-def _compiling_in_process(cfg: RunConfig) -> contextlib.AbstractContextManager:
-    """With ``--compile``, inductor compiles on this thread, its C++ compiler a waited-for child process
-    whose CPU time the calibration counts (a pool of compile workers would hide it)."""
+def _compiling_in_process(cfg: RunConfig, device: str) -> contextlib.AbstractContextManager:
+    """With ``--compile`` on the CPU, inductor compiles on this thread, its C++ compiler a waited-for child
+    process whose CPU time the calibration counts (a pool of compile workers would hide it). On a GPU the
+    calibration's clock is wall time, and it compiles with the threads a GPU worker has
+    (harness.cluster.gpu_compile_threads)."""
     if not cfg.fit_kwargs()["compile"]:
         return contextlib.nullcontext()
     import torch._inductor.config
 
+    if device.split(":")[0] == "cuda":
+        from harness.cluster import gpu_compile_threads
+
+        return torch._inductor.config.patch(compile_threads=gpu_compile_threads(torch.cuda.device_count()))
     return torch._inductor.config.patch(compile_threads=1)
 
 
-def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, threads: int, others: int = 0
+def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, threads: int, others: int = 0,
+             progress: Callable[[str], None] | None = None
              ) -> tuple[list[Calibration], CalibrationRun, dict[str, float]]:
     """Time ``points`` with the workers' torch and BLAS threads (harness.cluster.THREAD_ENV), each trained
     one with its step's and validation's floating-point operations; with ``others`` > 0, each trained
@@ -401,14 +408,16 @@ def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, t
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with threadpool_limits(limits=threads), _compiling_in_process(cfg):
+        with threadpool_limits(limits=threads), _compiling_in_process(cfg, device):
             counted = {p: (step_flops(p.model, p.latent, p.shapes[0], genes, cfg),
                            validation_flops(p.model, p.latent, p.shapes[0], genes, cfg))
                        for p in points if p.lens}
             if counted:
                 warm_up(genes, cfg)
             products = {sh for both in counted.values() for _, shapes in both for sh in shapes}
-            run = calibrate(points, genes, cfg, device, threads, sorted(products))
+            run = calibrate(points, genes, cfg, device, threads, sorted(products), progress)
+            if others and progress:
+                progress(f"timing a worker's steps with {others} other(s) training beside it")
             factors = corun_factors(points, genes, cfg, threads, others)
     finally:
         torch.set_num_threads(old_threads)
@@ -464,13 +473,13 @@ def fit_costs(cfg: RunConfig, tasks: Sequence[Task], measured: Sequence[Calibrat
     return cost, flops, val_flops
 
 
-def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[str] | None = None
-             ) -> Estimate:
+def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[str] | None = None,
+             progress: Callable[[str], None] | None = None) -> Estimate:
     """The grid of ``cfg`` on the cube at ``cube_path`` (None: the preset's synthetic cube, in memory) and
     its estimated seconds from a calibration on this machine (module docstring).
 
     ``drug_names``: the run's drugs (default: all of the cube's). ValueError when a drug cannot be split
-    (too few cell lines for the folds)."""
+    (too few cell lines for the folds). ``progress``: a line per calibration round."""
     from datasets.cube import drugs
 
     ds = _cube(cfg, cube_path)
@@ -482,7 +491,8 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
     points = calibration_points(cfg, names, shapes, splits, spt)
     t0 = time.perf_counter()
     others = side_by_side(cfg, slots, device) if any(p.lens for p in points) else 0   # nothing to time
-    measured, run, factors = _measure(points, next(iter(shapes.values())).genes, cfg, device, threads, others)
+    measured, run, factors = _measure(points, next(iter(shapes.values())).genes, cfg, device, threads, others,
+                                      progress)
     seconds = time.perf_counter() - t0
     cost, flops, val_flops = fit_costs(cfg, tasks, measured, splits)
     return Estimate(tuple(tasks), cost, {m: expected_epochs(cfg, m) for m in cfg.models}, cfg.max_epochs,
@@ -670,7 +680,7 @@ def dry_run(cfg: RunConfig) -> int:
             from datasets.synthetic import TABLE1_DRUGS
 
             names = select_drugs(cfg, list(TABLE1_DRUGS), Path(f"<synthetic {cfg.preset}>"))
-        est = estimate(cfg, path, names)
+        est = estimate(cfg, path, names, progress=lambda line: print(line, file=sys.stderr, flush=True))
     except (RunError, CubeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -10,6 +10,7 @@ import pytest
 from harness.cluster import (
     ClusterError,
     dashboard_address,
+    gpu_compile_threads,
     open_cluster,
     set_torch_threads,
     slurm_kwargs,
@@ -59,8 +60,10 @@ def test_gpu_layout_routes_gpu_tasks_to_gpu_workers_only():
         info = h.client.scheduler_info()["workers"]
         assert len(info) == 2   # one per GPU, not cfg.workers
         assert all(w["resources"] == {"GPU": 1} and w["nthreads"] == 1 for w in info.values())
-        devices = sorted(e["CUDA_VISIBLE_DEVICES"] for e in h.client.run(_env).values())
-        assert devices == ["0", "1"]
+        envs = h.client.run(_env).values()
+        assert sorted(e["CUDA_VISIBLE_DEVICES"] for e in envs) == ["0", "1"]
+        assert {e["TORCHINDUCTOR_COMPILE_THREADS"] for e in envs} == {str(gpu_compile_threads(2))}
+        assert {e["OMP_NUM_THREADS"] for e in envs} == {"1"}
         gpu_workers = set(info)
 
         async def _cpu_worker():

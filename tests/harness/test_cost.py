@@ -352,3 +352,19 @@ def test_with_compile_the_estimate_counts_each_workers_compiling_once(cube, monk
     assert "torch.compile's compiling" in cost.render(small(cube, compile=True, **kw), compiled, "c")
     fit = next(iter(compiled.fit_cost))
     assert compiled.fit_cost[fit][2] < compiled.first_fit[key]   # not in every fit's fixed cost
+
+
+def test_calibration_compiles_as_the_workers_do(cube):
+    # a CPU worker compiles on its one core (its compiler's CPU time counted); a GPU worker with the host's
+    # cores shared among the GPUs (one at a time took minutes per paper-sized shape on an H200's host)
+    import torch._inductor.config as ind
+
+    from harness.cluster import gpu_compile_threads
+
+    cfg = make_config("demo", compile=True)
+    with cost._compiling_in_process(cfg, "cpu"):
+        assert ind.compile_threads == 1
+    with cost._compiling_in_process(cfg, "cuda"):
+        assert ind.compile_threads == gpu_compile_threads(torch.cuda.device_count()) >= 1
+    assert gpu_compile_threads(1) == (os.cpu_count() or 1) and gpu_compile_threads(64) == 1
+
