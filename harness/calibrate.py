@@ -140,10 +140,15 @@ def load_average() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
+def on_gpu(device: str) -> bool:
+    """Whether the torch device name ``device`` ("cpu", "cuda", "cuda:1") is a CUDA GPU."""
+    return device.split(":")[0] == "cuda"
+
+
 def make_clock(device: str, threads: int) -> Clock:
     """Seconds for the calibration (module docstring): this process's CPU time per torch thread on the CPU;
     on a GPU, wall time after synchronizing it."""
-    if device.split(":")[0] == "cuda":
+    if on_gpu(device):
         import torch
 
         def gpu_clock() -> float:
@@ -398,7 +403,7 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
     docstring); ``progress`` gets a line per round (a calibration takes minutes)."""
     say = progress or (lambda _line: None)
     clock = make_clock(device, threads)
-    gpu = device.split(":")[0] == "cuda"
+    gpu = on_gpu(device)
     products = tuple(products)
 
     def spent() -> float:   # the clock and, on the CPU, waited-for children (a C++ compiler) per torch thread

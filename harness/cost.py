@@ -79,6 +79,7 @@ from harness.calibrate import (
     CalibrationRun,
     Point,
     calibrate,
+    on_gpu,
     step_flops,
     validation_flops,
     warm_up,
@@ -388,7 +389,7 @@ def _compiling_in_process(cfg: RunConfig, device: str) -> contextlib.AbstractCon
         return contextlib.nullcontext()
     import torch._inductor.config
 
-    if device.split(":")[0] == "cuda":
+    if on_gpu(device):
         from harness.cluster import gpu_compile_threads
 
         return torch._inductor.config.patch(compile_threads=gpu_compile_threads(torch.cuda.device_count()))

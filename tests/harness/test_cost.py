@@ -354,9 +354,9 @@ def test_with_compile_the_estimate_counts_each_workers_compiling_once(cube, monk
     assert compiled.fit_cost[fit][2] < compiled.first_fit[key]   # not in every fit's fixed cost
 
 
-def test_calibration_compiles_as_the_workers_do(cube):
+def test_calibration_compiles_as_the_workers_do():
     # a CPU worker compiles on its one core (its compiler's CPU time counted); a GPU worker with the host's
-    # cores shared among the GPUs (one at a time took minutes per paper-sized shape on an H200's host)
+    # cores shared among the GPUs
     import torch._inductor.config as ind
 
     from harness.cluster import gpu_compile_threads
@@ -367,4 +367,3 @@ def test_calibration_compiles_as_the_workers_do(cube):
     with cost._compiling_in_process(cfg, "cuda"):
         assert ind.compile_threads == gpu_compile_threads(torch.cuda.device_count()) >= 1
     assert gpu_compile_threads(1) == (os.cpu_count() or 1) and gpu_compile_threads(64) == 1
-
