@@ -253,8 +253,13 @@ def _auto_precision(cfg: RunConfig) -> str:
     (fp32 when it has none, e.g. a Slurm GPU run started from a login node); a CPU run asks this CPU."""
     from pertvae_core.precision import native_bf16
 
+    return "bf16" if native_bf16(run_device_kind(cfg)) else "fp32"
+
+
+def run_device_kind(cfg: RunConfig) -> str:
+    """"cuda" for a GPU run (``device`` cuda, a Slurm job with GPUs, or auto with CUDA here), else "cpu"."""
     gpu = cfg.device == "cuda" or cfg.gpus_per_job > 0 or (cfg.device == "auto" and _cuda_available())
-    return "bf16" if native_bf16("cuda" if gpu else "cpu") else "fp32"
+    return "cuda" if gpu else "cpu"
 
 
 def _cuda_available() -> bool:

@@ -89,6 +89,7 @@ from harness.contenders import REGISTRY, contender
 from harness.corun import CORUN_ROUNDS, corun_factors, scaled
 from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled
 from harness.prepare import GENERATED_CUBE, RunError, generated_spec, given_cube, select_drugs, synthetic_spec
+from harness.products import emulated_bf16_note
 from harness.shapes import DrugShape, SplitShape, drug_shapes, pooled_shape, split_shapes
 from harness.store import STORE_NAME, ResultStore, science_hash
 
@@ -562,6 +563,8 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                  f"{est.where}; {est.precision} matrix products"
                  + (f" ({_bf16_way(est.device)})" if est.precision == "bf16" else "")
                  + ("; torch.compile" if cfg.fit_kwargs()["compile"] else ""))
+    if note := emulated_bf16_note(cfg):
+        lines.append(f"  note: {note}")
     if est.first_fit_seconds > 0:
         what = "torch.compile's compiling" if cfg.fit_kwargs()["compile"] else "set-up"
         lines.append(f"  of which first fits at each model shape ({what}, once per worker): "
@@ -575,7 +578,7 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                      f"float32 matrix-product rate, {est.peak / 1e9:.1f} GFLOP/s per worker{at}; the "
                      f"estimate is {est.total_seconds / est.floor_seconds:.2f} x the floor ("
                      f"{est.total_seconds / est.steps_floor_seconds:.2f} x the training steps' alone)"
-                     + ("; bf16 products can beat it" if est.precision == "bf16" else ""))
+                     + _bf16_against_floor(est))
     if est.floor_seconds > 0 and est.calibration is not None and est.calibration.stream > 0:
         lines.append("  " + memory_how(est.calibration.stream))
     assumed = [f"{m} after {e:g} of {cfg.max_epochs} epochs ({est.epoch_basis.get(m, 'assumed')})"
@@ -629,6 +632,17 @@ def side_by_side_how(est: Estimate) -> str:
     return (f"side by side: a step took {each} its time alone (above) while {n} other worker(s) trained the "
             f"same (the workers share the memory bus and cache; the median of {CORUN_ROUNDS} paired rounds a "
             f"point, each a fit with the others paused and one beside them); the estimate counts it")
+
+
+def _bf16_against_floor(est: Estimate) -> str:
+    """Whether bf16 products can beat the float32 floor on the estimate's device here."""
+    from pertvae_core.precision import native_bf16
+
+    if not native_bf16(est.device):
+        what = "GPU" if on_gpu(est.device) else "CPU"
+        return f"; bf16 products cannot beat it here (this {what} has no bfloat16 matrix instructions)"
+    how = "" if est.precision == "bf16" else " (--precision bf16)"
+    return f"; bf16 products{how} can beat it"
 
 
 def _bf16_way(device: str) -> str:

@@ -4,7 +4,8 @@ worker records its own way, harness.tasks.products_of), counted over the done fi
 bf16 products give slightly different numbers than fp32 ones, and two machines compute them differently (a
 CPU with AMX rounds float32 operands inside oneDNN's product; others cast the operands to bfloat16), so a
 reader comparing two runs needs to know which ran; run.json's ``versions`` says only how the machine that
-started the run computes them.
+started the run computes them. A bf16 run on a CPU without bfloat16 instructions is emulated and far slower
+than fp32: the dry run and the run say so before it starts (:func:`emulated_bf16_note`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from harness.config import RunConfig, run_device_kind
 from harness.contenders import REGISTRY
 from harness.results import as_str, json_attr
 
@@ -19,6 +21,25 @@ LEAD = "Matrix products of the trained models, as each fit's worker computed the
 UNRECORDED = "not recorded"   # products_counts' key of fits written before fits recorded their products
 BF16_WORDS = ("bf16 means bfloat16 operands with float32 accumulation and outputs; parameters, gradients, "
               "Adam state and all elementwise work stay float32")
+
+
+# Measured side by side (benchmarks/test_precision.py, one thread, process CPU time, load 1.0-2.2): on an AMD
+# EPYC of Zen 3 (AVX2, no AVX-512) a paper-sized step with bf16 products took 9.0-9.4x fp32's at S = 1 and
+# 9.3-11.3x at S = 10, PertVAE and the VAE; with avx512_bf16 (Zen 4) 0.55-0.67x.
+EMULATED_BF16 = ("{where} has no bfloat16 matrix instructions, so bf16 products are emulated there: a "
+                 "training step took 9-11x fp32's on such a CPU (an AMD EPYC Zen 3, AVX2); --precision fp32 "
+                 "(auto's choice there) runs much faster")
+
+
+def emulated_bf16_note(cfg: RunConfig) -> str:
+    """A warning for a run of bf16 products whose CPU computes them emulated, or "": a local or in-process
+    CPU run that trains a model, on this machine (a Slurm job's nodes, or a GPU, are not this CPU)."""
+    from pertvae_core.precision import native_bf16  # imports torch: only where a run is about to train
+
+    trains = any(_trained(np.array(list(cfg.models))))
+    if cfg.precision != "bf16" or cfg.cluster == "slurm" or not trains or run_device_kind(cfg) != "cpu":
+        return ""
+    return "" if native_bf16("cpu") else EMULATED_BF16.format(where="this machine's CPU")
 
 
 def _trained(models: np.ndarray) -> np.ndarray:

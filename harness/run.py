@@ -41,6 +41,7 @@ from harness.config import ConfigError, RunConfig, execution_settings, parse_arg
 from harness.contenders import REGISTRY
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
 from harness.prepare import RunError, check_paths, prepare_cube, resolve_methods, select_drugs
+from harness.products import emulated_bf16_note
 from harness.progress import Progress, WorkModel
 from harness.store import (
     Repair,
@@ -470,6 +471,8 @@ def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Pa
     n_fits = sum(t.n_fits for t in tasks)
     _say(f"{out}: {before['planned']} fits planned, {before['done']} already done, {n_fits} to run in "
          f"{len(tasks)} tasks ({spt} split(s) per task) on cluster '{cfg.cluster}'")
+    if tasks and (note := emulated_bf16_note(cfg)):
+        _say(f"note: {note}")
     return tasks, before
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from harness.run import main
 from pertvae_core import layers
+from pertvae_core.precision import native_bf16
 from tests.e2e import DRUGS, load, tiny_args, tiny_cube
 
 pytestmark = pytest.mark.timeout(900)
@@ -34,7 +35,8 @@ def _numbers(out) -> dict[str, float]:
     return got
 
 
-def test_bf16_numbers_are_fp32_numbers_within_the_spread_of_seeds(tmp_path_factory, tmp_path, monkeypatch):
+def test_bf16_numbers_are_fp32_numbers_within_the_spread_of_seeds(tmp_path_factory, tmp_path, monkeypatch,
+                                                                  capsys):
     # the tiny study's products are all below SMALL_PRODUCT_FLOPS: take them in bf16 as a paper-sized
     # model's are (the fits run in this process, --cluster none)
     monkeypatch.setattr(layers, "SMALL_PRODUCT_FLOPS", 0)
@@ -45,6 +47,10 @@ def test_bf16_numbers_are_fp32_numbers_within_the_spread_of_seeds(tmp_path_facto
         out = tmp_path / name
         assert main(tiny_args(cube, out, *STUDY, "--precision", precision, "--base-seed", str(seed),
                               cluster="none")) == 0
+        # bf16 on a CPU without bfloat16 instructions is emulated, 9-11x fp32's step: the run says so first
+        emulated = "note: this machine's CPU has no bfloat16 matrix instructions, so bf16 products are"
+        said = emulated in capsys.readouterr().out
+        assert said == (precision == "bf16" and not native_bf16("cpu"))
         science = json.loads(load(out).attrs["config"])["science"]
         assert science["precision"] == precision
         assert json.loads((out / "run.json").read_text())["config"]["science"]["precision"] == precision

@@ -17,7 +17,7 @@ from harness import calibrate, cost
 from harness.config import make_config
 from harness.contenders import REGISTRY
 from harness.grid import POOLED, FitKey, Task, build_grid
-from pertvae_core import layers
+from pertvae_core import layers, precision
 from pertvae_core.data import distinct_rows
 
 DRUGS = ("selumetinib", "linsitinib")   # 20 and 6 cell lines in the demo cube
@@ -74,7 +74,7 @@ def test_steps_per_epoch_is_what_fit_runs(cube, model):
     assert len(steps) == cost.steps_per_epoch(model, shape, cfg) > 1
 
 
-def test_estimate_counts_the_grid_and_adds_up(cube):
+def test_estimate_counts_the_grid_and_adds_up(cube, monkeypatch):
     cfg = small(cube, latents_vae=(2, 5, 10))
     est = cost.estimate(cfg, cube, list(DRUGS))
     assert list(est.tasks) == build_grid(cfg, list(DRUGS), splits_per_task=cfg.resolved_splits_per_task())
@@ -135,6 +135,17 @@ def test_estimate_counts_the_grid_and_adds_up(cube):
     assert "matrix products (" not in text
     bf16 = cost.render(cfg, dataclasses.replace(est, precision="bf16"), "cube x")
     assert f"; bf16 matrix products ({layers.bf16_way(est.device)})" in bf16
+    # whether bf16 products can beat the float32 floor: as this CPU's instructions say
+    for native, said in ((True, "; bf16 products (--precision bf16) can beat it"),
+                         (False, "; bf16 products cannot beat it here (this CPU has no bfloat16 matrix "
+                                 "instructions)")):
+        monkeypatch.setattr(precision, "native_bf16", lambda d, native=native: native)
+        assert said in cost.render(cfg, est, "cube x")
+        as_bf16 = cost.render(dataclasses.replace(cfg, precision="bf16"), est, "cube x")
+        emulated = "\n  note: this machine's CPU has no bfloat16 matrix instructions, so bf16 products are"
+        assert (emulated in as_bf16) != native
+    monkeypatch.setattr(precision, "native_bf16", lambda d: True)
+    assert "; bf16 products can beat it" in cost.render(cfg, dataclasses.replace(est, precision="bf16"), "x")
     ratio = est.total_seconds / est.steps_floor_seconds
     assert f"x the floor ({ratio:.2f} x the training steps' alone)" in text
     assert est.steps_floor_seconds < est.floor_seconds

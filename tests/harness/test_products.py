@@ -15,7 +15,7 @@ import xarray as xr
 from harness.config import make_config
 from harness.contenders import contender
 from harness.info import describe_run
-from harness.products import BF16_WORDS, LEAD, UNRECORDED, products_counts, products_line
+from harness.products import BF16_WORDS, LEAD, UNRECORDED, emulated_bf16_note, products_counts, products_line
 from harness.report import fit_counts, fits_table, table1, table1_markdown
 from harness.results import load_results
 from harness.store import ResultStore
@@ -139,3 +139,21 @@ def test_an_older_store_says_the_precision_alone_and_that_it_does_not_record_the
     line = products_line(load_results(out))
     assert line.startswith("Matrix products of the trained models: bf16 (") and "does not record" in line
     assert np.all(fits_table(load_results(out))["products"] == "")
+
+
+def test_a_bf16_run_on_a_cpu_without_bf16_instructions_is_warned(cfg, monkeypatch):
+    """bf16 products on a CPU without bfloat16 instructions are emulated (9-11x fp32's step): the note says
+    so for a local or in-process CPU run that trains; not where the products are native, fp32, a GPU run,
+    a Slurm run (its nodes are not this CPU) or a grid that trains nothing."""
+    from pertvae_core import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda d: False)
+    note = emulated_bf16_note(cfg)
+    assert note.startswith("this machine's CPU has no bfloat16 matrix instructions, so bf16 products are "
+                           "emulated there") and "--precision fp32" in note
+    assert emulated_bf16_note(dataclasses.replace(cfg, cluster="none")) == note
+    for quiet in (dataclasses.replace(cfg, precision="fp32"), dataclasses.replace(cfg, cluster="slurm"),
+                  dataclasses.replace(cfg, device="cuda"), dataclasses.replace(cfg, models=["pca"])):
+        assert emulated_bf16_note(quiet) == ""
+    monkeypatch.setattr(precision, "native_bf16", lambda d: d == "cpu")
+    assert emulated_bf16_note(cfg) == ""
