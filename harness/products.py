@@ -26,9 +26,9 @@ BF16_WORDS = ("bf16 means bfloat16 operands with float32 accumulation and output
 # Measured side by side (benchmarks/test_precision.py, one thread, process CPU time, load 1.0-2.2): on an AMD
 # EPYC of Zen 3 (AVX2, no AVX-512) a paper-sized step with bf16 products took 9.0-9.4x fp32's at S = 1 and
 # 9.3-11.3x at S = 10, PertVAE and the VAE; with avx512_bf16 (Zen 4) 0.55-0.67x.
-EMULATED_BF16 = ("{where} has no bfloat16 matrix instructions, so bf16 products are emulated there: a "
-                 "training step took 9-11x fp32's on such a CPU (an AMD EPYC Zen 3, AVX2); --precision fp32 "
-                 "(auto's choice there) runs much faster")
+EMULATED_BF16 = ("this machine's CPU has no bfloat16 matrix instructions, so bf16 products are emulated "
+                 "here: a training step took 9-11x fp32's on such a CPU (an AMD EPYC Zen 3, AVX2); "
+                 "--precision fp32 (auto's choice here) runs much faster")
 
 
 def emulated_bf16_note(cfg: RunConfig) -> str:
@@ -39,7 +39,7 @@ def emulated_bf16_note(cfg: RunConfig) -> str:
     trains = any(_trained(np.array(list(cfg.models))))
     if cfg.precision != "bf16" or cfg.cluster == "slurm" or not trains or run_device_kind(cfg) != "cpu":
         return ""
-    return "" if native_bf16("cpu") else EMULATED_BF16.format(where="this machine's CPU")
+    return "" if native_bf16("cpu") else EMULATED_BF16
 
 
 def _trained(models: np.ndarray) -> np.ndarray:

@@ -150,7 +150,7 @@ def test_a_bf16_run_on_a_cpu_without_bf16_instructions_is_warned(cfg, monkeypatc
     monkeypatch.setattr(precision, "native_bf16", lambda d: False)
     note = emulated_bf16_note(cfg)
     assert note.startswith("this machine's CPU has no bfloat16 matrix instructions, so bf16 products are "
-                           "emulated there") and "--precision fp32" in note
+                           "emulated here") and "--precision fp32" in note
     assert emulated_bf16_note(dataclasses.replace(cfg, cluster="none")) == note
     for quiet in (dataclasses.replace(cfg, precision="fp32"), dataclasses.replace(cfg, cluster="slurm"),
                   dataclasses.replace(cfg, device="cuda"), dataclasses.replace(cfg, models=["pca"])):
