@@ -38,6 +38,7 @@ from datasets.cube import (
     write_cube,
 )
 from datasets.files import available_memory, check_inputs_outside, package_version
+from datasets.interrupt import quiet_unawaited_coroutines
 from datasets.l1000 import (
     DOSE,
     TIME,
@@ -542,6 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        quiet_unawaited_coroutines()
         print(f"interrupted: no cube written at {a.out} (an existing one is unchanged)", file=sys.stderr)
         return 130
     if isinstance(summary, str):  # --h5ad

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets.disk import DISK_ERRORS, write_failure
+from datasets.interrupt import quiet_unawaited_coroutines
 from harness import cost, hugepages, outlock
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
 from harness.contenders import REGISTRY
@@ -79,6 +80,7 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 
 
 def _interrupt_code(e: KeyboardInterrupt) -> int:
+    quiet_unawaited_coroutines()   # a store write cut short warns nothing the user can act on
     return 143 if isinstance(e, Terminated) else 130
 
 
