@@ -17,7 +17,7 @@ from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
 from pertvae_core.elbo import batch_terms, training_loss
 from pertvae_core.model import PertVAE
-from pertvae_core.train import fit, make_train_step
+from pertvae_core.train import fit, make_train_step, no_cpp_compiler
 
 CFG = FitConfig(latent=4, hidden=(24, 16), context=6, iaf_hidden=12, iaf_steps=2, batch_pairs=8,
                 batch_singletons=6, max_epochs=4, patience=3, precision="bf16")
@@ -158,12 +158,15 @@ def test_a_compiled_bf16_fit_trains_as_the_eager_one_and_reproducibly(bf16_path:
     assert again.history == compiled.history and again.epochs == compiled.epochs
 
 
-def test_without_a_cpp_compiler_a_compiled_fit_trains_eagerly_and_says_so(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_cpp_compiler_a_compiled_fit_trains_eagerly_and_says_so() -> None:
     import torch._inductor.config as inductor
 
-    monkeypatch.setattr(inductor.cpp, "cxx", ("/nonexistent/g++",))
+    # inductor's own patch: pytest's monkeypatch deletes the setting on undo, and every later compile in
+    # the process then trained eagerly ("torch._inductor.config.cpp.cxx does not exist")
+    before = no_cpp_compiler()
     data = [_split(np.random.default_rng(0))]
-    with pytest.warns(UserWarning, match="needs a C.. compiler.*training eagerly"):
+    with inductor.patch({"cpp.cxx": ("/nonexistent/g++",)}), \
+            pytest.warns(UserWarning, match="needs a C.. compiler.*training eagerly"):
         st = fit(data, dataclasses.replace(CFG, compile=True, max_epochs=2), [7])
     assert st.status == ["done"] and st.epochs == [2]
+    assert no_cpp_compiler() == before   # this machine's compiler is back for the tests after this one
