@@ -55,9 +55,10 @@ How the estimate is made:
   that is a lower bound on the fit's seconds in fp32; evaluation, PCA and the baselines are left out of it
   (they only add). bf16 products (``--precision``) run faster than float32's peak where the hardware has
   bfloat16 instructions, so a bf16 run there can come close to or beat this floor; elsewhere they are
-  emulated, far slower, and the dry run says so (harness.products.emulated_bf16_note). The steps themselves are mostly memory traffic, so the dry run prints the
-  memory rate measured beside the peak (harness.calibrate.stream_rate): on a shared host the steps' times
-  vary between days more than the peak does (README).
+  emulated, far slower, and the dry run says so (harness.products.emulated_bf16_note). The steps
+  themselves are mostly memory traffic, so the dry run prints the memory rate measured beside the peak
+  (harness.calibrate.stream_rate): on a shared host the steps' times vary between days more than the peak
+  does (README).
 """
 
 from __future__ import annotations
