@@ -62,9 +62,9 @@ _RUN_LEVEL: dict[str, tuple[Any, str]] = {
     "device": ("auto", "torch device inside the workers: auto | cpu | cuda"),
     "precision": ("auto", "matrix products of the networks' layers: fp32 | bf16 (bfloat16 operands, float32 "
                   "weights, Adam state and elementwise work; 0.6-0.86x the step time where the hardware has "
-                  "bfloat16 instructions) | auto (bf16 where the run's device computes bfloat16 natively, "
-                  "else fp32; resolved once when the run's config is made, and recorded resolved in the "
-                  "store and run.json)"),
+                  "bfloat16 instructions, emulated and 9-11x slower where it has not) | auto (bf16 where "
+                  "the run's device computes bfloat16 natively, else fp32; resolved once when the run's "
+                  "config is made, and recorded resolved in the store and run.json)"),
 }
 
 
