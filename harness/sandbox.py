@@ -29,6 +29,7 @@ import importlib
 import os
 import pickle
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -96,7 +97,8 @@ class IsolatedMethod:
         """Start the child, wait for it (killing its process group on timeout or interrupt)."""
         r, w = os.pipe()
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "harness.sandbox", str(job), str(result), str(w)],
+            proc = subprocess.Popen([sys.executable, "-m", "harness.sandbox", str(job), str(result), str(w),
+                                     str(os.getpid())],
                                     pass_fds=(w,), start_new_session=True, stdin=subprocess.DEVNULL)
         finally:
             os.close(w)
@@ -182,19 +184,23 @@ def _import(target: str, response: bool = False) -> Any:
     return obj
 
 
-def _exit_with_parent(parent: int) -> None:
-    """A daemon thread: end this process when the one that started it is gone (a killed worker)."""
+def _exit_with_parent(parent: int, job_dir: Path) -> None:
+    """A daemon thread: end this process when the one that started it is gone (a killed worker), removing
+    the job's directory, which that process can no longer remove (else every killed worker leaves its
+    split's copy in the temporary directory)."""
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)
+        shutil.rmtree(job_dir, ignore_errors=True)
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
 
 
-def child(job_path: str, result_path: str, ready_fd: int) -> int:
-    """Run one job (see the module docstring); always leaves a result unless the method ends the process."""
-    _exit_with_parent(os.getppid())
+def child(job_path: str, result_path: str, ready_fd: int, parent: int) -> int:
+    """Run one job (see the module docstring); always leaves a result unless the method ends the process.
+    ``parent``: the pid of the process that started it (it may be gone before this one looks)."""
+    _exit_with_parent(parent, Path(job_path).parent)
     result = Path(result_path)
     with open(job_path, "rb") as f:
         job = pickle.load(f)
@@ -226,7 +232,7 @@ def child(job_path: str, result_path: str, ready_fd: int) -> int:
 
 
 if __name__ == "__main__":
-    code = child(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    code = child(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # now: threads the method left running must not keep its process alive

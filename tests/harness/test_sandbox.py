@@ -124,14 +124,16 @@ def test_an_import_that_fails_in_its_process_is_its_reason(split):
 
 
 def test_its_process_ends_when_the_worker_dies(tmp_path):
-    """A worker SIGKILLed while its plug-in fits: the plug-in's process (in its own session) follows."""
-    pid_file = tmp_path / "pid"
+    """A worker SIGKILLed while its plug-in fits: the plug-in's process (in its own session) follows, and
+    removes the job's files, which the dead worker cannot."""
+    pid_file, tmp = tmp_path / "pid", tmp_path / "tmp"
+    tmp.mkdir()
     code = ("import sys; from tests.harness.test_sandbox import isolated; "
             "from tests.pertvae_core.test_evaluation import _cell_split; "
             "from tests.pertvae_core import bad_methods as bad; sp = _cell_split(); "
             "isolated(bad.SleepsAndTells).fit_predict(sp, [sp.x1_test])")
     worker = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
-                              env=dict(os.environ, BAD_METHODS_PID_FILE=str(pid_file)))
+                              env=dict(os.environ, BAD_METHODS_PID_FILE=str(pid_file), TMPDIR=str(tmp)))
     try:
         end = time.monotonic() + 120
         while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < end:
@@ -140,6 +142,7 @@ def test_its_process_ends_when_the_worker_dies(tmp_path):
         worker.kill()
         worker.wait()
         assert gone(child), "the plug-in's process outlived its worker"
+        assert list(tmp.iterdir()) == [], "the killed worker's job files were left behind"
     finally:
         if worker.poll() is None:
             worker.kill()
