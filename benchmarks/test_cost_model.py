@@ -32,10 +32,12 @@ PertVAE's and the VAE's own; ``over_steps_floor``: against the training steps' p
 it was before the validations were counted),
 ``floor_cpu_hours``, ``floor_wall_hours``, ``side_by_side`` (each model's step factor with the other worker
 training beside it, harness.corun, counted in the estimate),
-``peak_gflops`` per worker, ``memory_gbps`` (one thread's memory rate, harness.calibrate.stream_rate: the
-steps are mostly memory traffic, so the ratios move with it on a shared host), and the calibrations' spread
-and load. It reads the paper cube's shapes and
-calibrates at paper sizes (minutes), so it runs with --benchmark-only only.
+``peak_gflops`` per worker, ``steps_ms`` (each calibrated step), ``step_products_ms`` (its products, each
+timed on its own at its shape's best rate: the rest of the step is what the floor does not count),
+``memory_gbps`` (one thread's memory rate, harness.calibrate.stream_rate: a
+step's work beyond its products is memory traffic, so the ratios move with it on a shared host), and the
+calibrations' spread and load. It reads the paper cube's shapes and calibrates at paper sizes (minutes), so
+it runs with --benchmark-only only.
 """
 
 from __future__ import annotations
@@ -248,6 +250,8 @@ def _grid_figures(est: cost.Estimate) -> dict:
             "memory_gbps": round(est.calibration.stream / 1e9, 1) if est.calibration else 0.0,
             "peak_at": est.peak_at, "steps_ms": {f"{c.model}@{c.latent}": round(c.step * 1e3, 1)
                                                   for c in est.calibrations if c.step},
+            "step_products_ms": {f"{c.model}@{c.latent}": round(c.products_step * 1e3, 1)
+                                 for c in est.calibrations if c.products_step},
             "calibration": cost.measured_how(est), "disturbed": est.disturbed}
 
 

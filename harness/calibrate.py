@@ -24,19 +24,20 @@ device synchronization (the kernels' time is not the host's).
   ``--compile`` that is torch.compile's compiling (its C++ compiler runs as such a child: the calibration
   compiles on one thread, ``compile_threads=1``, as a CPU worker does; on a GPU, in wall time, with a GPU
   worker's compile threads); a worker pays it once per shape (harness.cost).
-- **The GEMM peak** (:func:`gemm_peak`): the best float32 matrix-product rate this machine reaches, over a
+- **The GEMM peak** (:func:`gemm_rates`): the best float32 matrix-product rate this machine reaches, over a
   large square product and every product of a training step and of a validation at the run's own shapes
   (recorded by :func:`step_flops` and :func:`validation_flops`), best of several repetitions in every round.
+  Each shape's own best rate is kept too: a step's products at their own rates (:func:`products_seconds`)
+  say how far its small products fall below the peak, and the rest of its time is other work.
 - **The memory rate** (:func:`stream_rate`, CPU only): bytes per second of one thread's in-place pass over
   a ``STREAM_MB`` buffer (a paper-sized step's weights, gradients and Adam state fill 30-40 MiB), the median
-  of the rounds. A step is mostly memory traffic and the floor is arithmetic, so on a shared host (other
-  machines' work on the same memory and caches) the steps' times vary between days more than the GEMM peak,
-  on cached operands, does (here steps ~1.6x slower one day than another, the peak at 167-197 GFLOP/s
-  against 200-233). Within one
-  session a VAE step's time followed this rate (correlation -0.55 over 664 samples) and a random-access
-  gather's time (+0.62), not the peak's (-0.17). Whether it tracks the differences between days is not known
-  (on the slow day calibrations measured 27-34 GB/s; the earlier day's was not measured), so the dry run
-  prints it as context beside the load average, not as a correction.
+  of the rounds. Beyond its products a step is memory traffic and the floor is arithmetic, so on a shared host
+  (other machines' work on the same memory and caches) the steps' times vary between days more than the GEMM
+  peak, on cached operands, does (here steps ~1.6x slower one day than another, the peak at 167-197 GFLOP/s
+  against 200-233). Within one session a VAE step's time followed this rate (correlation -0.55 over 664
+  samples) and a random-access gather's time (+0.62), not the peak's (-0.17). Whether it tracks the
+  differences between days is not known (on the slow day calibrations measured 27-34 GB/s; the earlier day's
+  was not measured), so the dry run prints it as context beside the load average, not as a correction.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ import os
 import resource
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,8 @@ MAX_SPREAD = 1.3      # slowest / fastest of a point's step time over the kept r
 MIN_JUDGED_S = 0.02   # points shorter than this (CPU seconds per step or evaluation) are not judged
 
 Clock = Callable[[], float]
+Shape = tuple[tuple[int, ...], tuple[int, ...]]   # the operand shapes of a matrix product
+Products = tuple[Shape, ...]   # one entry per matrix product (a shape repeats as often as it is computed)
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,9 @@ class Calibration:
     ``validation_one`` for a single split; ``evaluation`` for the batch's evaluation (PCA, baselines: one
     split's evaluation, the rest 0). ``flops_step``: floating-point operations of one training step of one
     split; ``flops_val_pair``: of one validation of one split, per validation pair (linear in the pairs; 0
-    for PCA and the baselines)."""
+    for PCA and the baselines); ``products_step``: seconds of one split's step's matrix products, each timed
+    on its own at its shape's best rate (:func:`products_seconds`; 0 when not measured): the part of
+    ``step_one`` that is matrix products, were they as fast inside the step."""
 
     model: str
     latent: int
@@ -92,6 +97,7 @@ class Calibration:
     flops_step: float = 0.0
     flops_val_pair: float = 0.0
     first_fit: float = 0.0   # what a process's first fit at these shapes costs more (see calibrate)
+    products_step: float = 0.0
 
     def shared_and_per_split(self) -> tuple[float, float, float, float]:
         """(a, b, v_a, v_b): step = a + b x splits, validation = v_a + v_b x splits (harness.cost)."""
@@ -120,7 +126,8 @@ class CalibrationRun:
     ``spread``: the largest slowest/fastest ratio of a point's step time over the kept rounds
     (``worst``: that point); ``disturbed``: above MAX_SPREAD after MAX_ROUNDS. ``cpu_share``: this process's
     CPU time / wall time over the calibration (1.0 per thread when it had the CPU to itself); ``load``: the
-    1-minute load average before and after."""
+    1-minute load average before and after. ``rates``: the best float32 rate (FLOP/s) of each product shape
+    timed (:func:`gemm_rates`) over the rounds; ``peak`` is the best of them, at ``peak_at``."""
 
     calibrations: tuple[Calibration, ...]
     peak: float
@@ -133,6 +140,7 @@ class CalibrationRun:
     load: tuple[float, float]
     seconds: float
     stream: float = 0.0
+    rates: Mapping[Shape, float] = field(default_factory=dict)
 
 
 def load_average() -> float:
@@ -255,14 +263,13 @@ def warm_up(genes: int, cfg: RunConfig) -> None:
 # the step's arithmetic and this machine's matrix-product rate
 
 
-Products = tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]   # operand shapes of matrix products
-
 
 def _counted_fit(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConfig, max_steps: int
                  ) -> tuple[float, Products]:
     """Floating-point operations of the first ``max_steps`` steps (and the epoch ends among them) of a fit
     of one split shaped like ``sp``, counted by ``torch.utils.flop_counter`` (matrix products, forward and
-    backward) on the CPU in float32; and the operand shapes of its matrix products."""
+    backward) on the CPU in float32; and the operand shapes of each of its matrix products, in order of
+    shape."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils.flop_counter import FlopCounterMode
@@ -271,16 +278,16 @@ def _counted_fit(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunCo
     from pertvae_core.train import fit
 
     aten = torch.ops.aten
-    shapes: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
+    shapes: list[Shape] = []
 
     class Recorded(TorchDispatchMode):
-        """Records the operand shapes of every matrix product (bmm, mm; baddbmm, addmm)."""
+        """Records the operand shapes of each matrix product (bmm, mm; baddbmm, addmm)."""
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             op = func.overloadpacket
             if op in (aten.bmm, aten.mm, aten.baddbmm, aten.addmm):
                 k = 0 if op in (aten.bmm, aten.mm) else 1
-                shapes.add((tuple(args[k].shape), tuple(args[k + 1].shape)))
+                shapes.append((tuple(args[k].shape), tuple(args[k + 1].shape)))
             return func(*args, **(kwargs or {}))
 
     data = [random_split(sp, genes, np.random.default_rng(0))]
@@ -316,31 +323,60 @@ def validation_flops(model: str, latent: int, sp: SplitShape, genes: int, cfg: R
     return twice - once, products
 
 
-def gemm_peak(device: str, products: Iterable[tuple[tuple[int, ...], tuple[int, ...]]] = (),
-              clock: Clock | None = None, repeats: int = PEAK_REPEATS) -> tuple[float, str]:
-    """This machine's best float32 matrix-product rate in FLOP/s with the current torch threads, and where
-    it was reached: over an n x n x n product (n = PEAK_SIZE[device type]) and ``products`` (operand shapes,
-    as :func:`step_flops` records them), each the best of ``repeats`` timed by ``clock`` (default: CPU time
-    per thread, :func:`make_clock`)."""
+def product_flops(shape: Shape) -> float:
+    """Floating-point operations of a matrix product of operands shaped ``shape`` (a batch of them: [S, m,
+    k] x [S, k, n])."""
+    sa, sb = shape
+    return 2.0 * math.prod(sa) * sb[-1]
+
+
+def gemm_rates(device: str, products: Iterable[Shape] = (), clock: Clock | None = None,
+               repeats: int = PEAK_REPEATS) -> dict[Shape, float]:
+    """This machine's float32 matrix-product rate in FLOP/s with the current torch threads at each distinct
+    shape of an n x n x n product (n = PEAK_SIZE[device type]) and of ``products`` (as :func:`step_flops`
+    records them), each the best of ``repeats`` timed by ``clock`` (default: CPU time per thread,
+    :func:`make_clock`) on operands just used (warm in the caches)."""
     import torch
 
     kind = torch.device(device).type
     clock = clock or make_clock(device, torch.get_num_threads())
     n = PEAK_SIZE.get(kind, PEAK_SIZE["cpu"])
-    best, at = 0.0, ""
-    for sa, sb in [((n, n), (n, n)), *products]:
+    rates: dict[Shape, float] = {}
+    for sa, sb in dict.fromkeys([((n, n), (n, n)), *products]):
         a, b = torch.randn(sa, device=device), torch.randn(sb, device=device)
         mm = torch.bmm if a.dim() == 3 else torch.mm
-        flops = 2.0 * math.prod(sa) * sb[-1]
         mm(a, b)
         t = math.inf
         for _ in range(repeats):
             t0 = clock()
             mm(a, b)
             t = min(t, clock() - t0)
-        if t > 0 and flops / t > best:
-            best, at = flops / t, f"{sa[-2]}x{sa[-1]}x{sb[-1]}"
-    return best, at
+        rates[(sa, sb)] = product_flops((sa, sb)) / t if 0 < t < math.inf else 0.0
+    return rates
+
+
+def best_rate(rates: Mapping[Shape, float]) -> tuple[float, str]:
+    """The best of ``rates`` (:func:`gemm_rates`) and its product, as ``m x k x n``."""
+    if not rates:
+        return 0.0, ""
+    (sa, sb), rate = max(rates.items(), key=lambda kv: kv[1])
+    return rate, f"{sa[-2]}x{sa[-1]}x{sb[-1]}"
+
+
+def gemm_peak(device: str, products: Iterable[Shape] = (), clock: Clock | None = None,
+              repeats: int = PEAK_REPEATS) -> tuple[float, str]:
+    """This machine's best float32 matrix-product rate in FLOP/s with the current torch threads, and where
+    it was reached (:func:`gemm_rates`)."""
+    return best_rate(gemm_rates(device, products, clock, repeats))
+
+
+def products_seconds(products: Products, rates: Mapping[Shape, float]) -> float:
+    """Seconds of ``products`` (one entry per product, as :func:`step_flops` records them), each at its own
+    shape's rate (:func:`gemm_rates`): what they cost on their own, without the work around them; 0.0 when
+    a shape's rate was not measured."""
+    if any(rates.get(sh, 0.0) <= 0 for sh in products):
+        return 0.0
+    return sum(product_flops(sh) / rates[sh] for sh in products)
 
 
 def stream_rate(device: str, clock: Clock = time.thread_time, mb: int = STREAM_MB,
@@ -397,7 +433,7 @@ def _judged(points: Sequence[Point]) -> list[bool]:
 
 
 def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, threads: int,
-              products: Iterable[tuple[tuple[int, ...], tuple[int, ...]]] = (),
+              products: Iterable[Shape] = (),
               progress: Callable[[str], None] | None = None) -> CalibrationRun:
     """Measure every point and the GEMM peak in alternating rounds after a warm-up round (module
     docstring); ``progress`` gets a line per round (a calibration takes minutes)."""
@@ -425,12 +461,12 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
     first = one_round()   # the warm-up round, not kept: a process's first fit at these shapes
     say(f"calibration: warm-up round done after {time.perf_counter() - w0:.0f} s (wall)")
     rounds: list[list[Calibration]] = []
-    peak, peak_at, streams = 0.0, "", []
+    rates: dict[Shape, float] = {}
+    streams = []
     while True:
         rounds.append(one_round())
-        pk, at = gemm_peak(device, products, clock)
-        if pk > peak:
-            peak, peak_at = pk, at
+        for sh, rate in gemm_rates(device, products, clock).items():   # each shape's best over the rounds
+            rates[sh] = max(rate, rates.get(sh, 0.0))
         streams.append(stream_rate(device))
         kept = rounds[-CAL_ROUNDS:]
         spreads = [_spread([r[i] for r in kept]) if judged[i] else 1.0 for i in range(len(points))] or [1.0]
@@ -441,10 +477,11 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
             break
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     medians = [_median([r[i] for r in kept]) for i in range(len(points))]
+    peak, peak_at = best_rate(rates)
     return CalibrationRun(
         calibrations=tuple(replace(m, first_fit=max(0.0, f.first_fit - m.first_fit))
                            for m, f in zip(medians, first, strict=True)), peak=peak,
         peak_at=peak_at, rounds=len(rounds), spread=spreads[worst],
         worst=f"{points[worst].model} latent {points[worst].latent}" if points else "",
         disturbed=spreads[worst] > MAX_SPREAD, cpu_share=cpu / wall / max(1, threads) if wall > 0 else 1.0,
-        load=(load0, load_average()), seconds=wall, stream=statistics.median(streams))
+        load=(load0, load_average()), seconds=wall, stream=statistics.median(streams), rates=rates)

@@ -1,7 +1,7 @@
 """Workers side by side: how much slower a training step runs while this machine's other local workers train.
 
-Local one-thread workers on separate cores still share the memory bus and the last-level cache, and a
-training step at the paper's sizes is mostly memory traffic (README).
+Local one-thread workers on separate cores still share the memory bus and the last-level cache, which a
+training step's products and its passes over the weights, gradients and Adam state both use (README).
 The calibration (harness.calibrate) times every step alone, so for a local cluster of n > 1 workers the cost
 model (harness.cost) scales each trained model's step, validation, setup and evaluation time by the factor
 measured here (:func:`corun_factors`): n - 1 helper processes (one per other worker, up to the cores) fit

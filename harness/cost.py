@@ -55,10 +55,14 @@ How the estimate is made:
   that is a lower bound on the fit's seconds in fp32; evaluation, PCA and the baselines are left out of it
   (they only add). bf16 products (``--precision``) run faster than float32's peak where the hardware has
   bfloat16 instructions, so a bf16 run there can come close to or beat this floor; elsewhere they are
-  emulated, far slower, and the dry run says so (harness.products.emulated_bf16_note). The steps
-  themselves are mostly memory traffic, so the dry run prints the memory rate measured beside the peak
-  (harness.calibrate.stream_rate): on a shared host the steps' times vary between days more than the peak
-  does (README).
+  emulated, far slower, and the dry run says so (harness.products.emulated_bf16_note).
+- **A step against its floor**: the dry run prints each calibrated step (one split, as timed alone) beside
+  its floor and, in float32, beside its own products each timed on its own at its shape
+  (harness.calibrate.gemm_rates, products_seconds): how far the step's small products fall below the peak,
+  and how much of the step is other work (elementwise work, per-operation overhead, memory traffic of the
+  weights, gradients and Adam state, the products' slowdown inside the step), which the floor does not
+  count. So it also prints the memory rate measured beside the peak (harness.calibrate.stream_rate): on a
+  shared host that work's time varies between days more than the peak does (README).
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ from harness.calibrate import (
     Point,
     calibrate,
     on_gpu,
+    products_seconds,
     step_flops,
     validation_flops,
     warm_up,
@@ -309,7 +314,7 @@ def _between(lo: Calibration, hi: Calibration, latent: int) -> Calibration:
 
     return Calibration(lo.model, latent, lo.splits, f("step"), f("validation"), f("setup"), f("evaluation"),
                        f("step_one"), f("validation_one"), f("flops_step"), f("flops_val_pair"),
-                       f("first_fit"))
+                       f("first_fit"), f("products_step"))
 
 
 def worker_slots(cfg: RunConfig) -> tuple[int, int, str, str]:
@@ -426,7 +431,8 @@ def _measure(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, t
     finally:
         torch.set_num_threads(old_threads)
     measured = [scaled(replace(c, flops_step=counted[p][0][0],
-                               flops_val_pair=counted[p][1][0] / max(1, p.shapes[0].n_val)), factors)
+                               flops_val_pair=counted[p][1][0] / max(1, p.shapes[0].n_val),
+                               products_step=products_seconds(counted[p][0][1], run.rates)), factors)
                 if p in counted else c for p, c in zip(points, run.calibrations, strict=True)]
     return measured, run, factors
 
@@ -581,6 +587,8 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                      f"estimate is {est.total_seconds / est.floor_seconds:.2f} x the floor ("
                      f"{est.total_seconds / est.steps_floor_seconds:.2f} x the training steps' alone)"
                      + _bf16_against_floor(est))
+    if est.floor_seconds > 0:
+        lines += step_against_floor(est)
     if est.floor_seconds > 0 and est.calibration is not None and est.calibration.stream > 0:
         lines.append("  " + memory_how(est.calibration.stream))
     assumed = [f"{m} after {e:g} of {cfg.max_epochs} epochs ({est.epoch_basis.get(m, 'assumed')})"
@@ -615,13 +623,41 @@ def measured_how(est: Estimate) -> str:
             f"{c.load[0]:.1f} before, {c.load[1]:.1f} after, on {os.cpu_count() or 1} cores{cpu_model()}")
 
 
+def step_against_floor(est: Estimate) -> list[str]:
+    """Each calibrated step (one split, as timed alone) against its floor, its matrix products at the peak
+    rate; in float32, split into its products each timed on its own at its shape (how far small products
+    fall below the peak) and the rest of the step (what the arithmetic floor does not count)."""
+    fp32 = est.precision == "fp32"
+    rows = []
+    for c in est.calibrations:
+        if not (contender(c.model).timed_by_fit and c.flops_step > 0 and c.step_one > 0 and est.peak > 0):
+            continue
+        step, floor = c.step_one / est.corun.get(c.model, 1.0), c.flops_step / est.peak
+        row = (f"    {c.model} latent {c.latent}: {step * 1e3:.1f} ms, {step / floor:.2f} x its floor "
+               f"({floor * 1e3:.1f} ms)")
+        if fp32 and c.products_step > 0:
+            row += (f"; its products, each timed on its own at its shape, {c.products_step * 1e3:.1f} ms "
+                    f"({c.products_step / floor:.2f} x the floor), the rest of the step "
+                    f"{max(0.0, step - c.products_step) * 1e3:.1f} ms")
+        rows.append(row)
+    if not rows:
+        return []
+    head = ("  a training step of one split (as timed alone) against its floor (its matrix products at the "
+            "peak rate):")
+    tail = ("  the rest of a step, which the floor does not count: elementwise work, per-operation overhead, "
+            "the memory traffic of weights, gradients and Adam state, and the products' slowdown inside the "
+            "step" if fp32 and
+            any("the rest" in r for r in rows) else None)
+    return [head, *rows] + ([tail] if tail else [])
+
+
 def memory_how(stream: float) -> str:
     """The memory rate the calibration measured (harness.calibrate.stream_rate), as context for the ratio to
     the floor (not a correction of it)."""
     return (f"memory: {stream / 1e9:.1f} GB/s per thread (a pass over {STREAM_MB} MiB, read and written); "
-            f"the steps are mostly memory traffic (weights, gradients, Adam state), which the arithmetic "
-            f"floor does not count: on a shared host their times, and the estimate's ratio to the floor, "
-            f"vary between days more than the floor does")
+            f"beyond its products a step moves its weights, gradients and Adam state through memory, which "
+            f"the arithmetic floor does not count: on a shared host that time, and the estimate's ratio to "
+            f"the floor, vary between days more than the floor does")
 
 
 def side_by_side_how(est: Estimate) -> str:

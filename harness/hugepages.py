@@ -1,12 +1,12 @@
 """The heap in transparent huge pages: glibc's ``glibc.malloc.hugetlb=1`` tunable in every process that
 trains.
 
-Why: a training step is mostly memory traffic over its ~2 million parameters, their gradients and Adam state
-(30-40 MiB at the paper's sizes), and in 4 KiB pages that is ~10,000 pages, far more than the TLB holds;
-under KVM each miss walks two page tables. With the tunable (glibc >= 2.35) malloc asks the kernel for 2 MiB
-pages for its heap (``madvise``; the kernel's THP mode must be ``madvise`` or ``always``): a compiled
-bf16 step took 0.86-0.90x its time (the VAE at latent 2; PertVAE at latent 100 0.83-0.97x; fp32 alike,
-benchmarks/test_hugepages.py), and the paper grid's dry-run estimate 0.87-0.89x.
+Why: beyond its products a training step passes over its ~2 million parameters, their gradients and Adam state
+(30-40 MiB at the paper's sizes) several times, and in 4 KiB pages that is ~10,000 pages, far more than the
+TLB holds; under KVM each miss walks two page tables. With the tunable (glibc >= 2.35) malloc asks the kernel
+for 2 MiB pages for its heap (``madvise``; the kernel's THP mode must be ``madvise`` or ``always``): a
+compiled bf16 step took 0.86-0.90x its time (the VAE at latent 2; PertVAE at latent 100 0.83-0.97x; fp32
+alike, benchmarks/test_hugepages.py), and the paper grid's dry-run estimate 0.87-0.89x.
 
 glibc reads tunables once, when a process starts. So worker processes get the tunable in their spawn
 environment (harness.cluster.worker_spawn_environ), and the command line (``pertvae-bench``,

@@ -30,7 +30,8 @@ def _fake(monkeypatch: pytest.MonkeyPatch, steps: list[float]) -> list[float]:
         return cal.Calibration(p.model, p.latent, 1, left.pop(0), 0.01, 0.1, 0.2)
 
     monkeypatch.setattr(cal, "calibrate_fit", fit)
-    monkeypatch.setattr(cal, "gemm_peak", lambda device, products, clock: (1e11, "8x8x8"))
+    monkeypatch.setattr(cal, "gemm_rates", lambda device, products, clock: {((8, 8), (8, 8)): 1e11,
+                                                                           ((2, 8), (8, 8)): 1e10})
     return left
 
 
@@ -45,7 +46,8 @@ def test_rounds_keep_the_median_and_recalibrate_until_they_agree(monkeypatch, st
     assert (run.rounds, run.disturbed, left) == (rounds, disturbed, [])
     assert run.calibrations[0].step == step and run.worst == "pertvae latent 3"
     assert run.spread == pytest.approx(max(steps[-3:]) / min(steps[-3:]))
-    assert run.peak == 1e11 and run.load[0] >= 0 and 0 < run.cpu_share
+    assert (run.peak, run.peak_at) == (1e11, "8x8x8") and run.load[0] >= 0 and 0 < run.cpu_share
+    assert run.rates == {((8, 8), (8, 8)): 1e11, ((2, 8), (8, 8)): 1e10}
     assert run.stream == (rounds + 1) / 2 * 1e9   # the median of the rounds' 1, 2, ..., rounds GB/s
 
 
@@ -88,6 +90,22 @@ def test_gemm_peak_is_the_best_rate_over_the_square_and_the_steps_products():
     assert (peak, at) == (2.0 * 1024**3, "1024x1024x1024")
     real, where = cal.gemm_peak("cpu", products)
     assert real > 1e8 and where in ("1024x1024x1024", "64x300x200", "64x40x30")
+
+
+def test_each_products_rate_and_the_seconds_of_a_steps_products_at_their_own_rates():
+    """gemm_rates times each distinct shape once (a step's products repeat shapes); products_seconds adds
+    every product at its shape's rate, and is 0 when a shape was not timed."""
+    a, b = ((1, 64, 300), (1, 300, 200)), ((64, 40), (40, 30))
+    ticks = iter(range(10**6))
+    rates = cal.gemm_rates("cpu", (a, b, a), clock=lambda: float(next(ticks)))   # each product: one tick
+    assert rates == {((1024, 1024), (1024, 1024)): 2.0 * 1024**3, a: 2.0 * 64 * 300 * 200,
+                     b: 2.0 * 64 * 40 * 30}
+    assert cal.product_flops(a) == 2.0 * 64 * 300 * 200
+    assert cal.products_seconds((a, a, b), rates) == 3.0   # three products of one tick each
+    assert cal.products_seconds((a, b), {a: 1e9}) == 0.0
+    assert cal.best_rate(rates) == (2.0 * 1024**3, "1024x1024x1024") and cal.best_rate({}) == (0.0, "")
+    real = cal.gemm_rates("cpu", (a, b))
+    assert set(real) == {((1024, 1024), (1024, 1024)), a, b} and min(real.values()) > 1e6
 
 
 def test_stream_rate_is_a_read_and_a_write_per_element_on_one_thread():

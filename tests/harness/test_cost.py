@@ -155,7 +155,22 @@ def test_estimate_counts_the_grid_and_adds_up(cube, monkeypatch):
     # the memory rate measured beside the peak, one thread's, printed under the floor
     assert est.calibration.stream > 1e8
     assert (f"  memory: {est.calibration.stream / 1e9:.1f} GB/s per thread (a pass over 64 MiB, read and "
-            f"written); the steps are mostly memory traffic") in text
+            f"written); beyond its products a step moves its weights, gradients and Adam state through "
+            f"memory") in text
+    # each calibrated step against its floor, split into its products (each on its own) and the rest
+    assert ("\n  a training step of one split (as timed alone) against its floor (its matrix products at "
+            "the peak rate):\n") in text
+    for c in (c for c in est.calibrations if c.model in ("pertvae", "vae")):
+        step, floor = c.step_one / est.corun.get(c.model, 1.0), c.flops_step / est.peak
+        assert 0 < c.products_step < step and floor <= c.products_step * 1.001   # no product beats the peak
+        assert (f"\n    {c.model} latent {c.latent}: {step * 1e3:.1f} ms, {step / floor:.2f} x its floor "
+                f"({floor * 1e3:.1f} ms); its products, each timed on its own at its shape, "
+                f"{c.products_step * 1e3:.1f} ms ({c.products_step / floor:.2f} x the floor), the rest of "
+                f"the step {(step - c.products_step) * 1e3:.1f} ms\n") in text
+    assert "\n  the rest of a step, which the floor does not count: elementwise work" in text
+    assert text.index("arithmetic floor: ") < text.index("  a training step of") < text.index("  memory: ")
+    in_bf16 = cost.render(cfg, dataclasses.replace(est, precision="bf16"), "x")   # fp32 products: not said
+    assert "  a training step of one" in in_bf16 and "its products, each timed" not in in_bf16
     assert text.index("arithmetic floor: ") < text.index("  memory: ")
     nomem = dataclasses.replace(est, calibration=dataclasses.replace(est.calibration, stream=0.0))
     assert "memory:" not in cost.render(cfg, nomem, "cube x")   # a GPU's: not measured
@@ -255,7 +270,8 @@ def test_step_flops_are_the_layers_products(model):
     for m in net.modules():
         if isinstance(m, WNLinear):
             assert ((1, rows, m.n_in), (1, m.n_in, m.n_out)) in products
-    assert sum(2 * a[-2] * a[-1] * b[-1] for a, b in products) <= got
+    # one entry per product computed: together they are every counted FLOP (the step's products, in float32)
+    assert sum(calibrate.product_flops(sh) for sh in products) == got
 
 
 def test_expected_epochs_and_worker_slots():
