@@ -628,7 +628,7 @@ def step_against_floor(est: Estimate) -> list[str]:
     rate; in float32, split into its products each timed on its own at its shape (how far small products
     fall below the peak) and the rest of the step (what the arithmetic floor does not count)."""
     fp32 = est.precision == "fp32"
-    rows = []
+    rows, split = [], False
     for c in est.calibrations:
         if not (contender(c.model).timed_by_fit and c.flops_step > 0 and c.step_one > 0 and est.peak > 0):
             continue
@@ -636,6 +636,7 @@ def step_against_floor(est: Estimate) -> list[str]:
         row = (f"    {c.model} latent {c.latent}: {step * 1e3:.1f} ms, {step / floor:.2f} x its floor "
                f"({floor * 1e3:.1f} ms)")
         if fp32 and c.products_step > 0:
+            split = True
             row += (f"; its products, each timed on its own at its shape, {c.products_step * 1e3:.1f} ms "
                     f"({c.products_step / floor:.2f} x the floor), the rest of the step "
                     f"{max(0.0, step - c.products_step) * 1e3:.1f} ms")
@@ -646,9 +647,8 @@ def step_against_floor(est: Estimate) -> list[str]:
             "peak rate):")
     tail = ("  the rest of a step, which the floor does not count: elementwise work, per-operation overhead, "
             "the memory traffic of weights, gradients and Adam state, and the products' slowdown inside the "
-            "step" if fp32 and
-            any("the rest" in r for r in rows) else None)
-    return [head, *rows] + ([tail] if tail else [])
+            "step")
+    return [head, *rows] + ([tail] if split else [])
 
 
 def memory_how(stream: float) -> str:
