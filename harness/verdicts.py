@@ -65,6 +65,18 @@ def method_legend(method: str) -> str:
     return "your own method, added to this run with --method"
 
 
+NO_CHANGE = "identity"   # the baseline that predicts no change (pertvae_core.baselines.Identity)
+NOT_COMPARED = ("PertVAE was not compared with 'no change' (its baseline, identity, has no finished fits in "
+                "this run: add --models baselines)")
+
+
+def compared_with_no_change(comp: pd.DataFrame, drugs: list[str], latent: int) -> list[str]:
+    """The drugs on which PertVAE has a primary-metric comparison with 'no change' at ``latent``: only there
+    can it be said to beat it or not (a run without the baselines, or whose identity fits failed, has
+    none)."""
+    return [d for d in drugs if NO_CHANGE in set(_vs(comp, d, latent)["method"])]
+
+
 def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -176,18 +188,30 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
              f"{tally or 'none'}"
              + ("" if REFERENCE in best or not with_pertvae else "; PertVAE on none") + "."]
     if with_pertvae:
-        wins = [d for d in real if "identity" in verdict_parts(comp, d, latent)["beats"]]
         losses = {d: verdict_parts(comp, d, latent)["loses to"] for d in drugs}
         lost = [f"{d} (to {_join(m)})" for d, m in losses.items() if m]
-        lines.append(f"PertVAE predicts the change better than 'no change' on {len(wins)} of {len(real)} and "
-                     f"loses significantly on {len(lost)} of {len(drugs)} drugs"
-                     + (f": {'; '.join(lost)}" if lost else "") + ".")
+        lines.append(f"{_against_no_change(comp, real, drugs, latent)} and loses significantly on "
+                     f"{len(lost)} of {len(drugs)} drugs" + (f": {'; '.join(lost)}" if lost else "") + ".")
     if null:
         called = [d for d in null if any(verdict_parts(comp, d, latent)[k] for k in ("beats", "loses to"))]
         tail = ("" if not with_pertvae else f"; {PRIMARY} comparisons called on {_join(called)}" if called
                 else f"; no {PRIMARY} comparison is called on them")
         lines.append(f"{len(null)} drug(s) show no measured change{tail}.")
     return lines
+
+
+def _against_no_change(comp: pd.DataFrame, real: list[str], drugs: list[str], latent: int) -> str:
+    """Whether PertVAE predicts the change better than 'no change', counted over the drugs with a measured
+    change where the two were compared (and saying so when that is not all of them, or none)."""
+    if not compared_with_no_change(comp, drugs, latent):
+        return NOT_COMPARED
+    compared = compared_with_no_change(comp, real, latent)
+    wins = [d for d in compared if NO_CHANGE in verdict_parts(comp, d, latent)["beats"]]
+    if len(compared) == len(real):
+        return f"PertVAE predicts the change better than 'no change' on {len(wins)} of {len(real)}"
+    missing = [d for d in real if d not in compared]
+    return (f"PertVAE predicts the change better than 'no change' on {len(wins)} of the {len(compared)} "
+            f"compared with it (not compared, no finished 'no change' fits: {_join(missing)})")
 
 
 def _n_splits(comp: pd.DataFrame) -> dict[str, int]:
@@ -329,9 +353,12 @@ def _truth_line(ds: xr.Dataset, comp: pd.DataFrame, latent: int) -> str:
     truth = json_attr(ds, "ground_truth")
     if not truth:
         return ""
-    eff = [d for d, t in truth.items() if t.get("effective")]
-    null = [d for d, t in truth.items() if not t.get("effective")]
-    called = {d for d in truth if "identity" in verdict_parts(comp, d, latent)["beats"]}
+    compared = compared_with_no_change(comp, list(truth), latent)
+    if not compared:
+        return f"Ground truth (synthetic cube): not checked: {NOT_COMPARED}."
+    eff = [d for d in compared if truth[d].get("effective")]
+    null = [d for d in compared if not truth[d].get("effective")]
+    called = {d for d in compared if NO_CHANGE in verdict_parts(comp, d, latent)["beats"]}
     found = [d for d in eff if d in called]
     false = [d for d in null if d in called]
     kinds = {d: t.get("kind", "latent_linear") for d, t in truth.items()}
@@ -343,6 +370,9 @@ def _truth_line(ds: xr.Dataset, comp: pd.DataFrame, latent: int) -> str:
         line += f"; missed: {', '.join(missed)}"
     if false:
         line += f"; false calls: {', '.join(false)}"
+    if len(compared) < len(truth):
+        line += "; not compared (no finished 'no change' fits): " + ", ".join(d for d in truth
+                                                                             if d not in compared)
     return line + "."
 
 

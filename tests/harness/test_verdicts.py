@@ -108,9 +108,9 @@ def test_a_drug_lost_on_every_split_is_never_called_unbeaten(tmp_path: Path, n_f
     assert "4 drug(s) show no measured change; no delta_pearson comparison is called on them." in summary
 
 
-def _store_of(out: Path, models: list[str]) -> None:
+def _store_of(out: Path, models: list[str], no_identity_on: tuple[str, ...] = ()) -> None:
     """A real store of ``models`` on a synthetic cube's drugs (ground truth: selumetinib has an effect,
-    d1 none); mean_shift is best on both."""
+    d1 none); mean_shift is best on both; 'no change' (identity) has no scores on ``no_identity_on``."""
     from harness.config import make_config
     from harness.store import ResultStore
     from pertvae_core.methods import METHODS as BUILT_IN
@@ -128,7 +128,8 @@ def _store_of(out: Path, models: list[str]) -> None:
     own = {"pertvae": METHODS[:2], "baselines": METHODS[2:]}
     rows = [{"model": model, "drug": d, "latent": 10, "repeat": 0, "fold": f, "status": "done",
              "scores": {m: {"delta_pearson": 0.0 if m == "identity" else
-                            float(rng.normal(0.5 if m == "mean_shift" else 0.1, 0.05))} for m in own[model]},
+                            float(rng.normal(0.5 if m == "mean_shift" else 0.1, 0.05))} for m in own[model]
+                        if not (m == "identity" and d in no_identity_on)},
              "fit_seconds": 1.0}
             for model in models for d in drugs for f in range(5)]
     st.write(rows)
@@ -155,6 +156,38 @@ def test_a_run_with_pertvae_keeps_its_verdicts_and_ground_truth(tmp_path: Path) 
     bench = (tmp_path / "benchmark.md").read_text()
     assert "PertVAE on none" in result and "PertVAE predicts the change better" in result
     assert "missed: selumetinib (latent_linear)" in bench and "PertVAE - best [95% CI] | verdict |" in bench
+
+
+def test_without_no_change_no_sentence_says_pertvae_beats_it_on_none(tmp_path: Path) -> None:
+    """``--models pertvae``: no 'no change' fits, so "better than 'no change' on 0 of 1" and the ground
+    truth's "missed" would be untrue; the summary and benchmark.md say it was not compared."""
+    _store_of(tmp_path, ["pertvae"])
+    render_report(tmp_path, with_figures=False)
+    result = (tmp_path / "summary.txt").read_text()
+    bench = (tmp_path / "benchmark.md").read_text()
+    assert ("PertVAE was not compared with 'no change' (its baseline, identity, has no finished fits in this "
+            "run: add --models baselines) and loses significantly on 0 of 2 drugs.") in result
+    assert "better than 'no change'" not in result + bench and "missed" not in bench
+    assert ("Ground truth (synthetic cube): not checked: PertVAE was not compared with 'no change'"
+            in bench)
+
+
+def test_no_change_counted_only_where_it_was_compared(tmp_path: Path) -> None:
+    """identity's fits missing on one drug: the ground truth counts the drugs compared and names the other;
+    the headline's count is over the compared drugs with a measured change."""
+    _store_of(tmp_path, ["pertvae", "baselines"], no_identity_on=("d1",))
+    render_report(tmp_path, with_figures=False)
+    bench = (tmp_path / "benchmark.md").read_text()
+    assert ("Ground truth (synthetic cube): PertVAE predicts the change better than 'no change' (q < 0.05) "
+            "for 0 of 1 drugs with a real effect and 0 of 0 null drugs; missed: selumetinib (latent_linear); "
+            "not compared (no finished 'no change' fits): d1.") in bench
+    assert "PertVAE predicts the change better than 'no change' on 0 of 1 and" in (
+        tmp_path / "summary.txt").read_text()
+    other = tmp_path / "other"
+    _store_of(other, ["pertvae", "baselines"], no_identity_on=("selumetinib",))
+    render_report(other, with_figures=False)
+    assert ("PertVAE predicts the change better than 'no change' on 0 of the 0 compared with it (not "
+            "compared, no finished 'no change' fits: selumetinib) and") in (other / "summary.txt").read_text()
 
 
 def test_a_baselines_run_says_nothing_about_pertvae_in_any_line_of_its_summary(tmp_path: Path) -> None:
