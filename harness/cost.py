@@ -56,9 +56,9 @@ How the estimate is made:
   (they only add). bf16 products (``--precision``) run faster than float32's peak where the hardware has
   bfloat16 instructions, so a bf16 run there can come close to or beat this floor; elsewhere they are
   emulated, far slower, and the dry run says so (harness.products.emulated_bf16_note).
-- **A step against its floor**: the dry run prints each calibrated step (one split, as timed alone) beside
-  its floor and, in float32, beside its own products each timed on its own at its shape
-  (harness.calibrate.gemm_rates, products_seconds): how far the step's small products fall below the peak,
+- **A step against its floor**: the dry run prints each calibrated step (as timed alone, of the splits a
+  task batches) beside its floor and, in float32 with one split a step, beside its own products each timed
+  on its own at its shape (harness.calibrate.gemm_rates, products_seconds): how far the step's small products fall below the peak,
   and how much of the step is other work (elementwise work, per-operation overhead, memory traffic of the
   weights, gradients and Adam state, the products' slowdown inside the step), which the floor does not
   count. So it also prints the memory rate measured beside the peak (harness.calibrate.stream_rate): on a
@@ -624,18 +624,19 @@ def measured_how(est: Estimate) -> str:
 
 
 def step_against_floor(est: Estimate) -> list[str]:
-    """Each calibrated step (one split, as timed alone) against its floor, its matrix products at the peak
-    rate; in float32, split into its products each timed on its own at its shape (how far small products
+    """Each calibrated step (as timed alone, of the splits a task trains as one batched model) against its
+    floor, its matrix products at the peak rate; in float32 and for one split (the products are timed at
+    one split's shapes), split into its products each timed on its own at its shape (how far small products
     fall below the peak) and the rest of the step (what the arithmetic floor does not count)."""
     fp32 = est.precision == "fp32"
     rows, split = [], False
     for c in est.calibrations:
-        if not (contender(c.model).timed_by_fit and c.flops_step > 0 and c.step_one > 0 and est.peak > 0):
+        if not (contender(c.model).timed_by_fit and c.flops_step > 0 and c.step > 0 and est.peak > 0):
             continue
-        step, floor = c.step_one / est.corun.get(c.model, 1.0), c.flops_step / est.peak
-        row = (f"    {c.model} latent {c.latent}: {step * 1e3:.1f} ms, {step / floor:.2f} x its floor "
-               f"({floor * 1e3:.1f} ms)")
-        if fp32 and c.products_step > 0:
+        step, floor = c.step / est.corun.get(c.model, 1.0), c.splits * c.flops_step / est.peak
+        row = (f"    {c.model} latent {c.latent}: {step * 1e3:.1f} ms a step of {c.splits} split(s), "
+               f"{step / floor:.2f} x its floor ({floor * 1e3:.1f} ms)")
+        if fp32 and c.products_step > 0 and c.splits == 1:
             split = True
             row += (f"; its products, each timed on its own at its shape, {c.products_step * 1e3:.1f} ms "
                     f"({c.products_step / floor:.2f} x the floor), the rest of the step "
@@ -643,8 +644,7 @@ def step_against_floor(est: Estimate) -> list[str]:
         rows.append(row)
     if not rows:
         return []
-    head = ("  a training step of one split (as timed alone) against its floor (its matrix products at the "
-            "peak rate):")
+    head = "  a training step (as timed alone) against its floor (its matrix products at the peak rate):"
     tail = ("  the rest of a step, which the floor does not count: elementwise work, per-operation overhead, "
             "the memory traffic of weights, gradients and Adam state, and the products' slowdown inside the "
             "step")

@@ -157,20 +157,29 @@ def test_estimate_counts_the_grid_and_adds_up(cube, monkeypatch):
     assert (f"  memory: {est.calibration.stream / 1e9:.1f} GB/s per thread (a pass over 64 MiB, read and "
             f"written); beyond its products a step moves its weights, gradients and Adam state through "
             f"memory") in text
-    # each calibrated step against its floor, split into its products (each on its own) and the rest
-    assert ("\n  a training step of one split (as timed alone) against its floor (its matrix products at "
-            "the peak rate):\n") in text
+    # each calibrated step against its floor; split into its products (each on its own, at one split's
+    # shapes) and the rest where it trains one split a step (the paper preset on a CPU)
+    assert ("\n  a training step (as timed alone) against its floor (its matrix products at the peak rate):\n"
+            in text)
     for c in (c for c in est.calibrations if c.model in ("pertvae", "vae")):
-        step, floor = c.step_one / est.corun.get(c.model, 1.0), c.flops_step / est.peak
-        assert 0 < c.products_step < step and floor <= c.products_step * 1.001   # no product beats the peak
-        assert (f"\n    {c.model} latent {c.latent}: {step * 1e3:.1f} ms, {step / floor:.2f} x its floor "
-                f"({floor * 1e3:.1f} ms); its products, each timed on its own at its shape, "
-                f"{c.products_step * 1e3:.1f} ms ({c.products_step / floor:.2f} x the floor), the rest of "
-                f"the step {(step - c.products_step) * 1e3:.1f} ms\n") in text
-    assert "\n  the rest of a step, which the floor does not count: elementwise work" in text
-    assert text.index("arithmetic floor: ") < text.index("  a training step of") < text.index("  memory: ")
+        step, floor = c.step / est.corun.get(c.model, 1.0), c.splits * c.flops_step / est.peak
+        alone = c.step_one / est.corun.get(c.model, 1.0)
+        assert 0 < c.products_step < alone and c.flops_step / est.peak <= c.products_step * 1.001  # peak
+        assert (f"\n    {c.model} latent {c.latent}: {step * 1e3:.1f} ms a step of {c.splits} split(s), "
+                f"{step / floor:.2f} x its floor ({floor * 1e3:.1f} ms)\n") in text   # the demo's: 10 splits
+        one = dataclasses.replace(c, splits=1, step=c.step_one)
+        text1 = cost.render(cfg, dataclasses.replace(est, calibrations=(one,)), "x")
+        f1 = c.flops_step / est.peak
+        assert (f"\n    {c.model} latent {c.latent}: {alone * 1e3:.1f} ms a step of 1 split(s), "
+                f"{alone / f1:.2f} x its floor ({f1 * 1e3:.1f} ms); "
+                f"its products, each timed on its own at its shape, {c.products_step * 1e3:.1f} ms "
+                f"({c.products_step / f1:.2f} x the floor), the rest of the step "
+                f"{(alone - c.products_step) * 1e3:.1f} ms\n") in text1
+        assert "\n  the rest of a step, which the floor does not count: elementwise work" in text1
+    assert "the rest of a step" not in text   # no row split: the demo trains 10 splits a step
+    assert text.index("arithmetic floor: ") < text.index("  a training step (") < text.index("  memory: ")
     in_bf16 = cost.render(cfg, dataclasses.replace(est, precision="bf16"), "x")   # fp32 products: not said
-    assert "  a training step of one" in in_bf16 and "its products, each timed" not in in_bf16
+    assert "  a training step (" in in_bf16 and "its products, each timed" not in in_bf16
     assert text.index("arithmetic floor: ") < text.index("  memory: ")
     nomem = dataclasses.replace(est, calibration=dataclasses.replace(est.calibration, stream=0.0))
     assert "memory:" not in cost.render(cfg, nomem, "cube x")   # a GPU's: not measured
