@@ -57,7 +57,7 @@ from harness.config import RunConfig
 from harness.contenders import contender
 from harness.shapes import SplitShape
 
-PEAK_SIZE = {"cpu": 1024, "cuda": 4096}   # n of the n x n x n float32 product timed by gemm_peak
+PEAK_SIZE = {"cpu": 1024, "cuda": 4096}   # n of the n x n x n float32 product timed by gemm_rates
 PEAK_REPEATS = 3      # repetitions of each product per round (the best counts)
 STREAM_MB = 64        # MiB, the buffer of stream_rate: of the order of a paper-sized step's working set
 WARMUP_STEPS = 2      # first step intervals left out of the step time (allocation, dispatch caches)
@@ -263,7 +263,6 @@ def warm_up(genes: int, cfg: RunConfig) -> None:
 # the step's arithmetic and this machine's matrix-product rate
 
 
-
 def _counted_fit(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConfig, max_steps: int
                  ) -> tuple[float, Products]:
     """Floating-point operations of the first ``max_steps`` steps (and the epoch ends among them) of a fit
@@ -361,13 +360,6 @@ def best_rate(rates: Mapping[Shape, float]) -> tuple[float, str]:
         return 0.0, ""
     (sa, sb), rate = max(rates.items(), key=lambda kv: kv[1])
     return rate, f"{sa[-2]}x{sa[-1]}x{sb[-1]}"
-
-
-def gemm_peak(device: str, products: Iterable[Shape] = (), clock: Clock | None = None,
-              repeats: int = PEAK_REPEATS) -> tuple[float, str]:
-    """This machine's best float32 matrix-product rate in FLOP/s with the current torch threads, and where
-    it was reached (:func:`gemm_rates`)."""
-    return best_rate(gemm_rates(device, products, clock, repeats))
 
 
 def products_seconds(products: Products, rates: Mapping[Shape, float]) -> float:

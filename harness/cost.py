@@ -50,19 +50,19 @@ How the estimate is made:
   linear in between; a fit needs ``E x k`` such steps and ``E`` validations (early stopping validates every
   epoch: for the pooled VAE, whose 800-odd validation pairs give 900-odd distinct profiles, a validation is
   ~10% of an epoch's arithmetic). At this machine's best float32 matrix-product rate
-  (harness.calibrate.gemm_peak: the best of a large square product and of every product of a step and of a
+  (harness.calibrate.gemm_rates: the best of a large square product and of every product of a step and of a
   validation at the run's shapes, by CPU time, with the workers' threads, measured in the same calibration)
   that is a lower bound on the fit's seconds in fp32; evaluation, PCA and the baselines are left out of it
   (they only add). bf16 products (``--precision``) run faster than float32's peak where the hardware has
   bfloat16 instructions, so a bf16 run there can come close to or beat this floor; elsewhere they are
   emulated, far slower, and the dry run says so (harness.products.emulated_bf16_note).
-- **A step against its floor**: the dry run prints each calibrated step (as timed alone, of the splits a
-  task batches) beside its floor and, in float32 with one split a step, beside its own products each timed
-  on its own at its shape (harness.calibrate.gemm_rates, products_seconds): how far the step's small products fall below the peak,
-  and how much of the step is other work (elementwise work, per-operation overhead, memory traffic of the
-  weights, gradients and Adam state, the products' slowdown inside the step), which the floor does not
-  count. So it also prints the memory rate measured beside the peak (harness.calibrate.stream_rate): on a
-  shared host that work's time varies between days more than the peak does (README).
+- **A step against its floor**: the dry run prints each calibrated step (as timed alone, of the splits a task
+  batches) beside its floor and, in float32 with one split a step, beside its own products each timed on its
+  own at its shape (harness.calibrate.gemm_rates, products_seconds): how far the step's small products fall
+  below the peak, and how much of the step is other work (elementwise work, per-operation overhead, memory
+  traffic of the weights, gradients and Adam state, the products' slowdown inside the step), which the floor
+  does not count. So it also prints the memory rate measured beside the peak (harness.calibrate.stream_rate):
+  on a shared host that work's time varies between days more than the peak does (README).
 """
 
 from __future__ import annotations
