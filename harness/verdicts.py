@@ -37,6 +37,7 @@ from harness.benchmark import (
 from harness.contenders import REGISTRY
 from harness.products import products_line
 from harness.results import json_attr
+from pertvae_core.baselines import Identity
 from pertvae_core.evaluation import CHANCE, HIGHER_IS_BETTER, PRIMARY
 from pertvae_core.methods import REFERENCE
 
@@ -65,7 +66,7 @@ def method_legend(method: str) -> str:
     return "your own method, added to this run with --method"
 
 
-NO_CHANGE = "identity"   # the baseline that predicts no change (pertvae_core.baselines.Identity)
+NO_CHANGE = Identity.name   # the baseline that predicts no change
 NOT_COMPARED = ("PertVAE was not compared with 'no change' (its baseline, identity, has no finished fits in "
                 "this run: add --models baselines)")
 
@@ -203,9 +204,10 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
 def _against_no_change(comp: pd.DataFrame, real: list[str], drugs: list[str], latent: int) -> str:
     """Whether PertVAE predicts the change better than 'no change', counted over the drugs with a measured
     change where the two were compared (and saying so when that is not all of them, or none)."""
-    if not compared_with_no_change(comp, drugs, latent):
+    anywhere = compared_with_no_change(comp, drugs, latent)
+    if not anywhere:
         return NOT_COMPARED
-    compared = compared_with_no_change(comp, real, latent)
+    compared = [d for d in real if d in anywhere]
     wins = [d for d in compared if NO_CHANGE in verdict_parts(comp, d, latent)["beats"]]
     if len(compared) == len(real):
         return f"PertVAE predicts the change better than 'no change' on {len(wins)} of {len(real)}"
