@@ -191,14 +191,27 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
     if with_pertvae:
         losses = {d: verdict_parts(comp, d, latent)["loses to"] for d in drugs}
         lost = [f"{d} (to {_join(m)})" for d, m in losses.items() if m]
-        lines.append(f"{_against_no_change(comp, real, drugs, latent)} and loses significantly on "
-                     f"{len(lost)} of {len(drugs)} drugs" + (f": {'; '.join(lost)}" if lost else "") + ".")
+        lines.append(f"On {PRIMARY}, {_against_no_change(comp, real, drugs, latent)} and loses significantly "
+                     f"on {len(lost)} of {len(drugs)} drugs" + (f": {'; '.join(lost)}" if lost else "")
+                     + _other_losses(comp, [d for d in drugs if not losses[d]], latent) + ".")
     if null:
         called = [d for d in null if any(verdict_parts(comp, d, latent)[k] for k in ("beats", "loses to"))]
         tail = ("" if not with_pertvae else f"; {PRIMARY} comparisons called on {_join(called)}" if called
                 else f"; no {PRIMARY} comparison is called on them")
         lines.append(f"{len(null)} drug(s) show no measured change{tail}.")
     return lines
+
+
+def _other_losses(comp: pd.DataFrame, drugs: list[str], latent: int) -> str:
+    """A clause naming how many of ``drugs`` PertVAE is significantly worse on by another metric than the
+    primary one, so that a headline about the primary metric cannot read as PertVAE's only losses."""
+    sub = comp[(comp["latent"] == latent) & (comp["kind"] == "versus") & (comp["q_bh_worse"] < ALPHA)
+               & (comp["metric"] != PRIMARY) & comp["drug"].isin(drugs)]
+    if sub.empty:
+        return ""
+    metrics = ", ".join(sorted(sub["metric"].unique()))
+    return (f"; by another metric it is significantly worse than some method on {sub['drug'].nunique()} "
+            f"more ({metrics}; benchmark.md lists them)")
 
 
 def _against_no_change(comp: pd.DataFrame, real: list[str], drugs: list[str], latent: int) -> str:

@@ -108,9 +108,11 @@ def test_a_drug_lost_on_every_split_is_never_called_unbeaten(tmp_path: Path, n_f
     assert "4 drug(s) show no measured change; no delta_pearson comparison is called on them." in summary
 
 
-def _store_of(out: Path, models: list[str], no_identity_on: tuple[str, ...] = ()) -> None:
+def _store_of(out: Path, models: list[str], no_identity_on: tuple[str, ...] = (),
+              mse_z_worse_on: tuple[str, ...] = (), best: str = "mean_shift") -> None:
     """A real store of ``models`` on a synthetic cube's drugs (ground truth: selumetinib has an effect,
-    d1 none); mean_shift is best on both; 'no change' (identity) has no scores on ``no_identity_on``."""
+    d1 none); ``best`` is best on both; 'no change' (identity) has no scores on ``no_identity_on``; with
+    ``mse_z_worse_on``, every method has mse_z too, PertVAE's 4x the others' on those drugs."""
     from harness.config import make_config
     from harness.store import ResultStore
     from pertvae_core.methods import METHODS as BUILT_IN
@@ -126,10 +128,16 @@ def _store_of(out: Path, models: list[str], no_identity_on: tuple[str, ...] = ()
                           cell_lines=["c1"], genes=["g1", "g2"])
     rng = np.random.default_rng(0)
     own = {"pertvae": METHODS[:2], "baselines": METHODS[2:]}
+
+    def scores(m: str, d: str) -> dict[str, float]:
+        out = {"delta_pearson": 0.0 if m == "identity" else float(rng.normal(0.5 if m == best else 0.1,
+                                                                               0.05))}
+        if mse_z_worse_on:
+            out["mse_z"] = float(rng.normal(0.4 if m == "pertvae" and d in mse_z_worse_on else 0.1, 0.01))
+        return out
+
     rows = [{"model": model, "drug": d, "latent": 10, "repeat": 0, "fold": f, "status": "done",
-             "scores": {m: {"delta_pearson": 0.0 if m == "identity" else
-                            float(rng.normal(0.5 if m == "mean_shift" else 0.1, 0.05))} for m in own[model]
-                        if not (m == "identity" and d in no_identity_on)},
+             "scores": {m: scores(m, d) for m in own[model] if not (m == "identity" and d in no_identity_on)},
              "fit_seconds": 1.0}
             for model in models for d in drugs for f in range(5)]
     st.write(rows)
@@ -165,8 +173,9 @@ def test_without_no_change_no_sentence_says_pertvae_beats_it_on_none(tmp_path: P
     render_report(tmp_path, with_figures=False)
     result = (tmp_path / "summary.txt").read_text()
     bench = (tmp_path / "benchmark.md").read_text()
-    assert ("PertVAE was not compared with 'no change' (its baseline, identity, has no finished fits in this "
-            "run: add --models baselines) and loses significantly on 0 of 2 drugs.") in result
+    assert ("On delta_pearson, PertVAE was not compared with 'no change' (its baseline, identity, has no "
+            "finished fits in this run: add --models baselines) and loses significantly on 0 of 2 drugs."
+            ) in result
     assert "better than 'no change'" not in result + bench and "missed" not in bench
     assert ("Ground truth (synthetic cube): not checked: PertVAE was not compared with 'no change'"
             in bench)
@@ -188,6 +197,22 @@ def test_no_change_counted_only_where_it_was_compared(tmp_path: Path) -> None:
     render_report(other, with_figures=False)
     assert ("PertVAE predicts the change better than 'no change' on 0 of the 0 compared with it (not "
             "compared, no finished 'no change' fits: selumetinib) and") in (other / "summary.txt").read_text()
+
+
+def test_the_headline_names_losses_on_other_metrics_too(tmp_path: Path) -> None:
+    """PertVAE is best on both drugs by delta_pearson but its treated profile (mse_z) is 4x everyone's on d1:
+    "loses significantly on 0 of 2 drugs" alone would read as no loss anywhere; the headline adds it."""
+    _store_of(tmp_path, ["pertvae", "baselines"], mse_z_worse_on=("d1",), best="pertvae")
+    render_report(tmp_path, with_figures=False)
+    result = (tmp_path / "summary.txt").read_text()
+    assert ("and loses significantly on 0 of 2 drugs; by another metric it is significantly worse than some "
+            "method on 1 more (mse_z; benchmark.md lists them).") in result, result
+    assert "- d1: mse_z (pertvae_rec, identity, train_mean, mean_shift, pca_latent_linear, ridge_delta)" in (
+        tmp_path / "benchmark.md").read_text()
+    plain = tmp_path / "plain"
+    _store_of(plain, ["pertvae", "baselines"], best="pertvae")
+    render_report(plain, with_figures=False)
+    assert "by another metric" not in (plain / "summary.txt").read_text()
 
 
 def test_a_baselines_run_says_nothing_about_pertvae_in_any_line_of_its_summary(tmp_path: Path) -> None:
