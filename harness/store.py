@@ -123,6 +123,7 @@ STR_VARS = ("status", "reason", "worker", "slurm_job_id")
 # Per method of a fit (the baselines' and the run's own methods, each fitted alone): "done"/"failed" and
 # the failed one's reason; "" = no per-method record, the fit's status stands for all its methods.
 METHOD_VARS = ("method_status", "method_reason")
+BF16_KEY = "bf16 products on this CPU"   # versions' entry that is not a package
 FIT_TEXT_VARS = ("products",)   # per fit, added to older stores on resume (as METHOD_VARS)
 TEXT_VARS = (*STR_VARS, *METHOD_VARS, *FIT_TEXT_VARS)
 STORE_NAME = "results.zarr"
@@ -238,7 +239,7 @@ def versions() -> dict[str, str]:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             out[pkg] = "not installed"
-    out["bf16 products on this CPU"] = bf16_way("cpu")   # of the machine that started the run
+    out[BF16_KEY] = bf16_way("cpu")   # of the machine that started the run
     return out
 
 

@@ -57,6 +57,7 @@ def _without(path, *names: str) -> None:
 
 
 def test_a_worker_records_how_it_computes_each_models_products(cfg, monkeypatch):
+    monkeypatch.setattr(layers, "native_bf16", lambda device: True)   # emulated: test_precision.py
     for math, way in ((False, CAST), (True, AMX)):
         monkeypatch.setattr(layers, "CPU_BF16_MATH", math)
         assert products_of(cfg, contender("pertvae")) == way
