@@ -8,7 +8,9 @@ and wall time: ``open`` (ResultStore.open: metadata, fingerprint and coordinates
 (harness.report.open_results: the store read and its damage check), ``report`` (render_report, tables and
 figures; its own computing is not the store's) and ``cube_fingerprint`` (datasets.cube on the paper
 synthetic cube written to disk). ``store_s`` sums the store's steps (open, repair, bookkeeping,
-report_read). ``PERTVAE_BENCH_STORE_DIR=DIR`` keeps (or reuses) the finished store in DIR/out.
+report_read). ``PERTVAE_BENCH_STORE_DIR=DIR`` keeps (or reuses) the finished store in DIR/out. With
+--benchmark-disable (the test suite) both tests run the paper grid with one repeat of its 5-fold CV (a fifth
+of its fits): the same code paths, checked, in a fifth of the time; the figures come from --benchmark-only.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from benchmarks._data import load_average
 from benchmarks.test_store_throughput import (
@@ -34,27 +38,32 @@ def _timed(fn: Callable[[], object]) -> tuple[float, float]:
     return round(time.process_time() - c0, 3), round(time.perf_counter() - w0, 3)
 
 
-def finished_store(base: Path) -> Path:
+def _repeats(request: pytest.FixtureRequest) -> int | None:
+    """The paper grid's repeats here: all of them (None) when benchmarking, else one (module docstring)."""
+    return 1 if request.config.getoption("benchmark_disable") else None
+
+
+def finished_store(base: Path, n_repeats: int | None = None) -> Path:
     """DIR/out holding a finished paper grid (written once)."""
     out = base / "out"
     if not (out / "results.zarr").is_dir():
-        store = open_paper_store(out)
-        write_grid(store, paper_tasks())
+        store = open_paper_store(out, n_repeats=n_repeats)
+        write_grid(store, paper_tasks(n_repeats=n_repeats))
         store.close()
     return out
 
 
-def resume_steps(out: Path) -> dict[str, tuple[float, float]]:
+def resume_steps(out: Path, n_repeats: int | None = None) -> dict[str, tuple[float, float]]:
     """(CPU s, wall s) of each step of a no-op resume of the store in ``out`` (module docstring)."""
     from harness.grid import build_grid, remaining
     from harness.report import open_results
     from harness.store import ResultStore
 
-    cfg = paper_config()
+    cfg = paper_config(n_repeats)
     names = paper_inputs()[0]
     got: dict[str, object] = {}
     steps: dict[str, tuple[float, float]] = {}
-    steps["open"] = _timed(lambda: got.update(store=open_paper_store(out)))
+    steps["open"] = _timed(lambda: got.update(store=open_paper_store(out, n_repeats=n_repeats)))
     store: ResultStore = got["store"]  # type: ignore[assignment]
     steps["repair"] = _timed(lambda: got.update(repair=store.repair()))
     assert not got["repair"].cells and not got["repair"].metadata   # type: ignore[attr-defined]
@@ -82,15 +91,16 @@ def cube_fingerprint_seconds(base: Path) -> tuple[float, float]:
     return _timed(lambda: cube_fingerprint(open_cube(path, check=False)))
 
 
-def test_noop_resume_of_a_finished_paper_grid(benchmark, tmp_path) -> None:
+def test_noop_resume_of_a_finished_paper_grid(benchmark, request, tmp_path) -> None:
     from harness.report import render_report
 
     base = Path(os.environ.get("PERTVAE_BENCH_STORE_DIR") or tmp_path)
-    out = finished_store(base)
+    repeats = _repeats(request)
+    out = finished_store(base, repeats)
     load0 = load_average()
 
     def run() -> dict:
-        steps = resume_steps(out)
+        steps = resume_steps(out, repeats)
         steps["report"] = _timed(lambda: render_report(out, with_figures=False))
         steps["cube_fingerprint"] = cube_fingerprint_seconds(base)
         return steps
@@ -108,12 +118,12 @@ def test_noop_resume_of_a_finished_paper_grid(benchmark, tmp_path) -> None:
     print(info)
 
 
-def _run_args(cube: Path, out: Path) -> list[str]:
+def _run_args(cube: Path, out: Path, n_repeats: int | None) -> list[str]:
     return ["--preset", "paper", "--data", str(cube), "--out", str(out), "--cluster", "none",
-            "--precision", "fp32", "--device", "cpu"]
+            "--precision", "fp32", "--device", "cpu", *(["--n-repeats", str(n_repeats)] if n_repeats else [])]
 
 
-def test_noop_resume_command(benchmark, tmp_path, monkeypatch) -> None:
+def test_noop_resume_command(benchmark, request, tmp_path, monkeypatch) -> None:
     """The whole ``python -m harness.run`` resuming a finished paper grid (its own process): wall and CPU
     seconds. The grid is finished first by harness.run itself in this process, its tasks answered by
     synthetic rows (benchmarks/test_store_throughput.py) instead of fits. ``resume_*``: the report kept
@@ -130,10 +140,11 @@ def test_noop_resume_command(benchmark, tmp_path, monkeypatch) -> None:
     base = Path(os.environ.get("PERTVAE_BENCH_STORE_DIR") or tmp_path)
     cube_fingerprint_seconds(base)   # writes the paper cube
     out = base / "run"
+    args = _run_args(base / "cube.zarr", out, _repeats(request))
     if not (out / "run.json").is_file():
         templates = paper_inputs()[3]
         monkeypatch.setattr(run_mod, "run_task", lambda task, cube, cfg: task_rows(task, templates))
-        assert run_mod.main([*_run_args(base / "cube.zarr", out), "--no-progress"]) == 0
+        assert run_mod.main([*args, "--no-progress"]) == 0
     load0 = load_average()
 
     def resume(kind: str = "resume") -> dict:
@@ -141,7 +152,7 @@ def test_noop_resume_command(benchmark, tmp_path, monkeypatch) -> None:
             (out / STAMP).unlink(missing_ok=True)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         w0 = time.perf_counter()
-        p = subprocess.run([sys.executable, "-m", "harness.run", *_run_args(base / "cube.zarr", out)],
+        p = subprocess.run([sys.executable, "-m", "harness.run", *args],
                            capture_output=True, text=True, check=False)
         wall = time.perf_counter() - w0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -57,31 +57,34 @@ def paper_inputs() -> tuple[list[str], list[str], list[str], dict[str, dict]]:
     return names, cells, genes, {"pertvae": pertvae, "vae": fit, "pca": pca, "baselines": base}
 
 
-def paper_config():
-    """The paper preset as harness.run resolves it on a CPU (one split per PertVAE and VAE task)."""
+def paper_config(n_repeats: int | None = None):
+    """The paper preset as harness.run resolves it on a CPU (one split per PertVAE and VAE task), with
+    ``n_repeats`` of its 5-fold CV when given (a fifth of the grid per repeat)."""
     from harness.config import make_config
 
-    return make_config("paper", precision="fp32", device="cpu")
+    repeats = {"n_repeats": n_repeats} if n_repeats else {}
+    return make_config("paper", precision="fp32", device="cpu", **repeats)
 
 
-def open_paper_store(out: Path, fingerprint: str = "bench-cube", background: bool = True):
+def open_paper_store(out: Path, fingerprint: str = "bench-cube", background: bool = True,
+                     n_repeats: int | None = None):
     """A new (or the existing) paper-sized store in ``out``, writing as harness.run's does (a writer thread)
     unless ``background`` is False."""
     from harness.grid import store_drugs
     from harness.store import ResultStore
 
     names, cells, genes, _ = paper_inputs()
-    cfg = paper_config()
+    cfg = paper_config(n_repeats)
     return ResultStore.open(out, cfg, fingerprint, drugs=store_drugs(cfg, names), cell_lines=cells,
                             genes=genes, background=background)
 
 
-def paper_tasks(per_model: int | None = None) -> list:
+def paper_tasks(per_model: int | None = None, n_repeats: int | None = None) -> list:
     """The paper grid's tasks (harness.grid), the first ``per_model`` of each model when given."""
     from harness.grid import build_grid
 
     names = paper_inputs()[0]
-    tasks = build_grid(paper_config(), names, splits_per_task=1)
+    tasks = build_grid(paper_config(n_repeats), names, splits_per_task=1)
     if per_model is None:
         return tasks
     seen: dict[str, int] = {}
