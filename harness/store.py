@@ -8,7 +8,8 @@ Layout:
 
 - dims ``model`` (str), ``drug`` (str), ``latent`` (int), ``split`` (int = repeat * n_folds + fold), with
   non-index coords ``repeat(split)`` and ``fold(split)``;
-- float64 vars ``test_loss, epochs, best_epoch, fit_seconds`` (NaN = not run / not applicable);
+- float64 vars ``test_loss, epochs, best_epoch, fit_seconds`` (NaN = not run / not applicable;
+  ``fit_seconds``: wall time inside the worker, a batched task's shared among its splits);
 - float64 ``score[model, drug, latent, split, method, metric]``: every method's score on every metric
   (pertvae_core.evaluation; methods and metrics are coords, so a new one does not change the schema); a
   model fills the methods it produces (its contender's ``stored_methods``: pertvae: pertvae, pertvae_rec;
