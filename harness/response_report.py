@@ -48,7 +48,7 @@ OWN_FEATURES = "your method (--response-method)"
 LIST_MAX = 4   # a summary line names at most this many methods of one verdict (:func:`listed`)
 COLUMNS = ("drug", "latent", "method", "classifier", "features", "metric", "mean", "ci_low", "ci_high",
            "chance", "n_splits", "p_chance", "q_chance", "diff_vs_drvae", "diff_ci_low", "diff_ci_high",
-           "q_better", "q_worse", "verdict")
+           "splits_ahead_of_drvae", "n_paired", "q_better", "q_worse", "verdict")
 
 
 def response_methods(ds: xr.Dataset | None = None) -> list[str]:
@@ -126,6 +126,17 @@ def _compare(a: np.ndarray, b: np.ndarray, metric: str, tt: tuple[float, float])
     return paired_comparison(a, b, tt[0], tt[1], metric not in LOWER_IS_BETTER)
 
 
+def _ahead(v: np.ndarray, ref: np.ndarray | None, metric: str) -> tuple[float, float]:
+    """(splits where the method scored better than the reference, splits where both scored), NaN without
+    a reference: a plain count beside the test, so that a verdict of "not distinguishable" cannot hide a
+    method ahead on every split."""
+    if ref is None:
+        return np.nan, np.nan
+    ok = np.isfinite(v) & np.isfinite(ref)
+    ahead = v[ok] < ref[ok] if metric in LOWER_IS_BETTER else v[ok] > ref[ok]
+    return float(ahead.sum()), float(ok.sum())
+
+
 def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: tuple[float, float],
                  order: list[str]) -> list:
     rows, methods = [], [m for m in order if (metric, m) in block]
@@ -137,12 +148,14 @@ def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: t
         mean, lo, hi = _t_ci(v)
         above = _compare(v, chance, metric, tt)
         vs = _compare(ref, v, metric, tt) if ref is not None and m != reference else {}
+        ahead, paired = _ahead(v, ref if m != reference else None, metric)
         rows.append({"drug": drug, "latent": int(latent), "method": m, "classifier": label(m)[0],
                      "features": label(m)[1], "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi,
                      "chance": float(np.nanmean(chance)), "n_splits": int(np.isfinite(v).sum()),
                      "p_chance": above.get("p_corrected_t", np.nan),
                      "diff_vs_drvae": vs.get("mean_diff", np.nan), "diff_ci_low": vs.get("ci_low", np.nan),
-                     "diff_ci_high": vs.get("ci_high", np.nan), "p_better": vs.get("p_corrected_t", np.nan),
+                     "diff_ci_high": vs.get("ci_high", np.nan), "splits_ahead_of_drvae": ahead,
+                     "n_paired": paired, "p_better": vs.get("p_corrected_t", np.nan),
                      "p_worse": vs.get("p_corrected_t_worse", np.nan)})
     return rows
 
@@ -260,9 +273,28 @@ def verdict_line(table: pd.DataFrame, drug: str, metric: str = "AUROC", who: str
              for w in words if (table["verdict"] == w).any()]
     every = [plain_name(m) for m in table.index]
     above = [plain_name(m) for m in table.index[table["q_chance"] < ALPHA]]
-    head = (f"{drug}: {who} " + " — ".join(parts) + f" ({metric})." if parts
+    head = (f"{drug}: {who} " + " — ".join(parts) + f" ({metric}){_ahead_clause(table)}." if parts
             else f"{drug}: no {who} comparison ({metric}).")
     return head + f" Above chance (q < {ALPHA}): {listed(above, every) if above else 'no method'}."
+
+
+def _ahead_clause(table: pd.DataFrame) -> str:
+    """", though" and the method not distinguishable from Dr.VAE with the best mean, where that mean is
+    better than Dr.VAE's, with the splits it is ahead on ("" otherwise): the test's "not distinguishable"
+    alone reads as a tie where a method may lead on every split."""
+    if "splits_ahead_of_drvae" not in table or table.empty:
+        return ""
+    code = str(table["metric"].iloc[0])
+    ref = table.index == REFERENCES.get(code)
+    sign = 1.0 if code in LOWER_IS_BETTER else -1.0   # diff_vs_drvae = Dr.VAE - method
+    tied = table[(table["verdict"] == "not distinguishable from") & (sign * table["diff_vs_drvae"] > 0)]
+    if tied.empty or not ref.any():
+        return ""
+    best = (sign * tied["diff_vs_drvae"]).idxmax()
+    r = tied.loc[best]
+    return (f", though {plain_name(str(best))} has a {'lower' if sign > 0 else 'higher'} mean "
+            f"({r['mean']:.3f} against {float(table.loc[ref, 'mean'].iloc[0]):.3f}) and is ahead on "
+            f"{int(r['splits_ahead_of_drvae'])} of {int(r['n_paired'])} splits")
 
 
 def summary_lines(ds: xr.Dataset) -> list[str]:

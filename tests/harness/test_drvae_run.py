@@ -129,10 +129,17 @@ def test_the_response_kinds_are_recovered(run):
 
 
 def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
-    out, _ = run
+    out, ds = run
     assert (out / "response.md").exists()
     table = pd.read_csv(out / "response.csv")
     au = table[table["metric"] == "auroc"]
+    # the splits each method is ahead of Dr.VAE on, counted here from the store's scores
+    score = ds.score.sel(drug=BASELINE_DRUG, latent=4, metric="auroc")
+    drvae = score.sel({"model": "drvae", "method": "drvae"}).values
+    for m in ("logreg_x1", "prior"):
+        own = score.sel({"model": "response_baselines", "method": m}).values
+        row = au[(au["drug"] == BASELINE_DRUG) & (au["method"] == m)].iloc[0]
+        assert (row["splits_ahead_of_drvae"], row["n_paired"]) == (np.sum(own > drvae), 10)
     null = au[au["drug"] == NULL_DRUG]
     assert len(null) == 18 and not (null["q_chance"] < 0.05).any()       # a null drug: nothing above chance
     base = au[(au["drug"] == BASELINE_DRUG)].set_index("method")

@@ -29,3 +29,27 @@ def test_a_drug_line_with_many_methods() -> None:
                            "prior) (AUROC).")
     assert line.endswith("Above chance (q < 0.05): 5 of 8 methods (all but Dr.VAE; "
                          "Dr.VAE, identity perturbation; training prior).")
+
+
+def _tied(means: list[float], ahead: list[float], metric: str = "auroc") -> pd.DataFrame:
+    """Dr.VAE and two methods, neither distinguishable from it; Dr.VAE - method as the means give."""
+    methods = ["drvae", "logreg_x1", "rf_x1"] if metric == "auroc" else ["drvae_continuous", "ridge_x1",
+                                                                          "drug_mean"]
+    return pd.DataFrame({"metric": metric, "mean": means,
+                         "diff_vs_drvae": [np.nan, means[0] - means[1], means[0] - means[2]],
+                         "splits_ahead_of_drvae": [np.nan, *ahead], "n_paired": [np.nan, 10, 10],
+                         "verdict": [np.nan, "not distinguishable from", "not distinguishable from"],
+                         "q_chance": [0.2, 0.01, 0.3]}, index=methods)
+
+
+def test_not_distinguishable_does_not_hide_a_method_ahead_on_every_split() -> None:
+    """The drvae-demo's olaparib: Dr.VAE's AUROC 0.618, logistic L2 on x1's 0.928, higher on 10 of 10
+    splits, yet not significant after the corrected t and Benjamini-Hochberg: the line says both."""
+    line = verdict_line(_tied([0.618, 0.928, 0.7], [10, 7]), "olaparib")
+    assert line.startswith("olaparib: Dr.VAE not distinguishable from logistic L2 on x1; random forest on x1 "
+                           "(AUROC), though logistic L2 on x1 has a higher mean (0.928 against 0.618) and is "
+                           "ahead on 10 of 10 splits. Above chance")
+    assert "though" not in verdict_line(_tied([0.9, 0.8, 0.7], [3, 1]), "olaparib")  # Dr.VAE's mean is best
+    rmse = verdict_line(_tied([0.62, 0.58, 0.7], [9, 2], "rmse"), "olaparib", "RMSE",
+                        "Dr.VAE (continuous head)")
+    assert "(RMSE), though ridge on x1 has a lower mean (0.580 against 0.620) and is ahead on 9 of 10" in rmse
