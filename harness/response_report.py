@@ -29,7 +29,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats as _st
 
-from harness.benchmark import ALPHA, _family_q, scores_table
+from harness.benchmark import ALPHA, _family_q, power_floor, scores_table
 from harness.contenders import RESPONSE_MODELS, built_in_methods, contender
 from harness.products import products_line
 from harness.results import json_attr
@@ -323,15 +323,33 @@ def label_rule(ds: xr.Dataset) -> str:
     return kind if value is None else f"{kind} {value:g}"
 
 
+def power_line(table: pd.DataFrame, n_folds: int) -> str:
+    """What the verdicts can call with the run's splits (harness.benchmark.power_floor; the corrected t's
+    test/train ratio of k-fold CV, 1 / (k - 1)) and the verdict family's size: "" without a verdict."""
+    vs = table[table["verdict"].isin(("beats", "loses to", "not distinguishable from"))]
+    if vs.empty:
+        return ""
+    j = int(vs["n_splits"].min())
+    k = power_floor(j, float(n_folds - 1), 1.0)[1]
+    family = 2 * int(vs.groupby(["latent", "metric"]).size().max())
+    return (f"Power: with {j} splits of {n_folds}-fold CV the corrected t-test behind the verdicts needs a "
+            f"mean difference of at least {k:.2f} standard deviations of the per-split differences for "
+            f"p < {ALPHA}, and after Benjamini-Hochberg over up to {family} comparisons of a verdict family "
+            f"a lone call needs p < {ALPHA / family:.2g}. So 'not distinguishable' can mean too few splits "
+            "to tell, not equal: a drug's line names the method with a better mean than Dr.VAE's and "
+            "the splits it is ahead on (response.csv: splits_ahead_of_drvae of n_paired).")
+
+
 def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "waterfall",
-                      products: str = "") -> str:
+                      products: str = "", n_folds: int = 5) -> str:
     """response.md: one section per drug and latent (module docstring), then the legend; ``rule`` is the
     label rule the binary head's labels come from (:func:`label_rule`); ``products``
-    (harness.products.products_line) after it."""
+    (harness.products.products_line) after it, then :func:`power_line` for the run's ``n_folds``."""
     lines = ["# Drug response", ""] + ([partial_line, ""] if partial_line else [])
     lines += [f"Labels (binary head): the {rule} rule (pertvae_core.response_labels), its threshold set per "
               "drug and split from the training cell lines' responses only.", ""]
     lines += [products, ""] if products else []
+    lines += [power, ""] if (power := power_line(table, n_folds)) else []
     for (drug, latent), sub in table.groupby(["drug", "latent"], sort=False):
         lines += _drug_section(sub, str(drug), int(latent))
     lines += ["Legend: means over the splits with 95% t-intervals; test sets are labelled untreated profiles "
@@ -355,5 +373,6 @@ def write_response_report(ds: xr.Dataset, out: Path, partial_line: str = "") -> 
     rule = label_rule(ds)
     table.assign(partial=bool(partial_line), label_rule=rule).to_csv(out / "response.csv", index=False,
                                                                      float_format="%.6g")
-    (out / "response.md").write_text(response_markdown(table, partial_line, rule, products_line(ds)))
+    n_folds = int(ds.attrs.get("n_folds", 5))
+    (out / "response.md").write_text(response_markdown(table, partial_line, rule, products_line(ds), n_folds))
     return [out / "response.csv", out / "response.md"]

@@ -140,6 +140,14 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
         own = score.sel({"model": "response_baselines", "method": m}).values
         row = au[(au["drug"] == BASELINE_DRUG) & (au["method"] == m)].iloc[0]
         assert (row["splits_ahead_of_drvae"], row["n_paired"]) == (np.sum(own > drvae), 10)
+    # what 10 splits can show, by scipy: the corrected t's threshold (test/train ratio 1 / (k - 1)) and BH's
+    k = int(ds.attrs["n_folds"])
+    sds = stats.t.ppf(0.95, 9) * np.sqrt(1 / 10 + 1 / (k - 1))
+    family = 2 * int(au["verdict"].isin(["beats", "loses to", "not distinguishable from"]).sum())
+    assert (f"Power: with 10 splits of {k}-fold CV the corrected t-test behind the verdicts needs a mean "
+            f"difference of at least {sds:.2f} standard deviations of the per-split differences for "
+            f"p < 0.05, and after Benjamini-Hochberg over up to {family} comparisons of a verdict family a "
+            f"lone call needs p < {0.05 / family:.2g}.") in (out / "response.md").read_text()
     null = au[au["drug"] == NULL_DRUG]
     assert len(null) == 18 and not (null["q_chance"] < 0.05).any()       # a null drug: nothing above chance
     base = au[(au["drug"] == BASELINE_DRUG)].set_index("method")
