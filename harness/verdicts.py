@@ -42,7 +42,7 @@ from pertvae_core.evaluation import CHANCE, HIGHER_IS_BETTER, PRIMARY
 from pertvae_core.methods import REFERENCE
 
 __all__ = ["method_legend", "MIN_SPLITS", "SIGNAL_Z", "verdict", "verdict_parts", "best_line",
-           "has_change", "headline", "power_warning", "benchmark_markdown", "few_splits_line"]
+           "has_change", "headline", "power_warning", "power_line", "benchmark_markdown", "few_splits_line"]
 
 MIN_SPLITS = 10  # fewer splits behind a drug's comparisons get the power warning
 SIGNAL_Z = 3.0   # the ceiling's reliability z above which a drug's replicates measure a change
@@ -253,16 +253,34 @@ def power_warning(comp: pd.DataFrame, n_train_test: dict[str, Any]) -> str:
     few = {d: n for d, n in counts.items() if n < MIN_SPLITS}
     if not few:
         return ""
-    j = min(few.values())
-    tt = n_train_test.get(min(few, key=few.get)) or [float("nan")] * 2
+    return (f"{few_splits_line(counts)} {_power(comp, n_train_test, few)} means too few splits to tell, not "
+            "equal.")
+
+
+def power_line(comp: pd.DataFrame, n_train_test: dict[str, Any]) -> str:
+    """Where :func:`power_warning` has nothing to warn of, the same numbers as a plain line: even with many
+    splits the corrected t-test's variance term for the overlap of training sets stays, so a method ahead on
+    every split can still be 'not distinguishable' ('' without comparisons, or when the warning is given)."""
+    counts = _n_splits(comp)
+    if not counts or min(counts.values()) < MIN_SPLITS:
+        return ""
+    return (f"Power: {_power(comp, n_train_test, counts)} can mean too few splits to tell, not equal; each "
+            "row's 'PertVAE - best' and its interval give the direction.")
+
+
+def _power(comp: pd.DataFrame, n_train_test: dict[str, Any], counts: dict[str, int]) -> str:
+    """What the fewest splits of ``counts`` can show (harness.benchmark.power_floor), up to "So 'not
+    distinguishable' here"."""
+    j = min(counts.values())
+    tt = n_train_test.get(min(counts, key=counts.get)) or [float("nan")] * 2
     p_min, k = power_floor(j, float(tt[0]), float(tt[1]))
     family = int(((comp["metric"] == PRIMARY) & (comp["kind"] == "versus")).sum()) * 2
-    return (few_splits_line(counts) + f" With {j} splits the paired Wilcoxon test cannot go below "
+    return (f"With {j} splits the paired Wilcoxon test cannot go below "
             f"p = 1/2^{j} = {p_min:.3g} even for a method better in every split; the corrected t-test behind "
             f"the verdicts needs a mean difference of at least {k:.2f} standard deviations of the per-split "
             f"differences for p < 0.05, and after Benjamini-Hochberg over the {family} comparisons of the "
             f"verdict family a lone call needs p < {ALPHA / max(family, 1):.2g}. So 'not distinguishable' "
-            f"here means too few splits to tell, not equal.")
+            "here")
 
 
 def _fmt(v: float) -> str:
@@ -465,6 +483,8 @@ def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame,
     if scores.empty:
         return "\n".join(lines + ["(no scores in this run)"]) + "\n"
     lines += ["In short: " + " ".join(headline(ds, scores, comp)), ""]
+    power = power_line(comp, json_attr(ds, "n_train_test"))
+    lines += [power, ""] if power else []
     methods = method_order(scores["method"].unique())
     for latent in sorted(scores.loc[scores["metric"] == PRIMARY, "latent"].unique().tolist()):
         lines += [f"## latent {latent}", "", f"### {PRIMARY} (primary; higher is better; chance 0)", ""]

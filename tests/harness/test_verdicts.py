@@ -98,9 +98,17 @@ def test_a_drug_lost_on_every_split_is_never_called_unbeaten(tmp_path: Path, n_f
     np.testing.assert_allclose(got["q_bh_worse"], want["q_worse"], rtol=1e-9)
     assert got.loc[("temsirolimus", "mean_shift"), "n_worse"] == n_folds
     if n_folds < 10:  # the power warning says where the floor lies
-        assert f"cannot go below p = 1/2^{n_folds}" in bench.splitlines()[0]
-    else:
+        assert f"cannot go below p = 1/2^{n_folds}" in bench.splitlines()[0] and "Power:" not in bench
+    else:  # no warning, but the same numbers (scipy's) as a plain line
         assert "WARNING" not in bench
+        k = stats.t.ppf(0.95, n_folds - 1) * math.sqrt(1 / n_folds + N_TT[1] / N_TT[0])
+        family = 2 * len(want)
+        assert (f"Power: With {n_folds} splits the paired Wilcoxon test cannot go below p = 1/2^{n_folds} "
+                f"= {0.5 ** n_folds:.3g} even for a method better in every split; the corrected t-test "
+                f"behind the verdicts needs a mean difference of at least {k:.2f} standard deviations of the "
+                f"per-split differences for p < 0.05, and after Benjamini-Hochberg over the {family} "
+                f"comparisons of the verdict family a lone call needs p < {0.05 / family:.2g}. So 'not "
+                "distinguishable' here can mean too few splits to tell, not equal;") in bench, bench[:2000]
     summary = (tmp_path / "summary.txt").read_text()
     assert ("on the 1 drug(s) whose replicates measure a change: mean_shift on 1 (temsirolimus); PertVAE on "
             "none." in summary)
