@@ -251,16 +251,18 @@ def _drug_section(sub: pd.DataFrame, drug: str, latent: int) -> list[str]:
     return lines
 
 
-def listed(names: list[str], among: list[str]) -> str:
+def listed(names: list[str], among: list[str], every: str = "all") -> str:
     """``names`` (a subset of ``among``) in words: each name when there are few, else a count with the ones
-    left out, so that a drug's line stays readable with 17 methods (response.md lists them all)."""
+    left out, so that a drug's line stays readable with 17 methods (response.md lists them all). ``every``
+    words the whole set: "any of the" after a negation ("not distinguishable from all 17" would read as
+    "from some")."""
     if len(names) <= LIST_MAX:
         return "; ".join(names)   # not commas: plain names hold them ("Dr.VAE, identity perturbation")
     if len(names) == len(among):
-        return f"all {len(names)} methods"
+        return f"{every} {len(names)} methods"
     rest = [m for m in among if m not in names]
     if len(rest) <= LIST_MAX:
-        return f"{len(names)} of {len(among)} methods (all but {'; '.join(rest)})"
+        return f"{len(names)} of {len(among)} methods (all but these {len(rest)}: {'; '.join(rest)})"
     return f"{len(names)} of {len(among)} methods (the table in response.md lists them)"
 
 
@@ -269,7 +271,8 @@ def verdict_line(table: pd.DataFrame, drug: str, metric: str = "AUROC", who: str
     and which methods beat chance."""
     words = ("beats", "loses to", "not distinguishable from")
     compared = [plain_name(m) for m in table.index[table["verdict"].isin(words)]]
-    parts = [f"{w} {listed([plain_name(m) for m in table.index[table['verdict'] == w]], compared)}"
+    parts = [f"{w} " + listed([plain_name(m) for m in table.index[table["verdict"] == w]], compared,
+                              "any of the" if w.startswith("not") else "all")
              for w in words if (table["verdict"] == w).any()]
     every = [plain_name(m) for m in table.index]
     above = [plain_name(m) for m in table.index[table["q_chance"] < ALPHA]]

@@ -264,7 +264,8 @@ def power_line(comp: pd.DataFrame, n_train_test: dict[str, Any]) -> str:
     counts = _n_splits(comp)
     if not counts or min(counts.values()) < MIN_SPLITS:
         return ""
-    return (f"Power: {_power(comp, n_train_test, counts)} can mean too few splits to tell, not equal; each "
+    power = _power(comp, n_train_test, counts)
+    return (f"Power: {power[0].lower()}{power[1:]} can mean too few splits to tell, not equal; each "
             "row's 'PertVAE - best' and its interval give the direction.")
 
 

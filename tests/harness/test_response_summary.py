@@ -13,7 +13,8 @@ def test_listed_names_few_and_counts_many() -> None:
     among = [f"m{i}" for i in range(10)]
     assert listed(among[:LIST_MAX], among) == "; ".join(among[:LIST_MAX])
     assert listed(among, among) == "all 10 methods"
-    assert listed(among[:8], among) == "8 of 10 methods (all but m8; m9)"
+    assert listed(among, among, "any of the") == "any of the 10 methods"   # after "not distinguishable from"
+    assert listed(among[:8], among) == "8 of 10 methods (all but these 2: m8; m9)"
     assert listed(among[:5], among) == "5 of 10 methods (the table in response.md lists them)"
 
 
@@ -25,9 +26,9 @@ def test_a_drug_line_with_many_methods() -> None:
     table = pd.DataFrame({"verdict": verdict, "q_chance": q_chance}, index=methods)
     line = verdict_line(table, "olaparib")
     assert line.startswith("olaparib: Dr.VAE beats training prior — loses to logistic L2 on x1 — "
-                           "not distinguishable from 5 of 7 methods (all but logistic L2 on x1; training "
-                           "prior) (AUROC).")
-    assert line.endswith("Above chance (q < 0.05): 5 of 8 methods (all but Dr.VAE; "
+                           "not distinguishable from 5 of 7 methods (all but these 2: logistic L2 on x1; "
+                           "training prior) (AUROC).")
+    assert line.endswith("Above chance (q < 0.05): 5 of 8 methods (all but these 3: Dr.VAE; "
                          "Dr.VAE, identity perturbation; training prior).")
 
 
@@ -53,3 +54,12 @@ def test_not_distinguishable_does_not_hide_a_method_ahead_on_every_split() -> No
     rmse = verdict_line(_tied([0.62, 0.58, 0.7], [9, 2], "rmse"), "olaparib", "RMSE",
                         "Dr.VAE (continuous head)")
     assert "(RMSE), though ridge on x1 has a lower mean (0.580 against 0.620) and is ahead on 9 of 10" in rmse
+
+
+def test_a_tie_with_every_method_reads_as_one() -> None:
+    """"not distinguishable from all 6 methods" reads as "from some of them": the line says "any"."""
+    methods = ["drvae", "drvae_identity", "logreg_x1", "rf_x1", "svm_x1", "logreg_pca", "prior"]
+    table = pd.DataFrame({"verdict": [np.nan, *["not distinguishable from"] * 6], "q_chance": 0.5},
+                         index=methods)
+    assert verdict_line(table, "olaparib").startswith(
+        "olaparib: Dr.VAE not distinguishable from any of the 6 methods (AUROC). Above chance")

@@ -103,7 +103,7 @@ def test_a_drug_lost_on_every_split_is_never_called_unbeaten(tmp_path: Path, n_f
         assert "WARNING" not in bench
         k = stats.t.ppf(0.95, n_folds - 1) * math.sqrt(1 / n_folds + N_TT[1] / N_TT[0])
         family = 2 * len(want)
-        assert (f"Power: With {n_folds} splits the paired Wilcoxon test cannot go below p = 1/2^{n_folds} "
+        assert (f"Power: with {n_folds} splits the paired Wilcoxon test cannot go below p = 1/2^{n_folds} "
                 f"= {0.5 ** n_folds:.3g} even for a method better in every split; the corrected t-test "
                 f"behind the verdicts needs a mean difference of at least {k:.2f} standard deviations of the "
                 f"per-split differences for p < 0.05, and after Benjamini-Hochberg over the {family} "
