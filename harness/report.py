@@ -66,7 +66,8 @@ TABLE1_LEGEND = {
     "latent": "PertVAE's latent size (how many hidden features summarize a profile)",
     "n_cell_lines": "cell lines with both untreated and treated profiles for the drug",
     "n_splits": "cross-validation splits (each holds out a different set of cell lines) with a finished "
-                "PertVAE fit; every mean and p-value of the row rests on them",
+                "PertVAE fit; rho_rec_pert, rho_pred_pert and the p-values rest on them, each other score "
+                "column on the splits where its score exists (fewer are listed below the table)",
     "rho_rec_pert": "how similar PertVAE's reconstruction of the untreated profile is to the treated "
                     "profile (Spearman over all genes, raw expression): the score of ignoring the drug",
     "rho_pred_pert": "the same for PertVAE's prediction of the treated profile; above rho_rec_pert means "
@@ -223,6 +224,7 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
     n_cells = _json_attr(ds, "n_cell_lines")
     n_tt = _json_attr(ds, "n_train_test")
     rows: list[dict[str, Any]] = []
+    fewer: list[tuple[str, int, str, int]] = []   # (drug, latent, column, splits) below the row's n_splits
     ref = reference_model()   # the model of the paper's Table 1 (harness.contenders)
     if ref in models:
         pm = planned_mask(ds)
@@ -256,11 +258,16 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
                     "q_bh": float("nan"),
                 }
                 for col, (method, metric) in SCORE_COLUMNS.items():
-                    row[col] = _nanmean(_score_values(ds, method, metric, drug, latent, done))
+                    vals = _score_values(ds, method, metric, drug, latent, done)
+                    row[col] = _nanmean(vals)
+                    k = int(np.isfinite(vals).sum())
+                    if 0 < k < row["n_splits"]:
+                        fewer.append((drug, latent, col, k))
                 row["n_failed"] = int((cell_st == "failed").sum())
                 row["n_missing"] = int((pm[mi, di, li, :] & (cell_st != "done")).sum())
                 rows.append(row)
     df = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    df.attrs["fewer_splits"] = fewer
     for idx in df.groupby("latent").groups.values():
         df.loc[idx, "q_bh"] = benjamini_hochberg(df.loc[idx, "p_corrected_t"].to_numpy(dtype=float))
     return df
@@ -288,6 +295,18 @@ def _few_splits(df: pd.DataFrame) -> dict[str, int]:
     return {str(d): int(n) for d, n in sub.groupby("drug", sort=False)["n_splits"].min().items()}
 
 
+def _fewer_lines(fewer: list[tuple[str, int, str, int]]) -> list[str]:
+    """A line naming the score columns that rest on fewer splits than their row's n_splits (a split whose
+    held-out cell lines give that score no value), so that n_splits is not read as theirs."""
+    if not fewer:
+        return []
+    by_col: dict[str, list[str]] = {}
+    for drug, latent, col, k in fewer:
+        by_col.setdefault(col, []).append(f"{drug} at latent {latent} ({k})")
+    return ["", "Fewer splits than n_splits behind: " + "; ".join(
+        f"{col} on {', '.join(where)}" for col, where in by_col.items()) + "."]
+
+
 def table1_markdown(df: pd.DataFrame, counts: dict[str, int], products: str = "") -> str:
     """Markdown Table 1 with its legend; a PARTIAL line on top when fits are missing, a WARNING line when
     p-values rest on fewer than verdicts.MIN_SPLITS splits; ``products`` (harness.products.products_line)
@@ -313,6 +332,7 @@ def table1_markdown(df: pd.DataFrame, counts: dict[str, int], products: str = ""
     lines += ["", "Columns (means over the splits; '-' = not available; p- and q-values with three decimals, "
                   "below 0.001 in scientific notation, e.g. 2.3e-05):"]
     lines += [f"- {c}: {TABLE1_LEGEND[c]}" for c in cols if c in TABLE1_LEGEND]
+    lines += _fewer_lines(df.attrs.get("fewer_splits", []))
     lines += ["", "The rho_* columns are the paper's whole-profile Spearman correlations in the raw gene "
               "space, which mostly measure the genes' usual levels; delta_pearson measures the change."]
     if products:

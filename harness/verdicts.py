@@ -176,23 +176,21 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
     drugs = [d for d in study_drugs(ds) if not _mean_scores(scores, d, latent, PRIMARY).empty]
     real = [d for d in drugs if has_change(ceiling, d)]
     null = [d for d in drugs if d not in real]
-    first = _vs(comp, drugs[0], latent) if drugs else comp.iloc[:0]
-    n = (int(first["n_splits"].min()) if not first.empty else 0) if with_pertvae else (
-        _n_scored_splits(scores, drugs[0], latent) if drugs else 0)
     best: dict[str, list[str]] = {}
     for d in real:
         best.setdefault(best_line(scores, comp, d, latent)[0], []).append(d)
     tally = "; ".join(f"{m} on {len(ds_)} ({', '.join(ds_)})"
                       for m, ds_ in sorted(best.items(), key=lambda kv: -len(kv[1])))
     lines = [f"Best mean {PRIMARY} (the correlation of the predicted with the measured change; latent "
-             f"{latent}, {n} splits per drug) on the {len(real)} drug(s) whose replicates measure a change: "
+             f"{latent}, {_splits_text(comp, scores, drugs, latent, with_pertvae)}) on the {len(real)} "
+             "drug(s) whose replicates measure a change: "
              f"{tally or 'none'}"
              + ("" if REFERENCE in best or not with_pertvae else "; PertVAE on none") + "."]
     if with_pertvae:
         losses = {d: verdict_parts(comp, d, latent)["loses to"] for d in drugs}
         lost = [f"{d} (to {_join(m)})" for d, m in losses.items() if m]
         lines.append(f"On {PRIMARY}, {_against_no_change(comp, real, drugs, latent)} and loses significantly "
-                     f"on {len(lost)} of {len(drugs)} drugs" + (f": {'; '.join(lost)}" if lost else "")
+                     f"on {len(lost)} of all {len(drugs)} drugs" + (f": {'; '.join(lost)}" if lost else "")
                      + _other_losses(comp, [d for d in drugs if not losses[d]], latent) + ".")
     if null:
         called = [d for d in null if any(verdict_parts(comp, d, latent)[k] for k in ("beats", "loses to"))]
@@ -200,6 +198,26 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
                 else f"; no {PRIMARY} comparison is called on them")
         lines.append(f"{len(null)} drug(s) show no measured change{tail}.")
     return lines
+
+
+def _splits_text(comp: pd.DataFrame, scores: pd.DataFrame, drugs: list[str], latent: int,
+                 with_pertvae: bool) -> str:
+    """"N splits per drug", naming the drugs with fewer (a split without a test pair of a drug gives no
+    score there): the splits behind PertVAE's comparisons, or the scored splits without PertVAE."""
+    n = {}
+    for d in drugs:
+        sub = _vs(comp, d, latent)
+        n[d] = (int(sub["n_splits"].min()) if not sub.empty else 0) if with_pertvae else (
+            _n_scored_splits(scores, d, latent))
+    if not n:
+        return "0 splits per drug"
+    top = max(n.values())
+    fewer = {d: k for d, k in n.items() if k < top}
+    if not fewer:
+        return f"{top} splits per drug"
+    if len(fewer) > 4:
+        return f"{top} splits per drug, fewer on {len(fewer)} drugs (benchmark.md gives each drug's)"
+    return f"{top} splits per drug, fewer on " + _join([f"{d} ({k})" for d, k in fewer.items()])
 
 
 def _other_losses(comp: pd.DataFrame, drugs: list[str], latent: int) -> str:
@@ -211,7 +229,7 @@ def _other_losses(comp: pd.DataFrame, drugs: list[str], latent: int) -> str:
         return ""
     metrics = ", ".join(sorted(sub["metric"].unique()))
     return (f"; by another metric it is significantly worse than some method on {sub['drug'].nunique()} "
-            f"more ({metrics}; benchmark.md lists them)")
+            f"more ({metrics}; each drug's section of benchmark.md lists them)")
 
 
 def _against_no_change(comp: pd.DataFrame, real: list[str], drugs: list[str], latent: int) -> str:
@@ -223,7 +241,8 @@ def _against_no_change(comp: pd.DataFrame, real: list[str], drugs: list[str], la
     compared = [d for d in real if d in anywhere]
     wins = [d for d in compared if NO_CHANGE in verdict_parts(comp, d, latent)["beats"]]
     if len(compared) == len(real):
-        return f"PertVAE predicts the change better than 'no change' on {len(wins)} of {len(real)}"
+        return (f"PertVAE predicts the change better than 'no change' on {len(wins)} of the {len(real)} "
+                "with a measured change")
     missing = [d for d in real if d not in compared]
     return (f"PertVAE predicts the change better than 'no change' on {len(wins)} of the {len(compared)} "
             f"compared with it (not compared, no finished 'no change' fits: {_join(missing)})")

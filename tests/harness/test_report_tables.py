@@ -454,3 +454,22 @@ def test_docs_report_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     for block in blocks:
         exec(compile(block, "docs/report.md", "exec"), ns)
     assert len(ns["best_lines"]) == 10 and set(ns["agreement"].index) == set(DRUGS)
+
+
+def test_table1_names_score_columns_with_fewer_splits(tmp_path: Path) -> None:
+    """PertVAE's delta_pearson has no value on 2 of weak's splits (e.g. too few held-out cell lines) while
+    its rho_* have all: the row's n_splits is not delta_pearson's, and table1.md says so."""
+    ds = make_store(tmp_path)
+    score = ds["score"].values.copy()
+    cell = (MODELS.index("pertvae"), DRUGS.index("weak"), LATENTS.index(100))
+    score[(*cell, slice(0, 2), METHODS.index("pertvae"), METRICS.index("delta_pearson"))] = np.nan
+    ds["score"].values[:] = score
+    ds[["score"]].to_zarr(str(tmp_path / "results.zarr"), mode="r+", consolidated=False)
+    render_report(tmp_path, with_figures=False)
+    t1 = (tmp_path / "table1.md").read_text()
+    n = ds.sizes["split"]
+    assert f"Fewer splits than n_splits behind: delta_pearson on weak at latent 100 ({n - 2})." in t1, t1
+    row = pd.read_csv(tmp_path / "table1.csv").set_index("drug").loc["weak"]
+    assert row["n_splits"] == n
+    want = score[(*cell, slice(2, None), METHODS.index("pertvae"), METRICS.index("delta_pearson"))].mean()
+    assert row["delta_pearson"] == pytest.approx(want, rel=1e-5)   # table1.csv keeps 6 digits

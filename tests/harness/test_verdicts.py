@@ -117,10 +117,11 @@ def test_a_drug_lost_on_every_split_is_never_called_unbeaten(tmp_path: Path, n_f
 
 
 def _store_of(out: Path, models: list[str], no_identity_on: tuple[str, ...] = (),
-              mse_z_worse_on: tuple[str, ...] = (), best: str = "mean_shift") -> None:
+              mse_z_worse_on: tuple[str, ...] = (), best: str = "mean_shift", d1_folds: int = 5) -> None:
     """A real store of ``models`` on a synthetic cube's drugs (ground truth: selumetinib has an effect,
     d1 none); ``best`` is best on both; 'no change' (identity) has no scores on ``no_identity_on``; with
-    ``mse_z_worse_on``, every method has mse_z too, PertVAE's 4x the others' on those drugs."""
+    ``mse_z_worse_on``, every method has mse_z too, PertVAE's 4x the others' on those drugs; d1 has fits on
+    its first ``d1_folds`` folds only."""
     from harness.config import make_config
     from harness.store import ResultStore
     from pertvae_core.methods import METHODS as BUILT_IN
@@ -147,7 +148,7 @@ def _store_of(out: Path, models: list[str], no_identity_on: tuple[str, ...] = ()
     rows = [{"model": model, "drug": d, "latent": 10, "repeat": 0, "fold": f, "status": "done",
              "scores": {m: scores(m, d) for m in own[model] if not (m == "identity" and d in no_identity_on)},
              "fit_seconds": 1.0}
-            for model in models for d in drugs for f in range(5)]
+            for model in models for d in drugs for f in range(5) if d != "d1" or f < d1_folds]
     st.write(rows)
 
 
@@ -163,6 +164,15 @@ def test_a_baselines_run_says_nothing_about_pertvae(tmp_path: Path) -> None:
     assert not about, about
     assert "missed" not in bench and "Ground truth" not in bench
     assert "| drug | measured change | ceiling | identity |" in bench and "verdict" not in bench
+
+
+def test_the_headline_names_drugs_with_fewer_splits(tmp_path: Path) -> None:
+    """"5 splits per drug" was the first drug's count: a drug with fewer is named with its own."""
+    for models in (["pertvae", "baselines"], ["baselines"]):
+        out = tmp_path / models[0]
+        _store_of(out, models, d1_folds=3)
+        render_report(out, with_figures=False)
+        assert "latent 10, 5 splits per drug, fewer on d1 (3))" in (out / "summary.txt").read_text()
 
 
 def test_a_run_with_pertvae_keeps_its_verdicts_and_ground_truth(tmp_path: Path) -> None:
@@ -182,7 +192,7 @@ def test_without_no_change_no_sentence_says_pertvae_beats_it_on_none(tmp_path: P
     result = (tmp_path / "summary.txt").read_text()
     bench = (tmp_path / "benchmark.md").read_text()
     assert ("On delta_pearson, PertVAE was not compared with 'no change' (its baseline, identity, has no "
-            "finished fits in this run: add --models baselines) and loses significantly on 0 of 2 drugs."
+            "finished fits in this run: add --models baselines) and loses significantly on 0 of all 2 drugs."
             ) in result
     assert "better than 'no change'" not in result + bench and "missed" not in bench
     assert ("Ground truth (synthetic cube): not checked: PertVAE was not compared with 'no change'"
@@ -198,7 +208,7 @@ def test_no_change_counted_only_where_it_was_compared(tmp_path: Path) -> None:
     assert ("Ground truth (synthetic cube): PertVAE predicts the change better than 'no change' (q < 0.05) "
             "for 0 of 1 drugs with a real effect and 0 of 0 null drugs; missed: selumetinib (latent_linear); "
             "not compared (no finished 'no change' fits): d1.") in bench
-    assert "PertVAE predicts the change better than 'no change' on 0 of 1 and" in (
+    assert "PertVAE predicts the change better than 'no change' on 0 of the 1 with a measured change and" in (
         tmp_path / "summary.txt").read_text()
     other = tmp_path / "other"
     _store_of(other, ["pertvae", "baselines"], no_identity_on=("selumetinib",))
@@ -209,12 +219,12 @@ def test_no_change_counted_only_where_it_was_compared(tmp_path: Path) -> None:
 
 def test_the_headline_names_losses_on_other_metrics_too(tmp_path: Path) -> None:
     """PertVAE is best on both drugs by delta_pearson but its treated profile (mse_z) is 4x everyone's on d1:
-    "loses significantly on 0 of 2 drugs" alone would read as no loss anywhere; the headline adds it."""
+    "loses significantly on 0 of all 2 drugs" alone would read as no loss anywhere; the headline adds it."""
     _store_of(tmp_path, ["pertvae", "baselines"], mse_z_worse_on=("d1",), best="pertvae")
     render_report(tmp_path, with_figures=False)
     result = (tmp_path / "summary.txt").read_text()
-    assert ("and loses significantly on 0 of 2 drugs; by another metric it is significantly worse than some "
-            "method on 1 more (mse_z; benchmark.md lists them).") in result, result
+    assert ("and loses significantly on 0 of all 2 drugs; by another metric it is significantly worse than "
+            "some method on 1 more (mse_z; each drug's section of benchmark.md lists them).") in result
     assert "- d1: mse_z (pertvae_rec, identity, train_mean, mean_shift, pca_latent_linear, ridge_delta)" in (
         tmp_path / "benchmark.md").read_text()
     plain = tmp_path / "plain"
