@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from datasets.pairs import PAIRING_NOTE
 from harness.benchmark import (
     ALPHA,
     failed_methods,
@@ -130,7 +131,9 @@ def best_line(scores: pd.DataFrame, comp: pd.DataFrame, drug: str, latent: int,
         return best, "-"
     r = row.iloc[0]
     text = f"{r['mean_diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
-    return best, (f"leads {other} by {text}" if best == REFERENCE else text)
+    if best == REFERENCE:
+        return best, f"leads {other} by {text}, ahead on {int(r['n_better'])} of {int(r['n_splits'])} splits"
+    return best, f"{text}, behind on {int(r['n_worse'])} of {int(r['n_splits'])} splits"
 
 
 def has_change(ceiling: dict[str, Any], drug: str) -> bool:
@@ -372,21 +375,34 @@ def _gain_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, latent
     gains = comp[(comp["latent"] == latent) & (comp["kind"] == "cell_gain")]
     if gains.empty:
         return []
-    lines = [f"| drug | {' | '.join(methods)} |", "|---|" + "---:|" * len(methods)]
+    lines = [f"| drug | splits | {' | '.join(methods)} |", "|---|---:|" + "---:|" * len(methods)]
     ceiling = json_attr(ds, "ceiling")
     for drug in sorted(study_drugs(ds), key=lambda d: not has_change(ceiling, d)):
         g = gains[gains["drug"] == drug].set_index("reference")
         ret = _mean_scores(scores, drug, latent, "retrieval")
-        cells = []
+        cells = [_gain_splits(g, scores, drug, latent)]
         for m in methods:
             if m not in g.index:
                 cells.append("-")
                 continue
             r = g.loc[m]
             star = "*" if r["q_bh"] < ALPHA else ""
-            cells.append(f"{r['mean_diff']:+.3f}{star} / {_fmt(ret.get(m, np.nan))}")
+            gain = 0.0 if abs(r["mean_diff"]) < 5e-4 else r["mean_diff"]   # no "-0.000" from rounding
+            cells.append(f"{gain:+.3f}{star} / {_fmt(ret.get(m, np.nan))}")
         lines.append(f"| {drug} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _gain_splits(g: pd.DataFrame, scores: pd.DataFrame, drug: str, latent: int) -> str:
+    """"gain / retrieval" splits behind a drug's row (a range where methods differ): a derangement or a
+    retrieval needs two held-out cell lines, so a drug with few cell lines has fewer than delta_pearson."""
+    sub = scores[(scores["drug"] == drug) & (scores["latent"] == latent) & (scores["metric"] == "retrieval")]
+    ret = sub[np.isfinite(sub["value"].to_numpy(dtype=float))].groupby("method").size()
+
+    def span(n: pd.Series) -> str:
+        lo, hi = (int(n.min()), int(n.max())) if len(n) else (0, 0)
+        return str(lo) if lo == hi else f"{lo}-{hi}"
+    return f"{span(g['n_splits']) if 'n_splits' in g else '-'} / {span(ret)}"
 
 
 def _agreement(scores: pd.DataFrame, latent: int) -> list[str]:
@@ -456,8 +472,10 @@ def _legend(methods: list[str]) -> list[str]:
     else:
         lines += [
             "- best: the method with the highest mean; PertVAE - best: PertVAE's mean minus the best's, with "
-            "the 95% interval of the corrected resampled t (where PertVAE is best, its lead over the "
-            "runner-up).",
+            "the 95% interval of the corrected resampled t, and the splits on which PertVAE scored below "
+            "it (where PertVAE is best, its lead over the runner-up and the splits it is ahead on). The "
+            "interval is per comparison, not adjusted for the verdict family's many comparisons: it can "
+            "exclude 0 where the verdict, after Benjamini-Hochberg, is 'not distinguishable'.",
             f"- verdict: PertVAE beats / loses to / is not distinguishable from each method (q < {ALPHA}: "
             "corrected resampled t-test paired over splits; Benjamini-Hochberg over one family per latent "
             "size and metric: every drug x method x direction, better and worse together). Bold = the best "
@@ -468,7 +486,9 @@ def _legend(methods: list[str]) -> list[str]:
         "- cell-specificity gain: the method's delta_pearson minus that of the same fit predicting from "
         "another test cell line's untreated profile (a fixed derangement per split); ~0 for a method that "
         f"predicts one change for every cell line. * = gain > 0 at q < {ALPHA}. retrieval: how often the "
-        "prediction is closer to its own cell line's measured change than to the others' (0.5 = chance).",
+        "prediction is closer to its own cell line's measured change than to the others' (0.5 = chance). "
+        "splits: those behind the gain / the retrieval (each needs two or more held-out cell lines, so a "
+        "drug with few cell lines has fewer; a range where methods differ).",
     ]
     return lines
 
@@ -525,7 +545,7 @@ def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame,
     lines += [*_legend(methods), ""]
     pairing = json_attr(ds, "pairing")
     if pairing:
-        lines += ["Pairing of x1 (control) with x2 (treated) replicates (datasets.pairs): "
+        lines += [f"Pairing of x1 (control) with x2 (treated) replicates ({PAIRING_NOTE}): "
                   + "; ".join(f"{d}: {r}" for d, r in pairing.items() if d in study_drugs(ds)) + ".", ""]
     if products := products_line(ds):
         lines += [products, ""]

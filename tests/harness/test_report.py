@@ -316,7 +316,8 @@ def test_scores_and_comparisons_match_direct_computation(tmp_path: Path) -> None
     cells = [c.strip() for c in strong.split("|")]
     r = comp.query("drug == 'strong' and metric == 'delta_pearson' and method == 'ridge_delta'").iloc[0]
     assert cells[11] == "ridge_delta"  # the best, and PertVAE's distance to it with its interval
-    assert cells[12] == f"{r['mean_diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+    assert cells[12] == (f"{r['mean_diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], behind on "
+                         f"{r['n_worse']} of 10 splits")
     assert r["mean_diff"] < 0
     assert ("PertVAE beats pertvae_rec, identity and train_mean; loses to ridge_delta; not distinguishable "
             "from mean_shift and pca_latent_linear (10 splits).") in strong
@@ -324,7 +325,12 @@ def test_scores_and_comparisons_match_direct_computation(tmp_path: Path) -> None
     assert "PertVAE not distinguishable from pertvae_rec, identity" in inert and "beats" not in inert
     weak = next(line for line in bench.splitlines() if line.startswith("| weak |"))
     assert "| n/a |" in weak and "Ceiling n/a: weak: too few replicates" in bench
-    assert "(datasets.pairs): strong: plate; inert: cyclic; weak: plate." in bench
+    assert "(datasets.pairs)): strong: plate; inert: cyclic; weak: plate." in bench
+    assert "cyclic fallback (the remaining replicates cycle over the cell line's controls" in bench
+    gain_rows = [x for x in bench.split("(cell-specificity gain / retrieval)")[1].splitlines()
+                 if x.startswith("| strong |")]
+    n_ret = int(np.isfinite(_score(ds, "strong", "ridge_delta", "retrieval")).sum())
+    assert gain_rows[0].startswith(f"| strong | {int(g['n_splits'])} / {n_ret} | ")
     assert ("Ground truth (synthetic cube): PertVAE predicts the change better than 'no change' (q < 0.05) "
             "for 2 of 2 drugs with a real effect and 0 of 1 null drugs.") in bench
     loss = next(line for line in bench.splitlines() if line.startswith("- strong: "))  # the losses, listed

@@ -91,7 +91,8 @@ def test_a_drug_lost_on_every_split_is_never_called_unbeaten(tmp_path: Path, n_f
     best = max(METHODS, key=lambda m: values[("temsirolimus", m)].mean())
     assert cells[-4] == best == "mean_shift"
     b = want.loc[("temsirolimus", best)]
-    assert cells[-3] == f"{b['mean']:+.3f} [{b['mean'] - b['half']:+.3f}, {b['mean'] + b['half']:+.3f}]"
+    assert cells[-3] == (f"{b['mean']:+.3f} [{b['mean'] - b['half']:+.3f}, {b['mean'] + b['half']:+.3f}], "
+                         f"behind on {n_folds} of {n_folds} splits")
     comp = load(tmp_path).comparisons.query("kind == 'versus' and metric == 'delta_pearson'")
     got = comp.set_index(["drug", "method"]).loc[want.index]
     np.testing.assert_allclose(got["q_bh"], want["q"], rtol=1e-9)
@@ -271,3 +272,23 @@ def test_each_methods_legend_is_its_contenders_line(monkeypatch: pytest.MonkeyPa
     assert method_legend("drift_a") == "the drift, as it is"
     assert method_legend("drift_b") == "from the drift model: a drifting model of this test"
     assert method_legend("knn_mine") == "your own method, added to this run with --method"
+
+
+def test_the_difference_to_the_best_gives_the_splits_behind_or_ahead(tmp_path: Path) -> None:
+    """An interval excluding 0 beside 'not distinguishable' (BH over the family) read as a contradiction;
+    the cell gives the splits PertVAE is behind (or, when best, ahead) on, as comparisons.csv counts them."""
+    for best in ("mean_shift", "pertvae"):
+        out = tmp_path / best
+        _store_of(out, ["pertvae", "baselines"], best=best)
+        render_report(out, with_figures=False)
+        comp = load(out).comparisons.query("kind == 'versus' and metric == 'delta_pearson' and drug == 'd1'")
+        bench = (out / "benchmark.md").read_text()
+        row = next(x for x in bench.splitlines() if x.startswith("| d1 |"))
+        if best == "pertvae":
+            runner = comp.sort_values("mean_diff").iloc[0]
+            assert (f"leads {runner['method']} by {runner['mean_diff']:+.3f} [{runner['ci_low']:+.3f}, "
+                    f"{runner['ci_high']:+.3f}], ahead on {runner['n_better']} of 5 splits |") in row, row
+        else:
+            r = comp.set_index("method").loc["mean_shift"]
+            assert f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], behind on {r['n_worse']} of 5 splits |" in row
+        assert "not adjusted for the verdict family's many comparisons" in bench
