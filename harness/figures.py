@@ -208,7 +208,7 @@ def plot_forest(ds: xr.Dataset, comp: pd.DataFrame, partial: bool) -> Figure:
     if methods:
         axes[0, 0].set_xlim(*_forest_span(sub, [d for d in drugs if has_change(ceiling, d)]))
     axes[0, 0].set_yticks(y)
-    axes[0, 0].set_yticklabels([d if has_change(ceiling, d) else f"{d} (no change)" for d in drugs],
+    axes[0, 0].set_yticklabels([d if has_change(ceiling, d) else f"{d} (no measured change)" for d in drugs],
                                fontsize=7)
     if not methods:
         axes[0, 0].text(0.5, 0.5, "no comparisons in this run", ha="center", va="center",

@@ -474,8 +474,10 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
         nfits = str(min(n)) if min(n) == max(n) else f"{min(n)}-{max(n)}"
         capped = ""
         if c.trained and (stops := figure2_stops(ds)):
+            by_size = ", ".join(f"{lat}: {v['at_max_epochs'] / v['fits']:.0%}"
+                                for lat, v in stops["per_latent"].items())
             capped = (f"; {stops['share_at_max_epochs']:.0%} ran to max_epochs {stops['max_epochs']} without "
-                      f"stopping early")
+                      f"stopping early\n(by latent size {by_size})")   # a 2nd line: the legend is not cut
         ax.plot(x, m, "o-", color=color, label=f"{c.figure2_label}: mean of {nfits} fits per size{capped}")
         ax.fill_between(x, m - s, m + s, color=color, alpha=0.2,
                         label=f"{c.figure2_label}: +/- 1 s.d. over fits")

@@ -48,7 +48,9 @@ def test_share_of_vae_fits_at_max_epochs_in_legend_and_run_json(tmp_path: Path) 
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["report"]["figure2_vae_stops"] == json.loads(json.dumps(stops))
     svg = (tmp_path / "figure2.svg").read_text()
+    k10 = (7 * drugs - 1) / (10 * drugs - 1)   # the pooled share hides that every size-100 fit hit the cap
     assert f"{at_cap / done:.0%} ran to max_epochs 200 without stopping early" in svg
+    assert f"(by latent size 2: 0%, 10: {k10:.0%}, 100: 100%)" in svg
 
 
 def test_no_share_without_the_cap_or_vae_epochs(tmp_path: Path) -> None:

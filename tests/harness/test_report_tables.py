@@ -358,7 +358,7 @@ def test_forest_cuts_a_drug_without_change_not_the_others(tmp_path: Path) -> Non
         lo, hi = fig.axes[0].get_xlim()
         assert -1.8 < lo and hi < 1.8
         assert "cut at the axis" in fig._supxlabel.get_text()
-        assert "inert (no change)" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        assert "inert (no measured change)" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
     finally:
         plt.close(fig)
 
