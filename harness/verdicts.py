@@ -136,6 +136,14 @@ def best_line(scores: pd.DataFrame, comp: pd.DataFrame, drug: str, latent: int,
     return best, f"{text}, behind on {int(r['n_worse'])} of {int(r['n_splits'])} splits"
 
 
+def _tied(means: pd.Series, best: str) -> list[str]:
+    """The methods other than ``best`` whose mean prints the same (3 decimals): a lead of 4e-6 is no lead,
+    so the table and the headline name them together."""
+    if best not in means:
+        return []
+    return [str(m) for m, v in means.items() if m != best and _fmt(v) == _fmt(means[best])]
+
+
 def has_change(ceiling: dict[str, Any], drug: str) -> bool:
     """Whether the drug's replicates measure a change (reliability z > SIGNAL_Z; True without the figure,
     e.g. for stores written before it)."""
@@ -180,15 +188,19 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
     real = [d for d in drugs if has_change(ceiling, d)]
     null = [d for d in drugs if d not in real]
     best: dict[str, list[str]] = {}
+    tops: set[str] = set()   # the best and those tied with it
     for d in real:
-        best.setdefault(best_line(scores, comp, d, latent)[0], []).append(d)
+        top = best_line(scores, comp, d, latent)[0]
+        tied = _tied(_mean_scores(scores, d, latent, PRIMARY), top)
+        best.setdefault(top, []).append(d + (f", tied with {_join(tied)}" if tied else ""))
+        tops.update([top, *tied])
     tally = "; ".join(f"{m} on {len(ds_)} ({', '.join(ds_)})"
                       for m, ds_ in sorted(best.items(), key=lambda kv: -len(kv[1])))
     lines = [f"Best mean {PRIMARY} (the correlation of the predicted with the measured change; latent "
              f"{latent}, {_splits_text(comp, scores, drugs, latent, with_pertvae)}) on the {len(real)} "
              "drug(s) whose replicates measure a change: "
              f"{tally or 'none'}"
-             + ("" if REFERENCE in best or not with_pertvae else "; PertVAE on none") + "."]
+             + ("" if REFERENCE in tops or not with_pertvae else "; PertVAE on none") + "."]
     if with_pertvae:
         losses = {d: verdict_parts(comp, d, latent)["loses to"] for d in drugs}
         lost = [f"{d} (to {_join(m)})" for d, m in losses.items() if m]
@@ -330,9 +342,12 @@ def _primary_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, lat
     for drug in sorted(drugs, key=lambda d: not has_change(ceiling, d)):  # measured changes first
         means = _mean_scores(scores, drug, latent, PRIMARY)
         best, diff = best_line(scores, comp, drug, latent)
-        cells = [("**{}**" if m == best else "{}").format(_fmt(means.get(m, np.nan))) for m in methods]
+        tied = _tied(means, best)
+        cells = [("**{}**" if m == best or m in tied else "{}").format(_fmt(means.get(m, np.nan)))
+                 for m in methods]
+        named = " = ".join([best, *tied])
         lines.append(f"| {drug} | {'yes' if has_change(ceiling, drug) else 'no'} | "
-                     f"{_ceiling_text(ceiling, drug)} | " + " | ".join(cells) + f" | {best} |"
+                     f"{_ceiling_text(ceiling, drug)} | " + " | ".join(cells) + f" | {named} |"
                      + (f" {diff} | {verdict(comp, drug, latent)} |" if with_pertvae else ""))
     return lines
 

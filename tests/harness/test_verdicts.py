@@ -118,11 +118,12 @@ def test_a_drug_lost_on_every_split_is_never_called_unbeaten(tmp_path: Path, n_f
 
 
 def _store_of(out: Path, models: list[str], no_identity_on: tuple[str, ...] = (),
-              mse_z_worse_on: tuple[str, ...] = (), best: str = "mean_shift", d1_folds: int = 5) -> None:
+              mse_z_worse_on: tuple[str, ...] = (), best: str = "mean_shift", d1_folds: int = 5,
+              tie: bool = False) -> None:
     """A real store of ``models`` on a synthetic cube's drugs (ground truth: selumetinib has an effect,
     d1 none); ``best`` is best on both; 'no change' (identity) has no scores on ``no_identity_on``; with
     ``mse_z_worse_on``, every method has mse_z too, PertVAE's 4x the others' on those drugs; d1 has fits on
-    its first ``d1_folds`` folds only."""
+    its first ``d1_folds`` folds only; with ``tie``, ridge_delta scores 1e-6 above mean_shift everywhere."""
     from harness.config import make_config
     from harness.store import ResultStore
     from pertvae_core.methods import METHODS as BUILT_IN
@@ -146,8 +147,14 @@ def _store_of(out: Path, models: list[str], no_identity_on: tuple[str, ...] = ()
             out["mse_z"] = float(rng.normal(0.4 if m == "pertvae" and d in mse_z_worse_on else 0.1, 0.01))
         return out
 
+    def row_scores(model: str, d: str) -> dict[str, dict[str, float]]:
+        out = {m: scores(m, d) for m in own[model] if not (m == "identity" and d in no_identity_on)}
+        if tie and "ridge_delta" in out:
+            out["ridge_delta"] = {k: v + 1e-6 for k, v in out["mean_shift"].items()}
+        return out
+
     rows = [{"model": model, "drug": d, "latent": 10, "repeat": 0, "fold": f, "status": "done",
-             "scores": {m: scores(m, d) for m in own[model] if not (m == "identity" and d in no_identity_on)},
+             "scores": row_scores(model, d),
              "fit_seconds": 1.0}
             for model in models for d in drugs for f in range(5) if d != "d1" or f < d1_folds]
     st.write(rows)
@@ -292,3 +299,12 @@ def test_the_difference_to_the_best_gives_the_splits_behind_or_ahead(tmp_path: P
             r = comp.set_index("method").loc["mean_shift"]
             assert f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], behind on {r['n_worse']} of 5 splits |" in row
         assert "not adjusted for the verdict family's many comparisons" in bench
+
+
+def test_a_lead_of_a_millionth_is_a_tie(tmp_path: Path) -> None:
+    """ridge_delta 1e-6 above mean_shift: the headline and the table name both, both in bold."""
+    _store_of(tmp_path, ["pertvae", "baselines"], tie=True)
+    render_report(tmp_path, with_figures=False)
+    assert "ridge_delta on 1 (selumetinib, tied with mean_shift)" in (tmp_path / "summary.txt").read_text()
+    row = next(x for x in (tmp_path / "benchmark.md").read_text().splitlines() if x.startswith("| d1 |"))
+    assert row.count("**") == 4 and "| ridge_delta = mean_shift |" in row, row
