@@ -418,7 +418,7 @@ def _run_locked(cfg: RunConfig) -> int:
              f"run the same command again to resume")
         return interrupted
     _say(f"done: {counts['done']} fits done, {counts['failed']} failed, {counts['missing']} missing "
-         f"({seconds:.1f} s)")
+         f"({seconds:.1f} s wall since the command started, the data and the cluster's start included)")
     if repair.n_fits:
         _say(f"repaired: {repair.n_fits} fit(s) of damaged cells recomputed")
     return _report(out, store, failures)

@@ -446,7 +446,7 @@ def _truth_line(ds: xr.Dataset, comp: pd.DataFrame, latent: int) -> str:
     found = [d for d in eff if d in called]
     false = [d for d in null if d in called]
     kinds = {d: t.get("kind", "latent_linear") for d, t in truth.items()}
-    missed = [f"{d} ({kinds[d]})" for d in eff if d not in called]
+    missed = [f"{d} (generated effect: {kinds[d]})" for d in eff if d not in called]
     line = (f"Ground truth (synthetic cube): PertVAE predicts the change better than 'no change' "
             f"(q < {ALPHA}) for {len(found)} of {len(eff)} drugs with a real effect and {len(false)} of "
             f"{len(null)} null drugs")
@@ -549,6 +549,9 @@ def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame,
             lines += [truth, ""] if truth else []
             lines += _losses(ds, comp, latent) + [""]
         lines += ["### mse_z (squared error of the standardized treated profile; lower is better)", ""]
+        if ran(scores, latent):
+            lines += [f"(PertVAE worse) / (PertVAE better): PertVAE's mse_z is significantly higher / lower "
+                      f"than the method's (q < {ALPHA}; the verdicts' test, one family for mse_z).", ""]
         lines += _metric_table(ds, scores, comp, latent, "mse_z", methods) + [""]
         gain = _gain_table(ds, scores, comp, latent, methods)
         if gain:
