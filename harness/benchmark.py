@@ -21,7 +21,7 @@ harness/store.py); harness/verdicts.py turns these tables into words and harness
 - ``cell_lines.csv`` (from ``cell_score``): per drug, latent, method, metric and test cell line, the mean
   over repeats (each repeat tests every cell line once: its folds are pooled), its 95% t-interval over the
   repeats (how much the score moves with the training set and seed; the cell line's own measurement noise
-  is not in it) and ``n_repeats``;
+  is not in it; clipped to the metric's range, :data:`METRIC_RANGE`) and ``n_repeats``;
 - ``genes.csv`` (from ``gene_score``): per drug, latent, method and gene, with a repeat's folds pooled so
   that every cell line is tested once: the mean observed and predicted change (z space) over the test cell
   lines with the observed change's 95% interval over cell lines, ``gene_pearson`` (their correlation across
@@ -307,6 +307,12 @@ def _t_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return mean, mean - half, mean + half, n
 
 
+# The values a per-cell-line metric can take: a t-interval over a few repeats is clipped to them (with 2
+# repeats t = 12.7, and "0.947 [0.806, 1.088]" is no correlation's interval).
+METRIC_RANGE = {"mse_z": (0.0, np.inf), "de_sign_top50": (0.0, 1.0), "retrieval": (0.0, 1.0)}
+CORRELATION_RANGE = (-1.0, 1.0)   # every other cell-line metric is a correlation
+
+
 def cell_line_table(ds: xr.Dataset) -> pd.DataFrame:
     """Per-test-cell-line scores of the done fits (see the module docstring); empty without ``cell_score``."""
     if CELL_VAR not in ds.data_vars:
@@ -318,9 +324,11 @@ def cell_line_table(ds: xr.Dataset) -> pd.DataFrame:
         mean, lo, hi, n = _t_interval(_per_repeat(repeats, block, "one"))  # [metric, cell_line]
         j, c = np.nonzero(n > 0)
         if j.size:
+            low, high = np.array([METRIC_RANGE.get(m, CORRELATION_RANGE) for m in metrics[j]]).T
             frames.append(pd.DataFrame({"drug": drug, "latent": latent, "method": method,
                                         "metric": metrics[j], "cell_line": cells[c], "mean": mean[j, c],
-                                        "ci_low": lo[j, c], "ci_high": hi[j, c], "n_repeats": n[j, c]}))
+                                        "ci_low": np.maximum(lo[j, c], low),
+                                        "ci_high": np.minimum(hi[j, c], high), "n_repeats": n[j, c]}))
     if not frames:
         return pd.DataFrame(columns=list(CELL_LINE_COLUMNS))
     return pd.concat(frames, ignore_index=True)[list(CELL_LINE_COLUMNS)]

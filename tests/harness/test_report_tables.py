@@ -89,6 +89,7 @@ def test_cell_lines_and_genes_match_direct_computation(tmp_path: Path) -> None:
     n_rows = len(DRUGS) * len(METHODS) * (len(METRICS) * len(CELL_LINES) - 1)
     assert len(cells) == n_rows
     assert not ((cells["cell_line"] == "HA1E") & (cells["metric"] == "de_sign_top50")).any()
+    bounds = {"delta_pearson": (-1, 1), "mse_z": (0, np.inf), "rho_pred_pert": (-1, 1)}   # what each can be
     for drug, method, metric, line in (("strong", "pertvae", "delta_pearson", "A549"),
                                        ("strong", "ridge_delta", "mse_z", "MCF7"),
                                        ("weak", "identity", "rho_pred_pert", "HA1E")):
@@ -99,9 +100,12 @@ def test_cell_lines_and_genes_match_direct_computation(tmp_path: Path) -> None:
         assert row["n_repeats"].item() == per_repeat.size
         if per_repeat.size > 1:
             lo, hi = stats.t.interval(0.95, per_repeat.size - 1, per_repeat.mean(), stats.sem(per_repeat))
+            lo, hi = max(lo, bounds[metric][0]), min(hi, bounds[metric][1])   # clipped to the metric's range
             assert (row["ci_low"].item(), row["ci_high"].item()) == pytest.approx((lo, hi), rel=1e-5)
         else:
             assert np.isnan(row["ci_low"].item()) and np.isnan(row["ci_high"].item())
+    corr = cells[cells["metric"].str.startswith(("delta_pearson", "rho_"))]
+    assert corr["ci_low"].min() >= -1 and corr["ci_high"].max() <= 1 and (corr["ci_high"] == 1).any()
     # A549 (cell 0) is tested in split 0 (repeat 0) and 9 (repeat 1); split 0 failed for pertvae
     a549 = cells.query("drug == 'strong' and metric == 'mse_z' and cell_line == 'A549'").set_index("method")
     assert a549.loc["pertvae", "n_repeats"] == 1 and a549.loc["identity", "n_repeats"] == 2
