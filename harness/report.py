@@ -585,6 +585,7 @@ FILE_WORDS = {
     "scores.csv": "tidy tables, also as DataFrames from harness.report.load: scores.csv, comparisons.csv, "
                   "cell_lines.csv, genes.csv, metric_agreement.csv",
     "response.md": "drug response per drug: AUROC/AUPR of Dr.VAE and its baselines, Dr.VAE's verdicts",
+    "response.csv": "the same as a table, one row per drug, method and metric (also harness.report.load)",
     "results.zarr": "every fit's values and status (the resumable store)",
 }
 # The same without PertVAE in the run: nothing said about it (forest.png then has no comparison to draw).
@@ -620,8 +621,8 @@ def parts(ds: xr.Dataset) -> frozenset[str]:
     return frozenset(have)
 
 
-RESPONSE_ONLY = ("This run is the drug-response study alone (no model of the drug's change in expression): "
-                 "response.md and response.csv are its report; there is no benchmark, Table 1 or figure.")
+RESPONSE_ONLY = ("This run is the drug-response study alone: response.md and response.csv are its report; "
+                 "there is no benchmark of the predicted change in expression, Table 1 or figure.")
 
 
 def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str] | None = None) -> str:

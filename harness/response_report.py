@@ -1,23 +1,30 @@
 """The drug-response report: per drug, every response method's AUROC and AUPR (Dr.VAE's results layout:
 classifier x feature set), and for the continuous head Pearson, Spearman and RMSE, above chance or not, and
-Dr.VAE against each method; OUT/response.md and OUT/response.csv, written by harness.report when the store
-has response scores.
+Dr.VAE against each method by every metric; OUT/response.md and OUT/response.csv, written by harness.report
+when the store has response scores.
 
 From the store's ``score`` (harness.benchmark.scores_table: done fits only), per (drug, latent, method,
 metric) for metric in auroc, aupr (the binary head's methods, against Dr.VAE "drvae") and pearson, spearman,
 rmse (the continuous head's, against Dr.VAE's continuous head "drvae_continuous"; RMSE: lower is better,
 its chance the RMSE of the training mean):
-- ``mean`` over the splits with its 95% t-interval (``ci_low``, ``ci_high``; one value per split), ``chance``
-  (the mean of the split's chance level: 0.5 for AUROC, the test prevalence for AUPR) and ``n_splits``;
+- ``mean`` over the splits with its 95% corrected-t interval (``ci_low``, ``ci_high``: the Nadeau-Bengio
+  variance the tests use, so that an interval excluding a constant chance level is a one-sided p < 0.025;
+  clipped to the metric's range),
+  ``chance`` (the mean of the split's chance level: 0.5 for AUROC, the test prevalence for AUPR) and
+  ``n_splits``;
 - above chance: the method against its chance level on the same splits, by the perturbation benchmark's
   paired tests (pertvae_core.stats.paired_comparison: one-sided Wilcoxon and Nadeau-Bengio corrected t with
   the test/train ratio of k-fold CV, 1 / (k - 1)), ``q_chance`` by Benjamini-Hochberg over every drug x
   method of a (latent, metric);
-- versus Dr.VAE (``drvae - method``: ``diff_vs_drvae`` with its corrected-t 95% interval, ``q_better``,
-  ``q_worse``: Dr.VAE better or worse, Benjamini-Hochberg over every drug x method x direction of a
-  (latent, metric), as harness.benchmark's comparisons) and the verdict: Dr.VAE "beats", "loses to" or is
-  "not distinguishable from" the method at q < 0.05. The identity-perturbation ablation (drvae_identity)
-  is one of the methods: its row is the ablation's difference.
+- versus Dr.VAE (``drvae - method``: ``diff_vs_drvae`` with its corrected-t 95% interval, per comparison,
+  ``q_better``, ``q_worse``: Dr.VAE better or worse, Benjamini-Hochberg over every drug x method x direction
+  of a (latent, metric), as harness.benchmark's comparisons) and the verdict: Dr.VAE "beats", "loses to" or
+  is "not distinguishable from" the method at q < 0.05. A method that scores exactly its chance level on
+  every split (the training prior's AUROC and AUPR, the drug mean's RMSE) is chance itself: Dr.VAE against
+  it is Dr.VAE against chance, so its verdict is that test, with q_better and q_worse from the chance family
+  (Dr.VAE's q_chance and its below-chance direction, which joins that family; ``verdict_family`` "chance",
+  else "versus"), not a second test of the same difference with another q. The identity-perturbation
+  ablation (drvae_identity) is one of the methods: its row is the ablation's difference.
 """
 
 from __future__ import annotations
@@ -27,28 +34,35 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats as _st
 
 from harness.benchmark import ALPHA, _family_q, power_floor, scores_table
 from harness.contenders import RESPONSE_MODELS, built_in_methods, contender
 from harness.products import products_line
 from harness.results import json_attr
-from pertvae_core.stats import paired_comparison
+from pertvae_core.stats import corrected_t_interval, paired_comparison
 
 __all__ = ["response_table", "response_markdown", "write_response_report", "has_response", "summary_lines",
            "METRICS", "plain_name", "model_legend"]
 
 BINARY, CONTINUOUS = ("auroc", "aupr"), ("pearson", "spearman", "rmse")
 METRICS = BINARY + CONTINUOUS
+HEADS = (BINARY, CONTINUOUS)     # each head's metrics, its verdict line's metric first
+NAMES = {"auroc": "AUROC", "aupr": "AUPR", "pearson": "Pearson", "spearman": "Spearman", "rmse": "RMSE"}
 # Dr.VAE's method each metric's methods are compared with (the contenders drvae and drvae_continuous).
 REFERENCES = {**dict.fromkeys(BINARY, "drvae"), **dict.fromkeys(CONTINUOUS, "drvae_continuous")}
 LOWER_IS_BETTER = ("rmse",)
+VERDICTS = ("beats", "loses to", "not distinguishable from")
 # The feature-set column of the run's own --response-method plug-ins (they take what they like).
 OWN_FEATURES = "your method (--response-method)"
 LIST_MAX = 4   # a summary line names at most this many methods of one verdict (:func:`listed`)
+MARK = "†"     # response.md: a verdict that is Dr.VAE's test against chance (:func:`_q`)
+# Each metric's range: a mean's interval is clipped to it (an AUROC above 1 is no estimate).
+BOUNDS = {"auroc": (0.0, 1.0), "aupr": (0.0, 1.0), "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0),
+          "rmse": (0.0, np.inf)}
 COLUMNS = ("drug", "latent", "method", "classifier", "features", "metric", "mean", "ci_low", "ci_high",
            "chance", "n_splits", "p_chance", "q_chance", "diff_vs_drvae", "diff_ci_low", "diff_ci_high",
-           "splits_ahead_of_drvae", "n_paired", "q_better", "q_worse", "verdict")
+           "splits_ahead_of_drvae", "n_paired", "q_better", "q_worse", "verdict",
+           "verdict_family")
 
 
 def response_methods(ds: xr.Dataset | None = None) -> list[str]:
@@ -77,7 +91,7 @@ def label(method: str) -> tuple[str, str]:
 
 
 def plain_name(method: str) -> str:
-    """A response method in words for the verdicts ("logistic L2 on x1", "Dr.VAE, identity perturbation",
+    """A response method in words for the verdicts ("logistic L2 on x1", "Dr.VAE (identity perturbation)",
     "training prior"); the run's own method by its name. The tables give the same as classifier and
     features, the code names (``--models``, response.csv) are in the legend (:func:`model_legend`)."""
     classifier, features = label(method)
@@ -99,15 +113,14 @@ def model_legend(methods: list[str]) -> str:
     return "Models (`--models`) and their methods' code names (response.csv): " + "; ".join(parts) + "."
 
 
-def _t_ci(v: np.ndarray) -> tuple[float, float, float]:
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    m = float(v.mean())
-    if v.size < 2:
-        return m, float("nan"), float("nan")
-    half = float(_st.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
-    return m, m - half, m + half
+def _mean_ci(v: np.ndarray, metric: str, tt: tuple[float, float]) -> tuple[float, float, float]:
+    """Mean of the finite values with its corrected-t 95% interval, clipped to the metric's range: the
+    variance the chance test uses (pertvae_core.stats.corrected_t_interval against 0), so that an interval
+    excluding a constant chance level and a one-sided p < 0.025 against it say the same (a plain t-interval
+    would exclude chance at p = 0.1)."""
+    mean, lo, hi = corrected_t_interval(v, np.zeros_like(v), tt[0], tt[1])
+    low, high = BOUNDS.get(metric, (-np.inf, np.inf))
+    return mean, max(lo, low) if np.isfinite(lo) else lo, min(hi, high) if np.isfinite(hi) else hi
 
 
 def _wide(ds: xr.Dataset) -> pd.DataFrame:
@@ -124,6 +137,13 @@ def _compare(a: np.ndarray, b: np.ndarray, metric: str, tt: tuple[float, float])
     if not ok.any():
         return {}
     return paired_comparison(a, b, tt[0], tt[1], metric not in LOWER_IS_BETTER)
+
+
+def _at_chance(v: np.ndarray, chance: np.ndarray) -> bool:
+    """Whether a method scored exactly its chance level on every split it has (the training prior's AUROC
+    and AUPR, the drug mean's RMSE): Dr.VAE against it is then Dr.VAE against chance (:func:`_q`)."""
+    ok = np.isfinite(v)
+    return bool(ok.any()) and bool(np.allclose(v[ok], chance[ok], rtol=1e-12, atol=1e-12))
 
 
 def _ahead(v: np.ndarray, ref: np.ndarray | None, metric: str) -> tuple[float, float]:
@@ -145,7 +165,7 @@ def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: t
     for m in methods:
         v = block[(metric, m)].to_numpy(float)
         chance = block[(f"{metric}_chance", m)].to_numpy(float)
-        mean, lo, hi = _t_ci(v)
+        mean, lo, hi = _mean_ci(v, metric, tt)
         above = _compare(v, chance, metric, tt)
         vs = _compare(ref, v, metric, tt) if ref is not None and m != reference else {}
         ahead, paired = _ahead(v, ref if m != reference else None, metric)
@@ -153,6 +173,8 @@ def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: t
                      "features": label(m)[1], "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi,
                      "chance": float(np.nanmean(chance)), "n_splits": int(np.isfinite(v).sum()),
                      "p_chance": above.get("p_corrected_t", np.nan),
+                     "p_chance_worse": above.get("p_corrected_t_worse", np.nan),
+                     "at_chance": m != reference and _at_chance(v, chance),
                      "diff_vs_drvae": vs.get("mean_diff", np.nan), "diff_ci_low": vs.get("ci_low", np.nan),
                      "diff_ci_high": vs.get("ci_high", np.nan), "splits_ahead_of_drvae": ahead,
                      "n_paired": paired, "p_better": vs.get("p_corrected_t", np.nan),
@@ -160,18 +182,32 @@ def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: t
     return rows
 
 
+def _block_max(df: pd.DataFrame, column: pd.Series) -> pd.Series:
+    """Each row's largest value of ``column`` over its (drug, latent, metric) (NaN where all are)."""
+    return column.groupby([df["drug"], df["latent"], df["metric"]]).transform("max")
+
+
 def _q(df: pd.DataFrame) -> pd.DataFrame:
-    """q_chance, q_better and q_worse (module docstring) and the verdict."""
-    chance = df[["latent", "metric", "p_chance"]].assign(kind="chance", p_corrected_t=df["p_chance"],
-                                                          p_corrected_t_worse=np.nan)
-    df["q_chance"] = _family_q(chance)["q_bh"]
-    vs = df[["latent", "metric"]].assign(kind="versus", p_corrected_t=df["p_better"],
-                                         p_corrected_t_worse=df["p_worse"])
+    """q_chance, q_better and q_worse (module docstring) and the verdict. A method at chance on every split
+    leaves the verdict family: Dr.VAE against it is Dr.VAE against chance, so its verdict is that test, in
+    the chance family with Dr.VAE's below-chance direction, and one test has one q (not "above chance" in
+    one family and "not distinguishable from the training prior" in the other)."""
+    at = df["at_chance"].astype(bool)
+    ref = df["method"] == df["metric"].map(REFERENCES)
+    two_sided = ref & _block_max(df, at.astype(float)).eq(1.0)
+    chance = df[["latent", "metric"]].assign(kind="chance", p_corrected_t=df["p_chance"],
+                                             p_corrected_t_worse=df["p_chance_worse"].where(two_sided))
+    qc = _family_q(chance)
+    df["q_chance"] = qc["q_bh"]
+    vs = df[["latent", "metric"]].assign(kind="versus", p_corrected_t=df["p_better"].mask(at),
+                                         p_corrected_t_worse=df["p_worse"].mask(at))
     q = _family_q(vs)
-    df["q_better"], df["q_worse"] = q["q_bh"], q["q_bh_worse"]
+    df["q_better"] = q["q_bh"].where(~at, _block_max(df, qc["q_bh"].where(two_sided)))
+    df["q_worse"] = q["q_bh_worse"].where(~at, _block_max(df, qc["q_bh_worse"].where(two_sided)))
     df["verdict"] = np.where(df["q_better"] < ALPHA, "beats",
                              np.where(df["q_worse"] < ALPHA, "loses to",
                                       np.where(df["q_better"].notna(), "not distinguishable from", "")))
+    df["verdict_family"] = np.where(df["verdict"] == "", "", np.where(at, "chance", "versus"))
     return df
 
 
@@ -198,39 +234,6 @@ def _cell_of(r: pd.Series | None) -> str:
     return f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
 
-def _binary_table(sub: pd.DataFrame) -> list[str]:
-    au, ap = (sub[sub["metric"] == m].set_index("method") for m in BINARY)
-    lines = [f"Chance: AUROC 0.5, AUPR {ap['chance'].mean():.3f} (the test prevalence).", "",
-             "| classifier | features | AUROC mean [95% CI] | q above chance | AUPR mean [95% CI] | "
-             "Dr.VAE − method (AUROC) [95% CI] | Dr.VAE |",
-             "|---|---|---|---|---|---|---|"]
-    for m, r in au.iterrows():
-        a = ap.loc[m] if m in ap.index else None
-        lines.append(f"| {r['classifier']} | {r['features']} | {_cell_of(r)} | {r['q_chance']:.3g} | "
-                     f"{_cell_of(a)} | {_diff(r)} | {r['verdict']} |")
-    return lines + ["", verdict_line(au, str(sub["drug"].iloc[0])), ""]
-
-
-def _continuous_table(sub: pd.DataFrame) -> list[str]:
-    pe, sp, rm = (sub[sub["metric"] == m].set_index("method") for m in CONTINUOUS)
-    lines = [f"Continuous response: chance Pearson and Spearman 0, RMSE {rm['chance'].mean():.3f} (the "
-             "training mean's).", "",
-             "| method | features | Pearson mean [95% CI] | q above chance | Spearman mean [95% CI] | "
-             "RMSE mean [95% CI] | q below chance | Dr.VAE − method (Pearson) [95% CI] | Dr.VAE |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    # a constant prediction (the drug mean) has no correlation, only an RMSE: its row compares that
-    for m in dict.fromkeys([*pe.index, *rm.index]):
-        r, s, e = (t.loc[m] if m in t.index else None for t in (pe, sp, rm))
-        q_rmse = e["q_chance"] if e is not None else np.nan
-        q_pe, by = (r["q_chance"], r) if r is not None else (np.nan, e)
-        vs, verdict = (_diff(r), r["verdict"]) if r is not None else \
-            (f"{_diff(e)} (RMSE)" if _diff(e) else "", f"{e['verdict']} (RMSE)" if e["verdict"] else "")
-        lines.append(f"| {by['classifier']} | {by['features']} | {_cell_of(r)} | {_q_cell(q_pe)} | "
-                     f"{_cell_of(s)} | {_cell_of(e)} | {_q_cell(q_rmse)} | {vs} | {verdict} |")
-    drug = str(sub["drug"].iloc[0])
-    return lines + ["", verdict_line(pe, drug, "Pearson", "Dr.VAE (continuous head)"), ""]
-
-
 def _q_cell(q: float) -> str:
     return f"{q:.3g}" if np.isfinite(q) else "—"
 
@@ -240,14 +243,64 @@ def _diff(r: pd.Series) -> str:
         f"{r['diff_vs_drvae']:+.3f} [{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}]"
 
 
+def _chance_line(sub: pd.DataFrame, head: tuple[str, ...]) -> str:
+    """The head's chance levels (the means over the splits of those that vary by split)."""
+    level = sub.groupby("metric")["chance"].mean()
+    if head == BINARY:
+        return f"Chance: AUROC 0.5, AUPR {level.get('aupr', np.nan):.3f} (the test prevalence)."
+    return (f"Continuous response: chance Pearson and Spearman 0, RMSE {level.get('rmse', np.nan):.3f} (the "
+            "training mean's).")
+
+
+def _metric_table(sub: pd.DataFrame, metric: str) -> list[str]:
+    """One metric's table: every method's mean, its test against chance, Dr.VAE minus it and the verdict."""
+    t = sub[sub["metric"] == metric].set_index("method")
+    who = plain_name(REFERENCES[metric])
+    first = "classifier" if metric in BINARY else "method"
+    side = "below" if metric in LOWER_IS_BETTER else "above"
+    name = NAMES[metric]
+    lines = [f"| {first} | features | {name} mean [95% CI] | q {side} chance | {who} − method [95% CI] | "
+             f"{who} |", "|---|---|---|---|---|---|"]
+    for _, r in t.iterrows():
+        verdict = r["verdict"] + (f" {MARK}" if r["verdict_family"] == "chance" else "")
+        lines.append(f"| {r['classifier']} | {r['features']} | {_cell_of(r)} | {_q_cell(r['q_chance'])} | "
+                     f"{_diff(r)} | {verdict} |")
+    return lines + [""]
+
+
+def _unscored(sub: pd.DataFrame, head: tuple[str, ...]) -> list[str]:
+    """A line naming the head's methods without a score by some of its metrics (the drug mean: one value
+    per split, which has no correlation), so that a missing row is not read as left out."""
+    t = sub[sub["metric"].isin(head) & np.isfinite(sub["mean"].astype(float))]
+    methods = dict.fromkeys(sub.loc[sub["metric"].isin(head), "method"])
+    lacks = {m: [k for k in head if not ((t["metric"] == k) & (t["method"] == m)).any()] for m in methods}
+    lacks = {m: ks for m, ks in lacks.items() if ks}
+    if not lacks:
+        return []
+    why = " (a correlation needs a prediction that varies)" if all(
+        set(ks) <= {"pearson", "spearman"} for ks in lacks.values()) else ""
+    named = "; ".join(f"{plain_name(m)} has no {' or '.join(NAMES[k] for k in ks)}"
+                      for m, ks in lacks.items())
+    return [f"Not in a table: {named}{why}.", ""]
+
+
+def _head_section(sub: pd.DataFrame, head: tuple[str, ...]) -> list[str]:
+    """A head's chance levels, a table per metric, and Dr.VAE's verdicts in words."""
+    lines = [_chance_line(sub, head), ""]
+    for metric in head:
+        if (sub["metric"] == metric).any():
+            lines += _metric_table(sub, metric)
+    lines += _unscored(sub, head)
+    return lines + [head_line(sub, str(sub["drug"].iloc[0]), head), ""]
+
+
 def _drug_section(sub: pd.DataFrame, drug: str, latent: int) -> list[str]:
-    """A drug's section: the binary head's table and the continuous head's, for those the run has."""
+    """A drug's section: the binary head's tables and the continuous head's, for those the run has."""
     n = int(sub["n_splits"].max()) if len(sub) else 0
     lines = [f"## {drug} (latent {latent}, {n} splits)", ""]
-    if (sub["metric"] == "auroc").any():
-        lines += _binary_table(sub)
-    if (sub["metric"] == "pearson").any():
-        lines += _continuous_table(sub)
+    for head in HEADS:
+        if (sub["metric"] == head[0]).any():
+            lines += _head_section(sub, head)
     return lines
 
 
@@ -257,34 +310,62 @@ def listed(names: list[str], among: list[str], every: str = "all") -> str:
     words the whole set: "any of the" after a negation ("not distinguishable from all 17" would read as
     "from some")."""
     if len(names) <= LIST_MAX:
-        return "; ".join(names)   # not commas: plain names hold them ("Dr.VAE, identity perturbation")
+        return "; ".join(names)   # semicolons: a name may hold a comma ("Dr.VAE (continuous head, ...)")
     if len(names) == len(among):
         return f"{every} {len(names)} methods"
     rest = [m for m in among if m not in names]
+    if len(rest) == 1:
+        return f"{len(names)} of {len(among)} methods (all but {rest[0]})"
     if len(rest) <= LIST_MAX:
         return f"{len(names)} of {len(among)} methods (all but these {len(rest)}: {'; '.join(rest)})"
     return f"{len(names)} of {len(among)} methods (the table in response.md lists them)"
 
 
-def verdict_line(table: pd.DataFrame, drug: str, metric: str = "AUROC", who: str = "Dr.VAE") -> str:
-    """``who``'s verdict on one drug in words (q < 0.05) by ``metric``'s rows ``table`` (one per method),
-    and which methods beat chance."""
-    words = ("beats", "loses to", "not distinguishable from")
-    compared = [plain_name(m) for m in table.index[table["verdict"].isin(words)]]
-    parts = [f"{w} " + listed([plain_name(m) for m in table.index[table["verdict"] == w]], compared,
-                              "any of the" if w.startswith("not") else "all")
-             for w in words if (table["verdict"] == w).any()]
+def _verdict_parts(table: pd.DataFrame) -> list[str]:
+    """"beats X", "loses to Y", "not distinguishable from Z" for the verdicts that ``table`` has."""
+    compared = [plain_name(m) for m in table.index[table["verdict"].isin(VERDICTS)]]
+    return [f"{w} " + listed([plain_name(m) for m in table.index[table["verdict"] == w]], compared,
+                             "any of the" if w.startswith("not") else "all")
+            for w in VERDICTS if (table["verdict"] == w).any()]
+
+
+def verdict_line(table: pd.DataFrame, drug: str, metric: str = "AUROC", who: str = "Dr.VAE",
+                 others: pd.DataFrame | None = None, only_losses: bool = False) -> str:
+    """``who``'s verdicts on one drug in words (q < 0.05) by ``metric``'s rows ``table`` (one per method),
+    then by each of the head's other metrics (``others``: their rows, indexed by method, with ``metric``),
+    so that a line cannot show one metric's wins while another's loss stays in the table; and which methods
+    beat chance by ``metric``."""
     every = [plain_name(m) for m in table.index]
     above = [plain_name(m) for m in table.index[table["q_chance"] < ALPHA]]
-    head = (f"{drug}: {who} " + " — ".join(parts) + f" ({metric}){_ahead_clause(table)}." if parts
-            else f"{drug}: no {who} comparison ({metric}).")
-    return head + f" Above chance (q < {ALPHA}): {listed(above, every) if above else 'no method'}."
+    return (f"{drug}: {_verdicts(table, who, f' ({metric})')}.{_other_metrics(others, who, only_losses)}"
+            f" Above chance ({metric}, q < {ALPHA}): {listed(above, every) if above else 'no method'}.")
 
 
-def _ahead_clause(table: pd.DataFrame) -> str:
-    """", though" and the method not distinguishable from Dr.VAE with the best mean, where that mean is
+def _verdicts(table: pd.DataFrame, who: str, metric: str = "") -> str:
+    """"<who> beats X — loses to Y — not distinguishable from Z<metric>; of those, ..." for one metric's
+    rows (:func:`_ahead_clause`)."""
+    parts = _verdict_parts(table)
+    if not parts:
+        return f"no {who} comparison{metric}"
+    return f"{who} " + " — ".join(parts) + metric + _ahead_clause(table, who)
+
+
+def _other_metrics(others: pd.DataFrame | None, who: str, only_losses: bool = False) -> str:
+    """" By RMSE: <who> ...." for each metric of ``others`` with a comparison ("" without); with
+    ``only_losses`` (the run summary, kept short) only those where ``who`` loses to a method."""
+    if others is None or others.empty:
+        return ""
+    by = [others[others["metric"] == k] for k in METRICS if k in set(others["metric"])]
+    keep = ("loses to",) if only_losses else VERDICTS
+    return "".join(f" By {NAMES[str(t['metric'].iloc[0])]}: {_verdicts(t, who)}." for t in by
+                   if t["verdict"].isin(keep).any())
+
+
+def _ahead_clause(table: pd.DataFrame, who: str = "Dr.VAE") -> str:
+    """"; of those," the method not distinguishable from Dr.VAE with the best mean, where that mean is
     better than Dr.VAE's, with the splits it is ahead on ("" otherwise): the test's "not distinguishable"
-    alone reads as a tie where a method may lead on every split."""
+    alone reads as a tie where a method may lead on every split. Worded alike whether it leads on most
+    splits or on few."""
     if "splits_ahead_of_drvae" not in table or table.empty:
         return ""
     code = str(table["metric"].iloc[0])
@@ -295,24 +376,36 @@ def _ahead_clause(table: pd.DataFrame) -> str:
         return ""
     best = (sign * tied["diff_vs_drvae"]).idxmax()
     r = tied.loc[best]
-    return (f", though {plain_name(str(best))} has a {'lower' if sign > 0 else 'higher'} mean "
-            f"({r['mean']:.3f} against {float(table.loc[ref, 'mean'].iloc[0]):.3f}) and is ahead on "
-            f"{int(r['splits_ahead_of_drvae'])} of {int(r['n_paired'])} splits")
+    return (f"; of those, {plain_name(str(best))} has the {'lowest' if sign > 0 else 'highest'} mean "
+            f"({r['mean']:.3f} against {float(table.loc[ref, 'mean'].iloc[0]):.3f}) and is ahead of {who} "
+            f"on {int(r['splits_ahead_of_drvae'])} of {int(r['n_paired'])} splits")
+
+
+def head_line(sub: pd.DataFrame, drug: str, head: tuple[str, ...], only_losses: bool = False) -> str:
+    """One drug's verdict line for a head (:func:`verdict_line`): its first metric's verdicts, then each
+    other metric's (``only_losses``: those where Dr.VAE loses); ``sub`` is the drug's rows (every metric)."""
+    rows = sub[sub["metric"].isin(head)]
+    first = rows[rows["metric"] == head[0]].set_index("method")
+    others = rows[rows["metric"] != head[0]].set_index("method")
+    return verdict_line(first, drug, NAMES[head[0]], plain_name(REFERENCES[head[0]]), others, only_losses)
 
 
 def summary_lines(ds: xr.Dataset) -> list[str]:
-    """The run summary's drug-response lines: Dr.VAE's AUROC verdict (and its continuous head's Pearson
-    verdict) and the methods above chance per drug (the full table is response.md); none without response
-    scores."""
+    """The run summary's drug-response lines: per drug and head, Dr.VAE's verdicts by the head's first
+    metric (AUROC, Pearson) and by each of its other metrics, and the methods above chance (the full
+    tables are response.md); none without response scores."""
     table = response_table(ds) if has_response(ds) else pd.DataFrame()
     if table.empty:
         return []
-    lines = ["Drug response (response.md):"]
-    heads = (("auroc", "AUROC", "Dr.VAE"), ("pearson", "Pearson", "Dr.VAE (continuous head)"))
-    for metric, name, who in heads:
-        rows = table[table["metric"] == metric]
-        lines += [f"  {verdict_line(sub.set_index('method'), str(d), name, who)}"
-                  for (d, _), sub in rows.groupby(["drug", "latent"], sort=False)]
+    present = set(table["metric"])
+    firsts = " or ".join(NAMES[h[0]] for h in HEADS if h[0] in present)
+    others = ", ".join(NAMES[k] for h in HEADS for k in h[1:] if k in present)
+    lines = [f"Drug response (response.md has every metric; below, {firsts}, and another metric ({others}) "
+             "only where Dr.VAE loses on it):"]
+    for head in HEADS:
+        rows = table[table["metric"] == head[0]]
+        lines += [f"  {head_line(table[(table['drug'] == d) & (table['latent'] == lat)], str(d), head, True)}"
+                  for (d, lat), _ in rows.groupby(["drug", "latent"], sort=False)]
     return lines
 
 
@@ -326,21 +419,60 @@ def label_rule(ds: xr.Dataset) -> str:
     return kind if value is None else f"{kind} {value:g}"
 
 
+def _family_size(table: pd.DataFrame) -> int:
+    """The largest verdict family's size (both directions of every drug x method of a (latent, metric)
+    compared with Dr.VAE, a method at chance aside; 0 without one)."""
+    vs = table[table["verdict_family"] == "versus"]
+    return 2 * int(vs.groupby(["latent", "metric"]).size().max()) if len(vs) else 0
+
+
 def power_line(table: pd.DataFrame, n_folds: int) -> str:
     """What the verdicts can call with the run's splits (harness.benchmark.power_floor; the corrected t's
     test/train ratio of k-fold CV, 1 / (k - 1)) and the verdict family's size: "" without a verdict."""
-    vs = table[table["verdict"].isin(("beats", "loses to", "not distinguishable from"))]
+    vs = table[table["verdict_family"] == "versus"]
     if vs.empty:
         return ""
     j = int(vs["n_splits"].min())
     k = power_floor(j, float(n_folds - 1), 1.0)[1]
-    family = 2 * int(vs.groupby(["latent", "metric"]).size().max())
+    family = _family_size(table)
     return (f"Power: with {j} splits of {n_folds}-fold CV the corrected t-test behind the verdicts needs a "
             f"mean difference of at least {k:.2f} standard deviations of the per-split differences for "
             f"p < {ALPHA}, and after Benjamini-Hochberg over up to {family} comparisons of a verdict family "
             f"a lone call needs p < {ALPHA / family:.2g}. So 'not distinguishable' can mean too few splits "
             "to tell, not equal: a drug's line names the method with a better mean than Dr.VAE's and "
             "the splits it is ahead on (response.csv: splits_ahead_of_drvae of n_paired).")
+
+
+def _at_chance_sentence(table: pd.DataFrame) -> str:
+    """The legend's sentence on the methods scored exactly at chance (:func:`_q`), "" without one."""
+    at = table[table["verdict_family"] == "chance"]
+    if at.empty:
+        return ""
+    named = "; ".join(f"{plain_name(m)} ({', '.join(NAMES[k] for k in dict.fromkeys(g['metric']))})"
+                      for m, g in at.groupby("method", sort=False))
+    return (f" Scored exactly at their chance level on every split: {named}. Dr.VAE against these is "
+            f"Dr.VAE against chance, so their verdict ({MARK}) is that one test, Dr.VAE's q against chance "
+            "(with its below-chance direction in the chance family), not a second test of the same "
+            "difference with a q from the verdict family.")
+
+
+def legend(table: pd.DataFrame, n_folds: int) -> str:
+    """response.md's legend: what the intervals, q-values and verdicts are."""
+    family = _family_size(table)
+    adjusted = f", not adjusted for the up to {family} comparisons of its verdict family" if family else ""
+    return ("Legend: means over the splits with 95% corrected-t intervals (Nadeau-Bengio, test/train ratio "
+            f"1/{n_folds - 1} of {n_folds}-fold CV: the variance the tests use; clipped to the metric's "
+            "range), so where chance is one number (AUROC 0.5, Pearson and Spearman 0) an interval that "
+            "excludes it means a one-sided p below 0.025 against it, before multiplicity (AUPR's and "
+            "RMSE's chance vary by split: their tests pair each split with its own). Test sets are "
+            "labelled untreated profiles of held-out cell lines. q above chance (below, for RMSE: lower is "
+            "better): the method against its chance level on the same splits (corrected resampled t, "
+            "one-sided, Benjamini-Hochberg over every drug and method of a metric). Dr.VAE − method: paired "
+            f"over the splits, with its corrected-t 95% interval per comparison{adjusted}; the verdict uses "
+            "the Benjamini-Hochberg q instead (over drugs, methods and both directions), at q < 0.05."
+            f"{_at_chance_sentence(table)} The identity-perturbation rows are the ablation: Dr.VAE's fits "
+            "predicting with p(z2|z1) replaced by the identity. Continuous response: Pearson and Spearman "
+            "against 0, RMSE against the training mean's, each method against Dr.VAE's continuous head.")
 
 
 def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "waterfall",
@@ -355,15 +487,7 @@ def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "
     lines += [power, ""] if (power := power_line(table, n_folds)) else []
     for (drug, latent), sub in table.groupby(["drug", "latent"], sort=False):
         lines += _drug_section(sub, str(drug), int(latent))
-    lines += ["Legend: means over the splits with 95% t-intervals; test sets are labelled untreated profiles "
-              "of held-out cell lines. q above chance: the method against its chance level on the same "
-              "splits (corrected resampled t, Benjamini-Hochberg over every drug and method). "
-              "Dr.VAE − method: paired over the splits with its corrected-t 95% interval; the verdict at "
-              "q < 0.05 (Benjamini-Hochberg over drugs, methods and both directions). The "
-              "identity-perturbation row is the ablation: Dr.VAE's fits predicting with p(z2|z1) "
-              "replaced by the identity. Continuous response: Pearson and Spearman against 0, RMSE against "
-              "the training mean's (q below chance: lower RMSE), each method against Dr.VAE's continuous "
-              "head.", "", model_legend(list(dict.fromkeys(table["method"]))), ""]
+    lines += [legend(table, n_folds), "", model_legend(list(dict.fromkeys(table["method"]))), ""]
     return "\n".join(lines)
 
 

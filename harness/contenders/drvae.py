@@ -49,7 +49,7 @@ class DrVAE(Contender):
     methods = ("drvae", "drvae_identity")
     # (classifier, feature set) of each method in the response report (harness.response_report)
     labels = {"drvae": ("Dr.VAE", "x1 (model)"),
-              "drvae_identity": ("Dr.VAE, identity perturbation", "x1 (model)")}
+              "drvae_identity": ("Dr.VAE (identity perturbation)", "x1 (model)")}
     metrics = RESPONSE_METRICS
     default_latents = (50,)
     # Timed by PertVAE's short fits of the same shapes (its encoder, decoder and drug effect are Dr.VAE's
@@ -98,8 +98,8 @@ class DrVAEContinuous(DrVAE):
     name = "drvae_continuous"
     head = "continuous"
     methods = ("drvae_continuous", "drvae_continuous_identity")
-    labels = {"drvae_continuous": ("Dr.VAE, continuous head", "x1 (model)"),
-              "drvae_continuous_identity": ("Dr.VAE, continuous head, identity perturbation", "x1 (model)")}
+    labels = {"drvae_continuous": ("Dr.VAE (continuous head)", "x1 (model)"),
+              "drvae_continuous_identity": ("Dr.VAE (continuous head, identity perturbation)", "x1 (model)")}
     metrics = CONTINUOUS_METRICS
     # drvae-demo (2026-12-03, fp32, the preset with both heads): every drvae_continuous fit of its grid (40
     # fits, 80-epoch cap, patience 10): 11-60 epochs, mean 29.0 (the binary head's in the same run: 39.75).

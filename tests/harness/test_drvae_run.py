@@ -140,10 +140,20 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
         own = score.sel({"model": "response_baselines", "method": m}).values
         row = au[(au["drug"] == BASELINE_DRUG) & (au["method"] == m)].iloc[0]
         assert (row["splits_ahead_of_drvae"], row["n_paired"]) == (np.sum(own > drvae), 10)
-    # what 10 splits can show, by scipy: the corrected t's threshold (test/train ratio 1 / (k - 1)) and BH's
+    # each mean's interval: the corrected t's (test/train ratio 1 / (k - 1)), as the chance test's variance
     k = int(ds.attrs["n_folds"])
+    row = au[(au["drug"] == BASELINE_DRUG) & (au["method"] == "drvae")].iloc[0]
+    half = stats.t.ppf(0.975, 9) * np.sqrt((1 / 10 + 1 / (k - 1)) * drvae.var(ddof=1))
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((max(drvae.mean() - half, 0),
+                                                             min(drvae.mean() + half, 1)), abs=1e-5)
+    # the training prior's AUROC is 0.5 on every split: Dr.VAE against it is Dr.VAE's chance test, one q
+    prior = au[au["method"] == "prior"].set_index("drug")
+    own = au[au["method"] == "drvae"].set_index("drug")
+    assert (prior["verdict_family"] == "chance").all()
+    np.testing.assert_allclose(prior["q_better"], own.loc[prior.index, "q_chance"], rtol=1e-5)
+    # what 10 splits can show, by scipy: the corrected t's threshold and BH's over the verdict family
     sds = stats.t.ppf(0.95, 9) * np.sqrt(1 / 10 + 1 / (k - 1))
-    family = 2 * int(au["verdict"].isin(["beats", "loses to", "not distinguishable from"]).sum())
+    family = 2 * int((au["verdict_family"] == "versus").sum())
     assert (f"Power: with 10 splits of {k}-fold CV the corrected t-test behind the verdicts needs a mean "
             f"difference of at least {sds:.2f} standard deviations of the per-split differences for "
             f"p < 0.05, and after Benjamini-Hochberg over up to {family} comparisons of a verdict family a "
@@ -154,7 +164,7 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
     assert base.loc["logreg_x1", "q_chance"] < 0.05 and base.loc["logreg_x1", "mean"] > 0.5
     assert set(base["verdict"].dropna()) <= {"beats", "loses to", "not distinguishable from"}
     md = (out / "response.md").read_text()
-    assert f"## {NULL_DRUG} (latent 4, 10 splits)" in md and "Dr.VAE, identity perturbation" in md
+    assert f"## {NULL_DRUG} (latent 4, 10 splits)" in md and "Dr.VAE (identity perturbation)" in md
     assert f"\n{LEAD}: fp32 in " in md   # Dr.VAE's fits and the response PertVAE's
     # verdicts in plain words; the code names (for --models and response.csv) in the legend
     verdicts = [line for line in md.splitlines() if line.startswith(f"{BASELINE_DRUG}: Dr.VAE ")]
@@ -170,8 +180,10 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
                                   table[["drug", "method", "metric"]].reset_index(drop=True))
     np.testing.assert_allclose(loaded["mean"].to_numpy(float), table["mean"].to_numpy(float), rtol=1e-5)
     summary = (out / "summary.txt").read_text()   # a response-only run: its verdicts, no "no scores"
-    assert "No scores in this run" not in summary and summary.startswith("Drug response (response.md):")
-    assert f"  {NULL_DRUG}" in summary and "response.md" in summary.split("Files in")[1]
+    assert "No scores in this run" not in summary
+    assert summary.startswith("Drug response (response.md has every metric; ")
+    files = summary.split("Files in")[1]
+    assert f"  {NULL_DRUG}" in summary and "response.md" in files and "response.csv" in files
 
 
 def test_a_response_only_run_writes_and_stores_only_what_it_has(run):
@@ -193,7 +205,9 @@ def test_a_response_only_run_writes_and_stores_only_what_it_has(run):
 
 
 def test_a_verdict_can_say_loses():
-    df = pd.DataFrame({"latent": [4, 4, 4], "metric": ["auroc"] * 3, "p_chance": [0.5, 0.5, 0.5],
+    df = pd.DataFrame({"drug": "olaparib", "latent": [4, 4, 4], "metric": ["auroc"] * 3,
+                       "method": ["logreg_x1", "rf_x1", "svm_x1"], "p_chance": [0.5, 0.5, 0.5],
+                       "p_chance_worse": 0.5, "at_chance": False,
                        "p_better": [1e-6, 0.5, 0.9999], "p_worse": [0.9999, 0.5, 1e-6]})
     assert list(_q(df)["verdict"]) == ["beats", "not distinguishable from", "loses to"]
 
@@ -265,11 +279,22 @@ def test_the_continuous_report_says_what_beats_chance(continuous_run):
     assert rm.loc[(BASELINE_DRUG, "ridge_x1"), "mean"] < rm.loc[(BASELINE_DRUG, "ridge_x1"), "chance"]
     md = (out / "response.md").read_text()
     assert "| ridge | x1 |" in md and "RMSE mean [95% CI]" in md and "AUROC" not in md.split("Legend")[0]
-    # the drug mean has an RMSE only (no correlation): its row compares that
-    mean_row = next(line for line in md.splitlines() if line.startswith("| drug mean | none |"))
-    assert mean_row.split("|")[3:5] == [" — ", " — "] and mean_row.endswith("(RMSE) |")
-    assert rm.loc[(BASELINE_DRUG, "drug_mean"), "verdict"] + " (RMSE)" in mean_row
-    assert "Dr.VAE (continuous head)" in (out / "summary.txt").read_text()
+    # a table per metric, each with its verdicts; the drug mean has an RMSE only (no correlation)
+    section = md.split(f"## {BASELINE_DRUG}")[1].split("## ")[0]
+    ridge = [line for line in section.splitlines() if line.startswith("| ridge | x1 |")]
+    for line, metric in zip(ridge, ("pearson", "spearman", "rmse"), strict=True):
+        got = table[(table["drug"] == BASELINE_DRUG) & (table["method"] == "ridge_x1")
+                    & (table["metric"] == metric)].iloc[0]
+        assert line.endswith(f"| {got['verdict']} |") and f"{got['mean']:.3f} [" in line, metric
+    mean_row = [line for line in section.splitlines() if line.startswith("| drug mean | none |")]
+    verdict = rm.loc[(BASELINE_DRUG, "drug_mean"), "verdict"]     # Dr.VAE's test against chance (†)
+    assert len(mean_row) == 1 and mean_row[0].endswith(f"| {verdict} † |")
+    assert "Not in a table: drug mean has no Pearson or Spearman" in section
+    summary = (out / "summary.txt").read_text()
+    assert "Dr.VAE (continuous head)" in summary   # other metrics there only where Dr.VAE loses on them
+    losses = table[(table["verdict"] == "loses to") & table["metric"].isin(("spearman", "rmse"))]
+    for metric, word in (("spearman", "By Spearman: "), ("rmse", "By RMSE: ")):
+        assert (word in summary) == (metric in set(losses["metric"])), (metric, summary)
 
 
 @pytest.mark.parametrize(("flags", "why"), [

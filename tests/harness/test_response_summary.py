@@ -1,12 +1,34 @@
 """The run summary's drug-response line (harness.response_report.verdict_line) stays readable with many
-methods: few are named, many are counted with the ones left out, and verdict groups stay apart."""
+methods: few are named, many are counted with the ones left out, and verdict groups stay apart; and it, the
+tables and the legend say what the tests did: every metric's verdicts, one q for one test, intervals with the
+tests' variance, names that read as one name in a list."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+import pytest
+from scipy import stats
 
-from harness.response_report import LIST_MAX, listed, verdict_line
+from harness.contenders import RESPONSE_MODELS, contender
+from harness.report import FILE_WORDS, RESPONSE_ONLY
+from harness.response_report import (
+    COLUMNS,
+    LIST_MAX,
+    _mean_ci,
+    _q,
+    label,
+    listed,
+    plain_name,
+    response_markdown,
+    summary_lines,
+    verdict_line,
+)
+from pertvae_core.stats import corrected_t_greater
+
+TT = (4.0, 1.0)   # 5-fold CV: the corrected t's n_train, n_test (test/train ratio 1/4)
 
 
 def test_listed_names_few_and_counts_many() -> None:
@@ -15,7 +37,18 @@ def test_listed_names_few_and_counts_many() -> None:
     assert listed(among, among) == "all 10 methods"
     assert listed(among, among, "any of the") == "any of the 10 methods"   # after "not distinguishable from"
     assert listed(among[:8], among) == "8 of 10 methods (all but these 2: m8; m9)"
+    assert listed(among[:9], among) == "9 of 10 methods (all but m9)"     # not "all but these 1"
     assert listed(among[:5], among) == "5 of 10 methods (the table in response.md lists them)"
+
+
+def test_plain_names_read_as_one_name_in_a_list() -> None:
+    """A list is joined by "; " and a plain name holds no comma outside its brackets: "all but these 2:
+    Dr.VAE, identity perturbation; training prior" read as excluding Dr.VAE; and one model has one name."""
+    names = [plain_name(m) for name in RESPONSE_MODELS for m in contender(name).methods]
+    assert not [n for n in names if "," in re.sub(r"\([^)]*\)|\[[^]]*\]", "", n)], names
+    assert plain_name("drvae_identity") == "Dr.VAE (identity perturbation)"
+    assert plain_name("drvae_continuous") == "Dr.VAE (continuous head)"
+    assert plain_name("drvae_continuous_identity") == "Dr.VAE (continuous head, identity perturbation)"
 
 
 def test_a_drug_line_with_many_methods() -> None:
@@ -28,8 +61,8 @@ def test_a_drug_line_with_many_methods() -> None:
     assert line.startswith("olaparib: Dr.VAE beats training prior — loses to logistic L2 on x1 — "
                            "not distinguishable from 5 of 7 methods (all but these 2: logistic L2 on x1; "
                            "training prior) (AUROC).")
-    assert line.endswith("Above chance (q < 0.05): 5 of 8 methods (all but these 3: Dr.VAE; "
-                         "Dr.VAE, identity perturbation; training prior).")
+    assert line.endswith("Above chance (AUROC, q < 0.05): 5 of 8 methods (all but these 3: Dr.VAE; "
+                         "Dr.VAE (identity perturbation); training prior).")
 
 
 def _tied(means: list[float], ahead: list[float], metric: str = "auroc") -> pd.DataFrame:
@@ -48,12 +81,23 @@ def test_not_distinguishable_does_not_hide_a_method_ahead_on_every_split() -> No
     splits, yet not significant after the corrected t and Benjamini-Hochberg: the line says both."""
     line = verdict_line(_tied([0.618, 0.928, 0.7], [10, 7]), "olaparib")
     assert line.startswith("olaparib: Dr.VAE not distinguishable from logistic L2 on x1; random forest on x1 "
-                           "(AUROC), though logistic L2 on x1 has a higher mean (0.928 against 0.618) and is "
-                           "ahead on 10 of 10 splits. Above chance")
-    assert "though" not in verdict_line(_tied([0.9, 0.8, 0.7], [3, 1]), "olaparib")  # Dr.VAE's mean is best
+                           "(AUROC); of those, logistic L2 on x1 has the highest mean (0.928 against 0.618) "
+                           "and is ahead of Dr.VAE on 10 of 10 splits. Above chance")
+    assert "of those" not in verdict_line(_tied([0.9, 0.8, 0.7], [3, 1]), "olaparib")  # Dr.VAE's mean is best
     rmse = verdict_line(_tied([0.62, 0.58, 0.7], [9, 2], "rmse"), "olaparib", "RMSE",
                         "Dr.VAE (continuous head)")
-    assert "(RMSE), though ridge on x1 has a lower mean (0.580 against 0.620) and is ahead on 9 of 10" in rmse
+    assert ("(RMSE); of those, ridge on x1 has the lowest mean (0.580 against 0.620) and is ahead of "
+            "Dr.VAE (continuous head) on 9 of 10 splits.") in rmse
+
+
+def test_a_better_mean_on_few_splits_is_not_worded_as_a_hidden_lead() -> None:
+    """The drvae-demo's tipifarnib: ridge on x1's mean Pearson 0.102 against 0.083, ahead on 4 of 10 splits:
+    "though ... is ahead on 4 of 10" flagged a lead that is not there; the clause reads the same both ways."""
+    line = verdict_line(_tied([0.083, 0.102, 0.05], [4, 3], "pearson"), "tipifarnib", "Pearson",
+                        "Dr.VAE (continuous head)")
+    assert "though" not in line
+    assert ("(Pearson); of those, ridge on x1 has the highest mean (0.102 against 0.083) and is ahead of "
+            "Dr.VAE (continuous head) on 4 of 10 splits.") in line
 
 
 def test_a_tie_with_every_method_reads_as_one() -> None:
@@ -63,3 +107,119 @@ def test_a_tie_with_every_method_reads_as_one() -> None:
                          index=methods)
     assert verdict_line(table, "olaparib").startswith(
         "olaparib: Dr.VAE not distinguishable from any of the 6 methods (AUROC). Above chance")
+
+
+def _row(method: str, metric: str, mean: float, verdict: str = "", family: str = "versus", **kw) -> dict:
+    """A response.csv row with what the report reads (ten splits)."""
+    ref = method == ("drvae" if metric in ("auroc", "aupr") else "drvae_continuous")
+    row = dict.fromkeys(COLUMNS, np.nan)
+    row.update({"drug": "vorinostat", "latent": 8, "method": method, "classifier": label(method)[0],
+                "features": "x1", "metric": metric, "mean": mean, "ci_low": mean - 0.05,
+                "ci_high": mean + 0.05, "chance": 0.0, "n_splits": 10, "q_chance": 1e-4,
+                "verdict": "" if ref else verdict, "verdict_family": "" if ref else family,
+                "n_paired": np.nan if ref else 10})
+    row.update(kw)
+    return row
+
+
+def _continuous(ridge_rmse: str) -> pd.DataFrame:
+    """The drvae-demo's vorinostat, continuous head: Dr.VAE's continuous head not distinguishable from ridge
+    on x1 by Pearson and Spearman, ``ridge_rmse`` by RMSE (0.611 against 0.571), above the drug mean."""
+    tie = "not distinguishable from"
+    rows = [_row("drvae_continuous", "pearson", 0.826), _row("ridge_x1", "pearson", 0.852, tie,
+                                                             diff_vs_drvae=-0.026, splits_ahead_of_drvae=9),
+            _row("drvae_continuous", "spearman", 0.800), _row("ridge_x1", "spearman", 0.827, tie,
+                                                              diff_vs_drvae=-0.027, splits_ahead_of_drvae=9),
+            _row("drvae_continuous", "rmse", 0.611),
+            _row("ridge_x1", "rmse", 0.571, ridge_rmse, diff_vs_drvae=0.040, diff_ci_low=0.010,
+                 diff_ci_high=0.069, splits_ahead_of_drvae=10),
+            _row("drug_mean", "rmse", 1.077, "beats", "chance", diff_vs_drvae=-0.466, diff_ci_low=-0.609,
+                 diff_ci_high=-0.323, splits_ahead_of_drvae=0)]
+    return pd.DataFrame(rows)[list(COLUMNS)]
+
+
+def test_a_loss_by_another_metric_is_in_the_line_and_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drvae-demo's vorinostat: Dr.VAE's continuous head lost to ridge on x1 by RMSE while the line gave
+    only Pearson's verdicts and response.md only Pearson's and the drug mean's RMSE win."""
+    table = _continuous("loses to")
+    md = response_markdown(table)
+    ridge = [line for line in md.splitlines() if line.startswith("| ridge | x1 |")]
+    assert len(ridge) == 3 and ridge[2].endswith("| +0.040 [+0.010, +0.069] | loses to |")  # the RMSE table
+    assert "| drug mean | x1 | 1.077 [1.027, 1.127] | 0.0001 | -0.466 [-0.609, -0.323] | beats † |" in md
+    line = next(s for s in md.splitlines() if s.startswith("vorinostat: "))
+    assert ("By RMSE: Dr.VAE (continuous head) beats drug mean — loses to ridge on x1." in line
+            and "By Spearman: Dr.VAE (continuous head) not distinguishable from ridge on x1" in line)
+    monkeypatch.setattr("harness.response_report.has_response", lambda ds: True)
+    monkeypatch.setattr("harness.response_report.response_table", lambda ds: table)
+    head, short = summary_lines(None)   # the summary: Pearson, and RMSE where Dr.VAE loses; not Spearman
+    assert head == ("Drug response (response.md has every metric; below, Pearson, and another metric "
+                    "(Spearman, RMSE) only where Dr.VAE loses on it):")
+    assert short == "  " + line.replace(line[line.index(" By Spearman"):line.index(" By RMSE")], "")
+    assert "By RMSE: Dr.VAE (continuous head) beats drug mean — loses to ridge on x1." in short
+    tied = next(s for s in response_markdown(_continuous("not distinguishable from")).splitlines()
+                if s.startswith("vorinostat: "))
+    assert ("By RMSE: Dr.VAE (continuous head) beats drug mean — not distinguishable from ridge on x1; of "
+            "those, ridge on x1 has the lowest mean (0.571 against 0.611) and is ahead of Dr.VAE (continuous "
+            "head) on 10 of 10 splits.") in tied      # a win by RMSE is not shown alone
+    monkeypatch.setattr("harness.response_report.response_table",
+                        lambda ds: _continuous("not distinguishable from"))
+    assert "By RMSE" not in summary_lines(None)[1]   # no loss by RMSE: the summary keeps to Pearson
+
+
+def _p_rows(n_null: int = 20) -> pd.DataFrame:
+    """One (drug, latent, metric): Dr.VAE one-sided p 0.03 above chance; the training prior exactly at chance
+    (so Dr.VAE against it is the same test, the same p); ``n_null`` methods far above chance and level with
+    Dr.VAE: a lenient chance family and a strict verdict family, where the same p got q < 0.05 in one and
+    not in the other."""
+    rows = [{"method": "drvae", "p_chance": 0.03, "p_chance_worse": 0.97, "p_better": np.nan,
+             "p_worse": np.nan, "at_chance": False},
+            {"method": "prior", "p_chance": 1.0, "p_chance_worse": 1.0, "p_better": 0.03, "p_worse": 0.97,
+             "at_chance": True}]
+    rows += [{"method": f"m{i}", "p_chance": 1e-6, "p_chance_worse": 1.0, "p_better": 0.5, "p_worse": 0.5,
+              "at_chance": False} for i in range(n_null)]
+    return pd.DataFrame(rows).assign(drug="selumetinib", latent=8, metric="auroc")
+
+
+def test_one_test_has_one_q_where_a_method_scores_exactly_chance() -> None:
+    """The drvae-demo's selumetinib: Dr.VAE "above chance" (q 0.043) yet "not distinguishable from" the
+    training prior (q 0.351), whose AUROC is 0.5 on every split: one test, p 0.0285, two q-values. The prior's
+    verdict is now Dr.VAE's test against chance, and the verdict family is the comparisons between models."""
+    df = _q(_p_rows()).set_index("method")
+    assert df.loc["drvae", "q_chance"] < 0.05 and df.loc["prior", "verdict"] == "beats"
+    assert df.loc["prior", "q_better"] == df.loc["drvae", "q_chance"]
+    assert df.loc["prior", "verdict_family"] == "chance" and df.loc["m0", "verdict_family"] == "versus"
+    # the verdict family holds both directions of the 20 other comparisons only: BH's q of p 0.5 over 40
+    assert df.loc["m0", "q_better"] == pytest.approx(0.5)
+    below = _p_rows().assign(p_chance=lambda d: d["p_chance"].where(d["method"] != "drvae", 0.97),
+                             p_chance_worse=lambda d: d["p_chance_worse"].where(d["method"] != "drvae", 1e-4))
+    assert _q(below).set_index("method").loc["prior", "verdict"] == "loses to"   # Dr.VAE below chance
+
+
+def test_a_means_interval_excludes_chance_exactly_when_its_test_is_below_0025() -> None:
+    """The drvae-demo's olaparib: Dr.VAE's AUROC 0.618 [0.502, 0.733] by a plain t-interval, yet corrected p
+    0.125: the interval now has the corrected t's variance, so the two agree (and stays within [0, 1])."""
+    rng = np.random.default_rng(0)
+    for shift in np.linspace(0.0, 0.3, 31):
+        v = np.clip(0.5 + shift + rng.normal(0, 0.15, 10), 0, 1)
+        mean, lo, hi = _mean_ci(v, "auroc", TT)
+        assert mean == pytest.approx(v.mean()) and 0.0 <= lo <= mean <= hi <= 1.0
+        assert (lo > 0.5) == (corrected_t_greater(v, np.full(10, 0.5), *TT) < 0.025), shift
+    z = rng.normal(size=10)
+    v = 0.618 + (z - z.mean()) / z.std(ddof=1) * 0.1622       # olaparib's mean and spread
+    plain_low = v.mean() - stats.t.ppf(0.975, 9) * v.std(ddof=1) / np.sqrt(10)
+    assert plain_low == pytest.approx(0.502, abs=1e-3) and _mean_ci(v, "auroc", TT)[1] < 0.5
+
+
+def test_the_legend_says_the_difference_intervals_are_not_adjusted() -> None:
+    md = response_markdown(_continuous("loses to"))
+    assert ("Dr.VAE − method: paired over the splits, with its corrected-t 95% interval per comparison, "
+            "not adjusted for the up to 2 comparisons of its verdict family; the verdict uses the "
+            "Benjamini-Hochberg q instead") in md
+    assert "Scored exactly at their chance level on every split: drug mean (RMSE)." in md
+
+
+def test_the_response_only_runs_files_and_words() -> None:
+    """The drug-response run's summary lists response.csv, and does not say the run has no model of the
+    drug's change (Dr.VAE's p(z2|z1) is one; the response PertVAE is fitted per split)."""
+    assert "response.csv" in FILE_WORDS
+    assert "no model of the drug's change" not in RESPONSE_ONLY and "Table 1" in RESPONSE_ONLY
