@@ -584,7 +584,8 @@ FILE_WORDS = {
     "figure2.png": "the paper's Figure 2: VAE vs PCA reconstruction by latent size (also .svg)",
     "scores.csv": "tidy tables, also as DataFrames from harness.report.load: scores.csv, comparisons.csv, "
                   "cell_lines.csv, genes.csv, metric_agreement.csv",
-    "response.md": "drug response per drug: AUROC/AUPR of Dr.VAE and its baselines, Dr.VAE's verdicts",
+    "response.md": "drug response per drug: Dr.VAE and its baselines by AUROC/AUPR (the continuous head by "
+                   "Pearson/Spearman/RMSE), with Dr.VAE's verdicts",
     "response.csv": "the same as a table, one row per drug, method and metric (also harness.report.load)",
     "results.zarr": "every fit's values and status (the resumable store)",
 }
