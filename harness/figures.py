@@ -83,7 +83,7 @@ def _drug_panel(ax: Axes, prim: pd.DataFrame, comp: pd.DataFrame, ceiling: dict,
     value, se = c.get("ceiling_delta_pearson", np.nan), c.get("se", np.nan)
     if isinstance(value, int | float) and np.isfinite(value):
         half = 1.96 * se if isinstance(se, int | float) and np.isfinite(se) else 0.0
-        ax.axhspan(value - half, value + half, color="0.85", zorder=0)
+        ax.axhspan(max(value - half, -1.0), min(value + half, 1.0), color="0.85", zorder=0)   # a correlation
         ax.axhline(value, color="0.45", lw=0.8, ls="--", zorder=1)
     ax.axhline(0.0, color="0.3", lw=0.6, zorder=1)
     if keep:

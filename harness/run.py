@@ -134,16 +134,17 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
 
 
 def drug_ceiling(dd: Any, splits: Sequence[Any], cfg: RunConfig) -> dict:
-    """The drug's noise ceiling of delta_pearson (pertvae_core.ceiling): each split's, from its own test cell
-    lines' replicates in its own z space, as the metric scores them; their mean ``ceiling_delta_pearson``,
-    its standard error ``se``, the per-split values and the cell lines behind them (or a reason)."""
+    """The drug's noise ceiling of delta_pearson (pertvae_core.ceiling): each split's test cell lines'
+    replicates in its own z space, as the metric scores them, pooled over the drug's splits; the mean of
+    the split values ``ceiling_delta_pearson``, its standard error ``se``, the per-split values and the
+    cell lines behind them (or a reason)."""
     from pertvae_core.ceiling import change_ceiling, combine
 
     per_split = [change_ceiling(split_data(dd, s, cfg.include_test_singletons)) for s in splits]
-    both = combine(per_split, cfg.n_folds)
+    both = combine(per_split)
     return {"ceiling_delta_pearson": both["value"], "se": both["se"], "n_cell_lines": both["n_cells"],
             "n_splits": both["n_splits"], "reason": both["reason"], "signal_z": both["signal_z"],
-            "per_split": [c.value for c in per_split]}
+            "per_split": both["per_split"]}
 
 
 def _ground_truth(cube: Any, drug_names: Sequence[str]) -> dict:

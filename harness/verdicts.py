@@ -477,9 +477,9 @@ def _legend(methods: list[str]) -> list[str]:
         "every method should sit at chance.",
         f"- ceiling: the expected {PRIMARY} of a predictor that knows each test cell line's true change, "
         "estimated from the replicate scatter for the measured change exactly as the metric builds it (the "
-        "same reference controls and replicate counts); +/- its 95% uncertainty. No method can exceed it on "
-        "average; a method above it by more than that means the replicate noise is not independent across "
-        "genes (n/a: too few replicates).",
+        "same reference controls and replicate counts), pooled over the drug's splits; +/- its 95% "
+        "uncertainty. No method can exceed it on average. Centred at 0 for a drug that changes nothing, so "
+        "it can be negative there: no change is measurable (n/a: too few replicates).",
     ]
     lines += [f"- {m}: {method_legend(m)}." for m in methods]
     if REFERENCE not in methods:
