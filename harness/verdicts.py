@@ -292,15 +292,18 @@ def power_warning(comp: pd.DataFrame, n_train_test: dict[str, Any]) -> str:
 
 
 def power_line(comp: pd.DataFrame, n_train_test: dict[str, Any]) -> str:
-    """Where :func:`power_warning` has nothing to warn of, the same numbers as a plain line: even with many
+    """For the drugs :func:`power_warning` does not warn of, the same numbers as a plain line: even with many
     splits the corrected t-test's variance term for the overlap of training sets stays, so a method ahead on
-    every split can still be 'not distinguishable' ('' without comparisons, or when the warning is given)."""
+    every split can still be 'not distinguishable' ('' without comparisons, or when every drug is warned
+    of)."""
     counts = _n_splits(comp)
-    if not counts or min(counts.values()) < MIN_SPLITS:
+    enough = {d: n for d, n in counts.items() if n >= MIN_SPLITS}
+    if not enough:
         return ""
-    power = _power(comp, n_train_test, counts)
-    return (f"Power: {power[0].lower()}{power[1:]} can mean too few splits to tell, not equal; each "
-            "row's 'PertVAE - best' and its interval give the direction.")
+    power = _power(comp, n_train_test, enough)
+    which = "" if len(enough) == len(counts) else f" (the drugs with {MIN_SPLITS} splits or more)"
+    return (f"Power{which}: {power[0].lower()}{power[1:]} can mean too few splits to tell, not equal; "
+            "each row's 'PertVAE - best' and its interval give the direction.")
 
 
 def _power(comp: pd.DataFrame, n_train_test: dict[str, Any], counts: dict[str, int]) -> str:
@@ -478,8 +481,9 @@ def _legend(methods: list[str]) -> list[str]:
         f"- ceiling: the expected {PRIMARY} of a predictor that knows each test cell line's true change, "
         "estimated from the replicate scatter for the measured change exactly as the metric builds it (the "
         "same reference controls and replicate counts), pooled over the drug's splits; +/- its 95% "
-        "uncertainty. No method can exceed it on average. Centred at 0 for a drug that changes nothing, so "
-        "it can be negative there: no change is measurable (n/a: too few replicates).",
+        "uncertainty. No method can exceed the true ceiling on average; a mean above the estimate but within "
+        "its uncertainty is no contradiction. Centred at 0 for a drug that changes nothing, so it can be "
+        "negative there: no change is measurable (n/a: too few replicates).",
     ]
     lines += [f"- {m}: {method_legend(m)}." for m in methods]
     if REFERENCE not in methods:

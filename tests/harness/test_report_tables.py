@@ -222,6 +222,8 @@ def test_legends_caption_and_few_splits_warning(tmp_path: Path) -> None:
     assert "inert" not in warn[0]
     assert "cannot go below p = 1/2^3 = 0.125" in warn[0]
     assert "not distinguishable' here means too few" in warn[0]
+    power = [x for x in bm.splitlines() if x.startswith("Power")]   # inert's 10 splits: what they can call
+    assert power and power[0].startswith("Power (the drugs with 10 splits or more): with 10 splits the ")
     for method in METHODS:
         assert f"\n- {method}: " in bm
     assert "\n- ceiling: " in bm and "\n- verdict: " in bm and "\n- delta_pearson: " in bm
