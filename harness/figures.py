@@ -125,7 +125,7 @@ def _null_panel(ax: Axes, prim: pd.DataFrame, drugs: list[str], latent: int, met
     ax.set_ylim(-span, span)
     ax.set_xticks(range(len(drugs)))
     ax.set_xticklabels(drugs, rotation=50, ha="right", fontsize=7)
-    ax.set_title("drugs whose replicates measure no change: mean per method (chance = 0)", fontsize=9)
+    ax.set_title("drugs without a measured change: mean per method (chance = 0)", fontsize=9)
     ax.grid(True, axis="y", alpha=0.3)
 
 
@@ -213,8 +213,9 @@ def plot_forest(ds: xr.Dataset, comp: pd.DataFrame, partial: bool) -> Figure:
     if not methods:
         axes[0, 0].text(0.5, 0.5, "no comparisons in this run", ha="center", va="center",
                         transform=axes[0, 0].transAxes)
-    fig.supxlabel("difference in correlation of predicted and measured change (95% interval, cut at the "
-                  "axis; green: PertVAE better, red: worse, q < 0.05)", fontsize=8)
+    fig.supxlabel("difference in correlation of predicted and measured change (95% interval per comparison, "
+                  "not adjusted for multiplicity, cut at the axis; green: PertVAE better, red: worse, "
+                  "Benjamini-Hochberg q < 0.05)", fontsize=8)
     fig.suptitle("PertVAE against each method, per drug" + (f" (latent size {latent})" if latent else "")
                  + (" [PARTIAL]" if partial else ""), fontsize=10)
     return fig

@@ -360,7 +360,8 @@ def table1_caption(df: pd.DataFrame, counts: dict[str, int]) -> str:
             f"Benjamini-Hochberg q-values over drugs of the corrected-t p. rho_identity, rho_meanshift and "
             f"rho_pca_latent: the same correlation for predicting no change, the average change and a linear "
             f"latent model; rho_pred_pert_z and delta_pearson: PertVAE on standardized genes and on the "
-            f"change itself (correlation of the predicted with the measured change).")
+            f"change itself (correlation of the predicted with the measured change), each over the splits "
+            f"where it has a value (fewer for some drugs: table1.md names them).")
     if counts["missing"]:
         text += f" Partial: {counts['missing']} of {counts['planned']} fits missing."
     return text

@@ -469,7 +469,9 @@ def legend(table: pd.DataFrame, n_folds: int) -> str:
             "better): the method against its chance level on the same splits (corrected resampled t, "
             "one-sided, Benjamini-Hochberg over every drug and method of a metric). Dr.VAE − method: paired "
             f"over the splits, with its corrected-t 95% interval per comparison{adjusted}; the verdict uses "
-            "the Benjamini-Hochberg q instead (over drugs, methods and both directions), at q < 0.05."
+            "the Benjamini-Hochberg q instead (over drugs, methods and both directions), at q < 0.05. The "
+            "calls are one-sided at 0.05, the intervals two-sided at 95%: a call whose p lies between 0.025 "
+            "and 0.05 sits beside an interval that just reaches chance (or 0)."
             f"{_at_chance_sentence(table)} The identity-perturbation rows are the ablation: Dr.VAE's fits "
             "predicting with p(z2|z1) replaced by the identity. Continuous response: Pearson and Spearman "
             "against 0, RMSE against the training mean's, each method against Dr.VAE's continuous head.")

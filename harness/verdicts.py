@@ -244,7 +244,7 @@ def _other_losses(comp: pd.DataFrame, drugs: list[str], latent: int) -> str:
         return ""
     metrics = ", ".join(sorted(sub["metric"].unique()))
     return (f"; by another metric it is significantly worse than some method on {sub['drug'].nunique()} "
-            f"more ({metrics}; each drug's section of benchmark.md lists them)")
+            f"more ({metrics}; benchmark.md's 'Where PertVAE is significantly worse' lists them)")
 
 
 def _against_no_change(comp: pd.DataFrame, real: list[str], drugs: list[str], latent: int) -> str:
@@ -310,8 +310,9 @@ def _power(comp: pd.DataFrame, n_train_test: dict[str, Any], counts: dict[str, i
     """What the fewest splits of ``counts`` can show (harness.benchmark.power_floor), up to "So 'not
     distinguishable' here"."""
     j = min(counts.values())
-    tt = n_train_test.get(min(counts, key=counts.get)) or [float("nan")] * 2
-    p_min, k = power_floor(j, float(tt[0]), float(tt[1]))
+    floors = [power_floor(j, *(float(x) for x in (n_train_test.get(d) or [float("nan")] * 2)))
+              for d, n in counts.items() if n == j]
+    p_min, k = max(floors, key=lambda f: -np.inf if np.isnan(f[1]) else f[1])   # the largest holds for all
     family = int(((comp["metric"] == PRIMARY) & (comp["kind"] == "versus")).sum()) * 2
     return (f"With {j} splits the paired Wilcoxon test cannot go below "
             f"p = 1/2^{j} = {p_min:.3g} even for a method better in every split; the corrected t-test behind "
@@ -330,7 +331,12 @@ def _ceiling_text(ceiling: dict[str, Any], drug: str) -> str:
     v, se = c.get("ceiling_delta_pearson", np.nan), c.get("se", np.nan)
     if not isinstance(v, int | float) or not np.isfinite(v):
         return "n/a"
-    return f"{v:.3f} +/- {1.96 * se:.3f}" if isinstance(se, int | float) and np.isfinite(se) else f"{v:.3f}"
+    if not isinstance(se, int | float) or not np.isfinite(se):
+        return f"{v:.3f}"
+    half = 1.96 * se
+    if v - half < -1 or v + half > 1:   # a correlation's interval: clipped, so written by its ends
+        return f"{v:.3f} [{max(v - half, -1.0):.3f}, {min(v + half, 1.0):.3f}]"
+    return f"{v:.3f} +/- {half:.3f}"
 
 
 def _primary_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, latent: int,
@@ -481,9 +487,10 @@ def _legend(methods: list[str]) -> list[str]:
         f"- ceiling: the expected {PRIMARY} of a predictor that knows each test cell line's true change, "
         "estimated from the replicate scatter for the measured change exactly as the metric builds it (the "
         "same reference controls and replicate counts), pooled over the drug's splits; +/- its 95% "
-        "uncertainty. No method can exceed the true ceiling on average; a mean above the estimate but within "
-        "its uncertainty is no contradiction. Centred at 0 for a drug that changes nothing, so it can be "
-        "negative there: no change is measurable (n/a: too few replicates).",
+        "uncertainty (by its ends where that passes -1 or 1). No method can exceed the true ceiling on "
+        "average; a mean above the estimate but within its uncertainty is no contradiction. For a drug that "
+        "changes nothing the estimate is centred at 0, so it can be negative. n/a: too few replicates to "
+        "measure the noise.",
     ]
     lines += [f"- {m}: {method_legend(m)}." for m in methods]
     if REFERENCE not in methods:
@@ -494,7 +501,8 @@ def _legend(methods: list[str]) -> list[str]:
             "the 95% interval of the corrected resampled t, and the splits on which PertVAE scored below "
             "it (where PertVAE is best, its lead over the runner-up and the splits it is ahead on). The "
             "interval is per comparison, not adjusted for the verdict family's many comparisons: it can "
-            "exclude 0 where the verdict, after Benjamini-Hochberg, is 'not distinguishable'.",
+            "exclude 0 where the verdict, after Benjamini-Hochberg, is 'not distinguishable'; and the "
+            "verdicts are one-sided at 0.05, the interval two-sided at 95%.",
             f"- verdict: PertVAE beats / loses to / is not distinguishable from each method (q < {ALPHA}: "
             "corrected resampled t-test paired over splits; Benjamini-Hochberg over one family per latent "
             "size and metric: every drug x method x direction, better and worse together). Bold = the best "

@@ -233,7 +233,8 @@ def test_the_headline_names_losses_on_other_metrics_too(tmp_path: Path) -> None:
     render_report(tmp_path, with_figures=False)
     result = (tmp_path / "summary.txt").read_text()
     assert ("and loses significantly on 0 of all 2 drugs; by another metric it is significantly worse than "
-            "some method on 1 more (mse_z; each drug's section of benchmark.md lists them).") in result
+            "some method on 1 more (mse_z; benchmark.md's 'Where PertVAE is significantly worse' lists "
+            "them).") in result
     bench = (tmp_path / "benchmark.md").read_text()
     assert "- d1: mse_z (pertvae_rec, identity, train_mean, mean_shift, pca_latent_linear, ridge_delta)" in (
         bench)
@@ -311,3 +312,24 @@ def test_a_lead_of_a_millionth_is_a_tie(tmp_path: Path) -> None:
     assert "ridge_delta on 1 (selumetinib, tied with mean_shift)" in (tmp_path / "summary.txt").read_text()
     row = next(x for x in (tmp_path / "benchmark.md").read_text().splitlines() if x.startswith("| d1 |"))
     assert row.count("**") == 4 and "| ridge_delta = mean_shift |" in row, row
+
+
+def test_a_ceiling_interval_past_minus_one_is_written_by_its_ends() -> None:
+    """linsitinib's -0.382 +/- 1.060 reached below -1, which no correlation can."""
+    from harness.verdicts import _ceiling_text
+    c = {"d": {"ceiling_delta_pearson": -0.382, "se": 1.060 / 1.96}, "e": {"ceiling_delta_pearson": 0.9,
+                                                                        "se": 0.01}}
+    assert _ceiling_text(c, "d") == "-0.382 [-1.000, 0.678]"
+    assert _ceiling_text(c, "e") == "0.900 +/- 0.020"
+
+
+def test_the_power_line_holds_for_every_drug_of_the_fewest_splits() -> None:
+    """Two drugs with 10 splits and different test/train ratios: the stated need is the larger one (it was
+    the first drug's)."""
+    from harness.benchmark import power_floor
+    from harness.verdicts import _power
+    comp = pd.DataFrame({"metric": "delta_pearson", "kind": "versus", "drug": ["a", "b"]})
+    tt = {"a": [80.0, 20.0], "b": [60.0, 40.0]}
+    k = max(power_floor(10, *tt[d])[1] for d in tt)
+    assert f"at least {k:.2f} standard deviations" in _power(comp, tt, {"a": 10, "b": 10})
+    assert k == pytest.approx(power_floor(10, 60.0, 40.0)[1])
