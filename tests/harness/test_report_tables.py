@@ -291,7 +291,7 @@ def test_drugs_figure_reads_without_the_code(n_drugs: int) -> None:
         n_null = n_drugs // 2
         assert len(fig.axes) == n_drugs - n_null + (1 if n_null else 0)
         if n_null:
-            assert "measure no change" in titles[-1]
+            assert "without a measured change" in titles[-1]
             null_ticks = [t.get_text() for t in fig.axes[-1].get_xticklabels()]
             assert null_ticks == [f"drug-{i:02d}" for i in range(1, n_drugs, 2)]
             lo, hi = fig.axes[-1].get_ylim()   # chance-level scatter is not zoomed into looking like effects
