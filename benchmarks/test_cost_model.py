@@ -17,10 +17,12 @@ stop (--benchmark-only). extra_info: ``measured_s``, ``estimated_s``, ``ratio`` 
 ``test_estimate_vs_real_run``: the same check on real workers. A small paper grid (olaparib and doxorubicin,
 1 x 5 CV, PertVAE and the pooled Figure 2 VAE at latent 2) estimated as the dry run does on 2 local workers,
 its side-by-side factor included (harness.corun), then run by ``python -m harness.run`` on a 2-worker
-LocalCluster: ``fits_over_estimate`` = the stored fits' times (each fit's wall time inside its worker,
-beside the other: its CPU time when nothing else runs, hence the load recorded) / the estimate given the
-epochs they ran; ``run_cpu_over_estimate``: the CPU time of the command and of every worker process it
-started (cluster start, reads and the report too, which the estimate leaves out); ``run_wall_over_estimate``.
+LocalCluster: ``fits_over_estimate`` = the stored fits' CPU times (``fit_cpu_seconds``: each fit's
+thread's, the clock the estimate is calibrated by) / the estimate given the epochs they ran;
+``fits_wall_over_estimate``: their wall times inside the workers (``fit_seconds``: they count any wait for a
+core the run's other processes held, hence the load recorded); ``run_cpu_over_estimate``: the CPU time of
+the command and of every worker process it started (cluster start, reads and the report too, which the
+estimate leaves out); ``run_wall_over_estimate``.
 The in-process subset above cannot see two workers slowing each other; this can (--benchmark-only, minutes).
 
 ``test_paper_grid_estimate``: ``--preset paper`` (19 drugs, 10 x 5 CV, Figure 2 pooled) on the paper-shaped
@@ -162,41 +164,47 @@ def _run_grid(cfg, out: Path) -> tuple[float, float]:
     return cpu, wall
 
 
-def _store_fits(out: Path) -> tuple[dict[str, float], dict[str, float]]:
-    """Per model, the stored fits' seconds summed (each timed inside its worker) and their mean epochs."""
+def _store_fits(out: Path) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Per model, the stored fits' CPU seconds and wall seconds summed (each timed inside its worker) and
+    their mean epochs."""
     ds = load_results(out)
     done = as_str(ds["status"].values) == "done"
-    seconds, epochs = {}, {}
+    cpu, wall, epochs = {}, {}, {}
     for i, m in enumerate(map(str, as_str(ds["model"].values))):
         if done[i].any():
-            seconds[m] = float(ds["fit_seconds"].values[i][done[i]].sum())
+            cpu[m] = float(ds["fit_cpu_seconds"].values[i][done[i]].sum())
+            wall[m] = float(ds["fit_seconds"].values[i][done[i]].sum())
             epochs[m] = float(ds["epochs"].values[i][done[i]].mean())
-    return seconds, epochs
+    return cpu, wall, epochs
 
 
-def _real_run_figures(est: cost.Estimate, fit_s: dict[str, float], epochs: dict[str, float], cpu_s: float,
-                      wall_s: float) -> dict:
+def _real_run_figures(est: cost.Estimate, fit_cpu: dict[str, float], fit_wall: dict[str, float],
+                      epochs: dict[str, float], cpu_s: float, wall_s: float) -> dict:
     """The real run's times against the estimate, at the assumed epochs and given the epochs it ran."""
     given = dataclasses.replace(est, epochs={**est.epochs, **epochs})
-    fits = sum(fit_s.values())
+    fits, fits_wall = sum(fit_cpu.values()), sum(fit_wall.values())
     return {
         "fits": sum(t.n_fits for t in est.tasks), "precision": est.precision, "workers": est.slots,
         "side_by_side": {m: round(f, 3) for m, f in est.corun.items()},
         "run_cpu_s": round(cpu_s, 1), "run_wall_s": round(wall_s, 1), "fits_s": round(fits, 1),
+        "fits_wall_s": round(fits_wall, 1),
         "estimated_s": round(est.total_seconds, 1), "estimated_s_given_epochs": round(given.total_seconds, 1),
         "estimated_wall_s_given_epochs": round(given.wall_seconds, 1),
         "fits_over_estimate": round(fits / given.total_seconds, 3),
+        "fits_wall_over_estimate": round(fits_wall / given.total_seconds, 3),
         "run_cpu_over_estimate": round(cpu_s / given.total_seconds, 3),
         "run_wall_over_estimate": round(wall_s / given.wall_seconds, 3),
-        "fits_s_per_model": {m: round(s, 1) for m, s in fit_s.items()},
+        "fits_s_per_model": {m: round(s, 1) for m, s in fit_cpu.items()},
+        "fits_wall_s_per_model": {m: round(s, 1) for m, s in fit_wall.items()},
         "estimated_s_per_model_given_epochs": {
             m: round(sum(given.fit_seconds(k) for t in est.tasks for k in t.fit_keys() if k.model == m), 1)
-            for m in fit_s},
+            for m in fit_cpu},
         "epochs_measured": {m: round(e, 1) for m, e in epochs.items()},
         "epochs_assumed": {m: est.epochs[m] for m in epochs},
-        "clock": "CPU time of the command and its workers (run_cpu_s); each fit's wall time inside its "
-                 "worker as stored (fits_s); the estimate's calibration by CPU time",
-        "headline": ["fits_over_estimate", "run_cpu_over_estimate", "run_wall_over_estimate"],
+        "clock": "CPU time of the command and its workers (run_cpu_s); each fit's CPU time (fits_s) and wall "
+                 "time (fits_wall_s) inside its worker as stored; the estimate's calibration by CPU time",
+        "headline": ["fits_over_estimate", "fits_wall_over_estimate", "run_cpu_over_estimate",
+                     "run_wall_over_estimate"],
     }
 
 
@@ -215,9 +223,10 @@ def test_estimate_vs_real_run(benchmark, request, tmp_path) -> None:
             "load_average": [load, load_average()]}
     benchmark.extra_info.update(info)
     print(f"\ncost model vs a real run ({info['fits']} paper-sized fits on {cfg.workers} local workers, "
-          f"{est.precision}; side by side {info['side_by_side']}): the fits took {info['fits_s']} s, "
+          f"{est.precision}; side by side {info['side_by_side']}): the fits took {info['fits_s']} CPU-s, "
           f"{info['fits_over_estimate']} x the estimate given the epochs run "
-          f"({info['estimated_s_given_epochs']} s; {info['estimated_s']} s at the assumed epochs); "
+          f"({info['estimated_s_given_epochs']} s; {info['estimated_s']} s at the assumed epochs), "
+          f"{info['fits_wall_s']} s wall inside the workers ({info['fits_wall_over_estimate']} x); "
           f"the command and its workers {cpu_s:.1f} CPU-s ({info['run_cpu_over_estimate']} x; "
           f"it counts starting the cluster, reads and the report too), {wall_s:.1f} s wall "
           f"({info['run_wall_over_estimate']} x the estimated wall time); per model "

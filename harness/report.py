@@ -517,13 +517,13 @@ def _write_text(path: Path, text: str) -> None:
 
 
 FIT_COLUMNS = ("model", "drug", "latent", "split", "repeat", "fold", "status", "reason", "epochs",
-               "best_epoch", "fit_seconds", "test_loss", "worker", "products")
+               "best_epoch", "fit_seconds", "fit_cpu_seconds", "test_loss", "worker", "products")
 
 
 def fits_table(ds: xr.Dataset) -> pd.DataFrame:
     """One row per planned fit: its status ("done", "failed", "not_run"), reason, epochs, best_epoch,
-    fit_seconds, test_loss, worker and how its matrix products were computed (NaN/"" where the store has no
-    value)."""
+    fit_seconds (wall), fit_cpu_seconds (CPU time: harness.tasks.cpu_seconds), test_loss, worker and how its
+    matrix products were computed (NaN/"" where the store has no value)."""
     ds = ds.transpose("model", "drug", "latent", "split", ...)
     m, d, li, s = np.nonzero(planned_mask(ds))
     status = _status(ds)[m, d, li, s]
@@ -535,7 +535,7 @@ def fits_table(ds: xr.Dataset) -> pd.DataFrame:
         "status": np.where(status == "", "not_run", status)})
     for col in ("reason", "worker", "products"):
         df[col] = as_str(ds[col].values)[m, d, li, s] if col in ds.data_vars else ""
-    for col in ("epochs", "best_epoch", "fit_seconds", "test_loss"):
+    for col in ("epochs", "best_epoch", "fit_seconds", "fit_cpu_seconds", "test_loss"):
         df[col] = (np.asarray(ds[col].values, dtype=np.float64)[m, d, li, s] if col in ds.data_vars
                    else np.nan)
     return df[list(FIT_COLUMNS)]

@@ -9,7 +9,10 @@ Layout:
 - dims ``model`` (str), ``drug`` (str), ``latent`` (int), ``split`` (int = repeat * n_folds + fold), with
   non-index coords ``repeat(split)`` and ``fold(split)``;
 - float64 vars ``test_loss, epochs, best_epoch, fit_seconds`` (NaN = not run / not applicable;
-  ``fit_seconds``: wall time inside the worker, a batched task's shared among its splits);
+  ``fit_seconds``: wall time inside the worker, a batched task's shared among its splits) and
+  ``fit_cpu_seconds``: the fit's CPU time (harness.tasks.cpu_seconds: the fitting thread's and its plug-in
+  processes', which a busy machine does not inflate as it does wall time; the task's shared among its fits
+  as their ``fit_seconds`` are); a store written before it gets it (all NaN) when a run resumes it;
 - float64 ``score[model, drug, latent, split, method, metric]``: every method's score on every metric
   (pertvae_core.evaluation; methods and metrics are coords, so a new one does not change the schema); a
   model fills the methods it produces (its contender's ``stored_methods``: pertvae: pertvae, pertvae_rec;
@@ -126,6 +129,7 @@ STR_VARS = ("status", "reason", "worker", "slurm_job_id")
 METHOD_VARS = ("method_status", "method_reason")
 BF16_KEY = "bf16 products on this CPU"   # versions' entry that is not a package
 FIT_TEXT_VARS = ("products",)   # per fit, added to older stores on resume (as METHOD_VARS)
+FIT_FLOAT_VARS = ("fit_cpu_seconds",)   # per fit, added to older stores on resume (all NaN)
 TEXT_VARS = (*STR_VARS, *METHOD_VARS, *FIT_TEXT_VARS)
 STORE_NAME = "results.zarr"
 # 3: the paper's metrics in score[method, metric] (before: PAPER_VARS); 2: cell_score and gene_score chunked
@@ -313,7 +317,7 @@ def _empty_dataset(cfg: RunConfig, drugs: list[str], cell_lines: list[str], gene
     latents = sorted({int(x) for m in models for x in cfg.latents_for(m)})
     metrics = run_metrics(models)  # the run's metrics (evaluation's, the paper's, Dr.VAE's)
     shape = (len(models), len(drugs), len(latents), cfg.n_repeats * cfg.n_folds)
-    data_vars: dict[str, Any] = {v: (DIMS, np.full(shape, np.nan)) for v in FLOAT_VARS}
+    data_vars: dict[str, Any] = {v: (DIMS, np.full(shape, np.nan)) for v in (*FLOAT_VARS, *FIT_FLOAT_VARS)}
     data_vars.update({v: (DIMS, _empty_str(shape)) for v in (*STR_VARS, *FIT_TEXT_VARS)})
     data_vars.update({v: ((*DIMS, "method"), _empty_str((*shape, len(methods)))) for v in METHOD_VARS})
     data_vars[SCORE_VAR] = ((*DIMS, "method", "metric"),
@@ -427,10 +431,11 @@ class ResultStore:
                     self._group = zarr.open_group(str(self.path), mode="r+")
                     self.method_vars = tuple(v for v in METHOD_VARS if v in self._group)
                     self.fit_text_vars = tuple(v for v in FIT_TEXT_VARS if v in self._group)
+                    self.fit_float_vars = tuple(v for v in FIT_FLOAT_VARS if v in self._group)
                     # layout 1 and 2: read (find_damage, dataset), converted before a write (open, resume)
                     self.paper_vars = tuple(v for v in PAPER_VARS if v in self._group)
                     self.vars = (*FLOAT_VARS, *self.paper_vars, SCORE_VAR, *DETAIL_VARS, *STR_VARS,
-                                 *self.method_vars, *self.fit_text_vars)
+                                 *self.method_vars, *self.fit_text_vars, *self.fit_float_vars)
                     self._arrays = {v: self._group[v].async_array for v in self.vars}
                     # chunked per fit (layout 2): written whole, never read back by a write
                     self._per_fit = tuple(v for v in DETAIL_VARS if self._group[v].chunks[3] == 1)
@@ -566,15 +571,19 @@ class ResultStore:
                                             "cell_line, gene) that do not match its own config and cube")
 
     def _with_added_vars(self, background: bool) -> ResultStore:
-        """This store, given the variables of :data:`METHOD_VARS` and :data:`FIT_TEXT_VARS` it was written
-        without, all "" (every chunk written, as :meth:`find_damage` expects), and its consolidated metadata
-        their entries, its attributes (config, fingerprints) kept; itself when it has them all."""
-        if self.method_vars == METHOD_VARS and self.fit_text_vars == FIT_TEXT_VARS:
+        """This store, given the variables of :data:`METHOD_VARS`, :data:`FIT_TEXT_VARS` and
+        :data:`FIT_FLOAT_VARS` it was written without, all "" or NaN (every chunk written, as
+        :meth:`find_damage` expects), and its consolidated metadata their entries, its attributes (config,
+        fingerprints) kept; itself when it has them all."""
+        if (self.method_vars, self.fit_text_vars, self.fit_float_vars) == (METHOD_VARS, FIT_TEXT_VARS,
+                                                                           FIT_FLOAT_VARS):
             return self
         shape = (len(self.models), len(self.drugs), len(self.latents), len(self.repeats))
         ds = xr.Dataset({v: ((*DIMS, "method"), _empty_str((*shape, len(self.methods))))
                          for v in METHOD_VARS if v not in self.method_vars})
         ds = ds.assign({v: (DIMS, _empty_str(shape)) for v in FIT_TEXT_VARS if v not in self.fit_text_vars})
+        ds = ds.assign({v: (DIMS, np.full(shape, np.nan)) for v in FIT_FLOAT_VARS
+                        if v not in self.fit_float_vars})
         ds.attrs = dict(self.attrs)   # an append writes the dataset's attrs as the group's: keep the store's
         encoding = {v: {"chunks": (1, 1, 1, *ds[v].shape[3:])} for v in ds.data_vars}
         with warnings.catch_warnings(), zarr.config.set({"array.write_empty_chunks": True}):
@@ -880,7 +889,7 @@ class ResultStore:
                 values[v] = self._cell_block(detail) if detail else None   # None: all NaN
             elif v == GENE_VAR:
                 values[v] = self._gene_block(detail) if detail else None
-            elif v in FLOAT_VARS or v in PAPER_VARS:
+            elif v in FLOAT_VARS or v in PAPER_VARS or v in FIT_FLOAT_VARS:
                 values[v] = _float(row.get(v))
             else:
                 values[v] = str(row.get(v, "") or "")
@@ -1007,7 +1016,7 @@ class ResultStore:
                                 "drug": np.array(self.drugs, dtype=object)[idx[1]],
                                 "latent": np.array(self.latents, dtype=np.int64)[idx[2]],
                                 "split": idx[3].astype(np.int64)}
-        for v in (*FLOAT_VARS, *STR_VARS):
+        for v in (*FLOAT_VARS, *self.fit_float_vars, *STR_VARS):
             data[v] = self._read(v)[0].reshape(-1)
         data["fold"] = self.folds[idx[3]].astype(np.int64)
         data["repeat"] = self.repeats[idx[3]].astype(np.int64)

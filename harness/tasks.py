@@ -9,8 +9,11 @@ splits are grouped into tasks.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import resource
 import socket
+import time
 import warnings
 
 from harness.config import RunConfig
@@ -55,6 +58,31 @@ def products_of(cfg: RunConfig, model: Contender) -> str:
     return products_way(resolve_precision(cfg.precision, device), str(device))
 
 
+def cpu_seconds() -> float:
+    """CPU seconds this task has used so far, as the cost model's calibration counts them (harness.calibrate):
+    this thread's (the fitting thread's; with several torch threads, the process's per thread, as they share
+    the work), plus the waited-for child processes' (the ``--method`` plug-ins, torch.compile's compiler),
+    not the other threads of the process (Dask's, the store's writer). On a GPU it counts the host's work
+    only."""
+    import torch
+
+    n = max(1, torch.get_num_threads())
+    own = time.thread_time() if n == 1 else time.process_time() / n
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own + (children.ru_utime + children.ru_stime) / n
+
+
+def share_cpu(rows: list[dict], cpu: float) -> None:
+    """Set each row's ``fit_cpu_seconds``: ``cpu`` (the task's) shared among its fits as their
+    ``fit_seconds`` (wall time) are (a batched task's equally), evenly where those are missing."""
+    wall = [float(r.get("fit_seconds", math.nan)) for r in rows]
+    if not all(math.isfinite(w) and w >= 0 for w in wall) or sum(wall) <= 0:
+        wall = [1.0] * len(rows)
+    total = sum(wall)
+    for r, w in zip(rows, wall, strict=True):
+        r["fit_cpu_seconds"] = cpu * w / total
+
+
 def task_limit(task: Task, cfg: RunConfig) -> float:
     """Seconds ``task`` may run on a cluster (harness.cluster.ClusterHandle.watch; 0 = no limit):
     ``--fit-timeout`` for each of its fits, where each ``--method`` plug-in counts as a fit of its own with
@@ -72,7 +100,9 @@ def task_limit(task: Task, cfg: RunConfig) -> float:
 def run_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender | None = None) -> list[dict]:
     """Fit and evaluate ``task``'s splits with its contender (``model``, default: the registered one of
     ``task.model``; the driver sends it along, so a contender registered in the driver alone runs on any
-    worker); one row per fit with its keys, results, worker, SLURM_JOB_ID and how its products were computed.
+    worker); one row per fit with its keys, results, worker, SLURM_JOB_ID, how its products were computed and
+    its CPU time (``fit_cpu_seconds``: :func:`cpu_seconds` over the task's fitting and scoring, shared by
+    :func:`share_cpu`).
 
     A task that raises, and every fit that failed, is logged with its traceback or reason (to OUT/run.log,
     see harness.cluster.RunLog).
@@ -94,7 +124,9 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> l
     data = model.task_data(dd, str(cube_path), task.splits, cfg)
     keys = task.fit_keys()
     seeds = {lat: [fit_seed(cfg.base_seed, k) for k in keys if k.latent == lat] for lat in task.latents}
+    cpu0 = cpu_seconds()
     by_latent = model.run_latents(data, task.latents, seeds, cfg)
+    cpu = cpu_seconds() - cpu0
     if any(len(by_latent.get(lat, ())) != len(data) for lat in task.latents):
         got = {lat: len(by_latent.get(lat, ())) for lat in task.latents}
         raise RuntimeError(f"task {task.key}: results per latent {got} for {len(data)} splits each")
@@ -114,6 +146,7 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> l
         row.update(model=k.model, drug=k.drug, latent=k.latent, repeat=k.repeat, fold=k.fold,
                    worker=worker, slurm_job_id=job, products=products)
         rows.append(row)
+    share_cpu(rows, cpu)
     return rows
 
 
