@@ -35,7 +35,7 @@ from datasets.cube import (
 from harness.products import products_line
 from harness.report import ReportError, fit_counts, fits_table, open_results
 from harness.results import json_attr
-from harness.store import BF16_KEY
+from harness.store import BF16_KEY, OLD_BF16_KEY
 
 __all__ = ["describe", "describe_cube", "describe_run", "main"]
 
@@ -145,8 +145,8 @@ def describe_run(out: Path) -> str:
     if products := products_line(ds):
         lines.append(products)
     versions = json_attr(ds, "versions")
-    if bf16 := versions.pop(BF16_KEY, None):
-        lines.append(f"bf16 products on the CPU that started the run: {bf16}")
+    if bf16 := versions.pop(BF16_KEY, None) or versions.pop(OLD_BF16_KEY, None):
+        lines.append(f"bf16 products on the CPU that started the run, if asked for: {bf16}")
     if versions:
         lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     run = _json((out / "run.json").read_text()) if (out / "run.json").is_file() else {}

@@ -127,7 +127,10 @@ STR_VARS = ("status", "reason", "worker", "slurm_job_id")
 # Per method of a fit (the baselines' and the run's own methods, each fitted alone): "done"/"failed" and
 # the failed one's reason; "" = no per-method record, the fit's status stands for all its methods.
 METHOD_VARS = ("method_status", "method_reason")
-BF16_KEY = "bf16 products on this CPU"   # versions' entry that is not a package
+# versions' entry that is not a package: how the machine would compute bf16 products, whatever the run's
+# precision (report.products in run.json, the store's ``products``, say how each fit's were computed)
+BF16_KEY = "bf16 products on this CPU, if a run asks for them"
+OLD_BF16_KEY = "bf16 products on this CPU"   # its name in runs before 2026-12-05
 FIT_TEXT_VARS = ("products",)   # per fit, added to older stores on resume (as METHOD_VARS)
 FIT_FLOAT_VARS = ("fit_cpu_seconds",)   # per fit, added to older stores on resume (all NaN)
 TEXT_VARS = (*STR_VARS, *METHOD_VARS, *FIT_TEXT_VARS)
@@ -232,7 +235,8 @@ def known_fingerprint(out_dir: str | Path, cube_path: str | Path) -> str | None:
 
 
 def versions() -> dict[str, str]:
-    """Versions of the packages that produce the numbers, and how this machine computes bf16 products."""
+    """Versions of the packages that produce the numbers, and how this machine computes bf16 products (were
+    they asked for: an fp32 run records it too)."""
     import importlib.metadata as md
     import platform
 

@@ -158,3 +158,20 @@ def test_a_bf16_run_on_a_cpu_without_bf16_instructions_is_warned(cfg, monkeypatc
         assert emulated_bf16_note(quiet) == ""
     monkeypatch.setattr(precision, "native_bf16", lambda d: d == "cpu")
     assert emulated_bf16_note(cfg) == ""
+
+
+def test_info_says_the_machines_bf16_way_is_what_a_run_would_get_if_it_asked(tmp_path, cfg):
+    """run.json's and the store's versions record how the CPU computes bf16 products in an fp32 run too;
+    `pertvae-bench info` says "if asked for", and reads the entry's older name."""
+    out = tmp_path / "out"
+    _open(out, dataclasses.replace(cfg, precision="fp32")).write([_row("dA", 0, 0, "fp32")])
+    assert "bf16 products on the CPU that started the run, if asked for: " in describe_run(out)
+    meta = json.loads((out / "results.zarr" / "zarr.json").read_text())
+    versions = json.loads(meta["attributes"]["versions"])
+    versions["bf16 products on this CPU"] = versions.pop("bf16 products on this CPU, if a run asks for them")
+    meta["attributes"]["versions"] = json.dumps(versions)
+    (out / "results.zarr" / "zarr.json").write_text(json.dumps(meta))
+    assert "bf16 products on this CPU" in json.loads(load_results(out).attrs["versions"])   # a run before
+    about = describe_run(out)
+    assert "bf16 products on the CPU that started the run, if asked for: " in about
+    assert "bf16 products on this CPU" not in about
