@@ -51,6 +51,7 @@ so some drug replicates have same-plate controls and others fall back (datasets.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -342,6 +343,17 @@ def generate(preset: str = "paper", seed: int = 0, **overrides) -> xr.Dataset:
                      plate=plate, response=response, response_attrs=response_attrs)
 
 
+def _seed(value: str) -> int:
+    """argparse ``type`` of ``--seed``: an integer in [0, 2**63), as ``run --data-seed`` takes."""
+    try:
+        seed = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {value!r}") from None
+    if not 0 <= seed < 2**63:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {seed}")
+    return seed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: generate a synthetic cube and write it."""
     ap = OneLineParser(prog="pertvae-bench synth", description=__doc__.split("\n")[0])
@@ -350,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="the cube's shape: paper (978 genes, the 19 drugs with Table 1's cell-line counts, "
                          "up to 15 replicates) or demo (200 genes, up to 20 cell lines per drug, mixed "
                          "effect kinds) [default: paper]")
-    ap.add_argument("--seed", type=int, default=0,
+    ap.add_argument("--seed", type=_seed, default=0,
                     help="seed of the generator: the same seed gives the same cube [default: 0]")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing store")
     args = ap.parse_args(argv)

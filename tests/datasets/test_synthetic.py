@@ -182,3 +182,17 @@ def test_cli_writes_and_refuses_existing(tmp_path: Path, capsys: pytest.CaptureF
     assert r.returncode == 0, r.stderr
     assert "wrote" in r.stdout
     assert json.loads(open_cube(out).attrs["provenance"])["seed"] == 0
+
+
+@pytest.mark.parametrize(("seed", "why"), [("-3", "must be in [0, 2**63), got -3"),
+                                           ("x", "must be an integer, got 'x'")])
+def test_cli_refuses_a_bad_seed_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, seed: str,
+                                            why: str) -> None:
+    """A negative --seed was a numpy traceback and exit 1 (review 43, item 5); now one error line, exit 2."""
+    out = tmp_path / "c.zarr"
+    with pytest.raises(SystemExit) as e:
+        main(["--out", str(out), "--preset", "demo", "--seed", seed])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"error: argument --seed: {why} (see pertvae-bench synth --help)"]
+    assert not out.exists()
