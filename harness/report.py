@@ -751,6 +751,19 @@ def _lock(out: Path) -> Any:
         raise ReportError(f"cannot write the report into {out}: {e.strerror or e}") from None
 
 
+def _check_out(out: Path) -> None:
+    """ReportError when OUT is a file: no run's --out can be one (``run --out FILE`` is refused)."""
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"{out}: is a file, not a run's --out directory (the directory that holds "
+                          f"results.zarr)")
+
+
+def _stdout_to_stderr(quiet: bool) -> contextlib.AbstractContextManager:
+    """With ``quiet``, what the report prints (a partial run's PARTIAL line) goes to stderr: stdout stays
+    empty on success, and a partial report still does not pass silently."""
+    return contextlib.redirect_stdout(sys.stderr) if quiet else contextlib.nullcontext()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m harness.report OUT``: re-render the report of a finished or partial run and print its
     summary (the wide tables stay in files)."""
@@ -763,10 +776,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-figures", action="store_true",
                     help="write the tables only (faster on a large run; the figures already in OUT stay)")
     ap.add_argument("--quiet", action="store_true",
-                    help="print nothing on success (errors still go to stderr)")
+                    help="print nothing on success; a partial run's PARTIAL line goes to stderr (as errors "
+                         "do)")
     args = ap.parse_args(argv)
     try:
-        with _lock(Path(args.out)):
+        _check_out(Path(args.out))
+        with _lock(Path(args.out)), _stdout_to_stderr(args.quiet):
             report_stamp.forget(Path(args.out))
             summary = render_report(args.out, with_figures=not args.no_figures)
             if not args.no_figures:   # a resume keeps a full report of an unchanged store

@@ -1,0 +1,52 @@
+"""pertvae-bench report's command line: --quiet keeps stdout empty, a file as OUT gets no false advice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.report import main
+from tests.harness.test_report import MODELS, make_store
+
+
+def _partial_store(out: Path) -> None:
+    """A store of tests.harness.test_report with one VAE latent size not run."""
+    ds = make_store(out)
+    ds["status"].values[MODELS.index("vae"), :, 0, :] = ""
+    ds[["status"]].to_zarr(str(out / "results.zarr"), mode="r+", consolidated=False)
+
+
+def test_quiet_keeps_stdout_empty_and_the_partial_line_on_stderr(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    """review 43, item 6: --quiet's help says "print nothing on success", yet PARTIAL went to stdout."""
+    _partial_store(tmp_path)
+    assert main([str(tmp_path), "--quiet", "--no-figures"]) == 0
+    got = capsys.readouterr()
+    assert got.out == ""
+    assert [s for s in got.err.splitlines() if s.startswith("PARTIAL: ")] == [
+        "PARTIAL: 30 of 240 fits missing (0 failed, 30 not run)"]
+    assert main([str(tmp_path), "--no-figures"]) == 0
+    got = capsys.readouterr()
+    assert got.out.startswith("PARTIAL: 30 of 240") and "PARTIAL" not in got.err
+
+
+def test_quiet_help_says_where_the_partial_line_goes(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "print nothing on success; a partial run's PARTIAL line goes to stderr" in text
+
+
+def test_a_file_as_out_is_refused_without_advising_run_out_file(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    """review 43, item 15: `report afile` advised `run --out afile`, which run refuses ("is a file")."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main([str(afile)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"error: {afile}: is a file, not a run's --out directory (the directory that "
+                                f"holds results.zarr)"]
+    for where in (tmp_path / "absent", tmp_path):   # absent, or a directory without a store: advised
+        assert main([str(where)]) == 2
+        assert f"(pertvae-bench run --out {where} creates one)" in capsys.readouterr().err
