@@ -92,11 +92,11 @@ class RunConfig:
     """Everything one run needs. Field metadata drives the CLI (``--help``) and TOML parsing."""
 
     # --- what to run --------------------------------------------------------------------------------
-    preset: str = _f("demo", "preset the other defaults come from: demo | paper", "run")
+    preset: str = _f("demo", "preset the other defaults come from: " + " | ".join(PRESETS), "run")
     data: str | None = _f(None, "cube path (zarr, from datasets.build); default: generate the embedded "
                           "synthetic cube for the preset into OUT/data.zarr (once, reused on resume)", "run")
     data_seed: int = _f(0, "seed of the generated synthetic cube (ignored with --data)", "run")
-    out: str | None = _f(None, "output directory (results.zarr, tables, figures); default runs/<preset>",
+    out: str | None = _f(None, "output directory (results.zarr, tables, figures); default: runs/<preset>",
                          "run")
     models: tuple[str, ...] = _f(BUILT_IN, "models to run (harness.contenders): " + " ".join(BUILT_IN)
                                  + " (the perturbation study), "
@@ -120,8 +120,9 @@ class RunConfig:
                                 "OUT/predictions/<method>/<drug>.h5ad (AnnData)", "run")
     figure2_scope: str = _f("pooled", "Figure 2's VAE and PCA fits: pooled (one per split and latent size, "
                             "on every selected drug's pairs and the singletons, split by cell line; "
-                            "harness.grid.POOLED) | per-drug (one per drug, split and latent size, 19x the "
-                            "cost)", "run")
+                            "harness.grid.POOLED) | per-drug (one per drug, split and latent size, each on "
+                            "that drug's pairs alone: as many times the fits as there are drugs; --dry-run "
+                            "estimates the cost)", "run")
     # --- cross-validation -----------------------------------------------------------------------------
     n_repeats: int = _f(10, "randomized CV repeats", "cv")
     n_folds: int = _f(5, "CV folds (grouped by cell line)", "cv")
@@ -711,13 +712,24 @@ def _show(v: Any) -> str:
     return str(v)
 
 
-def _default_text(name: str, default: Any) -> str:
+def _default_text(name: str, default: Any, help_: str = "") -> str:
+    """The flag's default for the help's brackets: each preset's that sets it, then what every other preset
+    gets ("otherwise: ..."); a default of None that the help states in words ("default: ...") is not
+    repeated as "None" ("" when no preset sets the field)."""
     if name == "preset":
         return "default: demo"
+    in_words = default is None and "default:" in help_
+    fallback = "as above" if in_words else _show(default)
     per = {preset: vals[name] for preset, vals in PRESETS.items() if name in vals}
-    if per:
-        return ", ".join(f"{preset}: {_show(v)}" for preset, v in per.items())
-    return f"default: {_show(default)}"
+    if not per:
+        return "" if in_words else f"default: {fallback}"
+    text = ", ".join(f"{preset}: {_show(v)}" for preset, v in per.items())
+    return text if len(per) == len(PRESETS) else f"{text}, otherwise: {fallback}"
+
+
+def _help(text: str, default: str) -> str:
+    """``text`` and its ``[default]`` (if any), ``%`` escaped for argparse."""
+    return (text + (f" [{default}]" if default else "")).replace("%", "%%")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -743,14 +755,13 @@ def build_parser() -> argparse.ArgumentParser:
         if f.name == "latents":
             for c in REGISTRY.values():
                 default = _default_text(f"latents_{c.name}", c.default_latents)
-                help_ = f"latent sizes for {c.legend or c.name} [{default}]"
+                help_ = _help(f"latent sizes for {c.legend or c.name}", default)
                 groups["run"].add_argument(_flag(f"latents_{c.name}"), dest=f"latents_{c.name}", nargs="+",
-                                           metavar="X", help=help_.replace("%", "%%"))
+                                           metavar="X", help=help_)
             continue
         g = groups[f.metadata["group"]]
         kind = _base_type(f)
-        help_ = f.metadata["help"] + " [" + _default_text(f.name, f.default) + "]"
-        help_ = help_.replace("%", "%%")
+        help_ = _help(f.metadata["help"], _default_text(f.name, f.default, f.metadata["help"]))
         if kind == "bool":
             g.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, help=help_)
         elif f.name == "job_extra":
@@ -769,14 +780,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _preset(value: Any, source: str | None) -> str:
+    """``value`` as a preset's name; ConfigError naming ``source`` (the flag or TOML file) if it is none."""
+    preset = _coerce("preset", value, source or "preset")
+    if preset not in PRESETS:
+        why = f"unknown preset{did_you_mean(preset, list(PRESETS))} (known: {', '.join(PRESETS)})"
+        raise ConfigError.bad_value("preset", preset, why, source)
+    return preset
+
+
 def parse_args(argv: Sequence[str] | None = None) -> RunConfig:
     """preset (``--preset`` / TOML ``preset`` / demo) < TOML file < CLI flags -> validated RunConfig."""
     ns = vars(build_parser().parse_args(argv))
     cfg_file = ns.pop("config", None)
     file_values = load_toml(cfg_file) if cfg_file else {}
-    preset = ns.get("preset", file_values.get("preset", "demo"))
-    if preset not in PRESETS:
-        raise ConfigError(f"field 'preset' = {preset!r}: unknown preset (known: {', '.join(PRESETS)})")
+    source = "--preset" if "preset" in ns else str(cfg_file) if "preset" in file_values else None
+    preset = _preset(ns.get("preset", file_values.get("preset", "demo")), source)
     values: dict[str, Any] = {"preset": preset}
     for k, v in PRESETS[preset].items():
         _set(values, k, v, f"preset {preset}")
