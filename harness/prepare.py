@@ -5,6 +5,7 @@ generated once into OUT), the drugs and the methods. Used by the run (harness.ru
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Sequence
@@ -129,13 +130,26 @@ def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> l
         raise RunError(f"--drugs: {e}") from None
     unknown = [m.requested for m in matches if m.via == "not resolved"]
     if unknown:
-        raise RunError(f"--drugs: {', '.join(unknown)} not in cube {cube_path} "
+        raise RunError(f"--drugs: {', '.join(unknown)} not in cube {cube_path}{_closest(unknown, available)} "
                        f"(it has: {', '.join(available)})")
     for m in matches:
         if m.via != "pert_iname":
             via = m.via.replace("pert_iname", "name")
             print(f"--drugs: {m.requested!r} is the cube's {m.pert_iname!r} ({via})", flush=True)
     return [m.pert_iname for m in matches]
+
+
+def _closest(unknown: Sequence[str], available: Sequence[str]) -> str:
+    """``"; did you mean X?"`` naming the cube's closest drug to each of ``unknown`` (difflib, ignoring case;
+    ``X (for Y)`` when several are unknown), or ``""`` when none is close."""
+    lower = {a.lower(): a for a in available}
+    close = {u: difflib.get_close_matches(u.lower(), list(lower), n=1, cutoff=0.6) for u in unknown}
+    named = [(u, lower[c[0]]) for u, c in close.items() if c]
+    if not named:
+        return ""
+    if len(unknown) == 1:
+        return f"; did you mean {named[0][1]}?"
+    return "; did you mean " + ", ".join(f"{a} (for {u})" for u, a in named) + "?"
 
 
 def resolve_methods(cfg: RunConfig) -> list[str]:
