@@ -348,7 +348,7 @@ def _seed(value: str) -> int:
     try:
         seed = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"invalid int value: {value!r}") from None
     if not 0 <= seed < 2**63:
         raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {seed}")
     return seed

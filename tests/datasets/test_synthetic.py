@@ -185,7 +185,7 @@ def test_cli_writes_and_refuses_existing(tmp_path: Path, capsys: pytest.CaptureF
 
 
 @pytest.mark.parametrize(("seed", "why"), [("-3", "must be in [0, 2**63), got -3"),
-                                           ("x", "must be an integer, got 'x'")])
+                                           ("x", "invalid int value: 'x'")])
 def test_cli_refuses_a_bad_seed_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, seed: str,
                                             why: str) -> None:
     """A negative --seed was a numpy traceback and exit 1 (review 43, item 5); now one error line, exit 2."""
