@@ -123,11 +123,13 @@ class Point:
 class CalibrationRun:
     """The outcome of :func:`calibrate`: one median Calibration per point, the GEMM peak and how steady the
     rounds were; ``stream``: one thread's memory rate in bytes/s (:func:`stream_rate`; 0 on a GPU).
-    ``spread``: the largest slowest/fastest ratio of a point's step time over the kept rounds
-    (``worst``: that point); ``disturbed``: above MAX_SPREAD after MAX_ROUNDS. ``cpu_share``: this process's
-    CPU time / wall time over the calibration (1.0 per thread when it had the CPU to itself); ``load``: the
-    1-minute load average before and after. ``rates``: the best float32 rate (FLOP/s) of each product shape
-    timed (:func:`gemm_rates`) over the rounds; ``peak`` is the best of them, at ``peak_at``."""
+    ``spread``: the largest slowest/fastest ratio of a judged point's step time over the last CAL_ROUNDS
+    rounds (``worst``: that point); where no point is judged (all shorter than MIN_JUDGED_S), the largest of
+    any point's, and ``judged`` is False; ``disturbed``: a judged spread above MAX_SPREAD after
+    MAX_ROUNDS. ``cpu_share``: this process's CPU time / wall time over the calibration (1.0 per thread
+    when it had the CPU to itself); ``load``: the 1-minute load average before and after the timing
+    rounds. ``rates``: the best float32 rate (FLOP/s) of each product shape timed (:func:`gemm_rates`) over
+    the rounds; ``peak`` is the best of them, at ``peak_at``."""
 
     calibrations: tuple[Calibration, ...]
     peak: float
@@ -141,6 +143,7 @@ class CalibrationRun:
     seconds: float
     stream: float = 0.0
     rates: Mapping[Shape, float] = field(default_factory=dict)
+    judged: bool = True
 
 
 def load_average() -> float:
@@ -407,13 +410,14 @@ def _median(cals: Sequence[Calibration]) -> Calibration:
     return replace(cals[0], **num)
 
 
+def _times(cals: Sequence[Calibration]) -> list[float]:
+    """The calibrations' step times (the evaluation's for PCA and the baselines)."""
+    return [c.step or c.evaluation for c in cals]
+
+
 def _spread(cals: Sequence[Calibration]) -> float:
-    """Slowest / fastest of the calibrations' step time (the evaluation's for PCA and the baselines); 1 for a
-    point shorter than MIN_JUDGED_S: a few milliseconds of CPU vary with the scheduler and the caches by more
-    than 1.3x on a quiet machine, and such a point weighs little in any estimate."""
-    steps = [c.step or c.evaluation for c in cals]
-    if statistics.median(steps) < MIN_JUDGED_S:
-        return 1.0
+    """Slowest / fastest of the calibrations' step time (the evaluation's for PCA and the baselines)."""
+    steps = _times(cals)
     return max(steps) / min(steps) if min(steps) > 0 else 1.0
 
 
@@ -422,6 +426,23 @@ def _judged(points: Sequence[Point]) -> list[bool]:
     docstring), else all."""
     trained = [bool(p.lens) for p in points]
     return trained if any(trained) else [True] * len(points)
+
+
+def _judgeable(cals: Sequence[Calibration]) -> bool:
+    """Whether a point is long enough to judge: a few milliseconds of CPU vary with the scheduler and the
+    caches by more than 1.3x on a quiet machine, and such a point weighs little in any estimate."""
+    return statistics.median(_times(cals)) >= MIN_JUDGED_S
+
+
+def _worst(kept: Sequence[Sequence[Calibration]], judged: Sequence[bool]) -> tuple[int, float, bool]:
+    """(point, spread, judged): the judged point whose step time varies most over ``kept`` rounds; where no
+    point is judged, the point that varies most, with ``judged`` False."""
+    per_point = [[r[i] for r in kept] for i in range(len(judged))]
+    spreads = [_spread(c) for c in per_point] or [1.0]
+    judge = [j and _judgeable(c) for j, c in zip(judged, per_point, strict=True)]
+    pool = [s if j else 0.0 for s, j in zip(spreads, judge, strict=True)] if any(judge) else spreads
+    i = int(np.argmax(pool))
+    return i, spreads[i], any(judge)
 
 
 def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, threads: int,
@@ -461,11 +482,11 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
             rates[sh] = max(rate, rates.get(sh, 0.0))
         streams.append(stream_rate(device))
         kept = rounds[-CAL_ROUNDS:]
-        spreads = [_spread([r[i] for r in kept]) if judged[i] else 1.0 for i in range(len(points))] or [1.0]
-        worst = int(np.argmax(spreads))
-        say(f"calibration round {len(rounds)}: step spread {spreads[worst]:.2f}x "
-            f"({points[worst].model if points else '-'}), {time.perf_counter() - w0:.0f} s (wall)")
-        if len(rounds) >= MAX_ROUNDS or (len(rounds) >= CAL_ROUNDS and spreads[worst] <= MAX_SPREAD):
+        worst, spread, judging = _worst(kept, judged)
+        note = "" if judging else f"; not judged: under {MIN_JUDGED_S * 1e3:.0f} ms"
+        say(f"calibration round {len(rounds)}: step spread {spread:.2f}x "
+            f"({points[worst].model if points else '-'}{note}), {time.perf_counter() - w0:.0f} s (wall)")
+        if len(rounds) >= MAX_ROUNDS or (len(rounds) >= CAL_ROUNDS and (spread <= MAX_SPREAD or not judging)):
             break
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     medians = [_median([r[i] for r in kept]) for i in range(len(points))]
@@ -473,7 +494,8 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
     return CalibrationRun(
         calibrations=tuple(replace(m, first_fit=max(0.0, f.first_fit - m.first_fit))
                            for m, f in zip(medians, first, strict=True)), peak=peak,
-        peak_at=peak_at, rounds=len(rounds), spread=spreads[worst],
+        peak_at=peak_at, rounds=len(rounds), spread=spread,
         worst=f"{points[worst].model} latent {points[worst].latent}" if points else "",
-        disturbed=spreads[worst] > MAX_SPREAD, cpu_share=cpu / wall / max(1, threads) if wall > 0 else 1.0,
+        disturbed=judging and spread > MAX_SPREAD, judged=judging,
+        cpu_share=cpu / wall / max(1, threads) if wall > 0 else 1.0,
         load=(load0, load_average()), seconds=wall, stream=statistics.median(streams), rates=rates)

@@ -740,6 +740,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the PertVAE benchmark grid (model x drug x latent x CV split) on a local or Slurm "
                     "Dask cluster, stream results into OUT/results.zarr (resumable), then write Table 1 and "
                     "the figures. Precedence: preset < --config TOML < flags.",
+        epilog="exit status: 0 = every fit done and the report written (with --dry-run: the estimate "
+               "printed), 1 = report failed, 2 = bad input (one error: line), 3 = finished but some fits "
+               "failed (rerun to retry them), 4 = --dry-run's calibration disturbed by a busy machine (no "
+               "estimate printed; rerun it later), 130 = interrupted (Ctrl-C), 143 = terminated (SIGTERM); "
+               "rerun the same command to resume.",
         argument_default=argparse.SUPPRESS,
     )
     p.add_argument("--config", metavar="FILE.toml", help="TOML file with field = value overrides")

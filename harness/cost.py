@@ -10,9 +10,10 @@ How the estimate is made:
   controls. They come from the cube's measured profiles by datasets.pairs' rule (one pair per measured
   post-treatment replicate of a cell line with a control) and datasets.splits.make_splits; without
   ``--data``, from the preset's synthetic cube generated in memory (nothing is written).
-- **Calibration** (harness.calibrate; tens of seconds at paper sizes, with the workers' torch threads,
-  device and precision): for PertVAE and the VAE at their smallest and largest latent sizes (linear in
-  between), :func:`pertvae_core.train.fit` runs a few dozen optimizer steps (``max_steps``) on random data
+- **Calibration** (harness.calibrate; about a minute at paper sizes, plus about two to time several local
+  workers side by side (harness.corun); with the workers' torch threads, device and precision): for
+  PertVAE and the VAE at their smallest and largest latent sizes (linear in between),
+  :func:`pertvae_core.train.fit` runs a few dozen optimizer steps (``max_steps``) on random data
   shaped like the median drug's first S splits (S = splits per task), and on the first alone, timing each
   step: seconds per batched step, per validation and for the setup; then the evaluation
   (:func:`pertvae_core.api.predict`, ``mc_samples`` draws) of that state. PCA and the baselines: one
@@ -80,6 +81,7 @@ from harness import hugepages
 from harness.calibrate import (
     CAL_ROUNDS,
     MAX_SPREAD,
+    MIN_JUDGED_S,
     STREAM_MB,
     Calibration,
     CalibrationRun,
@@ -95,7 +97,17 @@ from harness.config import ConfigError, RunConfig, make_config, parse_args
 from harness.contenders import REGISTRY, contender
 from harness.corun import CORUN_ROUNDS, corun_factors, scaled
 from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled
-from harness.prepare import GENERATED_CUBE, RunError, generated_spec, given_cube, select_drugs, synthetic_spec
+from harness.prepare import (
+    GENERATED_CUBE,
+    RunError,
+    check_paths,
+    generated_spec,
+    given_cube,
+    resolve_methods,
+    select_drugs,
+    synthetic_spec,
+)
+from harness.presets import synthetic_preset
 from harness.products import emulated_bf16_note
 from harness.shapes import DrugShape, SplitShape, drug_shapes, pooled_shape, split_shapes
 from harness.store import STORE_NAME, ResultStore, science_hash
@@ -136,6 +148,7 @@ class Estimate:
     val_flops: Mapping[FitKey, float] = field(default_factory=dict)   # of fit_flops, the validation's
     corun: Mapping[str, float] = field(default_factory=dict)   # model -> its times' factor side by side
     corun_others: int = 0   # other workers training beside each (harness.corun); 0: timed alone
+    cores: int = 0   # the cores the slots share where there are fewer than slots (local workers); 0: one each
 
     @property
     def disturbed(self) -> bool:
@@ -194,11 +207,14 @@ class Estimate:
         return self._placed(self.task_seconds, self.first_fit_seconds / max(1, self.slots))
 
     def _placed(self, seconds: Callable[[Task], float], start: float = 0.0) -> float:
+        """The last slot's end, tasks in grid order each on the first free slot; slowed by slots / cores
+        where more local workers than cores share them."""
         free = [start] * self.slots
         for t in self.tasks:
             i = min(range(self.slots), key=free.__getitem__)
             free[i] += seconds(t)
-        return max(free) if free else 0.0
+        shared = self.slots / self.cores if 0 < self.cores < self.slots else 1.0
+        return max(free) * shared if free else 0.0
 
     def floor_fit_seconds(self, key: FitKey) -> float:
         """The fit's training steps and validations at the assumed epochs and this machine's peak rate
@@ -322,9 +338,8 @@ def worker_slots(cfg: RunConfig) -> tuple[int, int, str, str]:
     import torch
 
     device = cfg.fit_kwargs()["device"]
-    if cfg.cluster == "none":
-        n = torch.get_num_threads()
-        return 1, n, device, f"in-process ({n} torch thread(s))"
+    if cfg.cluster == "none":   # harness.run trains in-process with one torch thread, as one local worker
+        return 1, 1, device, "in-process, 1 thread"
     if cfg.cluster == "slurm":
         if cfg.gpus_per_job > 0:
             return (cfg.jobs * cfg.gpus_per_job, 1, "cuda",
@@ -334,8 +349,9 @@ def worker_slots(cfg: RunConfig) -> tuple[int, int, str, str]:
     if device == "cuda":
         n = max(1, torch.cuda.device_count())
         return n, 1, device, f"{n} local GPU worker(s)"
-    n = cfg.resolved_workers()
-    return n, 1, device, f"{n} local worker(s), 1 thread each"
+    n, cores = cfg.resolved_workers(), os.cpu_count() or 1
+    shared = f" on {cores} cores (the wall time is {cores} workers': they share them)" if n > cores else ""
+    return n, 1, device, f"{n} local worker(s), 1 thread each{shared}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -365,7 +381,8 @@ def run_shapes(cfg: RunConfig, ds: Any, names: Sequence[str]
         try:
             splits[d] = split_shapes(s, cfg)
         except ValueError as e:
-            raise ValueError(f"drug {d!r}: {e} (drop it with --drugs or lower --n-folds)") from e
+            why = str(e).removeprefix(f"drug {d!r}: ")   # datasets.splits names the drug already
+            raise ValueError(f"drug {d!r}: {why} (drop it with --drugs or lower --n-folds)") from e
     return shapes, splits
 
 
@@ -511,7 +528,8 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                     epoch_basis={m: epoch_basis(cfg, m) for m in _trained(cfg.models)},
                     precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run,
                     first_fit={k: c.first_fit for k, c in interpolated(cfg, measured).items()},
-                    corun=factors, corun_others=others)
+                    corun=factors, corun_others=others,
+                    cores=(os.cpu_count() or 1) if cfg.cluster == "local" and device == "cpu" else 0)
 
 
 def paper_estimate(workers: int = 2, precision: str = "auto") -> Estimate:
@@ -564,11 +582,14 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
         lines.append(f"{m:<{w}}{lat:>7}{drug_col:>7}{r['fits']:>7}{r['tasks']:>7}"
                      f"{r['seconds'] / r['fits']:>9.2f}{duration(r['seconds']):>11}")
     fits = est.fits()
+    clock = "CPU" if est.device == "cpu" else "GPU"
+    lines.append(f"(s/fit and total: a worker's {clock} seconds; a task of several latent sizes counts in "
+                 f"the tasks of each of its rows)")
     lines += ["", f"grid: {len(est.tasks)} tasks, {sum(fits.values())} fits ("
               + ", ".join(f"{m} {n}" for m, n in fits.items()) + ")"]
     unit = "CPU-hours" if est.device == "cpu" else "GPU-hours"
-    lines.append(f"estimate: {est.cpu_hours:.2f} {unit}; wall time {duration(est.wall_seconds)} on "
-                 f"{est.where}; {est.precision} matrix products"
+    lines.append(f"estimate: {hours(est.cpu_hours)} {unit}; wall time {duration(est.wall_seconds)} on "
+                 f"{est.where}{_own_core(est)}; {est.precision} matrix products"
                  + (f" ({_bf16_way(est.device)})" if est.precision == "bf16" else "")
                  + ("; torch.compile" if cfg.fit_kwargs()["compile"] else ""))
     if note := emulated_bf16_note(cfg):
@@ -579,7 +600,7 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                      f"{duration(est.first_fit_seconds)} of worker time")
     if est.floor_seconds > 0:
         at = f" (at a {est.peak_at} product)" if est.peak_at else ""
-        lines.append(f"arithmetic floor: {est.floor_cpu_hours:.2f} {unit}; wall time "
+        lines.append(f"arithmetic floor: {hours(est.floor_cpu_hours)} {unit}; wall time "
                      f"{duration(est.floor_wall_seconds)}: the matrix products alone of the training steps "
                      f"and of the validations ({flop_count(est.floor_flops - est.floor_val_flops)} and "
                      f"{flop_count(est.floor_val_flops)} at the assumed epochs) at this machine's best "
@@ -595,17 +616,22 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                for m, e in est.epochs.items() if m in _trained(cfg.models)]
     if assumed:
         lines.append("  early stopping of " + "; ".join(assumed) + "; the epochs to stop vary with drug and "
-                     "latent size, so read it as +-50%")
+                     "latent size (every row assumes its model's mean), so read the total as roughly +-50%")
     alone = {c.model: 1000 / est.corun.get(c.model, 1.0) for c in est.calibrations}   # ms, as timed alone
     steps = ", ".join(f"{c.model} latent {c.latent}: {c.step * alone[c.model]:.1f} ms/step of {c.splits} "
                       f"split(s)" + (f" ({c.step_one * alone[c.model]:.1f} of 1)" if c.splits > 1 else "")
                       for c in est.calibrations if contender(c.model).timed_by_fit)
-    lines.append(f"  calibrated in {est.calibration_seconds:.1f} s on this machine ({est.device}, "
+    lines.append(f"  calibrated in {est.calibration_seconds:.1f} s (wall) on this machine ({est.device}, "
                  f"{est.threads} thread(s) per worker)" + (f": {steps}" if steps else ""))
     lines.append("  " + measured_how(est))
     if est.corun_others:
         lines.append("  " + side_by_side_how(est))
-    lines.append("  not counted: starting the cluster, the workers' reads of the cube, the report")
+    elif cfg.cluster == "slurm" and cfg.gpus_per_job == 0 and cfg.cores_per_job > 1:
+        lines.append(f"  side by side: not measured for Slurm nodes; steps counted as timed alone, though "
+                     f"{cfg.cores_per_job} workers of a job share its node's memory bus and cache")
+    lines.append("  not counted: starting the cluster, the workers' reads of the cube, the report, and the "
+                 "CPU time of the scheduler, the command and the workers' nannies where they share the "
+                 "workers' cores (a local run)")
     lines.append("nothing was run or written; drop --dry-run to run the grid")
     return "\n".join(lines)
 
@@ -618,9 +644,35 @@ def measured_how(est: Estimate) -> str:
     clock = ("wall time after synchronizing the GPU" if est.device == "cuda" else
              "this process's CPU time" + (" per thread" if est.threads > 1 else "")
              + f" (it had {c.cpu_share:.0%} of a core per thread)")
+    judged = "" if c.judged else (f" (not judged: steps under {MIN_JUDGED_S * 1e3:.0f} ms vary as much on a "
+                                  f"quiet machine)")
     return (f"times: {clock}, the median of {min(c.rounds, CAL_ROUNDS)} alternating repetitions ({c.rounds} "
-            f"taken); the slowest repetition of {c.worst} took {c.spread:.2f} x the fastest; load average "
-            f"{c.load[0]:.1f} before, {c.load[1]:.1f} after, on {os.cpu_count() or 1} cores{cpu_model()}")
+            f"taken); the slowest repetition of {c.worst} took {c.spread:.2f} x the fastest{judged}; load "
+            f"average {c.load[0]:.1f} before the timing rounds, {c.load[1]:.1f} after them, on "
+            f"{os.cpu_count() or 1} cores{cpu_model()}")
+
+
+def disturbed_how(est: Estimate) -> str:
+    """Why a disturbed calibration's estimate is not printed (harness.calibrate)."""
+    c = est.calibration
+    assert c is not None
+    return (f"the calibration was disturbed: after {c.rounds} alternating rounds, the slowest of the last "
+            f"{CAL_ROUNDS} repetitions of {c.worst} still took {c.spread:.2f} x the fastest (more than the "
+            f"{MAX_SPREAD:g} x allowed), by this process's CPU time, with {c.cpu_share:.0%} of a core per "
+            f"thread; load average {c.load[0]:.1f} before the timing rounds, {c.load[1]:.1f} after them, on "
+            f"{os.cpu_count() or 1} cores{cpu_model()}; so its estimate would be wrong and none is printed")
+
+
+def hours(h: float) -> str:
+    """Hours to 3 significant figures (``27.4``, ``0.0712``): two decimals print a small grid's as 0.00."""
+    return f"{h:#.3g}" if h < 100 else f"{h:.0f}"
+
+
+def _own_core(est: Estimate) -> str:
+    """What a local CPU estimate's wall time assumes."""
+    if est.device != "cpu" or not est.cores:
+        return ""
+    return ", each with a core to itself" if est.slots <= est.cores else ""
 
 
 def step_against_floor(est: Estimate) -> list[str]:
@@ -668,8 +720,9 @@ def side_by_side_how(est: Estimate) -> str:
                 f"counted as timed alone, though {n} other worker(s) train beside each")
     each = ", ".join(f"{m} {f:.2f}x" for m, f in est.corun.items())
     return (f"side by side: a step took {each} its time alone (above) while {n} other worker(s) trained the "
-            f"same (the workers share the memory bus and cache; the median of {CORUN_ROUNDS} paired rounds a "
-            f"point, each a fit with the others paused and one beside them); the estimate counts it")
+            f"same (the workers share the memory bus and cache; per model the median of its points' paired "
+            f"rounds, {CORUN_ROUNDS} a point, each a fit with the others paused and one beside them, and at "
+            f"least 1x); the estimate counts it")
 
 
 def _bf16_against_floor(est: Estimate) -> str:
@@ -710,7 +763,8 @@ def _source(cfg: RunConfig) -> tuple[Path | None, str]:
     out = cfg.out_dir
     if (out / GENERATED_CUBE).exists() and generated_spec(out) == synthetic_spec(cfg):
         return out / GENERATED_CUBE, f"cube {out / GENERATED_CUBE} (generated by an earlier run)"
-    return None, f"synthetic '{cfg.preset}' cube, seed {cfg.data_seed} (shapes generated in memory)"
+    name = synthetic_preset(cfg.preset)
+    return None, f"synthetic '{name}' cube, seed {cfg.data_seed} (shapes generated in memory)"
 
 
 def dry_run(cfg: RunConfig) -> int:
@@ -722,6 +776,8 @@ def dry_run(cfg: RunConfig) -> int:
 
     path, source = _source(cfg)
     try:
+        check_paths(cfg)   # what the run refuses before any work, the dry run refuses too
+        resolve_methods(cfg)
         if cfg.data:
             given_cube(cfg)
         names = None
@@ -738,9 +794,8 @@ def dry_run(cfg: RunConfig) -> int:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
     if est.disturbed:
-        print(f"error: the calibration was disturbed: {measured_how(est)[len('times: '):]} (more than "
-              f"{MAX_SPREAD:g} x), so its estimate would be wrong and none is printed; rerun the dry run "
-              f"when the machine is quieter", file=sys.stderr, flush=True)
+        print(f"error: {disturbed_how(est)}; rerun the dry run when the machine is quieter", file=sys.stderr,
+              flush=True)
         return DISTURBED_EXIT
     print(render(cfg, with_stored_epochs(cfg, est), source), flush=True)
     return 0

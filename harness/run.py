@@ -10,7 +10,9 @@ Exit status: 0 = every fit done and the report written, 1 = report failed, 2 = b
 paths, store mismatch or damage beyond repair), an OUT that cannot be written (read-only, no space left:
 finished fits are kept, rerun to resume), an OUT in use by another run, or a cluster that cannot start,
 3 = grid finished but some fits failed (reasons listed at the end and in OUT/failures.csv; rerun to retry
-them), 130 = interrupted by Ctrl-C, 143 = terminated by SIGTERM (rerun to resume).
+them), 4 = ``--dry-run`` only: the calibration was disturbed by a busy machine and no estimate is printed
+(harness.cost; rerun it when the machine is quieter), 130 = interrupted by Ctrl-C, 143 = terminated by
+SIGTERM (rerun to resume).
 
 One run at a time per OUT: a run holds an OS lock on OUT/.lock for its life (harness.outlock); a second one
 exits 2 naming the first's pid and host.
@@ -121,7 +123,9 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
         try:
             splits = drug_splits(dd, cfg)
         except ValueError as e:
-            raise RunError(f"drug {d!r} in {cube_path}: {e} (drop it with --drugs or lower --n-folds)") from e
+            why = str(e).removeprefix(f"drug {d!r}: ")   # datasets.splits names the drug already
+            raise RunError(f"drug {d!r} in {cube_path}: {why} (drop it with --drugs or lower --n-folds)"
+                           ) from e
         n_cell[d] = n
         n_test = sum(len(s.test_cell_lines) for s in splits) / len(splits)
         n_train = sum(len(s.train_cell_lines) for s in splits) / len(splits)

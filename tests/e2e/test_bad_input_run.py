@@ -274,3 +274,19 @@ def test_item11_drugs_comma_and_space_separated(finished, tmp_path):
     p = cli(*fast_args(cube, tmp_path / "run", "--drugs", "drugB,", "drugA"))
     assert p.returncode == 0, p.stderr
     assert list(load(tmp_path / "run").drug.values) == ["drugB", "drugA"]
+
+
+def test_too_many_folds_names_the_drug_once(finished, tmp_path):
+    """The run and the dry run: a drug with fewer paired cell lines than --n-folds is one error line that
+    names it once (datasets.splits names it already), and nothing is written."""
+    cube, _ = finished
+    for dry in ((), ("--dry-run",)):
+        out = tmp_path / f"run{len(dry)}"
+        args = fast_args(cube, out)
+        args[args.index("--n-folds") + 1] = "60"
+        p = cli(*args, *dry)
+        assert_error(p, 2, "cell line(s) with pairs, fewer than n_folds=60", "lower --n-folds")
+        line = next(x for x in p.stderr.splitlines() if x.startswith("error: "))
+        drug = line.split("'")[1]
+        assert line.count(f"drug {drug!r}") == 1, line
+        assert not out.exists() or not (out / "results.zarr").exists()

@@ -129,7 +129,7 @@ def test_estimate_counts_the_grid_and_adds_up(cube, monkeypatch):
     assert 0 < est.floor_seconds < est.total_seconds and est.floor_wall_seconds < est.wall_seconds
     text = cost.render(cfg, est, "cube x")
     assert f"grid: {len(est.tasks)} tasks, 33 fits (pertvae 6, vae 9, pca 12, baselines 6)" in text
-    assert f"arithmetic floor: {est.floor_cpu_hours:.2f} CPU-hours" in text
+    assert f"arithmetic floor: {cost.hours(est.floor_cpu_hours)} CPU-hours" in text
     assert "the matrix products alone of the training steps and of the validations (" in text
     assert est.precision == "fp32" and "; fp32 matrix products" in text   # the demo's: no bf16 way named
     assert "matrix products (" not in text
@@ -204,6 +204,36 @@ def test_wall_time_puts_each_task_on_the_first_free_slot():
     assert est(2).wall_seconds == 3.0    # 3 | 1 + 1 + 1
     assert est(3).wall_seconds == 3.0
     assert est(2).cpu_hours == pytest.approx(6.0 / 3600)
+    # 4 local workers on 2 cores: as fast as 2, not as 4 (the CPU time is the same)
+    four = dataclasses.replace(est(4), cores=2)
+    assert est(4).wall_seconds == 3.0 and four.wall_seconds == 6.0 and four.cpu_hours == est(2).cpu_hours
+    assert dataclasses.replace(est(2), cores=2).wall_seconds == 3.0
+
+
+def test_hours_keep_three_significant_figures():
+    assert [cost.hours(h) for h in (27.42, 0.0712, 1.0, 0.004, 250.4)] == ["27.4", "0.0712", "1.00",
+                                                                            "0.00400", "250"]
+
+
+def test_render_says_what_the_wall_time_assumes_and_what_slurm_nodes_do_not_measure():
+    tasks = (Task("pca", "d0", 2, ((0, 0),)),)
+    fit_cost = {tasks[0].fit_keys()[0]: (0.0, 0.0, 5.0, 1)}
+    local = cost.Estimate(tasks, fit_cost, {}, 10, 2, 1, "cpu", "2 local worker(s), 1 thread each", (), 3.0,
+                          0.5, cores=2)
+    text = cost.render(make_config("demo", models=("pca",)), local, "cube x")
+    assert "on 2 local worker(s), 1 thread each, each with a core to itself;" in text
+    assert "calibrated in 3.0 s (wall)" in text and "not counted: starting the cluster" in text
+    assert "the CPU time of the scheduler, the command and the workers' nannies" in text
+    slurm = make_config("demo", models=("pca",), cluster="slurm", jobs=2, cores_per_job=4)
+    text = cost.render(slurm, dataclasses.replace(local, cores=0, where="2 Slurm job(s)"), "cube x")
+    assert "with a core to itself" not in text
+    assert ("side by side: not measured for Slurm nodes; steps counted as timed alone, though 4 workers of "
+            "a job share its node's memory bus and cache") in text
+
+
+def test_the_synthetic_cube_a_dry_run_names_is_the_one_the_preset_uses(tmp_path):
+    cfg = make_config("drvae-demo", out=str(tmp_path / "out"))
+    assert cost._source(cfg) == (None, "synthetic 'demo' cube, seed 0 (shapes generated in memory)")
 
 
 def test_floor_adds_the_fits_epochs_at_the_peak_rate():
@@ -302,8 +332,10 @@ def test_expected_epochs_and_worker_slots():
                                          device="cpu"))[:3] == (8, 1, "cpu")
     gpus = make_config("demo", cluster="slurm", jobs=3, gpus_per_job=2)
     assert cost.worker_slots(gpus)[:3] == (6, 1, "cuda")
-    assert cost.worker_slots(make_config("demo", cluster="none", device="cpu"))[:3] == (
-        1, torch.get_num_threads(), "cpu")
+    # in-process, the run trains with one torch thread (harness.run), whatever torch's default
+    assert cost.worker_slots(make_config("demo", cluster="none", device="cpu"))[:3] == (1, 1, "cpu")
+    many = cost.worker_slots(make_config("demo", workers=(os.cpu_count() or 1) + 2, device="cpu"))
+    assert f"on {os.cpu_count() or 1} cores (the wall time is" in many[3]
 
 
 def _dry(cfg, capsys, tries: int = 3) -> int:
@@ -332,6 +364,23 @@ def test_dry_run_prints_the_grid_and_writes_nothing(cube, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --drugs: selumetinb not in cube") and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_dry_run_refuses_what_the_run_refuses_before_calibrating(cube, tmp_path, capsys):
+    """An --out that is a file and a --method that does not load: the run exits 2 on them before any work,
+    so the dry run does too, rather than estimate and say "drop --dry-run to run the grid"."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for kw, start in ((dict(out=str(afile)), f"error: --out {afile}: is a file"),
+                      (dict(out=str(tmp_path / "o"), method=("no_such_module_43:M",)),
+                       "error: --method no_such_module_43:M: ")):
+        cfg = make_config("demo", data=str(cube), drugs=DRUGS[:1], n_repeats=1, n_folds=3,
+                          models=("baselines",), dry_run=True, **kw)
+        assert cost.dry_run(cfg) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith(start) and err.count("\n") == 1, err
+        assert "calibrat" not in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_dry_run_takes_the_epochs_of_the_runs_done_fits(cube, tmp_path, capsys):

@@ -221,7 +221,8 @@ def test_the_dry_run_estimates_the_drvae_preset(response_cube, tmp_path, capsys)
             "response_regression 5)") in text      # the preset runs both heads
     table = text.split("\n\n")[1].splitlines()       # the latent column lines up under the longest name
     end = table[0].index("latent") + len("latent")
-    assert len(table) == 6 and all(line[:end].endswith(" 50") for line in table[1:]), table
+    assert len(table) == 7 and all(line[:end].endswith(" 50") for line in table[1:-1]), table
+    assert table[-1].startswith("(s/fit and total: a worker's CPU seconds")
     assert "early stopping of drvae after 90 of 300 epochs" in text and "CPU-hours; wall time" in text
     assert not (tmp_path / "dry").exists()
 
