@@ -778,6 +778,7 @@ def dry_run(cfg: RunConfig) -> int:
     try:
         check_paths(cfg)   # what the run refuses before any work, the dry run refuses too
         resolve_methods(cfg)
+        _gpu_here(cfg)
         if cfg.data:
             given_cube(cfg)
         names = None
@@ -799,6 +800,19 @@ def dry_run(cfg: RunConfig) -> int:
         return DISTURBED_EXIT
     print(render(cfg, with_stored_epochs(cfg, est), source), flush=True)
     return 0
+
+
+def _gpu_here(cfg: RunConfig) -> None:
+    """RunError when the run's workers would train on a GPU and this machine has none: their steps cannot be
+    timed here (a Slurm login node, say)."""
+    import torch
+
+    device = worker_slots(cfg)[2]
+    if on_gpu(device) and not torch.cuda.is_available():
+        flag = f"--gpus-per-job {cfg.gpus_per_job}" if cfg.cluster == "slurm" else f"--device {cfg.device}"
+        raise RunError(f"{flag}: the workers would train on a GPU, and this machine has none to time their "
+                       f"steps on; run the dry run where they will run (e.g. on a GPU node: srun --gpus 1 "
+                       f"pertvae-bench run ... --dry-run), or give --device cpu to estimate a CPU run")
 
 
 def with_stored_epochs(cfg: RunConfig, est: Estimate) -> Estimate:

@@ -452,3 +452,13 @@ def test_calibration_compiles_as_the_workers_do():
     with cost._compiling_in_process(cfg, "cuda"):
         assert ind.compile_threads == gpu_compile_threads(torch.cuda.device_count()) >= 1
     assert gpu_compile_threads(1) == (os.cpu_count() or 1) and gpu_compile_threads(64) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests a machine without a GPU")
+@pytest.mark.parametrize("kw", [dict(cluster="slurm", jobs=2, gpus_per_job=1), dict(device="cuda")])
+def test_a_gpu_dry_run_on_a_machine_without_one_is_one_error_line(kw, tmp_path, capsys):
+    cfg = make_config("demo", out=str(tmp_path / "out"), dry_run=True, **kw)
+    assert cost.dry_run(cfg) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "this machine has none to time their steps on" in err
+    assert err.startswith("error: --gpus-per-job 1: " if "gpus_per_job" in kw else "error: --device cuda: ")
