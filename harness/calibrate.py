@@ -435,13 +435,14 @@ def _judgeable(cals: Sequence[Calibration]) -> bool:
 
 
 def _worst(kept: Sequence[Sequence[Calibration]], judged: Sequence[bool]) -> tuple[int, float, bool]:
-    """(point, spread, judged): the judged point whose step time varies most over ``kept`` rounds; where no
-    point is judged, the point that varies most, with ``judged`` False."""
+    """(point, spread, judged): of the points ``judged`` names (:func:`_judged`), the one whose step time
+    varies most over ``kept`` rounds among those long enough to judge; where none is, the one that varies
+    most, with ``judged`` False."""
     per_point = [[r[i] for r in kept] for i in range(len(judged))]
     spreads = [_spread(c) for c in per_point] or [1.0]
     judge = [j and _judgeable(c) for j, c in zip(judged, per_point, strict=True)]
-    pool = [s if j else 0.0 for s, j in zip(spreads, judge, strict=True)] if any(judge) else spreads
-    i = int(np.argmax(pool))
+    pool = judge if any(judge) else list(judged)
+    i = int(np.argmax([s if j else 0.0 for s, j in zip(spreads, pool, strict=True)])) if per_point else 0
     return i, spreads[i], any(judge)
 
 

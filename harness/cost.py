@@ -69,6 +69,7 @@ How the estimate is made:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -106,6 +107,7 @@ from harness.prepare import (
     resolve_methods,
     select_drugs,
     synthetic_spec,
+    unsplittable,
 )
 from harness.presets import synthetic_preset
 from harness.products import emulated_bf16_note
@@ -350,7 +352,7 @@ def worker_slots(cfg: RunConfig) -> tuple[int, int, str, str]:
         n = max(1, torch.cuda.device_count())
         return n, 1, device, f"{n} local GPU worker(s)"
     n, cores = cfg.resolved_workers(), os.cpu_count() or 1
-    shared = f" on {cores} cores (the wall time is {cores} workers': they share them)" if n > cores else ""
+    shared = f", sharing {cores} cores (wall time as for {cores} workers)" if n > cores else ""
     return n, 1, device, f"{n} local worker(s), 1 thread each{shared}"
 
 
@@ -377,12 +379,14 @@ def run_shapes(cfg: RunConfig, ds: Any, names: Sequence[str]
     if any(pooled(cfg, m) for m in cfg.models):
         shapes[POOLED] = pooled_shape([shapes[d] for d in names])
     splits: dict[str, dict[tuple[int, int], SplitShape]] = {}
+    bad = []
     for d, s in shapes.items():
         try:
             splits[d] = split_shapes(s, cfg)
         except ValueError as e:
-            why = str(e).removeprefix(f"drug {d!r}: ")   # datasets.splits names the drug already
-            raise ValueError(f"drug {d!r}: {why} (drop it with --drugs or lower --n-folds)") from e
+            bad.append((d, str(e)))
+    if bad:
+        raise ValueError(unsplittable(bad))
     return shapes, splits
 
 
@@ -629,9 +633,9 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     elif cfg.cluster == "slurm" and cfg.gpus_per_job == 0 and cfg.cores_per_job > 1:
         lines.append(f"  side by side: not measured for Slurm nodes; steps counted as timed alone, though "
                      f"{cfg.cores_per_job} workers of a job share its node's memory bus and cache")
-    lines.append("  not counted: starting the cluster, the workers' reads of the cube, the report, and the "
-                 "CPU time of the scheduler, the command and the workers' nannies where they share the "
-                 "workers' cores (a local run)")
+    shared = (", and the CPU time of the scheduler, the command and the workers' nannies, which share the "
+              "workers' cores" if cfg.cluster == "local" and est.device == "cpu" else "")
+    lines.append(f"  not counted: starting the cluster, the workers' reads of the cube, the report{shared}")
     lines.append("nothing was run or written; drop --dry-run to run the grid")
     return "\n".join(lines)
 
@@ -664,8 +668,11 @@ def disturbed_how(est: Estimate) -> str:
 
 
 def hours(h: float) -> str:
-    """Hours to 3 significant figures (``27.4``, ``0.0712``): two decimals print a small grid's as 0.00."""
-    return f"{h:#.3g}" if h < 100 else f"{h:.0f}"
+    """Hours to 3 significant figures (``27.4``, ``0.0712``, ``250``), never in e-notation: two decimals
+    print a small grid's as 0.00."""
+    if h <= 0 or not math.isfinite(h):
+        return f"{h:g}"
+    return f"{h:.{max(0, 2 - math.floor(math.log10(h)))}f}"
 
 
 def _own_core(est: Estimate) -> str:
@@ -809,10 +816,12 @@ def _gpu_here(cfg: RunConfig) -> None:
 
     device = worker_slots(cfg)[2]
     if on_gpu(device) and not torch.cuda.is_available():
-        flag = f"--gpus-per-job {cfg.gpus_per_job}" if cfg.cluster == "slurm" else f"--device {cfg.device}"
+        slurm = cfg.cluster == "slurm"
+        flag = f"--gpus-per-job {cfg.gpus_per_job}" if slurm else f"--device {cfg.device}"
+        cpu = "--gpus-per-job 0" if slurm else "--device cpu"
         raise RunError(f"{flag}: the workers would train on a GPU, and this machine has none to time their "
                        f"steps on; run the dry run where they will run (e.g. on a GPU node: srun --gpus 1 "
-                       f"pertvae-bench run ... --dry-run), or give --device cpu to estimate a CPU run")
+                       f"pertvae-bench run ... --dry-run), or give {cpu} to estimate a CPU run")
 
 
 def with_stored_epochs(cfg: RunConfig, est: Estimate) -> Estimate:

@@ -152,6 +152,18 @@ def _closest(unknown: Sequence[str], available: Sequence[str]) -> str:
     return "; did you mean " + ", ".join(f"{a} (for {u})" for u, a in named) + "?"
 
 
+def unsplittable(bad: Sequence[tuple[str, str]], where: str = "") -> str:
+    """One error line for the drugs that cannot be split for the run's folds: the first's reason (as
+    datasets.splits gives it, without its own "drug 'X': "), and the others by name, so that one rerun can
+    drop them all."""
+    first, why = bad[0]
+    why = why.removeprefix(f"drug {first!r}: ")
+    others = ", ".join(d for d, _ in bad[1:])
+    more = f"; {len(bad) - 1} more cannot be split either: {others}" if others else ""
+    them = "them" if others else "it"
+    return f"drug {first!r}{where}: {why}{more} (drop {them} with --drugs or lower --n-folds)"
+
+
 def resolve_methods(cfg: RunConfig) -> list[str]:
     """The store's methods: those of the run's models in registry (= report) order, then the run's own
     (``--method``, then ``--response-method``), each loaded once here so that a bad spec or a clashing name

@@ -43,7 +43,7 @@ from harness import cost, hugepages, outlock
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
 from harness.contenders import REGISTRY
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
-from harness.prepare import RunError, check_paths, prepare_cube, resolve_methods, select_drugs
+from harness.prepare import RunError, check_paths, prepare_cube, resolve_methods, select_drugs, unsplittable
 from harness.products import emulated_bf16_note
 from harness.progress import Progress, WorkModel
 from harness.store import (
@@ -115,6 +115,7 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
     ceiling: dict[str, dict] = {}
     pairing: dict[str, str] = {}
     all_cells: set[str] = set()
+    bad: list[tuple[str, str]] = []
     for d in store_drugs(cfg, drug_names):
         dd = drug_data(str(cube_path), d, cfg)
         cells = paired_cell_lines(dd)
@@ -123,9 +124,10 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
         try:
             splits = drug_splits(dd, cfg)
         except ValueError as e:
-            why = str(e).removeprefix(f"drug {d!r}: ")   # datasets.splits names the drug already
-            raise RunError(f"drug {d!r} in {cube_path}: {why} (drop it with --drugs or lower --n-folds)"
-                           ) from e
+            bad.append((d, str(e)))
+            continue
+        if bad:   # a drug that cannot be split ends the run: no ceiling for the others
+            continue
         n_cell[d] = n
         n_test = sum(len(s.test_cell_lines) for s in splits) / len(splits)
         n_train = sum(len(s.train_cell_lines) for s in splits) / len(splits)
@@ -134,6 +136,8 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
         if d == POOLED:  # reconstruction only: no drug effect to bound
             continue
         ceiling[d] = drug_ceiling(dd, splits, cfg)
+    if bad:
+        raise RunError(unsplittable(bad, f" in {cube_path}"))
     return n_cell, n_tt, ceiling, pairing, sorted(all_cells)
 
 

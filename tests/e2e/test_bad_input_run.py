@@ -289,4 +289,5 @@ def test_too_many_folds_names_the_drug_once(finished, tmp_path):
         line = next(x for x in p.stderr.splitlines() if x.startswith("error: "))
         drug = line.split("'")[1]
         assert line.count(f"drug {drug!r}") == 1, line
+        assert "more cannot be split either: " in line and "(drop them with --drugs" in line   # both drugs
         assert not out.exists() or not (out / "results.zarr").exists()

@@ -163,3 +163,17 @@ def test_steps_too_short_to_judge_print_their_spread_as_not_judged(monkeypatch, 
     est = cost.Estimate((), {}, {}, 1, 1, 1, "cpu", "here", (), 1.0, 0.0, calibration=run)
     how = cost.measured_how(est)
     assert "the slowest repetition of pertvae latent 3 took 1.20 x the fastest (not judged" in how
+
+
+def test_with_no_step_long_enough_the_named_spread_is_still_a_trained_models(monkeypatch):
+    """PCA's evaluation varying more than a short trained step is not the spread printed: an evaluation is
+    not judged where the grid trains a model, whatever its length."""
+    _fake(monkeypatch, [0.010, 0.010, 0.011, 0.010])
+    evals = iter([0.01, 0.01, 0.03, 0.01])
+    monkeypatch.setattr(cal, "calibrate_eval",
+                        lambda p, genes, cfg, clock: cal.Calibration(p.model, p.latent, 1, 0.0, 0.0, 0.0,
+                                                                     next(evals)))
+    points = [cal.Point("pertvae", 3, (SP,), (2,)), cal.Point("pca", 20, (SP,))]
+    run = cal.calibrate(points, 10, make_config("demo"), "cpu", 1)
+    assert (run.worst, run.judged, run.disturbed) == ("pertvae latent 3", False, False)
+    assert run.spread == pytest.approx(1.1)

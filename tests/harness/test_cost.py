@@ -211,8 +211,8 @@ def test_wall_time_puts_each_task_on_the_first_free_slot():
 
 
 def test_hours_keep_three_significant_figures():
-    assert [cost.hours(h) for h in (27.42, 0.0712, 1.0, 0.004, 250.4)] == ["27.4", "0.0712", "1.00",
-                                                                            "0.00400", "250"]
+    got = [cost.hours(h) for h in (27.42, 0.0712, 1.0, 0.004, 250.4, 4.34e-05, 0.0)]
+    assert got == ["27.4", "0.0712", "1.00", "0.00400", "250", "0.0000434", "0"]
 
 
 def test_render_says_what_the_wall_time_assumes_and_what_slurm_nodes_do_not_measure():
@@ -226,7 +226,7 @@ def test_render_says_what_the_wall_time_assumes_and_what_slurm_nodes_do_not_meas
     assert "the CPU time of the scheduler, the command and the workers' nannies" in text
     slurm = make_config("demo", models=("pca",), cluster="slurm", jobs=2, cores_per_job=4)
     text = cost.render(slurm, dataclasses.replace(local, cores=0, where="2 Slurm job(s)"), "cube x")
-    assert "with a core to itself" not in text
+    assert "with a core to itself" not in text and "nannies" not in text   # no local workers' cores
     assert ("side by side: not measured for Slurm nodes; steps counted as timed alone, though 4 workers of "
             "a job share its node's memory bus and cache") in text
 
@@ -335,7 +335,8 @@ def test_expected_epochs_and_worker_slots():
     # in-process, the run trains with one torch thread (harness.run), whatever torch's default
     assert cost.worker_slots(make_config("demo", cluster="none", device="cpu"))[:3] == (1, 1, "cpu")
     many = cost.worker_slots(make_config("demo", workers=(os.cpu_count() or 1) + 2, device="cpu"))
-    assert f"on {os.cpu_count() or 1} cores (the wall time is" in many[3]
+    cores = os.cpu_count() or 1
+    assert many[3].endswith(f", sharing {cores} cores (wall time as for {cores} workers)")
 
 
 def _dry(cfg, capsys, tries: int = 3) -> int:
@@ -462,3 +463,4 @@ def test_a_gpu_dry_run_on_a_machine_without_one_is_one_error_line(kw, tmp_path, 
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "this machine has none to time their steps on" in err
     assert err.startswith("error: --gpus-per-job 1: " if "gpus_per_job" in kw else "error: --device cuda: ")
+    assert ("give --gpus-per-job 0 to" if "gpus_per_job" in kw else "give --device cpu to") in err
