@@ -522,7 +522,8 @@ def open_cube(path: str | Path, check: bool = True) -> xr.Dataset:
     try:
         ds = _plain_strings(xr.open_zarr(path, consolidated=False, zarr_format=3))
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad cube
-        raise CubeError(f"{path}: cannot open as a zarr v3 cube ({type(e).__name__}: {e})") from None
+        raise CubeError(f"{path}: cannot open as a zarr v3 cube ({type(e).__name__}: {e}); give a cube "
+                        f"directory written by pertvae-bench build or synth") from None
     try:
         _validate(ds, str(path), check_values=check)
     except CubeError:

@@ -471,7 +471,8 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
 
     judged = _judged(points)
     load0, w0, c0 = load_average(), time.perf_counter(), time.process_time()
-    say(f"calibrating {len(points)} point(s) on {device}: a warm-up round, then {CAL_ROUNDS} to {MAX_ROUNDS}")
+    say(f"calibrating {len(points)} point(s) on {device}: a warm-up round, then {CAL_ROUNDS} to {MAX_ROUNDS} "
+        f"rounds")
     first = one_round()   # the warm-up round, not kept: a process's first fit at these shapes
     say(f"calibration: warm-up round done after {time.perf_counter() - w0:.0f} s (wall)")
     rounds: list[list[Calibration]] = []

@@ -589,7 +589,8 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     clock = "CPU" if est.device == "cpu" else "GPU"
     lines.append(f"(s/fit and total: a worker's {clock} seconds; a task of several latent sizes counts in "
                  f"the tasks of each of its rows)")
-    lines += ["", f"grid: {len(est.tasks)} tasks, {sum(fits.values())} fits ("
+    tasks = f"{len(est.tasks)} task{'' if len(est.tasks) == 1 else 's'}"
+    lines += ["", f"grid: {tasks}, {sum(fits.values())} fits ("
               + ", ".join(f"{m} {n}" for m, n in fits.items()) + ")"]
     unit = "CPU-hours" if est.device == "cpu" else "GPU-hours"
     lines.append(f"estimate: {hours(est.cpu_hours)} {unit}; wall time {duration(est.wall_seconds)} on "
@@ -598,7 +599,7 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                  + ("; torch.compile" if cfg.fit_kwargs()["compile"] else ""))
     if note := emulated_bf16_note(cfg):
         lines.append(f"  note: {note}")
-    if est.first_fit_seconds > 0:
+    if est.first_fit_seconds >= 0.5:   # printed in whole seconds
         what = "torch.compile's compiling" if cfg.fit_kwargs()["compile"] else "set-up"
         lines.append(f"  of which first fits at each model shape ({what}, once per worker): "
                      f"{duration(est.first_fit_seconds)} of worker time")

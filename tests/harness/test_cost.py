@@ -223,6 +223,7 @@ def test_render_says_what_the_wall_time_assumes_and_what_slurm_nodes_do_not_meas
     text = cost.render(make_config("demo", models=("pca",)), local, "cube x")
     assert "on 2 local worker(s), 1 thread each, each with a core to itself;" in text
     assert "calibrated in 3.0 s (wall)" in text and "not counted: starting the cluster" in text
+    assert "\ngrid: 1 task, " in text and "of which first fits" not in text   # none measured
     assert "the CPU time of the scheduler, the command and the workers' nannies" in text
     slurm = make_config("demo", models=("pca",), cluster="slurm", jobs=2, cores_per_job=4)
     text = cost.render(slurm, dataclasses.replace(local, cores=0, where="2 Slurm job(s)"), "cube x")
@@ -464,3 +465,13 @@ def test_a_gpu_dry_run_on_a_machine_without_one_is_one_error_line(kw, tmp_path, 
     assert out == "" and err.count("\n") == 1 and "this machine has none to time their steps on" in err
     assert err.startswith("error: --gpus-per-job 1: " if "gpus_per_job" in kw else "error: --device cuda: ")
     assert ("give --gpus-per-job 0 to" if "gpus_per_job" in kw else "give --device cpu to") in err
+
+
+def test_a_file_given_as_the_cube_says_what_to_give(tmp_path):
+    from datasets.cube import CubeError, open_cube
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(CubeError, match="cannot open as a zarr v3 cube .*; give a cube directory written by "
+                                        "pertvae-bench build or synth$"):
+        open_cube(afile)
