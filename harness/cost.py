@@ -649,8 +649,8 @@ def measured_how(est: Estimate) -> str:
     clock = ("wall time after synchronizing the GPU" if est.device == "cuda" else
              "this process's CPU time" + (" per thread" if est.threads > 1 else "")
              + f" (it had {c.cpu_share:.0%} of a core per thread)")
-    judged = "" if c.judged else (f" (not judged: steps under {MIN_JUDGED_S * 1e3:.0f} ms vary as much on a "
-                                  f"quiet machine)")
+    judged = "" if c.judged else (f" (not judged: steps under {MIN_JUDGED_S * 1e3:.0f} ms can vary by more "
+                                  f"than {MAX_SPREAD:g} x on a quiet machine)")
     return (f"times: {clock}, the median of {min(c.rounds, CAL_ROUNDS)} alternating repetitions ({c.rounds} "
             f"taken); the slowest repetition of {c.worst} took {c.spread:.2f} x the fastest{judged}; load "
             f"average {c.load[0]:.1f} before the timing rounds, {c.load[1]:.1f} after them, on "
