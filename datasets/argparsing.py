@@ -10,13 +10,21 @@ import re
 from collections.abc import Sequence
 from typing import NoReturn
 
-__all__ = ["OneLineParser", "did_you_mean"]
+__all__ = ["OneLineParser", "closest", "did_you_mean"]
+
+
+def closest(word: str, options: Sequence[str], ignore_case: bool = False) -> str | None:
+    """The closest of ``options`` to ``word`` (difflib), or None when none is close."""
+    fold = str.lower if ignore_case else str
+    by_key = {fold(o): o for o in options}
+    close = difflib.get_close_matches(fold(word), list(by_key), n=1, cutoff=0.6)
+    return by_key[close[0]] if close else None
 
 
 def did_you_mean(word: str, options: Sequence[str]) -> str:
     """``"; did you mean X?"`` for the closest of ``options`` (difflib), or ``""``."""
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
+    close = closest(word, options)
+    return f"; did you mean {close}?" if close else ""
 
 
 class OneLineParser(argparse.ArgumentParser):

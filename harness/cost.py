@@ -351,9 +351,14 @@ def worker_slots(cfg: RunConfig) -> tuple[int, int, str, str]:
     if device == "cuda":
         n = max(1, torch.cuda.device_count())
         return n, 1, device, f"{n} local GPU worker(s)"
-    n, cores = cfg.resolved_workers(), os.cpu_count() or 1
+    n, cores = cfg.resolved_workers(), local_cores(cfg, device)
     shared = f", sharing {cores} cores (wall time as for {cores} workers)" if n > cores else ""
     return n, 1, device, f"{n} local worker(s), 1 thread each{shared}"
+
+
+def local_cores(cfg: RunConfig, device: str) -> int:
+    """The cores a local CPU cluster's workers share (:attr:`Estimate.cores`); 0 elsewhere."""
+    return (os.cpu_count() or 1) if cfg.cluster == "local" and device == "cpu" else 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -533,7 +538,7 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                     precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run,
                     first_fit={k: c.first_fit for k, c in interpolated(cfg, measured).items()},
                     corun=factors, corun_others=others,
-                    cores=(os.cpu_count() or 1) if cfg.cluster == "local" and device == "cpu" else 0)
+                    cores=local_cores(cfg, device))
 
 
 def paper_estimate(workers: int = 2, precision: str = "auto") -> Estimate:
@@ -652,8 +657,13 @@ def measured_how(est: Estimate) -> str:
     judged = "" if c.judged else (f" (not judged: steps under {MIN_JUDGED_S * 1e3:.0f} ms can vary by more "
                                   f"than {MAX_SPREAD:g} x on a quiet machine)")
     return (f"times: {clock}, the median of {min(c.rounds, CAL_ROUNDS)} alternating repetitions ({c.rounds} "
-            f"taken); the slowest repetition of {c.worst} took {c.spread:.2f} x the fastest{judged}; load "
-            f"average {c.load[0]:.1f} before the timing rounds, {c.load[1]:.1f} after them, on "
+            f"taken); the slowest repetition of {c.worst} took {c.spread:.2f} x the fastest{judged}; "
+            f"{_load_text(c)}")
+
+
+def _load_text(c: CalibrationRun) -> str:
+    """The load around the calibration's timing rounds, and the machine."""
+    return (f"load average {c.load[0]:.1f} before the timing rounds, {c.load[1]:.1f} after them, on "
             f"{os.cpu_count() or 1} cores{cpu_model()}")
 
 
@@ -664,8 +674,7 @@ def disturbed_how(est: Estimate) -> str:
     return (f"the calibration was disturbed: after {c.rounds} alternating rounds, the slowest of the last "
             f"{CAL_ROUNDS} repetitions of {c.worst} still took {c.spread:.2f} x the fastest (more than the "
             f"{MAX_SPREAD:g} x allowed), by this process's CPU time, with {c.cpu_share:.0%} of a core per "
-            f"thread; load average {c.load[0]:.1f} before the timing rounds, {c.load[1]:.1f} after them, on "
-            f"{os.cpu_count() or 1} cores{cpu_model()}; so its estimate would be wrong and none is printed")
+            f"thread; {_load_text(c)}; so its estimate would be wrong and none is printed")
 
 
 def hours(h: float) -> str:
@@ -677,9 +686,7 @@ def hours(h: float) -> str:
 
 
 def _own_core(est: Estimate) -> str:
-    """What a local CPU estimate's wall time assumes."""
-    if est.device != "cpu" or not est.cores:
-        return ""
+    """What a local CPU estimate's wall time assumes (``cores`` is 0 elsewhere)."""
     return ", each with a core to itself" if est.slots <= est.cores else ""
 
 

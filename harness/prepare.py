@@ -5,13 +5,13 @@ generated once into OUT), the drugs and the methods. Used by the run (harness.ru
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from datasets.argparsing import closest
 from harness.config import RunConfig
 from harness.contenders import REGISTRY, built_in_methods
 from harness.contenders.baselines import user_method
@@ -142,9 +142,7 @@ def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> l
 def _closest(unknown: Sequence[str], available: Sequence[str]) -> str:
     """``"; did you mean X?"`` naming the cube's closest drug to each of ``unknown`` (difflib, ignoring case;
     ``X (for Y)`` when several are unknown), or ``""`` when none is close."""
-    lower = {a.lower(): a for a in available}
-    close = {u: difflib.get_close_matches(u.lower(), list(lower), n=1, cutoff=0.6) for u in unknown}
-    named = [(u, lower[c[0]]) for u, c in close.items() if c]
+    named = [(u, c) for u in unknown if (c := closest(u, available, ignore_case=True))]
     if not named:
         return ""
     if len(unknown) == 1:
