@@ -51,6 +51,7 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from harness import hugepages
+from harness.cpus import usable_cpus
 
 # A worker's threads: torch's and the BLAS pools, and torch.compile's compile workers (with the default, one
 # per core, every local worker would start a pool of Python processes of its own on the first compile)
@@ -430,7 +431,7 @@ def gpu_compile_threads(n_gpu: int) -> int:
     """torch.compile's compile threads for a worker driving one of ``n_gpu`` local GPUs: this machine's cores
     shared among them. A CPU worker compiles on its one core; a GPU worker's host cores are otherwise idle
     (on an H200 the dry run's calibration, compiling on one thread, did not finish in 320 s)."""
-    return max(1, (os.cpu_count() or 1) // max(1, n_gpu))
+    return max(1, usable_cpus() // max(1, n_gpu))
 
 
 def _local(cfg: Any, gpus: int | None, timeout: float, log_path: Path | None) -> ClusterHandle:
@@ -457,7 +458,7 @@ def _local(cfg: Any, gpus: int | None, timeout: float, log_path: Path | None) ->
         resources: dict | None = {"GPU": 1}
         n = n_gpu
     else:
-        n = cfg.workers if getattr(cfg, "workers", None) is not None else (os.cpu_count() or 1)
+        n = cfg.workers if getattr(cfg, "workers", None) is not None else usable_cpus()
         if n < 1:
             raise ClusterError(f"field 'workers' = {n!r}: must be >= 1")
         cluster = _started(lambda: LocalCluster(n_workers=n, threads_per_worker=1, processes=True,

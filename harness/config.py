@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -26,6 +25,7 @@ from typing import Any, ClassVar
 from datasets.argparsing import did_you_mean
 from harness.contenders import BUILT_IN, LOAD_ERRORS, REGISTRY, RESPONSE_MODELS, user_method_host
 from harness.contenders.response_splits import label_rule
+from harness.cpus import usable_cpus
 from harness.presets import PRESETS
 from pertvae_core.config import FitConfig, FitSettingError, OneOf, fit_settings
 from pertvae_core.evaluation import SCORING
@@ -146,8 +146,8 @@ class RunConfig:
     # --- execution ------------------------------------------------------------------------------------
     cluster: str = _f("local", "where tasks run: local (LocalCluster) | slurm (dask-jobqueue) | none "
                       "(in-process)", "cluster")
-    workers: int | None = _f(None, "local worker processes (default: CPU cores; one per GPU with CUDA)",
-                             "cluster")
+    workers: int | None = _f(None, "local worker processes (default: the CPUs this process may use, less "
+                             "an affinity mask or a cgroup quota; one per GPU with CUDA)", "cluster")
     retries: int = _f(2, "Dask retries per task after an exception", "cluster")
     performance_report: str | None = _f(None, "save Dask's performance report to this HTML file", "cluster")
     progress: bool = _f(True, "show a progress bar", "cluster")
@@ -222,8 +222,8 @@ class RunConfig:
         return n if (cuda or self.gpus_per_job > 0) else 1
 
     def resolved_workers(self) -> int:
-        """``workers``, or the number of CPU cores."""
-        return self.workers if self.workers is not None else (os.cpu_count() or 1)
+        """``workers``, or the CPUs this process may use (harness.cpus)."""
+        return self.workers if self.workers is not None else usable_cpus()
 
     def fit_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for pertvae_core.config.FitConfig (without ``latent``)."""

@@ -97,6 +97,7 @@ from harness.calibrate import (
 from harness.config import ConfigError, RunConfig, make_config, parse_args
 from harness.contenders import REGISTRY, contender
 from harness.corun import CORUN_ROUNDS, corun_factors, scaled
+from harness.cpus import usable_cpus
 from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled
 from harness.prepare import (
     GENERATED_CUBE,
@@ -352,13 +353,13 @@ def worker_slots(cfg: RunConfig) -> tuple[int, int, str, str]:
         n = max(1, torch.cuda.device_count())
         return n, 1, device, f"{n} local GPU worker(s)"
     n, cores = cfg.resolved_workers(), local_cores(cfg, device)
-    shared = f", sharing {cores} cores (wall time as for {cores} workers)" if n > cores else ""
+    shared = f", sharing {cores} CPU(s) (wall time as for {cores} worker(s))" if n > cores else ""
     return n, 1, device, f"{n} local worker(s), 1 thread each{shared}"
 
 
 def local_cores(cfg: RunConfig, device: str) -> int:
-    """The cores a local CPU cluster's workers share (:attr:`Estimate.cores`); 0 elsewhere."""
-    return (os.cpu_count() or 1) if cfg.cluster == "local" and device == "cpu" else 0
+    """The CPUs a local CPU cluster's workers share (:attr:`Estimate.cores`, harness.cpus); 0 elsewhere."""
+    return usable_cpus() if cfg.cluster == "local" and device == "cpu" else 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -469,7 +470,7 @@ def side_by_side(cfg: RunConfig, slots: int, device: str) -> int:
     memory)."""
     if cfg.cluster != "local" or device != "cpu":
         return 0
-    return max(0, min(slots, os.cpu_count() or 1) - 1)
+    return max(0, min(slots, usable_cpus()) - 1)
 
 
 def interpolated(cfg: RunConfig, measured: Sequence[Calibration]) -> dict[tuple[str, int], Calibration]:
@@ -663,8 +664,10 @@ def measured_how(est: Estimate) -> str:
 
 def _load_text(c: CalibrationRun) -> str:
     """The load around the calibration's timing rounds, and the machine."""
+    host, usable = os.cpu_count() or 1, usable_cpus()
+    mine = f" ({usable} of them usable by this process)" if usable < host else ""
     return (f"load average {c.load[0]:.1f} before the timing rounds, {c.load[1]:.1f} after them, on "
-            f"{os.cpu_count() or 1} cores{cpu_model()}")
+            f"{host} logical CPUs{mine}{cpu_model()}")
 
 
 def disturbed_how(est: Estimate) -> str:
@@ -687,7 +690,7 @@ def hours(h: float) -> str:
 
 def _own_core(est: Estimate) -> str:
     """What a local CPU estimate's wall time assumes (``cores`` is 0 elsewhere)."""
-    return ", each with a core to itself" if est.slots <= est.cores else ""
+    return ", each with a CPU to itself" if est.slots <= est.cores else ""
 
 
 def step_against_floor(est: Estimate) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 
 import psutil
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from harness import corun, cost
 from harness.calibrate import Calibration, Point
 from harness.config import make_config
+from harness.cpus import usable_cpus
 from harness.shapes import SplitShape
 
 SP = SplitShape(n_train=20, n_val=4, n_test=4, n_single=10, test_pairs=(4,), test_controls=(2,))
@@ -82,7 +82,7 @@ def test_scaled_multiplies_the_models_times():
 
 def test_who_trains_beside_whom():
     local = make_config("demo", cluster="local", workers=4)
-    cores = os.cpu_count() or 1
+    cores = usable_cpus()
     assert cost.side_by_side(local, 4, "cpu") == min(4, cores) - 1
     assert cost.side_by_side(local, 1, "cpu") == 0
     assert cost.side_by_side(local, 4, "cuda") == 0

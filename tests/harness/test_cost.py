@@ -4,7 +4,6 @@ estimate's arithmetic, worker slots, and the dry run (grid printed, nothing writ
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 
@@ -16,6 +15,7 @@ from datasets.synthetic import generate
 from harness import calibrate, cost
 from harness.config import make_config
 from harness.contenders import REGISTRY
+from harness.cpus import usable_cpus
 from harness.grid import POOLED, FitKey, Task, build_grid
 from pertvae_core import layers, precision
 from pertvae_core.data import distinct_rows
@@ -184,7 +184,7 @@ def test_estimate_counts_the_grid_and_adds_up(cube, monkeypatch):
     nomem = dataclasses.replace(est, calibration=dataclasses.replace(est.calibration, stream=0.0))
     assert "memory:" not in cost.render(cfg, nomem, "cube x")   # a GPU's: not measured
     # 2 local workers on this machine: each trained model's times scaled by its steps' factor side by side
-    if (os.cpu_count() or 1) >= 2:
+    if usable_cpus() >= 2:
         assert est.corun_others == 1 and set(est.corun) == {"pertvae", "vae"}
         assert "  side by side: a step took pertvae " in text
         pv = next(c for c in est.calibrations if c.model == "pertvae")   # times counted side by side ...
@@ -221,13 +221,13 @@ def test_render_says_what_the_wall_time_assumes_and_what_slurm_nodes_do_not_meas
     local = cost.Estimate(tasks, fit_cost, {}, 10, 2, 1, "cpu", "2 local worker(s), 1 thread each", (), 3.0,
                           0.5, cores=2)
     text = cost.render(make_config("demo", models=("pca",)), local, "cube x")
-    assert "on 2 local worker(s), 1 thread each, each with a core to itself;" in text
+    assert "on 2 local worker(s), 1 thread each, each with a CPU to itself;" in text
     assert "calibrated in 3.0 s (wall)" in text and "not counted: starting the cluster" in text
     assert "\ngrid: 1 task, " in text and "of which first fits" not in text   # none measured
     assert "the CPU time of the scheduler, the command and the workers' nannies" in text
     slurm = make_config("demo", models=("pca",), cluster="slurm", jobs=2, cores_per_job=4)
     text = cost.render(slurm, dataclasses.replace(local, cores=0, where="2 Slurm job(s)"), "cube x")
-    assert "with a core to itself" not in text and "nannies" not in text   # no local workers' cores
+    assert "with a CPU to itself" not in text and "nannies" not in text   # no local workers' cores
     assert ("side by side: not measured for Slurm nodes; steps counted as timed alone, though 4 workers of "
             "a job share its node's memory bus and cache") in text
 
@@ -335,9 +335,9 @@ def test_expected_epochs_and_worker_slots():
     assert cost.worker_slots(gpus)[:3] == (6, 1, "cuda")
     # in-process, the run trains with one torch thread (harness.run), whatever torch's default
     assert cost.worker_slots(make_config("demo", cluster="none", device="cpu"))[:3] == (1, 1, "cpu")
-    many = cost.worker_slots(make_config("demo", workers=(os.cpu_count() or 1) + 2, device="cpu"))
-    cores = os.cpu_count() or 1
-    assert many[3].endswith(f", sharing {cores} cores (wall time as for {cores} workers)")
+    many = cost.worker_slots(make_config("demo", workers=usable_cpus() + 2, device="cpu"))
+    cores = usable_cpus()
+    assert many[3].endswith(f", sharing {cores} CPU(s) (wall time as for {cores} worker(s))")
 
 
 def _dry(cfg, capsys, tries: int = 3) -> int:
@@ -453,7 +453,7 @@ def test_calibration_compiles_as_the_workers_do():
         assert ind.compile_threads == 1
     with cost._compiling_in_process(cfg, "cuda"):
         assert ind.compile_threads == gpu_compile_threads(torch.cuda.device_count()) >= 1
-    assert gpu_compile_threads(1) == (os.cpu_count() or 1) and gpu_compile_threads(64) == 1
+    assert gpu_compile_threads(1) == usable_cpus() and gpu_compile_threads(64) == 1
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="tests a machine without a GPU")
