@@ -384,7 +384,7 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
         failures += 1
         if failures > retries:
             raise FetchError(f"{url}: download failed after {failures} attempts ({last_error}); "
-                             f"{offset} bytes kept in {part}, rerun to resume")
+                             f"{kept(offset)}")
         print(f"{dest.name}: {last_error}; retrying ({failures}/{retries}) from byte {offset}",
               file=stream or sys.stderr)
         time.sleep(backoff * failures)
@@ -454,9 +454,25 @@ def _extract(src: IO[bytes], out: Path, need: int, archive: Path) -> tuple[Path,
     return out, out.stat().st_size, h.hexdigest()
 
 
-def _damaged(path: Path, e: BaseException) -> FetchError:
+class DamagedArchive(FetchError):
+    """A downloaded archive that does not unpack (truncated, corrupt, or an HTML page under the name)."""
+
+
+def _damaged(path: Path, e: BaseException) -> DamagedArchive:
     cause = e.__cause__ if isinstance(e, _Damaged) else e
-    return FetchError(f"{path}: cannot decompress ({cause}); the download may be damaged")
+    return DamagedArchive(f"{path}: cannot decompress ({cause}); the download may be damaged")
+
+
+def _set_aside(d: Path, m: dict, name: str, dest: Path, rec: dict, e: DamagedArchive) -> FetchError:
+    """A download that does not unpack is never trusted: it is set aside and dropped from the manifest, else
+    its sha256, trusted on first use, would refuse every later (good) download of the file."""
+    bad = keep_aside(dest)
+    m["files"].pop(name, None)
+    write_manifest(d, m)
+    if str(rec.get("checksum", "")).startswith("publisher"):
+        return FetchError(f"{e}; it matches the publisher's sha256, so the published file itself does not "
+                          f"unpack: set aside as {bad}")
+    return FetchError(f"{e}; set aside as {bad} and dropped from {MANIFEST}: rerun to fetch it again")
 
 
 def _zip_files(z: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
@@ -598,7 +614,10 @@ def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size:
     m["files"][name] = rec
     write_manifest(d, m)
     if archive:
-        done = unpack_members(dest, members) if members else [unpack(dest, min_unpacked)]
+        try:
+            done = unpack_members(dest, members) if members else [unpack(dest, min_unpacked)]
+        except DamagedArchive as e:
+            raise _set_aside(d, m, name, dest, rec, e) from None
         recs = {out.name: {"file": out.name, "size": n, "sha256": got, "date": _now(),
                            "mtime_ns": out.stat().st_mtime_ns} for out, n, got in done}
         if members:

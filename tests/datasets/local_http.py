@@ -23,6 +23,7 @@ class LocalServer:
     drop_once: set[str] = field(default_factory=set)  # first GET sends half the body, then closes
     drop_always: set[str] = field(default_factory=set)  # every GET ignores Range, sends half, closes
     no_range: set[str] = field(default_factory=set)  # Range ignored (200 with the whole body)
+    status: dict[str, int] = field(default_factory=dict)  # URL path -> an error status to answer with
     log: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -41,8 +42,8 @@ class LocalServer:
                 rng = self.headers.get("Range")
                 srv.log.append(Request(path, rng, proxied))
                 body = srv.files.get(path)
-                if body is None:
-                    self.send_response(404)
+                if body is None or path in srv.status:
+                    self.send_response(srv.status.get(path, 404))
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return

@@ -177,6 +177,34 @@ def test_gz_is_unpacked_streaming_and_recorded(tmp_path, server):
     assert len(server.gets("/x/table.txt.gz")) == 1
 
 
+def test_an_archive_that_does_not_unpack_is_never_trusted(tmp_path, server, capsys):
+    # trusting a truncated download on first use would refuse the good file on every later run
+    raw = b"id\tpert_iname\n" + b"row\tvorinostat\n" * 5000
+    gz = gzip.compress(raw)
+    server.files["/x/table.txt.gz"] = gz[: len(gz) // 2]
+    d, url = tmp_path / "data", f"{server.url}/x/table.txt.gz"
+    assert run_fetch("--url", url, "--dir", str(d)) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    (bad,) = d.glob("table.txt.gz.bad-*")
+    assert err == (f"error: {d / 'table.txt.gz'}: cannot decompress (Compressed file ended before the "
+                   f"end-of-stream marker was reached); the download may be damaged; set aside as {bad} and "
+                   f"dropped from MANIFEST.json: rerun to fetch it again")
+    assert "table.txt.gz" not in manifest(d) and not (d / "table.txt.gz").exists()
+    server.files["/x/table.txt.gz"] = gz
+    assert run_fetch("--url", url, "--dir", str(d)) == 0
+    assert (d / "table.txt").read_bytes() == raw and manifest(d)["table.txt.gz"]["sha256"] == sha(gz)
+
+
+def test_a_failed_download_names_no_file_it_did_not_write(tmp_path, server, capsys):
+    server.status["/files/data.bin"] = 500
+    d = tmp_path / "data"
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--retries", "1", "--dir", str(d)) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"error: {server.url}/files/data.bin: download failed after 2 attempts (HTTP 500 "
+                   f"Internal Server Error); none written")
+    assert not list(d.glob("data.bin*"))
+
+
 def _free_bytes(monkeypatch, free: int) -> None:
     real = fetch.shutil.disk_usage
     monkeypatch.setattr(fetch.shutil, "disk_usage", lambda path: type(real(path))(1 << 40, 0, free))
