@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pertvae_core.data import checked_fields, measured_profiles
+from pertvae_core.data import FIELDS, TEST_FIELDS, checked_fields, measured_profiles
 from pertvae_core.evaluation import ZSpace, control_rows, reconstruction_rho
 from pertvae_core.metrics import rho_mean
 
@@ -158,11 +158,15 @@ def fit_latent_shift(z1: np.ndarray, z2: np.ndarray, ridge: float = 1e-6) -> tup
     return w, b
 
 
-def _arrays(split: SplitData) -> dict[str, np.ndarray]:
-    out, genes = checked_fields(split, np.float64)
+def _arrays(split: SplitData, test: bool = False) -> dict[str, np.ndarray]:
+    """The split's arrays as float64, checked; its test pairs only with ``test`` (a fit never reads them:
+    the copy a method is fitted on has them hidden, pertvae_core.isolation)."""
+    names = FIELDS if test else tuple(f for f in FIELDS if f not in TEST_FIELDS)
+    out, genes = checked_fields(split, np.float64, names)
     xu = getattr(split, "xu_train", None)
     out["xu_train"] = np.asarray(np.zeros((0, genes)) if xu is None else xu, dtype=np.float64)
-    for a, b in (("x1_train", "x2_train"), ("x1_val", "x2_val"), ("x1_test", "x2_test")):
+    pairs = (("x1_train", "x2_train"), ("x1_val", "x2_val")) + ((("x1_test", "x2_test"),) if test else ())
+    for a, b in pairs:
         if out[a].shape != out[b].shape:
             raise ValueError(f"SplitData.{a} {out[a].shape} and {b} {out[b].shape} must pair row by row")
         if out[a].shape[0] == 0 and a != "x1_val":
@@ -192,7 +196,7 @@ def pca_reconstruction_rho(split: SplitData, latent: int) -> dict:
 def pca_reconstruction_rhos(split: SplitData, latents: Sequence[int]) -> dict[int, dict]:
     """:func:`pca_reconstruction_rho` at each of ``latents`` (latent -> its dict) from one decomposition of
     the split's training profiles (:func:`fit_pcas`)."""
-    x = _arrays(split)
+    x = _arrays(split, test=True)
     pcas = fit_pcas(_training_profiles(x), latents)
     controls, labels = control_rows(split)
     out = {}

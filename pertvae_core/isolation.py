@@ -2,10 +2,11 @@
 
 A method (built-in or a user's plug-in) is fitted on a private, read-only copy of the split
 (:func:`readonly_split`: every array copied and marked ``writeable=False``, so an in-place edit such as
-``x1 -= x1.mean(0)`` raises instead of changing the data every other method is scored on) and predicts from
-read-only inputs. Whatever it does wrong fails that method alone (:class:`MethodFailed`, whose message is
-the reason stored for its fit): any exception, ``sys.exit``, a fit that does not return a method, and a
-prediction that is not a real-valued array of the input's shape or has NaN/inf (:func:`check_prediction`).
+``x1 -= x1.mean(0)`` raises instead of changing the data every other method is scored on; the test cell
+lines' arrays NaN, so it cannot fit on the answers) and predicts from read-only inputs. Whatever it does
+wrong fails that method alone (:class:`MethodFailed`, whose message is the reason stored for its fit):
+any exception, ``sys.exit``, a fit that does not return a method, and a prediction that is not a
+real-valued array of the input's shape or has NaN/inf (:func:`check_prediction`).
 Predictions are copied, never scored as the method's own object.
 
 Light on purpose (numpy and pertvae_core.data only): harness/sandbox.py runs the same code in a fresh
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pertvae_core.data import SplitData
+from pertvae_core.data import TEST_EXTRAS, TEST_FIELDS, SplitData
 
 __all__ = ["MethodFailed", "readonly_split", "frozen", "check_numbers", "check_prediction", "fitted_method",
            "fit_predict", "describe"]
@@ -46,11 +47,18 @@ def frozen(a: np.ndarray) -> np.ndarray:
 
 
 def readonly_split(split: SplitData) -> SplitData:
-    """A private copy of ``split`` with every array read-only (SplitData is frozen, so no field can be
-    replaced either; the copy is built without re-validating the already validated arrays)."""
+    """A private copy of ``split`` with every array read-only and the test cell lines hidden: the test pairs
+    (:data:`pertvae_core.data.TEST_FIELDS`) NaN of the same shapes, their labels and controls None
+    (``TEST_EXTRAS``), so a method cannot fit on the answers it is scored against, nor on the test inputs
+    (it gets those to predict from). SplitData is frozen, so no field can be replaced either; the copy is
+    built without re-validating."""
     new = object.__new__(SplitData)
     for f in dataclasses.fields(SplitData):
         v = getattr(split, f.name)
+        if f.name in TEST_FIELDS:
+            v = np.full(np.shape(v), np.nan, dtype=np.float32)
+        elif f.name in TEST_EXTRAS:
+            v = None
         object.__setattr__(new, f.name, frozen(v) if isinstance(v, np.ndarray) else v)
     return new
 

@@ -205,20 +205,27 @@ def test_penalties_are_chosen_on_validation_only() -> None:
 
 
 def test_bad_input_names_the_field() -> None:
-    """baselines validate their input themselves (SplitData does too; SimpleNamespace bypasses it)."""
+    """baselines validate their input themselves (SplitData does too; SimpleNamespace bypasses it); a fit
+    reads no test pair (they are NaN in the copy a method is fitted on, pertvae_core.isolation), the
+    evaluation of the PCA reconstruction does."""
     split, _ = _latent_linear(seed=8, genes=10, n=(10, 3, 4), n_s=0)
     bad = np.array(split.x1_test)
     bad[0, 0] = np.nan
     args = {f: getattr(split, f) for f in ("x1_train", "x2_train", "x1_val", "x2_val", "x2_test", "xs_train")}
+    MeanShift().fit(SimpleNamespace(x1_test=bad, **args))
     with pytest.raises(ValueError, match="x1_test contains NaN"):
-        MeanShift().fit(SimpleNamespace(x1_test=bad, **args))
+        pca_reconstruction_rho(SimpleNamespace(x1_test=bad, **args), 3)
+    val = np.array(split.x1_val)
+    val[0, 0] = np.nan
+    with pytest.raises(ValueError, match="x1_val contains NaN"):
+        MeanShift().fit(SimpleNamespace(x1_test=split.x1_test, **{**args, "x1_val": val}))
     with pytest.raises(ValueError, match="xs_train has 9 genes, expected 10"):
         narrow = {**args, "xs_train": np.zeros((2, 9))}
         pca_reconstruction_rho(SimpleNamespace(x1_test=split.x1_test, **narrow), 3)
     with pytest.raises(ValueError, match="latent must be a positive int"):
         pca_reconstruction_rho(split, 0)
     with pytest.raises(ValueError, match="x1_test .* must pair"):
-        Identity().fit(SimpleNamespace(x1_test=split.x1_test[:2], **args))
+        pca_reconstruction_rho(SimpleNamespace(x1_test=split.x1_test[:2], **args), 3)
     with pytest.raises(ValueError, match="lacks field 'xs_train'"):
         TrainMean().fit(SimpleNamespace(**{k: v for k, v in args.items() if k != "xs_train"},
                                         x1_test=split.x1_test))
