@@ -14,9 +14,8 @@ from typing import Any
 from datasets.argparsing import closest
 from harness.config import RunConfig
 from harness.contenders import REGISTRY, built_in_methods
-from harness.contenders.baselines import user_method
-from harness.contenders.response_baselines import user_response_method
 from harness.grid import POOLED
+from harness.plugin_import import METHOD, RESPONSE, plugin, probe, remember
 from harness.presets import synthetic_preset
 
 # The preset's synthetic cube, generated into OUT once (and reused on resume), and the record of how.
@@ -164,19 +163,20 @@ def unsplittable(bad: Sequence[tuple[str, str]], where: str = "") -> str:
 
 def resolve_methods(cfg: RunConfig) -> list[str]:
     """The store's methods: those of the run's models in registry (= report) order, then the run's own
-    (``--method``, then ``--response-method``), each loaded once here so that a bad spec or a clashing name
-    is a RunError before any work. A run without a perturbation model (e.g. the drug-response study alone)
-    so carries no perturbation method in its store, and a run without Dr.VAE none of the response
-    methods."""
-    from pertvae_core.methods import MethodLoadError
-
+    (``--method``, then ``--response-method``), each imported once here, in a child process
+    (harness.plugin_import), so that a bad spec or a clashing name is a RunError before any work. A run
+    without a perturbation model (e.g. the drug-response study alone) so carries no perturbation method in
+    its store, and a run without Dr.VAE none of the response methods."""
+    jobs = [(METHOD, s) for s in cfg.method] + [(RESPONSE, s) for s in cfg.response_method]
+    found = probe(jobs)
+    for got, (kind, spec) in zip(found, jobs, strict=True):
+        if isinstance(got, str):
+            raise RunError(f"--{kind.replace(' ', '-')} {spec}: {got}")
+    remember(f for f in found if not isinstance(f, str))
     names = [m for name, c in REGISTRY.items() if name in cfg.models for m in c.methods]
     built_in = set(built_in_methods())
     for spec in cfg.method:
-        try:
-            f = user_method(spec)
-        except MethodLoadError as e:
-            raise RunError(f"--method {spec}: {e}") from None
+        f = plugin(METHOD, spec)
         if f.name in names or f.name in built_in:
             raise RunError(f"--method {spec}: its name {f.name!r} is already taken by "
                            f"{'a built-in method' if f.name in built_in else 'another --method'}; give the "
@@ -188,15 +188,10 @@ def resolve_methods(cfg: RunConfig) -> list[str]:
 def _response_plugins(cfg: RunConfig, taken: list[str], built_in: set[str]) -> list[str]:
     """The names of the run's ``--response-method`` plug-ins, each loaded once here; RunError for a spec that
     does not load, a name already taken, or a head no model of the run hosts."""
-    from pertvae_core.methods import MethodLoadError
-
     hosts = {c.response_head: name for name, c in REGISTRY.items() if c.response_head}
     names: list[str] = []
     for spec in cfg.response_method:
-        try:
-            f = user_response_method(spec)
-        except MethodLoadError as e:
-            raise RunError(f"--response-method {spec}: {e}") from None
+        f = plugin(RESPONSE, spec)
         if f.name in taken or f.name in names or f.name in built_in:
             raise RunError(f"--response-method {spec}: its name {f.name!r} is already taken by "
                            f"{'a built-in method' if f.name in built_in else 'another method'}; give the "

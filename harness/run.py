@@ -43,6 +43,8 @@ from harness import cost, hugepages, outlock
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
 from harness.contenders import REGISTRY
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
+from harness.plugin_import import KnownPlugins
+from harness.plugin_import import known as known_plugins
 from harness.prepare import RunError, check_paths, prepare_cube, resolve_methods, select_drugs, unsplittable
 from harness.products import emulated_bf16_note
 from harness.progress import Progress, WorkModel
@@ -522,6 +524,8 @@ def _run_with_cluster(cluster_mod: Any, log_path: Path, tasks: Sequence[Task], c
                       cfg: RunConfig, store: ResultStore, prog: Progress) -> None:
     """Open the local or Slurm cluster and run ``tasks`` on it, under Dask's performance report if asked."""
     with cluster_mod.open_cluster(cfg, log_path=log_path) as handle:
+        if handle.client is not None and known_plugins():   # workers import no plug-in themselves
+            handle.client.register_plugin(KnownPlugins(known_plugins()))
         _dashboard_hint(cfg, handle.dashboard_link)
         prog.start()
         report_ctx: Any = contextlib.nullcontext()

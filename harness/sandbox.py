@@ -116,11 +116,11 @@ class IsolatedMethod:
             else:  # it ended before the method was imported: its result file says why, if anything
                 proc.wait()
             if not result.exists():
-                raise MethodFailed(_death(proc.returncode))
+                raise MethodFailed(death_reason(proc.returncode))
         finally:
             os.close(r)
             if proc.poll() is None:
-                _kill_group(proc)
+                kill_group(proc)
 
 
 class IsolatedResponseMethod(IsolatedMethod):
@@ -132,7 +132,7 @@ class IsolatedResponseMethod(IsolatedMethod):
         return self._job({"split": split, "heads": tuple(heads)})
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -140,7 +140,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _death(code: int | None) -> str:
+def death_reason(code: int | None) -> str:
     """Why a child that left no result ended: its signal or exit status."""
     if code is not None and code < 0:
         name = signal.Signals(-code).name

@@ -14,27 +14,20 @@ from pertvae_core.baselines import BASELINES
 if TYPE_CHECKING:
     from harness.config import RunConfig
     from pertvae_core.data import SplitData
-    from pertvae_core.methods import MethodFactory
-
-
-@functools.lru_cache(maxsize=16)
-def user_method(spec: str) -> MethodFactory:
-    """pertvae_core.methods.load_method(spec), cached per process."""
-    from pertvae_core.methods import load_method
-
-    return load_method(spec)
 
 
 def method_factories(cfg: RunConfig, latent: int, seed: int) -> dict:
     """Name -> a maker of a new unfitted method, for the baselines at ``latent`` and the run's own methods
     (``cfg.method``), each given ``latent`` and the fit's ``seed``. The run's own methods run each fit in a
-    fresh process under ``cfg.fit_timeout`` (harness.sandbox)."""
+    fresh process under ``cfg.fit_timeout`` (harness.sandbox); this process never imports them
+    (harness.plugin_import)."""
+    from harness.plugin_import import METHOD, plugin
     from harness.sandbox import IsolatedMethod
 
     out: dict = {name: functools.partial(make, latent) for name, make in BASELINES.items()}
     for spec in cfg.method:
-        f = user_method(spec)
-        out[f.name] = IsolatedMethod.of(f, cfg.fit_timeout, latent=latent, seed=seed)
+        p = plugin(METHOD, spec)
+        out[p.name] = IsolatedMethod(p.target, p.kwargs(latent, seed), cfg.fit_timeout)
     return out
 
 

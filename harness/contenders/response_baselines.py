@@ -7,7 +7,6 @@ head (here) and of the continuous head (response_regression), each fit in its ow
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,30 +23,22 @@ from harness.task_data import cube_of
 
 if TYPE_CHECKING:
     from harness.config import RunConfig
-    from pertvae_core.response_methods import ResponseMethodFactory
 
 # The binary-head baselines of pertvae_core.response_baselines.RESPONSE_BASELINES, in report order.
 RESPONSE_BASELINE_METHODS = ("logreg_x1", "logreg_pca", "rf_x1", "rf_pca", "svm_x1", "svm_pca", "prior")
 
 
-@functools.lru_cache(maxsize=16)
-def user_response_method(spec: str) -> ResponseMethodFactory:
-    """pertvae_core.response_methods.load_response_method(spec), cached per process."""
-    from pertvae_core.response_methods import load_response_method
-
-    return load_response_method(spec)
-
-
 def plugin_factories(cfg: RunConfig, head: str, latent: int, seed: int) -> dict:
     """Name -> the sandboxed factory of each of the run's ``--response-method`` plug-ins with ``head``,
     given ``latent`` and the fit's ``seed`` where its constructor names them."""
+    from harness.plugin_import import RESPONSE, plugin
     from harness.sandbox import IsolatedResponseMethod
 
     out = {}
     for spec in cfg.response_method:
-        f = user_response_method(spec)
-        if head in f.heads:
-            out[f.name] = IsolatedResponseMethod.of(f, cfg.fit_timeout, latent=latent, seed=seed)
+        p = plugin(RESPONSE, spec)
+        if head in p.heads:
+            out[p.name] = IsolatedResponseMethod(p.target, p.kwargs(latent, seed), cfg.fit_timeout)
     return out
 
 

@@ -1,0 +1,156 @@
+"""A user's plug-ins (``--method``, ``--response-method``) are imported in a child process, never in the
+run's own processes.
+
+Importing a module runs its code: a plug-in module that sets ``torch.set_default_dtype(torch.float64)``,
+changes the working directory, calls ``sys.exit`` or hangs would, imported in the run's process or in a
+worker, change the scores of PertVAE and every other model trained there (measured: PertVAE's
+delta_pearson moved by up to 0.068 and its verdict flipped), move the run's outputs, end the run without a
+word, or hang it. So the run learns what it needs of each plug-in (its name, the constructor keywords it
+takes, a response method's heads, an import path another process can load) from a child that imports them
+(:func:`probe`), under :data:`harness.sandbox.STARTUP_SECONDS`. The workers get these records
+(:class:`KnownPlugins`) and import nothing: each fit imports its plug-in in its own process
+(harness.sandbox), where an import that fails on a worker node fails that plug-in's fits alone.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from pertvae_core.methods import MethodLoadError
+
+METHOD, RESPONSE = "method", "response method"
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """What the run needs of one plug-in, learnt in a child process."""
+
+    kind: str                  # METHOD or RESPONSE
+    spec: str                  # as given on the command line
+    name: str                  # its name in results
+    target: str                # ``module:qualname`` (or the spec) that harness.sandbox imports
+    accepts: tuple[str, ...]   # which of latent, seed its constructor takes
+    heads: tuple[str, ...] = ()   # a response method's heads
+
+    def kwargs(self, latent: int, seed: int) -> dict[str, int]:
+        """The grid's latent size and the fit's seed, where the constructor names them."""
+        return {k: v for k, v in (("latent", latent), ("seed", seed)) if k in self.accepts}
+
+
+_KNOWN: dict[tuple[str, str], Plugin] = {}
+
+
+def remember(found: Iterable[Plugin]) -> None:
+    """Keep ``found`` for :func:`plugin` in this process."""
+    _KNOWN.update({(p.kind, p.spec): p for p in found})
+
+
+def known() -> list[Plugin]:
+    return list(_KNOWN.values())
+
+
+def plugin(kind: str, spec: str) -> Plugin:
+    """The record of ``spec``: remembered (the run's, or sent to this worker), else probed now;
+    MethodLoadError when it does not load."""
+    if (kind, spec) not in _KNOWN:
+        (got,) = probe([(kind, spec)])
+        if isinstance(got, str):
+            raise MethodLoadError(got)
+        remember([got])
+    return _KNOWN[(kind, spec)]
+
+
+class KnownPlugins(WorkerPlugin):
+    """Sends the run's plug-in records to every worker, those that join later included."""
+
+    name = "pertvae-known-plugins"
+
+    def __init__(self, found: Sequence[Plugin]) -> None:
+        self.found = list(found)
+
+    def setup(self, worker: Any) -> None:
+        remember(self.found)
+
+
+def probe(jobs: Sequence[tuple[str, str]]) -> list[Plugin | str]:
+    """For each (kind, spec), its :class:`Plugin`, or why it does not load (one line naming the spec),
+    imported in one child process."""
+    from harness.sandbox import STARTUP_SECONDS, death_reason, kill_group
+
+    if not jobs:
+        return []
+    with tempfile.TemporaryDirectory(prefix="pertvae-plugins-") as tmp:
+        job, result = Path(tmp) / "job.pkl", Path(tmp) / "result.pkl"
+        with job.open("wb") as f:
+            pickle.dump({"jobs": list(jobs), "sys_path": list(sys.path)}, f)
+        proc = subprocess.Popen([sys.executable, "-m", "harness.plugin_import", str(job), str(result)],
+                                start_new_session=True, stdin=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=STARTUP_SECONDS)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            return [f"{kind} {spec!r}: importing it did not finish in {STARTUP_SECONDS:g} s (does importing "
+                    f"it hang?)" for kind, spec in jobs]
+        finally:
+            if proc.poll() is None:
+                kill_group(proc)
+        if not result.exists():
+            why = death_reason(proc.returncode).replace("before returning a result", "while importing it")
+            return [f"{kind} {spec!r}: {why}" for kind, spec in jobs]
+        with result.open("rb") as f:
+            return pickle.load(f)
+
+
+def _load(kind: str, spec: str) -> Plugin:
+    from harness.sandbox import target_path
+    from pertvae_core.methods import load_method
+    from pertvae_core.response_methods import load_response_method
+
+    f = load_method(spec) if kind == METHOD else load_response_method(spec)
+    return Plugin(kind, f.spec, f.name, target_path(f.target, f.spec), f.accepts,
+                  tuple(getattr(f, "heads", ())))
+
+
+def _loaded(kind: str, spec: str) -> Plugin | str:
+    """:func:`_load`, or why not: whatever the import does (SystemExit included) is the plug-in's failure."""
+    try:
+        return _load(kind, spec)
+    except MethodLoadError as e:
+        return str(e)
+    except SystemExit as e:
+        return f"{kind} {spec!r}: importing it called sys.exit({e.code!r})"
+    except BaseException as e:  # noqa: BLE001 - a KeyboardInterrupt of its own included
+        last = traceback.extract_tb(e.__traceback__)[-1:]
+        where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
+        return f"{kind} {spec!r}: importing it failed: {type(e).__name__}: {e}{where}"
+
+
+def child(job_path: str, result_path: str) -> None:
+    with open(job_path, "rb") as f:
+        job = pickle.load(f)
+    sys.path[:] = job["sys_path"]
+    found = [_loaded(kind, spec) for kind, spec in job["jobs"]]
+    tmp = Path(result_path + ".tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(found, f)
+    os.replace(tmp, result_path)
+
+
+if __name__ == "__main__":
+    from harness.plugin_import import child as imported_child  # records pickled as harness.plugin_import's
+
+    imported_child(sys.argv[1], sys.argv[2])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # threads a plug-in left running must not keep this process alive

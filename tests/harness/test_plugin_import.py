@@ -1,0 +1,79 @@
+"""A user's plug-ins are imported in a child process, never in the run's own (harness.plugin_import): what a
+module does when imported (torch's default dtype, the working directory, sys.exit, os._exit, a hang) changes
+no other model's scores and cannot end or hang the run, and an import that fails where the fits run fails
+that plug-in's fits alone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness import plugin_import, sandbox
+from harness.config import make_config
+from harness.contenders.baselines import method_factories
+from harness.plugin_import import METHOD, Plugin, probe, remember
+from harness.prepare import RunError, resolve_methods
+from harness.run import main
+from pertvae_core.api import evaluate_methods
+from tests.e2e import load, tiny_args, tiny_cube
+from tests.pertvae_core.test_evaluation import _cell_split
+
+MODS = "tests.harness.plugin_mods"
+
+
+def test_a_modules_import_leaves_this_process_as_it_was():
+    dtype, cwd = torch.get_default_dtype(), os.getcwd()
+    cfg = make_config("demo", method=(f"{MODS}.side_effects:Shift",))
+    assert resolve_methods(cfg)[-1] == "side_effects"
+    assert torch.get_default_dtype() == dtype and os.getcwd() == cwd
+    got = plugin_import.plugin(METHOD, f"{MODS}.side_effects:Shift")
+    assert got.target == f"{MODS}.side_effects:Shift" and got.accepts == ("seed",)
+    assert got.kwargs(latent=3, seed=7) == {"seed": 7}
+
+
+@pytest.mark.parametrize("mod, why", [
+    ("exits:E", "importing it called sys.exit(5)"),
+    ("dies:D", "its process exited with status 3 while importing it (os._exit, or a crash?)"),
+])
+def test_an_import_that_ends_its_process_is_one_error(mod, why):
+    cfg = make_config("demo", method=(f"{MODS}.{mod}",))
+    with pytest.raises(RunError) as e:
+        resolve_methods(cfg)
+    assert str(e.value) == f"--method {MODS}.{mod}: method '{MODS}.{mod}': {why}"
+
+
+def test_an_import_that_hangs_is_stopped(monkeypatch):
+    monkeypatch.setattr(sandbox, "STARTUP_SECONDS", 3.0)
+    (got,) = probe([(METHOD, f"{MODS}.hangs:H")])
+    assert got == f"method '{MODS}.hangs:H': importing it did not finish in 3 s (does importing it hang?)"
+
+
+def test_an_import_that_fails_where_the_fits_run_fails_that_plugin_alone():
+    # loaded where the run started, not on a worker's node (a package installed on the login node only)
+    remember([Plugin(METHOD, "elsewhere:Gone", "gone", "no_such_module_anywhere:Gone", ())])
+    cfg = make_config("demo", method=("elsewhere:Gone",))
+    row = evaluate_methods([_cell_split()], method_factories(cfg, latent=3, seed=1))[0]
+    assert row["method_status"].pop("gone") == "failed"
+    why = row["method_reason"]["gone"]
+    assert "importing no_such_module_anywhere:Gone failed: ModuleNotFoundError" in why
+    assert set(row["method_status"].values()) == {"done"}   # every built-in baseline scored
+
+
+def test_no_worker_imports_a_plugin_and_its_import_changes_no_score(tmp_path_factory, tmp_path, monkeypatch):
+    cube = tiny_cube(tmp_path_factory)
+    log = tmp_path / "imports.txt"
+    monkeypatch.setenv("PERTVAE_TEST_IMPORT_LOG", str(log))
+    one = ("--models", "baselines", "pertvae", "--drugs", "drugA", "--n-repeats", "1")
+    assert main(tiny_args(cube, tmp_path / "clean", *one, workers=1)) == 0
+    assert main(tiny_args(cube, tmp_path / "mine", *one, "--method", f"{MODS}.side_effects:Shift",
+                          workers=1)) == 0
+    imported_by = {Path(line).name for line in log.read_text().split()}
+    assert imported_by == {"plugin_import.py", "sandbox.py"}   # the probe and each fit's own process
+    clean, mine = load(tmp_path / "clean"), load(tmp_path / "mine")
+    for model in ("pertvae", "baselines"):
+        a = clean.score.sel(model=model).dropna("method", how="all")
+        np.testing.assert_array_equal(a.values, mine.score.sel({"model": model, "method": a.method}).values)
