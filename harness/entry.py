@@ -2,7 +2,7 @@
 
 :func:`main` re-executes the process once with glibc's huge-page tunable, then runs harness.cli. It imports
 harness.cli only after the re-exec: that import loads torch (~1 s), which an exec would throw away and pay
-again.
+again. ``python -m harness.entry`` runs the same as the console script.
 """
 
 from __future__ import annotations
@@ -16,3 +16,7 @@ def main() -> int:
     from harness import cli
 
     return cli.main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""``python -m harness.entry`` runs the console script's main (huge-page re-exec, then harness.cli)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def entry(*args: str) -> subprocess.CompletedProcess:
+    """``python -m harness.entry ARGS`` on this checkout (its root first on PYTHONPATH)."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    return subprocess.run([sys.executable, "-m", "harness.entry", *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env=env)
+
+
+def test_help_prints_the_usage_and_exits_0():
+    r = entry("--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: pertvae-bench COMMAND")
+    for name in ("run", "report", "fetch", "build", "synth", "info"):
+        assert f"\n  {name} " in r.stdout
+
+
+def test_the_exit_status_passes_through():
+    r = entry()
+    assert r.returncode == 2 and "usage: pertvae-bench COMMAND" in r.stderr
+    r = entry("rnu")
+    assert r.returncode == 2 and r.stderr.startswith("error: unknown command 'rnu'; did you mean run?")
