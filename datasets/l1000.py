@@ -21,8 +21,9 @@ Conventions (documented in docs/real_data.md):
   is an error; ``cell_id`` spellings of one cell line (``mcf7``, ``MCF7``) are refused, or merged with
   ``merge_cell_spellings`` (datasets.cell_names).
 - Dose rule ``"highest"``: per (drug, cell line) the highest dose measured, all its replicates (the paper's
-  rule).
-  A numeric dose keeps treatments within 1% of it.
+  rule). A numeric dose keeps the treatments at exactly it, else those within 1% of it, which must share one
+  measured dose (two different ones are an error); the measured dose is recorded. A selected treatment
+  whose dose does not parse or is missing is an error naming the sample, column and value.
 - Controls of a cell line: its vehicle controls at the time point on the plates of its selected treatments
   (plate = ``rna_plate``, else ``det_plate``, else the inst id up to the first ``:``); if none share a plate,
   all its vehicle controls at that time. Ordered round-robin over plates (each plate's by id), then capped:
@@ -496,6 +497,39 @@ def _refuse_unknown_units(why: np.ndarray, rows: np.ndarray, q: Quantity, src: L
     raise L1000Error(f"{where}: sample {src.sample_ids[bad[0]]!r}: {first}{more}; {fix}")
 
 
+_SAME_DOSE = 1e-6  # relative: doses closer than this are one dose (10 uM written as 10000 nM)
+
+
+def _distinct(doses: np.ndarray) -> list[float]:
+    """The distinct doses of ``doses`` (ascending), those closer than :data:`_SAME_DOSE` taken as one."""
+    out: list[float] = []
+    for x in np.sort(doses):
+        if not out or not np.isclose(x, out[-1], rtol=_SAME_DOSE, atol=1e-12):
+            out.append(float(x))
+    return out
+
+
+def _refuse_unknown_doses(doses: np.ndarray, rows: np.ndarray, meta: pd.DataFrame, src: L1000Source,
+                          where: Path) -> None:
+    """One error for the first of ``rows`` (selected treatments) whose dose is unknown: a value that does not
+    parse as a number (``pert_dose`` 'ten', ``pert_idose`` 'high'), or none at all. Such a sample would
+    otherwise fall out of the selection unsaid (a dose is never guessed)."""
+    bad = rows[np.isnan(doses[rows])]
+    if not len(bad):
+        return
+    i = bad[0]
+    more = f" (and {len(bad) - 1} more samples)" if len(bad) > 1 else ""
+    given = [(c, meta[c].iat[i]) for c in (DOSE.value, DOSE.text)
+             if c in meta.columns and pd.notna(meta[c].iat[i])]
+    if given:
+        col, val = given[0]
+        raise L1000Error(f"{where}: sample {src.sample_ids[i]!r}: {col} {val!r} is not a number{more}; fix "
+                         f"the value (e.g. {DOSE.value} 10 with {DOSE.unit} uM) or drop the sample")
+    cols = "/".join(c for c in (DOSE.value, DOSE.text) if c in meta.columns)
+    raise L1000Error(f"{where}: sample {src.sample_ids[i]!r}: no dose ({cols} empty or -666){more}; fill it "
+                     f"in or drop the sample")
+
+
 def plates(src: L1000Source) -> np.ndarray:
     """Plate per sample: rna_plate, else det_plate, else the inst id up to the first ':'."""
     meta = src.col_meta
@@ -591,7 +625,9 @@ def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: f
     cell, merged = _cell_ids(src, np.flatnonzero(is_ctl | (is_trt & np.isin(iname, list(drugs)))), where,
                              merge_cell_spellings)
     doses_all, d_why = read_quantity(meta, DOSE, dose_unit)
-    _refuse_unknown_units(d_why, np.flatnonzero(is_trt & np.isin(iname, list(drugs))), DOSE, src, where)
+    chosen = np.flatnonzero(is_trt & np.isin(iname, list(drugs)))
+    _refuse_unknown_units(d_why, chosen, DOSE, src, where)
+    _refuse_unknown_doses(doses_all, chosen, meta, src, where)
     plate = plates(src)
     treatments: dict[str, dict[str, np.ndarray]] = {}
     doses: dict[str, dict[str, float]] = {}
@@ -601,18 +637,21 @@ def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: f
         for c in sorted(set(cell[sel])):
             idx = sel[cell[sel] == c]
             dv = doses_all[idx]
-            if np.all(np.isnan(dv)):
-                raise L1000Error(f"{where}: drug {d!r} in cell line {c!r}: no dose known "
-                                 "(pert_dose/pert_idose)")
-            if dose == "highest":
-                target = float(np.nanmax(dv))
-            else:
-                target = float(dose)
-            pick = idx[np.isclose(dv, target, rtol=1e-2, atol=1e-9)]
+            target = float(np.max(dv)) if dose == "highest" else float(dose)
+            near = np.isclose(dv, target, rtol=1e-2, atol=1e-9)
+            exact = np.isclose(dv, target, rtol=_SAME_DOSE, atol=1e-12)
+            pick = idx[exact] if exact.any() else idx[near]  # a dose given exactly keeps only its wells
+            measured = _distinct(doses_all[pick])
+            if len(measured) > 1:
+                counts = ", ".join(f"{m:g} uM ({int(np.isclose(doses_all[pick], m, rtol=_SAME_DOSE).sum())} "
+                                   f"samples)" for m in measured)
+                raise L1000Error(f"{where}: drug {d!r} in cell line {c!r}: --dose {target:g} is within 1% of "
+                                 f"{len(measured)} different measured doses: {counts}; give one of them "
+                                 f"exactly with --dose")
             if len(pick):
                 treatments[d][c] = pick[np.lexsort((src.sample_ids[pick].astype(str),
                                                     plate[pick].astype(str)))]
-                doses[d][c] = target
+                doses[d][c] = measured[0]  # the dose the wells were measured at, not the one asked for
         if not treatments[d]:
             have = sorted({round(float(x), 4) for x in doses_all[sel] if not np.isnan(x)})
             raise L1000Error(f"{where}: drug {d!r}: no treatments at dose {dose} uM (doses present: {have})")

@@ -1,0 +1,75 @@
+"""Review 45 (data input): bad input that a build used to drop or misstate without a word.
+
+Each refused input gives one ``error:`` line naming the file, sample or field and the value (exit 2, no
+traceback, nothing written); each accepted one is stated truly in the cube and its summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from datasets_test_helpers import l1000_design, write_gctx
+
+from datasets.cube import open_cube
+from tests.datasets.build_cli import build_err, build_inputs, cli
+
+
+def _gctx(f: dict, cols: pd.DataFrame, name: str) -> Path:
+    return write_gctx(f["dir"] / name, f["mat"], f["rows"], cols)
+
+
+# ------------------------------------------------------------------- 2, 9: a dose that does not parse
+def test_one_unparseable_dose_is_refused_naming_sample_column_and_value(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    cols = f["cols"].copy()
+    trt = cols.index[(cols.pert_type == "trt_cp") & (cols.pert_iname == "vorinostat")
+                     & (cols.pert_dose == "10") & (cols.cell_id == "A375")]
+    cols.loc[trt[0], "pert_dose"] = "ten"  # one replicate of several: it used to vanish unsaid
+    gctx = _gctx(f, cols, "onebad.gctx")
+    err = build_err(f, l1000=gctx, capsys=capsys)
+    assert err == (f"error: {gctx}: sample {cols.inst_id[trt[0]]!r}: pert_dose 'ten' is not a number; fix "
+                   f"the value (e.g. pert_dose 10 with pert_dose_unit uM) or drop the sample\n")
+
+
+def test_every_dose_unparseable_names_the_value_not_no_dose_known(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    cols = f["cols"].copy()
+    trt = (cols.pert_type == "trt_cp") & (cols.pert_iname == "vorinostat") & (cols.cell_id == "A375")
+    cols.loc[trt, "pert_dose"] = "ten"
+    err = build_err(f, l1000=_gctx(f, cols, "allbad.gctx"), capsys=capsys)
+    assert "pert_dose 'ten' is not a number (and " in err and "no dose known" not in err
+
+
+def test_a_treatment_without_any_dose_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    cols = f["cols"].copy()
+    i = cols.index[cols.pert_type == "trt_cp"][2]
+    cols.loc[i, "pert_dose"] = "-666"
+    err = build_err(f, l1000=_gctx(f, cols, "nodose.gctx"), capsys=capsys)
+    assert f"sample {cols.inst_id[i]!r}: no dose (pert_dose empty or -666); fill it in or drop" in err
+
+
+# -------------------------------------------------------------- 6: the measured dose, not the requested one
+def test_numeric_dose_records_the_measured_dose(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)  # trametinib wells at 3.33 uM
+    r = cli("--l1000", f["gctx"], "--baseline", f["base"], "--out", f["out"], "--drugs", "trametinib",
+            "--dose", "3.3", rc=0, capsys=capsys)
+    assert "dose 3.33 uM" in r.stdout and "dose 3.3 uM" not in r.stdout
+    ds = open_cube(f["out"])
+    assert float(ds["dose_um"].sel(cell_line="A375", condition="trametinib")) == pytest.approx(3.33, rel=1e-9)
+
+
+def test_two_measured_doses_in_the_window_are_refused_unless_one_is_given(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    cols = l1000_design(cells=("A375", "MCF7"), drugs={"vorinostat": (3.3, 3.33), "trametinib": (0.04, 3.33)})
+    gctx = _gctx(f, cols, "two.gctx")
+    err = build_err(f, "--drugs", "vorinostat", "--dose", "3.31", l1000=gctx, capsys=capsys)
+    assert ("drug 'vorinostat' in cell line 'A375': --dose 3.31 is within 1% of 2 different measured doses: "
+            "3.3 uM (6 samples), 3.33 uM (6 samples); give one of them exactly with --dose") in err
+    r = cli("--l1000", gctx, "--baseline", f["base"], "--out", f["out"], "--drugs", "vorinostat",
+            "--dose", "3.3", rc=0, capsys=capsys)
+    assert "vorinostat: 2 cell lines, 12 replicates, dose 3.3 uM" in r.stdout
