@@ -76,7 +76,7 @@ class BuildSummary:
     replicates_per_drug: dict[str, int]
     controls: int
     control_cell_lines: int
-    genes_l1000: int
+    genes_l1000: int  # rows of the L1000 file considered (its landmark rows, or every row)
     genes_kept: int
     baseline_cells: dict[str, int]
     baseline_matched: dict[str, int]
@@ -90,6 +90,8 @@ class BuildSummary:
     baseline_collapsed: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     merged_spellings: dict[str, str] = field(default_factory=dict)
     response: str = ""  # datasets.response.render's lines, "" without --response
+    genes_landmark: bool = True  # genes_l1000 counts landmark rows (else every row)
+    genes_note: str = ""  # L1000 rows left out before the baseline match (GeneSelection.note)
 
     def render(self) -> str:
         lines = [m.render() for m in self.matches if m.via != "pert_iname"]
@@ -104,7 +106,9 @@ class BuildSummary:
         lines.append(f"controls: {self.controls} vehicle profiles in {self.control_cell_lines} cell lines"
                      + (f" (other-plate controls for {', '.join(self.control_fallback)})"
                         if self.control_fallback else ""))
-        lines.append(f"genes kept: {self.genes_kept} of {self.genes_l1000} L1000 genes")
+        lines.append(f"genes kept: {self.genes_kept} of {self.genes_l1000} L1000 "
+                     f"{'landmark ' if self.genes_landmark else ''}genes"
+                     + (f" ({self.genes_note})" if self.genes_note else ""))
         for p, n in self.baseline_cells.items():
             lines.append(f"baseline {p}: {n} cell lines, "
                          f"{self.baseline_matched[p]} matched to L1000 cell lines"
@@ -340,7 +344,9 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         replicates_per_drug={d: int(sum(len(v) for v in sel.treatments[d].values())) for d in prof.drugs},
         controls=int(sum(len(v) for v in sel.controls.values())),
         control_cell_lines=len(sel.controls),
-        genes_l1000=len(prof.genes.entrez), genes_kept=int(base.gene_mask.sum()),
+        genes_l1000=prof.genes.n_rows if prof.genes.n_rows >= 0 else len(prof.genes.entrez),
+        genes_kept=int(base.gene_mask.sum()), genes_landmark=prof.genes.landmark_column is not None,
+        genes_note=prof.genes.note,
         baseline_cells=base.n_cells, baseline_matched=base.matched,
         baseline_repeated={str(t.path): t.repeated for t in tables}, baseline_collapsed=base.collapsed,
         merged_spellings=sel.merged_spellings,

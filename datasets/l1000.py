@@ -10,7 +10,8 @@ Conventions (documented in docs/real_data.md):
   reads it; GCT 1.2's ``Description`` column gives the gene symbols.
 - Genes: the gene id is ``pr_gene_id`` (Entrez) when present, else the row id. Only landmark rows
   (``pr_is_lmark`` / ``is_lm`` / ``pr_is_lm``) are kept unless ``all_genes``; without a landmark column all
-  rows are kept. Several probes of one Entrez ID (``all_genes`` only): the first is kept.
+  rows are kept. Several probes of one Entrez ID (``all_genes`` only): the first is kept (counted); two
+  landmark rows of one Entrez ID are an error; rows without one are left out (counted, named).
 - Samples: vehicle controls ``pert_type == ctl_vehicle``, treatments ``pert_type == trt_cp`` with the given
   ``pert_iname`` at ``pert_time`` hours (or ``pert_itime`` such as ``"24 h"``). Dose in uM from
   ``pert_dose`` + ``pert_dose_unit`` or from ``pert_idose`` (``"10.0 um"``, ``"500 nM"``). A unit is never
@@ -358,6 +359,20 @@ class GeneSelection:
     entrez: np.ndarray  # [G] str
     symbols: np.ndarray  # [G] str ("" when unknown)
     landmark_column: str | None  # the column used, None when all rows were kept
+    n_rows: int = -1  # rows considered (the landmark rows, or every row): what "of N L1000 genes" counts
+    no_id: tuple[str, ...] = ()  # row ids of those rows without a gene id (left out)
+    repeated: int = 0  # rows left out as a later probe of a gene id already kept (all rows only)
+
+    @property
+    def note(self) -> str:
+        """What the selection left out of the rows it considered, "" when nothing."""
+        parts = []
+        if self.no_id:
+            parts.append(f"{len(self.no_id)} without an Entrez id (pr_gene_id empty or -666, e.g. row "
+                         f"{self.no_id[0]!r}) left out")
+        if self.repeated:
+            parts.append(f"{self.repeated} later probes of a gene id already kept left out")
+        return "; ".join(parts)
 
 
 def _truthy(v: object) -> bool:
@@ -379,11 +394,22 @@ def select_genes(src: L1000Source, all_genes: bool = False) -> GeneSelection:
                    None)
     sym = (rm[sym_col].fillna("").astype(str).to_numpy(dtype=object) if sym_col
            else np.array([""] * len(ent), dtype=object))
+    no_id = np.flatnonzero(keep & (ent == ""))
     idx = np.flatnonzero(keep & (ent != ""))
     _, first = np.unique(ent[idx], return_index=True)  # first probe per Entrez ID
+    repeated = len(idx) - len(first)
+    if repeated and not all_genes and lm_col is not None:
+        # one row per landmark gene: a repeated id is a mislabelled row, not a second probe (DESIGN.md 8)
+        dup = pd.Series(ent[idx])
+        e = str(dup[dup.duplicated()].iloc[0])
+        rows = [str(src.row_ids[i]) for i in idx[ent[idx] == e]]
+        raise L1000Error(f"{src.path}: {repeated} landmark rows ({lm_col} 1) repeat the Entrez id of "
+                         f"another, e.g. pr_gene_id {e!r} on rows {', '.join(map(repr, rows))}; each "
+                         f"landmark gene has one row: fix the pr_gene_id (or --gene-info) of those rows")
     idx = idx[np.sort(first)]
     return GeneSelection(row_idx=idx, entrez=ent[idx].astype(str), symbols=sym[idx].astype(str),
-                         landmark_column=None if all_genes else lm_col)
+                         landmark_column=None if all_genes else lm_col, n_rows=int(keep.sum()),
+                         no_id=tuple(str(src.row_ids[i]) for i in no_id), repeated=int(repeated))
 
 
 def _maybe_num(v: object) -> object:

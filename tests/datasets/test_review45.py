@@ -73,3 +73,40 @@ def test_two_measured_doses_in_the_window_are_refused_unless_one_is_given(
     r = cli("--l1000", gctx, "--baseline", f["base"], "--out", f["out"], "--drugs", "vorinostat",
             "--dose", "3.3", rc=0, capsys=capsys)
     assert "vorinostat: 2 cell lines, 12 replicates, dose 3.3 uM" in r.stdout
+
+
+# --------------------------------------------------- 3: L1000 rows with a missing or repeated Entrez id
+def _rows_gctx(f: dict, rows: pd.DataFrame, name: str) -> Path:
+    return write_gctx(f["dir"] / name, f["mat"], rows, f["cols"])
+
+
+def test_a_repeated_landmark_entrez_id_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    rows = f["rows"].copy()
+    rows.loc[1, "pr_gene_id"] = rows.loc[0, "pr_gene_id"]  # ATF1's row labelled PSME1's 5720
+    gctx = _rows_gctx(f, rows, "dup.gctx")
+    err = build_err(f, l1000=gctx, capsys=capsys)
+    assert err == (f"error: {gctx}: 1 landmark rows (pr_is_lmark 1) repeat the Entrez id of another, e.g. "
+                   f"pr_gene_id '5720' on rows '5720_at', '466_at'; each landmark gene has one row: fix the "
+                   f"pr_gene_id (or --gene-info) of those rows\n")
+
+
+def test_a_landmark_row_without_entrez_id_is_counted_and_named(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)  # 8 rows, 6 landmarks, all 6 in the baseline
+    rows = f["rows"].copy()
+    rows.loc[2, "pr_gene_id"] = "-666"
+    r = cli("--l1000", _rows_gctx(f, rows, "noid.gctx"), "--baseline", f["base"], "--out", f["out"], rc=0,
+            capsys=capsys)
+    assert ("genes kept: 5 of 6 L1000 landmark genes (1 without an Entrez id (pr_gene_id empty or -666, "
+            "e.g. row '6009_at') left out)") in r.stdout
+
+
+def test_all_genes_counts_the_later_probes_it_leaves_out(tmp_path: Path, capsys: pytest.CaptureFixture
+                                                        ) -> None:
+    f = build_inputs(tmp_path)
+    rows = f["rows"].copy()
+    rows.loc[7, "pr_gene_id"] = rows.loc[6, "pr_gene_id"]  # two probes of one gene, not landmarks
+    r = cli("--l1000", _rows_gctx(f, rows, "probes.gctx"), "--baseline", f["base"], "--out", f["out"],
+            "--all-genes", rc=0, capsys=capsys)
+    assert "of 8 L1000 genes (1 later probes of a gene id already kept left out)" in r.stdout
