@@ -27,7 +27,7 @@ import pandas as pd
 
 from datasets.cell_names import cell_line_key
 from datasets.cube import CubeError
-from datasets.l1000 import L1000Error, read_gct
+from datasets.l1000 import NA_TOKENS, L1000Error, read_gct
 
 FORMATS = ("auto", "depmap", "gdsc", "ccle", "csv")
 SOURCE_NAMES = {"depmap": "DepMap", "gdsc": "GDSC", "ccle": "CCLE", "csv": "CSV"}
@@ -149,8 +149,12 @@ def _check_file(path: Path) -> None:
 
 
 def _numeric(df: pd.DataFrame, path: Path) -> np.ndarray:
-    vals = df.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(vals) & df.notna().to_numpy() & (df.astype(str) != "").to_numpy()
+    """Float values of a table of strings; empty fields and the null tokens (datasets.l1000.NA_TOKENS:
+    ``NaN``, ``NA``, ``-666``, ...) are missing (NaN: an error only on a kept gene, match_baseline), other
+    text is an error naming the value, row and column."""
+    null = (df.isna() | df.apply(lambda c: c.astype(str).str.strip().isin(NA_TOKENS))).to_numpy()
+    vals = df.mask(null).apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.isnan(vals) & ~null
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise BaselineError(f"{path}: non-numeric value {df.iat[i, j]!r} at row {df.index[i]!r}, "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from datasets_test_helpers import l1000_design, write_gctx
+from datasets_test_helpers import GENES, baseline_values, l1000_design, write_gctx
 
 from datasets.cube import open_cube
 from tests.datasets.build_cli import build_err, build_inputs, cli
@@ -110,3 +110,39 @@ def test_all_genes_counts_the_later_probes_it_leaves_out(tmp_path: Path, capsys:
     r = cli("--l1000", _rows_gctx(f, rows, "probes.gctx"), "--baseline", f["base"], "--out", f["out"],
             "--all-genes", rc=0, capsys=capsys)
     assert "of 8 L1000 genes (1 later probes of a gene id already kept left out)" in r.stdout
+
+
+# ------------------------------------------------------------- 4: null tokens in a baseline file are missing
+def _csv_with(f: dict, token: str, gene: str, name: str) -> Path:
+    """The generic baseline CSV of A375/MCF7 on the first 6 genes plus TP53 (never an L1000 gene here),
+    ``token`` as MCF7's value of ``gene``."""
+    genes = [*GENES[:6], GENES[11]]
+    vals = baseline_values(["A375", "MCF7"], genes).astype(str)
+    vals[1, [e for e, _ in genes].index(gene)] = token
+    df = pd.DataFrame({"gene": [e for e, _ in genes], "A375": vals[0], "MCF7": vals[1]})
+    path = f["dir"] / name
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("token", ["NaN", "NA", "nan", "", " NaN "])
+def test_a_null_token_on_a_gene_not_kept_is_ignored(tmp_path: Path, token: str,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    cli("--l1000", f["gctx"], "--baseline", _csv_with(f, token, "7157", "b.csv"), "--out", f["out"], rc=0,
+        capsys=capsys)
+
+
+@pytest.mark.parametrize("token", ["NaN", "NA", ""])
+def test_a_null_token_on_a_kept_gene_names_cell_line_and_gene(tmp_path: Path, token: str,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    base = _csv_with(f, token, "466", "b.csv")
+    err = build_err(f, base=base, capsys=capsys)
+    assert err == f"error: {base}: cell line 'MCF7' has a missing or infinite value (nan) for gene '466'\n"
+
+
+def test_other_text_in_a_baseline_is_still_non_numeric(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    err = build_err(f, base=_csv_with(f, "abc", "7157", "b.csv"), capsys=capsys)
+    assert "non-numeric value 'abc'" in err
