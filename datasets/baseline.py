@@ -51,6 +51,7 @@ class BaselineTable:
     values: np.ndarray  # [n_cells, n_genes] float32
     repeated: tuple[str, ...] = ()  # cell-line columns named more than once (GDSC; CCLE names without their
     #                                  tissue suffix, e.g. KMH2 of KMH2_THYROID and KMH2_HAEMATOPOIETIC...)
+    scale: str = "as in the file"  # the scale of ``values`` and how it was reached (read_baseline)
 
 
 def normalize_name(name: str) -> str:
@@ -264,7 +265,41 @@ def read_baseline(path: str | Path, fmt: str = "auto",
     t.cell_lines = [cm.get(normalize_name(c), c) for c in t.cell_lines]
     if t.values.size and not np.isfinite(t.values[~np.isnan(t.values)]).all():
         raise BaselineError(f"{path}: infinite expression values")
+    to_log2(t, fmt)
     return t
+
+
+LINEAR_MAX = 100.0  # log2 expression (RMA, log2(TPM+1), L1000 Level 3) stays below ~20; above 100: linear
+
+
+def to_log2(t: BaselineTable, fmt: str) -> None:
+    """Put ``t`` on the log2 scale of the L1000 profiles and the other sources, and say so in ``t.scale``.
+
+    A source whose values exceed :data:`LINEAR_MAX` is on a linear scale (RPKM, TPM, counts): the CCLE
+    RNA-seq GCT (``CCLE_RNAseq_genes_rpkm_*.gct``, linear RPKM) becomes log2(RPKM+1), the transform
+    CCLE/DepMap publish their RNA-seq with and the log2 scale of the paper's PharmacoGx data; any other
+    linear source is an error (its unit is not known here, so no transform is guessed). Log2 sources are
+    left as they are.
+    """
+    finite = t.values[np.isfinite(t.values)]
+    if not finite.size:
+        return
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi <= LINEAR_MAX:
+        t.scale = f"as in the file (log2 scale: values {lo:.3g} to {hi:.3g})"
+        return
+    if fmt != "ccle":
+        raise BaselineError(f"{t.path}: values up to {hi:.6g}: a linear scale (RPKM, TPM or counts; log2 "
+                            f"expression stays below {LINEAR_MAX:g}), while the L1000 profiles are log2 and "
+                            f"a cube's baseline must match them; convert the file to log2(x+1) first (as "
+                            f"DepMap's *TPMLogp1* files are)")
+    if lo < 0:
+        raise BaselineError(f"{t.path}: values from {lo:.6g} to {hi:.6g}: linear (above {LINEAR_MAX:g}) "
+                            f"but negative, so neither log2 nor RPKM; give the CCLE RNA-seq RPKM GCT or a "
+                            f"log2 file")
+    t.values = np.log2(t.values + np.float32(1.0))
+    t.scale = (f"log2(x+1) of the file's linear values (CCLE RNA-seq RPKM, {lo:.3g} to {hi:.6g}), to match "
+               f"the log2 L1000 profiles")
 
 
 @dataclass

@@ -89,6 +89,7 @@ class BuildSummary:
     matches: list[DrugMatch] = field(default_factory=list)
     baseline_collapsed: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     merged_spellings: dict[str, str] = field(default_factory=dict)
+    baseline_scale: dict[str, str] = field(default_factory=dict)  # path -> BaselineTable.scale
     response: str = ""  # datasets.response.render's lines, "" without --response
     genes_landmark: bool = True  # genes_l1000 counts landmark rows (else every row)
     genes_note: str = ""  # L1000 rows left out before the baseline match (GeneSelection.note)
@@ -117,6 +118,8 @@ class BuildSummary:
                          + (f"; names of one cell line key, first kept: "
                             f"{', '.join(f'{a!r} (not {b!r})' for a, b in self.baseline_collapsed[p])}"
                             if self.baseline_collapsed.get(p) else ""))
+            if self.baseline_scale.get(p):
+                lines.append(f"  values: {self.baseline_scale[p]}")
         if self.merged_spellings:
             lines.append("cell_id spellings merged (--merge-cell-spellings): "
                          + ", ".join(f"{a!r} -> {b!r}" for a, b in self.merged_spellings.items()))
@@ -325,8 +328,9 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         "builder": "datasets.build",
     }
     attrs = {"provenance": json.dumps(provenance, sort_keys=True),
-             "normalization": "L1000 values as in the input file (Level 3 or 4); baseline values as in each "
-                              "source, no cross-platform rescaling",
+             "normalization": "L1000 values as in the input file (Level 3 or 4, log2); baseline values: "
+                              + "; ".join(f"{t.source} {t.path.name}: {t.scale}" for t in tables)
+                              + " (no other cross-platform rescaling)",
              "units": "dose_um: micromolar", "pairing": PAIRING_NOTE}
     if sel.merged_spellings:  # as datasets.anndata_io records them
         attrs["merged_cell_spellings"] = json.dumps(sel.merged_spellings, sort_keys=True)
@@ -349,6 +353,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         genes_note=prof.genes.note,
         baseline_cells=base.n_cells, baseline_matched=base.matched,
         baseline_repeated={str(t.path): t.repeated for t in tables}, baseline_collapsed=base.collapsed,
+        baseline_scale={str(t.path): t.scale for t in tables},
         merged_spellings=sel.merged_spellings,
         n_cell_lines=len(args[1]), n_replicates=int(args[0].shape[2]),
         doses={d: list(sel.doses[d].values()) for d in prof.drugs},

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-from datasets_test_helpers import GENES, baseline_values, l1000_design, write_gctx
+from datasets_test_helpers import GENES, baseline_values, l1000_design, write_ccle, write_csv, write_gctx
 
 from datasets.cube import open_cube
 from tests.datasets.build_cli import build_err, build_inputs, cli
@@ -146,3 +147,31 @@ def test_other_text_in_a_baseline_is_still_non_numeric(tmp_path: Path, capsys: p
     f = build_inputs(tmp_path)
     err = build_err(f, base=_csv_with(f, "abc", "7157", "b.csv"), capsys=capsys)
     assert "non-numeric value 'abc'" in err
+
+
+# ------------------------------------- 5: a linear-scale baseline beside log2 ones (CCLE RNA-seq RPKM)
+def test_ccle_rpkm_is_put_on_the_log2_scale_and_said(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    log2 = baseline_values(["A375", "MCF7"], GENES[:6], seed=4) + 3.0  # like CCLE's log2(RPKM+1), up to ~9
+    rpkm = write_ccle(f["dir"] / "CCLE_RNAseq_genes_rpkm.gct", ["A375_SKIN", "MCF7_BREAST"], GENES[:6],
+                      np.exp2(log2) - 1)  # the published file: linear RPKM (hundreds)
+    r = cli("--l1000", f["gctx"], "--baseline", f["base"], "--baseline", rpkm, "--out", f["out"], rc=0,
+            capsys=capsys)
+    assert f"baseline {rpkm}: 2 cell lines, 2 matched to L1000 cell lines\n  values: log2(x+1) of the " \
+           f"file's linear values (CCLE RNA-seq RPKM" in r.stdout
+    assert f"baseline {f['base']}: 2 cell lines, 2 matched to L1000 cell lines\n  values: as in the file " \
+           f"(log2 scale" in r.stdout
+    ds = open_cube(f["out"])
+    got = ds["expression"].sel(condition="baseline", cell_line="MCF7").values[1]  # rep 1: the CCLE source
+    assert np.allclose(got, log2[1], atol=1e-4)
+    norm = ds.attrs["normalization"]
+    assert "CCLE CCLE_RNAseq_genes_rpkm.gct: log2(x+1) of the file's linear values" in norm
+
+
+def test_a_linear_scale_in_another_source_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    tpm = write_csv(f["dir"] / "tpm.csv", ["A375", "MCF7"], GENES[:6],
+                    np.exp2(baseline_values(["A375", "MCF7"], GENES[:6]) + 3.0))
+    err = build_err(f, base=tpm, capsys=capsys)
+    assert err.startswith(f"error: {tpm}: values up to ") and "a linear scale (RPKM, TPM or counts" in err
+    assert "convert the file to log2(x+1) first" in err
