@@ -344,9 +344,7 @@ def check_out_path(path: str | Path, overwrite: bool = False, flag: str = "--out
     existing ancestor must be a writable directory.
     """
     path = Path(path)
-    if path.is_symlink() or path.exists():
-        if not overwrite:
-            raise CubeError(f"{path}: already exists (an earlier cube?); use --overwrite to replace it")
+    if path.is_symlink() or path.exists():  # a file or non-cube: said first, --overwrite would not take it
         if not path.is_dir() or path.is_symlink():
             raise CubeError(f"{path}: {flag} is an existing file, not a cube; --overwrite replaces only a "
                             f"cube written by this project: move or delete it yourself, or choose another "
@@ -355,6 +353,9 @@ def check_out_path(path: str | Path, overwrite: bool = False, flag: str = "--out
             raise CubeError(f"{path}: {flag} is an existing directory that is not a cube written by this "
                             f"project (no cube zarr.json with provenance, or other files inside); "
                             f"--overwrite refuses to delete it: move it yourself, or choose another {flag}")
+        if not overwrite:
+            raise CubeError(f"{path}: already exists (a cube written by this project); use --overwrite to "
+                            f"replace it")
     anc = path.absolute().parent
     while not anc.exists() and anc != anc.parent:
         anc = anc.parent

@@ -175,3 +175,27 @@ def test_a_linear_scale_in_another_source_is_refused(tmp_path: Path, capsys: pyt
     err = build_err(f, base=tpm, capsys=capsys)
     assert err.startswith(f"error: {tpm}: values up to ") and "a linear scale (RPKM, TPM or counts" in err
     assert "convert the file to log2(x+1) first" in err
+
+
+# -------------------------------- 13: a file or non-cube directory at --out is said so without --overwrite
+@pytest.mark.parametrize("kind", ["file", "dir"])
+def test_a_non_cube_at_out_is_named_as_such_without_overwrite(tmp_path: Path, kind: str,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    if kind == "file":
+        f["out"].write_text("not a cube")
+    else:
+        f["out"].mkdir()
+        (f["out"] / "keep.txt").write_text("x")
+    r = cli("--l1000", f["gctx"], "--baseline", f["base"], "--out", f["out"], capsys=capsys)
+    want = ("is an existing file, not a cube" if kind == "file"
+            else "is an existing directory that is not a cube")
+    assert want in r.stderr and "use --overwrite" not in r.stderr
+
+
+def test_an_earlier_cube_at_out_asks_for_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    cli("--l1000", f["gctx"], "--baseline", f["base"], "--out", f["out"], rc=0, capsys=capsys)
+    r = cli("--l1000", f["gctx"], "--baseline", f["base"], "--out", f["out"], capsys=capsys)
+    assert r.stderr == (f"error: {f['out']}: already exists (a cube written by this project); use "
+                        f"--overwrite to replace it\n")
