@@ -102,8 +102,9 @@ def _drug_panel(ax: Axes, prim: pd.DataFrame, comp: pd.DataFrame, ceiling: dict,
             ax.plot(methods.index(m), top + 0.08, "^" if call == "better" else "v", ms=7,
                     color=BETTER if call == "better" else WORSE, zorder=3, clip_on=False)
     ax.set_ylim(min(min(finite), 0.0) - 0.08, top + 0.16)
-    n = int(sub.groupby("method")["value"].size().max()) if not sub.empty else 0
-    ax.set_title(f"{drug} ({n} splits)", fontsize=9)
+    per = sub.groupby("method")["value"].size()   # a method that failed on some splits has fewer
+    lo, hi = (int(per.min()), int(per.max())) if not sub.empty else (0, 0)
+    ax.set_title(f"{drug} ({hi if lo == hi else f'{lo}-{hi}'} splits)", fontsize=9)
     ax.set_xticks(range(len(methods)))
     ax.set_xticklabels([_label(m) for m in methods], rotation=50, ha="right", fontsize=7)
     ax.grid(True, axis="y", alpha=0.3)

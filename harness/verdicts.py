@@ -35,7 +35,7 @@ from harness.benchmark import (
     power_floor,
     study_drugs,
 )
-from harness.contenders import REGISTRY
+from harness.contenders import REGISTRY, built_in_methods
 from harness.products import products_line
 from harness.results import json_attr
 from pertvae_core.baselines import Identity
@@ -103,10 +103,25 @@ def verdict(comp: pd.DataFrame, drug: str, latent: int, metric: str = PRIMARY) -
     sub = _vs(comp, drug, latent, metric)
     if sub.empty:
         return "no comparison (PertVAE or the other methods have no finished fits)"
-    n = int(sub["n_splits"].min())
     parts = [f"{word} {_join(names)}" for word, names in verdict_parts(comp, drug, latent, metric).items()
              if names]
-    return "PertVAE " + "; ".join(parts) + f" ({n} split{'s' if n != 1 else ''})."
+    return "PertVAE " + "; ".join(parts) + f" ({_per_method_splits(sub)})."
+
+
+def _splits(n: int) -> str:
+    return f"{n} split{'s' if n != 1 else ''}"
+
+
+def _per_method_splits(sub: pd.DataFrame) -> str:
+    """The splits behind each comparison of ``sub``: "10 splits", or "10 splits; 9 for a and b" naming the
+    methods compared on fewer (a method that failed on some splits), never the fewest as everyone's."""
+    n = sub.groupby("method", sort=False)["n_splits"].max().astype(int)
+    top = int(n.max())
+    fewer = n[n < top]
+    if fewer.empty:
+        return _splits(top)
+    by_count = [f"{k} for {_join(list(fewer[fewer == k].index))}" for k in sorted(set(fewer), reverse=True)]
+    return f"{_splits(top)}; " + ", ".join(by_count)
 
 
 def _mean_scores(scores: pd.DataFrame, drug: str, latent: int, metric: str) -> pd.Series:
@@ -219,13 +234,25 @@ def _splits_text(comp: pd.DataFrame, scores: pd.DataFrame, drugs: list[str], lat
                  with_pertvae: bool) -> str:
     """"N splits per drug", naming the drugs with fewer (a split without a test pair of a drug gives no
     score there): the splits behind PertVAE's comparisons, or the scored splits without PertVAE."""
-    n = {}
+    n, short = {}, {}   # drug -> its splits; method -> its counts where fewer than its drug's
     for d in drugs:
-        sub = _vs(comp, d, latent)
-        n[d] = (int(sub["n_splits"].min()) if not sub.empty else 0) if with_pertvae else (
-            _n_scored_splits(scores, d, latent))
+        if with_pertvae:
+            per = _vs(comp, d, latent).groupby("method")["n_splits"].max()
+        else:
+            sub = scores[(scores["drug"] == d) & (scores["latent"] == latent) & (scores["metric"] == PRIMARY)]
+            per = sub.groupby("method").size()
+        n[d] = (int(per.max()) if len(per) else 0) if with_pertvae else _n_scored_splits(scores, d, latent)
+        for m, k in per[per < n[d]].items():
+            short.setdefault(str(m), []).append(int(k))
     if not n:
         return "0 splits per drug"
+    fewer = [(str(min(k)) if min(k) == max(k) else f"{min(k)}-{max(k)}") + f" for {m}"
+             for m, k in ((m, short[m]) for m in method_order(short))]
+    return _drug_splits(n) + (f"; {_join(fewer)}" if fewer else "")
+
+
+def _drug_splits(n: dict[str, int]) -> str:
+    """"N splits per drug", naming the drugs with fewer."""
     top = max(n.values())
     fewer = {d: k for d, k in n.items() if k < top}
     if not fewer:
@@ -265,18 +292,28 @@ def _against_no_change(comp: pd.DataFrame, real: list[str], drugs: list[str], la
 
 def _n_splits(comp: pd.DataFrame) -> dict[str, int]:
     """drug -> the fewest splits behind a finite p-value of a primary-metric PertVAE comparison."""
+    return {d: lo for d, (lo, _) in _split_range(comp).items()}
+
+
+def _split_range(comp: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """drug -> (fewest, most) splits behind the finite p-values of its primary-metric PertVAE comparisons
+    (fewer for a method that failed on some splits)."""
     sub = comp[(comp["metric"] == PRIMARY) & (comp["kind"] == "versus")
                & np.isfinite(comp["p_corrected_t"].to_numpy(dtype=float))]
-    return {str(d): int(n) for d, n in sub.groupby("drug", sort=False)["n_splits"].min().items()}
+    n = sub.groupby("drug", sort=False)["n_splits"]
+    return {str(d): (int(lo), int(hi)) for (d, lo), hi in zip(n.min().items(), n.max(), strict=True)}
 
 
-def few_splits_line(n_splits: dict[str, int]) -> str:
-    """A WARNING line naming the drugs whose p-values rest on fewer than MIN_SPLITS splits ('' if none)."""
-    few = {d: n for d, n in n_splits.items() if n < MIN_SPLITS}
+def few_splits_line(n_splits: dict[str, int] | dict[str, tuple[int, int]]) -> str:
+    """A WARNING line naming the drugs whose p-values rest on fewer than MIN_SPLITS splits ('' if none); a
+    drug's count is one number or the (fewest, most) of its comparisons, written "9-10 splits"."""
+    span = {d: n if isinstance(n, tuple) else (n, n) for d, n in n_splits.items()}
+    few = {d: (lo, hi) for d, (lo, hi) in span.items() if lo < MIN_SPLITS}
     if not few:
         return ""
     return (f"WARNING: p-values rest on fewer than {MIN_SPLITS} splits for "
-            + ", ".join(f"{d} ({n} split{'s' if n != 1 else ''})" for d, n in few.items())
+            + ", ".join(f"{d} ({_splits(lo) if lo == hi else str(lo) + '-' + _splits(hi)})"
+                        for d, (lo, hi) in few.items())
             + "; too few for a reliable test: run more repeats (--n-repeats) or folds (--n-folds).")
 
 
@@ -287,8 +324,8 @@ def power_warning(comp: pd.DataFrame, n_train_test: dict[str, Any]) -> str:
     few = {d: n for d, n in counts.items() if n < MIN_SPLITS}
     if not few:
         return ""
-    return (f"{few_splits_line(counts)} {_power(comp, n_train_test, few)} means too few splits to tell, not "
-            "equal.")
+    return (f"{few_splits_line(_split_range(comp))} {_power(comp, n_train_test, few)} means too few splits "
+            "to tell, not equal.")
 
 
 def power_line(comp: pd.DataFrame, n_train_test: dict[str, Any]) -> str:
@@ -313,13 +350,25 @@ def _power(comp: pd.DataFrame, n_train_test: dict[str, Any], counts: dict[str, i
     floors = [power_floor(j, *(float(x) for x in (n_train_test.get(d) or [float("nan")] * 2)))
               for d, n in counts.items() if n == j]
     p_min, k = max(floors, key=lambda f: -np.inf if np.isnan(f[1]) else f[1])   # the largest holds for all
-    family = int(((comp["metric"] == PRIMARY) & (comp["kind"] == "versus")).sum()) * 2
+    family = verdict_family_size(comp)
     return (f"With {j} splits the paired Wilcoxon test cannot go below "
             f"p = 1/2^{j} = {p_min:.3g} even for a method better in every split; the corrected t-test behind "
             f"the verdicts needs a mean difference of at least {k:.2f} standard deviations of the per-split "
             f"differences for p < 0.05, and after Benjamini-Hochberg over the {family} comparisons of the "
             f"verdict family a lone call needs p < {ALPHA / max(family, 1):.2g}. So 'not distinguishable' "
             "here")
+
+
+def verdict_family_size(comp: pd.DataFrame) -> int:
+    """The p-values Benjamini-Hochberg corrects together in the largest primary-metric verdict family (one
+    per latent size: every drug x method x direction with a finite p; harness.benchmark._family_q)."""
+    sub = comp[(comp["metric"] == PRIMARY) & (comp["kind"] == "versus")]
+    if not {"latent", "p_corrected_t", "p_corrected_t_worse"} <= set(sub.columns):
+        return 2 * len(sub)   # a table without the p-values: every row's two directions
+    finite = (np.isfinite(sub["p_corrected_t"].to_numpy(dtype=float)).astype(int)
+              + np.isfinite(sub["p_corrected_t_worse"].to_numpy(dtype=float)).astype(int))
+    per = pd.Series(finite, index=sub.index).groupby(sub["latent"]).sum()
+    return int(per.max()) if len(per) else 0
 
 
 def _fmt(v: float) -> str:
@@ -469,7 +518,7 @@ def _truth_line(ds: xr.Dataset, comp: pd.DataFrame, latent: int) -> str:
     return line + "."
 
 
-def _legend(methods: list[str]) -> list[str]:
+def _legend(methods: list[str], comp: pd.DataFrame) -> list[str]:
     """benchmark.md's legend: what each column means, in plain words (PertVAE's columns only where it
     ran)."""
     lines = [
@@ -507,6 +556,14 @@ def _legend(methods: list[str]) -> list[str]:
             "corrected resampled t-test paired over splits; Benjamini-Hochberg over one family per latent "
             "size and metric: every drug x method x direction, better and worse together). Bold = the best "
             "mean."]
+        own = [m for m in methods if m not in built_in_methods()]
+        if own:
+            lines.append(
+                f"- your --method plug-ins are in the verdict family: its q-values correct "
+                f"{verdict_family_size(comp)} {PRIMARY} p-values together (the largest family), PertVAE "
+                f"against your {len(own)} plug-in{'s' if len(own) != 1 else ''} ({_join(own)}) among them: "
+                "adding or removing a plug-in changes the q-values, and can change the verdicts, of PertVAE "
+                "against the built-in methods too (their scores stay the same).")
     lines += [
         "- chance levels: " + ", ".join(f"{m} {v:g}" for m, v in CHANCE.items()) + "; mse_z and the Spearman "
         "metrics describe the whole profile and have none.",
@@ -572,7 +629,7 @@ def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame,
         agree = _agreement(scores, latent)
         if agree:
             lines += ["### Do the metrics agree on the ranking of the methods?", ""] + agree + [""]
-    lines += [*_legend(methods), ""]
+    lines += [*_legend(methods, comp), ""]
     pairing = json_attr(ds, "pairing")
     if pairing:
         lines += [f"Pairing of x1 (control) with x2 (treated) replicates ({PAIRING_NOTE}): "
