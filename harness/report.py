@@ -19,14 +19,18 @@ writes into OUT:
 - ``cell_lines.csv`` / ``genes.csv``: per-test-cell-line and per-gene scores (harness/benchmark.py), when the
   store has them;
 - ``run.json``: a ``report`` block (planned/done/failed/not_run/missing counts, files, and
-  ``figure2_vae_stops``: the VAE fits that ran to max_epochs, overall and per latent size) and ``partial``.
+  ``figure2_vae_stops``: the VAE fits that ran to max_epochs, overall and per latent size, and
+  ``partial_methods``) and ``partial``.
 
 Table 1 and benchmark.md end with a legend in plain words and warn where a p-value rests on fewer than
 five splits; table1.tex is a captioned table without the bookkeeping columns (n_failed, n_missing).
 ``load(OUT)`` returns the same tables as pandas DataFrames, read from the store (no csv needed).
 
 Only fits with status "done" count. A fit is *missing* when it is planned and not done (failed or not run),
-as in ResultStore.counts(); a report with missing fits is marked partial everywhere it is written.
+as in ResultStore.counts(); a report with missing fits is marked partial everywhere it is written: a
+PARTIAL line naming the methods whose scores are missing (:func:`missing_methods`: a fit of the baselines in
+which only a --method plug-in failed is missing for the plug-in alone), and per row in the csvs' ``partial``
+column (the row's method, or either method of a comparison).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ import xarray as xr
 
 from harness import benchmark as bench
 from harness import figures, report_stamp, response_report, verdicts
-from harness.contenders import figure2_models, model_methods, reference_model
+from harness.contenders import built_in_methods, figure2_models, model_methods, reference_model
 from harness.products import products_counts, products_line
 from harness.results import StoreReadError, as_str, json_attr, load_results, paper_metric, planned_mask
 from pertvae_core.evaluation import PRIMARY
@@ -122,11 +126,23 @@ class Results:
     fits: pd.DataFrame
     counts: dict[str, int]  # fit_counts: planned, done, failed, not_run, missing
     response: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    # missing_methods: method -> (its planned fits without its scores, its planned fits)
+    missing: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
         """Whether planned fits are missing (failed or not run)."""
         return self.counts["missing"] > 0
+
+    @property
+    def partial_methods(self) -> frozenset[str]:
+        """The methods with a planned fit whose scores are missing (a fit of the baselines in which only a
+        --method plug-in failed makes the plug-in partial, not the baselines)."""
+        return frozenset(m for m, (k, _) in self.missing.items() if k)
+
+    def partial_line(self) -> str:
+        """The PARTIAL line of the report's files ('' when no planned fit is missing)."""
+        return _partial_line(self.counts, self.missing) if self.partial else ""
 
     def __repr__(self) -> str:
         """A few lines (the tables' sizes and columns), not every table in full."""
@@ -283,9 +299,52 @@ def _fmt(col: str, v: Any) -> str:
     return str(v)
 
 
-def _partial_line(counts: dict[str, int]) -> str:
-    return (f"PARTIAL: {counts['missing']} of {counts['planned']} fits missing "
+def _partial_line(counts: dict[str, int], missing: dict[str, tuple[int, int]] | None = None) -> str:
+    """The PARTIAL line; with ``missing`` (:func:`missing_methods`) it names the methods whose scores are
+    missing, and says that the others have all theirs when some do (e.g. only a --method plug-in failed)."""
+    line = (f"PARTIAL: {counts['missing']} of {counts['planned']} fits missing "
             f"({counts['failed']} failed, {counts['not_run']} not run)")
+    lacking = {m: v for m, v in (missing or {}).items() if v[0]}
+    if not lacking:
+        return line
+    named = [f"{m} ({k} of {n} fits)" for m, (k, n) in lacking.items()]
+    line += ("; scores missing for " + (", ".join(named[:8]) + f" and {len(named) - 8} more methods"
+                                        if len(named) > 9 else ", ".join(named)))
+    if len(lacking) < len(missing or {}):
+        line += "; every other method has all its scores"
+    return line
+
+
+def _method_models(ds: xr.Dataset) -> np.ndarray:
+    """Bool [model, method]: the model's fits produce the method: its own methods, and a --method or
+    --response-method plug-in where the store records it in that model's fits (``method_status``; where it
+    records it nowhere, in every model that may host it: harness.contenders.model_methods)."""
+    models = [str(m) for m in ds["model"].values]
+    methods = [str(m) for m in ds["method"].values]
+    owned = model_methods(methods)
+    known = set(built_in_methods())
+    has = np.zeros((len(models), len(methods)), dtype=bool)
+    if "method_status" in ds.data_vars:
+        own = as_str(ds["method_status"].transpose("model", "drug", "latent", "split", "method").values)
+        has = (own != "").any(axis=(1, 2, 3))
+    out = np.zeros((len(models), len(methods)), dtype=bool)
+    for mi, model in enumerate(models):
+        for k, name in enumerate(methods):
+            if name in owned.get(model, ()):
+                out[mi, k] = name in known or has[mi, k] or not has[:, k].any()
+    return out
+
+
+def missing_methods(ds: xr.Dataset) -> dict[str, tuple[int, int]]:
+    """Method -> (planned fits without its scores, its planned fits), for every method the run's models
+    produce (harness.benchmark.method_done decides which scores count): a fit of the baselines in which
+    only a --method plug-in failed is missing for the plug-in alone."""
+    ds = ds.transpose("model", "drug", "latent", "split", ...)
+    pm = planned_mask(ds)[..., None] & _method_models(ds)[:, None, None, None, :]
+    lacking = pm & ~bench.method_done(ds)
+    methods = [str(m) for m in ds["method"].values]
+    return {m: (int(lacking[..., k].sum()), int(pm[..., k].sum())) for k, m in enumerate(methods)
+            if pm[..., k].any()}
 
 
 def _few_splits(df: pd.DataFrame) -> dict[str, int]:
@@ -307,13 +366,14 @@ def _fewer_lines(fewer: list[tuple[str, int, str, int]]) -> list[str]:
         f"{col} on {', '.join(where)}" for col, where in by_col.items()) + "."]
 
 
-def table1_markdown(df: pd.DataFrame, counts: dict[str, int], products: str = "") -> str:
+def table1_markdown(df: pd.DataFrame, counts: dict[str, int], products: str = "",
+                    missing: dict[str, tuple[int, int]] | None = None) -> str:
     """Markdown Table 1 with its legend; a PARTIAL line on top when fits are missing, a WARNING line when
     p-values rest on fewer than verdicts.MIN_SPLITS splits; ``products`` (harness.products.products_line)
     last."""
     lines = []
     if counts["missing"]:
-        lines += [_partial_line(counts), ""]
+        lines += [_partial_line(counts, missing), ""]
     warn = verdicts.few_splits_line(_few_splits(df))
     if warn:
         lines += [warn, ""]
@@ -386,13 +446,14 @@ def _tex_caption(df: pd.DataFrame, counts: dict[str, int]) -> str:
     return text
 
 
-def table1_latex(df: pd.DataFrame, counts: dict[str, int]) -> str:
+def table1_latex(df: pd.DataFrame, counts: dict[str, int],
+                 missing: dict[str, tuple[int, int]] | None = None) -> str:
     """A captioned booktabs table of Table 1 without the bookkeeping columns (a comment line marks a partial
     report)."""
     cols = [c for c in df.columns if c not in BOOKKEEPING]
     out = []
     if counts["missing"]:
-        out.append("% " + _partial_line(counts))
+        out.append("% " + _partial_line(counts, missing))
     out += [r"\begin{table}[htbp]", r"\centering", r"\caption{" + _tex_caption(df, counts) + "}",
             r"\label{tab:table1}"]
     out.append(r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}")
@@ -547,7 +608,8 @@ def _tables(ds: xr.Dataset) -> Results:
                    comparisons=bench.comparisons(scores, _json_attr(ds, "n_train_test")),
                    cell_lines=bench.cell_line_table(ds), genes=bench.gene_table(ds),
                    agreement=bench.metric_agreement(scores), fits=fits_table(ds),
-                   counts=fit_counts(ds), response=response_report.response_table(ds))
+                   counts=fit_counts(ds), response=response_report.response_table(ds),
+                   missing=missing_methods(ds))
 
 
 def load(out_dir: str | Path) -> Results:
@@ -639,7 +701,7 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str]
         lines.append(RESPONSE_ONLY)
     lines[:0] = verdicts.failed_method_lines(ds)
     if res.partial:
-        lines.insert(0, _partial_line(res.counts))
+        lines.insert(0, res.partial_line())
     width = max(len(k) for k in FILE_WORDS)
     lines.append(f"Files in {out}:")
     files = FILE_WORDS if verdicts.ran(res.scores) else FILE_WORDS_WITHOUT_REFERENCE
@@ -651,12 +713,13 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str]
 
 def _write_tables(out: Path, ds: xr.Dataset, res: Results, have: frozenset[str]) -> list[Path]:
     """The tables of the report's ``have`` parts (:func:`parts`)."""
-    partial_line = _partial_line(res.counts) if res.partial else ""
+    partial_line = res.partial_line()
     written = []
     if "table1" in have:
         _write_csv(out / "table1.csv", res.table1)
-        _write_text(out / "table1.md", table1_markdown(res.table1, res.counts, products_line(ds)))
-        _write_text(out / "table1.tex", table1_latex(res.table1, res.counts))
+        _write_text(out / "table1.md",
+                    table1_markdown(res.table1, res.counts, products_line(ds), res.missing))
+        _write_text(out / "table1.tex", table1_latex(res.table1, res.counts, res.missing))
         written += [out / "table1.csv", out / "table1.md", out / "table1.tex"]
     if "benchmark" in have:
         tidy = {"scores.csv": res.scores, "comparisons.csv": res.comparisons,
@@ -666,12 +729,24 @@ def _write_tables(out: Path, ds: xr.Dataset, res: Results, have: frozenset[str])
         if bench.GENE_VAR in ds.data_vars:
             tidy["genes.csv"] = res.genes
         for name, frame in tidy.items():
-            _write_csv(out / name, frame.assign(partial=res.partial))
+            _write_csv(out / name, frame.assign(partial=_partial_rows(frame, res)))
             written.append(out / name)
         _write_text(out / "benchmark.md", verdicts.benchmark_markdown(ds, res.scores, res.comparisons,
                                                                   partial_line))
         written.append(out / "benchmark.md")
-    return written + response_report.write_response_report(ds, out, partial_line)
+    return written + response_report.write_response_report(ds, out, partial_line, res.partial_methods)
+
+
+def _partial_rows(frame: pd.DataFrame, res: Results) -> Any:
+    """The ``partial`` column of a tidy csv: per row, whether its method (in comparisons.csv, either of the
+    two compared) has planned fits without scores; a table without a method column (metric_agreement.csv,
+    over every method) is partial when any method is."""
+    if "method" not in frame.columns:
+        return bool(res.partial_methods)
+    hit = frame["method"].astype(str).str.removesuffix(bench.ABLATED_SUFFIX).isin(res.partial_methods)
+    if "reference" in frame.columns:
+        hit |= frame["reference"].astype(str).isin(res.partial_methods)
+    return hit.to_numpy(dtype=bool)
 
 
 # (report part, figure file): a re-render without figures keeps those already in OUT and lists them.
@@ -694,8 +769,9 @@ def render_report(out_dir: str | Path, with_figures: bool = True) -> Path:
     has them) cell_lines.csv and genes.csv, response.md/.csv; then summary.txt (:func:`summary_text`) into
     ``out_dir`` and update run.json.
 
-    ``with_figures=False`` skips the figures. Returns the path of summary.txt. Prints a PARTIAL line when
-    planned fits are missing.
+    ``with_figures=False`` skips the figures. Returns the path of summary.txt, whose first line is the
+    PARTIAL line when planned fits are missing; it prints nothing (the run and ``pertvae-bench report``
+    print the summary, so the line is printed once).
     """
     with _store_errors():
         return _render_report(Path(out_dir), with_figures)
@@ -726,10 +802,9 @@ def _render_report(out: Path, with_figures: bool) -> Path:
         info["report"]["figure2_vae_stops"] = stops
     if ways := products_counts(ds):
         info["report"]["products"] = ways
+    info["report"]["partial_methods"] = sorted(res.partial_methods)
     info["partial"] = partial
     _write_text(run_json, json.dumps(info, indent=2, sort_keys=True, default=str))
-    if partial:
-        print(_partial_line(counts), flush=True)
     return out / "summary.txt"
 
 
@@ -759,8 +834,8 @@ def _check_out(out: Path) -> None:
 
 
 def _stdout_to_stderr(quiet: bool) -> contextlib.AbstractContextManager:
-    """With ``quiet``, what the report prints (a partial run's PARTIAL line) goes to stderr: stdout stays
-    empty on success, and a partial report still does not pass silently."""
+    """With ``quiet``, whatever rendering the report prints goes to stderr: stdout stays empty on success
+    (:func:`main` puts a partial run's PARTIAL line there too, so that it does not pass silently)."""
     return contextlib.redirect_stdout(sys.stderr) if quiet else contextlib.nullcontext()
 
 
@@ -791,6 +866,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not args.quiet:
         print(summary.read_text(), end="", flush=True)
+    elif (line := summary.read_text().splitlines()[0]).startswith("PARTIAL: "):
+        print(line, file=sys.stderr, flush=True)   # --quiet: a partial report does not pass silently
     return 0
 
 

@@ -29,6 +29,7 @@ its chance the RMSE of the training mean):
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -493,14 +494,19 @@ def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "
     return "\n".join(lines)
 
 
-def write_response_report(ds: xr.Dataset, out: Path, partial_line: str = "") -> list[Path]:
-    """Write OUT/response.csv and OUT/response.md when the store has response scores; the paths written."""
+def write_response_report(ds: xr.Dataset, out: Path, partial_line: str = "",
+                          partial_methods: Collection[str] | None = None) -> list[Path]:
+    """Write OUT/response.csv and OUT/response.md when the store has response scores; the paths written.
+    response.csv's ``partial``: per row, whether its method is in ``partial_methods`` (those with planned
+    fits without scores: harness.report.missing_methods); without them, whether ``partial_line`` is set."""
     if not has_response(ds):
         return []
     table = response_table(ds)
     out = Path(out)
     rule = label_rule(ds)
-    table.assign(partial=bool(partial_line), label_rule=rule).to_csv(out / "response.csv", index=False,
+    partial = (table["method"].astype(str).isin(set(partial_methods)).to_numpy(dtype=bool)
+               if partial_methods is not None else bool(partial_line))
+    table.assign(partial=partial, label_rule=rule).to_csv(out / "response.csv", index=False,
                                                                      float_format="%.6g")
     n_folds = int(ds.attrs.get("n_folds", 5))
     (out / "response.md").write_text(response_markdown(table, partial_line, rule, products_line(ds), n_folds))

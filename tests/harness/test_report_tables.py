@@ -218,7 +218,7 @@ def test_legends_caption_and_few_splits_warning(tmp_path: Path) -> None:
 
     bm = (tmp_path / "benchmark.md").read_text()
     warn = [x for x in bm.splitlines() if x.startswith("WARNING:")]
-    assert len(warn) == 1 and "strong (3 splits)" in warn[0] and "weak (4 splits)" in warn[0]
+    assert len(warn) == 1 and "strong (3 splits)" in warn[0] and "weak (4-10 splits)" in warn[0]
     assert "inert" not in warn[0]
     assert "cannot go below p = 1/2^3 = 0.125" in warn[0]
     assert "not distinguishable' here means too few" in warn[0]
@@ -439,7 +439,9 @@ def test_real_result_store_round_trip(tmp_path: Path) -> None:
 
     render_report(tmp_path)
     on_disk = pd.read_csv(tmp_path / "genes.csv", dtype={"gene": str})
-    assert len(on_disk) == len(res.genes) == 2 * 5 * 3 and on_disk["partial"].all()
+    assert len(on_disk) == len(res.genes) == 2 * 5 * 3
+    assert (on_disk["partial"] == on_disk["method"].isin(res.partial_methods)).all()
+    assert on_disk["partial"].any()
     assert dict(zip(on_disk["gene"], on_disk["gene_symbol"], strict=True)) == {"g1": "TP53", "g2": "MYC",
                                                                               "g3": "EGFR"}
     assert len(pd.read_csv(tmp_path / "cell_lines.csv")) == len(want_cell)
