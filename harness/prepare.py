@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from datasets.argparsing import closest
 from harness.config import RunConfig
 from harness.contenders import REGISTRY, built_in_methods
 from harness.grid import POOLED
-from harness.plugin_import import METHOD, RESPONSE, plugin, probe, remember
+from harness.plugin_import import METHOD, RESPONSE, Plugin, plugin, probe, remember
 from harness.presets import synthetic_preset
 
 # The preset's synthetic cube, generated into OUT once (and reused on resume), and the record of how.
@@ -161,6 +162,9 @@ def unsplittable(bad: Sequence[tuple[str, str]], where: str = "") -> str:
     return f"drug {first!r}{where}: {why}{more} (drop {them} with --drugs or lower --n-folds)"
 
 
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+()-]{0,63}")
+
+
 def resolve_methods(cfg: RunConfig) -> list[str]:
     """The store's methods: those of the run's models in registry (= report) order, then the run's own
     (``--method``, then ``--response-method``), each imported once here, in a child process
@@ -177,12 +181,23 @@ def resolve_methods(cfg: RunConfig) -> list[str]:
     built_in = set(built_in_methods())
     for spec in cfg.method:
         f = plugin(METHOD, spec)
+        _check_name("--method", f)
         if f.name in names or f.name in built_in:
             raise RunError(f"--method {spec}: its name {f.name!r} is already taken by "
                            f"{'a built-in method' if f.name in built_in else 'another --method'}; give the "
                            f"class a distinct `name` attribute")
         names.append(f.name)
     return names + _response_plugins(cfg, names, built_in)
+
+
+def _check_name(flag: str, f: Plugin) -> None:
+    """A plug-in's name names its files (--save-predictions) and table columns: RunError unless it is a
+    plain name (else ``my/m`` and ``my_m`` shared one predictions file, ``..`` wrote outside it, and ``|``
+    split benchmark.md's tables)."""
+    if not PLAIN_NAME.fullmatch(f.name):
+        raise RunError(f"{flag} {f.spec}: its name {f.name!r} is not a plain name (a letter or digit, then "
+                       f"letters, digits and _ . + - ( ), at most 64); give the class a `name` attribute "
+                       f"such as 'my_method'")
 
 
 def _response_plugins(cfg: RunConfig, taken: list[str], built_in: set[str]) -> list[str]:
@@ -192,6 +207,7 @@ def _response_plugins(cfg: RunConfig, taken: list[str], built_in: set[str]) -> l
     names: list[str] = []
     for spec in cfg.response_method:
         f = plugin(RESPONSE, spec)
+        _check_name("--response-method", f)
         if f.name in taken or f.name in names or f.name in built_in:
             raise RunError(f"--response-method {spec}: its name {f.name!r} is already taken by "
                            f"{'a built-in method' if f.name in built_in else 'another method'}; give the "

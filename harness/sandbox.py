@@ -213,8 +213,11 @@ def child(job_path: str, result_path: str, ready_fd: int, parent: int) -> int:
         return 0
     os.write(ready_fd, READY)
     os.close(ready_fd)
+    from pertvae_core import isolation
     from pertvae_core.isolation import fit_predict
     from pertvae_core.response_isolation import fit_predict_response
+
+    isolation.OWN_PROCESS = True   # its own session: no terminal's Ctrl-C reaches it
 
     def make() -> Any:
         return target(**job["kwargs"])

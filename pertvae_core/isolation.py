@@ -25,9 +25,19 @@ import numpy as np
 from pertvae_core.data import TEST_EXTRAS, TEST_FIELDS, SplitData
 
 __all__ = ["MethodFailed", "readonly_split", "frozen", "check_numbers", "check_prediction", "fitted_method",
-           "fit_predict", "describe"]
+           "fit_predict", "describe", "methods_failure"]
 
 READ_ONLY = ("assignment destination is read-only", "output array is read-only", "is read-only")
+# In a process of the method's own (harness.sandbox, set there), which no terminal's Ctrl-C reaches, a
+# KeyboardInterrupt is the method's own raise, a failure like any other
+OWN_PROCESS = False
+
+
+def methods_failure(e: BaseException) -> bool:
+    """Whether ``e``, raised inside a method, fails that method: anything (SystemExit and exceptions that
+    derive from BaseException included) but a KeyboardInterrupt in the run's own process (the user's
+    Ctrl-C)."""
+    return OWN_PROCESS or not isinstance(e, KeyboardInterrupt)
 
 
 class MethodFailed(Exception):
@@ -122,7 +132,7 @@ def fitted_method(method: Any, split: Any, calls: Sequence[str] = ("predict",)) 
 def fit_predict(make: Callable[[], Any], split: SplitData, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """A new method from ``make()``, fitted on a private read-only copy of ``split``, and its checked
     predictions at each of ``inputs`` (in order, each a read-only copy); MethodFailed with the reason
-    whatever goes wrong, KeyboardInterrupt excepted. numpy's error settings are restored afterwards."""
+    whatever goes wrong (:func:`methods_failure`). numpy's error settings are restored afterwards."""
     mine = readonly_split(split)
     phase = "__init__"
     try:
@@ -134,6 +144,8 @@ def fit_predict(make: Callable[[], Any], split: SplitData, inputs: Sequence[np.n
             outs = [fitted.predict(frozen(x)) for x in inputs]
     except MethodFailed:
         raise
-    except (Exception, SystemExit) as e:
+    except BaseException as e:
+        if not methods_failure(e):
+            raise
         raise MethodFailed(describe(e, phase), traceback.format_exc()) from None
     return [check_prediction(o, x) for o, x in zip(outs, inputs, strict=True)]

@@ -22,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from pertvae_core.isolation import MethodFailed, check_numbers, describe, fitted_method, frozen
+from pertvae_core.isolation import (
+    MethodFailed,
+    check_numbers,
+    describe,
+    fitted_method,
+    frozen,
+    methods_failure,
+)
 from pertvae_core.response_data import ResponseSplit
 
 __all__ = ["HEAD_CALLS", "hidden_test", "method_heads", "check_scores", "fit_predict_response"]
@@ -73,7 +80,7 @@ def fit_predict_response(make: Callable[[], Any], split: ResponseSplit, heads: S
                          ) -> dict[str, np.ndarray]:
     """A new method from ``make()``, fitted on :func:`hidden_test` of ``split``, and its checked scores of
     the test rows for each of ``heads`` (head -> [n_test]); MethodFailed with the reason whatever goes
-    wrong, KeyboardInterrupt excepted. numpy's error settings are restored afterwards."""
+    wrong (pertvae_core.isolation.methods_failure). numpy's error settings are restored afterwards."""
     mine = hidden_test(split)
     phase = "__init__"
     try:
@@ -87,6 +94,8 @@ def fit_predict_response(make: Callable[[], Any], split: ResponseSplit, heads: S
                 outs[h] = getattr(fitted, phase)(frozen(mine.x_test))
     except MethodFailed:
         raise
-    except (Exception, SystemExit) as e:
+    except BaseException as e:
+        if not methods_failure(e):
+            raise
         raise MethodFailed(describe(e, phase), traceback.format_exc()) from None
     return {h: check_scores(o, mine.x_test, HEAD_CALLS[h]) for h, o in outs.items()}

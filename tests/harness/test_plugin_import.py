@@ -77,3 +77,12 @@ def test_no_worker_imports_a_plugin_and_its_import_changes_no_score(tmp_path_fac
     for model in ("pertvae", "baselines"):
         a = clean.score.sel(model=model).dropna("method", how="all")
         np.testing.assert_array_equal(a.values, mine.score.sel({"model": model, "method": a.method}).values)
+
+
+@pytest.mark.parametrize("cls", ["DotDot", "Slash", "Pipe"])
+def test_a_name_that_would_name_a_file_or_column_wrongly_is_refused(cls):
+    # '..' wrote its predictions outside predictions/, 'my/m' shared 'my_m''s file, '|' split the tables
+    spec = f"{MODS}:{cls}"
+    with pytest.raises(RunError, match=r"is not a plain name .*give the class a `name` attribute"):
+        resolve_methods(make_config("demo", method=(spec,)))
+    assert resolve_methods(make_config("demo", method=(f"{MODS}:Named",)))[-1] == "ok"

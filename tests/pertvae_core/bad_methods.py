@@ -241,3 +241,23 @@ class BadInit(_Shift):
 
     def __init__(self) -> None:
         raise ImportError("No module named 'fancy_dependency'")
+
+
+class Boom(BaseException):
+    """An exception a method's code derives from BaseException (not from Exception)."""
+
+
+class RaisesBase(_Shift):
+    name = "raises_base"
+
+    def fit(self, split: SplitData):
+        raise Boom("custom BaseException")
+
+
+class RaisesKeyboardInterrupt(_Shift):
+    """Raises KeyboardInterrupt itself (no Ctrl-C was pressed)."""
+
+    name = "raises_kbd"
+
+    def fit(self, split: SplitData):
+        raise KeyboardInterrupt

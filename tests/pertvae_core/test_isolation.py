@@ -152,3 +152,13 @@ def test_check_prediction_refuses(out, words):
 def test_check_prediction_accepts_integers_and_lists():
     got = check_prediction([[1, 2], [3, 4]], np.zeros((2, 2)))
     assert got.dtype == np.float64 and got.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_an_exception_derived_from_baseexception_fails_the_method(split):
+    with pytest.raises(MethodFailed, match=r"^Boom: custom BaseException \(in fit\(\)\)$"):
+        fit_predict(bad.RaisesBase, split, [split.x1_test])
+
+
+def test_a_keyboardinterrupt_in_the_runs_own_process_is_the_users_ctrl_c(split):
+    with pytest.raises(KeyboardInterrupt):
+        fit_predict(bad.RaisesKeyboardInterrupt, split, [split.x1_test])
