@@ -277,7 +277,7 @@ def to_log2(t: BaselineTable, fmt: str) -> None:
 
     A source whose values exceed :data:`LINEAR_MAX` is on a linear scale (RPKM, TPM, counts): the CCLE
     RNA-seq GCT (``CCLE_RNAseq_genes_rpkm_*.gct``, linear RPKM) becomes log2(RPKM+1), the transform
-    CCLE/DepMap publish their RNA-seq with and the log2 scale of the paper's PharmacoGx data; any other
+    DepMap publishes its RNA-seq with (log2(TPM+1)); any other
     linear source is an error (its unit is not known here, so no transform is guessed). Log2 sources are
     left as they are.
     """

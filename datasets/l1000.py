@@ -21,10 +21,11 @@ Conventions (documented in docs/real_data.md):
 - Names: a selected sample without ``cell_id`` (or, taking every drug, a ``trt_cp`` without ``pert_iname``)
   is an error; ``cell_id`` spellings of one cell line (``mcf7``, ``MCF7``) are refused, or merged with
   ``merge_cell_spellings`` (datasets.cell_names).
-- Dose rule ``"highest"``: per (drug, cell line) the highest dose measured, all its replicates (the paper's
-  rule). A numeric dose keeps the treatments at exactly it, else those within 1% of it, which must share one
-  measured dose (two different ones are an error); the measured dose is recorded. A selected treatment
-  whose dose does not parse or is missing is an error naming the sample, column and value.
+- Dose rule ``"highest"``: per (drug, cell line) the highest dose measured, all its replicates (within 1%
+  of it; the paper's rule). A numeric dose keeps the treatments at exactly it, else those within 1% of it,
+  which must share one measured dose (two different ones are an error); the measured dose is recorded. A
+  selected treatment whose dose does not parse or is missing is an error naming the sample, column and
+  value.
 - Controls of a cell line: its vehicle controls at the time point on the plates of its selected treatments
   (plate = ``rna_plate``, else ``det_plate``, else the inst id up to the first ``:``); if none share a plate,
   all its vehicle controls at that time. Ordered round-robin over plates (each plate's by id), then capped:
@@ -666,8 +667,11 @@ def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: f
             target = float(np.max(dv)) if dose == "highest" else float(dose)
             near = np.isclose(dv, target, rtol=1e-2, atol=1e-9)
             exact = np.isclose(dv, target, rtol=_SAME_DOSE, atol=1e-12)
-            pick = idx[exact] if exact.any() else idx[near]  # a dose given exactly keeps only its wells
-            measured = _distinct(doses_all[pick])
+            if dose == "highest":   # the highest dose's replicates, those within 1% of it too (9.99 by 10)
+                pick, measured = idx[near], [target]
+            else:   # a dose given exactly keeps only its wells
+                pick = idx[exact] if exact.any() else idx[near]
+                measured = _distinct(doses_all[pick])
             if len(measured) > 1:
                 counts = ", ".join(f"{m:g} uM ({int(np.isclose(doses_all[pick], m, rtol=_SAME_DOSE).sum())} "
                                    f"samples)" for m in measured)

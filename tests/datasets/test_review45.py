@@ -76,6 +76,17 @@ def test_two_measured_doses_in_the_window_are_refused_unless_one_is_given(
     assert "vorinostat: 2 cell lines, 12 replicates, dose 3.3 uM" in r.stdout
 
 
+def test_the_highest_dose_keeps_its_replicates_within_one_percent(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    # wells at 10 and 9.95 uM are the highest dose's replicates (the paper's rule): none dropped unsaid
+    f = build_inputs(tmp_path)
+    cols = l1000_design(cells=("A375", "MCF7"),
+                        drugs={"vorinostat": (1.0, 9.95, 10.0), "trametinib": (3.33,)})
+    r = cli("--l1000", _gctx(f, cols, "near.gctx"), "--baseline", f["base"], "--out", f["out"], "--drugs",
+            "vorinostat", rc=0, capsys=capsys)
+    assert "vorinostat: 2 cell lines, 24 replicates, dose 10 uM" in r.stdout
+
+
 # --------------------------------------------------- 3: L1000 rows with a missing or repeated Entrez id
 def _rows_gctx(f: dict, rows: pd.DataFrame, name: str) -> Path:
     return write_gctx(f["dir"] / name, f["mat"], rows, f["cols"])
