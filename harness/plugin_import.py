@@ -103,8 +103,7 @@ def probe(jobs: Sequence[tuple[str, str]]) -> list[Plugin | str]:
             return [f"{kind} {spec!r}: importing it did not finish in {STARTUP_SECONDS:g} s (does importing "
                     f"it hang?)" for kind, spec in jobs]
         finally:
-            if proc.poll() is None:
-                kill_group(proc)
+            kill_group(proc)
         if not result.exists():
             why = death_reason(proc.returncode).replace("before returning a result", "while importing it")
             return [f"{kind} {spec!r}: {why}" for kind, spec in jobs]

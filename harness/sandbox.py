@@ -119,8 +119,7 @@ class IsolatedMethod:
                 raise MethodFailed(death_reason(proc.returncode))
         finally:
             os.close(r)
-            if proc.poll() is None:
-                kill_group(proc)
+            kill_group(proc)   # done or not: what the method started and left running goes with it
 
 
 class IsolatedResponseMethod(IsolatedMethod):
@@ -133,6 +132,8 @@ class IsolatedResponseMethod(IsolatedMethod):
 
 
 def kill_group(proc: subprocess.Popen) -> None:
+    """Kill the process group ``proc`` leads (started with ``start_new_session``): it and whatever it started
+    that is still running (a process that started a session of its own escapes)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:

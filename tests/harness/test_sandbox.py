@@ -189,3 +189,10 @@ def test_what_a_method_raises_in_its_own_process_is_its_reason(cls, why):
     with pytest.raises(MethodFailed) as e:
         isolated(cls).fit_predict(_cell_split(), [np.zeros((2, 40), np.float32)])
     assert str(e.value) == why
+
+
+def test_what_a_fit_started_and_left_running_ends_with_it(tmp_path, monkeypatch):
+    pid_file = tmp_path / "pid"
+    monkeypatch.setenv("PERTVAE_TEST_PID_FILE", str(pid_file))
+    isolated(bad.LeavesAProcess).fit_predict(_cell_split(), [np.zeros((2, 40), np.float32)])
+    assert gone(int(pid_file.read_text()))

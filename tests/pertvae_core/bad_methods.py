@@ -261,3 +261,19 @@ class RaisesKeyboardInterrupt(_Shift):
 
     def fit(self, split: SplitData):
         raise KeyboardInterrupt
+
+
+class LeavesAProcess(_Shift):
+    """Starts a long process in fit and returns without waiting for it; writes its pid where the
+    PERTVAE_TEST_PID_FILE environment variable says."""
+
+    name = "leaves_a_process"
+
+    def fit(self, split: SplitData):
+        import os
+        import subprocess
+
+        p = subprocess.Popen(["sleep", "300"])
+        with open(os.environ["PERTVAE_TEST_PID_FILE"], "w") as f:
+            f.write(str(p.pid))
+        return super().fit(split)
