@@ -69,6 +69,11 @@ from datasets.studies import (
 )
 
 
+def plural(n: int, word: str) -> str:
+    """``1 cell line``, ``2 cell lines``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 @dataclass
 class BuildSummary:
     drugs: list[str]
@@ -93,25 +98,26 @@ class BuildSummary:
     response: str = ""  # datasets.response.render's lines, "" without --response
     genes_landmark: bool = True  # genes_l1000 counts landmark rows (else every row)
     genes_note: str = ""  # L1000 rows left out before the baseline match (GeneSelection.note)
+    controls_at_time: int = -1  # vehicle controls of the cube's cell lines at the time point (-1: unknown)
+    controls_off_plate: int = 0  # of those, left out by the same-plate rule
+    max_controls: str = "all"  # --max-controls as given
 
     def render(self) -> str:
         lines = [m.render() for m in self.matches if m.via != "pert_iname"]
         lines.append(f"drugs: {len(self.drugs)}")
         for d in self.drugs:
             dz = sorted(set(self.doses[d]))
-            lines.append(f"  {d}: {self.cells_per_drug[d]} cell lines, "
-                         f"{self.replicates_per_drug[d]} replicates, "
+            lines.append(f"  {d}: {plural(self.cells_per_drug[d], 'cell line')}, "
+                         f"{plural(self.replicates_per_drug[d], 'replicate')}, "
                          f"dose {', '.join(f'{x:g}' for x in dz)} uM"
                          + (f"; dropped (no vehicle controls): {', '.join(self.dropped[d])}"
                             if d in self.dropped else ""))
-        lines.append(f"controls: {self.controls} vehicle profiles in {self.control_cell_lines} cell lines"
-                     + (f" (other-plate controls for {', '.join(self.control_fallback)})"
-                        if self.control_fallback else ""))
+        lines.append(self._controls_line())
         lines.append(f"genes kept: {self.genes_kept} of {self.genes_l1000} L1000 "
                      f"{'landmark ' if self.genes_landmark else ''}genes"
                      + (f" ({self.genes_note})" if self.genes_note else ""))
         for p, n in self.baseline_cells.items():
-            lines.append(f"baseline {p}: {n} cell lines, "
+            lines.append(f"baseline {p}: {plural(n, 'cell line')}, "
                          f"{self.baseline_matched[p]} matched to L1000 cell lines"
                          + (f"; repeated columns, first kept: {', '.join(self.baseline_repeated[p])}"
                             if self.baseline_repeated.get(p) else "")
@@ -125,9 +131,31 @@ class BuildSummary:
                          + ", ".join(f"{a!r} -> {b!r}" for a, b in self.merged_spellings.items()))
         if self.response:
             lines.append(self.response)
-        lines.append(f"cube: {self.n_cell_lines} cell lines x {len(self.drugs) + 2} conditions x "
-                     f"{self.n_replicates} replicates x {self.genes_kept} genes")
+        lines.append(f"cube: {plural(self.n_cell_lines, 'cell line')} x {len(self.drugs) + 2} conditions x "
+                     f"{plural(self.n_replicates, 'replicate')} x {plural(self.genes_kept, 'gene')}")
         return "\n".join(lines)
+
+    def _controls_line(self) -> str:
+        """The vehicle controls kept, and, where the plate rule or --max-controls left some out, of how many
+        and why (so that a control dropped is never unsaid)."""
+        cells = plural(self.control_cell_lines, "cell line")
+        fallback = (f" (other-plate controls for {', '.join(self.control_fallback)})"
+                    if self.control_fallback else "")
+        total = self.controls_at_time
+        if total <= self.controls:
+            return f"controls: {plural(self.controls, 'vehicle profile')} in {cells}{fallback}"
+        why = []
+        if self.controls_off_plate:
+            why.append(f"{self.controls_off_plate} on plates without the cell line's treatments (controls "
+                       f"are taken from its treatments' plates)")
+        capped = total - self.controls_off_plate - self.controls
+        if capped:
+            rule = (": per cell line as many as its largest drug replicate count"
+                    if self.max_controls == "auto" else " per cell line")
+            why.append(f"{capped} by --max-controls {self.max_controls}{rule}; --max-controls all keeps "
+                       f"every one on those plates")
+        return (f"controls: {self.controls} of {plural(total, 'vehicle profile')} at the time point kept, "
+                f"in {cells}{fallback}; left out: {'; '.join(why)}")
 
 
 @dataclass(frozen=True)
@@ -348,6 +376,10 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         replicates_per_drug={d: int(sum(len(v) for v in sel.treatments[d].values())) for d in prof.drugs},
         controls=int(sum(len(v) for v in sel.controls.values())),
         control_cell_lines=len(sel.controls),
+        controls_at_time=int(sum(sel.controls_at_time.get(c, 0) for c in sel.controls)),
+        controls_off_plate=int(sum(sel.controls_at_time.get(c, 0) - sel.controls_on_plates.get(c, 0)
+                                   for c in sel.controls)),
+        max_controls="all" if max_controls is None else str(max_controls),
         genes_l1000=prof.genes.n_rows if prof.genes.n_rows >= 0 else len(prof.genes.entrez),
         genes_kept=int(base.gene_mask.sum()), genes_landmark=prof.genes.landmark_column is not None,
         genes_note=prof.genes.note,

@@ -578,6 +578,10 @@ class DrugSelection:
     dropped: dict[str, list[str]]  # drug -> cell lines dropped (no vehicle controls)
     control_fallback: list[str]  # cell lines whose controls came from other plates
     merged_spellings: dict[str, str] = field(default_factory=dict)  # cell_id spelling -> the one kept
+    # cell line -> its vehicle controls at the time point (before the plate rule and the cap), and those left
+    # after the plate rule (before the cap): what the summary's "N of M vehicle profiles kept" counts
+    controls_at_time: dict[str, int] = field(default_factory=dict)
+    controls_on_plates: dict[str, int] = field(default_factory=dict)
 
 
 REQUIRED_COLUMNS = ("pert_type", "pert_iname", "cell_id")
@@ -686,6 +690,8 @@ def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: f
             have = sorted({round(float(x), 4) for x in doses_all[sel] if not np.isnan(x)})
             raise L1000Error(f"{where}: drug {d!r}: no treatments at dose {dose} uM (doses present: {have})")
     controls: dict[str, np.ndarray] = {}
+    at_time: dict[str, int] = {}
+    on_plates: dict[str, int] = {}
     fallback: list[str] = []
     all_cells = sorted({c for d in drugs for c in treatments[d]})
     for c in all_cells:
@@ -695,6 +701,7 @@ def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: f
         if len(same) == 0 and len(cands):
             same = cands
             fallback.append(c)
+        at_time[c], on_plates[c] = len(cands), len(same)
         if len(same):
             same = same[np.lexsort((src.sample_ids[same].astype(str), plate[same].astype(str)))]
             p = plate[same].astype(str)
@@ -721,7 +728,8 @@ def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: f
             raise L1000Error(f"{where}: no vehicle controls (pert_type ctl_vehicle at {time:g} h) for the "
                              f"cell lines of drug {d!r}: {', '.join(lost)}")
     return DrugSelection(treatments=treatments, doses=doses, controls=controls, dropped=dropped,
-                         control_fallback=fallback, merged_spellings=merged)
+                         control_fallback=fallback, merged_spellings=merged, controls_at_time=at_time,
+                         controls_on_plates=on_plates)
 
 
 # ------------------------------------------------------------------------------------------- profiles

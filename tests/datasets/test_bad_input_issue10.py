@@ -283,7 +283,8 @@ def test_drugs_comma_or_space_separated(f, drugs, capsys):
 def test_default_max_controls_is_auto(f, capsys):
     r = cli("--l1000", f["gctx"], "--baseline", f["base"], "--out", f["out"], rc=0, capsys=capsys)
     # 8 vehicle controls per cell line; auto keeps its largest drug replicate count (3 x 2 plates)
-    assert "controls: 12 vehicle profiles in 2 cell lines" in r.stdout
+    assert ("controls: 12 of 16 vehicle profiles at the time point kept, in 2 cell lines; left out: 4 by "
+            "--max-controls auto") in r.stdout
     assert open_cube(f["out"]).sizes["replicate"] == 6
 
 

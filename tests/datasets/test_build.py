@@ -57,9 +57,9 @@ def test_cli_real_plate(tmp_path, plate_genes):
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr
     assert "genes kept: 900 of 978" in r.stdout
-    assert "NU-7441: 1 cell lines" in r.stdout and "dose 10 uM" in r.stdout
+    assert "NU-7441: 1 cell line," in r.stdout and "dose 10 uM" in r.stdout
     assert "4 cell lines, 1 matched to L1000 cell lines" in r.stdout
-    assert "controls: 26 vehicle profiles in 1 cell lines" in r.stdout
+    assert "controls: 26 vehicle profiles in 1 cell line\n" in r.stdout
 
     ds = open_cube(out)
     assert list(ds.condition.values) == ["control", "NU-7441", "vemurafenib", "baseline"]

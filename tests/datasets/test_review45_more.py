@@ -1,0 +1,54 @@
+"""Review 45 (data input), the rest: controls left out, all-NaN h5ad rows, damaged cubes in ``info``, files in
+the wrong form (comma-separated, gzip-compressed), line numbers and gene ids in errors, plurals.
+
+Each refused input gives one ``error:`` line naming the file, field or value and what to do (exit 2, no
+traceback, nothing written); each accepted one is stated truly in the summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from datasets_test_helpers import l1000_design, values, write_gctx
+
+from tests.datasets.build_cli import build_inputs, cli
+
+
+# ------------------------------------------------------------- 12: vehicle controls left out are counted
+def test_controls_left_out_by_max_controls_are_counted(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)  # 8 vehicle controls per cell line at 24 h, auto keeps 6 (3 reps x 2 plates)
+    r = cli("--l1000", f["gctx"], "--baseline", f["base"], "--out", f["out"], rc=0, capsys=capsys)
+    assert ("controls: 12 of 16 vehicle profiles at the time point kept, in 2 cell lines; left out: 4 by "
+            "--max-controls auto: per cell line as many as its largest drug replicate count; --max-controls "
+            "all keeps every one on those plates\n") in r.stdout
+    r = cli("--l1000", f["gctx"], "--baseline", f["base"], "--out", f["out"], "--max-controls", "all",
+            "--overwrite", rc=0, capsys=capsys)
+    assert "controls: 16 vehicle profiles in 2 cell lines\n" in r.stdout
+
+
+def test_controls_on_other_plates_are_counted(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    cols = l1000_design(cells=("A375", "MCF7"))
+    extra = pd.DataFrame([dict(inst_id=f"TST007_A375_24H_X1_B1:E{k:02d}", cell_id="A375",
+                               pert_type="ctl_vehicle", pert_iname="DMSO", pert_dose="-666",
+                               pert_dose_unit="-666", pert_time="24", pert_time_unit="h",
+                               rna_plate="TST007_A375_24H_X1") for k in range(3)])
+    cols = pd.concat([cols, extra], ignore_index=True)
+    gctx = write_gctx(tmp_path / "other.gctx", values(len(cols), len(f["rows"])), f["rows"], cols)
+    r = cli("--l1000", gctx, "--baseline", f["base"], "--out", f["out"], "--max-controls", "all", rc=0,
+            capsys=capsys)
+    assert ("controls: 16 of 19 vehicle profiles at the time point kept, in 2 cell lines; left out: 3 on "
+            "plates without the cell line's treatments (controls are taken from its treatments' plates)\n"
+            ) in r.stdout
+
+
+def test_one_is_singular(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    cols = l1000_design(cells=("A375", "MCF7"), reps=1, n_ctrl=1, n_plates=1)
+    gctx = write_gctx(tmp_path / "one.gctx", values(len(cols), len(f["rows"])), f["rows"], cols)
+    r = cli("--l1000", gctx, "--baseline", f["base"], "--out", f["out"], "--drugs", "vorinostat", rc=0,
+            capsys=capsys)
+    assert "  vorinostat: 2 cell lines, 2 replicates, dose 10 uM\n" in r.stdout
+    assert "controls: 2 vehicle profiles in 2 cell lines\n" in r.stdout
+    assert "cube: 2 cell lines x 3 conditions x 1 replicate x 6 genes\n" in r.stdout
