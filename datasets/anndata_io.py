@@ -45,7 +45,9 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +67,7 @@ from datasets.cube import (
     check_pairs,
     make_cube,
     plate_ids,
+    plural,
     remove_stale_temps,
     write_cube,
 )
@@ -276,8 +279,36 @@ def from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None = None
 
     ``attrs`` are merged over ``uns["cube_attrs"]``; ``merge_cell_spellings`` merges cell line spellings of
     one name instead of refusing them (module docstring); ``progress(rows_done, rows_total)`` is called
-    after each block of X. Bad input raises :class:`CubeError` naming the field and what to do.
+    after each block of X. Bad input raises :class:`CubeError` naming the field and what to do. With
+    ``allow_nan``, a row NaN in every gene is no profile: its slot stays unmeasured (see
+    :func:`empty_rows`, which ``build --h5ad`` reports).
     """
+    return _from_anndata(adata, obs_keys=obs_keys, gene_key=gene_key, symbol_key=symbol_key, layer=layer,
+                         control=control, allow_nan=allow_nan, attrs=attrs,
+                         merge_cell_spellings=merge_cell_spellings, progress=progress)[0]
+
+
+@dataclass(frozen=True)
+class EmptyRows:
+    """Rows of an AnnData that are NaN in every gene (``allow_nan`` only): no profile, not in the cube."""
+
+    names: tuple[str, ...] = ()  # obs names
+    groups: tuple[tuple[str, str], ...] = ()  # (cell line, condition) of each
+
+    def line(self) -> str:
+        """The summary line, "" when there are none."""
+        if not self.names:
+            return ""
+        c, k = self.groups[0]
+        return (f"left out: {plural(len(self.names), 'row')} NaN in every gene, so no profile (--allow-nan; "
+                f"e.g. row {self.names[0]!r}, {c} / {k})")
+
+
+def _from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None, gene_key: str | None,
+                  symbol_key: str, layer: str | None, control: str, allow_nan: bool,
+                  attrs: Mapping[str, Any] | None, merge_cell_spellings: bool,
+                  progress: Callable[[int, int], None] | None) -> tuple[xr.Dataset, EmptyRows]:
+    """:func:`from_anndata`, and the rows it left out as NaN in every gene."""
     keys = _obs_keys(obs_keys)
     obs, n = adata.obs, int(adata.n_obs)
     if n == 0 or adata.n_vars < 2:
@@ -368,6 +399,7 @@ def from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None = None
     _check_memory(shape)
     expr = np.full(shape, np.nan, dtype=np.float32)
     step = max(1, _BLOCK_VALUES // len(genes))
+    empty: list[int] = []
     for a in range(0, n, step):
         b = min(n, a + step)
         x = mat[a:b]
@@ -377,11 +409,14 @@ def from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None = None
         if bad.any():
             r, g = np.argwhere(bad)[0]
             what = "inf" if allow_nan else "non-finite"
-            hint = "" if allow_nan else " (NaN with allow_nan=True, where a gene was not measured)"
+            hint = ("" if allow_nan else " (NaN only with build --allow-nan, from_anndata(allow_nan=True) in "
+                                         "Python, where a gene was not measured)")
             raise CubeError(f"{xname}: {int(bad.sum())} {what} value(s) in rows {a}..{b - 1} (first: row "
                             f"{obs.index[a + r]!r}, gene {genes[g]!r}, value {x[r, g]}, as float32); the "
                             f"cube takes finite values{hint}: impute or drop those profiles or genes")
         expr[ci[a:b], ki[a:b], slot[a:b]] = x
+        if allow_nan:
+            empty += (a + np.flatnonzero(np.isnan(x).all(axis=1))).tolist()
         if progress is not None:
             progress(b, n)
 
@@ -398,19 +433,22 @@ def from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None = None
     if merged:
         base["merged_cell_spellings"] = json.dumps(merged, sort_keys=True)
     response, response_attrs = _response_from_uns(adata.uns, cells, conds, merged)
-    return make_cube(expr, cells, conds, genes, symbols, dose, [source[c] for c in conds], base, plate=plate,
-                     response=response, response_attrs=response_attrs)
+    ds = make_cube(expr, cells, conds, genes, symbols, dose, [source[c] for c in conds], base, plate=plate,
+                   response=response, response_attrs=response_attrs)
+    return ds, EmptyRows(tuple(str(obs.index[i]) for i in empty),
+                         tuple((str(cell[i]), str(raw[i])) for i in empty))
 
 
-def describe(ds: xr.Dataset) -> str:
-    """A few lines on an in-memory cube: per drug its cell lines, profiles and doses; controls; baseline."""
+def describe(ds: xr.Dataset, empty: EmptyRows | None = None) -> str:
+    """A few lines on an in-memory cube: per drug its cell lines, profiles and doses; controls; baseline;
+    the ``empty`` rows (NaN in every gene) left out."""
     e = np.asarray(ds["expression"].values)
     measured = ~np.isnan(e).all(axis=-1)  # [cell, condition, replicate]
     conds = [str(c) for c in ds["condition"].values]
     dose = np.asarray(ds["dose_um"].values, dtype=np.float64)
     drugs = [c for c in conds if c not in (CONDITION_CONTROL, CONDITION_BASELINE)]
-    lines = [f"{c}: {int(measured[:, conds.index(c)].sum())} profiles in "
-             f"{int(measured[:, conds.index(c)].any(axis=1).sum())} cell lines"
+    lines = [f"{c}: {plural(int(measured[:, conds.index(c)].sum()), 'profile')} in "
+             f"{plural(int(measured[:, conds.index(c)].any(axis=1).sum()), 'cell line')}"
              for c in (CONDITION_CONTROL, CONDITION_BASELINE) if c in conds]
     lines.append(f"drugs: {len(drugs)}")
     for c in drugs:
@@ -418,10 +456,12 @@ def describe(ds: xr.Dataset) -> str:
         m = measured[:, k]
         have = m.any(axis=1)
         dz = [f"{v:g}" for v in sorted(set(dose[have, k][~np.isnan(dose[have, k])]))]
-        lines.append(f"  {c}: {int(have.sum())} cell lines, {int(m.sum())} profiles"
+        lines.append(f"  {c}: {plural(int(have.sum()), 'cell line')}, {plural(int(m.sum()), 'profile')}"
                      + (f", dose {', '.join(dz)} uM" if dz else ""))
-    lines.append(f"cube: {ds.sizes['cell_line']} cell lines x {len(conds)} conditions x "
-                 f"{ds.sizes['replicate']} replicates x {ds.sizes['gene']} genes")
+    if empty is not None and empty.line():
+        lines.append(empty.line())
+    lines.append(f"cube: {plural(ds.sizes['cell_line'], 'cell line')} x {len(conds)} conditions x "
+                 f"{plural(ds.sizes['replicate'], 'replicate')} x {plural(ds.sizes['gene'], 'gene')}")
     return "\n".join(lines)
 
 
@@ -445,7 +485,9 @@ def build_from_h5ad(path: str | Path, out: str | Path, *, overwrite: bool = Fals
     check_inputs_outside(out, [path])
     check_out_path(out, overwrite)
     try:
-        adata = ad.read_h5ad(path, backed="r")
+        with warnings.catch_warnings():  # duplicate gene ids are refused below, with what to do
+            warnings.filterwarnings("ignore", message="Variable names are not unique", category=UserWarning)
+            adata = ad.read_h5ad(path, backed="r")
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad input file
         raise CubeError(f"{path}: cannot read as .h5ad ({type(e).__name__}: {e}); write it with "
                         f"anndata's AnnData.write_h5ad") from None
@@ -467,16 +509,16 @@ def build_from_h5ad(path: str | Path, out: str | Path, *, overwrite: bool = Fals
     if ATTRS_KEY not in adata.uns:
         attrs["normalization"] = f"values as in the .h5ad's {f'layers[{layer!r}]' if layer else 'X'}"
     try:
-        ds = from_anndata(adata, obs_keys=obs_keys, gene_key=gene_key, symbol_key=symbol_key, layer=layer,
-                          control=control, allow_nan=allow_nan, attrs=attrs,
-                          merge_cell_spellings=merge_cell_spellings, progress=progress)
+        ds, empty = _from_anndata(adata, obs_keys=obs_keys, gene_key=gene_key, symbol_key=symbol_key,
+                                  layer=layer, control=control, allow_nan=allow_nan, attrs=attrs,
+                                  merge_cell_spellings=merge_cell_spellings, progress=progress)
         check_pairs(ds, "the cube")  # before the write, so that the error names the input
     except CubeError as e:
         raise CubeError(f"{path}: {e}") from None
     finally:
         adata.file.close()
     write_cube(ds, out, overwrite=overwrite)
-    return ds, describe(ds)
+    return ds, describe(ds, empty)
 
 
 def _column(value: Any, n: int, name: str) -> np.ndarray:

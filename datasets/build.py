@@ -35,6 +35,7 @@ from datasets.cube import (
     check_out_path,
     check_pairs,
     make_cube,
+    plural,
     write_cube,
 )
 from datasets.files import available_memory, check_inputs_outside, package_version
@@ -67,11 +68,6 @@ from datasets.studies import (
     resolve_drugs,
     study_table,
 )
-
-
-def plural(n: int, word: str) -> str:
-    """``1 cell line``, ``2 cell lines``."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 @dataclass

@@ -6,8 +6,11 @@ traceback, nothing written); each accepted one is stated truly in the summary.""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import anndata as ad
+import numpy as np
 import pandas as pd
 import pytest
 from datasets_test_helpers import l1000_design, values, write_gctx
@@ -52,3 +55,39 @@ def test_one_is_singular(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "  vorinostat: 2 cell lines, 2 replicates, dose 10 uM\n" in r.stdout
     assert "controls: 2 vehicle profiles in 2 cell lines\n" in r.stdout
     assert "cube: 2 cell lines x 3 conditions x 1 replicate x 6 genes\n" in r.stdout
+
+
+# -------------------------------------------------- 14, 18: an h5ad row NaN in every gene; duplicate genes
+def _h5ad(path: Path, x: np.ndarray, cells: list[str], conds: list[str],
+          genes: list[str] | None = None) -> Path:
+    obs = pd.DataFrame({"cell_line": cells, "condition": conds}, index=[f"s{i}" for i in range(len(cells))])
+    var = pd.DataFrame(index=genes or [str(1000 + g) for g in range(x.shape[1])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ad.AnnData(X=x, obs=obs, var=var).write_h5ad(path)
+    return path
+
+
+H5_CELLS = [c for c in ("A375", "MCF7") for _ in range(4)]
+H5_CONDS = ["control", "control", "drugA", "drugA"] * 2
+
+
+def test_an_all_nan_h5ad_row_is_counted_in_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    x = np.random.default_rng(0).normal(8, 2, size=(8, 5)).astype(np.float32)
+    x[2] = np.nan  # A375's first drugA profile: not measured at all
+    h5 = _h5ad(tmp_path / "nanrow.h5ad", x, H5_CELLS, H5_CONDS)
+    r = cli("--h5ad", h5, "--out", tmp_path / "c.zarr", "--allow-nan", rc=0, capsys=capsys)
+    assert "  drugA: 2 cell lines, 3 profiles\n" in r.stdout
+    assert "left out: 1 row NaN in every gene, so no profile (--allow-nan; e.g. row 's2', A375 / drugA)\n" \
+        in r.stdout
+    err = cli("--h5ad", h5, "--out", tmp_path / "d.zarr", capsys=capsys).stderr
+    assert "(NaN only with build --allow-nan, from_anndata(allow_nan=True) in Python" in err
+
+
+def test_duplicate_h5ad_genes_give_one_error_line_without_anndata_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    x = np.random.default_rng(0).normal(8, 2, size=(8, 3)).astype(np.float32)
+    h5 = _h5ad(tmp_path / "dup.h5ad", x, H5_CELLS, H5_CONDS, ["1000", "1001", "1000"])
+    r = cli("--h5ad", h5, "--out", tmp_path / "c.zarr")  # a subprocess: the warning goes to its stderr
+    assert r.stderr == (f"error: {h5}: var_names: duplicate gene id(s) ['1000']; the cube needs one column "
+                        f"per gene: drop or merge the duplicate columns first\n")
