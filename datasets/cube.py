@@ -342,6 +342,48 @@ def is_cube_store(path: str | Path) -> bool:
     return all(c.name == "zarr.json" or (c.is_dir() and (c / "zarr.json").is_file()) for c in children)
 
 
+def damaged_metadata(path: str | Path) -> str | None:
+    """What is wrong with the zarr metadata of the store at ``path`` (its ``zarr.json`` and those of its
+    variables): the first file missing, unreadable or not zarr v3 metadata, named; None when all read."""
+    path = Path(path)
+    try:
+        files = [path / "zarr.json"] + [c / "zarr.json" for c in sorted(path.iterdir()) if c.is_dir()]
+    except OSError as e:
+        return f"{path} cannot be listed ({e.strerror or e})"
+    for f in files:
+        try:
+            meta = json.loads(f.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return f"{f} is missing"
+        except UnicodeDecodeError as e:
+            return f"{f} is not text ({e.reason})"
+        except OSError as e:
+            return f"{f} cannot be read ({e.strerror or e})"
+        except ValueError as e:
+            return f"{f} is not valid JSON ({e})"
+        if not (isinstance(meta, dict) and meta.get("zarr_format") == 3 and "node_type" in meta):
+            return f"{f} is not zarr v3 metadata"
+    return None
+
+
+def missing_chunks(path: str | Path, name: str = "expression") -> tuple[int, int] | None:
+    """(chunk files present, chunks in the grid) of variable ``name`` of the store at ``path`` (all-NaN chunks
+    are never written, so fewer files can be valid); None when its metadata does not say."""
+    var = Path(path) / name
+    try:
+        meta = json.loads((var / "zarr.json").read_text(encoding="utf-8"))
+        shape = meta["shape"]
+        chunk = meta["chunk_grid"]["configuration"]["chunk_shape"]
+        grid = 1
+        for n, c in zip(shape, chunk, strict=True):
+            grid *= -(-int(n) // max(1, int(c)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    root = var / "c"
+    present = sum(1 for f in root.rglob("*") if f.is_file()) if root.is_dir() else 0
+    return present, grid
+
+
 def check_out_path(path: str | Path, overwrite: bool = False, flag: str = "--out") -> Path:
     """Refuse an output path that cannot be written or must not be replaced, before any work is done.
 
@@ -528,6 +570,9 @@ def open_cube(path: str | Path, check: bool = True) -> xr.Dataset:
     try:
         ds = _plain_strings(xr.open_zarr(path, consolidated=False, zarr_format=3))
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad cube
+        if path.is_dir() and (path / "expression").is_dir() and (why := damaged_metadata(path)):
+            raise CubeError(f"{path}: a damaged or incomplete cube: {why}; copy the cube again or rebuild it "
+                            f"(pertvae-bench build/synth)") from None
         raise CubeError(f"{path}: cannot open as a zarr v3 cube ({type(e).__name__}: {e}); give a cube "
                         f"directory written by pertvae-bench build or synth") from None
     try:

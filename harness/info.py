@@ -9,7 +9,9 @@
   failed / not run by model and drug, how the fits computed their matrix products (harness.products), the
   package versions, its timings and the report files present.
 
-Exit status: 0, or 2 with one ``error:`` line when PATH is neither.
+Exit status: 0, or 2 with one ``error:`` line when PATH is neither, or is a damaged or incomplete cube: a
+metadata file (``zarr.json``) missing or unreadable (named), or a drug no cell line pairs, which build and
+synth never write (its chunk files missing, e.g. an interrupted copy; counted).
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ from datasets.cube import (
     CONDITION_CONTROL,
     RESPONSE,
     CubeError,
+    damaged_metadata,
     drugs,
     is_cube_store,
+    missing_chunks,
     open_cube,
+    plural,
 )
 from harness.products import products_line
 from harness.report import ReportError, fit_counts, fits_table, open_results
@@ -56,8 +61,9 @@ def describe_cube(path: Path) -> str:
     conds = [str(c) for c in ds["condition"].values]
     per_cond = measured.sum(axis=2)  # [cell_line, condition]: measured replicates
     ctrl = per_cond[:, conds.index(CONDITION_CONTROL)] > 0 if CONDITION_CONTROL in conds else 0
-    lines = [f"cube {path}: {ds.sizes['cell_line']} cell lines x {ds.sizes['condition']} conditions x "
-             f"{ds.sizes['replicate']} replicates x {ds.sizes['gene']} genes"]
+    lines = [f"cube {path}: {plural(ds.sizes['cell_line'], 'cell line')} x "
+             f"{plural(ds.sizes['condition'], 'condition')} x {plural(ds.sizes['replicate'], 'replicate')} x "
+             f"{plural(ds.sizes['gene'], 'gene')}"]
     names = drugs(ds)
     has_response = RESPONSE in ds.data_vars
     resp = np.asarray(ds[RESPONSE].transpose("cell_line", "condition").values) if has_response else None
@@ -65,10 +71,20 @@ def describe_cube(path: Path) -> str:
               else np.zeros(len(per_cond), dtype=bool))
     lines.append(f"drugs ({len(names)}; paired cell lines, treated profiles"
                  f"{'; cell lines with a response' if has_response else ''}):")
+    unpaired = [d for d in names if not ((per_cond[:, conds.index(d)] > 0) & ctrl).any()]
+    if unpaired:
+        chunks = missing_chunks(path)
+        files = (f"; {chunks[0]} of the {chunks[1]} expression chunk files are present (all-NaN chunks are "
+                 f"not written, the others are missing?)" if chunks and chunks[0] < chunks[1] else "")
+        raise CubeError(f"{path}: a damaged or incomplete cube: no cell line pairs drug(s) "
+                        f"{', '.join(map(repr, unpaired))} (no fully measured control and profile of the "
+                        f"drug in one cell line), which pertvae-bench build and synth never write{files}; "
+                        f"copy the cube again or rebuild it")
     for d in names:
         n = per_cond[:, conds.index(d)]
         paired = (n > 0) & ctrl
-        line = f"  {d}: {int(paired.sum())} paired cell lines, {int(n.sum())} treated profiles"
+        line = (f"  {d}: {plural(int(paired.sum()), 'paired cell line')}, "
+                f"{plural(int(n.sum()), 'treated profile')}")
         if resp is not None:
             r = ~np.isnan(resp[:, conds.index(d)])
             line += (f"; {int(r.sum())} with a response ({int((r & paired).sum())} paired, "
@@ -76,7 +92,8 @@ def describe_cube(path: Path) -> str:
         lines.append(line)
     if CONDITION_BASELINE in conds:
         b = per_cond[:, conds.index(CONDITION_BASELINE)]
-        lines.append(f"baseline singletons: {int(b.sum())} profiles of {int((b > 0).sum())} cell lines")
+        lines.append(f"baseline singletons: {plural(int(b.sum()), 'profile')} of "
+                     f"{plural(int((b > 0).sum()), 'cell line')}")
     if has_response:
         a = ds[RESPONSE].attrs
         lines.append(f"response: {a.get('measure')} ({a.get('units')}; {a.get('direction')}) from "
@@ -169,7 +186,12 @@ def describe(path: str | Path) -> str:
         try:
             return describe_cube(p)
         except CubeError as e:
-            raise ValueError(f"{p}: {e}") from None
+            raise ValueError(f"{p}: {e}" if not str(e).startswith(f"{p}: ") else str(e)) from None
+    if p.is_dir() and ((p / "expression").is_dir() or (p / "zarr.json").is_file()):
+        why = damaged_metadata(p)
+        if why:
+            raise ValueError(f"{p}: a damaged or incomplete cube: {why}; copy the cube again or rebuild it "
+                             f"(pertvae-bench build/synth)")
     raise ValueError(f"{p}: neither a run directory (holding results.zarr) nor a cube (a zarr store with an "
                      f"'expression' variable); give a run's --out or a cube from pertvae-bench build/synth")
 

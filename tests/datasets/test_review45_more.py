@@ -6,6 +6,7 @@ traceback, nothing written); each accepted one is stated truly in the summary.""
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -91,3 +92,46 @@ def test_duplicate_h5ad_genes_give_one_error_line_without_anndata_warning(
     r = cli("--h5ad", h5, "--out", tmp_path / "c.zarr")  # a subprocess: the warning goes to its stderr
     assert r.stderr == (f"error: {h5}: var_names: duplicate gene id(s) ['1000']; the cube needs one column "
                         f"per gene: drop or merge the duplicate columns first\n")
+
+
+# ------------------------------------------------ 10, 11: info on a damaged cube says so, exit 2
+def _info(path: Path, capsys: pytest.CaptureFixture, rc: int) -> tuple[str, str]:
+    from harness.info import main as info_main
+
+    assert info_main([str(path)]) == rc
+    cap = capsys.readouterr()
+    assert "Traceback" not in cap.err
+    if rc == 2:
+        assert cap.err.startswith("error: ") and cap.err.count("\n") == 1 and cap.out == ""
+    return cap.out, cap.err
+
+
+def _cube(tmp_path: Path, capsys: pytest.CaptureFixture) -> Path:
+    f = build_inputs(tmp_path)
+    cli("--l1000", f["gctx"], "--baseline", f["base"], "--out", f["out"], rc=0, capsys=capsys)
+    return f["out"]
+
+
+def test_info_names_a_corrupt_variable_metadata_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cube = _cube(tmp_path, capsys)
+    (cube / "expression" / "zarr.json").write_text("{bad")
+    _, err = _info(cube, capsys, 2)
+    assert err.startswith(f"error: {cube}: a damaged or incomplete cube: {cube / 'expression' / 'zarr.json'} "
+                          f"is not valid JSON (")
+    assert err.endswith("; copy the cube again or rebuild it (pertvae-bench build/synth)\n")
+    (cube / "expression" / "zarr.json").unlink()
+    assert f"{cube / 'expression' / 'zarr.json'} is missing" in _info(cube, capsys, 2)[1]
+
+
+def test_info_on_a_cube_without_its_chunk_files_says_it_is_incomplete(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    cube = _cube(tmp_path, capsys)
+    out, _ = _info(cube, capsys, 0)
+    assert "  vorinostat: 2 paired cell lines, 12 treated profiles\n" in out
+    shutil.rmtree(cube / "expression" / "c")  # an interrupted copy
+    _, err = _info(cube, capsys, 2)
+    assert err == (f"error: {cube}: a damaged or incomplete cube: no cell line pairs drug(s) "
+                   f"'trametinib', 'vorinostat' (no fully measured control and profile of the drug in one "
+                   f"cell line), which pertvae-bench build and synth never write; 0 of the 4 expression "
+                   f"chunk files are present (all-NaN chunks are not written, the others are missing?); "
+                   f"copy the cube again or rebuild it\n")
