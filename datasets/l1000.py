@@ -158,6 +158,8 @@ def detect_format(path: Path) -> str:
         return "gctx"
     if head.startswith(b"#1.2") or head.startswith(b"#1.3"):
         return "gct"
+    if head.startswith(b"\x1f\x8b"):
+        raise L1000Error(f"{path}: gzip-compressed; gunzip the GCT/GCTX file first (gunzip -k {path.name})")
     raise L1000Error(f"{path}: not a GCT or GCTX file (expected '#1.2'/'#1.3' text header or an HDF5 "
                      f"signature, found {head[:8]!r})")
 
@@ -284,6 +286,14 @@ def read_table_meta(path: Path, key: str, ids: np.ndarray, what: str) -> pd.Data
         df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, low_memory=False)
     except Exception as e:  # pandas raises many types for malformed text
         raise L1000Error(f"{path}: cannot parse as a tab-separated {what} file: {e}") from e
+    if key not in df.columns and len(df.columns) == 1:
+        head = str(df.columns[0])
+        seps = [name for c, name in ((",", "commas"), (";", "semicolons")) if key in head.split(c)]
+        if seps:
+            raise L1000Error(f"{path}: not tab-separated: its header is one field holding {seps[0]} "
+                             f"({head[:60]!r}{'...' if len(head) > 60 else ''}); {what} files are "
+                             f"tab-separated text (as GEO publishes it): save it with tabs between the "
+                             f"columns")
     if key not in df.columns:
         raise L1000Error(f"{path}: required column {key!r} missing from {what} (columns: "
                          f"{', '.join(df.columns[:12])})")

@@ -6,6 +6,7 @@ traceback, nothing written); each accepted one is stated truly in the summary.""
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import warnings
 from pathlib import Path
@@ -14,9 +15,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from datasets_test_helpers import l1000_design, values, write_gctx
+from datasets_test_helpers import l1000_design, values, write_gct, write_gctx
 
-from tests.datasets.build_cli import build_inputs, cli
+from tests.datasets.build_cli import build_err, build_inputs, cli
 
 
 # ------------------------------------------------------------- 12: vehicle controls left out are counted
@@ -135,3 +136,28 @@ def test_info_on_a_cube_without_its_chunk_files_says_it_is_incomplete(tmp_path: 
                    f"cell line), which pertvae-bench build and synth never write; 0 of the 4 expression "
                    f"chunk files are present (all-NaN chunks are not written, the others are missing?); "
                    f"copy the cube again or rebuild it\n")
+
+
+# ------------------------------------------------- 8, 17: a comma-separated inst_info; a gzipped GCT/GCTX
+@pytest.mark.parametrize("sep,name", [(",", "commas"), (";", "semicolons")])
+def test_a_comma_separated_inst_info_is_said_to_be_not_tab_separated(
+        tmp_path: Path, sep: str, name: str, capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    inst = tmp_path / "inst.csv"
+    f["cols"].to_csv(inst, sep=sep, index=False)
+    err = build_err(f, "--inst-info", inst, capsys=capsys)
+    assert err.startswith(f"error: {inst}: not tab-separated: its header is one field holding {name} "
+                          f"('inst_id{sep}cell_id{sep}pert_type{sep}")
+    assert err.endswith("...); inst_info files are tab-separated text (as GEO publishes it): save it with "
+                        "tabs between the columns\n")
+
+
+@pytest.mark.parametrize("fmt", ["gctx", "gct"])
+def test_a_gzipped_l1000_file_is_named_as_such(tmp_path: Path, fmt: str,
+                                               capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    src = f["gctx"] if fmt == "gctx" else write_gct(tmp_path / "x.gct", f["mat"], f["rows"], f["cols"])
+    gz = tmp_path / f"x.{fmt}.gz"
+    gz.write_bytes(gzip.compress(src.read_bytes()))
+    err = build_err(f, l1000=gz, capsys=capsys)
+    assert err == f"error: {gz}: gzip-compressed; gunzip the GCT/GCTX file first (gunzip -k x.{fmt}.gz)\n"
