@@ -149,18 +149,38 @@ def _check_file(path: Path) -> None:
         raise BaselineError(f"{path}: not a file")
 
 
-def _numeric(df: pd.DataFrame, path: Path) -> np.ndarray:
+def _numeric(df: pd.DataFrame, path: Path, names: Sequence[str], what: str, sep: str = ",") -> np.ndarray:
     """Float values of a table of strings; empty fields and the null tokens (datasets.l1000.NA_TOKENS:
     ``NaN``, ``NA``, ``-666``, ...) are missing (NaN: an error only on a kept gene, match_baseline), other
-    text is an error naming the value, row and column."""
+    text is an error naming the value, its file line (1-based, the header is line 1), the row's ``what``
+    (``names``: per row its cell line or gene) and the column."""
     null = (df.isna() | df.apply(lambda c: c.astype(str).str.strip().isin(NA_TOKENS))).to_numpy()
     vals = df.mask(null).apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     bad = np.isnan(vals) & ~null
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise BaselineError(f"{path}: non-numeric value {df.iat[i, j]!r} at row {df.index[i]!r}, "
-                            f"column {df.columns[j]!r}")
+        line = _file_line(path, int(i), sep)
+        raise BaselineError(f"{path}: non-numeric value {df.iat[i, j]!r} at line {line} ({what} "
+                            f"{str(names[i]).strip()!r}), column {df.columns[j]!r}; fix the value, or write "
+                            f"a missing one as empty or NA")
     return vals
+
+
+def _file_line(path: Path, row: int, sep: str) -> int:
+    """The 1-based line of the file where data row ``row`` (0-based, after the header; blank lines skipped,
+    as pandas reads it) begins."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        start, seen, header = 1, -1, False
+        for rec in reader:
+            if rec:
+                if header:
+                    seen += 1
+                    if seen == row:
+                        return start
+                header = True
+            start = reader.line_num + 1
+    return row + 2  # not reached for a row pandas read
 
 
 def read_depmap(path: str | Path) -> BaselineTable:
@@ -180,8 +200,9 @@ def read_depmap(path: str | Path) -> BaselineTable:
         raise BaselineError(f"{path}: no DepMap gene columns of the form 'SYMBOL (ENTREZ)' "
                             f"(first columns: {list(df.columns[:5])})")
     sub = df.iloc[:, keep]
+    vals = _numeric(sub, path, list(df.index), "cell line").astype(np.float32)
     return BaselineTable(path, "DepMap", [str(i) for i in df.index], np.array(ent, dtype=object),
-                         np.array(sym, dtype=object), _numeric(sub, path).astype(np.float32))
+                         np.array(sym, dtype=object), vals)
 
 
 def read_gdsc(path: str | Path, cell_map: dict[str, str] | None = None) -> BaselineTable:
@@ -201,7 +222,7 @@ def read_gdsc(path: str | Path, cell_map: dict[str, str] | None = None) -> Basel
         cosmic = c[len("DATA."):].split(".")[0]  # pandas renames a repeated X as X.1
         cells.append(cm.get(normalize_name(c), cm.get(normalize_name(cosmic), cosmic)))
     sym = df["GENE_SYMBOLS"].str.strip().to_numpy(dtype=object)
-    vals = _numeric(df[data_cols], path).T.astype(np.float32)
+    vals = _numeric(df[data_cols], path, sym, "gene", sep="\t").T.astype(np.float32)
     data = [h for h in header if h.startswith("DATA.")]
     repeated = tuple(dict.fromkeys(h for i, h in enumerate(data) if h in data[:i]))
     return BaselineTable(path, "GDSC", cells, np.array([""] * len(sym), dtype=object), sym, vals, repeated)
@@ -245,7 +266,7 @@ def read_generic_csv(path: str | Path) -> BaselineTable:
     sym = (df[sym_col].str.strip().to_numpy(dtype=object) if sym_col
            else np.where(is_ent, "", gid).astype(object))
     cell_cols = [c for c in df.columns[1:] if c != sym_col]
-    vals = _numeric(df[cell_cols], path).T.astype(np.float32)
+    vals = _numeric(df[cell_cols], path, list(gid), "gene").T.astype(np.float32)
     return BaselineTable(path, "CSV", [str(c) for c in cell_cols], ent, sym, vals)
 
 

@@ -214,14 +214,24 @@ def read_gct(path: str | Path) -> L1000Source:
         row_meta = pd.DataFrame([f[1:1 + n_rmeta] for f in data_rows], index=row_ids,
                                 columns=header[1:1 + n_rmeta])
     col_meta = pd.DataFrame({r[0].strip(): r[1 + n_rmeta:] for r in cmeta_rows}, index=sample_ids)
-    mat = _gct_values([f[1 + n_rmeta:] for f in data_rows], path, row_ids, sample_ids)
+    gene_ids = (row_meta["pr_gene_id"].to_numpy(dtype=object) if "pr_gene_id" in row_meta.columns
+                else row_ids)
+    mat = _gct_values([f[1 + n_rmeta:] for f in data_rows], path, row_ids, sample_ids, gene_ids)
     return L1000Source(path=path, fmt="gct", sample_ids=sample_ids, row_ids=row_ids,
                        row_meta=_clean_meta(row_meta), col_meta=_clean_meta(col_meta),
                        _matrix=np.ascontiguousarray(mat.T.astype(np.float32)))
 
 
-def _gct_values(rows: list[list[str]], path: Path, row_ids: np.ndarray, sample_ids: np.ndarray) -> np.ndarray:
-    """GCT matrix fields -> float64 [rows, samples], :data:`NA_TOKENS` -> NaN; other text is an error."""
+def gene_name(gene_id: object, row_id: object) -> str:
+    """A gene as errors name it: its gene id (Entrez) and, where it differs, the file's row id."""
+    g, r = str(gene_id).strip(), str(row_id).strip()
+    return f"gene {g!r}" if g == r or g in NA_TOKENS else f"gene {g!r} (row {r!r})"
+
+
+def _gct_values(rows: list[list[str]], path: Path, row_ids: np.ndarray, sample_ids: np.ndarray,
+                gene_ids: np.ndarray) -> np.ndarray:
+    """GCT matrix fields -> float64 [rows, samples], :data:`NA_TOKENS` -> NaN; other text is an error naming
+    the gene (its id and row id) and sample."""
     try:
         return np.array(rows, dtype=np.float64).reshape(len(rows), len(sample_ids))
     except ValueError:
@@ -232,9 +242,9 @@ def _gct_values(rows: list[list[str]], path: Path, row_ids: np.ndarray, sample_i
             try:
                 out[i, j] = np.nan if v.strip() in NA_TOKENS else float(v)
             except ValueError:
-                raise L1000Error(f"{path}: non-numeric expression value {v!r} for gene {row_ids[i]!r}, "
-                                 f"sample {sample_ids[j]!r} (write a missing value as empty, NA, NaN or "
-                                 f"-666)") from None
+                raise L1000Error(f"{path}: non-numeric expression value {v!r} for "
+                                 f"{gene_name(gene_ids[i], row_ids[i])}, sample {sample_ids[j]!r}; fix the "
+                                 f"value (write a missing value as empty, NA, NaN or -666)") from None
     return out
 
 
@@ -777,10 +787,13 @@ def load_profiles(src: L1000Source, selection: DrugSelection, genes: GeneSelecti
     bad = ~np.isfinite(data)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise L1000Error(f"{src.path}: {int(bad.sum())} missing (-666/NaN) or infinite values in the "
-                         f"selected profiles, e.g. sample {str(src.sample_ids[all_idx[i]])!r} "
-                         f"gene {str(genes.entrez[j])!r} = "
-                         f"{data[i, j]}")
+        n_samples = int(bad.any(axis=1).sum())
+        raise L1000Error(f"{src.path}: {int(bad.sum())} missing (-666/NaN) or infinite values in "
+                         f"{n_samples} selected profile{'' if n_samples == 1 else 's'}, e.g. sample "
+                         f"{str(src.sample_ids[all_idx[i]])!r} "
+                         f"{gene_name(genes.entrez[j], src.row_ids[genes.row_idx[j]])} = {data[i, j]}; fix "
+                         f"the values in the file, or keep those samples out of the selection (e.g. give "
+                         f"them another pert_type in --inst-info)")
     pos = {int(s): k for k, s in enumerate(all_idx)}
     plate = plates(src)
     profiles, doses, ids, pl = {}, {}, {}, {}

@@ -109,7 +109,7 @@ def test_nan_or_inf_in_selected_data(files, capsys, bad):
     mat[k, 3] = bad
     gctx = write_gctx(files["dir"] / "n.gctx", mat, files["rows"], c)
     err = build_err(files, l1000=gctx, capsys=capsys)
-    assert f"e.g. sample {c.inst_id[k]!r} gene '2309' = {bad}" in err
+    assert f"e.g. sample {c.inst_id[k]!r} gene '2309' (row '2309_at') = {bad}" in err
 
 
 def test_nan_outside_selection_is_fine(files, capsys):

@@ -129,12 +129,13 @@ def gct_with_first_value(f: dict, value: str) -> Path:
 
 def test_gct_missing_value_in_selected_sample_names_it(f):
     err = build_err(f, l1000=gct_with_first_value(f, "NA"))
-    assert f"e.g. sample {f['cols'].inst_id[0]!r} gene '5720' = nan" in err
+    assert f"e.g. sample {f['cols'].inst_id[0]!r} gene '5720' (row '5720_at') = nan" in err
 
 
 def test_gct_non_numeric_value_is_named(f):
     err = build_err(f, l1000=gct_with_first_value(f, "high"))
-    assert f"non-numeric expression value 'high' for gene '5720_at', sample {f['cols'].inst_id[0]!r}" in err
+    assert (f"non-numeric expression value 'high' for gene '5720' (row '5720_at'), sample "
+            f"{f['cols'].inst_id[0]!r}") in err
 
 
 @pytest.mark.parametrize("fmt", ["gctx", "gct"])

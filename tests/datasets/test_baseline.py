@@ -100,7 +100,7 @@ def test_non_numeric_and_nan_values(tmp_path):
     text = path.read_text().splitlines()
     text[2] = text[2].rsplit(",", 1)[0] + ",oops"
     path.write_text("\n".join(text) + "\n")
-    with pytest.raises(BaselineError, match=r"non-numeric value 'oops' at row 'MCF7'"):
+    with pytest.raises(BaselineError, match=r"non-numeric value 'oops' at line 3 \(cell line 'MCF7'\)"):
         read_baseline(path)
     text[2] = text[2].rsplit(",", 1)[0] + ","
     path.write_text("\n".join(text) + "\n")

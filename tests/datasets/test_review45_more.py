@@ -15,7 +15,15 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from datasets_test_helpers import l1000_design, values, write_gct, write_gctx
+from datasets_test_helpers import (
+    GENES,
+    baseline_values,
+    l1000_design,
+    values,
+    write_gct,
+    write_gctx,
+    write_gdsc,
+)
 
 from tests.datasets.build_cli import build_err, build_inputs, cli
 
@@ -161,3 +169,48 @@ def test_a_gzipped_l1000_file_is_named_as_such(tmp_path: Path, fmt: str,
     gz.write_bytes(gzip.compress(src.read_bytes()))
     err = build_err(f, l1000=gz, capsys=capsys)
     assert err == f"error: {gz}: gzip-compressed; gunzip the GCT/GCTX file first (gunzip -k x.{fmt}.gz)\n"
+
+
+# --------------------------------------- 15: baseline errors give the file line (1-based, header = line 1)
+def test_a_baseline_error_gives_the_file_line_and_the_row(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    genes = GENES[:6]
+    vals = baseline_values(["A375", "MCF7"], genes).astype(str)
+    vals[0, 2] = "abc"  # A375's RHEB: the third data row, line 4 of the file
+    base = tmp_path / "b.csv"
+    pd.DataFrame({"gene": [e for e, _ in genes], "A375": vals[0], "MCF7": vals[1]}).to_csv(base, index=False)
+    err = build_err(f, base=base, capsys=capsys)
+    assert err == (f"error: {base}: non-numeric value 'abc' at line 4 (gene '6009'), column 'A375'; fix the "
+                   f"value, or write a missing one as empty or NA\n")
+    text = base.read_text().splitlines()
+    base.write_text("\n".join([text[0], "", *text[1:]]) + "\n")  # a blank line before the data: line 5
+    assert " at line 5 (gene '6009')" in build_err(f, base=base, capsys=capsys)
+    gdsc = write_gdsc(tmp_path / "g.txt", ["906793", "905946"], genes, baseline_values("ab", genes))
+    text = gdsc.read_text().splitlines()
+    text[2] = text[2].replace(text[2].split("\t")[2], "xyz", 1)  # ATF1's DATA.906793
+    gdsc.write_text("\n".join(text) + "\n")
+    err = build_err(f, base=gdsc, capsys=capsys)
+    assert " non-numeric value 'xyz' at line 3 (gene 'ATF1'), column 'DATA.906793'; fix the value" in err
+
+
+# ------------------------------------------------ 16: a GCT gene is named by its gene id and row id alike
+def test_gct_value_errors_name_the_gene_id_and_the_row_id(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    f = build_inputs(tmp_path)
+    rows = f["rows"].copy()
+    rows["id"] = [f"2{k}_probe_at" for k in range(len(rows))]  # row ids unlike the Entrez ids
+    sample = str(f["cols"].inst_id[7])  # A375's first vorinostat well at 10 uM (the highest dose)
+    mat = f["mat"].copy()
+    mat[7, 1] = np.nan
+    gct = write_gct(tmp_path / "nan.gct", mat, rows, f["cols"])
+    err = build_err(f, l1000=gct, capsys=capsys)
+    assert err == (f"error: {gct}: 1 missing (-666/NaN) or infinite values in 1 selected profile, e.g. "
+                   f"sample {sample!r} gene '466' (row '21_probe_at') = nan; fix the values in the file, or "
+                   f"keep those samples out of the selection (e.g. give them another pert_type in "
+                   f"--inst-info)\n")
+    text = gct.read_text().replace("\tnan\t", "\tabc\t", 1)
+    gct.write_text(text)
+    err = build_err(f, l1000=gct, capsys=capsys)
+    assert err == (f"error: {gct}: non-numeric expression value 'abc' for gene '466' (row '21_probe_at'), "
+                   f"sample {sample!r}; fix the value (write a missing value as empty, NA, NaN or -666)\n")
