@@ -74,12 +74,14 @@ def describe_cube(path: Path) -> str:
     unpaired = [d for d in names if not ((per_cond[:, conds.index(d)] > 0) & ctrl).any()]
     if unpaired:
         chunks = missing_chunks(path)
+        short = bool(chunks) and chunks[0] < chunks[1]
+        what = "a damaged or incomplete cube" if short else "a cube a run cannot use"
         files = (f"; {chunks[0]} of the {chunks[1]} expression chunk files are present (all-NaN chunks are "
-                 f"not written, the others are missing?)" if chunks and chunks[0] < chunks[1] else "")
-        raise CubeError(f"{path}: a damaged or incomplete cube: no cell line pairs drug(s) "
-                        f"{', '.join(map(repr, unpaired))} (no fully measured control and profile of the "
-                        f"drug in one cell line), which pertvae-bench build and synth never write{files}; "
-                        f"copy the cube again or rebuild it")
+                 f"not written, the others are missing?)" if short else "")
+        raise CubeError(f"{path}: {what}: no cell line pairs drug(s) {', '.join(map(repr, unpaired))} (no "
+                        f"fully measured control and profile of the drug in one cell line), which "
+                        f"pertvae-bench build and synth never write{files}; copy the cube again or rebuild "
+                        f"it")
     for d in names:
         n = per_cond[:, conds.index(d)]
         paired = (n > 0) & ctrl
