@@ -14,4 +14,3 @@ def usable_cpus() -> int:
     from dask.system import cpu_count
 
     return max(1, cpu_count())
-

@@ -99,13 +99,12 @@ def probe(jobs: Sequence[tuple[str, str]]) -> list[Plugin | str]:
         try:
             proc.wait(timeout=STARTUP_SECONDS)
         except subprocess.TimeoutExpired:
-            kill_group(proc)
             return [f"{kind} {spec!r}: importing it did not finish in {STARTUP_SECONDS:g} s (does importing "
                     f"it hang?)" for kind, spec in jobs]
         finally:
             kill_group(proc)
         if not result.exists():
-            why = death_reason(proc.returncode).replace("before returning a result", "while importing it")
+            why = death_reason(proc.returncode, "while importing it")
             return [f"{kind} {spec!r}: {why}" for kind, spec in jobs]
         with result.open("rb") as f:
             return pickle.load(f)

@@ -141,13 +141,13 @@ def kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def death_reason(code: int | None) -> str:
-    """Why a child that left no result ended: its signal or exit status."""
+def death_reason(code: int | None, when: str = "before returning a result") -> str:
+    """Why a child that left no result ended (``when``): its signal or exit status."""
     if code is not None and code < 0:
         name = signal.Signals(-code).name
         hint = " (out of memory?)" if name == "SIGKILL" else ""
-        return f"its process was killed by {name}{hint} before returning a result"
-    return f"its process exited with status {code} before returning a result (os._exit, or a crash?)"
+        return f"its process was killed by {name}{hint} {when}"
+    return f"its process exited with status {code} {when} (os._exit, or a crash?)"
 
 
 def _result(path: Path) -> Any:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from datasets.cube import plural
 from datasets.pairs import PAIRING_NOTE
 from harness.benchmark import (
     ALPHA,
@@ -108,10 +109,6 @@ def verdict(comp: pd.DataFrame, drug: str, latent: int, metric: str = PRIMARY) -
     return "PertVAE " + "; ".join(parts) + f" ({_per_method_splits(sub)})."
 
 
-def _splits(n: int) -> str:
-    return f"{n} split{'s' if n != 1 else ''}"
-
-
 def _per_method_splits(sub: pd.DataFrame) -> str:
     """The splits behind each comparison of ``sub``: "10 splits", or "10 splits; 9 for a and b" naming the
     methods compared on fewer (a method that failed on some splits), never the fewest as everyone's."""
@@ -119,9 +116,9 @@ def _per_method_splits(sub: pd.DataFrame) -> str:
     top = int(n.max())
     fewer = n[n < top]
     if fewer.empty:
-        return _splits(top)
+        return plural(top, "split")
     by_count = [f"{k} for {_join(list(fewer[fewer == k].index))}" for k in sorted(set(fewer), reverse=True)]
-    return f"{_splits(top)}; " + ", ".join(by_count)
+    return f"{plural(top, 'split')}; " + ", ".join(by_count)
 
 
 def _mean_scores(scores: pd.DataFrame, drug: str, latent: int, metric: str) -> pd.Series:
@@ -312,7 +309,7 @@ def few_splits_line(n_splits: dict[str, int] | dict[str, tuple[int, int]]) -> st
     if not few:
         return ""
     return (f"WARNING: p-values rest on fewer than {MIN_SPLITS} splits for "
-            + ", ".join(f"{d} ({_splits(lo) if lo == hi else str(lo) + '-' + _splits(hi)})"
+            + ", ".join(f"{d} ({plural(lo, 'split') if lo == hi else str(lo) + '-' + plural(hi, 'split')})"
                         for d, (lo, hi) in few.items())
             + "; too few for a reliable test: run more repeats (--n-repeats) or folds (--n-folds).")
 
@@ -561,7 +558,7 @@ def _legend(methods: list[str], comp: pd.DataFrame) -> list[str]:
             lines.append(
                 f"- your --method plug-ins are in the verdict family: its q-values correct "
                 f"{verdict_family_size(comp)} {PRIMARY} p-values together (the largest family), PertVAE "
-                f"against your {len(own)} plug-in{'s' if len(own) != 1 else ''} ({_join(own)}) among them: "
+                f"against your {plural(len(own), 'plug-in')} ({_join(own)}) among them: "
                 "adding or removing a plug-in changes the q-values, and can change the verdicts, of PertVAE "
                 "against the built-in methods too (their scores stay the same).")
     lines += [

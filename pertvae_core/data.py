@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SplitData", "FIELDS", "checked_fields", "distinct_rows", "measured_profiles"]
+__all__ = ["SplitData", "FIELDS", "TEST_FIELDS", "TEST_EXTRAS", "checked_fields", "distinct_rows",
+           "measured_profiles"]
 
 FIELDS = ("x1_train", "x2_train", "x1_val", "x2_val", "x1_test", "x2_test", "xs_train")
 TEST_FIELDS = ("x1_test", "x2_test")   # hidden (NaN) in the copy a method is fitted on
