@@ -40,7 +40,7 @@ from datasets.cube import (
 from harness.products import products_line
 from harness.report import ReportError, fit_counts, fits_table, open_results
 from harness.results import json_attr
-from harness.store import BF16_KEY, OLD_BF16_KEY
+from harness.store import BF16_KEY, OLD_BF16_KEY, failed_words
 
 __all__ = ["describe", "describe_cube", "describe_run", "main"]
 
@@ -148,7 +148,7 @@ def describe_run(out: Path) -> str:
     fits = fits_table(ds)
     counts = fit_counts(ds)
     science = json_attr(ds, "config").get("science", {})
-    lines = [f"run {out}: {counts['done']} of {counts['planned']} fits done, {counts['failed']} failed, "
+    lines = [f"run {out}: {counts['done']} of {counts['planned']} fits done, {failed_words(counts)}, "
              f"{counts['not_run']} not run" + (" (PARTIAL)" if counts["missing"] else "")]
     parts = [f"models {', '.join(science['models'])}" if science.get("models") else "",
              "latents " + "; ".join(f"{m} {v}" for m, v in science["latents"].items())

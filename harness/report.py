@@ -56,6 +56,7 @@ from harness import figures, report_stamp, response_report, verdicts
 from harness.contenders import built_in_methods, figure2_models, model_methods, reference_model
 from harness.products import products_counts, products_line
 from harness.results import StoreReadError, as_str, json_attr, load_results, paper_metric, planned_mask
+from harness.store import failed_words, fit_counts_of
 from pertvae_core.evaluation import PRIMARY
 from pertvae_core.methods import REFERENCE
 from pertvae_core.stats import benjamini_hochberg, corrected_t_greater, mann_whitney_greater, wilcoxon_greater
@@ -147,7 +148,7 @@ class Results:
     def __repr__(self) -> str:
         """A few lines (the tables' sizes and columns), not every table in full."""
         c = self.counts
-        lines = [f"Results: {c['done']} of {c['planned']} fits done, {c['failed']} failed"
+        lines = [f"Results: {c['done']} of {c['planned']} fits done, {failed_words(c)}"
                  + (" (PARTIAL)" if self.partial else "")]
         for f in dataclasses.fields(self):
             table = getattr(self, f.name)
@@ -187,15 +188,12 @@ def figure2_scope(ds: xr.Dataset) -> str:
 
 
 def fit_counts(ds: xr.Dataset) -> dict[str, int]:
-    """planned, done, failed, not_run and missing (= planned - done) fit counts."""
+    """planned, done, failed (failed_in_methods: of those, the ones failed in some methods only), not_run
+    and missing (= planned - done) fit counts (harness.store.fit_counts_of)."""
     ds = ds.transpose("model", "drug", "latent", "split", ...)
-    pm = planned_mask(ds)
-    st = _status(ds)
-    planned = int(pm.sum())
-    done = int(((st == "done") & pm).sum())
-    failed = int(((st == "failed") & pm).sum())
-    return {"planned": planned, "done": done, "failed": failed, "not_run": planned - done - failed,
-            "missing": planned - done}
+    methods = (as_str(ds["method_status"].transpose("model", "drug", "latent", "split", "method").values)
+               if "method_status" in ds.variables else None)
+    return fit_counts_of(_status(ds), planned_mask(ds), methods)
 
 
 # ---------------------------------------------------------------------------------------------------

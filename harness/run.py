@@ -53,6 +53,7 @@ from harness.store import (
     ResultStore,
     StoreDamagedError,
     StoreMismatchError,
+    failed_words,
     known_fingerprint,
     versions,
     write_detail_at,
@@ -428,7 +429,7 @@ def _run_locked(cfg: RunConfig) -> int:
         _say(f"interrupted: {counts['done']} of {counts['planned']} fits are saved in {store.path}; "
              f"run the same command again to resume")
         return interrupted
-    _say(f"done: {counts['done']} fits done, {counts['failed']} failed, {counts['missing']} missing "
+    _say(f"done: {counts['done']} fits done, {failed_words(counts)}, {counts['not_run']} not run "
          f"({seconds:.1f} s wall since the command started, the data and the cluster's start included)")
     if repair.n_fits:
         _say(f"repaired: {repair.n_fits} fit(s) of damaged cells recomputed")

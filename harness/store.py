@@ -406,6 +406,31 @@ def _write_whole(ds: xr.Dataset, path: Path, encoding: dict, compute: bool, ever
         raise
 
 
+def fit_counts_of(status: np.ndarray, planned: np.ndarray,
+                  method_status: np.ndarray | None) -> dict[str, int]:
+    """planned, done, failed, not_run and missing (= planned - done) fits, and ``failed_in_methods``: the
+    failed fits in which some methods scored and only others failed (a plug-in's fit failed beside the
+    built-in baselines), so that a count of failed fits does not read as scores lost that are not."""
+    done = int(((status == "done") & planned).sum())
+    failed_fits = (status == "failed") & planned
+    in_methods = 0
+    if method_status is not None and method_status.size:
+        in_methods = int((failed_fits & (method_status == "done").any(axis=-1)).sum())
+    failed = int(failed_fits.sum())
+    planned_n = int(planned.sum())
+    return {"planned": planned_n, "done": done, "failed": failed, "failed_in_methods": in_methods,
+            "not_run": planned_n - done - failed, "missing": planned_n - done}
+
+
+def failed_words(counts: Mapping[str, int]) -> str:
+    """'N failed', saying how many of them failed in some methods only (their other methods scored)."""
+    n, k = counts["failed"], counts.get("failed_in_methods", 0)
+    if not k:
+        return f"{n} failed"
+    which = "all" if k == n else f"{k} of them"
+    return f"{n} failed ({which} in some methods only: their other methods are scored)"
+
+
 class ResultStore:
     """Handle on OUT/results.zarr. Create/validate with :meth:`open`."""
 
@@ -794,13 +819,9 @@ class ResultStore:
         return np.broadcast_to(self._planned[..., None], shape)
 
     def counts(self) -> dict[str, int]:
-        """Planned, done, failed and missing (planned, not done) fits."""
-        st = self.status()
-        pm = self.planned_mask()
-        done = int(((st == "done") & pm).sum())
-        failed = int(((st == "failed") & pm).sum())
-        planned = int(pm.sum())
-        return {"planned": planned, "done": done, "failed": failed, "missing": planned - done}
+        """Planned, done, failed (and of those, failed in some methods only) and missing fits."""
+        methods = self._read("method_status")[0].astype(str) if "method_status" in self.method_vars else None
+        return fit_counts_of(self.status(), self.planned_mask(), methods)
 
     def n_missing(self) -> int:
         """Planned fits that are not done (not run or failed)."""

@@ -113,3 +113,13 @@ def test_in_process_exit_and_crash_end_only_the_plugin(tmp_path_factory, tmp_pat
     scores = pd.read_csv(out / "scores.csv")
     assert {"identity", "mean_shift", "ridge_delta"} <= set(scores["method"])
     assert (out / "benchmark.md").exists() and (out / "failures.csv").exists()
+
+
+def test_the_run_line_says_the_failed_fits_failed_only_in_their_plugins(runs):
+    # every fit of the bad run is "failed" (a plug-in failed in it) while every built-in in it scored
+    from harness.info import describe_run
+
+    _, bad, _, _ = runs
+    first = describe_run(bad).splitlines()[0]
+    assert first == (f"run {bad}: 0 of 2 fits done, 2 failed (all in some methods only: their other methods "
+                     f"are scored), 0 not run (PARTIAL)")

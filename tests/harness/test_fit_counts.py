@@ -1,0 +1,44 @@
+"""harness.store.fit_counts_of and failed_words: the counts every 'done:' / 'run ...' / 'Results:' line
+prints, checked against a direct count; a fit failed only in some of its methods is said to be one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.store import failed_words, fit_counts_of
+
+
+def _grid(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    status = rng.choice(np.array(["done", "failed", ""], dtype=object), size=(2, 3, 2, 4))
+    planned = rng.random((2, 3, 2, 4)) < 0.8
+    methods = rng.choice(np.array(["done", "failed", ""], dtype=object), size=(2, 3, 2, 4, 3))
+    return status, planned, methods
+
+
+def test_counts_match_a_direct_count():
+    status, planned, methods = _grid()
+    got = fit_counts_of(status, planned, methods)
+    direct = {"planned": 0, "done": 0, "failed": 0, "failed_in_methods": 0, "not_run": 0}
+    for idx in np.ndindex(*status.shape):
+        if not planned[idx]:
+            continue
+        direct["planned"] += 1
+        if status[idx] == "done":
+            direct["done"] += 1
+        elif status[idx] == "failed":
+            direct["failed"] += 1
+            direct["failed_in_methods"] += "done" in list(methods[idx])
+        else:
+            direct["not_run"] += 1
+    assert got == {**direct, "missing": direct["planned"] - direct["done"]}
+    assert fit_counts_of(status, planned, None)["failed_in_methods"] == 0
+
+
+def test_the_words_say_which_failures_lost_no_other_scores():
+    c = {"failed": 3, "failed_in_methods": 0}
+    assert failed_words(c) == "3 failed"
+    assert failed_words({**c, "failed_in_methods": 3}) == ("3 failed (all in some methods only: their other "
+                                                           "methods are scored)")
+    assert failed_words({**c, "failed_in_methods": 1}) == ("3 failed (1 of them in some methods only: their "
+                                                           "other methods are scored)")
