@@ -27,6 +27,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from pertvae_core.isolation import exception_text
 from pertvae_core.methods import MethodLoadError
 
 METHOD, RESPONSE = "method", "response method"
@@ -133,7 +134,7 @@ def _loaded(kind: str, spec: str) -> Plugin | str:
     except BaseException as e:  # noqa: BLE001 - a KeyboardInterrupt of its own included
         last = traceback.extract_tb(e.__traceback__)[-1:]
         where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
-        return f"{kind} {spec!r}: importing it failed: {type(e).__name__}: {e}{where}"
+        return f"{kind} {spec!r}: importing it failed: {exception_text(e)}{where}"
 
 
 def child(job_path: str, result_path: str) -> None:

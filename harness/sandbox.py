@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from pertvae_core.isolation import MethodFailed
+from pertvae_core.isolation import MethodFailed, exception_text
 
 STARTUP_SECONDS = 300.0  # limit on starting the process and importing the method
 READY = b"r"
@@ -209,7 +209,7 @@ def child(job_path: str, result_path: str, ready_fd: int, parent: int) -> int:
     try:
         target = _import(job["target"], "heads" in job)
     except BaseException as e:  # noqa: BLE001 - whatever the import does, it is the method's failure
-        _write(result, {"failed": f"importing {job['target']} failed: {type(e).__name__}: {e}",
+        _write(result, {"failed": f"importing {job['target']} failed: {exception_text(e)}",
                         "traceback": traceback.format_exc()})
         return 0
     os.write(ready_fd, READY)

@@ -25,7 +25,7 @@ import numpy as np
 from pertvae_core.data import TEST_EXTRAS, TEST_FIELDS, SplitData
 
 __all__ = ["MethodFailed", "readonly_split", "frozen", "check_numbers", "check_prediction", "fitted_method",
-           "fit_predict", "describe", "methods_failure"]
+           "fit_predict", "describe", "exception_text", "methods_failure"]
 
 READ_ONLY = ("assignment destination is read-only", "output array is read-only", "is read-only")
 # In a process of the method's own (harness.sandbox, set there), which no terminal's Ctrl-C reaches, a
@@ -73,6 +73,11 @@ def readonly_split(split: SplitData) -> SplitData:
     return new
 
 
+def exception_text(e: BaseException) -> str:
+    """'Name: message', or the name alone where the message is empty (a bare KeyboardInterrupt)."""
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
 def describe(e: BaseException, phase: str) -> str:
     """The reason for a method that raised ``e`` during ``phase`` ("__init__", "fit" or "predict")."""
     if isinstance(e, SystemExit):
@@ -82,7 +87,7 @@ def describe(e: BaseException, phase: str) -> str:
     if isinstance(e, ValueError) and any(s in str(e) for s in READ_ONLY):
         hint = (": the method changed its input in place; its inputs are read-only so that no method can "
                 "change the data the others are scored on: copy first, e.g. x1 = x1.copy()")
-    return f"{type(e).__name__}: {e} (in {phase}(){hint})"[:2000]
+    return f"{exception_text(e)} (in {phase}(){hint})"[:2000]
 
 
 def check_numbers(out: Any, call: str, need: str, shape: tuple[int, ...], shape_need: str,

@@ -34,6 +34,7 @@ import numpy as np
 from pertvae_core.drvae import DrVAEConfig
 from pertvae_core.drvae_predict import predict_proba, predict_proba_identity, predict_value
 from pertvae_core.drvae_train import DrVAEState, fit_drvae
+from pertvae_core.isolation import exception_text
 from pertvae_core.methods import MethodFactory, MethodLoadError, resolve_spec
 from pertvae_core.response_data import ResponseSplit
 from pertvae_core.response_isolation import HEAD_CALLS, method_heads
@@ -145,7 +146,7 @@ def evaluate_response_methods(splits: Sequence[ResponseSplit],
             try:
                 scores[name] = score_response(make().fit(sp), sp)
             except (ValueError, np.linalg.LinAlgError, FloatingPointError) as e:
-                reasons.append(f"{name}: {type(e).__name__}: {e}")
+                reasons.append(f"{name}: {exception_text(e)}")
         rows.append({"scores": scores, "fit_seconds": time.perf_counter() - t0,
                      "status": "failed" if reasons else "done", "reason": "; ".join(reasons)})
     return rows

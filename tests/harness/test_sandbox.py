@@ -182,7 +182,7 @@ def test_an_entry_point_name_is_resolved_in_its_process(split, tmp_path, monkeyp
     np.testing.assert_array_equal(method.fit_predict(split, [split.x1_test])[0], split.x1_test)
 
 
-@pytest.mark.parametrize("cls, why", [(bad.RaisesKeyboardInterrupt, "KeyboardInterrupt:  (in fit())"),
+@pytest.mark.parametrize("cls, why", [(bad.RaisesKeyboardInterrupt, "KeyboardInterrupt (in fit())"),
                                       (bad.RaisesBase, "Boom: custom BaseException (in fit())")])
 def test_what_a_method_raises_in_its_own_process_is_its_reason(cls, why):
     # not "killed by SIGINT" or "exited with status 1 (os._exit, or a crash?)": no Ctrl-C reaches its process

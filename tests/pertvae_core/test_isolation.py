@@ -162,3 +162,11 @@ def test_an_exception_derived_from_baseexception_fails_the_method(split):
 def test_a_keyboardinterrupt_in_the_runs_own_process_is_the_users_ctrl_c(split):
     with pytest.raises(KeyboardInterrupt):
         fit_predict(bad.RaisesKeyboardInterrupt, split, [split.x1_test])
+
+
+def test_an_exception_without_a_message_is_named_alone():
+    from pertvae_core.isolation import describe, exception_text
+
+    assert exception_text(KeyboardInterrupt()) == "KeyboardInterrupt"
+    assert exception_text(ValueError("bad x")) == "ValueError: bad x"
+    assert describe(RuntimeError(), "fit") == "RuntimeError (in fit())"
