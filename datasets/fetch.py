@@ -599,6 +599,7 @@ def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size:
                              f"{'sha256 ' + expected if expected and got != expected else f'{size} bytes'}; "
                              f"kept aside as {bad}, rerun to fetch it again")
         rec = _record(url, n, got, "publisher" if expected else "trust on first use (file found in --dir)")
+    downloaded = ""
     if not dest.exists():
         pinned = expected or (rec or {}).get("sha256")  # trust on first use: later downloads must match
         n, got = download(url, dest, size=size, retries=retries, stream=stream, backoff=backoff)
@@ -609,7 +610,9 @@ def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size:
                              f"aside as {bad} (not used); rerun to fetch it again")
         rec = _record(url, n, got, "publisher or --sha256" if expected
                       else (rec or {}).get("checksum", "trust on first use"))
-        print(f"{name}: {n} bytes, sha256 {got} ({rec['checksum']})", file=log)
+        downloaded = f"{name}: {n} bytes, sha256 {got} ({rec['checksum']})"
+        if not archive:  # an archive's is said once it unpacked (a damaged one is set aside, not trusted)
+            print(downloaded, file=log)
     rec["mtime_ns"] = dest.stat().st_mtime_ns  # size + mtime: a build reuses the sha256 (datasets.provenance)
     m["files"][name] = rec
     write_manifest(d, m)
@@ -629,6 +632,8 @@ def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size:
             rec["archive_removed"] = True
         m["files"][name] = rec
         write_manifest(d, m)
+        if downloaded:
+            print(downloaded, file=log)
         print(f"{name}: unpacked to {', '.join(recs)} ({human_bytes(sum(n for _, n, _ in done))})", file=log)
     return Fetched(name, usable, False)
 

@@ -184,7 +184,9 @@ def test_an_archive_that_does_not_unpack_is_never_trusted(tmp_path, server, caps
     server.files["/x/table.txt.gz"] = gz[: len(gz) // 2]
     d, url = tmp_path / "data", f"{server.url}/x/table.txt.gz"
     assert run_fetch("--url", url, "--dir", str(d)) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+    cap = capsys.readouterr()
+    assert "trust on first use" not in cap.out + cap.err   # it was said just before the refusal
+    err = cap.err.strip().splitlines()[-1]
     (bad,) = d.glob("table.txt.gz.bad-*")
     assert err == (f"error: {d / 'table.txt.gz'}: cannot decompress (Compressed file ended before the "
                    f"end-of-stream marker was reached); the download may be damaged; set aside as {bad} and "
@@ -193,6 +195,8 @@ def test_an_archive_that_does_not_unpack_is_never_trusted(tmp_path, server, caps
     server.files["/x/table.txt.gz"] = gz
     assert run_fetch("--url", url, "--dir", str(d)) == 0
     assert (d / "table.txt").read_bytes() == raw and manifest(d)["table.txt.gz"]["sha256"] == sha(gz)
+    cap = capsys.readouterr()
+    assert f"table.txt.gz: {len(gz)} bytes, sha256 {sha(gz)} (trust on first use)" in cap.out + cap.err
 
 
 def test_a_failed_download_names_no_file_it_did_not_write(tmp_path, server, capsys):
