@@ -67,11 +67,10 @@ from datasets.cube import (
     check_pairs,
     make_cube,
     plate_ids,
-    plural,
     remove_stale_temps,
     write_cube,
 )
-from datasets.files import available_memory, check_inputs_outside, package_version, sha256_file
+from datasets.files import available_memory, check_inputs_outside, package_version, plural, sha256_file
 from datasets.pairs import PAIRING_NOTE
 
 OBS_FIELDS = ("cell_line", "condition", "replicate", "dose_um", "plate", "source")

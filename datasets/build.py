@@ -35,10 +35,9 @@ from datasets.cube import (
     check_out_path,
     check_pairs,
     make_cube,
-    plural,
     write_cube,
 )
-from datasets.files import available_memory, check_inputs_outside, package_version
+from datasets.files import available_memory, check_inputs_outside, package_version, plural
 from datasets.interrupt import quiet_unawaited_coroutines
 from datasets.l1000 import (
     DOSE,

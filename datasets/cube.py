@@ -161,11 +161,6 @@ def add_response(ds: xr.Dataset, values: np.ndarray, attrs: dict) -> xr.Dataset:
     return out
 
 
-def plural(n: int, word: str) -> str:
-    """``1 cell line``, ``2 cell lines`` (for summaries)."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def drugs(ds: xr.Dataset) -> list[str]:
     """The drug conditions (every condition other than control and baseline), in cube order."""
     return [str(c) for c in ds["condition"].values if str(c) not in (CONDITION_CONTROL, CONDITION_BASELINE)]

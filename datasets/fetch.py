@@ -50,7 +50,7 @@ from typing import IO
 
 from datasets.argparsing import OneLineParser
 from datasets.disk import write_failure
-from datasets.files import duration, human_bytes, sha256_file
+from datasets.files import duration, human_bytes, plural, sha256_file
 
 MANIFEST = "MANIFEST.json"
 CHUNK = 1 << 20
@@ -720,7 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: partial downloads kept as NAME.part; rerun to resume", file=sys.stderr)
         return 130
-    print(f"{len(done)} files in {a.dir} ({sum(f.reused for f in done)} reused), recorded in "
+    print(f"{plural(len(done), 'file')} in {a.dir} ({sum(f.reused for f in done)} reused), recorded in "
           f"{Path(a.dir) / MANIFEST}")
     return 0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from datasets.errors import CubeError
 
-__all__ = ["human_bytes", "duration", "sha256_file", "available_memory", "package_version",
+__all__ = ["human_bytes", "plural", "duration", "sha256_file", "available_memory", "package_version",
            "check_inputs_outside", "BLOCK"]
 
 BLOCK = 16 * 2**20  # bytes read at a time when hashing
@@ -23,6 +23,11 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"
+
+
+def plural(n: int, word: str) -> str:
+    """``1 cell line``, ``2 cell lines`` (for summaries)."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def duration(seconds: float) -> str:

@@ -51,6 +51,7 @@ import pandas as pd
 
 from datasets.cell_names import resolve_spellings
 from datasets.cube import CubeError
+from datasets.files import plural
 from datasets.gctx_plan import Layout, plan_reads
 
 CMAP_NULL = "-666"
@@ -424,7 +425,8 @@ def select_genes(src: L1000Source, all_genes: bool = False) -> GeneSelection:
         dup = pd.Series(ent[idx])
         e = str(dup[dup.duplicated()].iloc[0])
         rows = [str(src.row_ids[i]) for i in idx[ent[idx] == e]]
-        raise L1000Error(f"{src.path}: {repeated} landmark rows ({lm_col} 1) repeat the Entrez id of "
+        raise L1000Error(f"{src.path}: {plural(repeated, 'landmark row')} ({lm_col} 1) "
+                         f"{'repeats' if repeated == 1 else 'repeat'} the Entrez id of "
                          f"another, e.g. pr_gene_id {e!r} on rows {', '.join(map(repr, rows))}; each "
                          f"landmark gene has one row: fix the pr_gene_id (or --gene-info) of those rows")
     idx = idx[np.sort(first)]

@@ -35,8 +35,8 @@ from datasets.cube import (
     is_cube_store,
     missing_chunks,
     open_cube,
-    plural,
 )
+from datasets.files import plural
 from harness.products import products_line
 from harness.report import ReportError, fit_counts, fits_table, open_results
 from harness.results import json_attr

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from datasets.cube import plural
+from datasets.files import plural
 from datasets.pairs import PAIRING_NOTE
 from harness.benchmark import (
     ALPHA,
@@ -216,8 +216,9 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
     if with_pertvae:
         losses = {d: verdict_parts(comp, d, latent)["loses to"] for d in drugs}
         lost = [f"{d} (to {_join(m)})" for d, m in losses.items() if m]
+        all_drugs = plural(len(drugs), "drug")
         lines.append(f"On {PRIMARY}, {_against_no_change(comp, real, drugs, latent)} and loses significantly "
-                     f"on {len(lost)} of all {len(drugs)} drugs" + (f": {'; '.join(lost)}" if lost else "")
+                     f"on {len(lost)} of all {all_drugs}" + (f": {'; '.join(lost)}" if lost else "")
                      + _other_losses(comp, [d for d in drugs if not losses[d]], latent) + ".")
     if null:
         called = [d for d in null if any(verdict_parts(comp, d, latent)[k] for k in ("beats", "loses to"))]
@@ -253,7 +254,7 @@ def _drug_splits(n: dict[str, int]) -> str:
     top = max(n.values())
     fewer = {d: k for d, k in n.items() if k < top}
     if not fewer:
-        return f"{top} splits per drug"
+        return f"{plural(top, 'split')} per drug"
     if len(fewer) > 4:
         return f"{top} splits per drug, fewer on {len(fewer)} drugs (benchmark.md gives each drug's)"
     return f"{top} splits per drug, fewer on " + _join([f"{d} ({k})" for d, k in fewer.items()])

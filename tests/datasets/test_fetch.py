@@ -140,7 +140,9 @@ def test_reuse_is_verified_and_a_changed_file_is_refused(tmp_path, server, capsy
     assert manifest(d)["data.bin"]["checksum"] == "trust on first use"
     capsys.readouterr()
     assert run_fetch("--url", url, "--dir", str(d)) == 0
-    assert "present, verified against MANIFEST.json" in capsys.readouterr().err
+    cap = capsys.readouterr()
+    assert "present, verified against MANIFEST.json" in cap.err
+    assert cap.out == f"1 file in {d} (1 reused), recorded in {d / 'MANIFEST.json'}\n"
     assert len(server.gets("/files/data.bin")) == 1  # reused, not downloaded again
     b = bytearray(BODY)
     b[10] ^= 1
@@ -318,4 +320,4 @@ def test_cli_subprocess_with_base_url(tmp_path, server):
                        env={**env, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "data" / "Cell_line_RMA_proc_basalExp.txt").read_text().startswith("GENE_SYMBOLS")
-    assert "1 files in" in r.stdout
+    assert "1 file in" in r.stdout

@@ -98,7 +98,7 @@ def test_a_repeated_landmark_entrez_id_is_refused(tmp_path: Path, capsys: pytest
     rows.loc[1, "pr_gene_id"] = rows.loc[0, "pr_gene_id"]  # ATF1's row labelled PSME1's 5720
     gctx = _rows_gctx(f, rows, "dup.gctx")
     err = build_err(f, l1000=gctx, capsys=capsys)
-    assert err == (f"error: {gctx}: 1 landmark rows (pr_is_lmark 1) repeat the Entrez id of another, e.g. "
+    assert err == (f"error: {gctx}: 1 landmark row (pr_is_lmark 1) repeats the Entrez id of another, e.g. "
                    f"pr_gene_id '5720' on rows '5720_at', '466_at'; each landmark gene has one row: fix the "
                    f"pr_gene_id (or --gene-info) of those rows\n")
 

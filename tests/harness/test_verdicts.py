@@ -333,3 +333,10 @@ def test_the_power_line_holds_for_every_drug_of_the_fewest_splits() -> None:
     k = max(power_floor(10, *tt[d])[1] for d in tt)
     assert f"at least {k:.2f} standard deviations" in _power(comp, tt, {"a": 10, "b": 10})
     assert k == pytest.approx(power_floor(10, 60.0, 40.0)[1])
+
+
+def test_counts_of_one_are_singular():
+    from harness.verdicts import _drug_splits
+
+    assert _drug_splits({"a": 1}) == "1 split per drug"
+    assert _drug_splits({"a": 3, "b": 3}) == "3 splits per drug"
