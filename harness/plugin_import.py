@@ -31,6 +31,7 @@ from pertvae_core.isolation import exception_text
 from pertvae_core.methods import MethodLoadError
 
 METHOD, RESPONSE = "method", "response method"
+NOTICE_SECONDS = 15.0   # an import still running after this is said on stderr (it may hang)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def probe(jobs: Sequence[tuple[str, str]]) -> list[Plugin | str]:
         proc = subprocess.Popen([sys.executable, "-m", "harness.plugin_import", str(job), str(result)],
                                 start_new_session=True, stdin=subprocess.DEVNULL)
         try:
-            proc.wait(timeout=STARTUP_SECONDS)
+            _wait(proc, jobs, STARTUP_SECONDS)
         except subprocess.TimeoutExpired:
             return [f"{kind} {spec!r}: importing it did not finish in {STARTUP_SECONDS:g} s (does importing "
                     f"it hang?)" for kind, spec in jobs]
@@ -109,6 +110,21 @@ def probe(jobs: Sequence[tuple[str, str]]) -> list[Plugin | str]:
             return [f"{kind} {spec!r}: {why}" for kind, spec in jobs]
         with result.open("rb") as f:
             return pickle.load(f)
+
+
+def _wait(proc: subprocess.Popen, jobs: Sequence[tuple[str, str]], limit: float) -> None:
+    """Wait up to ``limit`` s for the import; after NOTICE_SECONDS say on stderr what the run waits for
+    (a module that hangs on import would otherwise leave the run silent for minutes)."""
+    try:
+        proc.wait(timeout=min(NOTICE_SECONDS, limit))
+        return
+    except subprocess.TimeoutExpired:
+        if NOTICE_SECONDS >= limit:
+            raise
+    names = ", ".join(spec for _, spec in jobs)
+    print(f"importing {names}: still importing after {NOTICE_SECONDS:g} s; waiting up to {limit:g} s in all",
+          file=sys.stderr, flush=True)
+    proc.wait(timeout=limit - NOTICE_SECONDS)
 
 
 def _load(kind: str, spec: str) -> Plugin:

@@ -46,10 +46,13 @@ def test_an_import_that_ends_its_process_is_one_error(mod, why):
     assert str(e.value) == f"--method {MODS}.{mod}: method '{MODS}.{mod}': {why}"
 
 
-def test_an_import_that_hangs_is_stopped(monkeypatch):
+def test_an_import_that_hangs_is_stopped_and_the_wait_is_said(monkeypatch, capsys):
     monkeypatch.setattr(sandbox, "STARTUP_SECONDS", 3.0)
+    monkeypatch.setattr(plugin_import, "NOTICE_SECONDS", 1.0)
     (got,) = probe([(METHOD, f"{MODS}.hangs:H")])
     assert got == f"method '{MODS}.hangs:H': importing it did not finish in 3 s (does importing it hang?)"
+    assert capsys.readouterr().err == (f"importing {MODS}.hangs:H: still importing after 1 s; waiting up to "
+                                       f"3 s in all\n")
 
 
 def test_an_import_that_fails_where_the_fits_run_fails_that_plugin_alone():
