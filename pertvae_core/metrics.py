@@ -75,13 +75,17 @@ def pearson_rows(a: Any, b: Any) -> np.ndarray:
 
 
 def _row_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson per row across the last axis (float64, equal shapes); NaN for a constant or NaN row."""
+    """Pearson per row across the last axis (float64, equal shapes); NaN for a constant or NaN row.
+
+    A constant row is found by equality, not by ``den > 0``: its mean is rounded (0.1 * 30 / 30 != 0.1), so
+    its centred values are a tiny nonzero constant and the quotient a spurious ~1e-17 (scipy says NaN)."""
     xc = x - x.mean(axis=-1, keepdims=True)
     yc = y - y.mean(axis=-1, keepdims=True)
     num = np.einsum("...g,...g->...", xc, yc)
     den = np.sqrt(np.einsum("...g,...g->...", xc, xc) * np.einsum("...g,...g->...", yc, yc))
+    varies = ~((x == x[..., :1]).all(axis=-1) | (y == y[..., :1]).all(axis=-1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        r = np.where((den > 0) & varies, num / np.where(den > 0, den, 1.0), np.nan)
     return np.clip(r, -1.0, 1.0)
 
 

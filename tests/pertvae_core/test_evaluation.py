@@ -263,3 +263,13 @@ def test_retrieval_matches_a_direct_ranking_and_sits_at_chance_for_one_change() 
     assert retrieval_rows(one, obs).mean() == pytest.approx(0.5, abs=1e-12)   # one change for every row
     assert retrieval_rows(np.zeros_like(obs), obs).tolist() == [0.5] * 7      # no change: all ties
     assert np.isnan(retrieval_rows(pred[:1], obs[:1])).all()
+
+
+def test_pearson_of_a_constant_row_is_nan_whatever_its_rounded_mean() -> None:
+    """A constant row whose mean rounds (0.1 over 30 genes) gave ~1e-17, not NaN as scipy.stats.pearsonr."""
+    other = np.random.default_rng(3).normal(size=(6, 30))
+    flat = np.full((6, 30), 0.1) * np.array([1.0, 3.0, 1 / 3, 77.0, 1e-3, 12.345])[:, None]
+    assert np.isnan(pearson_rows(flat, other)).all()
+    assert np.isnan(pearson_rows(other, flat)).all()
+    assert np.isnan(change_pearson_rows(other, flat)).all()   # a constant observed change: undefined
+    assert change_pearson_rows(flat, other).tolist() == [0.0] * 6   # a constant prediction: no change, 0
