@@ -114,10 +114,30 @@ def test_bh_property_matches_scipy(p: list[float]) -> None:
     assert np.all(np.diff(q[order]) >= -1e-15)
 
 
-def test_wilcoxon_with_ties_or_zeros_uses_the_normal_approximation() -> None:
-    a = np.array([0.1, 0.2, 0.2, 0.3, 0.0, 0.5, 0.4, 0.4, 0.6, 0.7])
-    b = np.zeros(10)
+def test_wilcoxon_with_ties_or_zeros_uses_the_normal_approximation_above_13_pairs() -> None:
+    a = np.array([0.1, 0.2, 0.2, 0.3, 0.0, 0.5, 0.4, 0.4, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1])
+    b = np.zeros(14)
     want = stats.wilcoxon(a - b, alternative="greater", method="approx").pvalue
     assert wilcoxon_greater(a, b) == pytest.approx(want)
+    assert wilcoxon_greater(a, b) == pytest.approx(stats.wilcoxon(a - b, alternative="greater").pvalue)
+    b = np.zeros(10)
     exact = np.arange(1, 11) / 10.0
     assert wilcoxon_greater(exact, b) == pytest.approx(stats.wilcoxon(exact, alternative="greater").pvalue)
+
+
+def test_wilcoxon_with_ties_or_zeros_on_few_pairs_is_exact_as_scipys_default() -> None:
+    """Up to 13 pairs with ties or zeros: the exact sign-flip distribution (scipy's default), never the
+    normal approximation, which went below the least p a signed-rank test can give (1/2^n)."""
+    same = np.full(5, 0.1)   # 5 splits, all better by the same amount
+    assert wilcoxon_greater(same, np.zeros(5)) == pytest.approx(1 / 32)   # was 0.0127
+    tied = np.array([0.1, 0.1, 0.2, 0.3, 0.4])
+    assert wilcoxon_greater(tied, np.zeros(5)) == pytest.approx(1 / 32)   # was 0.0211
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        n = int(rng.integers(2, 14))
+        d = np.round(rng.normal(0.2, 1.0, size=n), 1)
+        d[rng.random(n) < 0.15] = 0.0
+        if np.all(d == 0):
+            continue
+        want = stats.wilcoxon(d, alternative="greater").pvalue
+        assert wilcoxon_greater(d, np.zeros(n)) == pytest.approx(want, rel=1e-9, abs=1e-12), d
