@@ -73,6 +73,21 @@ NOT_COMPARED = ("PertVAE was not compared with 'no change' (its baseline, identi
                 "this run: add --models baselines)")
 
 
+def not_compared(scores: pd.DataFrame, latent: int) -> str:
+    """Why PertVAE has no comparison with 'no change' at ``latent``: :data:`NOT_COMPARED` when identity has
+    no scores at all; when it has them only at other latent sizes (--latents-baselines unlike
+    --latents-pertvae), that: comparisons pair the fits of one latent size, so adding the baselines, which
+    already ran, would change nothing."""
+    sizes = scores.loc[scores["method"] == NO_CHANGE, "latent"]
+    elsewhere = [str(x) for x in sorted({int(x) for x in sizes} - {int(latent)})]
+    if not elsewhere:
+        return NOT_COMPARED
+    return ("PertVAE was not compared with 'no change' (its baseline, identity, has finished fits only at "
+            f"latent {'size' if len(elsewhere) == 1 else 'sizes'} {_join(elsewhere)}, not at "
+            f"PertVAE's {latent}, and comparisons pair fits of one latent size: give --latents-baselines "
+            "PertVAE's latent sizes)")
+
+
 def compared_with_no_change(comp: pd.DataFrame, drugs: list[str], latent: int) -> list[str]:
     """The drugs on which PertVAE has a primary-metric comparison with 'no change' at ``latent``: only there
     can it be said to beat it or not (a run without the baselines, or whose identity fits failed, has
@@ -217,8 +232,9 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
         losses = {d: verdict_parts(comp, d, latent)["loses to"] for d in drugs}
         lost = [f"{d} (to {_join(m)})" for d, m in losses.items() if m]
         all_drugs = plural(len(drugs), "drug")
-        lines.append(f"On {PRIMARY}, {_against_no_change(comp, real, drugs, latent)} and loses significantly "
-                     f"on {len(lost)} of all {all_drugs}" + (f": {'; '.join(lost)}" if lost else "")
+        lines.append(f"On {PRIMARY}, {_against_no_change(scores, comp, real, drugs, latent)} and loses "
+                     f"significantly on {len(lost)} of all {all_drugs}"
+                     + (f": {'; '.join(lost)}" if lost else "")
                      + _other_losses(comp, [d for d in drugs if not losses[d]], latent) + ".")
     if null:
         called = [d for d in null if any(verdict_parts(comp, d, latent)[k] for k in ("beats", "loses to"))]
@@ -272,12 +288,13 @@ def _other_losses(comp: pd.DataFrame, drugs: list[str], latent: int) -> str:
             f"more ({metrics}; benchmark.md's 'Where PertVAE is significantly worse' lists them)")
 
 
-def _against_no_change(comp: pd.DataFrame, real: list[str], drugs: list[str], latent: int) -> str:
+def _against_no_change(scores: pd.DataFrame, comp: pd.DataFrame, real: list[str], drugs: list[str],
+                       latent: int) -> str:
     """Whether PertVAE predicts the change better than 'no change', counted over the drugs with a measured
     change where the two were compared (and saying so when that is not all of them, or none)."""
     anywhere = compared_with_no_change(comp, drugs, latent)
     if not anywhere:
-        return NOT_COMPARED
+        return not_compared(scores, latent)
     compared = [d for d in real if d in anywhere]
     wins = [d for d in compared if NO_CHANGE in verdict_parts(comp, d, latent)["beats"]]
     if len(compared) == len(real):
@@ -488,14 +505,14 @@ def _agreement(scores: pd.DataFrame, latent: int) -> list[str]:
     return lines
 
 
-def _truth_line(ds: xr.Dataset, comp: pd.DataFrame, latent: int) -> str:
+def _truth_line(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, latent: int) -> str:
     """How the report's calls match a synthetic cube's ground truth ('' for real data)."""
     truth = json_attr(ds, "ground_truth")
     if not truth:
         return ""
     compared = compared_with_no_change(comp, list(truth), latent)
     if not compared:
-        return f"Ground truth (synthetic cube): not checked: {NOT_COMPARED}."
+        return f"Ground truth (synthetic cube): not checked: {not_compared(scores, latent)}."
     eff = [d for d in compared if truth[d].get("effective")]
     null = [d for d in compared if not truth[d].get("effective")]
     called = {d for d in compared if NO_CHANGE in verdict_parts(comp, d, latent)["beats"]}
@@ -612,7 +629,7 @@ def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame,
         lines += [f"## latent {latent}", "", f"### {PRIMARY} (primary; higher is better; chance 0)", ""]
         lines += _primary_table(ds, scores, comp, latent, methods) + [""]
         if ran(scores, latent):
-            truth = _truth_line(ds, comp, latent)
+            truth = _truth_line(ds, scores, comp, latent)
             lines += [truth, ""] if truth else []
             lines += _losses(ds, comp, latent) + [""]
         lines += ["### mse_z (squared error of the standardized treated profile; lower is better)", ""]
