@@ -1,8 +1,9 @@
 """The benchmark's figures, readable without the code: drugs.png and forest.png.
 
-- ``drugs.png``: one panel per drug whose replicates measure a change (harness.verdicts.has_change), in
-  plain words: the correlation of the predicted with the measured change per method over the splits
-  (boxes), PertVAE's box highlighted, the noise ceiling as a grey band (its 95% uncertainty), chance as a
+- ``drugs.png``: one panel per drug whose replicates measure a change or are too few to tell
+  (harness.verdicts.has_change), in plain words: the correlation of the predicted with the measured change
+  per method over the splits (boxes), PertVAE's box highlighted, the noise ceiling as a grey band (its 95%
+  uncertainty; "ceiling n/a" in the title where the replicates are too few to measure it), chance as a
   line, and above each method whether PertVAE is significantly better (green triangle up) or worse (red
   triangle down) than it; the drugs without a measured change share one compact last panel (each
   method's mean per drug, where every method should sit at chance, on a scale of at least +/- 0.1).
@@ -104,10 +105,18 @@ def _drug_panel(ax: Axes, prim: pd.DataFrame, comp: pd.DataFrame, ceiling: dict,
     ax.set_ylim(min(min(finite), 0.0) - 0.08, top + 0.16)
     per = sub.groupby("method")["value"].size()   # a method that failed on some splits has fewer
     lo, hi = (int(per.min()), int(per.max())) if not sub.empty else (0, 0)
-    ax.set_title(f"{drug} ({hi if lo == hi else f'{lo}-{hi}'} splits)", fontsize=9)
+    no_ceiling = "" if _has_ceiling(ceiling, drug) else "; ceiling n/a"
+    ax.set_title(f"{drug} ({hi if lo == hi else f'{lo}-{hi}'} splits{no_ceiling})", fontsize=9)
     ax.set_xticks(range(len(methods)))
     ax.set_xticklabels([_label(m) for m in methods], rotation=50, ha="right", fontsize=7)
     ax.grid(True, axis="y", alpha=0.3)
+
+
+def _has_ceiling(ceiling: dict, drug: str) -> bool:
+    """Whether the drug's noise ceiling was measured (NaN with a reason where its replicates are too few:
+    such a panel has no band, and the legend offers none unless another panel has one)."""
+    value = (ceiling.get(drug) or {}).get("ceiling_delta_pearson", np.nan)
+    return isinstance(value, int | float) and bool(np.isfinite(value))
 
 
 def _null_panel(ax: Axes, prim: pd.DataFrame, drugs: list[str], latent: int, methods: list[str],
@@ -169,9 +178,10 @@ def plot_drugs(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, partial
                  fontsize=10)
     handles = [Patch(facecolor=colors[m], alpha=0.95 if m == REFERENCE else 0.45, label=_label(m))
                for m in methods]
-    handles += [Patch(facecolor="0.85", edgecolor="0.45", ls="--",
-                      label="noise ceiling (best possible on average, 95% band)"),
-                Line2D([], [], ls="none", marker="^", color=BETTER,
+    if latent is not None and any(_has_ceiling(ceiling, d) for d in real):
+        handles.append(Patch(facecolor="0.85", edgecolor="0.45", ls="--",
+                             label="noise ceiling (best possible on average, 95% band)"))
+    handles += [Line2D([], [], ls="none", marker="^", color=BETTER,
                        label=f"PertVAE better than it (q < {ALPHA})"),
                 Line2D([], [], ls="none", marker="v", color=WORSE,
                        label=f"PertVAE worse than it (q < {ALPHA})")]

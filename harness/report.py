@@ -639,7 +639,8 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 FILE_WORDS = {
     "benchmark.md": "the benchmark: every method per drug, the best one, PertVAE's verdicts and losses, "
                     "whether each method uses the cell line",
-    "drugs.png": "each method's score per drug over the splits, with the noise ceiling",
+    "drugs.png": "each method's score per drug over the splits, with the noise ceiling where the replicates "
+                 "measure it",
     "forest.png": "PertVAE minus each method per drug, with 95% intervals",
     "table1.md": "the paper's Table 1 (also .csv, .tex)",
     "figure2.png": "the paper's Figure 2: VAE vs PCA reconstruction by latent size (also .svg)",

@@ -178,6 +178,30 @@ def has_change(ceiling: dict[str, Any], drug: str) -> bool:
     return not isinstance(z, int | float) or not np.isfinite(z) or z > SIGNAL_Z
 
 
+def change_unknown(ceiling: dict[str, Any], drug: str) -> bool:
+    """Whether the drug's replicates were too few to tell whether it changes anything: its ceiling has no
+    reliability z (e.g. one post-treatment replicate per cell line: the ceiling's reason says). has_change
+    keeps such a drug with the measured changes, as it is not known to be null; the words must not say
+    that its replicates measure a change."""
+    c = ceiling.get(drug) or {}
+    z = c.get("signal_z")
+    return "signal_z" in c and not (isinstance(z, int | float) and np.isfinite(z))
+
+
+def _change_cell(ceiling: dict[str, Any], drug: str) -> str:
+    """The 'measured change' column: yes, no, or n/a (too few replicates to tell)."""
+    if change_unknown(ceiling, drug):
+        return "n/a"
+    return "yes" if has_change(ceiling, drug) else "no"
+
+
+def _unknown_words(ceiling: dict[str, Any], real: list[str], lead: str) -> str:
+    """'' when every drug of ``real`` measures its change, else ``lead`` and the drugs whose replicates were
+    too few to tell (counted with ``real``: they are not known to be null)."""
+    unknown = [d for d in real if change_unknown(ceiling, d)]
+    return f"{lead} ({_join(unknown)})" if unknown else ""
+
+
 def ran(scores: pd.DataFrame, latent: int | None = None) -> bool:
     """Whether PertVAE has scores (at ``latent``): sentences about PertVAE appear only then (a ``--models
     baselines`` run says nothing about it)."""
@@ -225,15 +249,16 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
                       for m, ds_ in sorted(best.items(), key=lambda kv: -len(kv[1])))
     lines = [f"Best mean {PRIMARY} (the correlation of the predicted with the measured change; latent "
              f"{latent}, {_splits_text(comp, scores, drugs, latent, with_pertvae)}) on the {len(real)} "
-             "drug(s) whose replicates measure a change: "
+             "drug(s) whose replicates measure a change"
+             + _unknown_words(ceiling, real, " or are too few to tell") + ": "
              f"{tally or 'none'}"
              + ("" if REFERENCE in tops or not with_pertvae else "; PertVAE on none") + "."]
     if with_pertvae:
         losses = {d: verdict_parts(comp, d, latent)["loses to"] for d in drugs}
         lost = [f"{d} (to {_join(m)})" for d, m in losses.items() if m]
         all_drugs = plural(len(drugs), "drug")
-        lines.append(f"On {PRIMARY}, {_against_no_change(scores, comp, real, drugs, latent)} and loses "
-                     f"significantly on {len(lost)} of all {all_drugs}"
+        against = _against_no_change(scores, comp, real, drugs, latent, ceiling)
+        lines.append(f"On {PRIMARY}, {against} and loses significantly on {len(lost)} of all {all_drugs}"
                      + (f": {'; '.join(lost)}" if lost else "")
                      + _other_losses(comp, [d for d in drugs if not losses[d]], latent) + ".")
     if null:
@@ -289,7 +314,7 @@ def _other_losses(comp: pd.DataFrame, drugs: list[str], latent: int) -> str:
 
 
 def _against_no_change(scores: pd.DataFrame, comp: pd.DataFrame, real: list[str], drugs: list[str],
-                       latent: int) -> str:
+                       latent: int, ceiling: dict[str, Any]) -> str:
     """Whether PertVAE predicts the change better than 'no change', counted over the drugs with a measured
     change where the two were compared (and saying so when that is not all of them, or none)."""
     anywhere = compared_with_no_change(comp, drugs, latent)
@@ -299,7 +324,7 @@ def _against_no_change(scores: pd.DataFrame, comp: pd.DataFrame, real: list[str]
     wins = [d for d in compared if NO_CHANGE in verdict_parts(comp, d, latent)["beats"]]
     if len(compared) == len(real):
         return (f"PertVAE predicts the change better than 'no change' on {len(wins)} of the {len(real)} "
-                "with a measured change")
+                "with a measured change" + _unknown_words(ceiling, real, " or too few replicates to tell"))
     missing = [d for d in real if d not in compared]
     return (f"PertVAE predicts the change better than 'no change' on {len(wins)} of the {len(compared)} "
             f"compared with it (not compared, no finished 'no change' fits: {_join(missing)})")
@@ -419,7 +444,7 @@ def _primary_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, lat
         cells = [("**{}**" if m == best or m in tied else "{}").format(_fmt(means.get(m, np.nan)))
                  for m in methods]
         named = " = ".join([best, *tied])
-        lines.append(f"| {drug} | {'yes' if has_change(ceiling, drug) else 'no'} | "
+        lines.append(f"| {drug} | {_change_cell(ceiling, drug)} | "
                      f"{_ceiling_text(ceiling, drug)} | " + " | ".join(cells) + f" | {named} |"
                      + (f" {diff} | {verdict(comp, drug, latent)} |" if with_pertvae else ""))
     return lines
@@ -547,7 +572,9 @@ def _legend(methods: list[str], comp: pd.DataFrame) -> list[str]:
         "its expression level.",
         "- measured change: whether the drug's replicates measure a reproducible change at all (the signal's "
         f"share of the measured change's variance is above 0 at z > {SIGNAL_Z:g}); on drugs without one, "
-        "every method should sit at chance.",
+        "every method should sit at chance. n/a: the replicates are too few to tell (the ceiling's reason "
+        "is at the end); such a drug is counted with those with a measured change, as it is not known to be "
+        "null.",
         f"- ceiling: the expected {PRIMARY} of a predictor that knows each test cell line's true change, "
         "estimated from the replicate scatter for the measured change exactly as the metric builds it (the "
         "same reference controls and replicate counts), pooled over the drug's splits; +/- its 95% "

@@ -79,3 +79,31 @@ def test_without_the_baselines_the_advice_stays(tmp_path: Path) -> None:
     _store(tmp_path, ["pertvae"])
     render_report(tmp_path, with_figures=False)
     assert "has no finished fits in this run: add --models baselines" in _summary(tmp_path)
+
+
+def _legend(out: Path) -> list[str]:
+    """drugs.png's legend entries."""
+    from harness import figures
+    from harness.report import load, open_results
+
+    res = load(out)
+    fig = figures.plot_drugs(open_results(out), res.scores, res.comparisons, False)
+    return [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_a_drug_whose_replicates_cannot_tell_is_not_said_to_measure_a_change(tmp_path: Path) -> None:
+    """One post-treatment replicate per cell line: no ceiling and no reliability z. The drug was shown as
+    'measured change: yes' and counted among 'the drugs whose replicates measure a change' (a null drug
+    too); its column says n/a, the headline names it, and drugs.png offers no ceiling band it lacks."""
+    nan = float("nan")
+    out = _store(tmp_path / "one", ["pertvae", "baselines"], signal_z={"dA": 40.0, "dB": nan})
+    render_report(out, with_figures=False)
+    bench = (out / "benchmark.md").read_text()
+    assert "| dB | n/a | n/a |" in bench and "| dA | yes | 0.900 +/- 0.020 |" in bench
+    assert ("on the 2 drug(s) whose replicates measure a change or are too few to tell (dB):"
+            in _summary(out))
+    assert "better than 'no change' on 1 of the 2 with a measured change or too few replicates to tell (dB)" \
+        in _summary(out)
+    assert any("noise ceiling" in t for t in _legend(out))   # dA has one
+    out = _store(tmp_path / "none", ["pertvae", "baselines"], signal_z={"dA": nan, "dB": nan})
+    assert not any("noise ceiling" in t for t in _legend(out))
