@@ -5,8 +5,9 @@
   per method over the splits (boxes), PertVAE's box highlighted, the noise ceiling as a grey band (its 95%
   uncertainty; "ceiling n/a" in the title where the replicates are too few to measure it), chance as a
   line, and above each method whether PertVAE is significantly better (green triangle up) or worse (red
-  triangle down) than it; the drugs without a measured change share one compact last panel (each
-  method's mean per drug, where every method should sit at chance, on a scale of at least +/- 0.1).
+  triangle down) than it (in the legend only where PertVAE has scores); the drugs without a measured
+  change share one compact last panel (each method's mean per drug, where every method should sit at
+  chance, on a scale of at least +/- 0.1).
 - ``forest.png``: PertVAE minus each method per drug with its 95% interval (corrected resampled t), one
   panel per method on one shared scale, significant differences coloured (green: PertVAE better, red:
   worse).
@@ -181,10 +182,11 @@ def plot_drugs(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, partial
     if latent is not None and any(_has_ceiling(ceiling, d) for d in real):
         handles.append(Patch(facecolor="0.85", edgecolor="0.45", ls="--",
                              label="noise ceiling (best possible on average, 95% band)"))
-    handles += [Line2D([], [], ls="none", marker="^", color=BETTER,
-                       label=f"PertVAE better than it (q < {ALPHA})"),
-                Line2D([], [], ls="none", marker="v", color=WORSE,
-                       label=f"PertVAE worse than it (q < {ALPHA})")]
+    if REFERENCE in methods:   # a run without PertVAE (--models baselines) has no calls to mark
+        handles += [Line2D([], [], ls="none", marker="^", color=BETTER,
+                           label=f"PertVAE better than it (q < {ALPHA})"),
+                    Line2D([], [], ls="none", marker="v", color=WORSE,
+                           label=f"PertVAE worse than it (q < {ALPHA})")]
     fig.legend(handles=handles, loc="outside lower center", ncol=max(1, min(len(handles), int(width // 2.6))),
                fontsize=7, frameon=False)
     return fig

@@ -107,3 +107,14 @@ def test_a_drug_whose_replicates_cannot_tell_is_not_said_to_measure_a_change(tmp
     assert any("noise ceiling" in t for t in _legend(out))   # dA has one
     out = _store(tmp_path / "none", ["pertvae", "baselines"], signal_z={"dA": nan, "dB": nan})
     assert not any("noise ceiling" in t for t in _legend(out))
+
+
+def test_drugs_png_offers_no_pertvae_calls_without_pertvae(tmp_path: Path) -> None:
+    """--models baselines (or every PertVAE fit failed): the legend offered 'PertVAE better than it' and
+    'PertVAE worse than it' markers in a figure without PertVAE."""
+    out = _store(tmp_path / "b", ["baselines"])
+    assert not any("PertVAE" in t for t in _legend(out))
+    out = _store(tmp_path / "f", ["pertvae", "baselines"], failed=("pertvae",))
+    assert not any("PertVAE" in t for t in _legend(out))
+    out = _store(tmp_path / "p", ["pertvae", "baselines"])
+    assert "PertVAE better than it (q < 0.05)" in _legend(out)
