@@ -686,6 +686,9 @@ def parts(ds: xr.Dataset) -> frozenset[str]:
 
 RESPONSE_ONLY = ("This run is the drug-response study alone: response.md and response.csv are its report; "
                  "there is no benchmark of the predicted change in expression, Table 1 or figure.")
+FIGURE2_ONLY = ("This run fits Figure 2's reconstruction models alone (none predicts a drug's change): "
+                "figure2.png is its report; there is no benchmark, Table 1 or verdict (--models pertvae "
+                "baselines adds them).")
 
 
 def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str] | None = None) -> str:
@@ -693,7 +696,9 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str]
     (``written``: the names of the files this report wrote; default: those in ``out``)."""
     response = response_report.summary_lines(ds)
     lines = []
-    if "benchmark" in parts(ds) or not response:
+    if parts(ds) == {"figure2"}:   # 'No scores in this run.' would deny Figure 2's reconstruction scores
+        lines = ["Result:", f"  {FIGURE2_ONLY}"]
+    elif "benchmark" in parts(ds) or not response:
         lines = ["Result:"] + [f"  {s}" for s in verdicts.headline(ds, res.scores, res.comparisons)]
     lines += response
     if response and "benchmark" not in parts(ds):

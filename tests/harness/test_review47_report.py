@@ -118,3 +118,13 @@ def test_drugs_png_offers_no_pertvae_calls_without_pertvae(tmp_path: Path) -> No
     assert not any("PertVAE" in t for t in _legend(out))
     out = _store(tmp_path / "p", ["pertvae", "baselines"])
     assert "PertVAE better than it (q < 0.05)" in _legend(out)
+
+
+def test_a_figure2_only_run_does_not_say_it_has_no_scores(tmp_path: Path) -> None:
+    """--models vae pca: the summary read 'No scores in this run.' beside a Figure 2 of their scores."""
+    out = _store(tmp_path, ["vae", "pca"])
+    render_report(out)
+    text = _summary(out)
+    assert "No scores" not in text
+    assert "Figure 2's reconstruction models alone" in text and "figure2.png is its report" in text
+    assert (out / "figure2.png").exists() and not (out / "benchmark.md").exists()
