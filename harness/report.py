@@ -14,7 +14,8 @@ writes into OUT:
 - ``figure2.png`` / ``.svg``: reconstruction Spearman rho_rec of VAE and PCA by latent size, mean and
   standard deviation over splits (and drugs, in the per-drug scope), the paper's Figure 2; its title says
   which ``figure2_scope`` produced it (pooled: one fit per split on every drug's pairs and the singletons,
-  on the pseudo-drug harness.grid.POOLED; per-drug: one fit per drug and split); the VAE's legend gives the
+  on the pseudo-drug harness.grid.POOLED; per-drug: one fit per drug and split) and which of its models has
+  no finished fit (:func:`figure2_drawn`; the summary names the models drawn); the VAE's legend gives the
   share of its fits that ran to ``max_epochs`` instead of stopping early (:func:`figure2_stops`);
 - ``cell_lines.csv`` / ``genes.csv``: per-test-cell-line and per-gene scores (harness/benchmark.py), when the
   store has them;
@@ -497,6 +498,30 @@ def figure2_stops(ds: xr.Dataset) -> dict[str, Any]:
             "share_at_max_epochs": round(float(at_cap.sum() / done.sum()), 4), "per_latent": per}
 
 
+def figure2_drawn(ds: xr.Dataset) -> tuple[list[str], list[str]]:
+    """(the labels of Figure 2's models in the run with a finished reconstruction score, the labels of those
+    in the run without one, e.g. every VAE fit failed): the figure and its words name what it shows."""
+    models = [str(m) for m in ds["model"].values]
+    pm, st = planned_mask(ds), _status(ds)
+    drawn, lacking = [], []
+    for c in figure2_models():
+        if c.name not in models or not pm[models.index(c.name)].any():
+            continue
+        mi = models.index(c.name)
+        vals = np.asarray(paper_metric(ds, c.name, "rho_rec").values, dtype=np.float64)
+        ok = np.isfinite(vals) & (st[mi] == "done") & pm[mi]
+        (drawn if ok.any() else lacking).append(c.figure2_label)
+    return drawn, lacking
+
+
+def figure2_words(ds: xr.Dataset) -> str:
+    """figure2.png's line in the summary: the models it draws ('VAE vs PCA' only when both are there)."""
+    drawn, lacking = figure2_drawn(ds)
+    what = " vs ".join(drawn) + " reconstruction by latent size" if drawn else "no reconstruction drawn"
+    none = f"; no finished {' or '.join(lacking)} fit" if lacking else ""
+    return f"the paper's Figure 2: {what}{none} (also .svg)"
+
+
 def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
     import matplotlib
 
@@ -556,7 +581,9 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
     ax.set_ylabel("Spearman correlation of the reconstructed\nwith the measured untreated profile")
     scope = ("pooled: one fit per split on all drugs' pairs + singletons" if figure2_scope(ds) == "pooled"
              else "per drug: mean +/- s.d. over splits and drugs")
+    lacking = figure2_drawn(ds)[1]
     ax.set_title(f"Figure 2: reconstruction of held-out cell lines\n({scope})"
+                 + (f"\nno finished {' or '.join(lacking)} fit" if lacking else "")
                  + (" [PARTIAL]" if partial else ""), fontsize=9)
     ax.grid(True, alpha=0.3)
     paths = [out / "figure2.png", out / "figure2.svg"]
@@ -710,6 +737,7 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str]
     lines.append(f"Files in {out}:")
     files = FILE_WORDS if verdicts.ran(res.scores) else FILE_WORDS_WITHOUT_REFERENCE
     shown = set(written) if written is not None else {n for n in files if (out / n).exists()}
+    files = {**files, "figure2.png": figure2_words(ds)} if "figure2.png" in shown else files
     lines += [f"  {name.ljust(width)}  {words}" for name, words in files.items()
               if name in shown or name == "results.zarr"]
     return "\n".join(lines) + "\n"

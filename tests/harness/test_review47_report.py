@@ -128,3 +128,21 @@ def test_a_figure2_only_run_does_not_say_it_has_no_scores(tmp_path: Path) -> Non
     assert "No scores" not in text
     assert "Figure 2's reconstruction models alone" in text and "figure2.png is its report" in text
     assert (out / "figure2.png").exists() and not (out / "benchmark.md").exists()
+
+
+def test_figure2_is_named_by_the_models_it_draws(tmp_path: Path) -> None:
+    """The summary called figure2.png 'VAE vs PCA reconstruction' in a run without the VAE (--models pertvae
+    pca) and in one whose every VAE fit failed (whose figure did not say so either)."""
+    from harness.report import figure2_drawn, open_results
+
+    out = _store(tmp_path / "pca", ["pertvae", "pca", "baselines"])
+    render_report(out)
+    assert "figure2.png   the paper's Figure 2: PCA reconstruction by latent size (also .svg)" \
+        in _summary(out)
+    out = _store(tmp_path / "failed", ["vae", "pca"], failed=("vae",))
+    render_report(out)
+    assert "the paper's Figure 2: PCA reconstruction by latent size; no finished VAE fit" in _summary(out)
+    assert figure2_drawn(open_results(out)) == (["PCA"], ["VAE"])   # the figure's title line
+    out = _store(tmp_path / "both", ["vae", "pca"])
+    render_report(out)
+    assert "the paper's Figure 2: VAE vs PCA reconstruction by latent size (also .svg)" in _summary(out)
