@@ -315,12 +315,17 @@ def _partial_line(counts: dict[str, int], missing: dict[str, tuple[int, int]] | 
 
 
 def _method_models(ds: xr.Dataset) -> np.ndarray:
-    """Bool [model, method]: the model's fits produce the method: its own methods, and a --method or
-    --response-method plug-in where the store records it in that model's fits (``method_status``; where it
-    records it nowhere, in every model that may host it: harness.contenders.model_methods)."""
+    """Bool [model, method]: the model's fits produce the method: its own methods and its store-only ones
+    (Figure 2's vae and pca: a PARTIAL line that left them out said 'every other method has all its scores'
+    of a run whose every VAE fit failed), and a --method or --response-method plug-in where the store
+    records it in that model's fits (``method_status``; where it records it nowhere, in every model that may
+    host it: harness.contenders.model_methods)."""
+    from harness.contenders import REGISTRY
+
     models = [str(m) for m in ds["model"].values]
     methods = [str(m) for m in ds["method"].values]
-    owned = model_methods(methods)
+    owned = {name: (*own, *(REGISTRY[name].stored_methods if name in REGISTRY else ()))
+             for name, own in model_methods(methods).items()}
     known = set(built_in_methods())
     has = np.zeros((len(models), len(methods)), dtype=bool)
     if "method_status" in ds.data_vars:

@@ -146,3 +146,14 @@ def test_figure2_is_named_by_the_models_it_draws(tmp_path: Path) -> None:
     out = _store(tmp_path / "both", ["vae", "pca"])
     render_report(out)
     assert "the paper's Figure 2: VAE vs PCA reconstruction by latent size (also .svg)" in _summary(out)
+
+
+def test_the_partial_line_names_failed_figure2_fits(tmp_path: Path) -> None:
+    """Every VAE fit failed beside PertVAE's: the PARTIAL line named PertVAE's methods alone and ended
+    'every other method has all its scores', as if PertVAE's fits were all the missing ones."""
+    out = _store(tmp_path, ["pertvae", "vae", "pca", "baselines"], failed=("pertvae", "vae"))
+    render_report(out, with_figures=False)
+    line = _summary(out).splitlines()[0]
+    assert line.startswith("PARTIAL: 15 of 30 fits missing (15 failed, 0 not run)"), line
+    assert "vae (5 of 5 fits)" in line and "pertvae (10 of 10 fits)" in line, line
+    assert "pca (" not in line, line
