@@ -283,9 +283,36 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
                 rows.append(row)
     df = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     df.attrs["fewer_splits"] = fewer
+    df.attrs["empty_columns"] = _empty_columns(ds, df)
     for idx in df.groupby("latent").groups.values():
         df.loc[idx, "q_bh"] = benjamini_hochberg(df.loc[idx, "p_corrected_t"].to_numpy(dtype=float))
     return df
+
+
+def _empty_columns(ds: xr.Dataset, df: pd.DataFrame) -> list[str]:
+    """Why the columns of other methods than PertVAE (rho_identity, rho_meanshift, rho_pca_latent) are '-'
+    on every row: their model is not in the run, ran at other latent sizes only (Table 1 pairs fits of one
+    latent size), or has no finished fit; [] when each has a value somewhere (or the table is empty)."""
+    if df.empty:
+        return []
+    models = [str(m) for m in ds["model"].values]
+    pm, lat_all = planned_mask(ds), [int(x) for x in ds["latent"].values]
+    why: dict[str, list[str]] = {}
+    for col, (method, _) in SCORE_COLUMNS.items():
+        if method == REFERENCE or np.isfinite(df[col].to_numpy(dtype=float)).any():
+            continue
+        model = next((m for m, ms in model_methods([method]).items() if method in ms), None)
+        sizes = ([x for i, x in enumerate(lat_all) if pm[models.index(model), :, i, :].any()]
+                 if model in models else [])
+        if model not in models:
+            reason = f"{model} is not in this run (--models {model} adds it)"
+        elif not set(sizes) & set(df["latent"]):
+            reason = (f"{model} ran at latent {'size' if len(sizes) == 1 else 'sizes'} "
+                      f"{', '.join(map(str, sizes))} only, and Table 1 pairs fits of PertVAE's latent size")
+        else:
+            reason = f"no finished {model} fit at PertVAE's latent sizes gave them a value"
+        why.setdefault(reason, []).append(col)
+    return [f"'-' on every row of {', '.join(cols)}: {reason}." for reason, cols in why.items()]
 
 
 def _fmt(col: str, v: Any) -> str:
@@ -397,6 +424,7 @@ def table1_markdown(df: pd.DataFrame, counts: dict[str, int], products: str = ""
                   "below 0.001 in scientific notation, e.g. 2.3e-05):"]
     lines += [f"- {c}: {TABLE1_LEGEND[c]}" for c in cols if c in TABLE1_LEGEND]
     lines += _fewer_lines(df.attrs.get("fewer_splits", []))
+    lines += [f"\n{line}" for line in df.attrs.get("empty_columns", [])]
     lines += ["", "The rho_* columns are the paper's whole-profile Spearman correlations in the raw gene "
               "space, which mostly measure the genes' usual levels; delta_pearson measures the change."]
     if products:

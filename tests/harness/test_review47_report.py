@@ -51,7 +51,8 @@ def _store(out: Path, models: list[str], *, latents_pertvae: int = 10, latents_b
                     row.update(status="failed", reason="non-finite training loss in epoch 1", scores={})
                 elif model in OWN:
                     row["scores"] = {m: {"delta_pearson": 0.0 if m == "identity" else
-                                         float(rng.normal(0.5 if d == "dA" else 0.0, 0.05))}
+                                         float(rng.normal(0.5 if d == "dA" else 0.0, 0.05)),
+                                         "rho_pred_pert": float(rng.normal(0.8, 0.02))}
                                      for m in OWN[model]}
                 else:   # Figure 2's reconstruction
                     row["scores"] = {model: {"rho_rec": float(rng.normal(0.8, 0.02))}}
@@ -157,3 +158,19 @@ def test_the_partial_line_names_failed_figure2_fits(tmp_path: Path) -> None:
     assert line.startswith("PARTIAL: 15 of 30 fits missing (15 failed, 0 not run)"), line
     assert "vae (5 of 5 fits)" in line and "pertvae (10 of 10 fits)" in line, line
     assert "pca (" not in line, line
+
+
+def test_table1_says_why_the_baseline_columns_are_empty(tmp_path: Path) -> None:
+    """rho_identity, rho_meanshift and rho_pca_latent were '-' on every row ('not available') without a
+    word of why: the baselines were not in the run, or ran at other latent sizes."""
+    out = _store(tmp_path / "alone", ["pertvae"])
+    render_report(out, with_figures=False)
+    assert ("'-' on every row of rho_identity, rho_meanshift, rho_pca_latent: baselines is not in this run "
+            "(--models baselines adds it).") in (out / "table1.md").read_text()
+    out = _store(tmp_path / "other", ["pertvae", "baselines"], latents_pertvae=3, latents_baselines=2)
+    render_report(out, with_figures=False)
+    assert ("'-' on every row of rho_identity, rho_meanshift, rho_pca_latent: baselines ran at latent size 2 "
+            "only, and Table 1 pairs fits of PertVAE's latent size.") in (out / "table1.md").read_text()
+    out = _store(tmp_path / "both", ["pertvae", "baselines"])
+    render_report(out, with_figures=False)
+    assert "on every row" not in (out / "table1.md").read_text()
