@@ -525,7 +525,7 @@ def _agreement(scores: pd.DataFrame, latent: int) -> list[str]:
         return []
     lines = [f"| metric | Kendall tau with {PRIMARY} | drugs where it names another best method |",
              "|---|---:|---|"]
-    lines += [f"| {r.metric} | {r.kendall_tau:.2f} (over {r.n_drugs} drugs) | "
+    lines += [f"| {r.metric} | {r.kendall_tau:.2f} (over {plural(int(r.n_drugs), 'drug')}) | "
               f"{r.drugs_with_another_best or '-'} |" for r in agree.itertuples()]
     return lines
 

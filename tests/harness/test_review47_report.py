@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from harness.report import render_report
 
@@ -174,3 +175,14 @@ def test_table1_says_why_the_baseline_columns_are_empty(tmp_path: Path) -> None:
     out = _store(tmp_path / "both", ["pertvae", "baselines"])
     render_report(out, with_figures=False)
     assert "on every row" not in (out / "table1.md").read_text()
+
+
+def test_the_metric_agreement_of_one_drug_is_singular(tmp_path: Path) -> None:
+    """--drugs dA: 'Kendall tau ... 0.71 (over 1 drugs)'."""
+    from harness.verdicts import _agreement
+
+    scores = pd.DataFrame([{"drug": "dA", "latent": 3, "repeat": 0, "fold": 0, "method": m, "metric": k,
+                            "value": v} for m, v in (("a", 0.1), ("b", 0.2), ("c", 0.3))
+                           for k in ("delta_pearson", "mse_z")])
+    rows = _agreement(scores, 3)
+    assert any("(over 1 drug) |" in r for r in rows), rows
