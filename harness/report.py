@@ -453,7 +453,9 @@ def table1_caption(df: pd.DataFrame, counts: dict[str, int]) -> str:
             f"rho_pca_latent: the same correlation for predicting no change, the average change and a linear "
             f"latent model; rho_pred_pert_z and delta_pearson: PertVAE on standardized genes and on the "
             f"change itself (correlation of the predicted with the measured change), each over the splits "
-            f"where it has a value (fewer for some drugs: table1.md names them).")
+            f"where it has a value" + (" (fewer for some drugs: table1.md names them)."
+                                       if df.attrs.get("fewer_splits") else ".")
+            + "".join(f" {line}" for line in df.attrs.get("empty_columns", [])))
     if counts["missing"]:
         text += f" Partial: {counts['missing']} of {counts['planned']} fits missing."
     return text
@@ -472,7 +474,7 @@ TEX_HEADERS = {
 
 def _tex_caption(df: pd.DataFrame, counts: dict[str, int]) -> str:
     """:func:`table1_caption` escaped, naming the columns by their heads (:data:`TEX_HEADERS`)."""
-    text = _tex_escape(table1_caption(df, counts))
+    text = _tex_escape(table1_caption(df, counts)).replace("--", "-{}-")   # a flag, not an en dash
     for col in sorted(TEX_HEADERS, key=len, reverse=True):   # rho_pred_pert_z before rho_pred_pert
         text = text.replace(_tex_escape(col), TEX_HEADERS[col])
     return text

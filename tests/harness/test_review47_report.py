@@ -186,3 +186,14 @@ def test_the_metric_agreement_of_one_drug_is_singular(tmp_path: Path) -> None:
                            for k in ("delta_pearson", "mse_z")])
     rows = _agreement(scores, 3)
     assert any("(over 1 drug) |" in r for r in rows), rows
+
+
+def test_table1_tex_caption_claims_fewer_splits_only_where_there_are(tmp_path: Path) -> None:
+    """The caption always read 'fewer for some drugs: table1.md names them', also where no drug had fewer
+    splits (table1.md then names none); it now says why a baseline column is empty, as table1.md does."""
+    out = _store(tmp_path / "both", ["pertvae", "baselines"])
+    render_report(out, with_figures=False)
+    assert "fewer for some drugs" not in (out / "table1.tex").read_text()
+    out = _store(tmp_path / "alone", ["pertvae"])
+    render_report(out, with_figures=False)
+    assert "baselines is not in this run (-{}-models baselines adds it)." in (out / "table1.tex").read_text()
