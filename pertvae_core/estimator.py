@@ -113,6 +113,16 @@ def _align(values: np.ndarray, genes: list[str] | None, want: list[str] | None, 
     return values
 
 
+def _own_labels(like: Any, genes: Sequence[str] | None) -> Sequence[Any] | None:
+    """The gene names ``genes`` (str) as the DataFrame ``like`` spells its columns: genes are matched as
+    str, but a DataFrame with int Entrez ids as columns must get int columns back, or ``x2_hat - x2``
+    aligns no column and is NaN throughout."""
+    if genes is None or not isinstance(like, pd.DataFrame):
+        return genes
+    own = {str(c): c for c in like.columns}
+    return [own.get(g, g) for g in genes]
+
+
 class PertVAE:
     """PertVAE as an estimator: predicts a drug's post-treatment profile x2 from the control profile x1.
 
@@ -255,7 +265,7 @@ class PertVAE:
     def _means(self, x1: Any, key: str) -> Any:
         a, index, genes = self._input(x1)
         values = _predict(self._state(), [a], self.config.mc_samples)[key][0]
-        return self._out(values, x1, index, self.genes_ or genes)
+        return self._out(values, x1, index, _own_labels(x1, self.genes_ or genes))
 
     def predict(self, x1: Any) -> Any:
         """Predicted mean of x2 for each row of x1 (z1 ~ q(z1|x1), z2 ~ p(z2|z1), mean of p(x2|z2))."""

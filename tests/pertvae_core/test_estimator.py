@@ -273,3 +273,14 @@ def test_issue19_numbers_of_any_real_type_are_kept_as_floats(fitted: tuple[PertV
     for seed in (1.5, "0", True):
         with pytest.raises(ValueError, match=rf"PertVAE.fit: seed must be an int, got {seed!r}"):
             PertVAE(**SMALL).fit(x1, x2, seed=seed)
+
+
+def test_review47_int_gene_columns_come_back_as_ints() -> None:
+    """A DataFrame with int Entrez ids as columns got str columns back ('0', '1', ...), so x2_hat - x2 was
+    NaN throughout; now the output's columns are the input's own labels, in the model's gene order."""
+    x1, x2 = _frames(0, 12)
+    x1.columns = x2.columns = range(len(GENES))
+    est = PertVAE(**SMALL).fit(x1, x2, seed=0, verbose=False)
+    for out in (est.predict(x1), est.reconstruct(x1), est.predict(x1[x1.columns[::-1]])):
+        assert list(out.columns) == list(range(len(GENES)))
+        assert not (out - x2).isna().any().any()
