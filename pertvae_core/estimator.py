@@ -113,6 +113,18 @@ def _align(values: np.ndarray, genes: list[str] | None, want: list[str] | None, 
     return values
 
 
+def _check_fit_input(n_pairs: int, n_genes: int, n_val1: int, n_val2: int) -> None:
+    """What SplitData refuses, in fit's own argument names: SplitData names its fields (x1_train, x1_val),
+    which a caller of ``fit(x1, x2, validation=...)`` never wrote."""
+    if n_genes < 2:
+        raise ValueError(f"PertVAE.fit: x1 has {n_genes} gene(s) (columns); PertVAE needs at least 2")
+    if n_pairs == 0:
+        raise ValueError("PertVAE.fit: x1 and x2 have no rows; give at least one (x1, x2) pair")
+    if n_val1 != n_val2:
+        raise ValueError(f"PertVAE.fit: validation x1 has {n_val1} rows but validation x2 has {n_val2}: "
+                         "pairs align row by row")
+
+
 def _own_labels(like: Any, genes: Sequence[str] | None) -> Sequence[Any] | None:
     """The gene names ``genes`` (str) as the DataFrame ``like`` spells its columns: genes are matched as
     str, but a DataFrame with int Entrez ids as columns must get int columns back, or ``x2_hat - x2``
@@ -208,6 +220,7 @@ class PertVAE:
                 v1, v2 = arr(validation[0], "validation x1"), arr(validation[1], "validation x2")
             else:
                 raise ValueError("PertVAE.fit: validation must be a (x1_val, x2_val) pair")
+            _check_fit_input(a1.shape[0], G, v1.shape[0], v2.shape[0])
             # fit() never reads test rows; SplitData requires some, so the first training pair stands in
             split = SplitData(a1, a2, v1, v2, a1[:1], a2[:1], xs)
         ticker = _Ticker(sys.stderr) if verbose else None

@@ -284,3 +284,16 @@ def test_review47_int_gene_columns_come_back_as_ints() -> None:
     for out in (est.predict(x1), est.reconstruct(x1), est.predict(x1[x1.columns[::-1]])):
         assert list(out.columns) == list(range(len(GENES)))
         assert not (out - x2).isna().any().any()
+
+
+def test_review47_fit_errors_name_fits_own_arguments() -> None:
+    """Empty pairs, too few genes and unequal validation rows were SplitData's errors naming x1_train and
+    x1_val, fields the caller of fit(x1, x2, validation=...) never wrote; now they name x1, x2, validation."""
+    x1, x2 = _frames(0, 12)
+    cases = [((x1.iloc[:0], x2.iloc[:0]), {}, r"^PertVAE\.fit: x1 and x2 have no rows"),
+             ((x1[["g0"]], x2[["g0"]]), {}, r"^PertVAE\.fit: x1 has 1 gene\(s\) \(columns\); .* at least 2"),
+             ((x1, x2), dict(validation=(x1.iloc[:3], x2.iloc[:2])),
+              r"^PertVAE\.fit: validation x1 has 3 rows but validation x2 has 2")]
+    for args, kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            PertVAE(**SMALL).fit(*args, **kwargs, verbose=False)
