@@ -125,6 +125,24 @@ def _check_fit_input(n_pairs: int, n_genes: int, n_val1: int, n_val2: int) -> No
                          "pairs align row by row")
 
 
+def _row_labels(x: Any) -> list[str] | None:
+    if isinstance(x, pd.DataFrame):
+        return [str(i) for i in x.index]
+    return [str(i) for i in x.obs_names] if _is_anndata(x) else None
+
+
+def _check_row_order(x1: Any, x2: Any, what1: str, what2: str) -> None:
+    """Pairs align by position, not by label (pandas would align by label): two labelled tables with the
+    same row labels in another order would silently train on pairs of different cell lines, so refuse."""
+    i1, i2 = _row_labels(x1), _row_labels(x2)
+    if i1 is None or i2 is None or i1 == i2 or sorted(i1) != sorted(i2):
+        return  # unlabelled, in order, or labelled by sample (no shared labels to misorder)
+    row = next(r for r, (a, b) in enumerate(zip(i1, i2, strict=True)) if a != b)
+    raise ValueError(f"PertVAE.fit: {what1} and {what2} have the same row labels in another order "
+                     f"(row {row}: {i1[row]!r} vs {i2[row]!r}); pairs align by position, not by label: give "
+                     f"{what2}'s rows in {what1}'s order")
+
+
 def _own_labels(like: Any, genes: Sequence[str] | None) -> Sequence[Any] | None:
     """The gene names ``genes`` (str) as the DataFrame ``like`` spells its columns: genes are matched as
     str, but a DataFrame with int Entrez ids as columns must get int columns back, or ``x2_hat - x2``
@@ -213,11 +231,13 @@ class PertVAE:
             if a2.shape[0] != a1.shape[0]:
                 raise ValueError(f"x1 has {a1.shape[0]} rows but x2 has {a2.shape[0]}: pairs align row by "
                                  "row")
+            _check_row_order(x1, x2, "x1", "x2")
             xs = arr(singletons, "singletons") if singletons is not None else np.zeros((0, G), np.float32)
             if validation is None:
                 v1 = v2 = np.zeros((0, G), np.float32)
             elif isinstance(validation, tuple | list) and len(validation) == 2:
                 v1, v2 = arr(validation[0], "validation x1"), arr(validation[1], "validation x2")
+                _check_row_order(*validation, "validation x1", "validation x2")
             else:
                 raise ValueError("PertVAE.fit: validation must be a (x1_val, x2_val) pair")
             _check_fit_input(a1.shape[0], G, v1.shape[0], v2.shape[0])

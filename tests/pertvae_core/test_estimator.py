@@ -297,3 +297,17 @@ def test_review47_fit_errors_name_fits_own_arguments() -> None:
     for args, kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
             PertVAE(**SMALL).fit(*args, **kwargs, verbose=False)
+
+
+def test_review47_pairs_whose_row_labels_are_in_another_order_are_refused() -> None:
+    """x2 with x1's cell lines in another order (e.g. sorted) trained on pairs of different cell lines
+    without a word, since pairs align by position; now it is an error naming the first row that differs."""
+    x1, x2 = _frames(0, 12)
+    shuffled = x2.sort_index(kind="stable")
+    with pytest.raises(ValueError, match=r"^PertVAE\.fit: x1 and x2 have the same row labels in another "
+                                         r"order \(row 1: 'b' vs 'a'\)"):
+        PertVAE(**SMALL).fit(x1, shuffled, verbose=False)
+    with pytest.raises(ValueError, match=r"validation x1 and validation x2 have the same row labels"):
+        PertVAE(**SMALL).fit(x1, x2, validation=(x1, shuffled), verbose=False)
+    x2_by_sample = x2.set_axis([f"t{i}" for i in range(len(x2))])   # other labels: nothing to misorder
+    PertVAE(**{**SMALL, "max_epochs": 1}).fit(x1, x2_by_sample, verbose=False)
