@@ -57,3 +57,12 @@ def test_python_api_doc_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     finally:
         for mod in [k for k in sys.modules if k == "mypkg" or k.startswith("mypkg.")]:
             del sys.modules[mod]
+
+
+def test_review47_anndata_comes_back_as_anndata() -> None:
+    """The page said AnnData input gives DataFrames back ("obs_names label the rows of the DataFrames that
+    come back"); the estimator gives AnnData back (tests/pertvae_core/test_estimator.py's
+    test_anndata_in_anndata_out), and the page now says so."""
+    text = " ".join(DOC.read_text().split())
+    assert "DataFrames that come back" not in text
+    assert "AnnData input gives AnnData back: the input's `obs`" in text
