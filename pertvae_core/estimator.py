@@ -364,8 +364,12 @@ class PertVAE:
             raise
         except Exception as e:  # torch raises several types for a file it cannot read
             raise ValueError(f"{path}: not a saved PertVAE estimator ({type(e).__name__}: {e})") from None
-        if not isinstance(p, dict) or p.get("format") != FORMAT:
-            found = p.get("format") if isinstance(p, dict) else type(p).__name__
+        found = p.get("format") if isinstance(p, dict) else type(p).__name__
+        if isinstance(found, str) and found != FORMAT and found.startswith(FORMAT.split("/")[0] + "/"):
+            raise ValueError(f"{path}: saved by another version of pertvae-bench (format {found!r}; this "
+                             f"one reads {FORMAT!r}): load it with the version that saved it, or fit and "
+                             f"save the model again")
+        if found != FORMAT:
             raise ValueError(f"{path}: not a saved PertVAE estimator (format {found!r}, expected {FORMAT!r})")
         _check_payload(p, path)
         try:

@@ -311,3 +311,15 @@ def test_review47_pairs_whose_row_labels_are_in_another_order_are_refused() -> N
         PertVAE(**SMALL).fit(x1, x2, validation=(x1, shuffled), verbose=False)
     x2_by_sample = x2.set_axis([f"t{i}" for i in range(len(x2))])   # other labels: nothing to misorder
     PertVAE(**{**SMALL, "max_epochs": 1}).fit(x1, x2_by_sample, verbose=False)
+
+
+def test_review47_another_versions_file_says_what_to_do(fitted: tuple[PertVAE, dict], tmp_path: Path) -> None:
+    """A file of another estimator format version was 'not a saved PertVAE estimator (format
+    'pertvae-estimator/2', ...)': untrue, and no word of what to do; now it names both versions and the way
+    out."""
+    good = fitted[0].save(tmp_path / "m.pt")
+    newer = _edited(good, tmp_path / "v2.pt", format="pertvae-estimator/2")
+    with pytest.raises(ValueError, match=r"v2\.pt: saved by another version of pertvae-bench \(format "
+                                         r"'pertvae-estimator/2'; this one reads 'pertvae-estimator/1'\): "
+                                         r"load it with the version that saved it, or fit and save"):
+        PertVAE.load(newer)
