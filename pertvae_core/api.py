@@ -125,6 +125,12 @@ def model_genes(state: FitState) -> int:
     return int(state.std.mean.shape[-1])
 
 
+def writable(split: SplitData) -> SplitData:
+    """``split`` with writable copies of its arrays: torch shares a numpy array's memory and warns about a
+    read-only one (pertvae_core.isolation hands every method read-only arrays)."""
+    return dataclasses.replace(split, **{f: np.array(getattr(split, f)) for f in (*FIELDS, "xu_train")})
+
+
 class PertVAEMethod:
     """PertVAE (or its reconstruction, ``reconstruction=True``) as a :class:`pertvae_core.methods.Method`.
 
@@ -138,10 +144,7 @@ class PertVAEMethod:
         self.name = "pertvae_rec" if reconstruction else "pertvae"
 
     def fit(self, split: SplitData) -> PertVAEMethod:
-        # writable copies: torch shares a numpy array's memory and warns about a read-only one
-        # (pertvae_core.isolation hands every method read-only arrays)
-        own = dataclasses.replace(split, **{f: np.array(getattr(split, f)) for f in (*FIELDS, "xu_train")})
-        self.state_, self.index_ = fit(_check([own]), self.cfg, [self.seed], pairs=True), 0
+        self.state_, self.index_ = fit(_check([writable(split)]), self.cfg, [self.seed], pairs=True), 0
         return self
 
     def predict(self, x1: np.ndarray) -> np.ndarray:

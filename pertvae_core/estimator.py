@@ -24,6 +24,7 @@ import torch
 
 from pertvae_core import model as _model
 from pertvae_core.api import predict as _predict
+from pertvae_core.api import writable as _writable
 from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
 from pertvae_core.train import FitState, Standardizer, fit, resolve_device, seed_streams
@@ -216,7 +217,7 @@ class PertVAE:
         if isinstance(x1, SplitData):
             if x2 is not None or singletons is not None or validation is not None:
                 raise ValueError("PertVAE.fit(split): x2, singletons and validation come from the SplitData")
-            split, genes = x1, None
+            split, genes = _writable(x1), None
         else:
             if x2 is None:
                 raise ValueError("PertVAE.fit: x2 (the post-treatment profiles paired with x1) is missing")

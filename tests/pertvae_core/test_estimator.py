@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -323,3 +324,17 @@ def test_review47_another_versions_file_says_what_to_do(fitted: tuple[PertVAE, d
                                          r"'pertvae-estimator/2'; this one reads 'pertvae-estimator/1'\): "
                                          r"load it with the version that saved it, or fit and save"):
         PertVAE.load(newer)
+
+
+def test_review47_fit_on_a_read_only_split_does_not_warn(fitted: tuple[PertVAE, dict]) -> None:
+    """As a Method, the estimator gets pertvae_core.isolation's read-only split; its fit(split) handed the
+    arrays to torch as they were, and torch warned 'The given NumPy array is not writable ... undefined
+    behavior' (PertVAEMethod copied them, the estimator did not)."""
+    from pertvae_core.isolation import readonly_split
+
+    d = fitted[1]
+    split = SplitData(*(d[k].to_numpy() for k in ("x1", "x2", "v1", "v2", "x1", "x2", "xs")))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*not writable")
+        est = PertVAE(**{**SMALL, "max_epochs": 1}).fit(readonly_split(split), verbose=False)
+    assert est.predict(d["t1"].to_numpy()).shape == d["t1"].shape
