@@ -132,10 +132,31 @@ def _params(preset: str, overrides: dict) -> dict:
         if d not in TABLE1_DRUGS or k not in RESPONSE_KINDS:
             raise CubeError(f"generate(): responses[{d!r}] = {k!r}: expected a drug of TABLE1_DRUGS and a "
                             f"kind in {RESPONSE_KINDS}")
+    _check_scales(p)
     if not (p["response_noise"] >= 0 and 0 <= p["response_missing"] < 1):
         raise CubeError(f"generate(): response_noise must be >= 0 and response_missing in [0, 1), got "
                         f"{p['response_noise']} and {p['response_missing']}")
     return p
+
+
+def _check_scales(p: dict) -> None:
+    """Noise SDs and the baseline overlap are refused outside their ranges here, where numpy would stop on an
+    overlap outside [0, 1] with its own message naming no option ('Cannot take a larger sample than
+    population') and would take a negative SD as its absolute value while the provenance kept the sign."""
+    for k in ("latent_jitter", "noise_sd", "baseline_noise_sd"):
+        if not (np.isfinite(p[k]) and p[k] >= 0):
+            raise CubeError(f"generate(): {k} must be a finite SD >= 0, got {p[k]}")
+    if not 0 <= p["baseline_overlap"] <= 1:
+        raise CubeError(f"generate(): baseline_overlap must be in [0, 1] (the fraction of treated-pool cell "
+                        f"lines with a baseline profile), got {p['baseline_overlap']}")
+
+
+def _check_seed(seed: int) -> int:
+    """The seed as an int in [0, 2**63), as ``--seed`` takes it; numpy would refuse a negative one with
+    'expected non-negative integer', naming no argument."""
+    if not 0 <= int(seed) < 2**63:
+        raise CubeError(f"generate(): seed must be in [0, 2**63), got {seed}")
+    return int(seed)
 
 
 def latent_shift(kind: str, z: np.ndarray, a: np.ndarray, b: np.ndarray, strength: float,
@@ -233,7 +254,8 @@ def generate(preset: str = "paper", seed: int = 0, **overrides) -> xr.Dataset:
     ``response_missing``.
     """
     p = _params(preset, overrides)
-    rng = np.random.default_rng([int(seed), 0])
+    seed = _check_seed(seed)
+    rng = np.random.default_rng([seed, 0])
     d, h, g = int(p["latent_dim"]), int(p["hidden"]), int(p["n_genes"])
     w1 = rng.normal(size=(d, h)) / np.sqrt(d) * 1.5
     c1 = rng.normal(size=h) * 0.3

@@ -196,3 +196,19 @@ def test_cli_refuses_a_bad_seed_in_one_line(tmp_path: Path, capsys: pytest.Captu
     err = capsys.readouterr().err
     assert err.splitlines() == [f"error: argument --seed: {why} (see pertvae-bench synth --help)"]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("overrides, pattern", [
+    ({"baseline_overlap": 1.5}, r"generate\(\): baseline_overlap must be in \[0, 1\].*got 1.5"),
+    ({"baseline_overlap": -0.5}, r"generate\(\): baseline_overlap must be in \[0, 1\].*got -0.5"),
+    ({"noise_sd": -1.0}, r"generate\(\): noise_sd must be a finite SD >= 0, got -1.0"),
+    ({"latent_jitter": float("nan")}, r"generate\(\): latent_jitter must be a finite SD >= 0, got nan"),
+    ({"baseline_noise_sd": -0.5}, r"generate\(\): baseline_noise_sd must be a finite SD >= 0"),
+    ({"seed": -1}, r"generate\(\): seed must be in \[0, 2\*\*63\), got -1"),
+])
+def test_out_of_range_options_name_the_option(overrides: dict, pattern: str) -> None:
+    """An overlap outside [0, 1] or a negative seed stopped in numpy ('Cannot take a larger sample than
+    population', 'expected non-negative integer'), naming no option; a negative SD was taken as its absolute
+    value while the provenance recorded the negative one."""
+    with pytest.raises(CubeError, match=pattern):
+        generate("demo", n_genes=8, n_baseline=5, **overrides)
