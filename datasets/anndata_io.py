@@ -11,7 +11,7 @@ condition  yes       ``"control"`` (vehicle, the x1 state; another label via ``c
                      a drug name (post-treatment, x2) or ``"baseline"`` (unpaired singletons)
 replicate  no        label unique within (cell line, condition); the profiles fill the cube's replicate slots
                      0, 1, ... in the sort order of these labels (in row order when the column is absent)
-dose_um    no        dose in micromolar, one value per (cell line, condition); NaN or absent: none
+dose_um    no        dose in micromolar, one value per (cell line, condition); NaN, empty or absent: none
 plate      no        plate (batch) id, ``""`` or missing where unknown; absent: the cube has no ``plate``
 source     no        platform, one value per condition; absent: ``"L1000"`` (``"baseline"`` for baseline)
 =========  ========  =========================================================================================
@@ -208,6 +208,15 @@ def _order(col: pd.Series, labels: np.ndarray) -> list[str]:
     return list(dict.fromkeys(labels))
 
 
+def _no_dose(col: pd.Series) -> np.ndarray:
+    """Rows whose dose is left empty: missing, or text that is empty or 'nan' (a column of numbers saved as
+    strings writes its NaN so); the error for a bad dose tells the user to leave it empty, so empty text
+    must count as no dose."""
+    text = col.astype(object).to_numpy()
+    return np.asarray([pd.isna(v) or (isinstance(v, str) and v.strip().lower() in ("", "nan")) for v in text],
+                      dtype=bool)
+
+
 def _per_group(values: np.ndarray, group: np.ndarray) -> np.ndarray | None:
     """First row index of a group whose values differ (NaN equal to NaN), else None."""
     df = pd.DataFrame({"g": group, "v": values})
@@ -345,7 +354,7 @@ def _from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None, gene
     dk = keys["dose_um"]
     if dk in obs.columns:
         d = pd.to_numeric(obs[dk].astype(object), errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.flatnonzero((np.isnan(d) & obs[dk].notna().to_numpy()) | np.isinf(d) | (d < 0))
+        bad = np.flatnonzero((np.isnan(d) & ~_no_dose(obs[dk])) | np.isinf(d) | (d < 0))
         if len(bad):
             v = obs[dk].iloc[bad[0]]
             raise CubeError(f"obs[{dk!r}]: value {v.item() if isinstance(v, np.generic) else v!r} at row "

@@ -405,3 +405,14 @@ def test_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(code, "docs/api.md", "exec"), {})
     out = capsys.readouterr().out
     assert "control" in out and "{'cell_line': 2, 'condition': 2, 'replicate': 1, 'gene': 3}" in out
+
+
+@pytest.mark.parametrize("empty", ["", "nan", " NaN "])
+def test_dose_left_empty_as_text_is_no_dose(empty: str) -> None:
+    """A dose column of strings ('' or 'nan' where there is no dose, as numbers saved as text write NaN) was
+    refused with "value '' ... is not a finite dose ...; fix it or leave it empty", though it was empty."""
+    doses = [empty, empty, "10", "10", empty, "0.04", "3.33", empty]
+    ds = from_anndata(_obs(pert_dose=doses), obs_keys=KEYS, gene_key="entrez", control="DMSO")
+    dose = ds["dose_um"].sel(cell_line="MCF7")
+    assert float(dose.sel(condition="vorinostat")) == 10.0
+    assert np.isnan(float(dose.sel(condition="control")))
