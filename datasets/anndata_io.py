@@ -248,8 +248,10 @@ def _replicate_slots(obs: pd.DataFrame, col: str | None, group: np.ndarray,
     dup = np.flatnonzero(~first & np.r_[False, c[1:] == c[:-1]])
     if len(dup):
         i = order[dup[0]]
+        label = obs[col].iloc[i]  # a numpy scalar's repr would read np.int64(0)
+        label = label.item() if isinstance(label, np.generic) else label
         raise CubeError(f"{where}: two profiles of the same cell line and condition share replicate label "
-                        f"{obs[col].iloc[i]!r} (row {obs.index[i]!r}); make the labels unique within each "
+                        f"{label!r} (row {obs.index[i]!r}); make the labels unique within each "
                         f"(cell line, condition) or drop the column")
     start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
     slot = np.empty(n, dtype=np.int64)

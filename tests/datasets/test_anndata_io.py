@@ -416,3 +416,9 @@ def test_dose_left_empty_as_text_is_no_dose(empty: str) -> None:
     dose = ds["dose_um"].sel(cell_line="MCF7")
     assert float(dose.sel(condition="vorinostat")) == 10.0
     assert np.isnan(float(dose.sel(condition="control")))
+
+
+def test_duplicate_numeric_replicate_label_reads_as_the_number() -> None:
+    """Integer replicate labels were named by numpy's repr: "share replicate label np.int64(1)"."""
+    with pytest.raises(CubeError, match=r"share replicate label 1 \(row 's[01]'\);"):
+        from_anndata(_obs(rep=[1, 1, 1, 2, 1, 1, 1, 1]), obs_keys=KEYS, gene_key="entrez", control="DMSO")
