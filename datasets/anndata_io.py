@@ -173,7 +173,8 @@ def _obs_keys(obs_keys: Mapping[str, str] | None) -> dict[str, str]:
     keys = {f: f for f in OBS_FIELDS}
     for f, col in dict(obs_keys or {}).items():
         if f not in keys:
-            raise CubeError(f"obs_keys: unknown field {f!r}; fields: {', '.join(OBS_FIELDS)}")
+            raise CubeError(f"obs_keys: unknown field {f!r} (build --obs-key FIELD=COLUMN); fields: "
+                            f"{', '.join(OBS_FIELDS)}")
         keys[f] = str(col)
     return keys
 
@@ -196,7 +197,7 @@ def _refuse_control_spellings(conds: np.ndarray, control: str, where: str) -> No
     if alike:
         raise CubeError(f"{where}: condition(s) {', '.join(map(repr, alike))} differ from the control label "
                         f"{control!r} only in case or punctuation and would be drugs made of controls; make "
-                        f"the labels agree (or name the control label with control=)")
+                        f"the labels agree (or name the control label with control=, build --control)")
 
 
 def _order(col: pd.Series, labels: np.ndarray) -> list[str]:
@@ -327,8 +328,8 @@ def _from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None, gene
     for f in REQUIRED_OBS:
         if keys[f] not in obs.columns:
             raise CubeError(f"obs[{keys[f]!r}]: missing column (the {f} of each profile); add it, or map "
-                            f"another column with obs_keys={{{f!r}: 'COLUMN'}} (obs columns: "
-                            f"{', '.join(map(str, obs.columns[:20])) or 'none'})")
+                            f"another column with obs_keys={{{f!r}: 'COLUMN'}} (build --obs-key "
+                            f"{f}=COLUMN; obs columns: {', '.join(map(str, obs.columns[:20])) or 'none'})")
     ck, kk = keys["cell_line"], keys["condition"]
     cell = _labels(obs[ck], f"obs[{ck!r}]", "profile's cell line")
     cell, merged = resolve_spellings(cell, f"obs[{ck!r}]", merge_cell_spellings)
@@ -342,7 +343,7 @@ def _from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None, gene
     conds = [CONDITION_CONTROL if c == control else c for c in _order(obs[kk], raw)]
     if CONDITION_CONTROL not in conds:
         raise CubeError(f"obs[{kk!r}]: no control profile (no row with condition {control!r}); name the "
-                        f"vehicle label with control='LABEL' (e.g. 'DMSO')")
+                        f"vehicle label with control='LABEL' (build --control LABEL), e.g. 'DMSO'")
     if not [c for c in conds if c not in (CONDITION_CONTROL, CONDITION_BASELINE)]:
         raise CubeError(f"obs[{kk!r}]: no drug condition (values: {', '.join(conds)}); the cube needs "
                         f"controls and profiles of at least one drug")

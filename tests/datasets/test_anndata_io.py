@@ -422,3 +422,25 @@ def test_duplicate_numeric_replicate_label_reads_as_the_number() -> None:
     """Integer replicate labels were named by numpy's repr: "share replicate label np.int64(1)"."""
     with pytest.raises(CubeError, match=r"share replicate label 1 \(row 's[01]'\);"):
         from_anndata(_obs(rep=[1, 1, 1, 2, 1, 1, 1, 1]), obs_keys=KEYS, gene_key="entrez", control="DMSO")
+
+
+@pytest.mark.parametrize("extra, flag", [
+    ([], "--control LABEL"),                                   # controls labelled DMSO, not 'control'
+    (["--control", "DMSO", "--obs-key", "cell_line=cell"], "--obs-key cell_line=COLUMN"),
+    (["--control", "DMSO", "--obs-key", "cell=cell_id"], "--obs-key FIELD=COLUMN"),
+])
+def test_h5ad_build_errors_name_the_build_flag(tmp_path: Path, capsys: pytest.CaptureFixture, extra: list,
+                                               flag: str) -> None:
+    """build --h5ad told its users to pass control='LABEL' or obs_keys={...}, Python keywords the command
+    line does not take; the error now names the flag as well."""
+    from datasets.build import main as build_main
+
+    src = write_h5ad(hand_made(), tmp_path / "in.h5ad")
+    keys = [a for f, c in KEYS.items() if f != "cell_line" for a in ("--obs-key", f"{f}={c}")]
+    out = tmp_path / "cube.zarr"
+    argv = ["--h5ad", str(src), "--out", str(out), "--gene-key", "entrez",
+            "--obs-key", "cell_line=cell_id", *keys, *extra]
+    assert build_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and flag in err, err
+    assert not out.exists()
