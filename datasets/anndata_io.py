@@ -18,7 +18,8 @@ source     no        platform, one value per condition; absent: ``"L1000"`` (``"
 
 var_names are the gene ids (Entrez ids as strings; ``gene_key`` takes them from a var column instead),
 unique; var ``gene_symbol`` is optional (missing symbols: the id). X (or ``layers[layer]``, dense or sparse)
-must be numeric and finite; NaN only with ``allow_nan=True`` (genes not measured: datasets.pairs then skips
+must be numeric, finite and on a log scale (values up to 100: counts or TPM are refused; store
+log2(x+1)); NaN only with ``allow_nan=True`` (genes not measured: datasets.pairs then skips
 the profile). The cube's cell line and condition order is that of categorical columns' categories (unused
 ones dropped), else of first appearance; cell lines and conditions without profiles are not carried.
 ``uns["cube_attrs"]`` (JSON, written by :func:`to_anndata`) restores the cube's attrs, so cube -> AnnData ->
@@ -57,6 +58,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from datasets.baseline import LINEAR_MAX
 from datasets.cell_names import cell_line_key, resolve_spellings
 from datasets.cube import (
     CONDITION_BASELINE,
@@ -271,6 +273,16 @@ def _matrix(adata: ad.AnnData, layer: str | None) -> Any:
     return adata.X
 
 
+def _check_log_scale(top: float, xname: str) -> None:
+    """Refuse values on a linear scale (counts, TPM, RPKM): the models and the change metrics compare
+    profiles on a log scale, as the L1000 profiles and the baselines are (datasets.baseline.LINEAR_MAX:
+    log expression stays below ~20), and a cube of counts would be scored without a word of warning."""
+    if top > LINEAR_MAX:
+        raise CubeError(f"{xname}: values up to {top:.6g}: a linear scale (counts, TPM or RPKM; log "
+                        f"expression stays below {LINEAR_MAX:g}), while the cube's profiles are compared on "
+                        f"a log scale; store log2(x+1) of them (or name a log-scale layer) and build again")
+
+
 def _check_memory(shape: tuple[int, int, int, int]) -> None:
     need = int(np.prod(shape, dtype=np.float64)) * 4 + int(np.prod(shape[:3], dtype=np.float64)) * 8
     memory = available_memory()
@@ -411,6 +423,7 @@ def _from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None, gene
     expr = np.full(shape, np.nan, dtype=np.float32)
     step = max(1, _BLOCK_VALUES // len(genes))
     empty: list[int] = []
+    top = -np.inf
     for a in range(0, n, step):
         b = min(n, a + step)
         x = mat[a:b]
@@ -426,11 +439,13 @@ def _from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None, gene
                             f"{obs.index[a + r]!r}, gene {genes[g]!r}, value {x[r, g]}, as float32); the "
                             f"cube takes finite values{hint}: impute or drop those profiles or genes")
         expr[ci[a:b], ki[a:b], slot[a:b]] = x
+        top = max(top, float(np.nanmax(x, initial=-np.inf)))
         if allow_nan:
             empty += (a + np.flatnonzero(np.isnan(x).all(axis=1))).tolist()
         if progress is not None:
             progress(b, n)
 
+    _check_log_scale(top, xname)
     base: dict[str, Any] = {}
     if ATTRS_KEY in adata.uns:
         try:

@@ -444,3 +444,26 @@ def test_h5ad_build_errors_name_the_build_flag(tmp_path: Path, capsys: pytest.Ca
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and flag in err, err
     assert not out.exists()
+
+
+def test_counts_are_refused_as_a_linear_scale(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Counts (or TPM) were built into a cube as they were and scored as if log expression; the baselines
+    had the same rule (datasets.baseline.LINEAR_MAX) and the h5ad input none. log2(x+1) of them builds."""
+    from datasets.build import main as build_main
+
+    adata = hand_made()
+    counts = np.random.default_rng(0).poisson(300, size=adata.shape).astype(np.float32)
+    adata.X = counts
+    with pytest.raises(CubeError, match=r"^X: values up to \d+: a linear scale .*store log2\(x\+1\)"):
+        from_anndata(adata, obs_keys=KEYS, gene_key="entrez", control="DMSO")
+    src = write_h5ad(adata, tmp_path / "counts.h5ad")
+    keys = [a for f, c in KEYS.items() for a in ("--obs-key", f"{f}={c}")]
+    argv = ["--h5ad", str(src), "--out", str(tmp_path / "cube.zarr"), "--gene-key", "entrez",
+            "--control", "DMSO", *keys]
+    assert build_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {src}: X: values up to ") and err.count("\n") == 1
+    assert not (tmp_path / "cube.zarr").exists()
+    adata.X = np.log2(counts + 1)
+    ds = from_anndata(adata, obs_keys=KEYS, gene_key="entrez", control="DMSO")
+    assert float(ds["expression"].max()) <= 10.0
