@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import numbers
 import os
+import pickle
 import sys
 import time
 import warnings
@@ -364,7 +365,8 @@ class PertVAE:
         except FileNotFoundError:
             raise
         except Exception as e:  # torch raises several types for a file it cannot read
-            raise ValueError(f"{path}: not a saved PertVAE estimator ({type(e).__name__}: {e})") from None
+            raise ValueError(f"{path}: not a saved PertVAE estimator (torch.load cannot read it: "
+                             f"{_load_failure(e)}); give a file PertVAE.save wrote") from None
         found = p.get("format") if isinstance(p, dict) else type(p).__name__
         if isinstance(found, str) and found != FORMAT and found.startswith(FORMAT.split("/")[0] + "/"):
             raise ValueError(f"{path}: saved by another version of pertvae-bench (format {found!r}; this "
@@ -388,6 +390,15 @@ class PertVAE:
                          fit_seconds=p["fit_seconds"], device=dev, history=[list(p["history"])])
         est._fitted(state, p["genes"], p["seed"])
         return est
+
+
+def _load_failure(e: Exception) -> str:
+    """torch.load's failure in one line: an UnpicklingError's message (several lines) advises loading with
+    weights_only=False, which would run whatever code the file holds: never advice to pass on."""
+    if isinstance(e, pickle.UnpicklingError):
+        return f"{type(e).__name__}: not a file torch.save wrote, or a damaged one"
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {first[:200]}" if first else type(e).__name__
 
 
 # what save() writes besides "format": entry -> the types it may have
