@@ -612,7 +612,9 @@ def predictions_anndata(x2_hat: np.ndarray, cell_line: Sequence[str], split: str
 def _base_obs(obs: pd.DataFrame, n: int, cell_line: Sequence[str], split: str | Sequence[str],
               kind: str | Sequence[str], repeat: Any, fold: Any, drug: str | None) -> None:
     """:func:`predictions_anndata`'s own obs columns, checked."""
-    obs["cell_line"] = pd.Categorical([str(v) for v in _column(list(cell_line), n, "cell_line")])
+    one = isinstance(cell_line, str)   # one cell line for every row: list("MCF7") would be its letters
+    obs["cell_line"] = pd.Categorical([str(v) for v in _column(cell_line if one else list(cell_line), n,
+                                                              "cell_line")])
     obs["split"] = pd.Categorical([str(v) for v in _column(split, n, "split")])
     kinds = [str(v) for v in _column(kind, n, "kind")]
     if set(kinds) - set(PREDICTION_KINDS):

@@ -467,3 +467,11 @@ def test_counts_are_refused_as_a_linear_scale(tmp_path: Path, capsys: pytest.Cap
     adata.X = np.log2(counts + 1)
     ds = from_anndata(adata, obs_keys=KEYS, gene_key="entrez", control="DMSO")
     assert float(ds["expression"].max()) <= 10.0
+
+
+def test_one_cell_line_given_as_a_string_labels_every_row() -> None:
+    """A str cell_line was split into its letters ('MCF' for 3 rows: 'M', 'C', 'F'), mislabelling rows."""
+    from datasets.anndata_io import predictions_anndata
+
+    a = predictions_anndata(np.zeros((3, 2)), "MCF", "test", ["1", "2"])
+    assert list(a.obs["cell_line"]) == ["MCF", "MCF", "MCF"]
