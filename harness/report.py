@@ -719,6 +719,10 @@ FILE_WORDS_WITHOUT_REFERENCE = {
     "benchmark.md": "the benchmark: every method per drug, the best one, whether each method uses the cell "
                     "line",
 }
+# PertVAE in the run without a finished fit: forest.png is written, and says it has no comparison.
+FILE_WORDS_WITHOUT_REFERENCE_FIT = {
+    k: FILE_WORDS_WITHOUT_REFERENCE.get(k, "PertVAE minus each method per drug: empty, no finished "
+                                           "PertVAE fit to compare") for k in FILE_WORDS}
 
 
 def parts(ds: xr.Dataset) -> frozenset[str]:
@@ -770,7 +774,9 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str]
         lines.insert(0, res.partial_line())
     width = max(len(k) for k in FILE_WORDS)
     lines.append(f"Files in {out}:")
-    files = FILE_WORDS if verdicts.ran(res.scores) else FILE_WORDS_WITHOUT_REFERENCE
+    files = FILE_WORDS if verdicts.ran(res.scores) else FILE_WORDS_WITHOUT_REFERENCE_FIT
+    if "forest" not in parts(ds):   # no PertVAE in the run: no forest.png
+        files = FILE_WORDS_WITHOUT_REFERENCE
     shown = set(written) if written is not None else {n for n in files if (out / n).exists()}
     files = {**files, "figure2.png": figure2_words(ds)} if "figure2.png" in shown else files
     lines += [f"  {name.ljust(width)}  {words}" for name, words in files.items()
