@@ -127,7 +127,8 @@ def test_write_touches_only_its_cells(tmp_path, cfg):
     others[0, 0, 1, :] = ""
     others[1, 1, 0, :] = ""
     assert (others == "").all()
-    assert st.counts() == {"planned": 36, "done": 7, "failed": 1, "missing": 29}
+    assert st.counts() == {"planned": 36, "done": 7, "failed": 1, "failed_in_methods": 0, "not_run": 28,
+                           "missing": 29}
     assert FitKey("pertvae", "dA", 4, 1, 2) in st.done_keys()
     assert FitKey("pertvae", "dA", 4, 0, 0) not in st.done_keys()   # failed fits are retried on rerun
     df = st.to_dataframe()
