@@ -484,11 +484,24 @@ def _local(cfg: Any, gpus: int | None, timeout: float, log_path: Path | None) ->
 def _started(make: Any) -> Any:
     """``make()`` (a local cluster, which starts its worker processes), or ClusterError when one of them dies
     while starting (killed, out of memory): distributed then raises "Nanny failed to start" after closing
-    the cluster; any worker process it left behind is killed, so that nothing keeps this process alive."""
+    the cluster; any worker process it left behind is killed, so that nothing keeps this process alive.
+
+    A Ctrl-C or SIGTERM while it starts is acted on once it has started, and the cluster is closed first:
+    interrupted mid-start, the half-started cluster was left to distributed's exit hook, which failed on it
+    and printed tracebacks and Dask's log lines on the terminal after the run's 'interrupted:' line."""
     import multiprocessing
 
+    from harness.store import _deferred_interrupts
+
+    cluster = None
     try:
-        return make()
+        with _deferred_interrupts():
+            cluster = make()
+        return cluster
+    except KeyboardInterrupt:
+        if cluster is not None:
+            cluster.close()
+        raise
     except Exception as e:
         for child in multiprocessing.active_children():
             child.kill()

@@ -270,7 +270,8 @@ def _deferred_interrupts() -> Iterator[None]:
     """Act on a SIGINT or SIGTERM that arrives in the block only after it. zarr writes from a background
     thread that an interrupt of this one does not stop, so an interrupted store creation could go on
     writing files into the directory its cleanup has just removed (seen: a results.zarr.tmp-<pid> left
-    behind). Creating the store takes seconds; only the main thread can have signal handlers."""
+    behind). Creating the store takes seconds; only the main thread can have signal handlers. Used by
+    harness.cluster too, while a local cluster starts."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
