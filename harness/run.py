@@ -466,9 +466,9 @@ def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, Path, list[str], Re
 def _repair(store: ResultStore) -> Repair:
     """Repair the store's damaged metadata and cells (their fits rerun), saying what was done."""
     repair = store.repair()
-    if repair.metadata:
+    if repair.metadata:   # a variable's chunks lost with its metadata are damaged cells, said next
         _say(f"repairing {store.path}: rewrote {repair.describe_metadata()} from the store's consolidated "
-             f"metadata (no fit lost)")
+             f"metadata" + ("" if repair.cells else " (no fit lost)"))
     if repair.cells:
         _say(f"repairing {store.path}: {len(repair.cells)} damaged cell(s), {repair.n_fits} done fit(s) lost "
              f"and recomputed now: {repair.describe()}")

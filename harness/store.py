@@ -72,11 +72,12 @@ that a cell with a status has every small variable's chunk readable, a known sta
 done fit, and that each fit with a status has its per-cell-line and per-gene chunks on disk with a sound
 header (these two are large, so their values are not decoded: the zstd frame's magic number and content size
 are checked: a chunk damaged past its header is found only when read, e.g. by the report's per-gene table,
-which then fails naming zarr's error); a damaged cell (a deleted or garbage chunk) is reset and its fits
-are recomputed. A variable whose own metadata (``VAR/zarr.json``) is missing, unreadable or not the root's
-consolidated copy of it is rewritten from that copy (zarr reads through the consolidated copy, so the damage
-would otherwise stay unseen). Damage that cannot be repaired (no readable group metadata or coordinates,
-results.zarr not a directory) raises StoreDamagedError saying what to move away.
+which then fails naming zarr's error), and that a cell whose fit times are on disk has its status chunk; a
+damaged cell (a deleted or garbage chunk) is reset and its fits are recomputed. A variable whose own
+metadata (``VAR/zarr.json``) is missing, unreadable or not the root's consolidated copy of it is rewritten
+from that copy (zarr reads through the consolidated copy, so the damage would otherwise stay unseen). Damage
+that cannot be repaired (no readable group metadata or coordinates, results.zarr not a directory) raises
+StoreDamagedError saying what to move away.
 """
 
 from __future__ import annotations
@@ -702,6 +703,9 @@ class ResultStore:
         bad: dict[tuple[int, int, int], list[str]] = defaultdict(list)
         st = self._read_checked("status", bad).astype(str)
         status_lost = set(bad)
+        unmarked = self._unmarked_cells()
+        for c in unmarked:
+            bad[c].append("status: chunk missing")
         seconds = self._read_checked("fit_seconds", bad).astype(float)
         for v in self.vars:   # the small ones: the per-fit chunks are checked by _check_chunks
             if v not in ("status", "fit_seconds", *DETAIL_VARS):
@@ -721,9 +725,32 @@ class ResultStore:
         pm = self.planned_mask()
         n_fits = 0
         for c in bad:
-            n_fits += int(pm[c].sum()) if c in status_lost else int(((st[c] == "done") & pm[c]).sum())
+            n_fits += (int(pm[c].sum()) if c in status_lost else unmarked[c] if c in unmarked
+                       else int(((st[c] == "done") & pm[c]).sum()))
         return Repair({self._cell_name(c): sorted(set(why)) for c, why in bad.items()}, n_fits,
                       self._metadata_damage())
+
+    def _unmarked_cells(self) -> dict[tuple[int, int, int], int]:
+        """{cell: its fits with a fit time} of the cells whose status chunk is missing but whose
+        ``fit_seconds`` chunk holds fit times: their status was lost (a deleted chunk or ``status``
+        directory), not never written, and their finished fits would otherwise be rerun unsaid as "not run"
+        (after a metadata repair that said "no fit lost"). A chunk too damaged to read counts every planned
+        fit of its cell. (A crash between a cell's first values and its status leaves the same: those fits
+        had finished too, and are rerun either way.)"""
+        written = set(self._written_cells())
+        arr, pm = self._group["fit_seconds"], self.planned_mask()
+        key = arr.metadata.encode_chunk_key
+        out = {}
+        for c in np.ndindex(*arr.shape[:3]):
+            if c in written or not (self.path / "fit_seconds" / key((*c, 0))).is_file():
+                continue
+            try:
+                n = int(np.isfinite(np.asarray(arr[c], dtype=float)).sum())
+            except Exception:  # noqa: BLE001 - zarr raises many types for a garbage chunk
+                n = int(pm[c].sum())
+            if n:
+                out[c] = n
+        return out
 
     def _check_chunks(self, st: np.ndarray, bad: dict[tuple[int, int, int], list[str]]) -> None:
         """Add to ``bad`` the started cells with a chunk missing, or a per-cell-line or per-gene chunk whose

@@ -258,3 +258,32 @@ def test_a_cell_reset_by_repair_is_not_written_back_from_what_the_writer_kept(tm
     st.write([_row("pca", "dA", 2, 0, 1, fit_seconds=1.0)])
     assert ResultStore(st.path).done_keys() == {FitKey("pca", "dA", 2, 0, 1)}
     assert not ResultStore(st.path).find_damage().cells
+
+
+def test_a_lost_status_chunk_is_damage_not_fits_never_run(tmp_path, cfg, capsys):
+    """A cell whose status chunk (or the whole ``status`` directory, with its metadata) is gone while its
+    values are there. Before: its done fits read as never run and were rerun unsaid, after a metadata repair
+    that said '(no fit lost)'; after: the cell is damaged ('status: chunk missing'), its timed fits counted as
+    lost, and the metadata line makes no such claim."""
+    import shutil
+
+    from harness.run import _repair
+
+    st = ResultStore.open(tmp_path / "out", cfg, "fp", drugs=["dA", "dB"], cell_lines=["c1"], genes=["g1"])
+    st.write([_row("pca", "dA", 2, 0, f, fit_seconds=1.0) for f in range(3)]
+             + [_row("pertvae", "dB", 4, 0, 0, fit_seconds=2.0)])
+    chunk = st.path / "status" / st._group["status"].metadata.encode_chunk_key((1, 0, 0, 0))
+    assert chunk.is_file()
+    chunk.unlink()
+    rep = ResultStore(st.path).repair()
+    assert rep.cells == {("pca", "dA", 2): ["status: chunk missing"]} and rep.n_fits == 3
+    assert ResultStore(st.path).done_keys() == {FitKey("pertvae", "dB", 4, 0, 0)}
+    assert not ResultStore(st.path).find_damage().cells
+
+    shutil.rmtree(st.path / "status")
+    rep = _repair(ResultStore(st.path))
+    said = capsys.readouterr().out
+    assert rep.metadata == {"status": "missing"} and rep.n_fits == 1, said
+    assert "no fit lost" not in said and "1 done fit(s) lost" in said, said
+    assert "status: chunk missing" in said, said
+    assert not ResultStore(st.path).done_keys() and not ResultStore(st.path).find_damage().cells
