@@ -557,7 +557,9 @@ def _run_info(cfg: RunConfig, cube_path: Path, store: ResultStore, tasks: Sequen
 
 def _report(out: Path, store: ResultStore, failures: list[dict]) -> int:
     """Write the report and print its summary: 0, 1 when the report failed, 3 when some fits failed. The
-    report of a store unchanged since it was rendered is kept (harness.report_stamp)."""
+    report of a store unchanged since it was rendered is kept (harness.report_stamp). A disk that is full
+    or read-only is raised, for :func:`_run` to say so as it does for the fits (exit 2, what to free):
+    reported as a failed report, it was the bare 'OSError: [Errno 28] No space left on device' and exit 1."""
     from harness import report_stamp
     from harness.report import ReportError, render_report
 
@@ -576,6 +578,8 @@ def _report(out: Path, store: ResultStore, failures: list[dict]) -> int:
         print(f"error: the report failed: {e}", file=sys.stderr, flush=True)
         return 1
     except Exception as e:
+        if isinstance(e, OSError) and e.errno in DISK_ERRORS:
+            raise
         print(f"error: the report failed: {_reason(e)} (results are safe in {store.path}; "
               f"retry with pertvae-bench report {out})", file=sys.stderr, flush=True)
         return 1

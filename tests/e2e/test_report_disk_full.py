@@ -1,0 +1,38 @@
+"""A disk that fills while the run writes its report: the run's own disk-full line and exit status, as for
+its fits (harness.run._report lets the error through to harness.run._run)."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from harness.run import main
+from tests.e2e import n_status, tiny_args, tiny_cube
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_disk_full_while_the_report_is_written_is_the_runs_disk_full_line(tmp_path_factory, tmp_path,
+                                                                          monkeypatch, capsys):
+    """Before: 'error: the report failed: OSError: [Errno 28] No space left on device (results are safe ...;
+    retry with pertvae-bench report OUT)' and exit 1, naming no file and not what to free; after: exit 2 and
+    the line a full disk gets while fits are written: what failed where, what to free, the fits kept."""
+    import harness.report
+
+    def full(out, *args, **kwargs):
+        (out / "table1.csv").write_text("")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    cube = tiny_cube(tmp_path_factory)
+    out = tmp_path / "out"
+    monkeypatch.setattr(harness.report, "render_report", full)
+    args = tiny_args(cube, out, "--models", "pca", "--drugs", "drugA", "--n-repeats", "1", cluster="none")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: no space left on device writing {out}: free some "
+                                               f"space"), err
+    assert "are kept: run the same command again to resume" in err[0], err
+    assert n_status(out) == 6   # pca at latents 2 and 3, 3 folds
+    monkeypatch.undo()
+    assert main(args) == 0 and (out / "figure2.png").is_file()   # the rerun writes the report
