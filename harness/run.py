@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -180,6 +181,19 @@ def _failed(task: Task, exc: BaseException, reason: str | None = None) -> list[d
     return [dict(r, traceback=tb) for r in failed_rows(task, reason or _reason(exc))]
 
 
+def write_replacing(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file renamed over it: a write cut short (a full disk, a
+    kill) leaves the previous file whole and no temporary file behind, where writing ``path`` itself left
+    half of the new one (run.json) and a failed temporary one stayed (failures.csv)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 FAILURE_COLUMNS = ("model", "drug", "latent", "repeat", "fold", "method", "reason", "traceback")
 
 
@@ -201,12 +215,11 @@ def write_failures(store: ResultStore, out: Path, tracebacks: dict[tuple, str]) 
     if not rows:
         path.unlink(missing_ok=True)
         return rows
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FAILURE_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=FAILURE_COLUMNS)
+    w.writeheader()
+    w.writerows(rows)
+    write_replacing(path, text.getvalue())
     return rows
 
 
@@ -424,7 +437,7 @@ def _run_locked(cfg: RunConfig) -> int:
                            "seconds": round(seconds, 3), "fits_run": sum(t.n_fits for t in tasks),
                            "tasks_run": len(tasks)}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True))
+    write_replacing(out / "run.json", json.dumps(run_info, indent=2, sort_keys=True))
     if interrupted:
         _say(f"interrupted: {counts['done']} of {counts['planned']} fits are saved in {store.path}; "
              f"run the same command again to resume")

@@ -36,3 +36,29 @@ def test_disk_full_while_the_report_is_written_is_the_runs_disk_full_line(tmp_pa
     assert n_status(out) == 6   # pca at latents 2 and 3, 3 folds
     monkeypatch.undo()
     assert main(args) == 0 and (out / "figure2.png").is_file()   # the rerun writes the report
+
+
+def test_disk_full_while_run_json_is_written_keeps_the_previous_one_whole(tmp_path_factory, tmp_path,
+                                                                          monkeypatch, capsys):
+    """Before: run.json was written in place, so a disk that filled mid-write left half of the new one (the
+    previous record lost, the file no JSON); after: the previous run.json stays whole, no temporary file."""
+    from pathlib import Path
+
+    cube = tiny_cube(tmp_path_factory)
+    out = tmp_path / "out"
+    args = tiny_args(cube, out, "--models", "pca", "--drugs", "drugA", "--n-repeats", "1", cluster="none")
+    assert main(args) == 0
+    before = (out / "run.json").read_text()
+    real = Path.write_text
+
+    def half_then_full(self, text, *a, **kw):
+        if "run.json" in self.name:
+            real(self, text[:len(text) // 2], *a, **kw)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, text, *a, **kw)
+
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    assert main(args) == 2
+    assert "no space left on device" in capsys.readouterr().err
+    assert (out / "run.json").read_text() == before
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
