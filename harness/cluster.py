@@ -491,11 +491,11 @@ def _started(make: Any) -> Any:
     and printed tracebacks and Dask's log lines on the terminal after the run's 'interrupted:' line."""
     import multiprocessing
 
-    from harness.store import _deferred_interrupts
+    from harness.store import deferred_interrupts
 
     cluster = None
     try:
-        with _deferred_interrupts():
+        with deferred_interrupts():
             cluster = make()
         return cluster
     except KeyboardInterrupt:

@@ -267,7 +267,7 @@ def _dict_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 
 @contextmanager
-def _deferred_interrupts() -> Iterator[None]:
+def deferred_interrupts() -> Iterator[None]:
     """Act on a SIGINT or SIGTERM that arrives in the block only after it. zarr writes from a background
     thread that an interrupt of this one does not stop, so an interrupted store creation could go on
     writing files into the directory its cleanup has just removed (seen: a results.zarr.tmp-<pid> left
@@ -389,7 +389,7 @@ def _write_whole(ds: xr.Dataset, path: Path, encoding: dict, compute: bool, ever
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
-        with warnings.catch_warnings(), _deferred_interrupts():
+        with warnings.catch_warnings(), deferred_interrupts():
             # zarr warns that consolidated metadata is not in the v3 spec; we keep it so that plain
             # xr.open_zarr(path) reads the store quietly and fast. Region writes never change metadata.
             warnings.simplefilter("ignore", UserWarning)

@@ -366,7 +366,7 @@ def test_sigterm_while_the_store_is_created(finished, tmp_path, capsys):
 
 
 def test_an_interrupt_during_store_creation_is_acted_on_after_it():
-    from harness.store import _deferred_interrupts
+    from harness.store import deferred_interrupts
 
     class Stop(Exception):
         pass
@@ -377,7 +377,7 @@ def test_an_interrupt_during_store_creation_is_acted_on_after_it():
     saved = signal.signal(signal.SIGTERM, stop)
     try:
         with pytest.raises(Stop):
-            with _deferred_interrupts():
+            with deferred_interrupts():
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(0.2)  # the handler would run here, mid-creation
                 finished_inside = True

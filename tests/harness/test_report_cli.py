@@ -25,8 +25,8 @@ def test_quiet_keeps_stdout_empty_and_the_partial_line_on_stderr(tmp_path: Path,
     got = capsys.readouterr()
     assert got.out == ""
     assert [s for s in got.err.splitlines() if s.startswith("PARTIAL: ")] == [
-        "PARTIAL: 30 of 240 fits missing (0 failed, 30 not run); scores missing for vae (30 of 90 fits); every "
-        "other method has all its scores"]
+        "PARTIAL: 30 of 240 fits missing (0 failed, 30 not run); scores missing for vae (30 of 90 fits); "
+        "every other method has all its scores"]
     assert main([str(tmp_path), "--no-figures"]) == 0
     got = capsys.readouterr()
     assert got.out.startswith("PARTIAL: 30 of 240") and "PARTIAL" not in got.err
