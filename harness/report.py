@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from datasets.disk import DISK_ERRORS
 from harness import benchmark as bench
 from harness import figures, report_stamp, response_report, verdicts
 from harness.contenders import built_in_methods, figure2_models, model_methods, reference_model
@@ -632,9 +633,19 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
 
 
 def _write_text(path: Path, text: str) -> None:
+    _replacing(path, lambda tmp: tmp.write_text(text))
+
+
+def _replacing(path: Path, write: Any) -> None:
+    """``write(tmp)`` then ``tmp`` renamed over ``path``: a write cut short (a full disk) leaves the previous
+    file whole and removes its temporary file, which stayed in OUT before (.cell_lines.csv.tmp-PID)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 FIT_COLUMNS = ("model", "drug", "latent", "split", "repeat", "fold", "status", "reason", "epochs",
@@ -692,9 +703,7 @@ def _store_errors() -> Any:
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    frame.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, path)
+    _replacing(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))
 
 
 # What each output is, in the end-of-run summary (file -> words), in this order.
@@ -936,6 +945,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 report_stamp.record(Path(args.out))
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as e:
+        if e.errno not in DISK_ERRORS:
+            raise
+        print(f"error: {DISK_ERRORS[e.errno]} writing the report into {args.out}: free some space (or make "
+              f"it writable) and run the same command again; a report does not change results.zarr",
+              file=sys.stderr, flush=True)
         return 2
     if not args.quiet:
         print(summary.read_text(), end="", flush=True)

@@ -62,3 +62,32 @@ def test_disk_full_while_run_json_is_written_keeps_the_previous_one_whole(tmp_pa
     assert "no space left on device" in capsys.readouterr().err
     assert (out / "run.json").read_text() == before
     assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
+
+
+def test_disk_full_while_pertvae_bench_report_writes_is_one_line_and_leaves_no_temporary_file(
+        tmp_path_factory, tmp_path, monkeypatch, capsys):
+    """Before: `pertvae-bench report OUT` on a full disk ended in a traceback and left .cell_lines.csv.tmp-PID
+    in OUT; after: one error line, exit 2, the csv as it was and no temporary file."""
+    import pandas as pd
+
+    from harness.report import main as report_main
+
+    cube = tiny_cube(tmp_path_factory)
+    out = tmp_path / "out"
+    args = tiny_args(cube, out, "--models", "pertvae", "baselines", "--drugs", "drugA", "--n-repeats", "1",
+                     cluster="none")
+    assert main(args) == 0
+    capsys.readouterr()
+    before = (out / "scores.csv").read_bytes()
+    real = pd.DataFrame.to_csv
+
+    def full(self, path, *a, **kw):
+        real(self, path, *a, **kw)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    assert report_main([str(out), "--no-figures"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: no space left on device writing the report into {out}: free some space (or make "
+                   f"it writable) and run the same command again; a report does not change results.zarr"]
+    assert not list(out.glob(".*.tmp-*")) and (out / "scores.csv").read_bytes() == before
