@@ -7,15 +7,26 @@ again. ``python -m harness.entry`` runs the same as the console script.
 
 from __future__ import annotations
 
+import sys
+
 from harness import hugepages
+
+INTERRUPTED = 130   # 128 + SIGINT, as the commands' own interrupt handling returns
 
 
 def main() -> int:
-    """``pertvae-bench``: :func:`harness.hugepages.reexec`, then :func:`harness.cli.main`."""
-    hugepages.reexec()
-    from harness import cli
+    """``pertvae-bench``: :func:`harness.hugepages.reexec`, then :func:`harness.cli.main`.
 
-    return cli.main()
+    A Ctrl-C that no command handled (while torch and the command's modules are still being imported, the
+    first seconds) is one line and exit 130, not a traceback through the import machinery."""
+    hugepages.reexec()
+    try:
+        from harness import cli
+
+        return cli.main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr, flush=True)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -31,3 +31,16 @@ def test_the_exit_status_passes_through():
     assert r.returncode == 2 and "usage: pertvae-bench COMMAND" in r.stderr
     r = entry("rnu")
     assert r.returncode == 2 and r.stderr.startswith("error: unknown command 'rnu'; did you mean run?")
+
+
+def test_a_ctrl_c_no_command_handled_is_one_line_and_130(monkeypatch, capsys):
+    """Ctrl-C while torch and the command's modules were still being imported printed a traceback."""
+    from harness import cli, entry, hugepages
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hugepages, "reexec", lambda: None)
+    monkeypatch.setattr(cli, "main", interrupted)
+    assert entry.main() == 130
+    assert capsys.readouterr().err == "interrupted\n"
