@@ -116,10 +116,19 @@ def n_status(out: Path, status: str = "done") -> int:
         return 0
 
 
-def start_driver(args: list[str], log: Path) -> subprocess.Popen:
-    """``python -m harness.run ARGS`` in its own process group (so the test can kill driver + workers)."""
+# ``python -m harness.run`` with Ctrl-C acted on as in a terminal: a test runner started in the background by
+# a shell without job control (nohup ... &) has SIGINT ignored, and its children inherit that
+AS_IN_A_TERMINAL = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                    "sys.argv = ['harness.run', *sys.argv[1:]]; runpy.run_module('harness.run', "
+                    "run_name='__main__')")
+
+
+def start_driver(args: list[str], log: Path, sigint: bool = False) -> subprocess.Popen:
+    """``python -m harness.run ARGS`` in its own process group (so the test can kill driver + workers);
+    ``sigint``: with SIGINT's default handler even where the test runner has it ignored."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([PYTHON, "-m", "harness.run", *args], cwd=ROOT, env=env,
+    cmd = ["-c", AS_IN_A_TERMINAL] if sigint else ["-m", "harness.run"]
+    return subprocess.Popen([PYTHON, *cmd, *args], cwd=ROOT, env=env,
                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -19,7 +19,8 @@ def test_ctrl_c_while_the_local_cluster_starts_prints_no_traceback(tmp_path_fact
     cube = tiny_cube(tmp_path_factory)
     out, log = tmp_path / "out", tmp_path / "log.txt"
     run_log = out / "run.log"
-    proc = start_driver(tiny_args(cube, out, "--models", "baselines", "--drugs", "drugA", workers=1), log)
+    proc = start_driver(tiny_args(cube, out, "--models", "baselines", "--drugs", "drugA", workers=1), log,
+                        sigint=True)
     try:
         assert wait_for(lambda: run_log.is_file() and "Start Nanny at" in run_log.read_text(), timeout=120,
                         proc=proc, poll=0.01), log.read_text()
