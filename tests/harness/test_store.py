@@ -107,7 +107,8 @@ def test_scores_land_in_their_method_and_metric(tmp_path, cfg):
 def test_write_touches_only_its_cells(tmp_path, cfg):
     st = _open(tmp_path, cfg)
     c0 = st.counts()
-    assert c0 == {"planned": 2 * 6 * 3, "done": 0, "failed": 0, "missing": 36}
+    assert c0 == {"planned": 2 * 6 * 3, "done": 0, "failed": 0, "failed_in_methods": 0, "not_run": 36,
+                  "missing": 36}
     st.write([_row("pertvae", "dA", 4, 1, 2, rho_rec_pert=0.25, rho_pred_pert=0.5, epochs=7, fit_seconds=1.5),
               _row("pertvae", "dA", 4, 0, 0, status="failed", reason="loss diverged (nan)")])
     st.write([_row("pca", "dB", 2, r, k, rho_rec=0.1 * (r * 3 + k)) for r in range(2) for k in range(3)])
