@@ -40,7 +40,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from datasets.disk import DISK_ERRORS
+from datasets.disk import DISK_ERRORS, write_replacing
 from harness import benchmark as bench
 from harness import figures, report_stamp, response_report, verdicts
 from harness.contenders import built_in_methods, figure2_models, model_methods, reference_model
@@ -633,19 +632,7 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
 
 
 def _write_text(path: Path, text: str) -> None:
-    _replacing(path, lambda tmp: tmp.write_text(text))
-
-
-def _replacing(path: Path, write: Any) -> None:
-    """``write(tmp)`` then ``tmp`` renamed over ``path``: a write cut short (a full disk) leaves the previous
-    file whole and removes its temporary file, which stayed in OUT before (.cell_lines.csv.tmp-PID)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_replacing(path, lambda tmp: tmp.write_text(text))
 
 
 FIT_COLUMNS = ("model", "drug", "latent", "split", "repeat", "fold", "status", "reason", "epochs",
@@ -703,7 +690,7 @@ def _store_errors() -> Any:
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    _replacing(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))
+    write_replacing(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))
 
 
 # What each output is, in the end-of-run summary (file -> words), in this order.

@@ -26,7 +26,6 @@ import dataclasses
 import io
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -38,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from datasets.disk import DISK_ERRORS, write_failure
+from datasets.disk import DISK_ERRORS, write_failure, write_replacing
 from datasets.interrupt import quiet_unawaited_coroutines
 from harness import cost, hugepages, outlock
 from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
@@ -181,19 +180,6 @@ def _failed(task: Task, exc: BaseException, reason: str | None = None) -> list[d
     return [dict(r, traceback=tb) for r in failed_rows(task, reason or _reason(exc))]
 
 
-def write_replacing(path: Path, text: str) -> None:
-    """``text`` into ``path`` through a temporary file renamed over it: a write cut short (a full disk, a
-    kill) leaves the previous file whole and no temporary file behind, where writing ``path`` itself left
-    half of the new one (run.json) and a failed temporary one stayed (failures.csv)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 FAILURE_COLUMNS = ("model", "drug", "latent", "repeat", "fold", "method", "reason", "traceback")
 
 
@@ -219,7 +205,7 @@ def write_failures(store: ResultStore, out: Path, tracebacks: dict[tuple, str]) 
     w = csv.DictWriter(text, fieldnames=FAILURE_COLUMNS)
     w.writeheader()
     w.writerows(rows)
-    write_replacing(path, text.getvalue())
+    write_replacing(path, lambda tmp: tmp.write_text(text.getvalue()))
     return rows
 
 
@@ -437,7 +423,8 @@ def _run_locked(cfg: RunConfig) -> int:
                            "seconds": round(seconds, 3), "fits_run": sum(t.n_fits for t in tasks),
                            "tasks_run": len(tasks)}
     out.mkdir(parents=True, exist_ok=True)
-    write_replacing(out / "run.json", json.dumps(run_info, indent=2, sort_keys=True))
+    info = json.dumps(run_info, indent=2, sort_keys=True)
+    write_replacing(out / "run.json", lambda tmp: tmp.write_text(info))
     if interrupted:
         _say(f"interrupted: {counts['done']} of {counts['planned']} fits are saved in {store.path}; "
              f"run the same command again to resume")

@@ -28,6 +28,7 @@ from pertvae_core.api import predict as _predict
 from pertvae_core.api import writable as _writable
 from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
+from pertvae_core.isolation import exception_text
 from pertvae_core.train import FitState, Standardizer, fit, resolve_device, seed_streams
 
 __all__ = ["PertVAE", "FORMAT"]
@@ -397,8 +398,7 @@ def _load_failure(e: Exception) -> str:
     weights_only=False, which would run whatever code the file holds: never advice to pass on."""
     if isinstance(e, pickle.UnpicklingError):
         return f"{type(e).__name__}: not a file torch.save wrote, or a damaged one"
-    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"{type(e).__name__}: {first[:200]}" if first else type(e).__name__
+    return exception_text(e).splitlines()[0][:200]
 
 
 # what save() writes besides "format": entry -> the types it may have
