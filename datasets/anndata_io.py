@@ -465,6 +465,13 @@ def _from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None, gene
                          tuple((str(cell[i]), str(raw[i])) for i in empty))
 
 
+def _unpaired(treated: np.ndarray, control: np.ndarray) -> str:
+    """Words on a drug's treated cell lines without a control profile: a fit pairs x1 with x2 within a cell
+    line, so those are left out of its fits and scores."""
+    alone = int((treated & ~control).sum())
+    return f" ({int((treated & control).sum())} with controls: {alone} left out of the fits)" if alone else ""
+
+
 def describe(ds: xr.Dataset, empty: EmptyRows | None = None) -> str:
     """A few lines on an in-memory cube: per drug its cell lines, profiles and doses; controls; baseline;
     the ``empty`` rows (NaN in every gene) left out."""
@@ -477,13 +484,15 @@ def describe(ds: xr.Dataset, empty: EmptyRows | None = None) -> str:
              f"{plural(int(measured[:, conds.index(c)].any(axis=1).sum()), 'cell line')}"
              for c in (CONDITION_CONTROL, CONDITION_BASELINE) if c in conds]
     lines.append(f"drugs: {len(drugs)}")
+    control = (measured[:, conds.index(CONDITION_CONTROL)].any(axis=1) if CONDITION_CONTROL in conds
+               else np.zeros(len(measured), dtype=bool))
     for c in drugs:
         k = conds.index(c)
         m = measured[:, k]
         have = m.any(axis=1)
         dz = [f"{v:g}" for v in sorted(set(dose[have, k][~np.isnan(dose[have, k])]))]
-        lines.append(f"  {c}: {plural(int(have.sum()), 'cell line')}, {plural(int(m.sum()), 'profile')}"
-                     + (f", dose {', '.join(dz)} uM" if dz else ""))
+        lines.append(f"  {c}: {plural(int(have.sum()), 'cell line')}{_unpaired(have, control)}, "
+                     f"{plural(int(m.sum()), 'profile')}" + (f", dose {', '.join(dz)} uM" if dz else ""))
     if empty is not None and empty.line():
         lines.append(empty.line())
     lines.append(f"cube: {plural(ds.sizes['cell_line'], 'cell line')} x {len(conds)} conditions x "

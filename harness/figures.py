@@ -24,7 +24,7 @@ import xarray as xr
 
 from harness.benchmark import ALPHA, method_order, study_drugs
 from harness.results import json_attr
-from harness.verdicts import has_change
+from harness.verdicts import has_change, primary_latents
 from pertvae_core.evaluation import PRIMARY
 from pertvae_core.methods import REFERENCE
 
@@ -147,9 +147,9 @@ def plot_drugs(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, partial
     from matplotlib.patches import Patch
 
     prim = scores[scores["metric"] == PRIMARY] if not scores.empty else scores
-    latents = sorted(prim["latent"].unique().tolist()) if not prim.empty else []
-    latent = latents[0] if latents else None
-    methods = method_order(prim["method"].unique()) if not prim.empty else []
+    latents = primary_latents(scores) if not prim.empty else []
+    latent = latents[0] if latents else None   # the headline's
+    methods = method_order(prim.loc[prim["latent"] == latent, "method"].unique()) if latents else []
     ceiling = json_attr(ds, "ceiling")
     drugs = study_drugs(ds)
     real = [d for d in drugs if has_change(ceiling, d)]

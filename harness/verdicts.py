@@ -44,7 +44,8 @@ from pertvae_core.evaluation import CHANCE, HIGHER_IS_BETTER, PRIMARY
 from pertvae_core.methods import REFERENCE
 
 __all__ = ["method_legend", "MIN_SPLITS", "SIGNAL_Z", "verdict", "verdict_parts", "best_line",
-           "has_change", "headline", "power_warning", "power_line", "benchmark_markdown", "few_splits_line"]
+           "primary_latents", "has_change", "headline", "power_warning", "power_line", "benchmark_markdown",
+           "few_splits_line"]
 
 MIN_SPLITS = 10  # fewer splits behind a drug's comparisons get the power warning
 SIGNAL_Z = 3.0   # the ceiling's reliability z above which a drug's replicates measure a change
@@ -215,7 +216,9 @@ def _n_scored_splits(scores: pd.DataFrame, drug: str, latent: int) -> int:
     return int(sub[["repeat", "fold"]].drop_duplicates().shape[0]) if not sub.empty else 0
 
 
-def _primary_latents(scores: pd.DataFrame) -> list[int]:
+def primary_latents(scores: pd.DataFrame) -> list[int]:
+    """The latent sizes of PertVAE's primary scores (of every method's where PertVAE has none), smallest
+    first: the headline and drugs.png speak of the first."""
     prim = scores[(scores["metric"] == PRIMARY) & (scores["method"] == REFERENCE)]
     if prim.empty:
         prim = scores[scores["metric"] == PRIMARY]
@@ -229,7 +232,7 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
     """Two or three plain sentences: who is best where, where PertVAE wins and loses (primary metric, the
     first PertVAE latent size; nothing about PertVAE when it did not run), and what happens on drugs without
     a measured change."""
-    latents = _primary_latents(scores)
+    latents = primary_latents(scores)
     if scores.empty or not latents:
         return [NO_SCORES]
     latent = latents[0]

@@ -20,6 +20,7 @@ import xarray as xr
 from datasets import anndata_io
 from datasets.anndata_io import (
     build_from_h5ad,
+    describe,
     from_anndata,
     predictions_anndata,
     to_anndata,
@@ -475,3 +476,13 @@ def test_one_cell_line_given_as_a_string_labels_every_row() -> None:
 
     a = predictions_anndata(np.zeros((3, 2)), "MCF", "test", ["1", "2"])
     assert list(a.obs["cell_line"]) == ["MCF", "MCF", "MCF"]
+
+
+def test_summary_says_which_treated_cell_lines_have_no_control() -> None:
+    adata = hand_made()
+    keep = ~((adata.obs["cell_id"] == "A375") & (adata.obs["pert_iname"] == "DMSO")).to_numpy()
+    summary = describe(from_anndata(adata[keep].copy(), obs_keys=KEYS, gene_key="entrez", control="DMSO"))
+    assert "vorinostat: 2 cell lines (1 with controls: 1 left out of the fits), 3 profiles" in summary
+    assert "trametinib: 1 cell line (0 with controls: 1 left out of the fits), 1 profile" in summary
+    whole = describe(from_anndata(adata, obs_keys=KEYS, gene_key="entrez", control="DMSO"))
+    assert "vorinostat: 2 cell lines, 3 profiles" in whole

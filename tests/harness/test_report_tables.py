@@ -481,3 +481,23 @@ def test_table1_names_score_columns_with_fewer_splits(tmp_path: Path) -> None:
     assert row["n_splits"] == n
     want = score[(*cell, slice(2, None), METHODS.index("pertvae"), METRICS.index("delta_pearson"))].mean()
     assert row["delta_pearson"] == pytest.approx(want, rel=1e-5)   # table1.csv keeps 6 digits
+
+
+def test_drugs_figure_is_at_the_headlines_latent() -> None:
+    """Baselines run at a smaller latent size than PertVAE as well: drugs.png shows PertVAE's first latent
+    size, the headline's, not the smallest of any method."""
+    import matplotlib.pyplot as plt
+
+    from harness import figures, verdicts
+
+    ds, scores = _scores_of(2)
+    small = scores[scores["method"] != "pertvae"].assign(latent=2)
+    scores = pd.concat([scores, small], ignore_index=True)
+    comp = bench.comparisons(scores, dict.fromkeys(ds["drug"].values.tolist(), [30.0, 8.0]))
+    assert verdicts.primary_latents(scores) == [10]
+    fig = figures.plot_drugs(ds, scores, comp, partial=False)
+    try:
+        assert fig._suptitle.get_text().endswith("(latent size 10)")
+        assert any("PertVAE better" in t.get_text() for t in fig.legends[0].get_texts())
+    finally:
+        plt.close(fig)
