@@ -158,6 +158,15 @@ def _ahead(v: np.ndarray, ref: np.ndarray | None, metric: str) -> tuple[float, f
     return float(ahead.sum()), float(ok.sum())
 
 
+def _chance_of(v: np.ndarray, chance: np.ndarray) -> float:
+    """The mean chance level over the splits the mean is taken on (those where the method has a score): a
+    split whose metric is undefined (a one-class test fold: AUPR NaN, its chance 0 or 1) is left out of
+    both; over every split where the method has none."""
+    scored = np.isfinite(v)
+    c = chance[scored] if scored.any() else chance
+    return float(np.nanmean(c)) if np.isfinite(c).any() else float("nan")
+
+
 def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: tuple[float, float],
                  order: list[str]) -> list:
     rows, methods = [], [m for m in order if (metric, m) in block]
@@ -172,7 +181,7 @@ def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: t
         ahead, paired = _ahead(v, ref if m != reference else None, metric)
         rows.append({"drug": drug, "latent": int(latent), "method": m, "classifier": label(m)[0],
                      "features": label(m)[1], "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi,
-                     "chance": float(np.nanmean(chance)), "n_splits": int(np.isfinite(v).sum()),
+                     "chance": _chance_of(v, chance), "n_splits": int(np.isfinite(v).sum()),
                      "p_chance": above.get("p_corrected_t", np.nan),
                      "p_chance_worse": above.get("p_corrected_t_worse", np.nan),
                      "at_chance": m != reference and _at_chance(v, chance),

@@ -18,6 +18,7 @@ from harness.response_report import (
     COLUMNS,
     LIST_MAX,
     _mean_ci,
+    _method_rows,
     _q,
     label,
     listed,
@@ -223,3 +224,16 @@ def test_the_response_only_runs_files_and_words() -> None:
     drug's change (Dr.VAE's p(z2|z1) is one; the response PertVAE is fitted per split)."""
     assert "response.csv" in FILE_WORDS
     assert "no model of the drug's change" not in RESPONSE_ONLY and "Table 1" in RESPONSE_ONLY
+
+
+def test_chance_is_the_mean_over_the_splits_the_mean_is_over() -> None:
+    """A one-class test fold has no AUPR (NaN) but a chance level (its prevalence, 0): averaged in, the
+    training prior's AUPR of 0.3 on every scored split (exactly its chance) was reported against a chance of
+    0.24."""
+    ch = [0.3, 0.3, 0.3, 0.3, 0.0]
+    block = pd.DataFrame({("aupr", "drvae"): [0.6, 0.7, 0.65, 0.62, np.nan], ("aupr_chance", "drvae"): ch,
+                          ("aupr", "prior"): [0.3, 0.3, 0.3, 0.3, np.nan], ("aupr_chance", "prior"): ch})
+    rows = {r["method"]: r for r in _method_rows(block, "olaparib", 8, "aupr", TT, ["drvae", "prior"])}
+    assert rows["prior"]["mean"] == pytest.approx(0.3) and rows["prior"]["at_chance"]
+    assert rows["prior"]["chance"] == pytest.approx(0.3)
+    assert rows["drvae"]["chance"] == pytest.approx(0.3) and rows["drvae"]["n_splits"] == 4
