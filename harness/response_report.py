@@ -487,14 +487,26 @@ def legend(table: pd.DataFrame, n_folds: int) -> str:
             "against 0, RMSE against the training mean's, each method against Dr.VAE's continuous head.")
 
 
+def labels_line(rule: str) -> str:
+    """response.md's sentence on the binary head's labels for the run's ``rule`` (:func:`label_rule`): the
+    waterfall and quantile rules set a threshold per drug and split from the training cell lines' responses;
+    the fixed rule's threshold is the given number, the same for every drug and split."""
+    if rule.split()[0] == "fixed":
+        value = rule.split(" ", 1)[1] if " " in rule else "?"
+        return (f"Labels (binary head): the fixed rule (pertvae_core.response_labels): sensitive where the "
+                f"response is at least {value} (the response's units), one threshold for every drug and "
+                "split, set by --response-label-value, not from any cell line's response.")
+    return (f"Labels (binary head): the {rule} rule (pertvae_core.response_labels), its threshold set per "
+            "drug and split from the training cell lines' responses only.")
+
+
 def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "waterfall",
                       products: str = "", n_folds: int = 5) -> str:
     """response.md: one section per drug and latent (module docstring), then the legend; ``rule`` is the
     label rule the binary head's labels come from (:func:`label_rule`); ``products``
     (harness.products.products_line) after it, then :func:`power_line` for the run's ``n_folds``."""
     lines = ["# Drug response", ""] + ([partial_line, ""] if partial_line else [])
-    lines += [f"Labels (binary head): the {rule} rule (pertvae_core.response_labels), its threshold set per "
-              "drug and split from the training cell lines' responses only.", ""]
+    lines += [labels_line(rule), ""]
     lines += [products, ""] if products else []
     lines += [power, ""] if (power := power_line(table, n_folds)) else []
     for (drug, latent), sub in table.groupby(["drug", "latent"], sort=False):

@@ -237,3 +237,13 @@ def test_chance_is_the_mean_over_the_splits_the_mean_is_over() -> None:
     assert rows["prior"]["mean"] == pytest.approx(0.3) and rows["prior"]["at_chance"]
     assert rows["prior"]["chance"] == pytest.approx(0.3)
     assert rows["drvae"]["chance"] == pytest.approx(0.3) and rows["drvae"]["n_splits"] == 4
+
+
+def test_the_labels_sentence_is_true_of_the_fixed_rule() -> None:
+    """The fixed rule's threshold is the given number: response.md said it was "set per drug and split from
+    the training cell lines' responses only"."""
+    fixed = response_markdown(_continuous("loses to"), rule="fixed 100").splitlines()[2]
+    assert "training cell lines" not in fixed and "at least 100" in fixed
+    assert "one threshold for every drug and split" in fixed
+    assert "set per drug and split from the training cell lines' responses only" in response_markdown(
+        _continuous("loses to"), rule="quantile 0.75").splitlines()[2]
