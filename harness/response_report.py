@@ -412,10 +412,12 @@ def summary_lines(ds: xr.Dataset) -> list[str]:
     others = ", ".join(NAMES[k] for h in HEADS for k in h[1:] if k in present)
     lines = [f"Drug response (response.md has every metric; below, {firsts}, and another metric ({others}) "
              "only where Dr.VAE loses on it):"]
+    several = table["latent"].nunique() > 1   # a drug's lines at two latent sizes say which is which
     for head in HEADS:
         rows = table[table["metric"] == head[0]]
-        lines += [f"  {head_line(table[(table['drug'] == d) & (table['latent'] == lat)], str(d), head, True)}"
-                  for (d, lat), _ in rows.groupby(["drug", "latent"], sort=False)]
+        lines += [f"  {head_line(table[(table['drug'] == d) & (table['latent'] == lat)], name, head, True)}"
+                  for (d, lat), _ in rows.groupby(["drug", "latent"], sort=False)
+                  for name in [f"{d} (latent {lat})" if several else str(d)]]
     return lines
 
 

@@ -247,3 +247,17 @@ def test_the_labels_sentence_is_true_of_the_fixed_rule() -> None:
     assert "one threshold for every drug and split" in fixed
     assert "set per drug and split from the training cell lines' responses only" in response_markdown(
         _continuous("loses to"), rule="quantile 0.75").splitlines()[2]
+
+
+def test_summary_lines_say_the_latent_size_when_the_run_has_several(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two latent sizes gave two "vorinostat: " lines, one "loses to ridge on x1" and one not, with nothing
+    to tell them apart: each line now names its latent size (one latent size: the drug alone, as before)."""
+    table = pd.concat([_continuous("loses to"),
+                       _continuous("not distinguishable from").assign(latent=16)], ignore_index=True)
+    monkeypatch.setattr("harness.response_report.has_response", lambda ds: True)
+    monkeypatch.setattr("harness.response_report.response_table", lambda ds: table)
+    lines = summary_lines(None)[1:]
+    assert [s.split(": ")[0] for s in lines] == ["  vorinostat (latent 8)", "  vorinostat (latent 16)"]
+    assert "loses to ridge on x1" in lines[0] and "loses to" not in lines[1]
+    monkeypatch.setattr("harness.response_report.response_table", lambda ds: _continuous("loses to"))
+    assert summary_lines(None)[1].startswith("  vorinostat: ")
