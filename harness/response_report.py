@@ -102,7 +102,7 @@ def plain_name(method: str) -> str:
 
 def model_legend(methods: list[str]) -> str:
     """Which model (``--models``) scores which of ``methods``, with their code names (response.csv's
-    ``method``): one line for response.md."""
+    ``method``): one line for response.md ("" without a method: a run whose every fit failed)."""
     parts = []
     for name in RESPONSE_MODELS:
         mine = [m for m in contender(name).methods if m in methods]
@@ -111,6 +111,8 @@ def model_legend(methods: list[str]) -> str:
     own = [m for m in methods if label(m)[1] == OWN_FEATURES]
     if own:
         parts.append(f"`--response-method` ({', '.join(f'`{m}`' for m in own)})")
+    if not parts:
+        return ""
     return "Models (`--models`) and their methods' code names (response.csv): " + "; ".join(parts) + "."
 
 
@@ -513,7 +515,8 @@ def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "
     lines += [power, ""] if (power := power_line(table, n_folds)) else []
     for (drug, latent), sub in table.groupby(["drug", "latent"], sort=False):
         lines += _drug_section(sub, str(drug), int(latent))
-    lines += [legend(table, n_folds), "", model_legend(list(dict.fromkeys(table["method"]))), ""]
+    lines += [legend(table, n_folds), ""]
+    lines += [models, ""] if (models := model_legend(list(dict.fromkeys(table["method"])))) else []
     return "\n".join(lines)
 
 

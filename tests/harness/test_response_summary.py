@@ -261,3 +261,11 @@ def test_summary_lines_say_the_latent_size_when_the_run_has_several(monkeypatch:
     assert "loses to ridge on x1" in lines[0] and "loses to" not in lines[1]
     monkeypatch.setattr("harness.response_report.response_table", lambda ds: _continuous("loses to"))
     assert summary_lines(None)[1].startswith("  vorinostat: ")
+
+
+def test_no_empty_models_sentence_without_scores() -> None:
+    """A run whose every response fit failed wrote "Models (`--models`) and their methods' code names
+    (response.csv): ." in response.md."""
+    md = response_markdown(pd.DataFrame(columns=list(COLUMNS)), rule="fixed 100")
+    assert "code names (response.csv): ." not in md and "Models (`--models`)" not in md
+    assert "Models (`--models`) and their methods' code names" in response_markdown(_continuous("loses to"))
