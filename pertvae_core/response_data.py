@@ -12,7 +12,9 @@ Per split (cell lines grouped into folds by the caller, so no cell line is in tw
 Responses are continuous, higher = more sensitive (:mod:`pertvae_core.response_labels`). On construction the
 binary labels ``y_*`` (1 = sensitive, NaN = unlabelled) are derived by ``rule`` with a threshold computed from
 the training cell lines' responses only, one value per cell line when ``cl_pairs`` / ``cl_train`` name them
-(replicate pairs of a cell line then count once; without names each labelled row counts).
+(replicate pairs of a cell line then count once; without names each labelled row counts). A split for the
+binary head (``binary``, the default) needs both classes among its labelled training rows; one for the
+continuous head (``binary=False``: the response itself is the target) keeps its labels and does not.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class ResponseSplit:
     cl_test: np.ndarray | None = None
     x1_val_pairs: np.ndarray | None = None
     x2_val_pairs: np.ndarray | None = None
+    binary: bool = True
     threshold: float = field(init=False)
     y_pairs: np.ndarray = field(init=False)
     y_train: np.ndarray = field(init=False)
@@ -75,7 +78,7 @@ class ResponseSplit:
         y = self.supervised_train()[1]
         if y.size == 0:
             raise ValueError("ResponseSplit: no labelled training rows (r_pairs and r_train are all NaN)")
-        if y.min() == y.max():
+        if self.binary and y.min() == y.max():
             cls = "sensitive" if y[0] else "resistant"
             raise ValueError(f"ResponseSplit: every labelled training cell line is {cls} at threshold {t:g} "
                              f"({self.rule.kind} rule); a classifier needs both classes")

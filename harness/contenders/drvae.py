@@ -71,7 +71,7 @@ class DrVAE(Contender):
 
     def task_data(self, dd: Any, cube_path: str, split_keys: Sequence[tuple[int, int]], cfg: RunConfig
                   ) -> list:
-        return response_splits(dd, cube_of(cube_path), split_keys, cfg)
+        return response_splits(dd, cube_of(cube_path), split_keys, cfg, self.head)
 
     def run(self, data: Sequence[Any], latent: int, seeds: Sequence[int], cfg: RunConfig) -> list[dict]:
         from pertvae_core.response_methods import fit_evaluate_drvae

@@ -63,9 +63,10 @@ def _fold_sets(cells: Sequence[str], drug: str, cfg: RunConfig) -> dict[tuple[in
                                                         cfg.val_fraction, cfg.base_seed)}
 
 
-def response_splits(dd: Any, cube: Any, split_keys: Sequence[tuple[int, int]], cfg: RunConfig
-                    ) -> list[ResponseSplit | str]:
-    """The ResponseSplit of each (repeat, fold) of ``split_keys`` for ``dd``'s drug (module docstring)."""
+def response_splits(dd: Any, cube: Any, split_keys: Sequence[tuple[int, int]], cfg: RunConfig,
+                    head: str = "binary") -> list[ResponseSplit | str]:
+    """The ResponseSplit of each (repeat, fold) of ``split_keys`` for ``dd``'s drug (module docstring), for
+    the models of ``head``: the continuous head's splits need no two label classes in training."""
     from datasets.response import drug_response
 
     resp = drug_response(cube, dd.drug)
@@ -81,12 +82,13 @@ def response_splits(dd: Any, cube: Any, split_keys: Sequence[tuple[int, int]], c
         val = {c for s in parts for c in s.val_cell_lines}
         test = {c for s in parts for c in s.test_cell_lines}
         out.append(_one_split(dd, pcl, scl, r_pairs, r_sing, set(pair_sets[key].train_cell_lines), val, test,
-                              label_rule(cfg)))
+                              label_rule(cfg), head == "binary"))
     return out
 
 
 def _one_split(dd: Any, pcl: np.ndarray, scl: np.ndarray, r_pairs: np.ndarray, r_sing: np.ndarray,
-               train: set[str], val: set[str], test: set[str], rule: LabelRule) -> ResponseSplit | str:
+               train: set[str], val: set[str], test: set[str], rule: LabelRule, binary: bool = True
+               ) -> ResponseSplit | str:
     from pertvae_core.response_data import ResponseSplit
 
     x1, x2, xs = (np.asarray(a, dtype=np.float32) for a in (dd.x1, dd.x2, dd.xs))
@@ -99,7 +101,7 @@ def _one_split(dd: Any, pcl: np.ndarray, scl: np.ndarray, r_pairs: np.ndarray, r
     try:
         return ResponseSplit(x1[tp], x2[tp], r_pairs[tp], xs[ts], r_sing[ts], xs[vs], r_sing[vs], xs[es],
                              r_sing[es], rule=rule, cl_pairs=pcl[tp], cl_train=scl[ts], cl_val=scl[vs],
-                             cl_test=scl[es], x1_val_pairs=x1[vp], x2_val_pairs=x2[vp])
+                             cl_test=scl[es], x1_val_pairs=x1[vp], x2_val_pairs=x2[vp], binary=binary)
     except ValueError as e:
         return f"drug {dd.drug!r}: no response split: {e}"
 

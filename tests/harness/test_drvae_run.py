@@ -341,3 +341,21 @@ def test_the_label_rule_is_science_only_for_response_runs_and_recorded(response_
     assert json_attr(load(tmp_path / "out"), "config")["science"]["response_label"] == "quantile"
     assert "Labels (binary head): the quantile 0.6 rule" in (tmp_path / "out" / "response.md").read_text()
     assert set(pd.read_csv(tmp_path / "out" / "response.csv")["label_rule"]) == {"quantile 0.6"}
+
+
+def test_the_continuous_heads_splits_need_no_two_label_classes(response_cube, tmp_path):
+    """A fixed threshold above every response leaves one label class: the binary head's splits cannot be
+    built, but ridge, the drug mean and Dr.VAE's continuous head do not use the labels; they failed with
+    "a classifier needs both classes" and now are fitted and scored."""
+    cfg = parse_args(_args(response_cube, tmp_path / "x") + ["--response-label", "fixed",
+                                                              "--response-label-value", "100"])
+    dd = drug_data(str(response_cube), BASELINE_DRUG, cfg)
+    keys = [(0, f) for f in range(5)]
+    assert all("a classifier needs both classes" in sp
+               for sp in contender("response_baselines").task_data(dd, str(response_cube), keys, cfg))
+    assert not [sp for sp in contender("drvae_continuous").task_data(dd, str(response_cube), keys, cfg)
+                if isinstance(sp, str)]
+    splits = contender("response_regression").task_data(dd, str(response_cube), keys, cfg)
+    rows = contender("response_regression").run(splits, 4, list(range(5)), cfg)
+    assert [r["status"] for r in rows] == ["done"] * 5
+    assert all(np.isfinite(r["scores"]["ridge_x1"]["pearson"]) for r in rows)

@@ -64,3 +64,17 @@ def test_supervised_rows_and_untreated_profiles() -> None:
     np.testing.assert_array_equal(y, (rr >= sp.threshold).astype(float))
     assert sp.untreated_train().shape == (3 + 8, 4)
     assert sp.y_pairs.dtype == np.float64 and np.isnan(sp.y_pairs[2:4]).all()
+
+
+def test_a_continuous_head_split_needs_no_two_label_classes() -> None:
+    """The continuous head's target is the response: one label class in training is no error for it."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 4)).astype(np.float32)
+    r = np.linspace(0.0, 1.0, 12)
+    args = (x[:4], x[:4] + 1, r[:4], x[4:8], r[4:8], x[8:10], r[8:10], x[10:], r[10:])
+    rule = LabelRule("fixed", 5.0)
+    with pytest.raises(ValueError, match="a classifier needs both classes"):
+        ResponseSplit(*args, rule=rule)
+    sp = ResponseSplit(*args, rule=rule, binary=False)
+    assert sp.threshold == 5.0 and (sp.supervised_train()[1] == 0).all()
+    np.testing.assert_array_equal(sp.supervised_train()[2], np.r_[r[:4], r[4:8]])
