@@ -359,3 +359,18 @@ def test_the_continuous_heads_splits_need_no_two_label_classes(response_cube, tm
     rows = contender("response_regression").run(splits, 4, list(range(5)), cfg)
     assert [r["status"] for r in rows] == ["done"] * 5
     assert all(np.isfinite(r["scores"]["ridge_x1"]["pearson"]) for r in rows)
+
+
+def test_a_response_model_on_a_cube_without_a_response_is_one_error_line(tmp_path, capsys):
+    """Every fit failed on the missing response (exit 3, a failures.csv); now one error line, exit 2."""
+    from datasets.cube import write_cube
+    from datasets.synthetic import generate
+
+    cube = tmp_path / "cube.zarr"
+    write_cube(generate("demo", seed=0, n_genes=30, max_cells=8, n_baseline=40).drop_vars("response"), cube)
+    args = ["--data", str(cube), "--out", str(tmp_path / "out"), "--cluster", "none", "--no-progress",
+            "--models", "response_regression", "--drugs", BASELINE_DRUG, "--n-repeats", "1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {cube}: the cube has no drug response")
+    assert "response_regression" in err[0] and not (tmp_path / "out" / "failures.csv").exists()
