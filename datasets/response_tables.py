@@ -217,10 +217,14 @@ def _measure(fmt: str, name: str | None) -> Measure:
 def _table(fmt: str, files: Sequence[Path], m: Measure, cell_id: np.ndarray, cell_name: np.ndarray,
            drug: np.ndarray, raw: np.ndarray, notes: list[str]) -> ResponseTable:
     value, more = _convert(m, raw, files[0])
-    keep = ~np.isnan(value) & (drug != "") & ((cell_name != "") | (cell_id != ""))
+    missing = np.isnan(value)
+    unnamed = ~missing & ((drug == "") | ((cell_name == "") & (cell_id == "")))
+    if unnamed.any():
+        more.append(f"{int(unnamed.sum())} row(s) with a value but no drug or cell line name dropped")
+    keep = ~missing & ~unnamed
     return ResponseTable(fmt, RELEASES[fmt], tuple(files), m, cell_id[keep].astype(object),
                          cell_name[keep].astype(object), drug[keep].astype(object), value[keep],
-                         int((~keep).sum()), tuple(notes + more))
+                         int(missing.sum()), tuple(notes + more))
 
 
 # ----------------------------------------------------------------------------------------------- readers

@@ -149,3 +149,12 @@ def test_bad_input_is_one_error_naming_what(tmp_path: Path, case: str) -> None:
     with pytest.raises(ResponseError, match=pattern) as e:
         call()
     assert "\n" not in str(e.value)
+
+
+def test_rows_without_a_name_are_counted_apart_from_rows_without_a_value(tmp_path: Path) -> None:
+    rows = [*GDSC_ROWS, ("906794", "SK-MEL-2", "", "0.1", "0.5", "0.2"),   # a value, no drug name
+            ("", "", "Selumetinib", "0.3", "0.6", "0.1")]                    # a value, no cell line
+    t = read_gdsc(write_gdsc(tmp_path / "GDSC2_fitted_dose_response_27Oct23.csv", rows))
+    assert t.n_missing == 1   # the HT-29 row alone has no value
+    assert "2 row(s) with a value but no drug or cell line name dropped" in t.notes
+    assert len(t.value) == 3
