@@ -73,6 +73,9 @@ def response_splits(dd: Any, cube: Any, split_keys: Sequence[tuple[int, int]], c
     pcl = np.asarray(dd.pair_cell_line).astype(str)
     scl = np.asarray(dd.singleton_cell_line).astype(str)
     r_pairs, r_sing = resp.lookup(pcl), resp.lookup(scl)
+    if np.isnan(r_pairs).all() and np.isnan(r_sing).all():   # a drug left without one (--response-partial)
+        return [f"drug {dd.drug!r}: the cube has no response for it (built with --response-partial): nothing "
+                f"to train on or score" for _ in split_keys]
     paired = sorted(set(pcl))
     pair_sets = {(s.repeat, s.fold): s for s in run_splits(paired, dd.drug, cfg)}
     other_sets = _fold_sets(sorted(set(scl[~np.isnan(r_sing)]) - set(paired)), f"{dd.drug}/response", cfg)

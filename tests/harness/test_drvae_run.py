@@ -374,3 +374,15 @@ def test_a_response_model_on_a_cube_without_a_response_is_one_error_line(tmp_pat
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {cube}: the cube has no drug response")
     assert "response_regression" in err[0] and not (tmp_path / "out" / "failures.csv").exists()
+
+
+def test_a_drug_without_any_response_says_so_in_each_split(response_cube, tmp_path):
+    """A drug left without a response (build --response-partial) fails each split naming that, not with
+    the label rule's 'needs at least 3 training responses, got 0'."""
+    cfg = parse_args(_args(response_cube, tmp_path / "x"))
+    dd = drug_data(str(response_cube), BASELINE_DRUG, cfg)
+    cube = cube_of(str(response_cube)).load().copy(deep=True)
+    cube["response"].loc[{"condition": BASELINE_DRUG}] = np.nan
+    got = response_splits(dd, cube, [(0, 0), (0, 1)], cfg)
+    assert got == [f"drug {BASELINE_DRUG!r}: the cube has no response for it (built with --response-partial): "
+                   "nothing to train on or score"] * 2
