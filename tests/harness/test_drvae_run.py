@@ -384,5 +384,5 @@ def test_a_drug_without_any_response_says_so_in_each_split(response_cube, tmp_pa
     cube = cube_of(str(response_cube)).load().copy(deep=True)
     cube["response"].loc[{"condition": BASELINE_DRUG}] = np.nan
     got = response_splits(dd, cube, [(0, 0), (0, 1)], cfg)
-    assert got == [f"drug {BASELINE_DRUG!r}: the cube has no response for it (built with --response-partial): "
-                   "nothing to train on or score"] * 2
+    assert got == [f"drug {BASELINE_DRUG!r}: the cube has no response for it (built with "
+                   "--response-partial): nothing to train on or score"] * 2
