@@ -336,7 +336,9 @@ class BaselineMatch:
 
 
 def gene_columns(table: BaselineTable, entrez: Sequence[str], symbols: Sequence[str]) -> np.ndarray:
-    """Column index in ``table`` for each L1000 gene (-1 if absent): Entrez first, symbol fallback."""
+    """Column index in ``table`` for each L1000 gene (-1 if absent): Entrez first, symbol fallback. A column
+    serves one L1000 gene at most: the symbol fallback never takes a column another gene's Entrez ID (or an
+    earlier gene's symbol) matched, so no two genes of the cube share one baseline gene's values."""
     by_ent: dict[str, int] = {}
     by_sym: dict[str, int] = {}
     for j, (e, s) in enumerate(zip(table.entrez, table.symbols, strict=True)):
@@ -345,12 +347,14 @@ def gene_columns(table: BaselineTable, entrez: Sequence[str], symbols: Sequence[
         key = str(s).upper()
         if s and key not in by_sym:
             by_sym[key] = j
-    out = np.full(len(entrez), -1, dtype=np.int64)
-    for i, (e, s) in enumerate(zip(entrez, symbols, strict=True)):
-        j = by_ent.get(str(e), -1)
-        if j < 0 and s:
+    out = np.array([by_ent.get(str(e), -1) for e in entrez], dtype=np.int64)
+    taken = set(out[out >= 0].tolist())
+    for i, s in enumerate(symbols):
+        if out[i] < 0 and s:
             j = by_sym.get(str(s).upper(), -1)
-        out[i] = j
+            if j >= 0 and j not in taken:
+                out[i] = j
+                taken.add(j)
     return out
 
 

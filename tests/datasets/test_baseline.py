@@ -66,6 +66,17 @@ def test_entrez_preferred_over_symbol(tmp_path):
     assert m.gene_mask[:2].tolist() == [True, True] and m.gene_mask.sum() == 2
 
 
+def test_symbol_fallback_never_reuses_a_column_an_entrez_id_matched(tmp_path):
+    # DepMap's "ATF1 (5720)": Entrez 5720 is the L1000 PSME1; the L1000 ATF1 (466) is absent by Entrez ID
+    # and must not take that same column by its symbol (one baseline gene as two genes of the cube)
+    genes = [("5720", "ATF1"), ("6009", "RHEB"), ("2309", "FOXO3")]
+    vals = baseline_values(["A375"], genes)
+    t = read_baseline(write_depmap(tmp_path / "d.csv", ["A375"], genes, vals))
+    m = match_baseline([t], ["A375"], L1000_GENES, L1000_SYMBOLS)
+    assert m.gene_mask[:4].tolist() == [True, False, True, True] and m.gene_mask.sum() == 3
+    np.testing.assert_allclose(m.profiles["A375"][0], vals[0], atol=1e-6)
+
+
 def test_two_sources_union_of_cells_and_replicates(tmp_path):
     g1, g2 = GENES[:6], GENES[1:8]
     a = read_baseline(write_depmap(tmp_path / "d.csv", ["A375", "K562"], g1, baseline_values("ab", g1)))
