@@ -340,6 +340,9 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
         try:
             resp = opener.open(req, timeout=timeout)
         except urllib.error.HTTPError as e:
+            whole = (e.headers.get("Content-Range") or "") if e.headers is not None else ""
+            if e.code == 416 and total is None and whole.startswith("bytes */") and whole[8:].isdigit():
+                total = int(whole[8:])  # the file's size, as a 416 states it (RFC 9110)
             if e.code == 416 and offset and total is not None and offset == total:
                 break  # the partial file is already complete
             if e.code == 416 and offset:  # the part is longer than the file: start again

@@ -82,6 +82,19 @@ def test_rerun_continues_a_partial_file(tmp_path, server):
     assert (d / "data.bin").read_bytes() == BODY
 
 
+def test_rerun_with_a_complete_partial_file_keeps_it(tmp_path, server):
+    # killed after the last byte, before the rename: the 416 answer says the file is complete (bytes */N),
+    # so the part is the file; before, it was set aside as .part.bad-* (a full copy left on the disk) and
+    # the file downloaded again from zero
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "data.bin.part").write_bytes(BODY)
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--sha256", sha(BODY), "--dir", str(d)) == 0
+    assert [g.range for g in server.gets("/files/data.bin")] == [f"bytes={len(BODY)}-"]
+    assert (d / "data.bin").read_bytes() == BODY
+    assert sorted(p.name for p in d.iterdir()) == ["MANIFEST.json", "data.bin"]
+
+
 def test_server_ignoring_range_restarts_from_zero(tmp_path, server):
     server.no_range.add("/files/data.bin")
     d = tmp_path / "data"
