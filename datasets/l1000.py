@@ -623,6 +623,23 @@ def _cell_ids(src: L1000Source, rows: np.ndarray, where: Path, merge: bool) -> t
     return cell, merged
 
 
+def _refuse_drug_spellings(inames: np.ndarray, drugs: Sequence[str], time: float, where: Path) -> None:
+    """One error for a selected drug whose pert_iname is also written otherwise (case or blanks) among the
+    trt_cp samples at the time point: only one spelling would be selected (with --drugs the others fall out
+    unsaid; without, one drug becomes two conditions)."""
+    counts = pd.Series(inames[inames != ""]).value_counts()
+    by_key: dict[str, list[str]] = {}
+    for n in counts.index:
+        by_key.setdefault(re.sub(r"\s+", "", str(n)).lower(), []).append(str(n))
+    for d in drugs:
+        names = sorted(by_key.get(re.sub(r"\s+", "", str(d)).lower(), []))
+        if len(names) > 1:
+            spelled = " and ".join(f"{n!r} ({plural(int(counts[n]), 'sample')})" for n in names)
+            raise L1000Error(f"{where}: drug {d!r} is written as {spelled} in pert_iname (trt_cp at {time:g} "
+                             f"h): one drug under two spellings would be selected in part, or as two drugs; "
+                             f"make the pert_iname spellings agree in the file (or --inst-info)")
+
+
 def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: float = 24.0,
                    dose: str | float = "highest", max_controls: int | str | None = "all", *,
                    dose_unit: str | None = None, time_unit: str | None = None,
@@ -675,6 +692,7 @@ def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: f
             if hint:
                 msg += f"; did you mean: {', '.join(hint)}?"
             raise L1000Error(f"{where}: {msg}")
+    _refuse_drug_spellings(iname[is_trt], drugs, time, where)
     cell, merged = _cell_ids(src, np.flatnonzero(is_ctl | (is_trt & np.isin(iname, list(drugs)))), where,
                              merge_cell_spellings)
     doses_all, d_why = read_quantity(meta, DOSE, dose_unit)

@@ -177,6 +177,19 @@ def test_drug_name_suggestions(small_l1000):
         read_l1000(small_l1000["gctx"], drugs=["vorinostatt"])
 
 
+@pytest.mark.parametrize("drugs", [["vorinostat"], None])
+def test_drug_spellings_that_differ_in_case_are_refused(tmp_path, drugs):
+    # MCF7's vorinostat wells spelled 'Vorinostat': with --drugs vorinostat they fell out unsaid (MCF7
+    # missing from the drug), without --drugs the drug became two conditions
+    cols = l1000_design(cells=("A375", "MCF7"), drugs={"vorinostat": (10.0,)}, reps=2, n_ctrl=2, n_plates=1)
+    cols.loc[(cols.cell_id == "MCF7") & (cols.pert_iname == "vorinostat"), "pert_iname"] = "Vorinostat"
+    rows = gene_meta()
+    path = write_gctx(tmp_path / "x.gctx", values(len(cols), len(rows)), rows, cols)
+    with pytest.raises(L1000Error, match=r"drug '[vV]orinostat' is written as 'Vorinostat' \(2 samples\) and "
+                                         r"'vorinostat' \(2 samples\) in pert_iname \(trt_cp at 24 h\)"):
+        select_samples(open_l1000(path), drugs, time=24)
+
+
 def test_drug_at_other_time_only(small_l1000):
     with pytest.raises(L1000Error, match=r"no trt_cp treatments at pert_time 48 h"):
         read_l1000(small_l1000["gctx"], time=48)
