@@ -284,8 +284,13 @@ def read_baseline(path: str | Path, fmt: str = "auto",
         t = {"depmap": read_depmap, "ccle": read_ccle, "csv": read_generic_csv}[fmt](path)
     cm = cell_map or {}
     t.cell_lines = [cm.get(normalize_name(c), c) for c in t.cell_lines]
-    if t.values.size and not np.isfinite(t.values[~np.isnan(t.values)]).all():
-        raise BaselineError(f"{path}: infinite expression values")
+    inf = np.isinf(t.values)
+    if inf.any():
+        i, j = np.argwhere(inf)[0]
+        gene = t.symbols[j] or t.entrez[j] or f"number {j + 1}"
+        raise BaselineError(f"{path}: {int(inf.sum())} infinite expression value(s), e.g. {t.values[i, j]} "
+                            f"for cell line {str(t.cell_lines[i])!r}, gene {str(gene)!r}; write a missing "
+                            f"value as empty or NA (log2 of 0 is -inf: the baseline is log2(x+1))")
     to_log2(t, fmt)
     return t
 

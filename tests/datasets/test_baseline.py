@@ -105,6 +105,18 @@ def test_no_common_genes(tmp_path):
         match_baseline([t], ["A375"], L1000_GENES, L1000_SYMBOLS)
 
 
+def test_infinite_value_is_named(tmp_path):
+    # a log2(0) written as -inf: the error names the value, cell line and gene, and what to write instead
+    genes = GENES[:3]
+    path = write_depmap(tmp_path / "d.csv", ["A375", "MCF7"], genes, baseline_values("ab", genes))
+    text = path.read_text().splitlines()
+    text[2] = text[2].rsplit(",", 1)[0] + ",-inf"
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(BaselineError, match=r"d\.csv: 1 infinite expression value\(s\), e\.g\. -inf for "
+                                            r"cell line 'MCF7', gene 'RHEB'; write a missing value as empty"):
+        read_baseline(path)
+
+
 def test_non_numeric_and_nan_values(tmp_path):
     genes = GENES[:3]
     path = write_depmap(tmp_path / "d.csv", ["A375", "MCF7"], genes, baseline_values("ab", genes))
