@@ -418,6 +418,11 @@ def select_genes(src: L1000Source, all_genes: bool = False) -> GeneSelection:
            else np.array([""] * len(ent), dtype=object))
     no_id = np.flatnonzero(keep & (ent == ""))
     idx = np.flatnonzero(keep & (ent != ""))
+    if not len(idx) and len(no_id):
+        raise L1000Error(f"{src.path}: none of the {plural(int(keep.sum()), 'row')} considered "
+                         f"({f'{lm_col} 1' if lm_col and not all_genes else 'every row'}) has a gene id "
+                         f"(pr_gene_id empty or -666, e.g. row {str(src.row_ids[no_id[0]])!r}); fill in "
+                         f"pr_gene_id (Entrez), or give --gene-info")
     _, first = np.unique(ent[idx], return_index=True)  # first probe per Entrez ID
     repeated = len(idx) - len(first)
     if repeated and not all_genes and lm_col is not None:

@@ -200,6 +200,18 @@ def test_all_genes_option(small_l1000):
     assert len(prof.genes.entrez) == 8
 
 
+def test_no_gene_ids_is_said_of_the_l1000_file(tmp_path):
+    # every landmark row's pr_gene_id -666: before, the build read the matrix for 0 genes and then blamed the
+    # baseline ("no genes in common between the L1000 genes (0, e.g. []) and baseline ...")
+    cols = l1000_design(cells=("A375",), drugs={"vorinostat": (10.0,)}, reps=2, n_ctrl=2, n_plates=1)
+    rows = gene_meta()
+    rows["pr_gene_id"] = "-666"
+    path = write_gctx(tmp_path / "x.gctx", values(len(cols), len(rows)), rows, cols)
+    with pytest.raises(L1000Error, match=r"x\.gctx: none of the 6 rows considered \(pr_is_lmark 1\) has a "
+                                         r"gene id \(pr_gene_id empty or -666, e\.g\. row '5720_at'\)"):
+        select_genes(open_l1000(path))
+
+
 def test_chunked_gctx_read_matches_full_read(tmp_path):
     cols = l1000_design(cells=("A375", "MCF7"), reps=5, n_ctrl=7)
     rows = gene_meta(12, 4)
