@@ -645,6 +645,21 @@ def _refuse_drug_spellings(inames: np.ndarray, drugs: Sequence[str], time: float
                              f"make the pert_iname spellings agree in the file (or --inst-info)")
 
 
+def _refuse_pert_type_spellings(ptype: np.ndarray, of_drugs: np.ndarray, where: Path) -> None:
+    """One error for a pert_type written as ``ctl_vehicle`` (any sample) or ``trt_cp`` (a sample of the
+    drugs) in other case or with blanks: CMap writes them in lower case, and such samples would be neither
+    controls nor treatments, left out unsaid (or the drug reported as not in pert_iname)."""
+    types = pd.Series(ptype)
+    key = types.str.replace(" ", "", regex=False).str.lower()
+    for label, rows in (("ctl_vehicle", np.ones(len(ptype), dtype=bool)), ("trt_cp", of_drugs)):
+        other = types[rows & (key == label).to_numpy() & (types != label).to_numpy()].value_counts()
+        if len(other):
+            n = plural(int(other.iloc[0]), "sample")
+            raise L1000Error(f"{where}: pert_type {other.index[0]!r} ({n}) is {label!r} written otherwise; "
+                             f"CMap writes it {label!r} (lower case), and only that is taken: make it "
+                             f"{label!r} in the file (or --inst-info)")
+
+
 def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: float = 24.0,
                    dose: str | float = "highest", max_controls: int | str | None = "all", *,
                    dose_unit: str | None = None, time_unit: str | None = None,
@@ -668,6 +683,7 @@ def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: f
     iname = meta["pert_iname"].fillna("").astype(str).to_numpy()
     t, t_why = read_quantity(meta, TIME, time_unit)
     of_drugs = np.isin(iname, list(drugs)) if drugs else np.ones(len(iname), dtype=bool)
+    _refuse_pert_type_spellings(ptype, of_drugs, where)
     wanted = (ptype == "ctl_vehicle") | ((ptype == "trt_cp") & of_drugs)
     _refuse_unknown_units(t_why, np.flatnonzero(wanted), TIME, src, where)
     at_time = np.isclose(t, float(time), rtol=0, atol=1e-6)

@@ -190,6 +190,20 @@ def test_drug_spellings_that_differ_in_case_are_refused(tmp_path, drugs):
         select_samples(open_l1000(path), drugs, time=24)
 
 
+@pytest.mark.parametrize("label, n", [("ctl_vehicle", 1), ("trt_cp", 4)])
+def test_pert_type_in_other_case_is_refused(tmp_path, label, n):
+    # before: one of MCF7's two controls written 'CTL_VEHICLE' was left out unsaid (1 control kept), and
+    # MCF7's treatments written 'TRT_CP' fell out of the drug unsaid (its cell lines: A375 only)
+    cols = l1000_design(cells=("A375", "MCF7"), drugs={"vorinostat": (10.0,)}, reps=2, n_ctrl=2, n_plates=1)
+    mcf7 = cols.index[(cols.pert_type == label) & (cols.cell_id == "MCF7")]
+    cols.loc[mcf7[:n], "pert_type"] = label.upper()
+    rows = gene_meta()
+    path = write_gctx(tmp_path / "x.gctx", values(len(cols), len(rows)), rows, cols)
+    with pytest.raises(L1000Error, match=rf"x\.gctx: pert_type '{label.upper()}' \({n} samples?\) is "
+                                         rf"'{label}' written otherwise; .* make it '{label}' in the file"):
+        select_samples(open_l1000(path), ["vorinostat"], time=24)
+
+
 def test_drug_at_other_time_only(small_l1000):
     with pytest.raises(L1000Error, match=r"no trt_cp treatments at pert_time 48 h"):
         read_l1000(small_l1000["gctx"], time=48)
