@@ -113,7 +113,11 @@ def read_cell_map(path: str | Path | None) -> dict[str, str]:
         raise BaselineError(f"{path}: cell map file not found")
     if not path.is_file():
         raise BaselineError(f"{path}: cell map is not a file")
-    df, _ = _read_table(path, "cell map")
+    df, header = _read_table(path, "cell map")
+    if not {"source_name", "cell_line"} & set(header) and header and re.fullmatch(r"\d+|ACH-\d+", header[0]):
+        raise BaselineError(f"{path}: its first line {','.join(header)!r} is a mapping, not the header line; "
+                            f"add the header source_name,cell_line as the first line (read as a header, that "
+                            f"mapping would be lost)")
     if df.shape[1] < 2:
         raise BaselineError(f"{path}: cell map needs two columns (source_name,cell_line), "
                             f"found {list(df.columns)}")

@@ -98,6 +98,17 @@ def test_cell_map_applies_to_depmap_ids(tmp_path):
     assert match_baseline([t], ["A375"], L1000_GENES, L1000_SYMBOLS).matched[str(path)] == 1
 
 
+def test_cell_map_without_header_line_is_refused(tmp_path):
+    # before: the first mapping (906793 -> A375) was read as the header and lost, so GDSC's A375 became a
+    # baseline-only cell line '906793' of the cube beside the L1000 A375
+    (tmp_path / "m.csv").write_text("906793,A375\n905946,MCF7\n")
+    with pytest.raises(BaselineError, match=r"m\.csv: its first line '906793,A375' is a mapping, not the "
+                                            r"header line; add the header source_name,cell_line"):
+        read_cell_map(tmp_path / "m.csv")
+    (tmp_path / "h.csv").write_text("COSMIC identifier,Sample Name\n906793,A375\n")
+    assert read_cell_map(tmp_path / "h.csv") == {"906793": "A375"}
+
+
 def test_no_common_genes(tmp_path):
     genes = [("999999", "NOTAGENE"), ("999998", "NOTAGENE2")]
     t = read_baseline(write_depmap(tmp_path / "d.csv", ["A375"], genes, baseline_values("a", genes)))
