@@ -72,17 +72,27 @@ def method_legend(method: str) -> str:
 NO_CHANGE = Identity.name   # the baseline that predicts no change
 NOT_COMPARED = ("PertVAE was not compared with 'no change' (its baseline, identity, has no finished fits in "
                 "this run: add --models baselines)")
+NOT_FINISHED = ("PertVAE was not compared with 'no change' (its baseline, identity, is in this run but has "
+                "no finished fits: they failed or have not run yet; run the same command again to retry "
+                "them)")
 
 
-def not_compared(scores: pd.DataFrame, latent: int) -> str:
+def no_change_in_run(ds: xr.Dataset) -> bool:
+    """Whether one of the run's models scores 'no change' (identity: the baselines)."""
+    return any(NO_CHANGE in REGISTRY[m].methods for m in (str(x) for x in ds["model"].values)
+               if m in REGISTRY)
+
+
+def not_compared(scores: pd.DataFrame, latent: int, in_run: bool = False) -> str:
     """Why PertVAE has no comparison with 'no change' at ``latent``: :data:`NOT_COMPARED` when identity has
-    no scores at all; when it has them only at other latent sizes (--latents-baselines unlike
-    --latents-pertvae), that: comparisons pair the fits of one latent size, so adding the baselines, which
-    already ran, would change nothing."""
+    no scores at all and its model is not in the run (``in_run`` False), :data:`NOT_FINISHED` when it is
+    (its fits failed or were not run: adding --models baselines would change nothing); when it has them
+    only at other latent sizes (--latents-baselines unlike --latents-pertvae), that: comparisons pair the
+    fits of one latent size, so adding the baselines, which already ran, would change nothing."""
     sizes = scores.loc[scores["method"] == NO_CHANGE, "latent"]
     elsewhere = [str(x) for x in sorted({int(x) for x in sizes} - {int(latent)})]
     if not elsewhere:
-        return NOT_COMPARED
+        return NOT_FINISHED if in_run else NOT_COMPARED
     return ("PertVAE was not compared with 'no change' (its baseline, identity, has finished fits only at "
             f"latent {'size' if len(elsewhere) == 1 else 'sizes'} {_join(elsewhere)}, not at "
             f"PertVAE's {latent}, and comparisons pair fits of one latent size: give --latents-baselines "
@@ -260,7 +270,7 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
         losses = {d: verdict_parts(comp, d, latent)["loses to"] for d in drugs}
         lost = [f"{d} (to {_join(m)})" for d, m in losses.items() if m]
         all_drugs = plural(len(drugs), "drug")
-        against = _against_no_change(scores, comp, real, drugs, latent, ceiling)
+        against = _against_no_change(scores, comp, real, drugs, latent, ceiling, no_change_in_run(ds))
         lines.append(f"On {PRIMARY}, {against} and loses significantly on {len(lost)} of all {all_drugs}"
                      + (f": {'; '.join(lost)}" if lost else "")
                      + _other_losses(comp, [d for d in drugs if not losses[d]], latent) + ".")
@@ -317,12 +327,12 @@ def _other_losses(comp: pd.DataFrame, drugs: list[str], latent: int) -> str:
 
 
 def _against_no_change(scores: pd.DataFrame, comp: pd.DataFrame, real: list[str], drugs: list[str],
-                       latent: int, ceiling: dict[str, Any]) -> str:
+                       latent: int, ceiling: dict[str, Any], in_run: bool = False) -> str:
     """Whether PertVAE predicts the change better than 'no change', counted over the drugs with a measured
     change where the two were compared (and saying so when that is not all of them, or none)."""
     anywhere = compared_with_no_change(comp, drugs, latent)
     if not anywhere:
-        return not_compared(scores, latent)
+        return not_compared(scores, latent, in_run)
     compared = [d for d in real if d in anywhere]
     wins = [d for d in compared if NO_CHANGE in verdict_parts(comp, d, latent)["beats"]]
     if len(compared) == len(real):
@@ -540,7 +550,8 @@ def _truth_line(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, latent
         return ""
     compared = compared_with_no_change(comp, list(truth), latent)
     if not compared:
-        return f"Ground truth (synthetic cube): not checked: {not_compared(scores, latent)}."
+        why = not_compared(scores, latent, no_change_in_run(ds))
+        return f"Ground truth (synthetic cube): not checked: {why}."
     eff = [d for d in compared if truth[d].get("effective")]
     null = [d for d in compared if not truth[d].get("effective")]
     called = {d for d in compared if NO_CHANGE in verdict_parts(comp, d, latent)["beats"]}

@@ -1,0 +1,33 @@
+"""What the user reads stays true of the run (review 48): each test renders a real result store's report
+and checks a sentence against what the run did."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.report import render_report
+from harness.store import ResultStore
+from tests.harness.test_review47_report import _store, _summary
+
+
+@pytest.mark.parametrize("how", ["failed", "not run"])
+def test_baselines_in_the_run_without_finished_fits_are_not_said_to_be_missing(tmp_path: Path, how,
+                                                                              monkeypatch) -> None:
+    """--models pertvae baselines with no finished baseline fit (all failed, or not run yet: an interrupted
+    run's report): 'identity has no finished fits in this run: add --models baselines' was false advice,
+    the baselines being in the run; the sentence says their fits failed or have not run, and to rerun."""
+    if how == "not run":   # the baselines' rows never written, as when the run was stopped before them
+        write = ResultStore.write
+        monkeypatch.setattr(ResultStore, "write",
+                            lambda self, rows: write(self, [r for r in rows if r["model"] != "baselines"]))
+    _store(tmp_path, ["pertvae", "baselines"], failed=("baselines",) if how == "failed" else ())
+    render_report(tmp_path, with_figures=False)
+    summary = _summary(tmp_path)
+    assert summary.startswith("PARTIAL: ")
+    text = summary + (tmp_path / "benchmark.md").read_text()
+    assert "add --models baselines" not in text
+    assert ("PertVAE was not compared with 'no change' (its baseline, identity, is in this run but has no "
+            "finished fits: they failed or have not run yet; run the same command again to retry them)"
+            ) in summary
