@@ -44,3 +44,26 @@ def test_a_ctrl_c_no_command_handled_is_one_line_and_130(monkeypatch, capsys):
     monkeypatch.setattr(cli, "main", interrupted)
     assert entry.main() == 130
     assert capsys.readouterr().err == "interrupted\n"
+
+
+def _closed_pipe_run(*args: str) -> subprocess.CompletedProcess:
+    """``python -m harness.entry ARGS`` with stdout a pipe whose reader has already gone (``| head``)."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable, "-m", "harness.entry", *args], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120, cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": path})
+    finally:
+        os.close(write)
+
+
+def test_output_to_a_closed_pipe_is_no_traceback():
+    """``pertvae-bench info RUN | head -3`` (or ``--help | head -1``, ``fetch --list | head``) printed a
+    BrokenPipeError traceback; now the command ends quietly with 141 (128 + SIGPIPE, as a shell reports).
+    (A subcommand's ``--help`` is argparse's, which ignores the error itself.)"""
+    for args in (["--help"], ["--version"], ["fetch", "--list"]):
+        r = _closed_pipe_run(*args)
+        assert "Traceback" not in r.stderr and "BrokenPipeError" not in r.stderr, (args, r.stderr)
+        assert r.returncode == 141, (args, r.returncode, r.stderr)
