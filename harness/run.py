@@ -412,7 +412,7 @@ def _run_locked(cfg: RunConfig) -> int:
         return 2
     repair = _repair(store)
     tasks, before = _plan(cfg, drug_names, store, out)
-    interrupted, tracebacks = _execute(cfg, tasks, cube_path, store, before)
+    interrupted, tracebacks, (fits_run, tasks_run) = _execute(cfg, tasks, cube_path, store, before)
     if interrupted == 2:  # the cluster failed; said
         return 2
     counts = store.counts()
@@ -420,8 +420,7 @@ def _run_locked(cfg: RunConfig) -> int:
     seconds = time.perf_counter() - t0
     run_info = _run_info(cfg, cube_path, store, tasks, counts, repair.n_fits, interrupted)
     run_info["timings"] = {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
-                           "seconds": round(seconds, 3), "fits_run": sum(t.n_fits for t in tasks),
-                           "tasks_run": len(tasks)}
+                           "seconds": round(seconds, 3), "fits_run": fits_run, "tasks_run": tasks_run}
     out.mkdir(parents=True, exist_ok=True)
     info = json.dumps(run_info, indent=2, sort_keys=True)
     write_replacing(out / "run.json", lambda tmp: tmp.write_text(info))
@@ -504,11 +503,12 @@ def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Pa
 
 
 def _execute(cfg: RunConfig, tasks: Sequence[Task], cube_path: Path, store: ResultStore,
-             before: dict[str, int]) -> tuple[int, dict[tuple, str]]:
+             before: dict[str, int]) -> tuple[int, dict[tuple, str], tuple[int, int]]:
     """Run ``tasks`` in process or on the cluster, library logs in OUT/run.log: (0, or the exit code of an
-    interrupt, or 2 when the cluster failed (said); the failed fits' tracebacks)."""
+    interrupt, or 2 when the cluster failed (said); the failed fits' tracebacks; the fits and the tasks
+    whose results this run recorded, fewer than ``tasks`` hold when it was interrupted)."""
     if not tasks:
-        return 0, {}
+        return 0, {}, (0, 0)
     cluster_error: type[Exception] = RunError
     prog = _progress(cfg, store, tasks, before)
     try:
@@ -524,14 +524,19 @@ def _execute(cfg: RunConfig, tasks: Sequence[Task], cube_path: Path, store: Resu
             else:
                 _run_with_cluster(cluster_mod, log_path, tasks, cube_path, cfg, store, prog)
     except KeyboardInterrupt as e:
-        return _interrupt_code(e), prog.tracebacks
+        return _interrupt_code(e), prog.tracebacks, _ran(prog)
     except cluster_error as e:
         prog.close()
         print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2, {}
+        return 2, {}, _ran(prog)
     finally:
         prog.close()
-    return 0, prog.tracebacks
+    return 0, prog.tracebacks, _ran(prog)
+
+
+def _ran(prog: Progress) -> tuple[int, int]:
+    """The fits (done or failed) and the tasks whose results this run recorded, as ``prog`` counted them."""
+    return prog.fits_now + prog.failed, prog.tasks_done
 
 
 def _run_with_cluster(cluster_mod: Any, log_path: Path, tasks: Sequence[Task], cube_path: Path,
