@@ -149,7 +149,8 @@ class RunConfig:
     workers: int | None = _f(None, "local worker processes (default: the CPUs this process may use, less "
                              "an affinity mask or a cgroup quota; one per GPU with CUDA)", "cluster")
     retries: int = _f(2, "Dask retries per task after an exception", "cluster")
-    performance_report: str | None = _f(None, "save Dask's performance report to this HTML file", "cluster")
+    performance_report: str | None = _f(None, "save Dask's performance report to this HTML file (a local "
+                                              "or Slurm cluster; none with --cluster none)", "cluster")
     progress: bool = _f(True, "show a progress bar", "cluster")
     dashboard_address: str = _f(":8787", "Dask dashboard address (a free port is used if taken)", "cluster")
     worker_timeout: float = _f(300.0, "seconds to wait for a Dask worker (the first, or a new one when none "

@@ -499,6 +499,9 @@ def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Pa
          f"{len(tasks)} tasks ({spt} split(s) per task) on cluster '{cfg.cluster}'")
     if tasks and (note := emulated_bf16_note(cfg)):
         _say(f"note: {note}")
+    if tasks and cfg.performance_report and cfg.cluster == "none":
+        _say(f"note: --performance-report {cfg.performance_report} is not written: --cluster none runs the "
+             f"fits in this process, without Dask (use --cluster local for Dask's performance report)")
     return tasks, before
 
 
