@@ -53,7 +53,7 @@ import xarray as xr
 
 from datasets.disk import DISK_ERRORS, write_replacing
 from harness import benchmark as bench
-from harness import figures, report_stamp, response_report, verdicts
+from harness import figures, predictions, report_stamp, response_report, verdicts
 from harness.contenders import built_in_methods, figure2_models, model_methods, reference_model
 from harness.products import products_counts, products_line
 from harness.results import StoreReadError, as_str, json_attr, load_results, paper_metric, planned_mask
@@ -707,6 +707,7 @@ FILE_WORDS = {
     "response.md": "drug response per drug: Dr.VAE and its baselines by AUROC/AUPR (the continuous head by "
                    "Pearson/Spearman/RMSE), with Dr.VAE's verdicts",
     "response.csv": "the same as a table, one row per drug, method and metric (also harness.report.load)",
+    "predictions/": "every fit's predicted x2 for its test pairs (--save-predictions): <method>/<drug>.h5ad",
     "results.zarr": "every fit's values and status (the resumable store)",
 }
 # The same without PertVAE in the run: nothing said about it (forest.png then has no comparison to draw).
@@ -775,6 +776,8 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str]
         files = FILE_WORDS_WITHOUT_REFERENCE
     shown = set(written) if written is not None else {n for n in files if (out / n).exists()}
     files = {**files, "figure2.png": figure2_words(ds)} if "figure2.png" in shown else files
+    if (out / predictions.DIR).is_dir():   # written by the run's fits (--save-predictions), not the report
+        shown.add("predictions/")
     lines += [f"  {name.ljust(width)}  {words}" for name, words in files.items()
               if name in shown or name == "results.zarr"]
     return "\n".join(lines) + "\n"

@@ -31,3 +31,15 @@ def test_baselines_in_the_run_without_finished_fits_are_not_said_to_be_missing(t
     assert ("PertVAE was not compared with 'no change' (its baseline, identity, is in this run but has no "
             "finished fits: they failed or have not run yet; run the same command again to retry them)"
             ) in summary
+
+
+def test_the_summary_names_the_saved_predictions(tmp_path: Path) -> None:
+    """summary.txt ends with where every output is; a --save-predictions run's OUT/predictions/ was left
+    out. It is listed where it exists, and only there."""
+    _store(tmp_path, ["pertvae", "baselines"])
+    render_report(tmp_path, with_figures=False)
+    assert "predictions/" not in _summary(tmp_path)
+    (tmp_path / "predictions" / "pertvae").mkdir(parents=True)
+    render_report(tmp_path, with_figures=False)
+    assert ("  predictions/  every fit's predicted x2 for its test pairs (--save-predictions): "
+            "<method>/<drug>.h5ad\n  results.zarr") in _summary(tmp_path)
