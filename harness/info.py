@@ -172,7 +172,8 @@ def describe_run(out: Path) -> str:
     t = run.get("timings", {}) if isinstance(run, dict) else {}
     if t:
         lines.append(f"last run: started {t.get('started')}, {t.get('seconds')} s, {t.get('fits_run')} fits")
-    present = sorted(p.name for p in out.iterdir() if p.suffix in (".md", ".csv", ".png", ".svg", ".tex"))
+    kinds = (".md", ".csv", ".png", ".svg", ".tex", ".txt")
+    present = sorted(p.name for p in out.iterdir() if p.suffix in kinds)
     lines.append("report files: " + (", ".join(present) or f"none yet (pertvae-bench report {out})"))
     return "\n".join(lines)
 

@@ -43,3 +43,14 @@ def test_the_summary_names_the_saved_predictions(tmp_path: Path) -> None:
     render_report(tmp_path, with_figures=False)
     assert ("  predictions/  every fit's predicted x2 for its test pairs (--save-predictions): "
             "<method>/<drug>.h5ad\n  results.zarr") in _summary(tmp_path)
+
+
+def test_info_lists_every_report_file(tmp_path: Path) -> None:
+    """pertvae-bench info's 'report files:' left out summary.txt, one of the files the report writes
+    (docs/report.md)."""
+    from harness.info import describe_run
+
+    _store(tmp_path, ["pertvae", "baselines"])
+    render_report(tmp_path, with_figures=False)
+    line = next(x for x in describe_run(tmp_path).splitlines() if x.startswith("report files: "))
+    assert "summary.txt" in line.split(": ", 1)[1].split(", ")
