@@ -614,7 +614,9 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
                 transform=ax.transAxes)
     ax.set_xlabel("latent size")
     ax.set_ylabel("Spearman correlation of the reconstructed\nwith the measured untreated profile")
-    scope = ("pooled: one fit per split on all drugs' pairs + singletons" if figure2_scope(ds) == "pooled"
+    n_drugs = len(bench.study_drugs(ds))   # the run's (--drugs), not necessarily all of the cube's
+    scope = (f"pooled: one fit per split on the pairs of the run's {n_drugs} drug{'s' * (n_drugs != 1)} + "
+             "singletons" if figure2_scope(ds) == "pooled"
              else "per drug: mean +/- s.d. over splits and drugs")
     lacking = figure2_drawn(ds)[1]
     ax.set_title(f"Figure 2: reconstruction of held-out cell lines\n({scope})"

@@ -54,3 +54,16 @@ def test_info_lists_every_report_file(tmp_path: Path) -> None:
     render_report(tmp_path, with_figures=False)
     line = next(x for x in describe_run(tmp_path).splitlines() if x.startswith("report files: "))
     assert "summary.txt" in line.split(": ", 1)[1].split(", ")
+
+
+def test_figure2s_title_counts_the_runs_drugs(tmp_path: Path) -> None:
+    """A pooled Figure 2 of a run of some drugs (--drugs) was titled 'one fit per split on all drugs' pairs',
+    as if every drug of the cube were pooled; it names how many drugs the run pooled."""
+    import matplotlib
+
+    _store(tmp_path, ["vae", "pca"])
+    with matplotlib.rc_context({"svg.fonttype": "none"}):   # the title as text in figure2.svg
+        render_report(tmp_path)
+    svg = (tmp_path / "figure2.svg").read_text().replace("&#39;", "'")
+    assert "all drugs" not in svg
+    assert "pooled: one fit per split on the pairs of the run's 2 drugs + singletons" in svg
