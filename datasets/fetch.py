@@ -386,7 +386,7 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
                     last_error = f"connection closed at {offset} of {total} bytes"
         failures += 1
         if failures > retries:
-            raise FetchError(f"{url}: download failed after {failures} attempts ({last_error}); "
+            raise FetchError(f"{url}: download failed after {plural(failures, 'attempt')} ({last_error}); "
                              f"{kept(offset)}")
         print(f"{dest.name}: {last_error}; retrying ({failures}/{retries}) from byte {offset}",
               file=stream or sys.stderr)

@@ -452,6 +452,8 @@ def _flatten_toml(data: dict[str, Any], path: str) -> dict[str, Any]:
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML config file into {field: value}; ConfigError if missing, malformed or unknown key."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"--config {p}: is a directory; give a TOML file (e.g. {p / 'my.toml'})")
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:

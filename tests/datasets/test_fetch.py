@@ -222,6 +222,8 @@ def test_a_failed_download_names_no_file_it_did_not_write(tmp_path, server, caps
     assert err == (f"error: {server.url}/files/data.bin: download failed after 2 attempts (HTTP 500 "
                    f"Internal Server Error); none written")
     assert not list(d.glob("data.bin*"))
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--retries", "0", "--dir", str(d)) == 2
+    assert "download failed after 1 attempt (HTTP 500" in capsys.readouterr().err
 
 
 def _free_bytes(monkeypatch, free: int) -> None:

@@ -139,6 +139,8 @@ def test_bad_toml_names_file_and_key(tmp_path):
         parse_args(["--config", str(f)])
     with pytest.raises(ConfigError, match="not found"):
         parse_args(["--config", str(tmp_path / "missing.toml")])
+    with pytest.raises(ConfigError, match="is a directory; give a TOML file"):
+        parse_args(["--config", str(tmp_path)])
 
 
 def test_science_key_changes_only_with_results():
