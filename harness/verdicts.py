@@ -269,9 +269,11 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
     if with_pertvae:
         losses = {d: verdict_parts(comp, d, latent)["loses to"] for d in drugs}
         lost = [f"{d} (to {_join(m)})" for d, m in losses.items() if m]
-        all_drugs = plural(len(drugs), "drug")
+        n_run = len(study_drugs(ds))
+        all_drugs = (f"all {plural(len(drugs), 'drug')}" if len(drugs) == n_run
+                     else f"the {plural(len(drugs), 'drug')} with scores (of the run's {n_run})")
         against = _against_no_change(scores, comp, real, drugs, latent, ceiling, no_change_in_run(ds))
-        lines.append(f"On {PRIMARY}, {against} and loses significantly on {len(lost)} of all {all_drugs}"
+        lines.append(f"On {PRIMARY}, {against} and loses significantly on {len(lost)} of {all_drugs}"
                      + (f": {'; '.join(lost)}" if lost else "")
                      + _other_losses(comp, [d for d in drugs if not losses[d]], latent) + ".")
     if null:

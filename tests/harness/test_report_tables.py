@@ -501,3 +501,18 @@ def test_drugs_figure_is_at_the_headlines_latent() -> None:
         assert any("PertVAE better" in t.get_text() for t in fig.legends[0].get_texts())
     finally:
         plt.close(fig)
+
+
+def test_headline_counts_losses_over_the_drugs_with_scores() -> None:
+    """A partial run whose third drug has no score yet: the loss count is 'of the 2 drugs with scores (of
+    the run's 3)', not 'of all 2 drugs'."""
+    from harness import verdicts
+
+    ds, scores = _scores_of(3)
+    ds = ds.assign_coords(model=np.array(["pertvae", "baselines"], dtype=object))
+    partial = scores[scores["drug"] != "drug-02"]
+    comp = bench.comparisons(partial, dict.fromkeys(ds["drug"].values.tolist(), [30.0, 8.0]))
+    text = " ".join(verdicts.headline(ds, partial, comp))
+    assert "of the 2 drugs with scores (of the run's 3)" in text and "of all" not in text
+    comp = bench.comparisons(scores, dict.fromkeys(ds["drug"].values.tolist(), [30.0, 8.0]))
+    assert "of all 3 drugs" in " ".join(verdicts.headline(ds, scores, comp))
