@@ -370,6 +370,7 @@ def _run(cfg: RunConfig) -> int:
     """Check and lock OUT, then :func:`_run_locked`; a write to OUT that fails (no space left, read-only)
     ends the run with one error line (exit 2), the finished fits kept."""
     out = cfg.out_dir
+    created = not out.exists()
     try:
         check_paths(cfg)
         lock = open_out(out)
@@ -392,7 +393,20 @@ def _run(cfg: RunConfig) -> int:
               flush=True)
         return 2
     finally:
+        if created:
+            _drop_if_unused(out, lock)
         lock.release()
+
+
+def _drop_if_unused(out: Path, lock: outlock.OutLock) -> None:
+    """Remove OUT, made by this run, when it holds nothing but the lock (input refused, or interrupted
+    before any write): a refused run leaves nothing behind. Done while the lock is held."""
+    try:
+        if [p.name for p in out.iterdir()] == [lock.path.name]:
+            lock.path.unlink()
+            out.rmdir()
+    except OSError:
+        pass
 
 
 def _run_locked(cfg: RunConfig) -> int:

@@ -373,7 +373,10 @@ def test_a_response_model_on_a_cube_without_a_response_is_one_error_line(tmp_pat
     assert main(args) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {cube}: the cube has no drug response")
-    assert "response_regression" in err[0] and not (tmp_path / "out" / "failures.csv").exists()
+    assert "response_regression" in err[0]
+    assert not (tmp_path / "out").exists()   # made by the refused run: removed, not left holding a .lock
+    (tmp_path / "out").mkdir()
+    assert main(args) == 2 and [p.name for p in (tmp_path / "out").iterdir()] == [".lock"]   # the user's
 
 
 def test_a_drug_without_any_response_says_so_in_each_split(response_cube, tmp_path):
