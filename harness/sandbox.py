@@ -14,9 +14,10 @@ process), which come back to the worker. So a plug-in cannot
   the method are not counted (a torch import on a shared file system can take a minute on a busy node); they
   have their own limit, :data:`STARTUP_SECONDS`.
 
-The child reads its job from a file, says "ready" on a pipe once the method is imported, and writes its
-result to another file (stdout and stderr stay the user's: a method may print). It exits when the process
-that started it dies. Cost: about 0.2 s and the method's own imports per fit (0.1% of the paper's grid).
+The child reads its job from a file (which the method can read too: the split there already has its test
+answers hidden), says "ready" on a pipe once the method is imported, and writes its result to another file
+(stdout and stderr stay the user's: a method may print). It exits when the process that started it dies.
+Cost: about 0.2 s and the method's own imports per fit (0.1% of the paper's grid).
 
 A user's response method (``--response-method``) runs the same way (:class:`IsolatedResponseMethod`): its
 child fits it on the response split with the test responses hidden and returns its scores of the test
@@ -43,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from pertvae_core.isolation import MethodFailed, exception_text
+from pertvae_core.isolation import MethodFailed, exception_text, readonly_split
 
 STARTUP_SECONDS = 300.0  # limit on starting the process and importing the method
 READY = b"r"
@@ -78,7 +79,9 @@ class IsolatedMethod:
         return f"IsolatedMethod({self.target!r}, {self.kwargs!r}, timeout={self.timeout:g})"
 
     def fit_predict(self, split: Any, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return self._job({"split": split, "inputs": [np.asarray(x) for x in inputs]})
+        # the job file is the method's to read (its path is on its process's command line): it holds the
+        # split with the test pairs already hidden, as in the copy the method is fitted on
+        return self._job({"split": readonly_split(split), "inputs": [np.asarray(x) for x in inputs]})
 
     def _job(self, payload: dict[str, Any]) -> Any:
         """Run the child on ``payload`` (plus the target, its keywords and sys.path); its predictions."""
@@ -128,7 +131,9 @@ class IsolatedResponseMethod(IsolatedMethod):
     hidden (MethodFailed otherwise)."""
 
     def fit_predict(self, split: Any, heads: Sequence[str]) -> dict[str, np.ndarray]:  # type: ignore[override]
-        return self._job({"split": split, "heads": tuple(heads)})
+        from pertvae_core.response_isolation import hidden_test
+
+        return self._job({"split": hidden_test(split), "heads": tuple(heads)})  # no answers in the job file
 
 
 def kill_group(proc: subprocess.Popen) -> None:

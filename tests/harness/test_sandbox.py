@@ -109,6 +109,15 @@ def test_state_does_not_carry_from_one_fit_to_the_next(split):
     assert bad.Stateful.fits == before  # not fitted in this process
 
 
+def test_the_job_file_holds_no_test_answers(split):
+    """The sandbox process reads its split from a file named on its command line, which the method can read
+    too: the test pairs there are hidden as in the copy it is fitted on, so it predicts from the training
+    pairs (mean_shift), not the x2 it is scored against."""
+    got = isolated(bad.ReadsJobFile).fit_predict(split, [split.x1_test])[0]
+    assert not np.allclose(got, split.x2_test)
+    np.testing.assert_allclose(got, bad.ReadsJobFile.__mro__[1]().fit(split).predict(split.x1_test))
+
+
 def test_prints_do_not_disturb_the_result(split, capfd):
     got = isolated(bad.Prints).fit_predict(split, [split.x1_test])[0]
     want = bad.Prints().fit(split).predict(split.x1_test)

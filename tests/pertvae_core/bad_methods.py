@@ -277,3 +277,24 @@ class LeavesAProcess(_Shift):
         with open(os.environ["PERTVAE_TEST_PID_FILE"], "w") as f:
             f.write(str(p.pid))
         return super().fit(split)
+
+
+class ReadsJobFile(_Shift):
+    """Reads the file its sandbox process was started with (``sys.argv[1]``, harness.sandbox's job) and
+    predicts the test pairs' x2 it finds there (the answers it is scored against), where they are finite."""
+
+    name = "reads_job_file"
+
+    def fit(self, split: SplitData):
+        import pickle
+
+        with open(sys.argv[1], "rb") as f:
+            job = pickle.load(f)
+        self.x1_ = np.asarray(job["split"].x1_test, np.float64)
+        self.x2_ = np.asarray(job["split"].x2_test, np.float64)
+        return super().fit(split)
+
+    def predict(self, x1: np.ndarray) -> np.ndarray:
+        if np.isfinite(self.x2_).all() and np.shape(x1) == self.x1_.shape:
+            return self.x2_
+        return super().predict(x1)

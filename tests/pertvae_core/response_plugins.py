@@ -99,3 +99,22 @@ class ReadsAnswers(Centroid):
 
 
 NOT_A_METHOD = 3
+
+
+class ReadsJobFile(Centroid):
+    """Reads the file its sandbox process was started with (``sys.argv[1]``, harness.sandbox's job) and
+    predicts the test labels it finds there."""
+
+    name = "reads_job_file"
+    heads = ("binary",)
+
+    def fit(self, split: ResponseSplit) -> ReadsJobFile:
+        import pickle
+        import sys
+
+        with open(sys.argv[1], "rb") as f:
+            self.answers_ = np.array(pickle.load(f)["split"].y_test)
+        return super().fit(split)
+
+    def predict_proba(self, x1: np.ndarray) -> np.ndarray:
+        return self.answers_ if np.isfinite(self.answers_).all() else super().predict_proba(x1)

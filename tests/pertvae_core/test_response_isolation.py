@@ -102,3 +102,16 @@ def test_a_response_method_by_its_entry_point(split, tmp_path: Path, monkeypatch
     # its fits run in their own process, scored as in this one
     got = IsolatedResponseMethod.of(f, 120.0, latent=3, seed=1).fit_predict(split, ("binary",))
     np.testing.assert_array_equal(got["binary"], Centroid().fit(split).predict_proba(split.x_test))
+
+
+def test_the_job_file_holds_no_test_answers(split) -> None:
+    """A response method that reads its sandbox process's job file (sys.argv[1]) finds the test labels
+    hidden there too, so it scores the test rows by its own fit."""
+    from pertvae_core.response_methods import load_response_method as load
+    from tests.pertvae_core.response_plugins import ReadsJobFile
+
+    f = load("tests.pertvae_core.response_plugins:ReadsJobFile")
+    got = IsolatedResponseMethod.of(f, 120.0, latent=3, seed=1).fit_predict(split, ("binary",))
+    np.testing.assert_array_equal(got["binary"], Centroid().fit(split).predict_proba(split.x_test))
+    assert not np.array_equal(got["binary"], split.y_test)
+    assert ReadsJobFile.name == "reads_job_file"
