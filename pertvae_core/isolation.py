@@ -146,11 +146,12 @@ def fit_predict(make: Callable[[], Any], split: SplitData, inputs: Sequence[np.n
             phase = "fit"
             fitted = fitted_method(method, mine)
             phase = "predict"
-            outs = [fitted.predict(frozen(x)) for x in inputs]
+            # each checked (copied) as soon as it is returned: a method that returns a view of a buffer it
+            # refills on its next predict is scored on what each predict returned
+            return [check_prediction(fitted.predict(frozen(x)), x) for x in inputs]
     except MethodFailed:
         raise
     except BaseException as e:
         if not methods_failure(e):
             raise
         raise MethodFailed(describe(e, phase), traceback.format_exc()) from None
-    return [check_prediction(o, x) for o, x in zip(outs, inputs, strict=True)]

@@ -91,11 +91,12 @@ def fit_predict_response(make: Callable[[], Any], split: ResponseSplit, heads: S
             outs = {}
             for h in heads:
                 phase = HEAD_CALLS[h]
-                outs[h] = getattr(fitted, phase)(frozen(mine.x_test))
+                # checked (copied) as soon as it is returned: heads that return one buffer they refill
+                outs[h] = check_scores(getattr(fitted, phase)(frozen(mine.x_test)), mine.x_test, phase)
+            return outs
     except MethodFailed:
         raise
     except BaseException as e:
         if not methods_failure(e):
             raise
         raise MethodFailed(describe(e, phase), traceback.format_exc()) from None
-    return {h: check_scores(o, mine.x_test, HEAD_CALLS[h]) for h, o in outs.items()}

@@ -76,6 +76,16 @@ def test_scores_are_the_methods_own(split) -> None:
     np.testing.assert_array_equal(got["continuous"], m.predict(split.x_test))
 
 
+def test_each_heads_scores_are_copied_when_given(split) -> None:
+    """A method whose heads return one buffer they refill: each head's scores are what it returned."""
+    from tests.pertvae_core.response_plugins import SharesBuffer
+
+    got = fit_predict_response(SharesBuffer, split, ("binary", "continuous"))
+    m = Centroid().fit(split)
+    np.testing.assert_array_equal(got["binary"], m.predict_proba(split.x_test))
+    np.testing.assert_array_equal(got["continuous"], m.predict(split.x_test))
+
+
 def test_heads_come_from_the_attribute_or_the_calls() -> None:
     assert method_heads(Centroid) == ("binary", "continuous")
     with pytest.raises(ValueError, match="a response method has a binary head"):
