@@ -107,7 +107,7 @@ from zarr.core.sync import sync
 
 from datasets.cube import pid_alive
 from harness.config import RunConfig, execution_settings, science_key
-from harness.contenders import REGISTRY, paper_methods, run_metrics
+from harness.contenders import REGISTRY, built_in_methods, paper_methods, run_metrics
 from harness.grid import POOLED, FitKey, model_drugs
 from pertvae_core.evaluation import GENE_METRICS
 from pertvae_core.methods import METHODS
@@ -306,6 +306,21 @@ def _store_methods(methods: Sequence[str], cfg: RunConfig) -> list[str]:
     last, so that a store of layout 1 or 2 converts by appending them (:func:`paper_into_score`)."""
     names = [str(m) for m in methods]
     return names + [m for m in paper_methods(cfg.models) if m not in names]
+
+
+def _renamed_plugins(path: Path, stored: Sequence[str], methods: Sequence[str]) -> str | None:
+    """Why a store whose config matches the run's has another ``method`` coordinate (``stored``) than the
+    run's (``methods``), where it lacks some of the run's own methods and holds others no built-in model
+    scores: the store is sound, a plug-in's ``name`` (its spec unchanged) changed since it was written.
+    None otherwise."""
+    built_in = set(METHODS) | set(built_in_methods())
+    gone = [m for m in stored if m not in methods and m not in built_in]
+    new = [m for m in methods if m not in stored and m not in built_in]
+    if not gone or not new:
+        return None
+    return (f"{path} holds the scores of the run's own method(s) {gone}, but its --method / "
+            f"--response-method plug-ins (the same specs) are now named {new}: a plug-in's name changed "
+            f"since the store was written. Give it its old name back to resume, or use another --out")
 
 
 def _planned(cfg: RunConfig, models: list[str], drugs: list[str], latents: list[int]) -> np.ndarray:
@@ -598,6 +613,9 @@ class ResultStore:
         have = (self.models, self.drugs, self.latents, len(self.repeats), stored, self.metrics,
                 self.cell_lines, self.genes)
         if have != want:
+            renamed = _renamed_plugins(self.path, stored, methods)
+            if renamed and have[:4] + have[5:] == want[:4] + want[5:]:
+                raise StoreMismatchError(renamed)
             raise _beyond_repair(self.path, "has coordinates (model, drug, latent, split, method, metric, "
                                             "cell_line, gene) that do not match its own config and cube")
 

@@ -213,6 +213,22 @@ def test_a_store_holds_only_its_runs_methods_and_resumes_an_older_one(tmp_path, 
                            methods=[*PERTVAE_METHODS, "mine"])
 
 
+def test_a_renamed_plugin_is_a_mismatch_naming_it_not_a_damaged_store(tmp_path, cfg):
+    """The same --method spec whose class changed its `name` since the store was written: the store is sound
+    (not "cannot be trusted ... move it aside"), the run refuses naming the old and the new name."""
+    from pertvae_core.methods import PERTVAE_METHODS
+
+    kw = dict(drugs=["dA", "dB"], genes=[])
+    ResultStore.open(tmp_path / "out", cfg, "cube-fp", methods=[*PERTVAE_METHODS, "shrunk_shift"], **kw)
+    with pytest.raises(StoreMismatchError, match=r"own method\(s\) \['shrunk_shift'\].*now named "
+                                                 r"\['renamed'\]") as e:
+        ResultStore.resume(tmp_path / "out", cfg, "cube-fp", methods=[*PERTVAE_METHODS, "renamed"], **kw)
+    assert "damaged" not in str(e.value) and "cannot be trusted" not in str(e.value)
+    again = ResultStore.resume(tmp_path / "out", cfg, "cube-fp", methods=[*PERTVAE_METHODS, "shrunk_shift"],
+                               **kw)
+    assert again is not None
+
+
 def test_a_worker_writes_its_fits_detail_and_the_driver_the_rest(tmp_path, cfg):
     """write_detail_at (a worker: harness.run.run_and_store) writes the per-fit chunks and strips the rows
     of their detail; the driver's write of those rows keeps them, writes the small values and the status.
