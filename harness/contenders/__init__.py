@@ -28,6 +28,7 @@ from harness.contenders.pertvae import PertVAE
 from harness.contenders.response_baselines import ResponseBaselines, ResponseRegression
 from harness.contenders.response_pertvae import ResponsePertVAE
 from harness.contenders.vae import VAE
+from pertvae_core.isolation import exception_text
 from pertvae_core.methods import import_object
 
 __all__ = ["Contender", "ContenderError", "ENTRY_POINT_GROUP", "REGISTRY", "BUILT_IN", "LOAD_ERRORS",
@@ -132,13 +133,20 @@ def paper_methods(models: Sequence[str]) -> tuple[str, ...]:
 
 
 def _load_entry_points() -> None:
-    """Register every contender of the entry point group; one that fails is kept in LOAD_ERRORS."""
+    """Register every contender of the entry point group; one that fails is kept in LOAD_ERRORS. Whatever
+    its import or constructor does (any exception, sys.exit) is its failure: an installed package must not
+    break every command of the harness, those that do not name it included."""
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        where = f"entry point {ep.value!r} of {ENTRY_POINT_GROUP!r}"
         try:
             obj = import_object(ep.name, ep.value, kind="contender")
             register(obj)
         except (ValueError, TypeError) as e:
-            LOAD_ERRORS[ep.name] = f"entry point {ep.value!r} of {ENTRY_POINT_GROUP!r}: {e}"
+            LOAD_ERRORS[ep.name] = f"{where}: {e}"
+        except SystemExit as e:
+            LOAD_ERRORS[ep.name] = f"{where}: loading it called sys.exit({e.code!r})"
+        except Exception as e:  # noqa: BLE001 - e.g. its constructor's own error
+            LOAD_ERRORS[ep.name] = f"{where}: loading it failed: {exception_text(e)}"
 
 
 for _c in (PertVAE, VAE, PCA, Baselines):

@@ -37,3 +37,12 @@ class ShiftContender(Contender):
 
 class Nameless(Contender):
     """Not a valid contender: no name."""
+
+
+class FailsToStart(ShiftContender):
+    """Not a valid contender: making it raises (a missing config file of the user's package)."""
+
+    name = "fails_to_start"
+
+    def __init__(self) -> None:
+        raise RuntimeError("cannot find my config file")

@@ -3,6 +3,7 @@ grid: CLI flags, tasks on a Dask worker, the store, the report and the dry run; 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +111,25 @@ def test_contender_registered_by_entry_point(tmp_path, monkeypatch):
     finally:
         REGISTRY.pop("shift", None)
         contenders.LOAD_ERRORS.pop("broken", None)
+
+
+def test_a_contender_that_raises_or_exits_when_loaded_is_a_load_error(tmp_path, monkeypatch):
+    """An installed contender whose constructor raises, or whose module calls sys.exit, is kept in
+    LOAD_ERRORS (said when a run names it) and does not break every pertvae-bench command."""
+    _install(tmp_path, "failpkg", {})
+    info = tmp_path / "failpkg-1.0.dist-info" / "entry_points.txt"
+    info.write_text(f"[{contenders.ENTRY_POINT_GROUP}]\n"
+                    "fails_to_start = tests.harness.shift_contender:FailsToStart\n"
+                    "exits = tests.harness.plugin_mods.exits_contender:Nope\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        contenders._load_entry_points()
+        assert "RuntimeError: cannot find my config file" in contenders.LOAD_ERRORS["fails_to_start"]
+        assert "sys.exit('no GPU found')" in contenders.LOAD_ERRORS["exits"]
+        assert "fails_to_start" not in REGISTRY and "exits" not in REGISTRY
+        with pytest.raises(ConfigError, match="invalid choice 'fails_to_start' .*cannot find my config"):
+            parse_args(["--models", "fails_to_start"])
+    finally:
+        for name in ("fails_to_start", "exits"):
+            contenders.LOAD_ERRORS.pop(name, None)
+        sys.modules.pop("tests.harness.plugin_mods.exits_contender", None)
