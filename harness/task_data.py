@@ -46,7 +46,7 @@ def _drug(path: str, drug: str):
     from datasets.pairs import drug_data
 
     with _synchronous():
-        return drug_data(_cube(path), drug)
+        return _read_only(drug_data(_cube(path), drug))
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,7 +55,17 @@ def _pooled(path: str, drug_names: tuple[str, ...]):
     from datasets.pairs import pooled_data
 
     with _synchronous():
-        return pooled_data(_cube(path), drug_names, POOLED)
+        return _read_only(pooled_data(_cube(path), drug_names, POOLED))
+
+
+def _read_only(dd: Any) -> Any:
+    """``dd`` (a DrugData, kept for every model's tasks in this process) with its arrays read-only: a
+    contender that edits its task's data in place (``dd.x1 -= ...`` in its task_data) fails its own task
+    instead of changing the data of every model's later tasks here."""
+    for v in vars(dd).values():
+        if isinstance(v, np.ndarray):
+            v.flags.writeable = False
+    return dd
 
 
 def drug_data(path: str, drug: str, cfg: RunConfig):

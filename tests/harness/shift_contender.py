@@ -46,3 +46,14 @@ class FailsToStart(ShiftContender):
 
     def __init__(self) -> None:
         raise RuntimeError("cannot find my config file")
+
+
+class CentersItsData(ShiftContender):
+    """Centers the drug's x1 in place in task_data (``dd.x1 -= ...``): on a frozen DrugData the in-place
+    subtraction runs before the assignment fails."""
+
+    name = "centers_its_data"
+
+    def task_data(self, dd, cube_path, split_keys, cfg) -> list:
+        dd.x1 -= dd.x1.mean(axis=0)
+        return super().task_data(dd, cube_path, split_keys, cfg)

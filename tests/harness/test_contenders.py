@@ -133,3 +133,21 @@ def test_a_contender_that_raises_or_exits_when_loaded_is_a_load_error(tmp_path, 
         for name in ("fails_to_start", "exits"):
             contenders.LOAD_ERRORS.pop(name, None)
         sys.modules.pop("tests.harness.plugin_mods.exits_contender", None)
+
+
+def test_a_contender_cannot_change_the_data_the_other_models_get(tmp_path_factory, tmp_path):
+    """A worker keeps each drug's data for its tasks (harness.task_data): a contender whose task_data edits
+    it in place fails its own task and leaves the data every other model's tasks get as it was."""
+    from tests.harness.shift_contender import CentersItsData
+
+    cube = tiny_cube(tmp_path_factory)
+    cfg = parse_args(tiny_args(cube, tmp_path / "out"))
+    dd = drug_data(str(cube), "drugA", cfg)
+    before = {f: np.array(getattr(dd, f)) for f in ("x1", "x2", "xs", "xc")}
+    with pytest.raises(ValueError, match="read-only"):
+        CentersItsData().task_data(dd, str(cube), [(0, 0)], cfg)
+    again = drug_data(str(cube), "drugA", cfg)
+    for f, a in before.items():
+        np.testing.assert_array_equal(getattr(again, f), a)
+    sp = split_data(again, drug_splits(again, cfg)[0])   # the models' splits: their own, writable arrays
+    assert sp.x1_train.flags.writeable
