@@ -135,8 +135,10 @@ def _load(kind: str, spec: str) -> Plugin:
     else:   # imports torch (1.8 s of CPU): only where a response method is given
         from pertvae_core.response_methods import load_response_method as load
     f = load(spec)
-    return Plugin(kind, f.spec, f.name, target_path(f.target, f.spec), f.accepts,
-                  tuple(getattr(f, "heads", ())))
+    # plain str: a str of the plug-in's own type (a str Enum's member) would be pickled by reference to its
+    # module, and unpickling the record would import the plug-in in the run's process
+    return Plugin(kind, str.__str__(f.spec), str.__str__(f.name), target_path(f.target, f.spec),
+                  tuple(map(str.__str__, f.accepts)), tuple(map(str.__str__, getattr(f, "heads", ()))))
 
 
 def _loaded(kind: str, spec: str) -> Plugin | str:

@@ -35,6 +35,18 @@ def test_a_modules_import_leaves_this_process_as_it_was():
     assert got.kwargs(latent=3, seed=7) == {"seed": 7}
 
 
+def test_a_name_of_the_plugins_own_str_type_does_not_import_it_here():
+    """A `name` that is a str of the plug-in's own type (a StrEnum member) comes back from the child as a
+    plain str: unpickling it would import the plug-in's module in this process (its torch default dtype
+    and all), and the store would name the method 'Names.MINE'."""
+    import sys
+
+    dtype = torch.get_default_dtype()
+    (got,) = probe([(METHOD, f"{MODS}.enum_name:Mine")])
+    assert type(got.name) is str and got.name == "enum_named"
+    assert f"{MODS}.enum_name" not in sys.modules and torch.get_default_dtype() == dtype
+
+
 @pytest.mark.parametrize("mod, why", [
     ("exits:E", "importing it called sys.exit(5)"),
     ("dies:D", "its process exited with status 3 while importing it (os._exit, or a crash?)"),
