@@ -6,7 +6,8 @@ A method (built-in or a user's plug-in) is fitted on a private, read-only copy o
 lines' arrays NaN, so it cannot fit on the answers) and predicts from read-only inputs. Whatever it does
 wrong fails that method alone (:class:`MethodFailed`, whose message is the reason stored for its fit):
 any exception, ``sys.exit``, a fit that does not return a method, and a prediction that is not a
-real-valued array of the input's shape or has NaN/inf (:func:`check_prediction`).
+real-valued array of the input's shape or has NaN/inf or values beyond float32's range
+(:func:`check_prediction`).
 Predictions are copied, never scored as the method's own object.
 
 Light on purpose (numpy and pertvae_core.data only): harness/sandbox.py runs the same code in a fresh
@@ -27,6 +28,7 @@ from pertvae_core.data import TEST_EXTRAS, TEST_FIELDS, SplitData
 __all__ = ["MethodFailed", "readonly_split", "frozen", "check_numbers", "check_prediction", "fitted_method",
            "fit_predict", "describe", "exception_text", "methods_failure"]
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)   # a prediction or score beyond it fails its method
 READ_ONLY = ("assignment destination is read-only", "output array is read-only", "is read-only")
 # In a process of the method's own (harness.sandbox, set there), which no terminal's Ctrl-C reaches, a
 # KeyboardInterrupt is the method's own raise, a failure like any other
@@ -94,7 +96,8 @@ def check_numbers(out: Any, call: str, need: str, shape: tuple[int, ...], shape_
                   kinds: str = "fiu") -> np.ndarray:
     """``out`` (what a method's ``call()`` returned) as a new float64 array, or MethodFailed saying what is
     wrong: None or not an array (``need``: what it must return), dtype kind not in ``kinds``, a shape other
-    than ``shape`` (``shape_need``: what the shape must be), or NaN/inf in it."""
+    than ``shape`` (``shape_need``: what the shape must be), NaN/inf in it, or values beyond float32's
+    range (:data:`FLOAT32_MAX`)."""
     if out is None:
         raise MethodFailed(f"{call}() returned None; it must return {need}")
     try:
@@ -111,6 +114,11 @@ def check_numbers(out: Any, call: str, need: str, shape: tuple[int, ...], shape_
     bad = int((~np.isfinite(a)).sum())
     if bad:
         raise MethodFailed(f"{call}() returned {bad} non-finite value(s) (NaN or inf) of {a.size}")
+    huge = np.abs(a) > FLOAT32_MAX  # finite, but its squares overflow the metrics to NaN (scored "done")
+    if huge.any():
+        raise MethodFailed(f"{call}() returned {int(huge.sum())} value(s) beyond float32's range (largest "
+                           f"{np.abs(a).max():.3g}; the data are float32): a diverged fit? Such values "
+                           f"cannot be scored or saved")
     return a
 
 

@@ -312,3 +312,14 @@ class ReusesBuffer(_Shift):
         self.buf_[:] = 0.0
         self.buf_[: len(x1)] = super().predict(x1)
         return self.buf_[: len(x1)]
+
+
+class Diverged(_Shift):
+    """A diverged gene: predicts 1e308 (finite) for it, whose squares overflow every metric to NaN."""
+
+    name = "diverged"
+
+    def predict(self, x1: np.ndarray) -> np.ndarray:
+        out = super().predict(x1)
+        out[:, 0] = 1e308
+        return out

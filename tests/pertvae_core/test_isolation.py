@@ -21,6 +21,7 @@ FAILS = {
     bad.InPlace: ("ValueError", "read-only", "in predict()", "changed its input in place", "x1.copy()"),
     bad.EditsSplit: ("ValueError", "read-only", "in fit()"),
     bad.NanPredict: ("non-finite", "NaN"),
+    bad.Diverged: ("beyond float32's range", "1e+308"),
     bad.GpuOom: ("RuntimeError: CUDA out of memory", "in fit()"),
     bad.KeyErr: ("KeyError: 'missing'", "in fit()"),
     bad.FitNone: ("fit() returned None", "return self"),
