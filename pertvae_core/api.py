@@ -239,8 +239,10 @@ def evaluate_pca_latents(splits: Sequence[SplitData], latents: Sequence[int]) ->
 def _run_method(make: Any, split: SplitData, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Predictions of the method ``make`` makes at ``inputs`` (:func:`pertvae_core.isolation.fit_predict`),
     or those of a factory that runs its method elsewhere (``make.fit_predict(split, inputs)``: harness's
-    plug-ins in their own process), checked alike; MethodFailed with the reason otherwise."""
-    elsewhere = getattr(make, "fit_predict", None)
+    plug-ins in their own process), checked alike; MethodFailed with the reason otherwise. A method class
+    given as its own factory is never such a factory, whatever it defines: its own ``fit_predict`` (as
+    scikit-learn's clusterers have) was called unbound, with the whole split, outside the failure boundary."""
+    elsewhere = None if isinstance(make, type) else getattr(make, "fit_predict", None)
     if not callable(elsewhere):
         return fit_predict(make, split, inputs)
     outs = elsewhere(split, inputs)

@@ -323,3 +323,13 @@ class Diverged(_Shift):
         out = super().predict(x1)
         out[:, 0] = 1e308
         return out
+
+
+class HasFitPredict(_Shift):
+    """mean_shift with a convenience ``fit_predict`` of its own (as scikit-learn's clusterers have): still a
+    method to fit and predict in its failure boundary, not a factory that runs its method elsewhere."""
+
+    name = "has_fit_predict"
+
+    def fit_predict(self, split: SplitData, x1: np.ndarray | None = None) -> np.ndarray:
+        return self.fit(split).predict(split.x1_test if x1 is None else x1)

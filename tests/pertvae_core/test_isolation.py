@@ -77,8 +77,9 @@ def test_a_method_that_raises_gets_its_traceback(split):
 
 
 @pytest.mark.parametrize("cls, twin", [(bad.ReturnsList, "mean_shift"), (bad.ReturnsInput, "identity"),
-                                       (bad.Stateful, "identity"), (bad.ReusesBuffer, "mean_shift")],
-                         ids=["list", "input_itself", "stateful", "reuses_buffer"])
+                                       (bad.Stateful, "identity"), (bad.ReusesBuffer, "mean_shift"),
+                                       (bad.HasFitPredict, "mean_shift")],
+                         ids=["list", "input_itself", "stateful", "reuses_buffer", "has_fit_predict"])
 def test_legitimate_oddities_are_scored_like_their_twin(cls, twin, split, reference, monkeypatch):
     monkeypatch.setattr(bad.Stateful, "fits", 0)  # its first fit in this process predicts x1
     row = evaluate_methods([split], {cls.name: cls})[0]
