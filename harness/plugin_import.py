@@ -87,7 +87,8 @@ class KnownPlugins(WorkerPlugin):
 
 def probe(jobs: Sequence[tuple[str, str]]) -> list[Plugin | str]:
     """For each (kind, spec), its :class:`Plugin`, or why it does not load (one line naming the spec),
-    imported in one child process."""
+    imported in one child process. The child records each plug-in as it is imported, so an import that
+    ends or hangs the process is said of that plug-in alone; those after it are imported in a new child."""
     from harness.sandbox import STARTUP_SECONDS, death_reason, kill_group
 
     if not jobs:
@@ -98,18 +99,25 @@ def probe(jobs: Sequence[tuple[str, str]]) -> list[Plugin | str]:
             pickle.dump({"jobs": list(jobs), "sys_path": list(sys.path)}, f)
         proc = subprocess.Popen([sys.executable, "-m", "harness.plugin_import", str(job), str(result)],
                                 start_new_session=True, stdin=subprocess.DEVNULL)
+        hung = False
         try:
             _wait(proc, jobs, STARTUP_SECONDS)
         except subprocess.TimeoutExpired:
-            return [f"{kind} {spec!r}: importing it did not finish in {STARTUP_SECONDS:g} s (does importing "
-                    f"it hang?)" for kind, spec in jobs]
+            hung = True
         finally:
             kill_group(proc)
-        if not result.exists():
-            why = death_reason(proc.returncode, "while importing it")
-            return [f"{kind} {spec!r}: {why}" for kind, spec in jobs]
-        with result.open("rb") as f:
-            return pickle.load(f)
+        found: list[Plugin | str] = []
+        if result.exists():
+            with result.open("rb") as f:
+                found = pickle.load(f)
+    if len(found) == len(jobs):
+        return found
+    kind, spec = jobs[len(found)]   # the one being imported when its process ended or was stopped
+    if hung:
+        why = f"importing it did not finish in {STARTUP_SECONDS:g} s (does importing it hang?)"
+    else:
+        why = death_reason(proc.returncode, "while importing it")
+    return [*found, f"{kind} {spec!r}: {why}", *probe(jobs[len(found) + 1:])]
 
 
 def _wait(proc: subprocess.Popen, jobs: Sequence[tuple[str, str]], limit: float) -> None:
@@ -159,11 +167,13 @@ def child(job_path: str, result_path: str) -> None:
     with open(job_path, "rb") as f:
         job = pickle.load(f)
     sys.path[:] = job["sys_path"]
-    found = [_loaded(kind, spec) for kind, spec in job["jobs"]]
-    tmp = Path(result_path + ".tmp")
-    with tmp.open("wb") as f:
-        pickle.dump(found, f)
-    os.replace(tmp, result_path)
+    found: list[Plugin | str] = []
+    for kind, spec in job["jobs"]:   # each recorded as soon as it is known (probe: which one ended us)
+        found.append(_loaded(kind, spec))
+        tmp = Path(result_path + ".tmp")
+        with tmp.open("wb") as f:
+            pickle.dump(found, f)
+        os.replace(tmp, result_path)
 
 
 if __name__ == "__main__":

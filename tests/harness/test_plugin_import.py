@@ -67,6 +67,21 @@ def test_an_import_that_hangs_is_stopped_and_the_wait_is_said(monkeypatch, capsy
                                        f"3 s in all\n")
 
 
+def test_an_import_that_ends_or_hangs_its_process_is_said_of_that_plugin_alone(monkeypatch):
+    """Several plug-ins are imported in one child: the one whose import ends or hangs it is named, not the
+    first of the run's (which used to get the other's reason, and the run's error named it)."""
+    monkeypatch.setattr(sandbox, "STARTUP_SECONDS", 5.0)
+    monkeypatch.setattr(plugin_import, "NOTICE_SECONDS", 60.0)
+    good = f"{MODS}.side_effects:Shift"
+    got = probe([(METHOD, good), (METHOD, f"{MODS}.dies:D"), (METHOD, f"{MODS}.hangs:H"), (METHOD, good)])
+    assert isinstance(got[0], Plugin) and got[0].name == "side_effects" and got[3] == got[0]
+    assert got[1] == (f"method '{MODS}.dies:D': its process exited with status 3 while importing it "
+                      "(os._exit, or a crash?)")
+    assert got[2] == f"method '{MODS}.hangs:H': importing it did not finish in 5 s (does importing it hang?)"
+    with pytest.raises(RunError, match=r"^--method tests.harness.plugin_mods.dies:D: "):
+        resolve_methods(make_config("demo", method=(good, f"{MODS}.dies:D")))
+
+
 def test_an_import_that_fails_where_the_fits_run_fails_that_plugin_alone():
     # loaded where the run started, not on a worker's node (a package installed on the login node only)
     remember([Plugin(METHOD, "elsewhere:Gone", "gone", "no_such_module_anywhere:Gone", ())])
