@@ -781,6 +781,8 @@ def build_parser() -> argparse.ArgumentParser:
             g.add_argument(_flag(f.name), dest=f.name, nargs="+" if many else None, choices=_Choices(options),
                            type=_choice(options, why), metavar=f.name.upper().rstrip("S") if many else None,
                            help=help_)
+        elif f.name in ("method", "response_method"):   # `--method A --method B` runs both, not B alone
+            g.add_argument(_flag(f.name), dest=f.name, nargs="+", action="extend", metavar="X", help=help_)
         elif kind.startswith("tuple"):
             g.add_argument(_flag(f.name), dest=f.name, nargs="+", metavar="X", help=help_)
         else:

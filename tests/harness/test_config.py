@@ -96,6 +96,18 @@ def test_list_flags_and_booleans():
     assert cfg.fit_kwargs()["hidden"] == cfg.hidden
 
 
+def test_a_repeated_plugin_flag_adds_its_plugins(tmp_path):
+    """`--method A --method B` (as pip's and docker's repeated flags go) runs both: argparse's last-wins
+    kept B alone, and the run reported A nowhere. The flags still replace a TOML file's list."""
+    cfg = parse_args(["--models", "baselines", "response_baselines", "--method", "a.m:A", "--method", "b.m:B",
+                      "c.m:C", "--response-method", "r.m:R", "--response-method", "s.m:S"])
+    assert cfg.method == ("a.m:A", "b.m:B", "c.m:C") and cfg.response_method == ("r.m:R", "s.m:S")
+    toml = tmp_path / "c.toml"
+    toml.write_text('method = ["t.m:T"]\n')
+    assert parse_args(["--config", str(toml)]).method == ("t.m:T",)
+    assert parse_args(["--config", str(toml), "--method", "a.m:A"]).method == ("a.m:A",)
+
+
 def test_splits_per_task_default_depends_on_gpu():
     cfg = make_config("paper", n_repeats=2, n_folds=3)
     assert cfg.resolved_splits_per_task(cuda=False) == 1
