@@ -46,8 +46,10 @@ class Plugin:
     heads: tuple[str, ...] = ()   # a response method's heads
 
     def kwargs(self, latent: int, seed: int) -> dict[str, int]:
-        """The grid's latent size and the fit's seed, where the constructor names them."""
-        return {k: v for k, v in (("latent", latent), ("seed", seed)) if k in self.accepts}
+        """The grid's latent size and the fit's seed, where the constructor names them. The seed is taken
+        below 2**32 (the grid's have 63 bits, harness.grid.fit_seed): np.random.seed, RandomState and
+        scikit-learn's random_state take no larger one, and a method seeded that way failed every fit."""
+        return {k: v for k, v in (("latent", latent), ("seed", int(seed) % 2**32)) if k in self.accepts}
 
 
 _KNOWN: dict[tuple[str, str], Plugin] = {}

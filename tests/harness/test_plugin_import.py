@@ -93,6 +93,22 @@ def test_an_import_that_fails_where_the_fits_run_fails_that_plugin_alone():
     assert set(row["method_status"].values()) == {"done"}   # every built-in baseline scored
 
 
+def test_a_plugin_seeded_the_usual_way_takes_the_fits_seed():
+    """The grid's seeds have 63 bits (harness.grid.fit_seed); a plug-in gets one below 2**32, which
+    np.random.seed, RandomState and scikit-learn's random_state take (else every fit of such a method
+    failed: 'Seed must be between 0 and 2**32 - 1'). The same fit seed gives the same plug-in seed."""
+    from harness.grid import FitKey, fit_seed
+
+    seed = fit_seed(0, FitKey("baselines", "drugA", 3, 0, 1))
+    assert seed >= 2**32
+    cfg = make_config("demo", method=(f"{MODS}.seeded:Seeded",))
+    rows = [evaluate_methods([_cell_split()], method_factories(cfg, latent=3, seed=seed))[0]
+            for _ in range(2)]
+    assert rows[0]["method_status"]["seeded"] == "done", rows[0]["method_reason"]["seeded"]
+    assert rows[0]["scores"]["seeded"] == rows[1]["scores"]["seeded"]
+    assert plugin_import.plugin(METHOD, f"{MODS}.seeded:Seeded").kwargs(3, seed) == {"seed": seed % 2**32}
+
+
 def test_no_worker_imports_a_plugin_and_its_import_changes_no_score(tmp_path_factory, tmp_path, monkeypatch):
     cube = tiny_cube(tmp_path_factory)
     log = tmp_path / "imports.txt"
