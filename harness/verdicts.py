@@ -152,11 +152,29 @@ def _mean_scores(scores: pd.DataFrame, drug: str, latent: int, metric: str) -> p
     return sub.groupby("method")["value"].mean()
 
 
+def _split_counts(scores: pd.DataFrame, drug: str, latent: int, metric: str) -> pd.Series:
+    """Scored splits per method of (drug, latent, metric)."""
+    sub = scores[(scores["drug"] == drug) & (scores["latent"] == latent) & (scores["metric"] == metric)]
+    return sub.dropna(subset=["value"]).groupby("method")["value"].count()
+
+
+FULL_SPLITS = ("among those scored on the most splits (a method with fewer, its fits failed or not yet run, "
+               "shows '(k of n splits)' and is not named best)")
+
+
+def _best_candidates(scores: pd.DataFrame, drug: str, latent: int, metric: str) -> pd.Series:
+    """The means of the methods scored on the most splits: one whose fits failed on some splits (or have
+    not run yet) is not named best by a mean over fewer, other splits than the rest's."""
+    means = _mean_scores(scores, drug, latent, metric).dropna()
+    n = _split_counts(scores, drug, latent, metric)
+    return means[n.reindex(means.index).fillna(0) == n.max()] if len(n) else means
+
+
 def best_line(scores: pd.DataFrame, comp: pd.DataFrame, drug: str, latent: int,
               metric: str = PRIMARY) -> tuple[str, str]:
-    """(the best method by mean, PertVAE's difference to it with its 95% interval; or, where PertVAE is
-    best, its lead over the runner-up)."""
-    means = _mean_scores(scores, drug, latent, metric).dropna()
+    """(the best method by mean among those scored on the most splits, PertVAE's difference to it with its
+    95% interval; or, where PertVAE is best, its lead over the runner-up)."""
+    means = _best_candidates(scores, drug, latent, metric)
     if means.empty:
         return "-", "-"
     up = HIGHER_IS_BETTER.get(metric, True)
@@ -255,7 +273,7 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
     tops: set[str] = set()   # the best and those tied with it
     for d in real:
         top = best_line(scores, comp, d, latent)[0]
-        tied = _tied(_mean_scores(scores, d, latent, PRIMARY), top)
+        tied = _tied(_best_candidates(scores, d, latent, PRIMARY), top)
         best.setdefault(top, []).append(d + (f", tied with {_join(tied)}" if tied else ""))
         tops.update([top, *tied])
     tally = "; ".join(f"{m} on {len(ds_)} ({', '.join(ds_)})"
@@ -455,9 +473,10 @@ def _primary_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, lat
     for drug in sorted(drugs, key=lambda d: not has_change(ceiling, d)):  # measured changes first
         means = _mean_scores(scores, drug, latent, PRIMARY)
         best, diff = best_line(scores, comp, drug, latent)
-        tied = _tied(means, best)
+        tied = _tied(_best_candidates(scores, drug, latent, PRIMARY), best)
+        n = _split_counts(scores, drug, latent, PRIMARY)
         cells = [("**{}**" if m == best or m in tied else "{}").format(_fmt(means.get(m, np.nan)))
-                 for m in methods]
+                 + (f" ({n[m]} of {n.max()} splits)" if m in n and n[m] < n.max() else "") for m in methods]
         named = " = ".join([best, *tied])
         lines.append(f"| {drug} | {_change_cell(ceiling, drug)} | "
                      f"{_ceiling_text(ceiling, drug)} | " + " | ".join(cells) + f" | {named} |"
@@ -601,14 +620,14 @@ def _legend(methods: list[str], comp: pd.DataFrame) -> list[str]:
     ]
     lines += [f"- {m}: {method_legend(m)}." for m in methods]
     if REFERENCE not in methods:
-        lines.append("- best: the method with the highest mean (bold).")
+        lines.append(f"- best: the method with the highest mean (bold) {FULL_SPLITS}.")
     else:
         lines += [
-            "- best: the method with the highest mean; PertVAE - best: PertVAE's mean minus the best's, with "
-            "the 95% interval of the corrected resampled t, and the splits on which PertVAE scored below "
-            "it (where PertVAE is best, its lead over the runner-up and the splits it is ahead on). The "
-            "interval is per comparison, not adjusted for the verdict family's many comparisons: it can "
-            "exclude 0 where the verdict, after Benjamini-Hochberg, is 'not distinguishable'; and the "
+            f"- best: the method with the highest mean {FULL_SPLITS}; PertVAE - best: PertVAE's mean minus "
+            "the best's, with the 95% interval of the corrected resampled t, and the splits on which PertVAE "
+            "scored below it (where PertVAE is best, its lead over the runner-up and the splits it is ahead "
+            "on). The interval is per comparison, not adjusted for the verdict family's many comparisons: it "
+            "can exclude 0 where the verdict, after Benjamini-Hochberg, is 'not distinguishable'; and the "
             "verdicts are one-sided at 0.05, the interval two-sided at 95%.",
             f"- verdict: PertVAE beats / loses to / is not distinguishable from each method (q < {ALPHA}: "
             "corrected resampled t-test paired over splits; Benjamini-Hochberg over one family per latent "

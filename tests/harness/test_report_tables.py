@@ -516,3 +516,22 @@ def test_headline_counts_losses_over_the_drugs_with_scores() -> None:
     assert "of the 2 drugs with scores (of the run's 3)" in text and "of all" not in text
     comp = bench.comparisons(scores, dict.fromkeys(ds["drug"].values.tolist(), [30.0, 8.0]))
     assert "of all 3 drugs" in " ".join(verdicts.headline(ds, scores, comp))
+
+
+def test_a_method_scored_on_fewer_splits_is_not_named_best() -> None:
+    """A plug-in that failed on 6 of 10 splits, its mean over the other 4 the highest: the best is named
+    among the methods scored on every split, and the table marks its '(4 of 10 splits)'."""
+    from harness import verdicts
+
+    ds, scores = _scores_of(1)
+    ds = ds.assign_coords(model=np.array(["pertvae", "baselines"], dtype=object))
+    mine = scores[(scores["method"] == "pertvae") & (scores["repeat"] == 0) & (scores["fold"] < 4)]
+    scores = pd.concat([scores, mine.assign(method="myplug", value=0.99)], ignore_index=True)
+    comp = bench.comparisons(scores, dict.fromkeys(ds["drug"].values.tolist(), [30.0, 8.0]))
+    full = scores[scores["method"] != "myplug"].groupby("method")["value"].mean()
+    best, _ = verdicts.best_line(scores, comp, "drug-00", 10)
+    assert best == full.idxmax() != "myplug"
+    head = " ".join(verdicts.headline(ds, scores, comp))
+    assert f"{best} on 1 (drug-00)" in head and "myplug on" not in head
+    table = "\n".join(verdicts._primary_table(ds, scores, comp, 10, [*METHODS, "myplug"]))
+    assert "0.990 (4 of 10 splits)" in table
