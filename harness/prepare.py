@@ -163,6 +163,10 @@ def unsplittable(bad: Sequence[tuple[str, str]], where: str = "") -> str:
 
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+()-]{0,63}")
+# the report's table columns and scores.csv's / comparisons.csv's: a method of such a name gave a table two
+# columns of one name (benchmark.md: drug, ceiling, best; the tidy tables: method, metric, value, ...)
+RESERVED_NAMES = frozenset({"drug", "latent", "best", "ceiling", "verdict", "splits", "method", "metric",
+                            "value", "model", "split", "repeat", "fold", "reference", "kind"})
 
 
 def resolve_methods(cfg: RunConfig) -> list[str]:
@@ -198,6 +202,9 @@ def _check_name(flag: str, f: Plugin) -> None:
         raise RunError(f"{flag} {f.spec}: its name {f.name!r} is not a plain name (a letter or digit, then "
                        f"letters, digits and _ . + - ( ), at most 64); give the class a `name` attribute "
                        f"such as 'my_method'")
+    if f.name.lower() in RESERVED_NAMES:
+        raise RunError(f"{flag} {f.spec}: its name {f.name!r} is a column of the report's tables; give the "
+                       f"class another `name` attribute, such as 'my_{f.name.lower()}'")
 
 
 def _response_plugins(cfg: RunConfig, taken: list[str], built_in: set[str]) -> list[str]:

@@ -132,3 +132,8 @@ def test_a_name_that_would_name_a_file_or_column_wrongly_is_refused(cls):
     with pytest.raises(RunError, match=r"is not a plain name .*give the class a `name` attribute"):
         resolve_methods(make_config("demo", method=(spec,)))
     assert resolve_methods(make_config("demo", method=(f"{MODS}:Named",)))[-1] == "ok"
+
+
+def test_a_name_of_a_table_column_is_refused():
+    with pytest.raises(RunError, match=r"its name 'Drug' is a column of the report's tables; .* 'my_drug'"):
+        resolve_methods(make_config("demo", method=(f"{MODS}:Drug",)))
