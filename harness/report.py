@@ -756,9 +756,14 @@ FIGURE2_ONLY = ("This run fits Figure 2's reconstruction models alone (none pred
                 "baselines adds them).")
 
 
-def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str] | None = None) -> str:
+NOT_REDRAWN = " (not redrawn: --no-figures; drawn by an earlier report, perhaps of fewer results)"
+
+
+def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str] | None = None,
+                 kept: Sequence[str] = ()) -> str:
     """The end of a run in a few lines: the headline (harness.verdicts.headline) and where every output is
-    (``written``: the names of the files this report wrote; default: those in ``out``)."""
+    (``written``: the names of the files this report wrote; default: those in ``out``; ``kept``: figures
+    an earlier report drew, which this one did not redraw, said so)."""
     response = response_report.summary_lines(ds)
     lines = []
     if parts(ds) == {"figure2"}:   # 'No scores in this run.' would deny Figure 2's reconstruction scores
@@ -776,12 +781,12 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str]
     files = FILE_WORDS if verdicts.ran(res.scores) else FILE_WORDS_WITHOUT_REFERENCE_FIT
     if "forest" not in parts(ds):   # no PertVAE in the run: no forest.png
         files = FILE_WORDS_WITHOUT_REFERENCE
-    shown = set(written) if written is not None else {n for n in files if (out / n).exists()}
+    shown = set(written) | set(kept) if written is not None else {n for n in files if (out / n).exists()}
     files = {**files, "figure2.png": figure2_words(ds)} if "figure2.png" in shown else files
     if (out / predictions.DIR).is_dir():   # written by the run's fits (--save-predictions), not the report
         shown.add("predictions/")
-    lines += [f"  {name.ljust(width)}  {words}" for name, words in files.items()
-              if name in shown or name == "results.zarr"]
+    lines += [f"  {name.ljust(width)}  {words}" + (NOT_REDRAWN if name in kept else "")
+              for name, words in files.items() if name in shown or name == "results.zarr"]
     return "\n".join(lines) + "\n"
 
 
@@ -861,7 +866,7 @@ def _render_report(out: Path, with_figures: bool) -> Path:
     if with_figures:
         written += _write_figures(out, ds, res, have)
     kept = [] if with_figures else [n for part, n in FIGURES if part in have and (out / n).exists()]
-    _write_text(out / "summary.txt", summary_text(out, ds, res, [p.name for p in written] + kept))
+    _write_text(out / "summary.txt", summary_text(out, ds, res, [p.name for p in written], kept))
     written.append(out / "summary.txt")
     run_json = out / "run.json"
     info: dict[str, Any] = {}

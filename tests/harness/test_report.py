@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from harness.report import ReportError, main, render_report
+from harness.report import NOT_REDRAWN, ReportError, main, render_report
 
 MODELS = ["pertvae", "vae", "pca", "baselines"]
 DRUGS = ["strong", "inert", "weak"]
@@ -385,3 +385,7 @@ def test_a_report_without_figures_still_lists_those_in_out(tmp_path: Path) -> No
     render_report(tmp_path, with_figures=False)
     summary = (tmp_path / "summary.txt").read_text()
     assert all(name in summary for name in ("drugs.png", "forest.png", "figure2.png"))
+    kept = [line for line in summary.splitlines() if line.strip().startswith(("drugs.png", "forest.png"))]
+    assert kept and all(line.endswith(NOT_REDRAWN) for line in kept)   # perhaps stale: said so
+    table = next(line for line in summary.splitlines() if line.strip().startswith("table1.md"))
+    assert not table.endswith(NOT_REDRAWN)
