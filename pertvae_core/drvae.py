@@ -104,6 +104,8 @@ class DrVAEConfig:
                 raise bad(f, "must be >= 0")
         if self.standardize not in STANDARDIZE:
             raise bad("standardize", f"must be one of {', '.join(STANDARDIZE)}")
+        if self.min_epochs > self.max_epochs:  # no epoch could be selected: the untrained state came back
+            raise bad("min_epochs", f"must be <= max_epochs ({self.max_epochs})")
 
     def core_config(self) -> FitConfig:
         """The PertVAE settings of the shared encoder (with IAF), decoder and drug effect."""

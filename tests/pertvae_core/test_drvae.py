@@ -123,7 +123,7 @@ def test_identity_ablation_feeds_z1_as_z2() -> None:
 @pytest.mark.parametrize(("kw", "match"), [
     ({"head": "ordinal"}, "head"), ({"latent": 0}, "latent"), ({"hidden": (5,)}, "hidden"),
     ({"hidden_clf": (0,)}, "hidden_clf"), ({"y_sigma": 0.0}, "y_sigma"), ({"pert_rate": -1.0}, "pert_rate"),
-    ({"standardize": "none"}, "standardize")])
+    ({"standardize": "none"}, "standardize"), ({"min_epochs": 5, "max_epochs": 3}, "min_epochs")])
 def test_bad_config_is_named(kw: dict, match: str) -> None:
     with pytest.raises(ValueError, match=f"DrVAEConfig.{match}"):
         DrVAEConfig(**kw)
