@@ -32,6 +32,8 @@ How the estimate is made:
   preset's schedule (max_epochs, patience, min_epochs, stop_on); else its ``epoch_fraction`` of ``max_epochs``
   (at least ``patience + 1`` and ``min_epochs``). The true count varies with drug and latent size, so read the
   estimate as +-50%.
+- **Resuming**: the fits already done in the run's own store (same config) are left out of the tasks, as
+  the run leaves them out (harness.grid.remaining); when none is left, nothing is calibrated.
 - **A task** takes the sum of its fits; the **wall time** places the tasks in grid order, each on the first
   free worker slot (local workers, Slurm jobs x cores, or GPUs). Each slot also pays, once per model shape
   (model, latent) it runs, what a process's first fit at that shape costs more than later ones (the
@@ -73,7 +75,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -98,7 +100,7 @@ from harness.config import ConfigError, RunConfig, make_config, parse_args
 from harness.contenders import REGISTRY, contender
 from harness.corun import CORUN_ROUNDS, corun_factors, scaled
 from harness.cpus import usable_cpus
-from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled
+from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled, remaining
 from harness.prepare import (
     GENERATED_CUBE,
     RunError,
@@ -152,6 +154,7 @@ class Estimate:
     corun: Mapping[str, float] = field(default_factory=dict)   # model -> its times' factor side by side
     corun_others: int = 0   # other workers training beside each (harness.corun); 0: timed alone
     cores: int = 0   # the cores the slots share where there are fewer than slots (local workers); 0: one each
+    done_fits: int = 0   # fits of the grid already done in the run's store (a resume), not in ``tasks``
 
     @property
     def disturbed(self) -> bool:
@@ -322,6 +325,22 @@ def stored_epochs(cfg: RunConfig) -> dict[str, tuple[float, int]]:
         return {}
     done = df[(df["status"] == "done") & df["model"].isin(_trained(cfg.models)) & df["epochs"].notna()]
     return {str(m): (float(g["epochs"].mean()), len(g)) for m, g in done.groupby("model")}
+
+
+def stored_done(cfg: RunConfig) -> set[FitKey]:
+    """The done fits in ``cfg``'s OUT/results.zarr when it holds this config's results (the run keeps them
+    and runs the rest, harness.run); empty without one (or when it cannot be read: the run itself will say
+    why)."""
+    path = cfg.out_dir / STORE_NAME
+    if not path.is_dir():
+        return set()
+    try:
+        store = ResultStore(path)
+        if store.attrs.get("science_key_hash") != science_hash(cfg):
+            return set()
+        return store.done_keys()
+    except Exception:  # a damaged or foreign store: the run reports it; the estimate is of the whole grid
+        return set()
 
 
 def _between(lo: Calibration, hi: Calibration, latent: int) -> Calibration:
@@ -511,12 +530,13 @@ def fit_costs(cfg: RunConfig, tasks: Sequence[Task], measured: Sequence[Calibrat
 
 
 def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[str] | None = None,
-             progress: Callable[[str], None] | None = None) -> Estimate:
+             progress: Callable[[str], None] | None = None, done: Set[FitKey] = frozenset()) -> Estimate:
     """The grid of ``cfg`` on the cube at ``cube_path`` (None: the preset's synthetic cube, in memory) and
     its estimated seconds from a calibration on this machine (module docstring).
 
     ``drug_names``: the run's drugs (default: all of the cube's). ValueError when a drug cannot be split
-    (too few cell lines for the folds). ``progress``: a line per calibration round."""
+    (too few cell lines for the folds). ``progress``: a line per calibration round. ``done``: fits already
+    done (a resumed run's, :func:`stored_done`), left out of the tasks as the run leaves them out."""
     from datasets.cube import drugs
 
     ds = _cube(cfg, cube_path)
@@ -524,7 +544,12 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
     shapes, splits = run_shapes(cfg, ds, names)
     slots, threads, device, where = worker_slots(cfg)
     spt = cfg.resolved_splits_per_task(cuda=device == "cuda")
-    tasks = build_grid(cfg, names, splits_per_task=spt)
+    full = build_grid(cfg, names, splits_per_task=spt)
+    tasks = remaining(full, set(done))
+    done_fits = sum(t.n_fits for t in full) - sum(t.n_fits for t in tasks)
+    if not tasks:   # every fit done: the run trains nothing, so there is nothing to time
+        return Estimate((), {}, {m: expected_epochs(cfg, m) for m in cfg.models}, cfg.max_epochs, slots,
+                        threads, device, where, (), 0.0, 0.0, done_fits=done_fits)
     points = calibration_points(cfg, names, shapes, splits, spt)
     t0 = time.perf_counter()
     others = side_by_side(cfg, slots, device) if any(p.lens for p in points) else 0   # nothing to time
@@ -539,7 +564,7 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                     precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run,
                     first_fit={k: c.first_fit for k, c in interpolated(cfg, measured).items()},
                     corun=factors, corun_others=others,
-                    cores=local_cores(cfg, device))
+                    cores=local_cores(cfg, device), done_fits=done_fits)
 
 
 def paper_estimate(workers: int = 2, precision: str = "auto") -> Estimate:
@@ -597,7 +622,9 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                  f"the tasks of each of its rows)")
     tasks = f"{len(est.tasks)} task{'' if len(est.tasks) == 1 else 's'}"
     lines += ["", f"grid: {tasks}, {sum(fits.values())} fits ("
-              + ", ".join(f"{m} {n}" for m, n in fits.items()) + ")"]
+              + ", ".join(f"{m} {n}" for m, n in fits.items()) + ")"
+              + (f" to run; {est.done_fits} more already done in {cfg.out_dir / STORE_NAME}, which the run "
+                 f"keeps and this estimate leaves out" if est.done_fits else "")]
     unit = "CPU-hours" if est.device == "cpu" else "GPU-hours"
     lines.append(f"estimate: {hours(est.cpu_hours)} {unit}; wall time {duration(est.wall_seconds)} on "
                  f"{est.where}{_own_core(est)}; {est.precision} matrix products"
@@ -808,10 +835,16 @@ def dry_run(cfg: RunConfig) -> int:
             from datasets.synthetic import TABLE1_DRUGS
 
             names = select_drugs(cfg, list(TABLE1_DRUGS), Path(f"<synthetic {cfg.preset}>"))
-        est = estimate(cfg, path, names, progress=lambda line: print(line, file=sys.stderr, flush=True))
+        est = estimate(cfg, path, names, progress=lambda line: print(line, file=sys.stderr, flush=True),
+                       done=stored_done(cfg))
     except (RunError, CubeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
+    if not est.tasks:
+        print(f"dry run: preset {cfg.preset}; {source}: all {est.done_fits} fits of this grid are already "
+              f"done in {cfg.out_dir / STORE_NAME}, so the run would train none\nnothing was run or written",
+              flush=True)
+        return 0
     if est.disturbed:
         print(f"error: {disturbed_how(est)}; rerun the dry run when the machine is quieter", file=sys.stderr,
               flush=True)

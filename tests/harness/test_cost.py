@@ -407,6 +407,37 @@ def test_dry_run_takes_the_epochs_of_the_runs_done_fits(cube, tmp_path, capsys):
     assert "pertvae after 50 of 100 epochs (assumed: 0.5 x max_epochs)" in capsys.readouterr().out
 
 
+def test_a_resumed_dry_run_estimates_the_fits_left_as_the_run_runs_them(cube, tmp_path, capsys):
+    """The run keeps an --out's done fits and runs the rest (harness.grid.remaining); the dry run estimated
+    the whole grid: 120 fits and 15 s on a demo --out whose 120 fits were all done, where the run
+    trained none."""
+    from harness.grid import remaining, store_drugs
+    from harness.store import ResultStore
+
+    out = tmp_path / "out"
+    cfg = make_config("demo", data=str(cube), drugs=DRUGS[:1], n_repeats=1, n_folds=3, out=str(out),
+                      models=("pertvae", "baselines"), dry_run=True)
+    st = ResultStore.open(out, cfg, "fp", drugs=store_drugs(cfg, list(DRUGS[:1])))
+    st.write([{"model": "pertvae", "drug": DRUGS[0], "latent": 10, "repeat": 0, "fold": k, "status": "done",
+               "epochs": 30} for k in (0, 1)])
+    st.write([{"model": "baselines", "drug": DRUGS[0], "latent": 10, "repeat": 0, "fold": 2,
+               "status": "failed"}])   # retried by the run: still to run
+    est = cost.estimate(cfg, cube, list(DRUGS[:1]), done=cost.stored_done(cfg))
+    left = remaining(build_grid(cfg, list(DRUGS[:1])), st.done_keys())
+    assert list(est.tasks) == left and est.fits() == {"pertvae": 1, "baselines": 3} and est.done_fits == 2
+    assert _dry(cfg, capsys) == 0
+    assert (f"grid: 2 tasks, 4 fits (pertvae 1, baselines 3) to run; 2 more already done in "
+            f"{out / 'results.zarr'}") in capsys.readouterr().out
+    # every fit done: the run trains none, so the dry run neither calibrates nor estimates
+    st.write([{"model": m, "drug": DRUGS[0], "latent": 10, "repeat": 0, "fold": k, "status": "done",
+               "epochs": 30}
+              for m, k in (("pertvae", 2), ("baselines", 0), ("baselines", 1), ("baselines", 2))])
+    assert cost.dry_run(cfg) == 0
+    text, err = capsys.readouterr()
+    assert (f"all 6 fits of this grid are already done in {out / 'results.zarr'}, so the run would train none"
+            in text) and "estimate" not in text and "calibrat" not in err
+
+
 def test_cost_cli_bad_data_is_one_error_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "harness.cost", "--data", str(tmp_path / "none.zarr"), "--out",
                         str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
