@@ -4,9 +4,10 @@
         handle.client.submit(f, ..., resources=handle.resources)
 
 ``local``: ``--workers`` processes with 1 thread each (torch threads set to match in every worker); with
-CUDA present one worker per GPU, each with its own CUDA_VISIBLE_DEVICES, advertising the resource
-``GPU=1`` (``handle.resources == {"GPU": 1}``). ``slurm``: dask_jobqueue.SLURMCluster, ``adapt()`` between 0
-and ``--jobs`` jobs, worker lifetime below the walltime so jobs are replaced before Slurm kills them.
+CUDA present (and no ``--device cpu``) one worker per GPU, each with its own CUDA_VISIBLE_DEVICES, advertising
+the resource ``GPU=1`` (``handle.resources == {"GPU": 1}``). ``slurm``: dask_jobqueue.SLURMCluster,
+``adapt()`` between 0 and ``--jobs`` jobs, worker lifetime below the walltime so jobs are replaced before
+Slurm kills them.
 ``none``: no client, the caller runs tasks in-process, with the threads of one local worker
 (:func:`in_process_threads`).
 
@@ -437,7 +438,8 @@ def gpu_compile_threads(n_gpu: int) -> int:
 def _local(cfg: Any, gpus: int | None, timeout: float, log_path: Path | None) -> ClusterHandle:
     from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster
 
-    n_gpu = cuda_device_count() if gpus is None else gpus
+    # --device cpu trains on CPU workers (--workers of them) even where CUDA is (harness.cost.worker_slots)
+    n_gpu = (0 if getattr(cfg, "device", "auto") == "cpu" else cuda_device_count()) if gpus is None else gpus
     if n_gpu < 0:
         raise ClusterError(f"gpus must be >= 0, got {n_gpu!r}")
     env = {k: "1" for k in THREAD_ENV} | ({RUN_LOG_ENV: str(log_path)} if log_path is not None else {})
@@ -628,8 +630,9 @@ def _slurm(cfg: Any, timeout: float) -> ClusterHandle:
 def open_cluster(cfg: Any, gpus: int | None = None, log_path: Path | None = None) -> Iterator[ClusterHandle]:
     """Open the cluster ``cfg.cluster`` names (local | slurm | none); close it on exit.
 
-    ``gpus`` overrides the local GPU count (default: torch.cuda.device_count()); ``gpus=2`` on a CPU
-    machine builds the GPU layout (2 workers advertising GPU=1) so resource routing can be tested.
+    ``gpus`` overrides the local GPU count (default: torch.cuda.device_count(), 0 with ``--device cpu``);
+    ``gpus=2`` on a CPU machine builds the GPU layout (2 workers advertising GPU=1) so resource routing can
+    be tested.
     ``log_path``: local workers send their stderr there (:class:`RunLog`).
     """
     kind = getattr(cfg, "cluster", None)

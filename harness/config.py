@@ -147,7 +147,8 @@ class RunConfig:
     cluster: str = _f("local", "where tasks run: local (LocalCluster) | slurm (dask-jobqueue) | none "
                       "(in-process)", "cluster")
     workers: int | None = _f(None, "local worker processes (default: the CPUs this process may use, less "
-                             "an affinity mask or a cgroup quota; one per GPU with CUDA)", "cluster")
+                             "an affinity mask or a cgroup quota; one per GPU with CUDA, but for "
+                             "--device cpu)", "cluster")
     retries: int = _f(2, "Dask retries per task after an exception", "cluster")
     performance_report: str | None = _f(None, "save Dask's performance report to this HTML file (a local "
                                               "or Slurm cluster; none with --cluster none)", "cluster")

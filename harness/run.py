@@ -40,7 +40,14 @@ from typing import Any
 from datasets.disk import DISK_ERRORS, write_failure, write_replacing
 from datasets.interrupt import quiet_unawaited_coroutines
 from harness import cost, hugepages, outlock
-from harness.config import ConfigError, RunConfig, execution_settings, parse_args, science_key
+from harness.config import (
+    ConfigError,
+    RunConfig,
+    execution_settings,
+    parse_args,
+    run_device_kind,
+    science_key,
+)
 from harness.contenders import REGISTRY, RESPONSE_MODELS
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
 from harness.plugin_import import KnownPlugins
@@ -504,7 +511,7 @@ def _repair(store: ResultStore) -> Repair:
 def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Path
           ) -> tuple[list[Task], dict[str, int]]:
     """The tasks left to run (the grid less the store's done fits) and the store's counts before them."""
-    spt = cfg.resolved_splits_per_task()
+    spt = cfg.resolved_splits_per_task(cuda=run_device_kind(cfg) == "cuda")   # the workers' device's default
     full = build_grid(cfg, drug_names, splits_per_task=spt)
     before = store.counts()
     tasks = remaining(full, store.done_keys())

@@ -275,3 +275,27 @@ def test_run_log_takes_loggers_that_distributed_gave_their_own_stderr_handler(tm
     text = (tmp_path / "run.log").read_text()
     assert "tornado.application ERROR: Uncaught exception GET /status/ws" in text
     assert "AssertionError: websocket gone" in text and "stray warning" in text
+
+
+def test_device_cpu_on_a_cuda_machine_runs_the_cpu_layout_the_dry_run_estimates(tmp_path, monkeypatch):
+    """--device cpu where CUDA is: the run started one worker per GPU (not --workers) and batched all of a
+    drug's splits per task (the GPU default), while the dry run (harness.cost) estimated --workers CPU
+    workers and 1 split per task. Now the run's layout is the one the dry run estimates."""
+    import torch
+
+    from harness import cost, run
+    from harness.grid import store_drugs
+    from harness.store import ResultStore
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    cfg = make_config("paper", cluster="local", workers=2, device="cpu", n_repeats=1, n_folds=3,
+                      drugs=("selumetinib",), dashboard_address=":0", out=str(tmp_path))
+    slots, _, device, _ = cost.worker_slots(cfg)
+    assert (slots, device) == (2, "cpu")
+    store = ResultStore.open(tmp_path, cfg, "fp", drugs=store_drugs(cfg, ["selumetinib"]))
+    tasks, _ = run._plan(cfg, ["selumetinib"], store, tmp_path)
+    trained = {len(t.splits) for t in tasks if t.model in ("pertvae", "vae")}   # PCA, baselines: one task
+    assert trained == {cfg.resolved_splits_per_task(cuda=device == "cuda")} == {1}
+    with open_cluster(cfg) as h:
+        assert h.resources is None and len(h.client.scheduler_info()["workers"]) == slots
