@@ -835,6 +835,8 @@ def dry_run(cfg: RunConfig) -> int:
             from datasets.synthetic import TABLE1_DRUGS
 
             names = select_drugs(cfg, list(TABLE1_DRUGS), Path(f"<synthetic {cfg.preset}>"))
+        if names is not None and cfg.drugs is not None:   # the cube's spelling, as the run's store has it
+            cfg = replace(cfg, drugs=tuple(names))
         est = estimate(cfg, path, names, progress=lambda line: print(line, file=sys.stderr, flush=True),
                        done=stored_done(cfg))
     except (RunError, CubeError, ValueError) as e:

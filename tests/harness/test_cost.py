@@ -438,6 +438,28 @@ def test_a_resumed_dry_run_estimates_the_fits_left_as_the_run_runs_them(cube, tm
             in text) and "estimate" not in text and "calibrat" not in err
 
 
+def test_a_dry_run_given_the_drugs_in_another_spelling_finds_the_runs_done_fits(cube, tmp_path, capsys):
+    """--drugs SELUMETINIB is the cube's 'selumetinib': the run stores (and resumes) under the cube's
+    spelling; the dry run kept the given one, so its config's key was another and it missed the store's done
+    fits (and their epochs): the whole grid estimated, at the preset's epochs."""
+    from harness.grid import store_drugs
+    from harness.store import ResultStore
+
+    out = tmp_path / "out"
+
+    def cfg(drug):
+        return make_config("demo", data=str(cube), drugs=(drug,), n_repeats=1, n_folds=3, out=str(out),
+                           models=("pertvae", "baselines"), dry_run=True)
+
+    st = ResultStore.open(out, cfg(DRUGS[0]), "fp", drugs=store_drugs(cfg(DRUGS[0]), [DRUGS[0]]))
+    st.write([{"model": "pertvae", "drug": DRUGS[0], "latent": 10, "repeat": 0, "fold": k, "status": "done",
+               "epochs": 30} for k in (0, 1)])
+    assert _dry(cfg(DRUGS[0].upper()), capsys) == 0
+    text = capsys.readouterr().out
+    assert "grid: 2 tasks, 4 fits (pertvae 1, baselines 3) to run; 2 more already done" in text
+    assert f"pertvae after 30 of 150 epochs (mean of 2 done fit(s) in {out})" in text
+
+
 def test_cost_cli_bad_data_is_one_error_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "harness.cost", "--data", str(tmp_path / "none.zarr"), "--out",
                         str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
