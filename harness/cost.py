@@ -153,7 +153,7 @@ class Estimate:
     val_flops: Mapping[FitKey, float] = field(default_factory=dict)   # of fit_flops, the validation's
     corun: Mapping[str, float] = field(default_factory=dict)   # model -> its times' factor side by side
     corun_others: int = 0   # other workers training beside each (harness.corun); 0: timed alone
-    cores: int = 0   # the cores the slots share where there are fewer than slots (local workers); 0: one each
+    cores: int = 0   # the CPUs (GPUs) the slots share where fewer than slots (local_cores); 0: one each
     done_fits: int = 0   # fits of the grid already done in the run's store (a resume), not in ``tasks``
 
     @property
@@ -363,9 +363,13 @@ def worker_slots(cfg: RunConfig) -> tuple[int, int, str, str]:
     if cfg.cluster == "none":   # harness.run trains in-process with one torch thread, as one local worker
         return 1, 1, device, "in-process, 1 thread"
     if cfg.cluster == "slurm":
-        if cfg.gpus_per_job > 0:
-            return (cfg.jobs * cfg.gpus_per_job, 1, "cuda",
-                    f"{cfg.jobs} Slurm job(s) x {cfg.gpus_per_job} GPU(s)")
+        if cfg.gpus_per_job > 0:   # a job's one worker runs cores_per_job tasks at a time (its threads),
+            # at most one per GPU it advertises, each on torch's "cuda", the job's first GPU (harness.cluster)
+            k = min(cfg.cores_per_job, cfg.gpus_per_job)
+            used = "" if cfg.gpus_per_job == 1 else (
+                f", {k} task(s) at a time, all on the job's first GPU"
+                + (f" (wall time as for {cfg.jobs} GPU(s))" if k > 1 else ""))
+            return cfg.jobs * k, 1, "cuda", f"{cfg.jobs} Slurm job(s) x {cfg.gpus_per_job} GPU(s){used}"
         return (cfg.jobs * cfg.cores_per_job, 1, device,
                 f"{cfg.jobs} Slurm job(s) x {cfg.cores_per_job} core(s), 1 thread each")
     if device == "cuda":
@@ -377,7 +381,11 @@ def worker_slots(cfg: RunConfig) -> tuple[int, int, str, str]:
 
 
 def local_cores(cfg: RunConfig, device: str) -> int:
-    """The CPUs a local CPU cluster's workers share (:attr:`Estimate.cores`, harness.cpus); 0 elsewhere."""
+    """The CPUs a local CPU cluster's workers share (:attr:`Estimate.cores`, harness.cpus); the GPUs that
+    Slurm jobs' tasks share where a job runs several at a time on its first GPU (:func:`worker_slots`); 0
+    elsewhere."""
+    if cfg.cluster == "slurm" and cfg.gpus_per_job > 0 and min(cfg.cores_per_job, cfg.gpus_per_job) > 1:
+        return cfg.jobs
     return usable_cpus() if cfg.cluster == "local" and device == "cpu" else 0
 
 

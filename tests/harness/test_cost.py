@@ -331,8 +331,19 @@ def test_expected_epochs_and_worker_slots():
     assert cost.worker_slots(make_config("demo", workers=3, device="cpu"))[:3] == (3, 1, "cpu")
     assert cost.worker_slots(make_config("demo", cluster="slurm", jobs=4, cores_per_job=2,
                                          device="cpu"))[:3] == (8, 1, "cpu")
+    # a Slurm GPU job's one worker runs a task at a time per thread (--cores-per-job, default 1), every task
+    # on the job's first GPU: 2 GPUs a job trained 3 tasks at a time, not 6 (dask-jobqueue: --nthreads 1
+    # --resources GPU=2)
     gpus = make_config("demo", cluster="slurm", jobs=3, gpus_per_job=2)
-    assert cost.worker_slots(gpus)[:3] == (6, 1, "cuda")
+    assert cost.worker_slots(gpus) == (3, 1, "cuda", "3 Slurm job(s) x 2 GPU(s), 1 task(s) at a time, all on "
+                                                     "the job's first GPU")
+    assert cost.local_cores(gpus, "cuda") == 0
+    assert cost.worker_slots(make_config("demo", cluster="slurm", jobs=3, gpus_per_job=1)
+                             ) == (3, 1, "cuda", "3 Slurm job(s) x 1 GPU(s)")
+    two = make_config("demo", cluster="slurm", jobs=3, gpus_per_job=2, cores_per_job=4)
+    assert cost.worker_slots(two)[:3] == (6, 1, "cuda") and cost.local_cores(two, "cuda") == 3
+    assert cost.worker_slots(two)[3].endswith("2 task(s) at a time, all on the job's first GPU (wall time as "
+                                              "for 3 GPU(s))")
     # in-process, the run trains with one torch thread (harness.run), whatever torch's default
     assert cost.worker_slots(make_config("demo", cluster="none", device="cpu"))[:3] == (1, 1, "cpu")
     many = cost.worker_slots(make_config("demo", workers=usable_cpus() + 2, device="cpu"))
