@@ -837,8 +837,11 @@ def dry_run(cfg: RunConfig) -> int:
         names = None
         if path is not None:
             from datasets.cube import open_cube
+            from harness.run import _check_response  # harness.run imports this module
 
-            names = select_drugs(cfg, drugs(open_cube(path, check=False)), path)
+            ds = open_cube(path, check=False)
+            _check_response(cfg, ds, path)
+            names = select_drugs(cfg, drugs(ds), path)
         elif cfg.drugs is not None:
             from datasets.synthetic import TABLE1_DRUGS
 

@@ -396,6 +396,18 @@ def test_dry_run_refuses_what_the_run_refuses_before_calibrating(cube, tmp_path,
     assert not (tmp_path / "o").exists()
 
 
+def test_dry_run_refuses_a_response_model_on_a_cube_without_responses(tmp_path, capsys):
+    """The run exits 2 before any work when a drug-response model's cube has no 'response'; the dry run
+    estimated it ('grid: 1 task, 10 fits (drvae 10)') and said to drop --dry-run."""
+    bare = write_cube(generate("demo", 0).drop_vars("response"), tmp_path / "bare.zarr")
+    cfg = make_config("demo", data=str(bare), drugs=DRUGS[:1], n_repeats=1, n_folds=3, models=("drvae",),
+                      out=str(tmp_path / "o"), dry_run=True)
+    assert cost.dry_run(cfg) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "the cube has no drug response" in err, err
+    assert "calibrat" not in err
+
+
 def test_dry_run_takes_the_epochs_of_the_runs_done_fits(cube, tmp_path, capsys):
     from harness.grid import store_drugs
     from harness.store import ResultStore
