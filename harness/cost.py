@@ -115,7 +115,7 @@ from harness.prepare import (
 from harness.presets import synthetic_preset
 from harness.products import emulated_bf16_note
 from harness.shapes import DrugShape, SplitShape, drug_shapes, pooled_shape, split_shapes
-from harness.store import STORE_NAME, ResultStore, science_hash
+from harness.store import STORE_NAME, ResultStore, config_mismatch, science_hash
 
 DISTURBED_EXIT = 4    # the dry run's exit status when the calibration was disturbed (no estimate printed)
 
@@ -341,6 +341,25 @@ def stored_done(cfg: RunConfig) -> set[FitKey]:
         return store.done_keys()
     except Exception:  # a damaged or foreign store: the run reports it; the estimate is of the whole grid
         return set()
+
+
+def check_store(cfg: RunConfig) -> None:
+    """StoreMismatchError (a ValueError) when ``cfg``'s OUT/results.zarr holds results of another config,
+    which the run refuses before any work (harness.store.ResultStore.open); a store that cannot be read is
+    left to the run to report."""
+    import json
+
+    path = cfg.out_dir / STORE_NAME
+    if not path.is_dir():
+        return
+    try:
+        attrs = ResultStore(path).attrs
+        stored = attrs.get("science_key_hash")
+        stored_cfg = json.loads(attrs.get("config", "{}")).get("science", {})
+    except Exception:  # a damaged or foreign store: the run reports it
+        return
+    if stored is not None and stored != science_hash(cfg):
+        raise config_mismatch(path, stored_cfg, cfg)
 
 
 def _between(lo: Calibration, hi: Calibration, latent: int) -> Calibration:
@@ -848,6 +867,7 @@ def dry_run(cfg: RunConfig) -> int:
             names = select_drugs(cfg, list(TABLE1_DRUGS), Path(f"<synthetic {cfg.preset}>"))
         if names is not None and cfg.drugs is not None:   # the cube's spelling, as the run's store has it
             cfg = replace(cfg, drugs=tuple(names))
+        check_store(cfg)
         est = estimate(cfg, path, names, progress=lambda line: print(line, file=sys.stderr, flush=True),
                        done=stored_done(cfg))
     except (RunError, CubeError, ValueError) as e:

@@ -439,6 +439,14 @@ def fit_counts_of(status: np.ndarray, planned: np.ndarray,
             "not_run": planned_n - done - failed, "missing": planned_n - done}
 
 
+def config_mismatch(path: Path, stored_cfg: Mapping[str, Any], cfg: RunConfig) -> StoreMismatchError:
+    """The error of a store at ``path`` holding results of another config (science key ``stored_cfg``)."""
+    diff = _dict_diff(dict(stored_cfg), science_key(cfg)) or ["(science key hash differs)"]
+    return StoreMismatchError(
+        f"{path} holds results of a different config; refusing to mix them. Differences: "
+        + "; ".join(diff) + f". Use another --out, or delete {path.parent} to start over.")
+
+
 def failed_words(counts: Mapping[str, int]) -> str:
     """'N failed', saying how many of them failed in some methods only (their other methods scored)."""
     n, k = counts["failed"], counts.get("failed_in_methods", 0)
@@ -546,10 +554,7 @@ class ResultStore:
                     f"{path} holds results for a different dataset (cube fingerprint "
                     f"{store.attrs.get('data_fingerprint')!r}, this run's cube has {fingerprint!r}). "
                     f"Use another --out, or delete {out} to start over.")
-            diff = _dict_diff(stored_cfg, science_key(cfg)) or ["(science key hash differs)"]
-            raise StoreMismatchError(
-                f"{path} holds results of a different config; refusing to mix them. Differences: "
-                + "; ".join(diff) + f". Use another --out, or delete {out} to start over.")
+            raise config_mismatch(path, stored_cfg, cfg)
         out.mkdir(parents=True, exist_ok=True)
         extra = dict(extra_attrs or {})
         if cube_path is not None:

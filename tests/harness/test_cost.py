@@ -424,10 +424,14 @@ def test_dry_run_takes_the_epochs_of_the_runs_done_fits(cube, tmp_path, capsys):
     assert cost.stored_epochs(cfg()) == {"pertvae": (35.5, 2)}
     assert _dry(cfg(), capsys) == 0
     assert f"pertvae after 35.5 of 150 epochs (mean of 2 done fit(s) in {out})" in capsys.readouterr().out
-    # a store of another config does not count
+    # a store of another config does not count; the run refuses to mix them (exit 2), and so does the dry run:
+    # it estimated the grid ('pertvae after 50 of 100 epochs', 'drop --dry-run to run the grid')
     assert cost.stored_epochs(cfg(max_epochs=100)) == {}
-    assert _dry(cfg(max_epochs=100), capsys) == 0
-    assert "pertvae after 50 of 100 epochs (assumed: 0.5 x max_epochs)" in capsys.readouterr().out
+    assert cost.dry_run(cfg(max_epochs=100)) == 2
+    text, err = capsys.readouterr()
+    assert text == "" and err.count("\n") == 1 and "calibrat" not in err
+    assert err.startswith(f"error: {out / 'results.zarr'} holds results of a different config; refusing to "
+                          f"mix them. Differences: max_epochs: 150 (stored) vs 100 (now)"), err
 
 
 def test_a_resumed_dry_run_estimates_the_fits_left_as_the_run_runs_them(cube, tmp_path, capsys):
