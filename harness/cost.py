@@ -696,7 +696,12 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                      f"{cfg.cores_per_job} workers of a job share its node's memory bus and cache")
     shared = (", and the CPU time of the scheduler, the command and the workers' nannies, which share the "
               "workers' cores" if cfg.cluster == "local" and est.device == "cpu" else "")
-    lines.append(f"  not counted: starting the cluster, the workers' reads of the cube, the report{shared}")
+    hosts = {m: contender(m).user_methods(cfg) for m in cfg.models if contender(m).user_methods(cfg)}
+    plugins = ("; nor the run's own plug-ins (" + ", ".join(f"{n} in each {m} fit" for m, n in hosts.items())
+               + ", each fitted in a process of its own): their rows' s/fit are the built-in methods' alone"
+               if hosts else "")
+    lines.append(f"  not counted: starting the cluster, the workers' reads of the cube, the report{shared}"
+                 + plugins)
     lines.append("nothing was run or written; drop --dry-run to run the grid")
     return "\n".join(lines)
 
