@@ -516,8 +516,12 @@ def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Pa
     before = store.counts()
     tasks = remaining(full, store.done_keys())
     n_fits = sum(t.n_fits for t in tasks)
+    n_splits = cfg.n_repeats * cfg.n_folds   # a task holds at most a drug's splits; a cheap model's, all
+    cheap = [m for m in cfg.models if REGISTRY[m].cheap] if spt < n_splits else []
+    per = f"{min(spt, n_splits)} split(s) per task" + (f"; {', '.join(cheap)}: all {n_splits} of a drug's"
+                                                        if cheap else "")
     _say(f"{out}: {before['planned']} fits planned, {before['done']} already done, {n_fits} to run in "
-         f"{len(tasks)} tasks ({spt} split(s) per task) on cluster '{cfg.cluster}'")
+         f"{len(tasks)} tasks ({per}) on cluster '{cfg.cluster}'")
     if tasks and (note := emulated_bf16_note(cfg)):
         _say(f"note: {note}")
     if tasks and cfg.performance_report and cfg.cluster == "none":

@@ -42,3 +42,23 @@ def test_the_words_say_which_failures_lost_no_other_scores():
                                                            "methods are scored)")
     assert failed_words({**c, "failed_in_methods": 1}) == ("3 failed (1 of them in some methods only: their "
                                                            "other methods are scored)")
+
+
+def test_the_plan_line_gives_the_splits_a_task_holds(tmp_path, capsys, monkeypatch):
+    """'(10 split(s) per task)' was printed for a demo grid of 1 x 3 splits (no task held more than 3), and
+    '(1 split(s) per task)' on a CPU while PCA's and the baselines' tasks hold all of a drug's splits."""
+    from harness import config, run
+    from harness.config import make_config
+    from harness.grid import store_drugs
+    from harness.store import ResultStore
+
+    monkeypatch.setattr(config, "_cuda_available", lambda: False)
+    for i, (preset, want) in enumerate((("demo", "3 split(s) per task"),
+                                        ("paper", "1 split(s) per task; pca, baselines: all 3 of a drug's"))):
+        out = tmp_path / str(i)
+        cfg = make_config(preset, drugs=("selumetinib",), n_repeats=1, n_folds=3, out=str(out),
+                          models=("pertvae", "pca", "baselines"))
+        store = ResultStore.open(out, cfg, "fp", drugs=store_drugs(cfg, ["selumetinib"]))
+        tasks, _ = run._plan(cfg, ["selumetinib"], store, out)
+        assert max(len(t.splits) for t in tasks) == 3
+        assert f"to run in {len(tasks)} tasks ({want}) on cluster 'local'" in capsys.readouterr().out
