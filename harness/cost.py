@@ -105,6 +105,7 @@ from harness.prepare import (
     GENERATED_CUBE,
     RunError,
     check_paths,
+    check_response,
     generated_spec,
     given_cube,
     resolve_methods,
@@ -861,10 +862,8 @@ def dry_run(cfg: RunConfig) -> int:
         names = None
         if path is not None:
             from datasets.cube import open_cube
-            from harness.run import _check_response  # harness.run imports this module
-
             ds = open_cube(path, check=False)
-            _check_response(cfg, ds, path)
+            check_response(cfg, ds, path)
             names = select_drugs(cfg, drugs(ds), path)
         elif cfg.drugs is not None:
             from datasets.synthetic import TABLE1_DRUGS

@@ -14,7 +14,7 @@ from typing import Any
 
 from datasets.argparsing import closest
 from harness.config import RunConfig
-from harness.contenders import REGISTRY, built_in_methods
+from harness.contenders import REGISTRY, RESPONSE_MODELS, built_in_methods
 from harness.grid import POOLED
 from harness.plugin_import import METHOD, RESPONSE, Plugin, plugin, probe, remember
 from harness.presets import synthetic_preset
@@ -227,3 +227,13 @@ def _response_plugins(cfg: RunConfig, taken: list[str], built_in: set[str]) -> l
     return names
 
 
+def check_response(cfg: RunConfig, cube: Any, cube_path: Path) -> None:
+    """RunError when the run's drug-response models need a response the cube does not have (every fit of
+    theirs would fail on it)."""
+    from datasets.cube import RESPONSE
+
+    wanting = [m for m in cfg.models if m in RESPONSE_MODELS]
+    if wanting and RESPONSE not in cube.data_vars:
+        raise RunError(f"{cube_path}: the cube has no drug response (no {RESPONSE!r} variable), which the "
+                       f"response model(s) {', '.join(wanting)} need; build it with --response FILE, or run "
+                       f"without them (--models)")

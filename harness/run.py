@@ -48,11 +48,19 @@ from harness.config import (
     run_device_kind,
     science_key,
 )
-from harness.contenders import REGISTRY, RESPONSE_MODELS
+from harness.contenders import REGISTRY
 from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
 from harness.plugin_import import KnownPlugins
 from harness.plugin_import import known as known_plugins
-from harness.prepare import RunError, check_paths, prepare_cube, resolve_methods, select_drugs, unsplittable
+from harness.prepare import (
+    RunError,
+    check_paths,
+    check_response,
+    prepare_cube,
+    resolve_methods,
+    select_drugs,
+    unsplittable,
+)
 from harness.products import emulated_bf16_note
 from harness.progress import Progress, WorkModel
 from harness.store import (
@@ -463,7 +471,7 @@ def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, Path, list[str], Re
 
     cube_path = prepare_cube(cfg, out)
     cube = open_cube(cube_path)
-    _check_response(cfg, cube, cube_path)
+    check_response(cfg, cube, cube_path)
     drug_names = select_drugs(cfg, drugs(cube), cube_path)
     if cfg.drugs is not None:  # the cube's names from here on: workers, science key, store
         cfg = dataclasses.replace(cfg, drugs=tuple(drug_names))
@@ -482,18 +490,6 @@ def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, Path, list[str], Re
                                  gene_symbols=[str(g) for g in cube["gene_symbol"].values],
                                  background=True, cube_path=cube_path)
     return cfg, cube_path, drug_names, store
-
-
-def _check_response(cfg: RunConfig, cube: Any, cube_path: Path) -> None:
-    """RunError when the run's drug-response models need a response the cube does not have (every fit of
-    theirs would fail on it)."""
-    from datasets.cube import RESPONSE
-
-    wanting = [m for m in cfg.models if m in RESPONSE_MODELS]
-    if wanting and RESPONSE not in cube.data_vars:
-        raise RunError(f"{cube_path}: the cube has no drug response (no {RESPONSE!r} variable), which the "
-                       f"response model(s) {', '.join(wanting)} need; build it with --response FILE, or run "
-                       f"without them (--models)")
 
 
 def _repair(store: ResultStore) -> Repair:
