@@ -413,6 +413,11 @@ def _run(cfg: RunConfig) -> int:
         lock.release()
 
 
+def _cluster_words(cfg: RunConfig, tasks: Sequence[Task]) -> str:
+    """" and the cluster's start" where one was started: none with --cluster none or nothing to run."""
+    return " and the cluster's start" if tasks and cfg.cluster != "none" else ""
+
+
 def _drop_if_unused(out: Path, lock: outlock.OutLock) -> None:
     """Remove OUT, made by this run, when it holds nothing but the lock (input refused, or interrupted
     before any write): a refused run leaves nothing behind. Done while the lock is held."""
@@ -458,7 +463,7 @@ def _run_locked(cfg: RunConfig) -> int:
              f"run the same command again to resume")
         return interrupted
     _say(f"done: {counts['done']} fits done, {failed_words(counts)}, {counts['not_run']} not run "
-         f"({seconds:.1f} s wall since the command started, the data and the cluster's start included)")
+         f"({seconds:.1f} s wall since the command started, the data{_cluster_words(cfg, tasks)} included)")
     if repair.n_fits:
         _say(f"repaired: {repair.n_fits} fit(s) of damaged cells recomputed")
     return _report(out, store, failures)
