@@ -52,6 +52,7 @@ import pandas as pd
 import xarray as xr
 
 from datasets.disk import DISK_ERRORS, write_replacing
+from datasets.files import plural
 from harness import benchmark as bench
 from harness import figures, predictions, report_stamp, response_report, verdicts
 from harness.contenders import built_in_methods, figure2_models, model_methods, reference_model
@@ -615,7 +616,7 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
     ax.set_xlabel("latent size")
     ax.set_ylabel("Spearman correlation of the reconstructed\nwith the measured untreated profile")
     n_drugs = len(bench.study_drugs(ds))   # the run's (--drugs), not necessarily all of the cube's
-    scope = (f"pooled: one fit per split on the pairs of the run's {n_drugs} drug{'s' * (n_drugs != 1)} + "
+    scope = (f"pooled: one fit per split on the pairs of the run's {plural(n_drugs, 'drug')} + "
              "singletons" if figure2_scope(ds) == "pooled"
              else "per drug: mean +/- s.d. over splits and drugs")
     lacking = figure2_drawn(ds)[1]

@@ -147,15 +147,17 @@ def _per_method_splits(sub: pd.DataFrame) -> str:
     return f"{plural(top, 'split')}; " + ", ".join(by_count)
 
 
+def _rows(scores: pd.DataFrame, drug: str, latent: int, metric: str) -> pd.DataFrame:
+    return scores[(scores["drug"] == drug) & (scores["latent"] == latent) & (scores["metric"] == metric)]
+
+
 def _mean_scores(scores: pd.DataFrame, drug: str, latent: int, metric: str) -> pd.Series:
-    sub = scores[(scores["drug"] == drug) & (scores["latent"] == latent) & (scores["metric"] == metric)]
-    return sub.groupby("method")["value"].mean()
+    return _rows(scores, drug, latent, metric).groupby("method")["value"].mean()
 
 
 def _split_counts(scores: pd.DataFrame, drug: str, latent: int, metric: str) -> pd.Series:
     """Scored splits per method of (drug, latent, metric)."""
-    sub = scores[(scores["drug"] == drug) & (scores["latent"] == latent) & (scores["metric"] == metric)]
-    return sub.dropna(subset=["value"]).groupby("method")["value"].count()
+    return _rows(scores, drug, latent, metric).dropna(subset=["value"]).groupby("method")["value"].count()
 
 
 FULL_SPLITS = ("among those scored on the most splits (a method with fewer, its fits failed or not yet run, "
