@@ -129,6 +129,13 @@ class Contender:
         """What the cost model times for a cheap contender: one evaluation of ``data``."""
         return self.run(data, latent, [0] * len(data), cfg)
 
+    def calibration_run_latents(self, data: Sequence[SplitData], latents: Sequence[int], cfg: RunConfig
+                                ) -> Any:
+        """What the cost model times for a cheap contender's task, which holds all its latent sizes
+        (harness.grid.build_grid): :meth:`calibration_run` at each. A contender whose latent sizes share
+        work (PCA: one decomposition per split) times them together, as its task runs them."""
+        return [self.calibration_run(data, int(lat), cfg) for lat in latents]
+
     def user_methods(self, cfg: RunConfig) -> int:
         """How many of the run's own ``--method`` (or ``--response-method``) plug-ins each of its fits runs,
         each in its own process (at most: a response method runs only where its head is hosted)."""

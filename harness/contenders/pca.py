@@ -37,3 +37,8 @@ class PCA(Contender):
         from pertvae_core import api
 
         return api.evaluate_pca_latents(data, latents)
+
+    def calibration_run_latents(self, data: Sequence[SplitData], latents: Sequence[int], cfg: RunConfig
+                                ) -> dict[int, list[dict]]:
+        """One decomposition per split for all of ``latents``, as its task computes them."""
+        return self.run_latents(data, latents, {}, cfg)

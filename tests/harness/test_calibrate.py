@@ -177,3 +177,25 @@ def test_with_no_step_long_enough_the_named_spread_is_still_a_trained_models(mon
     run = cal.calibrate(points, 10, make_config("demo"), "cpu", 1)
     assert (run.worst, run.judged, run.disturbed) == ("pertvae latent 3", False, False)
     assert run.spread == pytest.approx(1.1)
+
+
+def test_pcas_evaluation_is_one_decomposition_shared_by_its_latent_sizes(monkeypatch):
+    """A PCA task decomposes each split once for all its latent sizes (harness.grid.build_grid); its
+    calibration was one latent size's evaluation charged at each, 4 decompositions a split in the demo's
+    4 latent sizes (7 in the paper's). Clock: decompositions made."""
+    from pertvae_core import baselines
+
+    made = [0]
+    axes = baselines.principal_axes
+
+    def counted(a):
+        made[0] += 1
+        return axes(a)
+
+    monkeypatch.setattr(baselines, "principal_axes", counted)
+    baselines._svd_cache.clear()
+    cfg = make_config("demo")
+    c = cal.calibrate_eval(cal.Point("pca", max(cfg.latents_for("pca")), (SP,)), 30, cfg, lambda: made[0])
+    assert made[0] == 1
+    assert c.evaluation == pytest.approx(1 / len(cfg.latents_for("pca")))
+    assert len(cfg.latents_for("pca")) == 4
