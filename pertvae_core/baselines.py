@@ -106,7 +106,8 @@ def principal_axes(a: np.ndarray) -> np.ndarray:
 def fit_pca(x_train: np.ndarray, latent: int) -> PCA:
     """PCA with ``latent`` components on standardized ``x_train`` [n, G].
 
-    ``latent`` is capped at min(n, G) (the most components the training matrix has); the cap is reported in
+    ``latent`` is capped at min(n - 1, G) (the rank of the centred training matrix at most: an n-th axis
+    would have no variance, an arbitrary direction of the SVD's null space); the cap is reported in
     ``PCA.note``.
     """
     return fit_pcas(x_train, [latent])[int(latent)]
@@ -128,9 +129,11 @@ def fit_pcas(x_train: np.ndarray, latents: Sequence[int]) -> dict[int, PCA]:
     scale = np.where(sd > 0, sd, 1.0)
     vt = principal_axes((x - mean) / scale)
     out = {}
+    rank = min(max(n - 1, 1), g)   # n centred profiles span n - 1 directions at most
     for latent in latents:
-        k = min(int(latent), n, g)
-        note = "" if k == latent else f"PCA latent capped at {k} (min of {n} training profiles, {g} genes)"
+        k = min(int(latent), rank)
+        note = "" if k == latent else (f"PCA latent capped at {k} ({n} centred training profiles of {g} "
+                                       f"genes span at most {rank} directions)")
         out[int(latent)] = PCA(mean=mean, scale=scale, components=vt[:k].copy(), note=note)
     return out
 

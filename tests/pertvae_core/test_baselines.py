@@ -229,3 +229,21 @@ def test_bad_input_names_the_field() -> None:
     with pytest.raises(ValueError, match="lacks field 'xs_train'"):
         TrainMean().fit(SimpleNamespace(**{k: v for k, v in args.items() if k != "xs_train"},
                                         x1_test=split.x1_test))
+
+
+def test_pca_is_capped_at_the_rank_of_the_centred_training_profiles() -> None:
+    """n training profiles, once centred, span n - 1 directions: PCA at latent >= n has n - 1 components
+    (sklearn's n - 1), not an n-th of zero variance (an arbitrary null-space direction of the SVD; it was
+    kept, latent_used 30 for 30 profiles, and reported as 'capped at 30')."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(30, 5)) @ rng.normal(size=(5, 80)) + 0.3 * rng.normal(size=(30, 80))
+    y = rng.normal(size=(6, 80))
+    mean, sd = x.mean(0), x.std(0)
+    assert np.linalg.svd((x - mean) / sd, compute_uv=False)[29] < 1e-10   # the 30th axis has no variance
+    ref = PCA(n_components=29, svd_solver="full").fit((x - mean) / sd)
+    want = ref.inverse_transform(ref.transform((y - mean) / sd)) * sd + mean
+    for latent in (30, 200):
+        pca = fit_pca(x, latent)
+        assert pca.k == 29 and "capped at 29" in pca.note, pca.note
+        np.testing.assert_allclose(pca.reconstruct(y), want, atol=1e-8)
+    assert fit_pca(x, 29).note == ""
