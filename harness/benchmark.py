@@ -47,7 +47,7 @@ from harness.results import as_str, method_done
 from harness.store import CELL_VAR, GENE_VAR
 from pertvae_core.evaluation import ABLATED, HIGHER_IS_BETTER, PRIMARY, RHO_REC
 from pertvae_core.methods import REFERENCE
-from pertvae_core.stats import benjamini_hochberg, paired_comparison
+from pertvae_core.stats import benjamini_hochberg, paired_comparison, paired_differences
 
 __all__ = ["study_drugs", "method_done", "failed_methods", "scores_table", "comparisons", "cell_line_table",
            "gene_table", "metric_agreement",
@@ -150,7 +150,7 @@ def _row(drug: str, latent: int, metric: str, kind: str, reference: str, method:
     if not ok.any() or not min(tt) > 0:
         return None
     up = HIGHER_IS_BETTER.get(metric, True)
-    diff = (a[ok] - b[ok]) * (1 if up else -1)
+    diff = paired_differences(a, b) * (1 if up else -1)   # round-off is neither better nor worse
     res = paired_comparison(a, b, tt[0], tt[1], up)
     return {"drug": drug, "latent": int(latent), "metric": metric, "kind": kind, "reference": reference,
             "method": method,

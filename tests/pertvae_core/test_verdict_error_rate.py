@@ -86,3 +86,18 @@ def test_a_real_difference_is_found(repeats: int, least: float) -> None:
     comp = _compare(2, 40, repeats, {"pertvae": 0.1})
     assert (comp["q_bh"] < ALPHA).mean() >= least, (comp["q_bh"] < ALPHA).mean()
     assert not (comp["q_bh_worse"] < ALPHA).any()
+
+
+def test_scores_equal_but_for_round_off_are_neither_better_nor_worse() -> None:
+    """Two methods whose split scores differ only in the last bits (as mean_shift and its input ablation)
+    are equal: no split counts as better or worse (n_better, n_worse were 3 and 4 of 10 here) and no test
+    calls them."""
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0.1, 0.6, 10)
+    other = ref + np.spacing(ref) * np.array([1, -1, 2, 0, 1, -2, 0, 1, -1, 0])
+    rows = [{"drug": "d", "latent": 10, "repeat": i // 5, "fold": i % 5, "method": m,
+             "metric": "delta_pearson", "value": float(v[i])}
+            for m, v in (("pertvae", ref), ("mean_shift", other)) for i in range(10)]
+    comp = comparisons(pd.DataFrame(rows), {"d": [16.0, 4.0]}).iloc[0]
+    assert (comp["n_better"], comp["n_worse"], comp["mean_diff"]) == (0, 0, 0.0), comp
+    assert comp["p_corrected_t"] == comp["p_corrected_t_worse"] == comp["q_bh"] == 1.0
