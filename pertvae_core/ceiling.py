@@ -53,11 +53,12 @@ the shrunk r_c* is k (R - mean r_c_hat), which moves the ceiling by (1 - k) time
 ``se`` propagates the s_c through the shrinkage (k held fixed) and the root, taking the root's largest
 secant slope over each r_c*'s 95% error range, so it stays finite at 0 and value +/- 1.96 se contains the
 signed root of R's 95% interval when k = 0, and adds the weights' bias above in quadrature; a cell line
-tested in several repeats has the same replicates, so its entries' errors count as one. Only cell lines the
-metric scores count (independent ones: >= 2 controls). Assumptions, stated: Gaussian-like replicate noise
-whose gene covariance has the same shape in a cell line's controls and treated replicates; plate effects
-shared by a treated replicate and its control make the ceiling conservative (too low) where they cancel
-in d_c.
+tested in several repeats has the same replicates, so its entries' errors count as one, and a pooled N2's
+error (cell lines with one treated replicate) is one error shared by all the cell lines using it. Only cell
+lines the metric scores count (independent ones: >= 2 controls). Assumptions, stated: Gaussian-like
+replicate noise whose gene covariance has the same shape in a cell line's controls and treated replicates;
+plate effects shared by a treated replicate and its control make the ceiling conservative (too low) where
+they cancel in d_c.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class Ceiling:
     cells: tuple[_Cell, ...] = ()   # the scored test cell lines' noise and change variances
     kappa: float = float("nan")     # the split's gene dependence (NaN without a cell line to measure it)
     genes: int = 0
+    common: tuple[float, ...] = ()  # per cell line, the part of s_c that is a pooled N2's error (shared)
 
 
 @dataclass(frozen=True)
@@ -161,16 +163,20 @@ def _cells(split: SplitData, zs: ZSpace) -> tuple[list[_Cell], list[tuple[np.nda
     return out, pairs
 
 
-def _reliability(c: _Cell, v2: float, df2: int, kappa: float, genes: int) -> tuple[float, float]:
-    """A cell line's r_c_hat and its standard error s_c (module docstring); 0, 0 for a constant change."""
+def _reliability(c: _Cell, v2: float, df2: int, kappa: float, genes: int, pooled: bool = False
+                 ) -> tuple[float, float, float]:
+    """A cell line's r_c_hat, its standard error s_c (module docstring) and the part of s_c that is the
+    error of a post-treatment noise N2 pooled over cell lines (``pooled``; else 0): the same estimate, so
+    the same error, for every cell line that uses it. 0, 0, 0 for a constant change."""
     if not c.var_d > 0:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     n1, n2 = c.v1 / c.n_ref, v2 / c.n2
     noise = n1 + n2
     spread = 2.0 * kappa / (genes - 1)   # relative variance of a variance over genes
     shared = 2.0 * c.n_ref / (c.df1 + 1) - 1.0   # the reference controls are among those giving N1
     error = math.sqrt(spread * (noise**2 + shared * n1**2 / c.df1 + n2**2 / df2)) / c.var_d
-    return 1.0 - noise / c.var_d, error
+    common = math.sqrt(spread / df2) * n2 / c.var_d if pooled else 0.0
+    return 1.0 - noise / c.var_d, error, common
 
 
 def _signed_root(x: np.ndarray) -> np.ndarray:
@@ -221,16 +227,25 @@ def _error(x: np.ndarray, names: np.ndarray) -> float:
     return math.sqrt(float(np.sum(np.bincount(idx, weights=x) ** 2)))
 
 
-def _pool(splits: list[tuple[list[str], np.ndarray]]) -> _Pooled:
-    """The ceiling of splits [(their cell lines, [n, 3] r_c_hat, s_c, V_c)], pooled (module docstring)."""
-    names = np.array([name for cells, _ in splits for name in cells], dtype=str)
-    r, s, var_d = np.concatenate([t for _, t in splits]).T
-    split = np.repeat(np.arange(len(splits)), [len(t) for _, t in splits])
+def _pool(splits: list[tuple[list[str], np.ndarray, np.ndarray]]) -> _Pooled:
+    """The ceiling of splits [(their cell lines, [n, 3] r_c_hat, s_c, V_c, [n] the common part of s_c)],
+    pooled (module docstring). The common parts are errors of pooled N2 estimates, counted as one error
+    shared by all the cell lines that use one (of a drug's splits, pooled from overlapping cell lines)."""
+    names = np.array([name for cells, _, _ in splits for name in cells], dtype=str)
+    r, s, var_d = np.concatenate([t for _, t, _ in splits]).T
+    com = np.concatenate([c for _, _, c in splits])
+    own = np.sqrt(np.maximum(s**2 - com**2, 0.0))
+    split = np.repeat(np.arange(len(splits)), [len(t) for _, t, _ in splits])
     share = 1.0 / (len(splits) * np.bincount(split)[split])   # an entry's weight in the mean of split values
     k, w = _target(r, s, var_d, len(set(names)))
-    pooled, pooled_se = float(np.sum(w * r)), _error(w * s, names)
+
+    def error(x: np.ndarray) -> float:   # of sum(x r_c_hat)
+        return math.hypot(_error(x * own, names), float(np.sum(x * com)))
+
+    pooled, pooled_se = float(np.sum(w * r)), error(w)
     shrunk = pooled + k * (r - pooled)
-    sd = np.sqrt((1 - k) ** 2 * pooled_se**2 + k**2 * s**2 + 2 * k * (1 - k) * s * _cell_sums(w * s, names))
+    cov = own * _cell_sums(w * own, names) + com * float(np.sum(w * com))   # of r_c_hat with R
+    sd = np.sqrt(np.maximum((1 - k) ** 2 * pooled_se**2 + k**2 * s**2 + 2 * k * (1 - k) * cov, 0.0))
     slope = _root_slope(shrunk, Z95 * sd)
     mean_slope = float(np.sum(share * slope))
     grad = (1 - k) * w * mean_slope + k * share * slope   # d value / d r_c_hat
@@ -238,7 +253,7 @@ def _pool(splits: list[tuple[list[str], np.ndarray]]) -> _Pooled:
     roots = _signed_root(shrunk)
     return _Pooled([float(roots[split == i].mean()) for i in range(len(splits))],
                    [roots[split == i] for i in range(len(splits))],
-                   math.hypot(_error(grad * s, names), allowance), pooled, pooled_se)
+                   math.hypot(error(grad), allowance), pooled, pooled_se)
 
 
 def change_ceiling(split: SplitData) -> Ceiling:
@@ -254,17 +269,19 @@ def change_ceiling(split: SplitData) -> Ceiling:
     pooled_df = sum(c.df2 for c in with_post)
     pooled_v2 = sum(c.v2 * c.df2 for c in with_post) / pooled_df
     kappa = _gene_dependence(pairs)
-    terms = np.array([(*_reliability(c, *((c.v2, c.df2) if c.df2 > 0 else (pooled_v2, pooled_df)), kappa,
-                                     split.genes), c.var_d) for c in cells])
+    rel = np.array([_reliability(c, c.v2, c.df2, kappa, split.genes) if c.df2 > 0 else
+                    _reliability(c, pooled_v2, pooled_df, kappa, split.genes, pooled=True) for c in cells])
+    terms = np.column_stack([rel[:, :2], [c.var_d for c in cells]])
     names = [c.name for c in cells]
-    p = _pool([(names, terms)])
+    p = _pool([(names, terms, rel[:, 2])])
     return Ceiling(p.values[0], p.se, len(cells), "", dict(zip(names, p.roots[0].tolist(), strict=True)),
                    p.reliability, p.reliability_se, tuple(map(tuple, terms.tolist())), tuple(cells), kappa,
-                   split.genes)
+                   split.genes, tuple(rel[:, 2].tolist()))
 
 
 def _borrowed(c: Ceiling, ok: list[Ceiling]) -> np.ndarray | None:
-    """The terms of split ``c`` whose every scored test cell line has one post-treatment replicate, with
+    """The terms (r_c_hat, s_c, its pooled N2's part, V_c) of split ``c`` whose every scored test cell line
+    has one post-treatment replicate, with
     the post-treatment noise N2 pooled over the cell lines of the drug's other splits ``ok`` (as a split
     pools it over its own cell lines for one with a single replicate) and their mean gene dependence; None
     where ``c`` has no scored cell line or no other split measured N2."""
@@ -274,7 +291,7 @@ def _borrowed(c: Ceiling, ok: list[Ceiling]) -> np.ndarray | None:
     df = sum(x.df2 for x in donors)
     v2 = sum(x.v2 * x.df2 for x in donors) / df
     kappa = float(np.mean([o.kappa for o in ok if np.isfinite(o.kappa)] or [1.0]))
-    return np.array([(*_reliability(x, v2, df, kappa, c.genes), x.var_d) for x in c.cells])
+    return np.array([(*_reliability(x, v2, df, kappa, c.genes, pooled=True), x.var_d) for x in c.cells])
 
 
 def combine(ceilings: list[Ceiling]) -> dict:
@@ -290,22 +307,28 @@ def combine(ceilings: list[Ceiling]) -> dict:
     of 5 single, 0.02 above the oracle's mean at strength 3, 2.3 of its se). NaN with the reasons when no
     split has one."""
     ok = [c for c in ceilings if np.isfinite(c.value)]
-    scored = []   # (index in ceilings, cell line names, terms) of each split with a value, in order
+    scored = []   # (index in ceilings, cell names, terms, common parts) of each split with a value
     for i, c in enumerate(ceilings):
-        terms = np.array(c.terms) if np.isfinite(c.value) else _borrowed(c, ok)
-        if terms is not None:
-            names = list(c.per_cell) if np.isfinite(c.value) else [x.name for x in c.cells]
-            scored.append((i, names, terms))
+        if np.isfinite(c.value):
+            t = np.array(c.terms)
+            terms, common = t, np.array(c.common) if c.common else np.zeros(len(t))
+        else:
+            b = _borrowed(c, ok)
+            if b is None:
+                continue
+            terms, common = b[:, [0, 1, 3]], b[:, 2]
+        names = list(c.per_cell) if np.isfinite(c.value) else [x.name for x in c.cells]
+        scored.append((i, names, terms, common))
     if not scored:
         reasons = sorted({c.reason for c in ceilings if c.reason})
         return {"value": float("nan"), "se": float("nan"), "n_cells": 0, "n_splits": 0,
                 "reason": "; ".join(reasons) or "no splits", "signal_z": float("nan"),
                 "per_split": [float("nan")] * len(ceilings)}
-    p = _pool([(names, terms) for _, names, terms in scored])
+    p = _pool([(names, terms, common) for _, names, terms, common in scored])
     per_split = [float("nan")] * len(ceilings)
-    for (i, _, _), v in zip(scored, p.values, strict=True):
+    for (i, _, _, _), v in zip(scored, p.values, strict=True):
         per_split[i] = v
-    cells = {name for _, names, _ in scored for name in names}
+    cells = {name for _, names, _, _ in scored for name in names}
     z = p.reliability / p.reliability_se if p.reliability_se > 0 else float("nan")
     return {"value": float(np.mean(p.values)), "se": p.se, "n_cells": len(cells), "n_splits": len(scored),
             "reason": "", "signal_z": z, "per_split": per_split}
