@@ -4,7 +4,9 @@
 (:data:`CATALOG`); ``fetch --url URL [--sha256 HEX] --dir data/`` any other file. For each file:
 
 - resumable: bytes go to ``NAME.part``; a rerun, or a dropped connection (retried), continues it with an HTTP
-  ``Range`` request; a server that ignores the range restarts it from zero;
+  ``Range`` request; a server that ignores the range restarts it from zero, and so does a file changed on the
+  server since the part began (``If-Range`` with its ETag or Last-Modified, its recorded size:
+  datasets.part_meta), so that a part is never spliced onto another version;
 - progress on stderr (bytes, rate, ETA);
 - verified: the size against the publisher's (or the server's ``Content-Length``), the sha256 against the
   publisher's or ``--sha256``; ``DIR/MANIFEST.json`` records URL, size, sha256, date and mtime of every file
@@ -48,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from datasets import part_meta
 from datasets.argparsing import OneLineParser
 from datasets.disk import write_failure
 from datasets.files import duration, human_bytes, plural, sha256_file
@@ -320,6 +323,7 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
     opener = urllib.request.build_opener()  # includes ProxyHandler: http(s)_proxy / no_proxy honoured
     h = hashlib.sha256()
     offset = part.stat().st_size if part.exists() else 0
+    rec = part_meta.load(part) if offset else {}
     if offset:
         with open(part, "rb") as fh:
             while chunk := fh.read(16 * CHUNK):
@@ -337,17 +341,20 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
         req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
         if offset:
             req.add_header("Range", f"bytes={offset}-")
+            if part_meta.if_range(rec):
+                req.add_header("If-Range", part_meta.if_range(rec))
         try:
             resp = opener.open(req, timeout=timeout)
         except urllib.error.HTTPError as e:
             whole = (e.headers.get("Content-Range") or "") if e.headers is not None else ""
             if e.code == 416 and total is None and whole.startswith("bytes */") and whole[8:].isdigit():
                 total = int(whole[8:])  # the file's size, as a 416 states it (RFC 9110)
-            if e.code == 416 and offset and total is not None and offset == total:
+            if e.code == 416 and offset and total is not None and offset == total == rec.get("total", total):
                 break  # the partial file is already complete
-            if e.code == 416 and offset:  # the part is longer than the file: start again
+            if e.code == 416 and offset:  # the part is longer than the file (or of another version): again
                 os.replace(part, part.with_name(part.name + f".bad-{int(time.time())}"))
-                offset, h = 0, hashlib.sha256()
+                part_meta.clear(part)
+                offset, h, rec = 0, hashlib.sha256(), {}
                 continue
             if 400 <= e.code < 500:
                 raise FetchError(f"{url}: HTTP {e.code} {e.reason}; check the URL (or --base-url)") from e
@@ -359,16 +366,29 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
             resp = None
         if resp is not None:
             with resp:
-                if offset and resp.status == 200:  # Range ignored: restart from zero
-                    offset, h = 0, hashlib.sha256()
+                here = _content_total(resp, offset)
+                why = part_meta.changed(rec, resp.headers, here) if offset else ""
+                if offset and (resp.status == 200 or why):  # Range ignored, or another version: from zero
+                    print(f"{dest.name}: "
+                          + (f"changed on the server since {part.name} began ({why})" if why
+                             else "the server sent the whole file, not the rest")
+                          + f": restarting from zero ({human_bytes(offset)} written discarded)",
+                          file=stream or sys.stderr)
+                    offset, h, rec = 0, hashlib.sha256(), {}
                     part.unlink(missing_ok=True)
-                total = _content_total(resp, offset) or total
+                    part_meta.clear(part)
+                    if resp.status != 200:  # a 206 of the new version: ask for all of it
+                        continue
+                    here = _content_total(resp, 0)
+                total = here or total
                 if size is not None and total is not None and total != size:
                     raise FetchError(f"{url}: the server reports {total} bytes, the publisher states {size}; "
                                      f"the file on the server differs from the catalog's (nothing kept)")
                 if not checked_space and total is not None:
                     _check_space(dest.parent, total - offset, f"downloading {dest.name}")
                     checked_space = True
+                if not offset:
+                    rec = part_meta.save(part, resp.headers, total)
                 prog = Progress(dest.name, total, offset, stream)
                 try:
                     with disk_errors(part, total, kept), open(part, "ab") as out:
@@ -394,9 +414,11 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
     n = part.stat().st_size
     if total is not None and n != total:
         bad = keep_aside(part)
+        part_meta.clear(part)
         raise FetchError(f"{url}: got {n} bytes, expected {total}; the file was kept aside as {bad}; "
                          f"rerun to fetch again")
     os.replace(part, dest)
+    part_meta.clear(part)
     return n, h.hexdigest()
 
 

@@ -1,9 +1,11 @@
 """A real HTTP server on 127.0.0.1 for the download tests: serves generated files by URL path, with Range
-support and bad-network modes (drop the connection halfway once or always, ignore Range); unknown paths 404.
+support (an ETag per body, If-Range honoured) and bad-network modes (drop the connection halfway once or
+always, ignore Range); unknown paths 404.
 It also answers proxy requests (absolute URLs in the request line), logging the host asked for."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +17,7 @@ class Request:
     path: str
     range: str | None
     proxied_host: str | None  # the host of an absolute-URL (proxy) request
+    if_range: str | None = None  # the If-Range header sent
 
 
 @dataclass
@@ -24,6 +27,7 @@ class LocalServer:
     drop_always: set[str] = field(default_factory=set)  # every GET ignores Range, sends half, closes
     no_range: set[str] = field(default_factory=set)  # Range ignored (200 with the whole body)
     status: dict[str, int] = field(default_factory=dict)  # URL path -> an error status to answer with
+    no_validators: set[str] = field(default_factory=set)  # no ETag / Last-Modified sent, If-Range ignored
     log: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -40,7 +44,7 @@ class LocalServer:
                 proxied = u.netloc if u.scheme else None
                 path = u.path
                 rng = self.headers.get("Range")
-                srv.log.append(Request(path, rng, proxied))
+                srv.log.append(Request(path, rng, proxied, self.headers.get("If-Range")))
                 body = srv.files.get(path)
                 if body is None or path in srv.status:
                     self.send_response(srv.status.get(path, 404))
@@ -48,6 +52,10 @@ class LocalServer:
                     self.end_headers()
                     return
                 start = 0
+                etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+                if_range = self.headers.get("If-Range")
+                if if_range is not None and if_range != etag and path not in srv.no_validators:
+                    rng = None  # RFC 9110 13.1.5: the representation changed: send all of it
                 if rng and path not in srv.no_range and path not in srv.drop_always:
                     start = int(rng.removeprefix("bytes=").split("-")[0])
                     if start >= len(body):
@@ -62,6 +70,8 @@ class LocalServer:
                     self.send_response(200)
                 self.send_header("Content-Length", str(len(body) - start))
                 self.send_header("Accept-Ranges", "bytes")
+                if path not in srv.no_validators:
+                    self.send_header("ETag", etag)
                 self.end_headers()
                 part = body[start:]
                 if path in srv.drop_always or path in srv.drop_once:

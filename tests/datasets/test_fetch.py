@@ -336,3 +336,50 @@ def test_cli_subprocess_with_base_url(tmp_path, server):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "data" / "Cell_line_RMA_proc_basalExp.txt").read_text().startswith("GENE_SYMBOLS")
     assert "1 file in" in r.stdout
+
+
+NEW_BODY = bytes(reversed(BODY))  # the same size, other bytes: a new version published under the same URL
+
+
+def _partial_then_changed(tmp_path: Path, server: LocalServer, new: bytes) -> Path:
+    """A first run that leaves half of BODY in data.bin.part, then the server's file replaced by ``new``."""
+    server.drop_always.add("/files/data.bin")
+    d = tmp_path / "data"
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--retries", "0", "--dir", str(d)) == 2
+    assert (d / "data.bin.part").stat().st_size == len(BODY) // 2
+    server.drop_always.clear()
+    server.files["/files/data.bin"] = new
+    return d
+
+
+def test_a_file_changed_on_the_server_restarts_the_partial_download(tmp_path, server, capsys):
+    # before: the rerun resumed at byte 51200 of the new version: a file of BODY's first half and the new
+    # file's second half (sha256 of neither); now If-Range with the first answer's ETag: the server sends
+    # the whole new file
+    d = _partial_then_changed(tmp_path, server, NEW_BODY)
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--dir", str(d)) == 0
+    assert (d / "data.bin").read_bytes() == NEW_BODY
+    assert manifest(d)["data.bin"]["sha256"] == sha(NEW_BODY)
+    last = server.gets("/files/data.bin")[-1]
+    assert last.range == f"bytes={len(BODY) // 2}-" and last.if_range is not None
+    assert "changed on the server" in capsys.readouterr().err
+    assert sorted(p.name for p in d.iterdir()) == ["MANIFEST.json", "data.bin"]
+
+
+def test_a_changed_size_restarts_where_the_server_ignores_if_range(tmp_path, server, capsys):
+    # a server with no validators: the 206's Content-Range total (153,600) is not the 102,400 bytes the
+    # partial download began with, so the part is of another version: restart from zero
+    server.no_validators.add("/files/data.bin")
+    longer = NEW_BODY + BODY[: len(BODY) // 2]
+    d = _partial_then_changed(tmp_path, server, longer)
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--dir", str(d)) == 0
+    assert (d / "data.bin").read_bytes() == longer
+    assert [g.range for g in server.gets("/files/data.bin")][-2:] == [f"bytes={len(BODY) // 2}-", None]
+    assert "changed on the server" in capsys.readouterr().err
+
+
+def test_an_unchanged_file_still_resumes_across_runs(tmp_path, server):
+    d = _partial_then_changed(tmp_path, server, BODY)
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--sha256", sha(BODY), "--dir", str(d)) == 0
+    assert server.gets("/files/data.bin")[-1].range == f"bytes={len(BODY) // 2}-"
+    assert (d / "data.bin").read_bytes() == BODY
