@@ -12,6 +12,11 @@ four), a CCLE name repeated once its tissue suffix is gone (``KMH2_THYROID`` and
 are two cell lines) and names that differ only in case or punctuation: the first is kept and the others are
 reported (``BaselineTable.repeated``; ``BaselineMatch.collapsed``). Unreadable tables (binary, compressed,
 ragged, empty) are errors naming the file and line.
+
+Ids that are no names (GDSC COSMIC ids, DepMap ``ACH-`` ids) must be mapped to names (``--model`` Model.csv,
+``--cell-map``): one left unmapped would be a cell line named by its number, matching no L1000 cell line
+and possibly a second copy of a cell line another source names (a leakage route). Those are left out and
+listed (``BaselineTable.unmapped``, the build summary's line); a file none of whose ids is mapped is an error.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ import pandas as pd
 
 from datasets.cell_names import cell_line_key
 from datasets.cube import CubeError
+from datasets.files import plural
 from datasets.l1000 import NA_TOKENS, L1000Error, read_gct
 
 FORMATS = ("auto", "depmap", "gdsc", "ccle", "csv")
 SOURCE_NAMES = {"depmap": "DepMap", "gdsc": "GDSC", "ccle": "CCLE", "csv": "CSV"}
 _DEPMAP_COL = re.compile(r"^\s*(.+?)\s*\((\d+)\)\s*$")
 _ENTREZ = re.compile(r"^(\d+)(?:_at)?$")
+CELL_IDS = {"gdsc": (re.compile(r"\d+"), "COSMIC id"), "depmap": (re.compile(r"ACH-\d+"), "DepMap ModelID")}
 
 
 class BaselineError(CubeError):
@@ -52,6 +59,7 @@ class BaselineTable:
     repeated: tuple[str, ...] = ()  # cell-line columns named more than once (GDSC; CCLE names without their
     #                                  tissue suffix, e.g. KMH2 of KMH2_THYROID and KMH2_HAEMATOPOIETIC...)
     scale: str = "as in the file"  # the scale of ``values`` and how it was reached (read_baseline)
+    unmapped: tuple[str, ...] = ()  # ids no cell map names (GDSC COSMIC, DepMap ACH-): left out
 
 
 def normalize_name(name: str) -> str:
@@ -288,6 +296,7 @@ def read_baseline(path: str | Path, fmt: str = "auto",
         t = {"depmap": read_depmap, "ccle": read_ccle, "csv": read_generic_csv}[fmt](path)
     cm = cell_map or {}
     t.cell_lines = [cm.get(normalize_name(c), c) for c in t.cell_lines]
+    _leave_out_unmapped(t, fmt)
     inf = np.isinf(t.values)
     if inf.any():
         i, j = np.argwhere(inf)[0]
@@ -297,6 +306,25 @@ def read_baseline(path: str | Path, fmt: str = "auto",
                             f"value as empty or NA (log2 of 0 is -inf: the baseline is log2(x+1))")
     to_log2(t, fmt)
     return t
+
+
+def _leave_out_unmapped(t: BaselineTable, fmt: str) -> None:
+    """Drop the cell lines still named by an id (module docstring) into ``t.unmapped``; all of them: error."""
+    if fmt not in CELL_IDS:
+        return
+    pattern, what = CELL_IDS[fmt]
+    ids = [bool(pattern.fullmatch(str(c).strip())) for c in t.cell_lines]
+    if not any(ids):
+        return
+    unmapped = tuple(dict.fromkeys(str(c).strip() for c, i in zip(t.cell_lines, ids, strict=True) if i))
+    if all(ids):
+        raise BaselineError(f"{t.path}: none of its {plural(len(unmapped), what)} ({', '.join(unmapped[:5])}"
+                            f"{', ...' if len(unmapped) > 5 else ''}) is mapped to a cell line name; give "
+                            f"DepMap's Model.csv (--model) or a --cell-map CSV (source_name,cell_line)")
+    keep = ~np.asarray(ids)
+    t.cell_lines = [c for c, k in zip(t.cell_lines, keep, strict=True) if k]
+    t.values = t.values[keep]
+    t.unmapped = unmapped
 
 
 LINEAR_MAX = 100.0  # log2 expression (RMA, log2(TPM+1), L1000 Level 3) stays below ~20; above 100: linear

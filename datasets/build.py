@@ -27,7 +27,15 @@ from typing import IO
 import numpy as np
 
 from datasets.argparsing import OneLineParser
-from datasets.baseline import FORMATS, BaselineMatch, match_baseline, read_baseline, read_cell_map
+from datasets.baseline import (
+    CELL_IDS,
+    FORMATS,
+    BaselineMatch,
+    BaselineTable,
+    match_baseline,
+    read_baseline,
+    read_cell_map,
+)
 from datasets.cube import (
     CONDITION_BASELINE,
     CONDITION_CONTROL,
@@ -90,6 +98,7 @@ class BuildSummary:
     baseline_collapsed: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     merged_spellings: dict[str, str] = field(default_factory=dict)
     baseline_scale: dict[str, str] = field(default_factory=dict)  # path -> BaselineTable.scale
+    baseline_unmapped: dict[str, str] = field(default_factory=dict)  # path -> its unmapped ids, left out
     response: str = ""  # datasets.response.render's lines, "" without --response
     genes_landmark: bool = True  # genes_l1000 counts landmark rows (else every row)
     genes_note: str = ""  # L1000 rows left out before the baseline match (GeneSelection.note)
@@ -119,6 +128,8 @@ class BuildSummary:
                          + (f"; names of one cell line key, first kept: "
                             f"{', '.join(f'{a!r} (not {b!r})' for a, b in self.baseline_collapsed[p])}"
                             if self.baseline_collapsed.get(p) else ""))
+            if self.baseline_unmapped.get(p):
+                lines.append(f"  left out: {self.baseline_unmapped[p]}")
             if self.baseline_scale.get(p):
                 lines.append(f"  values: {self.baseline_scale[p]}")
         if self.merged_spellings:
@@ -381,6 +392,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         baseline_cells=base.n_cells, baseline_matched=base.matched,
         baseline_repeated={str(t.path): t.repeated for t in tables}, baseline_collapsed=base.collapsed,
         baseline_scale={str(t.path): t.scale for t in tables},
+        baseline_unmapped={str(t.path): _unmapped_text(t) for t in tables if t.unmapped},
         merged_spellings=sel.merged_spellings,
         n_cell_lines=len(args[1]), n_replicates=int(args[0].shape[2]),
         doses={d: list(sel.doses[d].values()) for d in prof.drugs},
@@ -389,6 +401,16 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         with _io_phase("writing cube", int(ds.nbytes), progress, field="wchar"):
             write_cube(ds, out, overwrite=overwrite)
     return ds, summary
+
+
+def _unmapped_text(t: BaselineTable) -> str:
+    """The summary's words on ``t``'s ids that no cell map names (datasets.baseline: left out)."""
+    ids = t.unmapped
+    what = CELL_IDS[{"GDSC": "gdsc", "DepMap": "depmap"}[t.source]][1]
+    more = ", ..." if len(ids) > 8 else ""
+    return (f"{plural(len(ids), what)} that no cell map names ({', '.join(ids[:8])}{more}): not cell lines "
+            f"of the cube; map them with --cell-map (source_name,cell_line) or --model "
+            f"Model.csv to keep them")
 
 
 def _response_options(table: ResponseTable | None, opts: ResponseOptions | None,

@@ -208,7 +208,7 @@ def test_gdsc_repeated_cell_line_column_first_kept(f, capsys):
     lines = [ln + "\t" + (ln.split("\t")[2] if i == 0 else "99") for i, ln in enumerate(lines)]
     base.write_text("\n".join(lines) + "\n")
     cmap = f["dir"] / "map.csv"
-    cmap.write_text("source_name,cell_line\n906793,A375\n")
+    cmap.write_text("source_name,cell_line\n906793,A375\n905946,K562\n")
     r = cli("--l1000", f["gctx"], "--baseline", base, "--cell-map", cmap, "--out", f["out"], rc=0,
             capsys=capsys)
     assert ("2 cell lines, 1 matched to L1000 cell lines; repeated columns, first kept: DATA.906793"

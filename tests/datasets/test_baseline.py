@@ -94,7 +94,7 @@ def test_cell_map_applies_to_depmap_ids(tmp_path):
     path = write_depmap(tmp_path / "d.csv", ["ACH-000219", "ACH-000019"], genes, baseline_values("ab", genes))
     (tmp_path / "m.csv").write_text("source_name,cell_line\nACH-000219,A375\n")
     t = read_baseline(path, "depmap", read_cell_map(tmp_path / "m.csv"))
-    assert t.cell_lines == ["A375", "ACH-000019"]
+    assert t.cell_lines == ["A375"] and t.unmapped == ("ACH-000019",)  # an unmapped id is no cell line
     assert match_baseline([t], ["A375"], L1000_GENES, L1000_SYMBOLS).matched[str(path)] == 1
 
 
