@@ -34,6 +34,7 @@ from datasets.cell_names import cell_line_key
 from datasets.cube import CubeError
 from datasets.files import plural
 from datasets.l1000 import NA_TOKENS, L1000Error, read_gct
+from datasets.text_tables import undecodable
 
 FORMATS = ("auto", "depmap", "gdsc", "ccle", "csv")
 SOURCE_NAMES = {"depmap": "DepMap", "gdsc": "GDSC", "ccle": "CCLE", "csv": "CSV"}
@@ -96,7 +97,10 @@ def _read_table(path: Path, what: str, **kw) -> tuple[pd.DataFrame, list[str]]:
         detail = (f"line {m.group(2)} has {m.group(3)} fields, the lines before it {m.group(1)}" if m
                   else str(e).strip().splitlines()[-1])
         raise BaselineError(f"{path}: malformed {what}: {detail} (ragged table?)") from None
-    except (UnicodeDecodeError, csv.Error, ValueError) as e:
+    except UnicodeDecodeError:
+        raise BaselineError(f"{path}: not UTF-8 text at {undecodable(path)}; save the {what} as UTF-8 (e.g. "
+                            f"iconv -f LATIN1 -t UTF-8)") from None
+    except (csv.Error, ValueError) as e:
         raise BaselineError(f"{path}: cannot read as a text {what}: {e}") from None
     return df, header
 

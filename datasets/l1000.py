@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ from datasets.cell_names import resolve_spellings
 from datasets.cube import CubeError
 from datasets.files import plural
 from datasets.gctx_plan import Layout, plan_reads
+from datasets.text_tables import decoded_text, read_text_table
 
 CMAP_NULL = "-666"
 NA_TOKENS = frozenset({"", CMAP_NULL, "-666.0", "#N/A", "N/A", "NA", "#NA", "NULL", "NaN", "-NaN", "nan",
@@ -169,7 +171,7 @@ def read_gct(path: str | Path) -> L1000Source:
     """Read a GCT 1.2 or 1.3 text file (genes x samples) fully into memory."""
     path = Path(path)
     detect_format(path)
-    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+    with io.StringIO(decoded_text(path, "GCT file"), newline="") as fh:  # UTF-8, else Latin-1 per line
         version = fh.readline().strip()
         dims_line = fh.readline().rstrip("\n\r").split("\t")
         try:
@@ -294,7 +296,9 @@ def read_table_meta(path: Path, key: str, ids: np.ndarray, what: str) -> pd.Data
     if not path.exists():
         raise L1000Error(f"{path}: file not found")
     try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, low_memory=False)
+        df = read_text_table(path, what, sep="\t", dtype=str, keep_default_na=False, low_memory=False)
+    except CubeError as e:  # not UTF-8 nor Latin-1 text: one message naming the line, this reader's type
+        raise L1000Error(str(e)) from None
     except Exception as e:  # pandas raises many types for malformed text
         raise L1000Error(f"{path}: cannot parse as a tab-separated {what} file: {e}") from e
     if key not in df.columns and len(df.columns) == 1:

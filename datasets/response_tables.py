@@ -50,6 +50,7 @@ import pandas as pd
 from datasets.baseline import _check_text
 from datasets.errors import CubeError
 from datasets.l1000 import NA_TOKENS
+from datasets.text_tables import undecodable
 
 FORMATS = ("auto", "gdsc", "ctrp", "prism")
 CTRP_CURVES = "v20.data.curves_post_qc.txt"
@@ -173,7 +174,10 @@ def _columns(path: Path, sep: str, need: Sequence[str], what: str, optional: Seq
     except pd.errors.ParserError as e:
         raise ResponseError(f"{path}: malformed {what}: {str(e).strip().splitlines()[-1]} (ragged "
                             f"table?)") from None
-    except (UnicodeDecodeError, ValueError) as e:
+    except UnicodeDecodeError:
+        raise ResponseError(f"{path}: not UTF-8 text at {undecodable(path)}; save the {what} as UTF-8 (e.g. "
+                            f"iconv -f LATIN1 -t UTF-8)") from None
+    except ValueError as e:
         raise ResponseError(f"{path}: cannot read as a text {what}: {e}") from None
     return df.apply(lambda s: s.str.strip())
 

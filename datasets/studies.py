@@ -18,11 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from datasets.baseline import normalize_name
 from datasets.cube import CubeError
 from datasets.fetch import CATALOG, Resource
+from datasets.text_tables import read_text_table
 
 ALIAS_COLUMNS = ("compound_aliases", "pert_iname_alt", "alt_name", "alternative_names", "synonyms")
 
@@ -106,8 +105,10 @@ def pert_info_names(path: str | Path | None) -> dict[str, tuple[set[str], str]]:
     if not path.is_file():
         raise StudyError(f"{path}: pert_info file not found")
     try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (ValueError, UnicodeDecodeError) as e:
+        df = read_text_table(path, "pert_info", sep="\t", dtype=str, keep_default_na=False)
+    except CubeError as e:  # not UTF-8 nor Latin-1 text (datasets.text_tables)
+        raise StudyError(str(e)) from None
+    except ValueError as e:
         raise StudyError(f"{path}: cannot read pert_info as a tab-separated table ({e})") from e
     name_col = next((c for c in ("pert_iname", "cmap_name") if c in df.columns), None)
     if name_col is None:
@@ -235,8 +236,10 @@ def model_cell_names(path: str | Path) -> dict[str, str]:
     """DepMap Model.csv -> {normalized ModelID / COSMICID / CCLEName: StrippedCellLineName}."""
     path = Path(path)
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, UnicodeDecodeError) as e:
+        df = read_text_table(path, "DepMap Model.csv", dtype=str, keep_default_na=False)
+    except CubeError as e:  # not UTF-8 nor Latin-1 text (datasets.text_tables)
+        raise StudyError(str(e)) from None
+    except ValueError as e:
         raise StudyError(f"{path}: cannot read DepMap Model.csv ({e})") from e
     name_col = next((c for c in ("StrippedCellLineName", "CellLineName") if c in df.columns), None)
     if name_col is None or "ModelID" not in df.columns:

@@ -4,9 +4,19 @@ reproduced with a small file in the public layout."""
 from __future__ import annotations
 
 import pytest
-from datasets_test_helpers import GENES, baseline_values, write_ccle, write_gdsc
+from datasets_test_helpers import (
+    GENES,
+    baseline_values,
+    gene_meta,
+    values,
+    write_ccle,
+    write_gct,
+    write_gdsc,
+    write_inst_info,
+)
 
 from datasets.cube import open_cube
+from datasets.l1000 import read_gct
 from tests.datasets.build_cli import build_err, build_inputs, cli
 
 
@@ -40,3 +50,44 @@ def test_a_gdsc_file_with_no_mapped_id_is_refused(f, capsys):
     assert (f"{gdsc}: none of its 2 COSMIC ids (906793, 905946) is mapped to a cell line name; give DepMap's "
             f"Model.csv (--model) or a --cell-map CSV" in err)
 
+
+
+# ------------------------------------------------------- 3: CMap metadata with a Latin-1 byte (micro sign)
+def _latin1_micro(path):
+    """``path`` with its dose unit 'um' written 'µM' in Latin-1 (one byte, 0xB5), as GCTX metadata has it."""
+    path.write_bytes(path.read_bytes().replace(b"\tum", b"\t\xb5M"))
+    return path
+
+
+def test_inst_info_with_a_latin1_micro_sign_is_read(f, capsys):
+    # before: "cannot parse as a tab-separated inst_info file: 'utf-8' codec can't decode byte 0xb5 in
+    # position 479" (a byte offset, no line); the GCTX reader already read Latin-1 metadata
+    inst = _latin1_micro(write_inst_info(f["dir"] / "inst_info.txt", f["cols"]))
+    r = cli("--l1000", f["gctx"], "--inst-info", inst, "--baseline", f["base"], "--out", f["out"], rc=0,
+            capsys=capsys)
+    assert "trametinib: 2 cell lines, 12 replicates, dose 3.33 uM" in r.stdout
+
+
+def test_inst_info_with_an_ambiguous_byte_names_the_line(f, capsys):
+    inst = write_inst_info(f["dir"] / "inst_info.txt", f["cols"])
+    lines = inst.read_bytes().split(b"\n")
+    lines[5] = lines[5].replace(b"\tum", b"\t\x93um")  # a Windows-1252 quote: not Latin-1 text
+    inst.write_bytes(b"\n".join(lines))
+    err = build_err(f, "--inst-info", inst, capsys=capsys)
+    assert f"{inst}: line 6, byte " in err and "b'\\x93' is neither UTF-8 nor printable Latin-1" in err
+    assert "save the file as UTF-8" in err
+
+
+def test_gct_with_a_latin1_micro_sign_is_read_not_replaced(tmp_path):
+    # before: errors="replace" made the unit '\ufffdM' (the byte lost); now 'µM', as from a GCTX
+    cols = build_inputs(tmp_path)["cols"]
+    gct = _latin1_micro(write_gct(tmp_path / "x.gct", values(len(cols), 8), gene_meta(), cols))
+    units = {u for u in read_gct(gct).col_meta["pert_dose_unit"] if isinstance(u, str)}  # -666: NaN
+    assert "\u00b5M" in units and not any("\ufffd" in u for u in units)
+
+
+def test_baseline_not_utf8_names_the_line(f, capsys):
+    base = f["dir"] / "b.csv"
+    base.write_bytes(b"gene,A375,MCF7\n5720,1,2\n466,1,2\xb5\n")
+    err = build_err(f, base=base, capsys=capsys)
+    assert f"{base}: not UTF-8 text at line 3, byte 8 (b'\\xb5'); save the baseline CSV as UTF-8" in err
