@@ -105,6 +105,7 @@ class BuildSummary:
     controls_at_time: int = -1  # vehicle controls of the cube's cell lines at the time point (-1: unknown)
     controls_off_plate: int = 0  # of those, left out by the same-plate rule
     max_controls: str = "all"  # --max-controls as given
+    alike_drugs: list[list[tuple[str, int, bool]]] = field(default_factory=list)  # DrugSelection.alike_names
 
     def render(self) -> str:
         lines = [m.render() for m in self.matches if m.via != "pert_iname"]
@@ -116,6 +117,11 @@ class BuildSummary:
                          f"dose {', '.join(f'{x:g}' for x in dz)} uM"
                          + (f"; dropped (no vehicle controls): {', '.join(self.dropped[d])}"
                             if d in self.dropped else ""))
+        for group in self.alike_drugs:
+            names = " and ".join(f"{n!r} ({k}{'' if sel else ', not selected'})" for n, k, sel in group)
+            lines.append(f"  pert_inames alike (only punctuation differs; trt_cp samples at the time point), "
+                         f"kept apart: {names}; if they are one compound, make the spellings agree in the "
+                         f"file (or --inst-info)")
         lines.append(self._controls_line())
         lines.append(f"genes kept: {self.genes_kept} of {self.genes_l1000} L1000 "
                      f"{'landmark ' if self.genes_landmark else ''}genes"
@@ -386,6 +392,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         controls_off_plate=int(sum(sel.controls_at_time.get(c, 0) - sel.controls_on_plates.get(c, 0)
                                    for c in sel.controls)),
         max_controls="all" if max_controls is None else str(max_controls),
+        alike_drugs=sel.alike_names,
         genes_l1000=prof.genes.n_rows if prof.genes.n_rows >= 0 else len(prof.genes.entrez),
         genes_kept=int(base.gene_mask.sum()), genes_landmark=prof.genes.landmark_column is not None,
         genes_note=prof.genes.note,

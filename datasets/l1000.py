@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datasets.cell_names import resolve_spellings
+from datasets.cell_names import cell_line_key, resolve_spellings
 from datasets.cube import CubeError
 from datasets.files import plural
 from datasets.gctx_plan import Layout, plan_reads
@@ -613,6 +613,9 @@ class DrugSelection:
     # after the plate rule (before the cap): what the summary's "N of M vehicle profiles kept" counts
     controls_at_time: dict[str, int] = field(default_factory=dict)
     controls_on_plates: dict[str, int] = field(default_factory=dict)
+    # pert_inames of trt_cp samples at the time point that differ from a selected drug's only in punctuation
+    # (SN-38, SN38): kept apart, named in the build summary; per group [(pert_iname, samples, selected)]
+    alike_names: list[list[tuple[str, int, bool]]] = field(default_factory=list)
 
 
 REQUIRED_COLUMNS = ("pert_type", "pert_iname", "cell_id")
@@ -647,6 +650,17 @@ def _refuse_drug_spellings(inames: np.ndarray, drugs: Sequence[str], time: float
             raise L1000Error(f"{where}: drug {d!r} is written as {spelled} in pert_iname (trt_cp at {time:g} "
                              f"h): one drug under two spellings would be selected in part, or as two drugs; "
                              f"make the pert_iname spellings agree in the file (or --inst-info)")
+
+
+def alike_drug_names(inames: np.ndarray, drugs: Sequence[str]) -> list[list[tuple[str, int, bool]]]:
+    """Groups of ``inames`` (one per trt_cp sample) of one :func:`cell_line_key` (case and punctuation
+    ignored) that hold a selected drug: [(pert_iname, samples, selected), ...]. Punctuation can tell compounds
+    apart ((+)- and (-)-enantiomers), so they are not refused as case-only spellings are, but never unsaid."""
+    counts = pd.Series(inames[inames != ""]).value_counts()
+    by_key: dict[str, list[tuple[str, int, bool]]] = {}
+    for n, k in counts.items():
+        by_key.setdefault(cell_line_key(n), []).append((str(n), int(k), str(n) in set(drugs)))
+    return [sorted(v) for v in by_key.values() if len(v) > 1 and any(sel for *_, sel in v)]
 
 
 def _refuse_pert_type_spellings(ptype: np.ndarray, of_drugs: np.ndarray, where: Path) -> None:
@@ -794,7 +808,7 @@ def select_samples(src: L1000Source, drugs: Sequence[str] | None = None, time: f
                              f"cell lines of drug {d!r}: {', '.join(lost)}")
     return DrugSelection(treatments=treatments, doses=doses, controls=controls, dropped=dropped,
                          control_fallback=fallback, merged_spellings=merged, controls_at_time=at_time,
-                         controls_on_plates=on_plates)
+                         controls_on_plates=on_plates, alike_names=alike_drug_names(iname[is_trt], drugs))
 
 
 # ------------------------------------------------------------------------------------------- profiles

@@ -8,9 +8,11 @@ from datasets_test_helpers import (
     GENES,
     baseline_values,
     gene_meta,
+    l1000_design,
     values,
     write_ccle,
     write_gct,
+    write_gctx,
     write_gdsc,
     write_inst_info,
 )
@@ -91,3 +93,23 @@ def test_baseline_not_utf8_names_the_line(f, capsys):
     base.write_bytes(b"gene,A375,MCF7\n5720,1,2\n466,1,2\xb5\n")
     err = build_err(f, base=base, capsys=capsys)
     assert f"{base}: not UTF-8 text at line 3, byte 8 (b'\\xb5'); save the baseline CSV as UTF-8" in err
+
+
+# ------------------------------------------------------- 4: drug names that differ only in punctuation
+def test_drug_names_alike_in_punctuation_are_named_in_the_summary(tmp_path, capsys):
+    # before: SN-38 (A375's 6 samples) and SN38 (MCF7's 6) became two drugs with no word of it, and
+    # --drugs SN38 left SN-38's 6 samples out unsaid
+    f = build_inputs(tmp_path)
+    cols = l1000_design(cells=("A375", "MCF7"), drugs={"SN-38": (1.0,), "vorinostat": (10.0,)})
+    cols.loc[(cols.cell_id == "MCF7") & (cols.pert_iname == "SN-38"), "pert_iname"] = "SN38"
+    gctx = write_gctx(tmp_path / "sn.gctx", values(len(cols), len(f["rows"])), f["rows"], cols)
+    r = cli("--l1000", gctx, "--baseline", f["base"], "--out", f["out"], rc=0, capsys=capsys)
+    assert "drugs: 3\n" in r.stdout
+    assert ("  pert_inames alike (only punctuation differs; trt_cp samples at the time point), kept apart: "
+            "'SN-38' (6) and 'SN38' (6); if they are one compound, make the spellings agree" in r.stdout)
+    r = cli("--l1000", gctx, "--baseline", f["base"], "--out", tmp_path / "one.zarr", "--drugs", "SN38", rc=0,
+            capsys=capsys)
+    assert "kept apart: 'SN-38' (6, not selected) and 'SN38' (6);" in r.stdout
+    r = cli("--l1000", gctx, "--baseline", f["base"], "--out", tmp_path / "vor.zarr", "--drugs", "vorinostat",
+            rc=0, capsys=capsys)
+    assert "pert_inames alike" not in r.stdout  # only groups that hold a drug of the cube
