@@ -34,6 +34,8 @@ they are refused with one error naming every clash, or merged under the spelling
 with ``merge_cell_spellings=True`` (``build --merge-cell-spellings``; a warning line lists every merge and
 the cube's ``merged_cell_spellings`` attribute records them). A condition that differs from the control
 label only in case or punctuation (``dmso`` beside ``DMSO``) would be a drug made of controls: refused.
+obs names need not be unique (rows are placed by position, never by name): where they repeat, messages name
+a row by its name and position (:func:`row_name`), and anndata's warning about them is not printed.
 
 Predictions (:func:`predictions_anndata`, :func:`write_h5ad`): obs ``cell_line``, ``split``, optional
 ``repeat``, ``fold``, ``kind`` (``prediction`` | ``reconstruction``), ``condition`` (the drug) and any further
@@ -181,13 +183,20 @@ def _obs_keys(obs_keys: Mapping[str, str] | None) -> dict[str, str]:
     return keys
 
 
+def row_name(index: pd.Index, i: int) -> str:
+    """Row ``i`` as messages name it: its obs name, and its position where obs names repeat (an AnnData may
+    repeat them, e.g. after concatenating two; the cube places rows by position, never by name)."""
+    name = repr(index[i].item() if isinstance(index[i], np.generic) else index[i])
+    return name if index.is_unique else f"{name} (position {i}: obs names repeat)"
+
+
 def _labels(values: pd.Series | pd.Index, where: str, what: str) -> np.ndarray:
     """Non-empty string labels as an object array; a missing or empty one is an error naming its row."""
     arr = np.asarray(values.astype(object), dtype=object)
     bad = np.flatnonzero(pd.isna(arr) | (arr.astype(str) == ""))
     if len(bad):
-        row = values.index[bad[0]] if isinstance(values, pd.Series) else bad[0]
-        raise CubeError(f"{where}: {len(bad)} missing or empty value(s) (first at row {row!r}); every "
+        row = row_name(values.index, int(bad[0])) if isinstance(values, pd.Series) else repr(int(bad[0]))
+        raise CubeError(f"{where}: {len(bad)} missing or empty value(s) (first at row {row}); every "
                         f"{what} needs one: fill them in or drop those rows")
     return np.asarray([str(v) for v in arr], dtype=object)
 
@@ -237,8 +246,8 @@ def _replicate_slots(obs: pd.DataFrame, col: str | None, group: np.ndarray,
     else:
         s = obs[col]
         if s.isna().any():
-            row = s.index[np.flatnonzero(s.isna().to_numpy())[0]]
-            raise CubeError(f"{where}: missing value at row {row!r}; give every profile a replicate label "
+            row = row_name(s.index, int(np.flatnonzero(s.isna().to_numpy())[0]))
+            raise CubeError(f"{where}: missing value at row {row}; give every profile a replicate label "
                             f"or drop the column (replicates then follow the row order)")
         if pd.api.types.is_numeric_dtype(s) and not isinstance(s.dtype, pd.CategoricalDtype):
             vals = s.to_numpy()
@@ -254,7 +263,7 @@ def _replicate_slots(obs: pd.DataFrame, col: str | None, group: np.ndarray,
         label = obs[col].iloc[i]  # a numpy scalar's repr would read np.int64(0)
         label = label.item() if isinstance(label, np.generic) else label
         raise CubeError(f"{where}: two profiles of the same cell line and condition share replicate label "
-                        f"{label!r} (row {obs.index[i]!r}); make the labels unique within each "
+                        f"{label!r} (row {row_name(obs.index, int(i))}); make the labels unique within each "
                         f"(cell line, condition) or drop the column")
     start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
     slot = np.empty(n, dtype=np.int64)
@@ -315,7 +324,7 @@ def from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None = None
 class EmptyRows:
     """Rows of an AnnData that are NaN in every gene (``allow_nan`` only): no profile, not in the cube."""
 
-    names: tuple[str, ...] = ()  # obs names
+    names: tuple[str, ...] = ()  # obs names as messages give them (row_name: repr, position if repeated)
     groups: tuple[tuple[str, str], ...] = ()  # (cell line, condition) of each
 
     def line(self) -> str:
@@ -324,7 +333,7 @@ class EmptyRows:
             return ""
         c, k = self.groups[0]
         return (f"left out: {plural(len(self.names), 'row')} NaN in every gene, so no profile (--allow-nan; "
-                f"e.g. row {self.names[0]!r}, {c} / {k})")
+                f"e.g. row {self.names[0]}, {c} / {k})")
 
 
 def _from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None, gene_key: str | None,
@@ -373,7 +382,7 @@ def _from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None, gene
         if len(bad):
             v = obs[dk].iloc[bad[0]]
             raise CubeError(f"obs[{dk!r}]: value {v.item() if isinstance(v, np.generic) else v!r} at row "
-                            f"{obs.index[bad[0]]!r} is "
+                            f"{row_name(obs.index, int(bad[0]))} is "
                             f"not a finite dose >= 0 in micromolar; fix it or leave it empty (NaN: no dose)")
         row = _per_group(d, group)
         if row is not None:
@@ -436,7 +445,8 @@ def _from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None, gene
             hint = ("" if allow_nan else " (NaN only with build --allow-nan, from_anndata(allow_nan=True) in "
                                          "Python, where a gene was not measured)")
             raise CubeError(f"{xname}: {int(bad.sum())} {what} value(s) in rows {a}..{b - 1} (first: row "
-                            f"{obs.index[a + r]!r}, gene {genes[g]!r}, value {x[r, g]}, as float32); the "
+                            f"{row_name(obs.index, int(a + r))}, gene {genes[g]!r}, value {x[r, g]}, as "
+                            f"float32); the "
                             f"cube takes finite values{hint}: impute or drop those profiles or genes")
         expr[ci[a:b], ki[a:b], slot[a:b]] = x
         top = max(top, float(np.nanmax(x, initial=-np.inf)))
@@ -461,7 +471,7 @@ def _from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None, gene
     response, response_attrs = _response_from_uns(adata.uns, cells, conds, merged)
     ds = make_cube(expr, cells, conds, genes, symbols, dose, [source[c] for c in conds], base, plate=plate,
                    response=response, response_attrs=response_attrs)
-    return ds, EmptyRows(tuple(str(obs.index[i]) for i in empty),
+    return ds, EmptyRows(tuple(row_name(obs.index, i) for i in empty),
                          tuple((str(cell[i]), str(raw[i])) for i in empty))
 
 
@@ -522,6 +532,9 @@ def build_from_h5ad(path: str | Path, out: str | Path, *, overwrite: bool = Fals
     try:
         with warnings.catch_warnings():  # duplicate gene ids are refused below, with what to do
             warnings.filterwarnings("ignore", message="Variable names are not unique", category=UserWarning)
+            # repeated obs names are harmless (rows are placed by position) and named by position in errors
+            warnings.filterwarnings("ignore", message="Observation names are not unique",
+                                    category=UserWarning)
             adata = ad.read_h5ad(path, backed="r")
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad input file
         raise CubeError(f"{path}: cannot read as .h5ad ({type(e).__name__}: {e}); write it with "

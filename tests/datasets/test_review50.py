@@ -3,6 +3,7 @@ reproduced with a small file in the public layout."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from datasets_test_helpers import (
     GENES,
@@ -113,3 +114,38 @@ def test_drug_names_alike_in_punctuation_are_named_in_the_summary(tmp_path, caps
     r = cli("--l1000", gctx, "--baseline", f["base"], "--out", tmp_path / "vor.zarr", "--drugs", "vorinostat",
             rc=0, capsys=capsys)
     assert "pert_inames alike" not in r.stdout  # only groups that hold a drug of the cube
+
+
+# ------------------------------------------------------------------- 5: an h5ad with repeated obs names
+H5AD_KEYS = ("--obs-key", "cell_line=cell_id", "--obs-key", "condition=pert_iname", "--obs-key",
+             "replicate=rep", "--obs-key", "dose_um=pert_dose", "--obs-key", "plate=rna_plate", "--gene-key",
+             "entrez", "--control", "DMSO")
+
+
+def _repeated_names(tmp_path, **obs):
+    from tests.datasets.test_anndata_io import hand_made
+
+    adata = hand_made()
+    adata.obs.index = ["s0", "s0", "s2", "s3", "s4", "s5", "s6", "s6"]
+    for k, v in obs.items():
+        adata.obs[k] = v
+    adata.write_h5ad(tmp_path / "in.h5ad")
+    return tmp_path / "in.h5ad"
+
+
+def test_h5ad_with_repeated_obs_names_keeps_every_row_and_says_nothing_false(tmp_path):
+    # before: anndata's two-line "UserWarning: Observation names are not unique ..." (its source path and
+    # line) on stderr of every such build; the rows were placed by position (nothing overwritten): kept so
+    path = _repeated_names(tmp_path)
+    out = tmp_path / "c.zarr"
+    r = cli("--h5ad", path, *H5AD_KEYS, "--out", out, rc=0)  # a subprocess: pytest would catch the warning
+    assert r.stderr == ""
+    x = open_cube(out)["expression"].values[..., 0]  # gene 0 holds each row's position (hand_made)
+    assert sorted(x[~np.isnan(x)].astype(int).tolist()) == list(range(8))
+
+
+def test_h5ad_error_names_a_repeated_obs_name_by_position(tmp_path, capsys):
+    # before: "(row 's0')", two rows of that name
+    path = _repeated_names(tmp_path, rep=["X1"] * 8)
+    r = cli("--h5ad", path, *H5AD_KEYS, "--out", tmp_path / "c.zarr", capsys=capsys)
+    assert "share replicate label 'X1' (row 's0' (position 1: obs names repeat))" in r.stderr
