@@ -117,7 +117,9 @@ def _refuse_duplicates(names: Sequence[str], path: Path, what: str) -> None:
 
 
 def read_cell_map(path: str | Path | None) -> dict[str, str]:
-    """Mapping CSV ``source_name,cell_line`` (or the first two columns) -> {normalized name: cell line}."""
+    """Mapping CSV ``source_name,cell_line`` (or the first two columns) -> {normalized name: cell line}. A
+    line with one of the two empty, or a name (as looked up: case and punctuation ignored) mapped to two
+    different cell lines, is an error naming the lines (else one mapping would be dropped unsaid)."""
     if path is None:
         return {}
     path = Path(path)
@@ -135,7 +137,24 @@ def read_cell_map(path: str | Path | None) -> dict[str, str]:
                             f"found {list(df.columns)}")
     src_col = "source_name" if "source_name" in df.columns else df.columns[0]
     dst_col = "cell_line" if "cell_line" in df.columns else df.columns[1]
-    return {normalize_name(s): d.strip() for s, d in zip(df[src_col], df[dst_col], strict=True) if s and d}
+    out: dict[str, str] = {}
+    first: dict[str, int] = {}
+    for i, (src, dst) in enumerate(zip(df[src_col].str.strip(), df[dst_col].str.strip(), strict=True)):
+        if bool(src) != bool(dst):
+            raise BaselineError(f"{path}: line {_file_line(path, i, ',')} maps {src!r} to {dst!r}; every "
+                                f"line needs a source_name and a cell_line: fill it in or delete the line")
+        key = normalize_name(src)
+        if key in out and out[key] != dst:
+            j = first[key]
+            was = df[src_col].iat[j].strip()
+            alike = "" if was == src else " (one name: case and punctuation are ignored)"
+            raise BaselineError(f"{path}: {was!r} (line {_file_line(path, j, ',')}) and {src!r} (line "
+                                f"{_file_line(path, i, ',')}){alike} map to two cell lines, {out[key]!r} and "
+                                f"{dst!r}; keep one")
+        if src:
+            out[key] = dst
+            first.setdefault(key, i)
+    return out
 
 
 def detect_format(path: Path) -> str:

@@ -18,6 +18,7 @@ from datasets_test_helpers import (
     write_inst_info,
 )
 
+from datasets.baseline import read_cell_map
 from datasets.cube import open_cube
 from datasets.l1000 import read_gct
 from tests.datasets.build_cli import build_err, build_inputs, cli
@@ -149,3 +150,25 @@ def test_h5ad_error_names_a_repeated_obs_name_by_position(tmp_path, capsys):
     path = _repeated_names(tmp_path, rep=["X1"] * 8)
     r = cli("--h5ad", path, *H5AD_KEYS, "--out", tmp_path / "c.zarr", capsys=capsys)
     assert "share replicate label 'X1' (row 's0' (position 1: obs names repeat))" in r.stderr
+
+
+# ------------------------------------------------------------- a cell map that maps one name two ways
+@pytest.mark.parametrize("rows, msg", [
+    ("906793,A375\n905946,MCF7\n906793,MCF7\n",
+     "'906793' (line 2) and '906793' (line 4) map to two cell lines, 'A375' and 'MCF7'; keep one"),
+    ("HT-29,HT29\nht29,SW480\n",
+     "'HT-29' (line 2) and 'ht29' (line 3) (one name: case and punctuation are ignored) map to two cell "
+     "lines, 'HT29' and 'SW480'"),
+    ("906793,A375\n,A549\n", "line 3 maps '' to 'A549'; every line needs a source_name and a cell_line"),
+])
+def test_a_cell_map_line_that_would_be_dropped_is_refused(f, capsys, rows, msg):
+    # before: the last of two mappings of 906793 won unsaid ({'906793': 'MCF7'}), and a line with an empty
+    # field was skipped
+    cmap = f["dir"] / "map.csv"
+    cmap.write_text("source_name,cell_line\n" + rows)
+    assert f"{cmap}: {msg}" in build_err(f, "--cell-map", cmap, capsys=capsys)
+
+
+def test_a_cell_map_may_repeat_a_mapping(tmp_path):
+    (tmp_path / "m.csv").write_text("source_name,cell_line\n906793,A375\nA-375,A375\n906793,A375\n")
+    assert read_cell_map(tmp_path / "m.csv") == {"906793": "A375", "a375": "A375"}
