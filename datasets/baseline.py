@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +114,15 @@ def _refuse_duplicates(names: Sequence[str], path: Path, what: str) -> None:
     if dup:
         raise BaselineError(f"{path}: {what} named more than once: {', '.join(map(repr, dup[:5]))}"
                             f"{f' (and {len(dup) - 5} more)' if len(dup) > 5 else ''}; keep one of each")
+
+
+def _refuse_unnamed(names: Sequence[str], path: Path, what: str, where: Callable[[int], str]) -> None:
+    """A cell line (``what``: a row or column) without a name is an error naming where it is (pandas would
+    name a column ``Unnamed: 2``, a cell line of the cube; a row would be left out unsaid)."""
+    empty = [k for k, n in enumerate(names) if not str(n).strip()]
+    if empty:
+        raise BaselineError(f"{path}: {plural(len(empty), 'cell line ' + what)} without a name (first: "
+                            f"{where(empty[0])}); name it or delete it")
 
 
 def read_cell_map(path: str | Path | None) -> dict[str, str]:
@@ -223,6 +232,8 @@ def read_depmap(path: str | Path) -> BaselineTable:
     path = Path(path)
     _check_file(path)
     df, _ = _read_table(path, "DepMap baseline file", index_col=0)
+    _refuse_unnamed([str(i).strip() for i in df.index], path, "row",
+                    lambda k: f"line {_file_line(path, k, ',')}")
     _refuse_duplicates([str(i).strip() for i in df.index], path, "cell line (row)")
     ent, sym, keep = [], [], []
     for j, c in enumerate(df.columns):
@@ -293,6 +304,7 @@ def read_generic_csv(path: str | Path) -> BaselineTable:
     df, header = _read_table(path, "baseline CSV")
     if df.shape[1] < 2:
         raise BaselineError(f"{path}: expected a gene column and at least one cell line column")
+    _refuse_unnamed(header[1:], path, "column", lambda k: f"column {k + 2} of the header")
     _refuse_duplicates(header[1:], path, "cell line column")
     gid = df.iloc[:, 0].str.strip()
     sym_col = next((c for c in df.columns[1:] if c.lower() in ("gene_symbol", "symbol")), None)
@@ -444,9 +456,13 @@ def match_baseline(tables: Sequence[BaselineTable], l1000_cells: Sequence[str], 
         n_match = 0
         for i, name in enumerate(t.cell_lines):
             key = cell_line_key(name)
+            if not key:
+                raise BaselineError(f"{t.path}: cell line name {name!r} has no letter or digit, so it "
+                                    f"matches no cell line (names are compared by their letters and "
+                                    f"digits); rename it (or map it with --cell-map)")
             if key in seen and seen[key] != str(name):
                 collapsed.setdefault(str(t.path), []).append((seen[key], str(name)))
-            if not key or key in seen:
+            if key in seen:
                 continue
             seen[key] = str(name)
             if key in l1000_key:

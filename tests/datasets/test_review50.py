@@ -172,3 +172,20 @@ def test_a_cell_map_line_that_would_be_dropped_is_refused(f, capsys, rows, msg):
 def test_a_cell_map_may_repeat_a_mapping(tmp_path):
     (tmp_path / "m.csv").write_text("source_name,cell_line\n906793,A375\nA-375,A375\n906793,A375\n")
     assert read_cell_map(tmp_path / "m.csv") == {"906793": "A375", "a375": "A375"}
+
+
+# ------------------------------------------------------------- a baseline cell line without a name
+@pytest.mark.parametrize("name, text, msg", [
+    ("b.csv", "gene,A375,,MCF7\n5720,1,2,3\n466,1,2,3\n",
+     "1 cell line column without a name (first: column 3 of the header); name it or delete it"),
+    ("d.csv", ",PSME1 (5720),ATF1 (466)\nA375,1,2\n,3,4\nMCF7,5,6\n",
+     "1 cell line row without a name (first: line 3); name it or delete it"),
+    ("e.csv", "gene,A375,--,MCF7\n5720,1,2,3\n466,1,2,3\n",
+     "cell line name '--' has no letter or digit, so it matches no cell line"),
+])
+def test_a_baseline_cell_line_without_a_name_is_refused(f, capsys, name, text, msg):
+    # before: the CSV's empty header became a cube cell line 'Unnamed: 2'; the DepMap row without a name and
+    # the CSV's '--' were left out unsaid (the summary's count without them)
+    base = f["dir"] / name
+    base.write_text(text)
+    assert f"{base}: {msg}" in build_err(f, base=base, capsys=capsys)
