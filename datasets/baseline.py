@@ -405,6 +405,7 @@ class BaselineMatch:
     n_cells: dict[str, int]  # source path -> number of its cell lines
     sources: list[str]
     collapsed: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # path -> (kept, dropped) names
+    repeated_genes: dict[str, list[str]] = field(default_factory=dict)  # path -> kept genes of several rows
 
 
 def gene_columns(table: BaselineTable, entrez: Sequence[str], symbols: Sequence[str]) -> np.ndarray:
@@ -430,6 +431,22 @@ def gene_columns(table: BaselineTable, entrez: Sequence[str], symbols: Sequence[
     return out
 
 
+def repeated_genes(table: BaselineTable, col: np.ndarray, entrez: Sequence[str], symbols: Sequence[str],
+                   mask: np.ndarray) -> list[str]:
+    """The kept L1000 genes (``mask``) whose matched id (Entrez ID, else symbol) names several rows of
+    ``table``, as ``'ATF1 (2 rows)'``: the first row is used (:func:`gene_columns`)."""
+    ent = pd.Series(table.entrez).value_counts()
+    sym = pd.Series([str(x).upper() for x in table.symbols]).value_counts()
+    out = []
+    for i in np.flatnonzero(mask):
+        j = int(col[i])
+        by_ent = bool(table.entrez[j]) and table.entrez[j] == str(entrez[i])
+        n = int(ent[table.entrez[j]]) if by_ent else int(sym[str(table.symbols[j]).upper()])
+        if n > 1:
+            out.append(f"{symbols[i] or entrez[i]} ({n} rows)")
+    return out
+
+
 def match_baseline(tables: Sequence[BaselineTable], l1000_cells: Sequence[str], entrez: Sequence[str],
                    symbols: Sequence[str]) -> BaselineMatch:
     """Align sources to L1000 genes and cell names. Union of cell lines; one replicate per source holding it.
@@ -451,6 +468,7 @@ def match_baseline(tables: Sequence[BaselineTable], l1000_cells: Sequence[str], 
     matched, n_cells = {}, {}
     display: dict[str, str] = {}
     collapsed: dict[str, list[tuple[str, str]]] = {}
+    repeated: dict[str, list[str]] = {}
     for t, c in zip(tables, cols, strict=True):
         seen: dict[str, str] = {}
         n_match = 0
@@ -478,6 +496,9 @@ def match_baseline(tables: Sequence[BaselineTable], l1000_cells: Sequence[str], 
                                     f"({row[j]}) for gene {str(np.asarray(entrez)[gene_mask][j])!r}")
         matched[str(t.path)] = n_match
         n_cells[str(t.path)] = len(seen)
+        genes_twice = repeated_genes(t, c, entrez, symbols, gene_mask)
+        if genes_twice:
+            repeated[str(t.path)] = genes_twice
     return BaselineMatch(profiles={display[k]: np.stack(v) for k, v in profiles.items()}, gene_mask=gene_mask,
                          matched=matched, n_cells=n_cells, sources=[t.source for t in tables],
-                         collapsed=collapsed)
+                         collapsed=collapsed, repeated_genes=repeated)

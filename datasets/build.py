@@ -99,6 +99,8 @@ class BuildSummary:
     merged_spellings: dict[str, str] = field(default_factory=dict)
     baseline_scale: dict[str, str] = field(default_factory=dict)  # path -> BaselineTable.scale
     baseline_unmapped: dict[str, str] = field(default_factory=dict)  # path -> its unmapped ids, left out
+    # path -> kept genes of several rows (BaselineMatch.repeated_genes)
+    baseline_genes_repeated: dict[str, list[str]] = field(default_factory=dict)
     response: str = ""  # datasets.response.render's lines, "" without --response
     genes_landmark: bool = True  # genes_l1000 counts landmark rows (else every row)
     genes_note: str = ""  # L1000 rows left out before the baseline match (GeneSelection.note)
@@ -134,6 +136,10 @@ class BuildSummary:
                          + (f"; names of one cell line key, first kept: "
                             f"{', '.join(f'{a!r} (not {b!r})' for a, b in self.baseline_collapsed[p])}"
                             if self.baseline_collapsed.get(p) else ""))
+            if self.baseline_genes_repeated.get(p):
+                genes = self.baseline_genes_repeated[p]
+                lines.append(f"  genes in several rows, the first used: {', '.join(genes[:8])}"
+                             f"{f' and {len(genes) - 8} more' if len(genes) > 8 else ''}")
             if self.baseline_unmapped.get(p):
                 lines.append(f"  left out: {self.baseline_unmapped[p]}")
             if self.baseline_scale.get(p):
@@ -400,6 +406,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         baseline_repeated={str(t.path): t.repeated for t in tables}, baseline_collapsed=base.collapsed,
         baseline_scale={str(t.path): t.scale for t in tables},
         baseline_unmapped={str(t.path): _unmapped_text(t) for t in tables if t.unmapped},
+        baseline_genes_repeated=base.repeated_genes,
         merged_spellings=sel.merged_spellings,
         n_cell_lines=len(args[1]), n_replicates=int(args[0].shape[2]),
         doses={d: list(sel.doses[d].values()) for d in prof.drugs},

@@ -189,3 +189,17 @@ def test_a_baseline_cell_line_without_a_name_is_refused(f, capsys, name, text, m
     base = f["dir"] / name
     base.write_text(text)
     assert f"{base}: {msg}" in build_err(f, base=base, capsys=capsys)
+
+
+def test_a_baseline_gene_of_several_rows_is_named(f, capsys):
+    # before: GDSC's second ATF1 row was ignored unsaid (the first used)
+    genes = [*GENES[:6], GENES[1]]
+    gdsc = write_gdsc(f["dir"] / "g.txt", ["906793", "905946"], genes, baseline_values("ab", genes))
+    cmap = f["dir"] / "map.csv"
+    cmap.write_text("source_name,cell_line\n906793,A375\n905946,MCF7\n")
+    r = cli("--l1000", f["gctx"], "--baseline", gdsc, "--cell-map", cmap, "--out", f["out"], rc=0,
+            capsys=capsys)
+    assert (f"baseline {gdsc}: 2 cell lines, 2 matched to L1000 cell lines\n  genes in several rows, the "
+            f"first used: ATF1 (2 rows)\n" in r.stdout)
+    got = open_cube(f["out"])["expression"].sel(cell_line="A375", condition="baseline").values[0]
+    np.testing.assert_allclose(got, baseline_values("ab", genes)[0, :6], rtol=1e-5)  # the first row's
