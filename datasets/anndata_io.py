@@ -33,7 +33,10 @@ Cell line names that differ only in case or punctuation (datasets.cell_names' ke
 they are refused with one error naming every clash, or merged under the spelling with the most profiles
 with ``merge_cell_spellings=True`` (``build --merge-cell-spellings``; a warning line lists every merge and
 the cube's ``merged_cell_spellings`` attribute records them). A condition that differs from the control
-label only in case or punctuation (``dmso`` beside ``DMSO``) would be a drug made of controls: refused.
+label only in case or punctuation (``dmso`` beside ``DMSO``) would be a drug made of controls: refused; so
+are conditions that differ only in case or blanks (``vorinostat``, ``Vorinostat``), as datasets.l1000 refuses
+such pert_inames; drug conditions that differ only in punctuation (``SN-38``, ``SN38``) are kept apart and
+named in the summary (:func:`describe`).
 obs names need not be unique (rows are placed by position, never by name): where they repeat, messages name
 a row by its name and position (:func:`row_name`), and anndata's warning about them is not printed.
 
@@ -211,6 +214,30 @@ def _refuse_control_spellings(conds: np.ndarray, control: str, where: str) -> No
                         f"the labels agree (or name the control label with control=, build --control)")
 
 
+def _refuse_drug_spellings(conds: np.ndarray, where: str) -> None:
+    """Conditions equal but for case or blanks (``vorinostat``, ``Vorinostat``) would be two drugs (or one
+    selected in part): refused, as datasets.l1000 refuses such pert_inames."""
+    by_key: dict[str, list[str]] = {}
+    for c in pd.unique(conds):
+        by_key.setdefault("".join(str(c).split()).lower(), []).append(str(c))
+    clash = next((sorted(v) for v in by_key.values() if len(v) > 1), None)
+    if clash:
+        n = pd.Series(conds).value_counts()
+        spelled = " and ".join(f"{c!r} ({plural(int(n[c]), 'profile')})" for c in clash)
+        raise CubeError(f"{where}: condition written as {spelled}: one drug under two spellings would be two "
+                        f"drugs; make the spellings agree")
+
+
+def alike_conditions(conds: Sequence[str]) -> list[list[str]]:
+    """Drug conditions of one cell_line_key (only punctuation differs: ``SN-38``, ``SN38``): kept apart, as
+    punctuation can tell compounds apart, and named by :func:`describe`."""
+    by_key: dict[str, list[str]] = {}
+    for c in conds:
+        if c not in (CONDITION_CONTROL, CONDITION_BASELINE):
+            by_key.setdefault(cell_line_key(c), []).append(c)
+    return [v for v in by_key.values() if len(v) > 1]
+
+
 def _order(col: pd.Series, labels: np.ndarray) -> list[str]:
     """Axis order: a categorical column's categories (unused dropped), else order of first appearance."""
     seen = set(labels)
@@ -356,6 +383,7 @@ def _from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None, gene
     cell, merged = resolve_spellings(cell, f"obs[{ck!r}]", merge_cell_spellings)
     raw = _labels(obs[kk], f"obs[{kk!r}]", "profile's condition")
     _refuse_control_spellings(raw, control, f"obs[{kk!r}]")
+    _refuse_drug_spellings(raw, f"obs[{kk!r}]")
     if control != CONDITION_CONTROL and (raw == CONDITION_CONTROL).any():
         raise CubeError(f"obs[{kk!r}]: has both {control!r} (control=) and {CONDITION_CONTROL!r}; the cube's "
                         f"control condition is {CONDITION_CONTROL!r}: rename one of them")
@@ -503,6 +531,9 @@ def describe(ds: xr.Dataset, empty: EmptyRows | None = None) -> str:
         dz = [f"{v:g}" for v in sorted(set(dose[have, k][~np.isnan(dose[have, k])]))]
         lines.append(f"  {c}: {plural(int(have.sum()), 'cell line')}{_unpaired(have, control)}, "
                      f"{plural(int(m.sum()), 'profile')}" + (f", dose {', '.join(dz)} uM" if dz else ""))
+    for group in alike_conditions(drugs):
+        lines.append(f"  drug names alike (only punctuation differs), kept apart: "
+                     f"{' and '.join(map(repr, group))}; if they are one compound, make the labels agree")
     if empty is not None and empty.line():
         lines.append(empty.line())
     lines.append(f"cube: {plural(ds.sizes['cell_line'], 'cell line')} x {len(conds)} conditions x "

@@ -203,3 +203,21 @@ def test_a_baseline_gene_of_several_rows_is_named(f, capsys):
             f"first used: ATF1 (2 rows)\n" in r.stdout)
     got = open_cube(f["out"])["expression"].sel(cell_line="A375", condition="baseline").values[0]
     np.testing.assert_allclose(got, baseline_values("ab", genes)[0, :6], rtol=1e-5)  # the first row's
+
+
+# ------------------------------------------------- h5ad conditions that differ only in case or punctuation
+def test_h5ad_conditions_differing_in_case_are_refused(tmp_path, capsys):
+    # before: 'vorinostat' (MCF7, 2 profiles) and 'Vorinostat' (A375, 1) became two drugs
+    inames = ["DMSO", "DMSO", "vorinostat", "vorinostat", "DMSO", "trametinib", "Vorinostat", "baseline"]
+    path = _repeated_names(tmp_path, pert_iname=inames)
+    r = cli("--h5ad", path, *H5AD_KEYS, "--out", tmp_path / "c.zarr", capsys=capsys)
+    assert ("obs['pert_iname']: condition written as 'Vorinostat' (1 profile) and 'vorinostat' (2 profiles): "
+            "one drug under two spellings would be two drugs" in r.stderr)
+
+
+def test_h5ad_conditions_differing_in_punctuation_are_named(tmp_path, capsys):
+    inames = ["DMSO", "DMSO", "SN38", "SN38", "DMSO", "trametinib", "SN-38", "baseline"]
+    path = _repeated_names(tmp_path, pert_iname=inames)
+    r = cli("--h5ad", path, *H5AD_KEYS, "--out", tmp_path / "c.zarr", rc=0, capsys=capsys)
+    assert "drugs: 3\n" in r.stdout
+    assert "  drug names alike (only punctuation differs), kept apart: 'SN38' and 'SN-38'; if" in r.stdout
