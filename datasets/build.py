@@ -33,6 +33,7 @@ from datasets.baseline import (
     BaselineMatch,
     BaselineTable,
     match_baseline,
+    normalize_name,
     read_baseline,
     read_cell_map,
 )
@@ -71,7 +72,7 @@ from datasets.studies import (
     DrugMatch,
     Study,
     find_inputs,
-    model_cell_names,
+    model_cell_map,
     resolve_drugs,
     study_table,
 )
@@ -99,6 +100,7 @@ class BuildSummary:
     merged_spellings: dict[str, str] = field(default_factory=dict)
     baseline_scale: dict[str, str] = field(default_factory=dict)  # path -> BaselineTable.scale
     baseline_unmapped: dict[str, str] = field(default_factory=dict)  # path -> its unmapped ids, left out
+    model_ambiguous: dict[str, list[str]] = field(default_factory=dict)  # Model.csv ids of 2+ names: unmapped
     # path -> kept genes of several rows (BaselineMatch.repeated_genes)
     baseline_genes_repeated: dict[str, list[str]] = field(default_factory=dict)
     response: str = ""  # datasets.response.render's lines, "" without --response
@@ -128,6 +130,11 @@ class BuildSummary:
         lines.append(f"genes kept: {self.genes_kept} of {self.genes_l1000} L1000 "
                      f"{'landmark ' if self.genes_landmark else ''}genes"
                      + (f" ({self.genes_note})" if self.genes_note else ""))
+        if self.model_ambiguous:
+            ids = "; ".join(f"{k} ({' / '.join(v)})" for k, v in list(self.model_ambiguous.items())[:8])
+            more = f" and {len(self.model_ambiguous) - 8} more" if len(self.model_ambiguous) > 8 else ""
+            lines.append(f"Model.csv ids naming two cell lines, left unmapped: {ids}{more}; settle them with "
+                         f"--cell-map")
         for p, n in self.baseline_cells.items():
             lines.append(f"baseline {p}: {plural(n, 'cell line')}, "
                          f"{self.baseline_matched[p]} matched to L1000 cell lines"
@@ -350,7 +357,10 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
     with Phase("reading L1000 matrix", n_profiles(sel) * len(genes.row_idx) * 4, progress) as phase:
         prof = load_profiles(src, sel, genes, progress=phase.update)
     with _io_phase("reading baseline", _file_bytes(model, cell_map, *baseline), progress):
-        cmap = {**(model_cell_names(model) if model is not None else {}), **read_cell_map(cell_map)}
+        model_map, model_ambiguous = model_cell_map(model) if model is not None else ({}, {})
+        given = read_cell_map(cell_map)
+        cmap = {**model_map, **given}
+        model_ambiguous = {k: v for k, v in model_ambiguous.items() if normalize_name(k) not in given}
         tables = [read_baseline(b, baseline_format, cmap) for b in baseline]
         base = match_baseline(tables, prof.cell_lines, prof.genes.entrez, prof.genes.symbols)
     n_cells = len(set(prof.cell_lines) | set(base.profiles))
@@ -407,6 +417,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         baseline_scale={str(t.path): t.scale for t in tables},
         baseline_unmapped={str(t.path): _unmapped_text(t) for t in tables if t.unmapped},
         baseline_genes_repeated=base.repeated_genes,
+        model_ambiguous=model_ambiguous,
         merged_spellings=sel.merged_spellings,
         n_cell_lines=len(args[1]), n_replicates=int(args[0].shape[2]),
         doses={d: list(sel.doses[d].values()) for d in prof.drugs},

@@ -233,7 +233,15 @@ def find_inputs(d: str | Path, cell_map_given: bool = False) -> StudyInputs:
 
 
 def model_cell_names(path: str | Path) -> dict[str, str]:
-    """DepMap Model.csv -> {normalized ModelID / COSMICID / CCLEName: StrippedCellLineName}."""
+    """DepMap Model.csv -> {normalized ModelID / COSMICID / CCLEName: StrippedCellLineName} (ids that name
+    two cell lines left out: :func:`model_cell_map`)."""
+    return model_cell_map(path)[0]
+
+
+def model_cell_map(path: str | Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """DepMap Model.csv -> ({normalized ModelID / COSMICID / CCLEName: StrippedCellLineName}, {id: its names}
+    for the ids that name two or more cell lines: those are left out of the map, never one of them taken
+    unsaid; the build says so, and --cell-map can settle them)."""
     path = Path(path)
     try:
         df = read_text_table(path, "DepMap Model.csv", dtype=str, keep_default_na=False)
@@ -246,14 +254,22 @@ def model_cell_names(path: str | Path) -> dict[str, str]:
         raise StudyError(f"{path}: Model.csv needs columns ModelID and StrippedCellLineName "
                          f"(found {list(df.columns[:6])})")
     out: dict[str, str] = {}
-    for col in ("CCLEName", "COSMICID", "ModelID"):  # later columns win on a clash
+    ambiguous: dict[str, list[str]] = {}
+    for col in ("CCLEName", "COSMICID", "ModelID"):  # later columns win on a clash between columns
         if col not in df.columns:
             continue
+        names: dict[str, dict[str, str]] = {}  # key -> {name: the id as written}
         for k, v in zip(df[col], df[name_col], strict=True):
             k = k.strip().removesuffix(".0") if col == "COSMICID" else k.strip()
             if k and v.strip():
-                out[normalize_name(k)] = v.strip()
-    return out
+                names.setdefault(normalize_name(k), {})[v.strip()] = k
+        for key, vs in names.items():
+            if len(vs) == 1:
+                out[key] = next(iter(vs))
+            else:
+                ambiguous[next(iter(vs.values()))] = sorted(vs)
+                out.pop(key, None)
+    return out, ambiguous
 
 
 # ----------------------------------------------------------------------------------------------- summary

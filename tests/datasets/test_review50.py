@@ -221,3 +221,23 @@ def test_h5ad_conditions_differing_in_punctuation_are_named(tmp_path, capsys):
     r = cli("--h5ad", path, *H5AD_KEYS, "--out", tmp_path / "c.zarr", rc=0, capsys=capsys)
     assert "drugs: 3\n" in r.stdout
     assert "  drug names alike (only punctuation differs), kept apart: 'SN38' and 'SN-38'; if" in r.stdout
+
+
+# --------------------------------------------------------------- a Model.csv id that names two cell lines
+def test_a_model_csv_id_of_two_cell_lines_is_left_unmapped_and_said(f, capsys):
+    # before: COSMICID 905946 of MCF7 and of T47D: the last row won unsaid (GDSC's 905946 became T47D)
+    model = f["dir"] / "Model.csv"
+    model.write_text("ModelID,StrippedCellLineName,COSMICID\nACH-000219,A375,906793.0\n"
+                     "ACH-000019,MCF7,905946.0\nACH-000147,T47D,905946.0\n")
+    gdsc = write_gdsc(f["dir"] / "g.txt", ["906793", "905946"], GENES[:6], baseline_values("ab", GENES[:6]))
+    r = cli("--l1000", f["gctx"], "--baseline", gdsc, "--model", model, "--out", f["out"], rc=0,
+            capsys=capsys)
+    assert ("Model.csv ids naming two cell lines, left unmapped: 905946 (MCF7 / T47D); settle them with "
+            "--cell-map" in r.stdout)
+    assert "left out: 1 COSMIC id that no cell map names (905946)" in r.stdout
+    assert "T47D" not in open_cube(f["out"]).cell_line.values.tolist()
+    cmap = f["dir"] / "map.csv"
+    cmap.write_text("source_name,cell_line\n905946,MCF7\n")
+    r = cli("--l1000", f["gctx"], "--baseline", gdsc, "--model", model, "--cell-map", cmap, "--out", f["out"],
+            "--overwrite", rc=0, capsys=capsys)
+    assert "Model.csv ids" not in r.stdout and f"baseline {gdsc}: 2 cell lines, 2 matched" in r.stdout
