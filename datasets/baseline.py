@@ -87,7 +87,7 @@ def _read_table(path: Path, what: str, **kw) -> tuple[pd.DataFrame, list[str]]:
     _check_text(path, what)
     sep = kw.get("sep", ",")
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
             header = [h.strip() for h in next(csv.reader(fh, delimiter=sep), [])]
         df = pd.read_csv(path, dtype=str, keep_default_na=False, **kw)
     except pd.errors.EmptyDataError:
@@ -170,7 +170,7 @@ def detect_format(path: Path) -> str:
     """Guess depmap | gdsc | ccle | csv from the header."""
     _check_file(path)
     _check_text(path, "baseline file")
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         first = fh.readline()
     if first.startswith("#1.2") or first.startswith("#1.3"):
         return "ccle"
@@ -213,7 +213,7 @@ def _numeric(df: pd.DataFrame, path: Path, names: Sequence[str], what: str, sep:
 def _file_line(path: Path, row: int, sep: str) -> int:
     """The 1-based line of the file where data row ``row`` (0-based, after the header; blank lines skipped,
     as pandas reads it) begins."""
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh, delimiter=sep)
         start, seen, header = 1, -1, False
         for rec in reader:

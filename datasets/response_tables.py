@@ -154,7 +154,7 @@ def _check_file(path: Path) -> None:
 
 
 def _header(path: Path, sep: str) -> list[str]:
-    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
         return [h.strip() for h in next(csv.reader(fh, delimiter=sep), [])]
 
 
@@ -311,7 +311,7 @@ def detect_format(path: str | Path) -> str:
     """gdsc | ctrp | prism from the header (module docstring's columns)."""
     path = Path(path)
     _check_file(path)
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
         first = fh.readline()
     sep = "\t" if first.count("\t") > first.count(",") else ","
     cols = set(_header(path, sep))

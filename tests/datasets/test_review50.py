@@ -19,8 +19,9 @@ from datasets_test_helpers import (
 )
 
 from datasets.baseline import read_cell_map
-from datasets.cube import open_cube
+from datasets.cube import CubeError, open_cube
 from datasets.l1000 import read_gct
+from datasets.response_tables import read_response
 from tests.datasets.build_cli import build_err, build_inputs, cli
 
 
@@ -241,3 +242,25 @@ def test_a_model_csv_id_of_two_cell_lines_is_left_unmapped_and_said(f, capsys):
     r = cli("--l1000", f["gctx"], "--baseline", gdsc, "--model", model, "--cell-map", cmap, "--out", f["out"],
             "--overwrite", rc=0, capsys=capsys)
     assert "Model.csv ids" not in r.stdout and f"baseline {gdsc}: 2 cell lines, 2 matched" in r.stdout
+
+
+# --------------------------------------------------- CSVs saved by Excel as "CSV UTF-8" (a byte order mark)
+BOM = "\ufeff"
+
+
+def test_a_response_csv_with_a_byte_order_mark_is_read(tmp_path):
+    # before: "cannot tell the response format from its header '\ufeffCOSMIC_ID,...'" (Excel's CSV UTF-8,
+    # what the .xlsx refusal asks for); with --response-format gdsc: "needs column(s) COSMIC_ID"
+    path = tmp_path / "g.csv"
+    path.write_text(BOM + "COSMIC_ID,CELL_LINE_NAME,DRUG_NAME,AUC\n906793,A375,SN-38,0.25\n",
+                    encoding="utf-8")
+    for fmt in ("auto", "gdsc"):
+        t = read_response(path, fmt)
+        assert t.fmt == "gdsc" and t.cell_name.tolist() == ["A375"] and t.value.tolist() == [0.75]
+
+
+def test_a_headerless_cell_map_with_a_byte_order_mark_is_refused(tmp_path):
+    # before: its first line '\ufeff906793,A375' was not seen as a mapping, read as the header: lost unsaid
+    (tmp_path / "m.csv").write_text(BOM + "906793,A375\n905946,MCF7\n", encoding="utf-8")
+    with pytest.raises(CubeError, match="its first line '906793,A375' is a mapping, not the header line"):
+        read_cell_map(tmp_path / "m.csv")
