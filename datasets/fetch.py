@@ -667,6 +667,20 @@ def _record(url: str, size: int, sha: str, checksum: str) -> dict:
     return {"url": url, "size": size, "sha256": sha, "date": _now(), "checksum": checksum}
 
 
+def check_url(url: str, flag: str, any_scheme: bool = False) -> None:
+    """An http(s) URL (any scheme with ``any_scheme``) with a host, else one FetchError naming ``flag``
+    (urllib's refusal of another scheme would be retried as a network failure, a malformed host a
+    traceback)."""
+    try:
+        u = urllib.parse.urlsplit(url)
+        u.port  # noqa: B018 - parses the port: ValueError where it is not a number
+    except ValueError as e:
+        raise FetchError(f"{flag} {url!r}: not a valid URL ({e})") from None
+    if (not any_scheme and u.scheme.lower() not in ("http", "https")) or not u.scheme or not u.hostname:
+        raise FetchError(f"{flag} {url!r}: not an http(s) URL with a host (expected e.g. "
+                         f"https://example.org/path/file.csv)")
+
+
 def name_from_url(url: str) -> str:
     name = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
     if not name or name in (".", ".."):
@@ -720,6 +734,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise FetchError("--sha256 applies to --url only (catalog files carry their own checksums)")
         if a.sha256 and (len(a.sha256) != 64 or any(c not in "0123456789abcdefABCDEF" for c in a.sha256)):
             raise FetchError(f"--sha256 {a.sha256!r}: expected 64 hex digits")
+        if a.url:
+            check_url(a.url, "--url")
+        if a.base_url:
+            check_url(a.base_url, "--base-url", any_scheme=True)
         if a.retries < 0:
             raise FetchError(f"--retries {a.retries}: must be 0 or more")
         d = Path(a.dir)

@@ -20,6 +20,7 @@ from datasets_test_helpers import (
 
 from datasets.baseline import read_cell_map
 from datasets.cube import CubeError, open_cube
+from datasets.fetch import main as fetch_main
 from datasets.l1000 import read_gct
 from datasets.response_tables import read_response
 from tests.datasets.build_cli import build_err, build_inputs, cli
@@ -264,3 +265,19 @@ def test_a_headerless_cell_map_with_a_byte_order_mark_is_refused(tmp_path):
     (tmp_path / "m.csv").write_text(BOM + "906793,A375\n905946,MCF7\n", encoding="utf-8")
     with pytest.raises(CubeError, match="its first line '906793,A375' is a mapping, not the header line"):
         read_cell_map(tmp_path / "m.csv")
+
+
+# ------------------------------------------------------------------------------ fetch: a bad --url
+@pytest.mark.parametrize("args, msg", [
+    (["--url", "htp://example.org/x.csv"], "--url 'htp://example.org/x.csv': not an http(s) URL with a host"),
+    (["--url", "http:///x.csv"], "--url 'http:///x.csv': not an http(s) URL with a host"),
+    (["--url", "http://[::1/x.csv"], "--url 'http://[::1/x.csv': not a valid URL (Invalid IPv6 URL)"),
+    (["gdsc", "--base-url", "http://[::1"], "--base-url 'http://[::1': not a valid URL"),
+])
+def test_a_bad_url_is_one_error_before_any_attempt(tmp_path, capsys, args, msg):
+    # before: 'htp://' and a URL without a host were tried and retried as network failures ("download failed
+    # after 6 attempts (str: unknown url type: htp)"), '[::1' a ValueError traceback
+    assert fetch_main([*args, "--dir", str(tmp_path / "d"), "--retry-wait", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {msg}") and err.count("\n") == 1
+    assert not (tmp_path / "d").exists()
