@@ -334,6 +334,12 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         check_inputs_outside(Path(out), [l1000, inst_info, gene_info, cell_map, pert_info, model, *baseline,
                                          response.path if response else None])
         check_out_path(out, overwrite)
+    _check_files([("baseline", b) for b in baseline] + [("--cell-map", cell_map), ("--model", model),
+                                                         ("--pert-info", pert_info)])
+    model_map, model_ambiguous = model_cell_map(model) if model is not None else ({}, {})
+    given = read_cell_map(cell_map)  # the small tables first: their errors before the long reads
+    cmap = {**model_map, **given}
+    model_ambiguous = {k: v for k, v in model_ambiguous.items() if normalize_name(k) not in given}
     table = _read_response(response, progress)
     with _io_phase("reading metadata", _metadata_bytes(l1000, inst_info, gene_info, pert_info), progress):
         src = open_l1000(l1000, inst_info=inst_info, gene_info=gene_info)
@@ -356,11 +362,7 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
     check_cube_size(sel, len(l_cells), n_rep, len(genes.row_idx), all_genes, max_controls)
     with Phase("reading L1000 matrix", n_profiles(sel) * len(genes.row_idx) * 4, progress) as phase:
         prof = load_profiles(src, sel, genes, progress=phase.update)
-    with _io_phase("reading baseline", _file_bytes(model, cell_map, *baseline), progress):
-        model_map, model_ambiguous = model_cell_map(model) if model is not None else ({}, {})
-        given = read_cell_map(cell_map)
-        cmap = {**model_map, **given}
-        model_ambiguous = {k: v for k, v in model_ambiguous.items() if normalize_name(k) not in given}
+    with _io_phase("reading baseline", _file_bytes(*baseline), progress):
         tables = [read_baseline(b, baseline_format, cmap) for b in baseline]
         base = match_baseline(tables, prof.cell_lines, prof.genes.entrez, prof.genes.symbols)
     n_cells = len(set(prof.cell_lines) | set(base.profiles))
@@ -436,6 +438,13 @@ def _unmapped_text(t: BaselineTable) -> str:
     return (f"{plural(len(ids), what)} that no cell map names ({', '.join(ids[:8])}{more}): not cell lines "
             f"of the cube; map them with --cell-map (source_name,cell_line) or --model "
             f"Model.csv to keep them")
+
+
+def _check_files(files: Sequence[tuple[str, str | Path | None]]) -> None:
+    """Each given input (what, path) is a file, checked before any long read: else one error naming it."""
+    for what, p in files:
+        if p is not None and not Path(p).is_file():
+            raise CubeError(f"{p}: {what} file {'is not a file' if Path(p).exists() else 'not found'}")
 
 
 def _response_options(table: ResponseTable | None, opts: ResponseOptions | None,

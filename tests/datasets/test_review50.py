@@ -281,3 +281,25 @@ def test_a_bad_url_is_one_error_before_any_attempt(tmp_path, capsys, args, msg):
     err = capsys.readouterr().err
     assert err.startswith(f"error: {msg}") and err.count("\n") == 1
     assert not (tmp_path / "d").exists()
+
+
+# -------------------------------------------------- a missing --model, --cell-map or baseline: said first
+@pytest.mark.parametrize("flag, name, msg", [
+    ("--model", "nope.csv", "--model file not found"),
+    ("--model", ".", "--model file is not a file"),
+    ("--cell-map", "nope.csv", "--cell-map file not found"),
+    ("--baseline", "gone.csv", "baseline file not found"),
+])
+def test_a_missing_small_input_is_said_before_the_l1000_read(f, capsys, monkeypatch, flag, name, msg):
+    # before: a missing or directory --model was a FileNotFoundError/IsADirectoryError traceback, and every
+    # one of these was found only after the L1000 matrix was read (hours for GSE92742)
+    import datasets.build
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the L1000 matrix was read")
+
+    monkeypatch.setattr(datasets.build, "load_profiles", no_read)
+    path = f["dir"] / name
+    extra = () if flag == "--baseline" else (flag, path)
+    err = build_err(f, *extra, base=path if flag == "--baseline" else None, capsys=capsys)
+    assert f"{path}: {msg}" in err
