@@ -107,26 +107,31 @@ class L1000Source:
 
 def _decode(arr: np.ndarray) -> np.ndarray:
     """HDF5 bytes/str array -> numpy object array of str (utf-8, latin-1 fallback, e.g. b'10 \\xb5M')."""
-    if arr.dtype.kind == "S":  # vectorized; one non-utf-8 value -> the whole field read as latin-1
+    if arr.dtype.kind == "S":  # vectorized; where a value is not utf-8, each distinct value on its own
         try:
             dec = np.char.decode(arr, "utf-8")
-        except UnicodeDecodeError:
-            dec = np.char.decode(arr, "latin-1")
+        except UnicodeDecodeError:  # not the whole field as latin-1: a utf-8 b'\xc2\xb5M' would be 'Â\xb5M'
+            uniq, inv = np.unique(arr, return_inverse=True)
+            dec = np.asarray([_decode_one(v) for v in uniq.tolist()], dtype=object)[inv.reshape(-1)]
+            dec = dec.reshape(arr.shape).astype(str)
         return np.char.strip(dec).astype(object)
     if arr.dtype.kind == "O":
         vals = arr.tolist()
         out = []
         for v in vals:
-            if isinstance(v, bytes):
-                try:
-                    v = v.decode("utf-8")
-                except UnicodeDecodeError:
-                    v = v.decode("latin-1")
-            out.append(str(v).strip())
+            out.append((_decode_one(v) if isinstance(v, bytes) else str(v)).strip())
         return np.array(out, dtype=object)
     if arr.dtype.kind == "U":
         return arr.astype(object)
     return np.array([_num_to_str(v) for v in arr.tolist()], dtype=object)
+
+
+def _decode_one(v: bytes) -> str:
+    """One value: utf-8, else latin-1."""
+    try:
+        return v.decode("utf-8")
+    except UnicodeDecodeError:
+        return v.decode("latin-1")
 
 
 def _num_to_str(v: object) -> str:

@@ -3,6 +3,7 @@ reproduced with a small file in the public layout."""
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 from datasets_test_helpers import (
@@ -303,3 +304,16 @@ def test_a_missing_small_input_is_said_before_the_l1000_read(f, capsys, monkeypa
     extra = () if flag == "--baseline" else (flag, path)
     err = build_err(f, *extra, base=path if flag == "--baseline" else None, capsys=capsys)
     assert f"{path}: {msg}" in err
+
+
+def test_gctx_metadata_mixing_utf8_and_latin1_reads_each_value(f, capsys):
+    # before: one Latin-1 value made the whole field Latin-1: the UTF-8 'µM' of the other samples became
+    # 'Â\xb5M', a unit no one knows
+    units = f["cols"]["pert_dose_unit"].to_numpy(dtype=object)
+    raw = [b"\xc2\xb5M" if u == "um" and k % 2 else b"\xb5M" if u == "um" else u.encode()
+           for k, u in enumerate(units)]
+    with h5py.File(f["gctx"], "a") as h:
+        del h["/0/META/COL/pert_dose_unit"]
+        h.create_dataset("/0/META/COL/pert_dose_unit", data=np.array(raw, dtype="S"))
+    r = cli("--l1000", f["gctx"], "--baseline", f["base"], "--out", f["out"], rc=0, capsys=capsys)
+    assert "trametinib: 2 cell lines, 12 replicates, dose 3.33 uM" in r.stdout
