@@ -360,6 +360,7 @@ def _leave_out_unmapped(t: BaselineTable, fmt: str) -> None:
     t.cell_lines = [c for c, k in zip(t.cell_lines, keep, strict=True) if k]
     t.values = t.values[keep]
     t.unmapped = unmapped
+    t.repeated = tuple(r for r in t.repeated if r.removeprefix("DATA.") not in unmapped)  # none of them kept
 
 
 LINEAR_MAX = 100.0  # log2 expression (RMA, log2(TPM+1), L1000 Level 3) stays below ~20; above 100: linear

@@ -317,3 +317,18 @@ def test_gctx_metadata_mixing_utf8_and_latin1_reads_each_value(f, capsys):
         h.create_dataset("/0/META/COL/pert_dose_unit", data=np.array(raw, dtype="S"))
     r = cli("--l1000", f["gctx"], "--baseline", f["base"], "--out", f["out"], rc=0, capsys=capsys)
     assert "trametinib: 2 cell lines, 12 replicates, dose 3.33 uM" in r.stdout
+
+
+def test_a_repeated_column_of_an_unmapped_id_is_not_said_kept(f, capsys):
+    # before: 'repeated columns, first kept: DATA.905946' of a cell line left out (its id unmapped)
+    gdsc = write_gdsc(f["dir"] / "g.txt", ["906793", "905946"], GENES[:6], baseline_values("ab", GENES[:6]))
+    lines = gdsc.read_text().splitlines()
+    # DATA.905946 repeated (as the official file repeats four columns)
+    gdsc.write_text("\n".join(ln + "\t" + (ln.split("\t")[3] if i == 0 else "9")
+                              for i, ln in enumerate(lines)))
+    cmap = f["dir"] / "map.csv"
+    cmap.write_text("source_name,cell_line\n906793,A375\n")
+    r = cli("--l1000", f["gctx"], "--baseline", gdsc, "--cell-map", cmap, "--out", f["out"], rc=0,
+            capsys=capsys)
+    assert f"baseline {gdsc}: 1 cell line, 1 matched to L1000 cell lines\n" in r.stdout  # not 'first kept'
+    assert "left out: 1 COSMIC id that no cell map names (905946)" in r.stdout
