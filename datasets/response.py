@@ -12,7 +12,9 @@ Matching, as the L1000 build matches names:
   the name matches the cube cell line with the same datasets.cell_names key (``HT-29`` = ``HT29``).
 - several measurements of one (cube cell line, drug) (a drug screened twice, GDSC1 and GDSC2 rows of one
   name, PRISM's screens, two file names of one cell line): their **mean** is stored (after the conversion,
-  so for ln_ic50 the mean of the logs) and the count is reported (:attr:`ResponseMatch.counts`).
+  so for ln_ic50 the mean of the logs) and the count is reported (:attr:`ResponseMatch.counts`). Where two
+  of the file's cell lines (two ids, else two names) match one cube cell line (``KM-H2`` and ``KMH-2``, one
+  key but two cell lines), the summary names them (:attr:`ResponseMatch.joined`).
 
 For the harness: :func:`drug_response` reads one drug's responses with, per cell line, whether it has pairs
 of the drug and a baseline singleton; :meth:`DrugResponse.lookup` aligns them with datasets.pairs'
@@ -59,6 +61,8 @@ class ResponseMatch:
     cell_lines: dict[str, str]  # the file's (mapped) cell line name -> cube cell line
     unmatched_cells: list[str]  # the file's cell line names not in the cube
     missing: list[str] = field(default_factory=list)  # cube drugs left without a response (partial)
+    joined: dict[str, list[str]] = field(default_factory=dict)  # cube cell line -> the file's cell lines
+    #   (ids, else names) it joins: their measurements averaged (KM-H2 and KMH-2: one key, two cell lines)
 
     def drug_cells(self, k: int) -> int:
         """Cube cell lines with a response for condition ``k``."""
@@ -145,12 +149,25 @@ def match_response(table: ResponseTable, cells: Sequence[str], conditions: Seque
     with np.errstate(invalid="ignore"):
         values = np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
     unmatched = sorted({str(n) for n, i in zip(names, row_cell, strict=True) if i < 0})
-    out = ResponseMatch(table, values, counts, matches, matched, unmatched)
+    out = ResponseMatch(table, values, counts, matches, matched, unmatched,
+                        joined=_joined(table, row_cell, cells))
     none = [d for d in cube_drugs if out.drug_cells(conditions.index(d)) == 0]
     if none and not partial:  # check_drugs refused those not in the file: these are, without cube cell lines
         raise _absent(table, none, "no response for any cube cell line")
     out.missing = none
     return out
+
+
+def _joined(table: ResponseTable, row_cell: np.ndarray, cells: Sequence[str]) -> dict[str, list[str]]:
+    """Cube cell lines that two or more of the file's cell lines (by id where the file has ids, else by
+    name) were matched to, with those cell lines as ``'NAME (ID)'``."""
+    ident = pd.Series([f"{n} ({i})" if i else str(n) for i, n in zip(table.cell_id, table.cell_name,
+                                                                       strict=True)])
+    keyed = pd.Series([str(i) if i else str(n) for i, n in zip(table.cell_id, table.cell_name, strict=True)])
+    df = pd.DataFrame({"cell": row_cell, "key": keyed, "ident": ident})
+    df = df[df["cell"] >= 0].drop_duplicates("key")
+    many = df.groupby("cell")["ident"].agg(list)
+    return {cells[int(c)]: sorted(v) for c, v in many.items() if len(v) > 1}
 
 
 def response_attrs(match: ResponseMatch) -> dict[str, str]:
@@ -202,6 +219,10 @@ def render(match: ResponseMatch, ds: xr.Dataset) -> str:
     lines.append(f"  cell lines: {len(match.cell_lines)} of the file's {n_file} matched to cube cell lines"
                  + (f"; not in the cube: {', '.join(match.unmatched_cells[:5])}"
                     f"{', ...' if len(match.unmatched_cells) > 5 else ''}" if match.unmatched_cells else ""))
+    for cell, who in match.joined.items():
+        lines.append(f"  {cell}: the file's cell lines {' and '.join(who)} matched it (one name key), their "
+                     f"measurements averaged; if they are different cell lines, map one of them elsewhere "
+                     f"with --cell-map")
     several = match.counts > 1
     if several.any():
         lines.append(f"  several measurements averaged for {int(several.sum())} cell line-drug pairs (up to "

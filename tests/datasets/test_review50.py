@@ -23,6 +23,7 @@ from datasets.baseline import read_cell_map
 from datasets.cube import CubeError, open_cube
 from datasets.fetch import main as fetch_main
 from datasets.l1000 import read_gct
+from datasets.response import match_response, render
 from datasets.response_tables import read_response
 from tests.datasets.build_cli import build_err, build_inputs, cli
 
@@ -332,3 +333,25 @@ def test_a_repeated_column_of_an_unmapped_id_is_not_said_kept(f, capsys):
             capsys=capsys)
     assert f"baseline {gdsc}: 1 cell line, 1 matched to L1000 cell lines\n" in r.stdout  # not 'first kept'
     assert "left out: 1 COSMIC id that no cell map names (905946)" in r.stdout
+
+
+# ------------------------------------------------- response: two of the file's cell lines, one cube cell line
+def test_response_cell_lines_joined_into_one_cube_cell_line_are_named(tmp_path):
+    # before: KM-H2 (COSMIC 1, AUC 0.2) and KMH-2 (COSMIC 2, AUC 0.8), two cell lines of one name key, were
+    # averaged into the cube's KMH2 (0.5) and the summary said only 'several measurements averaged for 2
+    # cell line-drug pairs', as of MCF7's two screens of one cell line
+    from tests.datasets.response_layout import write_gdsc as write_response
+    from tests.datasets.test_response import cube_with_gaps
+
+    path = write_response(tmp_path / "g.csv", [
+        ("1", "KM-H2", "SN-38", "", "0.2", ""), ("2", "KMH-2", "SN-38", "", "0.8", ""),
+        ("3", "A375", "SN-38", "", "0.5", ""), ("4", "MCF7", "selumetinib", "", "0.5", ""),
+        ("4", "MCF7", "selumetinib", "", "0.7", "")])
+    ds = cube_with_gaps().assign_coords(cell_line=["A375", "MCF7", "PC3", "KMH2"])
+    m = match_response(read_response(path), [str(c) for c in ds.cell_line.values],
+                       [str(c) for c in ds.condition.values])
+    assert m.joined == {"KMH2": ["KM-H2 (1)", "KMH-2 (2)"]}
+    text = render(m, ds)
+    assert ("  KMH2: the file's cell lines KM-H2 (1) and KMH-2 (2) matched it (one name key), their "
+            "measurements averaged" in text)
+    assert "MCF7: the file's" not in text  # one cell line (one COSMIC id) measured twice: no such line
