@@ -192,8 +192,14 @@ def read_gct(path: str | Path) -> L1000Source:
                 raise L1000Error(f"{path}: GCT 1.3 line 2 needs '<rows> <cols> <row-meta> <col-meta>', "
                                  f"found {dims_line!r}")
             n_rows, n_cols, n_rmeta, n_cmeta = dims[:4]
+        rows, starts = [], []  # non-blank records and the file line each begins on (after lines 1-2)
         try:
-            rows = [r for r in csv.reader(fh, delimiter="\t", quotechar='"') if any(x.strip() for x in r)]
+            reader, prev = csv.reader(fh, delimiter="\t", quotechar='"'), 0
+            for r in reader:
+                if any(x.strip() for x in r):
+                    rows.append(r)
+                    starts.append(prev + 3)
+                prev = reader.line_num
         except csv.Error as e:
             raise L1000Error(f"{path}: cannot parse as tab-separated GCT text ({e})") from e
     if not rows:
@@ -208,7 +214,7 @@ def read_gct(path: str | Path) -> L1000Source:
     width = len(header)
     for i, f in enumerate(fields):
         if len(f) != width:
-            raise L1000Error(f"{path}: line {i + 4} has {len(f)} fields, expected {width} "
+            raise L1000Error(f"{path}: line {starts[i + 1]} has {len(f)} fields, expected {width} "
                              f"(1 id + {n_rmeta} row metadata + {n_cols} samples)")
     sample_ids = np.array([h.strip() for h in header[1 + n_rmeta:]], dtype=object)
     cmeta_rows = fields[:n_cmeta]

@@ -355,3 +355,11 @@ def test_response_cell_lines_joined_into_one_cube_cell_line_are_named(tmp_path):
     assert ("  KMH2: the file's cell lines KM-H2 (1) and KMH-2 (2) matched it (one name key), their "
             "measurements averaged" in text)
     assert "MCF7: the file's" not in text  # one cell line (one COSMIC id) measured twice: no such line
+
+
+def test_a_ragged_gct_line_is_named_by_its_file_line(tmp_path):
+    # before: 'line 5' (blank lines not counted) for the 7th line of the file
+    path = tmp_path / "x.gct"
+    path.write_text("#1.2\n3\t2\nName\tDescription\tS1\tS2\n\ng1\tA\t1\t2\n\ng2\tB\t1\t2\t3\ng3\tC\t1\t2\n")
+    with pytest.raises(CubeError, match=r"x.gct: line 7 has 5 fields, expected 4"):
+        read_gct(path)
