@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datasets.baseline import _check_text
+from datasets.baseline import _check_text, _file_line
 from datasets.errors import CubeError
 from datasets.l1000 import NA_TOKENS
 from datasets.text_tables import undecodable
@@ -182,7 +182,13 @@ def _columns(path: Path, sep: str, need: Sequence[str], what: str, optional: Seq
     return df.apply(lambda s: s.str.strip())
 
 
-def _numbers(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
+def _line(path: Path, row: object, sep: str) -> int:
+    """The file line of data row ``row`` (its label in the frame read: blank lines and rows dropped since
+    are counted, as pandas skips them; line 1 is the header)."""
+    return _file_line(path, int(row), sep)
+
+
+def _numbers(df: pd.DataFrame, col: str, path: Path, sep: str = ",") -> np.ndarray:
     """float64 values of ``col``: NA tokens -> NaN; anything else non-numeric is an error naming the line
     (line 1 is the header)."""
     raw = df[col].to_numpy(dtype=object)
@@ -191,17 +197,21 @@ def _numbers(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
     bad = np.flatnonzero(np.isnan(vals) & ~na)
     if len(bad):
         i = int(bad[0])
-        raise ResponseError(f"{path}: column {col!r}, line {i + 2}: {raw[i]!r} is not a number ({len(bad)} "
+        line = _line(path, df.index[i], sep)
+        raise ResponseError(f"{path}: column {col!r}, line {line}: {raw[i]!r} is not a number ({len(bad)} "
                             f"such value(s)); fix or empty them (empty = not measured)")
     return vals
 
 
-def _convert(m: Measure, vals: np.ndarray, path: Path) -> tuple[np.ndarray, list[str]]:
-    """Converted values and notes; an IC50 <= 0 is an error, infinite values are not measured."""
+def _convert(m: Measure, vals: np.ndarray, path: Path, rows: np.ndarray,
+             sep: str) -> tuple[np.ndarray, list[str]]:
+    """Converted values and notes; an IC50 <= 0 is an error (naming the line of data row ``rows[i]``),
+    infinite values are not measured."""
     notes = []
     if m.convert is _minus_ln and (vals <= 0).any():
         i = int(np.flatnonzero(vals <= 0)[0])
-        raise ResponseError(f"{path}: column {m.column!r}, line {i + 2}: IC50 {vals[i]:g} is not a positive "
+        line = _line(path, rows[i], sep)
+        raise ResponseError(f"{path}: column {m.column!r}, line {line}: IC50 {vals[i]:g} is not a positive "
                             f"concentration")
     inf = np.isinf(vals)
     if inf.any():
@@ -219,8 +229,8 @@ def _measure(fmt: str, name: str | None) -> Measure:
 
 
 def _table(fmt: str, files: Sequence[Path], m: Measure, cell_id: np.ndarray, cell_name: np.ndarray,
-           drug: np.ndarray, raw: np.ndarray, notes: list[str]) -> ResponseTable:
-    value, more = _convert(m, raw, files[0])
+           drug: np.ndarray, raw: np.ndarray, notes: list[str], rows: np.ndarray, sep: str) -> ResponseTable:
+    value, more = _convert(m, raw, files[0], rows, sep)
     missing = np.isnan(value)
     unnamed = ~missing & ((drug == "") | ((cell_name == "") & (cell_id == "")))
     if unnamed.any():
@@ -240,7 +250,8 @@ def read_gdsc(path: str | Path, measure: str | None = None) -> ResponseTable:
                   "GDSC fitted dose response")
     cosmic = np.asarray([c.removesuffix(".0") for c in df["COSMIC_ID"]], dtype=object)
     return _table("gdsc", [path], m, cosmic, df["CELL_LINE_NAME"].to_numpy(dtype=object),
-                  df["DRUG_NAME"].to_numpy(dtype=object), _numbers(df, m.column, path), [])
+                  df["DRUG_NAME"].to_numpy(dtype=object), _numbers(df, m.column, path), [],
+                  df.index.to_numpy(), ",")
 
 
 def read_prism(path: str | Path, measure: str | None = None) -> ResponseTable:
@@ -258,7 +269,7 @@ def read_prism(path: str | Path, measure: str | None = None) -> ResponseTable:
             df, raw = df[~failed], raw[~failed]
     names = np.asarray([n.split("_", 1)[0] for n in df["ccle_name"]], dtype=object)  # A375_SKIN -> A375
     return _table("prism", [path], m, df["depmap_id"].to_numpy(dtype=object), names,
-                  df["name"].to_numpy(dtype=object), raw, notes)
+                  df["name"].to_numpy(dtype=object), raw, notes, df.index.to_numpy(), ",")
 
 
 def _lookup(path: Path, key: str, value: str, what: str) -> dict[str, str]:
@@ -290,7 +301,8 @@ def read_ctrp(path: str | Path, measure: str | None = None) -> ResponseTable:
         unknown = ~df[col].isin(list(table)).to_numpy()
         if unknown.any():
             i = int(np.flatnonzero(unknown)[0])
-            raise ResponseError(f"{path}: {col} {df[col].iloc[i]!r} (line {i + 2}; {int(unknown.sum())} "
+            line = _line(path, df.index[i], "\t")
+            raise ResponseError(f"{path}: {col} {df[col].iloc[i]!r} (line {line}; {int(unknown.sum())} "
                                 f"row(s) in all) is not in {meta.name}; use the metadata of the same CTRPv2 "
                                 f"release")
     ccl = df["experiment_id"].map(experiment)
@@ -301,7 +313,8 @@ def read_ctrp(path: str | Path, measure: str | None = None) -> ResponseTable:
                             f"the same CTRPv2 release")
     names = ccl.map(cell).to_numpy(dtype=object)
     return _table("ctrp", [path, *metas], m, np.full(len(df), "", dtype=object), names,
-                  df["master_cpd_id"].map(compound).to_numpy(dtype=object), _numbers(df, m.column, path), [])
+                  df["master_cpd_id"].map(compound).to_numpy(dtype=object),
+                  _numbers(df, m.column, path, "\t"), [], df.index.to_numpy(), "\t")
 
 
 READERS: dict[str, Callable[..., ResponseTable]] = {"gdsc": read_gdsc, "ctrp": read_ctrp, "prism": read_prism}

@@ -363,3 +363,24 @@ def test_a_ragged_gct_line_is_named_by_its_file_line(tmp_path):
     path.write_text("#1.2\n3\t2\nName\tDescription\tS1\tS2\n\ng1\tA\t1\t2\n\ng2\tB\t1\t2\t3\ng3\tC\t1\t2\n")
     with pytest.raises(CubeError, match=r"x.gct: line 7 has 5 fields, expected 4"):
         read_gct(path)
+
+
+# --------------------------------------------------------------- response errors name the file's line
+def test_response_errors_name_the_file_line(tmp_path):
+    # before: PRISM's IC50 0 on line 4 was 'line 3' (the STR-failed row on line 2 dropped first), and a GDSC
+    # value after a blank line was one line early
+    from tests.datasets.response_layout import write_gdsc as write_response
+    from tests.datasets.response_layout import write_prism
+
+    prism = write_prism(tmp_path / "p.csv", [
+        ("ACH-1", "A375_SKIN", "SN-38", "0.5", "1", "FALSE", "HTS002"),
+        ("ACH-2", "MCF7_BREAST", "SN-38", "0.5", "1", "TRUE", "HTS002"),
+        ("ACH-3", "PC3_PROSTATE", "SN-38", "0.5", "0", "TRUE", "HTS002")])
+    with pytest.raises(CubeError, match=r"p.csv: column 'ic50', line 4: IC50 0 is not a positive"):
+        read_response(prism, "prism", "ln_ic50")
+    gdsc = write_response(tmp_path / "g.csv", [("1", "A375", "SN-38", "", "0.2", ""),
+                                               ("2", "MCF7", "SN-38", "", "abc", "")])
+    lines = gdsc.read_text().splitlines()
+    gdsc.write_text("\n".join([lines[0], lines[1], "", lines[2]]) + "\n")
+    with pytest.raises(CubeError, match=r"g.csv: column 'AUC', line 4: 'abc' is not a number"):
+        read_response(gdsc, "gdsc")
