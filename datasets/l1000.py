@@ -412,8 +412,12 @@ class GeneSelection:
         return "; ".join(parts)
 
 
+_TRUE = {"1", "1.0", "true", "t", "y", "yes"}
+_FALSE = {"0", "0.0", "false", "f", "n", "no", "nan", "none", ""}  # nan/none: missing (-666 read as NaN)
+
+
 def _truthy(v: object) -> bool:
-    return str(v).strip().lower() in {"1", "1.0", "true", "t", "y", "yes"}
+    return str(v).strip().lower() in _TRUE
 
 
 def select_genes(src: L1000Source, all_genes: bool = False) -> GeneSelection:
@@ -422,7 +426,15 @@ def select_genes(src: L1000Source, all_genes: bool = False) -> GeneSelection:
     lm_col = next((c for c in LANDMARK_COLUMNS if c in rm.columns), None)
     keep = np.ones(len(src.row_ids), dtype=bool)
     if not all_genes and lm_col is not None:
-        keep = rm[lm_col].map(_truthy).to_numpy(dtype=bool)
+        flags = rm[lm_col].map(lambda v: str(v).strip().lower())
+        odd = np.flatnonzero(~flags.isin(_TRUE | _FALSE).to_numpy())
+        if len(odd):
+            i = int(odd[0])
+            raise L1000Error(f"{src.path}: {lm_col} {rm[lm_col].iloc[i]!r} (row {str(src.row_ids[i])!r}; "
+                             f"{plural(len(odd), 'row')} in all) is neither a yes (1, Y, true) nor a no (0, "
+                             f"N, false): whether the gene is a landmark is unknown; fix the flag (or "
+                             f"--gene-info), or take every row with --all-genes")
+        keep = flags.isin(_TRUE).to_numpy(dtype=bool)
         if not keep.any():
             raise L1000Error(f"{src.path}: no landmark genes ({lm_col} is never 1); use --all-genes")
     ent = rm["pr_gene_id"] if "pr_gene_id" in rm.columns else pd.Series(src.row_ids, index=rm.index)

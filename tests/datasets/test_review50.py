@@ -384,3 +384,14 @@ def test_response_errors_name_the_file_line(tmp_path):
     gdsc.write_text("\n".join([lines[0], lines[1], "", lines[2]]) + "\n")
     with pytest.raises(CubeError, match=r"g.csv: column 'AUC', line 4: 'abc' is not a number"):
         read_response(gdsc, "gdsc")
+
+
+def test_an_unknown_landmark_flag_is_refused(tmp_path, capsys):
+    # before: pr_is_lmark 'L' (neither yes nor no) counted as 'not a landmark' unsaid: 'genes kept: 5 of 5'
+    f = build_inputs(tmp_path)
+    rows = f["rows"].copy()
+    rows.loc[2, "pr_is_lmark"] = "L"
+    gctx = write_gctx(tmp_path / "lm.gctx", f["mat"], rows, f["cols"])
+    err = build_err(f, l1000=gctx, capsys=capsys)
+    assert (f"{gctx}: pr_is_lmark 'L' (row '6009_at'; 1 row in all) is neither a yes (1, Y, true) nor a no"
+            in err)
