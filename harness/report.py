@@ -427,7 +427,9 @@ def table1_markdown(df: pd.DataFrame, counts: dict[str, int], products: str = ""
     lines += _fewer_lines(df.attrs.get("fewer_splits", []))
     lines += [f"\n{line}" for line in df.attrs.get("empty_columns", [])]
     lines += ["", "The rho_* columns are the paper's whole-profile Spearman correlations in the raw gene "
-              "space, which mostly measure the genes' usual levels; delta_pearson measures the change."]
+              "space, which mostly measure the genes' usual levels; delta_pearson measures the change. A "
+              "prediction that is one number for every gene ranks no gene and counts 0 in them (chance), "
+              "not an undefined value left out of the mean."]
     if products:
         lines += ["", products]
     return "\n".join(lines) + "\n"

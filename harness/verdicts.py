@@ -595,7 +595,23 @@ def _truth_line(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, latent
     return line + "."
 
 
-def _legend(methods: list[str], comp: pd.DataFrame) -> list[str]:
+def _constant_words(scores: pd.DataFrame) -> str:
+    """" One number for every gene ...: <method> (k of its n fits), ..." for the methods whose rho_pred_pert
+    is exactly 0 on some fit (pertvae_core.metrics.prediction_spearman_rows: a prediction constant across
+    genes on every test pair; a mean of informative correlations is never exactly 0), '' without one."""
+    sub = scores[scores["metric"] == "rho_pred_pert"].dropna(subset=["value"])
+    if sub.empty:
+        return ""
+    n = sub.groupby("method", sort=False)["value"].agg(zero=lambda v: int((v == 0.0).sum()), total="size")
+    hit = n[n["zero"] > 0]
+    if hit.empty:
+        return ""
+    return (" One number for every gene on every test pair of a fit, so rho_pred_pert 0 there: "
+            + ", ".join(f"{m} ({int(r['zero'])} of its {plural(int(r['total']), 'fit')})"
+                        for m, r in hit.iterrows()) + ".")
+
+
+def _legend(methods: list[str], comp: pd.DataFrame, scores: pd.DataFrame) -> list[str]:
     """benchmark.md's legend: what each column means, in plain words (PertVAE's columns only where it
     ran)."""
     lines = [
@@ -645,7 +661,10 @@ def _legend(methods: list[str], comp: pd.DataFrame) -> list[str]:
                 "against the built-in methods too (their scores stay the same).")
     lines += [
         "- chance levels: " + ", ".join(f"{m} {v:g}" for m, v in CHANCE.items()) + "; mse_z and the Spearman "
-        "metrics describe the whole profile and have none.",
+        "metrics describe the whole profile and have none, but a prediction that is one number for every "
+        "gene ranks no gene above another and scores 0 on the Spearman metrics (rho_pred_pert, "
+        "rho_pred_pert_z), as on the correlations of the change, not an undefined value left out of the "
+        "means." + _constant_words(scores),
         "- cell-specificity gain: the method's delta_pearson minus that of the same fit predicting from "
         "another test cell line's untreated profile (a fixed derangement per split); ~0 for a method that "
         f"predicts one change for every cell line. * = gain > 0 at q < {ALPHA}. retrieval: how often the "
@@ -708,7 +727,7 @@ def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame,
         agree = _agreement(scores, latent)
         if agree:
             lines += ["### Do the metrics agree on the ranking of the methods?", ""] + agree + [""]
-    lines += [*_legend(methods, comp), ""]
+    lines += [*_legend(methods, comp, scores), ""]
     pairing = json_attr(ds, "pairing")
     if pairing:
         lines += [f"Pairing of x1 (control) with x2 (treated) replicates ({PAIRING_NOTE}): "

@@ -39,7 +39,11 @@ the score of a prediction of no change and, on average, of any prediction unrela
   (pi a fixed derangement of the split's test cell lines, seeded by their names, the same for every
   method). delta_pearson minus it is the method's cell-specificity gain: ~0 for a method that predicts one
   change for every cell line (mean_shift: exactly 0 up to float round-off).
-A prediction of no change has correlation 0 (:func:`pertvae_core.metrics.change_pearson_rows`).
+A prediction of no change has correlation 0 (:func:`pertvae_core.metrics.change_pearson_rows`), and so
+does, in the Spearman metrics, a prediction constant across genes
+(:func:`pertvae_core.metrics.prediction_spearman_rows`): it ranks no gene, so it is scored at the
+correlation's chance level, never dropped as undefined (a NaN would leave its method scored on its
+informative test pairs or splits alone).
 
 :func:`score_detail` also keeps the per-cell-line values behind each mean (``rho_pred_pert`` per cell line
 is the mean over its test pairs) and, per gene over the independent test cell lines, the sufficient
@@ -61,10 +65,10 @@ from pertvae_core.data import SplitData, distinct_rows, measured_profiles
 from pertvae_core.metrics import (
     change_pearson_rows,
     mse_rows,
+    prediction_spearman_rows,
     retrieval_rows,
     rho_mean,
     sign_agreement_top_rows,
-    spearman_rows,
 )
 
 __all__ = ["SCORING", "METRICS", "GENE_METRICS", "PRIMARY", "RHO_REC", "ABLATED", "CHANCE", "CHANGE_METRICS",
@@ -146,7 +150,7 @@ def reconstruction_rho(controls: np.ndarray, labels: np.ndarray, reconstruction:
     """Figure 2's rho_rec: Spearman(reconstruction, control) per distinct test control, averaged per cell
     line, then over cell lines (a control shared by many pairs, or drugs in the pooled scope, counts once,
     and each cell line weighs the same)."""
-    return per_cell_mean(spearman_rows(reconstruction, controls), labels)
+    return per_cell_mean(prediction_spearman_rows(reconstruction, controls), labels)
 
 
 def _derangement(names: tuple[str, ...]) -> np.ndarray:
@@ -291,8 +295,9 @@ def score_detail(split: SplitData, pred_pairs: np.ndarray, pred_cells: np.ndarra
     ind = cells.independent
     with np.errstate(invalid="ignore"):
         per_cell = {
-            "rho_pred_pert": _per_cell_of_pairs(split, cells, spearman_rows(pred_pairs, split.x2_test)),
-            "rho_pred_pert_z": spearman_rows(zhat, zx2),
+            "rho_pred_pert": _per_cell_of_pairs(split, cells,
+                                                prediction_spearman_rows(pred_pairs, split.x2_test)),
+            "rho_pred_pert_z": prediction_spearman_rows(zhat, zx2),
             "mse_z": mse_rows(zhat, zx2),
             **_change_scores(d_hat, d_obs, m, rms, cells),
         }

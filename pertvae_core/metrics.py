@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["spearman_rows", "rho_mean", "pearson_rows", "change_pearson_rows", "sign_agreement_top_rows",
-           "mse_rows", "retrieval_rows"]
+__all__ = ["spearman_rows", "prediction_spearman_rows", "rho_mean", "pearson_rows", "change_pearson_rows",
+           "sign_agreement_top_rows", "mse_rows", "retrieval_rows"]
 
 
 def _as_float64(x: Any, name: str) -> np.ndarray:
@@ -48,12 +48,25 @@ def spearman_rows(a: Any, b: Any) -> np.ndarray:
     return _row_pearson(rankdata(x, axis=-1), rankdata(y, axis=-1))
 
 
+def prediction_spearman_rows(pred: Any, obs: Any) -> np.ndarray:
+    """:func:`spearman_rows` of a prediction with what it predicts, where a prediction constant across genes
+    scores 0, the correlation's chance level, not NaN: it ranks no gene above another, so it carries no
+    information, and a NaN would be dropped by the mean over rows or splits, scoring such a method on its
+    informative rows (or splits) alone. A constant or NaN row of ``obs``, or NaN in ``pred``, stays NaN."""
+    rho = spearman_rows(pred, obs)
+    p, o = _as_float64(pred, "pred"), _as_float64(obs, "obs")
+    flat = ((p == p[..., :1]).all(axis=-1) & np.isfinite(p).all(axis=-1) & np.isfinite(o).all(axis=-1)
+            & ~(o == o[..., :1]).all(axis=-1))
+    return np.where(flat, 0.0, rho)
+
+
 def rho_mean(pred: Any, obs: Any) -> float:
-    """A split's value: the mean over rows (test pairs) of :func:`spearman_rows` (NaN rows ignored).
+    """A split's value: the mean over rows (test pairs) of :func:`prediction_spearman_rows` (NaN rows
+    ignored; a prediction constant across genes counts 0).
 
     Returns NaN when there are no rows or every row is NaN.
     """
-    rho = spearman_rows(pred, obs)
+    rho = prediction_spearman_rows(pred, obs)
     rho = np.atleast_1d(rho).ravel()
     finite = rho[np.isfinite(rho)]
     return float(finite.mean()) if finite.size else float("nan")
