@@ -219,8 +219,21 @@ def change_unknown(ceiling: dict[str, Any], drug: str) -> bool:
     return "signal_z" in c and not (isinstance(z, int | float) and np.isfinite(z))
 
 
+def change_not_recorded(ceiling: dict[str, Any], drug: str) -> bool:
+    """Whether the store records no reliability z for the drug (a store written before the measure, or
+    without a ceiling): has_change counts it with the measured changes, as it is not known to be null, but
+    an absent value must not read as a measured change."""
+    return "signal_z" not in (ceiling.get(drug) or {})
+
+
+NOT_RECORDED = "not recorded"
+
+
 def _change_cell(ceiling: dict[str, Any], drug: str) -> str:
-    """The 'measured change' column: yes, no, or n/a (too few replicates to tell)."""
+    """The 'measured change' column: yes, no, n/a (too few replicates to tell) or not recorded (a store
+    written before the measure)."""
+    if change_not_recorded(ceiling, drug):
+        return NOT_RECORDED
     if change_unknown(ceiling, drug):
         return "n/a"
     return "yes" if has_change(ceiling, drug) else "no"
@@ -228,9 +241,13 @@ def _change_cell(ceiling: dict[str, Any], drug: str) -> str:
 
 def _unknown_words(ceiling: dict[str, Any], real: list[str], lead: str) -> str:
     """'' when every drug of ``real`` measures its change, else ``lead`` and the drugs whose replicates were
-    too few to tell (counted with ``real``: they are not known to be null)."""
+    too few to tell, then the drugs whose store records no measure (both counted with ``real``: they are
+    not known to be null)."""
     unknown = [d for d in real if change_unknown(ceiling, d)]
-    return f"{lead} ({_join(unknown)})" if unknown else ""
+    unrecorded = [d for d in real if change_not_recorded(ceiling, d)]
+    return ((f"{lead} ({_join(unknown)})" if unknown else "")
+            + (f" or whose store does not record it ({_join(unrecorded)}: written before the measure)"
+               if unrecorded else ""))
 
 
 def ran(scores: pd.DataFrame, latent: int | None = None) -> bool:
@@ -627,7 +644,8 @@ def _legend(methods: list[str], comp: pd.DataFrame, scores: pd.DataFrame) -> lis
         f"share of the measured change's variance is above 0 at z > {SIGNAL_Z:g}); on drugs without one, "
         "every method should sit at chance. n/a: the replicates are too few to tell (the ceiling's reason "
         "is at the end); such a drug is counted with those with a measured change, as it is not known to be "
-        "null.",
+        f"null. {NOT_RECORDED}: the result store was written before this measure existed; such a drug is "
+        "counted with those with a measured change too.",
         f"- ceiling: the expected {PRIMARY} of a predictor that knows each test cell line's true change, "
         "estimated from the replicate scatter for the measured change exactly as the metric builds it (the "
         "same reference controls and replicate counts), pooled over the drug's splits; +/- its 95% "
