@@ -172,10 +172,44 @@ def describe_run(out: Path) -> str:
     t = run.get("timings", {}) if isinstance(run, dict) else {}
     if t:
         lines.append(f"last run: started {t.get('started')}, {t.get('seconds')} s, {t.get('fits_run')} fits")
-    kinds = (".md", ".csv", ".png", ".svg", ".tex", ".txt")
-    present = sorted(p.name for p in out.iterdir() if p.suffix in kinds)
-    lines.append("report files: " + (", ".join(present) or f"none yet (pertvae-bench report {out})"))
+    lines += report_files_lines(out, run if isinstance(run, dict) else {})
     return "\n".join(lines)
+
+
+REPORT_KINDS = (".md", ".csv", ".png", ".svg", ".tex", ".txt")
+RUN_FILES = ("failures.csv",)   # written by the run, not by its report
+
+
+def report_files_lines(out: Path, run: dict[str, Any]) -> list[str]:
+    """The report's files in OUT: those the last finished render wrote (run.json's ``report.files``), and
+    apart those present that it did not write (left by an earlier report, e.g. figures kept by
+    --no-figures) or every one present when no finished render is recorded (a render that stopped
+    half-way, or a run that stopped before its report: they are an earlier report's, perhaps of fewer
+    results)."""
+    present = sorted(p.name for p in out.iterdir()
+                     if p.is_file() and p.suffix in REPORT_KINDS and p.name not in RUN_FILES)
+    report = run.get("report")
+    if not present:
+        return [f"report files: none yet (pertvae-bench report {out})"]
+    again = f"pertvae-bench report {out} writes a current one"
+    if not isinstance(report, dict) or not isinstance(report.get("files"), list):
+        if isinstance(report, dict) and report.get("unfinished"):
+            why = (f"the last report, started {report.get('started')}, did not finish; present, from it or "
+                   "an earlier report (perhaps of fewer results)")
+        else:
+            why = ("run.json records no finished report of the run as it is now (its last run stopped before "
+                   "writing one); present from an earlier report, perhaps of fewer results")
+        return [f"report files: none current: {why}: {', '.join(present)}; {again}"]
+    wrote = {str(f) for f in report["files"]}
+    current = [p for p in present if p in wrote]
+    lines = ["report files: " + (", ".join(current) or "none"),
+             f"report rendered: {report.get('rendered', '?')}"]
+    if old := [p for p in present if p not in wrote]:
+        lines.append("left from an earlier report, not rewritten by the last one (perhaps of fewer results): "
+                     + ", ".join(old))
+    if gone := sorted(wrote - set(present) - {"run.json"}):
+        lines.append(f"written by the last report and since removed: {', '.join(gone)}")
+    return lines
 
 
 def describe(path: str | Path) -> str:

@@ -859,9 +859,32 @@ def render_report(out_dir: str | Path, with_figures: bool = True) -> Path:
         return _render_report(Path(out_dir), with_figures)
 
 
+def _run_json(out: Path) -> dict[str, Any]:
+    """OUT/run.json's contents ({} without one; a note when it is not JSON)."""
+    if not (out / "run.json").exists():
+        return {}
+    try:
+        info = json.loads((out / "run.json").read_text())
+    except json.JSONDecodeError:
+        return {"previous_run_json_unreadable": True}
+    return info if isinstance(info, dict) else {"previous_run_json_unreadable": True}
+
+
+def _begin_render(out: Path) -> None:
+    """Before a render writes anything: remove summary.txt and mark run.json's ``report`` unfinished (no
+    ``files``), so that a render that stops half-way (Ctrl-C, a full disk) leaves no summary, and no list
+    of files, of an earlier report passing for this one (``pertvae-bench info`` says so)."""
+    with contextlib.suppress(FileNotFoundError):
+        (out / "summary.txt").unlink()
+    info = _run_json(out)
+    info["report"] = {"unfinished": True, "started": datetime.now(UTC).isoformat()}
+    _write_text(out / "run.json", json.dumps(info, indent=2, sort_keys=True, default=str))
+
+
 def _render_report(out: Path, with_figures: bool) -> Path:
     """:func:`render_report`'s work."""
     ds = open_results(out).transpose("model", "drug", "latent", "split", ...)
+    _begin_render(out)
     res = _tables(ds)
     counts, partial = res.counts, res.partial
     have = parts(ds)
@@ -872,12 +895,7 @@ def _render_report(out: Path, with_figures: bool) -> Path:
     _write_text(out / "summary.txt", summary_text(out, ds, res, [p.name for p in written], kept))
     written.append(out / "summary.txt")
     run_json = out / "run.json"
-    info: dict[str, Any] = {}
-    if run_json.exists():
-        try:
-            info = json.loads(run_json.read_text())
-        except json.JSONDecodeError:
-            info = {"previous_run_json_unreadable": True}
+    info = _run_json(out)
     info["report"] = {**counts, "partial": partial, "rendered": datetime.now(UTC).isoformat(),
                       "files": sorted(p.name for p in written)}
     if stops := figure2_stops(ds):

@@ -35,3 +35,52 @@ def test_a_store_without_signal_z_does_not_say_yes(tmp_path: Path) -> None:
     summary = (out / "summary.txt").read_text()
     assert ("on the 2 drug(s) whose replicates measure a change or whose store does not record it (dA and "
             "dB: written before the measure):") in summary
+
+
+def _info(out: Path) -> str:
+    from harness.info import describe_run
+
+    return describe_run(out)
+
+
+def test_an_interrupted_render_leaves_no_report_passing_for_current(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C while a re-render wrote its files: table1.* were the new report's, benchmark.md and the rest
+    the earlier one's, yet summary.txt (the earlier report's) stayed and info listed every file as the
+    report's. Now the summary is gone and info says the last report did not finish."""
+    from harness import verdicts
+
+    out = _store(tmp_path, ["pertvae", "baselines"])
+    render_report(out, with_figures=False)
+    assert "\nreport rendered: " in _info(out)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verdicts, "benchmark_markdown", interrupted)
+    try:
+        render_report(out, with_figures=False)
+    except KeyboardInterrupt:
+        pass
+    assert not (out / "summary.txt").exists()
+    assert "report files: none current: the last report, started " in _info(out)
+    assert "did not finish; present, from it or an earlier report" in _info(out)
+    monkeypatch.undo()
+    render_report(out, with_figures=False)
+    assert "\nreport rendered: " in _info(out) and (out / "summary.txt").exists()
+
+
+def test_info_tells_the_last_reports_files_from_older_ones(tmp_path: Path) -> None:
+    """A figure an earlier report drew (kept by --no-figures) was listed with the current report's files;
+    and after a run that stopped before its report (run.json rewritten without one) every file was."""
+    out = _store(tmp_path, ["pertvae", "baselines"])
+    (out / "forest.png").write_bytes(b"an earlier report's figure")
+    render_report(out, with_figures=False)
+    text = _info(out)
+    current = next(line for line in text.splitlines() if line.startswith("report files: "))
+    assert "forest.png" not in current and "table1.md" in current and "summary.txt" in current
+    assert ("left from an earlier report, not rewritten by the last one (perhaps of fewer results): "
+            "forest.png") in text
+    run = json.loads((out / "run.json").read_text())
+    del run["report"]
+    (out / "run.json").write_text(json.dumps(run))
+    assert "report files: none current: run.json records no finished report" in _info(out)
