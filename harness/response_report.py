@@ -234,9 +234,18 @@ def response_table(ds: xr.Dataset) -> pd.DataFrame:
     for (drug, latent), block in wide.groupby(level=["drug", "latent"], sort=False):
         for metric in METRICS:
             rows += _method_rows(block, str(drug), int(latent), metric, tt, order)
-    if not rows:
+    df = _scored_only(pd.DataFrame(rows)) if rows else pd.DataFrame()
+    if df.empty:
         return pd.DataFrame(columns=list(COLUMNS))
-    return _q(pd.DataFrame(rows))[list(COLUMNS)]
+    return _q(df)[list(COLUMNS)]
+
+
+def _scored_only(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the methods with a score at their (drug, latent) by some metric: a model run at other
+    latent sizes only has none there (its empty rows were counted among 'the methods' a verdict line tests,
+    'above chance: 5 of 9 methods (all but ... Dr.VAE)', and named 'no AUROC or AUPR')."""
+    scored = df.groupby(["drug", "latent", "method"])["n_splits"].transform("max") > 0
+    return df[scored].reset_index(drop=True)
 
 
 def _cell_of(r: pd.Series | None) -> str:
@@ -296,23 +305,23 @@ def _unscored(sub: pd.DataFrame, head: tuple[str, ...]) -> list[str]:
     return [f"Not in a table: {named}{why}.", ""]
 
 
-def _head_section(sub: pd.DataFrame, head: tuple[str, ...]) -> list[str]:
+def _head_section(sub: pd.DataFrame, head: tuple[str, ...], every_latent: pd.DataFrame) -> list[str]:
     """A head's chance levels, a table per metric, and Dr.VAE's verdicts in words."""
     lines = [_chance_line(sub, head), ""]
     for metric in head:
         if (sub["metric"] == metric).any():
             lines += _metric_table(sub, metric)
     lines += _unscored(sub, head)
-    return lines + [head_line(sub, str(sub["drug"].iloc[0]), head), ""]
+    return lines + [head_line(sub, str(sub["drug"].iloc[0]), head, every_latent=every_latent), ""]
 
 
-def _drug_section(sub: pd.DataFrame, drug: str, latent: int) -> list[str]:
+def _drug_section(sub: pd.DataFrame, drug: str, latent: int, every_latent: pd.DataFrame) -> list[str]:
     """A drug's section: the binary head's tables and the continuous head's, for those the run has."""
     n = int(sub["n_splits"].max()) if len(sub) else 0
     lines = [f"## {drug} (latent {latent}, {n} splits)", ""]
     for head in HEADS:
         if (sub["metric"] == head[0]).any():
-            lines += _head_section(sub, head)
+            lines += _head_section(sub, head, every_latent)
     return lines
 
 
@@ -342,23 +351,43 @@ def _verdict_parts(table: pd.DataFrame) -> list[str]:
 
 
 def verdict_line(table: pd.DataFrame, drug: str, metric: str = "AUROC", who: str = "Dr.VAE",
-                 others: pd.DataFrame | None = None, only_losses: bool = False) -> str:
+                 others: pd.DataFrame | None = None, only_losses: bool = False, why: str = "") -> str:
     """``who``'s verdicts on one drug in words (q < 0.05) by ``metric``'s rows ``table`` (one per method),
     then by each of the head's other metrics (``others``: their rows, indexed by method, with ``metric``),
     so that a line cannot show one metric's wins while another's loss stays in the table; and which methods
-    beat chance by ``metric``."""
+    beat chance by ``metric``. ``why``: why there is no comparison, where there is none
+    (:func:`no_comparison_why`)."""
     every = [plain_name(m) for m in table.index]
     above = [plain_name(m) for m in table.index[table["q_chance"] < ALPHA]]
-    return (f"{drug}: {_verdicts(table, who, f' ({metric})')}.{_other_metrics(others, who, only_losses)}"
+    return (f"{drug}: {_verdicts(table, who, f' ({metric})', why)}.{_other_metrics(others, who, only_losses)}"
             f" Above chance ({metric}, q < {ALPHA}): {listed(above, every) if above else 'no method'}.")
 
 
-def _verdicts(table: pd.DataFrame, who: str, metric: str = "") -> str:
+def no_comparison_why(rows: pd.DataFrame, latent: int, metric: str) -> str:
+    """Why a drug has no comparison with Dr.VAE by ``metric`` at ``latent`` (``rows``: the drug's rows at
+    every latent size): Dr.VAE scored it at other latent sizes only (comparisons pair fits of one latent
+    size, so the methods were run, and adding none of them would change it), or nowhere; no other method
+    scored at this size; '' when Dr.VAE and another method both have scores here."""
+    ref = REFERENCES[metric]
+    who = plain_name(ref)
+    has = rows[(rows["metric"] == metric) & (rows["n_splits"] > 0)]
+    here = set(has.loc[has["latent"] == latent, "method"])
+    if ref in here:
+        return "" if here - {ref} else f": no other method has a score at latent {latent}"
+    sizes = sorted({int(x) for x in has.loc[has["method"] == ref, "latent"]})
+    if not sizes:
+        return f": {who} has no score for this drug (not in this run, or its fits failed or have not run)"
+    return (f": {who} ran at latent {'size' if len(sizes) == 1 else 'sizes'} "
+            f"{', '.join(map(str, sizes))} only, these methods at {latent}, and a comparison pairs fits of "
+            "one latent size (give the response models the same --latents-* sizes)")
+
+
+def _verdicts(table: pd.DataFrame, who: str, metric: str = "", why: str = "") -> str:
     """"<who> beats X — loses to Y — not distinguishable from Z<metric>; of those, ..." for one metric's
-    rows (:func:`_ahead_clause`)."""
+    rows (:func:`_ahead_clause`); without a verdict, "no <who> comparison<metric><why>"."""
     parts = _verdict_parts(table)
     if not parts:
-        return f"no {who} comparison{metric}"
+        return f"no {who} comparison{metric}{why}"
     return f"{who} " + " — ".join(parts) + metric + _ahead_clause(table, who)
 
 
@@ -393,13 +422,19 @@ def _ahead_clause(table: pd.DataFrame, who: str = "Dr.VAE") -> str:
             f"on {int(r['splits_ahead_of_drvae'])} of {int(r['n_paired'])} splits")
 
 
-def head_line(sub: pd.DataFrame, drug: str, head: tuple[str, ...], only_losses: bool = False) -> str:
+def head_line(sub: pd.DataFrame, drug: str, head: tuple[str, ...], only_losses: bool = False,
+              every_latent: pd.DataFrame | None = None) -> str:
     """One drug's verdict line for a head (:func:`verdict_line`): its first metric's verdicts, then each
-    other metric's (``only_losses``: those where Dr.VAE loses); ``sub`` is the drug's rows (every metric)."""
+    other metric's (``only_losses``: those where Dr.VAE loses); ``sub`` is the drug's rows (every metric)
+    at one latent size, ``every_latent`` its rows at every size (default ``sub``), which say why there is
+    no comparison."""
     rows = sub[sub["metric"].isin(head)]
     first = rows[rows["metric"] == head[0]].set_index("method")
     others = rows[rows["metric"] != head[0]].set_index("method")
-    return verdict_line(first, drug, NAMES[head[0]], plain_name(REFERENCES[head[0]]), others, only_losses)
+    why = no_comparison_why(sub if every_latent is None else every_latent, int(sub["latent"].iloc[0]),
+                            head[0]) if len(sub) else ""
+    return verdict_line(first, drug, NAMES[head[0]], plain_name(REFERENCES[head[0]]), others, only_losses,
+                        why)
 
 
 def summary_lines(ds: xr.Dataset) -> list[str]:
@@ -417,7 +452,8 @@ def summary_lines(ds: xr.Dataset) -> list[str]:
     several = table["latent"].nunique() > 1   # a drug's lines at two latent sizes say which is which
     for head in HEADS:
         rows = table[table["metric"] == head[0]]
-        lines += [f"  {head_line(table[(table['drug'] == d) & (table['latent'] == lat)], name, head, True)}"
+        lines += ["  " + head_line(table[(table["drug"] == d) & (table["latent"] == lat)], name, head, True,
+                                   table[table["drug"] == d])
                   for (d, lat), _ in rows.groupby(["drug", "latent"], sort=False)
                   for name in [f"{d} (latent {lat})" if several else str(d)]]
     return lines
@@ -514,7 +550,7 @@ def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "
     lines += [products, ""] if products else []
     lines += [power, ""] if (power := power_line(table, n_folds)) else []
     for (drug, latent), sub in table.groupby(["drug", "latent"], sort=False):
-        lines += _drug_section(sub, str(drug), int(latent))
+        lines += _drug_section(sub, str(drug), int(latent), table[table["drug"] == drug])
     lines += [legend(table, n_folds), ""]
     lines += [models, ""] if (models := model_legend(list(dict.fromkeys(table["method"])))) else []
     return "\n".join(lines)

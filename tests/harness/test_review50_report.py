@@ -84,3 +84,47 @@ def test_info_tells_the_last_reports_files_from_older_ones(tmp_path: Path) -> No
     del run["report"]
     (out / "run.json").write_text(json.dumps(run))
     assert "report files: none current: run.json records no finished report" in _info(out)
+
+
+def _wide_two_latents() -> object:
+    """The response scores of a run with Dr.VAE at latent 8 and the response baselines at 4 (as
+    harness.response_report._wide gives them): 10 splits of one drug, AUROC and its chance."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for latent, methods in ((4, ("logreg_x1", "rf_x1", "prior")), (8, ("drvae", "drvae_identity"))):
+        for split in range(10):
+            for m in methods:
+                value = 0.5 if m == "prior" else float(rng.normal(0.8, 0.05))
+                rows += [("dA", latent, split // 5, split % 5, "auroc", m, value),
+                         ("dA", latent, split // 5, split % 5, "auroc_chance", m, 0.5)]
+    df = pd.DataFrame(rows, columns=["drug", "latent", "repeat", "fold", "metric", "method", "value"])
+    return df.pivot_table(index=["drug", "latent", "repeat", "fold"], columns=["metric", "method"],
+                          values="value", aggfunc="first")
+
+
+def test_dr_vae_at_another_latent_size_is_said_and_not_counted(monkeypatch) -> None:
+    """Dr.VAE at --latents-drvae 8, the baselines at --latents-response-baselines 4: the latent-4 line read
+    'no Dr.VAE comparison (AUROC). Above chance: ... (all but ... Dr.VAE ...)', as if Dr.VAE had been tested
+    there, and response.md listed Dr.VAE's empty rows and 'Dr.VAE has no AUROC or AUPR'. Now the methods
+    without a score at a latent size have no rows there, and the line says why there is no comparison."""
+    from harness import response_report as rr
+
+    monkeypatch.setattr(rr, "_wide", lambda ds: _wide_two_latents())
+    monkeypatch.setattr(rr, "has_response", lambda ds: True)
+
+    import xarray as xr
+
+    ds = xr.Dataset(coords={"method": ["drvae"]}, attrs={"n_folds": 5})
+    table = rr.response_table(ds)
+    assert set(table.loc[table["latent"] == 4, "method"]) == {"logreg_x1", "rf_x1", "prior"}
+    assert set(table.loc[table["latent"] == 8, "method"]) == {"drvae", "drvae_identity"}
+    monkeypatch.setattr(rr, "response_table", lambda ds: table)
+    line = next(x for x in rr.summary_lines(ds) if x.startswith("  dA (latent 4)"))
+    assert ("no Dr.VAE comparison (AUROC): Dr.VAE ran at latent size 8 only, these methods at 4, and a "
+            "comparison pairs fits of one latent size") in line
+    assert "Dr.VAE;" not in line and "of 3 methods" not in line
+    md = rr.response_markdown(table)
+    assert "has no AUROC" not in md
