@@ -499,8 +499,22 @@ def _primary_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, lat
         named = " = ".join([best, *tied])
         lines.append(f"| {drug} | {_change_cell(ceiling, drug)} | "
                      f"{_ceiling_text(ceiling, drug)} | " + " | ".join(cells) + f" | {named} |"
-                     + (f" {diff} | {verdict(comp, drug, latent)} |" if with_pertvae else ""))
+                     + (f" {diff} | {verdict(comp, drug, latent)}{_null_words(ceiling, comp, drug, latent)} |"
+                        if with_pertvae else ""))
     return lines
+
+
+NULL_WORDS = (" Expected where the replicates measure no change: every method should sit at chance there, so "
+              "this tells nothing of how well PertVAE predicts a change.")
+
+
+def _null_words(ceiling: dict[str, Any], comp: pd.DataFrame, drug: str, latent: int) -> str:
+    """For a drug without a measured change on which no comparison is called: why 'not distinguishable'
+    there is no tie of skill (:data:`NULL_WORDS`); '' otherwise (a call on such a drug stands as it is)."""
+    if has_change(ceiling, drug) or _vs(comp, drug, latent).empty:
+        return ""
+    parts = verdict_parts(comp, drug, latent)
+    return "" if parts["beats"] or parts["loses to"] else NULL_WORDS
 
 
 def _losses(ds: xr.Dataset, comp: pd.DataFrame, latent: int) -> list[str]:

@@ -128,3 +128,19 @@ def test_dr_vae_at_another_latent_size_is_said_and_not_counted(monkeypatch) -> N
     assert "Dr.VAE;" not in line and "of 3 methods" not in line
     md = rr.response_markdown(table)
     assert "has no AUROC" not in md
+
+
+def test_a_null_drugs_verdict_is_not_read_as_a_tie_of_skill(tmp_path: Path) -> None:
+    """dB's replicates measure no change (signal_z 0.3): its row read 'PertVAE not distinguishable from
+    pertvae_rec, identity, ...' like a tie of skill, though there every method should sit at chance; the
+    row now says so. dA (a measured change) keeps its verdict alone."""
+    from harness.verdicts import NULL_WORDS
+
+    out = _store(tmp_path, ["pertvae", "baselines"])
+    render_report(out, with_figures=False)
+    rows: dict[str, str] = {}
+    for line in (out / "benchmark.md").read_text().splitlines():   # the first table: delta_pearson's
+        if line.startswith(("| dA |", "| dB |")):
+            rows.setdefault(line.split(" | ")[0], line)
+    assert "PertVAE not distinguishable from" in rows["| dB"] and NULL_WORDS.strip() in rows["| dB"]
+    assert NULL_WORDS.strip() not in rows["| dA"]
