@@ -116,12 +116,19 @@ def _vs(comp: pd.DataFrame, drug: str, latent: int, metric: str = PRIMARY) -> pd
 
 
 def verdict_parts(comp: pd.DataFrame, drug: str, latent: int, metric: str = PRIMARY) -> dict[str, list[str]]:
-    """{"beats": [...], "loses to": [...], "not distinguishable from": [...]}: PertVAE against each method."""
+    """{"beats": [...], "loses to": [...], "not distinguishable from": [...], UNTESTED: [...]}: PertVAE
+    against each method; UNTESTED: those without a test in either direction (one paired split: a paired
+    test needs two), which 'not distinguishable' would pass off as tested."""
     sub = _vs(comp, drug, latent, metric)
     beats = sub["q_bh"] < ALPHA
     loses = sub["q_bh_worse"] < ALPHA
+    untested = sub["q_bh"].isna() & sub["q_bh_worse"].isna()
     return {"beats": sub.loc[beats, "method"].tolist(), "loses to": sub.loc[loses, "method"].tolist(),
-            "not distinguishable from": sub.loc[~beats & ~loses, "method"].tolist()}
+            "not distinguishable from": sub.loc[~beats & ~loses & ~untested, "method"].tolist(),
+            UNTESTED: sub.loc[untested, "method"].tolist()}
+
+
+UNTESTED = "not tested (too few paired splits) against"
 
 
 def verdict(comp: pd.DataFrame, drug: str, latent: int, metric: str = PRIMARY) -> str:
@@ -681,8 +688,9 @@ def _legend(methods: list[str], comp: pd.DataFrame, scores: pd.DataFrame) -> lis
             "verdicts are one-sided at 0.05, the interval two-sided at 95%.",
             f"- verdict: PertVAE beats / loses to / is not distinguishable from each method (q < {ALPHA}: "
             "corrected resampled t-test paired over splits; Benjamini-Hochberg over one family per latent "
-            "size and metric: every drug x method x direction, better and worse together). Bold = the best "
-            "mean."]
+            "size and metric: every drug x method x direction, better and worse together); not tested "
+            "against: a method with fewer than two splits paired with PertVAE's, too few for a paired test. "
+            "Bold = the best mean."]
         own = [m for m in methods if m not in built_in_methods()]
         if own:
             lines.append(

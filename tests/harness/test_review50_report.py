@@ -144,3 +144,36 @@ def test_a_null_drugs_verdict_is_not_read_as_a_tie_of_skill(tmp_path: Path) -> N
             rows.setdefault(line.split(" | ")[0], line)
     assert "PertVAE not distinguishable from" in rows["| dB"] and NULL_WORDS.strip() in rows["| dB"]
     assert NULL_WORDS.strip() not in rows["| dA"]
+
+
+def _keep_one_split(out: Path, method: str) -> None:
+    """Blank ``method``'s scores on every split but the first (as a method that failed on the others)."""
+    import numpy as np
+
+    g = zarr.open_group(str(out / "results.zarr"), mode="r+")
+    a = g["score"]
+    dims = list(a.metadata.dimension_names)
+    methods = [str(m) for m in g["method"][:]]
+    vals = a[...]
+    index: list[object] = [slice(None)] * vals.ndim
+    index[dims.index("method")] = methods.index(method)
+    index[dims.index("split")] = slice(1, None)
+    vals[tuple(index)] = np.nan
+    a[...] = vals
+
+
+def _first_rows(out: Path, drug: str) -> list[str]:
+    """benchmark.md's rows of ``drug``, table by table."""
+    text = (out / "benchmark.md").read_text()
+    return [line for line in text.splitlines() if line.startswith(f"| {drug} |")]
+
+
+def test_a_method_on_one_split_is_not_called_indistinguishable(tmp_path: Path) -> None:
+    """A method scored on 1 of 5 splits (the others failed) has no paired test (p needs two splits), yet
+    the verdict read 'not distinguishable from ... ridge_delta (5 splits; 1 for ridge_delta)'."""
+    out = _store(tmp_path, ["pertvae", "baselines"])
+    _keep_one_split(out, "ridge_delta")
+    render_report(out, with_figures=False)
+    verdict = _first_rows(out, "dA")[0].split(" | ")[-1]
+    assert "not tested (too few paired splits) against ridge_delta (5 splits; 1 for ridge_delta)" in verdict
+    assert "ridge_delta;" not in verdict and "and ridge_delta" not in verdict
