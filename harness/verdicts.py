@@ -549,10 +549,13 @@ def _metric_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, late
     lines = [f"| drug | {' | '.join(methods)} |", "|---|" + "---:|" * len(methods)]
     for drug in study_drugs(ds):
         means = _mean_scores(scores, drug, latent, metric)
+        n = _split_counts(scores, drug, latent, metric)
         worse = set(_vs(comp, drug, latent, metric).query("q_bh_worse < @ALPHA")["method"])
         better = set(_vs(comp, drug, latent, metric).query("q_bh < @ALPHA")["method"])
-        cells = [_fmt(means.get(m, np.nan)) + (" (PertVAE worse)" if m in worse else "")
-                 + (" (PertVAE better)" if m in better else "") for m in methods]
+        cells = [_fmt(means.get(m, np.nan)) + (f" ({n[m]} of {n.max()} splits)" if m in n and n[m] < n.max()
+                                               else "")
+                 + (" (PertVAE worse)" if m in worse else "") + (" (PertVAE better)" if m in better else "")
+                 for m in methods]
         lines.append(f"| {drug} | " + " | ".join(cells) + " |")
     return lines
 
