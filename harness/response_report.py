@@ -20,11 +20,12 @@ its chance the RMSE of the training mean):
   ``q_better``, ``q_worse``: Dr.VAE better or worse, Benjamini-Hochberg over every drug x method x direction
   of a (latent, metric), as harness.benchmark's comparisons) and the verdict: Dr.VAE "beats", "loses to" or
   is "not distinguishable from" the method at q < 0.05. A method that scores exactly its chance level on
-  every split (the training prior's AUROC and AUPR, the drug mean's RMSE) is chance itself: Dr.VAE against
-  it is Dr.VAE against chance, so its verdict is that test, with q_better and q_worse from the chance family
-  (Dr.VAE's q_chance and its below-chance direction, which joins that family; ``verdict_family`` "chance",
-  else "versus"), not a second test of the same difference with another q. The identity-perturbation
-  ablation (drvae_identity) is one of the methods: its row is the ablation's difference.
+  every split (the training prior's AUROC and AUPR, the drug mean's RMSE, Pearson and Spearman) is chance
+  itself: Dr.VAE against it is Dr.VAE against chance, so its verdict is that test, with q_better and q_worse
+  from the chance family (Dr.VAE's q_chance and its below-chance direction, which joins that family;
+  ``verdict_family`` "chance", else "versus"), not a second test of the same difference with another q. The
+  identity-perturbation ablation (drvae_identity) is one of the methods: its row is the ablation's
+  difference.
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ def _compare(a: np.ndarray, b: np.ndarray, metric: str, tt: tuple[float, float])
 
 def _at_chance(v: np.ndarray, chance: np.ndarray) -> bool:
     """Whether a method scored exactly its chance level on every split it has (the training prior's AUROC
-    and AUPR, the drug mean's RMSE): Dr.VAE against it is then Dr.VAE against chance (:func:`_q`)."""
+    and AUPR, the drug mean's RMSE, Pearson and Spearman): Dr.VAE against it is then Dr.VAE against chance
+    (:func:`_q`)."""
     ok = np.isfinite(v)
     return bool(ok.any()) and bool(np.allclose(v[ok], chance[ok], rtol=1e-12, atol=1e-12))
 
@@ -290,15 +292,15 @@ def _metric_table(sub: pd.DataFrame, metric: str) -> list[str]:
 
 
 def _unscored(sub: pd.DataFrame, head: tuple[str, ...]) -> list[str]:
-    """A line naming the head's methods without a score by some of its metrics (the drug mean: one value
-    per split, which has no correlation), so that a missing row is not read as left out."""
+    """A line naming the head's methods without a score by some of its metrics (a correlation on test sets
+    of one cell line, or of equal responses), so that a missing row is not read as left out."""
     t = sub[sub["metric"].isin(head) & np.isfinite(sub["mean"].astype(float))]
     methods = dict.fromkeys(sub.loc[sub["metric"].isin(head), "method"])
     lacks = {m: [k for k in head if not ((t["metric"] == k) & (t["method"] == m)).any()] for m in methods}
     lacks = {m: ks for m, ks in lacks.items() if ks}
     if not lacks:
         return []
-    why = " (a correlation needs a prediction that varies)" if all(
+    why = " (a correlation needs two or more test cell lines whose responses differ)" if all(
         set(ks) <= {"pearson", "spearman"} for ks in lacks.values()) else ""
     named = "; ".join(f"{plain_name(m)} has no {' or '.join(NAMES[k] for k in ks)}"
                       for m, ks in lacks.items())

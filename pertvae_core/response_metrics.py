@@ -6,9 +6,11 @@ sum_k (R_k - R_{k-1}) P_k over the distinct score thresholds in decreasing order
 ``sklearn.metrics.average_precision_score``; chance = the test prevalence, the AP of a constant score).
 Continuous head: Pearson and Spearman correlation (chance 0), RMSE (chance = the RMSE of predicting the
 training mean response, when it is given).
-A metric is NaN, with a reason, when the test set does not define it (one class only, fewer than two rows, a
-constant prediction for a correlation) or when predictions are not finite (a failed fit); malformed input
-(shapes, labels other than 0/1) raises ValueError.
+A metric is NaN, with a reason, when the test set does not define it (one class only, fewer than two rows,
+constant test responses for a correlation) or when predictions are not finite (a failed fit); malformed
+input (shapes, labels other than 0/1) raises ValueError. A constant prediction ranks no cell line above
+another: its correlations are 0, their chance level (as a constant score's AUROC is 0.5), not NaN, which the
+mean over splits would drop, scoring a method that is constant on some splits on the others alone.
 """
 
 from __future__ import annotations
@@ -83,16 +85,21 @@ def _correlation_input(r: np.ndarray, pred: np.ndarray, what: str) -> tuple[np.n
         return r, p, f"{r.size} test rows: a correlation needs at least 2"
     if not np.isfinite(p).all():
         return r, p, "non-finite predictions"
-    if p.min() == p.max():
-        return r, p, "constant predictions"
     if r.min() == r.max():
         return r, p, "constant test responses"
+    if p.min() == p.max():
+        return r, p, CONSTANT
     return r, p, ""
+
+
+CONSTANT = "constant predictions"   # a correlation's chance level, 0 (module docstring)
 
 
 def pearson(r: np.ndarray, pred: np.ndarray) -> Metric:
     """Pearson correlation of predicted and observed responses; chance 0."""
     r, p, why = _correlation_input(r, pred, "pearson")
+    if why == CONSTANT:
+        return Metric(0.0, 0.0)
     if why:
         return Metric(float("nan"), 0.0, why)
     a, b = r - r.mean(), p - p.mean()
@@ -102,6 +109,8 @@ def pearson(r: np.ndarray, pred: np.ndarray) -> Metric:
 def spearman(r: np.ndarray, pred: np.ndarray) -> Metric:
     """Spearman correlation (Pearson of average ranks); chance 0."""
     r, p, why = _correlation_input(r, pred, "spearman")
+    if why == CONSTANT:
+        return Metric(0.0, 0.0)
     if why:
         return Metric(float("nan"), 0.0, why)
     return pearson(rankdata(r), rankdata(p))

@@ -264,7 +264,7 @@ def test_the_continuous_head_is_scored_as_scipy_and_sklearn_do(continuous_run, r
     mean_row = got.sel({"method": "drug_mean"})
     assert ridge.sel(metric="rmse_chance").item() == pytest.approx(chance, abs=1e-9)
     assert mean_row.sel(metric="rmse").item() == pytest.approx(chance, abs=1e-9)
-    assert np.isnan(mean_row.sel(metric="pearson").item())            # a constant has no correlation
+    assert mean_row.sel(metric="pearson").item() == 0.0   # a constant ranks no cell line: chance, 0
     assert ridge.sel(metric="pearson_chance").item() == 0.0
 
 
@@ -287,10 +287,13 @@ def test_the_continuous_report_says_what_beats_chance(continuous_run):
         got = table[(table["drug"] == BASELINE_DRUG) & (table["method"] == "ridge_x1")
                     & (table["metric"] == metric)].iloc[0]
         assert line.endswith(f"| {got['verdict']} |") and f"{got['mean']:.3f} [" in line, metric
-    mean_row = [line for line in section.splitlines() if line.startswith("| drug mean | none |")]
+    mean_rows = [line for line in section.splitlines() if line.startswith("| drug mean | none |")]
     verdict = rm.loc[(BASELINE_DRUG, "drug_mean"), "verdict"]     # Dr.VAE's test against chance (†)
-    assert len(mean_row) == 1 and mean_row[0].endswith(f"| {verdict} † |")
-    assert "Not in a table: drug mean has no Pearson or Spearman" in section
+    assert len(mean_rows) == 3 and mean_rows[2].endswith(f"| {verdict} † |")
+    # a constant prediction correlates at chance, 0 (pertvae_core.response_metrics), not undefined
+    assert all(r.startswith("| drug mean | none | 0.000 [0.000, 0.000] |") and r.endswith(" † |")
+               for r in mean_rows[:2])
+    assert "Not in a table" not in section
     summary = (out / "summary.txt").read_text()
     assert "Dr.VAE (continuous head)" in summary   # other metrics there only where Dr.VAE loses on them
     losses = table[(table["verdict"] == "loses to") & table["metric"].isin(("spearman", "rmse"))]
