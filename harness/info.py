@@ -39,8 +39,8 @@ from datasets.cube import (
 from datasets.files import plural
 from harness.products import products_line
 from harness.report import ReportError, fit_counts, fits_table, open_results
-from harness.results import json_attr
-from harness.store import BF16_KEY, OLD_BF16_KEY, failed_words
+from harness.results import as_str, json_attr, planned_mask
+from harness.store import BF16_KEY, OLD_BF16_KEY, failed_words, fit_counts_of
 
 __all__ = ["describe", "describe_cube", "describe_run", "main"]
 
@@ -134,12 +134,29 @@ def _provenance(prov: dict) -> list[str]:
     return out
 
 
-def _cell(fits: Any) -> str:
-    """``model done/planned`` with the failed and not-run counts where there are any."""
+def _cell(fits: Any, in_methods: int = 0) -> str:
+    """``model done/planned`` with the failed and not-run counts where there are any; ``in_methods``: of
+    the failed, those that failed in some methods only (harness.store.failed_words), said so."""
     n = fits["status"].value_counts()
-    extra = [f"{n[k]} {w}" for k, w in (("failed", "failed"), ("not_run", "not run")) if n.get(k, 0)]
+    k = int(n.get("failed", 0))
+    partly = "" if not in_methods else (f", {'all' if in_methods == k else in_methods} in some methods only, "
+                                        "their other methods scored")
+    extra = [f"{k} failed{partly}"] if k else []
+    extra += [f"{n['not_run']} not run"] if n.get("not_run", 0) else []
     more = f" ({', '.join(extra)})" if extra else ""
     return f"{fits['model'].iloc[0]} {n.get('done', 0)}/{len(fits)}{more}"
+
+
+def _failed_in_methods(ds: Any) -> dict[tuple[str, str], int]:
+    """(model, drug) -> its failed fits in which some methods scored and only others failed ({} without
+    per-method statuses)."""
+    if "method_status" not in ds.data_vars:
+        return {}
+    ds = ds.transpose("model", "drug", "latent", "split", ...)
+    st, pm = as_str(ds["status"].values), planned_mask(ds)
+    ms = as_str(ds["method_status"].transpose("model", "drug", "latent", "split", "method").values)
+    return {(str(m), str(d)): fit_counts_of(st[i, j], pm[i, j], ms[i, j])["failed_in_methods"]
+            for i, m in enumerate(ds["model"].values) for j, d in enumerate(ds["drug"].values)}
 
 
 def describe_run(out: Path) -> str:
@@ -159,7 +176,9 @@ def describe_run(out: Path) -> str:
              f"scoring version {science.get('scoring', '1 (before the scoring version was recorded)')}"]
     lines.append("config: " + "; ".join(p for p in parts if p))
     lines.append("fits by drug and model (done of planned; failed, not run where any):")
-    lines += [f"  {drug}: " + ", ".join(_cell(g) for _, g in part.groupby("model", sort=False))
+    partly = _failed_in_methods(ds)
+    lines += [f"  {drug}: " + ", ".join(_cell(g, partly.get((str(model), str(drug)), 0))
+                                       for model, g in part.groupby("model", sort=False))
               for drug, part in fits.groupby("drug", sort=False)]
     if products := products_line(ds):
         lines.append(products)

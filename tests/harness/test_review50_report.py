@@ -196,3 +196,42 @@ def test_the_other_metrics_tables_give_a_means_splits_where_fewer(tmp_path: Path
     row = next(line for line in table if line.startswith("| dA |")).split(" | ")
     assert row[methods.index("ridge_delta") + 1].removesuffix(" |").endswith(" (1 of 5 splits)")
     assert "splits" not in row[methods.index("identity") + 1]
+
+
+def _fail_one_method(out: Path, model: str, method: str, drug: str) -> None:
+    """Mark ``model``'s fits of ``drug`` on folds 1-4 failed in ``method`` alone (the others done), as a
+    --method plug-in that failed beside the built-in baselines (only that region is rewritten)."""
+    import numpy as np
+
+    g = zarr.open_group(str(out / "results.zarr"), mode="r+")
+    models, drugs = [str(m) for m in g["model"][:]], [str(d) for d in g["drug"][:]]
+    methods = [str(m) for m in g["method"][:]]
+    for name in ("status", "method_status"):
+        a = g[name]
+        dims = list(a.metadata.dimension_names)
+        index: list[object] = [slice(None)] * len(dims)
+        index[dims.index("model")] = slice(models.index(model), models.index(model) + 1)
+        index[dims.index("drug")] = slice(drugs.index(drug), drugs.index(drug) + 1)
+        index[dims.index("split")] = slice(1, 5)
+        region = np.asarray(a[tuple(index)]).astype(object)
+        if name == "status":
+            region[...] = "failed"
+        else:
+            region[...] = "done"
+            at: list[object] = [slice(None)] * len(dims)
+            at[dims.index("method")] = methods.index(method)
+            region[tuple(at)] = "failed"
+        a[tuple(index)] = region.astype(str)
+
+
+def test_info_says_a_models_fits_failed_in_one_method_only(tmp_path: Path) -> None:
+    """Four baselines fits of dA failed in ridge_delta alone (their other methods scored): info's per-drug
+    line read 'baselines 1/5 (4 failed)', as if the baselines had lost those scores; the first line said
+    'all in some methods only', the drug's line now says it too."""
+    out = _store(tmp_path, ["pertvae", "baselines"])
+    _fail_one_method(out, "baselines", "ridge_delta", "dA")
+    text = _info(out)
+    assert "4 failed (all in some methods only" in text.splitlines()[0]
+    assert ("  dA: pertvae 5/5, baselines 1/5 (4 failed, all in some methods only, their other methods "
+            "scored)") in text
+    assert "  dB: pertvae 5/5, baselines 5/5" in text
