@@ -284,10 +284,12 @@ def _metric_table(sub: pd.DataFrame, metric: str) -> list[str]:
     name = NAMES[metric]
     lines = [f"| {first} | features | {name} mean [95% CI] | q {side} chance | {who} − method [95% CI] | "
              f"{who} |", "|---|---|---|---|---|---|"]
+    top = int(t["n_splits"].max()) if len(t) else 0
     for _, r in t.iterrows():
         verdict = r["verdict"] + (f" {MARK}" if r["verdict_family"] == "chance" else "")
-        lines.append(f"| {r['classifier']} | {r['features']} | {_cell_of(r)} | {_q_cell(r['q_chance'])} | "
-                     f"{_diff(r)} | {verdict} |")
+        fewer = f" ({int(r['n_splits'])} of {top} splits)" if 0 < int(r["n_splits"]) < top else ""
+        lines.append(f"| {r['classifier']} | {r['features']} | {_cell_of(r)}{fewer} | "
+                     f"{_q_cell(r['q_chance'])} | {_diff(r)} | {verdict} |")
     return lines + [""]
 
 
