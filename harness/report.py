@@ -712,7 +712,8 @@ FILE_WORDS = {
     "response.md": "drug response per drug: Dr.VAE and its baselines by AUROC/AUPR (the continuous head by "
                    "Pearson/Spearman/RMSE), with Dr.VAE's verdicts",
     "response.csv": "the same as a table, one row per drug, method and metric (also harness.report.load)",
-    "predictions/": "every fit's predicted x2 for its test pairs (--save-predictions): <method>/<drug>.h5ad",
+    "predictions/": "the predicted x2 of each test pair of the fits run with --save-predictions (a fit run "
+                    "without it, e.g. retried on a resume without it, has none): <method>/<drug>.h5ad",
     "results.zarr": "every fit's values and status (the resumable store)",
 }
 # The same without PertVAE in the run: nothing said about it (forest.png then has no comparison to draw).

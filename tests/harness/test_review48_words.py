@@ -41,8 +41,10 @@ def test_the_summary_names_the_saved_predictions(tmp_path: Path) -> None:
     assert "predictions/" not in _summary(tmp_path)
     (tmp_path / "predictions" / "pertvae").mkdir(parents=True)
     render_report(tmp_path, with_figures=False)
-    assert ("  predictions/  every fit's predicted x2 for its test pairs (--save-predictions): "
-            "<method>/<drug>.h5ad\n  results.zarr") in _summary(tmp_path)
+    assert ("  predictions/  the predicted x2 of each test pair of the fits run with --save-predictions (a "
+            "fit run without it, e.g. retried on a resume without it, has none): <method>/<drug>.h5ad\n"
+            "  results.zarr") in _summary(tmp_path)
+    assert "every fit's predicted" not in _summary(tmp_path)   # review 50: a resume without it saves none
 
 
 def test_info_lists_every_report_file(tmp_path: Path) -> None:
