@@ -656,8 +656,8 @@ def _legend(methods: list[str], comp: pd.DataFrame, scores: pd.DataFrame) -> lis
     """benchmark.md's legend: what each column means, in plain words (PertVAE's columns only where it
     ran)."""
     lines = [
-        "How to read the tables (numbers are means over the test cell lines of all splits; '-' = no "
-        "finished fit):",
+        "How to read the tables (numbers are means over the splits of each split's mean over its test cell "
+        "lines, so every split weighs the same, whatever its number of cell lines; '-' = no finished fit):",
         f"- {PRIMARY}: does the method predict how the drug changes each gene? The Pearson correlation "
         "across genes of the predicted change (x2_hat - x1) with the measured change (x2 - x1) in one test "
         "cell line: 1 = the predicted change goes up and down across the genes like the measured one, 0 = "
