@@ -7,8 +7,10 @@ again. ``python -m harness.entry`` runs the same as the console script.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from collections.abc import Callable
 
 from harness import hugepages
 
@@ -24,10 +26,23 @@ def main() -> int:
     a reader that stops early (``pertvae-bench info RUN | head``) ends the command quietly with exit 141,
     not a BrokenPipeError traceback."""
     hugepages.reexec()
-    try:
-        from harness import cli
+    return _guarded(lambda: importlib.import_module("harness.cli").main())
 
-        code = cli.main()
+
+def run_module(module: str) -> int:
+    """``python -m MODULE`` as the console script runs it: :func:`harness.hugepages.reexec`, then
+    ``MODULE.main()`` imported as a module of its own, a Ctrl-C while it is imported or run being one line
+    and exit 130 (and a closed stdout exit 141), as in :func:`main`. A command module calls it first thing
+    when run as ``__main__``, before its heavy imports (torch, pandas, xarray: seconds), which a Ctrl-C
+    otherwise ended with a traceback through the import machinery."""
+    hugepages.reexec()
+    return _guarded(lambda: importlib.import_module(module).main())
+
+
+def _guarded(command: Callable[[], int]) -> int:
+    """``command()``'s exit status; Ctrl-C -> 130 and one line, a reader gone from stdout -> 141, quietly."""
+    try:
+        code = command()
         sys.stdout.flush()   # a closed pipe is found here when the output was still buffered
         return code
     except KeyboardInterrupt:

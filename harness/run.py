@@ -18,7 +18,16 @@ One run at a time per OUT: a run holds an OS lock on OUT/.lock for its life (har
 exits 2 naming the first's pid and host.
 """
 
+# ruff: noqa: E402
+# (its imports follow the __main__ hand-off below, which must run before them)
 from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":   # before the heavy imports: a Ctrl-C while they load is one line, exit 130
+    from harness.entry import run_module
+
+    sys.exit(run_module("harness.run"))
 
 import contextlib
 import csv
@@ -27,7 +36,6 @@ import io
 import json
 import logging
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -39,7 +47,7 @@ from typing import Any
 
 from datasets.disk import DISK_ERRORS, write_failure, write_replacing
 from datasets.interrupt import quiet_unawaited_coroutines
-from harness import cost, hugepages, outlock
+from harness import cost, outlock
 from harness.config import (
     ConfigError,
     RunConfig,
@@ -649,7 +657,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cost.dry_run(cfg)
     return run(cfg)
 
-
-if __name__ == "__main__":
-    hugepages.reexec()   # the heap in huge pages, as in the workers (harness.hugepages)
-    sys.exit(main())

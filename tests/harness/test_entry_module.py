@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,25 @@ def test_output_to_a_closed_pipe_is_no_traceback():
         r = _closed_pipe_run(*args)
         assert "Traceback" not in r.stderr and "BrokenPipeError" not in r.stderr, (args, r.stderr)
         assert r.returncode == 141, (args, r.returncode, r.stderr)
+
+
+def test_ctrl_c_while_python_m_harness_run_imports_is_one_line_and_130(tmp_path):
+    """``python -m harness.run`` interrupted while its modules were still loading (numpy imported, torch,
+    pandas and xarray not yet) printed a traceback through the import machinery and died of SIGINT."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "harness.run", "--preset", "demo",
+                             "--out", str(tmp_path / "out"), "--drugs", "none-such"],
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": path}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen = []
+    for line in proc.stderr:   # -X importtime: a line as each module is imported
+        seen.append(line)
+        if line.rsplit("|", 1)[-1].strip() == "numpy":
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert seen[-1].rsplit("|", 1)[-1].strip() == "numpy", "numpy was never imported"
+    assert proc.returncode == 130, rest[-2000:]
+    assert "Traceback" not in rest and rest.splitlines()[-1] == "interrupted"
