@@ -15,8 +15,12 @@ process), which come back to the worker. So a plug-in cannot
   have their own limit, :data:`STARTUP_SECONDS`.
 
 The child reads its job from a file (which the method can read too: the split there already has its test
-answers hidden), says "ready" on a pipe once the method is imported, and writes its result to another file
-(stdout and stderr stay the user's: a method may print). It exits when the process that started it dies.
+answers hidden), says "ready" on a pipe once the method is imported, and writes its result to another file.
+A method may print: its stdout and stderr go to the worker's (on a local cluster, OUT/run.log), capped at
+the first and last 32 KiB of each a fit with a note of what was dropped (harness.capped_output). It runs in
+an empty working directory of its own, removed with whatever it wrote there when the fit ends, so that no
+fit sees another's files (the run's working directory is not the method's: give it absolute paths). It
+exits when the process that started it dies.
 Cost: about 0.2 s and the method's own imports per fit (0.1% of the paper's grid).
 
 A user's response method (``--response-method``) runs the same way (:class:`IsolatedResponseMethod`): its
@@ -44,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.capped_output import CappedStream
 from pertvae_core.isolation import MethodFailed, exception_text, readonly_split
 
 STARTUP_SECONDS = 300.0  # limit on starting the process and importing the method
@@ -85,26 +90,39 @@ class IsolatedMethod:
 
     def _job(self, payload: dict[str, Any]) -> Any:
         """Run the child on ``payload`` (plus the target, its keywords and sys.path); its predictions."""
-        with tempfile.TemporaryDirectory(prefix="pertvae-method-") as tmp:
-            job, result = Path(tmp) / "job.pkl", Path(tmp) / "result.pkl"
+        with tempfile.TemporaryDirectory(prefix="pertvae-method-", ignore_cleanup_errors=True) as tmp:
+            job, result, work = Path(tmp) / "job.pkl", Path(tmp) / "result.pkl", Path(tmp) / "work"
             try:
+                work.mkdir()
                 with job.open("wb") as f:
-                    pickle.dump({"target": self.target, "kwargs": self.kwargs, "sys_path": list(sys.path),
+                    pickle.dump({"target": self.target, "kwargs": self.kwargs, "sys_path": absolute(sys.path),
                                  **payload}, f, protocol=pickle.HIGHEST_PROTOCOL)
             except OSError as e:  # e.g. a full temporary directory: this method cannot run, the others can
                 raise MethodFailed(f"cannot hand it its split: writing {job} failed: {e}") from None
-            self._run(job, result)
+            self._run(job, result, work)
             return _result(result)
 
-    def _run(self, job: Path, result: Path) -> None:
-        """Start the child, wait for it (killing its process group on timeout or interrupt)."""
+    def _run(self, job: Path, result: Path, work: Path) -> None:
+        """Start the child in ``work``, its output capped (harness.capped_output), and wait for it (killing
+        its process group on timeout or interrupt)."""
         r, w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         try:
             proc = subprocess.Popen([sys.executable, "-m", "harness.sandbox", str(job), str(result), str(w),
                                      str(os.getpid())],
-                                    pass_fds=(w,), start_new_session=True, stdin=subprocess.DEVNULL)
+                                    pass_fds=(w,), start_new_session=True, stdin=subprocess.DEVNULL,
+                                    stdout=out_w, stderr=err_w, cwd=work)
+        except BaseException:
+            for fd in (r, out_r, err_r):
+                os.close(fd)
+            raise
         finally:
-            os.close(w)
+            for fd in (w, out_w, err_w):
+                os.close(fd)
+        # to this process's own stdout and stderr (file descriptors 1 and 2), which the child shared before
+        streams = [CappedStream(out_r, 1, f"{self.target}'s stdout"),
+                   CappedStream(err_r, 2, f"{self.target}'s stderr")]
         try:
             ready, _, _ = select.select([r], [], [], STARTUP_SECONDS)
             if not ready:
@@ -123,6 +141,8 @@ class IsolatedMethod:
         finally:
             os.close(r)
             kill_group(proc)   # done or not: what the method started and left running goes with it
+            for stream in streams:
+                stream.close()
 
 
 class IsolatedResponseMethod(IsolatedMethod):
@@ -134,6 +154,12 @@ class IsolatedResponseMethod(IsolatedMethod):
         from pertvae_core.response_isolation import hidden_test
 
         return self._job({"split": hidden_test(split), "heads": tuple(heads)})  # no answers in the job file
+
+
+def absolute(path: Sequence[str]) -> list[str]:
+    """``sys.path`` with its relative entries ('' = the working directory) made absolute: the child runs in a
+    directory of its own and must import from where this process does."""
+    return [os.path.abspath(p) if isinstance(p, str) and not os.path.isabs(p) else p for p in path]
 
 
 def kill_group(proc: subprocess.Popen) -> None:

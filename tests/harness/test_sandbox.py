@@ -205,3 +205,47 @@ def test_what_a_fit_started_and_left_running_ends_with_it(tmp_path, monkeypatch)
     monkeypatch.setenv("PERTVAE_TEST_PID_FILE", str(pid_file))
     isolated(bad.LeavesAProcess).fit_predict(_cell_split(), [np.zeros((2, 40), np.float32)])
     assert gone(int(pid_file.read_text()))
+
+
+def test_a_plugin_that_prints_in_a_loop_is_capped_with_a_note(split, capfd):
+    """A plug-in's stderr went to the worker's (OUT/run.log) uncapped: 20 MB a fit printed in a loop made a
+    60 MB run.log in 3 fits. Its first and last KEEP bytes are kept, with a note of how many were dropped."""
+    from harness.capped_output import KEEP
+
+    capfd.readouterr()
+    got = isolated(bad.Floods).fit_predict(split, [split.x1_test])[0]
+    np.testing.assert_array_equal(got, bad.Floods().fit(split).predict(split.x1_test))
+    capfd.readouterr()   # the in-process fit's own flood, above
+    isolated(bad.Floods).fit_predict(split, [split.x1_test])
+    err = capfd.readouterr().err
+    total = len("FLOOD-START\n") + bad.Floods.LINES * len(bad.Floods.LINE) + len("FLOOD-END\n")
+    note = (f"\n[harness: {total - 2 * KEEP} bytes of {target_path(bad.Floods)}'s stderr dropped here: only "
+            f"the first and the last {KEEP} bytes of a fit are kept]\n")
+    assert len(err) == 2 * KEEP + len(note)
+    assert err.startswith("FLOOD-START\n") and err.endswith("FLOOD-END\n") and note in err
+
+
+def test_each_fit_has_a_working_directory_of_its_own_removed_after(split, tmp_path, monkeypatch):
+    """Plug-in fits ran in the worker's working directory: a fit saw the files an earlier one left there
+    (and left them in the user's directory)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    import tempfile
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    method = isolated(bad.LeavesFiles)
+    for _ in range(2):
+        method.fit_predict(split, [split.x1_test])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_plugin_found_through_the_working_directory_on_sys_path_still_imports(split, tmp_path,
+                                                                                  monkeypatch):
+    """sys.path's '' (the working directory) is this process's, not the fit's own directory."""
+    (tmp_path / "cwd_plugin_mod.py").write_text("from tests.pertvae_core.bad_methods import _Shift as Shift")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", ["", *sys.path])
+    got = IsolatedMethod("cwd_plugin_mod:Shift", {}, 0).fit_predict(split, [split.x1_test])[0]
+    np.testing.assert_array_equal(got, bad._Shift().fit(split).predict(split.x1_test))

@@ -333,3 +333,32 @@ class HasFitPredict(_Shift):
 
     def fit_predict(self, split: SplitData, x1: np.ndarray | None = None) -> np.ndarray:
         return self.fit(split).predict(split.x1_test if x1 is None else x1)
+
+
+class Floods(_Shift):
+    """Prints 5 MB to stderr while fitting (a debug print in a loop), starting with ``FLOOD-START`` and ending
+    with ``FLOOD-END``."""
+
+    name = "floods"
+    LINE = "y" * 99 + "\n"
+    LINES = 50_000
+
+    def fit(self, split: SplitData):
+        sys.stderr.write("FLOOD-START\n")
+        for _ in range(self.LINES):
+            sys.stderr.write(self.LINE)
+        sys.stderr.write("FLOOD-END\n")
+        return super().fit(split)
+
+
+class LeavesFiles(_Shift):
+    """Writes a scratch file into its working directory and fails if one is already there (an earlier fit's,
+    as with a checkpoint named the same in every fit)."""
+
+    name = "leaves_files"
+
+    def fit(self, split: SplitData):
+        if os.path.exists("scratch.npy"):
+            raise RuntimeError(f"scratch.npy is already in {os.getcwd()}")
+        np.save("scratch.npy", np.zeros(3))
+        return super().fit(split)
