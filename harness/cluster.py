@@ -101,6 +101,8 @@ class ClusterHandle:
     _next_watch: float = field(default=0.0, init=False, repr=False)
     _waiting: Any = field(default=None, init=False, repr=False)
     _by_key: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    # task key -> (when it started by this process's clock, the run time last reported, its worker)
+    _started: dict[str, tuple[float, float, str]] = field(default_factory=dict, init=False, repr=False)
 
     def check(self) -> None:
         """Raise ClusterError when a worker job was rejected, or no worker has been connected for
@@ -146,7 +148,8 @@ class ClusterHandle:
 
     def watch(self, futures: dict[str, Any]) -> None:
         """Every ``watch_every`` seconds: cancel each of ``futures`` (by key) that has run longer than its
-        limit on a worker, record why in ``timed_out`` and restart that worker (its thread would run on)."""
+        limit on a worker (:meth:`_run_time`: a frozen worker's too), record why in ``timed_out`` and restart
+        that worker (its thread would run on)."""
         now = time.monotonic()
         if not self.limits or self.client is None or now < self._next_watch:
             return
@@ -156,7 +159,10 @@ class ClusterHandle:
         except Exception:  # the scheduler is busy or going away: next time
             log.exception("reading the tasks' run times from the scheduler failed")
             return
-        for key, (seconds, worker) in running.items():
+        for key in set(self._started) - set(running):   # ended (or between attempts)
+            del self._started[key]
+        for key, (reported, worker) in running.items():
+            seconds = self._run_time(key, reported, worker, now)
             limit = self.limits.get(key, 0.0)
             if key in futures and key not in self.timed_out and limit > 0 and seconds > limit:
                 self.timed_out[key] = (f"timed out after {limit:g} s (--fit-timeout, for each fit of the "
@@ -168,6 +174,18 @@ class ClusterHandle:
                     self.client.restart_workers([worker], raise_for_error=False)
                 except Exception:
                     log.exception("restarting worker %s failed", worker)
+
+    def _run_time(self, key: str, reported: float, worker: str, now: float) -> float:
+        """Seconds task ``key`` has run on ``worker``: what the scheduler reports (as of the worker's last
+        heartbeat), or the time since this process first saw it running, whichever is longer. A worker that
+        stops heartbeating (frozen, or its event loop starved by a fit that holds the GIL) keeps reporting
+        the same run time, so the reported one alone never passed the limit. A run time that fell, or
+        another worker, is a new attempt of the task (a retry)."""
+        start, last, where = self._started.get(key, (math.inf, math.inf, ""))
+        if reported < last or where != worker:
+            start = now - reported
+        self._started[key] = (start, reported, worker)
+        return max(reported, now - start)
 
     def _no_worker_message(self) -> str:
         t = f"no Dask worker joined in {self.worker_timeout:g} s (--worker-timeout; 0 waits forever)"

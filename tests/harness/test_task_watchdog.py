@@ -47,3 +47,70 @@ def test_fit_timeout_must_be_a_finite_number_of_seconds(value):
 
     with pytest.raises(ConfigError, match="'fit_timeout'"):
         parse_args(["--fit-timeout", value])
+
+
+class _FrozenWorkerClient:
+    """A client whose scheduler says one task runs, at the run time its frozen worker last reported."""
+
+    def __init__(self, reported: float) -> None:
+        self.reported, self.cancelled, self.restarted = reported, [], []
+
+    def run_on_scheduler(self, fn):
+        return {"stuck-task": (self.reported, "tcp://w:1")}
+
+    def cancel(self, futures):
+        self.cancelled += futures
+
+    def restart_workers(self, workers, raise_for_error=True):
+        self.restarted += workers
+
+
+def test_a_task_on_a_worker_that_stopped_heartbeating_is_stopped_too(monkeypatch):
+    """The scheduler's run time of a task is the one its worker last reported in a heartbeat: a worker
+    frozen (SIGSTOP in a demo run with --fit-timeout 10, a 100 s task limit) reported 1 s for 5 minutes, and
+    the task was never stopped. The time since the driver first saw it running counts too."""
+    import types
+
+    from harness import cluster as cluster_mod
+    from harness.cluster import ClusterHandle
+
+    now = [1000.0]
+    monkeypatch.setattr(cluster_mod, "time", types.SimpleNamespace(monotonic=lambda: now[0],
+                                                                   sleep=time.sleep))
+    client = _FrozenWorkerClient(reported=1.0)
+    h = ClusterHandle(client=client, dashboard_link=None, resources=None, watch_every=5.0)
+    h.limits["stuck-task"] = 100.0
+    future = object()
+    for _ in range(19):   # 95 s: within the limit
+        h.watch({"stuck-task": future})
+        now[0] += 5.0
+    assert client.cancelled == [] and h.timed_out == {}
+    for _ in range(3):
+        h.watch({"stuck-task": future})
+        now[0] += 5.0
+    assert client.cancelled == [future] and client.restarted == ["tcp://w:1"]
+    assert h.timed_out["stuck-task"].startswith("timed out after 100 s (--fit-timeout")
+
+
+def test_a_retried_task_is_timed_from_its_new_attempt(monkeypatch):
+    """A run time that falls (the task failed and runs again) starts the count again."""
+    import types
+
+    from harness import cluster as cluster_mod
+    from harness.cluster import ClusterHandle
+
+    now = [0.0]
+    monkeypatch.setattr(cluster_mod, "time", types.SimpleNamespace(monotonic=lambda: now[0],
+                                                                   sleep=time.sleep))
+    client = _FrozenWorkerClient(reported=0.0)
+    h = ClusterHandle(client=client, dashboard_link=None, resources=None, watch_every=1.0)
+    h.limits["stuck-task"] = 100.0
+    for t in range(90):   # the first attempt runs 90 s...
+        client.reported = float(t)
+        h.watch({"stuck-task": object()})
+        now[0] += 1.0
+    for t in range(90):   # ...and the second too: neither passes 100 s
+        client.reported = float(t)
+        h.watch({"stuck-task": object()})
+        now[0] += 1.0
+    assert client.cancelled == [] and h.timed_out == {}
