@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import xarray as xr
 import zarr
 
 from harness.contenders import REGISTRY
+from harness.grid import FitKey
 from harness.store import (
     DETAIL_VARS,
     DIMS,
@@ -193,3 +195,30 @@ def method_done(ds: xr.Dataset) -> np.ndarray:
         return done
     own = as_str(ds["method_status"].transpose("model", "drug", "latent", "split", "method").values)
     return np.where(own == "", done, own == "done")
+
+
+def fits_done_at(path: str | Path, keys: Sequence[FitKey]) -> bool:
+    """Whether every fit of ``keys`` is "done" in the result store at ``path`` as its files say now (False
+    for no keys, or a store this process cannot read: a worker that does not see the driver's disk). A
+    cluster task checks it before it runs (harness.run.run_and_store): the driver holds finished tasks'
+    futures, so a worker lost later (killed, restarted by --fit-timeout's watchdog) had the scheduler run
+    its finished tasks again, their fits stored already."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            group = zarr.open_group(str(path), mode="r")
+            models = [str(m) for m in group["model"][:]]
+            drugs = [str(d) for d in group["drug"][:]]
+            latents = [int(x) for x in group["latent"][:]]
+            n_folds = int(np.max(group["fold"][:])) + 1
+            status = group["status"]
+            cells: dict[tuple[int, int, int], np.ndarray] = {}
+            for k in keys:
+                cell = (models.index(k.model), drugs.index(k.drug), latents.index(int(k.latent)))
+                if cell not in cells:
+                    cells[cell] = as_str(status[cell])
+                if cells[cell][int(k.repeat) * n_folds + int(k.fold)] != "done":
+                    return False
+    except Exception:  # noqa: BLE001 - no readable store here: the task runs
+        return False
+    return bool(keys)

@@ -287,7 +287,17 @@ def run_and_store(task: Task, cube_path: str, cfg: RunConfig, model: Any, store_
     written into the store at ``store_path`` by the worker itself (harness.store.write_detail_at), so that
     only the small values come back to the driver, which writes them and the status. Without this, that
     detail (~0.1 MB a fit) crossed the scheduler and was encoded and written on the driver: the most of
-    its time per fit on a cluster (benchmarks/test_cluster_sim.py)."""
+    its time per fit on a cluster (benchmarks/test_cluster_sim.py).
+
+    A task whose fits are all done in the store already does nothing (:func:`harness.results.fits_done_at`):
+    the scheduler runs a finished task again when the worker that holds its result is lost, though the
+    driver has its rows (it holds the futures until the grid ends, for the dashboard)."""
+    from harness.results import fits_done_at
+
+    if fits_done_at(store_path, task.fit_keys()):
+        log.warning("task %s: its fits are done in the store already (its worker was lost after it finished, "
+                    "and the scheduler ran it again); not run again", task.key)
+        return []
     return write_detail_at(store_path, run_task(task, cube_path, cfg, model))
 
 
