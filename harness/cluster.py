@@ -65,6 +65,7 @@ RUN_LOG_ENV = "HARNESS_RUN_LOG"
 LIBRARY_LOGGERS = ("distributed", "dask", "dask_jobqueue", "tornado", "bokeh", "asyncio", "py.warnings",
                    "harness")
 LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"
+SILENT_SECONDS = 30.0   # a worker without a heartbeat this long has its tasks timed by the driver alone
 SLURM_HINT = ("check --partition, --account, --memory, --walltime, --cores-per-job, --gpus-per-job and "
               "--job-extra against what sinfo shows; the job script is in OUT/run.log")
 
@@ -201,10 +202,22 @@ class ClusterHandle:
 
 
 def _executing(dask_scheduler: Any) -> dict[str, tuple[float, str]]:
-    """On the scheduler: {task key: (seconds it has run, worker address)} of every executing task (as of
-    the workers' last heartbeats)."""
-    return {str(ts.key): (float(seconds), ws.address) for ws in dask_scheduler.workers.values()
-            for ts, seconds in ws.executing.items()}
+    """On the scheduler: {task key: (seconds it has run, worker address)} of every executing task, as of
+    the workers' last heartbeats. Only tasks still processing: a worker's list is replaced at each of its
+    heartbeats and never pruned between them, so a worker that stopped heartbeating leaves the task that
+    had just finished there (a frozen worker's finished PertVAE task was cancelled and its worker's
+    restart named it). A worker silent for :data:`SILENT_SECONDS` has every task it was given listed (at 0 s
+    where its heartbeat did not list it), so that the watchdog counts the time of the one it hangs in."""
+    import time as clock
+
+    now = clock.time()
+    out = {}
+    for ws in dask_scheduler.workers.values():
+        running = {ts: float(seconds) for ts, seconds in ws.executing.items() if ts.state == "processing"}
+        if now - ws.last_seen > SILENT_SECONDS:
+            running = {ts: running.get(ts, 0.0) for ts in ws.processing} | running
+        out |= {str(ts.key): (seconds, ws.address) for ts, seconds in running.items()}
+    return out
 
 
 def _squeue(ids: Sequence[str]) -> str:

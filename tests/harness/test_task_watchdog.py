@@ -114,3 +114,25 @@ def test_a_retried_task_is_timed_from_its_new_attempt(monkeypatch):
         h.watch({"stuck-task": object()})
         now[0] += 1.0
     assert client.cancelled == [] and h.timed_out == {}
+
+
+def test_a_silent_workers_finished_task_is_not_timed_and_its_given_ones_are():
+    """The scheduler's list of a worker's executing tasks is replaced at its heartbeats only: a worker
+    frozen just after a task finished left that task listed, and the watchdog cancelled the finished task
+    (a frozen demo worker: 'task pertvae-... ran 100 s', its 10 fits stored 90 s before), while the task
+    the worker hung in was not listed at all."""
+    import types
+
+    from harness.cluster import SILENT_SECONDS, _executing
+
+    class task:   # a scheduler's TaskState: hashable, by identity
+        def __init__(self, key: str, state: str) -> None:
+            self.key, self.state = key, state
+
+    finished, hung, queued = task("finished", "memory"), task("hung", "processing"), task("q", "processing")
+    frozen = types.SimpleNamespace(address="tcp://frozen:1", executing={finished: 40.0}, processing={hung},
+                                   last_seen=time.time() - 2 * SILENT_SECONDS)
+    alive = types.SimpleNamespace(address="tcp://alive:1", executing={}, processing={queued},
+                                  last_seen=time.time())
+    got = _executing(types.SimpleNamespace(workers={"a": frozen, "b": alive}))
+    assert got == {"hung": (0.0, "tcp://frozen:1")}
