@@ -16,7 +16,7 @@ process), which come back to the worker. So a plug-in cannot
 
 The child reads its job from a file (which the method can read too: the split there already has its test
 answers hidden), says "ready" on a pipe once the method is imported, and writes its result to another file.
-A method may print: its stdout and stderr go to the worker's (on a local cluster, OUT/run.log), capped at
+A method may print: its stdout and stderr go to the worker's (local: the run's stdout, OUT/run.log), capped at
 the first and last 32 KiB of each a fit with a note of what was dropped (harness.capped_output). It runs in
 an empty working directory of its own, removed with whatever it wrote there when the fit ends, so that no
 fit sees another's files (the run's working directory is not the method's: give it absolute paths). It
