@@ -72,3 +72,32 @@ class CappedStream:
         _write_all(self.out_fd, self.tail)
         if not self._thread.is_alive():
             os.close(self.read_fd)
+
+
+class CappedPipes:
+    """A child's stdout and stderr as pipes passed on capped to this process's own (file descriptors 1 and
+    2): give :attr:`popen` to ``subprocess.Popen``, call :meth:`started` once it returned (or failed), and
+    :meth:`close` after the child ended. ``label`` names the child in the notes (``mypkg:Method``)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        (self._out_r, out_w), (self._err_r, err_w) = os.pipe(), os.pipe()
+        self.popen = {"stdout": out_w, "stderr": err_w}
+        self._streams: list[CappedStream] = []
+
+    def started(self, ok: bool = True) -> None:
+        """Close the write ends here (the child has its own); ``ok``: start passing its output on, else (the
+        child did not start) close the read ends too."""
+        for fd in self.popen.values():
+            os.close(fd)
+        if ok:
+            self._streams = [CappedStream(self._out_r, 1, f"{self.label}'s stdout"),
+                             CappedStream(self._err_r, 2, f"{self.label}'s stderr")]
+        else:
+            os.close(self._out_r)
+            os.close(self._err_r)
+
+    def close(self) -> None:
+        """After the child ended: the rest of its output, the notes of what was dropped (CappedStream)."""
+        for stream in self._streams:
+            stream.close()

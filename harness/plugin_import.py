@@ -91,6 +91,7 @@ def probe(jobs: Sequence[tuple[str, str]]) -> list[Plugin | str]:
     """For each (kind, spec), its :class:`Plugin`, or why it does not load (one line naming the spec),
     imported in one child process. The child records each plug-in as it is imported, so an import that
     ends or hangs the process is said of that plug-in alone; those after it are imported in a new child."""
+    from harness.capped_output import CappedPipes
     from harness.sandbox import STARTUP_SECONDS, death_reason, kill_group
 
     if not jobs:
@@ -99,8 +100,14 @@ def probe(jobs: Sequence[tuple[str, str]]) -> list[Plugin | str]:
         job, result = Path(tmp) / "job.pkl", Path(tmp) / "result.pkl"
         with job.open("wb") as f:
             pickle.dump({"jobs": list(jobs), "sys_path": list(sys.path)}, f)
-        proc = subprocess.Popen([sys.executable, "-m", "harness.plugin_import", str(job), str(result)],
-                                start_new_session=True, stdin=subprocess.DEVNULL)
+        output = CappedPipes(", ".join(spec for _, spec in jobs))   # a module may print as it is imported
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "harness.plugin_import", str(job), str(result)],
+                                    start_new_session=True, stdin=subprocess.DEVNULL, **output.popen)
+        except BaseException:
+            output.started(ok=False)
+            raise
+        output.started()
         hung = False
         try:
             _wait(proc, jobs, STARTUP_SECONDS)
@@ -108,6 +115,7 @@ def probe(jobs: Sequence[tuple[str, str]]) -> list[Plugin | str]:
             hung = True
         finally:
             kill_group(proc)
+            output.close()
         found: list[Plugin | str] = []
         if result.exists():
             with result.open("rb") as f:

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.capped_output import CappedStream
+from harness.capped_output import CappedPipes
 from pertvae_core.isolation import MethodFailed, exception_text, readonly_split
 
 STARTUP_SECONDS = 300.0  # limit on starting the process and importing the method
@@ -106,23 +106,19 @@ class IsolatedMethod:
         """Start the child in ``work``, its output capped (harness.capped_output), and wait for it (killing
         its process group on timeout or interrupt)."""
         r, w = os.pipe()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        output = CappedPipes(self.target)   # to this process's own stdout and stderr, capped
         try:
             proc = subprocess.Popen([sys.executable, "-m", "harness.sandbox", str(job), str(result), str(w),
                                      str(os.getpid())],
                                     pass_fds=(w,), start_new_session=True, stdin=subprocess.DEVNULL,
-                                    stdout=out_w, stderr=err_w, cwd=work)
+                                    cwd=work, **output.popen)
         except BaseException:
-            for fd in (r, out_r, err_r):
-                os.close(fd)
+            os.close(r)
+            output.started(ok=False)
             raise
         finally:
-            for fd in (w, out_w, err_w):
-                os.close(fd)
-        # to this process's own stdout and stderr (file descriptors 1 and 2), which the child shared before
-        streams = [CappedStream(out_r, 1, f"{self.target}'s stdout"),
-                   CappedStream(err_r, 2, f"{self.target}'s stderr")]
+            os.close(w)
+        output.started()
         try:
             ready, _, _ = select.select([r], [], [], STARTUP_SECONDS)
             if not ready:
@@ -141,8 +137,7 @@ class IsolatedMethod:
         finally:
             os.close(r)
             kill_group(proc)   # done or not: what the method started and left running goes with it
-            for stream in streams:
-                stream.close()
+            output.close()
 
 
 class IsolatedResponseMethod(IsolatedMethod):

@@ -137,3 +137,18 @@ def test_a_name_that_would_name_a_file_or_column_wrongly_is_refused(cls):
 def test_a_name_of_a_table_column_is_refused():
     with pytest.raises(RunError, match=r"its name 'Drug' is a column of the report's tables; .* 'my_drug'"):
         resolve_methods(make_config("demo", method=(f"{MODS}:Drug",)))
+
+
+def test_a_module_that_prints_in_a_loop_as_it_is_imported_is_capped(capfd):
+    """The import probe's output went to the run's stderr uncapped (5 MB from one import here), as a fit's
+    did (harness.capped_output)."""
+    from harness.capped_output import KEEP
+
+    capfd.readouterr()
+    (got,) = probe([(METHOD, f"{MODS}.floods:Shift")])
+    assert isinstance(got, Plugin) and got.name == "floods_on_import"
+    err = capfd.readouterr().err
+    dropped = len("IMPORT-FLOOD-START\n") + 50_000 * 100 + len("IMPORT-FLOOD-END\n") - 2 * KEEP
+    assert f"[harness: {dropped} bytes of {MODS}.floods:Shift's stderr dropped here" in err
+    assert err.startswith("IMPORT-FLOOD-START\n") and err.endswith("IMPORT-FLOOD-END\n")
+    assert len(err) < 2 * KEEP + 200
