@@ -36,6 +36,7 @@ import pickle
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -90,7 +91,8 @@ class IsolatedMethod:
 
     def _job(self, payload: dict[str, Any]) -> Any:
         """Run the child on ``payload`` (plus the target, its keywords and sys.path); its predictions."""
-        with tempfile.TemporaryDirectory(prefix="pertvae-method-", ignore_cleanup_errors=True) as tmp:
+        remove_orphaned_jobs()
+        with tempfile.TemporaryDirectory(prefix=job_prefix(), ignore_cleanup_errors=True) as tmp:
             job, result, work = Path(tmp) / "job.pkl", Path(tmp) / "result.pkl", Path(tmp) / "work"
             try:
                 work.mkdir()
@@ -149,6 +151,41 @@ class IsolatedResponseMethod(IsolatedMethod):
         from pertvae_core.response_isolation import hidden_test
 
         return self._job({"split": hidden_test(split), "heads": tuple(heads)})  # no answers in the job file
+
+
+def _host_prefix() -> str:
+    host = "".join(c if c.isalnum() or c in "-." else "_" for c in socket.gethostname())
+    return f"pertvae-method-{host}-"
+
+
+def job_prefix() -> str:
+    """How the name of a job directory of this process starts: its host and pid."""
+    return f"{_host_prefix()}{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:   # exists, someone else's
+        return True
+    return True
+
+
+def remove_orphaned_jobs() -> list[Path]:
+    """Remove the job directories (a split's copy, the plug-in's result and files) that processes of this
+    host left in the temporary directory when they were killed after their plug-in's process had ended
+    (which removes them only when it outlives its parent): a worker killed as its plug-in's fit returned
+    left its job directory behind for good. Those of processes still alive are kept; returns those
+    removed."""
+    prefix, removed = _host_prefix(), []
+    for d in Path(tempfile.gettempdir()).glob(f"{prefix}*-*"):
+        pid = d.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and d.is_dir() and not d.is_symlink():
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
 
 
 def absolute(path: Sequence[str]) -> list[str]:

@@ -249,3 +249,25 @@ def test_a_plugin_found_through_the_working_directory_on_sys_path_still_imports(
     monkeypatch.setattr(sys, "path", ["", *sys.path])
     got = IsolatedMethod("cwd_plugin_mod:Shift", {}, 0).fit_predict(split, [split.x1_test])[0]
     np.testing.assert_array_equal(got, bad._Shift().fit(split).predict(split.x1_test))
+
+
+def test_a_job_directory_left_by_a_killed_worker_is_removed_by_the_next_fit(split, tmp_path, monkeypatch):
+    """A worker killed as its plug-in's fit returned (the plug-in's process already gone, so nothing watched
+    for the worker's death) left its job directory, a copy of the split, in the temporary directory for good
+    (seen in a demo run: job.pkl, result.pkl and the fit's files). The next fit on the host removes those of
+    dead processes; a live process's is kept."""
+    import socket
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    host = "".join(c if c.isalnum() or c in "-." else "_" for c in socket.gethostname())
+    left = tmp_path / f"pertvae-method-{host}-{int(dead.stdout)}-x1y2"
+    live = tmp_path / f"pertvae-method-{host}-{os.getpid()}-z3w4"
+    for d in (left, live):
+        (d / "work").mkdir(parents=True)
+        (d / "job.pkl").write_bytes(b"a split")
+    isolated(bad.Prints).fit_predict(split, [split.x1_test])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
