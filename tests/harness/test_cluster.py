@@ -299,3 +299,24 @@ def test_device_cpu_on_a_cuda_machine_runs_the_cpu_layout_the_dry_run_estimates(
     assert trained == {cfg.resolved_splits_per_task(cuda=device == "cuda")} == {1}
     with open_cluster(cfg) as h:
         assert h.resources is None and len(h.client.scheduler_info()["workers"]) == slots
+
+
+def _other_poll(dask_scheduler) -> int:
+    return 1
+
+
+def test_run_log_leaves_out_the_watchdogs_polls(tmp_path):
+    """The fit-timeout watchdog polls the scheduler every 5 s (harness.cluster._executing); distributed logs
+    each poll at INFO, ~0.7 MB of run.log over a 10 h run. Those lines are dropped, other ones are kept."""
+    from distributed import Client, LocalCluster
+
+    from harness.cluster import _executing, run_log
+
+    with run_log(tmp_path / "run.log"):
+        with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            client.run_on_scheduler(_executing)
+            client.run_on_scheduler(_other_poll)
+    text = (tmp_path / "run.log").read_text()
+    assert "Run out-of-band function '_other_poll'" in text, text
+    assert "'_executing'" not in text, text
