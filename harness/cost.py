@@ -70,19 +70,26 @@ How the estimate is made:
   on a shared host that work's time varies between days more than the peak does (README).
 """
 
+# ruff: noqa: E402
+# (its imports follow the __main__ hand-off below, which must run before them)
 from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":   # before the heavy imports: a Ctrl-C while they load is one line, exit 130
+    from harness.entry import run_module
+
+    sys.exit(run_module("harness.cost"))
 
 import contextlib
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness import hugepages
 from harness.calibrate import (
     CAL_ROUNDS,
     MAX_SPREAD,
@@ -926,7 +933,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     return dry_run(cfg)
 
-
-if __name__ == "__main__":
-    hugepages.reexec()   # the heap in huge pages, as in the workers (harness.hugepages)
-    sys.exit(main())

@@ -14,10 +14,18 @@ metadata file (``zarr.json``) missing or unreadable (named), or a drug no cell l
 synth never write (its chunk files missing, e.g. an interrupted copy; counted).
 """
 
+# ruff: noqa: E402
+# (its imports follow the __main__ hand-off below, which must run before them)
 from __future__ import annotations
 
-import json
 import sys
+
+if __name__ == "__main__":   # before the heavy imports: a Ctrl-C while they load is one line, exit 130
+    from harness.entry import run_module
+
+    sys.exit(run_module("harness.info"))
+
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -266,6 +274,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -34,13 +34,21 @@ which only a --method plug-in failed is missing for the plug-in alone), and per 
 column (the row's method, or either method of a comparison).
 """
 
+# ruff: noqa: E402
+# (its imports follow the __main__ hand-off below, which must run before them)
 from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":   # before the heavy imports: a Ctrl-C while they load is one line, exit 130
+    from harness.entry import run_module
+
+    sys.exit(run_module("harness.report"))
 
 import contextlib
 import dataclasses
 import json
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -978,6 +986,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line, file=sys.stderr, flush=True)   # --quiet: a partial report does not pass silently
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

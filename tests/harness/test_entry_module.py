@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -70,12 +72,19 @@ def test_output_to_a_closed_pipe_is_no_traceback():
         assert r.returncode == 141, (args, r.returncode, r.stderr)
 
 
-def test_ctrl_c_while_python_m_harness_run_imports_is_one_line_and_130(tmp_path):
-    """``python -m harness.run`` interrupted while its modules were still loading (numpy imported, torch,
-    pandas and xarray not yet) printed a traceback through the import machinery and died of SIGINT."""
+@pytest.mark.parametrize("module, args", [
+    ("harness.run", ["--preset", "demo", "--out", "{tmp}/out", "--drugs", "none-such"]),
+    ("harness.report", ["{tmp}/none"]),
+    ("harness.info", ["{tmp}/none"]),
+    ("harness.cost", ["--preset", "demo"]),
+])
+def test_ctrl_c_while_python_m_a_command_imports_is_one_line_and_130(tmp_path, module, args):
+    """``python -m harness.run`` (and report, info, cost) interrupted while its modules were still loading
+    (numpy imported, torch, pandas and xarray not yet) printed a traceback through the import machinery and
+    died of SIGINT."""
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "harness.run", "--preset", "demo",
-                             "--out", str(tmp_path / "out"), "--drugs", "none-such"],
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", module,
+                             *(a.format(tmp=tmp_path) for a in args)],
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": path}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
