@@ -26,6 +26,7 @@ from harness.store import (
     Repair,
     ResultStore,
     StoreDamagedError,
+    finish_conversion,
     paper_into_score,
 )
 
@@ -40,6 +41,7 @@ def load_results(out_dir: str | Path) -> xr.Dataset:
     needs. StoreReadError says what is wrong and how to recompute."""
     out = Path(out_dir)
     path = out / STORE_NAME
+    finish_conversion(out)
     if path.exists() and not path.is_dir():
         raise StoreReadError(f"{path}: is a file, not a result store (a directory); move it away and rerun "
                              f"pertvae-bench run --out {out} to compute the results")

@@ -204,6 +204,22 @@ def clean_stale_tmp(out_dir: str | Path) -> list[Path]:
     return removed
 
 
+def finish_conversion(out_dir: str | Path) -> Path | None:
+    """Settle a layout conversion (:func:`convert_layout`) that a kill stopped between its renames
+    (:func:`_write_whole`): with no results.zarr, the old store (complete, untouched, renamed aside first)
+    goes back into place, to be converted again, where a new run would have started over beside it; with
+    the new store in place, the old one left beside it is removed. Returns the store restored, if any."""
+    path = Path(out_dir) / STORE_NAME
+    old = path.with_name(f"{path.name}.before-layout-{LAYOUT}")
+    if not old.is_dir() or old.is_symlink():
+        return None
+    if path.exists() or path.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+        return None
+    os.rename(old, path)
+    return path
+
+
 def files_signature(path: str | Path) -> str:
     """SHA-256 of the names, sizes and modification times of every file under ``path``: changes whenever a
     file is written, added or removed (a stat of each, no read)."""
@@ -539,6 +555,7 @@ class ResultStore:
         methods = _store_methods(methods, cfg)
         key_hash = science_hash(cfg)
         full_fp = f"{fingerprint}+{key_hash}"
+        finish_conversion(out)
         clean_stale_tmp(out)
         if path.exists() or path.is_symlink():
             store = cls(path, background)
@@ -573,6 +590,7 @@ class ResultStore:
         :meth:`open` checks them, but for the cell lines, which the data and config determine), else None:
         a resume needs none of the per-drug figures :meth:`open` stores when it creates the store."""
         path = Path(out_dir) / STORE_NAME
+        finish_conversion(out_dir)
         if not (path / "zarr.json").is_file():
             return None
         store = cls(path, background)

@@ -261,3 +261,25 @@ def test_a_layout2_store_is_read_as_layout3_and_converted_once_on_resume(tmp_pat
     again.write([_row("dA", 0, 0, seed=4)])
     assert len(ResultStore.resume(out, cfg, "fp", drugs=["dA", "dB"], genes=GENES).done_keys()) == 3
     assert "converting" not in capsys.readouterr().out   # once
+
+
+@pytest.mark.parametrize("killed_after", ["first rename", "second rename"])
+def test_a_conversion_killed_between_its_renames_loses_no_store(tmp_path, cfg, killed_after):
+    """convert_layout renames the old store aside, the new one into place, then removes the old one: a kill
+    after the first rename left no results.zarr (a report found no store, a run started over beside the
+    old one); after the second, the old one stayed beside the new for good."""
+    out = tmp_path / "out"
+    st = _open(out, cfg)
+    st.write([_row("dB", 0, 2, seed=2) | {"rho_pred_pert": 0.3, "rho_rec_pert": 0.2}])
+    _to_layout2(st.path)
+    aside = st.path.with_name(f"{st.path.name}.before-layout-{LAYOUT}")
+    if killed_after == "first rename":
+        os.rename(st.path, aside)
+    else:
+        shutil.copytree(st.path, tmp_path / "layout2")
+        store_mod.convert_layout(st.path)
+        os.rename(tmp_path / "layout2", aside)
+    assert load_results(out).score.notnull().any()   # the report reads it
+    again = ResultStore.resume(out, cfg, "fp", drugs=["dA", "dB"], genes=GENES)
+    assert again is not None and again.layout == 3 and len(again.done_keys()) == 1
+    assert not aside.exists() and not list(tmp_path.glob("out/results.zarr.*"))
