@@ -27,7 +27,8 @@ harness/store.py); harness/verdicts.py turns these tables into words and harness
   lines with the observed change's 95% interval over cell lines, ``gene_pearson`` (their correlation across
   cell lines) with its Fisher-z 95% interval, ``sign_agreement`` and ``n_cell_lines``; means over repeats;
 - ``metric_agreement.csv``: per latent and metric, Kendall's tau between the methods' ranking by that metric
-  and by the primary one, averaged over drugs, and the drugs where the two name different best methods.
+  and by the primary one, averaged over drugs, and the drugs where the two name different best methods
+  (each among its methods scored on the most splits, as the report's best column; ties as printed together).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from pertvae_core.methods import REFERENCE
 from pertvae_core.stats import benjamini_hochberg, paired_comparison, paired_differences
 
 __all__ = ["study_drugs", "method_done", "failed_methods", "scores_table", "comparisons", "cell_line_table",
-           "gene_table", "metric_agreement",
+           "gene_table", "metric_agreement", "full_split_means", "best_methods",
            "method_order", "ablated_name", "ALPHA"]
 
 ALPHA = 0.05
@@ -213,34 +214,54 @@ def comparisons(scores: pd.DataFrame, n_train_test: dict[str, Any]) -> pd.DataFr
 # metric agreement
 
 
+def full_split_means(rows: pd.DataFrame) -> pd.Series:
+    """Per method, the mean ``value`` of ``rows`` (one drug, latent and metric) among the methods scored on
+    the most splits: one whose fits failed on some splits (or have not run yet) is not ranked by a mean over
+    fewer, other splits than the rest's (the report's "best" column, harness.verdicts, chooses so too)."""
+    means = rows.groupby("method")["value"].mean().dropna()
+    n = rows.dropna(subset=["value"]).groupby("method")["value"].count()
+    return means[n.reindex(means.index).fillna(0) == n.max()] if len(n) else means
+
+
+def best_methods(means: pd.Series, up: bool = True) -> set[str]:
+    """The methods whose mean prints as the best (3 decimals, as the report prints them: a lead of 4e-6
+    is no lead, harness.verdicts names such methods together)."""
+    if means.empty:
+        return set()
+    top = f"{(means.max() if up else means.min()):.3f}"
+    return {str(m) for m, v in means.items() if f"{v:.3f}" == top}
+
+
 def metric_agreement(scores: pd.DataFrame) -> pd.DataFrame:
     """Per latent and metric: Kendall's tau between the methods' order by that metric and by the primary
     one (each oriented so that better is higher), averaged over the drugs, and the drugs whose best method
-    differs between the two. Metrics without a score for every method of a drug skip that drug."""
+    differs between the two (no best method of one among the other's, ties included). Each metric ranks
+    only its methods scored on the most splits (:func:`full_split_means`), as the report's best column
+    does; a drug with fewer than 3 such methods in common is skipped."""
     rows = []
     if scores.empty:
         return pd.DataFrame(columns=list(AGREEMENT_COLUMNS))
-    means = scores.groupby(["latent", "drug", "metric", "method"])["value"].mean()
+    groups = dict(tuple(scores.groupby(["latent", "drug", "metric"])))
     for latent in sorted(scores["latent"].unique().tolist()):
-        sub = means.loc[latent]
-        others = [m for m in sub.index.get_level_values("metric").unique()
-                  if m != PRIMARY and m not in ABLATED.values()]   # the ablation is a control, not a metric
-        for metric in others:
+        keys = [k for k in groups if k[0] == latent]
+        others = sorted({k[2] for k in keys if k[2] != PRIMARY and k[2] not in ABLATED.values()})
+        drugs = sorted({k[1] for k in keys if k[2] == PRIMARY})
+        for metric in others:   # the ablation is a control, not a metric
             taus, differ = [], []
-            for drug in sub.index.get_level_values("drug").unique():
-                if (drug, PRIMARY) not in sub.index.droplevel("method") or \
-                        (drug, metric) not in sub.index.droplevel("method"):
+            for drug in drugs:
+                if (latent, drug, metric) not in groups:
                     continue
-                a, b = sub.loc[(drug, PRIMARY)], sub.loc[(drug, metric)]
+                a = full_split_means(groups[(latent, drug, PRIMARY)])
+                up = HIGHER_IS_BETTER.get(metric, True)
+                b = full_split_means(groups[(latent, drug, metric)])
                 common = a.index.intersection(b.index)
                 if len(common) < 3:
                     continue
-                a = a[common]
-                b = b[common] * (1 if HIGHER_IS_BETTER.get(metric, True) else -1)
-                tau = _st.kendalltau(a.to_numpy(), b.to_numpy()).statistic
+                oriented = b[common] * (1 if up else -1)
+                tau = _st.kendalltau(a[common].to_numpy(), oriented.to_numpy()).statistic
                 if np.isfinite(tau):
                     taus.append(tau)
-                if a.idxmax() != b.idxmax():
+                if not best_methods(a) & best_methods(b, up):
                     differ.append(str(drug))
             if taus:
                 rows.append({"latent": int(latent), "metric": metric, "kendall_tau": float(np.mean(taus)),

@@ -31,6 +31,7 @@ from datasets.pairs import PAIRING_NOTE
 from harness.benchmark import (
     ALPHA,
     failed_methods,
+    full_split_means,
     method_order,
     metric_agreement,
     power_floor,
@@ -174,9 +175,7 @@ FULL_SPLITS = ("among those scored on the most splits (a method with fewer, its 
 def _best_candidates(scores: pd.DataFrame, drug: str, latent: int, metric: str) -> pd.Series:
     """The means of the methods scored on the most splits: one whose fits failed on some splits (or have
     not run yet) is not named best by a mean over fewer, other splits than the rest's."""
-    means = _mean_scores(scores, drug, latent, metric).dropna()
-    n = _split_counts(scores, drug, latent, metric)
-    return means[n.reindex(means.index).fillna(0) == n.max()] if len(n) else means
+    return full_split_means(_rows(scores, drug, latent, metric))   # as the metrics' agreement does
 
 
 def best_line(scores: pd.DataFrame, comp: pd.DataFrame, drug: str, latent: int,
