@@ -119,13 +119,16 @@ def change_pearson_rows(pred_change: Any, obs_change: Any, scale: Any = None) ->
     A prediction of no change (a row constant across genes, e.g. the identity x2_hat = x1, or the mean-shift
     prediction after centering on the mean change) has an undefined correlation: it is defined as 0, since
     it predicts nothing about which genes move. "Constant" allows float round-off relative to ``scale`` (per
-    row, e.g. the RMS of the uncentered prediction; default the row's own RMS). NaN in an input gives NaN.
+    row, e.g. the RMS of the uncentered prediction; default the row's own RMS). NaN in an input gives NaN,
+    and so does a constant observed change (e.g. delta_pearson_centered's of a split's one independent test
+    cell line): no prediction is scored there, a constant one no more than the others.
     """
     p = _as_float64(pred_change, "pred_change")
     o = _as_float64(obs_change, "obs_change")
     r = pearson_rows(p, o)
     ref = np.sqrt(np.mean(p * p, axis=-1)) if scale is None else _as_float64(scale, "scale")
-    flat = _no_change(p, ref) & np.isfinite(p).all(axis=-1) & np.isfinite(o).all(axis=-1)
+    observed = np.isfinite(_row_pearson(o, o))   # NaN for a constant observed row, as pearson_rows
+    flat = _no_change(p, ref) & np.isfinite(p).all(axis=-1) & observed
     return np.where(flat, 0.0, r)
 
 

@@ -34,3 +34,18 @@ def test_metric_agreement_counts_a_tie_at_the_top_as_the_same_best() -> None:
             ("identity", "de_sign_top50"): [0.6] * 2, ("mean_shift", "de_sign_top50"): [0.4] * 2}
     agree = metric_agreement(_scores(vals))
     assert agree.iloc[0]["drugs_with_another_best"] == ""
+
+
+def test_a_constant_observed_change_scores_no_method() -> None:
+    """delta_pearson_centered of a split with one independent test cell line: its centred observed change is
+    0 for every gene, undefined for every method (NaN), yet mean_shift's constant prediction scored 0.0
+    there: the demo's doxorubicin had mean_shift on 9 splits, every other method on 3, so the metrics'
+    agreement ranked mean_shift alone and skipped the drug. Such a row is now NaN for every prediction."""
+    import numpy as np
+
+    from pertvae_core.metrics import change_pearson_rows
+
+    obs = np.zeros((1, 20))
+    assert np.isnan(change_pearson_rows(np.zeros((1, 20)), obs)).all()                 # mean_shift, centred
+    assert np.isnan(change_pearson_rows(np.linspace(-1, 1, 20)[None], obs)).all()      # any other method
+    assert change_pearson_rows(np.zeros((1, 20)), np.linspace(-1, 1, 20)[None])[0] == 0.0   # still chance
