@@ -1,13 +1,13 @@
 """The benchmark's figures, readable without the code: drugs.png and forest.png.
 
 - ``drugs.png``: one panel per drug whose replicates measure a change or are too few to tell
-  (harness.verdicts.has_change), in plain words: the correlation of the predicted with the measured change
-  per method over the splits (boxes), PertVAE's box highlighted, the noise ceiling as a grey band (its 95%
-  uncertainty; "ceiling n/a" in the title where the replicates are too few to measure it), chance as a
-  line, and above each method whether PertVAE is significantly better (green triangle up) or worse (red
-  triangle down) than it (in the legend only where PertVAE has scores); the drugs without a measured
-  change share one compact last panel (each method's mean per drug, where every method should sit at
-  chance, on a scale of at least +/- 0.1).
+  (harness.verdicts.has_change), in plain words: the correlation of the predicted with the measured change per
+  method over the splits (boxes; the splits beyond the whiskers as circles, in the legend), PertVAE's box
+  highlighted, the noise ceiling as a grey band (its 95% uncertainty; "ceiling n/a" in the title where the
+  replicates are too few to measure it), chance as a line, and above each method whether PertVAE is
+  significantly better (green triangle up) or worse (red triangle down) than it (in the legend only where
+  PertVAE has scores); the drugs without a measured change share one compact last panel (each method's mean
+  per drug, where every method should sit at chance, on a scale of at least +/- 0.1).
 - ``forest.png``: PertVAE minus each method per drug with its 95% interval (corrected resampled t), one
   panel per method on one shared scale, significant differences coloured (green: PertVAE better, red:
   worse).
@@ -89,8 +89,10 @@ def _drug_panel(ax: Axes, prim: pd.DataFrame, comp: pd.DataFrame, ceiling: dict,
         ax.axhline(value, color="0.45", lw=0.8, ls="--", zorder=1)
     ax.axhline(0.0, color="0.3", lw=0.6, zorder=1)
     if keep:
+        # fliers shown: a split far below the rest (a fit that went wrong) is part of the method's record
         bp = ax.boxplot([data[i] for i in keep], positions=keep, widths=0.6, patch_artist=True,
-                        showfliers=False, manage_ticks=False, medianprops={"color": "k"}, zorder=2)
+                        manage_ticks=False, medianprops={"color": "k"}, zorder=2,
+                        flierprops={"marker": "o", "ms": 3, "mfc": "none", "mec": "0.25"})
         for patch, i in zip(bp["boxes"], keep, strict=True):
             ref = methods[i] == REFERENCE
             patch.set_facecolor(colors[methods[i]])
@@ -182,6 +184,9 @@ def plot_drugs(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, partial
     if latent is not None and any(_has_ceiling(ceiling, d) for d in real):
         handles.append(Patch(facecolor="0.85", edgecolor="0.45", ls="--",
                              label="noise ceiling (best possible on average, 95% band)"))
+    if latent is not None and real:
+        handles.append(Line2D([], [], ls="none", marker="o", ms=3, mfc="none", mec="0.25",
+                              label="a split beyond the whiskers (1.5 x the box)"))
     if REFERENCE in methods:   # a run without PertVAE (--models baselines) has no calls to mark
         handles += [Line2D([], [], ls="none", marker="^", color=BETTER,
                            label=f"PertVAE better than it (q < {ALPHA})"),

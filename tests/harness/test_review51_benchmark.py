@@ -49,3 +49,21 @@ def test_a_constant_observed_change_scores_no_method() -> None:
     assert np.isnan(change_pearson_rows(np.zeros((1, 20)), obs)).all()                 # mean_shift, centred
     assert np.isnan(change_pearson_rows(np.linspace(-1, 1, 20)[None], obs)).all()      # any other method
     assert change_pearson_rows(np.zeros((1, 20)), np.linspace(-1, 1, 20)[None])[0] == 0.0   # still chance
+
+
+def test_drugs_png_draws_the_splits_beyond_the_whiskers() -> None:
+    """drugs.png's boxes hid the splits beyond their whiskers (showfliers=False): the demo's doxorubicin
+    train_mean box spanned 0.45-0.79 while 2 of its 9 splits scored 0.10 and 0.12; selumetinib's linear
+    (PCA) box sat at 0.76 with 2 splits at 0.59 and 0.61 drawn nowhere. They are now drawn."""
+    import numpy as np
+
+    from harness.figures import _colors, _drug_panel, _pyplot
+
+    vals = [0.45, 0.47, 0.5, 0.6, 0.7, 0.79, 0.48, 0.1, 0.12]
+    prim = pd.DataFrame({"drug": "dA", "latent": 3, "method": "train_mean", "value": vals})
+    comp = pd.DataFrame(columns=["drug", "latent", "metric", "kind", "method", "q_bh", "q_bh_worse"])
+    fig, ax = _pyplot().subplots()
+    _drug_panel(ax, prim, comp, {}, "dA", 3, ["train_mean"], _colors(["train_mean"]))
+    drawn = np.concatenate([np.asarray(line.get_ydata(), float) for line in ax.get_lines()])
+    _pyplot().close(fig)
+    assert {0.1, 0.12} <= set(np.round(drawn, 6).tolist())
