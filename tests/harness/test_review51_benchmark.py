@@ -67,3 +67,24 @@ def test_drugs_png_draws_the_splits_beyond_the_whiskers() -> None:
     drawn = np.concatenate([np.asarray(line.get_ydata(), float) for line in ax.get_lines()])
     _pyplot().close(fig)
     assert {0.1, 0.12} <= set(np.round(drawn, 6).tolist())
+
+
+def test_forest_marks_a_difference_without_an_interval() -> None:
+    """forest.png drew a comparison on one split (ci NaN: a partial run, a drug with few cell lines) as a bare
+    dot, exactly as a difference with an interval too narrow to see: PertVAE minus identity +0.30 on 1 split
+    looked like a precise +0.30. It is now a hollow dot, and the axis label says how many there are."""
+    import numpy as np
+    import xarray as xr
+
+    from harness.figures import _pyplot, plot_forest
+
+    comp = pd.DataFrame([{"drug": "dA", "latent": 3, "metric": "delta_pearson", "kind": "versus",
+                          "reference": "pertvae", "method": "identity", "mean_diff": 0.3, "ci_low": np.nan,
+                          "ci_high": np.nan, "q_bh": np.nan, "q_bh_worse": np.nan, "n_splits": 1}])
+    ds = xr.Dataset(coords={"drug": ["dA"]})
+    fig = plot_forest(ds, comp, partial=True)
+    ax = fig.axes[0]
+    faces = [line.get_markerfacecolor() for line in ax.get_lines() if line.get_marker() == "o"]
+    label = fig.get_supxlabel()
+    _pyplot().close(fig)
+    assert faces == ["none"] and "hollow: 1 difference(s) on one split, no interval" in label
