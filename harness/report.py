@@ -612,6 +612,8 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
         ax.plot(x, m, "o-", color=color, label=f"{c.figure2_label}: mean of {nfits} fits per size{capped}")
         ax.fill_between(x, m - s, m + s, color=color, alpha=0.2,
                         label=f"{c.figure2_label}: +/- 1 s.d. over fits")
+        # the same s.d. as bars: a band over one latent size has no width and is not seen
+        ax.errorbar(x, m, yerr=s, fmt="none", ecolor=color, elinewidth=1, capsize=3, alpha=0.7)
         plotted = True
     ax.set_xscale("log")
     if plotted:

@@ -88,3 +88,26 @@ def test_forest_marks_a_difference_without_an_interval() -> None:
     label = fig.get_supxlabel()
     _pyplot().close(fig)
     assert faces == ["none"] and "hollow: 1 difference(s) on one split, no interval" in label
+
+
+def test_figure2_draws_its_sd_at_a_single_latent_size(tmp_path, monkeypatch) -> None:
+    """Figure 2 of a run with one VAE/PCA latent size (--latents-vae 2 --latents-pca 2) drew its '+/- 1 s.d.
+    over fits' as a band between two identical x: no width, nothing seen (the demo's VAE: 0.855 +/- 0.030,
+    drawn as a dot). The s.d. is now also drawn as error bars."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from harness.report import _figure2
+    from harness.store import paper_into_score
+    from tests.harness.test_report import make_store
+
+    ds = paper_into_score(make_store(tmp_path).load())
+    ds = ds.assign_coords(planned=ds["planned"] & (ds["latent"] == 2))
+    kept = []
+    monkeypatch.setattr(plt, "close", kept.append)
+    _figure2(ds, tmp_path, partial=False)
+    ax = kept[0].axes[0]
+    spans = [np.ptp(seg[:, 1]) for coll in ax.collections if hasattr(coll, "get_segments")
+             for seg in map(np.asarray, coll.get_segments())]
+    plt.close(kept[0])
+    assert len(spans) >= 2 and min(spans) > 0.005   # one bar per model, 2 s.d. tall
