@@ -5,9 +5,9 @@ predicts each test cell line's true change, scored directly with scipy as the me
 Independent of test_ceiling.py's generator: a change shared in part by the cell lines, replicate counts as
 few as the metric allows (2 controls, 1 treated replicate) and unequal, treated replicates noisier than the
 controls, and 6 cell lines (1-2 per test fold). The oracle's mean score is the best any predictor of the
-change reaches on average, so the ceiling must not sit below it (the old split-half 'ceiling' did, and every
-method beat it), must be centred at 0 when nothing changes (clipped per-cell roots sat near +0.13), and its
-95% interval must cover the oracle's score for most drugs."""
+change reaches on average, so the ceiling must not sit clearly below it (the old split-half 'ceiling'
+did, and every method beat it), must be centred at 0 when nothing changes (clipped per-cell roots sat near
++0.13), and its 95% interval must cover the oracle's score for most drugs."""
 
 from __future__ import annotations
 
@@ -107,9 +107,13 @@ CASES = {   # name: (cell lines, controls, treated replicates, treated noise / c
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_ceiling_is_not_below_what_a_predictor_of_the_true_change_scores(case: str) -> None:
-    """A clear change (signal z > 5 in every case): on average over 25 drugs the ceiling is within 0.02
-    (plus 3 standard errors of the mean) of the oracle's score, not below it, and its 95% interval covers
-    the oracle's score for >= 85% of the drugs (seen: |mean gap| <= 0.004, coverage 0.93-1.0 at 40 drugs)."""
+    """A clear change (signal z > 3 for >= 90% of the drugs): on average over 25 drugs the ceiling is within
+    0.02 (plus 3 standard errors of the mean) of the oracle's score, and its 95% interval covers the
+    oracle's score for >= 85% of the drugs. Seen at these 25 drugs (seed 1): z > 3 for 92-100% of the drugs
+    (smallest z 9.3, 2.4, 10.2, -0.1 and 3.9 in the order of CASES), mean gap -0.049 to +0.019, coverage
+    0.96-1.00. The gap is not 0 everywhere: with 6 cell lines the ceiling sits below the oracle's score,
+    -0.045 (se 0.006) over 150 drugs, within the drugs' intervals (coverage 0.93): a small-sample bias of
+    the estimate, which this test's slack (0.089 there) admits."""
     n, n_ctrl, n_post, treated_noise = CASES[case]
     gaps, ses, z = _drugs(25, n, 1.0, n_ctrl, n_post, treated_noise, seed=1)
     assert np.isfinite(gaps).all() and (z > 3).mean() >= 0.9, z.round(1)
@@ -120,10 +124,12 @@ def test_the_ceiling_is_not_below_what_a_predictor_of_the_true_change_scores(cas
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_drug_that_changes_nothing_has_a_ceiling_centred_at_zero_and_no_signal(case: str) -> None:
-    """No change: the oracle scores 0 on average, and so does the ceiling (within 0.08 and 3 standard errors
-    of the mean; a root clipped at 0 per cell line sat near +0.13); its 95% interval covers 0 for >= 85% of
-    the drugs and the signal z is about N(0, 1), so the report puts the drug with those that show no
-    measured change (z <= 3) nearly always (seen: mean -0.014 to +0.019, z mean -0.10 to +0.23)."""
+    """No change: the oracle scores 0 on average, and so does the ceiling (within 0.01 plus the smaller of
+    0.08 and 3 standard errors of the mean; a root clipped at 0 per cell line sat near +0.13); its 95%
+    interval covers 0 for >= 85% of the drugs and the signal z is about N(0, 1), so the report puts the drug
+    with those that show no measured change (z <= 3) nearly always. Seen at these 25 drugs (seed 2): mean
+    -0.047 to -0.001 (the most negative with 6 cell lines: -0.044, se 0.016, over 150 drugs), coverage
+    0.92-0.96, z mean -0.17 to 0.00 with sd 0.81-1.10, no drug at z > 3."""
     n, n_ctrl, n_post, treated_noise = CASES[case]
     values, ses, z = _drugs(25, n, 0.0, n_ctrl, n_post, treated_noise, seed=2)
     assert np.isfinite(values).all()
