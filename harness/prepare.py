@@ -106,9 +106,13 @@ def prepare_cube(cfg: RunConfig, out: Path) -> Path:
             raise RunError(f"{path} was generated with {have}, this run asks for {want}; use another --out "
                            f"or delete {path}")
         return path
-    print(f"generating the synthetic '{cfg.preset}' cube (seed {cfg.data_seed}) into {path}", flush=True)
+    # The datasets.synthetic preset, not the run's: drvae-demo borrows 'demo' (pertvae-bench synth --preset X
+    # makes the same cube; there is no synthetic 'drvae-demo').
+    name = synthetic_preset(cfg.preset)
+    whose = "" if name == cfg.preset else f", for the {cfg.preset} preset"
+    print(f"generating the synthetic '{name}' cube (seed {cfg.data_seed}{whose}) into {path}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    write_cube(generate(preset=synthetic_preset(cfg.preset), seed=cfg.data_seed), path)
+    write_cube(generate(preset=name, seed=cfg.data_seed), path)
     (out / GENERATED_MARKER).write_text(json.dumps(want))
     return path
 
