@@ -190,8 +190,9 @@ class PertVAE:
         return {f.name: getattr(self.config, f.name) for f in dataclasses.fields(FitConfig)}
 
     def set_params(self, **params: Any) -> PertVAE:
-        """Change settings (checked as at construction); a fitted model keeps its weights until the next
-        :meth:`fit`. Returns self."""
+        """Change settings (checked as at construction); a fitted model keeps its weights, and predicts,
+        embeds and saves with the settings it was fitted with (``config_``), until the next :meth:`fit`.
+        Returns self."""
         _check_settings(params)
         try:
             self.config = FitConfig(**{**self.get_params(), **params})
@@ -250,7 +251,7 @@ class PertVAE:
         state = fit([split], self.config, [seed], pairs=True, on_step=ticker)
         if state.status[0] != "done":
             raise FloatingPointError(f"PertVAE.fit: {state.reason[0]} (try a smaller lr)")
-        self._fitted(state, genes, seed)
+        self._fitted(state, genes, seed, self.config)
         if ticker is not None:
             ticker.done(self.epochs_, self.best_epoch_, state.fit_seconds)
         self._warn_unconverged(split.x1_val.shape[0] > 0)
@@ -258,7 +259,7 @@ class PertVAE:
 
     def _warn_unconverged(self, validated: bool) -> None:
         """ConvergenceWarning when the fit ran out of epochs while the validation loss still improved."""
-        cfg = self.config
+        cfg = self.config_
         if validated and self.epochs_ >= cfg.max_epochs and self.best_epoch_ > self.epochs_ - cfg.patience:
             from sklearn.exceptions import ConvergenceWarning
 
@@ -266,8 +267,11 @@ class PertVAE:
                           f"still improving (best epoch {self.best_epoch_}); raise max_epochs for a "
                           "converged fit", ConvergenceWarning, stacklevel=3)
 
-    def _fitted(self, state: FitState, genes: list[str] | None, seed: int) -> None:
-        self.state_, self.genes_, self.seed_ = state, genes, int(seed)
+    def _fitted(self, state: FitState, genes: list[str] | None, seed: int, config: FitConfig) -> None:
+        """Keep the fit and the settings it was made with: ``set_params`` changes only the next fit's
+        settings (scikit-learn's convention), so predict/embed/save must not read ``config`` (a latent size
+        changed after fit broke embed, and save wrote weights that its settings did not fit)."""
+        self.state_, self.genes_, self.seed_, self.config_ = state, genes, int(seed), config
         self.n_genes_ = int(state.std.mean.shape[-1])
         self.epochs_, self.best_epoch_ = state.epochs[0], state.best_epoch[0]
         self.history_ = list(state.history[0]) if state.history else []
@@ -300,7 +304,7 @@ class PertVAE:
 
     def _means(self, x1: Any, key: str) -> Any:
         a, index, genes = self._input(x1)
-        values = _predict(self._state(), [a], self.config.mc_samples)[key][0]
+        values = _predict(self._state(), [a], self.config_.mc_samples)[key][0]
         return self._out(values, x1, index, _own_labels(x1, self.genes_ or genes))
 
     def predict(self, x1: Any) -> Any:
@@ -317,7 +321,7 @@ class PertVAE:
         labelled input gives columns (AnnData: var) z1_0, z1_1, ..."""
         a, index, _ = self._input(x1)
         state = self._state()
-        net, L, mc = state.model, self.config.latent, self.config.mc_samples
+        net, L, mc = state.model, self.config_.latent, self.config_.mc_samples
         net.eval()
         n = a.shape[0]
         X1, _ = state.std.forward([a])
@@ -336,9 +340,9 @@ class PertVAE:
             raise RuntimeError("PertVAE is not fitted: nothing to save")
         st = self.state_
         payload = {
-            "format": FORMAT, "settings": self.settings, "seed": self.seed_, "genes": self.genes_,
-            "n_genes": self.n_genes_, "epochs": self.epochs_, "best_epoch": self.best_epoch_,
-            "history": self.history_, "fit_seconds": self.fit_seconds_,
+            "format": FORMAT, "settings": dataclasses.asdict(self.config_), "seed": self.seed_,
+            "genes": self.genes_, "n_genes": self.n_genes_, "epochs": self.epochs_,
+            "best_epoch": self.best_epoch_, "history": self.history_, "fit_seconds": self.fit_seconds_,
             "model": {k: v.detach().cpu() for k, v in st.model.state_dict().items()},
             "standardizer": {k: getattr(st.std, k).detach().cpu() for k in _STD},
         }
@@ -389,7 +393,7 @@ class PertVAE:
         state = FitState(model=net.to(dev), std=std, gens=[gens], epochs=[p["epochs"]],
                          best_epoch=[p["best_epoch"]], status=["done"], reason=[""],
                          fit_seconds=p["fit_seconds"], device=dev, history=[list(p["history"])])
-        est._fitted(state, p["genes"], p["seed"])
+        est._fitted(state, p["genes"], p["seed"], est.config)
         return est
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -342,3 +343,19 @@ def test_review47_fit_on_a_read_only_split_does_not_warn(fitted: tuple[PertVAE, 
         warnings.filterwarnings("error", message=".*not writable")
         est = PertVAE(**{**SMALL, "max_epochs": 1}).fit(readonly_split(split), verbose=False)
     assert est.predict(d["t1"].to_numpy()).shape == d["t1"].shape
+
+
+def test_api51_set_params_after_fit_changes_only_the_next_fit(fitted: tuple[PertVAE, dict],
+                                                              tmp_path: Path) -> None:
+    """set_params(latent=5) after fit made embed fail inside torch ('The size of tensor a (3) must match the
+    size of tensor b (5)'), save write latent 5 beside latent-3 weights (load: 'its weights do not fit its
+    settings ... damaged or edited file?'), and mc_samples changed predictions without a refit. A fitted
+    model now predicts, embeds and saves with the settings it was fitted with, as scikit-learn's do."""
+    est, d = fitted
+    t1 = d["t1"]
+    before = est.predict(t1), est.embed(t1)
+    changed = copy.deepcopy(est).set_params(latent=5, mc_samples=1)
+    assert changed.predict(t1).equals(before[0]) and changed.embed(t1).equals(before[1])
+    assert changed.config.latent == 5 and changed.config_.latent == SMALL["latent"]
+    loaded = PertVAE.load(changed.save(tmp_path / "changed.pt"))
+    assert loaded.settings == est.settings and loaded.predict(t1).equals(before[0])
