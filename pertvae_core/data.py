@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 __all__ = ["SplitData", "FIELDS", "TEST_FIELDS", "TEST_EXTRAS", "checked_fields", "distinct_rows",
-           "measured_profiles"]
+           "measured_profiles", "real_array"]
 
 FIELDS = ("x1_train", "x2_train", "x1_val", "x2_val", "x1_test", "x2_test", "xs_train")
 TEST_FIELDS = ("x1_test", "x2_test")   # hidden (NaN) in the copy a method is fitted on
 TEST_EXTRAS = ("test_cell_line", "xc_test", "xc_test_cell_line")   # None in that copy
+
+
+def real_array(value: Any, dtype: type, what: str) -> np.ndarray:
+    """``value`` as a ``dtype`` array of real numbers, or ValueError naming ``what``: numpy's own errors for
+    text or ragged rows name no field ('could not convert string to float'); a complex array was cast with
+    its imaginary part dropped (only a ComplexWarning); finite values beyond ``dtype``'s range became inf
+    and were then called 'NaN or inf'."""
+    try:
+        raw = np.asarray(value)
+        if raw.dtype.kind == "c":
+            raise ValueError("complex numbers are not expression values")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # overflow in cast: said below, by name
+            out = np.asarray(raw, dtype=dtype)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what}: expected real numbers [rows, genes] ({str(e).splitlines()[0][:200]})"
+                         ) from None
+    if raw.dtype.kind == "f" and out.dtype.itemsize < raw.dtype.itemsize and not np.isfinite(out).all():
+        big = raw[np.isinf(out) & np.isfinite(raw)]
+        if big.size:
+            raise ValueError(f"{what}: {big.size} value(s) beyond {np.dtype(dtype).name}'s range "
+                             f"(e.g. {big.flat[0]:.3g}); expression is on a log scale")
+    return out
 
 
 def checked_fields(split: object, dtype: type, names: Sequence[str] = FIELDS
@@ -26,7 +51,7 @@ def checked_fields(split: object, dtype: type, names: Sequence[str] = FIELDS
     for f in names:
         if not hasattr(split, f):
             raise ValueError(f"SplitData lacks field {f!r}")
-        a = np.asarray(getattr(split, f), dtype=dtype)
+        a = real_array(getattr(split, f), dtype, f"SplitData.{f}")
         if a.ndim != 2:
             raise ValueError(f"SplitData.{f} must be 2-D [rows, genes], got shape {a.shape}")
         genes = out["x1_train"].shape[1] if out else a.shape[1]
@@ -82,8 +107,8 @@ class SplitData:
         self._check_test_labels()
 
     def _check_unpaired(self) -> None:
-        xu = np.zeros((0, self.genes), np.float32) if self.xu_train is None else np.asarray(self.xu_train,
-                                                                                             np.float32)
+        xu = np.zeros((0, self.genes), np.float32) if self.xu_train is None else real_array(
+            self.xu_train, np.float32, "SplitData.xu_train")
         if xu.ndim != 2 or xu.shape[1] != self.genes:
             raise ValueError(f"SplitData.xu_train must be [rows, {self.genes}], got shape {xu.shape}")
         if not np.isfinite(xu).all():
@@ -103,7 +128,7 @@ class SplitData:
             return
         if self.test_cell_line is None:
             raise ValueError("SplitData.xc_test needs test_cell_line (which cell line each test pair is)")
-        xc = np.asarray(self.xc_test, dtype=np.float32)
+        xc = real_array(self.xc_test, np.float32, "SplitData.xc_test")
         lab = np.asarray(self.xc_test_cell_line).astype(str)
         if xc.ndim != 2 or xc.shape[1] != self.genes or lab.shape != (xc.shape[0],):
             raise ValueError(f"SplitData.xc_test must be [rows, {self.genes}] with one xc_test_cell_line per "

@@ -27,7 +27,7 @@ from pertvae_core import model as _model
 from pertvae_core.api import predict as _predict
 from pertvae_core.api import writable as _writable
 from pertvae_core.config import FitConfig
-from pertvae_core.data import SplitData
+from pertvae_core.data import SplitData, real_array
 from pertvae_core.isolation import exception_text
 from pertvae_core.train import FitState, Standardizer, fit, resolve_device, seed_streams
 
@@ -77,16 +77,13 @@ def _table(x: Any, what: str) -> tuple[np.ndarray, pd.Index | None, list[str] | 
         if bad:
             raise ValueError(f"{what}: column(s) {bad[:5]} are not numeric; genes go in the columns, labels "
                              "(cell line, ...) in the index")
-        index, genes, values = x.index, [str(c) for c in x.columns], x.to_numpy(dtype=np.float32)
+        index, genes, values = x.index, [str(c) for c in x.columns], x.to_numpy()
     elif _is_anndata(x):
         values = x.X.toarray() if hasattr(x.X, "toarray") else x.X
         index, genes = pd.Index(x.obs_names), [str(g) for g in x.var_names]
     else:
         values = x
-    try:
-        values = np.asarray(values, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{what}: expected numbers [samples, genes], got {type(x).__name__} ({e})") from None
+    values = real_array(values, np.float32, what)
     if values.ndim != 2:
         raise ValueError(f"{what}: expected a 2-D table [samples, genes], got shape {values.shape}")
     bad_rows = np.flatnonzero(~np.isfinite(values).all(axis=1))

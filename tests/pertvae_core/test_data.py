@@ -3,6 +3,8 @@ duck-typed split (pertvae_core.data.checked_fields)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,23 @@ def test_a_split_without_a_field_is_refused_by_name() -> None:
             setattr(part, f, a)
     with pytest.raises(ValueError, match="SplitData lacks field 'x2_val'"):
         checked_fields(part, np.float32)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"xs_train": np.array([["a"] * 5])},
+     r"SplitData.xs_train: expected real numbers \[rows, genes\] \(could not convert string to float"),
+    ({"xu_train": np.array([["a"] * 5])}, "SplitData.xu_train: expected real numbers"),
+    ({"test_cell_line": np.array(["a", "b", "c"]), "xc_test": np.array([["a"] * 5]),
+      "xc_test_cell_line": np.array(["a"])}, "SplitData.xc_test: expected real numbers"),
+    ({"x1_train": np.ones((6, 5)) + 1j}, "SplitData.x1_train: expected real numbers .*complex numbers"),
+    ({"x2_val": np.full((2, 5), 1e39)},
+     r"SplitData.x2_val: 10 value\(s\) beyond float32's range \(e.g. 1e\+39\)"),
+])
+def test_api51_a_field_that_is_not_real_numbers_is_refused_by_name(change: dict, message: str) -> None:
+    """Text in xs_train, xu_train or xc_test raised numpy's 'could not convert string to float' naming no
+    field; a complex x1_train was cast with its imaginary part dropped (a ComplexWarning only) and the split
+    accepted; float64 values beyond float32's range became inf and were called 'contains NaN or inf'."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # and no numpy warning on the way
+        with pytest.raises(ValueError, match=message):
+            SplitData(**{**_arrays(), **change})

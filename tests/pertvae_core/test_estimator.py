@@ -359,3 +359,19 @@ def test_api51_set_params_after_fit_changes_only_the_next_fit(fitted: tuple[Pert
     assert changed.config.latent == 5 and changed.config_.latent == SMALL["latent"]
     loaded = PertVAE.load(changed.save(tmp_path / "changed.pt"))
     assert loaded.settings == est.settings and loaded.predict(t1).equals(before[0])
+
+
+def test_api51_complex_text_and_out_of_range_input_is_refused(fitted: tuple[PertVAE, dict]) -> None:
+    """A complex x1 (array or DataFrame) was predicted from its real part with only numpy's ComplexWarning;
+    float64 values beyond float32's range were called 'NaN or inf'."""
+    est, d = fitted
+    t1 = d["t1"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for x in (t1 + 1j, t1.to_numpy() + 1j):
+            with pytest.raises(ValueError, match=r"x1: expected real numbers \[rows, genes\] \(complex"):
+                est.predict(x)
+        with pytest.raises(ValueError, match=r"x1: 50 value\(s\) beyond float32's range"):
+            est.predict(t1.astype(np.float64) * 1e39)
+        with pytest.raises(ValueError, match="x1: expected real numbers .*could not convert string"):
+            est.predict(np.array([["a"] * len(GENES)]))
