@@ -28,7 +28,9 @@ class FitSettingError(ValueError):
 
 
 def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    """An int of any integer type (numpy's too: scikit-learn's GridSearchCV hands ``np.arange``'s values to
+    ``set_params``), not a bool."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)   # np.bool_ is not Integral
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Count:
     def __call__(self, v: Any) -> int:
         if not _is_int(v) or v < self.low:
             raise ValueError("must be a positive int" if self.low == 1 else "must be a non-negative int")
-        return v
+        return v if type(v) is int else int(v)   # a numpy int would not load with weights_only
 
     def bad_example(self) -> str:
         return str(self.low - 1)
@@ -93,16 +95,18 @@ class Flag:
 
 @dataclass(frozen=True)
 class Layers:
-    """Two positive hidden layer sizes, kept as a tuple."""
+    """Two positive hidden layer sizes, in order, kept as a tuple of ints (a set or dict has no order that
+    says which is the first layer: {500, 300} was (300, 500) or (500, 300) as hashing had it)."""
 
     def __call__(self, v: Any) -> tuple[int, ...]:
         try:
-            h = tuple(v)
+            h = () if isinstance(v, set | frozenset | dict) else tuple(v)
         except TypeError:
             h = ()
         if len(h) != 2 or not all(_is_int(x) and x >= 1 for x in h):
-            raise ValueError("must be two positive ints (first and second hidden layer of the encoder)")
-        return h
+            raise ValueError("must be two positive ints in order, a tuple or list (first and second hidden "
+                             "layer of the encoder)")
+        return v if type(v) is tuple and all(type(x) is int for x in v) else tuple(int(x) for x in h)
 
     def bad_example(self) -> str:
         return "0,5"

@@ -375,3 +375,20 @@ def test_api51_complex_text_and_out_of_range_input_is_refused(fitted: tuple[Pert
             est.predict(t1.astype(np.float64) * 1e39)
         with pytest.raises(ValueError, match="x1: expected real numbers .*could not convert string"):
             est.predict(np.array([["a"] * len(GENES)]))
+
+
+def test_api51_numpy_int_settings_are_kept_as_ints_and_unordered_layers_refused(tmp_path: Path) -> None:
+    """set_params(latent=np.int64(3)), as scikit-learn's GridSearchCV does with a grid of np.arange values,
+    was refused ('FitConfig.latent = np.int64(3): must be a positive int'); hidden={16, 8} (a set) was taken
+    in whatever order hashing gave."""
+    est = PertVAE(**SMALL).set_params(latent=np.int64(2), hidden=np.array([16, 8]), max_epochs=np.int32(2))
+    cfg = est.config
+    assert (cfg.latent, cfg.hidden, cfg.max_epochs) == (2, (16, 8), 2)
+    assert type(cfg.latent) is int and type(cfg.max_epochs) is int and all(type(h) is int for h in cfg.hidden)
+    x1, x2 = _frames(0, 12)
+    est.fit(x1, x2, verbose=False).save(tmp_path / "np.pt")   # saved settings load with weights_only
+    assert PertVAE.load(tmp_path / "np.pt").settings == est.settings
+    for bad in ({16, 8}, {16: 1, 8: 2}, (16.0, 8), (np.True_, 8)):
+        with pytest.raises(ValueError, match="hidden = .*must be two positive ints in order, a tuple or"):
+            PertVAE(hidden=bad)
+
