@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
 
 from pertvae_core import model as _model
 from pertvae_core.api import predict as _predict
@@ -31,11 +33,17 @@ from pertvae_core.data import SplitData, real_array
 from pertvae_core.isolation import exception_text
 from pertvae_core.train import FitState, Standardizer, fit, resolve_device, seed_streams
 
-__all__ = ["PertVAE", "FORMAT"]
+__all__ = ["PertVAE", "FORMAT", "NotFitted"]
 
 FORMAT = "pertvae-estimator/1"  # the "format" entry of a saved file
 SETTINGS = tuple(f.name for f in dataclasses.fields(FitConfig))
 _STD = ("mean", "scale", "single_mean", "single_scale")
+
+
+class NotFitted(NotFittedError, RuntimeError):
+    """predict, reconstruct, embed or save before fit: scikit-learn's NotFittedError (what
+    ``sklearn.utils.validation.check_is_fitted`` raises and its tools catch), and a RuntimeError as it
+    was before."""
 
 
 def _check_settings(settings: dict[str, Any]) -> None:
@@ -153,7 +161,7 @@ def _own_labels(like: Any, genes: Sequence[str] | None) -> Sequence[Any] | None:
     return [own.get(g, g) for g in genes]
 
 
-class PertVAE:
+class PertVAE(BaseEstimator):
     """PertVAE as an estimator: predicts a drug's post-treatment profile x2 from the control profile x1.
 
     ``PertVAE(**settings)``: settings are :class:`pertvae_core.config.FitConfig`'s fields (the paper's sizes
@@ -196,6 +204,10 @@ class PertVAE:
         except ValueError as e:
             raise ValueError(f"PertVAE: {e}") from None
         return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted (or loaded): what ``sklearn.utils.validation.check_is_fitted`` asks."""
+        return hasattr(self, "state_")
 
     def __repr__(self) -> str:
         default = FitConfig()
@@ -277,7 +289,7 @@ class PertVAE:
     # --- prediction -----------------------------------------------------------------------------------------
     def _input(self, x1: Any) -> tuple[np.ndarray, pd.Index | None, list[str] | None]:
         if not hasattr(self, "state_"):
-            raise RuntimeError("PertVAE is not fitted: call fit(x1, x2) or PertVAE.load(path) first")
+            raise NotFitted("PertVAE is not fitted: call fit(x1, x2) or PertVAE.load(path) first")
         a, index, genes = _table(x1, "x1")
         return _align(a, genes, self.genes_, self.n_genes_, "x1"), index, genes
 
@@ -334,7 +346,7 @@ class PertVAE:
         """Write the fitted model (weights, settings, standardizer, genes, seed) to one file; returns its
         path. Written to a temporary file first, so an interrupted save leaves any old file intact."""
         if not hasattr(self, "state_"):
-            raise RuntimeError("PertVAE is not fitted: nothing to save")
+            raise NotFitted("PertVAE is not fitted: nothing to save")
         st = self.state_
         payload = {
             "format": FORMAT, "settings": dataclasses.asdict(self.config_), "seed": self.seed_,

@@ -392,3 +392,28 @@ def test_api51_numpy_int_settings_are_kept_as_ints_and_unordered_layers_refused(
         with pytest.raises(ValueError, match="hidden = .*must be two positive ints in order, a tuple or"):
             PertVAE(hidden=bad)
 
+
+def test_api51_scikit_learn_tools_take_the_estimator(fitted: tuple[PertVAE, dict]) -> None:
+    """With scikit-learn 1.6+, check_is_fitted, GridSearchCV and cross_val_score (all through
+    sklearn.utils.get_tags) raised "'PertVAE' object has no attribute '__sklearn_tags__' ... Make sure to
+    inherit from `BaseEstimator`"; predict before fit raised a RuntimeError, not the NotFittedError that
+    scikit-learn's tools expect."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.utils.validation import check_is_fitted
+
+    est, d = fitted
+    check_is_fitted(est)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        check_is_fitted(PertVAE(**SMALL))
+    for call in (PertVAE().predict, PertVAE().embed, PertVAE().save):
+        with pytest.raises(NotFittedError, match="PertVAE is not fitted") as e:
+            call(d["t1"])
+        assert isinstance(e.value, RuntimeError)   # what it raised before
+    assert "PertVAE" in PertVAE(**SMALL)._repr_html_()   # a notebook's display
+    x1, x2 = _frames(0, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # ConvergenceWarning of 2-epoch fits
+        grid = GridSearchCV(PertVAE(**{**SMALL, "max_epochs": 2}), {"latent": np.arange(2, 4)}, cv=2,
+                            scoring="neg_mean_squared_error").fit(x1, x2, verbose=False)
+    assert grid.best_params_["latent"] in (2, 3) and grid.best_estimator_.config_.latent in (2, 3)
