@@ -77,8 +77,9 @@ class _Ticker:
 
 
 def _table(x: Any, what: str) -> tuple[np.ndarray, pd.Index | None, list[str] | None]:
-    """(float32 values [rows, genes], row labels or None, gene names or None) of an array, DataFrame or
-    AnnData; checked 2-D, numeric and finite."""
+    """(float32 values [rows, genes], row labels or None, gene names or None) of an array, a scipy sparse
+    matrix (densified, as AnnData's sparse X is: numpy read one as a 0-d object and said 'setting an array
+    element with a sequence'), a DataFrame or an AnnData; checked 2-D, numeric and finite."""
     index = genes = None
     if isinstance(x, pd.DataFrame):
         bad = [str(c) for c, t in x.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
@@ -90,7 +91,7 @@ def _table(x: Any, what: str) -> tuple[np.ndarray, pd.Index | None, list[str] | 
         values = x.X.toarray() if hasattr(x.X, "toarray") else x.X
         index, genes = pd.Index(x.obs_names), [str(g) for g in x.var_names]
     else:
-        values = x
+        values = x.toarray() if hasattr(x, "toarray") else x
     values = real_array(values, np.float32, what)
     if values.ndim != 2:
         raise ValueError(f"{what}: expected a 2-D table [samples, genes], got shape {values.shape}")

@@ -417,3 +417,18 @@ def test_api51_scikit_learn_tools_take_the_estimator(fitted: tuple[PertVAE, dict
         grid = GridSearchCV(PertVAE(**{**SMALL, "max_epochs": 2}), {"latent": np.arange(2, 4)}, cv=2,
                             scoring="neg_mean_squared_error").fit(x1, x2, verbose=False)
     assert grid.best_params_["latent"] in (2, 3) and grid.best_estimator_.config_.latent in (2, 3)
+
+
+def test_api51_a_scipy_sparse_matrix_is_taken_as_anndata_sparse_x_is(fitted: tuple[PertVAE, dict]) -> None:
+    """fit or predict of a scipy.sparse matrix said 'x1: expected real numbers [rows, genes] (setting an
+    array element with a sequence.)', though a sparse AnnData X was taken."""
+    import scipy.sparse
+
+    est, d = fitted
+    t1 = d["t1"].to_numpy()
+    np.testing.assert_array_equal(est.predict(scipy.sparse.csr_matrix(t1)), est.predict(t1))
+    x1, x2 = _frames(0, 12)
+    dense = PertVAE(**{**SMALL, "max_epochs": 1}).fit(x1.to_numpy(), x2.to_numpy(), verbose=False)
+    sparse = PertVAE(**{**SMALL, "max_epochs": 1}).fit(scipy.sparse.csr_array(x1.to_numpy()),
+                                                      scipy.sparse.coo_matrix(x2.to_numpy()), verbose=False)
+    np.testing.assert_array_equal(sparse.predict(t1), dense.predict(t1))
