@@ -122,6 +122,16 @@ def _align(values: np.ndarray, genes: list[str] | None, want: list[str] | None, 
     return values
 
 
+def _warn_by_position(message: str) -> None:
+    """A labelled table whose genes cannot be matched by name (the reference has none) is taken by position;
+    say so, as scikit-learn does for feature names: genes in another order would be silently misaligned."""
+    user = 1   # the first frame outside this module and the decorators it uses (torch.no_grad)
+    while str(sys._getframe(user).f_globals.get("__name__")).partition(".")[0] in ("pertvae_core", "torch"):
+        user += 1
+    warnings.warn(f"{message}: its genes are taken by position; give labelled tables (DataFrames or "
+                  "AnnData) to both to match genes by name", UserWarning, stacklevel=user + 1)
+
+
 def _check_fit_input(n_pairs: int, n_genes: int, n_val1: int, n_val2: int) -> None:
     """What SplitData refuses, in fit's own argument names: SplitData names its fields (x1_train, x1_val),
     which a caller of ``fit(x1, x2, validation=...)`` never wrote."""
@@ -239,6 +249,8 @@ class PertVAE(BaseEstimator):
 
             def arr(x: Any, what: str) -> np.ndarray:
                 a, _, g = _table(x, what)
+                if g is not None and genes is None:
+                    _warn_by_position(f"PertVAE.fit: {what} has gene names (columns) but x1 has none")
                 return _align(a, g, genes, G, what)
 
             a2 = arr(x2, "x2")
@@ -292,6 +304,8 @@ class PertVAE(BaseEstimator):
         if not hasattr(self, "state_"):
             raise NotFitted("PertVAE is not fitted: call fit(x1, x2) or PertVAE.load(path) first")
         a, index, genes = _table(x1, "x1")
+        if genes is not None and self.genes_ is None:
+            _warn_by_position("x1 has gene names (columns) but PertVAE was fitted without them")
         return _align(a, genes, self.genes_, self.n_genes_, "x1"), index, genes
 
     def _state(self) -> FitState:

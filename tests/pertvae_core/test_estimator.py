@@ -432,3 +432,23 @@ def test_api51_a_scipy_sparse_matrix_is_taken_as_anndata_sparse_x_is(fitted: tup
     sparse = PertVAE(**{**SMALL, "max_epochs": 1}).fit(scipy.sparse.csr_array(x1.to_numpy()),
                                                       scipy.sparse.coo_matrix(x2.to_numpy()), verbose=False)
     np.testing.assert_array_equal(sparse.predict(t1), dense.predict(t1))
+
+
+def test_api51_labelled_genes_that_cannot_be_matched_by_name_are_said_to_be_taken_by_position() -> None:
+    """A model fitted on numpy arrays took a DataFrame's columns by position without a word: the same
+    DataFrame with its genes in another order gave other predictions, labelled with its own column names
+    (and fit(numpy x1, DataFrame x2 in another order) trained on misaligned genes). Both now warn, as
+    scikit-learn does for feature names; labelled tables on both sides match by name, silently."""
+    x1, x2 = _frames(0, 12)
+    with pytest.warns(UserWarning, match=r"PertVAE.fit: x2 has gene names \(columns\) but x1 has none: its "
+                      "genes are taken by position"):
+        est = PertVAE(**{**SMALL, "max_epochs": 1}).fit(x1.to_numpy(), x2[GENES[::-1]], verbose=False)
+    with pytest.warns(UserWarning, match=r"x1 has gene names \(columns\) but PertVAE was fitted without"):
+        est.predict(x1[GENES[::-1]])
+    with pytest.warns(UserWarning, match="fitted without them") as got:
+        est.embed(x1)
+    assert got[0].filename == __file__   # points at the caller's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        named = PertVAE(**{**SMALL, "max_epochs": 1}).fit(x1, x2[GENES[::-1]], verbose=False)
+        named.predict(x1[GENES[::-1]]), est.predict(x1.to_numpy())
