@@ -49,10 +49,26 @@ __all__ = ["fit_evaluate_pertvae", "fit_evaluate_vae", "evaluate_pca", "evaluate
 NAN = float("nan")
 
 
-def _check(splits: Sequence[SplitData], seeds: Sequence[int] | None = None) -> list[SplitData]:
+_NO_SEEDS = object()   # _check's default: the call takes no seeds
+
+
+def _check(splits: Sequence[SplitData], seeds: Any = _NO_SEEDS, cfg: Any = None) -> list[SplitData]:
+    """The splits as a list, each a SplitData, with one seed each and a FitConfig where the call takes them:
+    one split not in a list, seeds=None or a dict of settings failed deep inside with a TypeError ('SplitData
+    object is not iterable', "'NoneType' has no len()") or an AttributeError ("'dict' object has no
+    attribute 'device'")."""
+    if isinstance(splits, SplitData):
+        raise ValueError("splits must be a list of SplitData, got one SplitData: give [split]")
+    if cfg is not None and not isinstance(cfg, FitConfig):
+        raise ValueError(f"cfg must be a pertvae_core.config.FitConfig, got {type(cfg).__name__}"
+                         + (": give FitConfig(**settings)" if isinstance(cfg, Mapping) else ""))
     splits = list(splits)
     if not splits:
         raise ValueError("no splits given")
+    if seeds is not _NO_SEEDS and (seeds is None or isinstance(seeds, str | int)):
+        raise ValueError(f"seeds must be a list of ints, one per split, got {seeds!r}")
+    if seeds is _NO_SEEDS:
+        seeds = None
     for i, sp in enumerate(splits):
         if not isinstance(sp, SplitData):
             raise ValueError(f"splits[{i}] must be a pertvae_core.data.SplitData, got {type(sp).__name__}")
@@ -157,7 +173,7 @@ class PertVAEMethod:
 def fit_pertvae_methods(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int],
                         reconstruction: bool = False) -> list[PertVAEMethod]:
     """Fit PertVAE on S splits as one batched model; one fitted :class:`PertVAEMethod` per split."""
-    splits = _check(splits, seeds)
+    splits = _check(splits, seeds, cfg)
     state = fit(splits, cfg, seeds, pairs=True)
     out = []
     for s, seed in enumerate(seeds):
@@ -205,13 +221,13 @@ def _evaluate(state: FitState, splits: list[SplitData], cfg: FitConfig, keep_pre
 def fit_evaluate_pertvae(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int],
                          keep_predictions: bool = False) -> list[dict]:
     """Fit PertVAE on each split (one batched model) and evaluate on its test pairs (module docstring)."""
-    splits = _check(splits, seeds)
+    splits = _check(splits, seeds, cfg)
     return _evaluate(fit(splits, cfg, seeds, pairs=True), splits, cfg, keep_predictions)
 
 
 def fit_evaluate_vae(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int]) -> list[dict]:
     """Fit the plain VAE on each split's single profiles and evaluate reconstruction of the test x1."""
-    splits = _check(splits, seeds)
+    splits = _check(splits, seeds, cfg)
     return _evaluate(fit(splits, cfg, seeds, pairs=False), splits, cfg)
 
 
@@ -226,6 +242,8 @@ def evaluate_pca_latents(splits: Sequence[SplitData], latents: Sequence[int]) ->
     split's time shared equally by the latent sizes."""
     from pertvae_core.baselines import pca_reconstruction_rhos
 
+    if not len(latents):   # each split's time was divided by the number of latent sizes: ZeroDivisionError
+        raise ValueError("evaluate_pca_latents: no latent sizes given")
     out: dict[int, list[dict]] = {int(lat): [] for lat in latents}
     for sp in _check(splits):
         t0 = time.perf_counter()
