@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import tomllib
@@ -54,6 +55,12 @@ def test_python_api_doc_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
                 pytest.fail(f"block {i} (line {line}) is {lang!r}: only python and toml blocks can be run")
         assert (tmp_path / "selumetinib.pt").is_file()
         assert ns["make"].name == "shrunk_shift" and ns["mine"].s_ in (0.0, 0.25, 0.5, 0.75, 1.0)
+        # the page says why some printed scores are NaN: one test cell line of three has two controls
+        from pertvae_core.evaluation import TestCells, score_method
+
+        assert TestCells.from_split(ns["split"]).independent.tolist().count(True) == 1
+        scores = score_method(ns["split"], ns["mine"].predict)
+        assert math.isnan(scores["retrieval"]) and not math.isnan(scores["delta_pearson"])
     finally:
         for mod in [k for k in sys.modules if k == "mypkg" or k.startswith("mypkg.")]:
             del sys.modules[mod]
