@@ -237,6 +237,8 @@ class PertVAE(BaseEstimator):
         """
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ValueError(f"PertVAE.fit: seed must be an int, got {seed!r}")
+        if not 0 <= seed < 2**128:   # seed_streams takes it modulo 2**128: seed=-1 was the fit of 2**128 - 1
+            raise ValueError(f"PertVAE.fit: seed must be an int in [0, 2**128), got {seed!r}")
         if isinstance(x1, SplitData):
             if x2 is not None or singletons is not None or validation is not None:
                 raise ValueError("PertVAE.fit(split): x2, singletons and validation come from the SplitData")

@@ -452,3 +452,13 @@ def test_api51_labelled_genes_that_cannot_be_matched_by_name_are_said_to_be_take
         warnings.simplefilter("error")
         named = PertVAE(**{**SMALL, "max_epochs": 1}).fit(x1, x2[GENES[::-1]], verbose=False)
         named.predict(x1[GENES[::-1]]), est.predict(x1.to_numpy())
+
+
+def test_api51_a_seed_outside_what_seeds_distinct_fits_is_refused() -> None:
+    """seed=-1 was taken modulo 2**128 (pertvae_core.train.seed_streams): the same fit and predictions as
+    seed=2**128 - 1, two different seeds with identical numbers."""
+    x1, x2 = _frames(0, 12)
+    for seed in (-1, 2**128):
+        with pytest.raises(ValueError, match=rf"seed must be an int in \[0, 2\*\*128\), got {seed}"):
+            PertVAE(**SMALL).fit(x1, x2, seed=seed)
+    PertVAE(**{**SMALL, "max_epochs": 1}).fit(x1, x2, seed=np.uint64(2**64 - 1), verbose=False)
