@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from pertvae_core.config import FitConfig
-from pertvae_core.data import FIELDS, SplitData
+from pertvae_core.data import FIELDS, SplitData, check_scorable
 from pertvae_core.elbo import normal_log_prob
 from pertvae_core.evaluation import TestCells, control_rows, reconstruction_rho, score_detail
 from pertvae_core.isolation import MethodFailed, check_prediction, fit_predict
@@ -52,7 +52,8 @@ NAN = float("nan")
 _NO_SEEDS = object()   # _check's default: the call takes no seeds
 
 
-def _check(splits: Sequence[SplitData], seeds: Any = _NO_SEEDS, cfg: Any = None) -> list[SplitData]:
+def _check(splits: Sequence[SplitData], seeds: Any = _NO_SEEDS, cfg: Any = None, scored: bool = False
+           ) -> list[SplitData]:
     """The splits as a list, each a SplitData, with one seed each and a FitConfig where the call takes them:
     one split not in a list, seeds=None or a dict of settings failed deep inside with a TypeError ('SplitData
     object is not iterable', "'NoneType' has no len()") or an AttributeError ("'dict' object has no
@@ -74,6 +75,8 @@ def _check(splits: Sequence[SplitData], seeds: Any = _NO_SEEDS, cfg: Any = None)
             raise ValueError(f"splits[{i}] must be a pertvae_core.data.SplitData, got {type(sp).__name__}")
     if seeds is not None and len(seeds) != len(splits):
         raise ValueError(f"{len(seeds)} seeds for {len(splits)} splits")
+    for i, sp in enumerate(splits if scored else ()):   # before any fit: a hidden test set scores NaN
+        check_scorable(sp, f"splits[{i}]")
     return splits
 
 
@@ -221,13 +224,13 @@ def _evaluate(state: FitState, splits: list[SplitData], cfg: FitConfig, keep_pre
 def fit_evaluate_pertvae(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int],
                          keep_predictions: bool = False) -> list[dict]:
     """Fit PertVAE on each split (one batched model) and evaluate on its test pairs (module docstring)."""
-    splits = _check(splits, seeds, cfg)
+    splits = _check(splits, seeds, cfg, scored=True)
     return _evaluate(fit(splits, cfg, seeds, pairs=True), splits, cfg, keep_predictions)
 
 
 def fit_evaluate_vae(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int]) -> list[dict]:
     """Fit the plain VAE on each split's single profiles and evaluate reconstruction of the test x1."""
-    splits = _check(splits, seeds, cfg)
+    splits = _check(splits, seeds, cfg, scored=True)
     return _evaluate(fit(splits, cfg, seeds, pairs=False), splits, cfg)
 
 
@@ -245,7 +248,7 @@ def evaluate_pca_latents(splits: Sequence[SplitData], latents: Sequence[int]) ->
     if not len(latents):   # each split's time was divided by the number of latent sizes: ZeroDivisionError
         raise ValueError("evaluate_pca_latents: no latent sizes given")
     out: dict[int, list[dict]] = {int(lat): [] for lat in latents}
-    for sp in _check(splits):
+    for sp in _check(splits, scored=True):
         t0 = time.perf_counter()
         per_latent = pca_reconstruction_rhos(sp, latents)
         share = (time.perf_counter() - t0) / len(per_latent)
@@ -281,7 +284,7 @@ def evaluate_methods(splits: Sequence[SplitData], factories: Mapping[str, Callab
     failed, with ``reason`` "method: reason; ...".
     """
     rows = []
-    for sp in _check(splits):
+    for sp in _check(splits, scored=True):
         t0 = time.perf_counter()
         cells = TestCells.from_split(sp)
         detail, predictions, status, reasons, tracebacks = {}, {}, {}, {}, {}

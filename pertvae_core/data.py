@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["SplitData", "FIELDS", "TEST_FIELDS", "TEST_EXTRAS", "checked_fields", "distinct_rows",
-           "measured_profiles", "real_array"]
+           "measured_profiles", "real_array", "check_scorable"]
 
 FIELDS = ("x1_train", "x2_train", "x1_val", "x2_val", "x1_test", "x2_test", "xs_train")
 TEST_FIELDS = ("x1_test", "x2_test")   # hidden (NaN) in the copy a method is fitted on
@@ -61,6 +61,16 @@ def checked_fields(split: object, dtype: type, names: Sequence[str] = FIELDS
             raise ValueError(f"SplitData.{f} contains NaN or inf")
         out[f] = a
     return out, out["x1_train"].shape[1]
+
+
+def check_scorable(split: SplitData, what: str = "score") -> None:
+    """ValueError unless ``split``'s test pairs are measured: SplitData accepts test arrays NaN throughout
+    (the copy a method is fitted on, pertvae_core.isolation), so a split whose test profiles were all
+    missing was scored as NaN in every metric, without a word."""
+    for f in TEST_FIELDS:
+        if np.isnan(getattr(split, f)).all():
+            raise ValueError(f"{what}: SplitData.{f} is NaN throughout, as in the copy whose test pairs are "
+                             "hidden from a method; scoring needs the measured test pairs")
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pertvae_core.data import SplitData, distinct_rows, measured_profiles
+from pertvae_core.data import SplitData, check_scorable, distinct_rows, measured_profiles
 from pertvae_core.metrics import (
     change_pearson_rows,
     mse_rows,
@@ -279,6 +279,7 @@ def _change_scores(d_hat: np.ndarray, d_obs: np.ndarray, m: np.ndarray, rms: np.
 def score_detail(split: SplitData, pred_pairs: np.ndarray, pred_cells: np.ndarray,
                  cells: TestCells | None = None) -> Scores:
     """:func:`score` with the per-cell-line and per-gene values (:class:`Scores`)."""
+    check_scorable(split)
     cells = cells if cells is not None else TestCells.from_split(split)
     pred_pairs = np.asarray(pred_pairs, dtype=np.float64)
     pred_cells = np.asarray(pred_cells, dtype=np.float64)

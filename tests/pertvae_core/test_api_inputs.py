@@ -39,3 +39,22 @@ def test_api51_pca_latents_without_latent_sizes_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="evaluate_pca_latents: no latent sizes given"):
         api.evaluate_pca_latents([_split()], [])
     assert list(api.evaluate_pca_latents([_split()], [np.int64(2), 3])) == [2, 3]
+
+
+def test_api51_a_split_whose_test_pairs_are_nan_throughout_is_not_scored() -> None:
+    """SplitData accepts test arrays NaN throughout (the copy whose test pairs are hidden from a method), so
+    a split whose test profiles were all missing scored NaN in every metric of every method, without a
+    word (score_method, evaluate_baselines, evaluate_pca, fit_evaluate_pertvae)."""
+    from pertvae_core.evaluation import score_method
+
+    sp = _split()
+    hidden = SplitData(sp.x1_train, sp.x2_train, sp.x1_val, sp.x2_val, sp.x1_test,
+                       np.full_like(sp.x2_test, np.nan), sp.xs_train)
+    message = "SplitData.x2_test is NaN throughout, as in the copy whose test pairs are hidden from a method"
+    with pytest.raises(ValueError, match="score: " + message):
+        score_method(hidden, lambda x1: x1)
+    for call in (lambda: api.evaluate_baselines([sp, hidden], 2), lambda: api.evaluate_pca([sp, hidden], 2),
+                 lambda: api.fit_evaluate_pertvae([sp, hidden], CFG, [0, 1])):
+        with pytest.raises(ValueError, match=r"splits\[1\]: " + message):
+            call()
+    assert np.isfinite(score_method(sp, lambda x1: x1 + 1)["rho_pred_pert"])
