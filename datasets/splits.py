@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datasets.cell_names import spelling_clashes
 from datasets.cube import CubeError
 
 
@@ -51,6 +52,7 @@ def make_splits(cell_lines: Sequence[str], drug: str, n_repeats: int = 10, n_fol
     those validated least often in the repeat's earlier folds, ties broken at random (seed ``val_seed``).
     """
     cells = sorted({str(c) for c in cell_lines})
+    _refuse_spellings(cells, drug)
     if n_folds < 2:
         raise CubeError(f"n_folds: must be >= 2, got {n_folds}")
     if n_repeats < 1:
@@ -83,6 +85,19 @@ def make_splits(cell_lines: Sequence[str], drug: str, n_repeats: int = 10, n_fol
             train = [c for c in rest if c not in val]
             out.append(Split(rep, f, tuple(train), tuple(sorted(val)), tuple(sorted(test))))
     return out
+
+
+def _refuse_spellings(cells: Sequence[str], drug: str) -> None:
+    """CubeError for names that differ only in case or punctuation (``MCF7``, ``mcf-7``): grouped by exact
+    name they are two groups, so one cell line's replicates could sit in a training and a test fold. The cube
+    refuses them (datasets.cube), but names given here directly (the Python API, an unvalidated Dataset)
+    were split apart."""
+    clashes = spelling_clashes(cells)
+    if clashes:
+        named = "; ".join(" and ".join(repr(s) for s, _ in v) for v in clashes.values())
+        raise CubeError(f"drug {drug!r}: cell lines {named} differ only in case or punctuation (one cell "
+                        "line under two names could sit in a training and a test fold); make the spellings "
+                        "agree")
 
 
 def singleton_mask(singleton_cell_line: Sequence[str] | np.ndarray, split: Split,

@@ -102,3 +102,10 @@ def test_property_structure(n_cells: int, n_folds: int, n_repeats: int, val_frac
     check_structure(splits, cells, n_repeats, n_folds)
     assert splits == make_splits(cells, drug, n_repeats=n_repeats, n_folds=n_folds, val_fraction=val_fraction,
                                  base_seed=seed)
+
+
+def test_spellings_of_one_cell_line_are_refused_not_split_apart() -> None:
+    """Grouped by exact name, 'MCF7' and 'mcf-7' were two groups: with seed 0, repeat 0 fold 2 tested 'MCF7'
+    and trained on 'mcf-7' (and fold 1 the reverse), one cell line's replicates on both sides of a split."""
+    with pytest.raises(CubeError, match=r"'MCF7' and 'mcf-7' differ only in case or punctuation"):
+        make_splits(["MCF7", "mcf-7", "A", "B", "C", "D", "E"], "d", n_repeats=2)
