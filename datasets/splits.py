@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datasets.cell_names import spelling_clashes
+from datasets.cell_names import cell_line_key, spelling_clashes
 from datasets.cube import CubeError
 
 
@@ -102,8 +102,14 @@ def _refuse_spellings(cells: Sequence[str], drug: str) -> None:
 
 def singleton_mask(singleton_cell_line: Sequence[str] | np.ndarray, split: Split,
                    include_test: bool = False) -> np.ndarray:
-    """Which singletons train in ``split``: all but those of test cell lines (unless ``include_test``)."""
+    """Which singletons train in ``split``: all but those of test cell lines (unless ``include_test``).
+
+    Names are compared by :func:`datasets.cell_names.cell_line_key`, as the baseline is matched to L1000 (a
+    validated cube has one spelling per key): compared exactly, a test cell line's baseline profile spelled
+    another way (``MCF-7`` for test ``MCF7``) was trained on."""
     scl = np.asarray([str(c) for c in np.asarray(singleton_cell_line).ravel()], dtype=object)
     if include_test or len(scl) == 0:
         return np.ones(len(scl), dtype=bool)
-    return ~np.isin(scl.astype(str), np.asarray(split.test_cell_lines, dtype=str))
+    test = {cell_line_key(c) for c in split.test_cell_lines}
+    names, row_name = np.unique(scl.astype(str), return_inverse=True)   # each name keyed once
+    return np.asarray([cell_line_key(c) not in test for c in names], dtype=bool)[row_name.ravel()]

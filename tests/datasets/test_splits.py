@@ -109,3 +109,10 @@ def test_spellings_of_one_cell_line_are_refused_not_split_apart() -> None:
     and trained on 'mcf-7' (and fold 1 the reverse), one cell line's replicates on both sides of a split."""
     with pytest.raises(CubeError, match=r"'MCF7' and 'mcf-7' differ only in case or punctuation"):
         make_splits(["MCF7", "mcf-7", "A", "B", "C", "D", "E"], "d", n_repeats=2)
+
+
+def test_singleton_mask_leaves_out_other_spellings_of_a_test_cell_line() -> None:
+    """Compared by exact name, the baseline profiles 'MCF-7' and 'mcf7' of test cell line 'MCF7' trained
+    (mask [True, True, False, True]); they are that cell line's profiles, as the baseline match says."""
+    s = Split(0, 0, ("A", "B"), ("C",), ("MCF7",))
+    assert singleton_mask(["MCF-7", "mcf7", "MCF7", "A"], s).tolist() == [False, False, False, True]
