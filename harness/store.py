@@ -460,7 +460,20 @@ def config_mismatch(path: Path, stored_cfg: Mapping[str, Any], cfg: RunConfig) -
     diff = _dict_diff(dict(stored_cfg), science_key(cfg)) or ["(science key hash differs)"]
     return StoreMismatchError(
         f"{path} holds results of a different config; refusing to mix them. Differences: "
-        + "; ".join(diff) + f". Use another --out, or delete {path.parent} to start over.")
+        + "; ".join(diff) + _precision_hint(stored_cfg, cfg)
+        + f". Use another --out, or delete {path.parent} to start over.")
+
+
+def _precision_hint(stored_cfg: Mapping[str, Any], cfg: RunConfig) -> str:
+    """How to resume a store whose precision differs: ``--precision auto`` (the paper's default) is resolved
+    on the machine that starts the command, so the same command resumed on another machine (or from a
+    Slurm login node without a GPU) can ask for the other precision; without this the user, who typed no
+    precision, sees 'bf16 (stored) vs fp32 (now)' and no way on."""
+    stored = stored_cfg.get("precision")
+    if stored is None or stored == cfg.precision:
+        return ""
+    return (f" (--precision auto is resolved on the machine that starts the run: bf16 where it computes "
+            f"bfloat16 natively, else fp32; give --precision {stored} to resume this store)")
 
 
 def failed_words(counts: Mapping[str, int]) -> str:

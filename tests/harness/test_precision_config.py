@@ -65,3 +65,15 @@ def test_a_bad_precision_is_one_clear_error(tmp_path) -> None:
         parse_args(["--config", str(toml)])
     toml.write_text('precision = "fp32"\n')
     assert parse_args(["--config", str(toml)]).precision == "fp32"
+
+
+def test_a_precision_mismatch_says_how_to_resume(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A paper store made where auto gave bf16, resumed by the same command where auto gives fp32: the error
+    names both values and the --precision that resumes it (auto is resolved per machine)."""
+    monkeypatch.setattr(prec, "native_bf16", lambda d: True)
+    ResultStore.open(tmp_path, make_config("paper", out=str(tmp_path)), "fp", drugs=["d"])
+    monkeypatch.setattr(prec, "native_bf16", lambda d: False)
+    with pytest.raises(StoreMismatchError, match=r"precision: 'bf16' \(stored\) vs 'fp32' \(now\) "
+                                                 r"\(--precision auto is resolved on the machine .*give "
+                                                 r"--precision bf16 to resume this store\)\. Use another"):
+        ResultStore.open(tmp_path, make_config("paper", out=str(tmp_path)), "fp", drugs=["d"])
