@@ -469,9 +469,26 @@ def validate(cfg: RunConfig) -> RunConfig:
     def bad(name: str, why: str) -> ConfigError:
         return ConfigError.bad_value(name, getattr(cfg, name), why)
 
-    for check in (_check_models, _check_cv_and_fit, _check_execution):
+    for check in (_check_int64, _check_models, _check_cv_and_fit, _check_execution):
         check(cfg, bad)
     return cfg
+
+
+def _check_int64(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> None:
+    """Every integer setting (and latent size) below 2**63: the store's coordinates and torch's sizes are
+    int64, so a larger one (a typo such as --latents-pca 99999999999999999999) crashed the store's creation
+    with an OverflowError traceback or failed every fit with one."""
+    for f in fields(cfg):
+        if f.name == "latents":
+            named = [(f"latents_{m}", sizes) for m, sizes in cfg.latents]
+        elif _base_type(f) in ("int", "tuple[int"):
+            v = getattr(cfg, f.name)
+            named = [(f.name, v if isinstance(v, tuple) else (v,))]
+        else:
+            continue
+        for name, values in named:
+            if any(isinstance(x, int) and x >= 2**63 for x in values):
+                raise ConfigError.bad_value(name, getattr(cfg, name), "too large: must be below 2**63", None)
 
 
 def _build(values: dict[str, Any], sources: dict[str, str]) -> RunConfig:

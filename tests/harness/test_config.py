@@ -319,3 +319,15 @@ def _accepted(**change) -> bool:
     except ConfigError:
         return False
     return True
+
+
+@pytest.mark.parametrize("argv", [["--latents-pca", "99999999999999999999"], ["--context", str(2**63)],
+                                  ["--hidden", "5", str(2**64)], ["--n-repeats", str(2**70)]])
+def test_an_integer_beyond_int64_is_one_clear_error(argv):
+    """--latents-pca 99999999999999999999 crashed the store's creation (OverflowError traceback: its latent
+    coordinate is int64), --context 2**63 failed every fit, --n-repeats 2**70 planned splits forever."""
+    name = argv[0][2:].replace("-", "_")
+    with pytest.raises(ConfigError, match=rf"^field '{name}' = .* \(--{argv[0][2:]}\): too large: must be "
+                                          r"below 2\*\*63$"):
+        parse_args(argv)
+    assert parse_args([argv[0], *["3"] * (len(argv) - 1)])   # an ordinary value is taken
