@@ -3,7 +3,8 @@
     python -m harness.run --preset demo --config my.toml --latents-vae 2 5 10 --workers 2
 
 A TOML file uses the field names below as flat keys (``max_epochs = 50``, ``latents_vae = [2, 5]``); the
-tables ``[fit]``, ``[slurm]`` and ``[latents]`` (``pertvae = [100]``) are accepted as a convenience.
+tables of the ``--help`` groups, ``[run]``, ``[cv]``, ``[fit]``, ``[cluster]`` and ``[slurm]``, each with its
+own settings, and ``[latents]`` (``pertvae = [100]``) are accepted as a convenience (a setting once).
 Latent sizes are one field, ``latents`` = {model: sizes} over the registered models (harness.contenders);
 ``latents_<model>`` (preset key, TOML key, ``--latents-<model>`` flag, make_config keyword) sets one model's
 sizes, and a model given none takes its contender's ``default_latents``.
@@ -429,24 +430,41 @@ def _set(values: dict[str, Any], key: str, value: Any, source: str) -> None:
     values["latents"] = merged
 
 
+def _table_of(name: str) -> str:
+    """The TOML table a setting may be given in (besides the top level): its field's group
+    (``latents_<model>``: [run], where ``latents`` is; [latents] takes the model's name alone)."""
+    return "run" if name.startswith("latents") else _FIELDS[name].metadata["group"]
+
+
 def _flatten_toml(data: dict[str, Any], path: str) -> dict[str, Any]:
+    """{setting: value} of a parsed TOML file. A key in another setting's table (``[slurm] max_epochs``) or
+    given twice (at the top level and in its table) is refused: either was taken silently, the second
+    spelling winning, so that a file read as saying one thing ran another."""
     out: dict[str, Any] = {}
+    where: dict[str, str] = {}
     for k, v in data.items():
         if isinstance(v, dict):
             if k not in _TABLES:
                 raise ConfigError(f"{path}: unknown table [{k}]{did_you_mean(k, sorted(_TABLES))} "
                                   f"(known: {', '.join(sorted(_TABLES))})")
-            for k2, v2 in v.items():
-                name = f"latents_{k2}" if k == "latents" else k2
-                if not _is_key(name) or (k == "latents" and k2 not in REGISTRY):
-                    known = list(REGISTRY) if k == "latents" else list(_FIELDS)
-                    raise ConfigError(f"{path}: unknown key '{k2}' in [{k}]{did_you_mean(k2, known)}")
-                out[name] = v2
+            items = [(f"latents_{k2}" if k == "latents" else k2, k2, v2) for k2, v2 in v.items()]
+            place = f"in [{k}]"
         else:
-            if not _is_key(k):
-                raise ConfigError(f"{path}: unknown key '{k}'{did_you_mean(k, list(_FIELDS))} "
-                                  f"(keys are the flags' names with _, see pertvae-bench run --help)")
-            out[k] = v
+            items, place = [(k, k, v)], "at the top level"
+        for name, key, value in items:
+            if not _is_key(name) or (k == "latents" and key not in REGISTRY):
+                if place == "at the top level":
+                    raise ConfigError(f"{path}: unknown key '{k}'{did_you_mean(k, list(_FIELDS))} "
+                                      f"(keys are the flags' names with _, see pertvae-bench run --help)")
+                known = list(REGISTRY) if k == "latents" else list(_FIELDS)
+                raise ConfigError(f"{path}: unknown key '{key}' in [{k}]{did_you_mean(key, known)}")
+            if place != "at the top level" and k != "latents" and _table_of(name) != k:
+                raise ConfigError(f"{path}: key '{key}' is not a setting of [{k}]; give it in "
+                                  f"[{_table_of(name)}] or at the top level")
+            if name in out:
+                raise ConfigError(f"{path}: '{name}' is given twice ({where[name]} and {place}); "
+                                  f"keep one")
+            out[name], where[name] = value, place
     return out
 
 

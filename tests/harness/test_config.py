@@ -331,3 +331,27 @@ def test_an_integer_beyond_int64_is_one_clear_error(argv):
                                           r"below 2\*\*63$"):
         parse_args(argv)
     assert parse_args([argv[0], *["3"] * (len(argv) - 1)])   # an ordinary value is taken
+
+
+@pytest.mark.parametrize("toml, message", [
+    ("[slurm]\nmax_epochs = 5\n", r"key 'max_epochs' is not a setting of \[slurm\]; give it in \[fit\] or at "
+                                  r"the top level$"),
+    ("[fit]\nworkers = 3\n", r"key 'workers' is not a setting of \[fit\]; give it in \[cluster\]"),
+    ("n_repeats = 2\n[cv]\nn_repeats = 3\n",
+     r"'n_repeats' is given twice \(at the top level and in \[cv\]\); keep one$"),
+    ("latents_vae = [2]\n[latents]\nvae = [5]\n", r"'latents_vae' is given twice \(at the top level and in "
+                                                  r"\[latents\]\)"),
+])
+def test_a_toml_key_in_the_wrong_table_or_given_twice_is_refused(tmp_path, toml: str, message: str):
+    """[slurm] max_epochs = 5 ran 5 epochs and [fit] workers = 3 three workers without a word, and a key at
+    the top level and again in its table silently took the table's value: each is now one error naming it."""
+    with pytest.raises(ConfigError, match=message):
+        parse_args(["--config", str(_toml(tmp_path, toml))])
+
+
+def test_every_setting_is_taken_in_its_own_table(tmp_path):
+    cfg = parse_args(["--config", str(_toml(tmp_path, "[fit]\nmax_epochs = 7\n[slurm]\njobs = 2\n[cluster]\n"
+                                                      "workers = 1\n[cv]\nn_folds = 3\n[run]\nlatents_vae = "
+                                                      "[3]\n[latents]\npca = [4]\n"))])
+    assert (cfg.max_epochs, cfg.jobs, cfg.workers, cfg.n_folds) == (7, 2, 1, 3)
+    assert (cfg.latents_vae, cfg.latents_pca) == ((3,), (4,))
