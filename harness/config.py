@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import shlex
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -310,6 +311,46 @@ def science_key(cfg: RunConfig) -> dict[str, Any]:
     if not cfg.response_method:   # stores made before --response-method existed still resume
         key.pop("response_method")
     return key
+
+
+def resume_flags(stored: Mapping[str, Any], cfg: RunConfig) -> list[str] | None:
+    """The flags that give ``cfg`` the stored science key ``stored`` where they differ (e.g. a preset's
+    default changed since the store was made, or ``--precision auto`` resolved otherwise on this machine:
+    settings the user never typed, so a bare 'max_epochs: 200 (stored) vs 400 (now)' left no way on); None
+    when some difference no flag undoes (another scoring version, or a value no flag can spell)."""
+    now = science_key(cfg)
+    flags: list[str] = []
+    for k in sorted(set(stored) | set(now)):
+        old = stored.get(k, _UNSET)
+        if old == now.get(k, _UNSET):
+            continue
+        if k == "latents" and isinstance(old, dict):
+            new = now.get(k, {})
+            flags += [f"{_flag('latents_' + m)} {_words(v)}" for m, v in old.items()
+                      if v and new.get(m) != v]
+            continue
+        f = _FIELDS.get(k)
+        if f is None or old is _UNSET:
+            return None
+        if isinstance(old, bool):
+            flags.append(_flag(k) if old else _flag("no_" + k))
+        elif old is None and "None" in str(f.type):
+            flags.append(f"{_flag(k)} none")
+        elif isinstance(old, list) and old:
+            flags.append(f"{_flag(k)} {_words(old)}")
+        elif isinstance(old, str | int | float) and not isinstance(old, list):
+            flags.append(f"{_flag(k)} {_words([old])}")
+        else:
+            return None
+    return flags
+
+
+_UNSET = object()
+
+
+def _words(values: Sequence[Any]) -> str:
+    """``values`` as shell words (a drug name with a space quoted)."""
+    return " ".join(shlex.quote(str(v)) for v in values)
 
 
 def execution_settings(cfg: RunConfig) -> dict[str, Any]:

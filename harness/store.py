@@ -106,7 +106,7 @@ import zarr
 from zarr.core.sync import sync
 
 from datasets.cube import pid_alive
-from harness.config import RunConfig, execution_settings, science_key
+from harness.config import RunConfig, execution_settings, resume_flags, science_key
 from harness.contenders import REGISTRY, built_in_methods, paper_methods, run_metrics
 from harness.grid import POOLED, FitKey, model_drugs
 from pertvae_core.evaluation import GENE_METRICS
@@ -458,22 +458,23 @@ def fit_counts_of(status: np.ndarray, planned: np.ndarray,
 def config_mismatch(path: Path, stored_cfg: Mapping[str, Any], cfg: RunConfig) -> StoreMismatchError:
     """The error of a store at ``path`` holding results of another config (science key ``stored_cfg``)."""
     diff = _dict_diff(dict(stored_cfg), science_key(cfg)) or ["(science key hash differs)"]
+    flags = resume_flags(stored_cfg, cfg)
+    resume = f" To resume it, give {' '.join(flags)}." if flags else ""
     return StoreMismatchError(
         f"{path} holds results of a different config; refusing to mix them. Differences: "
-        + "; ".join(diff) + _precision_hint(stored_cfg, cfg)
-        + f". Use another --out, or delete {path.parent} to start over.")
+        + "; ".join(diff) + _precision_hint(stored_cfg, cfg) + f".{resume} Use another --out, or delete "
+        f"{path.parent} to start over.")
 
 
 def _precision_hint(stored_cfg: Mapping[str, Any], cfg: RunConfig) -> str:
-    """How to resume a store whose precision differs: ``--precision auto`` (the paper's default) is resolved
-    on the machine that starts the command, so the same command resumed on another machine (or from a
-    Slurm login node without a GPU) can ask for the other precision; without this the user, who typed no
-    precision, sees 'bf16 (stored) vs fp32 (now)' and no way on."""
+    """Why the precision can differ though the command did not: ``--precision auto`` (the paper's default)
+    is resolved on the machine that starts the command, so the same command resumed on another machine (or
+    from a Slurm login node without a GPU) can ask for the other precision."""
     stored = stored_cfg.get("precision")
     if stored is None or stored == cfg.precision:
         return ""
-    return (f" (--precision auto is resolved on the machine that starts the run: bf16 where it computes "
-            f"bfloat16 natively, else fp32; give --precision {stored} to resume this store)")
+    return (" (--precision auto is resolved on the machine that starts the run: bf16 where it computes "
+            "bfloat16 natively, else fp32)")
 
 
 def failed_words(counts: Mapping[str, int]) -> str:

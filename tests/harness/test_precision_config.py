@@ -74,6 +74,6 @@ def test_a_precision_mismatch_says_how_to_resume(tmp_path, monkeypatch: pytest.M
     ResultStore.open(tmp_path, make_config("paper", out=str(tmp_path)), "fp", drugs=["d"])
     monkeypatch.setattr(prec, "native_bf16", lambda d: False)
     with pytest.raises(StoreMismatchError, match=r"precision: 'bf16' \(stored\) vs 'fp32' \(now\) "
-                                                 r"\(--precision auto is resolved on the machine .*give "
-                                                 r"--precision bf16 to resume this store\)\. Use another"):
+                                                 r"\(--precision auto is resolved on the machine .*\)\. "
+                                                 r"To resume it, give --precision bf16\. Use another"):
         ResultStore.open(tmp_path, make_config("paper", out=str(tmp_path)), "fp", drugs=["d"])

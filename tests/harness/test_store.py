@@ -13,7 +13,7 @@ import xarray as xr
 from harness.config import make_config, science_key
 from harness.grid import POOLED, FitKey, store_drugs
 from harness.results import paper_metric
-from harness.store import FLOAT_VARS, PAPER_VARS, STR_VARS, ResultStore, StoreMismatchError
+from harness.store import FLOAT_VARS, PAPER_VARS, STR_VARS, ResultStore, StoreMismatchError, config_mismatch
 from pertvae_core.evaluation import METRICS
 from pertvae_core.methods import METHODS
 
@@ -304,3 +304,18 @@ def test_a_lost_status_chunk_is_damage_not_fits_never_run(tmp_path, cfg, capsys)
     assert "no fit lost" not in said and "1 done fit(s) lost" in said, said
     assert "status: chunk missing" in said, said
     assert not ResultStore(st.path).done_keys() and not ResultStore(st.path).find_damage().cells
+
+
+def test_a_config_mismatch_gives_the_flags_that_resume(tmp_path):
+    """A paper store made when its preset's default was max_epochs 200 (now 400), resumed by the same
+    command, was refused with 'max_epochs: 200 (stored) vs 400 (now)' alone: the user typed no max_epochs.
+    The error now gives the flags that resume it; none where no flag can (another scoring version)."""
+    old = make_config("paper", max_epochs=200, latents_vae=(2, 5), drugs=("dA",), precision="fp32")
+    _open(tmp_path, old)
+    now = make_config("paper", precision="fp32")
+    with pytest.raises(StoreMismatchError, match=r"To resume it, give --drugs dA --latents-vae 2 5 "
+                                                 r"--max-epochs 200\. Use another --out"):
+        _open(tmp_path, now)
+    assert "To resume" not in str(config_mismatch(tmp_path, {**science_key(old), "scoring": "1"}, old))
+    resumed = make_config("paper", max_epochs=200, latents_vae=(2, 5), drugs=("dA",), precision="fp32")
+    assert _open(tmp_path, resumed).done_keys() == set()
