@@ -388,6 +388,8 @@ def _coerce(name: str, value: Any, source: str, kind: str | None = None) -> Any:
     kind = kind or _base_type(f)
     optional = f is not None and "None" in str(f.type)
     empty = ("none",) if kind.startswith("tuple") else ("none", "")  # an empty list is not "unset"
+    if optional and isinstance(value, list | tuple) and len(value) == 1 and isinstance(value[0], str):
+        value = value[0]   # `--drugs none` arrives as ["none"]: unset, as in TOML (drvae-demo's drugs: all)
     if value is None or (optional and isinstance(value, str) and value.strip().lower() in empty):
         if optional:
             return None

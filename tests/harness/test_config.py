@@ -355,3 +355,13 @@ def test_every_setting_is_taken_in_its_own_table(tmp_path):
                                                       "[3]\n[latents]\npca = [4]\n"))])
     assert (cfg.max_epochs, cfg.jobs, cfg.workers, cfg.n_folds) == (7, 2, 1, 3)
     assert (cfg.latents_vae, cfg.latents_pca) == ((3,), (4,))
+
+
+def test_drugs_none_on_the_command_line_selects_every_drug():
+    """--drugs none was taken as a drug named 'none' (the flag's values arrive as a list; only TOML's
+    string "none" meant unset), so no flag undid a preset's drugs (drvae-demo's four): the help's
+    'default: all drugs in the cube' could not be asked for, nor the 'To resume it, give --drugs none' of a
+    refused resume."""
+    assert parse_args(["--preset", "drvae-demo", "--drugs", "none"]).drugs is None
+    assert parse_args(["--drugs", "a", "b"]).drugs == ("a", "b")
+    assert parse_args(["--drugs", "a"]).drugs == ("a",)
