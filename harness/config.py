@@ -131,7 +131,8 @@ class RunConfig:
     val_fraction: float = _f(0.2, "fraction of training cell lines held out for early stopping", "cv")
     base_seed: int = _f(0, "base seed: splits and every fit's seed derive from it", "cv")
     include_test_singletons: bool = _f(False, "train on unpaired singleton profiles of test cell lines too "
-                                       "(transductive, as the paper allows)", "cv")
+                                       "(transductive: the paper's singletons are profiles with no known "
+                                       "post-treatment state, which a test cell line has)", "cv")
     response_label: str = _f("waterfall", "the drug-response models' binary labels, set per drug and split "
                              "from the training cell lines' responses only (pertvae_core.response_labels): "
                              "waterfall (CCLE's knee of the sorted responses) | quantile (sensitive from "
