@@ -65,21 +65,28 @@ class _FrozenWorkerClient:
         self.restarted += workers
 
 
-def test_a_task_on_a_worker_that_stopped_heartbeating_is_stopped_too(monkeypatch):
-    """The scheduler's run time of a task is the one its worker last reported in a heartbeat: a worker
-    frozen (SIGSTOP in a demo run with --fit-timeout 10, a 100 s task limit) reported 1 s for 5 minutes, and
-    the task was never stopped. The time since the driver first saw it running counts too."""
+def _watched(monkeypatch, start: float, reported: float, every: float):
+    """A ClusterHandle watching "stuck-task" (limit 100 s) through a _FrozenWorkerClient, on a clock that
+    reads ``now[0]``: (handle, client, now)."""
     import types
 
     from harness import cluster as cluster_mod
     from harness.cluster import ClusterHandle
 
-    now = [1000.0]
+    now = [start]
     monkeypatch.setattr(cluster_mod, "time", types.SimpleNamespace(monotonic=lambda: now[0],
                                                                    sleep=time.sleep))
-    client = _FrozenWorkerClient(reported=1.0)
-    h = ClusterHandle(client=client, dashboard_link=None, resources=None, watch_every=5.0)
+    client = _FrozenWorkerClient(reported=reported)
+    h = ClusterHandle(client=client, dashboard_link=None, resources=None, watch_every=every)
     h.limits["stuck-task"] = 100.0
+    return h, client, now
+
+
+def test_a_task_on_a_worker_that_stopped_heartbeating_is_stopped_too(monkeypatch):
+    """The scheduler's run time of a task is the one its worker last reported in a heartbeat: a worker
+    frozen (SIGSTOP in a demo run with --fit-timeout 10, a 100 s task limit) reported 1 s for 5 minutes, and
+    the task was never stopped. The time since the driver first saw it running counts too."""
+    h, client, now = _watched(monkeypatch, start=1000.0, reported=1.0, every=5.0)
     future = object()
     for _ in range(19):   # 95 s: within the limit
         h.watch({"stuck-task": future})
@@ -94,17 +101,7 @@ def test_a_task_on_a_worker_that_stopped_heartbeating_is_stopped_too(monkeypatch
 
 def test_a_retried_task_is_timed_from_its_new_attempt(monkeypatch):
     """A run time that falls (the task failed and runs again) starts the count again."""
-    import types
-
-    from harness import cluster as cluster_mod
-    from harness.cluster import ClusterHandle
-
-    now = [0.0]
-    monkeypatch.setattr(cluster_mod, "time", types.SimpleNamespace(monotonic=lambda: now[0],
-                                                                   sleep=time.sleep))
-    client = _FrozenWorkerClient(reported=0.0)
-    h = ClusterHandle(client=client, dashboard_link=None, resources=None, watch_every=1.0)
-    h.limits["stuck-task"] = 100.0
+    h, client, now = _watched(monkeypatch, start=0.0, reported=0.0, every=1.0)
     for t in range(90):   # the first attempt runs 90 s...
         client.reported = float(t)
         h.watch({"stuck-task": object()})
