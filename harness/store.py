@@ -109,7 +109,7 @@ from datasets.cube import pid_alive
 from harness.config import RunConfig, execution_settings, resume_flags, science_key
 from harness.contenders import REGISTRY, built_in_methods, paper_methods, run_metrics
 from harness.grid import POOLED, FitKey, model_drugs
-from pertvae_core.evaluation import GENE_METRICS
+from pertvae_core.evaluation import GENE_METRICS, SCORING
 from pertvae_core.methods import METHODS
 
 log = logging.getLogger(__name__)
@@ -462,8 +462,18 @@ def config_mismatch(path: Path, stored_cfg: Mapping[str, Any], cfg: RunConfig) -
     resume = f" To resume it, give {' '.join(flags)}." if flags else ""
     return StoreMismatchError(
         f"{path} holds results of a different config; refusing to mix them. Differences: "
-        + "; ".join(diff) + _precision_hint(stored_cfg, cfg) + f".{resume} Use another --out, or delete "
+        + "; ".join(diff) + _precision_hint(stored_cfg, cfg) + _scoring_hint(stored_cfg)
+        + f".{resume} Use another --out, or delete "
         f"{path.parent} to start over.")
+
+
+def _scoring_hint(stored_cfg: Mapping[str, Any]) -> str:
+    """Why a store of older code is refused: its fits were trained or scored by other rules (SCORING), and
+    mixing them with new fits would put numbers that mean different things in one table."""
+    if stored_cfg.get("scoring") == SCORING:
+        return ""
+    return (" (the store was made by a version of pertvae-bench that trains or scores fits otherwise; "
+            "its numbers and new ones would not mean the same)")
 
 
 def _precision_hint(stored_cfg: Mapping[str, Any], cfg: RunConfig) -> str:

@@ -79,8 +79,10 @@ __all__ = ["SCORING", "METRICS", "GENE_METRICS", "PRIMARY", "RHO_REC", "ABLATED"
 # measured profile once in the training statistics, unpaired controls trained on, retrieval, the ablation
 # and de_sign_top50's half for no change. A result store records it and is not resumed by other versions.
 # Changes of round-off only (device, compile, fused kernels, the bf16 products' path) keep the version,
-# as the science key treats device and compile: a fit's numbers mean the same.
-SCORING = "2"
+# as the science key treats device and compile: a fit's numbers mean the same. 3 = a prediction constant
+# across genes scores 0 (the correlation's chance level) instead of NaN, left out of the means; and
+# delta_pearson_centered is NaN for every method where the observed centred change is constant.
+SCORING = "3"
 METRICS = ("rho_pred_pert", "rho_pred_pert_z", "delta_pearson", "delta_pearson_centered", "mse_z",
            "de_sign_top50", "retrieval", "delta_pearson_ablated")
 PRIMARY = "delta_pearson"

@@ -78,12 +78,12 @@ def test_fitconfig_values_the_run_refused_before_are_accepted_and_the_other_way_
 
 
 @pytest.mark.parametrize(("argv", "key"), [
-    (["--preset", "demo"], "7e4aeccfec3efa39"),
-    (["--preset", "paper", "--precision", "fp32"], "52b56b0703487872"),
+    (["--preset", "demo"], "b8da54f2e12b28de"),
+    (["--preset", "paper", "--precision", "fp32"], "1ebe22ce60e1f3bb"),
     (["--preset", "paper", "--precision", "bf16", "--data", "c.zarr", "--device", "cuda"],
-     "16af1da74ff39940"),
+     "587fba1234bac761"),
 ])
 def test_the_presets_science_keys_are_those_of_stores_written_before(argv, key):
     """The keys computed before the fit settings moved to one declaration: old stores still resume. (A new
-    pertvae_core.evaluation.SCORING changes them on purpose.)"""
+    pertvae_core.evaluation.SCORING changes them on purpose: these are SCORING 3's.)"""
     assert science_hash(parse_args(argv)) == key

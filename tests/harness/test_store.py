@@ -316,6 +316,8 @@ def test_a_config_mismatch_gives_the_flags_that_resume(tmp_path):
     with pytest.raises(StoreMismatchError, match=r"To resume it, give --drugs dA --latents-vae 2 5 "
                                                  r"--max-epochs 200\. Use another --out"):
         _open(tmp_path, now)
-    assert "To resume" not in str(config_mismatch(tmp_path, {**science_key(old), "scoring": "1"}, old))
+    other_scoring = str(config_mismatch(tmp_path, {**science_key(old), "scoring": "1"}, old))
+    assert "To resume" not in other_scoring and "scores fits otherwise" in other_scoring
+    assert "scores fits otherwise" not in str(config_mismatch(tmp_path, science_key(old), now))
     resumed = make_config("paper", max_epochs=200, latents_vae=(2, 5), drugs=("dA",), precision="fp32")
     assert _open(tmp_path, resumed).done_keys() == set()
