@@ -2,9 +2,10 @@
 
 The matrix ``/0/DATA/0/matrix`` is stored [samples, genes] in chunks (GEO's files: 1000 samples x 262 genes,
 cmapPy/cmapM's chunking; a contiguous matrix counts as chunks of one sample x all genes). HDF5 reads a
-chunk either whole (always when the chunk is filtered, e.g. gzip: it must be inflated) or, for an unfiltered
-chunk that the chunk cache does not hold (the reader opens the file with no chunk cache), only the selected
-bytes, one request per selected sample row within the chunk. So the plan:
+chunk either whole (always when the chunk is filtered, e.g. gzip: it must be inflated; an unfiltered one
+in one request when the chunk cache holds it) or, for an unfiltered chunk without a cache, only the selected
+bytes, one request per selected sample row within the chunk (the reader reads by rows without a cache and
+whole chunks through a cache of one chunk). So the plan:
 
 - genes: only the gene chunks holding a wanted gene; consecutive ones form a *run* read as one column span
   (the span from the run's first to its last wanted gene: a few genes between landmarks come along, no
