@@ -14,7 +14,9 @@ whole chunks through a cache of one chunk). So the plan:
   selection of the wanted samples: per wanted sample, one request per touched gene chunk) or as a *block*
   (the whole chunks, one request each), whichever pulls fewer bytes. A request costs its bytes plus one
   page (:data:`PAGE`): the operating system reads whole pages, so a 1 KB request pulls about 1 KB + one
-  page from the disk. A filtered chunk is always pulled whole (its stored, compressed size).
+  page from the disk. A filtered chunk is always pulled whole (its stored, compressed size). Blocks are
+  read a row of sample chunks at a time, cut across the genes where that row is over the memory budget
+  (chunks of every sample x a few genes: the row is the whole matrix).
 
 :func:`plan_reads` returns the reads with the bytes each pulls, so a reader can report progress by bytes
 and a benchmark can compare the bytes read with the bytes needed.
@@ -108,7 +110,7 @@ def plan_reads(layout: Layout, samples: np.ndarray, genes: np.ndarray, max_rows:
     """Reads of ``samples`` x ``genes`` (sorted unique indices) from a matrix stored as ``layout``.
 
     A read returns at most ``max_rows`` samples, and holds in memory and pulls from the file at most about
-    ``budget_bytes`` (at least one sample chunk), so memory stays bounded and progress moves.
+    ``budget_bytes`` (at least one chunk), so memory stays bounded and progress moves.
     """
     samples = np.asarray(samples, dtype=np.int64)
     genes = np.asarray(genes, dtype=np.int64)
@@ -125,9 +127,27 @@ def plan_reads(layout: Layout, samples: np.ndarray, genes: np.ndarray, max_rows:
     reads: list[Read] = []
     costs = (width * layout.itemsize, row_cost, block_cost)
     for k, end in _batches(layout, ids, counts, whole, costs, max_rows, budget_bytes):
-        reads += _batch_reads(layout, samples, genes, runs, ids[k:end], int(starts[k]),
+        batch_runs = runs
+        if whole[k] and not layout.filtered:  # a slice of whole chunks: at most the budget per read
+            per = budget_bytes // ((end - k) * layout.chunks[0] * layout.chunks[1] * layout.itemsize)
+            batch_runs = [r for run in runs for r in _cut_run(genes, run, layout.chunks[1], max(per, 1))]
+        reads += _batch_reads(layout, samples, genes, batch_runs, ids[k:end], int(starts[k]),
                               int(starts[end - 1] + counts[end - 1]), bool(whole[k]))
     return Plan(samples, genes, reads, needed, len(ids) * n_gchunks, int(whole.sum()))
+
+
+def _cut_run(genes: np.ndarray, run: tuple[int, int, int], width: int,
+             per: int) -> list[tuple[int, int, int]]:
+    """A run of gene chunks cut into runs of at most ``per`` chunks: whole chunks are read a row of sample
+    chunks at a time, and where a chunk holds many samples (every sample of a few genes) a row of them can be
+    the whole matrix; cut, a read holds at most the budget (at least one chunk)."""
+    g0, g1, n_ch = run
+    if n_ch <= per:
+        return [run]
+    first = int(genes[g0]) // width
+    bounds = np.searchsorted(genes[g0:g1], np.arange(first, first + n_ch + per, per) * width) + g0
+    return [(int(a), int(b), int(genes[b - 1]) // width - int(genes[a]) // width + 1)
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
 def _batches(layout: Layout, ids: np.ndarray, counts: np.ndarray, whole: np.ndarray,

@@ -179,3 +179,32 @@ def test_whole_chunks_are_read_one_request_each(tmp_path):
     got = _read_gctx_selection(path, idx, np.arange(40), 10_000)
     np.testing.assert_array_equal(got, mat[idx])
     assert syscr() - r0 < 200  # 20 chunks and the file's metadata; row by row: 40,000
+
+
+def test_whole_chunk_reads_hold_at_most_the_budget():
+    """Chunks of every sample x 8 genes (a 200,000 x 978 GCTX): a row of sample chunks is the whole matrix,
+    so a read of whole chunks is cut across the genes. Before, one read held all 782 MB (the build's peak RSS
+    1.04 GB, 340 MB with GEO's chunking)."""
+    lay = Layout((200_000, 978), (200_000, 8), 4)
+    genes = np.arange(978)
+    plan = plan_reads(lay, np.arange(0, 200_000, 10), genes, budget_bytes=64 * 2**20)
+    assert plan.whole_chunks == 1
+    for r in plan.reads:
+        held = (r.rows.stop - r.rows.start) * (r.genes.stop - r.genes.start) * 4
+        assert held <= 64 * 2**20
+    np.testing.assert_array_equal(np.concatenate([genes[r.g0:r.g1] for r in plan.reads]), genes)
+    assert sum(r.nbytes for r in plan.reads) == 123 * (lay.chunk_bytes + PAGE)  # every chunk, once
+
+
+def test_whole_chunk_reads_cut_across_genes_give_the_same_values(tmp_path, monkeypatch):
+    from datasets.l1000 import _read_gctx_selection
+
+    mat = np.random.default_rng(4).standard_normal((3000, 90), dtype=np.float32)
+    path = _file(tmp_path, "cols.h5", mat, chunks=(3000, 8))
+    idx, genes = np.arange(0, 3000, 2), np.r_[0:20, 30:33, 50:90]
+    budget = 3000 * 24 * 4  # three chunks
+    with h5py.File(path, "r") as h:
+        reads = plan_reads(Layout.of(h[GCTX_MATRIX]), idx, genes, budget_bytes=budget).reads
+    assert len(reads) == 4 and all(isinstance(r.rows, slice) for r in reads)  # chunks 0-2, 3-4, 6-8, 9-11
+    monkeypatch.setattr("datasets.l1000.READ_BUDGET_BYTES", budget)
+    np.testing.assert_array_equal(_read_gctx_selection(path, idx, genes, 10_000), mat[idx][:, genes])
