@@ -7,10 +7,12 @@ resuming), else of the same model, else of all done fits. The percent shown is t
 work done; the line names its unit and also gives the fits and the tasks done (the dashboard's count), so
 that the two can be compared:
 
-    fits, weighted by expected time:  50%|#####     | [01:23, 120/260 fits, 0 failed; tasks 43/100, ETA 4:56]
+    fits, weighted by expected time:  50%|#####     | [1:23, 120/260 fits, 0 failed; tasks 43/100, ETA 4:56]
 
-On a terminal a bar is redrawn every second; off a terminal (a pipe, a log file) a plain line is written at
-the start, at most every :data:`LINE_EVERY` seconds, and at the end.
+On a terminal the line is redrawn in place every second, as much of it as the terminal's width holds: whole
+parts are dropped (the bar, the unit's long name, the tasks, the elapsed time), never a number cut short;
+off a terminal (a pipe, a log file) a plain line is written at the start, at most every :data:`LINE_EVERY`
+seconds, and at the end.
 
 The ETA (:class:`Eta`) says "estimating" until this run's finished work means something, then smooths.
 """
@@ -19,14 +21,14 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
 import sys
 import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO
 
-SCALE = 1000  # the bar counts thousandths of the expected work
 UNIT = "fits, weighted by expected time"
 LINE_EVERY = 30.0  # seconds between progress lines off a terminal
 MIN_FITS = 5       # the ETA waits for this many fits finished in this run...
@@ -37,6 +39,8 @@ WINDOW = 0.25      # the ETA's rate: over this share of the time since the first
 WINDOW_MIN = 10.0  # ...at least this many seconds
 KNOWN_SHARE = 0.8  # the ETA waits until models with a timed fit hold this share of the fits left
 STALL_GAPS = 4.0   # a wait since the last finish this many mean gaps long counts in the rate
+MIN_BAR = 10       # the bar is drawn only where it gets this many characters
+COLUMNS = 80       # a terminal's width where it reports none (0: a pty without a size)
 
 
 class WorkModel:
@@ -169,7 +173,7 @@ class Progress:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.clock, self.line_every = clock, line_every
         self.eta = Eta()
-        self.bar: Any = None
+        self._shown = 0   # characters of the line last drawn on the terminal
         self.t0 = clock()
         self._next_line = math.inf
         self._started = self._closed = False
@@ -210,13 +214,32 @@ class Progress:
         return (f"progress ({UNIT}): {100 * self.fraction():3.0f}% | {self.counts_text()} | elapsed "
                 f"{_hms(self.clock() - self.t0)}, ETA {self.eta_text()}")
 
+    def tty_text(self, width: int) -> str:
+        """The terminal's line in at most ``width`` characters: the first of these that fits, so that a
+        narrow terminal loses whole parts, not the ends of numbers (tqdm cut '... tasks 43/100, ETA 4:56]'
+        to '... tasks 4' on an 80-column terminal, and showed no count at all on a 40-column one)."""
+        share = self.fraction()
+        pct, eta, counts = f"{100 * share:3.0f}%", self.eta_text(), self.counts_text()
+        fits = f"{self.done}/{self.planned} fits" + (f", {self.failed} failed" if self.failed else "")
+        rest = f"[{_hms(self.clock() - self.t0)}, {counts}, ETA {eta}]"
+        bar = width - len(f"{UNIT}: {pct}|| {rest}")
+        filled = round(bar * share)
+        for text in (f"{UNIT}: {pct}|{'#' * filled}{' ' * (bar - filled)}| {rest}" if bar >= MIN_BAR else "",
+                     f"{UNIT}: {pct} {rest}", f"{pct} of expected work {rest}",
+                     f"{pct} of expected work, {fits}, ETA {eta}", f"{pct}, {fits}, ETA {eta}",
+                     f"{pct}, {fits}"):
+            if text and len(text) <= width:
+                return text
+        return pct.strip()[:max(width, 0)]
+
     def _draw(self, force: bool = False) -> None:
         if not self.enabled:
             return
         if self.tty:
-            self.bar.n = int(round(SCALE * self.fraction()))
-            self.bar.set_postfix_str(f"{self.counts_text()}, ETA {self.eta_text()}", refresh=False)
-            self.bar.refresh()
+            text = self.tty_text(_columns(self.stream) - 1)   # the last column would wrap on some terminals
+            self.stream.write("\r" + text.ljust(self._shown))   # spaces over a longer line drawn before
+            self.stream.flush()
+            self._shown = len(text)
         elif force or self.clock() >= self._next_line:
             self.stream.write(self.line() + "\n")
             self.stream.flush()
@@ -228,11 +251,6 @@ class Progress:
             return
         self._started = True
         self.t0 = self.clock()
-        if self.enabled and self.tty:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=SCALE, file=self.stream, dynamic_ncols=True, desc=UNIT,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]")
         with self._lock:
             self._draw(force=True)
         if self.enabled:
@@ -241,7 +259,8 @@ class Progress:
     def _tick(self) -> None:
         while not self._stop.wait(1.0):
             with self._lock:
-                self._draw()
+                if not self._closed:   # woken just before close(): a draw after its newline ran into 'done:'
+                    self._draw()
 
     def update(self, rows: Sequence[dict]) -> None:
         """Count a finished task's rows (done or failed)."""
@@ -279,8 +298,22 @@ class Progress:
                 return
             self._closed = True
             self._draw(force=True)
-            if self.bar is not None:
-                self.bar.close()
+            if self.enabled and self.tty:
+                self.stream.write("\n")
+                self.stream.flush()
+
+
+def _columns(stream: IO[str]) -> int:
+    """The width of the terminal ``stream`` writes to (of $COLUMNS, else :data:`COLUMNS`, where it reports
+    none)."""
+    try:
+        cols = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        cols = 0
+    if cols <= 0:
+        env = os.environ.get("COLUMNS", "")
+        cols = int(env) if env.isdigit() and int(env) > 0 else COLUMNS
+    return cols
 
 
 def _hms(seconds: float) -> str:

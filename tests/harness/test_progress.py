@@ -83,7 +83,8 @@ def test_off_a_terminal_a_line_at_start_every_30_s_and_at_the_end():
     assert "100% | 300/300 fits, 0 failed; tasks 300/300 | elapsed 10:00, ETA 0:00" in lines[-1]
 
 
-def test_on_a_terminal_the_bar_names_its_unit_and_the_task_count():
+def test_on_a_terminal_the_bar_names_its_unit_and_the_task_count(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     clock, tty = Clock(), Tty()
     p = Progress({("pca", 2): 1}, done=0, planned=1, work=WorkModel(), enabled=True, tasks=1, stream=tty,
                  clock=clock)
@@ -93,6 +94,54 @@ def test_on_a_terminal_the_bar_names_its_unit_and_the_task_count():
     out = tty.getvalue()
     assert "fits, weighted by expected time: 100%" in out and ", 1/1 fits, 0 failed; tasks 1/1, ETA" in out
     assert "| ," not in out   # the counts follow the elapsed time: [00:00, 1/1 fits, ...]
+
+
+def test_a_narrow_terminal_drops_whole_parts_and_cuts_no_number(monkeypatch):
+    """tqdm trimmed the line to the terminal's width: at 80 columns '... 183/460 fits, 12 failed; tasks 4'
+    (43/100 cut to 4, no ETA), at 40 the percent alone. Each line now fits and ends where a part ends."""
+    seen = {}
+    for cols in (200, 80, 40, 16):
+        monkeypatch.setenv("COLUMNS", str(cols))
+        clock, tty = Clock(), Tty()
+        p = Progress({("vae", 5): 460}, done=0, planned=460, work=WorkModel(), enabled=True, tasks=100,
+                     stream=tty, clock=clock)
+        p.start()
+        for i in range(43):   # 43 of 100 tasks of 4 or 5 fits, the first 3 failed
+            clock.t += 1.0
+            p.update([_row("vae", 5, 1.0, "failed" if i < 3 else "done")] * (4 if i < 20 else 5))
+        p.close()
+        last = tty.getvalue().rsplit("\r", 1)[1]
+        assert last.endswith("\n") and len(last.rstrip()) < cols, (cols, last)
+        seen[cols] = last.strip()
+    assert seen[200].startswith("fits, weighted by expected time:  41%|#") and seen[200].endswith(
+        "| [0:43, 183/460 fits, 12 failed; tasks 43/100, ETA 0:53]"), seen[200]
+    assert seen[80] == "41% of expected work [0:43, 183/460 fits, 12 failed; tasks 43/100, ETA 0:53]"
+    assert seen[40] == "41%, 183/460 fits, 12 failed, ETA 0:53"
+    assert seen[16] == "41%"
+
+
+def test_the_clock_draws_nothing_after_the_closing_line(monkeypatch):
+    """The clock thread, woken by its 1-second timer just before close() took the lock, drew the line again
+    after close()'s newline, so the run's 'done: ...' was printed onto the end of the progress line."""
+    monkeypatch.setenv("COLUMNS", "200")
+    tty = Tty()
+    p = Progress({("pca", 2): 1}, done=0, planned=1, work=WorkModel(), enabled=True, tasks=1, stream=tty,
+                 clock=Clock())
+    p.start()
+    p.update([_row("pca", 2, 0.2)])
+    p.close()
+
+    class FiredOnce:   # the timer had fired (wait returned False) before close() set the event
+        def __init__(self):
+            self.calls = 0
+
+        def wait(self, timeout):
+            self.calls += 1
+            return self.calls > 1
+
+    p._stop = FiredOnce()
+    p._tick()
+    assert tty.getvalue().endswith("ETA 0:00]\n"), tty.getvalue()[-200:]
 
 
 def test_disabled_progress_writes_nothing():
