@@ -5,9 +5,10 @@
   pairs and a baseline singleton), the baseline singletons, the response's measure, units and source, the
   units and where it came from (provenance: inputs with their sha256, build time and options), and a
   synthetic cube's ground truth (with each drug's response kind);
-- a run (a directory holding ``results.zarr``): its config in brief (with its precision), the fits done /
-  failed / not run by model and drug, how the fits computed their matrix products (harness.products), the
-  package versions, its timings and the report files present.
+- a run (a directory holding ``results.zarr``): whether a run is writing it now or was killed writing it
+  (its lock record, harness.outlock), its config in brief (with its precision), the fits done / failed / not
+  run by model and drug, how the fits computed their matrix products (harness.products), the package
+  versions, its timings and the report files present.
 
 Exit status: 0, or 2 with one ``error:`` line when PATH is neither, or is a damaged or incomplete cube: a
 metadata file (``zarr.json``) missing or unreadable (named), or a drug no cell line pairs, which build and
@@ -45,6 +46,7 @@ from datasets.cube import (
     open_cube,
 )
 from datasets.files import plural
+from harness import outlock
 from harness.products import products_line
 from harness.report import ReportError, fit_counts, fits_table, open_results
 from harness.results import as_str, json_attr, planned_mask
@@ -175,6 +177,8 @@ def describe_run(out: Path) -> str:
     science = json_attr(ds, "config").get("science", {})
     lines = [f"run {out}: {counts['done']} of {counts['planned']} fits done, {failed_words(counts)}, "
              f"{counts['not_run']} not run" + (" (PARTIAL)" if counts["missing"] else "")]
+    state, holder = _holder(out)
+    lines += [holder] if holder else []
     parts = [f"models {', '.join(science['models'])}" if science.get("models") else "",
              "latents " + "; ".join(f"{m} {v}" for m, v in science["latents"].items())
              if science.get("latents") else "",
@@ -198,9 +202,27 @@ def describe_run(out: Path) -> str:
     run = _json((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
     t = run.get("timings", {}) if isinstance(run, dict) else {}
     if t:
-        lines.append(f"last run: started {t.get('started')}, {t.get('seconds')} s, {t.get('fits_run')} fits")
+        when = "an earlier run" if state else "last run"   # a live or killed run writes run.json at its end
+        lines.append(f"{when}: started {t.get('started')}, {t.get('seconds')} s, {t.get('fits_run')} fits")
     lines += report_files_lines(out, run if isinstance(run, dict) else {})
     return "\n".join(lines)
+
+
+def _holder(out: Path) -> tuple[str, str]:
+    """Whether a run (or report) is writing ``out`` now, or was killed writing it (harness.outlock.holder),
+    and the line that says so: without it, a live run's 'not run' read as fits given up on, and 'last run'
+    (run.json, of a run before it) as this one."""
+    state, rec = outlock.holder(out)
+    who = outlock.describe(rec)
+    if state == "running":
+        return state, f"in progress: {who}; these counts are as of now"
+    if state == "elsewhere":
+        return state, (f"in progress or killed: {who} holds {out} (another host: not checkable from here); "
+                       "these counts are as of now")
+    if state == "ended":
+        return state, (f"stopped: {who} ended without finishing (killed?); its finished fits are counted "
+                       "above: run the same command again to resume")
+    return "", ""
 
 
 REPORT_KINDS = (".md", ".csv", ".png", ".svg", ".tex", ".txt")

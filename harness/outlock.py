@@ -81,6 +81,27 @@ def describe(rec: dict) -> str:
             f"{rec.get('started', '?')})")
 
 
+def holder(out: str | Path) -> tuple[str, dict]:
+    """Who holds ``out`` as far as its lock record says, read without locking (a lock taken only to look,
+    however briefly, would refuse a run starting then): ("running", rec) for a live process on this host,
+    ("elsewhere", rec) for one on another host (not checkable from here), ("ended", rec) for a process on
+    this host that is gone without emptying its record (killed), ("", {}) when none."""
+    try:
+        fd = os.open(Path(out) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return "", {}
+    try:
+        rec = _record(fd)
+    finally:
+        os.close(fd)
+    if not rec:
+        return "", {}
+    if rec.get("host") != socket.gethostname():
+        return "elsewhere", rec
+    alive = isinstance(rec.get("pid"), int) and pid_alive(rec["pid"])
+    return ("running" if alive else "ended"), rec
+
+
 def _busy(out: Path, rec: dict, extra: str = "") -> OutBusy:
     return OutBusy(f"--out {out} is in use by {describe(rec)}{extra}: wait for it to finish (or stop it), or "
                    f"give another --out; two runs on one result store would compute and write the same fits "
