@@ -4,8 +4,8 @@ A PCA fit takes milliseconds and a PertVAE fit minutes, so counting fits (or Das
 does) says little about how much work is left. Each planned fit weighs its expected seconds: the mean
 ``fit_seconds`` of the done fits of the same (model, latent) (from this run, or from the store when
 resuming), else of the same model, else of all done fits. The percent shown is the share of that expected
-work done; the line names its unit and also gives the fits and the tasks done (the dashboard's count), so
-that the two can be compared:
+work done (a failed fit's is not: a run ends under 100% when fits failed); the line names its unit and
+also gives the fits and the tasks done (the dashboard's count), so that the two can be compared:
 
     fits, weighted by expected time:  50%|#####     | [1:23, 120/260 fits, 0 failed; tasks 43/100, ETA 4:56]
 
@@ -164,6 +164,7 @@ class Progress:
         self.remaining = Counter(remaining)
         self.work, self.enabled = work, enabled
         self.done, self.planned, self.failed = done, planned, 0
+        self.failed_fits: Counter[tuple[str, int]] = Counter()   # this run's failed fits by (model, latent)
         self.tasks, self.tasks_done = tasks, 0
         self.fits_now = 0
         self.done_now = 0.0  # seconds of the fits finished in this run
@@ -181,8 +182,12 @@ class Progress:
         self._lock = threading.Lock()
 
     def _left(self) -> float | None:
+        return self._expected(self.remaining)
+
+    def _expected(self, fits: Mapping[tuple[str, int], int]) -> float | None:
+        """Expected seconds of ``fits`` ({(model, latent): count}); None while a fit's is unknown."""
         total = 0.0
-        for (model, latent), n in self.remaining.items():
+        for (model, latent), n in fits.items():
             s = self.work.seconds(model, latent) if n > 0 else 0.0
             if s is None:
                 return None
@@ -190,12 +195,15 @@ class Progress:
         return total
 
     def fraction(self) -> float:
-        """Share of the expected work done (fits done / planned while no fit has a time)."""
-        left = self._left()
-        if left is None:
+        """Share of the expected work done (fits done / planned while no fit has a time). A failed fit's
+        expected work stays in the whole, not done: a run whose fits all failed ended at '100% | 5/15 fits,
+        10 failed'."""
+        left, failed = self._left(), self._expected(self.failed_fits)
+        if left is None or failed is None:
             return self.done / max(self.planned, 1)
         done = self.work.done_seconds()
-        return 1.0 if left == 0 else min(1.0, done / (done + left))
+        whole = done + left + failed
+        return (0.0 if self.failed else 1.0) if whole == 0 else min(1.0, done / whole)
 
     def eta_text(self) -> str:
         now = self.clock()
@@ -281,6 +289,7 @@ class Progress:
             self.tracebacks[(*fit, method)] = tb
         if r["status"] == "failed":
             self.failed += 1
+            self.failed_fits[key] += 1
             return
         self.done += 1
         self.fits_now += 1
