@@ -216,6 +216,19 @@ def test_eta_says_estimating_until_the_slow_model_is_timed_then_does_not_swing()
             assert abs(eta - truth) <= 0.15 * truth + 30, (t, eta, truth)
 
 
+def test_the_percent_waits_for_the_slow_model_and_never_goes_back():
+    """A local run of 20 cheap baselines fits and 20 PertVAE fits read 37% at 15 of 40 fits, then 6% once
+    a PertVAE fit was in (the PertVAE fits had borrowed the baselines' 0.35 s). Here (the review's case
+    above): '?' until PertVAE's first fits are in, never a percent that a later line takes back."""
+    events = [(0.05 * (i + 1), [_row("pca", 2, 0.05)]) for i in range(100)]
+    events += [(5.0 + 60 * (b + 1), [_row("pertvae", 10, 60.0)] * 4) for b in range(10)]
+    lines = _simulate(events, {("pca", 2): 100, ("pertvae", 10): 40}, 140)
+    pct = [(t, re.search(r":\s+(\S+)% \|", line).group(1)) for t, line in lines]
+    assert pct[0] == (0.0, "0") and all(p == "?" for t, p in pct if 1 <= t < 65), pct[:70]
+    shown = [int(p) for t, p in pct if t >= 65]
+    assert shown[0] == 10 and shown == sorted(shown) and shown[-1] == 100, shown
+
+
 def test_eta_waits_for_enough_fits_and_work():
     from harness.progress import Eta
 
