@@ -543,8 +543,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="baseline expression file (repeatable; required without --study)")
     p.add_argument("--baseline-format", default="auto", choices=FORMATS,
                    help="layout of the --baseline files: auto (detected from each file), depmap (DepMap "
-                        "expression CSV), gdsc (GDSC RMA TSV), ccle (CCLE GCT) or csv (cell lines x genes, "
-                        "genes by Entrez id or symbol) [default: auto]")
+                        "expression CSV), gdsc (GDSC RMA TSV), ccle (CCLE GCT) or csv (genes x cell lines: "
+                        "a row per gene, first column its Entrez id or symbol, a column per cell line) "
+                        "[default: auto]")
     p.add_argument("--cell-map", help="CSV source_name,cell_line mapping baseline names to L1000 cell_id")
     p.add_argument("--drugs", nargs="*", action="extend",
                    help="drug names, comma- or space-separated: pert_iname values or synonyms (case and "

@@ -151,3 +151,16 @@ def test_unknown_format_and_missing_file(tmp_path):
     (tmp_path / "one.txt").write_text("justonecolumn\n1\n")
     with pytest.raises(BaselineError, match="cannot tell the baseline format"):
         read_baseline(tmp_path / "one.txt")
+
+
+def test_build_help_gives_the_csv_layout_the_reader_takes(tmp_path, capsys):
+    """`build --help` said csv was 'cell lines x genes'; a file laid out so was read with its gene ids as cell
+    lines and its cell lines as genes. The reader takes genes x cell lines, and the help must say so."""
+    from datasets.build import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    words = " ".join(capsys.readouterr().out.split())
+    assert "csv (genes x cell lines" in words
+    t = read_baseline(write_csv(tmp_path / "x.csv", ["A375", "MCF7"], GENES[:3], np.zeros((2, 3))), "csv")
+    assert t.cell_lines == ["A375", "MCF7"] and list(t.entrez) == [e for e, _ in GENES[:3]]
