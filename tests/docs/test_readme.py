@@ -72,3 +72,16 @@ def test_the_files_and_tests_it_points_to_exist() -> None:
     for path, test in paths:
         assert (ROOT / path).exists(), path
         assert not test or f"def {test}(" in (ROOT / path).read_text(), (path, test)
+
+
+def test_where_the_dry_run_names_the_cpu() -> None:
+    """README said the dry run prints the CPU's model name 'beside the peak'; the peak is on the floor line
+    and the model name ends the `times:` line, after the load average (harness.cost._load_text)."""
+    import inspect
+
+    from harness import cost
+
+    assert "cpu_model()" in inspect.getsource(cost._load_text)
+    assert inspect.getsource(cost).count("cpu_model()") == 1
+    text = " ".join(README.split())
+    assert "model name beside the peak" not in text and "model name after the load average" in text
