@@ -492,6 +492,7 @@ def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, Path, list[str], Re
     the cube's spelling of the drugs. Raises the bad-input errors :func:`_run_locked` reports."""
     from datasets.cube import cube_fingerprint, drugs, open_cube
 
+    methods = resolve_methods(cfg)   # a plug-in that does not load: refused before the cube is made or hashed
     cube_path = prepare_cube(cfg, out)
     cube = open_cube(cube_path)
     check_response(cfg, cube, cube_path)
@@ -499,7 +500,6 @@ def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, Path, list[str], Re
     if cfg.drugs is not None:  # the cube's names from here on: workers, science key, store
         cfg = dataclasses.replace(cfg, drugs=tuple(drug_names))
     fingerprint = known_fingerprint(out, cube_path) or cube_fingerprint(cube)
-    methods = resolve_methods(cfg)
     genes = [str(g) for g in cube["gene"].values]
     store = ResultStore.resume(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names), genes=genes,
                                methods=methods, background=True)

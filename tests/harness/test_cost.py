@@ -410,6 +410,21 @@ def test_dry_run_refuses_what_the_run_refuses_before_calibrating(cube, tmp_path,
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("flag", ["--method", "--response-method"])
+def test_the_run_refuses_a_plugin_that_does_not_load_before_making_its_cube(tmp_path, capsys, flag):
+    """A run without --data generated the preset's synthetic cube into OUT (25 s on a loaded machine; a
+    real cube was fingerprinted) before it found that --method or --response-method does not load; the
+    dry run refused first. Both now refuse it before any work, as resolve_methods and the docs say."""
+    from harness.run import main
+
+    out = tmp_path / "o"
+    preset = ["--preset", "drvae-demo"] if flag == "--response-method" else []
+    assert main(preset + ["--out", str(out), flag, "no_such_module_43:M", "--cluster", "none"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {flag} no_such_module_43:M: ") and err.count("\n") == 1, err
+    assert not (out / "data.zarr").exists() and not (out / "data.json").exists()
+
+
 def test_dry_run_refuses_a_response_model_on_a_cube_without_responses(tmp_path, capsys):
     """The run exits 2 before any work when a drug-response model's cube has no 'response'; the dry run
     estimated it ('grid: 1 task, 10 fits (drvae 10)') and said to drop --dry-run."""
