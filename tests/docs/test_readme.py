@@ -85,3 +85,21 @@ def test_where_the_dry_run_names_the_cpu() -> None:
     assert inspect.getsource(cost).count("cpu_model()") == 1
     text = " ".join(README.split())
     assert "model name beside the peak" not in text and "model name after the load average" in text
+
+
+def test_how_many_tasks_a_gpu_job_runs_at_a_time() -> None:
+    """README said a Slurm GPU job's one worker trains 'a task at a time per core of --cores-per-job';
+    it advertises GPU=--gpus-per-job and each task asks for GPU=1, so it runs the fewer of the two: with
+    --cores-per-job 4 --gpus-per-job 1, one task at a time, and the dry run counts one."""
+    from harness.cluster import slurm_kwargs
+    from harness.config import make_config
+    from harness.cost import worker_slots
+
+    cfg = make_config("paper", cluster="slurm", jobs=3, cores_per_job=4, gpus_per_job=1)
+    kw = slurm_kwargs(cfg)
+    assert kw["processes"] == 1 and kw["worker_extra_args"][-2:] == ["--resources", "GPU=1"]
+    assert worker_slots(cfg)[0] == 3
+    text = " ".join(README.split())
+    assert "a task at a time per core" not in text
+    assert ("trains as many tasks at a time as the fewer of its cores (`--cores-per-job`) and its GPUs "
+            "(`--gpus-per-job`)") in text
