@@ -70,15 +70,14 @@ def _read_only(dd: Any) -> Any:
 
 def drug_data(path: str, drug: str, cfg: RunConfig):
     """``drug``'s DrugData, or the pooled one of the run's drugs (``cfg.drugs`` or all of the cube's) for
-    POOLED."""
+    POOLED, pooled in the cube's drug order whatever the order of ``cfg.drugs``: a split's minibatches
+    index the pooled rows, so ``--drugs B A`` pooled as given trained other fits than ``--drugs A B``.
+    """
     if drug != POOLED:
         return _drug(path, drug)
-    if cfg.drugs is not None:
-        names = tuple(cfg.drugs)
-    else:
-        from datasets.cube import drugs
+    from datasets.cube import drugs
 
-        names = tuple(drugs(_cube(path)))
+    names = tuple(d for d in drugs(_cube(path)) if cfg.drugs is None or d in cfg.drugs)
     return _pooled(path, names)
 
 
