@@ -280,7 +280,8 @@ def _cuda_available() -> bool:
 # ---------------------------------------------------------------------------------------------------
 # science key
 
-# Execution details that do not change results (device/compile only change float round-off).
+# Execution details that do not change results (device, compile and splits_per_task only change float
+# round-off).
 _NOT_SCIENCE = {"preset", "data", "out", "device", "compile", "splits_per_task", "save_predictions"}
 
 

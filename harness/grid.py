@@ -1,7 +1,9 @@
 """The task grid as plain data: model x drug x latent x block of CV splits, each fit with a fixed seed.
 
 A fit's seed derives from (base_seed, model, drug, latent, repeat, fold) by SHA-256, never from the order of
-execution, so the same config gives the same numbers on 1 worker or many, in any task layout.
+execution, so the same config gives the same numbers on 1 worker or many, and in any task layout up to float
+round-off (a block of S splits is one batched model; PertVAE's fits in a block differ from lone ones by ~1e-9
+after an epoch).
 """
 
 from __future__ import annotations
