@@ -81,7 +81,8 @@ __all__ = ["SCORING", "METRICS", "GENE_METRICS", "PRIMARY", "RHO_REC", "ABLATED"
 # Changes of round-off only (device, compile, fused kernels, the bf16 products' path) keep the version,
 # as the science key treats device and compile: a fit's numbers mean the same. 3 = a prediction constant
 # across genes scores 0 (the correlation's chance level) instead of NaN, left out of the means; and
-# delta_pearson_centered is NaN for every method where the observed centred change is constant.
+# delta_pearson_centered is NaN for every method where the observed centred change is constant (and, in
+# the harness, Figure 2's pooled fits pool the drugs in the cube's order, not the order of --drugs).
 SCORING = "3"
 METRICS = ("rho_pred_pert", "rho_pred_pert_z", "delta_pearson", "delta_pearson_centered", "mse_z",
            "de_sign_top50", "retrieval", "delta_pearson_ablated")
