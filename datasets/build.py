@@ -11,12 +11,20 @@ sensitivity (``response[cell_line, condition]``, higher = more sensitive) from a
 (datasets.response). See docs/real_data.md.
 """
 
+# ruff: noqa: E402
+# (its imports follow the __main__ hand-off below, which must run before them)
 from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":   # before the heavy imports: a Ctrl-C while they load is one line, exit 130
+    from datasets.interrupt import run_module
+
+    sys.exit(run_module("datasets.build"))
 
 import argparse
 import json
 import os
-import sys
 import time as _time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -687,6 +695,3 @@ def _build_h5ad(a: argparse.Namespace) -> str:
                                  progress=ReadProgress("reading h5ad", "profiles"))
     return summary
 
-
-if __name__ == "__main__":
-    sys.exit(main())

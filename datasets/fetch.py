@@ -26,7 +26,16 @@ written so far is kept for the next run to resume (a partial unpacked file is re
 Ctrl-C: exit status 130, the partial file kept.
 """
 
+# ruff: noqa: E402
+# (its imports follow the __main__ hand-off below, which must run before them)
 from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":   # before the heavy imports: a Ctrl-C while they load is one line, exit 130
+    from datasets.interrupt import run_module
+
+    sys.exit(run_module("datasets.fetch"))
 
 import argparse
 import gzip
@@ -36,7 +45,6 @@ import json
 import os
 import shutil
 import struct
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -767,6 +775,3 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{Path(a.dir) / MANIFEST}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

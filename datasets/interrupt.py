@@ -1,5 +1,10 @@
-"""After Ctrl-C, the command's one line and nothing else: no RuntimeWarning from a zarr write it cut short.
+"""Ctrl-C in a datasets command: one line and exit status 130, never a traceback.
 
+:func:`run_module` is ``python -m datasets.build`` (``synthetic``, ``fetch``) as harness.entry.run_module
+is for harness's commands, which datasets sits below and cannot import: the module hands itself off to it
+before its heavy imports (numpy, xarray, zarr: seconds), so a Ctrl-C while they load is one line too.
+
+After Ctrl-C, the command's one line and nothing else: no RuntimeWarning from a zarr write it cut short.
 zarr's synchronous API makes a coroutine and hands it to zarr's own event-loop thread; a KeyboardInterrupt
 that lands between the two leaves the coroutine never awaited, and Python warns when it is collected, often
 as the process exits ("RuntimeWarning: coroutine 'AsyncGroup.update_attributes' was never awaited", seen
@@ -10,12 +15,27 @@ tells the user nothing they can act on.
 
 from __future__ import annotations
 
+import importlib
+import sys
 import warnings
 
-__all__ = ["quiet_unawaited_coroutines"]
+__all__ = ["INTERRUPTED", "quiet_unawaited_coroutines", "run_module"]
+
+INTERRUPTED = 130   # 128 + SIGINT, as a shell reports a command Ctrl-C ended
 
 
 def quiet_unawaited_coroutines() -> None:
     """Ignore "coroutine ... was never awaited" warnings for the rest of this process: call it on Ctrl-C,
     as the command ends."""
     warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning)
+
+
+def run_module(module: str) -> int:
+    """``MODULE.main()``'s exit status, MODULE imported only now; a Ctrl-C its main did not handle (while
+    its modules load, or before its main's own handler) -> "interrupted" on stderr and 130."""
+    try:
+        return importlib.import_module(module).main()
+    except KeyboardInterrupt:
+        quiet_unawaited_coroutines()
+        print("interrupted", file=sys.stderr, flush=True)
+        return INTERRUPTED

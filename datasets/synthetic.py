@@ -49,11 +49,19 @@ so some drug replicates have same-plate controls and others fall back (datasets.
 ``python -m datasets.synthetic --out cube.zarr [--preset paper|demo] [--seed N] [--overwrite]``
 """
 
+# ruff: noqa: E402
+# (its imports follow the __main__ hand-off below, which must run before them)
 from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":   # before the heavy imports: a Ctrl-C while they load is one line, exit 130
+    from datasets.interrupt import run_module
+
+    sys.exit(run_module("datasets.synthetic"))
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -69,6 +77,7 @@ from datasets.cube import (
     make_cube,
     write_cube,
 )
+from datasets.interrupt import INTERRUPTED, quiet_unawaited_coroutines
 from datasets.pairs import PAIRING_NOTE
 
 # The paper's Table 1: drug -> number of cell lines with pairs.
@@ -394,6 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CubeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # write_cube removed its temporary store
+        quiet_unawaited_coroutines()
+        print(f"interrupted: no cube written at {args.out} (an existing one is unchanged)", file=sys.stderr)
+        return INTERRUPTED
     truth = json.loads(ds.attrs["ground_truth"])
     eff = [f"{k} ({v['kind']})" for k, v in truth.items() if v["effective"]]
     kinds = [v["response"]["kind"] for v in truth.values() if "response" in v]
@@ -403,6 +416,3 @@ def main(argv: Sequence[str] | None = None) -> int:
           + ", ".join(f"{kinds.count(k)} {k}" for k in RESPONSE_KINDS))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Ctrl-C in ``python -m datasets.build`` / ``synthetic`` / ``fetch``: exit 130, one line, nothing written.
+
+These modules cannot hand off to harness.entry (datasets sits below harness), so a Ctrl-C while their modules
+loaded, and one while ``synthetic`` wrote its cube, ended with a traceback and death by SIGINT (-2)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.datasets.build_cli import ENV, ROOT
+
+
+def _default_sigint() -> None:
+    """Ctrl-C as in a terminal, even when the test runner was started in the background (SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("module, after, args", [
+    ("datasets.synthetic", "numpy", ["--preset", "demo", "--out", "{tmp}/cube.zarr"]),
+    ("datasets.build", "numpy", ["--l1000", "{tmp}/x.gctx", "--baseline", "{tmp}/b.csv", "--out",
+                                 "{tmp}/cube.zarr"]),
+    ("datasets.fetch", "json", ["depmap", "--dir", "{tmp}/data"]),
+])
+def test_ctrl_c_while_python_m_imports_is_one_line_and_130(tmp_path, module, after, args):
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", module,
+                             *(a.format(tmp=tmp_path) for a in args)], cwd=ROOT, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
+    seen = []
+    for line in proc.stderr:   # -X importtime: a line as each module is imported
+        seen.append(line.rsplit("|", 1)[-1].strip())
+        if seen[-1] == after:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert seen[-1] == after, f"{after} was never imported"
+    assert proc.returncode == 130, rest[-2000:]
+    assert "Traceback" not in rest and rest.splitlines()[-1].startswith("interrupted"), rest[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+SLOW_WRITE = """
+import runpy, sys, time
+import zarr.storage
+orig = zarr.storage.LocalStore.set
+async def slow(self, key, value):
+    time.sleep(0.3)  # blocks zarr's event loop: its chunk writes take 0.3 s each, one by one
+    return await orig(self, key, value)
+zarr.storage.LocalStore.set = slow
+sys.argv = ["datasets.synthetic", *sys.argv[1:]]
+runpy.run_module("datasets.synthetic", run_name="__main__")
+"""
+
+
+def test_ctrl_c_while_synth_writes_leaves_nothing(tmp_path):
+    out = tmp_path / "cube.zarr"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITE, "--preset", "demo", "--out", str(out)],
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".cube.zarr.tmp-*/zarr.json")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err == f"interrupted: no cube written at {out} (an existing one is unchanged)\n"
+    time.sleep(0.5)  # nothing written after the exit either
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_python_m_still_runs_the_command(tmp_path):
+    """The hand-off runs the module's main as before (its exit status and output)."""
+    r = subprocess.run([sys.executable, "-m", "datasets.fetch", "--list"], cwd=ROOT, env=ENV,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "depmap" in r.stdout, r.stderr
+    r = subprocess.run([sys.executable, "-m", "datasets.synthetic", "--out", str(tmp_path / "c.zarr"),
+                        "--seed", "-1"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("error: argument --seed: must be in [0"), r.stderr
+    assert list(tmp_path.iterdir()) == []
