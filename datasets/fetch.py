@@ -374,7 +374,7 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
             resp = None
         if resp is not None:
             with resp:
-                here = _content_total(resp, offset)
+                here = _content_total(resp, offset if resp.status == 206 else 0)  # a 200 is the whole file
                 why = part_meta.changed(rec, resp.headers, here) if offset else ""
                 if offset and (resp.status == 200 or why):  # Range ignored, or another version: from zero
                     print(f"{dest.name}: "
@@ -387,7 +387,6 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
                     part_meta.clear(part)
                     if resp.status != 200:  # a 206 of the new version: ask for all of it
                         continue
-                    here = _content_total(resp, 0)
                 total = here or total
                 if size is not None and total is not None and total != size:
                     raise FetchError(f"{url}: the server reports {total} bytes, the publisher states {size}; "

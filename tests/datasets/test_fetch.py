@@ -104,6 +104,23 @@ def test_server_ignoring_range_restarts_from_zero(tmp_path, server):
     assert (d / "data.bin").read_bytes() == BODY
 
 
+def test_server_ignoring_range_on_resume_is_not_called_a_change(tmp_path, server, capsys):
+    """Resuming an interrupted download from a server that ignores Range (python -m http.server) said
+    "changed on the server since data.bin.part began (its size was 102400 bytes, now 153600)": the whole
+    file's Content-Length was added to the part's length, as if it were the rest's."""
+    server.drop_always.add("/files/data.bin")
+    d = tmp_path / "data"
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--dir", str(d), "--retries", "0") == 2
+    assert (d / "data.bin.part").stat().st_size == len(BODY) // 2
+    server.drop_always.clear()
+    server.no_range.add("/files/data.bin")
+    capsys.readouterr()
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--dir", str(d)) == 0
+    err = capsys.readouterr().err
+    assert "data.bin: the server sent the whole file, not the rest: restarting from zero" in err, err
+    assert "changed on the server" not in err
+    assert (d / "data.bin").read_bytes() == BODY
+
 def test_404_is_one_error_line_exit_2(tmp_path, server, capsys):
     d = tmp_path / "data"
     assert run_fetch("--url", f"{server.url}/files/missing.bin", "--dir", str(d)) == 2
