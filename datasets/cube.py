@@ -575,5 +575,7 @@ def open_cube(path: str | Path, check: bool = True) -> xr.Dataset:
     except CubeError:
         raise
     except Exception as e:  # noqa: BLE001 - a corrupt chunk or codec failure
-        raise CubeError(f"{path}: cannot read the cube's values ({type(e).__name__}: {e})") from None
+        raise CubeError(f"{path}: cannot read the cube's values ({type(e).__name__}: {e}): a chunk file is "
+                        f"damaged or truncated; copy the cube again or rebuild it (pertvae-bench build/synth)"
+                        ) from None
     return ds

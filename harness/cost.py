@@ -871,7 +871,7 @@ def dry_run(cfg: RunConfig) -> int:
         names = None
         if path is not None:
             from datasets.cube import open_cube
-            ds = open_cube(path, check=False)
+            ds = open_cube(path)   # checked as the run checks it: a damaged chunk is its one error line
             check_response(cfg, ds, path)
             names = select_drugs(cfg, drugs(ds), path)
         elif cfg.drugs is not None:
