@@ -46,6 +46,13 @@ def _dangling_link(path: Path) -> Path | None:
     return None
 
 
+def _cube_at_or_above(path: Path) -> Path | None:
+    """The cube store (datasets.cube.is_cube_store) at ``path`` or above it, if any."""
+    from datasets.cube import is_cube_store
+
+    return next((p for p in (path, *path.parents) if is_cube_store(p)), None)
+
+
 def check_paths(cfg: RunConfig) -> None:
     """RunError unless ``--out`` can be a directory and ``--performance-report`` a file (checked before any
     work, so that a typo does not cost a cluster start or a finished grid)."""
@@ -61,6 +68,12 @@ def check_paths(cfg: RunConfig) -> None:
     if blocker is not None:
         raise RunError(f"--out {out}: {blocker} is a file, so no directory can be created under it; "
                        f"give another --out")
+    # a run's files in a cube make it no cube to info (a run there) nor to build/synth --overwrite (refused)
+    cube = _cube_at_or_above(Path(out).absolute())
+    if cube is not None:
+        where = "is" if cube == Path(out).absolute() else "is inside"
+        raise RunError(f"--out {out}: {where} the cube {cube}; a run's files would mix with the cube's: give "
+                       f"a directory outside it")
     if cfg.performance_report:
         rep = Path(cfg.performance_report)
         if rep.is_dir():
