@@ -64,6 +64,7 @@ from datasets.disk import write_failure
 from datasets.files import duration, human_bytes, plural, sha256_file
 
 MANIFEST = "MANIFEST.json"
+MAX_RETRY_WAIT = 3600   # seconds: --retry-wait's bound, so that the waits stay within what time.sleep takes
 CHUNK = 1 << 20
 USER_AGENT = "pertvae-bench-fetch/0.1 (+https://github.com/; python urllib)"
 
@@ -750,8 +751,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         d = Path(a.dir)
         if d.exists() and not d.is_dir():
             raise FetchError(f"--dir {d}: exists and is not a directory")
-        if a.retry_wait < 0:
-            raise FetchError(f"--retry-wait {a.retry_wait}: must be 0 or more")
+        if not 0 <= a.retry_wait <= MAX_RETRY_WAIT:   # nan, inf, 1e308: time.sleep's traceback at a retry
+            raise FetchError(f"--retry-wait {a.retry_wait}: must be a number of seconds from 0 to "
+                             f"{MAX_RETRY_WAIT}")
         kw = dict(unpack_archive=not a.no_unpack, keep_compressed=a.keep_compressed, retries=a.retries,
                   backoff=a.retry_wait)
         done: list[Fetched] = []

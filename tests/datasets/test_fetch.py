@@ -121,6 +121,17 @@ def test_server_ignoring_range_on_resume_is_not_called_a_change(tmp_path, server
     assert "changed on the server" not in err
     assert (d / "data.bin").read_bytes() == BODY
 
+@pytest.mark.parametrize("wait", ["nan", "inf", "1e308", "-1"])
+def test_retry_wait_out_of_range_is_one_error_line(tmp_path, capsys, wait):
+    """nan, inf and 1e308 were taken, and the first retry died in time.sleep with a traceback (exit 1)."""
+    d = tmp_path / "data"
+    assert main(["--url", "http://127.0.0.1:1/x.bin", "--dir", str(d), "--retries", "1",
+                 "--retry-wait", wait]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --retry-wait {float(wait)}: must be a number of seconds from 0 to 3600\n", err
+    assert not d.exists()
+
+
 def test_404_is_one_error_line_exit_2(tmp_path, server, capsys):
     d = tmp_path / "data"
     assert run_fetch("--url", f"{server.url}/files/missing.bin", "--dir", str(d)) == 2
