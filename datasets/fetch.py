@@ -395,8 +395,9 @@ def download(url: str, dest: Path, *, size: int | None = None, retries: int = 5,
                 if not checked_space and total is not None:
                     _check_space(dest.parent, total - offset, f"downloading {dest.name}")
                     checked_space = True
-                if not offset:
-                    rec = part_meta.save(part, resp.headers, total)
+                if not offset:   # its first write: a read-only or full --dir is said here
+                    with disk_errors(part, total, kept):
+                        rec = part_meta.save(part, resp.headers, total)
                 prog = Progress(dest.name, total, offset, stream)
                 try:
                     with disk_errors(part, total, kept), open(part, "ab") as out:
@@ -602,7 +603,8 @@ def fetch_file(url: str, name: str, d: Path, *, sha256: str | None = None, size:
     """Fetch one file into ``d`` (or reuse it, verified against the manifest), unpack it (a zip's
     ``members`` only, when named), record it."""
     log = stream or sys.stderr
-    d.mkdir(parents=True, exist_ok=True)
+    with disk_errors(d, None, lambda _: "nothing written"):
+        d.mkdir(parents=True, exist_ok=True)
     m = read_manifest(d)
     rec = m["files"].get(name)
     dest = d / name

@@ -10,6 +10,9 @@ import errno
 import gzip
 import hashlib
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,31 @@ def test_real_full_tmpfs(tiny_tmpfs, server, monkeypatch, capsys):  # noqa: F811
     assert len(server.gets("/f.bin")) == 1
     part = (d / "f.bin.part").read_bytes()
     assert 0 < len(part) < 48_000 and part == BODY[: len(part)]  # a clean prefix, ready to resume
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[Path]:
+    """A real read-only file system (a tmpfs mounted ``ro``) at ``tmp_path/ro``."""
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("sub", ["", "data"])
+def test_a_real_read_only_dir_is_named_with_what_to_do(read_only_mount, server, capsys, sub):
+    """A --dir on a read-only disk said only "error: DIR/data.bin.part.json: Read-only file system" (the
+    part's validators, written before the part; or DIR itself, created first), with nothing to do."""
+    d = read_only_mount / sub if sub else read_only_mount
+    assert run("--url", f"{server.url}/files/data.bin", "--dir", str(d)) == 2
+    where = d if sub else d / "data.bin.part"
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: read-only file system writing {where}: use --dir on a disk you can write to; "
+        f"{'nothing' if sub else 'none'} written"]
