@@ -19,6 +19,8 @@ import importlib
 import sys
 import warnings
 
+from datasets.errors import path_too_long
+
 __all__ = ["INTERRUPTED", "quiet_unawaited_coroutines", "run_module"]
 
 INTERRUPTED = 130   # 128 + SIGINT, as a shell reports a command Ctrl-C ended
@@ -32,10 +34,16 @@ def quiet_unawaited_coroutines() -> None:
 
 def run_module(module: str) -> int:
     """``MODULE.main()``'s exit status, MODULE imported only now; a Ctrl-C its main did not handle (while
-    its modules load, or before its main's own handler) -> "interrupted" on stderr and 130."""
+    its modules load, or before its main's own handler) -> "interrupted" on stderr and 130; a path too long
+    for the file system (datasets.errors.path_too_long) -> its one error line and 2."""
     try:
         return importlib.import_module(module).main()
     except KeyboardInterrupt:
         quiet_unawaited_coroutines()
         print("interrupted", file=sys.stderr, flush=True)
         return INTERRUPTED
+    except OSError as e:
+        if (line := path_too_long(e)) is None:
+            raise
+        print(f"error: {line}", file=sys.stderr, flush=True)
+        return 2

@@ -12,9 +12,11 @@ import os
 import sys
 from collections.abc import Callable
 
+from datasets.errors import path_too_long
 from harness import hugepages
 
 INTERRUPTED = 130   # 128 + SIGINT, as the commands' own interrupt handling returns
+BAD_INPUT = 2       # as the commands' own bad-input errors
 BROKEN_PIPE = 141   # 128 + SIGPIPE, what a shell reports for a command whose output's reader went away
 
 
@@ -40,7 +42,8 @@ def run_module(module: str) -> int:
 
 
 def _guarded(command: Callable[[], int]) -> int:
-    """``command()``'s exit status; Ctrl-C -> 130 and one line, a reader gone from stdout -> 141, quietly."""
+    """``command()``'s exit status; Ctrl-C -> 130 and one line, a reader gone from stdout -> 141, quietly, a
+    path too long for the file system -> 2 and its one error line (datasets.errors.path_too_long)."""
     try:
         code = command()
         sys.stdout.flush()   # a closed pipe is found here when the output was still buffered
@@ -52,6 +55,11 @@ def _guarded(command: Callable[[], int]) -> int:
         # stdout's reader is gone: point stdout at /dev/null so that Python's flush at exit cannot fail too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return BROKEN_PIPE
+    except OSError as e:
+        if (line := path_too_long(e)) is None:
+            raise
+        print(f"error: {line}", file=sys.stderr, flush=True)
+        return BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -99,3 +99,22 @@ def test_ctrl_c_while_python_m_a_command_imports_is_one_line_and_130(tmp_path, m
     assert seen[-1].rsplit("|", 1)[-1].strip() == "numpy", "numpy was never imported"
     assert proc.returncode == 130, rest[-2000:]
     assert "Traceback" not in rest and rest.splitlines()[-1] == "interrupted"
+
+
+@pytest.mark.parametrize("argv", [
+    ["-m", "harness.entry", "info", "{long}"],
+    ["-m", "harness.entry", "synth", "--preset", "demo", "--out", "{long}/c.zarr"],
+    ["-m", "datasets.synthetic", "--preset", "demo", "--out", "{long}"],
+])
+def test_a_path_too_long_is_one_error_line(tmp_path, argv):
+    """A path the file system refuses (a name over 255 bytes; ENAMETOOLONG) was an OSError traceback from
+    the command's first look at it (info's exists(), synth's is_symlink()), exit 1."""
+    long = str(tmp_path / ("n" * 300))
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    r = subprocess.run([sys.executable, *(a.format(long=long) for a in argv)], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT, env={**os.environ, "PYTHONPATH": path})
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.startswith("error: path too long for the file system (") and r.stderr.count("\n") == 1, \
+        r.stderr[-2000:]
+    assert r.stderr.endswith("; give a shorter path (or shorter folder and file names)\n")
+    assert list(tmp_path.iterdir()) == []
