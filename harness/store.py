@@ -157,7 +157,8 @@ class StoreDamagedError(ValueError):
 def _beyond_repair(path: Path, why: str) -> StoreDamagedError:
     return StoreDamagedError(
         f"{path} {why}, so its results cannot be trusted or repaired; move it aside (mv {path} "
-        f"{path}.damaged) and run the same command again to recompute every fit, or restore it from a backup")
+        f"{path}.damaged) and run pertvae-bench run again with the same settings and --out {path.parent} to "
+        f"recompute every fit, or restore it from a backup")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,23 @@
+"""A results.zarr damaged beyond repair, met by ``info`` or ``report``: the way on was "run the same
+command again to recompute every fit", which for ``pertvae-bench info OUT`` is info again, recomputing
+nothing; it now names the run, as the store's other damage messages do."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import info, report
+from tests.harness.test_report import make_store
+
+
+@pytest.mark.parametrize("main", [info.main, report.main], ids=["info", "report"])
+def test_a_store_beyond_repair_names_the_run_that_recomputes_it(tmp_path, capsys, main):
+    out = tmp_path / "run"
+    make_store(out)
+    (out / "results.zarr" / "zarr.json").write_text('{"zarr_fo')
+    assert main([str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out / 'results.zarr'} cannot be read (JSONDecodeError: "), err
+    assert err.endswith(f"; move it aside (mv {out / 'results.zarr'} {out / 'results.zarr'}.damaged) and run "
+                        f"pertvae-bench run again with the same settings and --out {out} to recompute every "
+                        f"fit, or restore it from a backup\n"), err
