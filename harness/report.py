@@ -47,6 +47,7 @@ if __name__ == "__main__":   # before the heavy imports: a Ctrl-C while they loa
 
 import contextlib
 import dataclasses
+import errno
 import json
 import math
 from collections.abc import Sequence
@@ -934,7 +935,16 @@ def _lock(out: Path) -> Any:
                           f"when it ends; to see the results so far without writing into {out}: "
                           f"harness.report.load({str(out)!r}) in Python") from None
     except OSError as e:
+        if e.errno in DISK_ERRORS:
+            raise ReportError(_unwritable(out, e)) from None
         raise ReportError(f"cannot write the report into {out}: {e.strerror or e}") from None
+
+
+def _unwritable(out: Path | str, e: OSError) -> str:
+    """What stopped the report's writes into OUT (e.errno in DISK_ERRORS), and what to do."""
+    fix = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "make it writable"
+    return (f"{DISK_ERRORS[e.errno]} writing the report into {out}: {fix} and run the same command again; a "
+            f"report does not change results.zarr")
 
 
 def _check_out(out: Path) -> None:
@@ -978,9 +988,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         if e.errno not in DISK_ERRORS:
             raise
-        print(f"error: {DISK_ERRORS[e.errno]} writing the report into {args.out}: free some space (or make "
-              f"it writable) and run the same command again; a report does not change results.zarr",
-              file=sys.stderr, flush=True)
+        print(f"error: {_unwritable(args.out, e)}", file=sys.stderr, flush=True)
         return 2
     if not args.quiet:
         print(summary.read_text(), end="", flush=True)

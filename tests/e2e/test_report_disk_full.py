@@ -88,6 +88,6 @@ def test_disk_full_while_pertvae_bench_report_writes_is_one_line_and_leaves_no_t
     monkeypatch.setattr(pd.DataFrame, "to_csv", full)
     assert report_main([str(out), "--no-figures"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: no space left on device writing the report into {out}: free some space (or make "
-                   f"it writable) and run the same command again; a report does not change results.zarr"]
+    assert err == [f"error: no space left on device writing the report into {out}: free some space and run "
+                   f"the same command again; a report does not change results.zarr"]
     assert not list(out.glob(".*.tmp-*")) and (out / "scores.csv").read_bytes() == before

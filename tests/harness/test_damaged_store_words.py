@@ -4,6 +4,8 @@ nothing; it now names the run, as the store's other damage messages do."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from harness import info, report
@@ -21,3 +23,19 @@ def test_a_store_beyond_repair_names_the_run_that_recomputes_it(tmp_path, capsys
     assert err.endswith(f"; move it aside (mv {out / 'results.zarr'} {out / 'results.zarr'}.damaged) and run "
                         f"pertvae-bench run again with the same settings and --out {out} to recompute every "
                         f"fit, or restore it from a backup\n"), err
+
+
+def test_report_into_a_read_only_out_says_make_it_writable(tmp_path, capsys):
+    """A read-only OUT (immutable: root writes anywhere else) was told to "free some space (or make it
+    writable)": the disk had space; only its permission was wrong."""
+    out = tmp_path / "run"
+    make_store(out)
+    if subprocess.run(["chattr", "+i", str(out)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        assert report.main([str(out), "--no-figures"]) == 2
+    finally:
+        subprocess.run(["chattr", "-i", str(out)], check=True)
+    assert capsys.readouterr().err == (f"error: permission denied writing the report into {out}: make it "
+                                       f"writable and run the same command again; a report does not change "
+                                       f"results.zarr\n")
