@@ -771,8 +771,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"error: {getattr(e, 'filename', None) or a.dir}: {e.strerror or e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: partial downloads kept as NAME.part; rerun to resume", file=sys.stderr)
+    except KeyboardInterrupt:   # while unpacking a downloaded file there is no .part: its .tmp is removed
+        parts = sorted(p.name for p in Path(a.dir).glob("*.part")) if Path(a.dir).is_dir() else []
+        kept = f"partial downloads kept ({', '.join(parts)})" if parts else "no partial file kept"
+        print(f"interrupted: {kept}; rerun to resume", file=sys.stderr)
         return 130
     print(f"{plural(len(done), 'file')} in {a.dir} ({sum(f.reused for f in done)} reused), recorded in "
           f"{Path(a.dir) / MANIFEST}")

@@ -132,6 +132,25 @@ def test_retry_wait_out_of_range_is_one_error_line(tmp_path, capsys, wait):
     assert not d.exists()
 
 
+def test_ctrl_c_says_which_partial_files_it_kept(tmp_path, server, monkeypatch, capsys):
+    """Ctrl-C while a downloaded .gz was unpacked said "partial downloads kept as NAME.part": there was no
+    .part (the download was complete, the unpacking's temporary file removed)."""
+    server.files["/x/table.txt.gz"] = gzip.compress(b"id\tvalue\n" * 1000)
+    d = tmp_path / "data"
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fetch, "_extract", interrupted)
+    assert run_fetch("--url", f"{server.url}/x/table.txt.gz", "--dir", str(d)) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "interrupted: no partial file kept; rerun to resume"
+    assert sorted(p.name for p in d.iterdir()) == ["MANIFEST.json", "table.txt.gz"]
+    monkeypatch.setattr(fetch, "_read", interrupted)   # Ctrl-C during a download, which keeps its part
+    assert run_fetch("--url", f"{server.url}/files/data.bin", "--dir", str(d)) == 130
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == "interrupted: partial downloads kept (data.bin.part); rerun to resume"
+
+
 def test_404_is_one_error_line_exit_2(tmp_path, server, capsys):
     d = tmp_path / "data"
     assert run_fetch("--url", f"{server.url}/files/missing.bin", "--dir", str(d)) == 2
