@@ -2,7 +2,8 @@
 
 :func:`run_module` is ``python -m datasets.build`` (``synthetic``, ``fetch``) as harness.entry.run_module
 is for harness's commands, which datasets sits below and cannot import: the module hands itself off to it
-before its heavy imports (numpy, xarray, zarr: seconds), so a Ctrl-C while they load is one line too.
+before its heavy imports (numpy, xarray, zarr: seconds), so a Ctrl-C while they load is one line too; like
+harness.entry it also ends quietly (141) when stdout's reader has gone, and says a path too long in one line.
 
 After Ctrl-C, the command's one line and nothing else: no RuntimeWarning from a zarr write it cut short.
 zarr's synchronous API makes a coroutine and hands it to zarr's own event-loop thread; a KeyboardInterrupt
@@ -16,14 +17,16 @@ tells the user nothing they can act on.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import warnings
 
 from datasets.errors import path_too_long
 
-__all__ = ["INTERRUPTED", "quiet_unawaited_coroutines", "run_module"]
+__all__ = ["BROKEN_PIPE", "INTERRUPTED", "quiet_unawaited_coroutines", "run_module"]
 
 INTERRUPTED = 130   # 128 + SIGINT, as a shell reports a command Ctrl-C ended
+BROKEN_PIPE = 141   # 128 + SIGPIPE, as a shell reports a command whose output's reader went away
 
 
 def quiet_unawaited_coroutines() -> None:
@@ -35,9 +38,16 @@ def quiet_unawaited_coroutines() -> None:
 def run_module(module: str) -> int:
     """``MODULE.main()``'s exit status, MODULE imported only now; a Ctrl-C its main did not handle (while
     its modules load, or before its main's own handler) -> "interrupted" on stderr and 130; a path too long
-    for the file system (datasets.errors.path_too_long) -> its one error line and 2."""
+    for the file system (datasets.errors.path_too_long) -> its one error line and 2; stdout's reader gone
+    (``python -m datasets.fetch --list | head -1``) -> 141, quietly, as harness.entry does."""
     try:
-        return importlib.import_module(module).main()
+        code = importlib.import_module(module).main()
+        sys.stdout.flush()   # a closed pipe is found here when the output was still buffered
+        return code
+    except BrokenPipeError:
+        # point stdout at /dev/null so that Python's flush at exit cannot fail too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
     except KeyboardInterrupt:
         quiet_unawaited_coroutines()
         print("interrupted", file=sys.stderr, flush=True)

@@ -5,6 +5,7 @@ loaded, and one while ``synthetic`` wrote its cube, ended with a traceback and d
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -84,3 +85,16 @@ def test_python_m_still_runs_the_command(tmp_path):
                         "--seed", "-1"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("error: argument --seed: must be in [0"), r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_python_m_fetch_list_to_a_closed_pipe_is_no_traceback():
+    """``python -m datasets.fetch --list | head -1`` printed a BrokenPipeError traceback (exit 1); the
+    console script's form ended quietly with 141 already (harness.entry)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        r = subprocess.run([sys.executable, "-m", "datasets.fetch", "--list"], stdout=write,
+                           stderr=subprocess.PIPE, text=True, timeout=120, cwd=ROOT, env=ENV)
+    finally:
+        os.close(write)
+    assert r.returncode == 141 and r.stderr == "", r.stderr[-2000:]
