@@ -383,6 +383,11 @@ def _base_type(f: dataclasses.Field) -> str:
     raise TypeError(f"unsupported field type {t}")  # pragma: no cover
 
 
+# Paths where an empty value means a mistake, not "unset": `--data "$CUBE"` with CUBE unset ran the whole
+# study on the preset's synthetic cube, exit 0.
+_PATHS = ("data", "out", "performance_report")
+
+
 def _coerce(name: str, value: Any, source: str, kind: str | None = None) -> Any:
     """Convert a TOML/preset/CLI value to the field's type (or ``kind``); ConfigError naming source, field
     and value."""
@@ -392,6 +397,9 @@ def _coerce(name: str, value: Any, source: str, kind: str | None = None) -> Any:
     empty = ("none",) if kind.startswith("tuple") else ("none", "")  # an empty list is not "unset"
     if optional and isinstance(value, list | tuple) and len(value) == 1 and isinstance(value[0], str):
         value = value[0]   # `--drugs none` arrives as ["none"]: unset, as in TOML (drvae-demo's drugs: all)
+    if name in _PATHS and isinstance(value, str) and not value.strip():
+        raise ConfigError(f"{source}: field '{name}' is an empty path (an unset shell variable?); give a "
+                          f"path, or leave it out (or none) for the default")
     if value is None or (optional and isinstance(value, str) and value.strip().lower() in empty):
         if optional:
             return None

@@ -365,3 +365,17 @@ def test_drugs_none_on_the_command_line_selects_every_drug():
     assert parse_args(["--preset", "drvae-demo", "--drugs", "none"]).drugs is None
     assert parse_args(["--drugs", "a", "b"]).drugs == ("a", "b")
     assert parse_args(["--drugs", "a"]).drugs == ("a",)
+
+
+@pytest.mark.parametrize("flag", ["--data", "--out", "--performance-report"])
+def test_an_empty_path_is_refused_not_taken_as_unset(flag, tmp_path):
+    """`--data "$CUBE"` with CUBE unset ran the whole study on the preset's synthetic cube, exit 0: an
+    empty value of an optional setting meant unset. For a path it means a mistake; none still unsets."""
+    name = flag[2:].replace("-", "_")
+    with pytest.raises(ConfigError, match=rf"^{flag}: field '{name}' is an empty path \(an unset shell "):
+        parse_args([flag, " "])
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'{name} = ""\n')
+    with pytest.raises(ConfigError, match=rf"field '{name}' is an empty path"):
+        parse_args(["--config", str(toml)])
+    assert getattr(parse_args([flag, "none"]), name) is None
