@@ -39,9 +39,11 @@ import logging
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -638,9 +640,22 @@ def _job_class(failures: list[str]) -> type:
     return Job
 
 
-def _slurm(cfg: Any, timeout: float) -> ClusterHandle:
+def _slurm_cluster_class() -> type:
+    """dask_jobqueue.SLURMCluster, imported with this process's SIGINT handler kept: importing dask_jobqueue
+    (its runner module) sets that handler to ``sys.exit()``, so a Ctrl-C ended a Slurm run with exit 0, no
+    'interrupted:' line and no run.json, as if every fit were done."""
+    handler = signal.getsignal(signal.SIGINT)
     try:
         from dask_jobqueue import SLURMCluster
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+    return SLURMCluster
+
+
+def _slurm(cfg: Any, timeout: float) -> ClusterHandle:
+    try:
+        SLURMCluster = _slurm_cluster_class()
     except ImportError as e:  # pragma: no cover - dependency
         raise ClusterError(f"field 'cluster' = 'slurm' needs dask-jobqueue: {e}") from None
     from distributed import Client

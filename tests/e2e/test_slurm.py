@@ -68,8 +68,10 @@ def test_slurm_run_completes_and_records_slurm_jobs(slurm, tmp_path_factory, tmp
     assert wait_for(lambda: not (_queue() & set(job_ids)), timeout=60), _queue()
 
 
-def _queue() -> set[str]:
-    q = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, timeout=30)
+def _queue(*states: str) -> set[str]:
+    """Ids of the jobs in the queue (pending, running or completing), or of those in ``states`` (R...)."""
+    q = subprocess.run(["squeue", "-h", *(["-t", ",".join(states)] if states else []), "-o", "%i"],
+                       capture_output=True, text=True, timeout=30)
     return set(q.stdout.split())
 
 
@@ -113,3 +115,31 @@ def test_no_worker_within_worker_timeout_stops_with_exit_2(slurm, tmp_path_facto
     assert "squeue" in line and "slurm-logs" in line and "HARNESS_SLURM_INTERFACE" in line, line
     job = re.search(r"Slurm jobs: (\d+) PENDING", line).group(1)
     assert wait_for(lambda: job not in _queue(), timeout=30), _queue()
+
+
+def test_ctrl_c_stops_a_slurm_run_as_interrupted_and_cancels_its_jobs(slurm, tmp_path_factory, tmp_path):
+    """A Ctrl-C while a worker job runs: exit 130, the 'interrupted:' line and run.json, the jobs cancelled.
+    Importing dask_jobqueue had set SIGINT's handler to sys.exit(): the run ended with exit 0 and no word."""
+    import signal
+
+    args = tiny_args(tiny_cube(tmp_path_factory), tmp_path / "run", "--cluster", "slurm", "--jobs", "1",
+                     "--partition", slurm, "--walltime", "00:10:00", "--memory", "1GB", "--models", "pertvae",
+                     "--max-epochs", "400", "--patience", "400")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HARNESS_SLURM_INTERFACE="lo")
+    before = _queue()
+    p = subprocess.Popen([PYTHON, "-m", "harness.run", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: _queue("R") - before or p.poll() is not None, timeout=120), _queue()
+        assert p.poll() is None, p.communicate()
+        jobs = _queue("R") - before
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, out + err
+    assert "interrupted: 0 of" in out and "run the same command again to resume" in out, out + err
+    assert "Traceback" not in out + err
+    assert (tmp_path / "run" / "run.json").exists()
+    assert wait_for(lambda: not (_queue() & jobs), timeout=30), _queue()

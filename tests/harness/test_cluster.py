@@ -179,6 +179,30 @@ def test_slurm_job_script_exports_the_malloc_settings():
     assert "glibc.malloc.hugetlb=1" in value["GLIBC_TUNABLES"].split(":")
 
 
+def test_a_slurm_cluster_leaves_ctrl_c_to_the_run(tmp_path):
+    """Importing dask_jobqueue sets this process's SIGINT handler to sys.exit(): a Ctrl-C of a Slurm run ended
+    it with exit 0, no 'interrupted:' line and no run.json. A fresh interpreter (this one may have imported
+    dask_jobqueue already); no sbatch on PATH, so the cluster is made and then refused."""
+    import subprocess
+    import sys
+
+    from tests.e2e import ROOT
+
+    code = ("import signal\n"
+            "from harness.cluster import ClusterError, open_cluster\n"
+            "from harness.config import make_config\n"
+            "try:\n"
+            "    with open_cluster(make_config('demo', cluster='slurm', dashboard_address=':0')):\n"
+            "        pass\n"
+            "except ClusterError as e:\n"
+            "    print(e)\n"
+            "print('Ctrl-C raises:', signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PATH=str(tmp_path)),
+                       capture_output=True, text=True, timeout=120)
+    assert "sbatch is not on PATH" in r.stdout, r.stdout + r.stderr
+    assert "Ctrl-C raises: True" in r.stdout, r.stdout + r.stderr
+
+
 class _NoWorkers:
     """A cluster stand-in that never gets a worker (no LocalCluster, no Slurm)."""
 
