@@ -557,7 +557,8 @@ def _started(make: Any) -> Any:
 
 
 def worker_lifetime(walltime_s: int) -> tuple[int, int]:
-    """(lifetime, stagger) seconds for a Slurm worker: it retires a margin before the walltime ends."""
+    """(lifetime, stagger) seconds for a Slurm worker: it retires a margin before the walltime ends, and its
+    job with it; adapt() submits a new job for the tasks left."""
     margin = min(max(60, walltime_s // 10), 600)
     lifetime = max(30, walltime_s - margin)
     stagger = max(1, min(margin // 4, lifetime // 10))
@@ -571,7 +572,8 @@ def slurm_kwargs(cfg: Any) -> dict[str, Any]:
     gpus = int(getattr(cfg, "gpus_per_job", 0) or 0)
     cores = int(cfg.cores_per_job)
     lifetime, stagger = worker_lifetime(walltime_seconds(cfg.walltime))
-    extra_args = ["--lifetime", f"{lifetime}s", "--lifetime-stagger", f"{stagger}s", "--lifetime-restart"]
+    # no --lifetime-restart: the worker would restart inside its job, which Slurm then kills at the walltime
+    extra_args = ["--lifetime", f"{lifetime}s", "--lifetime-stagger", f"{stagger}s"]
     directives = list(getattr(cfg, "job_extra", ()) or ())
     if gpus > 0:
         # One worker process per job owning the job's GPUs; tasks ask for GPU=1 each.

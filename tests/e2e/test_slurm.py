@@ -143,3 +143,37 @@ def test_ctrl_c_stops_a_slurm_run_as_interrupted_and_cancels_its_jobs(slurm, tmp
     assert "Traceback" not in out + err
     assert (tmp_path / "run" / "run.json").exists()
     assert wait_for(lambda: not (_queue() & jobs), timeout=30), _queue()
+
+
+def _job_state(job: str) -> str:
+    r = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, timeout=30)
+    m = re.search(r"JobState=(\w+)", r.stdout)
+    return m.group(1) if m else "?"
+
+
+def test_a_busy_worker_at_its_lifetime_ends_its_job_before_the_walltime_and_a_new_job_takes_over(
+        slurm, tmp_path, monkeypatch):
+    """Workers retire a margin before the walltime so that Slurm never kills a job with a task in it: the job
+    ends with its worker (COMPLETED) and adapt() submits another for the tasks left. With --lifetime-restart
+    the nanny restarted the worker inside the same job, which Slurm then killed at its walltime (TIMEOUT,
+    'CANCELLED ... DUE TO TIME LIMIT') with whatever task it ran. Walltime 40 s (Slurm: 1 min): lifetime
+    30 s; 2-s tasks one after another keep the worker busy (an idle one adapt() would cancel)."""
+    from harness.cluster import open_cluster
+    from harness.config import make_config
+
+    def job_after(seconds: float) -> str:
+        import time
+
+        time.sleep(seconds)
+        return os.environ["SLURM_JOB_ID"]
+
+    monkeypatch.setenv("HARNESS_SLURM_INTERFACE", "lo")
+    cfg = make_config("demo", cluster="slurm", jobs=1, partition=slurm, walltime="00:00:40", memory="1GB",
+                      dashboard_address=":0", out=str(tmp_path))
+    with open_cluster(cfg) as handle:
+        jobs = [handle.client.submit(job_after, 0, pure=False).result(timeout=120)]
+        while jobs[-1] == jobs[0] and len(jobs) < 60:
+            jobs.append(handle.client.submit(job_after, 2, pure=False).result(timeout=120))
+    assert jobs[-1] != jobs[0], jobs
+    assert wait_for(lambda: _job_state(jobs[0]) not in ("RUNNING", "COMPLETING"), timeout=30)
+    assert _job_state(jobs[0]) == "COMPLETED", (jobs[0], _job_state(jobs[0]))

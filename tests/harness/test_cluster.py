@@ -140,7 +140,7 @@ def test_slurm_kwargs_gpus_lifetime_and_directives(tmp_path):
     args = kw["worker_extra_args"]
     assert args[args.index("--resources") + 1] == "GPU=2"
     lifetime = int(args[args.index("--lifetime") + 1].rstrip("s"))
-    assert 0 < lifetime < 7200 and "--lifetime-restart" in args
+    assert 0 < lifetime < 7200 and "--lifetime-restart" not in args   # the job ends with its worker
     cpu = slurm_kwargs(make_config("demo", cluster="slurm", cores_per_job=3, walltime="00:10:00"))
     assert cpu["processes"] == 3 and "--resources" not in cpu["worker_extra_args"]
     assert "--gres" not in " ".join(cpu["job_extra_directives"])
