@@ -173,7 +173,8 @@ class RunConfig:
     account: str | None = _f(None, "Slurm: account", "slurm")
     walltime: str = _f("01:00:00", "Slurm: job walltime HH:MM:SS (worker lifetime is set below it)", "slurm")
     memory: str = _f("4GB", "Slurm: memory per job", "slurm")
-    cores_per_job: int = _f(1, "Slurm: cores per job (one worker process per core)", "slurm")
+    cores_per_job: int = _f(1, "Slurm: cores per job (above 1 only with --gpus-per-job: a CPU job has one "
+                               "core, one worker)", "slurm")
     gpus_per_job: int = _f(0, "Slurm: GPUs per job (adds --gres=gpu:N and the GPU worker resource)",
                            "slurm")
     job_extra: tuple[str, ...] = _f((), "Slurm: extra #SBATCH directives, e.g. --job-extra=--qos=short "
@@ -683,6 +684,11 @@ def _check_execution(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> 
         raise bad("jobs", "must be >= 1")
     if cfg.cores_per_job < 1:
         raise bad("cores_per_job", "must be >= 1")
+    if cfg.cluster == "slurm" and cfg.gpus_per_job == 0 and cfg.cores_per_job > 1:
+        raise bad("cores_per_job", "more than 1 without GPUs is not supported: a job runs one worker per "
+                  f"core, and dask-jobqueue cancels the whole job to retire one idle worker, its busy ones' "
+                  f"tasks with it (14 jobs for 3 tasks; a 12 s task unfinished after 120 s); give --jobs "
+                  f"{cfg.jobs * cfg.cores_per_job} --cores-per-job 1 for as many cores")
     parts = cfg.walltime.split(":")
     if not (1 <= len(parts) <= 3 and all(p.isdigit() for p in parts)) and not _is_dhms(cfg.walltime):
         raise bad("walltime", "use HH:MM:SS (or D-HH:MM:SS)")

@@ -701,9 +701,6 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     lines.append("  " + measured_how(est))
     if est.corun_others:
         lines.append("  " + side_by_side_how(est))
-    elif cfg.cluster == "slurm" and cfg.gpus_per_job == 0 and cfg.cores_per_job > 1:
-        lines.append(f"  side by side: not measured for Slurm nodes; steps counted as timed alone, though "
-                     f"{cfg.cores_per_job} workers of a job share its node's memory bus and cache")
     shared = (", and the CPU time of the scheduler, the command and the workers' nannies, which share the "
               "workers' cores" if cfg.cluster == "local" and est.device == "cpu" else "")
     hosts = {m: contender(m).user_methods(cfg) for m in cfg.models if contender(m).user_methods(cfg)}

@@ -141,8 +141,8 @@ def test_slurm_kwargs_gpus_lifetime_and_directives(tmp_path):
     assert args[args.index("--resources") + 1] == "GPU=2"
     lifetime = int(args[args.index("--lifetime") + 1].rstrip("s"))
     assert 0 < lifetime < 7200 and "--lifetime-restart" not in args   # the job ends with its worker
-    cpu = slurm_kwargs(make_config("demo", cluster="slurm", cores_per_job=3, walltime="00:10:00"))
-    assert cpu["processes"] == 3 and "--resources" not in cpu["worker_extra_args"]
+    cpu = slurm_kwargs(make_config("demo", cluster="slurm", walltime="00:10:00"))
+    assert cpu["processes"] == 1 and "--resources" not in cpu["worker_extra_args"]
     assert "--gres" not in " ".join(cpu["job_extra_directives"])
     assert worker_lifetime(600)[0] == 540 and worker_lifetime(86400)[0] == 86400 - 600
 

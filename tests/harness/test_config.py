@@ -379,3 +379,15 @@ def test_an_empty_path_is_refused_not_taken_as_unset(flag, tmp_path):
     with pytest.raises(ConfigError, match=rf"field '{name}' is an empty path"):
         parse_args(["--config", str(toml)])
     assert getattr(parse_args([flag, "none"]), name) is None
+
+
+def test_several_cores_per_slurm_job_without_gpus_is_refused():
+    """A CPU job of N cores ran N worker processes; whenever fewer tasks than workers were left, Dask's
+    adaptive scaling retired one, and dask-jobqueue cancelled its whole job, busy workers and their tasks
+    too (real Slurm: 14 jobs submitted for 3 tasks; a 12 s task unfinished after 120 s). Refused, with the
+    jobs that give as many cores; a GPU job has one worker and keeps its cores."""
+    with pytest.raises(ConfigError, match=r"cores_per_job.*not supported.*--jobs 6 --cores-per-job 1 "):
+        parse_args(["--cluster", "slurm", "--jobs", "3", "--cores-per-job", "2"])
+    gpu = parse_args(["--cluster", "slurm", "--cores-per-job", "4", "--gpus-per-job", "1"])
+    assert gpu.cores_per_job == 4
+    assert parse_args(["--cluster", "local", "--cores-per-job", "2"]).cores_per_job == 2

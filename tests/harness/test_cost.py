@@ -225,11 +225,9 @@ def test_render_says_what_the_wall_time_assumes_and_what_slurm_nodes_do_not_meas
     assert "calibrated in 3.0 s (wall)" in text and "not counted: starting the cluster" in text
     assert "\ngrid: 1 task, " in text and "of which first fits" not in text   # none measured
     assert "the CPU time of the scheduler, the command and the workers' nannies" in text
-    slurm = make_config("demo", models=("pca",), cluster="slurm", jobs=2, cores_per_job=4)
+    slurm = make_config("demo", models=("pca",), cluster="slurm", jobs=2)
     text = cost.render(slurm, dataclasses.replace(local, cores=0, where="2 Slurm job(s)"), "cube x")
     assert "with a CPU to itself" not in text and "nannies" not in text   # no local workers' cores
-    assert ("side by side: not measured for Slurm nodes; steps counted as timed alone, though 4 workers of "
-            "a job share its node's memory bus and cache") in text
 
 
 def test_render_says_the_run_s_own_plug_ins_are_not_counted():
@@ -343,8 +341,7 @@ def test_expected_epochs_and_worker_slots():
     assert cost.expected_epochs(make_config("demo", max_epochs=10, patience=20), "pertvae") == 10
     assert cost.expected_epochs(make_config("demo", max_epochs=100, patience=5, min_epochs=80), "vae") == 80
     assert cost.worker_slots(make_config("demo", workers=3, device="cpu"))[:3] == (3, 1, "cpu")
-    assert cost.worker_slots(make_config("demo", cluster="slurm", jobs=4, cores_per_job=2,
-                                         device="cpu"))[:3] == (8, 1, "cpu")
+    assert cost.worker_slots(make_config("demo", cluster="slurm", jobs=8, device="cpu"))[:3] == (8, 1, "cpu")
     # a Slurm GPU job's one worker runs a task at a time per thread (--cores-per-job, default 1), every task
     # on the job's first GPU: 2 GPUs a job trained 3 tasks at a time, not 6 (dask-jobqueue: --nthreads 1
     # --resources GPU=2)
