@@ -121,8 +121,13 @@ def test_stream_rate_is_a_read_and_a_write_per_element_on_one_thread():
     assert cal.stream_rate("cuda") == 0.0   # not measured on a GPU (no CUDA needed to say so)
 
 
+# Each burner spins until its parent is gone: a test run killed mid-test (its finally never runs) left two
+# `while True: pass` burning both cores for an hour.
+BURN = "import os, sys\nwhile os.getppid() == int(sys.argv[1]):\n    pass"
+
+
 def _burners(n: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    return [subprocess.Popen([sys.executable, "-c", BURN, str(os.getpid())]) for _ in range(n)]
 
 
 def test_an_estimate_by_cpu_time_withstands_cpu_burners_beside_it(tmp_path):
