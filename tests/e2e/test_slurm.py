@@ -15,7 +15,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tests.e2e import PYTHON, ROOT, load, planned, tiny_args, tiny_cube, wait_for
+from tests.e2e import AS_IN_A_TERMINAL, PYTHON, ROOT, load, planned, tiny_args, tiny_cube, wait_for
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -119,15 +119,18 @@ def test_no_worker_within_worker_timeout_stops_with_exit_2(slurm, tmp_path_facto
 
 def test_ctrl_c_stops_a_slurm_run_as_interrupted_and_cancels_its_jobs(slurm, tmp_path_factory, tmp_path):
     """A Ctrl-C while a worker job runs: exit 130, the 'interrupted:' line and run.json, the jobs cancelled.
-    Importing dask_jobqueue had set SIGINT's handler to sys.exit(): the run ended with exit 0 and no word."""
+    Importing dask_jobqueue had set SIGINT's handler to sys.exit(): the run ended with exit 0 and no word.
+    The fits never stop by themselves (100,000 epochs): at 400 a quiet machine finished the run in 18 s,
+    before the job was seen running. Started with SIGINT's default handler (AS_IN_A_TERMINAL): a test run
+    started in the background has it ignored, and its children inherit that."""
     import signal
 
     args = tiny_args(tiny_cube(tmp_path_factory), tmp_path / "run", "--cluster", "slurm", "--jobs", "1",
                      "--partition", slurm, "--walltime", "00:10:00", "--memory", "1GB", "--models", "pertvae",
-                     "--max-epochs", "400", "--patience", "400")
+                     "--max-epochs", "100000", "--patience", "100000")
     env = dict(os.environ, PYTHONUNBUFFERED="1", HARNESS_SLURM_INTERFACE="lo")
     before = _queue()
-    p = subprocess.Popen([PYTHON, "-m", "harness.run", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    p = subprocess.Popen([PYTHON, "-c", AS_IN_A_TERMINAL, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     try:
         assert wait_for(lambda: _queue("R") - before or p.poll() is not None, timeout=120), _queue()

@@ -189,6 +189,7 @@ def test_a_slurm_cluster_leaves_ctrl_c_to_the_run(tmp_path):
     from tests.e2e import ROOT
 
     code = ("import signal\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"   # as in a terminal, not nohup
             "from harness.cluster import ClusterError, open_cluster\n"
             "from harness.config import make_config\n"
             "try:\n"
