@@ -10,8 +10,6 @@ import errno
 import gzip
 import hashlib
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import pytest
 from datasets import fetch
 from datasets.fetch import main
 from tests.datasets.local_http import LocalServer
-from tests.datasets.tmpfs import tiny_tmpfs  # noqa: F401 (a fixture)
+from tests.datasets.tmpfs import mounted_tmpfs, tiny_tmpfs  # noqa: F401 (a fixture)
 
 BODY = bytes(range(256)) * 400  # 102,400 bytes
 
@@ -160,17 +158,7 @@ def test_real_full_tmpfs(tiny_tmpfs, server, monkeypatch, capsys):  # noqa: F811
 @pytest.fixture
 def read_only_mount(tmp_path: Path) -> Iterator[Path]:
     """A real read-only file system (a tmpfs mounted ``ro``) at ``tmp_path/ro``."""
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+    yield from mounted_tmpfs(tmp_path / "ro", "size=1m,ro")
 
 
 @pytest.mark.parametrize("sub", ["", "data"])

@@ -21,6 +21,7 @@ import pytest
 import zarr
 
 from harness import outlock
+from tests.datasets.tmpfs import mounted_tmpfs
 from tests.e2e import PYTHON, ROOT, load, n_status, start_driver, tiny_cube, wait_for
 from tests.e2e.test_bad_input_run import assert_error, cli, fast_args
 
@@ -224,17 +225,7 @@ def fill(mnt: Path) -> Path:
 @pytest.fixture
 def small_tmpfs(tmp_path: Path):
     """A 16 MiB tmpfs (the tiny_tmpfs fixture's 64 KiB cannot hold a store)."""
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+    yield from mounted_tmpfs(tmp_path / "tmpfs", "size=16m")
 
 
 def test_disk_full_while_writing_fits_is_one_error_and_loses_nothing(finished, small_tmpfs, capsys):
