@@ -20,10 +20,11 @@ import importlib
 import os
 import sys
 import warnings
+from collections.abc import Callable
 
 from datasets.errors import path_too_long
 
-__all__ = ["BROKEN_PIPE", "INTERRUPTED", "quiet_unawaited_coroutines", "run_module"]
+__all__ = ["BROKEN_PIPE", "INTERRUPTED", "guarded", "quiet_unawaited_coroutines", "run_module"]
 
 INTERRUPTED = 130   # 128 + SIGINT, as a shell reports a command Ctrl-C ended
 BROKEN_PIPE = 141   # 128 + SIGPIPE, as a shell reports a command whose output's reader went away
@@ -36,12 +37,17 @@ def quiet_unawaited_coroutines() -> None:
 
 
 def run_module(module: str) -> int:
-    """``MODULE.main()``'s exit status, MODULE imported only now; a Ctrl-C its main did not handle (while
-    its modules load, or before its main's own handler) -> "interrupted" on stderr and 130; a path too long
-    for the file system (datasets.errors.path_too_long) -> its one error line and 2; stdout's reader gone
-    (``python -m datasets.fetch --list | head -1``) -> 141, quietly, as harness.entry does."""
+    """``MODULE.main()``'s exit status, MODULE imported only now, under :func:`guarded`."""
+    return guarded(lambda: importlib.import_module(module).main())
+
+
+def guarded(command: Callable[[], int]) -> int:
+    """``command()``'s exit status; a Ctrl-C it did not handle (while its modules load, or before its own
+    handler) -> "interrupted" on stderr and 130; a path too long for the file system
+    (datasets.errors.path_too_long) -> its one error line and 2; stdout's reader gone (``python -m
+    datasets.fetch --list | head -1``) -> 141, quietly. harness.entry runs harness's commands under it too."""
     try:
-        code = importlib.import_module(module).main()
+        code = command()
         sys.stdout.flush()   # a closed pipe is found here when the output was still buffered
         return code
     except BrokenPipeError:

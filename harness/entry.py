@@ -8,16 +8,9 @@ again. ``python -m harness.entry`` runs the same as the console script.
 from __future__ import annotations
 
 import importlib
-import os
-import sys
-from collections.abc import Callable
 
-from datasets.errors import path_too_long
+from datasets.interrupt import guarded
 from harness import hugepages
-
-INTERRUPTED = 130   # 128 + SIGINT, as the commands' own interrupt handling returns
-BAD_INPUT = 2       # as the commands' own bad-input errors
-BROKEN_PIPE = 141   # 128 + SIGPIPE, what a shell reports for a command whose output's reader went away
 
 
 def main() -> int:
@@ -28,7 +21,7 @@ def main() -> int:
     a reader that stops early (``pertvae-bench info RUN | head``) ends the command quietly with exit 141,
     not a BrokenPipeError traceback."""
     hugepages.reexec()
-    return _guarded(lambda: importlib.import_module("harness.cli").main())
+    return guarded(lambda: importlib.import_module("harness.cli").main())
 
 
 def run_module(module: str) -> int:
@@ -38,28 +31,7 @@ def run_module(module: str) -> int:
     when run as ``__main__``, before its heavy imports (torch, pandas, xarray: seconds), which a Ctrl-C
     otherwise ended with a traceback through the import machinery."""
     hugepages.reexec()
-    return _guarded(lambda: importlib.import_module(module).main())
-
-
-def _guarded(command: Callable[[], int]) -> int:
-    """``command()``'s exit status; Ctrl-C -> 130 and one line, a reader gone from stdout -> 141, quietly, a
-    path too long for the file system -> 2 and its one error line (datasets.errors.path_too_long)."""
-    try:
-        code = command()
-        sys.stdout.flush()   # a closed pipe is found here when the output was still buffered
-        return code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr, flush=True)
-        return INTERRUPTED
-    except BrokenPipeError:
-        # stdout's reader is gone: point stdout at /dev/null so that Python's flush at exit cannot fail too
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return BROKEN_PIPE
-    except OSError as e:
-        if (line := path_too_long(e)) is None:
-            raise
-        print(f"error: {line}", file=sys.stderr, flush=True)
-        return BAD_INPUT
+    return guarded(lambda: importlib.import_module(module).main())
 
 
 if __name__ == "__main__":
