@@ -23,6 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from harness.benchmark import ALPHA, method_order, study_drugs
+from harness.cells import cell
 from harness.results import json_attr
 from harness.verdicts import has_change, primary_latents
 from pertvae_core.evaluation import PRIMARY
@@ -69,8 +70,8 @@ def _label(method: str) -> str:
 
 def _calls(comp: pd.DataFrame, drug: str, latent: int) -> dict[str, str]:
     """method -> "better" | "worse": PertVAE's significant calls on the primary metric."""
-    sub = comp[(comp["drug"] == drug) & (comp["latent"] == latent) & (comp["metric"] == PRIMARY)
-               & (comp["kind"] == "versus")]
+    sub = cell(comp, drug, latent, PRIMARY)
+    sub = sub[sub["kind"] == "versus"]
     out = {r.method: "better" for r in sub.itertuples() if r.q_bh < ALPHA}
     out.update({r.method: "worse" for r in sub.itertuples() if r.q_bh_worse < ALPHA})
     return out

@@ -37,6 +37,7 @@ from harness.benchmark import (
     power_floor,
     study_drugs,
 )
+from harness.cells import cell
 from harness.contenders import REGISTRY, built_in_methods
 from harness.products import products_line
 from harness.results import json_attr
@@ -112,8 +113,8 @@ def _join(names: list[str]) -> str:
 
 
 def _vs(comp: pd.DataFrame, drug: str, latent: int, metric: str = PRIMARY) -> pd.DataFrame:
-    return comp[(comp["drug"] == drug) & (comp["latent"] == latent) & (comp["metric"] == metric)
-                & (comp["kind"] == "versus")]
+    sub = cell(comp, drug, latent, metric)
+    return sub[sub["kind"] == "versus"]
 
 
 def verdict_parts(comp: pd.DataFrame, drug: str, latent: int, metric: str = PRIMARY) -> dict[str, list[str]]:
@@ -156,7 +157,7 @@ def _per_method_splits(sub: pd.DataFrame) -> str:
 
 
 def _rows(scores: pd.DataFrame, drug: str, latent: int, metric: str) -> pd.DataFrame:
-    return scores[(scores["drug"] == drug) & (scores["latent"] == latent) & (scores["metric"] == metric)]
+    return cell(scores, drug, latent, metric)
 
 
 def _mean_scores(scores: pd.DataFrame, drug: str, latent: int, metric: str) -> pd.Series:
@@ -265,7 +266,7 @@ def ran(scores: pd.DataFrame, latent: int | None = None) -> bool:
 
 def _n_scored_splits(scores: pd.DataFrame, drug: str, latent: int) -> int:
     """The splits with a primary score for ``drug`` at ``latent`` (any method)."""
-    sub = scores[(scores["drug"] == drug) & (scores["latent"] == latent) & (scores["metric"] == PRIMARY)]
+    sub = cell(scores, drug, latent, PRIMARY)
     return int(sub[["repeat", "fold"]].drop_duplicates().shape[0]) if not sub.empty else 0
 
 
@@ -336,7 +337,7 @@ def _splits_text(comp: pd.DataFrame, scores: pd.DataFrame, drugs: list[str], lat
         if with_pertvae:
             per = _vs(comp, d, latent).groupby("method")["n_splits"].max()
         else:
-            sub = scores[(scores["drug"] == d) & (scores["latent"] == latent) & (scores["metric"] == PRIMARY)]
+            sub = cell(scores, d, latent, PRIMARY)
             per = sub.groupby("method").size()
         n[d] = (int(per.max()) if len(per) else 0) if with_pertvae else _n_scored_splits(scores, d, latent)
         for m, k in per[per < n[d]].items():
@@ -585,7 +586,7 @@ def _gain_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, latent
 def _gain_splits(g: pd.DataFrame, scores: pd.DataFrame, drug: str, latent: int) -> str:
     """"gain / retrieval" splits behind a drug's row (a range where methods differ): a derangement or a
     retrieval needs two held-out cell lines, so a drug with few cell lines has fewer than delta_pearson."""
-    sub = scores[(scores["drug"] == drug) & (scores["latent"] == latent) & (scores["metric"] == "retrieval")]
+    sub = cell(scores, drug, latent, "retrieval")
     ret = sub[np.isfinite(sub["value"].to_numpy(dtype=float))].groupby("method").size()
 
     def span(n: pd.Series) -> str:
