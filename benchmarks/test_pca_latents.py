@@ -86,6 +86,7 @@ def test_pca_grid_work_of_one_split(benchmark, request: pytest.FixtureRequest) -
     the split's decomposition before the next latent's task comes, on whichever worker), ``one_task`` the
     PCA contender's run_latents. The rows must be equal but for fit_seconds. extra_info: CPU seconds of
     each, the speedup, the matrix and the load average; nothing asserts a time."""
+    from harness.config import make_config
     from harness.contenders.pca import PCA
     from harness.grid import POOLED
     from pertvae_core import api
@@ -93,6 +94,7 @@ def test_pca_grid_work_of_one_split(benchmark, request: pytest.FixtureRequest) -
     quick = request.config.getoption("benchmark_disable")
     split = drug_splits("demo" if quick else "paper", POOLED, n_repeats=1)[0]
     n_rows = len(split.xs_train) + len(measured_profiles(split.x1_train, split.x2_train, split.xu_train))
+    cfg = make_config("paper")   # its --standardize, per_source: api.evaluate_pca's default
     got: dict[str, dict] = {}
 
     def per_latent_task() -> None:
@@ -104,7 +106,7 @@ def test_pca_grid_work_of_one_split(benchmark, request: pytest.FixtureRequest) -
 
     def one_task() -> None:
         baselines._svd_cache.clear()
-        got["one_task"] = PCA().run_latents([split], PCA_LATENTS, {lat: [0] for lat in PCA_LATENTS}, None)
+        got["one_task"] = PCA().run_latents([split], PCA_LATENTS, {lat: [0] for lat in PCA_LATENTS}, cfg)
 
     load0 = load_average()
     times = alternate({"per_latent_task": per_latent_task, "one_task": one_task}, reps=1 if quick else 3)

@@ -16,8 +16,9 @@ and the float keys that apply:
   ``keep_predictions``, ``predictions`` = {method: x2_hat [n_test, G] at the split's x1_test}.
 - ``fit_evaluate_vae``: the same encoder/decoder trained on single profiles (Section 4.1): rho_rec,
   rho_rec_pert; test_loss = -log p(x1|z1) of the test x1.
-- ``evaluate_pca``: :func:`pertvae_core.baselines.pca_reconstruction_rho`; ``evaluate_pca_latents`` the
-  same at several latent sizes from one decomposition per split.
+- ``evaluate_pca``: :func:`pertvae_core.baselines.pca_reconstruction_rho` (the profiles standardized as
+  the VAE's: ``standardize``); ``evaluate_pca_latents`` the same at several latent sizes from one
+  decomposition per split.
 - ``evaluate_baselines`` / ``evaluate_methods``: ``scores`` {method: {metric: value}}, ``detail`` and
   (optionally) ``predictions`` of the perturbation baselines (or any :class:`pertvae_core.methods.Method`),
   scored like PertVAE; each method in its own failure boundary, with ``method_status`` and
@@ -234,12 +235,14 @@ def fit_evaluate_vae(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequenc
     return _evaluate(fit(splits, cfg, seeds, pairs=False), splits, cfg)
 
 
-def evaluate_pca(splits: Sequence[SplitData], latent: int) -> list[dict]:
-    """PCA reconstruction at ``latent`` components (Figure 2): rho_rec, rho_rec_pert per split."""
-    return evaluate_pca_latents(splits, [latent])[int(latent)]
+def evaluate_pca(splits: Sequence[SplitData], latent: int, standardize: str = "per_source") -> list[dict]:
+    """PCA reconstruction at ``latent`` components (Figure 2): rho_rec, rho_rec_pert per split; the
+    training profiles standardized by ``standardize``, as the VAE's (FitConfig.standardize)."""
+    return evaluate_pca_latents(splits, [latent], standardize)[int(latent)]
 
 
-def evaluate_pca_latents(splits: Sequence[SplitData], latents: Sequence[int]) -> dict[int, list[dict]]:
+def evaluate_pca_latents(splits: Sequence[SplitData], latents: Sequence[int], standardize: str = "per_source"
+                         ) -> dict[int, list[dict]]:
     """:func:`evaluate_pca` at each of ``latents`` (latent -> one row per split), one decomposition per
     split for all of them (pertvae_core.baselines.pca_reconstruction_rhos); a row's ``fit_seconds`` is its
     split's time shared equally by the latent sizes."""
@@ -250,7 +253,7 @@ def evaluate_pca_latents(splits: Sequence[SplitData], latents: Sequence[int]) ->
     out: dict[int, list[dict]] = {int(lat): [] for lat in latents}
     for sp in _check(splits, scored=True):
         t0 = time.perf_counter()
-        per_latent = pca_reconstruction_rhos(sp, latents)
+        per_latent = pca_reconstruction_rhos(sp, latents, standardize)
         share = (time.perf_counter() - t0) / len(per_latent)
         for lat, res in per_latent.items():
             out[lat].append({**res, "fit_seconds": share, "status": "done", "reason": ""})

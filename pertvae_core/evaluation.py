@@ -82,8 +82,10 @@ __all__ = ["SCORING", "METRICS", "GENE_METRICS", "PRIMARY", "RHO_REC", "ABLATED"
 # as the science key treats device and compile: a fit's numbers mean the same. 3 = a prediction constant
 # across genes scores 0 (the correlation's chance level) instead of NaN, left out of the means; and
 # delta_pearson_centered is NaN for every method where the observed centred change is constant (and, in
-# the harness, Figure 2's pooled fits pool the drugs in the cube's order, not the order of --drugs).
-SCORING = "3"
+# the harness, Figure 2's pooled fits pool the drugs in the cube's order, not the order of --drugs). 4 =
+# Figure 2's PCA standardizes the training profiles as the VAE does (FitConfig.standardize, per source by
+# default), not pooled (pertvae_core.baselines).
+SCORING = "4"
 METRICS = ("rho_pred_pert", "rho_pred_pert_z", "delta_pearson", "delta_pearson_centered", "mse_z",
            "de_sign_top50", "retrieval", "delta_pearson_ablated")
 PRIMARY = "delta_pearson"

@@ -1,6 +1,6 @@
 """PCA of Figure 2: the linear reconstruction a VAE is compared with, at the same latent sizes (closed
 form: one SVD per split, for all of its latent sizes: a cheap contender's task has them all,
-harness.grid.build_grid)."""
+harness.grid.build_grid), on the profiles standardized as the VAE's (``--standardize``)."""
 
 from __future__ import annotations
 
@@ -30,13 +30,13 @@ class PCA(Contender):
             ) -> list[dict]:
         from pertvae_core import api
 
-        return api.evaluate_pca(data, latent)
+        return api.evaluate_pca(data, latent, cfg.standardize)
 
     def run_latents(self, data: Sequence[SplitData], latents: Sequence[int],
                     seeds: Mapping[int, Sequence[int]], cfg: RunConfig) -> dict[int, list[dict]]:
         from pertvae_core import api
 
-        return api.evaluate_pca_latents(data, latents)
+        return api.evaluate_pca_latents(data, latents, cfg.standardize)
 
     def calibration_run_latents(self, data: Sequence[SplitData], latents: Sequence[int], cfg: RunConfig
                                 ) -> dict[int, list[dict]]:

@@ -28,7 +28,7 @@ print("worker startup noise on stderr", file=sys.stderr, flush=True)
 warnings.warn("worker startup warning", UserWarning)
 
 
-def evaluate_pca(data, latent):
+def evaluate_pca(data, latent, standardize="per_source"):
     warnings.warn("injected library warning", UserWarning)
     logging.getLogger("distributed.sizeof").warning("Sizeof calculation failed (injected)")
     raise RuntimeError("injected fault in evaluate_pca")

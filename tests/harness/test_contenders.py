@@ -151,3 +151,21 @@ def test_a_contender_cannot_change_the_data_the_other_models_get(tmp_path_factor
         np.testing.assert_array_equal(getattr(again, f), a)
     sp = split_data(again, drug_splits(again, cfg)[0])   # the models' splits: their own, writable arrays
     assert sp.x1_train.flags.writeable
+
+
+def test_figure2_pca_standardizes_the_profiles_as_the_run_says():
+    """The PCA contender fits with the run's --standardize, the VAE's, so that Figure 2 compares two models
+    of the same standardized profiles (it ignored the setting and pooled)."""
+    from pertvae_core.api import evaluate_pca_latents
+    from tests.pertvae_core.test_baselines_svd_cache import _split
+
+    sp = _split()
+
+    def rho_rec(rows: dict) -> list[float]:
+        return [r["rho_rec"] for lat in (2, 5) for r in rows[lat]]
+
+    got = {st: rho_rec(REGISTRY["pca"].run_latents([sp], [2, 5], {}, make_config("demo", standardize=st)))
+           for st in ("per_source", "pooled")}
+    assert got["per_source"] != got["pooled"]
+    for st, values in got.items():
+        assert values == rho_rec(evaluate_pca_latents([sp], [2, 5], st))
