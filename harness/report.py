@@ -66,7 +66,15 @@ from harness import benchmark as bench
 from harness import figures, predictions, report_stamp, response_report, verdicts
 from harness.contenders import built_in_methods, figure2_models, model_methods, reference_model
 from harness.products import products_counts, products_line
-from harness.results import StoreReadError, as_str, json_attr, load_results, paper_metric, planned_mask
+from harness.results import (
+    StoreReadError,
+    as_str,
+    check_store_path,
+    json_attr,
+    load_results,
+    paper_metric,
+    planned_mask,
+)
 from harness.store import failed_words, fit_counts_of
 from pertvae_core.evaluation import PRIMARY
 from pertvae_core.methods import REFERENCE
@@ -948,10 +956,15 @@ def _unwritable(out: Path | str, e: OSError) -> str:
 
 
 def _check_out(out: Path) -> None:
-    """ReportError when OUT is a file: no run's --out can be one (``run --out FILE`` is refused)."""
+    """ReportError when OUT is a file (no run's --out can be one: ``run --out FILE`` is refused) or holds
+    no result store; checked before the lock file is created, which a folder that is no run's kept (empty)."""
     if out.exists() and not out.is_dir():
         raise ReportError(f"{out}: is a file, not a run's --out directory (the directory that holds "
                           f"results.zarr)")
+    try:
+        check_store_path(out)
+    except StoreReadError as e:
+        raise ReportError(str(e)) from None
 
 
 def _stdout_to_stderr(quiet: bool) -> contextlib.AbstractContextManager:

@@ -28,6 +28,7 @@ from harness.store import (
     StoreDamagedError,
     finish_conversion,
     paper_into_score,
+    set_aside,
 )
 
 
@@ -42,12 +43,7 @@ def load_results(out_dir: str | Path) -> xr.Dataset:
     out = Path(out_dir)
     path = out / STORE_NAME
     finish_conversion(out)
-    if path.exists() and not path.is_dir():
-        raise StoreReadError(f"{path}: is a file, not a result store (a directory); move it away and rerun "
-                             f"pertvae-bench run --out {out} to compute the results")
-    if not path.is_dir():
-        raise StoreReadError(f"{out}: no {STORE_NAME} here; give the --out directory of a run "
-                             f"(pertvae-bench run --out {out} creates one)")
+    check_store_path(out)
     ds = _load_own(out) if _written_by_run(path) else None
     if ds is None:
         ds = _load_any(out)
@@ -56,6 +52,20 @@ def load_results(out_dir: str | Path) -> xr.Dataset:
         raise StoreReadError(f"{path}: not a result store (dims {sorted(ds.dims)}, missing variables "
                              f"{lacking})")
     return paper_into_score(ds)
+
+
+def check_store_path(out_dir: str | Path) -> None:
+    """StoreReadError unless OUT holds a result store directory, or the one a layout conversion set aside
+    (harness.store.finish_conversion puts it back): checked before anything is written into OUT (the
+    report's lock file), so that a folder that is no run's is left as it was."""
+    out = Path(out_dir)
+    path = out / STORE_NAME
+    if path.exists() and not path.is_dir():
+        raise StoreReadError(f"{path}: is a file, not a result store (a directory); move it away and rerun "
+                             f"pertvae-bench run --out {out} to compute the results")
+    if not path.is_dir() and not (set_aside(out).is_dir() and not set_aside(out).is_symlink()):
+        raise StoreReadError(f"{out}: no {STORE_NAME} here; give the --out directory of a run "
+                             f"(pertvae-bench run --out {out} creates one)")
 
 
 def paper_metric(ds: xr.Dataset, model: str, key: str) -> xr.DataArray:

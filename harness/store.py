@@ -205,13 +205,19 @@ def clean_stale_tmp(out_dir: str | Path) -> list[Path]:
     return removed
 
 
+def set_aside(out_dir: str | Path) -> Path:
+    """Where a layout conversion (:func:`convert_layout`) renames the old store until the new one is in
+    place."""
+    return Path(out_dir) / f"{STORE_NAME}.before-layout-{LAYOUT}"
+
+
 def finish_conversion(out_dir: str | Path) -> Path | None:
     """Settle a layout conversion (:func:`convert_layout`) that a kill stopped between its renames
     (:func:`_write_whole`): with no results.zarr, the old store (complete, untouched, renamed aside first)
     goes back into place, to be converted again, where a new run would have started over beside it; with
     the new store in place, the old one left beside it is removed. Returns the store restored, if any."""
     path = Path(out_dir) / STORE_NAME
-    old = path.with_name(f"{path.name}.before-layout-{LAYOUT}")
+    old = set_aside(out_dir)
     if not old.is_dir() or old.is_symlink():
         return None
     if path.exists() or path.is_symlink():

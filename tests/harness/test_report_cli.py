@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.report import main
+from harness.store import LAYOUT
 from tests.harness.test_report import MODELS, make_store
 
 
@@ -51,3 +52,25 @@ def test_a_file_as_out_is_refused_without_advising_run_out_file(tmp_path: Path,
     for where in (tmp_path / "absent", tmp_path):   # absent, or a directory without a store: advised
         assert main([str(where)]) == 2
         assert f"(pertvae-bench run --out {where} creates one)" in capsys.readouterr().err
+
+
+def test_a_folder_that_is_no_run_is_left_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """review 54: `report DIR` on a folder without a store left an empty DIR/.lock behind (the lock was
+    taken before the store was looked for); a store set aside by a conversion a kill stopped still counts."""
+    (tmp_path / "notes.txt").write_text("x")
+    assert main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {tmp_path}: no results.zarr here; give the --out directory of a run (pertvae-bench run "
+        f"--out {tmp_path} creates one)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    (tmp_path / "results.zarr").write_text("x")
+    assert main([str(tmp_path)]) == 2
+    assert "results.zarr: is a file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "results.zarr"]
+    (tmp_path / "results.zarr").unlink()
+    run = tmp_path / "run"
+    _partial_store(run)
+    aside = run / f"results.zarr.before-layout-{LAYOUT}"
+    (run / "results.zarr").rename(aside)
+    assert main([str(run), "--quiet", "--no-figures"]) == 0
+    assert (run / "results.zarr").is_dir() and not aside.exists()
