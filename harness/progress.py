@@ -15,7 +15,9 @@ parts are dropped (the bar, the unit's long name, the tasks, the elapsed time), 
 off a terminal (a pipe, a log file) a plain line is written at the start, at most every :data:`LINE_EVERY`
 seconds, and at the end.
 
-The ETA (:class:`Eta`) says "estimating" until this run's finished work means something, then smooths.
+The ETA (:class:`Eta`) says "estimating" until this run's finished work means something (until then, where
+the fits left are timed already, as a resumed run's are by the store, it assumes each worker slot busy), then
+smooths.
 """
 
 from __future__ import annotations
@@ -108,23 +110,34 @@ class Eta:
         self._work: list[float] = []    # ...and to what
 
     def update(self, now: float, elapsed: float, done: float, fits: int, left: float | None,
-               known: bool, lag: float = 0.0) -> float | None:
+               known: bool, lag: float = 0.0, prior: float = 0.0) -> float | None:
         """``done``: expected seconds finished in this run over ``elapsed`` seconds, by ``fits`` fits;
         ``left``: expected seconds left (None: unknown); ``known``: the models left with a timed fit of their
-        own hold enough of the fits left (:data:`KNOWN_SHARE`)."""
+        own hold enough of the fits left (:data:`KNOWN_SHARE`); ``prior``: the rate assumed until this run's
+        own means something (the worker slots, each finishing a second of expected work a second; 0: none),
+        so that a resumed run with fewer than :data:`MIN_FITS` fits left, timed by the store's fits, is not
+        "estimating" to its end."""
         if done > 0 and (not self._work or done != self._work[-1]):
             self._times.append(now)
             self._work.append(done)
         if left is not None and left <= 0:
             return 0.0
-        measured = self._rate(now)
-        if (left is None or not known or fits < self.min_fits or measured is None
-                or done / (done + left) < self.min_work):
+        if left is None or not known:
             self._finish = None
             return None
+        measured, assumed = self._rate(now), False
+        if fits < self.min_fits or measured is None or done / (done + left) < self.min_work:
+            if prior <= 0:
+                self._finish = None
+                return None
+            # from this run's last finish (its start before any), or from now once that is overdue; not
+            # smoothed: each of these few finishes says more than the ETA before it (smoothed, it read 0:00
+            # for the last 5 s of a resumed run's 13)
+            start = self._times[-1] if self._times else now - elapsed
+            measured, assumed = (prior, start if start + left / prior >= now else now), True
         rate, anchor = measured
         target = anchor + max(left / rate - min(max(lag, 0.0), elapsed / 2), 0.0)
-        if self._finish is None:
+        if self._finish is None or assumed:
             self._finish = target
         else:
             alpha = 1.0 - math.exp(-(now - self._last) / max(TAU_MIN, TAU_SHARE * elapsed))
@@ -157,16 +170,18 @@ class Progress:
     """The run's progress line (see the module docstring): fits done / planned, failures, tasks, ETA.
 
     ``stream``: where it is written (default stderr); ``clock``: seconds, for tests; ``tasks``: the tasks of
-    this run (one per Dask task)."""
+    this run (one per Dask task); ``slots``: how many of them the workers run at a time (0: unknown)."""
 
     def __init__(self, remaining: Mapping[tuple[str, int], int], done: int, planned: int, work: WorkModel,
                  enabled: bool, tasks: int = 0, stream: IO[str] | None = None,
-                 clock: Callable[[], float] = time.monotonic, line_every: float = LINE_EVERY):
+                 clock: Callable[[], float] = time.monotonic, line_every: float = LINE_EVERY,
+                 slots: int = 0):
         self.remaining = Counter(remaining)
         self.work, self.enabled = work, enabled
         self.done, self.planned, self.failed = done, planned, 0
         self.failed_fits: Counter[tuple[str, int]] = Counter()   # this run's failed fits by (model, latent)
         self.tasks, self.tasks_done = tasks, 0
+        self.slots = slots   # tasks the workers run at a time (the ETA's rate before this run's is measured)
         self.fits_now = 0
         self.done_now = 0.0  # seconds of the fits finished in this run
         self._sq_now = 0.0   # and the sum of their squares (their work-weighted mean duration)
@@ -217,8 +232,9 @@ class Progress:
     def eta_text(self) -> str:
         now = self.clock()
         lag = self._sq_now / self.done_now / 4 if self.done_now > 0 else 0.0
+        prior = min(self.slots, self.tasks - self.tasks_done) if self.tasks else self.slots
         left = self.eta.update(now, now - self.t0, self.done_now, self.fits_now, self._left(), self._timed(),
-                               lag)
+                               lag, prior)
         return "estimating" if left is None else _hms(left)
 
     def counts_text(self) -> str:

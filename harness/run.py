@@ -258,7 +258,10 @@ def _progress(cfg: RunConfig, store: ResultStore, tasks: Sequence[Task], counts:
     work = WorkModel(zip(done["model"], done["latent"].astype(int), done["fit_seconds"].astype(float),
                          strict=True))
     remaining = Counter((k.model, k.latent) for t in tasks for k in t.fit_keys())
-    return Progress(remaining, counts["done"], counts["planned"], work, cfg.progress, tasks=len(tasks))
+    slots, _, device, _ = cost.worker_slots(cfg)
+    cores = cost.local_cores(cfg, device)   # local CPU workers beyond the cores share them
+    return Progress(remaining, counts["done"], counts["planned"], work, cfg.progress, tasks=len(tasks),
+                    slots=min(slots, cores) if cores else slots)
 
 
 def _write(store: ResultStore, cfg: RunConfig, rows: list[dict]) -> None:

@@ -273,3 +273,27 @@ def test_run_dry_run_starts_nothing_and_writes_nothing(tmp_path):
             break
     assert r.returncode == 0, r.stderr
     assert "fits" in r.stdout and not out.exists()
+
+
+def test_a_resumed_run_with_few_fits_left_gets_an_eta_from_the_stored_fits():
+    """review 54: a resumed run with 4 fits left (16 done and timed in the store) said "ETA estimating" to its
+    end, waiting for 5 fits of its own. Its 4 fits of 10 s on 2 worker slots end at 11 s and 21 s (a second
+    of workers' start): an ETA from the stored times and the slots from the first line, within a quarter of
+    a fit (the work in flight it assumes half done, Eta's ``lag``, is not here: every fit starts together)
+    and a second."""
+    clock, buf = Clock(), io.StringIO()
+    work = WorkModel([("pertvae", 10, 10.0)] * 16)
+    p = Progress({("pertvae", 10): 4}, done=16, planned=20, work=work, enabled=True, tasks=4, stream=buf,
+                 clock=clock, line_every=1.0, slots=2)
+    p.start()
+    for t in range(1, 22):
+        clock.t = float(t)
+        if t in (11, 21):
+            p.update([_row("pertvae", 10, 10.0)] * 2)
+        else:
+            p._draw()
+    p.close()
+    seen = [_eta_seconds(line) for line in buf.getvalue().splitlines()]
+    assert None not in seen, seen
+    for t, eta in enumerate(seen[:21]):
+        assert abs(eta - (21 - t)) <= 10 / 4 + 1, (t, eta, seen)
