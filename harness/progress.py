@@ -97,6 +97,12 @@ class Eta:
     exponentially with a time constant of :data:`TAU_SHARE` of the elapsed time (at least :data:`TAU_MIN`
     s), so one batch of fits finishing together moves it little.
 
+    Each finished fit counts the expected seconds of its (model, latent) as known now, not the seconds it
+    took, as the work left does: where fits speed up (a machine at load 20 quieting, the workers' first fits
+    at each shape), the slow early ones raise both alike, where counting their own seconds raised the work
+    left only (200 fits on 4 workers, those started in the first 600 s 4x slower: the ETA read 1.9x the time
+    left at a fifth of the run, 1.3x at half; now 1.6x, then within 15% from 30% on).
+
     Work in flight is counted nowhere until its fit ends, so the work left includes what the workers have
     half done: a ``lag`` comes off the time left, a quarter of the work-weighted mean duration of the
     finished fits (benchmarks/test_eta.py: a half over-corrects where fits of different lengths
@@ -106,20 +112,28 @@ class Eta:
         self.min_fits, self.min_work = min_fits, min_work
         self._finish: float | None = None
         self._last = 0.0
-        self._times: list[float] = []   # when the work done changed...
-        self._work: list[float] = []    # ...and to what
+        self._times: list[float] = []                    # when this run's finished fits changed...
+        self._counts: dict[tuple[str, int], list[int]] = {}   # ...and to what, per (model, latent)
+        self._seconds: dict[tuple[str, int], float] = {}      # the expected seconds of one fit of each
 
-    def update(self, now: float, elapsed: float, done: float, fits: int, left: float | None,
-               known: bool, lag: float = 0.0, prior: float = 0.0) -> float | None:
-        """``done``: expected seconds finished in this run over ``elapsed`` seconds, by ``fits`` fits;
-        ``left``: expected seconds left (None: unknown); ``known``: the models left with a timed fit of their
-        own hold enough of the fits left (:data:`KNOWN_SHARE`); ``prior``: the rate assumed until this run's
-        own means something (the worker slots, each finishing a second of expected work a second; 0: none),
-        so that a resumed run with fewer than :data:`MIN_FITS` fits left, timed by the store's fits, is not
-        "estimating" to its end."""
-        if done > 0 and (not self._work or done != self._work[-1]):
+    def update(self, now: float, elapsed: float, finished: Mapping[tuple[str, int], int],
+               seconds: Callable[[str, int], float | None], left: float | None, known: bool, lag: float = 0.0,
+               prior: float = 0.0) -> float | None:
+        """``finished``: this run's fits finished in ``elapsed`` seconds, by (model, latent); ``seconds``:
+        the expected seconds of one fit of a (model, latent) (WorkModel.seconds); ``left``: expected seconds
+        left (None: unknown); ``known``: the models left with a timed fit of their own hold enough of the fits
+        left (:data:`KNOWN_SHARE`); ``prior``: the rate assumed until this run's own means something (the
+        worker slots, each finishing a second of expected work a second; 0: none), so that a resumed run with
+        fewer than :data:`MIN_FITS` fits left, timed by the store's fits, is not "estimating" to its end."""
+        fits = sum(finished.values())
+        if fits > 0 and (not self._times or fits != self._fits(-1)):
+            for key in finished.keys() - self._counts.keys():
+                self._counts[key] = [0] * len(self._times)
             self._times.append(now)
-            self._work.append(done)
+            for key, counts in self._counts.items():
+                counts.append(finished.get(key, 0))
+        self._seconds = {k: seconds(*k) or 0.0 for k in self._counts}
+        done = self._work(-1) if self._times else 0.0
         if left is not None and left <= 0:
             return 0.0
         if left is None or not known:
@@ -152,7 +166,7 @@ class Eta:
         mix (the cheap fits' tasks, done early, hold workers longer than their fit times say), the long one
         is not thrown by a few seconds in which only cheap fits ended (seen on a loaded machine: an ETA
         of 1 h 47 min with 72 s left)."""
-        times, work = self._times, self._work
+        times = self._times
         if len(times) < 2 or times[-1] <= times[0]:
             return None
         best, anchor = 0.0, times[-1]
@@ -162,8 +176,16 @@ class Eta:
             span = times[-1] - times[a]
             if now - times[-1] > STALL_GAPS * span / (len(times) - 1 - a):
                 span, anchor = now - times[a], now
-            best = max(best, (work[-1] - work[a]) / span)
+            best = max(best, (self._work(-1) - self._work(a)) / span)
         return best, anchor
+
+    def _fits(self, i: int) -> int:
+        """This run's fits finished at its ``i``-th change."""
+        return sum(counts[i] for counts in self._counts.values())
+
+    def _work(self, i: int) -> float:
+        """This run's work finished at its ``i``-th change, each fit at its expected seconds as known now."""
+        return sum(self._seconds[k] * counts[i] for k, counts in self._counts.items())
 
 
 class Progress:
@@ -183,6 +205,7 @@ class Progress:
         self.tasks, self.tasks_done = tasks, 0
         self.slots = slots   # tasks the workers run at a time (the ETA's rate before this run's is measured)
         self.fits_now = 0
+        self.finished_now: Counter[tuple[str, int]] = Counter()   # this run's done fits by (model, latent)
         self.done_now = 0.0  # seconds of the fits finished in this run
         self._sq_now = 0.0   # and the sum of their squares (their work-weighted mean duration)
         self.tracebacks: dict[tuple, str] = {}
@@ -233,8 +256,8 @@ class Progress:
         now = self.clock()
         lag = self._sq_now / self.done_now / 4 if self.done_now > 0 else 0.0
         prior = min(self.slots, self.tasks - self.tasks_done) if self.tasks else self.slots
-        left = self.eta.update(now, now - self.t0, self.done_now, self.fits_now, self._left(), self._timed(),
-                               lag, prior)
+        left = self.eta.update(now, now - self.t0, self.finished_now, self.work.seconds, self._left(),
+                               self._timed(), lag, prior)
         return "estimating" if left is None else _hms(left)
 
     def counts_text(self) -> str:
@@ -317,6 +340,7 @@ class Progress:
             return
         self.done += 1
         self.fits_now += 1
+        self.finished_now[key] += 1
         sec = float(r.get("fit_seconds", math.nan))
         self.work.add(*key, sec)
         if math.isfinite(sec) and sec >= 0:
