@@ -63,6 +63,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from datasets import chunk_files
 from datasets.baseline import LINEAR_MAX
 from datasets.cell_names import cell_line_key, resolve_spellings
 from datasets.cube import (
@@ -93,7 +94,8 @@ def to_anndata(ds: xr.Dataset, conditions: Sequence[str] | None = None) -> ad.An
 
     Rows in cube order (condition, then cell line, then replicate); obs as in the module docstring
     (``plate`` only when the cube has one), var_names the gene ids with var ``gene_symbol``, X float32,
-    ``uns["cube_attrs"]`` the cube's attrs as JSON. ``conditions``: only these (default: all).
+    ``uns["cube_attrs"]`` the cube's attrs as JSON (less the record of its store's chunk files,
+    datasets.chunk_files: a cube written from it records its own). ``conditions``: only these (default: all).
     """
     all_conds = [str(c) for c in ds["condition"].values]
     conds = all_conds if conditions is None else [str(c) for c in conditions]
@@ -131,7 +133,8 @@ def to_anndata(ds: xr.Dataset, conditions: Sequence[str] | None = None) -> ad.An
                                                               obs["replicate"], strict=True)])
     genes = [str(g) for g in ds["gene"].values]
     var = pd.DataFrame({"gene_symbol": [str(s) for s in ds["gene_symbol"].values]}, index=pd.Index(genes))
-    uns = {ATTRS_KEY: json.dumps(dict(ds.attrs), sort_keys=True)}
+    attrs = {k: v for k, v in ds.attrs.items() if k != chunk_files.ATTR}
+    uns = {ATTRS_KEY: json.dumps(attrs, sort_keys=True)}
     if RESPONSE in ds.data_vars:
         uns[RESPONSE_KEY] = _response_json(ds, conds)
     adata = ad.AnnData(X=np.concatenate(x, axis=0), obs=obs, var=var, uns=uns)

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from datasets import chunk_files
 from datasets.cell_names import spelling_clashes
 from datasets.disk import write_failure
 from datasets.errors import CubeError
@@ -169,13 +170,15 @@ def drugs(ds: xr.Dataset) -> list[str]:
 def cube_fingerprint(ds: xr.Dataset) -> str:
     """Stable sha256 of the cube's identity and content.
 
-    Hashes the attrs (the provenance's ``build_time`` left out, so rebuilding the same inputs gives the same
-    fingerprint), shape, coordinates, doses and a content digest: per condition, the count, sum and sum of
+    Hashes the attrs (the provenance's ``build_time`` and the record of the chunk files written,
+    datasets.chunk_files, left out, so rebuilding the same inputs gives the same fingerprint), shape,
+    coordinates, doses and a content digest: per condition, the count, sum and sum of
     squares of the measured expression values (one lazy pass over the chunks), and, when the cube has
     ``plate``, a sha256 of each condition's plate ids, when it has ``response``, its attrs and a sha256 of
     its values (cubes without them keep their old fingerprint).
     """
     attrs = dict(ds.attrs)
+    attrs.pop(chunk_files.ATTR, None)
     try:
         prov = json.loads(attrs.get("provenance", "{}"))
         if isinstance(prov, dict):
@@ -484,8 +487,9 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
     Refuses an existing ``path`` unless ``overwrite`` and it is a cube store (then the old store is
     replaced only after the new one is complete); refuses a path that cannot be created; a write that fails
     (disk full, quota, read-only) is a CubeError saying so (datasets.disk). All-NaN chunks are
-    not written (fill value NaN). A failed or interrupted write removes its temp store; temp stores of
-    killed writers are removed first (:func:`remove_stale_temps`).
+    not written (fill value NaN); which chunk files were is recorded in the store (datasets.chunk_files),
+    for :func:`open_cube` to notice one deleted later. A failed or interrupted write removes its temp store;
+    temp stores of killed writers are removed first (:func:`remove_stale_temps`).
     """
     path = Path(path)
     if cell_block < 1:
@@ -506,6 +510,7 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
         out[c] = out[c].copy(data=np.asarray([str(v) for v in out[c].values], dtype=object))
     for v in out.variables.values():
         v.encoding = {}
+    out.attrs.pop(chunk_files.ATTR, None)   # a cube read back carries its own: this write records anew
     encoding = {
         "expression": {"chunks": (block, 1, max(1, n_rep), max(1, n_gene)),
                        "fill_value": np.float32(np.nan)},
@@ -521,6 +526,7 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
     try:
         out.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, encoding=encoding,
                     write_empty_chunks=False)
+        _record_chunk_files(tmp)
         if path.exists():
             path.rename(old)
             tmp.rename(path)
@@ -541,6 +547,14 @@ def write_cube(ds: xr.Dataset, path: str | Path, overwrite: bool = False, cell_b
     return path
 
 
+def _record_chunk_files(store: Path) -> None:
+    """Add the record of the store's chunk files (datasets.chunk_files) to its group attributes."""
+    meta_file = store / "zarr.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta.setdefault("attributes", {})[chunk_files.ATTR] = chunk_files.record(store)
+    meta_file.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+
 def _plain_strings(ds: xr.Dataset) -> xr.Dataset:
     """String variables as object arrays of ``str``: zarr v3 reads variable-length strings as numpy's
     StringDType, which ``.astype(str)`` refuses. Dask-backed ones (``plate``) stay lazy."""
@@ -556,8 +570,9 @@ def open_cube(path: str | Path, check: bool = True) -> xr.Dataset:
     """Open and validate a cube written by :func:`write_cube` (lazy, dask-backed per chunk).
 
     String coordinates and ``plate`` come back as object arrays of ``str`` (``.astype(str)`` works).
-    ``check=False`` skips the scan of every value (the inf check) and keeps the schema checks: for a cube
-    already checked once, e.g. by the driver before its workers open it.
+    ``check=False`` skips the scan of every value (the inf check) and of the chunk files (against the record
+    :func:`write_cube` made, datasets.chunk_files) and keeps the schema checks: for a cube already checked
+    once, e.g. by the driver before its workers open it.
     """
     path = Path(path)
     if not path.exists():
@@ -570,6 +585,10 @@ def open_cube(path: str | Path, check: bool = True) -> xr.Dataset:
                             f"(pertvae-bench build/synth)") from None
         raise CubeError(f"{path}: cannot open as a zarr v3 cube ({type(e).__name__}: {e}); give a cube "
                         f"directory written by pertvae-bench build or synth") from None
+    recorded = ds.attrs.get(chunk_files.ATTR)
+    if check and recorded is not None and (why := chunk_files.check(path, recorded)):
+        raise CubeError(f"{path}: a damaged or changed cube: {why}; copy the cube again or rebuild it "
+                        f"(pertvae-bench build/synth)")
     try:
         _validate(ds, str(path), check_values=check)
     except CubeError:

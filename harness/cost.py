@@ -867,8 +867,11 @@ def dry_run(cfg: RunConfig) -> int:
             given_cube(cfg)
         names = None
         if path is not None:
+            from datasets.chunk_files import unrecorded_note
             from datasets.cube import open_cube
             ds = open_cube(path)   # checked as the run checks it: a damaged chunk is its one error line
+            if note := unrecorded_note(ds.attrs):
+                print(f"note: {path}: {note}", file=sys.stderr, flush=True)
             check_response(cfg, ds, path)
             names = select_drugs(cfg, drugs(ds), path)
         elif cfg.drugs is not None:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from datasets.argparsing import OneLineParser
+from datasets.chunk_files import unrecorded_note
 from datasets.cube import (
     CONDITION_BASELINE,
     CONDITION_CONTROL,
@@ -114,6 +115,8 @@ def describe_cube(path: Path) -> str:
         if ds.attrs.get(key):
             lines.append(f"{key}: {ds.attrs[key]}")
     lines += _provenance(_json(ds.attrs.get("provenance")))
+    if note := unrecorded_note(ds.attrs):
+        lines.append(f"note: {note}")
     truth = _json(ds.attrs.get("ground_truth"))
     if truth:
         eff = [f"{d} ({t.get('kind', '?')})" for d, t in truth.items() if t.get("effective")]

@@ -493,11 +493,14 @@ def _run_locked(cfg: RunConfig) -> int:
 def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, Path, list[str], ResultStore]:
     """The cube (made for a synthetic run), the drugs to run and the store opened for them; ``cfg`` with
     the cube's spelling of the drugs. Raises the bad-input errors :func:`_run_locked` reports."""
+    from datasets.chunk_files import unrecorded_note
     from datasets.cube import cube_fingerprint, drugs, open_cube
 
     methods = resolve_methods(cfg)   # a plug-in that does not load: refused before the cube is made or hashed
     cube_path = prepare_cube(cfg, out)
     cube = open_cube(cube_path)
+    if note := unrecorded_note(cube.attrs):
+        _say(f"note: {cube_path}: {note}")
     check_response(cfg, cube, cube_path)
     drug_names = select_drugs(cfg, drugs(cube), cube_path)
     if cfg.drugs is not None:  # the cube's names from here on: workers, science key, store

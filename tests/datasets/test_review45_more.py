@@ -7,6 +7,7 @@ traceback, nothing written); each accepted one is stated truly in the summary.""
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -25,6 +26,7 @@ from datasets_test_helpers import (
     write_gdsc,
 )
 
+from datasets import chunk_files
 from tests.datasets.build_cli import build_err, build_inputs, cli
 
 
@@ -138,6 +140,14 @@ def test_info_on_a_cube_without_its_chunk_files_says_it_is_incomplete(tmp_path: 
     out, _ = _info(cube, capsys, 0)
     assert "  vorinostat: 2 paired cell lines, 12 treated profiles\n" in out
     shutil.rmtree(cube / "expression" / "c")  # an interrupted copy
+    _, err = _info(cube, capsys, 2)
+    assert err == (f"error: {cube}: a damaged or changed cube: 4 of the 14 chunk files its writer wrote are "
+                   f"missing (expression/c/0/0/0/0, expression/c/0/1/0/0, expression/c/0/2/0/0, ... (1 "
+                   f"more); a missing chunk reads as unmeasured data); copy the cube again or rebuild it "
+                   f"(pertvae-bench build/synth)\n")
+    meta = json.loads((cube / "zarr.json").read_text())   # a cube written before datasets.chunk_files
+    del meta["attributes"][chunk_files.ATTR]
+    (cube / "zarr.json").write_text(json.dumps(meta))
     _, err = _info(cube, capsys, 2)
     assert err == (f"error: {cube}: a damaged or incomplete cube: no cell line pairs drug(s) "
                    f"'trametinib', 'vorinostat' (no fully measured control and profile of the drug in one "
