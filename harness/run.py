@@ -77,6 +77,7 @@ from harness.store import (
     StoreDamagedError,
     StoreMismatchError,
     failed_words,
+    files_signature,
     known_fingerprint,
     versions,
     write_detail_at,
@@ -264,9 +265,34 @@ def _progress(cfg: RunConfig, store: ResultStore, tasks: Sequence[Task], counts:
                     slots=min(slots, cores) if cores else slots)
 
 
-def _write(store: ResultStore, cfg: RunConfig, rows: list[dict]) -> None:
+class CubeChanged(RunError):
+    """The cube's files changed while the run was running (:meth:`CubeFiles.check`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CubeFiles:
+    """The cube's files as the run opened them (harness.store.files_signature: names, sizes, modification
+    times). A task reads its drug's data when it starts, in whichever process runs it, so a cube rebuilt at
+    its path during a run fed the later fits other data than the earlier ones, all saved under the old
+    cube's fingerprint: a task's rows are saved only while the files are unchanged (a stat of each file)."""
+    path: Path
+    signature: str
+
+    def check(self) -> None:
+        try:
+            same = files_signature(self.path) == self.signature
+        except OSError:   # a file removed during the walk: the cube is being replaced
+            same = False
+        if not same:
+            raise CubeChanged(f"{self.path}: the cube's files changed while this run was running (rebuilt, "
+                              f"copied over or edited): the fits that ended since may have read its new data "
+                              f"and were not saved")
+
+
+def _write(store: ResultStore, cfg: RunConfig, rows: list[dict], cube: CubeFiles) -> None:
     """A task's rows into the store, after its predictions (``--save-predictions``, harness.predictions):
-    a fit counts as done only once both are on disk."""
+    a fit counts as done only once both are on disk. Nothing is written once the cube changed."""
+    cube.check()
     if cfg.save_predictions:
         from harness import predictions
 
@@ -274,14 +300,14 @@ def _write(store: ResultStore, cfg: RunConfig, rows: list[dict]) -> None:
     store.write(rows)
 
 
-def _run_in_process(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, store: ResultStore,
+def _run_in_process(tasks: Sequence[Task], cube: CubeFiles, cfg: RunConfig, store: ResultStore,
                     prog: Progress) -> None:
     for t in tasks:
         try:
-            rows = run_task(t, str(cube_path), cfg)
+            rows = run_task(t, str(cube.path), cfg)
         except Exception as e:  # a task that raises fails its fits; the grid goes on
             rows = _failed(t, e)
-        _write(store, cfg, rows)
+        _write(store, cfg, rows, cube)
         prog.update(rows)
 
 
@@ -304,7 +330,7 @@ def run_and_store(task: Task, cube_path: str, cfg: RunConfig, model: Any, store_
     return write_detail_at(store_path, run_task(task, cube_path, cfg, model))
 
 
-def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, store: ResultStore,
+def _run_on_cluster(tasks: Sequence[Task], cube: CubeFiles, cfg: RunConfig, store: ResultStore,
                     prog: Progress, handle: Any) -> None:
     token = datetime.now(UTC).strftime("%H%M%S%f")
     futures = {}
@@ -313,7 +339,7 @@ def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
 
     def submit(t: Task) -> Any:
         key = dask_key(t, token + (f"-again{lost[t]}" if lost[t] else ""))
-        fut = handle.client.submit(run_and_store, t, str(cube_path), cfg, REGISTRY[t.model], where,
+        fut = handle.client.submit(run_and_store, t, str(cube.path), cfg, REGISTRY[t.model], where,
                                    resources=handle.resources, retries=cfg.retries, pure=False, key=key)
         futures[fut] = t
         handle.limits[fut.key] = task_limit(t, cfg)
@@ -333,7 +359,7 @@ def _run_on_cluster(tasks: Sequence[Task], cube_path: Path, cfg: RunConfig, stor
                     handle.add(submit(t))
                     continue
                 rows = _failed(t, rows, handle.timed_out.get(fut.key))
-            _write(store, cfg, rows)
+            _write(store, cfg, rows, cube)
             prog.update(rows)
 
 
@@ -461,19 +487,19 @@ def _run_locked(cfg: RunConfig) -> int:
         _say(f"error: cannot import datasets: {e}")
         return 2
     try:
-        cfg, cube_path, drug_names, store = _open_run(cfg, out)
+        cfg, cube, drug_names, store = _open_run(cfg, out)
     except (RunError, StoreMismatchError, StoreDamagedError, ConfigError, CubeError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
     repair = _repair(store)
     tasks, before = _plan(cfg, drug_names, store, out)
-    interrupted, tracebacks, (fits_run, tasks_run) = _execute(cfg, tasks, cube_path, store, before)
+    interrupted, tracebacks, (fits_run, tasks_run) = _execute(cfg, tasks, cube, store, before)
     if interrupted == 2:  # the cluster failed; said
         return 2
     counts = store.counts()
     failures = write_failures(store, out, tracebacks)
     seconds = time.perf_counter() - t0
-    run_info = _run_info(cfg, cube_path, store, tasks, counts, repair.n_fits, interrupted)
+    run_info = _run_info(cfg, cube.path, store, tasks, counts, repair.n_fits, interrupted)
     run_info["timings"] = {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
                            "seconds": round(seconds, 3), "fits_run": fits_run, "tasks_run": tasks_run}
     out.mkdir(parents=True, exist_ok=True)
@@ -490,14 +516,16 @@ def _run_locked(cfg: RunConfig) -> int:
     return _report(out, store, failures)
 
 
-def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, Path, list[str], ResultStore]:
-    """The cube (made for a synthetic run), the drugs to run and the store opened for them; ``cfg`` with
-    the cube's spelling of the drugs. Raises the bad-input errors :func:`_run_locked` reports."""
+def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, CubeFiles, list[str], ResultStore]:
+    """The cube (made for a synthetic run) and its files as opened, the drugs to run and the store opened
+    for them; ``cfg`` with the cube's spelling of the drugs. Raises the bad-input errors
+    :func:`_run_locked` reports."""
     from datasets.chunk_files import unrecorded_note
     from datasets.cube import cube_fingerprint, drugs, open_cube
 
     methods = resolve_methods(cfg)   # a plug-in that does not load: refused before the cube is made or hashed
     cube_path = prepare_cube(cfg, out)
+    files = CubeFiles(cube_path, files_signature(cube_path))   # before the reads of its fingerprint
     cube = open_cube(cube_path)
     if note := unrecorded_note(cube.attrs):
         _say(f"note: {cube_path}: {note}")
@@ -518,7 +546,7 @@ def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, Path, list[str], Re
                                  cell_lines=cell_lines, genes=genes, methods=methods,
                                  gene_symbols=[str(g) for g in cube["gene_symbol"].values],
                                  background=True, cube_path=cube_path)
-    return cfg, cube_path, drug_names, store
+    return cfg, files, drug_names, store
 
 
 def _repair(store: ResultStore) -> Repair:
@@ -555,11 +583,12 @@ def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Pa
     return tasks, before
 
 
-def _execute(cfg: RunConfig, tasks: Sequence[Task], cube_path: Path, store: ResultStore,
+def _execute(cfg: RunConfig, tasks: Sequence[Task], cube: CubeFiles, store: ResultStore,
              before: dict[str, int]) -> tuple[int, dict[tuple, str], tuple[int, int]]:
     """Run ``tasks`` in process or on the cluster, library logs in OUT/run.log: (0, or the exit code of an
-    interrupt, or 2 when the cluster failed (said); the failed fits' tracebacks; the fits and the tasks
-    whose results this run recorded, fewer than ``tasks`` hold when it was interrupted)."""
+    interrupt, or 2 when the cluster failed or the cube changed (said); the failed fits' tracebacks; the
+    fits and the tasks whose results this run recorded, fewer than ``tasks`` hold when it was
+    interrupted)."""
     if not tasks:
         return 0, {}, (0, 0)
     cluster_error: type[Exception] = RunError
@@ -573,14 +602,20 @@ def _execute(cfg: RunConfig, tasks: Sequence[Task], cube_path: Path, store: Resu
             if cfg.cluster == "none":
                 prog.start()
                 with cluster_mod.in_process_threads(1):   # as in one local worker
-                    _run_in_process(tasks, cube_path, cfg, store, prog)
+                    _run_in_process(tasks, cube, cfg, store, prog)
             else:
-                _run_with_cluster(cluster_mod, log_path, tasks, cube_path, cfg, store, prog)
+                _run_with_cluster(cluster_mod, log_path, tasks, cube, cfg, store, prog)
     except KeyboardInterrupt as e:
         return _interrupt_code(e), prog.tracebacks, _ran(prog)
     except cluster_error as e:
         prog.close()
         print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2, {}, _ran(prog)
+    except CubeChanged as e:
+        prog.close()
+        print(f"error: {e}; the {store.counts()['done']} fits done in {store.path} are of the cube as the "
+              f"run opened it. Run the same command again: on the same data it resumes, on other data it "
+              f"refuses {store.path}", file=sys.stderr, flush=True)
         return 2, {}, _ran(prog)
     finally:
         prog.close()
@@ -592,7 +627,7 @@ def _ran(prog: Progress) -> tuple[int, int]:
     return prog.fits_now + prog.failed, prog.tasks_done
 
 
-def _run_with_cluster(cluster_mod: Any, log_path: Path, tasks: Sequence[Task], cube_path: Path,
+def _run_with_cluster(cluster_mod: Any, log_path: Path, tasks: Sequence[Task], cube: CubeFiles,
                       cfg: RunConfig, store: ResultStore, prog: Progress) -> None:
     """Open the local or Slurm cluster and run ``tasks`` on it, under Dask's performance report if asked."""
     with cluster_mod.open_cluster(cfg, log_path=log_path) as handle:
@@ -608,7 +643,7 @@ def _run_with_cluster(cluster_mod: Any, log_path: Path, tasks: Sequence[Task], c
             # inline: BokehJS embedded, so the report opens offline
             report_ctx = performance_report(filename=str(cfg.performance_report), mode="inline")
         with report_ctx:
-            _run_on_cluster(tasks, cube_path, cfg, store, prog, handle)
+            _run_on_cluster(tasks, cube, cfg, store, prog, handle)
 
 
 def _run_info(cfg: RunConfig, cube_path: Path, store: ResultStore, tasks: Sequence[Task],
