@@ -8,7 +8,8 @@ Rerunning the same command resumes: fits already "done" in OUT/results.zarr are 
 are retried, and fits whose stored values are damaged (a deleted or garbage chunk) are recomputed.
 Exit status: 0 = every fit done and the report written, 1 = report failed, 2 = bad input (config, data,
 paths, store mismatch or damage beyond repair), an OUT that cannot be written (read-only, no space left:
-finished fits are kept, rerun to resume), an OUT in use by another run, or a cluster that cannot start,
+finished fits are kept, rerun to resume), an OUT in use by another run, a cluster that cannot start, or a
+cube whose files changed during the run (the fits that ended since are not saved: :class:`CubeFiles`),
 3 = grid finished but some fits failed (reasons listed at the end and in OUT/failures.csv; rerun to retry
 them), 4 = ``--dry-run`` only: the calibration was disturbed by a busy machine and no estimate is printed
 (harness.cost; rerun it when the machine is quieter), 130 = interrupted by Ctrl-C, 143 = terminated by
