@@ -13,10 +13,11 @@ are two cell lines) and names that differ only in case or punctuation: the first
 reported (``BaselineTable.repeated``; ``BaselineMatch.collapsed``). Unreadable tables (binary, compressed,
 ragged, empty) are errors naming the file and line.
 
-Ids that are no names (GDSC COSMIC ids, DepMap ``ACH-`` ids) must be mapped to names (``--model`` Model.csv,
-``--cell-map``): one left unmapped would be a cell line named by its number, matching no L1000 cell line
-and possibly a second copy of a cell line another source names (a leakage route). Those are left out and
-listed (``BaselineTable.unmapped``, the build summary's line); a file none of whose ids is mapped is an error.
+Ids that are no names (GDSC COSMIC ids, DepMap ``ACH-`` ids, and its profile ``PR-`` and sequencing ``CDS-``
+ids, which Model.csv does not map) must be mapped to names (``--model`` Model.csv, ``--cell-map``): one left
+unmapped would be a cell line named by its number, matching no L1000 cell line and possibly a second copy of
+a cell line another source names (a leakage route). Those are left out and listed
+(``BaselineTable.unmapped``, the build summary's line); a file none of whose ids is mapped is an error.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ FORMATS = ("auto", "depmap", "gdsc", "ccle", "csv")
 SOURCE_NAMES = {"depmap": "DepMap", "gdsc": "GDSC", "ccle": "CCLE", "csv": "CSV"}
 _DEPMAP_COL = re.compile(r"^\s*(.+?)\s*\((\d+)\)\s*$")
 _ENTREZ = re.compile(r"^(\d+)(?:_at)?$")
-CELL_IDS = {"gdsc": (re.compile(r"\d+"), "COSMIC id"), "depmap": (re.compile(r"ACH-\d+"), "DepMap ModelID")}
+CELL_IDS = {"gdsc": (re.compile(r"\d+"), "COSMIC id"),
+            "depmap": (re.compile(r"ACH-\d+|(?:PR|CDS)-\w+"), "DepMap id")}
+_NOT_MODEL_IDS = re.compile(r"(?:PR|CDS)-\w+")  # profile, sequencing ids: Model.csv does not map them
+DEPMAP_DEFAULT = "IsDefaultEntryForModel"  # a sequencing of the model the long layout marks "Yes"
 
 
 class BaselineError(CubeError):
@@ -228,13 +232,22 @@ def _file_line(path: Path, row: int, sep: str) -> int:
 
 
 def read_depmap(path: str | Path) -> BaselineTable:
-    """DepMap expression CSV: rows cell lines (first column), columns ``SYMBOL (ENTREZ)``."""
+    """DepMap expression CSV: rows cell lines (first column), columns ``SYMBOL (ENTREZ)``. DepMap's long
+    layout (25Q2 on: a row number, then ``SequencingID``, ``ModelID``, ``IsDefaultEntryForModel``, ...,
+    a row per sequencing) is read by its ``ModelID``, one row a model: the one marked its default entry.
+    Read by the row numbers, every cell line was named 0, 1, ..., matching none."""
     path = Path(path)
     _check_file(path)
     df, _ = _read_table(path, "DepMap baseline file", index_col=0)
-    _refuse_unnamed([str(i).strip() for i in df.index], path, "row",
-                    lambda k: f"line {_file_line(path, k, ',')}")
-    _refuse_duplicates([str(i).strip() for i in df.index], path, "cell line (row)")
+    rows = np.arange(len(df))   # the rows read, by their place in the file (its lines in messages)
+    if "ModelID" in df.columns:
+        if DEPMAP_DEFAULT in df.columns:
+            rows = np.flatnonzero(df[DEPMAP_DEFAULT].str.strip().str.lower().isin(("yes", "true", "1")))
+        df = df.set_index("ModelID")
+    names = [str(df.index[r]) for r in rows]
+    _refuse_unnamed([n.strip() for n in names], path, "row",
+                    lambda k: f"line {_file_line(path, int(rows[k]), ',')}")
+    _refuse_duplicates([n.strip() for n in names], path, "cell line (row)")
     ent, sym, keep = [], [], []
     for j, c in enumerate(df.columns):
         m = _DEPMAP_COL.match(c)
@@ -246,8 +259,8 @@ def read_depmap(path: str | Path) -> BaselineTable:
         raise BaselineError(f"{path}: no DepMap gene columns of the form 'SYMBOL (ENTREZ)' "
                             f"(first columns: {list(df.columns[:5])})")
     sub = df.iloc[:, keep]
-    vals = _numeric(sub, path, list(df.index), "cell line").astype(np.float32)
-    return BaselineTable(path, "DepMap", [str(i) for i in df.index], np.array(ent, dtype=object),
+    vals = _numeric(sub, path, list(df.index), "cell line")[rows].astype(np.float32)
+    return BaselineTable(path, "DepMap", names, np.array(ent, dtype=object),
                          np.array(sym, dtype=object), vals)
 
 
@@ -353,9 +366,14 @@ def _leave_out_unmapped(t: BaselineTable, fmt: str) -> None:
         return
     unmapped = tuple(dict.fromkeys(str(c).strip() for c, i in zip(t.cell_lines, ids, strict=True) if i))
     if all(ids):
+        others = [u for u in unmapped if _NOT_MODEL_IDS.fullmatch(u)] if fmt == "depmap" else []
+        how = ("DepMap's Model.csv (--model) or a --cell-map CSV (source_name,cell_line)" if not others else
+               f"a --cell-map CSV (source_name,cell_line): {others[0]!r} is a DepMap profile (PR-) or "
+               f"sequencing (CDS-) id, which Model.csv does not map; or use DepMap's expression file of "
+               f"ModelIDs (ACH-) with --model")
         raise BaselineError(f"{t.path}: none of its {plural(len(unmapped), what)} ({', '.join(unmapped[:5])}"
                             f"{', ...' if len(unmapped) > 5 else ''}) is mapped to a cell line name; give "
-                            f"DepMap's Model.csv (--model) or a --cell-map CSV (source_name,cell_line)")
+                            f"{how}")
     keep = ~np.asarray(ids)
     t.cell_lines = [c for c, k in zip(t.cell_lines, keep, strict=True) if k]
     t.values = t.values[keep]
