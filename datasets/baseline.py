@@ -13,11 +13,12 @@ are two cell lines) and names that differ only in case or punctuation: the first
 reported (``BaselineTable.repeated``; ``BaselineMatch.collapsed``). Unreadable tables (binary, compressed,
 ragged, empty) are errors naming the file and line.
 
-Ids that are no names (GDSC COSMIC ids, DepMap ``ACH-`` ids, and its profile ``PR-`` and sequencing ``CDS-``
-ids, which Model.csv does not map) must be mapped to names (``--model`` Model.csv, ``--cell-map``): one left
-unmapped would be a cell line named by its number, matching no L1000 cell line and possibly a second copy of
-a cell line another source names (a leakage route). Those are left out and listed
-(``BaselineTable.unmapped``, the build summary's line); a file none of whose ids is mapped is an error.
+Ids that are no names (GDSC COSMIC ids, DepMap ``ACH-`` ids, its profile ``PR-`` and sequencing ``CDS-`` ids,
+which Model.csv does not map, and CCLE names such as ``A375_SKIN`` in a DepMap file) must be mapped to names
+(``--model`` Model.csv, ``--cell-map``): one left unmapped would be a cell line named by its number, matching
+no L1000 cell line and possibly a second copy of a cell line another source names (a leakage route). Those
+are left out and listed (``BaselineTable.unmapped``, the build summary's line); a file none of whose ids is
+mapped is an error.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ FORMATS = ("auto", "depmap", "gdsc", "ccle", "csv")
 SOURCE_NAMES = {"depmap": "DepMap", "gdsc": "GDSC", "ccle": "CCLE", "csv": "CSV"}
 _DEPMAP_COL = re.compile(r"^\s*(.+?)\s*\((\d+)\)\s*$")
 _ENTREZ = re.compile(r"^(\d+)(?:_at)?$")
-CELL_IDS = {"gdsc": (re.compile(r"\d+"), "COSMIC id"),
-            "depmap": (re.compile(r"ACH-\d+|(?:PR|CDS)-\w+"), "DepMap id")}
+CELL_IDS = {"gdsc": (re.compile(r"\d+"), "COSMIC id"),   # DepMap's: ModelID, profile, sequencing, CCLE name
+            "depmap": (re.compile(r"ACH-\d+|(?:PR|CDS)-\w+|[A-Z0-9]+(?:_[A-Z]+)+"), "DepMap id")}
 _NOT_MODEL_IDS = re.compile(r"(?:PR|CDS)-\w+")  # profile, sequencing ids: Model.csv does not map them
 DEPMAP_DEFAULT = "IsDefaultEntryForModel"  # a sequencing of the model the long layout marks "Yes"
 

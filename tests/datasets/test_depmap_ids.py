@@ -80,3 +80,21 @@ def test_a_profile_id_beside_model_ids_is_left_out(tmp_path: Path) -> None:
                         baseline_values("ab", GENES[:6]))
     t = read_baseline(path, "auto", model_cell_names(model_csv(tmp_path / "Model.csv")))
     assert (t.cell_lines, t.unmapped) == (["A375"], ("PR-Ab12Cd",))
+
+
+def test_ccle_names_are_mapped_by_model_csv_or_refused(tmp_path: Path) -> None:
+    """Rows named A375_SKIN became a cell line 'A375_SKIN' beside A375 (0 matched): a second copy of a
+    cell line another source names A375. Model.csv's CCLEName maps them; without it they are refused."""
+    path = write_depmap(tmp_path / "d.csv", ["A375_SKIN", "MCF7_BREAST"], GENES[:6],
+                        baseline_values("ab", GENES[:6]))
+    t = read_baseline(path, "auto", model_cell_names(model_csv(tmp_path / "Model.csv")))
+    assert t.cell_lines == ["A375", "MCF7"]
+    with pytest.raises(BaselineError, match=r"none of its 2 DepMap ids \(A375_SKIN, MCF7_BREAST\) is mapped "
+                                            r"to a cell line name; give DepMap's Model.csv \(--model\)"):
+        read_baseline(path)
+
+
+@pytest.mark.parametrize("name", ["A375", "A-375", "SK-MEL-28", "NCI_H460", "HL_60", "Hep G2"])
+def test_cell_line_names_are_kept(tmp_path: Path, name: str) -> None:
+    path = write_depmap(tmp_path / "d.csv", [name], GENES[:6], baseline_values("a", GENES[:6]))
+    assert read_baseline(path).cell_lines == [name]
