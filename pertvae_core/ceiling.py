@@ -13,7 +13,8 @@ prediction proportional to Delta_c). The reliability r_c is estimated per test c
 replicates, exactly as the metric builds d_c (the same split, z space, reference controls and replicate
 counts): N_c_hat = N1/n_R + N2/n2, N1 and N2 the scatter over genes of one control and one post-treatment
 replicate about their cell line's means (unbiased; N2 pooled over the split's test cell lines for one with a
-single post-treatment replicate), V_c = var_g(d_c) (expectation S_c + N_c) and r_c_hat = 1 - N_c_hat / V_c.
+single post-treatment replicate; for a split with none, :func:`_borrowed`), V_c = var_g(d_c) (expectation
+S_c + N_c) and r_c_hat = 1 - N_c_hat / V_c.
 
 Its error is that of N_c_hat against the realized noise variance (the realized covariance of Delta_c with
 e_c cancels to first order), from the chi-square spreads of variances over G genes:
@@ -279,19 +280,49 @@ def change_ceiling(split: SplitData) -> Ceiling:
                    split.genes, tuple(rel[:, 2].tolist()))
 
 
+def _ratio_reliability(c: _Cell, ratio: float, ratio_df: tuple[int, int], kappa: float, genes: int
+                       ) -> tuple[float, float, float]:
+    """:func:`_reliability` of a cell line whose post-treatment noise is its own control noise times
+    ``ratio`` (other cell lines' post-treatment over control noise, of ``ratio_df`` = their control and
+    post-treatment degrees of freedom): N_c_hat = N1/n_R + ratio N1/n2, so N1's error moves all of it
+    (N_c_hat^2 / df1, less twice its covariance with the realized noise through the reference controls:
+    the module docstring's 2 n_R / n_c - 1 where ratio = 0), and the ratio's error is the common part,
+    shared by every cell line that uses it."""
+    if not c.var_d > 0:
+        return 0.0, 0.0, 0.0
+    n1 = c.v1 / c.n_ref
+    noise = n1 + ratio * c.v1 / c.n2
+    spread = 2.0 * kappa / (genes - 1)
+    own = spread * (noise**2 + (noise**2 - 2.0 * noise * n1 * (1.0 - c.n_ref / (c.df1 + 1))) / c.df1)
+    common = math.sqrt(spread * (1.0 / ratio_df[0] + 1.0 / ratio_df[1])) * (noise - n1) / c.var_d
+    return 1.0 - noise / c.var_d, math.sqrt(own / c.var_d**2 + common**2), common
+
+
 def _borrowed(c: Ceiling, ok: list[Ceiling]) -> np.ndarray | None:
-    """The terms (r_c_hat, s_c, its pooled N2's part, V_c) of split ``c`` whose every scored test cell line
-    has one post-treatment replicate, with
-    the post-treatment noise N2 pooled over the cell lines of the drug's other splits ``ok`` (as a split
-    pools it over its own cell lines for one with a single replicate) and their mean gene dependence; None
-    where ``c`` has no scored cell line or no other split measured N2."""
+    """The terms (r_c_hat, s_c, its borrowed part, V_c) of split ``c`` whose every scored test cell line has
+    one post-treatment replicate: its post-treatment noise N2 is its own control noise N1 times the ratio
+    of post-treatment to control noise pooled over the cell lines of the drug's other splits ``ok`` that
+    measured both, with their mean gene dependence; None where ``c`` has no scored cell line, or no other
+    split measured N2 and N1 > 0.
+
+    A ratio, because each split has its own z space (the sd of its training cell lines), and one of fewer
+    training cell lines has the larger z noise (E[1/sd^2] grows as the sd's degrees of freedom fall). With
+    6 cell lines (test folds of 1 and 2), the other splits' N2 as they measured it put the ceiling of null
+    drugs at -0.048 (se 0.010) and their signal z at mean -0.25 (400 drugs); the ratio: +0.004 (0.010) and
+    +0.06. Their replicates taken into ``c``'s z space instead are biased the other way (+0.038, z +0.24):
+    they are ``c``'s training data, so its sd holds their noise. A cell line tested in several repeats
+    (the same replicates) counts its degrees of freedom once."""
     donors = [x for o in ok for x in o.cells if x.df2 > 0]
     if not c.cells or not donors:
         return None
-    df = sum(x.df2 for x in donors)
-    v2 = sum(x.v2 * x.df2 for x in donors) / df
+    v1 = sum(x.v1 * x.df1 for x in donors) / sum(x.df1 for x in donors)
+    v2 = sum(x.v2 * x.df2 for x in donors) / sum(x.df2 for x in donors)
+    if not v1 > 0:
+        return None
+    distinct = {x.name: x for x in donors}.values()
+    df = (sum(x.df1 for x in distinct), sum(x.df2 for x in distinct))
     kappa = float(np.mean([o.kappa for o in ok if np.isfinite(o.kappa)] or [1.0]))
-    return np.array([(*_reliability(x, v2, df, kappa, c.genes, pooled=True), x.var_d) for x in c.cells])
+    return np.array([(*_ratio_reliability(x, v2 / v1, df, kappa, c.genes), x.var_d) for x in c.cells])
 
 
 def combine(ceilings: list[Ceiling]) -> dict:
@@ -302,10 +333,10 @@ def combine(ceilings: list[Ceiling]) -> dict:
     (its replicates are the same), so it does not shrink with the number of repeats; ``signal_z``, R over
     its standard error (about N(0, 1) when the drug changes nothing: above 3, the replicates measure a
     change). A split whose every test cell line has a single post-treatment replicate (no value alone)
-    takes the noise N2 of the drug's other splits' replicates (:func:`_borrowed`): left out, the ceiling
-    was over other cell lines than the method's mean, those measured best (with 1 cell line a split and 3
-    of 5 single, 0.02 above the oracle's mean at strength 3, 2.3 of its se). NaN with the reasons when no
-    split has one."""
+    takes its N2 as its own N1 times the ratio N2 / N1 of the drug's other splits' replicates
+    (:func:`_borrowed`): left out, the ceiling was over other cell lines than the method's mean, those
+    measured best (with 1 cell line a split and 3 of 5 single, 0.02 above the oracle's mean at strength 3,
+    2.3 of its se). NaN with the reasons when no split has one."""
     ok = [c for c in ceilings if np.isfinite(c.value)]
     scored = []   # (index in ceilings, cell names, terms, common parts) of each split with a value
     for i, c in enumerate(ceilings):

@@ -107,16 +107,17 @@ CASES = {   # name: (cell lines, controls, treated replicates, treated noise / c
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_the_ceiling_is_not_below_what_a_predictor_of_the_true_change_scores(case: str) -> None:
-    """A clear change (signal z > 3 for >= 90% of the drugs): on average over 25 drugs the ceiling is within
-    0.02 (plus 3 standard errors of the mean) of the oracle's score, and its 95% interval covers the
-    oracle's score for >= 85% of the drugs. Seen at these 25 drugs (seed 1): z > 3 for 92-100% of the drugs
-    (smallest z 9.3, 2.4, 10.2, -0.1 and 3.9 in the order of CASES), mean gap -0.049 to +0.019, coverage
-    0.96-1.00. The gap is not 0 everywhere: with 6 cell lines the ceiling sits below the oracle's score,
-    -0.045 (se 0.006) over 150 drugs, within the drugs' intervals (coverage 0.93): a small-sample bias of
-    the estimate, which this test's slack (0.089 there) admits."""
+    """A clear change (signal z > 3 for >= 80% of the drugs: with 6 cell lines not every drug's change is
+    clear, z > 3 for 0.89 of 200 drugs of seed 12): on average over 25 drugs the ceiling is within 0.02
+    (plus 3 standard errors of the mean) of the oracle's score, and its 95% interval covers the oracle's
+    score for >= 85% of the drugs. Seen at these 25 drugs (seed 1): z > 3 for 84-100% of the drugs
+    (smallest z 9.3, 2.1, 10.1, 0.4 and 3.9 in the order of CASES), mean gap -0.024 to +0.019, coverage
+    0.96-1.00; with 6 cell lines over 150 drugs -0.004 (se 0.005), coverage 0.94. It was -0.045 (se
+    0.006) there while a split whose cell lines all have one treated replicate took the other splits'
+    treated noise as measured in their z spaces (test_splits_that_borrow_the_treated_noise_...)."""
     n, n_ctrl, n_post, treated_noise = CASES[case]
     gaps, ses, z = _drugs(25, n, 1.0, n_ctrl, n_post, treated_noise, seed=1)
-    assert np.isfinite(gaps).all() and (z > 3).mean() >= 0.9, z.round(1)
+    assert np.isfinite(gaps).all() and (z > 3).mean() >= 0.8, z.round(1)
     slack = 0.02 + 3 * gaps.std(ddof=1) / math.sqrt(len(gaps))
     assert abs(gaps.mean()) < slack, (gaps.mean(), slack)
     assert np.mean(np.abs(gaps) <= 1.96 * ses) >= 0.85, np.mean(np.abs(gaps) <= 1.96 * ses)
@@ -128,8 +129,9 @@ def test_a_drug_that_changes_nothing_has_a_ceiling_centred_at_zero_and_no_signal
     0.08 and 3 standard errors of the mean; a root clipped at 0 per cell line sat near +0.13); its 95%
     interval covers 0 for >= 85% of the drugs and the signal z is about N(0, 1), so the report puts the drug
     with those that show no measured change (z <= 3) nearly always. Seen at these 25 drugs (seed 2): mean
-    -0.047 to -0.001 (the most negative with 6 cell lines: -0.044, se 0.016, over 150 drugs), coverage
-    0.92-0.96, z mean -0.17 to 0.00 with sd 0.81-1.10, no drug at z > 3."""
+    -0.018 to -0.001 (with 6 cell lines over 150 drugs: -0.016, se 0.016; -0.044 before the borrowed
+    treated noise was taken on the borrowing split's scale), coverage 0.92-0.96, z mean -0.07 to +0.04
+    with sd 0.87-1.10, no drug at z > 3."""
     n, n_ctrl, n_post, treated_noise = CASES[case]
     values, ses, z = _drugs(25, n, 0.0, n_ctrl, n_post, treated_noise, seed=2)
     assert np.isfinite(values).all()
@@ -148,3 +150,17 @@ def test_single_replicates_give_no_ceiling_and_say_why() -> None:
         splits = make_splits(list(cells), "drug", n_repeats=1, n_folds=5)
         both = combine([change_ceiling(_split(cells, s.train_cell_lines, s.test_cell_lines)) for s in splits])
         assert math.isnan(both["value"]) and math.isnan(both["signal_z"]) and why in both["reason"]
+
+
+def test_splits_that_borrow_the_treated_noise_take_it_on_their_own_scale() -> None:
+    """6 cell lines (test folds of 1 and 2, training on 4 or 5): a split whose test cell lines all have one
+    treated replicate borrows the treated noise of the drug's other splits, each in its own z space (the
+    sd of its training cell lines, noisier where there are fewer). Borrowed as the other splits' N2 itself,
+    the ceiling sat below the oracle's score by 0.024 (se 0.006) and at -0.054 (se 0.018) on null drugs,
+    their signal z at mean -0.32; borrowed as their ratio of treated to control noise, times the cell
+    line's own control noise: -0.003 (0.005), -0.010 (0.018) and -0.03 (seeds 4 and 5, 100 drugs each)."""
+    gaps, _, _ = _drugs(100, 6, 1.0, _between(2, 3), _between(1, 3), seed=4)
+    values, _, z = _drugs(100, 6, 0.0, _between(2, 3), _between(1, 3), seed=5)
+    assert np.isfinite(gaps).all() and np.isfinite(values).all()
+    assert abs(gaps.mean()) < 0.015 and abs(values.mean()) < 0.04, (gaps.mean(), values.mean())
+    assert abs(z.mean()) < 0.2, z.mean()
