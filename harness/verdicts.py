@@ -675,8 +675,10 @@ def _legend(methods: list[str], comp: pd.DataFrame, scores: pd.DataFrame) -> lis
         "same reference controls and replicate counts), pooled over the drug's splits; +/- its 95% "
         "uncertainty (by its ends where that passes -1 or 1). No method can exceed the true ceiling on "
         "average; a mean above the estimate but within its uncertainty is no contradiction. For a drug that "
-        "changes nothing the estimate is centred at 0, so it can be negative. n/a: too few replicates to "
-        "measure the noise.",
+        "changes nothing the true ceiling is 0 and the estimate can be negative: centred at 0 where the "
+        "genes' noise is independent, somewhat below 0 where genes share noise (the synthetic demo's drugs "
+        "that change nothing: -0.08 on average, their 95% uncertainty covering 0 for 95% of them). n/a: "
+        "too few replicates to measure the noise.",
     ]
     lines += [f"- {m}: {method_legend(m)}." for m in methods]
     if REFERENCE not in methods:
