@@ -29,8 +29,11 @@ A Slurm worker job is checked with ``sbatch --test-only`` before anything is que
 :meth:`ClusterHandle.as_completed` stops the run (:class:`ClusterError`) when a worker job is rejected or no
 worker has joined for ``--worker-timeout`` seconds. A task that runs longer than its limit
 (``ClusterHandle.limits``, from ``--fit-timeout``) is cancelled and its worker restarted by the nanny: the
-thread of a task cannot be stopped, its process can (:meth:`ClusterHandle.watch`). Worker processes that die
-while the cluster starts are one :class:`ClusterError`, the rest of the cluster closed.
+thread of a task cannot be stopped, its process can (:meth:`ClusterHandle.watch`). On Slurm a task that ran
+(nearly) a whole worker lifetime without finishing is cancelled when it starts again on a new worker: a
+worker retiring at its lifetime hands its task on without Dask counting it as suspicious, so such a task
+started again on every new job, forever, and its ``--fit-timeout`` clock started again each time. Worker
+processes that die while the cluster starts are one :class:`ClusterError`, the rest of the cluster closed.
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ LIBRARY_LOGGERS = ("distributed", "dask", "dask_jobqueue", "tornado", "bokeh", "
                    "harness")
 LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"
 SILENT_SECONDS = 30.0   # a worker without a heartbeat this long has its tasks timed by the driver alone
+# What a task's attempt on a fresh worker falls short of that worker's lifetime: the worker's start, joining
+# and plugins come first, and the driver sees run times every ClusterHandle.watch_every s, a heartbeat late
+LIFETIME_SLACK_SECONDS = 30.0
 SLURM_HINT = ("check --partition, --account, --memory, --walltime, --cores-per-job, --gpus-per-job and "
               "--job-extra against what sinfo shows; the job script is in OUT/run.log")
 
@@ -85,7 +91,8 @@ class ClusterHandle:
     ``failures`` collects the errors of rejected Slurm job submissions; ``worker_timeout`` (seconds, 0 =
     forever) bounds how long :meth:`as_completed` waits with no worker connected. ``limits`` {task key:
     seconds} bounds how long a task may run (:meth:`watch`); ``timed_out`` {task key: reason} lists those
-    stopped.
+    stopped. ``lifetime`` (Slurm: a worker's (lifetime, stagger) seconds, :func:`worker_lifetime`, from
+    ``walltime``) stops a task that outlives a worker (:meth:`_outlived`).
     """
 
     client: Any | None
@@ -100,12 +107,17 @@ class ClusterHandle:
     limits: dict[str, float] = field(default_factory=dict)
     timed_out: dict[str, str] = field(default_factory=dict)
     watch_every: float = 5.0
+    lifetime: tuple[int, int] = (0, 0)
+    walltime: str = ""
     _alone_since: float | None = field(default=None, init=False, repr=False)
     _next_watch: float = field(default=0.0, init=False, repr=False)
     _waiting: Any = field(default=None, init=False, repr=False)
     _by_key: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
-    # task key -> (when it started by this process's clock, the run time last reported, its worker)
-    _started: dict[str, tuple[float, float, str]] = field(default_factory=dict, init=False, repr=False)
+    # task key -> (when it started by this process's clock, the run time last reported, its worker, the run
+    # time last seen)
+    _started: dict[str, tuple[float, float, str, float]] = field(default_factory=dict, init=False, repr=False)
+    # task key -> (the run time last seen of its attempt that ended, that attempt's worker)
+    _ended: dict[str, tuple[float, str]] = field(default_factory=dict, init=False, repr=False)
 
     def check(self) -> None:
         """Raise ClusterError when a worker job was rejected, or no worker has been connected for
@@ -163,11 +175,15 @@ class ClusterHandle:
             log.exception("reading the tasks' run times from the scheduler failed")
             return
         for key in set(self._started) - set(running):   # ended (or between attempts)
-            del self._started[key]
+            _, _, worker, seconds = self._started.pop(key)
+            self._ended[key] = (seconds, worker)
         for key, (reported, worker) in running.items():
             seconds = self._run_time(key, reported, worker, now)
+            ended = self._ended.pop(key, None)
             limit = self.limits.get(key, 0.0)
-            if key in futures and key not in self.timed_out and limit > 0 and seconds > limit:
+            if key not in futures or key in self.timed_out:
+                continue
+            if limit > 0 and seconds > limit:
                 self.timed_out[key] = (f"timed out after {limit:g} s (--fit-timeout, for each fit of the "
                                        f"task); its worker {worker} was restarted")
                 log.warning("task %s ran %.0f s, over its limit of %g s: cancelled, restarting %s", key,
@@ -177,6 +193,38 @@ class ClusterHandle:
                     self.client.restart_workers([worker], raise_for_error=False)
                 except Exception:
                     log.exception("restarting worker %s failed", worker)
+            elif ended is not None and self._outlived(ended, worker, futures[key]):
+                lifetime, stagger = self.lifetime
+                self.timed_out[key] = (
+                    f"did not finish in {ended[0]:.0f} s on a Slurm worker that then retired at its lifetime "
+                    f"({lifetime - stagger}-{lifetime + stagger} s: --walltime {self.walltime} less a "
+                    f"margin), and would start again on each new worker without end; run again with a "
+                    f"longer --walltime or fewer --splits-per-task")
+                log.warning("task %s ran %.0f s on %s, which left; started again on %s: cancelled, as it "
+                            "cannot finish within a worker's lifetime of %d-%d s", key, ended[0], ended[1],
+                            worker, lifetime - stagger, lifetime + stagger)
+                self.client.cancel([futures[key]])
+                try:   # as at its lifetime: the job ends with it (a restart in the job would outlive the job)
+                    self.client.retire_workers([worker], close_workers=True)
+                except Exception:
+                    log.exception("retiring worker %s failed", worker)
+
+    def _outlived(self, ended: tuple[float, str], worker: str, future: Any) -> bool:
+        """Whether a task that starts again on ``worker``, still pending, had its attempt ``ended`` (the
+        run time last seen, its worker) on a worker that left after (nearly) a whole worker lifetime: the
+        shortest, less :data:`LIFETIME_SLACK_SECONDS` (a quarter of it at most). It cannot finish on any
+        worker then. A retry on the same worker, or while the first still runs, is an exception's."""
+        lifetime, stagger = self.lifetime
+        shortest = lifetime - stagger
+        seconds, where = ended
+        if (not lifetime or where == worker or getattr(future, "status", "pending") != "pending"
+                or seconds < shortest - min(LIFETIME_SLACK_SECONDS, shortest / 4)):
+            return False
+        try:
+            return where not in self.client.run_on_scheduler(_worker_addresses)
+        except Exception:  # the scheduler is busy or going away: the task goes on
+            log.exception("reading the workers from the scheduler failed")
+            return False
 
     def _run_time(self, key: str, reported: float, worker: str, now: float) -> float:
         """Seconds task ``key`` has run on ``worker``: what the scheduler reports (as of the worker's last
@@ -184,11 +232,14 @@ class ClusterHandle:
         stops heartbeating (frozen, or its event loop starved by a fit that holds the GIL) keeps reporting
         the same run time, so the reported one alone never passed the limit. A run time that fell, or
         another worker, is a new attempt of the task (a retry)."""
-        start, last, where = self._started.get(key, (math.inf, math.inf, ""))
+        start, last, where, seen = self._started.get(key, (math.inf, math.inf, "", 0.0))
         if reported < last or where != worker:
+            if where:
+                self._ended[key] = (seen, where)
             start = now - reported
-        self._started[key] = (start, reported, worker)
-        return max(reported, now - start)
+        seconds = max(reported, now - start)
+        self._started[key] = (start, reported, worker, seconds)
+        return seconds
 
     def _no_worker_message(self) -> str:
         t = f"no Dask worker joined in {self.worker_timeout:g} s (--worker-timeout; 0 waits forever)"
@@ -220,6 +271,11 @@ def _executing(dask_scheduler: Any) -> dict[str, tuple[float, str]]:
             running = {ts: running.get(ts, 0.0) for ts in ws.processing} | running
         out |= {str(ts.key): (seconds, ws.address) for ts, seconds in running.items()}
     return out
+
+
+def _worker_addresses(dask_scheduler: Any) -> list[str]:
+    """On the scheduler: the addresses of its workers."""
+    return list(dask_scheduler.workers)
 
 
 def _squeue(ids: Sequence[str]) -> str:
@@ -679,9 +735,12 @@ def _slurm(cfg: Any, timeout: float) -> ClusterHandle:
     except BaseException:
         cluster.close()
         raise
+    from harness.config import walltime_seconds
+
     gpus = int(getattr(cfg, "gpus_per_job", 0) or 0)
     return ClusterHandle(client, client.dashboard_link, {"GPU": 1} if gpus > 0 else None, "slurm", cluster,
-                         0, {"job_script": script}, worker_timeout=timeout, failures=failures)
+                         0, {"job_script": script}, worker_timeout=timeout, failures=failures,
+                         lifetime=worker_lifetime(walltime_seconds(cfg.walltime)), walltime=cfg.walltime)
 
 
 @contextmanager

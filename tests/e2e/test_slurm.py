@@ -180,3 +180,35 @@ def test_a_busy_worker_at_its_lifetime_ends_its_job_before_the_walltime_and_a_ne
     assert jobs[-1] != jobs[0], jobs
     assert wait_for(lambda: _job_state(jobs[0]) not in ("RUNNING", "COMPLETING"), timeout=30)
     assert _job_state(jobs[0]) == "COMPLETED", (jobs[0], _job_state(jobs[0]))
+
+
+@pytest.mark.timeout(300)   # without the fix it never ends
+def test_a_task_longer_than_a_workers_lifetime_is_stopped_with_the_walltime_named(slurm, tmp_path,
+                                                                                   monkeypatch):
+    """A task that outlives its worker (walltime 2 min: a lifetime of 54-66 s) started again on every new
+    job, without end (a demo task of 2000 epochs: 5 jobs in 6.5 min, 0 of 10 fits). It is now stopped when
+    it starts on the second job, the reason naming the walltime, and that job ends too. The task sleeps:
+    the point is Slurm's and Dask's handling, not the CPU."""
+    import time
+
+    from harness.cluster import open_cluster
+    from harness.config import make_config
+
+    monkeypatch.setenv("HARNESS_SLURM_INTERFACE", "lo")
+    cfg = make_config("demo", cluster="slurm", jobs=1, partition=slurm, walltime="00:02:00", memory="1GB",
+                      dashboard_address=":0", out=str(tmp_path))
+    before = _queue()
+    with open_cluster(cfg) as handle:
+        handle.watch_every = 1.0
+        task = handle.client.submit(time.sleep, 3600, key="longer-than-a-lifetime")
+        handle.limits[task.key] = 0.0   # --fit-timeout 0
+        assert list(handle.as_completed([task])) == [task]
+        assert task.cancelled()
+        jobs = _queue() - before
+    reason = handle.timed_out[task.key]
+    assert reason.startswith("did not finish in "), reason
+    assert "retired at its lifetime (54-66 s: --walltime 00:02:00" in reason, reason
+    assert "longer --walltime or fewer --splits-per-task" in reason, reason
+    logs = {p.stem.rsplit("-", 1)[1] for p in (tmp_path / "slurm-logs").glob("*.err")}
+    assert len(logs) == 2, logs   # the first job's worker retired, the second's was stopped with the task
+    assert wait_for(lambda: not (_queue() & (jobs | logs)), timeout=60), _queue()

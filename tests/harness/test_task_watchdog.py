@@ -133,3 +133,74 @@ def test_a_silent_workers_finished_task_is_not_timed_and_its_given_ones_are():
                                   last_seen=time.time())
     got = _executing(types.SimpleNamespace(workers={"a": frozen, "b": alive}))
     assert got == {"hung": (0.0, "tcp://frozen:1")}
+
+
+class _SlurmClient:
+    """A scheduler with the workers ``workers``, on which task "t" runs as ``running`` says."""
+
+    def __init__(self) -> None:
+        self.running: dict = {}
+        self.workers: set[str] = set()
+        self.cancelled, self.retired = [], []
+
+    def run_on_scheduler(self, fn):
+        from harness.cluster import _executing
+
+        return dict(self.running) if fn is _executing else list(self.workers)
+
+    def cancel(self, futures):
+        self.cancelled += futures
+
+    def retire_workers(self, workers, close_workers=True):
+        self.retired += workers
+
+
+@pytest.mark.parametrize(("first", "then", "left", "status", "stopped"), [
+    (55, "B", True, "pending", True),     # a whole lifetime on A, which retired: it cannot finish anywhere
+    (30, "B", True, "pending", False),    # started late in A's life: B's whole lifetime may do
+    (55, "B", False, "pending", False),   # A is still there: an exception's retry elsewhere
+    (55, "A", False, "pending", False),   # a retry on the same worker
+    (55, "B", True, "lost", False),       # it had finished; its result left with A and is computed again
+])
+def test_a_task_that_outlives_its_slurm_worker_is_stopped_when_it_starts_again(monkeypatch, first, then, left,
+                                                                               status, stopped):
+    """A Slurm worker retires at its lifetime (walltime less a margin) and hands its task to the next worker
+    without Dask counting that as a failure: a task longer than a lifetime started again on every new job.
+    Reproduced on the real single-node Slurm (--walltime 00:02:00, a lifetime of 54-66 s; one demo task of 10
+    splits at 2000 epochs, ~150 CPU-s): jobs 329, 330, 331... each retired its worker after ~55 s, 0 of 10
+    fits done after 6.5 min, and --fit-timeout never fired (its clock starts again with each attempt)."""
+    import types
+
+    from harness import cluster as cluster_mod
+    from harness.cluster import ClusterHandle, worker_lifetime
+
+    now = [0.0]
+    monkeypatch.setattr(cluster_mod, "time", types.SimpleNamespace(monotonic=lambda: now[0],
+                                                                   sleep=time.sleep))
+    client = _SlurmClient()
+    h = ClusterHandle(client=client, dashboard_link=None, resources=None, watch_every=5.0,
+                      lifetime=worker_lifetime(120), walltime="00:02:00")
+    h.limits["t"] = 0.0   # --fit-timeout 0: no limit of its own
+    future = types.SimpleNamespace(status="pending")
+
+    def runs(worker: str | None, seconds: int) -> None:
+        for t in range(0, seconds, 5):
+            client.running = {"t": (float(t), worker)} if worker else {}
+            h.watch({"t": future})
+            now[0] += 5.0
+
+    client.workers = {"A"}
+    runs("A", first + 5)
+    client.workers = set() if left else {"A"}
+    runs(None, 10)   # between attempts: the next job starts
+    future.status = status
+    client.workers |= {then}
+    runs(then, 10)
+    if not stopped:
+        assert client.cancelled == [] and client.retired == [] and h.timed_out == {}
+        return
+    assert client.cancelled == [future] and client.retired == ["B"]
+    assert h.timed_out["t"] == (
+        "did not finish in 55 s on a Slurm worker that then retired at its lifetime (54-66 s: --walltime "
+        "00:02:00 less a margin), and would start again on each new worker without end; run again with a "
+        "longer --walltime or fewer --splits-per-task")
