@@ -667,8 +667,9 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                  f"{est.where}{_own_core(est)}; {est.precision} matrix products"
                  + (f" ({_bf16_way(est.device)})" if est.precision == "bf16" else "")
                  + ("; torch.compile" if cfg.fit_kwargs()["compile"] else ""))
-    if note := emulated_bf16_note(cfg):
-        lines.append(f"  note: {note}")
+    for note in (emulated_bf16_note(cfg), lifetime_note(cfg, est)):
+        if note:
+            lines.append(f"  note: {note}")
     if est.first_fit_seconds >= 0.5:   # printed in whole seconds
         what = "torch.compile's compiling" if cfg.fit_kwargs()["compile"] else "set-up"
         lines.append(f"  of which first fits at each model shape ({what}, once per worker): "
@@ -711,6 +712,31 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                  + plugins)
     lines.append("nothing was run or written; drop --dry-run to run the grid")
     return "\n".join(lines)
+
+
+def lifetime_note(cfg: RunConfig, est: Estimate) -> str | None:
+    """On Slurm, what to say when the longest task (its first fits' set-up or compiling included, as on a new
+    worker) is estimated to take longer than a worker may live (harness.cluster.worker_lifetime): the run
+    stops such a task after a worker's whole lifetime, its fits failed, and this is the time to change
+    ``--walltime`` or ``--splits-per-task``. None otherwise."""
+    from harness.cluster import worker_lifetime
+    from harness.config import walltime_seconds
+
+    if cfg.cluster != "slurm" or not est.tasks:
+        return None
+    lifetime, stagger = worker_lifetime(walltime_seconds(cfg.walltime))
+
+    def seconds(t: Task) -> float:
+        return est.task_seconds(t) + sum(est.first_fit.get((t.model, lat), 0.0) for lat in t.latents)
+
+    t = max(est.tasks, key=seconds)
+    if seconds(t) <= lifetime - stagger:
+        return None
+    return (f"the longest task ({t.model} {t.drug} latent {t.latent_label}, {t.n_fits} fit(s)) takes an "
+            f"estimated {duration(seconds(t))}, longer than a Slurm worker may live ({lifetime - stagger}-"
+            f"{lifetime + stagger} s: --walltime {cfg.walltime} less a margin); the run stops such a task "
+            f"after a worker's whole lifetime, its fits failed: use a longer --walltime or fewer "
+            f"--splits-per-task")
 
 
 def measured_how(est: Estimate) -> str:

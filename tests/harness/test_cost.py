@@ -230,6 +230,31 @@ def test_render_says_what_the_wall_time_assumes_and_what_slurm_nodes_do_not_meas
     assert "with a CPU to itself" not in text and "nannies" not in text   # no local workers' cores
 
 
+def test_render_says_when_a_slurm_task_outlives_a_worker():
+    """A task longer than a Slurm worker lives (walltime less a margin) is stopped after a whole lifetime,
+    its fits failed (harness.cluster.ClusterHandle.watch): the dry run says so before any job is queued. A
+    demo task of 10 splits at 2000 epochs, estimated at 2.5 min, was not flagged with --walltime 00:02:00
+    (a lifetime of 54-66 s); the run then started it again on 5 jobs in 6.5 min."""
+    task = Task("pertvae", "d0", 10, tuple((r, k) for r in range(2) for k in range(5)))
+    fit_cost = {k: (0.0, 0.0, 15.0, 1) for k in task.fit_keys()}
+    est = cost.Estimate((task,), fit_cost, {}, 10, 1, 1, "cpu", "1 Slurm job(s)", (), 3.0, 0.5)
+
+    def said(**kw) -> str:
+        text = cost.render(make_config("demo", models=("pertvae",), **kw), est, "cube x")
+        return "\n".join(x for x in text.splitlines() if "a Slurm worker may live" in x)
+
+    assert said(cluster="slurm", walltime="00:02:00") == (
+        "  note: the longest task (pertvae d0 latent 10, 10 fit(s)) takes an estimated 2.5 min, longer than "
+        "a Slurm worker may live (54-66 s: --walltime 00:02:00 less a margin); the run stops such a task "
+        "after a worker's whole lifetime, its fits failed: use a longer --walltime or fewer "
+        "--splits-per-task")
+    assert said(cluster="slurm", walltime="00:10:00") == ""   # 525-555 s
+    assert said(cluster="local") == ""
+    compiling = dataclasses.replace(est, first_fit={("pertvae", 10): 400.0})   # paid on each new worker
+    text = cost.render(make_config("demo", models=("pertvae",), cluster="slurm", walltime="00:10:00"),
+                       compiling, "x")
+    assert "takes an estimated 9.2 min, longer than a Slurm worker may live (525-555 s" in text
+
 def test_render_says_the_run_s_own_plug_ins_are_not_counted():
     """A --method plug-in runs in every baselines fit, in a process of its own; the calibration times the
     built-in baselines alone, and the dry run did not say so: a demo grid's baselines rows gave 0.02 s a fit
