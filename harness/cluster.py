@@ -196,10 +196,10 @@ class ClusterHandle:
             elif ended is not None and self._outlived(ended, worker, futures[key]):
                 lifetime, stagger = self.lifetime
                 self.timed_out[key] = (
-                    f"did not finish in {ended[0]:.0f} s on a Slurm worker that then retired at its lifetime "
-                    f"({lifetime - stagger}-{lifetime + stagger} s: --walltime {self.walltime} less a "
-                    f"margin), and would start again on each new worker without end; run again with a "
-                    f"longer --walltime or fewer --splits-per-task")
+                    f"did not finish in {ended[0]:.0f} s on a Slurm worker, which then left: a worker "
+                    f"lives {lifetime - stagger}-{lifetime + stagger} s (--walltime {self.walltime} less a "
+                    f"margin), and a task longer than that would start again on each new worker without "
+                    f"end; run again with a longer --walltime or fewer --splits-per-task")
                 log.warning("task %s ran %.0f s on %s, which left; started again on %s: cancelled, as it "
                             "cannot finish within a worker's lifetime of %d-%d s", key, ended[0], ended[1],
                             worker, lifetime - stagger, lifetime + stagger)

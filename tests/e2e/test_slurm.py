@@ -207,7 +207,7 @@ def test_a_task_longer_than_a_workers_lifetime_is_stopped_with_the_walltime_name
         jobs = _queue() - before
     reason = handle.timed_out[task.key]
     assert reason.startswith("did not finish in "), reason
-    assert "retired at its lifetime (54-66 s: --walltime 00:02:00" in reason, reason
+    assert "which then left: a worker lives 54-66 s (--walltime 00:02:00 less a margin)" in reason, reason
     assert "longer --walltime or fewer --splits-per-task" in reason, reason
     logs = {p.stem.rsplit("-", 1)[1] for p in (tmp_path / "slurm-logs").glob("*.err")}
     assert len(logs) == 2, logs   # the first job's worker retired, the second's was stopped with the task

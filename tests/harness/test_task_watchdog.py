@@ -201,6 +201,6 @@ def test_a_task_that_outlives_its_slurm_worker_is_stopped_when_it_starts_again(m
         return
     assert client.cancelled == [future] and client.retired == ["B"]
     assert h.timed_out["t"] == (
-        "did not finish in 55 s on a Slurm worker that then retired at its lifetime (54-66 s: --walltime "
-        "00:02:00 less a margin), and would start again on each new worker without end; run again with a "
-        "longer --walltime or fewer --splits-per-task")
+        "did not finish in 55 s on a Slurm worker, which then left: a worker lives 54-66 s (--walltime "
+        "00:02:00 less a margin), and a task longer than that would start again on each new worker without "
+        "end; run again with a longer --walltime or fewer --splits-per-task")
