@@ -28,8 +28,9 @@ adds its logging and warnings.
 A Slurm worker job is checked with ``sbatch --test-only`` before anything is queued, and
 :meth:`ClusterHandle.as_completed` stops the run (:class:`ClusterError`) when a worker job is rejected or no
 worker has joined for ``--worker-timeout`` seconds. A task that runs longer than its limit
-(``ClusterHandle.limits``, from ``--fit-timeout``) is cancelled and its worker restarted by the nanny: the
-thread of a task cannot be stopped, its process can (:meth:`ClusterHandle.watch`). On Slurm a task that ran
+(``ClusterHandle.limits``, from ``--fit-timeout``) is cancelled and its worker restarted by the nanny (on
+Slurm retired, its job with it): the thread of a task cannot be stopped, its process can
+(:meth:`ClusterHandle.watch`). On Slurm a task that ran
 (nearly) a whole worker lifetime without finishing is cancelled when it starts again on a new worker: a
 worker retiring at its lifetime hands its task on without Dask counting it as suspicious, so such a task
 started again on every new job, forever, and its ``--fit-timeout`` clock started again each time. Worker
@@ -163,8 +164,8 @@ class ClusterHandle:
 
     def watch(self, futures: dict[str, Any]) -> None:
         """Every ``watch_every`` seconds: cancel each of ``futures`` (by key) that has run longer than its
-        limit on a worker (:meth:`_run_time`: a frozen worker's too), record why in ``timed_out`` and restart
-        that worker (its thread would run on)."""
+        limit on a worker (:meth:`_run_time`: a frozen worker's too), record why in ``timed_out`` and end
+        that worker (:meth:`_stop`)."""
         now = time.monotonic()
         if not self.limits or self.client is None or now < self._next_watch:
             return
@@ -184,15 +185,12 @@ class ClusterHandle:
             if key not in futures or key in self.timed_out:
                 continue
             if limit > 0 and seconds > limit:
+                ended_how = "retired, its Slurm job with it" if self.lifetime[0] else "restarted"
                 self.timed_out[key] = (f"timed out after {limit:g} s (--fit-timeout, for each fit of the "
-                                       f"task); its worker {worker} was restarted")
-                log.warning("task %s ran %.0f s, over its limit of %g s: cancelled, restarting %s", key,
-                            seconds, limit, worker)
-                self.client.cancel([futures[key]])
-                try:
-                    self.client.restart_workers([worker], raise_for_error=False)
-                except Exception:
-                    log.exception("restarting worker %s failed", worker)
+                                       f"task); its worker {worker} was {ended_how}")
+                log.warning("task %s ran %.0f s, over its limit of %g s: cancelled, ending %s", key, seconds,
+                            limit, worker)
+                self._stop(futures[key], worker)
             elif ended is not None and self._outlived(ended, worker, futures[key]):
                 lifetime, stagger = self.lifetime
                 self.timed_out[key] = (
@@ -203,11 +201,21 @@ class ClusterHandle:
                 log.warning("task %s ran %.0f s on %s, which left; started again on %s: cancelled, as it "
                             "cannot finish within a worker's lifetime of %d-%d s", key, ended[0], ended[1],
                             worker, lifetime - stagger, lifetime + stagger)
-                self.client.cancel([futures[key]])
-                try:   # as at its lifetime: the job ends with it (a restart in the job would outlive the job)
-                    self.client.retire_workers([worker], close_workers=True)
-                except Exception:
-                    log.exception("retiring worker %s failed", worker)
+                self._stop(futures[key], worker)
+
+    def _stop(self, future: Any, worker: str) -> None:
+        """Cancel ``future`` and end ``worker``, whose thread would run on: its nanny restarts it, or on
+        Slurm it retires, as at its lifetime, and its job ends (adapt() submits a new one). Restarted inside
+        its job, a Slurm worker's lifetime started again there and outlived the job: Slurm killed the job at
+        its walltime with the next task in it."""
+        self.client.cancel([future])
+        try:
+            if self.lifetime[0]:
+                self.client.retire_workers([worker], close_workers=True)
+            else:
+                self.client.restart_workers([worker], raise_for_error=False)
+        except Exception:
+            log.exception("ending worker %s failed", worker)
 
     def _outlived(self, ended: tuple[float, str], worker: str, future: Any) -> bool:
         """Whether a task that starts again on ``worker``, still pending, had its attempt ``ended`` (the

@@ -162,7 +162,8 @@ class RunConfig:
                                "forever", "cluster")
     fit_timeout: float = _f(3600.0, "seconds one fit may take: a --method or --response-method plug-in's fit "
                             "and predict on one split (in its own process, killed after that), and a task's "
-                            "N fits on a cluster (N times it, the worker restarted); the fit fails with "
+                            "N fits on a cluster (N times it, the worker restarted, on Slurm its job ended); "
+                            "the fit fails with "
                             "'timed out after ...'. 0 = no limit", "cluster")
     dry_run: bool = _f(False, "print the grid (tasks, fits per model and latent size) and an estimate of its "
                        "CPU-hours and wall time from a short calibration on this machine (harness.cost), "

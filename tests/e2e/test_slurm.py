@@ -212,3 +212,33 @@ def test_a_task_longer_than_a_workers_lifetime_is_stopped_with_the_walltime_name
     logs = {p.stem.rsplit("-", 1)[1] for p in (tmp_path / "slurm-logs").glob("*.err")}
     assert len(logs) == 2, logs   # the first job's worker retired, the second's was stopped with the task
     assert wait_for(lambda: not (_queue() & (jobs | logs)), timeout=60), _queue()
+
+
+def test_a_task_over_its_fit_timeout_ends_its_slurm_job_and_the_next_task_runs_in_a_new_one(
+        slurm, tmp_path, monkeypatch):
+    """The --fit-timeout watchdog restarted a Slurm worker inside its job, where its lifetime started again
+    and outlived the job: with --walltime 00:05:00 Slurm killed the job at 5:00 (TIMEOUT) with the next task
+    in it. The worker is now retired and its job ends; the next task runs in a new job."""
+    import time
+
+    from harness.cluster import open_cluster
+    from harness.config import make_config
+
+    def job_after(seconds: float) -> str:
+        time.sleep(seconds)
+        return os.environ["SLURM_JOB_ID"]
+
+    monkeypatch.setenv("HARNESS_SLURM_INTERFACE", "lo")
+    cfg = make_config("demo", cluster="slurm", jobs=1, partition=slurm, walltime="00:10:00", memory="1GB",
+                      dashboard_address=":0", out=str(tmp_path))
+    with open_cluster(cfg) as handle:
+        handle.watch_every = 1.0
+        first = handle.client.submit(job_after, 0, pure=False).result(timeout=120)
+        hung = handle.client.submit(job_after, 3600, key="hung", pure=False)
+        handle.limits[hung.key] = 5.0
+        assert list(handle.as_completed([hung])) == [hung] and hung.cancelled()
+        after = handle.client.submit(job_after, 0, pure=False).result(timeout=120)
+    assert after != first   # without the fix: the same job, its worker restarted in it
+    assert handle.timed_out["hung"].endswith("was retired, its Slurm job with it"), handle.timed_out
+    assert wait_for(lambda: _job_state(first) not in ("RUNNING", "COMPLETING"), timeout=60)
+    assert _job_state(first) in ("COMPLETED", "CANCELLED"), (first, _job_state(first))

@@ -53,7 +53,7 @@ class _FrozenWorkerClient:
     """A client whose scheduler says one task runs, at the run time its frozen worker last reported."""
 
     def __init__(self, reported: float) -> None:
-        self.reported, self.cancelled, self.restarted = reported, [], []
+        self.reported, self.cancelled, self.restarted, self.retired = reported, [], [], []
 
     def run_on_scheduler(self, fn):
         return {"stuck-task": (self.reported, "tcp://w:1")}
@@ -63,6 +63,9 @@ class _FrozenWorkerClient:
 
     def restart_workers(self, workers, raise_for_error=True):
         self.restarted += workers
+
+    def retire_workers(self, workers, close_workers=True):
+        self.retired += workers
 
 
 def _watched(monkeypatch, start: float, reported: float, every: float):
@@ -97,6 +100,22 @@ def test_a_task_on_a_worker_that_stopped_heartbeating_is_stopped_too(monkeypatch
         now[0] += 5.0
     assert client.cancelled == [future] and client.restarted == ["tcp://w:1"]
     assert h.timed_out["stuck-task"].startswith("timed out after 100 s (--fit-timeout")
+
+
+def test_a_slurm_task_over_its_limit_ends_its_workers_job_instead_of_restarting_it_there(monkeypatch):
+    """Restarted by its nanny inside its Slurm job, a worker's lifetime started again there and outlived the
+    job: with --walltime 00:05:00 (a lifetime of 225-255 s) a hung task stopped at 90 s had its worker
+    restarted, the next task ran there, and Slurm killed the job at 5:00 (TIMEOUT, 'CANCELLED ... DUE TO
+    TIME LIMIT'), that task with it. On Slurm the worker is retired, as at its lifetime, and its job ends."""
+    from harness.cluster import worker_lifetime
+
+    h, client, now = _watched(monkeypatch, start=0.0, reported=101.0, every=5.0)
+    h.lifetime, h.walltime = worker_lifetime(300), "00:05:00"
+    future = object()
+    h.watch({"stuck-task": future})
+    assert client.cancelled == [future] and client.retired == ["tcp://w:1"] and client.restarted == []
+    assert h.timed_out["stuck-task"] == ("timed out after 100 s (--fit-timeout, for each fit of the task); "
+                                         "its worker tcp://w:1 was retired, its Slurm job with it")
 
 
 def test_a_retried_task_is_timed_from_its_new_attempt(monkeypatch):
