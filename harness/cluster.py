@@ -29,7 +29,7 @@ A Slurm worker job is checked with ``sbatch --test-only`` before anything is que
 :meth:`ClusterHandle.as_completed` stops the run (:class:`ClusterError`) when a worker job is rejected or no
 worker has joined for ``--worker-timeout`` seconds. A task that runs longer than its limit
 (``ClusterHandle.limits``, from ``--fit-timeout``) is cancelled and its worker restarted by the nanny (on
-Slurm retired, its job with it): the thread of a task cannot be stopped, its process can
+Slurm closed, its job with it): the thread of a task cannot be stopped, its process can
 (:meth:`ClusterHandle.watch`). On Slurm a task that ran
 (nearly) a whole worker lifetime without finishing is cancelled when it starts again on a new worker: a
 worker retiring at its lifetime hands its task on without Dask counting it as suspicious, so such a task
@@ -185,7 +185,7 @@ class ClusterHandle:
             if key not in futures or key in self.timed_out:
                 continue
             if limit > 0 and seconds > limit:
-                ended_how = "retired, its Slurm job with it" if self.lifetime[0] else "restarted"
+                ended_how = "closed, its Slurm job with it" if self.lifetime[0] else "restarted"
                 self.timed_out[key] = (f"timed out after {limit:g} s (--fit-timeout, for each fit of the "
                                        f"task); its worker {worker} was {ended_how}")
                 log.warning("task %s ran %.0f s, over its limit of %g s: cancelled, ending %s", key, seconds,
@@ -205,13 +205,13 @@ class ClusterHandle:
 
     def _stop(self, future: Any, worker: str) -> None:
         """Cancel ``future`` and end ``worker``, whose thread would run on: its nanny restarts it, or on
-        Slurm it retires, as at its lifetime, and its job ends (adapt() submits a new one). Restarted inside
-        its job, a Slurm worker's lifetime started again there and outlived the job: Slurm killed the job at
-        its walltime with the next task in it."""
+        Slurm it is closed with its nanny (:func:`_close_worker`) and its job ends (adapt() submits a new
+        one). Restarted inside its job, a Slurm worker's lifetime started again there and outlived the job:
+        Slurm killed the job at its walltime with the next task in it."""
         self.client.cancel([future])
         try:
             if self.lifetime[0]:
-                self.client.retire_workers([worker], close_workers=True)
+                self.client.run_on_scheduler(_close_worker, address=worker)
             else:
                 self.client.restart_workers([worker], raise_for_error=False)
         except Exception:
@@ -279,6 +279,17 @@ def _executing(dask_scheduler: Any) -> dict[str, tuple[float, str]]:
             running = {ts: running.get(ts, 0.0) for ts in ws.processing} | running
         out |= {str(ts.key): (seconds, ws.address) for ts, seconds in running.items()}
     return out
+
+
+async def _close_worker(dask_scheduler: Any, address: str) -> str:
+    """On the scheduler: remove worker ``address`` and close it, its nanny with it, its results lost (the
+    scheduler computes again those still wanted). Not retire_workers: it gives up on a worker whose results
+    no other worker can take (a run holds its finished futures; with one Slurm job there is no other
+    worker), and the worker stayed, its thread in the stopped task."""
+    import time as clock
+
+    return await dask_scheduler.remove_worker(address, close=True, expected=True,
+                                              stimulus_id=f"harness-stop-task-{clock.time()}")
 
 
 def _worker_addresses(dask_scheduler: Any) -> list[str]:

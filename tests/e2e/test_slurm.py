@@ -233,12 +233,13 @@ def test_a_task_over_its_fit_timeout_ends_its_slurm_job_and_the_next_task_runs_i
                       dashboard_address=":0", out=str(tmp_path))
     with open_cluster(cfg) as handle:
         handle.watch_every = 1.0
-        first = handle.client.submit(job_after, 0, pure=False).result(timeout=120)
+        held = handle.client.submit(job_after, 0, pure=False)   # a run holds its finished futures
+        first = held.result(timeout=120)
         hung = handle.client.submit(job_after, 3600, key="hung", pure=False)
         handle.limits[hung.key] = 5.0
         assert list(handle.as_completed([hung])) == [hung] and hung.cancelled()
         after = handle.client.submit(job_after, 0, pure=False).result(timeout=120)
     assert after != first   # without the fix: the same job, its worker restarted in it
-    assert handle.timed_out["hung"].endswith("was retired, its Slurm job with it"), handle.timed_out
+    assert handle.timed_out["hung"].endswith("was closed, its Slurm job with it"), handle.timed_out
     assert wait_for(lambda: _job_state(first) not in ("RUNNING", "COMPLETING"), timeout=60)
     assert _job_state(first) in ("COMPLETED", "CANCELLED"), (first, _job_state(first))

@@ -55,7 +55,11 @@ class _FrozenWorkerClient:
     def __init__(self, reported: float) -> None:
         self.reported, self.cancelled, self.restarted, self.retired = reported, [], [], []
 
-    def run_on_scheduler(self, fn):
+    def run_on_scheduler(self, fn, **kw):
+        from harness.cluster import _executing
+
+        if fn is not _executing:   # _close_worker
+            self.retired.append(kw["address"])
         return {"stuck-task": (self.reported, "tcp://w:1")}
 
     def cancel(self, futures):
@@ -63,9 +67,6 @@ class _FrozenWorkerClient:
 
     def restart_workers(self, workers, raise_for_error=True):
         self.restarted += workers
-
-    def retire_workers(self, workers, close_workers=True):
-        self.retired += workers
 
 
 def _watched(monkeypatch, start: float, reported: float, every: float):
@@ -115,7 +116,7 @@ def test_a_slurm_task_over_its_limit_ends_its_workers_job_instead_of_restarting_
     h.watch({"stuck-task": future})
     assert client.cancelled == [future] and client.retired == ["tcp://w:1"] and client.restarted == []
     assert h.timed_out["stuck-task"] == ("timed out after 100 s (--fit-timeout, for each fit of the task); "
-                                         "its worker tcp://w:1 was retired, its Slurm job with it")
+                                         "its worker tcp://w:1 was closed, its Slurm job with it")
 
 
 def test_a_retried_task_is_timed_from_its_new_attempt(monkeypatch):
@@ -162,16 +163,15 @@ class _SlurmClient:
         self.workers: set[str] = set()
         self.cancelled, self.retired = [], []
 
-    def run_on_scheduler(self, fn):
-        from harness.cluster import _executing
+    def run_on_scheduler(self, fn, **kw):
+        from harness.cluster import _close_worker, _executing
 
+        if fn is _close_worker:
+            self.retired.append(kw["address"])
         return dict(self.running) if fn is _executing else list(self.workers)
 
     def cancel(self, futures):
         self.cancelled += futures
-
-    def retire_workers(self, workers, close_workers=True):
-        self.retired += workers
 
 
 @pytest.mark.parametrize(("first", "then", "left", "status", "stopped"), [
