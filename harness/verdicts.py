@@ -38,6 +38,7 @@ from harness.benchmark import (
     study_drugs,
 )
 from harness.cells import cell
+from harness.change_splits import no_change_scores, unscored_line
 from harness.contenders import REGISTRY, built_in_methods
 from harness.products import products_line
 from harness.results import json_attr
@@ -287,8 +288,10 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
     first PertVAE latent size; nothing about PertVAE when it did not run), and what happens on drugs without
     a measured change."""
     latents = primary_latents(scores)
-    if scores.empty or not latents:
+    if scores.empty:
         return [NO_SCORES]
+    if not latents:
+        return [no_change_scores(scores)]
     latent = latents[0]
     with_pertvae = ran(scores, latent)
     ceiling = json_attr(ds, "ceiling")
@@ -750,6 +753,7 @@ def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame,
     if scores.empty:
         return "\n".join(lines + ["(no scores in this run)"]) + "\n"
     lines += ["In short: " + " ".join(headline(ds, scores, comp)), ""]
+    lines += [unscored, ""] if (unscored := unscored_line(scores)) else []
     power = power_line(comp, json_attr(ds, "n_train_test"))
     lines += [power, ""] if power else []
     methods = method_order(scores["method"].unique())
