@@ -506,16 +506,30 @@ def _from_anndata(adata: ad.AnnData, *, obs_keys: Mapping[str, str] | None, gene
                          tuple((str(cell[i]), str(raw[i])) for i in empty))
 
 
-def _unpaired(treated: np.ndarray, control: np.ndarray) -> str:
-    """Words on a drug's treated cell lines without a control profile: a fit pairs x1 with x2 within a cell
-    line, so those are left out of its fits and scores."""
-    alone = int((treated & ~control).sum())
-    return f" ({int((treated & control).sum())} with controls: {alone} left out of the fits)" if alone else ""
+def _unpaired(treated: np.ndarray, paired: np.ndarray) -> str:
+    """Words on a drug's treated cell lines that no fit can pair (``paired``: a fully measured control and
+    treated profile): a fit pairs x1 with x2 within a cell line, so those are left out of its fits and
+    scores."""
+    alone = int((treated & ~paired).sum())
+    return f" ({int(paired.sum())} with controls: {alone} left out of the fits)" if alone else ""
+
+
+def _nan_gene_line(measured: np.ndarray, partial: np.ndarray, conds: list[str]) -> str:
+    """The summary line on profiles with a NaN gene (``allow_nan``), "" when there are none: a run pairs and
+    trains on fully measured profiles only (datasets.pairs), so the counts above include profiles it does
+    not use."""
+    n = {c: int(partial[:, k].sum()) for k, c in enumerate(conds) if partial[:, k].any()}
+    if not n:
+        return ""
+    return (f"not used by a run: {plural(sum(n.values()), 'profile')} with a NaN gene (a run pairs and "
+            "trains on fully measured profiles only): "
+            + ", ".join(f"{c} {k} of {int(measured[:, conds.index(c)].sum())}" for c, k in n.items()))
 
 
 def describe(ds: xr.Dataset, empty: EmptyRows | None = None) -> str:
     """A few lines on an in-memory cube: per drug its cell lines, profiles and doses; controls; baseline;
-    the ``empty`` rows (NaN in every gene) left out."""
+    the profiles with a NaN gene, which a run does not use; the ``empty`` rows (NaN in every gene) left
+    out."""
     e = np.asarray(ds["expression"].values)
     measured = ~np.isnan(e).all(axis=-1)  # [cell, condition, replicate]
     conds = [str(c) for c in ds["condition"].values]
@@ -525,18 +539,22 @@ def describe(ds: xr.Dataset, empty: EmptyRows | None = None) -> str:
              f"{plural(int(measured[:, conds.index(c)].any(axis=1).sum()), 'cell line')}"
              for c in (CONDITION_CONTROL, CONDITION_BASELINE) if c in conds]
     lines.append(f"drugs: {len(drugs)}")
-    control = (measured[:, conds.index(CONDITION_CONTROL)].any(axis=1) if CONDITION_CONTROL in conds
+    full = measured & ~np.isnan(e).any(axis=-1)   # the profiles a run uses (datasets.pairs)
+    control = (full[:, conds.index(CONDITION_CONTROL)].any(axis=1) if CONDITION_CONTROL in conds
                else np.zeros(len(measured), dtype=bool))
     for c in drugs:
         k = conds.index(c)
         m = measured[:, k]
         have = m.any(axis=1)
         dz = [f"{v:g}" for v in sorted(set(dose[have, k][~np.isnan(dose[have, k])]))]
-        lines.append(f"  {c}: {plural(int(have.sum()), 'cell line')}{_unpaired(have, control)}, "
+        paired = full[:, k].any(axis=1) & control
+        lines.append(f"  {c}: {plural(int(have.sum()), 'cell line')}{_unpaired(have, paired)}, "
                      f"{plural(int(m.sum()), 'profile')}" + (f", dose {', '.join(dz)} uM" if dz else ""))
     for group in alike_conditions(drugs):
         lines.append(f"  drug names alike (only punctuation differs), kept apart: "
                      f"{' and '.join(map(repr, group))}; if they are one compound, make the labels agree")
+    if nan_genes := _nan_gene_line(measured, measured & ~full, conds):
+        lines.append(nan_genes)
     if empty is not None and empty.line():
         lines.append(empty.line())
     lines.append(f"cube: {plural(ds.sizes['cell_line'], 'cell line')} x {len(conds)} conditions x "

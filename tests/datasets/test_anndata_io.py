@@ -486,3 +486,19 @@ def test_summary_says_which_treated_cell_lines_have_no_control() -> None:
     assert "trametinib: 1 cell line (0 with controls: 1 left out of the fits), 1 profile" in summary
     whole = describe(from_anndata(adata, obs_keys=KEYS, gene_key="entrez", control="DMSO"))
     assert "vorinostat: 2 cell lines, 3 profiles" in whole
+
+
+def test_summary_counts_profiles_with_a_nan_gene_as_not_used() -> None:
+    """--allow-nan (review edge54): a run pairs and trains on fully measured profiles only, but the summary
+    counted a profile with one NaN gene as measured: A375's only control missing a gene left A375 out of
+    every vorinostat and trametinib fit while the summary said 'vorinostat: 2 cell lines, 3 profiles'."""
+    adata = hand_made()
+    adata.X[4, 2] = np.nan   # A375's only control
+    adata.X[2, 1] = np.nan   # one of MCF7's two vorinostat replicates
+    summary = describe(from_anndata(adata, obs_keys=KEYS, gene_key="entrez", control="DMSO", allow_nan=True))
+    assert "vorinostat: 2 cell lines (1 with controls: 1 left out of the fits), 3 profiles" in summary
+    assert "trametinib: 1 cell line (0 with controls: 1 left out of the fits), 1 profile" in summary
+    assert ("not used by a run: 2 profiles with a NaN gene (a run pairs and trains on fully measured "
+            "profiles only): control 1 of 3, vorinostat 1 of 3") in summary
+    assert "NaN gene" not in describe(from_anndata(hand_made(), obs_keys=KEYS, gene_key="entrez",
+                                                   control="DMSO"))
