@@ -196,10 +196,18 @@ def best_line(scores: pd.DataFrame, comp: pd.DataFrame, drug: str, latent: int,
     if row.empty:
         return best, "-"
     r = row.iloc[0]
-    text = f"{r['mean_diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+    text = f"{r['mean_diff']:+.3f} {_interval(r)}"
     if best == REFERENCE:
         return best, f"leads {other} by {text}, ahead on {int(r['n_better'])} of {int(r['n_splits'])} splits"
     return best, f"{text}, behind on {int(r['n_worse'])} of {int(r['n_splits'])} splits"
+
+
+def _interval(r: pd.Series) -> str:
+    """A comparison's 95% interval; one paired split gives none (the corrected t needs two), which is said
+    instead of printing '[+nan, +nan]'."""
+    if np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"]):
+        return f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+    return f"[no interval: {plural(int(r['n_splits']), 'split')}]"
 
 
 def _tied(means: pd.Series, best: str) -> list[str]:

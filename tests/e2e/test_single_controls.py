@@ -17,9 +17,9 @@ from harness.run import main
 DRUG = "selumetinib"
 
 
-def _cube(path: Path, controls: int | None) -> str:
-    """A small demo cube; every cell line has ``controls`` control replicates (None: the drug's first cell
-    line has one, every other cell line at least two) and DRUG 5 cell lines."""
+def _cube(path: Path, controls: int | None, singles: int = 1) -> str:
+    """A small demo cube; every cell line has ``controls`` control replicates (None: the drug's first
+    ``singles`` cell lines have one, every other cell line at least two) and DRUG 5 cell lines."""
     from datasets.cube import write_cube
     from datasets.synthetic import generate
 
@@ -30,22 +30,22 @@ def _cube(path: Path, controls: int | None) -> str:
     measured = ~np.isnan(e).any(-1)   # [cell, condition, replicate]
     fill = np.nan_to_num(e[:, ctrl, :1]) + np.random.default_rng(1).normal(0, 0.25, e[:, ctrl].shape)
     e[:, ctrl] = np.where(measured[:, ctrl, :, None], e[:, ctrl], fill)   # every replicate measured
-    first = int(np.flatnonzero(measured[:, drug].any(-1) & measured[:, ctrl].any(-1))[0])
+    first = np.flatnonzero(measured[:, drug].any(-1) & measured[:, ctrl].any(-1))[:singles]
     for i in range(e.shape[0]):
-        if controls is not None or i == first:
+        if controls is not None or i in first:
             e[i, ctrl, (controls or 1):] = np.nan
     ds["expression"].values[:] = e
     write_cube(ds, path)
     return str(path)
 
 
-def _run(tmp_path: Path, controls: int | None) -> Path:
+def _run(tmp_path: Path, controls: int | None, singles: int = 1) -> Path:
     out = tmp_path / "out"
-    args = ["--data", _cube(tmp_path / "cube.zarr", controls), "--out", str(out), "--cluster", "none",
-            "--drugs", DRUG, "--models", "pertvae", "baselines", "--latents-pertvae", "2",
-            "--latents-baselines", "2", "--n-repeats", "1", "--n-folds", "5", "--hidden", "8", "8",
-            "--context", "4", "--iaf-steps", "1", "--iaf-hidden", "4", "--max-epochs", "3", "--patience", "2",
-            "--mc-samples", "1", "--no-progress"]
+    cube = _cube(tmp_path / "cube.zarr", controls, singles)
+    args = ["--data", cube, "--out", str(out), "--cluster", "none", "--drugs", DRUG, "--models", "pertvae",
+            "baselines", "--latents-pertvae", "2", "--latents-baselines", "2", "--n-repeats", "1",
+            "--n-folds", "5", "--hidden", "8", "8", "--context", "4", "--iaf-steps", "1", "--iaf-hidden", "4",
+            "--max-epochs", "3", "--patience", "2", "--mc-samples", "1", "--no-progress"]
     assert main(args) == 0
     return out
 
@@ -73,3 +73,12 @@ def test_splits_whose_test_cell_line_has_one_control_are_named_with_the_reason(t
             "each test cell line has a single usable control replicate") in text
     comp = pd.read_csv(out / "comparisons.csv")
     assert (comp.loc[(comp["metric"] == "delta_pearson") & (comp["kind"] == "versus"), "n_splits"] == 4).all()
+
+
+def test_a_comparison_over_one_split_prints_no_nan_interval(tmp_path: Path) -> None:
+    """Four of the five cell lines with one control: delta_pearson on one split. The best method's row read
+    "-0.056 [+nan, +nan], behind on 1 of 1 splits"; one split gives no interval, and it says so."""
+    out = _run(tmp_path, controls=None, singles=4)
+    text = (out / "benchmark.md").read_text()
+    assert "selumetinib 4 of 5" in text and "[no interval: 1 split], behind on 1 of 1 splits" in text
+    assert "nan" not in text.lower().replace("a nan gene", "")
