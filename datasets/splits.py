@@ -19,6 +19,9 @@ import numpy as np
 from datasets.cell_names import cell_line_key, spelling_clashes
 from datasets.cube import CubeError
 
+# The fewest cell lines make_splits can split (with n_folds = 3): one to test, two to train and validate.
+MIN_CELL_LINES = 3
+
 
 @dataclass(frozen=True)
 class Split:

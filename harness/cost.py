@@ -446,7 +446,7 @@ def run_shapes(cfg: RunConfig, ds: Any, names: Sequence[str]
         try:
             splits[d] = split_shapes(s, cfg)
         except ValueError as e:
-            bad.append((d, str(e)))
+            bad.append((d, str(e), len(s.pairs)))
     if bad:
         raise ValueError(unsplittable(bad))
     return shapes, splits

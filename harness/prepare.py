@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets.argparsing import closest
+from datasets.splits import MIN_CELL_LINES
 from harness.config import RunConfig
 from harness.contenders import REGISTRY, RESPONSE_MODELS, built_in_methods
 from harness.grid import POOLED
@@ -167,16 +168,25 @@ def _closest(unknown: Sequence[str], available: Sequence[str]) -> str:
     return "; did you mean " + ", ".join(f"{a} (for {u})" for u, a in named) + "?"
 
 
-def unsplittable(bad: Sequence[tuple[str, str]], where: str = "") -> str:
-    """One error line for the drugs that cannot be split for the run's folds: the first's reason (as
-    datasets.splits gives it, without its own "drug 'X': "), and the others by name, so that one rerun can
-    drop them all."""
-    first, why = bad[0]
+def unsplittable(bad: Sequence[tuple[str, str, int]], where: str = "") -> str:
+    """One error line for the drugs (name, datasets.splits' reason, paired cell lines) that cannot be split
+    for the run's folds: the first's reason (without its own "drug 'X': "), the others by name, and what
+    splits them all, so that one rerun can: a --n-folds that fits them (their fewest cell lines, when that
+    is MIN_CELL_LINES or more: then every drug keeps one cell line to test and two to train and validate),
+    else dropping them (advice to lower --n-folds for a drug of 2 cell lines sent the user to a fold count
+    that does not exist)."""
+    first, why, _ = bad[0]
     why = why.removeprefix(f"drug {first!r}: ")
-    others = ", ".join(d for d, _ in bad[1:])
+    others = ", ".join(d for d, _, _ in bad[1:])
     more = f"; {len(bad) - 1} more cannot be split either: {others}" if others else ""
     them = "them" if others else "it"
-    return f"drug {first!r}{where}: {why}{more} (drop {them} with --drugs or lower --n-folds)"
+    fewest = min(n for _, _, n in bad)
+    if fewest >= MIN_CELL_LINES:
+        return f"drug {first!r}{where}: {why}{more} (drop {them} with --drugs or set --n-folds to {fewest})"
+    lack = f", which {', '.join(d for d, _, n in bad if n < MIN_CELL_LINES)} lack" if others else ""
+    return (f"drug {first!r}{where}: {why}{more} (drop {them} with --drugs: cross-validation grouped by cell "
+            f"line needs {MIN_CELL_LINES} or more cell lines with pairs, one to test and two to train and "
+            f"validate, whatever --n-folds{lack})")
 
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+()-]{0,63}")

@@ -143,7 +143,7 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
     ceiling: dict[str, dict] = {}
     pairing: dict[str, str] = {}
     all_cells: set[str] = set()
-    bad: list[tuple[str, str]] = []
+    bad: list[tuple[str, str, int]] = []
     for d in store_drugs(cfg, drug_names):
         dd = drug_data(str(cube_path), d, cfg)
         cells = paired_cell_lines(dd)
@@ -152,7 +152,7 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
         try:
             splits = drug_splits(dd, cfg)
         except ValueError as e:
-            bad.append((d, str(e)))
+            bad.append((d, str(e), n))
             continue
         if bad:   # a drug that cannot be split ends the run: no ceiling for the others
             continue

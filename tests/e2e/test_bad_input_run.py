@@ -285,7 +285,7 @@ def test_too_many_folds_names_the_drug_once(finished, tmp_path):
         args = fast_args(cube, out)
         args[args.index("--n-folds") + 1] = "60"
         p = cli(*args, *dry)
-        assert_error(p, 2, "cell line(s) with pairs, fewer than n_folds=60", "lower --n-folds")
+        assert_error(p, 2, "cell line(s) with pairs, fewer than n_folds=60", "set --n-folds to ")
         line = next(x for x in p.stderr.splitlines() if x.startswith("error: "))
         drug = line.split("'")[1]
         assert line.count(f"drug {drug!r}") == 1, line

@@ -1,0 +1,51 @@
+"""A drug in 2 or 3 cell lines (review edge54): real L1000 drugs often are. The run refuses it with one
+error line whose advice works: "lower --n-folds" sent a drug of 2 cell lines to a fold count that does not
+exist (n_folds >= 2 leaves it no cell line to validate), and one of 3 at --n-folds 2 to a lower one, where
+only 3 folds split it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.run import main
+
+DRUG = "selumetinib"
+
+
+def _cube(path: Path, n_cells: int) -> str:
+    """A small demo cube with DRUG measured in ``n_cells`` cell lines."""
+    from datasets.cube import write_cube
+    from datasets.synthetic import generate
+
+    ds = generate("demo", 0, n_genes=20, pool_size=12, max_cells=6, min_cells=6, n_baseline=12)
+    e = ds["expression"].values
+    k = list(ds["condition"].values).index(DRUG)
+    e[np.flatnonzero(~np.isnan(e[:, k]).all(axis=(1, 2)))[n_cells:], k] = np.nan
+    ds["expression"].values[:] = e
+    write_cube(ds, path)
+    return str(path)
+
+
+@pytest.mark.parametrize(("n_cells", "folds", "advice"), [
+    (2, 5, "(drop it with --drugs: cross-validation grouped by cell line needs 3 or more cell lines with "
+           "pairs, one to test and two to train and validate, whatever --n-folds)"),
+    (2, 2, "(drop it with --drugs: cross-validation grouped by cell line needs 3 or more"),
+    (3, 5, "(drop it with --drugs or set --n-folds to 3)"),
+    (3, 2, "(drop it with --drugs or set --n-folds to 3)"),
+])
+def test_the_advice_for_a_drug_of_few_cell_lines_works(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                         n_cells: int, folds: int, advice: str) -> None:
+    cube = _cube(tmp_path / "cube.zarr", n_cells)
+    args = ["--data", cube, "--out", str(tmp_path / "out"), "--cluster", "none", "--drugs", DRUG,
+            "vorinostat", "--models", "baselines", "--latents-baselines", "2", "--n-folds", str(folds),
+            "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: drug {DRUG!r} in {cube}: {n_cells} cell line") and advice in err
+    assert err.count("\n") == 1 and "vorinostat" not in err
+    if n_cells == 3:   # the advice holds: the drug is split at 3 folds
+        args[args.index("--n-folds") + 1] = "3"
+        assert main([*args, "--dry-run"]) in (0, 4)
