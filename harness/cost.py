@@ -109,7 +109,7 @@ from harness.config import ConfigError, RunConfig, make_config, parse_args
 from harness.contenders import REGISTRY, contender
 from harness.corun import CORUN_ROUNDS, corun_factors, scaled
 from harness.cpus import usable_cpus
-from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled, remaining
+from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled, remaining, split_drugs
 from harness.prepare import (
     GENERATED_CUBE,
     RunError,
@@ -442,7 +442,10 @@ def run_shapes(cfg: RunConfig, ds: Any, names: Sequence[str]
         shapes[POOLED] = pooled_shape([shapes[d] for d in names])
     splits: dict[str, dict[tuple[int, int], SplitShape]] = {}
     bad = []
+    fitted = split_drugs(cfg, names)
     for d, s in shapes.items():
+        if d not in fitted:   # pooled into Figure 2's fits only: never split on its own
+            continue
         try:
             splits[d] = split_shapes(s, cfg)
         except ValueError as e:

@@ -102,6 +102,14 @@ def model_drugs(cfg: RunConfig, model: str, drug_names: Sequence[str]) -> list[s
     return [POOLED] if pooled(cfg, model) else list(drug_names)
 
 
+def split_drugs(cfg: RunConfig, drug_names: Sequence[str]) -> list[str]:
+    """The store drugs some model is fitted on, so the ones the run splits (a Figure 2 run in the pooled
+    scope fits on POOLED alone: its drugs' own splits are never used, and a drug too small for them must
+    not stop it)."""
+    fitted = {d for m in cfg.models for d in model_drugs(cfg, m, drug_names)}
+    return [d for d in store_drugs(cfg, drug_names) if d in fitted]
+
+
 def store_drugs(cfg: RunConfig, drug_names: Sequence[str]) -> list[str]:
     """The store's drug coordinate: the run's drugs, then POOLED when a model runs pooled."""
     return list(drug_names) + ([POOLED] if any(pooled(cfg, m) for m in cfg.models) else [])

@@ -58,7 +58,7 @@ from harness.config import (
     science_key,
 )
 from harness.contenders import REGISTRY
-from harness.grid import POOLED, Task, build_grid, remaining, store_drugs
+from harness.grid import POOLED, Task, build_grid, remaining, split_drugs, store_drugs
 from harness.plugin_import import KnownPlugins
 from harness.plugin_import import known as known_plugins
 from harness.prepare import (
@@ -144,11 +144,15 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
     pairing: dict[str, str] = {}
     all_cells: set[str] = set()
     bad: list[tuple[str, str, int]] = []
+    split = split_drugs(cfg, drug_names)
     for d in store_drugs(cfg, drug_names):
         dd = drug_data(str(cube_path), d, cfg)
         cells = paired_cell_lines(dd)
         all_cells.update(cells)
         n = len(cells)
+        if d not in split:   # pooled into Figure 2's fits only: never split on its own
+            n_cell[d], pairing[d] = n, str(dd.pairing)
+            continue
         try:
             splits = drug_splits(dd, cfg)
         except ValueError as e:

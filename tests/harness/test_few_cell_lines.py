@@ -49,3 +49,17 @@ def test_the_advice_for_a_drug_of_few_cell_lines_works(tmp_path: Path, capsys: p
     if n_cells == 3:   # the advice holds: the drug is split at 3 folds
         args[args.index("--n-folds") + 1] = "3"
         assert main([*args, "--dry-run"]) in (0, 4)
+
+
+def test_a_figure2_run_pools_a_drug_too_small_to_split_alone(tmp_path: Path) -> None:
+    """Figure 2's models in the pooled scope fit on every drug's pairs together, split by cell line over
+    them all; a drug's own splits are never used there, yet a drug in 2 cell lines stopped the run (and the
+    dry run), so Figure 2 could only be drawn without its pairs."""
+    from harness.report import load
+
+    cube = _cube(tmp_path / "cube.zarr", 2)
+    args = ["--data", cube, "--out", str(tmp_path / "out"), "--cluster", "none", "--drugs", DRUG,
+            "vorinostat", "--models", "pca", "--latents-pca", "2", "--no-progress"]
+    assert main([*args, "--dry-run"]) in (0, 4)
+    assert main(args) == 0
+    assert load(tmp_path / "out").fits.query("status == 'done'")["drug"].unique().tolist() == ["(pooled)"]
