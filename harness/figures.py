@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from datasets.files import plural
 from harness.benchmark import ALPHA, method_order, study_drugs
 from harness.cells import cell
 from harness.results import json_attr
@@ -110,7 +111,8 @@ def _drug_panel(ax: Axes, prim: pd.DataFrame, comp: pd.DataFrame, ceiling: dict,
     per = sub.groupby("method")["value"].size()   # a method that failed on some splits has fewer
     lo, hi = (int(per.min()), int(per.max())) if not sub.empty else (0, 0)
     no_ceiling = "" if _has_ceiling(ceiling, drug) else "; ceiling n/a"
-    ax.set_title(f"{drug} ({hi if lo == hi else f'{lo}-{hi}'} splits{no_ceiling})", fontsize=9)
+    splits = plural(hi, "split") if lo == hi else f"{lo}-{hi} splits"
+    ax.set_title(f"{drug} ({splits}{no_ceiling})", fontsize=9)
     ax.set_xticks(range(len(methods)))
     ax.set_xticklabels([_label(m) for m in methods], rotation=50, ha="right", fontsize=7)
     ax.grid(True, axis="y", alpha=0.3)

@@ -82,3 +82,9 @@ def test_a_comparison_over_one_split_prints_no_nan_interval(tmp_path: Path) -> N
     text = (out / "benchmark.md").read_text()
     assert "selumetinib 4 of 5" in text and "[no interval: 1 split], behind on 1 of 1 splits" in text
     assert "nan" not in text.lower().replace("a nan gene", "")
+    from harness import figures
+    from harness.results import load_results
+
+    res = load(out)
+    fig = figures.plot_drugs(load_results(out), res.scores, res.comparisons, partial=False)
+    assert fig.axes[0].get_title() == f"{DRUG} (1 split)"   # drugs.png said "(1 splits)"
