@@ -663,18 +663,18 @@ def _constant_words(scores: pd.DataFrame) -> str:
                         for m, r in hit.iterrows()) + ".")
 
 
-def _legend(methods: list[str], comp: pd.DataFrame, scores: pd.DataFrame) -> list[str]:
+def _legend(methods: list[str], comp: pd.DataFrame, scores: pd.DataFrame, n_genes: int = 0) -> list[str]:
     """benchmark.md's legend: what each column means, in plain words (PertVAE's columns only where it
-    ran)."""
+    ran); ``n_genes``: the genes the metrics are computed over (the store's; 0 = not known)."""
     lines = [
         "How to read the tables (numbers are means over the splits of each split's mean over its test cell "
         "lines, so every split weighs the same, whatever its number of cell lines; '-' = no finished fit):",
         f"- {PRIMARY}: does the method predict how the drug changes each gene? The Pearson correlation "
-        "across genes of the predicted change (x2_hat - x1) with the measured change (x2 - x1) in one test "
-        "cell line: 1 = the predicted change goes up and down across the genes like the measured one, 0 = "
-        "chance (the score of predicting no change), below 0 = the opposite direction. Genes are "
-        "standardized first (the training split's L1000 statistics), so every gene counts alike, whatever "
-        "its expression level.",
+        f"across {_genes_words(n_genes)} of the predicted change (x2_hat - x1) with the measured change "
+        "(x2 - x1) in one test cell line: 1 = the predicted change goes up and down across the genes like "
+        "the measured one, 0 = chance (the score of predicting no change), below 0 = the opposite direction. "
+        "Genes are standardized first (the training split's L1000 statistics), so every gene counts alike, "
+        "whatever its expression level.",
         "- measured change: whether the drug's replicates measure a reproducible change at all (the signal's "
         f"share of the measured change's variance is above 0 at z > {SIGNAL_Z:g}); on drugs without one, "
         "every method should sit at chance. n/a: the replicates are too few to tell (the ceiling's reason "
@@ -731,6 +731,12 @@ def _legend(methods: list[str], comp: pd.DataFrame, scores: pd.DataFrame) -> lis
     return lines
 
 
+def _genes_words(n_genes: int) -> str:
+    """"the 978 genes" (every gene of the store: the metrics are computed over all of them), or "genes"
+    where the store's gene count is not known."""
+    return f"the {plural(n_genes, 'gene')}" if n_genes > 0 else "genes"
+
+
 def failed_method_lines(ds: xr.Dataset) -> list[str]:
     """One line per method that failed on its own in some fits (:func:`harness.benchmark.failed_methods`):
     how many, where and the first reason; [] when none did."""
@@ -784,7 +790,7 @@ def benchmark_markdown(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame,
         agree = _agreement(scores, latent)
         if agree:
             lines += ["### Do the metrics agree on the ranking of the methods?", ""] + agree + [""]
-    lines += [*_legend(methods, comp, scores), ""]
+    lines += [*_legend(methods, comp, scores, int(ds.sizes.get("gene", 0))), ""]
     pairing = json_attr(ds, "pairing")
     if pairing:
         lines += [f"Pairing of x1 (control) with x2 (treated) replicates ({PAIRING_NOTE}): "

@@ -340,3 +340,12 @@ def test_counts_of_one_are_singular():
 
     assert _drug_splits({"a": 1}) == "1 split per drug"
     assert _drug_splits({"a": 3, "b": 3}) == "3 splits per drug"
+
+
+def test_the_legend_names_the_genes_the_metrics_run_over(tmp_path: Path) -> None:
+    """The primary metric is a correlation across genes: the legend says across how many (the store's two
+    here), which a reader of a subset cube's report could not tell."""
+    _store(tmp_path, n_folds=5)
+    render_report(tmp_path, with_figures=False)
+    bench = (tmp_path / "benchmark.md").read_text()
+    assert "The Pearson correlation across the 2 genes of the predicted change" in bench
