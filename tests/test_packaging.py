@@ -1,0 +1,61 @@
+"""What a user installs and what a packager tests: the wheel holds every file of the three packages (a data
+file the code opens by its path must be there) and nothing else; the sdist holds the test suite, the
+benchmarks and what they read outside them (docs/ whose code blocks the tests run, tests/data, the Slurm
+script, the pins), so that its tests run where it is unpacked. Both are built by setuptools from a copy of
+the tree (a build writes egg-info and build/ into its source)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("harness", "pertvae_core", "datasets")
+SDIST_TREES = ("tests", "benchmarks", "docs", "scripts")
+SDIST_FILES = ("README.md", "pyproject.toml", "constraints.txt", "Makefile")
+SKIP = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.py[cod]", "*.egg-info", "build", "dist",
+                              "runs", "*.zarr", ".pytest_cache", ".ruff_cache", ".benchmarks")
+
+
+def _files(top: str) -> set[str]:
+    """Every file under ROOT/top, as a path relative to ROOT, caches left out."""
+    return {p.relative_to(ROOT).as_posix() for p in (ROOT / top).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[set[str], set[str]]:
+    """(the wheel's files, the sdist's files relative to its top folder)."""
+    pytest.importorskip("setuptools", minversion="77")
+    tmp = tmp_path_factory.mktemp("pkg")
+    src, dist = tmp / "src", tmp / "dist"
+    shutil.copytree(ROOT, src, ignore=SKIP)
+    dist.mkdir()
+    code = ("import sys; from setuptools import build_meta as b; "   # a build rewrites sys.argv
+            "d = sys.argv[1]; b.build_sdist(d); b.build_wheel(d)")
+    subprocess.run([sys.executable, "-c", code, str(dist)], cwd=src, check=True, capture_output=True,
+                   timeout=300)
+    (whl,), (sdist,) = dist.glob("*.whl"), dist.glob("*.tar.gz")
+    with zipfile.ZipFile(whl) as z:
+        wheel = {n for n in z.namelist() if ".dist-info/" not in n}
+    with tarfile.open(sdist) as t:
+        members = {m.name.split("/", 1)[1] for m in t.getmembers() if m.isfile() and "/" in m.name}
+    return wheel, members
+
+
+def test_wheel_holds_the_packages_and_nothing_else(built):
+    wheel, _ = built
+    source = set().union(*(_files(p) for p in PACKAGES))
+    assert wheel == source, {"missing": sorted(source - wheel), "extra": sorted(wheel - source)}
+
+
+def test_sdist_holds_what_the_tests_need(built):
+    _, sdist = built
+    needed = set().union(*(_files(t) for t in SDIST_TREES), SDIST_FILES)
+    assert not needed - sdist, sorted(needed - sdist)
