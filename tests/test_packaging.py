@@ -10,10 +10,13 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("harness", "pertvae_core", "datasets")
@@ -59,3 +62,28 @@ def test_sdist_holds_what_the_tests_need(built):
     _, sdist = built
     needed = set().union(*(_files(t) for t in SDIST_TREES), SDIST_FILES)
     assert not needed - sdist, sorted(needed - sdist)
+
+
+# The lowest versions the demo run, report, info, synth, build --h5ad, --save-predictions and docs/'s examples
+# were run with from the wheel (the other floors then: numpy 1.26.4, scipy 1.11.4, pandas 2.1.4, scikit-learn
+# 1.3.2, dask and distributed 2024.8.0, dask-jobqueue 0.9.0, bokeh 3.1.0, matplotlib 3.8.0, h5py 3.10.0,
+# anndata 0.10.0, threadpoolctl 3.1.0; torch 2.13.0 only), and what the version below failed with.
+TESTED_FLOORS = {
+    # 3.1.3 (xarray 2025.6.1): every run's first store write, "results.zarr cannot be read (AttributeError:
+    # 'Array' object has no attribute 'async_array')" (harness.store); 3.0.0-3.0.7 are yanked
+    "zarr": "3.1.4",
+    # zarr 3.1.4: 2025.3.0 cannot write the cube (TypeError: Group.create() got an unexpected keyword
+    # argument 'write_empty_chunks'), 2025.4.0 cannot read it back ('Float64' object has no attribute
+    # 'value'); with zarr 3.0.0-3.1.0, 2024.10.0 and 2025.1.2 as 2025.3.0, 2024.11.0 on 'fill_value'
+    "xarray": "2025.6.0",
+}
+
+
+def test_dependency_floors_are_the_tested_ones():
+    """A declared floor below the tested one lets pip keep (or pick) a version the package fails with."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    floors = {r.name: min((Version(s.version) for s in r.specifier if s.operator == ">="), default=None)
+              for r in map(Requirement, deps)}
+    low = {name: str(floors.get(name)) for name, least in TESTED_FLOORS.items()
+           if floors.get(name) is None or floors[name] < Version(least)}
+    assert not low, f"floors below the tested ones {TESTED_FLOORS}: {low}"
