@@ -75,6 +75,10 @@ SILENT_SECONDS = 30.0   # a worker without a heartbeat this long has its tasks t
 # What a task's attempt on a fresh worker falls short of that worker's lifetime: the worker's start, joining
 # and plugins come first, and the driver sees run times every ClusterHandle.watch_every s, a heartbeat late
 LIFETIME_SLACK_SECONDS = 30.0
+# Attempts of one task, each of at least half a lifetime and ended by its worker's leaving, after which it is
+# stopped whatever their length: a worker whose start (imports from a slow shared file system, a busy node)
+# took more than the slack never shows a whole lifetime, and its task would start again without end
+LEFT_WORKERS = 3
 SLURM_HINT = ("check --partition, --account, --memory, --walltime, --cores-per-job, --gpus-per-job and "
               "--job-extra against what sinfo shows; the job script is in OUT/run.log")
 
@@ -119,6 +123,8 @@ class ClusterHandle:
     _started: dict[str, tuple[float, float, str, float]] = field(default_factory=dict, init=False, repr=False)
     # task key -> (the run time last seen of its attempt that ended, that attempt's worker)
     _ended: dict[str, tuple[float, str]] = field(default_factory=dict, init=False, repr=False)
+    # task key -> its attempts of half a lifetime or more whose worker left (:meth:`_outlived`)
+    _left: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def check(self) -> None:
         """Raise ClusterError when a worker job was rejected, or no worker has been connected for
@@ -191,10 +197,12 @@ class ClusterHandle:
                 log.warning("task %s ran %.0f s, over its limit of %g s: cancelled, ending %s", key, seconds,
                             limit, worker)
                 self._stop(futures[key], worker)
-            elif ended is not None and self._outlived(ended, worker, futures[key]):
+            elif ended is not None and self._outlived(key, ended, worker, futures[key]):
                 lifetime, stagger = self.lifetime
+                n = self._left[key]
                 self.timed_out[key] = (
-                    f"did not finish in {ended[0]:.0f} s on a Slurm worker, which then left: a worker "
+                    f"did not finish in {ended[0]:.0f} s on a Slurm worker, which then left"
+                    + (f" ({n} workers in all left while it ran)" if n > 1 else "") + ": a worker "
                     f"lives {lifetime - stagger}-{lifetime + stagger} s (--walltime {self.walltime} less a "
                     f"margin), and a task longer than that would start again on each new worker without "
                     f"end; run again with a longer --walltime or fewer --splits-per-task")
@@ -217,22 +225,27 @@ class ClusterHandle:
         except Exception:
             log.exception("ending worker %s failed", worker)
 
-    def _outlived(self, ended: tuple[float, str], worker: str, future: Any) -> bool:
-        """Whether a task that starts again on ``worker``, still pending, had its attempt ``ended`` (the
-        run time last seen, its worker) on a worker that left after (nearly) a whole worker lifetime: the
-        shortest, less :data:`LIFETIME_SLACK_SECONDS` (a quarter of it at most). It cannot finish on any
-        worker then. A retry on the same worker, or while the first still runs, is an exception's."""
+    def _outlived(self, key: str, ended: tuple[float, str], worker: str, future: Any) -> bool:
+        """Whether task ``key``, starting again on ``worker`` and still pending, had its attempt ``ended``
+        (the run time last seen, its worker) on a worker that left after (nearly) a whole worker lifetime:
+        the shortest, less :data:`LIFETIME_SLACK_SECONDS` (a quarter of it at most); or this is the
+        :data:`LEFT_WORKERS`-th attempt of half a lifetime or more whose worker left. It cannot finish on
+        any worker then. A retry on the same worker, or while the first still runs, is an exception's."""
         lifetime, stagger = self.lifetime
         shortest = lifetime - stagger
         seconds, where = ended
         if (not lifetime or where == worker or getattr(future, "status", "pending") != "pending"
-                or seconds < shortest - min(LIFETIME_SLACK_SECONDS, shortest / 4)):
+                or seconds < shortest / 2):
             return False
         try:
-            return where not in self.client.run_on_scheduler(_worker_addresses)
+            if where in self.client.run_on_scheduler(_worker_addresses):
+                return False
         except Exception:  # the scheduler is busy or going away: the task goes on
             log.exception("reading the workers from the scheduler failed")
             return False
+        self._left[key] = self._left.get(key, 0) + 1
+        return (seconds >= shortest - min(LIFETIME_SLACK_SECONDS, shortest / 4)
+                or self._left[key] >= LEFT_WORKERS)
 
     def _run_time(self, key: str, reported: float, worker: str, now: float) -> float:
         """Seconds task ``key`` has run on ``worker``: what the scheduler reports (as of the worker's last

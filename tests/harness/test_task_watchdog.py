@@ -223,3 +223,41 @@ def test_a_task_that_outlives_its_slurm_worker_is_stopped_when_it_starts_again(m
         "did not finish in 55 s on a Slurm worker, which then left: a worker lives 54-66 s (--walltime "
         "00:02:00 less a margin), and a task longer than that would start again on each new worker without "
         "end; run again with a longer --walltime or fewer --splits-per-task")
+
+
+def test_a_task_whose_workers_keep_leaving_short_of_a_lifetime_is_stopped_at_the_third(monkeypatch):
+    """A worker whose start took longer than the slack (torch imported from a slow shared file system) ran
+    its task for less than 'a whole lifetime' each time, so a task longer than a lifetime started again on
+    every new job without end: the third attempt of half a lifetime or more whose worker left stops it."""
+    import types
+
+    from harness import cluster as cluster_mod
+    from harness.cluster import LEFT_WORKERS, ClusterHandle, worker_lifetime
+
+    now = [0.0]
+    monkeypatch.setattr(cluster_mod, "time", types.SimpleNamespace(monotonic=lambda: now[0],
+                                                                   sleep=time.sleep))
+    client = _SlurmClient()
+    h = ClusterHandle(client=client, dashboard_link=None, resources=None, watch_every=5.0,
+                      lifetime=worker_lifetime(120), walltime="00:02:00")   # 54-66 s: slack 13.5 s
+    h.limits["t"] = 0.0
+    future = types.SimpleNamespace(status="pending")
+
+    def runs(worker: str | None, seconds: int) -> None:
+        for t in range(0, seconds, 5):
+            client.running = {"t": (float(t), worker)} if worker else {}
+            h.watch({"t": future})
+            now[0] += 5.0
+
+    workers = [f"W{i}" for i in range(LEFT_WORKERS + 1)]
+    for i, w in enumerate(workers):
+        client.workers = {w}
+        runs(w, 35 if i < LEFT_WORKERS else 10)   # 30 s seen: above half of 54, below 54 - 13.5
+        if client.cancelled:
+            break
+        client.workers = set()
+        runs(None, 10)
+    assert client.cancelled == [future] and client.retired == [workers[LEFT_WORKERS]]
+    assert h.timed_out["t"].startswith(f"did not finish in 30 s on a Slurm worker, which then left "
+                                       f"({LEFT_WORKERS} workers in all left while it ran): a worker lives "
+                                       "54-66 s")
