@@ -55,6 +55,26 @@ def store_state(out: Path) -> str:
     return _digest(_tree(Path(out) / "results.zarr"))
 
 
+def source_digest() -> str:
+    """SHA-256 (16 hex digits) of the contents of every source file of harness, pertvae_core and datasets:
+    the version string stays 0.1.0 from commit to commit (and an install's version says nothing of a source
+    tree on PYTHONPATH over it), so run.json and the store record this to name the code that made a run;
+    two checkouts of one commit give the same digest, whatever their files' times."""
+    from importlib import import_module
+
+    return tree_digest({p: Path(import_module(p).__file__).parent for p in PACKAGES})
+
+
+def tree_digest(roots: dict[str, Path]) -> str:
+    """SHA-256 (16 hex digits) of the names and contents of the .py files under each of ``roots``."""
+    h = hashlib.sha256()
+    for name, root in sorted(roots.items()):
+        for rel, *_ in _tree(root, ".py"):
+            h.update(f"{name}/{rel}\n".encode())
+            h.update(hashlib.sha256((root / rel).read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
 def code_state() -> str:
     """A digest of the source files that render a report and of the libraries' versions."""
     from importlib import import_module

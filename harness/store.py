@@ -132,6 +132,7 @@ METHOD_VARS = ("method_status", "method_reason")
 # precision (report.products in run.json, the store's ``products``, say how each fit's were computed)
 BF16_KEY = "bf16 products on this CPU, if a run asks for them"
 OLD_BF16_KEY = "bf16 products on this CPU"   # its name in runs before 2026-12-05
+SOURCE_KEY = "pertvae-bench source"   # versions' digest of the code (harness.report_stamp.source_digest)
 FIT_TEXT_VARS = ("products",)   # per fit, added to older stores on resume (as METHOD_VARS)
 FIT_FLOAT_VARS = ("fit_cpu_seconds",)   # per fit, added to older stores on resume (all NaN)
 TEXT_VARS = (*STR_VARS, *METHOD_VARS, *FIT_TEXT_VARS)
@@ -264,6 +265,7 @@ def versions() -> dict[str, str]:
     import importlib.metadata as md
     import platform
 
+    from harness.report_stamp import source_digest
     from pertvae_core.layers import bf16_way  # imports torch: not at harness.store's import
 
     out = {"python": platform.python_version()}
@@ -272,6 +274,7 @@ def versions() -> dict[str, str]:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             out[pkg] = "not installed"
+    out[SOURCE_KEY] = source_digest()
     out[BF16_KEY] = bf16_way("cpu")   # of the machine that started the run
     return out
 

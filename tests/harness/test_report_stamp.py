@@ -92,3 +92,27 @@ def test_changed_code_renders_again_and_the_report_command_always_renders(tmp_pa
     assert report_main([str(out), "--quiet", "--no-figures"]) == 0
     assert not (out / report_stamp.STAMP).exists()   # a report without figures is not stamped
     assert not _resume(cube, out, capsys)
+
+
+def test_the_source_digest_names_the_code_by_its_contents(tmp_path):
+    """run.json's and the store's versions name the code by a digest of its files' contents (the version
+    string is 0.1.0 at every commit): two copies of a tree give one digest whatever their files' times; an
+    edited or added source file gives another."""
+    from harness.report_stamp import PACKAGES, source_digest, tree_digest
+    from harness.store import SOURCE_KEY, versions
+
+    roots = {p: Path(__file__).resolve().parents[2] / p for p in PACKAGES}
+    a, b = tmp_path / "a", tmp_path / "b"
+    for top in (a, b):
+        for p, root in roots.items():
+            shutil.copytree(root, top / p, ignore=shutil.ignore_patterns("__pycache__"))
+    for f in (b / "harness").glob("*.py"):
+        os.utime(f, ns=(1, 1))
+    digest = tree_digest({p: a / p for p in PACKAGES})
+    assert digest == tree_digest({p: b / p for p in PACKAGES}) == tree_digest(roots) == source_digest()
+    with open(b / "pertvae_core" / "elbo.py", "a") as f:
+        f.write("\n")
+    assert tree_digest({p: b / p for p in PACKAGES}) != digest
+    (a / "datasets" / "extra.py").write_text("")
+    assert tree_digest({p: a / p for p in PACKAGES}) != digest
+    assert versions()[SOURCE_KEY] == digest
