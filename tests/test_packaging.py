@@ -21,7 +21,7 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("harness", "pertvae_core", "datasets")
 SDIST_TREES = ("tests", "benchmarks", "docs", "scripts")
-SDIST_FILES = ("README.md", "pyproject.toml", "constraints.txt", "Makefile")
+SDIST_FILES = ("README.md", "pyproject.toml", "constraints.txt", "Makefile", "LICENSE")
 SKIP = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.py[cod]", "*.egg-info", "build", "dist",
                               "runs", "*.zarr", ".pytest_cache", ".ruff_cache", ".benchmarks")
 
@@ -33,8 +33,8 @@ def _files(top: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> tuple[set[str], set[str]]:
-    """(the wheel's files, the sdist's files relative to its top folder)."""
+def built(tmp_path_factory) -> tuple[set[str], set[str], set[str]]:
+    """(the wheel's files, the sdist's files relative to its top folder, the wheel's metadata files)."""
     pytest.importorskip("setuptools", minversion="77")
     tmp = tmp_path_factory.mktemp("pkg")
     src, dist = tmp / "src", tmp / "dist"
@@ -47,19 +47,25 @@ def built(tmp_path_factory) -> tuple[set[str], set[str]]:
     (whl,), (sdist,) = dist.glob("*.whl"), dist.glob("*.tar.gz")
     with zipfile.ZipFile(whl) as z:
         wheel = {n for n in z.namelist() if ".dist-info/" not in n}
+        meta = {n.split(".dist-info/", 1)[1] for n in z.namelist() if ".dist-info/" in n}
     with tarfile.open(sdist) as t:
         members = {m.name.split("/", 1)[1] for m in t.getmembers() if m.isfile() and "/" in m.name}
-    return wheel, members
+    return wheel, members, meta
 
 
 def test_wheel_holds_the_packages_and_nothing_else(built):
-    wheel, _ = built
+    wheel, _, _ = built
     source = set().union(*(_files(p) for p in PACKAGES))
     assert wheel == source, {"missing": sorted(source - wheel), "extra": sorted(wheel - source)}
 
 
+def test_the_wheel_carries_the_license_its_metadata_names(built):
+    """BSD-3-Clause (pyproject's license) asks that its notice travel with every redistribution."""
+    assert "licenses/LICENSE" in built[2], sorted(built[2])
+
+
 def test_sdist_holds_what_the_tests_need(built):
-    _, sdist = built
+    _, sdist, _ = built
     needed = set().union(*(_files(t) for t in SDIST_TREES), SDIST_FILES)
     assert not needed - sdist, sorted(needed - sdist)
 
