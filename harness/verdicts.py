@@ -52,15 +52,6 @@ __all__ = ["method_legend", "MIN_SPLITS", "SIGNAL_Z", "verdict", "verdict_parts"
 
 MIN_SPLITS = 10  # fewer splits behind a drug's comparisons get the power warning
 SIGNAL_Z = 3.0   # the ceiling's reliability z above which a drug's replicates measure a change
-METRIC_WORDS = {
-    "delta_pearson": "correlation of predicted and measured change",
-    "delta_pearson_centered": "the same beyond the drug's average change",
-    "de_sign_top50": "direction of the 50 most changed genes",
-    "retrieval": "does the prediction single out its own cell line",
-    "mse_z": "squared error of the treated profile",
-    "rho_pred_pert": "the paper's whole-profile Spearman",
-    "rho_pred_pert_z": "whole-profile Spearman on standardized genes",
-}
 
 
 def method_legend(method: str) -> str:
