@@ -174,20 +174,10 @@ class _SlurmClient:
         self.cancelled += futures
 
 
-@pytest.mark.parametrize(("first", "then", "left", "status", "stopped"), [
-    (55, "B", True, "pending", True),     # a whole lifetime on A, which retired: it cannot finish anywhere
-    (30, "B", True, "pending", False),    # started late in A's life: B's whole lifetime may do
-    (55, "B", False, "pending", False),   # A is still there: an exception's retry elsewhere
-    (55, "A", False, "pending", False),   # a retry on the same worker
-    (55, "B", True, "lost", False),       # it had finished; its result left with A and is computed again
-])
-def test_a_task_that_outlives_its_slurm_worker_is_stopped_when_it_starts_again(monkeypatch, first, then, left,
-                                                                               status, stopped):
-    """A Slurm worker retires at its lifetime (walltime less a margin) and hands its task to the next worker
-    without Dask counting that as a failure: a task longer than a lifetime started again on every new job.
-    Reproduced on the real single-node Slurm (--walltime 00:02:00, a lifetime of 54-66 s; one demo task of 10
-    splits at 2000 epochs, ~150 CPU-s): jobs 329, 330, 331... each retired its worker after ~55 s, 0 of 10
-    fits done after 6.5 min, and --fit-timeout never fired (its clock starts again with each attempt)."""
+def _slurm_watch(monkeypatch) -> tuple:
+    """(a ClusterHandle of 2-minute Slurm jobs watching task "t" with no --fit-timeout, its _SlurmClient, the
+    task's future, ``runs(worker, seconds)``: "t" runs on ``worker`` (None: nowhere) for ``seconds`` of a
+    fake clock, watched every 5 s)."""
     import types
 
     from harness import cluster as cluster_mod
@@ -208,6 +198,24 @@ def test_a_task_that_outlives_its_slurm_worker_is_stopped_when_it_starts_again(m
             h.watch({"t": future})
             now[0] += 5.0
 
+    return h, client, future, runs
+
+
+@pytest.mark.parametrize(("first", "then", "left", "status", "stopped"), [
+    (55, "B", True, "pending", True),     # a whole lifetime on A, which retired: it cannot finish anywhere
+    (30, "B", True, "pending", False),    # started late in A's life: B's whole lifetime may do
+    (55, "B", False, "pending", False),   # A is still there: an exception's retry elsewhere
+    (55, "A", False, "pending", False),   # a retry on the same worker
+    (55, "B", True, "lost", False),       # it had finished; its result left with A and is computed again
+])
+def test_a_task_that_outlives_its_slurm_worker_is_stopped_when_it_starts_again(monkeypatch, first, then, left,
+                                                                               status, stopped):
+    """A Slurm worker retires at its lifetime (walltime less a margin) and hands its task to the next worker
+    without Dask counting that as a failure: a task longer than a lifetime started again on every new job.
+    Reproduced on the real single-node Slurm (--walltime 00:02:00, a lifetime of 54-66 s; one demo task of 10
+    splits at 2000 epochs, ~150 CPU-s): jobs 329, 330, 331... each retired its worker after ~55 s, 0 of 10
+    fits done after 6.5 min, and --fit-timeout never fired (its clock starts again with each attempt)."""
+    h, client, future, runs = _slurm_watch(monkeypatch)
     client.workers = {"A"}
     runs("A", first + 5)
     client.workers = set() if left else {"A"}
@@ -229,26 +237,9 @@ def test_a_task_whose_workers_keep_leaving_short_of_a_lifetime_is_stopped_at_the
     """A worker whose start took longer than the slack (torch imported from a slow shared file system) ran
     its task for less than 'a whole lifetime' each time, so a task longer than a lifetime started again on
     every new job without end: the third attempt of half a lifetime or more whose worker left stops it."""
-    import types
+    from harness.cluster import LEFT_WORKERS
 
-    from harness import cluster as cluster_mod
-    from harness.cluster import LEFT_WORKERS, ClusterHandle, worker_lifetime
-
-    now = [0.0]
-    monkeypatch.setattr(cluster_mod, "time", types.SimpleNamespace(monotonic=lambda: now[0],
-                                                                   sleep=time.sleep))
-    client = _SlurmClient()
-    h = ClusterHandle(client=client, dashboard_link=None, resources=None, watch_every=5.0,
-                      lifetime=worker_lifetime(120), walltime="00:02:00")   # 54-66 s: slack 13.5 s
-    h.limits["t"] = 0.0
-    future = types.SimpleNamespace(status="pending")
-
-    def runs(worker: str | None, seconds: int) -> None:
-        for t in range(0, seconds, 5):
-            client.running = {"t": (float(t), worker)} if worker else {}
-            h.watch({"t": future})
-            now[0] += 5.0
-
+    h, client, future, runs = _slurm_watch(monkeypatch)   # a lifetime of 54-66 s: slack 13.5 s
     workers = [f"W{i}" for i in range(LEFT_WORKERS + 1)]
     for i, w in enumerate(workers):
         client.workers = {w}
