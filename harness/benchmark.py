@@ -51,6 +51,7 @@ from harness.results import as_str, method_done
 from harness.store import CELL_VAR, GENE_VAR
 from pertvae_core.evaluation import ABLATED, HIGHER_IS_BETTER, PRIMARY, RHO_REC
 from pertvae_core.methods import REFERENCE
+from pertvae_core.metrics import NO_CHANGE_RTOL
 from pertvae_core.stats import benjamini_hochberg, paired_comparison, paired_differences
 
 __all__ = ["study_drugs", "method_done", "failed_methods", "scores_table", "comparisons", "cell_line_table",
@@ -360,14 +361,19 @@ def cell_line_table(ds: xr.Dataset) -> pd.DataFrame:
 
 def _gene_stats(sums: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per repeat and gene, from pooled sufficient statistics: means, the observed change's 95% interval
-    over cell lines, Pearson across cell lines and its Fisher-z interval (NaN with fewer than 4 cells)."""
+    over cell lines, Pearson across cell lines and its Fisher-z interval (NaN with fewer than 4 cells).
+
+    A predicted change the same for every cell line (mean_shift on one split) has no correlation: its
+    variance from the sums is round-off (sum of squares less n mean^2), so it counts as 0 below
+    NO_CHANGE_RTOL of the change's RMS, as :func:`pertvae_core.metrics.change_pearson_rows` judges a row."""
     n = sums["n_cells"]
     with np.errstate(invalid="ignore", divide="ignore"):
         mo, mp = sums["sum_observed"] / n, sums["sum_predicted"] / n
         vo = (sums["sum_observed2"] - n * mo**2) / (n - 1)
         vp = (sums["sum_predicted2"] - n * mp**2) / (n - 1)
         cov = (sums["sum_cross"] - n * mo * mp) / (n - 1)
-        r = np.clip(np.where((vo > 0) & (vp > 0), cov / np.sqrt(vo * vp), np.nan), -1, 1)
+        varies = vp > (NO_CHANGE_RTOL * np.maximum(np.sqrt(sums["sum_predicted2"] / n), 1.0)) ** 2
+        r = np.clip(np.where((vo > 0) & varies, cov / np.sqrt(vo * vp), np.nan), -1, 1)
         half = _st.t.ppf(0.975, np.maximum(n - 1, 1)) * np.sqrt(np.maximum(vo, 0) / n)
         zh = _st.norm.ppf(0.975) / np.sqrt(np.where(n > 3, n - 3, np.nan))
         z = np.arctanh(np.clip(r, -0.999999, 0.999999))
