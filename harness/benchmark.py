@@ -28,7 +28,9 @@ harness/store.py); harness/verdicts.py turns these tables into words and harness
 - ``genes.csv`` (from ``gene_score``): per drug, latent, method and gene, with a repeat's folds pooled so
   that every cell line is tested once: the mean observed and predicted change (z space) over the test cell
   lines with the observed change's 95% interval over cell lines, ``gene_pearson`` (their correlation across
-  cell lines) with its Fisher-z 95% interval, ``sign_agreement`` and ``n_cell_lines``; means over repeats;
+  cell lines) with its Fisher-z 95% interval, ``sign_agreement`` (1 or 0: whether the mean predicted change
+  has the observed one's sign; 0.5 for a predicted change of 0, chance) and ``n_cell_lines``; means over
+  repeats;
 - ``metric_agreement.csv``: per latent and metric, Kendall's tau between the methods' ranking by that metric
   and by the primary one, averaged over drugs, and the drugs where the two name different best methods
   (each among its methods scored on the most splits, as the report's best column; ties as printed together).
@@ -387,6 +389,15 @@ def _mean_over_repeats(values: np.ndarray) -> np.ndarray:
     return np.where(n > 0, np.where(ok, values, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
 
 
+def _sign_agreement(obs: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Per gene, 1 where the mean predicted change has the mean observed change's sign, else 0; a predicted
+    change of 0 (within NO_CHANGE_RTOL, z units) names no direction and counts half, the chance level of
+    any prediction unrelated to the change, as in de_sign_top50 (a prediction of no change at 0 would sit
+    below chance in the fraction of genes it gets right)."""
+    agree = ((obs != 0) & (np.sign(obs) == np.sign(pred))).astype(np.float64)
+    return np.where(np.abs(pred) <= NO_CHANGE_RTOL, 0.5, agree)
+
+
 def gene_table(ds: xr.Dataset) -> pd.DataFrame:
     """Per-gene scores of the done fits (see the module docstring); empty without ``gene_score`` or for a
     store written before the per-gene sufficient statistics."""
@@ -410,7 +421,7 @@ def gene_table(ds: xr.Dataset) -> pd.DataFrame:
                 "observed_ci_high": mean["observed_hi"][g], "predicted_change": pred,
                 "gene_pearson": mean["r"][g], "pearson_ci_low": mean["r_lo"][g],
                 "pearson_ci_high": mean["r_hi"][g],
-                "sign_agreement": (obs != 0) & (np.sign(obs) == np.sign(pred)),
+                "sign_agreement": _sign_agreement(obs, pred),
                 "n_cell_lines": st["n"].max(axis=0)[g].astype(int), "n_repeats": n_rep[g]}))
     if not frames:
         return pd.DataFrame(columns=list(GENE_COLUMNS))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
-from harness.benchmark import _gene_stats
+import numpy as np
+import xarray as xr
+
+from harness.benchmark import _gene_stats, gene_table
 from pertvae_core.baselines import MeanShift
 from pertvae_core.evaluation import score_method_detail
+from tests.harness.test_report_tables import make_detail_store
 from tests.pertvae_core.test_evaluation import _cell_split
 
 
@@ -19,3 +23,18 @@ def test_gene_pearson_of_one_change_for_every_cell_line_is_undefined() -> None:
     st = _gene_stats(score_method_detail(sp, MeanShift().fit(sp).predict).per_gene)
     assert np.isnan(st["r"]).all() and np.isnan(st["r_lo"]).all() and np.isnan(st["r_hi"]).all()
     assert np.isfinite(st["predicted"]).all() and np.isfinite(st["observed"]).all()
+
+
+def test_sign_agreement_of_no_change_sits_at_chance(tmp_path: Path) -> None:
+    """genes.csv's sign_agreement was False for every gene of a prediction of no change (identity), so the
+    fraction of genes whose direction a method gets right (docs/report.md's example) put identity at 0,
+    below any unrelated prediction's 0.5; a predicted change of 0 names no direction and counts half, as
+    in de_sign_top50 (pertvae_core.metrics.sign_agreement_top_rows)."""
+    make_detail_store(tmp_path)
+    genes = gene_table(xr.open_zarr(tmp_path / "results.zarr", consolidated=False))
+    ident = genes[genes["method"] == "identity"]
+    assert len(ident) > 0 and (ident["predicted_change"] == 0).all()
+    assert (ident["sign_agreement"] == 0.5).all()
+    other = genes[genes["method"] != "identity"]
+    want = (np.sign(other["observed_change"]) == np.sign(other["predicted_change"])).astype(float)
+    np.testing.assert_array_equal(other["sign_agreement"], want)
