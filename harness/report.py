@@ -113,8 +113,12 @@ TABLE1_LEGEND = {
                     "correlations are high even then, because they mostly reflect each gene's usual level",
     "rho_meanshift": "rho_pred_pert of adding the drug's average change in the training cell lines",
     "rho_pca_latent": "rho_pred_pert of PertVAE's linear twin (a linear drug effect in a PCA code)",
-    "rho_pred_pert_z": "PertVAE's rho_pred_pert after standardizing each gene, so that highly expressed "
-                       "genes do not dominate",
+    "rho_pred_pert_z": "PertVAE's Spearman over all genes after standardizing each gene, so that highly "
+                       "expressed genes do not dominate, per test cell line between replicate means (the "
+                       "prediction from half its untreated replicates against the mean of its treated ones), "
+                       "then over cell lines: the replicates' noise is averaged out, so it runs higher than "
+                       "rho_pred_pert per pair on standardized genes would be, not the paper's number in "
+                       "another space",
     "delta_pearson": "does PertVAE predict how the drug changes each gene? Correlation across genes of the "
                      "predicted with the measured change (standardized genes; 0 = no better than predicting "
                      "no change): the benchmark's primary metric, see benchmark.md",
@@ -474,8 +478,9 @@ def table1_caption(df: pd.DataFrame, counts: dict[str, int]) -> str:
             f"better (Mann-Whitney as in the paper, paired Wilcoxon, corrected resampled t-test) and "
             f"Benjamini-Hochberg q-values over drugs of the corrected-t p. rho_identity, rho_meanshift and "
             f"rho_pca_latent: the same correlation for predicting no change, the average change and a linear "
-            f"latent model; rho_pred_pert_z and delta_pearson: PertVAE on standardized genes and on the "
-            f"change itself (correlation of the predicted with the measured change), each over the splits "
+            f"latent model; rho_pred_pert_z and delta_pearson: PertVAE on standardized genes, per test cell "
+            f"line on replicate means, and on the change itself (correlation of the predicted with the "
+            f"measured change), each over the splits "
             f"where it has a value" + (" (fewer for some drugs: table1.md names them)."
                                        if df.attrs.get("fewer_splits") else ".")
             + "".join(f" {line}" for line in df.attrs.get("empty_columns", [])))
