@@ -17,7 +17,8 @@ Per test cell line c (each cell line weighs the same; the split's value is the m
   predictor of the form f(x1) - x1 correlates with -noise(x1) for free.
 
 Metrics (names are column values of the results; :data:`CHANCE` gives each change metric's chance level,
-the score of a prediction of no change and, on average, of any prediction unrelated to the drug's change):
+the score of a prediction of no change (of delta_pearson_centered, of mean_shift's: no change predicts -m
+there, at chance on average only) and, on average, of any prediction unrelated to the drug's change):
 - ``rho_pred_pert``: the paper's, Spearman(x2_hat, x2) in raw space per test pair, mean over test pairs;
 - ``rho_pred_pert_z``: Spearman(z(x2_hat_c), z(x2_c)), per cell line;
 - ``delta_pearson`` (primary, chance 0): Pearson(d_hat_c, d_c) over genes, independent cell lines only;
@@ -94,7 +95,8 @@ PRIMARY = "delta_pearson"
 # x2, so it is no metric of the benchmark (METRICS); the result store keeps it beside them.
 RHO_REC = "rho_rec"
 ABLATED = {PRIMARY: "delta_pearson_ablated"}  # metric -> its input-ablation control
-# The score of a prediction of no change, and the expected score of any prediction unrelated to the drug's
+# The score of a prediction of no change (delta_pearson_centered: of the training mean change, mean_shift;
+# identity scores it only on average), and the expected score of any prediction unrelated to the drug's
 # change; metrics of the absolute profile (the raw and z Spearman, mse_z) have none.
 CHANCE = {"delta_pearson": 0.0, "delta_pearson_centered": 0.0, "de_sign_top50": 0.5, "retrieval": 0.5,
           "delta_pearson_ablated": 0.0}

@@ -10,7 +10,7 @@ import xarray as xr
 from harness.benchmark import _gene_stats, gene_table
 from harness.report import TABLE1_LEGEND
 from pertvae_core.baselines import Identity, MeanShift
-from pertvae_core.evaluation import ZSpace, score_method, score_method_detail
+from pertvae_core.evaluation import CHANCE, ZSpace, score_method, score_method_detail
 from pertvae_core.metrics import rho_mean
 from tests.harness.test_report_tables import make_detail_store
 from tests.pertvae_core.test_evaluation import _cell_split
@@ -59,3 +59,17 @@ def test_rho_pred_pert_z_is_described_as_what_it_averages() -> None:
     words = TABLE1_LEGEND["rho_pred_pert_z"]
     assert "per test cell line" in words and "replicate means" in words and "after standardizing" in words
     assert "rho_pred_pert after" not in words
+
+
+def test_no_change_is_exactly_at_chance_on_every_change_metric_the_readme_says() -> None:
+    """The README said a prediction of no change scores every change metric's chance level exactly; on
+    delta_pearson_centered identity predicts -m (the training mean change), Pearson(-m, d_c - mean d):
+    0 on average, not exactly (-0.013 to +0.013 per split here); mean_shift's is exactly 0."""
+    sp = _cell_split(seed=0, effect=0.0, genes=60)
+    identity = score_method(sp, Identity().fit(sp).predict)
+    assert all(identity[k] == v for k, v in CHANCE.items() if k != "delta_pearson_centered")
+    assert identity["delta_pearson_centered"] != 0.0
+    assert score_method(sp, MeanShift().fit(sp).predict)["delta_pearson_centered"] == 0.0
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    said = readme[readme.index("Every change metric states its chance level"):][:400]
+    assert "but for `delta_pearson_centered`" in said and "mean_shift scores exactly 0" in said
