@@ -662,7 +662,9 @@ def _legend(methods: list[str], comp: pd.DataFrame, scores: pd.DataFrame, n_gene
         "lines, so every split weighs the same, whatever its number of cell lines; '-' = no finished fit):",
         f"- {PRIMARY}: does the method predict how the drug changes each gene? The Pearson correlation "
         f"across {_genes_words(n_genes)} of the predicted change (x2_hat - x1) with the measured change "
-        "(x2 - x1) in one test cell line: 1 = the predicted change goes up and down across the genes like "
+        "(x2 - x1) in one test cell line, each a mean over the cell line's replicates (the measured change's "
+        "x1: its control replicates the method was not given, so that the input's own noise is not in it): "
+        "1 = the predicted change goes up and down across the genes like "
         "the measured one, 0 = chance (the score of predicting no change), below 0 = the opposite direction. "
         "Genes are standardized first (the training split's L1000 statistics), so every gene counts alike, "
         "whatever its expression level.",

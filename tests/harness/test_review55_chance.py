@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
-from harness.benchmark import _gene_stats, gene_table
+from harness.benchmark import COMPARISON_COLUMNS, SCORE_COLUMNS, _gene_stats, gene_table
 from harness.report import TABLE1_LEGEND
+from harness.verdicts import _legend
 from pertvae_core.baselines import Identity, MeanShift
 from pertvae_core.evaluation import CHANCE, ZSpace, score_method, score_method_detail
 from pertvae_core.metrics import rho_mean
@@ -73,3 +75,13 @@ def test_no_change_is_exactly_at_chance_on_every_change_metric_the_readme_says()
     readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
     said = readme[readme.index("Every change metric states its chance level"):][:400]
     assert "but for `delta_pearson_centered`" in said and "mean_shift scores exactly 0" in said
+
+
+def test_the_legend_says_which_controls_the_measured_change_is_taken_from() -> None:
+    """benchmark.md's legend called delta_pearson the correlation of (x2_hat - x1) with (x2 - x1), as if one
+    x1; the measured change subtracts the cell line's other control replicates (pertvae_core.evaluation's
+    reference R_c), not the method's inputs, and both sides are means over replicates."""
+    empty = pd.DataFrame(columns=list(COMPARISON_COLUMNS))
+    line = _legend(["identity"], empty, pd.DataFrame(columns=list(SCORE_COLUMNS)), 978)[1]
+    assert line.startswith("- delta_pearson:")
+    assert "mean over the cell line's replicates" in line and "the method was not given" in line
