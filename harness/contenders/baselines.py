@@ -39,7 +39,8 @@ class Baselines(Contender):
     default_latents = (100,)
     method_legends = {
         "identity": "'the drug changes nothing': the treated profile predicted to equal the untreated one "
-                    "(scores each metric's chance level by definition)",
+                    "(scores each change metric's chance level by definition, but delta_pearson_centered's "
+                    "only on average: there it predicts minus the training average change)",
         "train_mean": "the average treated profile of the training cell lines, the same for every cell line",
         "mean_shift": "the untreated profile plus the drug's average change in the training cell lines (one "
                       "change for all cell lines)",
