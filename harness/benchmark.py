@@ -28,9 +28,9 @@ harness/store.py); harness/verdicts.py turns these tables into words and harness
 - ``genes.csv`` (from ``gene_score``): per drug, latent, method and gene, with a repeat's folds pooled so
   that every cell line is tested once: the mean observed and predicted change (z space) over the test cell
   lines with the observed change's 95% interval over cell lines, ``gene_pearson`` (their correlation across
-  cell lines) with its Fisher-z 95% interval, ``sign_agreement`` (1 or 0: whether the mean predicted change
-  has the observed one's sign; 0.5 for a predicted change of 0, chance) and ``n_cell_lines``; means over
-  repeats;
+  cell lines within splits, :func:`_gene_stats`) with its Fisher-z 95% interval, ``sign_agreement`` (1 or
+  0: whether the mean predicted change has the observed one's sign; 0.5 for a predicted change of 0,
+  chance) and ``n_cell_lines``; means over repeats;
 - ``metric_agreement.csv``: per latent and metric, Kendall's tau between the methods' ranking by that metric
   and by the primary one, averaged over drugs, and the drugs where the two name different best methods
   (each among its methods scored on the most splits, as the report's best column; ties as printed together).
@@ -361,23 +361,50 @@ def cell_line_table(ds: xr.Dataset) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[list(CELL_LINE_COLUMNS)]
 
 
-def _gene_stats(sums: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per repeat and gene, from pooled sufficient statistics: means, the observed change's 95% interval
-    over cell lines, Pearson across cell lines and its Fisher-z interval (NaN with fewer than 4 cells).
+# Per split, about the split's own means (:func:`_within_split`): each split's predictions share its
+# training set, so their differences between the folds of a repeat are no knowledge of the cell lines.
+WITHIN = ("n_splits", "within_predicted2", "within_observed2", "within_cross")
 
-    A predicted change the same for every cell line (mean_shift on one split) has no correlation: its
+
+def _within_split(block: np.ndarray, kinds: list[str]) -> np.ndarray:
+    """[split, WITHIN, gene] from a block of :data:`pertvae_core.evaluation.GENE_METRICS` sums [split, kind,
+    gene]: 1 for a split with cell lines, and the sums of squares and cross-products of d_hat and d about
+    that split's means (0 without cell lines)."""
+    def k(name: str) -> np.ndarray:
+        return block[:, kinds.index(name)]
+
+    n = np.nan_to_num(k("n_cells"))
+    ok, m = n > 0, np.maximum(n, 1.0)
+    with np.errstate(invalid="ignore"):
+        parts = (np.ones_like(n), k("sum_predicted2") - k("sum_predicted") ** 2 / m,
+                 k("sum_observed2") - k("sum_observed") ** 2 / m,
+                 k("sum_cross") - k("sum_predicted") * k("sum_observed") / m)
+    return np.stack([np.where(ok, p, 0.0) for p in parts], axis=1)
+
+
+def _gene_stats(sums: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per repeat and gene, from pooled sufficient statistics (:data:`GENE_METRICS` and :data:`WITHIN`):
+    means, the observed change's 95% interval over cell lines, Pearson across cell lines within splits
+    and its Fisher-z interval (NaN with fewer than 3 cell lines beyond one per split).
+
+    Within splits: a repeat's folds are fitted on different training sets, so a method's predictions
+    differ between folds even where they know nothing of the cell lines (mean_shift: each fold's training
+    mean change), and a fold's training mean moves against its test cell lines' (leave-fold-out); pooled
+    about the repeat's means, mean_shift's correlation averaged -0.19 over the demo's null drugs' genes.
+    Each split's means are removed (a partial correlation on the splits: Fisher z's n - 3 less one per
+    further split). A predicted change the same for every cell line of a split has no correlation: its
     variance from the sums is round-off (sum of squares less n mean^2), so it counts as 0 below
     NO_CHANGE_RTOL of the change's RMS, as :func:`pertvae_core.metrics.change_pearson_rows` judges a row."""
     n = sums["n_cells"]
+    df = n - sums["n_splits"] - 2   # Fisher z's n - 3 with the splits' means removed
     with np.errstate(invalid="ignore", divide="ignore"):
         mo, mp = sums["sum_observed"] / n, sums["sum_predicted"] / n
         vo = (sums["sum_observed2"] - n * mo**2) / (n - 1)
-        vp = (sums["sum_predicted2"] - n * mp**2) / (n - 1)
-        cov = (sums["sum_cross"] - n * mo * mp) / (n - 1)
-        varies = vp > (NO_CHANGE_RTOL * np.maximum(np.sqrt(sums["sum_predicted2"] / n), 1.0)) ** 2
-        r = np.clip(np.where((vo > 0) & varies, cov / np.sqrt(vo * vp), np.nan), -1, 1)
+        spp, soo, spo = sums["within_predicted2"], sums["within_observed2"], sums["within_cross"]
+        varies = spp / n > (NO_CHANGE_RTOL * np.maximum(np.sqrt(sums["sum_predicted2"] / n), 1.0)) ** 2
+        r = np.clip(np.where((soo > 0) & varies, spo / np.sqrt(spp * soo), np.nan), -1, 1)
         half = _st.t.ppf(0.975, np.maximum(n - 1, 1)) * np.sqrt(np.maximum(vo, 0) / n)
-        zh = _st.norm.ppf(0.975) / np.sqrt(np.where(n > 3, n - 3, np.nan))
+        zh = _st.norm.ppf(0.975) / np.sqrt(np.where(df > 0, df, np.nan))
         z = np.arctanh(np.clip(r, -0.999999, 0.999999))
     return {"observed": mo, "observed_lo": mo - half, "observed_hi": mo + half, "predicted": mp, "r": r,
             "r_lo": np.tanh(z - zh), "r_hi": np.tanh(z + zh), "n": n}
@@ -408,8 +435,9 @@ def gene_table(ds: xr.Dataset) -> pd.DataFrame:
     symbols = as_str(ds["gene_symbol"].values) if "gene_symbol" in ds.coords else genes   # older stores: ids
     frames = []
     for drug, latent, method, repeats, block in _detail_blocks(ds, GENE_VAR, "gene_metric", "gene"):
+        block = np.concatenate([block, _within_split(block, kinds)], axis=1)
         pooled = _per_repeat(repeats, block, "sum")  # [repeat, kind, gene]
-        st = _gene_stats({k: pooled[:, i] for i, k in enumerate(kinds)})
+        st = _gene_stats({k: pooled[:, i] for i, k in enumerate([*kinds, *WITHIN])})
         n_rep = (st["n"] > 0).sum(axis=0)
         mean = {k: _mean_over_repeats(v) for k, v in st.items()}
         g = np.flatnonzero(n_rep > 0)

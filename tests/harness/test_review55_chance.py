@@ -8,14 +8,31 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from harness.benchmark import COMPARISON_COLUMNS, SCORE_COLUMNS, _gene_stats, gene_table
+from harness.benchmark import (
+    COMPARISON_COLUMNS,
+    SCORE_COLUMNS,
+    WITHIN,
+    _gene_stats,
+    _per_repeat,
+    _within_split,
+    gene_table,
+)
 from harness.report import TABLE1_LEGEND
 from harness.verdicts import _legend, method_legend
 from pertvae_core.baselines import Identity, MeanShift
-from pertvae_core.evaluation import CHANCE, ZSpace, score_method, score_method_detail
+from pertvae_core.data import SplitData
+from pertvae_core.evaluation import CHANCE, GENE_METRICS, ZSpace, score_method, score_method_detail
 from pertvae_core.metrics import rho_mean
 from tests.harness.test_report_tables import make_detail_store
 from tests.pertvae_core.test_evaluation import _cell_split
+
+
+def _pooled(per_gene: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One repeat's gene statistics from its splits' GENE_METRICS sums, pooled as gene_table pools them."""
+    block = np.stack([np.stack([pg[k] for k in GENE_METRICS]) for pg in per_gene])   # [split, kind, gene]
+    block = np.concatenate([block, _within_split(block, list(GENE_METRICS))], axis=1)
+    pooled = _per_repeat(np.zeros(len(per_gene), dtype=np.int64), block, "sum")[0]
+    return _gene_stats(dict(zip([*GENE_METRICS, *WITHIN], pooled, strict=True)))
 
 
 def test_gene_pearson_of_one_change_for_every_cell_line_is_undefined() -> None:
@@ -24,7 +41,7 @@ def test_gene_pearson_of_one_change_for_every_cell_line_is_undefined() -> None:
     sum(d_hat^2) - n mean^2 left a variance of ~1e-16 on about a third of the genes and a 'correlation' of
     ~1e-7 with a Fisher-z interval of about [-0.8, 0.8] printed beside NaN for the others."""
     sp = _cell_split(seed=0, effect=1.0, genes=60)
-    st = _gene_stats(score_method_detail(sp, MeanShift().fit(sp).predict).per_gene)
+    st = _pooled([score_method_detail(sp, MeanShift().fit(sp).predict).per_gene])
     assert np.isnan(st["r"]).all() and np.isnan(st["r_lo"]).all() and np.isnan(st["r_hi"]).all()
     assert np.isfinite(st["predicted"]).all() and np.isfinite(st["observed"]).all()
 
@@ -92,3 +109,65 @@ def test_the_identity_legend_does_not_claim_chance_on_the_centred_metric() -> No
     cube (--models baselines, 2 repeats) its delta_pearson_centered ranged -0.060 to +0.052 over splits."""
     words = method_legend("identity")
     assert "by definition" in words and "delta_pearson_centered's only on average" in words
+
+
+def _folds(seed: int = 0, n_cells: int = 20, genes: int = 30, n_folds: int = 5) -> list[SplitData]:
+    """One repeat of a drug with no average effect but a cell-line-specific one (change_c = W (b_c - mean
+    b)), 3 controls and 3 treated replicates per cell line, split into folds of test cell lines."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(genes, genes)) / np.sqrt(genes)
+    base = rng.normal(size=genes) * 3 + 5 + rng.normal(size=(n_cells, genes))
+    ctrl = base[:, None] + 0.3 * rng.normal(size=(n_cells, 3, genes))
+    post = (base + (base - base.mean(0)) @ w.T)[:, None] + 0.3 * rng.normal(size=(n_cells, 3, genes))
+    name = np.array([f"c{c}" for c in range(n_cells)])
+    out = []
+    for f in range(n_folds):
+        te = np.arange(n_cells) % n_folds == f
+        tr = ~te
+        x1 = lambda m: ctrl[m].reshape(-1, genes).astype(np.float32)  # noqa: E731  (pair r: control r)
+        x2 = lambda m: post[m].reshape(-1, genes).astype(np.float32)  # noqa: E731
+        none = np.zeros((0, genes), np.float32)
+        out.append(SplitData(x1(tr), x2(tr), none, none, x1(te), x2(te), none,
+                             test_cell_line=np.repeat(name[te], 3), xc_test=x1(te),
+                             xc_test_cell_line=np.repeat(name[te], 3)))
+    return out
+
+
+def test_gene_pearson_of_a_method_without_cell_knowledge_sits_at_chance_across_folds() -> None:
+    """genes.csv pooled a repeat's folds about the repeat's means: mean_shift, one change per fold (its
+    training mean), got a correlation across cell lines from the folds' training sets alone, negative as a
+    fold's training mean moves against its test cell lines' (-0.19 over the demo cube's null drugs' genes,
+    ridge_delta -0.18; here below -0.3). Within splits it has none (NaN, as identity), while a method that
+    knows each cell line's change keeps a high one."""
+    folds = _folds()
+    shift = _pooled([score_method_detail(sp, MeanShift().fit(sp).predict).per_gene for sp in folds])
+    assert np.isnan(shift["r"]).all()
+    x1_all = np.concatenate([sp.x1_test for sp in folds] + [folds[0].x1_train])
+    x2_all = np.concatenate([sp.x2_test for sp in folds] + [folds[0].x2_train])
+
+    def oracle(x1: np.ndarray) -> np.ndarray:   # x1 plus its cell line's treated mean less control mean
+        row = [int(np.flatnonzero((x1_all == r).all(1))[0]) for r in x1]
+        return x1 + np.array([x2_all[i] - x1_all[i] for i in row])
+
+    knows = _pooled([score_method_detail(sp, oracle).per_gene for sp in folds])
+    assert np.nanmean(knows["r"]) > 0.5
+
+
+def test_gene_pearson_within_splits_matches_a_partial_correlation() -> None:
+    """The pooled within-split r is the correlation of the residuals of d_hat and d on split indicators
+    (least squares), with Fisher's interval on n - 3 less one per further split."""
+    rng = np.random.default_rng(1)
+    sizes, genes = (4, 5, 6), 7
+    hat = [rng.normal(size=(k, genes)) + rng.normal(size=genes) for k in sizes]
+    obs = [0.6 * h + rng.normal(size=h.shape) + rng.normal(size=genes) for h in hat]
+    st = _pooled([dict(zip(GENE_METRICS, (np.full(genes, float(len(h))), h.sum(0), o.sum(0), (h**2).sum(0),
+                                          (o**2).sum(0), (h * o).sum(0)), strict=True))
+                  for h, o in zip(hat, obs, strict=True)])
+    dummies = np.repeat(np.eye(len(sizes)), sizes, axis=0)
+    resid = [y - dummies @ np.linalg.lstsq(dummies, y, rcond=None)[0]
+             for y in (np.vstack(hat), np.vstack(obs))]
+    want = np.array([np.corrcoef(resid[0][:, g], resid[1][:, g])[0, 1] for g in range(genes)])
+    np.testing.assert_allclose(st["r"], want, rtol=1e-10)
+    half = 1.959963984540054 / np.sqrt(sum(sizes) - len(sizes) - 2)
+    np.testing.assert_allclose(st["r_lo"], np.tanh(np.arctanh(want) - half), rtol=1e-9)
+    np.testing.assert_allclose(st["r_hi"], np.tanh(np.arctanh(want) + half), rtol=1e-9)
