@@ -10,7 +10,8 @@ its chance the RMSE of the training mean):
 - ``mean`` over the splits with its 95% corrected-t interval (``ci_low``, ``ci_high``: the Nadeau-Bengio
   variance the tests use, so that an interval excluding a constant chance level is a one-sided p < 0.025;
   clipped to the metric's range),
-  ``chance`` (the mean of the split's chance level: 0.5 for AUROC, the test prevalence for AUPR) and
+  ``chance`` (the mean of the split's chance level: 0.5 for AUROC, a random ranking's expected AP for AUPR,
+  pertvae_core.response_metrics) and
   ``n_splits``;
 - above chance: the method against its chance level on the same splits, by the perturbation benchmark's
   paired tests (pertvae_core.stats.paired_comparison: one-sided Wilcoxon and Nadeau-Bengio corrected t with
@@ -270,7 +271,8 @@ def _chance_line(sub: pd.DataFrame, head: tuple[str, ...]) -> str:
     """The head's chance levels (the means over the splits of those that vary by split)."""
     level = sub.groupby("metric")["chance"].mean()
     if head == BINARY:
-        return f"Chance: AUROC 0.5, AUPR {level.get('aupr', np.nan):.3f} (the test prevalence)."
+        return (f"Chance: AUROC 0.5, AUPR {level.get('aupr', np.nan):.3f} (a random ranking's average, "
+                "above the test prevalence on small test sets).")
     return (f"Continuous response: chance Pearson and Spearman 0, RMSE {level.get('rmse', np.nan):.3f} (the "
             "training mean's).")
 

@@ -85,8 +85,10 @@ __all__ = ["SCORING", "METRICS", "GENE_METRICS", "PRIMARY", "RHO_REC", "ABLATED"
 # delta_pearson_centered is NaN for every method where the observed centred change is constant (and, in
 # the harness, Figure 2's pooled fits pool the drugs in the cube's order, not the order of --drugs). 4 =
 # Figure 2's PCA standardizes the training profiles as the VAE does (FitConfig.standardize, per source by
-# default), not pooled (pertvae_core.baselines).
-SCORING = "4"
+# default), not pooled (pertvae_core.baselines). 5 = the response head's AUPR takes tied scores in every
+# order alike, its chance the AP of a constant score, a random ranking's (pertvae_core.response_metrics),
+# not sklearn's one threshold per block of ties and the test prevalence.
+SCORING = "5"
 METRICS = ("rho_pred_pert", "rho_pred_pert_z", "delta_pearson", "delta_pearson_centered", "mse_z",
            "de_sign_top50", "retrieval", "delta_pearson_ablated")
 PRIMARY = "delta_pearson"

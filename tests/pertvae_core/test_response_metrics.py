@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy.stats import pearsonr, spearmanr
@@ -27,8 +29,11 @@ def test_auroc_and_aupr_match_sklearn_with_ties(seed: int) -> None:
     # half the cases: few distinct scores (many ties); else continuous
     s = rng.integers(0, 4, n).astype(float) if seed % 2 else rng.normal(size=n) + y
     assert auroc(y, s).value == pytest.approx(roc_auc_score(y, s), abs=1e-12)
-    assert aupr(y, s).value == pytest.approx(average_precision_score(y, s), abs=1e-12)
-    assert auroc(y, s).chance == 0.5 and aupr(y, s).chance == pytest.approx(y.mean())
+    if len(np.unique(s)) == n:   # sklearn's AP takes a block of ties as one threshold (module docstring)
+        assert aupr(y, s).value == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    npos, h = y.sum(), np.sum(1.0 / np.arange(1, n + 1))
+    assert auroc(y, s).chance == 0.5
+    assert aupr(y, s).chance == pytest.approx((h + (npos - 1) * (n - h) / (n - 1)) / n, abs=1e-12)
 
 
 def test_known_values_and_constant_scores() -> None:
@@ -36,7 +41,8 @@ def test_known_values_and_constant_scores() -> None:
     assert auroc(y, [0.1, 0.4, 0.35, 0.8]).value == 0.75
     assert aupr(y, [0.1, 0.4, 0.35, 0.8]).value == pytest.approx((1 + 2 / 3) / 2)
     const = np.full(4, 0.3)
-    assert auroc(y, const).value == 0.5 and aupr(y, const).value == 0.5  # chance exactly
+    assert auroc(y, const).value == 0.5 and aupr(y, const).value == aupr(y, const).chance  # chance exactly
+    assert aupr(y, const).value == pytest.approx(49 / 72)   # (H_4 + (4 - H_4) / 3) / 4, not the prevalence
 
 
 @pytest.mark.parametrize(("y", "s", "why"), [
@@ -89,3 +95,35 @@ def test_a_constant_prediction_correlates_at_chance() -> None:
     for metric in (pearson, spearman):
         m = metric(r, np.full(3, 0.4))
         assert (m.value, m.chance, m.reason) == (0.0, 0.0, "")
+
+
+def _every_order(y: np.ndarray, s: np.ndarray) -> float:
+    """The mean AP over every order of the rows consistent with the scores (ties in every order)."""
+    aps = []
+    for perm in itertools.permutations(range(len(y))):
+        ys = y[sorted(range(len(y)), key=lambda i: (-s[i], perm[i]))]
+        aps.append(np.sum(ys * np.cumsum(ys) / np.arange(1, len(y) + 1)) / ys.sum())
+    return float(np.mean(aps))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_aupr_is_the_mean_over_every_order_of_ties_and_a_random_ranking_sits_at_chance(seed: int) -> None:
+    """sklearn's AP takes a block of tied scores as one threshold, so a constant score's AP is the test
+    prevalence, below a random ranking's expected AP (0.30 against 0.45 for 3 positives among 10 rows): a
+    classifier unrelated to the labels scored above AUPR's chance on average. AP now averages over the
+    orders of ties, so a constant score scores what a random one does on average, the chance level."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 7))
+    y = rng.integers(0, 2, n).astype(float)
+    y[:2] = [0, 1]
+    s = rng.integers(0, 3, n).astype(float)
+    assert aupr(y, s).value == pytest.approx(_every_order(y, s), abs=1e-12)
+    assert aupr(y, s).chance == pytest.approx(_every_order(y, np.zeros(n)), abs=1e-12)
+
+
+def test_a_random_classifier_scores_aupr_chance_on_average() -> None:
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(3), np.zeros(7)]
+    ap = [aupr(y, rng.normal(size=10)).value for _ in range(4000)]
+    assert aupr(y, np.zeros(10)).chance == pytest.approx(0.45003, abs=1e-5)
+    assert np.mean(ap) == pytest.approx(0.45003, abs=0.01)   # se 0.003; the prevalence 0.30 is far below
