@@ -73,9 +73,9 @@ def aupr(y: np.ndarray, score: np.ndarray) -> Metric:
     """Average precision of ``score`` for labels ``y``, tied scores in every order alike (module
     docstring); chance = the AP of a constant score, which is the expected AP of a random ranking."""
     y, s, why = _labels(y, score, "aupr")
-    if why:
-        return Metric(float("nan"), float(y.mean()) if y.size else float("nan"), why)
-    return Metric(_average_precision(y, s), _average_precision(y, np.zeros_like(s)))
+    two = y.size > 0 and y.min() < y.max()
+    chance = _average_precision(y, np.zeros_like(y)) if two else float(y.mean()) if y.size else float("nan")
+    return Metric(float("nan"), chance, why) if why else Metric(_average_precision(y, s), chance)
 
 
 def _average_precision(y: np.ndarray, s: np.ndarray) -> float:

@@ -121,6 +121,13 @@ def test_aupr_is_the_mean_over_every_order_of_ties_and_a_random_ranking_sits_at_
     assert aupr(y, s).chance == pytest.approx(_every_order(y, np.zeros(n)), abs=1e-12)
 
 
+def test_aupr_chance_of_non_finite_predictions_is_a_random_rankings() -> None:
+    """A split whose predictions are not finite has no AUPR but the chance of its labels, as any other."""
+    y = np.r_[np.ones(3), np.zeros(7)]
+    bad = aupr(y, np.r_[np.nan, np.zeros(9)])
+    assert np.isnan(bad.value) and bad.chance == aupr(y, np.zeros(10)).chance
+
+
 def test_a_random_classifier_scores_aupr_chance_on_average() -> None:
     rng = np.random.default_rng(0)
     y = np.r_[np.ones(3), np.zeros(7)]
