@@ -11,7 +11,10 @@ harness/store.py); harness/verdicts.py turns these tables into words and harness
   worse (``*_worse``; the Wilcoxon treats the splits as independent, which repeats of the same cell lines
   are not: 0.26 of equal-skill comparisons below 0.05 at 10 x 5 splits, tests/pertvae_core/
   test_verdict_error_rate.py; the verdicts and q-values use the corrected t), the splits where it is
-  better and worse (``n_better``, ``n_worse``). Two ``kind``s of rows: ``versus``, reference ``pertvae``
+  better and worse (``n_better``, ``n_worse``), the paired splits (``n_splits``) and the distinct test
+  sets among them (``n_test_sets``: a repeat that tests the same cell lines again, as every repeat of a drug
+  in as many cell lines as folds does, adds a split but no test set; the corrected t's degrees of freedom
+  rest on these, pertvae_core.stats). Two ``kind``s of rows: ``versus``, reference ``pertvae``
   against every other method on every metric but the ablation's; and ``cell_gain``, each method's
   cell-specificity gain (reference = the method, method = ``<method> (ablated)``,
   metric delta_pearson: the method on its own test inputs against the same fit
@@ -64,7 +67,7 @@ ALPHA = 0.05
 SCORE_COLUMNS = ("drug", "latent", "repeat", "fold", "method", "metric", "value")
 COMPARISON_COLUMNS = ("drug", "latent", "metric", "kind", "reference", "method", "mean_diff", "ci_low",
                       "ci_high", "p_wilcoxon", "p_corrected_t", "q_bh", "p_wilcoxon_worse",
-                      "p_corrected_t_worse", "q_bh_worse", "n_better", "n_worse", "n_splits")
+                      "p_corrected_t_worse", "q_bh_worse", "n_better", "n_worse", "n_splits", "n_test_sets")
 CELL_LINE_COLUMNS = ("drug", "latent", "method", "metric", "cell_line", "mean", "ci_low", "ci_high",
                      "n_repeats")
 GENE_COLUMNS = ("drug", "latent", "method", "gene", "gene_symbol", "observed_change", "observed_ci_low",
@@ -151,14 +154,15 @@ def scores_table(ds: xr.Dataset) -> pd.DataFrame:
 
 
 def _row(drug: str, latent: int, metric: str, kind: str, reference: str, method: str, a: np.ndarray,
-         b: np.ndarray, tt: tuple[float, float]) -> dict[str, Any] | None:
-    """One comparison of ``a`` (the reference) with ``b`` over the paired splits, or None without pairs."""
+         b: np.ndarray, tt: tuple[float, float], groups: list[int] | None) -> dict[str, Any] | None:
+    """One comparison of ``a`` (the reference) with ``b`` over the paired splits (``groups``: each one's test
+    set, or None), or None without pairs."""
     ok = np.isfinite(a) & np.isfinite(b)
     if not ok.any() or not min(tt) > 0:
         return None
     up = HIGHER_IS_BETTER.get(metric, True)
     diff = paired_differences(a, b) * (1 if up else -1)   # round-off is neither better nor worse
-    res = paired_comparison(a, b, tt[0], tt[1], up)
+    res = paired_comparison(a, b, tt[0], tt[1], up, groups)
     return {"drug": drug, "latent": int(latent), "metric": metric, "kind": kind, "reference": reference,
             "method": method,
             **res, "n_better": int((diff > 0).sum()), "n_worse": int((diff < 0).sum())}
@@ -176,26 +180,43 @@ def _family_q(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _versus(block: pd.DataFrame, key: tuple[str, int, str], tt: tuple[float, float]) -> list:
+def _versus(block: pd.DataFrame, key: tuple[str, int, str], tt: tuple[float, float],
+            groups: list[int] | None) -> list:
     """PertVAE against every other method on one (drug, latent, metric)."""
     if REFERENCE not in block:
         return []
     ref = block[REFERENCE].to_numpy(dtype=float)
-    return [_row(*key, "versus", REFERENCE, m, ref, block[m].to_numpy(dtype=float), tt)
+    return [_row(*key, "versus", REFERENCE, m, ref, block[m].to_numpy(dtype=float), tt, groups)
             for m in method_order(block.columns) if m != REFERENCE]
 
 
 def _gains(block: pd.DataFrame, ablated: pd.DataFrame, key: tuple[str, int, str],
-           tt: tuple[float, float]) -> list:
+           tt: tuple[float, float], groups: list[int] | None) -> list:
     """Each method on its own inputs against its input-ablation control, on one (drug, latent, metric)."""
     abl = ablated.reindex(block.index.droplevel(["drug", "latent", "metric"]))
     return [_row(*key, "cell_gain", m, ablated_name(m), block[m].to_numpy(dtype=float),
-                 abl[m].to_numpy(dtype=float), tt) for m in method_order(block.columns) if m in abl]
+                 abl[m].to_numpy(dtype=float), tt, groups) for m in method_order(block.columns) if m in abl]
 
 
-def comparisons(scores: pd.DataFrame, n_train_test: dict[str, Any]) -> pd.DataFrame:
+def split_test_sets(labels: Any, repeats: Any, folds: Any) -> list[int] | None:
+    """The test set of each split (``repeats[i]``, ``folds[i]``) in ``labels`` ([repeat][fold] -> label: the
+    store's ``test_sets`` of one drug, harness.run.test_set_labels), or None where it has none for a split
+    (a store written before them: every split then counts as a test set of its own)."""
+    if not isinstance(labels, list):
+        return None
+    out = []
+    for r, f in zip((int(x) for x in repeats), (int(x) for x in folds), strict=True):
+        if not (0 <= r < len(labels) and isinstance(labels[r], list) and 0 <= f < len(labels[r])):
+            return None
+        out.append(labels[r][f])
+    return out
+
+
+def comparisons(scores: pd.DataFrame, n_train_test: dict[str, Any], test_sets: dict[str, Any] | None = None
+                ) -> pd.DataFrame:
     """PertVAE against every other method, and every method's cell-specificity gain, per (drug, latent,
-    metric), with q-values over each family (module docstring)."""
+    metric), with q-values over each family (module docstring); ``test_sets``: drug -> [repeat][fold] ->
+    the split's test set (the store's attribute), so that repeats of the same test set count once."""
     if scores.empty:
         return pd.DataFrame(columns=list(COMPARISON_COLUMNS))
     wide = scores.pivot_table(index=["drug", "latent", "metric", "repeat", "fold"], columns="method",
@@ -207,10 +228,12 @@ def comparisons(scores: pd.DataFrame, n_train_test: dict[str, Any]) -> pd.DataFr
             continue
         tt = n_train_test.get(drug) or [float("nan"), float("nan")]
         tt = (float(tt[0]), float(tt[1]))
-        rows += _versus(block, (drug, latent, metric), tt)
+        groups = split_test_sets((test_sets or {}).get(drug), block.index.get_level_values("repeat"),
+                                 block.index.get_level_values("fold"))
+        rows += _versus(block, (drug, latent, metric), tt, groups)
         if (drug, latent, ABLATED.get(metric)) in present:
             ablated = wide.xs((drug, latent, ABLATED[metric]), level=["drug", "latent", "metric"])
-            rows += _gains(block, ablated, (drug, latent, metric), tt)
+            rows += _gains(block, ablated, (drug, latent, metric), tt, groups)
     cols = [c for c in COMPARISON_COLUMNS if c not in ("q_bh", "q_bh_worse")]
     df = pd.DataFrame([r for r in rows if r is not None], columns=cols)
     return _family_q(df)[list(COMPARISON_COLUMNS)]

@@ -263,6 +263,7 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
     models = [str(m) for m in ds["model"].values]
     n_cells = _json_attr(ds, "n_cell_lines")
     n_tt = _json_attr(ds, "n_train_test")
+    test_sets = _json_attr(ds, "test_sets")
     rows: list[dict[str, Any]] = []
     fewer: list[tuple[str, int, str, int]] = []   # (drug, latent, column, splits) below the row's n_splits
     ref = reference_model()   # the model of the paper's Table 1 (harness.contenders)
@@ -284,7 +285,8 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
                 pred = _done_values(ds, ref, "rho_pred_pert", drug, latent)
                 ok = np.isfinite(rec) & np.isfinite(pred)
                 tt = n_tt.get(drug)
-                p_t = (corrected_t_greater(pred, rec, float(tt[0]), float(tt[1]))
+                groups = bench.split_test_sets(test_sets.get(drug), ds["repeat"].values, ds["fold"].values)
+                p_t = (corrected_t_greater(pred, rec, float(tt[0]), float(tt[1]), groups)
                        if tt and len(tt) == 2 and min(float(tt[0]), float(tt[1])) > 0 else float("nan"))
                 cell_st = st[mi, di, li, :]
                 row = {
@@ -695,7 +697,8 @@ def fits_table(ds: xr.Dataset) -> pd.DataFrame:
 def _tables(ds: xr.Dataset) -> Results:
     scores = bench.scores_table(ds)
     return Results(table1=table1(ds), scores=scores,
-                   comparisons=bench.comparisons(scores, _json_attr(ds, "n_train_test")),
+                   comparisons=bench.comparisons(scores, _json_attr(ds, "n_train_test"),
+                                                  _json_attr(ds, "test_sets")),
                    cell_lines=bench.cell_line_table(ds), genes=bench.gene_table(ds),
                    agreement=bench.metric_agreement(scores), fits=fits_table(ds),
                    counts=fit_counts(ds), response=response_report.response_table(ds),

@@ -129,17 +129,31 @@ def open_out(out: Path) -> outlock.OutLock:
         raise RunError(f"--out {out}: {why}") from None
 
 
+def test_set_labels(splits: Sequence[Any]) -> list[list[int]]:
+    """[repeat][fold] -> the split's test set, numbered in order of first appearance: splits of one number
+    test the same cell lines (every repeat of a drug in as many cell lines as folds does), and the report's
+    tests count them once (pertvae_core.stats.test_set_df)."""
+    seen: dict[tuple[str, ...], int] = {}
+    out: list[list[int]] = []
+    for s in splits:
+        if s.fold == 0:
+            out.append([])
+        out[-1].append(seen.setdefault(tuple(s.test_cell_lines), len(seen)))
+    return out
+
+
 def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
-              ) -> tuple[dict, dict, dict, dict, list[str]]:
+              ) -> tuple[dict, dict, dict, dict, list[str], dict]:
     """Per drug (and POOLED, without a ceiling): paired cell lines; [n_train, n_test] cell lines averaged
-    over the splits; the noise ceiling of delta_pearson (:func:`drug_ceiling`); the pairing rule. Last, the
-    sorted paired cell lines of all drugs.
+    over the splits; the noise ceiling of delta_pearson (:func:`drug_ceiling`); the pairing rule. Then the
+    sorted paired cell lines of all drugs; last, each split drug's :func:`test_set_labels`.
 
     n_train counts the cell lines actually trained on (validation cell lines excluded): the corrected
     resampled t-test (Nadeau & Bengio) takes the sizes of the data a model is fitted on and tested on.
     """
     n_cell: dict[str, int] = {}
     n_tt: dict[str, list[float]] = {}
+    test_sets: dict[str, list[list[int]]] = {}
     ceiling: dict[str, dict] = {}
     pairing: dict[str, str] = {}
     all_cells: set[str] = set()
@@ -164,13 +178,14 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
         n_test = sum(len(s.test_cell_lines) for s in splits) / len(splits)
         n_train = sum(len(s.train_cell_lines) for s in splits) / len(splits)
         n_tt[d] = [float(n_train), float(n_test)]
+        test_sets[d] = test_set_labels(splits)
         pairing[d] = str(dd.pairing)
         if d == POOLED:  # reconstruction only: no drug effect to bound
             continue
         ceiling[d] = drug_ceiling(dd, splits, cfg)
     if bad:
         raise RunError(unsplittable(bad, f" in {cube_path}"))
-    return n_cell, n_tt, ceiling, pairing, sorted(all_cells)
+    return n_cell, n_tt, ceiling, pairing, sorted(all_cells), test_sets
 
 
 def drug_ceiling(dd: Any, splits: Sequence[Any], cfg: RunConfig) -> dict:
@@ -543,10 +558,10 @@ def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, CubeFiles, list[str
     store = ResultStore.resume(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names), genes=genes,
                                methods=methods, background=True)
     if store is None:  # a new store (or a mismatch, which open names): the per-drug figures first
-        n_cell, n_tt, ceiling, pairing, cell_lines = drug_meta(cfg, cube_path, drug_names)
+        n_cell, n_tt, ceiling, pairing, cell_lines, test_sets = drug_meta(cfg, cube_path, drug_names)
         store = ResultStore.open(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names),
                                  n_cell_lines=n_cell, n_train_test=n_tt,
-                                 extra_attrs={"ceiling": ceiling, "pairing": pairing,
+                                 extra_attrs={"ceiling": ceiling, "pairing": pairing, "test_sets": test_sets,
                                               "ground_truth": _ground_truth(cube, drug_names)},
                                  cell_lines=cell_lines, genes=genes, methods=methods,
                                  gene_symbols=[str(g) for g in cube["gene_symbol"].values],

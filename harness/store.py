@@ -47,7 +47,9 @@ Layout:
   n_train counts every non-test cell line of the drug, validation included), ``fingerprint``
   (cube fingerprint + science key hash), ``versions``, ``grid`` {model: [latents]}, ``ceiling`` {drug:
   {"ceiling_delta_pearson", "n_cell_lines", "reason"}}, ``pairing`` {drug: rule}, ``ground_truth`` (the
-  synthetic cube's, JSON, "" for real data).
+  synthetic cube's, JSON, "" for real data), ``test_sets`` {drug: [repeat][fold] -> the split's test set,
+  numbered: splits of one number test the same cell lines; absent in stores written before it, whose
+  splits then each count as a test set of their own} (harness.run.test_set_labels).
 
 The full store is created once (all NaN, status "") in a temporary directory and renamed into place; each
 finished task then writes only its own cells, values first and ``status`` last. On a cluster the worker

@@ -16,18 +16,25 @@ simulated on the harness's grouped splits (20 cell lines, 10 x 5 folds, methods 
 of cell lines), the one-sided corrected t at 0.05 rejected 0.02 with a method x test cell line effect alone,
 0.07 with a method x training cell line effect of the same size and 0.20 with one 4 times as large (0.025
 and 0.09 at 1 repeat): an edge on this drug's cell lines may be called that other cell lines would not show.
+
+Repeats that test the same cell lines again are no new test sets: a drug in 5 cell lines at 5 folds has one
+cell line per fold in every repeat, so its 10 x 5 splits are 5 test sets, each scored 10 times. Their
+variance then rests on 5 values, not 50, and the corrected t with 49 degrees of freedom rejected equal
+methods at 0.059 (0.096 with a training cell line effect as large) where 20 cell lines gave 0.032 (0.060);
+with the degrees of freedom of the distinct test sets (``groups``: 5 - 1) 0.029 (0.054)
+(tests/pertvae_core/test_verdict_error_rate.py).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 from scipy import stats as _st
 
 __all__ = ["mann_whitney_greater", "wilcoxon_greater", "corrected_t_greater", "corrected_t_interval",
-           "paired_comparison", "paired_differences", "benjamini_hochberg", "ROUND_OFF"]
+           "paired_comparison", "paired_differences", "benjamini_hochberg", "test_set_df", "ROUND_OFF"]
 
 # A paired difference |a - b| <= ROUND_OFF * max(|a|, |b|) counts as 0. Two scores equal by construction
 # differ by float round-off (mean_shift and its input ablation: 1e-17 on 48 of 50 splits), whose signs are
@@ -113,28 +120,43 @@ def _signed_rank_sf(d: np.ndarray) -> float:
 
 
 def corrected_t_greater(rho_pred: Sequence[float], rho_rec: Sequence[float],
-                        n_train: float, n_test: float) -> float:
+                        n_train: float, n_test: float, groups: Sequence[Hashable] | None = None) -> float:
     """Nadeau-Bengio corrected resampled t-test, one-sided (H1: mean(rho_pred - rho_rec) > 0).
 
     t = mean(d) / sqrt((1/J + n_test/n_train) * var(d, ddof=1)) over the J paired splits, with J - 1 degrees
     of freedom. ``n_train``/``n_test`` are the sizes (cell lines) of the data the model is fitted on and
     tested on: n_train counts only the cell lines actually trained on, not the validation cell lines held
     out for early stopping (harness.run.drug_meta passes them so). With zero variance
-    the p-value is 0 for a positive mean difference and 1 otherwise; fewer than 2 pairs give NaN.
+    the p-value is 0 for a positive mean difference and 1 otherwise; fewer than 2 pairs, or fewer than 2
+    distinct test sets among them, give NaN.
     """
     for name, v in (("n_train", n_train), ("n_test", n_test)):
         if not (isinstance(v, int | float | np.integer | np.floating) and math.isfinite(v) and v > 0):
             raise ValueError(f"corrected_t_greater: {name} must be a positive number, got {v!r}")
     d = paired_differences(rho_pred, rho_rec)
     j = d.size
-    if j < 2:
+    df = test_set_df(rho_pred, rho_rec, groups)
+    if df < 1:
         return float("nan")
     mean = float(d.mean())
     var = float(d.var(ddof=1))
     if var == 0.0:
         return 0.0 if mean > 0 else 1.0
     t = mean / math.sqrt((1.0 / j + float(n_test) / float(n_train)) * var)
-    return float(_st.t.sf(t, df=j - 1))
+    return float(_st.t.sf(t, df=df))
+
+
+def test_set_df(a: Sequence[float], b: Sequence[float], groups: Sequence[Hashable] | None = None) -> int:
+    """The corrected t's degrees of freedom over the splits where ``a`` and ``b`` are both finite: their
+    number less 1, or, with ``groups`` (one label per split: its test set), their distinct test sets less 1
+    (module docstring: a repeat that tests the same cell lines again adds no test set)."""
+    ok = np.isfinite(_vec(a, "a")) & np.isfinite(_vec(b, "b"))
+    if groups is None:
+        return int(ok.sum()) - 1
+    labels = list(groups)
+    if len(labels) != ok.size:
+        raise ValueError(f"groups: one label per split, got {len(labels)} for {ok.size} splits")
+    return len({g for g, keep in zip(labels, ok, strict=True) if keep}) - 1
 
 
 def _check_sizes(n_train: float, n_test: float) -> None:
@@ -144,11 +166,14 @@ def _check_sizes(n_train: float, n_test: float) -> None:
 
 
 def corrected_t_interval(a: Sequence[float], b: Sequence[float], n_train: float, n_test: float,
-                         level: float = 0.95) -> tuple[float, float, float]:
+                         level: float = 0.95, groups: Sequence[Hashable] | None = None
+                         ) -> tuple[float, float, float]:
     """Mean of d = a - b over the paired splits and its two-sided ``level`` interval from the Nadeau-Bengio
     corrected resampled t: mean +/- t_{(1+level)/2, J-1} * sqrt((1/J + n_test/n_train) * var(d, ddof=1)).
 
-    Returns (mean, low, high); fewer than 2 pairs give NaN bounds (and a NaN mean with none).
+    Returns (mean, low, high); fewer than 2 pairs give NaN bounds (and a NaN mean with none). With ``groups``
+    the t quantile has the distinct test sets' degrees of freedom (:func:`test_set_df`); fewer than 2 give
+    NaN bounds.
     """
     _check_sizes(n_train, n_test)
     d = paired_differences(a, b)
@@ -156,30 +181,35 @@ def corrected_t_interval(a: Sequence[float], b: Sequence[float], n_train: float,
     if j == 0:
         return float("nan"), float("nan"), float("nan")
     mean = float(d.mean())
-    if j < 2:
+    df = test_set_df(a, b, groups)
+    if df < 1:
         return mean, float("nan"), float("nan")
-    half = float(_st.t.ppf(0.5 + level / 2, df=j - 1)) * math.sqrt(
+    half = float(_st.t.ppf(0.5 + level / 2, df=df)) * math.sqrt(
         (1.0 / j + float(n_test) / float(n_train)) * float(d.var(ddof=1)))
     return mean, mean - half, mean + half
 
 
 def paired_comparison(a: Sequence[float], b: Sequence[float], n_train: float, n_test: float,
-                      higher_is_better: bool = True) -> dict[str, float]:
+                      higher_is_better: bool = True, groups: Sequence[Hashable] | None = None
+                      ) -> dict[str, float]:
     """Method A against method B over the same splits (one value each per split, NaN = missing).
 
     ``mean_diff`` = mean(a - b) with its 95% corrected-t interval ``ci_low``/``ci_high`` (the sign is a - b
     whatever the metric's direction); one-sided p-values that A is better (``p_wilcoxon``,
     ``p_corrected_t``: H1 a > b, or a < b when lower is better) and that A is worse (``p_wilcoxon_worse``,
-    ``p_corrected_t_worse``); ``n_splits`` pairs used.
+    ``p_corrected_t_worse``); ``n_splits`` pairs used and ``n_test_sets``, the distinct test sets among them
+    (``groups``: each split's test set; without it every split counts as one), on which the corrected t's
+    degrees of freedom rest.
     """
-    mean, lo, hi = corrected_t_interval(a, b, n_train, n_test)
+    mean, lo, hi = corrected_t_interval(a, b, n_train, n_test, groups=groups)
     better, worse = (a, b) if higher_is_better else (b, a)
     return {"mean_diff": mean, "ci_low": lo, "ci_high": hi,
             "p_wilcoxon": wilcoxon_greater(better, worse),
-            "p_corrected_t": corrected_t_greater(better, worse, n_train, n_test),
+            "p_corrected_t": corrected_t_greater(better, worse, n_train, n_test, groups),
             "p_wilcoxon_worse": wilcoxon_greater(worse, better),
-            "p_corrected_t_worse": corrected_t_greater(worse, better, n_train, n_test),
-            "n_splits": int(paired_differences(a, b).size)}
+            "p_corrected_t_worse": corrected_t_greater(worse, better, n_train, n_test, groups),
+            "n_splits": int(paired_differences(a, b).size),
+            "n_test_sets": test_set_df(a, b, groups) + 1}
 
 
 def benjamini_hochberg(p: Sequence[float]) -> np.ndarray:

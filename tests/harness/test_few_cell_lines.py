@@ -63,3 +63,27 @@ def test_a_figure2_run_pools_a_drug_too_small_to_split_alone(tmp_path: Path) -> 
     assert main([*args, "--dry-run"]) in (0, 4)
     assert main(args) == 0
     assert load(tmp_path / "out").fits.query("status == 'done'")["drug"].unique().tolist() == ["(pooled)"]
+
+
+def test_repeats_of_a_drug_in_as_many_cell_lines_as_folds_count_as_its_test_sets(tmp_path: Path) -> None:
+    """5 cell lines at 5 folds: each repeat tests each cell line alone, so the demo's 2 x 5 splits are 5 test
+    sets. The store records them and comparisons.csv tests on them (n_test_sets), where every split counted
+    as a test set of its own (the corrected t's degrees of freedom: 9, not 4)."""
+    import json
+
+    import xarray as xr
+
+    from harness.report import load
+
+    cube = _cube(tmp_path / "cube.zarr", 5)
+    out = tmp_path / "out"
+    assert main(["--data", cube, "--out", str(out), "--cluster", "none", "--drugs", DRUG, "--models",
+                 "pertvae", "baselines", "--latents-pertvae", "2", "--latents-baselines", "2",
+                 "--no-progress"]) == 0
+    with xr.open_zarr(out / "results.zarr") as ds:
+        labels = json.loads(ds.attrs["test_sets"])[DRUG]
+    assert len(labels) == 2 and sorted(labels[0]) == sorted(labels[1]) == [0, 1, 2, 3, 4]
+    comp = load(out).comparisons
+    comp = comp[comp["kind"] == "versus"]
+    assert not comp.empty and (comp["n_test_sets"] <= 5).all()
+    assert (comp["n_splits"] > comp["n_test_sets"]).all()

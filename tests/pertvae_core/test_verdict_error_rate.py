@@ -113,3 +113,51 @@ def test_the_wilcoxon_p_value_is_no_test_across_repeats_and_table_1_says_so() ->
     for p in ("p_wilcoxon", "p_wilcoxon_worse"):
         assert (comp[p] < ALPHA).mean() > 4 * ALPHA, (p, (comp[p] < ALPHA).mean())
     assert "not valid as a p-value" in TABLE1_LEGEND["p_wilcoxon"]
+
+
+def _equal_methods_rejections(n_cells: int, drugs: int, by_test_set: bool) -> float:
+    """The share of one-sided corrected-t p-values (both directions) below ALPHA for two methods of equal
+    skill over the population of cell lines, whose difference on a split is the mean over its test cell lines
+    of a method x cell line effect (plus a little seed noise), on the harness's 10 x 5 splits."""
+    from harness.run import test_set_labels
+    from pertvae_core.stats import corrected_t_greater
+
+    cells = [f"c{i:02d}" for i in range(n_cells)]
+    splits = make_splits(cells, "drug", n_repeats=10, n_folds=5)
+    labels = test_set_labels(splits)
+    groups = [labels[s.repeat][s.fold] for s in splits] if by_test_set else None
+    test = [np.array([cells.index(c) for c in s.test_cell_lines]) for s in splits]
+    n_train = float(np.mean([len(s.train_cell_lines) for s in splits]))
+    n_test = float(np.mean([len(t) for t in test]))
+    rng = np.random.default_rng(n_cells)
+    p = []
+    for _ in range(drugs):
+        own = 0.05 * rng.normal(size=n_cells)
+        d = np.array([own[t].mean() for t in test]) + 0.001 * rng.normal(size=len(splits))
+        p += [corrected_t_greater(d, np.zeros_like(d), n_train, n_test, groups),
+              corrected_t_greater(np.zeros_like(d), d, n_train, n_test, groups)]
+    return float(np.mean(np.asarray(p) < ALPHA))
+
+
+def test_repeats_of_the_same_test_sets_are_not_counted_as_new_ones() -> None:
+    """A drug in 5 cell lines at 5 folds: every repeat tests each cell line alone again, so 10 x 5 splits are
+    5 test sets. Counted as 50 (49 degrees of freedom) the corrected t rejected equal skill at 0.059 (seen;
+    20 cell lines: 0.032); with the distinct test sets' 4, 0.03 (seen), no more than ALPHA."""
+    assert _equal_methods_rejections(5, 2000, by_test_set=True) <= ALPHA
+
+
+def test_distinct_test_sets_leave_the_corrected_t_as_it_was() -> None:
+    """20 cell lines: every split of 10 x 5 its own test set, so the p-values are those without the labels
+    (the paper preset's drugs keep their numbers)."""
+    from harness.run import test_set_labels
+    from pertvae_core.stats import paired_comparison
+
+    cells = [f"c{i:02d}" for i in range(20)]
+    splits = make_splits(cells, "drug", n_repeats=10, n_folds=5)
+    labels = test_set_labels(splits)
+    groups = [labels[s.repeat][s.fold] for s in splits]
+    assert len(set(groups)) == 50
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0.3, 0.05, 50), rng.normal(0.29, 0.05, 50)
+    assert paired_comparison(a, b, 12.0, 4.0, groups=groups) == {
+        **paired_comparison(a, b, 12.0, 4.0), "n_test_sets": 50}
