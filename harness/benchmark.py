@@ -479,11 +479,14 @@ def gene_table(ds: xr.Dataset) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[list(GENE_COLUMNS)]
 
 
-def power_floor(n_splits: int, n_train: float, n_test: float) -> tuple[float, float]:
+def power_floor(n_splits: int, n_train: float, n_test: float, n_test_sets: int | None = None
+                ) -> tuple[float, float]:
     """What J = ``n_splits`` paired splits can show at best: the paired Wilcoxon test's smallest one-sided
     p (1 / 2^J, a method better in every split) and the smallest mean difference, in standard deviations
-    of the per-split differences, that the corrected resampled t-test calls at p < 0.05."""
-    if n_splits < 2 or not min(n_train, n_test) > 0:
+    of the per-split differences, that the corrected resampled t-test calls at p < 0.05 (on G - 1 degrees
+    of freedom for G = ``n_test_sets`` distinct test sets among the splits, J - 1 without)."""
+    g = n_splits if n_test_sets is None else n_test_sets
+    if g < 2 or not min(n_train, n_test) > 0:
         return float("nan"), float("nan")
-    t = float(_st.t.ppf(1 - ALPHA, n_splits - 1))
+    t = float(_st.t.ppf(1 - ALPHA, g - 1))
     return 0.5**n_splits, t * math.sqrt(1.0 / n_splits + n_test / n_train)

@@ -78,7 +78,13 @@ from harness.results import (
 from harness.store import failed_words, fit_counts_of
 from pertvae_core.evaluation import PRIMARY
 from pertvae_core.methods import REFERENCE
-from pertvae_core.stats import benjamini_hochberg, corrected_t_greater, mann_whitney_greater, wilcoxon_greater
+from pertvae_core.stats import (
+    benjamini_hochberg,
+    corrected_t_greater,
+    mann_whitney_greater,
+    test_set_df,
+    wilcoxon_greater,
+)
 
 TABLE_COLUMNS = ("drug", "latent", "n_cell_lines", "n_splits", "rho_rec_pert", "rho_pred_pert",
                  "p_mannwhitney", "p_wilcoxon", "p_corrected_t", "q_bh", "rho_identity", "rho_meanshift",
@@ -89,9 +95,11 @@ TABLE1_LEGEND = {
     "drug": "the compound",
     "latent": "PertVAE's latent size (how many hidden features summarize a profile)",
     "n_cell_lines": "cell lines with both untreated and treated profiles for the drug",
-    "n_splits": "cross-validation splits (each holds out a different set of cell lines) with a finished "
-                "PertVAE fit; rho_rec_pert, rho_pred_pert and the p-values rest on them, each other score "
-                "column on the splits where its score exists (fewer are listed below the table)",
+    "n_splits": "cross-validation splits with a finished PertVAE fit (each repeat's folds hold out every "
+                "cell line once; with few cell lines the repeats hold out the same sets again, named below "
+                "the table); rho_rec_pert, rho_pred_pert and the p-values rest on them, p_corrected_t on "
+                "their distinct test sets, each other score column on the splits where its score exists "
+                "(fewer are listed below the table)",
     "rho_rec_pert": "how similar PertVAE's reconstruction of the untreated profile is to the treated "
                     "profile (Spearman over all genes, raw expression): the score of ignoring the drug",
     "rho_pred_pert": "the same for PertVAE's prediction of the treated profile; above rho_rec_pert means "
@@ -266,6 +274,7 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
     test_sets = _json_attr(ds, "test_sets")
     rows: list[dict[str, Any]] = []
     fewer: list[tuple[str, int, str, int]] = []   # (drug, latent, column, splits) below the row's n_splits
+    repeated: list[tuple[str, int, int, int]] = []   # (drug, latent, splits, distinct test sets among them)
     ref = reference_model()   # the model of the paper's Table 1 (harness.contenders)
     if ref in models:
         pm = planned_mask(ds)
@@ -288,6 +297,9 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
                 groups = bench.split_test_sets(test_sets.get(drug), ds["repeat"].values, ds["fold"].values)
                 p_t = (corrected_t_greater(pred, rec, float(tt[0]), float(tt[1]), groups)
                        if tt and len(tt) == 2 and min(float(tt[0]), float(tt[1])) > 0 else float("nan"))
+                n_sets = test_set_df(pred, rec, groups) + 1
+                if n_sets < ok.sum():
+                    repeated.append((drug, latent, int(ok.sum()), n_sets))
                 cell_st = st[mi, di, li, :]
                 row = {
                     "drug": drug, "latent": latent,
@@ -310,6 +322,7 @@ def table1(ds: xr.Dataset) -> pd.DataFrame:
                 rows.append(row)
     df = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     df.attrs["fewer_splits"] = fewer
+    df.attrs["repeated_test_sets"] = repeated
     df.attrs["empty_columns"] = _empty_columns(ds, df)
     for idx in df.groupby("latent").groups.values():
         df.loc[idx, "q_bh"] = benjamini_hochberg(df.loc[idx, "p_corrected_t"].to_numpy(dtype=float))
@@ -424,6 +437,18 @@ def _fewer_lines(fewer: list[tuple[str, int, str, int]]) -> list[str]:
         f"{col} on {', '.join(where)}" for col, where in by_col.items()) + "."]
 
 
+def _repeated_lines(repeated: list[tuple[str, int, int, int]]) -> list[str]:
+    """A line naming the rows whose splits hold out the same cell lines again (a drug in as many cell lines
+    as folds: every repeat's folds are the same), so that n_splits is not read as that many test sets."""
+    if not repeated:
+        return []
+    where = "; ".join(f"{d} at latent {x}: {verdicts.splits_words(n, g)}" for d, x, n, g in repeated)
+    return ["", "Splits that hold out the same cell lines again (with few cell lines the repeats deal some "
+            f"folds again; with as many cell lines as folds, every one): {where}. p_corrected_t counts "
+            "each test set once (its degrees of freedom: their number - 1); "
+            "p_mannwhitney and p_wilcoxon count every split."]
+
+
 def table1_markdown(df: pd.DataFrame, counts: dict[str, int], products: str = "",
                     missing: dict[str, tuple[int, int]] | None = None) -> str:
     """Markdown Table 1 with its legend; a PARTIAL line on top when fits are missing, a WARNING line when
@@ -435,6 +460,10 @@ def table1_markdown(df: pd.DataFrame, counts: dict[str, int], products: str = ""
     warn = verdicts.few_splits_line(_few_splits(df))
     if warn:
         lines += [warn, ""]
+    repeated = df.attrs.get("repeated_test_sets", [])
+    sets_warn = verdicts.few_test_sets_words({d: (n, g) for d, _, n, g in repeated})
+    if sets_warn:
+        lines += [sets_warn, ""]
     lines.append(f"Table 1 (the paper's): does PertVAE's prediction of the treated profile beat its "
                  f"reconstruction of the untreated one, per drug? ({counts['done']} of {counts['planned']} "
                  f"fits done; the columns are explained below the table)")
@@ -451,6 +480,7 @@ def table1_markdown(df: pd.DataFrame, counts: dict[str, int], products: str = ""
                   "below 0.001 in scientific notation, e.g. 2.3e-05):"]
     lines += [f"- {c}: {TABLE1_LEGEND[c]}" for c in cols if c in TABLE1_LEGEND]
     lines += _fewer_lines(df.attrs.get("fewer_splits", []))
+    lines += _repeated_lines(repeated)
     lines += [f"\n{line}" for line in df.attrs.get("empty_columns", [])]
     lines += ["", "The rho_* columns are the paper's whole-profile Spearman correlations in the raw gene "
               "space, which mostly measure the genes' usual levels; delta_pearson measures the change. A "

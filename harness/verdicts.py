@@ -9,7 +9,8 @@ Every sentence is computed from harness/benchmark.py's tables and says what they
   PertVAE is best, its lead over the runner-up);
 - drugs come in two groups: those whose replicates measure a change (the noise ceiling's reliability
   z > 3, pertvae_core.ceiling) and those that do not, where every method should sit at chance;
-- a WARNING says when the number of splits leaves the tests little power, and where the smallest p and q
+- a WARNING says when the number of splits, or of distinct test sets among them (a drug in as many cell
+  lines as folds: 50 splits, 5 test sets), leaves the tests little power, and where the smallest p and q
   lie (harness.benchmark.power_floor);
 - every metric on which PertVAE is significantly worse than another method is listed per drug, and
   ``mse_z`` (the absolute profile) gets its own table;
@@ -48,7 +49,7 @@ from pertvae_core.methods import REFERENCE
 
 __all__ = ["method_legend", "MIN_SPLITS", "SIGNAL_Z", "verdict", "verdict_parts", "best_line",
            "primary_latents", "has_change", "headline", "power_warning", "power_line", "benchmark_markdown",
-           "few_splits_line"]
+           "few_splits_line", "few_test_sets_words", "splits_words"]
 
 MIN_SPLITS = 10  # fewer splits behind a drug's comparisons get the power warning
 SIGNAL_Z = 3.0   # the ceiling's reliability z above which a drug's replicates measure a change
@@ -142,10 +143,11 @@ def _per_method_splits(sub: pd.DataFrame) -> str:
     n = sub.groupby("method", sort=False)["n_splits"].max().astype(int)
     top = int(n.max())
     fewer = n[n < top]
+    sets = (int(sub.loc[sub["n_splits"] == top, "n_test_sets"].max()) if "n_test_sets" in sub else top)
     if fewer.empty:
-        return plural(top, "split")
+        return splits_words(top, sets)
     by_count = [f"{k} for {_join(list(fewer[fewer == k].index))}" for k in sorted(set(fewer), reverse=True)]
-    return f"{plural(top, 'split')}; " + ", ".join(by_count)
+    return f"{splits_words(top, sets)}; " + ", ".join(by_count)
 
 
 def _rows(scores: pd.DataFrame, drug: str, latent: int, metric: str) -> pd.DataFrame:
@@ -396,13 +398,47 @@ def _n_splits(comp: pd.DataFrame) -> dict[str, int]:
     return {d: lo for d, (lo, _) in _split_range(comp).items()}
 
 
-def _split_range(comp: pd.DataFrame) -> dict[str, tuple[int, int]]:
-    """drug -> (fewest, most) splits behind the finite p-values of its primary-metric PertVAE comparisons
-    (fewer for a method that failed on some splits)."""
+def _split_range(comp: pd.DataFrame, column: str = "n_splits") -> dict[str, tuple[int, int]]:
+    """drug -> (fewest, most) splits (or, ``column`` "n_test_sets", distinct test sets) behind the finite
+    p-values of its primary-metric PertVAE comparisons (fewer for a method that failed on some splits); a
+    table without n_test_sets (written before it) counts every split as a test set."""
     sub = comp[(comp["metric"] == PRIMARY) & (comp["kind"] == "versus")
                & np.isfinite(comp["p_corrected_t"].to_numpy(dtype=float))]
-    n = sub.groupby("drug", sort=False)["n_splits"]
+    n = sub.groupby("drug", sort=False)[column if column in sub else "n_splits"]
     return {str(d): (int(lo), int(hi)) for (d, lo), hi in zip(n.min().items(), n.max(), strict=True)}
+
+
+def _n_test_sets(comp: pd.DataFrame) -> dict[str, int]:
+    """drug -> the fewest distinct test sets behind a finite p-value of a primary-metric PertVAE comparison
+    (the corrected t's degrees of freedom + 1, pertvae_core.stats.test_set_df)."""
+    return {d: lo for d, (lo, _) in _split_range(comp, "n_test_sets").items()}
+
+
+def splits_words(n_splits: int, n_test_sets: int) -> str:
+    """"50 splits", or "50 splits, 5 distinct test sets" where repeats test the same cell lines again."""
+    sets = f", {plural(n_test_sets, 'distinct test set')}" if n_test_sets < n_splits else ""
+    return plural(n_splits, "split") + sets
+
+
+def few_test_sets_line(comp: pd.DataFrame) -> str:
+    """:func:`few_test_sets_words` of the primary-metric PertVAE comparisons."""
+    splits, sets = _n_splits(comp), _n_test_sets(comp)
+    return few_test_sets_words({d: (n, sets[d]) for d, n in splits.items()})
+
+
+def few_test_sets_words(counts: dict[str, tuple[int, int]]) -> str:
+    """A WARNING line naming the drugs of ``counts`` (drug -> (splits, distinct test sets)) with MIN_SPLITS
+    splits or more whose p-values rest on fewer distinct test sets ('' if none): a drug in as many cell
+    lines as folds holds out each cell line alone in every repeat, so its 50 splits are 5 test sets, and
+    more repeats add none."""
+    few = {d: (n, g) for d, (n, g) in counts.items() if n >= MIN_SPLITS and g < MIN_SPLITS}
+    if not few:
+        return ""
+    return (f"WARNING: p-values rest on fewer than {MIN_SPLITS} distinct test sets for "
+            + ", ".join(f"{d} ({splits_words(n, g)})" for d, (n, g) in few.items())
+            + ": with few cell lines the repeats hold out the same cell lines again, which adds splits but "
+            "no test set (the corrected t-test counts each test set once); too few for a reliable test: more "
+            "repeats do not help, only more cell lines (or fewer folds, which trains on fewer).")
 
 
 def few_splits_line(n_splits: dict[str, int] | dict[str, tuple[int, int]]) -> str:
@@ -421,12 +457,12 @@ def few_splits_line(n_splits: dict[str, int] | dict[str, tuple[int, int]]) -> st
 def power_warning(comp: pd.DataFrame, n_train_test: dict[str, Any]) -> str:
     """A WARNING when the splits behind PertVAE's comparisons leave the tests little power: where the
     smallest achievable p and q lie ('' when every drug has MIN_SPLITS splits or more)."""
-    counts = _n_splits(comp)
-    few = {d: n for d, n in counts.items() if n < MIN_SPLITS}
+    counts, sets = _n_splits(comp), _n_test_sets(comp)
+    few = {d: n for d, n in counts.items() if n < MIN_SPLITS or sets[d] < MIN_SPLITS}
     if not few:
         return ""
-    return (f"{few_splits_line(_split_range(comp))} {_power(comp, n_train_test, few)} means too few splits "
-            "to tell, not equal.")
+    lines = " ".join(w for w in (few_splits_line(_split_range(comp)), few_test_sets_line(comp)) if w)
+    return f"{lines} {_power(comp, n_train_test, few)} means too few splits to tell, not equal."
 
 
 def power_line(comp: pd.DataFrame, n_train_test: dict[str, Any]) -> str:
@@ -434,12 +470,14 @@ def power_line(comp: pd.DataFrame, n_train_test: dict[str, Any]) -> str:
     splits the corrected t-test's variance term for the overlap of training sets stays, so a method ahead on
     every split can still be 'not distinguishable' ('' without comparisons, or when every drug is warned
     of)."""
-    counts = _n_splits(comp)
-    enough = {d: n for d, n in counts.items() if n >= MIN_SPLITS}
+    counts, sets = _n_splits(comp), _n_test_sets(comp)
+    enough = {d: n for d, n in counts.items() if n >= MIN_SPLITS and sets[d] >= MIN_SPLITS}
     if not enough:
         return ""
     power = _power(comp, n_train_test, enough)
-    which = "" if len(enough) == len(counts) else f" (the drugs with {MIN_SPLITS} splits or more)"
+    repeated = any(sets[d] < MIN_SPLITS <= n for d, n in counts.items())
+    sets_too = ", as many distinct test sets" if repeated else ""
+    which = "" if len(enough) == len(counts) else f" (the drugs with {MIN_SPLITS} splits or more{sets_too})"
     return (f"Power{which}: {power[0].lower()}{power[1:]} can mean too few splits to tell, not equal; "
             "each row's 'PertVAE - best' and its interval give the direction.")
 
@@ -448,11 +486,15 @@ def _power(comp: pd.DataFrame, n_train_test: dict[str, Any], counts: dict[str, i
     """What the fewest splits of ``counts`` can show (harness.benchmark.power_floor), up to "So 'not
     distinguishable' here"."""
     j = min(counts.values())
-    floors = [power_floor(j, *(float(x) for x in (n_train_test.get(d) or [float("nan")] * 2)))
-              for d, n in counts.items() if n == j]
-    p_min, k = max(floors, key=lambda f: -np.inf if np.isnan(f[1]) else f[1])   # the largest holds for all
+    sets = _n_test_sets(comp) if "p_corrected_t" in comp else {}   # {}: every split a test set
+    g = min(sets.get(d, n) for d, n in counts.items())
+    floors = [power_floor(n, *(float(x) for x in (n_train_test.get(d) or [float("nan")] * 2)), sets.get(d, n))
+              for d, n in counts.items()]
+    k = max((f[1] for f in floors), key=lambda v: -np.inf if np.isnan(v) else v)   # the largest holds for all
+    p_min = 0.5**j
     family = verdict_family_size(comp)
-    return (f"With {j} splits the paired Wilcoxon test cannot go below "
+    sets_words = f" ({plural(g, 'distinct test set')})" if g < j else ""
+    return (f"With {plural(j, 'split')}{sets_words} the paired Wilcoxon test cannot go below "
             f"p = 1/2^{j} = {p_min:.3g} even for a method better in every split; the corrected t-test behind "
             f"the verdicts needs a mean difference of at least {k:.2f} standard deviations of the per-split "
             f"differences for p < 0.05, and after Benjamini-Hochberg over the {family} comparisons of the "

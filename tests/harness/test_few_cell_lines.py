@@ -5,6 +5,7 @@ only 3 folds split it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +88,24 @@ def test_repeats_of_a_drug_in_as_many_cell_lines_as_folds_count_as_its_test_sets
     comp = comp[comp["kind"] == "versus"]
     assert not comp.empty and (comp["n_test_sets"] <= 5).all()
     assert (comp["n_splits"] > comp["n_test_sets"]).all()
+
+
+def test_the_report_says_how_many_distinct_test_sets_the_splits_are(tmp_path: Path) -> None:
+    """The demo's 2 x 5 splits of a drug in 5 cell lines are 5 test sets: Table 1 said '10 splits (each
+    holds out a different set of cell lines)' and the verdict '(8 splits)', and no WARNING said that the
+    p-values rest on 5 (or 4: a cell line with one control has no change score)."""
+    cube = _cube(tmp_path / "cube.zarr", 5)
+    out = tmp_path / "out"
+    assert main(["--data", cube, "--out", str(out), "--cluster", "none", "--drugs", DRUG, "--models",
+                 "pertvae", "baselines", "--latents-pertvae", "2", "--latents-baselines", "2",
+                 "--no-progress"]) == 0
+    table1 = (out / "table1.md").read_text()
+    assert table1.startswith("WARNING: p-values rest on fewer than 10 distinct test sets for selumetinib "
+                             "(10 splits, 5 distinct test sets)")
+    assert "each holds out a different set" not in table1
+    assert f"{DRUG} at latent 2: 10 splits, 5 distinct test sets." in table1
+    bench = (out / "benchmark.md").read_text()
+    row = next(line for line in bench.splitlines() if line.startswith(f"| {DRUG} | yes |"))
+    n, g = map(int, re.search(r"\((\d+) splits, (\d+) distinct test sets\)\. \|$", row).groups())
+    assert g in (4, 5) and n == 2 * g
+    assert f"With {n} splits ({g} distinct test sets) the paired Wilcoxon" in bench
