@@ -124,7 +124,15 @@ from harness.prepare import (
 )
 from harness.presets import synthetic_preset
 from harness.products import emulated_bf16_note
-from harness.shapes import DrugShape, SplitShape, drug_shapes, pooled_shape, split_shapes
+from harness.shapes import (
+    DrugShape,
+    SplitShape,
+    drug_shapes,
+    pooled_shape,
+    run_splits,
+    split_shapes,
+    split_warnings,
+)
 from harness.store import STORE_NAME, ResultStore, config_mismatch, science_hash
 
 DISTURBED_EXIT = 4    # the dry run's exit status when the calibration was disturbed (no estimate printed)
@@ -162,6 +170,7 @@ class Estimate:
     first_fit: Mapping[tuple[str, int], float] = field(default_factory=dict)   # (model, latent) -> seconds
     val_flops: Mapping[FitKey, float] = field(default_factory=dict)   # of fit_flops, the validation's
     corun: Mapping[str, float] = field(default_factory=dict)   # model -> its times' factor side by side
+    split_notes: tuple[str, ...] = ()   # harness.shapes.split_warnings of the run's drugs
     corun_others: int = 0   # other workers training beside each (harness.corun); 0: timed alone
     cores: int = 0   # the CPUs (GPUs) the slots share where fewer than slots (local_cores); 0: one each
     done_fits: int = 0   # fits of the grid already done in the run's store (a resume), not in ``tasks``
@@ -582,6 +591,8 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
     ds = _cube(cfg, cube_path)
     names = list(drug_names) if drug_names is not None else drugs(ds)
     shapes, splits = run_shapes(cfg, ds, names)
+    notes = tuple(line for d in splits if d != POOLED
+                  for line in split_warnings(d, run_splits(sorted(shapes[d].pairs), d, cfg)))
     slots, threads, device, where = worker_slots(cfg)
     spt = cfg.resolved_splits_per_task(cuda=device == "cuda")
     full = build_grid(cfg, names, splits_per_task=spt)
@@ -589,7 +600,7 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
     done_fits = sum(t.n_fits for t in full) - sum(t.n_fits for t in tasks)
     if not tasks:   # every fit done: the run trains nothing, so there is nothing to time
         return Estimate((), {}, {m: expected_epochs(cfg, m) for m in cfg.models}, cfg.max_epochs, slots,
-                        threads, device, where, (), 0.0, 0.0, done_fits=done_fits)
+                        threads, device, where, (), 0.0, 0.0, done_fits=done_fits, split_notes=notes)
     points = calibration_points(cfg, names, shapes, splits, spt)
     t0 = time.perf_counter()
     others = side_by_side(cfg, slots, device) if any(p.lens for p in points) else 0   # nothing to time
@@ -604,7 +615,7 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                     precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run,
                     first_fit={k: c.first_fit for k, c in interpolated(cfg, measured).items()},
                     corun=factors, corun_others=others,
-                    cores=local_cores(cfg, device), done_fits=done_fits)
+                    cores=local_cores(cfg, device), done_fits=done_fits, split_notes=notes)
 
 
 def paper_estimate(workers: int = 2, precision: str = "auto") -> Estimate:
@@ -915,6 +926,8 @@ def dry_run(cfg: RunConfig) -> int:
     except (RunError, CubeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
+    for line in est.split_notes:
+        print(line, file=sys.stderr, flush=True)
     if not est.tasks:
         print(f"dry run: preset {cfg.preset}; {source}: all {est.done_fits} fits of this grid are already "
               f"done in {cfg.out_dir / STORE_NAME}, so the run would train none\nnothing was run or written",

@@ -72,6 +72,7 @@ from harness.prepare import (
 )
 from harness.products import emulated_bf16_note
 from harness.progress import Progress, WorkModel
+from harness.shapes import split_warnings
 from harness.store import (
     Repair,
     ResultStore,
@@ -179,6 +180,8 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
         n_train = sum(len(s.train_cell_lines) for s in splits) / len(splits)
         n_tt[d] = [float(n_train), float(n_test)]
         test_sets[d] = test_set_labels(splits)
+        for line in split_warnings(d, splits) if d != POOLED else []:
+            _say(line)
         pairing[d] = str(dd.pairing)
         if d == POOLED:  # reconstruction only: no drug effect to bound
             continue

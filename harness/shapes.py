@@ -46,6 +46,27 @@ def run_splits(cell_lines: Sequence[str], drug: str, cfg: RunConfig) -> list[Spl
                        val_fraction=cfg.val_fraction, base_seed=cfg.base_seed)
 
 
+def split_warnings(drug: str, splits: Sequence[Split]) -> list[str]:
+    """What a count of the drug's splits hides (the dry run and the run print it): repeats that hold out the
+    same cell lines again (5 cell lines at 5 folds: 50 splits, 5 test sets; the p-values rest on 5 and more
+    repeats add none), and splits that train on a single cell line (3 cell lines at 3 folds: one tests, one
+    validates), whose model, gene standardization and baselines come from that one line's replicates."""
+    cells = len({c for s in splits for c in (*s.train_cell_lines, *s.val_cell_lines, *s.test_cell_lines)})
+    sets = len({s.test_cell_lines for s in splits})
+    one = sum(len(s.train_cell_lines) == 1 for s in splits)
+    out = []
+    if sets < len(splits):
+        out.append(f"note: drug {drug!r}: its {len(splits)} splits are {sets} distinct test sets ({cells} "
+                   "cell lines: the repeats hold out the same cell lines again); its p-values rest on "
+                   f"{sets}, and more repeats add none")
+    if one:
+        out.append(f"warning: drug {drug!r}: {one} of {len(splits)} splits train on a single cell line "
+                   f"({cells} cell lines: the split's others validate and test), so the model, the genes' "
+                   "standardization and the baselines' mean change come from that one cell line's "
+                   "replicates; add cell lines of the drug, or drop it with --drugs")
+    return out
+
+
 def _of(cell_line: np.ndarray, names: Sequence[str]) -> np.ndarray:
     return np.isin(cell_line, np.asarray(list(names), dtype=str))
 

@@ -109,3 +109,20 @@ def test_the_report_says_how_many_distinct_test_sets_the_splits_are(tmp_path: Pa
     n, g = map(int, re.search(r"\((\d+) splits, (\d+) distinct test sets\)\. \|$", row).groups())
     assert g in (4, 5) and n == 2 * g
     assert f"With {n} splits ({g} distinct test sets) the paired Wilcoxon" in bench
+
+
+def test_a_drug_trained_on_one_cell_line_is_warned_of(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """3 cell lines at 3 folds (the advice above): every split tests one, validates one and trains on the
+    third, so its model, standardization and baselines come from one cell line's replicates, and the 2 x 3
+    splits are 3 test sets. The dry run and the run said nothing of either."""
+    cube = _cube(tmp_path / "cube.zarr", 3)
+    args = ["--data", cube, "--out", str(tmp_path / "out"), "--cluster", "none", "--drugs", DRUG, "--models",
+            "baselines", "--latents-baselines", "2", "--n-folds", "3", "--no-progress"]
+    one = f"warning: drug {DRUG!r}: 6 of 6 splits train on a single cell line (3 cell lines"
+    sets = f"note: drug {DRUG!r}: its 6 splits are 3 distinct test sets (3 cell lines"
+    assert main([*args, "--dry-run"]) in (0, 4)
+    err = capsys.readouterr().err
+    assert one in err and sets in err
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert one in out and sets in out
