@@ -49,16 +49,19 @@ def run_splits(cell_lines: Sequence[str], drug: str, cfg: RunConfig) -> list[Spl
 def split_warnings(drug: str, splits: Sequence[Split]) -> list[str]:
     """What a count of the drug's splits hides (the dry run and the run print it): repeats that hold out the
     same cell lines again (5 cell lines at 5 folds: 50 splits, 5 test sets; the p-values rest on 5 and more
-    repeats add none), and splits that train on a single cell line (3 cell lines at 3 folds: one tests, one
-    validates), whose model, gene standardization and baselines come from that one line's replicates."""
+    repeats add none; 14 at 5 folds: 47 test sets, as a fold of 2 or 3 can recur), and splits that train
+    on a single cell line (3 cell lines at 3 folds: one tests, one validates), whose model, gene
+    standardization and baselines come from that one line's replicates."""
     cells = len({c for s in splits for c in (*s.train_cell_lines, *s.val_cell_lines, *s.test_cell_lines)})
     sets = len({s.test_cell_lines for s in splits})
     one = sum(len(s.train_cell_lines) == 1 for s in splits)
     out = []
     if sets < len(splits):
+        same = sets == len({s.fold for s in splits})   # every repeat deals the same folds
         out.append(f"note: drug {drug!r}: its {len(splits)} splits are {sets} distinct test sets ({cells} "
-                   "cell lines: the repeats hold out the same cell lines again); its p-values rest on "
-                   f"{sets}, and more repeats add none")
+                   f"cell lines: {'every repeat holds' if same else 'repeats hold'} out the same cell lines "
+                   f"again); its p-values count each test set once"
+                   + (f", so they rest on {sets}, and more repeats add none" if same else ""))
     if one:
         out.append(f"warning: drug {drug!r}: {one} of {len(splits)} splits train on a single cell line "
                    f"({cells} cell lines: the split's others validate and test), so the model, the genes' "

@@ -119,7 +119,9 @@ def test_a_drug_trained_on_one_cell_line_is_warned_of(tmp_path: Path, capsys: py
     args = ["--data", cube, "--out", str(tmp_path / "out"), "--cluster", "none", "--drugs", DRUG, "--models",
             "baselines", "--latents-baselines", "2", "--n-folds", "3", "--no-progress"]
     one = f"warning: drug {DRUG!r}: 6 of 6 splits train on a single cell line (3 cell lines"
-    sets = f"note: drug {DRUG!r}: its 6 splits are 3 distinct test sets (3 cell lines"
+    sets = (f"note: drug {DRUG!r}: its 6 splits are 3 distinct test sets (3 cell lines: every repeat holds "
+            "out the same cell lines again); its p-values count each test set once, so they rest on 3, and "
+            "more repeats add none")
     assert main([*args, "--dry-run"]) in (0, 4)
     err = capsys.readouterr().err
     assert one in err and sets in err
