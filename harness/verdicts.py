@@ -437,8 +437,8 @@ def few_test_sets_words(counts: dict[str, tuple[int, int]]) -> str:
     return (f"WARNING: p-values rest on fewer than {MIN_SPLITS} distinct test sets for "
             + ", ".join(f"{d} ({splits_words(n, g)})" for d, (n, g) in few.items())
             + ": with few cell lines the repeats hold out the same cell lines again, which adds splits but "
-            "no test set (the corrected t-test counts each test set once); too few for a reliable test: more "
-            "repeats do not help, only more cell lines (or fewer folds, which trains on fewer).")
+            "no test set (the corrected t-test counts each test set once); too few for a reliable test: add "
+            "cell lines (more repeats add test sets only where a fold holds 2 or more cell lines).")
 
 
 def few_splits_line(n_splits: dict[str, int] | dict[str, tuple[int, int]]) -> str:

@@ -349,3 +349,14 @@ def test_the_legend_names_the_genes_the_metrics_run_over(tmp_path: Path) -> None
     render_report(tmp_path, with_figures=False)
     bench = (tmp_path / "benchmark.md").read_text()
     assert "The Pearson correlation across the 2 genes of the predicted change" in bench
+
+
+def test_the_few_test_sets_warning_does_not_send_away_from_repeats_that_add_test_sets() -> None:
+    """6 cell lines at 2 x 5 folds: 10 splits, 7 test sets (one fold of 2 a repeat); a third repeat can add
+    a new pair, so 'more repeats do not help' was false there."""
+    from harness.verdicts import few_test_sets_words
+
+    line = few_test_sets_words({"linsitinib": (10, 7)})
+    assert line.startswith("WARNING: p-values rest on fewer than 10 distinct test sets for linsitinib "
+                           "(10 splits, 7 distinct test sets)")
+    assert "do not help" not in line and "add test sets only where a fold holds 2 or more" in line
