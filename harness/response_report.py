@@ -12,7 +12,8 @@ its chance the RMSE of the training mean):
   clipped to the metric's range),
   ``chance`` (the mean of the split's chance level: 0.5 for AUROC, a random ranking's expected AP for AUPR,
   pertvae_core.response_metrics) and
-  ``n_splits``;
+  ``n_splits``, and for AUROC and AUPR ``n_one_class``: the method's splits whose test cell lines are all of
+  one class (its stored AUPR chance, then the test prevalence, 0 or 1), where neither is defined;
 - above chance: the method against its chance level on the same splits, by the perturbation benchmark's
   paired tests (pertvae_core.stats.paired_comparison: one-sided Wilcoxon and Nadeau-Bengio corrected t with
   the test/train ratio of k-fold CV, 1 / (k - 1)), ``q_chance`` by Benjamini-Hochberg over every drug x
@@ -63,8 +64,8 @@ MARK = "†"     # response.md: a verdict that is Dr.VAE's test against chance (
 BOUNDS = {"auroc": (0.0, 1.0), "aupr": (0.0, 1.0), "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0),
           "rmse": (0.0, np.inf)}
 COLUMNS = ("drug", "latent", "method", "classifier", "features", "metric", "mean", "ci_low", "ci_high",
-           "chance", "n_splits", "p_chance", "q_chance", "diff_vs_drvae", "diff_ci_low", "diff_ci_high",
-           "splits_ahead_of_drvae", "n_paired", "q_better", "q_worse", "verdict",
+           "chance", "n_splits", "n_one_class", "p_chance", "q_chance", "diff_vs_drvae", "diff_ci_low",
+           "diff_ci_high", "splits_ahead_of_drvae", "n_paired", "q_better", "q_worse", "verdict",
            "verdict_family")
 
 
@@ -172,6 +173,16 @@ def _chance_of(v: np.ndarray, chance: np.ndarray) -> float:
     return float(np.nanmean(c)) if np.isfinite(c).any() else float("nan")
 
 
+def _one_class(block: pd.DataFrame, metric: str, method: str) -> float:
+    """The method's scored splits whose test cell lines are all of one class (their AUPR chance is then the test
+    prevalence, 0 or 1): AUROC and AUPR are undefined there for every method alike, so no row is below the
+    table's other rows, and only this count says the means are over fewer splits. NaN for the continuous
+    head."""
+    if metric not in BINARY or ("aupr_chance", method) not in block:
+        return np.nan
+    return float(np.isin(block[("aupr_chance", method)].to_numpy(float), (0.0, 1.0)).sum())
+
+
 def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: tuple[float, float],
                  order: list[str]) -> list:
     rows, methods = [], [m for m in order if (metric, m) in block]
@@ -187,6 +198,7 @@ def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: t
         rows.append({"drug": drug, "latent": int(latent), "method": m, "classifier": label(m)[0],
                      "features": label(m)[1], "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi,
                      "chance": _chance_of(v, chance), "n_splits": int(np.isfinite(v).sum()),
+                     "n_one_class": _one_class(block, metric, m),
                      "p_chance": above.get("p_corrected_t", np.nan),
                      "p_chance_worse": above.get("p_corrected_t_worse", np.nan),
                      "at_chance": m != reference and _at_chance(v, chance),
@@ -311,9 +323,26 @@ def _unscored(sub: pd.DataFrame, head: tuple[str, ...]) -> list[str]:
     return [f"Not in a table: {named}{why}.", ""]
 
 
+def _splits(sub: pd.DataFrame) -> int:
+    """The splits a (drug, latent)'s methods were scored on, one-class test folds included."""
+    return int((sub["n_splits"] + sub["n_one_class"].fillna(0)).max()) if len(sub) else 0
+
+
+def _one_class_line(sub: pd.DataFrame, head: tuple[str, ...]) -> list[str]:
+    """The binary head's line on its splits with a one-class test set (:func:`_one_class`), [] without."""
+    rows = sub[sub["metric"].isin(head)]
+    k = int(rows["n_one_class"].fillna(0).max()) if head == BINARY and len(rows) else 0
+    if k == 0:
+        return []
+    n = _splits(rows)
+    return [f"AUROC and AUPR are undefined on {k} of {n} splits, whose test cell lines are all of one class "
+            f"(all sensitive or all resistant): this head's means, tests and verdicts are over the other "
+            f"{n - k}.", ""]
+
+
 def _head_section(sub: pd.DataFrame, head: tuple[str, ...], every_latent: pd.DataFrame) -> list[str]:
     """A head's chance levels, a table per metric, and Dr.VAE's verdicts in words."""
-    lines = [_chance_line(sub, head), ""]
+    lines = [_chance_line(sub, head), ""] + _one_class_line(sub, head)
     for metric in head:
         if (sub["metric"] == metric).any():
             lines += _metric_table(sub, metric)
@@ -323,8 +352,7 @@ def _head_section(sub: pd.DataFrame, head: tuple[str, ...], every_latent: pd.Dat
 
 def _drug_section(sub: pd.DataFrame, drug: str, latent: int, every_latent: pd.DataFrame) -> list[str]:
     """A drug's section: the binary head's tables and the continuous head's, for those the run has."""
-    n = int(sub["n_splits"].max()) if len(sub) else 0
-    lines = [f"## {drug} (latent {latent}, {n} splits)", ""]
+    lines = [f"## {drug} (latent {latent}, {_splits(sub)} splits)", ""]
     for head in HEADS:
         if (sub["metric"] == head[0]).any():
             lines += _head_section(sub, head, every_latent)

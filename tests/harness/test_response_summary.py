@@ -269,3 +269,34 @@ def test_no_empty_models_sentence_without_scores() -> None:
     md = response_markdown(pd.DataFrame(columns=list(COLUMNS)), rule="fixed 100")
     assert "code names (response.csv): ." not in md and "Models (`--models`)" not in md
     assert "Models (`--models`) and their methods' code names" in response_markdown(_continuous("loses to"))
+
+
+def test_binary_means_over_fewer_splits_for_one_class_test_folds_say_so(monkeypatch: pytest.MonkeyPatch
+                                                                          ) -> None:
+    """A drug whose test cell lines were all resistant on one split and all sensitive on another (AUROC and
+    AUPR undefined there, for every method alike) was headed '## olaparib (latent 8, 5 splits)' above AUROC
+    means over the other 3 with nothing to say so: no row is below the table's own 3 (the edge-case run of
+    the second drug-response review). The head now says how many splits are undefined and why."""
+    import xarray as xr
+
+    from harness import response_report as rr
+
+    rows = []
+    for fold, prevalence in enumerate((0.5, 0.4, 0.0, 0.6, 1.0)):
+        one_class = prevalence in (0.0, 1.0)
+        for m, auroc in (("drvae", 0.6 + 0.02 * fold), ("logreg_x1", 0.8 + 0.01 * fold), ("prior", 0.5)):
+            rows += [("olaparib", 8, 0, fold, "auroc", m, np.nan if one_class else auroc),
+                     ("olaparib", 8, 0, fold, "auroc_chance", m, 0.5),
+                     ("olaparib", 8, 0, fold, "aupr", m, np.nan if one_class else auroc),
+                     ("olaparib", 8, 0, fold, "aupr_chance", m, prevalence)]
+    tidy = pd.DataFrame(rows, columns=["drug", "latent", "repeat", "fold", "metric", "method", "value"])
+    wide = tidy.pivot_table(index=["drug", "latent", "repeat", "fold"], columns=["metric", "method"],
+                            values="value", aggfunc="first")
+    monkeypatch.setattr(rr, "_wide", lambda ds: wide)
+    monkeypatch.setattr(rr, "has_response", lambda ds: True)
+    table = rr.response_table(xr.Dataset(coords={"method": ["drvae"]}, attrs={"n_folds": 5}))
+    assert set(table["n_splits"]) == {3} and set(table["n_one_class"]) == {2}
+    md = response_markdown(table)
+    assert "## olaparib (latent 8, 5 splits)" in md
+    assert ("AUROC and AUPR are undefined on 2 of 5 splits, whose test cell lines are all of one class (all "
+            "sensitive or all resistant): this head's means, tests and verdicts are over the other 3.") in md
