@@ -118,8 +118,9 @@ class RunConfig:
                                           "registered under the 'pertvae_bench.response_methods' entry "
                                           "point group; binary head in response_baselines' tasks, continuous "
                                           "in response_regression's (docs/drug_response.md)", "run")
-    save_predictions: bool = _f(False, "write every fit's predicted x2 for its test pairs to "
-                                "OUT/predictions/<method>/<drug>.h5ad (AnnData)", "run")
+    save_predictions: bool = _f(False, "write every perturbation fit's predicted x2 for its test pairs to "
+                                "OUT/predictions/<method>/<drug>.h5ad (AnnData); the drug-response models' "
+                                "predictions are not saved", "run")
     figure2_scope: str = _f("pooled", "Figure 2's VAE and PCA fits: pooled (one per split and latent size, "
                             "on every selected drug's pairs and the singletons, split by cell line; "
                             "harness.grid.POOLED) | per-drug (one per drug, split and latent size, each on "
@@ -602,6 +603,10 @@ def _check_models(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> Non
                                      f"of its head to --models")
     if len(set(cfg.response_method)) != len(cfg.response_method):
         raise bad("response_method", "duplicate response method")
+    if cfg.save_predictions and set(cfg.models) <= set(RESPONSE_MODELS):
+        raise bad("save_predictions", "it writes the perturbation models' predicted x2; the drug-response "
+                                      "models' predictions are not saved (response.csv has their scores): "
+                                      "leave it out or add a perturbation model to --models")
     if len(set(cfg.models)) != len(cfg.models):
         raise bad("models", "duplicate model")
     for m in cfg.models:

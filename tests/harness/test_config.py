@@ -391,3 +391,13 @@ def test_several_cores_per_slurm_job_without_gpus_is_refused():
     gpu = parse_args(["--cluster", "slurm", "--cores-per-job", "4", "--gpus-per-job", "1"])
     assert gpu.cores_per_job == 4
     assert parse_args(["--cluster", "local", "--cores-per-job", "2"]).cores_per_job == 2
+
+
+def test_save_predictions_on_a_drug_response_run_alone_is_refused():
+    """--save-predictions writes the predicted x2 of the perturbation models' fits: a drug-response run
+    (drvae-demo, its five models) with it wrote nothing, said nothing and exited 0, so the predictions a user
+    asked for to check response.md did not exist. Refused; beside a perturbation model it still runs."""
+    with pytest.raises(ConfigError, match=r"save_predictions.*drug-response models.*not saved"):
+        parse_args(["--preset", "drvae-demo", "--save-predictions"])
+    both = parse_args(["--preset", "drvae-demo", "--models", "drvae", "pertvae", "--save-predictions"])
+    assert both.save_predictions
