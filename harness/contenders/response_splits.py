@@ -101,6 +101,10 @@ def _one_split(dd: Any, pcl: np.ndarray, scl: np.ndarray, r_pairs: np.ndarray, r
     vs = np.isin(scl, sorted(val)) & labelled
     es = np.isin(scl, sorted(test)) & labelled
     vp = np.isin(pcl, sorted(val))
+    if not es.any():   # ResponseSplit would say "x_test has no rows": say which rows the test set takes
+        return (f"drug {dd.drug!r}: no response split: none of the split's {len(test)} test cell "
+                f"line{'s' if len(test) != 1 else ''} has a baseline profile (the cube's 'baseline' "
+                "condition) with a response, and the response models are scored on those")
     try:
         return ResponseSplit(x1[tp], x2[tp], r_pairs[tp], xs[ts], r_sing[ts], xs[vs], r_sing[vs], xs[es],
                              r_sing[es], rule=rule, cl_pairs=pcl[tp], cl_train=scl[ts], cl_val=scl[vs],

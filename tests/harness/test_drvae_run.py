@@ -394,3 +394,22 @@ def test_a_drug_without_any_response_says_so_in_each_split(response_cube, tmp_pa
     got = response_splits(dd, cube, [(0, 0), (0, 1)], cfg)
     assert got == [f"drug {BASELINE_DRUG!r}: the cube has no response for it (built with "
                    "--response-partial): nothing to train on or score"] * 2
+
+
+def test_a_split_without_a_labelled_baseline_test_profile_says_why(tmp_path):
+    """The test set is the held-out cell lines' baseline (untreated) profiles with a response: a cube without
+    them (no baseline singletons: demo, n_baseline 0) failed every response split with 'ResponseSplit.x_test
+    has no rows', naming neither the cell lines nor what was missing."""
+    from datasets.cube import write_cube
+    from datasets.synthetic import generate
+
+    cube = tmp_path / "cube.zarr"
+    write_cube(generate("demo", seed=0, n_genes=30, max_cells=8, n_baseline=0,
+                        responses={BASELINE_DRUG: "baseline"}), cube)
+    cfg = parse_args(_args(cube, tmp_path / "out"))
+    dd = drug_data(str(cube), BASELINE_DRUG, cfg)
+    test = run_splits(sorted(set(np.asarray(dd.pair_cell_line).astype(str))), BASELINE_DRUG, cfg)[0]
+    got = response_splits(dd, cube_of(str(cube)), [(0, 0)], cfg)
+    assert got == [f"drug {BASELINE_DRUG!r}: no response split: none of the split's "
+                   f"{len(test.test_cell_lines)} test cell lines has a baseline profile (the cube's "
+                   "'baseline' condition) with a response, and the response models are scored on those"]
