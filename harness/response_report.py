@@ -516,7 +516,7 @@ def power_line(table: pd.DataFrame, n_folds: int) -> str:
     vs = table[table["verdict_family"] == "versus"]
     if vs.empty:
         return ""
-    j = int(vs["n_splits"].min())
+    j = int(vs["n_paired"].min())   # the splits a verdict's test pairs: both Dr.VAE and the method scored
     k = power_floor(j, float(n_folds - 1), 1.0)[1]
     family = _family_size(table)
     return (f"Power: with {j} splits of {n_folds}-fold CV the corrected t-test behind the verdicts needs a "

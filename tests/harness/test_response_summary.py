@@ -300,3 +300,15 @@ def test_binary_means_over_fewer_splits_for_one_class_test_folds_say_so(monkeypa
     assert "## olaparib (latent 8, 5 splits)" in md
     assert ("AUROC and AUPR are undefined on 2 of 5 splits, whose test cell lines are all of one class (all "
             "sensitive or all resistant): this head's means, tests and verdicts are over the other 3.") in md
+
+
+def test_the_power_line_counts_the_splits_a_verdict_pairs() -> None:
+    """The verdicts' tests pair each method with Dr.VAE on the splits both scored (n_paired): with Dr.VAE's
+    fits failed on 2 of 5 splits and a baseline scored on all 5, the Power line read 'with 5 splits', the
+    baseline's own count, where its verdict rests on 3 (and the threshold it gives on 5)."""
+    from harness.response_report import power_line
+
+    tie = "not distinguishable from"
+    table = pd.DataFrame([_row("drvae", "auroc", 0.6, n_splits=3),
+                          _row("logreg_x1", "auroc", 0.8, tie, n_splits=5, n_paired=3)])
+    assert power_line(table, 5).startswith("Power: with 3 splits of 5-fold CV")
