@@ -451,9 +451,19 @@ def _ahead_clause(table: pd.DataFrame, who: str = "Dr.VAE") -> str:
         return ""
     best = (sign * tied["diff_vs_drvae"]).idxmax()
     r = tied.loc[best]
+    mine, theirs = _apart(float(r["mean"]), float(table.loc[ref, "mean"].iloc[0]))
     return (f"; of those, {plain_name(str(best))} has the {'lowest' if sign > 0 else 'highest'} mean "
-            f"({r['mean']:.3f} against {float(table.loc[ref, 'mean'].iloc[0]):.3f}) and is ahead of {who} "
-            f"on {int(r['splits_ahead_of_drvae'])} of {int(r['n_paired'])} splits")
+            f"({mine} against {theirs}) and is ahead of {who} on {int(r['splits_ahead_of_drvae'])} of "
+            f"{int(r['n_paired'])} splits")
+
+
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` with 3 decimals, more (up to 6) where 3 print them alike: a line saying one mean is
+    the better must not print the two as one number ("1.106 against 1.106")."""
+    for d in range(3, 7):
+        if f"{a:.{d}f}" != f"{b:.{d}f}":
+            break
+    return f"{a:.{d}f}", f"{b:.{d}f}"
 
 
 def head_line(sub: pd.DataFrame, drug: str, head: tuple[str, ...], only_losses: bool = False,

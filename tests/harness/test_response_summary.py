@@ -312,3 +312,14 @@ def test_the_power_line_counts_the_splits_a_verdict_pairs() -> None:
     table = pd.DataFrame([_row("drvae", "auroc", 0.6, n_splits=3),
                           _row("logreg_x1", "auroc", 0.8, tie, n_splits=5, n_paired=3)])
     assert power_line(table, 5).startswith("Power: with 3 splits of 5-fold CV")
+
+
+def test_a_better_mean_is_printed_apart_from_dr_vaes() -> None:
+    """This review's edge-case run (olaparib, RMSE): 'Dr.VAE (continuous head, identity perturbation) has the
+    lowest mean (1.106 against 1.106)', 1.10564 against 1.10597 rounded alike: the two means now get the
+    digits that tell them apart."""
+    line = verdict_line(_tied([1.10597, 1.10564, 1.2], [3, 1], "rmse"), "olaparib", "RMSE",
+                        "Dr.VAE (continuous head)")
+    assert "has the lowest mean (1.1056 against 1.1060)" in line
+    assert "(0.580 against 0.620)" in verdict_line(_tied([0.62, 0.58, 0.7], [9, 2], "rmse"), "olaparib",
+                                                   "RMSE", "Dr.VAE (continuous head)")
