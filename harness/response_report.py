@@ -271,7 +271,14 @@ def _cell_of(r: pd.Series | None) -> str:
 
 
 def _q_cell(q: float) -> str:
-    return f"{q:.3g}" if np.isfinite(q) else "—"
+    """q with 3 significant digits, more where those would put it on the other side of the calls' threshold
+    (0.04996 is a call at q < 0.05, not "0.05")."""
+    if not np.isfinite(q):
+        return "—"
+    d = 3
+    while (float(f"{q:.{d}g}") < ALPHA) != (q < ALPHA) and d < 9:
+        d += 1
+    return f"{q:.{d}g}"
 
 
 def _diff(r: pd.Series) -> str:

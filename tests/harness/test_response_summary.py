@@ -323,3 +323,14 @@ def test_a_better_mean_is_printed_apart_from_dr_vaes() -> None:
     assert "has the lowest mean (1.1056 against 1.1060)" in line
     assert "(0.580 against 0.620)" in verdict_line(_tied([0.62, 0.58, 0.7], [9, 2], "rmse"), "olaparib",
                                                    "RMSE", "Dr.VAE (continuous head)")
+
+
+def test_a_q_beside_the_threshold_is_printed_on_its_side() -> None:
+    """A q of 0.04996 printed as '0.05' beside an above-chance call at q < 0.05 (and in the line's 'Above
+    chance' list): 3 significant digits put it on the threshold. It keeps the digits that show its side;
+    the drvae-demo's 0.0500402 (not above chance) still reads '0.05'."""
+    from harness.response_report import _q_cell
+
+    assert _q_cell(0.04996) == "0.04996"
+    assert _q_cell(0.0500402) == "0.05"
+    assert _q_cell(0.000626) == "0.000626" and _q_cell(np.nan) == "—"
