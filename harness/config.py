@@ -131,9 +131,10 @@ class RunConfig:
     n_folds: int = _f(5, "CV folds (grouped by cell line)", "cv")
     val_fraction: float = _f(0.2, "fraction of training cell lines held out for early stopping", "cv")
     base_seed: int = _f(0, "base seed: splits and every fit's seed derive from it", "cv")
-    include_test_singletons: bool = _f(False, "train on unpaired singleton profiles of test cell lines too "
-                                       "(transductive: the paper's singletons are profiles with no known "
-                                       "post-treatment state, which a test cell line has)", "cv")
+    include_test_singletons: bool = _f(False, "train the perturbation models on unpaired singleton profiles "
+                                       "of test cell lines too (transductive: the paper's singletons are "
+                                       "profiles with no known post-treatment state, which a test cell line "
+                                       "has); the drug-response models never train on a test cell line", "cv")
     response_label: str = _f("waterfall", "the drug-response models' binary labels, set per drug and split "
                              "from the training cell lines' responses only (pertvae_core.response_labels): "
                              "waterfall (CCLE's knee of the sorted responses) | quantile (sensitive from "
@@ -603,6 +604,10 @@ def _check_models(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> Non
                                      f"of its head to --models")
     if len(set(cfg.response_method)) != len(cfg.response_method):
         raise bad("response_method", "duplicate response method")
+    if cfg.include_test_singletons and set(cfg.models) <= set(RESPONSE_MODELS):
+        why = ("the drug-response models never train on a test cell line (their test set is those profiles), "
+               "so it changes nothing here: leave it out or add a perturbation model to --models")
+        raise bad("include_test_singletons", why)
     if cfg.save_predictions and set(cfg.models) <= set(RESPONSE_MODELS):
         raise bad("save_predictions", "it writes the perturbation models' predicted x2; the drug-response "
                                       "models' predictions are not saved (response.csv has their scores): "

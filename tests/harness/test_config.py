@@ -401,3 +401,13 @@ def test_save_predictions_on_a_drug_response_run_alone_is_refused():
         parse_args(["--preset", "drvae-demo", "--save-predictions"])
     both = parse_args(["--preset", "drvae-demo", "--models", "drvae", "pertvae", "--save-predictions"])
     assert both.save_predictions
+
+
+def test_include_test_singletons_on_a_drug_response_run_alone_is_refused():
+    """The response models never train on a test cell line (harness.contenders.response_splits reads no such
+    setting): drvae-demo with --include-test-singletons ran the same fits as without it, said nothing, and
+    its science key made it a different run. Refused; beside a perturbation model it still runs."""
+    with pytest.raises(ConfigError, match=r"include_test_singletons.*drug-response models"):
+        parse_args(["--preset", "drvae-demo", "--include-test-singletons"])
+    both = parse_args(["--preset", "drvae-demo", "--models", "drvae", "pertvae", "--include-test-singletons"])
+    assert both.include_test_singletons
