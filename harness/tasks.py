@@ -55,7 +55,8 @@ def products_of(cfg: RunConfig, model: Contender) -> str:
     with warnings.catch_warnings():   # the fit itself warns of a CUDA device without CUDA
         warnings.simplefilter("ignore")
         device = resolve_device(cfg.fit_kwargs()["device"])
-    return products_way(resolve_precision(cfg.precision, device), str(device))
+    precision = resolve_precision(cfg.precision, device) if model.takes_precision else "fp32"
+    return products_way(precision, str(device))
 
 
 def cpu_seconds() -> float:

@@ -175,3 +175,15 @@ def test_info_says_the_machines_bf16_way_is_what_a_run_would_get_if_it_asked(tmp
     about = describe_run(out)
     assert "bf16 products on the CPU that started the run, if asked for: " in about
     assert "bf16 products on this CPU" not in about
+
+
+def test_dr_vae_fits_record_the_fp32_they_compute_in(cfg, monkeypatch):
+    """Dr.VAE takes no --precision (pertvae_core.drvae builds its PertVAE core at fp32): a drvae-demo run with
+    --precision bf16 on an AMX CPU stored and reported 'bf16: oneDNN's bfloat16 arithmetic ... in 5 fits' for
+    Dr.VAE fits whose scores equal the fp32 run's to the bit (this review). They now record fp32; the
+    response PertVAE's, which does take it, keeps bf16."""
+    monkeypatch.setattr(layers, "native_bf16", lambda device: True)
+    monkeypatch.setattr(layers, "CPU_BF16_MATH", True)
+    for name in ("drvae", "drvae_continuous"):
+        assert products_of(cfg, contender(name)) == "fp32"
+    assert products_of(cfg, contender("response_pertvae")) == AMX
