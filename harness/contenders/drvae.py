@@ -27,10 +27,11 @@ if TYPE_CHECKING:
 
 
 def drvae_config(cfg: RunConfig, latent: int, head: str = "binary") -> DrVAEConfig:
-    """Dr.VAE's settings from the run's: latent (z1, z2 and z3), network sizes, optimizer step, batches and
-    schedule; the MLPs of q(z3|z1,y) and p(z1|z3,y) get one hidden layer of the encoder's last width. The
-    classification weight, perturbation weight and weight decay keep the authors' values (DrVAEConfig);
-    ``head``: "binary" (the labels) or "continuous" (the response itself)."""
+    """Dr.VAE's settings from the run's: latent (z1, z2 and z3), network sizes, optimizer step, batches,
+    schedule, validation draws and standardization (free bits, --stop-on, --compile and --precision are
+    PertVAE's: Dr.VAE has none of them); the MLPs of q(z3|z1,y) and p(z1|z3,y) get one hidden layer of the
+    encoder's last width. The classification weight, perturbation weight and weight decay keep the authors'
+    values (DrVAEConfig); ``head``: "binary" (the labels) or "continuous" (the response itself)."""
     from pertvae_core.drvae import DrVAEConfig
 
     fk = cfg.fit_kwargs()
@@ -40,7 +41,7 @@ def drvae_config(cfg: RunConfig, latent: int, head: str = "binary") -> DrVAEConf
                        hidden_z3=width, hidden_z1=width, lr=fk["lr"], batch_pairs=fk["batch_pairs"],
                        batch_singletons=fk["batch_singletons"], max_epochs=fk["max_epochs"],
                        patience=fk["patience"], min_epochs=fk["min_epochs"], mc_samples=fk["mc_samples"],
-                       device=fk["device"])
+                       val_samples=fk["val_samples"], standardize=fk["standardize"], device=fk["device"])
 
 
 class DrVAE(Contender):

@@ -413,3 +413,14 @@ def test_a_split_without_a_labelled_baseline_test_profile_says_why(tmp_path):
     assert got == [f"drug {BASELINE_DRUG!r}: no response split: none of the split's "
                    f"{len(test.test_cell_lines)} test cell lines has a baseline profile (the cube's "
                    "'baseline' condition) with a response, and the response models are scored on those"]
+
+
+def test_dr_vae_takes_the_runs_standardization_and_validation_draws():
+    """DrVAEConfig has standardize and val_samples, but drvae_config passed neither: a drvae-demo run with
+    --standardize pooled --val-samples 5 scored Dr.VAE exactly as without them (this review: largest
+    difference 0.0 over every score), and its store was another run's."""
+    from harness.contenders.drvae import drvae_config
+
+    dc = drvae_config(make_config("drvae-demo", standardize="pooled", val_samples=5), 8, "continuous")
+    assert (dc.standardize, dc.val_samples, dc.head) == ("pooled", 5, "continuous")
+    assert drvae_config(make_config("drvae-demo"), 8).standardize == "per_source"
