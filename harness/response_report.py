@@ -174,9 +174,9 @@ def _chance_of(v: np.ndarray, chance: np.ndarray) -> float:
 
 
 def _one_class(block: pd.DataFrame, metric: str, method: str) -> float:
-    """The method's scored splits whose test cell lines are all of one class (their AUPR chance is then the test
-    prevalence, 0 or 1): AUROC and AUPR are undefined there for every method alike, so no row is below the
-    table's other rows, and only this count says the means are over fewer splits. NaN for the continuous
+    """The method's scored splits whose test cell lines are all of one class (their AUPR chance is then the
+    test prevalence, 0 or 1): AUROC and AUPR are undefined there for every method alike, so no row is below
+    the table's other rows, and only this count says the means are over fewer splits. NaN for the continuous
     head."""
     if metric not in BINARY or ("aupr_chance", method) not in block:
         return np.nan
@@ -564,7 +564,9 @@ def legend(table: pd.DataFrame, n_folds: int) -> str:
     return ("Legend: means over the splits with 95% corrected-t intervals (Nadeau-Bengio, test/train ratio "
             f"1/{n_folds - 1} of {n_folds}-fold CV: the variance the tests use; clipped to the metric's "
             "range), so where chance is one number (AUROC 0.5, Pearson and Spearman 0) an interval that "
-            "excludes it means a one-sided p below 0.025 against it, before multiplicity (AUPR's and "
+            "excludes it means a one-sided p below 0.025 against it, before multiplicity (but where "
+            "every split differs from chance by the same amount the interval is that one value, and the p "
+            "the exact sign test's 2^-n for n splits: 0.25 at 2; AUPR's and "
             "RMSE's chance vary by split: their tests pair each split with its own). Test sets are "
             "labelled untreated profiles of held-out cell lines. q above chance (below, for RMSE: lower is "
             "better): the method against its chance level on the same splits (corrected resampled t, "

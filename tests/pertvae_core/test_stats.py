@@ -79,7 +79,10 @@ def test_corrected_t_by_hand() -> None:
 
 
 def test_corrected_t_edge_cases() -> None:
-    assert corrected_t_greater([2, 2, 2], [1, 1, 1], 8, 2) == 0.0  # zero variance, positive mean
+    # zero variance, positive mean: the sign-flip test's 2^-n, no certainty from 3 splits
+    assert corrected_t_greater([2, 2, 2], [1, 1, 1], 8, 2) == 0.125
+    # and with 2 test sets scored 3 times each: 2^-2
+    assert corrected_t_greater([2] * 6, [1] * 6, 8, 2, groups=[0, 1] * 3) == 0.25
     assert corrected_t_greater([1, 1, 1], [1, 1, 1], 8, 2) == 1.0
     assert corrected_t_greater([1, 1, 1], [2, 2, 2], 8, 2) == 1.0
     assert math.isnan(corrected_t_greater([1.0], [0.0], 8, 2))
@@ -87,6 +90,16 @@ def test_corrected_t_edge_cases() -> None:
         corrected_t_greater([1, 2], [0, 1], 0, 2)
     with pytest.raises(ValueError, match="n_test"):
         corrected_t_greater([1, 2], [0, 1], 8, float("nan"))
+
+
+def test_corrected_t_round_off_spread_is_no_spread() -> None:
+    """Two AUROC differences that are both 1/42 but for round-off (13/42 - 12/42, 1/6 - 1/7) gave
+    p = 1.6e-15 from 2 splits (the review of drug response: 'q above chance 1.59e-15'); the sign-flip
+    test's 1/4 is all 2 splits can show."""
+    a, b = [13 / 42, 1 / 6], [12 / 42, 1 / 7]
+    assert np.ptp(np.subtract(a, b)) > 0      # the round-off the test is about
+    assert corrected_t_greater(a, b, 8, 2) == 0.25
+    assert corrected_t_greater(b, a, 8, 2) == 1.0
 
 
 def test_bh_known_values() -> None:
