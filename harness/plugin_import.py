@@ -14,6 +14,7 @@ takes, a response method's heads, an import path another process can load) from 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import subprocess
@@ -44,6 +45,8 @@ class Plugin:
     target: str                # ``module:qualname`` (or the spec) that harness.sandbox imports
     accepts: tuple[str, ...]   # which of latent, seed its constructor takes
     heads: tuple[str, ...] = ()   # a response method's heads
+    file: str = ""             # the file of the module that defines it ("" without one)
+    digest: str = ""           # sha256 of that file when it was imported: a resume reruns its fits on change
 
     def kwargs(self, latent: int, seed: int) -> dict[str, int]:
         """The grid's latent size and the fit's seed, where the constructor names them. The seed is taken
@@ -156,7 +159,22 @@ def _load(kind: str, spec: str) -> Plugin:
     # plain str: a str of the plug-in's own type (a str Enum's member) would be pickled by reference to its
     # module, and unpickling the record would import the plug-in in the run's process
     return Plugin(kind, str.__str__(f.spec), str.__str__(f.name), target_path(f.target, f.spec),
-                  tuple(map(str.__str__, f.accepts)), tuple(map(str.__str__, getattr(f, "heads", ()))))
+                  tuple(map(str.__str__, f.accepts)), tuple(map(str.__str__, getattr(f, "heads", ()))),
+                  *module_source(f.target))
+
+
+def module_source(target: Any) -> tuple[str, str]:
+    """(file, sha256 of its bytes) of the module that defines ``target``, ("", "") where there is none
+    (a built-in module, a class made at run time): what a resume compares to know the plug-in's code
+    changed since its fits were stored."""
+    module = sys.modules.get(str(getattr(target, "__module__", "") or ""))
+    path = getattr(module, "__file__", None)
+    if not isinstance(path, str):
+        return "", ""
+    try:
+        return str(Path(path).resolve()), hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return "", ""
 
 
 def _loaded(kind: str, spec: str) -> Plugin | str:

@@ -61,6 +61,7 @@ from harness.contenders import REGISTRY
 from harness.grid import POOLED, Task, build_grid, remaining, split_drugs, store_drugs
 from harness.plugin_import import KnownPlugins
 from harness.plugin_import import known as known_plugins
+from harness.plugin_sources import rerun_changed
 from harness.prepare import (
     RunError,
     check_paths,
@@ -515,6 +516,8 @@ def _run_locked(cfg: RunConfig) -> int:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
     repair = _repair(store)
+    for line in rerun_changed(out, store, known_plugins()):
+        _say(f"note: {line}")
     tasks, before = _plan(cfg, drug_names, store, out)
     interrupted, tracebacks, (fits_run, tasks_run) = _execute(cfg, tasks, cube, store, before)
     if interrupted == 2:  # the cluster failed; said

@@ -883,18 +883,29 @@ class ResultStore:
             tmp = f.with_name(f".zarr.json.tmp-{os.getpid()}")
             tmp.write_text(json.dumps(consolidated[name], indent=2))
             os.replace(tmp, f)
+        self._reset(damage.cells)
+        return damage
+
+    def reset_model(self, model: str) -> int:
+        """Reset every fit of ``model`` (status first, so a crash leaves it not done) for them to be rerun;
+        the number of its fits that were done or failed."""
+        m = self._m[model]
+        n = int(np.isin(self.status()[m], ("done", "failed")).sum())
+        self._reset([self._cell_name(c) for c in self._written_cells() if c[0] == m])
+        return n
+
+    def _reset(self, cells: Sequence[tuple[str, str, int]]) -> None:
         n_split = len(self.repeats)
-        if damage.cells:
+        if cells:
             self._forget()
             self._blocks.clear()
-        for m, d, x in damage.cells:
+        for m, d, x in cells:
             sel = (self._m[m], self._d[d], self._l[x], slice(None))
             sync(self._arrays["status"].setitem(sel, _empty_str((n_split,))))
             for v in self.vars:
                 shape = self._group[v].shape[3:]
                 fill = _empty_str(shape) if v in TEXT_VARS else np.full(shape, np.nan)
                 sync(self._arrays[v].setitem(sel, fill))
-        return damage
 
     def method_failures(self) -> dict[tuple[str, str, int, int, int], list[tuple[str, str]]]:
         """(model, drug, latent, repeat, fold) -> [(method, reason)] of the methods that failed on their own

@@ -1,0 +1,64 @@
+"""A resume reruns the fits of a plug-in whose file changed since they were stored.
+
+The result store keeps fits by (model, drug, latent, split) under the run's science key, which names a
+plug-in by its spec alone: a plug-in's file edited between a run and its resume kept the old code's scores
+under the method's name, and the report gave them as the new code's. ``OUT/plugins.json`` records, per
+plug-in, the sha256 of the file of its module (harness.plugin_import.module_source) as the run that stored
+its fits imported it; a resume that finds another resets the fits of the models whose tasks run it (the
+baselines' for ``--method``; every method of those fits runs again, the built-in baselines in seconds)
+before it plans, then records the new digest. A plug-in with no file, or a store from before this record,
+has nothing to compare: its fits are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from datasets.disk import write_replacing
+from harness.contenders import REGISTRY, user_method_host
+from harness.plugin_import import METHOD, Plugin
+from harness.store import ResultStore
+
+FILE = "plugins.json"
+
+
+def hosts(p: Plugin, models: Sequence[str]) -> list[str]:
+    """The run's models whose tasks run ``p``."""
+    if p.kind == METHOD:
+        host = user_method_host()
+        names = [host.name] if host is not None else []
+    else:
+        names = [name for name, c in REGISTRY.items() if c.response_head in p.heads]
+    return [m for m in names if m in models]
+
+
+def recorded(out: Path) -> dict[str, dict[str, str]]:
+    """``"kind spec"`` -> {"file", "sha256"} as the last run on ``out`` imported each plug-in ({} without)."""
+    try:
+        return dict(json.loads((out / FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def rerun_changed(out: Path, store: ResultStore, plugins: Sequence[Plugin]) -> list[str]:
+    """Reset the fits of the hosts of each plug-in whose file changed since ``out`` recorded it, then
+    record every plug-in's file as now; a line for each plug-in whose fits run again."""
+    before = recorded(out)
+    said, reset = [], set()
+    for p in plugins:
+        old = before.get(f"{p.kind} {p.spec}", {}).get("sha256", "")
+        if not (old and p.digest and old != p.digest):
+            continue
+        models = [m for m in hosts(p, store.models) if m not in reset]
+        n = sum(store.reset_model(m) for m in models)
+        reset.update(models)
+        said.append(f"--{p.kind.replace(' ', '-')} {p.spec}: {p.file} changed since its fits were stored: "
+                    f"{n} fit(s) of {', '.join(hosts(p, store.models))} that ran it run again (with every "
+                    f"method they run)")
+    now = {f"{p.kind} {p.spec}": {"file": p.file, "sha256": p.digest} for p in plugins}
+    if now != before:
+        text = json.dumps(now, indent=2, sort_keys=True)
+        write_replacing(out / FILE, lambda tmp: tmp.write_text(text))
+    return said

@@ -1,0 +1,56 @@
+"""A resume reruns a plug-in's fits when its file changed since they were stored, and only then
+(harness.plugin_sources): the store names a plug-in by its spec alone, so an edited file used to keep the old
+code's scores, reported under the method's name as the new code's."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.run import main
+from tests.e2e import load, tiny_args, tiny_cube
+
+SOURCE = '''import numpy as np
+
+
+class Shift:
+    name = "shift"
+
+    def fit(self, split):
+        self.d = SCALE * np.asarray(split.x2_train - split.x1_train, np.float64).mean(0)
+        return self
+
+    def predict(self, x1):
+        return np.asarray(x1, np.float64) + self.d
+
+
+SCALE = {scale}
+'''
+
+
+def _run(args: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The run's exit status checked; the plug-in's delta_pearson and the baselines' fit times."""
+    assert main(args) == 0
+    ds = load(args[args.index("--out") + 1]).sel(model="baselines")
+    return ds.score.sel({"method": "shift", "metric": "delta_pearson"}).values, ds.fit_seconds.values
+
+
+def test_a_resume_reruns_a_plugin_whose_file_changed_and_only_then(tmp_path_factory, tmp_path, monkeypatch,
+                                                                   capsys):
+    cube = tiny_cube(tmp_path_factory)
+    mine = tmp_path / "mine_shift.py"
+    mine.write_text(SOURCE.format(scale="1.0"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = tiny_args(cube, tmp_path / "out", "--models", "baselines", "--drugs", "drugA", "--n-repeats", "1",
+                     "--method", "mine_shift:Shift", workers=1, cluster="none")
+    shifted, seconds = _run(args)
+    assert np.isfinite(shifted).any() and (shifted[np.isfinite(shifted)] != 0).any()
+    again, seconds_again = _run(args)   # the same file: nothing is rerun
+    np.testing.assert_array_equal(seconds_again, seconds)
+    assert "changed since its fits were stored" not in capsys.readouterr().out
+    mine.write_text(SOURCE.format(scale="0.0  # now: no change"))
+    unchanged, seconds_now = _run(args)
+    n = int(np.isfinite(seconds).sum())
+    assert (f"note: --method mine_shift:Shift: {mine} changed since its fits were stored: {n} fit(s) of "
+            f"baselines that ran it run again") in capsys.readouterr().out
+    assert not np.array_equal(seconds_now, seconds)
+    np.testing.assert_array_equal(unchanged[np.isfinite(unchanged)], 0.0)   # 'no change' scores chance
