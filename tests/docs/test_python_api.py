@@ -8,6 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "python_api.md"
@@ -91,3 +92,52 @@ def test_review47_anndata_comes_back_as_anndata() -> None:
     text = " ".join(DOC.read_text().split())
     assert "DataFrames that come back" not in text
     assert "AnnData input gives AnnData back: the input's `obs`" in text
+
+
+class _ZShift:
+    """The page's example of a wrong space: the average training change, added to x1 in z units (its own
+    training statistics) and returned standardized."""
+
+    def fit(self, data):
+        x1, x2 = np.asarray(data.x1_train, np.float64), np.asarray(data.x2_train, np.float64)
+        self.mu, self.sd = x1.mean(0), x1.std(0) + 1e-6
+        self.d = ((x2 - x1) / self.sd).mean(0)
+        return self
+
+    def predict(self, x1):
+        return (np.asarray(x1, np.float64) - self.mu) / self.sd + self.d
+
+
+def test_review55_the_page_says_the_space_and_rows_a_method_gets_and_they_are_so(tmp_path: Path) -> None:
+    """The page did not say in which space a method's arrays come and its predictions must go (a user wrote
+    one returning z scores, which the run scored silently near chance), nor what xu_train is. What it says
+    now is checked against the benchmark's own splits of the demo cube: raw values (the cube's rows), x1
+    rows repeating, the unpaired controls, and the scores it quotes."""
+    from datasets.cube import write_cube
+    from datasets.synthetic import generate
+    from harness.config import make_config
+    from harness.task_data import drug_data, perturbation_data
+    from pertvae_core.baselines import BASELINES
+    from pertvae_core.evaluation import score_method
+    from pertvae_core.isolation import readonly_split
+
+    text = " ".join(DOC.read_text().split())
+    assert "in the cube's raw gene space (log expression as measured, not standardized" in text
+    assert "so rows of `x1_train` repeat), the training cell lines' L1000 controls that no pair uses" in text
+    assert "in `x1`'s raw space. The benchmark standardizes both itself when it scores" in text
+    assert ("in z units scored `delta_pearson` 0.05 and 0.08 on two demo drugs, added in raw units 0.40 "
+            "and 0.42") in text
+    cube = tmp_path / "demo.zarr"
+    write_cube(generate("demo", seed=0), cube)   # as a run writes OUT/data.zarr
+    cfg = make_config("demo", n_repeats=1)
+    got = {}
+    for drug in ("selumetinib", "vorinostat"):
+        dd = drug_data(str(cube), drug, cfg)
+        splits = perturbation_data(dd, [(0, f) for f in range(cfg.n_folds)], cfg)
+        seen = readonly_split(splits[0])   # what a method's fit gets
+        assert np.isin(seen.x1_train[:, 0], np.asarray(dd.xc, np.float32)[:, 0]).all()   # raw control rows
+        assert len(np.unique(seen.x1_train, axis=0)) < len(seen.x1_train) and len(seen.xu_train) > 0
+        got[drug] = [np.mean([score_method(s, m.fit(readonly_split(s)).predict)["delta_pearson"]
+                              for s in splits]) for m in (_ZShift(), BASELINES["mean_shift"](10))]
+    assert np.round([v[0] for v in got.values()], 2).tolist() == [0.05, 0.08]
+    assert np.round([v[1] for v in got.values()], 2).tolist() == [0.40, 0.42]
