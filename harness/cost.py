@@ -110,6 +110,8 @@ from harness.contenders import REGISTRY, contender
 from harness.corun import CORUN_ROUNDS, corun_factors, scaled
 from harness.cpus import usable_cpus
 from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled, remaining, split_drugs
+from harness.plugin_import import known as known_plugins
+from harness.plugin_sources import changed, hosts
 from harness.prepare import (
     GENERATED_CUBE,
     RunError,
@@ -357,7 +359,8 @@ def stored_done(cfg: RunConfig) -> set[FitKey]:
         store = ResultStore(path)
         if store.attrs.get("science_key_hash") != science_hash(cfg):
             return set()
-        return store.done_keys()
+        rerun = {m for p in changed(cfg.out_dir, known_plugins()) for m in hosts(p, store.models)}
+        return {k for k in store.done_keys() if k.model not in rerun}
     except Exception:  # a damaged or foreign store: the run reports it; the estimate is of the whole grid
         return set()
 

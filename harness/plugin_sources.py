@@ -42,15 +42,19 @@ def recorded(out: Path) -> dict[str, dict[str, str]]:
         return {}
 
 
+def changed(out: Path, plugins: Sequence[Plugin]) -> list[Plugin]:
+    """The plug-ins whose file changed since ``out`` recorded it (what a resume reruns; the dry run counts
+    their hosts' fits as left to run)."""
+    before = recorded(out)
+    olds = [before.get(f"{p.kind} {p.spec}", {}).get("sha256", "") for p in plugins]
+    return [p for p, old in zip(plugins, olds, strict=True) if old and p.digest and old != p.digest]
+
+
 def rerun_changed(out: Path, store: ResultStore, plugins: Sequence[Plugin]) -> list[str]:
     """Reset the fits of the hosts of each plug-in whose file changed since ``out`` recorded it, then
     record every plug-in's file as now; a line for each plug-in whose fits run again."""
-    before = recorded(out)
     said, reset = [], set()
-    for p in plugins:
-        old = before.get(f"{p.kind} {p.spec}", {}).get("sha256", "")
-        if not (old and p.digest and old != p.digest):
-            continue
+    for p in changed(out, plugins):
         models = [m for m in hosts(p, store.models) if m not in reset]
         n = sum(store.reset_model(m) for m in models)
         reset.update(models)
@@ -58,7 +62,7 @@ def rerun_changed(out: Path, store: ResultStore, plugins: Sequence[Plugin]) -> l
                     f"{n} fit(s) of {', '.join(hosts(p, store.models))} that ran it run again (with every "
                     f"method they run)")
     now = {f"{p.kind} {p.spec}": {"file": p.file, "sha256": p.digest} for p in plugins}
-    if now != before:
+    if now != recorded(out):
         text = json.dumps(now, indent=2, sort_keys=True)
         write_replacing(out / FILE, lambda tmp: tmp.write_text(text))
     return said

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.config import parse_args
+from harness.cost import stored_done
+from harness.prepare import resolve_methods
 from harness.run import main
 from tests.e2e import load, tiny_args, tiny_cube
 
@@ -27,6 +30,13 @@ SCALE = {scale}
 '''
 
 
+def _left_to_run(args: list[str]) -> int:
+    """The baselines' fits the dry run counts as left to run (harness.cost.stored_done)."""
+    cfg = parse_args(args)
+    resolve_methods(cfg)   # the plug-ins imported as the dry run imports them
+    return 3 - sum(k.model == "baselines" for k in stored_done(cfg))
+
+
 def _run(args: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The run's exit status checked; the plug-in's delta_pearson and the baselines' fit times."""
     assert main(args) == 0
@@ -46,8 +56,9 @@ def test_a_resume_reruns_a_plugin_whose_file_changed_and_only_then(tmp_path_fact
     assert np.isfinite(shifted).any() and (shifted[np.isfinite(shifted)] != 0).any()
     again, seconds_again = _run(args)   # the same file: nothing is rerun
     np.testing.assert_array_equal(seconds_again, seconds)
-    assert "changed since its fits were stored" not in capsys.readouterr().out
+    assert "changed since its fits were stored" not in capsys.readouterr().out and _left_to_run(args) == 0
     mine.write_text(SOURCE.format(scale="0.0  # now: no change"))
+    assert _left_to_run(args) == 3   # the dry run says what the run will do
     unchanged, seconds_now = _run(args)
     n = int(np.isfinite(seconds).sum())
     assert (f"note: --method mine_shift:Shift: {mine} changed since its fits were stored: {n} fit(s) of "
