@@ -25,6 +25,7 @@ import importlib
 import importlib.metadata
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -147,6 +148,7 @@ def resolve_spec(spec: str, group: str, kind: str) -> tuple[Any, str, str]:
     if not isinstance(spec, str) or not spec.strip():
         raise MethodLoadError(f"{kind} {spec!r}: expected 'package.module:ClassName' or a registered name")
     spec = spec.strip()
+    _refuse_file_path(spec, kind)
     if ":" in spec:
         obj, name = import_object(spec, spec, kind), None
     else:
@@ -157,6 +159,20 @@ def resolve_spec(spec: str, group: str, kind: str) -> tuple[Any, str, str]:
     own = getattr(obj, "name", None)
     own = own if isinstance(own, str) and own else None
     return obj, own or name or getattr(obj, "__name__", spec), spec
+
+
+def _refuse_file_path(spec: str, kind: str) -> None:
+    """MethodLoadError saying how to name a method kept in a file, for a spec that is a file's path
+    (``my/knn.py``, ``knn.py:KNN``): one file is how a user writes a method, and its path is what comes to
+    mind, but the workers import it by module name (else: "no module named 'my/knn'", or the advice "an
+    import path needs a colon: my/knn:py")."""
+    path, _, attr = spec.partition(":")
+    file = Path(path)
+    if "/" not in path and not (path.endswith(".py") and file.is_file()):   # a module 'pkg.py' may exist
+        return
+    raise MethodLoadError(f"{kind} {spec!r}: a file's path; give its import path instead: put "
+                          f"{file.resolve().parent} on PYTHONPATH and name it "
+                          f"{file.name.removesuffix('.py')}:{attr or 'ClassName'}")
 
 
 def _entry_point(spec: str, group: str, kind: str) -> str:

@@ -124,6 +124,23 @@ def test_load_method_errors_name_the_spec(spec: str, message: str) -> None:
         load_method(spec)
 
 
+def test_a_files_path_is_told_how_to_name_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A method is one file, so its path is what a user gives first: that got "no module named
+    'my/knn'", or, without a class, the advice "an import path needs a colon: /x/my/knn:py", which is no
+    import path either. Now: the folder for PYTHONPATH and the import path."""
+    (tmp_path / "my").mkdir()
+    (tmp_path / "my" / "knn.py").write_text("class KNN:\n    def fit(self, s): return self\n")
+    monkeypatch.chdir(tmp_path)
+    fix = f"give its import path instead: put {tmp_path / 'my'} on PYTHONPATH and name it knn:"
+    for spec, cls in ((f"{tmp_path}/my/knn.py", "ClassName"), ("my/knn.py:KNN", "KNN")):
+        with pytest.raises(MethodLoadError) as e:
+            load_method(spec)
+        assert str(e.value) == f"method {spec!r}: a file's path; {fix}{cls}"
+    monkeypatch.chdir(tmp_path / "my")
+    with pytest.raises(MethodLoadError, match=r"'knn.py:KNN': a file's path; .* name it knn:KNN$"):
+        load_method("knn.py:KNN")
+
+
 def test_load_method_errors_at_import_and_construction(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "needs_dep_xyz.py").write_text("import missing_dependency_xyz\n")
