@@ -35,11 +35,13 @@ def hosts(p: Plugin, models: Sequence[str]) -> list[str]:
 
 
 def recorded(out: Path) -> dict[str, dict[str, str]]:
-    """``"kind spec"`` -> {"file", "sha256"} as the last run on ``out`` imported each plug-in ({} without)."""
+    """``"kind spec"`` -> {"file", "sha256"} as the last run on ``out`` imported each plug-in ({} without;
+    an unreadable or damaged file records nothing, as a store from before it)."""
     try:
-        return dict(json.loads((out / FILE).read_text()))
-    except (OSError, ValueError, TypeError):
+        raw = json.loads((out / FILE).read_text())
+    except (OSError, ValueError):
         return {}
+    return {str(k): v for k, v in raw.items() if isinstance(v, dict)} if isinstance(raw, dict) else {}
 
 
 def changed(out: Path, plugins: Sequence[Plugin]) -> list[Plugin]:

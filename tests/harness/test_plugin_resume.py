@@ -65,3 +65,17 @@ def test_a_resume_reruns_a_plugin_whose_file_changed_and_only_then(tmp_path_fact
             f"baselines that ran it run again") in capsys.readouterr().out
     assert not np.array_equal(seconds_now, seconds)
     np.testing.assert_array_equal(unchanged[np.isfinite(unchanged)], 0.0)   # 'no change' scores chance
+
+
+def test_a_damaged_record_records_nothing(tmp_path):
+    """OUT/plugins.json edited or damaged into other JSON is read as no record (the fits are kept, as for
+    a store from before it), not a traceback."""
+    from harness.plugin_import import METHOD, Plugin
+    from harness.plugin_sources import FILE, changed
+
+    mine = Plugin(METHOD, "m:M", "m", "m:M", (), (), "/x/m.py", "b" * 64)
+    for text in ('{"method m:M": "abc"}', '[["method m:M", 1]]', "{"):
+        (tmp_path / FILE).write_text(text)
+        assert changed(tmp_path, [mine]) == []
+    (tmp_path / FILE).write_text('{"method m:M": {"file": "/x/m.py", "sha256": "' + "a" * 64 + '"}}')
+    assert changed(tmp_path, [mine]) == [mine]
