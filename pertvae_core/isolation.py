@@ -29,6 +29,9 @@ __all__ = ["MethodFailed", "readonly_split", "frozen", "check_numbers", "check_p
            "fit_predict", "describe", "exception_text", "methods_failure"]
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)   # a prediction or score beyond it fails its method
+# Said with a prediction's NaN: a fit that takes a statistic over every profile, x1_test included, learns NaN
+NAN_HINT = ("; in fit() data.x1_test and data.x2_test are NaN (the test cell lines are hidden): does the fit "
+            "use them, or diverge?")
 READ_ONLY = ("assignment destination is read-only", "output array is read-only", "is read-only")
 # In a process of the method's own (harness.sandbox, set there), which no terminal's Ctrl-C reaches, a
 # KeyboardInterrupt is the method's own raise, a failure like any other
@@ -93,7 +96,7 @@ def describe(e: BaseException, phase: str) -> str:
 
 
 def check_numbers(out: Any, call: str, need: str, shape: tuple[int, ...], shape_need: str,
-                  kinds: str = "fiu") -> np.ndarray:
+                  kinds: str = "fiu", nan_hint: str = "") -> np.ndarray:
     """``out`` (what a method's ``call()`` returned) as a new float64 array, or MethodFailed saying what is
     wrong: None or not an array (``need``: what it must return), dtype kind not in ``kinds``, a shape other
     than ``shape`` (``shape_need``: what the shape must be), NaN/inf in it, or values beyond float32's
@@ -113,7 +116,7 @@ def check_numbers(out: Any, call: str, need: str, shape: tuple[int, ...], shape_
     a = np.array(a, dtype=np.float64, copy=True)
     bad = int((~np.isfinite(a)).sum())
     if bad:
-        raise MethodFailed(f"{call}() returned {bad} non-finite value(s) (NaN or inf) of {a.size}")
+        raise MethodFailed(f"{call}() returned {bad} non-finite value(s) (NaN or inf) of {a.size}{nan_hint}")
     huge = np.abs(a) > FLOAT32_MAX  # finite, but its squares overflow the metrics to NaN (scored "done")
     if huge.any():
         raise MethodFailed(f"{call}() returned {int(huge.sum())} value(s) beyond float32's range (largest "
@@ -126,7 +129,7 @@ def check_prediction(out: Any, x1: np.ndarray) -> np.ndarray:
     """``out`` (a method's ``predict(x1)``) as a new float64 array of x1's shape (:func:`check_numbers`)."""
     return check_numbers(out, "predict", "x2_hat, one row per row of x1", np.shape(x1),
                          f"x1 has shape {np.shape(x1)}: x2_hat needs one row per row of x1 and one column "
-                         f"per gene")
+                         f"per gene", nan_hint=NAN_HINT)
 
 
 def fitted_method(method: Any, split: Any, calls: Sequence[str] = ("predict",)) -> Any:

@@ -173,3 +173,25 @@ def test_an_exception_without_a_message_is_named_alone():
     assert exception_text(KeyboardInterrupt()) == "KeyboardInterrupt"
     assert exception_text(ValueError("bad x")) == "ValueError: bad x"
     assert describe(RuntimeError(), "fit") == "RuntimeError (in fit())"
+
+
+class _StandardizesWithTest:
+    """Gene means over every x1 the split holds, the test pairs' included: NaN, as they are hidden."""
+
+    def fit(self, split):
+        self.mu = np.vstack([split.x1_train, split.x1_test]).mean(0)
+        return self
+
+    def predict(self, x1):
+        return np.asarray(x1) - self.mu + self.mu
+
+
+def test_a_nan_prediction_says_the_test_pairs_are_nan_in_fit(split):
+    """Its reason was 'predict() returned N non-finite value(s) (NaN or inf) of N' alone: the author of a
+    fit that standardized over x1_train and x1_test together was not told why."""
+    with pytest.raises(MethodFailed) as e:
+        fit_predict(_StandardizesWithTest, split, [split.x1_test])
+    n = split.x1_test.size
+    assert str(e.value) == (f"predict() returned {n} non-finite value(s) (NaN or inf) of {n}; in fit() "
+                            "data.x1_test and data.x2_test are NaN (the test cell lines are hidden): does "
+                            "the fit use them, or diverge?")
