@@ -141,3 +141,36 @@ def test_review55_the_page_says_the_space_and_rows_a_method_gets_and_they_are_so
                               for s in splits]) for m in (_ZShift(), BASELINES["mean_shift"](10))]
     assert np.round([v[0] for v in got.values()], 2).tolist() == [0.05, 0.08]
     assert np.round([v[1] for v in got.values()], 2).tolist() == [0.40, 0.42]
+    _ignoring_the_profile_is_not_chance(str(cube), cfg, text)
+
+
+class _Shuffled:
+    """mean_shift's prediction with its genes in another order: a profile unrelated to the cell line's."""
+
+    def fit(self, data):
+        self.d = np.asarray(data.x2_train - data.x1_train, np.float64).mean(0)
+        self.order = np.random.default_rng(0).permutation(len(self.d))
+        return self
+
+    def predict(self, x1):
+        return (np.asarray(x1, np.float64) + self.d)[:, self.order]
+
+
+def _ignoring_the_profile_is_not_chance(cube: str, cfg, text: str) -> None:
+    """The page's controls: x1 unchanged scores 0; a prediction unrelated to the cell line's profile scores
+    above 0 where the effect depends on the cell's state (selumetinib), ~0 on a drug without one."""
+    from harness.task_data import drug_data, perturbation_data
+    from pertvae_core.baselines import BASELINES
+    from pertvae_core.evaluation import score_method
+    from pertvae_core.isolation import readonly_split
+
+    assert ("(the training mean `train_mean` scored 0.59 on the demo's selumetinib, and mean_shift's "
+            "prediction with its genes shuffled 0.11, against -0.00 on olaparib, a drug that changes nothing)"
+            ) in text
+    got = []
+    for drug, m in (("selumetinib", lambda: BASELINES["train_mean"](10)), ("selumetinib", _Shuffled),
+                    ("olaparib", _Shuffled), ("selumetinib", lambda: BASELINES["identity"](10))):
+        splits = perturbation_data(drug_data(cube, drug, cfg), [(0, f) for f in range(cfg.n_folds)], cfg)
+        got.append(np.mean([score_method(s, m().fit(readonly_split(s)).predict)["delta_pearson"]
+                            for s in splits]))
+    assert np.round(got[:3], 2).tolist() == [0.59, 0.11, -0.0] and got[3] == 0.0
