@@ -111,7 +111,7 @@ from harness.corun import CORUN_ROUNDS, corun_factors, scaled
 from harness.cpus import usable_cpus
 from harness.grid import POOLED, FitKey, Task, build_grid, model_drugs, pooled, remaining, split_drugs
 from harness.plugin_import import known as known_plugins
-from harness.plugin_sources import changed, hosts
+from harness.plugin_sources import changed, hosts, rerun_words
 from harness.prepare import (
     GENERATED_CUBE,
     RunError,
@@ -924,6 +924,9 @@ def dry_run(cfg: RunConfig) -> int:
         if names is not None and cfg.drugs is not None:   # the cube's spelling, as the run's store has it
             cfg = replace(cfg, drugs=tuple(names))
         check_store(cfg)
+        if (cfg.out_dir / STORE_NAME).is_dir():   # the run's note of the fits it reruns, and why
+            for p in changed(cfg.out_dir, known_plugins()):
+                print(f"note: {rerun_words(p, cfg.models)}", file=sys.stderr, flush=True)
         est = estimate(cfg, path, names, progress=lambda line: print(line, file=sys.stderr, flush=True),
                        done=stored_done(cfg))
     except (RunError, CubeError, ValueError) as e:

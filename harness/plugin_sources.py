@@ -52,6 +52,12 @@ def changed(out: Path, plugins: Sequence[Plugin]) -> list[Plugin]:
     return [p for p, old in zip(plugins, olds, strict=True) if old and p.digest and old != p.digest]
 
 
+def rerun_words(p: Plugin, models: Sequence[str], fits: str = "the fits") -> str:
+    """Why ``fits`` of ``p``'s hosts among ``models`` run again (the run's note and the dry run's)."""
+    return (f"--{p.kind.replace(' ', '-')} {p.spec}: {p.file} changed since its fits were stored: {fits} of "
+            f"{', '.join(hosts(p, models))} that ran it run again (with every method they run)")
+
+
 def rerun_changed(out: Path, store: ResultStore, plugins: Sequence[Plugin]) -> list[str]:
     """Reset the fits of the hosts of each plug-in whose file changed since ``out`` recorded it, then
     record every plug-in's file as now; a line for each plug-in whose fits run again."""
@@ -60,9 +66,7 @@ def rerun_changed(out: Path, store: ResultStore, plugins: Sequence[Plugin]) -> l
         models = [m for m in hosts(p, store.models) if m not in reset]
         n = sum(store.reset_model(m) for m in models)
         reset.update(models)
-        said.append(f"--{p.kind.replace(' ', '-')} {p.spec}: {p.file} changed since its fits were stored: "
-                    f"{n} fit(s) of {', '.join(hosts(p, store.models))} that ran it run again (with every "
-                    f"method they run)")
+        said.append(rerun_words(p, store.models, f"{n} fit(s)"))
     now = {f"{p.kind} {p.spec}": {"file": p.file, "sha256": p.digest} for p in plugins}
     if now != recorded(out):
         text = json.dumps(now, indent=2, sort_keys=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.config import parse_args
-from harness.cost import stored_done
+from harness.cost import dry_run, stored_done
 from harness.prepare import resolve_methods
 from harness.run import main
 from tests.e2e import load, tiny_args, tiny_cube
@@ -58,7 +58,10 @@ def test_a_resume_reruns_a_plugin_whose_file_changed_and_only_then(tmp_path_fact
     np.testing.assert_array_equal(seconds_again, seconds)
     assert "changed since its fits were stored" not in capsys.readouterr().out and _left_to_run(args) == 0
     mine.write_text(SOURCE.format(scale="0.0  # now: no change"))
-    assert _left_to_run(args) == 3   # the dry run says what the run will do
+    assert _left_to_run(args) == 3   # the dry run says what the run will do, and why
+    assert dry_run(parse_args([*args, "--dry-run"])) == 0
+    assert (f"note: --method mine_shift:Shift: {mine} changed since its fits were stored: the fits of "
+            f"baselines that ran it run again") in capsys.readouterr().err
     unchanged, seconds_now = _run(args)
     n = int(np.isfinite(seconds).sum())
     assert (f"note: --method mine_shift:Shift: {mine} changed since its fits were stored: {n} fit(s) of "
