@@ -13,12 +13,14 @@ has nothing to compare: its fits are kept.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from datasets.disk import write_replacing
 from harness.contenders import REGISTRY, user_method_host
 from harness.plugin_import import METHOD, Plugin
+from harness.predictions import path_for
 from harness.store import ResultStore
 
 FILE = "plugins.json"
@@ -58,6 +60,17 @@ def rerun_words(p: Plugin, models: Sequence[str], fits: str = "the fits") -> str
             f"{', '.join(hosts(p, models))} that ran it run again (with every method they run)")
 
 
+def _drop_predictions(out: Path, p: Plugin) -> str:
+    """Remove ``p``'s saved predictions (--save-predictions), the old code's: a rerun writes its own only
+    with the flag and only where the new code succeeds, so they would stand beside the new scores. Words
+    saying so, or ""."""
+    folder = path_for(out, p.name, "-").parent
+    if not folder.is_dir():
+        return ""
+    shutil.rmtree(folder)
+    return f"; its saved predictions, the old code's, are removed ({folder}; --save-predictions saves anew)"
+
+
 def rerun_changed(out: Path, store: ResultStore, plugins: Sequence[Plugin]) -> list[str]:
     """Reset the fits of the hosts of each plug-in whose file changed since ``out`` recorded it, then
     record every plug-in's file as now; a line for each plug-in whose fits run again."""
@@ -66,7 +79,7 @@ def rerun_changed(out: Path, store: ResultStore, plugins: Sequence[Plugin]) -> l
         models = [m for m in hosts(p, store.models) if m not in reset]
         n = sum(store.reset_model(m) for m in models)
         reset.update(models)
-        said.append(rerun_words(p, store.models, f"{n} fit(s)"))
+        said.append(rerun_words(p, store.models, f"{n} fit(s)") + _drop_predictions(out, p))
     now = {f"{p.kind} {p.spec}": {"file": p.file, "sha256": p.digest} for p in plugins}
     if now != recorded(out):
         text = json.dumps(now, indent=2, sort_keys=True)

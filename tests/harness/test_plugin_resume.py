@@ -52,7 +52,9 @@ def test_a_resume_reruns_a_plugin_whose_file_changed_and_only_then(tmp_path_fact
     monkeypatch.syspath_prepend(str(tmp_path))
     args = tiny_args(cube, tmp_path / "out", "--models", "baselines", "--drugs", "drugA", "--n-repeats", "1",
                      "--method", "mine_shift:Shift", workers=1, cluster="none")
-    shifted, seconds = _run(args)
+    shifted, seconds = _run([*args, "--save-predictions"])
+    saved = tmp_path / "out" / "predictions" / "shift"
+    assert (saved / "drugA.h5ad").is_file()
     assert np.isfinite(shifted).any() and (shifted[np.isfinite(shifted)] != 0).any()
     again, seconds_again = _run(args)   # the same file: nothing is rerun
     np.testing.assert_array_equal(seconds_again, seconds)
@@ -67,6 +69,7 @@ def test_a_resume_reruns_a_plugin_whose_file_changed_and_only_then(tmp_path_fact
     assert (f"note: --method mine_shift:Shift: {mine} changed since its fits were stored: {n} fit(s) of "
             f"baselines that ran it run again") in capsys.readouterr().out
     assert not np.array_equal(seconds_now, seconds)
+    assert not saved.exists()   # the old code's predictions are not left beside the new code's scores
     np.testing.assert_array_equal(unchanged[np.isfinite(unchanged)], 0.0)   # 'no change' scores chance
 
 
