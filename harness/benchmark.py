@@ -60,7 +60,7 @@ from pertvae_core.metrics import NO_CHANGE_RTOL
 from pertvae_core.stats import benjamini_hochberg, paired_comparison, paired_differences
 
 __all__ = ["study_drugs", "method_done", "failed_methods", "scores_table", "comparisons", "cell_line_table",
-           "gene_table", "metric_agreement", "full_split_means", "best_methods",
+           "gene_table", "metric_agreement", "full_split_means", "best_methods", "fmt_mean",
            "method_order", "ablated_name", "ALPHA"]
 
 ALPHA = 0.05
@@ -252,13 +252,23 @@ def full_split_means(rows: pd.DataFrame) -> pd.Series:
     return means[n.reindex(means.index).fillna(0) == n.max()] if len(n) else means
 
 
+def fmt_mean(v: float) -> str:
+    """A mean as the report prints it: 3 decimals, '-' when there is none, and 0.000 for one that rounds to
+    zero from below: 'no change' scores exactly 0, and a mean of -2e-4 beside it printed as -0.000 read as
+    a lower score, not the tie the printed digits are."""
+    if not np.isfinite(v):
+        return "-"
+    text = f"{v:.3f}"
+    return "0.000" if text == "-0.000" else text
+
+
 def best_methods(means: pd.Series, up: bool = True) -> set[str]:
     """The methods whose mean prints as the best (3 decimals, as the report prints them: a lead of 4e-6
     is no lead, harness.verdicts names such methods together)."""
     if means.empty:
         return set()
-    top = f"{(means.max() if up else means.min()):.3f}"
-    return {str(m) for m, v in means.items() if f"{v:.3f}" == top}
+    top = fmt_mean(means.max() if up else means.min())
+    return {str(m) for m, v in means.items() if fmt_mean(v) == top}
 
 
 def metric_agreement(scores: pd.DataFrame) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from datasets.pairs import PAIRING_NOTE
 from harness.benchmark import (
     ALPHA,
     failed_methods,
+    fmt_mean,
     full_split_means,
     method_order,
     metric_agreement,
@@ -208,7 +209,7 @@ def _tied(means: pd.Series, best: str) -> list[str]:
     so the table and the headline name them together."""
     if best not in means:
         return []
-    return [str(m) for m, v in means.items() if m != best and _fmt(v) == _fmt(means[best])]
+    return [str(m) for m, v in means.items() if m != best and fmt_mean(v) == fmt_mean(means[best])]
 
 
 def has_change(ceiling: dict[str, Any], drug: str) -> bool:
@@ -514,10 +515,6 @@ def verdict_family_size(comp: pd.DataFrame) -> int:
     return int(per.max()) if len(per) else 0
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.3f}" if np.isfinite(v) else "-"
-
-
 def _ceiling_text(ceiling: dict[str, Any], drug: str) -> str:
     c = ceiling.get(drug) or {}
     v, se = c.get("ceiling_delta_pearson", np.nan), c.get("se", np.nan)
@@ -545,7 +542,7 @@ def _primary_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, lat
         best, diff = best_line(scores, comp, drug, latent)
         tied = _tied(_best_candidates(scores, drug, latent, PRIMARY), best)
         n = _split_counts(scores, drug, latent, PRIMARY)
-        cells = [("**{}**" if m == best or m in tied else "{}").format(_fmt(means.get(m, np.nan)))
+        cells = [("**{}**" if m == best or m in tied else "{}").format(fmt_mean(means.get(m, np.nan)))
                  + (f" ({n[m]} of {n.max()} splits)" if m in n and n[m] < n.max() else "") for m in methods]
         named = " = ".join([best, *tied])
         lines.append(f"| {drug} | {_change_cell(ceiling, drug)} | "
@@ -596,8 +593,8 @@ def _metric_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, late
         n = _split_counts(scores, drug, latent, metric)
         worse = set(_vs(comp, drug, latent, metric).query("q_bh_worse < @ALPHA")["method"])
         better = set(_vs(comp, drug, latent, metric).query("q_bh < @ALPHA")["method"])
-        cells = [_fmt(means.get(m, np.nan)) + (f" ({n[m]} of {n.max()} splits)" if m in n and n[m] < n.max()
-                                               else "")
+        cells = [fmt_mean(means.get(m, np.nan))
+                 + (f" ({n[m]} of {n.max()} splits)" if m in n and n[m] < n.max() else "")
                  + (" (PertVAE worse)" if m in worse else "") + (" (PertVAE better)" if m in better else "")
                  for m in methods]
         lines.append(f"| {drug} | " + " | ".join(cells) + " |")
@@ -622,7 +619,7 @@ def _gain_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, latent
             r = g.loc[m]
             star = "*" if r["q_bh"] < ALPHA else ""
             gain = 0.0 if abs(r["mean_diff"]) < 5e-4 else r["mean_diff"]   # no "-0.000" from rounding
-            cells.append(f"{gain:+.3f}{star} / {_fmt(ret.get(m, np.nan))}")
+            cells.append(f"{gain:+.3f}{star} / {fmt_mean(ret.get(m, np.nan))}")
         lines.append(f"| {drug} | " + " | ".join(cells) + " |")
     return lines
 
