@@ -569,7 +569,9 @@ def table1_latex(df: pd.DataFrame, counts: dict[str, int],
 def figure2_stops(ds: xr.Dataset) -> dict[str, Any]:
     """How Figure 2's VAE fits ended: of the done fits, how many trained until ``max_epochs`` (the cap) rather
     than stopping early (``patience`` epochs without improvement), overall and per latent size. Fits that hit
-    the cap might have improved further; if most do, raise max_epochs. {} without done VAE fits."""
+    the cap might have improved further; if most do, raise max_epochs. One whose patience ran out on the
+    cap's epoch itself (best epoch = max_epochs - patience) stopped early as well and is not counted. {}
+    without done VAE fits."""
     model = next((c.name for c in figure2_models() if c.trained), None)   # the VAE (harness.contenders)
     if model not in [str(m) for m in ds["model"].values] or "epochs" not in ds.data_vars:
         return {}
@@ -581,7 +583,7 @@ def figure2_stops(ds: xr.Dataset) -> dict[str, Any]:
     done = (st == "done") & np.isfinite(epochs) & planned_mask(ds)[list(ds["model"].values).index(model)]
     if cap is None or not done.any():
         return {}
-    at_cap = done & (epochs >= int(cap))
+    at_cap = done & (epochs >= int(cap)) & ~_patience_ran_out(vae, epochs, science)
     lat_axis = list(vae["status"].dims).index("latent")
     per = {}
     for li, lat in enumerate(int(x) for x in ds["latent"].values):
@@ -591,6 +593,17 @@ def figure2_stops(ds: xr.Dataset) -> dict[str, Any]:
                              "mean_epochs": round(float(np.take(epochs, li, axis=lat_axis)[d].mean()), 1)}
     return {"max_epochs": int(cap), "fits": int(done.sum()), "at_max_epochs": int(at_cap.sum()),
             "share_at_max_epochs": round(float(at_cap.sum() / done.sum()), 4), "per_latent": per}
+
+
+def _patience_ran_out(fits: xr.Dataset, epochs: np.ndarray, science: dict[str, Any]) -> np.ndarray:
+    """Whether each fit's last epoch was ``patience`` epochs or more after its best (at ``min_epochs`` or
+    later): pertvae_core.early_stopping's rule, which can stop a fit on the cap's epoch too (False where the
+    store or the config does not say)."""
+    patience = science.get("patience")
+    if patience is None or "best_epoch" not in fits.data_vars:
+        return np.zeros(epochs.shape, dtype=bool)
+    since_best = epochs - np.asarray(fits["best_epoch"].values, dtype=np.float64)
+    return (since_best >= int(patience)) & (epochs >= int(science.get("min_epochs") or 0))
 
 
 def figure2_drawn(ds: xr.Dataset) -> tuple[list[str], list[str]]:

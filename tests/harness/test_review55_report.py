@@ -49,3 +49,27 @@ def test_a_mean_that_rounds_to_minus_zero_ties_with_zero(tmp_path: Path) -> None
     means = row.split(" | ")[3:10]   # pertvae, pertvae_rec, identity, ... (the difference keeps its sign)
     assert means[0] == means[2] == "**0.000**", row
     assert "| identity = pertvae |" in row, row
+
+
+def test_a_fit_whose_patience_ran_out_at_the_cap_did_not_hit_it(tmp_path: Path) -> None:
+    """Figure 2's legend counts the VAE fits that 'ran to max_epochs without stopping early' (they might have
+    improved further): a fit whose best epoch was max_epochs - patience stopped by patience on the cap's
+    epoch itself, with no improvement in its last 25 epochs, and was counted among them (epochs >= cap)."""
+    import json
+
+    import xarray as xr
+
+    from harness.report import figure2_stops
+    from tests.harness.test_report import LATENTS
+    from tests.harness.test_report_figure2 import _with_epochs
+
+    ds = _with_epochs(tmp_path, 200)   # at latent 100 every fit ends at epoch 200
+    ds.attrs["config"] = json.dumps({"science": {"max_epochs": 200, "patience": 25}})
+    vae, li = list(ds["model"].values).index("vae"), LATENTS.index(100)
+    best = np.full(ds["epochs"].shape, np.nan)
+    best[vae, :, li] = 199.0
+    best[vae, :, li, 0] = 175.0   # split 0 of each drug: 25 epochs without a better one at epoch 200
+    ds = ds.assign(best_epoch=xr.DataArray(best, dims=ds["epochs"].dims))
+    stops = figure2_stops(ds)["per_latent"]["100"]
+    drugs = ds.sizes["drug"]
+    assert stops == {"fits": 10 * drugs, "at_max_epochs": 9 * drugs, "mean_epochs": 200.0}
