@@ -1,4 +1,5 @@
-"""GPU benchmarks, run with one command: ``make bench-gpu`` (``pytest benchmarks -m gpu --benchmark-only``).
+"""GPU benchmarks, run with one command: ``make bench-gpu`` (``pytest benchmarks/test_gpu.py
+--benchmark-only``).
 
 - ``test_batched_step_throughput[variant]``: train steps of S = 1, 10 and 50 batched PertVAEs at the paper's
   sizes (978 genes, hidden (500, 300), latent 100, 2 IAF steps, batch 64 pairs + 64 singletons), data and

@@ -1,0 +1,50 @@
+"""``make bench-gpu`` on a GPU machine's stock image: PyTorch with CUDA and the scientific stack, but none of
+the CPU cluster's packages (dask, distributed, zarr, anndata, bokeh, dask-jobqueue). A GPU lease is minutes
+long and may be offline, so the command must get to the GPU benchmarks there: a benchmark module it does not
+run must not stop it at collection. The image is stood in for by a ``sitecustomize`` that makes those
+packages unimportable."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOT_ON_GPU_IMAGE = ("dask", "distributed", "dask_jobqueue", "zarr", "numcodecs", "anndata", "bokeh")
+
+
+def gpu_image_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a process that cannot import :data:`NOT_ON_GPU_IMAGE` (nor load their pytest
+    plug-ins: zarr registers one)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in NOT_ON_GPU_IMAGE))
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]),
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
+def bench_gpu_args() -> list[str]:
+    """The pytest arguments of the Makefile's bench-gpu recipe, as make prints it."""
+    out = subprocess.run(["make", "-s", "-n", "bench-gpu"], cwd=ROOT, capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    line = [ln for ln in out.splitlines() if " -m pytest " in ln][-1]
+    return shlex.split(line.split(" -m pytest ", 1)[1])
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_bench_gpu_collects_only_what_it_runs_without_the_cluster_packages(tmp_path):
+    args = bench_gpu_args()
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "pytest_benchmark.plugin", "-p",
+                        "no:cacheprovider", *args, "--collect-only", "-q"], cwd=ROOT,
+                       env=gpu_image_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "error" not in r.stdout.lower(), r.stdout[-3000:]
+    assert "benchmarks/test_gpu.py::test_batched_step_throughput[eager]" in r.stdout
+
