@@ -32,7 +32,7 @@ def drug_splits(preset: str, drug: str, n_repeats: int, n_folds: int = 5) -> lis
     from datasets.pairs import drug_data, pooled_data
     from datasets.splits import make_splits
     from harness.grid import POOLED
-    from harness.tasks import paired_cell_lines, split_data
+    from harness.task_data import paired_cell_lines, split_data  # not harness.tasks: it needs zarr
 
     if drug == POOLED:   # Figure 2's pooled pseudo-drug: every drug's pairs (harness.tasks.drug_data)
         from datasets.cube import drugs

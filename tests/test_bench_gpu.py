@@ -48,3 +48,11 @@ def test_bench_gpu_collects_only_what_it_runs_without_the_cluster_packages(tmp_p
     assert "error" not in r.stdout.lower(), r.stdout[-3000:]
     assert "benchmarks/test_gpu.py::test_batched_step_throughput[eager]" in r.stdout
 
+
+def test_paper_fit_benchmark_runs_without_the_cluster_packages(tmp_path):
+    """The device benchmarks' data (benchmarks/_data.drug_splits) and fits need torch and the cube alone."""
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "pytest_benchmark.plugin", "-p",
+                        "no:cacheprovider", "benchmarks/test_gpu.py", "--benchmark-disable", "-q", "-k",
+                        "test_paper_fit_on_device and eager-1-fp32"], cwd=ROOT, env=gpu_image_env(tmp_path),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
