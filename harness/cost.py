@@ -783,10 +783,12 @@ def disturbed_how(est: Estimate) -> str:
     """Why a disturbed calibration's estimate is not printed (harness.calibrate)."""
     c = est.calibration
     assert c is not None
+    clock = ("wall time after synchronizing the GPU" if on_gpu(est.device) else   # calibrate.make_clock
+             f"this process's CPU time, with {c.cpu_share:.0%} of a core per thread")
     return (f"the calibration was disturbed: after {c.rounds} alternating rounds, the slowest of the last "
             f"{CAL_ROUNDS} repetitions of {c.worst} still took {c.spread:.2f} x the fastest (more than the "
-            f"{MAX_SPREAD:g} x allowed), by this process's CPU time, with {c.cpu_share:.0%} of a core per "
-            f"thread; {_load_text(c)}; so its estimate would be wrong and none is printed")
+            f"{MAX_SPREAD:g} x allowed), by {clock}; {_load_text(c)}; so its estimate would be wrong and "
+            f"none is printed")
 
 
 def hours(h: float) -> str:

@@ -204,3 +204,15 @@ def test_pcas_evaluation_is_one_decomposition_shared_by_its_latent_sizes(monkeyp
     assert made[0] == 1
     assert c.evaluation == pytest.approx(1 / len(cfg.latents_for("pca")))
     assert len(cfg.latents_for("pca")) == 4
+
+
+def test_a_disturbed_gpu_calibration_names_the_clock_it_was_timed_by(monkeypatch):
+    """On a GPU the calibration times by wall time after synchronizing it (make_clock), not by CPU time: the
+    refusal says so, as measured_how does."""
+    _fake(monkeypatch, [1.0, 1.0, 2.0] * 10)
+    run = cal.calibrate([cal.Point("pertvae", 3, (SP,), (2,))], 10, make_config("demo"), "cpu", 1)
+    est = cost.Estimate((), {}, {}, 1, 1, 1, "cuda", "1 local GPU worker(s)", (), 1.0, 0.0, calibration=run)
+    assert run.disturbed
+    how = cost.disturbed_how(est)
+    assert "(more than the 1.3 x allowed), by wall time after synchronizing the GPU; load average" in how
+    assert "CPU time" not in how and "of a core" not in how
