@@ -54,6 +54,24 @@ def _cube_at_or_above(path: Path) -> Path | None:
     return next((p for p in (path, *path.parents) if is_cube_store(p)), None)
 
 
+def check_device(cfg: RunConfig) -> None:
+    """RunError when the run asks for CUDA (``--device cuda``) and its workers run on this machine (a local
+    cluster, or in process), which has no CUDA GPU: every fit would fall back to the CPU
+    (pertvae_core.train.resolve_device, a warning in run.log) under a record of device "cuda", with the
+    GPU's default batching. Checked before any work."""
+    if cfg.device != "cuda" or cfg.cluster not in ("local", "none"):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    cuda = torch.version.cuda
+    built = f"built for CUDA {cuda}, none visible" if cuda else "built without CUDA"
+    raise RunError(f"--device cuda: this machine has no CUDA GPU (torch {torch.__version__}, {built}) and "
+                   f"the run's workers run here ('--cluster {cfg.cluster}'): they would train on the CPU; "
+                   f"give --device cpu (or auto: cuda where there is a GPU), or run where the GPU is")
+
+
 def check_paths(cfg: RunConfig) -> None:
     """RunError unless ``--out`` can be a directory and ``--performance-report`` a file (checked before any
     work, so that a typo does not cost a cluster start or a finished grid)."""

@@ -64,6 +64,7 @@ from harness.plugin_import import known as known_plugins
 from harness.plugin_sources import rerun_changed
 from harness.prepare import (
     RunError,
+    check_device,
     check_paths,
     check_response,
     prepare_cube,
@@ -459,6 +460,7 @@ def _run(cfg: RunConfig) -> int:
     created = not out.exists()
     try:
         check_paths(cfg)
+        check_device(cfg)
         lock = open_out(out)
     except (RunError, outlock.OutBusy) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
