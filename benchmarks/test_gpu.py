@@ -1,6 +1,11 @@
 """GPU benchmarks, run with one command: ``make bench-gpu`` (``pytest benchmarks/test_gpu.py
---benchmark-only``).
+--benchmark-only``). In this order, issue 21's two figures first (the paper grid in GPU-hours, then S=50
+against S=1 eager), so that a GPU lease that ends early keeps them: the compiled variants after them
+compile ~20 graphs, ~16 s each on the H200 of README.
 
+- ``test_paper_grid_estimate_on_device``: the dry run's estimate of the whole paper grid on this machine's
+  GPUs (harness.cost, calibrated there): ``gpu_hours`` (goal <= 1), ``wall_hours``, ``floor_hours``; its
+  text is printed.
 - ``test_batched_step_throughput[variant]``: train steps of S = 1, 10 and 50 batched PertVAEs at the paper's
   sizes (978 genes, hidden (500, 300), latent 100, 2 IAF steps, batch 64 pairs + 64 singletons), data and
   minibatch indices resident on the device (each step gathers its batch there, as ``train.fit`` does).
@@ -13,9 +18,6 @@
   ``paper`` synthetic cube, capped at ``PERTVAE_BENCH_PAPER_EPOCHS`` epochs (default 3): ``seconds_per_epoch``
   of the batched model and ``split_epochs_per_s``; eager and compiled (compaction on, as in a run), fp32 and
   bf16.
-- ``test_paper_grid_estimate_on_device``: the dry run's estimate of the whole paper grid on this machine's
-  GPUs (harness.cost, calibrated there): ``gpu_hours`` (goal <= 1), ``wall_hours``, ``floor_hours``; its
-  text is printed.
 
 Times on a GPU are wall times after synchronizing it (its kernels' time is not the host's CPU time); on the
 CPU fallback, this process's CPU time (benchmarks/_data.py). Each figure is recorded with the load average.
@@ -96,6 +98,35 @@ def step_runner(cfg: FitConfig, n_models: int, genes: int, pairs: int, singles: 
     return run
 
 
+def test_paper_grid_estimate_on_device(benchmark, target) -> None:
+    """The dry run's estimate of the paper grid (``--preset paper``: 19 drugs, 10 x 5 CV, Figure 2 pooled, on
+    the paper-shaped synthetic cube) on this machine's GPUs, one local worker each, all of a drug's splits
+    batched in a task (the default on a GPU); extra_info ``gpu_hours`` (goal <= 1), ``wall_hours``, the floor
+    and the calibration. On the CPU fallback: a one-drug demo grid at tiny sizes, so the path stays tested."""
+    from harness import cost
+    from harness.config import make_config
+
+    if target["tiny"]:
+        cfg = make_config("demo", drugs=("selumetinib",), models=("pertvae", "vae"), latents_pertvae=(4,),
+                          latents_vae=(2,), n_repeats=1, n_folds=3, cluster="local", workers=1,
+                          device="cpu", **{k: v for k, v in TINY.items() if k != "latent"})
+    else:
+        cfg = make_config("paper", cluster="local", device="cuda")
+    load = load_average()
+    drugs = list(cfg.drugs) if cfg.drugs else None  # the paper preset names none: all of the cube's
+    est = benchmark.pedantic(cost.estimate, args=(cfg, None, drugs), rounds=1, iterations=1,
+                             kwargs={"progress": lambda line: print(line, file=sys.stderr, flush=True)})
+    info = {"device": target["name"], "preset": cfg.preset, "precision": est.precision,
+            "gpu_hours" if est.device == "cuda" else "cpu_hours": round(est.cpu_hours, 3),
+            "wall_hours": round(est.wall_seconds / 3600, 3), "floor_hours": round(est.floor_cpu_hours, 3),
+            "slots": est.slots, "calibration_s": round(est.calibration_seconds, 1),
+            "calibration": cost.measured_how(est), "load_average": [load, load_average()]}
+    info["headline"] = [k for k in ("gpu_hours", "cpu_hours", "wall_hours", "floor_hours") if k in info]
+    benchmark.extra_info.update(info)
+    print("\n" + cost.render(cfg, est, "the preset's synthetic cube, in memory"))
+    assert est.total_seconds > 0 and est.tasks
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_batched_step_throughput(benchmark, request, target, variant: str) -> None:
     compiled, mode = _variant(request, target, variant)
@@ -156,32 +187,3 @@ def test_paper_fit_on_device(benchmark, request, target, variant: str, n_splits:
     print(f"\npaper fit on {target['name']} ({variant}, {precision}, S={n_splits}): "
           f"{r['seconds_per_epoch']:.3f} s/epoch, "
           f"{info['split_epochs_per_s']} split-epochs/s")
-
-
-def test_paper_grid_estimate_on_device(benchmark, target) -> None:
-    """The dry run's estimate of the paper grid (``--preset paper``: 19 drugs, 10 x 5 CV, Figure 2 pooled, on
-    the paper-shaped synthetic cube) on this machine's GPUs, one local worker each, all of a drug's splits
-    batched in a task (the default on a GPU); extra_info ``gpu_hours`` (goal <= 1), ``wall_hours``, the floor
-    and the calibration. On the CPU fallback: a one-drug demo grid at tiny sizes, so the path stays tested."""
-    from harness import cost
-    from harness.config import make_config
-
-    if target["tiny"]:
-        cfg = make_config("demo", drugs=("selumetinib",), models=("pertvae", "vae"), latents_pertvae=(4,),
-                          latents_vae=(2,), n_repeats=1, n_folds=3, cluster="local", workers=1,
-                          device="cpu", **{k: v for k, v in TINY.items() if k != "latent"})
-    else:
-        cfg = make_config("paper", cluster="local", device="cuda")
-    load = load_average()
-    drugs = list(cfg.drugs) if cfg.drugs else None  # the paper preset names none: all of the cube's
-    est = benchmark.pedantic(cost.estimate, args=(cfg, None, drugs), rounds=1, iterations=1,
-                             kwargs={"progress": lambda line: print(line, file=sys.stderr, flush=True)})
-    info = {"device": target["name"], "preset": cfg.preset, "precision": est.precision,
-            "gpu_hours" if est.device == "cuda" else "cpu_hours": round(est.cpu_hours, 3),
-            "wall_hours": round(est.wall_seconds / 3600, 3), "floor_hours": round(est.floor_cpu_hours, 3),
-            "slots": est.slots, "calibration_s": round(est.calibration_seconds, 1),
-            "calibration": cost.measured_how(est), "load_average": [load, load_average()]}
-    info["headline"] = [k for k in ("gpu_hours", "cpu_hours", "wall_hours", "floor_hours") if k in info]
-    benchmark.extra_info.update(info)
-    print("\n" + cost.render(cfg, est, "the preset's synthetic cube, in memory"))
-    assert est.total_seconds > 0 and est.tasks

@@ -56,3 +56,15 @@ def test_paper_fit_benchmark_runs_without_the_cluster_packages(tmp_path):
                         "test_paper_fit_on_device and eager-1-fp32"], cwd=ROOT, env=gpu_image_env(tmp_path),
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_bench_gpu_measures_the_issues_figures_first():
+    """Issue 21's two figures, the paper grid in GPU-hours and S=50 against S=1 eager fit-steps/s, come first:
+    the compiled variants after them compile ~20 graphs at ~16 s each on a GPU (README's H200 run), and a
+    lease that ends (its command's 10 minutes) must not take those two with it."""
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *bench_gpu_args(),
+                        "--collect-only", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    items = [ln for ln in r.stdout.splitlines() if ln.startswith("benchmarks/test_gpu.py::")]
+    assert [i.split("::")[1] for i in items[:2]] == ["test_paper_grid_estimate_on_device",
+                                                      "test_batched_step_throughput[eager]"], r.stdout[-3000:]
