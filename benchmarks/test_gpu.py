@@ -120,9 +120,13 @@ def test_paper_grid_estimate_on_device(benchmark, target) -> None:
             "gpu_hours" if est.device == "cuda" else "cpu_hours": round(est.cpu_hours, 3),
             "wall_hours": round(est.wall_seconds / 3600, 3), "floor_hours": round(est.floor_cpu_hours, 3),
             "slots": est.slots, "calibration_s": round(est.calibration_seconds, 1),
-            "calibration": cost.measured_how(est), "load_average": [load, load_average()]}
+            "calibration": cost.measured_how(est), "load_average": [load, load_average()],
+            "disturbed": est.disturbed}
     info["headline"] = [k for k in ("gpu_hours", "cpu_hours", "wall_hours", "floor_hours") if k in info]
+    info["headline"] += ["disturbed"] if est.disturbed else []
     benchmark.extra_info.update(info)
+    if est.disturbed:   # the dry run prints no estimate then (exit 4): this one is not to be quoted
+        print(f"\nnote: the dry run would print no estimate: {cost.disturbed_how(est)}")
     print("\n" + cost.render(cfg, est, "the preset's synthetic cube, in memory"))
     assert est.total_seconds > 0 and est.tasks
 

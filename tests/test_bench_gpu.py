@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_ON_GPU_IMAGE = ("dask", "distributed", "dask_jobqueue", "zarr", "numcodecs", "anndata", "bokeh")
@@ -68,3 +69,32 @@ def test_bench_gpu_measures_the_issues_figures_first():
     items = [ln for ln in r.stdout.splitlines() if ln.startswith("benchmarks/test_gpu.py::")]
     assert [i.split("::")[1] for i in items[:2]] == ["test_paper_grid_estimate_on_device",
                                                       "test_batched_step_throughput[eager]"], r.stdout[-3000:]
+
+
+class _Benchmark:
+    """pytest-benchmark's fixture as the GPU benchmarks use it: pedantic calls the function once."""
+
+    def __init__(self) -> None:
+        self.extra_info: dict = {}
+
+    def pedantic(self, fn, args=(), kwargs=None, rounds=1, iterations=1):
+        return fn(*args, **(kwargs or {}))
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnknownMarkWarning")   # gpu: benchmarks/conftest.py's
+def test_the_gpu_estimate_benchmark_says_when_its_calibration_was_disturbed(monkeypatch, capsys):
+    """The dry run prints no estimate from a disturbed calibration (exit 4); the benchmark, which prints the
+    estimate itself, said nothing of it: its GPU-hours figure looked as good as any."""
+    import dataclasses
+
+    from benchmarks import test_gpu
+    from harness import cost
+
+    real = cost.calibrate
+    monkeypatch.setattr(cost, "calibrate", lambda *a, **k: dataclasses.replace(real(*a, **k), disturbed=True))
+    bench = _Benchmark()
+    target = {"device": torch.device("cpu"), "tiny": True, "disabled": True, "name": "cpu"}
+    test_gpu.test_paper_grid_estimate_on_device(bench, target)
+    out = capsys.readouterr().out
+    assert bench.extra_info["disturbed"] is True and "disturbed" in bench.extra_info["headline"]
+    assert "note: the dry run would print no estimate: the calibration was disturbed: after" in out, out
