@@ -700,6 +700,10 @@ def _check_execution(cfg: RunConfig, bad: Callable[[str, str], ConfigError]) -> 
                   f"core, and dask-jobqueue cancels the whole job to retire one idle worker, its busy ones' "
                   f"tasks with it (14 jobs for 3 tasks; a 12 s task unfinished after 120 s); give --jobs "
                   f"{cfg.jobs * cfg.cores_per_job} --cores-per-job 1 for as many cores")
+    if cfg.gpus_per_job > 0 and cfg.device == "cpu":   # run_device_kind and the cost model take it for GPUs
+        raise bad("gpus_per_job", "the jobs would hold GPUs that their workers never use (--device cpu "
+                  "trains every fit on the CPU); give --gpus-per-job 0 for a CPU run, or --device auto or "
+                  "cuda")
     parts = cfg.walltime.split(":")
     if not (1 <= len(parts) <= 3 and all(p.isdigit() for p in parts)) and not _is_dhms(cfg.walltime):
         raise bad("walltime", "use HH:MM:SS (or D-HH:MM:SS)")

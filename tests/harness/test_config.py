@@ -411,3 +411,13 @@ def test_include_test_singletons_on_a_drug_response_run_alone_is_refused():
         parse_args(["--preset", "drvae-demo", "--include-test-singletons"])
     both = parse_args(["--preset", "drvae-demo", "--models", "drvae", "pertvae", "--include-test-singletons"])
     assert both.include_test_singletons
+
+
+def test_gpus_per_job_with_device_cpu_is_refused():
+    """--device cpu trains every fit on the CPU, so GPUs asked of Slurm would sit idle, while the rest of the
+    run took it for a GPU run: the dry run said "the workers would train on a GPU", the cost model estimated
+    GPU-hours and a task batched all of a drug's splits. Refused, saying which flag to drop."""
+    with pytest.raises(ConfigError, match=r"gpus_per_job.* = 1 .*never use.*--gpus-per-job 0.*--device auto"):
+        parse_args(["--cluster", "slurm", "--gpus-per-job", "1", "--device", "cpu"])
+    assert parse_args(["--cluster", "slurm", "--gpus-per-job", "1"]).device == "auto"
+    assert parse_args(["--cluster", "slurm", "--device", "cpu"]).gpus_per_job == 0

@@ -41,7 +41,7 @@ def test_auto_is_resolved_when_the_config_is_made(monkeypatch: pytest.MonkeyPatc
 def test_auto_asks_the_device_the_run_trains_on(asked: list[str]) -> None:
     make_config("paper", device="cpu")
     make_config("paper", device="cuda")
-    make_config("paper", device="cpu", cluster="slurm", gpus_per_job=1)
+    make_config("paper", cluster="slurm", gpus_per_job=1)   # device auto: the jobs' GPUs
     assert asked == ["cpu", "cuda", "cuda"]
 
 
