@@ -66,7 +66,7 @@ MAX_STEPS = 300       # calibration cap: an epoch longer than this has its valid
 CAL_ROUNDS = 3        # alternating repetitions of every calibration point; each keeps their median
 MAX_ROUNDS = 6        # at most this many rounds (after the warm-up round) while the last CAL_ROUNDS disagree
 MAX_SPREAD = 1.3      # slowest / fastest of a point's step time over the kept rounds: above it, disturbed
-MIN_JUDGED_S = 0.02   # points shorter than this (CPU seconds per step or evaluation) are not judged
+MIN_JUDGED_S = 0.005  # points shorter than this (CPU seconds per step or evaluation) are not judged
 
 Clock = Callable[[], float]
 Shape = tuple[tuple[int, ...], tuple[int, ...]]   # the operand shapes of a matrix product
@@ -433,7 +433,9 @@ def _judged(points: Sequence[Point]) -> list[bool]:
 
 def _judgeable(cals: Sequence[Calibration]) -> bool:
     """Whether a point is long enough to judge: a few milliseconds of CPU vary with the scheduler and the
-    caches by more than 1.3x on a quiet machine, and such a point weighs little in any estimate."""
+    caches by more than 1.3x on a quiet machine, and such a point weighs little in any estimate. The
+    threshold is no higher: the paper preset's steps take 8-15 ms on a Xeon with AMX (at 20 ms none was
+    judged, so no paper-grid calibration there could be disturbed), and held 1.04-1.22x at load 2-8."""
     return statistics.median(_times(cals)) >= MIN_JUDGED_S
 
 
