@@ -126,10 +126,11 @@ class CalibrationRun:
     ``spread``: the largest slowest/fastest ratio of a judged point's step time over the last CAL_ROUNDS
     rounds (``worst``: that point); where no point is judged (all shorter than MIN_JUDGED_S), the largest of
     any point's, and ``judged`` is False; ``disturbed``: a judged spread above MAX_SPREAD after
-    MAX_ROUNDS. ``cpu_share``: this process's CPU time / wall time over the calibration (1.0 per thread
-    when it had the CPU to itself); ``load``: the 1-minute load average before and after the timing
-    rounds. ``rates``: the best float32 rate (FLOP/s) of each product shape timed (:func:`gemm_rates`) over
-    the rounds; ``peak`` is the best of them, at ``peak_at``."""
+    MAX_ROUNDS. ``cpu_share``: the CPU time of this process and of its waited-for children (torch.compile's
+    C++ compiler) / wall time over the calibration (1.0 per thread when it had the CPU to itself);
+    ``load``: the 1-minute load average before and after the timing rounds. ``rates``: the best float32
+    rate (FLOP/s) of each product shape timed (:func:`gemm_rates`) over the rounds; ``peak`` is the best of
+    them, at ``peak_at``."""
 
     calibrations: tuple[Calibration, ...]
     peak: float
@@ -466,6 +467,10 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
             return clock()
         return clock() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime / max(1, threads)
 
+    def cpu_time() -> float:   # this process's and its waited-for children's, for the share of a core it had
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
+
     def one_round() -> list[Calibration]:
         out = []
         for p in points:
@@ -475,7 +480,7 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
         return out
 
     judged = _judged(points)
-    load0, w0, c0 = load_average(), time.perf_counter(), time.process_time()
+    load0, w0, c0 = load_average(), time.perf_counter(), cpu_time()
     say(f"calibrating {len(points)} point(s) on {device}: a warm-up round, then {CAL_ROUNDS} to {MAX_ROUNDS} "
         f"rounds")
     first = one_round()   # the warm-up round, not kept: a process's first fit at these shapes
@@ -495,7 +500,7 @@ def calibrate(points: Sequence[Point], genes: int, cfg: RunConfig, device: str, 
             f"({points[worst].model if points else '-'}{note}), {time.perf_counter() - w0:.0f} s (wall)")
         if len(rounds) >= MAX_ROUNDS or (len(rounds) >= CAL_ROUNDS and (spread <= MAX_SPREAD or not judging)):
             break
-    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    wall, cpu = time.perf_counter() - w0, cpu_time() - c0
     medians = [_median([r[i] for r in kept]) for i in range(len(points))]
     peak, peak_at = best_rate(rates)
     return CalibrationRun(

@@ -5,6 +5,7 @@ beside the calibration does not distort (no wall-clock assertion anywhere)."""
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -82,6 +83,27 @@ def test_a_disturbed_calibration_prints_no_estimate(monkeypatch, tmp_path, capsy
                           "(more than the 1.3 x allowed), by this process's CPU time")
     assert "median" not in err   # no median is used
     assert "rerun the dry run when the machine is quieter" in err and not (tmp_path / "out").exists()
+
+
+def test_the_share_of_a_core_counts_the_calibrations_waited_for_children(monkeypatch):
+    """torch.compile's C++ compiler runs as a child of the calibrating process (its warm-up round), and
+    spends the CPU time the calibration printed its share of a core from: the share counts it, as the
+    first fits' cost does. Clock: each fit is a child spinning for 0.2 s of its CPU time while this process
+    waits."""
+    _fake(monkeypatch, [])
+    spin = "import time\nwhile time.process_time() < 0.2:\n    pass"
+
+    def fit(p, genes, cfg, clock):
+        subprocess.run([sys.executable, "-c", spin], check=True)
+        return cal.Calibration(p.model, p.latent, 1, 1.0, 0.01, 0.1, 0.2)
+
+    monkeypatch.setattr(cal, "calibrate_fit", fit)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run = cal.calibrate([cal.Point("pertvae", 3, (SP,), (2,))], 10, make_config("demo"), "cpu", 1)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    assert children >= 0.2 * (1 + run.rounds)
+    assert run.cpu_share * run.seconds >= children
 
 
 def test_gemm_peak_is_the_best_rate_over_the_square_and_the_steps_products():
