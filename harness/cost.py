@@ -19,10 +19,10 @@ How the estimate is made:
   (:func:`pertvae_core.api.predict`, ``mc_samples`` draws) of that state. PCA and the baselines: the
   evaluation of one split at all of their latent sizes (pertvae_core.api.evaluate_pca_latents /
   evaluate_baselines), as their task runs them, each latent size charged its share. Every time is this
-  process's CPU time (a busy machine cannot inflate it as it inflates wall time), each the median of
-  alternating repetitions after a warm-up; when the repetitions disagree by more than
-  harness.calibrate.MAX_SPREAD even after recalibrating, the calibration is disturbed and the dry run prints
-  no estimate (exit 4).
+  process's CPU time (a busy machine inflates it far less than wall time: only through the caches and
+  memory bus it shares, README), each the median of alternating repetitions after a warm-up; when the
+  repetitions disagree by more than harness.calibrate.MAX_SPREAD even after recalibrating, the calibration
+  is disturbed and the dry run prints no estimate (exit 4).
 - **A fit** in a task of n splits: a batched step of S splits costs ``a + b S`` (a: shared, b: per split;
   from the steps of S splits and of 1 split), likewise a validation. Its split trains ``E`` epochs of ``k``
   steps (k from its rows, as pertvae_core.train counts them); the shared part runs while any split of the
