@@ -44,7 +44,7 @@ Layout:
   Figure 2's VAE and PCA run, and they run on no other drug);
 - attrs (JSON strings): ``config`` ({"science": science key, "execution": cluster settings}),
   ``n_cell_lines`` {drug: n}, ``n_train_test`` {drug: [n_train, n_test]} (cell lines, averaged over splits;
-  n_train counts every non-test cell line of the drug, validation included), ``fingerprint``
+  n_train counts the cell lines trained on, validation excluded: harness.run.drug_meta), ``fingerprint``
   (cube fingerprint + science key hash), ``versions``, ``grid`` {model: [latents]}, ``ceiling`` {drug:
   {"ceiling_delta_pearson", "n_cell_lines", "reason"}}, ``pairing`` {drug: rule}, ``ground_truth`` (the
   synthetic cube's, JSON, "" for real data), ``test_sets`` {drug: [repeat][fold] -> the split's test set,
