@@ -43,7 +43,8 @@ def unscored_line(scores: pd.DataFrame) -> str:
     return (f"Splits without {PRIMARY} or any other change metric: "
             + ", ".join(f"{d} {k} of {n}" for d, (k, n) in missing.items())
             + f"; in those splits {SINGLE_CONTROL}. Add control replicates of those cell lines, or run more "
-            "repeats (--n-repeats) for more scored splits.")
+            "repeats (--n-repeats) for more scored splits (new test sets only where a drug has more cell "
+            "lines than folds: otherwise every repeat holds out the same cell lines again).")
 
 
 def no_change_scores(scores: pd.DataFrame) -> str:

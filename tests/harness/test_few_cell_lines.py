@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from harness.run import main
@@ -128,3 +129,17 @@ def test_a_drug_trained_on_one_cell_line_is_warned_of(tmp_path: Path, capsys: py
     assert main(args) == 0
     out = capsys.readouterr().out
     assert one in out and sets in out
+
+
+def test_unscored_line_does_not_promise_new_test_sets_from_repeats():
+    """Splits without change scores: 'run more repeats for more scored splits' is true to the letter for a
+    drug in as many cell lines as folds, but its repeats hold out the same single-control cell line again,
+    so they add no scored test set (the few-cell-lines review): the advice says where repeats help."""
+    from harness.change_splits import unscored_line
+
+    rows = [("d", 10, r, f, "pertvae", m, 0.5) for r in range(2) for f in range(5)
+            for m in (["rho_pred_pert"] + (["delta_pearson"] if f else []))]
+    scores = pd.DataFrame(rows, columns=["drug", "latent", "repeat", "fold", "method", "metric", "value"])
+    line = unscored_line(scores)
+    assert line.startswith("Splits without delta_pearson or any other change metric: d 2 of 10;")
+    assert "new test sets only where a drug has more cell lines than folds" in line
