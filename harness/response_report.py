@@ -16,8 +16,12 @@ its chance the RMSE of the training mean):
   one class (its stored AUPR chance, then the test prevalence, 0 or 1), where neither is defined;
 - above chance: the method against its chance level on the same splits, by the perturbation benchmark's
   paired tests (pertvae_core.stats.paired_comparison: one-sided Wilcoxon and Nadeau-Bengio corrected t with
-  the test/train ratio of k-fold CV, 1 / (k - 1)), ``q_chance`` by Benjamini-Hochberg over every drug x
-  method of a (latent, metric);
+  the test/train ratio ``test_train_ratio`` n_test / n_train of the drug's response splits, their labelled
+  test and training cell lines with validation excluded, as the perturbation benchmark counts them, and the
+  degrees of freedom of the distinct test sets: ``n_test_sets`` among the ``n_splits``, ``paired_test_sets``
+  among the ``n_paired``; store attrs ``response_n_train_test``, ``response_test_sets``, harness.run.
+  response_meta; a store written before them: 1 / (k - 1) and every split a test set), ``q_chance`` by
+  Benjamini-Hochberg over every drug x method of a (latent, metric);
 - versus Dr.VAE (``drvae - method``: ``diff_vs_drvae`` with its corrected-t 95% interval, per comparison,
   ``q_better``, ``q_worse``: Dr.VAE better or worse, Benjamini-Hochberg over every drug x method x direction
   of a (latent, metric), as harness.benchmark's comparisons) and the verdict: Dr.VAE "beats", "loses to" or
@@ -39,11 +43,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from harness.benchmark import ALPHA, _family_q, power_floor, scores_table
+from harness.benchmark import ALPHA, _family_q, power_floor, scores_table, split_test_sets
 from harness.contenders import RESPONSE_MODELS, built_in_methods, contender
 from harness.products import products_line
 from harness.results import json_attr
-from pertvae_core.stats import corrected_t_interval, paired_comparison
+from pertvae_core.stats import corrected_t_interval, paired_comparison, test_set_df
 
 __all__ = ["response_table", "response_markdown", "write_response_report", "has_response", "summary_lines",
            "METRICS", "plain_name", "model_legend"]
@@ -64,9 +68,9 @@ MARK = "†"     # response.md: a verdict that is Dr.VAE's test against chance (
 BOUNDS = {"auroc": (0.0, 1.0), "aupr": (0.0, 1.0), "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0),
           "rmse": (0.0, np.inf)}
 COLUMNS = ("drug", "latent", "method", "classifier", "features", "metric", "mean", "ci_low", "ci_high",
-           "chance", "n_splits", "n_one_class", "p_chance", "q_chance", "diff_vs_drvae", "diff_ci_low",
-           "diff_ci_high", "splits_ahead_of_drvae", "n_paired", "q_better", "q_worse", "verdict",
-           "verdict_family")
+           "chance", "n_splits", "n_test_sets", "n_one_class", "p_chance", "q_chance", "diff_vs_drvae",
+           "diff_ci_low", "diff_ci_high", "splits_ahead_of_drvae", "n_paired", "paired_test_sets", "q_better",
+           "q_worse", "verdict", "verdict_family", "test_train_ratio")
 
 
 def response_methods(ds: xr.Dataset | None = None) -> list[str]:
@@ -119,12 +123,13 @@ def model_legend(methods: list[str]) -> str:
     return "Models (`--models`) and their methods' code names (response.csv): " + "; ".join(parts) + "."
 
 
-def _mean_ci(v: np.ndarray, metric: str, tt: tuple[float, float]) -> tuple[float, float, float]:
+def _mean_ci(v: np.ndarray, metric: str, tt: tuple[float, float], groups: list | None = None
+             ) -> tuple[float, float, float]:
     """Mean of the finite values with its corrected-t 95% interval, clipped to the metric's range: the
     variance the chance test uses (pertvae_core.stats.corrected_t_interval against 0), so that an interval
     excluding a constant chance level and a one-sided p < 0.025 against it say the same (a plain t-interval
     would exclude chance at p = 0.1)."""
-    mean, lo, hi = corrected_t_interval(v, np.zeros_like(v), tt[0], tt[1])
+    mean, lo, hi = corrected_t_interval(v, np.zeros_like(v), tt[0], tt[1], groups=groups)
     low, high = BOUNDS.get(metric, (-np.inf, np.inf))
     return mean, max(lo, low) if np.isfinite(lo) else lo, min(hi, high) if np.isfinite(hi) else hi
 
@@ -137,12 +142,13 @@ def _wide(ds: xr.Dataset) -> pd.DataFrame:
                           values="value", aggfunc="first")
 
 
-def _compare(a: np.ndarray, b: np.ndarray, metric: str, tt: tuple[float, float]) -> dict:
+def _compare(a: np.ndarray, b: np.ndarray, metric: str, tt: tuple[float, float], groups: list | None = None
+             ) -> dict:
     """paired_comparison of ``a`` with ``b`` in the metric's direction ({} without a finite pair)."""
     ok = np.isfinite(a) & np.isfinite(b)
     if not ok.any():
         return {}
-    return paired_comparison(a, b, tt[0], tt[1], metric not in LOWER_IS_BETTER)
+    return paired_comparison(a, b, tt[0], tt[1], metric not in LOWER_IS_BETTER, groups)
 
 
 def _at_chance(v: np.ndarray, chance: np.ndarray) -> bool:
@@ -184,27 +190,29 @@ def _one_class(block: pd.DataFrame, metric: str, method: str) -> float:
 
 
 def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: tuple[float, float],
-                 order: list[str]) -> list:
+                 order: list[str], groups: list | None = None) -> list:
     rows, methods = [], [m for m in order if (metric, m) in block]
     reference = REFERENCES[metric]
     ref = block[(metric, reference)].to_numpy(float) if (metric, reference) in block else None
     for m in methods:
         v = block[(metric, m)].to_numpy(float)
         chance = block[(f"{metric}_chance", m)].to_numpy(float)
-        mean, lo, hi = _mean_ci(v, metric, tt)
-        above = _compare(v, chance, metric, tt)
-        vs = _compare(ref, v, metric, tt) if ref is not None and m != reference else {}
+        mean, lo, hi = _mean_ci(v, metric, tt, groups)
+        above = _compare(v, chance, metric, tt, groups)
+        vs = _compare(ref, v, metric, tt, groups) if ref is not None and m != reference else {}
         ahead, paired = _ahead(v, ref if m != reference else None, metric)
         rows.append({"drug": drug, "latent": int(latent), "method": m, "classifier": label(m)[0],
                      "features": label(m)[1], "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi,
                      "chance": _chance_of(v, chance), "n_splits": int(np.isfinite(v).sum()),
+                     "n_test_sets": test_set_df(v, v, groups) + 1,
                      "n_one_class": _one_class(block, metric, m),
                      "p_chance": above.get("p_corrected_t", np.nan),
                      "p_chance_worse": above.get("p_corrected_t_worse", np.nan),
                      "at_chance": m != reference and _at_chance(v, chance),
                      "diff_vs_drvae": vs.get("mean_diff", np.nan), "diff_ci_low": vs.get("ci_low", np.nan),
                      "diff_ci_high": vs.get("ci_high", np.nan), "splits_ahead_of_drvae": ahead,
-                     "n_paired": paired, "p_better": vs.get("p_corrected_t", np.nan),
+                     "n_paired": paired, "paired_test_sets": vs.get("n_test_sets", np.nan),
+                     "test_train_ratio": tt[1] / tt[0], "p_better": vs.get("p_corrected_t", np.nan),
                      "p_worse": vs.get("p_corrected_t_worse", np.nan)})
     return rows
 
@@ -244,11 +252,16 @@ def response_table(ds: xr.Dataset) -> pd.DataFrame:
         return pd.DataFrame(columns=list(COLUMNS))
     wide = _wide(ds)
     k = int(ds.attrs.get("n_folds", 5))
-    tt = (float(k - 1), 1.0)        # k-fold CV: one fold tested, k - 1 trained (validation included)
+    sizes, sets = json_attr(ds, "response_n_train_test"), json_attr(ds, "response_test_sets")
     rows, order = [], response_methods(ds)
     for (drug, latent), block in wide.groupby(level=["drug", "latent"], sort=False):
+        given = sizes.get(str(drug))
+        # a store written before the sizes: k-fold CV's one fold tested, k - 1 trained (validation included)
+        tt = (float(given[0]), float(given[1])) if given and min(given) > 0 else (float(k - 1), 1.0)
+        groups = split_test_sets(sets.get(str(drug)), block.index.get_level_values("repeat"),
+                                 block.index.get_level_values("fold"))
         for metric in METRICS:
-            rows += _method_rows(block, str(drug), int(latent), metric, tt, order)
+            rows += _method_rows(block, str(drug), int(latent), metric, tt, order, groups)
     df = _scored_only(pd.DataFrame(rows)) if rows else pd.DataFrame()
     if df.empty:
         return pd.DataFrame(columns=list(COLUMNS))
@@ -527,20 +540,31 @@ def _family_size(table: pd.DataFrame) -> int:
     return 2 * int(vs.groupby(["latent", "metric"]).size().max()) if len(vs) else 0
 
 
+def _ratio(table: pd.DataFrame, n_folds: int) -> float:
+    """The largest test/train ratio of the table's drugs (response.csv's test_train_ratio; 1 / (k - 1) for
+    a table without it): the widest correction, the weakest tests."""
+    r = table["test_train_ratio"] if "test_train_ratio" in table else pd.Series(dtype=float)
+    return float(r.max()) if r.notna().any() else 1.0 / (n_folds - 1)
+
+
 def power_line(table: pd.DataFrame, n_folds: int) -> str:
-    """What the verdicts can call with the run's splits (harness.benchmark.power_floor; the corrected t's
-    test/train ratio of k-fold CV, 1 / (k - 1)) and the verdict family's size: "" without a verdict."""
+    """What the verdicts can call with the run's splits (harness.benchmark.power_floor, at the largest
+    test/train ratio, :func:`_ratio`, on the fewest distinct test sets a verdict pairs) and the verdict
+    family's size: "" without a verdict."""
     vs = table[table["verdict_family"] == "versus"]
     if vs.empty:
         return ""
     j = int(vs["n_paired"].min())   # the splits a verdict's test pairs: both Dr.VAE and the method scored
-    k = power_floor(j, float(n_folds - 1), 1.0)[1]
+    sets = vs["paired_test_sets"] if "paired_test_sets" in vs else pd.Series(dtype=float)
+    g = int(sets.min()) if sets.notna().any() else j
+    k = power_floor(j, 1.0, _ratio(table, n_folds), g)[1]
     family = _family_size(table)
-    return (f"Power: with {j} splits of {n_folds}-fold CV the corrected t-test behind the verdicts needs a "
-            f"mean difference of at least {k:.2f} standard deviations of the per-split differences for "
-            f"p < {ALPHA}, and after Benjamini-Hochberg over up to {family} comparisons of a verdict family "
-            f"a lone call needs p < {ALPHA / family:.2g}. So 'not distinguishable' can mean too few splits "
-            "to tell, not equal: a drug's line names the method with a better mean than Dr.VAE's and "
+    distinct = f" ({g} distinct test sets)" if g < j else ""
+    return (f"Power: with {j} splits{distinct} of {n_folds}-fold CV the corrected t-test behind the verdicts "
+            f"needs a mean difference of at least {k:.2f} standard deviations of the per-split differences "
+            f"for p < {ALPHA}, and after Benjamini-Hochberg over up to {family} comparisons of a verdict "
+            f"family a lone call needs p < {ALPHA / family:.2g}. So 'not distinguishable' can mean too few "
+            "splits to tell, not equal: a drug's line names the method with a better mean than Dr.VAE's and "
             "the splits it is ahead on (response.csv: splits_ahead_of_drvae of n_paired).")
 
 
@@ -557,12 +581,36 @@ def _at_chance_sentence(table: pd.DataFrame) -> str:
             "difference with a q from the verdict family.")
 
 
+def _ratio_words(table: pd.DataFrame, n_folds: int) -> str:
+    """The legend's test/train ratio and, where a drug's repeats test the same cell lines again, the
+    degrees of freedom its tests take."""
+    if "test_train_ratio" not in table or not table["test_train_ratio"].notna().any():
+        return f"1/{n_folds - 1} of {n_folds}-fold CV"
+    r = table["test_train_ratio"].dropna()
+    return (f"n_test/n_train, the labelled test and training cell lines of a drug's response splits, "
+            f"validation excluded, {r.min():.3f}" + ("" if r.min() == r.max() else f" to {r.max():.3f}")
+            + " (response.csv's test_train_ratio)")
+
+
+def _repeats_sentence(table: pd.DataFrame) -> str:
+    """The legend's sentence on the drugs whose repeats test the same cell lines again ("" without)."""
+    if "n_test_sets" not in table:
+        return ""
+    rep = table[table["n_test_sets"] < table["n_splits"]].drop_duplicates("drug")
+    if rep.empty:
+        return ""
+    return (" Repeats that test the same cell lines again add no test set: the tests and intervals of "
+            + "; ".join(f"{d} ({int(n)} splits, {int(g)} distinct test sets)" for d, n, g in
+                        zip(rep["drug"], rep["n_splits"], rep["n_test_sets"], strict=True))
+            + " have the degrees of freedom of the test sets (response.csv's n_test_sets, paired_test_sets).")
+
+
 def legend(table: pd.DataFrame, n_folds: int) -> str:
     """response.md's legend: what the intervals, q-values and verdicts are."""
     family = _family_size(table)
     adjusted = f", not adjusted for the up to {family} comparisons of its verdict family" if family else ""
     return ("Legend: means over the splits with 95% corrected-t intervals (Nadeau-Bengio, test/train ratio "
-            f"1/{n_folds - 1} of {n_folds}-fold CV: the variance the tests use; clipped to the metric's "
+            f"{_ratio_words(table, n_folds)}: the variance the tests use; clipped to the metric's "
             "range), so where chance is one number (AUROC 0.5, Pearson and Spearman 0) an interval that "
             "excludes it means a one-sided p below 0.025 against it, before multiplicity (but where "
             "every split differs from chance by the same amount the interval is that one value, and the p "
@@ -575,9 +623,10 @@ def legend(table: pd.DataFrame, n_folds: int) -> str:
             "the Benjamini-Hochberg q instead (over drugs, methods and both directions), at q < 0.05. The "
             "calls are one-sided at 0.05, the intervals two-sided at 95%: a call whose p lies between 0.025 "
             "and 0.05 sits beside an interval that just reaches chance (or 0)."
-            f"{_at_chance_sentence(table)} The identity-perturbation rows are the ablation: Dr.VAE's fits "
-            "predicting with p(z2|z1) replaced by the identity. Continuous response: Pearson and Spearman "
-            "against 0, RMSE against the training mean's, each method against Dr.VAE's continuous head.")
+            f"{_repeats_sentence(table)}{_at_chance_sentence(table)} The identity-perturbation rows are the "
+            "ablation: Dr.VAE's fits predicting with p(z2|z1) replaced by the identity. Continuous response: "
+            "Pearson and Spearman against 0, RMSE against the training mean's, each method against Dr.VAE's "
+            "continuous head.")
 
 
 def labels_line(rule: str) -> str:

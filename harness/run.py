@@ -193,6 +193,24 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
     return n_cell, n_tt, ceiling, pairing, sorted(all_cells), test_sets
 
 
+def response_meta(cfg: RunConfig, cube: Any, cube_path: Path, drug_names: Sequence[str]) -> dict[str, dict]:
+    """The store's attrs ``response_test_sets`` and ``response_n_train_test`` (per drug of a run with
+    a response model: harness.contenders.response_splits.response_test_sets): the response report's tests
+    count a repeated test set once and take the response splits' own test/train ratio. {} without one."""
+    from harness.contenders import RESPONSE_MODELS
+    from harness.contenders.response_splits import response_test_sets
+
+    if not set(cfg.models) & set(RESPONSE_MODELS):
+        return {}
+    sets: dict[str, list[list[int]]] = {}
+    sizes: dict[str, list[float]] = {}
+    for d in split_drugs(cfg, drug_names):
+        if d == POOLED or (got := response_test_sets(drug_data(str(cube_path), d, cfg), cube, cfg)) is None:
+            continue
+        sets[d], sizes[d] = got
+    return {"response_test_sets": sets, "response_n_train_test": sizes}
+
+
 def drug_ceiling(dd: Any, splits: Sequence[Any], cfg: RunConfig) -> dict:
     """The drug's noise ceiling of delta_pearson (pertvae_core.ceiling): each split's test cell lines'
     replicates in its own z space, as the metric scores them, pooled over the drug's splits; the mean of
@@ -570,7 +588,8 @@ def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, CubeFiles, list[str
         store = ResultStore.open(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names),
                                  n_cell_lines=n_cell, n_train_test=n_tt,
                                  extra_attrs={"ceiling": ceiling, "pairing": pairing, "test_sets": test_sets,
-                                              "ground_truth": _ground_truth(cube, drug_names)},
+                                              "ground_truth": _ground_truth(cube, drug_names),
+                                              **response_meta(cfg, cube, cube_path, drug_names)},
                                  cell_lines=cell_lines, genes=genes, methods=methods,
                                  gene_symbols=[str(g) for g in cube["gene_symbol"].values],
                                  background=True, cube_path=cube_path)

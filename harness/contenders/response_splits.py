@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from pertvae_core.response_data import ResponseSplit
     from pertvae_core.response_labels import LabelRule
 
-__all__ = ["RESPONSE_METRICS", "CONTINUOUS_METRICS", "response_splits", "label_rule",
+__all__ = ["RESPONSE_METRICS", "CONTINUOUS_METRICS", "response_splits", "response_test_sets", "label_rule",
            "failed_row", "run_valid", "calibration_split"]
 
 # The binary head's metrics and their chance levels (pertvae_core.response_metrics.binary_metrics).
@@ -76,17 +76,54 @@ def response_splits(dd: Any, cube: Any, split_keys: Sequence[tuple[int, int]], c
     if np.isnan(r_pairs).all() and np.isnan(r_sing).all():   # a drug left without one (--response-partial)
         return [f"drug {dd.drug!r}: the cube has no response for it (built with --response-partial): nothing "
                 f"to train on or score" for _ in split_keys]
+    return [_one_split(dd, pcl, scl, r_pairs, r_sing, train, val, test, label_rule(cfg), head == "binary")
+            for train, val, test in _cell_sets(dd.drug, pcl, scl, r_sing, split_keys, cfg)]
+
+
+def _cell_sets(drug: str, pcl: np.ndarray, scl: np.ndarray, r_sing: np.ndarray,
+               split_keys: Sequence[tuple[int, int]], cfg: RunConfig) -> list[tuple[set, set, set]]:
+    """(training pair cell lines, validation, test cell lines) of each (repeat, fold) of ``split_keys``
+    (module docstring)."""
     paired = sorted(set(pcl))
-    pair_sets = {(s.repeat, s.fold): s for s in run_splits(paired, dd.drug, cfg)}
-    other_sets = _fold_sets(sorted(set(scl[~np.isnan(r_sing)]) - set(paired)), f"{dd.drug}/response", cfg)
-    out: list[ResponseSplit | str] = []
+    pair_sets = {(s.repeat, s.fold): s for s in run_splits(paired, drug, cfg)}
+    other_sets = _fold_sets(sorted(set(scl[~np.isnan(r_sing)]) - set(paired)), f"{drug}/response", cfg)
+    out = []
     for key in split_keys:
         parts = [pair_sets[key]] + ([other_sets[key]] if key in other_sets else [])
-        val = {c for s in parts for c in s.val_cell_lines}
-        test = {c for s in parts for c in s.test_cell_lines}
-        out.append(_one_split(dd, pcl, scl, r_pairs, r_sing, set(pair_sets[key].train_cell_lines), val, test,
-                              label_rule(cfg), head == "binary"))
+        out.append((set(pair_sets[key].train_cell_lines), {c for s in parts for c in s.val_cell_lines},
+                    {c for s in parts for c in s.test_cell_lines}))
     return out
+
+
+def response_test_sets(dd: Any, cube: Any, cfg: RunConfig) -> tuple[list[list[int]], list[float]] | None:
+    """What the corrected t of the drug's response report takes (pertvae_core.stats): [repeat][fold] -> the
+    split's test set (its labelled test cell lines, numbered as harness.run.test_set_labels numbers the
+    perturbation splits': a repeat that tests the same cell lines again adds no test set), and [n_train,
+    n_test], its labelled training and test cell lines averaged over the splits that have a test cell line
+    to score (validation excluded, as the perturbation benchmark counts them; [0, 0] where none has). None
+    for a drug without a response."""
+    from datasets.response import drug_response
+
+    resp = drug_response(cube, dd.drug)
+    pcl = np.asarray(dd.pair_cell_line).astype(str)
+    scl = np.asarray(dd.singleton_cell_line).astype(str)
+    r_pairs, r_sing = resp.lookup(pcl), resp.lookup(scl)
+    if np.isnan(r_pairs).all() and np.isnan(r_sing).all():
+        return None
+    keys = [(r, f) for r in range(cfg.n_repeats) for f in range(cfg.n_folds)]
+    labelled = set(pcl[~np.isnan(r_pairs)]) | set(scl[~np.isnan(r_sing)])
+    seen: dict[tuple[str, ...], int] = {}
+    labels: list[list[int]] = [[] for _ in range(cfg.n_repeats)]
+    n_train, n_test = [], []
+    sets = _cell_sets(dd.drug, pcl, scl, r_sing, keys, cfg)
+    for (r, _), (train, val, test) in zip(keys, sets, strict=True):
+        scored = tuple(sorted(test & set(scl[~np.isnan(r_sing)])))
+        labels[r].append(seen.setdefault(scored, len(seen)))
+        trained = (train | set(scl) - val - test) & labelled
+        if scored:   # a split without a scored cell line fails: no test, no score
+            n_train.append(len(trained))
+            n_test.append(len(scored))
+    return labels, [float(np.mean(n_train)), float(np.mean(n_test))] if n_test else [0.0, 0.0]
 
 
 def _one_split(dd: Any, pcl: np.ndarray, scl: np.ndarray, r_pairs: np.ndarray, r_sing: np.ndarray,

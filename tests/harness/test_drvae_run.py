@@ -142,10 +142,13 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
         own = score.sel({"model": "response_baselines", "method": m}).values
         row = au[(au["drug"] == BASELINE_DRUG) & (au["method"] == m)].iloc[0]
         assert (row["splits_ahead_of_drvae"], row["n_paired"]) == (np.sum(own > drvae), 10)
-    # each mean's interval: the corrected t's (test/train ratio 1 / (k - 1)), as the chance test's variance
+    # each mean's interval: the corrected t's (the response splits' labelled test/train cell lines, as
+    # recorded), as the chance test's variance
     k = int(ds.attrs["n_folds"])
+    n_train, n_test = json_attr(ds, "response_n_train_test")[BASELINE_DRUG]
     row = au[(au["drug"] == BASELINE_DRUG) & (au["method"] == "drvae")].iloc[0]
-    half = stats.t.ppf(0.975, 9) * np.sqrt((1 / 10 + 1 / (k - 1)) * drvae.var(ddof=1))
+    assert row["test_train_ratio"] == pytest.approx(n_test / n_train, rel=1e-5) and n_train < 160 * 4 / 5
+    half = stats.t.ppf(0.975, 9) * np.sqrt((1 / 10 + n_test / n_train) * drvae.var(ddof=1))
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((max(drvae.mean() - half, 0),
                                                              min(drvae.mean() + half, 1)), abs=1e-5)
     # the training prior's AUROC is 0.5 on every split: Dr.VAE against it is Dr.VAE's chance test, one q
@@ -154,7 +157,7 @@ def test_the_report_says_which_methods_beat_chance_and_dr_vaes_verdicts(run):
     assert (prior["verdict_family"] == "chance").all()
     np.testing.assert_allclose(prior["q_better"], own.loc[prior.index, "q_chance"], rtol=1e-5)
     # what 10 splits can show, by scipy: the corrected t's threshold and BH's over the verdict family
-    sds = stats.t.ppf(0.95, 9) * np.sqrt(1 / 10 + 1 / (k - 1))
+    sds = stats.t.ppf(0.95, 9) * np.sqrt(1 / 10 + au["test_train_ratio"].max())
     family = 2 * int((au["verdict_family"] == "versus").sum())
     assert (f"Power: with 10 splits of {k}-fold CV the corrected t-test behind the verdicts needs a mean "
             f"difference of at least {sds:.2f} standard deviations of the per-split differences for "

@@ -1,0 +1,83 @@
+"""response.md's tests and intervals count a repeated test set once and take the response splits' own
+test/train ratio (validation excluded), as the perturbation report does (pertvae_core.stats)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy import stats
+
+from harness import response_report as rr
+
+SETS = [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]   # a drug in as many labelled cell lines as folds: 2 x 5 splits
+SIZES = [3.0, 1.0]                          # 3 labelled training cell lines, 1 tested; 1 validates
+
+
+def _wide() -> pd.DataFrame:
+    """Dr.VAE and logistic L2 on x1, AUROC and its chance, on 10 splits that are 5 test sets twice."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for split in range(10):
+        for m in ("drvae", "logreg_x1"):
+            rows += [("dA", 4, split // 5, split % 5, "auroc", m, float(rng.uniform(0.5, 0.9))),
+                     ("dA", 4, split // 5, split % 5, "auroc_chance", m, 0.5)]
+    df = pd.DataFrame(rows, columns=["drug", "latent", "repeat", "fold", "metric", "method", "value"])
+    return df.pivot_table(index=["drug", "latent", "repeat", "fold"], columns=["metric", "method"],
+                          values="value", aggfunc="first")
+
+
+def test_repeated_response_test_sets_count_once(monkeypatch) -> None:
+    """The response report took every split as a test set and the ratio 1/(k - 1): 10 splits that test 5
+    cell lines twice had a t on 9 degrees of freedom with ratio 0.25, where the perturbation report's
+    tests take 4 and the splits' n_test/n_train (here 1/3)."""
+    wide = _wide()
+    monkeypatch.setattr(rr, "_wide", lambda ds: wide)
+    monkeypatch.setattr(rr, "has_response", lambda ds: True)
+    ds = xr.Dataset(coords={"method": ["drvae"]},
+                    attrs={"n_folds": 5, "response_test_sets": json.dumps({"dA": SETS}),
+                           "response_n_train_test": json.dumps({"dA": SIZES})})
+    table = rr.response_table(ds)
+    row = table[(table["metric"] == "auroc") & (table["method"] == "logreg_x1")].iloc[0]
+    v = wide[("auroc", "logreg_x1")].to_numpy(float)
+    d = v - 0.5
+    se = np.sqrt((1 / 10 + 1 / 3) * d.var(ddof=1))
+    assert row["p_chance"] == pytest.approx(stats.t.sf(d.mean() / se, 4), rel=1e-9)
+    half = stats.t.ppf(0.975, 4) * se
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((d.mean() + 0.5 - half,
+                                                             min(d.mean() + 0.5 + half, 1.0)), rel=1e-9)
+    assert (row["n_splits"], row["n_test_sets"], row["paired_test_sets"]) == (10, 5, 5)
+    assert row["test_train_ratio"] == pytest.approx(1 / 3)
+    md = rr.response_markdown(table)
+    assert "Power: with 10 splits (5 distinct test sets) of 5-fold CV" in md
+    assert "dA (10 splits, 5 distinct test sets) have the degrees of freedom" in md
+    assert "validation excluded, 0.333 (response.csv's test_train_ratio)" in md
+
+
+def test_a_run_records_its_response_splits_test_sets(tmp_path) -> None:
+    """A drug in 5 cell lines, each with a baseline profile and a response, at 2 x 5 folds: every repeat
+    tests the same 5 cell lines again. The run records so (store attrs) and response.csv's tests use it."""
+    from datasets.cube import write_cube
+    from datasets.synthetic import generate
+    from harness.report import load, open_results
+    from harness.run import main
+
+    cube = generate("demo", seed=0, n_genes=30, max_cells=5, min_cells=5, pool_size=5, n_baseline=5,
+                    baseline_overlap=1.0, responses={"olaparib": "baseline"})
+    write_cube(cube, tmp_path / "cube.zarr")
+    out = tmp_path / "out"
+    assert main(["--preset", "drvae-demo", "--data", str(tmp_path / "cube.zarr"), "--out", str(out),
+                 "--drugs", "olaparib", "--models", "response_regression", "--n-repeats", "2",
+                 "--cluster", "none", "--no-progress"]) == 0
+    attrs = open_results(out).attrs
+    sets = json.loads(attrs["response_test_sets"])["olaparib"]
+    assert sorted(sets[0]) == sorted(sets[1]) == [0, 1, 2, 3, 4]
+    # 5 cell lines: 1 tested, 1 validates, 3 trained on, in every split
+    assert json.loads(attrs["response_n_train_test"]) == {"olaparib": [3.0, 1.0]}
+    response = load(out).response
+    rmse = response[response["metric"] == "rmse"]
+    assert set(rmse["n_splits"]) == {10} and set(rmse["n_test_sets"]) == {5}
+    assert np.allclose(rmse["test_train_ratio"], 1 / 3)
