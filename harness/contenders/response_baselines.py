@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from harness.contenders.base import Contender
 from harness.contenders.response_splits import (
     CONTINUOUS_METRICS,
+    PENALTY_WORDS,
     RESPONSE_METRICS,
     calibration_split,
     response_splits,
@@ -97,7 +98,7 @@ class ResponseBaselines(Contender):
     legend = ("drug-response classifiers (logistic, random forest, linear SVM) on x1 and on PCA(x1) at the "
               "latent size, and the training prior, each fitted alone per response split")
     method_legends = {m: f"{cl} on {fl}" + ("" if cl == "random forest" else
-                                            ", its penalty chosen on the validation cell lines")
+                                            PENALTY_WORDS)
                       for m, (cl, fl) in labels.items() if m != "prior"} | {
         "prior": "the drug's response rate in the training cell lines (AUROC 0.5 by construction)"}
 

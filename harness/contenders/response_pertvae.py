@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from harness.contenders.base import Contender, fit_config
 from harness.contenders.response_baselines import evaluate_each
-from harness.contenders.response_splits import RESPONSE_METRICS, failed_row, response_splits, run_valid
+from harness.contenders.response_splits import (
+    PENALTY_WORDS,
+    RESPONSE_METRICS,
+    failed_row,
+    response_splits,
+    run_valid,
+)
 from harness.task_data import cube_of
 
 if TYPE_CHECKING:
@@ -42,7 +48,7 @@ class ResponsePertVAE(Contender):
     legend = ("drug-response classifiers (logistic, random forest, linear SVM) on the latents z1, z2 and "
               "[z1, z2 - z1] of a PertVAE trained on each split's training cell lines")
     method_legends = {m: f"{cl} on {fl} of a PertVAE fitted on the training cell lines"
-                      + ("" if cl == "random forest" else ", its penalty chosen on the validation cell lines")
+                      + ("" if cl == "random forest" else PENALTY_WORDS)
                       for m, (cl, fl) in labels.items()}
 
     def task_data(self, dd: Any, cube_path: str, split_keys: Sequence[tuple[int, int]], cfg: RunConfig

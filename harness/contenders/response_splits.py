@@ -34,14 +34,18 @@ if TYPE_CHECKING:
     from pertvae_core.response_data import ResponseSplit
     from pertvae_core.response_labels import LabelRule
 
-__all__ = ["RESPONSE_METRICS", "CONTINUOUS_METRICS", "response_splits", "response_test_sets", "label_rule",
-           "failed_row", "run_valid", "calibration_split"]
+__all__ = ["RESPONSE_METRICS", "CONTINUOUS_METRICS", "PENALTY_WORDS", "response_splits", "response_test_sets",
+           "label_rule", "failed_row", "run_valid", "calibration_split"]
 
 # The binary head's metrics and their chance levels (pertvae_core.response_metrics.binary_metrics).
 RESPONSE_METRICS = ("auroc", "auroc_chance", "aupr", "aupr_chance")
 # The continuous head's (pertvae_core.response_metrics.continuous_metrics): RMSE's chance is the RMSE of
 # predicting the training cell lines' mean response.
 CONTINUOUS_METRICS = ("pearson", "pearson_chance", "spearman", "spearman_chance", "rmse", "rmse_chance")
+# The method legends' words on a classifier's penalty (pertvae_core.response_baselines._Classifier._pick):
+# validation AUROC needs both classes, so a split whose validation cell lines are one class keeps C = 1.
+PENALTY_WORDS = (", its penalty C chosen by AUROC on the validation cell lines (C = 1 on a split whose "
+                 "validation cell lines are all of one class)")
 
 
 def label_rule(cfg: RunConfig) -> LabelRule:

@@ -81,3 +81,24 @@ def test_a_run_records_its_response_splits_test_sets(tmp_path) -> None:
     rmse = response[response["metric"] == "rmse"]
     assert set(rmse["n_splits"]) == {10} and set(rmse["n_test_sets"]) == {5}
     assert np.allclose(rmse["test_train_ratio"], 1 / 3)
+
+
+def test_the_penalty_words_say_what_a_one_class_validation_fold_gets() -> None:
+    """Where a split's validation cell lines are all one class (the review's rare-sensitive tipifarnib: 4 of
+    5 splits) logistic regression and the SVM keep C = 1, while every legend said 'its penalty chosen on the
+    validation cell lines'."""
+    from harness.contenders import contender
+    from pertvae_core.response_baselines import LinearSVM, LogisticL2
+    from pertvae_core.response_data import ResponseSplit
+    from tests.pertvae_core.response_sim import simulate
+
+    sp = simulate("untreated", seed=3).split
+    resistant = sp.r_val < np.median(sp.r_train[np.isfinite(sp.r_train)])
+    one_class = ResponseSplit(sp.x1_pairs, sp.x2_pairs, sp.r_pairs, sp.xs_train, sp.r_train,
+                              sp.x_val[resistant], sp.r_val[resistant], sp.x_test, sp.r_test, rule=sp.rule)
+    assert set(one_class.y_val) == {0}
+    assert LogisticL2().fit(one_class).param_ == 1.0 and LinearSVM().fit(one_class).param_ == 1.0
+    for model, method in (("response_baselines", "logreg_x1"), ("response_baselines", "svm_pca"),
+                          ("response_pertvae", "logreg_pertvae_z1")):
+        assert "C = 1 on a split whose validation cell lines are all of one class" in \
+            contender(model).method_legends[method]
