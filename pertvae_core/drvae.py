@@ -42,12 +42,12 @@ class DrVAEConfig:
     L2 term, as their optimizer), perturbation-term weight 0.05, at most 300 epochs.
 
     ``y_rate`` weighs the classification log-likelihood of labelled rows (the authors chose it on validation
-    from {1, 3, 5, 10}; the caller's grid chooses, 10 by default). ``y_sigma`` is the continuous head's fixed
-    standard deviation in standardized response units (0.3: the authors' 0.05 on an AUC-like scale whose
-    s.d. across cell lines is ~0.15). ``mc_samples`` draws average the test predictions, ``val_samples``
-    fixed draws the validation loss. ``standardize``: "per_source" (pairs with the statistics of the
-    training pairs; training, validation and test singletons with those of the training singletons) or
-    "pooled".
+    from {1, 3, 5, 10}; the harness keeps 10 for every fit: docs/drug_response.md). ``y_sigma`` is the
+    continuous head's fixed standard deviation in standardized response units (0.3: the authors' 0.05 on an
+    AUC-like scale whose s.d. across cell lines is ~0.15). ``mc_samples`` draws average the test
+    predictions, ``val_samples`` fixed draws the validation loss. ``standardize``: "per_source" (pairs with
+    the statistics of the training pairs; training, validation and test singletons with those of the
+    training singletons) or "pooled".
     """
 
     head: str = "binary"
