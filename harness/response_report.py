@@ -614,7 +614,7 @@ def legend(table: pd.DataFrame, n_folds: int) -> str:
             "range), so where chance is one number (AUROC 0.5, Pearson and Spearman 0) an interval that "
             "excludes it means a one-sided p below 0.025 against it, before multiplicity (but where "
             "every split differs from chance by the same amount the interval is that one value, and the p "
-            "the exact sign test's 2^-n for n splits: 0.25 at 2; AUPR's and "
+            "the exact sign test's 2^-n for n distinct test sets: 0.25 at 2; AUPR's and "
             "RMSE's chance vary by split: their tests pair each split with its own). Test sets are "
             "labelled untreated profiles of held-out cell lines. q above chance (below, for RMSE: lower is "
             "better): the method against its chance level on the same splits (corrected resampled t, "

@@ -133,3 +133,20 @@ def test_the_docs_state_where_dr_vae_differs_from_its_authors() -> None:
     assert "(no accuracy)" in text and "(no R²)" in text
     assert not {"accuracy", "r2"} & set(RESPONSE_METRICS + CONTINUOUS_METRICS)
     assert "caller's grid chooses" not in (DrVAEConfig.__doc__ or "")
+
+
+def test_the_legend_gives_the_sign_tests_p_by_distinct_test_sets(monkeypatch) -> None:
+    """Where every split differs from chance alike the p is 2^-G for G distinct test sets
+    (pertvae_core.stats.corrected_t_greater): 10 splits that are 5 test sets give 2^-5, not the legend's
+    '2^-n for n splits' (2^-10)."""
+    wide = _wide()
+    wide[("auroc", "logreg_x1")] = 0.75
+    monkeypatch.setattr(rr, "_wide", lambda ds: wide)
+    monkeypatch.setattr(rr, "has_response", lambda ds: True)
+    ds = xr.Dataset(coords={"method": ["drvae"]},
+                    attrs={"n_folds": 5, "response_test_sets": json.dumps({"dA": SETS}),
+                           "response_n_train_test": json.dumps({"dA": SIZES})})
+    table = rr.response_table(ds)
+    row = table[(table["metric"] == "auroc") & (table["method"] == "logreg_x1")].iloc[0]
+    assert row["p_chance"] == 2.0**-5
+    assert "the exact sign test's 2^-n for n distinct test sets" in rr.response_markdown(table)
