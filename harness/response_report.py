@@ -509,12 +509,15 @@ def summary_lines(ds: xr.Dataset) -> list[str]:
     if table.empty:
         return []
     present = set(table["metric"])
-    firsts = " or ".join(NAMES[h[0]] for h in HEADS if h[0] in present)
-    others = ", ".join(NAMES[k] for h in HEADS for k in h[1:] if k in present)
-    lines = [f"Drug response (response.md has every metric; below, {firsts}, and another metric ({others}) "
-             "only where Dr.VAE loses on it):"]
+    # each head's metrics with a score, its line's metric first: a head whose first metric has none (Pearson
+    # on test sets of one cell line) is summarized by its next
+    heads = [h for h in (tuple(k for k in head if k in present) for head in HEADS) if h]
+    firsts = " or ".join(NAMES[h[0]] for h in heads)
+    others = ", ".join(NAMES[k] for h in heads for k in h[1:])
+    also = f", and another metric ({others}) only where Dr.VAE loses on it" if others else ""
+    lines = [f"Drug response (response.md has every metric; below, {firsts}{also}):"]
     several = table["latent"].nunique() > 1   # a drug's lines at two latent sizes say which is which
-    for head in HEADS:
+    for head in heads:
         rows = table[table["metric"] == head[0]]
         lines += ["  " + head_line(table[(table["drug"] == d) & (table["latent"] == lat)], name, head, True,
                                    table[table["drug"] == d])

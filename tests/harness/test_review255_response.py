@@ -150,3 +150,25 @@ def test_the_legend_gives_the_sign_tests_p_by_distinct_test_sets(monkeypatch) ->
     row = table[(table["metric"] == "auroc") & (table["method"] == "logreg_x1")].iloc[0]
     assert row["p_chance"] == 2.0**-5
     assert "the exact sign test's 2^-n for n distinct test sets" in rr.response_markdown(table)
+
+
+def test_a_summary_whose_heads_first_metric_has_no_score_uses_the_next(monkeypatch) -> None:
+    """Test sets of one cell line (a drug in 5 cell lines at 5 folds) leave Pearson and Spearman undefined:
+    the summary read 'below, , and another metric (RMSE) only where Dr.VAE loses on it:' and gave no line,
+    though response.md had RMSE's verdicts."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for split in range(5):
+        for m in ("drvae_continuous", "ridge_x1", "drug_mean"):
+            chance = 1.0 + 0.1 * split
+            value = chance if m == "drug_mean" else float(rng.normal(chance, 0.05))
+            rows += [("dA", 4, 0, split, "rmse", m, value), ("dA", 4, 0, split, "rmse_chance", m, chance)]
+    df = pd.DataFrame(rows, columns=["drug", "latent", "repeat", "fold", "metric", "method", "value"])
+    wide = df.pivot_table(index=["drug", "latent", "repeat", "fold"], columns=["metric", "method"],
+                          values="value", aggfunc="first")
+    monkeypatch.setattr(rr, "_wide", lambda ds: wide)
+    monkeypatch.setattr(rr, "has_response", lambda ds: True)
+    lines = rr.summary_lines(xr.Dataset(coords={"method": ["drvae"]}, attrs={"n_folds": 5}))
+    assert lines[0] == "Drug response (response.md has every metric; below, RMSE):"
+    assert len(lines) == 2 and lines[1].startswith("  dA: Dr.VAE (continuous head) ")
+    assert "(RMSE)" in lines[1]
