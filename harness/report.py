@@ -472,7 +472,8 @@ def table1_markdown(df: pd.DataFrame, counts: dict[str, int], products: str = ""
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "|".join("---" if c == "drug" else "---:" for c in cols) + "|")
     for rec in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(c, v) for c, v in zip(cols, rec, strict=True)) + " |")
+        lines.append("| " + " | ".join(verdicts.md_cell(_fmt(c, v)) for c, v in zip(cols, rec, strict=True))
+                     + " |")
     if df.empty:
         lines.append("")
         lines.append("(no PertVAE results in this run)")

@@ -528,6 +528,12 @@ def _ceiling_text(ceiling: dict[str, Any], drug: str) -> str:
     return f"{v:.3f} +/- {half:.3f}"
 
 
+def md_cell(text: str) -> str:
+    """``text`` for a markdown table cell: a '|' in a name (CMap's 'name|id' labels) escaped, so that it is
+    text and not a column break that shifts the row's cells under the wrong heads."""
+    return str(text).replace("|", "\\|")
+
+
 def _primary_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, latent: int,
                    methods: list[str]) -> list[str]:
     """The primary metric's table; PertVAE's difference and verdict columns only where PertVAE ran."""
@@ -545,7 +551,7 @@ def _primary_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, lat
         cells = [("**{}**" if m == best or m in tied else "{}").format(fmt_mean(means.get(m, np.nan)))
                  + (f" ({n[m]} of {n.max()} splits)" if m in n and n[m] < n.max() else "") for m in methods]
         named = " = ".join([best, *tied])
-        lines.append(f"| {drug} | {_change_cell(ceiling, drug)} | "
+        lines.append(f"| {md_cell(drug)} | {_change_cell(ceiling, drug)} | "
                      f"{_ceiling_text(ceiling, drug)} | " + " | ".join(cells) + f" | {named} |"
                      + (f" {diff} | {verdict(comp, drug, latent)}{_null_words(ceiling, comp, drug, latent)} |"
                         if with_pertvae else ""))
@@ -597,7 +603,7 @@ def _metric_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, late
                  + (f" ({n[m]} of {n.max()} splits)" if m in n and n[m] < n.max() else "")
                  + (" (PertVAE worse)" if m in worse else "") + (" (PertVAE better)" if m in better else "")
                  for m in methods]
-        lines.append(f"| {drug} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md_cell(drug)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -620,7 +626,7 @@ def _gain_table(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame, latent
             star = "*" if r["q_bh"] < ALPHA else ""
             gain = 0.0 if abs(r["mean_diff"]) < 5e-4 else r["mean_diff"]   # no "-0.000" from rounding
             cells.append(f"{gain:+.3f}{star} / {fmt_mean(ret.get(m, np.nan))}")
-        lines.append(f"| {drug} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md_cell(drug)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -644,7 +650,7 @@ def _agreement(scores: pd.DataFrame, latent: int) -> list[str]:
     lines = [f"| metric | Kendall tau with {PRIMARY} | drugs where it names another best method |",
              "|---|---:|---|"]
     lines += [f"| {r.metric} | {r.kendall_tau:.2f} (over {plural(int(r.n_drugs), 'drug')}) | "
-              f"{r.drugs_with_another_best or '-'} |" for r in agree.itertuples()]
+              f"{md_cell(r.drugs_with_another_best or '-')} |" for r in agree.itertuples()]
     return lines
 
 

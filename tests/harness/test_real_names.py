@@ -1,0 +1,44 @@
+"""Real-world drug names (LINCS pert_inames, GDSC names) through the report: a '|' in a name must not add a
+column to a markdown table (names55 review)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.report import render_report
+from tests.harness.test_report import make_store
+
+PIPED = 'A549|ACH "x"'   # e.g. CMap's 'name|id' labels
+
+
+def _renamed_store(out: Path, old: str, new: str) -> None:
+    """test_report's store with drug ``old`` renamed ``new`` (coordinate and every JSON attribute)."""
+    ds = make_store(out)
+    drugs = [new if d == old else str(d) for d in ds["drug"].values]
+    attrs = {k: json.dumps(json.loads(v.replace(json.dumps(old), json.dumps(new))))
+             if isinstance(v, str) and json.dumps(old) in v else v for k, v in ds.attrs.items()}
+    ds = ds.assign_coords(drug=np.array(drugs, dtype=object))
+    ds.attrs = attrs
+    ds.to_zarr(str(out / "results.zarr"), zarr_format=3, mode="w", consolidated=False)
+
+
+def _cells(row: str) -> int:
+    """The cells of a markdown table row, as GitHub's table parser counts them (an escaped '\\|' is text)."""
+    return len(re.split(r"(?<!\\)\|", row.strip().strip("|")))
+
+
+def test_a_pipe_in_a_drug_name_keeps_every_markdown_table_a_table(tmp_path: Path) -> None:
+    _renamed_store(tmp_path, "strong", PIPED)
+    render_report(tmp_path, with_figures=False)
+    for name in ("benchmark.md", "table1.md"):
+        text = (tmp_path / name).read_text()
+        assert "A549\\|ACH" in text, name
+        for table in re.findall(r"(?m)(?:^\|.*\n)+", text):
+            rows = table.splitlines()
+            assert {_cells(r) for r in rows} == {_cells(rows[0])}, (name, rows)
+    assert PIPED in set(pd.read_csv(tmp_path / "table1.csv")["drug"])   # the csv keeps the name as it is
