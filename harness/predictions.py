@@ -1,4 +1,6 @@
-"""``--save-predictions``: each fit's x2_hat for its test pairs in OUT/predictions/<method>/<drug>.h5ad.
+"""``--save-predictions``: each fit's x2_hat for its test pairs in OUT/predictions/<method>/<drug>.h5ad (a
+name that is no file name, e.g. 'palbociclib/PD-0332991', as 'palbociclib_PD-0332991-<8 hex digits>': its
+uns ``drug`` and obs ``condition`` keep the name).
 
 One AnnData per (method, drug), readable by anndata / scanpy / pertpy, that joins back to the cube exactly:
 
@@ -24,6 +26,7 @@ predictions; each file is replaced atomically.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -43,9 +46,16 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-()+" else "_" for c in str(name)) or "_"
 
 
+def _file_name(name: str) -> str:
+    """:func:`_safe` of ``name``, with a digest of the name where that changed it: 'A/B' and 'A B' are two
+    drugs, and one file for both would let the second's predictions replace the first's."""
+    safe = _safe(name)
+    return safe if safe == name else f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def path_for(out: str | Path, method: str, drug: str) -> Path:
-    """OUT/predictions/<method>/<drug>.h5ad."""
-    return Path(out) / DIR / _safe(method) / f"{_safe(drug)}.h5ad"
+    """OUT/predictions/<method>/<drug>.h5ad (:func:`_file_name`)."""
+    return Path(out) / DIR / _file_name(method) / f"{_file_name(drug)}.h5ad"
 
 
 @functools.lru_cache(maxsize=64)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness import predictions
 from harness.report import render_report
 from tests.harness.test_report import make_store
 
@@ -42,3 +43,11 @@ def test_a_pipe_in_a_drug_name_keeps_every_markdown_table_a_table(tmp_path: Path
             rows = table.splitlines()
             assert {_cells(r) for r in rows} == {_cells(rows[0])}, (name, rows)
     assert PIPED in set(pd.read_csv(tmp_path / "table1.csv")["drug"])   # the csv keeps the name as it is
+
+
+def test_drugs_whose_names_differ_in_a_separator_get_their_own_predictions_file(tmp_path: Path) -> None:
+    paths = {d: predictions.path_for(tmp_path, "identity", d)
+             for d in ("palbociclib/PD-0332991", "palbociclib PD-0332991", "palbociclib_PD-0332991")}
+    assert len(set(paths.values())) == 3     # one file, and the later drug's predictions replaced the first's
+    assert paths["palbociclib_PD-0332991"].name == "palbociclib_PD-0332991.h5ad"  # a file name: kept
+    assert all(p.parent == tmp_path / "predictions" / "identity" for p in paths.values())
