@@ -413,7 +413,10 @@ def _coerce(name: str, value: Any, source: str, kind: str | None = None) -> Any:
             items = [value] if isinstance(value, str | int | float) else list(value)
             flat: list[str] = []
             for it in items:
-                if isinstance(it, str) and name != "job_extra":
+                if isinstance(it, str) and name == "drugs":   # split by harness.prepare.select_drugs, which
+                    if it.replace(",", "").strip():             # knows the cube's names ('2,3-DCPE')
+                        flat.append(it)
+                elif isinstance(it, str) and name != "job_extra":
                     flat.extend(s for s in it.split(",") if s.strip() != "")
                 else:
                     flat.append(it)
@@ -427,7 +430,7 @@ def _coerce(name: str, value: Any, source: str, kind: str | None = None) -> Any:
                         raise ValueError(it)
                     out.append(int(it))
                 return tuple(out)
-            if name == "job_extra":
+            if name in ("job_extra", "drugs"):
                 return tuple(str(it) for it in flat)
             return tuple(str(it).strip() for it in flat)
         if kind == "bool":

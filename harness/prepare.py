@@ -150,9 +150,9 @@ def prepare_cube(cfg: RunConfig, out: Path) -> Path:
 
 
 def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> list[str]:
-    """``cfg.drugs`` resolved against the cube's drug names (in the given order; case, punctuation and the
-    synonyms of datasets.studies are accepted, and each non-exact match is reported), or all of the cube's
-    drugs."""
+    """``cfg.drugs`` resolved against the cube's drug names (in the given order; a value that is no cube
+    drug's name is split at its commas; case, punctuation and the synonyms of datasets.studies are accepted,
+    and each non-exact match is reported), or all of the cube's drugs."""
     if POOLED in available and cfg.figure2_scope == "pooled":
         raise RunError(f"cube {cube_path} has a drug named {POOLED!r}, the name of Figure 2's pooled fits; "
                        f"rename it in the cube or run with --figure2-scope per-drug")
@@ -160,8 +160,12 @@ def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> l
         return list(available)
     from datasets.studies import StudyError, resolve_drugs
 
+    requested = [d for item in cfg.drugs for d in _drug_names(item, available)]
+    if len(set(requested)) != len(requested):
+        twice = sorted({d for d in requested if requested.count(d) > 1})
+        raise RunError(f"--drugs: {', '.join(map(repr, twice))} given twice; give each drug once")
     try:
-        matches = resolve_drugs(cfg.drugs, available)
+        matches = resolve_drugs(requested, available)
     except StudyError as e:
         raise RunError(f"--drugs: {e}") from None
     unknown = [m.requested for m in matches if m.via == "not resolved"]
@@ -173,6 +177,12 @@ def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> l
             via = m.via.replace("pert_iname", "name")
             print(f"--drugs: {m.requested!r} is the cube's {m.pert_iname!r} ({via})", flush=True)
     return [m.pert_iname for m in matches]
+
+
+def _drug_names(item: str, available: Sequence[str]) -> list[str]:
+    """One --drugs value: a cube drug's name as it is (LINCS names hold commas: '2,3-DCPE'), else the names
+    it separates by commas (``a,b``), stripped."""
+    return [item] if item in available else [s.strip() for s in item.split(",") if s.strip()]
 
 
 def _closest(unknown: Sequence[str], available: Sequence[str]) -> str:

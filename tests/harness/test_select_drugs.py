@@ -35,3 +35,13 @@ def test_several_typos_each_get_theirs_and_a_far_name_none():
 def test_known_drugs_are_resolved():
     cfg = make_config("demo", drugs=("selumetinib", "sn38"))
     assert select_drugs(cfg, DRUGS, Path("c.zarr")) == ["selumetinib", "SN-38"]
+
+
+def test_a_drug_whose_name_has_a_comma_is_selected_whole():
+    """LINCS names such as '2,3-DCPE' were split at the comma ('2', '3-DCPE': 'not in cube'), so no --drugs
+    could select them; a comma still separates names that are not the cube's."""
+    cube = ["2,3-DCPE", "olaparib", "SN-38"]
+    assert select_drugs(make_config("demo", drugs=("2,3-DCPE",)), cube, Path("c.zarr")) == ["2,3-DCPE"]
+    assert select_drugs(make_config("demo", drugs=("olaparib,sn38", "2,3-DCPE")), cube, Path("c.zarr")) == [
+        "olaparib", "SN-38", "2,3-DCPE"]
+    assert _refusal("olaparib,olaparib") == "--drugs: 'olaparib' given twice; give each drug once"
