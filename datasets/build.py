@@ -82,6 +82,7 @@ from datasets.studies import (
     find_inputs,
     model_cell_map,
     resolve_drugs,
+    split_drug_values,
     study_table,
 )
 
@@ -356,8 +357,10 @@ def build(l1000: str | Path, baseline: Sequence[str | Path], out: str | Path | N
         if drugs and {"pert_type", "pert_iname"} <= set(src.col_meta.columns):
             meta = src.col_meta
             inames = meta.loc[meta["pert_type"] == "trt_cp", "pert_iname"].dropna().astype(str).unique()
-            matches = resolve_drugs(drugs, list(inames), pert_info)
+            matches = resolve_drugs(split_drug_values(drugs, list(inames)), list(inames), pert_info)
             drugs = [m.pert_iname for m in matches]
+        elif drugs:
+            drugs = split_drug_values(drugs, [])
         sel = select_samples(src, drugs=drugs, time=time, dose=dose, max_controls=max_controls,
                              dose_unit=dose_unit, time_unit=time_unit,
                              merge_cell_spellings=merge_cell_spellings)
@@ -632,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
     drugs = None
     if a.drugs is not None:
-        drugs = [d.strip() for arg in a.drugs for d in arg.split(",") if d.strip()]
+        drugs = [d for d in a.drugs if d.replace(",", "").strip()]   # split by build, which knows the names
         if not drugs:
             given = " ".join(repr(d) for d in a.drugs) or "nothing"
             print(f"error: --drugs: no drug name given (got {given}); name drugs (comma- or space-separated) "

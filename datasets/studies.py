@@ -124,6 +124,14 @@ def pert_info_names(path: str | Path | None) -> dict[str, tuple[set[str], str]]:
     return out
 
 
+def split_drug_values(values: Sequence[str], names: Sequence[str]) -> list[str]:
+    """Drug names given on a command line: a value that is one of ``names`` as it is (LINCS names hold commas:
+    '2,3-DCPE'), each other value split at its commas (``a,b``), stripped."""
+    known = set(names)
+    return [n for v in values
+            for n in ([v] if v in known else [s.strip() for s in v.split(",") if s.strip()])]
+
+
 def resolve_drugs(requested: Sequence[str], inames: Sequence[str], pert_info: str | Path | None = None,
                   synonyms: dict[str, tuple[str, ...]] | None = None, target: str = "pert_iname",
                   ambiguous_hint: str = "give one of them") -> list[DrugMatch]:

@@ -158,9 +158,9 @@ def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> l
                        f"rename it in the cube or run with --figure2-scope per-drug")
     if cfg.drugs is None:
         return list(available)
-    from datasets.studies import StudyError, resolve_drugs
+    from datasets.studies import StudyError, resolve_drugs, split_drug_values
 
-    requested = [d for item in cfg.drugs for d in _drug_names(item, available)]
+    requested = split_drug_values(cfg.drugs, available)
     if len(set(requested)) != len(requested):
         twice = sorted({d for d in requested if requested.count(d) > 1})
         raise RunError(f"--drugs: {', '.join(map(repr, twice))} given twice; give each drug once")
@@ -177,12 +177,6 @@ def select_drugs(cfg: RunConfig, available: Sequence[str], cube_path: Path) -> l
             via = m.via.replace("pert_iname", "name")
             print(f"--drugs: {m.requested!r} is the cube's {m.pert_iname!r} ({via})", flush=True)
     return [m.pert_iname for m in matches]
-
-
-def _drug_names(item: str, available: Sequence[str]) -> list[str]:
-    """One --drugs value: a cube drug's name as it is (LINCS names hold commas: '2,3-DCPE'), else the names
-    it separates by commas (``a,b``), stripped."""
-    return [item] if item in available else [s.strip() for s in item.split(",") if s.strip()]
 
 
 def _closest(unknown: Sequence[str], available: Sequence[str]) -> str:
