@@ -69,8 +69,9 @@ class BaselineTable:
 
 
 def normalize_name(name: str) -> str:
-    """Case- and punctuation-insensitive key: 'A-375' -> 'a375', 'Hep G2' -> 'hepg2'."""
-    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+    """Case- and punctuation-insensitive key: 'A-375' -> 'a375', 'Hep G2' -> 'hepg2'. Letters beyond ASCII
+    stay: 'β-lapachone' and 'α-lapachone' are two compounds, not one name punctuated two ways."""
+    return "".join(ch for ch in str(name).casefold() if ch.isalnum())
 
 
 _PARSER_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")

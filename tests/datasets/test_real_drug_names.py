@@ -1,4 +1,5 @@
-"""Real LINCS drug names through ``build --drugs`` (names55 review): a pert_iname holding a comma."""
+"""Real drug names through ``build --drugs`` and the name matching (names55 review): a pert_iname holding a
+comma, Greek letters."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from datasets_test_helpers import (
 
 from datasets.build import main
 from datasets.cube import drugs, open_cube
+from datasets.studies import resolve_drugs
 
 
 def test_build_drugs_takes_a_name_with_a_comma_whole(tmp_path):
@@ -31,3 +33,11 @@ def test_build_drugs_takes_a_name_with_a_comma_whole(tmp_path):
     assert main(["--l1000", str(gctx), "--inst-info", str(inst), "--baseline", str(dm), "--out", str(out),
                  "--drugs", "2,3-DCPE", "vorinostat,trametinib"]) == 0
     assert drugs(open_cube(out)) == ["2,3-DCPE", "vorinostat", "trametinib"]
+
+
+def test_a_greek_letter_is_no_punctuation():
+    """'β-lapachone' resolved to the cube's 'α-lapachone', another compound, 'ignoring case and punctuation'
+    (normalize_name dropped every non-ASCII character: both keyed 'lapachone'); --drugs ran, build selected
+    and a response file gave the wrong drug. Case and punctuation are still ignored around the letter."""
+    assert resolve_drugs(["β-lapachone"], ["α-lapachone", "olaparib"])[0].via == "not resolved"
+    assert resolve_drugs(["Β-LAPACHONE"], ["α-lapachone", "β-lapachone "])[0].pert_iname == "β-lapachone "
