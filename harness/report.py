@@ -493,7 +493,13 @@ def table1_markdown(df: pd.DataFrame, counts: dict[str, int], products: str = ""
 
 
 _TEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
+        # LaTeX's default (OT1) text font sets these as an em dash and inverted marks ('A549|ACH': 'A549—ACH')
+        "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}",
+        # drug names such as 'β-lapachone': pdflatex stops at a Greek letter it has no font for
+        **{chr(0x3B1 + i): ("o" if g == "omicron" else rf"\ensuremath{{\{g}}}") for i, g in enumerate(
+            "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
+            "varsigma sigma tau upsilon phi chi psi omega".split())}}
 
 
 def _tex_escape(s: str) -> str:
