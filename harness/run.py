@@ -95,6 +95,7 @@ from harness.tasks import (
     split_data,
     task_limit,
 )
+from pertvae_core.early_stopping import DIVERGED
 
 log = logging.getLogger(__name__)
 
@@ -290,8 +291,12 @@ def _failure_summary(rows: list[dict], out: Path) -> None:
         e = rs[0]
         lines.append(f"  {len(rs)} x {reason.splitlines()[0][:300]} (e.g. {e['model']} {e['drug']} latent "
                      f"{e['latent']} repeat {e['repeat']} fold {e['fold']})")
-    lines.append(f"every failed fit with its reason and traceback: {out / 'failures.csv'}; "
-                 f"run the same command again to retry them")
+    n_diverged = len({tuple(r[k] for k in FAILURE_COLUMNS[:5]) for r in rows if DIVERGED in r["reason"]})
+    retry = "run the same command again to retry them"
+    if n_diverged:   # seeded fits: a rerun of the same settings diverges the same way
+        retry = (f"the {n_diverged} that diverged diverge again with the same settings (change them as their "
+                 "reason says)" + (f"; {retry.replace('them', 'the others')}" if n_diverged < n_fits else ""))
+    lines.append(f"every failed fit with its reason and traceback: {out / 'failures.csv'}; {retry}")
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 

@@ -38,6 +38,7 @@ import torch
 
 from pertvae_core.drvae import DrVAE, DrVAEConfig
 from pertvae_core.drvae_elbo import BatchNoise, LossWeights, batch_terms, training_loss
+from pertvae_core.early_stopping import diverged
 from pertvae_core.fit_data import IndexStream
 from pertvae_core.response_data import ResponseSplit
 from pertvae_core.train import Standardizer, make_optimizer, resolve_device, seed_streams
@@ -239,7 +240,7 @@ class _Stopping:
         self.train_loss[s].append(train)
         if not np.isfinite(train) or (has_val and not np.isfinite(val)):
             what = "training" if not np.isfinite(train) else "validation"
-            self.status[s], self.reason[s] = "failed", f"non-finite {what} loss in epoch {e}"
+            self.status[s], self.reason[s] = "failed", diverged(what, e)
             self.frozen[s] = True
             return False
         improved = not has_val or (val < self.best_val[s] and e >= cfg.min_epochs)

@@ -25,7 +25,16 @@ from pertvae_core.config import FitConfig
 from pertvae_core.model import PertVAE
 from pertvae_core.packing import unpack
 
-__all__ = ["SplitStopping", "EarlyStopping"]
+__all__ = ["SplitStopping", "EarlyStopping", "DIVERGED", "diverged"]
+
+DIVERGED = "the fit diverged"   # in every such reason: harness.run tells these from failures a rerun may fix
+
+
+def diverged(what: str, epoch: int) -> str:
+    """The reason of a split failed by a non-finite ``what`` ("training" | "validation") loss. Fits are
+    seeded, so the same settings diverge again: the reason names what to change, not a rerun."""
+    return (f"non-finite {what} loss in epoch {epoch}: {DIVERGED}; try a smaller learning rate (lr), "
+            "the same settings diverge again")
 
 
 @dataclass
@@ -52,7 +61,7 @@ class SplitStopping:
         self.history.append(float(val_loss))
         if not np.isfinite(train_loss) or (self.n_val and not np.isfinite(val_loss)):
             what = "training" if not np.isfinite(train_loss) else "validation"
-            self.status, self.reason = "failed", f"non-finite {what} loss in epoch {self.epochs}"
+            self.status, self.reason = "failed", diverged(what, self.epochs)
             self.frozen = True
             return False
         improved = self.n_val == 0 or (val_loss < self.best_val and self.epochs >= self.min_epochs)

@@ -274,7 +274,7 @@ class PertVAE(BaseEstimator):
         ticker = _Ticker(sys.stderr) if verbose else None
         state = fit([split], self.config, [seed], pairs=True, on_step=ticker)
         if state.status[0] != "done":
-            raise FloatingPointError(f"PertVAE.fit: {state.reason[0]} (try a smaller lr)")
+            raise FloatingPointError(f"PertVAE.fit: {state.reason[0]}")
         self._fitted(state, genes, seed, self.config)
         if ticker is not None:
             ticker.done(self.epochs_, self.best_epoch_, state.fit_seconds)
