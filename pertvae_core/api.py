@@ -201,12 +201,15 @@ def _evaluate(state: FitState, splits: list[SplitData], cfg: FitConfig, keep_pre
         row = {"epochs": float(state.epochs[s]), "best_epoch": float(state.best_epoch[s]),
                "fit_seconds": per_fit, "status": state.status[s], "reason": state.reason[s]}
         keys = ("rho_rec", "rho_rec_pert", "test_loss") + (("rho_pred_pert",) if state.model.pairs else ())
-        if state.status[s] != "done":
+        test_loss = float(np.mean(pr["nll"][s]))
+        if state.status[s] == "done" and not np.isfinite(test_loss):
+            row.update(status="failed", reason=_overflow_reason(state, s, sp))
+        if row["status"] != "done":
             row.update(dict.fromkeys(keys, NAN))
         else:
             rec = pr["rec"][s]
             row.update(rho_rec=reconstruction_rho(*controls[s], rec_c[s]),
-                       rho_rec_pert=rho_mean(rec, sp.x2_test), test_loss=float(np.mean(pr["nll"][s])))
+                       rho_rec_pert=rho_mean(rec, sp.x2_test), test_loss=test_loss)
             if state.model.pairs:
                 row["rho_pred_pert"] = rho_mean(pr["pred"][s], sp.x2_test)
                 row["detail"] = {
@@ -216,10 +219,22 @@ def _evaluate(state: FitState, splits: list[SplitData], cfg: FitConfig, keep_pre
                 row["scores"] = {m: d.summary for m, d in row["detail"].items()}
                 if keep_predictions:
                     row["predictions"] = {"pertvae": pr["pred"][s], "pertvae_rec": rec}
-            if not all(np.isfinite(row[k]) for k in ("test_loss",)):
-                row.update(status="failed", reason="non-finite test loss")
         rows.append(row)
     return rows
+
+
+def _overflow_reason(state: FitState, s: int, split: SplitData) -> str:
+    """Why split s's test loss overflowed, in words to act on: a trained model overflows on inputs far outside
+    its training range, in standardized units: the test value farthest from the training mean names its gene
+    (column) and that gene's training standard deviation (a gene near-constant in training)."""
+    x = np.concatenate([split.x1_test, split.x2_test]) if state.model.pairs else split.x1_test
+    mean, scale = (t[s, 0].cpu().numpy().astype(np.float64) for t in (state.std.mean, state.std.scale))
+    z = np.abs(x - mean) / scale
+    g = int(np.argmax(z.max(axis=0)))
+    return (f"non-finite test loss (it overflows float32): test values lie up to {z[:, g].max():.3g} "
+            f"training standard deviations from the training mean (gene column {g}, training sd "
+            f"{scale[g]:.3g}), far outside what the model trained on; leave out genes (near-)constant in "
+            "the training profiles, or check the test profiles' scale")
 
 
 def fit_evaluate_pertvae(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int],
