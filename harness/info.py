@@ -200,15 +200,28 @@ def describe_run(out: Path) -> str:
     versions = json_attr(ds, "versions")
     if bf16 := versions.pop(BF16_KEY, None) or versions.pop(OLD_BF16_KEY, None):
         lines.append(f"bf16 products on the CPU that started the run, if asked for: {bf16}")
-    if versions:
-        lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     run = _json((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
-    t = run.get("timings", {}) if isinstance(run, dict) else {}
-    if t:
-        when = "an earlier run" if state else "last run"   # a live or killed run writes run.json at its end
+    run = run if isinstance(run, dict) else {}
+    when = "an earlier run" if state else "last run"   # a live or killed run writes run.json at its end
+    lines += _versions_lines(versions, run.get("versions"), when)
+    if t := run.get("timings", {}):
         lines.append(f"{when}: started {t.get('started')}, {t.get('seconds')} s, {t.get('fits_run')} fits")
-    lines += report_files_lines(out, run if isinstance(run, dict) else {})
+    lines += report_files_lines(out, run)
     return "\n".join(lines)
+
+
+def _versions_lines(stored: dict[str, Any], last: Any, when: str) -> list[str]:
+    """The store's versions (written once, by the run that made it) and, where run.json's differ, those of
+    the run that wrote it: a resume with other code or libraries adds its fits under the first run's."""
+    if not stored:
+        return []
+    lines = ["versions of the run that made the store: " + ", ".join(f"{k} {v}" for k, v in stored.items())]
+    last = last if isinstance(last, dict) else {}
+    if differ := [f"{k} {last[k]}" for k in stored if k in last and last[k] != stored[k]]:
+        whose = "the last run" if when == "last run" else when
+        lines.append(f"versions of {whose} (run.json), where they differ: {', '.join(differ)} (the store "
+                     "records no version per fit)")
+    return lines
 
 
 def _holder(out: Path) -> tuple[str, str]:

@@ -1,0 +1,33 @@
+"""``pertvae-bench info`` on what the last run did: the code that ran it when a resume ran other code than the
+run that made the store (run.json records it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.info import describe_run
+from harness.report import open_results
+from harness.results import json_attr
+from harness.store import SOURCE_KEY
+from tests.harness.test_review47_report import _store
+
+
+def _run_json(out: Path, **extra: object) -> None:
+    info = {"timings": {"started": "2026-12-01T10:00:00+00:00", "seconds": 12.5, "fits_run": 10}, **extra}
+    (out / "run.json").write_text(json.dumps(info))
+
+
+def test_versions_of_a_resume_with_other_code_are_not_the_stores(tmp_path: Path) -> None:
+    out = _store(tmp_path, ["pertvae"])
+    stored = json_attr(open_results(out), "versions")
+    _run_json(out, versions={**stored, SOURCE_KEY: "c016c59306107ad0"})
+    lines = describe_run(out).splitlines()
+    made = [ln for ln in lines if ln.startswith("versions of the run that made the store: ")]
+    assert len(made) == 1 and f"{SOURCE_KEY} {stored[SOURCE_KEY]}" in made[0]
+    assert (f"versions of the last run (run.json), where they differ: {SOURCE_KEY} c016c59306107ad0 (the "
+            "store records no version per fit)") in lines
+
+    _run_json(out, versions=stored)   # the same code: no second line
+    assert not [ln for ln in describe_run(out).splitlines() if "where they differ" in ln]
+
