@@ -205,7 +205,9 @@ def describe_run(out: Path) -> str:
     when = "an earlier run" if state else "last run"   # a live or killed run writes run.json at its end
     lines += _versions_lines(versions, run.get("versions"), when)
     if t := run.get("timings", {}):
-        lines.append(f"{when}: started {t.get('started')}, {t.get('seconds')} s, {t.get('fits_run')} fits")
+        stop = f"; interrupted ({run.get('signal') or 'a signal'})" if run.get("interrupted") else ""
+        lines.append(f"{when}: started {t.get('started')}, {t.get('seconds')} s, {t.get('fits_run')} fits"
+                     + stop)
     lines += report_files_lines(out, run)
     return "\n".join(lines)
 

@@ -33,4 +33,4 @@ def test_an_interrupted_runs_timings_count_the_fits_it_ran(tmp_path_factory, tmp
     info = json.loads((out / "run.json").read_text())
     assert info["interrupted"] and info["counts"]["done"] == ran[0] < info["counts"]["planned"]
     assert (info["timings"]["fits_run"], info["timings"]["tasks_run"]) == (ran[0], 1)
-    assert f" s, {ran[0]} fits\n" in describe_run(out)
+    assert f" s, {ran[0]} fits; interrupted (SIGINT)\n" in describe_run(out)

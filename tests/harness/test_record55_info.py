@@ -1,5 +1,5 @@
 """``pertvae-bench info`` on what the last run did: the code that ran it when a resume ran other code than the
-run that made the store (run.json records it)."""
+run that made the store, and a last run that was interrupted (run.json records both)."""
 
 from __future__ import annotations
 
@@ -31,3 +31,9 @@ def test_versions_of_a_resume_with_other_code_are_not_the_stores(tmp_path: Path)
     _run_json(out, versions=stored)   # the same code: no second line
     assert not [ln for ln in describe_run(out).splitlines() if "where they differ" in ln]
 
+
+def test_an_interrupted_last_run_is_said(tmp_path: Path) -> None:
+    out = _store(tmp_path, ["pertvae"])
+    _run_json(out, interrupted=True, signal="SIGTERM")
+    assert ("last run: started 2026-12-01T10:00:00+00:00, 12.5 s, 10 fits; interrupted (SIGTERM)"
+            in describe_run(out).splitlines())
