@@ -71,6 +71,18 @@ RUN_LOG_ENV = "HARNESS_RUN_LOG"
 LIBRARY_LOGGERS = ("distributed", "dask", "dask_jobqueue", "tornado", "bokeh", "asyncio", "py.warnings",
                    "harness")
 LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s: %(message)s"
+
+
+class LogFormatter(logging.Formatter):
+    """run.log's lines (:data:`LOG_FORMAT`) timed in UTC, said: run.json's times are UTC, and in the host's
+    local time, unmarked, a failed fit's line sat hours away from the run's recorded start."""
+
+    converter = time.gmtime
+    default_msec_format = "%s,%03d UTC"
+
+    def __init__(self) -> None:
+        super().__init__(LOG_FORMAT)
+
 SILENT_SECONDS = 30.0   # a worker without a heartbeat this long has its tasks timed by the driver alone
 # What a task's attempt on a fresh worker falls short of that worker's lifetime: the worker's start, joining
 # and plugins come first, and the driver sees run times every ClusterHandle.watch_every s, a heartbeat late
@@ -381,7 +393,7 @@ def run_log(path: Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = _AppendHandler(path)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(LogFormatter())
     handler.addFilter(_WithoutWatchdogPolls())
     saved = []
     for lg in _library_loggers():
@@ -441,7 +453,7 @@ class RunLog(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         stderr_to(self.path)
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setFormatter(LogFormatter())
         logging.getLogger().addHandler(handler)
         logging.captureWarnings(True)
 

@@ -268,9 +268,31 @@ def test_run_log_takes_library_logs_and_warnings_with_timestamps(tmp_path, capfd
     err = capfd.readouterr().err
     assert "sizeof noise" not in err and "library warning" not in err
     text = (tmp_path / "run.log").read_text()
-    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ distributed.sizeof WARNING: sizeof noise$",
-                     text, re.M), text
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} UTC \d+ distributed.sizeof WARNING: "
+                     r"sizeof noise$", text, re.M), text
     assert "UserWarning: library warning" in text
+
+
+def test_run_log_times_are_utc_and_say_so(tmp_path, monkeypatch):
+    """run.json's times are UTC: run.log's, in a host's local time unmarked, put a line logged at the run's
+    start 5 h away from it (TZ=EST+5)."""
+    import logging
+    import time
+
+    from harness.cluster import run_log
+
+    monkeypatch.setenv("TZ", "EST+5")
+    time.tzset()
+    try:
+        lg = logging.getLogger("distributed.sizeof")
+        with run_log(tmp_path / "run.log"):
+            record = lg.makeRecord(lg.name, logging.WARNING, __file__, 0, "at the epoch", (), None)
+            record.created, record.msecs = 0.0, 0.0
+            lg.handle(record)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert "\n1970-01-01 00:00:00,000 UTC " in (tmp_path / "run.log").read_text()
 
 
 def test_run_log_takes_loggers_that_distributed_gave_their_own_stderr_handler(tmp_path, capfd):
