@@ -42,13 +42,13 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from datasets.disk import DISK_ERRORS, write_failure, write_replacing
 from datasets.interrupt import quiet_unawaited_coroutines
-from harness import cost, outlock
+from harness import cost, entry, outlock
 from harness.config import (
     ConfigError,
     RunConfig,
@@ -528,8 +528,10 @@ def _drop_if_unused(out: Path, lock: outlock.OutLock) -> None:
 def _run_locked(cfg: RunConfig) -> int:
     """Prepare, run the grid, write run.json, failures.csv and the report."""
     out = cfg.out_dir
-    started = datetime.now(UTC)
     t0 = time.perf_counter()
+    if entry.STARTED is not None:   # the command's own start: its interpreter and imports included
+        t0 = entry.STARTED
+    started = datetime.now(UTC) - timedelta(seconds=time.perf_counter() - t0)
     try:
         from datasets.cube import CubeError
     except ImportError as e:  # pragma: no cover - package layout problem
