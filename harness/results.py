@@ -135,15 +135,18 @@ def _damage_text(out: Path) -> str | None:
 def damage_message(out: Path, damage: Repair) -> str | None:
     """What ``damage`` in OUT/results.zarr is and how to recompute it, or None when there is none."""
     path = out / STORE_NAME
-    if damage.metadata:
-        return (f"{path} is damaged: {damage.describe_metadata()}; run pertvae-bench run again with the "
-                f"same settings and --out {out}: it rewrites that metadata from the store's consolidated "
-                f"copy (no fit is lost)")
-    if not damage.cells:
+    what, fix = [], []
+    if damage.metadata:   # a variable's chunks lost with its metadata are damaged cells too: both said
+        what.append(damage.describe_metadata())
+        fix.append("rewrites that metadata from the store's consolidated copy")
+    if damage.cells:
+        what.append(f"{len(damage.cells)} cell(s) with unreadable or missing values, {damage.n_fits} done "
+                    f"fit(s) lost: {damage.describe()}")
+        fix.append("recomputes them")
+    if not what:
         return None
-    return (f"{path} is damaged: {len(damage.cells)} cell(s) with unreadable or missing values, "
-            f"{damage.n_fits} done fit(s) lost: {damage.describe()}; run pertvae-bench run again with "
-            f"the same settings and --out {out}: it recomputes them")
+    return (f"{path} is damaged: {'; '.join(what)}; run pertvae-bench run again with the same settings and "
+            f"--out {out}: it {' and '.join(fix)}" + ("" if damage.cells else " (no fit is lost)"))
 
 
 def gene_symbols_and_fingerprint(out_dir: str | Path) -> tuple[tuple[str, ...] | None, str]:

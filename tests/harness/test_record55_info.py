@@ -37,3 +37,23 @@ def test_an_interrupted_last_run_is_said(tmp_path: Path) -> None:
     _run_json(out, interrupted=True, signal="SIGTERM")
     assert ("last run: started 2026-12-01T10:00:00+00:00, 12.5 s, 10 fits; interrupted (SIGTERM)"
             in describe_run(out).splitlines())
+
+
+def test_a_variable_lost_with_its_metadata_loses_fits(tmp_path: Path) -> None:
+    """status/ removed whole (its zarr.json and chunks): info said the run 'rewrites that metadata from the
+    store's consolidated copy (no fit is lost)'; the run then recomputed every fit."""
+    import shutil
+
+    import pytest
+
+    from harness.report import ReportError
+
+    out = _store(tmp_path, ["pertvae"])
+    shutil.rmtree(out / "results.zarr" / "status")
+    with pytest.raises(ReportError) as e:
+        describe_run(out)
+    assert "no fit is lost" not in str(e.value)
+    assert ("status/zarr.json (missing); 2 cell(s) with unreadable or missing values, 10 done fit(s) lost: "
+            in str(e.value))
+    assert str(e.value).endswith("it rewrites that metadata from the store's consolidated copy and "
+                                 "recomputes them")
