@@ -6,9 +6,9 @@
   units and where it came from (provenance: inputs with their sha256, build time and options), and a
   synthetic cube's ground truth (with each drug's response kind);
 - a run (a directory holding ``results.zarr``): whether a run is writing it now or was killed writing it
-  (its lock record, harness.outlock), its config in brief (with its precision), the fits done / failed / not
-  run by model and drug, how the fits computed their matrix products (harness.products), the package
-  versions, its timings and the report files present.
+  (its lock record, harness.outlock) or ended without writing its run.json (run.json's mark), its config
+  in brief (with its precision), the fits done / failed / not run by model and drug, how the fits computed
+  their matrix products (harness.products), the package versions, its timings and the report files present.
 
 Exit status: 0, or 2 with one ``error:`` line when PATH is neither, or is a damaged or incomplete cube: a
 metadata file (``zarr.json``) missing or unreadable (named), or a drug no cell line pairs, which build and
@@ -202,6 +202,11 @@ def describe_run(out: Path) -> str:
         lines.append(f"bf16 products on the CPU that started the run, if asked for: {bf16}")
     run = _json((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
     run = run if isinstance(run, dict) else {}
+    if isinstance(later := run.get(outlock.UNFINISHED_RUN), dict) and not state:
+        state = "unrecorded"
+        lines.insert(1, f"stopped: a run started {later.get('started')} (pid {later.get('pid')}) ended "
+                        "without recording its end (its output closed, or an error); its finished fits are "
+                        "counted above: run the same command again to resume")
     when = "an earlier run" if state else "last run"   # a live or killed run writes run.json at its end
     lines += _versions_lines(versions, run.get("versions"), when)
     if t := run.get("timings", {}):
@@ -256,9 +261,16 @@ def report_files_lines(out: Path, run: dict[str, Any]) -> list[str]:
     present = sorted(p.name for p in out.iterdir()
                      if p.is_file() and p.suffix in REPORT_KINDS and p.name not in RUN_FILES)
     report = run.get("report")
+    later = run.get(outlock.UNFINISHED_RUN)
+    later = later if isinstance(later, dict) else {}
     if not present:
         return [f"report files: none yet (pertvae-bench report {out})"]
     again = f"pertvae-bench report {out} writes a current one"
+    rendered = str(report.get("rendered") or "") if isinstance(report, dict) else ""
+    if rendered and rendered < str(later.get("started", "")):
+        return [f"report files: none current: a run started {later.get('started')}, after the last report "
+                f"(rendered {rendered}), may have changed the store since; present from that report or an "
+                f"earlier one: {', '.join(present)}; {again}"]
     if not isinstance(report, dict) or not isinstance(report.get("files"), list):
         if isinstance(report, dict) and report.get("unfinished"):
             why = (f"the last report, started {report.get('started')}, did not finish; present, from it or "

@@ -25,6 +25,8 @@ from pathlib import Path
 from datasets.cube import pid_alive
 
 LOCK_NAME = ".lock"
+# run.json's mark of a run that started and has not written its own run.json (harness.run, harness.info)
+UNFINISHED_RUN = "unfinished_run"
 NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS)
 
 

@@ -36,6 +36,7 @@ import dataclasses
 import io
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -542,6 +543,7 @@ def _run_locked(cfg: RunConfig) -> int:
     except (RunError, StoreMismatchError, StoreDamagedError, ConfigError, CubeError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
+    _mark_unfinished(out, started)
     repair = _repair(store)
     for line in rerun_changed(out, store, known_plugins()):
         _say(f"note: {line}")
@@ -567,6 +569,22 @@ def _run_locked(cfg: RunConfig) -> int:
     if repair.n_fits:
         _say(f"repaired: {repair.n_fits} fit(s) of damaged cells recomputed")
     return _report(out, store, failures)
+
+
+def _mark_unfinished(out: Path, started: datetime) -> None:
+    """Record in OUT/run.json, before this run changes the store, that a run started and has not ended (its
+    own run.json, written at its end, drops the mark): one that ended without writing it (its output closed,
+    exit 141; its cluster failed, exit 2) left the run before it passing for it in ``pertvae-bench info``,
+    with that run's timings and its report's files as current while the store had lost or gained fits."""
+    path = out / "run.json"
+    try:
+        info = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        info = {}
+    info = info if isinstance(info, dict) else {}
+    info[outlock.UNFINISHED_RUN] = {"started": started.isoformat(), "pid": os.getpid()}
+    text = json.dumps(info, indent=2, sort_keys=True, default=str)
+    write_replacing(path, lambda tmp: tmp.write_text(text))
 
 
 def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, CubeFiles, list[str], ResultStore]:

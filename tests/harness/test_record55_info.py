@@ -57,3 +57,31 @@ def test_a_variable_lost_with_its_metadata_loses_fits(tmp_path: Path) -> None:
             in str(e.value))
     assert str(e.value).endswith("it rewrites that metadata from the store's consolidated copy and "
                                  "recomputes them")
+
+
+def test_a_run_that_ended_without_its_run_json_is_not_passed_off_as_the_one_before(tmp_path: Path) -> None:
+    """A resume whose output was closed (``run ... | head``: exit 141) ends without writing run.json: info
+    gave the run before it as the 'last run' and that run's report files as current, while the resume had
+    repaired (or trained into) the store."""
+    import os
+    import subprocess
+    import sys
+
+    from harness.run import main
+    from tests.harness.test_few_cell_lines import DRUG, _cube
+
+    out = tmp_path / "out"
+    args = ["run", "--data", _cube(tmp_path / "cube.zarr", 5), "--out", str(out), "--cluster", "none",
+            "--drugs", DRUG, "--models", "baselines", "--latents-baselines", "2", "--n-repeats", "1",
+            "--no-progress"]
+    assert main(args[1:]) == 0
+    assert "report files: benchmark.md" in describe_run(out)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), *sys.path])}
+    resume = subprocess.Popen([sys.executable, "-m", "harness.entry", *args], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+    resume.stdout.close()   # a reader that stopped at once
+    assert resume.wait(timeout=300) == 141
+    lines = describe_run(out).splitlines()
+    assert lines[1].startswith("stopped: a run started ") and "ended without recording its end" in lines[1]
+    assert not [ln for ln in lines if ln.startswith("last run: ")]
+    assert [ln for ln in lines if ln.startswith("report files: none current: a run started ")]
