@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from datasets.disk import write_replacing
 from datasets.files import plural
 from harness.benchmark import ALPHA, method_order, study_drugs
 from harness.cells import cell
@@ -260,8 +261,15 @@ def _forest_span(sub: pd.DataFrame, real: list[str]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def save_replacing(fig: Figure, path: Path, dpi: int) -> None:
+    """``fig`` saved to ``path`` through a temporary file and a rename (datasets.disk.write_replacing): a full
+    disk or a kill mid-save leaves the previous report's figure whole, not a truncated image. The format is
+    named, the temporary file's name not ending in it."""
+    write_replacing(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".")))
+
+
 def _save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
+    save_replacing(fig, path, dpi=110)
     _pyplot().close(fig)
     return path
 

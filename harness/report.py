@@ -707,7 +707,7 @@ def _figure2(ds: xr.Dataset, out: Path, partial: bool) -> list[Path]:
     ax.grid(True, alpha=0.3)
     paths = [out / "figure2.png", out / "figure2.svg"]
     for p in paths:
-        fig.savefig(p, dpi=150)
+        figures.save_replacing(fig, p, dpi=150)
     plt.close(fig)
     return paths
 

@@ -91,3 +91,32 @@ def test_disk_full_while_pertvae_bench_report_writes_is_one_line_and_leaves_no_t
     assert err == [f"error: no space left on device writing the report into {out}: free some space and run "
                    f"the same command again; a report does not change results.zarr"]
     assert not list(out.glob(".*.tmp-*")) and (out / "scores.csv").read_bytes() == before
+
+
+def test_disk_full_while_a_figure_is_written_keeps_the_previous_one_whole(tmp_path_factory, tmp_path,
+                                                                          monkeypatch, capsys):
+    """Before: the figures were saved in place, so a disk that filled (or a kill) mid-write left a truncated
+    figure2.png where the previous report's whole one had been; after: every figure is as it was, no
+    temporary file."""
+    from matplotlib.figure import Figure
+
+    from harness.report import main as report_main
+
+    cube = tiny_cube(tmp_path_factory)
+    out = tmp_path / "out"
+    args = tiny_args(cube, out, "--models", "pca", "--drugs", "drugA", "--n-repeats", "1", cluster="none")
+    assert main(args) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in out.glob("*.png")}
+    assert "figure2.png" in before
+
+    def half_then_full(self, fname, *a, **kw):
+        with open(fname, "wb") as f:
+            f.write(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", half_then_full)
+    assert report_main([str(out)]) == 2
+    assert "no space left on device" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == before
+    assert not list(out.glob(".*.tmp-*"))
