@@ -17,6 +17,7 @@ tells the user nothing they can act on.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import warnings
@@ -31,9 +32,12 @@ BROKEN_PIPE = 141   # 128 + SIGPIPE, as a shell reports a command whose output's
 
 
 def quiet_unawaited_coroutines() -> None:
-    """Ignore "coroutine ... was never awaited" warnings for the rest of this process: call it on Ctrl-C,
-    as the command ends."""
+    """Ignore "coroutine ... was never awaited" warnings for the rest of this process, and asyncio's own
+    reports: call it on Ctrl-C, as the command ends. A read or write cut short mid-way leaves tasks on
+    zarr's loop, which zarr's exit hook stops under them ("Task was destroyed but it is pending!", "Task
+    exception was never retrieved" with a 'cannot schedule new futures after shutdown' traceback)."""
     warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning)
+    logging.getLogger("asyncio").disabled = True
 
 
 def run_module(module: str) -> int:

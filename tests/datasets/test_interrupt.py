@@ -98,3 +98,40 @@ def test_python_m_fetch_list_to_a_closed_pipe_is_no_traceback():
     finally:
         os.close(write)
     assert r.returncode == 141 and r.stderr == "", r.stderr[-2000:]
+
+
+# a command whose zarr read or write (zarr's event-loop thread, its tasks fanned out over threads) a Ctrl-C
+# cuts short; the child sends itself SIGINT once the tasks run (an event, no sleep to time it)
+_CUT_ZARR_IO = """
+import asyncio, os, signal, sys, threading, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from zarr.core.sync import sync
+from datasets.interrupt import guarded
+started = threading.Event()
+
+async def chunk() -> None:
+    started.set()
+    for _ in range(100):
+        await asyncio.to_thread(time.sleep, 0.01)
+
+async def chunks() -> None:
+    await asyncio.gather(*(asyncio.ensure_future(chunk()) for _ in range(8)))
+
+def command() -> int:
+    ctrl_c = lambda: (started.wait(), os.kill(os.getpid(), signal.SIGINT))
+    threading.Thread(target=ctrl_c, daemon=True).start()
+    sync(chunks())
+    return 0
+
+sys.exit(guarded(command))
+"""
+
+
+def test_ctrl_c_during_zarr_io_is_one_line_without_asyncio_noise():
+    """Before: Ctrl-C while `pertvae-bench report OUT` read the store printed 'interrupted', then, as the
+    process exited and zarr's loop was stopped under its pending tasks, 'Task was destroyed but it is
+    pending!' and 'Task exception was never retrieved' with a RuntimeError traceback ('cannot schedule new
+    futures after shutdown'); after: the one line."""
+    p = subprocess.run([sys.executable, "-c", _CUT_ZARR_IO], cwd=ROOT, env=ENV, capture_output=True,
+                       text=True, timeout=60)
+    assert (p.returncode, p.stdout, p.stderr) == (130, "", "interrupted\n")
