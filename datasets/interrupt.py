@@ -16,6 +16,8 @@ tells the user nothing they can act on.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import logging
 import os
@@ -32,12 +34,28 @@ BROKEN_PIPE = 141   # 128 + SIGPIPE, as a shell reports a command whose output's
 
 
 def quiet_unawaited_coroutines() -> None:
-    """Ignore "coroutine ... was never awaited" warnings for the rest of this process, and asyncio's own
-    reports: call it on Ctrl-C, as the command ends. A read or write cut short mid-way leaves tasks on
-    zarr's loop, which zarr's exit hook stops under them ("Task was destroyed but it is pending!", "Task
-    exception was never retrieved" with a 'cannot schedule new futures after shutdown' traceback)."""
+    """Ignore "coroutine ... was never awaited" warnings for the rest of this process, and asyncio's and
+    zarr's exit hook's own reports (:func:`_zarr_cleanup_quietly`): call it on Ctrl-C, as the command ends.
+    A read or write cut short mid-way leaves tasks on zarr's loop, which zarr's exit hook stops under them
+    ("Task was destroyed but it is pending!", "Task exception was never retrieved" with a 'cannot schedule
+    new futures after shutdown' traceback)."""
     warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning)
     logging.getLogger("asyncio").disabled = True
+    if (zarr_sync := sys.modules.get("zarr.core.sync")) is not None:
+        atexit.unregister(zarr_sync.cleanup_resources)
+        atexit.unregister(_zarr_cleanup_quietly)
+        atexit.register(_zarr_cleanup_quietly)
+
+
+def _zarr_cleanup_quietly() -> None:
+    """zarr's exit hook without its reports of a loop the Ctrl-C left inside a step: it waits 0.2 s for the
+    loop thread, then warns 'Thread did not finish cleanly' and fails to close the running loop
+    ('Exception ignored in atexit callback ... Cannot close a running event loop'). The thread is a daemon:
+    the process ends all the same."""
+    zarr_sync = sys.modules["zarr.core.sync"]
+    zarr_sync.logger.disabled = True
+    with contextlib.suppress(RuntimeError):
+        zarr_sync.cleanup_resources()
 
 
 def run_module(module: str) -> int:
