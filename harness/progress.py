@@ -209,6 +209,7 @@ class Progress:
         self.done_now = 0.0  # seconds of the fits finished in this run
         self._sq_now = 0.0   # and the sum of their squares (their work-weighted mean duration)
         self.tracebacks: dict[tuple, str] = {}
+        self.devices: Counter[str] = Counter()   # this run's fits of trained models by the device they used
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.clock, self.line_every = clock, line_every
@@ -330,6 +331,8 @@ class Progress:
         key = (str(r["model"]), int(r["latent"]))
         self.remaining[key] -= 1
         fit = (r["model"], r["drug"], int(r["latent"]), int(r["repeat"]), int(r["fold"]))
+        if r.get("device"):
+            self.devices[r["device"]] += 1
         if r.get("traceback"):
             self.tracebacks[fit] = r["traceback"]
         for method, tb in (r.get("method_traceback") or {}).items():

@@ -548,7 +548,7 @@ def _run_locked(cfg: RunConfig) -> int:
     for line in rerun_changed(out, store, known_plugins()):
         _say(f"note: {line}")
     tasks, before = _plan(cfg, drug_names, store, out)
-    interrupted, tracebacks, (fits_run, tasks_run) = _execute(cfg, tasks, cube, store, before)
+    interrupted, tracebacks, (fits_run, tasks_run), used = _execute(cfg, tasks, cube, store, before)
     if interrupted == 2:  # the cluster failed; said
         return 2
     counts = store.counts()
@@ -557,6 +557,7 @@ def _run_locked(cfg: RunConfig) -> int:
     run_info = _run_info(cfg, cube.path, store, tasks, counts, repair.n_fits, interrupted)
     run_info["timings"] = {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
                            "seconds": round(seconds, 3), "fits_run": fits_run, "tasks_run": tasks_run}
+    run_info["used"] = used
     out.mkdir(parents=True, exist_ok=True)
     info = json.dumps(run_info, indent=2, sort_keys=True)
     write_replacing(out / "run.json", lambda tmp: tmp.write_text(info))
@@ -656,13 +657,13 @@ def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Pa
 
 
 def _execute(cfg: RunConfig, tasks: Sequence[Task], cube: CubeFiles, store: ResultStore,
-             before: dict[str, int]) -> tuple[int, dict[tuple, str], tuple[int, int]]:
+             before: dict[str, int]) -> tuple[int, dict[tuple, str], tuple[int, int], dict[str, Any]]:
     """Run ``tasks`` in process or on the cluster, library logs in OUT/run.log: (0, or the exit code of an
     interrupt, or 2 when the cluster failed or the cube changed (said); the failed fits' tracebacks; the
     fits and the tasks whose results this run recorded, fewer than ``tasks`` hold when it was
-    interrupted)."""
+    interrupted; run.json's ``used``: what those fits ran with, :func:`_used`)."""
     if not tasks:
-        return 0, {}, (0, 0)
+        return 0, {}, (0, 0), _used(None)
     cluster_error: type[Exception] = RunError
     prog = _progress(cfg, store, tasks, before)
     try:
@@ -678,25 +679,32 @@ def _execute(cfg: RunConfig, tasks: Sequence[Task], cube: CubeFiles, store: Resu
             else:
                 _run_with_cluster(cluster_mod, log_path, tasks, cube, cfg, store, prog)
     except KeyboardInterrupt as e:
-        return _interrupt_code(e), prog.tracebacks, _ran(prog)
+        return _interrupt_code(e), prog.tracebacks, _ran(prog), _used(prog)
     except cluster_error as e:
         prog.close()
         print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2, {}, _ran(prog)
+        return 2, {}, _ran(prog), _used(prog)
     except CubeChanged as e:
         prog.close()
         print(f"error: {e}; the {store.counts()['done']} fits done in {store.path} are of the cube as the "
               f"run opened it. Run the same command again: on the same data it resumes, on other data it "
               f"refuses {store.path}", file=sys.stderr, flush=True)
-        return 2, {}, _ran(prog)
+        return 2, {}, _ran(prog), _used(prog)
     finally:
         prog.close()
-    return 0, prog.tracebacks, _ran(prog)
+    return 0, prog.tracebacks, _ran(prog), _used(prog)
 
 
 def _ran(prog: Progress) -> tuple[int, int]:
     """The fits (done or failed) and the tasks whose results this run recorded, as ``prog`` counted them."""
     return prog.fits_now + prog.failed, prog.tasks_done
+
+
+def _used(prog: Progress | None) -> dict[str, Any]:
+    """run.json's ``used``: what this run's fits ran with, where the config (``config.execution``) holds
+    the setting as given: ``device``, each torch device the trained models' fits used (as their workers
+    resolved "auto": "cpu", "cuda:0") -> its number of fits ({} when none ran)."""
+    return {"device": dict(prog.devices.most_common()) if prog else {}}
 
 
 def _run_with_cluster(cluster_mod: Any, log_path: Path, tasks: Sequence[Task], cube: CubeFiles,

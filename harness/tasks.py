@@ -15,6 +15,7 @@ import resource
 import socket
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 from harness.config import RunConfig
 from harness.contenders import Contender, contender
@@ -27,6 +28,9 @@ from harness.task_data import (  # noqa: F401  (its public names stay importable
     paired_cell_lines,
     split_data,
 )
+
+if TYPE_CHECKING:   # imported where a model trains
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +54,33 @@ def products_of(cfg: RunConfig, model: Contender) -> str:
         return ""
     from pertvae_core.layers import products_way
     from pertvae_core.precision import resolve_precision
+
+    device = _device(cfg)
+    precision = resolve_precision(cfg.precision, device) if model.takes_precision else "fp32"
+    return products_way(precision, str(device))
+
+
+def device_of(cfg: RunConfig, model: Contender) -> str:
+    """The torch device this worker trains ``model``'s fits on, with its index ("cpu", "cuda:0": CUDA's
+    numbering in this process, under the worker's CUDA_VISIBLE_DEVICES), for run.json's ``used``: the run's
+    ``device`` is "auto" unless given; "" for a contender that trains no model."""
+    if not model.trained:
+        return ""
+    import torch
+
+    device = _device(cfg)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return str(device)
+
+
+def _device(cfg: RunConfig) -> torch.device:
+    """The run's device as this worker's fits resolve it (pertvae_core.train.resolve_device)."""
     from pertvae_core.train import resolve_device
 
     with warnings.catch_warnings():   # the fit itself warns of a CUDA device without CUDA
         warnings.simplefilter("ignore")
-        device = resolve_device(cfg.fit_kwargs()["device"])
-    precision = resolve_precision(cfg.precision, device) if model.takes_precision else "fp32"
-    return products_way(precision, str(device))
+        return resolve_device(cfg.fit_kwargs()["device"])
 
 
 def cpu_seconds() -> float:
@@ -132,7 +156,7 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> l
         got = {lat: len(by_latent.get(lat, ())) for lat in task.latents}
         raise RuntimeError(f"task {task.key}: results per latent {got} for {len(data)} splits each")
     results = [res for lat in task.latents for res in by_latent[lat]]
-    worker, products = worker_name(), products_of(cfg, model)
+    worker, products, device = worker_name(), products_of(cfg, model), device_of(cfg, model)
     job = os.environ.get("SLURM_JOB_ID", "")
     rows = []
     for k, res, sp in zip(keys, results, data * len(task.latents), strict=True):
@@ -145,7 +169,7 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> l
         row.setdefault("status", "done")
         row.setdefault("reason", "")
         row.update(model=k.model, drug=k.drug, latent=k.latent, repeat=k.repeat, fold=k.fold,
-                   worker=worker, slurm_job_id=job, products=products)
+                   worker=worker, slurm_job_id=job, products=products, device=device)
         rows.append(row)
     share_cpu(rows, cpu)
     return rows

@@ -1,0 +1,25 @@
+"""run.json records what the run's fits ran with beside the settings as given (review rec255): its
+``config.execution`` held ``device`` "auto" and ``splits_per_task`` 10 for a run whose fits trained on the
+CPU, 3 splits per task."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e import tiny_args, tiny_cube
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_run_json_records_the_device_the_fits_used(tmp_path_factory, tmp_path):
+    from harness.run import main
+
+    out = tmp_path / "run"
+    args = tiny_args(tiny_cube(tmp_path_factory), out, "--models", "pertvae", "pca", "--drugs", "drugA",
+                     "--n-repeats", "1", "--device", "auto", cluster="none")
+    assert main(args) == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["config"]["execution"]["device"] == "auto"   # as given, kept
+    assert info["used"]["device"] == {"cpu": 3}   # PertVAE's 3 fits; PCA trains no model
