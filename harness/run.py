@@ -663,7 +663,7 @@ def _execute(cfg: RunConfig, tasks: Sequence[Task], cube: CubeFiles, store: Resu
     fits and the tasks whose results this run recorded, fewer than ``tasks`` hold when it was
     interrupted; run.json's ``used``: what those fits ran with, :func:`_used`)."""
     if not tasks:
-        return 0, {}, (0, 0), _used(None)
+        return 0, {}, (0, 0), _used(None, tasks)
     cluster_error: type[Exception] = RunError
     prog = _progress(cfg, store, tasks, before)
     try:
@@ -679,20 +679,20 @@ def _execute(cfg: RunConfig, tasks: Sequence[Task], cube: CubeFiles, store: Resu
             else:
                 _run_with_cluster(cluster_mod, log_path, tasks, cube, cfg, store, prog)
     except KeyboardInterrupt as e:
-        return _interrupt_code(e), prog.tracebacks, _ran(prog), _used(prog)
+        return _interrupt_code(e), prog.tracebacks, _ran(prog), _used(prog, tasks)
     except cluster_error as e:
         prog.close()
         print(f"error: {e}", file=sys.stderr, flush=True)
-        return 2, {}, _ran(prog), _used(prog)
+        return 2, {}, _ran(prog), _used(prog, tasks)
     except CubeChanged as e:
         prog.close()
         print(f"error: {e}; the {store.counts()['done']} fits done in {store.path} are of the cube as the "
               f"run opened it. Run the same command again: on the same data it resumes, on other data it "
               f"refuses {store.path}", file=sys.stderr, flush=True)
-        return 2, {}, _ran(prog), _used(prog)
+        return 2, {}, _ran(prog), _used(prog, tasks)
     finally:
         prog.close()
-    return 0, prog.tracebacks, _ran(prog), _used(prog)
+    return 0, prog.tracebacks, _ran(prog), _used(prog, tasks)
 
 
 def _ran(prog: Progress) -> tuple[int, int]:
@@ -700,11 +700,16 @@ def _ran(prog: Progress) -> tuple[int, int]:
     return prog.fits_now + prog.failed, prog.tasks_done
 
 
-def _used(prog: Progress | None) -> dict[str, Any]:
+def _used(prog: Progress | None, tasks: Sequence[Task]) -> dict[str, Any]:
     """run.json's ``used``: what this run's fits ran with, where the config (``config.execution``) holds
     the setting as given: ``device``, each torch device the trained models' fits used (as their workers
-    resolved "auto": "cpu", "cuda:0") -> its number of fits ({} when none ran)."""
-    return {"device": dict(prog.devices.most_common()) if prog else {}}
+    resolved "auto": "cpu", "cuda:0") -> its number of fits; ``splits_per_task``, each model's most
+    splits in one of this run's tasks (the setting, or its default, capped at a drug's splits; a cheap
+    model's tasks hold all of them). {} each when nothing ran."""
+    spt: dict[str, int] = {}
+    for t in tasks:
+        spt[t.model] = max(spt.get(t.model, 0), len(t.splits))
+    return {"device": dict(prog.devices.most_common()) if prog else {}, "splits_per_task": spt}
 
 
 def _run_with_cluster(cluster_mod: Any, log_path: Path, tasks: Sequence[Task], cube: CubeFiles,

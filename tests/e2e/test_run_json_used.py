@@ -13,13 +13,15 @@ from tests.e2e import tiny_args, tiny_cube
 pytestmark = pytest.mark.timeout(300)
 
 
-def test_run_json_records_the_device_the_fits_used(tmp_path_factory, tmp_path):
+def test_run_json_records_the_device_and_splits_per_task_the_fits_used(tmp_path_factory, tmp_path):
     from harness.run import main
 
     out = tmp_path / "run"
     args = tiny_args(tiny_cube(tmp_path_factory), out, "--models", "pertvae", "pca", "--drugs", "drugA",
-                     "--n-repeats", "1", "--device", "auto", cluster="none")
+                     "--n-repeats", "1", "--device", "auto", "--splits-per-task", "10", cluster="none")
     assert main(args) == 0
     info = json.loads((out / "run.json").read_text())
     assert info["config"]["execution"]["device"] == "auto"   # as given, kept
     assert info["used"]["device"] == {"cpu": 3}   # PertVAE's 3 fits; PCA trains no model
+    assert info["config"]["execution"]["splits_per_task"] == 10
+    assert info["used"]["splits_per_task"] == {"pertvae": 3, "pca": 3}   # all of drugA's 1 x 3 splits
