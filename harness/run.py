@@ -37,6 +37,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import signal
 import threading
 import time
@@ -462,12 +463,13 @@ def _dashboard_hint(cfg: RunConfig, link: str | None) -> None:
              f"http://localhost:{port}{u.path}")
 
 
-def run(cfg: RunConfig) -> int:
-    """Run the grid for ``cfg``; see the module docstring for exit codes. SIGTERM is handled like Ctrl-C."""
+def run(cfg: RunConfig, args: Sequence[str] | None = None) -> int:
+    """Run the grid for ``cfg`` (parsed from ``args``, recorded in run.json: None where a caller made
+    ``cfg`` itself); see the module docstring for exit codes. SIGTERM is handled like Ctrl-C."""
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
-        return _run(cfg)
+        return _run(cfg, args)
     except KeyboardInterrupt as e:  # outside the grid: while preparing, opening the store or reporting
         _say(f"interrupted: finished fits are safe in {cfg.out_dir / 'results.zarr'} (if it exists); run the "
              f"same command again to resume")
@@ -477,7 +479,7 @@ def run(cfg: RunConfig) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _run(cfg: RunConfig) -> int:
+def _run(cfg: RunConfig, args: Sequence[str] | None) -> int:
     """Check and lock OUT, then :func:`_run_locked`; a write to OUT that fails (no space left, read-only)
     ends the run with one error line (exit 2), the finished fits kept."""
     out = cfg.out_dir
@@ -493,7 +495,7 @@ def _run(cfg: RunConfig) -> int:
         if lock.stale:
             _say(f"note: {out} was locked by {outlock.describe(lock.stale)}, which ended without releasing "
                  f"it; taking it over")
-        return _run_locked(cfg)
+        return _run_locked(cfg, args)
     except OSError as e:
         if e.errno not in DISK_ERRORS:
             raise
@@ -526,7 +528,7 @@ def _drop_if_unused(out: Path, lock: outlock.OutLock) -> None:
         pass
 
 
-def _run_locked(cfg: RunConfig) -> int:
+def _run_locked(cfg: RunConfig, args: Sequence[str] | None) -> int:
     """Prepare, run the grid, write run.json, failures.csv and the report."""
     out = cfg.out_dir
     t0 = time.perf_counter()
@@ -558,6 +560,7 @@ def _run_locked(cfg: RunConfig) -> int:
     run_info["timings"] = {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
                            "seconds": round(seconds, 3), "fits_run": fits_run, "tasks_run": tasks_run}
     run_info["used"] = used
+    run_info["command"] = _command(args)
     out.mkdir(parents=True, exist_ok=True)
     info = json.dumps(run_info, indent=2, sort_keys=True)
     write_replacing(out / "run.json", lambda tmp: tmp.write_text(info))
@@ -570,6 +573,15 @@ def _run_locked(cfg: RunConfig) -> int:
     if repair.n_fits:
         _say(f"repaired: {repair.n_fits} fit(s) of damaged cells recomputed")
     return _report(out, store, failures)
+
+
+def _command(args: Sequence[str] | None) -> dict[str, Any]:
+    """run.json's ``command``: this process's command line (``sys.orig_argv``, shell-quoted: the
+    interpreter and ``-m harness.entry`` or the console script included), the directory it ran in (its
+    relative paths, e.g. the default OUT ``runs/<preset>``, are from there), and the run's own arguments
+    (``pertvae-bench run`` and these rerun it there; None where the caller passed a config, not them)."""
+    return {"line": shlex.join(sys.orig_argv), "cwd": os.getcwd(),
+            "args": None if args is None else list(args)}
 
 
 def _mark_unfinished(out: Path, started: datetime) -> None:
@@ -784,12 +796,13 @@ def _report(out: Path, store: ResultStore, failures: list[dict]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: parse flags (see --help) and run."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cfg = parse_args(argv)
+        cfg = parse_args(args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
     if cfg.dry_run:
         return cost.dry_run(cfg)
-    return run(cfg)
+    return run(cfg, args)
 

@@ -25,3 +25,18 @@ def test_run_json_records_the_device_and_splits_per_task_the_fits_used(tmp_path_
     assert info["used"]["device"] == {"cpu": 3}   # PertVAE's 3 fits; PCA trains no model
     assert info["config"]["execution"]["splits_per_task"] == 10
     assert info["used"]["splits_per_task"] == {"pertvae": 3, "pca": 3}   # all of drugA's 1 x 3 splits
+
+
+def test_run_json_records_the_command_that_ran(tmp_path_factory, tmp_path, monkeypatch):
+    import shlex
+    import sys
+
+    from harness.run import main
+
+    monkeypatch.chdir(tmp_path)
+    args = tiny_args(tiny_cube(tmp_path_factory), tmp_path / "run", "--models", "pca", "--drugs", "drugA",
+                     "--n-repeats", "1", cluster="none")
+    args[args.index("--out") + 1] = "run"   # relative: from the directory the run records
+    assert main(args) == 0
+    command = json.loads((tmp_path / "run" / "run.json").read_text())["command"]
+    assert command == {"line": shlex.join(sys.orig_argv), "cwd": str(tmp_path), "args": args}
