@@ -210,6 +210,7 @@ class Progress:
         self._sq_now = 0.0   # and the sum of their squares (their work-weighted mean duration)
         self.tracebacks: dict[tuple, str] = {}
         self.devices: Counter[str] = Counter()   # this run's fits of trained models by the device they used
+        self.fit_cpu_seconds = 0.0   # this run's fits' CPU time, as their workers measured it
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.clock, self.line_every = clock, line_every
@@ -333,6 +334,8 @@ class Progress:
         fit = (r["model"], r["drug"], int(r["latent"]), int(r["repeat"]), int(r["fold"]))
         if r.get("device"):
             self.devices[r["device"]] += 1
+        if math.isfinite(cpu := float(r.get("fit_cpu_seconds", math.nan))):
+            self.fit_cpu_seconds += cpu
         if r.get("traceback"):
             self.tracebacks[fit] = r["traceback"]
         for method, tb in (r.get("method_traceback") or {}).items():

@@ -37,6 +37,7 @@ import io
 import json
 import logging
 import os
+import resource
 import shlex
 import signal
 import threading
@@ -535,6 +536,7 @@ def _run_locked(cfg: RunConfig, args: Sequence[str] | None) -> int:
     if entry.STARTED is not None:   # the command's own start: its interpreter and imports included
         t0 = entry.STARTED
     started = datetime.now(UTC) - timedelta(seconds=time.perf_counter() - t0)
+    load_start = os.getloadavg()
     try:
         from datasets.cube import CubeError
     except ImportError as e:  # pragma: no cover - package layout problem
@@ -550,7 +552,7 @@ def _run_locked(cfg: RunConfig, args: Sequence[str] | None) -> int:
     for line in rerun_changed(out, store, known_plugins()):
         _say(f"note: {line}")
     tasks, before = _plan(cfg, drug_names, store, out)
-    interrupted, tracebacks, (fits_run, tasks_run), used = _execute(cfg, tasks, cube, store, before)
+    interrupted, tracebacks, (fits_run, tasks_run, fits_cpu), used = _execute(cfg, tasks, cube, store, before)
     if interrupted == 2:  # the cluster failed; said
         return 2
     counts = store.counts()
@@ -558,7 +560,9 @@ def _run_locked(cfg: RunConfig, args: Sequence[str] | None) -> int:
     seconds = time.perf_counter() - t0
     run_info = _run_info(cfg, cube.path, store, tasks, counts, repair.n_fits, interrupted)
     run_info["timings"] = {"started": started.isoformat(), "finished": datetime.now(UTC).isoformat(),
-                           "seconds": round(seconds, 3), "fits_run": fits_run, "tasks_run": tasks_run}
+                           "seconds": round(seconds, 3), "fits_run": fits_run, "tasks_run": tasks_run,
+                           "cpu_seconds": _cpu_seconds(fits_cpu),
+                           "load_average": {"start": _load(load_start), "end": _load(os.getloadavg())}}
     run_info["used"] = used
     run_info["command"] = _command(args)
     out.mkdir(parents=True, exist_ok=True)
@@ -669,13 +673,14 @@ def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Pa
 
 
 def _execute(cfg: RunConfig, tasks: Sequence[Task], cube: CubeFiles, store: ResultStore,
-             before: dict[str, int]) -> tuple[int, dict[tuple, str], tuple[int, int], dict[str, Any]]:
+             before: dict[str, int]) -> tuple[int, dict[tuple, str], tuple[int, int, float], dict[str, Any]]:
     """Run ``tasks`` in process or on the cluster, library logs in OUT/run.log: (0, or the exit code of an
     interrupt, or 2 when the cluster failed or the cube changed (said); the failed fits' tracebacks; the
     fits and the tasks whose results this run recorded, fewer than ``tasks`` hold when it was
-    interrupted; run.json's ``used``: what those fits ran with, :func:`_used`)."""
+    interrupted, and those fits' CPU seconds; run.json's ``used``: what those fits ran with,
+    :func:`_used`)."""
     if not tasks:
-        return 0, {}, (0, 0), _used(None, tasks)
+        return 0, {}, (0, 0, 0.0), _used(None, tasks)
     cluster_error: type[Exception] = RunError
     prog = _progress(cfg, store, tasks, before)
     try:
@@ -707,9 +712,28 @@ def _execute(cfg: RunConfig, tasks: Sequence[Task], cube: CubeFiles, store: Resu
     return 0, prog.tracebacks, _ran(prog), _used(prog, tasks)
 
 
-def _ran(prog: Progress) -> tuple[int, int]:
-    """The fits (done or failed) and the tasks whose results this run recorded, as ``prog`` counted them."""
-    return prog.fits_now + prog.failed, prog.tasks_done
+def _ran(prog: Progress) -> tuple[int, int, float]:
+    """The fits (done or failed) and the tasks whose results this run recorded, as ``prog`` counted them,
+    and those fits' CPU seconds (their ``fit_cpu_seconds``)."""
+    return prog.fits_now + prog.failed, prog.tasks_done, prog.fit_cpu_seconds
+
+
+def _cpu_seconds(fits: float) -> dict[str, float]:
+    """run.json's ``timings.cpu_seconds``, where ``seconds`` is wall time alone: this process's user and
+    system time from the command's start to run.json's writing, the report after it not included
+    (``driver``; with ``--cluster none`` the fits' included), that of its child processes that ended and
+    were waited for (``children``: a local cluster's workers, the ``--method`` plug-ins run here), and the
+    sum of this run's fits' ``fit_cpu_seconds`` (``fits``: as their workers measured them, wherever they
+    ran, e.g. Slurm nodes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"driver": round(own.ru_utime + own.ru_stime, 3),
+            "children": round(children.ru_utime + children.ru_stime, 3), "fits": round(fits, 3)}
+
+
+def _load(avg: tuple[float, float, float]) -> list[float]:
+    """A load average (1, 5 and 15 minutes; os.getloadavg), for run.json: on a shared host it tells a
+    slow run from a busy machine."""
+    return [round(x, 2) for x in avg]
 
 
 def _used(prog: Progress | None, tasks: Sequence[Task]) -> dict[str, Any]:

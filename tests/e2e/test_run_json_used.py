@@ -40,3 +40,19 @@ def test_run_json_records_the_command_that_ran(tmp_path_factory, tmp_path, monke
     assert main(args) == 0
     command = json.loads((tmp_path / "run" / "run.json").read_text())["command"]
     assert command == {"line": shlex.join(sys.orig_argv), "cwd": str(tmp_path), "args": args}
+
+
+def test_run_json_records_the_runs_cpu_time_and_load(tmp_path_factory, tmp_path):
+    from harness.run import main
+    from tests.e2e import load
+
+    out = tmp_path / "run"
+    args = tiny_args(tiny_cube(tmp_path_factory), out, "--models", "pertvae", "--drugs", "drugA",
+                     "--n-repeats", "1", workers=1)
+    assert main(args) == 0
+    timings = json.loads((out / "run.json").read_text())["timings"]
+    cpu, load_average = timings["cpu_seconds"], timings["load_average"]
+    assert set(cpu) == {"driver", "children", "fits"} and cpu["driver"] > 0
+    fits = float(load(out)["fit_cpu_seconds"].sum())   # the fits' own, as the workers stored them
+    assert fits > 0 and cpu["fits"] == pytest.approx(fits, abs=0.01)
+    assert [len(load_average[k]) for k in ("start", "end")] == [3, 3]
