@@ -55,7 +55,7 @@ from datasets.cube import (
     write_cube,
 )
 from datasets.files import available_memory, check_inputs_outside, package_version, plural
-from datasets.interrupt import quiet_unawaited_coroutines
+from datasets.interrupt import interrupt_code, quiet_unawaited_coroutines
 from datasets.l1000 import (
     DOSE,
     TIME,
@@ -648,10 +648,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CubeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         quiet_unawaited_coroutines()
         print(f"interrupted: no cube written at {a.out} (an existing one is unchanged)", file=sys.stderr)
-        return 130
+        return interrupt_code(e)
     if isinstance(summary, str):  # --h5ad
         print(summary)
     else:

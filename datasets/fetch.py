@@ -23,7 +23,7 @@ exit status 2; a bad file is renamed ``NAME.bad-<UTC time>`` (never used), a par
 for the next run. A write that fails (disk full, quota exceeded, read-only or not writable ``--dir``) is
 reported as that, with the space still needed, and never retried as a network error: the ``NAME.part``
 written so far is kept for the next run to resume (a partial unpacked file is removed, the archive kept).
-Ctrl-C: exit status 130, the partial file kept.
+Ctrl-C: exit status 130 (SIGTERM: 143), the partial file kept.
 """
 
 # ruff: noqa: E402
@@ -62,6 +62,7 @@ from datasets import part_meta
 from datasets.argparsing import OneLineParser
 from datasets.disk import write_failure
 from datasets.files import duration, human_bytes, plural, sha256_file
+from datasets.interrupt import interrupt_code
 
 MANIFEST = "MANIFEST.json"
 MAX_RETRY_WAIT = 3600   # seconds: --retry-wait's bound, so that the waits stay within what time.sleep takes
@@ -771,11 +772,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"error: {getattr(e, 'filename', None) or a.dir}: {e.strerror or e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:   # while unpacking a downloaded file there is no .part: its .tmp is removed
+    except KeyboardInterrupt as e:  # while unpacking a downloaded file there is no .part: its .tmp is removed
         parts = sorted(p.name for p in Path(a.dir).glob("*.part")) if Path(a.dir).is_dir() else []
         kept = f"partial downloads kept ({', '.join(parts)})" if parts else "no partial file kept"
         print(f"interrupted: {kept}; rerun to resume", file=sys.stderr)
-        return 130
+        return interrupt_code(e)
     print(f"{plural(len(done), 'file')} in {a.dir} ({sum(f.reused for f in done)} reused), recorded in "
           f"{Path(a.dir) / MANIFEST}")
     return 0

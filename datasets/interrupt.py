@@ -21,16 +21,34 @@ import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 
 from datasets.errors import path_too_long
 
-__all__ = ["BROKEN_PIPE", "INTERRUPTED", "guarded", "quiet_unawaited_coroutines", "run_module"]
+__all__ = ["BROKEN_PIPE", "INTERRUPTED", "TERMINATED", "Terminated", "guarded", "interrupt_code",
+           "quiet_unawaited_coroutines", "raise_terminated", "run_module"]
 
 INTERRUPTED = 130   # 128 + SIGINT, as a shell reports a command Ctrl-C ended
 BROKEN_PIPE = 141   # 128 + SIGPIPE, as a shell reports a command whose output's reader went away
+TERMINATED = 143    # 128 + SIGTERM, as a shell reports a command SIGTERM ended
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what Slurm and schedulers send): handled like Ctrl-C, exit 143."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    """A SIGTERM handler: :class:`Terminated` where the main thread is, as Ctrl-C raises KeyboardInterrupt."""
+    raise Terminated()
+
+
+def interrupt_code(e: KeyboardInterrupt) -> int:
+    """The exit status a shell shows for the signal behind ``e``: 143 for SIGTERM, 130 for Ctrl-C."""
+    return TERMINATED if isinstance(e, Terminated) else INTERRUPTED
 
 
 def quiet_unawaited_coroutines() -> None:
@@ -65,9 +83,12 @@ def run_module(module: str) -> int:
 
 def guarded(command: Callable[[], int]) -> int:
     """``command()``'s exit status; a Ctrl-C it did not handle (while its modules load, or before its own
-    handler) -> "interrupted" on stderr and 130; a path too long for the file system
+    handler) -> "interrupted" on stderr and 130, a SIGTERM the same with 143 (it ended the process silently
+    by the signal: ``run`` in its first seconds, ``report`` at any time); a path too long for the file system
     (datasets.errors.path_too_long) -> its one error line and 2; stdout's reader gone (``python -m
     datasets.fetch --list | head -1``) -> 141, quietly. harness.entry runs harness's commands under it too."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None
     try:
         code = command()
         sys.stdout.flush()   # a closed pipe is found here when the output was still buffered
@@ -76,12 +97,15 @@ def guarded(command: Callable[[], int]) -> int:
         # point stdout at /dev/null so that Python's flush at exit cannot fail too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return BROKEN_PIPE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         quiet_unawaited_coroutines()
         print("interrupted", file=sys.stderr, flush=True)
-        return INTERRUPTED
+        return interrupt_code(e)
     except OSError as e:
         if (line := path_too_long(e)) is None:
             raise
         print(f"error: {line}", file=sys.stderr, flush=True)
         return 2
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -77,7 +77,7 @@ from datasets.cube import (
     make_cube,
     write_cube,
 )
-from datasets.interrupt import INTERRUPTED, quiet_unawaited_coroutines
+from datasets.interrupt import interrupt_code, quiet_unawaited_coroutines
 from datasets.pairs import PAIRING_NOTE
 
 # The paper's Table 1: drug -> number of cell lines with pairs.
@@ -403,10 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CubeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:   # write_cube removed its temporary store
+    except KeyboardInterrupt as e:   # write_cube removed its temporary store
         quiet_unawaited_coroutines()
         print(f"interrupted: no cube written at {args.out} (an existing one is unchanged)", file=sys.stderr)
-        return INTERRUPTED
+        return interrupt_code(e)
     truth = json.loads(ds.attrs["ground_truth"])
     eff = [f"{k} ({v['kind']})" for k, v in truth.items() if v["effective"]]
     kinds = [v["response"]["kind"] for v in truth.values() if "response" in v]

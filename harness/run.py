@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets.disk import DISK_ERRORS, write_failure, write_replacing
-from datasets.interrupt import quiet_unawaited_coroutines
+from datasets.interrupt import interrupt_code, quiet_unawaited_coroutines, raise_terminated
 from harness import cost, entry, outlock
 from harness.config import (
     ConfigError,
@@ -108,17 +108,9 @@ CONNECTION_LOST = "scheduler-connection-lost"
 LOST_RESUBMITS = 3
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (what Slurm and schedulers send): handled like Ctrl-C, exit 143."""
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
 def _interrupt_code(e: KeyboardInterrupt) -> int:
     quiet_unawaited_coroutines()   # a store write cut short warns nothing the user can act on
-    return 143 if isinstance(e, Terminated) else 130
+    return interrupt_code(e)
 
 
 def _say(msg: str) -> None:
@@ -468,7 +460,7 @@ def run(cfg: RunConfig, args: Sequence[str] | None = None) -> int:
     """Run the grid for ``cfg`` (parsed from ``args``, recorded in run.json: None where a caller made
     ``cfg`` itself); see the module docstring for exit codes. SIGTERM is handled like Ctrl-C."""
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None
     try:
         return _run(cfg, args)
     except KeyboardInterrupt as e:  # outside the grid: while preparing, opening the store or reporting
