@@ -464,8 +464,7 @@ def run(cfg: RunConfig, args: Sequence[str] | None = None) -> int:
     try:
         return _run(cfg, args)
     except KeyboardInterrupt as e:  # outside the grid: while preparing, opening the store or reporting
-        _say(f"interrupted: finished fits are safe in {cfg.out_dir / 'results.zarr'} (if it exists); run the "
-             f"same command again to resume")
+        _say(f"interrupted: {_kept_words(cfg.out_dir / 'results.zarr')}")
         return _interrupt_code(e)
     finally:
         if main_thread:
@@ -492,17 +491,21 @@ def _run(cfg: RunConfig, args: Sequence[str] | None) -> int:
     except OSError as e:
         if e.errno not in DISK_ERRORS:
             raise
-        store = out / "results.zarr"
-        kept = (f"the finished fits in {store} are kept: run the same command again to resume"
-                if (store / "zarr.json").is_file() else "no result was written yet; run the same command "
-                "again")
-        print(f"error: {write_failure(e, e.filename or out, None, '--out')}; {kept}", file=sys.stderr,
-              flush=True)
+        why = write_failure(e, e.filename or out, None, "--out")
+        print(f"error: {why}; {_kept_words(out / 'results.zarr')}", file=sys.stderr, flush=True)
         return 2
     finally:
         if created:
             _drop_if_unused(out, lock)
         lock.release()
+
+
+def _kept_words(store: Path) -> str:
+    """What a run that ended early keeps: the store where it was created (it is made whole or not at all),
+    else nothing yet (a hedge 'in OUT/results.zarr (if it exists)' left the user to look)."""
+    if (store / "zarr.json").is_file():
+        return f"the finished fits in {store} are kept: run the same command again to resume"
+    return "no result was written yet; run the same command again"
 
 
 def _cluster_words(cfg: RunConfig, tasks: Sequence[Task]) -> str:
