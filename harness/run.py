@@ -142,10 +142,11 @@ def test_set_labels(splits: Sequence[Any]) -> list[list[int]]:
 
 
 def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
-              ) -> tuple[dict, dict, dict, dict, list[str], dict]:
+              ) -> tuple[dict, dict, dict, dict, list[str], dict, dict]:
     """Per drug (and POOLED, without a ceiling): paired cell lines; [n_train, n_test] cell lines averaged
     over the splits; the noise ceiling of delta_pearson (:func:`drug_ceiling`); the pairing rule. Then the
-    sorted paired cell lines of all drugs; last, each split drug's :func:`test_set_labels`.
+    sorted paired cell lines of all drugs; each split drug's :func:`test_set_labels`; last, the
+    harness.shapes.split_warnings of each drug that has any.
 
     n_train counts the cell lines actually trained on (validation cell lines excluded): the corrected
     resampled t-test (Nadeau & Bengio) takes the sizes of the data a model is fitted on and tested on.
@@ -153,6 +154,7 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
     n_cell: dict[str, int] = {}
     n_tt: dict[str, list[float]] = {}
     test_sets: dict[str, list[list[int]]] = {}
+    notes: dict[str, list[str]] = {}
     ceiling: dict[str, dict] = {}
     pairing: dict[str, str] = {}
     all_cells: set[str] = set()
@@ -178,15 +180,15 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
         n_train = sum(len(s.train_cell_lines) for s in splits) / len(splits)
         n_tt[d] = [float(n_train), float(n_test)]
         test_sets[d] = test_set_labels(splits)
-        for line in split_warnings(d, splits) if d != POOLED else []:
-            _say(line)
+        if d != POOLED and (lines := split_warnings(d, splits)):
+            notes[d] = lines
         pairing[d] = str(dd.pairing)
         if d == POOLED:  # reconstruction only: no drug effect to bound
             continue
         ceiling[d] = drug_ceiling(dd, splits, cfg)
     if bad:
         raise RunError(unsplittable(bad, f" in {cube_path}"))
-    return n_cell, n_tt, ceiling, pairing, sorted(all_cells), test_sets
+    return n_cell, n_tt, ceiling, pairing, sorted(all_cells), test_sets, notes
 
 
 def response_meta(cfg: RunConfig, cube: Any, cube_path: Path, drug_names: Sequence[str]) -> dict[str, dict]:
@@ -621,15 +623,20 @@ def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, CubeFiles, list[str
     store = ResultStore.resume(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names), genes=genes,
                                methods=methods, background=True)
     if store is None:  # a new store (or a mismatch, which open names): the per-drug figures first
-        n_cell, n_tt, ceiling, pairing, cell_lines, test_sets = drug_meta(cfg, cube_path, drug_names)
+        n_cell, n_tt, ceiling, pairing, cell_lines, test_sets, notes = drug_meta(cfg, cube_path, drug_names)
         store = ResultStore.open(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names),
                                  n_cell_lines=n_cell, n_train_test=n_tt,
                                  extra_attrs={"ceiling": ceiling, "pairing": pairing, "test_sets": test_sets,
+                                              "split_notes": notes,
                                               "ground_truth": _ground_truth(cube, drug_names),
                                               **response_meta(cfg, cube, cube_path, drug_names)},
                                  cell_lines=cell_lines, genes=genes, methods=methods,
                                  gene_symbols=[str(g) for g in cube["gene_symbol"].values],
                                  background=True, cube_path=cube_path)
+    else:   # a resume: the notes its store's run printed (the same splits), as a dry run prints them too
+        notes = json.loads(store.attrs.get("split_notes", "{}"))
+    for line in (line for d in notes for line in notes[d]):
+        _say(line)
     return cfg, files, drug_names, store
 
 

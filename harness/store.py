@@ -49,7 +49,9 @@ Layout:
   {"ceiling_delta_pearson", "n_cell_lines", "reason"}}, ``pairing`` {drug: rule}, ``ground_truth`` (the
   synthetic cube's, JSON, "" for real data), ``test_sets`` {drug: [repeat][fold] -> the split's test set,
   numbered: splits of one number test the same cell lines; absent in stores written before it, whose
-  splits then each count as a test set of their own} (harness.run.test_set_labels); in a run with a
+  splits then each count as a test set of their own} (harness.run.test_set_labels); ``split_notes``
+  {drug: [line]}, the harness.shapes.split_warnings the run printed, printed again on resume (absent in
+  stores written before it, whose resumes print none); in a run with a
   response model, ``response_test_sets`` and ``response_n_train_test`` the same for the response splits
   (their labelled test and training cell lines: harness.run.response_meta; absent before them, where
   response.md takes the ratio 1/(k - 1) and every split as a test set).

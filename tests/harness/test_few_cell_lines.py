@@ -115,7 +115,7 @@ def test_the_report_says_how_many_distinct_test_sets_the_splits_are(tmp_path: Pa
 def test_a_drug_trained_on_one_cell_line_is_warned_of(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """3 cell lines at 3 folds (the advice above): every split tests one, validates one and trains on the
     third, so its model, standardization and baselines come from one cell line's replicates, and the 2 x 3
-    splits are 3 test sets. The dry run and the run said nothing of either."""
+    splits are 3 test sets. The dry run and the run said nothing of either; then a resume did not."""
     cube = _cube(tmp_path / "cube.zarr", 3)
     args = ["--data", cube, "--out", str(tmp_path / "out"), "--cluster", "none", "--drugs", DRUG, "--models",
             "baselines", "--latents-baselines", "2", "--n-folds", "3", "--no-progress"]
@@ -126,9 +126,11 @@ def test_a_drug_trained_on_one_cell_line_is_warned_of(tmp_path: Path, capsys: py
     assert main([*args, "--dry-run"]) in (0, 4)
     err = capsys.readouterr().err
     assert one in err and sets in err
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert one in out and sets in out
+    for _ in ("new", "resumed"):
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        assert out.count(one) == out.count(sets) == 1, out
+        assert out.index(sets) < out.index("fits planned")
 
 
 def test_unscored_line_does_not_promise_new_test_sets_from_repeats():
