@@ -327,6 +327,10 @@ def _metric_table(sub: pd.DataFrame, metric: str) -> list[str]:
     return lines + [""]
 
 
+CORRELATIONS = {"pearson", "spearman"}
+CORRELATION_WHY = "a correlation needs two or more test cell lines whose responses differ"
+
+
 def _unscored(sub: pd.DataFrame, head: tuple[str, ...]) -> list[str]:
     """A line naming the head's methods without a score by some of its metrics (a correlation on test sets
     of one cell line, or of equal responses), so that a missing row is not read as left out."""
@@ -336,8 +340,7 @@ def _unscored(sub: pd.DataFrame, head: tuple[str, ...]) -> list[str]:
     lacks = {m: ks for m, ks in lacks.items() if ks}
     if not lacks:
         return []
-    why = " (a correlation needs two or more test cell lines whose responses differ)" if all(
-        set(ks) <= {"pearson", "spearman"} for ks in lacks.values()) else ""
+    why = f" ({CORRELATION_WHY})" if all(set(ks) <= CORRELATIONS for ks in lacks.values()) else ""
     named = "; ".join(f"{plain_name(m)} has no {' or '.join(NAMES[k] for k in ks)}"
                       for m, ks in lacks.items())
     return [f"Not in a table: {named}{why}.", ""]
@@ -361,20 +364,21 @@ def _one_class_line(sub: pd.DataFrame, head: tuple[str, ...]) -> list[str]:
 
 
 def _head_section(sub: pd.DataFrame, head: tuple[str, ...], every_latent: pd.DataFrame) -> list[str]:
-    """A head's chance levels, a table per metric, and Dr.VAE's verdicts in words."""
+    """A head's chance levels, a table per metric, and Dr.VAE's verdicts in words, by its first metric with
+    rows (RMSE where test sets of one cell line leave Pearson and Spearman undefined)."""
     lines = [_chance_line(sub, head), ""] + _one_class_line(sub, head)
-    for metric in head:
-        if (sub["metric"] == metric).any():
-            lines += _metric_table(sub, metric)
+    scored = tuple(k for k in head if (sub["metric"] == k).any())
+    for metric in scored:
+        lines += _metric_table(sub, metric)
     lines += _unscored(sub, head)
-    return lines + [head_line(sub, str(sub["drug"].iloc[0]), head, every_latent=every_latent), ""]
+    return lines + [head_line(sub, str(sub["drug"].iloc[0]), scored, every_latent=every_latent), ""]
 
 
 def _drug_section(sub: pd.DataFrame, drug: str, latent: int, every_latent: pd.DataFrame) -> list[str]:
     """A drug's section: the binary head's tables and the continuous head's, for those the run has."""
     lines = [f"## {drug} (latent {latent}, {_splits(sub)} splits)", ""]
     for head in HEADS:
-        if (sub["metric"] == head[0]).any():
+        if sub["metric"].isin(head).any():
             lines += _head_section(sub, head, every_latent)
     return lines
 
@@ -515,7 +519,7 @@ def summary_lines(ds: xr.Dataset) -> list[str]:
     firsts = " or ".join(NAMES[h[0]] for h in heads)
     others = ", ".join(NAMES[k] for h in heads for k in h[1:])
     also = f", and another metric ({others}) only where Dr.VAE loses on it" if others else ""
-    lines = [f"Drug response (response.md has every metric; below, {firsts}{also}):"]
+    lines = [f"Drug response (response.md has every metric; below, {firsts}{also}{_no_score(present)}):"]
     several = table["latent"].nunique() > 1   # a drug's lines at two latent sizes say which is which
     for head in heads:
         rows = table[table["metric"] == head[0]]
@@ -524,6 +528,16 @@ def summary_lines(ds: xr.Dataset) -> list[str]:
                   for (d, lat), _ in rows.groupby(["drug", "latent"], sort=False)
                   for name in [f"{d} (latent {lat})" if several else str(d)]]
     return lines
+
+
+def _no_score(present: set[str]) -> str:
+    """'; no Pearson or Spearman: WHY' for the metrics of a head in the run that no method has a score by,
+    so that the summary does not leave the user to guess why its head is judged by RMSE alone."""
+    missing = [k for head in HEADS if present & set(head) for k in head if k not in present]
+    if not missing:
+        return ""
+    why = f": {CORRELATION_WHY}" if set(missing) <= CORRELATIONS else " (no method has a score by it)"
+    return f"; no {' or '.join(NAMES[k] for k in missing)}{why}"
 
 
 def label_rule(ds: xr.Dataset) -> str:

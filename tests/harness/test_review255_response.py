@@ -152,10 +152,8 @@ def test_the_legend_gives_the_sign_tests_p_by_distinct_test_sets(monkeypatch) ->
     assert "the exact sign test's 2^-n for n distinct test sets" in rr.response_markdown(table)
 
 
-def test_a_summary_whose_heads_first_metric_has_no_score_uses_the_next(monkeypatch) -> None:
-    """Test sets of one cell line (a drug in 5 cell lines at 5 folds) leave Pearson and Spearman undefined:
-    the summary read 'below, , and another metric (RMSE) only where Dr.VAE loses on it:' and gave no line,
-    though response.md had RMSE's verdicts."""
+def _rmse_only(monkeypatch) -> xr.Dataset:
+    """A store whose continuous head has RMSE only: 5 test sets of one cell line (Pearson undefined)."""
     rng = np.random.default_rng(2)
     rows = []
     for split in range(5):
@@ -168,7 +166,26 @@ def test_a_summary_whose_heads_first_metric_has_no_score_uses_the_next(monkeypat
                           values="value", aggfunc="first")
     monkeypatch.setattr(rr, "_wide", lambda ds: wide)
     monkeypatch.setattr(rr, "has_response", lambda ds: True)
-    lines = rr.summary_lines(xr.Dataset(coords={"method": ["drvae"]}, attrs={"n_folds": 5}))
-    assert lines[0] == "Drug response (response.md has every metric; below, RMSE):"
+    return xr.Dataset(coords={"method": ["drvae"]}, attrs={"n_folds": 5})
+
+
+def test_a_summary_whose_heads_first_metric_has_no_score_uses_the_next(monkeypatch) -> None:
+    """Test sets of one cell line (a drug in 5 cell lines at 5 folds) leave Pearson and Spearman undefined:
+    the summary read 'below, , and another metric (RMSE) only where Dr.VAE loses on it:' and gave no line,
+    though response.md had RMSE's verdicts; then it said 'below, RMSE' and not why Pearson was missing."""
+    lines = rr.summary_lines(_rmse_only(monkeypatch))
+    assert lines[0] == ("Drug response (response.md has every metric; below, RMSE; no Pearson or Spearman: a "
+                        "correlation needs two or more test cell lines whose responses differ):")
     assert len(lines) == 2 and lines[1].startswith("  dA: Dr.VAE (continuous head) ")
     assert "(RMSE)" in lines[1]
+
+
+def test_response_md_shows_a_head_whose_first_metric_has_no_score(monkeypatch) -> None:
+    """response.md showed a drug's continuous head only where Pearson had rows: with RMSE alone its section
+    was a bare heading, while the summary sent the reader there for every metric."""
+    md = rr.response_markdown(rr.response_table(_rmse_only(monkeypatch)))
+    section = md.split("## dA (latent 4, 5 splits)", 1)[1].split("Legend:", 1)[0]
+    assert "| method | features | RMSE mean [95% CI] |" in section
+    assert ("has no Pearson or Spearman (a correlation needs two or more test cell lines whose responses "
+            "differ).") in section
+    assert "\ndA: Dr.VAE (continuous head) " in section and "(RMSE)" in section
