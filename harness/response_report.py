@@ -277,9 +277,13 @@ def _scored_only(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cell_of(r: pd.Series | None) -> str:
-    """A row's mean [95% CI], "—" without one."""
+    """A row's mean [95% CI], "—" without one; a mean without an interval says why (it printed
+    "[nan, nan]" where the splits hold one test set, on which the corrected t has no degree of freedom)."""
     if r is None or not np.isfinite(r["mean"]):
         return "—"
+    if not np.isfinite(r["ci_low"]):
+        one = r.get("n_test_sets") == 1 or r["n_splits"] == 1
+        return f"{r['mean']:.3f} (no interval" + (": one test set)" if one else ")")
     return f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
 

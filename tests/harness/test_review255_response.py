@@ -189,3 +189,20 @@ def test_response_md_shows_a_head_whose_first_metric_has_no_score(monkeypatch) -
     assert ("has no Pearson or Spearman (a correlation needs two or more test cell lines whose responses "
             "differ).") in section
     assert "\ndA: Dr.VAE (continuous head) " in section and "(RMSE)" in section
+
+
+def test_a_mean_on_one_test_set_says_why_it_has_no_interval(monkeypatch) -> None:
+    """Two splits of one drug that test the same cell lines (the others failed): response.md printed
+    '0.281 [nan, nan]'."""
+    rows = [("dA", 4, r, 0, metric, m, value) for r in range(2) for m in ("ridge_x1", "drug_mean")
+            for metric, value in (("rmse", 1.0 + 0.1 * r), ("rmse_chance", 1.2))]
+    df = pd.DataFrame(rows, columns=["drug", "latent", "repeat", "fold", "metric", "method", "value"])
+    wide = df.pivot_table(index=["drug", "latent", "repeat", "fold"], columns=["metric", "method"],
+                          values="value", aggfunc="first")
+    monkeypatch.setattr(rr, "_wide", lambda ds: wide)
+    monkeypatch.setattr(rr, "has_response", lambda ds: True)
+    ds = xr.Dataset(coords={"method": ["drug_mean"]},
+                    attrs={"n_folds": 5, "response_test_sets": json.dumps({"dA": [[0], [0]]})})
+    md = rr.response_markdown(rr.response_table(ds))
+    assert "nan" not in md
+    assert "| ridge | x1 | 1.050 (no interval: one test set) |" in md
