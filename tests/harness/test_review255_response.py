@@ -30,17 +30,22 @@ def _wide() -> pd.DataFrame:
                           values="value", aggfunc="first")
 
 
-def test_repeated_response_test_sets_count_once(monkeypatch) -> None:
-    """The response report took every split as a test set and the ratio 1/(k - 1): 10 splits that test 5
-    cell lines twice had a t on 9 degrees of freedom with ratio 0.25, where the perturbation report's
-    tests take 4 and the splits' n_test/n_train (here 1/3)."""
-    wide = _wide()
+def _table(monkeypatch, wide: pd.DataFrame) -> pd.DataFrame:
+    """response.csv's table of ``wide``'s scores, on a store whose drug dA has SETS and SIZES."""
     monkeypatch.setattr(rr, "_wide", lambda ds: wide)
     monkeypatch.setattr(rr, "has_response", lambda ds: True)
     ds = xr.Dataset(coords={"method": ["drvae"]},
                     attrs={"n_folds": 5, "response_test_sets": json.dumps({"dA": SETS}),
                            "response_n_train_test": json.dumps({"dA": SIZES})})
-    table = rr.response_table(ds)
+    return rr.response_table(ds)
+
+
+def test_repeated_response_test_sets_count_once(monkeypatch) -> None:
+    """The response report took every split as a test set and the ratio 1/(k - 1): 10 splits that test 5
+    cell lines twice had a t on 9 degrees of freedom with ratio 0.25, where the perturbation report's
+    tests take 4 and the splits' n_test/n_train (here 1/3)."""
+    wide = _wide()
+    table = _table(monkeypatch, wide)
     row = table[(table["metric"] == "auroc") & (table["method"] == "logreg_x1")].iloc[0]
     v = wide[("auroc", "logreg_x1")].to_numpy(float)
     d = v - 0.5
@@ -141,12 +146,7 @@ def test_the_legend_gives_the_sign_tests_p_by_distinct_test_sets(monkeypatch) ->
     '2^-n for n splits' (2^-10)."""
     wide = _wide()
     wide[("auroc", "logreg_x1")] = 0.75
-    monkeypatch.setattr(rr, "_wide", lambda ds: wide)
-    monkeypatch.setattr(rr, "has_response", lambda ds: True)
-    ds = xr.Dataset(coords={"method": ["drvae"]},
-                    attrs={"n_folds": 5, "response_test_sets": json.dumps({"dA": SETS}),
-                           "response_n_train_test": json.dumps({"dA": SIZES})})
-    table = rr.response_table(ds)
+    table = _table(monkeypatch, wide)
     row = table[(table["metric"] == "auroc") & (table["method"] == "logreg_x1")].iloc[0]
     assert row["p_chance"] == 2.0**-5
     assert "the exact sign test's 2^-n for n distinct test sets" in rr.response_markdown(table)
