@@ -9,7 +9,7 @@ chooses its hyperparameter on the validation cell lines, and never sees the test
   AUROC; probabilities by Platt scaling (Platt 1999): a 1-D logistic regression of the training labels on
   the SVM's training decision values. Platt's map is increasing, so AUROC and AUPR are the SVM's own.
 - :class:`TrainingPrior`: P(sensitive) = the drug's training response rate for every cell line, so AUROC is
-  exactly 0.5 (all scores tied) and AUPR its chance level (that of a random ranking, on average).
+  exactly 0.5 (all scores tied) and AUPR exactly its chance level (a random ranking's expected AP).
 - continuous head: :class:`RidgeResponse` (ridge regression, alpha from :data:`ALPHA_GRID` by validation
   RMSE) and :class:`DrugMean` (the mean training response).
 Each classifier works on a feature set (:mod:`pertvae_core.response_features`): "x1", "pca" (PCA(x1) at the

@@ -151,8 +151,9 @@ def corrected_t_greater(rho_pred: Sequence[float], rho_rec: Sequence[float],
 def _no_spread(a: Sequence[float], b: Sequence[float], d: np.ndarray) -> bool:
     """Whether the paired differences ``d`` are all equal within float round-off of the values (a
     difference of two AUROCs, 13/42 - 12/42 beside 1/6 - 1/7, is 1/42 both times but for 1e-17)."""
-    ok = np.isfinite(_vec(a, "a")) & np.isfinite(_vec(b, "b"))
-    scale = float(np.max(np.abs(np.r_[_vec(a, "a")[ok], _vec(b, "b")[ok]]), initial=0.0))
+    a, b = _vec(a, "a"), _vec(b, "b")
+    ok = np.isfinite(a) & np.isfinite(b)
+    scale = float(np.max(np.abs(np.r_[a[ok], b[ok]]), initial=0.0))
     return float(np.ptp(d)) <= ROUND_OFF * scale
 
 
