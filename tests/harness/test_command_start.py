@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.harness.test_few_cell_lines import DRUG, _cube
 
-LATE = 1.5   # seconds the command spends before it imports anything of the harness
+LATE = 3.0   # seconds the command spends before it imports anything of the harness (margin: a loaded host)
 
 
 def test_a_run_counts_from_its_command_start(tmp_path: Path) -> None:
