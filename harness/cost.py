@@ -682,7 +682,8 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     unit = "CPU-hours" if est.device == "cpu" else "GPU-hours"
     lines.append(f"estimate: {hours(est.cpu_hours)} {unit}; wall time {duration(est.wall_seconds)} on "
                  f"{est.where}{_own_core(est)}; {est.precision} matrix products"
-                 + (f" ({_bf16_way(est.device)})" if est.precision == "bf16" else "")
+                 + (f" ({_bf16_way(est.device, cfg.fit_kwargs()['compile'])})" if est.precision == "bf16"
+                    else "")
                  + ("; torch.compile" if cfg.fit_kwargs()["compile"] else ""))
     for note in (emulated_bf16_note(cfg), lifetime_note(cfg, est)):
         if note:
@@ -865,10 +866,11 @@ def _bf16_against_floor(est: Estimate) -> str:
     return f"; bf16 products{how} can beat it"
 
 
-def _bf16_way(device: str) -> str:
+def _bf16_way(device: str, compiled: bool) -> str:
     from pertvae_core.layers import bf16_way  # imports torch, which the dry run has loaded by now
+    from pertvae_core.train import no_cpp_compiler
 
-    return bf16_way(device)
+    return bf16_way(device, compiled and (on_gpu(device) or not no_cpp_compiler()))
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

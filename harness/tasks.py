@@ -54,10 +54,12 @@ def products_of(cfg: RunConfig, model: Contender) -> str:
         return ""
     from pertvae_core.layers import products_way
     from pertvae_core.precision import resolve_precision
+    from pertvae_core.train import no_cpp_compiler
 
     device = _device(cfg)
     precision = resolve_precision(cfg.precision, device) if model.takes_precision else "fp32"
-    return products_way(precision, str(device))
+    compiled = bool(cfg.fit_kwargs()["compile"]) and (device.type != "cpu" or not no_cpp_compiler())
+    return products_way(precision, str(device), compiled)
 
 
 def device_of(cfg: RunConfig, model: Contender) -> str:

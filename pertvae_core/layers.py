@@ -46,10 +46,15 @@ def _normal(gens: Sequence[torch.Generator], shape: tuple[int, ...], std: float)
 
 
 _MKLDNN_MATMUL = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
-# oneDNN's float32 products with bfloat16 arithmetic (torch >= 2.7; bf16_math_bmm) where it has them: on AMX.
-# Without AMX (an AVX512-BF16 CPU such as AMD's Zen 4) oneDNN keeps its float32 kernel under the bf16 setting:
-# float32 results at 1.1-1.3x MKL's float32 rate, where cast operands run its bfloat16 kernel at 2.1-2.4x, and
-# a paper-sized bf16 step took 1.35-1.58x the time of casts (eager and compiled; test_step_overhead.py).
+# oneDNN's float32 products with bfloat16 arithmetic (torch >= 2.7; bf16_math_bmm) where it has them: on AMX,
+# in eager products only. Without AMX (an AVX512-BF16 CPU such as AMD's Zen 4) oneDNN keeps its float32
+# kernel under the bf16 setting: float32 results at 1.1-1.3x MKL's float32 rate, where cast operands run its
+# bfloat16 kernel at 2.1-2.4x, and a paper-sized bf16 step took 1.35-1.58x the time of casts (eager and
+# compiled; test_step_overhead.py). Under torch.compile casts win on AMX too: inductor fuses them into the
+# elementwise work beside the products, and oneDNN's kernel on bfloat16 operands runs the step's large
+# products ~1.5-2x faster than its bfloat16 arithmetic on float32 ones (which converts both operands inside
+# each call); a compiled paper-sized step took 0.93-0.96x the math's time (the VAE; PertVAE 0.93-1.0),
+# alternating in one process on a Xeon with AMX (test_bf16_math_against_casts, load 1-7).
 BF16_MATH_AVAILABLE = hasattr(_MKLDNN_MATMUL, "fp32_precision")
 CPU_BF16_MATH = BF16_MATH_AVAILABLE and cpu_has_amx_bf16()
 
@@ -59,21 +64,27 @@ CAST = "operands cast to bfloat16"
 EMULATED = "emulated (no bfloat16 instructions)"
 
 
-def bf16_way(device: str = "cpu") -> str:
+def bf16_way(device: str = "cpu", compiled: bool | None = False) -> str:
     """How bf16 products are computed on ``device`` here, in words for a record or a dry run: the numbers
-    differ slightly between the two ways (casts round the outputs to bfloat16 too)."""
-    if torch.device(device).type == "cpu" and CPU_BF16_MATH:
-        return (f"oneDNN's bfloat16 arithmetic on float32 operands (AMX; products under "
-                f"{SMALL_PRODUCT_FLOPS / 1e6:g} MFLOP a model in float32)")
-    return CAST if native_bf16(device) else f"{CAST}, {EMULATED}"
+    differ slightly between the two ways (casts round the outputs to bfloat16 too). ``compiled``: whether the
+    training steps run under torch.compile (they then cast on AMX too: :data:`CPU_BF16_MATH`); None: either,
+    as the machine's entry in a run's versions says."""
+    if not (torch.device(device).type == "cpu" and CPU_BF16_MATH):
+        return CAST if native_bf16(device) else f"{CAST}, {EMULATED}"
+    math = (f"oneDNN's bfloat16 arithmetic on float32 operands (AMX; products under "
+            f"{SMALL_PRODUCT_FLOPS / 1e6:g} MFLOP a model in float32)")
+    if compiled is None:
+        return f"{math}; {CAST} in torch.compile'd training steps"
+    return f"{CAST} in the compiled training steps, {math} in validation and evaluation" if compiled else math
 
 
-def products_way(precision: str, device: str = "cpu") -> str:
+def products_way(precision: str, device: str = "cpu", compiled: bool = False) -> str:
     """How a fit of ``precision`` ("fp32" | "bf16", FitConfig.precision resolved) computes its matrix
-    products on ``device`` here, for its record: "fp32", or "bf16: " and :func:`bf16_way`."""
+    products on ``device`` here, its training steps compiled or not, for its record: "fp32", or "bf16: " and
+    :func:`bf16_way`."""
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision: must be fp32 or bf16 (resolved), got {precision!r}")
-    return "fp32" if precision == "fp32" else f"bf16: {bf16_way(device)}"
+    return "fp32" if precision == "fp32" else f"bf16: {bf16_way(device, compiled)}"
 
 
 # Products of fewer FLOPs (2 M N K per model) than this stay float32 under bf16 math: oneDNN's bfloat16
@@ -96,21 +107,9 @@ def bf16_math_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         _MKLDNN_MATMUL.fp32_precision = before
 
 
-# pertvae::bf16_math_bmm, the product as one operator that torch.compile calls as it is: the bf16 setting is
-# torch's global state, which dynamo cannot trace (the graph would split around each product, and a compiled
-# bf16 step ran 1.2x slower than eager). Defined through torch.library.Library: ~4 us a call, where
-# torch.library.custom_op's wrapper took ~12 us (29-41 products a step).
-_LIB = torch.library.Library("pertvae", "FRAGMENT")
-_LIB.define("bf16_math_bmm(Tensor a, Tensor b) -> Tensor")
-_LIB.impl("bf16_math_bmm", bf16_math_bmm, "CPU")
-
-
 def _product_like(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """The output of a batched product of a and b, for torch.compile's tracing of our operators."""
     return a.new_empty((a.shape[0], a.shape[1], b.shape[2]))
-
-
-torch.library.register_fake("pertvae::bf16_math_bmm", _product_like, lib=_LIB)
 
 
 # pertvae::bmm, torch.bmm as one operator that torch.compile calls as it is, for a product of cast operands
@@ -120,20 +119,21 @@ torch.library.register_fake("pertvae::bf16_math_bmm", _product_like, lib=_LIB)
 # copies it to a contiguous tensor first (0.3 ms a paper-sized step; float32's does not); an operator of its
 # own gets its operands with the strides they have eagerly. A compiled bf16 step of the VAE at latent 2:
 # 0.974-0.989x the time with the copies, PertVAE 0.986-0.994x (alternating in one process, load 0.8-0.9).
+# Defined through torch.library.Library: ~4 us a call, where torch.library.custom_op's wrapper took ~12 us.
+_LIB = torch.library.Library("pertvae", "FRAGMENT")
 _LIB.define("bmm(Tensor a, Tensor b) -> Tensor")
 _LIB.impl("bmm", torch.bmm, "CPU")
 torch.library.register_fake("pertvae::bmm", _product_like, lib=_LIB)
 
 
 def _product(ctx, alone: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The matrix product of a :class:`_WNLinearFn` call: with bf16 math, pertvae::bf16_math_bmm under
-    ``torch.compile`` and :func:`bf16_math_bmm` eagerly (an operator of our own costs eager dispatch ~20 us
-    more per product); with cast operands on the CPU under ``torch.compile``, pertvae::bmm for a product
-    ``alone`` in using its transposed operand; else ``torch.bmm``."""
-    compiling = torch.compiler.is_compiling()
+    """The matrix product of a :class:`_WNLinearFn` call: :func:`bf16_math_bmm` with bf16 math (eager only);
+    with cast operands on the CPU under ``torch.compile``, pertvae::bmm for a product ``alone`` in using its
+    transposed operand (an operator of our own costs eager dispatch ~20 us more per product); else
+    ``torch.bmm``."""
     if ctx.math:
-        return torch.ops.pertvae.bf16_math_bmm.default if compiling else bf16_math_bmm
-    if alone and ctx.cast and ctx.cpu and compiling:
+        return bf16_math_bmm
+    if alone and ctx.cast and ctx.cpu and torch.compiler.is_compiling():
         return torch.ops.pertvae.bmm.default
     return torch.bmm
 
@@ -143,14 +143,14 @@ class _WNLinearFn(torch.autograd.Function):
 
     With ``low`` the three matrix products (y, dL/dx, dL/dv) take bfloat16 operands and accumulate in float32;
     the norms, scales, bias, the correction term of dL/dv and every gradient are float32
-    (pertvae_core.precision). On a CPU with AMX (:data:`CPU_BF16_MATH`) oneDNN rounds the float32
+    (pertvae_core.precision). Eagerly on a CPU with AMX (:data:`CPU_BF16_MATH`) oneDNN rounds the float32
     operands to bfloat16 inside the product and writes float32 (:func:`bf16_math_bmm`; a product below
     :data:`SMALL_PRODUCT_FLOPS` stays float32): no cast of the weights and activations to bfloat16 and back,
-    each a pass over them (0.90-0.94x the step time of casting, benchmarks/test_step_overhead.py), and the
-    outputs keep float32's precision. Elsewhere (a CPU without AMX, a GPU, an older torch) the operands are
-    cast to bfloat16 and the bfloat16 outputs widened to float32 (one pass; mixed-type elementwise operations
-    measured ~1.5x slower than a widening pass and the same operation in float32); under torch.compile the
-    casts fuse into the elementwise work beside them.
+    each a pass over them (0.90-0.97x the eager step time of casting, benchmarks/test_step_overhead.py), and
+    the outputs keep float32's precision. Elsewhere (under torch.compile, a CPU without AMX, a GPU, an older
+    torch) the operands are cast to bfloat16 and the bfloat16 outputs widened to float32 (one pass; mixed-type
+    elementwise operations measured ~1.5x slower than a widening pass and the same operation in float32);
+    under torch.compile the casts fuse into the elementwise work beside them.
     """
 
     @staticmethod
@@ -159,7 +159,7 @@ class _WNLinearFn(torch.autograd.Function):
         inv = torch.linalg.vector_norm(v, dim=2).clamp_min(NORM_MIN).reciprocal().unsqueeze(1)  # [S, 1, out]
         scale = g * inv
         ctx.cpu = x.device.type == "cpu"
-        ctx.math = low and CPU_BF16_MATH and ctx.cpu
+        ctx.math = low and CPU_BF16_MATH and ctx.cpu and not torch.compiler.is_compiling()
         ctx.cast = low and not ctx.math
         xm, vm = (x.to(LOW), v.to(LOW)) if ctx.cast else (x, v)   # the products' operands
         u = _product(ctx, alone=not x.requires_grad)(xm, vm.transpose(1, 2)).to(v.dtype)

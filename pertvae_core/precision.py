@@ -4,11 +4,13 @@
 of their matrix products, forward and backward, to bfloat16; everything else stays float32: the master
 weights and Adam's moments, the weight norms and scales, the bias, every elementwise operation and reduction,
 the drug effect (Eq. 5) and the loss. The products accumulate in float32 inside the kernel (oneDNN on the
-CPU, cuBLAS on a GPU). On a CPU with AMX (amx_bf16) and torch >= 2.7, oneDNN rounds the float32 operands to
-bfloat16 inside the product and writes float32 (pertvae_core.layers.bf16_math_bmm): no cast passes, and the
-outputs keep float32's precision; there a product of fewer than 3 MFLOP per model (one with a small latent
-size's dimension) stays float32, where oneDNN's bfloat16 kernel is slower (layers.SMALL_PRODUCT_FLOPS).
-Elsewhere, a CPU with AVX512-BF16 but no AMX included, the operands are cast to bfloat16 and the bfloat16
+CPU, cuBLAS on a GPU). On a CPU with AMX (amx_bf16) and torch >= 2.7, eager products (validation,
+evaluation, and training without torch.compile) let oneDNN round the float32 operands to bfloat16 inside the
+product and write float32 (pertvae_core.layers.bf16_math_bmm): no cast passes, and the outputs keep float32's
+precision; there a product of fewer than 3 MFLOP per model (one with a small latent size's dimension) stays
+float32, where oneDNN's bfloat16 kernel is slower (layers.SMALL_PRODUCT_FLOPS). Compiled training steps cast
+there too (faster under torch.compile: layers.CPU_BF16_MATH). Elsewhere, a CPU with AVX512-BF16 but no AMX
+included, the operands are cast to bfloat16 and the bfloat16
 output is widened back to float32 (torch's CPU backend has no bfloat16 product with a float32 output):
 without AMX oneDNN ignores the bf16 setting and runs its float32 kernel (ONEDNN_VERBOSE:
 brg_matmul:avx512_core on an AMD EPYC; float32's error, 4e-7, where casts give bf16's 3e-3), and a step took

@@ -20,7 +20,7 @@ from harness.report import fit_counts, fits_table, table1, table1_markdown
 from harness.results import load_results
 from harness.store import ResultStore
 from harness.tasks import products_of
-from pertvae_core import layers
+from pertvae_core import layers, train
 
 CAST = "bf16: operands cast to bfloat16"
 AMX = ("bf16: oneDNN's bfloat16 arithmetic on float32 operands (AMX; products under 3 MFLOP a model in "
@@ -64,6 +64,24 @@ def test_a_worker_records_how_it_computes_each_models_products(cfg, monkeypatch)
         assert products_of(dataclasses.replace(cfg, precision="fp32"), contender("vae")) == "fp32"
         assert products_of(cfg, contender("pca")) == ""   # trains no model: no products to record
         assert products_of(cfg, contender("baselines")) == ""
+
+
+def test_compiled_fits_record_their_steps_cast_operands_on_amx_too(cfg, monkeypatch):
+    """Under torch.compile the training steps cast their operands on AMX too (layers.CPU_BF16_MATH), while
+    validation and evaluation, eager, keep oneDNN's bfloat16 arithmetic: a compiled fit's record says both;
+    without a C++ compiler the steps run eagerly, and the record says the math alone."""
+    monkeypatch.setattr(layers, "native_bf16", lambda device: True)
+    monkeypatch.setattr(layers, "CPU_BF16_MATH", True)
+    compiled = dataclasses.replace(cfg, compile=True)
+    monkeypatch.setattr(train, "no_cpp_compiler", lambda: "")
+    assert products_of(compiled, contender("pertvae")) == (
+        "bf16: operands cast to bfloat16 in the compiled training steps, " + AMX.removeprefix("bf16: ")
+        + " in validation and evaluation")
+    assert products_of(cfg, contender("pertvae")) == AMX
+    monkeypatch.setattr(train, "no_cpp_compiler", lambda: "no g++")
+    assert products_of(compiled, contender("pertvae")) == AMX
+    monkeypatch.setattr(layers, "CPU_BF16_MATH", False)
+    assert products_of(compiled, contender("pertvae")) == CAST
 
 
 def test_fits_keep_their_products_and_an_older_store_gets_the_variable_on_resume(tmp_path, cfg):

@@ -1,6 +1,7 @@
 """``FitConfig.compile`` (torch.compile of the training loss): the whole loss is one graph with bf16 products
-(no split around the global bf16 setting or the fused log-likelihood), its products keep bfloat16 arithmetic
-forward and backward, and a compiled fit trains as the eager one does (float round-off apart)."""
+(no split around the fused log-likelihood), its products take bfloat16 operands forward and backward (cast,
+on AMX too, where eager products use oneDNN's bfloat16 arithmetic: layers.CPU_BF16_MATH), and a compiled fit
+trains as the eager one does (float round-off apart)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,14 @@ from pertvae_core.train import fit, make_train_step, no_cpp_compiler
 CFG = FitConfig(latent=4, hidden=(24, 16), context=6, iaf_hidden=12, iaf_steps=2, batch_pairs=8,
                 batch_singletons=6, max_epochs=4, patience=3, precision="bf16")
 GENES = 30
-BF16_BMM = torch.ops.pertvae.bf16_math_bmm.default
 ALONE_BMM = torch.ops.pertvae.bmm.default
 
 
 @pytest.fixture(params=["math", "casts"])
 def bf16_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The bf16 products as oneDNN's bf16 math on float32 operands (a CPU with AMX; what the graph holds
-    does not depend on the CPU, so it runs wherever torch has the setting) or as casts (every other CPU)."""
+    """The eager bf16 products as oneDNN's bf16 math on float32 operands (a CPU with AMX; what the graph
+    holds does not depend on the CPU, so it runs wherever torch has the setting) or as casts (every other
+    CPU)."""
     if request.param == "math" and not layers.BF16_MATH_AVAILABLE:
         pytest.skip("this torch has no oneDNN bfloat16 arithmetic for float32 products")
     monkeypatch.setattr(layers, "CPU_BF16_MATH", request.param == "math")
@@ -88,8 +89,7 @@ def test_a_compiled_bf16_loss_is_one_graph_with_bf16_products_forward_and_backwa
     n_graphs, fw, bw = _graphs(loss, args)
     layers_wn = [m for m in model.modules() if isinstance(m, layers.WNLinear)]
     aten = torch.ops.aten
-    bf16 = [(BF16_BMM, None)] if bf16_path == "math" else [(aten.bmm.default, torch.bfloat16),
-                                                             (ALONE_BMM, torch.bfloat16)]
+    bf16 = [(aten.bmm.default, torch.bfloat16), (ALONE_BMM, torch.bfloat16)]   # cast operands either way
 
     def low(graphs: list[torch.fx.GraphModule]) -> int:
         return sum(_count(graphs, *op) for op in bf16)
@@ -98,7 +98,7 @@ def test_a_compiled_bf16_loss_is_one_graph_with_bf16_products_forward_and_backwa
     assert low(fw) == len(layers_wn)              # y = x v^T per layer
     assert low(bw) == 2 * len(layers_wn) - 1      # dL/dx and dL/dv; no dL/dx of the input layer
     # the input layer's two products (its cast weight and output gradient have no other use) by pertvae::bmm
-    assert (_count(fw, ALONE_BMM), _count(bw, ALONE_BMM)) == ((1, 1) if bf16_path == "casts" else (0, 0))
+    assert (_count(fw, ALONE_BMM), _count(bw, ALONE_BMM)) == (1, 1)
     f32 = torch.float32
     plain = _count(fw + bw, aten.bmm.default, f32) + _count(fw + bw, aten.baddbmm.default, f32)
     # float32 products left: the drug effect (Eq. 5) and its two gradients, PertVAE only
@@ -109,7 +109,9 @@ def test_an_fp32_compiled_loss_is_one_graph_of_float32_products() -> None:
     loss, args, model = _loss(True)
     model.set_precision("fp32")
     n_graphs, fw, bw = _graphs(loss, args)
-    assert n_graphs == 1 and _count(fw + bw, BF16_BMM) == 0
+    bf16 = torch.bfloat16
+    aten = torch.ops.aten
+    assert n_graphs == 1 and _count(fw + bw, aten.bmm.default, bf16) + _count(fw + bw, ALONE_BMM, bf16) == 0
 
 
 def test_a_compiled_bf16_step_copies_no_operand_of_its_products(bf16_path: str) -> None:
