@@ -15,15 +15,31 @@ import torch
 
 from pertvae_core.model import PertVAE
 
-__all__ = ["repack_due", "repack_", "unpack"]
+__all__ = ["RUNGS", "packed_sizes", "repack_size", "repack_", "unpack"]
+
+# The batch sizes compaction repacks to under torch.compile, each a graph per model shape (a new batch size
+# recompiles). Powers of two: a compiled fit of S splits meets its S and the rungs below it (S = 50: 50, 32,
+# 16, 8, 4, 2, 1), so the paper grid's 8 model shapes (the VAE's 7 latent sizes, PertVAE) make 56 graphs,
+# under pertvae_core.train.COMPILED_SHAPES. On a GPU a paper-sized step is launch-bound (README: S=50 costs
+# what S=1 does), so the frozen splits a rung keeps cost ~nothing while each rung more costs a compile.
+RUNGS = (256, 128, 64, 32, 16, 8, 4, 2, 1)
 
 
-def repack_due(n_packed: int, n_stopped: int, compiled: bool) -> bool:
-    """Whether to drop the stopped splits now: at once in eager mode; with ``torch.compile`` (a new batch
-    size recompiles) only once a quarter of the packed splits stopped, so there are a few sizes only."""
-    if n_stopped == 0 or n_stopped == n_packed:
-        return False
-    return not compiled or 4 * n_stopped >= n_packed
+def packed_sizes(n_splits: int) -> tuple[int, ...]:
+    """Every batch size a compiled fit of ``n_splits`` splits can pass through: its own, then the rungs
+    below it."""
+    return (n_splits,) + tuple(r for r in RUNGS if r < n_splits)
+
+
+def repack_size(n_packed: int, n_running: int, compiled: bool) -> int:
+    """The batch size to repack to now (``n_packed``: not now). Eager, every stopped split leaves at once;
+    with ``torch.compile`` the smallest rung below ``n_packed`` that holds the running splits (a few stopped
+    splits stay packed, frozen and masked), so the fit meets only :func:`packed_sizes`."""
+    if n_running in (0, n_packed):
+        return n_packed
+    if not compiled:
+        return n_running
+    return min((r for r in RUNGS if n_running <= r < n_packed), default=n_packed)
 
 
 @torch.no_grad()

@@ -21,10 +21,10 @@ Design (paper Section 2 "Fitting", Section 4):
   that stopped, finished or failed is frozen: its best state is kept aside and, by compaction, it is dropped
   from the computation at that epoch boundary: the parameters, Adam moments, best states, data and noise
   tensors of the splits still training are repacked along the model dimension, so later steps compute only
-  them (with ``torch.compile`` only once a quarter of the packed splits stopped, so that few batch sizes get
-  compiled). Until dropped (or with ``compact=False``) a frozen split's loss is masked out of the backward
-  pass and after every optimizer step its parameters are reset to its best state. The result holds all S
-  splits in their original order.
+  them (with ``torch.compile`` only to a ladder of batch sizes, :data:`pertvae_core.packing.RUNGS`, so that
+  few get compiled: the few stopped splits a rung keeps stay frozen and masked). Until dropped (or with
+  ``compact=False``) a frozen split's loss is masked out of the backward pass and after every optimizer step
+  its parameters are reset to its best state. The result holds all S splits in their original order.
 - Validation loss: PertVAE, the perturbation-prediction loss -log p(x2|z2) with z1 ~ q(z1|x1), z2 ~ p(z2|z1)
   (Eq. 3, 7; mean over validation pairs); VAE, the reconstruction loss -log p(x|z) of the validation profiles
   (distinct x1, and x2: :func:`pertvae_core.data.measured_profiles`). Each split draws ``cfg.val_samples``
@@ -83,7 +83,7 @@ from pertvae_core.elbo import (
 from pertvae_core.fit_data import FitData, Minibatches, prepare_data
 from pertvae_core.model import PertVAE
 from pertvae_core.packing import repack_ as _repack_
-from pertvae_core.packing import repack_due as _repack_due
+from pertvae_core.packing import repack_size as _repack_size
 from pertvae_core.precision import resolve_precision
 
 __all__ = ["FitState", "fit", "resolve_device", "seed_streams", "make_optimizer", "make_train_step",
@@ -138,7 +138,7 @@ def make_optimizer(params: Sequence[torch.nn.Parameter], lr: float) -> torch.opt
         return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
-COMPILED_SHAPES = 64   # graphs dynamo keeps per step function (torch: 8, the paper grid's shapes)
+COMPILED_SHAPES = 64   # graphs dynamo keeps per step function (torch: 8); the paper grid: 56 (packing)
 
 
 def no_cpp_compiler() -> str:
@@ -391,19 +391,25 @@ class _Loop:
         frz = self.stop.frozen(act)
         for j in np.flatnonzero(due & ~frz):
             self.batches.refill(act[j], t)
-        if self.compact and _repack_due(len(act), int(frz.sum()), self.cfg.compile):
-            self._drop(frz)
+        size = _repack_size(len(act), int((~frz).sum()), self.cfg.compile) if self.compact else len(act)
+        if size < len(act):
+            self._drop(frz, size)
             frz = self.stop.frozen(self.act)
         self.frz = frz
         self.frozen_t = torch.as_tensor(frz, device=self.acc.device)[:, None, None]
         self.active_t = ~self.frozen_t[:, 0, 0]
 
-    def _drop(self, frz: np.ndarray) -> None:
-        """Compaction: the packed splits ``frz`` leave the computation (best states set aside)."""
-        keep_np = np.flatnonzero(~frz)
+    def _drop(self, frz: np.ndarray, size: int) -> None:
+        """Compaction to ``size`` packed splits: the running ones and the first frozen ones stay (frozen
+        and masked, :func:`pertvae_core.packing.repack_size`), the other frozen splits leave the
+        computation (best states set aside)."""
+        stay = ~frz
+        stay[np.flatnonzero(frz)[: size - int(stay.sum())]] = True
+        gone = ~stay
+        keep_np = np.flatnonzero(stay)
         keep = torch.as_tensor(keep_np, device=self.acc.device)
-        self.stop.drop_(self.act, frz, keep)
-        for s in self.act[frz]:
+        self.stop.drop_(self.act, gone, keep)
+        for s in self.act[gone]:
             self.batches.drop(s)
         _repack_(self.model, self.opt, keep, [self.data.w_pairs, self.data.w_single])
         self.data.select_(keep)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+from pertvae_core import train
 from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
 from pertvae_core.model import PertVAE
-from pertvae_core.train import _repack_, _repack_due, fit, make_optimizer
+from pertvae_core.packing import RUNGS, packed_sizes
+from pertvae_core.train import COMPILED_SHAPES, _repack_, _repack_size, fit, make_optimizer
 
 CFG = FitConfig(latent=3, hidden=(16, 8), context=4, iaf_hidden=8, batch_pairs=8, batch_singletons=6,
                 max_epochs=12, patience=1, lr=1e-2, mc_samples=3)
@@ -100,6 +104,45 @@ def test_max_steps_keeps_the_final_state_of_running_splits(splits) -> None:
         _same(full, s, st, s)
 
 
+def test_compiled_fit_repacks_to_the_ladder_and_each_split_is_the_same_as_eager(monkeypatch) -> None:
+    """With torch.compile, compaction repacks only to the ladder's batch sizes (each a graph), keeping a few
+    stopped splits frozen and masked; every split's fit is that of eager compaction and of no compaction.
+    Within float32 round-off, not bit for bit: a CPU elementwise kernel (fused Adam, log1p, softplus)
+    computes a tensor's last few elements in a scalar tail that rounds otherwise than its vectorized body,
+    and whether a split's elements fall in the tail depends on the batch size and the split's position."""
+    monkeypatch.setattr(train, "_compiled", lambda loss_fn, mode, device: loss_fn)  # compile's schedule only
+    rng = np.random.default_rng(3)
+    splits = [_split(rng, int(rng.integers(8, 30)), int(rng.integers(0, 12)), n_val=int(rng.integers(3, 7)),
+                     shift=float(rng.uniform(0.3, 2.0))) for _ in range(12)]
+    seeds = list(range(100, 112))
+    ladder: list[int] = []
+    eager: list[int] = []
+    st = fit(splits, dataclasses.replace(CFG, compile=True), seeds,
+             on_step=lambda t, m: ladder.append(m.n_models))
+    ref = fit(splits, CFG, seeds, on_step=lambda t, m: eager.append(m.n_models))
+    assert sorted(set(ladder), reverse=True) == [12, 8, 4, 2, 1]
+    assert len(set(eager)) > 5 and len(ladder) == len(eager)
+    # eager packs the running splits alone: the ladder kept stopped ones beside them at some steps
+    assert all(a >= b for a, b in zip(ladder, eager, strict=True)) and ladder != eager
+    off = fit(splits, CFG, seeds, compact=False)
+    for s in range(12):
+        _same(ref, s, st, s)
+        _same(off, s, st, s)
+
+
+def test_a_compiled_task_of_50_splits_meets_only_the_ladder() -> None:
+    """Simulated epoch ends of 50 splits stopping at scattered epochs: the batch sizes stay on the ladder,
+    and the paper grid's 8 model shapes (the VAE's 7 latent sizes, PertVAE) stay under dynamo's cap."""
+    stops = np.random.default_rng(0).integers(3, 60, size=50)
+    packed, sizes = 50, [50]
+    for epoch in range(1, int(stops.max())):
+        packed = _repack_size(packed, int((stops > epoch).sum()), compiled=True)
+        sizes.append(packed)
+    assert set(sizes) <= set(packed_sizes(50)) and sizes == sorted(sizes, reverse=True)
+    assert packed_sizes(50) == (50, 32, 16, 8, 4, 2, 1) and 8 * len(packed_sizes(50)) <= COMPILED_SHAPES
+    assert set(RUNGS) >= set(packed_sizes(64)) and packed_sizes(100)[:2] == (100, 64)
+
+
 def test_repack_keeps_parameters_and_adam_moments_of_kept_models() -> None:
     cfg = FitConfig(latent=2, hidden=(6, 4), context=2, iaf_hidden=4, iaf_steps=1)
     model = PertVAE(5, cfg, [torch.Generator().manual_seed(i) for i in range(4)])
@@ -119,9 +162,11 @@ def test_repack_keeps_parameters_and_adam_moments_of_kept_models() -> None:
     opt.step()  # the optimizer still steps the repacked parameters
 
 
-@pytest.mark.parametrize(("packed", "stopped", "compiled", "due"), [
-    (10, 0, False, False), (10, 1, False, True), (10, 10, False, False),
-    (10, 2, True, False), (10, 3, True, True), (2, 1, True, True),
+@pytest.mark.parametrize(("packed", "running", "compiled", "size"), [
+    (10, 10, False, 10), (10, 9, False, 9), (10, 0, False, 10),
+    (10, 9, True, 10), (10, 8, True, 8), (10, 5, True, 8), (10, 4, True, 4), (2, 1, True, 1),
+    (50, 33, True, 50), (50, 32, True, 32), (50, 3, True, 4), (32, 17, True, 32), (32, 0, True, 32),
+    (100, 60, True, 64),
 ])
-def test_repack_rule(packed: int, stopped: int, compiled: bool, due: bool) -> None:
-    assert _repack_due(packed, stopped, compiled) is due
+def test_repack_rule(packed: int, running: int, compiled: bool, size: int) -> None:
+    assert _repack_size(packed, running, compiled) == size
