@@ -23,7 +23,8 @@ device synchronization (the kernels' time is not the host's).
   median (``Calibration.first_fit``), with (on the CPU) the CPU time of waited-for child processes. With
   ``--compile`` that is torch.compile's compiling (its C++ compiler runs as such a child: the calibration
   compiles on one thread, ``compile_threads=1``, as a CPU worker does; on a GPU, in wall time, with a GPU
-  worker's compile threads); a worker pays it once per shape (harness.cost).
+  worker's compile threads); a worker pays it once per shape, with ``--compile`` per graph (the point's
+  S splits and its first split alone; compaction's batch sizes: harness.cost.first_fits).
 - **The GEMM peak** (:func:`gemm_rates`): the best float32 matrix-product rate this machine reaches, over a
   large square product and every product of a training step and of a validation at the run's own shapes
   (recorded by :func:`step_flops` and :func:`validation_flops`), best of several repetitions in every round.

@@ -39,10 +39,11 @@ How the estimate is made:
 - **A task** takes the sum of its fits; the **wall time** places the tasks in grid order, each on the first
   free worker slot (local workers, Slurm jobs x cores, or GPUs). Each slot also pays, once per model shape
   (model, latent) it runs, what a process's first fit at that shape costs more than later ones (the
-  calibration's warm-up round against its kept rounds): with ``--compile``, torch.compile's compiling,
-  reused by the worker's later fits of that shape (an upper bound: inductor's disk cache, filled by another
-  worker or an earlier run, makes it a few seconds). Not counted: starting the cluster, the
-  workers' reads of the cube, the report.
+  calibration's warm-up round against its kept rounds): with ``--compile``, torch.compile's compiling, of
+  a graph per batch size the shape's compaction meets (:func:`compiled_graphs`; 7 at 50 splits a task),
+  each reused by the worker's later fits of that shape and size (an upper bound: inductor's disk cache,
+  filled by another worker or an earlier run, makes it a few seconds). Not counted: starting the cluster,
+  the workers' reads of the cube, the report.
 - **Workers side by side** (harness.corun): with n > 1 local CPU workers, each trained model's calibrated
   times are scaled by how much slower its steps ran while n - 1 helper processes trained the same points
   beside the calibration (the workers share the memory bus and cache; 1.02-1.07x at paper sizes here in most
@@ -136,6 +137,8 @@ from harness.shapes import (
     split_warnings,
 )
 from harness.store import STORE_NAME, ResultStore, config_mismatch, science_hash
+from pertvae_core.packing import packed_sizes
+from pertvae_core.train import COMPILED_SHAPES
 
 DISTURBED_EXIT = 4    # the dry run's exit status when the calibration was disturbed (no estimate printed)
 
@@ -554,6 +557,43 @@ def interpolated(cfg: RunConfig, measured: Sequence[Calibration]) -> dict[tuple[
     return cal
 
 
+def compiled_graphs(tasks: Sequence[Task]) -> dict[tuple[str, int], int]:
+    """(model, latent) -> the torch.compile graphs of pertvae_core.train.fit's step at that shape that the
+    tasks need: one per batch size their compaction meets (pertvae_core.packing.packed_sizes of each task's
+    splits); models trained by that fit only."""
+    sizes: dict[tuple[str, int], set[int]] = {}
+    for t in tasks:
+        if t.model in REGISTRY and REGISTRY[t.model].trained:
+            for lat in t.latents:
+                sizes.setdefault((t.model, lat), set()).update(packed_sizes(len(t.splits)))
+    return {k: len(v) for k, v in sizes.items()}
+
+
+def first_fits(cfg: RunConfig, tasks: Sequence[Task], cal: Mapping[tuple[str, int], Calibration]
+               ) -> dict[tuple[str, int], float]:
+    """(model, latent) -> what a worker's first fits at that shape cost more than later ones. With
+    --compile a worker compiles each of the shape's graphs (:func:`compiled_graphs`) once, each at what one
+    of the calibration's graphs cost: its first fit compiled one for its S splits and, with S > 1, one for
+    the first split alone."""
+    if not cfg.fit_kwargs()["compile"]:
+        return {k: c.first_fit for k, c in cal.items()}
+    graphs = compiled_graphs(tasks)
+    return {k: c.first_fit / (2 if c.splits > 1 else 1) * graphs.get(k, 1) for k, c in cal.items()}
+
+
+def graphs_warning(cfg: RunConfig, tasks: Sequence[Task]) -> str | None:
+    """With --compile, when a worker that met every shape of ``tasks`` would need more graphs of the step
+    than dynamo keeps (pertvae_core.train.COMPILED_SHAPES), past which it silently trains eagerly."""
+    graphs = compiled_graphs(tasks)
+    n = sum(graphs.values())
+    if not cfg.fit_kwargs()["compile"] or n <= COMPILED_SHAPES:
+        return None
+    return (f"--compile: a worker may need up to {n} torch.compile graphs of the training step "
+            f"({len(graphs)} model shapes, each at the batch sizes its compaction meets), more than the "
+            f"{COMPILED_SHAPES} dynamo keeps: past them it trains eagerly (fewer latent sizes or models per "
+            f"run keep under it)")
+
+
 def fit_costs(cfg: RunConfig, tasks: Sequence[Task], measured: Sequence[Calibration],
               splits: Mapping[str, Mapping[tuple[int, int], SplitShape]]
               ) -> tuple[dict[FitKey, tuple[float, float, float, int]], dict[FitKey, float],
@@ -616,7 +656,7 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                     fit_flops=flops, val_flops=val_flops, peak=run.peak,
                     epoch_basis={m: epoch_basis(cfg, m) for m in _trained(cfg.models)},
                     precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run,
-                    first_fit={k: c.first_fit for k, c in interpolated(cfg, measured).items()},
+                    first_fit=first_fits(cfg, tasks, interpolated(cfg, measured)),
                     corun=factors, corun_others=others,
                     cores=local_cores(cfg, device), done_fits=done_fits, split_notes=notes)
 
@@ -688,9 +728,13 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     for note in (emulated_bf16_note(cfg), lifetime_note(cfg, est)):
         if note:
             lines.append(f"  note: {note}")
+    if warning := graphs_warning(cfg, est.tasks):
+        lines.append(f"  warning: {warning}")
     if est.first_fit_seconds >= 0.5:   # printed in whole seconds
-        what = "torch.compile's compiling" if cfg.fit_kwargs()["compile"] else "set-up"
-        lines.append(f"  of which first fits at each model shape ({what}, once per worker): "
+        n = sum(compiled_graphs(est.tasks).values())
+        what = (f"torch.compile's compiling: {n} graphs, one per model shape and batch size of compaction, "
+                f"each once per worker" if cfg.fit_kwargs()["compile"] else "set-up, once per worker")
+        lines.append(f"  of which first fits at each model shape ({what}): "
                      f"{duration(est.first_fit_seconds)} of worker time")
     if est.floor_seconds > 0:
         at = f" (at a {est.peak_at} product)" if est.peak_at else ""

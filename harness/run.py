@@ -668,6 +668,8 @@ def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Pa
          f"{len(tasks)} tasks ({per}) on cluster '{cfg.cluster}'")
     if tasks and (note := emulated_bf16_note(cfg)):
         _say(f"note: {note}")
+    if warning := cost.graphs_warning(cfg, tasks):
+        _say(f"warning: {warning}")
     if tasks and cfg.performance_report and cfg.cluster == "none":
         _say(f"note: --performance-report {cfg.performance_report} is not written: --cluster none runs the "
              f"fits in this process, without Dask (use --cluster local for Dask's performance report)")

@@ -606,3 +606,25 @@ def test_a_file_given_as_the_cube_says_what_to_give(tmp_path):
     with pytest.raises(CubeError, match="cannot open as a zarr v3 cube .*; give a cube directory written by "
                                         "pertvae-bench build or synth$"):
         open_cube(afile)
+
+
+def test_with_compile_a_worker_pays_a_compile_per_batch_size_and_is_warned_past_dynamos_cap():
+    """On a GPU a task batches a drug's 50 splits and compaction passes through the ladder's batch sizes,
+    each a graph: the paper grid's 8 model shapes make 56 graphs, under dynamo's 64; each is one of the
+    calibration's two compiles (its 50 splits, its first split alone)."""
+    cfg = make_config("paper", compile=True, device="cpu")
+    tasks = build_grid(cfg, ["olaparib", "selumetinib"], splits_per_task=50)
+    graphs = cost.compiled_graphs(tasks)
+    assert graphs == {("pertvae", 100): 7} | {("vae", lat): 7 for lat in cfg.latents_for("vae")}
+    cal = {k: cost.Calibration(k[0], k[1], 50 if k in graphs else 1, step=0.1, validation=0.0, setup=0.0,
+                               evaluation=0.0, first_fit=10.0)
+           for k in ((m, lat) for m in cfg.models for lat in cfg.latents_for(m))}
+    first = cost.first_fits(cfg, tasks, cal)
+    assert {first[k] for k in graphs} == {35.0} and first[("pca", 2)] == 10.0
+    assert set(cost.first_fits(dataclasses.replace(cfg, compile=False), tasks, cal).values()) == {10.0}
+    assert cost.graphs_warning(cfg, tasks) is None
+    assert cost.graphs_warning(cfg, build_grid(cfg, ["olaparib"], splits_per_task=1)) is None   # 8 graphs
+    more = make_config("paper", compile=True, device="cpu", latents_vae=tuple(range(2, 12)))
+    warning = cost.graphs_warning(more, build_grid(more, ["olaparib"], splits_per_task=50))
+    assert warning is not None and "up to 77 torch.compile graphs" in warning and "the 64 dynamo" in warning
+    assert cost.graphs_warning(dataclasses.replace(more, compile=False), tasks) is None

@@ -62,3 +62,24 @@ def test_the_plan_line_gives_the_splits_a_task_holds(tmp_path, capsys, monkeypat
         tasks, _ = run._plan(cfg, ["selumetinib"], store, out)
         assert max(len(t.splits) for t in tasks) == 3
         assert f"to run in {len(tasks)} tasks ({want}) on cluster 'local'" in capsys.readouterr().out
+
+
+def test_the_plan_warns_when_compile_needs_more_graphs_than_dynamo_keeps(tmp_path, capsys):
+    """--compile with 50 splits a task: 10 VAE latent sizes x 7 batch sizes of compaction are 70 graphs,
+    past dynamo's 64, after which a worker silently trains eagerly: the run says so, in one line."""
+    from harness import run
+    from harness.config import make_config
+    from harness.grid import store_drugs
+    from harness.store import ResultStore
+
+    for i, latents in enumerate(((2, 5), tuple(range(2, 12)))):
+        out = tmp_path / str(i)
+        cfg = make_config("paper", drugs=("selumetinib",), out=str(out), models=("vae",), latents_vae=latents,
+                          compile=True, splits_per_task=50)
+        store = ResultStore.open(out, cfg, "fp", drugs=store_drugs(cfg, ["selumetinib"]))
+        run._plan(cfg, ["selumetinib"], store, out)
+        warned = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: ")]
+        assert warned == ([] if i == 0 else [
+            "warning: --compile: a worker may need up to 70 torch.compile graphs of the training step (10 "
+            "model shapes, each at the batch sizes its compaction meets), more than the 64 dynamo keeps: "
+            "past them it trains eagerly (fewer latent sizes or models per run keep under it)"])
