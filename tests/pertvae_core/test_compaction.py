@@ -130,6 +130,34 @@ def test_compiled_fit_repacks_to_the_ladder_and_each_split_is_the_same_as_eager(
         _same(off, s, st, s)
 
 
+def test_a_failed_split_kept_packed_by_the_ladder_leaves_the_others_unaffected(monkeypatch) -> None:
+    """With compile's schedule a split that failed (NaN parameters) stays packed, frozen and masked, until
+    the next rung (6 splits, 5 running: no rung between): the other splits are their eager fits, the
+    failed one keeps its finite best state."""
+    monkeypatch.setattr(train, "_compiled", lambda loss_fn, mode, device: loss_fn)
+    rng = np.random.default_rng(3)
+    splits = [_split(rng, int(rng.integers(8, 30)), int(rng.integers(0, 12)), n_val=int(rng.integers(3, 7)),
+                     shift=float(rng.uniform(0.3, 2.0))) for _ in range(6)]
+
+    def fitted(cfg: FitConfig) -> tuple[train.FitState, list[int]]:
+        sizes: list[int] = []
+
+        def poison(step: int, model: PertVAE) -> None:
+            sizes.append(model.n_models)
+            if step == 1:
+                with torch.no_grad():
+                    model.enc1.v[1].fill_(float("nan"))
+
+        return fit(splits, cfg, list(range(100, 106)), on_step=poison), sizes
+
+    st, sizes = fitted(dataclasses.replace(CFG, compile=True))
+    ref, eager = fitted(CFG)
+    assert st.status[1] == "failed" and sizes[:4] == [6] * 4 and eager[:4] == [6, 6, 5, 5]
+    for s in (0, 2, 3, 4, 5):
+        _same(ref, s, st, s)
+    assert all(torch.isfinite(p[1]).all() for p in st.model.parameters())
+
+
 def test_a_compiled_task_of_50_splits_meets_only_the_ladder() -> None:
     """Simulated epoch ends of 50 splits stopping at scattered epochs: the batch sizes stay on the ladder,
     and the paper grid's 8 model shapes (the VAE's 7 latent sizes, PertVAE) stay under dynamo's cap."""
