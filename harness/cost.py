@@ -137,8 +137,6 @@ from harness.shapes import (
     split_warnings,
 )
 from harness.store import STORE_NAME, ResultStore, config_mismatch, science_hash
-from pertvae_core.packing import packed_sizes
-from pertvae_core.train import COMPILED_SHAPES
 
 DISTURBED_EXIT = 4    # the dry run's exit status when the calibration was disturbed (no estimate printed)
 
@@ -561,6 +559,8 @@ def compiled_graphs(tasks: Sequence[Task]) -> dict[tuple[str, int], int]:
     """(model, latent) -> the torch.compile graphs of pertvae_core.train.fit's step at that shape that the
     tasks need: one per batch size their compaction meets (pertvae_core.packing.packed_sizes of each task's
     splits); models trained by that fit only."""
+    from pertvae_core.packing import packed_sizes  # imports torch: not at harness.cost's import
+
     sizes: dict[tuple[str, int], set[int]] = {}
     for t in tasks:
         if t.model in REGISTRY and REGISTRY[t.model].trained:
@@ -584,6 +584,8 @@ def first_fits(cfg: RunConfig, tasks: Sequence[Task], cal: Mapping[tuple[str, in
 def graphs_warning(cfg: RunConfig, tasks: Sequence[Task]) -> str | None:
     """With --compile, when a worker that met every shape of ``tasks`` would need more graphs of the step
     than dynamo keeps (pertvae_core.train.COMPILED_SHAPES), past which it silently trains eagerly."""
+    from pertvae_core.train import COMPILED_SHAPES  # imports torch: not at harness.cost's import
+
     graphs = compiled_graphs(tasks)
     n = sum(graphs.values())
     if not cfg.fit_kwargs()["compile"] or n <= COMPILED_SHAPES:
