@@ -562,6 +562,7 @@ def _run_locked(cfg: RunConfig, args: Sequence[str] | None) -> int:
                            "load_average": {"start": _load(load_start), "end": _load(os.getloadavg())}}
     run_info["used"] = used
     run_info["command"] = _command(args)
+    run_info["runs"] = [*_earlier_runs(_read_run_json(out)), {k: run_info[k] for k in RUN_RECORD}]
     out.mkdir(parents=True, exist_ok=True)
     info = json.dumps(run_info, indent=2, sort_keys=True)
     write_replacing(out / "run.json", lambda tmp: tmp.write_text(info))
@@ -590,15 +591,34 @@ def _mark_unfinished(out: Path, started: datetime) -> None:
     own run.json, written at its end, drops the mark): one that ended without writing it (its output closed,
     exit 141; its cluster failed, exit 2) left the run before it passing for it in ``pertvae-bench info``,
     with that run's timings and its report's files as current while the store had lost or gained fits."""
-    path = out / "run.json"
-    try:
-        info = json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        info = {}
-    info = info if isinstance(info, dict) else {}
+    info = _read_run_json(out)
+    if isinstance(earlier := info.get(outlock.UNFINISHED_RUN), dict):   # a run that ended so, kept
+        info["runs"] = [*_earlier_runs(info), {**earlier, "unfinished": True}]
     info[outlock.UNFINISHED_RUN] = {"started": started.isoformat(), "pid": os.getpid()}
     text = json.dumps(info, indent=2, sort_keys=True, default=str)
-    write_replacing(path, lambda tmp: tmp.write_text(text))
+    write_replacing(out / "run.json", lambda tmp: tmp.write_text(text))
+
+
+def _read_run_json(out: Path) -> dict[str, Any]:
+    """OUT/run.json's contents, {} where there is none or it is not a JSON object."""
+    try:
+        info = json.loads((out / "run.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+# What run.json's ``runs`` keeps of each run; its top level describes the latest run alone.
+RUN_RECORD = ("command", "timings", "used", "interrupted", "signal")
+
+
+def _earlier_runs(info: dict[str, Any]) -> list[Any]:
+    """run.json's ``runs`` so far, oldest first: a resume rewrites the top level, which lost the earlier
+    run's device, command and timings. A run.json written before the list holds its one run at the top."""
+    runs = info.get("runs")
+    if isinstance(runs, list):
+        return runs
+    return [{k: info[k] for k in RUN_RECORD if k in info}] if "timings" in info else []
 
 
 def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, CubeFiles, list[str], ResultStore]:
