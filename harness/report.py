@@ -795,7 +795,15 @@ FILE_WORDS = {
     "predictions/": "the predicted x2 of each test pair of the fits run with --save-predictions (a fit run "
                     "without it, e.g. retried on a resume without it, has none): <method>/<drug>.h5ad",
     "results.zarr": "every fit's values and status (the resumable store)",
+    "failures.csv": "each failed fit with its reason, and its traceback where known (a rerun retries them)",
+    "run.json": "the record of the runs (config, versions, counts; each run's command, timings and devices "
+                "used) and of the report's files",
+    "run.log": "the runs' library logs, warnings and failed fits' tracebacks (appended, timestamped)",
 }
+# Listed in the summary where they are in OUT: written by the run, not by the report (run.json by both).
+RUN_FILES = ("failures.csv", "run.json", "run.log")
+# run.json where no run recorded itself (a report of a store copied without its run.json).
+REPORT_ONLY_RUN_JSON = "the record of the report's files (no run is recorded in it)"
 # The same without PertVAE in the run: nothing said about it (forest.png then has no comparison to draw).
 FILE_WORDS_WITHOUT_REFERENCE = {
     **{k: v for k, v in FILE_WORDS.items() if k != "forest.png"},
@@ -869,6 +877,9 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str]
     files = {**files, "figure2.png": figure2_words(ds)} if "figure2.png" in shown else files
     if (out / predictions.DIR).is_dir():   # written by the run's fits (--save-predictions), not the report
         shown.add("predictions/")
+    shown |= {n for n in RUN_FILES if (out / n).is_file()}
+    if "run.json" in shown and "timings" not in _run_json(out):
+        files = {**files, "run.json": REPORT_ONLY_RUN_JSON}
     lines += [f"  {name.ljust(width)}  {words}" + (NOT_REDRAWN if name in kept else "")
               for name, words in files.items() if name in shown or name == "results.zarr"]
     return "\n".join(lines) + "\n"
