@@ -211,6 +211,7 @@ class Progress:
         self.tracebacks: dict[tuple, str] = {}
         self.devices: Counter[str] = Counter()   # this run's fits of trained models by the device they used
         self.fit_cpu_seconds = 0.0   # this run's fits' CPU time, as their workers measured it
+        self.worker_rss: dict[str, float] = {}   # each worker's peak memory in MiB, as its tasks measured it
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.clock, self.line_every = clock, line_every
@@ -336,6 +337,8 @@ class Progress:
             self.devices[r["device"]] += 1
         if math.isfinite(cpu := float(r.get("fit_cpu_seconds", math.nan))):
             self.fit_cpu_seconds += cpu
+        if math.isfinite(rss := float(r.get("worker_peak_rss_mib", math.nan))):
+            self.worker_rss[r["worker"]] = max(rss, self.worker_rss.get(r["worker"], 0.0))
         if r.get("traceback"):
             self.tracebacks[fit] = r["traceback"]
         for method, tb in (r.get("method_traceback") or {}).items():

@@ -94,6 +94,7 @@ from harness.tasks import (
     drug_splits,
     failed_rows,
     paired_cell_lines,
+    peak_rss_mib,
     run_task,
     split_data,
     task_limit,
@@ -549,7 +550,8 @@ def _run_locked(cfg: RunConfig, args: Sequence[str] | None) -> int:
     for line in rerun_changed(out, store, known_plugins()):
         _say(f"note: {line}")
     tasks, before = _plan(cfg, drug_names, store, out)
-    interrupted, tracebacks, (fits_run, tasks_run, fits_cpu), used = _execute(cfg, tasks, cube, store, before)
+    interrupted, tracebacks, ran, used = _execute(cfg, tasks, cube, store, before)
+    fits_run, tasks_run, fits_cpu, worker_rss = ran
     if interrupted == 2:  # the cluster failed; said
         return 2
     counts = store.counts()
@@ -562,6 +564,7 @@ def _run_locked(cfg: RunConfig, args: Sequence[str] | None) -> int:
                            "load_average": {"start": _load(load_start), "end": _load(os.getloadavg())}}
     run_info["used"] = used
     run_info["command"] = _command(args)
+    run_info["peak_rss_mib"] = _peak_rss(worker_rss)
     run_info["runs"] = [*_earlier_runs(_read_run_json(out)), {k: run_info[k] for k in RUN_RECORD}]
     out.mkdir(parents=True, exist_ok=True)
     info = json.dumps(run_info, indent=2, sort_keys=True)
@@ -609,7 +612,7 @@ def _read_run_json(out: Path) -> dict[str, Any]:
 
 
 # What run.json's ``runs`` keeps of each run; its top level describes the latest run alone.
-RUN_RECORD = ("command", "timings", "used", "interrupted", "signal")
+RUN_RECORD = ("command", "timings", "used", "peak_rss_mib", "interrupted", "signal")
 
 
 def _earlier_runs(info: dict[str, Any]) -> list[Any]:
@@ -697,14 +700,15 @@ def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Pa
 
 
 def _execute(cfg: RunConfig, tasks: Sequence[Task], cube: CubeFiles, store: ResultStore,
-             before: dict[str, int]) -> tuple[int, dict[tuple, str], tuple[int, int, float], dict[str, Any]]:
+             before: dict[str, int]
+             ) -> tuple[int, dict[tuple, str], tuple[int, int, float, dict[str, float]], dict[str, Any]]:
     """Run ``tasks`` in process or on the cluster, library logs in OUT/run.log: (0, or the exit code of an
     interrupt, or 2 when the cluster failed or the cube changed (said); the failed fits' tracebacks; the
     fits and the tasks whose results this run recorded, fewer than ``tasks`` hold when it was
-    interrupted, and those fits' CPU seconds; run.json's ``used``: what those fits ran with,
-    :func:`_used`)."""
+    interrupted, those fits' CPU seconds and their workers' peak memory; run.json's ``used``: what those
+    fits ran with, :func:`_used`)."""
     if not tasks:
-        return 0, {}, (0, 0, 0.0), _used(None, tasks)
+        return 0, {}, (0, 0, 0.0, {}), _used(None, tasks)
     cluster_error: type[Exception] = RunError
     prog = _progress(cfg, store, tasks, before)
     try:
@@ -736,10 +740,21 @@ def _execute(cfg: RunConfig, tasks: Sequence[Task], cube: CubeFiles, store: Resu
     return 0, prog.tracebacks, _ran(prog), _used(prog, tasks)
 
 
-def _ran(prog: Progress) -> tuple[int, int, float]:
+def _ran(prog: Progress) -> tuple[int, int, float, dict[str, float]]:
     """The fits (done or failed) and the tasks whose results this run recorded, as ``prog`` counted them,
-    and those fits' CPU seconds (their ``fit_cpu_seconds``)."""
-    return prog.fits_now + prog.failed, prog.tasks_done, prog.fit_cpu_seconds
+    those fits' CPU seconds (their ``fit_cpu_seconds``) and each of their workers' peak memory in MiB."""
+    return prog.fits_now + prog.failed, prog.tasks_done, prog.fit_cpu_seconds, dict(prog.worker_rss)
+
+
+def _peak_rss(workers: dict[str, float]) -> dict[str, Any]:
+    """run.json's ``peak_rss_mib``, the peak resident memory in MiB as of run.json's writing, the report
+    after it not included: this process's (``driver``; with ``--cluster none`` the fits' included), the
+    largest of its child processes that ended and were waited for (``children``: a local cluster's
+    workers, the ``--method`` plug-ins run here; 0 where none), and each worker's whose tasks this run
+    recorded, as it measured itself at the end of its last one (``workers``: its address, host and pid ->
+    MiB; its own ``--method`` plug-ins not included)."""
+    return {"driver": peak_rss_mib(resource.RUSAGE_SELF), "children": peak_rss_mib(resource.RUSAGE_CHILDREN),
+            "workers": workers}
 
 
 def _cpu_seconds(fits: float) -> dict[str, float]:

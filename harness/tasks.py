@@ -13,6 +13,7 @@ import math
 import os
 import resource
 import socket
+import sys
 import time
 import warnings
 from typing import TYPE_CHECKING
@@ -99,6 +100,13 @@ def cpu_seconds() -> float:
     return own + (children.ru_utime + children.ru_stime) / n
 
 
+def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> float:
+    """The peak resident memory in MiB of this process (``who`` RUSAGE_SELF: its life so far), or of the
+    largest of its ended, waited-for child processes (RUSAGE_CHILDREN); ru_maxrss is KiB on Linux, bytes
+    on macOS."""
+    return round(resource.getrusage(who).ru_maxrss / (1024 ** 2 if sys.platform == "darwin" else 1024), 1)
+
+
 def share_cpu(rows: list[dict], cpu: float) -> None:
     """Set each row's ``fit_cpu_seconds``: ``cpu`` (the task's) shared among its fits as their
     ``fit_seconds`` (wall time) are (a batched task's equally), evenly where those are missing."""
@@ -127,8 +135,9 @@ def task_limit(task: Task, cfg: RunConfig) -> float:
 def run_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender | None = None) -> list[dict]:
     """Fit and evaluate ``task``'s splits with its contender (``model``, default: the registered one of
     ``task.model``; the driver sends it along, so a contender registered in the driver alone runs on any
-    worker); one row per fit with its keys, results, worker, SLURM_JOB_ID, how its products were computed and
-    its CPU time (``fit_cpu_seconds``: :func:`cpu_seconds` over the task's fitting and scoring, shared by
+    worker); one row per fit with its keys, results, worker, SLURM_JOB_ID, the worker process's peak memory
+    (``worker_peak_rss_mib``, for run.json), how its products were computed and its CPU time
+    (``fit_cpu_seconds``: :func:`cpu_seconds` over the task's fitting and scoring, shared by
     :func:`share_cpu`).
 
     A task that raises, and every fit that failed, is logged with its traceback or reason (to OUT/run.log,
@@ -173,6 +182,9 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> l
         row.update(model=k.model, drug=k.drug, latent=k.latent, repeat=k.repeat, fold=k.fold,
                    worker=worker, slurm_job_id=job, products=products, device=device)
         rows.append(row)
+    rss = peak_rss_mib()   # the worker process's peak so far, for run.json (not stored per fit)
+    for row in rows:
+        row["worker_peak_rss_mib"] = rss
     share_cpu(rows, cpu)
     return rows
 

@@ -10,7 +10,7 @@ from harness import outlock
 from harness.run import main
 from tests.harness.test_few_cell_lines import DRUG, _cube
 
-RUN_RECORD = ("command", "timings", "used", "interrupted", "signal")   # each run's, in ``runs``
+RUN_RECORD = ("command", "timings", "used", "peak_rss_mib", "interrupted", "signal")   # in ``runs``
 
 
 def _args(tmp_path: Path) -> list[str]:

@@ -1,0 +1,38 @@
+"""run.json's ``peak_rss_mib``: the run recorded its time, not its memory (review rec56). The driver's peak,
+its ended children's largest and each worker's own, each checked against what the OS reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+
+import pytest
+
+from tests.e2e import tiny_args, tiny_cube
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _mib(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+@pytest.mark.parametrize("cluster", ["none", "local"])
+def test_run_json_records_the_peak_memory_of_the_driver_and_the_workers(tmp_path_factory, tmp_path, cluster):
+    from harness.run import main
+
+    out = tmp_path / "run"
+    args = tiny_args(tiny_cube(tmp_path_factory), out, "--models", "pca", "--drugs", "drugA", "--n-repeats",
+                     "1", workers=1, cluster=cluster)
+    assert main(args) == 0
+    info = json.loads((out / "run.json").read_text())
+    peak = info["peak_rss_mib"]
+    assert info["runs"][-1]["peak_rss_mib"] == peak   # kept in the run's record too
+    assert 50 < peak["driver"] <= _mib(resource.RUSAGE_SELF) + 0.1   # this process; it only grows
+    [(worker, rss)] = peak["workers"].items()   # the one worker's, as its tasks measured it
+    if cluster == "none":   # the fits ran in this process
+        assert worker.endswith(f" pid={os.getpid()}") and 0 < rss <= peak["driver"]
+    else:   # the worker was a child process, ended and waited for when the cluster closed
+        assert f" pid={os.getpid()}" not in worker and 0 < rss <= peak["children"] <= _mib(
+            resource.RUSAGE_CHILDREN) + 0.1
