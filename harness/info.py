@@ -7,8 +7,10 @@
   synthetic cube's ground truth (with each drug's response kind);
 - a run (a directory holding ``results.zarr``): whether a run is writing it now or was killed writing it
   (its lock record, harness.outlock) or ended without writing its run.json (run.json's mark), its config
-  in brief (with its precision), the fits done / failed / not run by model and drug, how the fits computed
-  their matrix products (harness.products), the package versions, its timings and the report files present.
+  in brief (with its precision and seeds), the fits done / failed / not run by model and drug, how the fits
+  computed their matrix products (harness.products), the package versions, its timings, and how the run that
+  wrote run.json ran (its command, devices, splits per task, CPU seconds, load and peak memory), and the
+  report files present.
 
 Exit status: 0, or 2 with one ``error:`` line when PATH is neither, or is a damaged or incomplete cube: a
 metadata file (``zarr.json``) missing or unreadable (named), or a drug no cell line pairs, which build and
@@ -188,6 +190,8 @@ def describe_run(out: Path) -> str:
              f"{science['n_repeats']} x {science['n_folds']}-fold CV" if science.get("n_folds") else "",
              f"data {science['data_source']}" if science.get("data_source") else "",
              f"precision {science['precision']}" if science.get("precision") else "",
+             f"base seed {science['base_seed']} (splits and fits)" if "base_seed" in science else "",
+             f"data seed {science['data_seed']} (the synthetic cube)" if "data_seed" in science else "",
              f"scoring version {science.get('scoring', '1 (before the scoring version was recorded)')}"]
     lines.append("config: " + "; ".join(p for p in parts if p))
     lines.append("fits by drug and model (done of planned; failed, not run where any):")
@@ -213,8 +217,51 @@ def describe_run(out: Path) -> str:
         stop = f"; interrupted ({run.get('signal') or 'a signal'})" if run.get("interrupted") else ""
         lines.append(f"{when}: started {t.get('started')}, {t.get('seconds')} s, {t.get('fits_run')} fits"
                      + stop)
+    lines += _how_it_ran(run, when)
     lines += report_files_lines(out, run)
     return "\n".join(lines)
+
+
+def _how_it_ran(run: dict[str, Any], when: str) -> list[str]:
+    """How the run that wrote run.json ran (harness.run): its command, the devices and splits per task its
+    fits used, its CPU time and the host's load, its peak memory; a field it does not record (an older
+    run.json) is left out."""
+    def got(key: str) -> dict[str, Any]:
+        v = run.get(key)
+        return v if isinstance(v, dict) else {}
+
+    lines = []
+    if line := got("command").get("line"):
+        lines.append(f"{when}'s command: {line} (in {got('command').get('cwd')})")
+    if used := got("used"):
+        devices = ", ".join(f"{d} for {n} fit(s)" for d, n in (used.get("device") or {}).items())
+        devices = f"{devices} of trained models" if devices else "none (no trained model's fit ran)"
+        spt = ", ".join(f"{m} {n}" for m, n in (used.get("splits_per_task") or {}).items())
+        lines.append(f"{when} used: device {devices}; splits per task {spt or 'none (no task ran)'}")
+    timings = got("timings")
+    cpu, load = timings.get("cpu_seconds"), timings.get("load_average")
+    if isinstance(cpu, dict) and isinstance(load, dict):
+        own, children, fits = cpu.get("driver"), cpu.get("children"), cpu.get("fits")
+        lines.append(f"{when}'s CPU seconds: {own} in its own process, {children} in "
+                     f"its ended child processes, {fits} in its fits (as their workers measured "
+                     f"them); load average (1, 5, 15 min) {_avg(load.get('start'))} at its start, "
+                     f"{_avg(load.get('end'))} at its end")
+    if peak := got("peak_rss_mib"):
+        workers = peak.get("workers") or {}
+        most = f", its workers up to {max(workers.values())} MiB ({plural(len(workers), 'worker')})" \
+            if workers else ""
+        own, children = peak.get("driver"), peak.get("children")
+        lines.append(f"{when}'s peak memory: {own} MiB its own process, {children} MiB its largest ended "
+                     f"child process{most}")
+    if isinstance(runs := run.get("runs"), list) and len(runs) > 1:
+        lines.append(f"{len(runs)} runs recorded in run.json's runs, oldest first; the lines above describe "
+                     "the latest")
+    return lines
+
+
+def _avg(load: Any) -> str:
+    """A load average as run.json records it ([1, 5, 15 minutes]), without the list's brackets."""
+    return ", ".join(map(str, load)) if isinstance(load, list) else str(load)
 
 
 def _versions_lines(stored: dict[str, Any], last: Any, when: str) -> list[str]:
