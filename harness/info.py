@@ -204,7 +204,10 @@ def describe_run(out: Path) -> str:
     versions = json_attr(ds, "versions")
     if bf16 := versions.pop(BF16_KEY, None) or versions.pop(OLD_BF16_KEY, None):
         lines.append(f"bf16 products on the CPU that started the run, if asked for: {bf16}")
-    run = _json((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+    try:   # not JSON, or not even text: no record, as a run and a report take it
+        run = _json((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+    except UnicodeDecodeError:
+        run = {}
     run = run if isinstance(run, dict) else {}
     if isinstance(later := run.get(outlock.UNFINISHED_RUN), dict) and not state:
         state = "unrecorded"

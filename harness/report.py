@@ -957,7 +957,7 @@ def _run_json(out: Path) -> dict[str, Any]:
         return {}
     try:
         info = json.loads((out / "run.json").read_text())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return {"previous_run_json_unreadable": True}
     return info if isinstance(info, dict) else {"previous_run_json_unreadable": True}
 
