@@ -65,6 +65,7 @@ from datasets.files import plural
 from harness import benchmark as bench
 from harness import figures, predictions, report_stamp, response_report, verdicts
 from harness.contenders import built_in_methods, figure2_models, model_methods, reference_model
+from harness.prepare import GENERATED_CUBE, GENERATED_MARKER
 from harness.products import products_counts, products_line
 from harness.results import (
     StoreReadError,
@@ -795,13 +796,14 @@ FILE_WORDS = {
     "predictions/": "the predicted x2 of each test pair of the fits run with --save-predictions (a fit run "
                     "without it, e.g. retried on a resume without it, has none): <method>/<drug>.h5ad",
     "results.zarr": "every fit's values and status (the resumable store)",
+    GENERATED_CUBE: "the synthetic cube a run generated here",
     "failures.csv": "each failed fit with its reason, and its traceback where known (a rerun retries them)",
     "run.json": "the record of the runs (config, versions, counts; each run's command, timings and devices "
                 "used) and of the report's files",
     "run.log": "the runs' library logs, warnings and failed fits' tracebacks (appended, timestamped)",
 }
 # Listed in the summary where they are in OUT: written by the run, not by the report (run.json by both).
-RUN_FILES = ("failures.csv", "run.json", "run.log")
+RUN_FILES = (GENERATED_CUBE, "failures.csv", "run.json", "run.log")
 # run.json where no run recorded itself (a report of a store copied without its run.json).
 REPORT_ONLY_RUN_JSON = "the record of the report's files (no run is recorded in it)"
 # The same without PertVAE in the run: nothing said about it (forest.png then has no comparison to draw).
@@ -877,7 +879,10 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str]
     files = {**files, "figure2.png": figure2_words(ds)} if "figure2.png" in shown else files
     if (out / predictions.DIR).is_dir():   # written by the run's fits (--save-predictions), not the report
         shown.add("predictions/")
-    shown |= {n for n in RUN_FILES if (out / n).is_file()}
+    shown |= {n for n in RUN_FILES if (out / n).is_file() or n == GENERATED_CUBE and (out / n).is_dir()}
+    if (out / GENERATED_MARKER).is_file():
+        how = f"{files[GENERATED_CUBE]} (its preset and seed: {GENERATED_MARKER})"
+        files = {**files, GENERATED_CUBE: how}
     if "run.json" in shown and "timings" not in _run_json(out):
         files = {**files, "run.json": REPORT_ONLY_RUN_JSON}
     lines += [f"  {name.ljust(width)}  {words}" + (NOT_REDRAWN if name in kept else "")

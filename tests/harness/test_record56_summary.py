@@ -33,3 +33,16 @@ def test_the_summary_lists_the_runs_own_files_that_are_there(tmp_path_factory, t
     assert report_main([str(out), "--no-figures"]) == 0
     assert "run.json      the record of the report's files (no run is recorded in it)" in (
         out / "summary.txt").read_text()
+
+
+def test_the_summary_lists_the_synthetic_cube_the_run_generated(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["--preset", "demo", "--out", str(out), "--cluster", "none", "--models", "baselines",
+                 "--drugs", "selumetinib", "--n-repeats", "1", "--no-progress"]) == 0
+    assert (out / "data.zarr").is_dir() and (out / "data.json").is_file()
+    assert ("  data.zarr     the synthetic cube a run generated here (its preset and seed: data.json)"
+            in (out / "summary.txt").read_text().splitlines())
+    (out / "data.json").unlink()
+    assert report_main([str(out), "--no-figures"]) == 0
+    assert "  data.zarr     the synthetic cube a run generated here" in (out / "summary.txt").read_text(
+        ).splitlines()
