@@ -251,8 +251,8 @@ def _how_it_ran(run: dict[str, Any], when: str) -> list[str]:
                      f"{_avg(load.get('end'))} at its end")
     if peak := got("peak_rss_mib"):
         workers = peak.get("workers") or {}
-        most = f", its workers up to {max(workers.values())} MiB ({plural(len(workers), 'worker')})" \
-            if workers else ""
+        n = f"{len(workers)} process{' that' if len(workers) == 1 else 'es that'}"   # --cluster none: its own
+        most = f", up to {max(workers.values())} MiB in the {n} ran its fits" if workers else ""
         own, children = peak.get("driver"), peak.get("children")
         lines.append(f"{when}'s peak memory: {own} MiB its own process, {children} MiB its largest ended "
                      f"child process{most}")

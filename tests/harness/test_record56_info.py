@@ -39,7 +39,7 @@ def test_info_shows_how_the_last_run_ran(tmp_path_factory, tmp_path: Path) -> No
     peak = run["peak_rss_mib"]
     assert _line(lines, "last run's peak memory: ") == (
         f"last run's peak memory: {peak['driver']} MiB its own process, {peak['children']} MiB its largest "
-        f"ended child process, its workers up to {max(peak['workers'].values())} MiB (1 worker)")
+        f"ended child process, up to {max(peak['workers'].values())} MiB in the 1 process that ran its fits")
     assert not [ln for ln in lines if "runs recorded" in ln]
 
     assert main(args) == 0   # a resume: nothing to run, two runs recorded
