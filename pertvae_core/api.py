@@ -165,9 +165,18 @@ class PertVAEMethod:
 
     def fit(self, split: SplitData) -> PertVAEMethod:
         self.state_, self.index_ = fit(_check([writable(split)]), self.cfg, [self.seed], pairs=True), 0
+        self._check_done()
         return self
 
+    def _check_done(self) -> None:
+        """FloatingPointError with the reason where this split's fit failed (as pertvae_core.PertVAE.fit):
+        its restored state predicts finite values but is no fit (the untrained state where it failed in
+        epoch 1), and evaluate_methods scored it as done."""
+        if self.state_.status[self.index_] != "done":
+            raise FloatingPointError(f"PertVAE: {self.state_.reason[self.index_]}")
+
     def predict(self, x1: np.ndarray) -> np.ndarray:
+        self._check_done()
         S = len(self.state_.gens)
         arrays = [np.array(x1, np.float32) if s == self.index_ else None for s in range(S)]
         out = predict(self.state_, arrays, self.cfg.mc_samples, only=self.index_)
