@@ -23,7 +23,8 @@ and the float keys that apply:
   (optionally) ``predictions`` of the perturbation baselines (or any :class:`pertvae_core.methods.Method`),
   scored like PertVAE; each method in its own failure boundary, with ``method_status`` and
   ``method_reason`` per method (a failed method fails the split's row but no other method).
-A failed split (non-finite loss) has NaN values and its reason; the others are unaffected.
+A failed split (a non-finite loss, or a best validation loss far above the untrained state's: a diverged fit,
+:mod:`pertvae_core.early_stopping`) has NaN values and its reason; the others are unaffected.
 """
 
 from __future__ import annotations

@@ -4,9 +4,15 @@ status) and the best states of all splits, kept beside the model's stacked param
 The rules (paper Section 4; :mod:`pertvae_core.train`): at the end of each of its epochs a split is
 validated; a lower validation loss at or after ``min_epochs`` is a new best (epochs before are a burn-in,
 never selected); ``patience`` epochs without one (and at least ``min_epochs``) stop it, ``max_epochs`` finish
-it, a non-finite training or validation loss fails it. A split without validation rows keeps its latest
-state as its best and trains ``max_epochs``. A stopped, finished or failed split is *frozen*: it takes no
-further part, and its best state is what :meth:`EarlyStopping.restore` puts back.
+it, a non-finite training or validation loss fails it, and so does, when it stops or finishes, a best
+validation loss over :data:`DIVERGED_RATIO` times its untrained state's (``init_val``, validated with the
+same fixed noise before training): a fit that diverged to large but finite values (lr 10 on the demo
+preset: mse_z ~1e18) was scored. Scale-free, with a wide margin: ordinary fits can end just above their
+untrained loss (2 of a tiny grid's 24 6-epoch fits: 1.007x, 1.025x); diverged ones far above it (lr 10:
+6e12x to 3e20x; lr 1: 2.5x to 4e6x, where the 2 of 8 under 10x pass; tests/pertvae_core's random splits).
+A split without validation rows keeps its latest state as its best and trains ``max_epochs``. A stopped,
+finished or failed split is *frozen*: it takes no further part, and its best state is what
+:meth:`EarlyStopping.restore` puts back.
 
 Best states follow the packed layout of the training loop (:mod:`pertvae_core.packing`): position j of each
 best-state tensor belongs to split ``act[j]``; a split dropped from the computation leaves its best state
@@ -25,9 +31,10 @@ from pertvae_core.config import FitConfig
 from pertvae_core.model import PertVAE
 from pertvae_core.packing import unpack
 
-__all__ = ["SplitStopping", "EarlyStopping", "DIVERGED", "diverged"]
+__all__ = ["SplitStopping", "EarlyStopping", "DIVERGED", "DIVERGED_RATIO", "diverged", "worse_than_untrained"]
 
 DIVERGED = "the fit diverged"   # in every such reason: harness.run tells these from failures a rerun may fix
+DIVERGED_RATIO = 10.0   # a best validation loss over this multiple of the untrained one: diverged (docstring)
 
 
 def diverged(what: str, epoch: int) -> str:
@@ -35,6 +42,14 @@ def diverged(what: str, epoch: int) -> str:
     seeded, so the same settings diverge again: the reason names what to change, not a rerun."""
     return (f"non-finite {what} loss in epoch {epoch}: {DIVERGED}; try a smaller learning rate (lr), "
             "the same settings diverge again")
+
+
+def worse_than_untrained(best: float, init: float, epoch: int) -> str:
+    """The reason of a split whose best validation loss ``best`` (at ``epoch``) is over
+    :data:`DIVERGED_RATIO` times the untrained state's ``init``: training made it far worse."""
+    return (f"best validation loss {best:.3g} (epoch {epoch}) is over {DIVERGED_RATIO:g} times the untrained "
+            f"model's {init:.3g}: {DIVERGED}; try a smaller learning rate (lr), the same settings diverge "
+            "again")
 
 
 @dataclass
@@ -45,6 +60,7 @@ class SplitStopping:
     patience: int
     min_epochs: int
     max_epochs: int
+    init_val: float = np.inf   # the untrained state's validation loss (inf, or <= 0: no such check)
     epochs: int = 0
     best_epoch: int = 0
     since_best: int = 0   # epochs since the best one (the patience counter)
@@ -73,14 +89,20 @@ class SplitStopping:
         if (self.since_best >= self.patience and self.epochs >= self.min_epochs) \
                 or self.epochs >= self.max_epochs:
             self.frozen = True
+            if self.n_val and 0 < self.init_val < np.inf and self.best_val > DIVERGED_RATIO * self.init_val:
+                self.status = "failed"
+                self.reason = worse_than_untrained(self.best_val, self.init_val, self.best_epoch)
         return improved
 
 
 class EarlyStopping:
     """The S splits' records and their best states (packed like the model's parameters)."""
 
-    def __init__(self, n_val: Sequence[int], params: Sequence[torch.Tensor], cfg: FitConfig) -> None:
-        self.splits = [SplitStopping(int(n), cfg.patience, cfg.min_epochs, cfg.max_epochs) for n in n_val]
+    def __init__(self, n_val: Sequence[int], params: Sequence[torch.Tensor], cfg: FitConfig,
+                 init_val: Sequence[float] | None = None) -> None:
+        init = [np.inf] * len(n_val) if init_val is None else init_val
+        self.splits = [SplitStopping(int(n), cfg.patience, cfg.min_epochs, cfg.max_epochs, float(v))
+                       for n, v in zip(n_val, init, strict=True)]
         self.best = [p.detach().clone() for p in params]
         self.dropped: dict[int, list[torch.Tensor]] = {}
 

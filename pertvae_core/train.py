@@ -39,7 +39,10 @@ Design (paper Section 2 "Fitting", Section 4):
   Nothing depends on the other splits of the batch, so S batched fits equal S separate fits to float
   tolerance.
 - A non-finite training or validation loss marks that split "failed" (with the reason) and freezes it; the
-  other splits go on (all layers are per split, so NaN cannot cross between them).
+  other splits go on (all layers are per split, so NaN cannot cross between them). So does, when the split
+  stops or finishes, a best validation loss far above that of its untrained state (validated once before
+  training, with the same fixed noise: no random draw is taken, so other fits' numbers are unchanged): a
+  diverged fit with finite losses (:mod:`pertvae_core.early_stopping`).
 - No host synchronization inside a step (the only syncs are at epoch boundaries); fused Adam (foreach as a
   fallback); ``cfg.compile`` wraps the loss in ``torch.compile`` (one graph, reused by the process's later
   fits of the same shapes; eager where no C++ compiler is found); ``cfg.precision`` "bf16" gives the
@@ -356,7 +359,9 @@ class _Loop:
         self.model, self.cfg, self.data, self.batches, self.compact = model, cfg, data, batches, compact
         self.train_step, self.opt = make_train_step(model, cfg, data.w_pairs, data.w_single)
         self.params = list(model.parameters())
-        self.stop = EarlyStopping(data.n_val, self.params, cfg)
+        # the untrained state's validation (its fixed noise: no draw taken), the bar a fit must beat
+        init_val = _validation_loss(model, data, cfg, data.n_val)
+        self.stop = EarlyStopping(data.n_val, self.params, cfg, init_val)
         S, dev = len(data.n_val), data.xs.device
         self.act = np.arange(S)
         self.frz = np.zeros(S, dtype=bool)      # frozen, per packed position (changes at epoch ends only)
