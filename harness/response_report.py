@@ -371,11 +371,19 @@ def _head_section(sub: pd.DataFrame, head: tuple[str, ...], every_latent: pd.Dat
     """A head's chance levels, a table per metric, and Dr.VAE's verdicts in words, by its first metric with
     rows (RMSE where test sets of one cell line leave Pearson and Spearman undefined)."""
     lines = [_chance_line(sub, head), ""] + _one_class_line(sub, head)
-    scored = tuple(k for k in head if (sub["metric"] == k).any())
+    scored = scored_metrics(sub, head) or tuple(k for k in head if (sub["metric"] == k).any())
     for metric in scored:
         lines += _metric_table(sub, metric)
     lines += _unscored(sub, head)
     return lines + [head_line(sub, str(sub["drug"].iloc[0]), scored, every_latent=every_latent), ""]
+
+
+def scored_metrics(sub: pd.DataFrame, head: tuple[str, ...]) -> tuple[str, ...]:
+    """The head's metrics that some method has a score by in ``sub`` (one drug at one latent size), in the
+    head's order: its verdict line is by the first. A drug whose test sets leave Pearson undefined beside
+    drugs that have it has Pearson rows without scores, and judged by them it read "no comparison" though
+    its RMSE compares."""
+    return tuple(k for k in head if (sub.loc[sub["metric"] == k, "n_splits"] > 0).any())
 
 
 def _drug_section(sub: pd.DataFrame, drug: str, latent: int, every_latent: pd.DataFrame) -> list[str]:
@@ -517,21 +525,33 @@ def summary_lines(ds: xr.Dataset) -> list[str]:
     if table.empty:
         return []
     present = set(table["metric"])
-    # each head's metrics with a score, its line's metric first: a head whose first metric has none (Pearson
-    # on test sets of one cell line) is summarized by its next
     heads = [h for h in (tuple(k for k in head if k in present) for head in HEADS) if h]
-    firsts = " or ".join(NAMES[h[0]] for h in heads)
     others = ", ".join(NAMES[k] for h in heads for k in h[1:])
     also = f", and another metric ({others}) only where Dr.VAE loses on it" if others else ""
-    lines = [f"Drug response (response.md has every metric; below, {firsts}{also}{_no_score(present)}):"]
     several = table["latent"].nunique() > 1   # a drug's lines at two latent sizes say which is which
+    lines, firsts = [], []
     for head in heads:
-        rows = table[table["metric"] == head[0]]
-        lines += ["  " + head_line(table[(table["drug"] == d) & (table["latent"] == lat)], name, head, True,
-                                   table[table["drug"] == d])
-                  for (d, lat), _ in rows.groupby(["drug", "latent"], sort=False)
-                  for name in [f"{d} (latent {lat})" if several else str(d)]]
-    return lines
+        used: dict[str, None] = {}
+        for (d, lat), sub in table[table["metric"].isin(head)].groupby(["drug", "latent"], sort=False):
+            # each drug by its first metric with a score (RMSE where its test sets leave Pearson undefined)
+            metrics = scored_metrics(sub, head) or head
+            used[metrics[0]] = None
+            name = f"{d} (latent {lat})" if several else str(d)
+            lines.append("  " + head_line(table[(table["drug"] == d) & (table["latent"] == lat)], name,
+                                          metrics, True, table[table["drug"] == d]))
+        firsts.append(_firsts_words(list(used)))
+    by = " or ".join(firsts)
+    return [f"Drug response (response.md has every metric; below, {by}{also}{_no_score(present)}):", *lines]
+
+
+def _firsts_words(used: list[str]) -> str:
+    """The metrics a head's drug lines are by: "Pearson", or "Pearson (RMSE for a drug without Pearson:
+    WHY)" where some drug lacks the first."""
+    if len(used) == 1:
+        return NAMES[used[0]]
+    why = f": {CORRELATION_WHY}" if used[0] in CORRELATIONS else ""
+    return (f"{NAMES[used[0]]} ({' or '.join(NAMES[k] for k in used[1:])} for a drug without "
+            f"{NAMES[used[0]]}{why})")
 
 
 def _no_score(present: set[str]) -> str:
