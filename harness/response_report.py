@@ -36,7 +36,8 @@ its chance the RMSE of the training mean):
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import functools
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ import xarray as xr
 from harness.benchmark import ALPHA, _family_q, power_floor, scores_table, split_test_sets
 from harness.contenders import RESPONSE_MODELS, built_in_methods, contender
 from harness.products import products_line
-from harness.results import json_attr
+from harness.results import as_str, json_attr, planned_mask
 from pertvae_core.stats import corrected_t_interval, paired_comparison, test_set_df
 
 __all__ = ["response_table", "response_markdown", "write_response_report", "has_response", "summary_lines",
@@ -367,7 +368,8 @@ def _one_class_line(sub: pd.DataFrame, head: tuple[str, ...]) -> list[str]:
             f"{n - k}.", ""]
 
 
-def _head_section(sub: pd.DataFrame, head: tuple[str, ...], every_latent: pd.DataFrame) -> list[str]:
+def _head_section(sub: pd.DataFrame, head: tuple[str, ...], every_latent: pd.DataFrame,
+                  absent: Callable[[str, str, int], str] | None = None) -> list[str]:
     """A head's chance levels, a table per metric, and Dr.VAE's verdicts in words, by its first metric with
     rows (RMSE where test sets of one cell line leave Pearson and Spearman undefined)."""
     lines = [_chance_line(sub, head), ""] + _one_class_line(sub, head)
@@ -375,7 +377,8 @@ def _head_section(sub: pd.DataFrame, head: tuple[str, ...], every_latent: pd.Dat
     for metric in scored:
         lines += _metric_table(sub, metric)
     lines += _unscored(sub, head)
-    return lines + [head_line(sub, str(sub["drug"].iloc[0]), scored, every_latent=every_latent), ""]
+    return lines + [head_line(sub, str(sub["drug"].iloc[0]), scored, every_latent=every_latent,
+                              absent=absent), ""]
 
 
 def scored_metrics(sub: pd.DataFrame, head: tuple[str, ...]) -> tuple[str, ...]:
@@ -386,12 +389,13 @@ def scored_metrics(sub: pd.DataFrame, head: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(k for k in head if (sub.loc[sub["metric"] == k, "n_splits"] > 0).any())
 
 
-def _drug_section(sub: pd.DataFrame, drug: str, latent: int, every_latent: pd.DataFrame) -> list[str]:
+def _drug_section(sub: pd.DataFrame, drug: str, latent: int, every_latent: pd.DataFrame,
+                  absent: Callable[[str, str, int], str] | None = None) -> list[str]:
     """A drug's section: the binary head's tables and the continuous head's, for those the run has."""
     lines = [f"## {drug} (latent {latent}, {_splits(sub)} splits)", ""]
     for head in HEADS:
         if sub["metric"].isin(head).any():
-            lines += _head_section(sub, head, every_latent)
+            lines += _head_section(sub, head, every_latent, absent)
     return lines
 
 
@@ -433,10 +437,12 @@ def verdict_line(table: pd.DataFrame, drug: str, metric: str = "AUROC", who: str
             f" Above chance ({metric}, q < {ALPHA}): {listed(above, every) if above else 'no method'}.")
 
 
-def no_comparison_why(rows: pd.DataFrame, latent: int, metric: str) -> str:
+def no_comparison_why(rows: pd.DataFrame, latent: int, metric: str,
+                      absent: Callable[[str, str, int], str] | None = None) -> str:
     """Why a drug has no comparison with Dr.VAE by ``metric`` at ``latent`` (``rows``: the drug's rows at
     every latent size): Dr.VAE scored it at other latent sizes only (comparisons pair fits of one latent
-    size, so the methods were run, and adding none of them would change it), or nowhere; no other method
+    size, so the methods were run, and adding none of them would change it), or nowhere (``absent``'s
+    words, :func:`reference_absence`; without them, the three reasons it may be); no other method
     scored at this size; '' when Dr.VAE and another method both have scores here."""
     ref = REFERENCES[metric]
     who = plain_name(ref)
@@ -446,6 +452,8 @@ def no_comparison_why(rows: pd.DataFrame, latent: int, metric: str) -> str:
         return "" if here - {ref} else f": no other method has a score at latent {latent}"
     sizes = sorted({int(x) for x in has.loc[has["method"] == ref, "latent"]})
     if not sizes:
+        if absent is not None:
+            return f": {absent(ref, str(rows['drug'].iloc[0]), latent)}"
         return f": {who} has no score for this drug (not in this run, or its fits failed or have not run)"
     return (f": {who} ran at latent {'size' if len(sizes) == 1 else 'sizes'} "
             f"{', '.join(map(str, sizes))} only, these methods at {latent}, and a comparison pairs fits of "
@@ -503,16 +511,17 @@ def _apart(a: float, b: float) -> tuple[str, str]:
 
 
 def head_line(sub: pd.DataFrame, drug: str, head: tuple[str, ...], only_losses: bool = False,
-              every_latent: pd.DataFrame | None = None) -> str:
+              every_latent: pd.DataFrame | None = None,
+              absent: Callable[[str, str, int], str] | None = None) -> str:
     """One drug's verdict line for a head (:func:`verdict_line`): its first metric's verdicts, then each
     other metric's (``only_losses``: those where Dr.VAE loses); ``sub`` is the drug's rows (every metric)
     at one latent size, ``every_latent`` its rows at every size (default ``sub``), which say why there is
-    no comparison."""
+    no comparison, with ``absent`` (:func:`no_comparison_why`)."""
     rows = sub[sub["metric"].isin(head)]
     first = rows[rows["metric"] == head[0]].set_index("method")
     others = rows[rows["metric"] != head[0]].set_index("method")
     why = no_comparison_why(sub if every_latent is None else every_latent, int(sub["latent"].iloc[0]),
-                            head[0]) if len(sub) else ""
+                            head[0], absent) if len(sub) else ""
     return verdict_line(first, drug, NAMES[head[0]], plain_name(REFERENCES[head[0]]), others, only_losses,
                         why)
 
@@ -529,6 +538,7 @@ def summary_lines(ds: xr.Dataset) -> list[str]:
     others = ", ".join(NAMES[k] for h in heads for k in h[1:])
     also = f", and another metric ({others}) only where Dr.VAE loses on it" if others else ""
     several = table["latent"].nunique() > 1   # a drug's lines at two latent sizes say which is which
+    absent = functools.partial(reference_absence, ds)
     lines, firsts = [], []
     for head in heads:
         used: dict[str, None] = {}
@@ -538,10 +548,38 @@ def summary_lines(ds: xr.Dataset) -> list[str]:
             used[metrics[0]] = None
             name = f"{d} (latent {lat})" if several else str(d)
             lines.append("  " + head_line(table[(table["drug"] == d) & (table["latent"] == lat)], name,
-                                          metrics, True, table[table["drug"] == d]))
+                                          metrics, True, table[table["drug"] == d], absent))
         firsts.append(_firsts_words(list(used)))
     by = " or ".join(firsts)
     return [f"Drug response (response.md has every metric; below, {by}{also}{_no_score(present)}):", *lines]
+
+
+def reference_absence(ds: xr.Dataset, ref: str, drug: str, latent: int) -> str:
+    """Why Dr.VAE's method ``ref`` has no score for ``drug`` at ``latent``, in words: its model is not among
+    the run's (the store's ``model``, the run's --models), it has no fit planned there, or how many of its
+    planned fits failed, have not run, or are done without a score (``planned``, ``status``). A line that
+    offered all three ("not in this run, or its fits failed or have not run") left the user to guess."""
+    who = plain_name(ref)
+    model = next(n for n in RESPONSE_MODELS if ref in contender(n).methods)
+    models = [str(m) for m in ds["model"].values]
+    if model not in models:
+        return f"{who} is not among this run's models (--models {model} adds it)"
+    at = (models.index(model), [str(d) for d in ds["drug"].values].index(drug),
+          [int(x) for x in ds["latent"].values].index(latent))
+    status = as_str(ds["status"].transpose("model", "drug", "latent", "split").values)
+    return _fits_words(who, latent, planned_mask(ds)[at], status[at])
+
+
+def _fits_words(who: str, latent: int, planned: np.ndarray, status: np.ndarray) -> str:
+    """What became of ``who``'s planned fits of a drug at ``latent`` (``planned``, ``status``: per split)."""
+    n = int(planned.sum())
+    if n == 0:
+        return f"{who} has no fit planned for this drug at latent {latent}"
+    failed, missing = int((planned & (status == "failed")).sum()), int((planned & (status == "")).sum())
+    parts = [f"{failed} failed (failures.csv has why)" if failed else "",
+             f"{missing} have not run (a rerun with the same --out runs them)" if missing else "",
+             f"{n - failed - missing} done without a score by it" if n - failed - missing else ""]
+    return f"of {who}'s {n} fits for this drug at latent {latent}, " + "; ".join(p for p in parts if p)
 
 
 def _firsts_words(used: list[str]) -> str:
@@ -684,16 +722,18 @@ def labels_line(rule: str) -> str:
 
 
 def response_markdown(table: pd.DataFrame, partial_line: str = "", rule: str = "waterfall",
-                      products: str = "", n_folds: int = 5) -> str:
+                      products: str = "", n_folds: int = 5,
+                      absent: Callable[[str, str, int], str] | None = None) -> str:
     """response.md: one section per drug and latent (module docstring), then the legend; ``rule`` is the
     label rule the binary head's labels come from (:func:`label_rule`); ``products``
-    (harness.products.products_line) after it, then :func:`power_line` for the run's ``n_folds``."""
+    (harness.products.products_line) after it, then :func:`power_line` for the run's ``n_folds``;
+    ``absent``: why Dr.VAE has no score where it has none (:func:`reference_absence`)."""
     lines = ["# Drug response", ""] + ([partial_line, ""] if partial_line else [])
     lines += [labels_line(rule), ""]
     lines += [products, ""] if products else []
     lines += [power, ""] if (power := power_line(table, n_folds)) else []
     for (drug, latent), sub in table.groupby(["drug", "latent"], sort=False):
-        lines += _drug_section(sub, str(drug), int(latent), table[table["drug"] == drug])
+        lines += _drug_section(sub, str(drug), int(latent), table[table["drug"] == drug], absent)
     lines += [legend(table, n_folds), ""]
     lines += [models, ""] if (models := model_legend(list(dict.fromkeys(table["method"])))) else []
     return "\n".join(lines)
@@ -714,5 +754,7 @@ def write_response_report(ds: xr.Dataset, out: Path, partial_line: str = "",
     table.assign(partial=partial, label_rule=rule).to_csv(out / "response.csv", index=False,
                                                                      float_format="%.6g")
     n_folds = int(ds.attrs.get("n_folds", 5))
-    (out / "response.md").write_text(response_markdown(table, partial_line, rule, products_line(ds), n_folds))
+    md = response_markdown(table, partial_line, rule, products_line(ds), n_folds,
+                           functools.partial(reference_absence, ds))
+    (out / "response.md").write_text(md)
     return [out / "response.csv", out / "response.md"]

@@ -50,3 +50,63 @@ def test_a_drug_without_the_heads_first_metric_is_judged_by_one_it_has(ds: xr.Da
     section = md[md.index("## dB"):md.index("Legend")]
     assert "Pearson mean" not in section and "| RMSE mean" in section
     assert "\ndB: Dr.VAE (continuous head) not distinguishable from ridge on x1 (RMSE)" in section
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, xr.Dataset]:
+    """Two real runs on one drug at 1 x 5 splits: ridge on x1 alone, and ridge beside Dr.VAE's continuous
+    head (its stores read back whole)."""
+    from datasets.cube import write_cube
+    from datasets.synthetic import generate
+    from harness.report import open_results
+    from harness.run import main
+
+    tmp = tmp_path_factory.mktemp("runs")
+    cube = generate("demo", seed=0, n_genes=30, max_cells=8, min_cells=8, pool_size=8, n_baseline=8,
+                    baseline_overlap=1.0, responses={"olaparib": "baseline"})
+    write_cube(cube, tmp / "cube.zarr")
+    out = {}
+    for name, models in (("ridge", ["response_regression"]),
+                         ("both", ["response_regression", "drvae_continuous"])):
+        assert main(["--preset", "drvae-demo", "--data", str(tmp / "cube.zarr"), "--out", str(tmp / name),
+                     "--drugs", "olaparib", "--models", *models, "--n-repeats", "1", "--cluster", "none",
+                     "--no-progress"]) == 0
+        out[name] = open_results(tmp / name).load()
+    return out
+
+
+def _line(ds: xr.Dataset) -> str:
+    """The summary's continuous-head line of the run's one drug."""
+    return next(s for s in rr.summary_lines(ds) if "continuous head" in s)
+
+
+def _status(ds: xr.Dataset, splits: dict[int, str]) -> xr.Dataset:
+    """``ds`` with Dr.VAE's continuous head's fits of those splits of that status ("failed"; "": not run)."""
+    ds = ds.copy(deep=True)
+    for split, status in splits.items():
+        ds["status"].loc[{"model": "drvae_continuous", "split": split}] = status
+    return ds
+
+
+def test_dr_vae_without_a_score_says_which_of_the_three(runs: dict[str, xr.Dataset], tmp_path) -> None:
+    """Dr.VAE's continuous head without a score read "not in this run, or its fits failed or have not run"
+    where the run's --models left it out; the store knows which: its models, and its fits' status."""
+    absent = ("olaparib: no Dr.VAE (continuous head) comparison (Pearson): Dr.VAE (continuous head) is not "
+              "among this run's models (--models drvae_continuous adds it).")
+    assert _line(runs["ridge"]).strip().startswith(absent)
+    rr.write_response_report(runs["ridge"], tmp_path)
+    assert f"\n{absent}" in (tmp_path / "response.md").read_text()
+    assert "comparison" not in _line(runs["both"])   # its fits done: compared
+    failed = _line(_status(runs["both"], dict.fromkeys(range(5), "failed")))
+    assert (": of Dr.VAE (continuous head)'s 5 fits for this drug at latent 8, 5 failed (failures.csv has "
+            "why).") in failed
+    unrun = _line(_status(runs["both"], dict.fromkeys(range(5), "")))
+    assert (": of Dr.VAE (continuous head)'s 5 fits for this drug at latent 8, 5 have not run (a rerun with "
+            "the same --out runs them).") in unrun
+    unscored = runs["both"].copy(deep=True)
+    unscored["score"].loc[{"model": "drvae_continuous"}] = np.nan   # done fits whose scores are all NaN
+    assert (": of Dr.VAE (continuous head)'s 5 fits for this drug at latent 8, 5 done without a score by "
+            "it.") in _line(unscored)
+    mixed = _line(_status(runs["both"], {0: "failed", 1: "failed", 2: "", 3: "", 4: ""}))
+    assert (": of Dr.VAE (continuous head)'s 5 fits for this drug at latent 8, 2 failed (failures.csv has "
+            "why); 3 have not run (a rerun with the same --out runs them).") in mixed
