@@ -60,7 +60,7 @@ from harness.config import (
     run_device_kind,
     science_key,
 )
-from harness.contenders import REGISTRY
+from harness.contenders import REGISTRY, RESPONSE_MODELS
 from harness.grid import POOLED, Task, build_grid, remaining, split_drugs, store_drugs
 from harness.plugin_import import KnownPlugins
 from harness.plugin_import import known as known_plugins
@@ -142,16 +142,23 @@ def test_set_labels(splits: Sequence[Any]) -> list[list[int]]:
     return out
 
 
-def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
-              ) -> tuple[dict, dict, dict, dict, list[str], dict, dict]:
+def drug_meta(cfg: RunConfig, cube: Any, cube_path: Path, drug_names: Sequence[str]
+              ) -> tuple[dict, dict, dict, dict, list[str], dict, dict, dict]:
     """Per drug (and POOLED, without a ceiling): paired cell lines; [n_train, n_test] cell lines averaged
     over the splits; the noise ceiling of delta_pearson (:func:`drug_ceiling`); the pairing rule. Then the
-    sorted paired cell lines of all drugs; each split drug's :func:`test_set_labels`; last, the
-    harness.shapes.split_warnings of each drug that has any.
+    sorted paired cell lines of all drugs; each split drug's :func:`test_set_labels`; the
+    harness.shapes.split_warnings of each drug that has any; last, the store's attrs
+    ``response_test_sets`` and ``response_n_train_test`` of a run with a response model ({} without one):
+    each drug's data is read once for all of these (a second loop read every drug again beyond the worker
+    cache's four).
 
     n_train counts the cell lines actually trained on (validation cell lines excluded): the corrected
-    resampled t-test (Nadeau & Bengio) takes the sizes of the data a model is fitted on and tested on.
+    resampled t-test (Nadeau & Bengio) takes the sizes of the data a model is fitted on and tested on; the
+    response report's tests (harness.contenders.response_splits.response_test_sets) count a repeated test
+    set once and take the response splits' own test/train ratio.
     """
+    from harness.contenders.response_splits import response_test_sets
+
     n_cell: dict[str, int] = {}
     n_tt: dict[str, list[float]] = {}
     test_sets: dict[str, list[list[int]]] = {}
@@ -160,6 +167,9 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
     pairing: dict[str, str] = {}
     all_cells: set[str] = set()
     bad: list[tuple[str, str, int]] = []
+    responding = bool(set(cfg.models) & set(RESPONSE_MODELS))
+    sets: dict[str, list[list[int]]] = {}
+    sizes: dict[str, list[float]] = {}
     split = split_drugs(cfg, drug_names)
     for d in store_drugs(cfg, drug_names):
         dd = drug_data(str(cube_path), d, cfg)
@@ -187,27 +197,12 @@ def drug_meta(cfg: RunConfig, cube_path: Path, drug_names: Sequence[str]
         if d == POOLED:  # reconstruction only: no drug effect to bound
             continue
         ceiling[d] = drug_ceiling(dd, splits, cfg)
+        if responding and (got := response_test_sets(dd, cube, cfg)) is not None:
+            sets[d], sizes[d] = got
     if bad:
         raise RunError(unsplittable(bad, f" in {cube_path}"))
-    return n_cell, n_tt, ceiling, pairing, sorted(all_cells), test_sets, notes
-
-
-def response_meta(cfg: RunConfig, cube: Any, cube_path: Path, drug_names: Sequence[str]) -> dict[str, dict]:
-    """The store's attrs ``response_test_sets`` and ``response_n_train_test`` (per drug of a run with
-    a response model: harness.contenders.response_splits.response_test_sets): the response report's tests
-    count a repeated test set once and take the response splits' own test/train ratio. {} without one."""
-    from harness.contenders import RESPONSE_MODELS
-    from harness.contenders.response_splits import response_test_sets
-
-    if not set(cfg.models) & set(RESPONSE_MODELS):
-        return {}
-    sets: dict[str, list[list[int]]] = {}
-    sizes: dict[str, list[float]] = {}
-    for d in split_drugs(cfg, drug_names):
-        if d == POOLED or (got := response_test_sets(drug_data(str(cube_path), d, cfg), cube, cfg)) is None:
-            continue
-        sets[d], sizes[d] = got
-    return {"response_test_sets": sets, "response_n_train_test": sizes}
+    response = {"response_test_sets": sets, "response_n_train_test": sizes} if responding else {}
+    return n_cell, n_tt, ceiling, pairing, sorted(all_cells), test_sets, notes, response
 
 
 def drug_ceiling(dd: Any, splits: Sequence[Any], cfg: RunConfig) -> dict:
@@ -646,13 +641,14 @@ def _open_run(cfg: RunConfig, out: Path) -> tuple[RunConfig, CubeFiles, list[str
     store = ResultStore.resume(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names), genes=genes,
                                methods=methods, background=True)
     if store is None:  # a new store (or a mismatch, which open names): the per-drug figures first
-        n_cell, n_tt, ceiling, pairing, cell_lines, test_sets, notes = drug_meta(cfg, cube_path, drug_names)
+        n_cell, n_tt, ceiling, pairing, cell_lines, test_sets, notes, response = drug_meta(
+            cfg, cube, cube_path, drug_names)
         store = ResultStore.open(out, cfg, fingerprint, drugs=store_drugs(cfg, drug_names),
                                  n_cell_lines=n_cell, n_train_test=n_tt,
                                  extra_attrs={"ceiling": ceiling, "pairing": pairing, "test_sets": test_sets,
                                               "split_notes": notes,
                                               "ground_truth": _ground_truth(cube, drug_names),
-                                              **response_meta(cfg, cube, cube_path, drug_names)},
+                                              **response},
                                  cell_lines=cell_lines, genes=genes, methods=methods,
                                  gene_symbols=[str(g) for g in cube["gene_symbol"].values],
                                  background=True, cube_path=cube_path)

@@ -53,7 +53,7 @@ Layout:
   {drug: [line]}, the harness.shapes.split_warnings the run printed, printed again on resume (absent in
   stores written before it, whose resumes print none); in a run with a
   response model, ``response_test_sets`` and ``response_n_train_test`` the same for the response splits
-  (their labelled test and training cell lines: harness.run.response_meta; absent before them, where
+  (their labelled test and training cell lines: harness.run.drug_meta; absent before them, where
   response.md takes the ratio 1/(k - 1) and every split as a test set).
 
 The full store is created once (all NaN, status "") in a temporary directory and renamed into place; each
