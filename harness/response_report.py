@@ -429,12 +429,14 @@ def verdict_line(table: pd.DataFrame, drug: str, metric: str = "AUROC", who: str
     """``who``'s verdicts on one drug in words (q < 0.05) by ``metric``'s rows ``table`` (one per method),
     then by each of the head's other metrics (``others``: their rows, indexed by method, with ``metric``),
     so that a line cannot show one metric's wins while another's loss stays in the table; and which methods
-    beat chance by ``metric``. ``why``: why there is no comparison, where there is none
+    beat chance by ``metric`` (below it for RMSE, as its table's "q below chance": "above chance" said the
+    error was larger than the training mean's). ``why``: why there is no comparison, where there is none
     (:func:`no_comparison_why`)."""
     every = [plain_name(m) for m in table.index]
     above = [plain_name(m) for m in table.index[table["q_chance"] < ALPHA]]
+    side = "Below" if metric in {NAMES[k] for k in LOWER_IS_BETTER} else "Above"
     return (f"{drug}: {_verdicts(table, who, f' ({metric})', why)}.{_other_metrics(others, who, only_losses)}"
-            f" Above chance ({metric}, q < {ALPHA}): {listed(above, every) if above else 'no method'}.")
+            f" {side} chance ({metric}, q < {ALPHA}): {listed(above, every) if above else 'no method'}.")
 
 
 def no_comparison_why(rows: pd.DataFrame, latent: int, metric: str,

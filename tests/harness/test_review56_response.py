@@ -45,11 +45,22 @@ def test_a_drug_without_the_heads_first_metric_is_judged_by_one_it_has(ds: xr.Da
                            "differ), and another metric")
     assert a.startswith("  dA: Dr.VAE (continuous head) not distinguishable from ridge on x1 (Pearson)")
     assert b.startswith("  dB: Dr.VAE (continuous head) not distinguishable from ridge on x1 (RMSE)")
-    assert "no score" not in b and "Above chance (RMSE, q < 0.05)" in b
+    assert "no score" not in b and "chance (RMSE, q < 0.05)" in b
     md = rr.response_markdown(rr.response_table(ds))
     section = md[md.index("## dB"):md.index("Legend")]
     assert "Pearson mean" not in section and "| RMSE mean" in section
     assert "\ndB: Dr.VAE (continuous head) not distinguishable from ridge on x1 (RMSE)" in section
+
+
+def test_the_methods_better_than_chance_by_rmse_are_below_it(ds: xr.Dataset) -> None:
+    """dB's line, by RMSE, read "Above chance (RMSE, q < 0.05): Dr.VAE (continuous head); ridge on x1" for
+    RMSEs of 0.57 and 0.53 against the training mean's 1.0, whose table says "q below chance"."""
+    table = rr.response_table(ds)
+    rmse = table[(table["drug"] == "dB") & (table["metric"] == "rmse")]
+    assert (rmse["mean"] < rmse["chance"]).all() and (rmse["q_chance"] < 0.05).all()
+    b = rr.summary_lines(ds)[2]
+    assert b.endswith(" Below chance (RMSE, q < 0.05): Dr.VAE (continuous head); ridge on x1.")
+    assert "| q below chance |" in rr.response_markdown(table)
 
 
 @pytest.fixture(scope="module")
