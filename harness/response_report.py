@@ -486,7 +486,9 @@ def _ahead_clause(table: pd.DataFrame, who: str = "Dr.VAE") -> str:
     """"; of those," the method not distinguishable from Dr.VAE with the best mean, where that mean is
     better than Dr.VAE's, with the splits it is ahead on ("" otherwise): the test's "not distinguishable"
     alone reads as a tie where a method may lead on every split. Worded alike whether it leads on most
-    splits or on few."""
+    splits or on few. The method is the furthest ahead over the splits both scored (``diff_vs_drvae``); where
+    those are fewer than either's splits (failed fits), their own means may rank the other way ("the highest
+    mean (0.605 against 0.689)"), so the clause gives the paired difference and the splits of each mean."""
     if "splits_ahead_of_drvae" not in table or table.empty:
         return ""
     code = str(table["metric"].iloc[0])
@@ -498,9 +500,14 @@ def _ahead_clause(table: pd.DataFrame, who: str = "Dr.VAE") -> str:
     best = (sign * tied["diff_vs_drvae"]).idxmax()
     r = tied.loc[best]
     mine, theirs = _apart(float(r["mean"]), float(table.loc[ref, "mean"].iloc[0]))
+    paired, n, n_ref = int(r["n_paired"]), int(r["n_splits"]), int(table.loc[ref, "n_splits"].iloc[0])
+    means = f"({mine} against {theirs})"
+    if not paired == n == n_ref:
+        means = (f"on the splits both scored ({abs(float(r['diff_vs_drvae'])):.3f} "
+                 f"{'below' if sign > 0 else 'above'} {who}'s on {paired}; the table's means, {mine} and "
+                 f"{theirs}, are over {n} and {n_ref})")
     return (f"; of those, {plain_name(str(best))} has the {'lowest' if sign > 0 else 'highest'} mean "
-            f"({mine} against {theirs}) and is ahead of {who} on {int(r['splits_ahead_of_drvae'])} of "
-            f"{int(r['n_paired'])} splits")
+            f"{means} and is ahead of {who} on {int(r['splits_ahead_of_drvae'])} of {paired} splits")
 
 
 def _apart(a: float, b: float) -> tuple[str, str]:

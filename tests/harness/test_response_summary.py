@@ -73,6 +73,7 @@ def _tied(means: list[float], ahead: list[float], metric: str = "auroc") -> pd.D
     return pd.DataFrame({"metric": metric, "mean": means,
                          "diff_vs_drvae": [np.nan, means[0] - means[1], means[0] - means[2]],
                          "splits_ahead_of_drvae": [np.nan, *ahead], "n_paired": [np.nan, 10, 10],
+                         "n_splits": 10,
                          "verdict": [np.nan, "not distinguishable from", "not distinguishable from"],
                          "q_chance": [0.2, 0.01, 0.3]}, index=methods)
 
