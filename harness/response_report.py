@@ -371,22 +371,32 @@ def _one_class_line(sub: pd.DataFrame, head: tuple[str, ...]) -> list[str]:
 def _head_section(sub: pd.DataFrame, head: tuple[str, ...], every_latent: pd.DataFrame,
                   absent: Callable[[str, str, int], str] | None = None) -> list[str]:
     """A head's chance levels, a table per metric, and Dr.VAE's verdicts in words, by its first metric with
-    rows (RMSE where test sets of one cell line leave Pearson and Spearman undefined)."""
+    a comparison (:func:`line_metrics`: RMSE where test sets of one cell line leave Pearson and Spearman
+    undefined)."""
     lines = [_chance_line(sub, head), ""] + _one_class_line(sub, head)
     scored = scored_metrics(sub, head) or tuple(k for k in head if (sub["metric"] == k).any())
     for metric in scored:
         lines += _metric_table(sub, metric)
     lines += _unscored(sub, head)
-    return lines + [head_line(sub, str(sub["drug"].iloc[0]), scored, every_latent=every_latent,
-                              absent=absent), ""]
+    return lines + [head_line(sub, str(sub["drug"].iloc[0]), line_metrics(sub, head) or scored,
+                              every_latent=every_latent, absent=absent), ""]
 
 
 def scored_metrics(sub: pd.DataFrame, head: tuple[str, ...]) -> tuple[str, ...]:
     """The head's metrics that some method has a score by in ``sub`` (one drug at one latent size), in the
-    head's order: its verdict line is by the first. A drug whose test sets leave Pearson undefined beside
-    drugs that have it has Pearson rows without scores, and judged by them it read "no comparison" though
-    its RMSE compares."""
+    head's order. A drug whose test sets leave Pearson undefined beside drugs that have it has Pearson rows
+    without scores."""
     return tuple(k for k in head if (sub.loc[sub["metric"] == k, "n_splits"] > 0).any())
+
+
+def line_metrics(sub: pd.DataFrame, head: tuple[str, ...]) -> tuple[str, ...]:
+    """:func:`scored_metrics`, the first with a comparison with Dr.VAE (a verdict) put first: a drug's verdict
+    line is by it. Judged by the head's first metric, a drug without it, or with Dr.VAE alone scored by it,
+    read "no comparison" though its RMSE compares."""
+    scored = scored_metrics(sub, head)
+    compared = [k for k in scored if sub.loc[sub["metric"] == k, "verdict"].isin(VERDICTS).any()]
+    first = compared[:1] or list(scored[:1])
+    return (*first, *(k for k in scored if k not in first))
 
 
 def _drug_section(sub: pd.DataFrame, drug: str, latent: int, every_latent: pd.DataFrame,
@@ -537,29 +547,31 @@ def head_line(sub: pd.DataFrame, drug: str, head: tuple[str, ...], only_losses: 
 
 def summary_lines(ds: xr.Dataset) -> list[str]:
     """The run summary's drug-response lines: per drug and head, Dr.VAE's verdicts by the head's first
-    metric (AUROC, Pearson) and by each of its other metrics, and the methods above chance (the full
-    tables are response.md); none without response scores."""
+    metric with a comparison (AUROC, Pearson; :func:`line_metrics`) and by each of its later metrics where
+    Dr.VAE loses, and the methods better than chance (the full tables are response.md); none without
+    response scores."""
     table = response_table(ds) if has_response(ds) else pd.DataFrame()
     if table.empty:
         return []
     present = set(table["metric"])
     heads = [h for h in (tuple(k for k in head if k in present) for head in HEADS) if h]
-    others = ", ".join(NAMES[k] for h in heads for k in h[1:])
-    also = f", and another metric ({others}) only where Dr.VAE loses on it" if others else ""
     several = table["latent"].nunique() > 1   # a drug's lines at two latent sizes say which is which
     absent = functools.partial(reference_absence, ds)
-    lines, firsts = [], []
+    lines, firsts, others = [], [], []
     for head in heads:
-        used: dict[str, None] = {}
+        used: set[str] = set()
         for (d, lat), sub in table[table["metric"].isin(head)].groupby(["drug", "latent"], sort=False):
-            # each drug by its first metric with a score (RMSE where its test sets leave Pearson undefined)
-            metrics = scored_metrics(sub, head) or head
-            used[metrics[0]] = None
+            metrics = line_metrics(sub, head) or head
+            used.add(metrics[0])
             name = f"{d} (latent {lat})" if several else str(d)
             lines.append("  " + head_line(table[(table["drug"] == d) & (table["latent"] == lat)], name,
                                           metrics, True, table[table["drug"] == d], absent))
-        firsts.append(_firsts_words(list(used)))
+        used_in_order = [k for k in head if k in used]
+        firsts.append(_firsts_words(used_in_order))
+        # a metric before a line's own has no comparison there: only the later ones can show a loss
+        others += [NAMES[k] for k in head[head.index(used_in_order[0]) + 1:]]
     by = " or ".join(firsts)
+    also = f", and another metric ({', '.join(others)}) only where Dr.VAE loses on it" if others else ""
     return [f"Drug response (response.md has every metric; below, {by}{also}{_no_score(present)}):", *lines]
 
 
@@ -592,13 +604,12 @@ def _fits_words(who: str, latent: int, planned: np.ndarray, status: np.ndarray) 
 
 
 def _firsts_words(used: list[str]) -> str:
-    """The metrics a head's drug lines are by: "Pearson", or "Pearson (RMSE for a drug without Pearson:
-    WHY)" where some drug lacks the first."""
+    """The metrics a head's drug lines are by (``used``, in the head's order): "Pearson", or "Pearson (RMSE
+    for a drug without a comparison by Pearson)" where some drug has none by the first."""
     if len(used) == 1:
         return NAMES[used[0]]
-    why = f": {CORRELATION_WHY}" if used[0] in CORRELATIONS else ""
-    return (f"{NAMES[used[0]]} ({' or '.join(NAMES[k] for k in used[1:])} for a drug without "
-            f"{NAMES[used[0]]}{why})")
+    later = " or ".join(NAMES[k] for k in used[1:])
+    return f"{NAMES[used[0]]} ({later} for a drug without a comparison by {NAMES[used[0]]})"
 
 
 def _no_score(present: set[str]) -> str:

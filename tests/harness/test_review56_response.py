@@ -40,9 +40,9 @@ def test_a_drug_without_the_heads_first_metric_is_judged_by_one_it_has(ds: xr.Da
     q < 0.05): no method" though both methods have RMSE on every split; response.md printed it so under
     Pearson and Spearman tables of dashes."""
     head, a, b = rr.summary_lines(ds)
-    assert head.startswith("Drug response (response.md has every metric; below, Pearson (RMSE for a drug "
-                           "without Pearson: a correlation needs two or more test cell lines whose responses "
-                           "differ), and another metric")
+    assert head == ("Drug response (response.md has every metric; below, Pearson (RMSE for a drug without a "
+                    "comparison by Pearson), and another metric (Spearman, RMSE) only where Dr.VAE loses on "
+                    "it):")
     assert a.startswith("  dA: Dr.VAE (continuous head) not distinguishable from ridge on x1 (Pearson)")
     assert b.startswith("  dB: Dr.VAE (continuous head) not distinguishable from ridge on x1 (RMSE)")
     assert "no score" not in b and "chance (RMSE, q < 0.05)" in b
@@ -148,3 +148,20 @@ def test_dr_vae_without_a_score_says_which_of_the_three(runs: dict[str, xr.Datas
     mixed = _line(_status(runs["both"], {0: "failed", 1: "failed", 2: "", 3: "", 4: ""}))
     assert (": of Dr.VAE (continuous head)'s 5 fits for this drug at latent 8, 2 failed (failures.csv has "
             "why); 3 have not run (a rerun with the same --out runs them).") in mixed
+
+
+def test_a_drug_whose_first_metric_scores_dr_vae_alone_is_judged_by_one_that_compares(monkeypatch) -> None:
+    """Ridge on x1 without Pearson or Spearman (a column only Dr.VAE's continuous head has): the line read
+    "no Dr.VAE (continuous head) comparison (Pearson): no other method has a score at latent 4" and hid the
+    RMSE comparison; the header offered Pearson's later metrics, RMSE among them."""
+    wide = _wide().drop(columns=[(k, "ridge_x1") for k in ("pearson", "pearson_chance", "spearman",
+                                                              "spearman_chance")])
+    monkeypatch.setattr(rr, "_wide", lambda ds: wide.loc[["dA"]])
+    monkeypatch.setattr(rr, "has_response", lambda ds: True)
+    ds = xr.Dataset(coords={"method": ["drvae_continuous"]}, attrs={"n_folds": 5})
+    head, line = rr.summary_lines(ds)
+    assert head == "Drug response (response.md has every metric; below, RMSE):"
+    assert line.startswith("  dA: Dr.VAE (continuous head) not distinguishable from ridge on x1 (RMSE)")
+    md = rr.response_markdown(rr.response_table(ds))
+    assert "| Pearson mean" in md   # Dr.VAE's Pearson stays in its table
+    assert "\ndA: Dr.VAE (continuous head) not distinguishable from ridge on x1 (RMSE)" in md
