@@ -722,10 +722,22 @@ def legend(table: pd.DataFrame, n_folds: int) -> str:
             "the Benjamini-Hochberg q instead (over drugs, methods and both directions), at q < 0.05. The "
             "calls are one-sided at 0.05, the intervals two-sided at 95%: a call whose p lies between 0.025 "
             "and 0.05 sits beside an interval that just reaches chance (or 0)."
-            f"{_repeats_sentence(table)}{_at_chance_sentence(table)} The identity-perturbation rows are the "
-            "ablation: Dr.VAE's fits predicting with p(z2|z1) replaced by the identity. Continuous response: "
-            "Pearson and Spearman against 0, RMSE against the training mean's, each method against Dr.VAE's "
-            "continuous head.")
+            f"{_repeats_sentence(table)}{_at_chance_sentence(table)}{_rows_sentences(table)}")
+
+
+IDENTITY = ("drvae_identity", "drvae_continuous_identity")   # Dr.VAE's identity-perturbation ablations
+
+
+def _rows_sentences(table: pd.DataFrame) -> str:
+    """The legend's sentences on the identity-perturbation rows and the continuous head, each where the
+    table has them: a run of the baselines alone read "The identity-perturbation rows are the ablation"
+    of rows it does not have."""
+    identity = (" The identity-perturbation rows are the ablation: Dr.VAE's fits predicting with p(z2|z1) "
+                "replaced by the identity." if table["method"].isin(IDENTITY).any() else "")
+    continuous = (" Continuous response: Pearson and Spearman against 0, RMSE against the training mean's, "
+                  "each method against Dr.VAE's continuous head."
+                  if table["metric"].isin(CONTINUOUS).any() else "")
+    return identity + continuous
 
 
 def labels_line(rule: str) -> str:

@@ -165,3 +165,19 @@ def test_a_drug_whose_first_metric_scores_dr_vae_alone_is_judged_by_one_that_com
     md = rr.response_markdown(rr.response_table(ds))
     assert "| Pearson mean" in md   # Dr.VAE's Pearson stays in its table
     assert "\ndA: Dr.VAE (continuous head) not distinguishable from ridge on x1 (RMSE)" in md
+
+
+def test_the_legend_speaks_of_the_rows_the_run_has(runs: dict[str, xr.Dataset]) -> None:
+    """A run without Dr.VAE's identity ablation (ridge on x1 and the drug mean alone) read "The
+    identity-perturbation rows are the ablation" in response.md's legend; a binary head alone read of the
+    continuous one."""
+    def legend(table: pd.DataFrame) -> str:
+        md = rr.response_markdown(table)
+        return md[md.index("Legend:"):]
+
+    ridge, both = rr.response_table(runs["ridge"]), rr.response_table(runs["both"])
+    identity = ["drvae_identity", "drvae_continuous_identity"]
+    assert not ridge["method"].isin(identity).any() and both["method"].isin(identity).any()
+    assert "identity-perturbation" not in legend(ridge) and "Continuous response:" in legend(ridge)
+    assert "The identity-perturbation rows are the ablation" in legend(both)
+    assert "Continuous response:" not in legend(both.assign(metric="auroc"))   # the binary head alone
