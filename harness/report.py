@@ -877,6 +877,7 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str]
         files = FILE_WORDS_WITHOUT_REFERENCE
     shown = set(written) | set(kept) if written is not None else {n for n in files if (out / n).exists()}
     files = {**files, "figure2.png": figure2_words(ds)} if "figure2.png" in shown else files
+    files = {**files, "response.md": response_report.file_words(ds)} if "response.md" in shown else files
     if (out / predictions.DIR).is_dir():   # written by the run's fits (--save-predictions), not the report
         shown.add("predictions/")
     shown |= {n for n in RUN_FILES if (out / n).is_file() or n == GENERATED_CUBE and (out / n).is_dir()}

@@ -622,6 +622,23 @@ def _no_score(present: set[str]) -> str:
     return f"; no {' or '.join(NAMES[k] for k in missing)}{why}"
 
 
+def file_words(ds: xr.Dataset) -> str:
+    """response.md's line in the run summary: the heads the store has scores by, and Dr.VAE's verdicts
+    where Dr.VAE has a score (a run of the baselines alone read "Dr.VAE and its baselines by AUROC/AUPR
+    (the continuous head by ...), with Dr.VAE's verdicts" over ridge's RMSE alone)."""
+    scored = set(_wide(ds).columns)
+    metrics = {k for k, _ in scored}
+    drvae = any((k, REFERENCES[k]) in scored for k in METRICS)
+    binary, continuous = "/".join(NAMES[k] for k in BINARY), "/".join(NAMES[k] for k in CONTINUOUS)
+    if metrics & set(BINARY):
+        by = binary + (f" (the continuous head by {continuous})" if metrics & set(CONTINUOUS) else "")
+    else:
+        by = f"{continuous} (the continuous head)"
+    who = "Dr.VAE and its baselines" if drvae else "each response method"
+    verdicts = ", with Dr.VAE's verdicts" if drvae else ", against chance (Dr.VAE has no score: no verdicts)"
+    return f"drug response per drug: {who} by {by}{verdicts}"
+
+
 def label_rule(ds: xr.Dataset) -> str:
     """The run's response label rule as the store records it ("waterfall", "quantile 0.75", "fixed 0.3"):
     its config's ``response_label`` and ``response_label_value`` (a store written before they existed:

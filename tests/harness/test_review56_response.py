@@ -109,7 +109,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, xr.Dataset]:
         assert main(["--preset", "drvae-demo", "--data", str(tmp / "cube.zarr"), "--out", str(tmp / name),
                      "--drugs", "olaparib", "--models", *models, "--n-repeats", "1", "--cluster", "none",
                      "--no-progress"]) == 0
-        out[name] = open_results(tmp / name).load()
+        out[name] = open_results(tmp / name).load().assign_attrs(out_dir=str(tmp / name))
     return out
 
 
@@ -181,3 +181,17 @@ def test_the_legend_speaks_of_the_rows_the_run_has(runs: dict[str, xr.Dataset]) 
     assert "identity-perturbation" not in legend(ridge) and "Continuous response:" in legend(ridge)
     assert "The identity-perturbation rows are the ablation" in legend(both)
     assert "Continuous response:" not in legend(both.assign(metric="auroc"))   # the binary head alone
+
+
+def test_the_summary_says_what_response_md_holds(runs: dict[str, xr.Dataset], capsys) -> None:
+    """A run of ridge on x1 and the drug mean alone listed "response.md  drug response per drug: Dr.VAE and
+    its baselines by AUROC/AUPR (the continuous head by Pearson/Spearman/RMSE), with Dr.VAE's verdicts"."""
+    from harness.report import main
+
+    for name, words in (("ridge", "each response method by Pearson/Spearman/RMSE (the continuous head), "
+                                  "against chance (Dr.VAE has no score: no verdicts)"),
+                        ("both", "Dr.VAE and its baselines by Pearson/Spearman/RMSE (the continuous head), "
+                                 "with Dr.VAE's verdicts")):
+        assert main(["--no-figures", runs[name].attrs["out_dir"]]) == 0
+        line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("  response.md "))
+        assert line.endswith(f"  drug response per drug: {words}")
