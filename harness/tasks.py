@@ -16,7 +16,8 @@ import socket
 import sys
 import time
 import warnings
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from harness.config import RunConfig
 from harness.contenders import Contender, contender
@@ -47,10 +48,11 @@ def worker_name() -> str:
         return where
 
 
-def products_of(cfg: RunConfig, model: Contender) -> str:
+def products_of(cfg: RunConfig, model: Contender, row: Mapping[str, Any] | None = None) -> str:
     """How this worker computes the matrix products of ``model``'s fits (the store's ``products``, one per
     fit: workers of one run may differ, e.g. Slurm nodes with and without AMX); "" for a contender that
-    trains no model."""
+    trains no model. Whether the training steps ran compiled: as the fit's ``row`` recorded it
+    (``steps_compiled``: dynamo runs a step eagerly past its graphs), else as ``cfg`` asks."""
     if not model.trained:
         return ""
     from pertvae_core.layers import products_way
@@ -59,7 +61,8 @@ def products_of(cfg: RunConfig, model: Contender) -> str:
 
     device = _device(cfg)
     precision = resolve_precision(cfg.precision, device) if model.takes_precision else "fp32"
-    compiled = bool(cfg.fit_kwargs()["compile"]) and (device.type != "cpu" or not no_cpp_compiler())
+    compiled = row["steps_compiled"] if row is not None and "steps_compiled" in row else \
+        bool(cfg.fit_kwargs()["compile"]) and (device.type != "cpu" or not no_cpp_compiler())
     return products_way(precision, str(device), compiled)
 
 
@@ -167,7 +170,7 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> l
         got = {lat: len(by_latent.get(lat, ())) for lat in task.latents}
         raise RuntimeError(f"task {task.key}: results per latent {got} for {len(data)} splits each")
     results = [res for lat in task.latents for res in by_latent[lat]]
-    worker, products, device = worker_name(), products_of(cfg, model), device_of(cfg, model)
+    worker, device = worker_name(), device_of(cfg, model)
     job = os.environ.get("SLURM_JOB_ID", "")
     rows = []
     for k, res, sp in zip(keys, results, data * len(task.latents), strict=True):
@@ -180,7 +183,8 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> l
         row.setdefault("status", "done")
         row.setdefault("reason", "")
         row.update(model=k.model, drug=k.drug, latent=k.latent, repeat=k.repeat, fold=k.fold,
-                   worker=worker, slurm_job_id=job, products=products, device=device)
+                   worker=worker, slurm_job_id=job, products=products_of(cfg, model, row), device=device)
+        row.pop("steps_compiled", None)
         rows.append(row)
     rss = peak_rss_mib()   # the worker process's peak so far, for run.json (not stored per fit)
     for row in rows:

@@ -9,7 +9,8 @@ and the float keys that apply:
   average over ``cfg.mc_samples`` draws. Correlations are computed in the original gene space (predictions are
   un-standardized). test_loss = mean over test pairs and draws of -log p(x2|z2), z2 ~ p(z2|z1), z1 ~ q(z1|x1)
   (nats per pair, in the standardized gene space). epochs = epochs trained, best_epoch = restored epoch,
-  fit_seconds = the batched fit's wall time divided by the number of splits.
+  fit_seconds = the batched fit's wall time divided by the number of splits. steps_compiled = whether its
+  training steps ran under torch.compile (:class:`pertvae_core.train.FitState`; the record of its products).
   ``scores`` = {"pertvae": {metric: value}, "pertvae_rec": {...}}: PertVAE's predicted mean and its
   reconstruction of x1, each scored as a prediction of x2 by :func:`pertvae_core.evaluation.score`;
   ``detail`` = {method: :class:`pertvae_core.evaluation.Scores`} (per test cell line and per gene); with
@@ -209,7 +210,8 @@ def _evaluate(state: FitState, splits: list[SplitData], cfg: FitConfig, keep_pre
     rows = []
     for s, sp in enumerate(splits):
         row = {"epochs": float(state.epochs[s]), "best_epoch": float(state.best_epoch[s]),
-               "fit_seconds": per_fit, "status": state.status[s], "reason": state.reason[s]}
+               "fit_seconds": per_fit, "status": state.status[s], "reason": state.reason[s],
+               "steps_compiled": state.steps_compiled}
         keys = ("rho_rec", "rho_rec_pert", "test_loss") + (("rho_pred_pert",) if state.model.pairs else ())
         test_loss = float(np.mean(pr["nll"][s]))
         if state.status[s] == "done" and not np.isfinite(test_loss):

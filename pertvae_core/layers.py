@@ -78,10 +78,10 @@ def bf16_way(device: str = "cpu", compiled: bool | None = False) -> str:
     return f"{CAST} in the compiled training steps, {math} in validation and evaluation" if compiled else math
 
 
-def products_way(precision: str, device: str = "cpu", compiled: bool = False) -> str:
+def products_way(precision: str, device: str = "cpu", compiled: bool | None = False) -> str:
     """How a fit of ``precision`` ("fp32" | "bf16", FitConfig.precision resolved) computes its matrix
-    products on ``device`` here, its training steps compiled or not, for its record: "fp32", or "bf16: " and
-    :func:`bf16_way`."""
+    products on ``device`` here, its training steps compiled or not (None: some), for its record: "fp32", or
+    "bf16: " and :func:`bf16_way`."""
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision: must be fp32 or bf16 (resolved), got {precision!r}")
     return "fp32" if precision == "fp32" else f"bf16: {bf16_way(device, compiled)}"

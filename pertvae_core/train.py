@@ -185,8 +185,11 @@ def make_train_step(model: PertVAE, cfg: FitConfig, w_pairs: torch.Tensor, w_sin
     opt = make_optimizer(model.parameters(), cfg.lr)
     fb, l2 = float(cfg.free_bits), float(cfg.l2_drug)
     zero = torch.zeros((), device=w_pairs.device)
+    eager = [0]   # steps whose loss ran outside torch.compile (every one without it; dynamo past its graphs)
 
     def loss_fn(x1: torch.Tensor, x2: torch.Tensor, xs: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        if not torch.compiler.is_compiling():   # a constant to dynamo: its graph counts nothing
+            eager[0] += 1
         terms = batch_terms(model, x1, x2, xs, eps)
         return training_loss(model, terms, w_pairs, w_single, fb, l2)
 
@@ -200,6 +203,7 @@ def make_train_step(model: PertVAE, cfg: FitConfig, w_pairs: torch.Tensor, w_sin
         opt.zero_grad(set_to_none=True)
         return loss_s.detach()
 
+    step.eager_steps = lambda: eager[0]   # type: ignore[attr-defined]
     return step, opt
 
 
@@ -294,6 +298,9 @@ class FitState:
     device: torch.device
     history: list[list[float]] = field(default_factory=list)  # validation loss per epoch per split
     precision: str = "fp32"   # of the matrix products, as resolved for the device (pertvae_core.precision)
+    # whether the training steps ran under torch.compile: all (True), none (False) or some (None); dynamo
+    # runs a step eagerly past its graphs (COMPILED_SHAPES), where bf16 products differ (layers.bf16_way)
+    steps_compiled: bool | None = False
 
 
 def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -371,8 +378,9 @@ class _Loop:
         self.frozen_t = torch.zeros(S, 1, 1, dtype=torch.bool, device=dev)
         self.acc = torch.zeros(S, device=dev)   # training loss summed over the current epoch
 
-    def run(self, max_steps: int | None, on_step: Callable[[int, PertVAE], None] | None) -> None:
-        """Step until every split is frozen (or ``max_steps``); frozen splits keep their best state."""
+    def run(self, max_steps: int | None, on_step: Callable[[int, PertVAE], None] | None) -> int:
+        """Step until every split is frozen (or ``max_steps``); frozen splits keep their best state. Returns
+        the number of steps."""
         t = 0
         while not self.stop.all_frozen:
             if max_steps is not None and t >= max_steps:
@@ -387,6 +395,7 @@ class _Loop:
             due = ~self.frz & self.batches.epoch_ends(self.act, t)
             if due.any():
                 self._end_epoch(due, t)
+        return t
 
     def _end_epoch(self, due: np.ndarray, t: int) -> None:
         """The packed splits ``due`` ended an epoch at step t."""
@@ -466,7 +475,7 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
     data = prepare_data(splits, std, cfg, gens, pairs, dev)
     loop = _Loop(model, cfg, data, Minibatches(data, gens, cfg.latent, dev), compact,
                  diverged_check=max_steps is None)
-    loop.run(max_steps, on_step)
+    steps = loop.run(max_steps, on_step)
     loop.restore(final=max_steps is not None)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -474,4 +483,10 @@ def fit(splits: Sequence[SplitData], cfg: FitConfig, seeds: Sequence[int], pairs
     return FitState(model=model, std=std, gens=gens, epochs=[r.epochs for r in rec],
                     best_epoch=[r.best_epoch for r in rec], status=[r.status for r in rec],
                     reason=[r.reason for r in rec], fit_seconds=time.perf_counter() - t0, device=dev,
-                    history=[r.history for r in rec], precision=precision)
+                    history=[r.history for r in rec], precision=precision,
+                    steps_compiled=_steps_compiled(steps, loop.train_step.eager_steps()))
+
+
+def _steps_compiled(steps: int, eager: int) -> bool | None:
+    """FitState.steps_compiled of a fit of ``steps`` training steps, ``eager`` of them run eagerly."""
+    return None if 0 < eager < steps else eager == 0 < steps

@@ -78,6 +78,9 @@ def test_compiled_fits_record_their_steps_cast_operands_on_amx_too(cfg, monkeypa
         "bf16: operands cast to bfloat16 in the compiled training steps, " + AMX.removeprefix("bf16: ")
         + " in validation and evaluation")
     assert products_of(cfg, contender("pertvae")) == AMX
+    # a fit whose steps dynamo ran eagerly (past its graphs, train.COMPILED_SHAPES) used the math: its row
+    # says so (pertvae_core.train.FitState.steps_compiled)
+    assert products_of(compiled, contender("pertvae"), {"steps_compiled": False}) == AMX
     monkeypatch.setattr(train, "no_cpp_compiler", lambda: "no g++")
     assert products_of(compiled, contender("pertvae")) == AMX
     monkeypatch.setattr(layers, "CPU_BF16_MATH", False)

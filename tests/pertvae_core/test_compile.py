@@ -13,7 +13,7 @@ import torch
 from functorch.compile import make_boxed_func
 from torch._dynamo.backends.common import aot_autograd
 
-from pertvae_core import layers
+from pertvae_core import layers, train
 from pertvae_core.config import FitConfig
 from pertvae_core.data import SplitData
 from pertvae_core.elbo import batch_terms, training_loss
@@ -172,3 +172,18 @@ def test_without_a_cpp_compiler_a_compiled_fit_trains_eagerly_and_says_so() -> N
         st = fit(data, dataclasses.replace(CFG, compile=True, max_epochs=2), [7])
     assert st.status == ["done"] and st.epochs == [2]
     assert no_cpp_compiler() == before   # this machine's compiler is back for the tests after this one
+
+
+def test_a_fit_records_whether_its_steps_ran_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the graphs dynamo keeps (train.COMPILED_SHAPES) a compiled step silently runs eagerly (oneDNN's
+    bf16 math on AMX, not casts): a fit's ``steps_compiled`` says what ran, for its products' record."""
+    data = [_split(np.random.default_rng(0))]
+    cfg = dataclasses.replace(CFG, compile=True, max_epochs=1)
+    torch._dynamo.reset()
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    monkeypatch.setattr(train, "COMPILED_SHAPES", 1)
+    first = fit(data, cfg, [7])
+    past = fit(data, dataclasses.replace(cfg, latent=CFG.latent + 1), [7])   # a second shape: eager
+    torch._dynamo.reset()
+    eager = fit(data, dataclasses.replace(cfg, compile=False), [7])
+    assert (first.steps_compiled, past.steps_compiled, eager.steps_compiled) == (True, False, False)
