@@ -254,8 +254,9 @@ def _how_it_ran(run: dict[str, Any], when: str) -> list[str]:
         n = f"{len(workers)} process{' that' if len(workers) == 1 else 'es that'}"   # --cluster none: its own
         most = f", up to {max(workers.values())} MiB in the {n} ran its fits" if workers else ""
         own, children = peak.get("driver"), peak.get("children")
-        lines.append(f"{when}'s peak memory: {own} MiB its own process, {children} MiB its largest ended "
-                     f"child process{most}")
+        # getrusage's children peak is 0 where none ended (a resume with nothing to run starts no cluster)
+        children = f"{children} MiB its largest ended child process" if children else "no child process ended"
+        lines.append(f"{when}'s peak memory: {own} MiB its own process, {children}{most}")
     if isinstance(runs := run.get("runs"), list) and len(runs) > 1:
         lines.append(f"{len(runs)} runs recorded in run.json's runs, oldest first; the lines above describe "
                      "the latest")

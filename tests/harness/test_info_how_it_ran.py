@@ -55,3 +55,12 @@ def test_info_shows_a_synthetic_cubes_seed(tmp_path: Path) -> None:
                  "baselines", "--drugs", "selumetinib", "--n-repeats", "1", "--no-progress"]) == 0
     assert "; base seed 0 (splits and fits); data seed 3 (the synthetic cube); " in _line(
         describe_run(out).splitlines(), "config: ")
+
+
+def test_info_says_when_no_child_process_ended() -> None:
+    """A resume with nothing to run starts no cluster: run.json's children peak is 0 (getrusage of no child),
+    which info printed as '0.0 MiB its largest ended child process'."""
+    from harness.info import _how_it_ran
+
+    lines = _how_it_ran({"peak_rss_mib": {"driver": 363.2, "children": 0.0, "workers": {}}}, "last run")
+    assert lines == ["last run's peak memory: 363.2 MiB its own process, no child process ended"]
