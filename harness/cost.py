@@ -558,12 +558,12 @@ def interpolated(cfg: RunConfig, measured: Sequence[Calibration]) -> dict[tuple[
 def compiled_graphs(tasks: Sequence[Task]) -> dict[tuple[str, int], int]:
     """(model, latent) -> the torch.compile graphs of pertvae_core.train.fit's step at that shape that the
     tasks need: one per batch size their compaction meets (pertvae_core.packing.packed_sizes of each task's
-    splits); models trained by that fit only."""
+    splits); models trained by that fit under torch.compile only (not Dr.VAE's)."""
     from pertvae_core.packing import packed_sizes  # imports torch: not at harness.cost's import
 
     sizes: dict[tuple[str, int], set[int]] = {}
     for t in tasks:
-        if t.model in REGISTRY and REGISTRY[t.model].trained:
+        if t.model in REGISTRY and REGISTRY[t.model].trained and REGISTRY[t.model].compiles:
             for lat in t.latents:
                 sizes.setdefault((t.model, lat), set()).update(packed_sizes(len(t.splits)))
     return {k: len(v) for k, v in sizes.items()}
@@ -578,7 +578,8 @@ def first_fits(cfg: RunConfig, tasks: Sequence[Task], cal: Mapping[tuple[str, in
     if not cfg.fit_kwargs()["compile"]:
         return {k: c.first_fit for k, c in cal.items()}
     graphs = compiled_graphs(tasks)
-    return {k: c.first_fit / (2 if c.splits > 1 else 1) * graphs.get(k, 1) for k, c in cal.items()}
+    return {k: c.first_fit / (2 if c.splits > 1 else 1) * graphs[k] if k in graphs else c.first_fit
+            for k, c in cal.items()}
 
 
 def graphs_warning(cfg: RunConfig, tasks: Sequence[Task]) -> str | None:

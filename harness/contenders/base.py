@@ -60,6 +60,8 @@ class Contender:
       which the cost model calibrates with short fits; None when it is not trained that way.
     - ``takes_precision``: its trained models' matrix products follow ``--precision``; False where they are
       always fp32 (Dr.VAE's), so that each fit records the products it computed (harness.tasks.products_of).
+    - ``compiles``: its trained models' steps follow ``--compile`` (torch.compile graphs the cost model
+      counts: harness.cost.compiled_graphs); False where they always train eagerly (Dr.VAE's).
     - ``epoch_fraction`` and ``measured_epochs`` (preset -> mean epochs at that preset's schedule): the cost
       model's prior for the epochs to early stopping of a trained model (harness.cost); 0 = not trained.
     - ``legend``: one line saying what it is, for ``--help`` and the report.
@@ -81,6 +83,7 @@ class Contender:
     default_latents: ClassVar[tuple[int, ...]] = (10,)
     fit_pairs: ClassVar[bool | None] = None
     takes_precision: ClassVar[bool] = True
+    compiles: ClassVar[bool] = True
     epoch_fraction: ClassVar[float] = 0.0
     measured_epochs: ClassVar[Mapping[str, float]] = {}
     legend: ClassVar[str] = ""

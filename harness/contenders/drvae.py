@@ -57,6 +57,7 @@ class DrVAE(Contender):
     # core; the classifier and z3 networks add a little), with Dr.VAE's epochs.
     fit_pairs = True
     takes_precision = False   # pertvae_core.drvae builds its layers at fp32, whatever --precision says
+    compiles = False   # and trains eagerly, whatever --compile says
     # At the authors' 300-epoch cap an assumption (early stopping on the validation log loss, patience 20,
     # typically stops well before it). drvae-demo (2026-12-03, fp32): every drvae fit of the preset's grid (40
     # fits, 80-epoch cap, patience 10): 11-80 epochs, mean 39.8.

@@ -628,3 +628,16 @@ def test_with_compile_a_worker_pays_a_compile_per_batch_size_and_is_warned_past_
     warning = cost.graphs_warning(more, build_grid(more, ["olaparib"], splits_per_task=50))
     assert warning is not None and "up to 77 torch.compile graphs" in warning and "the 64 dynamo" in warning
     assert cost.graphs_warning(dataclasses.replace(more, compile=False), tasks) is None
+
+
+def test_dr_vae_which_never_compiles_counts_no_torch_compile_graphs():
+    """Dr.VAE trains eagerly whatever --compile says (harness.contenders.drvae): the drvae preset with
+    --compile counted 7 graphs per Dr.VAE shape, and its first fits cost 7/2 of the calibration's."""
+    cfg = make_config("drvae", compile=True, device="cpu")
+    tasks = build_grid(cfg, ["olaparib", "selumetinib"], splits_per_task=50)
+    assert cost.compiled_graphs(tasks) == {("response_pertvae", 50): 7}
+    models = ("drvae", "drvae_continuous", "response_pertvae")
+    cal = {(m, 50): cost.Calibration(m, 50, 50, step=0.1, validation=0.0, setup=0.0, evaluation=0.0,
+                                     first_fit=10.0) for m in models}
+    assert cost.first_fits(cfg, tasks, cal) == {("drvae", 50): 10.0, ("drvae_continuous", 50): 10.0,
+                                                ("response_pertvae", 50): 35.0}
