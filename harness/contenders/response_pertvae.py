@@ -81,5 +81,6 @@ def _fit_score(splits: list, seeds: list[int], latent: int, cfg: RunConfig) -> l
         # RandomForest's random_state must fit in 32 bits
         row = evaluate_each(sp, encoder_baselines(feats[s], seed=seeds[s] % 2**32))
         rows.append({**row, "epochs": float(state.epochs[s]), "best_epoch": float(state.best_epoch[s]),
-                     "fit_seconds": state.fit_seconds / len(splits) + time.perf_counter() - t0})
+                     "fit_seconds": state.fit_seconds / len(splits) + time.perf_counter() - t0,
+                     "steps_compiled": state.steps_compiled})   # for its products (harness.tasks)
     return rows

@@ -208,3 +208,15 @@ def test_dr_vae_fits_record_the_fp32_they_compute_in(cfg, monkeypatch):
     for name in ("drvae", "drvae_continuous"):
         assert products_of(cfg, contender(name)) == "fp32"
     assert products_of(cfg, contender("response_pertvae")) == AMX
+
+
+def test_response_pertvae_rows_say_whether_their_steps_ran_compiled():
+    """response_pertvae's rows carry their fit's steps_compiled as fit_evaluate_*'s do, so that its products
+    record says what ran (dynamo past its graphs runs a step eagerly), not what the config asked."""
+    from harness.contenders.response_pertvae import _fit_score
+    from tests.pertvae_core.response_sim import simulate
+
+    run = make_config("drvae-demo", hidden=[16, 8], context=4, iaf_hidden=8, batch_pairs=8, max_epochs=3,
+                      patience=2, compile=False)
+    [row] = _fit_score([simulate("effect", seed=0).split], [5], 3, run)
+    assert row["status"] == "done" and row["steps_compiled"] is False
