@@ -734,11 +734,12 @@ def legend(table: pd.DataFrame, n_folds: int) -> str:
             "RMSE's chance vary by split: their tests pair each split with its own). Test sets are "
             "labelled untreated profiles of held-out cell lines. q above chance (below, for RMSE: lower is "
             "better): the method against its chance level on the same splits (corrected resampled t, "
-            "one-sided, Benjamini-Hochberg over every drug and method of a metric). Dr.VAE − method: paired "
-            f"over the splits, with its corrected-t 95% interval per comparison{adjusted}; the verdict uses "
-            "the Benjamini-Hochberg q instead (over drugs, methods and both directions), at q < 0.05. The "
-            "calls are one-sided at 0.05, the intervals two-sided at 95%: a call whose p lies between 0.025 "
-            "and 0.05 sits beside an interval that just reaches chance (or 0)."
+            "one-sided, Benjamini-Hochberg over every drug and method of a metric and latent size). Dr.VAE − "
+            f"method: paired over the splits, with its corrected-t 95% interval per comparison{adjusted}; "
+            "the verdict uses the Benjamini-Hochberg q instead (over drugs, methods and both directions of a "
+            "metric and latent size), at q < 0.05. The calls are one-sided at 0.05, the intervals two-sided "
+            "at 95%: a call whose p lies between 0.025 and 0.05 sits beside an interval that just reaches "
+            "chance (or 0)."
             f"{_repeats_sentence(table)}{_at_chance_sentence(table)}{_rows_sentences(table)}")
 
 
