@@ -21,8 +21,13 @@ tolerance.
   ``patience`` epochs without improvement (after ``min_epochs``) stop a split; its best state is restored.
   Without validation rows a split trains ``max_epochs`` and keeps its final state.
 - A non-finite training or validation loss fails that split (status "failed", a reason) and freezes it; the
-  others go on. A frozen split's loss is masked out of the backward pass and its parameters are reset to its
-  best state after every step.
+  others go on. So does, when it stops or finishes, a best validation loss over
+  :data:`pertvae_core.early_stopping.DIVERGED_RATIO` times the untrained state's (PertVAE's rule and words):
+  lr 10 on drvae-demo's binary head gave log losses 2-15 times the untrained ~0.69 at training losses
+  1e24-1e28. The binary head's log loss is bounded (probabilities clipped at 1e-6: at most 13.8 nats), so
+  this catches only the worst of those (2 of their 30: 2.1x to 15x); the continuous head's squared error
+  is not bounded. A frozen split's loss is masked out of the backward pass and its parameters are reset to
+  its best state after every step.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import torch
 
 from pertvae_core.drvae import DrVAE, DrVAEConfig
 from pertvae_core.drvae_elbo import BatchNoise, LossWeights, batch_terms, training_loss
-from pertvae_core.early_stopping import diverged
+from pertvae_core.early_stopping import SplitStopping
 from pertvae_core.fit_data import IndexStream
 from pertvae_core.response_data import ResponseSplit
 from pertvae_core.train import Standardizer, make_optimizer, resolve_device, seed_streams
@@ -219,38 +224,26 @@ class _Batches:
 
 
 class _Stopping:
-    """Per-split epochs, validation history, best epoch, patience, status (module docstring)."""
+    """Per-split early-stopping records (:class:`pertvae_core.early_stopping.SplitStopping`, PertVAE's rules:
+    a non-finite loss, or a best validation loss over DIVERGED_RATIO times the untrained state's
+    ``init_val``, fails a split) and each split's mean training loss per epoch."""
 
-    def __init__(self, cfg: DrVAEConfig, n_val: Sequence[int]) -> None:
-        S = len(n_val)
-        self.cfg, self.n_val = cfg, list(n_val)
-        self.frozen = np.zeros(S, dtype=bool)
-        self.epochs, self.best_epoch, self.since_best = (np.zeros(S, dtype=np.int64) for _ in range(3))
-        self.best_val = np.full(S, np.inf)
-        self.status, self.reason = ["done"] * S, [""] * S
-        self.history: list[list[float]] = [[] for _ in range(S)]
-        self.train_loss: list[list[float]] = [[] for _ in range(S)]
+    def __init__(self, cfg: DrVAEConfig, n_val: Sequence[int], init_val: Sequence[float]) -> None:
+        self.splits = [SplitStopping(int(n), cfg.patience, cfg.min_epochs, cfg.max_epochs, float(v))
+                       for n, v in zip(n_val, init_val, strict=True)]
+        self.frozen = np.zeros(len(self.splits), dtype=bool)
+        self.train_loss: list[list[float]] = [[] for _ in self.splits]
 
     def end_epoch(self, s: int, val: float, train: float) -> bool:
         """Record split s's epoch (validation loss, mean training loss); True when it is the new best."""
-        cfg, has_val = self.cfg, self.n_val[s] > 0
-        self.epochs[s] += 1
-        e = int(self.epochs[s])
-        self.history[s].append(val)
         self.train_loss[s].append(train)
-        if not np.isfinite(train) or (has_val and not np.isfinite(val)):
-            what = "training" if not np.isfinite(train) else "validation"
-            self.status[s], self.reason[s] = "failed", diverged(what, e)
-            self.frozen[s] = True
-            return False
-        improved = not has_val or (val < self.best_val[s] and e >= cfg.min_epochs)
-        if improved:
-            self.best_val[s], self.since_best[s], self.best_epoch[s] = (val if has_val else np.inf), 0, e
-        else:
-            self.since_best[s] += 1
-        if (self.since_best[s] >= cfg.patience and e >= cfg.min_epochs) or e >= cfg.max_epochs:
-            self.frozen[s] = True
+        improved = self.splits[s].update(train, val)
+        self.frozen[s] = self.splits[s].frozen
         return improved
+
+    def field(self, name: str) -> list:
+        """Each split's ``name`` (epochs, best_epoch, status, reason, history)."""
+        return [getattr(sp, name) for sp in self.splits]
 
 
 @torch.no_grad()
@@ -293,7 +286,8 @@ def fit_drvae(splits: Sequence[ResponseSplit], cfg: DrVAEConfig, seeds: Sequence
     opt = make_optimizer(params, cfg.lr)
     for group in opt.param_groups:  # Adam's L2 term, as the authors' optimizer (elementwise: per model)
         group["weight_decay"] = cfg.weight_decay
-    batches, stop = _Batches(d, cfg, gens, dev), _Stopping(cfg, d.n_val)
+    # the untrained state's validation loss (its fixed noise: no draw taken), the bar a fit must beat
+    batches, stop = _Batches(d, cfg, gens, dev), _Stopping(cfg, d.n_val, _validation_loss(model, d, *veps))
     best = [p.detach().clone() for p in params]
     frozen_t = torch.zeros(len(splits), dtype=torch.bool, device=dev)
     acc = torch.zeros(len(splits), device=dev)
@@ -328,7 +322,8 @@ def fit_drvae(splits: Sequence[ResponseSplit], cfg: DrVAEConfig, seeds: Sequence
     if max_steps is None:
         _copy_where(params, best, torch.ones(len(splits), dtype=torch.bool, device=dev))
     return DrVAEState(model=model, cfg=cfg, std=std, y_mean=d.y_mean, y_scale=d.y_scale,
-                      seeds=[int(x) for x in seeds], epochs=stop.epochs.tolist(),
-                      best_epoch=stop.best_epoch.tolist(), status=stop.status, reason=stop.reason,
-                      fit_seconds=time.perf_counter() - t0, device=dev, history=stop.history,
+                      seeds=[int(x) for x in seeds], epochs=stop.field("epochs"),
+                      best_epoch=stop.field("best_epoch"), status=stop.field("status"),
+                      reason=stop.field("reason"), fit_seconds=time.perf_counter() - t0, device=dev,
+                      history=stop.field("history"),
                       train_loss=stop.train_loss)
