@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 
 __all__ = ["SplitData", "FIELDS", "TEST_FIELDS", "TEST_EXTRAS", "checked_fields", "distinct_rows",
-           "measured_profiles", "real_array", "check_scorable"]
+           "measured_profiles", "real_array", "check_scorable", "check_spread", "NEAR_CONSTANT"]
 
 FIELDS = ("x1_train", "x2_train", "x1_val", "x2_val", "x1_test", "x2_test", "xs_train")
 TEST_FIELDS = ("x1_test", "x2_test")   # hidden (NaN) in the copy a method is fitted on
 TEST_EXTRAS = ("test_cell_line", "xc_test", "xc_test_cell_line")   # None in that copy
+NEAR_CONSTANT = 1e-5   # a training sd (> 0) under this multiple of the median gene's: refused (check_spread)
 
 
 def real_array(value: Any, dtype: type, what: str) -> np.ndarray:
@@ -66,11 +67,33 @@ def checked_fields(split: object, dtype: type, names: Sequence[str] = FIELDS
 def check_scorable(split: SplitData, what: str = "score") -> None:
     """ValueError unless ``split``'s test pairs are measured: SplitData accepts test arrays NaN throughout
     (the copy a method is fitted on, pertvae_core.isolation), so a split whose test profiles were all
-    missing was scored as NaN in every metric, without a word."""
+    missing was scored as NaN in every metric, without a word; and unless no gene is near-constant in its
+    training L1000 profiles, by which the z-space metrics standardize every method's prediction
+    (:func:`check_spread`)."""
     for f in TEST_FIELDS:
         if np.isnan(getattr(split, f)).all():
             raise ValueError(f"{what}: SplitData.{f} is NaN throughout, as in the copy whose test pairs are "
                              "hidden from a method; scoring needs the measured test pairs")
+    x = measured_profiles(split.x1_train, split.x2_train, split.xu_train).astype(np.float64)
+    check_spread(x.std(axis=0), f"{what}: the training L1000 profiles (x1, x2 and unpaired controls)")
+
+
+def check_spread(sd: np.ndarray, where: str) -> None:
+    """Refuse a gene whose training sd (> 0) is under NEAR_CONSTANT times the median gene's: standardized by
+    it, a test value a hair off its training mean lies thousands of sds out and spoils every gene's
+    prediction (PertVAE, sd 1e-12 and test values' 1e-6: test loss 6e10, predictions up to 1e3) and the
+    z-space scores of every method (sd 1e-9: the baselines' mse_z 3e4-8e4 against 1.3-2.8), scored as
+    done. A floor would not help: the test values' own spread may be ordinary. Scale-free (the data's
+    units are the caller's); an exactly constant gene keeps scale 1."""
+    med = float(np.median(sd))
+    bad = np.flatnonzero((sd > 0) & (sd < NEAR_CONSTANT * med))
+    if len(bad):
+        g, more = int(bad[0]), f" (and {len(bad) - 1} other columns)" if len(bad) > 1 else ""
+        raise ValueError(f"{where}: gene column {g}{more} is near-constant: standard deviation {sd[g]:.3g}, "
+                         f"under {NEAR_CONSTANT:g} times the median gene's {med:.3g}; standardized by it, "
+                         "test values a little off its training mean would lie far outside what the model "
+                         "trains on and spoil every gene's prediction and score. Leave that gene out of "
+                         "every profile (or, if it is constant, make it exactly constant)")
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ Design (paper Section 2 "Fitting", Section 4):
 - Inputs are standardized per gene with statistics of each split's own training profiles, each measured
   profile once (:func:`pertvae_core.data.measured_profiles`: the distinct controls of x1_train, x2_train
   and the unpaired training controls xu_train); genes constant in training get scale 1, and a gene
-  near-constant in training (sd > 0 under :data:`NEAR_CONSTANT` times the median gene's) is refused
-  (:class:`Standardizer`).
+  near-constant in training (sd > 0 under :data:`pertvae_core.data.NEAR_CONSTANT` times the median gene's)
+  is refused (:func:`pertvae_core.data.check_spread`).
   ``cfg.standardize="per_source"`` (the default): L1000 profiles (pairs, xu_train, validation and test)
   with those L1000 statistics, the unpaired singletons xs_train (another platform: GDSC/CCLE arrays) with
   those of xs_train alone, so a platform offset does not shift the L1000 data; "pooled": one set of
@@ -75,7 +75,7 @@ import numpy as np
 import torch
 
 from pertvae_core.config import STANDARDIZE, FitConfig
-from pertvae_core.data import SplitData, measured_profiles
+from pertvae_core.data import SplitData, check_spread, measured_profiles
 from pertvae_core.early_stopping import EarlyStopping
 from pertvae_core.elbo import (
     batch_terms,
@@ -95,7 +95,6 @@ __all__ = ["FitState", "fit", "resolve_device", "seed_streams", "make_optimizer"
            "Standardizer", "reuse_freed_memory"]
 
 STREAMS = ("init", "index", "noise", "val", "eval")
-NEAR_CONSTANT = 1e-5   # a training sd (> 0) under this multiple of the median gene's is refused
 
 
 def resolve_device(name: str) -> torch.device:
@@ -234,7 +233,7 @@ class Standardizer:
         def stats(x: np.ndarray, s: int, what: str) -> tuple[np.ndarray, np.ndarray]:
             x = x.astype(np.float64)
             sd = x.std(axis=0)
-            _near_constant(sd, s, what)
+            check_spread(sd, f"splits[{s}]: the training {what}")
             return x.mean(axis=0), np.where(sd > 0, sd, 1.0)
 
         pair, single = [], []
@@ -285,23 +284,6 @@ class Standardizer:
         """Back to the original (L1000) gene space; x [S, ..., G]."""
         shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
         return x * self.scale.reshape(shape) + self.mean.reshape(shape)
-
-
-def _near_constant(sd: np.ndarray, s: int, what: str) -> None:
-    """Refuse a gene whose training sd (> 0) is under NEAR_CONSTANT times the median gene's: standardized by
-    it, a test value a hair off its training mean lies thousands of sds out and the encoder's input spoils
-    every gene's prediction (sd 1e-12, test values' 1e-6: test loss 6e10, predictions up to 1e3, scored as
-    done). A floor would not help: the test values' own spread may be ordinary. Scale-free (the data's units
-    are the caller's); an exactly constant gene keeps scale 1."""
-    med = float(np.median(sd))
-    bad = np.flatnonzero((sd > 0) & (sd < NEAR_CONSTANT * med))
-    if len(bad):
-        g, more = int(bad[0]), f" (and {len(bad) - 1} other columns)" if len(bad) > 1 else ""
-        raise ValueError(f"splits[{s}]: gene column {g}{more} is near-constant in the training {what}: "
-                         f"standard deviation {sd[g]:.3g}, under {NEAR_CONSTANT:g} times the median gene's "
-                         f"{med:.3g}; standardized by it, test values a little off its training mean would "
-                         "lie far outside what the model trains on and spoil every gene's prediction. Leave "
-                         "that gene out of every profile (or, if it is constant, make it exactly constant)")
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Review 56: a gene near-constant in training (sd 1e-12, reachable from the Python API; the cube refuses
 such values) set its scale to that sd, so test values 1e-6 off its training mean lay ~1e6 standard deviations
-out: PertVAE's test loss 6e10 and predictions up to 1e3 on every gene, scored as done. Such a gene is now
-refused, named by its column; an exactly constant gene keeps scale 1."""
+out: PertVAE's test loss 6e10 and predictions up to 1e3 on every gene, and (sd 1e-9) every method's z-space
+scores (the baselines' mse_z 3e4-8e4 against 1.3-2.8), scored as done. Such a gene is now refused, named by
+its column; an exactly constant gene keeps scale 1."""
 
 from __future__ import annotations
 
@@ -30,11 +31,13 @@ def _with_gene(sp, column: int, sd: float):
 @pytest.mark.parametrize("sd", [1e-6, 1e-12])
 def test_a_gene_near_constant_in_training_is_refused_by_its_column(sd: float) -> None:
     sp = _with_gene(_split(np.random.default_rng(0), 20, 10), 3, sd)
-    with pytest.raises(ValueError, match=r"splits\[0\]: gene column 3 is near-constant in the training L1000 "
-                                         r"profiles .*Leave that gene out"):
+    with pytest.raises(ValueError, match=r"splits\[0\]: the training L1000 profiles .*: gene column 3 is "
+                                         r"near-constant: .*Leave that gene out"):
         api.fit_evaluate_pertvae([sp], CFG, [1])
     with pytest.raises(ValueError, match="gene column 3 is near-constant"):
         PertVAE(max_epochs=1).fit(sp.x1_train, sp.x2_train, seed=1, verbose=False)
+    with pytest.raises(ValueError, match=r"splits\[0\]: the training L1000 profiles .* gene column 3 is "):
+        api.evaluate_baselines([sp], 3)
 
 
 def test_a_constant_gene_keeps_scale_one() -> None:
