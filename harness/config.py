@@ -178,8 +178,8 @@ class RunConfig:
     memory: str = _f("4GB", "Slurm: memory per job", "slurm")
     cores_per_job: int = _f(1, "Slurm: cores per job (above 1 only with --gpus-per-job: a CPU job has one "
                                "core, one worker)", "slurm")
-    gpus_per_job: int = _f(0, "Slurm: GPUs per job (adds --gres=gpu:N and the GPU worker resource)",
-                           "slurm")
+    gpus_per_job: int = _f(0, "Slurm: GPUs per job (adds --gres=gpu:N and the GPU worker resource; a job's "
+                              "worker trains on its first GPU only, the others stay idle)", "slurm")
     job_extra: tuple[str, ...] = _f((), "Slurm: extra #SBATCH directives, e.g. --job-extra=--qos=short "
                                     "(repeatable)", "slurm")
 

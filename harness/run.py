@@ -687,6 +687,11 @@ def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Pa
          f"{len(tasks)} tasks ({per}) on cluster '{cfg.cluster}'")
     if tasks and (note := emulated_bf16_note(cfg)):
         _say(f"note: {note}")
+    if tasks and cfg.cluster == "slurm" and cfg.gpus_per_job > 1:   # harness.cost.worker_slots counts it so
+        n, at_a_time = cfg.gpus_per_job, min(cfg.cores_per_job, cfg.gpus_per_job)
+        _say(f"note: --gpus-per-job {n}: a job's worker trains every fit on the job's first GPU only, "
+             f"{at_a_time} task(s) at a time (the fewer of --cores-per-job and --gpus-per-job); its other "
+             f"{n - 1} GPU(s) are held and stay idle: for more GPUs give more --jobs")
     if warning := cost.graphs_warning(cfg, tasks):
         _say(f"warning: {warning}")
     if tasks and cfg.performance_report and cfg.cluster == "none":

@@ -83,3 +83,24 @@ def test_the_plan_warns_when_compile_needs_more_graphs_than_dynamo_keeps(tmp_pat
             "warning: --compile: a worker may need up to 70 torch.compile graphs of the training step (10 "
             "model shapes, each at the batch sizes its compaction meets), more than the 64 dynamo keeps: "
             "past them it trains eagerly (fewer latent sizes or models per run keep under it)"])
+
+
+def test_the_plan_says_a_slurm_job_trains_on_its_first_gpu_only(tmp_path, capsys):
+    """--gpus-per-job 2: a job's one worker trains every fit on torch's "cuda", the job's first GPU, and the
+    second is held idle; the dry run said so, the run's plan did not. It does now, and only above 1."""
+    from harness import run
+    from harness.config import make_config
+    from harness.grid import store_drugs
+    from harness.store import ResultStore
+
+    for gpus, cores in ((1, 1), (2, 1), (3, 2)):
+        out = tmp_path / f"{gpus}-{cores}"
+        cfg = make_config("demo", cluster="slurm", jobs=4, gpus_per_job=gpus, cores_per_job=cores,
+                          drugs=("selumetinib",), n_repeats=1, n_folds=3, out=str(out), models=("pertvae",))
+        store = ResultStore.open(out, cfg, "fp", drugs=store_drugs(cfg, ["selumetinib"]))
+        run._plan(cfg, ["selumetinib"], store, out)
+        notes = [line for line in capsys.readouterr().out.splitlines() if "--gpus-per-job" in line]
+        assert notes == ([] if gpus == 1 else [
+            f"note: --gpus-per-job {gpus}: a job's worker trains every fit on the job's first GPU only, "
+            f"{cores} task(s) at a time (the fewer of --cores-per-job and --gpus-per-job); its other "
+            f"{gpus - 1} GPU(s) are held and stay idle: for more GPUs give more --jobs"])
