@@ -61,7 +61,8 @@ def _f(default: Any, help: str, group: str, **kw: Any) -> Any:
 # The harness's own defaults and help of two fit settings: "auto", resolved once per run (device: on each
 # worker, cuda where it has a GPU; precision: when the config is made, recorded resolved).
 _RUN_LEVEL: dict[str, tuple[Any, str]] = {
-    "device": ("auto", "torch device inside the workers: auto | cpu | cuda"),
+    "device": ("auto", "torch device inside the workers: auto | cpu | cuda (a worker without CUDA fails "
+                       "cuda's trained fits)"),
     "precision": ("auto", "matrix products of the networks' layers: fp32 | bf16 (bfloat16 operands, float32 "
                   "weights, Adam state and elementwise work; 0.6-0.86x the step time where the hardware has "
                   "bfloat16 instructions, emulated and 9-11x slower where it has not) | auto (bf16 where "

@@ -80,6 +80,26 @@ def device_of(cfg: RunConfig, model: Contender) -> str:
     return str(device)
 
 
+def no_cuda(cfg: RunConfig, model: Contender) -> str:
+    """Why this worker cannot train ``model``'s fits of a ``--device cuda`` run ("" where it can): it has no
+    CUDA GPU. harness.prepare.check_device refuses such a run whose workers run on the driver's machine; a
+    Slurm job gets a GPU only with --gres (--gpus-per-job), and without one its fits fell back to the CPU
+    (resolve_device) with the GPU's batching, a warning in run.log alone."""
+    if cfg.device != "cuda" or not model.trained:
+        return ""
+    import torch
+
+    if torch.cuda.is_available():
+        return ""
+    cuda = torch.version.cuda
+    built = f"built for CUDA {cuda}, none visible" if cuda else "built without CUDA"
+    hint = ("check the partition's GPUs and the jobs' CUDA_VISIBLE_DEVICES" if cfg.gpus_per_job else
+            "on Slurm give --gpus-per-job 1 (a job gets a GPU only with it)")
+    return (f"--device cuda: this worker ({worker_name()}) has no CUDA GPU (torch {torch.__version__}, "
+            f"{built}): its fits would be trained on the CPU; {hint}, or --device auto to train where there "
+            f"is none")
+
+
 def _device(cfg: RunConfig) -> torch.device:
     """The run's device as this worker's fits resolve it (pertvae_core.train.resolve_device)."""
     from pertvae_core.train import resolve_device
@@ -146,8 +166,10 @@ def run_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender | None
     A task that raises, and every fit that failed, is logged with its traceback or reason (to OUT/run.log,
     see harness.cluster.RunLog).
     """
+    model = model or contender(task.model)
     try:
-        rows = _fit_task(task, cube_path, cfg, model or contender(task.model))
+        rows = _fit_task(task, cube_path, cfg, model) if not (why := no_cuda(cfg, model)) else [
+            dict(r, worker=worker_name()) for r in failed_rows(task, why)]
     except Exception:
         log.exception("task %s failed (%s)", task.key, worker_name())
         raise
