@@ -377,16 +377,21 @@ def _run_on_cluster(tasks: Sequence[Task], cube: CubeFiles, cfg: RunConfig, stor
     futures = {}
     lost: Counter[Task] = Counter()
     where = str(store.path.resolve())
+    order = timed_first(tasks)
+    # Dask runs tasks submitted together in an order of its own (one worker ran them last first): each
+    # task's place is its priority
+    priority = {t: len(order) - i for i, t in enumerate(order)}
 
     def submit(t: Task) -> Any:
         key = dask_key(t, token + (f"-again{lost[t]}" if lost[t] else ""))
         fut = handle.client.submit(run_and_store, t, str(cube.path), cfg, REGISTRY[t.model], where,
-                                   resources=handle.resources, retries=cfg.retries, pure=False, key=key)
+                                   resources=handle.resources, retries=cfg.retries, pure=False, key=key,
+                                   priority=priority[t])
         futures[fut] = t
         handle.limits[fut.key] = task_limit(t, cfg)
         return fut
 
-    for t in timed_first(tasks):
+    for t in order:
         submit(t)
     # finished futures are held until the grid ends (their rows are small), so that the dashboard's
     # Progress panel counts them as done instead of forgetting them
