@@ -180,10 +180,13 @@ def test_a_fit_records_whether_its_steps_ran_compiled(monkeypatch: pytest.Monkey
     data = [_split(np.random.default_rng(0))]
     cfg = dataclasses.replace(CFG, compile=True, max_epochs=1)
     torch._dynamo.reset()
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
     monkeypatch.setattr(train, "COMPILED_SHAPES", 1)
-    first = fit(data, cfg, [7])
-    past = fit(data, dataclasses.replace(cfg, latent=CFG.latent + 1), [7])   # a second shape: eager
+    # dynamo's own patch: pytest's monkeypatch deletes a torch config setting on undo, and every later use
+    # of it in the process failed ("torch._dynamo.config.recompile_limit does not exist")
+    with torch._dynamo.config.patch(recompile_limit=1):
+        first = fit(data, cfg, [7])
+        past = fit(data, dataclasses.replace(cfg, latent=CFG.latent + 1), [7])   # a second shape: eager
     torch._dynamo.reset()
     eager = fit(data, dataclasses.replace(cfg, compile=False), [7])
     assert (first.steps_compiled, past.steps_compiled, eager.steps_compiled) == (True, False, False)
+    assert torch._dynamo.config.recompile_limit >= 1   # the setting is still there for later tests
