@@ -61,6 +61,8 @@ def products_of(cfg: RunConfig, model: Contender, row: Mapping[str, Any] | None 
 
     device = _device(cfg)
     precision = resolve_precision(cfg.precision, device) if model.takes_precision else "fp32"
+    if precision == "fp32":   # the words do not depend on compiling (no_cpp_compiler takes ~70 ms a call)
+        return products_way(precision, str(device))
     compiled = row["steps_compiled"] if row is not None and "steps_compiled" in row else \
         bool(cfg.fit_kwargs()["compile"]) and (device.type != "cpu" or not no_cpp_compiler())
     return products_way(precision, str(device), compiled)

@@ -73,17 +73,28 @@ def test_a_split_does_not_depend_on_its_neighbours(splits) -> None:
     _same(a, 1, b, 1)
 
 
-def test_failed_split_is_dropped_and_the_others_unaffected(splits) -> None:
-    seeds = [5, 6, 7]
-    sizes: list[int] = []
-
-    def poison(step: int, model: PertVAE) -> None:
+def _poison(sizes: list[int]):
+    """An on_step that records the packed batch size at each step and, after step 1, makes the second
+    packed split's parameters NaN (so that split fails)."""
+    def on_step(step: int, model: PertVAE) -> None:
         sizes.append(model.n_models)
         if step == 1:
             with torch.no_grad():
                 model.enc1.v[1].fill_(float("nan"))
+    return on_step
 
-    st = fit(splits[:3], CFG, seeds, on_step=poison)
+
+def _varied_splits(n: int) -> list[SplitData]:
+    """``n`` splits of varied sizes, validation rows and drug shifts, so that they stop at varied epochs."""
+    rng = np.random.default_rng(3)
+    return [_split(rng, int(rng.integers(8, 30)), int(rng.integers(0, 12)), n_val=int(rng.integers(3, 7)),
+                   shift=float(rng.uniform(0.3, 2.0))) for _ in range(n)]
+
+
+def test_failed_split_is_dropped_and_the_others_unaffected(splits) -> None:
+    seeds = [5, 6, 7]
+    sizes: list[int] = []
+    st = fit(splits[:3], CFG, seeds, on_step=_poison(sizes))
     assert st.status[1] == "failed" and "non-finite" in st.reason[1]
     assert st.epochs[1] == 1 and sizes[-1] < 3
     for s in (0, 2):
@@ -111,9 +122,7 @@ def test_compiled_fit_repacks_to_the_ladder_and_each_split_is_the_same_as_eager(
     computes a tensor's last few elements in a scalar tail that rounds otherwise than its vectorized body,
     and whether a split's elements fall in the tail depends on the batch size and the split's position."""
     monkeypatch.setattr(train, "_compiled", lambda loss_fn, mode, device: loss_fn)  # compile's schedule only
-    rng = np.random.default_rng(3)
-    splits = [_split(rng, int(rng.integers(8, 30)), int(rng.integers(0, 12)), n_val=int(rng.integers(3, 7)),
-                     shift=float(rng.uniform(0.3, 2.0))) for _ in range(12)]
+    splits = _varied_splits(12)
     seeds = list(range(100, 112))
     ladder: list[int] = []
     eager: list[int] = []
@@ -135,20 +144,11 @@ def test_a_failed_split_kept_packed_by_the_ladder_leaves_the_others_unaffected(m
     the next rung (6 splits, 5 running: no rung between): the other splits are their eager fits, the
     failed one keeps its finite best state."""
     monkeypatch.setattr(train, "_compiled", lambda loss_fn, mode, device: loss_fn)
-    rng = np.random.default_rng(3)
-    splits = [_split(rng, int(rng.integers(8, 30)), int(rng.integers(0, 12)), n_val=int(rng.integers(3, 7)),
-                     shift=float(rng.uniform(0.3, 2.0))) for _ in range(6)]
+    splits = _varied_splits(6)
 
     def fitted(cfg: FitConfig) -> tuple[train.FitState, list[int]]:
         sizes: list[int] = []
-
-        def poison(step: int, model: PertVAE) -> None:
-            sizes.append(model.n_models)
-            if step == 1:
-                with torch.no_grad():
-                    model.enc1.v[1].fill_(float("nan"))
-
-        return fit(splits, cfg, list(range(100, 106)), on_step=poison), sizes
+        return fit(splits, cfg, list(range(100, 106)), on_step=_poison(sizes)), sizes
 
     st, sizes = fitted(dataclasses.replace(CFG, compile=True))
     ref, eager = fitted(CFG)
