@@ -61,6 +61,7 @@ from harness.config import (
     science_key,
 )
 from harness.contenders import REGISTRY, RESPONSE_MODELS
+from harness.failure_groups import failure_lines
 from harness.grid import POOLED, Task, build_grid, remaining, split_drugs, store_drugs
 from harness.plugin_import import KnownPlugins
 from harness.plugin_import import known as known_plugins
@@ -271,19 +272,12 @@ def write_failures(store: ResultStore, out: Path, tracebacks: dict[tuple, str]) 
 
 
 def _failure_summary(rows: list[dict], out: Path) -> None:
-    """The failed fits grouped by reason, on stderr."""
-    by_reason: dict[str, list[dict]] = {}
-    for r in rows:
-        reason = r["reason"] or "(no reason recorded)"
-        by_reason.setdefault(f"{r['method']}: {reason}" if r["method"] else reason, []).append(r)
+    """The failed fits grouped by cause (harness.failure_groups), on stderr."""
     n_fits = len({tuple(r[k] for k in FAILURE_COLUMNS[:5]) for r in rows})
     n_methods = sum(1 for r in rows if r["method"])
     lines = [f"{n_fits} fit(s) failed" + (f" ({n_methods} failed method fit(s) in them)" if n_methods else "")
              + "; reasons:"]
-    for reason, rs in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
-        e = rs[0]
-        lines.append(f"  {len(rs)} x {reason.splitlines()[0][:300]} (e.g. {e['model']} {e['drug']} latent "
-                     f"{e['latent']} repeat {e['repeat']} fold {e['fold']})")
+    lines += failure_lines(rows)
     n_diverged = len({tuple(r[k] for k in FAILURE_COLUMNS[:5]) for r in rows if DIVERGED in r["reason"]})
     retry = "run the same command again to retry them"
     if n_diverged:   # seeded fits: a rerun of the same settings diverges the same way
