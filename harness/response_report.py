@@ -703,8 +703,9 @@ def _ratio_words(table: pd.DataFrame, n_folds: int) -> str:
     if "test_train_ratio" not in table or not table["test_train_ratio"].notna().any():
         return f"1/{n_folds - 1} of {n_folds}-fold CV"
     r = table["test_train_ratio"].dropna()
+    lo, hi = f"{r.min():.3f}", f"{r.max():.3f}"   # one value where both ends round alike
     return (f"n_test/n_train, the labelled test and training cell lines of a drug's response splits, "
-            f"validation excluded, {r.min():.3f}" + ("" if r.min() == r.max() else f" to {r.max():.3f}")
+            f"validation excluded, {lo}" + ("" if lo == hi else f" to {hi}")
             + " (response.csv's test_train_ratio)")
 
 
