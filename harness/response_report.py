@@ -23,6 +23,7 @@ its chance the RMSE of the training mean):
   response_meta; a store written before them: 1 / (k - 1) and every split a test set), ``q_chance`` by
   Benjamini-Hochberg over every drug x method of a (latent, metric);
 - versus Dr.VAE (``drvae - method``: ``diff_vs_drvae`` with its corrected-t 95% interval, per comparison,
+  clipped to the range a difference of the metric can take,
   ``q_better``, ``q_worse``: Dr.VAE better or worse, Benjamini-Hochberg over every drug x method x direction
   of a (latent, metric), as harness.benchmark's comparisons) and the verdict: Dr.VAE "beats", "loses to" or
   is "not distinguishable from" the method at q < 0.05. A method that scores exactly its chance level on
@@ -65,7 +66,8 @@ VERDICTS = ("beats", "loses to", "not distinguishable from")
 OWN_FEATURES = "your method (--response-method)"
 LIST_MAX = 4   # a summary line names at most this many methods of one verdict (:func:`listed`)
 MARK = "†"     # response.md: a verdict that is Dr.VAE's test against chance (:func:`_q`)
-# Each metric's range: a mean's interval is clipped to it (an AUROC above 1 is no estimate).
+# Each metric's range: a mean's interval is clipped to it (an AUROC above 1 is no estimate), a difference's
+# to the difference of its ends (:func:`_diff_ci`).
 BOUNDS = {"auroc": (0.0, 1.0), "aupr": (0.0, 1.0), "pearson": (-1.0, 1.0), "spearman": (-1.0, 1.0),
           "rmse": (0.0, np.inf)}
 COLUMNS = ("drug", "latent", "method", "classifier", "features", "metric", "mean", "ci_low", "ci_high",
@@ -135,6 +137,15 @@ def _mean_ci(v: np.ndarray, metric: str, tt: tuple[float, float], groups: list |
     return mean, max(lo, low) if np.isfinite(lo) else lo, min(hi, high) if np.isfinite(hi) else hi
 
 
+def _diff_ci(vs: dict, metric: str) -> tuple[float, float]:
+    """A difference's 95% interval (``vs``: :func:`_compare`), clipped to what a difference of the metric
+    can be (an AUROC's within [-1, 1], a correlation's within [-2, 2]): with few test sets a corrected-t
+    interval can pass those, and no difference lies there."""
+    lo, hi = vs.get("ci_low", np.nan), vs.get("ci_high", np.nan)
+    low, high = BOUNDS.get(metric, (-np.inf, np.inf))
+    return (max(lo, low - high) if np.isfinite(lo) else lo), (min(hi, high - low) if np.isfinite(hi) else hi)
+
+
 def _wide(ds: xr.Dataset) -> pd.DataFrame:
     """[drug, latent, repeat, fold] x (metric, method) of the response methods' done scores."""
     sc = scores_table(ds)
@@ -202,6 +213,7 @@ def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: t
         above = _compare(v, chance, metric, tt, groups)
         vs = _compare(ref, v, metric, tt, groups) if ref is not None and m != reference else {}
         ahead, paired = _ahead(v, ref if m != reference else None, metric)
+        diff_lo, diff_hi = _diff_ci(vs, metric)
         rows.append({"drug": drug, "latent": int(latent), "method": m, "classifier": label(m)[0],
                      "features": label(m)[1], "metric": metric, "mean": mean, "ci_low": lo, "ci_high": hi,
                      "chance": _chance_of(v, chance), "n_splits": int(np.isfinite(v).sum()),
@@ -210,8 +222,8 @@ def _method_rows(block: pd.DataFrame, drug: str, latent: int, metric: str, tt: t
                      "p_chance": above.get("p_corrected_t", np.nan),
                      "p_chance_worse": above.get("p_corrected_t_worse", np.nan),
                      "at_chance": m != reference and _at_chance(v, chance),
-                     "diff_vs_drvae": vs.get("mean_diff", np.nan), "diff_ci_low": vs.get("ci_low", np.nan),
-                     "diff_ci_high": vs.get("ci_high", np.nan), "splits_ahead_of_drvae": ahead,
+                     "diff_vs_drvae": vs.get("mean_diff", np.nan), "diff_ci_low": diff_lo,
+                     "diff_ci_high": diff_hi, "splits_ahead_of_drvae": ahead,
                      "n_paired": paired, "paired_test_sets": vs.get("n_test_sets", np.nan),
                      "test_train_ratio": tt[1] / tt[0], "p_better": vs.get("p_corrected_t", np.nan),
                      "p_worse": vs.get("p_corrected_t_worse", np.nan)})
@@ -736,7 +748,9 @@ def legend(table: pd.DataFrame, n_folds: int) -> str:
             "labelled untreated profiles of held-out cell lines. q above chance (below, for RMSE: lower is "
             "better): the method against its chance level on the same splits (corrected resampled t, "
             "one-sided, Benjamini-Hochberg over every drug and method of a metric and latent size). Dr.VAE − "
-            f"method: paired over the splits, with its corrected-t 95% interval per comparison{adjusted}; "
+            f"method: paired over the splits, with its corrected-t 95% interval per comparison{adjusted}, "
+            "clipped to the range a difference of the metric can take (AUROC's and AUPR's -1 to 1, "
+            "Pearson's and Spearman's -2 to 2); "
             "the verdict uses the Benjamini-Hochberg q instead (over drugs, methods and both directions of a "
             "metric and latent size), at q < 0.05. The calls are one-sided at 0.05, the intervals two-sided "
             "at 95%: a call whose p lies between 0.025 and 0.05 sits beside an interval that just reaches "

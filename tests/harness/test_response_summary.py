@@ -215,8 +215,9 @@ def test_a_means_interval_excludes_chance_exactly_when_its_test_is_below_0025() 
 def test_the_legend_says_the_difference_intervals_are_not_adjusted() -> None:
     md = response_markdown(_continuous("loses to"))
     assert ("Dr.VAE − method: paired over the splits, with its corrected-t 95% interval per comparison, "
-            "not adjusted for the up to 2 comparisons of its verdict family; the verdict uses the "
-            "Benjamini-Hochberg q instead") in md
+            "not adjusted for the up to 2 comparisons of its verdict family, clipped to the range a "
+            "difference of the metric can take (AUROC's and AUPR's -1 to 1, Pearson's and Spearman's -2 to "
+            "2); the verdict uses the Benjamini-Hochberg q instead") in md
     assert "Scored exactly at their chance level on every split: drug mean (RMSE)." in md
 
 
