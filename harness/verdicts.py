@@ -102,6 +102,12 @@ def compared_with_no_change(comp: pd.DataFrame, drugs: list[str], latent: int) -
     return [d for d in drugs if NO_CHANGE in set(_vs(comp, d, latent)["method"])]
 
 
+def _named(method: str) -> str:
+    """A method in a sentence: PertVAE as every sentence calls it (not its key, "pertvae"); the others by
+    the key their table column has."""
+    return "PertVAE" if method == REFERENCE else method
+
+
 def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -305,9 +311,10 @@ def headline(ds: xr.Dataset, scores: pd.DataFrame, comp: pd.DataFrame) -> list[s
     for d in real:
         top = best_line(scores, comp, d, latent)[0]
         tied = _tied(_best_candidates(scores, d, latent, PRIMARY), top)
-        best.setdefault(top, []).append(d + (f", tied with {_join(tied)}" if tied else ""))
+        with_tied = f", tied with {_join([_named(m) for m in tied])}" if tied else ""
+        best.setdefault(top, []).append(d + with_tied)
         tops.update([top, *tied])
-    tally = "; ".join(f"{m} on {len(ds_)} ({', '.join(ds_)})"
+    tally = "; ".join(f"{_named(m)} on {len(ds_)} ({', '.join(ds_)})"
                       for m, ds_ in sorted(best.items(), key=lambda kv: -len(kv[1])))
     lines = [f"Best mean {PRIMARY} (the correlation of the predicted with the measured change; latent "
              f"{latent}, {_splits_text(comp, scores, drugs, latent, with_pertvae)}) on the {len(real)} "
