@@ -24,7 +24,10 @@ arithmetic on float32 operands, against casting the operands and widening the ou
 always casts); the code takes the math on AMX only: pertvae_core.layers.CPU_BF16_MATH; their numbers:
 tests/pertvae_core/test_precision.py); ``test_small_products_in_fp32`` (the VAE's eager
 bf16 step at small latent sizes with its products below layers.SMALL_PRODUCT_FLOPS in float32, as the code
-does, against every product in bf16). With --benchmark-disable small sizes keep the run quick. Nothing here
+does, against every product in bf16); ``test_adam_step`` (the optimizer step of a paper-sized VAE's and
+PertVAE's parameters by pertvae_core.adam.adam_step_, torch's fused Adam kernel called directly, against
+torch.optim.Adam's step and zero_grad, checking the parameters stay bit-identical). With
+--benchmark-disable small sizes keep the run quick. Nothing here
 asserts a time.
 """
 
@@ -41,8 +44,10 @@ from benchmarks._data import alternate, load_average
 from benchmarks.test_precision import PAPER, SMALL, train_step
 from pertvae_core import layers, train
 from pertvae_core import precision as prec
+from pertvae_core.adam import adam_step_
+from pertvae_core.config import FitConfig
 from pertvae_core.elbo import gaussian_log_lik, normal_log_prob
-from pertvae_core.model import LOG_SIGMA_MAX, LOG_SIGMA_MIN
+from pertvae_core.model import LOG_SIGMA_MAX, LOG_SIGMA_MIN, PertVAE
 from pertvae_core.precision import resolve_precision
 from pertvae_core.train import _gather, _masked_mean
 
@@ -316,3 +321,31 @@ def test_small_products_in_fp32(benchmark, request, one_thread, monkeypatch, lat
             "load_average": [load, load_average()], "clock": "thread CPU time, median of alternating steps",
             "headline": ["all_bf16_ms", "small_fp32_ms", "new_over_old"]}
     benchmark.extra_info.update(info)
+
+
+def _adam_turn(params: list[torch.Tensor], grads: list[torch.Tensor], opt: torch.optim.Optimizer,
+               direct: bool) -> None:
+    """One optimizer step on fixed gradients, as a train step ends it."""
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+    if direct:
+        adam_step_(opt)
+    else:
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("model_kind", ["pertvae", "vae"])
+def test_adam_step(benchmark, request, one_thread, model_kind: str) -> None:
+    sizes = SMALL if request.config.getoption("benchmark_disable") else PAPER
+    cfg = FitConfig(**{**sizes, "latent": 2 if model_kind == "vae" else sizes["latent"]})
+    twins = [list(PertVAE(978, cfg, [torch.Generator().manual_seed(0)]).parameters()) for _ in range(2)]
+    grads = [torch.randn(p.shape, generator=torch.Generator().manual_seed(i)) for i, p in enumerate(twins[0])]
+    opts = [train.make_optimizer(ps, 1e-3) for ps in twins]
+    load = load_average()
+    med = alternate({"torch": lambda: _adam_turn(twins[0], grads, opts[0], False),
+                     "direct": lambda: _adam_turn(twins[1], grads, opts[1], True)}, reps=200, warmup=3)
+    assert all(torch.equal(a, b) for a, b in zip(*twins, strict=True))
+    benchmark.pedantic(_adam_turn, args=(twins[1], grads, opts[1], True), rounds=1, iterations=1)
+    _record(benchmark, med, "torch", "direct", load)
+    benchmark.extra_info["parameters"] = sum(p.numel() for p in twins[0])

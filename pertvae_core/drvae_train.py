@@ -41,6 +41,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from pertvae_core.adam import adam_step_
 from pertvae_core.drvae import DrVAE, DrVAEConfig
 from pertvae_core.drvae_elbo import BatchNoise, LossWeights, batch_terms, training_loss
 from pertvae_core.early_stopping import SplitStopping
@@ -299,8 +300,7 @@ def fit_drvae(splits: Sequence[ResponseSplit], cfg: DrVAEConfig, seeds: Sequence
                             _gather(d.YP, ip), _gather(d.YS, is_), noise, cfg.y_sigma)
         loss_s = training_loss(terms, d.weights)
         torch.where(frozen_t, zero, loss_s).sum().backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        adam_step_(opt)
         acc += loss_s.detach()
         if stop.frozen.any():
             _copy_where(params, best, frozen_t)

@@ -74,6 +74,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pertvae_core.adam import adam_step_
 from pertvae_core.config import STANDARDIZE, FitConfig
 from pertvae_core.data import SplitData, check_spread, measured_profiles
 from pertvae_core.early_stopping import EarlyStopping
@@ -201,8 +202,7 @@ def make_train_step(model: PertVAE, cfg: FitConfig, w_pairs: torch.Tensor, w_sin
              active: torch.Tensor) -> torch.Tensor:
         loss_s = step_loss(x1, x2, xs, eps)
         torch.where(active, loss_s, zero).sum().backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        adam_step_(opt)
         return loss_s.detach()
 
     step.eager_steps = lambda: eager[0]   # type: ignore[attr-defined]
