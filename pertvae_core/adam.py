@@ -1,8 +1,8 @@
 """Adam's update without torch.optim's per-step Python: the same fused kernel on the same state.
 
-``torch.optim.Adam(fused=True).step()`` spends ~0.2 ms a step around its kernel (per-parameter checks,
+``torch.optim.Adam(fused=True).step()`` spends ~0.1 ms a step around its kernel (per-parameter checks,
 grouping the tensors by device and dtype, the profiler's record): 8-9% of its time on a paper-sized VAE's
-1.96 M parameters in 32 tensors, ~2.5% of the training step (benchmarks/test_step_overhead.py).
+1.96 M parameters in 32 tensors, ~1.5% of its training step (benchmarks/test_step_overhead.py).
 :func:`adam_step_` calls the kernel itself on the optimizer's own state, so the numbers are bit-identical
 and the optimizer stays the owner of its state (:func:`pertvae_core.packing.repack_` replaces its moments).
 """
