@@ -77,6 +77,7 @@ from harness.results import (
     planned_mask,
 )
 from harness.store import failed_words, fit_counts_of
+from pertvae_core.early_stopping import DIVERGED
 from pertvae_core.evaluation import PRIMARY
 from pertvae_core.methods import REFERENCE
 from pertvae_core.stats import (
@@ -630,6 +631,23 @@ def figure2_drawn(ds: xr.Dataset) -> tuple[list[str], list[str]]:
     return drawn, lacking
 
 
+def failures_words(ds: xr.Dataset) -> str:
+    """failures.csv's line in the summary: what a rerun does with its fits, as the run's last line says
+    (harness.run): a seeded fit that diverged diverges again with the same settings, so "a rerun retries
+    them" was false where every failed fit had diverged (``--lr 10``)."""
+    ds = ds.transpose("model", "drug", "latent", "split", ...)
+    failed = (as_str(ds["status"].values) == "failed") & planned_mask(ds)
+    diverged = failed & (np.char.find(as_str(ds["reason"].values), DIVERGED) >= 0)
+    n, n_diverged = int(failed.sum()), int(diverged.sum())
+    words = FILE_WORDS["failures.csv"]
+    if not n_diverged:
+        return words
+    again = (f"the {n_diverged} that diverged diverge again with the same settings: change them as their "
+             "reason says")
+    rest = "" if n_diverged == n else "a rerun retries those that did not diverge; "
+    return words.replace("a rerun retries them", rest + again)
+
+
 def figure2_words(ds: xr.Dataset) -> str:
     """figure2.png's line in the summary: the models it draws ('VAE vs PCA' only when both are there)."""
     drawn, lacking = figure2_drawn(ds)
@@ -881,6 +899,8 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str]
     if (out / predictions.DIR).is_dir():   # written by the run's fits (--save-predictions), not the report
         shown.add("predictions/")
     shown |= {n for n in RUN_FILES if (out / n).is_file() or n == GENERATED_CUBE and (out / n).is_dir()}
+    if "failures.csv" in shown:
+        files = {**files, "failures.csv": failures_words(ds)}
     if (out / GENERATED_MARKER).is_file():
         how = f"{files[GENERATED_CUBE]} (its preset and seed: {GENERATED_MARKER})"
         files = {**files, GENERATED_CUBE: how}

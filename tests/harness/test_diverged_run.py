@@ -8,10 +8,12 @@ import csv
 
 import numpy as np
 
+from harness.report import failures_words
 from harness.run import main
 from tests.e2e import load, tiny_args, tiny_cube
 
 UNTRAINED = "is over 10 times the untrained model's"
+AGAIN = "the {} that diverged diverge again with the same settings: change them as their reason says"
 
 
 def test_a_run_whose_fits_diverged_to_finite_losses_reports_them_failed(tmp_path_factory, tmp_path, capsys):
@@ -26,3 +28,10 @@ def test_a_run_whose_fits_diverged_to_finite_losses_reports_them_failed(tmp_path
     assert len(rows) == 3 and all(UNTRAINED in r["reason"] for r in rows)
     pv = load(out).sel(model="pertvae", drug="drugA", latent=3)
     assert (pv.status.values == "failed").all() and np.isnan(pv.test_loss.values).all()
+    # summary.txt listed failures.csv "(a rerun retries them)" though the last line says they diverge again
+    summary = (out / "summary.txt").read_text().splitlines()
+    line = next(s for s in summary if s.lstrip().startswith("failures.csv"))
+    assert "rerun retries" not in line and AGAIN.format(3) in line
+    ds = load(out)
+    ds["reason"][{"split": 0}] = "worker lost"   # a failure of another cause: a rerun retries it
+    assert failures_words(ds).endswith(f"(a rerun retries those that did not diverge; {AGAIN.format(2)})")
