@@ -50,13 +50,16 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.config import RunConfig
 from harness.contenders import contender
 from harness.shapes import SplitShape
+
+if TYPE_CHECKING:
+    from pertvae_core.config import FitConfig
 
 PEAK_SIZE = {"cpu": 1024, "cuda": 4096}   # n of the n x n x n float32 product timed by gemm_rates
 PEAK_REPEATS = 3      # repetitions of each product per round (the best counts)
@@ -216,16 +219,28 @@ def _time_fit(model: str, data: list, lens: Sequence[int], fc: Any, clock: Clock
     return step, validation, max(0.0, stamps[0] - t0 - step), state
 
 
+def point_fit_config(p: Point, cfg: RunConfig) -> FitConfig:
+    """The FitConfig a calibration point is timed with: the run's, with ``--compile`` and ``--precision``
+    only where ``p.model``'s fits follow them (``Contender.compiles``, ``takes_precision``). Dr.VAE's train
+    eagerly in fp32: timed compiled, its estimate had 32 s of compiling for a drvae-demo fit that never
+    compiles."""
+    from pertvae_core.config import FitConfig
+
+    c = contender(p.model)
+    kw = cfg.fit_kwargs()
+    return FitConfig(**dict(kw, latent=int(p.latent), compile=kw["compile"] and c.compiles,
+                            precision=kw["precision"] if c.takes_precision else "fp32"))
+
+
 def calibrate_fit(p: Point, genes: int, cfg: RunConfig, clock: Clock) -> Calibration:
     """Time a short pertvae_core.train.fit of ``p.model`` on random data shaped like ``p.shapes`` (one split
     each, fitted as one batched model; with several, also the first alone), then its evaluation."""
     from pertvae_core.api import predict
-    from pertvae_core.config import FitConfig
     from pertvae_core.evaluation import TestCells
 
     rng = np.random.default_rng(0)
     data = [random_split(sp, genes, rng) for sp in p.shapes]
-    fc = FitConfig(**dict(cfg.fit_kwargs(), latent=int(p.latent)))
+    fc = point_fit_config(p, cfg)
     pairs = bool(contender(p.model).fit_pairs)
     step_one, validation_one = (_time_fit(p.model, data[:1], p.lens[:1], fc, clock)[:2] if len(data) > 1
                                 else (0.0, 0.0))

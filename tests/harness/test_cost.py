@@ -641,3 +641,26 @@ def test_dr_vae_which_never_compiles_counts_no_torch_compile_graphs():
                                      first_fit=10.0) for m in models}
     assert cost.first_fits(cfg, tasks, cal) == {("drvae", 50): 10.0, ("drvae_continuous", 50): 10.0,
                                                 ("response_pertvae", 50): 35.0}
+
+
+def test_dr_vae_is_calibrated_eagerly_in_fp32_as_it_trains(monkeypatch):
+    """Dr.VAE's fits train eagerly in fp32 whatever --compile and --precision say: timed compiled, a
+    drvae-demo dry run with --compile charged 32 s of torch.compile's compiling to fits that never
+    compile (and 0.12 s a fit for its compiled steps against 0.17 eager)."""
+    import pertvae_core.train as train
+
+    seen = []
+    real_fit = train.fit
+
+    def spy(data, fc, *args, **kw):
+        seen.append((fc.compile, fc.precision))
+        return real_fit(data, fc, *args, **kw)
+
+    monkeypatch.setattr(train, "fit", spy)
+    cfg = make_config("drvae-demo", compile=True, precision="bf16", device="cpu")
+    sp = calibrate.SplitShape(n_train=20, n_val=4, n_test=4, n_single=10, test_pairs=(4,), test_controls=(2,))
+    point = calibrate.Point("drvae", 8, (sp, sp), (1, 1))
+    calibrate.calibrate_fit(point, 10, cfg, calibrate.make_clock("cpu", 1))
+    assert seen and set(seen) == {(False, "fp32")}
+    fc = calibrate.point_fit_config(dataclasses.replace(point, model="response_pertvae"), cfg)
+    assert (fc.compile, fc.precision) == (True, "bf16")   # a PertVAE's fits follow both
