@@ -736,7 +736,7 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     if est.first_fit_seconds >= 0.5:   # printed in whole seconds
         n = sum(compiled_graphs(est.tasks).values())
         what = (f"torch.compile's compiling: {n} graphs, one per model shape and batch size of compaction, "
-                f"each once per worker" if cfg.fit_kwargs()["compile"] else "set-up, once per worker")
+                f"each once per worker" if cfg.fit_kwargs()["compile"] and n else "set-up, once per worker")
         lines.append(f"  of which first fits at each model shape ({what}): "
                      f"{duration(est.first_fit_seconds)} of worker time")
     if est.floor_seconds > 0:

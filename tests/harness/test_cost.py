@@ -664,3 +664,14 @@ def test_dr_vae_is_calibrated_eagerly_in_fp32_as_it_trains(monkeypatch):
     assert seen and set(seen) == {(False, "fp32")}
     fc = calibrate.point_fit_config(dataclasses.replace(point, model="response_pertvae"), cfg)
     assert (fc.compile, fc.precision) == (True, "bf16")   # a PertVAE's fits follow both
+
+
+def test_with_compile_a_grid_that_compiles_nothing_calls_its_first_fits_set_up():
+    """A Dr.VAE grid under --compile compiles no graph: its first fits' extra time is set-up, not
+    "torch.compile's compiling: 0 graphs"."""
+    task = Task("drvae", "d0", 8, ((0, 0),))
+    est = cost.Estimate((task,), {task.fit_keys()[0]: (0.0, 0.0, 1.0, 1)}, {}, 10, 1, 1, "cpu",
+                        "in-process, 1 thread", (), 1.0, 0.5, first_fit={("drvae", 8): 2.0})
+    text = cost.render(make_config("drvae-demo", models=("drvae",), cluster="none", compile=True), est, "x")
+    assert "  of which first fits at each model shape (set-up, once per worker): 2 s of worker time" in text
+    assert "compiling" not in text
