@@ -28,12 +28,16 @@ How the estimate is made:
   steps (k from its rows, as pertvae_core.train counts them); the shared part runs while any split of the
   task trains, ``E_max = E + (max_epochs - E)(1 - 1/n)`` epochs (compaction drops stopped splits, not the
   per-step overhead), split n ways. So a fit takes ``E (k b + v_b) + E_max (k a + v_a) / n + (setup +
-  evaluation) / S`` seconds. ``E``, the epochs to early stopping per model, comes from, in this order: the
-  done fits of the run's own store (``--dry-run`` of a run started before, same config: its mean epochs per
-  model); the contender's ``measured_epochs``, measured on a preset's synthetic cube, when the run keeps that
-  preset's schedule (max_epochs, patience, min_epochs, stop_on); else its ``epoch_fraction`` of ``max_epochs``
-  (at least ``patience + 1`` and ``min_epochs``). The true count varies with drug and latent size, so read the
-  estimate as +-50%.
+  evaluation) / S`` seconds. With ``--compile`` compaction repacks only to pertvae_core.packing's rungs, so
+  a stopped split stays in the batch (masked, still computed) until the running ones fit the next rung
+  down: ``E`` becomes ``E`` times the ladder's split-epochs over eager compaction's
+  (:func:`packed_epochs`), the task's stops taken as evenly spread with mean ``E`` and longest ``E_max``
+  (10 splits at 40 of 80 epochs: 1.16x). ``E``, the epochs to early stopping per model, comes from, in this
+  order: the done fits of the run's own store (``--dry-run`` of a run started before, same config: its mean
+  epochs per model); the contender's ``measured_epochs``, measured on a preset's synthetic cube, when the run
+  keeps that preset's schedule (max_epochs, patience, min_epochs, stop_on); else its ``epoch_fraction`` of
+  ``max_epochs`` (at least ``patience + 1`` and ``min_epochs``). The true count varies with drug and latent
+  size, so read the estimate as +-50%.
 - **Resuming**: the fits already done in the run's own store (same config) are left out of the tasks, as
   the run leaves them out (harness.grid.remaining); when none is left, nothing is calibrated.
 - **A task** takes the sum of its fits; the **wall time** places the tasks in grid order, each on the first
@@ -177,6 +181,7 @@ class Estimate:
     corun_others: int = 0   # other workers training beside each (harness.corun); 0: timed alone
     cores: int = 0   # the CPUs (GPUs) the slots share where fewer than slots (local_cores); 0: one each
     done_fits: int = 0   # fits of the grid already done in the run's store (a resume), not in ``tasks``
+    compiled: frozenset[str] = frozenset()   # models whose fits compaction packs by the compile ladder
 
     @property
     def disturbed(self) -> bool:
@@ -189,6 +194,9 @@ class Estimate:
         own, shared, fixed, n = self.fit_cost[key]
         e = (epochs or {}).get(key.model, self.epochs.get(key.model, 0))
         e_max = e + (self.max_epochs - e) * (1 - 1 / n) if e else 0.0
+        if e and n > 1 and key.model in self.compiled:   # the ladder's frozen splits (module docstring)
+            stops = [e_max - (e_max - max(1.0, 2 * e - e_max)) * i / (n - 1) for i in range(n)]
+            e *= packed_epochs(stops, True) / sum(stops)
         return e * own + e_max * shared + fixed
 
     def per_fit(self, model: str, latent: int) -> float:
@@ -289,6 +297,18 @@ class Estimate:
         for t in self.tasks:
             out[t.model] = out.get(t.model, 0) + t.n_fits
         return out
+
+
+def packed_epochs(stops: Sequence[float], compiled: bool) -> float:
+    """Split-epochs a task's packed batch computes when its splits stop after ``stops`` epochs: eagerly, each
+    split's own; with torch.compile, while r splits run the batch holds the smallest of
+    pertvae_core.packing.packed_sizes at least r (pertvae_core.packing.repack_size's rule)."""
+    from pertvae_core.packing import packed_sizes  # imports torch: not at harness.cost's import
+
+    sizes = packed_sizes(len(stops))
+    down = sorted(stops, reverse=True) + [0.0]
+    return sum((down[r - 1] - down[r]) * (min(s for s in sizes if s >= r) if compiled else r)
+               for r in range(1, len(stops) + 1))
 
 
 def steps_per_epoch(model: str, sp: SplitShape, cfg: RunConfig) -> int:
@@ -661,7 +681,9 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                     precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run,
                     first_fit=first_fits(cfg, tasks, interpolated(cfg, measured)),
                     corun=factors, corun_others=others,
-                    cores=local_cores(cfg, device), done_fits=done_fits, split_notes=notes)
+                    cores=local_cores(cfg, device), done_fits=done_fits, split_notes=notes,
+                    compiled=frozenset(m for m in cfg.models if cfg.fit_kwargs()["compile"]
+                                       and contender(m).compiles))
 
 
 def paper_estimate(workers: int = 2, precision: str = "auto") -> Estimate:

@@ -7,6 +7,7 @@ import dataclasses
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -675,3 +676,39 @@ def test_with_compile_a_grid_that_compiles_nothing_calls_its_first_fits_set_up()
     text = cost.render(make_config("drvae-demo", models=("drvae",), cluster="none", compile=True), est, "x")
     assert "  of which first fits at each model shape (set-up, once per worker): 2 s of worker time" in text
     assert "compiling" not in text
+
+
+def _simulated_split_epochs(stops: list[int], compiled: bool) -> int:
+    """Split-epochs computed epoch by epoch, repacking after each as pertvae_core.train does."""
+    from pertvae_core.packing import repack_size
+
+    size, total = len(stops), 0
+    for t in range(max(stops)):
+        total += size
+        size = repack_size(size, sum(e > t + 1 for e in stops), compiled)
+    return total
+
+
+@pytest.mark.parametrize("n", [2, 5, 10, 50])
+def test_a_compiled_task_counts_the_split_epochs_of_the_ladders_frozen_splits(n):
+    """With --compile compaction keeps stopped splits in the batch until the running ones fit the next rung
+    (pertvae_core.packing.repack_size); the estimate counted each split's own epochs, as eager compaction
+    computes: 10 splits stopping evenly at 4-76 of 80 epochs compute 464 split-epochs, not 400."""
+    rng = np.random.default_rng(n)
+    for _ in range(20):
+        stops = [int(e) for e in rng.integers(1, 80, n)]
+        for compiled in (False, True):
+            assert cost.packed_epochs(stops, compiled) == _simulated_split_epochs(stops, compiled)
+    task = Task("pertvae", "d0", 10, tuple((0, k) for k in range(n)))
+    key = task.fit_keys()[0]
+    est = cost.Estimate((task,), {k: (1.0, 0.0, 0.0, n) for k in task.fit_keys()}, {"pertvae": 40}, 80, 1, 1,
+                        "cpu", "", (), 0.0, 0.0)
+    e_max = 40 + 40 * (1 - 1 / n)
+    stops = [e_max - (e_max - max(1.0, 2 * 40 - e_max)) * i / (n - 1) for i in range(n)]   # at least 1
+    assert est.fit_seconds(key) == 40.0   # eager: each split its own epochs
+    compiled = dataclasses.replace(est, compiled=frozenset({"pertvae"}))
+    assert compiled.fit_seconds(key) == pytest.approx(40.0 * cost.packed_epochs(stops, True) / sum(stops))
+    assert compiled.fit_seconds(key) > 40.0 if n > 2 else compiled.fit_seconds(key) == 40.0
+    if n == 10:
+        assert _simulated_split_epochs([4, 12, 20, 28, 36, 44, 52, 60, 68, 76], True) == 464
+        assert compiled.fit_seconds(key) == pytest.approx(40.0 * 464 / 400)
