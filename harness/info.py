@@ -253,6 +253,9 @@ def _how_it_ran(run: dict[str, Any], when: str) -> list[str]:
         workers = peak.get("workers") or {}
         n = f"{len(workers)} process{' that' if len(workers) == 1 else 'es that'}"   # --cluster none: its own
         most = f", up to {max(workers.values())} MiB in the {n} ran its fits" if workers else ""
+        kids = [v for v in (peak.get("worker_children") or {}).values() if v]   # not in older run.json
+        most += (f", up to {max(kids)} MiB in one of their ended child processes (their --method plug-ins, "
+                 f"torch.compile's compiler)" if kids else "")
         own, children = peak.get("driver"), peak.get("children")
         # getrusage's children peak is 0 where none ended (a resume with nothing to run starts no cluster)
         children = f"{children} MiB its largest ended child process" if children else "no child process ended"

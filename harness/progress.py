@@ -212,6 +212,7 @@ class Progress:
         self.devices: Counter[str] = Counter()   # this run's fits of trained models by the device they used
         self.fit_cpu_seconds = 0.0   # this run's fits' CPU time, as their workers measured it
         self.worker_rss: dict[str, float] = {}   # each worker's peak memory in MiB, as its tasks measured it
+        self.worker_children_rss: dict[str, float] = {}   # and of its largest ended child process
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.clock, self.line_every = clock, line_every
@@ -337,8 +338,10 @@ class Progress:
             self.devices[r["device"]] += 1
         if math.isfinite(cpu := float(r.get("fit_cpu_seconds", math.nan))):
             self.fit_cpu_seconds += cpu
-        if math.isfinite(rss := float(r.get("worker_peak_rss_mib", math.nan))):
-            self.worker_rss[r["worker"]] = max(rss, self.worker_rss.get(r["worker"], 0.0))
+        for name, peaks in (("worker_peak_rss_mib", self.worker_rss),
+                            ("worker_children_peak_rss_mib", self.worker_children_rss)):
+            if math.isfinite(rss := float(r.get(name, math.nan))):
+                peaks[r["worker"]] = max(rss, peaks.get(r["worker"], 0.0))
         if r.get("traceback"):
             self.tracebacks[fit] = r["traceback"]
         for method, tb in (r.get("method_traceback") or {}).items():

@@ -545,7 +545,7 @@ def _run_locked(cfg: RunConfig, args: Sequence[str] | None) -> int:
         _say(f"note: {line}")
     tasks, before = _plan(cfg, drug_names, store, out)
     interrupted, tracebacks, ran, used = _execute(cfg, tasks, cube, store, before)
-    fits_run, tasks_run, fits_cpu, worker_rss = ran
+    fits_run, tasks_run, fits_cpu, worker_rss, worker_children_rss = ran
     if interrupted == 2:  # the cluster failed; said
         return 2
     counts = store.counts()
@@ -558,7 +558,7 @@ def _run_locked(cfg: RunConfig, args: Sequence[str] | None) -> int:
                            "load_average": {"start": _load(load_start), "end": _load(os.getloadavg())}}
     run_info["used"] = used
     run_info["command"] = _command(args)
-    run_info["peak_rss_mib"] = _peak_rss(worker_rss)
+    run_info["peak_rss_mib"] = _peak_rss(worker_rss, worker_children_rss)
     run_info["runs"] = [*_earlier_runs(_read_run_json(out)), {k: run_info[k] for k in RUN_RECORD}]
     out.mkdir(parents=True, exist_ok=True)
     info = json.dumps(run_info, indent=2, sort_keys=True)
@@ -701,14 +701,16 @@ def _plan(cfg: RunConfig, drug_names: Sequence[str], store: ResultStore, out: Pa
 
 def _execute(cfg: RunConfig, tasks: Sequence[Task], cube: CubeFiles, store: ResultStore,
              before: dict[str, int]
-             ) -> tuple[int, dict[tuple, str], tuple[int, int, float, dict[str, float]], dict[str, Any]]:
+             ) -> tuple[int, dict[tuple, str], tuple[int, int, float, dict[str, float], dict[str, float]],
+                        dict[str, Any]]:
     """Run ``tasks`` in process or on the cluster, library logs in OUT/run.log: (0, or the exit code of an
     interrupt, or 2 when the cluster failed or the cube changed (said); the failed fits' tracebacks; the
     fits and the tasks whose results this run recorded, fewer than ``tasks`` hold when it was
-    interrupted, those fits' CPU seconds and their workers' peak memory; run.json's ``used``: what those
+    interrupted, those fits' CPU seconds, their workers' peak memory and their workers' children's; run.json's
+    ``used``: what those
     fits ran with, :func:`_used`)."""
     if not tasks:
-        return 0, {}, (0, 0, 0.0, {}), _used(None, tasks)
+        return 0, {}, (0, 0, 0.0, {}, {}), _used(None, tasks)
     cluster_error: type[Exception] = RunError
     prog = _progress(cfg, store, tasks, before)
     try:
@@ -740,21 +742,25 @@ def _execute(cfg: RunConfig, tasks: Sequence[Task], cube: CubeFiles, store: Resu
     return 0, prog.tracebacks, _ran(prog), _used(prog, tasks)
 
 
-def _ran(prog: Progress) -> tuple[int, int, float, dict[str, float]]:
+def _ran(prog: Progress) -> tuple[int, int, float, dict[str, float], dict[str, float]]:
     """The fits (done or failed) and the tasks whose results this run recorded, as ``prog`` counted them,
-    those fits' CPU seconds (their ``fit_cpu_seconds``) and each of their workers' peak memory in MiB."""
-    return prog.fits_now + prog.failed, prog.tasks_done, prog.fit_cpu_seconds, dict(prog.worker_rss)
+    those fits' CPU seconds (their ``fit_cpu_seconds``), each of their workers' peak memory in MiB and that
+    of each worker's largest ended child process."""
+    return (prog.fits_now + prog.failed, prog.tasks_done, prog.fit_cpu_seconds, dict(prog.worker_rss),
+            dict(prog.worker_children_rss))
 
 
-def _peak_rss(workers: dict[str, float]) -> dict[str, Any]:
+def _peak_rss(workers: dict[str, float], worker_children: dict[str, float]) -> dict[str, Any]:
     """run.json's ``peak_rss_mib``, the peak resident memory in MiB as of run.json's writing, the report
     after it not included: this process's (``driver``; with ``--cluster none`` the fits' included), the
-    largest of its child processes that ended and were waited for (``children``: a local cluster's
-    workers, the ``--method`` plug-ins run here; 0 where none), and each worker's whose tasks this run
-    recorded, as it measured itself at the end of its last one (``workers``: its address, host and pid ->
-    MiB; its own ``--method`` plug-ins not included)."""
+    largest of its child processes that ended and were waited for, or of theirs (``children``: a local
+    cluster's workers and their plug-ins, the ``--method`` plug-ins run here; 0 where none), and each
+    worker's whose tasks this run recorded, as it measured itself at the end of its last one (``workers``:
+    its address, host and pid -> MiB), and its largest ended child process's (``worker_children``: its
+    ``--method`` plug-ins, each fitted in a process of its own, torch.compile's compiler; 0 where none; on
+    Slurm the only figure of them)."""
     return {"driver": peak_rss_mib(resource.RUSAGE_SELF), "children": peak_rss_mib(resource.RUSAGE_CHILDREN),
-            "workers": workers}
+            "workers": workers, "worker_children": worker_children}
 
 
 def _cpu_seconds(fits: float) -> dict[str, float]:

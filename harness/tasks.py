@@ -211,8 +211,10 @@ def _fit_task(task: Task, cube_path: str, cfg: RunConfig, model: Contender) -> l
         row.pop("steps_compiled", None)
         rows.append(row)
     rss = peak_rss_mib()   # the worker process's peak so far, for run.json (not stored per fit)
+    kids = peak_rss_mib(resource.RUSAGE_CHILDREN)   # its largest ended child's: a plug-in, a compiler
     for row in rows:
         row["worker_peak_rss_mib"] = rss
+        row["worker_children_peak_rss_mib"] = kids
     share_cpu(rows, cpu)
     return rows
 

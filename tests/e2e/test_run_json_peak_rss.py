@@ -36,3 +36,27 @@ def test_run_json_records_the_peak_memory_of_the_driver_and_the_workers(tmp_path
     else:   # the worker was a child process, ended and waited for when the cluster closed
         assert f" pid={os.getpid()}" not in worker and 0 < rss <= peak["children"] <= _mib(
             resource.RUSAGE_CHILDREN) + 0.1
+
+
+@pytest.mark.parametrize("cluster", ["none", "local"])
+def test_run_json_and_info_give_the_peak_memory_of_the_workers_plug_ins(tmp_path_factory, tmp_path, cluster):
+    """A --method plug-in fits in a process of its own, a child of the worker: each worker's figure was its
+    own process alone (a plug-in holding 400 MiB beside a 394 MiB worker: 'up to 394.0 MiB in the 1 process
+    that ran its fits'), and on Slurm, where no worker is the driver's child, it was in no figure."""
+    from harness.info import describe_run
+    from harness.run import main
+    from tests.harness.plugin_mods.holds_memory import MIB
+
+    out = tmp_path / "run"
+    args = tiny_args(tiny_cube(tmp_path_factory), out, "--models", "baselines", "--drugs", "drugA",
+                     "--n-repeats", "1", "--method", "tests.harness.plugin_mods.holds_memory:HoldsMemory",
+                     workers=1, cluster=cluster)
+    assert main(args) == 0
+    peak = json.loads((out / "run.json").read_text())["peak_rss_mib"]
+    [(worker, rss)] = peak["workers"].items()
+    [(same, plugins)] = peak["worker_children"].items()
+    assert same == worker and MIB < plugins <= peak["children"] and rss < plugins
+    [line] = [ln for ln in describe_run(out).splitlines() if ln.startswith("last run's peak memory: ")]
+    assert line.endswith(f", up to {rss} MiB in the 1 process that ran its fits, up to {plugins} MiB in "
+                         f"one of their ended child processes (their --method plug-ins, torch.compile's "
+                         f"compiler)")
