@@ -200,23 +200,21 @@ def random_split(sp: SplitShape, genes: int, rng: np.random.Generator) -> Any:
 # one measurement
 
 
-def _time_fit(model: str, data: list, lens: Sequence[int], fc: Any, clock: Clock
-              ) -> tuple[float, float, float, Any]:
-    """(seconds per step, per validation, setup, state) of a short fit of ``data`` as one batched model."""
-    from pertvae_core.train import fit
-
+def _time_fit(model: str, data: list, lens: Sequence[int], fc: Any, cfg: RunConfig, clock: Clock
+              ) -> tuple[float, float, float, Callable[[], Any]]:
+    """(seconds per step, per validation, setup, evaluation) of a short fit of ``data`` as one batched
+    model (its contender's :meth:`~harness.contenders.base.Contender.calibration_fit`)."""
     n = min(MAX_STEPS, max(min(lens) + 2, WARMUP_STEPS + MIN_STEPS + 1))
     stamps: list[float] = []
     t0 = clock()
-    state = fit(data, fc, list(range(len(data))), pairs=bool(contender(model).fit_pairs), max_steps=n,
-                on_step=lambda step, _model: stamps.append(clock()))
+    evaluate = contender(model).calibration_fit(data, fc, cfg, n, lambda step, _model: stamps.append(clock()))
     d = np.diff(stamps)
     # interval i ends with step i + 2 and holds the validation after step i + 1 when an epoch ended there
     with_val = np.array([any((i + 1) % k == 0 for k in lens) for i in range(len(d))], dtype=bool)
     plain = d[WARMUP_STEPS:][~with_val[WARMUP_STEPS:]]
     step = float(np.median(plain if plain.size else d)) if d.size else stamps[0] - t0
     validation = float(max(0.0, np.median(d[with_val]) - step)) if with_val.any() else 0.0
-    return step, validation, max(0.0, stamps[0] - t0 - step), state
+    return step, validation, max(0.0, stamps[0] - t0 - step), evaluate
 
 
 def point_fit_config(p: Point, cfg: RunConfig) -> FitConfig:
@@ -233,25 +231,19 @@ def point_fit_config(p: Point, cfg: RunConfig) -> FitConfig:
 
 
 def calibrate_fit(p: Point, genes: int, cfg: RunConfig, clock: Clock) -> Calibration:
-    """Time a short pertvae_core.train.fit of ``p.model`` on random data shaped like ``p.shapes`` (one split
-    each, fitted as one batched model; with several, also the first alone), then its evaluation."""
-    from pertvae_core.api import predict
-    from pertvae_core.evaluation import TestCells
-
+    """Time a short fit of ``p.model`` (its contender's calibration_fit) on random data shaped like
+    ``p.shapes`` (one split each, fitted as one batched model; with several, also the first alone), then
+    its evaluation."""
     rng = np.random.default_rng(0)
     data = [random_split(sp, genes, rng) for sp in p.shapes]
     fc = point_fit_config(p, cfg)
-    pairs = bool(contender(p.model).fit_pairs)
-    step_one, validation_one = (_time_fit(p.model, data[:1], p.lens[:1], fc, clock)[:2] if len(data) > 1
-                                else (0.0, 0.0))
-    step, validation, setup, state = _time_fit(p.model, data, p.lens, fc, clock)
+    step_one, validation_one = (_time_fit(p.model, data[:1], p.lens[:1], fc, cfg, clock)[:2]
+                                if len(data) > 1 else (0.0, 0.0))
+    step, validation, setup, evaluate = _time_fit(p.model, data, p.lens, fc, cfg, clock)
     if len(data) == 1:
         step_one, validation_one = step, validation
     t1 = clock()
-    predict(state, [sp.x1_test for sp in data], fc.mc_samples,
-            targets=[sp.x2_test if pairs else sp.x1_test for sp in data])
-    if pairs:
-        predict(state, [TestCells.from_split(sp).x1 for sp in data], fc.mc_samples)
+    evaluate()
     return Calibration(p.model, int(p.latent), len(data), step, validation, setup, clock() - t1, step_one,
                        validation_one)
 

@@ -13,10 +13,11 @@ How the estimate is made:
 - **Calibration** (harness.calibrate; about a minute at paper sizes, plus about two to time several local
   workers side by side (harness.corun); with the workers' torch threads, device and precision): for
   PertVAE and the VAE at their smallest and largest latent sizes (linear in between),
-  :func:`pertvae_core.train.fit` runs a few dozen optimizer steps (``max_steps``) on random data
-  shaped like the median drug's first S splits (S = splits per task), and on the first alone, timing each
-  step: seconds per batched step, per validation and for the setup; then the evaluation
-  (:func:`pertvae_core.api.predict`, ``mc_samples`` draws) of that state. PCA and the baselines: the
+  :func:`pertvae_core.train.fit` (Dr.VAE: its own, pertvae_core.drvae_train.fit_drvae) runs a few dozen
+  optimizer steps (``max_steps``) on random data shaped like the median drug's first S splits (S = splits
+  per task), and on the first alone, timing each step: seconds per batched step, per validation and for
+  the setup; then the evaluation (:func:`pertvae_core.api.predict`, ``mc_samples`` draws; Dr.VAE's: both
+  its methods' predictions) of that state. PCA and the baselines: the
   evaluation of one split at all of their latent sizes (pertvae_core.api.evaluate_pca_latents /
   evaluate_baselines), as their task runs them, each latent size charged its share. Every time is this
   process's CPU time (a busy machine inflates it far less than wall time: only through the caches and

@@ -12,7 +12,7 @@ split's shape (harness.shapes.SplitShape) as values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.task_data import perturbation_data
@@ -56,8 +56,8 @@ class Contender:
     - ``response_head``: the head ("binary" / "continuous") whose ``--response-method`` plug-ins run in its
       tasks, scored on that head's metrics ("": none).
     - ``default_latents``: its latent sizes when neither the preset nor the config gives them.
-    - ``fit_pairs``: a model trained by pertvae_core.train.fit on pairs (True) or single profiles (False),
-      which the cost model calibrates with short fits; None when it is not trained that way.
+    - ``fit_pairs``: a model trained on pairs (True) or single profiles (False), which the cost model
+      calibrates with short fits (:meth:`calibration_fit`); None when it is not.
     - ``takes_precision``: its trained models' matrix products follow ``--precision``; False where they are
       always fp32 (Dr.VAE's), so that each fit records the products it computed (harness.tasks.products_of).
     - ``compiles``: its trained models' steps follow ``--compile`` (torch.compile graphs the cost model
@@ -130,6 +130,27 @@ class Contender:
     def steps_per_epoch(self, sp: SplitShape, cfg: RunConfig) -> int:
         """Optimizer steps of one epoch of a split shaped like ``sp`` (0: not trained)."""
         return 0
+
+    def calibration_fit(self, data: Sequence[SplitData], fc: FitConfig, cfg: RunConfig, max_steps: int,
+                        on_step: Callable[[int, Any], None]) -> Callable[[], Any]:
+        """A short fit the cost model times (harness.calibrate): ``data`` (random splits) as one batched
+        model at ``fc`` (harness.calibrate.point_fit_config), ``max_steps`` steps, ``on_step`` after each;
+        returns the fitted model's evaluation, to be timed. Default: pertvae_core.train.fit on pairs or
+        single profiles (``fit_pairs``), evaluated as pertvae_core.api.predict (test pairs, test cells)."""
+        from pertvae_core.api import predict
+        from pertvae_core.evaluation import TestCells
+        from pertvae_core.train import fit
+
+        pairs = bool(self.fit_pairs)
+        state = fit(data, fc, list(range(len(data))), pairs=pairs, max_steps=max_steps, on_step=on_step)
+
+        def evaluate() -> None:
+            predict(state, [sp.x1_test for sp in data], fc.mc_samples,
+                    targets=[sp.x2_test if pairs else sp.x1_test for sp in data])
+            if pairs:
+                predict(state, [TestCells.from_split(sp).x1 for sp in data], fc.mc_samples)
+
+        return evaluate
 
     def calibration_run(self, data: Sequence[SplitData], latent: int, cfg: RunConfig) -> Any:
         """What the cost model times for a cheap contender: one evaluation of ``data``."""

@@ -648,23 +648,41 @@ def test_dr_vae_is_calibrated_eagerly_in_fp32_as_it_trains(monkeypatch):
     """Dr.VAE's fits train eagerly in fp32 whatever --compile and --precision say: timed compiled, a
     drvae-demo dry run with --compile charged 32 s of torch.compile's compiling to fits that never
     compile (and 0.12 s a fit for its compiled steps against 0.17 eager)."""
-    import pertvae_core.train as train
-
-    seen = []
-    real_fit = train.fit
-
-    def spy(data, fc, *args, **kw):
-        seen.append((fc.compile, fc.precision))
-        return real_fit(data, fc, *args, **kw)
-
-    monkeypatch.setattr(train, "fit", spy)
     cfg = make_config("drvae-demo", compile=True, precision="bf16", device="cpu")
     sp = calibrate.SplitShape(n_train=20, n_val=4, n_test=4, n_single=10, test_pairs=(4,), test_controls=(2,))
     point = calibrate.Point("drvae", 8, (sp, sp), (1, 1))
-    calibrate.calibrate_fit(point, 10, cfg, calibrate.make_clock("cpu", 1))
-    assert seen and set(seen) == {(False, "fp32")}
+    fc = calibrate.point_fit_config(point, cfg)
+    assert (fc.compile, fc.precision, fc.latent) == (False, "fp32", 8)
     fc = calibrate.point_fit_config(dataclasses.replace(point, model="response_pertvae"), cfg)
     assert (fc.compile, fc.precision) == (True, "bf16")   # a PertVAE's fits follow both
+
+
+@pytest.mark.parametrize("model", ["drvae", "drvae_continuous"])
+def test_dr_vae_is_calibrated_by_its_own_fits(monkeypatch, model):
+    """Dr.VAE was timed by PertVAE's short fits of the same shapes ("the classifier and z3 networks add a
+    little"): 7.8-8.0 ms a step of drvae-demo's 10 splits where its own steps took 14.7 ms (load 9.5), and
+    its drvae-demo estimate was 0.41x its fits' CPU time. Its calibration now runs fit_drvae, each head
+    its own."""
+    import pertvae_core.drvae_train as drvae_train
+    import pertvae_core.train as train
+
+    fits = []
+    real = drvae_train.fit_drvae
+
+    def spy(splits, dc, seeds, max_steps=None, on_step=None):
+        fits.append((len(splits), dc.head, dc.latent, max_steps))
+        return real(splits, dc, seeds, max_steps, on_step)
+
+    monkeypatch.setattr(drvae_train, "fit_drvae", spy)
+    monkeypatch.setattr(train, "fit", None)   # PertVAE's fit is not called
+    cfg = make_config("drvae-demo", device="cpu")
+    sp = calibrate.SplitShape(n_train=20, n_val=4, n_test=4, n_single=10, test_pairs=(4,), test_controls=(2,))
+    c = calibrate.calibrate_fit(calibrate.Point(model, 8, (sp, sp), (1, 1)), 10, cfg,
+                                calibrate.make_clock("cpu", 1))
+    head = "binary" if model == "drvae" else "continuous"
+    n = calibrate.WARMUP_STEPS + calibrate.MIN_STEPS + 1
+    assert fits == [(1, head, 8, n), (2, head, 8, n)]   # the first split alone, then both
+    assert c.step > 0 and c.step_one > 0 and c.evaluation > 0
 
 
 def test_with_compile_a_grid_that_compiles_nothing_calls_its_first_fits_set_up():
