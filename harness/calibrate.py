@@ -281,15 +281,14 @@ def warm_up(genes: int, cfg: RunConfig) -> None:
 def _counted_fit(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunConfig, max_steps: int
                  ) -> tuple[float, Products]:
     """Floating-point operations of the first ``max_steps`` steps (and the epoch ends among them) of a fit
-    of one split shaped like ``sp``, counted by ``torch.utils.flop_counter`` (matrix products, forward and
-    backward) on the CPU in float32; and the operand shapes of each of its matrix products, in order of
-    shape."""
+    of one split shaped like ``sp`` (its contender's calibration_fit, as timed), counted by
+    ``torch.utils.flop_counter`` (matrix products, forward and backward) on the CPU in float32; and the
+    operand shapes of each of its matrix products, in order of shape."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils.flop_counter import FlopCounterMode
 
     from pertvae_core.config import FitConfig
-    from pertvae_core.train import fit
 
     aten = torch.ops.aten
     shapes: list[Shape] = []
@@ -308,7 +307,7 @@ def _counted_fit(model: str, latent: int, sp: SplitShape, genes: int, cfg: RunCo
     fc = FitConfig(**dict(cfg.fit_kwargs(), latent=int(latent), device="cpu", compile=False,
                           precision="fp32"))
     with FlopCounterMode(display=False) as counter, Recorded():
-        fit(data, fc, [0], pairs=bool(contender(model).fit_pairs), max_steps=max_steps)
+        contender(model).calibration_fit(data, fc, cfg, max_steps, lambda step, _model: None)
     return float(counter.get_total_flops()), tuple(sorted(shapes))
 
 
