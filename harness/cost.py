@@ -747,10 +747,7 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                  f"keeps and this estimate leaves out" if est.done_fits else "")]
     unit = "CPU-hours" if est.device == "cpu" else "GPU-hours"
     lines.append(f"estimate: {hours(est.cpu_hours)} {unit}; wall time {duration(est.wall_seconds)} on "
-                 f"{est.where}{_own_core(est)}; {est.precision} matrix products"
-                 + (f" ({_bf16_way(est.device, cfg.fit_kwargs()['compile'])})" if est.precision == "bf16"
-                    else "")
-                 + ("; torch.compile" if cfg.fit_kwargs()["compile"] else ""))
+                 f"{est.where}{_own_core(est)}; {_how_trained(cfg, est)}")
     for note in (emulated_bf16_note(cfg), lifetime_note(cfg, est)):
         if note:
             lines.append(f"  note: {note}")
@@ -800,6 +797,23 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
                  + plugins)
     lines.append("nothing was run or written; drop --dry-run to run the grid")
     return "\n".join(lines)
+
+
+def _how_trained(cfg: RunConfig, est: Estimate) -> str:
+    """The run's matrix products and torch.compile, as its trained models follow them: Dr.VAE's fits are
+    fp32 and eager whatever --precision and --compile say (Contender.takes_precision, compiles)."""
+    trained = _trained(cfg.models)
+    fp32 = [m for m in trained if not contender(m).takes_precision]
+    eager = [m for m in trained if m not in est.compiled]
+    if est.precision == "fp32" or (trained and len(fp32) == len(trained)):
+        words = "fp32 matrix products"
+    else:
+        words = (f"{est.precision} matrix products"
+                 + (f" ({_bf16_way(est.device, cfg.fit_kwargs()['compile'])})" if est.precision == "bf16"
+                    else "") + (f", {', '.join(fp32)}'s in fp32" if fp32 else ""))
+    if not cfg.fit_kwargs()["compile"] or (trained and len(eager) == len(trained)):
+        return words
+    return words + "; torch.compile" + (f" ({', '.join(eager)} eagerly)" if eager else "")
 
 
 def lifetime_note(cfg: RunConfig, est: Estimate) -> str | None:

@@ -741,3 +741,22 @@ def test_dr_vae_s_floor_counts_its_own_products():
                  for f in (calibrate.step_flops, calibrate.validation_flops))
     assert step["drvae"] == step["drvae_continuous"] > 1.1 * step["response_pertvae"]
     assert val["drvae"] > val["response_pertvae"] > 0
+
+
+def test_the_estimate_line_says_dr_vae_trains_in_fp32_and_eagerly():
+    """A Dr.VAE-only dry run with --precision bf16 --compile said 'bf16 matrix products (oneDNN's ...);
+    torch.compile', though its fits compute fp32 products eagerly; beside a model that follows both, it now
+    names Dr.VAE's."""
+    task = Task("drvae", "d0", 8, ((0, 0),))
+    est = cost.Estimate((task,), {task.fit_keys()[0]: (0.0, 0.0, 1.0, 1)}, {}, 10, 1, 1, "cpu",
+                        "in-process, 1 thread", (), 1.0, 0.5, precision="bf16")
+
+    def said(models: tuple[str, ...], compiled: frozenset[str]) -> str:
+        cfg = make_config("drvae-demo", models=models, cluster="none", compile=True, precision="bf16")
+        text = cost.render(cfg, dataclasses.replace(est, compiled=compiled), "x")
+        return next(ln for ln in text.splitlines() if ln.startswith("estimate: ")).split("thread; ")[1]
+
+    assert said(("drvae",), frozenset()) == "fp32 matrix products"
+    way = cost._bf16_way("cpu", True)
+    assert said(("drvae", "response_pertvae"), frozenset({"response_pertvae"})) == (
+        f"bf16 matrix products ({way}), drvae's in fp32; torch.compile (drvae eagerly)")
