@@ -66,16 +66,22 @@ EMULATED = "emulated (no bfloat16 instructions)"
 
 def bf16_way(device: str = "cpu", compiled: bool | None = False) -> str:
     """How bf16 products are computed on ``device`` here, in words for a record or a dry run: the numbers
-    differ slightly between the two ways (casts round the outputs to bfloat16 too). ``compiled``: whether the
-    training steps run under torch.compile (they then cast on AMX too: :data:`CPU_BF16_MATH`); None: either,
-    as the machine's entry in a run's versions says."""
-    if not (torch.device(device).type == "cpu" and CPU_BF16_MATH):
-        return CAST if native_bf16(device) else f"{CAST}, {EMULATED}"
-    math = (f"oneDNN's bfloat16 arithmetic on float32 operands (AMX; products under "
-            f"{SMALL_PRODUCT_FLOPS / 1e6:g} MFLOP a model in float32)")
+    differ slightly between the ways (casts round the outputs to bfloat16 too; on a CPU a layer of small
+    products keeps float32: :func:`_small`). ``compiled``: whether the training steps run under torch.compile
+    (they then cast on AMX too: :data:`CPU_BF16_MATH`); None: either, as the machine's entry in a run's
+    versions says."""
+    cpu = torch.device(device).type == "cpu"
+    small = f"products under {SMALL_PRODUCT_FLOPS / 1e6:g} MFLOP a model in float32"
+    if not (cpu and CPU_BF16_MATH):
+        way = CAST if native_bf16(device) else f"{CAST}, {EMULATED}"
+        return f"{way}; {small}" if cpu else way
+    math = "oneDNN's bfloat16 arithmetic on float32 operands"
     if compiled is None:
-        return f"{math}; {CAST} in torch.compile'd training steps"
-    return f"{CAST} in the compiled training steps, {math} in validation and evaluation" if compiled else math
+        return f"{math} (AMX), or {CAST} in torch.compile'd training steps; {small} in both"
+    if compiled:
+        return (f"{CAST} in the compiled training steps, {math} in validation and evaluation (AMX; {small} "
+                f"in both)")
+    return f"{math} (AMX; {small})"
 
 
 def products_way(precision: str, device: str = "cpu", compiled: bool | None = False) -> str:
@@ -113,12 +119,13 @@ def _product_like(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 # pertvae::bmm, torch.bmm as one operator that torch.compile calls as it is, for a product of cast operands
-# whose transposed operand has no other use (the first layer's: its input needs no gradient, so the cast
-# weight feeds only y = x v^T and the scaled output gradient only dL/dv). Inductor lays such an operand out
-# with a zero stride on a batch of one model ([1, 978, 500], strides (0, 1, 978)), and torch's bfloat16 bmm
-# copies it to a contiguous tensor first (0.3 ms a paper-sized step; float32's does not); an operator of its
-# own gets its operands with the strides they have eagerly. A compiled bf16 step of the VAE at latent 2:
-# 0.974-0.989x the time with the copies, PertVAE 0.986-0.994x (alternating in one process, load 0.8-0.9).
+# whose operand's layout matters: dL/dv's, with (gy s)^T made contiguous (:func:`_weight_product`), and the
+# first layer's y = x v^T (its input needs no gradient, so the cast weight feeds only that product). Inductor
+# lays a transposed operand with no other use out with a zero stride on a batch of one model ([1, 978, 500],
+# strides (0, 1, 978)), and torch's bfloat16 bmm copies it to a contiguous tensor first (0.3 ms a
+# paper-sized step; float32's does not); an operator of its own gets its operands with the strides they have
+# eagerly. A compiled bf16 step of the VAE at latent 2: 0.974-0.989x the time with the copies, PertVAE
+# 0.986-0.994x (alternating in one process, load 0.8-0.9).
 # Defined through torch.library.Library: ~4 us a call, where torch.library.custom_op's wrapper took ~12 us.
 _LIB = torch.library.Library("pertvae", "FRAGMENT")
 _LIB.define("bmm(Tensor a, Tensor b) -> Tensor")
@@ -138,6 +145,28 @@ def _product(ctx, alone: bool = False) -> Callable[[torch.Tensor, torch.Tensor],
     return torch.bmm
 
 
+def _small(x: torch.Tensor, v: torch.Tensor) -> bool:
+    """Whether a layer's products (2 B in out FLOPs a model each) fall below :data:`SMALL_PRODUCT_FLOPS`: on
+    the CPU they then take float32 operands under bf16 too. Cast to bfloat16 they cost oneDNN's ~20-40 us a
+    call (float32: 4-8 us); a compiled bf16 step of the VAE took 0.975x the time with its 9 such products
+    (of 27) in float32 at latent 2 and 0.99x at latent 10 (none at 50; alternating in one process, load
+    2.1-2.6). Eager products with bf16 math keep them in float32 one by one (:func:`bf16_math_bmm`)."""
+    return 2 * x.shape[1] * x.shape[2] * v.shape[1] < SMALL_PRODUCT_FLOPS
+
+
+def _weight_product(ctx, gys: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """dL/dv's product (gy s)^T x (the [S, out, in] gradient of v). With cast operands on the CPU under
+    torch.compile, (gy s)^T is laid out contiguous (inductor writes it beside gy s, in the kernel that casts
+    it) and multiplied by pertvae::bmm, which keeps that layout: with oneDNN's bfloat16 product of the
+    transposed view a compiled paper-sized step took ~1.04-1.05x the time (the VAE at latent 2, PertVAE;
+    measured in two stages, each alternating two steps in one process, load 2-2.5; with :func:`_small`
+    too: the VAE 0.934, 0.955 and 0.976x at latents 2, 20 and 200, PertVAE 0.96x). Eagerly the copy would be
+    a pass of its own."""
+    if ctx.cast and ctx.cpu and torch.compiler.is_compiling():
+        return torch.ops.pertvae.bmm.default(gys.transpose(1, 2).contiguous(), x)
+    return _product(ctx)(gys.transpose(1, 2), x)
+
+
 class _WNLinearFn(torch.autograd.Function):
     """y = (x @ v^T) * s + b, s = g / ||v|| (row norms of v [S, out, in], a contiguous reduction).
 
@@ -150,7 +179,8 @@ class _WNLinearFn(torch.autograd.Function):
     the outputs keep float32's precision. Elsewhere (under torch.compile, a CPU without AMX, a GPU, an older
     torch) the operands are cast to bfloat16 and the bfloat16 outputs widened to float32 (one pass; mixed-type
     elementwise operations measured ~1.5x slower than a widening pass and the same operation in float32);
-    under torch.compile the casts fuse into the elementwise work beside them.
+    under torch.compile the casts fuse into the elementwise work beside them. On a CPU a layer whose products
+    fall below :data:`SMALL_PRODUCT_FLOPS` keeps float32 operands (:func:`_small`).
     """
 
     @staticmethod
@@ -160,7 +190,7 @@ class _WNLinearFn(torch.autograd.Function):
         scale = g * inv
         ctx.cpu = x.device.type == "cpu"
         ctx.math = low and CPU_BF16_MATH and ctx.cpu and not torch.compiler.is_compiling()
-        ctx.cast = low and not ctx.math
+        ctx.cast = low and not ctx.math and not (ctx.cpu and _small(x, v))
         xm, vm = (x.to(LOW), v.to(LOW)) if ctx.cast else (x, v)   # the products' operands
         u = _product(ctx, alone=not x.requires_grad)(xm, vm.transpose(1, 2)).to(v.dtype)
         ctx.save_for_backward(xm, vm, v, u, scale, inv)
@@ -178,7 +208,7 @@ class _WNLinearFn(torch.autograd.Function):
             gx = bmm(gysm, vm).to(v.dtype)
         if ctx.needs_input_grad[1]:  # dL/dv = (gy s)^T x - v * dL/ds * s / ||v||^2
             c = (dscale * scale * inv.square()).transpose(1, 2)  # [S, out, 1]
-            gv = _product(ctx, alone=not ctx.needs_input_grad[0])(gysm.transpose(1, 2), xm)
+            gv = _weight_product(ctx, gysm, xm)
             gv = gv.to(v.dtype).addcmul_(v, c, value=-1.0)
         gg = dscale * inv if ctx.needs_input_grad[2] else None
         gb = gy.sum(dim=1, keepdim=True) if ctx.needs_input_grad[3] else None

@@ -22,7 +22,7 @@ from harness.store import ResultStore
 from harness.tasks import products_of
 from pertvae_core import layers, train
 
-CAST = "bf16: operands cast to bfloat16"
+CAST = "bf16: operands cast to bfloat16; products under 3 MFLOP a model in float32"
 AMX = ("bf16: oneDNN's bfloat16 arithmetic on float32 operands (AMX; products under 3 MFLOP a model in "
        "float32)")
 
@@ -75,8 +75,9 @@ def test_compiled_fits_record_their_steps_cast_operands_on_amx_too(cfg, monkeypa
     compiled = dataclasses.replace(cfg, compile=True)
     monkeypatch.setattr(train, "no_cpp_compiler", lambda: "")
     assert products_of(compiled, contender("pertvae")) == (
-        "bf16: operands cast to bfloat16 in the compiled training steps, " + AMX.removeprefix("bf16: ")
-        + " in validation and evaluation")
+        "bf16: operands cast to bfloat16 in the compiled training steps, oneDNN's bfloat16 arithmetic on "
+        "float32 operands in validation and evaluation (AMX; products under 3 MFLOP a model in float32 in "
+        "both)")
     assert products_of(cfg, contender("pertvae")) == AMX
     # a fit whose steps dynamo ran eagerly (past its graphs, train.COMPILED_SHAPES) used the math: its row
     # says so (pertvae_core.train.FitState.steps_compiled)

@@ -34,6 +34,8 @@ def bf16_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "math" and not layers.BF16_MATH_AVAILABLE:
         pytest.skip("this torch has no oneDNN bfloat16 arithmetic for float32 products")
     monkeypatch.setattr(layers, "CPU_BF16_MATH", request.param == "math")
+    # the test model's layers are all small: at the default every product would stay float32 (layers._small)
+    monkeypatch.setattr(layers, "SMALL_PRODUCT_FLOPS", 0.0)
     return request.param
 
 
@@ -97,12 +99,31 @@ def test_a_compiled_bf16_loss_is_one_graph_with_bf16_products_forward_and_backwa
     assert n_graphs == 1   # a graph break makes one more
     assert low(fw) == len(layers_wn)              # y = x v^T per layer
     assert low(bw) == 2 * len(layers_wn) - 1      # dL/dx and dL/dv; no dL/dx of the input layer
-    # the input layer's two products (its cast weight and output gradient have no other use) by pertvae::bmm
-    assert (_count(fw, ALONE_BMM), _count(bw, ALONE_BMM)) == (1, 1)
+    # by pertvae::bmm: the input layer's y = x v^T (its cast weight has no other use) and every dL/dv, whose
+    # (gy s)^T is laid out contiguous (layers._weight_product)
+    assert (_count(fw, ALONE_BMM), _count(bw, ALONE_BMM)) == (1, len(layers_wn))
     f32 = torch.float32
     plain = _count(fw + bw, aten.bmm.default, f32) + _count(fw + bw, aten.baddbmm.default, f32)
     # float32 products left: the drug effect (Eq. 5) and its two gradients, PertVAE only
     assert plain == (3 if pairs else 0)
+
+
+def test_a_layer_of_small_products_keeps_float32_under_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the CPU a layer whose products fall below layers.SMALL_PRODUCT_FLOPS (2 B in out FLOPs a model)
+    takes float32 operands (layers._small): at the default all of the test model's; between, only its two
+    largest (input 30 x 24 and output 24 x 60, of 16 rows: 2 x 16 x 720 FLOPs and more)."""
+    aten, bf16, f32 = torch.ops.aten, torch.bfloat16, torch.float32
+    monkeypatch.setattr(layers, "CPU_BF16_MATH", False)
+    for threshold, low_fw, low_bw in ((layers.SMALL_PRODUCT_FLOPS, 0, 0), (2 * 16 * 700, 2, 3)):
+        monkeypatch.setattr(layers, "SMALL_PRODUCT_FLOPS", threshold)
+        loss, args, model = _loss(True)
+        _, fw, bw = _graphs(loss, args)
+        n_wn = sum(isinstance(m, layers.WNLinear) for m in model.modules())
+        low = [_count(g, aten.bmm.default, bf16) + _count(g, ALONE_BMM, bf16) for g in (fw, bw)]
+        assert low == [low_fw, low_bw], threshold
+        # every other product of the layers in float32 (3 more: the drug effect and its gradients)
+        assert _count(fw + bw, aten.bmm.default, f32) + _count(fw + bw, aten.baddbmm.default, f32) == (
+            3 * n_wn - 1 - low_fw - low_bw + 3)
 
 
 def test_an_fp32_compiled_loss_is_one_graph_of_float32_products() -> None:

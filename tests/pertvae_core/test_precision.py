@@ -232,7 +232,8 @@ def test_this_cpus_bf16_products_round_to_bfloat16(all_products_bf16: None) -> N
 def test_the_way_of_bf16_products_is_named_for_records(monkeypatch: pytest.MonkeyPatch) -> None:
     amx = "oneDNN's bfloat16 arithmetic on float32 operands (AMX; products under 3 MFLOP a model in float32)"
     monkeypatch.setattr(layers, "native_bf16", lambda device: True)
-    for math, want in ((True, amx), (False, "operands cast to bfloat16")):
+    cast = "operands cast to bfloat16; products under 3 MFLOP a model in float32"   # on the CPU
+    for math, want in ((True, amx), (False, cast)):
         monkeypatch.setattr(layers, "CPU_BF16_MATH", math)
         assert layers.bf16_way("cpu") == want
         assert layers.bf16_way("cuda") == "operands cast to bfloat16"
@@ -249,7 +250,8 @@ def test_emulated_bf16_products_say_so_in_their_record(monkeypatch: pytest.Monke
     monkeypatch.setattr(layers, "CPU_BF16_MATH", False)
     monkeypatch.setattr(layers, "native_bf16", lambda device: False)
     emulated = "operands cast to bfloat16, emulated (no bfloat16 instructions)"
-    assert layers.bf16_way("cpu") == layers.bf16_way("cuda") == emulated
-    assert layers.products_way("bf16", "cpu") == f"bf16: {emulated}"
+    small = "; products under 3 MFLOP a model in float32"   # on the CPU (layers._small)
+    assert layers.bf16_way("cpu") == emulated + small and layers.bf16_way("cuda") == emulated
+    assert layers.products_way("bf16", "cpu") == f"bf16: {emulated}{small}"
     monkeypatch.setattr(layers, "native_bf16", prec.native_bf16)   # this machine's CPU, as it is
     assert ("emulated" in layers.bf16_way("cpu")) == (not prec.cpu_has_native_bf16())
