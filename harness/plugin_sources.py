@@ -73,12 +73,15 @@ def _drop_predictions(out: Path, p: Plugin) -> str:
 
 def rerun_changed(out: Path, store: ResultStore, plugins: Sequence[Plugin]) -> list[str]:
     """Reset the fits of the hosts of each plug-in whose file changed since ``out`` recorded it, then
-    record every plug-in's file as now; a line for each plug-in whose fits run again."""
-    said, reset = [], set()
+    record every plug-in's file as now; a line for each plug-in whose fits run again. A host is reset once,
+    and each of its plug-ins counts its fits: two plug-ins of the baselines' tasks run again in the same."""
+    said, reset = [], {}
     for p in changed(out, plugins):
-        models = [m for m in hosts(p, store.models) if m not in reset]
-        n = sum(store.reset_model(m) for m in models)
-        reset.update(models)
+        models = hosts(p, store.models)
+        for m in models:
+            if m not in reset:
+                reset[m] = store.reset_model(m)
+        n = sum(reset[m] for m in models)
         said.append(rerun_words(p, store.models, f"{n} fit(s)") + _drop_predictions(out, p))
     now = {f"{p.kind} {p.spec}": {"file": p.file, "sha256": p.digest} for p in plugins}
     if now != recorded(out):

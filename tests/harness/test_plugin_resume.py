@@ -85,3 +85,25 @@ def test_a_damaged_record_records_nothing(tmp_path):
         assert changed(tmp_path, [mine]) == []
     (tmp_path / FILE).write_text('{"method m:M": {"file": "/x/m.py", "sha256": "' + "a" * 64 + '"}}')
     assert changed(tmp_path, [mine]) == [mine]
+
+
+def test_two_plugins_of_one_changed_file_each_say_the_fits_that_run_again(tmp_path_factory, tmp_path,
+                                                                           monkeypatch, capsys):
+    """Both plug-ins run in the baselines' fits: the first one's reset emptied them, and the second one's
+    note said "0 fit(s) of baselines that ran it run again" while the same fits ran it again."""
+    cube = tiny_cube(tmp_path_factory)
+    mine = tmp_path / "mine_two.py"
+    two = SOURCE + "\n\nclass Other(Shift):\n    name = 'other'\n"
+    mine.write_text(two.format(scale="1.0"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = tiny_args(cube, tmp_path / "out", "--models", "baselines", "--drugs", "drugA", "--n-repeats", "1",
+                     "--method", "mine_two:Shift", "mine_two:Other", workers=1, cluster="none")
+    _, seconds = _run(args)
+    mine.write_text(two.format(scale="0.5"))
+    capsys.readouterr()
+    _run(args)
+    out = capsys.readouterr().out
+    n = int(np.isfinite(seconds).sum())
+    for spec in ("mine_two:Shift", "mine_two:Other"):
+        assert (f"note: --method {spec}: {mine} changed since its fits were stored: {n} fit(s) of "
+                f"baselines that ran it run again") in out
