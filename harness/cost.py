@@ -389,18 +389,19 @@ def stored_done(cfg: RunConfig) -> set[FitKey]:
 
 def check_store(cfg: RunConfig) -> None:
     """StoreMismatchError (a ValueError) when ``cfg``'s OUT/results.zarr holds results of another config,
-    which the run refuses before any work (harness.store.ResultStore.open); a store that cannot be read is
-    left to the run to report."""
+    which the run refuses before any work (harness.store.ResultStore.open), and StoreDamagedError (one too)
+    when it is no directory or its metadata cannot be read, which the run refuses as well: the dry run
+    estimated the whole grid over it and exited 0."""
     import json
 
     path = cfg.out_dir / STORE_NAME
-    if not path.is_dir():
+    if not (path.exists() or path.is_symlink()):
         return
+    attrs = ResultStore(path).attrs
     try:
-        attrs = ResultStore(path).attrs
         stored = attrs.get("science_key_hash")
         stored_cfg = json.loads(attrs.get("config", "{}")).get("science", {})
-    except Exception:  # a damaged or foreign store: the run reports it
+    except Exception:  # a foreign store's attributes: the run reports it
         return
     if stored is not None and stored != science_hash(cfg):
         raise config_mismatch(path, stored_cfg, cfg)

@@ -4,6 +4,7 @@ estimate's arithmetic, worker slots, and the dry run (grid printed, nothing writ
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 
@@ -484,6 +485,28 @@ def test_dry_run_takes_the_epochs_of_the_runs_done_fits(cube, tmp_path, capsys):
     assert text == "" and err.count("\n") == 1 and "calibrat" not in err
     assert err.startswith(f"error: {out / 'results.zarr'} holds results of a different config; refusing to "
                           f"mix them. Differences: max_epochs: 150 (stored) vs 100 (now)"), err
+
+
+def test_a_dry_run_refuses_a_store_the_run_refuses(cube, tmp_path, capsys):
+    """A results.zarr that is a file, or whose metadata cannot be read, stops the run at once (exit 2,
+    harness.store.StoreDamagedError); the dry run estimated the whole grid over it and exited 0."""
+    from harness.grid import store_drugs
+    from harness.store import ResultStore
+
+    out = tmp_path / "out"
+    cfg = make_config("demo", data=str(cube), drugs=DRUGS[:1], n_repeats=1, n_folds=3, out=str(out),
+                      models=("pertvae", "baselines"), dry_run=True)
+    ResultStore.open(out, cfg, "fp", drugs=store_drugs(cfg, list(DRUGS[:1])))
+    (out / "results.zarr" / "zarr.json").write_text("{garbled")
+    assert cost.dry_run(cfg) == 2
+    text, err = capsys.readouterr()
+    assert text == "" and err.count("\n") == 1 and "calibrat" not in err
+    assert err.startswith(f"error: {out / 'results.zarr'} cannot be read (JSONDecodeError"), err
+    shutil.rmtree(out / "results.zarr")
+    (out / "results.zarr").write_text("not a store")
+    assert cost.dry_run(cfg) == 2
+    text, err = capsys.readouterr()
+    assert text == "" and err.startswith(f"error: {out / 'results.zarr'} is not a directory"), err
 
 
 def test_a_resumed_dry_run_estimates_the_fits_left_as_the_run_runs_them(cube, tmp_path, capsys):
