@@ -730,8 +730,11 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
     drugs_ = sorted({t.drug for t in est.tasks if t.drug != POOLED})
     n_splits = cfg.n_repeats * cfg.n_folds
     w = max([10, *(len(m) + 1 for m, _ in rows)])   # the model column fits the longest name
+    # the scope of a figure the run draws: none without the VAE or PCA (drvae-demo, --models pertvae ...)
+    scope = (f"; Figure 2 scope {cfg.figure2_scope}" if any(contender(m).figure2 for m in cfg.models)
+             else "")
     lines = [f"dry run: preset {cfg.preset}; {source}; {len(drugs_)} drug(s); {cfg.n_repeats} x "
-             f"{cfg.n_folds} CV = {n_splits} splits; Figure 2 scope {cfg.figure2_scope}", "",
+             f"{cfg.n_folds} CV = {n_splits} splits{scope}", "",
              f"{'model':<{w}}{'latent':>7}{'drugs':>7}{'fits':>7}{'tasks':>7}{'s/fit':>9}{'total':>11}"]
     for (m, lat), r in rows.items():
         drug_col = "pooled" if r["drugs"] == {POOLED} else str(len(r["drugs"]))

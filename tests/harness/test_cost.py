@@ -487,6 +487,19 @@ def test_dry_run_takes_the_epochs_of_the_runs_done_fits(cube, tmp_path, capsys):
                           f"mix them. Differences: max_epochs: 150 (stored) vs 100 (now)"), err
 
 
+def test_the_dry_run_names_figure_2_s_scope_only_with_a_figure_2_model(cube, tmp_path, capsys):
+    """'Figure 2 scope pooled' headed the dry run of a grid without the VAE or PCA (drvae-demo, or
+    --models pertvae baselines), whose run draws no Figure 2."""
+    def first_line(models: tuple[str, ...]) -> str:
+        cfg = make_config("demo", data=str(cube), drugs=DRUGS[:1], n_repeats=1, n_folds=3,
+                          out=str(tmp_path / "o"), models=models, latents_pca=(2,), dry_run=True)
+        assert _dry(cfg, capsys) == 0
+        return capsys.readouterr().out.splitlines()[0]
+
+    assert "Figure 2" not in first_line(("baselines",))
+    assert first_line(("pca",)).endswith("3 splits; Figure 2 scope pooled")
+
+
 def test_a_dry_run_refuses_a_store_the_run_refuses(cube, tmp_path, capsys):
     """A results.zarr that is a file, or whose metadata cannot be read, stops the run at once (exit 2,
     harness.store.StoreDamagedError); the dry run estimated the whole grid over it and exited 0."""
