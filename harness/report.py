@@ -1097,10 +1097,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
     except OSError as e:
-        if e.errno not in DISK_ERRORS:
-            raise
-        print(f"error: {_unwritable(args.out, e)}", file=sys.stderr, flush=True)
-        return 2
+        if e.errno in DISK_ERRORS:
+            print(f"error: {_unwritable(args.out, e)}", file=sys.stderr, flush=True)
+            return 2
+        # e.g. a directory where a report file goes: a traceback, where run says it in one line (exit 1)
+        where = e.filename2 or e.filename
+        what = f"{e.strerror or e}: {where}" if where else f"{e.strerror or e}"
+        print(f"error: the report failed: {type(e).__name__}: {what} (results.zarr is unchanged: fix that "
+              f"and run the same command again)", file=sys.stderr, flush=True)
+        return 1
     if not args.quiet:
         print(summary.read_text(), end="", flush=True)
     elif (line := summary.read_text().splitlines()[0]).startswith("PARTIAL: "):

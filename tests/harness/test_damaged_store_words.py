@@ -39,3 +39,16 @@ def test_report_into_a_read_only_out_says_make_it_writable(tmp_path, capsys):
     assert capsys.readouterr().err == (f"error: permission denied writing the report into {out}: make it "
                                        f"writable and run the same command again; a report does not change "
                                        f"results.zarr\n")
+
+
+def test_report_over_a_directory_in_the_way_is_one_error_line(tmp_path, capsys):
+    """A directory where a report file goes (benchmark.md): ``pertvae-bench report`` ended with the
+    IsADirectoryError's traceback and exit 1, where ``run`` said it in one line (the report failed: 1)."""
+    out = tmp_path / "run"
+    make_store(out)
+    (out / "benchmark.md").mkdir()
+    assert report.main([str(out), "--no-figures"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: the report failed: IsADirectoryError: Is a directory: {out / 'benchmark.md'} "
+                   f"(results.zarr is unchanged: fix that and run the same command again)\n"), err
+    assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]
