@@ -33,6 +33,7 @@ if __name__ == "__main__":   # before the heavy imports: a Ctrl-C while they loa
 import contextlib
 import csv
 import dataclasses
+import errno
 import io
 import json
 import logging
@@ -486,15 +487,22 @@ def _run(cfg: RunConfig, args: Sequence[str] | None) -> int:
                  f"it; taking it over")
         return _run_locked(cfg, args)
     except OSError as e:
-        if e.errno not in DISK_ERRORS:
+        if e.errno in IN_THE_WAY:   # e.g. a directory at OUT/run.json: was a traceback
+            why = f"{e.filename2 or e.filename}: {e.strerror}, where the run writes a file: move it away"
+        elif e.errno in DISK_ERRORS:
+            why = write_failure(e, e.filename or out, None, "--out")
+        else:
             raise
-        why = write_failure(e, e.filename or out, None, "--out")
         print(f"error: {why}; {_kept_words(out / 'results.zarr')}", file=sys.stderr, flush=True)
         return 2
     finally:
         if created:
             _drop_if_unused(out, lock)
         lock.release()
+
+
+# A path in OUT that is not what the run writes there (a directory where a file goes, or the reverse).
+IN_THE_WAY = (errno.EISDIR, errno.ENOTDIR)
 
 
 def _kept_words(store: Path) -> str:

@@ -46,3 +46,18 @@ def test_a_run_json_written_before_the_list_gives_its_run_first(tmp_path: Path) 
     (tmp_path / "out" / "run.json").write_text(json.dumps(old))
     assert main(args) == 0
     assert _info(tmp_path)["runs"][0] == {k: old[k] for k in RUN_RECORD}
+
+
+def test_a_directory_where_run_json_goes_is_one_error_line(tmp_path: Path, capsys) -> None:
+    """OUT/run.json a directory: the run ended in the IsADirectoryError's traceback (exit 1), before any fit;
+    it is one error: line naming the path and what to do, exit 2 (bad input), the fits kept."""
+    args = _args(tmp_path)
+    assert main(args) == 0
+    (tmp_path / "out" / "run.json").unlink()
+    (tmp_path / "out" / "run.json").mkdir()
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        f"error: {tmp_path / 'out' / 'run.json'}: Is a directory, where the run writes a file: move it away; "
+        f"the finished fits in {tmp_path / 'out' / 'results.zarr'} are kept"), err
