@@ -54,6 +54,14 @@ def _cube_at_or_above(path: Path) -> Path | None:
     return next((p for p in (path, *path.parents) if is_cube_store(p)), None)
 
 
+def _result_store_at_or_above(path: Path) -> Path | None:
+    """A run's result store (a ``results.zarr`` zarr group) at ``path`` or above it, if any."""
+    from harness.store import STORE_NAME
+
+    return next((p for p in (path, *path.parents) if p.name == STORE_NAME and (p / "zarr.json").is_file()),
+                None)
+
+
 def check_device(cfg: RunConfig) -> None:
     """RunError when the run asks for CUDA (``--device cuda``) and its workers run on this machine (a local
     cluster, or in process), which has no CUDA GPU: every fit would fall back to the CPU
@@ -93,6 +101,13 @@ def check_paths(cfg: RunConfig) -> None:
         where = "is" if cube == Path(out).absolute() else "is inside"
         raise RunError(f"--out {out}: {where} the cube {cube}; a run's files would mix with the cube's: give "
                        f"a directory outside it")
+    # a run's cube, store, tables and lock among a store's variables (run --out OUT/results.zarr)
+    store = _result_store_at_or_above(Path(out).absolute())
+    if store is not None:
+        where = "is" if store == Path(out).absolute() else "is inside"
+        raise RunError(f"--out {out}: {where} the result store {store}; a run's files would mix with its "
+                       f"results: give its run's directory {store.parent} to resume that run, or another "
+                       f"directory")
     if cfg.performance_report:
         rep = Path(cfg.performance_report)
         if rep.is_dir():
