@@ -183,6 +183,7 @@ class Estimate:
     cores: int = 0   # the CPUs (GPUs) the slots share where fewer than slots (local_cores); 0: one each
     done_fits: int = 0   # fits of the grid already done in the run's store (a resume), not in ``tasks``
     compiled: frozenset[str] = frozenset()   # models whose fits compaction packs by the compile ladder
+    drugs: int = 0   # the run's drugs, those only a pooled task fits included (0: counted from ``tasks``)
 
     @property
     def disturbed(self) -> bool:
@@ -668,7 +669,8 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
     done_fits = sum(t.n_fits for t in full) - sum(t.n_fits for t in tasks)
     if not tasks:   # every fit done: the run trains nothing, so there is nothing to time
         return Estimate((), {}, {m: expected_epochs(cfg, m) for m in cfg.models}, cfg.max_epochs, slots,
-                        threads, device, where, (), 0.0, 0.0, done_fits=done_fits, split_notes=notes)
+                        threads, device, where, (), 0.0, 0.0, done_fits=done_fits, split_notes=notes,
+                        drugs=len(names))
     points = calibration_points(cfg, names, shapes, splits, spt)
     t0 = time.perf_counter()
     others = side_by_side(cfg, slots, device) if any(p.lens for p in points) else 0   # nothing to time
@@ -680,6 +682,7 @@ def estimate(cfg: RunConfig, cube_path: str | Path | None, drug_names: Sequence[
                     slots, threads, device, where, tuple(measured), seconds, max(run.load),
                     fit_flops=flops, val_flops=val_flops, peak=run.peak,
                     epoch_basis={m: epoch_basis(cfg, m) for m in _trained(cfg.models)},
+                    drugs=len(names),
                     precision=cfg.fit_kwargs()["precision"], peak_at=run.peak_at, calibration=run,
                     first_fit=first_fits(cfg, tasks, interpolated(cfg, measured)),
                     corun=factors, corun_others=others,
@@ -727,13 +730,13 @@ def render(cfg: RunConfig, est: Estimate, source: str) -> str:
             r["fits"] += len(t.splits)
             r["tasks"] += 1
             r["seconds"] += sum(est.fit_seconds(k) for k in t.fit_keys() if k.latent == lat)
-    drugs_ = sorted({t.drug for t in est.tasks if t.drug != POOLED})
+    n_drugs = est.drugs or len({t.drug for t in est.tasks if t.drug != POOLED})
     n_splits = cfg.n_repeats * cfg.n_folds
     w = max([10, *(len(m) + 1 for m, _ in rows)])   # the model column fits the longest name
     # the scope of a figure the run draws: none without the VAE or PCA (drvae-demo, --models pertvae ...)
     scope = (f"; Figure 2 scope {cfg.figure2_scope}" if any(contender(m).figure2 for m in cfg.models)
              else "")
-    lines = [f"dry run: preset {cfg.preset}; {source}; {len(drugs_)} drug(s); {cfg.n_repeats} x "
+    lines = [f"dry run: preset {cfg.preset}; {source}; {n_drugs} drug(s); {cfg.n_repeats} x "
              f"{cfg.n_folds} CV = {n_splits} splits{scope}", "",
              f"{'model':<{w}}{'latent':>7}{'drugs':>7}{'fits':>7}{'tasks':>7}{'s/fit':>9}{'total':>11}"]
     for (m, lat), r in rows.items():

@@ -500,6 +500,15 @@ def test_the_dry_run_names_figure_2_s_scope_only_with_a_figure_2_model(cube, tmp
     assert first_line(("pca",)).endswith("3 splits; Figure 2 scope pooled")
 
 
+def test_a_pooled_grid_s_dry_run_counts_its_drugs(cube, tmp_path, capsys):
+    """Figure 2's pooled PCA alone on two drugs was '0 drug(s)': the count took the tasks' drugs, and a
+    pooled task's is '(pooled)', though it fits those drugs' pairs."""
+    cfg = make_config("demo", data=str(cube), drugs=DRUGS[:2], n_repeats=1, n_folds=3,
+                      out=str(tmp_path / "o"), models=("pca",), latents_pca=(2,), dry_run=True)
+    assert _dry(cfg, capsys) == 0
+    assert f"; cube {cube}; 2 drug(s); 1 x 3 CV" in capsys.readouterr().out.splitlines()[0]
+
+
 def test_a_dry_run_refuses_a_store_the_run_refuses(cube, tmp_path, capsys):
     """A results.zarr that is a file, or whose metadata cannot be read, stops the run at once (exit 2,
     harness.store.StoreDamagedError); the dry run estimated the whole grid over it and exited 0."""
