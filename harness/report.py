@@ -1059,6 +1059,12 @@ def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ReportError(f"{out}: is a file, not a run's --out directory (the directory that holds "
                           f"results.zarr)")
+    from datasets.cube import is_cube_store
+
+    if is_cube_store(out):   # 'run --out CUBE creates one' was the advice, which run refuses
+        raise ReportError(f"{out}: is a cube (pertvae-bench info {out} describes it), not a run's --out "
+                          f"directory; give the --out directory of a run (pertvae-bench run --data {out} "
+                          f"--out DIR makes one)")
     try:
         check_store_path(out)
     except StoreReadError as e:

@@ -74,3 +74,17 @@ def test_a_folder_that_is_no_run_is_left_as_it_was(tmp_path: Path, capsys: pytes
     (run / "results.zarr").rename(aside)
     assert main([str(run), "--quiet", "--no-figures"]) == 0
     assert (run / "results.zarr").is_dir() and not aside.exists()
+
+
+def test_a_cube_as_out_is_refused_without_advising_run_out_cube(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    """``report CUBE`` advised '(pertvae-bench run --out CUBE creates one)', which run refuses (its files
+    would mix with the cube's)."""
+    from datasets.cube import write_cube
+    from datasets.synthetic import generate
+
+    cube = write_cube(generate("demo", 0), tmp_path / "cube.zarr")
+    assert main([str(cube)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {cube}: is a cube (pertvae-bench info {cube} describes it), not a run's --out directory; "
+        f"give the --out directory of a run (pertvae-bench run --data {cube} --out DIR makes one)"]
