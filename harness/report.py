@@ -1061,6 +1061,9 @@ def _check_out(out: Path) -> None:
                           f"results.zarr)")
     from datasets.cube import is_cube_store
 
+    blocker = next((d for d in out.absolute().parents if d.exists() and not d.is_dir()), None)
+    if blocker is not None:   # 'run --out OUT creates one' was the advice, which run refuses too
+        raise ReportError(f"{out}: {blocker} is a file, so no run is here; give the --out directory of a run")
     if is_cube_store(out):   # 'run --out CUBE creates one' was the advice, which run refuses
         raise ReportError(f"{out}: is a cube (pertvae-bench info {out} describes it), not a run's --out "
                           f"directory; give the --out directory of a run (pertvae-bench run --data {out} "

@@ -88,3 +88,15 @@ def test_a_cube_as_out_is_refused_without_advising_run_out_cube(tmp_path: Path,
     assert capsys.readouterr().err.splitlines() == [
         f"error: {cube}: is a cube (pertvae-bench info {cube} describes it), not a run's --out directory; "
         f"give the --out directory of a run (pertvae-bench run --data {cube} --out DIR makes one)"]
+
+
+def test_a_path_under_a_file_is_refused_without_advising_run_out_there(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    """``report afile/sub`` advised '(pertvae-bench run --out afile/sub creates one)', which run refuses
+    ('afile is a file, so no directory can be created under it')."""
+    (tmp_path / "afile").write_text("x")
+    where = tmp_path / "afile" / "sub"
+    assert main([str(where)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {where}: {tmp_path / 'afile'} is a file, so no run is here; give the --out directory of "
+        f"a run"]
