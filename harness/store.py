@@ -479,7 +479,8 @@ def config_mismatch(path: Path, stored_cfg: Mapping[str, Any], cfg: RunConfig) -
     resume = f" To resume it, give {' '.join(flags)}." if flags else ""
     return StoreMismatchError(
         f"{path} holds results of a different config; refusing to mix them. Differences: "
-        + "; ".join(diff) + _precision_hint(stored_cfg, cfg) + _scoring_hint(stored_cfg)
+        + "; ".join(diff) + _data_hint(stored_cfg, cfg) + _precision_hint(stored_cfg, cfg)
+        + _scoring_hint(stored_cfg)
         + f".{resume} Use another --out, or delete "
         f"{path.parent} to start over.")
 
@@ -491,6 +492,17 @@ def _scoring_hint(stored_cfg: Mapping[str, Any]) -> str:
         return ""
     return (" (the store was made by a version of pertvae-bench that trains or scores fits otherwise; "
             "its numbers and new ones would not mean the same)")
+
+
+def _data_hint(stored_cfg: Mapping[str, Any], cfg: RunConfig) -> str:
+    """The way on for a store of the synthetic cube its run generated, resumed with --data (its own
+    OUT/data.zarr, say): no flag gives the stored 'synthetic:<preset>', and deleting OUT (the advice) lost
+    the fits, where leaving --data unset resumes them."""
+    source = str(stored_cfg.get("data_source", ""))
+    if not (cfg.data and source.startswith("synthetic:")):
+        return ""
+    return (f" (its fits are on the synthetic cube its run generated for the {source.split(':', 1)[1]} "
+            f"preset: to resume them, leave --data unset)")
 
 
 def _precision_hint(stored_cfg: Mapping[str, Any], cfg: RunConfig) -> str:

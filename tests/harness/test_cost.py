@@ -509,6 +509,25 @@ def test_a_pooled_grid_s_dry_run_counts_its_drugs(cube, tmp_path, capsys):
     assert f"; cube {cube}; 2 drug(s); 1 x 3 CV" in capsys.readouterr().out.splitlines()[0]
 
 
+def test_a_generated_cube_s_store_given_data_says_to_leave_data_unset(cube, tmp_path, capsys):
+    """A demo run's OUT resumed with --data (its own OUT/data.zarr, say) is another config; the way on
+    given was 'Use another --out, or delete OUT to start over', where leaving --data unset resumes it."""
+    from harness.grid import store_drugs
+    from harness.store import ResultStore
+
+    out = tmp_path / "out"
+
+    def cfg(**kw):
+        return make_config("demo", drugs=DRUGS[:1], n_repeats=1, n_folds=3, out=str(out), models=("pca",),
+                           latents_pca=(2,), dry_run=True, **kw)
+
+    ResultStore.open(out, cfg(), "fp", drugs=store_drugs(cfg(), list(DRUGS[:1])))
+    assert cost.dry_run(cfg(data=str(cube))) == 2
+    err = capsys.readouterr().err
+    assert ("data_source: 'synthetic:demo' (stored) vs 'file' (now) (its fits are on the synthetic cube its "
+            "run generated for the demo preset: to resume them, leave --data unset)") in err, err
+
+
 def test_a_dry_run_refuses_a_store_the_run_refuses(cube, tmp_path, capsys):
     """A results.zarr that is a file, or whose metadata cannot be read, stops the run at once (exit 2,
     harness.store.StoreDamagedError); the dry run estimated the whole grid over it and exited 0."""
