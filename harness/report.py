@@ -893,6 +893,8 @@ def summary_text(out: Path, ds: xr.Dataset, res: Results, written: Sequence[str]
     files = FILE_WORDS if verdicts.ran(res.scores) else FILE_WORDS_WITHOUT_REFERENCE_FIT
     if "forest" not in parts(ds):   # no PertVAE in the run: no forest.png
         files = FILE_WORDS_WITHOUT_REFERENCE
+    if res.scores.empty:   # the figure says 'no scores in this run'
+        files = {**files, "drugs.png": "each method's score per drug: empty, no scores in this run"}
     shown = set(written) | set(kept) if written is not None else {n for n in files if (out / n).exists()}
     files = {**files, "figure2.png": figure2_words(ds)} if "figure2.png" in shown else files
     files = {**files, "response.md": response_report.file_words(ds)} if "response.md" in shown else files

@@ -100,3 +100,14 @@ def test_a_path_under_a_file_is_refused_without_advising_run_out_there(tmp_path:
     assert capsys.readouterr().err.splitlines() == [
         f"error: {where}: {tmp_path / 'afile'} is a file, so no run is here; give the --out directory of "
         f"a run"]
+
+
+def test_a_run_without_scores_says_drugs_png_is_empty(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """No fit done (a run interrupted before its first): the summary gave drugs.png as "each method's score
+    per drug over the splits, with the noise ceiling ...", a figure that says 'no scores in this run'."""
+    ds = make_store(tmp_path)
+    ds["status"].values[...] = ""
+    ds[["status"]].to_zarr(str(tmp_path / "results.zarr"), mode="r+", consolidated=False)
+    assert main([str(tmp_path)]) == 0
+    drugs = [s for s in capsys.readouterr().out.splitlines() if s.lstrip().startswith("drugs.png")]
+    assert drugs == ["  drugs.png     each method's score per drug: empty, no scores in this run"], drugs
