@@ -496,13 +496,16 @@ def _scoring_hint(stored_cfg: Mapping[str, Any]) -> str:
 
 def _data_hint(stored_cfg: Mapping[str, Any], cfg: RunConfig) -> str:
     """The way on for a store of the synthetic cube its run generated, resumed with --data (its own
-    OUT/data.zarr, say): no flag gives the stored 'synthetic:<preset>', and deleting OUT (the advice) lost
-    the fits, where leaving --data unset resumes them."""
+    OUT/data.zarr, say) or another preset: no flag gives the stored 'synthetic:<preset>', and deleting OUT
+    (the advice) lost the fits, where leaving --data unset or giving the preset resumes them."""
     source = str(stored_cfg.get("data_source", ""))
-    if not (cfg.data and source.startswith("synthetic:")):
+    preset = source.removeprefix("synthetic:")
+    if not source.startswith("synthetic:") or not cfg.data and preset == cfg.preset:
         return ""
-    return (f" (its fits are on the synthetic cube its run generated for the {source.split(':', 1)[1]} "
-            f"preset: to resume them, leave --data unset)")
+    way = " and ".join(w for w, needed in (("leave --data unset", cfg.data),
+                                           (f"give --preset {preset}", preset != cfg.preset)) if needed)
+    return (f" (its fits are on the synthetic cube its run generated for the {preset} preset: to resume "
+            f"them, {way})")
 
 
 def _precision_hint(stored_cfg: Mapping[str, Any], cfg: RunConfig) -> str:

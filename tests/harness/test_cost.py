@@ -526,6 +526,13 @@ def test_a_generated_cube_s_store_given_data_says_to_leave_data_unset(cube, tmp_
     err = capsys.readouterr().err
     assert ("data_source: 'synthetic:demo' (stored) vs 'file' (now) (its fits are on the synthetic cube its "
             "run generated for the demo preset: to resume them, leave --data unset)") in err, err
+    # the same store resumed with another preset's generated cube: the preset is the way on
+    other = make_config("drvae-demo", drugs=DRUGS[:1], n_repeats=1, n_folds=3, out=str(out), models=("pca",),
+                        latents_pca=(2,), dry_run=True)
+    assert cost.dry_run(other) == 2
+    err = capsys.readouterr().err
+    assert ("(its fits are on the synthetic cube its run generated for the demo preset: to resume them, give "
+            "--preset demo)") in err, err
 
 
 def test_a_dry_run_refuses_a_store_the_run_refuses(cube, tmp_path, capsys):
