@@ -362,6 +362,9 @@ def describe(path: str | Path) -> str:
         if why:
             raise ValueError(f"{p}: a damaged or incomplete cube: {why}; copy the cube again or rebuild it "
                              f"(pertvae-bench build/synth)")
+    if p.name == "results.zarr" and p.is_dir():   # a run's store given for its run
+        raise ValueError(f"{p}: the result store of the run in {p.parent}; give the run's directory: "
+                         f"pertvae-bench info {p.parent}")
     raise ValueError(f"{p}: neither a run directory (holding results.zarr) nor a cube (a zarr store with an "
                      f"'expression' variable); give a run's --out or a cube from pertvae-bench build/synth")
 

@@ -138,6 +138,11 @@ def test_info_describes_a_run_and_a_cube_and_refuses_anything_else(tmp_path, cap
     assert cli.main(["info", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path}: neither a run directory") and len(err.splitlines()) == 1
+    # a run's store given for its run: 'neither a run directory ... nor a cube' named no way on
+    assert cli.main(["info", str(tmp_path / "run" / "results.zarr")]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'run' / 'results.zarr'}: the result store of the "
+                                       f"run in {tmp_path / 'run'}; give the run's directory: pertvae-bench "
+                                       f"info {tmp_path / 'run'}\n")
 
 
 def test_models_help_names_every_contender(capsys):
