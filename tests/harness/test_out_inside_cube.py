@@ -45,7 +45,8 @@ def test_out_at_or_inside_a_result_store_is_refused(cube, tmp_path, capsys, main
     store = tmp_path / "done" / "results.zarr"
     before = _snapshot(store)
     out = store / sub if sub else store
-    assert main(["--data", str(cube), "--out", str(out), "--cluster", "none"]) == 2
+    small = ["--drugs", "selumetinib", "--models", "pca", "--latents-pca", "2"]   # cheap if it ever runs
+    assert main(["--data", str(cube), "--out", str(out), "--cluster", "none", *small]) == 2
     err = capsys.readouterr().err
     assert err == (f"error: --out {out}: {where} the result store {store}; a run's files would mix with its "
                    f"results: give its run's directory {store.parent} to resume that run, or another "
