@@ -26,7 +26,9 @@ tests/pertvae_core/test_precision.py); ``test_small_products_in_fp32`` (the VAE'
 bf16 step at small latent sizes with its products below layers.SMALL_PRODUCT_FLOPS in float32, as the code
 does, against every product in bf16); ``test_adam_step`` (the optimizer step of a paper-sized VAE's and
 PertVAE's parameters by pertvae_core.adam.adam_step_, torch's fused Adam kernel called directly, against
-torch.optim.Adam's step and zero_grad, checking the parameters stay bit-identical). With
+torch.optim.Adam's step and zero_grad, checking the parameters stay bit-identical);
+``test_compiled_step_layouts`` (a compiled bf16 step with a layer of small products in float32 and dL/dv's
+(gy s)^T laid out contiguous, layers._small and layers._weight_product, against neither). With
 --benchmark-disable small sizes keep the run quick. Nothing here
 asserts a time.
 """
@@ -349,3 +351,42 @@ def test_adam_step(benchmark, request, one_thread, model_kind: str) -> None:
     benchmark.pedantic(_adam_turn, args=(twins[1], grads, opts[1], True), rounds=1, iterations=1)
     _record(benchmark, med, "torch", "direct", load)
     benchmark.extra_info["parameters"] = sum(p.numel() for p in twins[0])
+
+
+def _layouts(monkeypatch, new: bool) -> None:
+    """layers' settings of the compiled step's layouts: this version's, or the code before them (every
+    product of a bf16 layer cast, dL/dv's product of the transposed view)."""
+    monkeypatch.setattr(layers, "SMALL_PRODUCT_FLOPS", 3e6 if new else 0.0)
+    monkeypatch.setattr(layers, "CONTIGUOUS_WEIGHT_GRAD", new)
+
+
+@pytest.mark.parametrize(("model_kind", "latent"), [("vae", 2), ("vae", 200), ("pertvae", 100)])
+def test_compiled_step_layouts(benchmark, request, one_thread, monkeypatch, model_kind: str,
+                               latent: int) -> None:
+    """A compiled bf16 step (one model, paper sizes) as the code takes it on a CPU against the one before
+    layers._small and layers._weight_product, alternating in one process: dynamo keeps a graph for each
+    setting (it guards on them), so each call runs its own."""
+    if request.config.getoption("benchmark_disable"):
+        pytest.skip("torch.compile of paper-sized steps takes a minute: with the benchmark enabled")
+    if train.no_cpp_compiler():
+        pytest.skip("torch.compile needs a C++ compiler on the CPU")
+    sizes = dict(PAPER, latent=latent)
+    runs = {}
+    for name in ("before", "after"):
+        _layouts(monkeypatch, name == "after")
+        runs[name] = train_step(model_kind, "bf16", 1, 978, sizes, compiled=True)
+        runs[name]()
+
+    def variant(name: str):
+        def call():
+            _layouts(monkeypatch, name == "after")
+            return runs[name]()
+        return call
+
+    load = load_average()
+    med = alternate({k: variant(k) for k in runs}, reps=40, warmup=2, settle=1)
+    loss = benchmark.pedantic(variant("after"), rounds=1, iterations=1)
+    assert torch.isfinite(loss).all()
+    _record(benchmark, med, "before", "after", load)
+    benchmark.extra_info.update({"model": model_kind, "latent": latent, "clock": "process CPU time, median "
+                                 "of alternating compiled steps"})

@@ -154,6 +154,11 @@ def _small(x: torch.Tensor, v: torch.Tensor) -> bool:
     return 2 * x.shape[1] * x.shape[2] * v.shape[1] < SMALL_PRODUCT_FLOPS
 
 
+# dL/dv's (gy s)^T laid out contiguous in compiled CPU steps (:func:`_weight_product`): a setting so that
+# benchmarks/test_step_overhead.py can time a step without it, alternating in one process
+CONTIGUOUS_WEIGHT_GRAD = True
+
+
 def _weight_product(ctx, gys: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """dL/dv's product (gy s)^T x (the [S, out, in] gradient of v). With cast operands on the CPU under
     torch.compile, (gy s)^T is laid out contiguous (inductor writes it beside gy s, in the kernel that casts
@@ -162,7 +167,7 @@ def _weight_product(ctx, gys: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     measured in two stages, each alternating two steps in one process, load 2-2.5; with :func:`_small`
     too: the VAE 0.934, 0.955 and 0.976x at latents 2, 20 and 200, PertVAE 0.96x). Eagerly the copy would be
     a pass of its own."""
-    if ctx.cast and ctx.cpu and torch.compiler.is_compiling():
+    if ctx.contiguous_gv:
         return torch.ops.pertvae.bmm.default(gys.transpose(1, 2).contiguous(), x)
     return _product(ctx)(gys.transpose(1, 2), x)
 
@@ -191,6 +196,7 @@ class _WNLinearFn(torch.autograd.Function):
         ctx.cpu = x.device.type == "cpu"
         ctx.math = low and CPU_BF16_MATH and ctx.cpu and not torch.compiler.is_compiling()
         ctx.cast = low and not ctx.math and not (ctx.cpu and _small(x, v))
+        ctx.contiguous_gv = CONTIGUOUS_WEIGHT_GRAD and ctx.cast and ctx.cpu and torch.compiler.is_compiling()
         xm, vm = (x.to(LOW), v.to(LOW)) if ctx.cast else (x, v)   # the products' operands
         u = _product(ctx, alone=not x.requires_grad)(xm, vm.transpose(1, 2)).to(v.dtype)
         ctx.save_for_backward(xm, vm, v, u, scale, inv)
