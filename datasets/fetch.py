@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import takewhile
 from pathlib import Path
 from typing import IO
 
@@ -727,6 +728,21 @@ def render_catalog() -> str:
     return "\n".join(lines)
 
 
+def _new_dirs(d: Path) -> list[Path]:
+    """``d`` and its ancestors that do not exist yet, deepest first: what fetch_file's mkdir will create."""
+    return list(takewhile(lambda p: not p.exists(), (d, *d.parents)))
+
+
+def _remove_empty(made: Sequence[Path]) -> None:
+    """Remove the directories this run created that a failure left empty (a failed fetch leaves nothing
+    half-made); one holding a file, a partial download or one put there meanwhile stays."""
+    for p in made:
+        try:
+            p.rmdir()
+        except OSError:
+            return
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry: exit 0 when every file is present and verified; bad input, a network failure or a failed
     verification -> one 'error: ...' line and exit status 2; Ctrl-C -> 130 (partial files kept)."""
@@ -734,6 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.list:
         print(render_catalog())
         return 0
+    made: list[Path] = []  # the --dir (and its parents) this run creates
     try:
         unknown = [r for r in a.resources if r not in CATALOG]
         if unknown:
@@ -754,6 +771,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         d = Path(a.dir)
         if d.exists() and not d.is_dir():
             raise FetchError(f"--dir {d}: exists and is not a directory")
+        made = _new_dirs(d)
         if not 0 <= a.retry_wait <= MAX_RETRY_WAIT:   # nan, inf, 1e308: time.sleep's traceback at a retry
             raise FetchError(f"--retry-wait {a.retry_wait}: must be a number of seconds from 0 to "
                              f"{MAX_RETRY_WAIT}")
@@ -767,12 +785,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.url:
             done.append(fetch_file(a.url, a.name or name_from_url(a.url), d, sha256=a.sha256, **kw))
     except FetchError as e:
+        _remove_empty(made)
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
+        _remove_empty(made)
         print(f"error: {getattr(e, 'filename', None) or a.dir}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # while unpacking a downloaded file there is no .part: its .tmp is removed
+        _remove_empty(made)
         parts = sorted(p.name for p in Path(a.dir).glob("*.part")) if Path(a.dir).is_dir() else []
         kept = f"partial downloads kept ({', '.join(parts)})" if parts else "no partial file kept"
         print(f"interrupted: {kept}; rerun to resume", file=sys.stderr)

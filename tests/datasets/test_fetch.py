@@ -430,3 +430,19 @@ def test_an_unchanged_file_still_resumes_across_runs(tmp_path, server):
     assert run_fetch("--url", f"{server.url}/files/data.bin", "--sha256", sha(BODY), "--dir", str(d)) == 0
     assert server.gets("/files/data.bin")[-1].range == f"bytes={len(BODY) // 2}-"
     assert (d / "data.bin").read_bytes() == BODY
+
+
+def test_a_failed_fetch_removes_the_empty_dir_it_created(tmp_path, server, capsys):
+    d = tmp_path / "new" / "data"
+    assert run_fetch("--url", f"{server.url}/files/missing.bin", "--dir", str(d)) == 2
+    assert "HTTP 404" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # neither data/ nor the parent new/ it made is left behind
+
+
+def test_a_failed_fetch_keeps_a_dir_that_was_there(tmp_path, server):
+    empty, used = tmp_path / "empty", tmp_path / "used"
+    empty.mkdir()
+    (used / "sub").mkdir(parents=True)
+    assert run_fetch("--url", f"{server.url}/files/missing.bin", "--dir", str(empty)) == 2
+    assert run_fetch("--url", f"{server.url}/files/missing.bin", "--dir", str(used / "sub")) == 2
+    assert empty.is_dir() and (used / "sub").is_dir()
