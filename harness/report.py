@@ -1089,7 +1089,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ap = OneLineParser(prog="pertvae-bench report",
                        description="Re-render a run's tables and figures from OUT/results.zarr (finished or "
-                                   "partial) and print its summary; the files are listed in docs/report.md.")
+                                   "partial) and print its summary; the files are listed in docs/report.md.",
+                       epilog="exit status: 0 = report written (a partial run's too: its summary starts "
+                              "with the PARTIAL line), 1 = report failed (results.zarr "
+                              "unchanged; fix what the error: line names), 2 = bad input (one error: line: "
+                              "OUT holds no readable result store, is read-only or full, or a run is writing "
+                              "it), 130 = interrupted (Ctrl-C), 143 = terminated (SIGTERM); rerun the same "
+                              "command.")
     ap.add_argument("out", help="the run's --out directory (holds results.zarr)")
     ap.add_argument("--no-figures", action="store_true",
                     help="write the tables only (faster on a large run; the figures already in OUT stay)")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import re
 from pathlib import Path
 
 import pytest
 
+from harness import report
 from harness.report import main
 from harness.store import LAYOUT
 from tests.harness.test_report import MODELS, make_store
@@ -38,6 +42,25 @@ def test_quiet_help_says_where_the_partial_line_goes(capsys: pytest.CaptureFixtu
         main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "print nothing on success; a partial run's PARTIAL line goes to stderr" in text
+
+
+def _listed(text: str) -> list[int]:
+    """The exit statuses ("N = what") after the first "exit status" in ``text``."""
+    after = re.split("exit status", text, maxsplit=1, flags=re.I)[1]
+    return [int(n) for n in re.findall(r"\b(\d+) = ", after)]
+
+
+def test_help_and_docs_list_every_exit_status_main_returns(capsys: pytest.CaptureFixture) -> None:
+    """report's 0, 1 and 2 were in neither report --help nor docs/report.md (run --help lists run's)."""
+    returned = {n.value.value for n in ast.walk(ast.parse(inspect.getsource(report.main)))
+                if isinstance(n, ast.Return) and isinstance(n.value, ast.Constant)}
+    assert returned == {0, 1, 2}
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    helped = _listed(" ".join(capsys.readouterr().out.split()))
+    assert returned <= set(helped)
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "report.md").read_text()
+    assert _listed(" ".join(doc.split())) == helped
 
 
 def test_a_file_as_out_is_refused_without_advising_run_out_file(tmp_path: Path,
