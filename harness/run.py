@@ -272,12 +272,19 @@ def write_failures(store: ResultStore, out: Path, tracebacks: dict[tuple, str]) 
     return rows
 
 
-def _failure_summary(rows: list[dict], out: Path) -> None:
-    """The failed fits grouped by cause (harness.failure_groups), on stderr."""
+def _failure_summary(rows: list[dict], out: Path, in_methods: int) -> None:
+    """The failed fits grouped by cause (harness.failure_groups), on stderr. ``in_methods`` of them failed
+    in some methods only (the store's ``failed_in_methods``): counted apart, as the fits whose other methods
+    are scored (a --method plug-in that raised) are not lost fits."""
     n_fits = len({tuple(r[k] for k in FAILURE_COLUMNS[:5]) for r in rows})
     n_methods = sum(1 for r in rows if r["method"])
-    lines = [f"{n_fits} fit(s) failed" + (f" ({n_methods} failed method fit(s) in them)" if n_methods else "")
-             + "; reasons:"]
+    head = f"{n_fits - in_methods} fit(s) failed"
+    if in_methods:
+        head += (f", and {in_methods} fit(s) failed in some methods only (their other methods are scored): "
+                 f"{n_methods} failed method fit(s) in them")
+    elif n_methods:
+        head += f" ({n_methods} failed method fit(s) in them)"
+    lines = [head + "; reasons:"]
     lines += failure_lines(rows)
     n_diverged = len({tuple(r[k] for k in FAILURE_COLUMNS[:5]) for r in rows if DIVERGED in r["reason"]})
     retry = "run the same command again to retry them"
@@ -579,7 +586,7 @@ def _run_locked(cfg: RunConfig, args: Sequence[str] | None) -> int:
          f"({seconds:.1f} s wall since the command started, the data{_cluster_words(cfg, tasks)} included)")
     if repair.n_fits:
         _say(f"repaired: {repair.n_fits} fit(s) of damaged cells recomputed")
-    return _report(out, store, failures)
+    return _report(out, store, failures, counts["failed_in_methods"])
 
 
 def _command(args: Sequence[str] | None) -> dict[str, Any]:
@@ -835,8 +842,9 @@ def _run_info(cfg: RunConfig, cube_path: Path, store: ResultStore, tasks: Sequen
     }
 
 
-def _report(out: Path, store: ResultStore, failures: list[dict]) -> int:
-    """Write the report and print its summary: 0, 1 when the report failed, 3 when some fits failed. The
+def _report(out: Path, store: ResultStore, failures: list[dict], in_methods: int) -> int:
+    """Write the report and print its summary: 0, 1 when the report failed, 3 when some fits failed
+    (``in_methods`` of them in some methods only: :func:`_failure_summary`). The
     report of a store unchanged since it was rendered is kept (harness.report_stamp). A disk that is full
     or read-only is raised, for :func:`_run` to say so as it does for the fits (exit 2, what to free):
     reported as a failed report, it was the bare 'OSError: [Errno 28] No space left on device' and exit 1."""
@@ -866,7 +874,7 @@ def _report(out: Path, store: ResultStore, failures: list[dict]) -> int:
     if (out / "summary.txt").exists():
         _say((out / "summary.txt").read_text().rstrip())
     if failures:
-        _failure_summary(failures, out)
+        _failure_summary(failures, out, in_methods)
         return 3
     return 0
 

@@ -26,7 +26,7 @@ def test_failures_alike_but_for_their_numbers_are_one_line_with_ranges(capsys) -
             _row("vae", 2, _diverged("1.2e+21", 150, "178")),
             _row("pca", 3, "MemoryError: worker lr10 out of memory"),
             _row("pca", 4, "MemoryError: worker lr10 out of memory")]
-    _failure_summary(rows, Path("out"))
+    _failure_summary(rows, Path("out"), 0)
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "5 fit(s) failed; reasons:"
     assert lines[1] == ("  3 x best validation loss 6.34e+13 to 1.2e+21 (epoch 3 to 150) is over 10 "
@@ -36,3 +36,15 @@ def test_failures_alike_but_for_their_numbers_are_one_line_with_ranges(capsys) -
     assert lines[2] == ("  2 x MemoryError: worker lr10 out of memory (2 fits: 2 pca; e.g. pca selumetinib "
                         "latent 10 repeat 0 fold 3)")
     assert len(lines) == 4 and "the 3 that diverged diverge again" in lines[3]
+
+
+def test_fits_failed_only_in_a_plugin_are_not_counted_as_failed_fits(capsys) -> None:
+    """Review r57: a run whose --method plug-in raised in 5 of its 10 baselines fits (the baselines' own
+    methods scored in all) ended with '5 fit(s) failed (5 failed method fit(s) in them)'; one pca fit
+    failed here beside them."""
+    rows = [dict(_row("baselines", f, "RuntimeError: flaky (in fit())"), method="flaky") for f in range(5)]
+    rows.append(_row("pca", 0, "MemoryError: worker out of memory"))
+    _failure_summary(rows, Path("out"), 5)
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first == ("1 fit(s) failed, and 5 fit(s) failed in some methods only (their other methods are "
+                     "scored): 5 failed method fit(s) in them; reasons:")
