@@ -369,9 +369,14 @@ def _fmt(col: str, v: Any) -> str:
 
 def _partial_line(counts: dict[str, int], missing: dict[str, tuple[int, int]] | None = None) -> str:
     """The PARTIAL line; with ``missing`` (:func:`missing_methods`) it names the methods whose scores are
-    missing, and says that the others have all theirs when some do (e.g. only a --method plug-in failed)."""
-    line = (f"PARTIAL: {counts['missing']} of {counts['planned']} fits missing "
-            f"({counts['failed']} failed, {counts['not_run']} not run)")
+    missing, and says that the others have all theirs when some do (e.g. only a --method plug-in failed). A
+    fit failed in some methods only is not done but not missing either: its other methods are scored."""
+    if counts.get("failed_in_methods"):
+        line = (f"PARTIAL: {counts['missing']} of {counts['planned']} fits not done: {failed_words(counts)}, "
+                f"{counts['not_run']} not run")
+    else:
+        line = (f"PARTIAL: {counts['missing']} of {counts['planned']} fits missing "
+                f"({counts['failed']} failed, {counts['not_run']} not run)")
     lacking = {m: v for m, v in (missing or {}).items() if v[0]}
     if not lacking:
         return line

@@ -91,10 +91,12 @@ def test_a_run_without_failures_still_says_one_count(tmp_path: Path) -> None:
 def test_partial_is_printed_once_names_the_plugin_and_marks_it_alone(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture) -> None:
     """Item 11: 'PARTIAL: 1 of 10 fits missing' was printed twice (render_report, then the summary), and every
-    method's csv rows were partial=True though only the plug-in lacks scores."""
+    method's csv rows were partial=True though only the plug-in lacks scores. Review r57: that fit is not
+    missing (its other methods are scored): the line said '1 of 10 fits missing (1 failed, 0 not run)'."""
     _store(tmp_path)
-    want = (f"PARTIAL: 1 of {2 * N_FOLDS} fits missing (1 failed, 0 not run); scores missing for one_split "
-            f"(1 of {N_FOLDS} fits); every other method has all its scores")
+    want = (f"PARTIAL: 1 of {2 * N_FOLDS} fits not done: 1 failed (all in some methods only: their other "
+            f"methods are scored), 0 not run; scores missing for one_split (1 of {N_FOLDS} fits); every "
+            "other method has all its scores")
     assert main([str(tmp_path), "--no-figures"]) == 0
     got = capsys.readouterr()
     assert [x for x in got.out.splitlines() if x.startswith("PARTIAL")] == [want]
