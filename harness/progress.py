@@ -202,6 +202,7 @@ class Progress:
         self.work, self.enabled = work, enabled
         self.done, self.planned, self.failed = done, planned, 0
         self.failed_fits: Counter[tuple[str, int]] = Counter()   # this run's failed fits by (model, latent)
+        self.failed_in_methods = 0   # of them, those whose other methods scored (only a plug-in failed)
         self.tasks, self.tasks_done = tasks, 0
         self.slots = slots   # tasks the workers run at a time (the ETA's rate before this run's is measured)
         self.fits_now = 0
@@ -266,7 +267,8 @@ class Progress:
 
     def counts_text(self) -> str:
         tasks = f"; tasks {self.tasks_done}/{self.tasks}" if self.tasks else ""
-        return f"{self.done}/{self.planned} fits, {self.failed} failed{tasks}"
+        partly = f" ({self.failed_in_methods} in some methods only)" if self.failed_in_methods else ""
+        return f"{self.done}/{self.planned} fits, {self.failed} failed{partly}{tasks}"
 
     def line(self) -> str:
         """The plain progress line (off a terminal)."""
@@ -348,6 +350,7 @@ class Progress:
             self.tracebacks[(*fit, method)] = tb
         if r["status"] == "failed":
             self.failed += 1
+            self.failed_in_methods += "done" in (r.get("method_status") or {}).values()
             self.failed_fits[key] += 1
             return
         self.done += 1

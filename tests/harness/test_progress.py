@@ -323,3 +323,16 @@ def test_the_eta_follows_fits_that_speed_up():
     seen = [(t, _eta_seconds(line)) for t, line in _simulate(events, {("pertvae", 10): 200}, 200)]
     late = [(t, eta, end - t) for t, eta in seen if end / 3 <= t < 0.9 * end]
     assert late and all(abs(eta - truth) <= 0.2 * truth for t, eta, truth in late), late
+
+
+def test_fits_failed_in_a_plugin_only_are_counted_apart():
+    """Review r57: a plug-in raised in 5 of a run's 10 baselines fits (their built-in methods scored): the
+    line read '45/50 fits, 5 failed', as if those fits had been lost."""
+    p = Progress({("baselines", 10): 2, ("pca", 2): 1}, done=0, planned=3, work=WorkModel(), enabled=False,
+                 tasks=2)
+    p.start()
+    partly = dict(_row("baselines", 10, 0.5, "failed"), method_status={"identity": "done", "flaky": "failed"})
+    p.update([_row("baselines", 10, 0.5), partly])
+    p.update([_row("pca", 2, float("nan"), "failed")])
+    assert p.counts_text() == "1/3 fits, 2 failed (1 in some methods only); tasks 2/2"
+    p.close()
