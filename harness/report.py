@@ -367,16 +367,20 @@ def _fmt(col: str, v: Any) -> str:
     return str(v)
 
 
+def _missing_words(counts: dict[str, int]) -> str:
+    """'N of M fits missing (F failed, R not run)', or, where some failed in some methods only (their
+    other methods scored: not missing), 'N of M fits not done: F failed (...), R not run' (failed_words)."""
+    n = f"{counts['missing']} of {counts['planned']} fits"
+    if counts.get("failed_in_methods"):
+        return f"{n} not done: {failed_words(counts)}, {counts['not_run']} not run"
+    return f"{n} missing ({counts['failed']} failed, {counts['not_run']} not run)"
+
+
 def _partial_line(counts: dict[str, int], missing: dict[str, tuple[int, int]] | None = None) -> str:
     """The PARTIAL line; with ``missing`` (:func:`missing_methods`) it names the methods whose scores are
     missing, and says that the others have all theirs when some do (e.g. only a --method plug-in failed). A
     fit failed in some methods only is not done but not missing either: its other methods are scored."""
-    if counts.get("failed_in_methods"):
-        line = (f"PARTIAL: {counts['missing']} of {counts['planned']} fits not done: {failed_words(counts)}, "
-                f"{counts['not_run']} not run")
-    else:
-        line = (f"PARTIAL: {counts['missing']} of {counts['planned']} fits missing "
-                f"({counts['failed']} failed, {counts['not_run']} not run)")
+    line = f"PARTIAL: {_missing_words(counts)}"
     lacking = {m: v for m, v in (missing or {}).items() if v[0]}
     if not lacking:
         return line
@@ -531,7 +535,7 @@ def table1_caption(df: pd.DataFrame, counts: dict[str, int]) -> str:
                                        if df.attrs.get("fewer_splits") else ".")
             + "".join(f" {line}" for line in df.attrs.get("empty_columns", [])))
     if counts["missing"]:
-        text += f" Partial: {counts['missing']} of {counts['planned']} fits missing."
+        text += f" Partial: {_missing_words(counts)}."
     return text
 
 

@@ -175,3 +175,17 @@ def test_the_power_warning_counts_the_p_values_bh_corrects(tmp_path: Path) -> No
     warn = next(x for x in (tmp_path / "benchmark.md").read_text().splitlines() if x.startswith("WARNING:"))
     assert f"over the {n} comparisons of the verdict family" in warn
     assert f"{DRUG} ({N_FOLDS - 1}-{N_FOLDS} splits)" in warn
+
+
+def test_table1_caption_does_not_call_fits_failed_in_a_plugin_missing() -> None:
+    """Review r57: with 5 of 50 fits failed only in a --method plug-in (their other methods scored),
+    table1.tex's caption ended 'Partial: 5 of 50 fits missing.'"""
+    from harness.report import table1_caption
+
+    counts = {"planned": 50, "done": 45, "failed": 5, "failed_in_methods": 5, "not_run": 0, "missing": 5}
+    assert table1_caption(pd.DataFrame(), counts).endswith(
+        " Partial: 5 of 50 fits not done: 5 failed (all in some methods only: their other methods are "
+        "scored), 0 not run.")
+    lost = {**counts, "failed_in_methods": 0}
+    assert table1_caption(pd.DataFrame(), lost).endswith(
+        " Partial: 5 of 50 fits missing (5 failed, 0 not run).")
