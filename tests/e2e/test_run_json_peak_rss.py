@@ -55,7 +55,9 @@ def test_run_json_and_info_give_the_peak_memory_of_the_workers_plug_ins(tmp_path
     peak = json.loads((out / "run.json").read_text())["peak_rss_mib"]
     [(worker, rss)] = peak["workers"].items()
     [(same, plugins)] = peak["worker_children"].items()
-    assert same == worker and MIB < plugins <= peak["children"] and rss < plugins
+    # not rss < plugins: a worker forked from a large process (this test process, late in the suite: 936 MiB)
+    # starts with that peak, above a plug-in spawned fresh (637); ru_maxrss is an upper bound (docs/report.md)
+    assert same == worker and MIB < plugins <= peak["children"]
     [line] = [ln for ln in describe_run(out).splitlines() if ln.startswith("last run's peak memory: ")]
     assert line.endswith(f", up to {rss} MiB in the 1 process that ran its fits, up to {plugins} MiB in "
                          f"one of their ended child processes (their --method plug-ins, torch.compile's "
