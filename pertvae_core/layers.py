@@ -169,7 +169,7 @@ def _weight_product(ctx, gys: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     a pass of its own."""
     if ctx.contiguous_gv:
         return torch.ops.pertvae.bmm.default(gys.transpose(1, 2).contiguous(), x)
-    return _product(ctx)(gys.transpose(1, 2), x)
+    return _product(ctx, alone=not ctx.needs_input_grad[0])(gys.transpose(1, 2), x)
 
 
 class _WNLinearFn(torch.autograd.Function):
